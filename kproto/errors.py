@@ -1,0 +1,166 @@
+"""Every error kproto raises or reports.
+
+Broker error codes are data inside the core (code, ``retriable``,
+``refresh_metadata``); they become these exception classes where they reach
+the user, e.g. as the exception of a failed send future. Names follow
+kafka-python where it has one (``NotLeaderForPartitionError``), so code
+written against that API keeps working.
+
+Look up a class by wire code with :func:`for_code`; an unknown code maps to
+:class:`UnknownBrokerError`, which keeps the number.
+"""
+
+from __future__ import annotations
+
+from kproto._broker_errors import *  # noqa: F403 - the generated table
+from kproto._broker_errors import BROKER_ERRORS, MessageSizeTooLargeError
+from kproto._broker_errors import UnsupportedVersionError as UnsupportedVersionError
+from kproto._broker_errors import __all__ as _broker_all
+from kproto._error_base import (
+    AuthenticationFailedError,
+    AuthorizationError,
+    BrokerResponseError,
+    DecodeError,
+    KafkaError,
+    KafkaProtocolError,
+)
+
+RemoteProtocolError = KafkaProtocolError
+
+
+class UnknownBrokerError(BrokerResponseError):
+    """A broker error code this client does not know; ``errno`` keeps it."""
+
+    message = "UNKNOWN_BROKER_ERROR"
+
+    def __init__(self, errno: int, *args: object) -> None:
+        super().__init__(*args)
+        self.errno = errno
+
+
+def for_code(code: int) -> type[BrokerResponseError] | None:
+    """Return the class for a wire error code, or None for an unknown code."""
+    return BROKER_ERRORS.get(code)
+
+
+def error_from_code(code: int, message: str | None = None) -> BrokerResponseError:
+    """Build the exception for a wire error code, unknown codes included."""
+    cls = BROKER_ERRORS.get(code)
+    args = (message,) if message else ()
+    if cls is None:
+        return UnknownBrokerError(code, *args)
+    return cls(*args)
+
+
+def is_retriable(code: int) -> bool:
+    """True if the Java client retries this error code."""
+    cls = BROKER_ERRORS.get(code)
+    return cls.retriable if cls is not None else False
+
+
+def needs_metadata_refresh(code: int) -> bool:
+    """True if this error code means cluster metadata is stale."""
+    cls = BROKER_ERRORS.get(code)
+    return cls.refresh_metadata if cls is not None else False
+
+
+# --- client-side errors ---------------------------------------------------
+
+
+class KafkaTimeoutError(KafkaError):
+    """An operation did not finish within its bound (``max_block_ms``, a timeout)."""
+
+    retriable = True
+
+
+class KafkaConnectionError(KafkaError):
+    """A broker connection failed or was lost; requests on it are retriable."""
+
+    retriable = True
+    refresh_metadata = True
+
+
+class NoBrokersAvailable(KafkaError):
+    """No broker in the bootstrap list could be reached."""
+
+    retriable = True
+    refresh_metadata = True
+
+
+class IllegalStateError(KafkaError):
+    """The call is not allowed in the object's current state."""
+
+
+class IllegalArgumentError(KafkaError, ValueError):
+    """An argument is out of range for this call."""
+
+
+class KafkaConfigurationError(KafkaError, ValueError):
+    """A configuration option has a value that is not allowed."""
+
+
+class CorruptRecordChecksumError(CorruptRecordError):  # noqa: F405
+    """A record batch's CRC does not match its bytes."""
+
+
+class UnsupportedCodecError(DecodeError):
+    """A compression codec id that is unknown or cannot be decoded here."""
+
+
+class NoOffsetForPartitionError(KafkaError):
+    """No committed offset and ``auto_offset_reset`` allows no reset."""
+
+
+class CommitFailedError(KafkaError):
+    """An offset commit failed because the group rebalanced."""
+
+
+class RecordTooLargeError(MessageSizeTooLargeError):
+    """A single record is over ``max_request_size`` and was never sent."""
+
+
+class TooManyInFlightRequests(KafkaError):
+    """The connection already has ``max_in_flight_requests_per_connection`` requests."""
+
+    retriable = True
+
+
+class NodeNotReadyError(KafkaError):
+    """The node is not connected, or its handshake has not finished."""
+
+    retriable = True
+
+
+class Cancelled(KafkaError):
+    """The operation was cancelled because the client is closing."""
+
+
+__all__ = [  # noqa: F405
+    *_broker_all,
+    "AuthenticationFailedError",
+    "AuthorizationError",
+    "BrokerResponseError",
+    "Cancelled",
+    "CommitFailedError",
+    "CorruptRecordChecksumError",
+    "DecodeError",
+    "IllegalArgumentError",
+    "IllegalStateError",
+    "KafkaConfigurationError",
+    "KafkaConnectionError",
+    "KafkaError",
+    "KafkaProtocolError",
+    "KafkaTimeoutError",
+    "NoBrokersAvailable",
+    "NoOffsetForPartitionError",
+    "NodeNotReadyError",
+    "RecordTooLargeError",
+    "RemoteProtocolError",
+    "TooManyInFlightRequests",
+    "UnknownBrokerError",
+    "UnsupportedCodecError",
+    "error_from_code",
+    "for_code",
+    "is_retriable",
+    "needs_metadata_refresh",
+]
