@@ -1,0 +1,528 @@
+"""Fetched partition data, decoded into ``ConsumerRecord`` batch by batch on demand.
+
+Theory of operation
+-------------------
+A Fetch response gives, per partition, a ``records`` blob: whole record
+batches (v2) or legacy messages (v0/v1), possibly followed by a partial
+batch the broker cut at a size limit. On arrival the core wraps each blob in
+a :class:`PartitionRecords` after one cheap walk over the batch *headers*
+(:func:`scan_blob`): that gives the offset after the last whole batch, where
+the next Fetch for the partition may start while this data still waits to be
+read (prefetch), and the byte count that bounds what is buffered.
+
+Records are only decoded when ``poll`` asks for them, one batch at a time,
+in :func:`_decode_v2`: a single loop that reads the zigzag varints of each
+record (1- and 2-byte cases inline) and builds the :class:`ConsumerRecord`
+tuple directly, with no intermediate object. That loop is the consumer's
+hot path.
+
+Which batches are skipped (KIP-98, as the Java fetcher):
+
+- control batches (transaction markers) are never returned; with
+  ``read_committed`` an ABORT marker ends that producer's aborted range;
+- with ``read_committed``, a transactional batch whose producer id has an
+  aborted transaction starting at or before the batch's last offset (from the
+  response's ``aborted_transactions``) is dropped;
+- records before the fetch position (a compressed batch or legacy wrapper
+  starts before it) are dropped.
+
+The position moves to the offset after the last returned record, and to a
+batch's ``next_offset`` once every record of that batch is returned or the
+batch is skipped, so compaction gaps and control records never stall it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from typing import Any, Final
+
+import crc32c as _crc32c
+
+from kproto.errors import CorruptRecordChecksumError, CorruptRecordError
+from kproto.protocol.compression import decompress
+from kproto.protocol.legacy_records import parse_legacy_batch
+from kproto.consumer.config import Deserializer
+from kproto.consumer.types import ConsumerRecord, RecordDeserializationError, TopicPartition
+
+__all__ = ["PartitionRecords", "scan_blob"]
+
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_LENGTH_AND_MAGIC = struct.Struct(">8xi4xb")
+_BASE_AND_LENGTH = struct.Struct(">qi")
+_LAST_OFFSET_DELTA = struct.Struct(">i")
+_CONTROL_KEY = struct.Struct(">hh")
+#: v2 batch header size: baseOffset .. recordCount.
+_V2_OVERHEAD: Final = 61
+#: baseOffset + batchLength (or offset + messageSize for v0/v1).
+_LOG_OVERHEAD: Final = 12
+_ATTR_CODEC: Final = 0x07
+_ATTR_LOG_APPEND: Final = 0x08
+_ATTR_TRANSACTIONAL: Final = 0x10
+_ATTR_CONTROL: Final = 0x20
+_CONTROL_ABORT: Final = 0
+#: Smallest encoded v2 record (all 1-byte varints, null key and value).
+_MIN_RECORD: Final = 7
+_ZD: Final[list[int]] = [(b >> 1) ^ -(b & 1) for b in range(128)]
+
+
+def scan_blob(buf: bytes, fetch_offset: int) -> tuple[int, int]:
+    """Walk the batch headers of a fetch blob.
+
+    Returns:
+        ``(end, next_offset)``: the byte length of the whole batches, and the
+        offset after the last whole batch (``fetch_offset`` if there is none).
+
+    Raises:
+        CorruptRecordError: a batch length below the minimum or a bad magic.
+    """
+    pos = 0
+    n = len(buf)
+    nxt = fetch_offset
+    unpack = _LENGTH_AND_MAGIC.unpack_from
+    while pos + 17 <= n:
+        length, magic = unpack(buf, pos)
+        end = pos + _LOG_OVERHEAD + length
+        if end > n:
+            break
+        if magic == 2:
+            if length < _V2_OVERHEAD - _LOG_OVERHEAD:
+                raise CorruptRecordError(f"record batch length {length} below the minimum")
+            base = _BASE_AND_LENGTH.unpack_from(buf, pos)[0]
+            nxt = base + _LAST_OFFSET_DELTA.unpack_from(buf, pos + 23)[0] + 1
+        elif magic == 0 or magic == 1:
+            if length < 14:
+                raise CorruptRecordError(f"message size {length} below the minimum")
+            # A legacy wrapper's offset is that of its last inner message.
+            nxt = _BASE_AND_LENGTH.unpack_from(buf, pos)[0] + 1
+        else:
+            raise CorruptRecordError(f"unknown record batch magic {magic}")
+        pos = end
+    return pos, max(nxt, fetch_offset)
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """A zigzag varlong at ``pos``: (value, next position)."""
+    result = 0
+    shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+        if shift > 63:
+            raise CorruptRecordError("varint longer than 10 bytes")
+
+
+def _decode_headers(buf: bytes, pos: int, end: int) -> tuple[list[tuple[str, bytes | None]], int, int]:
+    """Decode a record's headers: (headers, serialized size, next position)."""
+    count, pos = _read_varint(buf, pos)
+    if count < 0 or count > (end - pos) // 2:
+        raise CorruptRecordError(f"invalid header count {count}")
+    out: list[tuple[str, bytes | None]] = []
+    size = 0
+    for _ in range(count):
+        kl, pos = _read_varint(buf, pos)
+        if kl < 0 or pos + kl > end:
+            raise CorruptRecordError(f"invalid header key length {kl}")
+        try:
+            hkey = buf[pos : pos + kl].decode()
+        except UnicodeDecodeError:
+            raise CorruptRecordError("header key is not UTF-8") from None
+        pos += kl
+        vl, pos = _read_varint(buf, pos)
+        if vl < -1 or pos + vl > end:
+            raise CorruptRecordError(f"invalid header value length {vl}")
+        hval: bytes | None
+        if vl == -1:
+            hval = None
+        else:
+            hval = buf[pos : pos + vl]
+            pos += vl
+            size += vl
+        size += kl
+        out.append((hkey, hval))
+    return out, size, pos
+
+
+def _decode_v2(
+    buf: bytes,
+    pos: int,
+    end: int,
+    count: int,
+    topic: str,
+    partition: int,
+    base_offset: int,
+    base_ts: int,
+    ts_type: int,
+    log_append_ts: int,
+    min_offset: int,
+) -> list[ConsumerRecord]:
+    """Decode ``count`` records filling ``buf[pos:end]`` into ConsumerRecords.
+
+    Records below ``min_offset`` are dropped. With ``ts_type`` 1
+    (LogAppendTime, KIP-32) every record gets ``log_append_ts``.
+    """
+    if count < 0 or count > (end - pos) // _MIN_RECORD:
+        raise CorruptRecordError(f"record count {count} does not fit in the batch")
+    zd = _ZD
+    rv = _read_varint
+    new = tuple.__new__
+    cls = ConsumerRecord
+    out: list[ConsumerRecord] = []
+    app = out.append
+    log_append = ts_type == 1
+    try:
+        for _ in range(count):
+            b = buf[pos]
+            if b < 128:
+                ln = zd[b]
+                pos += 1
+            else:
+                c = buf[pos + 1]
+                if c < 128:
+                    u = (b & 127) | (c << 7)
+                    ln = (u >> 1) ^ -(u & 1)
+                    pos += 2
+                else:
+                    ln, pos = rv(buf, pos)
+            rend = pos + ln
+            # attributes (unused) then timestampDelta
+            b = buf[pos + 1]
+            if b < 128:
+                td = zd[b]
+                pos += 2
+            else:
+                td, pos = rv(buf, pos + 1)
+            b = buf[pos]
+            if b < 128:
+                od = zd[b]
+                pos += 1
+            else:
+                c = buf[pos + 1]
+                if c < 128:
+                    u = (b & 127) | (c << 7)
+                    od = (u >> 1) ^ -(u & 1)
+                    pos += 2
+                else:
+                    od, pos = rv(buf, pos)
+            b = buf[pos]
+            if b == 1:
+                key = None
+                kl = -1
+                pos += 1
+            else:
+                if b < 128:
+                    kl = zd[b]
+                    pos += 1
+                else:
+                    kl, pos = rv(buf, pos)
+                if kl < 0:
+                    raise CorruptRecordError(f"invalid key length {kl}")
+                key = buf[pos : pos + kl]
+                pos += kl
+            b = buf[pos]
+            if b == 1:
+                value = None
+                vl = -1
+                pos += 1
+            else:
+                if b < 128:
+                    vl = zd[b]
+                    pos += 1
+                else:
+                    c = buf[pos + 1]
+                    if c < 128:
+                        u = (b & 127) | (c << 7)
+                        vl = (u >> 1) ^ -(u & 1)
+                        pos += 2
+                    else:
+                        vl, pos = rv(buf, pos)
+                if vl < 0:
+                    raise CorruptRecordError(f"invalid value length {vl}")
+                value = buf[pos : pos + vl]
+                pos += vl
+            if buf[pos] == 0:
+                headers: list[tuple[str, bytes | None]] = []
+                hsize = -1
+                pos += 1
+            else:
+                headers, hsize, pos = _decode_headers(buf, pos, rend)
+            if pos != rend:
+                raise CorruptRecordError("record length does not match its fields")
+            offset = base_offset + od
+            if offset < min_offset:
+                continue
+            app(
+                new(
+                    cls,
+                    (
+                        topic,
+                        partition,
+                        offset,
+                        log_append_ts if log_append else base_ts + td,
+                        ts_type,
+                        key,
+                        value,
+                        headers,
+                        None,
+                        kl,
+                        vl,
+                        hsize,
+                    ),
+                )
+            )
+    except IndexError:
+        raise CorruptRecordError("record runs past the end of its batch") from None
+    if pos != end:
+        raise CorruptRecordError("record batch has bytes after its last record")
+    return out
+
+
+class PartitionRecords:
+    """One partition's data from one Fetch response, decoded lazily.
+
+    The core owns positions; this object reports, through :attr:`position`,
+    the offset after what it has handed out.
+    """
+
+    __slots__ = (
+        "tp",
+        "epoch",
+        "nbytes",
+        "next_fetch_offset",
+        "position",
+        "high_watermark",
+        "_buf",
+        "_pos",
+        "_end",
+        "_recs",
+        "_idx",
+        "_batch_next",
+        "_check_crcs",
+        "_max_decompressed",
+        "_read_committed",
+        "_aborted",
+        "_aborted_pids",
+    )
+
+    def __init__(
+        self,
+        tp: TopicPartition,
+        epoch: int,
+        buf: bytes,
+        fetch_offset: int,
+        *,
+        high_watermark: int = -1,
+        check_crcs: bool = True,
+        read_committed: bool = False,
+        aborted: list[tuple[int, int]] | None = None,
+        max_decompressed: int = 64 * 1024 * 1024,
+    ) -> None:
+        """Wrap ``buf`` fetched from ``fetch_offset``.
+
+        Args:
+            tp: the partition.
+            epoch: the core's seek epoch for ``tp`` when the fetch was sent.
+            buf: the records blob.
+            fetch_offset: the offset the Fetch asked for (the position).
+            high_watermark: from the response, for ``highwater()`` / lag.
+            check_crcs: verify every batch's CRC.
+            read_committed: drop aborted transactions (KIP-98).
+            aborted: ``(first_offset, producer_id)`` of each aborted transaction.
+            max_decompressed: bound on one decompressed batch payload.
+
+        Raises:
+            CorruptRecordError: the batch headers are malformed.
+        """
+        self.tp = tp
+        self.epoch = epoch
+        self._end, self.next_fetch_offset = scan_blob(buf, fetch_offset)
+        #: Bytes this object holds, for the prefetch bound.
+        self.nbytes = self._end
+        self.position = fetch_offset
+        self.high_watermark = high_watermark
+        self._buf = buf
+        self._pos = 0
+        self._recs: list[ConsumerRecord] = []
+        self._idx = 0
+        self._batch_next = -1
+        self._check_crcs = check_crcs
+        self._max_decompressed = max_decompressed
+        self._read_committed = read_committed
+        self._aborted = list(aborted) if aborted else []
+        heapq.heapify(self._aborted)
+        self._aborted_pids: set[int] = set()
+
+    @property
+    def exhausted(self) -> bool:
+        """True once every record was handed out (or skipped)."""
+        return self._idx >= len(self._recs) and self._pos >= self._end
+
+    def _load_batch(self) -> bool:
+        """Decode the next batch into ``_recs``; False when there is none left."""
+        buf = self._buf
+        tp = self.tp
+        while self._pos < self._end:
+            start = self._pos
+            length, magic = _LENGTH_AND_MAGIC.unpack_from(buf, start)
+            end = start + _LOG_OVERHEAD + length
+            self._pos = end
+            if magic != 2:
+                legacy = parse_legacy_batch(buf, start, end, self._check_crcs, self._max_decompressed)
+                pos_min = self.position
+                new = tuple.__new__
+                recs = []
+                for r in legacy.records():
+                    if r.offset < pos_min:
+                        continue
+                    k, v = r.key, r.value
+                    recs.append(
+                        new(
+                            ConsumerRecord,
+                            (tp.topic, tp.partition, r.offset, r.timestamp, r.timestamp_type, k, v, [],
+                             legacy.crc, -1 if k is None else len(k), -1 if v is None else len(v), -1),
+                        )
+                    )
+                self._batch_next = legacy.next_offset
+                if recs:
+                    self._recs = recs
+                    self._idx = 0
+                    return True
+                self._advance_to(self._batch_next)
+                continue
+            (base, _len, _ple, _magic, crc, attrs, lod, base_ts, max_ts, pid, _pep, _bseq, count) = (
+                _HEADER.unpack_from(buf, start)
+            )
+            nxt = base + lod + 1
+            self._batch_next = nxt
+            if nxt <= self.position:
+                continue  # wholly before the position (a batch the broker started early)
+            if self._check_crcs:
+                actual = _crc32c.crc32c(memoryview(buf)[start + 21 : end])
+                if actual != crc:
+                    raise CorruptRecordChecksumError(
+                        f"{tp.topic}-{tp.partition}: record batch at offset {base}: "
+                        f"CRC {actual:#010x} != stored {crc:#010x}"
+                    )
+            if attrs & _ATTR_CONTROL:
+                if self._read_committed and attrs & _ATTR_TRANSACTIONAL:
+                    self._control(buf, start, end, attrs, base, base_ts, count, pid)
+                self._advance_to(nxt)
+                continue
+            if self._read_committed and attrs & _ATTR_TRANSACTIONAL:
+                heap = self._aborted
+                while heap and heap[0][0] <= base + lod:
+                    self._aborted_pids.add(heapq.heappop(heap)[1])
+                if pid in self._aborted_pids:
+                    self._advance_to(nxt)
+                    continue
+            codec = attrs & _ATTR_CODEC
+            ts_type = 1 if attrs & _ATTR_LOG_APPEND else 0
+            if codec:
+                payload = decompress(codec, memoryview(buf)[start + _V2_OVERHEAD : end],
+                                     max_size=self._max_decompressed)
+                recs = _decode_v2(payload, 0, len(payload), count, tp.topic, tp.partition, base, base_ts,
+                                  ts_type, max_ts, self.position)
+            else:
+                recs = _decode_v2(buf, start + _V2_OVERHEAD, end, count, tp.topic, tp.partition, base,
+                                  base_ts, ts_type, max_ts, self.position)
+            if recs:
+                self._recs = recs
+                self._idx = 0
+                return True
+            self._advance_to(nxt)
+        return False
+
+    def _control(self, buf: bytes, start: int, end: int, attrs: int, base: int, base_ts: int,
+                 count: int, pid: int) -> None:
+        """Apply a transaction marker: an ABORT ends ``pid``'s aborted range."""
+        codec = attrs & _ATTR_CODEC
+        if codec:
+            payload = decompress(codec, memoryview(buf)[start + _V2_OVERHEAD : end])
+            recs = _decode_v2(payload, 0, len(payload), count, "", 0, base, base_ts, 0, 0, 0)
+        else:
+            recs = _decode_v2(buf, start + _V2_OVERHEAD, end, count, "", 0, base, base_ts, 0, 0, 0)
+        if not recs or recs[0].key is None or len(recs[0].key) < 4:
+            raise CorruptRecordError("control batch without a valid control record")
+        _version, kind = _CONTROL_KEY.unpack_from(recs[0].key, 0)
+        if kind == _CONTROL_ABORT:
+            self._aborted_pids.discard(pid)
+
+    def _advance_to(self, offset: int) -> None:
+        if offset > self.position:
+            self.position = offset
+
+    def take(
+        self,
+        max_records: int,
+        key_deserializer: Deserializer | None = None,
+        value_deserializer: Deserializer | None = None,
+    ) -> list[ConsumerRecord]:
+        """Hand out up to ``max_records`` records, decoding batches as needed.
+
+        Raises:
+            RecordDeserializationError: a deserializer raised on the first
+                record to hand out; it stays first, the position stays on it.
+                (If earlier records were already collected, they are returned
+                and the error comes on the next call.)
+            CorruptRecordError: malformed data (the rest of this blob is dropped).
+        """
+        out: list[ConsumerRecord] = []
+        while max_records > 0:
+            recs = self._recs
+            idx = self._idx
+            if idx >= len(recs):
+                if not self._load_batch():
+                    break
+                continue
+            chunk = recs[idx : idx + max_records]
+            if key_deserializer is not None or value_deserializer is not None:
+                chunk = self._deserialize(chunk, key_deserializer, value_deserializer, bool(out))
+                if not chunk:
+                    break
+            self._idx = idx + len(chunk)
+            max_records -= len(chunk)
+            if self._idx >= len(recs):
+                self._advance_to(self._batch_next)
+            else:
+                self._advance_to(chunk[-1][2] + 1)
+            if out:
+                out.extend(chunk)
+            else:
+                out = chunk
+        return out
+
+    def _deserialize(
+        self,
+        chunk: list[ConsumerRecord],
+        kd: Deserializer | None,
+        vd: Deserializer | None,
+        have_some: bool,
+    ) -> list[ConsumerRecord]:
+        new = tuple.__new__
+        cls = ConsumerRecord
+        out: list[ConsumerRecord] = []
+        app = out.append
+        r: Any
+        for r in chunk:
+            try:
+                k = r[5] if kd is None else kd(r[5])
+            except Exception as exc:
+                return self._deser_failed(out, r, "key", exc, have_some)
+            try:
+                v = r[6] if vd is None else vd(r[6])
+            except Exception as exc:
+                return self._deser_failed(out, r, "value", exc, have_some)
+            app(new(cls, (r[0], r[1], r[2], r[3], r[4], k, v, r[7], r[8], r[9], r[10], r[11])))
+        return out
+
+    def _deser_failed(
+        self, out: list[ConsumerRecord], r: ConsumerRecord, which: str, exc: Exception, have_some: bool
+    ) -> list[ConsumerRecord]:
+        if out or have_some:
+            return out  # hand these out; the failing record raises on the next call
+        self._advance_to(r.offset)
+        raise RecordDeserializationError(self.tp, r.offset, which, exc) from exc
