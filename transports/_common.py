@@ -1,0 +1,362 @@
+"""What the three producer facades share: options, serialization, delivery tokens.
+
+Nothing here touches a socket, a thread or an event loop. Each facade
+(``transports/sync.py``, ``transports/asyncio.py``, ``transports/trio.py``)
+combines these helpers with its own driver loop.
+
+The token a facade hands to :meth:`kproto.producer.ProducerCore.send` is the
+delivery object itself (a :class:`Delivery` subclass). The core gives the
+tokens back in send order inside ``RecordsDelivered`` / ``DeliveryFailed``
+events, so a record's offset is ``base_offset + its index in event.tokens``;
+:func:`dispatch_events` does that bookkeeping for every facade.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from kproto.errors import KafkaError
+
+if TYPE_CHECKING:
+    from kproto.producer.config import ProducerConfig
+
+__all__ = [
+    "FACADE_OPTIONS",
+    "Delivery",
+    "FacadeOptions",
+    "RecordMetadata",
+    "TopicPartition",
+    "dispatch_events",
+    "now_ms",
+    "parse_bootstrap",
+    "prepare_record",
+    "split_configs",
+]
+
+Serializer = Callable[[Any], Any]
+
+
+class TopicPartition(NamedTuple):
+    """A topic and one of its partitions."""
+
+    topic: str
+    partition: int
+
+
+class RecordMetadata(NamedTuple):
+    """What the broker said about one acknowledged record.
+
+    Field order matches kafka-python's ``RecordMetadata`` so positional
+    unpacking keeps working for code written against that API.
+    """
+
+    #: The topic the record was written to.
+    topic: str
+    #: The partition the record was written to.
+    partition: int
+    #: ``(topic, partition)``.
+    topic_partition: TopicPartition
+    #: The record's offset; -1 with ``acks=0`` (the broker does not answer).
+    offset: int
+    #: The record's timestamp (the broker's LogAppendTime if the topic uses it), ms since the epoch.
+    timestamp: int
+    #: Always None: record batch format v2 has no per-record checksum.
+    checksum: int | None
+    #: Length of the serialized key, -1 for a None key.
+    serialized_key_size: int
+    #: Length of the serialized value, -1 for a None value (a tombstone).
+    serialized_value_size: int
+    #: Sum of the UTF-8 header key lengths and header value lengths, -1 without headers.
+    serialized_header_size: int
+
+
+#: Options the facade handles itself; all others go to ``ProducerConfig``.
+FACADE_OPTIONS = frozenset({"key_serializer", "value_serializer"})
+
+
+class FacadeOptions(NamedTuple):
+    """The facade-level options split off the user's keyword arguments."""
+
+    key_serializer: Serializer | None
+    value_serializer: Serializer | None
+
+
+def split_configs(configs: Mapping[str, Any]) -> tuple[FacadeOptions, ProducerConfig]:
+    """Split ``KafkaProducer(**configs)`` into facade options and a ``ProducerConfig``.
+
+    Args:
+        configs: The keyword arguments the user passed.
+
+    Returns:
+        ``(facade_options, producer_config)``.
+
+    Raises:
+        TypeError: An unknown option (named, with the closest valid name) or a
+            serializer that is not callable.
+        ValueError: An option with a value that is not allowed.
+    """
+    from kproto.producer.config import ProducerConfig
+
+    core_kwargs = {k: v for k, v in configs.items() if k not in FACADE_OPTIONS}
+    serializers: list[Serializer | None] = []
+    for name in ("key_serializer", "value_serializer"):
+        fn = configs.get(name)
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
+        serializers.append(fn)
+    config = ProducerConfig.from_kwargs(**core_kwargs)
+    return FacadeOptions(serializers[0], serializers[1]), config
+
+
+def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
+    """``"h1:9092,h2"`` or ``["h1:9092", "[::1]:9093"]`` → ``[(host, port), ...]``."""
+    items = servers.split(",") if isinstance(servers, str) else list(servers)
+    out: list[tuple[str, int]] = []
+    for item in items:
+        item = item.strip()
+        if not item:
+            continue
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port = int(rest[1:]) if rest.startswith(":") else 9092
+        elif item.count(":") == 1:
+            host, _, p = item.partition(":")
+            port = int(p)
+        else:
+            host, port = item, 9092
+        out.append((host, port))
+    return out
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds since the epoch (the default record timestamp)."""
+    return time.time_ns() // 1_000_000
+
+
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+
+
+def _check_bytes(what: str, data: object) -> bytes | None:
+    if data is None or type(data) is bytes:
+        return data  # type: ignore[return-value,unused-ignore]
+    if isinstance(data, _BYTES_TYPES):
+        return bytes(data)
+    raise TypeError(
+        f"{what} must be bytes, bytearray, memoryview or None (or set {what}_serializer), "
+        f"got {type(data).__name__}"
+    )
+
+
+def _check_headers(headers: object) -> tuple[list[tuple[str, bytes]], int]:
+    if not isinstance(headers, (list, tuple)):
+        raise TypeError(f"headers must be a list of (str, bytes) tuples, got {type(headers).__name__}")
+    out: list[tuple[str, bytes]] = []
+    size = 0
+    for item in headers:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError(f"each header must be a (str, bytes) tuple, got {item!r}")
+        hval = item[1]
+        if hval is not None and type(hval) is not bytes:
+            if not isinstance(hval, _BYTES_TYPES):
+                raise TypeError(f"header {item[0]!r}: value must be bytes or None, got {type(hval).__name__}")
+            hval = bytes(hval)
+        out.append((item[0], hval))
+        size += len(item[0].encode("utf-8")) + (len(hval) if hval is not None else 0)
+    return out, (size if out else -1)
+
+
+def prepare_record(
+    options: FacadeOptions,
+    topic: object,
+    value: object,
+    key: object,
+    headers: object,
+    partition: object,
+    timestamp_ms: object,
+) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None, int, int]:
+    """Validate and serialize one ``send()``'s arguments.
+
+    Serializers run here, so their exceptions come out of ``send``.
+
+    Returns:
+        ``(topic, key, value, headers, partition, timestamp_ms, header_size)``;
+        headers is None when there are none.
+
+    Raises:
+        TypeError: topic not a str; key/value not bytes-like after serialization;
+            malformed headers; partition/timestamp not int.
+        ValueError: both key and value are None; negative partition.
+    """
+    if type(topic) is not str:
+        raise TypeError(f"topic must be a str, got {type(topic).__name__}")
+    if value is None and key is None:
+        raise ValueError("send() needs a key or a value (a None value with a key is a tombstone)")
+    ks, vs = options.key_serializer, options.value_serializer
+    if ks is not None:
+        key = ks(key)
+    if vs is not None:
+        value = vs(value)
+    if type(key) is not bytes and key is not None:
+        key = _check_bytes("key", key)
+    if type(value) is not bytes and value is not None:
+        value = _check_bytes("value", value)
+    if value is None and key is None:
+        raise ValueError("send() needs a key or a value: both serialized to None")
+    if headers is None or (type(headers) is list and not headers):
+        hdrs: list[tuple[str, bytes]] | None = None
+        header_size = -1
+    else:
+        hdrs, header_size = _check_headers(headers)
+        if not hdrs:
+            hdrs = None
+    if partition is not None and (type(partition) is not int or partition < 0):
+        if isinstance(partition, bool) or not isinstance(partition, int):
+            raise TypeError(f"partition must be an int or None, got {type(partition).__name__}")
+        raise ValueError(f"partition must be >= 0, got {partition}")
+    if timestamp_ms is None:
+        ts = time.time_ns() // 1_000_000
+    elif type(timestamp_ms) is int:
+        ts = timestamp_ms
+    elif isinstance(timestamp_ms, (int, float)) and not isinstance(timestamp_ms, bool):
+        ts = int(timestamp_ms)
+    else:
+        raise TypeError(f"timestamp_ms must be an int or None, got {type(timestamp_ms).__name__}")
+    return topic, key, value, hdrs, partition, ts, header_size  # type: ignore[return-value,unused-ignore]
+
+
+class Delivery:
+    """One record's delivery state; also the token handed to the core.
+
+    Runtime-specific subclasses add the waiting part (a thread condition, an
+    asyncio future, a trio event) by overriding :meth:`_completed`, which is
+    called once, on the driver's thread or task, when the outcome is known.
+
+    A lean ``__slots__`` class rather than an attrs one: one of these is made
+    per record on the hot path.
+    """
+
+    __slots__ = (
+        "_error",
+        "_log_append_time",
+        "_offset",
+        "_partition",
+        "_state",
+        "header_size",
+        "key_size",
+        "timestamp_ms",
+        "topic",
+        "value_size",
+    )
+
+    _PENDING, _DONE, _FAILED = 0, 1, 2
+
+    def __init__(
+        self, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
+    ) -> None:
+        self.topic = topic
+        self.timestamp_ms = timestamp_ms
+        self.key_size = key_size
+        self.value_size = value_size
+        self.header_size = header_size
+        self._state = 0
+        self._partition = -1
+        self._offset = -1
+        self._log_append_time = -1
+        self._error: BaseException | None = None
+
+    # --- outcome, set by dispatch_events on the driver side -------------
+
+    def _deliver(self, partition: int, offset: int, log_append_time_ms: int) -> None:
+        if self._state:
+            return
+        self._partition = partition
+        self._offset = offset
+        self._log_append_time = log_append_time_ms
+        self._state = 1
+        self._completed()
+
+    def _fail(self, error: BaseException) -> None:
+        if self._state:
+            return
+        self._error = error
+        self._state = 2
+        self._completed()
+
+    def _completed(self) -> None:
+        """Hook for subclasses: wake waiters, run callbacks."""
+
+    # --- reading the outcome --------------------------------------------
+
+    def _metadata(self) -> RecordMetadata:
+        ts = self._log_append_time if self._log_append_time != -1 else self.timestamp_ms
+        return RecordMetadata(
+            self.topic,
+            self._partition,
+            TopicPartition(self.topic, self._partition),
+            self._offset,
+            ts,
+            None,
+            self.key_size,
+            self.value_size,
+            self.header_size,
+        )
+
+    def _outcome(self) -> RecordMetadata:
+        if self._state == 1:
+            return self._metadata()
+        assert self._error is not None
+        raise self._error
+
+
+def record_sizes(key: bytes | None, value: bytes | None) -> tuple[int, int]:
+    """``serialized_key_size`` and ``serialized_value_size`` (-1 for None)."""
+    return (-1 if key is None else len(key)), (-1 if value is None else len(value))
+
+
+def dispatch_events(events: Iterable[Any]) -> int:
+    """Resolve the delivery tokens carried by the core's events.
+
+    Args:
+        events: ``RecordsDelivered`` / ``DeliveryFailed`` events from ``core.events()``.
+
+    Returns:
+        How many tokens were resolved.
+    """
+    n = 0
+    for ev in events:
+        tokens = ev.tokens
+        if hasattr(ev, "base_offset"):  # RecordsDelivered
+            part = ev.partition
+            lat = ev.log_append_time_ms
+            base = ev.base_offset
+            if base < 0:
+                for tok in tokens:
+                    tok._deliver(part, -1, lat)
+            else:
+                for off, tok in enumerate(tokens, base):
+                    tok._deliver(part, off, lat)
+        else:  # DeliveryFailed
+            err = ev.error
+            part = ev.partition
+            for tok in tokens:
+                tok._partition = part
+                tok._fail(err)
+        n += len(tokens)
+    return n
+
+
+def fail_all(tokens: Iterable[Delivery], error: KafkaError) -> None:
+    """Fail every still-pending token (used when records never reached the core)."""
+    for tok in tokens:
+        tok._fail(error)
+
+
+def make_core(config: ProducerConfig, now: float) -> Any:
+    """Build the sans-I/O producer core (a seam tests use to drive a stand-in core)."""
+    import random
+
+    from kproto.producer import ProducerCore
+
+    return ProducerCore(config, now=now, rng=random.Random())

@@ -1,0 +1,506 @@
+"""``KafkaProducer`` for asyncio: no thread, one driver task owned by the producer.
+
+The driver task is started by :meth:`KafkaProducer.start` (or ``async with``)
+and stopped by :meth:`KafkaProducer.close`. Broker connections are asyncio
+``Protocol`` objects: their callbacks feed the core directly and poke the
+driver, which then pulls commands, bytes and events from the core and sleeps
+until the core's next deadline or the next poke.
+
+``await producer.send(...)`` only waits for buffer space (and, for a topic it
+has not seen, for metadata); it returns a :class:`DeliveryHandle`. ``await
+handle`` gives the :class:`RecordMetadata`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Generator
+from typing import Any
+
+from kproto.driving import Close, Connect
+from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
+from transports._common import (
+    Delivery,
+    RecordMetadata,
+    dispatch_events,
+    make_core,
+    prepare_record,
+    split_configs,
+)
+
+__all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
+
+log = logging.getLogger(__name__)
+
+#: ``send`` yields to the event loop after this many records that did not
+#: need to wait, so the driver can ship full batches while a tight
+#: ``await send()`` loop runs (an ``await`` that never suspends never lets
+#: other tasks run).
+_YIELD_EVERY = 512
+_BYTES_PER_READ = 256 * 1024
+
+
+class DeliveryHandle(Delivery):
+    """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
+
+    The asyncio future behind it is made only if someone awaits before the
+    outcome is known, so unawaited handles cost no future and never warn.
+    """
+
+    __slots__ = ("_waiter",)
+
+    def __init__(
+        self, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
+    ) -> None:
+        Delivery.__init__(self, topic, timestamp_ms, key_size, value_size, header_size)
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _completed(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        if not self._state:
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            yield from asyncio.shield(self._waiter).__await__()
+        return self._outcome()
+
+    def done(self) -> bool:
+        """True once acknowledged or failed."""
+        return self._state != 0
+
+    def result(self) -> RecordMetadata:
+        """The metadata of a done handle.
+
+        Raises:
+            asyncio.InvalidStateError: Not done yet.
+            KafkaError: The delivery failed.
+        """
+        if not self._state:
+            raise asyncio.InvalidStateError("delivery not done yet")
+        return self._outcome()
+
+    def exception(self) -> BaseException | None:
+        """The error of a failed handle, else None."""
+        return self._error
+
+
+class _Protocol(asyncio.Protocol):
+    """One broker connection; every callback feeds the core and pokes the driver."""
+
+    def __init__(self, driver: _Driver, node_id: int) -> None:
+        self.driver = driver
+        self.node_id = node_id
+        self.transport: asyncio.Transport | None = None
+        self.closed_by_us = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.driver.conns[self.node_id] = self
+        self.driver.core.connection_made(self.node_id, self.driver.loop.time())
+        self.driver.kick()
+
+    def data_received(self, data: bytes) -> None:
+        self.driver.core.receive_data(self.node_id, data, self.driver.loop.time())
+        self.driver.kick()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        d = self.driver
+        if d.conns.get(self.node_id) is self:
+            del d.conns[self.node_id]
+        if not self.closed_by_us:
+            d.core.connection_lost(self.node_id, exc, d.loop.time())
+            d.kick()
+
+
+class _Driver:
+    """Drives a producer core on the running asyncio loop."""
+
+    def __init__(self, core: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.core = core
+        self.loop = loop
+        self.conns: dict[int, _Protocol] = {}
+        self._connecting: dict[int, asyncio.Task[None]] = {}
+        self._waiter: asyncio.Future[None] | None = None
+        self._progress: asyncio.Future[None] | None = None
+        self._stop = False
+        self.task: asyncio.Task[None] | None = None
+
+    def kick(self) -> None:
+        """Wake the driver task (cheap when it is already awake)."""
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def progress(self, deadline: float | None) -> bool:
+        """Wait for the driver's next iteration; False if ``deadline`` passed."""
+        if self._progress is None or self._progress.done():
+            self._progress = self.loop.create_future()
+        fut = self._progress
+        if deadline is None:
+            await asyncio.shield(fut)
+            return True
+        timeout = deadline - self.loop.time()
+        if timeout <= 0:
+            return False
+        done, _ = await asyncio.wait({fut}, timeout=timeout)
+        return bool(done)
+
+    def stop(self) -> None:
+        self._stop = True
+        self.kick()
+
+    async def run(self) -> None:
+        loop = self.loop
+        core = self.core
+        try:
+            while not self._stop:
+                now = loop.time()
+                timer = core.get_timer()
+                if timer is not None and timer <= now:
+                    core.handle_timer(now)
+                self.pump(now)
+                if self._stop:
+                    break
+                timer = core.get_timer()
+                self._waiter = loop.create_future()
+                handle = None
+                if timer is not None:
+                    handle = loop.call_at(timer, self.kick)
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+                    if handle is not None:
+                        handle.cancel()
+        finally:
+            self.shutdown()
+
+    def pump(self, now: float) -> None:
+        """Commands, bytes and events until the core has nothing more to say."""
+        core = self.core
+        for _ in range(8):
+            cmds = core.commands()
+            for cmd in cmds:
+                if type(cmd) is Connect:
+                    self._connecting[cmd.node_id] = self.loop.create_task(self._connect(cmd))
+                elif type(cmd) is Close:
+                    self._close(cmd.node_id)
+            out = core.data_to_send()
+            for node_id, data in out:
+                proto = self.conns.get(node_id)
+                if proto is not None and proto.transport is not None:
+                    proto.transport.write(data)
+            evs = core.events()
+            if evs:
+                dispatch_events(evs)
+            if not cmds and not out and not evs:
+                break
+        p = self._progress
+        if p is not None and not p.done():
+            p.set_result(None)
+
+    async def _connect(self, cmd: Connect) -> None:
+        # TLS seam (issue 7): pass ssl=context and server_hostname here.
+        try:
+            await self.loop.create_connection(lambda: _Protocol(self, cmd.node_id), cmd.host, cmd.port)
+        except OSError as exc:
+            self.core.connection_lost(cmd.node_id, exc, self.loop.time())
+            self.kick()
+        finally:
+            self._connecting.pop(cmd.node_id, None)
+
+    def _close(self, node_id: int) -> None:
+        task = self._connecting.pop(node_id, None)
+        if task is not None:
+            task.cancel()
+        proto = self.conns.pop(node_id, None)
+        if proto is not None and proto.transport is not None:
+            proto.closed_by_us = True
+            proto.transport.close()
+
+    def shutdown(self) -> None:
+        for task in list(self._connecting.values()):
+            task.cancel()
+        self._connecting.clear()
+        for node_id in list(self.conns):
+            self._close(node_id)
+        p = self._progress
+        if p is not None and not p.done():
+            p.set_result(None)
+
+
+class KafkaProducer:
+    """A Kafka producer for asyncio, with the spec's options and method names.
+
+    Use ``async with KafkaProducer(...) as producer:`` or ``await start()`` /
+    ``await close()``. Must be used from one event loop.
+
+    Args:
+        **configs: The options of the spec (``bootstrap_servers``, ``acks``,
+            ``linger_ms``, ...), plus ``key_serializer`` and ``value_serializer``.
+
+    Raises:
+        TypeError: An unknown option (the message names the closest valid one).
+        ValueError: An option value that is not allowed.
+    """
+
+    #: Builds the core; a seam for tests that drive a stand-in core.
+    _make_core = staticmethod(make_core)
+
+    def __init__(self, **configs: Any) -> None:
+        self._options, self.config = split_configs(configs)
+        self._max_block = self.config.max_block_ms / 1000.0
+        self._driver: _Driver | None = None
+        self._known_topics: set[str] = set()
+        self._closed = False
+        self._unyielded = 0
+
+    async def start(self) -> None:
+        """Create the core and start the driver task (``send`` does it if needed)."""
+        if self._driver is not None:
+            return
+        if self._closed:
+            raise IllegalStateError("producer is closed")
+        loop = asyncio.get_running_loop()
+        core = self._make_core(self.config, loop.time())
+        self._driver = _Driver(core, loop)
+        self._driver.task = loop.create_task(self._driver.run(), name="kproto-producer")
+        await asyncio.sleep(0)
+
+    async def _running(self) -> _Driver:
+        if self._closed:
+            raise IllegalStateError("producer is closed")
+        if self._driver is None:
+            await self.start()
+        assert self._driver is not None
+        return self._driver
+
+    async def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> DeliveryHandle:
+        """Queue one record, waiting only for buffer space (or a new topic's metadata).
+
+        Args:
+            topic: Destination topic.
+            value: The value: bytes, or anything ``value_serializer`` accepts.
+            key: The key: bytes, or anything ``key_serializer`` accepts.
+            headers: ``[(str, bytes), ...]``.
+            partition: Explicit partition; otherwise the partitioner chooses.
+            timestamp_ms: Record timestamp, ms since the epoch; default now.
+
+        Returns:
+            A :class:`DeliveryHandle`; ``await`` it for the :class:`RecordMetadata`.
+
+        Raises:
+            IllegalStateError: The producer is closed.
+            KafkaTimeoutError: No metadata or no buffer space within ``max_block_ms``.
+            TypeError: A key/value that is not bytes with no serializer, bad headers.
+            ValueError: Both key and value None, a bad partition or topic.
+            RecordTooLargeError: The record alone is over ``max_request_size``.
+        """
+        driver = self._driver
+        if driver is None or self._closed:
+            driver = await self._running()
+        topic, k, v, hdrs, part, ts, hsize = prepare_record(
+            self._options, topic, value, key, headers, partition, timestamp_ms
+        )
+        if topic not in self._known_topics:
+            await self._wait_for_topic(driver, topic)
+        handle = DeliveryHandle(topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize)
+        core = driver.core
+        loop = driver.loop
+        if not core.send(
+            topic=topic,
+            key=k,
+            value=v,
+            headers=hdrs,
+            partition=part,
+            timestamp_ms=ts,
+            token=handle,
+            now=loop.time(),
+        ):
+            deadline = loop.time() + self._max_block
+            while True:
+                driver.kick()
+                if not await driver.progress(deadline):
+                    raise KafkaTimeoutError(
+                        f"buffer_memory full for longer than max_block_ms ({self.config.max_block_ms} ms)"
+                    )
+                if self._closed:
+                    raise IllegalStateError("producer closed while send() waited for buffer space")
+                if core.send(
+                    topic=topic,
+                    key=k,
+                    value=v,
+                    headers=hdrs,
+                    partition=part,
+                    timestamp_ms=ts,
+                    token=handle,
+                    now=loop.time(),
+                ):
+                    break
+            self._unyielded = 0
+        else:
+            driver.kick()
+            self._unyielded += 1
+            if self._unyielded >= _YIELD_EVERY:
+                self._unyielded = 0
+                await asyncio.sleep(0)
+        return handle
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordMetadata:
+        """``await (await send(...))``: queue one record and wait for its acknowledgement.
+
+        Returns:
+            The record's :class:`RecordMetadata`.
+
+        Raises:
+            KafkaError: As :meth:`send`, or the delivery's failure.
+        """
+        handle = await self.send(topic, value, key, headers, partition, timestamp_ms)
+        return await handle
+
+    async def _wait_for_topic(self, driver: _Driver, topic: str) -> set[int]:
+        loop = driver.loop
+        deadline = loop.time() + self._max_block
+        asked = -1.0
+        while True:
+            parts = driver.core.partitions_for(topic)
+            if parts:
+                self._known_topics.add(topic)
+                return set(parts)
+            now = loop.time()
+            if now - asked > 0.5:
+                driver.core.request_metadata(topic, now)
+                asked = now
+            driver.kick()
+            if not await driver.progress(min(deadline, now + 0.5)) and loop.time() >= deadline:
+                raise KafkaTimeoutError(
+                    f"no metadata for topic {topic!r} within max_block_ms ({self.config.max_block_ms} ms)"
+                )
+            if self._closed:
+                raise IllegalStateError("producer closed while waiting for metadata")
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        """The partition ids of ``topic``, fetching metadata if needed.
+
+        Returns:
+            The set of partition ids.
+
+        Raises:
+            KafkaTimeoutError: No metadata within ``max_block_ms``.
+        """
+        return await self._wait_for_topic(await self._running(), topic)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Make every buffered record sendable now and wait until all are done.
+
+        Args:
+            timeout: Seconds to wait; None waits without bound.
+
+        Raises:
+            KafkaTimeoutError: Records still pending after ``timeout``.
+        """
+        driver = self._driver
+        if driver is None or driver.task is None or driver.task.done():
+            return
+        loop = driver.loop
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            driver.core.flush(loop.time())
+            driver.kick()
+            if driver.core.pending_count() == 0:
+                return
+            if not await driver.progress(deadline):
+                raise KafkaTimeoutError(f"flush did not complete within {timeout}s")
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Flush, then stop the driver and close every connection. Idempotent.
+
+        Records still pending after ``timeout`` fail with ``KafkaTimeoutError``.
+
+        Args:
+            timeout: Seconds for the flush; None waits without bound.
+        """
+        if self._closed:
+            if self._driver is not None and self._driver.task is not None:
+                await asyncio.shield(self._driver.task)
+            return
+        driver = self._driver
+        if driver is None:
+            self._closed = True
+            return
+        try:
+            await self.flush(timeout)
+            flushed = True
+        except KafkaTimeoutError:
+            flushed = False
+        finally:
+            self._closed = True
+        await self._finish(
+            driver, None if flushed else KafkaTimeoutError(f"closed with records pending after {timeout}s")
+        )
+
+    async def _finish(self, driver: _Driver, error: KafkaError | None) -> None:
+        now = driver.loop.time()
+        if error is None:
+            driver.core.close(now)
+        else:
+            driver.core.abort(now, error)
+        driver.pump(now)
+        driver.stop()
+        if driver.task is not None:
+            await asyncio.shield(driver.task)
+
+    aclose = close
+
+    async def __aenter__(self) -> KafkaProducer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc_type is None:
+            await self.close()
+        elif self._driver is not None and not self._closed:
+            self._closed = True
+            await self._finish(self._driver, Cancelled(f"producer context exited with {exc_type.__name__}"))
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Producer metrics, kafka-python shaped: ``{'producer-metrics': {name: value}}``.
+
+        Returns:
+            A fresh dict (empty metrics before ``start``).
+        """
+        if self._driver is None:
+            return {"producer-metrics": {}}
+        result: dict[str, dict[str, float]] = self._driver.core.metrics(self._driver.loop.time())
+        return result
+
+    def bootstrap_connected(self) -> bool:
+        """True while a connection to a bootstrap/broker is up.
+
+        Returns:
+            Whether the core reports a live bootstrap connection.
+        """
+        return self._driver is not None and bool(self._driver.core.bootstrap_connected())

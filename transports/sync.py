@@ -1,0 +1,782 @@
+"""Blocking ``KafkaProducer`` (kafka-python compatible) over a background I/O thread.
+
+Threads
+-------
+Each producer owns one daemon I/O thread. That thread is the only one that
+ever touches the sans-I/O core: it runs a ``selectors`` loop over the broker
+sockets and a socketpair used as a wake-up bell.
+
+User threads never lock the core. ``send()`` validates and serializes on the
+caller's thread, creates the future, appends a tuple to a ``deque`` (atomic
+under the GIL) and rings the bell only if the I/O thread is asleep in
+``select``. The I/O thread drains the deque in bulk into ``core.send``, so a
+busy producer pays no lock and no system call per record. Other calls
+(``flush``, ``partitions_for``, ``metrics``...) travel through the same deque
+as small operations and the caller waits on one shared condition variable.
+
+**Callbacks and errbacks added to a future run on the I/O thread** (or on the
+calling thread if the future is already done when the callback is added).
+Keep them short and never call blocking producer methods (``flush``,
+``close``, ``future.get``) from inside one: that would wait on the thread
+that has to do the work.
+
+Backpressure: when the core reports its ``buffer_memory`` full, the I/O thread
+stops draining and raises a flag; ``send()`` then blocks up to
+``max_block_ms`` and raises ``KafkaTimeoutError``. The deque itself is
+bounded too (``_INBOX_LIMIT`` records).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from kproto.driving import Close, Connect
+from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError
+from transports._common import (
+    Delivery,
+    RecordMetadata,
+    dispatch_events,
+    make_core,
+    prepare_record,
+    split_configs,
+)
+
+__all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
+
+log = logging.getLogger(__name__)
+
+_monotonic = time.monotonic
+_AGAIN = object()
+#: Records queued for the I/O thread but not yet given to the core. This is
+#: memory on top of ``buffer_memory``; 32k tuples is a few MB at most and
+#: large enough that a sender rarely waits for the I/O thread to catch up.
+_INBOX_LIMIT = 32768
+#: Bytes per ``recv``: a Produce response is small; metadata can be larger.
+_RECV_SIZE = 256 * 1024
+
+
+class FutureRecordMetadata(Delivery):
+    """The outcome of one ``send()``: resolves to :class:`RecordMetadata`.
+
+    Same surface as kafka-python's future: ``get``, ``add_callback``,
+    ``add_errback``, ``add_both``, ``is_done``, ``succeeded()``, ``failed()``,
+    ``value``, ``exception``.
+    """
+
+    __slots__ = ("_callbacks", "_loop")
+
+    def __init__(
+        self, loop: _IOLoop, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
+    ) -> None:
+        Delivery.__init__(self, topic, timestamp_ms, key_size, value_size, header_size)
+        self._loop = loop
+        self._callbacks: list[tuple[bool, Callable[..., Any]]] | None = None
+
+    # Called on the I/O thread by dispatch_events.
+    def _completed(self) -> None:
+        if self._callbacks is not None:
+            with self._loop.cond:
+                cbs, self._callbacks = self._callbacks, None
+            for on_success, fn in cbs or ():
+                self._run_callback(on_success, fn)
+
+    def _run_callback(self, on_success: bool, fn: Callable[..., Any]) -> None:
+        if on_success != (self._state == 1):
+            return
+        try:
+            fn(self._metadata() if on_success else self._error)
+        except Exception:
+            log.exception("producer callback %r raised", fn)
+
+    @property
+    def is_done(self) -> bool:
+        """True once the record is acknowledged or has failed."""
+        return self._state != 0
+
+    def succeeded(self) -> bool:
+        """True if the record was acknowledged."""
+        return self._state == 1
+
+    def failed(self) -> bool:
+        """True if the record failed."""
+        return self._state == 2
+
+    @property
+    def value(self) -> RecordMetadata | None:
+        """The :class:`RecordMetadata` once acknowledged, else None."""
+        return self._metadata() if self._state == 1 else None
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The error once failed, else None."""
+        return self._error
+
+    def retriable(self) -> bool:
+        """True if the failure is one a retry could fix."""
+        return bool(getattr(self._error, "retriable", False))
+
+    def get(self, timeout: float | None = None) -> RecordMetadata:
+        """Wait for the outcome.
+
+        Args:
+            timeout: Seconds to wait; None waits for as long as it takes
+                (the core fails every record within ``delivery_timeout_ms``).
+
+        Returns:
+            The record's :class:`RecordMetadata`.
+
+        Raises:
+            KafkaTimeoutError: Not done within ``timeout``.
+            KafkaError: The delivery failed (the broker's error class, or
+                ``KafkaTimeoutError`` for ``delivery_timeout_ms``).
+        """
+        if not self._state:
+            if not self._loop.wait_until(lambda: self._state != 0, timeout):
+                raise KafkaTimeoutError(f"record not acknowledged within {timeout}s")
+        return self._outcome()
+
+    def add_callback(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> FutureRecordMetadata:
+        """Call ``fn(*args, record_metadata, **kwargs)`` on success (on the I/O thread).
+
+        Returns:
+            This future, for chaining.
+        """
+        return self._add(True, (lambda v: fn(*args, v, **kwargs)) if args or kwargs else fn)
+
+    def add_errback(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> FutureRecordMetadata:
+        """Call ``fn(*args, exception, **kwargs)`` on failure (on the I/O thread).
+
+        Returns:
+            This future, for chaining.
+        """
+        return self._add(False, (lambda e: fn(*args, e, **kwargs)) if args or kwargs else fn)
+
+    def add_both(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> FutureRecordMetadata:
+        """Call ``fn`` with the metadata or the exception, whichever comes.
+
+        Returns:
+            This future, for chaining.
+        """
+        self.add_callback(fn, *args, **kwargs)
+        return self.add_errback(fn, *args, **kwargs)
+
+    def _add(self, on_success: bool, fn: Callable[..., Any]) -> FutureRecordMetadata:
+        with self._loop.cond:
+            if not self._state:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append((on_success, fn))
+                return self
+        self._run_callback(on_success, fn)
+        return self
+
+
+class _Op:
+    """A call from a user thread run on the I/O thread: ``fn(core, now)``.
+
+    ``fn`` returns ``_AGAIN`` to be polled again on every loop iteration.
+    """
+
+    __slots__ = ("cancelled", "done", "error", "fn", "result")
+
+    def __init__(self, fn: Callable[[Any, float], object]) -> None:
+        self.fn = fn
+        self.done = False
+        self.cancelled = False
+        self.result: object = None
+        self.error: BaseException | None = None
+
+
+class _Conn:
+    __slots__ = ("connecting", "node_id", "out", "sock")
+
+    def __init__(self, node_id: int, sock: socket.socket) -> None:
+        self.node_id = node_id
+        self.sock = sock
+        self.connecting = True
+        self.out = bytearray()
+
+
+class _IOLoop:
+    """Drives any :class:`kproto.driving.Driven` core that also has ``send``/``events``.
+
+    Only ``run`` (on the I/O thread) touches ``core``; user threads talk to it
+    through ``inbox`` and ``cond``.
+    """
+
+    def __init__(self, core: Any, name: str) -> None:
+        self.core = core
+        self.inbox: deque[Any] = deque()
+        self.urgent: deque[_Op] = deque()
+        self.cond = threading.Condition(threading.Lock())
+        self.waiters = 0
+        self.sleeping = False
+        self.blocked = False  # the core refused a record: its buffer is full
+        self.stopped = False
+        self._stop_requested = False
+        self._wake_pending = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._conns: dict[int, _Conn] = {}
+        self._polling: list[_Op] = []
+        self.thread = threading.Thread(target=self._run_guarded, name=name, daemon=True)
+
+    # --- user-thread side ------------------------------------------------
+
+    def wake(self) -> None:
+        """Ring the bell so ``select`` returns (no-op if one is already pending)."""
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._wake_w.send(b"\0")
+            except (BlockingIOError, OSError):
+                pass
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait on the shared condition until ``predicate()``; False on timeout."""
+        deadline = None if timeout is None else _monotonic() + timeout
+        with self.cond:
+            self.waiters += 1
+            try:
+                while not predicate():
+                    if self.stopped and not predicate():
+                        return predicate()
+                    if deadline is None:
+                        self.cond.wait(1.0)
+                    else:
+                        remaining = deadline - _monotonic()
+                        if remaining <= 0:
+                            return False
+                        self.cond.wait(remaining)
+                return True
+            finally:
+                self.waiters -= 1
+
+    def call(
+        self, fn: Callable[[Any, float], object], timeout: float | None, ordered: bool = False
+    ) -> object:
+        """Run ``fn(core, now)`` on the I/O thread and return its result.
+
+        ``ordered`` ops queue behind the records sent before them (``flush``);
+        the others run at the next loop iteration even while records wait for
+        buffer space.
+
+        Raises:
+            KafkaTimeoutError: Not done within ``timeout``.
+            IllegalStateError: The I/O thread has stopped.
+        """
+        if self.stopped:
+            raise IllegalStateError("producer is closed")
+        op = _Op(fn)
+        (self.inbox if ordered else self.urgent).append(op)
+        self.wake()
+        if not self.wait_until(lambda: op.done or self.stopped, timeout):
+            op.cancelled = True
+            raise KafkaTimeoutError(f"operation did not complete within {timeout}s")
+        if not op.done:
+            raise IllegalStateError("producer closed while waiting")
+        if op.error is not None:
+            raise op.error
+        return op.result
+
+    def notify(self) -> None:
+        if self.waiters:
+            with self.cond:
+                self.cond.notify_all()
+
+    # --- I/O thread --------------------------------------------------------
+
+    def _run_guarded(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # pragma: no cover - a bug in the core or here
+            log.exception("producer I/O thread crashed")
+            try:
+                self.core.abort(_monotonic(), KafkaError(f"producer I/O thread crashed: {exc!r}"))
+                dispatch_events(self.core.events())
+            except BaseException:
+                log.exception("abort after crash failed")
+        finally:
+            self._shutdown()
+
+    def _run(self) -> None:
+        core = self.core
+        inbox = self.inbox
+        sel = self._sel
+        while not self._stop_requested:
+            now = _monotonic()
+            while self.urgent:
+                self._run_op(self.urgent.popleft(), now)
+            if inbox and not self.blocked:
+                self._drain_inbox(now)
+            self._flush_io(now)
+            if self._polling:
+                self._poll_ops(now)
+                self._flush_io(now)
+            if self._stop_requested:
+                break
+            timer = core.get_timer()
+            if inbox and not self.blocked:
+                timeout: float | None = 0.0
+            elif timer is None:
+                timeout = None
+            else:
+                timeout = max(0.0, timer - _monotonic())
+            if self._polling and (timeout is None or timeout > 0.05):
+                timeout = 0.05  # pending ops (flush...) are re-checked at least this often
+            self.sleeping = True
+            if inbox and not self.blocked:
+                timeout = 0.0
+            ready = sel.select(timeout)
+            self.sleeping = False
+            now = _monotonic()
+            for key, mask in ready:
+                conn = key.data
+                if conn is None:
+                    self._wake_pending = False
+                    try:
+                        while self._wake_r.recv(4096):
+                            pass
+                    except (BlockingIOError, OSError):
+                        pass
+                elif conn.connecting:
+                    self._finish_connect(conn, now)
+                else:
+                    if mask & selectors.EVENT_WRITE:
+                        self._write(conn, now)
+                    if mask & selectors.EVENT_READ and conn.node_id in self._conns:
+                        self._read(conn, now)
+            timer = core.get_timer()
+            if timer is not None and timer <= now:
+                core.handle_timer(now)
+
+    def _flush_io(self, now: float) -> None:
+        """Commands, bytes and events until the core has nothing more to say."""
+        core = self.core
+        for _ in range(8):
+            cmds = core.commands()
+            for cmd in cmds:
+                if type(cmd) is Connect:
+                    self._connect(cmd, now)
+                elif type(cmd) is Close:
+                    self._close_conn(cmd.node_id)
+            out = core.data_to_send()
+            for node_id, data in out:
+                conn = self._conns.get(node_id)
+                if conn is not None:
+                    conn.out += data
+            for node_id, _ in out:
+                conn = self._conns.get(node_id)
+                if conn is not None and conn.out and not conn.connecting:
+                    self._write(conn, now)
+            evs = core.events()
+            if evs:
+                dispatch_events(evs)
+                if self.blocked:
+                    self.blocked = False  # deliveries freed buffer space: try again
+                    if self.inbox:
+                        self._drain_inbox(now)
+                self.notify()
+            if not cmds and not out and not evs:
+                return
+
+    def _drain_inbox(self, now: float) -> None:
+        core_send = self.core.send
+        inbox = self.inbox
+        popleft = inbox.popleft
+        was_full = len(inbox) >= _INBOX_LIMIT
+        while inbox:
+            item = popleft()
+            if type(item) is tuple:
+                topic, key, value, headers, partition, ts, fut = item
+                if fut._state:
+                    continue
+                try:
+                    ok = core_send(
+                        topic=topic,
+                        key=key,
+                        value=value,
+                        headers=headers,
+                        partition=partition,
+                        timestamp_ms=ts,
+                        token=fut,
+                        now=now,
+                    )
+                except Exception as exc:
+                    fut._fail(exc)
+                    continue
+                if not ok:
+                    inbox.appendleft(item)
+                    self.blocked = True
+                    break
+            else:
+                self._run_op(item, now)
+        if was_full or self.waiters:
+            self.notify()
+
+    def _run_op(self, op: _Op, now: float) -> None:
+        if op.cancelled:
+            return
+        try:
+            result = op.fn(self.core, now)
+        except BaseException as exc:
+            op.error = exc
+            op.done = True
+            self.notify()
+            return
+        if result is _AGAIN:
+            self._polling.append(op)
+        else:
+            op.result = result
+            op.done = True
+            self.notify()
+
+    def _poll_ops(self, now: float) -> None:
+        ops, self._polling = self._polling, []
+        for op in ops:
+            self._run_op(op, now)
+
+    def request_stop(self) -> None:
+        """Ask the I/O thread to exit after this iteration (from the I/O thread)."""
+        self._stop_requested = True
+
+    # --- sockets -------------------------------------------------------------
+
+    def _connect(self, cmd: Connect, now: float) -> None:
+        # TLS seam (issue 7): wrap the socket once connected, run the
+        # handshake non-blocking, then report connection_made.
+        try:
+            infos = socket.getaddrinfo(cmd.host, cmd.port, type=socket.SOCK_STREAM)
+            family, stype, proto, _, addr = infos[0]
+            sock = socket.socket(family, stype, proto)
+        except OSError as exc:
+            self.core.connection_lost(cmd.node_id, exc, now)
+            return
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        conn = _Conn(cmd.node_id, sock)
+        err = sock.connect_ex(addr)
+        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            sock.close()
+            self.core.connection_lost(
+                cmd.node_id, OSError(err, errno.errorcode.get(err, "connect failed")), now
+            )
+            return
+        self._conns[cmd.node_id] = conn
+        if err == 0:
+            conn.connecting = False
+            self._sel.register(sock, selectors.EVENT_READ, conn)
+            self.core.connection_made(cmd.node_id, now)
+        else:
+            self._sel.register(sock, selectors.EVENT_WRITE, conn)
+
+    def _finish_connect(self, conn: _Conn, now: float) -> None:
+        err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._lost(conn, OSError(err, errno.errorcode.get(err, "connect failed")), now)
+            return
+        conn.connecting = False
+        self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
+        self.core.connection_made(conn.node_id, now)
+
+    def _read(self, conn: _Conn, now: float) -> None:
+        try:
+            data = conn.sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(conn, exc, now)
+            return
+        if not data:
+            self._lost(conn, None, now)
+            return
+        self.core.receive_data(conn.node_id, data, now)
+
+    def _write(self, conn: _Conn, now: float) -> None:
+        try:
+            n = conn.sock.send(conn.out)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as exc:
+            self._lost(conn, exc, now)
+            return
+        del conn.out[:n]
+        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
+        if self._sel.get_key(conn.sock).events != want:
+            self._sel.modify(conn.sock, want, conn)
+
+    def _lost(self, conn: _Conn, exc: BaseException | None, now: float) -> None:
+        self._drop(conn)
+        self.core.connection_lost(conn.node_id, exc, now)
+
+    def _close_conn(self, node_id: int) -> None:
+        conn = self._conns.get(node_id)
+        if conn is not None:
+            self._drop(conn)
+
+    def _drop(self, conn: _Conn) -> None:
+        self._conns.pop(conn.node_id, None)
+        try:
+            self._sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    def _shutdown(self) -> None:
+        for conn in list(self._conns.values()):
+            self._drop(conn)
+        leftovers = [item for item in self.inbox if type(item) is tuple]
+        self.inbox.clear()
+        for item in leftovers:
+            item[-1]._fail(IllegalStateError("producer closed before the record was sent"))
+        for op in self._polling:
+            op.error = IllegalStateError("producer closed")
+            op.done = True
+        self._polling = []
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+
+class KafkaProducer:
+    """A Kafka producer with kafka-python's API, backed by kproto's sans-I/O core.
+
+    Args:
+        **configs: The options of the spec (``bootstrap_servers``, ``acks``,
+            ``linger_ms``, ...), plus ``key_serializer`` and ``value_serializer``.
+
+    Raises:
+        TypeError: An unknown option (the message names the closest valid one).
+        ValueError: An option value that is not allowed.
+    """
+
+    #: Builds the core; a seam for tests that drive a stand-in core.
+    _make_core = staticmethod(make_core)
+
+    def __init__(self, **configs: Any) -> None:
+        self._options, self.config = split_configs(configs)
+        self._max_block = self.config.max_block_ms / 1000.0
+        self._core = self._make_core(self.config, _monotonic())
+        self._loop = _IOLoop(self._core, name=f"kproto-producer-{id(self):x}")
+        self._known_topics: set[str] = set()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._loop.thread.start()
+
+    # --- sending ---------------------------------------------------------
+
+    def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> FutureRecordMetadata:
+        """Queue one record; thread-safe.
+
+        Args:
+            topic: Destination topic.
+            value: The value: bytes, or anything ``value_serializer`` accepts.
+                None with a key is a tombstone.
+            key: The key: bytes, or anything ``key_serializer`` accepts.
+            headers: ``[(str, bytes), ...]``.
+            partition: Explicit partition; otherwise the partitioner chooses.
+            timestamp_ms: Record timestamp, ms since the epoch; default now.
+
+        Returns:
+            A :class:`FutureRecordMetadata`.
+
+        Raises:
+            IllegalStateError: The producer is closed.
+            KafkaTimeoutError: No metadata for the topic, or no buffer space,
+                within ``max_block_ms``.
+            TypeError: A key/value that is not bytes with no serializer, bad headers.
+            ValueError: Both key and value are None, or a bad partition.
+            Exception: Whatever a serializer raised.
+        """
+        if self._closed:
+            raise IllegalStateError("send() on a closed KafkaProducer")
+        topic, k, v, hdrs, part, ts, hsize = prepare_record(
+            self._options, topic, value, key, headers, partition, timestamp_ms
+        )
+        loop = self._loop
+        if topic not in self._known_topics:
+            self._wait_for_topic(topic, _monotonic() + self._max_block)
+        fut = FutureRecordMetadata(
+            loop, topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize
+        )
+        inbox = loop.inbox
+        if loop.blocked or len(inbox) >= _INBOX_LIMIT:
+            self._wait_for_space()
+        inbox.append((topic, k, v, hdrs, part, ts, fut))
+        if loop.sleeping:
+            loop.wake()
+        return fut
+
+    def _wait_for_space(self) -> None:
+        loop = self._loop
+        loop.wake()
+        ok = loop.wait_until(
+            lambda: loop.stopped or (not loop.blocked and len(loop.inbox) < _INBOX_LIMIT), self._max_block
+        )
+        if loop.stopped:
+            raise IllegalStateError("send() on a closed KafkaProducer")
+        if not ok:
+            raise KafkaTimeoutError(
+                f"buffer_memory full for longer than max_block_ms ({self._max_block * 1000:.0f} ms)"
+            )
+
+    def _wait_for_topic(self, topic: str, deadline: float) -> set[int]:
+        parts = self._partitions(topic, deadline)
+        self._known_topics.add(topic)
+        return parts
+
+    def _partitions(self, topic: str, deadline: float) -> set[int]:
+        requested: list[float] = []
+
+        def poll(core: Any, now: float) -> object:
+            parts = core.partitions_for(topic)
+            if parts:
+                return set(parts)
+            if not requested or now - requested[0] > 0.5:
+                core.request_metadata(topic, now)
+                requested[:] = [now]
+            return _AGAIN
+
+        try:
+            result = self._loop.call(poll, max(0.0, deadline - _monotonic()))
+        except KafkaTimeoutError:
+            raise KafkaTimeoutError(
+                f"no metadata for topic {topic!r} within max_block_ms ({self._max_block * 1000:.0f} ms)"
+            ) from None
+        assert isinstance(result, set)
+        return result
+
+    def partitions_for(self, topic: str) -> set[int]:
+        """The partition ids of ``topic``, fetching metadata if needed.
+
+        Args:
+            topic: The topic.
+
+        Returns:
+            The set of partition ids.
+
+        Raises:
+            KafkaTimeoutError: No metadata within ``max_block_ms``.
+            IllegalStateError: The producer is closed.
+        """
+        return self._wait_for_topic(topic, _monotonic() + self._max_block)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Make every buffered record sendable now and wait until all are done.
+
+        Records sent by other threads while flushing are waited for too.
+
+        Args:
+            timeout: Seconds to wait; None waits without bound.
+
+        Raises:
+            KafkaTimeoutError: Records still pending after ``timeout``.
+        """
+        if self._loop.stopped:
+            return
+        started: list[bool] = []
+
+        def poll(core: Any, now: float) -> object:
+            if not started:
+                core.flush(now)
+                started.append(True)
+            if core.pending_count() == 0:
+                return None
+            core.flush(now)
+            return _AGAIN
+
+        self._loop.call(poll, timeout, ordered=True)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, then stop the I/O thread and close every connection. Idempotent.
+
+        Records still pending when ``timeout`` runs out fail with
+        ``KafkaTimeoutError``; ``close`` itself does not raise for that.
+
+        Args:
+            timeout: Seconds for the flush; None waits without bound.
+        """
+        with self._close_lock:
+            if self._closed and self._loop.stopped:
+                return
+            self._closed = True
+            loop = self._loop
+            if loop.stopped:
+                return
+            flushed = True
+            try:
+                self.flush(timeout)
+            except KafkaTimeoutError:
+                flushed = False
+            except IllegalStateError:
+                pass
+
+            def stop(core: Any, now: float) -> object:
+                if flushed:
+                    core.close(now)
+                else:
+                    core.abort(
+                        now, KafkaTimeoutError(f"producer closed with records pending after {timeout}s")
+                    )
+                loop._flush_io(now)
+                loop.request_stop()
+                return None
+
+            try:
+                loop.call(stop, 10.0)
+            except (KafkaTimeoutError, IllegalStateError):
+                pass
+            loop.thread.join(10.0)
+
+    def __enter__(self) -> KafkaProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- introspection ---------------------------------------------------
+
+    def metrics(self, raw: bool = False) -> dict[str, dict[str, float]]:
+        """Producer metrics, kafka-python shaped: ``{'producer-metrics': {name: value}}``.
+
+        Returns:
+            A fresh dict of metric values.
+        """
+        result = self._loop.call(lambda core, now: core.metrics(now), self._max_block)
+        assert isinstance(result, dict)
+        return result
+
+    def bootstrap_connected(self) -> bool:
+        """True while a connection to a bootstrap/broker is up.
+
+        Returns:
+            Whether the core reports a live bootstrap connection.
+        """
+        if self._loop.stopped:
+            return False
+        return bool(self._loop.call(lambda core, now: core.bootstrap_connected(), self._max_block))

@@ -1,0 +1,545 @@
+"""``KafkaProducer`` for trio: background work lives in a nursery the producer owns.
+
+::
+
+    async with KafkaProducer(bootstrap_servers="127.0.0.1:9092") as producer:
+        handle = await producer.send("topic", b"value")
+        metadata = await handle
+
+``async with`` opens a nursery holding the driver task and one task per
+broker connection; leaving the block flushes and closes the producer (or, if
+the block raised or was cancelled, fails what is pending with ``Cancelled``)
+and the nursery ends with it: nothing outlives the block. To run the
+producer in a nursery you already have, use ``await producer.start(nursery)``
+and ``await producer.aclose()``.
+
+Cancellation: a cancelled ``send`` has queued nothing; a cancelled ``flush``
+or ``await handle`` leaves the producer usable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any
+
+import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
+
+from kproto.driving import Close, Connect
+from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
+from transports._common import (
+    Delivery,
+    RecordMetadata,
+    dispatch_events,
+    make_core,
+    prepare_record,
+    split_configs,
+)
+
+__all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
+
+log = logging.getLogger(__name__)
+
+#: ``send`` checkpoints (lets other tasks run) after this many records that
+#: did not need to wait, so the driver ships batches during a tight loop.
+_YIELD_EVERY = 512
+_BYTES_PER_READ = 256 * 1024
+
+
+class DeliveryHandle(Delivery):
+    """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
+
+    A ``trio.Event`` is made only if someone awaits before the outcome is known.
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(
+        self, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
+    ) -> None:
+        Delivery.__init__(self, topic, timestamp_ms, key_size, value_size, header_size)
+        self._event: trio.Event | None = None
+
+    def _completed(self) -> None:
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> RecordMetadata:
+        """Wait for the outcome.
+
+        Returns:
+            The record's :class:`RecordMetadata`.
+
+        Raises:
+            KafkaError: The delivery failed.
+        """
+        if not self._state:
+            if self._event is None:
+                self._event = trio.Event()
+            await self._event.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+        return self._outcome()
+
+    def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        return self.wait().__await__()
+
+    def done(self) -> bool:
+        """True once acknowledged or failed."""
+        return self._state != 0
+
+    def exception(self) -> BaseException | None:
+        """The error of a failed handle, else None."""
+        return self._error
+
+
+class _Conn:
+    __slots__ = ("closed_by_us", "has_data", "node_id", "out", "scope", "stream")
+
+    def __init__(self, node_id: int) -> None:
+        self.node_id = node_id
+        self.stream: trio.SocketStream | None = None
+        self.scope = trio.CancelScope()
+        self.out = bytearray()
+        self.has_data = trio.Event()
+        self.closed_by_us = False
+
+
+class _Driver:
+    """Drives a producer core from tasks in one nursery."""
+
+    def __init__(self, core: Any, nursery: trio.Nursery) -> None:
+        self.core = core
+        self.nursery = nursery
+        self.conns: dict[int, _Conn] = {}
+        self._wake = trio.Event()
+        self._progress = trio.Event()
+        self.stopping = False
+        self.stopped = trio.Event()
+
+    def kick(self) -> None:
+        """Wake the driver task."""
+        self._wake.set()
+
+    async def progress(self, deadline: float) -> bool:
+        """Wait for the driver's next iteration; False if ``deadline`` (trio clock) passed."""
+        ev = self._progress
+        with trio.move_on_at(deadline):
+            await ev.wait()
+            return True
+        return False
+
+    async def run(self) -> None:
+        core = self.core
+        try:
+            while not self.stopping:
+                now = trio.current_time()
+                timer = core.get_timer()
+                if timer is not None and timer <= now:
+                    core.handle_timer(now)
+                self.pump(now)
+                if self.stopping:
+                    break
+                timer = core.get_timer()
+                if not self._wake.is_set():
+                    with trio.move_on_at(timer if timer is not None else float("inf")):
+                        await self._wake.wait()
+                else:
+                    await trio.lowlevel.checkpoint()
+                self._wake = trio.Event()
+        finally:
+            self.shutdown()
+
+    def pump(self, now: float) -> None:
+        """Commands, bytes and events until the core has nothing more to say."""
+        core = self.core
+        for _ in range(8):
+            cmds = core.commands()
+            for cmd in cmds:
+                if type(cmd) is Connect:
+                    new = _Conn(cmd.node_id)
+                    self.conns[cmd.node_id] = new
+                    self.nursery.start_soon(self._connection, new, cmd.host, cmd.port)
+                elif type(cmd) is Close:
+                    self._close(cmd.node_id)
+            out = core.data_to_send()
+            for node_id, data in out:
+                conn = self.conns.get(node_id)
+                if conn is not None:
+                    conn.out += data
+                    conn.has_data.set()
+            evs = core.events()
+            if evs:
+                dispatch_events(evs)
+            if not cmds and not out and not evs:
+                break
+        self._progress.set()
+        self._progress = trio.Event()
+
+    def _lost(self, conn: _Conn, exc: BaseException | None) -> None:
+        if conn.closed_by_us:
+            return
+        conn.closed_by_us = True
+        if self.conns.get(conn.node_id) is conn:
+            del self.conns[conn.node_id]
+        conn.scope.cancel()
+        self.core.connection_lost(conn.node_id, exc, trio.current_time())
+        self.kick()
+
+    async def _connection(self, conn: _Conn, host: str, port: int) -> None:
+        with conn.scope:
+            try:
+                # TLS seam (issue 7): wrap in trio.SSLStream and do_handshake() here.
+                conn.stream = await trio.open_tcp_stream(host, port)
+            except OSError as exc:
+                self._lost(conn, exc)
+                return
+            if conn.closed_by_us:
+                await trio.aclose_forcefully(conn.stream)
+                return
+            self.core.connection_made(conn.node_id, trio.current_time())
+            self.kick()
+            try:
+                async with trio.open_nursery() as n:
+                    n.start_soon(self._writer, conn)
+                    await self._reader(conn)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(conn.stream)
+
+    async def _reader(self, conn: _Conn) -> None:
+        assert conn.stream is not None
+        while True:
+            try:
+                data = await conn.stream.receive_some(_BYTES_PER_READ)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self._lost(conn, exc)
+                return
+            if not data:
+                self._lost(conn, None)
+                return
+            self.core.receive_data(conn.node_id, data, trio.current_time())
+            self.kick()
+
+    async def _writer(self, conn: _Conn) -> None:
+        assert conn.stream is not None
+        while True:
+            await conn.has_data.wait()
+            conn.has_data = trio.Event()
+            if conn.out:
+                data, conn.out = bytes(conn.out), bytearray()
+                try:
+                    await conn.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    self._lost(conn, exc)
+                    return
+
+    def _close(self, node_id: int) -> None:
+        conn = self.conns.pop(node_id, None)
+        if conn is not None:
+            conn.closed_by_us = True
+            conn.scope.cancel()
+
+    def shutdown(self) -> None:
+        for node_id in list(self.conns):
+            self._close(node_id)
+        self._progress.set()
+        self.stopped.set()
+
+
+class KafkaProducer:
+    """A Kafka producer for trio, with the spec's options and method names.
+
+    Args:
+        **configs: The options of the spec (``bootstrap_servers``, ``acks``,
+            ``linger_ms``, ...), plus ``key_serializer`` and ``value_serializer``.
+
+    Raises:
+        TypeError: An unknown option (the message names the closest valid one).
+        ValueError: An option value that is not allowed.
+    """
+
+    #: Builds the core; a seam for tests that drive a stand-in core.
+    _make_core = staticmethod(make_core)
+
+    def __init__(self, **configs: Any) -> None:
+        self._options, self.config = split_configs(configs)
+        self._max_block = self.config.max_block_ms / 1000.0
+        self._driver: _Driver | None = None
+        self._known_topics: set[str] = set()
+        self._closed = False
+        self._unyielded = 0
+        self._nursery_manager: Any = None
+        self._own_scope: trio.CancelScope | None = None
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start the driver in ``nursery``; pair with :meth:`aclose`.
+
+        Args:
+            nursery: Where the driver and connection tasks run.
+
+        Raises:
+            IllegalStateError: Already started or closed.
+        """
+        if self._driver is not None or self._closed:
+            raise IllegalStateError("producer already started or closed")
+        core = self._make_core(self.config, trio.current_time())
+        self._driver = _Driver(core, nursery)
+        nursery.start_soon(self._driver.run, name="kproto-producer")
+        await trio.lowlevel.checkpoint()
+
+    def _running(self) -> _Driver:
+        if self._closed:
+            raise IllegalStateError("producer is closed")
+        if self._driver is None:
+            raise IllegalStateError(
+                "producer not started: use `async with KafkaProducer(...)` or start(nursery)"
+            )
+        return self._driver
+
+    async def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> DeliveryHandle:
+        """Queue one record, waiting only for buffer space (or a new topic's metadata).
+
+        Args:
+            topic: Destination topic.
+            value: The value: bytes, or anything ``value_serializer`` accepts.
+            key: The key: bytes, or anything ``key_serializer`` accepts.
+            headers: ``[(str, bytes), ...]``.
+            partition: Explicit partition; otherwise the partitioner chooses.
+            timestamp_ms: Record timestamp, ms since the epoch; default now.
+
+        Returns:
+            A :class:`DeliveryHandle`; ``await`` it for the :class:`RecordMetadata`.
+
+        Raises:
+            IllegalStateError: The producer is closed or not started.
+            KafkaTimeoutError: No metadata or no buffer space within ``max_block_ms``.
+            TypeError: A key/value that is not bytes with no serializer, bad headers.
+            ValueError: Both key and value None, a bad partition or topic.
+            RecordTooLargeError: The record alone is over ``max_request_size``.
+        """
+        driver = self._driver
+        if driver is None or self._closed:
+            driver = self._running()
+        topic, k, v, hdrs, part, ts, hsize = prepare_record(
+            self._options, topic, value, key, headers, partition, timestamp_ms
+        )
+        if topic not in self._known_topics:
+            await self._wait_for_topic(driver, topic)
+        handle = DeliveryHandle(topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize)
+        core = driver.core
+        if not core.send(
+            topic=topic,
+            key=k,
+            value=v,
+            headers=hdrs,
+            partition=part,
+            timestamp_ms=ts,
+            token=handle,
+            now=trio.current_time(),
+        ):
+            deadline = trio.current_time() + self._max_block
+            while True:
+                driver.kick()
+                if not await driver.progress(deadline):
+                    raise KafkaTimeoutError(
+                        f"buffer_memory full for longer than max_block_ms ({self.config.max_block_ms} ms)"
+                    )
+                if self._closed:
+                    raise IllegalStateError("producer closed while send() waited for buffer space")
+                if core.send(
+                    topic=topic,
+                    key=k,
+                    value=v,
+                    headers=hdrs,
+                    partition=part,
+                    timestamp_ms=ts,
+                    token=handle,
+                    now=trio.current_time(),
+                ):
+                    break
+            self._unyielded = 0
+        else:
+            driver.kick()
+            self._unyielded += 1
+            if self._unyielded >= _YIELD_EVERY:
+                self._unyielded = 0
+                await trio.lowlevel.checkpoint()
+        return handle
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> RecordMetadata:
+        """Queue one record and wait for its acknowledgement.
+
+        Returns:
+            The record's :class:`RecordMetadata`.
+
+        Raises:
+            KafkaError: As :meth:`send`, or the delivery's failure.
+        """
+        handle = await self.send(topic, value, key, headers, partition, timestamp_ms)
+        return await handle.wait()
+
+    async def _wait_for_topic(self, driver: _Driver, topic: str) -> set[int]:
+        deadline = trio.current_time() + self._max_block
+        asked = -1.0
+        while True:
+            parts = driver.core.partitions_for(topic)
+            if parts:
+                self._known_topics.add(topic)
+                return set(parts)
+            now = trio.current_time()
+            if now - asked > 0.5:
+                driver.core.request_metadata(topic, now)
+                asked = now
+            driver.kick()
+            if not await driver.progress(min(deadline, now + 0.5)) and trio.current_time() >= deadline:
+                raise KafkaTimeoutError(
+                    f"no metadata for topic {topic!r} within max_block_ms ({self.config.max_block_ms} ms)"
+                )
+            if self._closed:
+                raise IllegalStateError("producer closed while waiting for metadata")
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        """The partition ids of ``topic``, fetching metadata if needed.
+
+        Returns:
+            The set of partition ids.
+
+        Raises:
+            KafkaTimeoutError: No metadata within ``max_block_ms``.
+        """
+        return await self._wait_for_topic(self._running(), topic)
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Make every buffered record sendable now and wait until all are done.
+
+        Args:
+            timeout: Seconds to wait; None waits without bound.
+
+        Raises:
+            KafkaTimeoutError: Records still pending after ``timeout``.
+        """
+        driver = self._driver
+        if driver is None or driver.stopped.is_set():
+            await trio.lowlevel.checkpoint()
+            return
+        deadline = float("inf") if timeout is None else trio.current_time() + timeout
+        while True:
+            driver.core.flush(trio.current_time())
+            driver.kick()
+            if driver.core.pending_count() == 0:
+                await trio.lowlevel.checkpoint()
+                return
+            if not await driver.progress(deadline):
+                raise KafkaTimeoutError(f"flush did not complete within {timeout}s")
+
+    async def aclose(self, timeout: float | None = None) -> None:
+        """Flush, then stop the driver and close every connection. Idempotent.
+
+        Records still pending after ``timeout`` fail with ``KafkaTimeoutError``.
+        If cancelled while flushing, pending records fail with ``Cancelled``
+        and the producer is closed.
+
+        Args:
+            timeout: Seconds for the flush; None waits without bound.
+        """
+        driver = self._driver
+        if self._closed or driver is None:
+            self._closed = True
+            if driver is not None:
+                with trio.CancelScope(shield=True):
+                    await driver.stopped.wait()
+            else:
+                await trio.lowlevel.checkpoint()
+            return
+        error: KafkaError | None = None
+        try:
+            await self.flush(timeout)
+        except KafkaTimeoutError:
+            error = KafkaTimeoutError(f"closed with records pending after {timeout}s")
+        except trio.Cancelled:
+            self._finish(driver, Cancelled("producer close was cancelled"))
+            raise
+        finally:
+            self._closed = True
+        self._finish(driver, error)
+        with trio.CancelScope(shield=True):
+            await driver.stopped.wait()
+
+    close = aclose
+
+    def _finish(self, driver: _Driver, error: KafkaError | None) -> None:
+        self._closed = True
+        if driver.stopping:
+            return
+        now = trio.current_time()
+        if error is None:
+            driver.core.close(now)
+        else:
+            driver.core.abort(now, error)
+        driver.pump(now)
+        driver.stopping = True
+        driver.kick()
+
+    async def __aenter__(self) -> KafkaProducer:
+        self._nursery_manager = trio.open_nursery()
+        nursery = await self._nursery_manager.__aenter__()
+        try:
+            await self.start(nursery)
+        except BaseException:
+            nursery.cancel_scope.cancel()
+            await self._nursery_manager.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        driver = self._driver
+        try:
+            if driver is not None:
+                if exc_type is None:
+                    await self.aclose()
+                else:
+                    self._finish(driver, Cancelled(f"producer context exited with {exc_type.__name__}"))
+        finally:
+            if driver is not None:
+                driver.nursery.cancel_scope.cancel()
+            suppressed: bool = await self._nursery_manager.__aexit__(exc_type, exc, tb)
+        return suppressed
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Producer metrics, kafka-python shaped: ``{'producer-metrics': {name: value}}``.
+
+        Returns:
+            A fresh dict (empty before ``start``).
+        """
+        if self._driver is None:
+            return {"producer-metrics": {}}
+        result: dict[str, dict[str, float]] = self._driver.core.metrics(trio.current_time())
+        return result
+
+    def bootstrap_connected(self) -> bool:
+        """True while a connection to a bootstrap/broker is up.
+
+        Returns:
+            Whether the core reports a live bootstrap connection.
+        """
+        return self._driver is not None and bool(self._driver.core.bootstrap_connected())
