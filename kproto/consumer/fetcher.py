@@ -39,11 +39,11 @@ from typing import Any, Final
 
 import crc32c as _crc32c
 
+from kproto.consumer.config import Deserializer
+from kproto.consumer.types import ConsumerRecord, RecordDeserializationError, TopicPartition
 from kproto.errors import CorruptRecordChecksumError, CorruptRecordError
 from kproto.protocol.compression import decompress
 from kproto.protocol.legacy_records import parse_legacy_batch
-from kproto.consumer.config import Deserializer
-from kproto.consumer.types import ConsumerRecord, RecordDeserializationError, TopicPartition
 
 __all__ = ["PartitionRecords", "scan_blob"]
 
