@@ -1,0 +1,846 @@
+"""The cluster client core: connections by node id, metadata, routing, retries.
+
+Theory of operation
+-------------------
+
+A :class:`Client` is a :class:`kproto.driving.Driven` core. It keeps one
+:class:`~kproto.connection.BrokerConnection` per node it talks to and knows
+three kinds of node ids:
+
+- bootstrap entries from ``bootstrap_servers``: -1, -2, ... in list order;
+- brokers from Metadata responses: their broker ids;
+- coordinators from FindCoordinator: ``COORDINATOR_NODE_BASE - broker_id``,
+  a second connection to that broker reserved for group and transaction
+  requests, so a JoinGroup that blocks for the rebalance timeout never
+  holds up a Fetch or Produce (the Java client does the same).
+
+Requests. :meth:`send` queues a request on its node's connection and asks
+for a ``Connect`` if there is none. A node whose last connection failed is
+in reconnect backoff (exponential from ``reconnect_backoff_ms`` to
+``reconnect_backoff_max_ms``, times a jitter in [0.8, 1.2) drawn from the
+injected ``random.Random``, as in KIP-144); requests wait for it. When a
+connection closes, every request on it fails with
+:class:`~kproto.errors.KafkaConnectionError` and the client asks for a
+metadata refresh: leadership may have moved.
+
+Callbacks run only inside the driving inputs (``connection_made``,
+``connection_lost``, ``receive_data``, ``handle_timer``) and ``close()``,
+after the client's own state is updated; never inside ``send``. If some are
+due, :meth:`get_timer` returns the latest ``now`` seen.
+
+Metadata. One Metadata request at a time, for the tracked topics (none: the
+brokers only), to the least-loaded node. A refresh is due
+``metadata_max_age_ms`` after the last success, or at once when asked
+(:meth:`request_metadata_update`, a new topic, a lost connection, a
+transient error in the response), but never sooner than ``retry_backoff_ms``
+after the previous attempt ended. Once brokers are known, bootstrap
+connections are closed when idle.
+
+Least-loaded node (as the Java client): start at a random broker, take the
+first ready one with nothing pending, else the ready one with least pending,
+else one that is connecting, else one that may connect now, else the one
+whose backoff ends first. Before the first metadata the bootstrap entries
+are the candidates.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from kproto.cluster import ClusterMetadata
+from kproto.connection import (
+    DEFAULT_MAX_RESPONSE_SIZE,
+    Authenticator,
+    BrokerConnection,
+    Callback,
+    Completion,
+    ConnectionConfig,
+    ConnectionState,
+)
+from kproto.driving import Close, Command, Connect
+from kproto.errors import (
+    Cancelled,
+    IllegalArgumentError,
+    IllegalStateError,
+    KafkaConfigurationError,
+    KafkaConnectionError,
+    KafkaError,
+    NoBrokersAvailable,
+    error_from_code,
+)
+from kproto.events import (
+    BootstrapFailed,
+    CoordinatorFound,
+    CoordinatorLookupFailed,
+    MetadataUpdated,
+    NodeDisconnected,
+    NodeReady,
+)
+from kproto.protocol.messages import FindCoordinatorRequest, MetadataRequest
+from kproto.protocol.messages.metadata import MetadataRequestTopic
+
+__all__ = [
+    "COORDINATOR_GROUP",
+    "COORDINATOR_NODE_BASE",
+    "COORDINATOR_TRANSACTION",
+    "DEFAULT_PORT",
+    "Client",
+    "ClientConfig",
+    "parse_bootstrap",
+]
+
+#: Kafka's default listener port.
+DEFAULT_PORT = 9092
+
+#: Coordinator connections use node id ``COORDINATOR_NODE_BASE - broker_id``
+#: (Java: ``Integer.MAX_VALUE - id``), so they never clash with broker ids.
+COORDINATOR_NODE_BASE = 2**31 - 1
+
+#: FindCoordinator v4+ batches keys (KIP-699) and drops the single-key fields;
+#: v1-v3 are served by every broker from 2.1 through 4.x (KIP-896 kept v1+).
+_FIND_COORDINATOR_MAX_VERSION = 3
+
+#: FindCoordinator KeyType of a consumer group.
+COORDINATOR_GROUP = 0
+#: FindCoordinator KeyType of a transactional id.
+COORDINATOR_TRANSACTION = 1
+_INF = float("inf")
+
+
+def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
+    """Split ``bootstrap_servers`` into ``(host, port)`` pairs.
+
+    Accepts ``"host"``, ``"host:port"``, ``"[v6::addr]:port"``, ``"[v6::addr]"``,
+    a bare IPv6 literal without port, a comma-separated string, or a list of
+    any of these. The default port is 9092.
+
+    Raises:
+        KafkaConfigurationError: an entry is empty or its port is not a number in 1..65535.
+    """
+    entries = servers.split(",") if isinstance(servers, str) else [e for s in servers for e in s.split(",")]
+    out: list[tuple[str, int]] = []
+    for raw in entries:
+        entry = raw.strip()
+        if not entry:
+            continue
+        port_text: str | None
+        if entry.startswith("["):
+            close = entry.find("]")
+            if close < 0:
+                raise KafkaConfigurationError(f"bootstrap server {raw!r}: unclosed '['")
+            host, rest = entry[1:close], entry[close + 1 :]
+            if rest and not rest.startswith(":"):
+                raise KafkaConfigurationError(f"bootstrap server {raw!r}: junk after ']'")
+            port_text = rest[1:] if rest else None
+        elif entry.count(":") > 1:
+            host, port_text = entry, None  # a bare IPv6 literal has no room for a port
+        elif ":" in entry:
+            host, port_text = entry.split(":", 1)
+        else:
+            host, port_text = entry, None
+        if not host:
+            raise KafkaConfigurationError(f"bootstrap server {raw!r}: empty host")
+        port = DEFAULT_PORT
+        if port_text is not None:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise KafkaConfigurationError(f"bootstrap server {raw!r}: bad port {port_text!r}")
+            port = int(port_text)
+        out.append((host, port))
+    if not out:
+        raise KafkaConfigurationError("bootstrap_servers is empty")
+    return out
+
+
+def _non_negative(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise KafkaConfigurationError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def _positive(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value <= 0:
+        raise KafkaConfigurationError(f"{attribute.name} must be > 0, got {value}")
+
+
+def _check_bootstrap(_inst: object, _attribute: object, value: str | Sequence[str]) -> None:
+    parse_bootstrap(value)
+
+
+@attrs.frozen(kw_only=True)
+class ClientConfig:
+    """Settings of the cluster client (names and defaults as the Java client)."""
+
+    #: ``"host[:port]"``, comma-separated, or a list; ``[::1]:9092`` for IPv6.
+    bootstrap_servers: str | Sequence[str] = attrs.field(default="localhost:9092", validator=_check_bootstrap)
+    #: Sent in every request header; shows in broker logs and quotas.
+    client_id: str = "kproto"
+    #: A request fails if its response has not arrived this long after ``send``.
+    request_timeout_ms: int = attrs.field(default=30000, validator=_non_negative)
+    #: Metadata is refreshed at least this often.
+    metadata_max_age_ms: int = attrs.field(default=300000, validator=_non_negative)
+    #: First reconnect backoff; doubles per failed attempt.
+    reconnect_backoff_ms: int = attrs.field(default=50, validator=_non_negative)
+    #: Cap of the reconnect backoff.
+    reconnect_backoff_max_ms: int = attrs.field(default=1000, validator=_non_negative)
+    #: Pause between metadata or coordinator lookup attempts.
+    retry_backoff_ms: int = attrs.field(default=100, validator=_non_negative)
+    #: Requests awaiting a response per connection.
+    max_in_flight_requests_per_connection: int = attrs.field(default=5, validator=_positive)
+    #: TCP connect plus handshake must finish within this (Java: socket.connection.setup.timeout.ms).
+    connection_setup_timeout_ms: int = attrs.field(default=10000, validator=_non_negative)
+    #: Bound on a response frame's declared size (see ``kproto.connection``).
+    max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=_positive)
+    #: Ask brokers to auto-create topics named in Metadata requests.
+    allow_auto_create_topics: bool = True
+    #: ``factory(node_id, host, port)`` for the authentication step (SASL), or None.
+    authenticator: Callable[[int, str, int], Authenticator] | None = None
+
+
+class _Node:
+    """A node id's address, its current connection and its backoff state."""
+
+    __slots__ = ("node_id", "host", "port", "kind", "conn", "failures", "reconnect_at", "connects", "ready_seen")
+
+    def __init__(self, node_id: int, host: str, port: int, kind: str) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        self.kind = kind  # "bootstrap" | "broker" | "coordinator"
+        self.conn: BrokerConnection | None = None
+        self.failures = 0
+        self.reconnect_at = -_INF
+        self.connects = 0
+        self.ready_seen = False
+
+
+class Client:
+    """The cluster client core; see the module docstring.
+
+    Args:
+        config: Settings.
+        now: Current time on the driver's clock.
+        rng: Source of reconnect jitter and least-loaded start offsets; seed it for
+            reproducible runs.
+    """
+
+    def __init__(self, config: ClientConfig, *, now: float, rng: random.Random | None = None) -> None:
+        self.config = config
+        self._rng = rng if rng is not None else random.Random()
+        self._conn_config = ConnectionConfig(
+            client_id=config.client_id,
+            request_timeout_ms=config.request_timeout_ms,
+            max_in_flight_requests_per_connection=config.max_in_flight_requests_per_connection,
+            max_response_size=config.max_response_size,
+            connection_setup_timeout_ms=config.connection_setup_timeout_ms,
+        )
+        self._nodes: dict[int, _Node] = {}
+        self._bootstrap_ids: list[int] = []
+        for i, (host, port) in enumerate(parse_bootstrap(config.bootstrap_servers)):
+            node_id = -(i + 1)
+            self._nodes[node_id] = _Node(node_id, host, port, "bootstrap")
+            self._bootstrap_ids.append(node_id)
+        self._cluster = ClusterMetadata()
+        self._commands: list[Command] = []
+        self._events: list[object] = []
+        self._completions: deque[Completion] = deque()
+        self._now = now
+        self._closed = False
+        self._answered = False
+        self._bootstrap_deadline: float | None = None
+        self._bootstrap_error: NoBrokersAvailable | None = None
+        # Metadata (see the module docstring). -inf = never.
+        self._topics: set[str] = set()
+        self._metadata_in_flight = False
+        self._metadata_requested = True  # the first fetch bootstraps the client
+        self._metadata_last_attempt = -_INF
+        self._metadata_last_success = -_INF
+        # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
+        self._coordinators: dict[tuple[int, str], int] = {}
+        self._coordinator_lookups: dict[tuple[int, str], float | None] = {}
+        self._coordinator_not_before: dict[tuple[int, str], float] = {}
+
+    # --- the driving surface -------------------------------------------------------
+
+    def connection_made(self, node_id: int, now: float) -> None:
+        """The connection asked for by ``Connect(node_id)`` is open.
+
+        Raises:
+            IllegalStateError: the client is closed, no ``Connect`` was issued for
+                ``node_id``, or the connection was already reported open.
+        """
+        node = self._input_node(node_id, now)
+        conn = node.conn
+        if conn is None or conn.state in (ConnectionState.CLOSED, ConnectionState.WAITING):
+            # We gave up on this attempt (timeout, close) before it completed.
+            self._commands.append(Close(node_id=node_id))
+            return
+        if conn.state is not ConnectionState.CONNECTING:
+            raise IllegalStateError(f"connection_made for node {node_id}, which is already {conn.state.value}")
+        conn.connection_made(now)
+        self._after_input(now)
+
+    def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
+        """The connection to ``node_id`` failed to open or was closed.
+
+        Raises:
+            IllegalStateError: the client is closed or no ``Connect`` was issued for ``node_id``.
+        """
+        node = self._input_node(node_id, now)
+        conn = node.conn
+        if conn is None or conn.state in (ConnectionState.CLOSED, ConnectionState.WAITING):
+            return  # an attempt we already closed
+        conn.connection_lost(exc, now)
+        self._after_input(now)
+
+    def receive_data(self, node_id: int, data: bytes, now: float) -> None:
+        """Bytes arrived from ``node_id``.
+
+        Raises:
+            IllegalStateError: the client is closed, no ``Connect`` was issued for
+                ``node_id``, or data came before ``connection_made``.
+        """
+        node = self._input_node(node_id, now)
+        conn = node.conn
+        if conn is None or conn.state in (ConnectionState.CLOSED, ConnectionState.WAITING):
+            return  # bytes racing a Close we issued
+        if conn.state is ConnectionState.CONNECTING:
+            raise IllegalStateError(f"data from node {node_id} before connection_made")
+        conn.receive_data(data, now)
+        self._after_input(now)
+
+    def handle_timer(self, now: float) -> None:
+        """Expire requests, retry connections, start due metadata and coordinator lookups."""
+        self._check_open()
+        self._now = now
+        for node in list(self._nodes.values()):
+            if node.conn is not None:
+                node.conn.handle_timer(now)
+        self._after_input(now)
+
+    def commands(self) -> list[Command]:
+        """``Connect``/``Close`` commands, oldest first; drains them."""
+        cmds, self._commands = self._commands, []
+        return cmds
+
+    def data_to_send(self) -> list[tuple[int, bytes]]:
+        """Bytes to write per node, drained; at most one entry per node."""
+        out: list[tuple[int, bytes]] = []
+        for node_id, node in self._nodes.items():
+            conn = node.conn
+            if conn is None:
+                continue
+            data = conn.data_to_send()
+            if data:
+                out.append((node_id, data))
+                if conn.completions:  # requests that expect no response are done
+                    self._completions.extend(conn.completions)
+                    conn.completions.clear()
+        return out
+
+    def get_timer(self) -> float | None:
+        """The earliest time :meth:`handle_timer` must be called; None if nothing is pending."""
+        if self._closed:
+            return None
+        now = self._now
+        if self._completions:
+            return now
+        timer = _INF
+        for node in self._nodes.values():
+            conn = node.conn
+            if conn is None:
+                continue
+            if conn.completions:
+                return now
+            t = conn.get_timer()
+            if t is not None and t < timer:
+                timer = t
+            if conn.state is ConnectionState.WAITING and node.reconnect_at < timer:
+                timer = node.reconnect_at
+        due = self._metadata_due()
+        if due < timer:
+            timer = due
+        for t in self._coordinator_lookups.values():
+            if t is not None and t < timer:
+                timer = t
+        if self._bootstrap_deadline is not None and self._bootstrap_deadline < timer:
+            timer = self._bootstrap_deadline
+        if timer == _INF:
+            return None
+        return max(timer, now)
+
+    def events(self) -> list[object]:
+        """Typed events (see :mod:`kproto.events`), oldest first; drains them."""
+        evs, self._events = self._events, []
+        return evs
+
+    # --- requests ------------------------------------------------------------------
+
+    def send(
+        self,
+        request: Any,
+        *,
+        now: float,
+        callback: Callback,
+        node_id: int | None = None,
+        max_version: int | None = None,
+        expect_response: bool = True,
+        timeout_ms: int | None = None,
+    ) -> None:
+        """Send ``request`` to ``node_id`` (None: the least-loaded node).
+
+        Connects on demand and queues while connecting, handshaking, in
+        reconnect backoff, throttled or at the in-flight limit. The version is
+        ``min(type(request).MAX_VERSION, max_version, broker's max)``.
+        ``callback(response, None)`` or ``callback(None, error)`` runs exactly
+        once, inside a later driving call (never inside ``send``).
+
+        Args:
+            request: A generated request object.
+            now: Current time.
+            callback: Receives the decoded response or a :class:`KafkaError`.
+            node_id: Target node; a broker id, a coordinator id, a bootstrap id, or None.
+            max_version: Highest version the caller can build/read.
+            expect_response: False for Produce with acks=0: completes once written.
+            timeout_ms: Deadline from now (default ``request_timeout_ms``).
+
+        Raises:
+            IllegalStateError: the client is closed.
+            IllegalArgumentError: ``timeout_ms`` is negative.
+        """
+        self._check_open()
+        if timeout_ms is not None and timeout_ms < 0:
+            raise IllegalArgumentError(f"timeout_ms must be >= 0, got {timeout_ms}")
+        self._now = now
+        if node_id is None:
+            node_id = self.least_loaded_node(now)
+        node = self._node(node_id)
+        if node is None:
+            err = KafkaConnectionError(f"node {node_id} is not in the cluster metadata")
+            self._completions.append((callback, None, err))
+            return
+        conn = self._conn_for(node)
+        conn.send(
+            request,
+            callback=callback,
+            now=now,
+            max_version=max_version,
+            expect_response=expect_response,
+            timeout_ms=timeout_ms,
+        )
+        self._pump(now)
+        self._collect(now)
+
+    def is_ready(self, node_id: int) -> bool:
+        """Connected, handshake done, not throttled and below the in-flight limit."""
+        node = self._nodes.get(node_id)
+        return node is not None and node.conn is not None and node.conn.is_ready(self._now)
+
+    def in_flight_count(self, node_id: int) -> int:
+        """Requests written to ``node_id`` and awaiting a response."""
+        node = self._nodes.get(node_id)
+        return node.conn.in_flight_count if node is not None and node.conn is not None else 0
+
+    def api_version(self, node_id: int, api_key: int) -> int | None:
+        """The version ``send`` would use for ``api_key`` on ``node_id``; None before the handshake."""
+        node = self._nodes.get(node_id)
+        if node is None or node.conn is None or not node.conn.broker_versions:
+            return None
+        return node.conn.api_version(api_key)
+
+    def connection_state(self, node_id: int) -> ConnectionState | None:
+        """The state of ``node_id``'s connection; None when there is none."""
+        node = self._nodes.get(node_id)
+        return node.conn.state if node is not None and node.conn is not None else None
+
+    def throttled_until(self, node_id: int) -> float:
+        """Until when the broker asked us to hold back (KIP-219); 0 if not throttled."""
+        node = self._nodes.get(node_id)
+        return node.conn.throttled_until if node is not None and node.conn is not None else 0.0
+
+    def ensure_connected(self, node_id: int, now: float) -> None:
+        """Start connecting to ``node_id`` if it has no connection (respecting backoff).
+
+        Raises:
+            IllegalStateError: the client is closed.
+            IllegalArgumentError: ``node_id`` is not a known node.
+        """
+        self._check_open()
+        self._now = now
+        node = self._node(node_id)
+        if node is None:
+            raise IllegalArgumentError(f"node {node_id} is not in the cluster metadata")
+        self._conn_for(node)
+        self._pump(now)
+
+    def least_loaded_node(self, now: float) -> int:
+        """The node a request without a target should go to (see the module docstring)."""
+        ids = list(self._cluster.brokers) or self._bootstrap_ids
+        n = len(ids)
+        start = self._rng.randrange(n) if n > 1 else 0
+        best_ready: int | None = None
+        best_load = 0
+        connecting: int | None = None
+        idle: int | None = None
+        soonest: int | None = None
+        soonest_at = _INF
+        for i in range(n):
+            node = self._node(ids[(start + i) % n])
+            assert node is not None
+            conn = node.conn
+            state = conn.state if conn is not None else None
+            if state is ConnectionState.READY and conn is not None and now >= conn.throttled_until:
+                load = conn.in_flight_count + conn.queued_count
+                if load == 0:
+                    return node.node_id
+                if best_ready is None or load < best_load:
+                    best_ready, best_load = node.node_id, load
+            elif state in (ConnectionState.CONNECTING, ConnectionState.API_VERSIONS, ConnectionState.AUTHENTICATING):
+                if connecting is None:
+                    connecting = node.node_id
+            elif node.reconnect_at <= now:
+                if idle is None:
+                    idle = node.node_id
+            elif node.reconnect_at < soonest_at:
+                soonest, soonest_at = node.node_id, node.reconnect_at
+        for choice in (best_ready, connecting, idle, soonest):
+            if choice is not None:
+                return choice
+        return ids[start]
+
+    # --- cluster metadata -------------------------------------------------------------
+
+    @property
+    def cluster(self) -> ClusterMetadata:
+        """The current cluster metadata."""
+        return self._cluster
+
+    @property
+    def tracked_topics(self) -> frozenset[str]:
+        """Topics whose metadata is fetched."""
+        return frozenset(self._topics)
+
+    def add_topics(self, topics: Iterable[str], now: float) -> None:
+        """Track ``topics``; new ones trigger a metadata fetch soon."""
+        self._check_open()
+        self._now = now
+        new = set(topics) - self._topics
+        if new:
+            self._topics |= new
+            self._metadata_requested = True
+            self._pump(now)
+
+    def remove_topics(self, topics: Iterable[str], now: float) -> None:
+        """Stop tracking ``topics`` and forget their metadata."""
+        self._check_open()
+        self._now = now
+        self._topics -= set(topics)
+        self._cluster.retain_topics(self._topics)
+
+    def request_metadata_update(self, now: float) -> None:
+        """Refresh metadata soon: at once, or ``retry_backoff_ms`` after the last attempt."""
+        self._check_open()
+        self._now = now
+        self._metadata_requested = True
+        self._pump(now)
+
+    def _metadata_due(self) -> float:
+        if self._metadata_in_flight or self._closed:
+            return _INF
+        backoff = self._metadata_last_attempt + self.config.retry_backoff_ms / 1000
+        if self._metadata_requested:
+            return backoff
+        return max(self._metadata_last_success + self.config.metadata_max_age_ms / 1000, backoff)
+
+    def _maybe_fetch_metadata(self, now: float) -> None:
+        if self._metadata_due() > now:
+            return
+        topics = sorted(self._topics)
+        request = MetadataRequest(
+            topics=[MetadataRequestTopic(name=t) for t in topics],
+            allow_auto_topic_creation=self.config.allow_auto_create_topics,
+        )
+        self._metadata_in_flight = True
+        self._metadata_requested = False
+        node = self._node(self.least_loaded_node(now))
+        assert node is not None
+        self._conn_for(node).send(request, callback=self._on_metadata, now=now)
+
+    def _on_metadata(self, response: Any, error: KafkaError | None) -> None:
+        now = self._now
+        self._metadata_in_flight = False
+        self._metadata_last_attempt = now
+        if self._closed:
+            return
+        if error is not None:
+            self._metadata_requested = True
+            return
+        described, transient = self._cluster.update(response)
+        self._metadata_last_success = now
+        if transient:
+            self._metadata_requested = True
+        for broker_id, (host, port, _rack) in self._cluster.brokers.items():
+            node = self._nodes.get(broker_id)
+            if node is None:
+                self._nodes[broker_id] = _Node(broker_id, host, port, "broker")
+            elif (node.host, node.port) != (host, port):
+                node.host, node.port = host, port  # used by the next connection
+        self._events.append(MetadataUpdated(version=self._cluster.version, topics=described))
+
+    # --- coordinators --------------------------------------------------------------------
+
+    def coordinator(self, key: str, key_type: int, now: float) -> int | None:
+        """The node id for ``key``'s coordinator, or None while a lookup is pending.
+
+        Args:
+            key: Group id (``key_type`` 0) or transactional id (``key_type`` 1).
+            key_type: The wire KeyType.
+            now: Current time.
+        """
+        self._check_open()
+        self._now = now
+        k = (key_type, key)
+        node_id = self._coordinators.get(k)
+        if node_id is not None:
+            return node_id
+        if k not in self._coordinator_lookups:
+            self._coordinator_lookups[k] = max(now, self._coordinator_not_before.get(k, now))
+            self._pump(now)
+        return None
+
+    def mark_coordinator_dead(self, key: str, key_type: int, now: float) -> None:
+        """Forget ``key``'s coordinator (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE) and look it up again."""
+        self._check_open()
+        self._now = now
+        k = (key_type, key)
+        self._coordinators.pop(k, None)
+        if k not in self._coordinator_lookups:
+            self._coordinator_lookups[k] = max(now, self._coordinator_not_before.get(k, now))
+            self._pump(now)
+
+    def _maybe_find_coordinators(self, now: float) -> None:
+        for k, due in list(self._coordinator_lookups.items()):
+            if due is None or due > now:
+                continue
+            key_type, key = k
+            self._coordinator_lookups[k] = None
+            node = self._node(self.least_loaded_node(now))
+            assert node is not None
+            self._conn_for(node).send(
+                FindCoordinatorRequest(key=key, key_type=key_type),
+                callback=functools.partial(self._on_find_coordinator, k),
+                now=now,
+                max_version=_FIND_COORDINATOR_MAX_VERSION,
+            )
+
+    def _on_find_coordinator(self, k: tuple[int, str], response: Any, error: KafkaError | None) -> None:
+        now = self._now
+        if self._closed:
+            return
+        retry_at = now + self.config.retry_backoff_ms / 1000
+        self._coordinator_not_before[k] = retry_at
+        key_type, key = k
+        if error is None:
+            code, msg = response.error_code, response.error_message
+            broker_id, host, port = response.node_id, response.host, response.port
+            if code == 0:
+                node_id = COORDINATOR_NODE_BASE - broker_id
+                node = self._nodes.get(node_id)
+                if node is None:
+                    self._nodes[node_id] = _Node(node_id, host, port, "coordinator")
+                elif (node.host, node.port) != (host, port):
+                    node.host, node.port = host, port
+                self._coordinators[k] = node_id
+                self._coordinator_lookups.pop(k, None)
+                self._events.append(
+                    CoordinatorFound(key=key, key_type=key_type, node_id=node_id, broker_id=broker_id)
+                )
+                return
+            error = error_from_code(code, msg or f"FindCoordinator for {key!r}")
+        if error.retriable:
+            self._coordinator_lookups[k] = retry_at
+            if error.refresh_metadata:
+                self._metadata_requested = True
+            return
+        self._coordinator_lookups.pop(k, None)
+        self._events.append(CoordinatorLookupFailed(key=key, key_type=key_type, error=error))
+
+    # --- bootstrap -----------------------------------------------------------------------
+
+    def bootstrap_connected(self) -> bool:
+        """True once some node has answered (finished its handshake)."""
+        return self._answered
+
+    def set_bootstrap_deadline(self, deadline: float) -> None:
+        """If no node has answered by ``deadline``, emit :class:`BootstrapFailed`."""
+        self._check_open()
+        if not self._answered:
+            self._bootstrap_deadline = deadline
+            self._bootstrap_error = None
+
+    @property
+    def bootstrap_error(self) -> NoBrokersAvailable | None:
+        """Set when the bootstrap deadline passed with no node answering."""
+        return self._bootstrap_error
+
+    # --- closing -------------------------------------------------------------------------
+
+    def close(self, now: float) -> None:
+        """Fail every pending request with :class:`Cancelled` and close every connection."""
+        if self._closed:
+            return
+        self._now = now
+        self._closed = True
+        for node in self._nodes.values():
+            conn = node.conn
+            if conn is None:
+                continue
+            conn.close(Cancelled("the client is closing"), now)
+            if conn.needs_close_command:
+                self._commands.append(Close(node_id=node.node_id))
+            self._completions.extend(conn.completions)
+            conn.completions.clear()
+            node.conn = None
+        self._coordinator_lookups.clear()
+        self._run_callbacks()
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise IllegalStateError("the client is closed")
+
+    def _input_node(self, node_id: int, now: float) -> _Node:
+        self._check_open()
+        node = self._nodes.get(node_id)
+        if node is None or node.connects == 0:
+            raise IllegalStateError(f"no connection to node {node_id} was requested (no Connect issued)")
+        self._now = now
+        return node
+
+    def _node(self, node_id: int) -> _Node | None:
+        node = self._nodes.get(node_id)
+        if node is None:
+            info = self._cluster.broker(node_id)
+            if info is None:
+                return None
+            node = self._nodes[node_id] = _Node(node_id, info.host, info.port, "broker")
+        return node
+
+    def _conn_for(self, node: _Node) -> BrokerConnection:
+        conn = node.conn
+        if conn is None:
+            auth = self.config.authenticator
+            conn = node.conn = BrokerConnection(
+                node.node_id,
+                node.host,
+                node.port,
+                config=self._conn_config,
+                now=self._now,
+                authenticator=auth(node.node_id, node.host, node.port) if auth is not None else None,
+            )
+        return conn
+
+    def _backoff(self, failures: int) -> float:
+        """Reconnect backoff in seconds after ``failures`` consecutive failures (KIP-144)."""
+        base = self.config.reconnect_backoff_ms
+        cap = self.config.reconnect_backoff_max_ms
+        value = min(base * 2 ** min(failures - 1, 32), cap) if base else 0
+        return value * self._rng.uniform(0.8, 1.2) / 1000
+
+    def _after_input(self, now: float) -> None:
+        """Settle state after an input: closed connections, due work, callbacks."""
+        while True:
+            self._collect(now)
+            self._pump(now)
+            self._collect(now)
+            if not self._completions:
+                return
+            self._run_callbacks()
+
+    def _run_callbacks(self) -> None:
+        completions = self._completions
+        while completions:
+            callback, response, error = completions.popleft()
+            callback(response, error)
+
+    def _collect(self, now: float) -> None:
+        """Move finished requests to the callback queue; handle READY and CLOSED connections."""
+        for node in list(self._nodes.values()):
+            conn = node.conn
+            if conn is None:
+                continue
+            if conn.completions:
+                self._completions.extend(conn.completions)
+                conn.completions.clear()
+            if conn.state is ConnectionState.READY and not node.ready_seen:
+                node.ready_seen = True
+                node.failures = 0
+                self._answered = True
+                self._bootstrap_deadline = None
+                self._events.append(NodeReady(node_id=node.node_id, host=node.host, port=node.port))
+            elif conn.state is ConnectionState.CLOSED:
+                self._on_closed(node, conn, now)
+
+    def _on_closed(self, node: _Node, conn: BrokerConnection, now: float) -> None:
+        node.conn = None
+        node.ready_seen = False
+        if conn.completions:
+            self._completions.extend(conn.completions)
+            conn.completions.clear()
+        if conn.needs_close_command:
+            self._commands.append(Close(node_id=node.node_id))
+        error = conn.error
+        if error is not None:
+            node.failures += 1
+            node.reconnect_at = now + self._backoff(node.failures)
+            if not self._closed:
+                self._metadata_requested = True  # leadership may have moved (Java does the same)
+        else:
+            node.reconnect_at = now
+        for k in [k for k, v in self._coordinators.items() if v == node.node_id and error is not None]:
+            del self._coordinators[k]
+        self._events.append(NodeDisconnected(node_id=node.node_id, error=error, reconnect_at=node.reconnect_at))
+
+    def _pump(self, now: float) -> None:
+        """Start what is due: connections, metadata, coordinator lookups; check the bootstrap bound."""
+        if self._closed:
+            return
+        self._maybe_fetch_metadata(now)
+        if self._coordinator_lookups:
+            self._maybe_find_coordinators(now)
+        for node in self._nodes.values():
+            conn = node.conn
+            if conn is not None and conn.state is ConnectionState.WAITING and node.reconnect_at <= now:
+                conn.start_connect(now)
+                node.connects += 1
+                self._commands.append(Connect(node_id=node.node_id, host=node.host, port=node.port))
+        if self._bootstrap_deadline is not None and now >= self._bootstrap_deadline:
+            self._bootstrap_deadline = None
+            if not self._answered:
+                self._bootstrap_error = NoBrokersAvailable(
+                    "no bootstrap server answered: "
+                    + ", ".join(f"{self._nodes[i].host}:{self._nodes[i].port}" for i in self._bootstrap_ids)
+                )
+                self._events.append(BootstrapFailed(error=self._bootstrap_error))
+        if self._cluster.brokers:
+            self._close_idle_bootstrap(now)
+
+    def _close_idle_bootstrap(self, now: float) -> None:
+        for node_id in self._bootstrap_ids:
+            node = self._nodes[node_id]
+            conn = node.conn
+            if conn is not None and conn.in_flight_count == 0 and conn.queued_count == 0 and \
+                    conn.state is ConnectionState.READY:
+                conn.close(None, now)
+                self._on_closed(node, conn, now)
+

@@ -1,0 +1,92 @@
+"""Typed events the kproto cores hand to their driver.
+
+Every event is a frozen, slotted, keyword-only attrs class with one
+docstring line per field. Drain them with ``core.events()``; they are
+information, never requests for action (actions are
+:mod:`kproto.driving` commands).
+
+The client core's events are here; the producer and consumer add theirs.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from kproto.errors import KafkaError, NoBrokersAvailable
+
+__all__ = [
+    "BootstrapFailed",
+    "CoordinatorFound",
+    "CoordinatorLookupFailed",
+    "MetadataUpdated",
+    "NodeDisconnected",
+    "NodeReady",
+]
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class NodeReady:
+    """A connection finished its handshake (ApiVersions, authentication)."""
+
+    #: The node's id (bootstrap entries and coordinators have synthetic ids).
+    node_id: int
+    #: Host the connection went to.
+    host: str
+    #: Port the connection went to.
+    port: int
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class NodeDisconnected:
+    """A connection closed or could not be opened; its requests failed."""
+
+    #: The node's id.
+    node_id: int
+    #: Why, or None when the client closed it on purpose (idle bootstrap connection, close()).
+    error: KafkaError | None
+    #: Earliest time (driver clock) the client will try this node again.
+    reconnect_at: float
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class MetadataUpdated:
+    """New cluster metadata was applied; ``client.cluster`` reflects it."""
+
+    #: ``ClusterMetadata.version`` after the update.
+    version: int
+    #: Topics the response described (including ones with an error).
+    topics: frozenset[str]
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class BootstrapFailed:
+    """No bootstrap server answered before the deadline given to ``set_bootstrap_deadline``."""
+
+    #: The error to raise to the user.
+    error: NoBrokersAvailable
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class CoordinatorFound:
+    """A FindCoordinator lookup resolved."""
+
+    #: Group id or transactional id.
+    key: str
+    #: 0 for a consumer group, 1 for a transaction (the wire KeyType).
+    key_type: int
+    #: The node id to send coordinator requests to (a dedicated connection).
+    node_id: int
+    #: The coordinator broker's real id.
+    broker_id: int
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class CoordinatorLookupFailed:
+    """A FindCoordinator lookup failed with an error that retrying will not fix."""
+
+    #: Group id or transactional id.
+    key: str
+    #: 0 for a consumer group, 1 for a transaction.
+    key_type: int
+    #: The broker's error (e.g. GroupAuthorizationFailedError).
+    error: KafkaError
