@@ -1,0 +1,1288 @@
+"""The sans-I/O producer core: accumulator, sender, retries and idempotence.
+
+Theory of operation
+===================
+
+``send()`` encodes a record straight into the open batch of its partition
+(one per partition, up to ``batch_size``) and returns. Nothing else happens
+until the driver pulls: ``data_to_send()``/``commands()``/``handle_timer()``
+*drain* — for every partition whose oldest batch is ready, the batch is sealed
+(header, compression, CRC) and, grouped by leader, put into one Produce
+request per node (one batch per partition per request, at most
+``max_request_size`` bytes) as long as the node is ready and has fewer than
+``max_in_flight_requests_per_connection`` requests in flight. So under load,
+while requests are in flight, records pile up into fuller batches; when idle,
+every record leaves at once (``linger_ms=0``).
+
+Time: each batch has ``linger_at`` (creation + ``linger_ms``) and
+``deadline`` (creation + ``delivery_timeout_ms``, KIP-91). Both are fixed
+offsets from the creation time, so the batches kept in creation order (one
+deque) give the earliest of either in O(1): ``get_timer()`` never scans the
+partitions.
+
+Batch lifecycle (``_Batch.state``); anything not listed cannot happen::
+
+    state      | input                                   | action                              | next
+    -----------+-----------------------------------------+-------------------------------------+----------
+    OPEN       | send(), record fits                     | append record                       | OPEN
+    OPEN       | record does not fit / flush / close /   | stop appending                      | CLOSED
+               | buffer full                             |                                     |
+    OPEN       | drained (ready: linger over or flush)   | seal, send in a Produce request     | IN_FLIGHT
+    CLOSED     | drained (retry backoff over)            | seal (once) or re-seal, send        | IN_FLIGHT
+    OPEN/CLOSED| delivery deadline passes                | DeliveryFailed(KafkaTimeoutError)   | DONE
+    IN_FLIGHT  | partition answered without error        | RecordsDelivered                    | DONE
+    IN_FLIGHT  | acks=0 and bytes handed to the driver   | RecordsDelivered(base_offset=-1)    | DONE
+    IN_FLIGHT  | retriable error, attempts <= retries,   | wait retry_backoff_ms, re-queue in  | CLOSED
+               | before deadline                         | creation (= sequence) order         |
+    IN_FLIGHT  | other error                             | DeliveryFailed(the broker's error)  | DONE
+    IN_FLIGHT  | delivery deadline passes                | DeliveryFailed(KafkaTimeoutError);  | DONE
+               |                                         | the late answer is ignored          |
+    not DONE   | abort()                                 | DeliveryFailed(error)               | DONE
+
+Idempotence (KIP-98, KIP-360)
+-----------------------------
+
+An InitProducerId request gets a producer id and epoch before the first
+batch is drained. A batch gets its base sequence when first drained (the
+partition's next sequence; it then advances by the record count, wrapping at
+2**31) and keeps it on every retry, so the broker can drop duplicates and
+keep order with up to 5 requests in flight. A re-queued batch is only sent
+again once the partition has nothing in flight, so batches reach the broker
+in sequence order.
+
+Errors:
+
+- ``DUPLICATE_SEQUENCE_NUMBER``: the broker already has the batch: success.
+- ``OUT_OF_ORDER_SEQUENCE_NUMBER`` for a batch that is *not* the next one
+  expected (an earlier batch failed, or sequences were adjusted): retried.
+- ``OUT_OF_ORDER_SEQUENCE_NUMBER`` for the next expected batch,
+  ``UNKNOWN_PRODUCER_ID``, ``INVALID_PRODUCER_EPOCH``: the broker lost our
+  state. KIP-360: once nothing is in flight, bump the epoch with
+  InitProducerId carrying the current id and epoch (v3+; older brokers: get
+  a new id), restart every partition's sequence at 0, re-sequence the queued
+  batches in order and send them again.
+- A batch the broker rejected outright (e.g. ``MESSAGE_TOO_LARGE``) consumed
+  no sequence: later batches of that partition are shifted down by its
+  record count (as the Java client's ``adjustSequencesDueToFailedBatch``).
+- A sequenced batch failed with an *unknown* outcome (expired, retries used
+  up on a lost connection): its sequence may or may not be on the broker, so
+  the epoch is bumped as above (KIP-360's "unresolved sequence").
+
+Buffer memory: ``send`` counts each record's encoded size against
+``buffer_memory``; a batch gives its bytes back when it is DONE (bytes are
+held while in flight, since a retry needs them).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import re
+import struct
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import crc32c as _crc32c
+
+from kproto.errors import (
+    IllegalArgumentError,
+    IllegalStateError,
+    KafkaError,
+    KafkaTimeoutError,
+    RecordTooLargeError,
+    UnknownServerError,
+    error_from_code,
+)
+from kproto.producer.config import ProducerConfig
+from kproto.producer.events import DeliveryFailed, ProducerEvent, RecordsDelivered
+from kproto.producer.partitioner import DefaultPartitioner, StickyPartitioner, murmur2
+from kproto.protocol.compression import codec_id, compress
+from kproto.protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
+from kproto.protocol.messages.produce import (
+    PartitionProduceData,
+    ProduceRequest,
+    ProduceResponse,
+    TopicProduceData,
+)
+
+__all__ = ["ProducerCore"]
+
+# --- record encoding ----------------------------------------------------------
+# The hot path appends each record as a handful of bytes pieces to a list and
+# joins them once at seal time: ~4x cheaper per record than growing one
+# bytearray through a method call (measured: ~0.2 us vs ~0.9 us for a 100-byte
+# value), which is why this does not go through RecordBatchBuilder.append.
+
+#: Zigzag varints of 0..N-1 precomputed; 16384 covers record sizes up to the
+#: default batch_size, offset deltas of a full batch and 16 s of timestamp
+#: deltas. Larger values take the slow path.
+_TABLE: Final = 1 << 14
+
+
+def _uvarint(u: int) -> bytes:
+    out = bytearray()
+    while u >= 0x80:
+        out.append((u & 0x7F) | 0x80)
+        u >>= 7
+    out.append(u)
+    return bytes(out)
+
+
+def _zigzag(n: int) -> bytes:
+    """Zigzag varlong encoding of a signed 64-bit int."""
+    return _uvarint((n << 1) ^ (n >> 63))
+
+
+_ZZ: Final[list[bytes]] = [_uvarint(n << 1) for n in range(_TABLE)]
+_NULL: Final = b"\x01"  # zigzag(-1): a null key or value
+_ZERO: Final = b"\x00"
+
+#: v2 batch header (see kproto.protocol.records): baseOffset, batchLength,
+#: partitionLeaderEpoch, magic, crc, attributes, lastOffsetDelta,
+#: baseTimestamp, maxTimestamp, producerId, producerEpoch, baseSequence, count.
+_HEADER: Final = struct.Struct(">qiibIhiqqqhii")
+_BATCH_OVERHEAD: Final = _HEADER.size  # 61
+_PRODUCER_STATE: Final = struct.Struct(">qhi")  # at byte 43
+_CRC: Final = struct.Struct(">I")  # at byte 17
+#: Upper bound of a record's framing beyond key, value and headers: length
+#: (5) + attributes (1) + timestamp delta (10) + offset delta (5).
+_RECORD_FRAMING_MAX: Final = 21
+#: Bytes a partition adds to a Produce request besides its batch (index,
+#: records length; generous for the flexible versions' varints).
+_PARTITION_OVERHEAD: Final = 16
+#: Request header, acks, timeout, topic array, topic name, and slack.
+_REQUEST_OVERHEAD: Final = 128
+
+_SEQ_WRAP: Final = 1 << 31
+_MAX_EPOCH: Final = 32767
+
+_ERR_OUT_OF_ORDER_SEQUENCE: Final = 45
+_ERR_DUPLICATE_SEQUENCE: Final = 46
+_ERR_INVALID_PRODUCER_EPOCH: Final = 47
+_ERR_UNKNOWN_PRODUCER_ID: Final = 59
+_STATE_LOST_CODES: Final = frozenset((_ERR_UNKNOWN_PRODUCER_ID, _ERR_INVALID_PRODUCER_EPOCH))
+
+_API_INIT_PRODUCER_ID: Final = 22
+
+_LEGAL_TOPIC: Final = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+# Batch states (ints: compared on the hot path).
+OPEN: Final = 0
+CLOSED: Final = 1
+IN_FLIGHT: Final = 2
+DONE: Final = 3
+
+
+def validate_topic(topic: object) -> str:
+    """Return ``topic`` if it is a legal Kafka topic name, else raise ValueError."""
+    if not isinstance(topic, str):
+        raise IllegalArgumentError(f"topic must be a str, not {type(topic).__name__}")
+    if topic in (".", "..") or not _LEGAL_TOPIC.fullmatch(topic):
+        raise IllegalArgumentError(
+            f"invalid topic name {topic!r}: 1 to 249 characters of [a-zA-Z0-9._-], not '.' or '..'"
+        )
+    return topic
+
+
+def _encode_headers(headers: Sequence[tuple[str, bytes | None]]) -> bytes:
+    zz = _ZZ
+    n = len(headers)
+    parts = [zz[n] if n < _TABLE else _zigzag(n)]
+    for hkey, hval in headers:
+        if not isinstance(hkey, str):
+            raise TypeError(f"header keys must be str, not {type(hkey).__name__}")
+        k = hkey.encode()
+        parts.append(zz[len(k)] if len(k) < _TABLE else _zigzag(len(k)))
+        parts.append(k)
+        if hval is None:
+            parts.append(_NULL)
+        else:
+            if not isinstance(hval, (bytes, bytearray, memoryview)):
+                raise TypeError(f"header values must be bytes or None, not {type(hval).__name__}")
+            hl = len(hval)
+            parts.append(zz[hl] if hl < _TABLE else _zigzag(hl))
+            parts.append(bytes(hval))
+    return b"".join(parts)
+
+
+def _as_bytes(what: str, data: object) -> bytes:
+    """Copy a bytes-like key/value (the caller may reuse its buffer); reject anything else."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"{what} must be bytes or None, not {type(data).__name__} (no serializer?)")
+
+
+class _Topic:
+    """What the core knows of one topic: sorted partition lists and their states."""
+
+    __slots__ = ("name", "partitions", "available", "parts")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.partitions: list[int] = []
+        self.available: list[int] = []
+        self.parts: dict[int, _Partition] = {}
+
+
+class _Partition:
+    """One partition's queue of batches, its in-flight batches and sequence state."""
+
+    __slots__ = ("topic", "partition", "queue", "open", "inflight", "next_seq", "acked_next")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        #: Batches not yet on the wire, oldest (lowest sequence) first; the open one last.
+        self.queue: deque[_Batch] = deque()
+        #: The batch ``send`` appends to, or None.
+        self.open: _Batch | None = None
+        #: Batches on the wire, in send order.
+        self.inflight: list[_Batch] = []
+        #: Idempotence: sequence of the next new batch.
+        self.next_seq = 0
+        #: Idempotence: sequence the broker expects next (last acknowledged + 1).
+        self.acked_next = 0
+
+
+class _Batch:
+    """Records of one partition sent together. Slotted: one per ~100 records."""
+
+    __slots__ = (
+        "part", "parts", "count", "size", "base_ts", "max_ts", "tokens", "created", "deadline",
+        "linger_at", "state", "payload", "base_seq", "sealed_seq", "sealed_pid", "sealed_epoch",
+        "attempts", "retry_at", "reseq", "order", "sent_at",
+    )  # fmt: skip
+
+    def __init__(self, part: _Partition, now: float, linger: float, timeout: float, order: int) -> None:
+        self.part = part
+        self.parts: list[bytes] = []
+        self.count = 0
+        self.size = _BATCH_OVERHEAD
+        self.base_ts = 0
+        self.max_ts = 0
+        self.tokens: list[object] = []
+        self.created = now
+        self.deadline = now + timeout
+        self.linger_at = now + linger
+        self.state = OPEN
+        self.payload: bytearray | None = None
+        self.base_seq = -1
+        self.sealed_seq = -1
+        self.sealed_pid = -1
+        self.sealed_epoch = -1
+        self.attempts = 0
+        self.retry_at = 0.0
+        #: Sequence shifted after an earlier batch failed (an OUT_OF_ORDER answer is then retried).
+        self.reseq = False
+        #: Creation order; re-queued batches are put back in this order.
+        self.order = order
+        self.sent_at = 0.0
+
+
+class _Metrics:
+    """Counters behind :meth:`ProducerCore.metrics`."""
+
+    __slots__ = (
+        "start", "records_sent", "bytes_sent", "batches", "batch_bytes", "batch_bytes_max", "requests",
+        "latency_sum", "latency_max", "latency_count", "record_errors", "record_retries",
+        "window_start", "window_base",
+    )  # fmt: skip
+
+    def __init__(self, now: float) -> None:
+        self.start = now
+        self.records_sent = 0
+        self.bytes_sent = 0
+        self.batches = 0
+        self.batch_bytes = 0
+        self.batch_bytes_max = 0
+        self.requests = 0
+        self.latency_sum = 0.0
+        self.latency_max = 0.0
+        self.latency_count = 0
+        self.record_errors = 0
+        self.record_retries = 0
+        self.window_start = now
+        self.window_base = (0, 0, 0, 0)
+
+
+def _make_client(config: ProducerConfig, now: float, rng: random.Random) -> Any:
+    # Imported here so the producer's unit tests can inject a scripted client
+    # without kproto.client, and to keep import order loose between layers.
+    from kproto.client import Client, ClientConfig
+
+    cc = ClientConfig(
+        bootstrap_servers=config.bootstrap_servers,
+        client_id=config.client_id,
+        request_timeout_ms=config.request_timeout_ms,
+        metadata_max_age_ms=config.metadata_max_age_ms,
+        reconnect_backoff_ms=config.reconnect_backoff_ms,
+        reconnect_backoff_max_ms=config.reconnect_backoff_max_ms,
+        retry_backoff_ms=config.retry_backoff_ms,
+        max_in_flight_requests_per_connection=config.max_in_flight_requests_per_connection,
+    )
+    return Client(cc, now=now, rng=rng)
+
+
+class ProducerCore:
+    """The producer state machine; a :class:`kproto.driving.Driven`.
+
+    It owns a :class:`kproto.client.Client` and forwards the driving inputs to
+    it, adding the producer's own deadlines (linger, delivery timeout, retry
+    backoff, metadata waits) to :meth:`get_timer`.
+
+    Args:
+        config: validated options.
+        now: the driver's clock now, in seconds.
+        rng: randomness for partitioning and the client (seed it to replay).
+        client: a client to use instead of a new ``kproto.client.Client``
+            (tests and simulations).
+    """
+
+    def __init__(
+        self,
+        config: ProducerConfig,
+        *,
+        now: float,
+        rng: random.Random | None = None,
+        client: Any | None = None,
+    ) -> None:
+        self._config = config
+        self._rng = rng if rng is not None else random.Random()
+        self._client: Any = client if client is not None else _make_client(config, now, self._rng)
+        set_deadline = getattr(self._client, "set_bootstrap_deadline", None)
+        if set_deadline is not None:
+            set_deadline(now + config.max_block_ms / 1000)
+        self._now = now
+        self._acks = config.acks
+        self._codec = codec_id(config.compression_type)
+        self._batch_size = config.batch_size
+        self._buffer_memory = config.buffer_memory
+        self._max_request_size = config.max_request_size
+        self._max_in_flight = config.max_in_flight_requests_per_connection
+        self._linger = config.linger_ms / 1000
+        self._delivery_timeout = config.delivery_timeout_ms / 1000
+        self._retry_backoff = config.retry_backoff_ms / 1000
+        self._max_block = config.max_block_ms / 1000
+        self._retries = config.retries
+        self._idempotent = config.enable_idempotence
+
+        partitioner = config.partitioner
+        self._sticky: StickyPartitioner | None = None
+        self._custom: Callable[[bytes | None, Sequence[int], Sequence[int]], int] | None = None
+        if isinstance(partitioner, StickyPartitioner):
+            self._sticky = partitioner
+        elif partitioner is not None and not isinstance(partitioner, DefaultPartitioner):
+            self._custom = partitioner
+        elif isinstance(partitioner, DefaultPartitioner):
+            self._custom = partitioner
+        self._rand = self._rng.random
+
+        self._topics: dict[str, _Topic] = {}
+        #: Partitions with at least one queued batch (an ordered set).
+        self._queued: dict[_Partition, None] = {}
+        #: Every batch not yet DONE (and some that are), in creation order.
+        self._age: deque[_Batch] = deque()
+        #: Batches still OPEN when linger_ms > 0, in creation order.
+        self._lingering: deque[_Batch] = deque()
+        #: Retry times of re-queued batches (a heap).
+        self._retry_times: list[float] = []
+        self._order = 0
+        self._last_drain = -1e300
+        #: Records waiting for their topic's metadata: topic -> [(deadline, record...)].
+        self._waiting: dict[str, list[tuple[Any, ...]]] = {}
+        self._meta_version: object = None
+        self._events: list[ProducerEvent] = []
+        self._buffer_used = 0
+        self._pending = 0
+        self._inflight_requests = 0
+        self._inflight_batches = 0
+        #: Produce requests in flight per node (our own count: the client may queue).
+        self._node_inflight: dict[int, int] = {}
+        self._closed = False
+        self._metrics = _Metrics(now)
+
+        # Idempotence state (KIP-98).
+        self._pid = -1
+        self._epoch = -1
+        self._pid_ok = False
+        self._pid_in_flight = False
+        self._pid_retry_at = now
+        self._bump_wanted = False
+        self._fatal: KafkaError | None = None
+
+    # --- the Driven surface -------------------------------------------------
+
+    def connection_made(self, node_id: int, now: float) -> None:
+        """A connection the core asked for is open."""
+        self._now = now
+        self._client.connection_made(node_id, now)
+        self._after_input(now)
+
+    def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
+        """A connection failed or closed."""
+        self._now = now
+        self._client.connection_lost(node_id, exc, now)
+        self._after_input(now)
+
+    def receive_data(self, node_id: int, data: bytes, now: float) -> None:
+        """Bytes arrived from ``node_id``."""
+        self._now = now
+        self._client.receive_data(node_id, data, now)
+        self._after_input(now)
+
+    def handle_timer(self, now: float) -> None:
+        """Run what is due at ``now``: client timers, expiry, linger, retries."""
+        self._now = now
+        self._client.handle_timer(now)
+        self._after_input(now)
+        self._expire(now)
+        self._drain(now)
+
+    def commands(self) -> list[Any]:
+        """Connections to open or close (drains)."""
+        self._drain(self._now)
+        cmds: list[Any] = self._client.commands()
+        return cmds
+
+    def data_to_send(self) -> list[tuple[int, bytes]]:
+        """Bytes to write per node (drains): ready batches become Produce requests here."""
+        self._drain(self._now)
+        out: list[tuple[int, bytes]] = self._client.data_to_send()
+        return out
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline: the client's, a linger, a delivery timeout, a retry, a metadata wait."""
+        t: float | None = self._client.get_timer()
+        age = self._age
+        while age and age[0].state == DONE:
+            age.popleft()
+        if age:
+            d = age[0].deadline
+            if t is None or d < t:
+                t = d
+        lingering = self._lingering
+        last = self._last_drain
+        while lingering and (lingering[0].state != OPEN or lingering[0].linger_at <= last):
+            lingering.popleft()
+        if lingering:
+            d = lingering[0].linger_at
+            if t is None or d < t:
+                t = d
+        retry = self._retry_times
+        while retry and retry[0] <= last:
+            heapq.heappop(retry)
+        if retry and (t is None or retry[0] < t):
+            t = retry[0]
+        for waiting in self._waiting.values():
+            d = waiting[0][0]
+            if t is None or d < t:
+                t = d
+        if self._idempotent and self._needs_pid() and not self._pid_in_flight and self._pid_retry_at > last:
+            if t is None or self._pid_retry_at < t:
+                t = self._pid_retry_at
+        return t
+
+    # --- user calls -----------------------------------------------------------
+
+    def send(
+        self,
+        *,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]] | None,
+        partition: int | None,
+        timestamp_ms: int,
+        token: object,
+        now: float,
+    ) -> bool:
+        """Accept one record into its partition's batch.
+
+        Returns:
+            True if accepted; False if ``buffer_memory`` is full — nothing was
+            buffered; try again after the next event or timer.
+
+        Raises:
+            IllegalStateError: the producer is closed.
+            RecordTooLargeError: the record alone is over ``max_request_size``
+                or ``buffer_memory``.
+            ValueError: an invalid topic name, both key and value None, a
+                negative partition.
+            TypeError: key, value or headers of the wrong type.
+        """
+        self._now = now
+        if self._closed:
+            raise IllegalStateError("cannot send: the producer is closed")
+        zz = _ZZ
+        # Encoded key/value pieces and the size of everything except the
+        # length prefix, timestamp delta and offset delta (batch-dependent).
+        if key is None:
+            if value is None:
+                raise IllegalArgumentError("key and value cannot both be None (a tombstone needs a key)")
+            kpre = _NULL
+            rest = 2
+        else:
+            if type(key) is not bytes:
+                key = _as_bytes("key", key)
+            kl = len(key)
+            kpre = zz[kl] if kl < _TABLE else _zigzag(kl)
+            rest = 1 + len(kpre) + kl
+        if value is None:
+            vpre = _NULL
+            rest += 1
+        else:
+            if type(value) is not bytes:
+                value = _as_bytes("value", value)
+            vl = len(value)
+            vpre = zz[vl] if vl < _TABLE else _zigzag(vl)
+            rest += len(vpre) + vl
+        hb = _encode_headers(headers) if headers else _ZERO
+        rest += len(hb)
+        upper = rest + _RECORD_FRAMING_MAX
+        if upper + _BATCH_OVERHEAD > self._max_request_size or upper > self._buffer_memory:
+            raise RecordTooLargeError(
+                f"the record is {upper + _BATCH_OVERHEAD} bytes when serialized, more than "
+                f"max_request_size={self._max_request_size} or buffer_memory={self._buffer_memory}"
+            )
+        if self._buffer_used + upper > self._buffer_memory:
+            self._buffer_full()
+            return False
+
+        tp = self._topics.get(topic)
+        if tp is None or not tp.partitions:
+            if tp is None:
+                validate_topic(topic)
+                if partition is not None and (not isinstance(partition, int) or partition < 0):
+                    raise IllegalArgumentError(f"partition must be an int >= 0, not {partition!r}")
+                tp = self._topics[topic] = _Topic(topic)
+                self._refresh_topic(tp)
+            if not tp.partitions:
+                self._wait_for_metadata(tp, (key, value, hb, partition, timestamp_ms, token, upper), now)
+                return True
+
+        if partition is None:
+            if self._sticky is not None:
+                partition = self._sticky.partition(topic, key, tp.partitions, tp.available)
+            elif self._custom is not None:
+                partition = self._custom(key, tp.partitions, tp.available)
+            elif key is None:
+                avail = tp.available or tp.partitions
+                partition = avail[int(self._rand() * len(avail))]
+            else:
+                parts = tp.partitions
+                partition = parts[(murmur2(key) & 0x7FFFFFFF) % len(parts)]
+        ps = tp.parts.get(partition)
+        if ps is None:
+            if not isinstance(partition, int) or partition < 0:
+                raise IllegalArgumentError(f"partition must be an int >= 0, not {partition!r}")
+            self._metrics.record_errors += 1
+            self._events.append(
+                DeliveryFailed(
+                    topic=topic,
+                    partition=partition,
+                    error=IllegalArgumentError(
+                        f"partition {partition} is not in topic {topic!r} "
+                        f"(partitions {tp.partitions[0]}..{tp.partitions[-1]})"
+                    ),
+                    tokens=[token],
+                )
+            )
+            return True
+        self._append(ps, key, value, kpre, vpre, hb, rest, timestamp_ms, token, now)
+        return True
+
+    def _append(
+        self,
+        ps: _Partition,
+        key: bytes | None,
+        value: bytes | None,
+        kpre: bytes,
+        vpre: bytes,
+        hb: bytes,
+        rest: int,
+        ts: int,
+        token: object,
+        now: float,
+    ) -> None:
+        zz = _ZZ
+        b = ps.open
+        if b is not None:
+            od = b.count
+            td = ts - b.base_ts
+            tdb = zz[td] if 0 <= td < _TABLE else _zigzag(td)
+            odb = zz[od] if od < _TABLE else _zigzag(od)
+            body = 1 + len(tdb) + len(odb) + rest
+            lb = zz[body] if body < _TABLE else _zigzag(body)
+            size = len(lb) + body
+            if b.size + size > self._batch_size:
+                self._close_batch(b)
+                b = None
+        if b is None:
+            b = self._new_batch(ps, ts, now)
+            tdb = odb = _ZERO
+            body = 3 + rest
+            lb = zz[body] if body < _TABLE else _zigzag(body)
+            size = len(lb) + body
+        if key is None:
+            if value is None:
+                b.parts += (lb, _ZERO, tdb, odb, _NULL, _NULL, hb)
+            else:
+                b.parts += (lb, _ZERO, tdb, odb, _NULL, vpre, value, hb)
+        elif value is None:
+            b.parts += (lb, _ZERO, tdb, odb, kpre, key, _NULL, hb)
+        else:
+            b.parts += (lb, _ZERO, tdb, odb, kpre, key, vpre, value, hb)
+        b.count += 1
+        b.size += size
+        if ts > b.max_ts:
+            b.max_ts = ts
+        b.tokens.append(token)
+        self._buffer_used += size
+        self._pending += 1
+        if b.size >= self._batch_size:
+            self._close_batch(b)
+
+    def _new_batch(self, ps: _Partition, ts: int, now: float) -> _Batch:
+        self._order += 1
+        b = _Batch(ps, now, self._linger, self._delivery_timeout, self._order)
+        b.base_ts = b.max_ts = ts
+        ps.queue.append(b)
+        ps.open = b
+        if ps not in self._queued:
+            self._queued[ps] = None
+        self._age.append(b)
+        if self._linger > 0:
+            self._lingering.append(b)
+        return b
+
+    def _close_batch(self, b: _Batch) -> None:
+        """Stop appending to ``b`` (it is full, flushed, or the buffer is full)."""
+        ps = b.part
+        if ps.open is b:
+            ps.open = None
+        if b.state == OPEN:
+            b.state = CLOSED
+        if self._sticky is not None:
+            tp = self._topics[ps.topic]
+            self._sticky.on_new_batch(ps.topic, tp.partitions, tp.available, ps.partition)
+
+    def _buffer_full(self) -> None:
+        # As the Java accumulator when memory is exhausted: everything is
+        # ready now, so the bytes drain as fast as the brokers take them.
+        for ps in self._queued:
+            if ps.open is not None:
+                self._close_batch(ps.open)
+
+    def flush(self, now: float) -> None:
+        """Make every buffered batch sendable now, whatever ``linger_ms`` says."""
+        self._now = now
+        for ps in list(self._queued):
+            if ps.open is not None:
+                self._close_batch(ps.open)
+
+    def pending_count(self) -> int:
+        """Records accepted and not yet delivered or failed."""
+        return self._pending
+
+    def buffer_available(self) -> int:
+        """``buffer_memory`` minus the bytes of records not yet completed."""
+        return self._buffer_memory - self._buffer_used
+
+    def events(self) -> list[ProducerEvent]:
+        """Deliveries and failures since the last call (drains)."""
+        ev = self._events
+        self._events = []
+        return ev
+
+    def partitions_for(self, topic: str) -> set[int] | None:
+        """The topic's partition ids from the latest metadata, or None if unknown."""
+        parts: set[int] | None = self._client.cluster.partitions_for(topic)
+        return parts
+
+    def request_metadata(self, topic: str, now: float) -> None:
+        """Ask for ``topic``'s metadata now (e.g. for ``partitions_for``)."""
+        self._now = now
+        validate_topic(topic)
+        self._client.add_topics([topic], now)
+        self._client.request_metadata_update(now)
+
+    def bootstrap_connected(self) -> bool:
+        """True once a bootstrap broker answered."""
+        return bool(self._client.bootstrap_connected())
+
+    def close(self, now: float) -> None:
+        """Stop accepting records; what is buffered keeps being delivered (idempotent)."""
+        self._now = now
+        if not self._closed:
+            self._closed = True
+            self.flush(now)
+
+    def abort(self, now: float, error: KafkaError) -> None:
+        """Fail every pending record with ``error`` and close the client's connections."""
+        self._now = now
+        self._closed = True
+        for topic, waiting in list(self._waiting.items()):
+            del self._waiting[topic]
+            self._fail_waiting(topic, waiting, error)
+        for b in list(self._age):
+            if b.state != DONE:
+                self._fail(b, error, unknown_outcome=False)
+        self._age.clear()
+        self._client.close(now)
+
+    def metrics(self, now: float) -> dict[str, dict[str, float]]:
+        """Producer metrics in the kafka-python shape: ``{'producer-metrics': {...}}``.
+
+        Rates are per second over a window of up to 30 s.
+        """
+        m = self._metrics
+        if now - m.window_start >= 30.0:
+            m.window_start = now
+            m.window_base = (m.records_sent, m.bytes_sent, m.record_errors, m.record_retries)
+        span = max(now - m.window_start, 1e-3)
+        r0, b0, e0, t0 = m.window_base
+        batches = max(m.batches, 1)
+        lat_n = max(m.latency_count, 1)
+        values: dict[str, float] = {
+            "record-send-rate": (m.records_sent - r0) / span,
+            "record-send-total": float(m.records_sent),
+            "byte-rate": (m.bytes_sent - b0) / span,
+            "byte-total": float(m.bytes_sent),
+            "batch-size-avg": m.batch_bytes / batches,
+            "batch-size-max": float(m.batch_bytes_max),
+            "records-per-request-avg": m.records_sent / max(m.requests, 1),
+            "request-rate": m.requests / max(now - m.start, 1e-3),
+            "request-total": float(m.requests),
+            "request-latency-avg": 1000 * m.latency_sum / lat_n,
+            "request-latency-max": 1000 * m.latency_max,
+            "record-error-rate": (m.record_errors - e0) / span,
+            "record-error-total": float(m.record_errors),
+            "record-retry-rate": (m.record_retries - t0) / span,
+            "record-retry-total": float(m.record_retries),
+            "buffer-available-bytes": float(self._buffer_memory - self._buffer_used),
+            "buffer-total-bytes": float(self._buffer_memory),
+            "requests-in-flight": float(self._inflight_requests),
+            "records-pending": float(self._pending),
+        }
+        return {"producer-metrics": values}
+
+    # --- metadata -------------------------------------------------------------
+
+    def _refresh_topic(self, tp: _Topic) -> None:
+        cluster = self._client.cluster
+        parts = cluster.partitions_for(tp.name)
+        if not parts:
+            return
+        tp.partitions = sorted(parts)
+        tp.available = sorted(cluster.available_partitions_for(tp.name) or ())
+        for p in tp.partitions:
+            if p not in tp.parts:
+                tp.parts[p] = _Partition(tp.name, p)
+
+    def _wait_for_metadata(self, tp: _Topic, record: tuple[Any, ...], now: float) -> None:
+        waiting = self._waiting.get(tp.name)
+        if waiting is None:
+            waiting = self._waiting[tp.name] = []
+            self._client.add_topics([tp.name], now)
+            self._client.request_metadata_update(now)
+        waiting.append((now + self._max_block, *record))
+        self._buffer_used += record[-1]
+        self._pending += 1
+
+    def _after_input(self, now: float) -> None:
+        self._client.events()  # the producer acts on cluster state, not on these
+        version = self._client.cluster.version
+        if version != self._meta_version:
+            self._meta_version = version
+            for tp in self._topics.values():
+                self._refresh_topic(tp)
+            if self._waiting:
+                self._release_waiting(now)
+
+    def _release_waiting(self, now: float) -> None:
+        cluster = self._client.cluster
+        for topic in list(self._waiting):
+            tp = self._topics[topic]
+            if not tp.partitions:
+                err = cluster.topic_error(topic)
+                if isinstance(err, int):
+                    err = error_from_code(err) if err else None
+                if err is not None and not err.retriable:
+                    self._fail_waiting(topic, self._waiting.pop(topic), err)
+                continue
+            waiting = self._waiting.pop(topic)
+            for _deadline, key, value, hb, partition, ts, token, upper in waiting:
+                self._buffer_used -= upper
+                self._pending -= 1
+                headers = None if hb is _ZERO else hb
+                self._send_encoded(tp, key, value, headers, partition, ts, token, now)
+
+    def _send_encoded(
+        self,
+        tp: _Topic,
+        key: bytes | None,
+        value: bytes | None,
+        hb: bytes | None,
+        partition: int | None,
+        ts: int,
+        token: object,
+        now: float,
+    ) -> None:
+        """Append a record that waited for metadata (its headers already encoded)."""
+        zz = _ZZ
+        kpre = _NULL if key is None else (zz[len(key)] if len(key) < _TABLE else _zigzag(len(key)))
+        vpre = _NULL if value is None else (zz[len(value)] if len(value) < _TABLE else _zigzag(len(value)))
+        hbytes = _ZERO if hb is None else hb
+        rest = 1 + len(kpre) + (len(key) if key is not None else 0)
+        rest += len(vpre) + (len(value) if value is not None else 0) + len(hbytes)
+        if partition is None:
+            if self._sticky is not None:
+                partition = self._sticky.partition(tp.name, key, tp.partitions, tp.available)
+            elif self._custom is not None:
+                partition = self._custom(key, tp.partitions, tp.available)
+            elif key is None:
+                avail = tp.available or tp.partitions
+                partition = avail[int(self._rand() * len(avail))]
+            else:
+                partition = tp.partitions[(murmur2(key) & 0x7FFFFFFF) % len(tp.partitions)]
+        ps = tp.parts.get(partition)
+        if ps is None:
+            self._events.append(
+                DeliveryFailed(
+                    topic=tp.name,
+                    partition=partition,
+                    error=IllegalArgumentError(f"partition {partition} is not in topic {tp.name!r}"),
+                    tokens=[token],
+                )
+            )
+            self._metrics.record_errors += 1
+            return
+        self._append(ps, key, value, kpre, vpre, hbytes, rest, ts, token, now)
+
+    def _fail_waiting(self, topic: str, waiting: list[tuple[Any, ...]], error: KafkaError) -> None:
+        for rec in waiting:
+            self._buffer_used -= rec[-1]
+            self._pending -= 1
+        self._metrics.record_errors += len(waiting)
+        self._events.append(
+            DeliveryFailed(topic=topic, partition=-1, error=error, tokens=[rec[6] for rec in waiting])
+        )
+
+    # --- deadlines --------------------------------------------------------------
+
+    def _expire(self, now: float) -> None:
+        """Fail batches past ``delivery_timeout_ms`` and records past ``max_block_ms`` (KIP-91)."""
+        age = self._age
+        while age and (age[0].state == DONE or age[0].deadline <= now):
+            b = age.popleft()
+            if b.state != DONE:
+                ps = b.part
+                err = KafkaTimeoutError(
+                    f"expiring {b.count} record(s) for {ps.topic}-{ps.partition}: "
+                    f"{(now - b.created) * 1000:.0f} ms has passed since batch creation"
+                )
+                if b.state != IN_FLIGHT:
+                    try:
+                        ps.queue.remove(b)
+                    except ValueError:
+                        pass
+                    if not ps.queue:
+                        self._queued.pop(ps, None)
+                # A sequenced batch may or may not be on the broker: unresolved.
+                self._fail(b, err, unknown_outcome=b.base_seq >= 0)
+        for topic in [t for t, w in self._waiting.items() if w[0][0] <= now]:
+            waiting = self._waiting[topic]
+            expired = [r for r in waiting if r[0] <= now]
+            kept = [r for r in waiting if r[0] > now]
+            if kept:
+                self._waiting[topic] = kept
+            else:
+                del self._waiting[topic]
+            self._fail_waiting(
+                topic,
+                expired,
+                KafkaTimeoutError(f"topic {topic!r} not present in metadata after max_block_ms"),
+            )
+
+    # --- draining: batches into Produce requests --------------------------------
+
+    def _ready_head(self, ps: _Partition, now: float) -> _Batch | None:
+        """The partition's next batch to send if it may be sent now."""
+        b = ps.queue[0]
+        if b.state == OPEN:
+            if b.linger_at > now and not self._closed:
+                return None
+        elif b.retry_at > now:
+            return None
+        if self._idempotent and b.base_seq >= 0 and ps.inflight:
+            # A retried batch goes out only when nothing is in flight for its
+            # partition, so batches reach the broker in sequence order (KIP-98).
+            return None
+        return b
+
+    def _drain(self, now: float) -> None:
+        self._last_drain = now
+        if self._idempotent and not self._producer_id_ready(now):
+            return
+        if not self._queued:
+            return
+        if self._fatal is not None:
+            for b in list(self._age):
+                if b.state in (OPEN, CLOSED):
+                    b.part.queue.remove(b)
+                    if not b.part.queue:
+                        self._queued.pop(b.part, None)
+                    self._fail(b, self._fatal, unknown_outcome=False)
+            return
+        client = self._client
+        cluster = client.cluster
+        by_node: dict[int, list[_Partition]] = {}
+        blocked: set[int] = set()
+        missing_leader = False
+        for ps in self._queued:
+            if self._ready_head(ps, now) is None:
+                continue
+            leader = cluster.leader_for(ps.topic, ps.partition)
+            if leader is None or leader < 0:
+                missing_leader = True
+                continue
+            node_parts = by_node.get(leader)
+            if node_parts is None:
+                if leader in blocked:
+                    continue
+                if not client.is_ready(leader):
+                    client.ensure_connected(leader, now)
+                    blocked.add(leader)
+                    continue
+                node_parts = by_node[leader] = []
+            node_parts.append(ps)
+        if missing_leader:
+            client.request_metadata_update(now)
+        for node, parts in by_node.items():
+            while parts and self._node_inflight.get(node, 0) < self._max_in_flight:
+                if not self._send_request(node, parts, now):
+                    break
+
+    def _send_request(self, node: int, parts: list[_Partition], now: float) -> bool:
+        """Build and send one Produce request to ``node`` from the heads of ``parts``."""
+        size = _REQUEST_OVERHEAD
+        batches: list[_Batch] = []
+        topic_data: dict[str, list[PartitionProduceData]] = {}
+        keep: list[_Partition] = []
+        for ps in parts:
+            if not ps.queue:
+                continue
+            b = self._ready_head(ps, now)
+            if b is None:
+                continue
+            if self._idempotent:
+                self._assign_sequence(ps, b)
+            payload = self._seal(b)
+            n = len(payload) + _PARTITION_OVERHEAD + (0 if ps.topic in topic_data else len(ps.topic) + 8)
+            if batches and size + n > self._max_request_size:
+                keep.append(ps)  # next request
+                continue
+            size += n
+            ps.queue.popleft()
+            if ps.open is b:
+                ps.open = None
+            if not ps.queue:
+                self._queued.pop(ps, None)
+            else:
+                keep.append(ps)
+            b.state = IN_FLIGHT
+            b.attempts += 1
+            b.sent_at = now
+            ps.inflight.append(b)
+            batches.append(b)
+            pd = PartitionProduceData(index=ps.partition, records=payload)
+            lst = topic_data.get(ps.topic)
+            if lst is None:
+                topic_data[ps.topic] = [pd]
+            else:
+                lst.append(pd)
+        parts[:] = keep
+        if not batches:
+            return False
+        request = ProduceRequest(
+            transactional_id=None,
+            acks=self._acks,
+            timeout_ms=self._config.request_timeout_ms,
+            topic_data=[TopicProduceData(name=t, partition_data=pds) for t, pds in topic_data.items()],
+        )
+        self._inflight_requests += 1
+        self._inflight_batches += len(batches)
+        self._node_inflight[node] = self._node_inflight.get(node, 0) + 1
+        m = self._metrics
+        m.requests += 1
+        expect = self._acks != 0
+
+        def on_response(response: ProduceResponse | None, error: KafkaError | None) -> None:
+            self._on_produce_response(node, batches, now, response, error)
+
+        self._client.send(request, now=now, node_id=node, callback=on_response, expect_response=expect)
+        return True
+
+    def _seal(self, b: _Batch) -> bytearray:
+        """Encode ``b`` (once) and stamp the current producer id/epoch/sequence into it."""
+        payload = b.payload
+        pid, epoch = (self._pid, self._epoch) if self._idempotent else (-1, -1)
+        if payload is None:
+            records = b"".join(b.parts)
+            b.parts = []
+            if self._codec:
+                records = compress(self._codec, records)
+            payload = bytearray(_BATCH_OVERHEAD)
+            payload += records
+            _HEADER.pack_into(
+                payload, 0, 0, len(payload) - 12, -1, 2, 0, self._codec, b.count - 1,
+                b.base_ts, b.max_ts, pid, epoch, b.base_seq, b.count,
+            )  # fmt: skip
+            m = self._metrics
+            m.batches += 1
+            m.batch_bytes += len(payload)
+            if len(payload) > m.batch_bytes_max:
+                m.batch_bytes_max = len(payload)
+        elif b.sealed_seq == b.base_seq and b.sealed_pid == pid and b.sealed_epoch == epoch:
+            return payload
+        else:
+            _PRODUCER_STATE.pack_into(payload, 43, pid, epoch, b.base_seq)
+        b.payload = payload
+        b.sealed_seq, b.sealed_pid, b.sealed_epoch = b.base_seq, pid, epoch
+        # CRC-32C over attributes .. end (KIP-98).
+        _CRC.pack_into(payload, 17, _crc32c.crc32c(memoryview(payload)[21:]))
+        return payload
+
+    # --- outcomes -----------------------------------------------------------------
+
+    def _on_produce_response(
+        self,
+        node: int,
+        batches: list[_Batch],
+        sent_at: float,
+        response: ProduceResponse | None,
+        error: KafkaError | None,
+    ) -> None:
+        now = self._now
+        self._inflight_requests -= 1
+        self._node_inflight[node] -= 1
+        self._inflight_batches -= len(batches)
+        m = self._metrics
+        latency = now - sent_at
+        m.latency_sum += latency
+        m.latency_count += 1
+        if latency > m.latency_max:
+            m.latency_max = latency
+        for b in batches:
+            b.part.inflight.remove(b)
+        if error is not None:
+            for b in batches:
+                self._batch_error(b, error, 0, now)
+            return
+        if response is None:  # acks=0: the bytes were handed to the driver
+            for b in batches:
+                self._delivered(b, -1, -1)
+            return
+        by_tp: dict[tuple[str, int], _Batch | None] = {(b.part.topic, b.part.partition): b for b in batches}
+        for tr in response.responses:
+            for pr in tr.partition_responses:
+                hit = by_tp.pop((tr.name, pr.index), None)
+                if hit is None:
+                    continue
+                code = pr.error_code
+                if code == 0 or code == _ERR_DUPLICATE_SEQUENCE:
+                    self._delivered(hit, pr.base_offset, pr.log_append_time_ms)
+                else:
+                    msg = pr.error_message
+                    if not msg and pr.record_errors:
+                        msg = "; ".join(
+                            f"record {e.batch_index}: {e.batch_index_error_message}" for e in pr.record_errors
+                        )
+                    self._batch_error(hit, error_from_code(code, msg), code, now)
+        for left in by_tp.values():
+            if left is not None:
+                self._batch_error(
+                    left, UnknownServerError("the response did not mention this partition"), -1, now
+                )
+
+    def _delivered(self, b: _Batch, base_offset: int, log_append_time_ms: int) -> None:
+        ps = b.part
+        if self._idempotent and b.base_seq >= 0:
+            ps.acked_next = (b.base_seq + b.count) % _SEQ_WRAP
+        if b.state == DONE:  # expired while in flight; the user was already told
+            return
+        b.state = DONE
+        m = self._metrics
+        m.records_sent += b.count
+        m.bytes_sent += b.size
+        self._buffer_used -= b.size
+        self._pending -= b.count
+        self._events.append(
+            RecordsDelivered(
+                topic=ps.topic,
+                partition=ps.partition,
+                base_offset=base_offset,
+                log_append_time_ms=log_append_time_ms,
+                tokens=b.tokens,
+            )
+        )
+        b.tokens = []
+        b.payload = None
+
+    def _batch_error(self, b: _Batch, error: KafkaError, code: int, now: float) -> None:
+        """``b`` came back with ``error`` (``code`` 0 if no broker error code): retry or fail."""
+        if getattr(error, "refresh_metadata", False):
+            self._client.request_metadata_update(now)
+        if b.state == DONE:
+            if self._idempotent and b.base_seq >= 0:
+                self._bump_wanted = True
+            return
+        ps = b.part
+        if self._idempotent:
+            if code == _ERR_OUT_OF_ORDER_SEQUENCE:
+                if not (b.reseq or b.base_seq != ps.acked_next):
+                    self._bump_wanted = True  # KIP-360: the broker lost our sequence state
+                self._requeue(b, now, count=False)
+                return
+            if code in _STATE_LOST_CODES:
+                self._bump_wanted = True
+                self._requeue(b, now, count=False)
+                return
+        definite = code != 0  # the broker answered for this batch: it was not written
+        if (
+            getattr(error, "retriable", False)
+            and b.attempts <= self._retries
+            and now + self._retry_backoff < b.deadline
+        ):
+            self._requeue(b, now, count=True)
+            return
+        if self._idempotent and b.base_seq >= 0 and definite:
+            self._shift_sequences(ps, b)
+        self._fail(b, error, unknown_outcome=self._idempotent and b.base_seq >= 0 and not definite)
+
+    def _requeue(self, b: _Batch, now: float, *, count: bool) -> None:
+        """Put ``b`` back in its partition's queue, in creation order, after a backoff."""
+        ps = b.part
+        b.state = CLOSED
+        b.retry_at = now + self._retry_backoff
+        heapq.heappush(self._retry_times, b.retry_at)
+        if count:
+            self._metrics.record_retries += b.count
+        q = ps.queue
+        i = 0
+        for other in q:
+            if other.order > b.order:
+                break
+            i += 1
+        q.insert(i, b)
+        if ps not in self._queued:
+            self._queued[ps] = None
+
+    def _shift_sequences(self, ps: _Partition, failed: _Batch) -> None:
+        """``failed`` never reached the log: later batches move down by its record count."""
+        n = failed.count
+        for other in (*ps.inflight, *ps.queue):
+            if other.base_seq > failed.base_seq:
+                other.base_seq = (other.base_seq - n) % _SEQ_WRAP
+                other.reseq = True
+        ps.next_seq = (ps.next_seq - n) % _SEQ_WRAP
+
+    def _fail(self, b: _Batch, error: KafkaError, *, unknown_outcome: bool) -> None:
+        ps = b.part
+        if ps.open is b:
+            ps.open = None
+        if unknown_outcome:
+            self._bump_wanted = True
+        b.state = DONE
+        self._buffer_used -= b.size
+        self._pending -= b.count
+        self._metrics.record_errors += b.count
+        self._events.append(
+            DeliveryFailed(topic=ps.topic, partition=ps.partition, error=error, tokens=b.tokens)
+        )
+        b.tokens = []
+        b.parts = []
+        b.payload = None
+
+    # --- idempotence: producer id, epoch bumps (KIP-98, KIP-360) ----------------
+
+    def _needs_pid(self) -> bool:
+        return not self._pid_ok or self._bump_wanted
+
+    def _assign_sequence(self, ps: _Partition, b: _Batch) -> None:
+        if b.base_seq < 0:
+            b.base_seq = ps.next_seq
+            ps.next_seq = (ps.next_seq + b.count) % _SEQ_WRAP
+
+    def _producer_id_ready(self, now: float) -> bool:
+        """True when batches may be sequenced; else get (or bump) the producer id."""
+        if not self._needs_pid():
+            return True
+        if self._pid_in_flight or now < self._pid_retry_at:
+            return False
+        if self._bump_wanted and self._inflight_batches:
+            return False  # bump only once every sequence on the wire is resolved
+        node: int | None = None
+        pid, epoch = -1, -1
+        if self._pid_ok and self._epoch < _MAX_EPOCH:
+            # KIP-360: bump with the current id/epoch where the broker knows how (v3+).
+            for n in self._ready_nodes():
+                version = self._client.api_version(n, _API_INIT_PRODUCER_ID)
+                if version is not None and version >= 3:
+                    node, pid, epoch = n, self._pid, self._epoch
+                    break
+        request = InitProducerIdRequest(
+            transactional_id=None,
+            transaction_timeout_ms=2147483647,
+            producer_id=pid,
+            producer_epoch=epoch,
+        )
+        self._pid_in_flight = True
+        self._client.send(request, now=now, node_id=node, callback=self._on_init_producer_id)
+        return False
+
+    def _ready_nodes(self) -> list[int]:
+        cluster = self._client.cluster
+        nodes: list[int] = []
+        for tp in self._topics.values():
+            for p in tp.partitions:
+                leader = cluster.leader_for(tp.name, p)
+                if (
+                    leader is not None
+                    and leader >= 0
+                    and leader not in nodes
+                    and self._client.is_ready(leader)
+                ):
+                    nodes.append(leader)
+        return nodes
+
+    def _on_init_producer_id(self, response: InitProducerIdResponse | None, error: KafkaError | None) -> None:
+        now = self._now
+        self._pid_in_flight = False
+        if error is None and response is not None and response.error_code:
+            error = error_from_code(response.error_code)
+        if error is not None or response is None:
+            if error is not None and not error.retriable:
+                self._fatal = error
+                self._pid_ok = True
+                self._bump_wanted = False
+                return
+            self._pid_retry_at = now + self._retry_backoff
+            return
+        self._pid = response.producer_id
+        self._epoch = response.producer_epoch
+        self._pid_ok = True
+        if self._bump_wanted:
+            self._bump_wanted = False
+            # New epoch: every partition's sequence restarts at 0; queued
+            # batches keep their order and get new sequences (KIP-360).
+            for tp in self._topics.values():
+                for ps in tp.parts.values():
+                    ps.next_seq = 0
+                    ps.acked_next = 0
+                    for b in ps.queue:
+                        if b.base_seq >= 0:
+                            b.base_seq = ps.next_seq
+                            ps.next_seq += b.count
+                            b.reseq = False
