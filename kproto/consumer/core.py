@@ -570,6 +570,10 @@ class ConsumerCore:
         self._pump(now)
         return out
 
+    def take_error(self) -> BaseException | None:
+        """Pop the oldest error waiting to be raised from ``poll`` (None if none)."""
+        return self._errors.pop(0) if self._errors else None
+
     def has_buffered(self) -> bool:
         """True when ``poll`` would return records (or raise) now."""
         if self._errors:

@@ -1,0 +1,589 @@
+"""The blocking ``KafkaConsumer``: the consumer core driven inline by the calling thread.
+
+There is no background thread: every blocking call (``poll``, ``position``,
+``commit``, ``end_offsets``...) runs a small ``selectors`` loop until its
+answer is in or its timeout ends. That keeps records, positions and socket
+reads in one thread with no hand-off, which is what makes the fetch path
+cheap. (Group membership, which needs heartbeats while the user is busy
+between polls, will bring a heartbeat thread; see the notes.)
+
+:class:`ConsumerFacadeBase` holds what the three facades share: option
+handling and the calls that never wait.
+"""
+
+from __future__ import annotations
+
+import errno
+import selectors
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, TypeVar
+
+from kproto.consumer import (
+    ConsumerConfig,
+    ConsumerRecord,
+    OffsetAndMetadata,
+    OffsetAndTimestamp,
+    TopicPartition,
+)
+from kproto.consumer.core import ConsumerCore, Pending
+from kproto.driving import Close, Connect, Driven
+from kproto.errors import IllegalStateError, KafkaTimeoutError
+
+__all__ = ["ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver"]
+
+T = TypeVar("T")
+
+#: Bytes asked of ``recv`` at once: a fetch response is often megabytes, so a
+#: large read means fewer syscalls; 1 MiB keeps one read's copy cheap.
+_RECV_SIZE: Final = 1 << 20
+#: Reads per readable socket per loop round before other sockets get a turn.
+_READS_PER_ROUND: Final = 8
+#: kafka-python's ``default_api_timeout_ms``: bound of calls given no timeout.
+_DEFAULT_API_TIMEOUT: Final = 60.0
+
+
+class _Conn:
+    __slots__ = ("node_id", "sock", "out", "connecting")
+
+    def __init__(self, node_id: int, sock: socket.socket) -> None:
+        self.node_id = node_id
+        self.sock = sock
+        self.out = bytearray()
+        self.connecting = True
+
+
+class SelectorDriver:
+    """Runs any :class:`~kproto.driving.Driven` core over non-blocking sockets, in the caller's thread."""
+
+    def __init__(self, core: Driven, clock: Callable[[], float] = time.monotonic) -> None:
+        self.core = core
+        self.clock = clock
+        self._sel = selectors.DefaultSelector()
+        self._conns: dict[int, _Conn] = {}
+
+    def flush(self, now: float) -> None:
+        """Carry out the core's commands and write what it has to send."""
+        core = self.core
+        for cmd in core.commands():
+            if isinstance(cmd, Connect):
+                self._connect(cmd, now)
+            elif isinstance(cmd, Close):
+                conn = self._conns.get(cmd.node_id)
+                if conn is not None:
+                    self._drop(conn)
+        for node_id, data in core.data_to_send():
+            conn = self._conns.get(node_id)
+            if conn is None:
+                continue
+            if conn.out or conn.connecting:
+                conn.out += data
+                continue
+            try:
+                n = conn.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as exc:
+                self._lost(conn, exc, now)
+                continue
+            if n < len(data):
+                conn.out += memoryview(data)[n:]
+                self._sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+
+    def run_once(self, timeout: float) -> None:
+        """One loop round: flush, wait for I/O up to ``timeout`` (or the core's timer), feed it."""
+        core = self.core
+        now = self.clock()
+        self.flush(now)
+        t = core.get_timer()
+        if t is not None:
+            timeout = min(timeout, max(0.0, t - now))
+        if self._conns:
+            ready = self._sel.select(max(0.0, timeout))
+        else:
+            if timeout > 0:
+                time.sleep(timeout)
+            ready = []
+        now = self.clock()
+        for key, mask in ready:
+            conn: _Conn = key.data
+            if self._conns.get(conn.node_id) is not conn:
+                continue
+            if conn.connecting:
+                self._finish_connect(conn, now)
+                continue
+            if mask & selectors.EVENT_WRITE and conn.out:
+                self._write(conn, now)
+            if mask & selectors.EVENT_READ:
+                self._read(conn, now)
+        t = core.get_timer()
+        if t is not None and t <= now:
+            core.handle_timer(now)
+        self.flush(now)
+
+    def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Run rounds until ``done()`` or ``timeout`` seconds; returns ``done()``."""
+        deadline = None if timeout is None else self.clock() + timeout
+        while not done():
+            if deadline is None:
+                self.run_once(1.0)
+                continue
+            left = deadline - self.clock()
+            if left <= 0:
+                return done()
+            self.run_once(left)
+        return True
+
+    def close(self) -> None:
+        """Close every socket (no ``connection_lost`` reports)."""
+        for conn in list(self._conns.values()):
+            self._drop(conn)
+        self._sel.close()
+
+    def _connect(self, cmd: Connect, now: float) -> None:
+        try:
+            infos = socket.getaddrinfo(cmd.host, cmd.port, type=socket.SOCK_STREAM)
+            family, stype, proto, _, addr = infos[0]
+            sock = socket.socket(family, stype, proto)
+        except OSError as exc:
+            self.core.connection_lost(cmd.node_id, exc, now)
+            return
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        err = sock.connect_ex(addr)
+        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            sock.close()
+            self.core.connection_lost(cmd.node_id, OSError(err, errno.errorcode.get(err, "connect")), now)
+            return
+        conn = _Conn(cmd.node_id, sock)
+        self._conns[cmd.node_id] = conn
+        self._sel.register(sock, selectors.EVENT_WRITE, conn)
+
+    def _finish_connect(self, conn: _Conn, now: float) -> None:
+        err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._lost(conn, OSError(err, errno.errorcode.get(err, "connect failed")), now)
+            return
+        conn.connecting = False
+        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
+        self._sel.modify(conn.sock, want, conn)
+        self.core.connection_made(conn.node_id, now)
+
+    def _read(self, conn: _Conn, now: float) -> None:
+        sock = conn.sock
+        for _ in range(_READS_PER_ROUND):
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._lost(conn, exc, now)
+                return
+            if not data:
+                self._lost(conn, None, now)
+                return
+            self.core.receive_data(conn.node_id, data, now)
+            if len(data) < _RECV_SIZE or self._conns.get(conn.node_id) is not conn:
+                return
+
+    def _write(self, conn: _Conn, now: float) -> None:
+        try:
+            n = conn.sock.send(conn.out)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as exc:
+            self._lost(conn, exc, now)
+            return
+        del conn.out[:n]
+        if not conn.out:
+            self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
+
+    def _lost(self, conn: _Conn, exc: BaseException | None, now: float) -> None:
+        self._drop(conn)
+        self.core.connection_lost(conn.node_id, exc, now)
+
+    def _drop(self, conn: _Conn) -> None:
+        if self._conns.get(conn.node_id) is conn:
+            del self._conns[conn.node_id]
+        try:
+            self._sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+
+def _tp(tp: Any) -> TopicPartition:
+    if isinstance(tp, TopicPartition):
+        return tp
+    try:
+        topic, partition = tp
+    except (TypeError, ValueError):
+        raise TypeError(f"expected a TopicPartition, got {tp!r}") from None
+    if not isinstance(topic, str) or isinstance(partition, bool) or not isinstance(partition, int):
+        raise TypeError(f"expected a TopicPartition, got {tp!r}")
+    return TopicPartition(topic, partition)
+
+
+def _tps(partitions: Iterable[Any]) -> list[TopicPartition]:
+    if isinstance(partitions, (str, TopicPartition)):
+        raise TypeError("expected a list of TopicPartition")
+    return [_tp(tp) for tp in partitions]
+
+
+class ConsumerFacadeBase:
+    """Option handling and the non-waiting calls every facade shares."""
+
+    _core: ConsumerCore
+    _config: ConsumerConfig
+
+    def _setup(self, topics: tuple[str, ...], configs: dict[str, Any], clock: Callable[[], float]) -> None:
+        self._config = ConsumerConfig.from_kwargs(**configs)
+        self._clock = clock
+        self._core = ConsumerCore(self._config, now=clock())
+        self._closed = False
+        self._iter_buffer: list[ConsumerRecord] = []
+        self._iter_pos = 0
+        if topics:
+            self._core.subscribe(list(topics), now=clock())
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise IllegalStateError("the consumer is closed")
+
+    @property
+    def config(self) -> ConsumerConfig:
+        """The validated options."""
+        return self._config
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Consume exactly ``partitions`` (no group membership).
+
+        Raises:
+            IllegalStateError: after ``subscribe()``.
+        """
+        self._check_open()
+        self._core.assign(_tps(partitions), self._clock())
+        self._iter_buffer = []
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this consumer reads."""
+        return self._core.assignment()
+
+    def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, listener: Any = None) -> None:
+        """Read every partition of ``topics`` or of topics matching ``pattern``.
+
+        Without a ``group_id`` all partitions are assigned to this consumer.
+
+        Raises:
+            IllegalStateError: after ``assign()``, or with a ``group_id``
+                (group membership is not implemented yet).
+        """
+        self._check_open()
+        self._core.subscribe(topics, pattern, now=self._clock())
+
+    def unsubscribe(self) -> None:
+        """Drop the subscription (or the manual assignment)."""
+        self._check_open()
+        self._core.unsubscribe(self._clock())
+        self._iter_buffer = []
+
+    def subscription(self) -> set[str] | None:
+        """The subscribed topics, or None."""
+        return self._core.subscription()
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Make ``offset`` the next record ``poll`` returns for ``partition``.
+
+        Raises:
+            ValueError: a negative offset.
+            IllegalStateError: ``partition`` is not assigned.
+        """
+        self._check_open()
+        self._core.seek(_tp(partition), offset, self._clock())
+        self._drop_iter(_tp(partition))
+
+    def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        """Seek to the earliest offset of each partition (all assigned when none given)."""
+        self._check_open()
+        tps = _tps(partitions)
+        self._core.seek_to_beginning(tps, self._clock())
+        self._drop_iter(*tps)
+
+    def seek_to_end(self, *partitions: TopicPartition) -> None:
+        """Seek to the end offset of each partition (all assigned when none given)."""
+        self._check_open()
+        tps = _tps(partitions)
+        self._core.seek_to_end(tps, self._clock())
+        self._drop_iter(*tps)
+
+    def _drop_iter(self, *tps: TopicPartition) -> None:
+        # Records already pulled for iteration but not yet yielded belong to the old position.
+        if not tps:
+            self._iter_buffer = []
+            self._iter_pos = 0
+            return
+        drop = set(tps)
+        rest = [r for r in self._iter_buffer[self._iter_pos:] if (r.topic, r.partition) not in drop]
+        self._iter_buffer, self._iter_pos = rest, 0
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        """Stop fetching and returning records for ``partitions``."""
+        self._core.pause(_tps(partitions))
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        """Undo :meth:`pause`."""
+        self._core.resume(_tps(partitions), self._clock())
+
+    def paused(self) -> set[TopicPartition]:
+        """The paused partitions."""
+        return self._core.paused()
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """The last known high watermark of ``partition`` (None before a fetch)."""
+        return self._core.highwater(_tp(partition))
+
+    def bootstrap_connected(self) -> bool:
+        """True once a bootstrap server answered."""
+        return self._core.bootstrap_connected()
+
+    def metrics(self, raw: bool = False) -> dict[str, dict[str, float]]:
+        """Consumer counters, grouped as kafka-python does (``{'consumer-metrics': {...}}``)."""
+        return {f"{self._config.metric_group_prefix}-metrics": self._core.metrics()}
+
+    @staticmethod
+    def _offsets_map(result: dict[TopicPartition, OffsetAndTimestamp | None],
+                     tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        out: dict[TopicPartition, int] = {}
+        for tp in tps:
+            ot = result.get(tp)
+            out[tp] = ot.offset if ot is not None else 0
+        return out
+
+    @staticmethod
+    def _check_timestamps(timestamps: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        out: dict[TopicPartition, int] = {}
+        for tp, ts in timestamps.items():
+            if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
+                raise ValueError(f"offsets_for_times: timestamp for {tp!r} must be an int >= 0, got {ts!r}")
+            out[_tp(tp)] = ts
+        return out
+
+    @staticmethod
+    def _commit_offsets(offsets: Mapping[TopicPartition, Any] | None) -> dict[TopicPartition, Any] | None:
+        if offsets is None:
+            return None
+        return {_tp(tp): om for tp, om in offsets.items()}
+
+
+class KafkaConsumer(ConsumerFacadeBase):
+    """Consume records from a Kafka cluster (blocking; the kafka-python API).
+
+    ``KafkaConsumer(*topics, **configs)``: options as :class:`ConsumerConfig`.
+    Not thread safe: use one consumer per thread.
+    """
+
+    def __init__(self, *topics: str, **configs: Any) -> None:
+        self._driver: SelectorDriver | None = None
+        self._setup(topics, configs, time.monotonic)
+        self._driver = SelectorDriver(self._core, self._clock)
+        self._driver.flush(self._clock())
+
+    def _wait(self, pending: Pending[T], timeout_ms: float | None, what: str) -> T:
+        self._check_open()
+        assert self._driver is not None
+        timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
+        if not self._driver.run_until(lambda: pending.done, timeout):
+            raise KafkaTimeoutError(f"{what} did not complete within {timeout:.3f}s")
+        return pending.result()
+
+    def poll(self, timeout_ms: float = 0, max_records: int | None = None,
+             update_offsets: bool = True) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Fetch records: ``{TopicPartition: [ConsumerRecord, ...]}``, empty after ``timeout_ms``.
+
+        Raises:
+            NoOffsetForPartitionError: a reset is needed and ``auto_offset_reset`` allows none.
+            RecordDeserializationError: a deserializer failed; the position stays on the record.
+            KafkaError: a fetch error that is not retriable.
+        """
+        self._check_open()
+        if max_records is not None and (isinstance(max_records, bool) or not isinstance(max_records, int)
+                                        or max_records < 1):
+            raise ValueError(f"max_records must be an int >= 1, got {max_records!r}")
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
+            raise ValueError(f"timeout_ms must be a number >= 0, got {timeout_ms!r}")
+        core = self._core
+        driver = self._driver
+        assert driver is not None
+        clock = self._clock
+        now = clock()
+        deadline = now + timeout_ms / 1000
+        while True:
+            records = core.poll(max_records, now)
+            if records:
+                # Send the prefetch this poll made room for, and take in what already arrived.
+                driver.run_once(0.0)
+                return records
+            left = deadline - now
+            if left <= 0:
+                driver.run_once(0.0)
+                records = core.poll(max_records, clock())
+                return records
+            driver.run_once(left)
+            now = clock()
+
+    def __iter__(self) -> Iterator[ConsumerRecord]:
+        return self
+
+    def __next__(self) -> ConsumerRecord:
+        """The next record; StopIteration after ``consumer_timeout_ms`` without one."""
+        if self._iter_pos < len(self._iter_buffer):
+            rec = self._iter_buffer[self._iter_pos]
+            self._iter_pos += 1
+            return rec
+        ct = self._config.consumer_timeout_ms
+        deadline = None if ct is None or ct == float("inf") else self._clock() + ct / 1000
+        while True:
+            if self._closed:
+                raise StopIteration
+            wait = 1000.0 if deadline is None else max(0.0, (deadline - self._clock()) * 1000)
+            got = self.poll(timeout_ms=wait)
+            if got:
+                buf: list[ConsumerRecord] = []
+                for recs in got.values():
+                    buf.extend(recs)
+                self._iter_buffer, self._iter_pos = buf, 1
+                return buf[0]
+            if deadline is not None and self._clock() >= deadline:
+                raise StopIteration
+
+    def position(self, partition: TopicPartition, timeout_ms: float | None = None) -> int:
+        """The offset of the next record ``poll`` returns (waits for a reset to finish).
+
+        Raises:
+            IllegalStateError: ``partition`` is not assigned.
+            KafkaTimeoutError: not known within ``timeout_ms``.
+        """
+        self._check_open()
+        tp = _tp(partition)
+        core = self._core
+        assert self._driver is not None
+        timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
+
+        def known() -> bool:
+            if core.position(tp) is not None:
+                return True
+            err = core.take_error()
+            if err is not None:
+                raise err
+            return False
+
+        if not self._driver.run_until(known, timeout):
+            raise KafkaTimeoutError(f"position of {tp} not known within {timeout:.3f}s")
+        pos = core.position(tp)
+        assert pos is not None
+        return pos
+
+    def beginning_offsets(self, partitions: Iterable[TopicPartition],
+                          timeout_ms: float | None = None) -> dict[TopicPartition, int]:
+        """The earliest offset of each partition."""
+        tps = _tps(partitions)
+        p = self._core.list_offsets({tp: -2 for tp in tps}, self._clock())
+        return self._offsets_map(self._wait(p, timeout_ms, "beginning_offsets"), tps)
+
+    def end_offsets(self, partitions: Iterable[TopicPartition],
+                    timeout_ms: float | None = None) -> dict[TopicPartition, int]:
+        """The offset after the last record of each partition (the high watermark)."""
+        tps = _tps(partitions)
+        p = self._core.list_offsets({tp: -1 for tp in tps}, self._clock())
+        return self._offsets_map(self._wait(p, timeout_ms, "end_offsets"), tps)
+
+    def offsets_for_times(self, timestamps: Mapping[TopicPartition, int],
+                          timeout_ms: float | None = None) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        """For each partition the first offset with a timestamp >= the one given, or None."""
+        ts = self._check_timestamps(timestamps)
+        p = self._core.list_offsets(ts, self._clock())
+        return self._wait(p, timeout_ms, "offsets_for_times")
+
+    def topics(self, timeout_ms: float | None = None) -> set[str]:
+        """Every topic the cluster has (internal ones hidden unless ``exclude_internal_topics=False``)."""
+        p = self._core.fetch_metadata(None, self._clock())
+        return set(self._core.topics_from(self._wait(p, timeout_ms, "topics")))
+
+    def partitions_for_topic(self, topic: str, timeout_ms: float | None = None) -> set[int] | None:
+        """The partition ids of ``topic``, or None if it does not exist."""
+        p = self._core.fetch_metadata([topic], self._clock())
+        return self._core.topics_from(self._wait(p, timeout_ms, "partitions_for_topic")).get(topic)
+
+    def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
+               timeout_ms: float | None = None) -> None:
+        """Commit ``offsets`` (the consumed positions when None) to the group, waiting.
+
+        Raises:
+            KafkaConfigurationError: no ``group_id``.
+            KafkaError: the commit failed.
+        """
+        self._check_open()
+        p = self._core.commit(self._commit_offsets(offsets), self._clock())
+        self._wait(p, timeout_ms, "commit")
+
+    def commit_async(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
+                     callback: Callable[[Any, Any], Any] | None = None) -> Pending[Any]:
+        """Commit without waiting; ``callback(offsets, exception_or_None)`` runs in a later call.
+
+        Returns:
+            A :class:`Pending` (``done``, ``result()``, ``exception()``).
+        """
+        self._check_open()
+        p = self._core.commit(self._commit_offsets(offsets), self._clock())
+        if callback is not None:
+            cb = callback
+            p.add_done_callback(lambda r: cb(r.result() if r.exception() is None else offsets,
+                                             r.exception()))
+        assert self._driver is not None
+        self._driver.flush(self._clock())
+        return p
+
+    def committed(self, partition: TopicPartition, metadata: bool = False,
+                  timeout_ms: float | None = None) -> int | OffsetAndMetadata | None:
+        """The group's committed offset of ``partition`` (an OffsetAndMetadata with ``metadata=True``)."""
+        tp = _tp(partition)
+        p = self._core.committed([tp], self._clock())
+        om = self._wait(p, timeout_ms, "committed").get(tp)
+        if om is None or metadata:
+            return om
+        return om.offset
+
+    def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None:
+        """Commit positions (when auto-commit is on and ``autocommit``), then close every connection."""
+        if self._closed:
+            return
+        driver = self._driver
+        assert driver is not None
+        try:
+            p = self._core.close(self._clock(), autocommit)
+            timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
+            driver.run_until(lambda: p.done, timeout)
+            driver.flush(self._clock())
+        finally:
+            self._closed = True
+            driver.close()
+
+    def __enter__(self) -> KafkaConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Sockets only; no commit from a finalizer.
+        driver = getattr(self, "_driver", None)
+        if driver is not None and not getattr(self, "_closed", True):
+            try:
+                driver.close()
+            except Exception:
+                pass
+
