@@ -431,6 +431,8 @@ class BrokerConnection:
 
     def authentication_done(self, error: KafkaError | None, now: float) -> None:
         """The authenticator finished: READY, or closed with ``error``."""
+        if self.state is ConnectionState.CLOSED:
+            return  # it failed meanwhile (timeout, lost); the authenticator saw the error
         if self.state is not ConnectionState.AUTHENTICATING:
             raise IllegalStateError(f"node {self.node_id}: not authenticating")
         if error is not None:

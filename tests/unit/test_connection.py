@@ -1,0 +1,497 @@
+"""BrokerConnection, byte for byte: literal frames in, exact frames and deadlines out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kproto.connection import (
+    CORRELATION_ID_LIMIT,
+    BrokerConnection,
+    ConnectionConfig,
+    ConnectionState,
+)
+from kproto.errors import (
+    Cancelled,
+    IllegalArgumentError,
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaProtocolError,
+    KafkaTimeoutError,
+    UnsupportedVersionError,
+)
+from kproto.protocol.messages import MetadataRequest, ProduceRequest, SaslHandshakeRequest
+
+CONFIG = ConnectionConfig(client_id="kproto", client_software_name="kproto", client_software_version="0.1.0.dev0")
+T0 = 1000.0
+
+# --- literal frames ------------------------------------------------------------
+
+#: ApiVersions v4 request, correlation id 0: header v2 (client id "kproto", no tags),
+#: body: compact strings "kproto" and "0.1.0.dev0" (KIP-511), no tags.
+API_VERSIONS_V4 = bytes.fromhex(
+    "00000024" "0012" "0004" "00000000" "0006" "6b70726f746f" "00"
+    "07" "6b70726f746f" "0b" "302e312e302e64657630" "00"
+)
+#: ApiVersions v2 request, correlation id 1: header v1, empty body.
+API_VERSIONS_V2 = bytes.fromhex("00000010" "0012" "0002" "00000001" "0006" "6b70726f746f")
+
+
+def api_versions_v2_response(correlation_id: int, keys: list[tuple[int, int, int]], throttle_ms: int = 0) -> bytes:
+    """ApiVersions v2 response: header v0 (always, KIP-511), error 0, the key ranges, throttle."""
+    body = b"\x00\x00" + len(keys).to_bytes(4, "big")
+    for key, lo, hi in keys:
+        body += key.to_bytes(2, "big") + lo.to_bytes(2, "big") + hi.to_bytes(2, "big")
+    body += throttle_ms.to_bytes(4, "big")
+    payload = correlation_id.to_bytes(4, "big") + body
+    return len(payload).to_bytes(4, "big") + payload
+
+
+#: The broker does not know ApiVersions v4: v0 body, error 35, offers ApiVersions 0-2.
+UNSUPPORTED_V0 = bytes.fromhex("00000010" "00000000" "0023" "00000001" "0012" "0000" "0002")
+BROKER_KEYS = [(0, 0, 11), (3, 0, 12), (10, 0, 6), (17, 0, 1), (18, 0, 2)]
+#: Metadata v12 request, empty topic list, auto-create on: header v2 + 4 body bytes.
+METADATA_V12_REQ = "00000015" "0003" "000c" "{cid}" "0006" "6b70726f746f" "00" "01" "01" "00" "00"
+
+
+def metadata_req(cid: int) -> bytes:
+    return bytes.fromhex(METADATA_V12_REQ.format(cid=f"{cid:08x}"))
+
+
+def metadata_v12_response(cid: int, throttle_ms: int = 0) -> bytes:
+    """Metadata v12 response: header v1 (tags), no brokers, null cluster id, controller -1, no topics."""
+    return bytes.fromhex(f"00000011{cid:08x}00{throttle_ms:08x}0100ffffffff0100")
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, KafkaError | None]] = []
+
+    def __call__(self, response: Any, error: KafkaError | None) -> None:
+        self.calls.append((response, error))
+
+
+def run_completions(conn: BrokerConnection) -> None:
+    done, conn.completions = conn.completions, []
+    for callback, response, error in done:
+        callback(response, error)
+
+
+def new_conn(config: ConnectionConfig = CONFIG, **kw: Any) -> BrokerConnection:
+    conn = BrokerConnection(1, "b1", 9092, config=config, now=T0, **kw)
+    conn.start_connect(T0)
+    return conn
+
+
+def ready_conn(config: ConnectionConfig = CONFIG, keys: list[tuple[int, int, int]] = BROKER_KEYS) -> BrokerConnection:
+    """A connection that went through the v4 -> v2 fallback; next correlation id is 2."""
+    conn = new_conn(config)
+    conn.connection_made(T0)
+    assert conn.data_to_send() == API_VERSIONS_V4
+    conn.receive_data(UNSUPPORTED_V0, T0)
+    assert conn.data_to_send() == API_VERSIONS_V2
+    conn.receive_data(api_versions_v2_response(1, keys), T0)
+    assert conn.state is ConnectionState.READY
+    return conn
+
+
+# --- the handshake ---------------------------------------------------------------
+
+
+def test_handshake_starts_with_api_versions_v4_and_a_setup_deadline() -> None:
+    conn = BrokerConnection(1, "b1", 9092, config=CONFIG, now=T0)
+    assert conn.state is ConnectionState.WAITING
+    assert conn.get_timer() is None
+    conn.start_connect(T0)
+    assert conn.state is ConnectionState.CONNECTING
+    assert conn.get_timer() == T0 + 10.0
+    assert conn.data_to_send() == b""
+    conn.connection_made(T0 + 0.5)
+    assert conn.state is ConnectionState.API_VERSIONS
+    assert conn.data_to_send() == API_VERSIONS_V4
+    assert conn.get_timer() == T0 + 10.0
+
+
+def test_api_versions_v4_answered_directly_makes_the_connection_ready() -> None:
+    conn = new_conn()
+    conn.connection_made(T0)
+    conn.data_to_send()
+    resp = conn.receive_data  # the broker knows v4: flexible body, but header v0 still (KIP-511)
+    body = bytes.fromhex("0000" "03" "0003" "0000" "000c" "00" "0012" "0000" "0004" "00" "00000000" "00")
+    resp(len(body + b"\0\0\0\0").to_bytes(4, "big") + b"\0\0\0\0" + body, T0 + 1)
+    assert conn.state is ConnectionState.READY
+    assert conn.broker_versions == {3: (0, 12), 18: (0, 4)}
+    assert conn.api_version(3) == 12
+    assert conn.api_version(3, max_version=9) == 9
+    assert conn.api_version(0) is None  # the broker did not list Produce
+    assert conn.get_timer() is None  # the setup deadline is gone once READY
+    assert conn.is_ready(T0 + 1)
+
+
+def test_unsupported_api_versions_retries_at_the_offered_version_kip_511() -> None:
+    conn = ready_conn()
+    assert conn.broker_versions[18] == (0, 2)
+    assert conn.completions == []
+
+
+def test_unsupported_api_versions_twice_closes_with_unsupported_version() -> None:
+    conn = new_conn()
+    conn.connection_made(T0)
+    conn.data_to_send()
+    conn.receive_data(UNSUPPORTED_V0, T0)
+    assert conn.data_to_send() == API_VERSIONS_V2
+    again = bytes.fromhex("00000010" "00000001" "0023" "00000001" "0012" "0000" "0002")
+    conn.receive_data(again, T0)
+    assert conn.state is ConnectionState.CLOSED
+    assert isinstance(conn.error, UnsupportedVersionError)
+    assert conn.needs_close_command
+
+
+def test_api_versions_error_other_than_unsupported_closes() -> None:
+    conn = new_conn()
+    conn.connection_made(T0)
+    conn.data_to_send()
+    # error 31 CLUSTER_AUTHORIZATION_FAILED in a v0 body (no throttle field in v0... but we asked v4)
+    body = bytes.fromhex("001f" "01" "00000000" "00")
+    conn.receive_data(len(body + b"\0" * 4).to_bytes(4, "big") + b"\0" * 4 + body, T0)
+    assert conn.state is ConnectionState.CLOSED
+    assert conn.error is not None and getattr(conn.error, "errno", None) == 31
+
+
+def test_setup_deadline_closes_a_connection_that_never_finishes() -> None:
+    conn = new_conn()
+    rec = Recorder()
+    conn.send(MetadataRequest(), callback=rec, now=T0 + 1)
+    assert conn.get_timer() == T0 + 10.0
+    conn.handle_timer(T0 + 9.999)
+    assert conn.state is ConnectionState.CONNECTING
+    conn.handle_timer(T0 + 10.0)
+    assert conn.state is ConnectionState.CLOSED
+    assert conn.needs_close_command
+    run_completions(conn)
+    assert len(rec.calls) == 1 and isinstance(rec.calls[0][1], KafkaConnectionError)
+    assert conn.get_timer() is None
+
+
+# --- requests and responses --------------------------------------------------------
+
+
+def test_request_queued_during_handshake_is_written_at_the_negotiated_version() -> None:
+    conn = new_conn()
+    rec = Recorder()
+    conn.send(MetadataRequest(), callback=rec, now=T0)
+    conn.connection_made(T0)
+    assert conn.data_to_send() == API_VERSIONS_V4
+    conn.receive_data(UNSUPPORTED_V0, T0)
+    conn.data_to_send()
+    conn.receive_data(api_versions_v2_response(1, BROKER_KEYS), T0 + 0.25)
+    assert conn.data_to_send() == metadata_req(2)
+    assert conn.in_flight_count == 1
+    assert conn.get_timer() == T0 + 30.0  # request_timeout_ms counts from send()
+    conn.receive_data(metadata_v12_response(2), T0 + 0.5)
+    assert conn.in_flight_count == 0
+    run_completions(conn)
+    [(response, error)] = rec.calls
+    assert error is None
+    assert response.brokers == [] and response.topics == [] and response.controller_id == -1
+    assert conn.get_timer() is None
+
+
+def test_response_split_byte_by_byte_and_two_in_one_chunk() -> None:
+    conn = ready_conn()
+    rec = Recorder()
+    for _ in range(3):
+        conn.send(MetadataRequest(), callback=rec, now=T0)
+    assert conn.data_to_send() == metadata_req(2) + metadata_req(3) + metadata_req(4)
+    first = metadata_v12_response(2)
+    for i in range(len(first)):
+        conn.receive_data(first[i : i + 1], T0)
+        assert conn.in_flight_count == (3 if i < len(first) - 1 else 2)
+    conn.receive_data(metadata_v12_response(3) + metadata_v12_response(4), T0)
+    assert conn.in_flight_count == 0
+    run_completions(conn)
+    assert [e for _, e in rec.calls] == [None, None, None]
+
+
+def test_in_flight_limit_holds_requests_back() -> None:
+    conn = ready_conn(ConnectionConfig(max_in_flight_requests_per_connection=2, client_software_version="0.1.0.dev0"))
+    rec = Recorder()
+    for _ in range(3):
+        conn.send(MetadataRequest(), callback=rec, now=T0)
+    assert conn.data_to_send() == metadata_req(2) + metadata_req(3)
+    assert (conn.in_flight_count, conn.queued_count) == (2, 1)
+    assert not conn.is_ready(T0)
+    conn.receive_data(metadata_v12_response(2), T0)
+    assert conn.data_to_send() == metadata_req(4)
+    assert (conn.in_flight_count, conn.queued_count) == (2, 0)
+
+
+def test_no_response_request_completes_when_handed_to_the_driver() -> None:
+    conn = ready_conn()
+    rec = Recorder()
+    conn.send(ProduceRequest(acks=0, timeout_ms=1000), callback=rec, now=T0, expect_response=False)
+    assert conn.in_flight_count == 0
+    assert conn.completions == []
+    data = conn.data_to_send()
+    # Produce v11 (flexible): header v2, null transactional id, acks 0, timeout 1000, no topics.
+    assert data == bytes.fromhex("0000001a" "0000" "000b" "00000002" "0006" "6b70726f746f" "00" "00" "0000" "000003e8" "01" "00")
+    run_completions(conn)
+    assert rec.calls == [(None, None)]
+    assert conn.get_timer() is None
+
+
+def test_correlation_ids_wrap_at_2_31() -> None:
+    conn = BrokerConnection(1, "b", 1, config=CONFIG, now=T0, first_correlation_id=CORRELATION_ID_LIMIT - 1)
+    conn.start_connect(T0)
+    conn.connection_made(T0)
+    assert conn.data_to_send()[8:12] == b"\x7f\xff\xff\xff"
+    conn.receive_data(bytes.fromhex("00000010" "7fffffff" "0023" "00000001" "0012" "0000" "0002"), T0)
+    assert conn.data_to_send()[8:12] == b"\x00\x00\x00\x00"
+
+
+def test_no_version_overlap_fails_the_request_with_unsupported_version() -> None:
+    conn = ready_conn(keys=[(3, 13, 14), (18, 0, 2)])  # a future broker that dropped Metadata <= 12
+    rec = Recorder()
+    conn.send(MetadataRequest(), callback=rec, now=T0)
+    assert conn.data_to_send() == b""
+    run_completions(conn)
+    [(response, error)] = rec.calls
+    assert response is None and isinstance(error, UnsupportedVersionError)
+    assert "3-12" not in str(error) and "13-14" in str(error)
+    assert conn.state is ConnectionState.READY
+
+
+def test_request_the_codec_cannot_encode_fails_alone_and_leaves_no_bytes() -> None:
+    conn = ready_conn()
+    rec = Recorder()
+    conn.send(ProduceRequest(transactional_id="tx"), callback=rec, now=T0, max_version=2)  # v2 has no txn id
+    conn.send(MetadataRequest(), callback=rec, now=T0)
+    assert conn.data_to_send() == metadata_req(2)
+    run_completions(conn)
+    assert isinstance(rec.calls[0][1], UnsupportedVersionError)
+
+
+# --- throttling (KIP-219) -------------------------------------------------------------
+
+
+def test_throttle_time_holds_back_the_next_request() -> None:
+    conn = ready_conn()
+    rec = Recorder()
+    conn.send(MetadataRequest(), callback=rec, now=T0)
+    conn.data_to_send()
+    conn.receive_data(metadata_v12_response(2, throttle_ms=500), T0 + 1)
+    assert conn.throttled_until == T0 + 1.5
+    assert not conn.is_ready(T0 + 1.2)
+    conn.send(MetadataRequest(), callback=rec, now=T0 + 1.2)
+    assert conn.data_to_send() == b""
+    assert conn.get_timer() == T0 + 1.5
+    conn.handle_timer(T0 + 1.5)
+    assert conn.data_to_send() == metadata_req(3)
+    assert conn.throttled_until == 0.0
+    assert conn.get_timer() == T0 + 1.2 + 30
+
+
+# --- deadlines ------------------------------------------------------------------------
+
+
+def test_in_flight_timeout_fails_the_request_and_closes_the_connection() -> None:
+    conn = ready_conn()
+    late, other = Recorder(), Recorder()
+    conn.send(MetadataRequest(), callback=late, now=T0)
+    conn.send(MetadataRequest(), callback=other, now=T0 + 5, timeout_ms=60000)
+    conn.data_to_send()
+    assert conn.get_timer() == T0 + 30
+    conn.handle_timer(T0 + 29.999)
+    assert conn.state is ConnectionState.READY
+    conn.handle_timer(T0 + 30)
+    assert conn.state is ConnectionState.CLOSED and conn.needs_close_command
+    run_completions(conn)
+    assert isinstance(late.calls[0][1], KafkaTimeoutError)
+    assert isinstance(other.calls[0][1], KafkaConnectionError) and other.calls[0][1].retriable
+
+
+def test_queued_request_times_out_alone() -> None:
+    conn = new_conn()
+    rec = Recorder()
+    conn.send(MetadataRequest(), callback=rec, now=T0, timeout_ms=2000)
+    assert conn.get_timer() == T0 + 2
+    conn.handle_timer(T0 + 2)
+    assert conn.state is ConnectionState.CONNECTING
+    run_completions(conn)
+    assert isinstance(rec.calls[0][1], KafkaTimeoutError)
+    assert conn.get_timer() == T0 + 10
+
+
+# --- bad input from the broker ----------------------------------------------------------
+
+
+def _bad(conn: BrokerConnection, data: bytes) -> list[tuple[Any, KafkaError | None]]:
+    rec = Recorder()
+    conn.send(MetadataRequest(), callback=rec, now=T0)
+    conn.data_to_send()
+    conn.receive_data(data, T0)
+    assert conn.state is ConnectionState.CLOSED
+    assert conn.needs_close_command
+    assert isinstance(conn.error, KafkaProtocolError)
+    run_completions(conn)
+    return rec.calls
+
+
+def test_unexpected_correlation_id_is_a_protocol_error() -> None:
+    [(resp, err)] = _bad(ready_conn(), metadata_v12_response(7))
+    assert resp is None and isinstance(err, KafkaProtocolError) and err.retriable
+    assert "expected 2" in str(err)
+
+
+def test_frame_over_the_bound_is_rejected_from_its_size_prefix() -> None:
+    small = ConnectionConfig(max_response_size=64, client_software_version="0.1.0.dev0")
+    calls = _bad(ready_conn(small), b"\x00\x00\x00\x41")  # 65 bytes declared, nothing else sent yet
+    assert isinstance(calls[0][1], KafkaProtocolError)
+
+
+def test_http_reply_is_caught_by_the_default_bound() -> None:
+    calls = _bad(ready_conn(), b"HTTP/1.1 400 Bad Request\r\n")
+    assert "over the limit" in str(calls[0][1])
+
+
+def test_negative_frame_size_is_a_protocol_error() -> None:
+    _bad(ready_conn(), b"\xff\xff\xff\xfe")
+
+
+def test_garbage_body_fails_the_request_with_a_protocol_error() -> None:
+    [(resp, err)] = _bad(ready_conn(), bytes.fromhex("00000007" "00000002" "00" "0000"))  # truncated
+    assert resp is None and isinstance(err, KafkaProtocolError)
+
+
+def test_trailing_bytes_after_a_body_are_a_protocol_error() -> None:
+    good = metadata_v12_response(2)
+    _bad(ready_conn(), (int.from_bytes(good[:4], "big") + 1).to_bytes(4, "big") + good[4:] + b"\x00")
+
+
+def test_response_with_nothing_in_flight_is_a_protocol_error() -> None:
+    conn = ready_conn()
+    conn.receive_data(metadata_v12_response(2), T0)
+    assert conn.state is ConnectionState.CLOSED and isinstance(conn.error, KafkaProtocolError)
+
+
+def test_bad_frame_during_handshake_closes() -> None:
+    conn = new_conn()
+    conn.connection_made(T0)
+    conn.data_to_send()
+    conn.receive_data(b"\x00\x00\x00\x02\x00\x00", T0)  # too short for a correlation id
+    assert conn.state is ConnectionState.CLOSED and isinstance(conn.error, KafkaProtocolError)
+
+
+# --- lifecycle and misuse ----------------------------------------------------------------
+
+
+def test_connection_lost_fails_everything_retriably() -> None:
+    conn = ready_conn()
+    rec = Recorder()
+    conn.send(MetadataRequest(), callback=rec, now=T0)
+    conn.data_to_send()
+    conn.send(MetadataRequest(), callback=rec, now=T0)
+    conn.connection_lost(ConnectionResetError("reset"), T0)
+    assert conn.state is ConnectionState.CLOSED and not conn.needs_close_command
+    run_completions(conn)
+    assert [type(e) for _, e in rec.calls] == [KafkaConnectionError, KafkaConnectionError]
+    assert all(e is not None and e.retriable for _, e in rec.calls)
+
+
+def test_close_cancels_pending_requests() -> None:
+    conn = ready_conn()
+    rec = Recorder()
+    conn.send(MetadataRequest(), callback=rec, now=T0)
+    conn.close(None, T0)
+    assert conn.needs_close_command
+    run_completions(conn)
+    assert isinstance(rec.calls[0][1], Cancelled)
+    conn.close(None, T0)  # idempotent
+
+
+def test_misuse_raises_at_the_call() -> None:
+    conn = new_conn()
+    with pytest.raises(IllegalStateError):
+        conn.receive_data(b"\x00", T0)  # before connection_made
+    with pytest.raises(IllegalArgumentError):
+        conn.send(MetadataRequest(), callback=Recorder(), now=T0, timeout_ms=-1)
+    with pytest.raises(IllegalStateError):
+        conn.start_connect(T0)  # twice
+    conn.connection_made(T0)
+    with pytest.raises(IllegalStateError):
+        conn.connection_made(T0)
+    conn.close(None, T0)
+    with pytest.raises(IllegalStateError):
+        conn.send(MetadataRequest(), callback=Recorder(), now=T0)
+    with pytest.raises(IllegalStateError):
+        conn.receive_data(b"\x00", T0)
+
+
+# --- the authentication hook -----------------------------------------------------------
+
+
+class FakeSasl:
+    """Sends SaslHandshake v1 and finishes when it is answered."""
+
+    def __init__(self) -> None:
+        self.responses: list[Any] = []
+
+    def start(self, connection: BrokerConnection, now: float) -> None:
+        def done(response: Any, error: KafkaError | None) -> None:
+            self.responses.append(response)
+            connection.authentication_done(error, now)
+
+        connection.send_handshake_request(SaslHandshakeRequest(mechanism="PLAIN"), callback=done, now=now)
+
+
+def test_authenticator_runs_between_api_versions_and_ready() -> None:
+    sasl = FakeSasl()
+    conn = BrokerConnection(1, "b1", 9092, config=CONFIG, now=T0, authenticator=sasl)
+    conn.start_connect(T0)
+    rec = Recorder()
+    conn.send(MetadataRequest(), callback=rec, now=T0)
+    conn.connection_made(T0)
+    conn.data_to_send()
+    conn.receive_data(UNSUPPORTED_V0, T0)
+    conn.data_to_send()
+    conn.receive_data(api_versions_v2_response(1, BROKER_KEYS), T0)
+    assert conn.state is ConnectionState.AUTHENTICATING
+    # SaslHandshake v1: header v1, mechanism "PLAIN"; the queued Metadata waits.
+    assert conn.data_to_send() == bytes.fromhex("00000017" "0011" "0001" "00000002" "0006" "6b70726f746f" "0005" "504c41494e")
+    assert conn.get_timer() == T0 + 10  # still under the setup deadline
+    conn.receive_data(bytes.fromhex("00000011" "00000002" "0000" "00000001" "0005" "504c41494e"), T0)
+    run_completions(conn)
+    assert sasl.responses[0].mechanisms == ["PLAIN"]
+    assert conn.state is ConnectionState.READY
+    assert conn.data_to_send() == metadata_req(3)
+
+
+# --- any bytes at all ----------------------------------------------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.binary(max_size=64), st.integers(min_value=1, max_value=7))
+def test_arbitrary_bytes_only_close_with_a_protocol_error(data: bytes, chunk: int) -> None:
+    """Whole or in chunks, broker bytes never raise: the connection waits or closes with a protocol error."""
+    outcomes = []
+    for step in (len(data) or 1, chunk):
+        conn = ready_conn()
+        rec = Recorder()
+        conn.send(MetadataRequest(), callback=rec, now=T0)
+        conn.data_to_send()
+        for i in range(0, len(data), step):
+            if conn.state is ConnectionState.CLOSED:
+                break
+            conn.receive_data(data[i : i + step], T0)
+        if conn.state is ConnectionState.CLOSED:
+            assert isinstance(conn.error, KafkaProtocolError)
+        run_completions(conn)
+        outcomes.append((conn.state, [type(e) for _, e in rec.calls]))
+    assert outcomes[0] == outcomes[1]
