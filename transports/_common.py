@@ -261,10 +261,8 @@ class Delivery:
         self.value_size = value_size
         self.header_size = header_size
         self._state = 0
-        self._partition = -1
-        self._offset = -1
-        self._log_append_time = -1
         self._error: BaseException | None = None
+        # _partition, _offset and _log_append_time are set when the outcome arrives.
 
     # --- outcome, set by dispatch_events on the driver side -------------
 

@@ -327,7 +327,7 @@ class ConsumerFacadeBase:
             self._iter_pos = 0
             return
         drop = set(tps)
-        rest = [r for r in self._iter_buffer[self._iter_pos:] if (r.topic, r.partition) not in drop]
+        rest = [r for r in self._iter_buffer[self._iter_pos :] if (r.topic, r.partition) not in drop]
         self._iter_buffer, self._iter_pos = rest, 0
 
     def pause(self, *partitions: TopicPartition) -> None:
@@ -355,8 +355,9 @@ class ConsumerFacadeBase:
         return {f"{self._config.metric_group_prefix}-metrics": self._core.metrics()}
 
     @staticmethod
-    def _offsets_map(result: dict[TopicPartition, OffsetAndTimestamp | None],
-                     tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    def _offsets_map(
+        result: dict[TopicPartition, OffsetAndTimestamp | None], tps: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
         out: dict[TopicPartition, int] = {}
         for tp in tps:
             ot = result.get(tp)
@@ -400,8 +401,9 @@ class KafkaConsumer(ConsumerFacadeBase):
             raise KafkaTimeoutError(f"{what} did not complete within {timeout:.3f}s")
         return pending.result()
 
-    def poll(self, timeout_ms: float = 0, max_records: int | None = None,
-             update_offsets: bool = True) -> dict[TopicPartition, list[ConsumerRecord]]:
+    def poll(
+        self, timeout_ms: float = 0, max_records: int | None = None, update_offsets: bool = True
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
         """Fetch records: ``{TopicPartition: [ConsumerRecord, ...]}``, empty after ``timeout_ms``.
 
         Raises:
@@ -410,8 +412,9 @@ class KafkaConsumer(ConsumerFacadeBase):
             KafkaError: a fetch error that is not retriable.
         """
         self._check_open()
-        if max_records is not None and (isinstance(max_records, bool) or not isinstance(max_records, int)
-                                        or max_records < 1):
+        if max_records is not None and (
+            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1
+        ):
             raise ValueError(f"max_records must be an int >= 1, got {max_records!r}")
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
             raise ValueError(f"timeout_ms must be a number >= 0, got {timeout_ms!r}")
@@ -487,22 +490,25 @@ class KafkaConsumer(ConsumerFacadeBase):
         assert pos is not None
         return pos
 
-    def beginning_offsets(self, partitions: Iterable[TopicPartition],
-                          timeout_ms: float | None = None) -> dict[TopicPartition, int]:
+    def beginning_offsets(
+        self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
+    ) -> dict[TopicPartition, int]:
         """The earliest offset of each partition."""
         tps = _tps(partitions)
         p = self._core.list_offsets({tp: -2 for tp in tps}, self._clock())
         return self._offsets_map(self._wait(p, timeout_ms, "beginning_offsets"), tps)
 
-    def end_offsets(self, partitions: Iterable[TopicPartition],
-                    timeout_ms: float | None = None) -> dict[TopicPartition, int]:
+    def end_offsets(
+        self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
+    ) -> dict[TopicPartition, int]:
         """The offset after the last record of each partition (the high watermark)."""
         tps = _tps(partitions)
         p = self._core.list_offsets({tp: -1 for tp in tps}, self._clock())
         return self._offsets_map(self._wait(p, timeout_ms, "end_offsets"), tps)
 
-    def offsets_for_times(self, timestamps: Mapping[TopicPartition, int],
-                          timeout_ms: float | None = None) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+    def offsets_for_times(
+        self, timestamps: Mapping[TopicPartition, int], timeout_ms: float | None = None
+    ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
         """For each partition the first offset with a timestamp >= the one given, or None."""
         ts = self._check_timestamps(timestamps)
         p = self._core.list_offsets(ts, self._clock())
@@ -518,8 +524,11 @@ class KafkaConsumer(ConsumerFacadeBase):
         p = self._core.fetch_metadata([topic], self._clock())
         return self._core.topics_from(self._wait(p, timeout_ms, "partitions_for_topic")).get(topic)
 
-    def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
-               timeout_ms: float | None = None) -> None:
+    def commit(
+        self,
+        offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
+        timeout_ms: float | None = None,
+    ) -> None:
         """Commit ``offsets`` (the consumed positions when None) to the group, waiting.
 
         Raises:
@@ -530,8 +539,11 @@ class KafkaConsumer(ConsumerFacadeBase):
         p = self._core.commit(self._commit_offsets(offsets), self._clock())
         self._wait(p, timeout_ms, "commit")
 
-    def commit_async(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
-                     callback: Callable[[Any, Any], Any] | None = None) -> Pending[Any]:
+    def commit_async(
+        self,
+        offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
+        callback: Callable[[Any, Any], Any] | None = None,
+    ) -> Pending[Any]:
         """Commit without waiting; ``callback(offsets, exception_or_None)`` runs in a later call.
 
         Returns:
@@ -541,14 +553,14 @@ class KafkaConsumer(ConsumerFacadeBase):
         p = self._core.commit(self._commit_offsets(offsets), self._clock())
         if callback is not None:
             cb = callback
-            p.add_done_callback(lambda r: cb(r.result() if r.exception() is None else offsets,
-                                             r.exception()))
+            p.add_done_callback(lambda r: cb(r.result() if r.exception() is None else offsets, r.exception()))
         assert self._driver is not None
         self._driver.flush(self._clock())
         return p
 
-    def committed(self, partition: TopicPartition, metadata: bool = False,
-                  timeout_ms: float | None = None) -> int | OffsetAndMetadata | None:
+    def committed(
+        self, partition: TopicPartition, metadata: bool = False, timeout_ms: float | None = None
+    ) -> int | OffsetAndMetadata | None:
         """The group's committed offset of ``partition`` (an OffsetAndMetadata with ``metadata=True``)."""
         tp = _tp(partition)
         p = self._core.committed([tp], self._clock())
@@ -586,4 +598,3 @@ class KafkaConsumer(ConsumerFacadeBase):
                 driver.close()
             except Exception:
                 pass
-

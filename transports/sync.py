@@ -54,6 +54,7 @@ __all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
 log = logging.getLogger(__name__)
 
 _monotonic = time.monotonic
+_time_ns = time.time_ns
 _AGAIN = object()
 #: Records queued for the I/O thread but not yet given to the core. This is
 #: memory on top of ``buffer_memory``; 32k tuples is a few MB at most and
@@ -76,7 +77,14 @@ class FutureRecordMetadata(Delivery):
     def __init__(
         self, loop: _IOLoop, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
     ) -> None:
-        Delivery.__init__(self, topic, timestamp_ms, key_size, value_size, header_size)
+        # Delivery.__init__ inlined: one of these is made per record.
+        self.topic = topic
+        self.timestamp_ms = timestamp_ms
+        self.key_size = key_size
+        self.value_size = value_size
+        self.header_size = header_size
+        self._state = 0
+        self._error = None
         self._loop = loop
         self._callbacks: list[tuple[bool, Callable[..., Any]]] | None = None
 
@@ -576,6 +584,7 @@ class KafkaProducer:
         self._core = self._make_core(self.config, _monotonic())
         self._loop = _IOLoop(self._core, name=f"kproto-producer-{id(self):x}")
         self._known_topics: set[str] = set()
+        self._plain = self._options.key_serializer is None and self._options.value_serializer is None
         self._closed = False
         self._close_lock = threading.Lock()
         self._loop.thread.start()
@@ -615,9 +624,27 @@ class KafkaProducer:
         """
         if self._closed:
             raise IllegalStateError("send() on a closed KafkaProducer")
-        topic, k, v, hdrs, part, ts, hsize = prepare_record(
-            self._options, topic, value, key, headers, partition, timestamp_ms
-        )
+        if (
+            self._plain
+            and type(value) is bytes
+            and (key is None or type(key) is bytes)
+            and headers is None
+            and partition is None
+            and timestamp_ms is None
+            and type(topic) is str
+        ):
+            # Hot path (no serializers, bytes in, defaults): the checks above are
+            # all prepare_record would do.
+            k: bytes | None = key
+            v: bytes | None = value
+            hdrs: list[tuple[str, bytes]] | None = None
+            part: int | None = None
+            hsize = -1
+            ts = _time_ns() // 1_000_000
+        else:
+            topic, k, v, hdrs, part, ts, hsize = prepare_record(
+                self._options, topic, value, key, headers, partition, timestamp_ms
+            )
         loop = self._loop
         if topic not in self._known_topics:
             self._wait_for_topic(topic, _monotonic() + self._max_block)

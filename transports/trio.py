@@ -20,6 +20,7 @@ or ``await handle`` leaves the producer usable.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Generator
 from types import TracebackType
 from typing import Any
@@ -40,6 +41,7 @@ from transports._common import (
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
 log = logging.getLogger(__name__)
+_time_ns = time.time_ns
 
 #: ``send`` checkpoints (lets other tasks run) after this many records that
 #: did not need to wait, so the driver ships batches during a tight loop.
@@ -268,6 +270,7 @@ class KafkaProducer:
         self._max_block = self.config.max_block_ms / 1000.0
         self._driver: _Driver | None = None
         self._known_topics: set[str] = set()
+        self._plain = self._options.key_serializer is None and self._options.value_serializer is None
         self._closed = False
         self._unyielded = 0
         self._nursery_manager: Any = None
@@ -330,9 +333,27 @@ class KafkaProducer:
         driver = self._driver
         if driver is None or self._closed:
             driver = self._running()
-        topic, k, v, hdrs, part, ts, hsize = prepare_record(
-            self._options, topic, value, key, headers, partition, timestamp_ms
-        )
+        if (
+            self._plain
+            and type(value) is bytes
+            and (key is None or type(key) is bytes)
+            and headers is None
+            and partition is None
+            and timestamp_ms is None
+            and type(topic) is str
+        ):
+            # Hot path (no serializers, bytes in, defaults): the checks above are
+            # all prepare_record would do.
+            k: bytes | None = key
+            v: bytes | None = value
+            hdrs: list[tuple[str, bytes]] | None = None
+            part: int | None = None
+            hsize = -1
+            ts = _time_ns() // 1_000_000
+        else:
+            topic, k, v, hdrs, part, ts, hsize = prepare_record(
+                self._options, topic, value, key, headers, partition, timestamp_ms
+            )
         if topic not in self._known_topics:
             await self._wait_for_topic(driver, topic)
         handle = DeliveryHandle(topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize)

