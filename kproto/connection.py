@@ -572,37 +572,23 @@ class BrokerConnection:
             self._rbuf += data
             buf = self._rbuf
             with memoryview(buf) as view:
-                frames, pos = self._split(view, max_size, copy=True)
-            if frames is None:
-                return
-            del buf[:pos]
+                frames, pos, bad = _split(view, max_size, copy=True)
+            if bad is None:
+                del buf[:pos]
         else:
             # Nothing pending: frames are zero-copy views of the immutable ``data``.
             view = memoryview(data)
-            frames, pos = self._split(view, max_size, copy=False)
-            if frames is None:
-                return
-            if pos < len(data):
+            frames, pos, bad = _split(view, max_size, copy=False)
+            if bad is None and pos < len(data):
                 self._rbuf += view[pos:]
         for frame in frames:
             self._handle_frame(frame, now)
             if self.state is ConnectionState.CLOSED:
                 return
+        if bad is not None:
+            self._protocol_error(f"bad frame from node {self.node_id}: {bad}", now)
+            return
         self._pump(now)
-
-    def _split(self, view: memoryview, max_size: int, *, copy: bool) -> tuple[list[memoryview] | None, int]:
-        frames: list[memoryview] = []
-        pos = 0
-        while True:
-            try:
-                got = read_frame(view, pos, max_size)
-            except KafkaError as exc:
-                self._protocol_error(f"bad frame from node {self.node_id}: {exc}", self._now)
-                return None, pos
-            if got is None:
-                return frames, pos
-            frame, pos = got
-            frames.append(memoryview(bytes(frame)) if copy else frame)
 
     def _protocol_error(self, message: str, now: float, culprit: _Request | None = None) -> None:
         error = KafkaProtocolError(message)
@@ -709,6 +695,21 @@ class BrokerConnection:
         if self._throttle_until and self._queue and (timer is None or self._throttle_until < timer):
             timer = self._throttle_until
         return timer
+
+
+def _split(view: memoryview, max_size: int, *, copy: bool) -> tuple[list[memoryview], int, str | None]:
+    """Cut whole frames off ``view``: ``(frames, end of the last one, error or None)``."""
+    frames: list[memoryview] = []
+    pos = 0
+    while True:
+        try:
+            got = read_frame(view, pos, max_size)
+        except KafkaError as exc:
+            return frames, pos, str(exc)
+        if got is None:
+            return frames, pos, None
+        frame, pos = got
+        frames.append(memoryview(bytes(frame)) if copy else frame)
 
 
 def _copy_error(error: KafkaError) -> KafkaError:
