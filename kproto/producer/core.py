@@ -47,8 +47,8 @@ batch is drained. A batch gets its base sequence when first drained (the
 partition's next sequence; it then advances by the record count, wrapping at
 2**31) and keeps it on every retry, so the broker can drop duplicates and
 keep order with up to 5 requests in flight. A re-queued batch is only sent
-again once the partition has nothing in flight, so batches reach the broker
-in sequence order.
+again once no later batch of its partition is in flight, so batches reach
+the broker in sequence order.
 
 Errors:
 
@@ -400,6 +400,7 @@ class ProducerCore:
         #: Produce requests in flight per node (our own count: the client may queue).
         self._node_inflight: dict[int, int] = {}
         self._closed = False
+        self._client_closed = False
         self._metrics = _Metrics(now)
 
         # Idempotence state (KIP-98).
@@ -416,24 +417,32 @@ class ProducerCore:
     def connection_made(self, node_id: int, now: float) -> None:
         """A connection the core asked for is open."""
         self._now = now
+        if self._client_closed:
+            return
         self._client.connection_made(node_id, now)
         self._after_input(now)
 
     def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
         """A connection failed or closed."""
         self._now = now
+        if self._client_closed:
+            return
         self._client.connection_lost(node_id, exc, now)
         self._after_input(now)
 
     def receive_data(self, node_id: int, data: bytes, now: float) -> None:
         """Bytes arrived from ``node_id``."""
         self._now = now
+        if self._client_closed:
+            return
         self._client.receive_data(node_id, data, now)
         self._after_input(now)
 
     def handle_timer(self, now: float) -> None:
         """Run what is due at ``now``: client timers, expiry, linger, retries."""
         self._now = now
+        if self._client_closed:
+            return
         self._client.handle_timer(now)
         self._after_input(now)
         self._expire(now)
@@ -441,13 +450,15 @@ class ProducerCore:
 
     def commands(self) -> list[Any]:
         """Connections to open or close (drains)."""
-        self._drain(self._now)
+        if not self._client_closed:
+            self._drain(self._now)
         cmds: list[Any] = self._client.commands()
         return cmds
 
     def data_to_send(self) -> list[tuple[int, bytes]]:
         """Bytes to write per node (drains): ready batches become Produce requests here."""
-        self._drain(self._now)
+        if not self._client_closed:
+            self._drain(self._now)
         out: list[tuple[int, bytes]] = self._client.data_to_send()
         return out
 
@@ -521,13 +532,13 @@ class ProducerCore:
             if value is None:
                 raise IllegalArgumentError("key and value cannot both be None (a tombstone needs a key)")
             kpre = _NULL
-            rest = 2
+            rest = 1
         else:
             if type(key) is not bytes:
                 key = _as_bytes("key", key)
             kl = len(key)
             kpre = zz[kl] if kl < _TABLE else _zigzag(kl)
-            rest = 1 + len(kpre) + kl
+            rest = len(kpre) + kl
         if value is None:
             vpre = _NULL
             rest += 1
@@ -563,7 +574,7 @@ class ProducerCore:
 
         if partition is None:
             if self._sticky is not None:
-                partition = self._sticky.partition(topic, key, tp.partitions, tp.available)
+                partition = self._sticky_partition(tp, key, rest, timestamp_ms)
             elif self._custom is not None:
                 partition = self._custom(key, tp.partitions, tp.available)
             elif key is None:
@@ -591,6 +602,24 @@ class ProducerCore:
             return True
         self._append(ps, key, value, kpre, vpre, hb, rest, timestamp_ms, token, now)
         return True
+
+    def _sticky_partition(self, tp: _Topic, key: bytes | None, rest: int, ts: int) -> int:
+        """KIP-480: if the record would not fit the sticky partition's batch, close it and pick again."""
+        sticky = self._sticky
+        assert sticky is not None
+        partition = sticky.partition(tp.name, key, tp.partitions, tp.available)
+        if key is None:
+            ps = tp.parts.get(partition)
+            b = ps.open if ps is not None else None
+            if b is not None:
+                td = ts - b.base_ts
+                body = 1 + rest + (len(_ZZ[td]) if 0 <= td < _TABLE else len(_zigzag(td)))
+                body += len(_ZZ[b.count]) if b.count < _TABLE else len(_zigzag(b.count))
+                size = body + (len(_ZZ[body]) if body < _TABLE else len(_zigzag(body)))
+                if b.size + size > self._batch_size:
+                    self._close_batch(b)  # calls on_new_batch
+                    partition = sticky.partition(tp.name, key, tp.partitions, tp.available)
+        return partition
 
     def _append(
         self,
@@ -647,6 +676,7 @@ class ProducerCore:
         self._order += 1
         b = _Batch(ps, now, self._linger, self._delivery_timeout, self._order)
         b.base_ts = b.max_ts = ts
+        self._buffer_used += _BATCH_OVERHEAD  # b.size starts at the header size
         ps.queue.append(b)
         ps.open = b
         if ps not in self._queued:
@@ -729,7 +759,13 @@ class ProducerCore:
             if b.state != DONE:
                 self._fail(b, error, unknown_outcome=False)
         self._age.clear()
-        self._client.close(now)
+        self._lingering.clear()
+        for ps in self._queued:
+            ps.queue.clear()
+        self._queued.clear()
+        if not self._client_closed:
+            self._client_closed = True
+            self._client.close(now)
 
     def metrics(self, now: float) -> dict[str, dict[str, float]]:
         """Producer metrics in the kafka-python shape: ``{'producer-metrics': {...}}``.
@@ -834,11 +870,11 @@ class ProducerCore:
         kpre = _NULL if key is None else (zz[len(key)] if len(key) < _TABLE else _zigzag(len(key)))
         vpre = _NULL if value is None else (zz[len(value)] if len(value) < _TABLE else _zigzag(len(value)))
         hbytes = _ZERO if hb is None else hb
-        rest = 1 + len(kpre) + (len(key) if key is not None else 0)
+        rest = len(kpre) + (len(key) if key is not None else 0)
         rest += len(vpre) + (len(value) if value is not None else 0) + len(hbytes)
         if partition is None:
             if self._sticky is not None:
-                partition = self._sticky.partition(tp.name, key, tp.partitions, tp.available)
+                partition = self._sticky_partition(tp, key, rest, ts)
             elif self._custom is not None:
                 partition = self._custom(key, tp.partitions, tp.available)
             elif key is None:
@@ -916,9 +952,13 @@ class ProducerCore:
         elif b.retry_at > now:
             return None
         if self._idempotent and b.base_seq >= 0 and ps.inflight:
-            # A retried batch goes out only when nothing is in flight for its
-            # partition, so batches reach the broker in sequence order (KIP-98).
-            return None
+            # A retried batch goes out only after no later batch of its
+            # partition is in flight, so batches reach the broker in sequence
+            # order (KIP-98); earlier ones (retries sent just before) may be.
+            order = b.order
+            for other in ps.inflight:
+                if other.order > order:
+                    return None
         return b
 
     def _drain(self, now: float) -> None:
