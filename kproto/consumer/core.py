@@ -633,16 +633,24 @@ class ConsumerCore:
             return
         cluster = self._client.cluster
         by_node: dict[int, list[tuple[TopicPartition, _PartitionState]]] = {}
+        # Nodes with a partition that waits only for the user to drain its buffer.
+        blocked: set[int] = set()
         for tp, st in self._states.items():
-            if (st.fetch_at is None or st.inflight or st.paused or len(st.queue) >= _MAX_QUEUED
-                    or st.retry_at > now):
+            if st.fetch_at is None or st.inflight or st.paused or st.retry_at > now:
                 continue
             leader = cluster.leader_for(tp.topic, tp.partition)
             if leader is None or leader < 0 or leader in self._inflight_nodes:
                 continue
+            if len(st.queue) >= _MAX_QUEUED:
+                blocked.add(leader)
+                continue
             by_node.setdefault(leader, []).append((tp, st))
         cfg = self.config
         for node, items in by_node.items():
+            if node in blocked and all(0 <= st.high_watermark <= (st.fetch_at or 0) for _, st in items):
+                # Every partition here is caught up: this Fetch would wait fetch_max_wait_ms
+                # at the broker and hold back the partitions being drained. Send it with them.
+                continue
             topics: dict[str, list[Any]] = {}
             sent: dict[TopicPartition, tuple[int, int]] = {}
             for tp, st in items:
