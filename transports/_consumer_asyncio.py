@@ -1,0 +1,419 @@
+"""``KafkaConsumer`` for asyncio: one driver task, owned by the consumer.
+
+``async with KafkaConsumer(...)`` (or ``await consumer.start()``) starts the
+driver task; ``await consumer.close()`` stops it. Broker connections are
+asyncio ``Protocol`` objects whose callbacks feed the core directly, so a
+fetch response is decoded into the core's buffer as it arrives, while the
+user's code is busy with the previous records (prefetch). The driver task
+writes what the core has to send and sleeps until the core's next deadline
+or the next poke.
+
+:class:`AsyncConsumerBase` holds the awaitable methods; the trio facade
+reuses it with its own driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, Final, TypeVar
+
+from kproto.consumer import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
+from kproto.consumer.core import Pending
+from kproto.driving import Close, Connect, Driven
+from kproto.errors import IllegalStateError, KafkaTimeoutError
+from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps
+
+__all__ = ["AsyncConsumerBase", "KafkaConsumer"]
+
+T = TypeVar("T")
+
+#: kafka-python's ``default_api_timeout_ms``: bound of calls given no timeout.
+_DEFAULT_API_TIMEOUT: Final = 60.0
+
+
+class AsyncConsumerBase(ConsumerFacadeBase):
+    """The awaitable consumer methods, over any driver that implements ``_run_until``."""
+
+    async def _run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Let the driver work until ``done()`` or ``timeout`` seconds; returns ``done()``."""
+        raise NotImplementedError
+
+    def _kick(self) -> None:
+        """Tell the driver the core may have something to send."""
+        raise NotImplementedError
+
+    def _require_running(self) -> None:
+        raise NotImplementedError
+
+    async def _wait(self, pending: Pending[T], timeout_ms: float | None, what: str) -> T:
+        self._check_open()
+        self._kick()
+        timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
+        if not await self._run_until(lambda: pending.done, timeout):
+            raise KafkaTimeoutError(f"{what} did not complete within {timeout:.3f}s")
+        return pending.result()
+
+    async def poll(self, timeout_ms: float = 0, max_records: int | None = None
+                   ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Records by partition, at most ``max_records``; empty after ``timeout_ms`` without any.
+
+        Raises:
+            NoOffsetForPartitionError: a reset is needed and ``auto_offset_reset`` allows none.
+            RecordDeserializationError: a deserializer failed; the position stays on the record.
+        """
+        self._check_open()
+        self._require_running()
+        if max_records is not None and (isinstance(max_records, bool) or not isinstance(max_records, int)
+                                        or max_records < 1):
+            raise ValueError(f"max_records must be an int >= 1, got {max_records!r}")
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
+            raise ValueError(f"timeout_ms must be a number >= 0, got {timeout_ms!r}")
+        core = self._core
+        clock = self._clock
+        deadline = clock() + timeout_ms / 1000
+        while True:
+            records = core.poll(max_records, clock())
+            self._kick()
+            left = deadline - clock()
+            if records or left <= 0:
+                return records
+            await self._run_until(core.has_buffered, left)
+
+    async def getmany(self, *partitions: TopicPartition, timeout_ms: float = 0,
+                      max_records: int | None = None) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """aiokafka's name for :meth:`poll` (partition filtering is not supported: pass none)."""
+        if partitions:
+            raise ValueError("getmany(*partitions) filtering is not supported; use pause()/resume()")
+        return await self.poll(timeout_ms=timeout_ms, max_records=max_records)
+
+    async def getone(self) -> ConsumerRecord:
+        """The next record, waiting as long as it takes."""
+        return await self.__anext__()
+
+    def __aiter__(self) -> AsyncIterator[ConsumerRecord]:
+        return self
+
+    async def __anext__(self) -> ConsumerRecord:
+        """The next record; StopAsyncIteration after ``consumer_timeout_ms`` without one."""
+        if self._iter_pos < len(self._iter_buffer):
+            rec = self._iter_buffer[self._iter_pos]
+            self._iter_pos += 1
+            return rec
+        ct = self._config.consumer_timeout_ms
+        deadline = None if ct is None or ct == float("inf") else self._clock() + ct / 1000
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            wait = 1000.0 if deadline is None else max(0.0, (deadline - self._clock()) * 1000)
+            got = await self.poll(timeout_ms=wait)
+            if got:
+                buf: list[ConsumerRecord] = []
+                for recs in got.values():
+                    buf.extend(recs)
+                self._iter_buffer, self._iter_pos = buf, 1
+                return buf[0]
+            if deadline is not None and self._clock() >= deadline:
+                raise StopAsyncIteration
+
+    async def position(self, partition: TopicPartition, timeout_ms: float | None = None) -> int:
+        """The offset of the next record ``poll`` returns (waits for a pending reset)."""
+        self._check_open()
+        tp = _tp(partition)
+        core = self._core
+
+        def known() -> bool:
+            if core.position(tp) is not None:
+                return True
+            err = core.take_error()
+            if err is not None:
+                raise err
+            return False
+
+        timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
+        self._kick()
+        if not await self._run_until(known, timeout):
+            raise KafkaTimeoutError(f"position of {tp} not known within {timeout:.3f}s")
+        pos = core.position(tp)
+        assert pos is not None
+        return pos
+
+    async def beginning_offsets(self, partitions: Iterable[TopicPartition],
+                                timeout_ms: float | None = None) -> dict[TopicPartition, int]:
+        """The earliest offset of each partition."""
+        tps = _tps(partitions)
+        p = self._core.list_offsets({tp: -2 for tp in tps}, self._clock())
+        return self._offsets_map(await self._wait(p, timeout_ms, "beginning_offsets"), tps)
+
+    async def end_offsets(self, partitions: Iterable[TopicPartition],
+                          timeout_ms: float | None = None) -> dict[TopicPartition, int]:
+        """The offset after the last record of each partition."""
+        tps = _tps(partitions)
+        p = self._core.list_offsets({tp: -1 for tp in tps}, self._clock())
+        return self._offsets_map(await self._wait(p, timeout_ms, "end_offsets"), tps)
+
+    async def offsets_for_times(self, timestamps: Mapping[TopicPartition, int], timeout_ms: float | None = None
+                                ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+        """For each partition the first offset with a timestamp >= the one given, or None."""
+        p = self._core.list_offsets(self._check_timestamps(timestamps), self._clock())
+        return await self._wait(p, timeout_ms, "offsets_for_times")
+
+    async def topics(self, timeout_ms: float | None = None) -> set[str]:
+        """Every topic of the cluster."""
+        p = self._core.fetch_metadata(None, self._clock())
+        return set(self._core.topics_from(await self._wait(p, timeout_ms, "topics")))
+
+    async def partitions_for_topic(self, topic: str, timeout_ms: float | None = None) -> set[int] | None:
+        """The partition ids of ``topic``, or None if it does not exist."""
+        p = self._core.fetch_metadata([topic], self._clock())
+        return self._core.topics_from(await self._wait(p, timeout_ms, "partitions_for_topic")).get(topic)
+
+    async def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
+                     timeout_ms: float | None = None) -> None:
+        """Commit ``offsets`` (the consumed positions when None) to the group.
+
+        Raises:
+            KafkaConfigurationError: no ``group_id``.
+        """
+        self._check_open()
+        p = self._core.commit(self._commit_offsets(offsets), self._clock())
+        await self._wait(p, timeout_ms, "commit")
+
+    def commit_async(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
+                     callback: Callable[[Any, Any], Any] | None = None) -> Pending[Any]:
+        """Commit in the background; ``callback(offsets, exception_or_None)`` runs when done."""
+        self._check_open()
+        p = self._core.commit(self._commit_offsets(offsets), self._clock())
+        if callback is not None:
+            cb = callback
+            p.add_done_callback(lambda r: cb(r.result() if r.exception() is None else offsets,
+                                             r.exception()))
+        self._kick()
+        return p
+
+    async def committed(self, partition: TopicPartition, metadata: bool = False,
+                        timeout_ms: float | None = None) -> int | OffsetAndMetadata | None:
+        """The group's committed offset of ``partition`` (OffsetAndMetadata with ``metadata=True``)."""
+        tp = _tp(partition)
+        p = self._core.committed([tp], self._clock())
+        om = (await self._wait(p, timeout_ms, "committed")).get(tp)
+        if om is None or metadata:
+            return om
+        return om.offset
+
+    # Non-waiting calls also poke the driver so their requests go out.
+    def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        """Seek to the earliest offset (lazily: the next poll or position() finishes it)."""
+        super().seek_to_beginning(*partitions)
+        self._kick()
+
+    def seek_to_end(self, *partitions: TopicPartition) -> None:
+        """Seek to the end offset (lazily)."""
+        super().seek_to_end(*partitions)
+        self._kick()
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Consume exactly ``partitions``."""
+        super().assign(partitions)
+        self._kick()
+
+
+class _Protocol(asyncio.Protocol):
+    """One broker connection; every callback feeds the core and pokes the driver."""
+
+    def __init__(self, driver: _Driver, node_id: int) -> None:
+        self.driver = driver
+        self.node_id = node_id
+        self.transport: asyncio.Transport | None = None
+        self.closed_by_us = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.driver.conns[self.node_id] = self
+        self.driver.core.connection_made(self.node_id, self.driver.loop.time())
+        self.driver.kick()
+
+    def data_received(self, data: bytes) -> None:
+        self.driver.core.receive_data(self.node_id, data, self.driver.loop.time())
+        self.driver.kick()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        d = self.driver
+        if d.conns.get(self.node_id) is self:
+            del d.conns[self.node_id]
+        if not self.closed_by_us:
+            d.core.connection_lost(self.node_id, exc, d.loop.time())
+            d.kick()
+
+
+class _Driver:
+    """Drives a core on the running asyncio loop (one task)."""
+
+    def __init__(self, core: Driven, loop: asyncio.AbstractEventLoop) -> None:
+        self.core = core
+        self.loop = loop
+        self.conns: dict[int, _Protocol] = {}
+        self._connecting: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._stop = False
+        self.task: asyncio.Task[None] | None = None
+
+    def kick(self) -> None:
+        """Wake the driver task."""
+        self._wake.set()
+
+    async def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        deadline = None if timeout is None else self.loop.time() + timeout
+        while not done():
+            if self.task is None or self.task.done():
+                raise IllegalStateError("the consumer's driver is not running; use 'async with' or start()")
+            self._progress.clear()
+            if deadline is None:
+                await self._progress.wait()
+                continue
+            left = deadline - self.loop.time()
+            if left <= 0:
+                return done()
+            try:
+                await asyncio.wait_for(self._progress.wait(), left)
+            except asyncio.TimeoutError:
+                return done()
+        return True
+
+    async def run(self) -> None:
+        loop = self.loop
+        core = self.core
+        try:
+            while not self._stop:
+                now = loop.time()
+                timer = core.get_timer()
+                if timer is not None and timer <= now:
+                    core.handle_timer(now)
+                self.flush()
+                self._progress.set()
+                if self._stop:
+                    break
+                timer = core.get_timer()
+                self._wake.clear()
+                if timer is None:
+                    await self._wake.wait()
+                else:
+                    delay = timer - loop.time()
+                    if delay > 0:
+                        try:
+                            await asyncio.wait_for(self._wake.wait(), delay)
+                        except asyncio.TimeoutError:
+                            pass
+        finally:
+            self.shutdown()
+
+    def flush(self) -> None:
+        """Carry out commands and write bytes until the core has nothing more."""
+        core = self.core
+        for _ in range(8):
+            cmds = core.commands()
+            for cmd in cmds:
+                if type(cmd) is Connect:
+                    self._connecting[cmd.node_id] = self.loop.create_task(self._connect(cmd))
+                elif type(cmd) is Close:
+                    self._close(cmd.node_id)
+            out = core.data_to_send()
+            for node_id, data in out:
+                proto = self.conns.get(node_id)
+                if proto is not None and proto.transport is not None:
+                    proto.transport.write(data)
+            if not cmds and not out:
+                break
+
+    async def _connect(self, cmd: Connect) -> None:
+        try:
+            await self.loop.create_connection(lambda: _Protocol(self, cmd.node_id), cmd.host, cmd.port)
+        except OSError as exc:
+            self.core.connection_lost(cmd.node_id, exc, self.loop.time())
+            self.kick()
+        finally:
+            self._connecting.pop(cmd.node_id, None)
+
+    def _close(self, node_id: int) -> None:
+        task = self._connecting.pop(node_id, None)
+        if task is not None:
+            task.cancel()
+        proto = self.conns.pop(node_id, None)
+        if proto is not None and proto.transport is not None:
+            proto.closed_by_us = True
+            proto.transport.close()
+
+    def stop(self) -> None:
+        self._stop = True
+        self.kick()
+
+    def shutdown(self) -> None:
+        for task in list(self._connecting.values()):
+            task.cancel()
+        self._connecting.clear()
+        for node_id in list(self.conns):
+            self._close(node_id)
+        self._progress.set()
+
+
+class KafkaConsumer(AsyncConsumerBase):
+    """Consume records on asyncio: ``async with KafkaConsumer(*topics, **configs) as c``.
+
+    Options as :class:`~kproto.consumer.ConsumerConfig`. Create it inside a
+    running loop; ``start()`` (or ``async with``) before the first ``poll``.
+    """
+
+    def __init__(self, *topics: str, **configs: Any) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._setup(topics, configs, self._loop.time)
+        self._driver = _Driver(self._core, self._loop)
+
+    async def start(self) -> None:
+        """Start the driver task (idempotent)."""
+        self._check_open()
+        if self._driver.task is None:
+            self._driver.task = self._loop.create_task(self._driver.run())
+
+    def _require_running(self) -> None:
+        if self._driver.task is None:
+            raise IllegalStateError("call 'await consumer.start()' or use 'async with' before poll()")
+
+    def _kick(self) -> None:
+        self._driver.kick()
+
+    async def _run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        if self._driver.task is None:
+            await self.start()
+        return await self._driver.run_until(done, timeout)
+
+    async def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None:
+        """Commit positions (auto-commit on and ``autocommit``), close connections, stop the task."""
+        if self._closed:
+            return
+        driver = self._driver
+        try:
+            p = self._core.close(self._clock(), autocommit)
+            if driver.task is not None and not driver.task.done():
+                driver.kick()
+                timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
+                await driver.run_until(lambda: p.done, timeout)
+                driver.flush()
+        finally:
+            self._closed = True
+            driver.stop()
+            if driver.task is not None:
+                try:
+                    await driver.task
+                except Exception:  # the task's own failure: nothing left to report it to
+                    pass
+            else:
+                driver.shutdown()
+
+    async def __aenter__(self) -> KafkaConsumer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
