@@ -1,0 +1,224 @@
+"""``KafkaConsumer`` for trio: background work lives in a nursery owned by ``async with``.
+
+``async with KafkaConsumer(...) as consumer:`` opens a nursery holding the
+driver task and, per broker connection, a reader and a writer task. Leaving
+the block (or ``await consumer.close()``) commits if asked, then cancels the
+nursery: nothing outlives the block. The awaitable methods are those of
+:class:`~transports._consumer_asyncio.AsyncConsumerBase`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Final
+
+import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
+
+from kproto.consumer.core import ConsumerCore
+from kproto.driving import Close, Connect
+from kproto.errors import IllegalStateError
+from transports._consumer_asyncio import AsyncConsumerBase
+
+__all__ = ["KafkaConsumer"]
+
+#: Bytes asked of one ``receive_some``; fetch responses are megabytes.
+_RECV_SIZE: Final = 1 << 20
+
+
+class _Conn:
+    __slots__ = ("node_id", "scope", "send", "stream", "closed_by_us", "_recv")
+
+    def __init__(self, node_id: int) -> None:
+        self.node_id = node_id
+        self.scope = trio.CancelScope()
+        send, self_recv = trio.open_memory_channel[bytes](math.inf)
+        self.send = send
+        self.stream: trio.abc.Stream | None = None
+        self.closed_by_us = False
+        self._recv = self_recv
+
+    @property
+    def outgoing(self) -> trio.MemoryReceiveChannel[bytes]:
+        return self._recv
+
+
+class _Driver:
+    """Drives a core inside a trio nursery."""
+
+    def __init__(self, core: ConsumerCore, nursery: trio.Nursery) -> None:
+        self.core = core
+        self.nursery = nursery
+        self.conns: dict[int, _Conn] = {}
+        self._wake = trio.Event()
+        self._progress = trio.Event()
+        self.running = False
+        self._stop = False
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    async def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        while not done():
+            if not self.running:
+                raise IllegalStateError("the consumer's driver is not running; use 'async with'")
+            ev = self._progress
+            with trio.move_on_at(deadline):
+                await ev.wait()
+            if trio.current_time() >= deadline:
+                return done()
+        return True
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        core = self.core
+        self.running = True
+        task_status.started()
+        try:
+            while not self._stop:
+                now = trio.current_time()
+                timer = core.get_timer()
+                if timer is not None and timer <= now:
+                    core.handle_timer(now)
+                self.flush()
+                ev, self._progress = self._progress, trio.Event()
+                ev.set()
+                if self._stop:
+                    break
+                timer = core.get_timer()
+                self._wake = trio.Event()
+                with trio.move_on_at(math.inf if timer is None else timer):
+                    await self._wake.wait()
+        finally:
+            self.running = False
+            self._progress.set()
+
+    def flush(self) -> None:
+        core = self.core
+        for _ in range(8):
+            cmds = core.commands()
+            for cmd in cmds:
+                if type(cmd) is Connect:
+                    conn = _Conn(cmd.node_id)
+                    self.conns[cmd.node_id] = conn
+                    self.nursery.start_soon(self._connection, cmd, conn)
+                elif type(cmd) is Close:
+                    c = self.conns.pop(cmd.node_id, None)
+                    if c is not None:
+                        c.closed_by_us = True
+                        c.scope.cancel()
+            out = core.data_to_send()
+            for node_id, data in out:
+                c = self.conns.get(node_id)
+                if c is not None:
+                    c.send.send_nowait(data)
+            if not cmds and not out:
+                break
+
+    async def _connection(self, cmd: Connect, conn: _Conn) -> None:
+        core = self.core
+        error: BaseException | None = None
+        with conn.scope:
+            try:
+                stream = await trio.open_tcp_stream(cmd.host, cmd.port)
+            except OSError as exc:
+                error = exc
+            else:
+                conn.stream = stream
+                core.connection_made(cmd.node_id, trio.current_time())
+                self.kick()
+                try:
+                    async with stream, trio.open_nursery() as inner:
+                        inner.start_soon(self._writer, conn, stream)
+                        while True:
+                            data = await stream.receive_some(_RECV_SIZE)
+                            if not data:
+                                break
+                            core.receive_data(cmd.node_id, data, trio.current_time())
+                            self.kick()
+                        inner.cancel_scope.cancel()
+                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    error = exc
+        if conn.closed_by_us or self._stop:
+            return
+        if self.conns.get(cmd.node_id) is conn:
+            del self.conns[cmd.node_id]
+        core.connection_lost(cmd.node_id, error, trio.current_time())
+        self.kick()
+
+    async def _writer(self, conn: _Conn, stream: trio.abc.Stream) -> None:
+        async for data in conn.outgoing:
+            await stream.send_all(data)
+
+    def stop(self) -> None:
+        self._stop = True
+        for c in self.conns.values():
+            c.closed_by_us = True
+            c.scope.cancel()
+        self.conns.clear()
+        self.kick()
+
+
+class KafkaConsumer(AsyncConsumerBase):
+    """Consume records on trio: ``async with KafkaConsumer(*topics, **configs) as consumer``.
+
+    Options as :class:`~kproto.consumer.ConsumerConfig`. The consumer works
+    only inside its ``async with`` block, whose nursery holds its tasks.
+    """
+
+    def __init__(self, *topics: str, **configs: Any) -> None:
+        self._setup(topics, configs, trio.current_time)
+        self._driver: _Driver | None = None
+        self._nursery_cm: Any = None
+
+    def _require_running(self) -> None:
+        if self._driver is None or not self._driver.running and self._nursery_cm is None:
+            raise IllegalStateError("use 'async with KafkaConsumer(...)' before poll()")
+
+    def _kick(self) -> None:
+        if self._driver is not None:
+            self._driver.kick()
+
+    async def _run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        if self._driver is None:
+            raise IllegalStateError("use 'async with KafkaConsumer(...)' first")
+        return await self._driver.run_until(done, timeout)
+
+    async def __aenter__(self) -> KafkaConsumer:
+        self._check_open()
+        self._nursery_cm = trio.open_nursery()
+        nursery = await self._nursery_cm.__aenter__()
+        self._driver = _Driver(self._core, nursery)
+        await nursery.start(self._driver.run)
+        return self
+
+    async def close(self, autocommit: bool = True, timeout_ms: float | None = None) -> None:
+        """Commit positions (auto-commit on and ``autocommit``), close connections, stop the tasks."""
+        if self._closed:
+            return
+        driver = self._driver
+        try:
+            p = self._core.close(self._clock(), autocommit)
+            if driver is not None and driver.running:
+                driver.kick()
+                timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
+                with trio.CancelScope(shield=True):
+                    await driver.run_until(lambda: p.done, timeout)
+                    driver.flush()
+        finally:
+            self._closed = True
+            if driver is not None:
+                driver.stop()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> bool | None:
+        try:
+            with trio.CancelScope(shield=True):
+                await self.close()
+        finally:
+            cm, self._nursery_cm = self._nursery_cm, None
+            if self._driver is not None:
+                self._driver.nursery.cancel_scope.cancel()
+            result: bool | None = await cm.__aexit__(exc_type, exc, tb)
+        return result
