@@ -38,6 +38,7 @@ from kproto.protocol.records import (
     TIMESTAMP_NONE,
     ControlRecord,
     Record,
+    RecordTuple,
 )
 
 __all__ = ["LegacyBatch", "parse_legacy_batch", "read_legacy_message_set"]
@@ -118,6 +119,11 @@ class LegacyBatch:
     def records(self) -> list[Record]:
         """The message, or a wrapper's inner messages with absolute offsets."""
         return list(self._records)
+
+    def record_tuples(self) -> list[RecordTuple]:
+        """:meth:`records` as plain tuples (here the same objects)."""
+        out: list[RecordTuple] = list(self._records)
+        return out
 
     def control_record(self) -> ControlRecord | None:
         """Always None: magic < 2 has no control batches."""

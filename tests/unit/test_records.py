@@ -120,6 +120,9 @@ def test_golden_batch_read() -> None:
         Record(1, 1_600_000_000_005, TIMESTAMP_CREATE_TIME, None, b"hello", ()),
     ]
     assert [r.offset for r in batch] == [0, 1]
+    tuples = batch.record_tuples()
+    assert tuples == [tuple(r) for r in batch.records()]
+    assert all(type(t) is tuple for t in tuples)
 
 
 @pytest.mark.parametrize(
