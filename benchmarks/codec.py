@@ -22,6 +22,7 @@ Run: python benchmarks/codec.py [--reps 7] [--batches 200]
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import statistics
@@ -139,7 +140,7 @@ def main() -> None:
         for name, (build, read) in IMPLS.items():
             samples.setdefault((name, "build"), []).append(_measure(build, args.batches))
             blob = data[name]
-            samples.setdefault((name, "read"), []).append(_measure(lambda: read(blob), args.batches))
+            samples.setdefault((name, "read"), []).append(_measure(functools.partial(read, blob), args.batches))
 
     def med(name: str, op: str) -> tuple[float, float]:
         s = samples[(name, op)]
