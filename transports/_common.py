@@ -178,7 +178,8 @@ def prepare_record(
 ) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None, int, int]:
     """Validate and serialize one ``send()``'s arguments.
 
-    Serializers run here, so their exceptions come out of ``send``.
+    Serializers run here, so their exceptions come out of ``send``. They are
+    not called for a None key or value (no key; a tombstone).
 
     Returns:
         ``(topic, key, value, headers, partition, timestamp_ms, header_size)``;
@@ -193,10 +194,12 @@ def prepare_record(
         raise TypeError(f"topic must be a str, got {type(topic).__name__}")
     if value is None and key is None:
         raise ValueError("send() needs a key or a value (a None value with a key is a tombstone)")
+    # None is never passed to a serializer: a None key stays "no key" and a
+    # None value stays a tombstone, whatever the serializer would make of None.
     ks, vs = options.key_serializer, options.value_serializer
-    if ks is not None:
+    if ks is not None and key is not None:
         key = ks(key)
-    if vs is not None:
+    if vs is not None and value is not None:
         value = vs(value)
     if type(key) is not bytes and key is not None:
         key = _check_bytes("key", key)

@@ -54,8 +54,9 @@ class AsyncConsumerBase(ConsumerFacadeBase):
             raise KafkaTimeoutError(f"{what} did not complete within {timeout:.3f}s")
         return pending.result()
 
-    async def poll(self, timeout_ms: float = 0, max_records: int | None = None
-                   ) -> dict[TopicPartition, list[ConsumerRecord]]:
+    async def poll(
+        self, timeout_ms: float = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
         """Records by partition, at most ``max_records``; empty after ``timeout_ms`` without any.
 
         Raises:
@@ -64,8 +65,9 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         """
         self._check_open()
         self._require_running()
-        if max_records is not None and (isinstance(max_records, bool) or not isinstance(max_records, int)
-                                        or max_records < 1):
+        if max_records is not None and (
+            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1
+        ):
             raise ValueError(f"max_records must be an int >= 1, got {max_records!r}")
         if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float)) or timeout_ms < 0:
             raise ValueError(f"timeout_ms must be a number >= 0, got {timeout_ms!r}")
@@ -80,8 +82,9 @@ class AsyncConsumerBase(ConsumerFacadeBase):
                 return records
             await self._run_until(core.has_buffered, left)
 
-    async def getmany(self, *partitions: TopicPartition, timeout_ms: float = 0,
-                      max_records: int | None = None) -> dict[TopicPartition, list[ConsumerRecord]]:
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: float = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
         """aiokafka's name for :meth:`poll` (partition filtering is not supported: pass none)."""
         if partitions:
             raise ValueError("getmany(*partitions) filtering is not supported; use pause()/resume()")
@@ -138,22 +141,25 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         assert pos is not None
         return pos
 
-    async def beginning_offsets(self, partitions: Iterable[TopicPartition],
-                                timeout_ms: float | None = None) -> dict[TopicPartition, int]:
+    async def beginning_offsets(
+        self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
+    ) -> dict[TopicPartition, int]:
         """The earliest offset of each partition."""
         tps = _tps(partitions)
         p = self._core.list_offsets({tp: -2 for tp in tps}, self._clock())
         return self._offsets_map(await self._wait(p, timeout_ms, "beginning_offsets"), tps)
 
-    async def end_offsets(self, partitions: Iterable[TopicPartition],
-                          timeout_ms: float | None = None) -> dict[TopicPartition, int]:
+    async def end_offsets(
+        self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
+    ) -> dict[TopicPartition, int]:
         """The offset after the last record of each partition."""
         tps = _tps(partitions)
         p = self._core.list_offsets({tp: -1 for tp in tps}, self._clock())
         return self._offsets_map(await self._wait(p, timeout_ms, "end_offsets"), tps)
 
-    async def offsets_for_times(self, timestamps: Mapping[TopicPartition, int], timeout_ms: float | None = None
-                                ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
+    async def offsets_for_times(
+        self, timestamps: Mapping[TopicPartition, int], timeout_ms: float | None = None
+    ) -> dict[TopicPartition, OffsetAndTimestamp | None]:
         """For each partition the first offset with a timestamp >= the one given, or None."""
         p = self._core.list_offsets(self._check_timestamps(timestamps), self._clock())
         return await self._wait(p, timeout_ms, "offsets_for_times")
@@ -168,8 +174,11 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         p = self._core.fetch_metadata([topic], self._clock())
         return self._core.topics_from(await self._wait(p, timeout_ms, "partitions_for_topic")).get(topic)
 
-    async def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
-                     timeout_ms: float | None = None) -> None:
+    async def commit(
+        self,
+        offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
+        timeout_ms: float | None = None,
+    ) -> None:
         """Commit ``offsets`` (the consumed positions when None) to the group.
 
         Raises:
@@ -179,20 +188,23 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         p = self._core.commit(self._commit_offsets(offsets), self._clock())
         await self._wait(p, timeout_ms, "commit")
 
-    def commit_async(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
-                     callback: Callable[[Any, Any], Any] | None = None) -> Pending[Any]:
+    def commit_async(
+        self,
+        offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None,
+        callback: Callable[[Any, Any], Any] | None = None,
+    ) -> Pending[Any]:
         """Commit in the background; ``callback(offsets, exception_or_None)`` runs when done."""
         self._check_open()
         p = self._core.commit(self._commit_offsets(offsets), self._clock())
         if callback is not None:
             cb = callback
-            p.add_done_callback(lambda r: cb(r.result() if r.exception() is None else offsets,
-                                             r.exception()))
+            p.add_done_callback(lambda r: cb(r.result() if r.exception() is None else offsets, r.exception()))
         self._kick()
         return p
 
-    async def committed(self, partition: TopicPartition, metadata: bool = False,
-                        timeout_ms: float | None = None) -> int | OffsetAndMetadata | None:
+    async def committed(
+        self, partition: TopicPartition, metadata: bool = False, timeout_ms: float | None = None
+    ) -> int | OffsetAndMetadata | None:
         """The group's committed offset of ``partition`` (OffsetAndMetadata with ``metadata=True``)."""
         tp = _tp(partition)
         p = self._core.committed([tp], self._clock())

@@ -211,8 +211,9 @@ class KafkaConsumer(AsyncConsumerBase):
             if driver is not None:
                 driver.stop()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> bool | None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
         try:
             with trio.CancelScope(shield=True):
                 await self.close()

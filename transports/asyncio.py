@@ -20,7 +20,13 @@ from collections.abc import Generator
 from typing import Any
 
 from kproto.driving import Close, Connect
-from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
+from kproto.errors import (
+    Cancelled,
+    IllegalStateError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+)
 from transports._common import (
     Delivery,
     RecordMetadata,
@@ -341,16 +347,22 @@ class KafkaProducer:
         handle = DeliveryHandle(topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize)
         core = driver.core
         loop = driver.loop
-        if not core.send(
-            topic=topic,
-            key=k,
-            value=v,
-            headers=hdrs,
-            partition=part,
-            timestamp_ms=ts,
-            token=handle,
-            now=loop.time(),
-        ):
+        try:
+            accepted = core.send(
+                topic=topic,
+                key=k,
+                value=v,
+                headers=hdrs,
+                partition=part,
+                timestamp_ms=ts,
+                token=handle,
+                now=loop.time(),
+            )
+        except MessageSizeTooLargeError as exc:
+            # As kafka-python: a record too large for any request fails its own handle.
+            handle._fail(exc)
+            return handle
+        if not accepted:
             deadline = loop.time() + self._max_block
             while True:
                 driver.kick()

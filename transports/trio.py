@@ -28,7 +28,13 @@ from typing import Any
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
 from kproto.driving import Close, Connect
-from kproto.errors import Cancelled, IllegalStateError, KafkaError, KafkaTimeoutError
+from kproto.errors import (
+    Cancelled,
+    IllegalStateError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+)
 from transports._common import (
     Delivery,
     RecordMetadata,
@@ -358,16 +364,22 @@ class KafkaProducer:
             await self._wait_for_topic(driver, topic)
         handle = DeliveryHandle(topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize)
         core = driver.core
-        if not core.send(
-            topic=topic,
-            key=k,
-            value=v,
-            headers=hdrs,
-            partition=part,
-            timestamp_ms=ts,
-            token=handle,
-            now=trio.current_time(),
-        ):
+        try:
+            accepted = core.send(
+                topic=topic,
+                key=k,
+                value=v,
+                headers=hdrs,
+                partition=part,
+                timestamp_ms=ts,
+                token=handle,
+                now=trio.current_time(),
+            )
+        except MessageSizeTooLargeError as exc:
+            # As kafka-python: a record too large for any request fails its own handle.
+            handle._fail(exc)
+            return handle
+        if not accepted:
             deadline = trio.current_time() + self._max_block
             while True:
                 driver.kick()
