@@ -105,13 +105,15 @@ def consume_all(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -
     [("sync", None), ("sync", "gzip"), ("sync", "snappy"), ("sync", "lz4"), ("sync", "zstd"),
      ("asyncio", None), ("asyncio", "lz4"), ("trio", None), ("trio", "zstd")],
 )  # fmt: skip
-def test_confluent_reads_what_kproto_wrote(transport: str, codec: str | None, bootstrap: str, topic: str) -> None:
+def test_confluent_reads_what_kproto_wrote(
+    transport: str, codec: str | None, bootstrap: str, topic: str
+) -> None:
     recs = records(120)
     mds = PRODUCERS[transport](bootstrap, topic, recs, codec)
     msgs = consume_all(bootstrap, topic, len(recs))
     assert len(msgs) == len(recs)
     by_pos = {(m.partition(), m.offset()): m for m in msgs}
-    for rec, md in zip(recs, mds):
+    for rec, md in zip(recs, mds, strict=True):
         if rec["partition"] is not None:
             assert md.partition == rec["partition"]
         msg = by_pos[(md.partition, md.offset)]
