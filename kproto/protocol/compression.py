@@ -281,6 +281,10 @@ def _unsnappy_raw(block: bytes | memoryview, max_size: int, bound: int) -> bytes
         raise DecodeError(f"bad snappy data: {exc}") from None
     if n > max_size:
         raise _too_big(bound)
+    # A snappy element expands at most ~21x (a 3-byte copy of 64 bytes), so a
+    # larger declared length is corrupt: refuse before allocating for it.
+    if n > 24 * len(block) + 64:
+        raise DecodeError("snappy declared length impossible for its input size")
     buf = bytearray(n)
     try:
         got = cramjam.snappy.decompress_raw_into(block, buf)

@@ -153,3 +153,12 @@ def test_zstd_declared_size_over_bound_fails_before_work() -> None:
     assert c._zstd_hint(packed) == 5 << 20
     with pytest.raises(DecodeError):
         c.decompress(c.CODEC_ZSTD, packed, max_size=1 << 20)
+
+
+def test_snappy_impossible_declared_length_refused() -> None:
+    # Raw snappy starts with the uncompressed length as a varint: claim 50 MiB
+    # for a 10-byte input, far beyond snappy's ~21x maximum expansion.
+    n = 50 << 20
+    header = bytes([(n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, ((n >> 14) & 0x7F) | 0x80, n >> 21])
+    with pytest.raises(DecodeError, match="impossible"):
+        c.decompress(c.CODEC_SNAPPY, header + b"\x00" * 6)
