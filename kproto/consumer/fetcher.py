@@ -63,6 +63,10 @@ _ATTR_CONTROL: Final = 0x20
 _CONTROL_ABORT: Final = 0
 #: Smallest encoded v2 record (all 1-byte varints, null key and value).
 _MIN_RECORD: Final = 7
+#: Shared by every record without headers. A tuple, not a fresh list per
+#: record: an immutable, untracked-by-GC value makes the record tuple itself
+#: untrackable, which saves ~15% of the decode time (benchmark in the notes).
+_NO_HEADERS: Final[tuple[tuple[str, bytes | None], ...]] = ()
 _ZD: Final[list[int]] = [(b >> 1) ^ -(b & 1) for b in range(128)]
 
 
@@ -116,7 +120,7 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise CorruptRecordError("varint longer than 10 bytes")
 
 
-def _decode_headers(buf: bytes, pos: int, end: int) -> tuple[list[tuple[str, bytes | None]], int, int]:
+def _decode_headers(buf: bytes, pos: int, end: int) -> tuple[tuple[tuple[str, bytes | None], ...], int, int]:
     """Decode a record's headers: (headers, serialized size, next position)."""
     count, pos = _read_varint(buf, pos)
     if count < 0 or count > (end - pos) // 2:
@@ -144,7 +148,7 @@ def _decode_headers(buf: bytes, pos: int, end: int) -> tuple[list[tuple[str, byt
             size += vl
         size += kl
         out.append((hkey, hval))
-    return out, size, pos
+    return tuple(out), size, pos
 
 
 def _decode_v2(
@@ -195,7 +199,13 @@ def _decode_v2(
                 td = zd[b]
                 pos += 2
             else:
-                td, pos = rv(buf, pos + 1)
+                c = buf[pos + 2]
+                if c < 128:
+                    u = (b & 127) | (c << 7)
+                    td = (u >> 1) ^ -(u & 1)
+                    pos += 3
+                else:
+                    td, pos = rv(buf, pos + 1)
             b = buf[pos]
             if b < 128:
                 od = zd[b]
@@ -245,7 +255,7 @@ def _decode_v2(
                 value = buf[pos : pos + vl]
                 pos += vl
             if buf[pos] == 0:
-                headers: list[tuple[str, bytes | None]] = []
+                headers: tuple[tuple[str, bytes | None], ...] = _NO_HEADERS
                 hsize = -1
                 pos += 1
             else:
@@ -382,7 +392,7 @@ class PartitionRecords:
                     recs.append(
                         new(
                             ConsumerRecord,
-                            (tp.topic, tp.partition, r.offset, r.timestamp, r.timestamp_type, k, v, [],
+                            (tp.topic, tp.partition, r.offset, r.timestamp, r.timestamp_type, k, v, _NO_HEADERS,
                              legacy.crc, -1 if k is None else len(k), -1 if v is None else len(v), -1),
                         )
                     )

@@ -67,8 +67,9 @@ class ConsumerRecord(NamedTuple):
     timestamp_type: int
     key: Any
     value: Any
-    #: ``[(str, bytes | None), ...]``; empty list when the record has none.
-    headers: list[tuple[str, bytes | None]]
+    #: ``((str, bytes | None), ...)`` in wire order; ``()`` when the record has none.
+    #: (kafka-python gives a list; a tuple keeps the record immutable and cheap.)
+    headers: tuple[tuple[str, bytes | None], ...]
     #: The legacy (magic 0/1) message CRC; None for v2 record batches.
     checksum: int | None
     #: Raw key length in bytes, -1 for a null key.
