@@ -147,8 +147,11 @@ def produce_one(bootstrap: str, topic: str, value: bytes, timeout: float = 30.0)
             request = ProduceRequest(
                 acks=-1,
                 timeout_ms=10000,
-                topic_data=[TopicProduceData(name=topic, partition_data=[
-                    PartitionProduceData(index=0, records=batch.seal())])],
+                topic_data=[
+                    TopicProduceData(
+                        name=topic, partition_data=[PartitionProduceData(index=0, records=batch.seal())]
+                    )
+                ],
             )
             core.send(request, now=time.monotonic(), node_id=leader, callback=on_produce)
             sent = True

@@ -565,8 +565,9 @@ class BrokerConnection:
         if not data:
             return
         max_size = self.config.max_response_size
-        if self._rbuf:
-            # A partial frame is pending: append (amortised O(len(data))) and parse.
+        if self._rbuf or type(data) is not bytes:
+            # A partial frame is pending, or ``data`` is a buffer the driver may
+            # reuse: append (amortised O(len(data))) and parse.
             # Frames are copied out of the buffer because decoded ``records`` fields
             # are views of the frame and must outlive the buffer's next resize.
             self._rbuf += data
