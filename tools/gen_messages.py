@@ -738,6 +738,7 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
             fv = None
         out.append(f"    FLEXIBLE_VERSION: ClassVar[int | None] = {fv}")
     out.append("    _FIELDS: ClassVar[tuple[FieldSpec, ...]]")
+    out.append(f"    _SCHEMA_NAME: ClassVar[str] = {sd.name!r}")
     out.append("")
     for f in fields:
         out.append(f"    {f.py}: {f.attr_type()}")

@@ -49,6 +49,8 @@ CONTROLLED_SHUTDOWN_KEY = 7
 _SIZE = struct.Struct(">i")
 _REQ_HEADER = struct.Struct(">hhi")
 _CORRELATION = struct.Struct(">i")
+_ERROR_CODE = struct.Struct(">h")
+_UNSUPPORTED_VERSION = 35
 
 
 class Request(Protocol):
@@ -183,8 +185,20 @@ def decode_response(
 
     Returns ``(correlation_id, response)``. Trailing bytes after the body are
     a ``DecodeError``. ``records`` fields in the result are views of ``frame``.
+
+    A broker that does not support the requested ApiVersions version answers
+    with a version 0 body carrying UNSUPPORTED_VERSION (KIP-511); such a
+    response is decoded as version 0, so the caller can read the broker's
+    ranges and retry with a version it supports.
     """
     correlation_id, pos = decode_response_header(frame, response_type.API_KEY, api_version)
+    if (
+        response_type.API_KEY == API_VERSIONS_KEY
+        and api_version > 0
+        and len(frame) - pos >= 2
+        and _ERROR_CODE.unpack_from(frame, pos)[0] == _UNSUPPORTED_VERSION
+    ):
+        api_version = 0
     response, end = response_type.read(frame, pos, api_version)
     if end != len(frame):
         raise DecodeError(f"{len(frame) - end} trailing bytes after the response body")

@@ -16,6 +16,7 @@ from kproto.protocol.headers import (
     response_header_version,
     write_request,
 )
+from kproto.protocol.messages.api_versions import ApiVersion
 from kproto.protocol.messages import (
     ApiVersionsRequest,
     ApiVersionsResponse,
@@ -109,11 +110,22 @@ def test_response_header_v0_and_v1() -> None:
 
 
 def test_decode_response_api_versions_uses_header_v0() -> None:
-    body = ApiVersionsResponse(error_code=35).encode(3)
+    body = ApiVersionsResponse(error_code=0, throttle_time_ms=3).encode(3)
     frame = memoryview(b"\x00\x00\x00\x2a" + body)
     cid, resp = decode_response(frame, ApiVersionsResponse, 3)
     assert cid == 42
-    assert resp.error_code == 35
+    assert resp.throttle_time_ms == 3
+
+
+def test_unsupported_api_versions_answer_is_read_as_v0() -> None:
+    # The broker answers a too-new ApiVersions request with a v0 body.
+    v0 = ApiVersionsResponse(
+        error_code=35, api_keys=[ApiVersion(api_key=18, min_version=0, max_version=2)]
+    )
+    frame = memoryview(b"\x00\x00\x00\x01" + v0.encode(0))
+    cid, resp = decode_response(frame, ApiVersionsResponse, 3)
+    assert cid == 1
+    assert resp == v0
 
 
 def test_decode_response_metadata_v12() -> None:

@@ -42,6 +42,7 @@ class AddOffsetsToTxnRequest:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AddOffsetsToTxnRequest'
 
     transactional_id: str
     producer_id: int
@@ -123,6 +124,7 @@ class AddOffsetsToTxnResponse:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AddOffsetsToTxnResponse'
 
     throttle_time_ms: int
     error_code: int

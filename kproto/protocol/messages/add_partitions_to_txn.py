@@ -52,6 +52,7 @@ class AddPartitionsToTxnRequest:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnRequest'
 
     transactions: list[AddPartitionsToTxnTransaction]
     v3_and_below_transactional_id: str
@@ -133,6 +134,7 @@ class AddPartitionsToTxnTransaction:
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'verify_only', 'topics', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTransaction'
 
     transactional_id: str
     producer_id: int
@@ -214,6 +216,7 @@ class AddPartitionsToTxnTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTopic'
 
     name: str
     partitions: list[int]
@@ -287,6 +290,7 @@ class AddPartitionsToTxnResponse:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -364,6 +368,7 @@ class AddPartitionsToTxnResult:
     __slots__ = ('transactional_id', 'topic_results', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnResult'
 
     transactional_id: str
     topic_results: list[AddPartitionsToTxnTopicResult]
@@ -433,6 +438,7 @@ class AddPartitionsToTxnTopicResult:
     __slots__ = ('name', 'results_by_partition', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTopicResult'
 
     name: str
     results_by_partition: list[AddPartitionsToTxnPartitionResult]
@@ -502,6 +508,7 @@ class AddPartitionsToTxnPartitionResult:
     __slots__ = ('partition_index', 'partition_error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnPartitionResult'
 
     partition_index: int
     partition_error_code: int

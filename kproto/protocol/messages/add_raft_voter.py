@@ -47,6 +47,7 @@ class AddRaftVoterRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AddRaftVoterRequest'
 
     cluster_id: str | None
     timeout_ms: int
@@ -128,6 +129,7 @@ class Listener:
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
     name: str
     host: str
@@ -205,6 +207,7 @@ class AddRaftVoterResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AddRaftVoterResponse'
 
     throttle_time_ms: int
     error_code: int

@@ -38,6 +38,7 @@ class AllocateProducerIdsRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AllocateProducerIdsRequest'
 
     broker_id: int
     broker_epoch: int
@@ -111,6 +112,7 @@ class AllocateProducerIdsResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AllocateProducerIdsResponse'
 
     throttle_time_ms: int
     error_code: int

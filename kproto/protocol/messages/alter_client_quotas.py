@@ -56,6 +56,7 @@ class AlterClientQuotasRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterClientQuotasRequest'
 
     entries: list[AlterClientQuotasRequestEntryData]
     validate_only: bool
@@ -125,6 +126,7 @@ class AlterClientQuotasRequestEntryData:
     __slots__ = ('entity', 'ops', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
     entity: list[AlterClientQuotasRequestEntityData]
     ops: list[OpData]
@@ -194,6 +196,7 @@ class OpData:
     __slots__ = ('key', 'value', 'remove', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OpData'
 
     key: str
     value: float
@@ -267,6 +270,7 @@ class AlterClientQuotasRequestEntityData:
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
     entity_type: str
     entity_name: str | None
@@ -340,6 +344,7 @@ class AlterClientQuotasResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterClientQuotasResponse'
 
     throttle_time_ms: int
     entries: list[AlterClientQuotasResponseEntryData]
@@ -409,6 +414,7 @@ class AlterClientQuotasResponseEntryData:
     __slots__ = ('error_code', 'error_message', 'entity', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
     error_code: int
     error_message: str | None
@@ -482,6 +488,7 @@ class AlterClientQuotasResponseEntityData:
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
     entity_type: str
     entity_name: str | None

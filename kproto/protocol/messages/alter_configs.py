@@ -54,6 +54,7 @@ class AlterConfigsRequest:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsRequest'
 
     resources: list[AlterConfigsResource]
     validate_only: bool
@@ -123,6 +124,7 @@ class AlterConfigsResource:
     __slots__ = ('resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResource'
 
     resource_type: int
     resource_name: str
@@ -196,6 +198,7 @@ class AlterableConfig:
     __slots__ = ('name', 'value', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterableConfig'
 
     name: str
     value: str | None
@@ -269,6 +272,7 @@ class AlterConfigsResponse:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResponse'
 
     throttle_time_ms: int
     responses: list[AlterConfigsResourceResponse]
@@ -338,6 +342,7 @@ class AlterConfigsResourceResponse:
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResourceResponse'
 
     error_code: int
     error_message: str | None

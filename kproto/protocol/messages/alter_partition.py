@@ -52,6 +52,7 @@ class AlterPartitionRequest:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionRequest'
 
     broker_id: int
     broker_epoch: int
@@ -125,6 +126,7 @@ class AlterPartitionRequestTopicData:
     __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
     topic_id: uuid.UUID
@@ -198,6 +200,7 @@ class AlterPartitionRequestPartitionData:
     __slots__ = ('partition_index', 'leader_epoch', 'new_isr', 'new_isr_with_epochs', 'leader_recovery_state', 'partition_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     leader_epoch: int
@@ -283,6 +286,7 @@ class BrokerState:
     __slots__ = ('broker_id', 'broker_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'BrokerState'
 
     broker_id: int
     broker_epoch: int
@@ -356,6 +360,7 @@ class AlterPartitionResponse:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -429,6 +434,7 @@ class AlterPartitionResponseTopicData:
     __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
     topic_id: uuid.UUID
@@ -502,6 +508,7 @@ class AlterPartitionResponsePartitionData:
     __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'isr', 'leader_recovery_state', 'partition_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     error_code: int

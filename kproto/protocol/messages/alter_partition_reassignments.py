@@ -49,6 +49,7 @@ class AlterPartitionReassignmentsRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsRequest'
 
     timeout_ms: int
     topics: list[ReassignableTopic]
@@ -118,6 +119,7 @@ class ReassignableTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReassignableTopic'
 
     name: str
     partitions: list[ReassignablePartition]
@@ -187,6 +189,7 @@ class ReassignablePartition:
     __slots__ = ('partition_index', 'replicas', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReassignablePartition'
 
     partition_index: int
     replicas: list[int] | None
@@ -260,6 +263,7 @@ class AlterPartitionReassignmentsResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -337,6 +341,7 @@ class ReassignableTopicResponse:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReassignableTopicResponse'
 
     name: str
     partitions: list[ReassignablePartitionResponse]
@@ -406,6 +411,7 @@ class ReassignablePartitionResponse:
     __slots__ = ('partition_index', 'error_code', 'error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReassignablePartitionResponse'
 
     partition_index: int
     error_code: int

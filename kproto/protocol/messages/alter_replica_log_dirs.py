@@ -49,6 +49,7 @@ class AlterReplicaLogDirsRequest:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirsRequest'
 
     dirs: list[AlterReplicaLogDir]
     unknown_tags: dict[int, bytes] | None
@@ -114,6 +115,7 @@ class AlterReplicaLogDir:
     __slots__ = ('path', 'topics', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDir'
 
     path: str
     topics: list[AlterReplicaLogDirTopic]
@@ -183,6 +185,7 @@ class AlterReplicaLogDirTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirTopic'
 
     name: str
     partitions: list[int]
@@ -256,6 +259,7 @@ class AlterReplicaLogDirsResponse:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirsResponse'
 
     throttle_time_ms: int
     results: list[AlterReplicaLogDirTopicResult]
@@ -325,6 +329,7 @@ class AlterReplicaLogDirTopicResult:
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirTopicResult'
 
     topic_name: str
     partitions: list[AlterReplicaLogDirPartitionResult]
@@ -394,6 +399,7 @@ class AlterReplicaLogDirPartitionResult:
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirPartitionResult'
 
     partition_index: int
     error_code: int

@@ -51,6 +51,7 @@ class AlterUserScramCredentialsRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsRequest'
 
     deletions: list[ScramCredentialDeletion]
     upsertions: list[ScramCredentialUpsertion]
@@ -120,6 +121,7 @@ class ScramCredentialUpsertion:
     __slots__ = ('name', 'mechanism', 'iterations', 'salt', 'salted_password', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ScramCredentialUpsertion'
 
     name: str
     mechanism: int
@@ -201,6 +203,7 @@ class ScramCredentialDeletion:
     __slots__ = ('name', 'mechanism', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ScramCredentialDeletion'
 
     name: str
     mechanism: int
@@ -274,6 +277,7 @@ class AlterUserScramCredentialsResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsResponse'
 
     throttle_time_ms: int
     results: list[AlterUserScramCredentialsResult]
@@ -343,6 +347,7 @@ class AlterUserScramCredentialsResult:
     __slots__ = ('user', 'error_code', 'error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsResult'
 
     user: str
     error_code: int

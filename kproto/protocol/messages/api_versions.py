@@ -52,6 +52,7 @@ class ApiVersionsRequest:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ApiVersionsRequest'
 
     client_software_name: str
     client_software_version: str
@@ -125,6 +126,7 @@ class ApiVersionsResponse:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ApiVersionsResponse'
 
     error_code: int
     api_keys: list[ApiVersion]
@@ -214,6 +216,7 @@ class FinalizedFeatureKey:
     __slots__ = ('name', 'max_version_level', 'min_version_level', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FinalizedFeatureKey'
 
     name: str
     max_version_level: int
@@ -287,6 +290,7 @@ class SupportedFeatureKey:
     __slots__ = ('name', 'min_version', 'max_version', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'SupportedFeatureKey'
 
     name: str
     min_version: int
@@ -360,6 +364,7 @@ class ApiVersion:
     __slots__ = ('api_key', 'min_version', 'max_version', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ApiVersion'
 
     api_key: int
     min_version: int

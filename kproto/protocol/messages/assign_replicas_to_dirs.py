@@ -48,6 +48,7 @@ class AssignReplicasToDirsRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AssignReplicasToDirsRequest'
 
     broker_id: int
     broker_epoch: int
@@ -121,6 +122,7 @@ class AssignReplicasToDirsRequestDirectoryData:
     __slots__ = ('id', 'topics', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DirectoryData'
 
     id: uuid.UUID
     topics: list[AssignReplicasToDirsRequestTopicData]
@@ -190,6 +192,7 @@ class AssignReplicasToDirsRequestTopicData:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_id: uuid.UUID
     partitions: list[AssignReplicasToDirsRequestPartitionData]
@@ -259,6 +262,7 @@ class AssignReplicasToDirsRequestPartitionData:
     __slots__ = ('partition_index', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     unknown_tags: dict[int, bytes] | None
@@ -328,6 +332,7 @@ class AssignReplicasToDirsResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AssignReplicasToDirsResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -401,6 +406,7 @@ class AssignReplicasToDirsResponseDirectoryData:
     __slots__ = ('id', 'topics', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DirectoryData'
 
     id: uuid.UUID
     topics: list[AssignReplicasToDirsResponseTopicData]
@@ -470,6 +476,7 @@ class AssignReplicasToDirsResponseTopicData:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_id: uuid.UUID
     partitions: list[AssignReplicasToDirsResponsePartitionData]
@@ -539,6 +546,7 @@ class AssignReplicasToDirsResponsePartitionData:
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     error_code: int

@@ -62,6 +62,7 @@ class BeginQuorumEpochRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'BeginQuorumEpochRequest'
 
     cluster_id: str | None
     voter_id: int
@@ -139,6 +140,7 @@ class LeaderEndpoint:
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderEndpoint'
 
     name: str
     host: str
@@ -212,6 +214,7 @@ class BeginQuorumEpochRequestTopicData:
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
     partitions: list[BeginQuorumEpochRequestPartitionData]
@@ -281,6 +284,7 @@ class BeginQuorumEpochRequestPartitionData:
     __slots__ = ('partition_index', 'voter_directory_id', 'leader_id', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     voter_directory_id: uuid.UUID
@@ -362,6 +366,7 @@ class BeginQuorumEpochResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'BeginQuorumEpochResponse'
 
     error_code: int
     topics: list[BeginQuorumEpochResponseTopicData]
@@ -435,6 +440,7 @@ class NodeEndpoint:
     __slots__ = ('node_id', 'host', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
     host: str
@@ -508,6 +514,7 @@ class BeginQuorumEpochResponseTopicData:
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
     partitions: list[BeginQuorumEpochResponsePartitionData]
@@ -577,6 +584,7 @@ class BeginQuorumEpochResponsePartitionData:
     __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     error_code: int

@@ -43,6 +43,7 @@ class BrokerHeartbeatRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'BrokerHeartbeatRequest'
 
     broker_id: int
     broker_epoch: int
@@ -132,6 +133,7 @@ class BrokerHeartbeatResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'BrokerHeartbeatResponse'
 
     throttle_time_ms: int
     error_code: int

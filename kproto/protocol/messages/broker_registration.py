@@ -51,6 +51,7 @@ class BrokerRegistrationRequest:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'BrokerRegistrationRequest'
 
     broker_id: int
     cluster_id: str
@@ -148,6 +149,7 @@ class Feature:
     __slots__ = ('name', 'min_supported_version', 'max_supported_version', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Feature'
 
     name: str
     min_supported_version: int
@@ -221,6 +223,7 @@ class Listener:
     __slots__ = ('name', 'host', 'port', 'security_protocol', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
     name: str
     host: str
@@ -302,6 +305,7 @@ class BrokerRegistrationResponse:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'BrokerRegistrationResponse'
 
     throttle_time_ms: int
     error_code: int

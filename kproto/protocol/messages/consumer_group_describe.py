@@ -51,6 +51,7 @@ class ConsumerGroupDescribeRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeRequest'
 
     group_ids: list[str]
     include_authorized_operations: bool
@@ -124,6 +125,7 @@ class ConsumerGroupDescribeResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeResponse'
 
     throttle_time_ms: int
     groups: list[DescribedGroup]
@@ -193,6 +195,7 @@ class DescribedGroup:
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'assignor_name', 'members', 'authorized_operations', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
     error_code: int
     error_message: str | None
@@ -290,6 +293,7 @@ class Member:
     __slots__ = ('member_id', 'instance_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'subscribed_topic_regex', 'assignment', 'target_assignment', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Member'
 
     member_id: str
     instance_id: str | None
@@ -391,6 +395,7 @@ class Assignment:
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
     topic_partitions: list[TopicPartitions]
     unknown_tags: dict[int, bytes] | None
@@ -456,6 +461,7 @@ class TopicPartitions:
     __slots__ = ('topic_id', 'topic_name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
     topic_id: uuid.UUID
     topic_name: str

@@ -50,6 +50,7 @@ class ConsumerGroupHeartbeatRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupHeartbeatRequest'
 
     group_id: str
     member_id: str
@@ -151,6 +152,7 @@ class ConsumerGroupHeartbeatRequestTopicPartitions:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
     topic_id: uuid.UUID
     partitions: list[int]
@@ -224,6 +226,7 @@ class ConsumerGroupHeartbeatResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupHeartbeatResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -313,6 +316,7 @@ class Assignment:
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
     topic_partitions: list[ConsumerGroupHeartbeatResponseTopicPartitions]
     unknown_tags: dict[int, bytes] | None
@@ -378,6 +382,7 @@ class ConsumerGroupHeartbeatResponseTopicPartitions:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
     topic_id: uuid.UUID
     partitions: list[int]

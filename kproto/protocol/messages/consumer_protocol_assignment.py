@@ -39,6 +39,7 @@ class ConsumerProtocolAssignment:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ConsumerProtocolAssignment'
 
     assigned_partitions: list[TopicPartition]
     user_data: bytes | None
@@ -108,6 +109,7 @@ class TopicPartition:
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicPartition'
 
     topic: str
     partitions: list[int]

@@ -41,6 +41,7 @@ class ConsumerProtocolSubscription:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ConsumerProtocolSubscription'
 
     topics: list[str]
     user_data: bytes | None
@@ -122,6 +123,7 @@ class TopicPartition:
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicPartition'
 
     topic: str
     partitions: list[int]

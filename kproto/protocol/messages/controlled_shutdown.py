@@ -47,6 +47,7 @@ class ControlledShutdownRequest:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ControlledShutdownRequest'
 
     broker_id: int
     broker_epoch: int
@@ -120,6 +121,7 @@ class ControlledShutdownResponse:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ControlledShutdownResponse'
 
     error_code: int
     remaining_partitions: list[RemainingPartition]
@@ -189,6 +191,7 @@ class RemainingPartition:
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'RemainingPartition'
 
     topic_name: str
     partition_index: int

@@ -50,6 +50,7 @@ class ControllerRegistrationRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ControllerRegistrationRequest'
 
     controller_id: int
     incarnation_id: uuid.UUID
@@ -131,6 +132,7 @@ class Feature:
     __slots__ = ('name', 'min_supported_version', 'max_supported_version', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Feature'
 
     name: str
     min_supported_version: int
@@ -204,6 +206,7 @@ class Listener:
     __slots__ = ('name', 'host', 'port', 'security_protocol', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
     name: str
     host: str
@@ -285,6 +288,7 @@ class ControllerRegistrationResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ControllerRegistrationResponse'
 
     throttle_time_ms: int
     error_code: int

@@ -53,6 +53,7 @@ class CreateAclsRequest:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreateAclsRequest'
 
     creations: list[AclCreation]
     unknown_tags: dict[int, bytes] | None
@@ -118,6 +119,7 @@ class AclCreation:
     __slots__ = ('resource_type', 'resource_name', 'resource_pattern_type', 'principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AclCreation'
 
     resource_type: int
     resource_name: str
@@ -211,6 +213,7 @@ class CreateAclsResponse:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreateAclsResponse'
 
     throttle_time_ms: int
     results: list[AclCreationResult]
@@ -280,6 +283,7 @@ class AclCreationResult:
     __slots__ = ('error_code', 'error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AclCreationResult'
 
     error_code: int
     error_message: str | None

@@ -54,6 +54,7 @@ class CreateDelegationTokenRequest:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreateDelegationTokenRequest'
 
     owner_principal_type: str | None
     owner_principal_name: str | None
@@ -131,6 +132,7 @@ class CreatableRenewers:
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreatableRenewers'
 
     principal_type: str
     principal_name: str
@@ -204,6 +206,7 @@ class CreateDelegationTokenResponse:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreateDelegationTokenResponse'
 
     error_code: int
     principal_type: str

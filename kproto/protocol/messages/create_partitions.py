@@ -55,6 +55,7 @@ class CreatePartitionsRequest:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsRequest'
 
     topics: list[CreatePartitionsTopic]
     timeout_ms: int
@@ -128,6 +129,7 @@ class CreatePartitionsTopic:
     __slots__ = ('name', 'count', 'assignments', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsTopic'
 
     name: str
     count: int
@@ -201,6 +203,7 @@ class CreatePartitionsAssignment:
     __slots__ = ('broker_ids', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsAssignment'
 
     broker_ids: list[int]
     unknown_tags: dict[int, bytes] | None
@@ -270,6 +273,7 @@ class CreatePartitionsResponse:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsResponse'
 
     throttle_time_ms: int
     results: list[CreatePartitionsTopicResult]
@@ -339,6 +343,7 @@ class CreatePartitionsTopicResult:
     __slots__ = ('name', 'error_code', 'error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsTopicResult'
 
     name: str
     error_code: int

@@ -61,6 +61,7 @@ class CreateTopicsRequest:
     MAX_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreateTopicsRequest'
 
     topics: list[CreatableTopic]
     timeout_ms: int
@@ -134,6 +135,7 @@ class CreatableTopic:
     __slots__ = ('name', 'num_partitions', 'replication_factor', 'assignments', 'configs', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreatableTopic'
 
     name: str
     num_partitions: int
@@ -215,6 +217,7 @@ class CreatableTopicConfig:
     __slots__ = ('name', 'value', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicConfig'
 
     name: str
     value: str | None
@@ -284,6 +287,7 @@ class CreatableReplicaAssignment:
     __slots__ = ('partition_index', 'broker_ids', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreatableReplicaAssignment'
 
     partition_index: int
     broker_ids: list[int]
@@ -357,6 +361,7 @@ class CreateTopicsResponse:
     MAX_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreateTopicsResponse'
 
     throttle_time_ms: int
     topics: list[CreatableTopicResult]
@@ -426,6 +431,7 @@ class CreatableTopicResult:
     __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'topic_config_error_code', 'num_partitions', 'replication_factor', 'configs', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicResult'
 
     name: str
     topic_id: uuid.UUID
@@ -519,6 +525,7 @@ class CreatableTopicConfigs:
     __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicConfigs'
 
     name: str
     value: str | None

@@ -37,6 +37,7 @@ class DefaultPrincipalData:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DefaultPrincipalData'
 
     type: str
     name: str

@@ -54,6 +54,7 @@ class DeleteAclsRequest:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsRequest'
 
     filters: list[DeleteAclsFilter]
     unknown_tags: dict[int, bytes] | None
@@ -119,6 +120,7 @@ class DeleteAclsFilter:
     __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsFilter'
 
     resource_type_filter: int
     resource_name_filter: str | None
@@ -212,6 +214,7 @@ class DeleteAclsResponse:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsResponse'
 
     throttle_time_ms: int
     filter_results: list[DeleteAclsFilterResult]
@@ -281,6 +284,7 @@ class DeleteAclsFilterResult:
     __slots__ = ('error_code', 'error_message', 'matching_acls', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsFilterResult'
 
     error_code: int
     error_message: str | None
@@ -354,6 +358,7 @@ class DeleteAclsMatchingAcl:
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'pattern_type', 'principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsMatchingAcl'
 
     error_code: int
     error_message: str | None

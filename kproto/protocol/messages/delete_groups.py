@@ -46,6 +46,7 @@ class DeleteGroupsRequest:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteGroupsRequest'
 
     groups_names: list[str]
     unknown_tags: dict[int, bytes] | None
@@ -115,6 +116,7 @@ class DeleteGroupsResponse:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteGroupsResponse'
 
     throttle_time_ms: int
     results: list[DeletableGroupResult]
@@ -184,6 +186,7 @@ class DeletableGroupResult:
     __slots__ = ('group_id', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeletableGroupResult'
 
     group_id: str
     error_code: int

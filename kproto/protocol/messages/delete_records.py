@@ -50,6 +50,7 @@ class DeleteRecordsRequest:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsRequest'
 
     topics: list[DeleteRecordsTopic]
     timeout_ms: int
@@ -119,6 +120,7 @@ class DeleteRecordsTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsTopic'
 
     name: str
     partitions: list[DeleteRecordsPartition]
@@ -188,6 +190,7 @@ class DeleteRecordsPartition:
     __slots__ = ('partition_index', 'offset', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsPartition'
 
     partition_index: int
     offset: int
@@ -261,6 +264,7 @@ class DeleteRecordsResponse:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsResponse'
 
     throttle_time_ms: int
     topics: list[DeleteRecordsTopicResult]
@@ -330,6 +334,7 @@ class DeleteRecordsTopicResult:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsTopicResult'
 
     name: str
     partitions: list[DeleteRecordsPartitionResult]
@@ -399,6 +404,7 @@ class DeleteRecordsPartitionResult:
     __slots__ = ('partition_index', 'low_watermark', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsPartitionResult'
 
     partition_index: int
     low_watermark: int

@@ -49,6 +49,7 @@ class DeleteShareGroupStateRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupStateRequest'
 
     group_id: str
     topics: list[DeleteStateData]
@@ -118,6 +119,7 @@ class DeleteStateData:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteStateData'
 
     topic_id: uuid.UUID
     partitions: list[PartitionData]
@@ -187,6 +189,7 @@ class PartitionData:
     __slots__ = ('partition', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition: int
     unknown_tags: dict[int, bytes] | None
@@ -256,6 +259,7 @@ class DeleteShareGroupStateResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupStateResponse'
 
     results: list[DeleteStateResult]
     unknown_tags: dict[int, bytes] | None
@@ -321,6 +325,7 @@ class DeleteStateResult:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteStateResult'
 
     topic_id: uuid.UUID
     partitions: list[PartitionResult]
@@ -390,6 +395,7 @@ class PartitionResult:
     __slots__ = ('partition', 'error_code', 'error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition: int
     error_code: int

@@ -50,6 +50,7 @@ class DeleteTopicsRequest:
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicsRequest'
 
     topics: list[DeleteTopicState]
     topic_names: list[str]
@@ -123,6 +124,7 @@ class DeleteTopicState:
     __slots__ = ('name', 'topic_id', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicState'
 
     name: str | None
     topic_id: uuid.UUID
@@ -196,6 +198,7 @@ class DeleteTopicsResponse:
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicsResponse'
 
     throttle_time_ms: int
     responses: list[DeletableTopicResult]
@@ -265,6 +268,7 @@ class DeletableTopicResult:
     __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DeletableTopicResult'
 
     name: str | None
     topic_id: uuid.UUID

@@ -53,6 +53,7 @@ class DescribeAclsRequest:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsRequest'
 
     resource_type_filter: int
     resource_name_filter: str | None
@@ -146,6 +147,7 @@ class DescribeAclsResponse:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -223,6 +225,7 @@ class DescribeAclsResource:
     __slots__ = ('resource_type', 'resource_name', 'pattern_type', 'acls', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsResource'
 
     resource_type: int
     resource_name: str
@@ -300,6 +303,7 @@ class AclDescription:
     __slots__ = ('principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AclDescription'
 
     principal: str
     host: str

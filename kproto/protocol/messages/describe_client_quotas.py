@@ -58,6 +58,7 @@ class DescribeClientQuotasRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeClientQuotasRequest'
 
     components: list[ComponentData]
     strict: bool
@@ -127,6 +128,7 @@ class ComponentData:
     __slots__ = ('entity_type', 'match_type', 'match_', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ComponentData'
 
     entity_type: str
     match_type: int
@@ -204,6 +206,7 @@ class DescribeClientQuotasResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeClientQuotasResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -281,6 +284,7 @@ class EntryData:
     __slots__ = ('entity', 'values', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
     entity: list[EntityData]
     values: list[ValueData]
@@ -350,6 +354,7 @@ class ValueData:
     __slots__ = ('key', 'value', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ValueData'
 
     key: str
     value: float
@@ -419,6 +424,7 @@ class EntityData:
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
     entity_type: str
     entity_name: str | None

@@ -48,6 +48,7 @@ class DescribeClusterRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterRequest'
 
     include_cluster_authorized_operations: bool
     endpoint_type: int
@@ -121,6 +122,7 @@ class DescribeClusterResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -214,6 +216,7 @@ class DescribeClusterBroker:
     __slots__ = ('broker_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterBroker'
 
     broker_id: int
     host: str

@@ -60,6 +60,7 @@ class DescribeConfigsRequest:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsRequest'
 
     resources: list[DescribeConfigsResource]
     include_synonyms: bool
@@ -133,6 +134,7 @@ class DescribeConfigsResource:
     __slots__ = ('resource_type', 'resource_name', 'configuration_keys', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResource'
 
     resource_type: int
     resource_name: str
@@ -210,6 +212,7 @@ class DescribeConfigsResponse:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResponse'
 
     throttle_time_ms: int
     results: list[DescribeConfigsResult]
@@ -279,6 +282,7 @@ class DescribeConfigsResult:
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResult'
 
     error_code: int
     error_message: str | None
@@ -360,6 +364,7 @@ class DescribeConfigsResourceResult:
     __slots__ = ('name', 'value', 'read_only', 'is_default', 'config_source', 'is_sensitive', 'synonyms', 'config_type', 'documentation', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResourceResult'
 
     name: str
     value: str | None
@@ -457,6 +462,7 @@ class DescribeConfigsSynonym:
     __slots__ = ('name', 'value', 'source', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsSynonym'
 
     name: str
     value: str | None

@@ -55,6 +55,7 @@ class DescribeDelegationTokenRequest:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenRequest'
 
     owners: list[DescribeDelegationTokenOwner] | None
     unknown_tags: dict[int, bytes] | None
@@ -120,6 +121,7 @@ class DescribeDelegationTokenOwner:
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenOwner'
 
     principal_type: str
     principal_name: str
@@ -193,6 +195,7 @@ class DescribeDelegationTokenResponse:
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenResponse'
 
     error_code: int
     tokens: list[DescribedDelegationToken]
@@ -266,6 +269,7 @@ class DescribedDelegationToken:
     __slots__ = ('principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp', 'expiry_timestamp', 'max_timestamp', 'token_id', 'hmac', 'renewers', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribedDelegationToken'
 
     principal_type: str
     principal_name: str
@@ -367,6 +371,7 @@ class DescribedDelegationTokenRenewer:
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribedDelegationTokenRenewer'
 
     principal_type: str
     principal_name: str

@@ -56,6 +56,7 @@ class DescribeGroupsRequest:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeGroupsRequest'
 
     groups: list[str]
     include_authorized_operations: bool
@@ -129,6 +130,7 @@ class DescribeGroupsResponse:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeGroupsResponse'
 
     throttle_time_ms: int
     groups: list[DescribedGroup]
@@ -198,6 +200,7 @@ class DescribedGroup:
     __slots__ = ('error_code', 'group_id', 'group_state', 'protocol_type', 'protocol_data', 'members', 'authorized_operations', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
     error_code: int
     group_id: str
@@ -287,6 +290,7 @@ class DescribedGroupMember:
     __slots__ = ('member_id', 'group_instance_id', 'client_id', 'client_host', 'member_metadata', 'member_assignment', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribedGroupMember'
 
     member_id: str
     group_instance_id: str | None

@@ -54,6 +54,7 @@ class DescribeLogDirsRequest:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsRequest'
 
     topics: list[DescribableLogDirTopic] | None
     unknown_tags: dict[int, bytes] | None
@@ -119,6 +120,7 @@ class DescribableLogDirTopic:
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribableLogDirTopic'
 
     topic: str
     partitions: list[int]
@@ -192,6 +194,7 @@ class DescribeLogDirsResponse:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -265,6 +268,7 @@ class DescribeLogDirsResult:
     __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsResult'
 
     error_code: int
     log_dir: str
@@ -346,6 +350,7 @@ class DescribeLogDirsTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsTopic'
 
     name: str
     partitions: list[DescribeLogDirsPartition]
@@ -415,6 +420,7 @@ class DescribeLogDirsPartition:
     __slots__ = ('partition_index', 'partition_size', 'offset_lag', 'is_future_key', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsPartition'
 
     partition_index: int
     partition_size: int

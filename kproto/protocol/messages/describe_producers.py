@@ -49,6 +49,7 @@ class DescribeProducersRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeProducersRequest'
 
     topics: list[TopicRequest]
     unknown_tags: dict[int, bytes] | None
@@ -114,6 +115,7 @@ class TopicRequest:
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicRequest'
 
     name: str
     partition_indexes: list[int]
@@ -187,6 +189,7 @@ class DescribeProducersResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeProducersResponse'
 
     throttle_time_ms: int
     topics: list[TopicResponse]
@@ -256,6 +259,7 @@ class TopicResponse:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicResponse'
 
     name: str
     partitions: list[PartitionResponse]
@@ -325,6 +329,7 @@ class PartitionResponse:
     __slots__ = ('partition_index', 'error_code', 'error_message', 'active_producers', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionResponse'
 
     partition_index: int
     error_code: int
@@ -402,6 +407,7 @@ class ProducerState:
     __slots__ = ('producer_id', 'producer_epoch', 'last_sequence', 'last_timestamp', 'coordinator_epoch', 'current_txn_start_offset', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ProducerState'
 
     producer_id: int
     producer_epoch: int

@@ -59,6 +59,7 @@ class DescribeQuorumRequest:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeQuorumRequest'
 
     topics: list[DescribeQuorumRequestTopicData]
     unknown_tags: dict[int, bytes] | None
@@ -124,6 +125,7 @@ class DescribeQuorumRequestTopicData:
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
     partitions: list[DescribeQuorumRequestPartitionData]
@@ -193,6 +195,7 @@ class DescribeQuorumRequestPartitionData:
     __slots__ = ('partition_index', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     unknown_tags: dict[int, bytes] | None
@@ -262,6 +265,7 @@ class DescribeQuorumResponse:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeQuorumResponse'
 
     error_code: int
     error_message: str | None
@@ -339,6 +343,7 @@ class Node:
     __slots__ = ('node_id', 'listeners', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Node'
 
     node_id: int
     listeners: list[Listener]
@@ -408,6 +413,7 @@ class Listener:
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
     name: str
     host: str
@@ -481,6 +487,7 @@ class DescribeQuorumResponseTopicData:
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
     partitions: list[DescribeQuorumResponsePartitionData]
@@ -550,6 +557,7 @@ class DescribeQuorumResponsePartitionData:
     __slots__ = ('partition_index', 'error_code', 'error_message', 'leader_id', 'leader_epoch', 'high_watermark', 'current_voters', 'observers', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     error_code: int
@@ -643,6 +651,7 @@ class ReplicaState:
     __slots__ = ('replica_id', 'replica_directory_id', 'log_end_offset', 'last_fetch_timestamp', 'last_caught_up_timestamp', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReplicaState'
 
     replica_id: int
     replica_directory_id: uuid.UUID

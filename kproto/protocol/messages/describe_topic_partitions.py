@@ -53,6 +53,7 @@ class DescribeTopicPartitionsRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsRequest'
 
     topics: list[TopicRequest]
     response_partition_limit: int
@@ -126,6 +127,7 @@ class DescribeTopicPartitionsRequestCursor:
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Cursor'
 
     topic_name: str
     partition_index: int
@@ -195,6 +197,7 @@ class TopicRequest:
     __slots__ = ('name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicRequest'
 
     name: str
     unknown_tags: dict[int, bytes] | None
@@ -264,6 +267,7 @@ class DescribeTopicPartitionsResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponse'
 
     throttle_time_ms: int
     topics: list[DescribeTopicPartitionsResponseTopic]
@@ -337,6 +341,7 @@ class DescribeTopicPartitionsResponseCursor:
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Cursor'
 
     topic_name: str
     partition_index: int
@@ -406,6 +411,7 @@ class DescribeTopicPartitionsResponseTopic:
     __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponseTopic'
 
     error_code: int
     name: str | None
@@ -491,6 +497,7 @@ class DescribeTopicPartitionsResponsePartition:
     __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'eligible_leader_replicas', 'last_known_elr', 'offline_replicas', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponsePartition'
 
     error_code: int
     partition_index: int

@@ -45,6 +45,7 @@ class DescribeTransactionsRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeTransactionsRequest'
 
     transactional_ids: list[str]
     unknown_tags: dict[int, bytes] | None
@@ -114,6 +115,7 @@ class DescribeTransactionsResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeTransactionsResponse'
 
     throttle_time_ms: int
     transaction_states: list[TransactionState]
@@ -183,6 +185,7 @@ class TransactionState:
     __slots__ = ('error_code', 'transactional_id', 'transaction_state', 'transaction_timeout_ms', 'transaction_start_time_ms', 'producer_id', 'producer_epoch', 'topics', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TransactionState'
 
     error_code: int
     transactional_id: str
@@ -276,6 +279,7 @@ class TopicData:
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic: str
     partitions: list[int]

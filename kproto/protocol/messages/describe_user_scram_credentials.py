@@ -49,6 +49,7 @@ class DescribeUserScramCredentialsRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsRequest'
 
     users: list[UserName] | None
     unknown_tags: dict[int, bytes] | None
@@ -114,6 +115,7 @@ class UserName:
     __slots__ = ('name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UserName'
 
     name: str
     unknown_tags: dict[int, bytes] | None
@@ -183,6 +185,7 @@ class DescribeUserScramCredentialsResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -260,6 +263,7 @@ class DescribeUserScramCredentialsResult:
     __slots__ = ('user', 'error_code', 'error_message', 'credential_infos', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsResult'
 
     user: str
     error_code: int
@@ -337,6 +341,7 @@ class CredentialInfo:
     __slots__ = ('mechanism', 'iterations', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CredentialInfo'
 
     mechanism: int
     iterations: int

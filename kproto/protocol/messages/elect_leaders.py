@@ -55,6 +55,7 @@ class ElectLeadersRequest:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ElectLeadersRequest'
 
     election_type: int
     topic_partitions: list[TopicPartitions] | None
@@ -128,6 +129,7 @@ class TopicPartitions:
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
     topic: str
     partitions: list[int]
@@ -201,6 +203,7 @@ class ElectLeadersResponse:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ElectLeadersResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -274,6 +277,7 @@ class ReplicaElectionResult:
     __slots__ = ('topic', 'partition_result', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReplicaElectionResult'
 
     topic: str
     partition_result: list[PartitionResult]
@@ -343,6 +347,7 @@ class PartitionResult:
     __slots__ = ('partition_id', 'error_code', 'error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition_id: int
     error_code: int

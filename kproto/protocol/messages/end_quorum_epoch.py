@@ -62,6 +62,7 @@ class EndQuorumEpochRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EndQuorumEpochRequest'
 
     cluster_id: str | None
     topics: list[EndQuorumEpochRequestTopicData]
@@ -135,6 +136,7 @@ class LeaderEndpoint:
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderEndpoint'
 
     name: str
     host: str
@@ -208,6 +210,7 @@ class EndQuorumEpochRequestTopicData:
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
     partitions: list[EndQuorumEpochRequestPartitionData]
@@ -277,6 +280,7 @@ class EndQuorumEpochRequestPartitionData:
     __slots__ = ('partition_index', 'leader_id', 'leader_epoch', 'preferred_successors', 'preferred_candidates', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     leader_id: int
@@ -358,6 +362,7 @@ class ReplicaInfo:
     __slots__ = ('candidate_id', 'candidate_directory_id', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReplicaInfo'
 
     candidate_id: int
     candidate_directory_id: uuid.UUID
@@ -431,6 +436,7 @@ class EndQuorumEpochResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EndQuorumEpochResponse'
 
     error_code: int
     topics: list[EndQuorumEpochResponseTopicData]
@@ -504,6 +510,7 @@ class NodeEndpoint:
     __slots__ = ('node_id', 'host', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
     host: str
@@ -577,6 +584,7 @@ class EndQuorumEpochResponseTopicData:
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
     partitions: list[EndQuorumEpochResponsePartitionData]
@@ -646,6 +654,7 @@ class EndQuorumEpochResponsePartitionData:
     __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     error_code: int

@@ -43,6 +43,7 @@ class EndTxnRequest:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EndTxnRequest'
 
     transactional_id: str
     producer_id: int
@@ -124,6 +125,7 @@ class EndTxnResponse:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EndTxnResponse'
 
     throttle_time_ms: int
     error_code: int

@@ -41,6 +41,7 @@ class EnvelopeRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EnvelopeRequest'
 
     request_data: bytes
     request_principal: bytes | None
@@ -118,6 +119,7 @@ class EnvelopeResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EnvelopeResponse'
 
     response_data: bytes | None
     error_code: int

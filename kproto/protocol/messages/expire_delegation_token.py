@@ -42,6 +42,7 @@ class ExpireDelegationTokenRequest:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ExpireDelegationTokenRequest'
 
     hmac: bytes
     expiry_time_period_ms: int
@@ -115,6 +116,7 @@ class ExpireDelegationTokenResponse:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ExpireDelegationTokenResponse'
 
     error_code: int
     expiry_timestamp_ms: int

@@ -83,6 +83,7 @@ class FetchRequest:
     MAX_VERSION: ClassVar[int] = 17
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FetchRequest'
 
     cluster_id: str | None
     replica_id: int
@@ -192,6 +193,7 @@ class ForgottenTopic:
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ForgottenTopic'
 
     topic: str
     topic_id: uuid.UUID
@@ -265,6 +267,7 @@ class FetchTopic:
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FetchTopic'
 
     topic: str
     topic_id: uuid.UUID
@@ -338,6 +341,7 @@ class FetchPartition:
     __slots__ = ('partition', 'current_leader_epoch', 'fetch_offset', 'last_fetched_epoch', 'log_start_offset', 'partition_max_bytes', 'replica_directory_id', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FetchPartition'
 
     partition: int
     current_leader_epoch: int
@@ -427,6 +431,7 @@ class ReplicaState:
     __slots__ = ('replica_id', 'replica_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReplicaState'
 
     replica_id: int
     replica_epoch: int
@@ -500,6 +505,7 @@ class FetchResponse:
     MAX_VERSION: ClassVar[int] = 17
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FetchResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -581,6 +587,7 @@ class NodeEndpoint:
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
     host: str
@@ -658,6 +665,7 @@ class FetchableTopicResponse:
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FetchableTopicResponse'
 
     topic: str
     topic_id: uuid.UUID
@@ -731,6 +739,7 @@ class PartitionData:
     __slots__ = ('partition_index', 'error_code', 'high_watermark', 'last_stable_offset', 'log_start_offset', 'diverging_epoch', 'current_leader', 'snapshot_id', 'aborted_transactions', 'preferred_read_replica', 'records', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     error_code: int
@@ -836,6 +845,7 @@ class AbortedTransaction:
     __slots__ = ('producer_id', 'first_offset', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AbortedTransaction'
 
     producer_id: int
     first_offset: int
@@ -905,6 +915,7 @@ class SnapshotId:
     __slots__ = ('end_offset', 'epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'SnapshotId'
 
     end_offset: int
     epoch: int
@@ -974,6 +985,7 @@ class LeaderIdAndEpoch:
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
     leader_id: int
     leader_epoch: int
@@ -1043,6 +1055,7 @@ class EpochEndOffset:
     __slots__ = ('epoch', 'end_offset', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EpochEndOffset'
 
     epoch: int
     end_offset: int

@@ -62,6 +62,7 @@ class FetchSnapshotRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FetchSnapshotRequest'
 
     cluster_id: str | None
     replica_id: int
@@ -139,6 +140,7 @@ class FetchSnapshotRequestTopicSnapshot:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicSnapshot'
 
     name: str
     partitions: list[FetchSnapshotRequestPartitionSnapshot]
@@ -208,6 +210,7 @@ class FetchSnapshotRequestPartitionSnapshot:
     __slots__ = ('partition', 'current_leader_epoch', 'snapshot_id', 'position', 'replica_directory_id', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionSnapshot'
 
     partition: int
     current_leader_epoch: int
@@ -289,6 +292,7 @@ class FetchSnapshotRequestSnapshotId:
     __slots__ = ('end_offset', 'epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'SnapshotId'
 
     end_offset: int
     epoch: int
@@ -362,6 +366,7 @@ class FetchSnapshotResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FetchSnapshotResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -439,6 +444,7 @@ class NodeEndpoint:
     __slots__ = ('node_id', 'host', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
     host: str
@@ -512,6 +518,7 @@ class FetchSnapshotResponseTopicSnapshot:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicSnapshot'
 
     name: str
     partitions: list[FetchSnapshotResponsePartitionSnapshot]
@@ -581,6 +588,7 @@ class FetchSnapshotResponsePartitionSnapshot:
     __slots__ = ('index', 'error_code', 'snapshot_id', 'current_leader', 'size', 'position', 'unaligned_records', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionSnapshot'
 
     index: int
     error_code: int
@@ -670,6 +678,7 @@ class LeaderIdAndEpoch:
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
     leader_id: int
     leader_epoch: int
@@ -739,6 +748,7 @@ class FetchSnapshotResponseSnapshotId:
     __slots__ = ('end_offset', 'epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'SnapshotId'
 
     end_offset: int
     epoch: int

@@ -51,6 +51,7 @@ class FindCoordinatorRequest:
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FindCoordinatorRequest'
 
     key: str
     key_type: int
@@ -128,6 +129,7 @@ class FindCoordinatorResponse:
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FindCoordinatorResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -217,6 +219,7 @@ class Coordinator:
     __slots__ = ('key', 'node_id', 'host', 'port', 'error_code', 'error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Coordinator'
 
     key: str
     node_id: int

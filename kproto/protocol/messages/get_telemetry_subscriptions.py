@@ -44,6 +44,7 @@ class GetTelemetrySubscriptionsRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'GetTelemetrySubscriptionsRequest'
 
     client_instance_id: uuid.UUID
     unknown_tags: dict[int, bytes] | None
@@ -113,6 +114,7 @@ class GetTelemetrySubscriptionsResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'GetTelemetrySubscriptionsResponse'
 
     throttle_time_ms: int
     error_code: int

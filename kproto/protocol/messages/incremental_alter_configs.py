@@ -54,6 +54,7 @@ class IncrementalAlterConfigsRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'IncrementalAlterConfigsRequest'
 
     resources: list[AlterConfigsResource]
     validate_only: bool
@@ -123,6 +124,7 @@ class AlterConfigsResource:
     __slots__ = ('resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResource'
 
     resource_type: int
     resource_name: str
@@ -196,6 +198,7 @@ class AlterableConfig:
     __slots__ = ('name', 'config_operation', 'value', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterableConfig'
 
     name: str
     config_operation: int
@@ -273,6 +276,7 @@ class IncrementalAlterConfigsResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'IncrementalAlterConfigsResponse'
 
     throttle_time_ms: int
     responses: list[AlterConfigsResourceResponse]
@@ -342,6 +346,7 @@ class AlterConfigsResourceResponse:
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResourceResponse'
 
     error_code: int
     error_message: str | None

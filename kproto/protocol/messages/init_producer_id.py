@@ -43,6 +43,7 @@ class InitProducerIdRequest:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'InitProducerIdRequest'
 
     transactional_id: str | None
     transaction_timeout_ms: int
@@ -124,6 +125,7 @@ class InitProducerIdResponse:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'InitProducerIdResponse'
 
     throttle_time_ms: int
     error_code: int

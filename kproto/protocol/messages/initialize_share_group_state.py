@@ -49,6 +49,7 @@ class InitializeShareGroupStateRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'InitializeShareGroupStateRequest'
 
     group_id: str
     topics: list[InitializeStateData]
@@ -118,6 +119,7 @@ class InitializeStateData:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'InitializeStateData'
 
     topic_id: uuid.UUID
     partitions: list[PartitionData]
@@ -187,6 +189,7 @@ class PartitionData:
     __slots__ = ('partition', 'state_epoch', 'start_offset', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition: int
     state_epoch: int
@@ -264,6 +267,7 @@ class InitializeShareGroupStateResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'InitializeShareGroupStateResponse'
 
     results: list[InitializeStateResult]
     unknown_tags: dict[int, bytes] | None
@@ -329,6 +333,7 @@ class InitializeStateResult:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'InitializeStateResult'
 
     topic_id: uuid.UUID
     partitions: list[PartitionResult]
@@ -398,6 +403,7 @@ class PartitionResult:
     __slots__ = ('partition', 'error_code', 'error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition: int
     error_code: int

@@ -58,6 +58,7 @@ class JoinGroupRequest:
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'JoinGroupRequest'
 
     group_id: str
     session_timeout_ms: int
@@ -151,6 +152,7 @@ class JoinGroupRequestProtocol:
     __slots__ = ('name', 'metadata', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'JoinGroupRequestProtocol'
 
     name: str
     metadata: bytes
@@ -224,6 +226,7 @@ class JoinGroupResponse:
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'JoinGroupResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -321,6 +324,7 @@ class JoinGroupResponseMember:
     __slots__ = ('member_id', 'group_instance_id', 'metadata', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'JoinGroupResponseMember'
 
     member_id: str
     group_instance_id: str | None

@@ -35,6 +35,7 @@ class KRaftVersionRecord:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'KRaftVersionRecord'
 
     version: int
     k_raft_version: int

@@ -59,6 +59,7 @@ class LeaderAndIsrRequest:
     MAX_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderAndIsrRequest'
 
     controller_id: int
     is_k_raft_controller: bool
@@ -152,6 +153,7 @@ class LeaderAndIsrLiveLeader:
     __slots__ = ('broker_id', 'host_name', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderAndIsrLiveLeader'
 
     broker_id: int
     host_name: str
@@ -225,6 +227,7 @@ class LeaderAndIsrTopicState:
     __slots__ = ('topic_name', 'topic_id', 'partition_states', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderAndIsrTopicState'
 
     topic_name: str
     topic_id: uuid.UUID
@@ -298,6 +301,7 @@ class LeaderAndIsrPartitionState:
     __slots__ = ('topic_name', 'partition_index', 'controller_epoch', 'leader', 'leader_epoch', 'isr', 'partition_epoch', 'replicas', 'adding_replicas', 'removing_replicas', 'is_new', 'leader_recovery_state', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderAndIsrPartitionState'
 
     topic_name: str
     partition_index: int
@@ -411,6 +415,7 @@ class LeaderAndIsrResponse:
     MAX_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderAndIsrResponse'
 
     error_code: int
     partition_errors: list[LeaderAndIsrPartitionError]
@@ -484,6 +489,7 @@ class LeaderAndIsrTopicError:
     __slots__ = ('topic_id', 'partition_errors', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderAndIsrTopicError'
 
     topic_id: uuid.UUID
     partition_errors: list[LeaderAndIsrPartitionError]
@@ -553,6 +559,7 @@ class LeaderAndIsrPartitionError:
     __slots__ = ('topic_name', 'partition_index', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderAndIsrPartitionError'
 
     topic_name: str
     partition_index: int

@@ -40,6 +40,7 @@ class LeaderChangeMessage:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderChangeMessage'
 
     version: int
     leader_id: int
@@ -117,6 +118,7 @@ class Voter:
     __slots__ = ('voter_id', 'voter_directory_id', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Voter'
 
     voter_id: int
     voter_directory_id: uuid.UUID

@@ -52,6 +52,7 @@ class LeaveGroupRequest:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaveGroupRequest'
 
     group_id: str
     member_id: str
@@ -125,6 +126,7 @@ class MemberIdentity:
     __slots__ = ('member_id', 'group_instance_id', 'reason', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'MemberIdentity'
 
     member_id: str
     group_instance_id: str | None
@@ -202,6 +204,7 @@ class LeaveGroupResponse:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaveGroupResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -275,6 +278,7 @@ class MemberResponse:
     __slots__ = ('member_id', 'group_instance_id', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'MemberResponse'
 
     member_id: str
     group_instance_id: str | None

@@ -42,6 +42,7 @@ class ListClientMetricsResourcesRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListClientMetricsResourcesRequest'
 
     unknown_tags: dict[int, bytes] | None
 
@@ -107,6 +108,7 @@ class ListClientMetricsResourcesResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListClientMetricsResourcesResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -180,6 +182,7 @@ class ClientMetricsResource:
     __slots__ = ('name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ClientMetricsResource'
 
     name: str
     unknown_tags: dict[int, bytes] | None

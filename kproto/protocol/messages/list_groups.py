@@ -47,6 +47,7 @@ class ListGroupsRequest:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListGroupsRequest'
 
     states_filter: list[str]
     types_filter: list[str]
@@ -120,6 +121,7 @@ class ListGroupsResponse:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListGroupsResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -193,6 +195,7 @@ class ListedGroup:
     __slots__ = ('group_id', 'protocol_type', 'group_state', 'group_type', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListedGroup'
 
     group_id: str
     protocol_type: str

@@ -55,6 +55,7 @@ class ListOffsetsRequest:
     MAX_VERSION: ClassVar[int] = 10
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsRequest'
 
     replica_id: int
     isolation_level: int
@@ -132,6 +133,7 @@ class ListOffsetsTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsTopic'
 
     name: str
     partitions: list[ListOffsetsPartition]
@@ -201,6 +203,7 @@ class ListOffsetsPartition:
     __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp', 'max_num_offsets', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartition'
 
     partition_index: int
     current_leader_epoch: int
@@ -282,6 +285,7 @@ class ListOffsetsResponse:
     MAX_VERSION: ClassVar[int] = 10
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsResponse'
 
     throttle_time_ms: int
     topics: list[ListOffsetsTopicResponse]
@@ -351,6 +355,7 @@ class ListOffsetsTopicResponse:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsTopicResponse'
 
     name: str
     partitions: list[ListOffsetsPartitionResponse]
@@ -420,6 +425,7 @@ class ListOffsetsPartitionResponse:
     __slots__ = ('partition_index', 'error_code', 'old_style_offsets', 'timestamp', 'offset', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartitionResponse'
 
     partition_index: int
     error_code: int

@@ -48,6 +48,7 @@ class ListPartitionReassignmentsRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsRequest'
 
     timeout_ms: int
     topics: list[ListPartitionReassignmentsTopics] | None
@@ -117,6 +118,7 @@ class ListPartitionReassignmentsTopics:
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsTopics'
 
     name: str
     partition_indexes: list[int]
@@ -190,6 +192,7 @@ class ListPartitionReassignmentsResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -267,6 +270,7 @@ class OngoingTopicReassignment:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OngoingTopicReassignment'
 
     name: str
     partitions: list[OngoingPartitionReassignment]
@@ -336,6 +340,7 @@ class OngoingPartitionReassignment:
     __slots__ = ('partition_index', 'replicas', 'adding_replicas', 'removing_replicas', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OngoingPartitionReassignment'
 
     partition_index: int
     replicas: list[int]

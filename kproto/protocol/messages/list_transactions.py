@@ -43,6 +43,7 @@ class ListTransactionsRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListTransactionsRequest'
 
     state_filters: list[str]
     producer_id_filters: list[int]
@@ -120,6 +121,7 @@ class ListTransactionsResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ListTransactionsResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -197,6 +199,7 @@ class TransactionState:
     __slots__ = ('transactional_id', 'producer_id', 'transaction_state', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TransactionState'
 
     transactional_id: str
     producer_id: int

@@ -61,6 +61,7 @@ class MetadataRequest:
     MAX_VERSION: ClassVar[int] = 12
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'MetadataRequest'
 
     topics: list[MetadataRequestTopic] | None
     allow_auto_topic_creation: bool
@@ -138,6 +139,7 @@ class MetadataRequestTopic:
     __slots__ = ('topic_id', 'name', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'MetadataRequestTopic'
 
     topic_id: uuid.UUID
     name: str | None
@@ -211,6 +213,7 @@ class MetadataResponse:
     MAX_VERSION: ClassVar[int] = 12
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'MetadataResponse'
 
     throttle_time_ms: int
     brokers: list[MetadataResponseBroker]
@@ -296,6 +299,7 @@ class MetadataResponseTopic:
     __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'MetadataResponseTopic'
 
     error_code: int
     name: str | None
@@ -381,6 +385,7 @@ class MetadataResponsePartition:
     __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'offline_replicas', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'MetadataResponsePartition'
 
     error_code: int
     partition_index: int
@@ -470,6 +475,7 @@ class MetadataResponseBroker:
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'MetadataResponseBroker'
 
     node_id: int
     host: str

@@ -57,6 +57,7 @@ class OffsetCommitRequest:
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequest'
 
     group_id: str
     generation_id_or_member_epoch: int
@@ -142,6 +143,7 @@ class OffsetCommitRequestTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestTopic'
 
     name: str
     partitions: list[OffsetCommitRequestPartition]
@@ -211,6 +213,7 @@ class OffsetCommitRequestPartition:
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'commit_timestamp', 'committed_metadata', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestPartition'
 
     partition_index: int
     committed_offset: int
@@ -296,6 +299,7 @@ class OffsetCommitResponse:
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponse'
 
     throttle_time_ms: int
     topics: list[OffsetCommitResponseTopic]
@@ -365,6 +369,7 @@ class OffsetCommitResponseTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponseTopic'
 
     name: str
     partitions: list[OffsetCommitResponsePartition]
@@ -434,6 +439,7 @@ class OffsetCommitResponsePartition:
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponsePartition'
 
     partition_index: int
     error_code: int

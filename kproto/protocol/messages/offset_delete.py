@@ -44,6 +44,7 @@ class OffsetDeleteRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequest'
 
     group_id: str
     topics: list[OffsetDeleteRequestTopic]
@@ -113,6 +114,7 @@ class OffsetDeleteRequestTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequestTopic'
 
     name: str
     partitions: list[OffsetDeleteRequestPartition]
@@ -182,6 +184,7 @@ class OffsetDeleteRequestPartition:
     __slots__ = ('partition_index', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequestPartition'
 
     partition_index: int
     unknown_tags: dict[int, bytes] | None
@@ -251,6 +254,7 @@ class OffsetDeleteResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponse'
 
     error_code: int
     throttle_time_ms: int
@@ -324,6 +328,7 @@ class OffsetDeleteResponseTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponseTopic'
 
     name: str
     partitions: list[OffsetDeleteResponsePartition]
@@ -393,6 +398,7 @@ class OffsetDeleteResponsePartition:
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponsePartition'
 
     partition_index: int
     error_code: int

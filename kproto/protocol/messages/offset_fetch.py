@@ -62,6 +62,7 @@ class OffsetFetchRequest:
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequest'
 
     group_id: str
     topics: list[OffsetFetchRequestTopic] | None
@@ -139,6 +140,7 @@ class OffsetFetchRequestGroup:
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'topics', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestGroup'
 
     group_id: str
     member_id: str | None
@@ -216,6 +218,7 @@ class OffsetFetchRequestTopics:
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestTopics'
 
     name: str
     partition_indexes: list[int]
@@ -285,6 +288,7 @@ class OffsetFetchRequestTopic:
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestTopic'
 
     name: str
     partition_indexes: list[int]
@@ -358,6 +362,7 @@ class OffsetFetchResponse:
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponse'
 
     throttle_time_ms: int
     topics: list[OffsetFetchResponseTopic]
@@ -435,6 +440,7 @@ class OffsetFetchResponseGroup:
     __slots__ = ('group_id', 'topics', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseGroup'
 
     group_id: str
     topics: list[OffsetFetchResponseTopics]
@@ -508,6 +514,7 @@ class OffsetFetchResponseTopics:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseTopics'
 
     name: str
     partitions: list[OffsetFetchResponsePartitions]
@@ -577,6 +584,7 @@ class OffsetFetchResponsePartitions:
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponsePartitions'
 
     partition_index: int
     committed_offset: int
@@ -658,6 +666,7 @@ class OffsetFetchResponseTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseTopic'
 
     name: str
     partitions: list[OffsetFetchResponsePartition]
@@ -727,6 +736,7 @@ class OffsetFetchResponsePartition:
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponsePartition'
 
     partition_index: int
     committed_offset: int

@@ -52,6 +52,7 @@ class OffsetForLeaderEpochRequest:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderEpochRequest'
 
     replica_id: int
     topics: list[OffsetForLeaderTopic]
@@ -121,6 +122,7 @@ class OffsetForLeaderTopic:
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderTopic'
 
     topic: str
     partitions: list[OffsetForLeaderPartition]
@@ -190,6 +192,7 @@ class OffsetForLeaderPartition:
     __slots__ = ('partition', 'current_leader_epoch', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderPartition'
 
     partition: int
     current_leader_epoch: int
@@ -267,6 +270,7 @@ class OffsetForLeaderEpochResponse:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderEpochResponse'
 
     throttle_time_ms: int
     topics: list[OffsetForLeaderTopicResult]
@@ -336,6 +340,7 @@ class OffsetForLeaderTopicResult:
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderTopicResult'
 
     topic: str
     partitions: list[EpochEndOffset]
@@ -405,6 +410,7 @@ class EpochEndOffset:
     __slots__ = ('error_code', 'partition', 'leader_epoch', 'end_offset', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'EpochEndOffset'
 
     error_code: int
     partition: int

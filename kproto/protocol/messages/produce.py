@@ -66,6 +66,7 @@ class ProduceRequest:
     MAX_VERSION: ClassVar[int] = 11
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ProduceRequest'
 
     transactional_id: str | None
     acks: int
@@ -143,6 +144,7 @@ class TopicProduceData:
     __slots__ = ('name', 'partition_data', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicProduceData'
 
     name: str
     partition_data: list[PartitionProduceData]
@@ -212,6 +214,7 @@ class PartitionProduceData:
     __slots__ = ('index', 'records', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionProduceData'
 
     index: int
     records: Buffer | None
@@ -285,6 +288,7 @@ class ProduceResponse:
     MAX_VERSION: ClassVar[int] = 11
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ProduceResponse'
 
     responses: list[TopicProduceResponse]
     throttle_time_ms: int
@@ -358,6 +362,7 @@ class NodeEndpoint:
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
     host: str
@@ -435,6 +440,7 @@ class TopicProduceResponse:
     __slots__ = ('name', 'partition_responses', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicProduceResponse'
 
     name: str
     partition_responses: list[PartitionProduceResponse]
@@ -504,6 +510,7 @@ class PartitionProduceResponse:
     __slots__ = ('index', 'error_code', 'base_offset', 'log_append_time_ms', 'log_start_offset', 'record_errors', 'error_message', 'current_leader', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionProduceResponse'
 
     index: int
     error_code: int
@@ -597,6 +604,7 @@ class LeaderIdAndEpoch:
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
     leader_id: int
     leader_epoch: int
@@ -666,6 +674,7 @@ class BatchIndexAndErrorMessage:
     __slots__ = ('batch_index', 'batch_index_error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'BatchIndexAndErrorMessage'
 
     batch_index: int
     batch_index_error_message: str | None

@@ -41,6 +41,7 @@ class PushTelemetryRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PushTelemetryRequest'
 
     client_instance_id: uuid.UUID
     subscription_id: int
@@ -126,6 +127,7 @@ class PushTelemetryResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PushTelemetryResponse'
 
     throttle_time_ms: int
     error_code: int

@@ -52,6 +52,7 @@ class ReadShareGroupStateRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReadShareGroupStateRequest'
 
     group_id: str
     topics: list[ReadStateData]
@@ -121,6 +122,7 @@ class ReadStateData:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReadStateData'
 
     topic_id: uuid.UUID
     partitions: list[PartitionData]
@@ -190,6 +192,7 @@ class PartitionData:
     __slots__ = ('partition', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition: int
     leader_epoch: int
@@ -263,6 +266,7 @@ class ReadShareGroupStateResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReadShareGroupStateResponse'
 
     results: list[ReadStateResult]
     unknown_tags: dict[int, bytes] | None
@@ -328,6 +332,7 @@ class ReadStateResult:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReadStateResult'
 
     topic_id: uuid.UUID
     partitions: list[PartitionResult]
@@ -397,6 +402,7 @@ class PartitionResult:
     __slots__ = ('partition', 'error_code', 'error_message', 'state_epoch', 'start_offset', 'state_batches', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition: int
     error_code: int
@@ -482,6 +488,7 @@ class StateBatch:
     __slots__ = ('first_offset', 'last_offset', 'delivery_state', 'delivery_count', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'StateBatch'
 
     first_offset: int
     last_offset: int

@@ -50,6 +50,7 @@ class ReadShareGroupStateSummaryRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReadShareGroupStateSummaryRequest'
 
     group_id: str
     topics: list[ReadStateSummaryData]
@@ -119,6 +120,7 @@ class ReadStateSummaryData:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReadStateSummaryData'
 
     topic_id: uuid.UUID
     partitions: list[PartitionData]
@@ -188,6 +190,7 @@ class PartitionData:
     __slots__ = ('partition', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition: int
     leader_epoch: int
@@ -261,6 +264,7 @@ class ReadShareGroupStateSummaryResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReadShareGroupStateSummaryResponse'
 
     results: list[ReadStateSummaryResult]
     unknown_tags: dict[int, bytes] | None
@@ -326,6 +330,7 @@ class ReadStateSummaryResult:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ReadStateSummaryResult'
 
     topic_id: uuid.UUID
     partitions: list[PartitionResult]
@@ -395,6 +400,7 @@ class PartitionResult:
     __slots__ = ('partition', 'error_code', 'error_message', 'state_epoch', 'start_offset', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition: int
     error_code: int

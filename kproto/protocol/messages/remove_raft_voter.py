@@ -41,6 +41,7 @@ class RemoveRaftVoterRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'RemoveRaftVoterRequest'
 
     cluster_id: str | None
     voter_id: int
@@ -118,6 +119,7 @@ class RemoveRaftVoterResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'RemoveRaftVoterResponse'
 
     throttle_time_ms: int
     error_code: int

@@ -42,6 +42,7 @@ class RenewDelegationTokenRequest:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'RenewDelegationTokenRequest'
 
     hmac: bytes
     renew_period_ms: int
@@ -115,6 +116,7 @@ class RenewDelegationTokenResponse:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'RenewDelegationTokenResponse'
 
     error_code: int
     expiry_timestamp_ms: int

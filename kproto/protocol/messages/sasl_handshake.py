@@ -39,6 +39,7 @@ class SaslHandshakeRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'SaslHandshakeRequest'
 
     mechanism: str
     unknown_tags: dict[int, bytes] | None
@@ -108,6 +109,7 @@ class SaslHandshakeResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'SaslHandshakeResponse'
 
     error_code: int
     mechanisms: list[str]

@@ -54,6 +54,7 @@ class ShareAcknowledgeRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeRequest'
 
     group_id: str | None
     member_id: str | None
@@ -131,6 +132,7 @@ class AcknowledgeTopic:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AcknowledgeTopic'
 
     topic_id: uuid.UUID
     partitions: list[AcknowledgePartition]
@@ -200,6 +202,7 @@ class AcknowledgePartition:
     __slots__ = ('partition_index', 'acknowledgement_batches', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AcknowledgePartition'
 
     partition_index: int
     acknowledgement_batches: list[AcknowledgementBatch]
@@ -269,6 +272,7 @@ class AcknowledgementBatch:
     __slots__ = ('first_offset', 'last_offset', 'acknowledge_types', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AcknowledgementBatch'
 
     first_offset: int
     last_offset: int
@@ -346,6 +350,7 @@ class ShareAcknowledgeResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -427,6 +432,7 @@ class NodeEndpoint:
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
     host: str
@@ -504,6 +510,7 @@ class ShareAcknowledgeTopicResponse:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeTopicResponse'
 
     topic_id: uuid.UUID
     partitions: list[PartitionData]
@@ -573,6 +580,7 @@ class PartitionData:
     __slots__ = ('partition_index', 'error_code', 'error_message', 'current_leader', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     error_code: int
@@ -650,6 +658,7 @@ class LeaderIdAndEpoch:
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
     leader_id: int
     leader_epoch: int

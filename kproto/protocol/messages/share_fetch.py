@@ -61,6 +61,7 @@ class ShareFetchRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ShareFetchRequest'
 
     group_id: str | None
     member_id: str | None
@@ -154,6 +155,7 @@ class ForgottenTopic:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ForgottenTopic'
 
     topic_id: uuid.UUID
     partitions: list[int]
@@ -223,6 +225,7 @@ class FetchTopic:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FetchTopic'
 
     topic_id: uuid.UUID
     partitions: list[FetchPartition]
@@ -292,6 +295,7 @@ class FetchPartition:
     __slots__ = ('partition_index', 'partition_max_bytes', 'acknowledgement_batches', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FetchPartition'
 
     partition_index: int
     partition_max_bytes: int
@@ -365,6 +369,7 @@ class AcknowledgementBatch:
     __slots__ = ('first_offset', 'last_offset', 'acknowledge_types', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AcknowledgementBatch'
 
     first_offset: int
     last_offset: int
@@ -442,6 +447,7 @@ class ShareFetchResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ShareFetchResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -523,6 +529,7 @@ class NodeEndpoint:
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
     host: str
@@ -600,6 +607,7 @@ class ShareFetchableTopicResponse:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ShareFetchableTopicResponse'
 
     topic_id: uuid.UUID
     partitions: list[PartitionData]
@@ -669,6 +677,7 @@ class PartitionData:
     __slots__ = ('partition_index', 'error_code', 'error_message', 'acknowledge_error_code', 'acknowledge_error_message', 'current_leader', 'records', 'acquired_records', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     error_code: int
@@ -762,6 +771,7 @@ class AcquiredRecords:
     __slots__ = ('first_offset', 'last_offset', 'delivery_count', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'AcquiredRecords'
 
     first_offset: int
     last_offset: int
@@ -835,6 +845,7 @@ class LeaderIdAndEpoch:
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
     leader_id: int
     leader_epoch: int

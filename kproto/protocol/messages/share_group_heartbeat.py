@@ -49,6 +49,7 @@ class ShareGroupHeartbeatRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatRequest'
 
     group_id: str
     member_id: str
@@ -134,6 +135,7 @@ class ShareGroupHeartbeatResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -223,6 +225,7 @@ class Assignment:
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
     topic_partitions: list[TopicPartitions]
     unknown_tags: dict[int, bytes] | None
@@ -288,6 +291,7 @@ class TopicPartitions:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
     topic_id: uuid.UUID
     partitions: list[int]

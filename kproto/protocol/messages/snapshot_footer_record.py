@@ -35,6 +35,7 @@ class SnapshotFooterRecord:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'SnapshotFooterRecord'
 
     version: int
     unknown_tags: dict[int, bytes] | None

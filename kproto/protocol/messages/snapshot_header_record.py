@@ -35,6 +35,7 @@ class SnapshotHeaderRecord:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'SnapshotHeaderRecord'
 
     version: int
     last_contained_log_timestamp: int

@@ -55,6 +55,7 @@ class StopReplicaRequest:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'StopReplicaRequest'
 
     controller_id: int
     is_k_raft_controller: bool
@@ -148,6 +149,7 @@ class StopReplicaTopicState:
     __slots__ = ('topic_name', 'partition_states', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'StopReplicaTopicState'
 
     topic_name: str
     partition_states: list[StopReplicaPartitionState]
@@ -217,6 +219,7 @@ class StopReplicaPartitionState:
     __slots__ = ('partition_index', 'leader_epoch', 'delete_partition', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'StopReplicaPartitionState'
 
     partition_index: int
     leader_epoch: int
@@ -290,6 +293,7 @@ class StopReplicaTopicV1:
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'StopReplicaTopicV1'
 
     name: str
     partition_indexes: list[int]
@@ -359,6 +363,7 @@ class StopReplicaPartitionV0:
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'StopReplicaPartitionV0'
 
     topic_name: str
     partition_index: int
@@ -432,6 +437,7 @@ class StopReplicaResponse:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'StopReplicaResponse'
 
     error_code: int
     partition_errors: list[StopReplicaPartitionError]
@@ -501,6 +507,7 @@ class StopReplicaPartitionError:
     __slots__ = ('topic_name', 'partition_index', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'StopReplicaPartitionError'
 
     topic_name: str
     partition_index: int

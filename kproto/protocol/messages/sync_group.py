@@ -55,6 +55,7 @@ class SyncGroupRequest:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'SyncGroupRequest'
 
     group_id: str
     generation_id: int
@@ -144,6 +145,7 @@ class SyncGroupRequestAssignment:
     __slots__ = ('member_id', 'assignment', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'SyncGroupRequestAssignment'
 
     member_id: str
     assignment: bytes
@@ -217,6 +219,7 @@ class SyncGroupResponse:
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'SyncGroupResponse'
 
     throttle_time_ms: int
     error_code: int

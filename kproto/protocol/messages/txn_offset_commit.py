@@ -57,6 +57,7 @@ class TxnOffsetCommitRequest:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequest'
 
     transactional_id: str
     group_id: str
@@ -150,6 +151,7 @@ class TxnOffsetCommitRequestTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequestTopic'
 
     name: str
     partitions: list[TxnOffsetCommitRequestPartition]
@@ -219,6 +221,7 @@ class TxnOffsetCommitRequestPartition:
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequestPartition'
 
     partition_index: int
     committed_offset: int
@@ -300,6 +303,7 @@ class TxnOffsetCommitResponse:
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponse'
 
     throttle_time_ms: int
     topics: list[TxnOffsetCommitResponseTopic]
@@ -369,6 +373,7 @@ class TxnOffsetCommitResponseTopic:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponseTopic'
 
     name: str
     partitions: list[TxnOffsetCommitResponsePartition]
@@ -438,6 +443,7 @@ class TxnOffsetCommitResponsePartition:
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponsePartition'
 
     partition_index: int
     error_code: int

@@ -40,6 +40,7 @@ class UnregisterBrokerRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UnregisterBrokerRequest'
 
     broker_id: int
     unknown_tags: dict[int, bytes] | None
@@ -109,6 +110,7 @@ class UnregisterBrokerResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UnregisterBrokerResponse'
 
     throttle_time_ms: int
     error_code: int

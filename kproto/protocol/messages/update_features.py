@@ -50,6 +50,7 @@ class UpdateFeaturesRequest:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UpdateFeaturesRequest'
 
     timeout_ms: int
     feature_updates: list[FeatureUpdateKey]
@@ -123,6 +124,7 @@ class FeatureUpdateKey:
     __slots__ = ('feature', 'max_version_level', 'allow_downgrade', 'upgrade_type', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'FeatureUpdateKey'
 
     feature: str
     max_version_level: int
@@ -204,6 +206,7 @@ class UpdateFeaturesResponse:
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UpdateFeaturesResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -281,6 +284,7 @@ class UpdatableFeatureResult:
     __slots__ = ('feature', 'error_code', 'error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UpdatableFeatureResult'
 
     feature: str
     error_code: int

@@ -61,6 +61,7 @@ class UpdateMetadataRequest:
     MAX_VERSION: ClassVar[int] = 8
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UpdateMetadataRequest'
 
     controller_id: int
     is_k_raft_controller: bool
@@ -154,6 +155,7 @@ class UpdateMetadataBroker:
     __slots__ = ('id', 'v0_host', 'v0_port', 'endpoints', 'rack', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UpdateMetadataBroker'
 
     id: int
     v0_host: str
@@ -235,6 +237,7 @@ class UpdateMetadataEndpoint:
     __slots__ = ('port', 'host', 'listener', 'security_protocol', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UpdateMetadataEndpoint'
 
     port: int
     host: str
@@ -312,6 +315,7 @@ class UpdateMetadataTopicState:
     __slots__ = ('topic_name', 'topic_id', 'partition_states', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UpdateMetadataTopicState'
 
     topic_name: str
     topic_id: uuid.UUID
@@ -385,6 +389,7 @@ class UpdateMetadataPartitionState:
     __slots__ = ('topic_name', 'partition_index', 'controller_epoch', 'leader', 'leader_epoch', 'isr', 'zk_version', 'replicas', 'offline_replicas', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UpdateMetadataPartitionState'
 
     topic_name: str
     partition_index: int
@@ -486,6 +491,7 @@ class UpdateMetadataResponse:
     MAX_VERSION: ClassVar[int] = 8
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UpdateMetadataResponse'
 
     error_code: int
     unknown_tags: dict[int, bytes] | None

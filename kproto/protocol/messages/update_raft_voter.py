@@ -53,6 +53,7 @@ class UpdateRaftVoterRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UpdateRaftVoterRequest'
 
     cluster_id: str | None
     current_leader_epoch: int
@@ -138,6 +139,7 @@ class KRaftVersionFeature:
     __slots__ = ('min_supported_version', 'max_supported_version', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'KRaftVersionFeature'
 
     min_supported_version: int
     max_supported_version: int
@@ -207,6 +209,7 @@ class Listener:
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
     name: str
     host: str
@@ -284,6 +287,7 @@ class UpdateRaftVoterResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'UpdateRaftVoterResponse'
 
     throttle_time_ms: int
     error_code: int
@@ -357,6 +361,7 @@ class CurrentLeader:
     __slots__ = ('leader_id', 'leader_epoch', 'host', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'CurrentLeader'
 
     leader_id: int
     leader_epoch: int

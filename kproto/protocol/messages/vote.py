@@ -57,6 +57,7 @@ class VoteRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'VoteRequest'
 
     cluster_id: str | None
     voter_id: int
@@ -130,6 +131,7 @@ class VoteRequestTopicData:
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
     partitions: list[VoteRequestPartitionData]
@@ -199,6 +201,7 @@ class VoteRequestPartitionData:
     __slots__ = ('partition_index', 'candidate_epoch', 'candidate_id', 'candidate_directory_id', 'voter_directory_id', 'last_offset_epoch', 'last_offset', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     candidate_epoch: int
@@ -292,6 +295,7 @@ class VoteResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'VoteResponse'
 
     error_code: int
     topics: list[VoteResponseTopicData]
@@ -365,6 +369,7 @@ class NodeEndpoint:
     __slots__ = ('node_id', 'host', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
     host: str
@@ -438,6 +443,7 @@ class VoteResponseTopicData:
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
     partitions: list[VoteResponsePartitionData]
@@ -507,6 +513,7 @@ class VoteResponsePartitionData:
     __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'vote_granted', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
     error_code: int

@@ -46,6 +46,7 @@ class VotersRecord:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'VotersRecord'
 
     version: int
     voters: list[Voter]
@@ -115,6 +116,7 @@ class Voter:
     __slots__ = ('voter_id', 'voter_directory_id', 'endpoints', 'k_raft_version_feature', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Voter'
 
     voter_id: int
     voter_directory_id: uuid.UUID
@@ -192,6 +194,7 @@ class KRaftVersionFeature:
     __slots__ = ('min_supported_version', 'max_supported_version', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'KRaftVersionFeature'
 
     min_supported_version: int
     max_supported_version: int
@@ -261,6 +264,7 @@ class Endpoint:
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'Endpoint'
 
     name: str
     host: str

@@ -51,6 +51,7 @@ class WriteShareGroupStateRequest:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'WriteShareGroupStateRequest'
 
     group_id: str
     topics: list[WriteStateData]
@@ -120,6 +121,7 @@ class WriteStateData:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'WriteStateData'
 
     topic_id: uuid.UUID
     partitions: list[PartitionData]
@@ -189,6 +191,7 @@ class PartitionData:
     __slots__ = ('partition', 'state_epoch', 'leader_epoch', 'start_offset', 'state_batches', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition: int
     state_epoch: int
@@ -270,6 +273,7 @@ class StateBatch:
     __slots__ = ('first_offset', 'last_offset', 'delivery_state', 'delivery_count', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'StateBatch'
 
     first_offset: int
     last_offset: int
@@ -351,6 +355,7 @@ class WriteShareGroupStateResponse:
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'WriteShareGroupStateResponse'
 
     results: list[WriteStateResult]
     unknown_tags: dict[int, bytes] | None
@@ -416,6 +421,7 @@ class WriteStateResult:
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'WriteStateResult'
 
     topic_id: uuid.UUID
     partitions: list[PartitionResult]
@@ -485,6 +491,7 @@ class PartitionResult:
     __slots__ = ('partition', 'error_code', 'error_message', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition: int
     error_code: int

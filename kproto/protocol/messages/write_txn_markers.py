@@ -52,6 +52,7 @@ class WriteTxnMarkersRequest:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'WriteTxnMarkersRequest'
 
     markers: list[WritableTxnMarker]
     unknown_tags: dict[int, bytes] | None
@@ -117,6 +118,7 @@ class WritableTxnMarker:
     __slots__ = ('producer_id', 'producer_epoch', 'transaction_result', 'topics', 'coordinator_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarker'
 
     producer_id: int
     producer_epoch: int
@@ -198,6 +200,7 @@ class WritableTxnMarkerTopic:
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerTopic'
 
     name: str
     partition_indexes: list[int]
@@ -271,6 +274,7 @@ class WriteTxnMarkersResponse:
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'WriteTxnMarkersResponse'
 
     markers: list[WritableTxnMarkerResult]
     unknown_tags: dict[int, bytes] | None
@@ -336,6 +340,7 @@ class WritableTxnMarkerResult:
     __slots__ = ('producer_id', 'topics', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerResult'
 
     producer_id: int
     topics: list[WritableTxnMarkerTopicResult]
@@ -405,6 +410,7 @@ class WritableTxnMarkerTopicResult:
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerTopicResult'
 
     name: str
     partitions: list[WritableTxnMarkerPartitionResult]
@@ -474,6 +480,7 @@ class WritableTxnMarkerPartitionResult:
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
+    _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerPartitionResult'
 
     partition_index: int
     error_code: int
