@@ -450,3 +450,4 @@ def test_garbage_raises_only_decode_error(
                 batch.control_record()
         except DecodeError:
             pass
+
