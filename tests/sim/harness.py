@@ -266,6 +266,7 @@ class SimBroker:
             for name in names:
                 c.create_topic(name, now)
         at = now - self.metadata_lag
+        electing = c.take_injected(API_METADATA) == LEADER_NOT_AVAILABLE  # an election in progress
         topics = []
         for name in names:
             parts = c.topics.get(name)
@@ -275,7 +276,7 @@ class SimBroker:
             plist = []
             for i, part in enumerate(parts):
                 leader, epoch = part.view(at)
-                live = leader >= 0 and c.brokers[leader].up
+                live = leader >= 0 and c.brokers[leader].up and not electing
                 plist.append(MetadataResponsePartition(
                     error_code=NONE if live else LEADER_NOT_AVAILABLE, partition_index=i,
                     leader_id=leader if live else -1, leader_epoch=epoch,
@@ -467,6 +468,17 @@ class _SimConn:
         self.to_client_at = 0.0
         self.inbuf = bytearray()  # broker side request bytes
         self.throttle_until = 0.0
+        self.cut_mid: str | None = None  # "request" or "response": cut inside the next such frame
+
+
+def _whole_frames(buf: bytearray) -> bool:
+    """True if ``buf`` holds only complete size-prefixed frames."""
+    pos = 0
+    while pos < len(buf):
+        if len(buf) - pos < 4:
+            return False
+        pos += 4 + int.from_bytes(buf[pos : pos + 4], "big")
+    return pos == len(buf)
 
 
 class SimNetwork:
@@ -489,6 +501,8 @@ class SimNetwork:
         self.conns: dict[int, _SimConn] = {}
         self._gen = itertools.count()
         self.sim: Sim | None = None
+        #: How many cuts landed inside a frame (a scenario can check faults happened).
+        self.mid_frame_cuts = 0
 
     def _delay(self) -> float:
         lo, hi = self.latency
@@ -557,6 +571,10 @@ class SimNetwork:
         broker = conn.broker
         assert broker is not None and self.sim is not None
         conn.inbuf += chunk
+        if conn.cut_mid == "request" and conn.inbuf and not _whole_frames(conn.inbuf):
+            self.cut(conn.node_id, now)  # the broker holds part of a request
+            self.mid_frame_cuts += 1
+            return
         while len(conn.inbuf) >= 4:
             size = int.from_bytes(conn.inbuf[:4], "big")
             if len(conn.inbuf) < 4 + size:
@@ -570,13 +588,18 @@ class SimNetwork:
             chunks = self._chunks(data)
             for i, piece in enumerate(chunks):
                 at = conn.to_client_at = max(conn.to_client_at, now + self._delay())
-                last_throttle = throttle if i == len(chunks) - 1 else 0
-                self.sim.schedule(at, self._client_receive, conn, piece, last_throttle)
+                last = i == len(chunks) - 1
+                self.sim.schedule(at, self._client_receive, conn, piece, throttle if last else 0, last)
 
-    def _client_receive(self, conn: _SimConn, chunk: bytes, throttle_ms: int, now: float) -> None:
+    def _client_receive(self, conn: _SimConn, chunk: bytes, throttle_ms: int, last: bool, now: float) -> None:
         if conn.dead:
             return
         assert self.sim is not None
+        if conn.cut_mid == "response" and not last:
+            self.sim.core.receive_data(conn.node_id, chunk, now)
+            self.cut(conn.node_id, now)  # the client holds part of a response
+            self.mid_frame_cuts += 1
+            return
         if throttle_ms:
             conn.throttle_until = now + throttle_ms / 1000
         self.sim.core.receive_data(conn.node_id, chunk, now)
@@ -605,6 +628,15 @@ class SimNetwork:
         if self.conns.get(conn.node_id) is conn and not conn.core_knows:
             conn.core_knows = True
             self.sim.core.connection_lost(conn.node_id, ConnectionRefusedError("cut before open"), now)
+
+    def cut_mid_frame(self, node_id: int, where: str) -> bool:
+        """Cut ``node_id``'s connection inside its next ``"request"`` or ``"response"`` frame."""
+        conn = self.conns.get(node_id)
+        if conn is None or conn.dead:
+            return False
+        conn.cut_mid = where
+        self.max_chunk = min(self.max_chunk, 16)  # make sure frames arrive in pieces
+        return True
 
     def cut_broker(self, broker_id: int, now: float) -> None:
         """Drop every connection that goes to ``broker_id`` (coordinator connections too)."""

@@ -39,6 +39,7 @@ from kproto.protocol.records import RecordBatchBuilder
 from .harness import (
     API_FIND_COORDINATOR,
     API_INIT_PRODUCER_ID,
+    API_METADATA,
     API_PRODUCE,
     COORDINATOR_NOT_AVAILABLE,
     LEADER_NOT_AVAILABLE,
@@ -209,7 +210,7 @@ def run_scenario(seed: int) -> dict[str, Any]:
     # --- faults -------------------------------------------------------------------------
 
     def fault() -> None:
-        kind = rng.choice(["cut", "cut", "down", "leader", "coordinator", "inject", "throttle"])
+        kind = rng.choice(["cut", "cut_mid", "down", "leader", "coordinator", "inject", "throttle"])
         now = sim.now
         broker_ids = sorted(cluster.brokers)
         if kind == "cut":
@@ -218,6 +219,12 @@ def run_scenario(seed: int) -> dict[str, Any]:
                 node = rng.choice(open_nodes)
                 network.cut(node, now)
                 log.append(f"{now:.3f} cut {node}")
+        elif kind == "cut_mid":
+            open_nodes = network.open_nodes()
+            if open_nodes:
+                node, where = rng.choice(open_nodes), rng.choice(["request", "response"])
+                network.cut_mid_frame(node, where)
+                log.append(f"{now:.3f} cut {node} mid-{where}")
         elif kind == "down":
             b = rng.choice(broker_ids)
             cluster.broker_down(b)
@@ -236,6 +243,7 @@ def run_scenario(seed: int) -> dict[str, Any]:
                 (API_PRODUCE, NOT_LEADER_OR_FOLLOWER), (API_PRODUCE, REQUEST_TIMED_OUT),
                 (API_PRODUCE, NETWORK_EXCEPTION), (API_FIND_COORDINATOR, COORDINATOR_NOT_AVAILABLE),
                 (API_FIND_COORDINATOR, NOT_COORDINATOR), (API_INIT_PRODUCER_ID, COORDINATOR_NOT_AVAILABLE),
+                (API_METADATA, LEADER_NOT_AVAILABLE), (API_PRODUCE, LEADER_NOT_AVAILABLE),
             ])
             cluster.inject(api, code, count=rng.randint(1, 3), append=rng.random() < 0.5)
             log.append(f"{now:.3f} inject {api} {code}")
@@ -292,7 +300,8 @@ def run_scenario(seed: int) -> dict[str, Any]:
     core.close(sim.now)
     sim.step()
     assert core.get_timer() is None
-    return {"steps": sim.steps, "sent": tracker.sent, "errors": len(tracker.errors), "faults": len(log)}
+    return {"steps": sim.steps, "sent": tracker.sent, "errors": len(tracker.errors), "faults": len(log),
+            "mid_frame_cuts": network.mid_frame_cuts}
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed-{s}")
@@ -300,3 +309,11 @@ def test_client_converges_under_faults(seed: int) -> None:
     print(f"sim seed {seed} (rerun: KPROTO_SIM_SEED={seed} pytest tests/sim/test_client_sim.py)")
     stats = run_scenario(seed)
     assert stats["sent"] >= 0 and stats["steps"] > 0
+
+
+def test_the_fault_mix_is_not_a_no_op() -> None:
+    """Across a few seeds, faults land, requests fail and recover, frames are cut in half."""
+    stats = [run_scenario(seed) for seed in range(40)]
+    assert sum(s["faults"] for s in stats) > 100
+    assert sum(s["errors"] for s in stats) > 20
+    assert sum(s["mid_frame_cuts"] for s in stats) > 5
