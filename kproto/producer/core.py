@@ -53,6 +53,10 @@ the broker in sequence order.
 Errors:
 
 - ``DUPLICATE_SEQUENCE_NUMBER``: the broker already has the batch: success.
+- ``OUT_OF_ORDER_SEQUENCE_NUMBER`` for a batch whose sequences all precede
+  one the broker already acknowledged (same epoch): an earlier attempt was
+  written and its answer lost; the broker only takes sequences in order, so
+  the batch is delivered (``base_offset`` -1: the broker no longer says where).
 - ``OUT_OF_ORDER_SEQUENCE_NUMBER`` for a batch that is *not* the next one
   expected (an earlier batch failed, or sequences were adjusted): retried.
 - ``OUT_OF_ORDER_SEQUENCE_NUMBER`` for the next expected batch,
@@ -162,6 +166,10 @@ _ERR_DUPLICATE_SEQUENCE: Final = 46
 _ERR_INVALID_PRODUCER_EPOCH: Final = 47
 _ERR_UNKNOWN_PRODUCER_ID: Final = 59
 _STATE_LOST_CODES: Final = frozenset((_ERR_UNKNOWN_PRODUCER_ID, _ERR_INVALID_PRODUCER_EPOCH))
+#: Answers that do not rule out that the batch was written: REQUEST_TIMED_OUT
+#: (the leader wrote it, replication timed out), NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+#: and -1 (no answer for the partition). A lost connection is the same.
+_MAYBE_WRITTEN_CODES: Final = frozenset((7, 20, -1))
 
 _API_INIT_PRODUCER_ID: Final = 22
 
@@ -206,6 +214,11 @@ def _encode_headers(headers: Sequence[tuple[str, bytes | None]]) -> bytes:
     return b"".join(parts)
 
 
+def _seq_before(a: int, b: int) -> bool:
+    """True if sequence ``a`` comes before ``b`` (sequences wrap at 2**31)."""
+    return 0 < (b - a) % _SEQ_WRAP < _SEQ_WRAP // 2
+
+
 def _as_bytes(what: str, data: object) -> bytes:
     """Copy a bytes-like key/value (the caller may reuse its buffer); reject anything else."""
     if isinstance(data, (bytes, bytearray, memoryview)):
@@ -228,7 +241,7 @@ class _Topic:
 class _Partition:
     """One partition's queue of batches, its in-flight batches and sequence state."""
 
-    __slots__ = ("topic", "partition", "queue", "open", "inflight", "next_seq", "acked_next")
+    __slots__ = ("topic", "partition", "queue", "open", "inflight", "next_seq", "acked_next", "lost")
 
     def __init__(self, topic: str, partition: int) -> None:
         self.topic = topic
@@ -243,6 +256,8 @@ class _Partition:
         self.next_seq = 0
         #: Idempotence: sequence the broker expects next (last acknowledged + 1).
         self.acked_next = 0
+        #: Idempotence: the broker lost our state here, or a sequence is unresolved.
+        self.lost = False
 
 
 class _Batch:
@@ -251,7 +266,7 @@ class _Batch:
     __slots__ = (
         "part", "parts", "count", "size", "base_ts", "max_ts", "tokens", "created", "deadline",
         "linger_at", "state", "payload", "base_seq", "sealed_seq", "sealed_pid", "sealed_epoch",
-        "attempts", "retry_at", "reseq", "order", "sent_at",
+        "attempts", "retry_at", "reseq", "order", "sent_at", "maybe_written",
     )  # fmt: skip
 
     def __init__(self, part: _Partition, now: float, linger: float, timeout: float, order: int) -> None:
@@ -278,6 +293,8 @@ class _Batch:
         #: Creation order; re-queued batches are put back in this order.
         self.order = order
         self.sent_at = 0.0
+        #: An attempt may have been written (lost answer, replication timeout).
+        self.maybe_written = False
 
 
 class _Metrics:
@@ -926,6 +943,8 @@ class ProducerCore:
                     if not ps.queue:
                         self._queued.pop(ps, None)
                 # A sequenced batch may or may not be on the broker: unresolved.
+                if b.base_seq >= 0:
+                    ps.lost = True
                 self._fail(b, err, unknown_outcome=b.base_seq >= 0)
         for topic in [t for t, w in self._waiting.items() if w[0][0] <= now]:
             waiting = self._waiting[topic]
@@ -950,6 +969,12 @@ class ProducerCore:
             if b.linger_at > now and not self._closed:
                 return None
         elif b.retry_at > now:
+            return None
+        if self._bump_wanted and (ps.lost or b.base_seq < 0):
+            # Before an epoch bump re-sequences everything, the batches already
+            # sequenced in partitions whose broker state is intact are resolved
+            # under the old epoch: one may be on the broker already (a lost
+            # answer), and only the old epoch's duplicate check can tell.
             return None
         if self._idempotent and b.base_seq >= 0 and ps.inflight:
             # A retried batch goes out only after no later batch of its
@@ -1148,8 +1173,10 @@ class ProducerCore:
 
     def _delivered(self, b: _Batch, base_offset: int, log_append_time_ms: int) -> None:
         ps = b.part
-        if self._idempotent and b.base_seq >= 0:
-            ps.acked_next = (b.base_seq + b.count) % _SEQ_WRAP
+        if self._idempotent and b.base_seq >= 0 and b.sealed_epoch == self._epoch:
+            end = (b.base_seq + b.count) % _SEQ_WRAP
+            if _seq_before(ps.acked_next, end):
+                ps.acked_next = end
         if b.state == DONE:  # expired while in flight; the user was already told
             return
         b.state = DONE
@@ -1179,17 +1206,30 @@ class ProducerCore:
                 self._bump_wanted = True
             return
         ps = b.part
+        if code == 0 or code in _MAYBE_WRITTEN_CODES:
+            b.maybe_written = True
         if self._idempotent:
-            if code == _ERR_OUT_OF_ORDER_SEQUENCE:
-                if not (b.reseq or b.base_seq != ps.acked_next):
-                    self._bump_wanted = True  # KIP-360: the broker lost our sequence state
+            if (
+                code == _ERR_OUT_OF_ORDER_SEQUENCE
+                and b.sealed_epoch == self._epoch
+                and _seq_before(b.base_seq + b.count - 1, ps.acked_next)
+            ):
+                # The broker acknowledged a later sequence of this epoch, and it
+                # only accepts sequences in order: an earlier attempt of this
+                # batch was written (its answer was lost) and has since left the
+                # broker's 5-batch duplicate window. Delivered, offset unknown.
+                self._delivered(b, -1, -1)
+                return
+            if code == _ERR_OUT_OF_ORDER_SEQUENCE or code in _STATE_LOST_CODES:
+                # Not the next expected batch: an earlier one is missing (failed,
+                # or still in flight to a new leader): retry in order. The next
+                # expected one: the broker lost our state (KIP-360): bump.
+                if code == _ERR_INVALID_PRODUCER_EPOCH or not (b.reseq or b.base_seq != ps.acked_next):
+                    self._bump_wanted = True
+                    ps.lost = True
                 self._requeue(b, now, count=False)
                 return
-            if code in _STATE_LOST_CODES:
-                self._bump_wanted = True
-                self._requeue(b, now, count=False)
-                return
-        definite = code != 0  # the broker answered for this batch: it was not written
+        definite = not b.maybe_written  # no attempt can have been written
         if (
             getattr(error, "retriable", False)
             and b.attempts <= self._retries
@@ -1199,6 +1239,8 @@ class ProducerCore:
             return
         if self._idempotent and b.base_seq >= 0 and definite:
             self._shift_sequences(ps, b)
+        if self._idempotent and b.base_seq >= 0 and not definite:
+            ps.lost = True
         self._fail(b, error, unknown_outcome=self._idempotent and b.base_seq >= 0 and not definite)
 
     def _requeue(self, b: _Batch, now: float, *, count: bool) -> None:
@@ -1261,8 +1303,11 @@ class ProducerCore:
             return True
         if self._pid_in_flight or now < self._pid_retry_at:
             return False
-        if self._bump_wanted and self._inflight_batches:
-            return False  # bump only once every sequence on the wire is resolved
+        if self._bump_wanted and self._pid_ok:
+            if self._resolvable_batches():
+                return True  # _ready_head lets only those out
+            if self._inflight_batches:
+                return False  # bump only once every sequence on the wire is resolved
         node: int | None = None
         pid, epoch = -1, -1
         if self._pid_ok and self._epoch < _MAX_EPOCH:
@@ -1280,6 +1325,13 @@ class ProducerCore:
         )
         self._pid_in_flight = True
         self._client.send(request, now=now, node_id=node, callback=self._on_init_producer_id)
+        return False
+
+    def _resolvable_batches(self) -> bool:
+        """Sequenced batches queued in partitions whose broker state is intact."""
+        for ps in self._queued:
+            if not ps.lost and ps.queue[0].base_seq >= 0:
+                return True
         return False
 
     def _ready_nodes(self) -> list[int]:
@@ -1321,8 +1373,10 @@ class ProducerCore:
                 for ps in tp.parts.values():
                     ps.next_seq = 0
                     ps.acked_next = 0
+                    ps.lost = False
                     for b in ps.queue:
                         if b.base_seq >= 0:
                             b.base_seq = ps.next_seq
                             ps.next_seq += b.count
                             b.reseq = False
+                            b.maybe_written = False

@@ -235,7 +235,9 @@ def test_records_encoded_exactly_and_delivered_in_order() -> None:
     client.answer(req, produce_response(req, base=42))
     core.receive_data(1, b"", 0.01)
     (ev,) = core.events()
-    assert ev == RecordsDelivered(topic="t", partition=0, base_offset=42, log_append_time_ms=-1, tokens=["a", "b", "c"])
+    assert ev == RecordsDelivered(
+        topic="t", partition=0, base_offset=42, log_append_time_ms=-1, tokens=["a", "b", "c"]
+    )
     assert core.pending_count() == 0
     assert core.buffer_available() == 33554432
 
@@ -520,7 +522,9 @@ def test_delivery_timeout_expires_queued_and_in_flight_batches() -> None:
     assert core.get_timer() == pytest.approx(40.0)
     core.handle_timer(40.0)
     (ev,) = core.events()
-    assert isinstance(ev, DeliveryFailed) and isinstance(ev.error, KafkaTimeoutError) and ev.tokens == ["queued"]
+    assert (
+        isinstance(ev, DeliveryFailed) and isinstance(ev.error, KafkaTimeoutError) and ev.tokens == ["queued"]
+    )
     client.ready = {1, 2}
     send(core, "wire", now=50.0)
     core.data_to_send()
@@ -659,7 +663,9 @@ def test_idempotent_sequences_per_partition() -> None:
         send(core, f"p2-{i}", partition=2)
         core.data_to_send()
     reqs = produce_requests(client)
-    seqs = [(tp, b.base_sequence, b.producer_id, b.producer_epoch) for r in reqs for tp, b in r.batches().items()]
+    seqs = [
+        (tp, b.base_sequence, b.producer_id, b.producer_epoch) for r in reqs for tp, b in r.batches().items()
+    ]
     assert seqs == [
         (("t", 0), 0, 77, 0), (("t", 2), 0, 77, 0),
         (("t", 0), 1, 77, 0), (("t", 2), 1, 77, 0),
