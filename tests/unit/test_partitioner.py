@@ -47,7 +47,9 @@ def test_default_none_key_random_among_available() -> None:
 def test_default_deterministic_with_seed() -> None:
     a = DefaultPartitioner(random.Random(5))
     b = DefaultPartitioner(random.Random(5))
-    assert [a(None, [0, 1, 2], [0, 1, 2]) for _ in range(50)] == [b(None, [0, 1, 2], [0, 1, 2]) for _ in range(50)]
+    assert [a(None, [0, 1, 2], [0, 1, 2]) for _ in range(50)] == [
+        b(None, [0, 1, 2], [0, 1, 2]) for _ in range(50)
+    ]
 
 
 def test_sticky_sticks_and_switches_on_new_batch() -> None:

@@ -126,7 +126,12 @@ def test_bad_value_names_the_option(name: str, value: object) -> None:
 
 @pytest.mark.parametrize(
     ("wrong", "suggestion"),
-    [("linger", "linger_ms"), ("batchsize", "batch_size"), ("ack", "acks"), ("compression", "compression_type")],
+    [
+        ("linger", "linger_ms"),
+        ("batchsize", "batch_size"),
+        ("ack", "acks"),
+        ("compression", "compression_type"),
+    ],
 )
 def test_unknown_option_suggests_closest(wrong: str, suggestion: str) -> None:
     with pytest.raises(TypeError, match=f"{wrong}.*{suggestion}"):
