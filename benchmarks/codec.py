@@ -140,7 +140,9 @@ def main() -> None:
         for name, (build, read) in IMPLS.items():
             samples.setdefault((name, "build"), []).append(_measure(build, args.batches))
             blob = data[name]
-            samples.setdefault((name, "read"), []).append(_measure(functools.partial(read, blob), args.batches))
+            samples.setdefault((name, "read"), []).append(
+                _measure(functools.partial(read, blob), args.batches)
+            )
 
     def med(name: str, op: str) -> tuple[float, float]:
         s = samples[(name, op)]

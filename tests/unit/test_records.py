@@ -450,4 +450,3 @@ def test_garbage_raises_only_decode_error(
                 batch.control_record()
         except DecodeError:
             pass
-
