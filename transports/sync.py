@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 
 _monotonic = time.monotonic
 _time_ns = time.time_ns
+_sleep = time.sleep
+#: ``send`` yields the GIL after this many records (see ``KafkaProducer.send``).
+_YIELD_EVERY = 256
 _AGAIN = object()
 #: Records queued for the I/O thread but not yet given to the core. This is
 #: memory on top of ``buffer_memory``; 32k tuples is a few MB at most and
@@ -585,6 +588,7 @@ class KafkaProducer:
         self._loop = _IOLoop(self._core, name=f"kproto-producer-{id(self):x}")
         self._known_topics: set[str] = set()
         self._plain = self._options.key_serializer is None and self._options.value_serializer is None
+        self._unyielded = 0
         self._closed = False
         self._close_lock = threading.Lock()
         self._loop.thread.start()
@@ -657,6 +661,15 @@ class KafkaProducer:
         inbox.append((topic, k, v, hdrs, part, ts, fut))
         if loop.sleeping:
             loop.wake()
+        self._unyielded += 1
+        if self._unyielded >= _YIELD_EVERY:
+            # Hand the GIL to the I/O thread now and then. Without this a busy
+            # sender keeps it for the whole switch interval (5 ms) each time
+            # the I/O thread comes back from a system call, and the I/O thread
+            # starves: measured, this more than doubles throughput and lowers
+            # CPU per record.
+            self._unyielded = 0
+            _sleep(0)
         return fut
 
     def _wait_for_space(self) -> None:
