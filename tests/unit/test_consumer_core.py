@@ -408,3 +408,37 @@ def test_subscribe_with_group_is_not_available_yet() -> None:
     core, _ = make(group_id="g")
     with pytest.raises(IllegalStateError, match="group membership"):
         core.subscribe([T], now=0.0)
+
+
+def test_list_offsets_for_times_maps_answers() -> None:
+    core, client = make()
+    p = core.list_offsets({TP0: 1_000, TP1: 2_000}, now=0.0)
+    reqs = client.take("ListOffsetsRequest")
+    assert sorted(node for _, _, node, _ in reqs) == [1, 2]
+    for req, cb, node, _ in reqs:
+        (part,) = req.topics[0].partitions
+        assert part.timestamp == {1: 1_000, 2: 2_000}[node]
+        if node == 1:
+            resp = ListOffsetsResponse(topics=[LO.ListOffsetsTopicResponse(name=T, partitions=[
+                LO.ListOffsetsPartitionResponse(partition_index=0, timestamp=1_005, offset=4, leader_epoch=3)])])
+        else:  # no record at or after the timestamp: offset -1
+            resp = ListOffsetsResponse(topics=[LO.ListOffsetsTopicResponse(name=T, partitions=[
+                LO.ListOffsetsPartitionResponse(partition_index=1, timestamp=-1, offset=-1)])])
+        deliver(core, cb, wire(resp, 5))
+    got = p.result()
+    assert (got[TP0].offset, got[TP0].timestamp, got[TP0].leader_epoch) == (4, 1_005, 3)
+    assert got[TP1] is None
+    with pytest.raises(ValueError):
+        core.list_offsets({TP0: -3}, now=0.0)
+
+
+def test_unknown_leader_waits_for_metadata() -> None:
+    core, client = make(retry_backoff_ms=100)
+    client.cluster.leaders.pop((T, 1))
+    p = core.list_offsets({TP1: -1}, now=0.0)
+    assert client.take("ListOffsetsRequest") == [] and client.metadata_updates == 1
+    client.cluster.leaders[(T, 1)] = 2
+    core.handle_timer(0.1)
+    ((_, cb, node, _),) = client.take("ListOffsetsRequest")
+    deliver(core, cb, list_offsets_response({1: 9}), 0.2)
+    assert node == 2 and p.result()[TP1].offset == 9
