@@ -22,6 +22,8 @@ __all__ = ["ACKS_ALL", "ProducerConfig", "PartitionerFn"]
 ACKS_ALL: Final = -1
 #: Java's ``Integer.MAX_VALUE``: ``retries`` when idempotence turns them on.
 _MAX_INT: Final = 2**31 - 1
+#: Java's ``Long.MAX_VALUE``, the bound of the options Java keeps as longs.
+_MAX_LONG: Final = 2**63 - 1
 #: KIP-98/KIP-679: the broker keeps sequence state for the last 5 batches per
 #: partition, so idempotence keeps order with at most 5 requests in flight.
 _MAX_IDEMPOTENT_IN_FLIGHT: Final = 5
@@ -103,15 +105,15 @@ class ProducerConfig:
         if self.partitioner is not None and not callable(self.partitioner):
             raise _bad("partitioner", self.partitioner, "None or a callable(key_bytes, all, available)")
         _int("max_in_flight_requests_per_connection", self.max_in_flight_requests_per_connection, 1)
-        _int("buffer_memory", self.buffer_memory, 1)
-        _int("max_block_ms", self.max_block_ms)
+        _int("buffer_memory", self.buffer_memory, 1, _MAX_LONG)
+        _int("max_block_ms", self.max_block_ms, 0, _MAX_LONG)
         _int("max_request_size", self.max_request_size, 1)
         _int("request_timeout_ms", self.request_timeout_ms, 1)
         _int("delivery_timeout_ms", self.delivery_timeout_ms, 1)
-        _int("retry_backoff_ms", self.retry_backoff_ms)
-        _int("metadata_max_age_ms", self.metadata_max_age_ms)
-        _int("reconnect_backoff_ms", self.reconnect_backoff_ms)
-        _int("reconnect_backoff_max_ms", self.reconnect_backoff_max_ms)
+        _int("retry_backoff_ms", self.retry_backoff_ms, 0, _MAX_LONG)
+        _int("metadata_max_age_ms", self.metadata_max_age_ms, 0, _MAX_LONG)
+        _int("reconnect_backoff_ms", self.reconnect_backoff_ms, 0, _MAX_LONG)
+        _int("reconnect_backoff_max_ms", self.reconnect_backoff_max_ms, 0, _MAX_LONG)
         if not isinstance(self.enable_idempotence, bool):
             raise _bad("enable_idempotence", self.enable_idempotence, "True or False")
         # As the Java client (KIP-91): a batch must be able to linger and wait
