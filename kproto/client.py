@@ -775,7 +775,7 @@ class Client:
 
     def _collect(self, now: float) -> None:
         """Move finished requests to the callback queue; handle READY and CLOSED connections."""
-        for node in list(self._nodes.values()):
+        for node in self._nodes.values():  # _on_closed does not add or remove nodes
             conn = node.conn
             if conn is None:
                 continue

@@ -693,7 +693,9 @@ class BrokerConnection:
         for req in self._queue:
             if timer is None or req.deadline < timer:
                 timer = req.deadline
-        if self._throttle_until and self._queue and (timer is None or self._throttle_until < timer):
+        # The end of a throttle is a deadline even with nothing queued: an upper
+        # layer waiting for is_ready() must be woken when it ends.
+        if self._throttle_until and (timer is None or self._throttle_until < timer):
             timer = self._throttle_until
         return timer
 

@@ -296,6 +296,17 @@ def test_throttle_time_holds_back_the_next_request() -> None:
     assert conn.get_timer() == T0 + 1.2 + 30
 
 
+def test_throttle_end_is_a_deadline_even_with_nothing_queued() -> None:
+    conn = ready_conn()
+    conn.send(MetadataRequest(), callback=Recorder(), now=T0)
+    conn.data_to_send()
+    conn.receive_data(metadata_v12_response(2, throttle_ms=40), T0 + 1)
+    assert conn.get_timer() == T0 + 1.04  # so a layer waiting for is_ready() wakes up
+    conn.handle_timer(T0 + 1.04)
+    assert conn.is_ready(T0 + 1.04)
+    assert conn.get_timer() is None
+
+
 # --- deadlines ------------------------------------------------------------------------
 
 
