@@ -34,6 +34,7 @@ Batch lifecycle (``_Batch.state``); anything not listed cannot happen::
     IN_FLIGHT  | acks=0 and bytes handed to the driver   | RecordsDelivered(base_offset=-1)    | DONE
     IN_FLIGHT  | retriable error, attempts <= retries,   | wait retry_backoff_ms, re-queue in  | CLOSED
                | before deadline                         | creation (= sequence) order         |
+    IN_FLIGHT  | MESSAGE_TOO_LARGE, more than one record | two new CLOSED batches, half each   | DONE
     IN_FLIGHT  | other error                             | DeliveryFailed(the broker's error)  | DONE
     IN_FLIGHT  | delivery deadline passes                | DeliveryFailed(KafkaTimeoutError);  | DONE
                |                                         | the late answer is ignored          |
@@ -109,6 +110,7 @@ from kproto.protocol.messages.produce import (
     ProduceResponse,
     TopicProduceData,
 )
+from kproto.protocol.records import read_batches
 
 __all__ = ["ProducerCore"]
 
@@ -166,6 +168,7 @@ _REQUEST_OVERHEAD: Final = 128
 _SEQ_WRAP: Final = 1 << 31
 _MAX_EPOCH: Final = 32767
 
+_ERR_MESSAGE_TOO_LARGE: Final = 10
 _ERR_OUT_OF_ORDER_SEQUENCE: Final = 45
 _ERR_DUPLICATE_SEQUENCE: Final = 46
 _ERR_INVALID_PRODUCER_EPOCH: Final = 47
@@ -222,6 +225,32 @@ def _encode_headers(headers: Sequence[tuple[str, bytes | None]]) -> bytes:
 def _seq_before(a: int, b: int) -> bool:
     """True if sequence ``a`` comes before ``b`` (sequences wrap at 2**31)."""
     return 0 < (b - a) % _SEQ_WRAP < _SEQ_WRAP // 2
+
+
+def _encode_record(
+    b: _Batch, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes | None]], ts: int
+) -> None:
+    """Append one record to ``b`` (the slow path, for re-batching)."""
+    zz = _ZZ
+    parts: list[bytes] = [_ZERO]
+    td = ts - b.base_ts
+    parts.append(zz[td] if 0 <= td < _TABLE else _zigzag(td))
+    parts.append(zz[b.count] if b.count < _TABLE else _zigzag(b.count))
+    for field in (key, value):
+        if field is None:
+            parts.append(_NULL)
+        else:
+            parts.append(zz[len(field)] if len(field) < _TABLE else _zigzag(len(field)))
+            parts.append(field)
+    parts.append(_encode_headers(headers) if headers else _ZERO)
+    body = sum(map(len, parts))
+    lb = zz[body] if body < _TABLE else _zigzag(body)
+    b.parts.append(lb)
+    b.parts += parts
+    b.count += 1
+    b.size += len(lb) + body
+    if ts > b.max_ts:
+        b.max_ts = ts
 
 
 def _as_bytes(what: str, data: object) -> bytes:
@@ -1260,6 +1289,11 @@ class ProducerCore:
                 self._bump_wanted = True
             return
         ps = b.part
+        if code == _ERR_MESSAGE_TOO_LARGE and b.count > 1 and not b.maybe_written:
+            # As the Java client: split the batch in two and send the halves
+            # (no attempt was written, so idempotent sequences stay contiguous).
+            self._split(b, now)
+            return
         if code == 0 or code in _MAYBE_WRITTEN_CODES:
             b.maybe_written = True
         if self._idempotent:
@@ -1296,6 +1330,40 @@ class ProducerCore:
         if self._idempotent and b.base_seq >= 0 and not definite:
             ps.lost = True
         self._fail(b, error, unknown_outcome=self._idempotent and b.base_seq >= 0 and not definite)
+
+    def _split(self, b: _Batch, now: float) -> None:
+        """Replace ``b`` (refused as too large) by two batches of half its records each."""
+        ps = b.part
+        payload = b.payload
+        assert payload is not None
+        (batch,) = read_batches(bytes(payload))
+        records = batch.records()
+        half = len(records) // 2
+        self._buffer_used -= b.size
+        self._metrics.record_retries += b.count
+        seq = b.base_seq
+        for recs, tokens in ((records[:half], b.tokens[:half]), (records[half:], b.tokens[half:])):
+            nb = _Batch(ps, b.created, self._linger, self._delivery_timeout, b.order)
+            nb.base_ts = nb.max_ts = recs[0].timestamp
+            for r in recs:
+                _encode_record(nb, r.key, r.value, r.headers, r.timestamp)
+            nb.tokens = list(tokens)
+            nb.state = CLOSED
+            nb.attempts = b.attempts
+            nb.reseq = b.reseq
+            if seq >= 0:
+                nb.base_seq = seq
+                seq = (seq + nb.count) % _SEQ_WRAP
+            self._buffer_used += nb.size
+            self._requeue(nb, now - self._retry_backoff, count=False)  # no backoff
+            # keep _age in deadline order (a split is rare: a linear insert is fine)
+            i = len(self._age)
+            while i and self._age[i - 1].deadline > nb.deadline:
+                i -= 1
+            self._age.insert(i, nb)
+        b.state = DONE
+        b.tokens = []
+        b.payload = None
 
     def _requeue(self, b: _Batch, now: float, *, count: bool) -> None:
         """Put ``b`` back in its partition's queue, in creation order, after a backoff."""

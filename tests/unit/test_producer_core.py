@@ -737,7 +737,7 @@ def test_rejected_batch_shifts_later_sequences() -> None:
     core.data_to_send()
     r1, r2 = produce_requests(client)
     assert r2.batches()[("t", 0)].base_sequence == 2
-    client.answer(r1, produce_response(r1, code=MessageSizeTooLargeError.errno))
+    client.answer(r1, produce_response(r1, code=87))  # INVALID_RECORD: rejected, not written
     client.answer(r2, produce_response(r2, code=45))  # the broker saw a gap
     core.receive_data(1, b"", 0.1)
     core.data_to_send()
@@ -751,3 +751,38 @@ def test_rejected_batch_shifts_later_sequences() -> None:
         ("DeliveryFailed", ["a1", "a2"]),
         ("RecordsDelivered", ["b"]),
     ]
+
+
+def test_message_too_large_splits_batch_and_retries_halves() -> None:
+    core, client = make(retries=0)
+    for i in range(5):
+        send(core, i, value=b"%d" % i, headers=[("h", b"x")] if i == 3 else None)
+    core.data_to_send()
+    (r1,) = produce_requests(client)
+    client.answer(r1, produce_response(r1, code=MessageSizeTooLargeError.errno))
+    core.receive_data(1, b"", 0.1)
+    assert core.events() == []
+    core.data_to_send()
+    halves = produce_requests(client)[1:]
+    recs = [[(r.value, r.headers) for r in h.batches()[("t", 0)].records()] for h in halves]
+    assert recs == [[(b"0", ()), (b"1", ())], [(b"2", ()), (b"3", (("h", b"x"),)), (b"4", ())]]
+    for h, base in zip(halves, (10, 12)):
+        client.answer(h, produce_response(h, base=base))
+    core.receive_data(1, b"", 0.2)
+    assert [(e.base_offset, e.tokens) for e in core.events()] == [(10, [0, 1]), (12, [2, 3, 4])]  # type: ignore[union-attr]
+    assert core.pending_count() == 0 and core.buffer_available() == 33554432
+
+
+def test_message_too_large_split_keeps_idempotent_sequences() -> None:
+    core, client = idem()
+    for i in range(4):
+        send(core, i)
+    core.data_to_send()
+    (r1,) = produce_requests(client)
+    client.answer(r1, produce_response(r1, code=MessageSizeTooLargeError.errno))
+    core.receive_data(1, b"", 0.1)
+    core.data_to_send()
+    seqs = [
+        (b.base_sequence, b.record_count) for r in produce_requests(client)[1:] for b in r.batches().values()
+    ]
+    assert seqs == [(0, 2), (2, 2)]
