@@ -766,7 +766,7 @@ def test_message_too_large_splits_batch_and_retries_halves() -> None:
     halves = produce_requests(client)[1:]
     recs = [[(r.value, r.headers) for r in h.batches()[("t", 0)].records()] for h in halves]
     assert recs == [[(b"0", ()), (b"1", ())], [(b"2", ()), (b"3", (("h", b"x"),)), (b"4", ())]]
-    for h, base in zip(halves, (10, 12)):
+    for h, base in zip(halves, (10, 12), strict=True):
         client.answer(h, produce_response(h, base=base))
     core.receive_data(1, b"", 0.2)
     assert [(e.base_offset, e.tokens) for e in core.events()] == [(10, [0, 1]), (12, [2, 3, 4])]  # type: ignore[union-attr]
