@@ -12,6 +12,8 @@ Run: ``python examples/selectors_loop.py 127.0.0.1:9092 my-topic hello``
 
 from __future__ import annotations
 
+import errno
+import os
 import selectors
 import socket
 import sys
@@ -61,7 +63,7 @@ class SelectorsDriver:
                 self.connecting.discard(node_id)
                 if err:
                     self._drop(node_id)
-                    core.connection_lost(node_id, OSError(err, "connect failed"), now)
+                    core.connection_lost(node_id, OSError(err, os.strerror(err)), now)
                     continue
                 core.connection_made(node_id, now)
                 self._watch(node_id)
@@ -98,11 +100,19 @@ class SelectorsDriver:
 
     def _connect(self, cmd: Connect) -> None:
         # A real driver resolves names off-loop; this example resolves inline.
-        family, kind, proto, _, addr = socket.getaddrinfo(cmd.host, cmd.port, type=socket.SOCK_STREAM)[0]
-        sock = socket.socket(family, kind, proto)
+        try:
+            family, kind, proto, _, addr = socket.getaddrinfo(cmd.host, cmd.port, type=socket.SOCK_STREAM)[0]
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:
+            self.core.connection_lost(cmd.node_id, exc, time.monotonic())
+            return
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.connect_ex(addr)
+        err = sock.connect_ex(addr)
+        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            sock.close()
+            self.core.connection_lost(cmd.node_id, OSError(err, os.strerror(err)), time.monotonic())
+            return
         self.socks[cmd.node_id] = sock
         self.out[cmd.node_id] = bytearray()
         self.connecting.add(cmd.node_id)
@@ -121,12 +131,17 @@ class SelectorsDriver:
             sock.close()
 
 
-def produce_one(bootstrap: str, topic: str, value: bytes, timeout: float = 30.0) -> tuple[int, int]:
-    """Produce ``value`` to ``topic``; return ``(partition, offset)``."""
+def produce_one(
+    bootstrap: str, topic: str, value: bytes, timeout: float = 30.0, bootstrap_timeout: float = 10.0
+) -> tuple[int, int]:
+    """Produce ``value`` to ``topic``; return ``(partition, offset)``.
+
+    Raises NoBrokersAvailable if no bootstrap server answers within ``bootstrap_timeout`` seconds.
+    """
     start = time.monotonic()
     core = Client(ClientConfig(bootstrap_servers=bootstrap, client_id="selectors-example"), now=start)
     driver = SelectorsDriver(core)
-    core.set_bootstrap_deadline(start + 10)
+    core.set_bootstrap_deadline(start + bootstrap_timeout)
     core.add_topics([topic], start)
     result: list[object] = []
 

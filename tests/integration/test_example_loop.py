@@ -46,6 +46,16 @@ def test_example_produces_a_readable_record(bootstrap: str, topic: str) -> None:
     assert records[0].offset == 0
 
 
+def test_example_reports_no_brokers_available() -> None:
+    from _broker import free_port
+
+    from kproto.errors import NoBrokersAvailable
+
+    example = _load_example()
+    with pytest.raises(NoBrokersAvailable):
+        example.produce_one(f"127.0.0.1:{free_port()}", "t", b"x", bootstrap_timeout=0.5)
+
+
 def test_example_runs_as_a_script(bootstrap: str, topic: str) -> None:
     import os
     import subprocess
