@@ -8,7 +8,8 @@ duplicates), and answers come back later in order per connection. Faults:
 dropped connections (in-flight answers lost, whether or not the broker wrote
 the batch), leader moves (NOT_LEADER_OR_FOLLOWER until metadata is
 refreshed), retriable broker errors (some after writing, like a replication
-timeout), and lost producer state (UNKNOWN_PRODUCER_ID, KIP-360).
+timeout), lost producer state (UNKNOWN_PRODUCER_ID, KIP-360), and batches
+over a size limit (MESSAGE_TOO_LARGE: the producer splits them).
 
 Invariants checked at the end of every seeded run:
 - every record is completed exactly once (delivered or failed); nothing hangs;
@@ -40,6 +41,7 @@ from kproto.protocol.records import RecordBatch, read_batches
 Callback = Callable[[Any, KafkaError | None], None]
 TOPIC = "sim"
 NOT_LEADER = 6
+MESSAGE_TOO_LARGE = 10
 REQUEST_TIMED_OUT = 7
 NOT_ENOUGH_REPLICAS = 19
 OUT_OF_ORDER = 45
@@ -179,6 +181,9 @@ class SimCluster:
     def _produce(self, node: int, partition: int, batch: RecordBatch) -> tuple[int, int]:
         if self.leaders[partition] != node:
             return NOT_LEADER, -1
+        limit = self.faults.get("max_batch_bytes")
+        if limit is not None and batch.size_in_bytes > limit:
+            return MESSAGE_TOO_LARGE, -1
         r = self.rng.random()
         p_err = self.faults.get("error", 0.0)
         if r < p_err / 2:
@@ -385,6 +390,13 @@ def test_idempotent_recovers_lost_producer_state(seed: int) -> None:
 def test_idempotent_heavy_faults(seed: int) -> None:
     result = run(3000 + seed, idempotent=True, faults={**HEAVY, "state_loss": 1.0})
     assert result["delivered"] == 400
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_batches_too_large_for_the_broker_are_split(seed: int) -> None:
+    """The broker refuses batches over 150 bytes: split until they fit, still exactly once and in order."""
+    result = run(4000 + seed, idempotent=bool(seed % 2), faults={**FAULTS, "max_batch_bytes": 150.0})
+    assert result["delivered"] == 400 and result["failed"] == 0
 
 
 @pytest.mark.parametrize("seed", range(40))
