@@ -108,6 +108,18 @@ _COORDINATOR_ERRORS: Final = (_COORDINATOR_NOT_AVAILABLE, _NOT_COORDINATOR)
 _INTERNAL_TOPICS: Final = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
+def _once(fn: Callable[[float], None]) -> Callable[[float], None]:
+    """``fn`` wrapped to run only on its first call (it is scheduled two ways)."""
+    fired = [False]
+
+    def run(now: float) -> None:
+        if not fired[0]:
+            fired[0] = True
+            fn(now)
+
+    return run
+
+
 class ClientLike(Protocol):
     """What the consumer needs from :class:`kproto.client.Client`."""
 
@@ -255,6 +267,8 @@ class ConsumerCore:
         self._events: list[object] = []
         self._waiting_coordinator: list[Callable[[int, float], None]] = []
         self._retry_at: float | None = None
+        #: Retries to run on the next MetadataUpdated (they are also in ``_delayed``).
+        self._waiting_metadata: list[Callable[[float], None]] = []
         #: ``(at, fn)``: retries to run at or after ``at`` (see :meth:`_later`).
         self._delayed: list[tuple[float, Callable[[float], None]]] = []
         self._closed = False
@@ -595,6 +609,9 @@ class ConsumerCore:
             name = type(ev).__name__
             if name == "MetadataUpdated":
                 self._update_subscribed_assignment(now)
+                retries, self._waiting_metadata = self._waiting_metadata, []
+                for retry in retries:
+                    retry(now)
             elif name == "BootstrapFailed":
                 self._errors.append(getattr(ev, "error"))  # noqa: B009
         if self._waiting_coordinator and self.config.group_id is not None:
@@ -897,7 +914,10 @@ class ConsumerCore:
                 self._client.request_metadata_update(now)
             outstanding = [len(by_node)]
             if not by_node:
-                self._later(attempt, now)
+                # Retry as soon as new metadata arrives, or after the backoff at the latest.
+                retry = _once(attempt)
+                self._waiting_metadata.append(retry)
+                self._later(retry, now)
                 return
             for node, tps in by_node.items():
                 topics: dict[str, list[Any]] = {}
