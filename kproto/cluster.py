@@ -21,6 +21,8 @@ from kproto.errors import KafkaError, error_from_code, is_retriable
 
 __all__ = ["BrokerInfo", "ClusterMetadata", "PartitionInfo"]
 
+_LEADER_NOT_AVAILABLE = 5
+
 
 class BrokerInfo(NamedTuple):
     """Where a broker listens; unpacks as ``host, port, rack``."""
@@ -158,9 +160,9 @@ class ClusterMetadata:
             if t.error_code:
                 self._topic_errors[name] = t.error_code
                 if is_retriable(t.error_code):
-                    transient = True  # e.g. LEADER_NOT_AVAILABLE while a topic is created
-                else:
-                    self._forget(name)
+                    transient = True  # e.g. UNKNOWN_TOPIC_OR_PARTITION while a topic is created
+                if t.error_code != _LEADER_NOT_AVAILABLE:
+                    self._forget(name)  # LEADER_NOT_AVAILABLE: an election; keep the last known layout
                 continue
             self._topic_errors.pop(name, None)
             topic_id = getattr(t, "topic_id", None)
