@@ -309,6 +309,8 @@ class Client:
         if conn is None or conn.state in (ConnectionState.CLOSED, ConnectionState.WAITING):
             return  # bytes racing a Close we issued
         if conn.state is ConnectionState.CONNECTING:
+            if node.connects > 1:
+                return  # late bytes from the previous connection, closed by our Close
             raise IllegalStateError(f"data from node {node_id} before connection_made")
         conn.receive_data(data, now)
         self._after_input(now)
