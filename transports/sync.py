@@ -63,6 +63,8 @@ _AGAIN = object()
 #: memory on top of ``buffer_memory``; 32k tuples is a few MB at most and
 #: large enough that a sender rarely waits for the I/O thread to catch up.
 _INBOX_LIMIT = 32768
+#: Longest ``select`` sleep: a safety net only, every input rings the bell.
+_MAX_SLEEP = 1.0
 #: Bytes per ``recv``: a Produce response is small; metadata can be larger.
 _RECV_SIZE = 256 * 1024
 
@@ -347,20 +349,24 @@ class _IOLoop:
             if self._polling and (timeout is None or timeout > 0.05):
                 timeout = 0.05  # pending ops (flush...) are re-checked at least this often
             self.sleeping = True
-            if inbox and not self.blocked:
+            if (inbox and not self.blocked) or self.urgent:
                 timeout = 0.0
+            elif timeout is None or timeout > _MAX_SLEEP:
+                timeout = _MAX_SLEEP
             ready = sel.select(timeout)
             self.sleeping = False
             now = _monotonic()
             for key, mask in ready:
                 conn = key.data
                 if conn is None:
-                    self._wake_pending = False
+                    # Drain first, then re-arm: a wake() between the two leaves
+                    # a byte behind (a spurious wake-up), never a lost one.
                     try:
                         while self._wake_r.recv(4096):
                             pass
                     except (BlockingIOError, OSError):
                         pass
+                    self._wake_pending = False
                 elif conn.connecting:
                     self._finish_connect(conn, now)
                 else:
