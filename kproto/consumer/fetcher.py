@@ -177,7 +177,6 @@ def _decode_v2(
     cls = ConsumerRecord
     out: list[ConsumerRecord] = []
     app = out.append
-    log_append = ts_type == 1
     try:
         for _ in range(count):
             b = buf[pos]
@@ -262,32 +261,18 @@ def _decode_v2(
                 headers, hsize, pos = _decode_headers(buf, pos, rend)
             if pos != rend:
                 raise CorruptRecordError("record length does not match its fields")
-            offset = base_offset + od
-            if offset < min_offset:
-                continue
-            app(
-                new(
-                    cls,
-                    (
-                        topic,
-                        partition,
-                        offset,
-                        log_append_ts if log_append else base_ts + td,
-                        ts_type,
-                        key,
-                        value,
-                        headers,
-                        None,
-                        kl,
-                        vl,
-                        hsize,
-                    ),
-                )
-            )
+            app(new(cls, (topic, partition, base_offset + od, base_ts + td, 0, key, value, headers, None,
+                          kl, vl, hsize)))
     except IndexError:
         raise CorruptRecordError("record runs past the end of its batch") from None
     if pos != end:
         raise CorruptRecordError("record batch has bytes after its last record")
+    # Rare cases, kept out of the loop above.
+    if base_offset < min_offset:
+        out = [r for r in out if r[2] >= min_offset]
+    if ts_type:
+        # KIP-32: with LogAppendTime every record carries the batch's maxTimestamp.
+        out = [new(cls, (r[0], r[1], r[2], log_append_ts, ts_type, *r[5:])) for r in out]
     return out
 
 
