@@ -506,3 +506,32 @@ def test_arbitrary_bytes_only_close_with_a_protocol_error(data: bytes, chunk: in
         run_completions(conn)
         outcomes.append((conn.state, [type(e) for _, e in rec.calls]))
     assert outcomes[0] == outcomes[1]
+
+
+# --- the transition table -------------------------------------------------------------------
+
+import itertools  # noqa: E402
+
+from kproto.connection import _TRANSITIONS, _Input  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("state", "event"), list(itertools.product(ConnectionState, _Input)), ids=lambda v: getattr(v, "value", v)
+)
+def test_every_state_input_pair_follows_the_table(state: ConnectionState, event: _Input) -> None:
+    conn = BrokerConnection(1, "b", 1, config=CONFIG, now=T0)
+    conn.state = state
+    if (state, event) in _TRANSITIONS:
+        conn._transition(event)
+        assert conn.state is _TRANSITIONS[state, event]
+    else:
+        with pytest.raises(IllegalStateError):
+            conn._transition(event)
+        assert conn.state is state
+
+
+def test_closed_is_terminal_and_everything_else_can_close() -> None:
+    assert not [k for k in _TRANSITIONS if k[0] is ConnectionState.CLOSED]
+    for state in ConnectionState:
+        if state is not ConnectionState.CLOSED:
+            assert _TRANSITIONS[state, _Input.CLOSE] is ConnectionState.CLOSED
