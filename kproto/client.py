@@ -204,7 +204,17 @@ class ClientConfig:
 class _Node:
     """A node id's address, its current connection and its backoff state."""
 
-    __slots__ = ("node_id", "host", "port", "kind", "conn", "failures", "reconnect_at", "connects", "ready_seen")
+    __slots__ = (
+        "node_id",
+        "host",
+        "port",
+        "kind",
+        "conn",
+        "failures",
+        "reconnect_at",
+        "connects",
+        "ready_seen",
+    )
 
     def __init__(self, node_id: int, host: str, port: int, kind: str) -> None:
         self.node_id = node_id
@@ -280,7 +290,9 @@ class Client:
             self._commands.append(Close(node_id=node_id))
             return
         if conn.state is not ConnectionState.CONNECTING:
-            raise IllegalStateError(f"connection_made for node {node_id}, which is already {conn.state.value}")
+            raise IllegalStateError(
+                f"connection_made for node {node_id}, which is already {conn.state.value}"
+            )
         conn.connection_made(now)
         self._after_input(now)
 
@@ -501,7 +513,11 @@ class Client:
                     return node.node_id
                 if best_ready is None or load < best_load:
                     best_ready, best_load = node.node_id, load
-            elif state in (ConnectionState.CONNECTING, ConnectionState.API_VERSIONS, ConnectionState.AUTHENTICATING):
+            elif state in (
+                ConnectionState.CONNECTING,
+                ConnectionState.API_VERSIONS,
+                ConnectionState.AUTHENTICATING,
+            ):
                 if connecting is None:
                     connecting = node.node_id
             elif node.reconnect_at <= now:
@@ -811,7 +827,9 @@ class Client:
             node.reconnect_at = now
         for k in [k for k, v in self._coordinators.items() if v == node.node_id and error is not None]:
             del self._coordinators[k]
-        self._events.append(NodeDisconnected(node_id=node.node_id, error=error, reconnect_at=node.reconnect_at))
+        self._events.append(
+            NodeDisconnected(node_id=node.node_id, error=error, reconnect_at=node.reconnect_at)
+        )
 
     def _pump(self, now: float) -> None:
         """Start what is due: connections, metadata, coordinator lookups; check the bootstrap bound."""
@@ -841,8 +859,11 @@ class Client:
         for node_id in self._bootstrap_ids:
             node = self._nodes[node_id]
             conn = node.conn
-            if conn is not None and conn.in_flight_count == 0 and conn.queued_count == 0 and \
-                    conn.state is ConnectionState.READY:
+            if (
+                conn is not None
+                and conn.in_flight_count == 0
+                and conn.queued_count == 0
+                and conn.state is ConnectionState.READY
+            ):
                 conn.close(None, now)
                 self._on_closed(node, conn, now)
-

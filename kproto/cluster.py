@@ -149,7 +149,9 @@ class ClusterMetadata:
         self.version += 1
         self.cluster_id = getattr(response, "cluster_id", None)
         self.controller_id = getattr(response, "controller_id", -1)
-        self._brokers = {b.node_id: BrokerInfo(b.host, b.port, getattr(b, "rack", None)) for b in response.brokers}
+        self._brokers = {
+            b.node_id: BrokerInfo(b.host, b.port, getattr(b, "rack", None)) for b in response.brokers
+        }
         described: set[str] = set()
         transient = False
         for t in response.topics:

@@ -353,8 +353,15 @@ class BrokerConnection:
         self.needs_close_command = was_open
         self._now = now
 
-    def _fail(self, error: KafkaError, now: float, *, close_transport: bool = True, culprit: _Request | None = None,
-              culprit_error: KafkaError | None = None) -> None:
+    def _fail(
+        self,
+        error: KafkaError,
+        now: float,
+        *,
+        close_transport: bool = True,
+        culprit: _Request | None = None,
+        culprit_error: KafkaError | None = None,
+    ) -> None:
         """Go to CLOSED because of ``error``; every pending request fails."""
         if self.state is ConnectionState.CLOSED:
             return
@@ -593,7 +600,9 @@ class BrokerConnection:
 
     def _protocol_error(self, message: str, now: float, culprit: _Request | None = None) -> None:
         error = KafkaProtocolError(message)
-        self._fail(error, now, culprit=culprit, culprit_error=KafkaProtocolError(message) if culprit else None)
+        self._fail(
+            error, now, culprit=culprit, culprit_error=KafkaProtocolError(message) if culprit else None
+        )
 
     def _handle_frame(self, frame: memoryview, now: float) -> None:
         if not self._in_flight:
@@ -615,8 +624,11 @@ class BrokerConnection:
             return
         self._in_flight.popleft()
         version = req.version
-        if api_key == _API_VERSIONS_KEY and len(frame) - pos >= 2 and \
-                int.from_bytes(frame[pos:pos + 2], "big", signed=True) == _UNSUPPORTED_VERSION:
+        if (
+            api_key == _API_VERSIONS_KEY
+            and len(frame) - pos >= 2
+            and int.from_bytes(frame[pos : pos + 2], "big", signed=True) == _UNSUPPORTED_VERSION
+        ):
             version = 0  # KIP-511: an UNSUPPORTED_VERSION answer is always a v0 body
         response_type: Any = RESPONSE_TYPES[api_key]
         try:

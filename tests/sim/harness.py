@@ -230,9 +230,12 @@ class SimBroker:
             pos = skip_tagged_fields(view, pos)
         self.requests.append((api_key, version))
         if api_key == API_API_VERSIONS and version > self.api_versions_max:
-            body = ApiVersionsResponse(error_code=UNSUPPORTED_VERSION, api_keys=[
-                ApiVersion(api_key=API_API_VERSIONS, min_version=0, max_version=self.api_versions_max)
-            ]).encode(0)
+            body = ApiVersionsResponse(
+                error_code=UNSUPPORTED_VERSION,
+                api_keys=[
+                    ApiVersion(api_key=API_API_VERSIONS, min_version=0, max_version=self.api_versions_max)
+                ],
+            ).encode(0)
             return corr.to_bytes(4, "big") + body, 0
         request, end = REQUEST_TYPES[api_key].read(view, pos, version)
         assert end == len(view), f"{len(view) - end} trailing bytes in a request"
@@ -277,15 +280,25 @@ class SimBroker:
             for i, part in enumerate(parts):
                 leader, epoch = part.view(at)
                 live = leader >= 0 and c.brokers[leader].up and not electing
-                plist.append(MetadataResponsePartition(
-                    error_code=NONE if live else LEADER_NOT_AVAILABLE, partition_index=i,
-                    leader_id=leader if live else -1, leader_epoch=epoch,
-                    replica_nodes=sorted(c.brokers), isr_nodes=[b for b in sorted(c.brokers) if c.brokers[b].up],
-                ))
+                plist.append(
+                    MetadataResponsePartition(
+                        error_code=NONE if live else LEADER_NOT_AVAILABLE,
+                        partition_index=i,
+                        leader_id=leader if live else -1,
+                        leader_epoch=epoch,
+                        replica_nodes=sorted(c.brokers),
+                        isr_nodes=[b for b in sorted(c.brokers) if c.brokers[b].up],
+                    )
+                )
             topics.append(MetadataResponseTopic(name=name, partitions=plist))
-        brokers = [MetadataResponseBroker(node_id=b.node_id, host=b.host, port=b.port)
-                   for b in c.brokers.values() if b.up]
-        return MetadataResponse(brokers=brokers, cluster_id="sim", controller_id=min(c.brokers), topics=topics)
+        brokers = [
+            MetadataResponseBroker(node_id=b.node_id, host=b.host, port=b.port)
+            for b in c.brokers.values()
+            if b.up
+        ]
+        return MetadataResponse(
+            brokers=brokers, cluster_id="sim", controller_id=min(c.brokers), topics=topics
+        )
 
     def _find_coordinator(self, request: Any, version: int, now: float) -> Any:
         c = self.cluster
@@ -334,8 +347,11 @@ class SimBroker:
                     parts.append(PartitionProduceResponse(index=p.index, error_code=3, base_offset=-1))
                     continue
                 if part.leader != self.node_id:
-                    parts.append(PartitionProduceResponse(index=p.index, error_code=NOT_LEADER_OR_FOLLOWER,
-                                                          base_offset=-1))
+                    parts.append(
+                        PartitionProduceResponse(
+                            index=p.index, error_code=NOT_LEADER_OR_FOLLOWER, base_offset=-1
+                        )
+                    )
                     continue
                 if code_inj and not append_anyway:
                     parts.append(PartitionProduceResponse(index=p.index, error_code=code_inj, base_offset=-1))
@@ -439,7 +455,9 @@ class SimCluster:
 
     def inject(self, api_key: int, code: int, count: int = 1, append: bool = False) -> None:
         """The next ``count`` responses of ``api_key`` carry ``code`` (Produce: per request)."""
-        self._injected.setdefault(api_key, []).extend([(code, append) if api_key == API_PRODUCE else code] * count)
+        self._injected.setdefault(api_key, []).extend(
+            [(code, append) if api_key == API_PRODUCE else code] * count
+        )
 
     def take_injected(self, api_key: int) -> Any:
         queue = self._injected.get(api_key)
@@ -559,7 +577,9 @@ class SimNetwork:
         if conn.dead:
             return  # cut, and the core has not heard yet: the bytes are lost
         if now < conn.throttle_until:
-            raise SimViolation(f"core wrote to node {node_id} at {now:.4f}, throttled until {conn.throttle_until:.4f}")
+            raise SimViolation(
+                f"core wrote to node {node_id} at {now:.4f}, throttled until {conn.throttle_until:.4f}"
+            )
         assert self.sim is not None
         for chunk in self._chunks(data):
             at = conn.to_broker_at = max(conn.to_broker_at, now + self._delay())
@@ -714,7 +734,9 @@ class Sim:
             self.core.handle_timer(self.now)
             after = self.core.get_timer()
             if after is not None and after < self.now:
-                raise SimViolation(f"step {self.steps}: get_timer() {after} is in the past after handle_timer({self.now})")
+                raise SimViolation(
+                    f"step {self.steps}: get_timer() {after} is in the past after handle_timer({self.now})"
+                )
         else:
             at, _, fn, args = heapq.heappop(self._queue)
             self.now = self.cluster.now = max(self.now, at)
@@ -722,7 +744,9 @@ class Sim:
         self._flush()
         return True
 
-    def run(self, *, until: Callable[[], bool] | None = None, max_time: float = 60.0, max_steps: int = 200_000) -> bool:
+    def run(
+        self, *, until: Callable[[], bool] | None = None, max_time: float = 60.0, max_steps: int = 200_000
+    ) -> bool:
         """Step until ``until()`` holds (True), time passes ``max_time`` or nothing is left (False)."""
         while self.steps < max_steps:
             if until is not None and until():

@@ -102,7 +102,9 @@ def _batch(value: bytes) -> bytes:
 def run_scenario(seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     n_brokers = rng.randint(1, 5)
-    cluster = SimCluster(rng, n_brokers, default_partitions=rng.randint(1, 6), old_api_versions=rng.random() < 0.3)
+    cluster = SimCluster(
+        rng, n_brokers, default_partitions=rng.randint(1, 6), old_api_versions=rng.random() < 0.3
+    )
     for b in cluster.brokers.values():
         b.metadata_lag = rng.choice([0.0, 0.0, 0.05, 0.5])
     bootstrap = [cluster.bootstrap]
@@ -142,7 +144,9 @@ def run_scenario(seed: int) -> dict[str, Any]:
                 reconnect_at[ev.node_id] = ev.reconnect_at
         for t, cmd in sim.commands_seen[seen_commands[0] :]:
             if isinstance(cmd, Connect) and t < reconnect_at.get(cmd.node_id, -1.0) - 1e-9:
-                raise SimViolation(f"Connect({cmd.node_id}) at {t} before its backoff ended at {reconnect_at[cmd.node_id]}")
+                raise SimViolation(
+                    f"Connect({cmd.node_id}) at {t} before its backoff ended at {reconnect_at[cmd.node_id]}"
+                )
         seen_commands[0] = len(sim.commands_seen)
 
     sim.on_step = on_step
@@ -169,11 +173,22 @@ def run_scenario(seed: int) -> dict[str, Any]:
                     if p.error_code in (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, NETWORK_EXCEPTION):
                         core.request_metadata_update(sim.now)
 
-        request = ProduceRequest(acks=acks, timeout_ms=1000, topic_data=[
-            TopicProduceData(name=topic, partition_data=[PartitionProduceData(index=partition, records=_batch(b"v"))])
-        ])
-        core.send(request, now=sim.now, node_id=leader, callback=tracker.callback(on_result),
-                  expect_response=acks != 0)
+        request = ProduceRequest(
+            acks=acks,
+            timeout_ms=1000,
+            topic_data=[
+                TopicProduceData(
+                    name=topic, partition_data=[PartitionProduceData(index=partition, records=_batch(b"v"))]
+                )
+            ],
+        )
+        core.send(
+            request,
+            now=sim.now,
+            node_id=leader,
+            callback=tracker.callback(on_result),
+            expect_response=acks != 0,
+        )
 
     def use_coordinator(txn: str) -> None:
         if core.closed:
@@ -186,8 +201,12 @@ def run_scenario(seed: int) -> dict[str, Any]:
             if error is None and response.error_code in (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE):
                 core.mark_coordinator_dead(txn, COORDINATOR_TRANSACTION, sim.now)
 
-        core.send(InitProducerIdRequest(transactional_id=txn, transaction_timeout_ms=60000), now=sim.now,
-                  node_id=node, callback=tracker.callback(on_result))
+        core.send(
+            InitProducerIdRequest(transactional_id=txn, transaction_timeout_ms=60000),
+            now=sim.now,
+            node_id=node,
+            callback=tracker.callback(on_result),
+        )
 
     def random_action() -> None:
         if core.closed:
@@ -237,14 +256,22 @@ def run_scenario(seed: int) -> dict[str, Any]:
             log.append(f"{now:.3f} leader {t}/{p} -> {cluster.move_leader(t, p)}")
         elif kind == "coordinator" and txn_ids:
             txn = rng.choice(txn_ids)
-            log.append(f"{now:.3f} coordinator {txn} -> {cluster.move_coordinator(COORDINATOR_TRANSACTION, txn)}")
+            log.append(
+                f"{now:.3f} coordinator {txn} -> {cluster.move_coordinator(COORDINATOR_TRANSACTION, txn)}"
+            )
         elif kind == "inject":
-            api, code = rng.choice([
-                (API_PRODUCE, NOT_LEADER_OR_FOLLOWER), (API_PRODUCE, REQUEST_TIMED_OUT),
-                (API_PRODUCE, NETWORK_EXCEPTION), (API_FIND_COORDINATOR, COORDINATOR_NOT_AVAILABLE),
-                (API_FIND_COORDINATOR, NOT_COORDINATOR), (API_INIT_PRODUCER_ID, COORDINATOR_NOT_AVAILABLE),
-                (API_METADATA, LEADER_NOT_AVAILABLE), (API_PRODUCE, LEADER_NOT_AVAILABLE),
-            ])
+            api, code = rng.choice(
+                [
+                    (API_PRODUCE, NOT_LEADER_OR_FOLLOWER),
+                    (API_PRODUCE, REQUEST_TIMED_OUT),
+                    (API_PRODUCE, NETWORK_EXCEPTION),
+                    (API_FIND_COORDINATOR, COORDINATOR_NOT_AVAILABLE),
+                    (API_FIND_COORDINATOR, NOT_COORDINATOR),
+                    (API_INIT_PRODUCER_ID, COORDINATOR_NOT_AVAILABLE),
+                    (API_METADATA, LEADER_NOT_AVAILABLE),
+                    (API_PRODUCE, LEADER_NOT_AVAILABLE),
+                ]
+            )
             cluster.inject(api, code, count=rng.randint(1, 3), append=rng.random() < 0.5)
             log.append(f"{now:.3f} inject {api} {code}")
         elif kind == "throttle":
@@ -286,7 +313,9 @@ def run_scenario(seed: int) -> dict[str, Any]:
                     return False
         for txn in txn_ids:
             node = core.coordinator(txn, COORDINATOR_TRANSACTION, sim.now)
-            if node is None or COORDINATOR_NODE_BASE - node != cluster.coordinator_of(COORDINATOR_TRANSACTION, txn):
+            if node is None or COORDINATOR_NODE_BASE - node != cluster.coordinator_of(
+                COORDINATOR_TRANSACTION, txn
+            ):
                 return False
         return True
 
@@ -300,8 +329,13 @@ def run_scenario(seed: int) -> dict[str, Any]:
     core.close(sim.now)
     sim.step()
     assert core.get_timer() is None
-    return {"steps": sim.steps, "sent": tracker.sent, "errors": len(tracker.errors), "faults": len(log),
-            "mid_frame_cuts": network.mid_frame_cuts}
+    return {
+        "steps": sim.steps,
+        "sent": tracker.sent,
+        "errors": len(tracker.errors),
+        "faults": len(log),
+        "mid_frame_cuts": network.mid_frame_cuts,
+    }
 
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed-{s}")

@@ -130,7 +130,11 @@ def test_parse_bootstrap_rejects(bad: Any) -> None:
 def test_config_defaults_and_validation() -> None:
     c = ClientConfig()
     assert (c.bootstrap_servers, c.client_id, c.request_timeout_ms, c.metadata_max_age_ms) == (
-        "localhost:9092", "kproto", 30000, 300000)
+        "localhost:9092",
+        "kproto",
+        30000,
+        300000,
+    )
     assert (c.reconnect_backoff_ms, c.reconnect_backoff_max_ms, c.retry_backoff_ms) == (50, 1000, 100)
     assert c.max_in_flight_requests_per_connection == 5
     with pytest.raises(KafkaConfigurationError):
@@ -157,7 +161,7 @@ def test_a_new_client_connects_to_the_first_bootstrap_server_at_once() -> None:
     client.connection_made(expected.node_id, T0 + 0.1)
     [(node, data)] = client.data_to_send()
     assert node == expected.node_id
-    assert data[:12] == bytes.fromhex("00000024" "0012" "0004" "00000000")  # ApiVersions v4, correlation 0
+    assert data[:12] == bytes.fromhex("000000240012000400000000")  # ApiVersions v4, correlation 0
 
 
 def test_bootstrap_then_metadata_then_idle_bootstrap_closed() -> None:
@@ -193,10 +197,10 @@ def test_metadata_request_bytes() -> None:
     p.exchange(T0)  # ApiVersions
     [(node, data)] = client.data_to_send()
     # Metadata v12: header v2 (client id "kproto"), topics [{topic_id 0, name "t"}], auto-create, no authz ops.
-    assert (node, data) == (-1, bytes.fromhex(
-        "00000028" "0003" "000c" "00000001" "0006" "6b70726f746f" "00"
-        "02" + "00" * 16 + "02" "74" "00" "01" "00" "00"
-    ))
+    assert (node, data) == (
+        -1,
+        bytes.fromhex("000000280003000c0000000100066b70726f746f0002" + "00" * 16 + "027400010000"),
+    )
 
 
 def test_topic_metadata_leaders_and_routing() -> None:
@@ -441,8 +445,9 @@ def test_misuse_raises_at_the_call() -> None:
 
 
 def test_stale_inputs_for_a_closed_attempt_are_ignored_or_closed() -> None:
-    client = Client(ClientConfig(bootstrap_servers="h", connection_setup_timeout_ms=1000), now=T0,
-                    rng=random.Random(SEED))
+    client = Client(
+        ClientConfig(bootstrap_servers="h", connection_setup_timeout_ms=1000), now=T0, rng=random.Random(SEED)
+    )
     client.handle_timer(T0)
     client.commands()
     client.handle_timer(T0 + 1)  # setup timed out: the client gives up on the attempt

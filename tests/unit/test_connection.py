@@ -24,7 +24,9 @@ from kproto.errors import (
 )
 from kproto.protocol.messages import MetadataRequest, ProduceRequest, SaslHandshakeRequest
 
-CONFIG = ConnectionConfig(client_id="kproto", client_software_name="kproto", client_software_version="0.1.0.dev0")
+CONFIG = ConnectionConfig(
+    client_id="kproto", client_software_name="kproto", client_software_version="0.1.0.dev0"
+)
 T0 = 1000.0
 
 # --- literal frames ------------------------------------------------------------
@@ -32,14 +34,15 @@ T0 = 1000.0
 #: ApiVersions v4 request, correlation id 0: header v2 (client id "kproto", no tags),
 #: body: compact strings "kproto" and "0.1.0.dev0" (KIP-511), no tags.
 API_VERSIONS_V4 = bytes.fromhex(
-    "00000024" "0012" "0004" "00000000" "0006" "6b70726f746f" "00"
-    "07" "6b70726f746f" "0b" "302e312e302e64657630" "00"
+    "00000024001200040000000000066b70726f746f00076b70726f746f0b302e312e302e6465763000"
 )
 #: ApiVersions v2 request, correlation id 1: header v1, empty body.
-API_VERSIONS_V2 = bytes.fromhex("00000010" "0012" "0002" "00000001" "0006" "6b70726f746f")
+API_VERSIONS_V2 = bytes.fromhex("00000010001200020000000100066b70726f746f")
 
 
-def api_versions_v2_response(correlation_id: int, keys: list[tuple[int, int, int]], throttle_ms: int = 0) -> bytes:
+def api_versions_v2_response(
+    correlation_id: int, keys: list[tuple[int, int, int]], throttle_ms: int = 0
+) -> bytes:
     """ApiVersions v2 response: header v0 (always, KIP-511), error 0, the key ranges, throttle."""
     body = b"\x00\x00" + len(keys).to_bytes(4, "big")
     for key, lo, hi in keys:
@@ -50,10 +53,10 @@ def api_versions_v2_response(correlation_id: int, keys: list[tuple[int, int, int
 
 
 #: The broker does not know ApiVersions v4: v0 body, error 35, offers ApiVersions 0-2.
-UNSUPPORTED_V0 = bytes.fromhex("00000010" "00000000" "0023" "00000001" "0012" "0000" "0002")
+UNSUPPORTED_V0 = bytes.fromhex("0000001000000000002300000001001200000002")
 BROKER_KEYS = [(0, 0, 11), (3, 0, 12), (10, 0, 6), (17, 0, 1), (18, 0, 2)]
 #: Metadata v12 request, empty topic list, auto-create on: header v2 + 4 body bytes.
-METADATA_V12_REQ = "00000015" "0003" "000c" "{cid}" "0006" "6b70726f746f" "00" "01" "01" "00" "00"
+METADATA_V12_REQ = "000000150003000c{cid}00066b70726f746f0001010000"
 
 
 def metadata_req(cid: int) -> bytes:
@@ -88,7 +91,9 @@ def new_conn(config: ConnectionConfig = CONFIG, **kw: Any) -> BrokerConnection:
     return conn
 
 
-def ready_conn(config: ConnectionConfig = CONFIG, keys: list[tuple[int, int, int]] = BROKER_KEYS) -> BrokerConnection:
+def ready_conn(
+    config: ConnectionConfig = CONFIG, keys: list[tuple[int, int, int]] = BROKER_KEYS
+) -> BrokerConnection:
     """A connection that went through the v4 -> v2 fallback; next correlation id is 2."""
     conn = new_conn(config)
     conn.connection_made(T0)
@@ -122,7 +127,7 @@ def test_api_versions_v4_answered_directly_makes_the_connection_ready() -> None:
     conn.connection_made(T0)
     conn.data_to_send()
     resp = conn.receive_data  # the broker knows v4: flexible body, but header v0 still (KIP-511)
-    body = bytes.fromhex("0000" "03" "0003" "0000" "000c" "00" "0012" "0000" "0004" "00" "00000000" "00")
+    body = bytes.fromhex("00000300030000000c00001200000004000000000000")
     resp(len(body + b"\0\0\0\0").to_bytes(4, "big") + b"\0\0\0\0" + body, T0 + 1)
     assert conn.state is ConnectionState.READY
     assert conn.broker_versions == {3: (0, 12), 18: (0, 4)}
@@ -145,7 +150,7 @@ def test_unsupported_api_versions_twice_closes_with_unsupported_version() -> Non
     conn.data_to_send()
     conn.receive_data(UNSUPPORTED_V0, T0)
     assert conn.data_to_send() == API_VERSIONS_V2
-    again = bytes.fromhex("00000010" "00000001" "0023" "00000001" "0012" "0000" "0002")
+    again = bytes.fromhex("0000001000000001002300000001001200000002")
     conn.receive_data(again, T0)
     assert conn.state is ConnectionState.CLOSED
     assert isinstance(conn.error, UnsupportedVersionError)
@@ -157,7 +162,7 @@ def test_api_versions_error_other_than_unsupported_closes() -> None:
     conn.connection_made(T0)
     conn.data_to_send()
     # error 31 CLUSTER_AUTHORIZATION_FAILED in a v0 body (no throttle field in v0... but we asked v4)
-    body = bytes.fromhex("001f" "01" "00000000" "00")
+    body = bytes.fromhex("001f010000000000")
     conn.receive_data(len(body + b"\0" * 4).to_bytes(4, "big") + b"\0" * 4 + body, T0)
     assert conn.state is ConnectionState.CLOSED
     assert conn.error is not None and getattr(conn.error, "errno", None) == 31
@@ -219,7 +224,9 @@ def test_response_split_byte_by_byte_and_two_in_one_chunk() -> None:
 
 
 def test_in_flight_limit_holds_requests_back() -> None:
-    conn = ready_conn(ConnectionConfig(max_in_flight_requests_per_connection=2, client_software_version="0.1.0.dev0"))
+    conn = ready_conn(
+        ConnectionConfig(max_in_flight_requests_per_connection=2, client_software_version="0.1.0.dev0")
+    )
     rec = Recorder()
     for _ in range(3):
         conn.send(MetadataRequest(), callback=rec, now=T0)
@@ -239,7 +246,7 @@ def test_no_response_request_completes_when_handed_to_the_driver() -> None:
     assert conn.completions == []
     data = conn.data_to_send()
     # Produce v11 (flexible): header v2, null transactional id, acks 0, timeout 1000, no topics.
-    assert data == bytes.fromhex("0000001a" "0000" "000b" "00000002" "0006" "6b70726f746f" "00" "00" "0000" "000003e8" "01" "00")
+    assert data == bytes.fromhex("0000001a0000000b0000000200066b70726f746f00000000000003e80100")
     run_completions(conn)
     assert rec.calls == [(None, None)]
     assert conn.get_timer() is None
@@ -250,7 +257,7 @@ def test_correlation_ids_wrap_at_2_31() -> None:
     conn.start_connect(T0)
     conn.connection_made(T0)
     assert conn.data_to_send()[8:12] == b"\x7f\xff\xff\xff"
-    conn.receive_data(bytes.fromhex("00000010" "7fffffff" "0023" "00000001" "0012" "0000" "0002"), T0)
+    conn.receive_data(bytes.fromhex("000000107fffffff002300000001001200000002"), T0)
     assert conn.data_to_send()[8:12] == b"\x00\x00\x00\x00"
 
 
@@ -375,7 +382,7 @@ def test_negative_frame_size_is_a_protocol_error() -> None:
 
 
 def test_garbage_body_fails_the_request_with_a_protocol_error() -> None:
-    [(resp, err)] = _bad(ready_conn(), bytes.fromhex("00000007" "00000002" "00" "0000"))  # truncated
+    [(resp, err)] = _bad(ready_conn(), bytes.fromhex("0000000700000002000000"))  # truncated
     assert resp is None and isinstance(err, KafkaProtocolError)
 
 
@@ -473,9 +480,9 @@ def test_authenticator_runs_between_api_versions_and_ready() -> None:
     conn.receive_data(api_versions_v2_response(1, BROKER_KEYS), T0)
     assert conn.state is ConnectionState.AUTHENTICATING
     # SaslHandshake v1: header v1, mechanism "PLAIN"; the queued Metadata waits.
-    assert conn.data_to_send() == bytes.fromhex("00000017" "0011" "0001" "00000002" "0006" "6b70726f746f" "0005" "504c41494e")
+    assert conn.data_to_send() == bytes.fromhex("00000017001100010000000200066b70726f746f0005504c41494e")
     assert conn.get_timer() == T0 + 10  # still under the setup deadline
-    conn.receive_data(bytes.fromhex("00000011" "00000002" "0000" "00000001" "0005" "504c41494e"), T0)
+    conn.receive_data(bytes.fromhex("00000011000000020000000000010005504c41494e"), T0)
     run_completions(conn)
     assert sasl.responses[0].mechanisms == ["PLAIN"]
     assert conn.state is ConnectionState.READY

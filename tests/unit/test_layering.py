@@ -16,8 +16,19 @@ MODULES = sorted(KPROTO.rglob("*.py"))
 
 #: Modules that do I/O, run threads or event loops.
 FORBIDDEN_MODULES = {
-    "socket", "ssl", "select", "selectors", "threading", "asyncio", "trio", "anyio",
-    "_thread", "multiprocessing", "concurrent", "subprocess", "signal",
+    "socket",
+    "ssl",
+    "select",
+    "selectors",
+    "threading",
+    "asyncio",
+    "trio",
+    "anyio",
+    "_thread",
+    "multiprocessing",
+    "concurrent",
+    "subprocess",
+    "signal",
 }
 #: Clocks: the core takes ``now`` from its driver.
 CLOCK_MODULES = {"time"}
@@ -45,7 +56,13 @@ def _violations(path: Path) -> list[str]:
                         found.append(f"{path.name}:{node.lineno}: from random import {alias.name}")
         elif isinstance(node, ast.Attribute):
             owner = node.value
-            name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else ""
+            name = (
+                owner.id
+                if isinstance(owner, ast.Name)
+                else owner.attr
+                if isinstance(owner, ast.Attribute)
+                else ""
+            )
             if isinstance(owner, ast.Name) and name == "random" and node.attr not in ALLOWED_RANDOM_NAMES:
                 found.append(f"{path.name}:{node.lineno}: random.{node.attr}")
             if (name, node.attr) in CLOCK_CALLS:
