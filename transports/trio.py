@@ -122,13 +122,18 @@ class _Driver:
         self.nursery = nursery
         self.conns: dict[int, _Conn] = {}
         self._wake = trio.Event()
+        self._kicked = False
+        #: The run's clock, read directly: ``trio.current_time()`` costs more per call.
+        self.now = trio.lowlevel.current_clock().current_time
         self._progress = trio.Event()
         self.stopping = False
         self.stopped = trio.Event()
 
     def kick(self) -> None:
-        """Wake the driver task."""
-        self._wake.set()
+        """Wake the driver task (a flag check when it is already awake)."""
+        if not self._kicked:
+            self._kicked = True
+            self._wake.set()
 
     async def progress(self, deadline: float) -> bool:
         """Wait for the driver's next iteration; False if ``deadline`` (trio clock) passed."""
@@ -156,6 +161,7 @@ class _Driver:
                 else:
                     await trio.lowlevel.checkpoint()
                 self._wake = trio.Event()
+                self._kicked = False
         finally:
             self.shutdown()
 
@@ -373,7 +379,7 @@ class KafkaProducer:
                 partition=part,
                 timestamp_ms=ts,
                 token=handle,
-                now=trio.current_time(),
+                now=driver.now(),
             )
         except MessageSizeTooLargeError as exc:
             # As kafka-python: a record too large for any request fails its own handle.
