@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kproto.errors import (
     IllegalArgumentError,
@@ -786,3 +788,34 @@ def test_message_too_large_split_keeps_idempotent_sequences() -> None:
         (b.base_sequence, b.record_count) for r in produce_requests(client)[1:] for b in r.batches().values()
     ]
     assert seqs == [(0, 2), (2, 2)]
+
+
+# big fields cross the 16384 end of the precomputed varint table
+_big = st.builds(lambda n, c: bytes([c]) * n, st.integers(16380, 16400), st.integers(0, 255))
+_field = st.one_of(st.none(), st.binary(max_size=40), _big)
+_headers = st.one_of(
+    st.none(),
+    st.lists(st.tuples(st.text(max_size=5), st.one_of(st.none(), st.binary(max_size=10))), max_size=3),
+)
+_record = st.tuples(_field, _field, _headers, st.integers(-(2**40), 2**41))
+
+
+@given(records=st.lists(_record, min_size=1, max_size=30), codec=st.sampled_from([None, "gzip", "lz4"]))
+def test_records_round_trip_through_the_wire_format(records: list[Any], codec: str | None) -> None:
+    """Whatever goes into send() comes out of the batch reader unchanged, in order."""
+    core, client = make(compression_type=codec, batch_size=1 << 20, linger_ms=1000)
+    expected = []
+    for i, (key, value, headers, ts) in enumerate(records):
+        if key is None and value is None:
+            key = b""
+        send(core, i, key=key, value=value, headers=headers, timestamp_ms=ts)
+        expected.append((key, value, tuple(headers or ()), ts))
+    core.flush(0.0)
+    core.data_to_send()
+    got = [
+        (r.key, r.value, r.headers, r.timestamp)
+        for req in produce_requests(client)
+        for b in req.batches().values()
+        for r in b.records()
+    ]
+    assert got == expected
