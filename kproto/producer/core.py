@@ -1441,7 +1441,8 @@ class ProducerCore:
                     break
         request = InitProducerIdRequest(
             transactional_id=None,
-            transaction_timeout_ms=2147483647,
+            # Ignored without a transactional id; Java's default, in case a broker checks it.
+            transaction_timeout_ms=60000,
             producer_id=pid,
             producer_epoch=epoch,
         )

@@ -819,3 +819,38 @@ def test_records_round_trip_through_the_wire_format(records: list[Any], codec: s
         for r in b.records()
     ]
     assert got == expected
+
+
+def test_init_producer_id_retriable_error_retried_after_backoff() -> None:
+    core, client = make(enable_idempotence=True, retry_backoff_ms=200)
+    core.data_to_send()
+    (init,) = client.sent
+    client.answer(init, InitProducerIdResponse(error_code=14))  # COORDINATOR_LOAD_IN_PROGRESS
+    core.receive_data(1, b"", 1.0)
+    send(core, "a", now=1.0)
+    core.data_to_send()
+    assert len(client.sent) == 1  # backing off; nothing sequenced without a producer id
+    assert core.get_timer() == pytest.approx(1.2)
+    core.handle_timer(1.2)
+    again = client.sent[-1]
+    assert isinstance(again.request, InitProducerIdRequest)
+    client.answer(again, InitProducerIdResponse(producer_id=5, producer_epoch=3))
+    core.receive_data(1, b"", 1.3)
+    core.data_to_send()
+    (req,) = produce_requests(client)
+    b = req.batches()[("t", 0)]
+    assert (b.producer_id, b.producer_epoch, b.base_sequence) == (5, 3, 0)
+
+
+def test_init_producer_id_fatal_error_fails_records() -> None:
+    core, client = make(enable_idempotence=True)
+    send(core, "a")
+    core.data_to_send()
+    (init,) = client.sent
+    client.answer(init, InitProducerIdResponse(error_code=31))  # CLUSTER_AUTHORIZATION_FAILED
+    core.receive_data(1, b"", 0.1)
+    core.data_to_send()
+    (ev,) = core.events()
+    assert isinstance(ev, DeliveryFailed) and ev.tokens == ["a"]
+    assert type(ev.error).__name__ == "ClusterAuthorizationFailedError"
+    assert produce_requests(client) == []
