@@ -212,7 +212,7 @@ class Field:
             return "None" if self.default_is_null() else "[]"
         if self.kind == "struct":
             assert self.struct is not None
-            return "None" if self.default_is_null() else f"{self.struct.cls}()"
+            return "None" if self.default_is_null() else f"_new_{self.struct.cls}()"
         if self.kind == "uuid":
             return "ZERO_UUID"
         return repr(self.default_value())
@@ -381,9 +381,7 @@ def flexible_for(f: Field, msg_flex: bool, v: int) -> bool:
     return within(f.flex_override, v)  # type: ignore[arg-type]
 
 
-def emit_write_value(
-    mw: ModuleWriter, f: Field, x: str, out: str, v: int, flex: bool, ind: str
-) -> list[str]:
+def emit_write_value(mw: ModuleWriter, f: Field, x: str, out: str, v: int, flex: bool, ind: str) -> list[str]:
     """Lines that append value expression ``x`` (a simple name) of field ``f``."""
     L: list[str] = []
     nullable_here = within(f.nullable, v)
@@ -391,9 +389,7 @@ def emit_write_value(
     cflex = flexible_for(f, flex, v)
     if not nullable_here and f.nullable_ever():
         L.append(f"{ind}if {x} is None:")
-        L.append(
-            f"{ind}    raise ValueError({f.py!r} + ' is None but not nullable in this version')"
-        )
+        L.append(f"{ind}    raise ValueError({f.py!r} + ' is None but not nullable in this version')")
     if k in FIXED_FMT:
         L.append(f"{ind}{out} += {mw.S(FIXED_FMT[k])}.pack({x})")
     elif k == "string":
@@ -654,7 +650,11 @@ def read_body(mw: ModuleWriter, sd: StructDef, v: int, flex: bool) -> list[str]:
             for f in tagged:
                 L.append(f"{ind}o.{f.py} = {f.default_expr()}")
             L.append(f"{ind}uk: dict[int, bytes] | None = None")
-            L.append(f"{ind}nt, pos = {mw.p('read_uvarint')}(buf, pos)")
+            L.append(f"{ind}nt = buf[pos]")
+            L.append(f"{ind}if nt < 0x80:")
+            L.append(f"{ind}    pos += 1")
+            L.append(f"{ind}else:")
+            L.append(f"{ind}    nt, pos = {mw.p('read_uvarint')}(buf, pos)")
             L.append(f"{ind}for _ in range(nt):")
             i2 = ind + "    "
             L.append(f"{i2}tag, pos = {mw.p('read_uvarint')}(buf, pos)")
@@ -707,6 +707,18 @@ def gen_struct_functions(mw: ModuleWriter, sd: StructDef, out: list[str]) -> Non
             out.append("")
             out.append("")
         sd.readers[v] = rbodies[rb]
+
+
+def gen_default_factory(sd: StructDef, out: list[str]) -> None:
+    """A fast all-defaults constructor (no keyword parsing) used by readers."""
+    out.append(f"def _new_{sd.cls}() -> {sd.cls}:")
+    out.append(f"    o = {sd.cls}.__new__({sd.cls})")
+    for f in sd.fields:
+        out.append(f"    o.{f.py} = {f.default_expr()}")
+    out.append("    o.unknown_tags = None")
+    out.append("    return o")
+    out.append("")
+    out.append("")
 
 
 def range_repr(r: tuple[int, int] | None) -> str:
@@ -780,7 +792,7 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
     out.append("    def __repr__(self) -> str:")
     parts = [f"{f.py}={{self.{f.py}!r}}" for f in fields]
     if parts:
-        out.append(f"        s = f\"{sd.cls}({', '.join(parts)}\"")
+        out.append(f'        s = f"{sd.cls}({", ".join(parts)}"')
     else:
         out.append(f'        s = "{sd.cls}("')
     out.append("        if self.unknown_tags:")
@@ -816,9 +828,7 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
     out.append("        return obj")
     out.append("")
     out.append("    @classmethod")
-    out.append(
-        f"    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[{sd.cls}, int]:"
-    )
+    out.append(f"    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[{sd.cls}, int]:")
     out.append('        """Read one value at ``buf[pos:]``; return it and the position after it."""')
     out.append(f"        if not {lo} <= version <= {hi}:")
     out.append(
@@ -885,6 +895,7 @@ def gen_module(msgs: list[MessageDef]) -> str:
                     needs_default.add(f.struct.cls)
     for m in msgs:
         for sd in m.structs:  # post-order: children first
+            gen_default_factory(sd, funcs)
             gen_struct_functions(mw, sd, funcs)
     for m in msgs:
         for sd in reversed(m.structs):  # top first for readability
@@ -892,15 +903,11 @@ def gen_module(msgs: list[MessageDef]) -> str:
     for m in msgs:
         lo, hi = m.valid
         for sd in m.structs:
-            tails.append(
-                f"_W_{sd.cls}: tuple[Callable[[{sd.cls}, bytearray], None], ...] = ("
-            )
+            tails.append(f"_W_{sd.cls}: tuple[Callable[[{sd.cls}, bytearray], None], ...] = (")
             for v in range(lo, hi + 1):
                 tails.append(f"    {sd.writers[v]},")
             tails.append(")")
-            tails.append(
-                f"_R_{sd.cls}: tuple[Callable[[memoryview, int], tuple[{sd.cls}, int]], ...] = ("
-            )
+            tails.append(f"_R_{sd.cls}: tuple[Callable[[memoryview, int], tuple[{sd.cls}, int]], ...] = (")
             for v in range(lo, hi + 1):
                 tails.append(f"    {sd.readers[v]},")
             tails.append(")")
@@ -1004,8 +1011,13 @@ def generate(schema_dir: Path) -> dict[str, str]:
     init.append("")
     all_names = sorted(n for names in imports.values() for n in names)
     init.append("__all__ = [")
-    for n in ["DATA_TYPES", "REQUEST_FLEXIBLE_VERSIONS", "REQUEST_TYPES",
-              "RESPONSE_FLEXIBLE_VERSIONS", "RESPONSE_TYPES"] + all_names:
+    for n in [
+        "DATA_TYPES",
+        "REQUEST_FLEXIBLE_VERSIONS",
+        "REQUEST_TYPES",
+        "RESPONSE_FLEXIBLE_VERSIONS",
+        "RESPONSE_TYPES",
+    ] + all_names:
         init.append(f"    {n!r},")
     init.append("]")
     init.append("")

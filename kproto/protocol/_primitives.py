@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 from kproto.errors import DecodeError, UnsupportedVersionError
 
@@ -70,7 +70,7 @@ __all__ = [
 ]
 
 #: What a ``records`` field accepts on encode.
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
 #: The all-zero UUID, the default of every ``uuid`` field.
 ZERO_UUID = uuid.UUID(int=0)

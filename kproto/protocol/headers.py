@@ -156,9 +156,7 @@ def read_frame(buf: memoryview, pos: int, max_size: int) -> tuple[memoryview, in
     return buf[pos + 4 : end], end
 
 
-def decode_response_header(
-    buf: memoryview, api_key: int, api_version: int, pos: int = 0
-) -> tuple[int, int]:
+def decode_response_header(buf: memoryview, api_key: int, api_version: int, pos: int = 0) -> tuple[int, int]:
     """Read a response header at ``buf[pos:]`` (a frame without its size prefix).
 
     Returns ``(correlation_id, body_offset)``.
@@ -178,9 +176,7 @@ def decode_response_header(
     return correlation_id, pos
 
 
-def decode_response(
-    frame: memoryview, response_type: type[_R], api_version: int
-) -> tuple[int, _R]:
+def decode_response(frame: memoryview, response_type: type[_R], api_version: int) -> tuple[int, _R]:
     """Decode a whole response frame (without size prefix): header then body.
 
     Returns ``(correlation_id, response)``. Trailing bytes after the body are

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from kafka.protocol.api_message import ApiMessage
@@ -108,8 +107,7 @@ def test_produce_request() -> None:
             TopicProduceData(
                 name="orders",
                 partition_data=[
-                    PartitionProduceData(index=i, records=bytes(range(i, i + 70)))
-                    for i in range(3)
+                    PartitionProduceData(index=i, records=bytes(range(i, i + 70))) for i in range(3)
                 ],
             )
         ],
@@ -322,9 +320,23 @@ SWEEP = sorted(
 
 def test_sweep_covers_the_client_apis() -> None:
     names = {name for name, _ in SWEEP}
-    for api in ("Produce", "Fetch", "Metadata", "ApiVersions", "FindCoordinator", "JoinGroup",
-                "SyncGroup", "Heartbeat", "LeaveGroup", "OffsetCommit", "OffsetFetch",
-                "ListOffsets", "InitProducerId", "SaslHandshake", "SaslAuthenticate"):
+    for api in (
+        "Produce",
+        "Fetch",
+        "Metadata",
+        "ApiVersions",
+        "FindCoordinator",
+        "JoinGroup",
+        "SyncGroup",
+        "Heartbeat",
+        "LeaveGroup",
+        "OffsetCommit",
+        "OffsetFetch",
+        "ListOffsets",
+        "InitProducerId",
+        "SaslHandshake",
+        "SaslAuthenticate",
+    ):
         assert f"{api}Request" in names and f"{api}Response" in names, api
     assert len(SWEEP) > 300
 

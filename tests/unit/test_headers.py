@@ -16,7 +16,6 @@ from kproto.protocol.headers import (
     response_header_version,
     write_request,
 )
-from kproto.protocol.messages.api_versions import ApiVersion
 from kproto.protocol.messages import (
     ApiVersionsRequest,
     ApiVersionsResponse,
@@ -24,6 +23,7 @@ from kproto.protocol.messages import (
     MetadataRequest,
     MetadataResponse,
 )
+from kproto.protocol.messages.api_versions import ApiVersion
 
 
 def test_header_versions() -> None:
@@ -50,22 +50,24 @@ def test_encode_api_versions_v3_request() -> None:
         client_id="cid",
     )
     expected = (
-        bytes.fromhex("0012" "0003" "00000007")  # key 18, version 3, correlation 7
+        bytes.fromhex("0012000300000007")  # key 18, version 3, correlation 7
         + b"\x00\x03cid"  # client id: int16 length even in header v2
         + b"\x00"  # header tagged fields
-        + b"\x03kp" + b"\x021" + b"\x00"  # compact strings, body tagged fields
+        + b"\x03kp"
+        + b"\x021"
+        + b"\x00"  # compact strings, body tagged fields
     )
     assert frame == struct.pack(">i", len(expected)) + expected
 
 
 def test_encode_metadata_v1_request_header_v1_with_null_client_id() -> None:
     frame = encode_request(MetadataRequest(topics=None), 1, correlation_id=1, client_id=None)
-    assert frame == bytes.fromhex("0000000e" "0003" "0001" "00000001" "ffff" "ffffffff")
+    assert frame == bytes.fromhex("0000000e0003000100000001ffffffffffff")
 
 
 def test_controlled_shutdown_v0_has_no_client_id() -> None:
     frame = encode_request(ControlledShutdownRequest(broker_id=5), 0, correlation_id=2, client_id="x")
-    assert frame == bytes.fromhex("0000000c" "0007" "0000" "00000002" "00000005")
+    assert frame == bytes.fromhex("0000000c000700000000000200000005")
 
 
 def test_write_request_appends_frames() -> None:
@@ -119,9 +121,7 @@ def test_decode_response_api_versions_uses_header_v0() -> None:
 
 def test_unsupported_api_versions_answer_is_read_as_v0() -> None:
     # The broker answers a too-new ApiVersions request with a v0 body.
-    v0 = ApiVersionsResponse(
-        error_code=35, api_keys=[ApiVersion(api_key=18, min_version=0, max_version=2)]
-    )
+    v0 = ApiVersionsResponse(error_code=35, api_keys=[ApiVersion(api_key=18, min_version=0, max_version=2)])
     frame = memoryview(b"\x00\x00\x00\x01" + v0.encode(0))
     cid, resp = decode_response(frame, ApiVersionsResponse, 3)
     assert cid == 1

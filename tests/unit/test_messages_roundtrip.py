@@ -114,9 +114,7 @@ def test_round_trip(cls: type, version: int, data: st.DataObject) -> None:
 def test_every_module_is_covered() -> None:
     """Every generated module has a top-level class reachable from the maps."""
     reachable = {c.__module__ for c in _all_top_classes()}
-    modules = {
-        f"{messages_pkg.__name__}.{m.name}" for m in pkgutil.iter_modules(messages_pkg.__path__)
-    }
+    modules = {f"{messages_pkg.__name__}.{m.name}" for m in pkgutil.iter_modules(messages_pkg.__path__)}
     assert modules == reachable
     assert len(CASES) > 600
 

@@ -18,7 +18,7 @@ def test_unknown_tags_on_top_level_survive_decode_encode() -> None:
     # ApiVersionsResponse v3 body: error_code, empty compact array, throttle,
     # then a tagged section with known tag 3 (ZkMigrationReady = true) and an
     # unknown tag 9 (3 bytes).
-    body = bytes.fromhex("0000" "01" "00000000" "02" "03" "01" "01" "09" "03" "616263")
+    body = bytes.fromhex("00000100000000020301010903616263")
     obj = ApiVersionsResponse.decode(body, 3)
     assert obj.unknown_tags == {9: b"abc"}
     assert obj.zk_migration_ready is True
@@ -32,9 +32,7 @@ def test_unknown_tags_in_nested_structs_survive() -> None:
         topic_data=[
             TopicProduceData(
                 name="t",
-                partition_data=[
-                    PartitionProduceData(index=3, records=b"xyz", unknown_tags={7: b"\x01\x02"})
-                ],
+                partition_data=[PartitionProduceData(index=3, records=b"xyz", unknown_tags={7: b"\x01\x02"})],
                 unknown_tags={100000: b""},
             )
         ],
@@ -57,9 +55,7 @@ def test_known_and_unknown_tags_are_written_in_tag_order() -> None:
         current_leader=LeaderIdAndEpoch(leader_id=2, leader_epoch=5),  # tag 1
         unknown_tags={5: b"\xaa", 0x10: b"\xbb\xcc"},
     )
-    resp = FetchResponse(
-        responses=[FetchableTopicResponse(topic_id=uuid.UUID(int=1), partitions=[part])]
-    )
+    resp = FetchResponse(responses=[FetchableTopicResponse(topic_id=uuid.UUID(int=1), partitions=[part])])
     body = resp.encode(13)
     back = FetchResponse.decode(body, 13)
     assert back == resp
@@ -74,27 +70,21 @@ def test_tag_section_is_sorted_by_tag() -> None:
     resp = ApiVersionsResponse(zk_migration_ready=True, unknown_tags={9: b"b", 7: b"a"})
     body = resp.encode(3)
     # count 3; tag 3 (known bool), tag 7 (unknown), tag 9 (unknown)
-    assert body.endswith(bytes.fromhex("03" "0301" "01" "0701" "61" "0901" "62"))
+    assert body.endswith(bytes.fromhex("03030101070161090162"))
     assert ApiVersionsResponse.decode(body, 3) == resp
 
 
 def test_default_tagged_fields_are_not_written() -> None:
     plain = FetchResponse(
         responses=[
-            FetchableTopicResponse(
-                topic_id=uuid.UUID(int=1), partitions=[PartitionData(partition_index=1)]
-            )
+            FetchableTopicResponse(topic_id=uuid.UUID(int=1), partitions=[PartitionData(partition_index=1)])
         ]
     )
     tagged = FetchResponse(
         responses=[
             FetchableTopicResponse(
                 topic_id=uuid.UUID(int=1),
-                partitions=[
-                    PartitionData(
-                        partition_index=1, current_leader=LeaderIdAndEpoch(leader_id=3)
-                    )
-                ],
+                partitions=[PartitionData(partition_index=1, current_leader=LeaderIdAndEpoch(leader_id=3))],
             )
         ]
     )

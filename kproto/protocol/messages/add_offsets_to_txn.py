@@ -188,6 +188,16 @@ class AddOffsetsToTxnResponse:
             raise DecodeError(f'malformed AddOffsetsToTxnResponse v{version}: {exc}') from None
 
 
+def _new_AddOffsetsToTxnRequest() -> AddOffsetsToTxnRequest:
+    o = AddOffsetsToTxnRequest.__new__(AddOffsetsToTxnRequest)
+    o.transactional_id = ''
+    o.producer_id = 0
+    o.producer_epoch = 0
+    o.group_id = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_AddOffsetsToTxnRequest_0(o: AddOffsetsToTxnRequest, out: bytearray) -> None:
     write_string(out, o.transactional_id)
     out += _S_qh.pack(o.producer_id, o.producer_epoch)
@@ -227,6 +237,14 @@ def _r_AddOffsetsToTxnRequest_3(buf: memoryview, pos: int) -> tuple[AddOffsetsTo
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AddOffsetsToTxnResponse() -> AddOffsetsToTxnResponse:
+    o = AddOffsetsToTxnResponse.__new__(AddOffsetsToTxnResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_AddOffsetsToTxnResponse_0(o: AddOffsetsToTxnResponse, out: bytearray) -> None:

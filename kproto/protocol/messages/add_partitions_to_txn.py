@@ -572,6 +572,14 @@ class AddPartitionsToTxnPartitionResult:
             raise DecodeError(f'malformed AddPartitionsToTxnPartitionResult v{version}: {exc}') from None
 
 
+def _new_AddPartitionsToTxnTopic() -> AddPartitionsToTxnTopic:
+    o = AddPartitionsToTxnTopic.__new__(AddPartitionsToTxnTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_AddPartitionsToTxnTopic_0(o: AddPartitionsToTxnTopic, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partitions
@@ -613,6 +621,17 @@ def _r_AddPartitionsToTxnTopic_3(buf: memoryview, pos: int) -> tuple[AddPartitio
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AddPartitionsToTxnTransaction() -> AddPartitionsToTxnTransaction:
+    o = AddPartitionsToTxnTransaction.__new__(AddPartitionsToTxnTransaction)
+    o.transactional_id = ''
+    o.producer_id = 0
+    o.producer_epoch = 0
+    o.verify_only = False
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AddPartitionsToTxnTransaction_0(o: AddPartitionsToTxnTransaction, out: bytearray) -> None:
@@ -703,6 +722,17 @@ def _r_AddPartitionsToTxnTransaction_4(buf: memoryview, pos: int) -> tuple[AddPa
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AddPartitionsToTxnRequest() -> AddPartitionsToTxnRequest:
+    o = AddPartitionsToTxnRequest.__new__(AddPartitionsToTxnRequest)
+    o.transactions = []
+    o.v3_and_below_transactional_id = ''
+    o.v3_and_below_producer_id = 0
+    o.v3_and_below_producer_epoch = 0
+    o.v3_and_below_topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AddPartitionsToTxnRequest_0(o: AddPartitionsToTxnRequest, out: bytearray) -> None:
@@ -808,6 +838,14 @@ def _r_AddPartitionsToTxnRequest_4(buf: memoryview, pos: int) -> tuple[AddPartit
     return o, pos
 
 
+def _new_AddPartitionsToTxnPartitionResult() -> AddPartitionsToTxnPartitionResult:
+    o = AddPartitionsToTxnPartitionResult.__new__(AddPartitionsToTxnPartitionResult)
+    o.partition_index = 0
+    o.partition_error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_AddPartitionsToTxnPartitionResult_0(o: AddPartitionsToTxnPartitionResult, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.partition_error_code)
 
@@ -839,6 +877,14 @@ def _r_AddPartitionsToTxnPartitionResult_3(buf: memoryview, pos: int) -> tuple[A
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AddPartitionsToTxnTopicResult() -> AddPartitionsToTxnTopicResult:
+    o = AddPartitionsToTxnTopicResult.__new__(AddPartitionsToTxnTopicResult)
+    o.name = ''
+    o.results_by_partition = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AddPartitionsToTxnTopicResult_0(o: AddPartitionsToTxnTopicResult, out: bytearray) -> None:
@@ -890,6 +936,14 @@ def _r_AddPartitionsToTxnTopicResult_3(buf: memoryview, pos: int) -> tuple[AddPa
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AddPartitionsToTxnResult() -> AddPartitionsToTxnResult:
+    o = AddPartitionsToTxnResult.__new__(AddPartitionsToTxnResult)
+    o.transactional_id = ''
+    o.topic_results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AddPartitionsToTxnResult_0(o: AddPartitionsToTxnResult, out: bytearray) -> None:
@@ -959,6 +1013,16 @@ def _r_AddPartitionsToTxnResult_4(buf: memoryview, pos: int) -> tuple[AddPartiti
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AddPartitionsToTxnResponse() -> AddPartitionsToTxnResponse:
+    o = AddPartitionsToTxnResponse.__new__(AddPartitionsToTxnResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.results_by_transaction = []
+    o.results_by_topic_v3_and_below = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AddPartitionsToTxnResponse_0(o: AddPartitionsToTxnResponse, out: bytearray) -> None:

@@ -275,6 +275,15 @@ class AddRaftVoterResponse:
             raise DecodeError(f'malformed AddRaftVoterResponse v{version}: {exc}') from None
 
 
+def _new_Listener() -> Listener:
+    o = Listener.__new__(Listener)
+    o.name = ''
+    o.host = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_Listener_0(o: Listener, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_string(out, o.host)
@@ -298,6 +307,17 @@ def _r_Listener_0(buf: memoryview, pos: int) -> tuple[Listener, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AddRaftVoterRequest() -> AddRaftVoterRequest:
+    o = AddRaftVoterRequest.__new__(AddRaftVoterRequest)
+    o.cluster_id = ''
+    o.timeout_ms = 0
+    o.voter_id = 0
+    o.voter_directory_id = ZERO_UUID
+    o.listeners = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AddRaftVoterRequest_0(o: AddRaftVoterRequest, out: bytearray) -> None:
@@ -333,6 +353,15 @@ def _r_AddRaftVoterRequest_0(buf: memoryview, pos: int) -> tuple[AddRaftVoterReq
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AddRaftVoterResponse() -> AddRaftVoterResponse:
+    o = AddRaftVoterResponse.__new__(AddRaftVoterResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.unknown_tags = None
+    return o
 
 
 def _w_AddRaftVoterResponse_0(o: AddRaftVoterResponse, out: bytearray) -> None:

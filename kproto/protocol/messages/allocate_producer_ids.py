@@ -184,6 +184,14 @@ class AllocateProducerIdsResponse:
             raise DecodeError(f'malformed AllocateProducerIdsResponse v{version}: {exc}') from None
 
 
+def _new_AllocateProducerIdsRequest() -> AllocateProducerIdsRequest:
+    o = AllocateProducerIdsRequest.__new__(AllocateProducerIdsRequest)
+    o.broker_id = 0
+    o.broker_epoch = -1
+    o.unknown_tags = None
+    return o
+
+
 def _w_AllocateProducerIdsRequest_0(o: AllocateProducerIdsRequest, out: bytearray) -> None:
     out += _S_iq.pack(o.broker_id, o.broker_epoch)
     uk = o.unknown_tags
@@ -203,6 +211,16 @@ def _r_AllocateProducerIdsRequest_0(buf: memoryview, pos: int) -> tuple[Allocate
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AllocateProducerIdsResponse() -> AllocateProducerIdsResponse:
+    o = AllocateProducerIdsResponse.__new__(AllocateProducerIdsResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.producer_id_start = 0
+    o.producer_id_len = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_AllocateProducerIdsResponse_0(o: AllocateProducerIdsResponse, out: bytearray) -> None:

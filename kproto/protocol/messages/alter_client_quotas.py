@@ -552,6 +552,14 @@ class AlterClientQuotasResponseEntityData:
             raise DecodeError(f'malformed AlterClientQuotasResponseEntityData v{version}: {exc}') from None
 
 
+def _new_AlterClientQuotasRequestEntityData() -> AlterClientQuotasRequestEntityData:
+    o = AlterClientQuotasRequestEntityData.__new__(AlterClientQuotasRequestEntityData)
+    o.entity_type = ''
+    o.entity_name = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterClientQuotasRequestEntityData_0(o: AlterClientQuotasRequestEntityData, out: bytearray) -> None:
     write_string(out, o.entity_type)
     write_nullable_string(out, o.entity_name)
@@ -585,6 +593,15 @@ def _r_AlterClientQuotasRequestEntityData_1(buf: memoryview, pos: int) -> tuple[
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OpData() -> OpData:
+    o = OpData.__new__(OpData)
+    o.key = ''
+    o.value = 0.0
+    o.remove = False
+    o.unknown_tags = None
+    return o
 
 
 def _w_OpData_0(o: OpData, out: bytearray) -> None:
@@ -622,6 +639,14 @@ def _r_OpData_1(buf: memoryview, pos: int) -> tuple[OpData, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterClientQuotasRequestEntryData() -> AlterClientQuotasRequestEntryData:
+    o = AlterClientQuotasRequestEntryData.__new__(AlterClientQuotasRequestEntryData)
+    o.entity = []
+    o.ops = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterClientQuotasRequestEntryData_0(o: AlterClientQuotasRequestEntryData, out: bytearray) -> None:
@@ -691,6 +716,14 @@ def _r_AlterClientQuotasRequestEntryData_1(buf: memoryview, pos: int) -> tuple[A
     return o, pos
 
 
+def _new_AlterClientQuotasRequest() -> AlterClientQuotasRequest:
+    o = AlterClientQuotasRequest.__new__(AlterClientQuotasRequest)
+    o.entries = []
+    o.validate_only = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterClientQuotasRequest_0(o: AlterClientQuotasRequest, out: bytearray) -> None:
     x1 = o.entries
     out += _S_i.pack(len(x1))
@@ -744,6 +777,14 @@ def _r_AlterClientQuotasRequest_1(buf: memoryview, pos: int) -> tuple[AlterClien
     return o, pos
 
 
+def _new_AlterClientQuotasResponseEntityData() -> AlterClientQuotasResponseEntityData:
+    o = AlterClientQuotasResponseEntityData.__new__(AlterClientQuotasResponseEntityData)
+    o.entity_type = ''
+    o.entity_name = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterClientQuotasResponseEntityData_0(o: AlterClientQuotasResponseEntityData, out: bytearray) -> None:
     write_string(out, o.entity_type)
     write_nullable_string(out, o.entity_name)
@@ -777,6 +818,15 @@ def _r_AlterClientQuotasResponseEntityData_1(buf: memoryview, pos: int) -> tuple
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterClientQuotasResponseEntryData() -> AlterClientQuotasResponseEntryData:
+    o = AlterClientQuotasResponseEntryData.__new__(AlterClientQuotasResponseEntryData)
+    o.error_code = 0
+    o.error_message = ''
+    o.entity = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterClientQuotasResponseEntryData_0(o: AlterClientQuotasResponseEntryData, out: bytearray) -> None:
@@ -834,6 +884,14 @@ def _r_AlterClientQuotasResponseEntryData_1(buf: memoryview, pos: int) -> tuple[
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterClientQuotasResponse() -> AlterClientQuotasResponse:
+    o = AlterClientQuotasResponse.__new__(AlterClientQuotasResponse)
+    o.throttle_time_ms = 0
+    o.entries = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterClientQuotasResponse_0(o: AlterClientQuotasResponse, out: bytearray) -> None:

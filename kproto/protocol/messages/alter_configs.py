@@ -414,6 +414,14 @@ class AlterConfigsResourceResponse:
             raise DecodeError(f'malformed AlterConfigsResourceResponse v{version}: {exc}') from None
 
 
+def _new_AlterableConfig() -> AlterableConfig:
+    o = AlterableConfig.__new__(AlterableConfig)
+    o.name = ''
+    o.value = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterableConfig_0(o: AlterableConfig, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
@@ -447,6 +455,15 @@ def _r_AlterableConfig_2(buf: memoryview, pos: int) -> tuple[AlterableConfig, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterConfigsResource() -> AlterConfigsResource:
+    o = AlterConfigsResource.__new__(AlterConfigsResource)
+    o.resource_type = 0
+    o.resource_name = ''
+    o.configs = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterConfigsResource_0(o: AlterConfigsResource, out: bytearray) -> None:
@@ -506,6 +523,14 @@ def _r_AlterConfigsResource_2(buf: memoryview, pos: int) -> tuple[AlterConfigsRe
     return o, pos
 
 
+def _new_AlterConfigsRequest() -> AlterConfigsRequest:
+    o = AlterConfigsRequest.__new__(AlterConfigsRequest)
+    o.resources = []
+    o.validate_only = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterConfigsRequest_0(o: AlterConfigsRequest, out: bytearray) -> None:
     x1 = o.resources
     out += _S_i.pack(len(x1))
@@ -559,6 +584,16 @@ def _r_AlterConfigsRequest_2(buf: memoryview, pos: int) -> tuple[AlterConfigsReq
     return o, pos
 
 
+def _new_AlterConfigsResourceResponse() -> AlterConfigsResourceResponse:
+    o = AlterConfigsResourceResponse.__new__(AlterConfigsResourceResponse)
+    o.error_code = 0
+    o.error_message = ''
+    o.resource_type = 0
+    o.resource_name = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterConfigsResourceResponse_0(o: AlterConfigsResourceResponse, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_nullable_string(out, o.error_message)
@@ -604,6 +639,14 @@ def _r_AlterConfigsResourceResponse_2(buf: memoryview, pos: int) -> tuple[AlterC
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterConfigsResponse() -> AlterConfigsResponse:
+    o = AlterConfigsResponse.__new__(AlterConfigsResponse)
+    o.throttle_time_ms = 0
+    o.responses = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterConfigsResponse_0(o: AlterConfigsResponse, out: bytearray) -> None:

@@ -592,6 +592,14 @@ class AlterPartitionResponsePartitionData:
             raise DecodeError(f'malformed AlterPartitionResponsePartitionData v{version}: {exc}') from None
 
 
+def _new_BrokerState() -> BrokerState:
+    o = BrokerState.__new__(BrokerState)
+    o.broker_id = 0
+    o.broker_epoch = -1
+    o.unknown_tags = None
+    return o
+
+
 def _w_BrokerState_0(o: BrokerState, out: bytearray) -> None:
     if o.broker_id != 0:
         raise UnsupportedVersionError('BrokerState.broker_id has a non-default value this version cannot carry')
@@ -635,6 +643,18 @@ def _r_BrokerState_3(buf: memoryview, pos: int) -> tuple[BrokerState, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterPartitionRequestPartitionData() -> AlterPartitionRequestPartitionData:
+    o = AlterPartitionRequestPartitionData.__new__(AlterPartitionRequestPartitionData)
+    o.partition_index = 0
+    o.leader_epoch = 0
+    o.new_isr = []
+    o.new_isr_with_epochs = []
+    o.leader_recovery_state = 0
+    o.partition_epoch = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterPartitionRequestPartitionData_0(o: AlterPartitionRequestPartitionData, out: bytearray) -> None:
@@ -741,6 +761,15 @@ def _r_AlterPartitionRequestPartitionData_3(buf: memoryview, pos: int) -> tuple[
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterPartitionRequestTopicData() -> AlterPartitionRequestTopicData:
+    o = AlterPartitionRequestTopicData.__new__(AlterPartitionRequestTopicData)
+    o.topic_name = ''
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterPartitionRequestTopicData_0(o: AlterPartitionRequestTopicData, out: bytearray) -> None:
@@ -867,6 +896,15 @@ def _r_AlterPartitionRequestTopicData_3(buf: memoryview, pos: int) -> tuple[Alte
     return o, pos
 
 
+def _new_AlterPartitionRequest() -> AlterPartitionRequest:
+    o = AlterPartitionRequest.__new__(AlterPartitionRequest)
+    o.broker_id = 0
+    o.broker_epoch = -1
+    o.topics = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterPartitionRequest_0(o: AlterPartitionRequest, out: bytearray) -> None:
     out += _S_iq.pack(o.broker_id, o.broker_epoch)
     x1 = o.topics
@@ -991,6 +1029,19 @@ def _r_AlterPartitionRequest_3(buf: memoryview, pos: int) -> tuple[AlterPartitio
     return o, pos
 
 
+def _new_AlterPartitionResponsePartitionData() -> AlterPartitionResponsePartitionData:
+    o = AlterPartitionResponsePartitionData.__new__(AlterPartitionResponsePartitionData)
+    o.partition_index = 0
+    o.error_code = 0
+    o.leader_id = 0
+    o.leader_epoch = 0
+    o.isr = []
+    o.leader_recovery_state = 0
+    o.partition_epoch = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterPartitionResponsePartitionData_0(o: AlterPartitionResponsePartitionData, out: bytearray) -> None:
     out += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
     x1 = o.isr
@@ -1050,6 +1101,15 @@ def _r_AlterPartitionResponsePartitionData_1(buf: memoryview, pos: int) -> tuple
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterPartitionResponseTopicData() -> AlterPartitionResponseTopicData:
+    o = AlterPartitionResponseTopicData.__new__(AlterPartitionResponseTopicData)
+    o.topic_name = ''
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterPartitionResponseTopicData_0(o: AlterPartitionResponseTopicData, out: bytearray) -> None:
@@ -1143,6 +1203,15 @@ def _r_AlterPartitionResponseTopicData_2(buf: memoryview, pos: int) -> tuple[Alt
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterPartitionResponse() -> AlterPartitionResponse:
+    o = AlterPartitionResponse.__new__(AlterPartitionResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterPartitionResponse_0(o: AlterPartitionResponse, out: bytearray) -> None:

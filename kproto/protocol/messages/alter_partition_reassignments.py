@@ -479,6 +479,14 @@ class ReassignablePartitionResponse:
             raise DecodeError(f'malformed ReassignablePartitionResponse v{version}: {exc}') from None
 
 
+def _new_ReassignablePartition() -> ReassignablePartition:
+    o = ReassignablePartition.__new__(ReassignablePartition)
+    o.partition_index = 0
+    o.replicas = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_ReassignablePartition_0(o: ReassignablePartition, out: bytearray) -> None:
     out += _S_i.pack(o.partition_index)
     x1 = o.replicas
@@ -512,6 +520,14 @@ def _r_ReassignablePartition_0(buf: memoryview, pos: int) -> tuple[ReassignableP
     return o, pos
 
 
+def _new_ReassignableTopic() -> ReassignableTopic:
+    o = ReassignableTopic.__new__(ReassignableTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_ReassignableTopic_0(o: ReassignableTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
     x1 = o.partitions
@@ -540,6 +556,14 @@ def _r_ReassignableTopic_0(buf: memoryview, pos: int) -> tuple[ReassignableTopic
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterPartitionReassignmentsRequest() -> AlterPartitionReassignmentsRequest:
+    o = AlterPartitionReassignmentsRequest.__new__(AlterPartitionReassignmentsRequest)
+    o.timeout_ms = 60000
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterPartitionReassignmentsRequest_0(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
@@ -573,6 +597,15 @@ def _r_AlterPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[
     return o, pos
 
 
+def _new_ReassignablePartitionResponse() -> ReassignablePartitionResponse:
+    o = ReassignablePartitionResponse.__new__(ReassignablePartitionResponse)
+    o.partition_index = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_ReassignablePartitionResponse_0(o: ReassignablePartitionResponse, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
@@ -594,6 +627,14 @@ def _r_ReassignablePartitionResponse_0(buf: memoryview, pos: int) -> tuple[Reass
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ReassignableTopicResponse() -> ReassignableTopicResponse:
+    o = ReassignableTopicResponse.__new__(ReassignableTopicResponse)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ReassignableTopicResponse_0(o: ReassignableTopicResponse, out: bytearray) -> None:
@@ -624,6 +665,16 @@ def _r_ReassignableTopicResponse_0(buf: memoryview, pos: int) -> tuple[Reassigna
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterPartitionReassignmentsResponse() -> AlterPartitionReassignmentsResponse:
+    o = AlterPartitionReassignmentsResponse.__new__(AlterPartitionReassignmentsResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.responses = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterPartitionReassignmentsResponse_0(o: AlterPartitionReassignmentsResponse, out: bytearray) -> None:

@@ -463,6 +463,14 @@ class AlterReplicaLogDirPartitionResult:
             raise DecodeError(f'malformed AlterReplicaLogDirPartitionResult v{version}: {exc}') from None
 
 
+def _new_AlterReplicaLogDirTopic() -> AlterReplicaLogDirTopic:
+    o = AlterReplicaLogDirTopic.__new__(AlterReplicaLogDirTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterReplicaLogDirTopic_0(o: AlterReplicaLogDirTopic, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partitions
@@ -504,6 +512,14 @@ def _r_AlterReplicaLogDirTopic_2(buf: memoryview, pos: int) -> tuple[AlterReplic
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterReplicaLogDir() -> AlterReplicaLogDir:
+    o = AlterReplicaLogDir.__new__(AlterReplicaLogDir)
+    o.path = ''
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterReplicaLogDir_0(o: AlterReplicaLogDir, out: bytearray) -> None:
@@ -557,6 +573,13 @@ def _r_AlterReplicaLogDir_2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogD
     return o, pos
 
 
+def _new_AlterReplicaLogDirsRequest() -> AlterReplicaLogDirsRequest:
+    o = AlterReplicaLogDirsRequest.__new__(AlterReplicaLogDirsRequest)
+    o.dirs = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterReplicaLogDirsRequest_0(o: AlterReplicaLogDirsRequest, out: bytearray) -> None:
     x1 = o.dirs
     out += _S_i.pack(len(x1))
@@ -604,6 +627,14 @@ def _r_AlterReplicaLogDirsRequest_2(buf: memoryview, pos: int) -> tuple[AlterRep
     return o, pos
 
 
+def _new_AlterReplicaLogDirPartitionResult() -> AlterReplicaLogDirPartitionResult:
+    o = AlterReplicaLogDirPartitionResult.__new__(AlterReplicaLogDirPartitionResult)
+    o.partition_index = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterReplicaLogDirPartitionResult_0(o: AlterReplicaLogDirPartitionResult, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
 
@@ -635,6 +666,14 @@ def _r_AlterReplicaLogDirPartitionResult_2(buf: memoryview, pos: int) -> tuple[A
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterReplicaLogDirTopicResult() -> AlterReplicaLogDirTopicResult:
+    o = AlterReplicaLogDirTopicResult.__new__(AlterReplicaLogDirTopicResult)
+    o.topic_name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterReplicaLogDirTopicResult_0(o: AlterReplicaLogDirTopicResult, out: bytearray) -> None:
@@ -686,6 +725,14 @@ def _r_AlterReplicaLogDirTopicResult_2(buf: memoryview, pos: int) -> tuple[Alter
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterReplicaLogDirsResponse() -> AlterReplicaLogDirsResponse:
+    o = AlterReplicaLogDirsResponse.__new__(AlterReplicaLogDirsResponse)
+    o.throttle_time_ms = 0
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterReplicaLogDirsResponse_0(o: AlterReplicaLogDirsResponse, out: bytearray) -> None:

@@ -415,6 +415,14 @@ class AlterUserScramCredentialsResult:
             raise DecodeError(f'malformed AlterUserScramCredentialsResult v{version}: {exc}') from None
 
 
+def _new_ScramCredentialDeletion() -> ScramCredentialDeletion:
+    o = ScramCredentialDeletion.__new__(ScramCredentialDeletion)
+    o.name = ''
+    o.mechanism = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_ScramCredentialDeletion_0(o: ScramCredentialDeletion, out: bytearray) -> None:
     write_compact_string(out, o.name)
     out += _S_b.pack(o.mechanism)
@@ -436,6 +444,17 @@ def _r_ScramCredentialDeletion_0(buf: memoryview, pos: int) -> tuple[ScramCreden
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ScramCredentialUpsertion() -> ScramCredentialUpsertion:
+    o = ScramCredentialUpsertion.__new__(ScramCredentialUpsertion)
+    o.name = ''
+    o.mechanism = 0
+    o.iterations = 0
+    o.salt = b''
+    o.salted_password = b''
+    o.unknown_tags = None
+    return o
 
 
 def _w_ScramCredentialUpsertion_0(o: ScramCredentialUpsertion, out: bytearray) -> None:
@@ -463,6 +482,14 @@ def _r_ScramCredentialUpsertion_0(buf: memoryview, pos: int) -> tuple[ScramCrede
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterUserScramCredentialsRequest() -> AlterUserScramCredentialsRequest:
+    o = AlterUserScramCredentialsRequest.__new__(AlterUserScramCredentialsRequest)
+    o.deletions = []
+    o.upsertions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterUserScramCredentialsRequest_0(o: AlterUserScramCredentialsRequest, out: bytearray) -> None:
@@ -503,6 +530,15 @@ def _r_AlterUserScramCredentialsRequest_0(buf: memoryview, pos: int) -> tuple[Al
     return o, pos
 
 
+def _new_AlterUserScramCredentialsResult() -> AlterUserScramCredentialsResult:
+    o = AlterUserScramCredentialsResult.__new__(AlterUserScramCredentialsResult)
+    o.user = ''
+    o.error_code = 0
+    o.error_message = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterUserScramCredentialsResult_0(o: AlterUserScramCredentialsResult, out: bytearray) -> None:
     write_compact_string(out, o.user)
     out += _S_h.pack(o.error_code)
@@ -526,6 +562,14 @@ def _r_AlterUserScramCredentialsResult_0(buf: memoryview, pos: int) -> tuple[Alt
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterUserScramCredentialsResponse() -> AlterUserScramCredentialsResponse:
+    o = AlterUserScramCredentialsResponse.__new__(AlterUserScramCredentialsResponse)
+    o.throttle_time_ms = 0
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterUserScramCredentialsResponse_0(o: AlterUserScramCredentialsResponse, out: bytearray) -> None:

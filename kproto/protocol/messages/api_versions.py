@@ -432,6 +432,14 @@ class ApiVersion:
             raise DecodeError(f'malformed ApiVersion v{version}: {exc}') from None
 
 
+def _new_ApiVersionsRequest() -> ApiVersionsRequest:
+    o = ApiVersionsRequest.__new__(ApiVersionsRequest)
+    o.client_software_name = ''
+    o.client_software_version = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_ApiVersionsRequest_0(o: ApiVersionsRequest, out: bytearray) -> None:
     pass
 
@@ -466,6 +474,15 @@ def _r_ApiVersionsRequest_3(buf: memoryview, pos: int) -> tuple[ApiVersionsReque
     return o, pos
 
 
+def _new_ApiVersion() -> ApiVersion:
+    o = ApiVersion.__new__(ApiVersion)
+    o.api_key = 0
+    o.min_version = 0
+    o.max_version = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_ApiVersion_0(o: ApiVersion, out: bytearray) -> None:
     out += _S_hhh.pack(o.api_key, o.min_version, o.max_version)
 
@@ -497,6 +514,15 @@ def _r_ApiVersion_3(buf: memoryview, pos: int) -> tuple[ApiVersion, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_SupportedFeatureKey() -> SupportedFeatureKey:
+    o = SupportedFeatureKey.__new__(SupportedFeatureKey)
+    o.name = ''
+    o.min_version = 0
+    o.max_version = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_SupportedFeatureKey_0(o: SupportedFeatureKey, out: bytearray) -> None:
@@ -540,6 +566,15 @@ def _r_SupportedFeatureKey_3(buf: memoryview, pos: int) -> tuple[SupportedFeatur
     return o, pos
 
 
+def _new_FinalizedFeatureKey() -> FinalizedFeatureKey:
+    o = FinalizedFeatureKey.__new__(FinalizedFeatureKey)
+    o.name = ''
+    o.max_version_level = 0
+    o.min_version_level = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_FinalizedFeatureKey_0(o: FinalizedFeatureKey, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('FinalizedFeatureKey.name has a non-default value this version cannot carry')
@@ -579,6 +614,19 @@ def _r_FinalizedFeatureKey_3(buf: memoryview, pos: int) -> tuple[FinalizedFeatur
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ApiVersionsResponse() -> ApiVersionsResponse:
+    o = ApiVersionsResponse.__new__(ApiVersionsResponse)
+    o.error_code = 0
+    o.api_keys = []
+    o.throttle_time_ms = 0
+    o.supported_features = []
+    o.finalized_features_epoch = -1
+    o.finalized_features = []
+    o.zk_migration_ready = False
+    o.unknown_tags = None
+    return o
 
 
 def _w_ApiVersionsResponse_0(o: ApiVersionsResponse, out: bytearray) -> None:
@@ -693,7 +741,11 @@ def _r_ApiVersionsResponse_3(buf: memoryview, pos: int) -> tuple[ApiVersionsResp
     o.finalized_features = []
     o.zk_migration_ready = False
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)

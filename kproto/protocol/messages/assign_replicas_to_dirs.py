@@ -610,6 +610,13 @@ class AssignReplicasToDirsResponsePartitionData:
             raise DecodeError(f'malformed AssignReplicasToDirsResponsePartitionData v{version}: {exc}') from None
 
 
+def _new_AssignReplicasToDirsRequestPartitionData() -> AssignReplicasToDirsRequestPartitionData:
+    o = AssignReplicasToDirsRequestPartitionData.__new__(AssignReplicasToDirsRequestPartitionData)
+    o.partition_index = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_AssignReplicasToDirsRequestPartitionData_0(o: AssignReplicasToDirsRequestPartitionData, out: bytearray) -> None:
     out += _S_i.pack(o.partition_index)
     uk = o.unknown_tags
@@ -629,6 +636,14 @@ def _r_AssignReplicasToDirsRequestPartitionData_0(buf: memoryview, pos: int) -> 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AssignReplicasToDirsRequestTopicData() -> AssignReplicasToDirsRequestTopicData:
+    o = AssignReplicasToDirsRequestTopicData.__new__(AssignReplicasToDirsRequestTopicData)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AssignReplicasToDirsRequestTopicData_0(o: AssignReplicasToDirsRequestTopicData, out: bytearray) -> None:
@@ -661,6 +676,14 @@ def _r_AssignReplicasToDirsRequestTopicData_0(buf: memoryview, pos: int) -> tupl
     return o, pos
 
 
+def _new_AssignReplicasToDirsRequestDirectoryData() -> AssignReplicasToDirsRequestDirectoryData:
+    o = AssignReplicasToDirsRequestDirectoryData.__new__(AssignReplicasToDirsRequestDirectoryData)
+    o.id = ZERO_UUID
+    o.topics = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_AssignReplicasToDirsRequestDirectoryData_0(o: AssignReplicasToDirsRequestDirectoryData, out: bytearray) -> None:
     out += o.id.bytes
     x1 = o.topics
@@ -689,6 +712,15 @@ def _r_AssignReplicasToDirsRequestDirectoryData_0(buf: memoryview, pos: int) -> 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AssignReplicasToDirsRequest() -> AssignReplicasToDirsRequest:
+    o = AssignReplicasToDirsRequest.__new__(AssignReplicasToDirsRequest)
+    o.broker_id = 0
+    o.broker_epoch = -1
+    o.directories = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AssignReplicasToDirsRequest_0(o: AssignReplicasToDirsRequest, out: bytearray) -> None:
@@ -722,6 +754,14 @@ def _r_AssignReplicasToDirsRequest_0(buf: memoryview, pos: int) -> tuple[AssignR
     return o, pos
 
 
+def _new_AssignReplicasToDirsResponsePartitionData() -> AssignReplicasToDirsResponsePartitionData:
+    o = AssignReplicasToDirsResponsePartitionData.__new__(AssignReplicasToDirsResponsePartitionData)
+    o.partition_index = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_AssignReplicasToDirsResponsePartitionData_0(o: AssignReplicasToDirsResponsePartitionData, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
     uk = o.unknown_tags
@@ -741,6 +781,14 @@ def _r_AssignReplicasToDirsResponsePartitionData_0(buf: memoryview, pos: int) ->
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AssignReplicasToDirsResponseTopicData() -> AssignReplicasToDirsResponseTopicData:
+    o = AssignReplicasToDirsResponseTopicData.__new__(AssignReplicasToDirsResponseTopicData)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AssignReplicasToDirsResponseTopicData_0(o: AssignReplicasToDirsResponseTopicData, out: bytearray) -> None:
@@ -773,6 +821,14 @@ def _r_AssignReplicasToDirsResponseTopicData_0(buf: memoryview, pos: int) -> tup
     return o, pos
 
 
+def _new_AssignReplicasToDirsResponseDirectoryData() -> AssignReplicasToDirsResponseDirectoryData:
+    o = AssignReplicasToDirsResponseDirectoryData.__new__(AssignReplicasToDirsResponseDirectoryData)
+    o.id = ZERO_UUID
+    o.topics = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_AssignReplicasToDirsResponseDirectoryData_0(o: AssignReplicasToDirsResponseDirectoryData, out: bytearray) -> None:
     out += o.id.bytes
     x1 = o.topics
@@ -801,6 +857,15 @@ def _r_AssignReplicasToDirsResponseDirectoryData_0(buf: memoryview, pos: int) ->
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AssignReplicasToDirsResponse() -> AssignReplicasToDirsResponse:
+    o = AssignReplicasToDirsResponse.__new__(AssignReplicasToDirsResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.directories = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AssignReplicasToDirsResponse_0(o: AssignReplicasToDirsResponse, out: bytearray) -> None:

@@ -656,6 +656,16 @@ class BeginQuorumEpochResponsePartitionData:
             raise DecodeError(f'malformed BeginQuorumEpochResponsePartitionData v{version}: {exc}') from None
 
 
+def _new_BeginQuorumEpochRequestPartitionData() -> BeginQuorumEpochRequestPartitionData:
+    o = BeginQuorumEpochRequestPartitionData.__new__(BeginQuorumEpochRequestPartitionData)
+    o.partition_index = 0
+    o.voter_directory_id = ZERO_UUID
+    o.leader_id = 0
+    o.leader_epoch = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_BeginQuorumEpochRequestPartitionData_0(o: BeginQuorumEpochRequestPartitionData, out: bytearray) -> None:
     out += _S_iii.pack(o.partition_index, o.leader_id, o.leader_epoch)
 
@@ -693,6 +703,14 @@ def _r_BeginQuorumEpochRequestPartitionData_1(buf: memoryview, pos: int) -> tupl
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_BeginQuorumEpochRequestTopicData() -> BeginQuorumEpochRequestTopicData:
+    o = BeginQuorumEpochRequestTopicData.__new__(BeginQuorumEpochRequestTopicData)
+    o.topic_name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_BeginQuorumEpochRequestTopicData_0(o: BeginQuorumEpochRequestTopicData, out: bytearray) -> None:
@@ -746,6 +764,15 @@ def _r_BeginQuorumEpochRequestTopicData_1(buf: memoryview, pos: int) -> tuple[Be
     return o, pos
 
 
+def _new_LeaderEndpoint() -> LeaderEndpoint:
+    o = LeaderEndpoint.__new__(LeaderEndpoint)
+    o.name = ''
+    o.host = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_LeaderEndpoint_0(o: LeaderEndpoint, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('LeaderEndpoint.name has a non-default value this version cannot carry')
@@ -787,6 +814,16 @@ def _r_LeaderEndpoint_1(buf: memoryview, pos: int) -> tuple[LeaderEndpoint, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_BeginQuorumEpochRequest() -> BeginQuorumEpochRequest:
+    o = BeginQuorumEpochRequest.__new__(BeginQuorumEpochRequest)
+    o.cluster_id = None
+    o.voter_id = -1
+    o.topics = []
+    o.leader_endpoints = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_BeginQuorumEpochRequest_0(o: BeginQuorumEpochRequest, out: bytearray) -> None:
@@ -855,6 +892,16 @@ def _r_BeginQuorumEpochRequest_1(buf: memoryview, pos: int) -> tuple[BeginQuorum
     return o, pos
 
 
+def _new_BeginQuorumEpochResponsePartitionData() -> BeginQuorumEpochResponsePartitionData:
+    o = BeginQuorumEpochResponsePartitionData.__new__(BeginQuorumEpochResponsePartitionData)
+    o.partition_index = 0
+    o.error_code = 0
+    o.leader_id = 0
+    o.leader_epoch = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_BeginQuorumEpochResponsePartitionData_0(o: BeginQuorumEpochResponsePartitionData, out: bytearray) -> None:
     out += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
 
@@ -886,6 +933,14 @@ def _r_BeginQuorumEpochResponsePartitionData_1(buf: memoryview, pos: int) -> tup
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_BeginQuorumEpochResponseTopicData() -> BeginQuorumEpochResponseTopicData:
+    o = BeginQuorumEpochResponseTopicData.__new__(BeginQuorumEpochResponseTopicData)
+    o.topic_name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_BeginQuorumEpochResponseTopicData_0(o: BeginQuorumEpochResponseTopicData, out: bytearray) -> None:
@@ -939,6 +994,15 @@ def _r_BeginQuorumEpochResponseTopicData_1(buf: memoryview, pos: int) -> tuple[B
     return o, pos
 
 
+def _new_NodeEndpoint() -> NodeEndpoint:
+    o = NodeEndpoint.__new__(NodeEndpoint)
+    o.node_id = 0
+    o.host = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
@@ -981,6 +1045,15 @@ def _r_NodeEndpoint_1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_BeginQuorumEpochResponse() -> BeginQuorumEpochResponse:
+    o = BeginQuorumEpochResponse.__new__(BeginQuorumEpochResponse)
+    o.error_code = 0
+    o.topics = []
+    o.node_endpoints = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_BeginQuorumEpochResponse_0(o: BeginQuorumEpochResponse, out: bytearray) -> None:
@@ -1041,7 +1114,11 @@ def _r_BeginQuorumEpochResponse_1(buf: memoryview, pos: int) -> tuple[BeginQuoru
     o.topics = a2
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)

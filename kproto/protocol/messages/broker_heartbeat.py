@@ -209,6 +209,18 @@ class BrokerHeartbeatResponse:
             raise DecodeError(f'malformed BrokerHeartbeatResponse v{version}: {exc}') from None
 
 
+def _new_BrokerHeartbeatRequest() -> BrokerHeartbeatRequest:
+    o = BrokerHeartbeatRequest.__new__(BrokerHeartbeatRequest)
+    o.broker_id = 0
+    o.broker_epoch = -1
+    o.current_metadata_offset = 0
+    o.want_fence = False
+    o.want_shut_down = False
+    o.offline_log_dirs = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_BrokerHeartbeatRequest_0(o: BrokerHeartbeatRequest, out: bytearray) -> None:
     if len(o.offline_log_dirs) != 0:
         raise UnsupportedVersionError('BrokerHeartbeatRequest.offline_log_dirs has a non-default value this version cannot carry')
@@ -256,7 +268,11 @@ def _r_BrokerHeartbeatRequest_1(buf: memoryview, pos: int) -> tuple[BrokerHeartb
     pos += 22
     o.offline_log_dirs = []
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -279,6 +295,17 @@ def _r_BrokerHeartbeatRequest_1(buf: memoryview, pos: int) -> tuple[BrokerHeartb
         pos = end
     o.unknown_tags = uk
     return o, pos
+
+
+def _new_BrokerHeartbeatResponse() -> BrokerHeartbeatResponse:
+    o = BrokerHeartbeatResponse.__new__(BrokerHeartbeatResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.is_caught_up = False
+    o.is_fenced = True
+    o.should_shut_down = False
+    o.unknown_tags = None
+    return o
 
 
 def _w_BrokerHeartbeatResponse_0(o: BrokerHeartbeatResponse, out: bytearray) -> None:

@@ -373,6 +373,16 @@ class BrokerRegistrationResponse:
             raise DecodeError(f'malformed BrokerRegistrationResponse v{version}: {exc}') from None
 
 
+def _new_Listener() -> Listener:
+    o = Listener.__new__(Listener)
+    o.name = ''
+    o.host = ''
+    o.port = 0
+    o.security_protocol = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_Listener_0(o: Listener, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_string(out, o.host)
@@ -398,6 +408,15 @@ def _r_Listener_0(buf: memoryview, pos: int) -> tuple[Listener, int]:
     return o, pos
 
 
+def _new_Feature() -> Feature:
+    o = Feature.__new__(Feature)
+    o.name = ''
+    o.min_supported_version = 0
+    o.max_supported_version = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_Feature_0(o: Feature, out: bytearray) -> None:
     write_compact_string(out, o.name)
     out += _S_hh.pack(o.min_supported_version, o.max_supported_version)
@@ -419,6 +438,21 @@ def _r_Feature_0(buf: memoryview, pos: int) -> tuple[Feature, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_BrokerRegistrationRequest() -> BrokerRegistrationRequest:
+    o = BrokerRegistrationRequest.__new__(BrokerRegistrationRequest)
+    o.broker_id = 0
+    o.cluster_id = ''
+    o.incarnation_id = ZERO_UUID
+    o.listeners = []
+    o.features = []
+    o.rack = ''
+    o.is_migrating_zk_broker = False
+    o.log_dirs = []
+    o.previous_broker_epoch = -1
+    o.unknown_tags = None
+    return o
 
 
 def _w_BrokerRegistrationRequest_0(o: BrokerRegistrationRequest, out: bytearray) -> None:
@@ -647,6 +681,15 @@ def _r_BrokerRegistrationRequest_3(buf: memoryview, pos: int) -> tuple[BrokerReg
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_BrokerRegistrationResponse() -> BrokerRegistrationResponse:
+    o = BrokerRegistrationResponse.__new__(BrokerRegistrationResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.broker_epoch = -1
+    o.unknown_tags = None
+    return o
 
 
 def _w_BrokerRegistrationResponse_0(o: BrokerRegistrationResponse, out: bytearray) -> None:

@@ -529,6 +529,14 @@ class TopicPartitions:
             raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
 
+def _new_ConsumerGroupDescribeRequest() -> ConsumerGroupDescribeRequest:
+    o = ConsumerGroupDescribeRequest.__new__(ConsumerGroupDescribeRequest)
+    o.group_ids = []
+    o.include_authorized_operations = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_ConsumerGroupDescribeRequest_0(o: ConsumerGroupDescribeRequest, out: bytearray) -> None:
     x1 = o.group_ids
     write_uvarint(out, len(x1) + 1)
@@ -560,6 +568,15 @@ def _r_ConsumerGroupDescribeRequest_0(buf: memoryview, pos: int) -> tuple[Consum
     return o, pos
 
 
+def _new_TopicPartitions() -> TopicPartitions:
+    o = TopicPartitions.__new__(TopicPartitions)
+    o.topic_id = ZERO_UUID
+    o.topic_name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
     write_compact_string(out, o.topic_name)
@@ -588,6 +605,13 @@ def _r_TopicPartitions_0(buf: memoryview, pos: int) -> tuple[TopicPartitions, in
     return o, pos
 
 
+def _new_Assignment() -> Assignment:
+    o = Assignment.__new__(Assignment)
+    o.topic_partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
     x1 = o.topic_partitions
     write_uvarint(out, len(x1) + 1)
@@ -614,6 +638,22 @@ def _r_Assignment_0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_Member() -> Member:
+    o = Member.__new__(Member)
+    o.member_id = ''
+    o.instance_id = None
+    o.rack_id = None
+    o.member_epoch = 0
+    o.client_id = ''
+    o.client_host = ''
+    o.subscribed_topic_names = []
+    o.subscribed_topic_regex = None
+    o.assignment = _new_Assignment()
+    o.target_assignment = _new_Assignment()
+    o.unknown_tags = None
+    return o
 
 
 def _w_Member_0(o: Member, out: bytearray) -> None:
@@ -665,6 +705,21 @@ def _r_Member_0(buf: memoryview, pos: int) -> tuple[Member, int]:
     return o, pos
 
 
+def _new_DescribedGroup() -> DescribedGroup:
+    o = DescribedGroup.__new__(DescribedGroup)
+    o.error_code = 0
+    o.error_message = None
+    o.group_id = ''
+    o.group_state = ''
+    o.group_epoch = 0
+    o.assignment_epoch = 0
+    o.assignor_name = ''
+    o.members = []
+    o.authorized_operations = -2147483648
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
@@ -708,6 +763,14 @@ def _r_DescribedGroup_0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ConsumerGroupDescribeResponse() -> ConsumerGroupDescribeResponse:
+    o = ConsumerGroupDescribeResponse.__new__(ConsumerGroupDescribeResponse)
+    o.throttle_time_ms = 0
+    o.groups = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ConsumerGroupDescribeResponse_0(o: ConsumerGroupDescribeResponse, out: bytearray) -> None:

@@ -446,6 +446,14 @@ class ConsumerGroupHeartbeatResponseTopicPartitions:
             raise DecodeError(f'malformed ConsumerGroupHeartbeatResponseTopicPartitions v{version}: {exc}') from None
 
 
+def _new_ConsumerGroupHeartbeatRequestTopicPartitions() -> ConsumerGroupHeartbeatRequestTopicPartitions:
+    o = ConsumerGroupHeartbeatRequestTopicPartitions.__new__(ConsumerGroupHeartbeatRequestTopicPartitions)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_ConsumerGroupHeartbeatRequestTopicPartitions_0(o: ConsumerGroupHeartbeatRequestTopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
@@ -470,6 +478,22 @@ def _r_ConsumerGroupHeartbeatRequestTopicPartitions_0(buf: memoryview, pos: int)
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ConsumerGroupHeartbeatRequest() -> ConsumerGroupHeartbeatRequest:
+    o = ConsumerGroupHeartbeatRequest.__new__(ConsumerGroupHeartbeatRequest)
+    o.group_id = ''
+    o.member_id = ''
+    o.member_epoch = 0
+    o.instance_id = None
+    o.rack_id = None
+    o.rebalance_timeout_ms = -1
+    o.subscribed_topic_names = None
+    o.subscribed_topic_regex = None
+    o.server_assignor = None
+    o.topic_partitions = None
+    o.unknown_tags = None
+    return o
 
 
 def _w_ConsumerGroupHeartbeatRequest_0(o: ConsumerGroupHeartbeatRequest, out: bytearray) -> None:
@@ -609,6 +633,14 @@ def _r_ConsumerGroupHeartbeatRequest_1(buf: memoryview, pos: int) -> tuple[Consu
     return o, pos
 
 
+def _new_ConsumerGroupHeartbeatResponseTopicPartitions() -> ConsumerGroupHeartbeatResponseTopicPartitions:
+    o = ConsumerGroupHeartbeatResponseTopicPartitions.__new__(ConsumerGroupHeartbeatResponseTopicPartitions)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_ConsumerGroupHeartbeatResponseTopicPartitions_0(o: ConsumerGroupHeartbeatResponseTopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
@@ -633,6 +665,13 @@ def _r_ConsumerGroupHeartbeatResponseTopicPartitions_0(buf: memoryview, pos: int
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_Assignment() -> Assignment:
+    o = Assignment.__new__(Assignment)
+    o.topic_partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
@@ -661,6 +700,19 @@ def _r_Assignment_0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ConsumerGroupHeartbeatResponse() -> ConsumerGroupHeartbeatResponse:
+    o = ConsumerGroupHeartbeatResponse.__new__(ConsumerGroupHeartbeatResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = None
+    o.member_id = None
+    o.member_epoch = 0
+    o.heartbeat_interval_ms = 0
+    o.assignment = None
+    o.unknown_tags = None
+    return o
 
 
 def _w_ConsumerGroupHeartbeatResponse_0(o: ConsumerGroupHeartbeatResponse, out: bytearray) -> None:

@@ -173,6 +173,14 @@ class TopicPartition:
             raise DecodeError(f'malformed TopicPartition v{version}: {exc}') from None
 
 
+def _new_TopicPartition() -> TopicPartition:
+    o = TopicPartition.__new__(TopicPartition)
+    o.topic = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_TopicPartition_0(o: TopicPartition, out: bytearray) -> None:
     write_string(out, o.topic)
     x1 = o.partitions
@@ -188,6 +196,14 @@ def _r_TopicPartition_0(buf: memoryview, pos: int) -> tuple[TopicPartition, int]
     pos += 4 * n1
     o.unknown_tags = None
     return o, pos
+
+
+def _new_ConsumerProtocolAssignment() -> ConsumerProtocolAssignment:
+    o = ConsumerProtocolAssignment.__new__(ConsumerProtocolAssignment)
+    o.assigned_partitions = []
+    o.user_data = None
+    o.unknown_tags = None
+    return o
 
 
 def _w_ConsumerProtocolAssignment_0(o: ConsumerProtocolAssignment, out: bytearray) -> None:

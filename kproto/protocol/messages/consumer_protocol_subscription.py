@@ -187,6 +187,14 @@ class TopicPartition:
             raise DecodeError(f'malformed TopicPartition v{version}: {exc}') from None
 
 
+def _new_TopicPartition() -> TopicPartition:
+    o = TopicPartition.__new__(TopicPartition)
+    o.topic = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_TopicPartition_0(o: TopicPartition, out: bytearray) -> None:
     if o.topic != '':
         raise UnsupportedVersionError('TopicPartition.topic has a non-default value this version cannot carry')
@@ -217,6 +225,17 @@ def _r_TopicPartition_1(buf: memoryview, pos: int) -> tuple[TopicPartition, int]
     pos += 4 * n1
     o.unknown_tags = None
     return o, pos
+
+
+def _new_ConsumerProtocolSubscription() -> ConsumerProtocolSubscription:
+    o = ConsumerProtocolSubscription.__new__(ConsumerProtocolSubscription)
+    o.topics = []
+    o.user_data = None
+    o.owned_partitions = []
+    o.generation_id = -1
+    o.rack_id = None
+    o.unknown_tags = None
+    return o
 
 
 def _w_ConsumerProtocolSubscription_0(o: ConsumerProtocolSubscription, out: bytearray) -> None:

@@ -255,6 +255,14 @@ class RemainingPartition:
             raise DecodeError(f'malformed RemainingPartition v{version}: {exc}') from None
 
 
+def _new_ControlledShutdownRequest() -> ControlledShutdownRequest:
+    o = ControlledShutdownRequest.__new__(ControlledShutdownRequest)
+    o.broker_id = 0
+    o.broker_epoch = -1
+    o.unknown_tags = None
+    return o
+
+
 def _w_ControlledShutdownRequest_0(o: ControlledShutdownRequest, out: bytearray) -> None:
     out += _S_i.pack(o.broker_id)
 
@@ -301,6 +309,14 @@ def _r_ControlledShutdownRequest_3(buf: memoryview, pos: int) -> tuple[Controlle
     return o, pos
 
 
+def _new_RemainingPartition() -> RemainingPartition:
+    o = RemainingPartition.__new__(RemainingPartition)
+    o.topic_name = ''
+    o.partition_index = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_RemainingPartition_0(o: RemainingPartition, out: bytearray) -> None:
     write_string(out, o.topic_name)
     out += _S_i.pack(o.partition_index)
@@ -336,6 +352,14 @@ def _r_RemainingPartition_3(buf: memoryview, pos: int) -> tuple[RemainingPartiti
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ControlledShutdownResponse() -> ControlledShutdownResponse:
+    o = ControlledShutdownResponse.__new__(ControlledShutdownResponse)
+    o.error_code = 0
+    o.remaining_partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ControlledShutdownResponse_0(o: ControlledShutdownResponse, out: bytearray) -> None:

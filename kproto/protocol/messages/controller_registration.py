@@ -356,6 +356,16 @@ class ControllerRegistrationResponse:
             raise DecodeError(f'malformed ControllerRegistrationResponse v{version}: {exc}') from None
 
 
+def _new_Listener() -> Listener:
+    o = Listener.__new__(Listener)
+    o.name = ''
+    o.host = ''
+    o.port = 0
+    o.security_protocol = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_Listener_0(o: Listener, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_string(out, o.host)
@@ -381,6 +391,15 @@ def _r_Listener_0(buf: memoryview, pos: int) -> tuple[Listener, int]:
     return o, pos
 
 
+def _new_Feature() -> Feature:
+    o = Feature.__new__(Feature)
+    o.name = ''
+    o.min_supported_version = 0
+    o.max_supported_version = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_Feature_0(o: Feature, out: bytearray) -> None:
     write_compact_string(out, o.name)
     out += _S_hh.pack(o.min_supported_version, o.max_supported_version)
@@ -402,6 +421,17 @@ def _r_Feature_0(buf: memoryview, pos: int) -> tuple[Feature, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ControllerRegistrationRequest() -> ControllerRegistrationRequest:
+    o = ControllerRegistrationRequest.__new__(ControllerRegistrationRequest)
+    o.controller_id = 0
+    o.incarnation_id = ZERO_UUID
+    o.zk_migration_ready = False
+    o.listeners = []
+    o.features = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ControllerRegistrationRequest_0(o: ControllerRegistrationRequest, out: bytearray) -> None:
@@ -448,6 +478,15 @@ def _r_ControllerRegistrationRequest_0(buf: memoryview, pos: int) -> tuple[Contr
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ControllerRegistrationResponse() -> ControllerRegistrationResponse:
+    o = ControllerRegistrationResponse.__new__(ControllerRegistrationResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.unknown_tags = None
+    return o
 
 
 def _w_ControllerRegistrationResponse_0(o: ControllerRegistrationResponse, out: bytearray) -> None:

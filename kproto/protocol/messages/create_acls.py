@@ -347,6 +347,19 @@ class AclCreationResult:
             raise DecodeError(f'malformed AclCreationResult v{version}: {exc}') from None
 
 
+def _new_AclCreation() -> AclCreation:
+    o = AclCreation.__new__(AclCreation)
+    o.resource_type = 0
+    o.resource_name = ''
+    o.resource_pattern_type = 3
+    o.principal = ''
+    o.host = ''
+    o.operation = 0
+    o.permission_type = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_AclCreation_0(o: AclCreation, out: bytearray) -> None:
     out += _S_b.pack(o.resource_type)
     write_string(out, o.resource_name)
@@ -428,6 +441,13 @@ def _r_AclCreation_2(buf: memoryview, pos: int) -> tuple[AclCreation, int]:
     return o, pos
 
 
+def _new_CreateAclsRequest() -> CreateAclsRequest:
+    o = CreateAclsRequest.__new__(CreateAclsRequest)
+    o.creations = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_CreateAclsRequest_0(o: CreateAclsRequest, out: bytearray) -> None:
     x1 = o.creations
     out += _S_i.pack(len(x1))
@@ -494,6 +514,14 @@ def _r_CreateAclsRequest_2(buf: memoryview, pos: int) -> tuple[CreateAclsRequest
     return o, pos
 
 
+def _new_AclCreationResult() -> AclCreationResult:
+    o = AclCreationResult.__new__(AclCreationResult)
+    o.error_code = 0
+    o.error_message = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_AclCreationResult_0(o: AclCreationResult, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_nullable_string(out, o.error_message)
@@ -529,6 +557,14 @@ def _r_AclCreationResult_2(buf: memoryview, pos: int) -> tuple[AclCreationResult
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_CreateAclsResponse() -> CreateAclsResponse:
+    o = CreateAclsResponse.__new__(CreateAclsResponse)
+    o.throttle_time_ms = 0
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_CreateAclsResponse_0(o: CreateAclsResponse, out: bytearray) -> None:

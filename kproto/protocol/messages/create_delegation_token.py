@@ -306,6 +306,14 @@ class CreateDelegationTokenResponse:
             raise DecodeError(f'malformed CreateDelegationTokenResponse v{version}: {exc}') from None
 
 
+def _new_CreatableRenewers() -> CreatableRenewers:
+    o = CreatableRenewers.__new__(CreatableRenewers)
+    o.principal_type = ''
+    o.principal_name = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_CreatableRenewers_0(o: CreatableRenewers, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
@@ -339,6 +347,16 @@ def _r_CreatableRenewers_2(buf: memoryview, pos: int) -> tuple[CreatableRenewers
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_CreateDelegationTokenRequest() -> CreateDelegationTokenRequest:
+    o = CreateDelegationTokenRequest.__new__(CreateDelegationTokenRequest)
+    o.owner_principal_type = ''
+    o.owner_principal_name = ''
+    o.renewers = []
+    o.max_lifetime_ms = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_CreateDelegationTokenRequest_0(o: CreateDelegationTokenRequest, out: bytearray) -> None:
@@ -439,6 +457,23 @@ def _r_CreateDelegationTokenRequest_3(buf: memoryview, pos: int) -> tuple[Create
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_CreateDelegationTokenResponse() -> CreateDelegationTokenResponse:
+    o = CreateDelegationTokenResponse.__new__(CreateDelegationTokenResponse)
+    o.error_code = 0
+    o.principal_type = ''
+    o.principal_name = ''
+    o.token_requester_principal_type = ''
+    o.token_requester_principal_name = ''
+    o.issue_timestamp_ms = 0
+    o.expiry_timestamp_ms = 0
+    o.max_timestamp_ms = 0
+    o.token_id = ''
+    o.hmac = b''
+    o.throttle_time_ms = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_CreateDelegationTokenResponse_0(o: CreateDelegationTokenResponse, out: bytearray) -> None:

@@ -411,6 +411,13 @@ class CreatePartitionsTopicResult:
             raise DecodeError(f'malformed CreatePartitionsTopicResult v{version}: {exc}') from None
 
 
+def _new_CreatePartitionsAssignment() -> CreatePartitionsAssignment:
+    o = CreatePartitionsAssignment.__new__(CreatePartitionsAssignment)
+    o.broker_ids = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_CreatePartitionsAssignment_0(o: CreatePartitionsAssignment, out: bytearray) -> None:
     x1 = o.broker_ids
     out += _S_i.pack(len(x1))
@@ -448,6 +455,15 @@ def _r_CreatePartitionsAssignment_2(buf: memoryview, pos: int) -> tuple[CreatePa
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_CreatePartitionsTopic() -> CreatePartitionsTopic:
+    o = CreatePartitionsTopic.__new__(CreatePartitionsTopic)
+    o.name = ''
+    o.count = 0
+    o.assignments = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_CreatePartitionsTopic_0(o: CreatePartitionsTopic, out: bytearray) -> None:
@@ -519,6 +535,15 @@ def _r_CreatePartitionsTopic_2(buf: memoryview, pos: int) -> tuple[CreatePartiti
     return o, pos
 
 
+def _new_CreatePartitionsRequest() -> CreatePartitionsRequest:
+    o = CreatePartitionsRequest.__new__(CreatePartitionsRequest)
+    o.topics = []
+    o.timeout_ms = 0
+    o.validate_only = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_CreatePartitionsRequest_0(o: CreatePartitionsRequest, out: bytearray) -> None:
     x1 = o.topics
     out += _S_i.pack(len(x1))
@@ -572,6 +597,15 @@ def _r_CreatePartitionsRequest_2(buf: memoryview, pos: int) -> tuple[CreateParti
     return o, pos
 
 
+def _new_CreatePartitionsTopicResult() -> CreatePartitionsTopicResult:
+    o = CreatePartitionsTopicResult.__new__(CreatePartitionsTopicResult)
+    o.name = ''
+    o.error_code = 0
+    o.error_message = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_CreatePartitionsTopicResult_0(o: CreatePartitionsTopicResult, out: bytearray) -> None:
     write_string(out, o.name)
     out += _S_h.pack(o.error_code)
@@ -611,6 +645,14 @@ def _r_CreatePartitionsTopicResult_2(buf: memoryview, pos: int) -> tuple[CreateP
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_CreatePartitionsResponse() -> CreatePartitionsResponse:
+    o = CreatePartitionsResponse.__new__(CreatePartitionsResponse)
+    o.throttle_time_ms = 0
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_CreatePartitionsResponse_0(o: CreatePartitionsResponse, out: bytearray) -> None:

@@ -601,6 +601,14 @@ class CreatableTopicConfigs:
             raise DecodeError(f'malformed CreatableTopicConfigs v{version}: {exc}') from None
 
 
+def _new_CreatableReplicaAssignment() -> CreatableReplicaAssignment:
+    o = CreatableReplicaAssignment.__new__(CreatableReplicaAssignment)
+    o.partition_index = 0
+    o.broker_ids = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_CreatableReplicaAssignment_0(o: CreatableReplicaAssignment, out: bytearray) -> None:
     out += _S_i.pack(o.partition_index)
     x1 = o.broker_ids
@@ -646,6 +654,14 @@ def _r_CreatableReplicaAssignment_5(buf: memoryview, pos: int) -> tuple[Creatabl
     return o, pos
 
 
+def _new_CreatableTopicConfig() -> CreatableTopicConfig:
+    o = CreatableTopicConfig.__new__(CreatableTopicConfig)
+    o.name = ''
+    o.value = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_CreatableTopicConfig_0(o: CreatableTopicConfig, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
@@ -679,6 +695,17 @@ def _r_CreatableTopicConfig_5(buf: memoryview, pos: int) -> tuple[CreatableTopic
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_CreatableTopic() -> CreatableTopic:
+    o = CreatableTopic.__new__(CreatableTopic)
+    o.name = ''
+    o.num_partitions = 0
+    o.replication_factor = 0
+    o.assignments = []
+    o.configs = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_CreatableTopic_0(o: CreatableTopic, out: bytearray) -> None:
@@ -756,6 +783,15 @@ def _r_CreatableTopic_5(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_CreateTopicsRequest() -> CreateTopicsRequest:
+    o = CreateTopicsRequest.__new__(CreateTopicsRequest)
+    o.topics = []
+    o.timeout_ms = 60000
+    o.validate_only = False
+    o.unknown_tags = None
+    return o
 
 
 def _w_CreateTopicsRequest_0(o: CreateTopicsRequest, out: bytearray) -> None:
@@ -836,6 +872,17 @@ def _r_CreateTopicsRequest_5(buf: memoryview, pos: int) -> tuple[CreateTopicsReq
     return o, pos
 
 
+def _new_CreatableTopicConfigs() -> CreatableTopicConfigs:
+    o = CreatableTopicConfigs.__new__(CreatableTopicConfigs)
+    o.name = ''
+    o.value = ''
+    o.read_only = False
+    o.config_source = -1
+    o.is_sensitive = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_CreatableTopicConfigs_0(o: CreatableTopicConfigs, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('CreatableTopicConfigs.name has a non-default value this version cannot carry')
@@ -881,6 +928,20 @@ def _r_CreatableTopicConfigs_5(buf: memoryview, pos: int) -> tuple[CreatableTopi
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_CreatableTopicResult() -> CreatableTopicResult:
+    o = CreatableTopicResult.__new__(CreatableTopicResult)
+    o.name = ''
+    o.topic_id = ZERO_UUID
+    o.error_code = 0
+    o.error_message = ''
+    o.topic_config_error_code = 0
+    o.num_partitions = -1
+    o.replication_factor = -1
+    o.configs = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_CreatableTopicResult_0(o: CreatableTopicResult, out: bytearray) -> None:
@@ -969,7 +1030,11 @@ def _r_CreatableTopicResult_5(buf: memoryview, pos: int) -> tuple[CreatableTopic
     o.topic_id = ZERO_UUID
     o.topic_config_error_code = 0
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -1036,7 +1101,11 @@ def _r_CreatableTopicResult_7(buf: memoryview, pos: int) -> tuple[CreatableTopic
         o.configs = a2
     o.topic_config_error_code = 0
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -1055,6 +1124,14 @@ def _r_CreatableTopicResult_7(buf: memoryview, pos: int) -> tuple[CreatableTopic
         pos = end
     o.unknown_tags = uk
     return o, pos
+
+
+def _new_CreateTopicsResponse() -> CreateTopicsResponse:
+    o = CreateTopicsResponse.__new__(CreateTopicsResponse)
+    o.throttle_time_ms = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_CreateTopicsResponse_0(o: CreateTopicsResponse, out: bytearray) -> None:

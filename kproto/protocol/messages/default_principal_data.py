@@ -105,6 +105,15 @@ class DefaultPrincipalData:
             raise DecodeError(f'malformed DefaultPrincipalData v{version}: {exc}') from None
 
 
+def _new_DefaultPrincipalData() -> DefaultPrincipalData:
+    o = DefaultPrincipalData.__new__(DefaultPrincipalData)
+    o.type = ''
+    o.name = ''
+    o.token_authenticated = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_DefaultPrincipalData_0(o: DefaultPrincipalData, out: bytearray) -> None:
     write_compact_string(out, o.type)
     write_compact_string(out, o.name)

@@ -450,6 +450,19 @@ class DeleteAclsMatchingAcl:
             raise DecodeError(f'malformed DeleteAclsMatchingAcl v{version}: {exc}') from None
 
 
+def _new_DeleteAclsFilter() -> DeleteAclsFilter:
+    o = DeleteAclsFilter.__new__(DeleteAclsFilter)
+    o.resource_type_filter = 0
+    o.resource_name_filter = ''
+    o.pattern_type_filter = 3
+    o.principal_filter = ''
+    o.host_filter = ''
+    o.operation = 0
+    o.permission_type = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_DeleteAclsFilter_0(o: DeleteAclsFilter, out: bytearray) -> None:
     out += _S_b.pack(o.resource_type_filter)
     write_nullable_string(out, o.resource_name_filter)
@@ -531,6 +544,13 @@ def _r_DeleteAclsFilter_2(buf: memoryview, pos: int) -> tuple[DeleteAclsFilter, 
     return o, pos
 
 
+def _new_DeleteAclsRequest() -> DeleteAclsRequest:
+    o = DeleteAclsRequest.__new__(DeleteAclsRequest)
+    o.filters = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_DeleteAclsRequest_0(o: DeleteAclsRequest, out: bytearray) -> None:
     x1 = o.filters
     out += _S_i.pack(len(x1))
@@ -595,6 +615,21 @@ def _r_DeleteAclsRequest_2(buf: memoryview, pos: int) -> tuple[DeleteAclsRequest
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteAclsMatchingAcl() -> DeleteAclsMatchingAcl:
+    o = DeleteAclsMatchingAcl.__new__(DeleteAclsMatchingAcl)
+    o.error_code = 0
+    o.error_message = ''
+    o.resource_type = 0
+    o.resource_name = ''
+    o.pattern_type = 3
+    o.principal = ''
+    o.host = ''
+    o.operation = 0
+    o.permission_type = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteAclsMatchingAcl_0(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
@@ -693,6 +728,15 @@ def _r_DeleteAclsMatchingAcl_2(buf: memoryview, pos: int) -> tuple[DeleteAclsMat
     return o, pos
 
 
+def _new_DeleteAclsFilterResult() -> DeleteAclsFilterResult:
+    o = DeleteAclsFilterResult.__new__(DeleteAclsFilterResult)
+    o.error_code = 0
+    o.error_message = ''
+    o.matching_acls = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_DeleteAclsFilterResult_0(o: DeleteAclsFilterResult, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_nullable_string(out, o.error_message)
@@ -772,6 +816,14 @@ def _r_DeleteAclsFilterResult_2(buf: memoryview, pos: int) -> tuple[DeleteAclsFi
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteAclsResponse() -> DeleteAclsResponse:
+    o = DeleteAclsResponse.__new__(DeleteAclsResponse)
+    o.throttle_time_ms = 0
+    o.filter_results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteAclsResponse_0(o: DeleteAclsResponse, out: bytearray) -> None:

@@ -250,6 +250,13 @@ class DeletableGroupResult:
             raise DecodeError(f'malformed DeletableGroupResult v{version}: {exc}') from None
 
 
+def _new_DeleteGroupsRequest() -> DeleteGroupsRequest:
+    o = DeleteGroupsRequest.__new__(DeleteGroupsRequest)
+    o.groups_names = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_DeleteGroupsRequest_0(o: DeleteGroupsRequest, out: bytearray) -> None:
     x1 = o.groups_names
     out += _S_i.pack(len(x1))
@@ -297,6 +304,14 @@ def _r_DeleteGroupsRequest_2(buf: memoryview, pos: int) -> tuple[DeleteGroupsReq
     return o, pos
 
 
+def _new_DeletableGroupResult() -> DeletableGroupResult:
+    o = DeletableGroupResult.__new__(DeletableGroupResult)
+    o.group_id = ''
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_DeletableGroupResult_0(o: DeletableGroupResult, out: bytearray) -> None:
     write_string(out, o.group_id)
     out += _S_h.pack(o.error_code)
@@ -332,6 +347,14 @@ def _r_DeletableGroupResult_2(buf: memoryview, pos: int) -> tuple[DeletableGroup
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteGroupsResponse() -> DeleteGroupsResponse:
+    o = DeleteGroupsResponse.__new__(DeleteGroupsResponse)
+    o.throttle_time_ms = 0
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteGroupsResponse_0(o: DeleteGroupsResponse, out: bytearray) -> None:

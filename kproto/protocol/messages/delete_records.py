@@ -472,6 +472,14 @@ class DeleteRecordsPartitionResult:
             raise DecodeError(f'malformed DeleteRecordsPartitionResult v{version}: {exc}') from None
 
 
+def _new_DeleteRecordsPartition() -> DeleteRecordsPartition:
+    o = DeleteRecordsPartition.__new__(DeleteRecordsPartition)
+    o.partition_index = 0
+    o.offset = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_DeleteRecordsPartition_0(o: DeleteRecordsPartition, out: bytearray) -> None:
     out += _S_iq.pack(o.partition_index, o.offset)
 
@@ -503,6 +511,14 @@ def _r_DeleteRecordsPartition_2(buf: memoryview, pos: int) -> tuple[DeleteRecord
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteRecordsTopic() -> DeleteRecordsTopic:
+    o = DeleteRecordsTopic.__new__(DeleteRecordsTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteRecordsTopic_0(o: DeleteRecordsTopic, out: bytearray) -> None:
@@ -554,6 +570,14 @@ def _r_DeleteRecordsTopic_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsTop
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteRecordsRequest() -> DeleteRecordsRequest:
+    o = DeleteRecordsRequest.__new__(DeleteRecordsRequest)
+    o.topics = []
+    o.timeout_ms = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteRecordsRequest_0(o: DeleteRecordsRequest, out: bytearray) -> None:
@@ -609,6 +633,15 @@ def _r_DeleteRecordsRequest_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsR
     return o, pos
 
 
+def _new_DeleteRecordsPartitionResult() -> DeleteRecordsPartitionResult:
+    o = DeleteRecordsPartitionResult.__new__(DeleteRecordsPartitionResult)
+    o.partition_index = 0
+    o.low_watermark = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_DeleteRecordsPartitionResult_0(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
     out += _S_iqh.pack(o.partition_index, o.low_watermark, o.error_code)
 
@@ -640,6 +673,14 @@ def _r_DeleteRecordsPartitionResult_2(buf: memoryview, pos: int) -> tuple[Delete
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteRecordsTopicResult() -> DeleteRecordsTopicResult:
+    o = DeleteRecordsTopicResult.__new__(DeleteRecordsTopicResult)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteRecordsTopicResult_0(o: DeleteRecordsTopicResult, out: bytearray) -> None:
@@ -691,6 +732,14 @@ def _r_DeleteRecordsTopicResult_2(buf: memoryview, pos: int) -> tuple[DeleteReco
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteRecordsResponse() -> DeleteRecordsResponse:
+    o = DeleteRecordsResponse.__new__(DeleteRecordsResponse)
+    o.throttle_time_ms = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteRecordsResponse_0(o: DeleteRecordsResponse, out: bytearray) -> None:

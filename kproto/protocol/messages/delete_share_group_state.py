@@ -463,6 +463,13 @@ class PartitionResult:
             raise DecodeError(f'malformed PartitionResult v{version}: {exc}') from None
 
 
+def _new_PartitionData() -> PartitionData:
+    o = PartitionData.__new__(PartitionData)
+    o.partition = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
     out += _S_i.pack(o.partition)
     uk = o.unknown_tags
@@ -482,6 +489,14 @@ def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteStateData() -> DeleteStateData:
+    o = DeleteStateData.__new__(DeleteStateData)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteStateData_0(o: DeleteStateData, out: bytearray) -> None:
@@ -514,6 +529,14 @@ def _r_DeleteStateData_0(buf: memoryview, pos: int) -> tuple[DeleteStateData, in
     return o, pos
 
 
+def _new_DeleteShareGroupStateRequest() -> DeleteShareGroupStateRequest:
+    o = DeleteShareGroupStateRequest.__new__(DeleteShareGroupStateRequest)
+    o.group_id = ''
+    o.topics = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_DeleteShareGroupStateRequest_0(o: DeleteShareGroupStateRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     x1 = o.topics
@@ -544,6 +567,15 @@ def _r_DeleteShareGroupStateRequest_0(buf: memoryview, pos: int) -> tuple[Delete
     return o, pos
 
 
+def _new_PartitionResult() -> PartitionResult:
+    o = PartitionResult.__new__(PartitionResult)
+    o.partition = 0
+    o.error_code = 0
+    o.error_message = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
     out += _S_ih.pack(o.partition, o.error_code)
     write_compact_nullable_string(out, o.error_message)
@@ -565,6 +597,14 @@ def _r_PartitionResult_0(buf: memoryview, pos: int) -> tuple[PartitionResult, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteStateResult() -> DeleteStateResult:
+    o = DeleteStateResult.__new__(DeleteStateResult)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteStateResult_0(o: DeleteStateResult, out: bytearray) -> None:
@@ -595,6 +635,13 @@ def _r_DeleteStateResult_0(buf: memoryview, pos: int) -> tuple[DeleteStateResult
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteShareGroupStateResponse() -> DeleteShareGroupStateResponse:
+    o = DeleteShareGroupStateResponse.__new__(DeleteShareGroupStateResponse)
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteShareGroupStateResponse_0(o: DeleteShareGroupStateResponse, out: bytearray) -> None:

@@ -340,6 +340,14 @@ class DeletableTopicResult:
             raise DecodeError(f'malformed DeletableTopicResult v{version}: {exc}') from None
 
 
+def _new_DeleteTopicState() -> DeleteTopicState:
+    o = DeleteTopicState.__new__(DeleteTopicState)
+    o.name = None
+    o.topic_id = ZERO_UUID
+    o.unknown_tags = None
+    return o
+
+
 def _w_DeleteTopicState_0(o: DeleteTopicState, out: bytearray) -> None:
     if o.name is not None:
         raise UnsupportedVersionError('DeleteTopicState.name has a non-default value this version cannot carry')
@@ -399,6 +407,15 @@ def _r_DeleteTopicState_6(buf: memoryview, pos: int) -> tuple[DeleteTopicState, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteTopicsRequest() -> DeleteTopicsRequest:
+    o = DeleteTopicsRequest.__new__(DeleteTopicsRequest)
+    o.topics = []
+    o.topic_names = []
+    o.timeout_ms = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteTopicsRequest_0(o: DeleteTopicsRequest, out: bytearray) -> None:
@@ -490,6 +507,16 @@ def _r_DeleteTopicsRequest_6(buf: memoryview, pos: int) -> tuple[DeleteTopicsReq
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeletableTopicResult() -> DeletableTopicResult:
+    o = DeletableTopicResult.__new__(DeletableTopicResult)
+    o.name = ''
+    o.topic_id = ZERO_UUID
+    o.error_code = 0
+    o.error_message = None
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeletableTopicResult_0(o: DeletableTopicResult, out: bytearray) -> None:
@@ -593,6 +620,14 @@ def _r_DeletableTopicResult_6(buf: memoryview, pos: int) -> tuple[DeletableTopic
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DeleteTopicsResponse() -> DeleteTopicsResponse:
+    o = DeleteTopicsResponse.__new__(DeleteTopicsResponse)
+    o.throttle_time_ms = 0
+    o.responses = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DeleteTopicsResponse_0(o: DeleteTopicsResponse, out: bytearray) -> None:

@@ -375,6 +375,19 @@ class AclDescription:
             raise DecodeError(f'malformed AclDescription v{version}: {exc}') from None
 
 
+def _new_DescribeAclsRequest() -> DescribeAclsRequest:
+    o = DescribeAclsRequest.__new__(DescribeAclsRequest)
+    o.resource_type_filter = 0
+    o.resource_name_filter = ''
+    o.pattern_type_filter = 3
+    o.principal_filter = ''
+    o.host_filter = ''
+    o.operation = 0
+    o.permission_type = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeAclsRequest_0(o: DescribeAclsRequest, out: bytearray) -> None:
     out += _S_b.pack(o.resource_type_filter)
     write_nullable_string(out, o.resource_name_filter)
@@ -456,6 +469,16 @@ def _r_DescribeAclsRequest_2(buf: memoryview, pos: int) -> tuple[DescribeAclsReq
     return o, pos
 
 
+def _new_AclDescription() -> AclDescription:
+    o = AclDescription.__new__(AclDescription)
+    o.principal = ''
+    o.host = ''
+    o.operation = 0
+    o.permission_type = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_AclDescription_0(o: AclDescription, out: bytearray) -> None:
     write_string(out, o.principal)
     write_string(out, o.host)
@@ -495,6 +518,16 @@ def _r_AclDescription_2(buf: memoryview, pos: int) -> tuple[AclDescription, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeAclsResource() -> DescribeAclsResource:
+    o = DescribeAclsResource.__new__(DescribeAclsResource)
+    o.resource_type = 0
+    o.resource_name = ''
+    o.pattern_type = 3
+    o.acls = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeAclsResource_0(o: DescribeAclsResource, out: bytearray) -> None:
@@ -585,6 +618,16 @@ def _r_DescribeAclsResource_2(buf: memoryview, pos: int) -> tuple[DescribeAclsRe
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeAclsResponse() -> DescribeAclsResponse:
+    o = DescribeAclsResponse.__new__(DescribeAclsResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.resources = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeAclsResponse_0(o: DescribeAclsResponse, out: bytearray) -> None:

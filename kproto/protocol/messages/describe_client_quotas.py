@@ -488,6 +488,15 @@ class EntityData:
             raise DecodeError(f'malformed EntityData v{version}: {exc}') from None
 
 
+def _new_ComponentData() -> ComponentData:
+    o = ComponentData.__new__(ComponentData)
+    o.entity_type = ''
+    o.match_type = 0
+    o.match_ = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_ComponentData_0(o: ComponentData, out: bytearray) -> None:
     write_string(out, o.entity_type)
     out += _S_b.pack(o.match_type)
@@ -527,6 +536,14 @@ def _r_ComponentData_1(buf: memoryview, pos: int) -> tuple[ComponentData, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeClientQuotasRequest() -> DescribeClientQuotasRequest:
+    o = DescribeClientQuotasRequest.__new__(DescribeClientQuotasRequest)
+    o.components = []
+    o.strict = False
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeClientQuotasRequest_0(o: DescribeClientQuotasRequest, out: bytearray) -> None:
@@ -582,6 +599,14 @@ def _r_DescribeClientQuotasRequest_1(buf: memoryview, pos: int) -> tuple[Describ
     return o, pos
 
 
+def _new_EntityData() -> EntityData:
+    o = EntityData.__new__(EntityData)
+    o.entity_type = ''
+    o.entity_name = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_EntityData_0(o: EntityData, out: bytearray) -> None:
     write_string(out, o.entity_type)
     write_nullable_string(out, o.entity_name)
@@ -615,6 +640,14 @@ def _r_EntityData_1(buf: memoryview, pos: int) -> tuple[EntityData, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ValueData() -> ValueData:
+    o = ValueData.__new__(ValueData)
+    o.key = ''
+    o.value = 0.0
+    o.unknown_tags = None
+    return o
 
 
 def _w_ValueData_0(o: ValueData, out: bytearray) -> None:
@@ -652,6 +685,14 @@ def _r_ValueData_1(buf: memoryview, pos: int) -> tuple[ValueData, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_EntryData() -> EntryData:
+    o = EntryData.__new__(EntryData)
+    o.entity = []
+    o.values = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_EntryData_0(o: EntryData, out: bytearray) -> None:
@@ -719,6 +760,16 @@ def _r_EntryData_1(buf: memoryview, pos: int) -> tuple[EntryData, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeClientQuotasResponse() -> DescribeClientQuotasResponse:
+    o = DescribeClientQuotasResponse.__new__(DescribeClientQuotasResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.entries = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeClientQuotasResponse_0(o: DescribeClientQuotasResponse, out: bytearray) -> None:

@@ -288,6 +288,14 @@ class DescribeClusterBroker:
             raise DecodeError(f'malformed DescribeClusterBroker v{version}: {exc}') from None
 
 
+def _new_DescribeClusterRequest() -> DescribeClusterRequest:
+    o = DescribeClusterRequest.__new__(DescribeClusterRequest)
+    o.include_cluster_authorized_operations = False
+    o.endpoint_type = 1
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeClusterRequest_0(o: DescribeClusterRequest, out: bytearray) -> None:
     if o.endpoint_type != 1:
         raise UnsupportedVersionError('DescribeClusterRequest.endpoint_type has a non-default value this version cannot carry')
@@ -333,6 +341,16 @@ def _r_DescribeClusterRequest_1(buf: memoryview, pos: int) -> tuple[DescribeClus
     return o, pos
 
 
+def _new_DescribeClusterBroker() -> DescribeClusterBroker:
+    o = DescribeClusterBroker.__new__(DescribeClusterBroker)
+    o.broker_id = 0
+    o.host = ''
+    o.port = 0
+    o.rack = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeClusterBroker_0(o: DescribeClusterBroker, out: bytearray) -> None:
     out += _S_i.pack(o.broker_id)
     write_compact_string(out, o.host)
@@ -359,6 +377,20 @@ def _r_DescribeClusterBroker_0(buf: memoryview, pos: int) -> tuple[DescribeClust
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeClusterResponse() -> DescribeClusterResponse:
+    o = DescribeClusterResponse.__new__(DescribeClusterResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = None
+    o.endpoint_type = 1
+    o.cluster_id = ''
+    o.controller_id = -1
+    o.brokers = []
+    o.cluster_authorized_operations = -2147483648
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeClusterResponse_0(o: DescribeClusterResponse, out: bytearray) -> None:

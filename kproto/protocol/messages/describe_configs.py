@@ -530,6 +530,15 @@ class DescribeConfigsSynonym:
             raise DecodeError(f'malformed DescribeConfigsSynonym v{version}: {exc}') from None
 
 
+def _new_DescribeConfigsResource() -> DescribeConfigsResource:
+    o = DescribeConfigsResource.__new__(DescribeConfigsResource)
+    o.resource_type = 0
+    o.resource_name = ''
+    o.configuration_keys = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeConfigsResource_0(o: DescribeConfigsResource, out: bytearray) -> None:
     out += _S_b.pack(o.resource_type)
     write_string(out, o.resource_name)
@@ -597,6 +606,15 @@ def _r_DescribeConfigsResource_4(buf: memoryview, pos: int) -> tuple[DescribeCon
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeConfigsRequest() -> DescribeConfigsRequest:
+    o = DescribeConfigsRequest.__new__(DescribeConfigsRequest)
+    o.resources = []
+    o.include_synonyms = False
+    o.include_documentation = False
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeConfigsRequest_0(o: DescribeConfigsRequest, out: bytearray) -> None:
@@ -702,6 +720,15 @@ def _r_DescribeConfigsRequest_4(buf: memoryview, pos: int) -> tuple[DescribeConf
     return o, pos
 
 
+def _new_DescribeConfigsSynonym() -> DescribeConfigsSynonym:
+    o = DescribeConfigsSynonym.__new__(DescribeConfigsSynonym)
+    o.name = ''
+    o.value = ''
+    o.source = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeConfigsSynonym_0(o: DescribeConfigsSynonym, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('DescribeConfigsSynonym.name has a non-default value this version cannot carry')
@@ -759,6 +786,21 @@ def _r_DescribeConfigsSynonym_4(buf: memoryview, pos: int) -> tuple[DescribeConf
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeConfigsResourceResult() -> DescribeConfigsResourceResult:
+    o = DescribeConfigsResourceResult.__new__(DescribeConfigsResourceResult)
+    o.name = ''
+    o.value = ''
+    o.read_only = False
+    o.is_default = False
+    o.config_source = -1
+    o.is_sensitive = False
+    o.synonyms = []
+    o.config_type = 0
+    o.documentation = ''
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeConfigsResourceResult_0(o: DescribeConfigsResourceResult, out: bytearray) -> None:
@@ -889,6 +931,17 @@ def _r_DescribeConfigsResourceResult_4(buf: memoryview, pos: int) -> tuple[Descr
     return o, pos
 
 
+def _new_DescribeConfigsResult() -> DescribeConfigsResult:
+    o = DescribeConfigsResult.__new__(DescribeConfigsResult)
+    o.error_code = 0
+    o.error_message = ''
+    o.resource_type = 0
+    o.resource_name = ''
+    o.configs = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeConfigsResult_0(o: DescribeConfigsResult, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_nullable_string(out, o.error_message)
@@ -1012,6 +1065,14 @@ def _r_DescribeConfigsResult_4(buf: memoryview, pos: int) -> tuple[DescribeConfi
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeConfigsResponse() -> DescribeConfigsResponse:
+    o = DescribeConfigsResponse.__new__(DescribeConfigsResponse)
+    o.throttle_time_ms = 0
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeConfigsResponse_0(o: DescribeConfigsResponse, out: bytearray) -> None:

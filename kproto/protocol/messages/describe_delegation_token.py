@@ -435,6 +435,14 @@ class DescribedDelegationTokenRenewer:
             raise DecodeError(f'malformed DescribedDelegationTokenRenewer v{version}: {exc}') from None
 
 
+def _new_DescribeDelegationTokenOwner() -> DescribeDelegationTokenOwner:
+    o = DescribeDelegationTokenOwner.__new__(DescribeDelegationTokenOwner)
+    o.principal_type = ''
+    o.principal_name = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeDelegationTokenOwner_0(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
@@ -468,6 +476,13 @@ def _r_DescribeDelegationTokenOwner_2(buf: memoryview, pos: int) -> tuple[Descri
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeDelegationTokenRequest() -> DescribeDelegationTokenRequest:
+    o = DescribeDelegationTokenRequest.__new__(DescribeDelegationTokenRequest)
+    o.owners = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeDelegationTokenRequest_0(o: DescribeDelegationTokenRequest, out: bytearray) -> None:
@@ -529,6 +544,14 @@ def _r_DescribeDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[Desc
     return o, pos
 
 
+def _new_DescribedDelegationTokenRenewer() -> DescribedDelegationTokenRenewer:
+    o = DescribedDelegationTokenRenewer.__new__(DescribedDelegationTokenRenewer)
+    o.principal_type = ''
+    o.principal_name = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribedDelegationTokenRenewer_0(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
@@ -562,6 +585,22 @@ def _r_DescribedDelegationTokenRenewer_2(buf: memoryview, pos: int) -> tuple[Des
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribedDelegationToken() -> DescribedDelegationToken:
+    o = DescribedDelegationToken.__new__(DescribedDelegationToken)
+    o.principal_type = ''
+    o.principal_name = ''
+    o.token_requester_principal_type = ''
+    o.token_requester_principal_name = ''
+    o.issue_timestamp = 0
+    o.expiry_timestamp = 0
+    o.max_timestamp = 0
+    o.token_id = ''
+    o.hmac = b''
+    o.renewers = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribedDelegationToken_0(o: DescribedDelegationToken, out: bytearray) -> None:
@@ -686,6 +725,15 @@ def _r_DescribedDelegationToken_3(buf: memoryview, pos: int) -> tuple[DescribedD
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeDelegationTokenResponse() -> DescribeDelegationTokenResponse:
+    o = DescribeDelegationTokenResponse.__new__(DescribeDelegationTokenResponse)
+    o.error_code = 0
+    o.tokens = []
+    o.throttle_time_ms = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeDelegationTokenResponse_0(o: DescribeDelegationTokenResponse, out: bytearray) -> None:

@@ -370,6 +370,14 @@ class DescribedGroupMember:
             raise DecodeError(f'malformed DescribedGroupMember v{version}: {exc}') from None
 
 
+def _new_DescribeGroupsRequest() -> DescribeGroupsRequest:
+    o = DescribeGroupsRequest.__new__(DescribeGroupsRequest)
+    o.groups = []
+    o.include_authorized_operations = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeGroupsRequest_0(o: DescribeGroupsRequest, out: bytearray) -> None:
     x1 = o.groups
     out += _S_i.pack(len(x1))
@@ -445,6 +453,18 @@ def _r_DescribeGroupsRequest_5(buf: memoryview, pos: int) -> tuple[DescribeGroup
     return o, pos
 
 
+def _new_DescribedGroupMember() -> DescribedGroupMember:
+    o = DescribedGroupMember.__new__(DescribedGroupMember)
+    o.member_id = ''
+    o.group_instance_id = None
+    o.client_id = ''
+    o.client_host = ''
+    o.member_metadata = b''
+    o.member_assignment = b''
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribedGroupMember_0(o: DescribedGroupMember, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_string(out, o.client_id)
@@ -514,6 +534,19 @@ def _r_DescribedGroupMember_5(buf: memoryview, pos: int) -> tuple[DescribedGroup
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribedGroup() -> DescribedGroup:
+    o = DescribedGroup.__new__(DescribedGroup)
+    o.error_code = 0
+    o.group_id = ''
+    o.group_state = ''
+    o.protocol_type = ''
+    o.protocol_data = ''
+    o.members = []
+    o.authorized_operations = -2147483648
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
@@ -655,6 +688,14 @@ def _r_DescribedGroup_5(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeGroupsResponse() -> DescribeGroupsResponse:
+    o = DescribeGroupsResponse.__new__(DescribeGroupsResponse)
+    o.throttle_time_ms = 0
+    o.groups = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeGroupsResponse_0(o: DescribeGroupsResponse, out: bytearray) -> None:

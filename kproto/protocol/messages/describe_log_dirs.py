@@ -492,6 +492,14 @@ class DescribeLogDirsPartition:
             raise DecodeError(f'malformed DescribeLogDirsPartition v{version}: {exc}') from None
 
 
+def _new_DescribableLogDirTopic() -> DescribableLogDirTopic:
+    o = DescribableLogDirTopic.__new__(DescribableLogDirTopic)
+    o.topic = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribableLogDirTopic_0(o: DescribableLogDirTopic, out: bytearray) -> None:
     write_string(out, o.topic)
     x1 = o.partitions
@@ -533,6 +541,13 @@ def _r_DescribableLogDirTopic_2(buf: memoryview, pos: int) -> tuple[DescribableL
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeLogDirsRequest() -> DescribeLogDirsRequest:
+    o = DescribeLogDirsRequest.__new__(DescribeLogDirsRequest)
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeLogDirsRequest_0(o: DescribeLogDirsRequest, out: bytearray) -> None:
@@ -594,6 +609,16 @@ def _r_DescribeLogDirsRequest_2(buf: memoryview, pos: int) -> tuple[DescribeLogD
     return o, pos
 
 
+def _new_DescribeLogDirsPartition() -> DescribeLogDirsPartition:
+    o = DescribeLogDirsPartition.__new__(DescribeLogDirsPartition)
+    o.partition_index = 0
+    o.partition_size = 0
+    o.offset_lag = 0
+    o.is_future_key = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeLogDirsPartition_0(o: DescribeLogDirsPartition, out: bytearray) -> None:
     out += _S_iqqo.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
 
@@ -625,6 +650,14 @@ def _r_DescribeLogDirsPartition_2(buf: memoryview, pos: int) -> tuple[DescribeLo
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeLogDirsTopic() -> DescribeLogDirsTopic:
+    o = DescribeLogDirsTopic.__new__(DescribeLogDirsTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeLogDirsTopic_0(o: DescribeLogDirsTopic, out: bytearray) -> None:
@@ -676,6 +709,17 @@ def _r_DescribeLogDirsTopic_2(buf: memoryview, pos: int) -> tuple[DescribeLogDir
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeLogDirsResult() -> DescribeLogDirsResult:
+    o = DescribeLogDirsResult.__new__(DescribeLogDirsResult)
+    o.error_code = 0
+    o.log_dir = ''
+    o.topics = []
+    o.total_bytes = -1
+    o.usable_bytes = -1
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeLogDirsResult_0(o: DescribeLogDirsResult, out: bytearray) -> None:
@@ -773,6 +817,15 @@ def _r_DescribeLogDirsResult_4(buf: memoryview, pos: int) -> tuple[DescribeLogDi
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeLogDirsResponse() -> DescribeLogDirsResponse:
+    o = DescribeLogDirsResponse.__new__(DescribeLogDirsResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeLogDirsResponse_0(o: DescribeLogDirsResponse, out: bytearray) -> None:

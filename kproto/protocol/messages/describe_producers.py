@@ -487,6 +487,14 @@ class ProducerState:
             raise DecodeError(f'malformed ProducerState v{version}: {exc}') from None
 
 
+def _new_TopicRequest() -> TopicRequest:
+    o = TopicRequest.__new__(TopicRequest)
+    o.name = ''
+    o.partition_indexes = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
     write_compact_string(out, o.name)
     x1 = o.partition_indexes
@@ -511,6 +519,13 @@ def _r_TopicRequest_0(buf: memoryview, pos: int) -> tuple[TopicRequest, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeProducersRequest() -> DescribeProducersRequest:
+    o = DescribeProducersRequest.__new__(DescribeProducersRequest)
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeProducersRequest_0(o: DescribeProducersRequest, out: bytearray) -> None:
@@ -541,6 +556,18 @@ def _r_DescribeProducersRequest_0(buf: memoryview, pos: int) -> tuple[DescribePr
     return o, pos
 
 
+def _new_ProducerState() -> ProducerState:
+    o = ProducerState.__new__(ProducerState)
+    o.producer_id = 0
+    o.producer_epoch = 0
+    o.last_sequence = -1
+    o.last_timestamp = -1
+    o.coordinator_epoch = 0
+    o.current_txn_start_offset = -1
+    o.unknown_tags = None
+    return o
+
+
 def _w_ProducerState_0(o: ProducerState, out: bytearray) -> None:
     out += _S_qiiqiq.pack(o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset)
     uk = o.unknown_tags
@@ -560,6 +587,16 @@ def _r_ProducerState_0(buf: memoryview, pos: int) -> tuple[ProducerState, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_PartitionResponse() -> PartitionResponse:
+    o = PartitionResponse.__new__(PartitionResponse)
+    o.partition_index = 0
+    o.error_code = 0
+    o.error_message = None
+    o.active_producers = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_PartitionResponse_0(o: PartitionResponse, out: bytearray) -> None:
@@ -595,6 +632,14 @@ def _r_PartitionResponse_0(buf: memoryview, pos: int) -> tuple[PartitionResponse
     return o, pos
 
 
+def _new_TopicResponse() -> TopicResponse:
+    o = TopicResponse.__new__(TopicResponse)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_TopicResponse_0(o: TopicResponse, out: bytearray) -> None:
     write_compact_string(out, o.name)
     x1 = o.partitions
@@ -623,6 +668,14 @@ def _r_TopicResponse_0(buf: memoryview, pos: int) -> tuple[TopicResponse, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeProducersResponse() -> DescribeProducersResponse:
+    o = DescribeProducersResponse.__new__(DescribeProducersResponse)
+    o.throttle_time_ms = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeProducersResponse_0(o: DescribeProducersResponse, out: bytearray) -> None:

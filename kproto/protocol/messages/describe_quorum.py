@@ -727,6 +727,13 @@ class ReplicaState:
             raise DecodeError(f'malformed ReplicaState v{version}: {exc}') from None
 
 
+def _new_DescribeQuorumRequestPartitionData() -> DescribeQuorumRequestPartitionData:
+    o = DescribeQuorumRequestPartitionData.__new__(DescribeQuorumRequestPartitionData)
+    o.partition_index = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeQuorumRequestPartitionData_0(o: DescribeQuorumRequestPartitionData, out: bytearray) -> None:
     out += _S_i.pack(o.partition_index)
     uk = o.unknown_tags
@@ -746,6 +753,14 @@ def _r_DescribeQuorumRequestPartitionData_0(buf: memoryview, pos: int) -> tuple[
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeQuorumRequestTopicData() -> DescribeQuorumRequestTopicData:
+    o = DescribeQuorumRequestTopicData.__new__(DescribeQuorumRequestTopicData)
+    o.topic_name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeQuorumRequestTopicData_0(o: DescribeQuorumRequestTopicData, out: bytearray) -> None:
@@ -778,6 +793,13 @@ def _r_DescribeQuorumRequestTopicData_0(buf: memoryview, pos: int) -> tuple[Desc
     return o, pos
 
 
+def _new_DescribeQuorumRequest() -> DescribeQuorumRequest:
+    o = DescribeQuorumRequest.__new__(DescribeQuorumRequest)
+    o.topics = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeQuorumRequest_0(o: DescribeQuorumRequest, out: bytearray) -> None:
     x1 = o.topics
     write_uvarint(out, len(x1) + 1)
@@ -804,6 +826,17 @@ def _r_DescribeQuorumRequest_0(buf: memoryview, pos: int) -> tuple[DescribeQuoru
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ReplicaState() -> ReplicaState:
+    o = ReplicaState.__new__(ReplicaState)
+    o.replica_id = 0
+    o.replica_directory_id = ZERO_UUID
+    o.log_end_offset = 0
+    o.last_fetch_timestamp = -1
+    o.last_caught_up_timestamp = -1
+    o.unknown_tags = None
+    return o
 
 
 def _w_ReplicaState_0(o: ReplicaState, out: bytearray) -> None:
@@ -880,6 +913,20 @@ def _r_ReplicaState_2(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeQuorumResponsePartitionData() -> DescribeQuorumResponsePartitionData:
+    o = DescribeQuorumResponsePartitionData.__new__(DescribeQuorumResponsePartitionData)
+    o.partition_index = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.leader_id = 0
+    o.leader_epoch = 0
+    o.high_watermark = 0
+    o.current_voters = []
+    o.observers = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeQuorumResponsePartitionData_0(o: DescribeQuorumResponsePartitionData, out: bytearray) -> None:
@@ -1012,6 +1059,14 @@ def _r_DescribeQuorumResponsePartitionData_2(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
+def _new_DescribeQuorumResponseTopicData() -> DescribeQuorumResponseTopicData:
+    o = DescribeQuorumResponseTopicData.__new__(DescribeQuorumResponseTopicData)
+    o.topic_name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeQuorumResponseTopicData_0(o: DescribeQuorumResponseTopicData, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
     x1 = o.partitions
@@ -1102,6 +1157,15 @@ def _r_DescribeQuorumResponseTopicData_2(buf: memoryview, pos: int) -> tuple[Des
     return o, pos
 
 
+def _new_Listener() -> Listener:
+    o = Listener.__new__(Listener)
+    o.name = ''
+    o.host = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_Listener_0(o: Listener, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('Listener.name has a non-default value this version cannot carry')
@@ -1152,6 +1216,14 @@ def _r_Listener_2(buf: memoryview, pos: int) -> tuple[Listener, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_Node() -> Node:
+    o = Node.__new__(Node)
+    o.node_id = 0
+    o.listeners = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_Node_0(o: Node, out: bytearray) -> None:
@@ -1207,6 +1279,16 @@ def _r_Node_2(buf: memoryview, pos: int) -> tuple[Node, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeQuorumResponse() -> DescribeQuorumResponse:
+    o = DescribeQuorumResponse.__new__(DescribeQuorumResponse)
+    o.error_code = 0
+    o.error_message = ''
+    o.topics = []
+    o.nodes = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeQuorumResponse_0(o: DescribeQuorumResponse, out: bytearray) -> None:

@@ -589,6 +589,13 @@ class DescribeTopicPartitionsResponsePartition:
             raise DecodeError(f'malformed DescribeTopicPartitionsResponsePartition v{version}: {exc}') from None
 
 
+def _new_TopicRequest() -> TopicRequest:
+    o = TopicRequest.__new__(TopicRequest)
+    o.name = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
     write_compact_string(out, o.name)
     uk = o.unknown_tags
@@ -607,6 +614,14 @@ def _r_TopicRequest_0(buf: memoryview, pos: int) -> tuple[TopicRequest, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeTopicPartitionsRequestCursor() -> DescribeTopicPartitionsRequestCursor:
+    o = DescribeTopicPartitionsRequestCursor.__new__(DescribeTopicPartitionsRequestCursor)
+    o.topic_name = ''
+    o.partition_index = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeTopicPartitionsRequestCursor_0(o: DescribeTopicPartitionsRequestCursor, out: bytearray) -> None:
@@ -630,6 +645,15 @@ def _r_DescribeTopicPartitionsRequestCursor_0(buf: memoryview, pos: int) -> tupl
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeTopicPartitionsRequest() -> DescribeTopicPartitionsRequest:
+    o = DescribeTopicPartitionsRequest.__new__(DescribeTopicPartitionsRequest)
+    o.topics = []
+    o.response_partition_limit = 2000
+    o.cursor = None
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeTopicPartitionsRequest_0(o: DescribeTopicPartitionsRequest, out: bytearray) -> None:
@@ -672,6 +696,21 @@ def _r_DescribeTopicPartitionsRequest_0(buf: memoryview, pos: int) -> tuple[Desc
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeTopicPartitionsResponsePartition() -> DescribeTopicPartitionsResponsePartition:
+    o = DescribeTopicPartitionsResponsePartition.__new__(DescribeTopicPartitionsResponsePartition)
+    o.error_code = 0
+    o.partition_index = 0
+    o.leader_id = 0
+    o.leader_epoch = -1
+    o.replica_nodes = []
+    o.isr_nodes = []
+    o.eligible_leader_replicas = None
+    o.last_known_elr = None
+    o.offline_replicas = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeTopicPartitionsResponsePartition_0(o: DescribeTopicPartitionsResponsePartition, out: bytearray) -> None:
@@ -737,6 +776,18 @@ def _r_DescribeTopicPartitionsResponsePartition_0(buf: memoryview, pos: int) -> 
     return o, pos
 
 
+def _new_DescribeTopicPartitionsResponseTopic() -> DescribeTopicPartitionsResponseTopic:
+    o = DescribeTopicPartitionsResponseTopic.__new__(DescribeTopicPartitionsResponseTopic)
+    o.error_code = 0
+    o.name = ''
+    o.topic_id = ZERO_UUID
+    o.is_internal = False
+    o.partitions = []
+    o.topic_authorized_operations = -2147483648
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeTopicPartitionsResponseTopic_0(o: DescribeTopicPartitionsResponseTopic, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_compact_nullable_string(out, o.name)
@@ -778,6 +829,14 @@ def _r_DescribeTopicPartitionsResponseTopic_0(buf: memoryview, pos: int) -> tupl
     return o, pos
 
 
+def _new_DescribeTopicPartitionsResponseCursor() -> DescribeTopicPartitionsResponseCursor:
+    o = DescribeTopicPartitionsResponseCursor.__new__(DescribeTopicPartitionsResponseCursor)
+    o.topic_name = ''
+    o.partition_index = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeTopicPartitionsResponseCursor_0(o: DescribeTopicPartitionsResponseCursor, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
     out += _S_i.pack(o.partition_index)
@@ -799,6 +858,15 @@ def _r_DescribeTopicPartitionsResponseCursor_0(buf: memoryview, pos: int) -> tup
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeTopicPartitionsResponse() -> DescribeTopicPartitionsResponse:
+    o = DescribeTopicPartitionsResponse.__new__(DescribeTopicPartitionsResponse)
+    o.throttle_time_ms = 0
+    o.topics = []
+    o.next_cursor = None
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeTopicPartitionsResponse_0(o: DescribeTopicPartitionsResponse, out: bytearray) -> None:

@@ -343,6 +343,13 @@ class TopicData:
             raise DecodeError(f'malformed TopicData v{version}: {exc}') from None
 
 
+def _new_DescribeTransactionsRequest() -> DescribeTransactionsRequest:
+    o = DescribeTransactionsRequest.__new__(DescribeTransactionsRequest)
+    o.transactional_ids = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_DescribeTransactionsRequest_0(o: DescribeTransactionsRequest, out: bytearray) -> None:
     x1 = o.transactional_ids
     write_uvarint(out, len(x1) + 1)
@@ -371,6 +378,14 @@ def _r_DescribeTransactionsRequest_0(buf: memoryview, pos: int) -> tuple[Describ
     return o, pos
 
 
+def _new_TopicData() -> TopicData:
+    o = TopicData.__new__(TopicData)
+    o.topic = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_TopicData_0(o: TopicData, out: bytearray) -> None:
     write_compact_string(out, o.topic)
     x1 = o.partitions
@@ -395,6 +410,20 @@ def _r_TopicData_0(buf: memoryview, pos: int) -> tuple[TopicData, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_TransactionState() -> TransactionState:
+    o = TransactionState.__new__(TransactionState)
+    o.error_code = 0
+    o.transactional_id = ''
+    o.transaction_state = ''
+    o.transaction_timeout_ms = 0
+    o.transaction_start_time_ms = 0
+    o.producer_id = 0
+    o.producer_epoch = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_TransactionState_0(o: TransactionState, out: bytearray) -> None:
@@ -433,6 +462,14 @@ def _r_TransactionState_0(buf: memoryview, pos: int) -> tuple[TransactionState, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeTransactionsResponse() -> DescribeTransactionsResponse:
+    o = DescribeTransactionsResponse.__new__(DescribeTransactionsResponse)
+    o.throttle_time_ms = 0
+    o.transaction_states = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeTransactionsResponse_0(o: DescribeTransactionsResponse, out: bytearray) -> None:

@@ -405,6 +405,13 @@ class CredentialInfo:
             raise DecodeError(f'malformed CredentialInfo v{version}: {exc}') from None
 
 
+def _new_UserName() -> UserName:
+    o = UserName.__new__(UserName)
+    o.name = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_UserName_0(o: UserName, out: bytearray) -> None:
     write_compact_string(out, o.name)
     uk = o.unknown_tags
@@ -423,6 +430,13 @@ def _r_UserName_0(buf: memoryview, pos: int) -> tuple[UserName, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeUserScramCredentialsRequest() -> DescribeUserScramCredentialsRequest:
+    o = DescribeUserScramCredentialsRequest.__new__(DescribeUserScramCredentialsRequest)
+    o.users = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeUserScramCredentialsRequest_0(o: DescribeUserScramCredentialsRequest, out: bytearray) -> None:
@@ -459,6 +473,14 @@ def _r_DescribeUserScramCredentialsRequest_0(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
+def _new_CredentialInfo() -> CredentialInfo:
+    o = CredentialInfo.__new__(CredentialInfo)
+    o.mechanism = 0
+    o.iterations = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_CredentialInfo_0(o: CredentialInfo, out: bytearray) -> None:
     out += _S_bi.pack(o.mechanism, o.iterations)
     uk = o.unknown_tags
@@ -478,6 +500,16 @@ def _r_CredentialInfo_0(buf: memoryview, pos: int) -> tuple[CredentialInfo, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeUserScramCredentialsResult() -> DescribeUserScramCredentialsResult:
+    o = DescribeUserScramCredentialsResult.__new__(DescribeUserScramCredentialsResult)
+    o.user = ''
+    o.error_code = 0
+    o.error_message = ''
+    o.credential_infos = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeUserScramCredentialsResult_0(o: DescribeUserScramCredentialsResult, out: bytearray) -> None:
@@ -513,6 +545,16 @@ def _r_DescribeUserScramCredentialsResult_0(buf: memoryview, pos: int) -> tuple[
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribeUserScramCredentialsResponse() -> DescribeUserScramCredentialsResponse:
+    o = DescribeUserScramCredentialsResponse.__new__(DescribeUserScramCredentialsResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribeUserScramCredentialsResponse_0(o: DescribeUserScramCredentialsResponse, out: bytearray) -> None:

@@ -415,6 +415,14 @@ class PartitionResult:
             raise DecodeError(f'malformed PartitionResult v{version}: {exc}') from None
 
 
+def _new_TopicPartitions() -> TopicPartitions:
+    o = TopicPartitions.__new__(TopicPartitions)
+    o.topic = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
     write_string(out, o.topic)
     x1 = o.partitions
@@ -456,6 +464,15 @@ def _r_TopicPartitions_2(buf: memoryview, pos: int) -> tuple[TopicPartitions, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ElectLeadersRequest() -> ElectLeadersRequest:
+    o = ElectLeadersRequest.__new__(ElectLeadersRequest)
+    o.election_type = 0
+    o.topic_partitions = []
+    o.timeout_ms = 60000
+    o.unknown_tags = None
+    return o
 
 
 def _w_ElectLeadersRequest_0(o: ElectLeadersRequest, out: bytearray) -> None:
@@ -560,6 +577,15 @@ def _r_ElectLeadersRequest_2(buf: memoryview, pos: int) -> tuple[ElectLeadersReq
     return o, pos
 
 
+def _new_PartitionResult() -> PartitionResult:
+    o = PartitionResult.__new__(PartitionResult)
+    o.partition_id = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_id, o.error_code)
     write_nullable_string(out, o.error_message)
@@ -595,6 +621,14 @@ def _r_PartitionResult_2(buf: memoryview, pos: int) -> tuple[PartitionResult, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ReplicaElectionResult() -> ReplicaElectionResult:
+    o = ReplicaElectionResult.__new__(ReplicaElectionResult)
+    o.topic = ''
+    o.partition_result = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ReplicaElectionResult_0(o: ReplicaElectionResult, out: bytearray) -> None:
@@ -646,6 +680,15 @@ def _r_ReplicaElectionResult_2(buf: memoryview, pos: int) -> tuple[ReplicaElecti
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ElectLeadersResponse() -> ElectLeadersResponse:
+    o = ElectLeadersResponse.__new__(ElectLeadersResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.replica_election_results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ElectLeadersResponse_0(o: ElectLeadersResponse, out: bytearray) -> None:

@@ -726,6 +726,14 @@ class EndQuorumEpochResponsePartitionData:
             raise DecodeError(f'malformed EndQuorumEpochResponsePartitionData v{version}: {exc}') from None
 
 
+def _new_ReplicaInfo() -> ReplicaInfo:
+    o = ReplicaInfo.__new__(ReplicaInfo)
+    o.candidate_id = 0
+    o.candidate_directory_id = ZERO_UUID
+    o.unknown_tags = None
+    return o
+
+
 def _w_ReplicaInfo_0(o: ReplicaInfo, out: bytearray) -> None:
     if o.candidate_id != 0:
         raise UnsupportedVersionError('ReplicaInfo.candidate_id has a non-default value this version cannot carry')
@@ -762,6 +770,17 @@ def _r_ReplicaInfo_1(buf: memoryview, pos: int) -> tuple[ReplicaInfo, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_EndQuorumEpochRequestPartitionData() -> EndQuorumEpochRequestPartitionData:
+    o = EndQuorumEpochRequestPartitionData.__new__(EndQuorumEpochRequestPartitionData)
+    o.partition_index = 0
+    o.leader_id = 0
+    o.leader_epoch = 0
+    o.preferred_successors = []
+    o.preferred_candidates = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_EndQuorumEpochRequestPartitionData_0(o: EndQuorumEpochRequestPartitionData, out: bytearray) -> None:
@@ -815,6 +834,14 @@ def _r_EndQuorumEpochRequestPartitionData_1(buf: memoryview, pos: int) -> tuple[
     return o, pos
 
 
+def _new_EndQuorumEpochRequestTopicData() -> EndQuorumEpochRequestTopicData:
+    o = EndQuorumEpochRequestTopicData.__new__(EndQuorumEpochRequestTopicData)
+    o.topic_name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_EndQuorumEpochRequestTopicData_0(o: EndQuorumEpochRequestTopicData, out: bytearray) -> None:
     write_string(out, o.topic_name)
     x1 = o.partitions
@@ -866,6 +893,15 @@ def _r_EndQuorumEpochRequestTopicData_1(buf: memoryview, pos: int) -> tuple[EndQ
     return o, pos
 
 
+def _new_LeaderEndpoint() -> LeaderEndpoint:
+    o = LeaderEndpoint.__new__(LeaderEndpoint)
+    o.name = ''
+    o.host = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_LeaderEndpoint_0(o: LeaderEndpoint, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('LeaderEndpoint.name has a non-default value this version cannot carry')
@@ -907,6 +943,15 @@ def _r_LeaderEndpoint_1(buf: memoryview, pos: int) -> tuple[LeaderEndpoint, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_EndQuorumEpochRequest() -> EndQuorumEpochRequest:
+    o = EndQuorumEpochRequest.__new__(EndQuorumEpochRequest)
+    o.cluster_id = None
+    o.topics = []
+    o.leader_endpoints = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_EndQuorumEpochRequest_0(o: EndQuorumEpochRequest, out: bytearray) -> None:
@@ -971,6 +1016,16 @@ def _r_EndQuorumEpochRequest_1(buf: memoryview, pos: int) -> tuple[EndQuorumEpoc
     return o, pos
 
 
+def _new_EndQuorumEpochResponsePartitionData() -> EndQuorumEpochResponsePartitionData:
+    o = EndQuorumEpochResponsePartitionData.__new__(EndQuorumEpochResponsePartitionData)
+    o.partition_index = 0
+    o.error_code = 0
+    o.leader_id = 0
+    o.leader_epoch = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_EndQuorumEpochResponsePartitionData_0(o: EndQuorumEpochResponsePartitionData, out: bytearray) -> None:
     out += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
 
@@ -1002,6 +1057,14 @@ def _r_EndQuorumEpochResponsePartitionData_1(buf: memoryview, pos: int) -> tuple
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_EndQuorumEpochResponseTopicData() -> EndQuorumEpochResponseTopicData:
+    o = EndQuorumEpochResponseTopicData.__new__(EndQuorumEpochResponseTopicData)
+    o.topic_name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_EndQuorumEpochResponseTopicData_0(o: EndQuorumEpochResponseTopicData, out: bytearray) -> None:
@@ -1055,6 +1118,15 @@ def _r_EndQuorumEpochResponseTopicData_1(buf: memoryview, pos: int) -> tuple[End
     return o, pos
 
 
+def _new_NodeEndpoint() -> NodeEndpoint:
+    o = NodeEndpoint.__new__(NodeEndpoint)
+    o.node_id = 0
+    o.host = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
@@ -1097,6 +1169,15 @@ def _r_NodeEndpoint_1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_EndQuorumEpochResponse() -> EndQuorumEpochResponse:
+    o = EndQuorumEpochResponse.__new__(EndQuorumEpochResponse)
+    o.error_code = 0
+    o.topics = []
+    o.node_endpoints = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_EndQuorumEpochResponse_0(o: EndQuorumEpochResponse, out: bytearray) -> None:
@@ -1157,7 +1238,11 @@ def _r_EndQuorumEpochResponse_1(buf: memoryview, pos: int) -> tuple[EndQuorumEpo
     o.topics = a2
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)

@@ -197,6 +197,16 @@ class EndTxnResponse:
             raise DecodeError(f'malformed EndTxnResponse v{version}: {exc}') from None
 
 
+def _new_EndTxnRequest() -> EndTxnRequest:
+    o = EndTxnRequest.__new__(EndTxnRequest)
+    o.transactional_id = ''
+    o.producer_id = 0
+    o.producer_epoch = 0
+    o.committed = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_EndTxnRequest_0(o: EndTxnRequest, out: bytearray) -> None:
     write_string(out, o.transactional_id)
     out += _S_qho.pack(o.producer_id, o.producer_epoch, o.committed)
@@ -232,6 +242,16 @@ def _r_EndTxnRequest_3(buf: memoryview, pos: int) -> tuple[EndTxnRequest, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_EndTxnResponse() -> EndTxnResponse:
+    o = EndTxnResponse.__new__(EndTxnResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.producer_id = -1
+    o.producer_epoch = -1
+    o.unknown_tags = None
+    return o
 
 
 def _w_EndTxnResponse_0(o: EndTxnResponse, out: bytearray) -> None:

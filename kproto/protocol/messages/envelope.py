@@ -183,6 +183,15 @@ class EnvelopeResponse:
             raise DecodeError(f'malformed EnvelopeResponse v{version}: {exc}') from None
 
 
+def _new_EnvelopeRequest() -> EnvelopeRequest:
+    o = EnvelopeRequest.__new__(EnvelopeRequest)
+    o.request_data = b''
+    o.request_principal = b''
+    o.client_host_address = b''
+    o.unknown_tags = None
+    return o
+
+
 def _w_EnvelopeRequest_0(o: EnvelopeRequest, out: bytearray) -> None:
     write_compact_bytes(out, o.request_data)
     write_compact_nullable_bytes(out, o.request_principal)
@@ -205,6 +214,14 @@ def _r_EnvelopeRequest_0(buf: memoryview, pos: int) -> tuple[EnvelopeRequest, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_EnvelopeResponse() -> EnvelopeResponse:
+    o = EnvelopeResponse.__new__(EnvelopeResponse)
+    o.response_data = None
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_EnvelopeResponse_0(o: EnvelopeResponse, out: bytearray) -> None:

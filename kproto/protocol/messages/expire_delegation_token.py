@@ -184,6 +184,14 @@ class ExpireDelegationTokenResponse:
             raise DecodeError(f'malformed ExpireDelegationTokenResponse v{version}: {exc}') from None
 
 
+def _new_ExpireDelegationTokenRequest() -> ExpireDelegationTokenRequest:
+    o = ExpireDelegationTokenRequest.__new__(ExpireDelegationTokenRequest)
+    o.hmac = b''
+    o.expiry_time_period_ms = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_ExpireDelegationTokenRequest_0(o: ExpireDelegationTokenRequest, out: bytearray) -> None:
     write_bytes(out, o.hmac)
     out += _S_q.pack(o.expiry_time_period_ms)
@@ -219,6 +227,15 @@ def _r_ExpireDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[Expire
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ExpireDelegationTokenResponse() -> ExpireDelegationTokenResponse:
+    o = ExpireDelegationTokenResponse.__new__(ExpireDelegationTokenResponse)
+    o.error_code = 0
+    o.expiry_timestamp_ms = 0
+    o.throttle_time_ms = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_ExpireDelegationTokenResponse_0(o: ExpireDelegationTokenResponse, out: bytearray) -> None:

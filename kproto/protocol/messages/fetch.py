@@ -1119,6 +1119,14 @@ class EpochEndOffset:
             raise DecodeError(f'malformed EpochEndOffset v{version}: {exc}') from None
 
 
+def _new_ReplicaState() -> ReplicaState:
+    o = ReplicaState.__new__(ReplicaState)
+    o.replica_id = -1
+    o.replica_epoch = -1
+    o.unknown_tags = None
+    return o
+
+
 def _w_ReplicaState_0(o: ReplicaState, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('ReplicaState.replica_id has a non-default value this version cannot carry')
@@ -1177,6 +1185,19 @@ def _r_ReplicaState_15(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_FetchPartition() -> FetchPartition:
+    o = FetchPartition.__new__(FetchPartition)
+    o.partition = 0
+    o.current_leader_epoch = -1
+    o.fetch_offset = 0
+    o.last_fetched_epoch = -1
+    o.log_start_offset = -1
+    o.partition_max_bytes = 0
+    o.replica_directory_id = ZERO_UUID
+    o.unknown_tags = None
+    return o
 
 
 def _w_FetchPartition_0(o: FetchPartition, out: bytearray) -> None:
@@ -1273,7 +1294,11 @@ def _r_FetchPartition_17(buf: memoryview, pos: int) -> tuple[FetchPartition, int
     pos += 32
     o.replica_directory_id = ZERO_UUID
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -1291,6 +1316,15 @@ def _r_FetchPartition_17(buf: memoryview, pos: int) -> tuple[FetchPartition, int
         pos = end
     o.unknown_tags = uk
     return o, pos
+
+
+def _new_FetchTopic() -> FetchTopic:
+    o = FetchTopic.__new__(FetchTopic)
+    o.topic = ''
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_FetchTopic_0(o: FetchTopic, out: bytearray) -> None:
@@ -1452,6 +1486,15 @@ def _r_FetchTopic_17(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     return o, pos
 
 
+def _new_ForgottenTopic() -> ForgottenTopic:
+    o = ForgottenTopic.__new__(ForgottenTopic)
+    o.topic = ''
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_ForgottenTopic_0(o: ForgottenTopic, out: bytearray) -> None:
     if len(o.partitions) != 0:
         raise UnsupportedVersionError('ForgottenTopic.partitions has a non-default value this version cannot carry')
@@ -1538,6 +1581,24 @@ def _r_ForgottenTopic_13(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int
     return o, pos
 
 
+def _new_FetchRequest() -> FetchRequest:
+    o = FetchRequest.__new__(FetchRequest)
+    o.cluster_id = None
+    o.replica_id = -1
+    o.replica_state = _new_ReplicaState()
+    o.max_wait_ms = 0
+    o.min_bytes = 0
+    o.max_bytes = 2147483647
+    o.isolation_level = 0
+    o.session_id = 0
+    o.session_epoch = -1
+    o.topics = []
+    o.forgotten_topics_data = []
+    o.rack_id = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_FetchRequest_0(o: FetchRequest, out: bytearray) -> None:
     if o.replica_state != _DEF_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
@@ -1561,7 +1622,7 @@ def _r_FetchRequest_0(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         a2.append(e3)
     o.topics = a2
     o.cluster_id = None
-    o.replica_state = ReplicaState()
+    o.replica_state = _new_ReplicaState()
     o.max_bytes = 2147483647
     o.isolation_level = 0
     o.session_id = 0
@@ -1595,7 +1656,7 @@ def _r_FetchRequest_3(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         a2.append(e3)
     o.topics = a2
     o.cluster_id = None
-    o.replica_state = ReplicaState()
+    o.replica_state = _new_ReplicaState()
     o.isolation_level = 0
     o.session_id = 0
     o.session_epoch = -1
@@ -1628,7 +1689,7 @@ def _r_FetchRequest_4(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         a2.append(e3)
     o.topics = a2
     o.cluster_id = None
-    o.replica_state = ReplicaState()
+    o.replica_state = _new_ReplicaState()
     o.session_id = 0
     o.session_epoch = -1
     o.forgotten_topics_data = []
@@ -1660,7 +1721,7 @@ def _r_FetchRequest_5(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         a2.append(e3)
     o.topics = a2
     o.cluster_id = None
-    o.replica_state = ReplicaState()
+    o.replica_state = _new_ReplicaState()
     o.session_id = 0
     o.session_epoch = -1
     o.forgotten_topics_data = []
@@ -1700,7 +1761,7 @@ def _r_FetchRequest_7(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         a5.append(e6)
     o.forgotten_topics_data = a5
     o.cluster_id = None
-    o.replica_state = ReplicaState()
+    o.replica_state = _new_ReplicaState()
     o.rack_id = ''
     o.unknown_tags = None
     return o, pos
@@ -1737,7 +1798,7 @@ def _r_FetchRequest_9(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         a5.append(e6)
     o.forgotten_topics_data = a5
     o.cluster_id = None
-    o.replica_state = ReplicaState()
+    o.replica_state = _new_ReplicaState()
     o.rack_id = ''
     o.unknown_tags = None
     return o, pos
@@ -1776,7 +1837,7 @@ def _r_FetchRequest_11(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o.forgotten_topics_data = a5
     o.rack_id, pos = read_string(buf, pos)
     o.cluster_id = None
-    o.replica_state = ReplicaState()
+    o.replica_state = _new_ReplicaState()
     o.unknown_tags = None
     return o, pos
 
@@ -1824,10 +1885,14 @@ def _r_FetchRequest_12(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         a5.append(e6)
     o.forgotten_topics_data = a5
     o.rack_id, pos = read_compact_string(buf, pos)
-    o.replica_state = ReplicaState()
+    o.replica_state = _new_ReplicaState()
     o.cluster_id = None
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -1890,10 +1955,14 @@ def _r_FetchRequest_13(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         a5.append(e6)
     o.forgotten_topics_data = a5
     o.rack_id, pos = read_compact_string(buf, pos)
-    o.replica_state = ReplicaState()
+    o.replica_state = _new_ReplicaState()
     o.cluster_id = None
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -1963,9 +2032,13 @@ def _r_FetchRequest_15(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_id = -1
     o.cluster_id = None
-    o.replica_state = ReplicaState()
+    o.replica_state = _new_ReplicaState()
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -2039,9 +2112,13 @@ def _r_FetchRequest_17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_id = -1
     o.cluster_id = None
-    o.replica_state = ReplicaState()
+    o.replica_state = _new_ReplicaState()
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -2063,6 +2140,14 @@ def _r_FetchRequest_17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         pos = end
     o.unknown_tags = uk
     return o, pos
+
+
+def _new_EpochEndOffset() -> EpochEndOffset:
+    o = EpochEndOffset.__new__(EpochEndOffset)
+    o.epoch = -1
+    o.end_offset = -1
+    o.unknown_tags = None
+    return o
 
 
 def _w_EpochEndOffset_0(o: EpochEndOffset, out: bytearray) -> None:
@@ -2101,6 +2186,14 @@ def _r_EpochEndOffset_12(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int
     return o, pos
 
 
+def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
+    o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
+    o.leader_id = -1
+    o.leader_epoch = -1
+    o.unknown_tags = None
+    return o
+
+
 def _w_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
     if o.leader_id != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_id has a non-default value this version cannot carry')
@@ -2137,6 +2230,14 @@ def _r_LeaderIdAndEpoch_12(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch,
     return o, pos
 
 
+def _new_SnapshotId() -> SnapshotId:
+    o = SnapshotId.__new__(SnapshotId)
+    o.end_offset = -1
+    o.epoch = -1
+    o.unknown_tags = None
+    return o
+
+
 def _w_SnapshotId_0(o: SnapshotId, out: bytearray) -> None:
     out += _S_qi.pack(o.end_offset, o.epoch)
 
@@ -2168,6 +2269,14 @@ def _r_SnapshotId_12(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AbortedTransaction() -> AbortedTransaction:
+    o = AbortedTransaction.__new__(AbortedTransaction)
+    o.producer_id = 0
+    o.first_offset = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_AbortedTransaction_0(o: AbortedTransaction, out: bytearray) -> None:
@@ -2218,6 +2327,23 @@ def _r_AbortedTransaction_12(buf: memoryview, pos: int) -> tuple[AbortedTransact
     return o, pos
 
 
+def _new_PartitionData() -> PartitionData:
+    o = PartitionData.__new__(PartitionData)
+    o.partition_index = 0
+    o.error_code = 0
+    o.high_watermark = 0
+    o.last_stable_offset = -1
+    o.log_start_offset = -1
+    o.diverging_epoch = _new_EpochEndOffset()
+    o.current_leader = _new_LeaderIdAndEpoch()
+    o.snapshot_id = _new_SnapshotId()
+    o.aborted_transactions = []
+    o.preferred_read_replica = -1
+    o.records = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
     if o.diverging_epoch != _DEF_EpochEndOffset:
         raise UnsupportedVersionError('PartitionData.diverging_epoch has a non-default value this version cannot carry')
@@ -2238,9 +2364,9 @@ def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o.records, pos = read_nullable_records(buf, pos)
     o.last_stable_offset = -1
     o.log_start_offset = -1
-    o.diverging_epoch = EpochEndOffset()
-    o.current_leader = LeaderIdAndEpoch()
-    o.snapshot_id = SnapshotId()
+    o.diverging_epoch = _new_EpochEndOffset()
+    o.current_leader = _new_LeaderIdAndEpoch()
+    o.snapshot_id = _new_SnapshotId()
     o.aborted_transactions = []
     o.preferred_read_replica = -1
     o.unknown_tags = None
@@ -2282,9 +2408,9 @@ def _r_PartitionData_4(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
         o.aborted_transactions = a2
     o.records, pos = read_nullable_records(buf, pos)
     o.log_start_offset = -1
-    o.diverging_epoch = EpochEndOffset()
-    o.current_leader = LeaderIdAndEpoch()
-    o.snapshot_id = SnapshotId()
+    o.diverging_epoch = _new_EpochEndOffset()
+    o.current_leader = _new_LeaderIdAndEpoch()
+    o.snapshot_id = _new_SnapshotId()
     o.preferred_read_replica = -1
     o.unknown_tags = None
     return o, pos
@@ -2324,9 +2450,9 @@ def _r_PartitionData_5(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
             a2.append(e3)
         o.aborted_transactions = a2
     o.records, pos = read_nullable_records(buf, pos)
-    o.diverging_epoch = EpochEndOffset()
-    o.current_leader = LeaderIdAndEpoch()
-    o.snapshot_id = SnapshotId()
+    o.diverging_epoch = _new_EpochEndOffset()
+    o.current_leader = _new_LeaderIdAndEpoch()
+    o.snapshot_id = _new_SnapshotId()
     o.preferred_read_replica = -1
     o.unknown_tags = None
     return o, pos
@@ -2367,9 +2493,9 @@ def _r_PartitionData_11(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o.preferred_read_replica = _S_i.unpack_from(buf, pos)[0]
     pos += 4
     o.records, pos = read_nullable_records(buf, pos)
-    o.diverging_epoch = EpochEndOffset()
-    o.current_leader = LeaderIdAndEpoch()
-    o.snapshot_id = SnapshotId()
+    o.diverging_epoch = _new_EpochEndOffset()
+    o.current_leader = _new_LeaderIdAndEpoch()
+    o.snapshot_id = _new_SnapshotId()
     o.unknown_tags = None
     return o, pos
 
@@ -2424,11 +2550,15 @@ def _r_PartitionData_12(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o.preferred_read_replica = _S_i.unpack_from(buf, pos)[0]
     pos += 4
     o.records, pos = read_compact_nullable_records(buf, pos)
-    o.diverging_epoch = EpochEndOffset()
-    o.current_leader = LeaderIdAndEpoch()
-    o.snapshot_id = SnapshotId()
+    o.diverging_epoch = _new_EpochEndOffset()
+    o.current_leader = _new_LeaderIdAndEpoch()
+    o.snapshot_id = _new_SnapshotId()
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -2454,6 +2584,15 @@ def _r_PartitionData_12(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
         pos = end
     o.unknown_tags = uk
     return o, pos
+
+
+def _new_FetchableTopicResponse() -> FetchableTopicResponse:
+    o = FetchableTopicResponse.__new__(FetchableTopicResponse)
+    o.topic = ''
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_FetchableTopicResponse_0(o: FetchableTopicResponse, out: bytearray) -> None:
@@ -2606,6 +2745,16 @@ def _r_FetchableTopicResponse_13(buf: memoryview, pos: int) -> tuple[FetchableTo
     return o, pos
 
 
+def _new_NodeEndpoint() -> NodeEndpoint:
+    o = NodeEndpoint.__new__(NodeEndpoint)
+    o.node_id = 0
+    o.host = ''
+    o.port = 0
+    o.rack = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
@@ -2683,6 +2832,17 @@ def _r_NodeEndpoint_16(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_FetchResponse() -> FetchResponse:
+    o = FetchResponse.__new__(FetchResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.session_id = 0
+    o.responses = []
+    o.node_endpoints = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_FetchResponse_0(o: FetchResponse, out: bytearray) -> None:
@@ -2950,7 +3110,11 @@ def _r_FetchResponse_16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o.responses = a2
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)

@@ -812,6 +812,14 @@ class FetchSnapshotResponseSnapshotId:
             raise DecodeError(f'malformed FetchSnapshotResponseSnapshotId v{version}: {exc}') from None
 
 
+def _new_FetchSnapshotRequestSnapshotId() -> FetchSnapshotRequestSnapshotId:
+    o = FetchSnapshotRequestSnapshotId.__new__(FetchSnapshotRequestSnapshotId)
+    o.end_offset = 0
+    o.epoch = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_FetchSnapshotRequestSnapshotId_0(o: FetchSnapshotRequestSnapshotId, out: bytearray) -> None:
     out += _S_qi.pack(o.end_offset, o.epoch)
     uk = o.unknown_tags
@@ -831,6 +839,17 @@ def _r_FetchSnapshotRequestSnapshotId_0(buf: memoryview, pos: int) -> tuple[Fetc
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_FetchSnapshotRequestPartitionSnapshot() -> FetchSnapshotRequestPartitionSnapshot:
+    o = FetchSnapshotRequestPartitionSnapshot.__new__(FetchSnapshotRequestPartitionSnapshot)
+    o.partition = 0
+    o.current_leader_epoch = 0
+    o.snapshot_id = _new_FetchSnapshotRequestSnapshotId()
+    o.position = 0
+    o.replica_directory_id = ZERO_UUID
+    o.unknown_tags = None
+    return o
 
 
 def _w_FetchSnapshotRequestPartitionSnapshot_0(o: FetchSnapshotRequestPartitionSnapshot, out: bytearray) -> None:
@@ -888,7 +907,11 @@ def _r_FetchSnapshotRequestPartitionSnapshot_1(buf: memoryview, pos: int) -> tup
     pos += 8
     o.replica_directory_id = ZERO_UUID
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -906,6 +929,14 @@ def _r_FetchSnapshotRequestPartitionSnapshot_1(buf: memoryview, pos: int) -> tup
         pos = end
     o.unknown_tags = uk
     return o, pos
+
+
+def _new_FetchSnapshotRequestTopicSnapshot() -> FetchSnapshotRequestTopicSnapshot:
+    o = FetchSnapshotRequestTopicSnapshot.__new__(FetchSnapshotRequestTopicSnapshot)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_FetchSnapshotRequestTopicSnapshot_0(o: FetchSnapshotRequestTopicSnapshot, out: bytearray) -> None:
@@ -968,6 +999,16 @@ def _r_FetchSnapshotRequestTopicSnapshot_1(buf: memoryview, pos: int) -> tuple[F
     return o, pos
 
 
+def _new_FetchSnapshotRequest() -> FetchSnapshotRequest:
+    o = FetchSnapshotRequest.__new__(FetchSnapshotRequest)
+    o.cluster_id = None
+    o.replica_id = -1
+    o.max_bytes = 2147483647
+    o.topics = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_FetchSnapshotRequest_0(o: FetchSnapshotRequest, out: bytearray) -> None:
     out += _S_ii.pack(o.replica_id, o.max_bytes)
     x1 = o.topics
@@ -999,7 +1040,11 @@ def _r_FetchSnapshotRequest_0(buf: memoryview, pos: int) -> tuple[FetchSnapshotR
     o.topics = a2
     o.cluster_id = None
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -1050,7 +1095,11 @@ def _r_FetchSnapshotRequest_1(buf: memoryview, pos: int) -> tuple[FetchSnapshotR
     o.topics = a2
     o.cluster_id = None
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -1068,6 +1117,14 @@ def _r_FetchSnapshotRequest_1(buf: memoryview, pos: int) -> tuple[FetchSnapshotR
         pos = end
     o.unknown_tags = uk
     return o, pos
+
+
+def _new_FetchSnapshotResponseSnapshotId() -> FetchSnapshotResponseSnapshotId:
+    o = FetchSnapshotResponseSnapshotId.__new__(FetchSnapshotResponseSnapshotId)
+    o.end_offset = 0
+    o.epoch = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_FetchSnapshotResponseSnapshotId_0(o: FetchSnapshotResponseSnapshotId, out: bytearray) -> None:
@@ -1091,6 +1148,14 @@ def _r_FetchSnapshotResponseSnapshotId_0(buf: memoryview, pos: int) -> tuple[Fet
     return o, pos
 
 
+def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
+    o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
+    o.leader_id = 0
+    o.leader_epoch = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
     out += _S_ii.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
@@ -1110,6 +1175,19 @@ def _r_LeaderIdAndEpoch_0(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_FetchSnapshotResponsePartitionSnapshot() -> FetchSnapshotResponsePartitionSnapshot:
+    o = FetchSnapshotResponsePartitionSnapshot.__new__(FetchSnapshotResponsePartitionSnapshot)
+    o.index = 0
+    o.error_code = 0
+    o.snapshot_id = _new_FetchSnapshotResponseSnapshotId()
+    o.current_leader = _new_LeaderIdAndEpoch()
+    o.size = 0
+    o.position = 0
+    o.unaligned_records = b''
+    o.unknown_tags = None
+    return o
 
 
 def _w_FetchSnapshotResponsePartitionSnapshot_0(o: FetchSnapshotResponsePartitionSnapshot, out: bytearray) -> None:
@@ -1139,9 +1217,13 @@ def _r_FetchSnapshotResponsePartitionSnapshot_0(buf: memoryview, pos: int) -> tu
     o.size, o.position = _S_qq.unpack_from(buf, pos)
     pos += 16
     o.unaligned_records, pos = read_compact_records(buf, pos)
-    o.current_leader = LeaderIdAndEpoch()
+    o.current_leader = _new_LeaderIdAndEpoch()
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -1159,6 +1241,14 @@ def _r_FetchSnapshotResponsePartitionSnapshot_0(buf: memoryview, pos: int) -> tu
         pos = end
     o.unknown_tags = uk
     return o, pos
+
+
+def _new_FetchSnapshotResponseTopicSnapshot() -> FetchSnapshotResponseTopicSnapshot:
+    o = FetchSnapshotResponseTopicSnapshot.__new__(FetchSnapshotResponseTopicSnapshot)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_FetchSnapshotResponseTopicSnapshot_0(o: FetchSnapshotResponseTopicSnapshot, out: bytearray) -> None:
@@ -1189,6 +1279,15 @@ def _r_FetchSnapshotResponseTopicSnapshot_0(buf: memoryview, pos: int) -> tuple[
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_NodeEndpoint() -> NodeEndpoint:
+    o = NodeEndpoint.__new__(NodeEndpoint)
+    o.node_id = 0
+    o.host = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
@@ -1242,6 +1341,16 @@ def _r_NodeEndpoint_1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_FetchSnapshotResponse() -> FetchSnapshotResponse:
+    o = FetchSnapshotResponse.__new__(FetchSnapshotResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.topics = []
+    o.node_endpoints = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_FetchSnapshotResponse_0(o: FetchSnapshotResponse, out: bytearray) -> None:
@@ -1311,7 +1420,11 @@ def _r_FetchSnapshotResponse_1(buf: memoryview, pos: int) -> tuple[FetchSnapshot
     o.topics = a2
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)

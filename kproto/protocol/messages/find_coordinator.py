@@ -299,6 +299,15 @@ class Coordinator:
             raise DecodeError(f'malformed Coordinator v{version}: {exc}') from None
 
 
+def _new_FindCoordinatorRequest() -> FindCoordinatorRequest:
+    o = FindCoordinatorRequest.__new__(FindCoordinatorRequest)
+    o.key = ''
+    o.key_type = 0
+    o.coordinator_keys = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_FindCoordinatorRequest_0(o: FindCoordinatorRequest, out: bytearray) -> None:
     write_string(out, o.key)
     if o.key_type != 0:
@@ -393,6 +402,18 @@ def _r_FindCoordinatorRequest_4(buf: memoryview, pos: int) -> tuple[FindCoordina
     return o, pos
 
 
+def _new_Coordinator() -> Coordinator:
+    o = Coordinator.__new__(Coordinator)
+    o.key = ''
+    o.node_id = 0
+    o.host = ''
+    o.port = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_Coordinator_0(o: Coordinator, out: bytearray) -> None:
     if o.key != '':
         raise UnsupportedVersionError('Coordinator.key has a non-default value this version cannot carry')
@@ -480,6 +501,19 @@ def _r_Coordinator_4(buf: memoryview, pos: int) -> tuple[Coordinator, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_FindCoordinatorResponse() -> FindCoordinatorResponse:
+    o = FindCoordinatorResponse.__new__(FindCoordinatorResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.node_id = 0
+    o.host = ''
+    o.port = 0
+    o.coordinators = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_FindCoordinatorResponse_0(o: FindCoordinatorResponse, out: bytearray) -> None:

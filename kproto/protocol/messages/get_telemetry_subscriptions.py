@@ -206,6 +206,13 @@ class GetTelemetrySubscriptionsResponse:
             raise DecodeError(f'malformed GetTelemetrySubscriptionsResponse v{version}: {exc}') from None
 
 
+def _new_GetTelemetrySubscriptionsRequest() -> GetTelemetrySubscriptionsRequest:
+    o = GetTelemetrySubscriptionsRequest.__new__(GetTelemetrySubscriptionsRequest)
+    o.client_instance_id = ZERO_UUID
+    o.unknown_tags = None
+    return o
+
+
 def _w_GetTelemetrySubscriptionsRequest_0(o: GetTelemetrySubscriptionsRequest, out: bytearray) -> None:
     out += o.client_instance_id.bytes
     uk = o.unknown_tags
@@ -224,6 +231,21 @@ def _r_GetTelemetrySubscriptionsRequest_0(buf: memoryview, pos: int) -> tuple[Ge
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_GetTelemetrySubscriptionsResponse() -> GetTelemetrySubscriptionsResponse:
+    o = GetTelemetrySubscriptionsResponse.__new__(GetTelemetrySubscriptionsResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.client_instance_id = ZERO_UUID
+    o.subscription_id = 0
+    o.accepted_compression_types = []
+    o.push_interval_ms = 0
+    o.telemetry_max_bytes = 0
+    o.delta_temporality = False
+    o.requested_metrics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_GetTelemetrySubscriptionsResponse_0(o: GetTelemetrySubscriptionsResponse, out: bytearray) -> None:

@@ -193,6 +193,16 @@ class HeartbeatResponse:
             raise DecodeError(f'malformed HeartbeatResponse v{version}: {exc}') from None
 
 
+def _new_HeartbeatRequest() -> HeartbeatRequest:
+    o = HeartbeatRequest.__new__(HeartbeatRequest)
+    o.group_id = ''
+    o.generation_id = 0
+    o.member_id = ''
+    o.group_instance_id = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_HeartbeatRequest_0(o: HeartbeatRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
     out += _S_i.pack(o.generation_id)
@@ -255,6 +265,14 @@ def _r_HeartbeatRequest_4(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_HeartbeatResponse() -> HeartbeatResponse:
+    o = HeartbeatResponse.__new__(HeartbeatResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_HeartbeatResponse_0(o: HeartbeatResponse, out: bytearray) -> None:

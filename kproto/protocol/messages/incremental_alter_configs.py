@@ -418,6 +418,15 @@ class AlterConfigsResourceResponse:
             raise DecodeError(f'malformed AlterConfigsResourceResponse v{version}: {exc}') from None
 
 
+def _new_AlterableConfig() -> AlterableConfig:
+    o = AlterableConfig.__new__(AlterableConfig)
+    o.name = ''
+    o.config_operation = 0
+    o.value = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterableConfig_0(o: AlterableConfig, out: bytearray) -> None:
     write_string(out, o.name)
     out += _S_b.pack(o.config_operation)
@@ -457,6 +466,15 @@ def _r_AlterableConfig_1(buf: memoryview, pos: int) -> tuple[AlterableConfig, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AlterConfigsResource() -> AlterConfigsResource:
+    o = AlterConfigsResource.__new__(AlterConfigsResource)
+    o.resource_type = 0
+    o.resource_name = ''
+    o.configs = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AlterConfigsResource_0(o: AlterConfigsResource, out: bytearray) -> None:
@@ -516,6 +534,14 @@ def _r_AlterConfigsResource_1(buf: memoryview, pos: int) -> tuple[AlterConfigsRe
     return o, pos
 
 
+def _new_IncrementalAlterConfigsRequest() -> IncrementalAlterConfigsRequest:
+    o = IncrementalAlterConfigsRequest.__new__(IncrementalAlterConfigsRequest)
+    o.resources = []
+    o.validate_only = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_IncrementalAlterConfigsRequest_0(o: IncrementalAlterConfigsRequest, out: bytearray) -> None:
     x1 = o.resources
     out += _S_i.pack(len(x1))
@@ -569,6 +595,16 @@ def _r_IncrementalAlterConfigsRequest_1(buf: memoryview, pos: int) -> tuple[Incr
     return o, pos
 
 
+def _new_AlterConfigsResourceResponse() -> AlterConfigsResourceResponse:
+    o = AlterConfigsResourceResponse.__new__(AlterConfigsResourceResponse)
+    o.error_code = 0
+    o.error_message = ''
+    o.resource_type = 0
+    o.resource_name = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_AlterConfigsResourceResponse_0(o: AlterConfigsResourceResponse, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_nullable_string(out, o.error_message)
@@ -614,6 +650,14 @@ def _r_AlterConfigsResourceResponse_1(buf: memoryview, pos: int) -> tuple[AlterC
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_IncrementalAlterConfigsResponse() -> IncrementalAlterConfigsResponse:
+    o = IncrementalAlterConfigsResponse.__new__(IncrementalAlterConfigsResponse)
+    o.throttle_time_ms = 0
+    o.responses = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_IncrementalAlterConfigsResponse_0(o: IncrementalAlterConfigsResponse, out: bytearray) -> None:

@@ -197,6 +197,16 @@ class InitProducerIdResponse:
             raise DecodeError(f'malformed InitProducerIdResponse v{version}: {exc}') from None
 
 
+def _new_InitProducerIdRequest() -> InitProducerIdRequest:
+    o = InitProducerIdRequest.__new__(InitProducerIdRequest)
+    o.transactional_id = ''
+    o.transaction_timeout_ms = 0
+    o.producer_id = -1
+    o.producer_epoch = -1
+    o.unknown_tags = None
+    return o
+
+
 def _w_InitProducerIdRequest_0(o: InitProducerIdRequest, out: bytearray) -> None:
     write_nullable_string(out, o.transactional_id)
     if o.producer_id != -1:
@@ -267,6 +277,16 @@ def _r_InitProducerIdRequest_3(buf: memoryview, pos: int) -> tuple[InitProducerI
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_InitProducerIdResponse() -> InitProducerIdResponse:
+    o = InitProducerIdResponse.__new__(InitProducerIdResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.producer_id = -1
+    o.producer_epoch = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_InitProducerIdResponse_0(o: InitProducerIdResponse, out: bytearray) -> None:

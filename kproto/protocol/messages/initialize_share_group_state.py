@@ -471,6 +471,15 @@ class PartitionResult:
             raise DecodeError(f'malformed PartitionResult v{version}: {exc}') from None
 
 
+def _new_PartitionData() -> PartitionData:
+    o = PartitionData.__new__(PartitionData)
+    o.partition = 0
+    o.state_epoch = 0
+    o.start_offset = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
     out += _S_iiq.pack(o.partition, o.state_epoch, o.start_offset)
     uk = o.unknown_tags
@@ -490,6 +499,14 @@ def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_InitializeStateData() -> InitializeStateData:
+    o = InitializeStateData.__new__(InitializeStateData)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_InitializeStateData_0(o: InitializeStateData, out: bytearray) -> None:
@@ -522,6 +539,14 @@ def _r_InitializeStateData_0(buf: memoryview, pos: int) -> tuple[InitializeState
     return o, pos
 
 
+def _new_InitializeShareGroupStateRequest() -> InitializeShareGroupStateRequest:
+    o = InitializeShareGroupStateRequest.__new__(InitializeShareGroupStateRequest)
+    o.group_id = ''
+    o.topics = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_InitializeShareGroupStateRequest_0(o: InitializeShareGroupStateRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     x1 = o.topics
@@ -552,6 +577,15 @@ def _r_InitializeShareGroupStateRequest_0(buf: memoryview, pos: int) -> tuple[In
     return o, pos
 
 
+def _new_PartitionResult() -> PartitionResult:
+    o = PartitionResult.__new__(PartitionResult)
+    o.partition = 0
+    o.error_code = 0
+    o.error_message = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
     out += _S_ih.pack(o.partition, o.error_code)
     write_compact_nullable_string(out, o.error_message)
@@ -573,6 +607,14 @@ def _r_PartitionResult_0(buf: memoryview, pos: int) -> tuple[PartitionResult, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_InitializeStateResult() -> InitializeStateResult:
+    o = InitializeStateResult.__new__(InitializeStateResult)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_InitializeStateResult_0(o: InitializeStateResult, out: bytearray) -> None:
@@ -603,6 +645,13 @@ def _r_InitializeStateResult_0(buf: memoryview, pos: int) -> tuple[InitializeSta
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_InitializeShareGroupStateResponse() -> InitializeShareGroupStateResponse:
+    o = InitializeShareGroupStateResponse.__new__(InitializeShareGroupStateResponse)
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_InitializeShareGroupStateResponse_0(o: InitializeShareGroupStateResponse, out: bytearray) -> None:

@@ -392,6 +392,14 @@ class JoinGroupResponseMember:
             raise DecodeError(f'malformed JoinGroupResponseMember v{version}: {exc}') from None
 
 
+def _new_JoinGroupRequestProtocol() -> JoinGroupRequestProtocol:
+    o = JoinGroupRequestProtocol.__new__(JoinGroupRequestProtocol)
+    o.name = ''
+    o.metadata = b''
+    o.unknown_tags = None
+    return o
+
+
 def _w_JoinGroupRequestProtocol_0(o: JoinGroupRequestProtocol, out: bytearray) -> None:
     write_string(out, o.name)
     write_bytes(out, o.metadata)
@@ -425,6 +433,20 @@ def _r_JoinGroupRequestProtocol_6(buf: memoryview, pos: int) -> tuple[JoinGroupR
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_JoinGroupRequest() -> JoinGroupRequest:
+    o = JoinGroupRequest.__new__(JoinGroupRequest)
+    o.group_id = ''
+    o.session_timeout_ms = 0
+    o.rebalance_timeout_ms = -1
+    o.member_id = ''
+    o.group_instance_id = None
+    o.protocol_type = ''
+    o.protocols = []
+    o.reason = None
+    o.unknown_tags = None
+    return o
 
 
 def _w_JoinGroupRequest_0(o: JoinGroupRequest, out: bytearray) -> None:
@@ -604,6 +626,15 @@ def _r_JoinGroupRequest_8(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, 
     return o, pos
 
 
+def _new_JoinGroupResponseMember() -> JoinGroupResponseMember:
+    o = JoinGroupResponseMember.__new__(JoinGroupResponseMember)
+    o.member_id = ''
+    o.group_instance_id = None
+    o.metadata = b''
+    o.unknown_tags = None
+    return o
+
+
 def _w_JoinGroupResponseMember_0(o: JoinGroupResponseMember, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_bytes(out, o.metadata)
@@ -655,6 +686,21 @@ def _r_JoinGroupResponseMember_6(buf: memoryview, pos: int) -> tuple[JoinGroupRe
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_JoinGroupResponse() -> JoinGroupResponse:
+    o = JoinGroupResponse.__new__(JoinGroupResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.generation_id = -1
+    o.protocol_type = None
+    o.protocol_name = ''
+    o.leader = ''
+    o.skip_assignment = False
+    o.member_id = ''
+    o.members = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_JoinGroupResponse_0(o: JoinGroupResponse, out: bytearray) -> None:

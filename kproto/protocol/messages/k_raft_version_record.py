@@ -99,6 +99,14 @@ class KRaftVersionRecord:
             raise DecodeError(f'malformed KRaftVersionRecord v{version}: {exc}') from None
 
 
+def _new_KRaftVersionRecord() -> KRaftVersionRecord:
+    o = KRaftVersionRecord.__new__(KRaftVersionRecord)
+    o.version = 0
+    o.k_raft_version = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_KRaftVersionRecord_0(o: KRaftVersionRecord, out: bytearray) -> None:
     out += _S_hh.pack(o.version, o.k_raft_version)
     uk = o.unknown_tags

@@ -627,6 +627,24 @@ class LeaderAndIsrPartitionError:
             raise DecodeError(f'malformed LeaderAndIsrPartitionError v{version}: {exc}') from None
 
 
+def _new_LeaderAndIsrPartitionState() -> LeaderAndIsrPartitionState:
+    o = LeaderAndIsrPartitionState.__new__(LeaderAndIsrPartitionState)
+    o.topic_name = ''
+    o.partition_index = 0
+    o.controller_epoch = 0
+    o.leader = 0
+    o.leader_epoch = 0
+    o.isr = []
+    o.partition_epoch = 0
+    o.replicas = []
+    o.adding_replicas = []
+    o.removing_replicas = []
+    o.is_new = False
+    o.leader_recovery_state = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_LeaderAndIsrPartitionState_0(o: LeaderAndIsrPartitionState, out: bytearray) -> None:
     write_string(out, o.topic_name)
     out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
@@ -888,6 +906,15 @@ def _r_LeaderAndIsrPartitionState_6(buf: memoryview, pos: int) -> tuple[LeaderAn
     return o, pos
 
 
+def _new_LeaderAndIsrTopicState() -> LeaderAndIsrTopicState:
+    o = LeaderAndIsrTopicState.__new__(LeaderAndIsrTopicState)
+    o.topic_name = ''
+    o.topic_id = ZERO_UUID
+    o.partition_states = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_LeaderAndIsrTopicState_0(o: LeaderAndIsrTopicState, out: bytearray) -> None:
     if o.topic_name != '':
         raise UnsupportedVersionError('LeaderAndIsrTopicState.topic_name has a non-default value this version cannot carry')
@@ -1043,6 +1070,15 @@ def _r_LeaderAndIsrTopicState_6(buf: memoryview, pos: int) -> tuple[LeaderAndIsr
     return o, pos
 
 
+def _new_LeaderAndIsrLiveLeader() -> LeaderAndIsrLiveLeader:
+    o = LeaderAndIsrLiveLeader.__new__(LeaderAndIsrLiveLeader)
+    o.broker_id = 0
+    o.host_name = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_LeaderAndIsrLiveLeader_0(o: LeaderAndIsrLiveLeader, out: bytearray) -> None:
     out += _S_i.pack(o.broker_id)
     write_string(out, o.host_name)
@@ -1084,6 +1120,20 @@ def _r_LeaderAndIsrLiveLeader_4(buf: memoryview, pos: int) -> tuple[LeaderAndIsr
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_LeaderAndIsrRequest() -> LeaderAndIsrRequest:
+    o = LeaderAndIsrRequest.__new__(LeaderAndIsrRequest)
+    o.controller_id = 0
+    o.is_k_raft_controller = False
+    o.controller_epoch = 0
+    o.broker_epoch = -1
+    o.type = 0
+    o.ungrouped_partition_states = []
+    o.topic_states = []
+    o.live_leaders = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_LeaderAndIsrRequest_0(o: LeaderAndIsrRequest, out: bytearray) -> None:
@@ -1440,6 +1490,15 @@ def _r_LeaderAndIsrRequest_7(buf: memoryview, pos: int) -> tuple[LeaderAndIsrReq
     return o, pos
 
 
+def _new_LeaderAndIsrPartitionError() -> LeaderAndIsrPartitionError:
+    o = LeaderAndIsrPartitionError.__new__(LeaderAndIsrPartitionError)
+    o.topic_name = ''
+    o.partition_index = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_LeaderAndIsrPartitionError_0(o: LeaderAndIsrPartitionError, out: bytearray) -> None:
     write_string(out, o.topic_name)
     out += _S_ih.pack(o.partition_index, o.error_code)
@@ -1497,6 +1556,14 @@ def _r_LeaderAndIsrPartitionError_5(buf: memoryview, pos: int) -> tuple[LeaderAn
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_LeaderAndIsrTopicError() -> LeaderAndIsrTopicError:
+    o = LeaderAndIsrTopicError.__new__(LeaderAndIsrTopicError)
+    o.topic_id = ZERO_UUID
+    o.partition_errors = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_LeaderAndIsrTopicError_0(o: LeaderAndIsrTopicError, out: bytearray) -> None:
@@ -1566,6 +1633,15 @@ def _r_LeaderAndIsrTopicError_5(buf: memoryview, pos: int) -> tuple[LeaderAndIsr
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_LeaderAndIsrResponse() -> LeaderAndIsrResponse:
+    o = LeaderAndIsrResponse.__new__(LeaderAndIsrResponse)
+    o.error_code = 0
+    o.partition_errors = []
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_LeaderAndIsrResponse_0(o: LeaderAndIsrResponse, out: bytearray) -> None:

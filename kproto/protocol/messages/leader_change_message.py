@@ -182,6 +182,14 @@ class Voter:
             raise DecodeError(f'malformed Voter v{version}: {exc}') from None
 
 
+def _new_Voter() -> Voter:
+    o = Voter.__new__(Voter)
+    o.voter_id = 0
+    o.voter_directory_id = ZERO_UUID
+    o.unknown_tags = None
+    return o
+
+
 def _w_Voter_0(o: Voter, out: bytearray) -> None:
     if o.voter_directory_id != ZERO_UUID:
         raise UnsupportedVersionError('Voter.voter_directory_id has a non-default value this version cannot carry')
@@ -227,6 +235,16 @@ def _r_Voter_1(buf: memoryview, pos: int) -> tuple[Voter, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_LeaderChangeMessage() -> LeaderChangeMessage:
+    o = LeaderChangeMessage.__new__(LeaderChangeMessage)
+    o.version = 0
+    o.leader_id = 0
+    o.voters = []
+    o.granting_voters = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_LeaderChangeMessage_0(o: LeaderChangeMessage, out: bytearray) -> None:

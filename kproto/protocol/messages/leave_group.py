@@ -346,6 +346,15 @@ class MemberResponse:
             raise DecodeError(f'malformed MemberResponse v{version}: {exc}') from None
 
 
+def _new_MemberIdentity() -> MemberIdentity:
+    o = MemberIdentity.__new__(MemberIdentity)
+    o.member_id = ''
+    o.group_instance_id = None
+    o.reason = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_MemberIdentity_0(o: MemberIdentity, out: bytearray) -> None:
     if o.member_id != '':
         raise UnsupportedVersionError('MemberIdentity.member_id has a non-default value this version cannot carry')
@@ -421,6 +430,15 @@ def _r_MemberIdentity_5(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_LeaveGroupRequest() -> LeaveGroupRequest:
+    o = LeaveGroupRequest.__new__(LeaveGroupRequest)
+    o.group_id = ''
+    o.member_id = ''
+    o.members = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_LeaveGroupRequest_0(o: LeaveGroupRequest, out: bytearray) -> None:
@@ -529,6 +547,15 @@ def _r_LeaveGroupRequest_5(buf: memoryview, pos: int) -> tuple[LeaveGroupRequest
     return o, pos
 
 
+def _new_MemberResponse() -> MemberResponse:
+    o = MemberResponse.__new__(MemberResponse)
+    o.member_id = ''
+    o.group_instance_id = ''
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_MemberResponse_0(o: MemberResponse, out: bytearray) -> None:
     if o.member_id != '':
         raise UnsupportedVersionError('MemberResponse.member_id has a non-default value this version cannot carry')
@@ -586,6 +613,15 @@ def _r_MemberResponse_4(buf: memoryview, pos: int) -> tuple[MemberResponse, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_LeaveGroupResponse() -> LeaveGroupResponse:
+    o = LeaveGroupResponse.__new__(LeaveGroupResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.members = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_LeaveGroupResponse_0(o: LeaveGroupResponse, out: bytearray) -> None:

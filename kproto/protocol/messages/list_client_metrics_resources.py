@@ -242,6 +242,12 @@ class ClientMetricsResource:
             raise DecodeError(f'malformed ClientMetricsResource v{version}: {exc}') from None
 
 
+def _new_ListClientMetricsResourcesRequest() -> ListClientMetricsResourcesRequest:
+    o = ListClientMetricsResourcesRequest.__new__(ListClientMetricsResourcesRequest)
+    o.unknown_tags = None
+    return o
+
+
 def _w_ListClientMetricsResourcesRequest_0(o: ListClientMetricsResourcesRequest, out: bytearray) -> None:
     uk = o.unknown_tags
     if uk:
@@ -258,6 +264,13 @@ def _r_ListClientMetricsResourcesRequest_0(buf: memoryview, pos: int) -> tuple[L
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ClientMetricsResource() -> ClientMetricsResource:
+    o = ClientMetricsResource.__new__(ClientMetricsResource)
+    o.name = ''
+    o.unknown_tags = None
+    return o
 
 
 def _w_ClientMetricsResource_0(o: ClientMetricsResource, out: bytearray) -> None:
@@ -278,6 +291,15 @@ def _r_ClientMetricsResource_0(buf: memoryview, pos: int) -> tuple[ClientMetrics
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ListClientMetricsResourcesResponse() -> ListClientMetricsResourcesResponse:
+    o = ListClientMetricsResourcesResponse.__new__(ListClientMetricsResourcesResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.client_metrics_resources = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ListClientMetricsResourcesResponse_0(o: ListClientMetricsResourcesResponse, out: bytearray) -> None:

@@ -267,6 +267,14 @@ class ListedGroup:
             raise DecodeError(f'malformed ListedGroup v{version}: {exc}') from None
 
 
+def _new_ListGroupsRequest() -> ListGroupsRequest:
+    o = ListGroupsRequest.__new__(ListGroupsRequest)
+    o.states_filter = []
+    o.types_filter = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_ListGroupsRequest_0(o: ListGroupsRequest, out: bytearray) -> None:
     if len(o.states_filter) != 0:
         raise UnsupportedVersionError('ListGroupsRequest.states_filter has a non-default value this version cannot carry')
@@ -375,6 +383,16 @@ def _r_ListGroupsRequest_5(buf: memoryview, pos: int) -> tuple[ListGroupsRequest
     return o, pos
 
 
+def _new_ListedGroup() -> ListedGroup:
+    o = ListedGroup.__new__(ListedGroup)
+    o.group_id = ''
+    o.protocol_type = ''
+    o.group_state = ''
+    o.group_type = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_ListedGroup_0(o: ListedGroup, out: bytearray) -> None:
     write_string(out, o.group_id)
     write_string(out, o.protocol_type)
@@ -463,6 +481,15 @@ def _r_ListedGroup_5(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ListGroupsResponse() -> ListGroupsResponse:
+    o = ListGroupsResponse.__new__(ListGroupsResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.groups = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ListGroupsResponse_0(o: ListGroupsResponse, out: bytearray) -> None:

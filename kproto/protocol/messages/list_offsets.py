@@ -505,6 +505,16 @@ class ListOffsetsPartitionResponse:
             raise DecodeError(f'malformed ListOffsetsPartitionResponse v{version}: {exc}') from None
 
 
+def _new_ListOffsetsPartition() -> ListOffsetsPartition:
+    o = ListOffsetsPartition.__new__(ListOffsetsPartition)
+    o.partition_index = 0
+    o.current_leader_epoch = -1
+    o.timestamp = 0
+    o.max_num_offsets = 1
+    o.unknown_tags = None
+    return o
+
+
 def _w_ListOffsetsPartition_0(o: ListOffsetsPartition, out: bytearray) -> None:
     out += _S_iqi.pack(o.partition_index, o.timestamp, o.max_num_offsets)
 
@@ -571,6 +581,14 @@ def _r_ListOffsetsPartition_6(buf: memoryview, pos: int) -> tuple[ListOffsetsPar
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ListOffsetsTopic() -> ListOffsetsTopic:
+    o = ListOffsetsTopic.__new__(ListOffsetsTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ListOffsetsTopic_0(o: ListOffsetsTopic, out: bytearray) -> None:
@@ -664,6 +682,16 @@ def _r_ListOffsetsTopic_6(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ListOffsetsRequest() -> ListOffsetsRequest:
+    o = ListOffsetsRequest.__new__(ListOffsetsRequest)
+    o.replica_id = 0
+    o.isolation_level = 0
+    o.topics = []
+    o.timeout_ms = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_ListOffsetsRequest_0(o: ListOffsetsRequest, out: bytearray) -> None:
@@ -830,6 +858,18 @@ def _r_ListOffsetsRequest_10(buf: memoryview, pos: int) -> tuple[ListOffsetsRequ
     return o, pos
 
 
+def _new_ListOffsetsPartitionResponse() -> ListOffsetsPartitionResponse:
+    o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
+    o.partition_index = 0
+    o.error_code = 0
+    o.old_style_offsets = []
+    o.timestamp = -1
+    o.offset = -1
+    o.leader_epoch = -1
+    o.unknown_tags = None
+    return o
+
+
 def _w_ListOffsetsPartitionResponse_0(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
     x1 = o.old_style_offsets
@@ -912,6 +952,14 @@ def _r_ListOffsetsPartitionResponse_6(buf: memoryview, pos: int) -> tuple[ListOf
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ListOffsetsTopicResponse() -> ListOffsetsTopicResponse:
+    o = ListOffsetsTopicResponse.__new__(ListOffsetsTopicResponse)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ListOffsetsTopicResponse_0(o: ListOffsetsTopicResponse, out: bytearray) -> None:
@@ -1005,6 +1053,14 @@ def _r_ListOffsetsTopicResponse_6(buf: memoryview, pos: int) -> tuple[ListOffset
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ListOffsetsResponse() -> ListOffsetsResponse:
+    o = ListOffsetsResponse.__new__(ListOffsetsResponse)
+    o.throttle_time_ms = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ListOffsetsResponse_0(o: ListOffsetsResponse, out: bytearray) -> None:

@@ -412,6 +412,14 @@ class OngoingPartitionReassignment:
             raise DecodeError(f'malformed OngoingPartitionReassignment v{version}: {exc}') from None
 
 
+def _new_ListPartitionReassignmentsTopics() -> ListPartitionReassignmentsTopics:
+    o = ListPartitionReassignmentsTopics.__new__(ListPartitionReassignmentsTopics)
+    o.name = ''
+    o.partition_indexes = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_ListPartitionReassignmentsTopics_0(o: ListPartitionReassignmentsTopics, out: bytearray) -> None:
     write_compact_string(out, o.name)
     x1 = o.partition_indexes
@@ -436,6 +444,14 @@ def _r_ListPartitionReassignmentsTopics_0(buf: memoryview, pos: int) -> tuple[Li
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ListPartitionReassignmentsRequest() -> ListPartitionReassignmentsRequest:
+    o = ListPartitionReassignmentsRequest.__new__(ListPartitionReassignmentsRequest)
+    o.timeout_ms = 60000
+    o.topics = None
+    o.unknown_tags = None
+    return o
 
 
 def _w_ListPartitionReassignmentsRequest_0(o: ListPartitionReassignmentsRequest, out: bytearray) -> None:
@@ -473,6 +489,16 @@ def _r_ListPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[L
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OngoingPartitionReassignment() -> OngoingPartitionReassignment:
+    o = OngoingPartitionReassignment.__new__(OngoingPartitionReassignment)
+    o.partition_index = 0
+    o.replicas = []
+    o.adding_replicas = []
+    o.removing_replicas = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OngoingPartitionReassignment_0(o: OngoingPartitionReassignment, out: bytearray) -> None:
@@ -514,6 +540,14 @@ def _r_OngoingPartitionReassignment_0(buf: memoryview, pos: int) -> tuple[Ongoin
     return o, pos
 
 
+def _new_OngoingTopicReassignment() -> OngoingTopicReassignment:
+    o = OngoingTopicReassignment.__new__(OngoingTopicReassignment)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_OngoingTopicReassignment_0(o: OngoingTopicReassignment, out: bytearray) -> None:
     write_compact_string(out, o.name)
     x1 = o.partitions
@@ -542,6 +576,16 @@ def _r_OngoingTopicReassignment_0(buf: memoryview, pos: int) -> tuple[OngoingTop
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ListPartitionReassignmentsResponse() -> ListPartitionReassignmentsResponse:
+    o = ListPartitionReassignmentsResponse.__new__(ListPartitionReassignmentsResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ListPartitionReassignmentsResponse_0(o: ListPartitionReassignmentsResponse, out: bytearray) -> None:

@@ -267,6 +267,15 @@ class TransactionState:
             raise DecodeError(f'malformed TransactionState v{version}: {exc}') from None
 
 
+def _new_ListTransactionsRequest() -> ListTransactionsRequest:
+    o = ListTransactionsRequest.__new__(ListTransactionsRequest)
+    o.state_filters = []
+    o.producer_id_filters = []
+    o.duration_filter = -1
+    o.unknown_tags = None
+    return o
+
+
 def _w_ListTransactionsRequest_0(o: ListTransactionsRequest, out: bytearray) -> None:
     x1 = o.state_filters
     write_uvarint(out, len(x1) + 1)
@@ -341,6 +350,15 @@ def _r_ListTransactionsRequest_1(buf: memoryview, pos: int) -> tuple[ListTransac
     return o, pos
 
 
+def _new_TransactionState() -> TransactionState:
+    o = TransactionState.__new__(TransactionState)
+    o.transactional_id = ''
+    o.producer_id = 0
+    o.transaction_state = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_TransactionState_0(o: TransactionState, out: bytearray) -> None:
     write_compact_string(out, o.transactional_id)
     out += _S_q.pack(o.producer_id)
@@ -364,6 +382,16 @@ def _r_TransactionState_0(buf: memoryview, pos: int) -> tuple[TransactionState, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ListTransactionsResponse() -> ListTransactionsResponse:
+    o = ListTransactionsResponse.__new__(ListTransactionsResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.unknown_state_filters = []
+    o.transaction_states = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ListTransactionsResponse_0(o: ListTransactionsResponse, out: bytearray) -> None:

@@ -547,6 +547,14 @@ class MetadataResponseBroker:
             raise DecodeError(f'malformed MetadataResponseBroker v{version}: {exc}') from None
 
 
+def _new_MetadataRequestTopic() -> MetadataRequestTopic:
+    o = MetadataRequestTopic.__new__(MetadataRequestTopic)
+    o.topic_id = ZERO_UUID
+    o.name = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_MetadataRequestTopic_0(o: MetadataRequestTopic, out: bytearray) -> None:
     x1 = o.name
     if x1 is None:
@@ -606,6 +614,16 @@ def _r_MetadataRequestTopic_10(buf: memoryview, pos: int) -> tuple[MetadataReque
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_MetadataRequest() -> MetadataRequest:
+    o = MetadataRequest.__new__(MetadataRequest)
+    o.topics = []
+    o.allow_auto_topic_creation = True
+    o.include_cluster_authorized_operations = False
+    o.include_topic_authorized_operations = False
+    o.unknown_tags = None
+    return o
 
 
 def _w_MetadataRequest_0(o: MetadataRequest, out: bytearray) -> None:
@@ -848,6 +866,16 @@ def _r_MetadataRequest_11(buf: memoryview, pos: int) -> tuple[MetadataRequest, i
     return o, pos
 
 
+def _new_MetadataResponseBroker() -> MetadataResponseBroker:
+    o = MetadataResponseBroker.__new__(MetadataResponseBroker)
+    o.node_id = 0
+    o.host = ''
+    o.port = 0
+    o.rack = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_MetadataResponseBroker_0(o: MetadataResponseBroker, out: bytearray) -> None:
     out += _S_i.pack(o.node_id)
     write_string(out, o.host)
@@ -911,6 +939,19 @@ def _r_MetadataResponseBroker_9(buf: memoryview, pos: int) -> tuple[MetadataResp
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_MetadataResponsePartition() -> MetadataResponsePartition:
+    o = MetadataResponsePartition.__new__(MetadataResponsePartition)
+    o.error_code = 0
+    o.partition_index = 0
+    o.leader_id = 0
+    o.leader_epoch = -1
+    o.replica_nodes = []
+    o.isr_nodes = []
+    o.offline_replicas = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_MetadataResponsePartition_0(o: MetadataResponsePartition, out: bytearray) -> None:
@@ -1037,6 +1078,18 @@ def _r_MetadataResponsePartition_9(buf: memoryview, pos: int) -> tuple[MetadataR
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_MetadataResponseTopic() -> MetadataResponseTopic:
+    o = MetadataResponseTopic.__new__(MetadataResponseTopic)
+    o.error_code = 0
+    o.name = ''
+    o.topic_id = ZERO_UUID
+    o.is_internal = False
+    o.partitions = []
+    o.topic_authorized_operations = -2147483648
+    o.unknown_tags = None
+    return o
 
 
 def _w_MetadataResponseTopic_0(o: MetadataResponseTopic, out: bytearray) -> None:
@@ -1333,6 +1386,18 @@ def _r_MetadataResponseTopic_12(buf: memoryview, pos: int) -> tuple[MetadataResp
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_MetadataResponse() -> MetadataResponse:
+    o = MetadataResponse.__new__(MetadataResponse)
+    o.throttle_time_ms = 0
+    o.brokers = []
+    o.cluster_id = None
+    o.controller_id = -1
+    o.topics = []
+    o.cluster_authorized_operations = -2147483648
+    o.unknown_tags = None
+    return o
 
 
 def _w_MetadataResponse_0(o: MetadataResponse, out: bytearray) -> None:

@@ -503,6 +503,17 @@ class OffsetCommitResponsePartition:
             raise DecodeError(f'malformed OffsetCommitResponsePartition v{version}: {exc}') from None
 
 
+def _new_OffsetCommitRequestPartition() -> OffsetCommitRequestPartition:
+    o = OffsetCommitRequestPartition.__new__(OffsetCommitRequestPartition)
+    o.partition_index = 0
+    o.committed_offset = 0
+    o.committed_leader_epoch = -1
+    o.commit_timestamp = -1
+    o.committed_metadata = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_OffsetCommitRequestPartition_0(o: OffsetCommitRequestPartition, out: bytearray) -> None:
     if o.commit_timestamp != -1:
         raise UnsupportedVersionError('OffsetCommitRequestPartition.commit_timestamp has a non-default value this version cannot carry')
@@ -577,6 +588,14 @@ def _r_OffsetCommitRequestPartition_8(buf: memoryview, pos: int) -> tuple[Offset
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetCommitRequestTopic() -> OffsetCommitRequestTopic:
+    o = OffsetCommitRequestTopic.__new__(OffsetCommitRequestTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetCommitRequestTopic_0(o: OffsetCommitRequestTopic, out: bytearray) -> None:
@@ -670,6 +689,18 @@ def _r_OffsetCommitRequestTopic_8(buf: memoryview, pos: int) -> tuple[OffsetComm
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetCommitRequest() -> OffsetCommitRequest:
+    o = OffsetCommitRequest.__new__(OffsetCommitRequest)
+    o.group_id = ''
+    o.generation_id_or_member_epoch = -1
+    o.member_id = ''
+    o.group_instance_id = None
+    o.retention_time_ms = -1
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetCommitRequest_0(o: OffsetCommitRequest, out: bytearray) -> None:
@@ -888,6 +919,14 @@ def _r_OffsetCommitRequest_8(buf: memoryview, pos: int) -> tuple[OffsetCommitReq
     return o, pos
 
 
+def _new_OffsetCommitResponsePartition() -> OffsetCommitResponsePartition:
+    o = OffsetCommitResponsePartition.__new__(OffsetCommitResponsePartition)
+    o.partition_index = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_OffsetCommitResponsePartition_0(o: OffsetCommitResponsePartition, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
 
@@ -919,6 +958,14 @@ def _r_OffsetCommitResponsePartition_8(buf: memoryview, pos: int) -> tuple[Offse
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetCommitResponseTopic() -> OffsetCommitResponseTopic:
+    o = OffsetCommitResponseTopic.__new__(OffsetCommitResponseTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetCommitResponseTopic_0(o: OffsetCommitResponseTopic, out: bytearray) -> None:
@@ -970,6 +1017,14 @@ def _r_OffsetCommitResponseTopic_8(buf: memoryview, pos: int) -> tuple[OffsetCom
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetCommitResponse() -> OffsetCommitResponse:
+    o = OffsetCommitResponse.__new__(OffsetCommitResponse)
+    o.throttle_time_ms = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetCommitResponse_0(o: OffsetCommitResponse, out: bytearray) -> None:

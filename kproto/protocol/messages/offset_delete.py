@@ -462,6 +462,13 @@ class OffsetDeleteResponsePartition:
             raise DecodeError(f'malformed OffsetDeleteResponsePartition v{version}: {exc}') from None
 
 
+def _new_OffsetDeleteRequestPartition() -> OffsetDeleteRequestPartition:
+    o = OffsetDeleteRequestPartition.__new__(OffsetDeleteRequestPartition)
+    o.partition_index = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_OffsetDeleteRequestPartition_0(o: OffsetDeleteRequestPartition, out: bytearray) -> None:
     out += _S_i.pack(o.partition_index)
 
@@ -472,6 +479,14 @@ def _r_OffsetDeleteRequestPartition_0(buf: memoryview, pos: int) -> tuple[Offset
     pos += 4
     o.unknown_tags = None
     return o, pos
+
+
+def _new_OffsetDeleteRequestTopic() -> OffsetDeleteRequestTopic:
+    o = OffsetDeleteRequestTopic.__new__(OffsetDeleteRequestTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetDeleteRequestTopic_0(o: OffsetDeleteRequestTopic, out: bytearray) -> None:
@@ -495,6 +510,14 @@ def _r_OffsetDeleteRequestTopic_0(buf: memoryview, pos: int) -> tuple[OffsetDele
     return o, pos
 
 
+def _new_OffsetDeleteRequest() -> OffsetDeleteRequest:
+    o = OffsetDeleteRequest.__new__(OffsetDeleteRequest)
+    o.group_id = ''
+    o.topics = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_OffsetDeleteRequest_0(o: OffsetDeleteRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
     x1 = o.topics
@@ -516,6 +539,14 @@ def _r_OffsetDeleteRequest_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteReq
     return o, pos
 
 
+def _new_OffsetDeleteResponsePartition() -> OffsetDeleteResponsePartition:
+    o = OffsetDeleteResponsePartition.__new__(OffsetDeleteResponsePartition)
+    o.partition_index = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_OffsetDeleteResponsePartition_0(o: OffsetDeleteResponsePartition, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
 
@@ -526,6 +557,14 @@ def _r_OffsetDeleteResponsePartition_0(buf: memoryview, pos: int) -> tuple[Offse
     pos += 6
     o.unknown_tags = None
     return o, pos
+
+
+def _new_OffsetDeleteResponseTopic() -> OffsetDeleteResponseTopic:
+    o = OffsetDeleteResponseTopic.__new__(OffsetDeleteResponseTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetDeleteResponseTopic_0(o: OffsetDeleteResponseTopic, out: bytearray) -> None:
@@ -547,6 +586,15 @@ def _r_OffsetDeleteResponseTopic_0(buf: memoryview, pos: int) -> tuple[OffsetDel
     o.partitions = a2
     o.unknown_tags = None
     return o, pos
+
+
+def _new_OffsetDeleteResponse() -> OffsetDeleteResponse:
+    o = OffsetDeleteResponse.__new__(OffsetDeleteResponse)
+    o.error_code = 0
+    o.throttle_time_ms = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetDeleteResponse_0(o: OffsetDeleteResponse, out: bytearray) -> None:

@@ -812,6 +812,14 @@ class OffsetFetchResponsePartition:
             raise DecodeError(f'malformed OffsetFetchResponsePartition v{version}: {exc}') from None
 
 
+def _new_OffsetFetchRequestTopic() -> OffsetFetchRequestTopic:
+    o = OffsetFetchRequestTopic.__new__(OffsetFetchRequestTopic)
+    o.name = ''
+    o.partition_indexes = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_OffsetFetchRequestTopic_0(o: OffsetFetchRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partition_indexes
@@ -879,6 +887,14 @@ def _r_OffsetFetchRequestTopic_8(buf: memoryview, pos: int) -> tuple[OffsetFetch
     return o, pos
 
 
+def _new_OffsetFetchRequestTopics() -> OffsetFetchRequestTopics:
+    o = OffsetFetchRequestTopics.__new__(OffsetFetchRequestTopics)
+    o.name = ''
+    o.partition_indexes = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_OffsetFetchRequestTopics_0(o: OffsetFetchRequestTopics, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('OffsetFetchRequestTopics.name has a non-default value this version cannot carry')
@@ -942,6 +958,16 @@ def _r_OffsetFetchRequestTopics_8(buf: memoryview, pos: int) -> tuple[OffsetFetc
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetFetchRequestGroup() -> OffsetFetchRequestGroup:
+    o = OffsetFetchRequestGroup.__new__(OffsetFetchRequestGroup)
+    o.group_id = ''
+    o.member_id = None
+    o.member_epoch = -1
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetFetchRequestGroup_0(o: OffsetFetchRequestGroup, out: bytearray) -> None:
@@ -1064,6 +1090,16 @@ def _r_OffsetFetchRequestGroup_9(buf: memoryview, pos: int) -> tuple[OffsetFetch
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetFetchRequest() -> OffsetFetchRequest:
+    o = OffsetFetchRequest.__new__(OffsetFetchRequest)
+    o.group_id = ''
+    o.topics = []
+    o.groups = []
+    o.require_stable = False
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetFetchRequest_0(o: OffsetFetchRequest, out: bytearray) -> None:
@@ -1286,6 +1322,17 @@ def _r_OffsetFetchRequest_9(buf: memoryview, pos: int) -> tuple[OffsetFetchReque
     return o, pos
 
 
+def _new_OffsetFetchResponsePartition() -> OffsetFetchResponsePartition:
+    o = OffsetFetchResponsePartition.__new__(OffsetFetchResponsePartition)
+    o.partition_index = 0
+    o.committed_offset = 0
+    o.committed_leader_epoch = -1
+    o.metadata = ''
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_OffsetFetchResponsePartition_0(o: OffsetFetchResponsePartition, out: bytearray) -> None:
     out += _S_iq.pack(o.partition_index, o.committed_offset)
     write_nullable_string(out, o.metadata)
@@ -1376,6 +1423,14 @@ def _r_OffsetFetchResponsePartition_8(buf: memoryview, pos: int) -> tuple[Offset
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetFetchResponseTopic() -> OffsetFetchResponseTopic:
+    o = OffsetFetchResponseTopic.__new__(OffsetFetchResponseTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetFetchResponseTopic_0(o: OffsetFetchResponseTopic, out: bytearray) -> None:
@@ -1474,6 +1529,17 @@ def _r_OffsetFetchResponseTopic_8(buf: memoryview, pos: int) -> tuple[OffsetFetc
     return o, pos
 
 
+def _new_OffsetFetchResponsePartitions() -> OffsetFetchResponsePartitions:
+    o = OffsetFetchResponsePartitions.__new__(OffsetFetchResponsePartitions)
+    o.partition_index = 0
+    o.committed_offset = 0
+    o.committed_leader_epoch = -1
+    o.metadata = ''
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_OffsetFetchResponsePartitions_0(o: OffsetFetchResponsePartitions, out: bytearray) -> None:
     if o.partition_index != 0:
         raise UnsupportedVersionError('OffsetFetchResponsePartitions.partition_index has a non-default value this version cannot carry')
@@ -1553,6 +1619,14 @@ def _r_OffsetFetchResponsePartitions_8(buf: memoryview, pos: int) -> tuple[Offse
     return o, pos
 
 
+def _new_OffsetFetchResponseTopics() -> OffsetFetchResponseTopics:
+    o = OffsetFetchResponseTopics.__new__(OffsetFetchResponseTopics)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_OffsetFetchResponseTopics_0(o: OffsetFetchResponseTopics, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('OffsetFetchResponseTopics.name has a non-default value this version cannot carry')
@@ -1620,6 +1694,15 @@ def _r_OffsetFetchResponseTopics_8(buf: memoryview, pos: int) -> tuple[OffsetFet
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetFetchResponseGroup() -> OffsetFetchResponseGroup:
+    o = OffsetFetchResponseGroup.__new__(OffsetFetchResponseGroup)
+    o.group_id = ''
+    o.topics = []
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetFetchResponseGroup_0(o: OffsetFetchResponseGroup, out: bytearray) -> None:
@@ -1698,6 +1781,16 @@ def _r_OffsetFetchResponseGroup_8(buf: memoryview, pos: int) -> tuple[OffsetFetc
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetFetchResponse() -> OffsetFetchResponse:
+    o = OffsetFetchResponse.__new__(OffsetFetchResponse)
+    o.throttle_time_ms = 0
+    o.topics = []
+    o.error_code = 0
+    o.groups = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetFetchResponse_0(o: OffsetFetchResponse, out: bytearray) -> None:

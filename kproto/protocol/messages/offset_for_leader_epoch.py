@@ -482,6 +482,15 @@ class EpochEndOffset:
             raise DecodeError(f'malformed EpochEndOffset v{version}: {exc}') from None
 
 
+def _new_OffsetForLeaderPartition() -> OffsetForLeaderPartition:
+    o = OffsetForLeaderPartition.__new__(OffsetForLeaderPartition)
+    o.partition = 0
+    o.current_leader_epoch = -1
+    o.leader_epoch = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_OffsetForLeaderPartition_0(o: OffsetForLeaderPartition, out: bytearray) -> None:
     out += _S_ii.pack(o.partition, o.leader_epoch)
 
@@ -526,6 +535,14 @@ def _r_OffsetForLeaderPartition_4(buf: memoryview, pos: int) -> tuple[OffsetForL
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetForLeaderTopic() -> OffsetForLeaderTopic:
+    o = OffsetForLeaderTopic.__new__(OffsetForLeaderTopic)
+    o.topic = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetForLeaderTopic_0(o: OffsetForLeaderTopic, out: bytearray) -> None:
@@ -598,6 +615,14 @@ def _r_OffsetForLeaderTopic_4(buf: memoryview, pos: int) -> tuple[OffsetForLeade
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetForLeaderEpochRequest() -> OffsetForLeaderEpochRequest:
+    o = OffsetForLeaderEpochRequest.__new__(OffsetForLeaderEpochRequest)
+    o.replica_id = -2
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetForLeaderEpochRequest_0(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
@@ -693,6 +718,16 @@ def _r_OffsetForLeaderEpochRequest_4(buf: memoryview, pos: int) -> tuple[OffsetF
     return o, pos
 
 
+def _new_EpochEndOffset() -> EpochEndOffset:
+    o = EpochEndOffset.__new__(EpochEndOffset)
+    o.error_code = 0
+    o.partition = 0
+    o.leader_epoch = -1
+    o.end_offset = -1
+    o.unknown_tags = None
+    return o
+
+
 def _w_EpochEndOffset_0(o: EpochEndOffset, out: bytearray) -> None:
     out += _S_hiq.pack(o.error_code, o.partition, o.end_offset)
 
@@ -737,6 +772,14 @@ def _r_EpochEndOffset_4(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetForLeaderTopicResult() -> OffsetForLeaderTopicResult:
+    o = OffsetForLeaderTopicResult.__new__(OffsetForLeaderTopicResult)
+    o.topic = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetForLeaderTopicResult_0(o: OffsetForLeaderTopicResult, out: bytearray) -> None:
@@ -809,6 +852,14 @@ def _r_OffsetForLeaderTopicResult_4(buf: memoryview, pos: int) -> tuple[OffsetFo
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_OffsetForLeaderEpochResponse() -> OffsetForLeaderEpochResponse:
+    o = OffsetForLeaderEpochResponse.__new__(OffsetForLeaderEpochResponse)
+    o.throttle_time_ms = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_OffsetForLeaderEpochResponse_0(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:

@@ -738,6 +738,14 @@ class BatchIndexAndErrorMessage:
             raise DecodeError(f'malformed BatchIndexAndErrorMessage v{version}: {exc}') from None
 
 
+def _new_PartitionProduceData() -> PartitionProduceData:
+    o = PartitionProduceData.__new__(PartitionProduceData)
+    o.index = 0
+    o.records = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionProduceData_0(o: PartitionProduceData, out: bytearray) -> None:
     out += _S_i.pack(o.index)
     write_nullable_bytes(out, o.records)
@@ -773,6 +781,14 @@ def _r_PartitionProduceData_9(buf: memoryview, pos: int) -> tuple[PartitionProdu
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_TopicProduceData() -> TopicProduceData:
+    o = TopicProduceData.__new__(TopicProduceData)
+    o.name = ''
+    o.partition_data = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_TopicProduceData_0(o: TopicProduceData, out: bytearray) -> None:
@@ -824,6 +840,16 @@ def _r_TopicProduceData_9(buf: memoryview, pos: int) -> tuple[TopicProduceData, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ProduceRequest() -> ProduceRequest:
+    o = ProduceRequest.__new__(ProduceRequest)
+    o.transactional_id = None
+    o.acks = 0
+    o.timeout_ms = 0
+    o.topic_data = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ProduceRequest_0(o: ProduceRequest, out: bytearray) -> None:
@@ -908,6 +934,14 @@ def _r_ProduceRequest_9(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]
     return o, pos
 
 
+def _new_BatchIndexAndErrorMessage() -> BatchIndexAndErrorMessage:
+    o = BatchIndexAndErrorMessage.__new__(BatchIndexAndErrorMessage)
+    o.batch_index = 0
+    o.batch_index_error_message = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_BatchIndexAndErrorMessage_0(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
     if o.batch_index != 0:
         raise UnsupportedVersionError('BatchIndexAndErrorMessage.batch_index has a non-default value this version cannot carry')
@@ -958,6 +992,14 @@ def _r_BatchIndexAndErrorMessage_9(buf: memoryview, pos: int) -> tuple[BatchInde
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
+    o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
+    o.leader_id = -1
+    o.leader_epoch = -1
+    o.unknown_tags = None
+    return o
 
 
 def _w_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
@@ -1020,6 +1062,20 @@ def _r_LeaderIdAndEpoch_10(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch,
     return o, pos
 
 
+def _new_PartitionProduceResponse() -> PartitionProduceResponse:
+    o = PartitionProduceResponse.__new__(PartitionProduceResponse)
+    o.index = 0
+    o.error_code = 0
+    o.base_offset = 0
+    o.log_append_time_ms = -1
+    o.log_start_offset = -1
+    o.record_errors = []
+    o.error_message = None
+    o.current_leader = _new_LeaderIdAndEpoch()
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionProduceResponse_0(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != _DEF_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionProduceResponse.current_leader has a non-default value this version cannot carry')
@@ -1034,7 +1090,7 @@ def _r_PartitionProduceResponse_0(buf: memoryview, pos: int) -> tuple[PartitionP
     o.log_start_offset = -1
     o.record_errors = []
     o.error_message = None
-    o.current_leader = LeaderIdAndEpoch()
+    o.current_leader = _new_LeaderIdAndEpoch()
     o.unknown_tags = None
     return o, pos
 
@@ -1052,7 +1108,7 @@ def _r_PartitionProduceResponse_2(buf: memoryview, pos: int) -> tuple[PartitionP
     o.log_start_offset = -1
     o.record_errors = []
     o.error_message = None
-    o.current_leader = LeaderIdAndEpoch()
+    o.current_leader = _new_LeaderIdAndEpoch()
     o.unknown_tags = None
     return o, pos
 
@@ -1069,7 +1125,7 @@ def _r_PartitionProduceResponse_5(buf: memoryview, pos: int) -> tuple[PartitionP
     pos += 30
     o.record_errors = []
     o.error_message = None
-    o.current_leader = LeaderIdAndEpoch()
+    o.current_leader = _new_LeaderIdAndEpoch()
     o.unknown_tags = None
     return o, pos
 
@@ -1096,7 +1152,7 @@ def _r_PartitionProduceResponse_8(buf: memoryview, pos: int) -> tuple[PartitionP
         a2.append(e3)
     o.record_errors = a2
     o.error_message, pos = read_nullable_string(buf, pos)
-    o.current_leader = LeaderIdAndEpoch()
+    o.current_leader = _new_LeaderIdAndEpoch()
     o.unknown_tags = None
     return o, pos
 
@@ -1128,7 +1184,7 @@ def _r_PartitionProduceResponse_9(buf: memoryview, pos: int) -> tuple[PartitionP
         a2.append(e3)
     o.record_errors = a2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.current_leader = LeaderIdAndEpoch()
+    o.current_leader = _new_LeaderIdAndEpoch()
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1168,9 +1224,13 @@ def _r_PartitionProduceResponse_10(buf: memoryview, pos: int) -> tuple[Partition
         a2.append(e3)
     o.record_errors = a2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.current_leader = LeaderIdAndEpoch()
+    o.current_leader = _new_LeaderIdAndEpoch()
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -1188,6 +1248,14 @@ def _r_PartitionProduceResponse_10(buf: memoryview, pos: int) -> tuple[Partition
         pos = end
     o.unknown_tags = uk
     return o, pos
+
+
+def _new_TopicProduceResponse() -> TopicProduceResponse:
+    o = TopicProduceResponse.__new__(TopicProduceResponse)
+    o.name = ''
+    o.partition_responses = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_TopicProduceResponse_0(o: TopicProduceResponse, out: bytearray) -> None:
@@ -1334,6 +1402,16 @@ def _r_TopicProduceResponse_10(buf: memoryview, pos: int) -> tuple[TopicProduceR
     return o, pos
 
 
+def _new_NodeEndpoint() -> NodeEndpoint:
+    o = NodeEndpoint.__new__(NodeEndpoint)
+    o.node_id = 0
+    o.host = ''
+    o.port = 0
+    o.rack = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
@@ -1411,6 +1489,15 @@ def _r_NodeEndpoint_10(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ProduceResponse() -> ProduceResponse:
+    o = ProduceResponse.__new__(ProduceResponse)
+    o.responses = []
+    o.throttle_time_ms = 0
+    o.node_endpoints = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ProduceResponse_0(o: ProduceResponse, out: bytearray) -> None:
@@ -1603,7 +1690,11 @@ def _r_ProduceResponse_10(buf: memoryview, pos: int) -> tuple[ProduceResponse, i
     pos += 4
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)

@@ -191,6 +191,17 @@ class PushTelemetryResponse:
             raise DecodeError(f'malformed PushTelemetryResponse v{version}: {exc}') from None
 
 
+def _new_PushTelemetryRequest() -> PushTelemetryRequest:
+    o = PushTelemetryRequest.__new__(PushTelemetryRequest)
+    o.client_instance_id = ZERO_UUID
+    o.subscription_id = 0
+    o.terminating = False
+    o.compression_type = 0
+    o.metrics = b''
+    o.unknown_tags = None
+    return o
+
+
 def _w_PushTelemetryRequest_0(o: PushTelemetryRequest, out: bytearray) -> None:
     out += o.client_instance_id.bytes
     out += _S_iob.pack(o.subscription_id, o.terminating, o.compression_type)
@@ -214,6 +225,14 @@ def _r_PushTelemetryRequest_0(buf: memoryview, pos: int) -> tuple[PushTelemetryR
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_PushTelemetryResponse() -> PushTelemetryResponse:
+    o = PushTelemetryResponse.__new__(PushTelemetryResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_PushTelemetryResponse_0(o: PushTelemetryResponse, out: bytearray) -> None:

@@ -560,6 +560,14 @@ class StateBatch:
             raise DecodeError(f'malformed StateBatch v{version}: {exc}') from None
 
 
+def _new_PartitionData() -> PartitionData:
+    o = PartitionData.__new__(PartitionData)
+    o.partition = 0
+    o.leader_epoch = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
     out += _S_ii.pack(o.partition, o.leader_epoch)
     uk = o.unknown_tags
@@ -579,6 +587,14 @@ def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ReadStateData() -> ReadStateData:
+    o = ReadStateData.__new__(ReadStateData)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ReadStateData_0(o: ReadStateData, out: bytearray) -> None:
@@ -611,6 +627,14 @@ def _r_ReadStateData_0(buf: memoryview, pos: int) -> tuple[ReadStateData, int]:
     return o, pos
 
 
+def _new_ReadShareGroupStateRequest() -> ReadShareGroupStateRequest:
+    o = ReadShareGroupStateRequest.__new__(ReadShareGroupStateRequest)
+    o.group_id = ''
+    o.topics = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_ReadShareGroupStateRequest_0(o: ReadShareGroupStateRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     x1 = o.topics
@@ -641,6 +665,16 @@ def _r_ReadShareGroupStateRequest_0(buf: memoryview, pos: int) -> tuple[ReadShar
     return o, pos
 
 
+def _new_StateBatch() -> StateBatch:
+    o = StateBatch.__new__(StateBatch)
+    o.first_offset = 0
+    o.last_offset = 0
+    o.delivery_state = 0
+    o.delivery_count = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_StateBatch_0(o: StateBatch, out: bytearray) -> None:
     out += _S_qqbh.pack(o.first_offset, o.last_offset, o.delivery_state, o.delivery_count)
     uk = o.unknown_tags
@@ -660,6 +694,18 @@ def _r_StateBatch_0(buf: memoryview, pos: int) -> tuple[StateBatch, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_PartitionResult() -> PartitionResult:
+    o = PartitionResult.__new__(PartitionResult)
+    o.partition = 0
+    o.error_code = 0
+    o.error_message = None
+    o.state_epoch = 0
+    o.start_offset = 0
+    o.state_batches = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
@@ -698,6 +744,14 @@ def _r_PartitionResult_0(buf: memoryview, pos: int) -> tuple[PartitionResult, in
     return o, pos
 
 
+def _new_ReadStateResult() -> ReadStateResult:
+    o = ReadStateResult.__new__(ReadStateResult)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_ReadStateResult_0(o: ReadStateResult, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
@@ -726,6 +780,13 @@ def _r_ReadStateResult_0(buf: memoryview, pos: int) -> tuple[ReadStateResult, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ReadShareGroupStateResponse() -> ReadShareGroupStateResponse:
+    o = ReadShareGroupStateResponse.__new__(ReadShareGroupStateResponse)
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ReadShareGroupStateResponse_0(o: ReadShareGroupStateResponse, out: bytearray) -> None:

@@ -476,6 +476,14 @@ class PartitionResult:
             raise DecodeError(f'malformed PartitionResult v{version}: {exc}') from None
 
 
+def _new_PartitionData() -> PartitionData:
+    o = PartitionData.__new__(PartitionData)
+    o.partition = 0
+    o.leader_epoch = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
     out += _S_ii.pack(o.partition, o.leader_epoch)
     uk = o.unknown_tags
@@ -495,6 +503,14 @@ def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ReadStateSummaryData() -> ReadStateSummaryData:
+    o = ReadStateSummaryData.__new__(ReadStateSummaryData)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ReadStateSummaryData_0(o: ReadStateSummaryData, out: bytearray) -> None:
@@ -527,6 +543,14 @@ def _r_ReadStateSummaryData_0(buf: memoryview, pos: int) -> tuple[ReadStateSumma
     return o, pos
 
 
+def _new_ReadShareGroupStateSummaryRequest() -> ReadShareGroupStateSummaryRequest:
+    o = ReadShareGroupStateSummaryRequest.__new__(ReadShareGroupStateSummaryRequest)
+    o.group_id = ''
+    o.topics = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_ReadShareGroupStateSummaryRequest_0(o: ReadShareGroupStateSummaryRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     x1 = o.topics
@@ -557,6 +581,17 @@ def _r_ReadShareGroupStateSummaryRequest_0(buf: memoryview, pos: int) -> tuple[R
     return o, pos
 
 
+def _new_PartitionResult() -> PartitionResult:
+    o = PartitionResult.__new__(PartitionResult)
+    o.partition = 0
+    o.error_code = 0
+    o.error_message = None
+    o.state_epoch = 0
+    o.start_offset = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
     out += _S_ih.pack(o.partition, o.error_code)
     write_compact_nullable_string(out, o.error_message)
@@ -581,6 +616,14 @@ def _r_PartitionResult_0(buf: memoryview, pos: int) -> tuple[PartitionResult, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ReadStateSummaryResult() -> ReadStateSummaryResult:
+    o = ReadStateSummaryResult.__new__(ReadStateSummaryResult)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ReadStateSummaryResult_0(o: ReadStateSummaryResult, out: bytearray) -> None:
@@ -611,6 +654,13 @@ def _r_ReadStateSummaryResult_0(buf: memoryview, pos: int) -> tuple[ReadStateSum
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ReadShareGroupStateSummaryResponse() -> ReadShareGroupStateSummaryResponse:
+    o = ReadShareGroupStateSummaryResponse.__new__(ReadShareGroupStateSummaryResponse)
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ReadShareGroupStateSummaryResponse_0(o: ReadShareGroupStateSummaryResponse, out: bytearray) -> None:

@@ -187,6 +187,15 @@ class RemoveRaftVoterResponse:
             raise DecodeError(f'malformed RemoveRaftVoterResponse v{version}: {exc}') from None
 
 
+def _new_RemoveRaftVoterRequest() -> RemoveRaftVoterRequest:
+    o = RemoveRaftVoterRequest.__new__(RemoveRaftVoterRequest)
+    o.cluster_id = ''
+    o.voter_id = 0
+    o.voter_directory_id = ZERO_UUID
+    o.unknown_tags = None
+    return o
+
+
 def _w_RemoveRaftVoterRequest_0(o: RemoveRaftVoterRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.cluster_id)
     out += _S_i.pack(o.voter_id)
@@ -210,6 +219,15 @@ def _r_RemoveRaftVoterRequest_0(buf: memoryview, pos: int) -> tuple[RemoveRaftVo
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_RemoveRaftVoterResponse() -> RemoveRaftVoterResponse:
+    o = RemoveRaftVoterResponse.__new__(RemoveRaftVoterResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.unknown_tags = None
+    return o
 
 
 def _w_RemoveRaftVoterResponse_0(o: RemoveRaftVoterResponse, out: bytearray) -> None:

@@ -184,6 +184,14 @@ class RenewDelegationTokenResponse:
             raise DecodeError(f'malformed RenewDelegationTokenResponse v{version}: {exc}') from None
 
 
+def _new_RenewDelegationTokenRequest() -> RenewDelegationTokenRequest:
+    o = RenewDelegationTokenRequest.__new__(RenewDelegationTokenRequest)
+    o.hmac = b''
+    o.renew_period_ms = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_RenewDelegationTokenRequest_0(o: RenewDelegationTokenRequest, out: bytearray) -> None:
     write_bytes(out, o.hmac)
     out += _S_q.pack(o.renew_period_ms)
@@ -219,6 +227,15 @@ def _r_RenewDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[RenewDe
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_RenewDelegationTokenResponse() -> RenewDelegationTokenResponse:
+    o = RenewDelegationTokenResponse.__new__(RenewDelegationTokenResponse)
+    o.error_code = 0
+    o.expiry_timestamp_ms = 0
+    o.throttle_time_ms = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_RenewDelegationTokenResponse_0(o: RenewDelegationTokenResponse, out: bytearray) -> None:

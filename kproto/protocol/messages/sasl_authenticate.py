@@ -188,6 +188,13 @@ class SaslAuthenticateResponse:
             raise DecodeError(f'malformed SaslAuthenticateResponse v{version}: {exc}') from None
 
 
+def _new_SaslAuthenticateRequest() -> SaslAuthenticateRequest:
+    o = SaslAuthenticateRequest.__new__(SaslAuthenticateRequest)
+    o.auth_bytes = b''
+    o.unknown_tags = None
+    return o
+
+
 def _w_SaslAuthenticateRequest_0(o: SaslAuthenticateRequest, out: bytearray) -> None:
     write_bytes(out, o.auth_bytes)
 
@@ -217,6 +224,16 @@ def _r_SaslAuthenticateRequest_2(buf: memoryview, pos: int) -> tuple[SaslAuthent
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_SaslAuthenticateResponse() -> SaslAuthenticateResponse:
+    o = SaslAuthenticateResponse.__new__(SaslAuthenticateResponse)
+    o.error_code = 0
+    o.error_message = ''
+    o.auth_bytes = b''
+    o.session_lifetime_ms = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_SaslAuthenticateResponse_0(o: SaslAuthenticateResponse, out: bytearray) -> None:

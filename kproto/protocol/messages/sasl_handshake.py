@@ -173,6 +173,13 @@ class SaslHandshakeResponse:
             raise DecodeError(f'malformed SaslHandshakeResponse v{version}: {exc}') from None
 
 
+def _new_SaslHandshakeRequest() -> SaslHandshakeRequest:
+    o = SaslHandshakeRequest.__new__(SaslHandshakeRequest)
+    o.mechanism = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_SaslHandshakeRequest_0(o: SaslHandshakeRequest, out: bytearray) -> None:
     write_string(out, o.mechanism)
 
@@ -182,6 +189,14 @@ def _r_SaslHandshakeRequest_0(buf: memoryview, pos: int) -> tuple[SaslHandshakeR
     o.mechanism, pos = read_string(buf, pos)
     o.unknown_tags = None
     return o, pos
+
+
+def _new_SaslHandshakeResponse() -> SaslHandshakeResponse:
+    o = SaslHandshakeResponse.__new__(SaslHandshakeResponse)
+    o.error_code = 0
+    o.mechanisms = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_SaslHandshakeResponse_0(o: SaslHandshakeResponse, out: bytearray) -> None:

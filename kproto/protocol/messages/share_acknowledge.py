@@ -722,6 +722,15 @@ class LeaderIdAndEpoch:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
 
+def _new_AcknowledgementBatch() -> AcknowledgementBatch:
+    o = AcknowledgementBatch.__new__(AcknowledgementBatch)
+    o.first_offset = 0
+    o.last_offset = 0
+    o.acknowledge_types = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_AcknowledgementBatch_0(o: AcknowledgementBatch, out: bytearray) -> None:
     out += _S_qq.pack(o.first_offset, o.last_offset)
     x1 = o.acknowledge_types
@@ -747,6 +756,14 @@ def _r_AcknowledgementBatch_0(buf: memoryview, pos: int) -> tuple[Acknowledgemen
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_AcknowledgePartition() -> AcknowledgePartition:
+    o = AcknowledgePartition.__new__(AcknowledgePartition)
+    o.partition_index = 0
+    o.acknowledgement_batches = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_AcknowledgePartition_0(o: AcknowledgePartition, out: bytearray) -> None:
@@ -780,6 +797,14 @@ def _r_AcknowledgePartition_0(buf: memoryview, pos: int) -> tuple[AcknowledgePar
     return o, pos
 
 
+def _new_AcknowledgeTopic() -> AcknowledgeTopic:
+    o = AcknowledgeTopic.__new__(AcknowledgeTopic)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_AcknowledgeTopic_0(o: AcknowledgeTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
@@ -808,6 +833,16 @@ def _r_AcknowledgeTopic_0(buf: memoryview, pos: int) -> tuple[AcknowledgeTopic, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ShareAcknowledgeRequest() -> ShareAcknowledgeRequest:
+    o = ShareAcknowledgeRequest.__new__(ShareAcknowledgeRequest)
+    o.group_id = None
+    o.member_id = ''
+    o.share_session_epoch = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ShareAcknowledgeRequest_0(o: ShareAcknowledgeRequest, out: bytearray) -> None:
@@ -845,6 +880,14 @@ def _r_ShareAcknowledgeRequest_0(buf: memoryview, pos: int) -> tuple[ShareAcknow
     return o, pos
 
 
+def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
+    o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
+    o.leader_id = 0
+    o.leader_epoch = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
     out += _S_ii.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
@@ -864,6 +907,16 @@ def _r_LeaderIdAndEpoch_0(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_PartitionData() -> PartitionData:
+    o = PartitionData.__new__(PartitionData)
+    o.partition_index = 0
+    o.error_code = 0
+    o.error_message = None
+    o.current_leader = _new_LeaderIdAndEpoch()
+    o.unknown_tags = None
+    return o
 
 
 def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
@@ -890,6 +943,14 @@ def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ShareAcknowledgeTopicResponse() -> ShareAcknowledgeTopicResponse:
+    o = ShareAcknowledgeTopicResponse.__new__(ShareAcknowledgeTopicResponse)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ShareAcknowledgeTopicResponse_0(o: ShareAcknowledgeTopicResponse, out: bytearray) -> None:
@@ -922,6 +983,16 @@ def _r_ShareAcknowledgeTopicResponse_0(buf: memoryview, pos: int) -> tuple[Share
     return o, pos
 
 
+def _new_NodeEndpoint() -> NodeEndpoint:
+    o = NodeEndpoint.__new__(NodeEndpoint)
+    o.node_id = 0
+    o.host = ''
+    o.port = 0
+    o.rack = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
     out += _S_i.pack(o.node_id)
     write_compact_string(out, o.host)
@@ -948,6 +1019,17 @@ def _r_NodeEndpoint_0(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ShareAcknowledgeResponse() -> ShareAcknowledgeResponse:
+    o = ShareAcknowledgeResponse.__new__(ShareAcknowledgeResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = None
+    o.responses = []
+    o.node_endpoints = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ShareAcknowledgeResponse_0(o: ShareAcknowledgeResponse, out: bytearray) -> None:

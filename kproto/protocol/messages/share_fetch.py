@@ -909,6 +909,15 @@ class LeaderIdAndEpoch:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
 
+def _new_AcknowledgementBatch() -> AcknowledgementBatch:
+    o = AcknowledgementBatch.__new__(AcknowledgementBatch)
+    o.first_offset = 0
+    o.last_offset = 0
+    o.acknowledge_types = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_AcknowledgementBatch_0(o: AcknowledgementBatch, out: bytearray) -> None:
     out += _S_qq.pack(o.first_offset, o.last_offset)
     x1 = o.acknowledge_types
@@ -934,6 +943,15 @@ def _r_AcknowledgementBatch_0(buf: memoryview, pos: int) -> tuple[Acknowledgemen
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_FetchPartition() -> FetchPartition:
+    o = FetchPartition.__new__(FetchPartition)
+    o.partition_index = 0
+    o.partition_max_bytes = 0
+    o.acknowledgement_batches = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_FetchPartition_0(o: FetchPartition, out: bytearray) -> None:
@@ -967,6 +985,14 @@ def _r_FetchPartition_0(buf: memoryview, pos: int) -> tuple[FetchPartition, int]
     return o, pos
 
 
+def _new_FetchTopic() -> FetchTopic:
+    o = FetchTopic.__new__(FetchTopic)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_FetchTopic_0(o: FetchTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
@@ -997,6 +1023,14 @@ def _r_FetchTopic_0(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     return o, pos
 
 
+def _new_ForgottenTopic() -> ForgottenTopic:
+    o = ForgottenTopic.__new__(ForgottenTopic)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_ForgottenTopic_0(o: ForgottenTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
@@ -1021,6 +1055,20 @@ def _r_ForgottenTopic_0(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ShareFetchRequest() -> ShareFetchRequest:
+    o = ShareFetchRequest.__new__(ShareFetchRequest)
+    o.group_id = None
+    o.member_id = ''
+    o.share_session_epoch = 0
+    o.max_wait_ms = 0
+    o.min_bytes = 0
+    o.max_bytes = 2147483647
+    o.topics = []
+    o.forgotten_topics_data = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ShareFetchRequest_0(o: ShareFetchRequest, out: bytearray) -> None:
@@ -1068,6 +1116,14 @@ def _r_ShareFetchRequest_0(buf: memoryview, pos: int) -> tuple[ShareFetchRequest
     return o, pos
 
 
+def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
+    o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
+    o.leader_id = 0
+    o.leader_epoch = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
     out += _S_ii.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
@@ -1089,6 +1145,15 @@ def _r_LeaderIdAndEpoch_0(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, 
     return o, pos
 
 
+def _new_AcquiredRecords() -> AcquiredRecords:
+    o = AcquiredRecords.__new__(AcquiredRecords)
+    o.first_offset = 0
+    o.last_offset = 0
+    o.delivery_count = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_AcquiredRecords_0(o: AcquiredRecords, out: bytearray) -> None:
     out += _S_qqh.pack(o.first_offset, o.last_offset, o.delivery_count)
     uk = o.unknown_tags
@@ -1108,6 +1173,20 @@ def _r_AcquiredRecords_0(buf: memoryview, pos: int) -> tuple[AcquiredRecords, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_PartitionData() -> PartitionData:
+    o = PartitionData.__new__(PartitionData)
+    o.partition_index = 0
+    o.error_code = 0
+    o.error_message = None
+    o.acknowledge_error_code = 0
+    o.acknowledge_error_message = None
+    o.current_leader = _new_LeaderIdAndEpoch()
+    o.records = None
+    o.acquired_records = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
@@ -1153,6 +1232,14 @@ def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     return o, pos
 
 
+def _new_ShareFetchableTopicResponse() -> ShareFetchableTopicResponse:
+    o = ShareFetchableTopicResponse.__new__(ShareFetchableTopicResponse)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_ShareFetchableTopicResponse_0(o: ShareFetchableTopicResponse, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
@@ -1183,6 +1270,16 @@ def _r_ShareFetchableTopicResponse_0(buf: memoryview, pos: int) -> tuple[ShareFe
     return o, pos
 
 
+def _new_NodeEndpoint() -> NodeEndpoint:
+    o = NodeEndpoint.__new__(NodeEndpoint)
+    o.node_id = 0
+    o.host = ''
+    o.port = 0
+    o.rack = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
     out += _S_i.pack(o.node_id)
     write_compact_string(out, o.host)
@@ -1209,6 +1306,17 @@ def _r_NodeEndpoint_0(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ShareFetchResponse() -> ShareFetchResponse:
+    o = ShareFetchResponse.__new__(ShareFetchResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = None
+    o.responses = []
+    o.node_endpoints = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ShareFetchResponse_0(o: ShareFetchResponse, out: bytearray) -> None:

@@ -517,6 +517,14 @@ class TopicPartitions:
             raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
 
+def _new_ShareGroupDescribeRequest() -> ShareGroupDescribeRequest:
+    o = ShareGroupDescribeRequest.__new__(ShareGroupDescribeRequest)
+    o.group_ids = []
+    o.include_authorized_operations = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_ShareGroupDescribeRequest_0(o: ShareGroupDescribeRequest, out: bytearray) -> None:
     x1 = o.group_ids
     write_uvarint(out, len(x1) + 1)
@@ -548,6 +556,15 @@ def _r_ShareGroupDescribeRequest_0(buf: memoryview, pos: int) -> tuple[ShareGrou
     return o, pos
 
 
+def _new_TopicPartitions() -> TopicPartitions:
+    o = TopicPartitions.__new__(TopicPartitions)
+    o.topic_id = ZERO_UUID
+    o.topic_name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
     write_compact_string(out, o.topic_name)
@@ -576,6 +593,13 @@ def _r_TopicPartitions_0(buf: memoryview, pos: int) -> tuple[TopicPartitions, in
     return o, pos
 
 
+def _new_Assignment() -> Assignment:
+    o = Assignment.__new__(Assignment)
+    o.topic_partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
     x1 = o.topic_partitions
     write_uvarint(out, len(x1) + 1)
@@ -602,6 +626,19 @@ def _r_Assignment_0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_Member() -> Member:
+    o = Member.__new__(Member)
+    o.member_id = ''
+    o.rack_id = None
+    o.member_epoch = 0
+    o.client_id = ''
+    o.client_host = ''
+    o.subscribed_topic_names = []
+    o.assignment = _new_Assignment()
+    o.unknown_tags = None
+    return o
 
 
 def _w_Member_0(o: Member, out: bytearray) -> None:
@@ -644,6 +681,21 @@ def _r_Member_0(buf: memoryview, pos: int) -> tuple[Member, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_DescribedGroup() -> DescribedGroup:
+    o = DescribedGroup.__new__(DescribedGroup)
+    o.error_code = 0
+    o.error_message = None
+    o.group_id = ''
+    o.group_state = ''
+    o.group_epoch = 0
+    o.assignment_epoch = 0
+    o.assignor_name = ''
+    o.members = []
+    o.authorized_operations = -2147483648
+    o.unknown_tags = None
+    return o
 
 
 def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
@@ -689,6 +741,14 @@ def _r_DescribedGroup_0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ShareGroupDescribeResponse() -> ShareGroupDescribeResponse:
+    o = ShareGroupDescribeResponse.__new__(ShareGroupDescribeResponse)
+    o.throttle_time_ms = 0
+    o.groups = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_ShareGroupDescribeResponse_0(o: ShareGroupDescribeResponse, out: bytearray) -> None:

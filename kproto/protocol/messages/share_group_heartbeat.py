@@ -355,6 +355,17 @@ class TopicPartitions:
             raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
 
+def _new_ShareGroupHeartbeatRequest() -> ShareGroupHeartbeatRequest:
+    o = ShareGroupHeartbeatRequest.__new__(ShareGroupHeartbeatRequest)
+    o.group_id = ''
+    o.member_id = ''
+    o.member_epoch = 0
+    o.rack_id = None
+    o.subscribed_topic_names = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_ShareGroupHeartbeatRequest_0(o: ShareGroupHeartbeatRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.member_id)
@@ -398,6 +409,14 @@ def _r_ShareGroupHeartbeatRequest_0(buf: memoryview, pos: int) -> tuple[ShareGro
     return o, pos
 
 
+def _new_TopicPartitions() -> TopicPartitions:
+    o = TopicPartitions.__new__(TopicPartitions)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
@@ -422,6 +441,13 @@ def _r_TopicPartitions_0(buf: memoryview, pos: int) -> tuple[TopicPartitions, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_Assignment() -> Assignment:
+    o = Assignment.__new__(Assignment)
+    o.topic_partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
@@ -450,6 +476,19 @@ def _r_Assignment_0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_ShareGroupHeartbeatResponse() -> ShareGroupHeartbeatResponse:
+    o = ShareGroupHeartbeatResponse.__new__(ShareGroupHeartbeatResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = None
+    o.member_id = None
+    o.member_epoch = 0
+    o.heartbeat_interval_ms = 0
+    o.assignment = None
+    o.unknown_tags = None
+    return o
 
 
 def _w_ShareGroupHeartbeatResponse_0(o: ShareGroupHeartbeatResponse, out: bytearray) -> None:

@@ -95,6 +95,13 @@ class SnapshotFooterRecord:
             raise DecodeError(f'malformed SnapshotFooterRecord v{version}: {exc}') from None
 
 
+def _new_SnapshotFooterRecord() -> SnapshotFooterRecord:
+    o = SnapshotFooterRecord.__new__(SnapshotFooterRecord)
+    o.version = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_SnapshotFooterRecord_0(o: SnapshotFooterRecord, out: bytearray) -> None:
     out += _S_h.pack(o.version)
     uk = o.unknown_tags

@@ -99,6 +99,14 @@ class SnapshotHeaderRecord:
             raise DecodeError(f'malformed SnapshotHeaderRecord v{version}: {exc}') from None
 
 
+def _new_SnapshotHeaderRecord() -> SnapshotHeaderRecord:
+    o = SnapshotHeaderRecord.__new__(SnapshotHeaderRecord)
+    o.version = 0
+    o.last_contained_log_timestamp = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_SnapshotHeaderRecord_0(o: SnapshotHeaderRecord, out: bytearray) -> None:
     out += _S_hq.pack(o.version, o.last_contained_log_timestamp)
     uk = o.unknown_tags

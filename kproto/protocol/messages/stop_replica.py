@@ -575,6 +575,14 @@ class StopReplicaPartitionError:
             raise DecodeError(f'malformed StopReplicaPartitionError v{version}: {exc}') from None
 
 
+def _new_StopReplicaPartitionV0() -> StopReplicaPartitionV0:
+    o = StopReplicaPartitionV0.__new__(StopReplicaPartitionV0)
+    o.topic_name = ''
+    o.partition_index = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_StopReplicaPartitionV0_0(o: StopReplicaPartitionV0, out: bytearray) -> None:
     write_string(out, o.topic_name)
     out += _S_i.pack(o.partition_index)
@@ -626,6 +634,14 @@ def _r_StopReplicaPartitionV0_2(buf: memoryview, pos: int) -> tuple[StopReplicaP
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_StopReplicaTopicV1() -> StopReplicaTopicV1:
+    o = StopReplicaTopicV1.__new__(StopReplicaTopicV1)
+    o.name = ''
+    o.partition_indexes = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_StopReplicaTopicV1_0(o: StopReplicaTopicV1, out: bytearray) -> None:
@@ -710,6 +726,15 @@ def _r_StopReplicaTopicV1_3(buf: memoryview, pos: int) -> tuple[StopReplicaTopic
     return o, pos
 
 
+def _new_StopReplicaPartitionState() -> StopReplicaPartitionState:
+    o = StopReplicaPartitionState.__new__(StopReplicaPartitionState)
+    o.partition_index = 0
+    o.leader_epoch = -1
+    o.delete_partition = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_StopReplicaPartitionState_0(o: StopReplicaPartitionState, out: bytearray) -> None:
     if o.partition_index != 0:
         raise UnsupportedVersionError('StopReplicaPartitionState.partition_index has a non-default value this version cannot carry')
@@ -774,6 +799,14 @@ def _r_StopReplicaPartitionState_3(buf: memoryview, pos: int) -> tuple[StopRepli
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_StopReplicaTopicState() -> StopReplicaTopicState:
+    o = StopReplicaTopicState.__new__(StopReplicaTopicState)
+    o.topic_name = ''
+    o.partition_states = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_StopReplicaTopicState_0(o: StopReplicaTopicState, out: bytearray) -> None:
@@ -843,6 +876,20 @@ def _r_StopReplicaTopicState_3(buf: memoryview, pos: int) -> tuple[StopReplicaTo
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_StopReplicaRequest() -> StopReplicaRequest:
+    o = StopReplicaRequest.__new__(StopReplicaRequest)
+    o.controller_id = 0
+    o.is_k_raft_controller = False
+    o.controller_epoch = 0
+    o.broker_epoch = -1
+    o.delete_partitions = False
+    o.ungrouped_partitions = []
+    o.topics = []
+    o.topic_states = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_StopReplicaRequest_0(o: StopReplicaRequest, out: bytearray) -> None:
@@ -1031,6 +1078,15 @@ def _r_StopReplicaRequest_4(buf: memoryview, pos: int) -> tuple[StopReplicaReque
     return o, pos
 
 
+def _new_StopReplicaPartitionError() -> StopReplicaPartitionError:
+    o = StopReplicaPartitionError.__new__(StopReplicaPartitionError)
+    o.topic_name = ''
+    o.partition_index = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_StopReplicaPartitionError_0(o: StopReplicaPartitionError, out: bytearray) -> None:
     write_string(out, o.topic_name)
     out += _S_ih.pack(o.partition_index, o.error_code)
@@ -1066,6 +1122,14 @@ def _r_StopReplicaPartitionError_2(buf: memoryview, pos: int) -> tuple[StopRepli
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_StopReplicaResponse() -> StopReplicaResponse:
+    o = StopReplicaResponse.__new__(StopReplicaResponse)
+    o.error_code = 0
+    o.partition_errors = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_StopReplicaResponse_0(o: StopReplicaResponse, out: bytearray) -> None:

@@ -295,6 +295,14 @@ class SyncGroupResponse:
             raise DecodeError(f'malformed SyncGroupResponse v{version}: {exc}') from None
 
 
+def _new_SyncGroupRequestAssignment() -> SyncGroupRequestAssignment:
+    o = SyncGroupRequestAssignment.__new__(SyncGroupRequestAssignment)
+    o.member_id = ''
+    o.assignment = b''
+    o.unknown_tags = None
+    return o
+
+
 def _w_SyncGroupRequestAssignment_0(o: SyncGroupRequestAssignment, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_bytes(out, o.assignment)
@@ -328,6 +336,19 @@ def _r_SyncGroupRequestAssignment_4(buf: memoryview, pos: int) -> tuple[SyncGrou
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_SyncGroupRequest() -> SyncGroupRequest:
+    o = SyncGroupRequest.__new__(SyncGroupRequest)
+    o.group_id = ''
+    o.generation_id = 0
+    o.member_id = ''
+    o.group_instance_id = None
+    o.protocol_type = None
+    o.protocol_name = None
+    o.assignments = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_SyncGroupRequest_0(o: SyncGroupRequest, out: bytearray) -> None:
@@ -469,6 +490,17 @@ def _r_SyncGroupRequest_5(buf: memoryview, pos: int) -> tuple[SyncGroupRequest, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_SyncGroupResponse() -> SyncGroupResponse:
+    o = SyncGroupResponse.__new__(SyncGroupResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.protocol_type = None
+    o.protocol_name = None
+    o.assignment = b''
+    o.unknown_tags = None
+    return o
 
 
 def _w_SyncGroupResponse_0(o: SyncGroupResponse, out: bytearray) -> None:

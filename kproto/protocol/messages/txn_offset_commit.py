@@ -507,6 +507,16 @@ class TxnOffsetCommitResponsePartition:
             raise DecodeError(f'malformed TxnOffsetCommitResponsePartition v{version}: {exc}') from None
 
 
+def _new_TxnOffsetCommitRequestPartition() -> TxnOffsetCommitRequestPartition:
+    o = TxnOffsetCommitRequestPartition.__new__(TxnOffsetCommitRequestPartition)
+    o.partition_index = 0
+    o.committed_offset = 0
+    o.committed_leader_epoch = -1
+    o.committed_metadata = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_TxnOffsetCommitRequestPartition_0(o: TxnOffsetCommitRequestPartition, out: bytearray) -> None:
     out += _S_iq.pack(o.partition_index, o.committed_offset)
     write_nullable_string(out, o.committed_metadata)
@@ -557,6 +567,14 @@ def _r_TxnOffsetCommitRequestPartition_3(buf: memoryview, pos: int) -> tuple[Txn
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_TxnOffsetCommitRequestTopic() -> TxnOffsetCommitRequestTopic:
+    o = TxnOffsetCommitRequestTopic.__new__(TxnOffsetCommitRequestTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_TxnOffsetCommitRequestTopic_0(o: TxnOffsetCommitRequestTopic, out: bytearray) -> None:
@@ -629,6 +647,20 @@ def _r_TxnOffsetCommitRequestTopic_3(buf: memoryview, pos: int) -> tuple[TxnOffs
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_TxnOffsetCommitRequest() -> TxnOffsetCommitRequest:
+    o = TxnOffsetCommitRequest.__new__(TxnOffsetCommitRequest)
+    o.transactional_id = ''
+    o.group_id = ''
+    o.producer_id = 0
+    o.producer_epoch = 0
+    o.generation_id = -1
+    o.member_id = ''
+    o.group_instance_id = None
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_TxnOffsetCommitRequest_0(o: TxnOffsetCommitRequest, out: bytearray) -> None:
@@ -740,6 +772,14 @@ def _r_TxnOffsetCommitRequest_3(buf: memoryview, pos: int) -> tuple[TxnOffsetCom
     return o, pos
 
 
+def _new_TxnOffsetCommitResponsePartition() -> TxnOffsetCommitResponsePartition:
+    o = TxnOffsetCommitResponsePartition.__new__(TxnOffsetCommitResponsePartition)
+    o.partition_index = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_TxnOffsetCommitResponsePartition_0(o: TxnOffsetCommitResponsePartition, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
 
@@ -771,6 +811,14 @@ def _r_TxnOffsetCommitResponsePartition_3(buf: memoryview, pos: int) -> tuple[Tx
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_TxnOffsetCommitResponseTopic() -> TxnOffsetCommitResponseTopic:
+    o = TxnOffsetCommitResponseTopic.__new__(TxnOffsetCommitResponseTopic)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_TxnOffsetCommitResponseTopic_0(o: TxnOffsetCommitResponseTopic, out: bytearray) -> None:
@@ -822,6 +870,14 @@ def _r_TxnOffsetCommitResponseTopic_3(buf: memoryview, pos: int) -> tuple[TxnOff
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_TxnOffsetCommitResponse() -> TxnOffsetCommitResponse:
+    o = TxnOffsetCommitResponse.__new__(TxnOffsetCommitResponse)
+    o.throttle_time_ms = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_TxnOffsetCommitResponse_0(o: TxnOffsetCommitResponse, out: bytearray) -> None:

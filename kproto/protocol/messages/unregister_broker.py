@@ -178,6 +178,13 @@ class UnregisterBrokerResponse:
             raise DecodeError(f'malformed UnregisterBrokerResponse v{version}: {exc}') from None
 
 
+def _new_UnregisterBrokerRequest() -> UnregisterBrokerRequest:
+    o = UnregisterBrokerRequest.__new__(UnregisterBrokerRequest)
+    o.broker_id = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_UnregisterBrokerRequest_0(o: UnregisterBrokerRequest, out: bytearray) -> None:
     out += _S_i.pack(o.broker_id)
     uk = o.unknown_tags
@@ -197,6 +204,15 @@ def _r_UnregisterBrokerRequest_0(buf: memoryview, pos: int) -> tuple[UnregisterB
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_UnregisterBrokerResponse() -> UnregisterBrokerResponse:
+    o = UnregisterBrokerResponse.__new__(UnregisterBrokerResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.unknown_tags = None
+    return o
 
 
 def _w_UnregisterBrokerResponse_0(o: UnregisterBrokerResponse, out: bytearray) -> None:

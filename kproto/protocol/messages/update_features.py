@@ -352,6 +352,16 @@ class UpdatableFeatureResult:
             raise DecodeError(f'malformed UpdatableFeatureResult v{version}: {exc}') from None
 
 
+def _new_FeatureUpdateKey() -> FeatureUpdateKey:
+    o = FeatureUpdateKey.__new__(FeatureUpdateKey)
+    o.feature = ''
+    o.max_version_level = 0
+    o.allow_downgrade = False
+    o.upgrade_type = 1
+    o.unknown_tags = None
+    return o
+
+
 def _w_FeatureUpdateKey_0(o: FeatureUpdateKey, out: bytearray) -> None:
     write_compact_string(out, o.feature)
     if o.upgrade_type != 1:
@@ -402,6 +412,15 @@ def _r_FeatureUpdateKey_1(buf: memoryview, pos: int) -> tuple[FeatureUpdateKey, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_UpdateFeaturesRequest() -> UpdateFeaturesRequest:
+    o = UpdateFeaturesRequest.__new__(UpdateFeaturesRequest)
+    o.timeout_ms = 60000
+    o.feature_updates = []
+    o.validate_only = False
+    o.unknown_tags = None
+    return o
 
 
 def _w_UpdateFeaturesRequest_0(o: UpdateFeaturesRequest, out: bytearray) -> None:
@@ -472,6 +491,15 @@ def _r_UpdateFeaturesRequest_1(buf: memoryview, pos: int) -> tuple[UpdateFeature
     return o, pos
 
 
+def _new_UpdatableFeatureResult() -> UpdatableFeatureResult:
+    o = UpdatableFeatureResult.__new__(UpdatableFeatureResult)
+    o.feature = ''
+    o.error_code = 0
+    o.error_message = ''
+    o.unknown_tags = None
+    return o
+
+
 def _w_UpdatableFeatureResult_0(o: UpdatableFeatureResult, out: bytearray) -> None:
     write_compact_string(out, o.feature)
     out += _S_h.pack(o.error_code)
@@ -495,6 +523,16 @@ def _r_UpdatableFeatureResult_0(buf: memoryview, pos: int) -> tuple[UpdatableFea
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_UpdateFeaturesResponse() -> UpdateFeaturesResponse:
+    o = UpdateFeaturesResponse.__new__(UpdateFeaturesResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.error_message = ''
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_UpdateFeaturesResponse_0(o: UpdateFeaturesResponse, out: bytearray) -> None:

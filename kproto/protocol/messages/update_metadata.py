@@ -551,6 +551,21 @@ class UpdateMetadataResponse:
             raise DecodeError(f'malformed UpdateMetadataResponse v{version}: {exc}') from None
 
 
+def _new_UpdateMetadataPartitionState() -> UpdateMetadataPartitionState:
+    o = UpdateMetadataPartitionState.__new__(UpdateMetadataPartitionState)
+    o.topic_name = ''
+    o.partition_index = 0
+    o.controller_epoch = 0
+    o.leader = 0
+    o.leader_epoch = 0
+    o.isr = []
+    o.zk_version = 0
+    o.replicas = []
+    o.offline_replicas = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_UpdateMetadataPartitionState_0(o: UpdateMetadataPartitionState, out: bytearray) -> None:
     write_string(out, o.topic_name)
     out += _S_iiii.pack(o.partition_index, o.controller_epoch, o.leader, o.leader_epoch)
@@ -693,6 +708,15 @@ def _r_UpdateMetadataPartitionState_6(buf: memoryview, pos: int) -> tuple[Update
     return o, pos
 
 
+def _new_UpdateMetadataTopicState() -> UpdateMetadataTopicState:
+    o = UpdateMetadataTopicState.__new__(UpdateMetadataTopicState)
+    o.topic_name = ''
+    o.topic_id = ZERO_UUID
+    o.partition_states = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_UpdateMetadataTopicState_0(o: UpdateMetadataTopicState, out: bytearray) -> None:
     if o.topic_name != '':
         raise UnsupportedVersionError('UpdateMetadataTopicState.topic_name has a non-default value this version cannot carry')
@@ -794,6 +818,16 @@ def _r_UpdateMetadataTopicState_7(buf: memoryview, pos: int) -> tuple[UpdateMeta
     return o, pos
 
 
+def _new_UpdateMetadataEndpoint() -> UpdateMetadataEndpoint:
+    o = UpdateMetadataEndpoint.__new__(UpdateMetadataEndpoint)
+    o.port = 0
+    o.host = ''
+    o.listener = ''
+    o.security_protocol = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_UpdateMetadataEndpoint_0(o: UpdateMetadataEndpoint, out: bytearray) -> None:
     if o.port != 0:
         raise UnsupportedVersionError('UpdateMetadataEndpoint.port has a non-default value this version cannot carry')
@@ -876,6 +910,17 @@ def _r_UpdateMetadataEndpoint_6(buf: memoryview, pos: int) -> tuple[UpdateMetada
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_UpdateMetadataBroker() -> UpdateMetadataBroker:
+    o = UpdateMetadataBroker.__new__(UpdateMetadataBroker)
+    o.id = 0
+    o.v0_host = ''
+    o.v0_port = 0
+    o.endpoints = []
+    o.rack = ''
+    o.unknown_tags = None
+    return o
 
 
 def _w_UpdateMetadataBroker_0(o: UpdateMetadataBroker, out: bytearray) -> None:
@@ -1007,6 +1052,20 @@ def _r_UpdateMetadataBroker_6(buf: memoryview, pos: int) -> tuple[UpdateMetadata
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_UpdateMetadataRequest() -> UpdateMetadataRequest:
+    o = UpdateMetadataRequest.__new__(UpdateMetadataRequest)
+    o.controller_id = 0
+    o.is_k_raft_controller = False
+    o.type = 0
+    o.controller_epoch = 0
+    o.broker_epoch = -1
+    o.ungrouped_partition_states = []
+    o.topic_states = []
+    o.live_brokers = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_UpdateMetadataRequest_0(o: UpdateMetadataRequest, out: bytearray) -> None:
@@ -1404,7 +1463,11 @@ def _r_UpdateMetadataRequest_8(buf: memoryview, pos: int) -> tuple[UpdateMetadat
     o.ungrouped_partition_states = []
     o.type = 0
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)
@@ -1423,6 +1486,13 @@ def _r_UpdateMetadataRequest_8(buf: memoryview, pos: int) -> tuple[UpdateMetadat
         pos = end
     o.unknown_tags = uk
     return o, pos
+
+
+def _new_UpdateMetadataResponse() -> UpdateMetadataResponse:
+    o = UpdateMetadataResponse.__new__(UpdateMetadataResponse)
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_UpdateMetadataResponse_0(o: UpdateMetadataResponse, out: bytearray) -> None:

@@ -433,6 +433,15 @@ class CurrentLeader:
             raise DecodeError(f'malformed CurrentLeader v{version}: {exc}') from None
 
 
+def _new_Listener() -> Listener:
+    o = Listener.__new__(Listener)
+    o.name = ''
+    o.host = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_Listener_0(o: Listener, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_string(out, o.host)
@@ -458,6 +467,14 @@ def _r_Listener_0(buf: memoryview, pos: int) -> tuple[Listener, int]:
     return o, pos
 
 
+def _new_KRaftVersionFeature() -> KRaftVersionFeature:
+    o = KRaftVersionFeature.__new__(KRaftVersionFeature)
+    o.min_supported_version = 0
+    o.max_supported_version = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_KRaftVersionFeature_0(o: KRaftVersionFeature, out: bytearray) -> None:
     out += _S_hh.pack(o.min_supported_version, o.max_supported_version)
     uk = o.unknown_tags
@@ -477,6 +494,18 @@ def _r_KRaftVersionFeature_0(buf: memoryview, pos: int) -> tuple[KRaftVersionFea
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_UpdateRaftVoterRequest() -> UpdateRaftVoterRequest:
+    o = UpdateRaftVoterRequest.__new__(UpdateRaftVoterRequest)
+    o.cluster_id = ''
+    o.current_leader_epoch = 0
+    o.voter_id = 0
+    o.voter_directory_id = ZERO_UUID
+    o.listeners = []
+    o.k_raft_version_feature = _new_KRaftVersionFeature()
+    o.unknown_tags = None
+    return o
 
 
 def _w_UpdateRaftVoterRequest_0(o: UpdateRaftVoterRequest, out: bytearray) -> None:
@@ -517,6 +546,16 @@ def _r_UpdateRaftVoterRequest_0(buf: memoryview, pos: int) -> tuple[UpdateRaftVo
     return o, pos
 
 
+def _new_CurrentLeader() -> CurrentLeader:
+    o = CurrentLeader.__new__(CurrentLeader)
+    o.leader_id = -1
+    o.leader_epoch = -1
+    o.host = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_CurrentLeader_0(o: CurrentLeader, out: bytearray) -> None:
     out += _S_ii.pack(o.leader_id, o.leader_epoch)
     write_compact_string(out, o.host)
@@ -543,6 +582,15 @@ def _r_CurrentLeader_0(buf: memoryview, pos: int) -> tuple[CurrentLeader, int]:
     return o, pos
 
 
+def _new_UpdateRaftVoterResponse() -> UpdateRaftVoterResponse:
+    o = UpdateRaftVoterResponse.__new__(UpdateRaftVoterResponse)
+    o.throttle_time_ms = 0
+    o.error_code = 0
+    o.current_leader = _new_CurrentLeader()
+    o.unknown_tags = None
+    return o
+
+
 def _w_UpdateRaftVoterResponse_0(o: UpdateRaftVoterResponse, out: bytearray) -> None:
     out += _S_ih.pack(o.throttle_time_ms, o.error_code)
     tags: list[tuple[int, bytes]] = []
@@ -562,9 +610,13 @@ def _r_UpdateRaftVoterResponse_0(buf: memoryview, pos: int) -> tuple[UpdateRaftV
     o = UpdateRaftVoterResponse.__new__(UpdateRaftVoterResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
-    o.current_leader = CurrentLeader()
+    o.current_leader = _new_CurrentLeader()
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)

@@ -589,6 +589,19 @@ class VoteResponsePartitionData:
             raise DecodeError(f'malformed VoteResponsePartitionData v{version}: {exc}') from None
 
 
+def _new_VoteRequestPartitionData() -> VoteRequestPartitionData:
+    o = VoteRequestPartitionData.__new__(VoteRequestPartitionData)
+    o.partition_index = 0
+    o.candidate_epoch = 0
+    o.candidate_id = 0
+    o.candidate_directory_id = ZERO_UUID
+    o.voter_directory_id = ZERO_UUID
+    o.last_offset_epoch = 0
+    o.last_offset = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_VoteRequestPartitionData_0(o: VoteRequestPartitionData, out: bytearray) -> None:
     out += _S_iiiiq.pack(o.partition_index, o.candidate_epoch, o.candidate_id, o.last_offset_epoch, o.last_offset)
     uk = o.unknown_tags
@@ -638,6 +651,14 @@ def _r_VoteRequestPartitionData_1(buf: memoryview, pos: int) -> tuple[VoteReques
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_VoteRequestTopicData() -> VoteRequestTopicData:
+    o = VoteRequestTopicData.__new__(VoteRequestTopicData)
+    o.topic_name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_VoteRequestTopicData_0(o: VoteRequestTopicData, out: bytearray) -> None:
@@ -698,6 +719,15 @@ def _r_VoteRequestTopicData_1(buf: memoryview, pos: int) -> tuple[VoteRequestTop
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_VoteRequest() -> VoteRequest:
+    o = VoteRequest.__new__(VoteRequest)
+    o.cluster_id = None
+    o.voter_id = -1
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_VoteRequest_0(o: VoteRequest, out: bytearray) -> None:
@@ -764,6 +794,17 @@ def _r_VoteRequest_1(buf: memoryview, pos: int) -> tuple[VoteRequest, int]:
     return o, pos
 
 
+def _new_VoteResponsePartitionData() -> VoteResponsePartitionData:
+    o = VoteResponsePartitionData.__new__(VoteResponsePartitionData)
+    o.partition_index = 0
+    o.error_code = 0
+    o.leader_id = 0
+    o.leader_epoch = 0
+    o.vote_granted = False
+    o.unknown_tags = None
+    return o
+
+
 def _w_VoteResponsePartitionData_0(o: VoteResponsePartitionData, out: bytearray) -> None:
     out += _S_ihiio.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.vote_granted)
     uk = o.unknown_tags
@@ -783,6 +824,14 @@ def _r_VoteResponsePartitionData_0(buf: memoryview, pos: int) -> tuple[VoteRespo
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_VoteResponseTopicData() -> VoteResponseTopicData:
+    o = VoteResponseTopicData.__new__(VoteResponseTopicData)
+    o.topic_name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_VoteResponseTopicData_0(o: VoteResponseTopicData, out: bytearray) -> None:
@@ -813,6 +862,15 @@ def _r_VoteResponseTopicData_0(buf: memoryview, pos: int) -> tuple[VoteResponseT
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_NodeEndpoint() -> NodeEndpoint:
+    o = NodeEndpoint.__new__(NodeEndpoint)
+    o.node_id = 0
+    o.host = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
@@ -866,6 +924,15 @@ def _r_NodeEndpoint_1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_VoteResponse() -> VoteResponse:
+    o = VoteResponse.__new__(VoteResponse)
+    o.error_code = 0
+    o.topics = []
+    o.node_endpoints = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_VoteResponse_0(o: VoteResponse, out: bytearray) -> None:
@@ -935,7 +1002,11 @@ def _r_VoteResponse_1(buf: memoryview, pos: int) -> tuple[VoteResponse, int]:
     o.topics = a2
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
-    nt, pos = read_uvarint(buf, pos)
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
     for _ in range(nt):
         tag, pos = read_uvarint(buf, pos)
         size, pos = read_uvarint(buf, pos)

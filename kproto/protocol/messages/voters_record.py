@@ -332,6 +332,15 @@ class Endpoint:
             raise DecodeError(f'malformed Endpoint v{version}: {exc}') from None
 
 
+def _new_Endpoint() -> Endpoint:
+    o = Endpoint.__new__(Endpoint)
+    o.name = ''
+    o.host = ''
+    o.port = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_Endpoint_0(o: Endpoint, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_string(out, o.host)
@@ -357,6 +366,14 @@ def _r_Endpoint_0(buf: memoryview, pos: int) -> tuple[Endpoint, int]:
     return o, pos
 
 
+def _new_KRaftVersionFeature() -> KRaftVersionFeature:
+    o = KRaftVersionFeature.__new__(KRaftVersionFeature)
+    o.min_supported_version = 0
+    o.max_supported_version = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_KRaftVersionFeature_0(o: KRaftVersionFeature, out: bytearray) -> None:
     out += _S_hh.pack(o.min_supported_version, o.max_supported_version)
     uk = o.unknown_tags
@@ -376,6 +393,16 @@ def _r_KRaftVersionFeature_0(buf: memoryview, pos: int) -> tuple[KRaftVersionFea
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_Voter() -> Voter:
+    o = Voter.__new__(Voter)
+    o.voter_id = 0
+    o.voter_directory_id = ZERO_UUID
+    o.endpoints = []
+    o.k_raft_version_feature = _new_KRaftVersionFeature()
+    o.unknown_tags = None
+    return o
 
 
 def _w_Voter_0(o: Voter, out: bytearray) -> None:
@@ -412,6 +439,14 @@ def _r_Voter_0(buf: memoryview, pos: int) -> tuple[Voter, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_VotersRecord() -> VotersRecord:
+    o = VotersRecord.__new__(VotersRecord)
+    o.version = 0
+    o.voters = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_VotersRecord_0(o: VotersRecord, out: bytearray) -> None:

@@ -559,6 +559,16 @@ class PartitionResult:
             raise DecodeError(f'malformed PartitionResult v{version}: {exc}') from None
 
 
+def _new_StateBatch() -> StateBatch:
+    o = StateBatch.__new__(StateBatch)
+    o.first_offset = 0
+    o.last_offset = 0
+    o.delivery_state = 0
+    o.delivery_count = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_StateBatch_0(o: StateBatch, out: bytearray) -> None:
     out += _S_qqbh.pack(o.first_offset, o.last_offset, o.delivery_state, o.delivery_count)
     uk = o.unknown_tags
@@ -578,6 +588,17 @@ def _r_StateBatch_0(buf: memoryview, pos: int) -> tuple[StateBatch, int]:
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_PartitionData() -> PartitionData:
+    o = PartitionData.__new__(PartitionData)
+    o.partition = 0
+    o.state_epoch = 0
+    o.leader_epoch = 0
+    o.start_offset = 0
+    o.state_batches = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
@@ -611,6 +632,14 @@ def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     return o, pos
 
 
+def _new_WriteStateData() -> WriteStateData:
+    o = WriteStateData.__new__(WriteStateData)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_WriteStateData_0(o: WriteStateData, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
@@ -639,6 +668,14 @@ def _r_WriteStateData_0(buf: memoryview, pos: int) -> tuple[WriteStateData, int]
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_WriteShareGroupStateRequest() -> WriteShareGroupStateRequest:
+    o = WriteShareGroupStateRequest.__new__(WriteShareGroupStateRequest)
+    o.group_id = ''
+    o.topics = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_WriteShareGroupStateRequest_0(o: WriteShareGroupStateRequest, out: bytearray) -> None:
@@ -671,6 +708,15 @@ def _r_WriteShareGroupStateRequest_0(buf: memoryview, pos: int) -> tuple[WriteSh
     return o, pos
 
 
+def _new_PartitionResult() -> PartitionResult:
+    o = PartitionResult.__new__(PartitionResult)
+    o.partition = 0
+    o.error_code = 0
+    o.error_message = None
+    o.unknown_tags = None
+    return o
+
+
 def _w_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
     out += _S_ih.pack(o.partition, o.error_code)
     write_compact_nullable_string(out, o.error_message)
@@ -692,6 +738,14 @@ def _r_PartitionResult_0(buf: memoryview, pos: int) -> tuple[PartitionResult, in
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_WriteStateResult() -> WriteStateResult:
+    o = WriteStateResult.__new__(WriteStateResult)
+    o.topic_id = ZERO_UUID
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_WriteStateResult_0(o: WriteStateResult, out: bytearray) -> None:
@@ -722,6 +776,13 @@ def _r_WriteStateResult_0(buf: memoryview, pos: int) -> tuple[WriteStateResult, 
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_WriteShareGroupStateResponse() -> WriteShareGroupStateResponse:
+    o = WriteShareGroupStateResponse.__new__(WriteShareGroupStateResponse)
+    o.results = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_WriteShareGroupStateResponse_0(o: WriteShareGroupStateResponse, out: bytearray) -> None:

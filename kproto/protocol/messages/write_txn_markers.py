@@ -544,6 +544,14 @@ class WritableTxnMarkerPartitionResult:
             raise DecodeError(f'malformed WritableTxnMarkerPartitionResult v{version}: {exc}') from None
 
 
+def _new_WritableTxnMarkerTopic() -> WritableTxnMarkerTopic:
+    o = WritableTxnMarkerTopic.__new__(WritableTxnMarkerTopic)
+    o.name = ''
+    o.partition_indexes = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_WritableTxnMarkerTopic_0(o: WritableTxnMarkerTopic, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partition_indexes
@@ -585,6 +593,17 @@ def _r_WritableTxnMarkerTopic_1(buf: memoryview, pos: int) -> tuple[WritableTxnM
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_WritableTxnMarker() -> WritableTxnMarker:
+    o = WritableTxnMarker.__new__(WritableTxnMarker)
+    o.producer_id = 0
+    o.producer_epoch = 0
+    o.transaction_result = False
+    o.topics = []
+    o.coordinator_epoch = 0
+    o.unknown_tags = None
+    return o
 
 
 def _w_WritableTxnMarker_0(o: WritableTxnMarker, out: bytearray) -> None:
@@ -646,6 +665,13 @@ def _r_WritableTxnMarker_1(buf: memoryview, pos: int) -> tuple[WritableTxnMarker
     return o, pos
 
 
+def _new_WriteTxnMarkersRequest() -> WriteTxnMarkersRequest:
+    o = WriteTxnMarkersRequest.__new__(WriteTxnMarkersRequest)
+    o.markers = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_WriteTxnMarkersRequest_0(o: WriteTxnMarkersRequest, out: bytearray) -> None:
     x1 = o.markers
     out += _S_i.pack(len(x1))
@@ -693,6 +719,14 @@ def _r_WriteTxnMarkersRequest_1(buf: memoryview, pos: int) -> tuple[WriteTxnMark
     return o, pos
 
 
+def _new_WritableTxnMarkerPartitionResult() -> WritableTxnMarkerPartitionResult:
+    o = WritableTxnMarkerPartitionResult.__new__(WritableTxnMarkerPartitionResult)
+    o.partition_index = 0
+    o.error_code = 0
+    o.unknown_tags = None
+    return o
+
+
 def _w_WritableTxnMarkerPartitionResult_0(o: WritableTxnMarkerPartitionResult, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
 
@@ -724,6 +758,14 @@ def _r_WritableTxnMarkerPartitionResult_1(buf: memoryview, pos: int) -> tuple[Wr
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_WritableTxnMarkerTopicResult() -> WritableTxnMarkerTopicResult:
+    o = WritableTxnMarkerTopicResult.__new__(WritableTxnMarkerTopicResult)
+    o.name = ''
+    o.partitions = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_WritableTxnMarkerTopicResult_0(o: WritableTxnMarkerTopicResult, out: bytearray) -> None:
@@ -777,6 +819,14 @@ def _r_WritableTxnMarkerTopicResult_1(buf: memoryview, pos: int) -> tuple[Writab
     return o, pos
 
 
+def _new_WritableTxnMarkerResult() -> WritableTxnMarkerResult:
+    o = WritableTxnMarkerResult.__new__(WritableTxnMarkerResult)
+    o.producer_id = 0
+    o.topics = []
+    o.unknown_tags = None
+    return o
+
+
 def _w_WritableTxnMarkerResult_0(o: WritableTxnMarkerResult, out: bytearray) -> None:
     out += _S_q.pack(o.producer_id)
     x1 = o.topics
@@ -828,6 +878,13 @@ def _r_WritableTxnMarkerResult_1(buf: memoryview, pos: int) -> tuple[WritableTxn
     else:
         o.unknown_tags, pos = read_unknown_tags(buf, pos)
     return o, pos
+
+
+def _new_WriteTxnMarkersResponse() -> WriteTxnMarkersResponse:
+    o = WriteTxnMarkersResponse.__new__(WriteTxnMarkersResponse)
+    o.markers = []
+    o.unknown_tags = None
+    return o
 
 
 def _w_WriteTxnMarkersResponse_0(o: WriteTxnMarkersResponse, out: bytearray) -> None:
