@@ -46,6 +46,14 @@ class AsyncConsumerBase(ConsumerFacadeBase):
     def _require_running(self) -> None:
         raise NotImplementedError
 
+    def _flush(self) -> None:
+        """Write what the core has to send now, without waiting for the driver task."""
+        raise NotImplementedError
+
+    async def _checkpoint(self) -> None:
+        """Yield to the event loop once."""
+        raise NotImplementedError
+
     async def _wait(self, pending: Pending[T], timeout_ms: float | None, what: str) -> T:
         self._check_open()
         self._kick()
@@ -76,10 +84,14 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         deadline = clock() + timeout_ms / 1000
         while True:
             records = core.poll(max_records, clock())
-            self._kick()
             left = deadline - clock()
             if records or left <= 0:
+                # Write the prefetch this poll made room for, and let the loop take in what
+                # arrived meanwhile (a poll answered from the buffer would not yield otherwise).
+                self._flush()
+                await self._checkpoint()
                 return records
+            self._kick()
             await self._run_until(core.has_buffered, left)
 
     async def getmany(
@@ -394,6 +406,13 @@ class KafkaConsumer(AsyncConsumerBase):
 
     def _kick(self) -> None:
         self._driver.kick()
+
+    def _flush(self) -> None:
+        self._driver.flush()
+        self._driver.kick()
+
+    async def _checkpoint(self) -> None:
+        await asyncio.sleep(0)
 
     async def _run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
         if self._driver.task is None:

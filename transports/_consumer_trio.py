@@ -180,6 +180,14 @@ class KafkaConsumer(AsyncConsumerBase):
         if self._driver is not None:
             self._driver.kick()
 
+    def _flush(self) -> None:
+        if self._driver is not None:
+            self._driver.flush()
+            self._driver.kick()
+
+    async def _checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
+
     async def _run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
         if self._driver is None:
             raise IllegalStateError("use 'async with KafkaConsumer(...)' first")
