@@ -14,10 +14,8 @@ events, so a record's offset is ``base_offset + its index in event.tokens``;
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
-
-from kproto.errors import KafkaError
 
 if TYPE_CHECKING:
     from kproto.producer.config import ProducerConfig
@@ -30,7 +28,6 @@ __all__ = [
     "TopicPartition",
     "dispatch_events",
     "now_ms",
-    "parse_bootstrap",
     "prepare_record",
     "split_configs",
 ]
@@ -108,26 +105,6 @@ def split_configs(configs: Mapping[str, Any]) -> tuple[FacadeOptions, ProducerCo
         serializers.append(fn)
     config = ProducerConfig.from_kwargs(**core_kwargs)
     return FacadeOptions(serializers[0], serializers[1]), config
-
-
-def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
-    """``"h1:9092,h2"`` or ``["h1:9092", "[::1]:9093"]`` → ``[(host, port), ...]``."""
-    items = servers.split(",") if isinstance(servers, str) else list(servers)
-    out: list[tuple[str, int]] = []
-    for item in items:
-        item = item.strip()
-        if not item:
-            continue
-        if item.startswith("["):
-            host, _, rest = item[1:].partition("]")
-            port = int(rest[1:]) if rest.startswith(":") else 9092
-        elif item.count(":") == 1:
-            host, _, p = item.partition(":")
-            port = int(p)
-        else:
-            host, port = item, 9092
-        out.append((host, port))
-    return out
 
 
 def now_ms() -> int:
@@ -311,11 +288,6 @@ class Delivery:
         raise self._error
 
 
-def record_sizes(key: bytes | None, value: bytes | None) -> tuple[int, int]:
-    """``serialized_key_size`` and ``serialized_value_size`` (-1 for None)."""
-    return (-1 if key is None else len(key)), (-1 if value is None else len(value))
-
-
 def dispatch_events(events: Iterable[Any]) -> int:
     """Resolve the delivery tokens carried by the core's events.
 
@@ -346,12 +318,6 @@ def dispatch_events(events: Iterable[Any]) -> int:
                 tok._fail(err)
         n += len(tokens)
     return n
-
-
-def fail_all(tokens: Iterable[Delivery], error: KafkaError) -> None:
-    """Fail every still-pending token (used when records never reached the core)."""
-    for tok in tokens:
-        tok._fail(error)
 
 
 def make_core(config: ProducerConfig, now: float) -> Any:

@@ -113,8 +113,13 @@ class _Protocol(asyncio.Protocol):
         self.driver.kick()
 
     def data_received(self, data: bytes) -> None:
-        self.driver.core.receive_data(self.node_id, data, self.driver.loop.time())
-        self.driver.kick()
+        d = self.driver
+        try:
+            d.core.receive_data(self.node_id, data, d.loop.time())
+        except Exception as exc:
+            d.crash(exc)
+            return
+        d.kick()
 
     def connection_lost(self, exc: Exception | None) -> None:
         d = self.driver
@@ -136,6 +141,7 @@ class _Driver:
         self._waiter: asyncio.Future[None] | None = None
         self._progress: asyncio.Future[None] | None = None
         self._stop = False
+        self.crashed: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
@@ -185,8 +191,23 @@ class _Driver:
                     self._waiter = None
                     if handle is not None:
                         handle.cancel()
+        except Exception as exc:
+            self.crash(exc)
         finally:
             self.shutdown()
+
+    def crash(self, exc: BaseException) -> None:
+        """A bug in the core or here: fail what is pending, stop, make later calls raise."""
+        if self.crashed is not None:
+            return
+        log.error("kproto producer driver crashed", exc_info=exc)
+        self.crashed = exc
+        try:
+            self.core.abort(self.loop.time(), KafkaError(f"producer driver crashed: {exc!r}"))
+            dispatch_events(self.core.events())
+        except Exception:
+            log.exception("abort after the crash failed")
+        self.stop()
 
     def pump(self, now: float) -> None:
         """Commands, bytes and events until the core has nothing more to say."""
@@ -287,6 +308,8 @@ class KafkaProducer:
         if self._driver is None:
             await self.start()
         assert self._driver is not None
+        if self._driver.crashed is not None:
+            raise IllegalStateError("the producer's driver crashed") from self._driver.crashed
         return self._driver
 
     async def send(
@@ -319,7 +342,7 @@ class KafkaProducer:
             RecordTooLargeError: The record alone is over ``max_request_size``.
         """
         driver = self._driver
-        if driver is None or self._closed:
+        if driver is None or self._closed or driver.crashed is not None:
             driver = await self._running()
         if (
             self._plain

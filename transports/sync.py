@@ -257,7 +257,16 @@ class _IOLoop:
                 pass
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
-        """Wait on the shared condition until ``predicate()``; False on timeout."""
+        """Wait on the shared condition until ``predicate()``; False on timeout.
+
+        Raises:
+            IllegalStateError: Called from the I/O thread (a callback), where
+                waiting would deadlock.
+        """
+        if threading.current_thread() is self.thread and not predicate():
+            raise IllegalStateError(
+                "blocking producer call from a callback: callbacks run on the producer's I/O thread"
+            )
         deadline = None if timeout is None else _monotonic() + timeout
         with self.cond:
             self.waiters += 1
@@ -632,7 +641,7 @@ class KafkaProducer:
             ValueError: Both key and value are None, or a bad partition.
             Exception: Whatever a serializer raised.
         """
-        if self._closed:
+        if self._closed or self._loop.stopped:
             raise IllegalStateError("send() on a closed KafkaProducer")
         if (
             self._plain

@@ -128,6 +128,7 @@ class _Driver:
         self._progress = trio.Event()
         self.stopping = False
         self.stopped = trio.Event()
+        self.crashed: BaseException | None = None
 
     def kick(self) -> None:
         """Wake the driver task (a flag check when it is already awake)."""
@@ -162,8 +163,24 @@ class _Driver:
                     await trio.lowlevel.checkpoint()
                 self._wake = trio.Event()
                 self._kicked = False
+        except Exception as exc:
+            self.crash(exc)
         finally:
             self.shutdown()
+
+    def crash(self, exc: BaseException) -> None:
+        """A bug in the core or here: fail what is pending, stop, make later calls raise."""
+        if self.crashed is not None:
+            return
+        log.error("kproto producer driver crashed", exc_info=exc)
+        self.crashed = exc
+        try:
+            self.core.abort(trio.current_time(), KafkaError(f"producer driver crashed: {exc!r}"))
+            dispatch_events(self.core.events())
+        except Exception:
+            log.exception("abort after the crash failed")
+        self.stopping = True
+        self.kick()
 
     def pump(self, now: float) -> None:
         """Commands, bytes and events until the core has nothing more to say."""
@@ -233,7 +250,11 @@ class _Driver:
             if not data:
                 self._lost(conn, None)
                 return
-            self.core.receive_data(conn.node_id, data, trio.current_time())
+            try:
+                self.core.receive_data(conn.node_id, data, trio.current_time())
+            except Exception as exc:
+                self.crash(exc)
+                return
             self.kick()
 
     async def _writer(self, conn: _Conn) -> None:
@@ -311,6 +332,8 @@ class KafkaProducer:
             raise IllegalStateError(
                 "producer not started: use `async with KafkaProducer(...)` or start(nursery)"
             )
+        if self._driver.crashed is not None:
+            raise IllegalStateError("the producer's driver crashed") from self._driver.crashed
         return self._driver
 
     async def send(
@@ -343,7 +366,7 @@ class KafkaProducer:
             RecordTooLargeError: The record alone is over ``max_request_size``.
         """
         driver = self._driver
-        if driver is None or self._closed:
+        if driver is None or self._closed or driver.crashed is not None:
             driver = self._running()
         if (
             self._plain

@@ -465,3 +465,72 @@ def test_trio_body_error_fails_pending_and_closes(mute: LineServer) -> None:
         assert handles[0].done() and isinstance(handles[0].exception(), KafkaError)
 
     trio.run(main)
+
+
+# --- misuse and crashes ----------------------------------------------------------
+
+
+def test_sync_blocking_call_from_a_callback_raises(echo: LineServer) -> None:
+    seen: list[BaseException] = []
+
+    def cb(md: Any) -> None:
+        try:
+            p.flush()
+        except IllegalStateError as exc:
+            seen.append(exc)
+
+    with make(ts, echo.port) as p:
+        p.send("t", b"x").add_callback(cb).get(5)
+        p.flush(5)
+    assert len(seen) == 1 and "callback" in str(seen[0])
+
+
+class CrashingCore(EchoCore):
+    def receive_data(self, node_id: int, data: bytes, now: float) -> None:
+        raise RuntimeError("core bug")
+
+
+def make_crashing(mod: Any, port: int) -> Any:
+    class P(mod.KafkaProducer):  # type: ignore[misc,name-defined]
+        @staticmethod
+        def _make_core(config: Any, now: float) -> EchoCore:
+            return CrashingCore(port)
+
+    return P()
+
+
+def test_sync_crash_fails_pending_and_closes(echo: LineServer) -> None:
+    p = make_crashing(ts, echo.port)
+    fut = p.send("t", b"x")
+    with pytest.raises(KafkaError, match="crashed"):
+        fut.get(5)
+    with pytest.raises(IllegalStateError):
+        p.send("t", b"y")
+    p.close()
+
+
+def test_asyncio_crash_fails_pending_and_closes(echo: LineServer) -> None:
+    async def main() -> None:
+        p = make_crashing(ta, echo.port)
+        await p.start()
+        handle = await p.send("t", b"x")
+        with pytest.raises(KafkaError, match="crashed"):
+            await asyncio.wait_for(handle, 5)
+        with pytest.raises(IllegalStateError):
+            await p.send("t", b"y")
+        await p.close()
+
+    asyncio.run(main())
+
+
+def test_trio_crash_fails_pending_and_closes(echo: LineServer) -> None:
+    async def main() -> None:
+        async with make_crashing(tt, echo.port) as p:
+            handle = await p.send("t", b"x")
+            with trio.fail_after(5):
+                with pytest.raises(KafkaError, match="crashed"):
+                    await handle
+            with pytest.raises(IllegalStateError):
+                await p.send("t", b"y")
+
+    trio.run(main)
