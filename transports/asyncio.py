@@ -485,6 +485,9 @@ class KafkaProducer:
             driver.core.flush(loop.time())
             driver.kick()
             if driver.core.pending_count() == 0:
+                # Deliveries the core reported since the driver last ran must be
+                # resolved before flush returns.
+                driver.pump(loop.time())
                 return
             if not await driver.progress(deadline):
                 raise KafkaTimeoutError(f"flush did not complete within {timeout}s")

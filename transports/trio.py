@@ -507,6 +507,9 @@ class KafkaProducer:
             driver.core.flush(trio.current_time())
             driver.kick()
             if driver.core.pending_count() == 0:
+                # Deliveries the core reported since the driver last ran must be
+                # resolved before flush returns.
+                driver.pump(trio.current_time())
                 await trio.lowlevel.checkpoint()
                 return
             if not await driver.progress(deadline):

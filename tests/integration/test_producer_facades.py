@@ -65,6 +65,9 @@ class Producer:
     async def send_and_wait(self, *args: Any, **kwargs: Any) -> RecordMetadata:
         return await self.get(await self.send(*args, **kwargs))
 
+    def done(self, handle: Any) -> bool:
+        return bool(handle.is_done if self.transport == "sync" else handle.done())
+
     async def flush(self, timeout: float | None = None) -> None:
         if self.transport == "sync":
             self.p.flush(timeout)
@@ -241,6 +244,7 @@ def test_acks_headers_timestamps_partitions(transport: str, acks: Any, bootstrap
                 for i in range(n)
             ]
             await p.flush(30)
+            assert all(p.done(h) for h in handles)
             mds = [await p.get(h) for h in handles]
             for i, md in enumerate(mds):
                 assert md.topic == topic and md.partition == i % 4
@@ -280,6 +284,7 @@ def test_compression(transport: str, codec: str, bootstrap: str, topic: str) -> 
         ) as p:
             handles = [await p.send(topic, v, key=b"k%d" % (i % 7)) for i, v in enumerate(values)]
             await p.flush(30)
+            assert all(p.done(h) for h in handles)  # flush returns after every outcome is known
             for h in handles:
                 assert (await p.get(h)).offset >= 0
             m = p.metrics()["producer-metrics"]
