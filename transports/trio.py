@@ -587,8 +587,10 @@ class KafkaProducer:
         finally:
             if driver is not None:
                 driver.nursery.cancel_scope.cancel()
-            suppressed: bool = await self._nursery_manager.__aexit__(exc_type, exc, tb)
-        return suppressed
+            # The body's exception is not handed to the nursery, so it comes out
+            # as itself (not wrapped in an exception group on newer trio).
+            await self._nursery_manager.__aexit__(None, None, None)
+        return False
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Producer metrics, kafka-python shaped: ``{'producer-metrics': {name: value}}``.

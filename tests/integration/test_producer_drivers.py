@@ -534,3 +534,31 @@ def test_trio_crash_fails_pending_and_closes(echo: LineServer) -> None:
                 await p.send("t", b"y")
 
     trio.run(main)
+
+
+def test_trio_outer_cancel_closes_cleanly(mute: LineServer) -> None:
+    async def main() -> None:
+        handles = []
+        with trio.move_on_after(0.3) as scope:
+            async with make(tt, mute.port) as p:
+                handles.append(await p.send("t", b"x"))
+                await handles[0]  # the mute server never answers
+        assert scope.cancelled_caught
+        assert handles[0].done() and isinstance(handles[0].exception(), KafkaError)
+        with pytest.raises(IllegalStateError):
+            await p.send("t", b"y")
+
+    trio.run(main)
+
+
+def test_asyncio_task_cancel_leaves_producer_usable(echo: LineServer) -> None:
+    async def main() -> None:
+        async with make(ta, echo.port) as p:
+            task = asyncio.ensure_future(p.send_and_wait("t", b"x"))
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert (await p.send_and_wait("t", b"y")).offset >= 0
+
+    asyncio.run(main())
