@@ -235,6 +235,8 @@ class _IOLoop:
         self.blocked = False  # the core refused a record: its buffer is full
         self.stopped = False
         self._stop_requested = False
+        #: What records still queued when the thread stops fail with.
+        self.close_error: KafkaError | None = None
         self._wake_pending = False
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -567,8 +569,9 @@ class _IOLoop:
             self._drop(conn)
         leftovers = [item for item in self.inbox if type(item) is tuple]
         self.inbox.clear()
+        error = self.close_error or IllegalStateError("producer closed before the record was sent")
         for item in leftovers:
-            item[-1]._fail(IllegalStateError("producer closed before the record was sent"))
+            item[-1]._fail(error)
         for op in self._polling:
             op.error = IllegalStateError("producer closed")
             op.done = True
@@ -795,9 +798,10 @@ class KafkaProducer:
                 if flushed:
                     core.close(now)
                 else:
-                    core.abort(
-                        now, KafkaTimeoutError(f"producer closed with records pending after {timeout}s")
+                    loop.close_error = KafkaTimeoutError(
+                        f"producer closed with records pending after {timeout}s"
                     )
+                    core.abort(now, loop.close_error)
                 loop._flush_io(now)
                 loop.request_stop()
                 return None
