@@ -29,7 +29,15 @@ REQUEST_TIMED_OUT = 7
 NOT_LEADER = 6
 
 
-def scenario(seed: int, *, idempotent: bool, records: int = 1000, faults: bool = True) -> dict[str, Any]:
+def scenario(
+    seed: int,
+    *,
+    idempotent: bool,
+    records: int = 1000,
+    faults: bool = True,
+    acks: Any = None,
+    lose_state: bool = False,
+) -> dict[str, Any]:
     rng = random.Random(seed)
     cluster = SimCluster(rng, n_brokers=3, default_partitions=rng.choice((1, 3, 4)))
     kwargs: dict[str, Any] = dict(
@@ -45,7 +53,7 @@ def scenario(seed: int, *, idempotent: bool, records: int = 1000, faults: bool =
     if idempotent:
         kwargs["enable_idempotence"] = True
     else:
-        kwargs.update(retries=1_000_000, acks=rng.choice((1, "all")))
+        kwargs.update(retries=1_000_000, acks=rng.choice((1, "all")) if acks is None else acks)
     core = ProducerCore(ProducerConfig.from_kwargs(**kwargs), now=0.0, rng=random.Random(seed))
     network = SimNetwork(cluster, rng, latency=(0.0001, 0.01), max_chunk=rng.choice((64, 4096)))
     sim = Sim(core, cluster, network)
@@ -65,7 +73,16 @@ def scenario(seed: int, *, idempotent: bool, records: int = 1000, faults: bool =
                     assert isinstance(ev, DeliveryFailed)
                     failed[tok] = ev.error
 
+    paused = [False]
+
+    def pause_and_lose_state() -> None:
+        """Stop sending; once nothing is pending, the brokers forget our producer state (KIP-360)."""
+        paused[0] = True
+
     def send_some() -> None:
+        if paused[0]:
+            sim.at(sim.now + 0.01, send_some)
+            return
         burst = rng.randrange(1, 20)
         while burst and sent[0] < records:
             i = sent[0]
@@ -86,7 +103,9 @@ def scenario(seed: int, *, idempotent: bool, records: int = 1000, faults: bool =
         t = 0.05
         while t < 3.0:
             kind = rng.random()
-            if kind < 0.3:
+            if kind < 0.05 and idempotent and lose_state:
+                sim.at(t, pause_and_lose_state)
+            elif kind < 0.3:
                 node = rng.choice(sorted(cluster.brokers))
                 sim.at(t, lambda node=node: network.cut_broker(node, sim.now))
             elif kind < 0.5:
@@ -102,16 +121,31 @@ def scenario(seed: int, *, idempotent: bool, records: int = 1000, faults: bool =
                     t, lambda code=code: cluster.inject(API_PRODUCE, code, append=code == REQUEST_TIMED_OUT)
                 )
             t += rng.random() * 0.15
-    sim.on_step = collect
+
+    def on_step() -> None:
+        collect()
+        if paused[0] and core.pending_count() == 0:
+            # e.g. producer id expiration: the log stays, the producer's state goes
+            for part in cluster.topics.get(TOPIC, []):
+                part.log.producers.clear()
+            lost[0] += 1
+            paused[0] = False
+
+    lost = [0]
+    sim.on_step = on_step
     done = sim.run(until=lambda: sent[0] == records and core.pending_count() == 0, max_time=600)
     collect()
     assert done, f"seed {seed}: stuck with {core.pending_count()} pending, {sent[0]} sent"
+    sim.on_step = None
+    sim.run(max_time=sim.now + 1.0)  # let acks=0 bytes in transit reach the brokers
     assert len(delivered) + len(failed) == records
 
     log_values: dict[int, list[bytes | None]] = {
         p: [v for _o, _k, v in cluster.log(TOPIC, p).records()] for p in range(len(cluster.topics[TOPIC]))
     }
     for tok, (p, offset) in delivered.items():
+        if acks == 0:
+            assert offset == -1
         if offset >= 0:
             assert log_values[p][offset] == b"%d" % tok, (seed, tok, p, offset)
         else:
@@ -124,13 +158,23 @@ def scenario(seed: int, *, idempotent: bool, records: int = 1000, faults: bool =
             )
             assert acked == sorted(acked), f"seed {seed}: partition {p} out of send order"
             assert len(acked) == sum(1 for q, _o in delivered.values() if q == p)
-    return {"delivered": len(delivered), "failed": failed}
+    return {"delivered": len(delivered), "failed": failed, "state_lost": lost[0]}
 
 
 @pytest.mark.parametrize("seed", range(25))
 def test_wire_idempotent_exactly_once_in_order(seed: int) -> None:
     result = scenario(seed, idempotent=True)
     assert result["delivered"] == 1000, result["failed"]
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_wire_idempotent_recovers_lost_producer_state(seed: int) -> None:
+    result = scenario(50 + seed, idempotent=True, lose_state=True)
+    assert result["delivered"] == 1000, result["failed"]
+
+
+def test_wire_state_loss_happens() -> None:
+    assert sum(scenario(50 + seed, idempotent=True, lose_state=True)["state_lost"] for seed in range(15)) > 0
 
 
 @pytest.mark.parametrize("seed", range(25))
@@ -141,4 +185,9 @@ def test_wire_retries_lose_nothing_acknowledged(seed: int) -> None:
 
 def test_wire_no_faults_everything_delivered() -> None:
     result = scenario(7, idempotent=True, faults=False)
+    assert result["delivered"] == 1000 and not result["failed"]
+
+
+def test_wire_acks_zero_delivered_on_write_with_offset_minus_one() -> None:
+    result = scenario(11, idempotent=False, faults=False, acks=0)
     assert result["delivered"] == 1000 and not result["failed"]
