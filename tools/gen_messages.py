@@ -65,6 +65,37 @@ PY_TYPE = {
 RESERVED = {"encode", "decode", "read", "write", "unknown_tags"}
 
 
+PACKAGE_DOC = '''"""The Kafka protocol messages, one module per API.
+
+Naming: module = snake_case API name (``produce``, ``fetch``, ``metadata``,
+``find_coordinator``, ``consumer_protocol_subscription``); classes keep the
+schema names (``ProduceRequest``, ``TopicProduceData``), prefixed with the
+message name where request and response of one API share a struct name;
+fields are snake_case (``TopicData`` -> ``topic_data``; a Python keyword or
+method name gets a trailing ``_``).
+
+Top-level request/response/data classes are re-exported here, lazily (a
+module is imported on first use); nested structs live in their module.
+
+Every class has ``__slots__``, a keyword-only ``__init__`` with the schema
+defaults, ``__eq__``, ``__repr__`` and ``unknown_tags`` (tagged fields this
+code does not know, kept by tag as raw bytes and written back on encode).
+Request/response classes also have ``API_KEY``, ``MIN_VERSION``,
+``MAX_VERSION`` and ``FLEXIBLE_VERSION``. Methods:
+
+- ``encode(version) -> bytes`` and ``write(out: bytearray, version)``: the
+  body only (see ``kproto.protocol.headers`` for frames);
+- ``decode(data, version)`` (whole buffer, trailing bytes are an error) and
+  ``read(buf: memoryview, pos, version) -> (obj, end)``.
+
+Types: ints are ``int``, ``float64`` is ``float``, ``uuid`` is ``uuid.UUID``,
+``bytes`` is ``bytes``, ``records`` decodes to a zero-copy ``memoryview`` of
+the input (and encodes from bytes/bytearray/memoryview), nullable fields
+admit ``None``. Malformed input raises ``kproto.errors.DecodeError`` only; a
+version outside the valid range raises ``kproto.errors.UnsupportedVersionError``.
+"""'''
+
+
 # --------------------------------------------------------------------------
 # schema loading
 
@@ -790,7 +821,12 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
     out.append("")
     # __repr__
     out.append("    def __repr__(self) -> str:")
-    parts = [f"{f.py}={{self.{f.py}!r}}" for f in fields]
+    parts = [
+        f"{f.py}={{{mw.p('records_repr')}(self.{f.py})}}"
+        if f.kind == "records"
+        else f"{f.py}={{self.{f.py}!r}}"
+        for f in fields
+    ]
     if parts:
         out.append(f'        s = f"{sd.cls}({", ".join(parts)}"')
     else:
@@ -809,12 +845,25 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
     out.append("        return bytes(out)")
     out.append("")
     out.append("    def write(self, out: bytearray, version: int) -> None:")
-    out.append('        """Append the body encoded at ``version`` to ``out``."""')
+    out.append('        """Append the body encoded at ``version`` to ``out``.')
+    out.append("")
+    out.append("        On any error nothing is left appended to ``out``. Raises")
+    out.append("        ``UnsupportedVersionError`` for a version outside the valid range or a")
+    out.append("        non-default value that ``version`` cannot carry, ``ValueError`` for a")
+    out.append('        value out of range for its wire type or None where not nullable."""')
     out.append(f"        if not {lo} <= version <= {hi}:")
     out.append(
         f"            raise {mw.p('UnsupportedVersionError')}(f'{sd.cls} has no version {{version}} (valid {lo}-{hi})')"
     )
-    out.append(f"        _W_{sd.cls}[{off}](self, out)")
+    out.append("        start = len(out)")
+    out.append("        try:")
+    out.append(f"            _W_{sd.cls}[{off}](self, out)")
+    out.append("        except struct.error as exc:")
+    out.append("            del out[start:]")
+    out.append(f"            raise ValueError(f'cannot encode {sd.cls} v{{version}}: {{exc}}') from None")
+    out.append("        except BaseException:")
+    out.append("            del out[start:]")
+    out.append("            raise")
     out.append("")
     out.append("    @classmethod")
     out.append(f"    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> {sd.cls}:")
@@ -983,14 +1032,7 @@ def generate(schema_dir: Path) -> dict[str, str]:
             else:
                 data.append((mod, m.name))
     init = [STAMP]
-    init.append('"""The Kafka protocol messages, one module per API.')
-    init.append("")
-    init.append("Top-level request, response and data-schema classes are re-exported")
-    init.append("here (lazily: a module is imported on first use, so importing this")
-    init.append("package is cheap); nested struct classes live in their API's module")
-    init.append("(``kproto.protocol.messages.produce.TopicProduceData``), because the same")
-    init.append("struct name is used by many APIs.")
-    init.append('"""')
+    init.append(PACKAGE_DOC)
     init.append("")
     init.append("# ruff: noqa")
     init.append("from __future__ import annotations")
@@ -1038,21 +1080,21 @@ def generate(schema_dir: Path) -> dict[str, str]:
     init.append("    return value")
     init.append("")
     init.append("")
-    init.append("class _LazyTypes(Mapping[Any, type]):")
+    init.append("class _LazyTypes(Mapping[Any, type[Any]]):")
     init.append('    """A read-only mapping whose classes are imported on first lookup."""')
     init.append("")
     init.append("    __slots__ = ('_names', '_cache')")
     init.append("")
     init.append("    def __init__(self, names: dict[Any, str]) -> None:")
     init.append("        self._names = names")
-    init.append("        self._cache: dict[Any, type] = {}")
+    init.append("        self._cache: dict[Any, type[Any]] = {}")
     init.append("")
-    init.append("    def __getitem__(self, key: Any) -> type:")
+    init.append("    def __getitem__(self, key: Any) -> type[Any]:")
     init.append("        try:")
     init.append("            return self._cache[key]")
     init.append("        except KeyError:")
     init.append("            pass")
-    init.append("        cls: type = __getattr__(self._names[key])")
+    init.append("        cls: type[Any] = __getattr__(self._names[key])")
     init.append("        self._cache[key] = cls")
     init.append("        return cls")
     init.append("")
@@ -1067,19 +1109,19 @@ def generate(schema_dir: Path) -> dict[str, str]:
     init.append("")
     init.append("")
     init.append("#: Request class by API key (imported on first lookup).")
-    init.append("REQUEST_TYPES: Mapping[int, type] = _LazyTypes({")
+    init.append("REQUEST_TYPES: Mapping[int, type[Any]] = _LazyTypes({")
     for key, _, name in sorted(req):
         init.append(f"    {key}: {name!r},")
     init.append("})")
     init.append("")
     init.append("#: Response class by API key (imported on first lookup).")
-    init.append("RESPONSE_TYPES: Mapping[int, type] = _LazyTypes({")
+    init.append("RESPONSE_TYPES: Mapping[int, type[Any]] = _LazyTypes({")
     for key, _, name in sorted(resp):
         init.append(f"    {key}: {name!r},")
     init.append("})")
     init.append("")
     init.append("#: Data-schema classes (not requests or responses) by schema name.")
-    init.append("DATA_TYPES: Mapping[str, type] = _LazyTypes({")
+    init.append("DATA_TYPES: Mapping[str, type[Any]] = _LazyTypes({")
     for _, name in sorted(data, key=lambda t: t[1]):
         init.append(f"    {name!r}: {name!r},")
     init.append("})")

@@ -54,6 +54,7 @@ __all__ = [
     "read_unknown_tags",
     "read_uuid",
     "read_uvarint",
+    "records_repr",
     "skip_tagged_fields",
     "write_bytes",
     "write_compact_bytes",
@@ -99,6 +100,14 @@ class FieldSpec(NamedTuple):
     tagged: tuple[int, int] | None
     tag: int | None
     struct: type | None
+
+
+def records_repr(value: Buffer | None) -> str:
+    """Short ``repr`` of a records blob (its size, not its bytes)."""
+    if value is None:
+        return "None"
+    n = value.nbytes if isinstance(value, memoryview) else len(value)
+    return f"<{n} bytes>"
 
 
 # --- varints ---------------------------------------------------------------

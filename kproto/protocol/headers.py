@@ -105,17 +105,25 @@ def write_request(
         kproto.errors.UnsupportedVersionError: ``api_version`` is outside the
             request's valid versions, or a field set to a non-default value
             cannot be carried by that version.
+        ValueError: a value does not fit its wire type (an int out of range,
+            None where not nullable, a string over 32767 bytes).
+
+    On error ``out`` is left as it was.
     """
     start = len(out)
-    out += b"\x00\x00\x00\x00"
-    api_key = request.API_KEY
-    out += _REQ_HEADER.pack(api_key, api_version, correlation_id)
-    if api_key != CONTROLLED_SHUTDOWN_KEY or api_version != 0:
-        write_nullable_string(out, client_id)
-        flex = request.FLEXIBLE_VERSION
-        if flex is not None and api_version >= flex:
-            out.append(0)  # header tagged fields: none
-    request.write(out, api_version)
+    try:
+        out += b"\x00\x00\x00\x00"
+        api_key = request.API_KEY
+        out += _REQ_HEADER.pack(api_key, api_version, correlation_id)
+        if api_key != CONTROLLED_SHUTDOWN_KEY or api_version != 0:
+            write_nullable_string(out, client_id)
+            flex = request.FLEXIBLE_VERSION
+            if flex is not None and api_version >= flex:
+                out.append(0)  # header tagged fields: none
+        request.write(out, api_version)
+    except BaseException:
+        del out[start:]  # never leave half a frame in the send buffer
+        raise
     _SIZE.pack_into(out, start, len(out) - start - 4)
 
 

@@ -24,6 +24,7 @@ from kproto.protocol.messages import (
     MetadataResponse,
 )
 from kproto.protocol.messages.api_versions import ApiVersion
+from kproto.protocol.messages.metadata import MetadataRequestTopic
 
 
 def test_header_versions() -> None:
@@ -135,3 +136,10 @@ def test_decode_response_metadata_v12() -> None:
     assert (cid, got) == (5, resp)
     with pytest.raises(DecodeError, match="trailing"):
         decode_response(memoryview(bytes(frame) + b"\x00"), MetadataResponse, 12)
+
+
+def test_write_request_leaves_no_partial_frame_on_error() -> None:
+    out = bytearray(b"queued")
+    with pytest.raises(ValueError):
+        write_request(out, MetadataRequest(topics=[MetadataRequestTopic(name=None)]), 9, 1, "c")
+    assert out == b"queued"

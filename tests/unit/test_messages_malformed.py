@@ -199,3 +199,24 @@ def test_random_bytes_only_raise_decode_error(case: tuple[int, int], data: bytes
     # objects, are compared so that a NaN float64 cannot break equality.
     once = obj.encode(version)
     assert cls.decode(once, version).encode(version) == once  # type: ignore[attr-defined]
+
+
+def test_encode_errors_leave_the_buffer_untouched() -> None:
+    out = bytearray(b"keep")
+    with pytest.raises(ValueError, match="format requires"):
+        ProduceRequest(acks=1 << 20).write(out, 3)  # acks is an int16
+    assert out == b"keep"
+    with pytest.raises(ValueError, match="not nullable"):
+        MetadataResponse(topics=[MetadataResponseTopic(name=None)]).write(out, 11)
+    assert out == b"keep"
+    with pytest.raises(UnsupportedVersionError):
+        MetadataRequest(topics=None, allow_auto_topic_creation=False).write(out, 3)
+    assert out == b"keep"
+
+
+def test_records_repr_shows_size_not_bytes() -> None:
+    resp = _fetch_response()
+    assert "records=<40 bytes>" in repr(resp)
+    decoded = FetchResponse.decode(resp.encode(4), 4)
+    assert isinstance(decoded.responses[0].partitions[0].records, memoryview)
+    assert "records=<40 bytes>" in repr(decoded)

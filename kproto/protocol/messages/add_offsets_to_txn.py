@@ -89,10 +89,23 @@ class AddOffsetsToTxnRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'AddOffsetsToTxnRequest has no version {version} (valid 0-4)')
-        _W_AddOffsetsToTxnRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_AddOffsetsToTxnRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AddOffsetsToTxnRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddOffsetsToTxnRequest:
@@ -163,10 +176,23 @@ class AddOffsetsToTxnResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'AddOffsetsToTxnResponse has no version {version} (valid 0-4)')
-        _W_AddOffsetsToTxnResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_AddOffsetsToTxnResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AddOffsetsToTxnResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddOffsetsToTxnResponse:

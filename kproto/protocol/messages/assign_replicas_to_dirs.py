@@ -91,10 +91,23 @@ class AssignReplicasToDirsRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AssignReplicasToDirsRequest has no version {version} (valid 0-0)')
-        _W_AssignReplicasToDirsRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_AssignReplicasToDirsRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AssignReplicasToDirsRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AssignReplicasToDirsRequest:
@@ -161,10 +174,23 @@ class AssignReplicasToDirsRequestDirectoryData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AssignReplicasToDirsRequestDirectoryData has no version {version} (valid 0-0)')
-        _W_AssignReplicasToDirsRequestDirectoryData[version](self, out)
+        start = len(out)
+        try:
+            _W_AssignReplicasToDirsRequestDirectoryData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AssignReplicasToDirsRequestDirectoryData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AssignReplicasToDirsRequestDirectoryData:
@@ -231,10 +257,23 @@ class AssignReplicasToDirsRequestTopicData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AssignReplicasToDirsRequestTopicData has no version {version} (valid 0-0)')
-        _W_AssignReplicasToDirsRequestTopicData[version](self, out)
+        start = len(out)
+        try:
+            _W_AssignReplicasToDirsRequestTopicData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AssignReplicasToDirsRequestTopicData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AssignReplicasToDirsRequestTopicData:
@@ -297,10 +336,23 @@ class AssignReplicasToDirsRequestPartitionData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AssignReplicasToDirsRequestPartitionData has no version {version} (valid 0-0)')
-        _W_AssignReplicasToDirsRequestPartitionData[version](self, out)
+        start = len(out)
+        try:
+            _W_AssignReplicasToDirsRequestPartitionData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AssignReplicasToDirsRequestPartitionData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AssignReplicasToDirsRequestPartitionData:
@@ -375,10 +427,23 @@ class AssignReplicasToDirsResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AssignReplicasToDirsResponse has no version {version} (valid 0-0)')
-        _W_AssignReplicasToDirsResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_AssignReplicasToDirsResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AssignReplicasToDirsResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AssignReplicasToDirsResponse:
@@ -445,10 +510,23 @@ class AssignReplicasToDirsResponseDirectoryData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AssignReplicasToDirsResponseDirectoryData has no version {version} (valid 0-0)')
-        _W_AssignReplicasToDirsResponseDirectoryData[version](self, out)
+        start = len(out)
+        try:
+            _W_AssignReplicasToDirsResponseDirectoryData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AssignReplicasToDirsResponseDirectoryData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AssignReplicasToDirsResponseDirectoryData:
@@ -515,10 +593,23 @@ class AssignReplicasToDirsResponseTopicData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AssignReplicasToDirsResponseTopicData has no version {version} (valid 0-0)')
-        _W_AssignReplicasToDirsResponseTopicData[version](self, out)
+        start = len(out)
+        try:
+            _W_AssignReplicasToDirsResponseTopicData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AssignReplicasToDirsResponseTopicData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AssignReplicasToDirsResponseTopicData:
@@ -585,10 +676,23 @@ class AssignReplicasToDirsResponsePartitionData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AssignReplicasToDirsResponsePartitionData has no version {version} (valid 0-0)')
-        _W_AssignReplicasToDirsResponsePartitionData[version](self, out)
+        start = len(out)
+        try:
+            _W_AssignReplicasToDirsResponsePartitionData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AssignReplicasToDirsResponsePartitionData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AssignReplicasToDirsResponsePartitionData:

@@ -121,10 +121,23 @@ class ConsumerGroupHeartbeatRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ConsumerGroupHeartbeatRequest has no version {version} (valid 0-1)')
-        _W_ConsumerGroupHeartbeatRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_ConsumerGroupHeartbeatRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ConsumerGroupHeartbeatRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatRequest:
@@ -191,10 +204,23 @@ class ConsumerGroupHeartbeatRequestTopicPartitions:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ConsumerGroupHeartbeatRequestTopicPartitions has no version {version} (valid 0-1)')
-        _W_ConsumerGroupHeartbeatRequestTopicPartitions[version](self, out)
+        start = len(out)
+        try:
+            _W_ConsumerGroupHeartbeatRequestTopicPartitions[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ConsumerGroupHeartbeatRequestTopicPartitions v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatRequestTopicPartitions:
@@ -285,10 +311,23 @@ class ConsumerGroupHeartbeatResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ConsumerGroupHeartbeatResponse has no version {version} (valid 0-1)')
-        _W_ConsumerGroupHeartbeatResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_ConsumerGroupHeartbeatResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ConsumerGroupHeartbeatResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatResponse:
@@ -351,10 +390,23 @@ class Assignment:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-1)')
-        _W_Assignment[version](self, out)
+        start = len(out)
+        try:
+            _W_Assignment[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Assignment:
@@ -421,10 +473,23 @@ class ConsumerGroupHeartbeatResponseTopicPartitions:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ConsumerGroupHeartbeatResponseTopicPartitions has no version {version} (valid 0-1)')
-        _W_ConsumerGroupHeartbeatResponseTopicPartitions[version](self, out)
+        start = len(out)
+        try:
+            _W_ConsumerGroupHeartbeatResponseTopicPartitions[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ConsumerGroupHeartbeatResponseTopicPartitions v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatResponseTopicPartitions:

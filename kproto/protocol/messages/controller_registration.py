@@ -101,10 +101,23 @@ class ControllerRegistrationRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ControllerRegistrationRequest has no version {version} (valid 0-0)')
-        _W_ControllerRegistrationRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_ControllerRegistrationRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ControllerRegistrationRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ControllerRegistrationRequest:
@@ -175,10 +188,23 @@ class Feature:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'Feature has no version {version} (valid 0-0)')
-        _W_Feature[version](self, out)
+        start = len(out)
+        try:
+            _W_Feature[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode Feature v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Feature:
@@ -253,10 +279,23 @@ class Listener:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'Listener has no version {version} (valid 0-0)')
-        _W_Listener[version](self, out)
+        start = len(out)
+        try:
+            _W_Listener[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode Listener v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Listener:
@@ -331,10 +370,23 @@ class ControllerRegistrationResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ControllerRegistrationResponse has no version {version} (valid 0-0)')
-        _W_ControllerRegistrationResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_ControllerRegistrationResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ControllerRegistrationResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ControllerRegistrationResponse:

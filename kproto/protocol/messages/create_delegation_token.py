@@ -101,10 +101,23 @@ class CreateDelegationTokenRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreateDelegationTokenRequest has no version {version} (valid 0-3)')
-        _W_CreateDelegationTokenRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_CreateDelegationTokenRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreateDelegationTokenRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateDelegationTokenRequest:
@@ -171,10 +184,23 @@ class CreatableRenewers:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreatableRenewers has no version {version} (valid 0-3)')
-        _W_CreatableRenewers[version](self, out)
+        start = len(out)
+        try:
+            _W_CreatableRenewers[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreatableRenewers v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableRenewers:
@@ -281,10 +307,23 @@ class CreateDelegationTokenResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreateDelegationTokenResponse has no version {version} (valid 0-3)')
-        _W_CreateDelegationTokenResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_CreateDelegationTokenResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreateDelegationTokenResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateDelegationTokenResponse:

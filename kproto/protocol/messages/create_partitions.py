@@ -98,10 +98,23 @@ class CreatePartitionsRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreatePartitionsRequest has no version {version} (valid 0-3)')
-        _W_CreatePartitionsRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_CreatePartitionsRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreatePartitionsRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsRequest:
@@ -172,10 +185,23 @@ class CreatePartitionsTopic:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreatePartitionsTopic has no version {version} (valid 0-3)')
-        _W_CreatePartitionsTopic[version](self, out)
+        start = len(out)
+        try:
+            _W_CreatePartitionsTopic[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreatePartitionsTopic v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsTopic:
@@ -238,10 +264,23 @@ class CreatePartitionsAssignment:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreatePartitionsAssignment has no version {version} (valid 0-3)')
-        _W_CreatePartitionsAssignment[version](self, out)
+        start = len(out)
+        try:
+            _W_CreatePartitionsAssignment[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreatePartitionsAssignment v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsAssignment:
@@ -312,10 +351,23 @@ class CreatePartitionsResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreatePartitionsResponse has no version {version} (valid 0-3)')
-        _W_CreatePartitionsResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_CreatePartitionsResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreatePartitionsResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsResponse:
@@ -386,10 +438,23 @@ class CreatePartitionsTopicResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreatePartitionsTopicResult has no version {version} (valid 0-3)')
-        _W_CreatePartitionsTopicResult[version](self, out)
+        start = len(out)
+        try:
+            _W_CreatePartitionsTopicResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreatePartitionsTopicResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsTopicResult:

@@ -104,10 +104,23 @@ class CreateTopicsRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'CreateTopicsRequest has no version {version} (valid 0-7)')
-        _W_CreateTopicsRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_CreateTopicsRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreateTopicsRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateTopicsRequest:
@@ -186,10 +199,23 @@ class CreatableTopic:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'CreatableTopic has no version {version} (valid 0-7)')
-        _W_CreatableTopic[version](self, out)
+        start = len(out)
+        try:
+            _W_CreatableTopic[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreatableTopic v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopic:
@@ -256,10 +282,23 @@ class CreatableTopicConfig:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'CreatableTopicConfig has no version {version} (valid 0-7)')
-        _W_CreatableTopicConfig[version](self, out)
+        start = len(out)
+        try:
+            _W_CreatableTopicConfig[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreatableTopicConfig v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopicConfig:
@@ -326,10 +365,23 @@ class CreatableReplicaAssignment:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'CreatableReplicaAssignment has no version {version} (valid 0-7)')
-        _W_CreatableReplicaAssignment[version](self, out)
+        start = len(out)
+        try:
+            _W_CreatableReplicaAssignment[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreatableReplicaAssignment v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableReplicaAssignment:
@@ -400,10 +452,23 @@ class CreateTopicsResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'CreateTopicsResponse has no version {version} (valid 0-7)')
-        _W_CreateTopicsResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_CreateTopicsResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreateTopicsResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateTopicsResponse:
@@ -494,10 +559,23 @@ class CreatableTopicResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'CreatableTopicResult has no version {version} (valid 0-7)')
-        _W_CreatableTopicResult[version](self, out)
+        start = len(out)
+        try:
+            _W_CreatableTopicResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreatableTopicResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopicResult:
@@ -576,10 +654,23 @@ class CreatableTopicConfigs:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'CreatableTopicConfigs has no version {version} (valid 0-7)')
-        _W_CreatableTopicConfigs[version](self, out)
+        start = len(out)
+        try:
+            _W_CreatableTopicConfigs[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode CreatableTopicConfigs v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopicConfigs:

@@ -89,10 +89,23 @@ class DeleteAclsRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'DeleteAclsRequest has no version {version} (valid 0-3)')
-        _W_DeleteAclsRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_DeleteAclsRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeleteAclsRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsRequest:
@@ -179,10 +192,23 @@ class DeleteAclsFilter:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'DeleteAclsFilter has no version {version} (valid 0-3)')
-        _W_DeleteAclsFilter[version](self, out)
+        start = len(out)
+        try:
+            _W_DeleteAclsFilter[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeleteAclsFilter v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsFilter:
@@ -253,10 +279,23 @@ class DeleteAclsResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'DeleteAclsResponse has no version {version} (valid 0-3)')
-        _W_DeleteAclsResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_DeleteAclsResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeleteAclsResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsResponse:
@@ -327,10 +366,23 @@ class DeleteAclsFilterResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'DeleteAclsFilterResult has no version {version} (valid 0-3)')
-        _W_DeleteAclsFilterResult[version](self, out)
+        start = len(out)
+        try:
+            _W_DeleteAclsFilterResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeleteAclsFilterResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsFilterResult:
@@ -425,10 +477,23 @@ class DeleteAclsMatchingAcl:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'DeleteAclsMatchingAcl has no version {version} (valid 0-3)')
-        _W_DeleteAclsMatchingAcl[version](self, out)
+        start = len(out)
+        try:
+            _W_DeleteAclsMatchingAcl[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeleteAclsMatchingAcl v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsMatchingAcl:

@@ -81,10 +81,23 @@ class DeleteGroupsRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'DeleteGroupsRequest has no version {version} (valid 0-2)')
-        _W_DeleteGroupsRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_DeleteGroupsRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeleteGroupsRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteGroupsRequest:
@@ -155,10 +168,23 @@ class DeleteGroupsResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'DeleteGroupsResponse has no version {version} (valid 0-2)')
-        _W_DeleteGroupsResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_DeleteGroupsResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeleteGroupsResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteGroupsResponse:
@@ -225,10 +251,23 @@ class DeletableGroupResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'DeletableGroupResult has no version {version} (valid 0-2)')
-        _W_DeletableGroupResult[version](self, out)
+        start = len(out)
+        try:
+            _W_DeletableGroupResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeletableGroupResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeletableGroupResult:

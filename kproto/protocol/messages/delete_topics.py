@@ -93,10 +93,23 @@ class DeleteTopicsRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 6:
             raise UnsupportedVersionError(f'DeleteTopicsRequest has no version {version} (valid 0-6)')
-        _W_DeleteTopicsRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_DeleteTopicsRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeleteTopicsRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteTopicsRequest:
@@ -163,10 +176,23 @@ class DeleteTopicState:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 6:
             raise UnsupportedVersionError(f'DeleteTopicState has no version {version} (valid 0-6)')
-        _W_DeleteTopicState[version](self, out)
+        start = len(out)
+        try:
+            _W_DeleteTopicState[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeleteTopicState v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteTopicState:
@@ -237,10 +263,23 @@ class DeleteTopicsResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 6:
             raise UnsupportedVersionError(f'DeleteTopicsResponse has no version {version} (valid 0-6)')
-        _W_DeleteTopicsResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_DeleteTopicsResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeleteTopicsResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteTopicsResponse:
@@ -315,10 +354,23 @@ class DeletableTopicResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 6:
             raise UnsupportedVersionError(f'DeletableTopicResult has no version {version} (valid 0-6)')
-        _W_DeletableTopicResult[version](self, out)
+        start = len(out)
+        try:
+            _W_DeletableTopicResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DeletableTopicResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeletableTopicResult:

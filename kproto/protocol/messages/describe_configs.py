@@ -103,10 +103,23 @@ class DescribeConfigsRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsRequest has no version {version} (valid 0-4)')
-        _W_DescribeConfigsRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeConfigsRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeConfigsRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsRequest:
@@ -177,10 +190,23 @@ class DescribeConfigsResource:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsResource has no version {version} (valid 0-4)')
-        _W_DescribeConfigsResource[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeConfigsResource[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeConfigsResource v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResource:
@@ -251,10 +277,23 @@ class DescribeConfigsResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsResponse has no version {version} (valid 0-4)')
-        _W_DescribeConfigsResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeConfigsResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeConfigsResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResponse:
@@ -333,10 +372,23 @@ class DescribeConfigsResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsResult has no version {version} (valid 0-4)')
-        _W_DescribeConfigsResult[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeConfigsResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeConfigsResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResult:
@@ -431,10 +483,23 @@ class DescribeConfigsResourceResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsResourceResult has no version {version} (valid 0-4)')
-        _W_DescribeConfigsResourceResult[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeConfigsResourceResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeConfigsResourceResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResourceResult:
@@ -505,10 +570,23 @@ class DescribeConfigsSynonym:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsSynonym has no version {version} (valid 0-4)')
-        _W_DescribeConfigsSynonym[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeConfigsSynonym[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeConfigsSynonym v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsSynonym:

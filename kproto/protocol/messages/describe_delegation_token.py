@@ -90,10 +90,23 @@ class DescribeDelegationTokenRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'DescribeDelegationTokenRequest has no version {version} (valid 0-3)')
-        _W_DescribeDelegationTokenRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeDelegationTokenRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeDelegationTokenRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeDelegationTokenRequest:
@@ -160,10 +173,23 @@ class DescribeDelegationTokenOwner:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'DescribeDelegationTokenOwner has no version {version} (valid 0-3)')
-        _W_DescribeDelegationTokenOwner[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeDelegationTokenOwner[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeDelegationTokenOwner v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeDelegationTokenOwner:
@@ -238,10 +264,23 @@ class DescribeDelegationTokenResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'DescribeDelegationTokenResponse has no version {version} (valid 0-3)')
-        _W_DescribeDelegationTokenResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeDelegationTokenResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeDelegationTokenResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeDelegationTokenResponse:
@@ -340,10 +379,23 @@ class DescribedDelegationToken:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'DescribedDelegationToken has no version {version} (valid 0-3)')
-        _W_DescribedDelegationToken[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribedDelegationToken[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribedDelegationToken v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedDelegationToken:
@@ -410,10 +462,23 @@ class DescribedDelegationTokenRenewer:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'DescribedDelegationTokenRenewer has no version {version} (valid 0-3)')
-        _W_DescribedDelegationTokenRenewer[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribedDelegationTokenRenewer[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribedDelegationTokenRenewer v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedDelegationTokenRenewer:

@@ -95,10 +95,23 @@ class DescribeGroupsRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 5:
             raise UnsupportedVersionError(f'DescribeGroupsRequest has no version {version} (valid 0-5)')
-        _W_DescribeGroupsRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeGroupsRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeGroupsRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeGroupsRequest:
@@ -169,10 +182,23 @@ class DescribeGroupsResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 5:
             raise UnsupportedVersionError(f'DescribeGroupsResponse has no version {version} (valid 0-5)')
-        _W_DescribeGroupsResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeGroupsResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeGroupsResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeGroupsResponse:
@@ -259,10 +285,23 @@ class DescribedGroup:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 5:
             raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-5)')
-        _W_DescribedGroup[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribedGroup[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribedGroup v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedGroup:
@@ -345,10 +384,23 @@ class DescribedGroupMember:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 5:
             raise UnsupportedVersionError(f'DescribedGroupMember has no version {version} (valid 0-5)')
-        _W_DescribedGroupMember[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribedGroupMember[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribedGroupMember v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedGroupMember:

@@ -96,10 +96,23 @@ class DescribeTopicPartitionsRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsRequest has no version {version} (valid 0-0)')
-        _W_DescribeTopicPartitionsRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeTopicPartitionsRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeTopicPartitionsRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsRequest:
@@ -166,10 +179,23 @@ class DescribeTopicPartitionsRequestCursor:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsRequestCursor has no version {version} (valid 0-0)')
-        _W_DescribeTopicPartitionsRequestCursor[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeTopicPartitionsRequestCursor[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeTopicPartitionsRequestCursor v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsRequestCursor:
@@ -232,10 +258,23 @@ class TopicRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
-        _W_TopicRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_TopicRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode TopicRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicRequest:
@@ -310,10 +349,23 @@ class DescribeTopicPartitionsResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponse has no version {version} (valid 0-0)')
-        _W_DescribeTopicPartitionsResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeTopicPartitionsResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeTopicPartitionsResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponse:
@@ -380,10 +432,23 @@ class DescribeTopicPartitionsResponseCursor:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseCursor has no version {version} (valid 0-0)')
-        _W_DescribeTopicPartitionsResponseCursor[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeTopicPartitionsResponseCursor[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeTopicPartitionsResponseCursor v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponseCursor:
@@ -466,10 +531,23 @@ class DescribeTopicPartitionsResponseTopic:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseTopic has no version {version} (valid 0-0)')
-        _W_DescribeTopicPartitionsResponseTopic[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeTopicPartitionsResponseTopic[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeTopicPartitionsResponseTopic v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponseTopic:
@@ -564,10 +642,23 @@ class DescribeTopicPartitionsResponsePartition:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponsePartition has no version {version} (valid 0-0)')
-        _W_DescribeTopicPartitionsResponsePartition[version](self, out)
+        start = len(out)
+        try:
+            _W_DescribeTopicPartitionsResponsePartition[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode DescribeTopicPartitionsResponsePartition v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponsePartition:

@@ -81,10 +81,23 @@ class ExpireDelegationTokenRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'ExpireDelegationTokenRequest has no version {version} (valid 0-2)')
-        _W_ExpireDelegationTokenRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_ExpireDelegationTokenRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ExpireDelegationTokenRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ExpireDelegationTokenRequest:
@@ -159,10 +172,23 @@ class ExpireDelegationTokenResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'ExpireDelegationTokenResponse has no version {version} (valid 0-2)')
-        _W_ExpireDelegationTokenResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_ExpireDelegationTokenResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ExpireDelegationTokenResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ExpireDelegationTokenResponse:

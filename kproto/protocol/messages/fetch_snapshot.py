@@ -22,6 +22,7 @@ from kproto.protocol._primitives import (
     read_unknown_tags,
     read_uuid,
     read_uvarint,
+    records_repr,
     write_compact_bytes,
     write_compact_nullable_string,
     write_compact_string,
@@ -109,10 +110,23 @@ class FetchSnapshotRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'FetchSnapshotRequest has no version {version} (valid 0-1)')
-        _W_FetchSnapshotRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_FetchSnapshotRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode FetchSnapshotRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchSnapshotRequest:
@@ -179,10 +193,23 @@ class FetchSnapshotRequestTopicSnapshot:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'FetchSnapshotRequestTopicSnapshot has no version {version} (valid 0-1)')
-        _W_FetchSnapshotRequestTopicSnapshot[version](self, out)
+        start = len(out)
+        try:
+            _W_FetchSnapshotRequestTopicSnapshot[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode FetchSnapshotRequestTopicSnapshot v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchSnapshotRequestTopicSnapshot:
@@ -261,10 +288,23 @@ class FetchSnapshotRequestPartitionSnapshot:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'FetchSnapshotRequestPartitionSnapshot has no version {version} (valid 0-1)')
-        _W_FetchSnapshotRequestPartitionSnapshot[version](self, out)
+        start = len(out)
+        try:
+            _W_FetchSnapshotRequestPartitionSnapshot[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode FetchSnapshotRequestPartitionSnapshot v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchSnapshotRequestPartitionSnapshot:
@@ -331,10 +371,23 @@ class FetchSnapshotRequestSnapshotId:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'FetchSnapshotRequestSnapshotId has no version {version} (valid 0-1)')
-        _W_FetchSnapshotRequestSnapshotId[version](self, out)
+        start = len(out)
+        try:
+            _W_FetchSnapshotRequestSnapshotId[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode FetchSnapshotRequestSnapshotId v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchSnapshotRequestSnapshotId:
@@ -413,10 +466,23 @@ class FetchSnapshotResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'FetchSnapshotResponse has no version {version} (valid 0-1)')
-        _W_FetchSnapshotResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_FetchSnapshotResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode FetchSnapshotResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchSnapshotResponse:
@@ -487,10 +553,23 @@ class NodeEndpoint:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-1)')
-        _W_NodeEndpoint[version](self, out)
+        start = len(out)
+        try:
+            _W_NodeEndpoint[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
@@ -557,10 +636,23 @@ class FetchSnapshotResponseTopicSnapshot:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'FetchSnapshotResponseTopicSnapshot has no version {version} (valid 0-1)')
-        _W_FetchSnapshotResponseTopicSnapshot[version](self, out)
+        start = len(out)
+        try:
+            _W_FetchSnapshotResponseTopicSnapshot[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode FetchSnapshotResponseTopicSnapshot v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchSnapshotResponseTopicSnapshot:
@@ -635,7 +727,7 @@ class FetchSnapshotResponsePartitionSnapshot:
         )
 
     def __repr__(self) -> str:
-        s = f"FetchSnapshotResponsePartitionSnapshot(index={self.index!r}, error_code={self.error_code!r}, snapshot_id={self.snapshot_id!r}, current_leader={self.current_leader!r}, size={self.size!r}, position={self.position!r}, unaligned_records={self.unaligned_records!r}"
+        s = f"FetchSnapshotResponsePartitionSnapshot(index={self.index!r}, error_code={self.error_code!r}, snapshot_id={self.snapshot_id!r}, current_leader={self.current_leader!r}, size={self.size!r}, position={self.position!r}, unaligned_records={records_repr(self.unaligned_records)}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -647,10 +739,23 @@ class FetchSnapshotResponsePartitionSnapshot:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'FetchSnapshotResponsePartitionSnapshot has no version {version} (valid 0-1)')
-        _W_FetchSnapshotResponsePartitionSnapshot[version](self, out)
+        start = len(out)
+        try:
+            _W_FetchSnapshotResponsePartitionSnapshot[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode FetchSnapshotResponsePartitionSnapshot v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchSnapshotResponsePartitionSnapshot:
@@ -717,10 +822,23 @@ class LeaderIdAndEpoch:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 0-1)')
-        _W_LeaderIdAndEpoch[version](self, out)
+        start = len(out)
+        try:
+            _W_LeaderIdAndEpoch[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderIdAndEpoch:
@@ -787,10 +905,23 @@ class FetchSnapshotResponseSnapshotId:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'FetchSnapshotResponseSnapshotId has no version {version} (valid 0-1)')
-        _W_FetchSnapshotResponseSnapshotId[version](self, out)
+        start = len(out)
+        try:
+            _W_FetchSnapshotResponseSnapshotId[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode FetchSnapshotResponseSnapshotId v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchSnapshotResponseSnapshotId:

@@ -79,10 +79,23 @@ class GetTelemetrySubscriptionsRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'GetTelemetrySubscriptionsRequest has no version {version} (valid 0-0)')
-        _W_GetTelemetrySubscriptionsRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_GetTelemetrySubscriptionsRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode GetTelemetrySubscriptionsRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> GetTelemetrySubscriptionsRequest:
@@ -181,10 +194,23 @@ class GetTelemetrySubscriptionsResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'GetTelemetrySubscriptionsResponse has no version {version} (valid 0-0)')
-        _W_GetTelemetrySubscriptionsResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_GetTelemetrySubscriptionsResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode GetTelemetrySubscriptionsResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> GetTelemetrySubscriptionsResponse:

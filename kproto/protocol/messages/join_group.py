@@ -121,10 +121,23 @@ class JoinGroupRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'JoinGroupRequest has no version {version} (valid 0-9)')
-        _W_JoinGroupRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_JoinGroupRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode JoinGroupRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupRequest:
@@ -191,10 +204,23 @@ class JoinGroupRequestProtocol:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'JoinGroupRequestProtocol has no version {version} (valid 0-9)')
-        _W_JoinGroupRequestProtocol[version](self, out)
+        start = len(out)
+        try:
+            _W_JoinGroupRequestProtocol[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode JoinGroupRequestProtocol v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupRequestProtocol:
@@ -293,10 +319,23 @@ class JoinGroupResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'JoinGroupResponse has no version {version} (valid 0-9)')
-        _W_JoinGroupResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_JoinGroupResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode JoinGroupResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupResponse:
@@ -367,10 +406,23 @@ class JoinGroupResponseMember:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'JoinGroupResponseMember has no version {version} (valid 0-9)')
-        _W_JoinGroupResponseMember[version](self, out)
+        start = len(out)
+        try:
+            _W_JoinGroupResponseMember[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode JoinGroupResponseMember v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupResponseMember:

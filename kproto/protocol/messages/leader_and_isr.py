@@ -122,10 +122,23 @@ class LeaderAndIsrRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'LeaderAndIsrRequest has no version {version} (valid 0-7)')
-        _W_LeaderAndIsrRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_LeaderAndIsrRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode LeaderAndIsrRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderAndIsrRequest:
@@ -196,10 +209,23 @@ class LeaderAndIsrLiveLeader:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'LeaderAndIsrLiveLeader has no version {version} (valid 0-7)')
-        _W_LeaderAndIsrLiveLeader[version](self, out)
+        start = len(out)
+        try:
+            _W_LeaderAndIsrLiveLeader[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode LeaderAndIsrLiveLeader v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderAndIsrLiveLeader:
@@ -270,10 +296,23 @@ class LeaderAndIsrTopicState:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'LeaderAndIsrTopicState has no version {version} (valid 0-7)')
-        _W_LeaderAndIsrTopicState[version](self, out)
+        start = len(out)
+        try:
+            _W_LeaderAndIsrTopicState[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode LeaderAndIsrTopicState v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderAndIsrTopicState:
@@ -380,10 +419,23 @@ class LeaderAndIsrPartitionState:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'LeaderAndIsrPartitionState has no version {version} (valid 0-7)')
-        _W_LeaderAndIsrPartitionState[version](self, out)
+        start = len(out)
+        try:
+            _W_LeaderAndIsrPartitionState[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode LeaderAndIsrPartitionState v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderAndIsrPartitionState:
@@ -458,10 +510,23 @@ class LeaderAndIsrResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'LeaderAndIsrResponse has no version {version} (valid 0-7)')
-        _W_LeaderAndIsrResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_LeaderAndIsrResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode LeaderAndIsrResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderAndIsrResponse:
@@ -528,10 +593,23 @@ class LeaderAndIsrTopicError:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'LeaderAndIsrTopicError has no version {version} (valid 0-7)')
-        _W_LeaderAndIsrTopicError[version](self, out)
+        start = len(out)
+        try:
+            _W_LeaderAndIsrTopicError[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode LeaderAndIsrTopicError v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderAndIsrTopicError:
@@ -602,10 +680,23 @@ class LeaderAndIsrPartitionError:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 7:
             raise UnsupportedVersionError(f'LeaderAndIsrPartitionError has no version {version} (valid 0-7)')
-        _W_LeaderAndIsrPartitionError[version](self, out)
+        start = len(out)
+        try:
+            _W_LeaderAndIsrPartitionError[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode LeaderAndIsrPartitionError v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderAndIsrPartitionError:

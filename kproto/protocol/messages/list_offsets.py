@@ -102,10 +102,23 @@ class ListOffsetsRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsRequest has no version {version} (valid 0-10)')
-        _W_ListOffsetsRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_ListOffsetsRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ListOffsetsRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsRequest:
@@ -172,10 +185,23 @@ class ListOffsetsTopic:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsTopic has no version {version} (valid 0-10)')
-        _W_ListOffsetsTopic[version](self, out)
+        start = len(out)
+        try:
+            _W_ListOffsetsTopic[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ListOffsetsTopic v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsTopic:
@@ -250,10 +276,23 @@ class ListOffsetsPartition:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsPartition has no version {version} (valid 0-10)')
-        _W_ListOffsetsPartition[version](self, out)
+        start = len(out)
+        try:
+            _W_ListOffsetsPartition[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ListOffsetsPartition v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsPartition:
@@ -324,10 +363,23 @@ class ListOffsetsResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsResponse has no version {version} (valid 0-10)')
-        _W_ListOffsetsResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_ListOffsetsResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ListOffsetsResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsResponse:
@@ -394,10 +446,23 @@ class ListOffsetsTopicResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsTopicResponse has no version {version} (valid 0-10)')
-        _W_ListOffsetsTopicResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_ListOffsetsTopicResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ListOffsetsTopicResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsTopicResponse:
@@ -480,10 +545,23 @@ class ListOffsetsPartitionResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsPartitionResponse has no version {version} (valid 0-10)')
-        _W_ListOffsetsPartitionResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_ListOffsetsPartitionResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ListOffsetsPartitionResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsPartitionResponse:

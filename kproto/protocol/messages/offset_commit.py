@@ -112,10 +112,23 @@ class OffsetCommitRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitRequest has no version {version} (valid 0-9)')
-        _W_OffsetCommitRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetCommitRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetCommitRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitRequest:
@@ -182,10 +195,23 @@ class OffsetCommitRequestTopic:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitRequestTopic has no version {version} (valid 0-9)')
-        _W_OffsetCommitRequestTopic[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetCommitRequestTopic[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetCommitRequestTopic v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitRequestTopic:
@@ -264,10 +290,23 @@ class OffsetCommitRequestPartition:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitRequestPartition has no version {version} (valid 0-9)')
-        _W_OffsetCommitRequestPartition[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetCommitRequestPartition[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetCommitRequestPartition v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitRequestPartition:
@@ -338,10 +377,23 @@ class OffsetCommitResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitResponse has no version {version} (valid 0-9)')
-        _W_OffsetCommitResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetCommitResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetCommitResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitResponse:
@@ -408,10 +460,23 @@ class OffsetCommitResponseTopic:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitResponseTopic has no version {version} (valid 0-9)')
-        _W_OffsetCommitResponseTopic[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetCommitResponseTopic[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetCommitResponseTopic v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitResponseTopic:
@@ -478,10 +543,23 @@ class OffsetCommitResponsePartition:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitResponsePartition has no version {version} (valid 0-9)')
-        _W_OffsetCommitResponsePartition[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetCommitResponsePartition[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetCommitResponsePartition v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitResponsePartition:

@@ -109,10 +109,23 @@ class OffsetFetchRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetFetchRequest has no version {version} (valid 0-9)')
-        _W_OffsetFetchRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetFetchRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetFetchRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequest:
@@ -187,10 +200,23 @@ class OffsetFetchRequestGroup:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetFetchRequestGroup has no version {version} (valid 0-9)')
-        _W_OffsetFetchRequestGroup[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetFetchRequestGroup[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetFetchRequestGroup v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequestGroup:
@@ -257,10 +283,23 @@ class OffsetFetchRequestTopics:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetFetchRequestTopics has no version {version} (valid 0-9)')
-        _W_OffsetFetchRequestTopics[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetFetchRequestTopics[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetFetchRequestTopics v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequestTopics:
@@ -327,10 +366,23 @@ class OffsetFetchRequestTopic:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetFetchRequestTopic has no version {version} (valid 0-9)')
-        _W_OffsetFetchRequestTopic[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetFetchRequestTopic[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetFetchRequestTopic v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequestTopic:
@@ -409,10 +461,23 @@ class OffsetFetchResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetFetchResponse has no version {version} (valid 0-9)')
-        _W_OffsetFetchResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetFetchResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetFetchResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponse:
@@ -483,10 +548,23 @@ class OffsetFetchResponseGroup:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetFetchResponseGroup has no version {version} (valid 0-9)')
-        _W_OffsetFetchResponseGroup[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetFetchResponseGroup[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetFetchResponseGroup v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponseGroup:
@@ -553,10 +631,23 @@ class OffsetFetchResponseTopics:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetFetchResponseTopics has no version {version} (valid 0-9)')
-        _W_OffsetFetchResponseTopics[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetFetchResponseTopics[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetFetchResponseTopics v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponseTopics:
@@ -635,10 +726,23 @@ class OffsetFetchResponsePartitions:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetFetchResponsePartitions has no version {version} (valid 0-9)')
-        _W_OffsetFetchResponsePartitions[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetFetchResponsePartitions[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetFetchResponsePartitions v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponsePartitions:
@@ -705,10 +809,23 @@ class OffsetFetchResponseTopic:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetFetchResponseTopic has no version {version} (valid 0-9)')
-        _W_OffsetFetchResponseTopic[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetFetchResponseTopic[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetFetchResponseTopic v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponseTopic:
@@ -787,10 +904,23 @@ class OffsetFetchResponsePartition:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetFetchResponsePartition has no version {version} (valid 0-9)')
-        _W_OffsetFetchResponsePartition[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetFetchResponsePartition[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetFetchResponsePartition v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponsePartition:

@@ -91,10 +91,23 @@ class OffsetForLeaderEpochRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'OffsetForLeaderEpochRequest has no version {version} (valid 0-4)')
-        _W_OffsetForLeaderEpochRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetForLeaderEpochRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetForLeaderEpochRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderEpochRequest:
@@ -161,10 +174,23 @@ class OffsetForLeaderTopic:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'OffsetForLeaderTopic has no version {version} (valid 0-4)')
-        _W_OffsetForLeaderTopic[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetForLeaderTopic[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetForLeaderTopic v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderTopic:
@@ -235,10 +261,23 @@ class OffsetForLeaderPartition:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'OffsetForLeaderPartition has no version {version} (valid 0-4)')
-        _W_OffsetForLeaderPartition[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetForLeaderPartition[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetForLeaderPartition v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderPartition:
@@ -309,10 +348,23 @@ class OffsetForLeaderEpochResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'OffsetForLeaderEpochResponse has no version {version} (valid 0-4)')
-        _W_OffsetForLeaderEpochResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetForLeaderEpochResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetForLeaderEpochResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderEpochResponse:
@@ -379,10 +431,23 @@ class OffsetForLeaderTopicResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'OffsetForLeaderTopicResult has no version {version} (valid 0-4)')
-        _W_OffsetForLeaderTopicResult[version](self, out)
+        start = len(out)
+        try:
+            _W_OffsetForLeaderTopicResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode OffsetForLeaderTopicResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderTopicResult:
@@ -457,10 +522,23 @@ class EpochEndOffset:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 0-4)')
-        _W_EpochEndOffset[version](self, out)
+        start = len(out)
+        try:
+            _W_EpochEndOffset[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode EpochEndOffset v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EpochEndOffset:

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     read_string,
     read_unknown_tags,
     read_uvarint,
+    records_repr,
     write_compact_nullable_bytes,
     write_compact_nullable_string,
     write_compact_string,
@@ -113,10 +114,23 @@ class ProduceRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 11:
             raise UnsupportedVersionError(f'ProduceRequest has no version {version} (valid 0-11)')
-        _W_ProduceRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_ProduceRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ProduceRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ProduceRequest:
@@ -183,10 +197,23 @@ class TopicProduceData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 11:
             raise UnsupportedVersionError(f'TopicProduceData has no version {version} (valid 0-11)')
-        _W_TopicProduceData[version](self, out)
+        start = len(out)
+        try:
+            _W_TopicProduceData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode TopicProduceData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicProduceData:
@@ -241,7 +268,7 @@ class PartitionProduceData:
         )
 
     def __repr__(self) -> str:
-        s = f"PartitionProduceData(index={self.index!r}, records={self.records!r}"
+        s = f"PartitionProduceData(index={self.index!r}, records={records_repr(self.records)}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -253,10 +280,23 @@ class PartitionProduceData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 11:
             raise UnsupportedVersionError(f'PartitionProduceData has no version {version} (valid 0-11)')
-        _W_PartitionProduceData[version](self, out)
+        start = len(out)
+        try:
+            _W_PartitionProduceData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode PartitionProduceData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionProduceData:
@@ -331,10 +371,23 @@ class ProduceResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 11:
             raise UnsupportedVersionError(f'ProduceResponse has no version {version} (valid 0-11)')
-        _W_ProduceResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_ProduceResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ProduceResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ProduceResponse:
@@ -409,10 +462,23 @@ class NodeEndpoint:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 11:
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-11)')
-        _W_NodeEndpoint[version](self, out)
+        start = len(out)
+        try:
+            _W_NodeEndpoint[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
@@ -479,10 +545,23 @@ class TopicProduceResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 11:
             raise UnsupportedVersionError(f'TopicProduceResponse has no version {version} (valid 0-11)')
-        _W_TopicProduceResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_TopicProduceResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode TopicProduceResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicProduceResponse:
@@ -573,10 +652,23 @@ class PartitionProduceResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 11:
             raise UnsupportedVersionError(f'PartitionProduceResponse has no version {version} (valid 0-11)')
-        _W_PartitionProduceResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_PartitionProduceResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode PartitionProduceResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionProduceResponse:
@@ -643,10 +735,23 @@ class LeaderIdAndEpoch:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 11:
             raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 0-11)')
-        _W_LeaderIdAndEpoch[version](self, out)
+        start = len(out)
+        try:
+            _W_LeaderIdAndEpoch[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderIdAndEpoch:
@@ -713,10 +818,23 @@ class BatchIndexAndErrorMessage:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 11:
             raise UnsupportedVersionError(f'BatchIndexAndErrorMessage has no version {version} (valid 0-11)')
-        _W_BatchIndexAndErrorMessage[version](self, out)
+        start = len(out)
+        try:
+            _W_BatchIndexAndErrorMessage[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode BatchIndexAndErrorMessage v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> BatchIndexAndErrorMessage:

@@ -101,10 +101,23 @@ class ShareAcknowledgeRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ShareAcknowledgeRequest has no version {version} (valid 0-0)')
-        _W_ShareAcknowledgeRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_ShareAcknowledgeRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ShareAcknowledgeRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareAcknowledgeRequest:
@@ -171,10 +184,23 @@ class AcknowledgeTopic:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AcknowledgeTopic has no version {version} (valid 0-0)')
-        _W_AcknowledgeTopic[version](self, out)
+        start = len(out)
+        try:
+            _W_AcknowledgeTopic[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AcknowledgeTopic v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcknowledgeTopic:
@@ -241,10 +267,23 @@ class AcknowledgePartition:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AcknowledgePartition has no version {version} (valid 0-0)')
-        _W_AcknowledgePartition[version](self, out)
+        start = len(out)
+        try:
+            _W_AcknowledgePartition[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AcknowledgePartition v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcknowledgePartition:
@@ -315,10 +354,23 @@ class AcknowledgementBatch:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 0-0)')
-        _W_AcknowledgementBatch[version](self, out)
+        start = len(out)
+        try:
+            _W_AcknowledgementBatch[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode AcknowledgementBatch v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcknowledgementBatch:
@@ -401,10 +453,23 @@ class ShareAcknowledgeResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ShareAcknowledgeResponse has no version {version} (valid 0-0)')
-        _W_ShareAcknowledgeResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_ShareAcknowledgeResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ShareAcknowledgeResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareAcknowledgeResponse:
@@ -479,10 +544,23 @@ class NodeEndpoint:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-0)')
-        _W_NodeEndpoint[version](self, out)
+        start = len(out)
+        try:
+            _W_NodeEndpoint[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
@@ -549,10 +627,23 @@ class ShareAcknowledgeTopicResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ShareAcknowledgeTopicResponse has no version {version} (valid 0-0)')
-        _W_ShareAcknowledgeTopicResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_ShareAcknowledgeTopicResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ShareAcknowledgeTopicResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareAcknowledgeTopicResponse:
@@ -627,10 +718,23 @@ class PartitionData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 0-0)')
-        _W_PartitionData[version](self, out)
+        start = len(out)
+        try:
+            _W_PartitionData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionData:
@@ -697,10 +801,23 @@ class LeaderIdAndEpoch:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 0-0)')
-        _W_LeaderIdAndEpoch[version](self, out)
+        start = len(out)
+        try:
+            _W_LeaderIdAndEpoch[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderIdAndEpoch:

@@ -100,10 +100,23 @@ class ShareGroupHeartbeatRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ShareGroupHeartbeatRequest has no version {version} (valid 0-0)')
-        _W_ShareGroupHeartbeatRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_ShareGroupHeartbeatRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ShareGroupHeartbeatRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareGroupHeartbeatRequest:
@@ -194,10 +207,23 @@ class ShareGroupHeartbeatResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ShareGroupHeartbeatResponse has no version {version} (valid 0-0)')
-        _W_ShareGroupHeartbeatResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_ShareGroupHeartbeatResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode ShareGroupHeartbeatResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareGroupHeartbeatResponse:
@@ -260,10 +286,23 @@ class Assignment:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-0)')
-        _W_Assignment[version](self, out)
+        start = len(out)
+        try:
+            _W_Assignment[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Assignment:
@@ -330,10 +369,23 @@ class TopicPartitions:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-0)')
-        _W_TopicPartitions[version](self, out)
+        start = len(out)
+        try:
+            _W_TopicPartitions[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartitions:

@@ -118,10 +118,23 @@ class StopReplicaRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'StopReplicaRequest has no version {version} (valid 0-4)')
-        _W_StopReplicaRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_StopReplicaRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode StopReplicaRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> StopReplicaRequest:
@@ -188,10 +201,23 @@ class StopReplicaTopicState:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'StopReplicaTopicState has no version {version} (valid 0-4)')
-        _W_StopReplicaTopicState[version](self, out)
+        start = len(out)
+        try:
+            _W_StopReplicaTopicState[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode StopReplicaTopicState v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> StopReplicaTopicState:
@@ -262,10 +288,23 @@ class StopReplicaPartitionState:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'StopReplicaPartitionState has no version {version} (valid 0-4)')
-        _W_StopReplicaPartitionState[version](self, out)
+        start = len(out)
+        try:
+            _W_StopReplicaPartitionState[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode StopReplicaPartitionState v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> StopReplicaPartitionState:
@@ -332,10 +371,23 @@ class StopReplicaTopicV1:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'StopReplicaTopicV1 has no version {version} (valid 0-4)')
-        _W_StopReplicaTopicV1[version](self, out)
+        start = len(out)
+        try:
+            _W_StopReplicaTopicV1[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode StopReplicaTopicV1 v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> StopReplicaTopicV1:
@@ -402,10 +454,23 @@ class StopReplicaPartitionV0:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'StopReplicaPartitionV0 has no version {version} (valid 0-4)')
-        _W_StopReplicaPartitionV0[version](self, out)
+        start = len(out)
+        try:
+            _W_StopReplicaPartitionV0[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode StopReplicaPartitionV0 v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> StopReplicaPartitionV0:
@@ -476,10 +541,23 @@ class StopReplicaResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'StopReplicaResponse has no version {version} (valid 0-4)')
-        _W_StopReplicaResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_StopReplicaResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode StopReplicaResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> StopReplicaResponse:
@@ -550,10 +628,23 @@ class StopReplicaPartitionError:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'StopReplicaPartitionError has no version {version} (valid 0-4)')
-        _W_StopReplicaPartitionError[version](self, out)
+        start = len(out)
+        try:
+            _W_StopReplicaPartitionError[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode StopReplicaPartitionError v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> StopReplicaPartitionError:

@@ -114,10 +114,23 @@ class SyncGroupRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 5:
             raise UnsupportedVersionError(f'SyncGroupRequest has no version {version} (valid 0-5)')
-        _W_SyncGroupRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_SyncGroupRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode SyncGroupRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SyncGroupRequest:
@@ -184,10 +197,23 @@ class SyncGroupRequestAssignment:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 5:
             raise UnsupportedVersionError(f'SyncGroupRequestAssignment has no version {version} (valid 0-5)')
-        _W_SyncGroupRequestAssignment[version](self, out)
+        start = len(out)
+        try:
+            _W_SyncGroupRequestAssignment[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode SyncGroupRequestAssignment v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SyncGroupRequestAssignment:
@@ -270,10 +296,23 @@ class SyncGroupResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 5:
             raise UnsupportedVersionError(f'SyncGroupResponse has no version {version} (valid 0-5)')
-        _W_SyncGroupResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_SyncGroupResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode SyncGroupResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SyncGroupResponse:

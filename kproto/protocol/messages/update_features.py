@@ -93,10 +93,23 @@ class UpdateFeaturesRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'UpdateFeaturesRequest has no version {version} (valid 0-2)')
-        _W_UpdateFeaturesRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_UpdateFeaturesRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode UpdateFeaturesRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateFeaturesRequest:
@@ -171,10 +184,23 @@ class FeatureUpdateKey:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'FeatureUpdateKey has no version {version} (valid 0-2)')
-        _W_FeatureUpdateKey[version](self, out)
+        start = len(out)
+        try:
+            _W_FeatureUpdateKey[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode FeatureUpdateKey v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FeatureUpdateKey:
@@ -253,10 +279,23 @@ class UpdateFeaturesResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'UpdateFeaturesResponse has no version {version} (valid 0-2)')
-        _W_UpdateFeaturesResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_UpdateFeaturesResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode UpdateFeaturesResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateFeaturesResponse:
@@ -327,10 +366,23 @@ class UpdatableFeatureResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'UpdatableFeatureResult has no version {version} (valid 0-2)')
-        _W_UpdatableFeatureResult[version](self, out)
+        start = len(out)
+        try:
+            _W_UpdatableFeatureResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode UpdatableFeatureResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdatableFeatureResult:

@@ -124,10 +124,23 @@ class UpdateMetadataRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 8:
             raise UnsupportedVersionError(f'UpdateMetadataRequest has no version {version} (valid 0-8)')
-        _W_UpdateMetadataRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_UpdateMetadataRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode UpdateMetadataRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateMetadataRequest:
@@ -206,10 +219,23 @@ class UpdateMetadataBroker:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 8:
             raise UnsupportedVersionError(f'UpdateMetadataBroker has no version {version} (valid 0-8)')
-        _W_UpdateMetadataBroker[version](self, out)
+        start = len(out)
+        try:
+            _W_UpdateMetadataBroker[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode UpdateMetadataBroker v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateMetadataBroker:
@@ -284,10 +310,23 @@ class UpdateMetadataEndpoint:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 8:
             raise UnsupportedVersionError(f'UpdateMetadataEndpoint has no version {version} (valid 0-8)')
-        _W_UpdateMetadataEndpoint[version](self, out)
+        start = len(out)
+        try:
+            _W_UpdateMetadataEndpoint[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode UpdateMetadataEndpoint v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateMetadataEndpoint:
@@ -358,10 +397,23 @@ class UpdateMetadataTopicState:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 8:
             raise UnsupportedVersionError(f'UpdateMetadataTopicState has no version {version} (valid 0-8)')
-        _W_UpdateMetadataTopicState[version](self, out)
+        start = len(out)
+        try:
+            _W_UpdateMetadataTopicState[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode UpdateMetadataTopicState v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateMetadataTopicState:
@@ -456,10 +508,23 @@ class UpdateMetadataPartitionState:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 8:
             raise UnsupportedVersionError(f'UpdateMetadataPartitionState has no version {version} (valid 0-8)')
-        _W_UpdateMetadataPartitionState[version](self, out)
+        start = len(out)
+        try:
+            _W_UpdateMetadataPartitionState[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode UpdateMetadataPartitionState v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateMetadataPartitionState:
@@ -526,10 +591,23 @@ class UpdateMetadataResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 8:
             raise UnsupportedVersionError(f'UpdateMetadataResponse has no version {version} (valid 0-8)')
-        _W_UpdateMetadataResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_UpdateMetadataResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode UpdateMetadataResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateMetadataResponse:

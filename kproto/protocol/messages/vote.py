@@ -100,10 +100,23 @@ class VoteRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'VoteRequest has no version {version} (valid 0-1)')
-        _W_VoteRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_VoteRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode VoteRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> VoteRequest:
@@ -170,10 +183,23 @@ class VoteRequestTopicData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'VoteRequestTopicData has no version {version} (valid 0-1)')
-        _W_VoteRequestTopicData[version](self, out)
+        start = len(out)
+        try:
+            _W_VoteRequestTopicData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode VoteRequestTopicData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> VoteRequestTopicData:
@@ -260,10 +286,23 @@ class VoteRequestPartitionData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'VoteRequestPartitionData has no version {version} (valid 0-1)')
-        _W_VoteRequestPartitionData[version](self, out)
+        start = len(out)
+        try:
+            _W_VoteRequestPartitionData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode VoteRequestPartitionData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> VoteRequestPartitionData:
@@ -338,10 +377,23 @@ class VoteResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'VoteResponse has no version {version} (valid 0-1)')
-        _W_VoteResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_VoteResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode VoteResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> VoteResponse:
@@ -412,10 +464,23 @@ class NodeEndpoint:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-1)')
-        _W_NodeEndpoint[version](self, out)
+        start = len(out)
+        try:
+            _W_NodeEndpoint[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
@@ -482,10 +547,23 @@ class VoteResponseTopicData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'VoteResponseTopicData has no version {version} (valid 0-1)')
-        _W_VoteResponseTopicData[version](self, out)
+        start = len(out)
+        try:
+            _W_VoteResponseTopicData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode VoteResponseTopicData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> VoteResponseTopicData:
@@ -564,10 +642,23 @@ class VoteResponsePartitionData:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'VoteResponsePartitionData has no version {version} (valid 0-1)')
-        _W_VoteResponsePartitionData[version](self, out)
+        start = len(out)
+        try:
+            _W_VoteResponsePartitionData[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode VoteResponsePartitionData v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> VoteResponsePartitionData:

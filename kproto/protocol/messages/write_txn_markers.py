@@ -87,10 +87,23 @@ class WriteTxnMarkersRequest:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'WriteTxnMarkersRequest has no version {version} (valid 0-1)')
-        _W_WriteTxnMarkersRequest[version](self, out)
+        start = len(out)
+        try:
+            _W_WriteTxnMarkersRequest[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode WriteTxnMarkersRequest v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WriteTxnMarkersRequest:
@@ -169,10 +182,23 @@ class WritableTxnMarker:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'WritableTxnMarker has no version {version} (valid 0-1)')
-        _W_WritableTxnMarker[version](self, out)
+        start = len(out)
+        try:
+            _W_WritableTxnMarker[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode WritableTxnMarker v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarker:
@@ -239,10 +265,23 @@ class WritableTxnMarkerTopic:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'WritableTxnMarkerTopic has no version {version} (valid 0-1)')
-        _W_WritableTxnMarkerTopic[version](self, out)
+        start = len(out)
+        try:
+            _W_WritableTxnMarkerTopic[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode WritableTxnMarkerTopic v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerTopic:
@@ -309,10 +348,23 @@ class WriteTxnMarkersResponse:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'WriteTxnMarkersResponse has no version {version} (valid 0-1)')
-        _W_WriteTxnMarkersResponse[version](self, out)
+        start = len(out)
+        try:
+            _W_WriteTxnMarkersResponse[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode WriteTxnMarkersResponse v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WriteTxnMarkersResponse:
@@ -379,10 +431,23 @@ class WritableTxnMarkerResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'WritableTxnMarkerResult has no version {version} (valid 0-1)')
-        _W_WritableTxnMarkerResult[version](self, out)
+        start = len(out)
+        try:
+            _W_WritableTxnMarkerResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode WritableTxnMarkerResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerResult:
@@ -449,10 +514,23 @@ class WritableTxnMarkerTopicResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'WritableTxnMarkerTopicResult has no version {version} (valid 0-1)')
-        _W_WritableTxnMarkerTopicResult[version](self, out)
+        start = len(out)
+        try:
+            _W_WritableTxnMarkerTopicResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode WritableTxnMarkerTopicResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerTopicResult:
@@ -519,10 +597,23 @@ class WritableTxnMarkerPartitionResult:
         return bytes(out)
 
     def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``."""
+        """Append the body encoded at ``version`` to ``out``.
+
+        On any error nothing is left appended to ``out``. Raises
+        ``UnsupportedVersionError`` for a version outside the valid range or a
+        non-default value that ``version`` cannot carry, ``ValueError`` for a
+        value out of range for its wire type or None where not nullable."""
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'WritableTxnMarkerPartitionResult has no version {version} (valid 0-1)')
-        _W_WritableTxnMarkerPartitionResult[version](self, out)
+        start = len(out)
+        try:
+            _W_WritableTxnMarkerPartitionResult[version](self, out)
+        except struct.error as exc:
+            del out[start:]
+            raise ValueError(f'cannot encode WritableTxnMarkerPartitionResult v{version}: {exc}') from None
+        except BaseException:
+            del out[start:]
+            raise
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerPartitionResult:
