@@ -41,24 +41,41 @@ def make_keys(keyed: bool) -> list[bytes | None]:
     return [b"key-%08d" % i for i in range(KEY_POOL)]
 
 
-def cpu_now() -> float:
+def cpu_now() -> tuple[float, float]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    return ru.ru_utime, ru.ru_stime
 
 
 def maxrss_kb() -> int:
+    """Peak RSS of this process so far, KiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def rss_kb() -> int:
+    """Current RSS of this process, KiB (the idle baseline before a timed section)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return maxrss_kb()
+
+
+TIMERS: list[Timer] = []
 
 
 class Timer:
     def __enter__(self) -> Timer:
+        TIMERS.append(self)
         self.cpu0 = cpu_now()
         self.t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.t0
-        self.cpu = cpu_now() - self.cpu0
+        user, sys_ = cpu_now()
+        self.user = user - self.cpu0[0]
+        self.sys = sys_ - self.cpu0[1]
+        self.cpu = self.user + self.sys
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -119,7 +136,7 @@ def produce_sync_like(
     values, keys = make_values(spec["value_size"]), make_keys(spec["keyed"])
     p = make()
     metadata(p)
-    idle = maxrss_kb()
+    idle = rss_kb()
     send = p.send
     with Timer() as t:
         fut = None
@@ -162,7 +179,7 @@ def produce_confluent(spec: dict[str, Any]) -> dict[str, Any]:
 
     p.produce(topic, values[0], on_delivery=on_delivery)  # the connection to each leader is made lazily
     p.flush(20)
-    idle = maxrss_kb()
+    idle = rss_kb()
     produce, poll = p.produce, p.poll
     with Timer() as t:
         for i in range(n):
@@ -192,7 +209,7 @@ def produce_aiokafka(spec: dict[str, Any]) -> dict[str, Any]:
         await p.start()
         try:
             await p.partitions_for(topic)
-            idle = maxrss_kb()
+            idle = rss_kb()
             send = p.send
             with Timer() as t:
                 fut = None
@@ -219,7 +236,7 @@ def produce_kproto_asyncio(spec: dict[str, Any]) -> dict[str, Any]:
         values, keys = make_values(spec["value_size"]), make_keys(spec["keyed"])
         async with KafkaProducer(**kproto_producer_conf(spec)) as p:
             await p.partitions_for(topic)
-            idle = maxrss_kb()
+            idle = rss_kb()
             send = p.send
             with Timer() as t:
                 h = None
@@ -244,7 +261,7 @@ def produce_kproto_trio(spec: dict[str, Any]) -> dict[str, Any]:
         values, keys = make_values(spec["value_size"]), make_keys(spec["keyed"])
         async with KafkaProducer(**kproto_producer_conf(spec)) as p:
             await p.partitions_for(topic)
-            idle = maxrss_kb()
+            idle = rss_kb()
             send = p.send
             with Timer() as t:
                 h = None
@@ -311,7 +328,7 @@ def _consume_sync_like(make: Callable[[], Any], tp_cls: Any, spec: dict[str, Any
     target, topic = spec["count"], spec["topic"]
     c = make()
     tps = [tp_cls(topic, p) for p in range(PARTITIONS)]
-    idle = maxrss_kb()
+    idle = rss_kb()
     n = nbytes = 0
     deadline = time.monotonic() + spec["timeout"]
     with Timer() as t:
@@ -350,7 +367,7 @@ def consume_confluent(spec: dict[str, Any]) -> dict[str, Any]:
         }
     )
     tps = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)]
-    idle = maxrss_kb()
+    idle = rss_kb()
     n = nbytes = 0
     deadline = time.monotonic() + spec["timeout"]
     consume = c.consume
@@ -402,7 +419,7 @@ def consume_aiokafka(spec: dict[str, Any]) -> dict[str, Any]:
 async def _consume_async_like(c: Any, tp_cls: Any, spec: dict[str, Any]) -> dict[str, Any]:
     target, topic = spec["count"], spec["topic"]
     tps = [tp_cls(topic, p) for p in range(PARTITIONS)]
-    idle = maxrss_kb()
+    idle = rss_kb()
     n = nbytes = 0
     deadline = time.monotonic() + spec["timeout"]
     with Timer() as t:
@@ -692,6 +709,8 @@ def main() -> int:
     try:
         result = RUNNERS[(spec["client"], spec["kind"])](spec)
         result["ok"] = True
+        if TIMERS:
+            result["cpu_user"], result["cpu_sys"] = TIMERS[-1].user, TIMERS[-1].sys
     except BaseException as exc:  # report any failure to the parent as data
         traceback.print_exc()
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}

@@ -28,7 +28,7 @@ one repetition):
   client process.
 - ``memory``: 2,000,000 1 KiB records as fast as possible, default
   buffer_memory (each client's default buffer); peak RSS (``ru_maxrss``)
-  minus the process's peak RSS just before producing. One repetition.
+  minus the process's RSS (VmRSS) just before producing. One repetition.
 
 Run::
 
@@ -261,6 +261,8 @@ def brief(r: dict[str, Any], w: Workload) -> str:
     if w.kind == "latency":
         return f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, cpu {r['cpu']:.2f}s"
     s = f"{r['records'] / r['wall']:,.0f} rec/s, {r['wall']:.2f}s wall, {r['cpu']:.2f}s cpu"
+    if "cpu_sys" in r:
+        s += f" ({r['cpu_sys']:.2f}s sys)"
     if w.kind == "memory":
         s += f", +{(r['peak_rss_kb'] - r['idle_rss_kb']) / 1024:.0f} MiB RSS"
     return s
@@ -282,6 +284,7 @@ def summarize(w: Workload, results: dict[str, list[dict[str, Any]]]) -> dict[str
             "rps": med(r["records"] / r["wall"] for r in ok),
             "mbps": med(r["records"] * rec_bytes / r["wall"] / 1e6 for r in ok),
             "cpu_per_m": med(r["cpu"] / r["records"] * 1e6 for r in ok),
+            "sys_pct": med(100 * r.get("cpu_sys", 0.0) / r["cpu"] if r["cpu"] else 0.0 for r in ok),
         }
         if w.kind == "latency":
             fig["p50"] = med(r["p50_ms"] for r in ok)
@@ -301,7 +304,7 @@ def table(w: Workload, summary: dict[str, dict[str, float] | None]) -> str:
         head = ["client", "records/s", "MB/s", "CPU s / M rec", "peak RSS - idle (MiB)", "runs"]
         head += [f"RSS vs {p}" for p in peers]
     else:
-        head = ["client", "records/s", "MB/s", "CPU s / M rec", "runs"] + [f"x {p}" for p in peers]
+        head = ["client", "records/s", "MB/s", "CPU s / M rec", "sys %", "runs"] + [f"x {p}" for p in peers]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for client, fig in summary.items():
         if fig is None:
@@ -322,14 +325,17 @@ def table(w: Workload, summary: dict[str, dict[str, float] | None]) -> str:
             ]
             key, invert = "rss_delta_mib", False
         else:
-            row = [client, f"{fig['rps']:,.0f}", f"{fig['mbps']:.1f}", f"{fig['cpu_per_m']:.1f}", runs]
+            row = [
+                client, f"{fig['rps']:,.0f}", f"{fig['mbps']:.1f}", f"{fig['cpu_per_m']:.2f}",
+                f"{fig['sys_pct']:.0f}", runs,
+            ]  # fmt: skip
             key, invert = "rps", False
         for p in peers:
             pf = summary.get(p)
             if client.startswith("kproto") and pf is not None and pf[key]:
                 row.append(f"{fig[key] / pf[key]:.2f}")
             elif client.startswith("kproto"):
-                row.append("error")
+                row.append("n/a")
             else:
                 row.append("")
         del invert
@@ -411,7 +417,7 @@ def targets(summaries: dict[str, dict[str, dict[str, float] | None]]) -> str:
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
-def _frame_name(frame: str) -> str:
+def _frame_name(frame: str, with_line: bool = False) -> str:
     m = _FRAME.match(frame)
     if not m:
         return frame
@@ -419,12 +425,16 @@ def _frame_name(frame: str) -> str:
     for marker in ("site-packages/", ROOT + "/"):
         if marker in path:
             path = path.split(marker, 1)[1]
+    if with_line and m.group("line"):
+        path += ":" + m.group("line")
     return f"{m.group('func')} ({path})"
 
 
 def summarize_pyspy(raw_path: str, top: int = 25) -> str:
     """Self and inclusive sample shares per function, per thread, from py-spy's raw (collapsed) output."""
     per_thread: dict[str, tuple[Counter[str], Counter[str], list[int]]] = {}
+    lines: Counter[str] = Counter()
+    names_of: dict[str, str] = {}
     total = 0
     with open(raw_path) as fh:
         for line in fh:
@@ -435,19 +445,29 @@ def summarize_pyspy(raw_path: str, top: int = 25) -> str:
             total += count
             frames = stack.split(";")
             thread = "all"
-            if frames and (frames[0].startswith("thread ") or frames[0].startswith("process ")):
-                while frames and (frames[0].startswith("thread ") or frames[0].startswith("process ")):
-                    thread = frames.pop(0)
+            while frames and (frames[0].startswith("thread ") or frames[0].startswith("process ")):
+                head = frames.pop(0)
+                if head.startswith("thread "):
+                    tid, _, tname = head[len("thread ") :].partition(":")
+                    thread = "thread " + tid.strip()
+                    if tname.strip():
+                        names_of[thread] = tname.strip()
             names = [_frame_name(f) for f in frames]
             self_c, incl_c, n = per_thread.setdefault(thread, (Counter(), Counter(), [0]))
             n[0] += count
             if names:
                 self_c[names[-1]] += count
+                lines[_frame_name(frames[-1], with_line=True)] += count
             for name in set(names):
                 incl_c[name] += count
-    out = [f"py-spy samples (on-CPU only; idle waits excluded): {total}"]
+    out = [f"py-spy samples (threads py-spy did not see idle): {total}"]
+    out.append("\n== hottest lines, all threads (self time, % of all samples) ==")
+    for name, c in lines.most_common(top):
+        out.append(f"{100 * c / total:6.1f}%  {name}")
     for thread, (self_c, incl_c, n) in sorted(per_thread.items(), key=lambda kv: -kv[1][2][0]):
-        out.append(f"\n== {thread}: {n[0]} samples, {100 * n[0] / max(total, 1):.1f}% of all ==")
+        out.append(
+            f"\n== {thread} {names_of.get(thread, '')}: {n[0]} samples, {100 * n[0] / max(total, 1):.1f}% of all =="
+        )
         out.append("-- self time (% of all samples) --")
         for name, c in self_c.most_common(top):
             out.append(f"{100 * c / total:6.1f}%  {name}")
@@ -474,28 +494,36 @@ def profile(out_dir: str, scale: float, timeout: float) -> None:
                 run_child(spec_for(pre, "confluent-kafka", broker.bootstrap, topic, timeout), timeout)
             spec = spec_for(w, "kproto-sync", broker.bootstrap, topic, timeout)
             if pyspy:
-                raw = os.path.join(out_dir, f"kproto-sync-{label}.pyspy.txt")
-                wrapper = [
-                    pyspy,
-                    "record",
-                    "--rate",
-                    "250",
-                    "--threads",
-                    "--format",
-                    "raw",
-                    "--nonblocking",
-                    "-o",
-                    raw,
-                    "--",
-                ]
-                r = run_child(spec, timeout, wrapper)
-                summary = summarize_pyspy(raw)
-                path = os.path.join(out_dir, f"kproto-sync-{label}.summary.txt")
-                with open(path, "w") as fh:
-                    fh.write(f"kproto-sync {label}, workload {w.name} ({w.count:,} records): {brief(r, w)}\n")
-                    fh.write("(the whole process is sampled: setup and teardown included)\n\n")
-                    fh.write(summary + "\n")
-                log(f"profile: {path} (raw stacks: {raw})")
+                # --gil: only the thread holding the GIL is sampled, so the shares are of the
+                # Python work (the pure-Python bottleneck); without it every thread that is not
+                # idle is sampled, waits for the GIL included.
+                for mode, flags in (("gil", ["--gil"]), ("threads", [])):
+                    raw = os.path.join(out_dir, f"kproto-sync-{label}-{mode}.pyspy.txt")
+                    wrapper = [
+                        pyspy,
+                        "record",
+                        "--rate",
+                        "250",
+                        "--threads",
+                        *flags,
+                        "--format",
+                        "raw",
+                        "--nonblocking",
+                        "-o",
+                        raw,
+                        "--",
+                    ]
+                    r = run_child(spec, timeout, wrapper)
+                    summary = summarize_pyspy(raw)
+                    path = os.path.join(out_dir, f"kproto-sync-{label}-{mode}.summary.txt")
+                    with open(path, "w") as fh:
+                        fh.write(
+                            f"kproto-sync {label}, workload {w.name} ({w.count:,} records), py-spy "
+                            f"{' '.join(flags) or '(all non-idle threads)'}: {brief(r, w)}\n"
+                        )
+                        fh.write("(the whole process is sampled: setup and teardown included)\n\n")
+                        fh.write(summary + "\n")
+                    log(f"profile: {path} (raw stacks: {raw})")
             else:
                 path = os.path.join(out_dir, f"kproto-sync-{label}.pyinstrument.txt")
                 wrapper = [sys.executable, "-m", "pyinstrument", "--renderer", "text", "-o", path]
