@@ -413,13 +413,15 @@ class _IOLoop:
                 dispatch_events(evs)
                 if self.blocked:
                     self.blocked = False  # deliveries freed buffer space: try again
-                    if self.inbox:
+                    if self.inbox and not self._stop_requested:
                         self._drain_inbox(now)
                 self.notify()
             if not cmds and not out and not evs:
                 return
 
     def _drain_inbox(self, now: float) -> None:
+        if self._stop_requested:
+            return  # closing: what is still queued fails in _shutdown
         core_send = self.core.send
         inbox = self.inbox
         popleft = inbox.popleft
@@ -802,8 +804,8 @@ class KafkaProducer:
                         f"producer closed with records pending after {timeout}s"
                     )
                     core.abort(now, loop.close_error)
+                loop.request_stop()  # first: records still queued are failed, not sent
                 loop._flush_io(now)
-                loop.request_stop()
                 return None
 
             try:
