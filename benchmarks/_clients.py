@@ -185,9 +185,14 @@ def produce_confluent(spec: dict[str, Any]) -> dict[str, Any]:
         for i in range(n):
             try:
                 produce(topic, values[i & 255], keys[i & 8191])
-            except BufferError:
-                poll(0.005)
-                produce(topic, values[i & 255], keys[i & 8191])
+            except BufferError:  # librdkafka's queue is full: serve callbacks until there is room
+                while True:
+                    poll(0.005)
+                    try:
+                        produce(topic, values[i & 255], keys[i & 8191])
+                        break
+                    except BufferError:
+                        pass
             if not i & 1023:
                 poll(0)
         p.flush()
