@@ -263,12 +263,15 @@ def _as_bytes(what: str, data: object) -> bytes:
 class _Topic:
     """What the core knows of one topic: sorted partition lists and their states."""
 
-    __slots__ = ("name", "partitions", "available", "parts")
+    __slots__ = ("name", "partitions", "available", "parts", "choices", "n_choices")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.partitions: list[int] = []
         self.available: list[int] = []
+        #: Where a None key may go: the available partitions, else all of them.
+        self.choices: list[int] = []
+        self.n_choices = 0
         self.parts: dict[int, _Partition] = {}
 
 
@@ -637,8 +640,7 @@ class ProducerCore:
             elif self._custom is not None:
                 partition = self._custom(key, tp.partitions, tp.available)
             elif key is None:
-                avail = tp.available or tp.partitions
-                partition = avail[int(self._rand() * len(avail))]
+                partition = tp.choices[int(self._rand() * tp.n_choices)]
             else:
                 h = self._hashes.get(key)
                 if h is None:
@@ -912,6 +914,8 @@ class ProducerCore:
             return
         tp.partitions = sorted(parts)
         tp.available = sorted(cluster.available_partitions_for(tp.name) or ())
+        tp.choices = tp.available or tp.partitions
+        tp.n_choices = len(tp.choices)
         for p in tp.partitions:
             if p not in tp.parts:
                 tp.parts[p] = _Partition(tp.name, p)
