@@ -529,3 +529,30 @@ def test_sync_callbacks_run_on_the_io_thread(bootstrap: str, topic: str) -> None
         assert fut.is_done and fut.succeeded() and not fut.failed() and fut.value == md
         assert fut.exception is None
     assert got == [md] and threads and threads[0].startswith("kproto-producer")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_silent_broker_fails_records_within_delivery_timeout(
+    transport: str, blackhole: Blackhole, proxied: tuple[TansuBroker, int]
+) -> None:
+    _, proxy_port = proxied
+    topic = f"dt-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        async with open_producer(
+            transport,
+            bootstrap_servers=f"127.0.0.1:{proxy_port}",
+            request_timeout_ms=500,
+            delivery_timeout_ms=1500,
+            retries=5,  # retried until delivery_timeout_ms, which then fails them
+        ) as p:
+            await p.partitions_for(topic)
+            blackhole.freeze()
+            t0 = time.monotonic()
+            handles = [await p.send(topic, b"lost %d" % i, partition=i % 4) for i in range(10)]
+            for h in handles:  # no flush, no close: the core's own deadline fails them
+                with pytest.raises(KafkaTimeoutError):
+                    await p.get(h, timeout=30)
+            assert time.monotonic() - t0 < 20  # hang guard
+
+    run(transport, scenario)
