@@ -66,12 +66,18 @@ Errors:
   InitProducerId carrying the current id and epoch (v3+; older brokers: get
   a new id), restart every partition's sequence at 0, re-sequence the queued
   batches in order and send them again.
-- A batch the broker rejected outright (e.g. ``MESSAGE_TOO_LARGE``) consumed
-  no sequence: later batches of that partition are shifted down by its
+- A batch the broker rejected outright (``INVALID_RECORD``, a one-record
+  batch over the broker's size limit, ...) consumed no sequence: later batches of that partition are shifted down by its
   record count (as the Java client's ``adjustSequencesDueToFailedBatch``).
 - A sequenced batch failed with an *unknown* outcome (expired, retries used
   up on a lost connection): its sequence may or may not be on the broker, so
   the epoch is bumped as above (KIP-360's "unresolved sequence").
+
+Before a bump, the batches already sequenced in partitions whose broker
+state is intact are sent (again) under the old epoch until each is resolved:
+one whose earlier answer was lost may be on the broker, and only the old
+epoch's duplicate check can say so; re-sequencing it under the new epoch
+would write it twice. Sequences cannot be saved where the broker lost them.
 
 Buffer memory: ``send`` counts each record's encoded size against
 ``buffer_memory``; a batch gives its bytes back when it is DONE (bytes are
@@ -1128,6 +1134,8 @@ class ProducerCore:
             b = self._ready_head(ps, now)
             if b is None:
                 continue
+            if b.state == OPEN:
+                self._close_batch(b)  # sealed from here on, even if it waits for the next request
             if self._idempotent:
                 self._assign_sequence(ps, b)
             payload = self._seal(b)
@@ -1137,8 +1145,6 @@ class ProducerCore:
                 continue
             size += n
             ps.queue.popleft()
-            if ps.open is b:
-                ps.open = None
             if not ps.queue:
                 self._queued.pop(ps, None)
             else:

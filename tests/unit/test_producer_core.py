@@ -854,3 +854,24 @@ def test_init_producer_id_fatal_error_fails_records() -> None:
     assert isinstance(ev, DeliveryFailed) and ev.tokens == ["a"]
     assert type(ev.error).__name__ == "ClusterAuthorizationFailedError"
     assert produce_requests(client) == []
+
+
+def test_batch_sealed_but_left_for_next_request_takes_no_more_records() -> None:
+    core, client = make(max_request_size=1000, max_in_flight_requests_per_connection=1)
+    send(core, "p0", partition=0, value=b"z" * 600)
+    send(core, "p2", partition=2, value=b"z" * 600)
+    core.data_to_send()  # one request: p0's batch; p2's is sealed and waits (too big to share)
+    send(core, "p2-late", partition=2, value=b"late")
+    first = produce_requests(client)[0]
+    client.answer(first, produce_response(first))
+    core.receive_data(1, b"", 0.1)
+    core.data_to_send()
+    second = produce_requests(client)[1]
+    client.answer(second, produce_response(second))
+    core.receive_data(1, b"", 0.2)
+    core.data_to_send()
+    third = produce_requests(client)[2]
+    assert [r.value for r in third.batches()[("t", 2)].records()] == [b"late"]
+    client.answer(third, produce_response(third))
+    core.receive_data(1, b"", 0.3)
+    assert sorted(t for e in core.events() for t in e.tokens) == ["p0", "p2", "p2-late"]  # type: ignore[type-var]
