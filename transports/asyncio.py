@@ -563,3 +563,16 @@ class KafkaProducer:
             Whether the core reports a live bootstrap connection.
         """
         return self._driver is not None and bool(self._driver.core.bootstrap_connected())
+
+
+def __getattr__(name: str) -> Any:
+    """``from transports.asyncio import KafkaConsumer``: loaded on first use.
+
+    Lazy, so the producer does not import the consumer (and a consumer import
+    error cannot break the producer).
+    """
+    if name == "KafkaConsumer":
+        from transports._consumer_asyncio import KafkaConsumer
+
+        return KafkaConsumer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

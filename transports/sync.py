@@ -841,3 +841,16 @@ class KafkaProducer:
         if self._loop.stopped:
             return False
         return bool(self._loop.call(lambda core, now: core.bootstrap_connected(), self._max_block))
+
+
+def __getattr__(name: str) -> Any:
+    """``from transports.sync import KafkaConsumer``: loaded on first use.
+
+    Lazy, so the producer does not import the consumer (and a consumer import
+    error cannot break the producer).
+    """
+    if name == "KafkaConsumer":
+        from transports._consumer_sync import KafkaConsumer
+
+        return KafkaConsumer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
