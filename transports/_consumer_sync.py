@@ -13,9 +13,12 @@ handling and the calls that never wait.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import selectors
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, TypeVar
@@ -62,6 +65,25 @@ class SelectorDriver:
         self.clock = clock
         self._sel = selectors.DefaultSelector()
         self._conns: dict[int, _Conn] = {}
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+
+    def enable_wakeup(self) -> None:
+        """Let another thread interrupt :meth:`run_once` with :meth:`wakeup`."""
+        if self._wake_r is None:
+            self._wake_r, self._wake_w = socket.socketpair()
+            self._wake_r.setblocking(False)
+            self._wake_w.setblocking(False)
+            self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+
+    def wakeup(self) -> None:
+        """Make a :meth:`run_once` blocked in another thread return soon."""
+        w = self._wake_w
+        if w is not None:
+            try:
+                w.send(b"x")
+            except OSError:
+                pass  # the buffer is full: a wakeup is already pending
 
     def flush(self, now: float) -> None:
         """Carry out the core's commands and write what it has to send."""
@@ -99,7 +121,7 @@ class SelectorDriver:
         t = core.get_timer()
         if t is not None:
             timeout = min(timeout, max(0.0, t - now))
-        if self._conns:
+        if self._conns or self._wake_r is not None:
             ready = self._sel.select(max(0.0, timeout))
         else:
             if timeout > 0:
@@ -107,6 +129,9 @@ class SelectorDriver:
             ready = []
         now = self.clock()
         for key, mask in ready:
+            if key.data is None:
+                self._drain_wakeups()
+                continue
             conn: _Conn = key.data
             if self._conns.get(conn.node_id) is not conn:
                 continue
@@ -135,10 +160,22 @@ class SelectorDriver:
             self.run_once(left)
         return True
 
+    def _drain_wakeups(self) -> None:
+        assert self._wake_r is not None
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
     def close(self) -> None:
         """Close every socket (no ``connection_lost`` reports)."""
         for conn in list(self._conns.values()):
             self._drop(conn)
+        for sock in (self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
+        self._wake_r = self._wake_w = None
         self._sel.close()
 
     def _connect(self, cmd: Connect, now: float) -> None:
@@ -274,16 +311,19 @@ class ConsumerFacadeBase:
         return self._core.assignment()
 
     def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, listener: Any = None) -> None:
-        """Read every partition of ``topics`` or of topics matching ``pattern``.
+        """Read ``topics`` (or topics matching ``pattern``).
 
-        Without a ``group_id`` all partitions are assigned to this consumer.
+        With a ``group_id`` the consumer joins the group and reads the
+        partitions the group assigns it; ``listener`` (a
+        :class:`~kproto.consumer.group.ConsumerRebalanceListener`) hears
+        about revocations and assignments. Without a ``group_id`` every
+        partition of the topics is assigned to this consumer.
 
         Raises:
-            IllegalStateError: after ``assign()``, or with a ``group_id``
-                (group membership is not implemented yet).
+            IllegalStateError: after ``assign()``.
         """
         self._check_open()
-        self._core.subscribe(topics, pattern, now=self._clock())
+        self._core.subscribe(topics, pattern, now=self._clock(), listener=listener)
 
     def unsubscribe(self) -> None:
         """Drop the subscription (or the manual assignment)."""
@@ -389,9 +429,75 @@ class KafkaConsumer(ConsumerFacadeBase):
 
     def __init__(self, *topics: str, **configs: Any) -> None:
         self._driver: SelectorDriver | None = None
-        self._setup(topics, configs, time.monotonic)
+        # The heartbeat thread and the user's calls take turns on the core through this.
+        self._cond = threading.Condition(threading.Lock())
+        self._want = 0
+        self._bg: threading.Thread | None = None
+        self._bg_stop = False
+        self._setup((), configs, time.monotonic)
         self._driver = SelectorDriver(self._core, self._clock)
+        if topics:
+            self.subscribe(list(topics))
         self._driver.flush(self._clock())
+
+    def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, listener: Any = None) -> None:
+        """Read ``topics`` (or topics matching ``pattern``); see the base class.
+
+        With a ``group_id`` a background thread starts that keeps heartbeats
+        flowing while the caller works between polls (up to
+        ``max_poll_interval_ms``, KIP-62); it only drives I/O when no call of
+        the consumer is running, and listeners still run inside ``poll``.
+        """
+        with self._turn():
+            super().subscribe(topics, pattern, listener)
+        if self._config.group_id is not None and self._bg is None:
+            assert self._driver is not None
+            self._driver.enable_wakeup()
+            self._bg = threading.Thread(target=self._heartbeat_loop, name="kproto-consumer-heartbeat",
+                                        daemon=True)
+            self._bg.start()
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold the core for one user call (the heartbeat thread steps aside)."""
+        if self._bg is None:
+            yield
+            return
+        self._want += 1
+        assert self._driver is not None
+        self._driver.wakeup()
+        with self._cond:
+            self._want -= 1
+            try:
+                yield
+            finally:
+                self._cond.notify_all()
+
+    def _heartbeat_loop(self) -> None:
+        driver = self._driver
+        assert driver is not None
+        try:
+            while True:
+                with self._cond:
+                    while self._want and not self._bg_stop:
+                        self._cond.wait()
+                    if self._bg_stop:
+                        return
+                    # Heartbeats, fetch responses, commits: whatever is due while the user is away.
+                    driver.run_once(1.0)
+        except Exception as exc:  # never lose an error in a background thread
+            self._core._errors.append(exc)
+
+    def _stop_heartbeat_thread(self) -> None:
+        bg, self._bg = self._bg, None
+        if bg is None:
+            return
+        self._bg_stop = True
+        assert self._driver is not None
+        self._driver.wakeup()
+        with self._cond:
+            self._cond.notify_all()
+        bg.join(5.0)
 
     def _wait(self, pending: Pending[T], timeout_ms: float | None, what: str) -> T:
         self._check_open()
@@ -573,6 +679,7 @@ class KafkaConsumer(ConsumerFacadeBase):
         """Commit positions (when auto-commit is on and ``autocommit``), then close every connection."""
         if self._closed:
             return
+        self._stop_heartbeat_thread()
         driver = self._driver
         assert driver is not None
         try:
@@ -598,3 +705,20 @@ class KafkaConsumer(ConsumerFacadeBase):
                 driver.close()
             except Exception:
                 pass
+
+
+def _taking_turns(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def call(self: KafkaConsumer, *args: Any, **kwargs: Any) -> T:
+        with self._turn():
+            return fn(self, *args, **kwargs)
+
+    return call
+
+
+# Every call that touches the core takes its turn with the heartbeat thread.
+for _name in ("assign", "unsubscribe", "seek", "seek_to_beginning", "seek_to_end", "pause", "resume",
+              "poll", "position", "beginning_offsets", "end_offsets", "offsets_for_times", "topics",
+              "partitions_for_topic", "commit", "commit_async", "committed", "metrics", "highwater",
+              "paused", "assignment", "subscription"):
+    setattr(KafkaConsumer, _name, _taking_turns(getattr(KafkaConsumer, _name)))

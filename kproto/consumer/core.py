@@ -45,7 +45,7 @@ import random
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.fetcher import PartitionRecords
@@ -60,6 +60,7 @@ from kproto.consumer.types import (
 from kproto.driving import Command
 from kproto.errors import (
     Cancelled,
+    CommitFailedError,
     IllegalStateError,
     KafkaConfigurationError,
     KafkaError,
@@ -80,6 +81,9 @@ from kproto.protocol.messages import list_offsets as _lo
 from kproto.protocol.messages import metadata as _md
 from kproto.protocol.messages import offset_commit as _oc
 from kproto.protocol.messages import offset_fetch as _of
+
+if TYPE_CHECKING:
+    from kproto.consumer.group import GroupMembership
 
 __all__ = ["ConsumerCore", "Pending"]
 
@@ -105,6 +109,8 @@ _COORDINATOR_LOAD_IN_PROGRESS: Final = 14
 _COORDINATOR_NOT_AVAILABLE: Final = 15
 _NOT_COORDINATOR: Final = 16
 _COORDINATOR_ERRORS: Final = (_COORDINATOR_NOT_AVAILABLE, _NOT_COORDINATOR)
+#: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS: a commit from an old generation.
+_REBALANCE_ERRORS: Final = (22, 25, 27)
 _INTERNAL_TOPICS: Final = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
@@ -135,7 +141,8 @@ class ClientLike(Protocol):
     def get_timer(self) -> float | None: ...
     def events(self) -> list[object]: ...
     def send(self, request: Any, *, now: float, callback: Callable[[Any, BaseException | None], None],
-             node_id: int | None = None, max_version: int | None = None) -> Any: ...
+             node_id: int | None = None, max_version: int | None = None,
+             timeout_ms: int | None = None) -> Any: ...
     def add_topics(self, topics: Iterable[str], now: float) -> Any: ...
     def request_metadata_update(self, now: float) -> Any: ...
     def coordinator(self, key: str, key_type: int, now: float) -> int | None: ...
@@ -260,6 +267,8 @@ class ConsumerCore:
         self._subscription: set[str] | None = None
         self._pattern: re.Pattern[str] | None = None
         self._user_assigned = False
+        self._group: GroupMembership | None = None
+        self._deferred: list[Callable[[], object]] = []
         self._inflight_nodes: set[int] = set()
         self._ready: deque[TopicPartition] = deque()
         self._buffered_bytes = 0
@@ -318,7 +327,8 @@ class ConsumerCore:
     def get_timer(self) -> float | None:
         """See :class:`kproto.driving.Driven`."""
         t = self._client.get_timer()
-        for own in (self._retry_at, self._auto_commit_at):
+        group_t = self._group.get_timer() if self._group is not None else None
+        for own in (self._retry_at, self._auto_commit_at, group_t):
             if own is not None and (t is None or own < t):
                 t = own
         return t
@@ -366,24 +376,21 @@ class ConsumerCore:
         """The partitions this consumer reads."""
         return set(self._states)
 
-    def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, *, now: float) -> None:
-        """Read every partition of ``topics`` (or of topics matching ``pattern``).
+    def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, *, now: float,
+                  listener: Any = None) -> None:
+        """Read the partitions of ``topics`` (or of topics matching ``pattern``).
 
-        Without group membership (``group_id`` None) this assigns all
-        partitions of the topics as metadata reveals them.
+        With a ``group_id`` the consumer joins its group and reads what the
+        group assigns it (:mod:`kproto.consumer.group`); without one it
+        assigns itself every partition of the topics as metadata reveals them.
 
         Raises:
-            IllegalStateError: after ``assign()``; or with a ``group_id``
-                (group membership arrives in a later release).
+            IllegalStateError: after ``assign()``.
             ValueError: neither or both of topics and pattern.
+            KafkaConfigurationError: an unsupported assignor.
         """
         if self._user_assigned:
             raise IllegalStateError("subscribe() after assign(); call unsubscribe() first")
-        if self.config.group_id is not None:
-            raise IllegalStateError(
-                "subscribe() with a group_id needs consumer group membership, which kproto does not "
-                "implement yet; use assign() (offsets are still committed to the group), or drop group_id"
-            )
         topic_list = [topics] if isinstance(topics, str) else list(topics)
         if bool(topic_list) == (pattern is not None):
             raise ValueError("subscribe() needs topics or a pattern, not both")
@@ -398,6 +405,14 @@ class ConsumerCore:
             self._subscription = set(topic_list)
             self._pattern = None
             self._client.add_topics(self._subscription, now)
+        if self.config.group_id is not None:
+            from kproto.consumer.group import GroupMembership
+
+            if self._group is None:
+                self._group = GroupMembership(self, self._subscription or set(), listener, now)
+            else:
+                self._group.listener = listener
+                self._group.set_topics(self._subscription or set(), now)
         self._pump(now)
 
     def subscription(self) -> set[str] | None:
@@ -408,13 +423,16 @@ class ConsumerCore:
 
     def unsubscribe(self, now: float) -> None:
         """Drop the subscription or the manual assignment."""
+        if self._group is not None:
+            self._group.leave(now)
+            self._group = None
         self._subscription = None
         self._pattern = None
         self._user_assigned = False
         self._set_assignment(set(), now)
 
     def _update_subscribed_assignment(self, now: float) -> None:
-        if self._subscription is None:
+        if self._subscription is None or self._group is not None:
             return
         cluster = self._client.cluster
         tps: set[TopicPartition] = set()
@@ -433,7 +451,9 @@ class ConsumerCore:
         for t in resp.topics:
             if t.error_code == 0 and t.name and pat.fullmatch(t.name) and not t.is_internal:
                 tps.update(TopicPartition(t.name, p.partition_index) for p in t.partitions)
-        if tps != set(self._states):
+        if self._group is not None:
+            self._group.set_topics({tp.topic for tp in tps}, now)
+        elif tps != set(self._states):
             self._set_assignment(tps, now)
 
     # --- positions ------------------------------------------------------------
@@ -527,6 +547,9 @@ class ConsumerCore:
             RecordDeserializationError: a deserializer failed (position stays on the record).
             KafkaError: a fetch error that is not retriable (authorization...).
         """
+        if self._group is not None:
+            self._group.on_poll(now)
+        self._run_deferred()
         if self._errors:
             raise self._errors.pop(0)
         n = self.config.max_poll_records if max_records is None else max_records
@@ -584,6 +607,16 @@ class ConsumerCore:
         self._pump(now)
         return out
 
+    def _defer(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` at the start of the next ``poll`` (user callbacks: rebalance listeners)."""
+        self._deferred.append(fn)
+
+    def _run_deferred(self) -> None:
+        while self._deferred:
+            fns, self._deferred = self._deferred, []
+            for fn in fns:
+                fn()
+
     def take_error(self) -> BaseException | None:
         """Pop the oldest error waiting to be raised from ``poll`` (None if none)."""
         return self._errors.pop(0) if self._errors else None
@@ -635,6 +668,8 @@ class ConsumerCore:
         if self._auto_commit_at is not None and now >= self._auto_commit_at:
             self._auto_commit_at = now + self.config.auto_commit_interval_ms / 1000
             self._auto_commit(now)
+        if self._group is not None:
+            self._group.pump(now)
         self._send_offset_requests(now)
         self._send_fetches(now)
 
@@ -1099,9 +1134,11 @@ class ConsumerCore:
                     partition_index=tp.partition, committed_offset=om.offset,
                     committed_leader_epoch=om.leader_epoch, commit_timestamp=-1,
                     committed_metadata=om.metadata))
+            generation, member, instance = (self._group.commit_identity() if self._group is not None
+                                            else (-1, "", None))
             req = OffsetCommitRequest(
-                group_id=group, generation_id_or_member_epoch=-1, member_id="",
-                group_instance_id=None, retention_time_ms=-1,
+                group_id=group, generation_id_or_member_epoch=generation, member_id=member,
+                group_instance_id=instance, retention_time_ms=-1,
                 topics=[_oc.OffsetCommitRequestTopic(name=t, partitions=ps) for t, ps in topics.items()],
             )
 
@@ -1113,7 +1150,15 @@ class ConsumerCore:
                     for t in resp.topics:
                         for pr in t.partitions:
                             code = pr.error_code
-                            if code:
+                            if code in _REBALANCE_ERRORS:
+                                # The group moved on: these offsets belong to an old generation.
+                                if first is None:
+                                    first = CommitFailedError(
+                                        "commit failed: the group rebalanced (generation or member id is "
+                                        f"no longer valid, error {code}); the partitions may be reassigned")
+                                if self._group is not None:
+                                    self._group.request_rejoin(now)
+                            elif code:
                                 if code in (_COORDINATOR_LOAD_IN_PROGRESS, *_COORDINATOR_ERRORS) or \
                                         is_retriable(code):
                                     retry = True
@@ -1240,15 +1285,22 @@ class ConsumerCore:
         if autocommit and self.config.group_id is not None and self.config.enable_auto_commit:
             p = self._auto_commit(now)
 
-        def finish(_: object = None) -> None:
+        def close_client(_: object = None) -> None:
             self._closed = True
             self._client.close(self._now)
             done.set_result(None)
 
+        def leave(_: object = None) -> None:
+            group, self._group = self._group, None
+            if group is None:
+                close_client()
+            else:
+                group.leave(self._now).add_done_callback(close_client)
+
         if p is None:
-            finish()
+            leave()
         else:
-            p.add_done_callback(finish)
+            p.add_done_callback(leave)
         return done
 
     @property

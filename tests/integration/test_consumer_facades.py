@@ -99,8 +99,14 @@ def produce(bootstrap: str, topic: str, partitions: tuple[int, ...] = (0, 1)) ->
     try:
         for part in partitions:
             for i in range(N):
-                p.send(topic, key=b"k%d" % i, value=b"p%d-%d" % (part, i), partition=part,
-                       headers=[("h", b"%d" % i)], timestamp_ms=BASE_TS + i).get(timeout=30)
+                p.send(
+                    topic,
+                    key=b"k%d" % i,
+                    value=b"p%d-%d" % (part, i),
+                    partition=part,
+                    headers=[("h", b"%d" % i)],
+                    timestamp_ms=BASE_TS + i,
+                ).get(timeout=30)
     finally:
         p.close()
 
@@ -219,8 +225,13 @@ def test_commit_and_committed_with_a_group(transport: str, data: tuple[str, str]
     group = f"g-{uuid.uuid4().hex[:8]}"
 
     async def scenario(transport: str) -> None:
-        async with open_consumer(transport, bootstrap_servers=bootstrap, group_id=group,
-                                 enable_auto_commit=False, auto_offset_reset="earliest") as c:
+        async with open_consumer(
+            transport,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        ) as c:
             assert await c.call("committed", tp0) is None
             await c.call("assign", [tp0, tp1])
             recs = await c.poll_all(2 * N)  # no commits: both start from 'earliest'
@@ -243,8 +254,9 @@ def test_commit_and_committed_with_a_group(transport: str, data: tuple[str, str]
             assert done == [({tp1: OffsetAndMetadata(11, "", -1)}, None)]
             assert await c.call("committed", tp1) == 11
         # A new consumer of the group starts at the committed offsets.
-        async with open_consumer(transport, bootstrap_servers=bootstrap, group_id=group,
-                                 auto_offset_reset="latest") as c:
+        async with open_consumer(
+            transport, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="latest"
+        ) as c:
             await c.call("assign", [tp1])
             assert await c.call("position", tp1) == 11
             recs = await c.poll_all(N - 11)
@@ -268,8 +280,12 @@ def test_deserializers_and_a_failing_one(transport: str, data: tuple[str, str]) 
         return s.upper()
 
     async def scenario(transport: str) -> None:
-        async with open_consumer(transport, bootstrap_servers=bootstrap, key_deserializer=bytes.decode,
-                                 value_deserializer=value_deserializer) as c:
+        async with open_consumer(
+            transport,
+            bootstrap_servers=bootstrap,
+            key_deserializer=bytes.decode,
+            value_deserializer=value_deserializer,
+        ) as c:
             await c.call("assign", [tp0])
             await c.call("seek", tp0, 0)
             got: list[ConsumerRecord] = []
@@ -315,8 +331,13 @@ def test_subscribe_without_group_and_iteration(transport: str, data: tuple[str, 
     bootstrap, topic = data
 
     async def scenario(transport: str) -> None:
-        async with open_consumer(transport, topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                 consumer_timeout_ms=1500) as c:
+        async with open_consumer(
+            transport,
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=1500,
+        ) as c:
             assert await c.call("subscription") == {topic}
             recs = await c.iterate()
             assert sorted((r.partition, r.offset) for r in recs) == [(p, o) for p in (0, 1) for o in range(N)]
@@ -349,11 +370,14 @@ def test_misuse_and_missing_offsets(transport: str, data: tuple[str, str]) -> No
                 await c.call("commit")
             with pytest.raises(KafkaConfigurationError, match="group_id"):
                 await c.call("committed", tp0)
-        async with open_consumer(transport, bootstrap_servers=bootstrap, group_id="g-" + uuid.uuid4().hex) as c:
+        async with open_consumer(
+            transport, bootstrap_servers=bootstrap, group_id="g-" + uuid.uuid4().hex
+        ) as c:
             with pytest.raises(IllegalStateError, match="group membership"):
                 await c.call("subscribe", [topic])
-        async with open_consumer(transport, bootstrap_servers=bootstrap, auto_offset_reset="none",
-                                 group_id="g-" + uuid.uuid4().hex) as c:
+        async with open_consumer(
+            transport, bootstrap_servers=bootstrap, auto_offset_reset="none", group_id="g-" + uuid.uuid4().hex
+        ) as c:
             await c.call("assign", [tp0])
             with pytest.raises(NoOffsetForPartitionError):
                 await c.poll_all(1, timeout=5)

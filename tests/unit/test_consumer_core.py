@@ -76,7 +76,7 @@ class ScriptedClient:
         return []
 
     def send(self, request: Any, *, now: float, callback: Callable[[Any, BaseException | None], None],
-             node_id: int | None = None, max_version: int | None = None) -> None:
+             node_id: int | None = None, max_version: int | None = None, timeout_ms: int | None = None) -> None:
         self.sent.append((request, callback, node_id, max_version))
 
     def add_topics(self, topics: Iterable[str], now: float) -> None:
@@ -404,10 +404,81 @@ def test_subscribe_without_group_assigns_every_partition() -> None:
     assert core.subscription() == {T}
 
 
-def test_subscribe_with_group_is_not_available_yet() -> None:
-    core, _ = make(group_id="g")
-    with pytest.raises(IllegalStateError, match="group membership"):
-        core.subscribe([T], now=0.0)
+def test_group_join_sync_heartbeat_and_rebalance() -> None:
+    from kproto.consumer.group import ConsumerRebalanceListener, decode_subscription, encode_subscription
+    from kproto.protocol.messages import HeartbeatResponse, JoinGroupResponse, SyncGroupResponse
+    from kproto.protocol.messages import join_group as JG
+
+    calls: list[tuple[str, set[TopicPartition]]] = []
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+            calls.append(("revoked", revoked))
+
+        def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+            calls.append(("assigned", assigned))
+
+    core, client = make(group_id="g", enable_auto_commit=False, heartbeat_interval_ms=1000)
+    core.subscribe([T], now=0.0, listener=Listener())
+    ((req, cb, node, _),) = client.take("JoinGroupRequest")
+    assert (node, req.group_id, req.member_id, req.protocol_type) == (COORD, "g", "", "consumer")
+    assert [p.name for p in req.protocols] == ["range", "roundrobin"]
+    assert list(decode_subscription(req.protocols[0].metadata).topics) == [T]
+    # KIP-394: the first JoinGroup is answered with a member id to use.
+    deliver(core, cb, wire(JoinGroupResponse(error_code=79, member_id="m1"), 5))
+    ((req, cb, _, _),) = client.take("JoinGroupRequest")
+    assert req.member_id == "m1"
+    members = [JG.JoinGroupResponseMember(member_id=m, metadata=encode_subscription([T])) for m in ("m2", "m1")]
+    deliver(core, cb, wire(JoinGroupResponse(generation_id=3, protocol_type="consumer", protocol_name="range",
+                                             leader="m1", member_id="m1", members=members), 5))
+    ((sreq, scb, _, _),) = client.take("SyncGroupRequest")
+    assert (sreq.generation_id, sreq.member_id, sreq.protocol_name) == (3, "m1", "range")
+    from kproto.consumer.group import decode_assignment
+
+    plan = {a.member_id: decode_assignment(a.assignment) for a in sreq.assignments}
+    assert plan == {"m1": {TP0}, "m2": {TP1}}
+    deliver(core, scb, wire(SyncGroupResponse(assignment=sreq.assignments[[a.member_id for a in
+                                                                            sreq.assignments].index("m1")].assignment), 3))
+    assert core.assignment() == {TP0}
+    assert calls == []  # listeners run inside poll
+    core.poll(None, 0.1)
+    assert calls == [("assigned", {TP0})]
+    # Heartbeats every heartbeat_interval_ms; a rebalance is joined from the next poll.
+    assert core.get_timer() == pytest.approx(1.0)
+    core.handle_timer(1.0)
+    ((hreq, hcb, _, _),) = client.take("HeartbeatRequest")
+    assert (hreq.generation_id, hreq.member_id) == (3, "m1")
+    deliver(core, hcb, wire(HeartbeatResponse(error_code=27), 4), 1.0)
+    assert client.take("JoinGroupRequest") == [] and core.assignment() == {TP0}
+    core.poll(None, 1.1)
+    assert calls[-1] == ("revoked", {TP0}) and core.assignment() == set()
+    ((req, _, _, _),) = client.take("JoinGroupRequest")
+    assert req.member_id == "m1"
+
+
+def test_commit_in_a_group_carries_the_generation() -> None:
+    from kproto.errors import CommitFailedError
+    from kproto.protocol.messages import JoinGroupResponse, SyncGroupResponse
+    from kproto.protocol.messages import join_group as JG
+    from kproto.consumer.group import encode_assignment, encode_subscription
+
+    core, client = make(group_id="g", enable_auto_commit=False)
+    core.subscribe([T], now=0.0)
+    ((_, cb, _, _),) = client.take("JoinGroupRequest")
+    deliver(core, cb, wire(JoinGroupResponse(generation_id=5, protocol_name="range", leader="other",
+                                             member_id="me", members=[]), 5))
+    ((sreq, scb, _, _),) = client.take("SyncGroupRequest")
+    assert sreq.assignments == []
+    deliver(core, scb, wire(SyncGroupResponse(assignment=encode_assignment({T: [1]})), 3))
+    assert core.assignment() == {TP1}
+    p = core.commit({TP1: 4}, now=0.1)
+    ((creq, ccb, _, _),) = client.take("OffsetCommitRequest")
+    assert (creq.generation_id_or_member_epoch, creq.member_id) == (5, "me")
+    deliver(core, ccb, wire(OffsetCommitResponse(topics=[OC.OffsetCommitResponseTopic(name=T, partitions=[
+        OC.OffsetCommitResponsePartition(partition_index=1, error_code=22)])]), 8), 0.2)
+    with pytest.raises(CommitFailedError):
+        p.result()
+    assert JG and encode_subscription  # imported for symmetry with the join test
 
 
 def test_list_offsets_for_times_maps_answers() -> None:

@@ -1,0 +1,670 @@
+"""Consumer group membership: the classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup).
+
+Theory of operation
+-------------------
+One :class:`GroupMembership` per consumer that subscribed with a
+``group_id``. It is a small state machine driven by the core's pump; every
+request goes to the group coordinator (found by the client's
+FindCoordinator) on its dedicated connection.
+
+=========  ==========================  ====================================
+state      leaves on                   to
+=========  ==========================  ====================================
+UNJOINED   coordinator known, no       JOINING (JoinGroup sent; assigned
+           backoff pending             partitions revoked first: *eager*)
+JOINING    JoinGroup ok                SYNCING (leader: assignor runs,
+                                       SyncGroup carries the assignments)
+JOINING    MEMBER_ID_REQUIRED          JOINING again with the given member
+           (KIP-394)                   id, at once
+JOINING    other retriable error       UNJOINED (after ``retry_backoff_ms``)
+SYNCING    SyncGroup ok                STABLE (assignment applied)
+SYNCING    REBALANCE_IN_PROGRESS...    UNJOINED
+STABLE     heartbeat REBALANCE_IN_     UNJOINED (revoke, rejoin)
+           PROGRESS
+STABLE     ILLEGAL_GENERATION /        UNJOINED (partitions *lost*,
+           UNKNOWN_MEMBER_ID           generation and member id reset)
+STABLE     no poll for                 UNJOINED after LeaveGroup; the next
+           ``max_poll_interval_ms``    poll rejoins (as the Java client)
+any        FENCED_INSTANCE_ID,         FAILED: the error is raised from
+           auth errors                 ``poll``
+any        close()/unsubscribe()       LeaveGroup (dynamic members only,
+                                       KIP-345), then UNJOINED
+=========  ==========================  ====================================
+
+Rebalances are *eager*: every partition is revoked before a JoinGroup (the
+listener's ``on_partitions_revoked`` runs, and with auto-commit the
+positions are committed first, on the same connection, so the broker sees
+the commit before the JoinGroup). Cooperative rebalancing (KIP-429) and the
+sticky assignors are not implemented yet.
+
+Subscriptions and assignments use the standard consumer protocol encoding
+(``ConsumerProtocolSubscription``/``Assignment`` with an int16 version
+prefix), so kproto members share a group with Java, librdkafka and
+kafka-python members.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from kproto.consumer.core import Pending, _once
+from kproto.consumer.types import TopicPartition
+from kproto.errors import (
+    FencedInstanceIdError,
+    IllegalStateError,
+    KafkaConfigurationError,
+    error_from_code,
+    is_retriable,
+)
+from kproto.protocol.messages import (
+    ConsumerProtocolAssignment,
+    ConsumerProtocolSubscription,
+    HeartbeatRequest,
+    JoinGroupRequest,
+    LeaveGroupRequest,
+    SyncGroupRequest,
+)
+from kproto.protocol.messages import consumer_protocol_assignment as _cpa
+from kproto.protocol.messages import join_group as _jg
+from kproto.protocol.messages import leave_group as _lg
+from kproto.protocol.messages import sync_group as _sg
+
+if TYPE_CHECKING:
+    from kproto.consumer.core import ConsumerCore
+
+__all__ = [
+    "ConsumerRebalanceListener",
+    "GroupMembership",
+    "MemberState",
+    "PartitionAssignor",
+    "RangePartitionAssignor",
+    "RoundRobinPartitionAssignor",
+    "decode_assignment",
+    "decode_subscription",
+    "encode_assignment",
+    "encode_subscription",
+    "resolve_assignors",
+]
+
+_I16 = struct.Struct(">h")
+#: Versions this client writes; readers of any later version parse the prefix they know.
+_SUBSCRIPTION_VERSION: Final = 0
+_ASSIGNMENT_VERSION: Final = 0
+_PROTOCOL_TYPE: Final = "consumer"
+# Wire error codes handled by name.
+_COORDINATOR_LOAD_IN_PROGRESS: Final = 14
+_COORDINATOR_NOT_AVAILABLE: Final = 15
+_NOT_COORDINATOR: Final = 16
+_ILLEGAL_GENERATION: Final = 22
+_UNKNOWN_MEMBER_ID: Final = 25
+_REBALANCE_IN_PROGRESS: Final = 27
+_MEMBER_ID_REQUIRED: Final = 79
+_FENCED_INSTANCE_ID: Final = 82
+_GROUP_KEY_TYPE: Final = 0
+#: JoinGroup v4+ has MEMBER_ID_REQUIRED (KIP-394); v5 static membership (KIP-345).
+_JOIN_MAX_VERSION: Final = 9
+
+
+# --- the consumer protocol encoding ---------------------------------------------
+
+
+def encode_subscription(topics: Iterable[str], user_data: bytes | None = None) -> bytes:
+    """JoinGroup protocol metadata: int16 version + ConsumerProtocolSubscription."""
+    body = ConsumerProtocolSubscription(topics=sorted(topics), user_data=user_data).encode(_SUBSCRIPTION_VERSION)
+    return _I16.pack(_SUBSCRIPTION_VERSION) + body
+
+
+def decode_subscription(data: bytes | memoryview) -> ConsumerProtocolSubscription:
+    """Parse a member's subscription; a newer version is read as the newest known (its prefix)."""
+    mv = memoryview(data)
+    version = _I16.unpack_from(mv, 0)[0]
+    sub, _ = ConsumerProtocolSubscription.read(mv, 2, min(max(version, 0), ConsumerProtocolSubscription.MAX_VERSION))
+    return sub
+
+
+def encode_assignment(assignment: Mapping[str, Sequence[int]], user_data: bytes | None = None) -> bytes:
+    """SyncGroup assignment: int16 version + ConsumerProtocolAssignment."""
+    body = ConsumerProtocolAssignment(
+        assigned_partitions=[_cpa.TopicPartition(topic=t, partitions=sorted(ps))
+                             for t, ps in sorted(assignment.items())],
+        user_data=user_data,
+    ).encode(_ASSIGNMENT_VERSION)
+    return _I16.pack(_ASSIGNMENT_VERSION) + body
+
+
+def decode_assignment(data: bytes | memoryview) -> set[TopicPartition]:
+    """The partitions of a SyncGroup assignment (empty bytes: nothing assigned)."""
+    mv = memoryview(data)
+    if len(mv) < 2:
+        return set()
+    version = _I16.unpack_from(mv, 0)[0]
+    a, _ = ConsumerProtocolAssignment.read(mv, 2, min(max(version, 0), ConsumerProtocolAssignment.MAX_VERSION))
+    return {TopicPartition(tp.topic, p) for tp in a.assigned_partitions for p in tp.partitions}
+
+
+# --- assignors ------------------------------------------------------------------------
+
+
+class PartitionAssignor:
+    """Base of the leader-side assignors: ``assign`` maps member ids to partitions."""
+
+    #: The protocol name members advertise in JoinGroup.
+    name = ""
+
+    def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]]
+               ) -> dict[str, dict[str, list[int]]]:
+        """Assign partitions.
+
+        Args:
+            partitions: topic -> partition count (topics unknown to metadata left out).
+            members: member id -> (subscribed topics, group instance id or None).
+
+        Returns:
+            member id -> topic -> partition ids (every member present, maybe empty).
+        """
+        raise NotImplementedError
+
+    @staticmethod
+    def _order(members: Mapping[str, tuple[Sequence[str], str | None]], ids: Iterable[str]) -> list[str]:
+        # As the Java client: static members sort by instance id, before dynamic ones by member id.
+        def key(m: str) -> tuple[int, str]:
+            inst = members[m][1]
+            return (0, inst) if inst is not None else (1, m)
+
+        return sorted(ids, key=key)
+
+
+class RangePartitionAssignor(PartitionAssignor):
+    """Per topic, consecutive ranges of partitions to the sorted members (the Java ``range``)."""
+
+    name = "range"
+
+    def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]]
+               ) -> dict[str, dict[str, list[int]]]:
+        out: dict[str, dict[str, list[int]]] = {m: {} for m in members}
+        for topic in sorted(partitions):
+            subs = self._order(members, (m for m, (topics, _) in members.items() if topic in topics))
+            if not subs:
+                continue
+            count = partitions[topic]
+            per, extra = divmod(count, len(subs))
+            start = 0
+            for i, m in enumerate(subs):
+                n = per + (1 if i < extra else 0)
+                if n:
+                    out[m][topic] = list(range(start, start + n))
+                start += n
+        return out
+
+
+class RoundRobinPartitionAssignor(PartitionAssignor):
+    """All partitions, sorted by topic then index, dealt to the sorted members in turn (Java ``roundrobin``)."""
+
+    name = "roundrobin"
+
+    def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]]
+               ) -> dict[str, dict[str, list[int]]]:
+        out: dict[str, dict[str, list[int]]] = {m: {} for m in members}
+        order = self._order(members, members)
+        if not order:
+            return out
+        i = 0
+        n = len(order)
+        for topic in sorted(partitions):
+            if not any(topic in members[m][0] for m in order):
+                continue
+            for p in range(partitions[topic]):
+                # Skip members not subscribed to this topic; someone is.
+                while topic not in members[order[i % n]][0]:
+                    i += 1
+                out[order[i % n]].setdefault(topic, []).append(p)
+                i += 1
+        return out
+
+
+_BY_NAME: Final[dict[str, type[PartitionAssignor]]] = {
+    "range": RangePartitionAssignor,
+    "roundrobin": RoundRobinPartitionAssignor,
+}
+
+
+def resolve_assignors(strategy: Sequence[Any]) -> list[PartitionAssignor]:
+    """``partition_assignment_strategy`` entries (names, classes or instances) -> assignor instances.
+
+    kafka-python's ``RangePartitionAssignor``/``RoundRobinPartitionAssignor``
+    classes are accepted by their ``name``.
+
+    Raises:
+        KafkaConfigurationError: an entry that is not a known or usable assignor.
+    """
+    out: list[PartitionAssignor] = []
+    for entry in strategy:
+        name = entry if isinstance(entry, str) else getattr(entry, "name", None)
+        if isinstance(entry, PartitionAssignor):
+            out.append(entry)
+        elif isinstance(entry, type) and issubclass(entry, PartitionAssignor):
+            out.append(entry())
+        elif isinstance(name, str) and name in _BY_NAME:
+            out.append(_BY_NAME[name]())
+        else:
+            raise KafkaConfigurationError(
+                f"partition_assignment_strategy entry {entry!r} is not supported: use 'range' or "
+                "'roundrobin' (sticky and cooperative-sticky are not implemented yet)")
+    return out
+
+
+class ConsumerRebalanceListener:
+    """Callbacks around a rebalance; subclass and pass to ``subscribe(listener=...)``.
+
+    They run inside ``poll``, in the thread that calls it (never in a
+    background thread), before ``poll`` looks at records.
+    """
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before a rebalance: these partitions stop being consumed (commit here if you commit by hand)."""
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """After a rebalance: the new assignment."""
+
+    def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        """The member lost its partitions without a rebalance (its session expired): do not commit."""
+        self.on_partitions_revoked(lost)
+
+
+class MemberState(enum.Enum):
+    """See the module docstring's table."""
+
+    UNJOINED = "unjoined"
+    JOINING = "joining"
+    SYNCING = "syncing"
+    STABLE = "stable"
+    FAILED = "failed"
+
+
+class GroupMembership:
+    """The membership of one consumer in its group; driven by :class:`ConsumerCore`."""
+
+    def __init__(self, core: ConsumerCore, topics: set[str], listener: Any, now: float) -> None:
+        cfg = core.config
+        assert cfg.group_id is not None
+        self.core = core
+        self.group_id: str = cfg.group_id
+        self.instance_id = cfg.group_instance_id
+        self.assignors = resolve_assignors(cfg.partition_assignment_strategy)
+        self.listener = listener
+        self.topics = set(topics)
+        self.state = MemberState.UNJOINED
+        self.member_id = ""
+        self.generation = -1
+        self.protocol: str | None = None
+        self.leader = False
+        self._join_at = now
+        self._heartbeat_at: float | None = None
+        self._heartbeat_inflight = False
+        self._last_poll = now
+        self._left_for_poll_timeout = False
+        self._inflight = False
+        self._leave_sent = False
+        #: A rebalance a heartbeat announced, acted on at the next poll.
+        self._pending: str | None = None
+        #: Bumped on every state reset: stale responses are recognised and dropped.
+        self._epoch = 0
+
+    # --- what the core calls ---------------------------------------------------------
+
+    @property
+    def stable(self) -> bool:
+        """True when the assignment is current (heartbeats flow)."""
+        return self.state is MemberState.STABLE
+
+    def commit_identity(self) -> tuple[int, str, str | None]:
+        """(generation, member id, instance id) for OffsetCommit; -1/"" when not STABLE."""
+        if self.state is MemberState.STABLE:
+            return self.generation, self.member_id, self.instance_id
+        return -1, "", None
+
+    def on_poll(self, now: float) -> None:
+        """The user polled: the member is alive; act on a rebalance a heartbeat announced.
+
+        As in the Java client, a rebalance is joined from ``poll`` (the user's
+        thread), not from the heartbeat that announced it.
+        """
+        self._last_poll = now
+        if self._left_for_poll_timeout:
+            self._left_for_poll_timeout = False
+            self.request_rejoin(now)
+        pending, self._pending = self._pending, None
+        if pending == "rejoin":
+            self._reset(now, keep_member=True)
+        elif pending == "lost":
+            self._lost(now, keep_member=True)
+        elif pending == "lost-member":
+            self._lost(now, keep_member=False)
+
+    def set_topics(self, topics: set[str], now: float) -> None:
+        """The subscription changed (pattern matches): rejoin with it."""
+        if topics != self.topics:
+            self.topics = set(topics)
+            self.request_rejoin(now)
+
+    def request_rejoin(self, now: float) -> None:
+        """Start a new rebalance at once (commit-failed, metadata change, poll after timeout)."""
+        if self.state in (MemberState.STABLE, MemberState.SYNCING, MemberState.JOINING):
+            self._reset(now, keep_member=True)
+
+    def get_timer(self) -> float | None:
+        """The membership's next deadline."""
+        if self.state is MemberState.FAILED:
+            return None
+        if self.state is MemberState.UNJOINED:
+            return None if self._left_for_poll_timeout else self._join_at
+        if self.state is MemberState.STABLE:
+            t = self._last_poll + self.core.config.max_poll_interval_ms / 1000
+            if self._heartbeat_at is not None and not self._heartbeat_inflight:
+                t = min(t, self._heartbeat_at)
+            return t
+        return None
+
+    def pump(self, now: float) -> None:
+        """Send what is due."""
+        st = self.state
+        if st is MemberState.UNJOINED:
+            if not self._inflight and not self._left_for_poll_timeout and now >= self._join_at:
+                self._inflight = True
+                self.core._with_coordinator(self._send_join, now)
+        elif st is MemberState.STABLE:
+            if now - self._last_poll > self.core.config.max_poll_interval_ms / 1000:
+                # KIP-62: a member that stops polling leaves, so the group moves on without it.
+                self._leave(now, "consumer poll timeout has expired")
+                self._revoke(lost=False)
+                self._reset(now, keep_member=False)
+                self._left_for_poll_timeout = True
+                return
+            if (self._heartbeat_at is not None and now >= self._heartbeat_at
+                    and not self._heartbeat_inflight):
+                self._heartbeat_inflight = True
+                self.core._with_coordinator(self._send_heartbeat, now)
+
+    def leave(self, now: float) -> Pending[None]:
+        """LeaveGroup (dynamic members; a static member keeps its place, KIP-345) and stop.
+
+        The Pending completes when the broker answered (or the request failed).
+        """
+        done: Pending[None] = Pending()
+        if self.member_id and self.state is not MemberState.FAILED:
+            self._leave(now, "the consumer is closing", done)
+        if not self._leave_sent:
+            done.set_result(None)
+        self.state = MemberState.FAILED  # terminal: nothing more is sent
+        self._epoch += 1
+        return done
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _fail(self, exc: BaseException) -> None:
+        self.state = MemberState.FAILED
+        self._epoch += 1
+        self.core._errors.append(exc)
+
+    def _reset(self, now: float, *, keep_member: bool, delay: float = 0.0) -> None:
+        if self.state is MemberState.STABLE:
+            self._revoke(lost=False)
+        self.state = MemberState.UNJOINED
+        self._inflight = False
+        self._heartbeat_at = None
+        self._heartbeat_inflight = False
+        self._epoch += 1
+        if not keep_member:
+            self.member_id = ""
+            self.generation = -1
+        self._join_at = now + delay
+        self.core._set_assignment(set(), now)
+
+    def _revoke(self, *, lost: bool) -> None:
+        owned = self.core.assignment()
+        if not owned:
+            return
+        if not lost and self.core.config.enable_auto_commit:
+            # Sent before the JoinGroup on the same connection: the broker handles it first.
+            self.core._auto_commit(self.core._now)
+        listener = self.listener
+        if listener is not None:
+            if lost:
+                self.core._defer(lambda: listener.on_partitions_lost(owned))
+            else:
+                self.core._defer(lambda: listener.on_partitions_revoked(owned))
+
+    def _lost(self, now: float, keep_member: bool) -> None:
+        if self.state is MemberState.STABLE:
+            self._revoke(lost=True)
+            self.state = MemberState.UNJOINED  # so _reset does not revoke again
+        self._reset(now, keep_member=keep_member)
+
+    def _backoff(self) -> float:
+        return self.core.config.retry_backoff_ms / 1000
+
+    def _coordinator_error(self, code: int, now: float) -> bool:
+        if code in (_COORDINATOR_NOT_AVAILABLE, _NOT_COORDINATOR):
+            self.core._client.mark_coordinator_dead(self.group_id, _GROUP_KEY_TYPE, now)
+            return True
+        return code == _COORDINATOR_LOAD_IN_PROGRESS
+
+    def _send_join(self, node: int, now: float) -> None:
+        cfg = self.core.config
+        self.state = MemberState.JOINING
+        self._revoke(lost=False)
+        self.core._set_assignment(set(), now)
+        self.core._client.add_topics(self.topics, now)
+        metadata = encode_subscription(self.topics)
+        req = JoinGroupRequest(
+            group_id=self.group_id,
+            session_timeout_ms=cfg.session_timeout_ms,
+            rebalance_timeout_ms=cfg.max_poll_interval_ms,
+            member_id=self.member_id,
+            group_instance_id=self.instance_id,
+            protocol_type=_PROTOCOL_TYPE,
+            protocols=[_jg.JoinGroupRequestProtocol(name=a.name, metadata=metadata) for a in self.assignors],
+        )
+        epoch = self._epoch
+
+        def on_resp(resp: Any, err: BaseException | None) -> None:
+            if epoch != self._epoch:
+                return
+            self._on_join(resp, err, self.core._now)
+
+        # The broker answers a JoinGroup only when the rebalance completes (up to the rebalance timeout).
+        self.core._client.send(req, now=now, node_id=node, callback=on_resp, max_version=_JOIN_MAX_VERSION,
+                               timeout_ms=cfg.max_poll_interval_ms + cfg.request_timeout_ms)
+
+    def _on_join(self, resp: Any, err: BaseException | None, now: float) -> None:
+        self._inflight = False
+        if err is not None:
+            self.core._client.mark_coordinator_dead(self.group_id, _GROUP_KEY_TYPE, now)
+            self._reset(now, keep_member=True, delay=self._backoff())
+            return
+        code = resp.error_code
+        if code == _MEMBER_ID_REQUIRED:
+            # KIP-394: the broker gave us an id; join again with it straight away.
+            self.member_id = resp.member_id
+            self._reset(now, keep_member=True)
+            return
+        if code == _UNKNOWN_MEMBER_ID:
+            self._reset(now, keep_member=False)
+            return
+        if code in (_ILLEGAL_GENERATION, _REBALANCE_IN_PROGRESS) or self._coordinator_error(code, now):
+            self._reset(now, keep_member=True, delay=self._backoff())
+            return
+        if code == _FENCED_INSTANCE_ID:
+            self._fail(FencedInstanceIdError(f"group instance id {self.instance_id!r} is used by another member"))
+            return
+        if code:
+            if is_retriable(code):
+                self._reset(now, keep_member=True, delay=self._backoff())
+            else:
+                self._fail(error_from_code(code, f"JoinGroup {self.group_id!r}"))
+            return
+        self.member_id = resp.member_id
+        self.generation = resp.generation_id
+        self.protocol = resp.protocol_name
+        self.leader = resp.leader == resp.member_id
+        self.state = MemberState.SYNCING
+        self._inflight = True
+        if not self.leader:
+            self.core._with_coordinator(lambda node, now: self._send_sync(node, now, []), now)
+            return
+        members: dict[str, tuple[list[str], str | None]] = {}
+        for m in resp.members:
+            try:
+                sub = decode_subscription(m.metadata)
+            except Exception:  # a member we cannot read gets nothing, as the Java leader
+                sub = ConsumerProtocolSubscription()
+            members[m.member_id] = (list(sub.topics), m.group_instance_id)
+        all_topics = {t for topics, _ in members.values() for t in topics}
+        missing = [t for t in all_topics if not self.core._client.cluster.partitions_for(t)]
+        epoch = self._epoch
+
+        def assign(now: float) -> None:
+            if epoch != self._epoch:
+                return
+            self._assign_and_sync(members, all_topics, now)
+
+        if missing:
+            self.core._client.add_topics(all_topics, now)
+            self.core._client.request_metadata_update(now)
+            retry = _once(assign)
+            self.core._waiting_metadata.append(retry)
+            self.core._later(retry, now)
+        else:
+            assign(now)
+
+    def _assign_and_sync(self, members: dict[str, tuple[list[str], str | None]], all_topics: set[str],
+                         now: float) -> None:
+        cluster = self.core._client.cluster
+        counts: dict[str, int] = {}
+        for t in all_topics:
+            parts = cluster.partitions_for(t)
+            if parts:
+                counts[t] = max(parts) + 1
+        assignor = next((a for a in self.assignors if a.name == self.protocol), None)
+        if assignor is None:
+            self._fail(IllegalStateError(f"the group chose assignor {self.protocol!r}, which this member lacks"))
+            return
+        plan = assignor.assign(counts, members)
+        assignments = [_sg.SyncGroupRequestAssignment(member_id=m, assignment=encode_assignment(plan.get(m, {})))
+                       for m in members]
+        self.core._with_coordinator(lambda node, now: self._send_sync(node, now, assignments), now)
+
+    def _send_sync(self, node: int, now: float, assignments: list[Any]) -> None:
+        req = SyncGroupRequest(
+            group_id=self.group_id, generation_id=self.generation, member_id=self.member_id,
+            group_instance_id=self.instance_id, protocol_type=_PROTOCOL_TYPE, protocol_name=self.protocol,
+            assignments=assignments,
+        )
+        epoch = self._epoch
+
+        def on_resp(resp: Any, err: BaseException | None) -> None:
+            if epoch != self._epoch:
+                return
+            self._on_sync(resp, err, self.core._now)
+
+        self.core._client.send(req, now=now, node_id=node, callback=on_resp)
+
+    def _on_sync(self, resp: Any, err: BaseException | None, now: float) -> None:
+        self._inflight = False
+        if err is not None:
+            self.core._client.mark_coordinator_dead(self.group_id, _GROUP_KEY_TYPE, now)
+            self._reset(now, keep_member=True, delay=self._backoff())
+            return
+        code = resp.error_code
+        if code == _UNKNOWN_MEMBER_ID:
+            self._reset(now, keep_member=False)
+            return
+        if code == _FENCED_INSTANCE_ID:
+            self._fail(FencedInstanceIdError(f"group instance id {self.instance_id!r} is used by another member"))
+            return
+        if code in (_ILLEGAL_GENERATION, _REBALANCE_IN_PROGRESS) or self._coordinator_error(code, now):
+            self._reset(now, keep_member=code != _ILLEGAL_GENERATION, delay=0.0 if code else self._backoff())
+            return
+        if code:
+            if is_retriable(code):
+                self._reset(now, keep_member=True, delay=self._backoff())
+            else:
+                self._fail(error_from_code(code, f"SyncGroup {self.group_id!r}"))
+            return
+        try:
+            assigned = decode_assignment(resp.assignment)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        self.state = MemberState.STABLE
+        self._heartbeat_at = now + self.core.config.heartbeat_interval_ms / 1000
+        self._last_poll = max(self._last_poll, now)
+        self.core._set_assignment(assigned, now)
+        listener = self.listener
+        if listener is not None:
+            self.core._defer(lambda: listener.on_partitions_assigned(set(assigned)))
+
+    def _send_heartbeat(self, node: int, now: float) -> None:
+        if self.state is not MemberState.STABLE:
+            self._heartbeat_inflight = False
+            return
+        req = HeartbeatRequest(group_id=self.group_id, generation_id=self.generation,
+                               member_id=self.member_id, group_instance_id=self.instance_id)
+        epoch = self._epoch
+
+        def on_resp(resp: Any, err: BaseException | None) -> None:
+            if epoch != self._epoch:
+                return
+            self._on_heartbeat(resp, err, self.core._now)
+
+        self.core._client.send(req, now=now, node_id=node, callback=on_resp)
+
+    def _on_heartbeat(self, resp: Any, err: BaseException | None, now: float) -> None:
+        self._heartbeat_inflight = False
+        interval = self.core.config.heartbeat_interval_ms / 1000
+        if err is not None:
+            self.core._client.mark_coordinator_dead(self.group_id, _GROUP_KEY_TYPE, now)
+            self._heartbeat_at = now + self._backoff()
+            return
+        code = resp.error_code
+        if code == 0:
+            self._heartbeat_at = now + interval
+        elif code == _REBALANCE_IN_PROGRESS:
+            self._pending = "rejoin"
+            self._heartbeat_at = now + interval
+        elif code == _ILLEGAL_GENERATION:
+            self._pending = "lost"
+            self._heartbeat_at = None
+        elif code == _UNKNOWN_MEMBER_ID:
+            self._pending = "lost-member"
+            self._heartbeat_at = None
+        elif code == _FENCED_INSTANCE_ID:
+            self._fail(FencedInstanceIdError(f"group instance id {self.instance_id!r} is used by another member"))
+        elif self._coordinator_error(code, now) or is_retriable(code):
+            self._heartbeat_at = now + self._backoff()
+        else:
+            self._fail(error_from_code(code, f"Heartbeat {self.group_id!r}"))
+
+    def _leave(self, now: float, reason: str, done: Pending[None] | None = None) -> None:
+        self._leave_sent = False
+        if self.instance_id is not None:
+            return  # KIP-345: a static member keeps its assignment across restarts
+        member = self.member_id
+        if not member:
+            return
+        self._leave_sent = True
+        req = LeaveGroupRequest(group_id=self.group_id, member_id=member,
+                                members=[_lg.MemberIdentity(member_id=member, reason=reason)])
+
+        def on_resp(resp: Any, err: BaseException | None) -> None:
+            if done is not None:
+                done.set_result(None)
+
+        def send(node: int, now: float) -> None:
+            self.core._client.send(req, now=now, node_id=node, callback=on_resp)
+
+        self.core._with_coordinator(send, now)
+

@@ -1,0 +1,116 @@
+"""Range and round-robin assignors: the Java client's test cases, then properties (hypothesis)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kproto.consumer.group import (
+    RangePartitionAssignor,
+    RoundRobinPartitionAssignor,
+    decode_assignment,
+    decode_subscription,
+    encode_assignment,
+    encode_subscription,
+    resolve_assignors,
+)
+from kproto.consumer import TopicPartition
+from kproto.errors import KafkaConfigurationError
+
+
+def members(**subs: list[str]) -> dict[str, tuple[list[str], None]]:
+    return {m: (topics, None) for m, topics in subs.items()}
+
+
+def test_range_one_consumer_one_topic() -> None:
+    assert RangePartitionAssignor().assign({"t1": 3}, members(c1=["t1"])) == {"c1": {"t1": [0, 1, 2]}}
+
+
+def test_range_two_consumers_two_topics_six_partitions() -> None:
+    got = RangePartitionAssignor().assign({"t1": 3, "t2": 3}, members(c1=["t1", "t2"], c2=["t1", "t2"]))
+    assert got == {"c1": {"t1": [0, 1], "t2": [0, 1]}, "c2": {"t1": [2], "t2": [2]}}
+
+
+def test_range_only_subscribed_topics_and_mixed() -> None:
+    got = RangePartitionAssignor().assign({"t1": 3, "t2": 2, "other": 3},
+                                          members(c1=["t1"], c2=["t1", "t2"], c3=["t1"]))
+    assert got == {"c1": {"t1": [0]}, "c2": {"t1": [1], "t2": [0, 1]}, "c3": {"t1": [2]}}
+
+
+def test_range_more_consumers_than_partitions() -> None:
+    got = RangePartitionAssignor().assign({"t1": 1}, members(c1=["t1"], c2=["t1"]))
+    assert got == {"c1": {"t1": [0]}, "c2": {}}
+
+
+def test_roundrobin_two_consumers_two_topics_six_partitions() -> None:
+    got = RoundRobinPartitionAssignor().assign({"t1": 3, "t2": 3}, members(c1=["t1", "t2"], c2=["t1", "t2"]))
+    assert got == {"c1": {"t1": [0, 2], "t2": [1]}, "c2": {"t1": [1], "t2": [0, 2]}}
+
+
+def test_roundrobin_mixed_topics() -> None:
+    got = RoundRobinPartitionAssignor().assign({"t1": 3, "t2": 2}, members(c1=["t1"], c2=["t1", "t2"], c3=["t1"]))
+    assert got == {"c1": {"t1": [0]}, "c2": {"t1": [1], "t2": [0, 1]}, "c3": {"t1": [2]}}
+
+
+def test_static_members_sort_by_instance_id() -> None:
+    m = {"zzz": (["t"], "a"), "aaa": (["t"], "b")}
+    assert RangePartitionAssignor().assign({"t": 2}, m) == {"zzz": {"t": [0]}, "aaa": {"t": [1]}}
+
+
+def test_protocol_encodings_round_trip() -> None:
+    sub = decode_subscription(encode_subscription(["b", "a"]))
+    assert list(sub.topics) == ["a", "b"]
+    data = encode_assignment({"t": [2, 0], "u": [1]})
+    assert data[:2] == b"\x00\x00"
+    assert decode_assignment(data) == {TopicPartition("t", 0), TopicPartition("t", 2), TopicPartition("u", 1)}
+    assert decode_assignment(b"") == set()
+
+
+def test_kafka_python_encodings_are_read() -> None:
+    from kafka.protocol.old.consumer_protocol import (
+        ConsumerProtocolMemberAssignment_v0,
+        ConsumerProtocolMemberMetadata_v0,
+    )
+
+    meta = ConsumerProtocolMemberMetadata_v0(0, ["x", "y"], b"").encode()
+    assert list(decode_subscription(meta).topics) == ["x", "y"]
+    # kafka-python reads what kproto writes, too.
+    assert ConsumerProtocolMemberMetadata_v0.decode(encode_subscription(["y", "x"])).topics == ["x", "y"]
+    assign = ConsumerProtocolMemberAssignment_v0(0, [("x", [0, 3])], b"").encode()
+    assert decode_assignment(assign) == {TopicPartition("x", 0), TopicPartition("x", 3)}
+
+
+def test_resolve_assignors() -> None:
+    from kafka.coordinator.assignors.range import RangePartitionAssignor as KRange
+
+    got = resolve_assignors(["roundrobin", KRange, RangePartitionAssignor()])
+    assert [a.name for a in got] == ["roundrobin", "range", "range"]
+    with pytest.raises(KafkaConfigurationError, match="sticky"):
+        resolve_assignors(["cooperative-sticky"])
+
+
+@given(
+    counts=st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), st.integers(1, 12), min_size=1),
+    subs=st.lists(st.sets(st.sampled_from(["a", "b", "c", "d"]), min_size=1), min_size=1, max_size=6),
+)
+@pytest.mark.parametrize("assignor", [RangePartitionAssignor(), RoundRobinPartitionAssignor()])
+def test_every_partition_to_exactly_one_subscribed_member(assignor: object, counts: dict[str, int],
+                                                          subs: list[set[str]]) -> None:
+    ms = {f"m{i}": (sorted(s), None) for i, s in enumerate(subs)}
+    plan = assignor.assign(counts, ms)  # type: ignore[attr-defined]
+    assert set(plan) == set(ms)
+    seen: dict[tuple[str, int], str] = {}
+    for m, topics in plan.items():
+        for t, ps in topics.items():
+            assert t in ms[m][0]
+            for p in ps:
+                assert (t, p) not in seen
+                seen[(t, p)] = m
+    wanted = {(t, p) for t, n in counts.items() for p in range(n) if any(t in s for s, _ in ms.values())}
+    assert set(seen) == wanted
+    if isinstance(assignor, RangePartitionAssignor):
+        for t in counts:  # per topic, subscribers differ by at most one partition
+            sizes = [len(plan[m].get(t, [])) for m in ms if t in ms[m][0]]
+            if sizes:
+                assert max(sizes) - min(sizes) <= 1
