@@ -1299,9 +1299,9 @@ class ProducerCore:
                 self._bump_wanted = True
             return
         ps = b.part
-        if code == _ERR_MESSAGE_TOO_LARGE and b.count > 1 and not b.maybe_written:
-            # As the Java client: split the batch in two and send the halves
-            # (no attempt was written, so idempotent sequences stay contiguous).
+        if code == _ERR_MESSAGE_TOO_LARGE and b.count > 1:
+            # As the Java client: split the batch in two and send the halves;
+            # idempotent sequences stay contiguous (this attempt was refused).
             self._split(b, now)
             return
         if code == 0 or code in _MAYBE_WRITTEN_CODES:
@@ -1361,6 +1361,7 @@ class ProducerCore:
             nb.state = CLOSED
             nb.attempts = b.attempts
             nb.reseq = b.reseq
+            nb.maybe_written = b.maybe_written
             if seq >= 0:
                 nb.base_seq = seq
                 seq = (seq + nb.count) % _SEQ_WRAP

@@ -297,6 +297,7 @@ def run(seed: int, *, idempotent: bool, faults: dict[str, float], records: int =
         request_timeout_ms=1000,
         delivery_timeout_ms=10_000_000,
         max_in_flight_requests_per_connection=rng.choice((1, 2, 5)),
+        max_request_size=rng.choice((300, 1048576)),
     )
     if idempotent:
         kwargs.update(enable_idempotence=True)

@@ -49,6 +49,7 @@ def scenario(
         delivery_timeout_ms=1_000_000,
         max_in_flight_requests_per_connection=rng.choice((1, 3, 5)),
         compression_type=rng.choice((None, None, "lz4", "gzip")),
+        max_request_size=rng.choice((400, 1048576)),
     )
     if idempotent:
         kwargs["enable_idempotence"] = True
