@@ -562,3 +562,18 @@ def test_asyncio_task_cancel_leaves_producer_usable(echo: LineServer) -> None:
             assert (await p.send_and_wait("t", b"y")).offset >= 0
 
     asyncio.run(main())
+
+
+def test_trio_start_in_a_callers_nursery(echo: LineServer) -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            p = make(tt, echo.port)
+            await p.start(nursery)
+            assert (await p.send_and_wait("t", b"x")).offset == 0
+            await p.aclose()
+            await p.aclose()  # idempotent
+            with pytest.raises(IllegalStateError):
+                await p.send("t", b"y")
+        # the nursery ended on its own: nothing of the producer was left running
+
+    trio.run(main)
