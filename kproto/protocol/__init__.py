@@ -1,12 +1,30 @@
 """The wire codec: primitives, generated messages, headers, records, compression.
 
 - :mod:`kproto.protocol.messages` — every Kafka request/response (generated
-  from the official JSON schemas by ``tools/gen_messages.py``).
-- :mod:`kproto.protocol.headers` — request/response headers and framing.
-
-Submodules are imported on demand; this package imports nothing heavy.
+  from the official JSON schemas by ``tools/gen_messages.py``; modules load
+  lazily on first use).
+- :mod:`kproto.protocol.headers` — request/response headers and the
+  size-prefixed frame; its functions are re-exported here.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from kproto.protocol.headers import (
+    decode_response,
+    decode_response_header,
+    encode_request,
+    read_frame,
+    request_header_version,
+    response_header_version,
+    write_request,
+)
+
+__all__ = [
+    "decode_response",
+    "decode_response_header",
+    "encode_request",
+    "read_frame",
+    "request_header_version",
+    "response_header_version",
+    "write_request",
+]
