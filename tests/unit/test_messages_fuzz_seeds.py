@@ -30,11 +30,15 @@ def test_seed_corpus_runs_clean(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["responses", "frames"])
 def test_committed_seeds_match_the_generator(name: str) -> None:
-    """Seeds are encoded examples; they change only when the encoders do."""
+    """Seeds are encoded examples; they change only when the encoders do.
+
+    (Running a harness directly on ``fuzz/corpus/<name>`` adds the units it
+    finds there, so extra files are allowed.)
+    """
     harness = _harness(name)
     expected = harness.seed_inputs()
     on_disk = {p.name: p.read_bytes() for p in (ROOT / "fuzz" / "corpus" / name).iterdir()}
-    assert on_disk == expected
+    assert {k: on_disk.get(k) for k in expected} == expected
 
 
 def test_harness_edge_inputs() -> None:
