@@ -65,6 +65,7 @@ from kproto.connection import (
 )
 from kproto.driving import Close, Command, Connect
 from kproto.errors import (
+    AuthenticationFailedError,
     Cancelled,
     IllegalArgumentError,
     IllegalStateError,
@@ -167,6 +168,17 @@ def _positive(_inst: object, attribute: attrs.Attribute[int], value: int) -> Non
         raise KafkaConfigurationError(f"{attribute.name} must be > 0, got {value}")
 
 
+#: ``security_protocol`` values (Kafka's names).
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+def _check_security_protocol(_inst: object, _attribute: object, value: object) -> None:
+    if not isinstance(value, str) or value.upper() not in SECURITY_PROTOCOLS:
+        raise KafkaConfigurationError(
+            f"security_protocol={value!r} is not allowed: it must be one of {', '.join(SECURITY_PROTOCOLS)}"
+        )
+
+
 def _check_bootstrap(_inst: object, _attribute: object, value: str | Sequence[str]) -> None:
     parse_bootstrap(value)
 
@@ -198,7 +210,37 @@ class ClientConfig:
     #: Ask brokers to auto-create topics named in Metadata requests.
     allow_auto_create_topics: bool = True
     #: ``factory(node_id, host, port)`` for the authentication step (SASL), or None.
+    #: When None and ``security_protocol`` is SASL_*, the client builds a
+    #: :class:`kproto.sasl.SaslAuthenticator` from the ``sasl_*`` options.
     authenticator: Callable[[int, str, int], Authenticator] | None = None
+    #: 'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT' or 'SASL_SSL'. TLS is the transport's
+    #: business; the core only reads the SASL part.
+    security_protocol: str = attrs.field(default="PLAINTEXT", validator=_check_security_protocol)
+    #: 'PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512' or 'OAUTHBEARER' (with SASL_*).
+    sasl_mechanism: str | None = None
+    #: User name for PLAIN and SCRAM.
+    sasl_plain_username: str | None = attrs.field(default=None, repr=False)
+    #: Password for PLAIN and SCRAM (never shown in reprs, logs or errors).
+    sasl_plain_password: str | None = attrs.field(default=None, repr=False)
+    #: OAUTHBEARER token provider: ``provider()`` or ``provider.token()`` -> str.
+    sasl_oauth_token_provider: Any = attrs.field(default=None, repr=False)
+    #: SCRAM client nonce factory; None draws from the client's ``rng``.
+    sasl_nonce_factory: Callable[[], str] | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.security_protocol.upper().startswith("SASL_") and self.authenticator is None:
+            from kproto.sasl import make_mechanism
+
+            try:
+                make_mechanism(
+                    self.sasl_mechanism or "",
+                    username=self.sasl_plain_username,
+                    password=self.sasl_plain_password,
+                    token_provider=self.sasl_oauth_token_provider,
+                    nonce=lambda: "x",
+                )
+            except ValueError as exc:
+                raise KafkaConfigurationError(str(exc)) from None
 
 
 class _Node:
@@ -262,7 +304,8 @@ class Client:
         self._closed = False
         self._answered = False
         self._bootstrap_deadline: float | None = None
-        self._bootstrap_error: NoBrokersAvailable | None = None
+        self._bootstrap_error: NoBrokersAvailable | AuthenticationFailedError | None = None
+        self._auth_error: AuthenticationFailedError | None = None
         # Metadata (see the module docstring). -inf = never.
         self._topics: set[str] = set()
         self._metadata_in_flight = False
@@ -306,7 +349,13 @@ class Client:
         conn = node.conn
         if conn is None or conn.state in (ConnectionState.CLOSED, ConnectionState.WAITING):
             return  # an attempt we already closed
-        conn.connection_lost(exc, now)
+        if isinstance(exc, AuthenticationFailedError):
+            # The transport's own authentication failed (a TLS certificate that
+            # does not verify): not retriable, the requests fail with it.
+            conn.close(exc, now)
+            conn.needs_close_command = False  # the transport is already gone
+        else:
+            conn.connection_lost(exc, now)
         self._after_input(now)
 
     def receive_data(self, node_id: int, data: bytes, now: float) -> None:
@@ -701,9 +750,19 @@ class Client:
             self._bootstrap_error = None
 
     @property
-    def bootstrap_error(self) -> NoBrokersAvailable | None:
-        """Set when the bootstrap deadline passed with no node answering."""
+    def bootstrap_error(self) -> NoBrokersAvailable | AuthenticationFailedError | None:
+        """Why bootstrap failed: ``NoBrokersAvailable`` when the deadline passed
+        with no node answering, or the ``AuthenticationFailedError`` that ended
+        the first attempts."""
         return self._bootstrap_error
+
+    @property
+    def auth_error(self) -> AuthenticationFailedError | None:
+        """The latest authentication failure (SASL or TLS), None if none yet.
+
+        Cleared when a connection to any node becomes ready.
+        """
+        return self._auth_error
 
     # --- closing -------------------------------------------------------------------------
 
@@ -764,9 +823,32 @@ class Client:
                 node.port,
                 config=self._conn_config,
                 now=self._now,
-                authenticator=auth(node.node_id, node.host, node.port) if auth is not None else None,
+                authenticator=auth(node.node_id, node.host, node.port)
+                if auth is not None
+                else self._sasl_authenticator(),
             )
         return conn
+
+    def _sasl_authenticator(self) -> Authenticator | None:
+        """A fresh SASL authenticator when ``security_protocol`` is SASL_*."""
+        cfg = self.config
+        if not cfg.security_protocol.upper().startswith("SASL_"):
+            return None
+        from kproto.sasl import SaslAuthenticator, make_mechanism, nonce_from_rng
+
+        mechanism = make_mechanism(
+            cfg.sasl_mechanism or "",
+            username=cfg.sasl_plain_username,
+            password=cfg.sasl_plain_password,
+            token_provider=cfg.sasl_oauth_token_provider,
+            nonce=cfg.sasl_nonce_factory or nonce_from_rng(self._rng),
+        )
+        return SaslAuthenticator(mechanism)
+
+    def _backoff_cap(self) -> float:
+        """The longest reconnect backoff in seconds (after an authentication failure)."""
+        cap = max(self.config.reconnect_backoff_max_ms, self.config.reconnect_backoff_ms)
+        return cap * self._rng.uniform(0.8, 1.2) / 1000
 
     def _backoff(self, failures: int) -> float:
         """Reconnect backoff in seconds after ``failures`` consecutive failures (KIP-144)."""
@@ -803,6 +885,7 @@ class Client:
             if conn.state is ConnectionState.READY and not node.ready_seen:
                 node.ready_seen = True
                 node.failures = 0
+                self._auth_error = None
                 self._answered = True
                 self._bootstrap_deadline = None
                 self._events.append(NodeReady(node_id=node.node_id, host=node.host, port=node.port))
@@ -818,7 +901,19 @@ class Client:
         if conn.needs_close_command:
             self._commands.append(Close(node_id=node.node_id))
         error = conn.error
-        if error is not None:
+        if isinstance(error, AuthenticationFailedError):
+            # Wrong credentials or a certificate that does not verify will not
+            # fix themselves: no retry storm. The node waits the longest
+            # backoff; before any node answered, bootstrap fails at once with
+            # this error (the upper layers surface it to the user).
+            node.failures += 1
+            node.reconnect_at = now + self._backoff_cap()
+            self._auth_error = error
+            if not self._answered and not self._closed and self._bootstrap_error is None:
+                self._bootstrap_deadline = None
+                self._bootstrap_error = error
+                self._events.append(BootstrapFailed(error=error))
+        elif error is not None:
             node.failures += 1
             node.reconnect_at = now + self._backoff(node.failures)
             if not self._closed:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import attrs
 
-from kproto.errors import KafkaError, NoBrokersAvailable
+from kproto.errors import AuthenticationFailedError, KafkaError, NoBrokersAvailable
 
 __all__ = [
     "BootstrapFailed",
@@ -60,10 +60,12 @@ class MetadataUpdated:
 
 @attrs.frozen(kw_only=True, slots=True)
 class BootstrapFailed:
-    """No bootstrap server answered before the deadline given to ``set_bootstrap_deadline``."""
+    """Bootstrap failed: no server answered before the deadline given to
+    ``set_bootstrap_deadline`` (``NoBrokersAvailable``), or authentication
+    failed (``AuthenticationFailedError``, not retried)."""
 
     #: The error to raise to the user.
-    error: NoBrokersAvailable
+    error: NoBrokersAvailable | AuthenticationFailedError
 
 
 @attrs.frozen(kw_only=True, slots=True)
