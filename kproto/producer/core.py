@@ -437,6 +437,8 @@ class ProducerCore:
         elif isinstance(partitioner, DefaultPartitioner):
             self._custom = partitioner
         self._rand = self._rng.random
+        #: The built-in default partitioner (inlined in send).
+        self._plain = self._sticky is None and self._custom is None
         self._hashes: dict[bytes, int] = {}
         #: Largest record (its framing upper bound) a batch may hold (Java:
         #: RecordTooLargeException over max.request.size or buffer.memory).
@@ -647,10 +649,12 @@ class ProducerCore:
                 return True
 
         if partition is None:
-            if self._sticky is not None:
-                partition = self._sticky_partition(tp, key, rest, timestamp_ms)
-            elif self._custom is not None:
-                partition = self._custom(key, tp.partitions, tp.available)
+            if not self._plain:
+                if self._sticky is not None:
+                    partition = self._sticky_partition(tp, key, rest, timestamp_ms)
+                else:
+                    assert self._custom is not None
+                    partition = self._custom(key, tp.partitions, tp.available)
             elif key is None:
                 partition = tp.choices[int(self._rand() * tp.n_choices)]
             else:
