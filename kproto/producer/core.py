@@ -698,6 +698,8 @@ class ProducerCore:
                 self._close_batch(b)
                 b = None
         if b is None:
+            if type(timestamp_ms) is not int:  # (with an open batch, a bad one fails above)
+                raise TypeError(f"timestamp_ms must be an int, not {type(timestamp_ms).__name__}")
             b = self._new_batch(ps, timestamp_ms, now)
             tdb = _ATTR_TD[0]
             odb = _ZERO

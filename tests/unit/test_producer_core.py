@@ -875,3 +875,19 @@ def test_batch_sealed_but_left_for_next_request_takes_no_more_records() -> None:
     client.answer(third, produce_response(third))
     core.receive_data(1, b"", 0.3)
     assert sorted(t for e in core.events() for t in e.tokens) == ["p0", "p2", "p2-late"]  # type: ignore[type-var]
+
+
+def test_bad_timestamp_rejected_without_buffering() -> None:
+    core, client = make()
+    for ts in (None, 1.5, "now"):
+        with pytest.raises(TypeError):
+            send(core, "x", timestamp_ms=ts)
+        assert core.pending_count() == 0
+    send(core, "ok")
+    with pytest.raises(TypeError):
+        send(core, "y", timestamp_ms=None)  # the partition has an open batch now
+    with pytest.raises(TypeError):
+        send(core, "z", timestamp_ms=2.5)
+    assert core.pending_count() == 1
+    core.data_to_send()
+    assert [r.value for r in produce_requests(client)[0].batches()[("t", 0)].records()] == [b"v"]
