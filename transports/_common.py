@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from transports._tls import SECURITY_OPTIONS, Security, security_from_configs
+
 if TYPE_CHECKING:
     from kproto.producer.config import ProducerConfig
 
@@ -24,6 +26,7 @@ __all__ = [
     "FACADE_OPTIONS",
     "Delivery",
     "FacadeOptions",
+    "auth_failure",
     "RecordMetadata",
     "TopicPartition",
     "dispatch_events",
@@ -70,7 +73,10 @@ class RecordMetadata(NamedTuple):
 
 
 #: Options the facade handles itself; all others go to ``ProducerConfig``.
-FACADE_OPTIONS = frozenset({"key_serializer", "value_serializer"})
+#: The security options (``security_protocol``, ``ssl_*``, ``sasl_*``, see
+#: ``transports/_tls.py``) are the transports' (TLS) and the client core's
+#: (SASL, through ``make_core``).
+FACADE_OPTIONS = frozenset({"key_serializer", "value_serializer"}) | SECURITY_OPTIONS
 
 
 class FacadeOptions(NamedTuple):
@@ -78,13 +84,23 @@ class FacadeOptions(NamedTuple):
 
     key_serializer: Serializer | None
     value_serializer: Serializer | None
+    #: TLS context and SASL settings; None means PLAINTEXT.
+    security: Security | None = None
+
+    def core_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for ``make_core`` (empty for PLAINTEXT/SSL)."""
+        sec = self.security
+        return {"security": sec} if sec is not None and sec.sasl else {}
 
 
-def split_configs(configs: Mapping[str, Any]) -> tuple[FacadeOptions, ProducerConfig]:
+def split_configs(
+    configs: Mapping[str, Any], *, allow_async_provider: bool = False
+) -> tuple[FacadeOptions, ProducerConfig]:
     """Split ``KafkaProducer(**configs)`` into facade options and a ``ProducerConfig``.
 
     Args:
         configs: The keyword arguments the user passed.
+        allow_async_provider: The facade resolves an async ``sasl_oauth_token_provider``.
 
     Returns:
         ``(facade_options, producer_config)``.
@@ -104,7 +120,12 @@ def split_configs(configs: Mapping[str, Any]) -> tuple[FacadeOptions, ProducerCo
             raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
         serializers.append(fn)
     config = ProducerConfig.from_kwargs(**core_kwargs)
-    return FacadeOptions(serializers[0], serializers[1]), config
+    security = None
+    if any(configs.get(name) is not None for name in SECURITY_OPTIONS):
+        security = security_from_configs(configs, allow_async_provider=allow_async_provider)
+        if security.protocol == "PLAINTEXT":
+            security = None
+    return FacadeOptions(serializers[0], serializers[1], security), config
 
 
 def now_ms() -> int:
@@ -320,10 +341,56 @@ def dispatch_events(events: Iterable[Any]) -> int:
     return n
 
 
-def make_core(config: ProducerConfig, now: float) -> Any:
-    """Build the sans-I/O producer core (a seam tests use to drive a stand-in core)."""
+def auth_failure(core: Any) -> BaseException | None:
+    """The authentication failure (SASL or TLS) that keeps the core's client from the cluster.
+
+    Facades waiting for metadata raise it at once instead of waiting out
+    ``max_block_ms``: credentials or certificates do not fix themselves. A
+    fresh exception per call (tracebacks would pile up on a shared one).
+    """
+    # ProducerCore keeps its client private; read the one attribute we need.
+    client = getattr(core, "_client", None)
+    error = getattr(client, "auth_error", None)
+    if not isinstance(error, BaseException):
+        return None
+    try:
+        fresh = type(error)(*error.args)
+    except TypeError:
+        return error
+    fresh.__cause__ = error.__cause__
+    return fresh
+
+
+def make_core(config: ProducerConfig, now: float, security: Security | None = None) -> Any:
+    """Build the sans-I/O producer core (a seam tests use to drive a stand-in core).
+
+    With SASL, the core's client is built here with the ``sasl_*`` options
+    added to the ``ClientConfig`` options the producer config shares.
+    """
     import random
 
     from kproto.producer import ProducerCore
 
-    return ProducerCore(config, now=now, rng=random.Random())
+    rng = random.Random()
+    client = None
+    if security is not None and security.sasl:
+        import attrs
+
+        from kproto.client import Client, ClientConfig
+
+        shared = {f.name for f in attrs.fields(ClientConfig)} & set(config.option_names())
+        kwargs = {name: getattr(config, name) for name in shared}
+        # SCRAM nonces from the OS's generator: the core itself never draws from it.
+        nonce_rng = random.SystemRandom()
+        client = Client(
+            ClientConfig(**kwargs, **security.sasl, sasl_nonce_factory=_nonce_factory(nonce_rng)),
+            now=now,
+            rng=rng,
+        )
+    return ProducerCore(config, now=now, rng=rng, client=client)
+
+
+def _nonce_factory(rng: Any) -> Callable[[], str]:
+    from kproto.sasl import nonce_from_rng
+
+    return nonce_from_rng(rng)

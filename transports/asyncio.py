@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Generator
 from typing import Any
@@ -30,11 +31,13 @@ from kproto.errors import (
 from transports._common import (
     Delivery,
     RecordMetadata,
+    auth_failure,
     dispatch_events,
     make_core,
     prepare_record,
     split_configs,
 )
+from transports._tls import AsyncTokenCache, tls_failure
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
@@ -99,11 +102,15 @@ class DeliveryHandle(Delivery):
 class _Protocol(asyncio.Protocol):
     """One broker connection; every callback feeds the core and pokes the driver."""
 
-    def __init__(self, driver: _Driver, node_id: int) -> None:
+    def __init__(self, driver: _Driver, node_id: int, host: str = "", port: int = 0) -> None:
         self.driver = driver
         self.node_id = node_id
+        self.host = host
+        self.port = port
         self.transport: asyncio.Transport | None = None
         self.closed_by_us = False
+        #: Bytes arrived (a TLS error before that is an authentication failure).
+        self.got_data = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -114,6 +121,7 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         d = self.driver
+        self.got_data = True
         try:
             d.core.receive_data(self.node_id, data, d.loop.time())
         except Exception as exc:
@@ -126,7 +134,11 @@ class _Protocol(asyncio.Protocol):
         if d.conns.get(self.node_id) is self:
             del d.conns[self.node_id]
         if not self.closed_by_us:
-            d.core.connection_lost(self.node_id, exc, d.loop.time())
+            if exc is not None and d.ssl_context is not None and not self.got_data:
+                # TLS 1.3: the server's verdict on our certificate comes after our handshake.
+                d.core.connection_lost(self.node_id, tls_failure(exc, self.host, self.port), d.loop.time())
+            else:
+                d.core.connection_lost(self.node_id, exc, d.loop.time())
             d.kick()
 
 
@@ -138,6 +150,10 @@ class _Driver:
         self.loop = loop
         self.conns: dict[int, _Protocol] = {}
         self._connecting: dict[int, asyncio.Task[None]] = {}
+        #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
+        self.ssl_context: ssl.SSLContext | None = None
+        #: An async OAUTHBEARER provider, refreshed before each connection.
+        self.token_cache: AsyncTokenCache | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._progress: asyncio.Future[None] | None = None
         self._stop = False
@@ -234,11 +250,20 @@ class _Driver:
             p.set_result(None)
 
     async def _connect(self, cmd: Connect) -> None:
-        # TLS seam (issue 7): pass ssl=context and server_hostname here.
+        ctx = self.ssl_context
         try:
-            await self.loop.create_connection(lambda: _Protocol(self, cmd.node_id), cmd.host, cmd.port)
-        except OSError as exc:
-            self.core.connection_lost(cmd.node_id, exc, self.loop.time())
+            if self.token_cache is not None:
+                await self.token_cache.refresh()  # async OAUTHBEARER provider: a fresh token per connection
+            await self.loop.create_connection(
+                lambda: _Protocol(self, cmd.node_id, cmd.host, cmd.port),
+                cmd.host,
+                cmd.port,
+                ssl=ctx,
+                server_hostname=cmd.host if ctx is not None else None,
+            )
+        except OSError as exc:  # ssl.SSLError included
+            err: BaseException = tls_failure(exc, cmd.host, cmd.port) if ctx is not None else exc
+            self.core.connection_lost(cmd.node_id, err, self.loop.time())
             self.kick()
         finally:
             self._connecting.pop(cmd.node_id, None)
@@ -282,7 +307,7 @@ class KafkaProducer:
     _make_core = staticmethod(make_core)
 
     def __init__(self, **configs: Any) -> None:
-        self._options, self.config = split_configs(configs)
+        self._options, self.config = split_configs(configs, allow_async_provider=True)
         self._max_block = self.config.max_block_ms / 1000.0
         self._driver: _Driver | None = None
         self._known_topics: set[str] = set()
@@ -297,8 +322,12 @@ class KafkaProducer:
         if self._closed:
             raise IllegalStateError("producer is closed")
         loop = asyncio.get_running_loop()
-        core = self._make_core(self.config, loop.time())
+        core = self._make_core(self.config, loop.time(), **self._options.core_kwargs())
         self._driver = _Driver(core, loop)
+        security = self._options.security
+        if security is not None:
+            self._driver.ssl_context = security.ssl_context
+            self._driver.token_cache = security.token_cache
         self._driver.task = loop.create_task(self._driver.run(), name="kproto-producer")
         await asyncio.sleep(0)
 
@@ -444,6 +473,9 @@ class KafkaProducer:
             if parts:
                 self._known_topics.add(topic)
                 return set(parts)
+            failure = auth_failure(driver.core)
+            if failure is not None:
+                raise failure
             now = loop.time()
             if now - asked > 0.5:
                 driver.core.request_metadata(topic, now)

@@ -32,6 +32,7 @@ import errno
 import logging
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -43,11 +44,13 @@ from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError
 from transports._common import (
     Delivery,
     RecordMetadata,
+    auth_failure,
     dispatch_events,
     make_core,
     prepare_record,
     split_configs,
 )
+from transports._tls import TLSSession, tls_failure
 
 __all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
 
@@ -209,13 +212,19 @@ class _Op:
 
 
 class _Conn:
-    __slots__ = ("connecting", "node_id", "out", "sock")
+    __slots__ = ("connecting", "host", "node_id", "out", "port", "sock", "tls")
 
-    def __init__(self, node_id: int, sock: socket.socket) -> None:
+    def __init__(self, node_id: int, sock: socket.socket, host: str, port: int) -> None:
         self.node_id = node_id
         self.sock = sock
+        self.host = host
+        self.port = port
+        #: TCP connect (and TLS handshake) not finished: the core does not know it is open.
         self.connecting = True
+        #: Raw bytes to write (ciphertext with TLS).
         self.out = bytearray()
+        #: The TLS session, None without TLS.
+        self.tls: TLSSession | None = None
 
 
 class _IOLoop:
@@ -245,6 +254,8 @@ class _IOLoop:
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._conns: dict[int, _Conn] = {}
         self._polling: list[_Op] = []
+        #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
+        self.ssl_context: ssl.SSLContext | None = None
         self.thread = threading.Thread(target=self._run_guarded, name=name, daemon=True)
 
     # --- user-thread side ------------------------------------------------
@@ -378,8 +389,16 @@ class _IOLoop:
                     except (BlockingIOError, OSError):
                         pass
                     self._wake_pending = False
-                elif conn.connecting:
+                elif conn.connecting and conn.tls is None:
                     self._finish_connect(conn, now)
+                elif conn.connecting:  # TLS: TCP done or handshake under way
+                    if mask & selectors.EVENT_WRITE:
+                        if conn.tls.handshake_done or conn.out:
+                            self._write(conn, now)
+                        else:
+                            self._finish_connect(conn, now)
+                    if mask & selectors.EVENT_READ and conn.node_id in self._conns:
+                        self._read(conn, now)
                 else:
                     if mask & selectors.EVENT_WRITE:
                         self._write(conn, now)
@@ -403,7 +422,8 @@ class _IOLoop:
             for node_id, data in out:
                 conn = self._conns.get(node_id)
                 if conn is not None:
-                    conn.out += data
+                    tls = conn.tls
+                    conn.out += data if tls is None else tls.encrypt(data)
             for node_id, _ in out:
                 conn = self._conns.get(node_id)
                 if conn is not None and conn.out and not conn.connecting:
@@ -484,8 +504,9 @@ class _IOLoop:
     # --- sockets -------------------------------------------------------------
 
     def _connect(self, cmd: Connect, now: float) -> None:
-        # TLS seam (issue 7): wrap the socket once connected, run the
-        # handshake non-blocking, then report connection_made.
+        # With TLS the socket carries an SSLObject over memory BIOs
+        # (transports/_tls.py): the handshake runs in this selector loop and
+        # connection_made is reported when it is done.
         try:
             infos = socket.getaddrinfo(cmd.host, cmd.port, type=socket.SOCK_STREAM)
             family, stype, proto, _, addr = infos[0]
@@ -498,7 +519,14 @@ class _IOLoop:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        conn = _Conn(cmd.node_id, sock)
+        conn = _Conn(cmd.node_id, sock, cmd.host, cmd.port)
+        if self.ssl_context is not None:
+            try:
+                conn.tls = TLSSession(self.ssl_context, cmd.host)
+            except (ssl.SSLError, ValueError) as exc:
+                sock.close()
+                self.core.connection_lost(cmd.node_id, tls_failure(exc, cmd.host, cmd.port), now)
+                return
         err = sock.connect_ex(addr)
         if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
             sock.close()
@@ -507,10 +535,13 @@ class _IOLoop:
             )
             return
         self._conns[cmd.node_id] = conn
-        if err == 0:
+        if err == 0 and conn.tls is None:
             conn.connecting = False
             self._sel.register(sock, selectors.EVENT_READ, conn)
             self.core.connection_made(cmd.node_id, now)
+        elif err == 0:
+            self._sel.register(sock, selectors.EVENT_READ, conn)
+            self._tls_handshake(conn, now)
         else:
             self._sel.register(sock, selectors.EVENT_WRITE, conn)
 
@@ -519,9 +550,36 @@ class _IOLoop:
         if err:
             self._lost(conn, OSError(err, errno.errorcode.get(err, "connect failed")), now)
             return
-        conn.connecting = False
         self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
+        if conn.tls is not None:
+            self._tls_handshake(conn, now)
+            return
+        conn.connecting = False
         self.core.connection_made(conn.node_id, now)
+
+    def _tls_handshake(self, conn: _Conn, now: float) -> None:
+        """Advance the TLS handshake; report connection_made once it is done."""
+        tls = conn.tls
+        assert tls is not None
+        try:
+            done = tls.do_handshake()
+        except ssl.SSLError as exc:
+            self._lost(conn, tls_failure(exc, conn.host, conn.port), now)
+            return
+        self._tls_after(conn, done, now)
+
+    def _tls_after(self, conn: _Conn, done: bool, now: float) -> None:
+        tls = conn.tls
+        assert tls is not None
+        raw = tls.outgoing()
+        if raw:
+            conn.out += raw
+            self._write(conn, now)
+            if conn.node_id not in self._conns:
+                return
+        if done and conn.connecting:
+            conn.connecting = False
+            self.core.connection_made(conn.node_id, now)
 
     def _read(self, conn: _Conn, now: float) -> None:
         try:
@@ -533,6 +591,21 @@ class _IOLoop:
             return
         if not data:
             self._lost(conn, None, now)
+            return
+        tls = conn.tls
+        if tls is not None:
+            try:
+                data, closed = tls.receive(data)
+            except ssl.SSLError as exc:
+                self._lost(conn, exc if tls.received_data else tls_failure(exc, conn.host, conn.port), now)
+                return
+            self._tls_after(conn, tls.handshake_done, now)
+            if conn.node_id not in self._conns:
+                return
+            if data:
+                self.core.receive_data(conn.node_id, data, now)
+            if closed:
+                self._lost(conn, None, now)
             return
         self.core.receive_data(conn.node_id, data, now)
 
@@ -604,8 +677,10 @@ class KafkaProducer:
     def __init__(self, **configs: Any) -> None:
         self._options, self.config = split_configs(configs)
         self._max_block = self.config.max_block_ms / 1000.0
-        self._core = self._make_core(self.config, _monotonic())
+        self._core = self._make_core(self.config, _monotonic(), **self._options.core_kwargs())
         self._loop = _IOLoop(self._core, name=f"kproto-producer-{id(self):x}")
+        security = self._options.security
+        self._loop.ssl_context = security.ssl_context if security is not None else None
         self._known_topics: set[str] = set()
         self._plain = self._options.key_serializer is None and self._options.value_serializer is None
         self._unyielded = 0
@@ -717,6 +792,9 @@ class KafkaProducer:
             parts = core.partitions_for(topic)
             if parts:
                 return set(parts)
+            failure = auth_failure(core)
+            if failure is not None:
+                raise failure
             if not requested or now - requested[0] > 0.5:
                 core.request_metadata(topic, now)
                 requested[:] = [now]

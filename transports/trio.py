@@ -20,6 +20,7 @@ or ``await handle`` leaves the producer usable.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Generator
 from types import TracebackType
@@ -38,11 +39,13 @@ from kproto.errors import (
 from transports._common import (
     Delivery,
     RecordMetadata,
+    auth_failure,
     dispatch_events,
     make_core,
     prepare_record,
     split_configs,
 )
+from transports._tls import AsyncTokenCache, tls_failure
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
@@ -103,12 +106,16 @@ class DeliveryHandle(Delivery):
 
 
 class _Conn:
-    __slots__ = ("closed_by_us", "has_data", "node_id", "out", "scope", "stream")
+    __slots__ = ("closed_by_us", "got_data", "has_data", "host", "node_id", "out", "port", "scope", "stream")
 
-    def __init__(self, node_id: int) -> None:
+    def __init__(self, node_id: int, host: str = "", port: int = 0) -> None:
         self.node_id = node_id
-        self.stream: trio.SocketStream | None = None
+        self.host = host
+        self.port = port
+        self.stream: trio.abc.Stream | None = None
         self.scope = trio.CancelScope()
+        #: Bytes arrived (a TLS error before that is an authentication failure).
+        self.got_data = False
         self.out = bytearray()
         self.has_data = trio.Event()
         self.closed_by_us = False
@@ -129,6 +136,10 @@ class _Driver:
         self.stopping = False
         self.stopped = trio.Event()
         self.crashed: BaseException | None = None
+        #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
+        self.ssl_context: ssl.SSLContext | None = None
+        #: An async OAUTHBEARER provider, refreshed before each connection.
+        self.token_cache: AsyncTokenCache | None = None
 
     def kick(self) -> None:
         """Wake the driver task (a flag check when it is already awake)."""
@@ -189,7 +200,7 @@ class _Driver:
             cmds = core.commands()
             for cmd in cmds:
                 if type(cmd) is Connect:
-                    new = _Conn(cmd.node_id)
+                    new = _Conn(cmd.node_id, cmd.host, cmd.port)
                     self.conns[cmd.node_id] = new
                     self.nursery.start_soon(self._connection, new, cmd.host, cmd.port)
                 elif type(cmd) is Close:
@@ -211,6 +222,12 @@ class _Driver:
     def _lost(self, conn: _Conn, exc: BaseException | None) -> None:
         if conn.closed_by_us:
             return
+        if exc is not None and self.ssl_context is not None and not conn.got_data:
+            # trio wraps the ssl error (BrokenResourceError from SSLError); TLS 1.3
+            # reports a refused client certificate on the first read.
+            cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
+            if isinstance(cause, ssl.SSLError):
+                exc = tls_failure(cause, conn.host, conn.port)
         conn.closed_by_us = True
         if self.conns.get(conn.node_id) is conn:
             del self.conns[conn.node_id]
@@ -221,9 +238,19 @@ class _Driver:
     async def _connection(self, conn: _Conn, host: str, port: int) -> None:
         with conn.scope:
             try:
-                # TLS seam (issue 7): wrap in trio.SSLStream and do_handshake() here.
-                conn.stream = await trio.open_tcp_stream(host, port)
-            except OSError as exc:
+                if self.token_cache is not None:
+                    await (
+                        self.token_cache.refresh()
+                    )  # async OAUTHBEARER provider: a fresh token per connection
+                tcp = await trio.open_tcp_stream(host, port)
+                if self.ssl_context is None:
+                    conn.stream = tcp
+                else:
+                    conn.stream = tls = trio.SSLStream(tcp, self.ssl_context, server_hostname=host)
+                    await tls.do_handshake()
+            except (OSError, trio.BrokenResourceError) as exc:
+                if conn.stream is not None:
+                    await trio.aclose_forcefully(conn.stream)
                 self._lost(conn, exc)
                 return
             if conn.closed_by_us:
@@ -250,6 +277,7 @@ class _Driver:
             if not data:
                 self._lost(conn, None)
                 return
+            conn.got_data = True
             try:
                 self.core.receive_data(conn.node_id, data, trio.current_time())
             except Exception as exc:
@@ -299,7 +327,7 @@ class KafkaProducer:
     _make_core = staticmethod(make_core)
 
     def __init__(self, **configs: Any) -> None:
-        self._options, self.config = split_configs(configs)
+        self._options, self.config = split_configs(configs, allow_async_provider=True)
         self._max_block = self.config.max_block_ms / 1000.0
         self._driver: _Driver | None = None
         self._known_topics: set[str] = set()
@@ -320,8 +348,12 @@ class KafkaProducer:
         """
         if self._driver is not None or self._closed:
             raise IllegalStateError("producer already started or closed")
-        core = self._make_core(self.config, trio.current_time())
+        core = self._make_core(self.config, trio.current_time(), **self._options.core_kwargs())
         self._driver = _Driver(core, nursery)
+        security = self._options.security
+        if security is not None:
+            self._driver.ssl_context = security.ssl_context
+            self._driver.token_cache = security.token_cache
         nursery.start_soon(self._driver.run, name="kproto-producer")
         await trio.lowlevel.checkpoint()
 
@@ -466,6 +498,9 @@ class KafkaProducer:
             if parts:
                 self._known_topics.add(topic)
                 return set(parts)
+            failure = auth_failure(driver.core)
+            if failure is not None:
+                raise failure
             now = trio.current_time()
             if now - asked > 0.5:
                 driver.core.request_metadata(topic, now)
