@@ -123,3 +123,49 @@ def read_back(bootstrap: str, topic: str, count: int, timeout: float = 30.0, **k
         return sorted(out, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
+
+
+class Consumer:
+    """One consumer facade behind an all-async surface."""
+
+    def __init__(self, transport: str, c: Any) -> None:
+        self.transport = transport
+        self.c = c
+
+    async def poll(self, timeout_ms: int) -> dict[Any, list[Any]]:
+        result = self.c.poll(timeout_ms=timeout_ms)
+        if self.transport != "sync":
+            result = await result
+        return result  # type: ignore[no-any-return]
+
+    async def poll_values(self, want: int, timeout: float = 20.0) -> list[bytes]:
+        """Values polled until ``want`` arrived or ``timeout`` passed."""
+        out: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < want and time.monotonic() < deadline:
+            for recs in (await self.poll(200)).values():
+                out.extend(r.value for r in recs)
+        return out
+
+
+@asynccontextmanager
+async def open_consumer(transport: str, *topics: str, **configs: Any) -> AsyncIterator[Consumer]:
+    """A consumer facade of ``transport`` subscribed to ``topics``; closed on exit."""
+    if transport == "sync":
+        import transports._consumer_sync as cs
+
+        c = cs.KafkaConsumer(*topics, **configs)
+        try:
+            yield Consumer(transport, c)
+        finally:
+            c.close()
+    elif transport == "asyncio":
+        import transports._consumer_asyncio as ca
+
+        async with ca.KafkaConsumer(*topics, **configs) as ac:
+            yield Consumer(transport, ac)
+    else:
+        import transports._consumer_trio as ct
+
+        async with ct.KafkaConsumer(*topics, **configs) as tc:
+            yield Consumer(transport, tc)
