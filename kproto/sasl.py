@@ -50,7 +50,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from kproto.connection import BrokerConnection
+from kproto.connection import BrokerConnection, ConnectionState
 from kproto.errors import AuthenticationFailedError, KafkaError
 from kproto.protocol.messages import (
     SaslAuthenticateRequest,
@@ -432,14 +432,20 @@ class SaslAuthenticator:
         now: float = getattr(self._conn, "_now", self._now)
         return now
 
+    def _authenticating(self) -> bool:
+        # Callbacks run after receive_data returns: a later frame in the same
+        # chunk may have closed the connection meanwhile (found by fuzzing).
+        conn = self._conn
+        return conn is not None and conn.state is ConnectionState.AUTHENTICATING
+
     def _where(self) -> str:
         conn = self._conn
         assert conn is not None
         return f"node {conn.node_id} ({conn.host}:{conn.port})"
 
     def _on_handshake(self, response: Any, error: KafkaError | None) -> None:
-        if error is not None:
-            return  # the connection failed and already reported it
+        if error is not None or not self._authenticating():
+            return  # the connection failed (and reported it), maybe after this answer arrived  # the connection failed and already reported it
         assert isinstance(response, SaslHandshakeResponse)
         if response.error_code == _UNSUPPORTED_SASL_MECHANISM:
             offered = ", ".join(response.mechanisms) or "none"
@@ -470,8 +476,8 @@ class SaslAuthenticator:
         )
 
     def _on_authenticate(self, response: Any, error: KafkaError | None) -> None:
-        if error is not None:
-            return
+        if error is not None or not self._authenticating():
+            return  # the connection failed (and reported it), maybe after this answer arrived
         assert isinstance(response, SaslAuthenticateResponse)
         if response.error_code != 0:
             detail = f": {response.error_message}" if response.error_message else ""

@@ -509,3 +509,43 @@ def test_client_config_hides_and_checks_credentials() -> None:
         OAuthBearer(lambda: TOKEN),
     ):
         assert SECRET not in repr(m) and TOKEN not in repr(m) and "alice" not in repr(m)
+
+
+def test_answer_then_close_in_one_chunk_does_not_confuse_the_authenticator() -> None:
+    """Found by fuzz/fuzz_connection.py: the handshake answer and a stray frame arrive together.
+
+    The stray frame closes the connection (nothing in flight) before the owner
+    runs the handshake callback; the authenticator must then stay quiet.
+    """
+    auth = SaslAuthenticator(Plain("alice", SECRET))
+    conn = BrokerConnection(1, "b1", 9092, config=CONFIG, now=T0, authenticator=auth)
+    conn.start_connect(T0)
+    conn.connection_made(T0)
+    broker = ScriptedBroker()
+    (k, v, cid, _) = broker.parse(conn.data_to_send())[0]
+    conn.receive_data(broker.frame(k, v, cid, api_versions()), T0)
+    conn.data_to_send()
+    hs = broker.frame(17, 1, 1, SaslHandshakeResponse(mechanisms=["PLAIN"]))
+    stray = broker.frame(36, 2, 2, SaslAuthenticateResponse())
+    conn.receive_data(hs + stray, T0)
+    assert conn.state is ConnectionState.CLOSED
+    done, conn.completions = conn.completions, []
+    for callback, response, error in done:
+        callback(response, error)  # must not raise
+    assert not auth.done
+
+
+def test_connection_fuzz_seeds_run_clean() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("_fuzz_connection", root / "fuzz" / "fuzz_connection.py")
+    assert spec is not None and spec.loader is not None
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    seeds = sorted((root / "fuzz" / "corpus" / "connection").iterdir())
+    expected = harness.seed_inputs()
+    assert {p.name for p in seeds} >= set(expected)
+    for seed in seeds:
+        harness.test_one_input(seed.read_bytes())
