@@ -149,3 +149,22 @@ def test_consumer_through_sasl(transport: str, gate: SaslGate) -> None:
 
     run(transport, scenario)
     assert got == [b"c0", b"c1", b"c2"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_consumer_wrong_password_raises_from_poll(transport: str, gate: SaslGate) -> None:
+    failures_before = gate.failures
+    result: list[Any] = []
+
+    async def scenario() -> None:
+        async with open_consumer(
+            transport, "any-topic", bootstrap_servers=gate.bootstrap, group_id=None, **sasl("PLAIN", "nope")
+        ) as c:
+            try:
+                result.append(await c.poll(5000))
+            except Exception as exc:
+                result.append(exc)
+
+    run(transport, scenario)
+    assert isinstance(result[0], AuthenticationFailedError), result
+    assert gate.failures - failures_before == 1
