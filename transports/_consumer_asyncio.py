@@ -330,6 +330,8 @@ class _Driver:
                             await asyncio.wait_for(self._wake.wait(), delay)
                         except asyncio.TimeoutError:
                             pass
+                    else:
+                        await asyncio.sleep(0)  # a due timer never starves the loop
         finally:
             self.shutdown()
 

@@ -360,7 +360,8 @@ class GroupMembership:
         if self.state is MemberState.FAILED:
             return None
         if self.state is MemberState.UNJOINED:
-            return None if self._left_for_poll_timeout else self._join_at
+            # While waiting for the coordinator, the core's pump retries on every input.
+            return None if self._left_for_poll_timeout or self._inflight else self._join_at
         if self.state is MemberState.STABLE:
             t = self._last_poll + self.core.config.max_poll_interval_ms / 1000
             if self._heartbeat_at is not None and not self._heartbeat_inflight:

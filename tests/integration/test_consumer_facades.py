@@ -370,11 +370,12 @@ def test_misuse_and_missing_offsets(transport: str, data: tuple[str, str]) -> No
                 await c.call("commit")
             with pytest.raises(KafkaConfigurationError, match="group_id"):
                 await c.call("committed", tp0)
-        async with open_consumer(
-            transport, bootstrap_servers=bootstrap, group_id="g-" + uuid.uuid4().hex
-        ) as c:
-            with pytest.raises(IllegalStateError, match="group membership"):
-                await c.call("subscribe", [topic])
+        with pytest.raises(KafkaConfigurationError, match="sticky"):
+            async with open_consumer(
+                transport, topic, bootstrap_servers=bootstrap, group_id="g",
+                partition_assignment_strategy=["cooperative-sticky"],
+            ):
+                pass
         async with open_consumer(
             transport, bootstrap_servers=bootstrap, auto_offset_reset="none", group_id="g-" + uuid.uuid4().hex
         ) as c:
