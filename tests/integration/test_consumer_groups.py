@@ -86,7 +86,7 @@ async def scenario(transport: str, bootstrap: str, topic: str, group: str) -> No
         for m in members:
             await m.__aenter__()
     try:
-        for m, listener in zip(members, listeners):
+        for m, listener in zip(members, listeners, strict=True):
             m.subscribe([topic], listener=listener)
         seen: dict[tuple[int, int], list[int]] = {}
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kproto.consumer import TopicPartition
 from kproto.consumer.group import (
     RangePartitionAssignor,
     RoundRobinPartitionAssignor,
@@ -15,7 +16,6 @@ from kproto.consumer.group import (
     encode_subscription,
     resolve_assignors,
 )
-from kproto.consumer import TopicPartition
 from kproto.errors import KafkaConfigurationError
 
 

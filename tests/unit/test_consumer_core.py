@@ -457,10 +457,10 @@ def test_group_join_sync_heartbeat_and_rebalance() -> None:
 
 
 def test_commit_in_a_group_carries_the_generation() -> None:
+    from kproto.consumer.group import encode_assignment, encode_subscription
     from kproto.errors import CommitFailedError
     from kproto.protocol.messages import JoinGroupResponse, SyncGroupResponse
     from kproto.protocol.messages import join_group as JG
-    from kproto.consumer.group import encode_assignment, encode_subscription
 
     core, client = make(group_id="g", enable_auto_commit=False)
     core.subscribe([T], now=0.0)
