@@ -363,7 +363,7 @@ def targets(summaries: dict[str, dict[str, dict[str, float] | None]]) -> str:
         cpu = ""
         ca, cb = fig(wl, client, "cpu_per_m"), fig(wl, peer, "cpu_per_m")
         if ca and cb:
-            cpu = f" (CPU per record: {cb / ca:.2f}x less)"
+            cpu = f"; by CPU per record {cb / ca:.2f}x"
         rows.append((what, f">= {need}x", f"{r:.2f}x {'met' if r >= need else 'NOT met'}{cpu}"))
 
     for peer, need in (("kafka-python", 10), ("aiokafka", 4), ("confluent-kafka", 0.8)):
