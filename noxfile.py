@@ -52,6 +52,12 @@ def fuzz(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against kafka-python, aiokafka and confluent-kafka."""
+    """Benchmarks against kafka-python, aiokafka and confluent-kafka.
+
+    The codec micro-benchmark, then the end-to-end suite (a local Tansu
+    broker, every client in its own process); ``nox -s bench -- --quick``
+    for a short run.
+    """
     _install(session, "test,dev")
-    session.run("python", "benchmarks/codec.py", *session.posargs)
+    session.run("python", "benchmarks/codec.py")
+    session.run("python", "benchmarks/run.py", *session.posargs)
