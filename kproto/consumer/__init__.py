@@ -1,12 +1,18 @@
-"""The sans-I/O consumer core: positions, fetching, offsets and commits.
+"""The sans-I/O consumer core: positions, fetching, offsets, commits and group membership.
 
 See :mod:`kproto.consumer.core` for the driving surface and
-:mod:`kproto.consumer.fetcher` for the record decoding hot path.
+:mod:`kproto.consumer.fetcher` for the record decoding hot path and
+:mod:`kproto.consumer.group` for group membership and the assignors.
 """
 
 from __future__ import annotations
 
 from kproto.consumer.config import ConsumerConfig
+from kproto.consumer.group import (
+    ConsumerRebalanceListener,
+    RangePartitionAssignor,
+    RoundRobinPartitionAssignor,
+)
 from kproto.consumer.types import (
     CommitCompleted,
     ConsumerRecord,
@@ -19,9 +25,12 @@ from kproto.consumer.types import (
 __all__ = [
     "CommitCompleted",
     "ConsumerConfig",
+    "ConsumerRebalanceListener",
     "ConsumerRecord",
     "OffsetAndMetadata",
     "OffsetAndTimestamp",
+    "RangePartitionAssignor",
     "RecordDeserializationError",
+    "RoundRobinPartitionAssignor",
     "TopicPartition",
 ]
