@@ -36,6 +36,11 @@ after ``retry_backoff_ms``; anything else is raised from the next ``poll``.
 Blocking-looking calls (``committed``, ``commit``, ``list_offsets``,
 ``fetch_metadata``) return a :class:`Pending`; the facade drives the core
 until it is done.
+
+``subscribe`` with a ``group_id`` hands the assignment to a
+:class:`~kproto.consumer.group.GroupMembership`, which the pump drives too;
+``assign`` (with or without a group) is a manual assignment whose commits
+carry generation -1 and no member id ("simple consumer").
 """
 
 from __future__ import annotations
