@@ -27,9 +27,12 @@ ListOffsets to its leader (``auto_offset_reset``: earliest = -2, latest =
 Fetching: one Fetch in flight per leader, holding every assigned, not
 paused partition with a position whose queue holds fewer than
 :data:`_MAX_QUEUED` responses, while the bytes buffered stay under
-``fetch_max_bytes``. Fetches are sessionless full fetches (KIP-227
-``session_id`` 0, epoch -1); Fetch is capped at v12 so topics travel by
-name. Partition errors: OFFSET_OUT_OF_RANGE resets the position per the
+``fetch_max_bytes``. Each leader gets an incremental fetch session
+(KIP-227) when it grants one: after a full fetch that opens it, a request
+names only the partitions whose fetch offset changed and the ones that left
+(``forgotten_topics_data``); FETCH_SESSION_ID_NOT_FOUND or
+INVALID_FETCH_SESSION_EPOCH (or a lost connection) falls back to a full
+fetch. Fetch is capped at v12 so topics travel by name. Partition errors: OFFSET_OUT_OF_RANGE resets the position per the
 policy; leadership and unknown-topic errors refresh metadata and retry
 after ``retry_backoff_ms``; anything else is raised from the next ``poll``.
 
@@ -116,6 +119,8 @@ _NOT_COORDINATOR: Final = 16
 _COORDINATOR_ERRORS: Final = (_COORDINATOR_NOT_AVAILABLE, _NOT_COORDINATOR)
 #: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS: a commit from an old generation.
 _REBALANCE_ERRORS: Final = (22, 25, 27)
+_FETCH_SESSION_ID_NOT_FOUND: Final = 70
+_INVALID_FETCH_SESSION_EPOCH: Final = 71
 _INTERNAL_TOPICS: Final = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
@@ -207,6 +212,18 @@ class Pending(Generic[T]):
             fn(self)
 
 
+class _FetchSession:
+    """A broker's incremental fetch session (KIP-227): its id, next epoch, and partitions."""
+
+    __slots__ = ("id", "epoch", "parts")
+
+    def __init__(self, session_id: int, epoch: int, parts: dict[TopicPartition, int]) -> None:
+        self.id = session_id
+        self.epoch = epoch
+        #: What the broker holds for each partition of the session: the last fetch offset sent.
+        self.parts = parts
+
+
 class _PartitionState:
     """Per assigned partition bookkeeping; see the module docstring."""
 
@@ -275,6 +292,7 @@ class ConsumerCore:
         self._group: GroupMembership | None = None
         self._deferred: list[Callable[[], object]] = []
         self._inflight_nodes: set[int] = set()
+        self._sessions: dict[int, _FetchSession] = {}
         self._ready: deque[TopicPartition] = deque()
         self._buffered_bytes = 0
         self._errors: list[BaseException] = []
@@ -710,37 +728,78 @@ class ConsumerCore:
                 continue
             topics: dict[str, list[Any]] = {}
             sent: dict[TopicPartition, tuple[int, int]] = {}
+            wanted: dict[TopicPartition, int] = {}
             for tp, st in items:
                 assert st.fetch_at is not None
+                sent[tp] = (st.epoch, st.fetch_at)
+                wanted[tp] = st.fetch_at
+                st.inflight = True
+            # KIP-227: with a session, send only what changed since the last request and
+            # name what left; without one (or when the broker declines: id 0), a full fetch
+            # that asks for a session (epoch 0), or -1 when sessions are off.
+            session = self._sessions.get(node) if cfg.enable_incremental_fetch_sessions else None
+            forgotten: dict[str, list[int]] = {}
+            if session is None:
+                session_id, epoch = 0, (0 if cfg.enable_incremental_fetch_sessions else -1)
+                changed = wanted
+            else:
+                session_id, epoch = session.id, session.epoch
+                changed = {tp: at for tp, at in wanted.items() if session.parts.get(tp) != at}
+                for tp in session.parts:
+                    if tp not in wanted:
+                        forgotten.setdefault(tp.topic, []).append(tp.partition)
+            for tp, at in changed.items():
                 topics.setdefault(tp.topic, []).append(
                     _fetch.FetchPartition(
                         partition=tp.partition,
                         current_leader_epoch=-1,
-                        fetch_offset=st.fetch_at,
+                        fetch_offset=at,
                         log_start_offset=-1,
                         partition_max_bytes=cfg.max_partition_fetch_bytes,
                     )
                 )
-                sent[tp] = (st.epoch, st.fetch_at)
-                st.inflight = True
             req = FetchRequest(
                 replica_id=-1,
                 max_wait_ms=cfg.fetch_max_wait_ms,
                 min_bytes=cfg.fetch_min_bytes,
                 max_bytes=cfg.fetch_max_bytes,
                 isolation_level=1 if cfg.read_committed else 0,
-                session_id=0,
-                session_epoch=-1,
+                session_id=session_id,
+                session_epoch=epoch,
                 topics=[_fetch.FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()],
+                forgotten_topics_data=[_fetch.ForgottenTopic(topic=t, partitions=ps) for t, ps in forgotten.items()],
             )
             self._inflight_nodes.add(node)
             self._metrics["fetch-requests-total"] += 1
 
             def on_fetch(resp: Any, err: BaseException | None, node: int = node,
-                         sent: dict[TopicPartition, tuple[int, int]] = sent) -> None:
+                         sent: dict[TopicPartition, tuple[int, int]] = sent,
+                         wanted: dict[TopicPartition, int] = wanted, full: bool = session is None) -> None:
+                self._update_session(node, resp, err, wanted, full)
                 self._on_fetch(node, sent, resp, err)
 
             self._client.send(req, now=now, node_id=node, callback=on_fetch, max_version=_FETCH_MAX_VERSION)
+
+    def _update_session(self, node: int, resp: Any, err: BaseException | None,
+                        wanted: dict[TopicPartition, int], full: bool) -> None:
+        """KIP-227 bookkeeping after a Fetch to ``node``."""
+        if not self.config.enable_incremental_fetch_sessions:
+            return
+        if err is not None or resp.error_code in (_FETCH_SESSION_ID_NOT_FOUND, _INVALID_FETCH_SESSION_EPOCH):
+            self._sessions.pop(node, None)  # the next fetch is a full one that opens a new session
+            return
+        if resp.error_code:
+            return
+        session = self._sessions.get(node)
+        if full or session is None:
+            if resp.session_id:
+                self._sessions[node] = _FetchSession(resp.session_id, 1, wanted)
+            else:
+                self._sessions.pop(node, None)
+        else:
+            # Epochs run 1..2**31-1 and wrap to 1 (0 opens a session, -1 closes one).
+            session.epoch = session.epoch + 1 if session.epoch < 2**31 - 1 else 1
+            session.parts = wanted
 
     def _on_fetch(self, node: int, sent: dict[TopicPartition, tuple[int, int]], resp: Any,
                   err: BaseException | None) -> None:

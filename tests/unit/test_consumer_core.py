@@ -163,7 +163,7 @@ def test_assign_resets_then_fetches_per_leader() -> None:
     assert sorted(node for _, _, node, _ in fetches) == [1, 2]
     for req, _cb, node, max_version in fetches:
         assert max_version == 12
-        assert (req.session_id, req.session_epoch, req.isolation_level) == (0, -1, 0)
+        assert (req.session_id, req.session_epoch, req.isolation_level) == (0, 0, 0)  # asks for a session
         assert (req.max_wait_ms, req.min_bytes, req.max_bytes) == (500, 1, 52428800)
         (topic,) = req.topics
         (p,) = topic.partitions
@@ -513,3 +513,51 @@ def test_unknown_leader_waits_for_metadata() -> None:
     ((_, cb, node, _),) = client.take("ListOffsetsRequest")
     deliver(core, cb, list_offsets_response({1: 9}), 0.2)
     assert node == 2 and p.result()[TP1].offset == 9
+
+
+def fetch_response_session(session_id: int, parts: dict[int, tuple[int, bytes]], code: int = 0) -> Any:
+    return wire(FetchResponse(error_code=code, session_id=session_id, responses=[
+        F.FetchableTopicResponse(topic=T, partitions=[
+            F.PartitionData(partition_index=p, error_code=c, high_watermark=100, records=r)
+            for p, (c, r) in parts.items()])] if parts else []), 12)
+
+
+def test_fetch_session_full_then_incremental_then_reset() -> None:
+    core, client = make(auto_offset_reset="earliest")
+    client.cluster.leaders[(T, 1)] = 1  # both partitions on one leader
+    core.assign([TP0, TP1], now=0.0)
+    answer_list_offsets(client, {0: 0, 1: 0})
+    ((req, cb, _, _),) = client.take("FetchRequest")
+    # A full fetch asks for a session (id 0, epoch 0) and names every partition.
+    assert (req.session_id, req.session_epoch) == (0, 0)
+    assert sorted(p.partition for p in req.topics[0].partitions) == [0, 1]
+    deliver(core, cb, fetch_response_session(77, {0: (0, records(0, 2))}))
+    ((req, cb, _, _),) = client.take("FetchRequest")
+    # Incremental: only partition 0 moved; partition 1 stays in the session unnamed.
+    assert (req.session_id, req.session_epoch) == (77, 1)
+    assert [(p.partition, p.fetch_offset) for p in req.topics[0].partitions] == [(0, 2)]
+    assert req.forgotten_topics_data == []
+    core.pause([TP1])
+    deliver(core, cb, fetch_response_session(77, {}))
+    ((req, cb, _, _),) = client.take("FetchRequest")
+    assert (req.session_id, req.session_epoch) == (77, 2)
+    assert req.topics == []
+    assert [(f.topic, list(f.partitions)) for f in req.forgotten_topics_data] == [(T, [1])]
+    # The broker lost the session: back to a full fetch that opens a new one.
+    deliver(core, cb, fetch_response_session(0, {}, code=70), 0.2)
+    core.handle_timer(0.5)
+    ((req, cb, _, _),) = client.take("FetchRequest")
+    assert (req.session_id, req.session_epoch) == (0, 0)
+    assert [(p.partition, p.fetch_offset) for p in req.topics[0].partitions] == [(0, 2)]
+    assert [r.offset for r in core.poll(None, 0.6)[TP0]] == [0, 1]
+
+
+def test_fetch_sessions_can_be_turned_off() -> None:
+    core, client = make(auto_offset_reset="earliest", enable_incremental_fetch_sessions=False)
+    core.assign([TP0], now=0.0)
+    answer_list_offsets(client, {0: 0})
+    ((req, cb, _, _),) = client.take("FetchRequest")
+    assert (req.session_id, req.session_epoch) == (0, -1)
+    deliver(core, cb, fetch_response_session(5, {0: (0, records(0, 1))}))
+    ((req, _, _, _),) = client.take("FetchRequest")
+    assert (req.session_id, req.session_epoch) == (0, -1)
