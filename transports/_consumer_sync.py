@@ -453,8 +453,9 @@ class KafkaConsumer(ConsumerFacadeBase):
         if self._config.group_id is not None and self._bg is None:
             assert self._driver is not None
             self._driver.enable_wakeup()
-            self._bg = threading.Thread(target=self._heartbeat_loop, name="kproto-consumer-heartbeat",
-                                        daemon=True)
+            self._bg = threading.Thread(
+                target=self._heartbeat_loop, name="kproto-consumer-heartbeat", daemon=True
+            )
             self._bg.start()
 
     @contextlib.contextmanager
@@ -717,8 +718,28 @@ def _taking_turns(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 # Every call that touches the core takes its turn with the heartbeat thread.
-for _name in ("assign", "unsubscribe", "seek", "seek_to_beginning", "seek_to_end", "pause", "resume",
-              "poll", "position", "beginning_offsets", "end_offsets", "offsets_for_times", "topics",
-              "partitions_for_topic", "commit", "commit_async", "committed", "metrics", "highwater",
-              "paused", "assignment", "subscription"):
+for _name in (
+    "assign",
+    "unsubscribe",
+    "seek",
+    "seek_to_beginning",
+    "seek_to_end",
+    "pause",
+    "resume",
+    "poll",
+    "position",
+    "beginning_offsets",
+    "end_offsets",
+    "offsets_for_times",
+    "topics",
+    "partitions_for_topic",
+    "commit",
+    "commit_async",
+    "committed",
+    "metrics",
+    "highwater",
+    "paused",
+    "assignment",
+    "subscription",
+):
     setattr(KafkaConsumer, _name, _taking_turns(getattr(KafkaConsumer, _name)))
