@@ -387,3 +387,45 @@ def test_misuse_and_missing_offsets(transport: str, data: tuple[str, str]) -> No
             assert recs[0].offset == 3
 
     run(transport, scenario)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_broker_goes_away_and_comes_back(transport: str, topic: str) -> None:
+    """poll returns empty while the broker is down, and picks up where it was once it is back."""
+    from _broker import TansuBroker
+
+    broker = TansuBroker()
+    broker.start()
+    tp = TopicPartition(topic, 0)
+
+    def fill(n: int) -> None:
+        p = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        try:
+            for i in range(n):
+                p.send(topic, value=b"%d" % i, partition=0)
+            p.flush(30)
+        finally:
+            p.close()
+
+    async def scenario(transport: str) -> None:
+        nonlocal broker
+        fill(10)
+        async with open_consumer(transport, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                                 reconnect_backoff_max_ms=200) as c:
+            await c.call("assign", [tp])
+            assert [r.offset for r in await c.poll_all(10)] == list(range(10))
+            broker.stop()
+            for _ in range(3):
+                assert await c.call("poll", timeout_ms=300) == {}
+            # Same port, empty log (Tansu keeps data in memory): 15 new records, offsets 0..14.
+            broker = TansuBroker(port=broker.port)
+            broker.start()
+            fill(15)
+            recs = await c.poll_all(5, timeout=30)
+            assert [r.offset for r in recs] == list(range(10, 15))
+            assert await c.call("position", tp) == 15
+
+    try:
+        run(transport, scenario)
+    finally:
+        broker.stop()
