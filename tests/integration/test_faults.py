@@ -59,6 +59,15 @@ def proxy(proxied: tuple[TansuBroker, FaultProxy]) -> Iterator[FaultProxy]:
     p.delay, p.blackhole, p.refuse = 0.0, False, False
 
 
+def kill(broker: TansuBroker) -> None:
+    """Stop the broker at once (SIGKILL, a crash): Tansu's graceful stop waits for its clients."""
+    proc = broker.proc
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+    broker.proc = None
+
+
 def new_topic() -> str:
     return f"f-{uuid.uuid4().hex[:10]}"
 
@@ -136,7 +145,7 @@ def test_broker_restart_producer_recovers_on_its_own(transport: str) -> None:
                 transport, bootstrap_servers=broker.bootstrap, delivery_timeout_ms=15000, retries=100, **FAST
             ) as p:
                 results["before"] = await p.get(await p.send(topic, b"before"), HANG_GUARD)
-                broker.stop()
+                kill(broker)
                 during = await p.send(topic, b"during")  # the topic is known: accepted, waits
                 await sleep(transport, 1.0)
                 broker.start()  # same port, empty (Tansu keeps data in memory)
@@ -190,7 +199,7 @@ def test_broker_restart_consumer_resumes(transport: str) -> None:
                 retry_backoff_ms=50,
             ) as c:
                 got["before"] = await c.poll_values(2)
-                broker.stop()
+                kill(broker)
                 t0 = time.monotonic()
                 assert await c.poll(500) == {}  # down: empty, within its timeout
                 got["poll_down_s"] = [str(time.monotonic() - t0).encode()]
@@ -230,7 +239,7 @@ def test_broker_down_fails_in_bounded_time(transport: str) -> None:
                 transport, bootstrap_servers=broker.bootstrap, delivery_timeout_ms=3000, retries=100, **FAST
             ) as p:
                 await p.get(await p.send(topic, b"first"), HANG_GUARD)
-                broker.stop()
+                kill(broker)
                 handles = [await p.send(topic, b"lost %d" % i) for i in range(5)]
                 t0 = time.monotonic()
                 try:
