@@ -83,6 +83,9 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         clock = self._clock
         deadline = clock() + timeout_ms / 1000
         while True:
+            core.before_poll(clock())
+            for aw in core.take_awaitables():
+                await aw  # ``async def`` rebalance listener callbacks
             records = core.poll(max_records, clock())
             left = deadline - clock()
             if records or left <= 0:

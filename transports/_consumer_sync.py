@@ -533,6 +533,12 @@ class KafkaConsumer(ConsumerFacadeBase):
         deadline = now + timeout_ms / 1000
         while True:
             records = core.poll(max_records, now)
+            awaitables = core.take_awaitables()
+            if awaitables:
+                for aw in awaitables:
+                    getattr(aw, "close", lambda: None)()
+                raise TypeError("a rebalance listener returned an awaitable: async listeners need the "
+                                "asyncio or trio KafkaConsumer; the blocking one calls plain methods")
             if records:
                 # Send the prefetch this poll made room for, and take in what already arrived.
                 driver.run_once(0.0)

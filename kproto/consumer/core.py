@@ -291,6 +291,7 @@ class ConsumerCore:
         self._user_assigned = False
         self._group: GroupMembership | None = None
         self._deferred: list[Callable[[], object]] = []
+        self._awaitables: list[Any] = []
         self._inflight_nodes: set[int] = set()
         self._sessions: dict[int, _FetchSession] = {}
         self._ready: deque[TopicPartition] = deque()
@@ -570,9 +571,7 @@ class ConsumerCore:
             RecordDeserializationError: a deserializer failed (position stays on the record).
             KafkaError: a fetch error that is not retriable (authorization...).
         """
-        if self._group is not None:
-            self._group.on_poll(now)
-        self._run_deferred()
+        self.before_poll(now)
         if self._errors:
             raise self._errors.pop(0)
         n = self.config.max_poll_records if max_records is None else max_records
@@ -634,11 +633,28 @@ class ConsumerCore:
         """Run ``fn`` at the start of the next ``poll`` (user callbacks: rebalance listeners)."""
         self._deferred.append(fn)
 
-    def _run_deferred(self) -> None:
+    def before_poll(self, now: float) -> None:
+        """What ``poll`` does first: note the poll (group liveness) and run due user callbacks.
+
+        An async facade calls this itself, then awaits :meth:`take_awaitables`
+        (coroutine listeners), before :meth:`poll`.
+        """
+        if self._group is not None:
+            self._group.on_poll(now)
         while self._deferred:
             fns, self._deferred = self._deferred, []
             for fn in fns:
-                fn()
+                result = fn()
+                if result is not None and hasattr(result, "__await__"):
+                    self._awaitables.append(result)
+
+    def take_awaitables(self) -> list[Any]:
+        """Awaitables returned by listener callbacks (``async def`` listeners); drains them.
+
+        The sync facade closes them unawaited; async facades await them in order.
+        """
+        aws, self._awaitables = self._awaitables, []
+        return aws
 
     def take_error(self) -> BaseException | None:
         """Pop the oldest error waiting to be raised from ``poll`` (None if none)."""

@@ -260,7 +260,8 @@ class ConsumerRebalanceListener:
     """Callbacks around a rebalance; subclass and pass to ``subscribe(listener=...)``.
 
     They run inside ``poll``, in the thread that calls it (never in a
-    background thread), before ``poll`` looks at records.
+    background thread), before ``poll`` looks at records. With the asyncio
+    and trio facades they may be ``async def``: ``poll`` awaits them.
     """
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:

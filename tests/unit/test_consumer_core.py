@@ -561,3 +561,30 @@ def test_fetch_sessions_can_be_turned_off() -> None:
     deliver(core, cb, fetch_response_session(5, {0: (0, records(0, 1))}))
     ((req, _, _, _),) = client.take("FetchRequest")
     assert (req.session_id, req.session_epoch) == (0, -1)
+
+
+def test_async_listener_callbacks_come_back_as_awaitables() -> None:
+    import asyncio
+
+    from kproto.consumer.group import ConsumerRebalanceListener, encode_assignment
+    from kproto.protocol.messages import JoinGroupResponse, SyncGroupResponse
+
+    seen: list[set[TopicPartition]] = []
+
+    class AsyncListener(ConsumerRebalanceListener):
+        async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:  # type: ignore[override]
+            seen.append(assigned)
+
+    core, client = make(group_id="g", enable_auto_commit=False)
+    core.subscribe([T], now=0.0, listener=AsyncListener())
+    ((_, cb, _, _),) = client.take("JoinGroupRequest")
+    deliver(core, cb, wire(JoinGroupResponse(generation_id=1, protocol_name="range", leader="x",
+                                             member_id="me", members=[]), 5))
+    ((_, scb, _, _),) = client.take("SyncGroupRequest")
+    deliver(core, scb, wire(SyncGroupResponse(assignment=encode_assignment({T: [0]})), 3))
+    core.before_poll(0.1)
+    (aw,) = core.take_awaitables()
+    assert seen == []
+    asyncio.run(aw)
+    assert seen == [{TP0}]
+    assert core.take_awaitables() == []
