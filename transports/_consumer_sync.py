@@ -430,7 +430,8 @@ class KafkaConsumer(ConsumerFacadeBase):
     def __init__(self, *topics: str, **configs: Any) -> None:
         self._driver: SelectorDriver | None = None
         # The heartbeat thread and the user's calls take turns on the core through this.
-        self._cond = threading.Condition(threading.Lock())
+        # Reentrant: a listener running inside poll may call the consumer (commit, position...).
+        self._cond = threading.Condition(threading.RLock())
         self._want = 0
         self._bg: threading.Thread | None = None
         self._bg_stop = False

@@ -144,7 +144,16 @@ def test_sync_heartbeats_flow_while_the_user_is_busy(bootstrap: str) -> None:
     """Between polls the sync consumer's heartbeat thread keeps the member in its group."""
     topic = make_topic(bootstrap)
     group = f"g-{uuid.uuid4().hex[:8]}"
-    c = cs.KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, **GROUP_OPTS)
+    positions: list[int] = []
+
+    class CommitsOnAssign(ConsumerRebalanceListener):
+        # The kafka-python habit: call the consumer from inside its listener (runs inside poll).
+        def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+            c.commit({tp: 0 for tp in assigned})
+            positions.extend(c.position(tp) for tp in assigned)
+
+    c = cs.KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, **GROUP_OPTS)
+    c.subscribe([topic], listener=CommitsOnAssign())
     try:
         records: list[ConsumerRecord] = []
         deadline = time.monotonic() + REBALANCE_WAIT
@@ -161,5 +170,6 @@ def test_sync_heartbeats_flow_while_the_user_is_busy(bootstrap: str) -> None:
         assert len(c.assignment()) == PARTITIONS
         assert c._core._group.generation == generation  # type: ignore[union-attr]  # no rebalance happened
         assert len({(r.partition, r.offset) for r in records}) == PARTITIONS * PER_PARTITION
+        assert positions == [0] * PARTITIONS
     finally:
         c.close()
