@@ -19,7 +19,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trustme
 from _broker import TansuBroker, free_port
@@ -81,11 +83,17 @@ class TlsBroker:
             certificate signed by the CA is refused.
     """
 
-    def __init__(self, files: TlsFiles, *, require_client_cert: bool = False) -> None:
+    def __init__(
+        self, files: TlsFiles, *, require_client_cert: bool = False, gate: Callable[[int], Any] | None = None
+    ) -> None:
         self.files = files
         self.require_client_cert = require_client_cert
         self.port = free_port()
         self.tansu = TansuBroker(advertised_port=self.port)
+        #: ``gate(tansu_port)`` -> an object with ``port`` and ``close()`` that stunnel
+        #: forwards to instead of Tansu (the SASL gate, for SASL_SSL).
+        self._gate_factory = gate
+        self.gate: Any = None
         self.proc: subprocess.Popen[bytes] | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="stunnel-"))
         self.log_path = self._dir / "stunnel.log"
@@ -102,6 +110,10 @@ class TlsBroker:
 
     def start(self, timeout: float = 20.0) -> None:
         self.tansu.start()
+        upstream = self.tansu.port
+        if self._gate_factory is not None:
+            self.gate = self._gate_factory(self.tansu.port)
+            upstream = self.gate.port
         conf = self._dir / "stunnel.conf"
         lines = [
             "foreground = yes",
@@ -110,7 +122,7 @@ class TlsBroker:
             "debug = 5",
             "[kafka]",
             f"accept = 127.0.0.1:{self.port}",
-            f"connect = 127.0.0.1:{self.tansu.port}",
+            f"connect = 127.0.0.1:{upstream}",
             f"cert = {self.files.server_cert}",
             f"key = {self.files.server_key}",
             "sslVersionMin = TLSv1.2",
@@ -147,6 +159,9 @@ class TlsBroker:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+        if self.gate is not None:
+            self.gate.close()
+            self.gate = None
         self.tansu.stop()
 
     def __enter__(self) -> TlsBroker:

@@ -168,3 +168,36 @@ def test_consumer_wrong_password_raises_from_poll(transport: str, gate: SaslGate
     run(transport, scenario)
     assert isinstance(result[0], AuthenticationFailedError), result
     assert gate.failures - failures_before == 1
+
+
+@pytest.fixture(scope="module")
+def sasl_ssl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """stunnel (TLS) -> SASL gate -> Tansu, advertising the TLS port."""
+    from pathlib import Path
+
+    from _tls import TlsBroker, make_tls_files
+
+    files = make_tls_files(Path(tmp_path_factory.mktemp("pki-sasl")))
+    with TlsBroker(
+        files, gate=lambda port: SaslGate(port, username="alice", password=PASSWORD, token=TOKEN)
+    ) as b:
+        yield b
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_sasl_ssl_scram(transport: str, sasl_ssl_broker: Any) -> None:
+    topic = f"sasl-ssl-{uuid.uuid4().hex[:8]}"
+    outcomes: list[Any] = []
+    before = sasl_ssl_broker.gate.attempts
+    tls = {"security_protocol": "SASL_SSL", "ssl_cafile": str(sasl_ssl_broker.files.ca)}
+
+    async def scenario() -> None:
+        async with open_producer(
+            transport, bootstrap_servers=sasl_ssl_broker.bootstrap, **{**sasl("SCRAM-SHA-512"), **tls}
+        ) as p:
+            for i in range(3):
+                outcomes.append(await p.outcome(await p.send(topic, b"s%d" % i), 20))
+
+    run(transport, scenario)
+    assert all(not isinstance(o, BaseException) for o in outcomes), outcomes
+    assert sasl_ssl_broker.gate.attempts > before
