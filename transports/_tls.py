@@ -29,6 +29,23 @@ connection loss (retriable). With TLS 1.3 the server checks the client
 certificate after the client finished its handshake; its alert then arrives
 with the first read, before any Kafka response: still an authentication
 failure by the rule above.
+
+Wiring a driver (what the producer drivers do; the consumer drivers need
+the same few lines):
+
+- options: ``security_from_configs(configs, allow_async_provider=...)``
+  gives ``Security``; ``Security.sasl`` goes into ``ClientConfig`` (the
+  consumer core already copies ``security_protocol``/``sasl_*`` there; pass
+  ``sasl_nonce_factory`` built on ``random.SystemRandom`` for unpredictable
+  SCRAM nonces); ``Security.token_cache``, if set, is awaited
+  (``refresh()``) before each connection by an async driver;
+- sync: ``TLSSession(ctx, host)`` per socket; after the TCP connect run
+  ``do_handshake()``/``outgoing()`` and report ``connection_made`` when it is
+  done; ``receive(raw)`` gives plaintext; ``encrypt(data)`` the bytes to write;
+- asyncio: ``loop.create_connection(..., ssl=ctx, server_hostname=host)``;
+- trio: ``trio.SSLStream(tcp, ctx, server_hostname=host)`` + ``do_handshake()``;
+- errors: map with ``tls_failure(exc, host, port)`` until the first
+  application bytes arrived, and pass the result to ``connection_lost``.
 """
 
 from __future__ import annotations
