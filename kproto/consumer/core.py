@@ -1269,6 +1269,8 @@ class ConsumerCore:
         return result
 
     def _auto_commit(self, now: float) -> Pending[dict[TopicPartition, OffsetAndMetadata]] | None:
+        if self._group is not None and not self._group.stable:
+            return None  # mid-rebalance the group would refuse it (no valid generation)
         changed = {tp: OffsetAndMetadata(st.position, "", -1) for tp, st in self._states.items()
                    if st.position is not None and self._last_committed.get(tp) != st.position}
         if not changed:

@@ -311,6 +311,7 @@ class GroupMembership:
         self._leave_sent = False
         #: A rebalance a heartbeat announced, acted on at the next poll.
         self._pending: str | None = None
+        self._resubscribe = False
         #: Bumped on every state reset: stale responses are recognised and dropped.
         self._epoch = 0
 
@@ -349,11 +350,15 @@ class GroupMembership:
         """The subscription changed (pattern matches): rejoin with it."""
         if topics != self.topics:
             self.topics = set(topics)
-            self.request_rejoin(now)
+            if self.state in (MemberState.JOINING, MemberState.SYNCING):
+                self._resubscribe = True  # rejoin once this rebalance completes
+            else:
+                self.request_rejoin(now)
 
     def request_rejoin(self, now: float) -> None:
         """Start a new rebalance at once (commit-failed, metadata change, poll after timeout)."""
-        if self.state in (MemberState.STABLE, MemberState.SYNCING, MemberState.JOINING):
+        # A rebalance already under way is not restarted (its JoinGroup would be abandoned).
+        if self.state is MemberState.STABLE:
             self._reset(now, keep_member=True)
 
     def get_timer(self) -> float | None:
@@ -605,6 +610,9 @@ class GroupMembership:
         self._heartbeat_at = now + self.core.config.heartbeat_interval_ms / 1000
         self._last_poll = max(self._last_poll, now)
         self.core._set_assignment(assigned, now)
+        if self._resubscribe:
+            self._resubscribe = False
+            self._pending = "rejoin"  # the subscription changed during the rebalance
         listener = self.listener
         if listener is not None:
             self.core._defer(lambda: listener.on_partitions_assigned(set(assigned)))
