@@ -35,7 +35,7 @@ from kproto.protocol.messages.produce import (
     ProduceResponse,
     TopicProduceResponse,
 )
-from kproto.protocol.records import RecordBatch, read_batches
+from kproto.protocol.records import RecordBatch, RecordBatchBuilder, read_batches
 
 Callback = Callable[[Any, KafkaError | None], None]
 
@@ -891,3 +891,98 @@ def test_bad_timestamp_rejected_without_buffering() -> None:
     assert core.pending_count() == 1
     core.data_to_send()
     assert [r.value for r in produce_requests(client)[0].batches()[("t", 0)].records()] == [b"v"]
+
+
+# --- one record encoder; partition choice; pending counts ----------------------------------
+
+
+def test_batches_are_byte_identical_to_record_batch_builder_output() -> None:
+    # the core and RecordBatchBuilder share one encoder (kproto.protocol.records.RecordsBuffer),
+    # slow varint paths included: big fields, timestamps going back or 16+ s on
+    core, client = make(linger_ms=1000, batch_size=1 << 20, max_request_size=1 << 21)
+    Headers = list[tuple[str, bytes | None]]
+    records: list[tuple[int, bytes | None, bytes | None, Headers]] = [
+        (1_700_000_000_000, None, b"v", []),
+        (1_700_000_000_005, b"k", None, [("h", b"1"), ("n", None)]),
+        (1_699_999_999_000, b"", b"x" * 20_000, []),
+        (1_700_000_100_000, b"k" * 70_000, b"", [("big", b"y" * 9000)]),
+    ]
+    records += [(1_700_000_000_000 + i, b"%d" % i, b"v" * (i % 20), []) for i in range(17_000)]
+    for i, (ts, key, value, headers) in enumerate(records):
+        assert send(core, i, key=key, value=value, headers=headers, timestamp_ms=ts)
+    builder = RecordBatchBuilder()
+    for ts, key, value, headers in records:
+        builder.append(ts, key, value, headers)
+    core.flush(0.0)
+    core.data_to_send()
+    (req,) = produce_requests(client)
+    (pd,) = req.request.topic_data[0].partition_data
+    assert bytes(pd.records) == builder.seal()
+
+
+def test_none_keys_spread_evenly_over_available_partitions() -> None:
+    # 3 (and 4) partitions: the pick table has 1024 entries, 1 (0) of them empty (drawn again)
+    for leaders in ({0: 1, 1: 2, 2: 1}, {0: 1, 1: -1, 2: 2, 3: 1, 4: 2}):
+        core, client = make(linger_ms=1000)
+        client.cluster.set_topic("t", leaders)
+        core.handle_timer(0.0)
+        for i in range(3000):
+            send(core, i, key=None, partition=None)
+        core.flush(0.0)
+        core.data_to_send()
+        seen: dict[int, int] = {}
+        for r in produce_requests(client):
+            for (_t, p), batch in r.batches().items():
+                seen[p] = seen.get(p, 0) + batch.record_count
+        available = [p for p, leader in leaders.items() if leader >= 0]
+        assert sorted(seen) == available
+        assert all(abs(n - 3000 / len(available)) < 150 for n in seen.values()), seen
+
+
+def test_none_key_choice_is_replayed_by_a_seeded_rng() -> None:
+    def partitions() -> list[int]:
+        core, client = make(linger_ms=1000)
+        for i in range(50):
+            send(core, i, key=None, partition=None, timestamp_ms=1000 + i)
+        core.flush(0.0)
+        core.data_to_send()
+        by_ts = {
+            r.timestamp: p
+            for s in produce_requests(client)
+            for (_t, p), batch in s.batches().items()
+            for r in batch.records()
+        }
+        return [by_ts[1000 + i] for i in range(50)]
+
+    assert partitions() == partitions()
+
+
+def test_record_size_limit_is_exact() -> None:
+    # max_request_size 500: a record's bound may be 500 - 61 = 439 bytes: with a null key and
+    # no headers, 21 (framing at most) + 1 (null key) + 2 + len(value) + 1 (no headers)
+    core, client = make(max_request_size=500)
+    assert send(core, "fits", key=None, value=b"x" * 414)
+    with pytest.raises(RecordTooLargeError):
+        send(core, "too big", key=None, value=b"x" * 415)
+    core.data_to_send()
+    assert [r.value for r in produce_requests(client)[0].batches()[("t", 0)].records()] == [b"x" * 414]
+
+
+def test_pending_count_covers_open_closed_in_flight_and_failed_batches() -> None:
+    core, client = make(linger_ms=1000, batch_size=200)
+    for i in range(5):
+        send(core, i, partition=i % 2, value=b"x" * 40)  # partition 0: 3 records, 1: 2
+    assert core.pending_count() == 5
+    assert core.metrics(0.0)["producer-metrics"]["records-pending"] == 5.0
+    send(core, "big", partition=0, value=b"x" * 150)  # closes partition 0's batch, opens another
+    assert core.pending_count() == 6
+    core.flush(0.0)
+    core.data_to_send()
+    assert core.pending_count() == 6
+    send(core, "open", partition=1)
+    assert core.pending_count() == 7
+    core.abort(0.1, KafkaTimeoutError("stop"))
+    assert core.pending_count() == 0
+    failed = sorted(str(t) for e in core.events() if isinstance(e, DeliveryFailed) for t in e.tokens)
+    assert failed == sorted(["0", "1", "2", "3", "4", "big", "open"])
+    assert core.buffer_available() == 33554432

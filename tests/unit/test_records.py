@@ -29,9 +29,14 @@ from kproto.protocol.records import (
     Record,
     RecordBatch,
     RecordBatchBuilder,
+    RecordsBuffer,
+    encode_batch,
     encode_control_record,
+    encode_headers,
     read_batches,
     read_records,
+    record_size_bound,
+    restamp_batch,
     single_record_batch_size,
     zigzag_varint,
 )
@@ -149,7 +154,7 @@ def test_zigzag_varint(n: int, encoded: str) -> None:
 def test_size_is_exact_and_limit_refuses() -> None:
     b = RecordBatchBuilder(size_limit=400)
     assert b.size_in_bytes == RECORD_BATCH_OVERHEAD
-    deltas = []
+    deltas: list[int] = []
     while True:
         before = b.size_in_bytes
         d = b.append(1000 + len(deltas), None, b"x" * 100)
@@ -450,3 +455,96 @@ def test_garbage_raises_only_decode_error(
                 batch.control_record()
         except DecodeError:
             pass
+
+
+# --- the record encoder (RecordsBuffer) and the batch frame ------------------------
+
+
+def test_records_buffer_sizes_limit_and_first_record() -> None:
+    recs = RecordsBuffer()
+    assert (recs.count, recs.size, recs.max_ts) == (0, RECORD_BATCH_OVERHEAD, -1)
+    # the first record always fits, whatever the limit
+    first = recs.append(1000, b"k", b"v" * 100, encode_headers([("h", None)]), 0)
+    assert first == len(recs.encoded()) and recs.size == RECORD_BATCH_OVERHEAD + first
+    state = (recs.count, recs.size, recs.base_ts, recs.max_ts, list(recs.pieces))
+    # 110 bytes: length (2), attributes, timestamp delta (2), offset delta, null key, value (2 + 100), headers
+    assert recs.append(2000, None, b"v" * 100, b"\x00", recs.size + 109) == 0
+    assert (recs.count, recs.size, recs.base_ts, recs.max_ts, list(recs.pieces)) == state
+    second = recs.append(2000, None, b"v" * 100, b"\x00", recs.size + 110)
+    assert second == 110 and recs.size == RECORD_BATCH_OVERHEAD + first + second
+    assert (recs.count, recs.base_ts, recs.max_ts) == (2, 1000, 2000)
+    batch = encode_batch(
+        recs.encoded(), count=recs.count, base_timestamp=recs.base_ts, max_timestamp=recs.max_ts, attributes=0
+    )
+    assert len(batch) == recs.size
+    assert [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in read_records(batch)] == [
+        (0, 1000, b"k", b"v" * 100, (("h", None),)),
+        (1, 2000, None, b"v" * 100, ()),
+    ]
+
+
+def test_records_buffer_rejects_a_first_timestamp_that_is_not_an_int() -> None:
+    recs = RecordsBuffer()
+    with pytest.raises(TypeError):
+        recs.append(1.5, None, b"v", b"\x00", 1 << 62)  # type: ignore[arg-type]
+    assert recs.count == 0 and recs.pieces == []
+
+
+def test_encode_batch_header_and_restamp() -> None:
+    recs = RecordsBuffer()
+    recs.append(7, None, b"x", b"\x00", 1 << 62)
+    data = encode_batch(
+        recs.encoded(),
+        count=1,
+        base_timestamp=7,
+        max_timestamp=7,
+        attributes=0x10,
+        producer_id=5,
+        producer_epoch=1,
+        base_sequence=9,
+        base_offset=100,
+        partition_leader_epoch=3,
+    )
+    (batch,) = read_batches(bytes(data))  # CRCs checked
+    assert (batch.base_offset, batch.partition_leader_epoch, batch.is_transactional) == (100, 3, True)
+    assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == (5, 1, 9)
+    restamp_batch(data, 6, 2, 0)
+    (batch,) = read_batches(bytes(data))
+    assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == (6, 2, 0)
+    assert [r.value for r in batch] == [b"x"]
+
+
+@given(
+    key=st.none() | st.binary(max_size=20_000),
+    value=st.none() | st.binary(max_size=20_000),
+    headers=st.lists(st.tuples(st.text(max_size=5), st.none() | st.binary(max_size=10)), max_size=3),
+    delta=st.integers(min_value=-(2**62), max_value=2**62),
+)
+def test_record_size_bound_holds_and_is_exact_but_for_framing(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]], delta: int
+) -> None:
+    hb = encode_headers(headers)
+    bound = record_size_bound(key, value, hb)
+    recs = RecordsBuffer()
+    first = recs.append(0, key, value, hb, 1 << 62)
+    # the first record's framing: 1-3 length bytes, attributes, 0 and 0 deltas; the bound allows 21
+    assert 0 < bound - first <= 21 - 4
+    assert recs.append(delta, key, value, hb, 1 << 62) <= bound
+
+
+def test_encode_headers_checks_types() -> None:
+    assert encode_headers([]) == b"\x00"
+    assert encode_headers([("a", bytearray(b"x"))]) == encode_headers([("a", b"x")])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        encode_headers([(b"a", b"x")])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        encode_headers([("a", "x")])  # type: ignore[list-item]
+
+
+def test_builder_copies_bytes_like_fields() -> None:
+    key, value = bytearray(b"key"), bytearray(b"value")
+    b = RecordBatchBuilder()
+    b.append(0, key, memoryview(value))  # type: ignore[arg-type]
+    key[0] = value[0] = ord("X")
+    ((k, v),) = [(r.key, r.value) for r in read_records(b.seal())]
+    assert (k, v) == (b"key", b"value")
