@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -100,14 +100,26 @@ async def sleep(transport: str, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-def read_back(bootstrap: str, topic: str, count: int, timeout: float = 30.0, **kafka_kw: Any) -> list[Any]:
-    """Every record of ``topic`` (at least ``count``) via kafka-python, sorted by (partition, offset)."""
+def read_back(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    timeout: float = 30.0,
+    partitions: Iterable[int] | None = None,
+    **kafka_kw: Any,
+) -> list[Any]:
+    """Every record of ``topic`` (at least ``count``) via kafka-python, sorted by (partition, offset).
+
+    ``partitions``: read these (e.g. from the producer's RecordMetadata)
+    instead of asking kafka-python's metadata, which can stay stale for a
+    topic re-created on a restarted broker.
+    """
     from kafka import KafkaConsumer
     from kafka import TopicPartition as KTopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **kafka_kw)
     try:
-        parts = None
+        parts = set(partitions) if partitions is not None else None
         deadline = time.monotonic() + timeout
         while not parts and time.monotonic() < deadline:
             parts = consumer.partitions_for_topic(topic)
