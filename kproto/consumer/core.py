@@ -291,6 +291,7 @@ class ConsumerCore:
         self._user_assigned = False
         self._group: GroupMembership | None = None
         self._deferred: list[Callable[[], object]] = []
+        self._close_pending: Pending[None] | None = None
         self._awaitables: list[Any] = []
         self._inflight_nodes: set[int] = set()
         self._sessions: dict[int, _FetchSession] = {}
@@ -322,21 +323,29 @@ class ConsumerCore:
 
     def connection_made(self, node_id: int, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
+        if self._closed:
+            return  # inputs racing with close(): the client is gone
         self._client.connection_made(node_id, now)
         self._pump(now)
 
     def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
+        if self._closed:
+            return  # inputs racing with close(): the client is gone
         self._client.connection_lost(node_id, exc, now)
         self._pump(now)
 
     def receive_data(self, node_id: int, data: bytes, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
+        if self._closed:
+            return  # inputs racing with close(): the client is gone
         self._client.receive_data(node_id, data, now)
         self._pump(now)
 
     def handle_timer(self, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
+        if self._closed:
+            return  # inputs racing with close(): the client is gone
         self._client.handle_timer(now)
         self._pump(now)
 
@@ -350,6 +359,8 @@ class ConsumerCore:
 
     def get_timer(self) -> float | None:
         """See :class:`kproto.driving.Driven`."""
+        if self._closed:
+            return None
         t = self._client.get_timer()
         group_t = self._group.get_timer() if self._group is not None else None
         for own in (self._retry_at, self._auto_commit_at, group_t):
@@ -676,6 +687,12 @@ class ConsumerCore:
         self._now = now
         if self._closed:
             return
+        if self._close_pending is not None:
+            done, self._close_pending = self._close_pending, None
+            self._closed = True
+            self._client.close(now)
+            done.set_result(None)
+            return
         client = self._client
         for ev in client.events():
             name = type(ev).__name__
@@ -819,6 +836,8 @@ class ConsumerCore:
 
     def _on_fetch(self, node: int, sent: dict[TopicPartition, tuple[int, int]], resp: Any,
                   err: BaseException | None) -> None:
+        if self._closed:
+            return
         now = self._now
         self._inflight_nodes.discard(node)
         current: dict[TopicPartition, _PartitionState] = {}
@@ -1046,6 +1065,9 @@ class ConsumerCore:
 
                 def on_resp(resp: Any, err: BaseException | None,
                             tps: dict[TopicPartition, int] = tps) -> None:
+                    if self._closed:
+                        result.set_error(err or Cancelled("the consumer is closed"))
+                        return
                     now = self._now
                     retry = False
                     if err is not None:
@@ -1142,6 +1164,9 @@ class ConsumerCore:
             )
 
             def on_resp(resp: Any, err: BaseException | None) -> None:
+                if self._closed:
+                    result.set_error(err or Cancelled("the consumer is closed"))
+                    return
                 now = self._now
                 code = 0 if err is not None else resp.error_code
                 if err is not None or code:
@@ -1223,6 +1248,9 @@ class ConsumerCore:
             )
 
             def on_resp(resp: Any, err: BaseException | None) -> None:
+                if self._closed:
+                    result.set_error(err or Cancelled("the consumer is closed"))
+                    return
                 now = self._now
                 first: BaseException | None = err
                 retry = err is not None
@@ -1368,9 +1396,9 @@ class ConsumerCore:
             p = self._auto_commit(now)
 
         def close_client(_: object = None) -> None:
-            self._closed = True
-            self._client.close(self._now)
-            done.set_result(None)
+            # Often called from a response callback inside the client: close it from the
+            # next pump, once the client's own input has returned.
+            self._close_pending = done
 
         def leave(_: object = None) -> None:
             group, self._group = self._group, None
@@ -1383,6 +1411,7 @@ class ConsumerCore:
             leave()
         else:
             p.add_done_callback(leave)
+        self._pump(now)
         return done
 
     @property

@@ -34,8 +34,9 @@ any        close()/unsubscribe()       LeaveGroup (dynamic members only,
 Rebalances are *eager*: every partition is revoked before a JoinGroup (the
 listener's ``on_partitions_revoked`` runs, and with auto-commit the
 positions are committed first, on the same connection, so the broker sees
-the commit before the JoinGroup). Cooperative rebalancing (KIP-429) and the
-sticky assignors are not implemented yet.
+the commit before the JoinGroup). The ``sticky`` assignor (KIP-54) keeps
+partitions where they were across such rebalances; cooperative rebalancing
+(KIP-429, ``cooperative-sticky``) is not implemented yet.
 
 Subscriptions and assignments use the standard consumer protocol encoding
 (``ConsumerProtocolSubscription``/``Assignment`` with an int16 version
@@ -82,6 +83,7 @@ __all__ = [
     "PartitionAssignor",
     "RangePartitionAssignor",
     "RoundRobinPartitionAssignor",
+    "StickyPartitionAssignor",
     "decode_assignment",
     "decode_subscription",
     "encode_assignment",
@@ -154,18 +156,23 @@ class PartitionAssignor:
     #: The protocol name members advertise in JoinGroup.
     name = ""
 
-    def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]]
-               ) -> dict[str, dict[str, list[int]]]:
+    def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]],
+               user_data: Mapping[str, bytes | None] | None = None) -> dict[str, dict[str, list[int]]]:
         """Assign partitions.
 
         Args:
             partitions: topic -> partition count (topics unknown to metadata left out).
             members: member id -> (subscribed topics, group instance id or None).
+            user_data: member id -> the ``user_data`` of its subscription (see :meth:`user_data`).
 
         Returns:
             member id -> topic -> partition ids (every member present, maybe empty).
         """
         raise NotImplementedError
+
+    def user_data(self, owned: set[TopicPartition], generation: int) -> bytes | None:
+        """What this member puts in its subscription for this assignor (None: nothing)."""
+        return None
 
     @staticmethod
     def _order(members: Mapping[str, tuple[Sequence[str], str | None]], ids: Iterable[str]) -> list[str]:
@@ -182,8 +189,8 @@ class RangePartitionAssignor(PartitionAssignor):
 
     name = "range"
 
-    def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]]
-               ) -> dict[str, dict[str, list[int]]]:
+    def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]],
+               user_data: Mapping[str, bytes | None] | None = None) -> dict[str, dict[str, list[int]]]:
         out: dict[str, dict[str, list[int]]] = {m: {} for m in members}
         for topic in sorted(partitions):
             subs = self._order(members, (m for m, (topics, _) in members.items() if topic in topics))
@@ -205,8 +212,8 @@ class RoundRobinPartitionAssignor(PartitionAssignor):
 
     name = "roundrobin"
 
-    def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]]
-               ) -> dict[str, dict[str, list[int]]]:
+    def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]],
+               user_data: Mapping[str, bytes | None] | None = None) -> dict[str, dict[str, list[int]]]:
         out: dict[str, dict[str, list[int]]] = {m: {} for m in members}
         order = self._order(members, members)
         if not order:
@@ -225,9 +232,124 @@ class RoundRobinPartitionAssignor(PartitionAssignor):
         return out
 
 
+_I32 = struct.Struct(">i")
+
+
+def encode_sticky_user_data(owned: Iterable[TopicPartition], generation: int) -> bytes:
+    """The Java ``StickyAssignor`` user data v1: [topic, [partition]] then the generation (int32)."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in owned:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    out = bytearray(_I32.pack(len(by_topic)))
+    for topic in sorted(by_topic):
+        raw = topic.encode()
+        out += _I16.pack(len(raw)) + raw + _I32.pack(len(by_topic[topic]))
+        for p in sorted(by_topic[topic]):
+            out += _I32.pack(p)
+    out += _I32.pack(generation)
+    return bytes(out)
+
+
+def decode_sticky_user_data(data: bytes) -> tuple[set[TopicPartition], int]:
+    """Parse :func:`encode_sticky_user_data` (v0, without the generation, reads as generation -1).
+
+    Raises:
+        ValueError: malformed data.
+    """
+    mv = memoryview(data)
+    try:
+        (n,), pos = _I32.unpack_from(mv, 0), 4
+        if n < 0 or n > len(mv):
+            raise ValueError(f"bad topic count {n}")
+        owned: set[TopicPartition] = set()
+        for _ in range(n):
+            (ln,) = _I16.unpack_from(mv, pos)
+            topic = bytes(mv[pos + 2 : pos + 2 + ln]).decode()
+            pos += 2 + ln
+            (k,), pos = _I32.unpack_from(mv, pos), pos + 4
+            if k < 0 or k * 4 > len(mv) - pos:
+                raise ValueError(f"bad partition count {k}")
+            for _ in range(k):
+                owned.add(TopicPartition(topic, _I32.unpack_from(mv, pos)[0]))
+                pos += 4
+        generation = _I32.unpack_from(mv, pos)[0] if pos + 4 <= len(mv) else -1
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ValueError(f"malformed sticky assignor user data: {exc}") from None
+    return owned, generation
+
+
+class StickyPartitionAssignor(PartitionAssignor):
+    """Balanced, and keeps partitions where they were (KIP-54 ``sticky``; eager rebalancing).
+
+    Each member sends what it owned (and its generation) as user data, in
+    the Java ``StickyAssignor`` format. The leader keeps every still-valid
+    ownership (on a conflict, the highest generation wins), deals the
+    unowned partitions to the least-loaded subscribed members, then moves
+    partitions from the most- to the least-loaded member while they differ
+    by more than one and the receiver is subscribed to the partition's topic.
+    Each move lowers the sum of squared loads, so it ends; with identical
+    subscriptions loads end within one of each other.
+    """
+
+    name = "sticky"
+
+    def user_data(self, owned: set[TopicPartition], generation: int) -> bytes | None:
+        return encode_sticky_user_data(owned, generation)
+
+    def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]],
+               user_data: Mapping[str, bytes | None] | None = None) -> dict[str, dict[str, list[int]]]:
+        subs = {m: set(topics) for m, (topics, _) in members.items()}
+        previous: list[tuple[int, str, set[TopicPartition]]] = []
+        for m, data in (user_data or {}).items():
+            if m in members and data:
+                try:
+                    owned, generation = decode_sticky_user_data(data)
+                except ValueError:
+                    continue
+                previous.append((generation, m, owned))
+        owner: dict[TopicPartition, str] = {}
+        for _gen, m, owned in sorted(previous, key=lambda x: (-x[0], x[1])):
+            for tp in sorted(owned):
+                if tp.topic in subs[m] and 0 <= tp.partition < partitions.get(tp.topic, 0) and tp not in owner:
+                    owner[tp] = m
+        load: dict[str, list[TopicPartition]] = {m: [] for m in members}
+        for tp, m in sorted(owner.items()):
+            load[m].append(tp)
+        everything = [TopicPartition(t, p) for t in sorted(partitions) for p in range(partitions[t])
+                      if any(t in s for s in subs.values())]
+        for tp in everything:
+            if tp in owner:
+                continue
+            eligible = [m for m in members if tp.topic in subs[m]]
+            best = min(eligible, key=lambda m: (len(load[m]), m))
+            load[best].append(tp)
+        moved = True
+        while moved:
+            moved = False
+            for donor in sorted(members, key=lambda m: (-len(load[m]), m)):
+                for receiver in sorted(members, key=lambda m: (len(load[m]), m)):
+                    if len(load[donor]) - len(load[receiver]) <= 1:
+                        break
+                    movable = [tp for tp in load[donor] if tp.topic in subs[receiver]]
+                    if movable:
+                        tp = movable[-1]
+                        load[donor].remove(tp)
+                        load[receiver].append(tp)
+                        moved = True
+                        break
+                if moved:
+                    break
+        out: dict[str, dict[str, list[int]]] = {m: {} for m in members}
+        for m, tps in load.items():
+            for tp in sorted(tps):
+                out[m].setdefault(tp.topic, []).append(tp.partition)
+        return out
+
+
 _BY_NAME: Final[dict[str, type[PartitionAssignor]]] = {
     "range": RangePartitionAssignor,
     "roundrobin": RoundRobinPartitionAssignor,
+    "sticky": StickyPartitionAssignor,
 }
 
 
@@ -251,8 +373,8 @@ def resolve_assignors(strategy: Sequence[Any]) -> list[PartitionAssignor]:
             out.append(_BY_NAME[name]())
         else:
             raise KafkaConfigurationError(
-                f"partition_assignment_strategy entry {entry!r} is not supported: use 'range' or "
-                "'roundrobin' (sticky and cooperative-sticky are not implemented yet)")
+                f"partition_assignment_strategy entry {entry!r} is not supported: use 'range', "
+                "'roundrobin' or 'sticky' (cooperative-sticky, KIP-429, is not implemented yet)")
     return out
 
 
@@ -312,6 +434,8 @@ class GroupMembership:
         #: A rebalance a heartbeat announced, acted on at the next poll.
         self._pending: str | None = None
         self._resubscribe = False
+        #: The partitions of the last completed rebalance (the sticky assignor's user data).
+        self._owned: set[TopicPartition] = set()
         #: Bumped on every state reset: stale responses are recognised and dropped.
         self._epoch = 0
 
@@ -445,6 +569,7 @@ class GroupMembership:
                 self.core._defer(lambda: listener.on_partitions_revoked(owned))
 
     def _lost(self, now: float, keep_member: bool) -> None:
+        self._owned = set()
         if self.state is MemberState.STABLE:
             self._revoke(lost=True)
             self.state = MemberState.UNJOINED  # so _reset does not revoke again
@@ -465,7 +590,6 @@ class GroupMembership:
         self._revoke(lost=False)
         self.core._set_assignment(set(), now)
         self.core._client.add_topics(self.topics, now)
-        metadata = encode_subscription(self.topics)
         req = JoinGroupRequest(
             group_id=self.group_id,
             session_timeout_ms=cfg.session_timeout_ms,
@@ -473,7 +597,9 @@ class GroupMembership:
             member_id=self.member_id,
             group_instance_id=self.instance_id,
             protocol_type=_PROTOCOL_TYPE,
-            protocols=[_jg.JoinGroupRequestProtocol(name=a.name, metadata=metadata) for a in self.assignors],
+            protocols=[_jg.JoinGroupRequestProtocol(
+                name=a.name, metadata=encode_subscription(self.topics, a.user_data(self._owned, self.generation)))
+                for a in self.assignors],
         )
         epoch = self._epoch
 
@@ -523,12 +649,14 @@ class GroupMembership:
             self.core._with_coordinator(lambda node, now: self._send_sync(node, now, []), now)
             return
         members: dict[str, tuple[list[str], str | None]] = {}
+        user_data: dict[str, bytes | None] = {}
         for m in resp.members:
             try:
                 sub = decode_subscription(m.metadata)
             except Exception:  # a member we cannot read gets nothing, as the Java leader
                 sub = ConsumerProtocolSubscription()
             members[m.member_id] = (list(sub.topics), m.group_instance_id)
+            user_data[m.member_id] = None if sub.user_data is None else bytes(sub.user_data)
         all_topics = {t for topics, _ in members.values() for t in topics}
         missing = [t for t in all_topics if not self.core._client.cluster.partitions_for(t)]
         epoch = self._epoch
@@ -536,7 +664,7 @@ class GroupMembership:
         def assign(now: float) -> None:
             if epoch != self._epoch:
                 return
-            self._assign_and_sync(members, all_topics, now)
+            self._assign_and_sync(members, all_topics, now, user_data)
 
         if missing:
             self.core._client.add_topics(all_topics, now)
@@ -548,7 +676,7 @@ class GroupMembership:
             assign(now)
 
     def _assign_and_sync(self, members: dict[str, tuple[list[str], str | None]], all_topics: set[str],
-                         now: float) -> None:
+                         now: float, user_data: dict[str, bytes | None]) -> None:
         cluster = self.core._client.cluster
         counts: dict[str, int] = {}
         for t in all_topics:
@@ -559,7 +687,7 @@ class GroupMembership:
         if assignor is None:
             self._fail(IllegalStateError(f"the group chose assignor {self.protocol!r}, which this member lacks"))
             return
-        plan = assignor.assign(counts, members)
+        plan = assignor.assign(counts, members, user_data)
         assignments = [_sg.SyncGroupRequestAssignment(member_id=m, assignment=encode_assignment(plan.get(m, {})))
                        for m in members]
         self.core._with_coordinator(lambda node, now: self._send_sync(node, now, assignments), now)
@@ -610,6 +738,7 @@ class GroupMembership:
         self._heartbeat_at = now + self.core.config.heartbeat_interval_ms / 1000
         self._last_poll = max(self._last_poll, now)
         self.core._set_assignment(assigned, now)
+        self._owned = set(assigned)
         if self._resubscribe:
             self._resubscribe = False
             self._pending = "rejoin"  # the subscription changed during the rebalance

@@ -72,17 +72,18 @@ async def call(c: Any, name: str, *args: Any, **kwargs: Any) -> Any:
     return result
 
 
-async def scenario(transport: str, bootstrap: str, topic: str, group: str) -> None:
+async def scenario(transport: str, bootstrap: str, topic: str, group: str, strategy: str = "range") -> None:
     listeners = [Recorder() for _ in range(3)]
+    opts = dict(GROUP_OPTS, partition_assignment_strategy=[strategy])
     if transport == "sync":
-        members: list[Any] = [cs.KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, **GROUP_OPTS)
+        members: list[Any] = [cs.KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, **opts)
                               for _ in range(3)]
     elif transport == "asyncio":
-        members = [ca.KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, **GROUP_OPTS) for _ in range(3)]
+        members = [ca.KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, **opts) for _ in range(3)]
         for m in members:
             await m.start()
     else:
-        members = [ct.KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, **GROUP_OPTS) for _ in range(3)]
+        members = [ct.KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, **opts) for _ in range(3)]
         for m in members:
             await m.__aenter__()
     try:
@@ -130,14 +131,15 @@ async def scenario(transport: str, bootstrap: str, topic: str, group: str) -> No
                 await call(m, "close")
 
 
-@pytest.mark.parametrize("transport", ["sync", "asyncio", "trio"])
-def test_three_members_share_and_rebalance(transport: str, bootstrap: str) -> None:
+@pytest.mark.parametrize(("transport", "strategy"),
+                         [("sync", "range"), ("asyncio", "roundrobin"), ("trio", "range"), ("sync", "sticky")])
+def test_three_members_share_and_rebalance(transport: str, strategy: str, bootstrap: str) -> None:
     topic = make_topic(bootstrap)
     group = f"g-{uuid.uuid4().hex[:8]}"
     if transport == "trio":
-        trio.run(functools.partial(scenario, transport, bootstrap, topic, group))
+        trio.run(functools.partial(scenario, transport, bootstrap, topic, group, strategy))
     else:
-        asyncio.run(scenario(transport, bootstrap, topic, group))
+        asyncio.run(scenario(transport, bootstrap, topic, group, strategy))
 
 
 def test_sync_heartbeats_flow_while_the_user_is_busy(bootstrap: str) -> None:

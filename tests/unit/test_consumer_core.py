@@ -588,3 +588,22 @@ def test_async_listener_callbacks_come_back_as_awaitables() -> None:
     asyncio.run(aw)
     assert seen == [{TP0}]
     assert core.take_awaitables() == []
+
+
+def test_close_with_requests_in_flight_is_quiet() -> None:
+    from kproto.errors import Cancelled
+
+    core, client = make(group_id="g", auto_offset_reset="earliest")
+    core.assign([TP0], now=0.0)
+    ((_, of_cb, _, _),) = client.take("OffsetFetchRequest")
+    p = core.list_offsets({TP1: -1}, now=0.0)
+    ((_, lo_cb, _, _),) = client.take("ListOffsetsRequest")
+    done = core.close(0.1)
+    assert done.done and core.closed
+    # The client fails what was in flight while closing: nothing may call into it any more.
+    of_cb(None, Cancelled("closing"))
+    lo_cb(None, Cancelled("closing"))
+    assert isinstance(p.exception(), Cancelled)
+    core.handle_timer(5.0)
+    core.receive_data(1, b"late", 5.0)
+    assert core.get_timer() is None
