@@ -131,8 +131,7 @@ __all__ = ["ProducerCore"]
 
 #: The headers section of a record without headers.
 _NO_HEADERS: Final = encode_headers(())
-#: Keys whose murmur2 is remembered (cleared when full): ~1 MB at most for
-#: short keys, and repeated keys skip a pure-Python hash (~1 us).
+#: Keys whose partition is remembered, per topic (see _Topic.by_key).
 _HASH_CACHE: Final = 8192
 _BATCH_OVERHEAD: Final = RECORD_BATCH_OVERHEAD  # 61
 #: None keys (default partitioner): random indexes of at least 10 bits into a
@@ -196,7 +195,9 @@ def _as_bytes(what: str, data: object) -> bytes:
 class _Topic:
     """What the core knows of one topic: sorted partition lists and their states."""
 
-    __slots__ = ("name", "partitions", "available", "parts", "by_index", "n_parts", "pick", "pick_bits")
+    __slots__ = (
+        "name", "partitions", "available", "parts", "by_index", "n_parts", "by_key", "pick", "pick_bits",
+    )  # fmt: skip
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -206,6 +207,10 @@ class _Topic:
         #: The states of ``partitions``, in that order (keyed records: murmur2 modulo n_parts).
         self.by_index: tuple[_Partition, ...] = ()
         self.n_parts = 0
+        #: Keyed records: key -> its partition's state, remembered (cleared
+        #: when full, and on new metadata): ~1 MB at most for short keys, and
+        #: repeated keys skip a pure-Python murmur2 (~1 us).
+        self.by_key: dict[bytes, _Partition] = {}
         #: Where a None key may go - the available partitions, else all of
         #: them - each ``len(pick) // n`` times, padded with None to
         #: 2**pick_bits: a random index picks uniformly (None: draw again).
@@ -371,7 +376,6 @@ class ProducerCore:
         self._randbits = self._rng.getrandbits
         #: The built-in default partitioner (inlined in send).
         self._plain = self._sticky is None and self._custom is None
-        self._hashes: dict[bytes, int] = {}
         #: Largest record (its framing upper bound) a batch may hold (Java:
         #: RecordTooLargeException over max.request.size or buffer.memory).
         self._max_record = min(config.max_request_size - _BATCH_OVERHEAD, config.buffer_memory)
@@ -584,10 +588,8 @@ class ProducerCore:
                 pick = tp.pick[self._randbits(tp.pick_bits)]
                 ps = pick if pick is not None else self._pick(tp)
             else:
-                h = self._hashes.get(key)
-                if h is None:
-                    h = self._hash(key)
-                ps = tp.by_index[h % tp.n_parts]
+                pick = tp.by_key.get(key)
+                ps = pick if pick is not None else self._keyed(tp, key)
         else:
             if partition is not None and (not isinstance(partition, int) or partition < 0):
                 raise IllegalArgumentError(f"partition must be an int >= 0, not {partition!r}")
@@ -612,13 +614,13 @@ class ProducerCore:
             if ps is not None:
                 return ps
 
-    def _hash(self, key: bytes) -> int:
-        """murmur2 of ``key`` as a positive int, remembered."""
-        h = murmur2(key) & 0x7FFFFFFF
-        if len(self._hashes) >= _HASH_CACHE:
-            self._hashes.clear()
-        self._hashes[key] = h
-        return h
+    def _keyed(self, tp: _Topic, key: bytes) -> _Partition:
+        """The default partitioner's choice for ``key`` (as Java's), remembered."""
+        ps = tp.by_index[(murmur2(key) & 0x7FFFFFFF) % tp.n_parts]
+        if len(tp.by_key) >= _HASH_CACHE:
+            tp.by_key.clear()
+        tp.by_key[key] = ps
+        return ps
 
     def _partition_state(
         self, tp: _Topic, key: bytes | None, partition: int | None, token: object, *, strict: bool
@@ -636,8 +638,7 @@ class ProducerCore:
             elif key is None:
                 return self._pick(tp)
             else:
-                h = self._hashes.get(key)
-                return tp.by_index[(self._hash(key) if h is None else h) % tp.n_parts]
+                return tp.by_key.get(key) or self._keyed(tp, key)
         ps = tp.parts.get(partition)
         if ps is None:
             if strict and (not isinstance(partition, int) or partition < 0):
@@ -864,6 +865,7 @@ class ProducerCore:
                 states[p] = _Partition(tp.name, p)
         tp.by_index = tuple(states[p] for p in tp.partitions)
         tp.n_parts = len(tp.by_index)
+        tp.by_key.clear()  # the partition count may have changed
         choices = tuple(states[p] for p in tp.available) or tp.by_index
         n = len(choices)
         tp.pick_bits = bits = max(_PICK_BITS, (n - 1).bit_length())

@@ -986,3 +986,22 @@ def test_pending_count_covers_open_closed_in_flight_and_failed_batches() -> None
     failed = sorted(str(t) for e in core.events() if isinstance(e, DeliveryFailed) for t in e.tokens)
     assert failed == sorted(["0", "1", "2", "3", "4", "big", "open"])
     assert core.buffer_available() == 33554432
+
+
+def test_remembered_key_partition_follows_a_new_partition_count() -> None:
+    core, client = make(linger_ms=1000)
+    key = b"some-key"
+    h = murmur2(key) & 0x7FFFFFFF
+    send(core, "before", key=key, value=b"before", partition=None)
+    client.cluster.set_topic("t", {p: 1 + p % 2 for p in range(7)})
+    core.handle_timer(0.0)
+    send(core, "after", key=key, value=b"after", partition=None)
+    core.flush(0.0)
+    core.data_to_send()
+    where = {
+        r.value: p
+        for s in produce_requests(client)
+        for (_t, p), batch in s.batches().items()
+        for r in batch.records()
+    }
+    assert where == {b"before": h % 3, b"after": h % 7}
