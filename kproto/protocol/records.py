@@ -178,6 +178,10 @@ _NULL: Final = b"\x01"  # zigzag(-1): a null key, value or header value
 _ZERO: Final = b"\x00"  # zigzag(0): an offset delta of 0, no headers
 #: A record's attributes byte (always 0) followed by its timestamp delta.
 _ATTR_TD: Final[list[bytes]] = [_ZERO + z for z in _ZZ]
+#: A null key followed by the length of a value under 4 KiB: one piece
+#: fewer to join per record in the common case (~6% of an append).
+_NULL_KEY_TABLE: Final = 1 << 12
+_NULL_KEY_VLEN: Final[list[bytes]] = [_NULL + z for z in _ZZ[:_NULL_KEY_TABLE]]
 # One-byte zigzag decoding: byte -> value.
 _ZD: Final[list[int]] = [(b >> 1) ^ -(b & 1) for b in range(128)]
 # Two-byte zigzag decoding: index (second byte << 8) | first byte, where the
@@ -278,16 +282,16 @@ class RecordsBuffer:
 
     The one record encoder: :class:`RecordBatchBuilder` and the producer core
     (whose per-batch state subclasses this) both append through
-    :meth:`append`. A record becomes eight pieces added to a list in one
-    ``+=``, joined once when the batch is sealed; measured ~4x cheaper than
-    growing a ``bytearray`` record by record. Plain attributes, no
+    :meth:`append`. A record becomes six to eight pieces added to a list in
+    one ``+=``, joined once when the batch is sealed; measured ~4x cheaper
+    than growing a ``bytearray`` record by record through a method call. Plain attributes, no
     properties: the producer reads them on its hot path.
     """
 
     __slots__ = ("pieces", "count", "size", "base_ts", "max_ts")
 
     def __init__(self) -> None:
-        #: The encoded records, eight pieces each (see :meth:`encoded`).
+        #: The encoded records, a few pieces each (see :meth:`encoded`).
         self.pieces: list[bytes] = []
         #: Records appended.
         self.count = 0
@@ -316,22 +320,22 @@ class RecordsBuffer:
             The record's encoded size, or 0 if it did not fit (nothing changed).
         """
         zz = _ZZ
-        if key is None:
-            kpre = _NULL
-            key = b""
-            rest = 1 + len(headers)
-        else:
-            kl = len(key)
-            kpre = zz[kl] if kl < _TABLE else zigzag_varint(kl)
-            rest = len(kpre) + kl + len(headers)
         if value is None:
+            vl = -1  # (not in _NULL_KEY_VLEN)
             vpre = _NULL
             value = b""
-            rest += 1
+            rest = 1 + len(headers)
         else:
             vl = len(value)
             vpre = zz[vl] if vl < _TABLE else zigzag_varint(vl)
-            rest += len(vpre) + vl
+            rest = len(vpre) + vl + len(headers)
+        if key is None:
+            kv = _NULL_KEY_VLEN[vl] if 0 <= vl < _NULL_KEY_TABLE else _NULL + vpre
+            rest += 1
+        else:
+            kl = len(key)
+            kpre = zz[kl] if kl < _TABLE else zigzag_varint(kl)
+            rest += len(kpre) + kl
         n = self.count
         if n:
             td = ts - self.base_ts
@@ -353,7 +357,10 @@ class RecordsBuffer:
             body = 3 + rest
             lb = zz[body] if body < _TABLE else zigzag_varint(body)
             size = len(lb) + body
-        self.pieces += (lb, tdb, odb, kpre, key, vpre, value, headers)
+        if key is None:
+            self.pieces += (lb, tdb, odb, kv, value, headers)
+        else:
+            self.pieces += (lb, tdb, odb, kpre, key, vpre, value, headers)
         self.count = n + 1
         self.size += size
         return size
