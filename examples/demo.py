@@ -1,4 +1,4 @@
-"""End-to-end demo: start a local Tansu broker, produce with each transport, print records/s.
+"""End-to-end demo: start a local Tansu broker, produce and consume with each transport, print records/s.
 
 ::
 
@@ -36,6 +36,7 @@ import trio  # noqa: E402
 import transports.asyncio as kasyncio  # noqa: E402
 import transports.sync as ksync  # noqa: E402
 import transports.trio as ktrio  # noqa: E402
+from kproto.consumer import TopicPartition  # noqa: E402
 
 
 @contextmanager
@@ -162,6 +163,118 @@ def produce_aiokafka(bootstrap: str, topic: str, n: int, value: bytes) -> float:
     return asyncio.run(main())
 
 
+def _partitions(topic: str) -> list[TopicPartition]:
+    # Tansu auto-creates topics with 4 partitions.
+    return [TopicPartition(topic, p) for p in range(4)]
+
+
+def consume_sync(bootstrap: str, topic: str, n: int) -> float:
+    with ksync.KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False) as c:
+        c.assign(_partitions(topic))
+        c.seek_to_beginning()
+        t0 = time.perf_counter()
+        seen = 0
+        while seen < n:
+            for records in c.poll(timeout_ms=1000).values():
+                for r in records:
+                    r.key, r.value  # noqa: B018 - touch what a user would read
+                seen += len(records)
+        secs = time.perf_counter() - t0
+    _check(seen, n)
+    return secs
+
+
+def consume_asyncio(bootstrap: str, topic: str, n: int) -> float:
+    async def main() -> float:
+        async with kasyncio.KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False) as c:
+            c.assign(_partitions(topic))
+            c.seek_to_beginning()
+            t0 = time.perf_counter()
+            seen = 0
+            while seen < n:
+                for records in (await c.getmany(timeout_ms=1000)).values():
+                    for r in records:
+                        r.key, r.value  # noqa: B018
+                    seen += len(records)
+            secs = time.perf_counter() - t0
+        _check(seen, n)
+        return secs
+
+    return asyncio.run(main())
+
+
+def consume_trio(bootstrap: str, topic: str, n: int) -> float:
+    async def main() -> float:
+        async with ktrio.KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False) as c:
+            c.assign(_partitions(topic))
+            c.seek_to_beginning()
+            t0 = time.perf_counter()
+            seen = 0
+            while seen < n:
+                for records in (await c.getmany(timeout_ms=1000)).values():
+                    for r in records:
+                        r.key, r.value  # noqa: B018
+                    seen += len(records)
+            secs = time.perf_counter() - t0
+        _check(seen, n)
+        return secs
+
+    return trio.run(main)
+
+
+def consume_kafka_python(bootstrap: str, topic: str, n: int) -> float:
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KTP
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        c.assign([KTP(topic, p) for p in range(4)])
+        c.seek_to_beginning()
+        t0 = time.perf_counter()
+        seen = 0
+        while seen < n:
+            for records in c.poll(timeout_ms=1000).values():
+                for r in records:
+                    r.key, r.value  # noqa: B018
+                seen += len(records)
+        secs = time.perf_counter() - t0
+    finally:
+        c.close()
+    _check(seen, n)
+    return secs
+
+
+def consume_aiokafka(bootstrap: str, topic: str, n: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka import TopicPartition as ATP
+
+    async def main() -> float:
+        c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await c.start()
+        try:
+            c.assign([ATP(topic, p) for p in range(4)])
+            await c.seek_to_beginning()
+            t0 = time.perf_counter()
+            seen = 0
+            while seen < n:
+                for records in (await c.getmany(timeout_ms=1000)).values():
+                    for r in records:
+                        r.key, r.value  # noqa: B018
+                    seen += len(records)
+            secs = time.perf_counter() - t0
+        finally:
+            await c.stop()
+        _check(seen, n)
+        return secs
+
+    return asyncio.run(main())
+
+
+def _check(seen: int, n: int) -> None:
+    if seen != n:
+        raise SystemExit(f"consumed {seen} records, expected {n}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000)
@@ -172,14 +285,15 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated subset: sync,asyncio,trio,kafka-python,aiokafka")
     args = ap.parse_args()
 
-    runs: dict[str, Callable[[str, str, int, bytes], float]] = {
-        "kproto sync": produce_sync,
-        "kproto asyncio": produce_asyncio,
-        "kproto trio": produce_trio,
+    Run = tuple[Callable[[str, str, int, bytes], float], Callable[[str, str, int], float]]
+    runs: dict[str, Run] = {
+        "kproto sync": (produce_sync, consume_sync),
+        "kproto asyncio": (produce_asyncio, consume_asyncio),
+        "kproto trio": (produce_trio, consume_trio),
     }
     if not args.no_peers:
-        runs["kafka-python"] = produce_kafka_python
-        runs["aiokafka"] = produce_aiokafka
+        runs["kafka-python"] = (produce_kafka_python, consume_kafka_python)
+        runs["aiokafka"] = (produce_aiokafka, consume_aiokafka)
     if args.only:
         wanted = set(args.only.split(","))
         runs = {k: v for k, v in runs.items() if k.split()[-1] in wanted}
@@ -191,20 +305,26 @@ def main() -> None:
         print(
             f"broker {bootstrap}; {n} records of {args.value_size} bytes, acks=1, no compression, 4 partitions"
         )
-        results: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
+        produced: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
+        consumed: dict[str, list[tuple[float, float]]] = {k: [] for k in runs}
         for _ in range(args.rounds):
-            for name, fn in runs.items():
+            for name, (produce, consume) in runs.items():
                 topic = f"demo-{uuid.uuid4().hex[:8]}"
                 cpu0 = _cpu()
-                secs = fn(bootstrap, topic, n, value)
-                results[name].append((secs, _cpu() - cpu0))
-        print(f"{'producer':<16}{'records/s':>12}{'MB/s':>9}{'CPU s/M rec':>13}")
-        for name, rs in results.items():
-            rs.sort()
-            secs, cpu = rs[len(rs) // 2]
-            print(
-                f"{name:<16}{n / secs:>12,.0f}{n * args.value_size / secs / 1e6:>9.1f}{cpu / n * 1e6:>13.2f}"
-            )
+                secs = produce(bootstrap, topic, n, value)
+                cpu1 = _cpu()
+                produced[name].append((secs, cpu1 - cpu0))
+                secs = consume(bootstrap, topic, n)
+                consumed[name].append((secs, _cpu() - cpu1))
+        for title, results in (("producer", produced), ("consumer", consumed)):
+            print(f"{title:<16}{'records/s':>12}{'MB/s':>9}{'CPU s/M rec':>13}")
+            for name, rs in results.items():
+                rs.sort()
+                secs, cpu = rs[len(rs) // 2]
+                print(
+                    f"{name:<16}{n / secs:>12,.0f}{n * args.value_size / secs / 1e6:>9.1f}"
+                    f"{cpu / n * 1e6:>13.2f}"
+                )
 
     if args.bootstrap:
         run_all(args.bootstrap)
