@@ -243,6 +243,9 @@ class _IOLoop:
         self.sleeping = False
         self.blocked = False  # the core refused a record: its buffer is full
         self.stopped = False
+        #: The I/O thread crashed: set before pending records are failed, so a
+        #: sender woken by that failure already sees the producer closed.
+        self.crashed = False
         self._stop_requested = False
         #: What records still queued when the thread stops fail with.
         self.close_error: KafkaError | None = None
@@ -336,6 +339,7 @@ class _IOLoop:
         try:
             self._run()
         except BaseException as exc:  # pragma: no cover - a bug in the core or here
+            self.crashed = True
             log.exception("producer I/O thread crashed")
             try:
                 self.core.abort(_monotonic(), KafkaError(f"producer I/O thread crashed: {exc!r}"))
@@ -721,7 +725,7 @@ class KafkaProducer:
             ValueError: Both key and value are None, or a bad partition.
             Exception: Whatever a serializer raised.
         """
-        if self._closed or self._loop.stopped:
+        if self._closed or self._loop.stopped or self._loop.crashed:
             raise IllegalStateError("send() on a closed KafkaProducer")
         if (
             self._plain
