@@ -30,6 +30,19 @@ Pieces
     again with its original offset; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER;
     an older epoch is INVALID_PRODUCER_EPOCH.
 
+``SimGroup`` (``cluster.group(group_id)``)
+    A classic-protocol group coordinator on whichever broker
+    ``coordinator_of(0, group)`` names (others answer NOT_COORDINATOR):
+    JoinGroup (MEMBER_ID_REQUIRED first, KIP-394; answered when the rebalance
+    completes), SyncGroup (answered when the leader's arrives), Heartbeat
+    (REBALANCE_IN_PROGRESS during a rebalance, ILLEGAL_GENERATION,
+    UNKNOWN_MEMBER_ID), LeaveGroup, OffsetCommit, OffsetFetch; sessions and
+    rebalance timeouts expire on ``cluster.tick(now)``; ``move_coordinator``
+    reloads the group as of its last stable generation. Brokers also serve
+    Fetch (no sessions; an empty fetch waits ``max_wait_ms``; leader and
+    leader-epoch checks) and ListOffsets. Delayed answers are ``Deferred``:
+    the connection is muted until they resolve, as Kafka does.
+
 ``SimNetwork(cluster, rng, ...)``
     Carries bytes between the core and the brokers with random latency
     (order kept per connection) and random chunking (partial reads and
@@ -55,6 +68,10 @@ A scenario::
     sim.at(2.0, lambda: cluster.move_leader("t", 0))
     sim.run(until=lambda: core.cluster.leader_for("t", 0) is not None, max_time=60)
 
+``MultiSim(cluster, rng)`` drives several cores (a consumer group), each
+through its own SimNetwork: ``add(name, core)``, ``crash(name)``,
+``remove(name)``; it ticks the cluster's group coordinators.
+
 Print the seed on failure (``pytest`` parametrized by seed does it); rerun
 one with ``pytest tests/sim -k 'seed-123'``.
 """
@@ -75,23 +92,47 @@ from kproto.protocol.messages import (
     REQUEST_TYPES,
     RESPONSE_FLEXIBLE_VERSIONS,
 )
+from kproto.protocol.messages import fetch as _fetch
+from kproto.protocol.messages import join_group as _jg
+from kproto.protocol.messages import leave_group as _lg
+from kproto.protocol.messages import list_offsets as _lo
+from kproto.protocol.messages import offset_commit as _oc
+from kproto.protocol.messages import offset_fetch as _of
 from kproto.protocol.messages.api_versions import ApiVersion, ApiVersionsResponse
+from kproto.protocol.messages.fetch import FetchResponse
 from kproto.protocol.messages.find_coordinator import Coordinator, FindCoordinatorResponse
+from kproto.protocol.messages.heartbeat import HeartbeatResponse
 from kproto.protocol.messages.init_producer_id import InitProducerIdResponse
+from kproto.protocol.messages.join_group import JoinGroupResponse
+from kproto.protocol.messages.leave_group import LeaveGroupResponse
+from kproto.protocol.messages.list_offsets import ListOffsetsResponse
 from kproto.protocol.messages.metadata import (
     MetadataResponse,
     MetadataResponseBroker,
     MetadataResponsePartition,
     MetadataResponseTopic,
 )
+from kproto.protocol.messages.offset_commit import OffsetCommitResponse
+from kproto.protocol.messages.offset_fetch import OffsetFetchResponse
 from kproto.protocol.messages.produce import (
     PartitionProduceResponse,
     ProduceResponse,
     TopicProduceResponse,
 )
+from kproto.protocol.messages.sync_group import SyncGroupResponse
 from kproto.protocol.records import RecordBatch, read_batches
 
-__all__ = ["Sim", "SimBroker", "SimCluster", "SimLog", "SimNetwork", "SimViolation"]
+__all__ = [
+    "Deferred",
+    "MultiSim",
+    "Sim",
+    "SimBroker",
+    "SimCluster",
+    "SimGroup",
+    "SimLog",
+    "SimNetwork",
+    "SimViolation",
+]
 
 # Wire error codes the sim uses.
 NONE = 0
@@ -104,8 +145,34 @@ NOT_COORDINATOR = 16
 UNSUPPORTED_VERSION = 35
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
+OFFSET_OUT_OF_RANGE = 1
+UNKNOWN_TOPIC_OR_PARTITION = 3
+ILLEGAL_GENERATION = 22
+INCONSISTENT_GROUP_PROTOCOL = 23
+UNKNOWN_MEMBER_ID = 25
+REBALANCE_IN_PROGRESS = 27
+FENCED_LEADER_EPOCH = 74
+UNKNOWN_LEADER_EPOCH = 75
+MEMBER_ID_REQUIRED = 79
 
 API_PRODUCE, API_METADATA, API_FIND_COORDINATOR, API_API_VERSIONS, API_INIT_PRODUCER_ID = 0, 3, 10, 18, 22
+API_FETCH, API_LIST_OFFSETS, API_OFFSET_COMMIT, API_OFFSET_FETCH = 1, 2, 8, 9
+API_JOIN_GROUP, API_HEARTBEAT, API_LEAVE_GROUP, API_SYNC_GROUP = 11, 12, 13, 14
+_SERVED = (
+    API_PRODUCE,
+    API_FETCH,
+    API_LIST_OFFSETS,
+    API_METADATA,
+    API_OFFSET_COMMIT,
+    API_OFFSET_FETCH,
+    API_FIND_COORDINATOR,
+    API_JOIN_GROUP,
+    API_HEARTBEAT,
+    API_LEAVE_GROUP,
+    API_SYNC_GROUP,
+    API_API_VERSIONS,
+    API_INIT_PRODUCER_ID,
+)
 
 _REQ_HEADER = struct.Struct(">hhi")
 _BATCH_PRODUCER = struct.Struct(">qhi")  # producer id, epoch, base sequence at batch offset 43
@@ -113,6 +180,31 @@ _BATCH_PRODUCER = struct.Struct(">qhi")  # producer id, epoch, base sequence at 
 
 class SimViolation(AssertionError):
     """An invariant broke; the message says which, when, and at which step."""
+
+
+class Deferred:
+    """A response a broker gives later (JoinGroup, SyncGroup, a long-poll Fetch).
+
+    The connection it came on is muted until it resolves, as Kafka mutes a
+    channel with a request in progress, so responses stay in order.
+    """
+
+    def __init__(self) -> None:
+        self.done = False
+        self.value: Any = None
+        self.sink: Callable[[Any], None] | None = None
+
+    def resolve(self, value: Any) -> None:
+        if self.done:
+            return
+        self.done, self.value = True, value
+        if self.sink is not None:
+            self.sink(value)
+
+    def then(self, sink: Callable[[Any], None]) -> None:
+        self.sink = sink
+        if self.done:
+            sink(self.value)
 
 
 # --- the cluster --------------------------------------------------------------------
@@ -126,6 +218,8 @@ class SimLog:
 
     def __init__(self) -> None:
         self.batches: list[tuple[int, RecordBatch]] = []
+        #: Each batch's bytes as a Fetch returns them (base offset stamped in).
+        self.raw: list[bytes] = []
         self.end_offset = 0
         # producer id -> (epoch, [(first_seq, last_seq, base_offset)], newest last)
         self.producers: dict[int, tuple[int, list[tuple[int, int, int]]]] = {}
@@ -158,6 +252,9 @@ class SimLog:
                 return OUT_OF_ORDER_SEQUENCE_NUMBER, -1  # unknown producer (KIP-360 simplified)
         base = self.end_offset
         self.batches.append((base, batch))
+        stamped = bytearray(batch._buf[batch._start : batch._end])
+        stamped[0:8] = base.to_bytes(8, "big", signed=True)
+        self.raw.append(bytes(stamped))
         self.end_offset += count
         if pid >= 0:
             state = self.producers.get(pid)
@@ -165,6 +262,17 @@ class SimLog:
             recent = (recent + [(first_seq, (first_seq + count - 1) % 2**31, base)])[-self.DEDUP_WINDOW :]
             self.producers[pid] = (epoch, recent)
         return NONE, base
+
+    def read(self, offset: int, max_bytes: int) -> bytes:
+        """Whole batches holding ``offset`` and after, up to ``max_bytes`` (at least one batch)."""
+        out = bytearray()
+        for (base, batch), raw in zip(self.batches, self.raw, strict=True):
+            if base + batch.last_offset_delta < offset:
+                continue
+            if out and len(out) + len(raw) > max_bytes:
+                break
+            out += raw
+        return bytes(out)
 
     def records(self) -> list[tuple[int, bytes | None, bytes | None]]:
         """Every record as ``(offset, key, value)``."""
@@ -213,7 +321,7 @@ class SimBroker:
     # Which versions this broker serves: the codec's range, ApiVersions maybe less (KIP-511 path).
     def supported(self) -> list[ApiVersion]:
         keys = []
-        for key in (API_PRODUCE, API_METADATA, API_FIND_COORDINATOR, API_API_VERSIONS, API_INIT_PRODUCER_ID):
+        for key in _SERVED:
             cls = REQUEST_TYPES[key]
             hi = self.api_versions_max if key == API_API_VERSIONS else cls.MAX_VERSION
             keys.append(ApiVersion(api_key=key, min_version=0, max_version=hi))
@@ -245,19 +353,36 @@ class SimBroker:
             API_FIND_COORDINATOR: self._find_coordinator,
             API_PRODUCE: self._produce,
             API_INIT_PRODUCER_ID: self._init_producer_id,
+            API_FETCH: self._fetch,
+            API_LIST_OFFSETS: self._list_offsets,
+            API_JOIN_GROUP: self._group_call,
+            API_SYNC_GROUP: self._group_call,
+            API_HEARTBEAT: self._group_call,
+            API_LEAVE_GROUP: self._group_call,
+            API_OFFSET_COMMIT: self._group_call,
+            API_OFFSET_FETCH: self._group_call,
         }[api_key]
+        self._api_key = api_key
         response = handler(request, version, now)
         if response is None:
             return None, 0
+
+        def encode(response: Any) -> bytes:
+            header = corr.to_bytes(4, "big")
+            rflex = RESPONSE_FLEXIBLE_VERSIONS.get(api_key)
+            if api_key != API_API_VERSIONS and rflex is not None and version >= rflex:
+                header += b"\x00"
+            return header + response.encode(version)
+
+        if isinstance(response, Deferred):
+            framed = Deferred()
+            response.then(lambda r: framed.resolve(encode(r)))
+            return framed, 0  # type: ignore[return-value]
         throttle = 0
         if api_key != API_API_VERSIONS and self.throttle_next_ms and hasattr(response, "throttle_time_ms"):
             throttle, self.throttle_next_ms = self.throttle_next_ms, 0
             response.throttle_time_ms = throttle
-        header = corr.to_bytes(4, "big")
-        rflex = RESPONSE_FLEXIBLE_VERSIONS.get(api_key)
-        if api_key != API_API_VERSIONS and rflex is not None and version >= rflex:
-            header += b"\x00"
-        return header + response.encode(version), throttle
+        return encode(response), throttle
 
     def _api_versions(self, request: Any, version: int, now: float) -> Any:
         return ApiVersionsResponse(api_keys=self.supported())
@@ -333,6 +458,101 @@ class SimBroker:
             return InitProducerIdResponse(producer_id=pid, producer_epoch=epoch + 1)
         return InitProducerIdResponse(producer_id=c.new_producer_id(), producer_epoch=0)
 
+    def _fetch_answer(self, request: Any) -> tuple[Any, bool]:
+        c = self.cluster
+        topics, any_data = [], False
+        for t in request.topics:
+            parts = []
+            for p in t.partitions:
+                plist = c.topics.get(t.topic, [])
+                part = plist[p.partition] if 0 <= p.partition < len(plist) else None
+                if part is None:
+                    parts.append(
+                        _fetch.PartitionData(
+                            partition_index=p.partition, error_code=UNKNOWN_TOPIC_OR_PARTITION
+                        )
+                    )
+                    continue
+                code = NONE
+                if part.leader != self.node_id:
+                    code = NOT_LEADER_OR_FOLLOWER
+                elif p.current_leader_epoch >= 0 and p.current_leader_epoch > part.epoch:
+                    code = UNKNOWN_LEADER_EPOCH
+                elif p.current_leader_epoch >= 0 and p.current_leader_epoch < part.epoch:
+                    code = FENCED_LEADER_EPOCH
+                elif not 0 <= p.fetch_offset <= part.log.end_offset:
+                    code = OFFSET_OUT_OF_RANGE
+                if code:
+                    parts.append(_fetch.PartitionData(partition_index=p.partition, error_code=code))
+                    continue
+                data = part.log.read(p.fetch_offset, p.partition_max_bytes)
+                any_data = any_data or bool(data)
+                end = part.log.end_offset
+                parts.append(
+                    _fetch.PartitionData(
+                        partition_index=p.partition,
+                        high_watermark=end,
+                        last_stable_offset=end,
+                        log_start_offset=0,
+                        records=data,
+                    )
+                )
+            topics.append(_fetch.FetchableTopicResponse(topic=t.topic, partitions=parts))
+        return FetchResponse(session_id=0, responses=topics), any_data
+
+    def _fetch(self, request: Any, version: int, now: float) -> Any:
+        """Fetch without sessions (session id 0: declined); a fetch with no data waits ``max_wait_ms``."""
+        response, any_data = self._fetch_answer(request)
+        sim = self.cluster.sim
+        if any_data or request.max_wait_ms <= 0 or sim is None:
+            return response
+        later = Deferred()
+        sim.schedule(
+            now + request.max_wait_ms / 1000, lambda now: later.resolve(self._fetch_answer(request)[0])
+        )
+        return later
+
+    def _list_offsets(self, request: Any, version: int, now: float) -> Any:
+        c = self.cluster
+        topics = []
+        for t in request.topics:
+            parts = []
+            for p in t.partitions:
+                plist = c.topics.get(t.name, [])
+                part = plist[p.partition_index] if 0 <= p.partition_index < len(plist) else None
+                if part is None or part.leader != self.node_id:
+                    code = UNKNOWN_TOPIC_OR_PARTITION if part is None else NOT_LEADER_OR_FOLLOWER
+                    parts.append(
+                        _lo.ListOffsetsPartitionResponse(
+                            partition_index=p.partition_index, error_code=code, offset=-1, timestamp=-1
+                        )
+                    )
+                    continue
+                end = part.log.end_offset
+                off = 0 if p.timestamp == -2 else end
+                if p.timestamp >= 0:
+                    off = end
+                    for base, batch in part.log.batches:
+                        if batch.max_timestamp >= p.timestamp:
+                            off = base
+                            break
+                parts.append(
+                    _lo.ListOffsetsPartitionResponse(
+                        partition_index=p.partition_index,
+                        offset=off,
+                        timestamp=-1,
+                        leader_epoch=part.epoch,
+                        old_style_offsets=[off] if version == 0 else [],
+                    )
+                )
+            topics.append(_lo.ListOffsetsTopicResponse(name=t.name, partitions=parts))
+        return ListOffsetsResponse(topics=topics)
+
+    def _group_call(self, request: Any, version: int, now: float) -> Any:
+        group = self.cluster.group(request.group_id)
+        owner = self.cluster.coordinator_of(0, request.group_id)
+        return group.handle(self._api_key, request, version, now, owner == self.node_id)
+
     def _produce(self, request: Any, version: int, now: float) -> Any:
         c = self.cluster
         injected = c.take_injected(API_PRODUCE)
@@ -390,6 +610,19 @@ class SimCluster:
         self.txn_producers: dict[str, tuple[int, int]] = {}
         self._next_pid = 1000
         self._injected: dict[int, list[Any]] = {}
+        #: The Sim driving this cluster (set by Sim): brokers schedule delayed answers through it.
+        self.sim: Sim | None = None
+        self.groups: dict[str, SimGroup] = {}
+
+    def group(self, group_id: str) -> SimGroup:
+        if group_id not in self.groups:
+            self.groups[group_id] = SimGroup(self, group_id)
+        return self.groups[group_id]
+
+    def tick(self, now: float) -> None:
+        """Expire sessions and rebalance timeouts (the Sim calls this periodically)."""
+        for g in list(self.groups.values()):
+            g.tick(now)
 
     @property
     def bootstrap(self) -> str:
@@ -438,6 +671,8 @@ class SimCluster:
         choices = [b for b in self.brokers if b != old] or [old]
         new = to if to is not None else self.rng.choice(sorted(choices))
         self.coordinators[(key_type, key)] = new
+        if key_type == 0 and key in self.groups and new != old:
+            self.groups[key].moved(self.now)
         return new
 
     def broker_down(self, node_id: int) -> None:
@@ -469,6 +704,375 @@ class SimCluster:
         self.brokers[node_id].throttle_next_ms = ms
 
 
+# --- the group coordinator -------------------------------------------------------------------
+
+
+class _Member:
+    def __init__(self, member_id: str, request: Any, now: float) -> None:
+        self.id = member_id
+        self.instance_id: str | None = request.group_instance_id
+        self.session = request.session_timeout_ms / 1000
+        self.rebalance = max(request.rebalance_timeout_ms, request.session_timeout_ms) / 1000
+        self.protocols: list[tuple[str, bytes]] = [(p.name, bytes(p.metadata)) for p in request.protocols]
+        self.seen = now
+        self.join: Deferred | None = None  # a JoinGroup waiting for the rebalance to complete
+        self.sync: Deferred | None = None  # a SyncGroup waiting for the leader's
+        self.assignment = b""
+
+
+class SimGroup:
+    """A classic-protocol group coordinator, after Kafka's ``GroupCoordinator``.
+
+    States: ``Empty``, ``PreparingRebalance`` (collecting JoinGroups until every
+    member rejoined or the rebalance timeout), ``CompletingRebalance`` (waiting
+    for the leader's SyncGroup), ``Stable``. A JoinGroup without a member id
+    gets one with MEMBER_ID_REQUIRED (KIP-394). A member whose session times
+    out (no Heartbeat, JoinGroup or SyncGroup for ``session_timeout_ms``) is
+    removed and the group rebalances. A coordinator move (``moved``) answers
+    what is pending with NOT_COORDINATOR and reloads the group as of its last
+    stable generation, as a new coordinator reads it from ``__consumer_offsets``.
+
+    ``commits``: ``[(time, tp, offset, generation, member)]`` of every
+    accepted OffsetCommit (``commit_attempts``: every one, with its code); ``generations``: generation -> {member: assignment bytes}.
+    """
+
+    def __init__(self, cluster: SimCluster, group_id: str) -> None:
+        self.cluster = cluster
+        self.id = group_id
+        self.state = "Empty"
+        self.generation = 0
+        self.protocol: str | None = None
+        self.leader: str | None = None
+        self.members: dict[str, _Member] = {}
+        self.pending_ids: dict[str, float] = {}  # member ids handed out by MEMBER_ID_REQUIRED
+        self.rebalance_deadline = 0.0
+        self.offsets: dict[tuple[str, int], tuple[int, str | None]] = {}
+        self.commits: list[tuple[float, tuple[str, int], int, int, str]] = []
+        #: Every OffsetCommit partition that reached any broker for this group, with the answer code.
+        self.commit_attempts: list[tuple[float, tuple[str, int], int, int, str, int]] = []
+        self.generations: dict[int, dict[str, bytes]] = {}
+        #: (api key, error code) -> how many answers (scenarios check their faults happened).
+        self.answers: dict[tuple[int, int], int] = {}
+        #: Members removed because their session timed out.
+        self.expired: list[str] = []
+        self._ids = itertools.count(1)
+        self._saved: tuple[int, str | None, str | None, dict[str, _Member]] | None = None
+
+    # --- requests -----------------------------------------------------------------
+
+    def handle(self, api_key: int, request: Any, version: int, now: float, owner: bool) -> Any:
+        response = self._handle(api_key, request, version, now, owner)
+        code = getattr(response, "error_code", 0)
+        if isinstance(response, Deferred):
+            response.then(lambda r: self._count(api_key, getattr(r, "error_code", 0)))
+        else:
+            self._count(api_key, code)
+        return response
+
+    def _count(self, api_key: int, code: int) -> None:
+        self.answers[(api_key, code)] = self.answers.get((api_key, code), 0) + 1
+
+    def _handle(self, api_key: int, request: Any, version: int, now: float, owner: bool) -> Any:
+        if api_key == API_JOIN_GROUP:
+            if not owner:
+                return JoinGroupResponse(
+                    error_code=NOT_COORDINATOR, generation_id=-1, member_id="", leader=""
+                )
+            return self._join(request, version, now)
+        if api_key == API_SYNC_GROUP:
+            return SyncGroupResponse(error_code=NOT_COORDINATOR) if not owner else self._sync(request, now)
+        if api_key == API_HEARTBEAT:
+            return HeartbeatResponse(
+                error_code=NOT_COORDINATOR if not owner else self._heartbeat(request, now)
+            )
+        if api_key == API_LEAVE_GROUP:
+            return (
+                LeaveGroupResponse(error_code=NOT_COORDINATOR)
+                if not owner
+                else self._leave(request, version, now)
+            )
+        if api_key == API_OFFSET_COMMIT:
+            return self._commit(request, now, owner)
+        return self._offset_fetch(request, owner)
+
+    def _join(self, request: Any, version: int, now: float) -> Any:
+        mid = request.member_id
+        if request.protocol_type != "consumer" or not request.protocols:
+            return JoinGroupResponse(
+                error_code=INCONSISTENT_GROUP_PROTOCOL, generation_id=-1, member_id=mid, leader=""
+            )
+        if self.members and not self._common_protocols(request):
+            return JoinGroupResponse(
+                error_code=INCONSISTENT_GROUP_PROTOCOL, generation_id=-1, member_id=mid, leader=""
+            )
+        if not mid:
+            new = f"member-{next(self._ids)}"
+            if version >= 4:
+                self.pending_ids[new] = now
+                return JoinGroupResponse(
+                    error_code=MEMBER_ID_REQUIRED, generation_id=-1, member_id=new, leader=""
+                )
+            mid = new
+        elif mid not in self.members and mid not in self.pending_ids:
+            return JoinGroupResponse(error_code=UNKNOWN_MEMBER_ID, generation_id=-1, member_id=mid, leader="")
+        self.pending_ids.pop(mid, None)
+        member = self.members.get(mid)
+        if member is None:
+            member = self.members[mid] = _Member(mid, request, now)
+        else:
+            member.protocols = [(p.name, bytes(p.metadata)) for p in request.protocols]
+            member.session = request.session_timeout_ms / 1000
+            member.rebalance = max(request.rebalance_timeout_ms, request.session_timeout_ms) / 1000
+            if member.join is not None:
+                member.join.resolve(
+                    JoinGroupResponse(
+                        error_code=REBALANCE_IN_PROGRESS, generation_id=-1, member_id=mid, leader=""
+                    )
+                )
+        member.seen = now
+        later = member.join = Deferred()
+        if self.state != "PreparingRebalance":
+            self._prepare(now)
+        self._maybe_complete(now)
+        return later
+
+    def _common_protocols(self, request: Any) -> set[str]:
+        names = {p.name for p in request.protocols}
+        for m in self.members.values():
+            names &= {n for n, _ in m.protocols}
+        return names
+
+    def _prepare(self, now: float) -> None:
+        if self.state == "CompletingRebalance":
+            for m in self.members.values():
+                if m.sync is not None:
+                    m.sync.resolve(SyncGroupResponse(error_code=REBALANCE_IN_PROGRESS))
+                    m.sync = None
+        self.state = "PreparingRebalance"
+        self.rebalance_deadline = now + max((m.rebalance for m in self.members.values()), default=0.0)
+
+    def _maybe_complete(self, now: float, *, timed_out: bool = False) -> None:
+        if self.state != "PreparingRebalance":
+            return
+        if not timed_out and any(m.join is None for m in self.members.values()):
+            return
+        for mid in [m for m, mem in self.members.items() if mem.join is None]:
+            del self.members[mid]  # did not rejoin within the rebalance timeout
+        self.generation += 1
+        if not self.members:
+            self.state, self.protocol, self.leader = "Empty", None, None
+            self._save()
+            return
+        ids = sorted(self.members)
+        first = self.members[ids[0]]
+        common = set.intersection(*({n for n, _ in m.protocols} for m in self.members.values()))
+        self.protocol = next(n for n, _ in first.protocols if n in common)
+        if self.leader not in self.members:
+            self.leader = ids[0]
+        self.state = "CompletingRebalance"
+        members = [
+            _jg.JoinGroupResponseMember(
+                member_id=m.id, group_instance_id=m.instance_id, metadata=dict(m.protocols)[self.protocol]
+            )
+            for m in self.members.values()
+        ]
+        for m in self.members.values():
+            join, m.join = m.join, None
+            m.seen = now
+            assert join is not None
+            join.resolve(
+                JoinGroupResponse(
+                    generation_id=self.generation,
+                    protocol_type="consumer",
+                    protocol_name=self.protocol,
+                    leader=self.leader,
+                    member_id=m.id,
+                    members=members if m.id == self.leader else [],
+                )
+            )
+
+    def _check_member(self, mid: str, generation: int) -> int:
+        if mid not in self.members:
+            return UNKNOWN_MEMBER_ID
+        if generation != self.generation:
+            return ILLEGAL_GENERATION
+        return NONE
+
+    def _sync(self, request: Any, now: float) -> Any:
+        code = self._check_member(request.member_id, request.generation_id)
+        if code:
+            return SyncGroupResponse(error_code=code)
+        member = self.members[request.member_id]
+        member.seen = now
+        if self.state == "PreparingRebalance":
+            return SyncGroupResponse(error_code=REBALANCE_IN_PROGRESS)
+        if self.state == "Stable":
+            return SyncGroupResponse(
+                protocol_type="consumer", protocol_name=self.protocol, assignment=member.assignment
+            )
+        later = member.sync = Deferred()
+        if request.member_id == self.leader:
+            given = {a.member_id: bytes(a.assignment) for a in request.assignments}
+            for m in self.members.values():
+                m.assignment = given.get(m.id, b"")
+            self.generations[self.generation] = {m.id: m.assignment for m in self.members.values()}
+            self.state = "Stable"
+            self._save()
+            for m in self.members.values():
+                if m.sync is not None:
+                    m.sync.resolve(
+                        SyncGroupResponse(
+                            protocol_type="consumer", protocol_name=self.protocol, assignment=m.assignment
+                        )
+                    )
+                    m.sync = None
+        return later
+
+    def _heartbeat(self, request: Any, now: float) -> int:
+        code = self._check_member(request.member_id, request.generation_id)
+        if code:
+            return code
+        self.members[request.member_id].seen = now
+        return REBALANCE_IN_PROGRESS if self.state == "PreparingRebalance" else NONE
+
+    def _leave(self, request: Any, version: int, now: float) -> Any:
+        ids = [m.member_id for m in request.members] if version >= 3 else [request.member_id]
+        results = []
+        for mid in ids:
+            if mid in self.members:
+                self._remove(mid, now)
+                results.append(_lg.MemberResponse(member_id=mid, error_code=NONE))
+            else:
+                results.append(_lg.MemberResponse(member_id=mid, error_code=UNKNOWN_MEMBER_ID))
+        if version < 3:
+            return LeaveGroupResponse(error_code=results[0].error_code)
+        return LeaveGroupResponse(members=results)
+
+    def _remove(self, mid: str, now: float) -> None:
+        m = self.members.pop(mid)
+        for d in (m.join, m.sync):
+            if d is not None:
+                d.resolve(
+                    SyncGroupResponse(error_code=UNKNOWN_MEMBER_ID)
+                    if d is m.sync
+                    else JoinGroupResponse(
+                        error_code=UNKNOWN_MEMBER_ID, generation_id=-1, member_id=mid, leader=""
+                    )
+                )
+        if self.leader == mid:
+            self.leader = None
+        if self.state in ("Stable", "CompletingRebalance"):
+            if self.members:
+                self._prepare(now)
+            else:
+                self.generation += 1
+                self.state, self.protocol = "Empty", None
+                self._save()
+        self._maybe_complete(now)
+
+    def _commit(self, request: Any, now: float, owner: bool) -> Any:
+        gen, mid = request.generation_id_or_member_epoch, request.member_id
+        if not owner:
+            code = NOT_COORDINATOR
+        elif gen < 0 and not mid:
+            code = NONE if self.state == "Empty" else ILLEGAL_GENERATION
+        elif self.state == "CompletingRebalance" and mid in self.members and gen == self.generation:
+            code = REBALANCE_IN_PROGRESS
+        else:
+            code = self._check_member(mid, gen)
+        for t in request.topics:
+            for p in t.partitions:
+                self.commit_attempts.append(
+                    (now, (t.name, p.partition_index), p.committed_offset, gen, mid, code)
+                )
+        if code == NONE:
+            if mid in self.members:
+                self.members[mid].seen = now
+            for t in request.topics:
+                for p in t.partitions:
+                    tp = (t.name, p.partition_index)
+                    self.offsets[tp] = (p.committed_offset, p.committed_metadata)
+                    self.commits.append((now, tp, p.committed_offset, gen, mid))
+        return OffsetCommitResponse(
+            topics=[
+                _oc.OffsetCommitResponseTopic(
+                    name=t.name,
+                    partitions=[
+                        _oc.OffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
+                        for p in t.partitions
+                    ],
+                )
+                for t in request.topics
+            ]
+        )
+
+    def _offset_fetch(self, request: Any, owner: bool) -> Any:
+        if not owner:
+            return OffsetFetchResponse(error_code=NOT_COORDINATOR)
+        wanted = request.topics
+        if wanted is None:
+            names: dict[str, list[int]] = {}
+            for t, p in sorted(self.offsets):
+                names.setdefault(t, []).append(p)
+            wanted = [_of.OffsetFetchRequestTopic(name=t, partition_indexes=ps) for t, ps in names.items()]
+        topics = []
+        for t in wanted:
+            parts = []
+            for p in t.partition_indexes:
+                off, meta = self.offsets.get((t.name, p), (-1, ""))
+                parts.append(
+                    _of.OffsetFetchResponsePartition(
+                        partition_index=p, committed_offset=off, committed_leader_epoch=-1, metadata=meta
+                    )
+                )
+            topics.append(_of.OffsetFetchResponseTopic(name=t.name, partitions=parts))
+        return OffsetFetchResponse(topics=topics)
+
+    # --- time and moves ------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        for mid in list(self.members):
+            m = self.members.get(mid)
+            if m is not None and m.join is None and m.sync is None and now - m.seen > m.session:
+                self.expired.append(mid)
+                self._remove(mid, now)  # session timed out
+        for mid, since in list(self.pending_ids.items()):
+            if now - since > 30:
+                del self.pending_ids[mid]
+        if self.state == "PreparingRebalance" and now >= self.rebalance_deadline:
+            self._maybe_complete(now, timed_out=True)
+
+    def expire(self, member_id: str, now: float) -> None:
+        """Drop a member as if its heartbeats were lost (a network partition): it lives on, a zombie."""
+        if member_id in self.members:
+            self.expired.append(member_id)
+            self._remove(member_id, now)
+
+    def _save(self) -> None:
+        members = {mid: m for mid, m in self.members.items()}
+        self._saved = (self.generation, self.protocol, self.leader, members)
+
+    def moved(self, now: float) -> None:
+        """The coordinator moved: answer what waits with NOT_COORDINATOR; reload the last stable state."""
+        for m in self.members.values():
+            if m.join is not None:
+                m.join.resolve(
+                    JoinGroupResponse(error_code=NOT_COORDINATOR, generation_id=-1, member_id=m.id, leader="")
+                )
+            if m.sync is not None:
+                m.sync.resolve(SyncGroupResponse(error_code=NOT_COORDINATOR))
+            m.join = m.sync = None
+        self.pending_ids.clear()
+        if self._saved is None:
+            self.state, self.members, self.leader, self.protocol = "Empty", {}, None, None
+            return
+        self.generation, self.protocol, self.leader, members = self._saved
+        self.members = dict(members)
+        for m in self.members.values():
+            m.seen = now
+        self.state = "Stable" if self.members else "Empty"
+
+
 # --- the network ------------------------------------------------------------------------
 
 
@@ -487,6 +1091,7 @@ class _SimConn:
         self.inbuf = bytearray()  # broker side request bytes
         self.throttle_until = 0.0
         self.cut_mid: str | None = None  # "request" or "response": cut inside the next such frame
+        self.muted = False  # a Deferred response is pending: later requests wait (as Kafka)
 
 
 def _whole_frames(buf: bytearray) -> bool:
@@ -519,8 +1124,21 @@ class SimNetwork:
         self.conns: dict[int, _SimConn] = {}
         self._gen = itertools.count()
         self.sim: Sim | None = None
+        #: The core this network serves (None: ``sim.core``; MultiSim gives each core its own network).
+        self.core: Any = None
         #: How many cuts landed inside a frame (a scenario can check faults happened).
         self.mid_frame_cuts = 0
+
+    def _target(self) -> Any:
+        if self.core is not None:
+            return self.core
+        assert self.sim is not None
+        return self.sim.core
+
+    def crash(self) -> None:
+        """The core's process died: its connections go dead, and nothing reaches it any more."""
+        for conn in self.conns.values():
+            conn.dead = conn.core_knows = True
 
     def _delay(self) -> float:
         lo, hi = self.latency
@@ -557,7 +1175,7 @@ class SimNetwork:
             return
         conn.dead = conn.core_knows = True
         assert self.sim is not None
-        self.sim.core.connection_lost(conn.node_id, ConnectionRefusedError("refused"), now)
+        self._target().connection_lost(conn.node_id, ConnectionRefusedError("refused"), now)
 
     def _made(self, conn: _SimConn, now: float) -> None:
         if conn.dead:
@@ -567,7 +1185,7 @@ class SimNetwork:
             self._refused(conn, now)
             return
         conn.open = True
-        self.sim.core.connection_made(conn.node_id, now)
+        self._target().connection_made(conn.node_id, now)
 
     def client_write(self, node_id: int, data: bytes, now: float) -> None:
         """Bytes from ``core.data_to_send()``; checks they go to an open, unthrottled node."""
@@ -595,7 +1213,12 @@ class SimNetwork:
             self.cut(conn.node_id, now)  # the broker holds part of a request
             self.mid_frame_cuts += 1
             return
-        while len(conn.inbuf) >= 4:
+        self._serve(conn, now)
+
+    def _serve(self, conn: _SimConn, now: float) -> None:
+        broker = conn.broker
+        assert broker is not None and self.sim is not None
+        while len(conn.inbuf) >= 4 and not conn.muted and not conn.dead:
             size = int.from_bytes(conn.inbuf[:4], "big")
             if len(conn.inbuf) < 4 + size:
                 break
@@ -604,25 +1227,42 @@ class SimNetwork:
             response, throttle = broker.handle(frame, now)
             if response is None:
                 continue
-            data = len(response).to_bytes(4, "big") + response
-            chunks = self._chunks(data)
-            for i, piece in enumerate(chunks):
-                at = conn.to_client_at = max(conn.to_client_at, now + self._delay())
-                last = i == len(chunks) - 1
-                self.sim.schedule(at, self._client_receive, conn, piece, throttle if last else 0, last)
+            if isinstance(response, Deferred):
+                conn.muted = True
+                response.then(lambda data, conn=conn: self._answer_later(conn, data))
+                continue
+            self._respond(conn, response, throttle, now)
+
+    def _respond(self, conn: _SimConn, response: bytes, throttle: int, now: float) -> None:
+        assert self.sim is not None
+        data = len(response).to_bytes(4, "big") + response
+        chunks = self._chunks(data)
+        for i, piece in enumerate(chunks):
+            at = conn.to_client_at = max(conn.to_client_at, now + self._delay())
+            last = i == len(chunks) - 1
+            self.sim.schedule(at, self._client_receive, conn, piece, throttle if last else 0, last)
+
+    def _answer_later(self, conn: _SimConn, response: bytes) -> None:
+        assert self.sim is not None
+        conn.muted = False
+        if conn.dead:
+            return
+        now = self.sim.now
+        self._respond(conn, response, 0, now)
+        self._serve(conn, now)
 
     def _client_receive(self, conn: _SimConn, chunk: bytes, throttle_ms: int, last: bool, now: float) -> None:
         if conn.dead:
             return
         assert self.sim is not None
         if conn.cut_mid == "response" and not last:
-            self.sim.core.receive_data(conn.node_id, chunk, now)
+            self._target().receive_data(conn.node_id, chunk, now)
             self.cut(conn.node_id, now)  # the client holds part of a response
             self.mid_frame_cuts += 1
             return
         if throttle_ms:
             conn.throttle_until = now + throttle_ms / 1000
-        self.sim.core.receive_data(conn.node_id, chunk, now)
+        self._target().receive_data(conn.node_id, chunk, now)
 
     def cut(self, node_id: int, now: float) -> bool:
         """Drop the connection to ``node_id`` (whatever is in transit is lost)."""
@@ -641,13 +1281,13 @@ class SimNetwork:
         assert self.sim is not None
         if self.conns.get(conn.node_id) is conn and not conn.core_knows:
             conn.core_knows = True
-            self.sim.core.connection_lost(conn.node_id, ConnectionResetError("cut by the sim"), now)
+            self._target().connection_lost(conn.node_id, ConnectionResetError("cut by the sim"), now)
 
     def _lost_before_open(self, conn: _SimConn, now: float) -> None:
         assert self.sim is not None
         if self.conns.get(conn.node_id) is conn and not conn.core_knows:
             conn.core_knows = True
-            self.sim.core.connection_lost(conn.node_id, ConnectionRefusedError("cut before open"), now)
+            self._target().connection_lost(conn.node_id, ConnectionRefusedError("cut before open"), now)
 
     def cut_mid_frame(self, node_id: int, where: str) -> bool:
         """Cut ``node_id``'s connection inside its next ``"request"`` or ``"response"`` frame."""
@@ -679,6 +1319,7 @@ class Sim:
         self.cluster = cluster
         self.network = network
         network.sim = self
+        cluster.sim = self
         self.now = now
         cluster.now = now
         self.steps = 0
@@ -762,6 +1403,124 @@ class Sim:
     def _next_time(self) -> float | None:
         self._flush()
         timer = self.core.get_timer()
+        nxt = self._queue[0][0] if self._queue else None
+        if timer is None:
+            return nxt
+        return timer if nxt is None else min(timer, nxt)
+
+
+class MultiSim(Sim):
+    """Several cores (the members of a consumer group) against one SimCluster.
+
+    Each core gets its own :class:`SimNetwork` (node ids are per core); they
+    share the cluster, the clock, the event queue and the rng. ``add(name,
+    core)`` starts a core, ``crash(name)`` kills one (its connections go dead
+    without a word to the brokers, so its group session must time out),
+    ``remove(name)`` stops driving one that closed. The cluster's group
+    coordinators are ticked every ``tick`` seconds (session and rebalance
+    timeouts).
+    """
+
+    def __init__(
+        self,
+        cluster: SimCluster,
+        rng: random.Random,
+        *,
+        tick: float = 0.05,
+        now: float = 0.0,
+        **network_kwargs: Any,
+    ) -> None:
+        self.cluster = cluster
+        cluster.sim = self
+        self.rng = rng
+        self.network_kwargs = network_kwargs
+        self.cores: dict[str, tuple[Any, SimNetwork]] = {}
+        self.now = now
+        cluster.now = now
+        self.steps = 0
+        self._queue = []
+        self._seq = itertools.count()
+        self.commands_seen = []
+        self.on_step = None
+        self._tick_every = tick
+        #: Timers a core gave in the past (handled at once); see ``_earliest_timer``.
+        self.late_timers = 0
+        self.schedule(now + tick, self._tick)
+
+    @property  # type: ignore[override]
+    def core(self) -> Any:
+        raise AttributeError("a MultiSim has several cores: use .cores")
+
+    def _tick(self, now: float) -> None:
+        self.cluster.tick(now)
+        self.schedule(now + self._tick_every, self._tick)
+
+    def add(self, name: str, core: Any) -> SimNetwork:
+        net = SimNetwork(self.cluster, self.rng, **self.network_kwargs)
+        net.sim = self
+        net.core = core
+        self.cores[name] = (core, net)
+        return net
+
+    def crash(self, name: str) -> None:
+        _core, net = self.cores.pop(name)
+        net.crash()
+
+    def remove(self, name: str) -> None:
+        self.cores.pop(name)
+
+    def _flush(self) -> None:
+        for core, net in list(self.cores.values()):
+            while True:
+                cmds = core.commands()
+                for cmd in cmds:
+                    self.commands_seen.append((self.now, cmd))
+                    net.command(cmd, self.now)
+                out = core.data_to_send()
+                for node_id, data in out:
+                    net.client_write(node_id, data, self.now)
+                if not cmds and not out:
+                    break
+
+    def _earliest_timer(self) -> tuple[float | None, Any]:
+        best: tuple[float | None, Any] = (None, None)
+        for core, _net in self.cores.values():
+            t = core.get_timer()
+            if t is not None and t < self.now:
+                # A core that was not called since its clock (``_now``) fell behind may answer
+                # with that stale time for "due now" (ConsumerCore.close, then the client's
+                # pending completions): run it now, and count it.
+                self.late_timers += 1
+                t = self.now
+            if t is not None and (best[0] is None or t < best[0]):
+                best = (t, core)
+        return best
+
+    def step(self) -> bool:
+        self._flush()
+        timer, core = self._earliest_timer()
+        next_event = self._queue[0][0] if self._queue else None
+        if next_event is None and timer is None:
+            return False
+        self.steps += 1
+        if timer is not None and (next_event is None or timer <= next_event):
+            self.now = self.cluster.now = max(self.now, timer)
+            core.handle_timer(self.now)
+            after = core.get_timer()
+            if after is not None and after < self.now:
+                raise SimViolation(
+                    f"step {self.steps}: get_timer() {after} is in the past after handle_timer({self.now})"
+                )
+        else:
+            at, _, fn, args = heapq.heappop(self._queue)
+            self.now = self.cluster.now = max(self.now, at)
+            fn(*args, self.now)
+        self._flush()
+        return True
+
+    def _next_time(self) -> float | None:
+        self._flush()
+        timer, _core = self._earliest_timer()
         nxt = self._queue[0][0] if self._queue else None
         if timer is None:
             return nxt
