@@ -10,6 +10,7 @@ from __future__ import annotations
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.group import (
     ConsumerRebalanceListener,
+    CooperativeStickyAssignor,
     RangePartitionAssignor,
     RoundRobinPartitionAssignor,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ConsumerConfig",
     "ConsumerRebalanceListener",
     "ConsumerRecord",
+    "CooperativeStickyAssignor",
     "OffsetAndMetadata",
     "OffsetAndTimestamp",
     "RangePartitionAssignor",

@@ -31,12 +31,23 @@ any        close()/unsubscribe()       LeaveGroup (dynamic members only,
                                        KIP-345), then UNJOINED
 =========  ==========================  ====================================
 
-Rebalances are *eager*: every partition is revoked before a JoinGroup (the
-listener's ``on_partitions_revoked`` runs, and with auto-commit the
-positions are committed first, on the same connection, so the broker sees
-the commit before the JoinGroup). The ``sticky`` assignor (KIP-54) keeps
-partitions where they were across such rebalances; cooperative rebalancing
-(KIP-429, ``cooperative-sticky``) is not implemented yet.
+Rebalances are *eager* for range, roundrobin and sticky: every partition is
+revoked before a JoinGroup (the listener's ``on_partitions_revoked`` runs,
+and with auto-commit the positions are committed first, on the same
+connection, so the broker sees the commit before the JoinGroup). The
+``sticky`` assignor (KIP-54) keeps partitions where they were across such
+rebalances.
+
+With ``cooperative-sticky`` alone (KIP-429; as in Java, a list that mixes it
+with eager assignors stays eager) rebalances are *incremental*: a member
+keeps its partitions, and keeps consuming them, through the JoinGroup and
+SyncGroup; it sends what it owns in its subscription; the leader withholds
+any partition that would change owner; after the SyncGroup the member
+revokes only the partitions it no longer has (auto-commit first, then
+``on_partitions_revoked`` with just those; ``on_partitions_assigned`` gets
+just the new ones) and, if it revoked any, rejoins at once so a second round
+hands them to their new owners. Losing the member id (ILLEGAL_GENERATION,
+UNKNOWN_MEMBER_ID) still loses every partition.
 
 Subscriptions and assignments use the standard consumer protocol encoding
 (``ConsumerProtocolSubscription``/``Assignment`` with an int16 version
@@ -69,6 +80,7 @@ from kproto.protocol.messages import (
     SyncGroupRequest,
 )
 from kproto.protocol.messages import consumer_protocol_assignment as _cpa
+from kproto.protocol.messages import consumer_protocol_subscription as _cps
 from kproto.protocol.messages import join_group as _jg
 from kproto.protocol.messages import leave_group as _lg
 from kproto.protocol.messages import sync_group as _sg
@@ -78,6 +90,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConsumerRebalanceListener",
+    "CooperativeStickyAssignor",
     "GroupMembership",
     "MemberState",
     "PartitionAssignor",
@@ -94,6 +107,8 @@ __all__ = [
 _I16 = struct.Struct(">h")
 #: Versions this client writes; readers of any later version parse the prefix they know.
 _SUBSCRIPTION_VERSION: Final = 0
+#: The subscription version with ``owned_partitions`` (KIP-429), written by cooperative members.
+_OWNED_SUBSCRIPTION_VERSION: Final = 1
 _ASSIGNMENT_VERSION: Final = 0
 _PROTOCOL_TYPE: Final = "consumer"
 # Wire error codes handled by name.
@@ -113,10 +128,23 @@ _JOIN_MAX_VERSION: Final = 9
 # --- the consumer protocol encoding ---------------------------------------------
 
 
-def encode_subscription(topics: Iterable[str], user_data: bytes | None = None) -> bytes:
-    """JoinGroup protocol metadata: int16 version + ConsumerProtocolSubscription."""
-    body = ConsumerProtocolSubscription(topics=sorted(topics), user_data=user_data).encode(_SUBSCRIPTION_VERSION)
-    return _I16.pack(_SUBSCRIPTION_VERSION) + body
+def encode_subscription(topics: Iterable[str], user_data: bytes | None = None,
+                        owned: Iterable[TopicPartition] | None = None) -> bytes:
+    """JoinGroup protocol metadata: int16 version + ConsumerProtocolSubscription.
+
+    With ``owned`` (cooperative assignors, KIP-429) the subscription is
+    version 1 and carries the partitions the member owns now.
+    """
+    if owned is None:
+        body = ConsumerProtocolSubscription(topics=sorted(topics), user_data=user_data).encode(_SUBSCRIPTION_VERSION)
+        return _I16.pack(_SUBSCRIPTION_VERSION) + body
+    by_topic: dict[str, list[int]] = {}
+    for tp in owned:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    sub = ConsumerProtocolSubscription(
+        topics=sorted(topics), user_data=user_data,
+        owned_partitions=[_cps.TopicPartition(topic=t, partitions=sorted(ps)) for t, ps in sorted(by_topic.items())])
+    return _I16.pack(_OWNED_SUBSCRIPTION_VERSION) + sub.encode(_OWNED_SUBSCRIPTION_VERSION)
 
 
 def decode_subscription(data: bytes | memoryview) -> ConsumerProtocolSubscription:
@@ -170,9 +198,17 @@ class PartitionAssignor:
         """
         raise NotImplementedError
 
+    #: True for assignors that rebalance incrementally (KIP-429): members keep their
+    #: partitions through a rebalance and revoke only the ones that move.
+    cooperative = False
+
     def user_data(self, owned: set[TopicPartition], generation: int) -> bytes | None:
         """What this member puts in its subscription for this assignor (None: nothing)."""
         return None
+
+    def member_data(self, subscription: ConsumerProtocolSubscription) -> bytes | None:
+        """What :meth:`assign` gets as a member's ``user_data`` from its decoded subscription."""
+        return None if subscription.user_data is None else bytes(subscription.user_data)
 
     @staticmethod
     def _order(members: Mapping[str, tuple[Sequence[str], str | None]], ids: Iterable[str]) -> list[str]:
@@ -346,10 +382,61 @@ class StickyPartitionAssignor(PartitionAssignor):
         return out
 
 
+class CooperativeStickyAssignor(StickyPartitionAssignor):
+    """The sticky assignment, rebalanced incrementally (KIP-429 ``cooperative-sticky``).
+
+    Members keep consuming through a rebalance and send what they own in
+    their subscription (version 1 ``owned_partitions``; the user data is the
+    generation as an int32, as the Java ``CooperativeStickyAssignor``). The
+    leader computes the sticky target, then withholds every partition that
+    would move from one live owner to another: this round the owner only
+    revokes it; the owner then rejoins, and the next round, where nobody owns
+    it, hands it to its new member. So no partition has two owners at once.
+    """
+
+    name = "cooperative-sticky"
+    cooperative = True
+
+    def user_data(self, owned: set[TopicPartition], generation: int) -> bytes | None:
+        return _I32.pack(generation)
+
+    def member_data(self, subscription: ConsumerProtocolSubscription) -> bytes | None:
+        # Reuse the sticky (KIP-54) layout internally: owned partitions + generation.
+        raw = subscription.user_data
+        generation = _I32.unpack_from(raw, 0)[0] if raw is not None and len(raw) >= 4 else -1
+        owned = {TopicPartition(tp.topic, p) for tp in subscription.owned_partitions or () for p in tp.partitions}
+        return encode_sticky_user_data(owned, generation)
+
+    def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]],
+               user_data: Mapping[str, bytes | None] | None = None) -> dict[str, dict[str, list[int]]]:
+        target = super().assign(partitions, members, user_data)
+        # Who owns each partition now (on a conflict the newest generation, as the sticky pass).
+        claims: list[tuple[int, str, set[TopicPartition]]] = []
+        for m, data in (user_data or {}).items():
+            if m in members and data:
+                try:
+                    owned, generation = decode_sticky_user_data(data)
+                except ValueError:
+                    continue
+                claims.append((generation, m, owned))
+        owner: dict[TopicPartition, str] = {}
+        for _gen, m, owned in sorted(claims, key=lambda x: (-x[0], x[1])):
+            for tp in owned:
+                owner.setdefault(tp, m)
+        out: dict[str, dict[str, list[int]]] = {m: {} for m in target}
+        for m, topics in target.items():
+            for t, ps in topics.items():
+                keep = [p for p in ps if owner.get(TopicPartition(t, p), m) == m]
+                if keep:
+                    out[m][t] = keep
+        return out
+
+
 _BY_NAME: Final[dict[str, type[PartitionAssignor]]] = {
     "range": RangePartitionAssignor,
     "roundrobin": RoundRobinPartitionAssignor,
     "sticky": StickyPartitionAssignor,
+    "cooperative-sticky": CooperativeStickyAssignor,
 }
 
 
@@ -374,7 +461,7 @@ def resolve_assignors(strategy: Sequence[Any]) -> list[PartitionAssignor]:
         else:
             raise KafkaConfigurationError(
                 f"partition_assignment_strategy entry {entry!r} is not supported: use 'range', "
-                "'roundrobin' or 'sticky' (cooperative-sticky, KIP-429, is not implemented yet)")
+                "'roundrobin', 'sticky' or 'cooperative-sticky'")
     return out
 
 
@@ -417,6 +504,8 @@ class GroupMembership:
         self.group_id: str = cfg.group_id
         self.instance_id = cfg.group_instance_id
         self.assignors = resolve_assignors(cfg.partition_assignment_strategy)
+        #: KIP-429 incremental rebalancing, when every configured assignor supports it (as Java).
+        self.cooperative = all(a.cooperative for a in self.assignors)
         self.listener = listener
         self.topics = set(topics)
         self.state = MemberState.UNJOINED
@@ -541,7 +630,10 @@ class GroupMembership:
         self.core._errors.append(exc)
 
     def _reset(self, now: float, *, keep_member: bool, delay: float = 0.0) -> None:
-        if self.state is MemberState.STABLE:
+        # Cooperative members keep their partitions (and consume) through a rebalance;
+        # one that lost its member id lost them (``_lost`` cleared them already).
+        keep = self.cooperative and keep_member
+        if self.state is MemberState.STABLE and not keep:
             self._revoke(lost=False)
         self.state = MemberState.UNJOINED
         self._inflight = False
@@ -552,7 +644,10 @@ class GroupMembership:
             self.member_id = ""
             self.generation = -1
         self._join_at = now + delay
-        self.core._set_assignment(set(), now)
+        if not keep:
+            self.core._set_assignment(set(), now)
+            if self.cooperative:
+                self._owned = set()
 
     def _revoke(self, *, lost: bool) -> None:
         owned = self.core.assignment()
@@ -574,6 +669,8 @@ class GroupMembership:
             self._revoke(lost=True)
             self.state = MemberState.UNJOINED  # so _reset does not revoke again
         self._reset(now, keep_member=keep_member)
+        if self.cooperative and keep_member:
+            self.core._set_assignment(set(), now)  # _reset kept them: a cooperative rejoin would
 
     def _backoff(self) -> float:
         return self.core.config.retry_backoff_ms / 1000
@@ -587,8 +684,9 @@ class GroupMembership:
     def _send_join(self, node: int, now: float) -> None:
         cfg = self.core.config
         self.state = MemberState.JOINING
-        self._revoke(lost=False)
-        self.core._set_assignment(set(), now)
+        if not self.cooperative:
+            self._revoke(lost=False)  # eager: everything goes before the JoinGroup
+            self.core._set_assignment(set(), now)
         self.core._client.add_topics(self.topics, now)
         req = JoinGroupRequest(
             group_id=self.group_id,
@@ -598,7 +696,8 @@ class GroupMembership:
             group_instance_id=self.instance_id,
             protocol_type=_PROTOCOL_TYPE,
             protocols=[_jg.JoinGroupRequestProtocol(
-                name=a.name, metadata=encode_subscription(self.topics, a.user_data(self._owned, self.generation)))
+                name=a.name, metadata=encode_subscription(self.topics, a.user_data(self._owned, self.generation),
+                                                          self._owned if a.cooperative else None))
                 for a in self.assignors],
         )
         epoch = self._epoch
@@ -650,13 +749,15 @@ class GroupMembership:
             return
         members: dict[str, tuple[list[str], str | None]] = {}
         user_data: dict[str, bytes | None] = {}
+        chosen = next((a for a in self.assignors if a.name == self.protocol), None)
         for m in resp.members:
             try:
                 sub = decode_subscription(m.metadata)
+                data = chosen.member_data(sub) if chosen is not None else None
             except Exception:  # a member we cannot read gets nothing, as the Java leader
-                sub = ConsumerProtocolSubscription()
+                sub, data = ConsumerProtocolSubscription(), None
             members[m.member_id] = (list(sub.topics), m.group_instance_id)
-            user_data[m.member_id] = None if sub.user_data is None else bytes(sub.user_data)
+            user_data[m.member_id] = data
         all_topics = {t for topics, _ in members.values() for t in topics}
         missing = [t for t in all_topics if not self.core._client.cluster.partitions_for(t)]
         epoch = self._epoch
@@ -737,14 +838,33 @@ class GroupMembership:
         self.state = MemberState.STABLE
         self._heartbeat_at = now + self.core.config.heartbeat_interval_ms / 1000
         self._last_poll = max(self._last_poll, now)
-        self.core._set_assignment(assigned, now)
-        self._owned = set(assigned)
+        listener = self.listener
+        if self.cooperative:
+            # KIP-429: revoke only what moved away (positions committed first), keep the rest,
+            # and rejoin at once if anything was revoked so the next round can hand it out.
+            owned = self.core.assignment()
+            revoked = owned - assigned
+            added = assigned - owned
+            if revoked:
+                if self.core.config.enable_auto_commit:
+                    self.core._auto_commit(now)
+                if listener is not None:
+                    self.core._defer(lambda: listener.on_partitions_revoked(set(revoked)))
+            self.core._set_assignment(assigned, now)
+            self._owned = set(assigned)
+            if listener is not None:
+                self.core._defer(lambda: listener.on_partitions_assigned(set(added)))
+            if revoked:
+                self.request_rejoin(now)
+                return
+        else:
+            self.core._set_assignment(assigned, now)
+            self._owned = set(assigned)
+            if listener is not None:
+                self.core._defer(lambda: listener.on_partitions_assigned(set(assigned)))
         if self._resubscribe:
             self._resubscribe = False
             self._pending = "rejoin"  # the subscription changed during the rebalance
-        listener = self.listener
-        if listener is not None:
-            self.core._defer(lambda: listener.on_partitions_assigned(set(assigned)))
 
     def _send_heartbeat(self, node: int, now: float) -> None:
         if self.state is not MemberState.STABLE:

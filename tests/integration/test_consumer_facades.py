@@ -373,7 +373,7 @@ def test_misuse_and_missing_offsets(transport: str, data: tuple[str, str]) -> No
         with pytest.raises(KafkaConfigurationError, match="sticky"):
             async with open_consumer(
                 transport, topic, bootstrap_servers=bootstrap, group_id="g",
-                partition_assignment_strategy=["cooperative-sticky"],
+                partition_assignment_strategy=["no-such-assignor"],
             ):
                 pass
         async with open_consumer(

@@ -63,7 +63,7 @@ class _Member:
 
 
 class GroupScenario:
-    def __init__(self, seed: int, kind: str) -> None:
+    def __init__(self, seed: int, kind: str, strategy: list[str] | None = None) -> None:
         self.seed = seed
         self.kind = kind
         self.rng = random.Random(seed)
@@ -71,7 +71,18 @@ class GroupScenario:
         self.cluster.create_topic(TOPIC, 0.0, partitions=PARTITIONS)
         self.sim = MultiSim(self.cluster, self.rng)
         self.sim.on_step = self.check_ownership
-        self.strategy = self.rng.choice([["range"], ["roundrobin"], ["sticky"], ["range", "roundrobin"]])
+        self.strategy = self.rng.choice(
+            [
+                ["range"],
+                ["roundrobin"],
+                ["sticky"],
+                ["range", "roundrobin"],
+                ["cooperative-sticky"],
+                ["cooperative-sticky"],
+            ]
+        )
+        if strategy is not None:
+            self.strategy = strategy
         self.members: dict[str, _Member] = {}
         self.gone: list[_Member] = []
         self._names = 0
@@ -354,3 +365,61 @@ def test_member_id_required_then_rebalance_on_crash() -> None:
     )
     assert group.generation > gen and list(group.members) == [s.members[a].core._group.member_id]
     assert s.members[a].revoked, "the survivor revoked its partitions before rejoining (eager)"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cooperative_rebalance_revokes_only_moved_partitions(seed: int) -> None:
+    """KIP-429 in the sim: a third member joins two; each old member revokes just what moves to it."""
+    s = GroupScenario(2000 + seed, "storm", strategy=["cooperative-sticky"])
+    a, b = s.start_member(), s.start_member()
+    assert s.sim.run(until=s.settled, max_time=20)
+    s.sim.run(max_time=s.sim.now + 1)  # the members poll: their listeners run
+    before = {n: s.members[n].core.assignment() for n in (a, b)}
+    assert sorted(len(x) for x in before.values()) == [3, 3]
+    marks = {n: (len(s.members[n].revoked), len(s.members[n].assigned)) for n in (a, b)}
+    gen = s.cluster.groups[GROUP].generation
+    emptied: list[str] = []
+
+    def watch() -> None:
+        s.check_ownership()
+        emptied.extend(n for n in (a, b) if not s.members[n].core.assignment())
+
+    s.sim.on_step = watch
+    c = s.start_member()
+    assert s.sim.run(
+        until=lambda: s.settled() and all(s.members[n].core.assignment() for n in (a, b, c)), max_time=40
+    )
+    s.sim.run(max_time=s.sim.now + 1)
+    after = {n: s.members[n].core.assignment() for n in (a, b, c)}
+    assert sorted(len(x) for x in after.values()) == [2, 2, 2]
+    assert s.cluster.groups[GROUP].generation == gen + 2  # one round to revoke, one to hand out
+    assert not emptied, "a cooperative member never gives up everything"
+    moved: set[TopicPartition] = set()
+    for n in (a, b):
+        m = s.members[n]
+        revoked = m.revoked[marks[n][0] :]
+        assert after[n] <= before[n]  # kept the rest
+        assert revoked == [before[n] - after[n]] and len(revoked[0]) == 1  # just what moved, once
+        assert all(new == set() for new in m.assigned[marks[n][1] :]), (m.assigned, marks[n])
+        assert not m.lost
+        moved |= revoked[0]
+    assert after[c] == moved
+    assert set().union(*(s.members[c].assigned)) == moved
+
+
+def test_eager_rebalance_revokes_everything() -> None:
+    """The contrast: with ``sticky`` (eager) the same join revokes every partition first."""
+    s = GroupScenario(2100, "storm", strategy=["sticky"])
+    a, b = s.start_member(), s.start_member()
+    assert s.sim.run(until=s.settled, max_time=20)
+    before = {n: s.members[n].core.assignment() for n in (a, b)}
+    marks = {n: len(s.members[n].revoked) for n in (a, b)}
+    s.start_member()
+    assert s.sim.run(
+        until=lambda: (
+            s.settled() and len(s.members) == 3 and all(m.core.assignment() for m in s.members.values())
+        ),
+        max_time=40,
+    )
+    for n in (a, b):
+        assert s.members[n].revoked[marks[n]] == before[n]

@@ -87,10 +87,11 @@ def test_kafka_python_encodings_are_read() -> None:
 def test_resolve_assignors() -> None:
     from kafka.coordinator.assignors.range import RangePartitionAssignor as KRange
 
-    got = resolve_assignors(["roundrobin", KRange, RangePartitionAssignor(), "sticky"])
-    assert [a.name for a in got] == ["roundrobin", "range", "range", "sticky"]
-    with pytest.raises(KafkaConfigurationError, match="sticky"):
-        resolve_assignors(["cooperative-sticky"])
+    got = resolve_assignors(["roundrobin", KRange, RangePartitionAssignor(), "sticky", "cooperative-sticky"])
+    assert [a.name for a in got] == ["roundrobin", "range", "range", "sticky", "cooperative-sticky"]
+    assert [a.cooperative for a in got] == [False, False, False, False, True]
+    with pytest.raises(KafkaConfigurationError, match="cooperative-sticky"):
+        resolve_assignors(["no-such-assignor"])
 
 
 @given(
