@@ -423,3 +423,23 @@ def test_eager_rebalance_revokes_everything() -> None:
     )
     for n in (a, b):
         assert s.members[n].revoked[marks[n]] == before[n]
+
+
+def test_illegal_generation_on_heartbeat_loses_partitions_and_rejoins() -> None:
+    """ILLEGAL_GENERATION: the member's partitions are lost (not revoked); it rejoins with its member id."""
+    s = GroupScenario(3000, "crash", strategy=["range"])
+    a = s.start_member()
+    assert s.sim.run(until=s.settled, max_time=20)
+    s.sim.run(max_time=s.sim.now + 1)
+    member = s.members[a]
+    owned = member.core.assignment()
+    group = member.core._group
+    assert group is not None and owned
+    member_id, generation = group.member_id, group.generation
+    s.cluster.inject(12, 22)  # the next Heartbeat answer: ILLEGAL_GENERATION
+    assert s.sim.run(until=lambda: bool(member.lost), max_time=s.sim.now + 5)
+    assert member.lost == [owned]
+    assert s.sim.run(until=lambda: s.settled() and group.generation > generation, max_time=s.sim.now + 20)
+    s.sim.run(max_time=s.sim.now + 1)
+    assert group.member_id == member_id  # kept its member id, so no MEMBER_ID_REQUIRED round
+    assert member.core.assignment() == owned and member.assigned[-1] == owned
