@@ -311,6 +311,8 @@ class ConsumerCore:
         if config.group_id is not None and config.enable_auto_commit:
             self._auto_commit_at = now + config.auto_commit_interval_ms / 1000
         self._last_committed: dict[TopicPartition, int] = {}
+        self._commit_seq = 0
+        self._latest_commit_for: dict[TopicPartition, int] = {}
         self._all_topics_at: float | None = None
         self._metrics: dict[str, float] = {
             "records-consumed-total": 0.0,
@@ -1231,10 +1233,23 @@ class ConsumerCore:
             result.set_result({})
             return result
         deadline = now + self.config.request_timeout_ms / 1000
+        # Every commit gets a number; a retry leaves out the partitions that a
+        # later commit has taken over, so a retried older offset can never land
+        # after a newer one and move the committed offset backwards.
+        self._commit_seq += 1
+        seq = self._commit_seq
+        latest = self._latest_commit_for
+        for tp in to_commit:
+            latest[tp] = seq
 
         def send(node: int, now: float) -> None:
             topics: dict[str, list[Any]] = {}
-            for tp, om in to_commit.items():
+            current = {tp: om for tp, om in to_commit.items() if latest.get(tp) == seq}
+            if not current:
+                # Superseded entirely by later commits, which report their own outcome.
+                result.set_result(dict(to_commit))
+                return
+            for tp, om in current.items():
                 topics.setdefault(tp.topic, []).append(_oc.OffsetCommitRequestPartition(
                     partition_index=tp.partition, committed_offset=om.offset,
                     committed_leader_epoch=om.leader_epoch, commit_timestamp=-1,
@@ -1281,7 +1296,7 @@ class ConsumerCore:
                     return
                 if first is None:
                     self._metrics["commits-total"] += 1
-                    for tp, om in to_commit.items():
+                    for tp, om in current.items():
                         self._last_committed[tp] = om.offset
                     result.set_result(dict(to_commit))
                 else:
