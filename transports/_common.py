@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from transports._tls import SECURITY_OPTIONS, Security, security_from_configs
+from transports._tls import SECURITY_OPTIONS, Security, client_security_kwargs, security_from_configs
 
 if TYPE_CHECKING:
     from kproto.producer.config import ProducerConfig
@@ -381,16 +381,5 @@ def make_core(config: ProducerConfig, now: float, security: Security | None = No
         shared = {f.name for f in attrs.fields(ClientConfig)} & set(config.option_names())
         kwargs = {name: getattr(config, name) for name in shared}
         # SCRAM nonces from the OS's generator: the core itself never draws from it.
-        nonce_rng = random.SystemRandom()
-        client = Client(
-            ClientConfig(**kwargs, **security.sasl, sasl_nonce_factory=_nonce_factory(nonce_rng)),
-            now=now,
-            rng=rng,
-        )
+        client = Client(ClientConfig(**kwargs, **client_security_kwargs(security)), now=now, rng=rng)
     return ProducerCore(config, now=now, rng=rng, client=client)
-
-
-def _nonce_factory(rng: Any) -> Callable[[], str]:
-    from kproto.sasl import nonce_from_rng
-
-    return nonce_from_rng(rng)

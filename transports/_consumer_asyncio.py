@@ -15,6 +15,7 @@ reuses it with its own driver.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
@@ -23,6 +24,7 @@ from kproto.consumer.core import Pending
 from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
 from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps
+from transports._tls import AsyncTokenCache, lost_error, tls_failure
 
 __all__ = ["AsyncConsumerBase", "KafkaConsumer"]
 
@@ -58,7 +60,14 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         self._check_open()
         self._kick()
         timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
-        if not await self._run_until(lambda: pending.done, timeout):
+
+        def done() -> bool:
+            if pending.done:
+                return True
+            self._raise_auth_failure()
+            return False
+
+        if not await self._run_until(done, timeout):
             raise KafkaTimeoutError(f"{what} did not complete within {timeout:.3f}s")
         return pending.result()
 
@@ -82,6 +91,11 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         core = self._core
         clock = self._clock
         deadline = clock() + timeout_ms / 1000
+        client = getattr(core, "_client", None)
+
+        def auth_failure_seen() -> bool:
+            return getattr(client, "auth_error", None) is not None
+
         while True:
             core.before_poll(clock())
             for aw in core.take_awaitables():
@@ -94,8 +108,9 @@ class AsyncConsumerBase(ConsumerFacadeBase):
                 self._flush()
                 await self._checkpoint()
                 return records
+            self._raise_auth_failure()
             self._kick()
-            await self._run_until(core.has_buffered, left)
+            await self._run_until(lambda: core.has_buffered() or auth_failure_seen(), left)
 
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: float = 0, max_records: int | None = None
@@ -146,6 +161,7 @@ class AsyncConsumerBase(ConsumerFacadeBase):
             err = core.take_error()
             if err is not None:
                 raise err
+            self._raise_auth_failure()
             return False
 
         timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
@@ -248,11 +264,15 @@ class AsyncConsumerBase(ConsumerFacadeBase):
 class _Protocol(asyncio.Protocol):
     """One broker connection; every callback feeds the core and pokes the driver."""
 
-    def __init__(self, driver: _Driver, node_id: int) -> None:
+    def __init__(self, driver: _Driver, node_id: int, host: str, port: int) -> None:
         self.driver = driver
         self.node_id = node_id
+        self.host = host
+        self.port = port
         self.transport: asyncio.Transport | None = None
         self.closed_by_us = False
+        #: Bytes arrived (a TLS error before that is an authentication failure).
+        self.got_data = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -262,6 +282,7 @@ class _Protocol(asyncio.Protocol):
         self.driver.kick()
 
     def data_received(self, data: bytes) -> None:
+        self.got_data = True
         self.driver.core.receive_data(self.node_id, data, self.driver.loop.time())
         self.driver.kick()
 
@@ -270,16 +291,28 @@ class _Protocol(asyncio.Protocol):
         if d.conns.get(self.node_id) is self:
             del d.conns[self.node_id]
         if not self.closed_by_us:
-            d.core.connection_lost(self.node_id, exc, d.loop.time())
+            tls = d.ssl_context is not None
+            error = lost_error(exc, self.host, self.port, tls=tls, got_data=self.got_data)
+            d.core.connection_lost(self.node_id, error, d.loop.time())
             d.kick()
 
 
 class _Driver:
     """Drives a core on the running asyncio loop (one task)."""
 
-    def __init__(self, core: Driven, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        core: Driven,
+        loop: asyncio.AbstractEventLoop,
+        ssl_context: ssl.SSLContext | None = None,
+        token_cache: AsyncTokenCache | None = None,
+    ) -> None:
         self.core = core
         self.loop = loop
+        #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
+        self.ssl_context = ssl_context
+        #: An async OAUTHBEARER provider, refreshed before each connection.
+        self.token_cache = token_cache
         self.conns: dict[int, _Protocol] = {}
         self._connecting: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -357,10 +390,20 @@ class _Driver:
                 break
 
     async def _connect(self, cmd: Connect) -> None:
+        ctx = self.ssl_context
         try:
-            await self.loop.create_connection(lambda: _Protocol(self, cmd.node_id), cmd.host, cmd.port)
-        except OSError as exc:
-            self.core.connection_lost(cmd.node_id, exc, self.loop.time())
+            if self.token_cache is not None:
+                await self.token_cache.refresh()  # a fresh OAUTHBEARER token per connection
+            await self.loop.create_connection(
+                lambda: _Protocol(self, cmd.node_id, cmd.host, cmd.port),
+                cmd.host,
+                cmd.port,
+                ssl=ctx,
+                server_hostname=cmd.host if ctx is not None else None,
+            )
+        except OSError as exc:  # ssl.SSLError included
+            err: BaseException = tls_failure(exc, cmd.host, cmd.port) if ctx is not None else exc
+            self.core.connection_lost(cmd.node_id, err, self.loop.time())
             self.kick()
         finally:
             self._connecting.pop(cmd.node_id, None)
@@ -396,8 +439,8 @@ class KafkaConsumer(AsyncConsumerBase):
 
     def __init__(self, *topics: str, **configs: Any) -> None:
         self._loop = asyncio.get_running_loop()
-        self._setup(topics, configs, self._loop.time)
-        self._driver = _Driver(self._core, self._loop)
+        self._setup(topics, configs, self._loop.time, allow_async_provider=True)
+        self._driver = _Driver(self._core, self._loop, self._ssl_context, self._security.token_cache)
 
     async def start(self) -> None:
         """Start the driver task (idempotent)."""

@@ -18,6 +18,7 @@ import errno
 import functools
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -33,6 +34,8 @@ from kproto.consumer import (
 from kproto.consumer.core import ConsumerCore, Pending
 from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
+from transports._common import auth_failure
+from transports._tls import Security, TLSSession, client_security_kwargs, security_from_configs, tls_failure
 
 __all__ = ["ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver"]
 
@@ -48,21 +51,43 @@ _DEFAULT_API_TIMEOUT: Final = 60.0
 
 
 class _Conn:
-    __slots__ = ("node_id", "sock", "out", "connecting")
+    __slots__ = ("connecting", "host", "node_id", "out", "plain", "port", "sock", "tcp_up", "tls")
 
-    def __init__(self, node_id: int, sock: socket.socket) -> None:
+    def __init__(self, node_id: int, sock: socket.socket, host: str, port: int) -> None:
         self.node_id = node_id
         self.sock = sock
+        self.host = host
+        self.port = port
+        #: Raw bytes to write (ciphertext with TLS).
         self.out = bytearray()
+        #: Not reported to the core yet (TCP connect, then the TLS handshake, under way).
         self.connecting = True
+        #: The TCP connect finished.
+        self.tcp_up = False
+        #: The TLS session, None without TLS.
+        self.tls: TLSSession | None = None
+        #: Plaintext the core sent before the TLS handshake finished (encrypted after it).
+        self.plain = bytearray()
 
 
 class SelectorDriver:
-    """Runs any :class:`~kproto.driving.Driven` core over non-blocking sockets, in the caller's thread."""
+    """Runs any :class:`~kproto.driving.Driven` core over non-blocking sockets, in the caller's thread.
 
-    def __init__(self, core: Driven, clock: Callable[[], float] = time.monotonic) -> None:
+    With ``ssl_context`` every connection is TLS: an ``SSLObject`` over memory
+    buffers (:class:`~transports._tls.TLSSession`) whose handshake runs in this
+    loop; the core hears ``connection_made`` once it is done, and a certificate
+    that does not verify is reported as a ``TLSAuthenticationError``.
+    """
+
+    def __init__(
+        self,
+        core: Driven,
+        clock: Callable[[], float] = time.monotonic,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.core = core
         self.clock = clock
+        self.ssl_context = ssl_context
         self._sel = selectors.DefaultSelector()
         self._conns: dict[int, _Conn] = {}
         self._wake_r: socket.socket | None = None
@@ -99,6 +124,12 @@ class SelectorDriver:
             conn = self._conns.get(node_id)
             if conn is None:
                 continue
+            tls = conn.tls
+            if tls is not None:
+                if conn.connecting:
+                    conn.plain += data
+                    continue
+                data = tls.encrypt(data)
             if conn.out or conn.connecting:
                 conn.out += data
                 continue
@@ -135,12 +166,12 @@ class SelectorDriver:
             conn: _Conn = key.data
             if self._conns.get(conn.node_id) is not conn:
                 continue
-            if conn.connecting:
+            if not conn.tcp_up:
                 self._finish_connect(conn, now)
                 continue
             if mask & selectors.EVENT_WRITE and conn.out:
                 self._write(conn, now)
-            if mask & selectors.EVENT_READ:
+            if mask & selectors.EVENT_READ and self._conns.get(conn.node_id) is conn:
                 self._read(conn, now)
         t = core.get_timer()
         if t is not None and t <= now:
@@ -191,12 +222,19 @@ class SelectorDriver:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        conn = _Conn(cmd.node_id, sock, cmd.host, cmd.port)
+        if self.ssl_context is not None:
+            try:
+                conn.tls = TLSSession(self.ssl_context, cmd.host)
+            except (ssl.SSLError, ValueError) as exc:
+                sock.close()
+                self.core.connection_lost(cmd.node_id, tls_failure(exc, cmd.host, cmd.port), now)
+                return
         err = sock.connect_ex(addr)
         if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
             sock.close()
             self.core.connection_lost(cmd.node_id, OSError(err, errno.errorcode.get(err, "connect")), now)
             return
-        conn = _Conn(cmd.node_id, sock)
         self._conns[cmd.node_id] = conn
         self._sel.register(sock, selectors.EVENT_WRITE, conn)
 
@@ -205,13 +243,40 @@ class SelectorDriver:
         if err:
             self._lost(conn, OSError(err, errno.errorcode.get(err, "connect failed")), now)
             return
-        conn.connecting = False
-        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
-        self._sel.modify(conn.sock, want, conn)
-        self.core.connection_made(conn.node_id, now)
+        conn.tcp_up = True
+        tls = conn.tls
+        if tls is None:
+            conn.connecting = False
+            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
+            self._sel.modify(conn.sock, want, conn)
+            self.core.connection_made(conn.node_id, now)
+            return
+        self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
+        try:
+            done = tls.do_handshake()
+        except ssl.SSLError as exc:
+            self._lost(conn, tls_failure(exc, conn.host, conn.port), now)
+            return
+        self._tls_progress(conn, done, now)
+
+    def _tls_progress(self, conn: _Conn, done: bool, now: float) -> None:
+        """Write what the TLS session has to send; report the connection once the handshake is done."""
+        tls = conn.tls
+        assert tls is not None
+        raw = tls.outgoing()
+        if done and conn.connecting:
+            conn.connecting = False
+            if conn.plain:
+                raw += tls.encrypt(conn.plain)
+                conn.plain.clear()
+            self.core.connection_made(conn.node_id, now)
+        if raw:
+            conn.out += raw
+            self._write(conn, now)
 
     def _read(self, conn: _Conn, now: float) -> None:
         sock = conn.sock
+        tls = conn.tls
         for _ in range(_READS_PER_ROUND):
             try:
                 data = sock.recv(_RECV_SIZE)
@@ -223,8 +288,27 @@ class SelectorDriver:
             if not data:
                 self._lost(conn, None, now)
                 return
-            self.core.receive_data(conn.node_id, data, now)
-            if len(data) < _RECV_SIZE or self._conns.get(conn.node_id) is not conn:
+            more = len(data) == _RECV_SIZE
+            if tls is not None:
+                try:
+                    plain, closed = tls.receive(data)
+                except ssl.SSLError as exc:
+                    # TLS 1.3: a refused client certificate shows up here, after our handshake.
+                    error = exc if tls.received_data else tls_failure(exc, conn.host, conn.port)
+                    self._lost(conn, error, now)
+                    return
+                self._tls_progress(conn, tls.handshake_done, now)
+                if self._conns.get(conn.node_id) is not conn:
+                    return
+                if plain:
+                    self.core.receive_data(conn.node_id, plain, now)
+                if closed:
+                    if self._conns.get(conn.node_id) is conn:
+                        self._lost(conn, None, now)
+                    return
+            else:
+                self.core.receive_data(conn.node_id, data, now)
+            if not more or self._conns.get(conn.node_id) is not conn:
                 return
 
     def _write(self, conn: _Conn, now: float) -> None:
@@ -236,8 +320,9 @@ class SelectorDriver:
             self._lost(conn, exc, now)
             return
         del conn.out[:n]
-        if not conn.out:
-            self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
+        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
+        if self._sel.get_key(conn.sock).events != want:
+            self._sel.modify(conn.sock, want, conn)
 
     def _lost(self, conn: _Conn, exc: BaseException | None, now: float) -> None:
         self._drop(conn)
@@ -277,15 +362,48 @@ class ConsumerFacadeBase:
     _core: ConsumerCore
     _config: ConsumerConfig
 
-    def _setup(self, topics: tuple[str, ...], configs: dict[str, Any], clock: Callable[[], float]) -> None:
+    def _setup(
+        self,
+        topics: tuple[str, ...],
+        configs: dict[str, Any],
+        clock: Callable[[], float],
+        *,
+        allow_async_provider: bool = False,
+    ) -> None:
         self._config = ConsumerConfig.from_kwargs(**configs)
         self._clock = clock
-        self._core = ConsumerCore(self._config, now=clock())
+        #: TLS context for the driver, SASL settings for the client (transports/_tls.py).
+        self._security: Security = security_from_configs(configs, allow_async_provider=allow_async_provider)
+        self._core = ConsumerCore(self._config, now=clock(), client=self._make_client(clock()))
         self._closed = False
         self._iter_buffer: list[ConsumerRecord] = []
         self._iter_pos = 0
         if topics:
             self._core.subscribe(list(topics), now=clock())
+
+    def _make_client(self, now: float) -> Any:
+        """The core's cluster client: the shared options plus SASL and a SystemRandom nonce factory."""
+        import attrs
+
+        from kproto.client import Client, ClientConfig
+
+        kwargs = self._config.client_kwargs([f.name for f in attrs.fields(ClientConfig)])
+        kwargs.update(client_security_kwargs(self._security))
+        return Client(ClientConfig(**kwargs), now=now)
+
+    @property
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        return self._security.ssl_context
+
+    def _raise_auth_failure(self) -> None:
+        """Raise the authentication failure (TLS or SASL) that keeps the client from the cluster.
+
+        Waiting calls raise it at once instead of running out their timeout:
+        certificates and credentials do not fix themselves.
+        """
+        failure = auth_failure(self._core)
+        if failure is not None:
+            raise failure
 
     def _check_open(self) -> None:
         if self._closed:
@@ -436,7 +554,7 @@ class KafkaConsumer(ConsumerFacadeBase):
         self._bg: threading.Thread | None = None
         self._bg_stop = False
         self._setup((), configs, time.monotonic)
-        self._driver = SelectorDriver(self._core, self._clock)
+        self._driver = SelectorDriver(self._core, self._clock, self._ssl_context)
         if topics:
             self.subscribe(list(topics))
         self._driver.flush(self._clock())
@@ -505,7 +623,14 @@ class KafkaConsumer(ConsumerFacadeBase):
         self._check_open()
         assert self._driver is not None
         timeout = _DEFAULT_API_TIMEOUT if timeout_ms is None else timeout_ms / 1000
-        if not self._driver.run_until(lambda: pending.done, timeout):
+
+        def done() -> bool:
+            if pending.done:
+                return True
+            self._raise_auth_failure()
+            return False
+
+        if not self._driver.run_until(done, timeout):
             raise KafkaTimeoutError(f"{what} did not complete within {timeout:.3f}s")
         return pending.result()
 
@@ -544,6 +669,7 @@ class KafkaConsumer(ConsumerFacadeBase):
                 # Send the prefetch this poll made room for, and take in what already arrived.
                 driver.run_once(0.0)
                 return records
+            self._raise_auth_failure()
             left = deadline - now
             if left <= 0:
                 driver.run_once(0.0)
@@ -596,6 +722,7 @@ class KafkaConsumer(ConsumerFacadeBase):
             err = core.take_error()
             if err is not None:
                 raise err
+            self._raise_auth_failure()
             return False
 
         if not self._driver.run_until(known, timeout):

@@ -10,6 +10,7 @@ nursery: nothing outlives the block. The awaitable methods are those of
 from __future__ import annotations
 
 import math
+import ssl
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
@@ -20,18 +21,25 @@ from kproto.consumer.core import ConsumerCore
 from kproto.driving import Close, Connect
 from kproto.errors import IllegalStateError
 from transports._consumer_asyncio import AsyncConsumerBase
+from transports._tls import AsyncTokenCache, lost_error
 
 __all__ = ["KafkaConsumer"]
 
 #: Bytes asked of one ``receive_some``; fetch responses are megabytes.
 _RECV_SIZE: Final = 1 << 20
+#: What a broken connection raises.
+_IO_ERRORS: Final = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 class _Conn:
-    __slots__ = ("node_id", "scope", "send", "stream", "closed_by_us", "_recv")
+    __slots__ = ("node_id", "scope", "send", "stream", "closed_by_us", "got_data", "write_error", "_recv")
 
     def __init__(self, node_id: int) -> None:
         self.node_id = node_id
+        #: Bytes arrived (a TLS error before that is an authentication failure).
+        self.got_data = False
+        #: Why the writer task stopped (the reader then stops too).
+        self.write_error: BaseException | None = None
         self.scope = trio.CancelScope()
         send, self_recv = trio.open_memory_channel[bytes](math.inf)
         self.send = send
@@ -47,9 +55,19 @@ class _Conn:
 class _Driver:
     """Drives a core inside a trio nursery."""
 
-    def __init__(self, core: ConsumerCore, nursery: trio.Nursery) -> None:
+    def __init__(
+        self,
+        core: ConsumerCore,
+        nursery: trio.Nursery,
+        ssl_context: ssl.SSLContext | None = None,
+        token_cache: AsyncTokenCache | None = None,
+    ) -> None:
         self.core = core
         self.nursery = nursery
+        #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
+        self.ssl_context = ssl_context
+        #: An async OAUTHBEARER provider, refreshed before each connection.
+        self.token_cache = token_cache
         self.conns: dict[int, _Conn] = {}
         self._wake = trio.Event()
         self._progress = trio.Event()
@@ -119,10 +137,19 @@ class _Driver:
     async def _connection(self, cmd: Connect, conn: _Conn) -> None:
         core = self.core
         error: BaseException | None = None
+        ctx = self.ssl_context
         with conn.scope:
+            stream: trio.abc.Stream | None = None
             try:
+                if self.token_cache is not None:
+                    await self.token_cache.refresh()  # a fresh OAUTHBEARER token per connection
                 stream = await trio.open_tcp_stream(cmd.host, cmd.port)
-            except OSError as exc:
+                if ctx is not None:
+                    stream = trio.SSLStream(stream, ctx, server_hostname=cmd.host)
+                    await stream.do_handshake()
+            except (OSError, trio.BrokenResourceError) as exc:  # ssl.SSLError is an OSError
+                if stream is not None:
+                    await trio.aclose_forcefully(stream)
                 error = exc
             else:
                 conn.stream = stream
@@ -130,26 +157,40 @@ class _Driver:
                 self.kick()
                 try:
                     async with stream, trio.open_nursery() as inner:
-                        inner.start_soon(self._writer, conn, stream)
-                        while True:
-                            data = await stream.receive_some(_RECV_SIZE)
-                            if not data:
-                                break
-                            core.receive_data(cmd.node_id, data, trio.current_time())
-                            self.kick()
+                        # Neither task lets an I/O error escape into the nursery (which would
+                        # wrap it in an ExceptionGroup): each records it and stops the other.
+                        inner.start_soon(self._writer, conn, stream, inner.cancel_scope)
+                        try:
+                            while True:
+                                data = await stream.receive_some(_RECV_SIZE)
+                                if not data:
+                                    break
+                                conn.got_data = True
+                                if type(data) is not bytes:  # typed bytes | bytearray; SSLStream gives bytes
+                                    data = bytes(data)
+                                core.receive_data(cmd.node_id, data, trio.current_time())
+                                self.kick()
+                        except _IO_ERRORS as exc:
+                            error = exc
                         inner.cancel_scope.cancel()
-                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    error = exc
+                except _IO_ERRORS as exc:  # closing the stream
+                    error = error or exc
+                error = error or conn.write_error
         if conn.closed_by_us or self._stop:
             return
         if self.conns.get(cmd.node_id) is conn:
             del self.conns[cmd.node_id]
+        error = lost_error(error, cmd.host, cmd.port, tls=ctx is not None, got_data=conn.got_data)
         core.connection_lost(cmd.node_id, error, trio.current_time())
         self.kick()
 
-    async def _writer(self, conn: _Conn, stream: trio.abc.Stream) -> None:
-        async for data in conn.outgoing:
-            await stream.send_all(data)
+    async def _writer(self, conn: _Conn, stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
+        try:
+            async for data in conn.outgoing:
+                await stream.send_all(data)
+        except _IO_ERRORS as exc:
+            conn.write_error = exc
+            scope.cancel()
 
     def stop(self) -> None:
         self._stop = True
@@ -168,7 +209,7 @@ class KafkaConsumer(AsyncConsumerBase):
     """
 
     def __init__(self, *topics: str, **configs: Any) -> None:
-        self._setup(topics, configs, trio.current_time)
+        self._setup(topics, configs, trio.current_time, allow_async_provider=True)
         self._driver: _Driver | None = None
         self._nursery_cm: Any = None
 
@@ -197,7 +238,7 @@ class KafkaConsumer(AsyncConsumerBase):
         self._check_open()
         self._nursery_cm = trio.open_nursery()
         nursery = await self._nursery_cm.__aenter__()
-        self._driver = _Driver(self._core, nursery)
+        self._driver = _Driver(self._core, nursery, self._ssl_context, self._security.token_cache)
         await nursery.start(self._driver.run)
         return self
 

@@ -30,22 +30,24 @@ certificate after the client finished its handshake; its alert then arrives
 with the first read, before any Kafka response: still an authentication
 failure by the rule above.
 
-Wiring a driver (what the producer drivers do; the consumer drivers need
-the same few lines):
+Wiring a driver (what the producer and consumer drivers do):
 
 - options: ``security_from_configs(configs, allow_async_provider=...)``
-  gives ``Security``; ``Security.sasl`` goes into ``ClientConfig`` (the
-  consumer core already copies ``security_protocol``/``sasl_*`` there; pass
-  ``sasl_nonce_factory`` built on ``random.SystemRandom`` for unpredictable
-  SCRAM nonces); ``Security.token_cache``, if set, is awaited
-  (``refresh()``) before each connection by an async driver;
+  gives ``Security``; :func:`client_security_kwargs` turns it into the
+  ``ClientConfig`` keyword arguments (``Security.sasl`` and a
+  ``sasl_nonce_factory`` on ``random.SystemRandom`` for unpredictable SCRAM
+  nonces); ``Security.token_cache``, if set, is awaited (``refresh()``)
+  before each connection by an async driver;
 - sync: ``TLSSession(ctx, host)`` per socket; after the TCP connect run
   ``do_handshake()``/``outgoing()`` and report ``connection_made`` when it is
   done; ``receive(raw)`` gives plaintext; ``encrypt(data)`` the bytes to write;
 - asyncio: ``loop.create_connection(..., ssl=ctx, server_hostname=host)``;
 - trio: ``trio.SSLStream(tcp, ctx, server_hostname=host)`` + ``do_handshake()``;
 - errors: map with ``tls_failure(exc, host, port)`` until the first
-  application bytes arrived, and pass the result to ``connection_lost``.
+  application bytes arrived (:func:`lost_error` does it for a closed
+  connection, unwrapping trio's ``BrokenResourceError``), and pass the
+  result to ``connection_lost``; waiting facade calls raise the client's
+  ``auth_error`` at once (``transports._common.auth_failure``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ __all__ = [
     "Security",
     "TLSAuthenticationError",
     "TLSSession",
+    "client_security_kwargs",
+    "lost_error",
     "make_ssl_context",
     "security_from_configs",
     "tls_failure",
@@ -286,6 +290,42 @@ def security_from_configs(configs: Mapping[str, Any], *, allow_async_provider: b
 
         ClientConfig(**sasl)  # checks mechanism and credentials now, not at the first connect
     return Security(protocol, context, sasl, cache)
+
+
+def client_security_kwargs(security: Security | None) -> dict[str, Any]:
+    """``ClientConfig`` keyword arguments for ``security``, to add to the shared ones.
+
+    ``Security.sasl`` (an async OAUTHBEARER provider replaced by its
+    :class:`AsyncTokenCache`) and a ``sasl_nonce_factory`` drawing from
+    ``random.SystemRandom``, so SCRAM nonces never come from the core's
+    seedable generator. Without SASL only the nonce factory (unused).
+    """
+    import random
+
+    from kproto.sasl import nonce_from_rng
+
+    kwargs: dict[str, Any] = dict(security.sasl) if security is not None else {}
+    kwargs["sasl_nonce_factory"] = nonce_from_rng(random.SystemRandom())
+    return kwargs
+
+
+def lost_error(
+    exc: BaseException | None, host: str, port: int, *, tls: bool, got_data: bool
+) -> BaseException | None:
+    """What an async driver reports to ``connection_lost`` for a closed connection.
+
+    Before any byte arrived over TLS, an ``ssl.SSLError`` (raised directly, or
+    as the ``__cause__`` of a wrapper such as trio's ``BrokenResourceError``)
+    goes through :func:`tls_failure`: with TLS 1.3 the server's verdict on
+    our certificate arrives with the first read, after the handshake
+    succeeded on our side. Anything else is returned unchanged.
+    """
+    if exc is None or not tls or got_data:
+        return exc
+    cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
+    if isinstance(cause, ssl.SSLError):
+        return tls_failure(cause, host, port)
+    return exc
 
 
 def tls_failure(exc: BaseException, host: str, port: int) -> BaseException:

@@ -116,14 +116,14 @@ class ConsumerConfig:
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
-    ssl_password: str | None = None
+    ssl_password: str | None = attrs.field(default=None, repr=False)
     ssl_crlfile: str | None = None
     ssl_ciphers: str | None = None
     #: SASL options, passed to the client's authenticator.
     sasl_mechanism: str | None = None
     sasl_plain_username: str | None = None
-    sasl_plain_password: str | None = None
-    sasl_oauth_token_provider: Any = None
+    sasl_plain_password: str | None = attrs.field(default=None, repr=False)
+    sasl_oauth_token_provider: Any = attrs.field(default=None, repr=False)
     #: Socket options, passed to the transport.
     receive_buffer_bytes: int | None = None
     send_buffer_bytes: int | None = None
