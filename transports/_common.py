@@ -14,9 +14,10 @@ events, so a record's offset is ``base_offset + its index in event.tokens``;
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from kproto.errors import IllegalStateError, KafkaTimeoutError, MessageSizeTooLargeError
 from transports._tls import SECURITY_OPTIONS, Security, client_security_kwargs, security_from_configs
 
 if TYPE_CHECKING:
@@ -32,10 +33,14 @@ __all__ = [
     "dispatch_events",
     "now_ms",
     "prepare_record",
+    "prepare_send",
+    "send_async",
+    "wait_for_topic_async",
     "split_configs",
 ]
 
 Serializer = Callable[[Any], Any]
+_D = TypeVar("_D", bound="Delivery")
 
 
 class TopicPartition(NamedTuple):
@@ -225,6 +230,135 @@ def prepare_record(
     else:
         raise TypeError(f"timestamp_ms must be an int or None, got {type(timestamp_ms).__name__}")
     return topic, key, value, hdrs, partition, ts, header_size  # type: ignore[return-value,unused-ignore]
+
+
+_time_ns = time.time_ns
+
+
+def prepare_send(
+    options: FacadeOptions,
+    plain: bool,
+    topic: Any,
+    value: Any,
+    key: Any,
+    headers: Any,
+    partition: Any,
+    timestamp_ms: Any,
+) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int | None, int, int]:
+    """:func:`prepare_record`, with the facades' hot path in front of it.
+
+    ``plain`` says the producer has no serializers. Then bytes in with all
+    defaults needs none of prepare_record's checks.
+    """
+    if (
+        plain
+        and type(value) is bytes
+        and (key is None or type(key) is bytes)
+        and headers is None
+        and partition is None
+        and timestamp_ms is None
+        and type(topic) is str
+    ):
+        return topic, key, value, None, None, _time_ns() // 1_000_000, -1
+    return prepare_record(options, topic, value, key, headers, partition, timestamp_ms)
+
+
+async def send_async(
+    producer: Any,
+    driver: Any,
+    handle_type: Callable[[str, int, int, int, int], _D],
+    topic: Any,
+    value: Any,
+    key: Any,
+    headers: Any,
+    partition: Any,
+    timestamp_ms: Any,
+    clock: Callable[[], float],
+    checkpoint: Callable[[], Awaitable[object]],
+    yield_every: int,
+) -> _D:
+    """The asyncio and trio producers' ``send()`` once the driver is running.
+
+    ``clock`` is the runtime's clock and ``checkpoint`` its yield.
+    """
+    topic, k, v, hdrs, part, ts, hsize = prepare_send(
+        producer._options, producer._plain, topic, value, key, headers, partition, timestamp_ms
+    )
+    if topic not in producer._known_topics:
+        await producer._wait_for_topic(driver, topic)
+    handle = handle_type(topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize)
+    core = driver.core
+    try:
+        accepted = core.send(
+            topic=topic,
+            key=k,
+            value=v,
+            headers=hdrs,
+            partition=part,
+            timestamp_ms=ts,
+            token=handle,
+            now=clock(),
+        )
+    except MessageSizeTooLargeError as exc:
+        # As kafka-python: a record too large for any request fails its own handle.
+        handle._fail(exc)
+        return handle
+    if not accepted:
+        deadline = clock() + producer._max_block
+        while True:
+            driver.kick()
+            if not await driver.progress(deadline):
+                raise KafkaTimeoutError(
+                    f"buffer_memory full for longer than max_block_ms ({producer.config.max_block_ms} ms)"
+                )
+            if producer._closed:
+                raise IllegalStateError("producer closed while send() waited for buffer space")
+            if core.send(
+                topic=topic,
+                key=k,
+                value=v,
+                headers=hdrs,
+                partition=part,
+                timestamp_ms=ts,
+                token=handle,
+                now=clock(),
+            ):
+                break
+        producer._unyielded = 0
+    else:
+        driver.kick()
+        producer._unyielded += 1
+        if producer._unyielded >= yield_every:
+            producer._unyielded = 0
+            await checkpoint()
+    return handle
+
+
+async def wait_for_topic_async(
+    producer: Any, driver: Any, topic: str, clock: Callable[[], float]
+) -> set[int]:
+    """The asyncio and trio producers' wait for ``topic``'s metadata; ``clock`` is the runtime's clock."""
+    deadline = clock() + producer._max_block
+    asked = -1.0
+    while True:
+        parts = driver.core.partitions_for(topic)
+        if parts:
+            producer._known_topics.add(topic)
+            return set(parts)
+        failure = auth_failure(driver.core)
+        if failure is not None:
+            raise failure
+        now = clock()
+        if now - asked > 0.5:
+            driver.core.request_metadata(topic, now)
+            asked = now
+        driver.kick()
+        if not await driver.progress(min(deadline, now + 0.5)) and clock() >= deadline:
+            raise KafkaTimeoutError(
+                f"no metadata for topic {topic!r} within max_block_ms ({producer.config.max_block_ms} ms)"
+            )
+        if producer._closed:
+            raise IllegalStateError("producer closed while waiting for metadata")
 
 
 class Delivery:

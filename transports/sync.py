@@ -47,7 +47,7 @@ from transports._common import (
     auth_failure,
     dispatch_events,
     make_core,
-    prepare_record,
+    prepare_send,
     split_configs,
 )
 from transports._tls import TLSSession, tls_failure
@@ -57,7 +57,6 @@ __all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
 log = logging.getLogger(__name__)
 
 _monotonic = time.monotonic
-_time_ns = time.time_ns
 _sleep = time.sleep
 #: ``send`` yields the GIL after this many records (see ``KafkaProducer.send``).
 _YIELD_EVERY = 256
@@ -727,27 +726,9 @@ class KafkaProducer:
         """
         if self._closed or self._loop.stopped or self._loop.crashed:
             raise IllegalStateError("send() on a closed KafkaProducer")
-        if (
-            self._plain
-            and type(value) is bytes
-            and (key is None or type(key) is bytes)
-            and headers is None
-            and partition is None
-            and timestamp_ms is None
-            and type(topic) is str
-        ):
-            # Hot path (no serializers, bytes in, defaults): the checks above are
-            # all prepare_record would do.
-            k: bytes | None = key
-            v: bytes | None = value
-            hdrs: list[tuple[str, bytes]] | None = None
-            part: int | None = None
-            hsize = -1
-            ts = _time_ns() // 1_000_000
-        else:
-            topic, k, v, hdrs, part, ts, hsize = prepare_record(
-                self._options, topic, value, key, headers, partition, timestamp_ms
-            )
+        topic, k, v, hdrs, part, ts, hsize = prepare_send(
+            self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
+        )
         loop = self._loop
         if topic not in self._known_topics:
             self._wait_for_topic(topic, _monotonic() + self._max_block)

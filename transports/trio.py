@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import time
 from collections.abc import Generator
 from types import TracebackType
 from typing import Any
@@ -34,23 +33,21 @@ from kproto.errors import (
     IllegalStateError,
     KafkaError,
     KafkaTimeoutError,
-    MessageSizeTooLargeError,
 )
 from transports._common import (
     Delivery,
     RecordMetadata,
-    auth_failure,
     dispatch_events,
     make_core,
-    prepare_record,
+    send_async,
     split_configs,
+    wait_for_topic_async,
 )
 from transports._tls import AsyncTokenCache, tls_failure
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
 log = logging.getLogger(__name__)
-_time_ns = time.time_ns
 
 #: ``send`` checkpoints (lets other tasks run) after this many records that
 #: did not need to wait, so the driver ships batches during a tight loop.
@@ -400,75 +397,20 @@ class KafkaProducer:
         driver = self._driver
         if driver is None or self._closed or driver.crashed is not None:
             driver = self._running()
-        if (
-            self._plain
-            and type(value) is bytes
-            and (key is None or type(key) is bytes)
-            and headers is None
-            and partition is None
-            and timestamp_ms is None
-            and type(topic) is str
-        ):
-            # Hot path (no serializers, bytes in, defaults): the checks above are
-            # all prepare_record would do.
-            k: bytes | None = key
-            v: bytes | None = value
-            hdrs: list[tuple[str, bytes]] | None = None
-            part: int | None = None
-            hsize = -1
-            ts = _time_ns() // 1_000_000
-        else:
-            topic, k, v, hdrs, part, ts, hsize = prepare_record(
-                self._options, topic, value, key, headers, partition, timestamp_ms
-            )
-        if topic not in self._known_topics:
-            await self._wait_for_topic(driver, topic)
-        handle = DeliveryHandle(topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize)
-        core = driver.core
-        try:
-            accepted = core.send(
-                topic=topic,
-                key=k,
-                value=v,
-                headers=hdrs,
-                partition=part,
-                timestamp_ms=ts,
-                token=handle,
-                now=driver.now(),
-            )
-        except MessageSizeTooLargeError as exc:
-            # As kafka-python: a record too large for any request fails its own handle.
-            handle._fail(exc)
-            return handle
-        if not accepted:
-            deadline = trio.current_time() + self._max_block
-            while True:
-                driver.kick()
-                if not await driver.progress(deadline):
-                    raise KafkaTimeoutError(
-                        f"buffer_memory full for longer than max_block_ms ({self.config.max_block_ms} ms)"
-                    )
-                if self._closed:
-                    raise IllegalStateError("producer closed while send() waited for buffer space")
-                if core.send(
-                    topic=topic,
-                    key=k,
-                    value=v,
-                    headers=hdrs,
-                    partition=part,
-                    timestamp_ms=ts,
-                    token=handle,
-                    now=trio.current_time(),
-                ):
-                    break
-            self._unyielded = 0
-        else:
-            driver.kick()
-            self._unyielded += 1
-            if self._unyielded >= _YIELD_EVERY:
-                self._unyielded = 0
-                await trio.lowlevel.checkpoint()
-        return handle
+        return await send_async(
+            self,
+            driver,
+            DeliveryHandle,
+            topic,
+            value,
+            key,
+            headers,
+            partition,
+            timestamp_ms,
+            driver.now,
+            trio.lowlevel.checkpoint,
+            _YIELD_EVERY,
+        )
 
     async def send_and_wait(
         self,
@@ -491,27 +433,7 @@ class KafkaProducer:
         return await handle.wait()
 
     async def _wait_for_topic(self, driver: _Driver, topic: str) -> set[int]:
-        deadline = trio.current_time() + self._max_block
-        asked = -1.0
-        while True:
-            parts = driver.core.partitions_for(topic)
-            if parts:
-                self._known_topics.add(topic)
-                return set(parts)
-            failure = auth_failure(driver.core)
-            if failure is not None:
-                raise failure
-            now = trio.current_time()
-            if now - asked > 0.5:
-                driver.core.request_metadata(topic, now)
-                asked = now
-            driver.kick()
-            if not await driver.progress(min(deadline, now + 0.5)) and trio.current_time() >= deadline:
-                raise KafkaTimeoutError(
-                    f"no metadata for topic {topic!r} within max_block_ms ({self.config.max_block_ms} ms)"
-                )
-            if self._closed:
-                raise IllegalStateError("producer closed while waiting for metadata")
+        return await wait_for_topic_async(self, driver, topic, driver.now)
 
     async def partitions_for(self, topic: str) -> set[int]:
         """The partition ids of ``topic``, fetching metadata if needed.
