@@ -14,8 +14,8 @@ events, so a record's offset is ``base_offset + its index in event.tokens``;
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from kproto.errors import IllegalStateError, KafkaTimeoutError, MessageSizeTooLargeError
 from transports._tls import SECURITY_OPTIONS, Security, client_security_kwargs, security_from_configs
@@ -34,13 +34,16 @@ __all__ = [
     "now_ms",
     "prepare_record",
     "prepare_send",
-    "send_async",
+    "AsyncProducerBase",
     "wait_for_topic_async",
     "split_configs",
 ]
 
 Serializer = Callable[[Any], Any]
 _D = TypeVar("_D", bound="Delivery")
+#: ``send`` yields to the event loop after this many records that did not
+#: need to wait (an ``await`` that never suspends never lets other tasks run).
+_YIELD_EVERY = 512
 
 
 class TopicPartition(NamedTuple):
@@ -263,57 +266,70 @@ def prepare_send(
     return prepare_record(options, topic, value, key, headers, partition, timestamp_ms)
 
 
-async def send_async(
-    producer: Any,
-    driver: Any,
-    handle_type: Callable[[str, int, int, int, int], _D],
-    topic: Any,
-    value: Any,
-    key: Any,
-    headers: Any,
-    partition: Any,
-    timestamp_ms: Any,
-    clock: Callable[[], float],
-    checkpoint: Callable[[], Awaitable[object]],
-    yield_every: int,
-) -> _D:
-    """The asyncio and trio producers' ``send()`` once the driver is running.
+class AsyncProducerBase(Generic[_D]):
+    """``send()`` for the asyncio and trio producers, which differ only in the hooks below."""
 
-    ``clock`` is the runtime's clock and ``checkpoint`` its yield.
-    """
-    topic, k, v, hdrs, part, ts, hsize = prepare_send(
-        producer._options, producer._plain, topic, value, key, headers, partition, timestamp_ms
-    )
-    if topic not in producer._known_topics:
-        await producer._wait_for_topic(driver, topic)
-    handle = handle_type(topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize)
-    core = driver.core
-    try:
-        accepted = core.send(
-            topic=topic,
-            key=k,
-            value=v,
-            headers=hdrs,
-            partition=part,
-            timestamp_ms=ts,
-            token=handle,
-            now=clock(),
+    _handle_type: Callable[[str, int, int, int, int], _D]
+    _driver: Any
+    _closed: bool
+    _plain: bool
+    _options: FacadeOptions
+    _known_topics: set[str]
+    _max_block: float
+    _unyielded: int
+    config: ProducerConfig
+
+    async def _ensure_running(self) -> Any:
+        raise NotImplementedError
+
+    async def _checkpoint(self) -> None:
+        raise NotImplementedError
+
+    async def _wait_for_topic(self, driver: Any, topic: str) -> set[int]:
+        raise NotImplementedError
+
+    async def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> _D:
+        """Queue one record, waiting only for buffer space (or a new topic's metadata).
+
+        Args:
+            topic: Destination topic.
+            value: The value: bytes, or anything ``value_serializer`` accepts.
+            key: The key: bytes, or anything ``key_serializer`` accepts.
+            headers: ``[(str, bytes), ...]``.
+            partition: Explicit partition; otherwise the partitioner chooses.
+            timestamp_ms: Record timestamp, ms since the epoch; default now.
+
+        Returns:
+            A :class:`DeliveryHandle`; ``await`` it for the :class:`RecordMetadata`.
+
+        Raises:
+            IllegalStateError: The producer is closed (trio: or not started).
+            KafkaTimeoutError: No metadata or no buffer space within ``max_block_ms``.
+            TypeError: A key/value that is not bytes with no serializer, bad headers.
+            ValueError: Both key and value None, a bad partition or topic.
+            RecordTooLargeError: The record alone is over ``max_request_size``.
+        """
+        driver = self._driver
+        if driver is None or self._closed or driver.crashed is not None:
+            driver = await self._ensure_running()
+        clock = driver.now
+        topic, k, v, hdrs, part, ts, hsize = prepare_send(
+            self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
         )
-    except MessageSizeTooLargeError as exc:
-        # As kafka-python: a record too large for any request fails its own handle.
-        handle._fail(exc)
-        return handle
-    if not accepted:
-        deadline = clock() + producer._max_block
-        while True:
-            driver.kick()
-            if not await driver.progress(deadline):
-                raise KafkaTimeoutError(
-                    f"buffer_memory full for longer than max_block_ms ({producer.config.max_block_ms} ms)"
-                )
-            if producer._closed:
-                raise IllegalStateError("producer closed while send() waited for buffer space")
-            if core.send(
+        if topic not in self._known_topics:
+            await self._wait_for_topic(driver, topic)
+        handle = self._handle_type(topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize)
+        core = driver.core
+        try:
+            accepted = core.send(
                 topic=topic,
                 key=k,
                 value=v,
@@ -322,16 +338,40 @@ async def send_async(
                 timestamp_ms=ts,
                 token=handle,
                 now=clock(),
-            ):
-                break
-        producer._unyielded = 0
-    else:
-        driver.kick()
-        producer._unyielded += 1
-        if producer._unyielded >= yield_every:
-            producer._unyielded = 0
-            await checkpoint()
-    return handle
+            )
+        except MessageSizeTooLargeError as exc:
+            # As kafka-python: a record too large for any request fails its own handle.
+            handle._fail(exc)
+            return handle
+        if not accepted:
+            deadline = clock() + self._max_block
+            while True:
+                driver.kick()
+                if not await driver.progress(deadline):
+                    raise KafkaTimeoutError(
+                        f"buffer_memory full for longer than max_block_ms ({self.config.max_block_ms} ms)"
+                    )
+                if self._closed:
+                    raise IllegalStateError("producer closed while send() waited for buffer space")
+                if core.send(
+                    topic=topic,
+                    key=k,
+                    value=v,
+                    headers=hdrs,
+                    partition=part,
+                    timestamp_ms=ts,
+                    token=handle,
+                    now=clock(),
+                ):
+                    break
+            self._unyielded = 0
+        else:
+            driver.kick()
+            self._unyielded += 1
+            if self._unyielded >= _YIELD_EVERY:
+                self._unyielded = 0
+                await self._checkpoint()
+        return handle
 
 
 async def wait_for_topic_async(

@@ -27,11 +27,11 @@ from kproto.errors import (
     KafkaTimeoutError,
 )
 from transports._common import (
+    AsyncProducerBase,
     Delivery,
     RecordMetadata,
     dispatch_events,
     make_core,
-    send_async,
     split_configs,
     wait_for_topic_async,
 )
@@ -41,16 +41,7 @@ __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
 log = logging.getLogger(__name__)
 
-#: ``send`` yields to the event loop after this many records that did not
-#: need to wait, so the driver can ship full batches while a tight
-#: ``await send()`` loop runs (an ``await`` that never suspends never lets
-#: other tasks run).
-_YIELD_EVERY = 512
 _BYTES_PER_READ = 256 * 1024
-
-
-async def _checkpoint() -> None:
-    await asyncio.sleep(0)
 
 
 class DeliveryHandle(Delivery):
@@ -149,6 +140,7 @@ class _Driver:
     def __init__(self, core: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.core = core
         self.loop = loop
+        self.now = loop.time
         self.conns: dict[int, _Protocol] = {}
         self._connecting: dict[int, asyncio.Task[None]] = {}
         #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
@@ -289,7 +281,7 @@ class _Driver:
             p.set_result(None)
 
 
-class KafkaProducer:
+class KafkaProducer(AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for asyncio, with the spec's options and method names.
 
     Use ``async with KafkaProducer(...) as producer:`` or ``await start()`` /
@@ -303,6 +295,8 @@ class KafkaProducer:
         TypeError: An unknown option (the message names the closest valid one).
         ValueError: An option value that is not allowed.
     """
+
+    _handle_type = DeliveryHandle
 
     #: Builds the core; a seam for tests that drive a stand-in core.
     _make_core = staticmethod(make_core)
@@ -342,52 +336,11 @@ class KafkaProducer:
             raise IllegalStateError("the producer's driver crashed") from self._driver.crashed
         return self._driver
 
-    async def send(
-        self,
-        topic: str,
-        value: Any = None,
-        key: Any = None,
-        headers: list[tuple[str, bytes]] | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-    ) -> DeliveryHandle:
-        """Queue one record, waiting only for buffer space (or a new topic's metadata).
+    async def _ensure_running(self) -> _Driver:
+        return await self._running()
 
-        Args:
-            topic: Destination topic.
-            value: The value: bytes, or anything ``value_serializer`` accepts.
-            key: The key: bytes, or anything ``key_serializer`` accepts.
-            headers: ``[(str, bytes), ...]``.
-            partition: Explicit partition; otherwise the partitioner chooses.
-            timestamp_ms: Record timestamp, ms since the epoch; default now.
-
-        Returns:
-            A :class:`DeliveryHandle`; ``await`` it for the :class:`RecordMetadata`.
-
-        Raises:
-            IllegalStateError: The producer is closed.
-            KafkaTimeoutError: No metadata or no buffer space within ``max_block_ms``.
-            TypeError: A key/value that is not bytes with no serializer, bad headers.
-            ValueError: Both key and value None, a bad partition or topic.
-            RecordTooLargeError: The record alone is over ``max_request_size``.
-        """
-        driver = self._driver
-        if driver is None or self._closed or driver.crashed is not None:
-            driver = await self._running()
-        return await send_async(
-            self,
-            driver,
-            DeliveryHandle,
-            topic,
-            value,
-            key,
-            headers,
-            partition,
-            timestamp_ms,
-            driver.loop.time,
-            _checkpoint,
-            _YIELD_EVERY,
-        )
+    async def _checkpoint(self) -> None:
+        await asyncio.sleep(0)
 
     async def send_and_wait(
         self,

@@ -35,11 +35,11 @@ from kproto.errors import (
     KafkaTimeoutError,
 )
 from transports._common import (
+    AsyncProducerBase,
     Delivery,
     RecordMetadata,
     dispatch_events,
     make_core,
-    send_async,
     split_configs,
     wait_for_topic_async,
 )
@@ -49,9 +49,6 @@ __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
 log = logging.getLogger(__name__)
 
-#: ``send`` checkpoints (lets other tasks run) after this many records that
-#: did not need to wait, so the driver ships batches during a tight loop.
-_YIELD_EVERY = 512
 _BYTES_PER_READ = 256 * 1024
 
 
@@ -308,7 +305,7 @@ class _Driver:
         self.stopped.set()
 
 
-class KafkaProducer:
+class KafkaProducer(AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for trio, with the spec's options and method names.
 
     Args:
@@ -319,6 +316,8 @@ class KafkaProducer:
         TypeError: An unknown option (the message names the closest valid one).
         ValueError: An option value that is not allowed.
     """
+
+    _handle_type = DeliveryHandle
 
     #: Builds the core; a seam for tests that drive a stand-in core.
     _make_core = staticmethod(make_core)
@@ -365,52 +364,11 @@ class KafkaProducer:
             raise IllegalStateError("the producer's driver crashed") from self._driver.crashed
         return self._driver
 
-    async def send(
-        self,
-        topic: str,
-        value: Any = None,
-        key: Any = None,
-        headers: list[tuple[str, bytes]] | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-    ) -> DeliveryHandle:
-        """Queue one record, waiting only for buffer space (or a new topic's metadata).
+    async def _ensure_running(self) -> _Driver:
+        return self._running()
 
-        Args:
-            topic: Destination topic.
-            value: The value: bytes, or anything ``value_serializer`` accepts.
-            key: The key: bytes, or anything ``key_serializer`` accepts.
-            headers: ``[(str, bytes), ...]``.
-            partition: Explicit partition; otherwise the partitioner chooses.
-            timestamp_ms: Record timestamp, ms since the epoch; default now.
-
-        Returns:
-            A :class:`DeliveryHandle`; ``await`` it for the :class:`RecordMetadata`.
-
-        Raises:
-            IllegalStateError: The producer is closed or not started.
-            KafkaTimeoutError: No metadata or no buffer space within ``max_block_ms``.
-            TypeError: A key/value that is not bytes with no serializer, bad headers.
-            ValueError: Both key and value None, a bad partition or topic.
-            RecordTooLargeError: The record alone is over ``max_request_size``.
-        """
-        driver = self._driver
-        if driver is None or self._closed or driver.crashed is not None:
-            driver = self._running()
-        return await send_async(
-            self,
-            driver,
-            DeliveryHandle,
-            topic,
-            value,
-            key,
-            headers,
-            partition,
-            timestamp_ms,
-            driver.now,
-            trio.lowlevel.checkpoint,
-            _YIELD_EVERY,
-        )
+    async def _checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
 
     async def send_and_wait(
         self,
