@@ -231,29 +231,31 @@ def produce_aiokafka(spec: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(main())
 
 
+async def _produce_kproto_async(producer_cls: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """kproto's asyncio and trio producers: the same code under either event loop."""
+    n, topic = spec["count"], spec["topic"]
+    values, keys = make_values(spec["value_size"]), make_keys(spec["keyed"])
+    async with producer_cls(**kproto_producer_conf(spec)) as p:
+        await p.partitions_for(topic)
+        idle = rss_kb()
+        send = p.send
+        with Timer() as t:
+            h = None
+            for i in range(n):
+                h = await send(topic, values[i & 255], keys[i & 8191])
+            await p.flush()
+        peak = maxrss_kb()
+        if h is not None:
+            await h
+    return {"wall": t.wall, "cpu": t.cpu, "idle_rss_kb": idle, "peak_rss_kb": peak}
+
+
 def produce_kproto_asyncio(spec: dict[str, Any]) -> dict[str, Any]:
     import asyncio
 
     from transports.asyncio import KafkaProducer
 
-    async def main() -> dict[str, Any]:
-        n, topic = spec["count"], spec["topic"]
-        values, keys = make_values(spec["value_size"]), make_keys(spec["keyed"])
-        async with KafkaProducer(**kproto_producer_conf(spec)) as p:
-            await p.partitions_for(topic)
-            idle = rss_kb()
-            send = p.send
-            with Timer() as t:
-                h = None
-                for i in range(n):
-                    h = await send(topic, values[i & 255], keys[i & 8191])
-                await p.flush()
-            peak = maxrss_kb()
-            if h is not None:
-                await h
-        return {"wall": t.wall, "cpu": t.cpu, "idle_rss_kb": idle, "peak_rss_kb": peak}
-
-    return asyncio.run(main())
+    return asyncio.run(_produce_kproto_async(KafkaProducer, spec))
 
 
 def produce_kproto_trio(spec: dict[str, Any]) -> dict[str, Any]:
@@ -261,24 +263,7 @@ def produce_kproto_trio(spec: dict[str, Any]) -> dict[str, Any]:
 
     from transports.trio import KafkaProducer
 
-    async def main() -> dict[str, Any]:
-        n, topic = spec["count"], spec["topic"]
-        values, keys = make_values(spec["value_size"]), make_keys(spec["keyed"])
-        async with KafkaProducer(**kproto_producer_conf(spec)) as p:
-            await p.partitions_for(topic)
-            idle = rss_kb()
-            send = p.send
-            with Timer() as t:
-                h = None
-                for i in range(n):
-                    h = await send(topic, values[i & 255], keys[i & 8191])
-                await p.flush()
-            peak = maxrss_kb()
-            if h is not None:
-                await h
-        return {"wall": t.wall, "cpu": t.cpu, "idle_rss_kb": idle, "peak_rss_kb": peak}
-
-    return trio.run(main)
+    return trio.run(_produce_kproto_async, KafkaProducer, spec)
 
 
 # --- consume ------------------------------------------------------------------
@@ -295,6 +280,16 @@ def _touch(batches: Any) -> tuple[int, int]:
     return n, nbytes
 
 
+def _consumer_conf(spec: dict[str, Any]) -> dict[str, Any]:
+    """kproto and kafka-python spell these options alike."""
+    return {
+        "bootstrap_servers": spec["bootstrap"],
+        "group_id": None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+    }
+
+
 def consume_kproto_sync(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         from transports.sync import KafkaConsumer  # type: ignore[attr-defined]
@@ -302,31 +297,13 @@ def consume_kproto_sync(spec: dict[str, Any]) -> dict[str, Any]:
         from transports._consumer_sync import KafkaConsumer
     from kproto.consumer import TopicPartition
 
-    return _consume_sync_like(
-        lambda: KafkaConsumer(
-            bootstrap_servers=spec["bootstrap"],
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        ),
-        TopicPartition,
-        spec,
-    )
+    return _consume_sync_like(lambda: KafkaConsumer(**_consumer_conf(spec)), TopicPartition, spec)
 
 
 def consume_kafka_python(spec: dict[str, Any]) -> dict[str, Any]:
     from kafka import KafkaConsumer, TopicPartition
 
-    return _consume_sync_like(
-        lambda: KafkaConsumer(
-            bootstrap_servers=spec["bootstrap"],
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        ),
-        TopicPartition,
-        spec,
-    )
+    return _consume_sync_like(lambda: KafkaConsumer(**_consumer_conf(spec)), TopicPartition, spec)
 
 
 def _consume_sync_like(make: Callable[[], Any], tp_cls: Any, spec: dict[str, Any]) -> dict[str, Any]:
@@ -447,15 +424,6 @@ async def _consume_async_like(c: Any, tp_cls: Any, spec: dict[str, Any]) -> dict
     }
 
 
-def _kproto_consumer_conf(spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "bootstrap_servers": spec["bootstrap"],
-        "group_id": None,
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
-    }
-
-
 def consume_kproto_asyncio(spec: dict[str, Any]) -> dict[str, Any]:
     import asyncio
 
@@ -463,7 +431,7 @@ def consume_kproto_asyncio(spec: dict[str, Any]) -> dict[str, Any]:
     from transports._consumer_asyncio import KafkaConsumer
 
     async def main() -> dict[str, Any]:
-        async with KafkaConsumer(**_kproto_consumer_conf(spec)) as c:
+        async with KafkaConsumer(**_consumer_conf(spec)) as c:
             return await _consume_async_like(c, TopicPartition, spec)
 
     return asyncio.run(main())
@@ -476,7 +444,7 @@ def consume_kproto_trio(spec: dict[str, Any]) -> dict[str, Any]:
     from transports._consumer_trio import KafkaConsumer
 
     async def main() -> dict[str, Any]:
-        async with KafkaConsumer(**_kproto_consumer_conf(spec)) as c:
+        async with KafkaConsumer(**_consumer_conf(spec)) as c:
             return await _consume_async_like(c, TopicPartition, spec)
 
     return trio.run(main)
