@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -101,32 +102,24 @@ def produce_sync(bootstrap: str, topic: str, n: int, value: bytes) -> float:
         return time.perf_counter() - t0
 
 
-def produce_asyncio(bootstrap: str, topic: str, n: int, value: bytes) -> float:
-    async def main() -> float:
-        async with kasyncio.KafkaProducer(bootstrap_servers=bootstrap) as p:
-            await p.partitions_for(topic)
-            t0 = time.perf_counter()
-            send = p.send
-            for _ in range(n):
-                await send(topic, value)
-            await p.flush()
-            return time.perf_counter() - t0
+async def _produce_async(producer_cls: Any, bootstrap: str, topic: str, n: int, value: bytes) -> float:
+    # The asyncio and trio facades share one API, so this coroutine runs under either loop.
+    async with producer_cls(bootstrap_servers=bootstrap) as p:
+        await p.partitions_for(topic)
+        t0 = time.perf_counter()
+        send = p.send
+        for _ in range(n):
+            await send(topic, value)
+        await p.flush()
+        return time.perf_counter() - t0
 
-    return asyncio.run(main())
+
+def produce_asyncio(bootstrap: str, topic: str, n: int, value: bytes) -> float:
+    return asyncio.run(_produce_async(kasyncio.KafkaProducer, bootstrap, topic, n, value))
 
 
 def produce_trio(bootstrap: str, topic: str, n: int, value: bytes) -> float:
-    async def main() -> float:
-        async with ktrio.KafkaProducer(bootstrap_servers=bootstrap) as p:
-            await p.partitions_for(topic)
-            t0 = time.perf_counter()
-            send = p.send
-            for _ in range(n):
-                await send(topic, value)
-            await p.flush()
-            return time.perf_counter() - t0
-
-    return trio.run(main)
+    return trio.run(_produce_async, ktrio.KafkaProducer, bootstrap, topic, n, value)
 
 
 def produce_kafka_python(bootstrap: str, topic: str, n: int, value: bytes) -> float:
@@ -184,42 +177,28 @@ def consume_sync(bootstrap: str, topic: str, n: int) -> float:
     return secs
 
 
-def consume_asyncio(bootstrap: str, topic: str, n: int) -> float:
-    async def main() -> float:
-        async with kasyncio.KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False) as c:
-            c.assign(_partitions(topic))
-            c.seek_to_beginning()
-            t0 = time.perf_counter()
-            seen = 0
-            while seen < n:
-                for records in (await c.getmany(timeout_ms=1000)).values():
-                    for r in records:
-                        r.key, r.value  # noqa: B018
-                    seen += len(records)
-            secs = time.perf_counter() - t0
-        _check(seen, n)
-        return secs
+async def _consume_async(consumer_cls: Any, bootstrap: str, topic: str, n: int) -> float:
+    async with consumer_cls(bootstrap_servers=bootstrap, enable_auto_commit=False) as c:
+        c.assign(_partitions(topic))
+        c.seek_to_beginning()
+        t0 = time.perf_counter()
+        seen = 0
+        while seen < n:
+            for records in (await c.getmany(timeout_ms=1000)).values():
+                for r in records:
+                    r.key, r.value  # noqa: B018
+                seen += len(records)
+        secs = time.perf_counter() - t0
+    _check(seen, n)
+    return secs
 
-    return asyncio.run(main())
+
+def consume_asyncio(bootstrap: str, topic: str, n: int) -> float:
+    return asyncio.run(_consume_async(kasyncio.KafkaConsumer, bootstrap, topic, n))
 
 
 def consume_trio(bootstrap: str, topic: str, n: int) -> float:
-    async def main() -> float:
-        async with ktrio.KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False) as c:
-            c.assign(_partitions(topic))
-            c.seek_to_beginning()
-            t0 = time.perf_counter()
-            seen = 0
-            while seen < n:
-                for records in (await c.getmany(timeout_ms=1000)).values():
-                    for r in records:
-                        r.key, r.value  # noqa: B018
-                    seen += len(records)
-            secs = time.perf_counter() - t0
-        _check(seen, n)
-        return secs
-
-    return trio.run(main)
+    return trio.run(_consume_async, ktrio.KafkaConsumer, bootstrap, topic, n)
 
 
 def consume_kafka_python(bootstrap: str, topic: str, n: int) -> float:
