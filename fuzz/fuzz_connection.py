@@ -27,23 +27,16 @@ Run::
 
 from __future__ import annotations
 
-import contextlib
 import random
 import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-_FUZZING = __name__ == "__main__" and "--write-seeds" not in sys.argv
-if _FUZZING:
-    import atheris
+from _harness import instrumented, main  # noqa: E402
 
-    _instrumented: contextlib.AbstractContextManager[object] = atheris.instrument_imports(include=["kproto"])
-else:
-    _instrumented = contextlib.nullcontext()
-
-with _instrumented:
+with instrumented(__name__):
     from kproto.connection import BrokerConnection, ConnectionConfig, ConnectionState
     from kproto.errors import (
         AuthenticationFailedError,
@@ -201,18 +194,5 @@ def seed_inputs() -> dict[str, bytes]:
     return seeds
 
 
-def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--write-seeds":
-        out = Path(sys.argv[2])
-        out.mkdir(parents=True, exist_ok=True)
-        for name, blob in seed_inputs().items():
-            (out / name).write_bytes(blob)
-        return
-    import atheris
-
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    main(test_one_input, seed_inputs)

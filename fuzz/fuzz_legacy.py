@@ -14,11 +14,14 @@ import struct
 import sys
 import zlib
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from kproto.errors import DecodeError  # noqa: E402
-from kproto.protocol.legacy_records import read_legacy_message_set  # noqa: E402
-from kproto.protocol.records import read_batches  # noqa: E402
+from _harness import instrumented, main  # noqa: E402
+
+with instrumented(__name__):
+    from kproto.errors import DecodeError
+    from kproto.protocol.legacy_records import read_legacy_message_set
+    from kproto.protocol.records import read_batches
 
 
 def _consume(blob: bytes, check_crcs: bool, bound: int) -> None:
@@ -48,14 +51,5 @@ def test_one_input(data: bytes) -> None:
             _consume(bytes(fixed), True, bound)
 
 
-def main() -> None:
-    import atheris
-
-    # The kproto modules are already imported above; instrument them now.
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    main(test_one_input)
