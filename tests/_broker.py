@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["TansuBroker", "free_port", "tansu_binary"]
+__all__ = ["TansuBroker", "free_port", "tansu_binary", "wait_listening"]
 
 
 def tansu_binary() -> str:
@@ -29,6 +29,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_listening(
+    proc: subprocess.Popen[bytes], port: int, timeout: float, what: str, log_path: Path
+) -> None:
+    """Return once ``127.0.0.1:port`` accepts; RuntimeError (with the log's tail) if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log = log_path.read_text() if log_path.exists() else ""
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
 
 
 class TansuBroker:
@@ -59,17 +76,11 @@ class TansuBroker:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tansu exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"tansu did not listen on {self.port} within {timeout}s")
+        try:
+            wait_listening(self.proc, self.port, timeout, "tansu", self.log_path)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

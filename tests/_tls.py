@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import trustme
-from _broker import TansuBroker, free_port
+from _broker import TansuBroker, free_port, wait_listening
 
 __all__ = ["TlsBroker", "TlsFiles", "make_tls_files", "stunnel_binary"]
 
@@ -108,6 +106,10 @@ class TlsBroker:
         """Tansu's own port (for reading back with kafka-python; it advertises the TLS port)."""
         return f"127.0.0.1:{self.tansu.port}"
 
+    def accepted(self) -> int:
+        """Connections stunnel accepted so far."""
+        return self.log_path.read_text().count("accepted connection")
+
     def start(self, timeout: float = 20.0) -> None:
         self.tansu.start()
         upstream = self.tansu.port
@@ -136,19 +138,11 @@ class TlsBroker:
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                log = self.log_path.read_text() if self.log_path.exists() else ""
-                self.stop()
-                raise RuntimeError(f"stunnel exited with {self.proc and self.proc.returncode}: {log[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"stunnel did not listen on {self.port} within {timeout}s")
+        try:
+            wait_listening(self.proc, self.port, timeout, "stunnel", self.log_path)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

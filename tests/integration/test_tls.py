@@ -12,38 +12,14 @@ from __future__ import annotations
 
 import ssl
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from _adapters import TRANSPORTS, open_producer, read_back, run
-from _tls import TlsBroker, TlsFiles, make_tls_files
+from _tls import TlsBroker, TlsFiles
 
 from kproto.errors import AuthenticationFailedError, KafkaConfigurationError
 from transports._tls import TLSAuthenticationError, make_ssl_context
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls_files(Path(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
-def tls_broker(tls_files: TlsFiles) -> Iterator[TlsBroker]:
-    with TlsBroker(tls_files) as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def mtls_broker(tls_files: TlsFiles) -> Iterator[TlsBroker]:
-    with TlsBroker(tls_files, require_client_cert=True) as b:
-        yield b
-
-
-def accepted(broker: TlsBroker) -> int:
-    """Connections stunnel accepted so far."""
-    return broker.log_path.read_text().count("accepted connection")
 
 
 def produce(transport: str, count: int, **configs: Any) -> list[Any]:
@@ -119,14 +95,14 @@ def expect_auth_failure(outcomes: list[Any], broker: TlsBroker, before: int, nee
     assert isinstance(err, AuthenticationFailedError) and not err.retriable
     assert needle in str(err), str(err)
     # a handful of attempts at most: bootstrap fails once and the node waits the longest backoff
-    assert accepted(broker) - before <= 3
+    assert broker.accepted() - before <= 3
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_wrong_ca_fails_fast_with_a_clear_error(
     transport: str, tls_broker: TlsBroker, tls_files: TlsFiles
 ) -> None:
-    before = accepted(tls_broker)
+    before = tls_broker.accepted()
     _, *outcomes = produce(
         transport,
         1,
@@ -139,7 +115,7 @@ def test_wrong_ca_fails_fast_with_a_clear_error(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_wrong_host_name_fails_fast(transport: str, tls_broker: TlsBroker, tls_files: TlsFiles) -> None:
-    before = accepted(tls_broker)
+    before = tls_broker.accepted()
     _, *outcomes = produce(
         transport,
         1,
@@ -154,7 +130,7 @@ def test_wrong_host_name_fails_fast(transport: str, tls_broker: TlsBroker, tls_f
 def test_missing_client_certificate_fails_fast(
     transport: str, mtls_broker: TlsBroker, tls_files: TlsFiles
 ) -> None:
-    before = accepted(mtls_broker)
+    before = mtls_broker.accepted()
     _, *outcomes = produce(
         transport,
         1,

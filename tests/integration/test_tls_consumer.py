@@ -17,12 +17,11 @@ import inspect
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from _adapters import TRANSPORTS, open_consumer, run
-from _tls import TlsBroker, TlsFiles, make_tls_files
+from _tls import TlsBroker, TlsFiles
 
 from kproto.errors import AuthenticationFailedError, KafkaConfigurationError
 from transports._tls import TLSAuthenticationError, make_ssl_context
@@ -30,28 +29,6 @@ from transports._tls import TLSAuthenticationError, make_ssl_context
 N = 12
 #: A poll or waiting call that hangs or retries would take this long; a clear failure takes far less.
 LONG_MS = 30000
-
-
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls_files(Path(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
-def tls_broker(tls_files: TlsFiles) -> Iterator[TlsBroker]:
-    with TlsBroker(tls_files) as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def mtls_broker(tls_files: TlsFiles) -> Iterator[TlsBroker]:
-    with TlsBroker(tls_files, require_client_cert=True) as b:
-        yield b
-
-
-def accepted(broker: TlsBroker) -> int:
-    """Connections stunnel accepted so far."""
-    return broker.log_path.read_text().count("accepted connection")
 
 
 def write_records(broker: TlsBroker, files: TlsFiles, *, client_cert: bool = False) -> str:
@@ -169,12 +146,12 @@ def expect_auth_failures(outcomes: list[Any], broker: TlsBroker, before: int, ne
         assert needle in str(err), str(err)
         assert took < 10.0, (name, took)  # not the 30 s timeout
     # a handful of attempts at most: the node waits the longest backoff after each failure
-    assert accepted(broker) - before <= 3
+    assert broker.accepted() - before <= 3
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_wrong_ca_fails_fast(transport: str, tls_broker: TlsBroker, tls_files: TlsFiles) -> None:
-    before = accepted(tls_broker)
+    before = tls_broker.accepted()
     outcomes = failures(
         transport,
         bootstrap_servers=tls_broker.bootstrap,
@@ -186,7 +163,7 @@ def test_wrong_ca_fails_fast(transport: str, tls_broker: TlsBroker, tls_files: T
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_wrong_host_name_fails_fast(transport: str, tls_broker: TlsBroker, tls_files: TlsFiles) -> None:
-    before = accepted(tls_broker)
+    before = tls_broker.accepted()
     outcomes = failures(
         transport,
         bootstrap_servers=f"localhost:{tls_broker.port}",  # the certificate is for 127.0.0.1 only
@@ -200,7 +177,7 @@ def test_wrong_host_name_fails_fast(transport: str, tls_broker: TlsBroker, tls_f
 def test_missing_client_certificate_fails_fast(
     transport: str, mtls_broker: TlsBroker, tls_files: TlsFiles
 ) -> None:
-    before = accepted(mtls_broker)
+    before = mtls_broker.accepted()
     outcomes = failures(
         transport,
         bootstrap_servers=mtls_broker.bootstrap,

@@ -1,0 +1,29 @@
+"""Fixtures the TLS integration tests share: a throw-away PKI and stunnel-fronted brokers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _tls import TlsBroker, TlsFiles, make_tls_files
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """CA, server and client certificates (trustme), and a second, unrelated CA."""
+    return make_tls_files(Path(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tls_files: TlsFiles) -> Iterator[TlsBroker]:
+    """Tansu behind stunnel (server authentication only)."""
+    with TlsBroker(tls_files) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def mtls_broker(tls_files: TlsFiles) -> Iterator[TlsBroker]:
+    """Tansu behind stunnel that requires a client certificate signed by the CA."""
+    with TlsBroker(tls_files, require_client_cert=True) as b:
+        yield b
