@@ -82,8 +82,8 @@ from kproto.events import (
     MetadataUpdated,
     NodeDisconnected,
     NodeReady,
-    RebootstrapRejected,
     Rebootstrapped,
+    RebootstrapRejected,
 )
 from kproto.protocol.messages import FindCoordinatorRequest, MetadataRequest
 from kproto.protocol.messages.metadata import MetadataRequestTopic
@@ -705,9 +705,9 @@ class Client:
             # cluster (the bootstrap name now pointing elsewhere). Keep
             # asking, at the pace of reconnects, until the right one answers.
             self._metadata_requested = True
-            self._metadata_last_attempt = now + max(
-                0, self.config.reconnect_backoff_max_ms - self.config.retry_backoff_ms
-            ) / 1000
+            self._metadata_last_attempt = (
+                now + max(0, self.config.reconnect_backoff_max_ms - self.config.retry_backoff_ms) / 1000
+            )
             self._events.append(RebootstrapRejected(expected_cluster_id=expected, cluster_id=got))
             return
         self._expected_cluster_id = None
@@ -989,7 +989,7 @@ class Client:
         """
         base = self._setup_timeout_base_ms()
         cap = max(base, self.config.socket_connection_setup_timeout_max_ms)
-        return min(base * 2 ** min(node.failures, 32), cap)
+        return min(base << min(node.failures, 32), cap)
 
     def _backoff_cap(self) -> float:
         """The longest reconnect backoff in seconds (after an authentication failure)."""

@@ -146,11 +146,21 @@ class ProducerConfig:
         if not isinstance(self.enable_idempotence, bool):
             raise _bad("enable_idempotence", self.enable_idempotence, "True or False")
         _int("socket_connection_setup_timeout_ms", self.socket_connection_setup_timeout_ms, 0, _MAX_LONG)
-        _int("socket_connection_setup_timeout_max_ms", self.socket_connection_setup_timeout_max_ms, 0, _MAX_LONG)
+        _int(
+            "socket_connection_setup_timeout_max_ms",
+            self.socket_connection_setup_timeout_max_ms,
+            0,
+            _MAX_LONG,
+        )
         strategy = self.metadata_recovery_strategy
         if not isinstance(strategy, str) or strategy.lower() not in _RECOVERY_STRATEGIES:
             raise _bad("metadata_recovery_strategy", strategy, "'none' or 'rebootstrap'")
-        _int("metadata_recovery_rebootstrap_trigger_ms", self.metadata_recovery_rebootstrap_trigger_ms, 0, _MAX_LONG)
+        _int(
+            "metadata_recovery_rebootstrap_trigger_ms",
+            self.metadata_recovery_rebootstrap_trigger_ms,
+            0,
+            _MAX_LONG,
+        )
         # As the Java client (KIP-91): a batch must be able to linger and wait
         # for one full request before its delivery deadline.
         if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms:

@@ -109,7 +109,9 @@ def scenario(
     done = sim.run(until=lambda: sent[0] == records and core.pending_count() == 0, max_time=max_time)
     on_step()
     bootstrap_connects = [
-        t for t, cmd in sim.commands_seen if isinstance(cmd, Connect) and (cmd.host, cmd.port) == ("bootstrap.sim", 9092)
+        t
+        for t, cmd in sim.commands_seen
+        if isinstance(cmd, Connect) and (cmd.host, cmd.port) == ("bootstrap.sim", 9092)
     ]
     log_values = {
         p: [v for _o, _k, v in cluster.log(TOPIC, p).records()] for p in range(len(cluster.topics[TOPIC]))
