@@ -36,6 +36,23 @@ transient error in the response), but never sooner than ``retry_backoff_ms``
 after the previous attempt ended. Once brokers are known, bootstrap
 connections are closed when idle.
 
+Metadata recovery (KIP-899, KIP-1102). With ``metadata_recovery_strategy=
+'rebootstrap'`` (the default), when a metadata fetch is due and no broker
+from the metadata is available (none has a connection, ready or being set
+up, and all are in reconnect backoff), or the fetches have failed for
+``metadata_recovery_rebootstrap_trigger_ms``, the client forgets the
+metadata brokers (:meth:`ClusterMetadata.forget_brokers`) and fetches from
+the bootstrap entries again; a ``Connect`` to a bootstrap address lets the
+driver resolve the name again. Topics, partitions and leader epochs stay,
+so the next answer is still checked against them (KIP-320). A response
+from another cluster id is refused (:class:`RebootstrapRejected`). While
+the metadata names no broker there is nothing to go back to, so an
+unreachable bootstrap list backs off as usual instead of looping.
+
+Connection setup (KIP-601): an attempt must be ready (TCP, ApiVersions,
+authentication) within ``socket_connection_setup_timeout_ms``, doubled per
+consecutive failure of that node up to ``socket_connection_setup_timeout_max_ms``.
+
 Least-loaded node (as the Java client): start at a random broker, take the
 first ready one with nothing pending, else the ready one with least pending,
 else one that is connecting, else one that may connect now, else the one
