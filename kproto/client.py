@@ -693,7 +693,7 @@ class Client:
             return
         reason = self._rebootstrap_reason(now)
         if reason is not None:
-            self._rebootstrap(reason, now)
+            self._rebootstrap(reason)
         if self._metadata_attempt_start is None:
             self._metadata_attempt_start = now
         topics = sorted(self._topics)
@@ -780,7 +780,7 @@ class Client:
             return True  # connecting, handshaking or ready
         return node.reconnect_at <= now
 
-    def _rebootstrap(self, reason: str, now: float) -> None:
+    def _rebootstrap(self, reason: str) -> None:
         """Forget the metadata brokers and go back to ``bootstrap_servers`` (KIP-899).
 
         Topics, partitions and their leader epochs stay: the next response is

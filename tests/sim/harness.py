@@ -632,7 +632,11 @@ class SimCluster:
 
     @property
     def bootstrap(self) -> str:
-        """A bootstrap string naming the first broker (others are learned from metadata)."""
+        """A bootstrap string: the first alias (``add_alias``) if any, else the first broker
+        (others are learned from metadata)."""
+        if self.aliases:
+            host, port = min(self.aliases)
+            return f"{host}:{port}"
         b = self.brokers[min(self.brokers)]
         return f"{b.host}:{b.port}"
 

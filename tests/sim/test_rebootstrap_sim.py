@@ -13,6 +13,9 @@ reaches the new cluster.
   idempotence: exactly once, in order), with leader epochs never going back.
 - With ``'none'`` it keeps retrying the old brokers: it never connects to the
   bootstrap alias again and nothing sent after the move is delivered.
+- A consumer group (the group simulation's scenario) lives through the same
+  move: every member re-bootstraps, finds the moved coordinator, and every
+  record is delivered with the group's invariants intact.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from kproto.events import Rebootstrapped
 from kproto.producer import DeliveryFailed, ProducerConfig, ProducerCore, RecordsDelivered
 
 from .harness import Sim, SimCluster, SimNetwork, SimViolation
+from .test_consumer_group_sim import FAULT_PHASE, GroupScenario
 
 TOPIC = "moving"
 MOVE_AT = 1.0
@@ -162,3 +166,38 @@ def test_scenario_is_reproducible() -> None:
     a = scenario(5, strategy="rebootstrap", idempotent=True, keep_ids=False)
     b = scenario(5, strategy="rebootstrap", idempotent=True, keep_ids=False)
     assert a["delivered"] == b["delivered"] and a["bootstrap_connects"] == b["bootstrap_connects"]
+
+
+class MovingGroupScenario(GroupScenario):
+    """The group scenario, bootstrapping through an alias; one fault: the whole cluster moves."""
+
+    def __init__(self, seed: int, *, keep_ids: bool) -> None:
+        super().__init__(seed, "leaders")
+        self.cluster.add_alias()  # members bootstrap through it (SimCluster.bootstrap)
+        self.keep_ids = keep_ids
+        self.moved_members: list[str] = []
+
+    def schedule_faults(self) -> None:
+        self.sim.at(FAULT_PHASE / 2, self._move)
+
+    def _move(self) -> None:
+        self.moved_members = sorted(self.members)
+        old = self.cluster.replace_brokers(keep_ids=self.keep_ids)
+        for _core, net in self.sim.cores.values():
+            for b in old:
+                net.cut_broker(b, self.sim.now)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_consumer_group_lives_through_the_move(seed: int) -> None:
+    scenario = MovingGroupScenario(300 + seed, keep_ids=seed % 2 == 1)
+    scenario.run()  # every record delivered, ownership and commit invariants hold
+    assert scenario.moved_members
+    for name in scenario.moved_members:
+        member = scenario.members.get(name)
+        if member is not None:
+            assert member.core._client.rebootstrap_count >= 1, name
+    assert all(
+        ".gen1.sim" in host
+        for host, _p, _r in next(iter(scenario.members.values())).core._client.cluster.brokers.values()
+    )
