@@ -36,6 +36,23 @@ transient error in the response), but never sooner than ``retry_backoff_ms``
 after the previous attempt ended. Once brokers are known, bootstrap
 connections are closed when idle.
 
+Metadata recovery (KIP-899, KIP-1102). With ``metadata_recovery_strategy=
+'rebootstrap'`` (the default), when a metadata fetch is due and no broker
+from the metadata is available (none has a connection, ready or being set
+up, and all are in reconnect backoff), or the fetches have failed for
+``metadata_recovery_rebootstrap_trigger_ms``, the client forgets the
+metadata brokers (:meth:`ClusterMetadata.forget_brokers`) and fetches from
+the bootstrap entries again; a ``Connect`` to a bootstrap address lets the
+driver resolve the name again. Topics, partitions and leader epochs stay,
+so the next answer is still checked against them (KIP-320). A response
+from another cluster id is refused (:class:`RebootstrapRejected`). While
+the metadata names no broker there is nothing to go back to, so an
+unreachable bootstrap list backs off as usual instead of looping.
+
+Connection setup (KIP-601): an attempt must be ready (TCP, ApiVersions,
+authentication) within ``socket_connection_setup_timeout_ms``, doubled per
+consecutive failure of that node up to ``socket_connection_setup_timeout_max_ms``.
+
 Least-loaded node (as the Java client): start at a random broker, take the
 first ready one with nothing pending, else the ready one with least pending,
 else one that is connecting, else one that may connect now, else the one
@@ -82,6 +99,8 @@ from kproto.events import (
     MetadataUpdated,
     NodeDisconnected,
     NodeReady,
+    Rebootstrapped,
+    RebootstrapRejected,
 )
 from kproto.protocol.messages import FindCoordinatorRequest, MetadataRequest
 from kproto.protocol.messages.metadata import MetadataRequestTopic
@@ -91,6 +110,7 @@ __all__ = [
     "COORDINATOR_NODE_BASE",
     "COORDINATOR_TRANSACTION",
     "DEFAULT_PORT",
+    "METADATA_RECOVERY_STRATEGIES",
     "Client",
     "ClientConfig",
     "parse_bootstrap",
@@ -179,6 +199,23 @@ def _check_security_protocol(_inst: object, _attribute: object, value: object) -
         )
 
 
+#: ``metadata_recovery_strategy`` values (KIP-899; Java's names, any case).
+METADATA_RECOVERY_STRATEGIES = ("none", "rebootstrap")
+
+
+def _check_recovery_strategy(_inst: object, _attribute: object, value: object) -> None:
+    if not isinstance(value, str) or value.lower() not in METADATA_RECOVERY_STRATEGIES:
+        raise KafkaConfigurationError(
+            f"metadata_recovery_strategy={value!r} is not allowed: "
+            "metadata_recovery_strategy must be 'none' or 'rebootstrap'"
+        )
+
+
+def _optional_non_negative(_inst: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None and value < 0:
+        raise KafkaConfigurationError(f"{attribute.name} must be >= 0, got {value}")
+
+
 def _check_bootstrap(_inst: object, _attribute: object, value: str | Sequence[str]) -> None:
     parse_bootstrap(value)
 
@@ -203,8 +240,30 @@ class ClientConfig:
     retry_backoff_ms: int = attrs.field(default=100, validator=_non_negative)
     #: Requests awaiting a response per connection.
     max_in_flight_requests_per_connection: int = attrs.field(default=5, validator=_positive)
-    #: TCP connect plus handshake must finish within this (Java: socket.connection.setup.timeout.ms).
-    connection_setup_timeout_ms: int = attrs.field(default=10000, validator=_non_negative)
+    #: TCP connect plus the handshake (ApiVersions, authentication) of a node's
+    #: first attempt must finish within this (Java: socket.connection.setup.timeout.ms).
+    #: After each consecutive failed attempt to that node it doubles, up to
+    #: ``socket_connection_setup_timeout_max_ms`` (KIP-601); a ready connection resets it.
+    socket_connection_setup_timeout_ms: int = attrs.field(default=10000, validator=_non_negative)
+    #: Cap of the growing connection setup timeout (Java: socket.connection.setup.timeout.max.ms).
+    #: A value below ``socket_connection_setup_timeout_ms`` means no growth.
+    socket_connection_setup_timeout_max_ms: int = attrs.field(default=30000, validator=_non_negative)
+    #: Former name of ``socket_connection_setup_timeout_ms``, kept for embedders;
+    #: when set it wins.
+    connection_setup_timeout_ms: int | None = attrs.field(default=None, validator=_optional_non_negative)
+    #: What to do when no broker from the metadata can be reached (KIP-899):
+    #: 'rebootstrap' forgets the metadata brokers and starts again from
+    #: ``bootstrap_servers`` (which the driver resolves again on ``Connect``);
+    #: 'none' keeps retrying the known brokers for ever. The default is
+    #: 'rebootstrap', as in Java since 4.0: it only acts when the client would
+    #: otherwise be stuck for good (every known broker unreachable, or no
+    #: metadata for ``metadata_recovery_rebootstrap_trigger_ms``), and the
+    #: bootstrap list is the user's own statement of where the cluster is. A
+    #: rebootstrap that reaches a cluster with another cluster id is refused.
+    metadata_recovery_strategy: str = attrs.field(default="rebootstrap", validator=_check_recovery_strategy)
+    #: With 'rebootstrap': re-bootstrap also when metadata could not be fetched
+    #: for this long although some broker still looks reachable (KIP-1102).
+    metadata_recovery_rebootstrap_trigger_ms: int = attrs.field(default=300000, validator=_non_negative)
     #: Bound on a response frame's declared size (see ``kproto.connection``).
     max_response_size: int = attrs.field(default=DEFAULT_MAX_RESPONSE_SIZE, validator=_positive)
     #: Ask brokers to auto-create topics named in Metadata requests.
@@ -288,7 +347,7 @@ class Client:
             request_timeout_ms=config.request_timeout_ms,
             max_in_flight_requests_per_connection=config.max_in_flight_requests_per_connection,
             max_response_size=config.max_response_size,
-            connection_setup_timeout_ms=config.connection_setup_timeout_ms,
+            connection_setup_timeout_ms=self._setup_timeout_base_ms(),
         )
         self._nodes: dict[int, _Node] = {}
         self._bootstrap_ids: list[int] = []
@@ -312,6 +371,12 @@ class Client:
         self._metadata_requested = True  # the first fetch bootstraps the client
         self._metadata_last_attempt = -_INF
         self._metadata_last_success = -_INF
+        # KIP-899/KIP-1102: when the current run of metadata attempts began
+        # (None: the last one succeeded), how many re-bootstraps so far, and the
+        # cluster id a re-bootstrapped client expects (None: any).
+        self._metadata_attempt_start: float | None = None
+        self._rebootstraps = 0
+        self._expected_cluster_id: str | None = None
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
         self._coordinators: dict[tuple[int, str], int] = {}
         self._coordinator_lookups: dict[tuple[int, str], float | None] = {}
@@ -626,6 +691,11 @@ class Client:
     def _maybe_fetch_metadata(self, now: float) -> None:
         if self._metadata_due() > now:
             return
+        reason = self._rebootstrap_reason(now)
+        if reason is not None:
+            self._rebootstrap(reason)
+        if self._metadata_attempt_start is None:
+            self._metadata_attempt_start = now
         topics = sorted(self._topics)
         request = MetadataRequest(
             topics=[MetadataRequestTopic(name=t) for t in topics],
@@ -646,8 +716,21 @@ class Client:
         if error is not None:
             self._metadata_requested = True
             return
+        expected, got = self._expected_cluster_id, getattr(response, "cluster_id", None)
+        if expected is not None and got is not None and got != expected:
+            # KIP-899: a re-bootstrap must not move the client to another
+            # cluster (the bootstrap name now pointing elsewhere). Keep
+            # asking, at the pace of reconnects, until the right one answers.
+            self._metadata_requested = True
+            self._metadata_last_attempt = (
+                now + max(0, self.config.reconnect_backoff_max_ms - self.config.retry_backoff_ms) / 1000
+            )
+            self._events.append(RebootstrapRejected(expected_cluster_id=expected, cluster_id=got))
+            return
+        self._expected_cluster_id = None
         described, transient = self._cluster.update(response)
         self._metadata_last_success = now
+        self._metadata_attempt_start = None
         if transient:
             self._metadata_requested = True
         for broker_id, (host, port, _rack) in self._cluster.brokers.items():
@@ -657,6 +740,68 @@ class Client:
             elif (node.host, node.port) != (host, port):
                 node.host, node.port = host, port  # used by the next connection
         self._events.append(MetadataUpdated(version=self._cluster.version, topics=described))
+
+    # --- metadata recovery (KIP-899, KIP-1102) ----------------------------------------------
+
+    @property
+    def rebootstrap_count(self) -> int:
+        """How many times the client went back to ``bootstrap_servers`` (KIP-899)."""
+        return self._rebootstraps
+
+    def _rebootstrap_reason(self, now: float) -> str | None:
+        """Why the metadata fetch due now should start from ``bootstrap_servers``, or None.
+
+        Only with ``metadata_recovery_strategy='rebootstrap'`` and only while the
+        metadata names brokers (on the bootstrap list already, there is nothing to
+        go back to; this also keeps an unreachable bootstrap list from looping).
+        """
+        cfg = self.config
+        if cfg.metadata_recovery_strategy.lower() != "rebootstrap":
+            return None
+        brokers = self._cluster.brokers
+        if not brokers:
+            return None
+        # KIP-899: a broker is unavailable when it has no connection (ready or
+        # being set up) and may not open one yet (reconnect backoff).
+        if not any(self._node_available(broker_id, now) for broker_id in brokers):
+            return "no broker from the metadata can be reached"
+        start = self._metadata_attempt_start
+        trigger = cfg.metadata_recovery_rebootstrap_trigger_ms / 1000
+        if start is not None and now - start >= trigger:
+            return f"no metadata for {cfg.metadata_recovery_rebootstrap_trigger_ms} ms"
+        return None
+
+    def _node_available(self, node_id: int, now: float) -> bool:
+        node = self._node(node_id)
+        if node is None:
+            return False
+        conn = node.conn
+        if conn is not None and conn.state not in (ConnectionState.WAITING, ConnectionState.CLOSED):
+            return True  # connecting, handshaking or ready
+        return node.reconnect_at <= now
+
+    def _rebootstrap(self, reason: str) -> None:
+        """Forget the metadata brokers and go back to ``bootstrap_servers`` (KIP-899).
+
+        Topics, partitions and their leader epochs stay: the next response is
+        still checked against them (KIP-320), so a lagging broker reached
+        through the bootstrap address cannot move a leader back. Connections
+        to the old brokers are left to fail on their own; their nodes keep
+        their ids, and fresh metadata gives them new addresses if they moved.
+        """
+        self._rebootstraps += 1
+        if self._cluster.cluster_id is not None:
+            self._expected_cluster_id = self._cluster.cluster_id
+        # Bootstrap nodes keep their reconnect backoff: one that failed a
+        # moment ago is not hammered (an idle one closed long ago may connect now).
+        self._cluster.forget_brokers()
+        self._metadata_attempt_start = None
+        self._events.append(
+            Rebootstrapped(
+                reason=reason,
+                servers=tuple(f"{self._nodes[i].host}:{self._nodes[i].port}" for i in self._bootstrap_ids),
+            )
+        )
 
     # --- coordinators --------------------------------------------------------------------
 
@@ -845,6 +990,24 @@ class Client:
         )
         return SaslAuthenticator(mechanism)
 
+    def _setup_timeout_base_ms(self) -> int:
+        cfg = self.config
+        if cfg.connection_setup_timeout_ms is not None:
+            return cfg.connection_setup_timeout_ms
+        return cfg.socket_connection_setup_timeout_ms
+
+    def _setup_timeout_ms(self, node: _Node) -> int:
+        """Connection setup timeout for ``node``'s next attempt (KIP-601).
+
+        ``socket_connection_setup_timeout_ms`` doubled per consecutive failure,
+        capped at ``socket_connection_setup_timeout_max_ms``. Unlike Java there
+        is no jitter here: the reconnect backoff before each attempt already
+        spreads attempts, and an exact value keeps ``get_timer()`` predictable.
+        """
+        base = self._setup_timeout_base_ms()
+        cap = max(base, self.config.socket_connection_setup_timeout_max_ms)
+        return min(base << min(node.failures, 32), cap)
+
     def _backoff_cap(self) -> float:
         """The longest reconnect backoff in seconds (after an authentication failure)."""
         cap = max(self.config.reconnect_backoff_max_ms, self.config.reconnect_backoff_ms)
@@ -936,7 +1099,7 @@ class Client:
         for node in self._nodes.values():
             conn = node.conn
             if conn is not None and conn.state is ConnectionState.WAITING and node.reconnect_at <= now:
-                conn.start_connect(now)
+                conn.start_connect(now, setup_timeout_ms=self._setup_timeout_ms(node))
                 node.connects += 1
                 self._commands.append(Connect(node_id=node.node_id, host=node.host, port=node.port))
         if self._bootstrap_deadline is not None and now >= self._bootstrap_deadline:

@@ -194,6 +194,17 @@ class ClusterMetadata:
             self._partitions[name] = parts
         return frozenset(described), transient
 
+    def forget_brokers(self) -> None:
+        """Drop the broker list (KIP-899 re-bootstrap); topics, partitions and epochs stay.
+
+        Until the next update, :attr:`brokers` is empty and the client works
+        from its bootstrap list; the kept partitions still guard the leader
+        epochs of what the next response says (KIP-320).
+        """
+        if self._brokers:
+            self.version += 1
+            self._brokers = {}
+
     def retain_topics(self, topics: Iterable[str]) -> None:
         """Forget topics not in ``topics`` (the client stopped tracking them)."""
         keep = set(topics)

@@ -255,6 +255,7 @@ class BrokerConnection:
         self._rbuf = bytearray()
         self._next_correlation_id = first_correlation_id % CORRELATION_ID_LIMIT
         self._setup_deadline: float | None = None
+        self._setup_timeout_ms = config.connection_setup_timeout_ms
         self._throttle_until = 0.0
         self._api_versions_version = ApiVersionsRequest.MAX_VERSION
         self._api_versions_retried = False
@@ -316,11 +317,20 @@ class BrokerConnection:
                 f"node {self.node_id}: cannot {event.value} in state {self.state.value}"
             ) from None
 
-    def start_connect(self, now: float) -> None:
-        """The owner issued ``Connect``; the setup deadline starts now."""
+    def start_connect(self, now: float, *, setup_timeout_ms: int | None = None) -> None:
+        """The owner issued ``Connect``; the setup deadline starts now.
+
+        Args:
+            now: Current time.
+            setup_timeout_ms: This attempt's setup timeout (the client grows it
+                per failed attempt, KIP-601); None: ``connection_setup_timeout_ms``.
+        """
         self._transition(_I.START_CONNECT)
         self._now = now
-        self._setup_deadline = now + self.config.connection_setup_timeout_ms / 1000
+        if setup_timeout_ms is None:
+            setup_timeout_ms = self.config.connection_setup_timeout_ms
+        self._setup_timeout_ms = setup_timeout_ms
+        self._setup_deadline = now + setup_timeout_ms / 1000
 
     def connection_made(self, now: float) -> None:
         """The transport is open: send ApiVersions (KIP-511 fields from v3)."""
@@ -660,7 +670,7 @@ class BrokerConnection:
             self._fail(
                 KafkaConnectionError(
                     f"node {self.node_id} ({self.host}:{self.port}): connection setup did not finish within "
-                    f"{self.config.connection_setup_timeout_ms} ms"
+                    f"{self._setup_timeout_ms} ms"
                 ),
                 now,
             )

@@ -21,6 +21,8 @@ __all__ = [
     "MetadataUpdated",
     "NodeDisconnected",
     "NodeReady",
+    "RebootstrapRejected",
+    "Rebootstrapped",
 ]
 
 
@@ -92,3 +94,26 @@ class CoordinatorLookupFailed:
     key_type: int
     #: The broker's error (e.g. GroupAuthorizationFailedError).
     error: KafkaError
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Rebootstrapped:
+    """The client forgot the metadata brokers and went back to ``bootstrap_servers``
+    (KIP-899, ``metadata_recovery_strategy='rebootstrap'``); fresh metadata follows."""
+
+    #: Why: no broker from the metadata could be reached, or no metadata for
+    #: ``metadata_recovery_rebootstrap_trigger_ms`` (KIP-1102).
+    reason: str
+    #: The bootstrap servers, ``"host:port"``, that the client connects to again.
+    servers: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class RebootstrapRejected:
+    """After a re-bootstrap, a Metadata response came from another cluster (KIP-899);
+    it was not applied and the client keeps asking."""
+
+    #: The cluster id the client knew before re-bootstrapping.
+    expected_cluster_id: str
+    #: The cluster id the bootstrap servers reported.
+    cluster_id: str

@@ -26,6 +26,9 @@ Deserializer = Callable[[Any], Any]
 
 _RESETS: Final = ("earliest", "latest", "none")
 _ISOLATION: Final = ("read_uncommitted", "read_committed")
+#: ``metadata_recovery_strategy`` values (KIP-899), as ``kproto.client.METADATA_RECOVERY_STRATEGIES``.
+_RECOVERY_STRATEGIES: Final = ("none", "rebootstrap")
+_MAX_LONG: Final = 2**63 - 1
 
 
 def _bad(name: str, value: object, allowed: str) -> KafkaConfigurationError:
@@ -96,6 +99,18 @@ class ConsumerConfig:
     reconnect_backoff_max_ms: int = 1000
     #: Requests in flight per broker connection.
     max_in_flight_requests_per_connection: int = 5
+    #: TCP connect plus handshake must finish within this (Java:
+    #: socket.connection.setup.timeout.ms); doubles per consecutive failed
+    #: attempt to a broker, up to ``socket_connection_setup_timeout_max_ms``.
+    socket_connection_setup_timeout_ms: int = 10000
+    #: Cap of the growing connection setup timeout (Java: socket.connection.setup.timeout.max.ms).
+    socket_connection_setup_timeout_max_ms: int = 30000
+    #: 'rebootstrap' (default, as Java 4.0) or 'none': when no broker from the
+    #: metadata can be reached, go back to ``bootstrap_servers`` (KIP-899).
+    #: See :class:`kproto.client.ClientConfig` for why this default.
+    metadata_recovery_strategy: str = "rebootstrap"
+    #: With 'rebootstrap': also re-bootstrap after this long without metadata (KIP-1102).
+    metadata_recovery_rebootstrap_trigger_ms: int = 300000
     #: Hide internal topics (``__consumer_offsets``...) from ``topics()``.
     exclude_internal_topics: bool = True
     #: Let a Metadata request create topics that do not exist.
@@ -204,6 +219,12 @@ class ConsumerConfig:
         _int("reconnect_backoff_max_ms", self.reconnect_backoff_max_ms, 0)
         _int("max_in_flight_requests_per_connection", self.max_in_flight_requests_per_connection, 1)
         _int("connections_max_idle_ms", self.connections_max_idle_ms, 0)
+        _int("socket_connection_setup_timeout_ms", self.socket_connection_setup_timeout_ms, 0, _MAX_LONG)
+        _int("socket_connection_setup_timeout_max_ms", self.socket_connection_setup_timeout_max_ms, 0, _MAX_LONG)
+        strategy = self.metadata_recovery_strategy
+        if not isinstance(strategy, str) or strategy.lower() not in _RECOVERY_STRATEGIES:
+            raise _bad("metadata_recovery_strategy", strategy, "'none' or 'rebootstrap'")
+        _int("metadata_recovery_rebootstrap_trigger_ms", self.metadata_recovery_rebootstrap_trigger_ms, 0, _MAX_LONG)
         ct = self.consumer_timeout_ms
         if ct is not None and (isinstance(ct, bool) or not isinstance(ct, (int, float)) or ct < 0):
             raise _bad("consumer_timeout_ms", ct, "None or a number >= 0")

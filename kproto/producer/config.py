@@ -28,6 +28,23 @@ _MAX_LONG: Final = 2**63 - 1
 #: partition, so idempotence keeps order with at most 5 requests in flight.
 _MAX_IDEMPOTENT_IN_FLIGHT: Final = 5
 _CODECS: Final = (None, "gzip", "snappy", "lz4", "zstd")
+#: ``metadata_recovery_strategy`` values (KIP-899), as ``kproto.client.METADATA_RECOVERY_STRATEGIES``.
+_RECOVERY_STRATEGIES: Final = ("none", "rebootstrap")
+#: Options handed to ``kproto.client.ClientConfig`` under the same name.
+_CLIENT_OPTIONS: Final = (
+    "bootstrap_servers",
+    "client_id",
+    "request_timeout_ms",
+    "metadata_max_age_ms",
+    "reconnect_backoff_ms",
+    "reconnect_backoff_max_ms",
+    "retry_backoff_ms",
+    "max_in_flight_requests_per_connection",
+    "socket_connection_setup_timeout_ms",
+    "socket_connection_setup_timeout_max_ms",
+    "metadata_recovery_strategy",
+    "metadata_recovery_rebootstrap_trigger_ms",
+)
 
 #: ``partitioner(key_bytes, all_partitions, available_partitions) -> partition``.
 PartitionerFn = Callable[[bytes | None, Sequence[int], Sequence[int]], int]
@@ -84,6 +101,18 @@ class ProducerConfig:
     reconnect_backoff_max_ms: int = 1000
     #: KIP-98 idempotent producer: exactly-once, in-order writes per partition.
     enable_idempotence: bool = False
+    #: TCP connect plus handshake must finish within this (Java:
+    #: socket.connection.setup.timeout.ms); doubles per consecutive failed
+    #: attempt to a broker, up to ``socket_connection_setup_timeout_max_ms``.
+    socket_connection_setup_timeout_ms: int = 10000
+    #: Cap of the growing connection setup timeout (Java: socket.connection.setup.timeout.max.ms).
+    socket_connection_setup_timeout_max_ms: int = 30000
+    #: 'rebootstrap' (default, as Java 4.0) or 'none': when no broker from the
+    #: metadata can be reached, go back to ``bootstrap_servers`` (KIP-899).
+    #: See :class:`kproto.client.ClientConfig` for why this default.
+    metadata_recovery_strategy: str = "rebootstrap"
+    #: With 'rebootstrap': also re-bootstrap after this long without metadata (KIP-1102).
+    metadata_recovery_rebootstrap_trigger_ms: int = 300000
 
     def __attrs_post_init__(self) -> None:
         servers = self.bootstrap_servers
@@ -116,6 +145,22 @@ class ProducerConfig:
         _int("reconnect_backoff_max_ms", self.reconnect_backoff_max_ms, 0, _MAX_LONG)
         if not isinstance(self.enable_idempotence, bool):
             raise _bad("enable_idempotence", self.enable_idempotence, "True or False")
+        _int("socket_connection_setup_timeout_ms", self.socket_connection_setup_timeout_ms, 0, _MAX_LONG)
+        _int(
+            "socket_connection_setup_timeout_max_ms",
+            self.socket_connection_setup_timeout_max_ms,
+            0,
+            _MAX_LONG,
+        )
+        strategy = self.metadata_recovery_strategy
+        if not isinstance(strategy, str) or strategy.lower() not in _RECOVERY_STRATEGIES:
+            raise _bad("metadata_recovery_strategy", strategy, "'none' or 'rebootstrap'")
+        _int(
+            "metadata_recovery_rebootstrap_trigger_ms",
+            self.metadata_recovery_rebootstrap_trigger_ms,
+            0,
+            _MAX_LONG,
+        )
         # As the Java client (KIP-91): a batch must be able to linger and wait
         # for one full request before its delivery deadline.
         if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms:
@@ -143,6 +188,10 @@ class ProducerConfig:
         if isinstance(servers, str):
             return [s.strip() for s in servers.split(",") if s.strip()]
         return [s.strip() for s in servers]
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """The options ``kproto.client.ClientConfig`` takes under the same names."""
+        return {name: getattr(self, name) for name in _CLIENT_OPTIONS}
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:

@@ -308,17 +308,7 @@ def _make_client(config: ProducerConfig, now: float, rng: random.Random) -> Any:
     # without kproto.client, and to keep import order loose between layers.
     from kproto.client import Client, ClientConfig
 
-    cc = ClientConfig(
-        bootstrap_servers=config.bootstrap_servers,
-        client_id=config.client_id,
-        request_timeout_ms=config.request_timeout_ms,
-        metadata_max_age_ms=config.metadata_max_age_ms,
-        reconnect_backoff_ms=config.reconnect_backoff_ms,
-        reconnect_backoff_max_ms=config.reconnect_backoff_max_ms,
-        retry_backoff_ms=config.retry_backoff_ms,
-        max_in_flight_requests_per_connection=config.max_in_flight_requests_per_connection,
-    )
-    return Client(cc, now=now, rng=rng)
+    return Client(ClientConfig(**config.client_kwargs()), now=now, rng=rng)
 
 
 class ProducerCore:

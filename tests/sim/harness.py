@@ -15,6 +15,9 @@ Pieces
     partition leaders and leader epochs, coordinators, producer ids, and a
     log per partition (``cluster.log(topic, p)``: ``SimLog``).
     Faults: ``broker_down(id)`` / ``broker_up(id)``, ``move_leader(t, p[, to])``,
+    ``replace_brokers(keep_ids=False)`` (the whole cluster moves to new
+    brokers at new addresses; with ``add_alias()``, a bootstrap name that
+    always reaches a live broker, as DNS or a load balancer would),
     ``move_coordinator(key_type, key[, to])``, ``inject(api_key, code, count=1,
     append=False)`` (the next ``count`` responses of that API carry ``code``;
     for Produce, ``append=True`` appends the batch anyway, like a timeout after
@@ -404,7 +407,7 @@ class SimBroker:
             plist = []
             for i, part in enumerate(parts):
                 leader, epoch = part.view(at)
-                live = leader >= 0 and c.brokers[leader].up and not electing
+                live = leader >= 0 and leader in c.brokers and c.brokers[leader].up and not electing
                 plist.append(
                     MetadataResponsePartition(
                         error_code=NONE if live else LEADER_NOT_AVAILABLE,
@@ -613,6 +616,9 @@ class SimCluster:
         #: The Sim driving this cluster (set by Sim): brokers schedule delayed answers through it.
         self.sim: Sim | None = None
         self.groups: dict[str, SimGroup] = {}
+        #: Addresses that reach the lowest live broker, whichever it is (see ``add_alias``).
+        self.aliases: set[tuple[str, int]] = set()
+        self._generation = 0
 
     def group(self, group_id: str) -> SimGroup:
         if group_id not in self.groups:
@@ -626,12 +632,25 @@ class SimCluster:
 
     @property
     def bootstrap(self) -> str:
-        """A bootstrap string naming the first broker (others are learned from metadata)."""
+        """A bootstrap string: the first alias (``add_alias``) if any, else the first broker
+        (others are learned from metadata)."""
+        if self.aliases:
+            host, port = min(self.aliases)
+            return f"{host}:{port}"
         b = self.brokers[min(self.brokers)]
         return f"{b.host}:{b.port}"
 
     def by_address(self, host: str, port: int) -> SimBroker | None:
-        return next((b for b in self.brokers.values() if (b.host, b.port) == (host, port)), None)
+        found = next((b for b in self.brokers.values() if (b.host, b.port) == (host, port)), None)
+        if found is None and (host, port) in self.aliases:
+            live = [i for i in sorted(self.brokers) if self.brokers[i].up]
+            found = self.brokers[live[0]] if live else None
+        return found
+
+    def add_alias(self, host: str = "bootstrap.sim", port: int = 9092) -> str:
+        """An address that reaches whichever broker is live (a DNS name or load balancer); returns it."""
+        self.aliases.add((host, port))
+        return f"{host}:{port}"
 
     def create_topic(self, name: str, now: float, partitions: int | None = None) -> None:
         if name not in self.topics:
@@ -687,6 +706,39 @@ class SimCluster:
 
     def broker_up(self, node_id: int) -> None:
         self.brokers[node_id].up = True
+
+    def replace_brokers(self, *, keep_ids: bool = False) -> list[int]:
+        """Replace the whole cluster: new brokers at new addresses take over.
+
+        The old brokers are gone (their addresses refuse connections; the
+        caller cuts open connections with ``SimNetwork.cut_broker``). With
+        ``keep_ids`` the new brokers reuse the ids, else they get fresh ones.
+        Every partition keeps its log (replicated to the new brokers) and gets
+        a new leader with the next leader epoch; coordinators move along.
+
+        Returns:
+            The old broker ids.
+        """
+        self._generation += 1
+        gen = self._generation
+        old_ids = sorted(self.brokers)
+        for b in self.brokers.values():
+            b.up = False
+        new_ids = old_ids if keep_ids else [max(old_ids) + 1 + i for i in range(len(old_ids))]
+        mapping = dict(zip(old_ids, new_ids, strict=True))
+        self.brokers = {}
+        for i in new_ids:
+            b = SimBroker(self, i, ApiVersionsResponse.MAX_VERSION)
+            b.host = f"broker{i}.gen{gen}.sim"
+            self.brokers[i] = b
+        for parts in self.topics.values():
+            for part in parts:
+                part.history.append((self.now, mapping.get(part.leader, new_ids[0]), part.epoch + 1))
+        for k, owner in list(self.coordinators.items()):
+            self.coordinators[k] = mapping.get(owner, new_ids[0])
+            if k[0] == 0 and k[1] in self.groups:
+                self.groups[k[1]].moved(self.now)
+        return old_ids
 
     def inject(self, api_key: int, code: int, count: int = 1, append: bool = False) -> None:
         """The next ``count`` responses of ``api_key`` carry ``code`` (Produce: per request)."""

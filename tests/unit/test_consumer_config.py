@@ -28,6 +28,10 @@ def test_defaults_match_the_spec() -> None:
     assert c.exclude_internal_topics is True
     assert list(c.partition_assignment_strategy) == ["range", "roundrobin"]
     assert c.reset_policy == "latest"
+    assert c.metadata_recovery_strategy == "rebootstrap"
+    assert c.metadata_recovery_rebootstrap_trigger_ms == 300000
+    assert c.socket_connection_setup_timeout_ms == 10000
+    assert c.socket_connection_setup_timeout_max_ms == 30000
 
 
 def test_unknown_option_names_the_closest() -> None:
@@ -50,6 +54,11 @@ def test_unknown_option_names_the_closest() -> None:
         ("consumer_timeout_ms", -5, ">= 0"),
         ("bootstrap_servers", "", "non-empty"),
         ("security_protocol", "TLS", "PLAINTEXT"),
+        ("metadata_recovery_strategy", "always", "'none' or 'rebootstrap'"),
+        ("metadata_recovery_strategy", None, "'none' or 'rebootstrap'"),
+        ("metadata_recovery_rebootstrap_trigger_ms", -1, "an int in"),
+        ("socket_connection_setup_timeout_ms", -1, "an int in"),
+        ("socket_connection_setup_timeout_max_ms", "30s", "an int in"),
     ],
 )
 def test_bad_values_name_the_option(name: str, value: object, allowed: str) -> None:
@@ -69,3 +78,21 @@ def test_client_kwargs_only_shared_names() -> None:
     c = ConsumerConfig.from_kwargs(bootstrap_servers="h:1", request_timeout_ms=40000)
     assert c.client_kwargs(["bootstrap_servers", "request_timeout_ms", "nope"]) == {
         "bootstrap_servers": "h:1", "request_timeout_ms": 40000}
+
+
+def test_recovery_and_setup_options_reach_the_client_core() -> None:
+    from kproto.client import ClientConfig
+    from kproto.consumer.core import ConsumerCore
+
+    c = ConsumerConfig.from_kwargs(
+        metadata_recovery_strategy="none",
+        metadata_recovery_rebootstrap_trigger_ms=1234,
+        socket_connection_setup_timeout_ms=700,
+        socket_connection_setup_timeout_max_ms=5000,
+    )
+    client_config = ConsumerCore(c, now=0.0)._client.config
+    assert isinstance(client_config, ClientConfig)
+    assert client_config.metadata_recovery_strategy == "none"
+    assert client_config.metadata_recovery_rebootstrap_trigger_ms == 1234
+    assert client_config.socket_connection_setup_timeout_ms == 700
+    assert client_config.socket_connection_setup_timeout_max_ms == 5000

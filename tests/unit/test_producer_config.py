@@ -29,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "reconnect_backoff_ms": 50,
     "reconnect_backoff_max_ms": 1000,
     "enable_idempotence": False,
+    "socket_connection_setup_timeout_ms": 10000,
+    "socket_connection_setup_timeout_max_ms": 30000,
+    "metadata_recovery_strategy": "rebootstrap",
+    "metadata_recovery_rebootstrap_trigger_ms": 300000,
 }
 
 
@@ -76,6 +80,10 @@ def test_every_option_accepts_a_good_value() -> None:
         "reconnect_backoff_ms": 0,
         "reconnect_backoff_max_ms": 0,
         "enable_idempotence": False,
+        "socket_connection_setup_timeout_ms": 500,
+        "socket_connection_setup_timeout_max_ms": 0,
+        "metadata_recovery_strategy": "none",
+        "metadata_recovery_rebootstrap_trigger_ms": 0,
     }
     cfg = ProducerConfig.from_kwargs(**good)
     assert cfg.bootstrap_list == ["a:1", "b:2"]
@@ -113,6 +121,12 @@ BAD: list[tuple[str, object]] = [
     ("reconnect_backoff_ms", -1),
     ("reconnect_backoff_max_ms", None),
     ("enable_idempotence", "yes"),
+    ("socket_connection_setup_timeout_ms", -1),
+    ("socket_connection_setup_timeout_ms", 1.5),
+    ("socket_connection_setup_timeout_max_ms", None),
+    ("metadata_recovery_strategy", "always"),
+    ("metadata_recovery_strategy", None),
+    ("metadata_recovery_rebootstrap_trigger_ms", -1),
 ]
 
 
@@ -178,3 +192,26 @@ def test_frozen() -> None:
     cfg = ProducerConfig.from_kwargs()
     with pytest.raises(AttributeError):
         cfg.acks = 0  # type: ignore[misc]
+
+
+def test_metadata_recovery_strategy_error_lists_the_allowed_values() -> None:
+    with pytest.raises(KafkaConfigurationError, match="metadata_recovery_strategy.*'none' or 'rebootstrap'"):
+        ProducerConfig.from_kwargs(metadata_recovery_strategy="sometimes")
+
+
+def test_client_options_reach_the_client_core() -> None:
+    from kproto.client import ClientConfig
+    from kproto.producer import ProducerCore
+
+    cfg = ProducerConfig.from_kwargs(
+        metadata_recovery_strategy="none",
+        metadata_recovery_rebootstrap_trigger_ms=1234,
+        socket_connection_setup_timeout_ms=700,
+        socket_connection_setup_timeout_max_ms=5000,
+    )
+    client_config = ProducerCore(cfg, now=0.0)._client.config
+    assert isinstance(client_config, ClientConfig)
+    assert client_config.metadata_recovery_strategy == "none"
+    assert client_config.metadata_recovery_rebootstrap_trigger_ms == 1234
+    assert client_config.socket_connection_setup_timeout_ms == 700
+    assert client_config.socket_connection_setup_timeout_max_ms == 5000
