@@ -194,6 +194,11 @@ class FutureRecordMetadata(Delivery):
         return self
 
 
+def _fail_token(token: Any, exc: Exception) -> None:
+    """``core.send_many``'s ``failed``: the record's future fails with what ``send`` raised."""
+    token._fail(exc)
+
+
 class _Op:
     """A call from a user thread run on the I/O thread: ``fn(core, now)``.
 
@@ -445,36 +450,16 @@ class _IOLoop:
     def _drain_inbox(self, now: float) -> None:
         if self._stop_requested:
             return  # closing: what is still queued fails in _shutdown
-        core_send = self.core.send
+        send_many = self.core.send_many
         inbox = self.inbox
-        popleft = inbox.popleft
         was_full = len(inbox) >= _INBOX_LIMIT
         while inbox:
-            item = popleft()
-            if type(item) is tuple:
-                topic, key, value, headers, partition, ts, fut = item
-                if fut._state:
-                    continue
-                try:
-                    ok = core_send(
-                        topic=topic,
-                        key=key,
-                        value=value,
-                        headers=headers,
-                        partition=partition,
-                        timestamp_ms=ts,
-                        token=fut,
-                        now=now,
-                    )
-                except Exception as exc:
-                    fut._fail(exc)
-                    continue
-                if not ok:
-                    inbox.appendleft(item)
-                    self.blocked = True
-                    break
-            else:
-                self._run_op(item, now)
+            # Records go to the core in bulk (send_many stops at an _Op).
+            if not send_many(inbox, now, _fail_token):
+                self.blocked = True
+                break
+            if inbox:
+                self._run_op(inbox.popleft(), now)
         if was_full or self.waiters:
             self.notify()
 
