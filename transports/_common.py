@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from kproto.errors import IllegalStateError, KafkaTimeoutError, MessageSizeTooLargeError
@@ -423,9 +424,15 @@ class Delivery:
         "timestamp_ms",
         "topic",
         "value_size",
+        "_waiter",
     )
 
     _PENDING, _DONE, _FAILED = 0, 1, 2
+
+    #: What :meth:`_completed` has to wake or run (the subclass's: callbacks,
+    #: a future, an event), None while nobody waits: :func:`dispatch_events`
+    #: calls ``_completed`` only when it is set.
+    _waiter: Any
 
     def __init__(
         self, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
@@ -437,6 +444,7 @@ class Delivery:
         self.header_size = header_size
         self._state = 0
         self._error: BaseException | None = None
+        self._waiter = None
         # _partition, _offset and _log_append_time are set when the outcome arrives.
 
     # --- outcome, set by dispatch_events on the driver side -------------
@@ -458,7 +466,7 @@ class Delivery:
         self._completed()
 
     def _completed(self) -> None:
-        """Hook for subclasses: wake waiters, run callbacks."""
+        """Hook for subclasses: wake waiters, run callbacks (called only if ``_waiter`` is set)."""
 
     # --- reading the outcome --------------------------------------------
 
@@ -492,6 +500,8 @@ def dispatch_events(events: Iterable[Any]) -> int:
     Returns:
         How many tokens were resolved.
     """
+    # Delivery._deliver inlined: a batch's tokens are resolved in one loop,
+    # and _completed is only called for a token someone waits on.
     n = 0
     for ev in events:
         tokens = ev.tokens
@@ -499,12 +509,14 @@ def dispatch_events(events: Iterable[Any]) -> int:
             part = ev.partition
             lat = ev.log_append_time_ms
             base = ev.base_offset
-            if base < 0:
-                for tok in tokens:
-                    tok._deliver(part, -1, lat)
-            else:
-                for off, tok in enumerate(tokens, base):
-                    tok._deliver(part, off, lat)
+            for off, tok in enumerate(tokens, base) if base >= 0 else zip(repeat(-1), tokens):
+                if not tok._state:
+                    tok._partition = part
+                    tok._offset = off
+                    tok._log_append_time = lat
+                    tok._state = 1
+                    if tok._waiter is not None:
+                        tok._completed()
         else:  # DeliveryFailed
             err = ev.error
             part = ev.partition

@@ -51,13 +51,23 @@ class DeliveryHandle(Delivery):
     outcome is known, so unawaited handles cost no future and never warn.
     """
 
-    __slots__ = ("_waiter",)
+    __slots__ = ()
+
+    #: The future an ``await`` waits on, made by the first one before the outcome.
+    _waiter: asyncio.Future[None] | None
 
     def __init__(
         self, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
     ) -> None:
-        Delivery.__init__(self, topic, timestamp_ms, key_size, value_size, header_size)
-        self._waiter: asyncio.Future[None] | None = None
+        # Delivery.__init__ inlined: one of these is made per record.
+        self.topic = topic
+        self.timestamp_ms = timestamp_ms
+        self.key_size = key_size
+        self.value_size = value_size
+        self.header_size = header_size
+        self._state = 0
+        self._error = None
+        self._waiter = None
 
     def _completed(self) -> None:
         w = self._waiter

@@ -57,6 +57,8 @@ __all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
 log = logging.getLogger(__name__)
 
 _monotonic = time.monotonic
+_time_ns = time.time_ns
+_new = object.__new__
 _sleep = time.sleep
 #: ``send`` yields the GIL after this many records (see ``KafkaProducer.send``).
 _YIELD_EVERY = 256
@@ -79,12 +81,16 @@ class FutureRecordMetadata(Delivery):
     ``value``, ``exception``.
     """
 
-    __slots__ = ("_callbacks", "_loop")
+    __slots__ = ("_loop",)
+
+    #: The callbacks added while pending: ``[(on_success, fn), ...]``, else None.
+    _waiter: list[tuple[bool, Callable[..., Any]]] | None
 
     def __init__(
         self, loop: _IOLoop, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
     ) -> None:
-        # Delivery.__init__ inlined: one of these is made per record.
+        # Delivery.__init__ inlined (KafkaProducer.send builds these without
+        # a call: keep the two in step).
         self.topic = topic
         self.timestamp_ms = timestamp_ms
         self.key_size = key_size
@@ -93,13 +99,15 @@ class FutureRecordMetadata(Delivery):
         self._state = 0
         self._error = None
         self._loop = loop
-        self._callbacks: list[tuple[bool, Callable[..., Any]]] | None = None
+        self._waiter = None
 
-    # Called on the I/O thread by dispatch_events.
+    # Called on the I/O thread by dispatch_events (or Delivery._fail) once
+    # _state is set; _add may be adding a callback on another thread at the
+    # same time: both take the list under the lock, so each runs once.
     def _completed(self) -> None:
-        if self._callbacks is not None:
+        if self._waiter is not None:
             with self._loop.cond:
-                cbs, self._callbacks = self._callbacks, None
+                cbs, self._waiter = self._waiter, None
             for on_success, fn in cbs or ():
                 self._run_callback(on_success, fn)
 
@@ -186,11 +194,18 @@ class FutureRecordMetadata(Delivery):
     def _add(self, on_success: bool, fn: Callable[..., Any]) -> FutureRecordMetadata:
         with self._loop.cond:
             if not self._state:
-                if self._callbacks is None:
-                    self._callbacks = []
-                self._callbacks.append((on_success, fn))
-                return self
-        self._run_callback(on_success, fn)
+                if self._waiter is None:
+                    self._waiter = []
+                self._waiter.append((on_success, fn))
+                added = True
+            else:
+                added = False
+        if not added:
+            self._run_callback(on_success, fn)
+        elif self._state:
+            # Completed on the I/O thread between our check and our append:
+            # it may have seen no callbacks; whoever takes the list runs them.
+            self._completed()
         return self
 
 
@@ -709,21 +724,48 @@ class KafkaProducer:
             ValueError: Both key and value are None, or a bad partition.
             Exception: Whatever a serializer raised.
         """
-        if self._closed or self._loop.stopped or self._loop.crashed:
-            raise IllegalStateError("send() on a closed KafkaProducer")
-        topic, k, v, hdrs, part, ts, hsize = prepare_send(
-            self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
-        )
         loop = self._loop
-        if topic not in self._known_topics:
-            self._wait_for_topic(topic, _monotonic() + self._max_block)
-        fut = FutureRecordMetadata(
-            loop, topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize
-        )
+        if self._closed or loop.stopped or loop.crashed:
+            raise IllegalStateError("send() on a closed KafkaProducer")
+        if (
+            self._plain
+            and type(value) is bytes
+            and (key is None or type(key) is bytes)
+            and headers is None
+            and partition is None
+            and timestamp_ms is None
+            and type(topic) is str
+            and topic in self._known_topics
+        ):
+            # The hot path (prepare_send's, inlined): bytes in, every default.
+            # The future is built without an __init__ call (FutureRecordMetadata.__init__'s
+            # stores, kept in step with it): a fifth of the caller's time per record.
+            ts = _time_ns() // 1_000_000
+            fut = _new(FutureRecordMetadata)
+            fut.topic = topic
+            fut.timestamp_ms = ts
+            fut.key_size = -1 if key is None else len(key)
+            fut.value_size = len(value)
+            fut.header_size = -1
+            fut._state = 0
+            fut._error = None
+            fut._loop = loop
+            fut._waiter = None
+            item: tuple[Any, ...] = (topic, key, value, None, None, ts, fut)
+        else:
+            topic, k, v, hdrs, part, ts, hsize = prepare_send(
+                self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
+            )
+            if topic not in self._known_topics:
+                self._wait_for_topic(topic, _monotonic() + self._max_block)
+            fut = FutureRecordMetadata(
+                loop, topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize
+            )
+            item = (topic, k, v, hdrs, part, ts, fut)
         inbox = loop.inbox
         if loop.blocked or len(inbox) >= _INBOX_LIMIT:
             self._wait_for_space()
-        inbox.append((topic, k, v, hdrs, part, ts, fut))
+        inbox.append(item)
         if loop.sleeping:
             loop.wake()
         self._unyielded += 1

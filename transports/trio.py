@@ -58,17 +58,27 @@ class DeliveryHandle(Delivery):
     A ``trio.Event`` is made only if someone awaits before the outcome is known.
     """
 
-    __slots__ = ("_event",)
+    __slots__ = ()
+
+    #: The event an ``await`` waits on, made by the first one before the outcome.
+    _waiter: trio.Event | None
 
     def __init__(
         self, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
     ) -> None:
-        Delivery.__init__(self, topic, timestamp_ms, key_size, value_size, header_size)
-        self._event: trio.Event | None = None
+        # Delivery.__init__ inlined: one of these is made per record.
+        self.topic = topic
+        self.timestamp_ms = timestamp_ms
+        self.key_size = key_size
+        self.value_size = value_size
+        self.header_size = header_size
+        self._state = 0
+        self._error = None
+        self._waiter = None
 
     def _completed(self) -> None:
-        if self._event is not None:
-            self._event.set()
+        if self._waiter is not None:
+            self._waiter.set()
 
     async def wait(self) -> RecordMetadata:
         """Wait for the outcome.
@@ -80,9 +90,9 @@ class DeliveryHandle(Delivery):
             KafkaError: The delivery failed.
         """
         if not self._state:
-            if self._event is None:
-                self._event = trio.Event()
-            await self._event.wait()
+            if self._waiter is None:
+                self._waiter = trio.Event()
+            await self._waiter.wait()
         else:
             await trio.lowlevel.checkpoint()
         return self._outcome()
