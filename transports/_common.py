@@ -237,6 +237,7 @@ def prepare_record(
 
 
 _time_ns = time.time_ns
+_new = object.__new__
 
 
 def prepare_send(
@@ -270,7 +271,7 @@ def prepare_send(
 class AsyncProducerBase(Generic[_D]):
     """``send()`` for the asyncio and trio producers, which differ only in the hooks below."""
 
-    _handle_type: Callable[[str, int, int, int, int], _D]
+    _handle_type: type[_D]
     _driver: Any
     _closed: bool
     _plain: bool
@@ -322,12 +323,42 @@ class AsyncProducerBase(Generic[_D]):
         if driver is None or self._closed or driver.crashed is not None:
             driver = await self._ensure_running()
         clock = driver.now
-        topic, k, v, hdrs, part, ts, hsize = prepare_send(
-            self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
-        )
-        if topic not in self._known_topics:
-            await self._wait_for_topic(driver, topic)
-        handle = self._handle_type(topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize)
+        if (
+            self._plain
+            and type(value) is bytes
+            and (key is None or type(key) is bytes)
+            and headers is None
+            and partition is None
+            and timestamp_ms is None
+            and type(topic) is str
+            and topic in self._known_topics
+        ):
+            # The hot path (prepare_send's, inlined): bytes in, every default;
+            # the handle is built without an __init__ call (the stores of the
+            # handle classes' __init__, kept in step with them).
+            k: bytes | None = key
+            v: bytes | None = value
+            hdrs: list[tuple[str, bytes]] | None = None
+            part: int | None = None
+            ts = _time_ns() // 1_000_000
+            handle = _new(self._handle_type)
+            handle.topic = topic
+            handle.timestamp_ms = ts
+            handle.key_size = -1 if key is None else len(key)
+            handle.value_size = len(value)
+            handle.header_size = -1
+            handle._state = 0
+            handle._error = None
+            handle._waiter = None
+        else:
+            topic, k, v, hdrs, part, ts, hsize = prepare_send(
+                self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
+            )
+            if topic not in self._known_topics:
+                await self._wait_for_topic(driver, topic)
+            handle = self._handle_type(
+                topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize
+            )
         core = driver.core
         try:
             accepted = core.send(

@@ -209,6 +209,36 @@ class FutureRecordMetadata(Delivery):
         return self
 
 
+def _send_each(core: Any) -> Callable[[deque[Any], float, Callable[[Any, Exception], None]], bool]:
+    """``send_many`` for a core that only has ``send`` (a stand-in core): one call per record."""
+
+    def send_many(records: deque[Any], now: float, failed: Callable[[Any, Exception], None]) -> bool:
+        send = core.send
+        while records and type(records[0]) is tuple:
+            item = records.popleft()
+            topic, key, value, headers, partition, ts, token = item
+            try:
+                ok = send(
+                    topic=topic,
+                    key=key,
+                    value=value,
+                    headers=headers,
+                    partition=partition,
+                    timestamp_ms=ts,
+                    token=token,
+                    now=now,
+                )
+            except Exception as exc:
+                failed(token, exc)
+                continue
+            if not ok:
+                records.appendleft(item)
+                return False
+        return True
+
+    return send_many
+
+
 def _fail_token(token: Any, exc: Exception) -> None:
     """``core.send_many``'s ``failed``: the record's future fails with what ``send`` raised."""
     token._fail(exc)
@@ -255,6 +285,10 @@ class _IOLoop:
 
     def __init__(self, core: Any, name: str) -> None:
         self.core = core
+        #: Hands queued records to the core in bulk (ProducerCore.send_many).
+        self._send_many: Callable[[deque[Any], float, Callable[[Any, Exception], None]], bool] = getattr(
+            core, "send_many", None
+        ) or _send_each(core)
         self.inbox: deque[Any] = deque()
         self.urgent: deque[_Op] = deque()
         self.cond = threading.Condition(threading.Lock())
@@ -465,7 +499,7 @@ class _IOLoop:
     def _drain_inbox(self, now: float) -> None:
         if self._stop_requested:
             return  # closing: what is still queued fails in _shutdown
-        send_many = self.core.send_many
+        send_many = self._send_many
         inbox = self.inbox
         was_full = len(inbox) >= _INBOX_LIMIT
         while inbox:
