@@ -361,16 +361,20 @@ class AsyncProducerBase(Generic[_D]):
             )
         core = driver.core
         try:
-            accepted = core.send(
-                topic=topic,
-                key=k,
-                value=v,
-                headers=hdrs,
-                partition=part,
-                timestamp_ms=ts,
-                token=handle,
-                now=clock(),
-            )
+            send_value = driver.send_value
+            if hdrs is None and part is None and v is not None and send_value is not None:
+                accepted = send_value(topic, k, v, ts, handle, clock())
+            else:
+                accepted = core.send(
+                    topic=topic,
+                    key=k,
+                    value=v,
+                    headers=hdrs,
+                    partition=part,
+                    timestamp_ms=ts,
+                    token=handle,
+                    now=clock(),
+                )
         except MessageSizeTooLargeError as exc:
             # As kafka-python: a record too large for any request fails its own handle.
             handle._fail(exc)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from kproto.driving import Close, Connect
@@ -150,6 +150,10 @@ class _Driver:
     def __init__(self, core: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.core = core
         self.loop = loop
+        #: ProducerCore.send_value (the send hot path), None for a core without it.
+        self.send_value: Callable[[str, bytes | None, bytes, int, object, float], bool] | None = getattr(
+            core, "send_value", None
+        )
         self.now = loop.time
         self.conns: dict[int, _Protocol] = {}
         self._connecting: dict[int, asyncio.Task[None]] = {}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any
 
@@ -131,6 +131,10 @@ class _Driver:
     def __init__(self, core: Any, nursery: trio.Nursery) -> None:
         self.core = core
         self.nursery = nursery
+        #: ProducerCore.send_value (the send hot path), None for a core without it.
+        self.send_value: Callable[[str, bytes | None, bytes, int, object, float], bool] | None = getattr(
+            core, "send_value", None
+        )
         self.conns: dict[int, _Conn] = {}
         self._wake = trio.Event()
         self._kicked = False

@@ -632,6 +632,77 @@ class ProducerCore:
             self._close_batch(b)
         return True
 
+    def send_value(
+        self, topic: str, key: bytes | None, value: bytes, timestamp_ms: int, token: object, now: float
+    ) -> bool:
+        """:meth:`send` without headers or an explicit partition, positional: the facades' hot path.
+
+        The same outcome as ``send(topic=topic, key=key, value=value,
+        headers=None, partition=None, timestamp_ms=timestamp_ms, token=token,
+        now=now)``, which it calls for anything but the common case (bytes
+        key or None, bytes value, the default partitioner, a known topic,
+        room in the buffer, an open batch that takes the record).
+
+        Returns:
+            As :meth:`send`.
+
+        Raises:
+            As :meth:`send`.
+        """
+        if (
+            key is None
+            and type(value) is bytes
+            and self._plain
+            and not self._closed
+            and (tp := self._topics.get(topic)) is not None
+            and tp.n_parts
+        ):
+            vl = len(value)
+            upper = RECORD_OVERHEAD_MAX + 1 + vl  # as send()'s bound
+            if vl < _NK_LIMIT and upper <= self._max_record and self._buffer_used + upper <= self._buffer_memory:
+                pick = tp.pick[self._randbits(tp.pick_bits)]
+                ps = pick if pick is not None else self._pick(tp)
+                b = ps.open
+                if b is not None:
+                    # RecordsBuffer.append, inlined (see PlainRecordTables).
+                    n = b.count
+                    td = timestamp_ms - b.base_ts
+                    if 0 <= td < _VARINT_LIMIT and n < _VARINT_LIMIT:
+                        body = _ATTR_TD_LEN[td] + _ZZ_LEN[n] + _NK_REST[vl]
+                        size = _ZZ_LEN[body] + body
+                        batch_size = self._batch_size
+                        if b.size + size <= batch_size:
+                            self._now = now
+                            b.pieces += (_ZZ[body], _ATTR_TD[td], _ZZ[n], _NK_VLEN[vl], value, _NO_HEADERS)
+                            b.count = n + 1
+                            b.size += size
+                            if timestamp_ms > b.max_ts:
+                                b.max_ts = timestamp_ms
+                            b.tokens.append(token)
+                            self._buffer_used += size
+                            if b.size == batch_size:
+                                self._close_batch(b)
+                            return True
+                if type(timestamp_ms) is int:
+                    self._now = now
+                    if b is None or not (size := b.append(timestamp_ms, None, value, _NO_HEADERS, self._batch_size)):
+                        b, size = self._append_new(tp, ps, None, value, _NO_HEADERS, timestamp_ms, now, True)
+                    b.tokens.append(token)
+                    self._buffer_used += size
+                    if b.size >= self._batch_size:
+                        self._close_batch(b)
+                    return True
+        return self.send(
+            topic=topic,
+            key=key,
+            value=value,
+            headers=None,
+            partition=None,
+            timestamp_ms=timestamp_ms,
+            token=token,
+            now=now,
+        )
+
     def send_many(
         self,
         records: deque[Any],
