@@ -569,9 +569,12 @@ def auth_failure(core: Any) -> BaseException | None:
     ``max_block_ms``: credentials or certificates do not fix themselves. A
     fresh exception per call (tracebacks would pile up on a shared one).
     """
-    # ProducerCore keeps its client private; read the one attribute we need.
-    client = getattr(core, "_client", None)
-    error = getattr(client, "auth_error", None)
+    # ProducerCore.auth_error; a core without that property (the consumer's,
+    # a stand-in) is asked through its client.
+    if hasattr(type(core), "auth_error"):
+        error = core.auth_error
+    else:
+        error = getattr(getattr(core, "_client", None), "auth_error", None)
     if not isinstance(error, BaseException):
         return None
     try:

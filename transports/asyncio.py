@@ -35,7 +35,7 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
-from transports._tls import AsyncTokenCache, tls_failure
+from transports._tls import AsyncTokenCache, lost_error, tls_failure
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
@@ -136,11 +136,9 @@ class _Protocol(asyncio.Protocol):
         if d.conns.get(self.node_id) is self:
             del d.conns[self.node_id]
         if not self.closed_by_us:
-            if exc is not None and d.ssl_context is not None and not self.got_data:
-                # TLS 1.3: the server's verdict on our certificate comes after our handshake.
-                d.core.connection_lost(self.node_id, tls_failure(exc, self.host, self.port), d.loop.time())
-            else:
-                d.core.connection_lost(self.node_id, exc, d.loop.time())
+            # TLS 1.3: the server's verdict on our certificate comes after our handshake.
+            err = lost_error(exc, self.host, self.port, tls=d.ssl_context is not None, got_data=self.got_data)
+            d.core.connection_lost(self.node_id, err, d.loop.time())
             d.kick()
 
 

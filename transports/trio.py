@@ -43,7 +43,7 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
-from transports._tls import AsyncTokenCache, tls_failure
+from transports._tls import AsyncTokenCache, lost_error
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
@@ -230,12 +230,9 @@ class _Driver:
     def _lost(self, conn: _Conn, exc: BaseException | None) -> None:
         if conn.closed_by_us:
             return
-        if exc is not None and self.ssl_context is not None and not conn.got_data:
-            # trio wraps the ssl error (BrokenResourceError from SSLError); TLS 1.3
-            # reports a refused client certificate on the first read.
-            cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
-            if isinstance(cause, ssl.SSLError):
-                exc = tls_failure(cause, conn.host, conn.port)
+        # trio wraps the ssl error (BrokenResourceError from SSLError); TLS 1.3
+        # reports a refused client certificate on the first read.
+        exc = lost_error(exc, conn.host, conn.port, tls=self.ssl_context is not None, got_data=conn.got_data)
         conn.closed_by_us = True
         if self.conns.get(conn.node_id) is conn:
             del self.conns[conn.node_id]

@@ -1006,6 +1006,15 @@ class ProducerCore:
         """True once a bootstrap broker answered."""
         return bool(self._client.bootstrap_connected())
 
+    @property
+    def auth_error(self) -> BaseException | None:
+        """The authentication failure (SASL or TLS) keeping the client from the cluster, else None.
+
+        Read-only; the facades raise it at once rather than waiting out ``max_block_ms``.
+        """
+        error = getattr(self._client, "auth_error", None)
+        return error if isinstance(error, BaseException) else None
+
     def close(self, now: float) -> None:
         """Stop accepting records; what is buffered keeps being delivered (idempotent)."""
         self._now = now

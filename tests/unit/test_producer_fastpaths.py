@@ -224,3 +224,17 @@ def test_sync_future_callbacks_run_once_when_added_during_completion() -> None:
         fut.add_callback(lambda md, calls=calls: calls.append(md.offset))
         th.join()
         assert calls == [3]
+
+
+def test_auth_error_is_a_read_only_core_property() -> None:
+    from transports._common import auth_failure
+
+    core, client = _core()
+    assert core.auth_error is None and auth_failure(core) is None
+    client.auth_error = KafkaError("bad password")  # type: ignore[attr-defined]
+    assert core.auth_error is client.auth_error  # type: ignore[attr-defined]
+    fresh = auth_failure(core)
+    assert isinstance(fresh, KafkaError) and fresh is not client.auth_error  # type: ignore[attr-defined]
+    assert fresh.args == ("bad password",)
+    with pytest.raises(AttributeError):
+        core.auth_error = None  # type: ignore[misc]
