@@ -9,7 +9,8 @@ sockets and a socketpair used as a wake-up bell.
 User threads never lock the core. ``send()`` validates and serializes on the
 caller's thread, creates the future, appends a tuple to a ``deque`` (atomic
 under the GIL) and rings the bell only if the I/O thread is asleep in
-``select``. The I/O thread drains the deque in bulk into ``core.send``, so a
+``select``. The I/O thread hands the deque to ``core.send_many``, which
+takes the records in bulk (no call per record for the common case), so a
 busy producer pays no lock and no system call per record. Other calls
 (``flush``, ``partitions_for``, ``metrics``...) travel through the same deque
 as small operations and the caller waits on one shared condition variable.

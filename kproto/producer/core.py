@@ -4,7 +4,12 @@ Theory of operation
 ===================
 
 ``send()`` encodes a record straight into the open batch of its partition
-(one per partition, up to ``batch_size``) and returns. Nothing else happens
+(one per partition, up to ``batch_size``) and returns. ``send_many()`` (a
+queue of records, the sync driver's) and ``send_value()`` (positional, no
+headers or explicit partition, the async facades') do the same; all three
+inline the encoding of the commonest record (null key, no headers: see
+``PlainRecordTables``) and fall back to the general path for the rest, so
+the batches are the same bytes whichever was called. Nothing else happens
 until the driver pulls: ``data_to_send()``/``commands()``/``handle_timer()``
 *drain* — for every partition whose oldest batch is ready, the batch is sealed
 (header, compression, CRC) and, grouped by leader, put into one Produce
