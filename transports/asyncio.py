@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -152,7 +153,12 @@ class _Driver:
         self.send_value: Callable[[str, bytes | None, bytes, int, object, float], bool] | None = getattr(
             core, "send_value", None
         )
-        self.now = loop.time
+        #: The loop's clock. BaseEventLoop.time is ``time.monotonic()`` in a
+        #: Python method: call monotonic directly then (one frame less per
+        #: send); a loop with its own ``time`` (uvloop, a test clock) keeps it.
+        self.now: Callable[[], float] = (
+            time.monotonic if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time else loop.time
+        )
         self.conns: dict[int, _Protocol] = {}
         self._connecting: dict[int, asyncio.Task[None]] = {}
         #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
