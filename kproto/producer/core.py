@@ -655,21 +655,28 @@ class ProducerCore:
             As :meth:`send`.
         """
         if (
-            key is None
-            and type(value) is bytes
+            type(value) is bytes
+            and type(timestamp_ms) is int
             and self._plain
             and not self._closed
             and (tp := self._topics.get(topic)) is not None
             and tp.n_parts
         ):
+            # RecordsBuffer.append, inlined (see PlainRecordTables) when the
+            # partition's open batch takes the record; else the general append.
             vl = len(value)
-            upper = RECORD_OVERHEAD_MAX + 1 + vl  # as send()'s bound
-            if vl < _NK_LIMIT and upper <= self._max_record and self._buffer_used + upper <= self._buffer_memory:
+            if key is None:
+                upper = RECORD_OVERHEAD_MAX + 1 + vl  # as send()'s bound
+                if upper > self._max_record or self._buffer_used + upper > self._buffer_memory:
+                    return self.send(
+                        topic=topic, key=key, value=value, headers=None, partition=None,
+                        timestamp_ms=timestamp_ms, token=token, now=now,
+                    )  # fmt: skip
+                self._now = now
                 pick = tp.pick[self._randbits(tp.pick_bits)]
                 ps = pick if pick is not None else self._pick(tp)
                 b = ps.open
-                if b is not None:
-                    # RecordsBuffer.append, inlined (see PlainRecordTables).
+                if b is not None and vl < _NK_LIMIT:
                     n = b.count
                     td = timestamp_ms - b.base_ts
                     if 0 <= td < _VARINT_LIMIT and n < _VARINT_LIMIT:
@@ -677,7 +684,6 @@ class ProducerCore:
                         size = _ZZ_LEN[body] + body
                         batch_size = self._batch_size
                         if b.size + size <= batch_size:
-                            self._now = now
                             b.pieces += (_ZZ[body], _ATTR_TD[td], _ZZ[n], _NK_VLEN[vl], value, _NO_HEADERS)
                             b.count = n + 1
                             b.size += size
@@ -688,15 +694,50 @@ class ProducerCore:
                             if b.size == batch_size:
                                 self._close_batch(b)
                             return True
-                if type(timestamp_ms) is int:
-                    self._now = now
-                    if b is None or not (size := b.append(timestamp_ms, None, value, _NO_HEADERS, self._batch_size)):
-                        b, size = self._append_new(tp, ps, None, value, _NO_HEADERS, timestamp_ms, now, True)
-                    b.tokens.append(token)
-                    self._buffer_used += size
-                    if b.size >= self._batch_size:
-                        self._close_batch(b)
-                    return True
+            elif type(key) is bytes:
+                kl = len(key)
+                upper = RECORD_OVERHEAD_MAX + 1 + kl + vl
+                if upper > self._max_record or self._buffer_used + upper > self._buffer_memory:
+                    return self.send(
+                        topic=topic, key=key, value=value, headers=None, partition=None,
+                        timestamp_ms=timestamp_ms, token=token, now=now,
+                    )  # fmt: skip
+                self._now = now
+                pick = tp.by_key.get(key)
+                ps = pick if pick is not None else self._keyed(tp, key)
+                b = ps.open
+                if b is not None and kl < _VARINT_LIMIT and vl < _VARINT_LIMIT:
+                    n = b.count
+                    td = timestamp_ms - b.base_ts
+                    if 0 <= td < _VARINT_LIMIT and n < _VARINT_LIMIT:
+                        body = _ATTR_TD_LEN[td] + _ZZ_LEN[n] + _ZZ_LEN[kl] + kl + _ZZ_LEN[vl] + vl + 1
+                        batch_size = self._batch_size
+                        if body < _VARINT_LIMIT and b.size + (size := _ZZ_LEN[body] + body) <= batch_size:
+                            b.pieces += (
+                                _ZZ[body], _ATTR_TD[td], _ZZ[n], _ZZ[kl], key, _ZZ[vl], value, _NO_HEADERS,
+                            )  # fmt: skip
+                            b.count = n + 1
+                            b.size += size
+                            if timestamp_ms > b.max_ts:
+                                b.max_ts = timestamp_ms
+                            b.tokens.append(token)
+                            self._buffer_used += size
+                            if b.size == batch_size:
+                                self._close_batch(b)
+                            return True
+            else:
+                return self.send(
+                    topic=topic, key=key, value=value, headers=None, partition=None,
+                    timestamp_ms=timestamp_ms, token=token, now=now,
+                )  # fmt: skip
+            batch_size = self._batch_size
+            if b is None or not (size := b.append(timestamp_ms, key, value, _NO_HEADERS, batch_size)):
+                b, size = self._append_new(tp, ps, key, value, _NO_HEADERS, timestamp_ms, now, True)
+            b.tokens.append(token)
+            self._buffer_used += size
+            if b.size >= batch_size:
+                self._close_batch(b)
+            return True
         return self.send(
             topic=topic,
             key=key,
@@ -758,18 +799,18 @@ class ProducerCore:
                 break
             popleft()
             topic, key, value, headers, partition, ts, token = item
-            if fast and headers is None and partition is None and type(value) is bytes:
+            if fast and headers is None and partition is None and type(value) is bytes and type(ts) is int:
                 tp = topics.get(topic)
                 if tp is not None and tp.n_parts:
+                    # RecordsBuffer.append, inlined (see PlainRecordTables) when the
+                    # partition's open batch takes the record; else the general append.
+                    vl = len(value)
                     if key is None:
-                        vl = len(value)
                         if vl <= max_record and used + vl <= buffer_memory:
                             pick = tp.pick[randbits(tp.pick_bits)]
                             ps = pick if pick is not None else self._pick(tp)
                             b = ps.open
                             if b is not None and vl < nk_limit:
-                                # RecordsBuffer.append, inlined for a null key and
-                                # no headers (see PlainRecordTables).
                                 n = b.count
                                 td = ts - b.base_ts
                                 if 0 <= td < limit and n < limit:
@@ -789,10 +830,31 @@ class ProducerCore:
                         else:
                             ps = None
                     elif type(key) is bytes:
-                        kv = len(key) + len(value)
-                        if kv <= max_record and used + kv <= buffer_memory:
+                        kl = len(key)
+                        if kl + vl <= max_record and used + kl + vl <= buffer_memory:
                             pick = tp.by_key.get(key)
                             ps = pick if pick is not None else self._keyed(tp, key)
+                            b = ps.open
+                            if b is not None and kl < limit and vl < limit:
+                                n = b.count
+                                td = ts - b.base_ts
+                                if 0 <= td < limit and n < limit:
+                                    body = attr_td_len[td] + zz_len[n] + zz_len[kl] + kl + zz_len[vl] + vl + 1
+                                    if body < limit:
+                                        size = zz_len[body] + body
+                                        if b.size + size <= batch_size:
+                                            b.pieces += (
+                                                zz[body], attr_td[td], zz[n], zz[kl], key, zz[vl], value, no_headers,
+                                            )  # fmt: skip
+                                            b.count = n + 1
+                                            b.size += size
+                                            if ts > b.max_ts:
+                                                b.max_ts = ts
+                                            b.tokens.append(token)
+                                            used += size
+                                            if b.size == batch_size:
+                                                self._close_batch(b)
+                                            continue
                         else:
                             ps = None
                     else:

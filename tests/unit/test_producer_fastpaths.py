@@ -48,7 +48,12 @@ def _wire(core: ProducerCore, client: ScriptedClient) -> tuple[list[Any], list[A
 records = st.lists(
     st.tuples(
         st.one_of(st.none(), st.binary(max_size=20)),  # key
-        st.one_of(st.none(), st.binary(max_size=300), st.binary(min_size=4090, max_size=5000)),  # value
+        st.one_of(  # value: small, around the tables' limits (4096 with a null key, 16384), larger
+            st.none(),
+            st.binary(max_size=300),
+            st.binary(min_size=4090, max_size=4100),
+            st.binary(min_size=16350, max_size=16400),
+        ),
         st.sampled_from([None, [("h", b"1")]]),  # headers
         st.sampled_from([None, None, None, 1]),  # partition
         st.integers(min_value=-5, max_value=20_000),  # timestamp offset (ms)
