@@ -402,7 +402,8 @@ class AsyncProducerBase(Generic[_D]):
                     break
             self._unyielded = 0
         else:
-            driver.kick()
+            if driver.asleep:
+                driver.kick()
             self._unyielded += 1
             if self._unyielded >= _YIELD_EVERY:
                 self._unyielded = 0

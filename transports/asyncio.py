@@ -168,11 +168,15 @@ class _Driver:
         self._waiter: asyncio.Future[None] | None = None
         self._progress: asyncio.Future[None] | None = None
         self._stop = False
+        #: Waiting on ``_waiter`` and not kicked since: send() reads it to
+        #: skip the kick() call when the driver is awake already.
+        self.asleep = False
         self.crashed: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
         """Wake the driver task (cheap when it is already awake)."""
+        self.asleep = False
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
@@ -209,6 +213,7 @@ class _Driver:
                     break
                 timer = core.get_timer()
                 self._waiter = loop.create_future()
+                self.asleep = True
                 handle = None
                 if timer is not None:
                     handle = loop.call_at(timer, self.kick)
@@ -216,6 +221,7 @@ class _Driver:
                     await self._waiter
                 finally:
                     self._waiter = None
+                    self.asleep = False
                     if handle is not None:
                         handle.cancel()
         except Exception as exc:

@@ -137,7 +137,9 @@ class _Driver:
         )
         self.conns: dict[int, _Conn] = {}
         self._wake = trio.Event()
-        self._kicked = False
+        #: No kick since the driver last woke: the next kick sets the event
+        #: (send() reads it to skip the call when the driver is awake already).
+        self.asleep = True
         #: The run's clock, read directly: ``trio.current_time()`` costs more per call.
         self.now = trio.lowlevel.current_clock().current_time
         self._progress = trio.Event()
@@ -151,8 +153,8 @@ class _Driver:
 
     def kick(self) -> None:
         """Wake the driver task (a flag check when it is already awake)."""
-        if not self._kicked:
-            self._kicked = True
+        if self.asleep:
+            self.asleep = False
             self._wake.set()
 
     async def progress(self, deadline: float) -> bool:
@@ -181,7 +183,7 @@ class _Driver:
                 else:
                     await trio.lowlevel.checkpoint()
                 self._wake = trio.Event()
-                self._kicked = False
+                self.asleep = True
         except Exception as exc:
             self.crash(exc)
         finally:
