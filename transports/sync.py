@@ -801,7 +801,9 @@ class KafkaProducer:
         if loop.blocked or len(inbox) >= _INBOX_LIMIT:
             self._wait_for_space()
         inbox.append(item)
-        if loop.sleeping:
+        if loop.sleeping and not loop._wake_pending:
+            # (wake() checks _wake_pending too; checked here first, it saves a call
+            # for the many records sent while the I/O thread is asleep or waking.)
             loop.wake()
         self._unyielded += 1
         if self._unyielded >= _YIELD_EVERY:
