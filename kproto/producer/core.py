@@ -794,10 +794,10 @@ class ProducerCore:
         # before anything else can read or change it.
         used = self._buffer_used
         while records:
-            item = records[0]
+            item = popleft()
             if type(item) is not tuple:
+                records.appendleft(item)  # left in place
                 break
-            popleft()
             topic, key, value, headers, partition, ts, token = item
             if fast and headers is None and partition is None and type(value) is bytes and type(ts) is int:
                 tp = topics.get(topic)
