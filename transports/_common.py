@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from kproto.errors import IllegalStateError, KafkaTimeoutError, MessageSizeTooLargeError
@@ -236,6 +237,7 @@ def prepare_record(
 
 
 _time_ns = time.time_ns
+_new = object.__new__
 
 
 def prepare_send(
@@ -269,7 +271,7 @@ def prepare_send(
 class AsyncProducerBase(Generic[_D]):
     """``send()`` for the asyncio and trio producers, which differ only in the hooks below."""
 
-    _handle_type: Callable[[str, int, int, int, int], _D]
+    _handle_type: type[_D]
     _driver: Any
     _closed: bool
     _plain: bool
@@ -321,24 +323,58 @@ class AsyncProducerBase(Generic[_D]):
         if driver is None or self._closed or driver.crashed is not None:
             driver = await self._ensure_running()
         clock = driver.now
-        topic, k, v, hdrs, part, ts, hsize = prepare_send(
-            self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
-        )
-        if topic not in self._known_topics:
-            await self._wait_for_topic(driver, topic)
-        handle = self._handle_type(topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize)
+        if (
+            self._plain
+            and type(value) is bytes
+            and (key is None or type(key) is bytes)
+            and headers is None
+            and partition is None
+            and timestamp_ms is None
+            and type(topic) is str
+            and topic in self._known_topics
+        ):
+            # The hot path (prepare_send's, inlined): bytes in, every default;
+            # the handle is built without an __init__ call (the stores of the
+            # handle classes' __init__, kept in step with them).
+            k: bytes | None = key
+            v: bytes | None = value
+            hdrs: list[tuple[str, bytes]] | None = None
+            part: int | None = None
+            ts = _time_ns() // 1_000_000
+            handle = _new(self._handle_type)
+            handle.topic = topic
+            handle.timestamp_ms = ts
+            handle.key_size = -1 if key is None else len(key)
+            handle.value_size = len(value)
+            handle.header_size = -1
+            handle._state = 0
+            handle._error = None
+            handle._waiter = None
+        else:
+            topic, k, v, hdrs, part, ts, hsize = prepare_send(
+                self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
+            )
+            if topic not in self._known_topics:
+                await self._wait_for_topic(driver, topic)
+            handle = self._handle_type(
+                topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize
+            )
         core = driver.core
         try:
-            accepted = core.send(
-                topic=topic,
-                key=k,
-                value=v,
-                headers=hdrs,
-                partition=part,
-                timestamp_ms=ts,
-                token=handle,
-                now=clock(),
-            )
+            send_value = driver.send_value
+            if hdrs is None and part is None and v is not None and send_value is not None:
+                accepted = send_value(topic, k, v, ts, handle, clock())
+            else:
+                accepted = core.send(
+                    topic=topic,
+                    key=k,
+                    value=v,
+                    headers=hdrs,
+                    partition=part,
+                    timestamp_ms=ts,
+                    token=handle,
+                    now=clock(),
+                )
         except MessageSizeTooLargeError as exc:
             # As kafka-python: a record too large for any request fails its own handle.
             handle._fail(exc)
@@ -366,7 +402,8 @@ class AsyncProducerBase(Generic[_D]):
                     break
             self._unyielded = 0
         else:
-            driver.kick()
+            if driver.asleep:
+                driver.kick()
             self._unyielded += 1
             if self._unyielded >= _YIELD_EVERY:
                 self._unyielded = 0
@@ -404,9 +441,11 @@ async def wait_for_topic_async(
 class Delivery:
     """One record's delivery state; also the token handed to the core.
 
-    Runtime-specific subclasses add the waiting part (a thread condition, an
-    asyncio future, a trio event) by overriding :meth:`_completed`, which is
-    called once, on the driver's thread or task, when the outcome is known.
+    Runtime-specific subclasses add the waiting part (callbacks, an asyncio
+    future, a trio event) in ``_waiter`` and override :meth:`_completed`,
+    which is called once, on the driver's thread or task, when the outcome
+    is known and ``_waiter`` is set (a delivered batch's tokens nobody waits
+    on cost four attribute stores each, no call).
 
     A lean ``__slots__`` class rather than an attrs one: one of these is made
     per record on the hot path.
@@ -423,9 +462,15 @@ class Delivery:
         "timestamp_ms",
         "topic",
         "value_size",
+        "_waiter",
     )
 
     _PENDING, _DONE, _FAILED = 0, 1, 2
+
+    #: What :meth:`_completed` has to wake or run (the subclass's: callbacks,
+    #: a future, an event), None while nobody waits: :func:`dispatch_events`
+    #: calls ``_completed`` only when it is set.
+    _waiter: Any
 
     def __init__(
         self, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
@@ -437,6 +482,7 @@ class Delivery:
         self.header_size = header_size
         self._state = 0
         self._error: BaseException | None = None
+        self._waiter = None
         # _partition, _offset and _log_append_time are set when the outcome arrives.
 
     # --- outcome, set by dispatch_events on the driver side -------------
@@ -458,7 +504,7 @@ class Delivery:
         self._completed()
 
     def _completed(self) -> None:
-        """Hook for subclasses: wake waiters, run callbacks."""
+        """Hook for subclasses: wake waiters, run callbacks (called only if ``_waiter`` is set)."""
 
     # --- reading the outcome --------------------------------------------
 
@@ -492,6 +538,8 @@ def dispatch_events(events: Iterable[Any]) -> int:
     Returns:
         How many tokens were resolved.
     """
+    # Delivery._deliver inlined: a batch's tokens are resolved in one loop,
+    # and _completed is only called for a token someone waits on.
     n = 0
     for ev in events:
         tokens = ev.tokens
@@ -499,12 +547,14 @@ def dispatch_events(events: Iterable[Any]) -> int:
             part = ev.partition
             lat = ev.log_append_time_ms
             base = ev.base_offset
-            if base < 0:
-                for tok in tokens:
-                    tok._deliver(part, -1, lat)
-            else:
-                for off, tok in enumerate(tokens, base):
-                    tok._deliver(part, off, lat)
+            for off, tok in enumerate(tokens, base) if base >= 0 else zip(repeat(-1), tokens):
+                if not tok._state:
+                    tok._partition = part
+                    tok._offset = off
+                    tok._log_append_time = lat
+                    tok._state = 1
+                    if tok._waiter is not None:
+                        tok._completed()
         else:  # DeliveryFailed
             err = ev.error
             part = ev.partition
@@ -522,9 +572,12 @@ def auth_failure(core: Any) -> BaseException | None:
     ``max_block_ms``: credentials or certificates do not fix themselves. A
     fresh exception per call (tracebacks would pile up on a shared one).
     """
-    # ProducerCore keeps its client private; read the one attribute we need.
-    client = getattr(core, "_client", None)
-    error = getattr(client, "auth_error", None)
+    # ProducerCore.auth_error; a core without that property (the consumer's,
+    # a stand-in) is asked through its client.
+    if hasattr(type(core), "auth_error"):
+        error = core.auth_error
+    else:
+        error = getattr(getattr(core, "_client", None), "auth_error", None)
     if not isinstance(error, BaseException):
         return None
     try:

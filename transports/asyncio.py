@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Generator
 from typing import Any
 
 from kproto.driving import Close, Connect
@@ -35,7 +36,7 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
-from transports._tls import AsyncTokenCache, tls_failure
+from transports._tls import AsyncTokenCache, lost_error, tls_failure
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
@@ -51,13 +52,23 @@ class DeliveryHandle(Delivery):
     outcome is known, so unawaited handles cost no future and never warn.
     """
 
-    __slots__ = ("_waiter",)
+    __slots__ = ()
+
+    #: The future an ``await`` waits on, made by the first one before the outcome.
+    _waiter: asyncio.Future[None] | None
 
     def __init__(
         self, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
     ) -> None:
-        Delivery.__init__(self, topic, timestamp_ms, key_size, value_size, header_size)
-        self._waiter: asyncio.Future[None] | None = None
+        # Delivery.__init__ inlined: one of these is made per record.
+        self.topic = topic
+        self.timestamp_ms = timestamp_ms
+        self.key_size = key_size
+        self.value_size = value_size
+        self.header_size = header_size
+        self._state = 0
+        self._error = None
+        self._waiter = None
 
     def _completed(self) -> None:
         w = self._waiter
@@ -126,11 +137,9 @@ class _Protocol(asyncio.Protocol):
         if d.conns.get(self.node_id) is self:
             del d.conns[self.node_id]
         if not self.closed_by_us:
-            if exc is not None and d.ssl_context is not None and not self.got_data:
-                # TLS 1.3: the server's verdict on our certificate comes after our handshake.
-                d.core.connection_lost(self.node_id, tls_failure(exc, self.host, self.port), d.loop.time())
-            else:
-                d.core.connection_lost(self.node_id, exc, d.loop.time())
+            # TLS 1.3: the server's verdict on our certificate comes after our handshake.
+            err = lost_error(exc, self.host, self.port, tls=d.ssl_context is not None, got_data=self.got_data)
+            d.core.connection_lost(self.node_id, err, d.loop.time())
             d.kick()
 
 
@@ -140,7 +149,16 @@ class _Driver:
     def __init__(self, core: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.core = core
         self.loop = loop
-        self.now = loop.time
+        #: ProducerCore.send_value (the send hot path), None for a core without it.
+        self.send_value: Callable[[str, bytes | None, bytes, int, object, float], bool] | None = getattr(
+            core, "send_value", None
+        )
+        #: The loop's clock. BaseEventLoop.time is ``time.monotonic()`` in a
+        #: Python method: call monotonic directly then (one frame less per
+        #: send); a loop with its own ``time`` (uvloop, a test clock) keeps it.
+        self.now: Callable[[], float] = (
+            time.monotonic if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time else loop.time
+        )
         self.conns: dict[int, _Protocol] = {}
         self._connecting: dict[int, asyncio.Task[None]] = {}
         #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
@@ -150,11 +168,15 @@ class _Driver:
         self._waiter: asyncio.Future[None] | None = None
         self._progress: asyncio.Future[None] | None = None
         self._stop = False
+        #: Waiting on ``_waiter`` and not kicked since: send() reads it to
+        #: skip the kick() call when the driver is awake already.
+        self.asleep = False
         self.crashed: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
         """Wake the driver task (cheap when it is already awake)."""
+        self.asleep = False
         w = self._waiter
         if w is not None and not w.done():
             w.set_result(None)
@@ -191,6 +213,7 @@ class _Driver:
                     break
                 timer = core.get_timer()
                 self._waiter = loop.create_future()
+                self.asleep = True
                 handle = None
                 if timer is not None:
                     handle = loop.call_at(timer, self.kick)
@@ -198,6 +221,7 @@ class _Driver:
                     await self._waiter
                 finally:
                     self._waiter = None
+                    self.asleep = False
                     if handle is not None:
                         handle.cancel()
         except Exception as exc:

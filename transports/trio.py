@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any
 
@@ -43,7 +43,7 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
-from transports._tls import AsyncTokenCache, tls_failure
+from transports._tls import AsyncTokenCache, lost_error
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
@@ -58,17 +58,27 @@ class DeliveryHandle(Delivery):
     A ``trio.Event`` is made only if someone awaits before the outcome is known.
     """
 
-    __slots__ = ("_event",)
+    __slots__ = ()
+
+    #: The event an ``await`` waits on, made by the first one before the outcome.
+    _waiter: trio.Event | None
 
     def __init__(
         self, topic: str, timestamp_ms: int, key_size: int, value_size: int, header_size: int
     ) -> None:
-        Delivery.__init__(self, topic, timestamp_ms, key_size, value_size, header_size)
-        self._event: trio.Event | None = None
+        # Delivery.__init__ inlined: one of these is made per record.
+        self.topic = topic
+        self.timestamp_ms = timestamp_ms
+        self.key_size = key_size
+        self.value_size = value_size
+        self.header_size = header_size
+        self._state = 0
+        self._error = None
+        self._waiter = None
 
     def _completed(self) -> None:
-        if self._event is not None:
-            self._event.set()
+        if self._waiter is not None:
+            self._waiter.set()
 
     async def wait(self) -> RecordMetadata:
         """Wait for the outcome.
@@ -80,9 +90,9 @@ class DeliveryHandle(Delivery):
             KafkaError: The delivery failed.
         """
         if not self._state:
-            if self._event is None:
-                self._event = trio.Event()
-            await self._event.wait()
+            if self._waiter is None:
+                self._waiter = trio.Event()
+            await self._waiter.wait()
         else:
             await trio.lowlevel.checkpoint()
         return self._outcome()
@@ -121,9 +131,15 @@ class _Driver:
     def __init__(self, core: Any, nursery: trio.Nursery) -> None:
         self.core = core
         self.nursery = nursery
+        #: ProducerCore.send_value (the send hot path), None for a core without it.
+        self.send_value: Callable[[str, bytes | None, bytes, int, object, float], bool] | None = getattr(
+            core, "send_value", None
+        )
         self.conns: dict[int, _Conn] = {}
         self._wake = trio.Event()
-        self._kicked = False
+        #: No kick since the driver last woke: the next kick sets the event
+        #: (send() reads it to skip the call when the driver is awake already).
+        self.asleep = True
         #: The run's clock, read directly: ``trio.current_time()`` costs more per call.
         self.now = trio.lowlevel.current_clock().current_time
         self._progress = trio.Event()
@@ -137,8 +153,8 @@ class _Driver:
 
     def kick(self) -> None:
         """Wake the driver task (a flag check when it is already awake)."""
-        if not self._kicked:
-            self._kicked = True
+        if self.asleep:
+            self.asleep = False
             self._wake.set()
 
     async def progress(self, deadline: float) -> bool:
@@ -167,7 +183,7 @@ class _Driver:
                 else:
                     await trio.lowlevel.checkpoint()
                 self._wake = trio.Event()
-                self._kicked = False
+                self.asleep = True
         except Exception as exc:
             self.crash(exc)
         finally:
@@ -216,12 +232,9 @@ class _Driver:
     def _lost(self, conn: _Conn, exc: BaseException | None) -> None:
         if conn.closed_by_us:
             return
-        if exc is not None and self.ssl_context is not None and not conn.got_data:
-            # trio wraps the ssl error (BrokenResourceError from SSLError); TLS 1.3
-            # reports a refused client certificate on the first read.
-            cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
-            if isinstance(cause, ssl.SSLError):
-                exc = tls_failure(cause, conn.host, conn.port)
+        # trio wraps the ssl error (BrokenResourceError from SSLError); TLS 1.3
+        # reports a refused client certificate on the first read.
+        exc = lost_error(exc, conn.host, conn.port, tls=self.ssl_context is not None, got_data=conn.got_data)
         conn.closed_by_us = True
         if self.conns.get(conn.node_id) is conn:
             del self.conns[conn.node_id]

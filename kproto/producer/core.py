@@ -4,7 +4,12 @@ Theory of operation
 ===================
 
 ``send()`` encodes a record straight into the open batch of its partition
-(one per partition, up to ``batch_size``) and returns. Nothing else happens
+(one per partition, up to ``batch_size``) and returns. ``send_many()`` (a
+queue of records, the sync driver's) and ``send_value()`` (positional, no
+headers or explicit partition, the async facades') do the same; all three
+inline the encoding of the commonest record (null key, no headers: see
+``PlainRecordTables``) and fall back to the general path for the rest, so
+the batches are the same bytes whichever was called. Nothing else happens
 until the driver pulls: ``data_to_send()``/``commands()``/``handle_timer()``
 *drain* — for every partition whose oldest batch is ready, the batch is sealed
 (header, compression, CRC) and, grouped by leader, put into one Produce
@@ -114,6 +119,7 @@ from kproto.protocol.messages.produce import (
     TopicProduceData,
 )
 from kproto.protocol.records import (
+    PLAIN_RECORD_TABLES,
     RECORD_BATCH_OVERHEAD,
     RECORD_OVERHEAD_MAX,
     RecordsBuffer,
@@ -131,6 +137,9 @@ __all__ = ["ProducerCore"]
 
 #: The headers section of a record without headers.
 _NO_HEADERS: Final = encode_headers(())
+#: The encoder's tables for the inlined appends of send/send_many (module
+#: globals: cheaper to read than the named tuple's fields).
+_VARINT_LIMIT, _ZZ, _ZZ_LEN, _ATTR_TD, _ATTR_TD_LEN, _NK_LIMIT, _NK_VLEN, _NK_REST = PLAIN_RECORD_TABLES
 #: Keys whose partition is remembered, per topic (see _Topic.by_key).
 _HASH_CACHE: Final = 8192
 _BATCH_OVERHEAD: Final = RECORD_BATCH_OVERHEAD  # 61
@@ -589,12 +598,289 @@ class ProducerCore:
             ps = found
         # _append, inlined for the common case: the open batch takes the record.
         b = ps.open
+        if key is None and hb is _NO_HEADERS and b is not None and value is not None:
+            # RecordsBuffer.append, inlined for a null key and no headers (see
+            # PlainRecordTables); anything the tables do not cover falls through.
+            vl = len(value)
+            n = b.count
+            td = timestamp_ms - b.base_ts
+            if vl < _NK_LIMIT and 0 <= td < _VARINT_LIMIT and n < _VARINT_LIMIT:
+                body = _ATTR_TD_LEN[td] + _ZZ_LEN[n] + _NK_REST[vl]
+                size = _ZZ_LEN[body] + body
+                batch_size = self._batch_size
+                if b.size + size <= batch_size:
+                    b.pieces += (_ZZ[body], _ATTR_TD[td], _ZZ[n], _NK_VLEN[vl], value, hb)
+                    b.count = n + 1
+                    b.size += size
+                    if timestamp_ms > b.max_ts:
+                        b.max_ts = timestamp_ms
+                    b.tokens.append(token)
+                    self._buffer_used += size
+                    if b.size == batch_size:
+                        self._close_batch(b)
+                    return True
         if b is None or not (size := b.append(timestamp_ms, key, value, hb, self._batch_size)):
             b, size = self._append_new(tp, ps, key, value, hb, timestamp_ms, now, partition is None)
         b.tokens.append(token)
         self._buffer_used += size
         if b.size >= self._batch_size:
             self._close_batch(b)
+        return True
+
+    def send_value(
+        self, topic: str, key: bytes | None, value: bytes, timestamp_ms: int, token: object, now: float
+    ) -> bool:
+        """:meth:`send` without headers or an explicit partition, positional: the facades' hot path.
+
+        The same outcome as ``send(topic=topic, key=key, value=value,
+        headers=None, partition=None, timestamp_ms=timestamp_ms, token=token,
+        now=now)``, which it calls for anything but the common case (bytes
+        key or None, bytes value, the default partitioner, a known topic,
+        room in the buffer, an open batch that takes the record).
+
+        Returns:
+            As :meth:`send`.
+
+        Raises:
+            As :meth:`send`.
+        """
+        if (
+            type(value) is bytes
+            and type(timestamp_ms) is int
+            and self._plain
+            and not self._closed
+            and (tp := self._topics.get(topic)) is not None
+            and tp.n_parts
+        ):
+            # RecordsBuffer.append, inlined (see PlainRecordTables) when the
+            # partition's open batch takes the record; else the general append.
+            vl = len(value)
+            if key is None:
+                upper = RECORD_OVERHEAD_MAX + 1 + vl  # as send()'s bound
+                if upper > self._max_record or self._buffer_used + upper > self._buffer_memory:
+                    return self.send(
+                        topic=topic, key=key, value=value, headers=None, partition=None,
+                        timestamp_ms=timestamp_ms, token=token, now=now,
+                    )  # fmt: skip
+                self._now = now
+                pick = tp.pick[self._randbits(tp.pick_bits)]
+                ps = pick if pick is not None else self._pick(tp)
+                b = ps.open
+                if b is not None and vl < _NK_LIMIT:
+                    n = b.count
+                    td = timestamp_ms - b.base_ts
+                    if 0 <= td < _VARINT_LIMIT and n < _VARINT_LIMIT:
+                        body = _ATTR_TD_LEN[td] + _ZZ_LEN[n] + _NK_REST[vl]
+                        size = _ZZ_LEN[body] + body
+                        batch_size = self._batch_size
+                        if b.size + size <= batch_size:
+                            b.pieces += (_ZZ[body], _ATTR_TD[td], _ZZ[n], _NK_VLEN[vl], value, _NO_HEADERS)
+                            b.count = n + 1
+                            b.size += size
+                            if timestamp_ms > b.max_ts:
+                                b.max_ts = timestamp_ms
+                            b.tokens.append(token)
+                            self._buffer_used += size
+                            if b.size == batch_size:
+                                self._close_batch(b)
+                            return True
+            elif type(key) is bytes:
+                kl = len(key)
+                upper = RECORD_OVERHEAD_MAX + 1 + kl + vl
+                if upper > self._max_record or self._buffer_used + upper > self._buffer_memory:
+                    return self.send(
+                        topic=topic, key=key, value=value, headers=None, partition=None,
+                        timestamp_ms=timestamp_ms, token=token, now=now,
+                    )  # fmt: skip
+                self._now = now
+                pick = tp.by_key.get(key)
+                ps = pick if pick is not None else self._keyed(tp, key)
+                b = ps.open
+                if b is not None and kl < _VARINT_LIMIT and vl < _VARINT_LIMIT:
+                    n = b.count
+                    td = timestamp_ms - b.base_ts
+                    if 0 <= td < _VARINT_LIMIT and n < _VARINT_LIMIT:
+                        body = _ATTR_TD_LEN[td] + _ZZ_LEN[n] + _ZZ_LEN[kl] + kl + _ZZ_LEN[vl] + vl + 1
+                        batch_size = self._batch_size
+                        if body < _VARINT_LIMIT and b.size + (size := _ZZ_LEN[body] + body) <= batch_size:
+                            b.pieces += (
+                                _ZZ[body], _ATTR_TD[td], _ZZ[n], _ZZ[kl], key, _ZZ[vl], value, _NO_HEADERS,
+                            )  # fmt: skip
+                            b.count = n + 1
+                            b.size += size
+                            if timestamp_ms > b.max_ts:
+                                b.max_ts = timestamp_ms
+                            b.tokens.append(token)
+                            self._buffer_used += size
+                            if b.size == batch_size:
+                                self._close_batch(b)
+                            return True
+            else:
+                return self.send(
+                    topic=topic, key=key, value=value, headers=None, partition=None,
+                    timestamp_ms=timestamp_ms, token=token, now=now,
+                )  # fmt: skip
+            batch_size = self._batch_size
+            if b is None or not (size := b.append(timestamp_ms, key, value, _NO_HEADERS, batch_size)):
+                b, size = self._append_new(tp, ps, key, value, _NO_HEADERS, timestamp_ms, now, True)
+            b.tokens.append(token)
+            self._buffer_used += size
+            if b.size >= batch_size:
+                self._close_batch(b)
+            return True
+        return self.send(
+            topic=topic,
+            key=key,
+            value=value,
+            headers=None,
+            partition=None,
+            timestamp_ms=timestamp_ms,
+            token=token,
+            now=now,
+        )
+
+    def send_many(
+        self,
+        records: deque[Any],
+        now: float,
+        failed: Callable[[object, Exception], None],
+    ) -> bool:
+        """Accept records from the front of ``records`` until it is empty or not a record.
+
+        Each record is a tuple ``(topic, key, value, headers, partition,
+        timestamp_ms, token)`` with :meth:`send`'s meaning; anything else in
+        the deque (a driver's own item) stops the loop there, left in place.
+        The same as calling :meth:`send` for each, minus a call per record:
+        the common case (bytes value, bytes or None key, no headers, no
+        explicit partition, the default partitioner, a known topic, room in
+        the buffer) is inlined here; every other record goes through
+        :meth:`send`.
+
+        Args:
+            records: the queue to take records from (popped as accepted).
+            now: the driver's clock.
+            failed: called with ``(token, exception)`` for a record
+                :meth:`send` raised for (it is dropped; the loop goes on).
+
+        Returns:
+            False if ``buffer_memory`` is full: the refused record is back at
+            the front of ``records``; try again after the next event or timer.
+            True otherwise.
+        """
+        self._now = now
+        send = self.send
+        topics = self._topics
+        batch_size = self._batch_size
+        # The fast path's size bound: as in send(), the key and value lengths
+        # on top of RECORD_OVERHEAD_MAX, plus the empty headers byte.
+        max_record = self._max_record - RECORD_OVERHEAD_MAX - 1
+        buffer_memory = self._buffer_memory - RECORD_OVERHEAD_MAX - 1
+        randbits = self._randbits
+        no_headers = _NO_HEADERS
+        limit, zz, zz_len, attr_td, attr_td_len, nk_limit, nk_vlen, nk_rest = PLAIN_RECORD_TABLES
+        fast = self._plain and not self._closed
+        popleft = records.popleft
+        # self._buffer_used, kept in a local on the fast path: written back
+        # before anything else can read or change it.
+        used = self._buffer_used
+        while records:
+            item = popleft()
+            if type(item) is not tuple:
+                records.appendleft(item)  # left in place
+                break
+            topic, key, value, headers, partition, ts, token = item
+            if fast and headers is None and partition is None and type(value) is bytes and type(ts) is int:
+                tp = topics.get(topic)
+                if tp is not None and tp.n_parts:
+                    # RecordsBuffer.append, inlined (see PlainRecordTables) when the
+                    # partition's open batch takes the record; else the general append.
+                    vl = len(value)
+                    if key is None:
+                        if vl <= max_record and used + vl <= buffer_memory:
+                            pick = tp.pick[randbits(tp.pick_bits)]
+                            ps = pick if pick is not None else self._pick(tp)
+                            b = ps.open
+                            if b is not None and vl < nk_limit:
+                                n = b.count
+                                td = ts - b.base_ts
+                                if 0 <= td < limit and n < limit:
+                                    body = attr_td_len[td] + zz_len[n] + nk_rest[vl]
+                                    size = zz_len[body] + body
+                                    if b.size + size <= batch_size:
+                                        b.pieces += (zz[body], attr_td[td], zz[n], nk_vlen[vl], value, no_headers)
+                                        b.count = n + 1
+                                        b.size += size
+                                        if ts > b.max_ts:
+                                            b.max_ts = ts
+                                        b.tokens.append(token)
+                                        used += size
+                                        if b.size == batch_size:
+                                            self._close_batch(b)
+                                        continue
+                        else:
+                            ps = None
+                    elif type(key) is bytes:
+                        kl = len(key)
+                        if kl + vl <= max_record and used + kl + vl <= buffer_memory:
+                            pick = tp.by_key.get(key)
+                            ps = pick if pick is not None else self._keyed(tp, key)
+                            b = ps.open
+                            if b is not None and kl < limit and vl < limit:
+                                n = b.count
+                                td = ts - b.base_ts
+                                if 0 <= td < limit and n < limit:
+                                    body = attr_td_len[td] + zz_len[n] + zz_len[kl] + kl + zz_len[vl] + vl + 1
+                                    if body < limit:
+                                        size = zz_len[body] + body
+                                        if b.size + size <= batch_size:
+                                            b.pieces += (
+                                                zz[body], attr_td[td], zz[n], zz[kl], key, zz[vl], value, no_headers,
+                                            )  # fmt: skip
+                                            b.count = n + 1
+                                            b.size += size
+                                            if ts > b.max_ts:
+                                                b.max_ts = ts
+                                            b.tokens.append(token)
+                                            used += size
+                                            if b.size == batch_size:
+                                                self._close_batch(b)
+                                            continue
+                        else:
+                            ps = None
+                    else:
+                        ps = None
+                    if ps is not None:
+                        b = ps.open
+                        if b is None or not (size := b.append(ts, key, value, no_headers, batch_size)):
+                            self._buffer_used = used
+                            b, size = self._append_new(tp, ps, key, value, no_headers, ts, now, True)
+                            used = self._buffer_used
+                        b.tokens.append(token)
+                        used += size
+                        if b.size >= batch_size:
+                            self._close_batch(b)
+                        continue
+            self._buffer_used = used
+            try:
+                ok = send(
+                    topic=topic,
+                    key=key,
+                    value=value,
+                    headers=headers,
+                    partition=partition,
+                    timestamp_ms=ts,
+                    token=token,
+                    now=now,
+                )
+            except Exception as exc:
+                failed(token, exc)
+                continue
+            finally:
+                used = self._buffer_used
+            if not ok:
+                records.appendleft(item)
+                return False
+        self._buffer_used = used
         return True
 
     def _pick(self, tp: _Topic) -> _Partition:
@@ -776,6 +1062,15 @@ class ProducerCore:
     def bootstrap_connected(self) -> bool:
         """True once a bootstrap broker answered."""
         return bool(self._client.bootstrap_connected())
+
+    @property
+    def auth_error(self) -> BaseException | None:
+        """The authentication failure (SASL or TLS) keeping the client from the cluster, else None.
+
+        Read-only; the facades raise it at once rather than waiting out ``max_block_ms``.
+        """
+        error = getattr(self._client, "auth_error", None)
+        return error if isinstance(error, BaseException) else None
 
     def close(self, now: float) -> None:
         """Stop accepting records; what is buffered keeps being delivered (idempotent)."""
