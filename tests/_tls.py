@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,13 +80,21 @@ class TlsBroker:
         files: the PKI.
         require_client_cert: stunnel ``verify = 2``: a client without a
             certificate signed by the CA is refused.
+        max_version: the highest TLS version stunnel accepts (default: TLS 1.3).
     """
 
     def __init__(
-        self, files: TlsFiles, *, require_client_cert: bool = False, gate: Callable[[int], Any] | None = None
+        self,
+        files: TlsFiles,
+        *,
+        require_client_cert: bool = False,
+        gate: Callable[[int], Any] | None = None,
+        max_version: str | None = None,
     ) -> None:
         self.files = files
         self.require_client_cert = require_client_cert
+        #: stunnel ``sslVersionMax`` (e.g. ``"TLSv1.2"``); None allows TLS 1.3.
+        self.max_version = max_version
         self.port = free_port()
         self.tansu = TansuBroker(advertised_port=self.port)
         #: ``gate(tansu_port)`` -> an object with ``port`` and ``close()`` that stunnel
@@ -129,6 +138,8 @@ class TlsBroker:
             f"key = {self.files.server_key}",
             "sslVersionMin = TLSv1.2",
         ]
+        if self.max_version is not None:
+            lines.append(f"sslVersionMax = {self.max_version}")
         if self.require_client_cert:
             lines += ["verifyChain = yes", "requireCert = yes", f"CAfile = {self.files.ca}"]
         conf.write_text("\n".join(lines) + "\n")
@@ -140,6 +151,11 @@ class TlsBroker:
         )
         try:
             wait_listening(self.proc, self.port, timeout, "stunnel", self.log_path)
+            # stunnel logs the readiness probe's connection a moment later; wait for
+            # that line so that tests counting accepted connections start from a settled count.
+            deadline = time.monotonic() + timeout
+            while not self.accepted() and time.monotonic() < deadline:
+                time.sleep(0.01)
         except RuntimeError:
             self.stop()
             raise

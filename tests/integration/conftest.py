@@ -27,3 +27,17 @@ def mtls_broker(tls_files: TlsFiles) -> Iterator[TlsBroker]:
     """Tansu behind stunnel that requires a client certificate signed by the CA."""
     with TlsBroker(tls_files, require_client_cert=True) as b:
         yield b
+
+
+@pytest.fixture(scope="module")
+def mtls12_broker(tls_files: TlsFiles) -> Iterator[TlsBroker]:
+    """As ``mtls_broker``, capped at TLS 1.2: the server refuses a missing client
+    certificate inside the handshake, so the client always reads the alert.
+
+    (With TLS 1.3 the client's handshake completes first and the server's
+    refusal follows; if the client writes its first request meanwhile, the
+    connection can end in a reset that hides the alert, and the client
+    retries with backoff until it reads the alert, as the Java client does.)
+    """
+    with TlsBroker(tls_files, require_client_cert=True, max_version="TLSv1.2") as b:
+        yield b
