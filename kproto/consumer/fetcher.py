@@ -11,10 +11,11 @@ the next Fetch for the partition may start while this data still waits to be
 read (prefetch), and the byte count that bounds what is buffered.
 
 Records are only decoded when ``poll`` asks for them, one batch at a time,
-in :func:`_decode_v2`: a single loop that reads the zigzag varints of each
-record (1- and 2-byte cases inline) and builds the :class:`ConsumerRecord`
-tuple directly, with no intermediate object. That loop is the consumer's
-hot path.
+by :func:`kproto.protocol.records.decode_records`, the one v2 record reader
+(shared with :class:`~kproto.protocol.records.RecordBatch`): a single loop
+that reads the zigzag varints of each record (1- and 2-byte cases inline,
+the latter by table) and builds the :class:`ConsumerRecord` tuple directly,
+with no intermediate object. That loop is the consumer's hot path.
 
 Which batches are skipped (KIP-98, as the Java fetcher):
 
@@ -44,6 +45,7 @@ from kproto.consumer.types import ConsumerRecord, RecordDeserializationError, To
 from kproto.errors import CorruptRecordChecksumError, CorruptRecordError
 from kproto.protocol.compression import decompress
 from kproto.protocol.legacy_records import parse_legacy_batch
+from kproto.protocol.records import decode_records
 
 __all__ = ["PartitionRecords", "scan_blob"]
 
@@ -61,13 +63,8 @@ _ATTR_LOG_APPEND: Final = 0x08
 _ATTR_TRANSACTIONAL: Final = 0x10
 _ATTR_CONTROL: Final = 0x20
 _CONTROL_ABORT: Final = 0
-#: Smallest encoded v2 record (all 1-byte varints, null key and value).
-_MIN_RECORD: Final = 7
-#: Shared by every record without headers. A tuple, not a fresh list per
-#: record: an immutable, untracked-by-GC value makes the record tuple itself
-#: untrackable, which saves ~15% of the decode time (benchmark in the notes).
+#: Headers of legacy (v0/v1) records, which have none.
 _NO_HEADERS: Final[tuple[tuple[str, bytes | None], ...]] = ()
-_ZD: Final[list[int]] = [(b >> 1) ^ -(b & 1) for b in range(128)]
 
 
 def scan_blob(buf: bytes, fetch_offset: int) -> tuple[int, int]:
@@ -105,52 +102,6 @@ def scan_blob(buf: bytes, fetch_offset: int) -> tuple[int, int]:
     return pos, max(nxt, fetch_offset)
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """A zigzag varlong at ``pos``: (value, next position)."""
-    result = 0
-    shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-        if shift > 63:
-            raise CorruptRecordError("varint longer than 10 bytes")
-
-
-def _decode_headers(buf: bytes, pos: int, end: int) -> tuple[tuple[tuple[str, bytes | None], ...], int, int]:
-    """Decode a record's headers: (headers, serialized size, next position)."""
-    count, pos = _read_varint(buf, pos)
-    if count < 0 or count > (end - pos) // 2:
-        raise CorruptRecordError(f"invalid header count {count}")
-    out: list[tuple[str, bytes | None]] = []
-    size = 0
-    for _ in range(count):
-        kl, pos = _read_varint(buf, pos)
-        if kl < 0 or pos + kl > end:
-            raise CorruptRecordError(f"invalid header key length {kl}")
-        try:
-            hkey = buf[pos : pos + kl].decode()
-        except UnicodeDecodeError:
-            raise CorruptRecordError("header key is not UTF-8") from None
-        pos += kl
-        vl, pos = _read_varint(buf, pos)
-        if vl < -1 or pos + vl > end:
-            raise CorruptRecordError(f"invalid header value length {vl}")
-        hval: bytes | None
-        if vl == -1:
-            hval = None
-        else:
-            hval = buf[pos : pos + vl]
-            pos += vl
-            size += vl
-        size += kl
-        out.append((hkey, hval))
-    return tuple(out), size, pos
-
-
 def _decode_v2(
     buf: bytes,
     pos: int,
@@ -166,113 +117,19 @@ def _decode_v2(
 ) -> list[ConsumerRecord]:
     """Decode ``count`` records filling ``buf[pos:end]`` into ConsumerRecords.
 
-    Records below ``min_offset`` are dropped. With ``ts_type`` 1
-    (LogAppendTime, KIP-32) every record gets ``log_append_ts``.
+    The loop is :func:`kproto.protocol.records.decode_records` (the one v2
+    record reader). Records below ``min_offset`` are dropped. With
+    ``ts_type`` 1 (LogAppendTime, KIP-32) every record gets ``log_append_ts``.
     """
-    if count < 0 or count > (end - pos) // _MIN_RECORD:
-        raise CorruptRecordError(f"record count {count} does not fit in the batch")
-    zd = _ZD
-    rv = _read_varint
-    new = tuple.__new__
-    cls = ConsumerRecord
-    out: list[ConsumerRecord] = []
-    app = out.append
-    try:
-        for _ in range(count):
-            b = buf[pos]
-            if b < 128:
-                ln = zd[b]
-                pos += 1
-            else:
-                c = buf[pos + 1]
-                if c < 128:
-                    u = (b & 127) | (c << 7)
-                    ln = (u >> 1) ^ -(u & 1)
-                    pos += 2
-                else:
-                    ln, pos = rv(buf, pos)
-            rend = pos + ln
-            # attributes (unused) then timestampDelta
-            b = buf[pos + 1]
-            if b < 128:
-                td = zd[b]
-                pos += 2
-            else:
-                c = buf[pos + 2]
-                if c < 128:
-                    u = (b & 127) | (c << 7)
-                    td = (u >> 1) ^ -(u & 1)
-                    pos += 3
-                else:
-                    td, pos = rv(buf, pos + 1)
-            b = buf[pos]
-            if b < 128:
-                od = zd[b]
-                pos += 1
-            else:
-                c = buf[pos + 1]
-                if c < 128:
-                    u = (b & 127) | (c << 7)
-                    od = (u >> 1) ^ -(u & 1)
-                    pos += 2
-                else:
-                    od, pos = rv(buf, pos)
-            b = buf[pos]
-            if b == 1:
-                key = None
-                kl = -1
-                pos += 1
-            else:
-                if b < 128:
-                    kl = zd[b]
-                    pos += 1
-                else:
-                    kl, pos = rv(buf, pos)
-                if kl < 0:
-                    raise CorruptRecordError(f"invalid key length {kl}")
-                key = buf[pos : pos + kl]
-                pos += kl
-            b = buf[pos]
-            if b == 1:
-                value = None
-                vl = -1
-                pos += 1
-            else:
-                if b < 128:
-                    vl = zd[b]
-                    pos += 1
-                else:
-                    c = buf[pos + 1]
-                    if c < 128:
-                        u = (b & 127) | (c << 7)
-                        vl = (u >> 1) ^ -(u & 1)
-                        pos += 2
-                    else:
-                        vl, pos = rv(buf, pos)
-                if vl < 0:
-                    raise CorruptRecordError(f"invalid value length {vl}")
-                value = buf[pos : pos + vl]
-                pos += vl
-            if buf[pos] == 0:
-                headers: tuple[tuple[str, bytes | None], ...] = _NO_HEADERS
-                hsize = -1
-                pos += 1
-            else:
-                headers, hsize, pos = _decode_headers(buf, pos, rend)
-            if pos != rend:
-                raise CorruptRecordError("record length does not match its fields")
-            app(new(cls, (topic, partition, base_offset + od, base_ts + td, 0, key, value, headers, None,
-                          kl, vl, hsize)))
-    except IndexError:
-        raise CorruptRecordError("record runs past the end of its batch") from None
-    if pos != end:
-        raise CorruptRecordError("record batch has bytes after its last record")
-    # Rare cases, kept out of the loop above.
+    out: list[ConsumerRecord] = decode_records(buf, pos, end, count, base_offset, base_ts, topic, partition,
+                                               ConsumerRecord)
+    # Rare cases, kept out of the loop.
     if base_offset < min_offset:
         out = [r for r in out if r[2] >= min_offset]
     if ts_type:
         # KIP-32: with LogAppendTime every record carries the batch's maxTimestamp.
-        out = [new(cls, (r[0], r[1], r[2], log_append_ts, ts_type, *r[5:])) for r in out]
+        new = tuple.__new__
+        out = [new(ConsumerRecord, (r[0], r[1], r[2], log_append_ts, ts_type, *r[5:])) for r in out]
     return out
 
 
