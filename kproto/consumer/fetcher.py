@@ -330,16 +330,22 @@ class PartitionRecords:
                 if not self._load_batch():
                     break
                 continue
-            chunk = recs[idx : idx + max_records]
+            chunk = recs if idx == 0 and len(recs) <= max_records else recs[idx : idx + max_records]
             if key_deserializer is not None or value_deserializer is not None:
                 chunk = self._deserialize(chunk, key_deserializer, value_deserializer, bool(out))
                 if not chunk:
                     break
-            self._idx = idx + len(chunk)
+            idx += len(chunk)
             max_records -= len(chunk)
-            if self._idx >= len(recs):
+            if idx >= len(recs):
+                # Let go of the batch at once: records the user is done with are freed
+                # now instead of staying alive (and walked by the cyclic GC, promoted to
+                # older generations) until the next batch is decoded.
+                self._recs = []
+                self._idx = 0
                 self._advance_to(self._batch_next)
             else:
+                self._idx = idx
                 self._advance_to(chunk[-1][2] + 1)
             if out:
                 out.extend(chunk)

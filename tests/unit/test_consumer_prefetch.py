@@ -245,3 +245,21 @@ def test_corrupt_records_raise_only_decode_errors_in_the_consumer(flips: list[tu
         _consumer_view(bytes(blob), TopicPartition("t", 0))
     except DecodeError:
         pass
+
+
+def test_fetcher_fuzz_harness_runs_clean_over_its_seeds() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("_harness_fetcher", root / "fuzz" / "fuzz_fetcher.py")
+    assert spec is not None and spec.loader is not None
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    seeds = sorted((root / "fuzz" / "corpus" / "fetcher").iterdir())
+    assert seeds
+    for seed in seeds:
+        for opts in (0, 1, 3, 0x37, 0xFF):
+            harness.test_one_input(bytes([opts]) + seed.read_bytes()[1:])
+    for data in (b"", b"\x00", b"\x01" + GOLDEN_V2, b"\x03" + GOLDEN_V2[:-1] + b"\x00" * 9):
+        harness.test_one_input(data)
