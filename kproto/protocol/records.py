@@ -29,8 +29,10 @@ batch and the legacy v0/v1 message layout, so one fetch blob may mix them
 Hot path notes: :class:`RecordsBuffer` is the one record encoder (the
 builder's and the producer core's): each record becomes a few bytes pieces,
 from precomputed varint encodings for small ints, added to a list and joined
-once at seal time. The reader decodes a whole batch in one loop with 1- and
-2-byte varints inlined. :class:`Record` is a
+once at seal time. The reader, :func:`decode_records`, decodes a whole batch
+in one loop with 1- and 2-byte varints inlined; it is the one v2 record
+reader, also building the consumer's ``ConsumerRecord`` tuples directly
+(``kproto.consumer.fetcher``). :class:`Record` is a
 ``NamedTuple`` rather than an attrs class: building one is ~2x cheaper and the
 read benchmark (benchmarks/codec.py) needs that.
 """
