@@ -45,7 +45,7 @@ from kproto.consumer.types import ConsumerRecord, RecordDeserializationError, To
 from kproto.errors import CorruptRecordChecksumError, CorruptRecordError
 from kproto.protocol.compression import decompress
 from kproto.protocol.legacy_records import parse_legacy_batch
-from kproto.protocol.records import decode_records
+from kproto.protocol.records import decode_records, decode_records_at
 
 __all__ = ["PartitionRecords", "scan_blob"]
 
@@ -102,37 +102,6 @@ def scan_blob(buf: bytes, fetch_offset: int) -> tuple[int, int]:
     return pos, max(nxt, fetch_offset)
 
 
-def _decode_v2(
-    buf: bytes,
-    pos: int,
-    end: int,
-    count: int,
-    topic: str,
-    partition: int,
-    base_offset: int,
-    base_ts: int,
-    ts_type: int,
-    log_append_ts: int,
-    min_offset: int,
-) -> list[ConsumerRecord]:
-    """Decode ``count`` records filling ``buf[pos:end]`` into ConsumerRecords.
-
-    The loop is :func:`kproto.protocol.records.decode_records` (the one v2
-    record reader). Records below ``min_offset`` are dropped. With
-    ``ts_type`` 1 (LogAppendTime, KIP-32) every record gets ``log_append_ts``.
-    """
-    out: list[ConsumerRecord] = decode_records(buf, pos, end, count, base_offset, base_ts, topic, partition,
-                                               ConsumerRecord)
-    # Rare cases, kept out of the loop.
-    if base_offset < min_offset:
-        out = [r for r in out if r[2] >= min_offset]
-    if ts_type:
-        # KIP-32: with LogAppendTime every record carries the batch's maxTimestamp.
-        new = tuple.__new__
-        out = [new(ConsumerRecord, (r[0], r[1], r[2], log_append_ts, ts_type, *r[5:])) for r in out]
-    return out
-
-
 class PartitionRecords:
     """One partition's data from one Fetch response, decoded lazily.
 
@@ -152,6 +121,14 @@ class PartitionRecords:
         "_end",
         "_recs",
         "_idx",
+        "_rbuf",
+        "_rpos",
+        "_rend",
+        "_rleft",
+        "_base",
+        "_base_ts",
+        "_max_ts",
+        "_ts_type",
         "_batch_next",
         "_check_crcs",
         "_max_decompressed",
@@ -200,6 +177,16 @@ class PartitionRecords:
         self._pos = 0
         self._recs: list[ConsumerRecord] = []
         self._idx = 0
+        # The v2 batch being decoded step by step: its records (``_rbuf``, the blob or
+        # the decompressed payload) from ``_rpos`` to ``_rend``, ``_rleft`` of them left.
+        self._rbuf = b""
+        self._rpos = 0
+        self._rend = 0
+        self._rleft = 0
+        self._base = 0
+        self._base_ts = 0
+        self._max_ts = 0
+        self._ts_type = 0
         self._batch_next = -1
         self._check_crcs = check_crcs
         self._max_decompressed = max_decompressed
@@ -211,10 +198,14 @@ class PartitionRecords:
     @property
     def exhausted(self) -> bool:
         """True once every record was handed out (or skipped)."""
-        return self._idx >= len(self._recs) and self._pos >= self._end
+        return self._idx >= len(self._recs) and self._rleft == 0 and self._pos >= self._end
 
     def _load_batch(self) -> bool:
-        """Decode the next batch into ``_recs``; False when there is none left."""
+        """Set up the next batch with records to read; False when there is none left.
+
+        A legacy batch is decoded whole into ``_recs``; a v2 one is left to
+        :meth:`_decode_more`.
+        """
         buf = self._buf
         tp = self.tp
         while self._pos < self._end:
@@ -272,34 +263,58 @@ class PartitionRecords:
                     self._advance_to(nxt)
                     continue
             codec = attrs & _ATTR_CODEC
-            ts_type = 1 if attrs & _ATTR_LOG_APPEND else 0
             if codec:
                 payload = decompress(codec, memoryview(buf)[start + _V2_OVERHEAD : end],
                                      max_size=self._max_decompressed)
-                recs = _decode_v2(payload, 0, len(payload), count, tp.topic, tp.partition, base, base_ts,
-                                  ts_type, max_ts, self.position)
+                rbuf, rpos, rend = payload, 0, len(payload)
             else:
-                recs = _decode_v2(buf, start + _V2_OVERHEAD, end, count, tp.topic, tp.partition, base,
-                                  base_ts, ts_type, max_ts, self.position)
-            if recs:
-                self._recs = recs
-                self._idx = 0
-                return True
-            self._advance_to(nxt)
+                rbuf, rpos, rend = buf, start + _V2_OVERHEAD, end
+            if count <= 0:
+                # No records: still check that the batch says so consistently.
+                decode_records(rbuf, rpos, rend, count, base, base_ts)
+                self._advance_to(nxt)
+                continue
+            self._rbuf, self._rpos, self._rend, self._rleft = rbuf, rpos, rend, count
+            self._base, self._base_ts, self._max_ts = base, base_ts, max_ts
+            self._ts_type = 1 if attrs & _ATTR_LOG_APPEND else 0
+            return True
         return False
+
+    def _decode_more(self, n: int) -> list[ConsumerRecord]:
+        """Decode up to ``n`` more records of the current v2 batch (fewer if some are skipped)."""
+        tp = self.tp
+        recs: list[ConsumerRecord]
+        recs, self._rpos = decode_records_at(self._rbuf, self._rpos, self._rend, self._rleft, self._base,
+                                             self._base_ts, tp.topic, tp.partition, ConsumerRecord, n)
+        self._rleft -= len(recs)
+        if not self._rleft:
+            self._rbuf = b""  # let go of a decompressed payload
+        # Rare cases, kept out of the decode loop.
+        if self._base < self.position and recs and recs[0][2] < self.position:
+            # A compressed batch (or one the broker started early) begins before the position.
+            pos_min = self.position
+            recs = [r for r in recs if r[2] >= pos_min]
+        if self._ts_type:
+            # KIP-32: with LogAppendTime every record carries the batch's maxTimestamp.
+            new = tuple.__new__
+            ts, kind = self._max_ts, self._ts_type
+            recs = [new(ConsumerRecord, (r[0], r[1], r[2], ts, kind, *r[5:])) for r in recs]
+        return recs
 
     def _control(self, buf: bytes, start: int, end: int, attrs: int, base: int, base_ts: int,
                  count: int, pid: int) -> None:
         """Apply a transaction marker: an ABORT ends ``pid``'s aborted range."""
         codec = attrs & _ATTR_CODEC
         if codec:
-            payload = decompress(codec, memoryview(buf)[start + _V2_OVERHEAD : end])
-            recs = _decode_v2(payload, 0, len(payload), count, "", 0, base, base_ts, 0, 0, 0)
+            payload = decompress(codec, memoryview(buf)[start + _V2_OVERHEAD : end],
+                                 max_size=self._max_decompressed)
+            recs = decode_records(payload, 0, len(payload), count, base, base_ts)
         else:
-            recs = _decode_v2(buf, start + _V2_OVERHEAD, end, count, "", 0, base, base_ts, 0, 0, 0)
-        if not recs or recs[0].key is None or len(recs[0].key) < 4:
+            recs = decode_records(buf, start + _V2_OVERHEAD, end, count, base, base_ts)
+        key = recs[0][3] if recs else None
+        if key is None or len(key) < 4:
             raise CorruptRecordError("control batch without a valid control record")
-        _version, kind = _CONTROL_KEY.unpack_from(recs[0].key, 0)
+        _version, kind = _CONTROL_KEY.unpack_from(key, 0)
         if kind == _CONTROL_ABORT:
             self._aborted_pids.discard(pid)
 
@@ -327,9 +342,20 @@ class PartitionRecords:
             recs = self._recs
             idx = self._idx
             if idx >= len(recs):
-                if not self._load_batch():
+                if self._rleft:
+                    # Exactly as many as this call hands out: records exist only once
+                    # asked for, so the previous poll's are usually freed before these
+                    # are made (the GC's young generation stays small, collections rare).
+                    recs = self._recs = self._decode_more(max_records)
+                    idx = self._idx = 0
+                    if not recs:
+                        if not self._rleft:
+                            self._advance_to(self._batch_next)
+                        continue
+                elif not self._load_batch():
                     break
-                continue
+                else:
+                    continue
             chunk = recs if idx == 0 and len(recs) <= max_records else recs[idx : idx + max_records]
             if key_deserializer is not None or value_deserializer is not None:
                 chunk = self._deserialize(chunk, key_deserializer, value_deserializer, bool(out))
@@ -338,12 +364,15 @@ class PartitionRecords:
             idx += len(chunk)
             max_records -= len(chunk)
             if idx >= len(recs):
-                # Let go of the batch at once: records the user is done with are freed
-                # now instead of staying alive (and walked by the cyclic GC, promoted to
-                # older generations) until the next batch is decoded.
+                # Let go of the chunk at once: records the user is done with are freed
+                # then instead of staying alive (and walked by the cyclic GC, promoted
+                # to older generations) until more are decoded.
                 self._recs = []
                 self._idx = 0
-                self._advance_to(self._batch_next)
+                if self._rleft:
+                    self._advance_to(chunk[-1][2] + 1)
+                else:
+                    self._advance_to(self._batch_next)
             else:
                 self._idx = idx
                 self._advance_to(chunk[-1][2] + 1)

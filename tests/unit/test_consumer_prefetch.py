@@ -24,7 +24,7 @@ from kproto.consumer.fetcher import PartitionRecords
 from kproto.errors import DecodeError
 from kproto.protocol.messages import OffsetCommitResponse
 from kproto.protocol.messages import offset_commit as OC
-from kproto.protocol.records import RecordBatchBuilder, decode_records, read_batches
+from kproto.protocol.records import RecordBatchBuilder, decode_records, decode_records_at, read_batches
 from tests.unit.test_consumer_core import (
     TP0,
     T,
@@ -263,3 +263,68 @@ def test_fetcher_fuzz_harness_runs_clean_over_its_seeds() -> None:
             harness.test_one_input(bytes([opts]) + seed.read_bytes()[1:])
     for data in (b"", b"\x00", b"\x01" + GOLDEN_V2, b"\x03" + GOLDEN_V2[:-1] + b"\x00" * 9):
         harness.test_one_input(data)
+
+
+# --- step-by-step decoding of a batch -------------------------------------------------
+
+
+def _blob(base: int, n: int, codec: int = 0, log_append: bool = False) -> bytes:
+    b = RecordBatchBuilder(compression=codec)
+    for i in range(n):
+        b.append(1_000 + i, b"k%d" % i if i % 3 else None, b"v%d" % i, [("h", b"%d" % i)] if i % 5 == 0 else [])
+    data = bytearray(b.seal(base_offset=base))
+    if log_append:
+        struct.pack_into(">h", data, 21, struct.unpack_from(">h", data, 21)[0] | 0x08)
+        struct.pack_into(">q", data, 35, 77_777)
+        struct.pack_into(">I", data, 17, crc32c.crc32c(bytes(data[21:])))
+    return bytes(data)
+
+
+@given(
+    steps=st.lists(st.integers(1, 40), min_size=1, max_size=30),
+    codec=st.sampled_from([0, 1, 4]),
+    log_append=st.booleans(),
+    start=st.integers(0, 60),
+)
+def test_any_take_sizes_give_the_records_and_positions_of_one_big_take(
+    steps: list[int], codec: int, log_append: bool, start: int
+) -> None:
+    blob = _blob(10, 25, codec, log_append) + _blob(35, 30, codec, log_append)
+    whole = _consumer_view(blob, TopicPartition("t", 0), start)
+    assert [r.offset for r in whole] == [o for o in range(10, 65) if o >= start]
+    pr = PartitionRecords(TopicPartition("t", 0), 0, blob, start)
+    got: list[ConsumerRecord] = []
+    for i in range(200):
+        chunk = pr.take(steps[i % len(steps)])
+        assert len(chunk) <= steps[i % len(steps)]
+        if not chunk:
+            break
+        got.extend(chunk)
+        assert pr.position == chunk[-1].offset + 1
+    assert got == whole
+    assert pr.exhausted and pr.position == 65
+
+
+def test_decode_records_at_goes_on_where_it_stopped() -> None:
+    blob = _blob(0, 9)
+    end = len(blob)
+    whole = decode_records(blob, 61, end, 9, 0, 1_000)
+    pos, left, parts = 61, 9, []
+    for n in (2, 0, 4, 5):
+        recs, pos = decode_records_at(blob, pos, end, left, 0, 1_000, limit=n)
+        left -= len(recs)
+        parts += recs
+    assert parts == whole and pos == end and left == 0
+
+
+def test_corruption_after_the_first_step_raises_decode_error_later() -> None:
+    blob = bytearray(_blob(0, 5))  # the last record has no headers
+    blob[-1] = 7  # the last record's header count: past its end
+    pr = PartitionRecords(TopicPartition("t", 0), 0, bytes(blob), 0, check_crcs=False)
+    assert [r.offset for r in pr.take(2)] == [0, 1]
+    try:
+        pr.take(10)
+    except DecodeError:
+        pass
+    else:
+        raise AssertionError("no DecodeError")
