@@ -10,12 +10,17 @@ a :class:`PartitionRecords` after one cheap walk over the batch *headers*
 the next Fetch for the partition may start while this data still waits to be
 read (prefetch), and the byte count that bounds what is buffered.
 
-Records are only decoded when ``poll`` asks for them, one batch at a time,
-by :func:`kproto.protocol.records.decode_records`, the one v2 record reader
+Records are only decoded when ``poll`` asks for them, and only as many as
+it asks for (a batch is decoded in steps), by
+:func:`kproto.protocol.records.decode_records_at`, the one v2 record reader
 (shared with :class:`~kproto.protocol.records.RecordBatch`): a single loop
 that reads the zigzag varints of each record (1- and 2-byte cases inline,
 the latter by table) and builds the :class:`ConsumerRecord` tuple directly,
 with no intermediate object. That loop is the consumer's hot path.
+Decoding no more than is handed out keeps the number of live records low:
+each is a GC-tracked tuple subclass, so records decoded ahead of time (a
+whole batch while the user still holds the previous poll's) made the cyclic
+GC run about ten times as often (~8% of the consume CPU).
 
 Which batches are skipped (KIP-98, as the Java fetcher):
 
