@@ -68,6 +68,9 @@ _ATTR_LOG_APPEND: Final = 0x08
 _ATTR_TRANSACTIONAL: Final = 0x10
 _ATTR_CONTROL: Final = 0x20
 _CONTROL_ABORT: Final = 0
+#: Fewest records decoded in one step: a tiny ``max_records`` (1 is a common choice)
+#: should not pay the decoder's per-call setup for every record.
+_MIN_STEP: Final = 32
 #: Headers of legacy (v0/v1) records, which have none.
 _NO_HEADERS: Final[tuple[tuple[str, bytes | None], ...]] = ()
 
@@ -351,7 +354,7 @@ class PartitionRecords:
                     # Exactly as many as this call hands out: records exist only once
                     # asked for, so the previous poll's are usually freed before these
                     # are made (the GC's young generation stays small, collections rare).
-                    recs = self._recs = self._decode_more(max_records)
+                    recs = self._recs = self._decode_more(max(max_records, _MIN_STEP))
                     idx = self._idx = 0
                     if not recs:
                         if not self._rleft:
