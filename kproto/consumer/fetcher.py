@@ -47,7 +47,7 @@ import crc32c as _crc32c
 
 from kproto.consumer.config import Deserializer
 from kproto.consumer.types import ConsumerRecord, RecordDeserializationError, TopicPartition
-from kproto.errors import CorruptRecordChecksumError, CorruptRecordError
+from kproto.errors import CorruptRecordChecksumError, CorruptRecordError, KafkaError
 from kproto.protocol.compression import decompress
 from kproto.protocol.legacy_records import parse_legacy_batch
 from kproto.protocol.records import decode_records, decode_records_at
@@ -137,6 +137,7 @@ class PartitionRecords:
         "_base_ts",
         "_max_ts",
         "_ts_type",
+        "_failed",
         "_batch_next",
         "_check_crcs",
         "_max_decompressed",
@@ -195,6 +196,8 @@ class PartitionRecords:
         self._base_ts = 0
         self._max_ts = 0
         self._ts_type = 0
+        #: The decode error met, raised again by every later take().
+        self._failed: KafkaError | None = None
         self._batch_next = -1
         self._check_crcs = check_crcs
         self._max_decompressed = max_decompressed
@@ -205,8 +208,9 @@ class PartitionRecords:
 
     @property
     def exhausted(self) -> bool:
-        """True once every record was handed out (or skipped)."""
-        return self._idx >= len(self._recs) and self._rleft == 0 and self._pos >= self._end
+        """True once every record was handed out (or skipped); never after a decode error."""
+        return (self._idx >= len(self._recs) and self._rleft == 0 and self._pos >= self._end
+                and self._failed is None)
 
     def _load_batch(self) -> bool:
         """Set up the next batch with records to read; False when there is none left.
@@ -343,27 +347,38 @@ class PartitionRecords:
                 record to hand out; it stays first, the position stays on it.
                 (If earlier records were already collected, they are returned
                 and the error comes on the next call.)
-            CorruptRecordError: malformed data (the rest of this blob is dropped).
+            DecodeError: malformed data (CorruptRecordError, a CRC mismatch, a bad
+                compressed payload): raised when reached; records collected
+                before it are returned first and the error comes from every
+                later call (the caller drops the rest of this blob).
         """
+        if self._failed is not None:
+            raise self._failed
         out: list[ConsumerRecord] = []
         while max_records > 0:
             recs = self._recs
             idx = self._idx
             if idx >= len(recs):
-                if self._rleft:
-                    # Exactly as many as this call hands out: records exist only once
-                    # asked for, so the previous poll's are usually freed before these
-                    # are made (the GC's young generation stays small, collections rare).
-                    recs = self._recs = self._decode_more(max(max_records, _MIN_STEP))
-                    idx = self._idx = 0
-                    if not recs:
-                        if not self._rleft:
-                            self._advance_to(self._batch_next)
+                try:
+                    if self._rleft:
+                        # Exactly as many as this call hands out: records exist only once
+                        # asked for, so the previous poll's are usually freed before these
+                        # are made (the GC's young generation stays small, collections rare).
+                        recs = self._recs = self._decode_more(max(max_records, _MIN_STEP))
+                        idx = self._idx = 0
+                        if not recs:
+                            if not self._rleft:
+                                self._advance_to(self._batch_next)
+                            continue
+                    elif not self._load_batch():
+                        break
+                    else:
                         continue
-                elif not self._load_batch():
-                    break
-                else:
-                    continue
+                except KafkaError as exc:
+                    self._failed = exc
+                    if not out:
+                        raise
+                    break  # hand out what came before the bad data; raise on the next call
             chunk = recs if idx == 0 and len(recs) <= max_records else recs[idx : idx + max_records]
             if key_deserializer is not None or value_deserializer is not None:
                 chunk = self._deserialize(chunk, key_deserializer, value_deserializer, bool(out))

@@ -318,13 +318,51 @@ def test_decode_records_at_goes_on_where_it_stopped() -> None:
 
 
 def test_corruption_after_the_first_step_raises_decode_error_later() -> None:
-    blob = bytearray(_blob(0, 5))  # the last record has no headers
+    blob = bytearray(_blob(0, 80))  # more records than one step; the last one has no headers
     blob[-1] = 7  # the last record's header count: past its end
     pr = PartitionRecords(TopicPartition("t", 0), 0, bytes(blob), 0, check_crcs=False)
     assert [r.offset for r in pr.take(2)] == [0, 1]
+    offsets = [0, 1]
     try:
-        pr.take(10)
+        for _ in range(100):
+            offsets += [r.offset for r in pr.take(10)]
     except DecodeError:
         pass
     else:
         raise AssertionError("no DecodeError")
+    assert offsets == list(range(len(offsets))) and len(offsets) < 80
+    assert pr.position == len(offsets)
+
+
+def test_records_before_a_bad_batch_are_handed_out_then_the_error_sticks() -> None:
+    bad = bytearray(_blob(5, 3))
+    bad[-2] ^= 0xFF  # the CRC no longer matches
+    pr = PartitionRecords(TopicPartition("t", 0), 0, _blob(0, 5) + bytes(bad), 0)
+    assert [r.offset for r in pr.take(10)] == [0, 1, 2, 3, 4]  # not lost with the error
+    assert pr.position == 5
+    for _ in range(2):
+        try:
+            pr.take(10)
+        except DecodeError:
+            pass
+        else:
+            raise AssertionError("no DecodeError")
+    assert pr.position == 5
+
+
+def test_poll_returns_the_good_records_then_raises() -> None:
+    core, client = make(auto_offset_reset="earliest")
+    core.assign([TP0], now=0.0)
+    answer_list_offsets(client, {0: 0})
+    ((_, cb, _, _),) = client.take("FetchRequest")
+    bad = bytearray(records(2, 2))
+    bad[-2] ^= 0xFF
+    deliver(core, cb, fetch_response({0: (0, records(0, 2) + bytes(bad))}))
+    assert [r.offset for r in core.poll(None, 0.1)[TP0]] == [0, 1]
+    try:
+        core.poll(None, 0.2)
+    except DecodeError:
+        pass
+    else:
+        raise AssertionError("no DecodeError")
+    assert core.position(TP0) == 2
