@@ -12,8 +12,9 @@ what is due. Each assigned partition has a :class:`_PartitionState`:
 ``fetch_at``  next offset to fetch: the end of what is buffered, so a
               Fetch for more can be in flight while the user works
               through buffered data (prefetch)
-``epoch``     bumped by every seek/reset; a Fetch or ListOffsets
-              answer for an older epoch is dropped
+``epoch``     renewed by every seek/reset from one sequence for all
+              states; a Fetch, OffsetFetch or ListOffsets answer for
+              an older epoch (or an earlier assignment) is dropped
 ``queue``     :class:`~kproto.consumer.fetcher.PartitionRecords`
               not yet fully handed out, oldest first
 ============  =====================================================
@@ -49,10 +50,11 @@ carry generation -1 and no member id ("simple consumer").
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 from kproto.consumer.config import ConsumerConfig
@@ -228,12 +230,17 @@ class _PartitionState:
     """Per assigned partition bookkeeping; see the module docstring."""
 
     __slots__ = ("position", "fetch_at", "epoch", "paused", "queue", "inflight", "reset",
-                 "committed_checked", "offset_request", "high_watermark", "retry_at", "leader_epoch")
+                 "committed_checked", "offset_request", "high_watermark", "retry_at", "leader_epoch",
+                 "_epochs")
 
-    def __init__(self) -> None:
+    def __init__(self, epochs: Iterator[int]) -> None:
         self.position: int | None = None
         self.fetch_at: int | None = None
-        self.epoch = 0
+        #: Drawn from the core's one sequence, so an answer to a request made for an
+        #: earlier assignment of the same partition (unassigned, then assigned again)
+        #: never matches this state either.
+        self._epochs = epochs
+        self.epoch = next(epochs)
         self.paused = False
         self.queue: deque[PartitionRecords] = deque()
         self.inflight = False
@@ -246,10 +253,14 @@ class _PartitionState:
         self.retry_at = 0.0
         self.leader_epoch = -1
 
+    def bump_epoch(self) -> None:
+        """Invalidate every Fetch, OffsetFetch and ListOffsets answer still on its way."""
+        self.epoch = next(self._epochs)
+
     def set_position(self, offset: int) -> None:
         self.position = offset
         self.fetch_at = offset
-        self.epoch += 1
+        self.bump_epoch()
         self.queue.clear()
         self.reset = None
         self.inflight = False
@@ -286,6 +297,8 @@ class ConsumerCore:
             client = built
         self._client: ClientLike = client
         self._states: dict[TopicPartition, _PartitionState] = {}
+        #: Seek epochs of every partition state (see _PartitionState.epoch).
+        self._epochs = itertools.count()
         self._subscription: set[str] | None = None
         self._pattern: re.Pattern[str] | None = None
         self._user_assigned = False
@@ -306,6 +319,9 @@ class ConsumerCore:
         #: ``(at, fn)``: retries to run at or after ``at`` (see :meth:`_later`).
         self._delayed: list[tuple[float, Callable[[float], None]]] = []
         self._closed = False
+        #: close() was called: no more auto-commits or fetches, only the close's own work.
+        self._closing = False
+        self._close_done: Pending[None] | None = None
         self._now = now
         self._auto_commit_at: float | None = None
         if config.group_id is not None and config.enable_auto_commit:
@@ -365,7 +381,9 @@ class ConsumerCore:
             return None
         t = self._client.get_timer()
         group_t = self._group.get_timer() if self._group is not None else None
-        for own in (self._retry_at, self._auto_commit_at, group_t):
+        # While closing, the auto-commit interval is no deadline: close() made the last commit.
+        auto_commit_at = None if self._closing else self._auto_commit_at
+        for own in (self._retry_at, auto_commit_at, group_t):
             if own is not None and (t is None or own < t):
                 t = own
         return t
@@ -398,7 +416,7 @@ class ConsumerCore:
                 self._drop_partition(tp)
         for tp in tps:
             if tp not in self._states:
-                self._states[tp] = _PartitionState()
+                self._states[tp] = _PartitionState(self._epochs)
         if tps:
             self._client.add_topics({tp.topic for tp in tps}, now)
         self._pump(now)
@@ -543,7 +561,7 @@ class ConsumerCore:
             self._clear_buffer(st)
             st.position = None
             st.fetch_at = None
-            st.epoch += 1
+            st.bump_epoch()
             st.inflight = False
             st.offset_request = False
             st.reset = where
@@ -617,7 +635,7 @@ class ConsumerCore:
                 st.position = pr.position
                 self._clear_buffer(st)
                 st.fetch_at = st.position
-                st.epoch += 1
+                st.bump_epoch()
                 st.inflight = False
                 if out:
                     self._errors.append(exc)
@@ -714,6 +732,11 @@ class ConsumerCore:
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
         self._run_delayed(now)
+        if self._closing:
+            # Only the close's own requests (final commit, LeaveGroup) from here on.
+            if self._group is not None:
+                self._group.pump(now)
+            return
         if self._pattern is not None and self._all_topics_at is not None and now >= self._all_topics_at:
             self._all_topics_at = now + self.config.metadata_max_age_ms / 1000
             p = self.fetch_metadata(None, now, pump=False)
@@ -918,7 +941,7 @@ class ConsumerCore:
             return
         st.position = None
         st.fetch_at = None
-        st.epoch += 1
+        st.bump_epoch()
         st.reset = _EARLIEST if policy == "earliest" else _LATEST
 
     # --- committed offsets and resets ----------------------------------------
@@ -927,7 +950,7 @@ class ConsumerCore:
         """No position and no reset allowed: stop the partition until the user seeks."""
         st.position = None
         st.fetch_at = None
-        st.epoch += 1
+        st.bump_epoch()
         st.reset = None
         st.committed_checked = True
         st.offset_request = True
@@ -1406,9 +1429,13 @@ class ConsumerCore:
         if self._closed:
             done.set_result(None)
             return done
+        if self._close_done is not None:
+            return self._close_done  # already closing: the same completion
+        self._close_done = done
         p = None
         if autocommit and self.config.group_id is not None and self.config.enable_auto_commit:
             p = self._auto_commit(now)
+        self._closing = True
 
         def close_client(_: object = None) -> None:
             # Often called from a response callback inside the client: close it from the

@@ -29,8 +29,10 @@ batch and the legacy v0/v1 message layout, so one fetch blob may mix them
 Hot path notes: :class:`RecordsBuffer` is the one record encoder (the
 builder's and the producer core's): each record becomes a few bytes pieces,
 from precomputed varint encodings for small ints, added to a list and joined
-once at seal time. The reader decodes a whole batch in one loop with 1- and
-2-byte varints inlined. :class:`Record` is a
+once at seal time. The reader, :func:`decode_records`, decodes a whole batch
+in one loop with 1- and 2-byte varints inlined; it is the one v2 record
+reader, also building the consumer's ``ConsumerRecord`` tuples directly
+(``kproto.consumer.fetcher``). :class:`Record` is a
 ``NamedTuple`` rather than an attrs class: building one is ~2x cheaper and the
 read benchmark (benchmarks/codec.py) needs that.
 """
@@ -40,7 +42,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Sequence
 from itertools import repeat
-from typing import TYPE_CHECKING, Final, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Union
 
 import crc32c as _crc32c
 
@@ -77,6 +79,8 @@ __all__ = [
     "TIMESTAMP_CREATE_TIME",
     "TIMESTAMP_LOG_APPEND_TIME",
     "TIMESTAMP_NONE",
+    "decode_records",
+    "decode_records_at",
     "encode_batch",
     "encode_control_record",
     "encode_headers",
@@ -787,11 +791,11 @@ class RecordBatch:
                 memoryview(self._buf)[self._start + RECORD_BATCH_OVERHEAD : self._end],
                 max_size=self._max_decompressed,
             )
-            recs = _decode_records(
+            recs = decode_records(
                 payload, 0, len(payload), self.record_count, self.base_offset, self.base_timestamp
             )
         else:
-            recs = _decode_records(
+            recs = decode_records(
                 self._buf,
                 self._start + RECORD_BATCH_OVERHEAD,
                 self._end,
@@ -806,11 +810,22 @@ class RecordBatch:
         return recs
 
 
-def _decode_headers(buf: bytes, pos: int, end: int) -> tuple[tuple[tuple[str, bytes | None], ...], int]:
+#: Shared by every record without headers (an immutable value, not a fresh
+#: container per record).
+_NO_HEADERS: Final[tuple[tuple[str, bytes | None], ...]] = ()
+
+
+def _decode_headers(buf: bytes, pos: int, end: int) -> tuple[tuple[tuple[str, bytes | None], ...], int, int]:
+    """A record's headers at ``pos`` (count first): ``(headers, serialized size, next position)``.
+
+    The size is the sum of the header key and value lengths (the consumer's
+    ``serialized_header_size``).
+    """
     count, pos = _read_varint(buf, pos)
     if count < 0 or count > (end - pos) // 2:
         raise CorruptRecordError(f"invalid header count {count}")
-    out = []
+    out: list[tuple[str, bytes | None]] = []
+    size = 0
     for _ in range(count):
         kl, pos = _read_varint(buf, pos)
         if kl < 0 or pos + kl > end:
@@ -823,34 +838,95 @@ def _decode_headers(buf: bytes, pos: int, end: int) -> tuple[tuple[tuple[str, by
         vl, pos = _read_varint(buf, pos)
         if vl < -1 or pos + vl > end:
             raise CorruptRecordError(f"invalid header value length {vl}")
+        hval: bytes | None
         if vl == -1:
             hval = None
         else:
             hval = buf[pos : pos + vl]
             pos += vl
+            size += vl
+        size += kl
         out.append((hkey, hval))
-    return tuple(out), pos
+    return tuple(out), size, pos
 
 
-def _decode_records(
-    buf: bytes, pos: int, end: int, count: int, base_offset: int, base_ts: int
-) -> list[RecordTuple]:
-    """Decode ``count`` records from buf[pos:end], which they must fill exactly.
+def decode_records(
+    buf: bytes,
+    pos: int,
+    end: int,
+    count: int,
+    base_offset: int,
+    base_ts: int,
+    topic: str | None = None,
+    partition: int = -1,
+    record_type: type[tuple[Any, ...]] = tuple,
+) -> list[Any]:
+    """Decode the ``count`` records of a v2 batch from ``buf[pos:end]``, which they must fill exactly.
 
-    The 1- and 2-byte varint cases are inlined (two-byte ones by table):
-    lengths and offset deltas under 8192 and timestamp deltas within
-    +-8 s of the first record never leave this loop's fast path.
+    :func:`decode_records_at` for a whole batch; see there.
+
+    Raises:
+        CorruptRecordError: the records do not parse or do not fill the range.
+    """
+    return decode_records_at(buf, pos, end, count, base_offset, base_ts, topic, partition, record_type)[0]
+
+
+def decode_records_at(
+    buf: bytes,
+    pos: int,
+    end: int,
+    count: int,
+    base_offset: int,
+    base_ts: int,
+    topic: str | None = None,
+    partition: int = -1,
+    record_type: type[tuple[Any, ...]] = tuple,
+    limit: int = -1,
+) -> tuple[list[Any], int]:
+    """Decode the next records of a v2 batch: ``(records, position after them)``.
+
+    ``buf[pos:end]`` holds the batch's ``count`` remaining records; with
+    ``limit`` >= 0 only the first ``limit`` of them are decoded, and a later
+    call goes on from the returned position (with ``count`` minus those).
+    The consumer decodes a batch in ``poll``-sized steps that way, so records
+    come into existence only when they are handed out (fewer live objects:
+    the cyclic GC runs far less often).
+
+    The one v2 record reader: :meth:`RecordBatch.record_tuples` and the
+    consumer's fetcher both use it. Two output shapes, chosen per call:
+
+    - ``topic`` None: :data:`RecordTuple` plain tuples
+      ``(offset, timestamp, 0, key, value, headers)``;
+    - ``topic`` given: ``record_type`` instances (the consumer's
+      ``ConsumerRecord``) built from ``(topic, partition, offset, timestamp,
+      0, key, value, headers, None, key size, value size, header size)``,
+      sizes -1 for a null key or value or no headers. Built here with
+      ``tuple.__new__`` rather than from the plain tuple afterwards: one
+      allocation per record fewer.
+
+    Timestamps are CreateTime (``base_ts`` + delta); the caller rewrites
+    LogAppendTime batches. The 1- and 2-byte varint cases are inlined (the
+    2-byte ones by table): lengths and offset deltas under 8192 and
+    timestamp deltas within +-8 s of the first record stay in this loop.
+
+    Raises:
+        CorruptRecordError: the records do not parse, or (once the last one is
+            decoded) do not fill the range exactly.
     """
     if count < 0 or count > (end - pos) // _MIN_RECORD:
         raise CorruptRecordError(f"record count {count} does not fit in the batch")
+    n = count if limit < 0 or limit > count else limit
     zd = _ZD
     z2 = _Z2
     rv = _read_varint
-    out: list[RecordTuple] = []
+    new = tuple.__new__
+    narrow = topic is None
+    out: list[Any] = []
     app = out.append
-    no_headers: tuple[tuple[str, bytes | None], ...] = ()
+    no_headers = _NO_HEADERS
+    headers: tuple[tuple[str, bytes | None], ...]
     try:
-        for _ in range(count):
+        for _ in range(n):
             # length
             b = buf[pos]
             if b < 128:
@@ -888,17 +964,23 @@ def _decode_records(
                     pos += 2
                 else:
                     od, pos = rv(buf, pos)
-            # key
+            # key (1 = zigzag(-1): null)
             b = buf[pos]
             if b == 1:
                 key = None
+                kl = -1
                 pos += 1
             else:
                 if b < 128:
                     kl = zd[b]
                     pos += 1
                 else:
-                    kl, pos = rv(buf, pos)
+                    c = buf[pos + 1]
+                    if c < 128:
+                        kl = z2[(c << 8) | b]
+                        pos += 2
+                    else:
+                        kl, pos = rv(buf, pos)
                 if kl < 0:
                     raise CorruptRecordError(f"invalid key length {kl}")
                 key = buf[pos : pos + kl]
@@ -907,6 +989,7 @@ def _decode_records(
             b = buf[pos]
             if b == 1:
                 value = None
+                vl = -1
                 pos += 1
             else:
                 if b < 128:
@@ -926,17 +1009,24 @@ def _decode_records(
             # headers
             if buf[pos] == 0:
                 headers = no_headers
+                hsize = -1
                 pos += 1
             else:
-                headers, pos = _decode_headers(buf, pos, rend)
+                headers, hsize, pos = _decode_headers(buf, pos, rend)
             if pos != rend:
                 raise CorruptRecordError("record length does not match its fields")
-            app((base_offset + od, base_ts + td, 0, key, value, headers))
+            if narrow:
+                app((base_offset + od, base_ts + td, 0, key, value, headers))
+            else:
+                app(new(record_type, (topic, partition, base_offset + od, base_ts + td, 0, key, value, headers,
+                                      None, kl, vl, hsize)))
     except IndexError:
         raise CorruptRecordError("record runs past the end of its batch") from None
-    if pos != end:
+    if pos != end and n == count:
         raise CorruptRecordError("record batch has bytes after its last record")
-    return out
+    if pos > end:
+        raise CorruptRecordError("record runs past the end of its batch")
+    return out, pos
 
 
 def _parse_v2(buf: bytes, start: int, end: int, check_crcs: bool, max_decompressed: int) -> RecordBatch:
