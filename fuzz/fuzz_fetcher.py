@@ -17,13 +17,15 @@ import os
 import struct
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import crc32c  # noqa: E402
+from _harness import instrumented, main  # noqa: E402
 
-from kproto.consumer.fetcher import PartitionRecords  # noqa: E402
-from kproto.consumer.types import TopicPartition  # noqa: E402
-from kproto.errors import DecodeError  # noqa: E402
+with instrumented(__name__):
+    from kproto.consumer.fetcher import PartitionRecords
+    from kproto.consumer.types import TopicPartition
+    from kproto.errors import DecodeError
 
 _TP = TopicPartition("t", 0)
 
@@ -62,13 +64,5 @@ def test_one_input(data: bytes) -> None:
             _consume(bytes(fixed), opts | 1)
 
 
-def main() -> None:
-    import atheris
-
-    atheris.instrument_all()
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    main(test_one_input)
