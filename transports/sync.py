@@ -51,6 +51,7 @@ from transports._common import (
     split_configs,
 )
 from transports._tls import TLSSession, tls_failure
+from transports._txn import SyncTransactions
 
 __all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
 
@@ -662,7 +663,7 @@ class _IOLoop:
             self.cond.notify_all()
 
 
-class KafkaProducer:
+class KafkaProducer(SyncTransactions):
     """A Kafka producer with kafka-python's API, backed by kproto's sans-I/O core.
 
     Args:
@@ -726,6 +727,8 @@ class KafkaProducer:
         """
         if self._closed or self._loop.stopped or self._loop.crashed:
             raise IllegalStateError("send() on a closed KafkaProducer")
+        if self.config.transactional_id is not None:  # transactions: only inside one
+            self._core.check_transactional_send()
         topic, k, v, hdrs, part, ts, hsize = prepare_send(
             self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
         )
