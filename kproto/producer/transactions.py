@@ -382,6 +382,7 @@ class TransactionManager:
                     core._client.mark_coordinator_dead(key, key_type, core._now)
                 self._retry_or_fail(error, core._now)
                 return
+            self._retry_at = 0.0  # the backoff was for the request answered now
             on_response(response)
 
         core._client.send(request, now=now, node_id=node, callback=callback, **kw)
