@@ -167,9 +167,6 @@ _MAYBE_WRITTEN_CODES: Final = frozenset((7, 20, -1))
 _API_INIT_PRODUCER_ID: Final = 22
 #: Record batch attribute bit 4: the batch belongs to a transaction (KIP-98).
 _TRANSACTIONAL_ATTR: Final = 0x10
-#: Produce errors a transactional producer does not repair by an epoch bump of
-#: its own: the transaction becomes abortable (fatal when fenced), see _batch_error.
-_TXN_FAIL_CODES: Final = frozenset((45, 47, 59))
 
 _LEGAL_TOPIC: Final = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
@@ -1247,12 +1244,6 @@ class ProducerCore:
             return
         if code == 0 or code in _MAYBE_WRITTEN_CODES:
             b.maybe_written = True
-        if self._txn is not None and code in _TXN_FAIL_CODES:
-            # transactions: the transaction becomes abortable (fenced: fatal);
-            # abort_transaction bumps the epoch (KIP-360), not this batch.
-            self._bump_wanted = True
-            self._fail(b, error, unknown_outcome=False)
-            return
         if self._idempotent:
             if (
                 code == _ERR_OUT_OF_ORDER_SEQUENCE
@@ -1271,6 +1262,11 @@ class ProducerCore:
                 # expected one: the broker lost our state (KIP-360): bump.
                 if code == _ERR_INVALID_PRODUCER_EPOCH or not (b.reseq or b.base_seq != ps.acked_next):
                     self._bump_wanted = True
+                    if self._txn is not None:
+                        # transactions: abortable (fenced: fatal); abort_transaction
+                        # bumps the epoch (KIP-360), not this batch.
+                        self._fail(b, error, unknown_outcome=False)
+                        return
                     ps.lost = True
                 self._requeue(b, now, count=False)
                 return
@@ -1556,6 +1552,10 @@ class ProducerCore:
                     pass
                 if not ps.queue:
                     self._queued.pop(ps, None)
+                if b.base_seq >= 0:
+                    # A retried batch: its sequence was used and now never will
+                    # be; the abort ends with an epoch bump that restarts them.
+                    self._bump_wanted = True
                 self._fail(b, error, unknown_outcome=False)
 
     def _txn_reset_sequences(self) -> None:

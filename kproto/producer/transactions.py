@@ -301,7 +301,11 @@ class TransactionManager:
             raise self.error
         raise IllegalStateError(
             f"cannot send with transactional_id={self.transactional_id!r} in state {state}: "
-            + ("call init_transactions() first" if state == UNINITIALIZED else "call begin_transaction() first")
+            + (
+                "call init_transactions() first"
+                if state == UNINITIALIZED
+                else "call begin_transaction() first"
+            )
         )
 
     # --- hooks from the core ------------------------------------------------------
@@ -378,6 +382,9 @@ class TransactionManager:
             self._in_flight = False
             core._dirty = True
             if error is not None:
+                if self._adding:  # AddPartitionsToTxn: its partitions are wanted again
+                    self._wanted.update(dict.fromkeys(self._adding))
+                    self._adding = []
                 if isinstance(error, KafkaConnectionError):
                     core._client.mark_coordinator_dead(key, key_type, core._now)
                 self._retry_or_fail(error, core._now)
@@ -430,6 +437,7 @@ class TransactionManager:
         def on_response(response: AddPartitionsToTxnResponse) -> None:
             self._adding = []
             if response.error_code:
+                self._wanted.update(dict.fromkeys(parts))
                 self._on_error(response.error_code, "AddPartitionsToTxn")
                 return
             codes: dict[tuple[str, int], int] = {}
@@ -452,7 +460,9 @@ class TransactionManager:
         for ps in parts:
             del self._wanted[ps]
         self._adding = parts
-        self._send(self.transactional_id, _KEY_TXN, request, on_response, now, max_version=_ADD_PARTITIONS_MAX)
+        self._send(
+            self.transactional_id, _KEY_TXN, request, on_response, now, max_version=_ADD_PARTITIONS_MAX
+        )
         if not self._in_flight:  # no coordinator yet: try again on the next drain
             self._wanted.update(dict.fromkeys(parts))
             self._adding = []
@@ -561,7 +571,9 @@ class TransactionManager:
         now = self._core._now
         error = error_from_code(code, f"{what} for transactional id {self.transactional_id!r}")
         if code in _FENCED:
-            self._fatal(ProducerFencedError(f"{what}: this producer was fenced by a newer instance ({error})"))
+            self._fatal(
+                ProducerFencedError(f"{what}: this producer was fenced by a newer instance ({error})")
+            )
             return
         if code in _REFIND:
             if group is not None:
