@@ -553,3 +553,81 @@ def test_calling_again_while_under_way_returns_the_same_op() -> None:
     assert core.commit_transaction(0.0) is commit
     with pytest.raises(IllegalStateError):
         core.abort_transaction(0.0)
+
+
+def test_abort_dropping_a_retried_batch_bumps_the_epoch() -> None:
+    core, client = ready()
+    core.begin_transaction(0.0)
+    send(core, "a")
+    core.data_to_send()
+    add_ok(core, client, client.sent[0])
+    core.data_to_send()
+    (produce,) = produce_requests(client)
+    answer(core, client, produce, produce_response(produce, code=6))  # NOT_LEADER: retried after the backoff
+    assert core.transaction_state() == "IN_TRANSACTION"
+    op = core.abort_transaction(0.0)
+    core.data_to_send()
+    (failed,) = core.events()
+    assert isinstance(failed, DeliveryFailed) and isinstance(failed.error, TransactionAbortedError)
+    (end,) = requests_of(client, EndTxnRequest)
+    answer(core, client, end, EndTxnResponse())
+    core.data_to_send()
+    # Sequence 0 was used by the dropped batch: a new epoch restarts the sequences.
+    bump = requests_of(client, InitProducerIdRequest)[-1]
+    assert (bump.request.producer_id, bump.request.producer_epoch) == (PID, EPOCH)
+    assert not op.done
+    answer(core, client, bump, InitProducerIdResponse(producer_id=PID, producer_epoch=EPOCH + 1))
+    assert op.done and op.error is None
+    client.sent.clear()
+    core.begin_transaction(0.0)
+    send(core, "b")
+    core.data_to_send()
+    add_ok(core, client, client.sent[0])
+    core.data_to_send()
+    (p2,) = produce_requests(client)
+    batch = p2.batches()[("t", 0)]
+    assert (batch.producer_epoch, batch.base_sequence) == (EPOCH + 1, 0)
+
+
+def test_lost_add_partitions_request_is_sent_again() -> None:
+    core, client = ready()
+    core.begin_transaction(0.0)
+    send(core, "a", partition=0)
+    send(core, "b", partition=1)
+    core.data_to_send()
+    (add,) = client.sent
+    client.answer(add, None, KafkaConnectionError("cut"))
+    core.connection_lost(TXN_COORD, None, 0.0)
+    assert client.dead == [("tx-1", 1)]
+    core.handle_timer(0.15)
+    core.data_to_send()
+    again = requests_of(client, AddPartitionsToTxnRequest)
+    assert len(again) == 2 and added(again[1]) == [("t", 0), ("t", 1)]
+    assert produce_requests(client) == []
+    add_ok(core, client, again[1], now=0.15)
+    core.data_to_send()
+    assert len(produce_requests(client)) == 2
+
+
+def test_out_of_order_behind_a_retried_batch_is_retried_not_abortable() -> None:
+    core, client = ready()
+    core.begin_transaction(0.0)
+    send(core, "a")
+    core.data_to_send()
+    add_ok(core, client, client.sent[0])
+    core.data_to_send()
+    send(core, "b")
+    core.data_to_send()
+    first, second = produce_requests(client)
+    client.answer(first, produce_response(first, code=6))  # NOT_LEADER
+    client.answer(second, produce_response(second, code=45))  # sequence 1 before 0 arrived
+    core.receive_data(1, b"", 0.0)
+    assert core.transaction_state() == "IN_TRANSACTION"
+    core.handle_timer(0.1)
+    core.data_to_send()
+    resent = produce_requests(client)[2:]
+    assert [b.base_sequence for r in resent for b in r.batches().values()] == [0, 1]
+    for r in resent:
+        client.answer(r, produce_response(r))
+    core.receive_data(1, b"", 0.1)
+    assert sorted(t for e in core.events() if isinstance(e, RecordsDelivered) for t in e.tokens) == ["a", "b"]
