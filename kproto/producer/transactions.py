@@ -38,7 +38,8 @@ op completes inside a later driving input, with ``error`` None or set)::
     ABORTING       | EndTxn ok                           | (epoch bump if a sequence is       | READY
                    |                                     | unresolved, KIP-360)               |
     IN_TRANSACTION | a batch, partition add or offset    | fail the pending commit / offsets  | ABORTABLE_ERROR
-    COMMITTING     | commit fails (abortable error)      | op; only abort is allowed          |
+    COMMITTING     | commit fails (abortable error)      | op and unsent records; only abort  |
+                   |                                     | is allowed                         |
     any            | fenced (PRODUCER_FENCED,            | fail everything pending            | FATAL
                    | INVALID_PRODUCER_EPOCH), an         |                                    |
                    | unexpected error                    |                                    |
@@ -355,6 +356,11 @@ class TransactionManager:
                 self._send_offsets(now)
             elif state == COMMITTING and not self._adding and self._core.pending_count() == 0:
                 self._end(True, now)
+        elif state == ABORTABLE_ERROR:
+            # As the Java client: records not sent yet fail now with the error
+            # (flush returns); only abort_transaction() is left to do.
+            if self.error is not None and self._core.pending_count():
+                self._core._txn_fail_unsent(self.error)
         elif state == ABORTING:
             self._core._txn_fail_unsent(TransactionAbortedError("the transaction was aborted"))
             self._wanted.clear()
@@ -480,10 +486,11 @@ class TransactionManager:
 
             def on_added(response: AddOffsetsToTxnResponse) -> None:
                 if response.error_code:
-                    self._on_error(response.error_code, "AddOffsetsToTxn")
+                    if self._offsets and self._offsets[0] is item:
+                        self._on_error(response.error_code, "AddOffsetsToTxn")
                     return
+                self._started = True  # the coordinator's transaction has the group: EndTxn needed
                 item.added = True
-                self._started = True
 
             self._send(self.transactional_id, _KEY_TXN, request, on_added, now)
             return
@@ -499,6 +506,8 @@ class TransactionManager:
         )
 
         def on_committed(response: TxnOffsetCommitResponse) -> None:
+            if not self._offsets or self._offsets[0] is not item:
+                return  # failed meanwhile (the transaction became abortable or fatal)
             worst = 0
             for tr in response.topics:
                 for pr in tr.partitions:

@@ -5,7 +5,8 @@ Each seeded run: ``init_transactions``, then transactions of random records
 committed or aborted at random (an abortable error forces an abort). Faults:
 cut connections, brokers down and up (the coordinator's too), coordinators
 and leaders moving, injected CONCURRENT_TRANSACTIONS /
-COORDINATOR_LOAD_IN_PROGRESS / NOT_COORDINATOR answers. The simulated
+COORDINATOR_LOAD_IN_PROGRESS / NOT_COORDINATOR answers, and now and then
+a Produce refused with INVALID_RECORD (the transaction must abort). The simulated
 coordinator refuses a transactional batch to a partition not added to the
 transaction (a violation). Invariants at the end:
 
@@ -31,6 +32,7 @@ from .harness import (
     API_ADD_PARTITIONS_TO_TXN,
     API_END_TXN,
     API_INIT_PRODUCER_ID,
+    API_PRODUCE,
     Sim,
     SimCluster,
     SimNetwork,
@@ -42,6 +44,7 @@ TXN_ID = "txn-sim"
 CONCURRENT_TRANSACTIONS = 51
 COORDINATOR_LOAD_IN_PROGRESS = 14
 NOT_COORDINATOR = 16
+INVALID_RECORD = 87
 
 
 def scenario(seed: int, *, transactions: int = 12, faults: bool = True) -> dict[str, Any]:
@@ -99,6 +102,9 @@ def scenario(seed: int, *, transactions: int = 12, faults: bool = True) -> dict[
                 sim.at(t, lambda: cluster.move_coordinator(1, TXN_ID))
             elif kind < 0.65:
                 sim.at(t, lambda: cluster.move_coordinator(0, GROUP))
+            elif kind < 0.7:
+                # A record the broker refuses: the transaction becomes abortable.
+                sim.at(t, lambda: cluster.inject(API_PRODUCE, INVALID_RECORD))
             else:
                 api = rng.choice((API_ADD_PARTITIONS_TO_TXN, API_END_TXN, API_INIT_PRODUCER_ID))
                 code = rng.choice((CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR))
@@ -133,15 +139,21 @@ def scenario(seed: int, *, transactions: int = 12, faults: bool = True) -> dict[
         offset = None
         if not abortable and rng.random() < 0.5:
             offset = 1000 + n
-            off_op = wait(
-                core.send_offsets_to_transaction({("in", 0): offset}, GROUP, sim.now), "send_offsets"
-            )
-            abortable = off_op.error is not None
+            try:
+                off_op = wait(
+                    core.send_offsets_to_transaction({("in", 0): offset}, GROUP, sim.now), "offsets"
+                )
+                abortable = off_op.error is not None
+            except KafkaError:  # abortable already
+                abortable = True
         commit = not abortable and rng.random() < 0.7
         if commit:
-            op = wait(core.commit_transaction(sim.now), "commit_transaction")
-            if op.error is not None:
-                commit = False  # abortable: abort below
+            try:
+                op = wait(core.commit_transaction(sim.now), "commit_transaction")
+                commit = op.error is None  # else abortable: abort below
+            except KafkaError:  # abortable already
+                assert core.transaction_state() == "ABORTABLE_ERROR", (seed, core.transaction_state())
+                commit = False
         if not commit:
             op = wait(core.abort_transaction(sim.now), "abort_transaction")
             assert op.error is None, f"seed {seed}: abort failed with {op.error!r}"

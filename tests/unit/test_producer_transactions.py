@@ -466,10 +466,13 @@ def test_abortable_error_fails_commit_and_requires_abort() -> None:
         core.commit_transaction(0.0)
     with pytest.raises(TopicAuthorizationFailedError):
         send(core, "c")
+    core.data_to_send()
+    # Unsent records fail at once with the error (a flush returns), before the abort.
+    failed = [(t, type(e.error)) for e in core.events() if isinstance(e, DeliveryFailed) for t in e.tokens]
+    assert sorted(failed) == [("a", TopicAuthorizationFailedError), ("b", TopicAuthorizationFailedError)]
+    assert core.pending_count() == 0
     op = core.abort_transaction(0.0)
     core.data_to_send()
-    failed = [t for e in core.events() if isinstance(e, DeliveryFailed) for t in e.tokens]
-    assert sorted(failed) == ["a", "b"]
     assert produce_requests(client) == []
     assert op.done and op.error is None  # nothing was added: no EndTxn needed
     assert core.transaction_state() == "READY"
