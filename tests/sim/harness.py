@@ -46,6 +46,16 @@ Pieces
     leader-epoch checks) and ListOffsets. Delayed answers are ``Deferred``:
     the connection is muted until they resolve, as Kafka does.
 
+Transactions (KIP-98): InitProducerId with a transactional id bumps its
+    epoch (aborting what the previous epoch left open); AddPartitionsToTxn,
+    AddOffsetsToTxn, TxnOffsetCommit and EndTxn on whichever broker
+    ``coordinator_of(1, id)`` names (epoch-checked: PRODUCER_FENCED). Every
+    transactional batch appended is recorded in ``cluster.txn_batches``
+    (``(topic, partition, base offset) -> True/False`` once committed or
+    aborted, None while open); one to a partition not added to its
+    transaction is a ``SimViolation``. Offsets are written to the group
+    (``cluster.group(g).offsets``) only when the transaction commits.
+
 ``SimNetwork(cluster, rng, ...)``
     Carries bytes between the core and the brokers with random latency
     (order kept per connection) and random chunking (partial reads and
