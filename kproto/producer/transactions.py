@@ -107,6 +107,7 @@ ABORTABLE_ERROR: Final = "ABORTABLE_ERROR"
 FATAL: Final = "FATAL"
 
 _KEY_TXN: Final = 1
+_API_INIT_PRODUCER_ID: Final = 22
 _KEY_GROUP: Final = 0
 #: Versions this module builds. AddPartitionsToTxn v4+ is broker-to-broker
 #: (KIP-890); EndTxn v5 and TxnOffsetCommit v5 are transaction version 2,
@@ -330,10 +331,8 @@ class TransactionManager:
         for ev in events:
             if type(ev) is CoordinatorLookupFailed:
                 if ev.key_type == _KEY_TXN and ev.key == self.transactional_id:
-                    self._in_flight = False
                     self._fatal(ev.error)
                 elif ev.key_type == _KEY_GROUP and self._offsets and self._offsets[0].group_id == ev.key:
-                    self._in_flight = False
                     self._abortable(ev.error)
 
     def get_timer(self) -> float | None:
@@ -404,8 +403,13 @@ class TransactionManager:
         core = self._core
         pid, epoch = -1, -1
         if core._pid_ok and self._bumping:
-            # KIP-360: bump our own epoch (the coordinator checks it is ours).
-            pid, epoch = core._pid, core._epoch
+            node = self._coordinator(self.transactional_id, _KEY_TXN, now)
+            version = None if node is None else core._client.api_version(node, _API_INIT_PRODUCER_ID)
+            if version is not None and version >= 3:
+                # KIP-360: bump our own epoch (the coordinator checks it is ours).
+                # Older brokers: a plain InitProducerId for a transactional id
+                # bumps the epoch too.
+                pid, epoch = core._pid, core._epoch
         request = InitProducerIdRequest(
             transactional_id=self.transactional_id,
             transaction_timeout_ms=self._timeout_ms,

@@ -634,3 +634,27 @@ def test_out_of_order_behind_a_retried_batch_is_retried_not_abortable() -> None:
         client.answer(r, produce_response(r))
     core.receive_data(1, b"", 0.1)
     assert sorted(t for e in core.events() if isinstance(e, RecordsDelivered) for t in e.tokens) == ["a", "b"]
+
+
+def test_epoch_bump_on_an_old_broker_sends_a_plain_init_producer_id() -> None:
+    core, client = ready()
+    client.init_pid_version = 2  # no producer id/epoch fields before v3 (KIP-360)
+    core.begin_transaction(0.0)
+    send(core, "a")
+    core.data_to_send()
+    add_ok(core, client, client.sent[0])
+    core.data_to_send()
+    (produce,) = produce_requests(client)
+    answer(core, client, produce, produce_response(produce, code=45))
+    op = core.abort_transaction(0.0)
+    core.data_to_send()
+    answer(core, client, requests_of(client, EndTxnRequest)[0], EndTxnResponse())
+    core.data_to_send()
+    bump = requests_of(client, InitProducerIdRequest)[-1]
+    assert (bump.request.transactional_id, bump.request.producer_id, bump.request.producer_epoch) == (
+        "tx-1",
+        -1,
+        -1,
+    )
+    answer(core, client, bump, InitProducerIdResponse(producer_id=PID, producer_epoch=EPOCH + 1))
+    assert op.done and op.error is None and core.transaction_state() == "READY"
