@@ -131,6 +131,10 @@ class NodeNotReadyError(KafkaError):
     retriable = True
 
 
+class TransactionAbortedError(KafkaError):
+    """A record was dropped because its transaction was aborted before it was sent."""
+
+
 class Cancelled(KafkaError):
     """The operation was cancelled because the client is closing."""
 
@@ -157,6 +161,7 @@ __all__ = [  # noqa: F405
     "RecordTooLargeError",
     "RemoteProtocolError",
     "TooManyInFlightRequests",
+    "TransactionAbortedError",
     "UnknownBrokerError",
     "UnsupportedCodecError",
     "error_from_code",

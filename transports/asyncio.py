@@ -37,6 +37,7 @@ from transports._common import (
     wait_for_topic_async,
 )
 from transports._tls import AsyncTokenCache, lost_error, tls_failure
+from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
@@ -305,7 +306,7 @@ class _Driver:
             p.set_result(None)
 
 
-class KafkaProducer(AsyncProducerBase[DeliveryHandle]):
+class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for asyncio, with the spec's options and method names.
 
     Use ``async with KafkaProducer(...) as producer:`` or ``await start()`` /

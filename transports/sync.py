@@ -52,6 +52,7 @@ from transports._common import (
     split_configs,
 )
 from transports._tls import TLSSession, tls_failure
+from transports._txn import SyncTransactions
 
 __all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
 
@@ -697,7 +698,7 @@ class _IOLoop:
             self.cond.notify_all()
 
 
-class KafkaProducer:
+class KafkaProducer(SyncTransactions):
     """A Kafka producer with kafka-python's API, backed by kproto's sans-I/O core.
 
     Args:
@@ -721,6 +722,7 @@ class KafkaProducer:
         self._loop.ssl_context = security.ssl_context if security is not None else None
         self._known_topics: set[str] = set()
         self._plain = self._options.key_serializer is None and self._options.value_serializer is None
+        self._transactional = self.config.transactional_id is not None
         self._unyielded = 0
         self._closed = False
         self._close_lock = threading.Lock()
@@ -762,6 +764,8 @@ class KafkaProducer:
         loop = self._loop
         if self._closed or loop.stopped or loop.crashed:
             raise IllegalStateError("send() on a closed KafkaProducer")
+        if self._transactional:  # transactions: only inside one
+            self._core.check_transactional_send()
         if (
             self._plain
             and type(value) is bytes

@@ -44,6 +44,7 @@ from transports._common import (
     wait_for_topic_async,
 )
 from transports._tls import AsyncTokenCache, lost_error
+from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 
@@ -318,7 +319,7 @@ class _Driver:
         self.stopped.set()
 
 
-class KafkaProducer(AsyncProducerBase[DeliveryHandle]):
+class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for trio, with the spec's options and method names.
 
     Args:

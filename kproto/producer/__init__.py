@@ -11,6 +11,7 @@ from kproto.producer.config import ProducerConfig
 from kproto.producer.core import ProducerCore, validate_topic
 from kproto.producer.events import DeliveryFailed, ProducerEvent, RecordsDelivered
 from kproto.producer.partitioner import DefaultPartitioner, StickyPartitioner, murmur2
+from kproto.producer.transactions import TransactionOp
 
 __all__ = [
     "DefaultPartitioner",
@@ -20,6 +21,7 @@ __all__ = [
     "ProducerEvent",
     "RecordsDelivered",
     "StickyPartitioner",
+    "TransactionOp",
     "murmur2",
     "validate_topic",
 ]

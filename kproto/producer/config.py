@@ -113,6 +113,11 @@ class ProducerConfig:
     metadata_recovery_strategy: str = "rebootstrap"
     #: With 'rebootstrap': also re-bootstrap after this long without metadata (KIP-1102).
     metadata_recovery_rebootstrap_trigger_ms: int = 300000
+    #: KIP-98 transactional producer: records are sent in transactions
+    #: (``init_transactions``, ``begin_transaction``...); implies idempotence.
+    transactional_id: str | None = None
+    #: Longest a transaction may stay open before the coordinator aborts it.
+    transaction_timeout_ms: int = 60000
 
     def __attrs_post_init__(self) -> None:
         servers = self.bootstrap_servers
@@ -169,6 +174,14 @@ class ProducerConfig:
                 self.delivery_timeout_ms,
                 f">= linger_ms + request_timeout_ms ({self.linger_ms + self.request_timeout_ms})",
             )
+        if self.transactional_id is not None:
+            if not isinstance(self.transactional_id, str) or not self.transactional_id:
+                raise _bad("transactional_id", self.transactional_id, "None or a non-empty str")
+            if not self.enable_idempotence:
+                raise _bad("enable_idempotence", self.enable_idempotence, "True when transactional_id is set")
+            if self.acks != ACKS_ALL:
+                raise _bad("acks", self.acks, "'all' or -1 when transactional_id is set")
+        _int("transaction_timeout_ms", self.transaction_timeout_ms, 1)
         if self.enable_idempotence:
             if self.acks != ACKS_ALL:
                 raise _bad("acks", self.acks, "'all' or -1 when enable_idempotence=True")
@@ -202,7 +215,8 @@ class ProducerConfig:
     def from_kwargs(cls, **kwargs: Any) -> ProducerConfig:
         """Build a config from user keywords, as ``KafkaProducer(**kwargs)`` receives them.
 
-        ``acks='all'`` becomes -1. With ``enable_idempotence=True``, ``acks``
+        ``acks='all'`` becomes -1. A ``transactional_id`` turns
+        ``enable_idempotence`` on when left unset. With ``enable_idempotence=True``, ``acks``
         left unset becomes -1 and ``retries`` left unset becomes 2**31-1 (as the
         Java client does).
 
@@ -225,6 +239,8 @@ class ProducerConfig:
         if "compression_type" in kwargs and isinstance(kwargs["compression_type"], str):
             ct = kwargs["compression_type"].strip().lower()
             kwargs["compression_type"] = None if ct in ("", "none") else ct
+        if kwargs.get("transactional_id") is not None:
+            kwargs.setdefault("enable_idempotence", True)
         if kwargs.get("enable_idempotence") is True:
             kwargs.setdefault("acks", ACKS_ALL)
             kwargs.setdefault("retries", _MAX_INT)

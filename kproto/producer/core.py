@@ -84,6 +84,11 @@ one whose earlier answer was lost may be on the broker, and only the old
 epoch's duplicate check can say so; re-sequencing it under the new epoch
 would write it twice. Sequences cannot be saved where the broker lost them.
 
+Transactions (KIP-98): with a ``transactional_id`` the transaction state
+machine of :mod:`kproto.producer.transactions` gets the producer id, adds
+partitions to the transaction before their first batch is drained, and ends
+transactions; the hooks here are marked ``# transactions:``.
+
 Buffer memory: ``send`` counts each record's encoded size against
 ``buffer_memory``; a batch gives its bytes back when it is DONE (bytes are
 held while in flight, since a retry needs them).
@@ -110,6 +115,7 @@ from kproto.errors import (
 from kproto.producer.config import ProducerConfig
 from kproto.producer.events import DeliveryFailed, ProducerEvent, RecordsDelivered
 from kproto.producer.partitioner import DefaultPartitioner, StickyPartitioner, murmur2
+from kproto.producer.transactions import TransactionManager, TransactionOp
 from kproto.protocol.compression import codec_id, compress
 from kproto.protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
 from kproto.protocol.messages.produce import (
@@ -168,6 +174,8 @@ _STATE_LOST_CODES: Final = frozenset((_ERR_UNKNOWN_PRODUCER_ID, _ERR_INVALID_PRO
 _MAYBE_WRITTEN_CODES: Final = frozenset((7, 20, -1))
 
 _API_INIT_PRODUCER_ID: Final = 22
+#: Record batch attribute bit 4: the batch belongs to a transaction (KIP-98).
+_TRANSACTIONAL_ATTR: Final = 0x10
 
 _LEGAL_TOPIC: Final = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
@@ -418,6 +426,17 @@ class ProducerCore:
         self._bump_wanted = False
         self._fatal: KafkaError | None = None
 
+        # transactions: the state machine, or None without a transactional_id.
+        self._txn: TransactionManager | None = None
+        self._txn_attr = 0
+        if config.transactional_id is not None:
+            self._txn = TransactionManager(
+                self, config.transactional_id, config.transaction_timeout_ms, self._retry_backoff
+            )
+            self._txn_attr = _TRANSACTIONAL_ATTR
+            # The inlined appends (send_value, send_many) skip send()'s state check.
+            self._plain = False
+
     # --- the Driven surface -------------------------------------------------
 
     def connection_made(self, node_id: int, now: float) -> None:
@@ -502,6 +521,10 @@ class ProducerCore:
         if self._idempotent and self._needs_pid() and not self._pid_in_flight and self._pid_retry_at > last:
             if t is None or self._pid_retry_at < t:
                 t = self._pid_retry_at
+        if self._txn is not None:  # transactions: a backed-off coordinator request
+            due = self._txn.get_timer()
+            if due is not None and (t is None or due < t):
+                t = due
         return t
 
     # --- user calls -----------------------------------------------------------
@@ -535,6 +558,8 @@ class ProducerCore:
         self._now = now
         if self._closed:
             raise IllegalStateError("cannot send: the producer is closed")
+        if self._txn is not None:  # transactions: only inside one
+            self._txn.check_send()
         # A cheap bound of the record's encoded size: the key and value
         # lengths counted at their largest too (record_size_bound is exact
         # for them, and decides when this one is too large).
@@ -1167,7 +1192,9 @@ class ProducerCore:
         self._pending += 1
 
     def _after_input(self, now: float) -> None:
-        self._client.events()  # the producer acts on cluster state, not on these
+        evs = self._client.events()  # the producer acts on cluster state, not on these
+        if self._txn is not None and evs:  # transactions: but on a failed coordinator lookup
+            self._txn.on_client_events(evs)
         version = self._client.cluster.version
         if version != self._meta_version:
             self._meta_version = version
@@ -1203,6 +1230,8 @@ class ProducerCore:
         self._events.append(
             DeliveryFailed(topic=topic, partition=-1, error=error, tokens=[rec[6] for rec in waiting])
         )
+        if self._txn is not None:  # transactions: records failed make it abortable
+            self._txn.on_failed(error)
 
     # --- deadlines --------------------------------------------------------------
 
@@ -1273,6 +1302,8 @@ class ProducerCore:
         # answer, a connection, a timer), a new or closed batch, flush/close.
         # The driver pulls commands() and data_to_send() every turn; under
         # load most turns change nothing and skip the scan of the partitions.
+        if self._txn is not None:  # transactions: the next coordinator request
+            self._txn.poll(now)
         if not self._dirty:
             return
         self._dirty = False
@@ -1294,8 +1325,12 @@ class ProducerCore:
         by_node: dict[int, list[_Partition]] = {}
         blocked: set[int] = set()
         missing_leader = False
+        txn = self._txn
         for ps in self._queued:
             if self._ready_head(ps, now) is None:
+                continue
+            if txn is not None and ps not in txn.added:  # transactions: AddPartitionsToTxn first
+                txn.want(ps)
                 continue
             leader = cluster.leader_for(ps.topic, ps.partition)
             if leader is None or leader < 0:
@@ -1313,6 +1348,8 @@ class ProducerCore:
             node_parts.append(ps)
         if missing_leader:
             client.request_metadata_update(now)
+        if txn is not None:
+            txn.poll(now)
         for node, parts in by_node.items():
             while parts and self._node_inflight.get(node, 0) < self._max_in_flight:
                 if not self._send_request(node, parts, now):
@@ -1360,7 +1397,7 @@ class ProducerCore:
         if not batches:
             return False
         request = ProduceRequest(
-            transactional_id=None,
+            transactional_id=self._config.transactional_id,
             acks=self._acks,
             timeout_ms=self._config.request_timeout_ms,
             topic_data=[TopicProduceData(name=t, partition_data=pds) for t, pds in topic_data.items()],
@@ -1392,7 +1429,7 @@ class ProducerCore:
                 count=b.count,
                 base_timestamp=b.base_ts,
                 max_timestamp=b.max_ts,
-                attributes=self._codec,
+                attributes=self._codec | self._txn_attr,
                 producer_id=pid,
                 producer_epoch=epoch,
                 base_sequence=b.base_seq,
@@ -1522,6 +1559,11 @@ class ProducerCore:
                 # expected one: the broker lost our state (KIP-360): bump.
                 if code == _ERR_INVALID_PRODUCER_EPOCH or not (b.reseq or b.base_seq != ps.acked_next):
                     self._bump_wanted = True
+                    if self._txn is not None:
+                        # transactions: abortable (fenced: fatal); abort_transaction
+                        # bumps the epoch (KIP-360), not this batch.
+                        self._fail(b, error, unknown_outcome=False)
+                        return
                     ps.lost = True
                 self._requeue(b, now, count=False)
                 return
@@ -1617,10 +1659,14 @@ class ProducerCore:
         b.tokens = []
         b.pieces = []
         b.payload = None
+        if self._txn is not None:  # transactions: records failed make it abortable
+            self._txn.on_failed(error)
 
     # --- idempotence: producer id, epoch bumps (KIP-98, KIP-360) ----------------
 
     def _needs_pid(self) -> bool:
+        if self._txn is not None:  # transactions: the transaction manager gets it
+            return False
         return not self._pid_ok or self._bump_wanted
 
     def _assign_sequence(self, ps: _Partition, b: _Batch) -> None:
@@ -1712,3 +1758,108 @@ class ProducerCore:
                             ps.next_seq += b.count
                             b.reseq = False
                             b.maybe_written = False
+
+    # --- transactions (KIP-98): see kproto.producer.transactions ----------------
+
+    def _transactions(self) -> TransactionManager:
+        if self._txn is None:
+            raise IllegalStateError("transactional method called without a transactional_id")
+        if self._closed:
+            raise IllegalStateError("the producer is closed")
+        return self._txn
+
+    def init_transactions(self, now: float) -> TransactionOp:
+        """Get the producer id and epoch of ``transactional_id`` (fences older producers).
+
+        Returns:
+            An op; it is ``done`` after a later driving input, ``error`` set on failure.
+
+        Raises:
+            IllegalStateError: no transactional id, closed, or already initialised.
+        """
+        self._now = now
+        return self._transactions().init_transactions(now)
+
+    def begin_transaction(self, now: float) -> None:
+        """Start a transaction; records may be sent until it is committed or aborted.
+
+        Raises:
+            IllegalStateError: not initialised, or a transaction is under way.
+            KafkaError: the fatal error of a fenced or failed producer.
+        """
+        self._now = now
+        self._transactions().begin_transaction(now)
+
+    def send_offsets_to_transaction(self, offsets: Any, group: Any, now: float) -> TransactionOp:
+        """Commit ``offsets`` for the consumer ``group`` with the transaction.
+
+        Args:
+            offsets: ``{TopicPartition: OffsetAndMetadata}`` (or ``{(topic, partition): offset}``).
+            group: the group id, or an object with ``group_id`` (and optionally
+                ``generation_id``, ``member_id``, ``group_instance_id``).
+            now: the driver's clock.
+
+        Raises:
+            IllegalStateError: not in a transaction.
+            IllegalArgumentError: malformed offsets or group.
+        """
+        self._now = now
+        return self._transactions().send_offsets_to_transaction(offsets, group, now)
+
+    def commit_transaction(self, now: float) -> TransactionOp:
+        """Flush, then commit the transaction once all its records and offsets are in.
+
+        Raises:
+            IllegalStateError: not in a transaction.
+            KafkaError: the error that made the transaction abortable, or a fatal one.
+        """
+        self._now = now
+        return self._transactions().commit_transaction(now)
+
+    def abort_transaction(self, now: float) -> TransactionOp:
+        """Fail unsent records with ``TransactionAbortedError`` and abort the transaction.
+
+        Raises:
+            IllegalStateError: not in a transaction.
+            KafkaError: the fatal error of a fenced or failed producer.
+        """
+        self._now = now
+        return self._transactions().abort_transaction(now)
+
+    def transaction_state(self) -> str | None:
+        """The transaction state name (``'READY'``...), None without a transactional id."""
+        return None if self._txn is None else self._txn.state
+
+    def check_transactional_send(self) -> None:
+        """Raise what ``send`` would raise for the transaction state (facades call it first)."""
+        if self._txn is not None:
+            self._txn.check_send()
+
+    def _txn_fail_unsent(self, error: KafkaError) -> None:
+        """Abort: fail every batch and waiting record not on the wire."""
+        for topic, waiting in list(self._waiting.items()):
+            del self._waiting[topic]
+            self._fail_waiting(topic, waiting, error)
+        for b in list(self._age):
+            if b.state == OPEN or b.state == CLOSED:
+                ps = b.part
+                try:
+                    ps.queue.remove(b)
+                except ValueError:
+                    pass
+                if not ps.queue:
+                    self._queued.pop(ps, None)
+                if b.base_seq >= 0:
+                    # A retried batch: its sequence was used and now never will
+                    # be; the abort ends with an epoch bump that restarts them.
+                    self._bump_wanted = True
+                self._fail(b, error, unknown_outcome=False)
+
+    def _txn_reset_sequences(self) -> None:
+        """A new epoch: every partition's sequence restarts at 0 (nothing is queued)."""
+        self._bump_wanted = False
+        for tp in self._topics.values():
+            for ps in tp.parts.values():
+                ps.next_seq = 0
+                ps.acked_next = 0
+                ps.lost = False

@@ -46,6 +46,16 @@ Pieces
     leader-epoch checks) and ListOffsets. Delayed answers are ``Deferred``:
     the connection is muted until they resolve, as Kafka does.
 
+Transactions (KIP-98): InitProducerId with a transactional id bumps its
+    epoch (aborting what the previous epoch left open); AddPartitionsToTxn,
+    AddOffsetsToTxn, TxnOffsetCommit and EndTxn on whichever broker
+    ``coordinator_of(1, id)`` names (epoch-checked: PRODUCER_FENCED). Every
+    transactional batch appended is recorded in ``cluster.txn_batches``
+    (``(topic, partition, base offset) -> True/False`` once committed or
+    aborted, None while open); one to a partition not added to its
+    transaction is a ``SimViolation``. Offsets are written to the group
+    (``cluster.group(g).offsets``) only when the transaction commits.
+
 ``SimNetwork(cluster, rng, ...)``
     Carries bytes between the core and the brokers with random latency
     (order kept per connection) and random chunking (partial reads and
@@ -101,7 +111,14 @@ from kproto.protocol.messages import leave_group as _lg
 from kproto.protocol.messages import list_offsets as _lo
 from kproto.protocol.messages import offset_commit as _oc
 from kproto.protocol.messages import offset_fetch as _of
+from kproto.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnResponse
+from kproto.protocol.messages.add_partitions_to_txn import (
+    AddPartitionsToTxnPartitionResult,
+    AddPartitionsToTxnResponse,
+    AddPartitionsToTxnTopicResult,
+)
 from kproto.protocol.messages.api_versions import ApiVersion, ApiVersionsResponse
+from kproto.protocol.messages.end_txn import EndTxnResponse
 from kproto.protocol.messages.fetch import FetchResponse
 from kproto.protocol.messages.find_coordinator import Coordinator, FindCoordinatorResponse
 from kproto.protocol.messages.heartbeat import HeartbeatResponse
@@ -123,6 +140,11 @@ from kproto.protocol.messages.produce import (
     TopicProduceResponse,
 )
 from kproto.protocol.messages.sync_group import SyncGroupResponse
+from kproto.protocol.messages.txn_offset_commit import (
+    TxnOffsetCommitResponse,
+    TxnOffsetCommitResponsePartition,
+    TxnOffsetCommitResponseTopic,
+)
 from kproto.protocol.records import RecordBatch, read_batches
 
 __all__ = [
@@ -157,10 +179,12 @@ REBALANCE_IN_PROGRESS = 27
 FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 75
 MEMBER_ID_REQUIRED = 79
+PRODUCER_FENCED = 90
 
 API_PRODUCE, API_METADATA, API_FIND_COORDINATOR, API_API_VERSIONS, API_INIT_PRODUCER_ID = 0, 3, 10, 18, 22
 API_FETCH, API_LIST_OFFSETS, API_OFFSET_COMMIT, API_OFFSET_FETCH = 1, 2, 8, 9
 API_JOIN_GROUP, API_HEARTBEAT, API_LEAVE_GROUP, API_SYNC_GROUP = 11, 12, 13, 14
+API_ADD_PARTITIONS_TO_TXN, API_ADD_OFFSETS_TO_TXN, API_END_TXN, API_TXN_OFFSET_COMMIT = 24, 25, 26, 28
 _SERVED = (
     API_PRODUCE,
     API_FETCH,
@@ -175,6 +199,10 @@ _SERVED = (
     API_SYNC_GROUP,
     API_API_VERSIONS,
     API_INIT_PRODUCER_ID,
+    API_ADD_PARTITIONS_TO_TXN,
+    API_ADD_OFFSETS_TO_TXN,
+    API_END_TXN,
+    API_TXN_OFFSET_COMMIT,
 )
 
 _REQ_HEADER = struct.Struct(">hhi")
@@ -364,6 +392,10 @@ class SimBroker:
             API_LEAVE_GROUP: self._group_call,
             API_OFFSET_COMMIT: self._group_call,
             API_OFFSET_FETCH: self._group_call,
+            API_ADD_PARTITIONS_TO_TXN: self._add_partitions_to_txn,
+            API_ADD_OFFSETS_TO_TXN: self._add_offsets_to_txn,
+            API_END_TXN: self._end_txn,
+            API_TXN_OFFSET_COMMIT: self._txn_offset_commit,
         }[api_key]
         self._api_key = api_key
         response = handler(request, version, now)
@@ -458,6 +490,9 @@ class SimBroker:
                 return InitProducerIdResponse(error_code=NOT_COORDINATOR, producer_id=-1, producer_epoch=-1)
             pid, epoch = c.txn_producers.get(txn, (c.new_producer_id(), -1))
             c.txn_producers[txn] = (pid, epoch + 1)
+            open_txn = c.transactions.pop(txn, None)
+            if open_txn is not None:  # a new epoch aborts what the old one left open
+                c.end_transaction(open_txn, committed=False)
             return InitProducerIdResponse(producer_id=pid, producer_epoch=epoch + 1)
         return InitProducerIdResponse(producer_id=c.new_producer_id(), producer_epoch=0)
 
@@ -580,6 +615,8 @@ class SimBroker:
                     parts.append(PartitionProduceResponse(index=p.index, error_code=code_inj, base_offset=-1))
                     continue
                 code, base = part.log.append(bytes(p.records))
+                if code == NONE:
+                    c.produced(request.transactional_id, t.name, p.index, base, part.log)
                 if code_inj:
                     code, base = code_inj, -1
                 parts.append(PartitionProduceResponse(index=p.index, error_code=code, base_offset=base))
@@ -587,6 +624,108 @@ class SimBroker:
         if request.acks == 0:
             return None
         return ProduceResponse(responses=topics)
+
+    # --- the transaction coordinator (KIP-98) ---------------------------------------------
+
+    def _txn_check(self, txn_id: str, pid: int, epoch: int) -> int:
+        """NONE, or the error a coordinator answers a transactional request with."""
+        c = self.cluster
+        code = c.take_injected(self._api_key)
+        if code:
+            return int(code)
+        if c.coordinator_of(1, txn_id) != self.node_id:
+            return NOT_COORDINATOR
+        known = c.txn_producers.get(txn_id)
+        if known is None or known[0] != pid:
+            return 49  # INVALID_PRODUCER_ID_MAPPING
+        if epoch != known[1]:
+            return PRODUCER_FENCED
+        return NONE
+
+    def _add_partitions_to_txn(self, request: Any, version: int, now: float) -> Any:
+        assert version <= 3, "clients use AddPartitionsToTxn v0-3"
+        txn_id = request.v3_and_below_transactional_id
+        code = self._txn_check(txn_id, request.v3_and_below_producer_id, request.v3_and_below_producer_epoch)
+        if code == NONE:
+            txn = self.cluster.transaction(txn_id, request.v3_and_below_producer_id)
+            for t in request.v3_and_below_topics:
+                for p in t.partitions:
+                    txn.partitions.add((t.name, p))
+        return AddPartitionsToTxnResponse(
+            results_by_topic_v3_and_below=[
+                AddPartitionsToTxnTopicResult(
+                    name=t.name,
+                    results_by_partition=[
+                        AddPartitionsToTxnPartitionResult(partition_index=p, partition_error_code=code)
+                        for p in t.partitions
+                    ],
+                )
+                for t in request.v3_and_below_topics
+            ]
+        )
+
+    def _add_offsets_to_txn(self, request: Any, version: int, now: float) -> Any:
+        code = self._txn_check(request.transactional_id, request.producer_id, request.producer_epoch)
+        if code == NONE:
+            self.cluster.transaction(request.transactional_id, request.producer_id).groups.add(
+                request.group_id
+            )
+        return AddOffsetsToTxnResponse(error_code=code)
+
+    def _txn_offset_commit(self, request: Any, version: int, now: float) -> Any:
+        c = self.cluster
+        code = c.take_injected(API_TXN_OFFSET_COMMIT)
+        if not code and c.coordinator_of(0, request.group_id) != self.node_id:
+            code = NOT_COORDINATOR
+        txn = c.transactions.get(request.transactional_id)
+        if not code and (txn is None or request.group_id not in txn.groups):
+            raise SimViolation(f"TxnOffsetCommit for {request.group_id!r} before AddOffsetsToTxn")
+        if not code:
+            assert txn is not None
+            for t in request.topics:
+                for p in t.partitions:
+                    txn.offsets[(request.group_id, t.name, p.partition_index)] = p.committed_offset
+        return TxnOffsetCommitResponse(
+            topics=[
+                TxnOffsetCommitResponseTopic(
+                    name=t.name,
+                    partitions=[
+                        TxnOffsetCommitResponsePartition(partition_index=p.partition_index, error_code=code)
+                        for p in t.partitions
+                    ],
+                )
+                for t in request.topics
+            ]
+        )
+
+    def _end_txn(self, request: Any, version: int, now: float) -> Any:
+        c = self.cluster
+        code = self._txn_check(request.transactional_id, request.producer_id, request.producer_epoch)
+        if code == NONE:
+            txn = c.transactions.pop(request.transactional_id, None)
+            if txn is None:
+                # A retried EndTxn whose first answer was lost: Kafka answers the
+                # same outcome again (and INVALID_TXN_STATE for the other one).
+                last = c.txn_ended.get(request.transactional_id)
+                if last is None or last != request.committed:
+                    code = 48  # INVALID_TXN_STATE
+            else:
+                c.end_transaction(txn, committed=request.committed)
+        return EndTxnResponse(error_code=code)
+
+
+class SimTxn:
+    """One open transaction on the simulated coordinator."""
+
+    def __init__(self, txn_id: str, pid: int) -> None:
+        self.txn_id = txn_id
+        self.pid = pid
+        self.partitions: set[tuple[str, int]] = set()
+        self.groups: set[str] = set()
+        #: (group, topic, partition) -> offset, committed with the transaction.
+        self.offsets: dict[tuple[str, str, int], int] = {}
+        #: Batches written: (topic, partition, base offset).
+        self.batches: list[tuple[str, int, int]] = []
 
 
 class SimCluster:
@@ -611,6 +750,12 @@ class SimCluster:
         self.topics: dict[str, list[_Partition]] = {}
         self.coordinators: dict[tuple[int, str], int] = {}
         self.txn_producers: dict[str, tuple[int, int]] = {}
+        #: Open transactions by transactional id; outcomes of ended ones.
+        self.transactions: dict[str, SimTxn] = {}
+        self.txn_ended: dict[str, bool] = {}
+        #: (topic, partition, base offset) of every transactional batch -> True/False once
+        #: committed/aborted (None while open).
+        self.txn_batches: dict[tuple[str, int, int], bool | None] = {}
         self._next_pid = 1000
         self._injected: dict[int, list[Any]] = {}
         #: The Sim driving this cluster (set by Sim): brokers schedule delayed answers through it.
@@ -675,6 +820,37 @@ class SimCluster:
     def new_producer_id(self) -> int:
         self._next_pid += 1
         return self._next_pid
+
+    # --- transactions ------------------------------------------------------------
+
+    def transaction(self, txn_id: str, pid: int) -> SimTxn:
+        txn = self.transactions.get(txn_id)
+        if txn is None:
+            txn = self.transactions[txn_id] = SimTxn(txn_id, pid)
+        return txn
+
+    def produced(self, txn_id: str | None, topic: str, partition: int, base: int, log: SimLog) -> None:
+        """A Produce was appended (or acknowledged as a duplicate) at ``base``."""
+        batch = next((b for off, b in log.batches if off == base), None)
+        if batch is None or not batch.attributes & 0x10:
+            if txn_id is not None:
+                raise SimViolation("a Produce with a transactional id carried a non-transactional batch")
+            return
+        if (topic, partition, base) in self.txn_batches:
+            return  # a duplicate acknowledged again
+        txn = self.transactions.get(txn_id or "")
+        if txn is None or (topic, partition) not in txn.partitions:
+            raise SimViolation(f"transactional batch to {topic}-{partition} not added to a transaction")
+        txn.batches.append((topic, partition, base))
+        self.txn_batches[(topic, partition, base)] = None
+
+    def end_transaction(self, txn: SimTxn, *, committed: bool) -> None:
+        self.txn_ended[txn.txn_id] = committed
+        for key in txn.batches:
+            self.txn_batches[key] = committed
+        if committed:
+            for (group, topic, partition), offset in txn.offsets.items():
+                self.group(group).offsets[(topic, partition)] = (offset, "")
 
     # --- faults ------------------------------------------------------------------
 

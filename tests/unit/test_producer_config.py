@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "socket_connection_setup_timeout_max_ms": 30000,
     "metadata_recovery_strategy": "rebootstrap",
     "metadata_recovery_rebootstrap_trigger_ms": 300000,
+    "transactional_id": None,
+    "transaction_timeout_ms": 60000,
 }
 
 
