@@ -239,6 +239,39 @@ def test_commit_adds_partitions_once_in_one_request_then_produces_then_ends() ->
     assert p2.batches()[("t", 0)].base_sequence == 2
 
 
+def test_the_fast_paths_keep_the_transaction_rules() -> None:
+    """send_value and send_many (the facades' inlined appends) check the state as send() does."""
+    from collections import deque
+
+    core, client = ready()
+    core.begin_transaction(0.0)
+    send(core, "a", partition=0)  # the topic is known from here on (the inlined paths need that)
+    core.commit_transaction(0.0)  # COMMITTING: no more records
+    with pytest.raises(IllegalStateError):
+        core.send_value("t", None, b"v", 1000, "x", 0.0)
+    failed: list[tuple[object, Exception]] = []
+    queue: deque[Any] = deque([("t", None, b"v", None, None, 1000, "y")])
+    assert core.send_many(queue, 0.0, lambda tok, exc: failed.append((tok, exc)))
+    assert [tok for tok, _ in failed] == ["y"] and isinstance(failed[0][1], IllegalStateError)
+    # Inside a transaction: what the inlined paths take is added to the transaction first.
+    core, client = ready()
+    core.begin_transaction(0.0)
+    send(core, "a", partition=0)
+    for i in range(20):
+        core.send_value("t", None, b"v%d" % i, 1000, f"v{i}", 0.0)
+    refused: list[object] = []
+    records: deque[Any] = deque([("t", None, b"m", None, None, 1000, f"m{i}") for i in range(20)])
+    assert core.send_many(records, 0.0, lambda tok, exc: refused.append(tok)) and refused == []
+    core.data_to_send()
+    (add,) = client.sent
+    assert isinstance(add.request, AddPartitionsToTxnRequest)
+    add_ok(core, client, add)
+    core.data_to_send()
+    produced = {tp for p in produce_requests(client) for tp in p.batches()}
+    assert produced and produced <= set(added(add))
+    assert all(b.attributes & 0x10 for p in produce_requests(client) for b in p.batches().values())
+
+
 def test_empty_transaction_ends_without_a_request() -> None:
     core, client = ready()
     core.begin_transaction(0.0)
