@@ -132,6 +132,17 @@ def added(sent: Sent) -> list[tuple[str, int]]:
     return sorted((t.name, p) for t in sent.request.v3_and_below_topics for p in t.partitions)
 
 
+def produce_in_transaction(core: ProducerCore, client: TxnClient, token: object) -> Sent:
+    """Begin a transaction, send one record to partition 0, add it, and return the Produce request."""
+    core.begin_transaction(0.0)
+    send(core, token)
+    core.data_to_send()
+    add_ok(core, client, client.sent[0])
+    core.data_to_send()
+    (produce,) = produce_requests(client)
+    return produce
+
+
 # --- configuration and misuse -------------------------------------------------------------
 
 
@@ -442,12 +453,7 @@ def test_retriable_coordinator_errors_are_retried_after_the_backoff() -> None:
 
 def test_fenced_producer_is_fatal() -> None:
     core, client = ready()
-    core.begin_transaction(0.0)
-    send(core, "a")
-    core.data_to_send()
-    add_ok(core, client, client.sent[0])
-    core.data_to_send()
-    (produce,) = produce_requests(client)
+    produce = produce_in_transaction(core, client, "a")
     answer(core, client, produce, produce_response(produce, code=47))  # INVALID_PRODUCER_EPOCH
     assert core.transaction_state() == "FATAL"
     (failed,) = core.events()
@@ -513,12 +519,7 @@ def test_abortable_error_fails_commit_and_requires_abort() -> None:
 
 def test_failed_batch_during_commit_fails_the_commit() -> None:
     core, client = ready()
-    core.begin_transaction(0.0)
-    send(core, "a")
-    core.data_to_send()
-    add_ok(core, client, client.sent[0])
-    core.data_to_send()
-    (produce,) = produce_requests(client)
+    produce = produce_in_transaction(core, client, "a")
     commit = core.commit_transaction(0.0)
     answer(core, client, produce, produce_response(produce, code=87))  # INVALID_RECORD: not retriable
     assert commit.done and commit.error is not None
@@ -534,12 +535,7 @@ def test_failed_batch_during_commit_fails_the_commit() -> None:
 
 def test_unresolved_sequence_bumps_the_epoch_after_the_abort() -> None:
     core, client = ready()
-    core.begin_transaction(0.0)
-    send(core, "a")
-    core.data_to_send()
-    add_ok(core, client, client.sent[0])
-    core.data_to_send()
-    (produce,) = produce_requests(client)
+    produce = produce_in_transaction(core, client, "a")
     answer(core, client, produce, produce_response(produce, code=45))  # OUT_OF_ORDER_SEQUENCE_NUMBER
     assert core.transaction_state() == "ABORTABLE_ERROR"
     op = core.abort_transaction(0.0)
@@ -553,12 +549,7 @@ def test_unresolved_sequence_bumps_the_epoch_after_the_abort() -> None:
     answer(core, client, bump, InitProducerIdResponse(producer_id=PID, producer_epoch=EPOCH + 1))
     assert op.done and op.error is None and core.transaction_state() == "READY"
     client.sent.clear()
-    core.begin_transaction(0.0)
-    send(core, "b")
-    core.data_to_send()
-    add_ok(core, client, client.sent[0])
-    core.data_to_send()
-    (p2,) = produce_requests(client)
+    p2 = produce_in_transaction(core, client, "b")
     batch = p2.batches()[("t", 0)]
     assert (batch.producer_epoch, batch.base_sequence) == (EPOCH + 1, 0)
 
@@ -593,12 +584,7 @@ def test_calling_again_while_under_way_returns_the_same_op() -> None:
 
 def test_abort_dropping_a_retried_batch_bumps_the_epoch() -> None:
     core, client = ready()
-    core.begin_transaction(0.0)
-    send(core, "a")
-    core.data_to_send()
-    add_ok(core, client, client.sent[0])
-    core.data_to_send()
-    (produce,) = produce_requests(client)
+    produce = produce_in_transaction(core, client, "a")
     answer(core, client, produce, produce_response(produce, code=6))  # NOT_LEADER: retried after the backoff
     assert core.transaction_state() == "IN_TRANSACTION"
     op = core.abort_transaction(0.0)
@@ -615,12 +601,7 @@ def test_abort_dropping_a_retried_batch_bumps_the_epoch() -> None:
     answer(core, client, bump, InitProducerIdResponse(producer_id=PID, producer_epoch=EPOCH + 1))
     assert op.done and op.error is None
     client.sent.clear()
-    core.begin_transaction(0.0)
-    send(core, "b")
-    core.data_to_send()
-    add_ok(core, client, client.sent[0])
-    core.data_to_send()
-    (p2,) = produce_requests(client)
+    p2 = produce_in_transaction(core, client, "b")
     batch = p2.batches()[("t", 0)]
     assert (batch.producer_epoch, batch.base_sequence) == (EPOCH + 1, 0)
 
@@ -672,12 +653,7 @@ def test_out_of_order_behind_a_retried_batch_is_retried_not_abortable() -> None:
 def test_epoch_bump_on_an_old_broker_sends_a_plain_init_producer_id() -> None:
     core, client = ready()
     client.init_pid_version = 2  # no producer id/epoch fields before v3 (KIP-360)
-    core.begin_transaction(0.0)
-    send(core, "a")
-    core.data_to_send()
-    add_ok(core, client, client.sent[0])
-    core.data_to_send()
-    (produce,) = produce_requests(client)
+    produce = produce_in_transaction(core, client, "a")
     answer(core, client, produce, produce_response(produce, code=45))
     op = core.abort_transaction(0.0)
     core.data_to_send()
