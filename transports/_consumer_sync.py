@@ -35,6 +35,7 @@ from kproto.consumer.core import ConsumerCore, Pending
 from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
 from transports._common import auth_failure
+from transports._sockets import start_connect
 from transports._tls import Security, TLSSession, client_security_kwargs, security_from_configs, tls_failure
 
 __all__ = ["ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver"]
@@ -210,31 +211,13 @@ class SelectorDriver:
         self._sel.close()
 
     def _connect(self, cmd: Connect, now: float) -> None:
-        try:
-            infos = socket.getaddrinfo(cmd.host, cmd.port, type=socket.SOCK_STREAM)
-            family, stype, proto, _, addr = infos[0]
-            sock = socket.socket(family, stype, proto)
-        except OSError as exc:
-            self.core.connection_lost(cmd.node_id, exc, now)
+        opened = start_connect(cmd.host, cmd.port, self.ssl_context)
+        if isinstance(opened, BaseException):
+            self.core.connection_lost(cmd.node_id, opened, now)
             return
-        sock.setblocking(False)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
+        sock, tls, _ = opened  # connected at once or not, _finish_connect checks SO_ERROR
         conn = _Conn(cmd.node_id, sock, cmd.host, cmd.port)
-        if self.ssl_context is not None:
-            try:
-                conn.tls = TLSSession(self.ssl_context, cmd.host)
-            except (ssl.SSLError, ValueError) as exc:
-                sock.close()
-                self.core.connection_lost(cmd.node_id, tls_failure(exc, cmd.host, cmd.port), now)
-                return
-        err = sock.connect_ex(addr)
-        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-            sock.close()
-            self.core.connection_lost(cmd.node_id, OSError(err, errno.errorcode.get(err, "connect")), now)
-            return
+        conn.tls = tls
         self._conns[cmd.node_id] = conn
         self._sel.register(sock, selectors.EVENT_WRITE, conn)
 

@@ -51,6 +51,7 @@ from transports._common import (
     prepare_send,
     split_configs,
 )
+from transports._sockets import start_connect
 from transports._tls import TLSSession, tls_failure
 from transports._txn import SyncTransactions
 
@@ -546,39 +547,19 @@ class _IOLoop:
         # With TLS the socket carries an SSLObject over memory BIOs
         # (transports/_tls.py): the handshake runs in this selector loop and
         # connection_made is reported when it is done.
-        try:
-            infos = socket.getaddrinfo(cmd.host, cmd.port, type=socket.SOCK_STREAM)
-            family, stype, proto, _, addr = infos[0]
-            sock = socket.socket(family, stype, proto)
-        except OSError as exc:
-            self.core.connection_lost(cmd.node_id, exc, now)
+        opened = start_connect(cmd.host, cmd.port, self.ssl_context)
+        if isinstance(opened, BaseException):
+            self.core.connection_lost(cmd.node_id, opened, now)
             return
-        sock.setblocking(False)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
+        sock, tls, connected = opened
         conn = _Conn(cmd.node_id, sock, cmd.host, cmd.port)
-        if self.ssl_context is not None:
-            try:
-                conn.tls = TLSSession(self.ssl_context, cmd.host)
-            except (ssl.SSLError, ValueError) as exc:
-                sock.close()
-                self.core.connection_lost(cmd.node_id, tls_failure(exc, cmd.host, cmd.port), now)
-                return
-        err = sock.connect_ex(addr)
-        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
-            sock.close()
-            self.core.connection_lost(
-                cmd.node_id, OSError(err, errno.errorcode.get(err, "connect failed")), now
-            )
-            return
+        conn.tls = tls
         self._conns[cmd.node_id] = conn
-        if err == 0 and conn.tls is None:
+        if connected and tls is None:
             conn.connecting = False
             self._sel.register(sock, selectors.EVENT_READ, conn)
             self.core.connection_made(cmd.node_id, now)
-        elif err == 0:
+        elif connected:
             self._sel.register(sock, selectors.EVENT_READ, conn)
             self._tls_handshake(conn, now)
         else:
