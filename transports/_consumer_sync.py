@@ -26,6 +26,7 @@ from typing import Any, Final, TypeVar
 
 from kproto.consumer import (
     ConsumerConfig,
+    ConsumerGroupMetadata,
     ConsumerRecord,
     OffsetAndMetadata,
     OffsetAndTimestamp,
@@ -410,6 +411,14 @@ class ConsumerFacadeBase:
     def assignment(self) -> set[TopicPartition]:
         """The partitions this consumer reads."""
         return self._core.assignment()
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """Group id, generation and member id, for ``producer.send_offsets_to_transaction`` (KIP-447).
+
+        Raises:
+            InvalidGroupIdError: The consumer has no ``group_id``.
+        """
+        return self._core.group_metadata()
 
     def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, listener: Any = None) -> None:
         """Read ``topics`` (or topics matching ``pattern``).

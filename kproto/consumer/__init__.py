@@ -16,6 +16,7 @@ from kproto.consumer.group import (
 )
 from kproto.consumer.types import (
     CommitCompleted,
+    ConsumerGroupMetadata,
     ConsumerRecord,
     OffsetAndMetadata,
     OffsetAndTimestamp,
@@ -26,6 +27,7 @@ from kproto.consumer.types import (
 __all__ = [
     "CommitCompleted",
     "ConsumerConfig",
+    "ConsumerGroupMetadata",
     "ConsumerRebalanceListener",
     "ConsumerRecord",
     "CooperativeStickyAssignor",

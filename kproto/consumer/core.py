@@ -61,6 +61,7 @@ from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.fetcher import PartitionRecords
 from kproto.consumer.types import (
     CommitCompleted,
+    ConsumerGroupMetadata,
     ConsumerRecord,
     OffsetAndMetadata,
     OffsetAndTimestamp,
@@ -72,6 +73,7 @@ from kproto.errors import (
     Cancelled,
     CommitFailedError,
     IllegalStateError,
+    InvalidGroupIdError,
     KafkaConfigurationError,
     KafkaError,
     NoOffsetForPartitionError,
@@ -426,6 +428,21 @@ class ConsumerCore:
         for pr in st.queue:
             self._buffered_bytes -= pr.nbytes
         self._last_committed.pop(tp, None)
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """The group id, generation and member id to pass to ``send_offsets_to_transaction``.
+
+        Raises:
+            InvalidGroupIdError: The consumer has no ``group_id`` (as Java's
+                ``groupMetadata()``).
+        """
+        group_id = self.config.group_id
+        if group_id is None:
+            raise InvalidGroupIdError("group_metadata() needs a consumer with a group_id")
+        if self._group is None:
+            return ConsumerGroupMetadata(group_id, -1, "", self.config.group_instance_id)
+        generation, member_id, _ = self._group.commit_identity()
+        return ConsumerGroupMetadata(group_id, generation, member_id, self.config.group_instance_id)
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this consumer reads."""

@@ -15,6 +15,7 @@ import attrs
 from kproto.errors import KafkaError
 
 __all__ = [
+    "ConsumerGroupMetadata",
     "ConsumerRecord",
     "OffsetAndMetadata",
     "OffsetAndTimestamp",
@@ -35,6 +36,22 @@ class TopicPartition(NamedTuple):
 
     topic: str
     partition: int
+
+
+class ConsumerGroupMetadata(NamedTuple):
+    """Who the consumer is in its group, for ``send_offsets_to_transaction`` (KIP-447).
+
+    With the generation and member id the group coordinator fences offsets
+    sent by a producer whose consumer has been kicked out of the group.
+    """
+
+    group_id: str
+    #: -1 while the member is not in a stable generation.
+    generation_id: int = -1
+    #: "" while the member has no member id.
+    member_id: str = ""
+    #: The static member id (KIP-345), or None.
+    group_instance_id: str | None = None
 
 
 class OffsetAndMetadata(NamedTuple):

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from _adapters import TRANSPORTS, Producer, open_consumer, open_producer, run
 
-from kproto.consumer.types import OffsetAndMetadata, TopicPartition
-from kproto.errors import IllegalStateError, ProducerFencedError, TransactionAbortedError
+from kproto.consumer.types import ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition
+from kproto.errors import IllegalStateError, InvalidGroupIdError, ProducerFencedError, TransactionAbortedError
 from transports._consumer_sync import KafkaConsumer
 
 
@@ -171,6 +171,39 @@ def test_consume_transform_produce_commits_offsets_only_with_the_transaction(
         assert committed(bootstrap, group, tp) == 4
         out = read_values(bootstrap, topic, "read_committed", 8)
         assert out[-4:] == [b"OUT0", b"OUT1", b"OUT2", b"OUT3"]
+
+    run(transport, scenario)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_send_offsets_with_the_consumers_group_metadata(transport: str, bootstrap: str, topic: str) -> None:
+    """A subscribed member's group_metadata() (KIP-447) carries its generation and member id."""
+    source, group = f"{topic}-gm", f"g-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition(source, 0)
+
+    async def scenario() -> None:
+        async with open_producer(transport, bootstrap_servers=bootstrap) as plain:
+            for i in range(3):
+                await plain.get(await plain.send(source, b"in%d" % i, partition=0))
+        async with open_consumer(transport, bootstrap_servers=bootstrap, enable_auto_commit=False) as loose:
+            with pytest.raises(InvalidGroupIdError):
+                loose.c.group_metadata()
+        async with open_consumer(
+            transport, source, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+            auto_offset_reset="earliest", session_timeout_ms=6000, heartbeat_interval_ms=500,
+        ) as c:  # fmt: skip
+            assert c.c.group_metadata() == ConsumerGroupMetadata(group, -1, "", None)  # not joined yet
+            values = await c.poll_values(3, timeout=60)
+            assert sorted(values) == [b"in0", b"in1", b"in2"]
+            meta = c.c.group_metadata()
+            assert meta.group_id == group and meta.generation_id >= 0 and meta.member_id
+            async with open_producer(transport, bootstrap_servers=bootstrap, transactional_id=txn_id()) as p:
+                await call(p, "init_transactions")
+                await call(p, "begin_transaction")
+                await p.send(topic, b"out", partition=0)
+                await call(p, "send_offsets_to_transaction", {tp: OffsetAndMetadata(3, "", -1)}, meta)
+                await call(p, "commit_transaction")
+        assert committed(bootstrap, group, tp) == 3
 
     run(transport, scenario)
 

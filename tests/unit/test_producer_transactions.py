@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from test_producer_core import ScriptedClient, Sent, produce_requests, produce_response
 
-from kproto.consumer.types import OffsetAndMetadata, TopicPartition
+from kproto.consumer.types import ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition
 from kproto.errors import (
     ConcurrentTransactionsError,
     IllegalStateError,
@@ -299,18 +299,12 @@ def test_send_offsets_goes_to_both_coordinators_and_commits_with_the_transaction
     core, client = ready()
     core.begin_transaction(0.0)
 
-    class GroupMetadata:
-        group_id = "g"
-        generation_id = 7
-        member_id = "m-1"
-        group_instance_id = None
-
     op = core.send_offsets_to_transaction(
         {
             TopicPartition("in", 0): OffsetAndMetadata(42, "meta", 5),
             TopicPartition("in", 3): OffsetAndMetadata(9),
         },
-        GroupMetadata(),
+        ConsumerGroupMetadata("g", 7, "m-1"),  # what KafkaConsumer.group_metadata() gives
         0.0,
     )
     core.data_to_send()
