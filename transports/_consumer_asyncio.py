@@ -23,8 +23,9 @@ from kproto.consumer import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestam
 from kproto.consumer.core import Pending
 from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
+from transports._asyncio_conn import AsyncioConnections, BrokerProtocol
 from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps
-from transports._tls import AsyncTokenCache, lost_error, tls_failure
+from transports._tls import AsyncTokenCache
 
 __all__ = ["AsyncConsumerBase", "KafkaConsumer"]
 
@@ -261,43 +262,7 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         self._kick()
 
 
-class _Protocol(asyncio.Protocol):
-    """One broker connection; every callback feeds the core and pokes the driver."""
-
-    def __init__(self, driver: _Driver, node_id: int, host: str, port: int) -> None:
-        self.driver = driver
-        self.node_id = node_id
-        self.host = host
-        self.port = port
-        self.transport: asyncio.Transport | None = None
-        self.closed_by_us = False
-        #: Bytes arrived (a TLS error before that is an authentication failure).
-        self.got_data = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.driver.conns[self.node_id] = self
-        self.driver.core.connection_made(self.node_id, self.driver.loop.time())
-        self.driver.kick()
-
-    def data_received(self, data: bytes) -> None:
-        self.got_data = True
-        self.driver.core.receive_data(self.node_id, data, self.driver.loop.time())
-        self.driver.kick()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        d = self.driver
-        if d.conns.get(self.node_id) is self:
-            del d.conns[self.node_id]
-        if not self.closed_by_us:
-            tls = d.ssl_context is not None
-            error = lost_error(exc, self.host, self.port, tls=tls, got_data=self.got_data)
-            d.core.connection_lost(self.node_id, error, d.loop.time())
-            d.kick()
-
-
-class _Driver:
+class _Driver(AsyncioConnections):
     """Drives a core on the running asyncio loop (one task)."""
 
     def __init__(
@@ -313,7 +278,7 @@ class _Driver:
         self.ssl_context = ssl_context
         #: An async OAUTHBEARER provider, refreshed before each connection.
         self.token_cache = token_cache
-        self.conns: dict[int, _Protocol] = {}
+        self.conns: dict[int, BrokerProtocol] = {}
         self._connecting: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
@@ -388,34 +353,6 @@ class _Driver:
                     proto.transport.write(data)
             if not cmds and not out:
                 break
-
-    async def _connect(self, cmd: Connect) -> None:
-        ctx = self.ssl_context
-        try:
-            if self.token_cache is not None:
-                await self.token_cache.refresh()  # a fresh OAUTHBEARER token per connection
-            await self.loop.create_connection(
-                lambda: _Protocol(self, cmd.node_id, cmd.host, cmd.port),
-                cmd.host,
-                cmd.port,
-                ssl=ctx,
-                server_hostname=cmd.host if ctx is not None else None,
-            )
-        except OSError as exc:  # ssl.SSLError included
-            err: BaseException = tls_failure(exc, cmd.host, cmd.port) if ctx is not None else exc
-            self.core.connection_lost(cmd.node_id, err, self.loop.time())
-            self.kick()
-        finally:
-            self._connecting.pop(cmd.node_id, None)
-
-    def _close(self, node_id: int) -> None:
-        task = self._connecting.pop(node_id, None)
-        if task is not None:
-            task.cancel()
-        proto = self.conns.pop(node_id, None)
-        if proto is not None and proto.transport is not None:
-            proto.closed_by_us = True
-            proto.transport.close()
 
     def stop(self) -> None:
         self._stop = True
