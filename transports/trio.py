@@ -141,7 +141,8 @@ class _Conn:
         self.scope = trio.CancelScope()
         #: Bytes arrived (a TLS error before that is an authentication failure).
         self.got_data = False
-        self.out = bytearray()
+        #: Bytes the writer has yet to take, in order (joined only when more than one).
+        self.out: list[bytes] = []
         self.has_data = trio.Event()
         self.closed_by_us = False
 
@@ -246,7 +247,7 @@ class _Driver:
             for node_id, data in out:
                 conn = self.conns.get(node_id)
                 if conn is not None:
-                    conn.out += data
+                    conn.out.append(data)
                     conn.has_data.set()
             evs = core.events()
             if evs:
@@ -325,7 +326,8 @@ class _Driver:
             await conn.has_data.wait()
             conn.has_data = trio.Event()
             if conn.out:
-                data, conn.out = bytes(conn.out), bytearray()
+                chunks, conn.out = conn.out, []
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 try:
                     await conn.stream.send_all(data)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
