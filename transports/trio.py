@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any
@@ -51,6 +52,25 @@ __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
 log = logging.getLogger(__name__)
 
 _BYTES_PER_READ = 256 * 1024
+
+_SystemClock: type | None
+try:  # trio's default clock: ``offset + time.perf_counter()``, offset fixed (a frozen attrs class)
+    from trio._core._run import SystemClock as _SystemClock
+except ImportError:  # pragma: no cover - a trio without it: always read the run's clock
+    _SystemClock = None
+
+
+def _core_clock() -> tuple[Callable[[], float], float]:
+    """The clock the core runs on, and what to add to its times to get trio's.
+
+    Under trio's default clock that is ``time.perf_counter`` (a C call, no
+    Python frame per send) and the clock's offset; under any other clock
+    (``MockClock``, autojump) it is the run's clock itself, offset 0.
+    """
+    clock = trio.lowlevel.current_clock()
+    if _SystemClock is not None and type(clock) is _SystemClock:
+        return time.perf_counter, float(getattr(clock, "offset"))  # noqa: B009 - Clock declares no offset
+    return clock.current_time, 0.0
 
 
 class DeliveryHandle(Delivery):
@@ -121,7 +141,8 @@ class _Conn:
         self.scope = trio.CancelScope()
         #: Bytes arrived (a TLS error before that is an authentication failure).
         self.got_data = False
-        self.out = bytearray()
+        #: Bytes the writer has yet to take, in order (joined only when more than one).
+        self.out: list[bytes] = []
         self.has_data = trio.Event()
         self.closed_by_us = False
 
@@ -129,7 +150,9 @@ class _Conn:
 class _Driver:
     """Drives a producer core from tasks in one nursery."""
 
-    def __init__(self, core: Any, nursery: trio.Nursery) -> None:
+    def __init__(
+        self, core: Any, nursery: trio.Nursery, clock: tuple[Callable[[], float], float] | None = None
+    ) -> None:
         self.core = core
         self.nursery = nursery
         #: ProducerCore.send_value (the send hot path), None for a core without it.
@@ -141,8 +164,11 @@ class _Driver:
         #: No kick since the driver last woke: the next kick sets the event
         #: (send() reads it to skip the call when the driver is awake already).
         self.asleep = True
-        #: The run's clock, read directly: ``trio.current_time()`` costs more per call.
-        self.now = trio.lowlevel.current_clock().current_time
+        #: The core's clock: every ``now`` fed to the core comes from it (see
+        #: _core_clock). A core time plus ``offset`` is a trio time.
+        self.now: Callable[[], float]
+        self.offset: float
+        self.now, self.offset = clock if clock is not None else _core_clock()
         self._progress = trio.Event()
         self.stopping = False
         self.stopped = trio.Event()
@@ -159,18 +185,19 @@ class _Driver:
             self._wake.set()
 
     async def progress(self, deadline: float) -> bool:
-        """Wait for the driver's next iteration; False if ``deadline`` (trio clock) passed."""
+        """Wait for the driver's next iteration; False if ``deadline`` (core clock, ``now``) passed."""
         ev = self._progress
-        with trio.move_on_at(deadline):
+        with trio.move_on_at(deadline + self.offset):
             await ev.wait()
             return True
         return False
 
     async def run(self) -> None:
         core = self.core
+        clock = self.now
         try:
             while not self.stopping:
-                now = trio.current_time()
+                now = clock()
                 timer = core.get_timer()
                 if timer is not None and timer <= now:
                     core.handle_timer(now)
@@ -179,7 +206,7 @@ class _Driver:
                     break
                 timer = core.get_timer()
                 if not self._wake.is_set():
-                    with trio.move_on_at(timer if timer is not None else float("inf")):
+                    with trio.move_on_at(timer + self.offset if timer is not None else float("inf")):
                         await self._wake.wait()
                 else:
                     await trio.lowlevel.checkpoint()
@@ -197,7 +224,7 @@ class _Driver:
         log.error("kproto producer driver crashed", exc_info=exc)
         self.crashed = exc
         try:
-            self.core.abort(trio.current_time(), KafkaError(f"producer driver crashed: {exc!r}"))
+            self.core.abort(self.now(), KafkaError(f"producer driver crashed: {exc!r}"))
             dispatch_events(self.core.events())
         except Exception:
             log.exception("abort after the crash failed")
@@ -220,7 +247,7 @@ class _Driver:
             for node_id, data in out:
                 conn = self.conns.get(node_id)
                 if conn is not None:
-                    conn.out += data
+                    conn.out.append(data)
                     conn.has_data.set()
             evs = core.events()
             if evs:
@@ -240,7 +267,7 @@ class _Driver:
         if self.conns.get(conn.node_id) is conn:
             del self.conns[conn.node_id]
         conn.scope.cancel()
-        self.core.connection_lost(conn.node_id, exc, trio.current_time())
+        self.core.connection_lost(conn.node_id, exc, self.now())
         self.kick()
 
     async def _connection(self, conn: _Conn, host: str, port: int) -> None:
@@ -264,7 +291,7 @@ class _Driver:
             if conn.closed_by_us:
                 await trio.aclose_forcefully(conn.stream)
                 return
-            self.core.connection_made(conn.node_id, trio.current_time())
+            self.core.connection_made(conn.node_id, self.now())
             self.kick()
             try:
                 async with trio.open_nursery() as n:
@@ -287,7 +314,7 @@ class _Driver:
                 return
             conn.got_data = True
             try:
-                self.core.receive_data(conn.node_id, data, trio.current_time())
+                self.core.receive_data(conn.node_id, data, self.now())
             except Exception as exc:
                 self.crash(exc)
                 return
@@ -299,7 +326,8 @@ class _Driver:
             await conn.has_data.wait()
             conn.has_data = trio.Event()
             if conn.out:
-                data, conn.out = bytes(conn.out), bytearray()
+                chunks, conn.out = conn.out, []
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 try:
                     await conn.stream.send_all(data)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
@@ -358,8 +386,9 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         """
         if self._driver is not None or self._closed:
             raise IllegalStateError("producer already started or closed")
-        core = self._make_core(self.config, trio.current_time(), **self._options.core_kwargs())
-        self._driver = _Driver(core, nursery)
+        clock = _core_clock()
+        core = self._make_core(self.config, clock[0](), **self._options.core_kwargs())
+        self._driver = _Driver(core, nursery, clock)
         security = self._options.security
         if security is not None:
             self._driver.ssl_context = security.ssl_context
@@ -431,14 +460,14 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         if driver is None or driver.stopped.is_set():
             await trio.lowlevel.checkpoint()
             return
-        deadline = float("inf") if timeout is None else trio.current_time() + timeout
+        deadline = float("inf") if timeout is None else driver.now() + timeout
         while True:
-            driver.core.flush(trio.current_time())
+            driver.core.flush(driver.now())
             driver.kick()
             if driver.core.pending_count() == 0:
                 # Deliveries the core reported since the driver last ran must be
                 # resolved before flush returns.
-                driver.pump(trio.current_time())
+                driver.pump(driver.now())
                 await trio.lowlevel.checkpoint()
                 return
             if not await driver.progress(deadline):
@@ -483,7 +512,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         self._closed = True
         if driver.stopping:
             return
-        now = trio.current_time()
+        now = driver.now()
         if error is None:
             driver.core.close(now)
         else:
@@ -529,7 +558,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         """
         if self._driver is None:
             return {"producer-metrics": {}}
-        result: dict[str, dict[str, float]] = self._driver.core.metrics(trio.current_time())
+        result: dict[str, dict[str, float]] = self._driver.core.metrics(self._driver.now())
         return result
 
     def bootstrap_connected(self) -> bool:
