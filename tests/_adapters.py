@@ -37,6 +37,12 @@ class Producer:
         with trio.fail_after(timeout):
             return await handle
 
+    async def send_and_wait(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.get(await self.send(*args, **kwargs))
+
+    def done(self, handle: Any) -> bool:
+        return bool(handle.is_done if self.transport == "sync" else handle.done())
+
     async def outcome(self, handle: Any, timeout: float = 30) -> Any:
         """The record's metadata, or the exception it failed with."""
         try:
@@ -51,6 +57,17 @@ class Producer:
             self.p.flush(timeout)
         else:
             await self.p.flush(timeout)
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        if self.transport == "sync":
+            return self.p.partitions_for(topic)  # type: ignore[no-any-return]
+        return await self.p.partitions_for(topic)  # type: ignore[no-any-return]
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        return self.p.metrics()  # type: ignore[no-any-return]
+
+    def bootstrap_connected(self) -> bool:
+        return bool(self.p.bootstrap_connected())
 
     async def close(self, timeout: float | None = None) -> None:
         if self.transport == "sync":

@@ -13,22 +13,19 @@ goes through it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import selectors
 import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trio
+from _adapters import TRANSPORTS, open_producer, read_back, run
 from _broker import TansuBroker, free_port
-from kafka import KafkaConsumer
-from kafka import TopicPartition as KTopicPartition
 
 import transports.asyncio as ta
 import transports.sync as ts
@@ -36,107 +33,7 @@ import transports.trio as tt
 from kproto.errors import IllegalStateError, KafkaTimeoutError, MessageSizeTooLargeError
 from transports._common import RecordMetadata
 
-TRANSPORTS = ["sync", "asyncio", "trio"]
-
-# --- the adapter ---------------------------------------------------------------
-
-
-class Producer:
-    """One facade behind an all-async surface."""
-
-    def __init__(self, transport: str, p: Any) -> None:
-        self.transport = transport
-        self.p = p
-
-    async def send(self, *args: Any, **kwargs: Any) -> Any:
-        if self.transport == "sync":
-            return self.p.send(*args, **kwargs)
-        return await self.p.send(*args, **kwargs)
-
-    async def get(self, handle: Any, timeout: float = 30) -> RecordMetadata:
-        if self.transport == "sync":
-            md: RecordMetadata = handle.get(timeout)
-            return md
-        if self.transport == "asyncio":
-            return await asyncio.wait_for(handle, timeout)
-        with trio.fail_after(timeout):
-            return await handle  # type: ignore[no-any-return]
-
-    async def send_and_wait(self, *args: Any, **kwargs: Any) -> RecordMetadata:
-        return await self.get(await self.send(*args, **kwargs))
-
-    def done(self, handle: Any) -> bool:
-        return bool(handle.is_done if self.transport == "sync" else handle.done())
-
-    async def flush(self, timeout: float | None = None) -> None:
-        if self.transport == "sync":
-            self.p.flush(timeout)
-        else:
-            await self.p.flush(timeout)
-
-    async def close(self, timeout: float | None = None) -> None:
-        if self.transport == "sync":
-            self.p.close(timeout)
-        else:
-            await self.p.close(timeout)
-
-    async def partitions_for(self, topic: str) -> set[int]:
-        if self.transport == "sync":
-            return self.p.partitions_for(topic)  # type: ignore[no-any-return]
-        return await self.p.partitions_for(topic)  # type: ignore[no-any-return]
-
-    def metrics(self) -> dict[str, dict[str, float]]:
-        return self.p.metrics()  # type: ignore[no-any-return]
-
-    def bootstrap_connected(self) -> bool:
-        return bool(self.p.bootstrap_connected())
-
-
-@asynccontextmanager
-async def open_producer(transport: str, **configs: Any) -> AsyncIterator[Producer]:
-    if transport == "sync":
-        p = ts.KafkaProducer(**configs)
-        try:
-            yield Producer(transport, p)
-        finally:
-            p.close(timeout=10)
-    elif transport == "asyncio":
-        async with ta.KafkaProducer(**configs) as ap:
-            yield Producer(transport, ap)
-    else:
-        async with tt.KafkaProducer(**configs) as tp:
-            yield Producer(transport, tp)
-
-
-def run(transport: str, scenario: Callable[[], Awaitable[None]]) -> None:
-    """Run an async scenario on the transport's event loop (asyncio for sync)."""
-    if transport == "trio":
-        trio.run(scenario)
-    else:
-        asyncio.run(scenario())  # type: ignore[arg-type]
-
-
-def read_back(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
-    """Every record of ``topic`` (at least ``count``) via kafka-python, sorted by (partition, offset)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    try:
-        parts = None
-        deadline = time.monotonic() + timeout
-        while not parts and time.monotonic() < deadline:
-            parts = consumer.partitions_for_topic(topic)
-        assert parts, f"no partitions for {topic}"
-        consumer.assign([KTopicPartition(topic, p) for p in parts])
-        consumer.seek_to_beginning()
-        out: list[Any] = []
-        while len(out) < count and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=300).values():
-                out.extend(records)
-        # one more short poll: nothing unexpected beyond count
-        for records in consumer.poll(timeout_ms=200).values():
-            out.extend(records)
-        return sorted(out, key=lambda r: (r.partition, r.offset))
-    finally:
-        consumer.close()
+# The adapter (one surface over the three facades), run() and read_back() live in tests/_adapters.py.
 
 
 # --- a broker that stops answering ----------------------------------------------
