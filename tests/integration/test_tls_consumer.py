@@ -176,30 +176,20 @@ def test_wrong_host_name_fails_fast(transport: str, tls_broker: TlsBroker, tls_f
     expect_auth_failures(outcomes, tls_broker, before, "localhost")
 
 
-@pytest.mark.parametrize("tls_version", ["TLSv1.2", "TLSv1.3"])
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_missing_client_certificate_fails_fast(
-    transport: str, tls_version: str, request: pytest.FixtureRequest, tls_files: TlsFiles
+    transport: str, cert_refusal: Any, tls_files: TlsFiles
 ) -> None:
-    # TLS 1.2: refused inside the handshake, so a handful of attempts at most. TLS 1.3:
-    # the refusal can arrive as a reset first (see the mtls12_broker fixture); the
-    # error must still be the clear one, without a bound on the attempts.
-    mtls_broker = request.getfixturevalue("mtls12_broker" if tls_version == "TLSv1.2" else "mtls_broker")
-    before = mtls_broker.accepted()
+    broker = cert_refusal.broker
+    before = broker.accepted()
     outcomes = failures(
         transport,
-        bootstrap_servers=mtls_broker.bootstrap,
+        bootstrap_servers=broker.bootstrap,
         security_protocol="SSL",
         ssl_cafile=str(tls_files.ca),
     )
     expect_auth_failures(
-        outcomes,
-        mtls_broker,
-        before,
-        # TLS 1.2 servers answer a missing certificate with handshake_failure (RFC 5246 7.4.6);
-        # TLS 1.3 has its own certificate_required alert (RFC 8446 4.4.2.4).
-        "HANDSHAKE_FAILURE" if tls_version == "TLSv1.2" else "CERTIFICATE",
-        max_attempts=3 if tls_version == "TLSv1.2" else None,
+        outcomes, broker, before, cert_refusal.needle, max_attempts=cert_refusal.max_attempts
     )
 
 
