@@ -178,23 +178,26 @@ class Consumer:
 
 
 @asynccontextmanager
-async def open_consumer(transport: str, *topics: str, **configs: Any) -> AsyncIterator[Consumer]:
-    """A consumer facade of ``transport`` subscribed to ``topics``; closed on exit."""
+async def open_consumer(
+    transport: str, *topics: str, adapter: type[Consumer] | None = None, **configs: Any
+) -> AsyncIterator[Consumer]:
+    """A consumer facade of ``transport`` subscribed to ``topics``, wrapped in ``adapter``; closed on exit."""
+    wrap = adapter or Consumer
     if transport == "sync":
         import transports._consumer_sync as cs
 
         c = cs.KafkaConsumer(*topics, **configs)
         try:
-            yield Consumer(transport, c)
+            yield wrap(transport, c)
         finally:
             c.close()
     elif transport == "asyncio":
         import transports._consumer_asyncio as ca
 
         async with ca.KafkaConsumer(*topics, **configs) as ac:
-            yield Consumer(transport, ac)
+            yield wrap(transport, ac)
     else:
         import transports._consumer_trio as ct
 
         async with ct.KafkaConsumer(*topics, **configs) as tc:
-            yield Consumer(transport, tc)
+            yield wrap(transport, tc)

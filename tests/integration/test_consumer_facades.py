@@ -14,18 +14,16 @@ import asyncio
 import functools
 import inspect
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import _adapters as adapters
 import pytest
 import trio
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
 
-import transports._consumer_asyncio as ca
-import transports._consumer_sync as cs
-import transports._consumer_trio as ct
 from kproto.consumer import ConsumerRecord, OffsetAndMetadata, RecordDeserializationError, TopicPartition
 from kproto.errors import IllegalStateError, KafkaConfigurationError, NoOffsetForPartitionError
 
@@ -34,12 +32,8 @@ N = 20  # records per produced partition
 BASE_TS = 1_700_000_000_000
 
 
-class Consumer:
-    """One facade behind an all-async surface."""
-
-    def __init__(self, transport: str, c: Any) -> None:
-        self.transport = transport
-        self.c = c
+class Consumer(adapters.Consumer):
+    """The shared adapter plus what these tests need."""
 
     async def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         result = getattr(self.c, name)(*args, **kwargs)
@@ -70,20 +64,8 @@ class Consumer:
         return out
 
 
-@asynccontextmanager
-async def open_consumer(transport: str, *topics: str, **configs: Any) -> AsyncIterator[Consumer]:
-    if transport == "sync":
-        c = cs.KafkaConsumer(*topics, **configs)
-        try:
-            yield Consumer(transport, c)
-        finally:
-            c.close()
-    elif transport == "asyncio":
-        async with ca.KafkaConsumer(*topics, **configs) as c:
-            yield Consumer(transport, c)
-    else:
-        async with ct.KafkaConsumer(*topics, **configs) as c:
-            yield Consumer(transport, c)
+def open_consumer(transport: str, *topics: str, **configs: Any) -> AbstractAsyncContextManager[Consumer]:
+    return adapters.open_consumer(transport, *topics, adapter=Consumer, **configs)  # type: ignore[return-value]
 
 
 def run(transport: str, scenario: Callable[..., Awaitable[None]], *args: Any) -> None:
@@ -372,7 +354,10 @@ def test_misuse_and_missing_offsets(transport: str, data: tuple[str, str]) -> No
                 await c.call("committed", tp0)
         with pytest.raises(KafkaConfigurationError, match="sticky"):
             async with open_consumer(
-                transport, topic, bootstrap_servers=bootstrap, group_id="g",
+                transport,
+                topic,
+                bootstrap_servers=bootstrap,
+                group_id="g",
                 partition_assignment_strategy=["no-such-assignor"],
             ):
                 pass
@@ -410,8 +395,12 @@ def test_broker_goes_away_and_comes_back(transport: str, topic: str) -> None:
     async def scenario(transport: str) -> None:
         nonlocal broker
         fill(10)
-        async with open_consumer(transport, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                                 reconnect_backoff_max_ms=200) as c:
+        async with open_consumer(
+            transport,
+            bootstrap_servers=broker.bootstrap,
+            auto_offset_reset="earliest",
+            reconnect_backoff_max_ms=200,
+        ) as c:
             await c.call("assign", [tp])
             assert [r.offset for r in await c.poll_all(10)] == list(range(10))
             broker.stop()
