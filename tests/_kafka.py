@@ -16,7 +16,12 @@ four client listeners on 127.0.0.1 (free ports):
 * ``SSL``: a trustme CA (``tests/_tls.make_tls_files``), server certificate for 127.0.0.1;
 * ``SASL_PLAINTEXT`` and ``SASL_SSL``: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
   (the SCRAM user is created at format time with ``--add-scram``) and
-  OAUTHBEARER with Kafka's unsecured JWS validator (tokens from :func:`unsecured_jws`).
+  OAUTHBEARER with Kafka's unsecured JWS validator (tokens from :func:`unsecured_jws`);
+* ``MTLS`` and ``MTLS12``: SSL that requires a client certificate signed by the
+  CA (``MTLS12`` capped at TLS 1.2).
+
+Connections each listener accepted are counted from the acceptor's DEBUG log
+(:meth:`KafkaCluster.accepted`), so tests can bound a client's reconnects.
 
 Topics are auto-created with 4 partitions (as Tansu does); on 3 nodes the
 replication factor is 3 and ``min.insync.replicas=2``. ``start`` returns once
@@ -49,23 +54,32 @@ from _broker import free_port
 from _tls import TlsFiles, make_tls_files
 
 __all__ = [
+    "BROKERS",
     "LISTENERS",
     "MECHANISMS",
+    "MTLS_LISTENERS",
     "PASSWORD",
     "POM",
     "USERNAME",
     "KafkaCluster",
+    "KafkaListener",
     "KafkaNode",
     "fetch",
     "kafka_version",
+    "ready_topic",
     "unsecured_jws",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The broker implementations the integration suite runs on; a test's id names the one it ran on.
+BROKERS = ("tansu", "kafka")
 #: The pom that pins the Kafka release (property ``kafka.version``).
 POM = ROOT / "tests" / "kafka" / "pom.xml"
 #: Client listeners every node has, in this order.
 LISTENERS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: Extra SSL listeners that require a client certificate (``MTLS12``: at most TLS 1.2).
+MTLS_LISTENERS = ("MTLS", "MTLS12")
+_ALL_LISTENERS = LISTENERS + MTLS_LISTENERS
 #: SASL mechanisms enabled on the SASL listeners.
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 #: The PLAIN and SCRAM user.
@@ -177,13 +191,15 @@ class KafkaNode:
 
     def __init__(self, node_id: int, root: Path) -> None:
         self.node_id = node_id
-        self.ports: dict[str, int] = {name: free_port() for name in LISTENERS}
+        self.ports: dict[str, int] = {name: free_port() for name in _ALL_LISTENERS}
         self.controller_port = free_port()
         self.dir = root / f"node-{node_id}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data = self.dir / "data"
         self.config = self.dir / "server.properties"
         self.log_path = self.dir / "server.log"
+        #: The acceptor's DEBUG log: one "Accepted connection from ... on ..." line per connection.
+        self.accept_log = self.dir / "accepted.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def bootstrap(self, listener: str = "PLAINTEXT") -> str:
@@ -223,6 +239,8 @@ class KafkaCluster:
         self.username = USERNAME
         self.password = PASSWORD
         self.mechanisms = MECHANISMS
+        self._admin: Any = None
+        self._offsets: Any = None
 
     # -- addresses and client options --
 
@@ -232,13 +250,82 @@ class KafkaCluster:
         return self.bootstrap_for("PLAINTEXT")
 
     def bootstrap_for(self, listener: str) -> str:
-        """``host:port,...`` of every node on ``listener`` (one of :data:`LISTENERS`)."""
+        """``host:port,...`` of every node on ``listener`` (:data:`LISTENERS` or :data:`MTLS_LISTENERS`)."""
         return ",".join(n.bootstrap(listener) for n in self.nodes)
 
     @property
     def bootstraps(self) -> dict[str, str]:
-        """Listener name -> bootstrap string."""
-        return {name: self.bootstrap_for(name) for name in LISTENERS}
+        """Listener name -> bootstrap string, for every listener."""
+        return {name: self.bootstrap_for(name) for name in _ALL_LISTENERS}
+
+    def accepted(self, listener: str) -> int:
+        """Connections the nodes accepted on ``listener`` so far."""
+        ports = tuple(f" on /127.0.0.1:{n.ports[listener]} " for n in self.nodes)
+        return self._count_lines("accept_log", "Accepted connection from", ports)
+
+    def auth_failures(self, listener: str) -> int:
+        """Failed SASL/SSL authentications on ``listener`` so far (the brokers' INFO log).
+
+        Kafka's ``Selector`` logs "Failed authentication with <client> (channelId=<local>-<remote>-<n>)".
+        """
+        ports = tuple(f"channelId=127.0.0.1:{n.ports[listener]}-" for n in self.nodes)
+        return self._count_lines("log_path", "Failed authentication with", ports)
+
+    def _count_lines(self, log: str, needle: str, anyof: tuple[str, ...]) -> int:
+        count = 0
+        for node in self.nodes:
+            path: Path = getattr(node, log)
+            if path.exists():
+                for line in path.read_text(errors="replace").splitlines():
+                    if needle in line and any(p in line + " " for p in anyof):
+                        count += 1
+        return count
+
+    def create_topic(self, name: str, partitions: int = 4, timeout: float = 60.0, **configs: str) -> str:
+        """Create ``name`` and return once every partition's leader serves it.
+
+        Kafka, unlike Tansu, can answer a Produce to a topic it has just
+        created (auto-created by Metadata, or by CreateTopics) with
+        NOT_LEADER_OR_FOLLOWER: the broker publishes the new metadata before its
+        replica manager has become the partitions' leader. A client retries
+        (the Java producer's default); a test that sends with ``retries=0`` or
+        ``acks=0`` and counts its records needs the topic ready first. Waits
+        until ListOffsets, answered by the same leader check as Produce,
+        succeeds on every partition (via kafka-python, independent of kproto).
+        """
+        from kafka import TopicPartition
+        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        if self._admin is None:
+            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="kproto-tests")
+        try:
+            rf = len(self.nodes)
+            self._admin.create_topics([NewTopic(name, partitions, rf, topic_configs=configs)])
+        except TopicAlreadyExistsError:
+            pass
+        self._wait_leaders([TopicPartition(name, p) for p in range(partitions)], timeout)
+        return name
+
+    def _wait_leaders(self, partitions: list[Any], timeout: float) -> None:
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+
+        if self._offsets is None:
+            self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id="kproto-tests")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._offsets.end_offsets(partitions)
+                return
+            except (KafkaError, AssertionError) as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{partitions[0].topic}: leaders not ready within {timeout}s") from exc
+                time.sleep(0.05)
+
+    def listener(self, name: str) -> KafkaListener:
+        """One listener in the shape of the TLS and SASL test helpers (``TlsBroker``, ``SaslGate``)."""
+        return KafkaListener(self, name)
 
     @property
     def ssl_bootstrap(self) -> str:
@@ -267,11 +354,15 @@ class KafkaCluster:
         ``mechanism`` is required for the SASL listeners; OAUTHBEARER gets a
         ``sasl_oauth_token_provider`` that mints unsecured tokens.
         """
-        if listener not in LISTENERS:
-            raise ValueError(f"listener must be one of {LISTENERS}, got {listener!r}")
-        cfg: dict[str, Any] = {"bootstrap_servers": self.bootstrap_for(listener), "security_protocol": listener}
-        if listener.endswith("SSL"):
+        if listener not in _ALL_LISTENERS:
+            raise ValueError(f"listener must be one of {_ALL_LISTENERS}, got {listener!r}")
+        protocol = "SSL" if listener in MTLS_LISTENERS else listener
+        cfg: dict[str, Any] = {"bootstrap_servers": self.bootstrap_for(listener), "security_protocol": protocol}
+        if protocol.endswith("SSL"):
             cfg["ssl_cafile"] = str(self.ca_file)
+        if listener in MTLS_LISTENERS:
+            cfg["ssl_certfile"] = str(self.tls.client_cert)
+            cfg["ssl_keyfile"] = str(self.tls.client_key)
         if listener.startswith("SASL"):
             if mechanism not in MECHANISMS:
                 raise ValueError(f"{listener} needs a mechanism from {MECHANISMS}, got {mechanism!r}")
@@ -300,7 +391,7 @@ class KafkaCluster:
     def _properties(self, node: KafkaNode) -> str:
         n = len(self.nodes)
         voters = ",".join(f"{m.node_id}@127.0.0.1:{m.controller_port}" for m in self.nodes)
-        listeners = ",".join(f"{name}://127.0.0.1:{node.ports[name]}" for name in LISTENERS)
+        listeners = ",".join(f"{name}://127.0.0.1:{node.ports[name]}" for name in _ALL_LISTENERS)
         props = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,
@@ -309,7 +400,9 @@ class KafkaCluster:
             "listeners": f"{listeners},CONTROLLER://127.0.0.1:{node.controller_port}",
             "advertised.listeners": listeners,
             "listener.security.protocol.map": ",".join(
-                ["CONTROLLER:PLAINTEXT"] + [f"{name}:{name}" for name in LISTENERS]
+                ["CONTROLLER:PLAINTEXT"]
+                + [f"{name}:{name}" for name in LISTENERS]
+                + [f"{name}:SSL" for name in MTLS_LISTENERS]
             ),
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": node.data,
@@ -341,6 +434,10 @@ class KafkaCluster:
             "ssl.truststore.type": "PEM",
             "ssl.truststore.location": self.tls.ca,
             "ssl.client.auth": "none",
+            "listener.name.mtls.ssl.client.auth": "required",
+            "listener.name.mtls12.ssl.client.auth": "required",
+            "listener.name.mtls12.ssl.enabled.protocols": "TLSv1.2",
+            "listener.name.mtls12.ssl.protocol": "TLSv1.2",
             "sasl.enabled.mechanisms": ",".join(MECHANISMS),
         }
         plain = (
@@ -373,6 +470,16 @@ class KafkaCluster:
             # the per-request noise of a busy test run
             "logger.state.name = state.change.logger\nlogger.state.level = WARN\n"
             "logger.cleaner.name = kafka.log.LogCleaner\nlogger.cleaner.level = WARN\n"
+            # every accepted connection, for KafkaCluster.accepted
+            "appender.accepts.type = File\n"
+            "appender.accepts.name = ACCEPTS\n"
+            f"appender.accepts.fileName = {node.accept_log}\n"
+            "appender.accepts.layout.type = PatternLayout\n"
+            "appender.accepts.layout.pattern = %m%n\n"
+            "logger.acceptor.name = kafka.network.DataPlaneAcceptor\n"
+            "logger.acceptor.level = DEBUG\n"
+            "logger.acceptor.additivity = false\n"
+            "logger.acceptor.appenderRef.accepts.ref = ACCEPTS\n"
         )
         return conf
 
@@ -482,6 +589,13 @@ class KafkaCluster:
 
     def stop(self) -> None:
         """Kill every node this object started and remove its folder."""
+        for client in (self._admin, self._offsets):
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # closing a client of a cluster that is going away
+                    pass
+        self._admin = self._offsets = None
         for node in self.nodes:
             if node.proc is not None and node.proc.poll() is None:
                 node.proc.kill()
@@ -513,6 +627,68 @@ class KafkaCluster:
 
     def __hash__(self) -> int:
         return id(self)
+
+
+class KafkaListener:
+    """One listener of a :class:`KafkaCluster`, shaped like ``tests/_tls.TlsBroker`` and ``tests/_sasl_gate.SaslGate``.
+
+    ``bootstrap``, ``port`` (the first node's), ``files`` (the PKI), ``accepted()``
+    (connections so far); for a SASL listener ``attempts`` (connections, each
+    of which must authenticate), ``failures`` (failed authentications),
+    ``token`` (a valid OAUTHBEARER token) and ``gate`` (itself: the listener
+    plays the gate's part).
+    """
+
+    def __init__(self, cluster: KafkaCluster, name: str) -> None:
+        if name not in _ALL_LISTENERS:
+            raise ValueError(f"listener must be one of {_ALL_LISTENERS}, got {name!r}")
+        self.cluster = cluster
+        self.name = name
+        self.files = cluster.tls
+        self.username = cluster.username
+        self.password = cluster.password
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cluster.bootstrap_for(self.name)
+
+    @property
+    def port(self) -> int:
+        return self.cluster.nodes[0].ports[self.name]
+
+    def accepted(self) -> int:
+        return self.cluster.accepted(self.name)
+
+    @property
+    def attempts(self) -> int:
+        return self.accepted()
+
+    @property
+    def failures(self) -> int:
+        return self.cluster.auth_failures(self.name)
+
+    @property
+    def token(self) -> str:
+        return self.cluster.oauth_token()
+
+    @property
+    def gate(self) -> KafkaListener:
+        return self
+
+    def create_topic(self, name: str, partitions: int = 4) -> str:
+        return self.cluster.create_topic(name, partitions)
+
+
+def ready_topic(target: Any, name: str) -> str:
+    """``name``, created and served by its leaders first when ``target`` is Apache Kafka.
+
+    ``target``: a :class:`KafkaCluster`, a :class:`KafkaListener`, or anything
+    else (Tansu, a gate, stunnel), which auto-creates the topic on first use.
+    See :meth:`KafkaCluster.create_topic` for why Kafka needs it.
+    """
+    if isinstance(target, (KafkaCluster, KafkaListener)):
+        target.create_topic(name)
+    return name
 
 
 @atexit.register
