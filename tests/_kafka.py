@@ -161,19 +161,63 @@ def unsecured_jws(subject: str = USERNAME, lifetime_s: int = 3600, **claims: Any
     return f"{b64({'alg': 'none'})}.{b64(body)}."
 
 
-# -- readiness: Metadata v4 by hand (independent of the kproto under test) --
+# -- Metadata v4 and FindCoordinator v1 by hand (independent of the kproto under test) --
 
 
-def _metadata_brokers(port: int, timeout: float = 2.0) -> int:
-    """How many brokers a Metadata v4 request (no topics) on ``port`` lists; OSError if none answers."""
-    body = struct.pack(">hhih", 3, 4, 1, 7) + b"kproto-" + struct.pack(">i?", 0, False)
+def _request(port: int, api_key: int, version: int, body: bytes, timeout: float = 5.0) -> bytes:
+    """One request (header v1, client id ``kproto-``) on a fresh connection; the response after its correlation id."""
+    frame = struct.pack(">hhih", api_key, version, 1, 7) + b"kproto-" + body
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(struct.pack(">i", len(body)) + body)
-        head = _recv(sock, 4)
-        data = _recv(sock, struct.unpack(">i", head)[0])
-    # correlation id, throttle_time_ms, then the brokers array
-    (count,) = struct.unpack_from(">i", data, 8)
-    return int(count)
+        sock.sendall(struct.pack(">i", len(frame)) + frame)
+        data = _recv(sock, struct.unpack(">i", _recv(sock, 4))[0])
+    return data[4:]
+
+
+def _string(data: bytes, pos: int) -> tuple[str | None, int]:
+    (n,) = struct.unpack_from(">h", data, pos)
+    if n < 0:
+        return None, pos + 2
+    return data[pos + 2 : pos + 2 + n].decode(), pos + 2 + n
+
+
+def _metadata(port: int, topic: str | None = None) -> tuple[int, dict[int, int]]:
+    """Metadata v4 for ``topic`` (none: no topics): (brokers listed, partition -> leader id)."""
+    if topic is None:
+        body = struct.pack(">i?", 0, False)
+    else:
+        body = struct.pack(">ih", 1, len(topic)) + topic.encode() + b"\0"
+    data = _request(port, 3, 4, body, timeout=2.0)
+    pos = 4  # throttle_time_ms
+    (brokers,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    for _ in range(brokers):
+        pos += 4  # node id
+        _, pos = _string(data, pos)  # host
+        pos += 4  # port
+        _, pos = _string(data, pos)  # rack
+    _, pos = _string(data, pos)  # cluster id
+    pos += 4  # controller id
+    leaders: dict[int, int] = {}
+    (topics,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    for _ in range(topics):
+        pos += 2  # error code
+        _, pos = _string(data, pos)
+        pos += 1  # is_internal
+        (parts,) = struct.unpack_from(">i", data, pos)
+        pos += 4
+        for _ in range(parts):
+            _err, index, leader, replicas = struct.unpack_from(">hiii", data, pos)
+            pos += 14 + 4 * replicas
+            (isr,) = struct.unpack_from(">i", data, pos)
+            pos += 4 + 4 * isr
+            leaders[index] = leader
+    return brokers, leaders
+
+
+def _metadata_brokers(port: int) -> int:
+    """How many brokers a Metadata request on ``port`` lists; OSError if none answers."""
+    return _metadata(port)[0]
 
 
 def _recv(sock: socket.socket, n: int) -> bytes:
@@ -322,6 +366,31 @@ class KafkaCluster:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{partitions[0].topic}: leaders not ready within {timeout}s") from exc
                 time.sleep(0.05)
+
+    def coordinator(self, group_id: str, timeout: float = 30.0) -> int:
+        """The node id of ``group_id``'s coordinator (FindCoordinator v1, retried while the
+        offsets topic is being created)."""
+        key = group_id.encode()
+        body = struct.pack(">h", len(key)) + key + b"\0"  # key, key_type GROUP
+        deadline = time.monotonic() + timeout
+        while True:
+            node = next(n for n in self.nodes if n.running)
+            try:
+                data = _request(node.ports["PLAINTEXT"], 10, 1, body)
+                (error,) = struct.unpack_from(">h", data, 4)
+                _, pos = _string(data, 6)  # error message
+                if error == 0:
+                    return int(struct.unpack_from(">i", data, pos)[0])
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no coordinator for group {group_id!r} within {timeout}s")
+            time.sleep(0.1)
+
+    def leaders(self, topic: str) -> dict[int, int]:
+        """Partition -> leader node id of ``topic``, as a running node's Metadata answers."""
+        node = next(n for n in self.nodes if n.running)
+        return _metadata(node.ports["PLAINTEXT"], topic)[1]
 
     def listener(self, name: str) -> KafkaListener:
         """One listener in the shape of the TLS and SASL test helpers (``TlsBroker``, ``SaslGate``)."""
