@@ -236,6 +236,8 @@ class KafkaNode:
     def __init__(self, node_id: int, root: Path) -> None:
         self.node_id = node_id
         self.ports: dict[str, int] = {name: free_port() for name in _ALL_LISTENERS}
+        #: Listener -> port to advertise instead of its own (a proxy in front of it); read at (re)start.
+        self.advertised: dict[str, int] = {}
         self.controller_port = free_port()
         self.dir = root / f"node-{node_id}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -337,35 +339,44 @@ class KafkaCluster:
         until ListOffsets, answered by the same leader check as Produce,
         succeeds on every partition (via kafka-python, independent of kproto).
         """
-        from kafka import TopicPartition
+        from kafka import KafkaConsumer, TopicPartition
         from kafka.admin import KafkaAdminClient, NewTopic
-        from kafka.errors import TopicAlreadyExistsError
+        from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-        if self._admin is None:
-            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="kproto-tests")
-        try:
-            rf = len(self.nodes)
-            self._admin.create_topics([NewTopic(name, partitions, rf, topic_configs=configs)])
-        except TopicAlreadyExistsError:
-            pass
-        self._wait_leaders([TopicPartition(name, p) for p in range(partitions)], timeout)
-        return name
-
-    def _wait_leaders(self, partitions: list[Any], timeout: float) -> None:
-        from kafka import KafkaConsumer
-        from kafka.errors import KafkaError
-
-        if self._offsets is None:
-            self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id="kproto-tests")
+        topic = NewTopic(name, partitions, len(self.nodes), topic_configs=configs)
+        tps = [TopicPartition(name, p) for p in range(partitions)]
         deadline = time.monotonic() + timeout
+        created = False
         while True:
             try:
-                self._offsets.end_offsets(partitions)
-                return
+                # kafka-python clients are kept for speed, and made anew after an error
+                # (their metadata can name a node that was stopped meanwhile)
+                if self._admin is None:
+                    self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="kproto-tests")
+                if not created:
+                    try:
+                        self._admin.create_topics([topic])
+                    except TopicAlreadyExistsError:
+                        pass
+                    created = True
+                if self._offsets is None:
+                    self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id="kproto-tests")
+                self._offsets.end_offsets(tps)
+                return name
             except (KafkaError, AssertionError) as exc:
+                self._close_clients()
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{partitions[0].topic}: leaders not ready within {timeout}s") from exc
+                    raise RuntimeError(f"{name}: not created and served within {timeout}s") from exc
                 time.sleep(0.05)
+
+    def _close_clients(self) -> None:
+        for client in (self._admin, self._offsets):
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # closing a client of a cluster that is going away
+                    pass
+        self._admin = self._offsets = None
 
     def coordinator(self, group_id: str, timeout: float = 30.0) -> int:
         """The node id of ``group_id``'s coordinator (FindCoordinator v1, retried while the
@@ -461,13 +472,16 @@ class KafkaCluster:
         n = len(self.nodes)
         voters = ",".join(f"{m.node_id}@127.0.0.1:{m.controller_port}" for m in self.nodes)
         listeners = ",".join(f"{name}://127.0.0.1:{node.ports[name]}" for name in _ALL_LISTENERS)
+        advertised = ",".join(
+            f"{name}://127.0.0.1:{node.advertised.get(name, node.ports[name])}" for name in _ALL_LISTENERS
+        )
         props = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,
             "controller.quorum.voters": voters,
             "controller.listener.names": "CONTROLLER",
             "listeners": f"{listeners},CONTROLLER://127.0.0.1:{node.controller_port}",
-            "advertised.listeners": listeners,
+            "advertised.listeners": advertised,
             "listener.security.protocol.map": ",".join(
                 ["CONTROLLER:PLAINTEXT"]
                 + [f"{name}:{name}" for name in LISTENERS]
@@ -649,22 +663,18 @@ class KafkaCluster:
             proc.wait(10)
 
     def start_node(self, node_id: int, timeout: float = 120.0) -> None:
-        """Restart a stopped node on its old ports and data; wait until every running node lists it."""
+        """Restart a stopped node on its old ports and data (advertising ``node.advertised``);
+        wait until every running node lists it."""
         node = self.nodes[node_id - 1]
         if node.running:
             return
+        node.config.write_text(self._properties(node))
         self._spawn(node)
         self.wait_ready(timeout)
 
     def stop(self) -> None:
         """Kill every node this object started and remove its folder."""
-        for client in (self._admin, self._offsets):
-            if client is not None:
-                try:
-                    client.close()
-                except Exception:  # closing a client of a cluster that is going away
-                    pass
-        self._admin = self._offsets = None
+        self._close_clients()
         for node in self.nodes:
             if node.proc is not None and node.proc.poll() is None:
                 node.proc.kill()
