@@ -84,12 +84,14 @@ from kproto.driving import Close, Command, Connect
 from kproto.errors import (
     AuthenticationFailedError,
     Cancelled,
+    CoordinatorNotAvailableError,
     IllegalArgumentError,
     IllegalStateError,
     KafkaConfigurationError,
     KafkaConnectionError,
     KafkaError,
     NoBrokersAvailable,
+    RebootstrapRequiredError,
     error_from_code,
 )
 from kproto.events import (
@@ -123,9 +125,8 @@ DEFAULT_PORT = 9092
 #: (Java: ``Integer.MAX_VALUE - id``), so they never clash with broker ids.
 COORDINATOR_NODE_BASE = 2**31 - 1
 
-#: FindCoordinator v4+ batches keys (KIP-699) and drops the single-key fields;
-#: v1-v3 are served by every broker from 2.1 through 4.x (KIP-896 kept v1+).
-_FIND_COORDINATOR_MAX_VERSION = 3
+#: How an unusable FindCoordinator answer is treated (retriable, look again).
+_NO_COORDINATOR = CoordinatorNotAvailableError.errno
 
 #: FindCoordinator KeyType of a consumer group.
 COORDINATOR_GROUP = 0
@@ -377,6 +378,8 @@ class Client:
         self._metadata_attempt_start: float | None = None
         self._rebootstraps = 0
         self._expected_cluster_id: str | None = None
+        # A broker answered REBOOTSTRAP_REQUIRED (Metadata v13, KIP-1102).
+        self._rebootstrap_required = False
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
         self._coordinators: dict[tuple[int, str], int] = {}
         self._coordinator_lookups: dict[tuple[int, str], float | None] = {}
@@ -728,6 +731,12 @@ class Client:
             self._events.append(RebootstrapRejected(expected_cluster_id=expected, cluster_id=got))
             return
         self._expected_cluster_id = None
+        code = getattr(response, "error_code", 0)  # Metadata v13+: a top-level error (KIP-1102)
+        if code:
+            self._metadata_requested = True
+            self._rebootstrap_required = code == RebootstrapRequiredError.errno
+            return
+        self._rebootstrap_required = False
         described, transient = self._cluster.update(response)
         self._metadata_last_success = now
         self._metadata_attempt_start = None
@@ -761,6 +770,8 @@ class Client:
         brokers = self._cluster.brokers
         if not brokers:
             return None
+        if self._rebootstrap_required:
+            return "a broker answered Metadata with REBOOTSTRAP_REQUIRED (KIP-1102)"
         # KIP-899: a broker is unavailable when it has no connection (ready or
         # being set up) and may not open one yet (reconnect backoff).
         if not any(self._node_available(broker_id, now) for broker_id in brokers):
@@ -796,6 +807,7 @@ class Client:
         # moment ago is not hammered (an idle one closed long ago may connect now).
         self._cluster.forget_brokers()
         self._metadata_attempt_start = None
+        self._rebootstrap_required = False
         self._events.append(
             Rebootstrapped(
                 reason=reason,
@@ -846,7 +858,6 @@ class Client:
                 FindCoordinatorRequest(key=key, key_type=key_type),
                 callback=functools.partial(self._on_find_coordinator, k),
                 now=now,
-                max_version=_FIND_COORDINATOR_MAX_VERSION,
             )
 
     def _on_find_coordinator(self, k: tuple[int, str], response: Any, error: KafkaError | None) -> None:
@@ -857,9 +868,16 @@ class Client:
         self._coordinator_not_before[k] = retry_at
         key_type, key = k
         if error is None:
-            code, msg = response.error_code, response.error_message
-            broker_id, host, port = response.node_id, response.host, response.port
+            answer: Any = response
+            if response.coordinators:  # v4+ (KIP-699): our key's entry of the batch
+                answer = next((c for c in response.coordinators if c.key == key), None)
+            code, msg = (answer.error_code, answer.error_message) if answer is not None else (_NO_COORDINATOR, None)
+            if code == 0 and (answer.node_id < 0 or not answer.host or not 0 < answer.port < 65536):
+                # No usable address (a v4+ answer without our key, or a broker
+                # bug): as COORDINATOR_NOT_AVAILABLE, look again after the backoff.
+                code, msg = _NO_COORDINATOR, f"FindCoordinator for {key!r} named no usable coordinator"
             if code == 0:
+                broker_id, host, port = answer.node_id, answer.host, answer.port
                 node_id = COORDINATOR_NODE_BASE - broker_id
                 node = self._nodes.get(node_id)
                 if node is None:

@@ -76,7 +76,8 @@ from kproto.errors import (
     error_from_code,
 )
 from kproto.protocol.headers import decode_response_header, read_frame, write_request
-from kproto.protocol.messages import RESPONSE_TYPES, ApiVersionsRequest, ApiVersionsResponse
+from kproto.protocol.messages import REQUEST_TYPES, RESPONSE_TYPES, ApiVersionsRequest, ApiVersionsResponse
+from kproto.protocol.versions import max_version
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
@@ -247,6 +248,8 @@ class BrokerConnection:
         self.completions: list[Completion] = []
         #: ``api_key -> (min, max)`` as the broker advertised them.
         self.broker_versions: dict[int, tuple[int, int]] = {}
+        #: ``api_key -> (lowest, highest)`` both sides support, filled on first use.
+        self._ranges: dict[int, tuple[int, int]] = {}
         self._authenticator = authenticator
         self._queue: deque[_Request] = deque()
         self._in_flight: deque[_Request] = deque()
@@ -295,17 +298,27 @@ class BrokerConnection:
         )
 
     def api_version(self, api_key: int, max_version: int | None = None) -> int | None:
-        """The version to use for ``api_key``: None if unknown yet or no overlap."""
-        cls: Any = RESPONSE_TYPES.get(api_key)
+        """The version to use for ``api_key``: None if unknown yet or no overlap.
+
+        The highest version both sides support: the broker's range from
+        ApiVersions and kproto's (the generated range, lowered by
+        :data:`kproto.protocol.versions.VERSION_CAPS`), at most ``max_version``.
+        """
+        rng = self._ranges.get(api_key)
+        if rng is None:
+            rng = self._ranges[api_key] = self._common_range(api_key)
+        lo, hi = rng
+        if max_version is not None and max_version < hi:
+            hi = max_version
+        return hi if hi >= lo else None
+
+    def _common_range(self, api_key: int) -> tuple[int, int]:
+        """``(lowest, highest)`` version both sides support; empty (-1, -2) when none."""
+        cls: Any = REQUEST_TYPES.get(api_key)
         theirs = self.broker_versions.get(api_key)
         if cls is None or theirs is None:
-            return None
-        version: int = min(cls.MAX_VERSION, theirs[1])
-        if max_version is not None:
-            version = min(version, max_version)
-        if version < max(cls.MIN_VERSION, theirs[0]):
-            return None
-        return version
+            return (-1, -2)
+        return (max(cls.MIN_VERSION, theirs[0]), min(max_version(cls), theirs[1]))
 
     # --- transitions ----------------------------------------------------------
 
@@ -461,7 +474,7 @@ class BrokerConnection:
 
     def _unsupported(self, request: Any) -> UnsupportedVersionError:
         theirs = self.broker_versions.get(request.API_KEY)
-        ours = f"{request.MIN_VERSION}-{request.MAX_VERSION}"
+        ours = f"{request.MIN_VERSION}-{max_version(type(request))}"
         where = f"{theirs[0]}-{theirs[1]}" if theirs else "none"
         return UnsupportedVersionError(
             f"node {self.node_id} supports {type(request).__name__} versions {where}; kproto supports {ours}"
@@ -561,6 +574,7 @@ class BrokerConnection:
             self._fail(error_from_code(response.error_code, f"ApiVersions from node {self.node_id}"), now)
             return
         self.broker_versions = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
+        self._ranges.clear()
         self._note_throttle(response, now)
         self._transition(_I.VERSIONS_OK)
         if self._authenticator is not None:

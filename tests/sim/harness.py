@@ -355,7 +355,7 @@ class SimBroker:
         for key in _SERVED:
             cls = REQUEST_TYPES[key]
             hi = self.api_versions_max if key == API_API_VERSIONS else cls.MAX_VERSION
-            keys.append(ApiVersion(api_key=key, min_version=0, max_version=hi))
+            keys.append(ApiVersion(api_key=key, min_version=cls.MIN_VERSION, max_version=hi))
         return keys
 
     def handle(self, frame: bytes, now: float) -> tuple[bytes | None, int]:
@@ -580,7 +580,6 @@ class SimBroker:
                         offset=off,
                         timestamp=-1,
                         leader_epoch=part.epoch,
-                        old_style_offsets=[off] if version == 0 else [],
                     )
                 )
             topics.append(_lo.ListOffsetsTopicResponse(name=t.name, partitions=parts))

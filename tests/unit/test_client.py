@@ -173,8 +173,8 @@ def test_bootstrap_then_metadata_then_idle_bootstrap_closed() -> None:
     assert p.exchange(T0) == 1  # ApiVersions answered
     assert client.in_flight_count(-1) == 1  # the Metadata request
     assert client.is_ready(-1)  # below the in-flight limit
-    assert client.api_version(-1, 3) == 12
-    # Metadata v12, no topics, auto-create on, correlation 1:
+    assert client.api_version(-1, 3) == 13
+    # Metadata v13, no topics, auto-create on, correlation 1:
     assert p.exchange(T0) == 1
     events = client.events()
     assert events[0] == NodeReady(node_id=-1, host="broker1.sim", port=9092)
@@ -196,10 +196,10 @@ def test_metadata_request_bytes() -> None:
     client.connection_made(-1, T0)
     p.exchange(T0)  # ApiVersions
     [(node, data)] = client.data_to_send()
-    # Metadata v12: header v2 (client id "kproto"), topics [{topic_id 0, name "t"}], auto-create, no authz ops.
+    # Metadata v13: header v2 (client id "kproto"), topics [{topic_id 0, name "t"}], auto-create, no authz ops.
     assert (node, data) == (
         -1,
-        bytes.fromhex("000000280003000c0000000100066b70726f746f0002" + "00" * 16 + "027400010000"),
+        bytes.fromhex("000000280003000d0000000100066b70726f746f0002" + "00" * 16 + "027400010000"),
     )
 
 

@@ -262,14 +262,14 @@ def test_correlation_ids_wrap_at_2_31() -> None:
 
 
 def test_no_version_overlap_fails_the_request_with_unsupported_version() -> None:
-    conn = ready_conn(keys=[(3, 13, 14), (18, 0, 2)])  # a future broker that dropped Metadata <= 12
+    conn = ready_conn(keys=[(3, 14, 15), (18, 0, 2)])  # a future broker that dropped Metadata <= 13
     rec = Recorder()
     conn.send(MetadataRequest(), callback=rec, now=T0)
     assert conn.data_to_send() == b""
     run_completions(conn)
     [(response, error)] = rec.calls
     assert response is None and isinstance(error, UnsupportedVersionError)
-    assert "3-12" not in str(error) and "13-14" in str(error)
+    assert "kproto supports 0-13" in str(error) and "versions 14-15" in str(error)
     assert conn.state is ConnectionState.READY
 
 
