@@ -316,6 +316,7 @@ class _Node:
         "reconnect_at",
         "connects",
         "ready_seen",
+        "api_versions_version",
     )
 
     def __init__(self, node_id: int, host: str, port: int, kind: str) -> None:
@@ -328,6 +329,9 @@ class _Node:
         self.reconnect_at = -_INF
         self.connects = 0
         self.ready_seen = False
+        # The ApiVersions version the last connection settled on (KIP-511
+        # fallback), asked first by the next one; None: the newest.
+        self.api_versions_version: int | None = None
 
 
 class Client:
@@ -380,6 +384,8 @@ class Client:
         self._expected_cluster_id: str | None = None
         # A broker answered REBOOTSTRAP_REQUIRED (Metadata v13, KIP-1102).
         self._rebootstrap_required = False
+        # Responses with trailing bytes on connections that are gone.
+        self._trailing_bytes_closed = 0
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
         self._coordinators: dict[tuple[int, str], int] = {}
         self._coordinator_lookups: dict[tuple[int, str], float | None] = {}
@@ -565,6 +571,12 @@ class Client:
         )
         self._pump(now)
         self._collect(now)
+
+    @property
+    def responses_with_trailing_bytes(self) -> int:
+        """Responses accepted with bytes after the fields kproto knows (ignored, as Java does)."""
+        live = sum(n.conn.responses_with_trailing_bytes for n in self._nodes.values() if n.conn is not None)
+        return self._trailing_bytes_closed + live
 
     def is_ready(self, node_id: int) -> bool:
         """Connected, handshake done, not throttled and below the in-flight limit."""
@@ -986,6 +998,7 @@ class Client:
                 node.port,
                 config=self._conn_config,
                 now=self._now,
+                api_versions_version=node.api_versions_version,
                 authenticator=auth(node.node_id, node.host, node.port)
                 if auth is not None
                 else self._sasl_authenticator(),
@@ -1076,6 +1089,8 @@ class Client:
     def _on_closed(self, node: _Node, conn: BrokerConnection, now: float) -> None:
         node.conn = None
         node.ready_seen = False
+        node.api_versions_version = conn.api_versions_version
+        self._trailing_bytes_closed += conn.responses_with_trailing_bytes
         if conn.completions:
             self._completions.extend(conn.completions)
             conn.completions.clear()

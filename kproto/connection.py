@@ -57,6 +57,7 @@ and the owner runs them, so that it can update its own state first.
 from __future__ import annotations
 
 import enum
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -98,8 +99,10 @@ DEFAULT_MAX_RESPONSE_SIZE = 100 * 1024 * 1024
 #: Correlation ids are int32 on the wire; we count 0..2**31-1 and wrap to 0.
 CORRELATION_ID_LIMIT = 2**31
 
-_UNSUPPORTED_VERSION = 35
-_API_VERSIONS_KEY = 18
+_UNSUPPORTED_VERSION = UnsupportedVersionError.errno
+_API_VERSIONS_KEY = ApiVersionsRequest.API_KEY
+#: The error code that starts every ApiVersions response body.
+_ERROR_CODE = struct.Struct(">h")
 
 #: ``callback(response, None)`` or ``callback(None, error)``, called exactly once.
 Callback = Callable[[Any, "KafkaError | None"], None]
@@ -222,6 +225,9 @@ class BrokerConnection:
         now: Current time; the setup deadline starts at :meth:`start_connect`.
         authenticator: Run between ApiVersions and READY, or None.
         first_correlation_id: Where correlation ids start (tests use it to cross the wrap).
+        api_versions_version: The ApiVersions version to ask first (None: the
+            newest). The client passes what the last connection to the node
+            settled on, so a broker that refuses newer ones is not asked again.
     """
 
     def __init__(
@@ -234,6 +240,7 @@ class BrokerConnection:
         now: float,
         authenticator: Authenticator | None = None,
         first_correlation_id: int = 0,
+        api_versions_version: int | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
@@ -260,8 +267,14 @@ class BrokerConnection:
         self._setup_deadline: float | None = None
         self._setup_timeout_ms = config.connection_setup_timeout_ms
         self._throttle_until = 0.0
-        self._api_versions_version = ApiVersionsRequest.MAX_VERSION
-        self._api_versions_retried = False
+        #: The ApiVersions version asked (lowered when the broker refuses one, KIP-511).
+        self.api_versions_version = (
+            ApiVersionsRequest.MAX_VERSION
+            if api_versions_version is None
+            else max(0, min(api_versions_version, ApiVersionsRequest.MAX_VERSION))
+        )
+        #: Responses accepted with bytes after the fields this client knows.
+        self.responses_with_trailing_bytes = 0
         self._now = now
 
     # --- introspection ------------------------------------------------------
@@ -546,7 +559,7 @@ class BrokerConnection:
             True,
             True,
         )
-        self._write(req, self._api_versions_version)
+        self._write(req, self.api_versions_version)
 
     def _on_api_versions(self, response: Any, error: KafkaError | None) -> None:
         # Called synchronously from _handle_frame (handshake requests bypass `completions`).
@@ -554,22 +567,6 @@ class BrokerConnection:
         if error is not None:  # the connection failed; _fail already reported it
             return
         assert isinstance(response, ApiVersionsResponse)
-        if response.error_code == _UNSUPPORTED_VERSION:
-            # KIP-511: the broker answers a version it does not know with a v0
-            # body carrying its own ApiVersions range; retry once at that version.
-            offered = next((k.max_version for k in response.api_keys if k.api_key == _API_VERSIONS_KEY), 0)
-            if self._api_versions_retried or offered >= self._api_versions_version:
-                self._fail(
-                    UnsupportedVersionError(
-                        f"node {self.node_id} rejected ApiVersions v{self._api_versions_version}"
-                    ),
-                    now,
-                )
-                return
-            self._api_versions_retried = True
-            self._api_versions_version = max(0, offered)
-            self._send_api_versions(now)
-            return
         if response.error_code != 0:
             self._fail(error_from_code(response.error_code, f"ApiVersions from node {self.node_id}"), now)
             return
@@ -648,27 +645,56 @@ class BrokerConnection:
             return
         self._in_flight.popleft()
         version = req.version
-        if (
-            api_key == _API_VERSIONS_KEY
-            and len(frame) - pos >= 2
-            and int.from_bytes(frame[pos : pos + 2], "big", signed=True) == _UNSUPPORTED_VERSION
-        ):
-            version = 0  # KIP-511: an UNSUPPORTED_VERSION answer is always a v0 body
         response_type: Any = RESPONSE_TYPES[api_key]
+        if req.handshake and api_key == _API_VERSIONS_KEY:
+            if len(frame) - pos >= 2 and _ERROR_CODE.unpack_from(frame, pos)[0] == _UNSUPPORTED_VERSION:
+                self._api_versions_refused(frame, pos, now)
+                return
         try:
             response, end = response_type.read(frame, pos, version)
-            if end != len(frame):
-                raise KafkaProtocolError(f"{len(frame) - end} trailing bytes")
         except KafkaError as exc:
             self._protocol_error(
                 f"bad {response_type.__name__} v{version} from node {self.node_id}: {exc}", now, culprit=req
             )
             return
+        if end != len(frame):
+            # Bytes after the fields this version defines: read what we know and
+            # ignore the rest, as the Java client and librdkafka do (a broker may
+            # write fields of a newer layout). Truncation is still an error above.
+            self.responses_with_trailing_bytes += 1
         if req.handshake and api_key == _API_VERSIONS_KEY:
             self._on_api_versions(response, None)
             return
         self._note_throttle(response, now)
         self._complete(req, response, None)
+
+    def _api_versions_refused(self, frame: memoryview, pos: int, now: float) -> None:
+        """ApiVersions answered UNSUPPORTED_VERSION: ask again at a lower version.
+
+        KIP-511: the broker answers a version it does not know with a v0 body
+        that lists its own ApiVersions range. As Java's
+        ``ApiVersionsResponse.parse``, read the body at the version asked, then
+        as v0; take the broker's highest ApiVersions version from it. A body
+        that reads as neither, or a range that does not go below what was
+        asked, still means "lower": ask v0 (librdkafka does the same). Each
+        retry asks a strictly lower version, so this ends; a refused v0 closes
+        the connection.
+        """
+        asked = self.api_versions_version
+        offered: int | None = None
+        for version in dict.fromkeys((asked, 0)):
+            try:
+                body, _ = ApiVersionsResponse.read(frame, pos, version)
+            except KafkaError:
+                continue
+            offered = next((k.max_version for k in body.api_keys if k.api_key == _API_VERSIONS_KEY), None)
+            break
+        retry = offered if offered is not None and 0 <= offered < asked else 0
+        if asked == 0:
+            self._fail(UnsupportedVersionError(f"node {self.node_id} rejected ApiVersions v0"), now)
+            return
+        self.api_versions_version = retry
+        self._send_api_versions(now)
 
     def _note_throttle(self, response: Any, now: float) -> None:
         throttle_ms = getattr(response, "throttle_time_ms", 0)

@@ -429,7 +429,10 @@ class SimBroker:
             for name in names:
                 c.create_topic(name, now)
         at = now - self.metadata_lag
-        electing = c.take_injected(API_METADATA) == LEADER_NOT_AVAILABLE  # an election in progress
+        injected = c.take_injected(API_METADATA)
+        if injected not in (None, NONE, LEADER_NOT_AVAILABLE) and version >= 13:  # a top-level error (KIP-1102)
+            return MetadataResponse(error_code=injected)
+        electing = injected == LEADER_NOT_AVAILABLE  # an election in progress
         topics = []
         for name in names:
             parts = c.topics.get(name)
