@@ -384,8 +384,9 @@ class Client:
         self._expected_cluster_id: str | None = None
         # A broker answered REBOOTSTRAP_REQUIRED (Metadata v13, KIP-1102).
         self._rebootstrap_required = False
-        # Responses with trailing bytes on connections that are gone.
+        # Responses with trailing bytes, and versions sent, on connections that are gone.
         self._trailing_bytes_closed = 0
+        self._versions_closed: dict[int, int] = {}
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
         self._coordinators: dict[tuple[int, str], int] = {}
         self._coordinator_lookups: dict[tuple[int, str], float | None] = {}
@@ -577,6 +578,14 @@ class Client:
         """Responses accepted with bytes after the fields kproto knows (ignored, as Java does)."""
         live = sum(n.conn.responses_with_trailing_bytes for n in self._nodes.values() if n.conn is not None)
         return self._trailing_bytes_closed + live
+
+    def versions_sent(self) -> dict[int, int]:
+        """``api_key -> version`` of the latest request of each API written to any node (diagnostics)."""
+        out = dict(self._versions_closed)
+        for node in self._nodes.values():
+            if node.conn is not None:
+                out.update(node.conn.versions_sent)
+        return out
 
     def is_ready(self, node_id: int) -> bool:
         """Connected, handshake done, not throttled and below the in-flight limit."""
@@ -1091,6 +1100,7 @@ class Client:
         node.ready_seen = False
         node.api_versions_version = conn.api_versions_version
         self._trailing_bytes_closed += conn.responses_with_trailing_bytes
+        self._versions_closed.update(conn.versions_sent)
         if conn.completions:
             self._completions.extend(conn.completions)
             conn.completions.clear()

@@ -275,6 +275,8 @@ class BrokerConnection:
         )
         #: Responses accepted with bytes after the fields this client knows.
         self.responses_with_trailing_bytes = 0
+        #: ``api_key -> version`` of the latest request of each API written here.
+        self.versions_sent: dict[int, int] = {}
         self._now = now
 
     # --- introspection ------------------------------------------------------
@@ -528,6 +530,7 @@ class BrokerConnection:
             self._complete(req, None, err)
             return
         self._next_correlation_id = (cid + 1) % CORRELATION_ID_LIMIT
+        self.versions_sent[req.request.API_KEY] = version
         if req.expect_response:
             self._in_flight.append(req)
         else:

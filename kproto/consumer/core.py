@@ -93,6 +93,7 @@ from kproto.protocol.messages import list_offsets as _lo
 from kproto.protocol.messages import metadata as _md
 from kproto.protocol.messages import offset_commit as _oc
 from kproto.protocol.messages import offset_fetch as _of
+from kproto.protocol.versions import named_versions
 
 if TYPE_CHECKING:
     from kproto.consumer.group import GroupMembership
@@ -155,6 +156,9 @@ class ClientLike(Protocol):
     def coordinator(self, key: str, key_type: int, now: float) -> int | None: ...
     def mark_coordinator_dead(self, key: str, key_type: int, now: float) -> Any: ...
     def bootstrap_connected(self) -> bool: ...
+    @property
+    def responses_with_trailing_bytes(self) -> int: ...
+    def versions_sent(self) -> dict[int, int]: ...
     def close(self, now: float) -> Any: ...
 
 
@@ -1419,7 +1423,12 @@ class ConsumerCore:
         """Counters: records consumed, bytes and fetches, commits, bytes buffered."""
         m = dict(self._metrics)
         m["buffered-bytes"] = float(self._buffered_bytes)
+        m["responses-with-trailing-bytes-total"] = float(self._client.responses_with_trailing_bytes)
         return m
+
+    def api_versions(self) -> dict[str, float]:
+        """The version of each API last sent, by name (``{"Fetch": 12.0, ...}``)."""
+        return named_versions(self._client.versions_sent())
 
     # --- close ------------------------------------------------------------------
 

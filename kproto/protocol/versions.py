@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-__all__ = ["CAP_REASONS", "VERSION_CAPS", "max_version"]
+from kproto.protocol.messages import REQUEST_TYPES
+
+__all__ = ["CAP_REASONS", "VERSION_CAPS", "max_version", "named_versions"]
 
 _CAPS: dict[int, tuple[int, str]] = {
     # Produce v12 belongs to transactions V2 (KIP-890 part 2: the broker adds a
@@ -51,6 +53,16 @@ VERSION_CAPS: Final[Mapping[int, int]] = MappingProxyType({key: cap for key, (ca
 
 #: ``api_key -> why`` for each cap (shown in documentation and test failures).
 CAP_REASONS: Final[Mapping[int, str]] = MappingProxyType({key: why for key, (_, why) in _CAPS.items()})
+
+
+def named_versions(versions: Mapping[int, int]) -> dict[str, float]:
+    """``{"Produce": 11.0, ...}`` from ``api_key -> version`` (the shape of metrics)."""
+    out: dict[str, float] = {}
+    for key, version in sorted(versions.items()):
+        cls = REQUEST_TYPES.get(key)
+        name = cls.__name__.removesuffix("Request") if cls is not None else f"api-{key}"
+        out[name] = float(version)
+    return out
 
 
 def max_version(request_type: Any) -> int:

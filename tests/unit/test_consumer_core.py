@@ -91,6 +91,11 @@ class ScriptedClient:
     def mark_coordinator_dead(self, key: str, key_type: int, now: float) -> None:
         self.dead_coordinators += 1
 
+    responses_with_trailing_bytes = 0
+
+    def versions_sent(self) -> dict[int, int]:
+        return {}
+
     def bootstrap_connected(self) -> bool:
         return True
 

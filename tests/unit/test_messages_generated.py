@@ -93,3 +93,15 @@ def test_snake_case_names() -> None:
     assert snake("SASLHandshake") == "sasl_handshake"
     assert snake("Global") == "global_"
     assert snake("Read") == "read_"
+
+
+def test_vendored_schemas_come_from_the_test_broker_release() -> None:
+    """The schemas are the release the integration suite's Apache Kafka runs (tests/kafka/pom.xml)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from _kafka import kafka_version
+
+    release = (ROOT / "tools" / "kafka-protocol" / "RELEASE").read_text(encoding="utf-8").strip()
+    assert release == kafka_version()
+    for name in ("LICENSE", "NOTICE", "README.md"):
+        assert (ROOT / "tools" / "kafka-protocol" / name).is_file()
+    assert "Apache License" in (ROOT / "tools" / "kafka-protocol" / "LICENSE").read_text(encoding="utf-8")
