@@ -316,7 +316,6 @@ class _Node:
         "reconnect_at",
         "connects",
         "ready_seen",
-        "api_versions_version",
     )
 
     def __init__(self, node_id: int, host: str, port: int, kind: str) -> None:
@@ -329,9 +328,6 @@ class _Node:
         self.reconnect_at = -_INF
         self.connects = 0
         self.ready_seen = False
-        # The ApiVersions version the last connection settled on (KIP-511
-        # fallback), asked first by the next one; None: the newest.
-        self.api_versions_version: int | None = None
 
 
 class Client:
@@ -387,6 +383,8 @@ class Client:
         # Responses with trailing bytes, and versions sent, on connections that are gone.
         self._trailing_bytes_closed = 0
         self._versions_closed: dict[int, int] = {}
+        # The ApiVersions version connections settled on, by broker id and by address.
+        self._api_versions_known: dict[tuple[object, ...], int] = {}
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
         self._coordinators: dict[tuple[int, str], int] = {}
         self._coordinator_lookups: dict[tuple[int, str], float | None] = {}
@@ -1007,12 +1005,43 @@ class Client:
                 node.port,
                 config=self._conn_config,
                 now=self._now,
-                api_versions_version=node.api_versions_version,
+                api_versions_version=self._api_versions_start(node),
                 authenticator=auth(node.node_id, node.host, node.port)
                 if auth is not None
                 else self._sasl_authenticator(),
             )
         return conn
+
+    def _broker_keys(self, node: _Node) -> list[tuple[object, ...]]:
+        """What identifies ``node``'s broker: its broker id (a coordinator connection
+        shares its broker's) and its address."""
+        keys: list[tuple[object, ...]] = [("address", node.host, node.port)]
+        if node.kind == "broker":
+            keys.append(("broker", node.node_id))
+        elif node.kind == "coordinator":
+            broker_id = COORDINATOR_NODE_BASE - node.node_id
+            keys.append(("broker", broker_id))
+            info = self._cluster.broker(broker_id)
+            if info is not None:  # FindCoordinator may name the broker by another host string
+                keys.append(("address", info.host, info.port))
+        return keys
+
+    def _note_api_versions_version(self, node: _Node, conn: BrokerConnection) -> None:
+        """Remember the ApiVersions version ``conn`` settled on for every name of its broker."""
+        for key in self._broker_keys(node):
+            self._api_versions_known[key] = conn.api_versions_version
+
+    def _api_versions_start(self, node: _Node) -> int | None:
+        """The ApiVersions version a new connection to ``node`` asks first (None: the newest).
+
+        A broker that refused a version (KIP-511 fallback) is not asked it again on
+        any connection to it: not on a second connection to the same broker id
+        (a coordinator connection, ``COORDINATOR_NODE_BASE - id``), nor to the
+        same address (a bootstrap entry). A broker that answers the refusal and
+        hangs up would otherwise drop every new connection right after it opens.
+        """
+        known = [v for k in self._broker_keys(node) if (v := self._api_versions_known.get(k)) is not None]
+        return min(known) if known else None
 
     def _sasl_authenticator(self) -> Authenticator | None:
         """A fresh SASL authenticator when ``security_protocol`` is SASL_*."""
@@ -1087,6 +1116,7 @@ class Client:
                 conn.completions.clear()
             if conn.state is ConnectionState.READY and not node.ready_seen:
                 node.ready_seen = True
+                self._note_api_versions_version(node, conn)
                 node.failures = 0
                 self._auth_error = None
                 self._answered = True
@@ -1098,7 +1128,7 @@ class Client:
     def _on_closed(self, node: _Node, conn: BrokerConnection, now: float) -> None:
         node.conn = None
         node.ready_seen = False
-        node.api_versions_version = conn.api_versions_version
+        self._note_api_versions_version(node, conn)
         self._trailing_bytes_closed += conn.responses_with_trailing_bytes
         self._versions_closed.update(conn.versions_sent)
         if conn.completions:
