@@ -140,3 +140,39 @@ def test_kafka_negotiates_the_newest_versions_both_sides_know(
     with capsys.disabled():
         print(f"\n{transport} on Kafka {kafka.version}: " + ", ".join(f"{n} v{v}" for n, v in got.items()))
     assert got == want
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_group_on_three_kafka_brokers_keeps_its_coordinator_connection(
+    transport: str, kafka_cluster: KafkaCluster
+) -> None:
+    """Issue 10's last symptom, on Apache Kafka: a group consumer on 3 brokers (RF 3, min ISR 2) is
+    assigned every partition, and its coordinator connection is opened once and kept (no reconnects)."""
+    topic = f"t-three-{uuid.uuid4().hex[:10]}"
+    ready_topic(kafka_cluster, topic)
+    before = kafka_cluster.accepted("PLAINTEXT")
+
+    async def scenario() -> None:
+        async with open_producer(transport, bootstrap_servers=kafka_cluster.bootstrap, acks="all") as p:
+            for i in range(8):
+                await p.send_and_wait(topic, b"r%d" % i, partition=i % 4)
+        opened = kafka_cluster.accepted("PLAINTEXT")
+        async with open_consumer(
+            transport,
+            topic,
+            bootstrap_servers=kafka_cluster.bootstrap,
+            group_id=f"g-three-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            heartbeat_interval_ms=100,
+        ) as c:
+            assert sorted(await c.poll_values(8)) == sorted(b"r%d" % i for i in range(8))
+            assert {tp.partition for tp in c.c.assignment()} == {0, 1, 2, 3}
+            deadline = time.monotonic() + 1.0  # heartbeats to the coordinator
+            while time.monotonic() < deadline:
+                await c.poll(100)
+            assert c.c.metrics()["api-versions"]["Heartbeat"] >= 0
+        # bootstrap + at most 3 brokers + the coordinator: nothing was reopened
+        assert kafka_cluster.accepted("PLAINTEXT") - opened <= 5
+
+    run(transport, scenario)
+    assert kafka_cluster.accepted("PLAINTEXT") > before
