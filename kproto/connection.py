@@ -648,11 +648,10 @@ class BrokerConnection:
             return
         self._in_flight.popleft()
         version = req.version
-        response_type: Any = RESPONSE_TYPES[api_key]
         if req.handshake and api_key == _API_VERSIONS_KEY:
-            if len(frame) - pos >= 2 and _ERROR_CODE.unpack_from(frame, pos)[0] == _UNSUPPORTED_VERSION:
-                self._api_versions_refused(frame, pos, now)
-                return
+            self._api_versions_frame(frame, pos, now)
+            return
+        response_type: Any = RESPONSE_TYPES[api_key]
         try:
             response, end = response_type.read(frame, pos, version)
         except KafkaError as exc:
@@ -665,38 +664,58 @@ class BrokerConnection:
             # ignore the rest, as the Java client and librdkafka do (a broker may
             # write fields of a newer layout). Truncation is still an error above.
             self.responses_with_trailing_bytes += 1
-        if req.handshake and api_key == _API_VERSIONS_KEY:
-            self._on_api_versions(response, None)
-            return
         self._note_throttle(response, now)
         self._complete(req, response, None)
 
-    def _api_versions_refused(self, frame: memoryview, pos: int, now: float) -> None:
+    def _read_api_versions(self, frame: memoryview, pos: int) -> ApiVersionsResponse | None:
+        """The ApiVersions body read at the version asked, else as v0 (None if neither).
+
+        Java's ``ApiVersionsResponse.parse`` does the same: a broker that does
+        not know the version asked answers with a v0 body (KIP-511), whatever
+        its error code.
+        """
+        for version in dict.fromkeys((self.api_versions_version, 0)):
+            try:
+                body, end = ApiVersionsResponse.read(frame, pos, version)
+            except KafkaError:
+                continue
+            if end != len(frame):
+                self.responses_with_trailing_bytes += 1
+            return body
+        return None
+
+    def _api_versions_frame(self, frame: memoryview, pos: int, now: float) -> None:
+        """The handshake's ApiVersions answer: versions known, a retry lower, or a protocol error."""
+        response = self._read_api_versions(frame, pos)
+        refused = len(frame) - pos >= 2 and _ERROR_CODE.unpack_from(frame, pos)[0] == _UNSUPPORTED_VERSION
+        if refused:
+            offered = None
+            if response is not None:
+                offered = next((k.max_version for k in response.api_keys if k.api_key == _API_VERSIONS_KEY), None)
+            self._api_versions_refused(offered, now)
+        elif response is None:
+            self._protocol_error(
+                f"bad ApiVersionsResponse v{self.api_versions_version} (nor v0) from node {self.node_id}", now
+            )
+        else:
+            self._on_api_versions(response, None)
+
+    def _api_versions_refused(self, offered: int | None, now: float) -> None:
         """ApiVersions answered UNSUPPORTED_VERSION: ask again at a lower version.
 
         KIP-511: the broker answers a version it does not know with a v0 body
-        that lists its own ApiVersions range. As Java's
-        ``ApiVersionsResponse.parse``, read the body at the version asked, then
-        as v0; take the broker's highest ApiVersions version from it. A body
-        that reads as neither, or a range that does not go below what was
-        asked, still means "lower": ask v0 (librdkafka does the same). Each
-        retry asks a strictly lower version, so this ends; a refused v0 closes
-        the connection.
+        that lists its own ApiVersions range, ``offered`` is its highest
+        ApiVersions version (None: the body did not parse or did not say).
+        A missing range, or one that does not go below what was asked, still
+        means "lower": ask v0 (Java and librdkafka fall back to v0). Each retry
+        asks a strictly lower version, so this ends; a refused v0 closes the
+        connection.
         """
         asked = self.api_versions_version
-        offered: int | None = None
-        for version in dict.fromkeys((asked, 0)):
-            try:
-                body, _ = ApiVersionsResponse.read(frame, pos, version)
-            except KafkaError:
-                continue
-            offered = next((k.max_version for k in body.api_keys if k.api_key == _API_VERSIONS_KEY), None)
-            break
-        retry = offered if offered is not None and 0 <= offered < asked else 0
         if asked == 0:
             self._fail(UnsupportedVersionError(f"node {self.node_id} rejected ApiVersions v0"), now)
             return
-        self.api_versions_version = retry
+        self.api_versions_version = offered if offered is not None and 0 <= offered < asked else 0
         self._send_api_versions(now)
 
     def _note_throttle(self, response: Any, now: float) -> None:

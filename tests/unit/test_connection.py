@@ -217,6 +217,25 @@ def test_unsupported_api_versions_v0_body_without_a_range_retries_v0() -> None:
     assert conn.data_to_send() == api_versions_request(0, 1)
 
 
+def test_api_versions_answer_in_the_v0_layout_is_read_as_v0() -> None:
+    """A v4 request answered in the v0 layout without an error: read as v0 (Java's parse fallback)."""
+    conn = new_conn()
+    conn.connection_made(T0)
+    conn.data_to_send()
+    v0 = api_versions_v2_response(0, BROKER_KEYS)[4:-4]  # header v0, error 0, v0 array, no throttle
+    conn.receive_data(len(v0).to_bytes(4, "big") + v0, T0)
+    assert conn.state is ConnectionState.READY
+    assert conn.broker_versions[3] == (0, 12)
+
+
+def test_api_versions_answer_that_reads_as_nothing_is_a_protocol_error() -> None:
+    conn = new_conn()
+    conn.connection_made(T0)
+    conn.data_to_send()
+    conn.receive_data(refused(0, bytes.fromhex("0000ff")), T0)
+    assert conn.state is ConnectionState.CLOSED and isinstance(conn.error, KafkaProtocolError)
+
+
 def test_api_versions_start_version_carries_over_from_the_last_connection() -> None:
     conn = new_conn(api_versions_version=0)
     conn.connection_made(T0)
