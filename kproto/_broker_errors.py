@@ -100,22 +100,28 @@ __all__ = [
     "OperationNotAttemptedError",
     "OutOfOrderSequenceNumberError",
     "PolicyViolationError",
+    "PositionOutOfRangeError",
     "PreferredLeaderNotAvailableError",
     "PrincipalDeserializationFailureError",
     "ProducerFencedError",
     "ReassignmentInProgressError",
     "RebalanceInProgressError",
+    "RebootstrapRequiredError",
     "RecordListTooLargeError",
     "ReplicaNotAvailableError",
     "RequestTimedOutError",
     "ResourceNotFoundError",
     "SaslAuthenticationFailedError",
     "SecurityDisabledError",
+    "ShareSessionLimitReachedError",
     "ShareSessionNotFoundError",
     "SnapshotNotFoundError",
     "StaleBrokerEpochError",
     "StaleControllerEpochError",
     "StaleMemberEpochError",
+    "StreamsInvalidTopologyEpochError",
+    "StreamsInvalidTopologyError",
+    "StreamsTopologyFencedError",
     "TelemetryTooLargeError",
     "ThrottlingQuotaExceededError",
     "TopicAlreadyExistsError",
@@ -1060,6 +1066,15 @@ class SnapshotNotFoundError(BrokerResponseError):
     refresh_metadata = False
 
 
+class PositionOutOfRangeError(BrokerResponseError):
+    """Broker error 99: POSITION_OUT_OF_RANGE."""
+
+    errno = 99
+    message = "POSITION_OUT_OF_RANGE"
+    retriable = False
+    refresh_metadata = False
+
+
 class UnknownTopicIdError(BrokerResponseError):
     """Broker error 100: UNKNOWN_TOPIC_ID."""
 
@@ -1321,6 +1336,51 @@ class InvalidRegularExpressionError(BrokerResponseError):
     refresh_metadata = False
 
 
+class RebootstrapRequiredError(BrokerResponseError):
+    """Broker error 129: REBOOTSTRAP_REQUIRED."""
+
+    errno = 129
+    message = "REBOOTSTRAP_REQUIRED"
+    retriable = False
+    refresh_metadata = False
+
+
+class StreamsInvalidTopologyError(BrokerResponseError):
+    """Broker error 130: STREAMS_INVALID_TOPOLOGY."""
+
+    errno = 130
+    message = "STREAMS_INVALID_TOPOLOGY"
+    retriable = False
+    refresh_metadata = False
+
+
+class StreamsInvalidTopologyEpochError(BrokerResponseError):
+    """Broker error 131: STREAMS_INVALID_TOPOLOGY_EPOCH."""
+
+    errno = 131
+    message = "STREAMS_INVALID_TOPOLOGY_EPOCH"
+    retriable = False
+    refresh_metadata = False
+
+
+class StreamsTopologyFencedError(BrokerResponseError):
+    """Broker error 132: STREAMS_TOPOLOGY_FENCED."""
+
+    errno = 132
+    message = "STREAMS_TOPOLOGY_FENCED"
+    retriable = False
+    refresh_metadata = False
+
+
+class ShareSessionLimitReachedError(BrokerResponseError):
+    """Broker error 133: SHARE_SESSION_LIMIT_REACHED."""
+
+    errno = 133
+    message = "SHARE_SESSION_LIMIT_REACHED"
+    retriable = True
+    refresh_metadata = False
+
+
 #: Every error class by its wire code.
 BROKER_ERRORS: dict[int, type[BrokerResponseError]] = {
     -1: UnknownServerError,
@@ -1423,6 +1483,7 @@ BROKER_ERRORS: dict[int, type[BrokerResponseError]] = {
     96: FeatureUpdateFailedError,
     97: PrincipalDeserializationFailureError,
     98: SnapshotNotFoundError,
+    99: PositionOutOfRangeError,
     100: UnknownTopicIdError,
     101: DuplicateBrokerRegistrationError,
     102: BrokerIdNotRegisteredError,
@@ -1452,4 +1513,9 @@ BROKER_ERRORS: dict[int, type[BrokerResponseError]] = {
     126: DuplicateVoterError,
     127: VoterNotFoundError,
     128: InvalidRegularExpressionError,
+    129: RebootstrapRequiredError,
+    130: StreamsInvalidTopologyError,
+    131: StreamsInvalidTopologyEpochError,
+    132: StreamsTopologyFencedError,
+    133: ShareSessionLimitReachedError,
 }

@@ -84,12 +84,14 @@ from kproto.driving import Close, Command, Connect
 from kproto.errors import (
     AuthenticationFailedError,
     Cancelled,
+    CoordinatorNotAvailableError,
     IllegalArgumentError,
     IllegalStateError,
     KafkaConfigurationError,
     KafkaConnectionError,
     KafkaError,
     NoBrokersAvailable,
+    RebootstrapRequiredError,
     error_from_code,
 )
 from kproto.events import (
@@ -123,9 +125,8 @@ DEFAULT_PORT = 9092
 #: (Java: ``Integer.MAX_VALUE - id``), so they never clash with broker ids.
 COORDINATOR_NODE_BASE = 2**31 - 1
 
-#: FindCoordinator v4+ batches keys (KIP-699) and drops the single-key fields;
-#: v1-v3 are served by every broker from 2.1 through 4.x (KIP-896 kept v1+).
-_FIND_COORDINATOR_MAX_VERSION = 3
+#: How an unusable FindCoordinator answer is treated (retriable, look again).
+_NO_COORDINATOR = CoordinatorNotAvailableError.errno
 
 #: FindCoordinator KeyType of a consumer group.
 COORDINATOR_GROUP = 0
@@ -377,6 +378,13 @@ class Client:
         self._metadata_attempt_start: float | None = None
         self._rebootstraps = 0
         self._expected_cluster_id: str | None = None
+        # A broker answered REBOOTSTRAP_REQUIRED (Metadata v13, KIP-1102).
+        self._rebootstrap_required = False
+        # Responses with trailing bytes, and versions sent, on connections that are gone.
+        self._trailing_bytes_closed = 0
+        self._versions_closed: dict[int, int] = {}
+        # The ApiVersions version connections settled on, by broker id and by address.
+        self._api_versions_known: dict[tuple[object, ...], int] = {}
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
         self._coordinators: dict[tuple[int, str], int] = {}
         self._coordinator_lookups: dict[tuple[int, str], float | None] = {}
@@ -563,6 +571,20 @@ class Client:
         self._pump(now)
         self._collect(now)
 
+    @property
+    def responses_with_trailing_bytes(self) -> int:
+        """Responses accepted with bytes after the fields kproto knows (ignored, as Java does)."""
+        live = sum(n.conn.responses_with_trailing_bytes for n in self._nodes.values() if n.conn is not None)
+        return self._trailing_bytes_closed + live
+
+    def versions_sent(self) -> dict[int, int]:
+        """``api_key -> version`` of the latest request of each API written to any node (diagnostics)."""
+        out = dict(self._versions_closed)
+        for node in self._nodes.values():
+            if node.conn is not None:
+                out.update(node.conn.versions_sent)
+        return out
+
     def is_ready(self, node_id: int) -> bool:
         """Connected, handshake done, not throttled and below the in-flight limit."""
         node = self._nodes.get(node_id)
@@ -728,6 +750,12 @@ class Client:
             self._events.append(RebootstrapRejected(expected_cluster_id=expected, cluster_id=got))
             return
         self._expected_cluster_id = None
+        code = getattr(response, "error_code", 0)  # Metadata v13+: a top-level error (KIP-1102)
+        if code:
+            self._metadata_requested = True
+            self._rebootstrap_required = code == RebootstrapRequiredError.errno
+            return
+        self._rebootstrap_required = False
         described, transient = self._cluster.update(response)
         self._metadata_last_success = now
         self._metadata_attempt_start = None
@@ -761,6 +789,8 @@ class Client:
         brokers = self._cluster.brokers
         if not brokers:
             return None
+        if self._rebootstrap_required:
+            return "a broker answered Metadata with REBOOTSTRAP_REQUIRED (KIP-1102)"
         # KIP-899: a broker is unavailable when it has no connection (ready or
         # being set up) and may not open one yet (reconnect backoff).
         if not any(self._node_available(broker_id, now) for broker_id in brokers):
@@ -796,6 +826,7 @@ class Client:
         # moment ago is not hammered (an idle one closed long ago may connect now).
         self._cluster.forget_brokers()
         self._metadata_attempt_start = None
+        self._rebootstrap_required = False
         self._events.append(
             Rebootstrapped(
                 reason=reason,
@@ -846,7 +877,6 @@ class Client:
                 FindCoordinatorRequest(key=key, key_type=key_type),
                 callback=functools.partial(self._on_find_coordinator, k),
                 now=now,
-                max_version=_FIND_COORDINATOR_MAX_VERSION,
             )
 
     def _on_find_coordinator(self, k: tuple[int, str], response: Any, error: KafkaError | None) -> None:
@@ -857,9 +887,16 @@ class Client:
         self._coordinator_not_before[k] = retry_at
         key_type, key = k
         if error is None:
-            code, msg = response.error_code, response.error_message
-            broker_id, host, port = response.node_id, response.host, response.port
+            answer: Any = response
+            if response.coordinators:  # v4+ (KIP-699): our key's entry of the batch
+                answer = next((c for c in response.coordinators if c.key == key), None)
+            code, msg = (answer.error_code, answer.error_message) if answer is not None else (_NO_COORDINATOR, None)
+            if code == 0 and (answer.node_id < 0 or not answer.host or not 0 < answer.port < 65536):
+                # No usable address (a v4+ answer without our key, or a broker
+                # bug): as COORDINATOR_NOT_AVAILABLE, look again after the backoff.
+                code, msg = _NO_COORDINATOR, f"FindCoordinator for {key!r} named no usable coordinator"
             if code == 0:
+                broker_id, host, port = answer.node_id, answer.host, answer.port
                 node_id = COORDINATOR_NODE_BASE - broker_id
                 node = self._nodes.get(node_id)
                 if node is None:
@@ -968,11 +1005,43 @@ class Client:
                 node.port,
                 config=self._conn_config,
                 now=self._now,
+                api_versions_version=self._api_versions_start(node),
                 authenticator=auth(node.node_id, node.host, node.port)
                 if auth is not None
                 else self._sasl_authenticator(),
             )
         return conn
+
+    def _broker_keys(self, node: _Node) -> list[tuple[object, ...]]:
+        """What identifies ``node``'s broker: its broker id (a coordinator connection
+        shares its broker's) and its address."""
+        keys: list[tuple[object, ...]] = [("address", node.host, node.port)]
+        if node.kind == "broker":
+            keys.append(("broker", node.node_id))
+        elif node.kind == "coordinator":
+            broker_id = COORDINATOR_NODE_BASE - node.node_id
+            keys.append(("broker", broker_id))
+            info = self._cluster.broker(broker_id)
+            if info is not None:  # FindCoordinator may name the broker by another host string
+                keys.append(("address", info.host, info.port))
+        return keys
+
+    def _note_api_versions_version(self, node: _Node, conn: BrokerConnection) -> None:
+        """Remember the ApiVersions version ``conn`` settled on for every name of its broker."""
+        for key in self._broker_keys(node):
+            self._api_versions_known[key] = conn.api_versions_version
+
+    def _api_versions_start(self, node: _Node) -> int | None:
+        """The ApiVersions version a new connection to ``node`` asks first (None: the newest).
+
+        A broker that refused a version (KIP-511 fallback) is not asked it again on
+        any connection to it: not on a second connection to the same broker id
+        (a coordinator connection, ``COORDINATOR_NODE_BASE - id``), nor to the
+        same address (a bootstrap entry). A broker that answers the refusal and
+        hangs up would otherwise drop every new connection right after it opens.
+        """
+        known = [v for k in self._broker_keys(node) if (v := self._api_versions_known.get(k)) is not None]
+        return min(known) if known else None
 
     def _sasl_authenticator(self) -> Authenticator | None:
         """A fresh SASL authenticator when ``security_protocol`` is SASL_*."""
@@ -1047,6 +1116,7 @@ class Client:
                 conn.completions.clear()
             if conn.state is ConnectionState.READY and not node.ready_seen:
                 node.ready_seen = True
+                self._note_api_versions_version(node, conn)
                 node.failures = 0
                 self._auth_error = None
                 self._answered = True
@@ -1058,6 +1128,9 @@ class Client:
     def _on_closed(self, node: _Node, conn: BrokerConnection, now: float) -> None:
         node.conn = None
         node.ready_seen = False
+        self._note_api_versions_version(node, conn)
+        self._trailing_bytes_closed += conn.responses_with_trailing_bytes
+        self._versions_closed.update(conn.versions_sent)
         if conn.completions:
             self._completions.extend(conn.completions)
             conn.completions.clear()

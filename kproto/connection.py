@@ -57,6 +57,7 @@ and the owner runs them, so that it can update its own state first.
 from __future__ import annotations
 
 import enum
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -76,7 +77,8 @@ from kproto.errors import (
     error_from_code,
 )
 from kproto.protocol.headers import decode_response_header, read_frame, write_request
-from kproto.protocol.messages import RESPONSE_TYPES, ApiVersionsRequest, ApiVersionsResponse
+from kproto.protocol.messages import REQUEST_TYPES, RESPONSE_TYPES, ApiVersionsRequest, ApiVersionsResponse
+from kproto.protocol.versions import max_version
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
@@ -97,8 +99,10 @@ DEFAULT_MAX_RESPONSE_SIZE = 100 * 1024 * 1024
 #: Correlation ids are int32 on the wire; we count 0..2**31-1 and wrap to 0.
 CORRELATION_ID_LIMIT = 2**31
 
-_UNSUPPORTED_VERSION = 35
-_API_VERSIONS_KEY = 18
+_UNSUPPORTED_VERSION = UnsupportedVersionError.errno
+_API_VERSIONS_KEY = ApiVersionsRequest.API_KEY
+#: The error code that starts every ApiVersions response body.
+_ERROR_CODE = struct.Struct(">h")
 
 #: ``callback(response, None)`` or ``callback(None, error)``, called exactly once.
 Callback = Callable[[Any, "KafkaError | None"], None]
@@ -221,6 +225,9 @@ class BrokerConnection:
         now: Current time; the setup deadline starts at :meth:`start_connect`.
         authenticator: Run between ApiVersions and READY, or None.
         first_correlation_id: Where correlation ids start (tests use it to cross the wrap).
+        api_versions_version: The ApiVersions version to ask first (None: the
+            newest). The client passes what the last connection to the node
+            settled on, so a broker that refuses newer ones is not asked again.
     """
 
     def __init__(
@@ -233,6 +240,7 @@ class BrokerConnection:
         now: float,
         authenticator: Authenticator | None = None,
         first_correlation_id: int = 0,
+        api_versions_version: int | None = None,
     ) -> None:
         self.node_id = node_id
         self.host = host
@@ -247,6 +255,8 @@ class BrokerConnection:
         self.completions: list[Completion] = []
         #: ``api_key -> (min, max)`` as the broker advertised them.
         self.broker_versions: dict[int, tuple[int, int]] = {}
+        #: ``api_key -> (lowest, highest)`` both sides support, filled on first use.
+        self._ranges: dict[int, tuple[int, int]] = {}
         self._authenticator = authenticator
         self._queue: deque[_Request] = deque()
         self._in_flight: deque[_Request] = deque()
@@ -257,8 +267,16 @@ class BrokerConnection:
         self._setup_deadline: float | None = None
         self._setup_timeout_ms = config.connection_setup_timeout_ms
         self._throttle_until = 0.0
-        self._api_versions_version = ApiVersionsRequest.MAX_VERSION
-        self._api_versions_retried = False
+        #: The ApiVersions version asked (lowered when the broker refuses one, KIP-511).
+        self.api_versions_version = (
+            ApiVersionsRequest.MAX_VERSION
+            if api_versions_version is None
+            else max(0, min(api_versions_version, ApiVersionsRequest.MAX_VERSION))
+        )
+        #: Responses accepted with bytes after the fields this client knows.
+        self.responses_with_trailing_bytes = 0
+        #: ``api_key -> version`` of the latest request of each API written here.
+        self.versions_sent: dict[int, int] = {}
         self._now = now
 
     # --- introspection ------------------------------------------------------
@@ -295,17 +313,27 @@ class BrokerConnection:
         )
 
     def api_version(self, api_key: int, max_version: int | None = None) -> int | None:
-        """The version to use for ``api_key``: None if unknown yet or no overlap."""
-        cls: Any = RESPONSE_TYPES.get(api_key)
+        """The version to use for ``api_key``: None if unknown yet or no overlap.
+
+        The highest version both sides support: the broker's range from
+        ApiVersions and kproto's (the generated range, lowered by
+        :data:`kproto.protocol.versions.VERSION_CAPS`), at most ``max_version``.
+        """
+        rng = self._ranges.get(api_key)
+        if rng is None:
+            rng = self._ranges[api_key] = self._common_range(api_key)
+        lo, hi = rng
+        if max_version is not None and max_version < hi:
+            hi = max_version
+        return hi if hi >= lo else None
+
+    def _common_range(self, api_key: int) -> tuple[int, int]:
+        """``(lowest, highest)`` version both sides support; empty (-1, -2) when none."""
+        cls: Any = REQUEST_TYPES.get(api_key)
         theirs = self.broker_versions.get(api_key)
         if cls is None or theirs is None:
-            return None
-        version: int = min(cls.MAX_VERSION, theirs[1])
-        if max_version is not None:
-            version = min(version, max_version)
-        if version < max(cls.MIN_VERSION, theirs[0]):
-            return None
-        return version
+            return (-1, -2)
+        return (max(cls.MIN_VERSION, theirs[0]), min(max_version(cls), theirs[1]))
 
     # --- transitions ----------------------------------------------------------
 
@@ -461,7 +489,7 @@ class BrokerConnection:
 
     def _unsupported(self, request: Any) -> UnsupportedVersionError:
         theirs = self.broker_versions.get(request.API_KEY)
-        ours = f"{request.MIN_VERSION}-{request.MAX_VERSION}"
+        ours = f"{request.MIN_VERSION}-{max_version(type(request))}"
         where = f"{theirs[0]}-{theirs[1]}" if theirs else "none"
         return UnsupportedVersionError(
             f"node {self.node_id} supports {type(request).__name__} versions {where}; kproto supports {ours}"
@@ -502,6 +530,7 @@ class BrokerConnection:
             self._complete(req, None, err)
             return
         self._next_correlation_id = (cid + 1) % CORRELATION_ID_LIMIT
+        self.versions_sent[req.request.API_KEY] = version
         if req.expect_response:
             self._in_flight.append(req)
         else:
@@ -533,7 +562,7 @@ class BrokerConnection:
             True,
             True,
         )
-        self._write(req, self._api_versions_version)
+        self._write(req, self.api_versions_version)
 
     def _on_api_versions(self, response: Any, error: KafkaError | None) -> None:
         # Called synchronously from _handle_frame (handshake requests bypass `completions`).
@@ -541,26 +570,11 @@ class BrokerConnection:
         if error is not None:  # the connection failed; _fail already reported it
             return
         assert isinstance(response, ApiVersionsResponse)
-        if response.error_code == _UNSUPPORTED_VERSION:
-            # KIP-511: the broker answers a version it does not know with a v0
-            # body carrying its own ApiVersions range; retry once at that version.
-            offered = next((k.max_version for k in response.api_keys if k.api_key == _API_VERSIONS_KEY), 0)
-            if self._api_versions_retried or offered >= self._api_versions_version:
-                self._fail(
-                    UnsupportedVersionError(
-                        f"node {self.node_id} rejected ApiVersions v{self._api_versions_version}"
-                    ),
-                    now,
-                )
-                return
-            self._api_versions_retried = True
-            self._api_versions_version = max(0, offered)
-            self._send_api_versions(now)
-            return
         if response.error_code != 0:
             self._fail(error_from_code(response.error_code, f"ApiVersions from node {self.node_id}"), now)
             return
         self.broker_versions = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
+        self._ranges.clear()
         self._note_throttle(response, now)
         self._transition(_I.VERSIONS_OK)
         if self._authenticator is not None:
@@ -634,27 +648,75 @@ class BrokerConnection:
             return
         self._in_flight.popleft()
         version = req.version
-        if (
-            api_key == _API_VERSIONS_KEY
-            and len(frame) - pos >= 2
-            and int.from_bytes(frame[pos : pos + 2], "big", signed=True) == _UNSUPPORTED_VERSION
-        ):
-            version = 0  # KIP-511: an UNSUPPORTED_VERSION answer is always a v0 body
+        if req.handshake and api_key == _API_VERSIONS_KEY:
+            self._api_versions_frame(frame, pos, now)
+            return
         response_type: Any = RESPONSE_TYPES[api_key]
         try:
             response, end = response_type.read(frame, pos, version)
-            if end != len(frame):
-                raise KafkaProtocolError(f"{len(frame) - end} trailing bytes")
         except KafkaError as exc:
             self._protocol_error(
                 f"bad {response_type.__name__} v{version} from node {self.node_id}: {exc}", now, culprit=req
             )
             return
-        if req.handshake and api_key == _API_VERSIONS_KEY:
-            self._on_api_versions(response, None)
-            return
+        if end != len(frame):
+            # Bytes after the fields this version defines: read what we know and
+            # ignore the rest, as the Java client and librdkafka do (a broker may
+            # write fields of a newer layout). Truncation is still an error above.
+            self.responses_with_trailing_bytes += 1
         self._note_throttle(response, now)
         self._complete(req, response, None)
+
+    def _read_api_versions(self, frame: memoryview, pos: int) -> ApiVersionsResponse | None:
+        """The ApiVersions body read at the version asked, else as v0 (None if neither).
+
+        Java's ``ApiVersionsResponse.parse`` does the same: a broker that does
+        not know the version asked answers with a v0 body (KIP-511), whatever
+        its error code.
+        """
+        for version in dict.fromkeys((self.api_versions_version, 0)):
+            try:
+                body, end = ApiVersionsResponse.read(frame, pos, version)
+            except KafkaError:
+                continue
+            if end != len(frame):
+                self.responses_with_trailing_bytes += 1
+            return body
+        return None
+
+    def _api_versions_frame(self, frame: memoryview, pos: int, now: float) -> None:
+        """The handshake's ApiVersions answer: versions known, a retry lower, or a protocol error."""
+        response = self._read_api_versions(frame, pos)
+        refused = len(frame) - pos >= 2 and _ERROR_CODE.unpack_from(frame, pos)[0] == _UNSUPPORTED_VERSION
+        if refused:
+            offered = None
+            if response is not None:
+                offered = next((k.max_version for k in response.api_keys if k.api_key == _API_VERSIONS_KEY), None)
+            self._api_versions_refused(offered, now)
+        elif response is None:
+            self._protocol_error(
+                f"bad ApiVersionsResponse v{self.api_versions_version} (nor v0) from node {self.node_id}", now
+            )
+        else:
+            self._on_api_versions(response, None)
+
+    def _api_versions_refused(self, offered: int | None, now: float) -> None:
+        """ApiVersions answered UNSUPPORTED_VERSION: ask again at a lower version.
+
+        KIP-511: the broker answers a version it does not know with a v0 body
+        that lists its own ApiVersions range, ``offered`` is its highest
+        ApiVersions version (None: the body did not parse or did not say).
+        A missing range, or one that does not go below what was asked, still
+        means "lower": ask v0 (Java and librdkafka fall back to v0). Each retry
+        asks a strictly lower version, so this ends; a refused v0 closes the
+        connection.
+        """
+        asked = self.api_versions_version
+        if asked == 0:
+            self._fail(UnsupportedVersionError(f"node {self.node_id} rejected ApiVersions v0"), now)
+            return
+        self.api_versions_version = offered if offered is not None and 0 <= offered < asked else 0
+        self._send_api_versions(now)
 
     def _note_throttle(self, response: Any, now: float) -> None:
         throttle_ms = getattr(response, "throttle_time_ms", 0)

@@ -26,10 +26,6 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-#: Where the shared reference material lives (the schemas, the error table).
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-
-
 @pytest.fixture(scope="session")
 def tansu() -> Iterator[TansuBroker]:
     """A real Tansu broker on a free loopback port, for the whole session."""

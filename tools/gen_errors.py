@@ -1,9 +1,8 @@
 """Generate ``kproto/_broker_errors.py`` from the protocol's error-code table.
 
 Usage: ``python tools/gen_errors.py [--check]`` from the repository root. The
-table is read from ``../shared/kafka-protocol/errors.tsv``; it is reference
-data and is never copied into the project, only the class names and flags
-derived from it are.
+table is read from ``tools/kafka-protocol/errors.tsv``, vendored from the
+Kafka release named in ``tools/kafka-protocol/RELEASE``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = ROOT.parent / "shared" / "kafka-protocol" / "errors.tsv"
+TABLE = ROOT / "tools" / "kafka-protocol" / "errors.tsv"
 OUTPUT = ROOT / "kproto" / "_broker_errors.py"
 
 # Class names a kafka-python user already knows, where they differ from the

@@ -501,8 +501,10 @@ class ConsumerFacadeBase:
         return self._core.bootstrap_connected()
 
     def metrics(self, raw: bool = False) -> dict[str, dict[str, float]]:
-        """Consumer counters, grouped as kafka-python does (``{'consumer-metrics': {...}}``)."""
-        return {f"{self._config.metric_group_prefix}-metrics": self._core.metrics()}
+        """Consumer counters, grouped as kafka-python does (``{'consumer-metrics': {...}}``),
+        and ``'api-versions'``: the version of each API last sent."""
+        return {f"{self._config.metric_group_prefix}-metrics": self._core.metrics(),
+                "api-versions": self._core.api_versions()}
 
     @staticmethod
     def _offsets_map(

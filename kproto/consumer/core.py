@@ -93,6 +93,7 @@ from kproto.protocol.messages import list_offsets as _lo
 from kproto.protocol.messages import metadata as _md
 from kproto.protocol.messages import offset_commit as _oc
 from kproto.protocol.messages import offset_fetch as _of
+from kproto.protocol.versions import named_versions
 
 if TYPE_CHECKING:
     from kproto.consumer.group import GroupMembership
@@ -104,13 +105,6 @@ T = TypeVar("T")
 #: Completed fetches buffered per partition before it is fetched again:
 #: two means one response being read while the next waits (double buffering).
 _MAX_QUEUED: Final = 2
-#: Fetch v13+ names topics by id (KIP-516); v12 keeps names, which the
-#: records decoding and the metadata cache key on.
-_FETCH_MAX_VERSION: Final = 12
-#: OffsetFetch v8+ batches groups; v7 is the single-group layout.
-_OFFSET_FETCH_MAX_VERSION: Final = 7
-#: OffsetCommit v9 is the KIP-848 member-epoch layout; v8 is classic.
-_OFFSET_COMMIT_MAX_VERSION: Final = 8
 #: ListOffsets timestamps (KIP-79).
 _EARLIEST: Final = -2
 _LATEST: Final = -1
@@ -162,6 +156,9 @@ class ClientLike(Protocol):
     def coordinator(self, key: str, key_type: int, now: float) -> int | None: ...
     def mark_coordinator_dead(self, key: str, key_type: int, now: float) -> Any: ...
     def bootstrap_connected(self) -> bool: ...
+    @property
+    def responses_with_trailing_bytes(self) -> int: ...
+    def versions_sent(self) -> dict[int, int]: ...
     def close(self, now: float) -> Any: ...
 
 
@@ -853,7 +850,7 @@ class ConsumerCore:
                 self._update_session(node, resp, err, wanted, full)
                 self._on_fetch(node, sent, resp, err)
 
-            self._client.send(req, now=now, node_id=node, callback=on_fetch, max_version=_FETCH_MAX_VERSION)
+            self._client.send(req, now=now, node_id=node, callback=on_fetch)
 
     def _update_session(self, node: int, resp: Any, err: BaseException | None,
                         wanted: dict[TopicPartition, int], full: bool) -> None:
@@ -1099,8 +1096,7 @@ class ConsumerCore:
                 topics: dict[str, list[Any]] = {}
                 for tp, ts in tps.items():
                     topics.setdefault(tp.topic, []).append(_lo.ListOffsetsPartition(
-                        partition_index=tp.partition, current_leader_epoch=-1, timestamp=ts,
-                        max_num_offsets=1))
+                        partition_index=tp.partition, current_leader_epoch=-1, timestamp=ts))
                 req = ListOffsetsRequest(
                     replica_id=-1, isolation_level=isolation,
                     topics=[_lo.ListOffsetsTopic(name=t, partitions=ps) for t, ps in topics.items()])
@@ -1123,8 +1119,6 @@ class ConsumerCore:
                                 code = pr.error_code
                                 if code == 0:
                                     off = pr.offset
-                                    if off == -1 and pr.old_style_offsets:
-                                        off = pr.old_style_offsets[0]
                                     answers[tp] = (None if off < 0 else
                                                    OffsetAndTimestamp(off, pr.timestamp, pr.leader_epoch))
                                     remaining.pop(tp, None)
@@ -1235,8 +1229,7 @@ class ConsumerCore:
                                                         pr.committed_leader_epoch)
                 result.set_result(out)
 
-            self._client.send(req, now=now, node_id=node, callback=on_resp,
-                              max_version=_OFFSET_FETCH_MAX_VERSION)
+            self._client.send(req, now=now, node_id=node, callback=on_resp)
 
         self._with_coordinator(send, now)
         if pump:
@@ -1292,8 +1285,7 @@ class ConsumerCore:
             for tp, om in current.items():
                 topics.setdefault(tp.topic, []).append(_oc.OffsetCommitRequestPartition(
                     partition_index=tp.partition, committed_offset=om.offset,
-                    committed_leader_epoch=om.leader_epoch, commit_timestamp=-1,
-                    committed_metadata=om.metadata))
+                    committed_leader_epoch=om.leader_epoch, committed_metadata=om.metadata))
             generation, member, instance = (self._group.commit_identity() if self._group is not None
                                             else (-1, "", None))
             req = OffsetCommitRequest(
@@ -1343,8 +1335,7 @@ class ConsumerCore:
                     result.set_error(first)
                 self._events.append(CommitCompleted(offsets=dict(to_commit), error=first))
 
-            self._client.send(req, now=now, node_id=node, callback=on_resp,
-                              max_version=_OFFSET_COMMIT_MAX_VERSION)
+            self._client.send(req, now=now, node_id=node, callback=on_resp)
 
         self._with_coordinator(send, now)
         if pump:
@@ -1432,7 +1423,12 @@ class ConsumerCore:
         """Counters: records consumed, bytes and fetches, commits, bytes buffered."""
         m = dict(self._metrics)
         m["buffered-bytes"] = float(self._buffered_bytes)
+        m["responses-with-trailing-bytes-total"] = float(self._client.responses_with_trailing_bytes)
         return m
+
+    def api_versions(self) -> dict[str, float]:
+        """The version of each API last sent, by name (``{"Fetch": 12.0, ...}``)."""
+        return named_versions(self._client.versions_sent())
 
     # --- close ------------------------------------------------------------------
 

@@ -121,8 +121,6 @@ _REBALANCE_IN_PROGRESS: Final = 27
 _MEMBER_ID_REQUIRED: Final = 79
 _FENCED_INSTANCE_ID: Final = 82
 _GROUP_KEY_TYPE: Final = 0
-#: JoinGroup v4+ has MEMBER_ID_REQUIRED (KIP-394); v5 static membership (KIP-345).
-_JOIN_MAX_VERSION: Final = 9
 
 
 # --- the consumer protocol encoding ---------------------------------------------
@@ -708,7 +706,7 @@ class GroupMembership:
             self._on_join(resp, err, self.core._now)
 
         # The broker answers a JoinGroup only when the rebalance completes (up to the rebalance timeout).
-        self.core._client.send(req, now=now, node_id=node, callback=on_resp, max_version=_JOIN_MAX_VERSION,
+        self.core._client.send(req, now=now, node_id=node, callback=on_resp,
                                timeout_ms=cfg.max_poll_interval_ms + cfg.request_timeout_ms)
 
     def _on_join(self, resp: Any, err: BaseException | None, now: float) -> None:

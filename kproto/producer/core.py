@@ -135,6 +135,7 @@ from kproto.protocol.records import (
     record_size_bound,
     restamp_batch,
 )
+from kproto.protocol.versions import named_versions
 
 __all__ = ["ProducerCore"]
 
@@ -1157,8 +1158,10 @@ class ProducerCore:
             "buffer-total-bytes": float(self._buffer_memory),
             "requests-in-flight": float(self._inflight_requests),
             "records-pending": float(self.pending_count()),
+            "responses-with-trailing-bytes-total": float(self._client.responses_with_trailing_bytes),
         }
-        return {"producer-metrics": values}
+        # The version of each API last sent (ApiVersions negotiation, kproto.protocol.versions).
+        return {"producer-metrics": values, "api-versions": named_versions(self._client.versions_sent())}
 
     # --- metadata -------------------------------------------------------------
 

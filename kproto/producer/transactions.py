@@ -109,12 +109,6 @@ FATAL: Final = "FATAL"
 _KEY_TXN: Final = 1
 _API_INIT_PRODUCER_ID: Final = 22
 _KEY_GROUP: Final = 0
-#: Versions this module builds. AddPartitionsToTxn v4+ is broker-to-broker
-#: (KIP-890); EndTxn v5 and TxnOffsetCommit v5 are transaction version 2,
-#: whose implicit partition adds and per-transaction epoch bumps this client
-#: does not do.
-_ADD_PARTITIONS_MAX: Final = 3
-_END_TXN_MAX: Final = 4
 
 _ERR_UNKNOWN_TOPIC_OR_PARTITION: Final = 3
 _ERR_COORDINATOR_LOAD_IN_PROGRESS: Final = 14
@@ -470,9 +464,7 @@ class TransactionManager:
         for ps in parts:
             del self._wanted[ps]
         self._adding = parts
-        self._send(
-            self.transactional_id, _KEY_TXN, request, on_response, now, max_version=_ADD_PARTITIONS_MAX
-        )
+        self._send(self.transactional_id, _KEY_TXN, request, on_response, now)
         if not self._in_flight:  # no coordinator yet: try again on the next drain
             self._wanted.update(dict.fromkeys(parts))
             self._adding = []
@@ -545,7 +537,7 @@ class TransactionManager:
                 return
             self._ended()
 
-        self._send(self.transactional_id, _KEY_TXN, request, on_response, now, max_version=_END_TXN_MAX)
+        self._send(self.transactional_id, _KEY_TXN, request, on_response, now)
 
     def _ended(self) -> None:
         self.added.clear()

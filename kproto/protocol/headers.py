@@ -3,12 +3,11 @@
 Which header version a message uses follows the schema's flexible versions
 (KIP-482): a flexible request uses request header v2 (tagged fields after the
 client id), otherwise v1; a flexible response uses response header v1
-(tagged fields after the correlation id), otherwise v0. Two exceptions:
-
-- ApiVersions responses always use response header v0, so a client can read
-  the answer even when the broker does not support the requested version
-  (KIP-511);
-- ControlledShutdown v0 requests use request header v0 (no client id).
+(tagged fields after the correlation id), otherwise v0. One exception:
+ApiVersions responses always use response header v0, so a client can read
+the answer even when the broker does not support the requested version
+(KIP-511). (Request header v0 served only ControlledShutdown v0, an
+inter-broker API that Kafka 4 removed with ZooKeeper.)
 
 Frame layout (all big-endian)::
 
@@ -31,7 +30,6 @@ from kproto.protocol.messages import REQUEST_FLEXIBLE_VERSIONS, RESPONSE_FLEXIBL
 
 __all__ = [
     "API_VERSIONS_KEY",
-    "CONTROLLED_SHUTDOWN_KEY",
     "Request",
     "Response",
     "decode_response",
@@ -44,7 +42,6 @@ __all__ = [
 ]
 
 API_VERSIONS_KEY = 18
-CONTROLLED_SHUTDOWN_KEY = 7
 
 _SIZE = struct.Struct(">i")
 _REQ_HEADER = struct.Struct(">hhi")
@@ -76,8 +73,6 @@ class Response(Protocol):
 
 def request_header_version(api_key: int, api_version: int) -> int:
     """Return the request header version (0, 1 or 2) for this API and version."""
-    if api_key == CONTROLLED_SHUTDOWN_KEY and api_version == 0:
-        return 0
     flex = REQUEST_FLEXIBLE_VERSIONS.get(api_key)
     return 2 if flex is not None and api_version >= flex else 1
 
@@ -115,11 +110,10 @@ def write_request(
         out += b"\x00\x00\x00\x00"
         api_key = request.API_KEY
         out += _REQ_HEADER.pack(api_key, api_version, correlation_id)
-        if api_key != CONTROLLED_SHUTDOWN_KEY or api_version != 0:
-            write_nullable_string(out, client_id)
-            flex = request.FLEXIBLE_VERSION
-            if flex is not None and api_version >= flex:
-                out.append(0)  # header tagged fields: none
+        write_nullable_string(out, client_id)
+        flex = request.FLEXIBLE_VERSION
+        if flex is not None and api_version >= flex:
+            out.append(0)  # header tagged fields: none
         request.write(out, api_version)
     except BaseException:
         del out[start:]  # never leave half a frame in the send buffer

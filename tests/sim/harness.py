@@ -335,6 +335,20 @@ class _Partition:
         return self.history[0][1], self.history[0][2]
 
 
+class BrokerQuirks:
+    """How an independent Kafka-compatible broker differs from Apache Kafka (issue 10); off by default."""
+
+    def __init__(self) -> None:
+        #: Body answered to an ApiVersions version above ``api_versions_max`` (None: KIP-511's v0 body).
+        self.api_versions_refusal: bytes | None = None
+        #: Hang up after answering such an ApiVersions (Kafka keeps the connection).
+        self.close_after_refusal = False
+        #: Appended to every flexible response body except ApiVersions.
+        self.trailing_bytes = b""
+        #: Host name FindCoordinator answers instead of the one in Metadata (both reach the broker).
+        self.coordinator_host: str | None = None
+
+
 class SimBroker:
     """One broker: parses request frames, answers from the cluster state."""
 
@@ -348,6 +362,9 @@ class SimBroker:
         self.metadata_lag = 0.0
         self.throttle_next_ms = 0
         self.requests: list[tuple[int, int]] = []  # (api_key, version) in arrival order
+        self.quirks = BrokerQuirks()
+        #: Set by ``handle`` when the broker closes the connection once its answer is out.
+        self.close_after_answer = False
 
     # Which versions this broker serves: the codec's range, ApiVersions maybe less (KIP-511 path).
     def supported(self) -> list[ApiVersion]:
@@ -355,7 +372,7 @@ class SimBroker:
         for key in _SERVED:
             cls = REQUEST_TYPES[key]
             hi = self.api_versions_max if key == API_API_VERSIONS else cls.MAX_VERSION
-            keys.append(ApiVersion(api_key=key, min_version=0, max_version=hi))
+            keys.append(ApiVersion(api_key=key, min_version=cls.MIN_VERSION, max_version=hi))
         return keys
 
     def handle(self, frame: bytes, now: float) -> tuple[bytes | None, int]:
@@ -368,7 +385,11 @@ class SimBroker:
         if flex is not None and version >= flex:
             pos = skip_tagged_fields(view, pos)
         self.requests.append((api_key, version))
+        if api_key == API_API_VERSIONS and version > self.api_versions_max and self.quirks.api_versions_refusal:
+            self.close_after_answer = self.quirks.close_after_refusal
+            return corr.to_bytes(4, "big") + self.quirks.api_versions_refusal, 0
         if api_key == API_API_VERSIONS and version > self.api_versions_max:
+            self.close_after_answer = self.quirks.close_after_refusal
             body = ApiVersionsResponse(
                 error_code=UNSUPPORTED_VERSION,
                 api_keys=[
@@ -407,6 +428,7 @@ class SimBroker:
             rflex = RESPONSE_FLEXIBLE_VERSIONS.get(api_key)
             if api_key != API_API_VERSIONS and rflex is not None and version >= rflex:
                 header += b"\x00"
+                return header + response.encode(version) + self.quirks.trailing_bytes
             return header + response.encode(version)
 
         if isinstance(response, Deferred):
@@ -429,7 +451,10 @@ class SimBroker:
             for name in names:
                 c.create_topic(name, now)
         at = now - self.metadata_lag
-        electing = c.take_injected(API_METADATA) == LEADER_NOT_AVAILABLE  # an election in progress
+        injected = c.take_injected(API_METADATA)
+        if injected not in (None, NONE, LEADER_NOT_AVAILABLE) and version >= 13:  # a top-level error (KIP-1102)
+            return MetadataResponse(error_code=injected)
+        electing = injected == LEADER_NOT_AVAILABLE  # an election in progress
         topics = []
         for name in names:
             parts = c.topics.get(name)
@@ -473,7 +498,8 @@ class SimBroker:
             if code:
                 results.append(Coordinator(key=key, node_id=-1, host="", port=-1, error_code=code))
             else:
-                results.append(Coordinator(key=key, node_id=owner, host=b.host, port=b.port))
+                host = b.quirks.coordinator_host or b.host
+                results.append(Coordinator(key=key, node_id=owner, host=host, port=b.port))
         if version >= 4:
             return FindCoordinatorResponse(coordinators=results)
         r = results[0]
@@ -580,7 +606,6 @@ class SimBroker:
                         offset=off,
                         timestamp=-1,
                         leader_epoch=part.epoch,
-                        old_style_offsets=[off] if version == 0 else [],
                     )
                 )
             topics.append(_lo.ListOffsetsTopicResponse(name=t.name, partitions=parts))
@@ -786,7 +811,10 @@ class SimCluster:
         return f"{b.host}:{b.port}"
 
     def by_address(self, host: str, port: int) -> SimBroker | None:
-        found = next((b for b in self.brokers.values() if (b.host, b.port) == (host, port)), None)
+        found = next(
+            (b for b in self.brokers.values() if host in (b.host, b.quirks.coordinator_host) and b.port == port),
+            None,
+        )
         if found is None and (host, port) in self.aliases:
             live = [i for i in sorted(self.brokers) if self.brokers[i].up]
             found = self.brokers[live[0]] if live else None
@@ -1458,6 +1486,11 @@ class SimNetwork:
             response, throttle = broker.handle(frame, now)
             if response is None:
                 continue
+            if broker.close_after_answer:  # the answer goes out, then the broker hangs up
+                broker.close_after_answer = False
+                self._respond(conn, response, throttle, now)
+                self.sim.schedule(conn.to_client_at, self._hang_up, conn)
+                return
             if isinstance(response, Deferred):
                 conn.muted = True
                 response.then(lambda data, conn=conn: self._answer_later(conn, data))
@@ -1494,6 +1527,10 @@ class SimNetwork:
         if throttle_ms:
             conn.throttle_until = now + throttle_ms / 1000
         self._target().receive_data(conn.node_id, chunk, now)
+
+    def _hang_up(self, conn: _SimConn, now: float) -> None:
+        if self.conns.get(conn.node_id) is conn:
+            self.cut(conn.node_id, now)
 
     def cut(self, node_id: int, now: float) -> bool:
         """Drop the connection to ``node_id`` (whatever is in transit is lost)."""

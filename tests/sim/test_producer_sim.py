@@ -224,6 +224,11 @@ class SimCluster:
     def bootstrap_connected(self) -> bool:
         return True
 
+    responses_with_trailing_bytes = 0
+
+    def versions_sent(self) -> dict[int, int]:
+        return {}
+
     def close(self, now: float) -> None:
         pass
 

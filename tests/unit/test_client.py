@@ -173,8 +173,8 @@ def test_bootstrap_then_metadata_then_idle_bootstrap_closed() -> None:
     assert p.exchange(T0) == 1  # ApiVersions answered
     assert client.in_flight_count(-1) == 1  # the Metadata request
     assert client.is_ready(-1)  # below the in-flight limit
-    assert client.api_version(-1, 3) == 12
-    # Metadata v12, no topics, auto-create on, correlation 1:
+    assert client.api_version(-1, 3) == 13
+    # Metadata v13, no topics, auto-create on, correlation 1:
     assert p.exchange(T0) == 1
     events = client.events()
     assert events[0] == NodeReady(node_id=-1, host="broker1.sim", port=9092)
@@ -196,10 +196,10 @@ def test_metadata_request_bytes() -> None:
     client.connection_made(-1, T0)
     p.exchange(T0)  # ApiVersions
     [(node, data)] = client.data_to_send()
-    # Metadata v12: header v2 (client id "kproto"), topics [{topic_id 0, name "t"}], auto-create, no authz ops.
+    # Metadata v13: header v2 (client id "kproto"), topics [{topic_id 0, name "t"}], auto-create, no authz ops.
     assert (node, data) == (
         -1,
-        bytes.fromhex("000000280003000c0000000100066b70726f746f0002" + "00" * 16 + "027400010000"),
+        bytes.fromhex("000000280003000d0000000100066b70726f746f0002" + "00" * 16 + "027400010000"),
     )
 
 
@@ -456,3 +456,46 @@ def test_stale_inputs_for_a_closed_attempt_are_ignored_or_closed() -> None:
     client.receive_data(-1, b"late", T0 + 1)  # bytes racing the Close: ignored
     client.connection_made(-1, T0 + 1)  # a late success: closed again
     assert client.commands() == [Close(node_id=-1)]
+
+
+# --- tolerance (issue 10) ---------------------------------------------------------------------
+
+
+def test_next_connection_asks_the_api_versions_version_the_last_one_settled_on() -> None:
+    """A broker that refuses ApiVersions v4 (KIP-511 fallback) is asked at its version next time."""
+    p = Pair(n_brokers=1)
+    broker = p.cluster.brokers[1]
+    broker.api_versions_max = 1
+    client = p.client
+    client.handle_timer(T0)
+    p.settle(T0)
+    assert broker.requests[:2] == [(18, 4), (18, 1)]
+    assert client.bootstrap_connected()
+    client.send(MetadataRequest(), now=T0, node_id=1, callback=Recorder())
+    p.settle(T0)
+    broker.requests.clear()
+    client.connection_lost(1, None, T0)
+    client.handle_timer(T0 + 1)
+    p.settle(T0 + 1)
+    assert broker.requests[0] == (18, 1)  # no second refusal
+
+
+def test_responses_with_trailing_bytes_are_counted_across_connections() -> None:
+    p = Pair(n_brokers=1)
+    client = p.client
+    client.handle_timer(T0)
+    p.settle(T0)  # bootstrap and metadata
+    client.ensure_connected(1, T0)
+    p.settle(T0)
+    rec = Recorder()
+    client.send(MetadataRequest(), now=T0, node_id=1, callback=rec)
+    [(node, data)] = client.data_to_send()
+    frame = data[4:]
+    answer, _ = p.cluster.brokers[1].handle(frame, T0)
+    assert answer is not None
+    padded = answer + b"\x00\x00"
+    client.receive_data(1, len(padded).to_bytes(4, "big") + padded, T0)
+    assert rec.calls and rec.calls[0][1] is None
+    assert client.responses_with_trailing_bytes == 1
+    client.connection_lost(1, None, T0)
+    assert client.responses_with_trailing_bytes == 1  # kept after the connection is gone

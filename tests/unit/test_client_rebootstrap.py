@@ -437,3 +437,34 @@ def test_setup_timeout_resets_once_a_connection_is_ready() -> None:
     [cmd] = client.commands()
     assert isinstance(cmd, Connect)
     assert client.get_timer() == pytest.approx(t + 1)  # back to the base
+
+
+# --- KIP-1102: the broker asks for a re-bootstrap (Metadata v13) ------------------------------------
+
+
+def test_metadata_v13_rebootstrap_required_rebootstraps() -> None:
+    p = started()
+    client = p.client
+    p.events.clear()
+    p.cluster.inject(3, 129)  # the next Metadata answer: top-level REBOOTSTRAP_REQUIRED
+    client.request_metadata_update(T0 + 1)
+    p.run(T0 + 5, stop=lambda: client.rebootstrap_count > 0)
+    [ev] = [e for e in p.events if isinstance(e, Rebootstrapped)]
+    assert "REBOOTSTRAP_REQUIRED" in ev.reason
+    p.run(T0 + 10, stop=lambda: any(isinstance(e, MetadataUpdated) for e in p.events))
+    assert p.bootstrap_connects(after=T0 + 1)
+    assert set(client.cluster.brokers) == {1, 2}
+
+
+def test_metadata_v13_other_top_level_error_asks_again_without_applying() -> None:
+    p = started()
+    client = p.client
+    version = client.cluster.version
+    asked = sum(b.requests.count((3, 13)) for b in p.cluster.brokers.values())
+    p.events.clear()
+    p.cluster.inject(3, 7)  # REQUEST_TIMED_OUT at the top level (a made-up case): retried
+    client.request_metadata_update(T0 + 1)
+    p.run(T0 + 5, stop=lambda: any(isinstance(e, MetadataUpdated) for e in p.events))
+    assert client.rebootstrap_count == 0
+    assert client.cluster.version == version + 1  # only the good answer was applied
+    assert sum(b.requests.count((3, 13)) for b in p.cluster.brokers.values()) == asked + 2

@@ -144,17 +144,102 @@ def test_unsupported_api_versions_retries_at_the_offered_version_kip_511() -> No
     assert conn.completions == []
 
 
-def test_unsupported_api_versions_twice_closes_with_unsupported_version() -> None:
+def api_versions_request(version: int, cid: int) -> bytes:
+    """The ApiVersions request this connection writes at ``version``."""
+    if version >= 3:
+        assert cid == 0
+        return API_VERSIONS_V4[:6] + version.to_bytes(2, "big") + API_VERSIONS_V4[8:]
+    return API_VERSIONS_V2[:6] + version.to_bytes(2, "big") + cid.to_bytes(4, "big") + API_VERSIONS_V2[12:]
+
+
+def refused(cid: int, body: bytes) -> bytes:
+    """An ApiVersions answer: header v0 then ``body`` (error code first)."""
+    return (4 + len(body)).to_bytes(4, "big") + cid.to_bytes(4, "big") + body
+
+
+def test_unsupported_api_versions_steps_down_to_v0_then_closes_never_repeating_a_version() -> None:
     conn = new_conn()
     conn.connection_made(T0)
     conn.data_to_send()
-    conn.receive_data(UNSUPPORTED_V0, T0)
+    conn.receive_data(UNSUPPORTED_V0, T0)  # offers 0-2
     assert conn.data_to_send() == API_VERSIONS_V2
-    again = bytes.fromhex("0000001000000001002300000001001200000002")
-    conn.receive_data(again, T0)
+    # v2 refused too although it was offered: distrust the range and ask v0.
+    conn.receive_data(bytes.fromhex("0000001000000001002300000001001200000002"), T0)
+    assert conn.state is ConnectionState.API_VERSIONS
+    assert conn.data_to_send() == api_versions_request(0, 2)
+    conn.receive_data(refused(2, bytes.fromhex("002300000000")), T0)  # v0 refused: nothing lower
     assert conn.state is ConnectionState.CLOSED
-    assert isinstance(conn.error, UnsupportedVersionError)
+    assert isinstance(conn.error, UnsupportedVersionError) and "v0" in str(conn.error)
     assert conn.needs_close_command
+
+
+# --- tolerance as the Java client (issue 10) -------------------------------------------
+
+
+def test_unsupported_api_versions_body_that_reads_as_nothing_retries_v0() -> None:
+    """UNSUPPORTED_VERSION in a body that reads neither as v4 nor as v0: ask again at v0.
+
+    The body is the one an independent broker sent (issue 10): after the error
+    code, ``01 00 12 00 ...`` read as a v0 array length is 16781824 entries.
+    """
+    conn = new_conn()
+    conn.connection_made(T0)
+    assert conn.data_to_send() == API_VERSIONS_V4
+    body = bytes.fromhex("0023" "01001200" "000300" "00000000")
+    conn.receive_data(refused(0, body), T0)
+    assert conn.state is ConnectionState.API_VERSIONS and conn.error is None
+    assert conn.data_to_send() == api_versions_request(0, 1)
+    assert conn.api_versions_version == 0
+    v0 = api_versions_v2_response(1, BROKER_KEYS)[4:-4]  # v0: no throttle field
+    conn.receive_data(len(v0).to_bytes(4, "big") + v0, T0)
+    assert conn.state is ConnectionState.READY
+    assert conn.api_version(3) == 12
+
+
+def test_unsupported_api_versions_flexible_body_gives_the_broker_range() -> None:
+    """The broker answers in the layout asked (v4, flexible), offering ApiVersions 0-3: retry at 3."""
+    conn = new_conn()
+    conn.connection_made(T0)
+    conn.data_to_send()
+    # error 35, compact array of 1: (18, 0, 3, no tags), throttle 0, no tags
+    body = bytes.fromhex("0023" "02" "0012" "0000" "0003" "00" "00000000" "00")
+    conn.receive_data(refused(0, body), T0)
+    assert conn.api_versions_version == 3
+    assert conn.data_to_send() == api_versions_request(3, 0)[:8] + (1).to_bytes(4, "big") + API_VERSIONS_V4[12:]
+
+
+def test_unsupported_api_versions_v0_body_without_a_range_retries_v0() -> None:
+    """A v0 body with an empty key list (a pre-2.4 broker, KIP-511 not yet there): Java asks v0."""
+    conn = new_conn()
+    conn.connection_made(T0)
+    conn.data_to_send()
+    conn.receive_data(refused(0, bytes.fromhex("002300000000")), T0)
+    assert conn.data_to_send() == api_versions_request(0, 1)
+
+
+def test_api_versions_answer_in_the_v0_layout_is_read_as_v0() -> None:
+    """A v4 request answered in the v0 layout without an error: read as v0 (Java's parse fallback)."""
+    conn = new_conn()
+    conn.connection_made(T0)
+    conn.data_to_send()
+    v0 = api_versions_v2_response(0, BROKER_KEYS)[4:-4]  # header v0, error 0, v0 array, no throttle
+    conn.receive_data(len(v0).to_bytes(4, "big") + v0, T0)
+    assert conn.state is ConnectionState.READY
+    assert conn.broker_versions[3] == (0, 12)
+
+
+def test_api_versions_answer_that_reads_as_nothing_is_a_protocol_error() -> None:
+    conn = new_conn()
+    conn.connection_made(T0)
+    conn.data_to_send()
+    conn.receive_data(refused(0, bytes.fromhex("0000ff")), T0)
+    assert conn.state is ConnectionState.CLOSED and isinstance(conn.error, KafkaProtocolError)
+
+
+def test_api_versions_start_version_carries_over_from_the_last_connection() -> None:
+    conn = new_conn(api_versions_version=0)
+    conn.connection_made(T0)
+    assert conn.data_to_send() == api_versions_request(0, 0)
 
 
 def test_api_versions_error_other_than_unsupported_closes() -> None:
@@ -262,14 +347,14 @@ def test_correlation_ids_wrap_at_2_31() -> None:
 
 
 def test_no_version_overlap_fails_the_request_with_unsupported_version() -> None:
-    conn = ready_conn(keys=[(3, 13, 14), (18, 0, 2)])  # a future broker that dropped Metadata <= 12
+    conn = ready_conn(keys=[(3, 14, 15), (18, 0, 2)])  # a future broker that dropped Metadata <= 13
     rec = Recorder()
     conn.send(MetadataRequest(), callback=rec, now=T0)
     assert conn.data_to_send() == b""
     run_completions(conn)
     [(response, error)] = rec.calls
     assert response is None and isinstance(error, UnsupportedVersionError)
-    assert "3-12" not in str(error) and "13-14" in str(error)
+    assert "kproto supports 0-13" in str(error) and "versions 14-15" in str(error)
     assert conn.state is ConnectionState.READY
 
 
@@ -386,9 +471,52 @@ def test_garbage_body_fails_the_request_with_a_protocol_error() -> None:
     assert resp is None and isinstance(err, KafkaProtocolError)
 
 
-def test_trailing_bytes_after_a_body_are_a_protocol_error() -> None:
+def test_trailing_bytes_after_a_body_are_accepted_and_counted() -> None:
+    """Issue 10: a Metadata v12 answer with 1 byte after its fields is read as far as known (Java does)."""
+    conn = ready_conn()
+    rec = Recorder()
+    conn.send(MetadataRequest(), callback=rec, now=T0)
+    conn.data_to_send()
     good = metadata_v12_response(2)
-    _bad(ready_conn(), (int.from_bytes(good[:4], "big") + 1).to_bytes(4, "big") + good[4:] + b"\x00")
+    conn.receive_data((int.from_bytes(good[:4], "big") + 1).to_bytes(4, "big") + good[4:] + b"\x00", T0)
+    run_completions(conn)
+    [(response, error)] = rec.calls
+    assert error is None and response.controller_id == -1 and response.brokers == []
+    assert conn.state is ConnectionState.READY
+    assert conn.responses_with_trailing_bytes == 1
+
+
+def test_a_truncated_body_is_still_a_protocol_error() -> None:
+    good = metadata_v12_response(2)
+    _bad(ready_conn(), (int.from_bytes(good[:4], "big") - 1).to_bytes(4, "big") + good[4:-1])
+
+
+def test_unknown_tagged_fields_are_kept_and_ignored() -> None:
+    """A Metadata v12 answer with tags this client does not know, in the header, a broker and the body."""
+    conn = ready_conn()
+    rec = Recorder()
+    conn.send(MetadataRequest(), callback=rec, now=T0)
+    conn.data_to_send()
+    payload = bytes.fromhex(
+        "00000002"  # correlation id 2
+        "01" "05" "02" "abcd"  # response header: one unknown tag (5), 2 bytes
+        "00000000"  # throttle
+        "02" "00000007" "03" "6231" "00002384" "00"  # brokers: node 7 "b1":9092, null rack
+        "01" "09" "01" "ff"  # ... then that broker's tags: tag 9, 1 byte
+        "00"  # null cluster id
+        "ffffffff"  # controller -1
+        "01"  # no topics
+        "02" "07" "03" "010203" "1f" "00"  # body tags: tag 7 (3 bytes), tag 31 (empty)
+    )
+    conn.receive_data(len(payload).to_bytes(4, "big") + payload, T0)
+    run_completions(conn)
+    [(response, error)] = rec.calls
+    assert error is None and conn.state is ConnectionState.READY
+    assert [(b.node_id, b.host, b.port, b.rack) for b in response.brokers] == [(7, "b1", 9092, None)]
+    assert response.brokers[0].unknown_tags == {9: b"\xff"}
+    assert response.unknown_tags == {7: b"\x01\x02\x03", 31: b""}
+    assert response.encode(12).endswith(bytes.fromhex("0207030102031f00"))  # written back on encode
+    assert conn.responses_with_trailing_bytes == 0
 
 
 def test_response_with_nothing_in_flight_is_a_protocol_error() -> None:

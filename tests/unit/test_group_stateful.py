@@ -108,6 +108,11 @@ class ScriptedClient:
         return COORD
 
     def mark_coordinator_dead(self, key: str, key_type: int, now: float) -> None: ...
+    responses_with_trailing_bytes = 0
+
+    def versions_sent(self) -> dict[int, int]:
+        return {}
+
     def bootstrap_connected(self) -> bool:
         return True
 

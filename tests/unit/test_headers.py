@@ -19,7 +19,6 @@ from kproto.protocol.headers import (
 from kproto.protocol.messages import (
     ApiVersionsRequest,
     ApiVersionsResponse,
-    ControlledShutdownRequest,
     MetadataRequest,
     MetadataResponse,
 )
@@ -32,9 +31,6 @@ def test_header_versions() -> None:
     assert request_header_version(3, 9) == 2  # Metadata v9: flexible
     assert request_header_version(18, 3) == 2  # ApiVersions v3
     assert request_header_version(18, 2) == 1
-    assert request_header_version(7, 0) == 0  # ControlledShutdown v0
-    assert request_header_version(7, 1) == 1
-    assert request_header_version(7, 3) == 2
     assert response_header_version(3, 8) == 0
     assert response_header_version(3, 9) == 1
     assert response_header_version(18, 3) == 0  # ApiVersions: always v0
@@ -64,11 +60,6 @@ def test_encode_api_versions_v3_request() -> None:
 def test_encode_metadata_v1_request_header_v1_with_null_client_id() -> None:
     frame = encode_request(MetadataRequest(topics=None), 1, correlation_id=1, client_id=None)
     assert frame == bytes.fromhex("0000000e0003000100000001ffffffffffff")
-
-
-def test_controlled_shutdown_v0_has_no_client_id() -> None:
-    frame = encode_request(ControlledShutdownRequest(broker_id=5), 0, correlation_id=2, client_id="x")
-    assert frame == bytes.fromhex("0000000c000700000000000200000005")
 
 
 def test_write_request_appends_frames() -> None:

@@ -139,6 +139,11 @@ class ScriptedClient:
     def request_metadata_update(self, now: float) -> None:
         self.metadata_requests += 1
 
+    responses_with_trailing_bytes = 0
+
+    def versions_sent(self) -> dict[int, int]:
+        return {}
+
     def bootstrap_connected(self) -> bool:
         return True
 

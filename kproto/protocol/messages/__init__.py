@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from kproto.protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
     from kproto.protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse
     from kproto.protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse
+    from kproto.protocol.messages.alter_share_group_offsets import AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse
     from kproto.protocol.messages.alter_user_scram_credentials import AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse
     from kproto.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
     from kproto.protocol.messages.assign_replicas_to_dirs import AssignReplicasToDirsRequest, AssignReplicasToDirsResponse
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
     from kproto.protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse
     from kproto.protocol.messages.consumer_protocol_assignment import ConsumerProtocolAssignment
     from kproto.protocol.messages.consumer_protocol_subscription import ConsumerProtocolSubscription
-    from kproto.protocol.messages.controlled_shutdown import ControlledShutdownRequest, ControlledShutdownResponse
     from kproto.protocol.messages.controller_registration import ControllerRegistrationRequest, ControllerRegistrationResponse
     from kproto.protocol.messages.create_acls import CreateAclsRequest, CreateAclsResponse
     from kproto.protocol.messages.create_delegation_token import CreateDelegationTokenRequest, CreateDelegationTokenResponse
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from kproto.protocol.messages.delete_acls import DeleteAclsRequest, DeleteAclsResponse
     from kproto.protocol.messages.delete_groups import DeleteGroupsRequest, DeleteGroupsResponse
     from kproto.protocol.messages.delete_records import DeleteRecordsRequest, DeleteRecordsResponse
+    from kproto.protocol.messages.delete_share_group_offsets import DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse
     from kproto.protocol.messages.delete_share_group_state import DeleteShareGroupStateRequest, DeleteShareGroupStateResponse
     from kproto.protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
     from kproto.protocol.messages.describe_acls import DescribeAclsRequest, DescribeAclsResponse
@@ -77,12 +78,14 @@ if TYPE_CHECKING:
     from kproto.protocol.messages.describe_log_dirs import DescribeLogDirsRequest, DescribeLogDirsResponse
     from kproto.protocol.messages.describe_producers import DescribeProducersRequest, DescribeProducersResponse
     from kproto.protocol.messages.describe_quorum import DescribeQuorumRequest, DescribeQuorumResponse
+    from kproto.protocol.messages.describe_share_group_offsets import DescribeShareGroupOffsetsRequest, DescribeShareGroupOffsetsResponse
     from kproto.protocol.messages.describe_topic_partitions import DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse
     from kproto.protocol.messages.describe_transactions import DescribeTransactionsRequest, DescribeTransactionsResponse
     from kproto.protocol.messages.describe_user_scram_credentials import DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse
     from kproto.protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
     from kproto.protocol.messages.end_quorum_epoch import EndQuorumEpochRequest, EndQuorumEpochResponse
     from kproto.protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
+    from kproto.protocol.messages.end_txn_marker import EndTxnMarker
     from kproto.protocol.messages.envelope import EnvelopeRequest, EnvelopeResponse
     from kproto.protocol.messages.expire_delegation_token import ExpireDelegationTokenRequest, ExpireDelegationTokenResponse
     from kproto.protocol.messages.fetch import FetchRequest, FetchResponse
@@ -95,10 +98,9 @@ if TYPE_CHECKING:
     from kproto.protocol.messages.initialize_share_group_state import InitializeShareGroupStateRequest, InitializeShareGroupStateResponse
     from kproto.protocol.messages.join_group import JoinGroupRequest, JoinGroupResponse
     from kproto.protocol.messages.k_raft_version_record import KRaftVersionRecord
-    from kproto.protocol.messages.leader_and_isr import LeaderAndIsrRequest, LeaderAndIsrResponse
     from kproto.protocol.messages.leader_change_message import LeaderChangeMessage
     from kproto.protocol.messages.leave_group import LeaveGroupRequest, LeaveGroupResponse
-    from kproto.protocol.messages.list_client_metrics_resources import ListClientMetricsResourcesRequest, ListClientMetricsResourcesResponse
+    from kproto.protocol.messages.list_config_resources import ListConfigResourcesRequest, ListConfigResourcesResponse
     from kproto.protocol.messages.list_groups import ListGroupsRequest, ListGroupsResponse
     from kproto.protocol.messages.list_offsets import ListOffsetsRequest, ListOffsetsResponse
     from kproto.protocol.messages.list_partition_reassignments import ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse
@@ -122,12 +124,10 @@ if TYPE_CHECKING:
     from kproto.protocol.messages.share_group_heartbeat import ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse
     from kproto.protocol.messages.snapshot_footer_record import SnapshotFooterRecord
     from kproto.protocol.messages.snapshot_header_record import SnapshotHeaderRecord
-    from kproto.protocol.messages.stop_replica import StopReplicaRequest, StopReplicaResponse
     from kproto.protocol.messages.sync_group import SyncGroupRequest, SyncGroupResponse
     from kproto.protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
     from kproto.protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
     from kproto.protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
-    from kproto.protocol.messages.update_metadata import UpdateMetadataRequest, UpdateMetadataResponse
     from kproto.protocol.messages.update_raft_voter import UpdateRaftVoterRequest, UpdateRaftVoterResponse
     from kproto.protocol.messages.vote import VoteRequest, VoteResponse
     from kproto.protocol.messages.voters_record import VotersRecord
@@ -158,6 +158,8 @@ __all__ = [
     'AlterPartitionResponse',
     'AlterReplicaLogDirsRequest',
     'AlterReplicaLogDirsResponse',
+    'AlterShareGroupOffsetsRequest',
+    'AlterShareGroupOffsetsResponse',
     'AlterUserScramCredentialsRequest',
     'AlterUserScramCredentialsResponse',
     'ApiVersionsRequest',
@@ -176,8 +178,6 @@ __all__ = [
     'ConsumerGroupHeartbeatResponse',
     'ConsumerProtocolAssignment',
     'ConsumerProtocolSubscription',
-    'ControlledShutdownRequest',
-    'ControlledShutdownResponse',
     'ControllerRegistrationRequest',
     'ControllerRegistrationResponse',
     'CreateAclsRequest',
@@ -195,6 +195,8 @@ __all__ = [
     'DeleteGroupsResponse',
     'DeleteRecordsRequest',
     'DeleteRecordsResponse',
+    'DeleteShareGroupOffsetsRequest',
+    'DeleteShareGroupOffsetsResponse',
     'DeleteShareGroupStateRequest',
     'DeleteShareGroupStateResponse',
     'DeleteTopicsRequest',
@@ -217,6 +219,8 @@ __all__ = [
     'DescribeProducersResponse',
     'DescribeQuorumRequest',
     'DescribeQuorumResponse',
+    'DescribeShareGroupOffsetsRequest',
+    'DescribeShareGroupOffsetsResponse',
     'DescribeTopicPartitionsRequest',
     'DescribeTopicPartitionsResponse',
     'DescribeTransactionsRequest',
@@ -227,6 +231,7 @@ __all__ = [
     'ElectLeadersResponse',
     'EndQuorumEpochRequest',
     'EndQuorumEpochResponse',
+    'EndTxnMarker',
     'EndTxnRequest',
     'EndTxnResponse',
     'EnvelopeRequest',
@@ -252,13 +257,11 @@ __all__ = [
     'JoinGroupRequest',
     'JoinGroupResponse',
     'KRaftVersionRecord',
-    'LeaderAndIsrRequest',
-    'LeaderAndIsrResponse',
     'LeaderChangeMessage',
     'LeaveGroupRequest',
     'LeaveGroupResponse',
-    'ListClientMetricsResourcesRequest',
-    'ListClientMetricsResourcesResponse',
+    'ListConfigResourcesRequest',
+    'ListConfigResourcesResponse',
     'ListGroupsRequest',
     'ListGroupsResponse',
     'ListOffsetsRequest',
@@ -303,8 +306,6 @@ __all__ = [
     'ShareGroupHeartbeatResponse',
     'SnapshotFooterRecord',
     'SnapshotHeaderRecord',
-    'StopReplicaRequest',
-    'StopReplicaResponse',
     'SyncGroupRequest',
     'SyncGroupResponse',
     'TxnOffsetCommitRequest',
@@ -313,8 +314,6 @@ __all__ = [
     'UnregisterBrokerResponse',
     'UpdateFeaturesRequest',
     'UpdateFeaturesResponse',
-    'UpdateMetadataRequest',
-    'UpdateMetadataResponse',
     'UpdateRaftVoterRequest',
     'UpdateRaftVoterResponse',
     'VoteRequest',
@@ -346,6 +345,8 @@ _MODULE_OF: dict[str, str] = {
     'AlterPartitionReassignmentsResponse': 'alter_partition_reassignments',
     'AlterReplicaLogDirsRequest': 'alter_replica_log_dirs',
     'AlterReplicaLogDirsResponse': 'alter_replica_log_dirs',
+    'AlterShareGroupOffsetsRequest': 'alter_share_group_offsets',
+    'AlterShareGroupOffsetsResponse': 'alter_share_group_offsets',
     'AlterUserScramCredentialsRequest': 'alter_user_scram_credentials',
     'AlterUserScramCredentialsResponse': 'alter_user_scram_credentials',
     'ApiVersionsRequest': 'api_versions',
@@ -364,8 +365,6 @@ _MODULE_OF: dict[str, str] = {
     'ConsumerGroupHeartbeatResponse': 'consumer_group_heartbeat',
     'ConsumerProtocolAssignment': 'consumer_protocol_assignment',
     'ConsumerProtocolSubscription': 'consumer_protocol_subscription',
-    'ControlledShutdownRequest': 'controlled_shutdown',
-    'ControlledShutdownResponse': 'controlled_shutdown',
     'ControllerRegistrationRequest': 'controller_registration',
     'ControllerRegistrationResponse': 'controller_registration',
     'CreateAclsRequest': 'create_acls',
@@ -383,6 +382,8 @@ _MODULE_OF: dict[str, str] = {
     'DeleteGroupsResponse': 'delete_groups',
     'DeleteRecordsRequest': 'delete_records',
     'DeleteRecordsResponse': 'delete_records',
+    'DeleteShareGroupOffsetsRequest': 'delete_share_group_offsets',
+    'DeleteShareGroupOffsetsResponse': 'delete_share_group_offsets',
     'DeleteShareGroupStateRequest': 'delete_share_group_state',
     'DeleteShareGroupStateResponse': 'delete_share_group_state',
     'DeleteTopicsRequest': 'delete_topics',
@@ -405,6 +406,8 @@ _MODULE_OF: dict[str, str] = {
     'DescribeProducersResponse': 'describe_producers',
     'DescribeQuorumRequest': 'describe_quorum',
     'DescribeQuorumResponse': 'describe_quorum',
+    'DescribeShareGroupOffsetsRequest': 'describe_share_group_offsets',
+    'DescribeShareGroupOffsetsResponse': 'describe_share_group_offsets',
     'DescribeTopicPartitionsRequest': 'describe_topic_partitions',
     'DescribeTopicPartitionsResponse': 'describe_topic_partitions',
     'DescribeTransactionsRequest': 'describe_transactions',
@@ -417,6 +420,7 @@ _MODULE_OF: dict[str, str] = {
     'EndQuorumEpochResponse': 'end_quorum_epoch',
     'EndTxnRequest': 'end_txn',
     'EndTxnResponse': 'end_txn',
+    'EndTxnMarker': 'end_txn_marker',
     'EnvelopeRequest': 'envelope',
     'EnvelopeResponse': 'envelope',
     'ExpireDelegationTokenRequest': 'expire_delegation_token',
@@ -440,13 +444,11 @@ _MODULE_OF: dict[str, str] = {
     'JoinGroupRequest': 'join_group',
     'JoinGroupResponse': 'join_group',
     'KRaftVersionRecord': 'k_raft_version_record',
-    'LeaderAndIsrRequest': 'leader_and_isr',
-    'LeaderAndIsrResponse': 'leader_and_isr',
     'LeaderChangeMessage': 'leader_change_message',
     'LeaveGroupRequest': 'leave_group',
     'LeaveGroupResponse': 'leave_group',
-    'ListClientMetricsResourcesRequest': 'list_client_metrics_resources',
-    'ListClientMetricsResourcesResponse': 'list_client_metrics_resources',
+    'ListConfigResourcesRequest': 'list_config_resources',
+    'ListConfigResourcesResponse': 'list_config_resources',
     'ListGroupsRequest': 'list_groups',
     'ListGroupsResponse': 'list_groups',
     'ListOffsetsRequest': 'list_offsets',
@@ -491,8 +493,6 @@ _MODULE_OF: dict[str, str] = {
     'ShareGroupHeartbeatResponse': 'share_group_heartbeat',
     'SnapshotFooterRecord': 'snapshot_footer_record',
     'SnapshotHeaderRecord': 'snapshot_header_record',
-    'StopReplicaRequest': 'stop_replica',
-    'StopReplicaResponse': 'stop_replica',
     'SyncGroupRequest': 'sync_group',
     'SyncGroupResponse': 'sync_group',
     'TxnOffsetCommitRequest': 'txn_offset_commit',
@@ -501,8 +501,6 @@ _MODULE_OF: dict[str, str] = {
     'UnregisterBrokerResponse': 'unregister_broker',
     'UpdateFeaturesRequest': 'update_features',
     'UpdateFeaturesResponse': 'update_features',
-    'UpdateMetadataRequest': 'update_metadata',
-    'UpdateMetadataResponse': 'update_metadata',
     'UpdateRaftVoterRequest': 'update_raft_voter',
     'UpdateRaftVoterResponse': 'update_raft_voter',
     'VoteRequest': 'vote',
@@ -558,10 +556,6 @@ REQUEST_TYPES: Mapping[int, type[Any]] = _LazyTypes({
     1: 'FetchRequest',
     2: 'ListOffsetsRequest',
     3: 'MetadataRequest',
-    4: 'LeaderAndIsrRequest',
-    5: 'StopReplicaRequest',
-    6: 'UpdateMetadataRequest',
-    7: 'ControlledShutdownRequest',
     8: 'OffsetCommitRequest',
     9: 'OffsetFetchRequest',
     10: 'FindCoordinatorRequest',
@@ -628,7 +622,7 @@ REQUEST_TYPES: Mapping[int, type[Any]] = _LazyTypes({
     71: 'GetTelemetrySubscriptionsRequest',
     72: 'PushTelemetryRequest',
     73: 'AssignReplicasToDirsRequest',
-    74: 'ListClientMetricsResourcesRequest',
+    74: 'ListConfigResourcesRequest',
     75: 'DescribeTopicPartitionsRequest',
     76: 'ShareGroupHeartbeatRequest',
     77: 'ShareGroupDescribeRequest',
@@ -642,6 +636,9 @@ REQUEST_TYPES: Mapping[int, type[Any]] = _LazyTypes({
     85: 'WriteShareGroupStateRequest',
     86: 'DeleteShareGroupStateRequest',
     87: 'ReadShareGroupStateSummaryRequest',
+    90: 'DescribeShareGroupOffsetsRequest',
+    91: 'AlterShareGroupOffsetsRequest',
+    92: 'DeleteShareGroupOffsetsRequest',
 })
 
 #: Response class by API key (imported on first lookup).
@@ -650,10 +647,6 @@ RESPONSE_TYPES: Mapping[int, type[Any]] = _LazyTypes({
     1: 'FetchResponse',
     2: 'ListOffsetsResponse',
     3: 'MetadataResponse',
-    4: 'LeaderAndIsrResponse',
-    5: 'StopReplicaResponse',
-    6: 'UpdateMetadataResponse',
-    7: 'ControlledShutdownResponse',
     8: 'OffsetCommitResponse',
     9: 'OffsetFetchResponse',
     10: 'FindCoordinatorResponse',
@@ -720,7 +713,7 @@ RESPONSE_TYPES: Mapping[int, type[Any]] = _LazyTypes({
     71: 'GetTelemetrySubscriptionsResponse',
     72: 'PushTelemetryResponse',
     73: 'AssignReplicasToDirsResponse',
-    74: 'ListClientMetricsResourcesResponse',
+    74: 'ListConfigResourcesResponse',
     75: 'DescribeTopicPartitionsResponse',
     76: 'ShareGroupHeartbeatResponse',
     77: 'ShareGroupDescribeResponse',
@@ -734,6 +727,9 @@ RESPONSE_TYPES: Mapping[int, type[Any]] = _LazyTypes({
     85: 'WriteShareGroupStateResponse',
     86: 'DeleteShareGroupStateResponse',
     87: 'ReadShareGroupStateSummaryResponse',
+    90: 'DescribeShareGroupOffsetsResponse',
+    91: 'AlterShareGroupOffsetsResponse',
+    92: 'DeleteShareGroupOffsetsResponse',
 })
 
 #: Data-schema classes (not requests or responses) by schema name.
@@ -741,6 +737,7 @@ DATA_TYPES: Mapping[str, type[Any]] = _LazyTypes({
     'ConsumerProtocolAssignment': 'ConsumerProtocolAssignment',
     'ConsumerProtocolSubscription': 'ConsumerProtocolSubscription',
     'DefaultPrincipalData': 'DefaultPrincipalData',
+    'EndTxnMarker': 'EndTxnMarker',
     'KRaftVersionRecord': 'KRaftVersionRecord',
     'LeaderChangeMessage': 'LeaderChangeMessage',
     'SnapshotFooterRecord': 'SnapshotFooterRecord',
@@ -754,10 +751,6 @@ REQUEST_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     1: 12,
     2: 6,
     3: 9,
-    4: 4,
-    5: 2,
-    6: 6,
-    7: 3,
     8: 8,
     9: 6,
     10: 3,
@@ -806,7 +799,7 @@ REQUEST_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     53: 1,
     54: 1,
     55: 0,
-    56: 0,
+    56: 2,
     57: 0,
     58: 0,
     59: 0,
@@ -826,10 +819,10 @@ REQUEST_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     73: 0,
     74: 0,
     75: 0,
-    76: 0,
-    77: 0,
-    78: 0,
-    79: 0,
+    76: 1,
+    77: 1,
+    78: 1,
+    79: 1,
     80: 0,
     81: 0,
     82: 0,
@@ -838,6 +831,9 @@ REQUEST_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     85: 0,
     86: 0,
     87: 0,
+    90: 0,
+    91: 0,
+    92: 0,
 }
 
 #: First flexible version of each response by API key (None: never flexible).
@@ -846,10 +842,6 @@ RESPONSE_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     1: 12,
     2: 6,
     3: 9,
-    4: 4,
-    5: 2,
-    6: 6,
-    7: 3,
     8: 8,
     9: 6,
     10: 3,
@@ -898,7 +890,7 @@ RESPONSE_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     53: 1,
     54: 1,
     55: 0,
-    56: 0,
+    56: 2,
     57: 0,
     58: 0,
     59: 0,
@@ -918,10 +910,10 @@ RESPONSE_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     73: 0,
     74: 0,
     75: 0,
-    76: 0,
-    77: 0,
-    78: 0,
-    79: 0,
+    76: 1,
+    77: 1,
+    78: 1,
+    79: 1,
     80: 0,
     81: 0,
     82: 0,
@@ -930,4 +922,7 @@ RESPONSE_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     85: 0,
     86: 0,
     87: 0,
+    90: 0,
+    91: 0,
+    92: 0,
 }

@@ -16,10 +16,8 @@ from kproto.protocol._primitives import (
     UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
-    read_compact_string,
     read_unknown_tags,
     read_uuid,
-    write_compact_string,
     write_unknown_tags,
     write_uvarint,
 )
@@ -35,7 +33,6 @@ __all__ = [
 ]
 
 _S_bi = struct.Struct('>bi')
-_S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 _S_ihii = struct.Struct('>ihii')
 _S_ii = struct.Struct('>ii')
@@ -43,14 +40,14 @@ _S_iq = struct.Struct('>iq')
 
 
 class AlterPartitionRequest:
-    """Kafka request ``AlterPartitionRequest`` (API key 56), versions 0-3."""
+    """Kafka request ``AlterPartitionRequest`` (API key 56), versions 2-3."""
 
     __slots__ = ('broker_id', 'broker_epoch', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 56
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 3
-    FLEXIBLE_VERSION: ClassVar[int | None] = 0
+    FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionRequest'
 
@@ -101,11 +98,11 @@ class AlterPartitionRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionRequest has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionRequest has no version {version} (valid 2-3)')
         start = len(out)
         try:
-            _W_AlterPartitionRequest[version](self, out)
+            _W_AlterPartitionRequest[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterPartitionRequest v{version}: {exc}') from None
@@ -125,10 +122,10 @@ class AlterPartitionRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionRequest has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionRequest has no version {version} (valid 2-3)')
         try:
-            return _R_AlterPartitionRequest[version](buf, pos)
+            return _R_AlterPartitionRequest[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterPartitionRequest v{version}: {exc}') from None
 
@@ -136,12 +133,11 @@ class AlterPartitionRequest:
 class AlterPartitionRequestTopicData:
     """Schema struct ``TopicData`` of ``AlterPartitionRequest``."""
 
-    __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tags',)
+    __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
-    topic_name: str
     topic_id: uuid.UUID
     partitions: list[AlterPartitionRequestPartitionData]
     unknown_tags: dict[int, bytes] | None
@@ -149,12 +145,10 @@ class AlterPartitionRequestTopicData:
     def __init__(
         self,
         *,
-        topic_name: str = '',
         topic_id: uuid.UUID = ZERO_UUID,
         partitions: Iterable[AlterPartitionRequestPartitionData] = (),
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
-        self.topic_name = topic_name
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
@@ -163,14 +157,13 @@ class AlterPartitionRequestTopicData:
         if not isinstance(other, AlterPartitionRequestTopicData):
             return NotImplemented
         return (
-            self.topic_name == other.topic_name and
             self.topic_id == other.topic_id and
             self.partitions == other.partitions and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"AlterPartitionRequestTopicData(topic_name={self.topic_name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
+        s = f"AlterPartitionRequestTopicData(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -188,11 +181,11 @@ class AlterPartitionRequestTopicData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionRequestTopicData has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionRequestTopicData has no version {version} (valid 2-3)')
         start = len(out)
         try:
-            _W_AlterPartitionRequestTopicData[version](self, out)
+            _W_AlterPartitionRequestTopicData[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterPartitionRequestTopicData v{version}: {exc}') from None
@@ -212,10 +205,10 @@ class AlterPartitionRequestTopicData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionRequestTopicData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionRequestTopicData has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionRequestTopicData has no version {version} (valid 2-3)')
         try:
-            return _R_AlterPartitionRequestTopicData[version](buf, pos)
+            return _R_AlterPartitionRequestTopicData[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterPartitionRequestTopicData v{version}: {exc}') from None
 
@@ -287,11 +280,11 @@ class AlterPartitionRequestPartitionData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionRequestPartitionData has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionRequestPartitionData has no version {version} (valid 2-3)')
         start = len(out)
         try:
-            _W_AlterPartitionRequestPartitionData[version](self, out)
+            _W_AlterPartitionRequestPartitionData[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterPartitionRequestPartitionData v{version}: {exc}') from None
@@ -311,10 +304,10 @@ class AlterPartitionRequestPartitionData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionRequestPartitionData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionRequestPartitionData has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionRequestPartitionData has no version {version} (valid 2-3)')
         try:
-            return _R_AlterPartitionRequestPartitionData[version](buf, pos)
+            return _R_AlterPartitionRequestPartitionData[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterPartitionRequestPartitionData v{version}: {exc}') from None
 
@@ -370,11 +363,11 @@ class BrokerState:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'BrokerState has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'BrokerState has no version {version} (valid 2-3)')
         start = len(out)
         try:
-            _W_BrokerState[version](self, out)
+            _W_BrokerState[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode BrokerState v{version}: {exc}') from None
@@ -394,23 +387,23 @@ class BrokerState:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[BrokerState, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'BrokerState has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'BrokerState has no version {version} (valid 2-3)')
         try:
-            return _R_BrokerState[version](buf, pos)
+            return _R_BrokerState[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed BrokerState v{version}: {exc}') from None
 
 
 class AlterPartitionResponse:
-    """Kafka response ``AlterPartitionResponse`` (API key 56), versions 0-3."""
+    """Kafka response ``AlterPartitionResponse`` (API key 56), versions 2-3."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 56
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 3
-    FLEXIBLE_VERSION: ClassVar[int | None] = 0
+    FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionResponse'
 
@@ -461,11 +454,11 @@ class AlterPartitionResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionResponse has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionResponse has no version {version} (valid 2-3)')
         start = len(out)
         try:
-            _W_AlterPartitionResponse[version](self, out)
+            _W_AlterPartitionResponse[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterPartitionResponse v{version}: {exc}') from None
@@ -485,10 +478,10 @@ class AlterPartitionResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionResponse has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionResponse has no version {version} (valid 2-3)')
         try:
-            return _R_AlterPartitionResponse[version](buf, pos)
+            return _R_AlterPartitionResponse[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterPartitionResponse v{version}: {exc}') from None
 
@@ -496,12 +489,11 @@ class AlterPartitionResponse:
 class AlterPartitionResponseTopicData:
     """Schema struct ``TopicData`` of ``AlterPartitionResponse``."""
 
-    __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tags',)
+    __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
-    topic_name: str
     topic_id: uuid.UUID
     partitions: list[AlterPartitionResponsePartitionData]
     unknown_tags: dict[int, bytes] | None
@@ -509,12 +501,10 @@ class AlterPartitionResponseTopicData:
     def __init__(
         self,
         *,
-        topic_name: str = '',
         topic_id: uuid.UUID = ZERO_UUID,
         partitions: Iterable[AlterPartitionResponsePartitionData] = (),
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
-        self.topic_name = topic_name
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
@@ -523,14 +513,13 @@ class AlterPartitionResponseTopicData:
         if not isinstance(other, AlterPartitionResponseTopicData):
             return NotImplemented
         return (
-            self.topic_name == other.topic_name and
             self.topic_id == other.topic_id and
             self.partitions == other.partitions and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"AlterPartitionResponseTopicData(topic_name={self.topic_name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
+        s = f"AlterPartitionResponseTopicData(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -548,11 +537,11 @@ class AlterPartitionResponseTopicData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionResponseTopicData has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionResponseTopicData has no version {version} (valid 2-3)')
         start = len(out)
         try:
-            _W_AlterPartitionResponseTopicData[version](self, out)
+            _W_AlterPartitionResponseTopicData[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterPartitionResponseTopicData v{version}: {exc}') from None
@@ -572,10 +561,10 @@ class AlterPartitionResponseTopicData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionResponseTopicData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionResponseTopicData has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionResponseTopicData has no version {version} (valid 2-3)')
         try:
-            return _R_AlterPartitionResponseTopicData[version](buf, pos)
+            return _R_AlterPartitionResponseTopicData[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterPartitionResponseTopicData v{version}: {exc}') from None
 
@@ -651,11 +640,11 @@ class AlterPartitionResponsePartitionData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionResponsePartitionData has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionResponsePartitionData has no version {version} (valid 2-3)')
         start = len(out)
         try:
-            _W_AlterPartitionResponsePartitionData[version](self, out)
+            _W_AlterPartitionResponsePartitionData[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterPartitionResponsePartitionData v{version}: {exc}') from None
@@ -675,10 +664,10 @@ class AlterPartitionResponsePartitionData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionResponsePartitionData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AlterPartitionResponsePartitionData has no version {version} (valid 0-3)')
+        if not 2 <= version <= 3:
+            raise UnsupportedVersionError(f'AlterPartitionResponsePartitionData has no version {version} (valid 2-3)')
         try:
-            return _R_AlterPartitionResponsePartitionData[version](buf, pos)
+            return _R_AlterPartitionResponsePartitionData[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterPartitionResponsePartitionData v{version}: {exc}') from None
 
@@ -691,7 +680,7 @@ def _new_BrokerState() -> BrokerState:
     return o
 
 
-def _w_BrokerState_0(o: BrokerState, out: bytearray) -> None:
+def _w_BrokerState_2(o: BrokerState, out: bytearray) -> None:
     if o.broker_id != 0:
         raise UnsupportedVersionError('BrokerState.broker_id has a non-default value this version cannot carry')
     if o.broker_epoch != -1:
@@ -703,7 +692,7 @@ def _w_BrokerState_0(o: BrokerState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_BrokerState_0(buf: memoryview, pos: int) -> tuple[BrokerState, int]:
+def _r_BrokerState_2(buf: memoryview, pos: int) -> tuple[BrokerState, int]:
     o = BrokerState.__new__(BrokerState)
     o.broker_id = 0
     o.broker_epoch = -1
@@ -748,43 +737,7 @@ def _new_AlterPartitionRequestPartitionData() -> AlterPartitionRequestPartitionD
     return o
 
 
-def _w_AlterPartitionRequestPartitionData_0(o: AlterPartitionRequestPartitionData, out: bytearray) -> None:
-    out += _S_ii.pack(o.partition_index, o.leader_epoch)
-    x1 = o.new_isr
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
-    if len(o.new_isr_with_epochs) != 0:
-        raise UnsupportedVersionError('AlterPartitionRequestPartitionData.new_isr_with_epochs has a non-default value this version cannot carry')
-    if o.leader_recovery_state != 0:
-        raise UnsupportedVersionError('AlterPartitionRequestPartitionData.leader_recovery_state has a non-default value this version cannot carry')
-    out += _S_i.pack(o.partition_epoch)
-    uk = o.unknown_tags
-    if uk:
-        write_unknown_tags(out, uk)
-    else:
-        out.append(0)
-
-
-def _r_AlterPartitionRequestPartitionData_0(buf: memoryview, pos: int) -> tuple[AlterPartitionRequestPartitionData, int]:
-    o = AlterPartitionRequestPartitionData.__new__(AlterPartitionRequestPartitionData)
-    o.partition_index, o.leader_epoch = _S_ii.unpack_from(buf, pos)
-    pos += 8
-    n1, pos = read_compact_array_len(buf, pos)
-    o.new_isr = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
-    o.partition_epoch = _S_i.unpack_from(buf, pos)[0]
-    pos += 4
-    o.new_isr_with_epochs = []
-    o.leader_recovery_state = 0
-    if buf[pos] == 0:
-        o.unknown_tags = None
-        pos += 1
-    else:
-        o.unknown_tags, pos = read_unknown_tags(buf, pos)
-    return o, pos
-
-
-def _w_AlterPartitionRequestPartitionData_1(o: AlterPartitionRequestPartitionData, out: bytearray) -> None:
+def _w_AlterPartitionRequestPartitionData_2(o: AlterPartitionRequestPartitionData, out: bytearray) -> None:
     out += _S_ii.pack(o.partition_index, o.leader_epoch)
     x1 = o.new_isr
     write_uvarint(out, len(x1) + 1)
@@ -799,7 +752,7 @@ def _w_AlterPartitionRequestPartitionData_1(o: AlterPartitionRequestPartitionDat
         out.append(0)
 
 
-def _r_AlterPartitionRequestPartitionData_1(buf: memoryview, pos: int) -> tuple[AlterPartitionRequestPartitionData, int]:
+def _r_AlterPartitionRequestPartitionData_2(buf: memoryview, pos: int) -> tuple[AlterPartitionRequestPartitionData, int]:
     o = AlterPartitionRequestPartitionData.__new__(AlterPartitionRequestPartitionData)
     o.partition_index, o.leader_epoch = _S_ii.unpack_from(buf, pos)
     pos += 8
@@ -856,73 +809,10 @@ def _r_AlterPartitionRequestPartitionData_3(buf: memoryview, pos: int) -> tuple[
 
 def _new_AlterPartitionRequestTopicData() -> AlterPartitionRequestTopicData:
     o = AlterPartitionRequestTopicData.__new__(AlterPartitionRequestTopicData)
-    o.topic_name = ''
     o.topic_id = ZERO_UUID
     o.partitions = []
     o.unknown_tags = None
     return o
-
-
-def _w_AlterPartitionRequestTopicData_0(o: AlterPartitionRequestTopicData, out: bytearray) -> None:
-    write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterPartitionRequestPartitionData_0(e2, out)
-    uk = o.unknown_tags
-    if uk:
-        write_unknown_tags(out, uk)
-    else:
-        out.append(0)
-
-
-def _r_AlterPartitionRequestTopicData_0(buf: memoryview, pos: int) -> tuple[AlterPartitionRequestTopicData, int]:
-    o = AlterPartitionRequestTopicData.__new__(AlterPartitionRequestTopicData)
-    o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterPartitionRequestPartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterPartitionRequestPartitionData_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.topic_id = ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tags = None
-        pos += 1
-    else:
-        o.unknown_tags, pos = read_unknown_tags(buf, pos)
-    return o, pos
-
-
-def _w_AlterPartitionRequestTopicData_1(o: AlterPartitionRequestTopicData, out: bytearray) -> None:
-    write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterPartitionRequestPartitionData_1(e2, out)
-    uk = o.unknown_tags
-    if uk:
-        write_unknown_tags(out, uk)
-    else:
-        out.append(0)
-
-
-def _r_AlterPartitionRequestTopicData_1(buf: memoryview, pos: int) -> tuple[AlterPartitionRequestTopicData, int]:
-    o = AlterPartitionRequestTopicData.__new__(AlterPartitionRequestTopicData)
-    o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterPartitionRequestPartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterPartitionRequestPartitionData_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.topic_id = ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tags = None
-        pos += 1
-    else:
-        o.unknown_tags, pos = read_unknown_tags(buf, pos)
-    return o, pos
 
 
 def _w_AlterPartitionRequestTopicData_2(o: AlterPartitionRequestTopicData, out: bytearray) -> None:
@@ -930,7 +820,7 @@ def _w_AlterPartitionRequestTopicData_2(o: AlterPartitionRequestTopicData, out: 
     x1 = o.partitions
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_AlterPartitionRequestPartitionData_1(e2, out)
+        _w_AlterPartitionRequestPartitionData_2(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -944,10 +834,9 @@ def _r_AlterPartitionRequestTopicData_2(buf: memoryview, pos: int) -> tuple[Alte
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[AlterPartitionRequestPartitionData] = []
     for _ in range(n1):
-        e3, pos = _r_AlterPartitionRequestPartitionData_1(buf, pos)
+        e3, pos = _r_AlterPartitionRequestPartitionData_2(buf, pos)
         a2.append(e3)
     o.partitions = a2
-    o.topic_name = ''
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -978,7 +867,6 @@ def _r_AlterPartitionRequestTopicData_3(buf: memoryview, pos: int) -> tuple[Alte
         e3, pos = _r_AlterPartitionRequestPartitionData_3(buf, pos)
         a2.append(e3)
     o.partitions = a2
-    o.topic_name = ''
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -994,68 +882,6 @@ def _new_AlterPartitionRequest() -> AlterPartitionRequest:
     o.topics = []
     o.unknown_tags = None
     return o
-
-
-def _w_AlterPartitionRequest_0(o: AlterPartitionRequest, out: bytearray) -> None:
-    out += _S_iq.pack(o.broker_id, o.broker_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterPartitionRequestTopicData_0(e2, out)
-    uk = o.unknown_tags
-    if uk:
-        write_unknown_tags(out, uk)
-    else:
-        out.append(0)
-
-
-def _r_AlterPartitionRequest_0(buf: memoryview, pos: int) -> tuple[AlterPartitionRequest, int]:
-    o = AlterPartitionRequest.__new__(AlterPartitionRequest)
-    o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterPartitionRequestTopicData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterPartitionRequestTopicData_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    if buf[pos] == 0:
-        o.unknown_tags = None
-        pos += 1
-    else:
-        o.unknown_tags, pos = read_unknown_tags(buf, pos)
-    return o, pos
-
-
-def _w_AlterPartitionRequest_1(o: AlterPartitionRequest, out: bytearray) -> None:
-    out += _S_iq.pack(o.broker_id, o.broker_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterPartitionRequestTopicData_1(e2, out)
-    uk = o.unknown_tags
-    if uk:
-        write_unknown_tags(out, uk)
-    else:
-        out.append(0)
-
-
-def _r_AlterPartitionRequest_1(buf: memoryview, pos: int) -> tuple[AlterPartitionRequest, int]:
-    o = AlterPartitionRequest.__new__(AlterPartitionRequest)
-    o.broker_id, o.broker_epoch = _S_iq.unpack_from(buf, pos)
-    pos += 12
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterPartitionRequestTopicData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterPartitionRequestTopicData_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    if buf[pos] == 0:
-        o.unknown_tags = None
-        pos += 1
-    else:
-        o.unknown_tags, pos = read_unknown_tags(buf, pos)
-    return o, pos
 
 
 def _w_AlterPartitionRequest_2(o: AlterPartitionRequest, out: bytearray) -> None:
@@ -1133,38 +959,7 @@ def _new_AlterPartitionResponsePartitionData() -> AlterPartitionResponsePartitio
     return o
 
 
-def _w_AlterPartitionResponsePartitionData_0(o: AlterPartitionResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
-    x1 = o.isr
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
-    out += _S_i.pack(o.partition_epoch)
-    uk = o.unknown_tags
-    if uk:
-        write_unknown_tags(out, uk)
-    else:
-        out.append(0)
-
-
-def _r_AlterPartitionResponsePartitionData_0(buf: memoryview, pos: int) -> tuple[AlterPartitionResponsePartitionData, int]:
-    o = AlterPartitionResponsePartitionData.__new__(AlterPartitionResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch = _S_ihii.unpack_from(buf, pos)
-    pos += 14
-    n1, pos = read_compact_array_len(buf, pos)
-    o.isr = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
-    o.partition_epoch = _S_i.unpack_from(buf, pos)[0]
-    pos += 4
-    o.leader_recovery_state = 0
-    if buf[pos] == 0:
-        o.unknown_tags = None
-        pos += 1
-    else:
-        o.unknown_tags, pos = read_unknown_tags(buf, pos)
-    return o, pos
-
-
-def _w_AlterPartitionResponsePartitionData_1(o: AlterPartitionResponsePartitionData, out: bytearray) -> None:
+def _w_AlterPartitionResponsePartitionData_2(o: AlterPartitionResponsePartitionData, out: bytearray) -> None:
     out += _S_ihii.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch)
     x1 = o.isr
     write_uvarint(out, len(x1) + 1)
@@ -1177,7 +972,7 @@ def _w_AlterPartitionResponsePartitionData_1(o: AlterPartitionResponsePartitionD
         out.append(0)
 
 
-def _r_AlterPartitionResponsePartitionData_1(buf: memoryview, pos: int) -> tuple[AlterPartitionResponsePartitionData, int]:
+def _r_AlterPartitionResponsePartitionData_2(buf: memoryview, pos: int) -> tuple[AlterPartitionResponsePartitionData, int]:
     o = AlterPartitionResponsePartitionData.__new__(AlterPartitionResponsePartitionData)
     o.partition_index, o.error_code, o.leader_id, o.leader_epoch = _S_ihii.unpack_from(buf, pos)
     pos += 14
@@ -1196,73 +991,10 @@ def _r_AlterPartitionResponsePartitionData_1(buf: memoryview, pos: int) -> tuple
 
 def _new_AlterPartitionResponseTopicData() -> AlterPartitionResponseTopicData:
     o = AlterPartitionResponseTopicData.__new__(AlterPartitionResponseTopicData)
-    o.topic_name = ''
     o.topic_id = ZERO_UUID
     o.partitions = []
     o.unknown_tags = None
     return o
-
-
-def _w_AlterPartitionResponseTopicData_0(o: AlterPartitionResponseTopicData, out: bytearray) -> None:
-    write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterPartitionResponsePartitionData_0(e2, out)
-    uk = o.unknown_tags
-    if uk:
-        write_unknown_tags(out, uk)
-    else:
-        out.append(0)
-
-
-def _r_AlterPartitionResponseTopicData_0(buf: memoryview, pos: int) -> tuple[AlterPartitionResponseTopicData, int]:
-    o = AlterPartitionResponseTopicData.__new__(AlterPartitionResponseTopicData)
-    o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterPartitionResponsePartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterPartitionResponsePartitionData_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.topic_id = ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tags = None
-        pos += 1
-    else:
-        o.unknown_tags, pos = read_unknown_tags(buf, pos)
-    return o, pos
-
-
-def _w_AlterPartitionResponseTopicData_1(o: AlterPartitionResponseTopicData, out: bytearray) -> None:
-    write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterPartitionResponsePartitionData_1(e2, out)
-    uk = o.unknown_tags
-    if uk:
-        write_unknown_tags(out, uk)
-    else:
-        out.append(0)
-
-
-def _r_AlterPartitionResponseTopicData_1(buf: memoryview, pos: int) -> tuple[AlterPartitionResponseTopicData, int]:
-    o = AlterPartitionResponseTopicData.__new__(AlterPartitionResponseTopicData)
-    o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterPartitionResponsePartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterPartitionResponsePartitionData_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.topic_id = ZERO_UUID
-    if buf[pos] == 0:
-        o.unknown_tags = None
-        pos += 1
-    else:
-        o.unknown_tags, pos = read_unknown_tags(buf, pos)
-    return o, pos
 
 
 def _w_AlterPartitionResponseTopicData_2(o: AlterPartitionResponseTopicData, out: bytearray) -> None:
@@ -1270,7 +1002,7 @@ def _w_AlterPartitionResponseTopicData_2(o: AlterPartitionResponseTopicData, out
     x1 = o.partitions
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_AlterPartitionResponsePartitionData_1(e2, out)
+        _w_AlterPartitionResponsePartitionData_2(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1284,10 +1016,9 @@ def _r_AlterPartitionResponseTopicData_2(buf: memoryview, pos: int) -> tuple[Alt
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[AlterPartitionResponsePartitionData] = []
     for _ in range(n1):
-        e3, pos = _r_AlterPartitionResponsePartitionData_1(buf, pos)
+        e3, pos = _r_AlterPartitionResponsePartitionData_2(buf, pos)
         a2.append(e3)
     o.partitions = a2
-    o.topic_name = ''
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1303,68 +1034,6 @@ def _new_AlterPartitionResponse() -> AlterPartitionResponse:
     o.topics = []
     o.unknown_tags = None
     return o
-
-
-def _w_AlterPartitionResponse_0(o: AlterPartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterPartitionResponseTopicData_0(e2, out)
-    uk = o.unknown_tags
-    if uk:
-        write_unknown_tags(out, uk)
-    else:
-        out.append(0)
-
-
-def _r_AlterPartitionResponse_0(buf: memoryview, pos: int) -> tuple[AlterPartitionResponse, int]:
-    o = AlterPartitionResponse.__new__(AlterPartitionResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterPartitionResponseTopicData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterPartitionResponseTopicData_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    if buf[pos] == 0:
-        o.unknown_tags = None
-        pos += 1
-    else:
-        o.unknown_tags, pos = read_unknown_tags(buf, pos)
-    return o, pos
-
-
-def _w_AlterPartitionResponse_1(o: AlterPartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterPartitionResponseTopicData_1(e2, out)
-    uk = o.unknown_tags
-    if uk:
-        write_unknown_tags(out, uk)
-    else:
-        out.append(0)
-
-
-def _r_AlterPartitionResponse_1(buf: memoryview, pos: int) -> tuple[AlterPartitionResponse, int]:
-    o = AlterPartitionResponse.__new__(AlterPartitionResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterPartitionResponseTopicData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterPartitionResponseTopicData_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    if buf[pos] == 0:
-        o.unknown_tags = None
-        pos += 1
-    else:
-        o.unknown_tags, pos = read_unknown_tags(buf, pos)
-    return o, pos
 
 
 def _w_AlterPartitionResponse_2(o: AlterPartitionResponse, out: bytearray) -> None:
@@ -1399,15 +1068,11 @@ def _r_AlterPartitionResponse_2(buf: memoryview, pos: int) -> tuple[AlterPartiti
 
 
 _W_BrokerState: tuple[Callable[[BrokerState, bytearray], None], ...] = (
-    _w_BrokerState_0,
-    _w_BrokerState_0,
-    _w_BrokerState_0,
+    _w_BrokerState_2,
     _w_BrokerState_3,
 )
 _R_BrokerState: tuple[Callable[[memoryview, int], tuple[BrokerState, int]], ...] = (
-    _r_BrokerState_0,
-    _r_BrokerState_0,
-    _r_BrokerState_0,
+    _r_BrokerState_2,
     _r_BrokerState_3,
 )
 BrokerState._FIELDS = (
@@ -1416,15 +1081,11 @@ BrokerState._FIELDS = (
 )
 
 _W_AlterPartitionRequestPartitionData: tuple[Callable[[AlterPartitionRequestPartitionData, bytearray], None], ...] = (
-    _w_AlterPartitionRequestPartitionData_0,
-    _w_AlterPartitionRequestPartitionData_1,
-    _w_AlterPartitionRequestPartitionData_1,
+    _w_AlterPartitionRequestPartitionData_2,
     _w_AlterPartitionRequestPartitionData_3,
 )
 _R_AlterPartitionRequestPartitionData: tuple[Callable[[memoryview, int], tuple[AlterPartitionRequestPartitionData, int]], ...] = (
-    _r_AlterPartitionRequestPartitionData_0,
-    _r_AlterPartitionRequestPartitionData_1,
-    _r_AlterPartitionRequestPartitionData_1,
+    _r_AlterPartitionRequestPartitionData_2,
     _r_AlterPartitionRequestPartitionData_3,
 )
 AlterPartitionRequestPartitionData._FIELDS = (
@@ -1437,32 +1098,23 @@ AlterPartitionRequestPartitionData._FIELDS = (
 )
 
 _W_AlterPartitionRequestTopicData: tuple[Callable[[AlterPartitionRequestTopicData, bytearray], None], ...] = (
-    _w_AlterPartitionRequestTopicData_0,
-    _w_AlterPartitionRequestTopicData_1,
     _w_AlterPartitionRequestTopicData_2,
     _w_AlterPartitionRequestTopicData_3,
 )
 _R_AlterPartitionRequestTopicData: tuple[Callable[[memoryview, int], tuple[AlterPartitionRequestTopicData, int]], ...] = (
-    _r_AlterPartitionRequestTopicData_0,
-    _r_AlterPartitionRequestTopicData_1,
     _r_AlterPartitionRequestTopicData_2,
     _r_AlterPartitionRequestTopicData_3,
 )
 AlterPartitionRequestTopicData._FIELDS = (
-    FieldSpec('topic_name', 'string', None, (0, 1), None, None, None, None),
     FieldSpec('topic_id', 'uuid', None, (2, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AlterPartitionRequestPartitionData),
 )
 
 _W_AlterPartitionRequest: tuple[Callable[[AlterPartitionRequest, bytearray], None], ...] = (
-    _w_AlterPartitionRequest_0,
-    _w_AlterPartitionRequest_1,
     _w_AlterPartitionRequest_2,
     _w_AlterPartitionRequest_3,
 )
 _R_AlterPartitionRequest: tuple[Callable[[memoryview, int], tuple[AlterPartitionRequest, int]], ...] = (
-    _r_AlterPartitionRequest_0,
-    _r_AlterPartitionRequest_1,
     _r_AlterPartitionRequest_2,
     _r_AlterPartitionRequest_3,
 )
@@ -1473,16 +1125,12 @@ AlterPartitionRequest._FIELDS = (
 )
 
 _W_AlterPartitionResponsePartitionData: tuple[Callable[[AlterPartitionResponsePartitionData, bytearray], None], ...] = (
-    _w_AlterPartitionResponsePartitionData_0,
-    _w_AlterPartitionResponsePartitionData_1,
-    _w_AlterPartitionResponsePartitionData_1,
-    _w_AlterPartitionResponsePartitionData_1,
+    _w_AlterPartitionResponsePartitionData_2,
+    _w_AlterPartitionResponsePartitionData_2,
 )
 _R_AlterPartitionResponsePartitionData: tuple[Callable[[memoryview, int], tuple[AlterPartitionResponsePartitionData, int]], ...] = (
-    _r_AlterPartitionResponsePartitionData_0,
-    _r_AlterPartitionResponsePartitionData_1,
-    _r_AlterPartitionResponsePartitionData_1,
-    _r_AlterPartitionResponsePartitionData_1,
+    _r_AlterPartitionResponsePartitionData_2,
+    _r_AlterPartitionResponsePartitionData_2,
 )
 AlterPartitionResponsePartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1495,32 +1143,23 @@ AlterPartitionResponsePartitionData._FIELDS = (
 )
 
 _W_AlterPartitionResponseTopicData: tuple[Callable[[AlterPartitionResponseTopicData, bytearray], None], ...] = (
-    _w_AlterPartitionResponseTopicData_0,
-    _w_AlterPartitionResponseTopicData_1,
     _w_AlterPartitionResponseTopicData_2,
     _w_AlterPartitionResponseTopicData_2,
 )
 _R_AlterPartitionResponseTopicData: tuple[Callable[[memoryview, int], tuple[AlterPartitionResponseTopicData, int]], ...] = (
-    _r_AlterPartitionResponseTopicData_0,
-    _r_AlterPartitionResponseTopicData_1,
     _r_AlterPartitionResponseTopicData_2,
     _r_AlterPartitionResponseTopicData_2,
 )
 AlterPartitionResponseTopicData._FIELDS = (
-    FieldSpec('topic_name', 'string', None, (0, 1), None, None, None, None),
     FieldSpec('topic_id', 'uuid', None, (2, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AlterPartitionResponsePartitionData),
 )
 
 _W_AlterPartitionResponse: tuple[Callable[[AlterPartitionResponse, bytearray], None], ...] = (
-    _w_AlterPartitionResponse_0,
-    _w_AlterPartitionResponse_1,
     _w_AlterPartitionResponse_2,
     _w_AlterPartitionResponse_2,
 )
 _R_AlterPartitionResponse: tuple[Callable[[memoryview, int], tuple[AlterPartitionResponse, int]], ...] = (
-    _r_AlterPartitionResponse_0,
-    _r_AlterPartitionResponse_1,
     _r_AlterPartitionResponse_2,
     _r_AlterPartitionResponse_2,
 )

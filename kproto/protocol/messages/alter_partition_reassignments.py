@@ -36,22 +36,25 @@ __all__ = [
 ]
 
 _S_i = struct.Struct('>i')
+_S_io = struct.Struct('>i?')
+_S_ioh = struct.Struct('>i?h')
 _S_ih = struct.Struct('>ih')
 
 
 class AlterPartitionReassignmentsRequest:
-    """Kafka request ``AlterPartitionReassignmentsRequest`` (API key 45), versions 0-0."""
+    """Kafka request ``AlterPartitionReassignmentsRequest`` (API key 45), versions 0-1."""
 
-    __slots__ = ('timeout_ms', 'topics', 'unknown_tags',)
+    __slots__ = ('timeout_ms', 'allow_replication_factor_change', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 45
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
+    MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsRequest'
 
     timeout_ms: int
+    allow_replication_factor_change: bool
     topics: list[ReassignableTopic]
     unknown_tags: dict[int, bytes] | None
 
@@ -59,10 +62,12 @@ class AlterPartitionReassignmentsRequest:
         self,
         *,
         timeout_ms: int = 60000,
+        allow_replication_factor_change: bool = True,
         topics: Iterable[ReassignableTopic] = (),
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.timeout_ms = timeout_ms
+        self.allow_replication_factor_change = allow_replication_factor_change
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
@@ -71,12 +76,13 @@ class AlterPartitionReassignmentsRequest:
             return NotImplemented
         return (
             self.timeout_ms == other.timeout_ms and
+            self.allow_replication_factor_change == other.allow_replication_factor_change and
             self.topics == other.topics and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"AlterPartitionReassignmentsRequest(timeout_ms={self.timeout_ms!r}, topics={self.topics!r}"
+        s = f"AlterPartitionReassignmentsRequest(timeout_ms={self.timeout_ms!r}, allow_replication_factor_change={self.allow_replication_factor_change!r}, topics={self.topics!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -94,8 +100,8 @@ class AlterPartitionReassignmentsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsRequest has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'AlterPartitionReassignmentsRequest has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_AlterPartitionReassignmentsRequest[version](self, out)
@@ -118,8 +124,8 @@ class AlterPartitionReassignmentsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsRequest has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'AlterPartitionReassignmentsRequest has no version {version} (valid 0-1)')
         try:
             return _R_AlterPartitionReassignmentsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -177,8 +183,8 @@ class ReassignableTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ReassignableTopic has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ReassignableTopic has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_ReassignableTopic[version](self, out)
@@ -201,8 +207,8 @@ class ReassignableTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignableTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ReassignableTopic has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ReassignableTopic has no version {version} (valid 0-1)')
         try:
             return _R_ReassignableTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -260,8 +266,8 @@ class ReassignablePartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ReassignablePartition has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ReassignablePartition has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_ReassignablePartition[version](self, out)
@@ -284,8 +290,8 @@ class ReassignablePartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignablePartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ReassignablePartition has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ReassignablePartition has no version {version} (valid 0-1)')
         try:
             return _R_ReassignablePartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -293,18 +299,19 @@ class ReassignablePartition:
 
 
 class AlterPartitionReassignmentsResponse:
-    """Kafka response ``AlterPartitionReassignmentsResponse`` (API key 45), versions 0-0."""
+    """Kafka response ``AlterPartitionReassignmentsResponse`` (API key 45), versions 0-1."""
 
-    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'unknown_tags',)
+    __slots__ = ('throttle_time_ms', 'allow_replication_factor_change', 'error_code', 'error_message', 'responses', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 45
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
+    MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsResponse'
 
     throttle_time_ms: int
+    allow_replication_factor_change: bool
     error_code: int
     error_message: str | None
     responses: list[ReassignableTopicResponse]
@@ -314,12 +321,14 @@ class AlterPartitionReassignmentsResponse:
         self,
         *,
         throttle_time_ms: int = 0,
+        allow_replication_factor_change: bool = True,
         error_code: int = 0,
         error_message: str | None = '',
         responses: Iterable[ReassignableTopicResponse] = (),
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
+        self.allow_replication_factor_change = allow_replication_factor_change
         self.error_code = error_code
         self.error_message = error_message
         self.responses = list(responses)
@@ -330,6 +339,7 @@ class AlterPartitionReassignmentsResponse:
             return NotImplemented
         return (
             self.throttle_time_ms == other.throttle_time_ms and
+            self.allow_replication_factor_change == other.allow_replication_factor_change and
             self.error_code == other.error_code and
             self.error_message == other.error_message and
             self.responses == other.responses and
@@ -337,7 +347,7 @@ class AlterPartitionReassignmentsResponse:
         )
 
     def __repr__(self) -> str:
-        s = f"AlterPartitionReassignmentsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, responses={self.responses!r}"
+        s = f"AlterPartitionReassignmentsResponse(throttle_time_ms={self.throttle_time_ms!r}, allow_replication_factor_change={self.allow_replication_factor_change!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, responses={self.responses!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -355,8 +365,8 @@ class AlterPartitionReassignmentsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsResponse has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'AlterPartitionReassignmentsResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_AlterPartitionReassignmentsResponse[version](self, out)
@@ -379,8 +389,8 @@ class AlterPartitionReassignmentsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsResponse has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'AlterPartitionReassignmentsResponse has no version {version} (valid 0-1)')
         try:
             return _R_AlterPartitionReassignmentsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -438,8 +448,8 @@ class ReassignableTopicResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ReassignableTopicResponse has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ReassignableTopicResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_ReassignableTopicResponse[version](self, out)
@@ -462,8 +472,8 @@ class ReassignableTopicResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignableTopicResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ReassignableTopicResponse has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ReassignableTopicResponse has no version {version} (valid 0-1)')
         try:
             return _R_ReassignableTopicResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -525,8 +535,8 @@ class ReassignablePartitionResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ReassignablePartitionResponse has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ReassignablePartitionResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_ReassignablePartitionResponse[version](self, out)
@@ -549,8 +559,8 @@ class ReassignablePartitionResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignablePartitionResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ReassignablePartitionResponse has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ReassignablePartitionResponse has no version {version} (valid 0-1)')
         try:
             return _R_ReassignablePartitionResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -639,12 +649,15 @@ def _r_ReassignableTopic_0(buf: memoryview, pos: int) -> tuple[ReassignableTopic
 def _new_AlterPartitionReassignmentsRequest() -> AlterPartitionReassignmentsRequest:
     o = AlterPartitionReassignmentsRequest.__new__(AlterPartitionReassignmentsRequest)
     o.timeout_ms = 60000
+    o.allow_replication_factor_change = True
     o.topics = []
     o.unknown_tags = None
     return o
 
 
 def _w_AlterPartitionReassignmentsRequest_0(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
+    if o.allow_replication_factor_change != True:
+        raise UnsupportedVersionError('AlterPartitionReassignmentsRequest.allow_replication_factor_change has a non-default value this version cannot carry')
     out += _S_i.pack(o.timeout_ms)
     x1 = o.topics
     write_uvarint(out, len(x1) + 1)
@@ -661,6 +674,38 @@ def _r_AlterPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[
     o = AlterPartitionReassignmentsRequest.__new__(AlterPartitionReassignmentsRequest)
     o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[ReassignableTopic] = []
+    for _ in range(n1):
+        e3, pos = _r_ReassignableTopic_0(buf, pos)
+        a2.append(e3)
+    o.topics = a2
+    o.allow_replication_factor_change = True
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_AlterPartitionReassignmentsRequest_1(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
+    out += _S_io.pack(o.timeout_ms, o.allow_replication_factor_change)
+    x1 = o.topics
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_ReassignableTopic_0(e2, out)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_AlterPartitionReassignmentsRequest_1(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
+    o = AlterPartitionReassignmentsRequest.__new__(AlterPartitionReassignmentsRequest)
+    o.timeout_ms, o.allow_replication_factor_change = _S_io.unpack_from(buf, pos)
+    pos += 5
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[ReassignableTopic] = []
     for _ in range(n1):
@@ -748,6 +793,7 @@ def _r_ReassignableTopicResponse_0(buf: memoryview, pos: int) -> tuple[Reassigna
 def _new_AlterPartitionReassignmentsResponse() -> AlterPartitionReassignmentsResponse:
     o = AlterPartitionReassignmentsResponse.__new__(AlterPartitionReassignmentsResponse)
     o.throttle_time_ms = 0
+    o.allow_replication_factor_change = True
     o.error_code = 0
     o.error_message = ''
     o.responses = []
@@ -780,6 +826,40 @@ def _r_AlterPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple
         e3, pos = _r_ReassignableTopicResponse_0(buf, pos)
         a2.append(e3)
     o.responses = a2
+    o.allow_replication_factor_change = True
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_AlterPartitionReassignmentsResponse_1(o: AlterPartitionReassignmentsResponse, out: bytearray) -> None:
+    out += _S_ioh.pack(o.throttle_time_ms, o.allow_replication_factor_change, o.error_code)
+    write_compact_nullable_string(out, o.error_message)
+    x1 = o.responses
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_ReassignableTopicResponse_0(e2, out)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_AlterPartitionReassignmentsResponse_1(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
+    o = AlterPartitionReassignmentsResponse.__new__(AlterPartitionReassignmentsResponse)
+    o.throttle_time_ms, o.allow_replication_factor_change, o.error_code = _S_ioh.unpack_from(buf, pos)
+    pos += 7
+    o.error_message, pos = read_compact_nullable_string(buf, pos)
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[ReassignableTopicResponse] = []
+    for _ in range(n1):
+        e3, pos = _r_ReassignableTopicResponse_0(buf, pos)
+        a2.append(e3)
+    o.responses = a2
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -790,8 +870,10 @@ def _r_AlterPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple
 
 _W_ReassignablePartition: tuple[Callable[[ReassignablePartition, bytearray], None], ...] = (
     _w_ReassignablePartition_0,
+    _w_ReassignablePartition_0,
 )
 _R_ReassignablePartition: tuple[Callable[[memoryview, int], tuple[ReassignablePartition, int]], ...] = (
+    _r_ReassignablePartition_0,
     _r_ReassignablePartition_0,
 )
 ReassignablePartition._FIELDS = (
@@ -801,8 +883,10 @@ ReassignablePartition._FIELDS = (
 
 _W_ReassignableTopic: tuple[Callable[[ReassignableTopic, bytearray], None], ...] = (
     _w_ReassignableTopic_0,
+    _w_ReassignableTopic_0,
 )
 _R_ReassignableTopic: tuple[Callable[[memoryview, int], tuple[ReassignableTopic, int]], ...] = (
+    _r_ReassignableTopic_0,
     _r_ReassignableTopic_0,
 )
 ReassignableTopic._FIELDS = (
@@ -812,19 +896,24 @@ ReassignableTopic._FIELDS = (
 
 _W_AlterPartitionReassignmentsRequest: tuple[Callable[[AlterPartitionReassignmentsRequest, bytearray], None], ...] = (
     _w_AlterPartitionReassignmentsRequest_0,
+    _w_AlterPartitionReassignmentsRequest_1,
 )
 _R_AlterPartitionReassignmentsRequest: tuple[Callable[[memoryview, int], tuple[AlterPartitionReassignmentsRequest, int]], ...] = (
     _r_AlterPartitionReassignmentsRequest_0,
+    _r_AlterPartitionReassignmentsRequest_1,
 )
 AlterPartitionReassignmentsRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
+    FieldSpec('allow_replication_factor_change', 'bool', None, (1, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, ReassignableTopic),
 )
 
 _W_ReassignablePartitionResponse: tuple[Callable[[ReassignablePartitionResponse, bytearray], None], ...] = (
     _w_ReassignablePartitionResponse_0,
+    _w_ReassignablePartitionResponse_0,
 )
 _R_ReassignablePartitionResponse: tuple[Callable[[memoryview, int], tuple[ReassignablePartitionResponse, int]], ...] = (
+    _r_ReassignablePartitionResponse_0,
     _r_ReassignablePartitionResponse_0,
 )
 ReassignablePartitionResponse._FIELDS = (
@@ -835,8 +924,10 @@ ReassignablePartitionResponse._FIELDS = (
 
 _W_ReassignableTopicResponse: tuple[Callable[[ReassignableTopicResponse, bytearray], None], ...] = (
     _w_ReassignableTopicResponse_0,
+    _w_ReassignableTopicResponse_0,
 )
 _R_ReassignableTopicResponse: tuple[Callable[[memoryview, int], tuple[ReassignableTopicResponse, int]], ...] = (
+    _r_ReassignableTopicResponse_0,
     _r_ReassignableTopicResponse_0,
 )
 ReassignableTopicResponse._FIELDS = (
@@ -846,12 +937,15 @@ ReassignableTopicResponse._FIELDS = (
 
 _W_AlterPartitionReassignmentsResponse: tuple[Callable[[AlterPartitionReassignmentsResponse, bytearray], None], ...] = (
     _w_AlterPartitionReassignmentsResponse_0,
+    _w_AlterPartitionReassignmentsResponse_1,
 )
 _R_AlterPartitionReassignmentsResponse: tuple[Callable[[memoryview, int], tuple[AlterPartitionReassignmentsResponse, int]], ...] = (
     _r_AlterPartitionReassignmentsResponse_0,
+    _r_AlterPartitionReassignmentsResponse_1,
 )
 AlterPartitionReassignmentsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),
+    FieldSpec('allow_replication_factor_change', 'bool', None, (1, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
     FieldSpec('responses', 'array', 'struct', (0, 32767), None, None, None, ReassignableTopicResponse),

@@ -40,12 +40,12 @@ _S_ih = struct.Struct('>ih')
 
 
 class AlterReplicaLogDirsRequest:
-    """Kafka request ``AlterReplicaLogDirsRequest`` (API key 34), versions 0-2."""
+    """Kafka request ``AlterReplicaLogDirsRequest`` (API key 34), versions 1-2."""
 
     __slots__ = ('dirs', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 34
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -90,11 +90,11 @@ class AlterReplicaLogDirsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsRequest has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDirsRequest has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_AlterReplicaLogDirsRequest[version](self, out)
+            _W_AlterReplicaLogDirsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterReplicaLogDirsRequest v{version}: {exc}') from None
@@ -114,10 +114,10 @@ class AlterReplicaLogDirsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsRequest has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDirsRequest has no version {version} (valid 1-2)')
         try:
-            return _R_AlterReplicaLogDirsRequest[version](buf, pos)
+            return _R_AlterReplicaLogDirsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterReplicaLogDirsRequest v{version}: {exc}') from None
 
@@ -173,11 +173,11 @@ class AlterReplicaLogDir:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDir has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDir has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_AlterReplicaLogDir[version](self, out)
+            _W_AlterReplicaLogDir[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterReplicaLogDir v{version}: {exc}') from None
@@ -197,10 +197,10 @@ class AlterReplicaLogDir:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDir, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDir has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDir has no version {version} (valid 1-2)')
         try:
-            return _R_AlterReplicaLogDir[version](buf, pos)
+            return _R_AlterReplicaLogDir[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterReplicaLogDir v{version}: {exc}') from None
 
@@ -256,11 +256,11 @@ class AlterReplicaLogDirTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopic has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDirTopic has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_AlterReplicaLogDirTopic[version](self, out)
+            _W_AlterReplicaLogDirTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterReplicaLogDirTopic v{version}: {exc}') from None
@@ -280,21 +280,21 @@ class AlterReplicaLogDirTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopic has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDirTopic has no version {version} (valid 1-2)')
         try:
-            return _R_AlterReplicaLogDirTopic[version](buf, pos)
+            return _R_AlterReplicaLogDirTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterReplicaLogDirTopic v{version}: {exc}') from None
 
 
 class AlterReplicaLogDirsResponse:
-    """Kafka response ``AlterReplicaLogDirsResponse`` (API key 34), versions 0-2."""
+    """Kafka response ``AlterReplicaLogDirsResponse`` (API key 34), versions 1-2."""
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 34
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -343,11 +343,11 @@ class AlterReplicaLogDirsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsResponse has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDirsResponse has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_AlterReplicaLogDirsResponse[version](self, out)
+            _W_AlterReplicaLogDirsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterReplicaLogDirsResponse v{version}: {exc}') from None
@@ -367,10 +367,10 @@ class AlterReplicaLogDirsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsResponse has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDirsResponse has no version {version} (valid 1-2)')
         try:
-            return _R_AlterReplicaLogDirsResponse[version](buf, pos)
+            return _R_AlterReplicaLogDirsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterReplicaLogDirsResponse v{version}: {exc}') from None
 
@@ -426,11 +426,11 @@ class AlterReplicaLogDirTopicResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopicResult has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDirTopicResult has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_AlterReplicaLogDirTopicResult[version](self, out)
+            _W_AlterReplicaLogDirTopicResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterReplicaLogDirTopicResult v{version}: {exc}') from None
@@ -450,10 +450,10 @@ class AlterReplicaLogDirTopicResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirTopicResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopicResult has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDirTopicResult has no version {version} (valid 1-2)')
         try:
-            return _R_AlterReplicaLogDirTopicResult[version](buf, pos)
+            return _R_AlterReplicaLogDirTopicResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterReplicaLogDirTopicResult v{version}: {exc}') from None
 
@@ -509,11 +509,11 @@ class AlterReplicaLogDirPartitionResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirPartitionResult has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDirPartitionResult has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_AlterReplicaLogDirPartitionResult[version](self, out)
+            _W_AlterReplicaLogDirPartitionResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterReplicaLogDirPartitionResult v{version}: {exc}') from None
@@ -533,10 +533,10 @@ class AlterReplicaLogDirPartitionResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirPartitionResult has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'AlterReplicaLogDirPartitionResult has no version {version} (valid 1-2)')
         try:
-            return _R_AlterReplicaLogDirPartitionResult[version](buf, pos)
+            return _R_AlterReplicaLogDirPartitionResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterReplicaLogDirPartitionResult v{version}: {exc}') from None
 
@@ -549,14 +549,14 @@ def _new_AlterReplicaLogDirTopic() -> AlterReplicaLogDirTopic:
     return o
 
 
-def _w_AlterReplicaLogDirTopic_0(o: AlterReplicaLogDirTopic, out: bytearray) -> None:
+def _w_AlterReplicaLogDirTopic_1(o: AlterReplicaLogDirTopic, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partitions
     out += _S_i.pack(len(x1))
     out += struct.pack('>%di' % len(x1), *x1)
 
 
-def _r_AlterReplicaLogDirTopic_0(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopic, int]:
+def _r_AlterReplicaLogDirTopic_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopic, int]:
     o = AlterReplicaLogDirTopic.__new__(AlterReplicaLogDirTopic)
     o.name, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
@@ -600,21 +600,21 @@ def _new_AlterReplicaLogDir() -> AlterReplicaLogDir:
     return o
 
 
-def _w_AlterReplicaLogDir_0(o: AlterReplicaLogDir, out: bytearray) -> None:
+def _w_AlterReplicaLogDir_1(o: AlterReplicaLogDir, out: bytearray) -> None:
     write_string(out, o.path)
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_AlterReplicaLogDirTopic_0(e2, out)
+        _w_AlterReplicaLogDirTopic_1(e2, out)
 
 
-def _r_AlterReplicaLogDir_0(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDir, int]:
+def _r_AlterReplicaLogDir_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDir, int]:
     o = AlterReplicaLogDir.__new__(AlterReplicaLogDir)
     o.path, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
     a2: list[AlterReplicaLogDirTopic] = []
     for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDirTopic_0(buf, pos)
+        e3, pos = _r_AlterReplicaLogDirTopic_1(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.unknown_tags = None
@@ -658,19 +658,19 @@ def _new_AlterReplicaLogDirsRequest() -> AlterReplicaLogDirsRequest:
     return o
 
 
-def _w_AlterReplicaLogDirsRequest_0(o: AlterReplicaLogDirsRequest, out: bytearray) -> None:
+def _w_AlterReplicaLogDirsRequest_1(o: AlterReplicaLogDirsRequest, out: bytearray) -> None:
     x1 = o.dirs
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_AlterReplicaLogDir_0(e2, out)
+        _w_AlterReplicaLogDir_1(e2, out)
 
 
-def _r_AlterReplicaLogDirsRequest_0(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsRequest, int]:
+def _r_AlterReplicaLogDirsRequest_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsRequest, int]:
     o = AlterReplicaLogDirsRequest.__new__(AlterReplicaLogDirsRequest)
     n1, pos = read_array_len(buf, pos)
     a2: list[AlterReplicaLogDir] = []
     for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDir_0(buf, pos)
+        e3, pos = _r_AlterReplicaLogDir_1(buf, pos)
         a2.append(e3)
     o.dirs = a2
     o.unknown_tags = None
@@ -713,11 +713,11 @@ def _new_AlterReplicaLogDirPartitionResult() -> AlterReplicaLogDirPartitionResul
     return o
 
 
-def _w_AlterReplicaLogDirPartitionResult_0(o: AlterReplicaLogDirPartitionResult, out: bytearray) -> None:
+def _w_AlterReplicaLogDirPartitionResult_1(o: AlterReplicaLogDirPartitionResult, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
 
 
-def _r_AlterReplicaLogDirPartitionResult_0(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
+def _r_AlterReplicaLogDirPartitionResult_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
     o = AlterReplicaLogDirPartitionResult.__new__(AlterReplicaLogDirPartitionResult)
     o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
@@ -754,21 +754,21 @@ def _new_AlterReplicaLogDirTopicResult() -> AlterReplicaLogDirTopicResult:
     return o
 
 
-def _w_AlterReplicaLogDirTopicResult_0(o: AlterReplicaLogDirTopicResult, out: bytearray) -> None:
+def _w_AlterReplicaLogDirTopicResult_1(o: AlterReplicaLogDirTopicResult, out: bytearray) -> None:
     write_string(out, o.topic_name)
     x1 = o.partitions
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_AlterReplicaLogDirPartitionResult_0(e2, out)
+        _w_AlterReplicaLogDirPartitionResult_1(e2, out)
 
 
-def _r_AlterReplicaLogDirTopicResult_0(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopicResult, int]:
+def _r_AlterReplicaLogDirTopicResult_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopicResult, int]:
     o = AlterReplicaLogDirTopicResult.__new__(AlterReplicaLogDirTopicResult)
     o.topic_name, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
     a2: list[AlterReplicaLogDirPartitionResult] = []
     for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDirPartitionResult_0(buf, pos)
+        e3, pos = _r_AlterReplicaLogDirPartitionResult_1(buf, pos)
         a2.append(e3)
     o.partitions = a2
     o.unknown_tags = None
@@ -813,22 +813,22 @@ def _new_AlterReplicaLogDirsResponse() -> AlterReplicaLogDirsResponse:
     return o
 
 
-def _w_AlterReplicaLogDirsResponse_0(o: AlterReplicaLogDirsResponse, out: bytearray) -> None:
+def _w_AlterReplicaLogDirsResponse_1(o: AlterReplicaLogDirsResponse, out: bytearray) -> None:
     out += _S_i.pack(o.throttle_time_ms)
     x1 = o.results
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_AlterReplicaLogDirTopicResult_0(e2, out)
+        _w_AlterReplicaLogDirTopicResult_1(e2, out)
 
 
-def _r_AlterReplicaLogDirsResponse_0(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsResponse, int]:
+def _r_AlterReplicaLogDirsResponse_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsResponse, int]:
     o = AlterReplicaLogDirsResponse.__new__(AlterReplicaLogDirsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
     n1, pos = read_array_len(buf, pos)
     a2: list[AlterReplicaLogDirTopicResult] = []
     for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDirTopicResult_0(buf, pos)
+        e3, pos = _r_AlterReplicaLogDirTopicResult_1(buf, pos)
         a2.append(e3)
     o.results = a2
     o.unknown_tags = None
@@ -867,13 +867,11 @@ def _r_AlterReplicaLogDirsResponse_2(buf: memoryview, pos: int) -> tuple[AlterRe
 
 
 _W_AlterReplicaLogDirTopic: tuple[Callable[[AlterReplicaLogDirTopic, bytearray], None], ...] = (
-    _w_AlterReplicaLogDirTopic_0,
-    _w_AlterReplicaLogDirTopic_0,
+    _w_AlterReplicaLogDirTopic_1,
     _w_AlterReplicaLogDirTopic_2,
 )
 _R_AlterReplicaLogDirTopic: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirTopic, int]], ...] = (
-    _r_AlterReplicaLogDirTopic_0,
-    _r_AlterReplicaLogDirTopic_0,
+    _r_AlterReplicaLogDirTopic_1,
     _r_AlterReplicaLogDirTopic_2,
 )
 AlterReplicaLogDirTopic._FIELDS = (
@@ -882,13 +880,11 @@ AlterReplicaLogDirTopic._FIELDS = (
 )
 
 _W_AlterReplicaLogDir: tuple[Callable[[AlterReplicaLogDir, bytearray], None], ...] = (
-    _w_AlterReplicaLogDir_0,
-    _w_AlterReplicaLogDir_0,
+    _w_AlterReplicaLogDir_1,
     _w_AlterReplicaLogDir_2,
 )
 _R_AlterReplicaLogDir: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDir, int]], ...] = (
-    _r_AlterReplicaLogDir_0,
-    _r_AlterReplicaLogDir_0,
+    _r_AlterReplicaLogDir_1,
     _r_AlterReplicaLogDir_2,
 )
 AlterReplicaLogDir._FIELDS = (
@@ -897,13 +893,11 @@ AlterReplicaLogDir._FIELDS = (
 )
 
 _W_AlterReplicaLogDirsRequest: tuple[Callable[[AlterReplicaLogDirsRequest, bytearray], None], ...] = (
-    _w_AlterReplicaLogDirsRequest_0,
-    _w_AlterReplicaLogDirsRequest_0,
+    _w_AlterReplicaLogDirsRequest_1,
     _w_AlterReplicaLogDirsRequest_2,
 )
 _R_AlterReplicaLogDirsRequest: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirsRequest, int]], ...] = (
-    _r_AlterReplicaLogDirsRequest_0,
-    _r_AlterReplicaLogDirsRequest_0,
+    _r_AlterReplicaLogDirsRequest_1,
     _r_AlterReplicaLogDirsRequest_2,
 )
 AlterReplicaLogDirsRequest._FIELDS = (
@@ -911,13 +905,11 @@ AlterReplicaLogDirsRequest._FIELDS = (
 )
 
 _W_AlterReplicaLogDirPartitionResult: tuple[Callable[[AlterReplicaLogDirPartitionResult, bytearray], None], ...] = (
-    _w_AlterReplicaLogDirPartitionResult_0,
-    _w_AlterReplicaLogDirPartitionResult_0,
+    _w_AlterReplicaLogDirPartitionResult_1,
     _w_AlterReplicaLogDirPartitionResult_2,
 )
 _R_AlterReplicaLogDirPartitionResult: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirPartitionResult, int]], ...] = (
-    _r_AlterReplicaLogDirPartitionResult_0,
-    _r_AlterReplicaLogDirPartitionResult_0,
+    _r_AlterReplicaLogDirPartitionResult_1,
     _r_AlterReplicaLogDirPartitionResult_2,
 )
 AlterReplicaLogDirPartitionResult._FIELDS = (
@@ -926,13 +918,11 @@ AlterReplicaLogDirPartitionResult._FIELDS = (
 )
 
 _W_AlterReplicaLogDirTopicResult: tuple[Callable[[AlterReplicaLogDirTopicResult, bytearray], None], ...] = (
-    _w_AlterReplicaLogDirTopicResult_0,
-    _w_AlterReplicaLogDirTopicResult_0,
+    _w_AlterReplicaLogDirTopicResult_1,
     _w_AlterReplicaLogDirTopicResult_2,
 )
 _R_AlterReplicaLogDirTopicResult: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirTopicResult, int]], ...] = (
-    _r_AlterReplicaLogDirTopicResult_0,
-    _r_AlterReplicaLogDirTopicResult_0,
+    _r_AlterReplicaLogDirTopicResult_1,
     _r_AlterReplicaLogDirTopicResult_2,
 )
 AlterReplicaLogDirTopicResult._FIELDS = (
@@ -941,13 +931,11 @@ AlterReplicaLogDirTopicResult._FIELDS = (
 )
 
 _W_AlterReplicaLogDirsResponse: tuple[Callable[[AlterReplicaLogDirsResponse, bytearray], None], ...] = (
-    _w_AlterReplicaLogDirsResponse_0,
-    _w_AlterReplicaLogDirsResponse_0,
+    _w_AlterReplicaLogDirsResponse_1,
     _w_AlterReplicaLogDirsResponse_2,
 )
 _R_AlterReplicaLogDirsResponse: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirsResponse, int]], ...] = (
-    _r_AlterReplicaLogDirsResponse_0,
-    _r_AlterReplicaLogDirsResponse_0,
+    _r_AlterReplicaLogDirsResponse_1,
     _r_AlterReplicaLogDirsResponse_2,
 )
 AlterReplicaLogDirsResponse._FIELDS = (

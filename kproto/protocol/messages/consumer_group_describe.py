@@ -36,19 +36,20 @@ __all__ = [
 ]
 
 _S_o = struct.Struct('>?')
+_S_b = struct.Struct('>b')
 _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 _S_ii = struct.Struct('>ii')
 
 
 class ConsumerGroupDescribeRequest:
-    """Kafka request ``ConsumerGroupDescribeRequest`` (API key 69), versions 0-0."""
+    """Kafka request ``ConsumerGroupDescribeRequest`` (API key 69), versions 0-1."""
 
     __slots__ = ('group_ids', 'include_authorized_operations', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 69
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
+    MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeRequest'
@@ -96,8 +97,8 @@ class ConsumerGroupDescribeRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ConsumerGroupDescribeRequest has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ConsumerGroupDescribeRequest has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_ConsumerGroupDescribeRequest[version](self, out)
@@ -120,8 +121,8 @@ class ConsumerGroupDescribeRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupDescribeRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ConsumerGroupDescribeRequest has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ConsumerGroupDescribeRequest has no version {version} (valid 0-1)')
         try:
             return _R_ConsumerGroupDescribeRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -129,13 +130,13 @@ class ConsumerGroupDescribeRequest:
 
 
 class ConsumerGroupDescribeResponse:
-    """Kafka response ``ConsumerGroupDescribeResponse`` (API key 69), versions 0-0."""
+    """Kafka response ``ConsumerGroupDescribeResponse`` (API key 69), versions 0-1."""
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 69
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
+    MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeResponse'
@@ -183,8 +184,8 @@ class ConsumerGroupDescribeResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ConsumerGroupDescribeResponse has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ConsumerGroupDescribeResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_ConsumerGroupDescribeResponse[version](self, out)
@@ -207,8 +208,8 @@ class ConsumerGroupDescribeResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupDescribeResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ConsumerGroupDescribeResponse has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'ConsumerGroupDescribeResponse has no version {version} (valid 0-1)')
         try:
             return _R_ConsumerGroupDescribeResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -294,8 +295,8 @@ class DescribedGroup:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_DescribedGroup[version](self, out)
@@ -318,8 +319,8 @@ class DescribedGroup:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedGroup, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-1)')
         try:
             return _R_DescribedGroup[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -329,7 +330,7 @@ class DescribedGroup:
 class Member:
     """Schema struct ``Member`` of ``ConsumerGroupDescribeResponse``."""
 
-    __slots__ = ('member_id', 'instance_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'subscribed_topic_regex', 'assignment', 'target_assignment', 'unknown_tags',)
+    __slots__ = ('member_id', 'instance_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'subscribed_topic_regex', 'assignment', 'target_assignment', 'member_type', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Member'
@@ -344,6 +345,7 @@ class Member:
     subscribed_topic_regex: str | None
     assignment: Assignment
     target_assignment: Assignment
+    member_type: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -359,6 +361,7 @@ class Member:
         subscribed_topic_regex: str | None = None,
         assignment: Assignment | None = None,
         target_assignment: Assignment | None = None,
+        member_type: int = -1,
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.member_id = member_id
@@ -371,6 +374,7 @@ class Member:
         self.subscribed_topic_regex = subscribed_topic_regex
         self.assignment = Assignment() if assignment is None else assignment
         self.target_assignment = Assignment() if target_assignment is None else target_assignment
+        self.member_type = member_type
         self.unknown_tags = unknown_tags
 
     def __eq__(self, other: object) -> bool:
@@ -387,11 +391,12 @@ class Member:
             self.subscribed_topic_regex == other.subscribed_topic_regex and
             self.assignment == other.assignment and
             self.target_assignment == other.target_assignment and
+            self.member_type == other.member_type and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"Member(member_id={self.member_id!r}, instance_id={self.instance_id!r}, rack_id={self.rack_id!r}, member_epoch={self.member_epoch!r}, client_id={self.client_id!r}, client_host={self.client_host!r}, subscribed_topic_names={self.subscribed_topic_names!r}, subscribed_topic_regex={self.subscribed_topic_regex!r}, assignment={self.assignment!r}, target_assignment={self.target_assignment!r}"
+        s = f"Member(member_id={self.member_id!r}, instance_id={self.instance_id!r}, rack_id={self.rack_id!r}, member_epoch={self.member_epoch!r}, client_id={self.client_id!r}, client_host={self.client_host!r}, subscribed_topic_names={self.subscribed_topic_names!r}, subscribed_topic_regex={self.subscribed_topic_regex!r}, assignment={self.assignment!r}, target_assignment={self.target_assignment!r}, member_type={self.member_type!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -409,8 +414,8 @@ class Member:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Member has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'Member has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_Member[version](self, out)
@@ -433,8 +438,8 @@ class Member:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Member, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Member has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'Member has no version {version} (valid 0-1)')
         try:
             return _R_Member[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -488,8 +493,8 @@ class Assignment:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_Assignment[version](self, out)
@@ -512,8 +517,8 @@ class Assignment:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Assignment, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-1)')
         try:
             return _R_Assignment[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -575,8 +580,8 @@ class TopicPartitions:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-1)')
         start = len(out)
         try:
             _W_TopicPartitions[version](self, out)
@@ -599,8 +604,8 @@ class TopicPartitions:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartitions, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-0)')
+        if not 0 <= version <= 1:
+            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-1)')
         try:
             return _R_TopicPartitions[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -730,6 +735,7 @@ def _new_Member() -> Member:
     o.subscribed_topic_regex = None
     o.assignment = _new_Assignment()
     o.target_assignment = _new_Assignment()
+    o.member_type = -1
     o.unknown_tags = None
     return o
 
@@ -775,6 +781,59 @@ def _r_Member_0(buf: memoryview, pos: int) -> tuple[Member, int]:
     o.subscribed_topic_regex, pos = read_compact_nullable_string(buf, pos)
     o.assignment, pos = _r_Assignment_0(buf, pos)
     o.target_assignment, pos = _r_Assignment_0(buf, pos)
+    o.member_type = -1
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_Member_1(o: Member, out: bytearray) -> None:
+    write_compact_string(out, o.member_id)
+    write_compact_nullable_string(out, o.instance_id)
+    write_compact_nullable_string(out, o.rack_id)
+    out += _S_i.pack(o.member_epoch)
+    write_compact_string(out, o.client_id)
+    write_compact_string(out, o.client_host)
+    x1 = o.subscribed_topic_names
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        write_compact_string(out, e2)
+    write_compact_nullable_string(out, o.subscribed_topic_regex)
+    x3 = o.assignment
+    _w_Assignment_0(x3, out)
+    x4 = o.target_assignment
+    _w_Assignment_0(x4, out)
+    out += _S_b.pack(o.member_type)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_Member_1(buf: memoryview, pos: int) -> tuple[Member, int]:
+    o = Member.__new__(Member)
+    o.member_id, pos = read_compact_string(buf, pos)
+    o.instance_id, pos = read_compact_nullable_string(buf, pos)
+    o.rack_id, pos = read_compact_nullable_string(buf, pos)
+    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    o.client_id, pos = read_compact_string(buf, pos)
+    o.client_host, pos = read_compact_string(buf, pos)
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[str] = []
+    for _ in range(n1):
+        e3, pos = read_compact_string(buf, pos)
+        a2.append(e3)
+    o.subscribed_topic_names = a2
+    o.subscribed_topic_regex, pos = read_compact_nullable_string(buf, pos)
+    o.assignment, pos = _r_Assignment_0(buf, pos)
+    o.target_assignment, pos = _r_Assignment_0(buf, pos)
+    o.member_type = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -843,6 +902,51 @@ def _r_DescribedGroup_0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
     return o, pos
 
 
+def _w_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
+    out += _S_h.pack(o.error_code)
+    write_compact_nullable_string(out, o.error_message)
+    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_state)
+    out += _S_ii.pack(o.group_epoch, o.assignment_epoch)
+    write_compact_string(out, o.assignor_name)
+    x1 = o.members
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_Member_1(e2, out)
+    out += _S_i.pack(o.authorized_operations)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_DescribedGroup_1(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+    o = DescribedGroup.__new__(DescribedGroup)
+    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    o.error_message, pos = read_compact_nullable_string(buf, pos)
+    o.group_id, pos = read_compact_string(buf, pos)
+    o.group_state, pos = read_compact_string(buf, pos)
+    o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
+    pos += 8
+    o.assignor_name, pos = read_compact_string(buf, pos)
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[Member] = []
+    for _ in range(n1):
+        e3, pos = _r_Member_1(buf, pos)
+        a2.append(e3)
+    o.members = a2
+    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
 def _new_ConsumerGroupDescribeResponse() -> ConsumerGroupDescribeResponse:
     o = ConsumerGroupDescribeResponse.__new__(ConsumerGroupDescribeResponse)
     o.throttle_time_ms = 0
@@ -882,10 +986,43 @@ def _r_ConsumerGroupDescribeResponse_0(buf: memoryview, pos: int) -> tuple[Consu
     return o, pos
 
 
+def _w_ConsumerGroupDescribeResponse_1(o: ConsumerGroupDescribeResponse, out: bytearray) -> None:
+    out += _S_i.pack(o.throttle_time_ms)
+    x1 = o.groups
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_DescribedGroup_1(e2, out)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_ConsumerGroupDescribeResponse_1(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeResponse, int]:
+    o = ConsumerGroupDescribeResponse.__new__(ConsumerGroupDescribeResponse)
+    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[DescribedGroup] = []
+    for _ in range(n1):
+        e3, pos = _r_DescribedGroup_1(buf, pos)
+        a2.append(e3)
+    o.groups = a2
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
 _W_ConsumerGroupDescribeRequest: tuple[Callable[[ConsumerGroupDescribeRequest, bytearray], None], ...] = (
+    _w_ConsumerGroupDescribeRequest_0,
     _w_ConsumerGroupDescribeRequest_0,
 )
 _R_ConsumerGroupDescribeRequest: tuple[Callable[[memoryview, int], tuple[ConsumerGroupDescribeRequest, int]], ...] = (
+    _r_ConsumerGroupDescribeRequest_0,
     _r_ConsumerGroupDescribeRequest_0,
 )
 ConsumerGroupDescribeRequest._FIELDS = (
@@ -895,8 +1032,10 @@ ConsumerGroupDescribeRequest._FIELDS = (
 
 _W_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
     _w_TopicPartitions_0,
+    _w_TopicPartitions_0,
 )
 _R_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
+    _r_TopicPartitions_0,
     _r_TopicPartitions_0,
 )
 TopicPartitions._FIELDS = (
@@ -907,8 +1046,10 @@ TopicPartitions._FIELDS = (
 
 _W_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
     _w_Assignment_0,
+    _w_Assignment_0,
 )
 _R_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
+    _r_Assignment_0,
     _r_Assignment_0,
 )
 Assignment._FIELDS = (
@@ -918,9 +1059,11 @@ _DEF_Assignment = Assignment()
 
 _W_Member: tuple[Callable[[Member, bytearray], None], ...] = (
     _w_Member_0,
+    _w_Member_1,
 )
 _R_Member: tuple[Callable[[memoryview, int], tuple[Member, int]], ...] = (
     _r_Member_0,
+    _r_Member_1,
 )
 Member._FIELDS = (
     FieldSpec('member_id', 'string', None, (0, 32767), None, None, None, None),
@@ -933,13 +1076,16 @@ Member._FIELDS = (
     FieldSpec('subscribed_topic_regex', 'string', None, (0, 32767), (0, 32767), None, None, None),
     FieldSpec('assignment', 'struct', None, (0, 32767), None, None, None, Assignment),
     FieldSpec('target_assignment', 'struct', None, (0, 32767), None, None, None, Assignment),
+    FieldSpec('member_type', 'int8', None, (1, 32767), None, None, None, None),
 )
 
 _W_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
     _w_DescribedGroup_0,
+    _w_DescribedGroup_1,
 )
 _R_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
     _r_DescribedGroup_0,
+    _r_DescribedGroup_1,
 )
 DescribedGroup._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -955,9 +1101,11 @@ DescribedGroup._FIELDS = (
 
 _W_ConsumerGroupDescribeResponse: tuple[Callable[[ConsumerGroupDescribeResponse, bytearray], None], ...] = (
     _w_ConsumerGroupDescribeResponse_0,
+    _w_ConsumerGroupDescribeResponse_1,
 )
 _R_ConsumerGroupDescribeResponse: tuple[Callable[[memoryview, int], tuple[ConsumerGroupDescribeResponse, int]], ...] = (
     _r_ConsumerGroupDescribeResponse_0,
+    _r_ConsumerGroupDescribeResponse_1,
 )
 ConsumerGroupDescribeResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

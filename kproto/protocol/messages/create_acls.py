@@ -44,12 +44,12 @@ _S_i = struct.Struct('>i')
 
 
 class CreateAclsRequest:
-    """Kafka request ``CreateAclsRequest`` (API key 30), versions 0-3."""
+    """Kafka request ``CreateAclsRequest`` (API key 30), versions 1-3."""
 
     __slots__ = ('creations', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 30
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -94,11 +94,11 @@ class CreateAclsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsRequest has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'CreateAclsRequest has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_CreateAclsRequest[version](self, out)
+            _W_CreateAclsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreateAclsRequest v{version}: {exc}') from None
@@ -118,10 +118,10 @@ class CreateAclsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateAclsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsRequest has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'CreateAclsRequest has no version {version} (valid 1-3)')
         try:
-            return _R_CreateAclsRequest[version](buf, pos)
+            return _R_CreateAclsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreateAclsRequest v{version}: {exc}') from None
 
@@ -197,11 +197,11 @@ class AclCreation:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreation has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'AclCreation has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_AclCreation[version](self, out)
+            _W_AclCreation[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AclCreation v{version}: {exc}') from None
@@ -221,21 +221,21 @@ class AclCreation:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AclCreation, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreation has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'AclCreation has no version {version} (valid 1-3)')
         try:
-            return _R_AclCreation[version](buf, pos)
+            return _R_AclCreation[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AclCreation v{version}: {exc}') from None
 
 
 class CreateAclsResponse:
-    """Kafka response ``CreateAclsResponse`` (API key 30), versions 0-3."""
+    """Kafka response ``CreateAclsResponse`` (API key 30), versions 1-3."""
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 30
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -284,11 +284,11 @@ class CreateAclsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsResponse has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'CreateAclsResponse has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_CreateAclsResponse[version](self, out)
+            _W_CreateAclsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreateAclsResponse v{version}: {exc}') from None
@@ -308,10 +308,10 @@ class CreateAclsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateAclsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsResponse has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'CreateAclsResponse has no version {version} (valid 1-3)')
         try:
-            return _R_CreateAclsResponse[version](buf, pos)
+            return _R_CreateAclsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreateAclsResponse v{version}: {exc}') from None
 
@@ -367,11 +367,11 @@ class AclCreationResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreationResult has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'AclCreationResult has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_AclCreationResult[version](self, out)
+            _W_AclCreationResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AclCreationResult v{version}: {exc}') from None
@@ -391,10 +391,10 @@ class AclCreationResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AclCreationResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreationResult has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'AclCreationResult has no version {version} (valid 1-3)')
         try:
-            return _R_AclCreationResult[version](buf, pos)
+            return _R_AclCreationResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AclCreationResult v{version}: {exc}') from None
 
@@ -410,30 +410,6 @@ def _new_AclCreation() -> AclCreation:
     o.permission_type = 0
     o.unknown_tags = None
     return o
-
-
-def _w_AclCreation_0(o: AclCreation, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
-    write_string(out, o.resource_name)
-    if o.resource_pattern_type != 3:
-        raise UnsupportedVersionError('AclCreation.resource_pattern_type has a non-default value this version cannot carry')
-    write_string(out, o.principal)
-    write_string(out, o.host)
-    out += _S_bb.pack(o.operation, o.permission_type)
-
-
-def _r_AclCreation_0(buf: memoryview, pos: int) -> tuple[AclCreation, int]:
-    o = AclCreation.__new__(AclCreation)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
-    pos += 1
-    o.resource_name, pos = read_string(buf, pos)
-    o.principal, pos = read_string(buf, pos)
-    o.host, pos = read_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    o.resource_pattern_type = 3
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_AclCreation_1(o: AclCreation, out: bytearray) -> None:
@@ -500,25 +476,6 @@ def _new_CreateAclsRequest() -> CreateAclsRequest:
     return o
 
 
-def _w_CreateAclsRequest_0(o: CreateAclsRequest, out: bytearray) -> None:
-    x1 = o.creations
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AclCreation_0(e2, out)
-
-
-def _r_CreateAclsRequest_0(buf: memoryview, pos: int) -> tuple[CreateAclsRequest, int]:
-    o = CreateAclsRequest.__new__(CreateAclsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AclCreation] = []
-    for _ in range(n1):
-        e3, pos = _r_AclCreation_0(buf, pos)
-        a2.append(e3)
-    o.creations = a2
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_CreateAclsRequest_1(o: CreateAclsRequest, out: bytearray) -> None:
     x1 = o.creations
     out += _S_i.pack(len(x1))
@@ -574,12 +531,12 @@ def _new_AclCreationResult() -> AclCreationResult:
     return o
 
 
-def _w_AclCreationResult_0(o: AclCreationResult, out: bytearray) -> None:
+def _w_AclCreationResult_1(o: AclCreationResult, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_nullable_string(out, o.error_message)
 
 
-def _r_AclCreationResult_0(buf: memoryview, pos: int) -> tuple[AclCreationResult, int]:
+def _r_AclCreationResult_1(buf: memoryview, pos: int) -> tuple[AclCreationResult, int]:
     o = AclCreationResult.__new__(AclCreationResult)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
@@ -619,22 +576,22 @@ def _new_CreateAclsResponse() -> CreateAclsResponse:
     return o
 
 
-def _w_CreateAclsResponse_0(o: CreateAclsResponse, out: bytearray) -> None:
+def _w_CreateAclsResponse_1(o: CreateAclsResponse, out: bytearray) -> None:
     out += _S_i.pack(o.throttle_time_ms)
     x1 = o.results
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_AclCreationResult_0(e2, out)
+        _w_AclCreationResult_1(e2, out)
 
 
-def _r_CreateAclsResponse_0(buf: memoryview, pos: int) -> tuple[CreateAclsResponse, int]:
+def _r_CreateAclsResponse_1(buf: memoryview, pos: int) -> tuple[CreateAclsResponse, int]:
     o = CreateAclsResponse.__new__(CreateAclsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
     n1, pos = read_array_len(buf, pos)
     a2: list[AclCreationResult] = []
     for _ in range(n1):
-        e3, pos = _r_AclCreationResult_0(buf, pos)
+        e3, pos = _r_AclCreationResult_1(buf, pos)
         a2.append(e3)
     o.results = a2
     o.unknown_tags = None
@@ -673,13 +630,11 @@ def _r_CreateAclsResponse_2(buf: memoryview, pos: int) -> tuple[CreateAclsRespon
 
 
 _W_AclCreation: tuple[Callable[[AclCreation, bytearray], None], ...] = (
-    _w_AclCreation_0,
     _w_AclCreation_1,
     _w_AclCreation_2,
     _w_AclCreation_2,
 )
 _R_AclCreation: tuple[Callable[[memoryview, int], tuple[AclCreation, int]], ...] = (
-    _r_AclCreation_0,
     _r_AclCreation_1,
     _r_AclCreation_2,
     _r_AclCreation_2,
@@ -695,13 +650,11 @@ AclCreation._FIELDS = (
 )
 
 _W_CreateAclsRequest: tuple[Callable[[CreateAclsRequest, bytearray], None], ...] = (
-    _w_CreateAclsRequest_0,
     _w_CreateAclsRequest_1,
     _w_CreateAclsRequest_2,
     _w_CreateAclsRequest_2,
 )
 _R_CreateAclsRequest: tuple[Callable[[memoryview, int], tuple[CreateAclsRequest, int]], ...] = (
-    _r_CreateAclsRequest_0,
     _r_CreateAclsRequest_1,
     _r_CreateAclsRequest_2,
     _r_CreateAclsRequest_2,
@@ -711,14 +664,12 @@ CreateAclsRequest._FIELDS = (
 )
 
 _W_AclCreationResult: tuple[Callable[[AclCreationResult, bytearray], None], ...] = (
-    _w_AclCreationResult_0,
-    _w_AclCreationResult_0,
+    _w_AclCreationResult_1,
     _w_AclCreationResult_2,
     _w_AclCreationResult_2,
 )
 _R_AclCreationResult: tuple[Callable[[memoryview, int], tuple[AclCreationResult, int]], ...] = (
-    _r_AclCreationResult_0,
-    _r_AclCreationResult_0,
+    _r_AclCreationResult_1,
     _r_AclCreationResult_2,
     _r_AclCreationResult_2,
 )
@@ -728,14 +679,12 @@ AclCreationResult._FIELDS = (
 )
 
 _W_CreateAclsResponse: tuple[Callable[[CreateAclsResponse, bytearray], None], ...] = (
-    _w_CreateAclsResponse_0,
-    _w_CreateAclsResponse_0,
+    _w_CreateAclsResponse_1,
     _w_CreateAclsResponse_2,
     _w_CreateAclsResponse_2,
 )
 _R_CreateAclsResponse: tuple[Callable[[memoryview, int], tuple[CreateAclsResponse, int]], ...] = (
-    _r_CreateAclsResponse_0,
-    _r_CreateAclsResponse_0,
+    _r_CreateAclsResponse_1,
     _r_CreateAclsResponse_2,
     _r_CreateAclsResponse_2,
 )

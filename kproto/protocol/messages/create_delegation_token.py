@@ -45,12 +45,12 @@ _S_qqq = struct.Struct('>qqq')
 
 
 class CreateDelegationTokenRequest:
-    """Kafka request ``CreateDelegationTokenRequest`` (API key 38), versions 0-3."""
+    """Kafka request ``CreateDelegationTokenRequest`` (API key 38), versions 1-3."""
 
     __slots__ = ('owner_principal_type', 'owner_principal_name', 'renewers', 'max_lifetime_ms', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 38
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -107,11 +107,11 @@ class CreateDelegationTokenRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenRequest has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'CreateDelegationTokenRequest has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_CreateDelegationTokenRequest[version](self, out)
+            _W_CreateDelegationTokenRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreateDelegationTokenRequest v{version}: {exc}') from None
@@ -131,10 +131,10 @@ class CreateDelegationTokenRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateDelegationTokenRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenRequest has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'CreateDelegationTokenRequest has no version {version} (valid 1-3)')
         try:
-            return _R_CreateDelegationTokenRequest[version](buf, pos)
+            return _R_CreateDelegationTokenRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreateDelegationTokenRequest v{version}: {exc}') from None
 
@@ -190,11 +190,11 @@ class CreatableRenewers:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatableRenewers has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'CreatableRenewers has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_CreatableRenewers[version](self, out)
+            _W_CreatableRenewers[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableRenewers v{version}: {exc}') from None
@@ -214,21 +214,21 @@ class CreatableRenewers:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableRenewers, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatableRenewers has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'CreatableRenewers has no version {version} (valid 1-3)')
         try:
-            return _R_CreatableRenewers[version](buf, pos)
+            return _R_CreatableRenewers[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableRenewers v{version}: {exc}') from None
 
 
 class CreateDelegationTokenResponse:
-    """Kafka response ``CreateDelegationTokenResponse`` (API key 38), versions 0-3."""
+    """Kafka response ``CreateDelegationTokenResponse`` (API key 38), versions 1-3."""
 
     __slots__ = ('error_code', 'principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp_ms', 'expiry_timestamp_ms', 'max_timestamp_ms', 'token_id', 'hmac', 'throttle_time_ms', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 38
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -313,11 +313,11 @@ class CreateDelegationTokenResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenResponse has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'CreateDelegationTokenResponse has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_CreateDelegationTokenResponse[version](self, out)
+            _W_CreateDelegationTokenResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreateDelegationTokenResponse v{version}: {exc}') from None
@@ -337,10 +337,10 @@ class CreateDelegationTokenResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateDelegationTokenResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenResponse has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'CreateDelegationTokenResponse has no version {version} (valid 1-3)')
         try:
-            return _R_CreateDelegationTokenResponse[version](buf, pos)
+            return _R_CreateDelegationTokenResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreateDelegationTokenResponse v{version}: {exc}') from None
 
@@ -353,12 +353,12 @@ def _new_CreatableRenewers() -> CreatableRenewers:
     return o
 
 
-def _w_CreatableRenewers_0(o: CreatableRenewers, out: bytearray) -> None:
+def _w_CreatableRenewers_1(o: CreatableRenewers, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
 
 
-def _r_CreatableRenewers_0(buf: memoryview, pos: int) -> tuple[CreatableRenewers, int]:
+def _r_CreatableRenewers_1(buf: memoryview, pos: int) -> tuple[CreatableRenewers, int]:
     o = CreatableRenewers.__new__(CreatableRenewers)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
@@ -398,7 +398,7 @@ def _new_CreateDelegationTokenRequest() -> CreateDelegationTokenRequest:
     return o
 
 
-def _w_CreateDelegationTokenRequest_0(o: CreateDelegationTokenRequest, out: bytearray) -> None:
+def _w_CreateDelegationTokenRequest_1(o: CreateDelegationTokenRequest, out: bytearray) -> None:
     if o.owner_principal_type != '':
         raise UnsupportedVersionError('CreateDelegationTokenRequest.owner_principal_type has a non-default value this version cannot carry')
     if o.owner_principal_name != '':
@@ -406,16 +406,16 @@ def _w_CreateDelegationTokenRequest_0(o: CreateDelegationTokenRequest, out: byte
     x1 = o.renewers
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_CreatableRenewers_0(e2, out)
+        _w_CreatableRenewers_1(e2, out)
     out += _S_q.pack(o.max_lifetime_ms)
 
 
-def _r_CreateDelegationTokenRequest_0(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
+def _r_CreateDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
     o = CreateDelegationTokenRequest.__new__(CreateDelegationTokenRequest)
     n1, pos = read_array_len(buf, pos)
     a2: list[CreatableRenewers] = []
     for _ in range(n1):
-        e3, pos = _r_CreatableRenewers_0(buf, pos)
+        e3, pos = _r_CreatableRenewers_1(buf, pos)
         a2.append(e3)
     o.renewers = a2
     o.max_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
@@ -515,7 +515,7 @@ def _new_CreateDelegationTokenResponse() -> CreateDelegationTokenResponse:
     return o
 
 
-def _w_CreateDelegationTokenResponse_0(o: CreateDelegationTokenResponse, out: bytearray) -> None:
+def _w_CreateDelegationTokenResponse_1(o: CreateDelegationTokenResponse, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
@@ -529,7 +529,7 @@ def _w_CreateDelegationTokenResponse_0(o: CreateDelegationTokenResponse, out: by
     out += _S_i.pack(o.throttle_time_ms)
 
 
-def _r_CreateDelegationTokenResponse_0(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
+def _r_CreateDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
     o = CreateDelegationTokenResponse.__new__(CreateDelegationTokenResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
@@ -628,14 +628,12 @@ def _r_CreateDelegationTokenResponse_3(buf: memoryview, pos: int) -> tuple[Creat
 
 
 _W_CreatableRenewers: tuple[Callable[[CreatableRenewers, bytearray], None], ...] = (
-    _w_CreatableRenewers_0,
-    _w_CreatableRenewers_0,
+    _w_CreatableRenewers_1,
     _w_CreatableRenewers_2,
     _w_CreatableRenewers_2,
 )
 _R_CreatableRenewers: tuple[Callable[[memoryview, int], tuple[CreatableRenewers, int]], ...] = (
-    _r_CreatableRenewers_0,
-    _r_CreatableRenewers_0,
+    _r_CreatableRenewers_1,
     _r_CreatableRenewers_2,
     _r_CreatableRenewers_2,
 )
@@ -645,14 +643,12 @@ CreatableRenewers._FIELDS = (
 )
 
 _W_CreateDelegationTokenRequest: tuple[Callable[[CreateDelegationTokenRequest, bytearray], None], ...] = (
-    _w_CreateDelegationTokenRequest_0,
-    _w_CreateDelegationTokenRequest_0,
+    _w_CreateDelegationTokenRequest_1,
     _w_CreateDelegationTokenRequest_2,
     _w_CreateDelegationTokenRequest_3,
 )
 _R_CreateDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[CreateDelegationTokenRequest, int]], ...] = (
-    _r_CreateDelegationTokenRequest_0,
-    _r_CreateDelegationTokenRequest_0,
+    _r_CreateDelegationTokenRequest_1,
     _r_CreateDelegationTokenRequest_2,
     _r_CreateDelegationTokenRequest_3,
 )
@@ -664,14 +660,12 @@ CreateDelegationTokenRequest._FIELDS = (
 )
 
 _W_CreateDelegationTokenResponse: tuple[Callable[[CreateDelegationTokenResponse, bytearray], None], ...] = (
-    _w_CreateDelegationTokenResponse_0,
-    _w_CreateDelegationTokenResponse_0,
+    _w_CreateDelegationTokenResponse_1,
     _w_CreateDelegationTokenResponse_2,
     _w_CreateDelegationTokenResponse_3,
 )
 _R_CreateDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[CreateDelegationTokenResponse, int]], ...] = (
-    _r_CreateDelegationTokenResponse_0,
-    _r_CreateDelegationTokenResponse_0,
+    _r_CreateDelegationTokenResponse_1,
     _r_CreateDelegationTokenResponse_2,
     _r_CreateDelegationTokenResponse_3,
 )

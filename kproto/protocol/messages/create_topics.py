@@ -52,12 +52,12 @@ _S_ih = struct.Struct('>ih')
 
 
 class CreateTopicsRequest:
-    """Kafka request ``CreateTopicsRequest`` (API key 19), versions 0-7."""
+    """Kafka request ``CreateTopicsRequest`` (API key 19), versions 2-7."""
 
     __slots__ = ('topics', 'timeout_ms', 'validate_only', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 19
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -110,11 +110,11 @@ class CreateTopicsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsRequest has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreateTopicsRequest has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreateTopicsRequest[version](self, out)
+            _W_CreateTopicsRequest[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreateTopicsRequest v{version}: {exc}') from None
@@ -134,10 +134,10 @@ class CreateTopicsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateTopicsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsRequest has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreateTopicsRequest has no version {version} (valid 2-7)')
         try:
-            return _R_CreateTopicsRequest[version](buf, pos)
+            return _R_CreateTopicsRequest[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreateTopicsRequest v{version}: {exc}') from None
 
@@ -205,11 +205,11 @@ class CreatableTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopic has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreatableTopic has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreatableTopic[version](self, out)
+            _W_CreatableTopic[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableTopic v{version}: {exc}') from None
@@ -229,10 +229,10 @@ class CreatableTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopic has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreatableTopic has no version {version} (valid 2-7)')
         try:
-            return _R_CreatableTopic[version](buf, pos)
+            return _R_CreatableTopic[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableTopic v{version}: {exc}') from None
 
@@ -288,11 +288,11 @@ class CreatableTopicConfig:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfig has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreatableTopicConfig has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreatableTopicConfig[version](self, out)
+            _W_CreatableTopicConfig[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableTopicConfig v{version}: {exc}') from None
@@ -312,10 +312,10 @@ class CreatableTopicConfig:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopicConfig, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfig has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreatableTopicConfig has no version {version} (valid 2-7)')
         try:
-            return _R_CreatableTopicConfig[version](buf, pos)
+            return _R_CreatableTopicConfig[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableTopicConfig v{version}: {exc}') from None
 
@@ -371,11 +371,11 @@ class CreatableReplicaAssignment:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableReplicaAssignment has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreatableReplicaAssignment has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreatableReplicaAssignment[version](self, out)
+            _W_CreatableReplicaAssignment[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableReplicaAssignment v{version}: {exc}') from None
@@ -395,21 +395,21 @@ class CreatableReplicaAssignment:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableReplicaAssignment, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableReplicaAssignment has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreatableReplicaAssignment has no version {version} (valid 2-7)')
         try:
-            return _R_CreatableReplicaAssignment[version](buf, pos)
+            return _R_CreatableReplicaAssignment[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableReplicaAssignment v{version}: {exc}') from None
 
 
 class CreateTopicsResponse:
-    """Kafka response ``CreateTopicsResponse`` (API key 19), versions 0-7."""
+    """Kafka response ``CreateTopicsResponse`` (API key 19), versions 2-7."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 19
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -458,11 +458,11 @@ class CreateTopicsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsResponse has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreateTopicsResponse has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreateTopicsResponse[version](self, out)
+            _W_CreateTopicsResponse[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreateTopicsResponse v{version}: {exc}') from None
@@ -482,10 +482,10 @@ class CreateTopicsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateTopicsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsResponse has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreateTopicsResponse has no version {version} (valid 2-7)')
         try:
-            return _R_CreateTopicsResponse[version](buf, pos)
+            return _R_CreateTopicsResponse[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreateTopicsResponse v{version}: {exc}') from None
 
@@ -565,11 +565,11 @@ class CreatableTopicResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicResult has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreatableTopicResult has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreatableTopicResult[version](self, out)
+            _W_CreatableTopicResult[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableTopicResult v{version}: {exc}') from None
@@ -589,10 +589,10 @@ class CreatableTopicResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopicResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicResult has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreatableTopicResult has no version {version} (valid 2-7)')
         try:
-            return _R_CreatableTopicResult[version](buf, pos)
+            return _R_CreatableTopicResult[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableTopicResult v{version}: {exc}') from None
 
@@ -660,11 +660,11 @@ class CreatableTopicConfigs:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfigs has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreatableTopicConfigs has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreatableTopicConfigs[version](self, out)
+            _W_CreatableTopicConfigs[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableTopicConfigs v{version}: {exc}') from None
@@ -684,10 +684,10 @@ class CreatableTopicConfigs:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopicConfigs, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfigs has no version {version} (valid 0-7)')
+        if not 2 <= version <= 7:
+            raise UnsupportedVersionError(f'CreatableTopicConfigs has no version {version} (valid 2-7)')
         try:
-            return _R_CreatableTopicConfigs[version](buf, pos)
+            return _R_CreatableTopicConfigs[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableTopicConfigs v{version}: {exc}') from None
 
@@ -700,14 +700,14 @@ def _new_CreatableReplicaAssignment() -> CreatableReplicaAssignment:
     return o
 
 
-def _w_CreatableReplicaAssignment_0(o: CreatableReplicaAssignment, out: bytearray) -> None:
+def _w_CreatableReplicaAssignment_2(o: CreatableReplicaAssignment, out: bytearray) -> None:
     out += _S_i.pack(o.partition_index)
     x1 = o.broker_ids
     out += _S_i.pack(len(x1))
     out += struct.pack('>%di' % len(x1), *x1)
 
 
-def _r_CreatableReplicaAssignment_0(buf: memoryview, pos: int) -> tuple[CreatableReplicaAssignment, int]:
+def _r_CreatableReplicaAssignment_2(buf: memoryview, pos: int) -> tuple[CreatableReplicaAssignment, int]:
     o = CreatableReplicaAssignment.__new__(CreatableReplicaAssignment)
     o.partition_index = _S_i.unpack_from(buf, pos)[0]
     pos += 4
@@ -753,12 +753,12 @@ def _new_CreatableTopicConfig() -> CreatableTopicConfig:
     return o
 
 
-def _w_CreatableTopicConfig_0(o: CreatableTopicConfig, out: bytearray) -> None:
+def _w_CreatableTopicConfig_2(o: CreatableTopicConfig, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
 
 
-def _r_CreatableTopicConfig_0(buf: memoryview, pos: int) -> tuple[CreatableTopicConfig, int]:
+def _r_CreatableTopicConfig_2(buf: memoryview, pos: int) -> tuple[CreatableTopicConfig, int]:
     o = CreatableTopicConfig.__new__(CreatableTopicConfig)
     o.name, pos = read_string(buf, pos)
     o.value, pos = read_nullable_string(buf, pos)
@@ -799,20 +799,20 @@ def _new_CreatableTopic() -> CreatableTopic:
     return o
 
 
-def _w_CreatableTopic_0(o: CreatableTopic, out: bytearray) -> None:
+def _w_CreatableTopic_2(o: CreatableTopic, out: bytearray) -> None:
     write_string(out, o.name)
     out += _S_ih.pack(o.num_partitions, o.replication_factor)
     x1 = o.assignments
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_CreatableReplicaAssignment_0(e2, out)
+        _w_CreatableReplicaAssignment_2(e2, out)
     x3 = o.configs
     out += _S_i.pack(len(x3))
     for e4 in x3:
-        _w_CreatableTopicConfig_0(e4, out)
+        _w_CreatableTopicConfig_2(e4, out)
 
 
-def _r_CreatableTopic_0(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]:
+def _r_CreatableTopic_2(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]:
     o = CreatableTopic.__new__(CreatableTopic)
     o.name, pos = read_string(buf, pos)
     o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
@@ -820,13 +820,13 @@ def _r_CreatableTopic_0(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]
     n1, pos = read_array_len(buf, pos)
     a2: list[CreatableReplicaAssignment] = []
     for _ in range(n1):
-        e3, pos = _r_CreatableReplicaAssignment_0(buf, pos)
+        e3, pos = _r_CreatableReplicaAssignment_2(buf, pos)
         a2.append(e3)
     o.assignments = a2
     n4, pos = read_array_len(buf, pos)
     a5: list[CreatableTopicConfig] = []
     for _ in range(n4):
-        e6, pos = _r_CreatableTopicConfig_0(buf, pos)
+        e6, pos = _r_CreatableTopicConfig_2(buf, pos)
         a5.append(e6)
     o.configs = a5
     o.unknown_tags = None
@@ -885,45 +885,20 @@ def _new_CreateTopicsRequest() -> CreateTopicsRequest:
     return o
 
 
-def _w_CreateTopicsRequest_0(o: CreateTopicsRequest, out: bytearray) -> None:
+def _w_CreateTopicsRequest_2(o: CreateTopicsRequest, out: bytearray) -> None:
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_CreatableTopic_0(e2, out)
-    if o.validate_only != False:
-        raise UnsupportedVersionError('CreateTopicsRequest.validate_only has a non-default value this version cannot carry')
-    out += _S_i.pack(o.timeout_ms)
-
-
-def _r_CreateTopicsRequest_0(buf: memoryview, pos: int) -> tuple[CreateTopicsRequest, int]:
-    o = CreateTopicsRequest.__new__(CreateTopicsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatableTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
-    pos += 4
-    o.validate_only = False
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_CreateTopicsRequest_1(o: CreateTopicsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatableTopic_0(e2, out)
+        _w_CreatableTopic_2(e2, out)
     out += _S_io.pack(o.timeout_ms, o.validate_only)
 
 
-def _r_CreateTopicsRequest_1(buf: memoryview, pos: int) -> tuple[CreateTopicsRequest, int]:
+def _r_CreateTopicsRequest_2(buf: memoryview, pos: int) -> tuple[CreateTopicsRequest, int]:
     o = CreateTopicsRequest.__new__(CreateTopicsRequest)
     n1, pos = read_array_len(buf, pos)
     a2: list[CreatableTopic] = []
     for _ in range(n1):
-        e3, pos = _r_CreatableTopic_0(buf, pos)
+        e3, pos = _r_CreatableTopic_2(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
@@ -974,7 +949,7 @@ def _new_CreatableTopicConfigs() -> CreatableTopicConfigs:
     return o
 
 
-def _w_CreatableTopicConfigs_0(o: CreatableTopicConfigs, out: bytearray) -> None:
+def _w_CreatableTopicConfigs_2(o: CreatableTopicConfigs, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('CreatableTopicConfigs.name has a non-default value this version cannot carry')
     if o.value != '':
@@ -985,7 +960,7 @@ def _w_CreatableTopicConfigs_0(o: CreatableTopicConfigs, out: bytearray) -> None
         raise UnsupportedVersionError('CreatableTopicConfigs.is_sensitive has a non-default value this version cannot carry')
 
 
-def _r_CreatableTopicConfigs_0(buf: memoryview, pos: int) -> tuple[CreatableTopicConfigs, int]:
+def _r_CreatableTopicConfigs_2(buf: memoryview, pos: int) -> tuple[CreatableTopicConfigs, int]:
     o = CreatableTopicConfigs.__new__(CreatableTopicConfigs)
     o.name = ''
     o.value = ''
@@ -1035,33 +1010,13 @@ def _new_CreatableTopicResult() -> CreatableTopicResult:
     return o
 
 
-def _w_CreatableTopicResult_0(o: CreatableTopicResult, out: bytearray) -> None:
-    write_string(out, o.name)
-    out += _S_h.pack(o.error_code)
-
-
-def _r_CreatableTopicResult_0(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
-    o = CreatableTopicResult.__new__(CreatableTopicResult)
-    o.name, pos = read_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
-    pos += 2
-    o.topic_id = ZERO_UUID
-    o.error_message = ''
-    o.topic_config_error_code = 0
-    o.num_partitions = -1
-    o.replication_factor = -1
-    o.configs = []
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_CreatableTopicResult_1(o: CreatableTopicResult, out: bytearray) -> None:
+def _w_CreatableTopicResult_2(o: CreatableTopicResult, out: bytearray) -> None:
     write_string(out, o.name)
     out += _S_h.pack(o.error_code)
     write_nullable_string(out, o.error_message)
 
 
-def _r_CreatableTopicResult_1(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
+def _r_CreatableTopicResult_2(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
     o = CreatableTopicResult.__new__(CreatableTopicResult)
     o.name, pos = read_string(buf, pos)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
@@ -1225,52 +1180,12 @@ def _new_CreateTopicsResponse() -> CreateTopicsResponse:
     return o
 
 
-def _w_CreateTopicsResponse_0(o: CreateTopicsResponse, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatableTopicResult_0(e2, out)
-
-
-def _r_CreateTopicsResponse_0(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
-    o = CreateTopicsResponse.__new__(CreateTopicsResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopicResult_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_CreateTopicsResponse_1(o: CreateTopicsResponse, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatableTopicResult_1(e2, out)
-
-
-def _r_CreateTopicsResponse_1(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
-    o = CreateTopicsResponse.__new__(CreateTopicsResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopicResult_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_CreateTopicsResponse_2(o: CreateTopicsResponse, out: bytearray) -> None:
     out += _S_i.pack(o.throttle_time_ms)
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_CreatableTopicResult_1(e2, out)
+        _w_CreatableTopicResult_2(e2, out)
 
 
 def _r_CreateTopicsResponse_2(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
@@ -1280,7 +1195,7 @@ def _r_CreateTopicsResponse_2(buf: memoryview, pos: int) -> tuple[CreateTopicsRe
     n1, pos = read_array_len(buf, pos)
     a2: list[CreatableTopicResult] = []
     for _ in range(n1):
-        e3, pos = _r_CreatableTopicResult_1(buf, pos)
+        e3, pos = _r_CreatableTopicResult_2(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.unknown_tags = None
@@ -1350,21 +1265,17 @@ def _r_CreateTopicsResponse_7(buf: memoryview, pos: int) -> tuple[CreateTopicsRe
 
 
 _W_CreatableReplicaAssignment: tuple[Callable[[CreatableReplicaAssignment, bytearray], None], ...] = (
-    _w_CreatableReplicaAssignment_0,
-    _w_CreatableReplicaAssignment_0,
-    _w_CreatableReplicaAssignment_0,
-    _w_CreatableReplicaAssignment_0,
-    _w_CreatableReplicaAssignment_0,
+    _w_CreatableReplicaAssignment_2,
+    _w_CreatableReplicaAssignment_2,
+    _w_CreatableReplicaAssignment_2,
     _w_CreatableReplicaAssignment_5,
     _w_CreatableReplicaAssignment_5,
     _w_CreatableReplicaAssignment_5,
 )
 _R_CreatableReplicaAssignment: tuple[Callable[[memoryview, int], tuple[CreatableReplicaAssignment, int]], ...] = (
-    _r_CreatableReplicaAssignment_0,
-    _r_CreatableReplicaAssignment_0,
-    _r_CreatableReplicaAssignment_0,
-    _r_CreatableReplicaAssignment_0,
-    _r_CreatableReplicaAssignment_0,
+    _r_CreatableReplicaAssignment_2,
+    _r_CreatableReplicaAssignment_2,
+    _r_CreatableReplicaAssignment_2,
     _r_CreatableReplicaAssignment_5,
     _r_CreatableReplicaAssignment_5,
     _r_CreatableReplicaAssignment_5,
@@ -1375,21 +1286,17 @@ CreatableReplicaAssignment._FIELDS = (
 )
 
 _W_CreatableTopicConfig: tuple[Callable[[CreatableTopicConfig, bytearray], None], ...] = (
-    _w_CreatableTopicConfig_0,
-    _w_CreatableTopicConfig_0,
-    _w_CreatableTopicConfig_0,
-    _w_CreatableTopicConfig_0,
-    _w_CreatableTopicConfig_0,
+    _w_CreatableTopicConfig_2,
+    _w_CreatableTopicConfig_2,
+    _w_CreatableTopicConfig_2,
     _w_CreatableTopicConfig_5,
     _w_CreatableTopicConfig_5,
     _w_CreatableTopicConfig_5,
 )
 _R_CreatableTopicConfig: tuple[Callable[[memoryview, int], tuple[CreatableTopicConfig, int]], ...] = (
-    _r_CreatableTopicConfig_0,
-    _r_CreatableTopicConfig_0,
-    _r_CreatableTopicConfig_0,
-    _r_CreatableTopicConfig_0,
-    _r_CreatableTopicConfig_0,
+    _r_CreatableTopicConfig_2,
+    _r_CreatableTopicConfig_2,
+    _r_CreatableTopicConfig_2,
     _r_CreatableTopicConfig_5,
     _r_CreatableTopicConfig_5,
     _r_CreatableTopicConfig_5,
@@ -1400,21 +1307,17 @@ CreatableTopicConfig._FIELDS = (
 )
 
 _W_CreatableTopic: tuple[Callable[[CreatableTopic, bytearray], None], ...] = (
-    _w_CreatableTopic_0,
-    _w_CreatableTopic_0,
-    _w_CreatableTopic_0,
-    _w_CreatableTopic_0,
-    _w_CreatableTopic_0,
+    _w_CreatableTopic_2,
+    _w_CreatableTopic_2,
+    _w_CreatableTopic_2,
     _w_CreatableTopic_5,
     _w_CreatableTopic_5,
     _w_CreatableTopic_5,
 )
 _R_CreatableTopic: tuple[Callable[[memoryview, int], tuple[CreatableTopic, int]], ...] = (
-    _r_CreatableTopic_0,
-    _r_CreatableTopic_0,
-    _r_CreatableTopic_0,
-    _r_CreatableTopic_0,
-    _r_CreatableTopic_0,
+    _r_CreatableTopic_2,
+    _r_CreatableTopic_2,
+    _r_CreatableTopic_2,
     _r_CreatableTopic_5,
     _r_CreatableTopic_5,
     _r_CreatableTopic_5,
@@ -1428,21 +1331,17 @@ CreatableTopic._FIELDS = (
 )
 
 _W_CreateTopicsRequest: tuple[Callable[[CreateTopicsRequest, bytearray], None], ...] = (
-    _w_CreateTopicsRequest_0,
-    _w_CreateTopicsRequest_1,
-    _w_CreateTopicsRequest_1,
-    _w_CreateTopicsRequest_1,
-    _w_CreateTopicsRequest_1,
+    _w_CreateTopicsRequest_2,
+    _w_CreateTopicsRequest_2,
+    _w_CreateTopicsRequest_2,
     _w_CreateTopicsRequest_5,
     _w_CreateTopicsRequest_5,
     _w_CreateTopicsRequest_5,
 )
 _R_CreateTopicsRequest: tuple[Callable[[memoryview, int], tuple[CreateTopicsRequest, int]], ...] = (
-    _r_CreateTopicsRequest_0,
-    _r_CreateTopicsRequest_1,
-    _r_CreateTopicsRequest_1,
-    _r_CreateTopicsRequest_1,
-    _r_CreateTopicsRequest_1,
+    _r_CreateTopicsRequest_2,
+    _r_CreateTopicsRequest_2,
+    _r_CreateTopicsRequest_2,
     _r_CreateTopicsRequest_5,
     _r_CreateTopicsRequest_5,
     _r_CreateTopicsRequest_5,
@@ -1454,21 +1353,17 @@ CreateTopicsRequest._FIELDS = (
 )
 
 _W_CreatableTopicConfigs: tuple[Callable[[CreatableTopicConfigs, bytearray], None], ...] = (
-    _w_CreatableTopicConfigs_0,
-    _w_CreatableTopicConfigs_0,
-    _w_CreatableTopicConfigs_0,
-    _w_CreatableTopicConfigs_0,
-    _w_CreatableTopicConfigs_0,
+    _w_CreatableTopicConfigs_2,
+    _w_CreatableTopicConfigs_2,
+    _w_CreatableTopicConfigs_2,
     _w_CreatableTopicConfigs_5,
     _w_CreatableTopicConfigs_5,
     _w_CreatableTopicConfigs_5,
 )
 _R_CreatableTopicConfigs: tuple[Callable[[memoryview, int], tuple[CreatableTopicConfigs, int]], ...] = (
-    _r_CreatableTopicConfigs_0,
-    _r_CreatableTopicConfigs_0,
-    _r_CreatableTopicConfigs_0,
-    _r_CreatableTopicConfigs_0,
-    _r_CreatableTopicConfigs_0,
+    _r_CreatableTopicConfigs_2,
+    _r_CreatableTopicConfigs_2,
+    _r_CreatableTopicConfigs_2,
     _r_CreatableTopicConfigs_5,
     _r_CreatableTopicConfigs_5,
     _r_CreatableTopicConfigs_5,
@@ -1482,21 +1377,17 @@ CreatableTopicConfigs._FIELDS = (
 )
 
 _W_CreatableTopicResult: tuple[Callable[[CreatableTopicResult, bytearray], None], ...] = (
-    _w_CreatableTopicResult_0,
-    _w_CreatableTopicResult_1,
-    _w_CreatableTopicResult_1,
-    _w_CreatableTopicResult_1,
-    _w_CreatableTopicResult_1,
+    _w_CreatableTopicResult_2,
+    _w_CreatableTopicResult_2,
+    _w_CreatableTopicResult_2,
     _w_CreatableTopicResult_5,
     _w_CreatableTopicResult_5,
     _w_CreatableTopicResult_7,
 )
 _R_CreatableTopicResult: tuple[Callable[[memoryview, int], tuple[CreatableTopicResult, int]], ...] = (
-    _r_CreatableTopicResult_0,
-    _r_CreatableTopicResult_1,
-    _r_CreatableTopicResult_1,
-    _r_CreatableTopicResult_1,
-    _r_CreatableTopicResult_1,
+    _r_CreatableTopicResult_2,
+    _r_CreatableTopicResult_2,
+    _r_CreatableTopicResult_2,
     _r_CreatableTopicResult_5,
     _r_CreatableTopicResult_5,
     _r_CreatableTopicResult_7,
@@ -1513,8 +1404,6 @@ CreatableTopicResult._FIELDS = (
 )
 
 _W_CreateTopicsResponse: tuple[Callable[[CreateTopicsResponse, bytearray], None], ...] = (
-    _w_CreateTopicsResponse_0,
-    _w_CreateTopicsResponse_1,
     _w_CreateTopicsResponse_2,
     _w_CreateTopicsResponse_2,
     _w_CreateTopicsResponse_2,
@@ -1523,8 +1412,6 @@ _W_CreateTopicsResponse: tuple[Callable[[CreateTopicsResponse, bytearray], None]
     _w_CreateTopicsResponse_7,
 )
 _R_CreateTopicsResponse: tuple[Callable[[memoryview, int], tuple[CreateTopicsResponse, int]], ...] = (
-    _r_CreateTopicsResponse_0,
-    _r_CreateTopicsResponse_1,
     _r_CreateTopicsResponse_2,
     _r_CreateTopicsResponse_2,
     _r_CreateTopicsResponse_2,

@@ -45,12 +45,12 @@ _S_i = struct.Struct('>i')
 
 
 class DeleteAclsRequest:
-    """Kafka request ``DeleteAclsRequest`` (API key 31), versions 0-3."""
+    """Kafka request ``DeleteAclsRequest`` (API key 31), versions 1-3."""
 
     __slots__ = ('filters', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 31
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -95,11 +95,11 @@ class DeleteAclsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsRequest has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DeleteAclsRequest has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DeleteAclsRequest[version](self, out)
+            _W_DeleteAclsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteAclsRequest v{version}: {exc}') from None
@@ -119,10 +119,10 @@ class DeleteAclsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsRequest has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DeleteAclsRequest has no version {version} (valid 1-3)')
         try:
-            return _R_DeleteAclsRequest[version](buf, pos)
+            return _R_DeleteAclsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteAclsRequest v{version}: {exc}') from None
 
@@ -198,11 +198,11 @@ class DeleteAclsFilter:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilter has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DeleteAclsFilter has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DeleteAclsFilter[version](self, out)
+            _W_DeleteAclsFilter[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteAclsFilter v{version}: {exc}') from None
@@ -222,21 +222,21 @@ class DeleteAclsFilter:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsFilter, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilter has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DeleteAclsFilter has no version {version} (valid 1-3)')
         try:
-            return _R_DeleteAclsFilter[version](buf, pos)
+            return _R_DeleteAclsFilter[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteAclsFilter v{version}: {exc}') from None
 
 
 class DeleteAclsResponse:
-    """Kafka response ``DeleteAclsResponse`` (API key 31), versions 0-3."""
+    """Kafka response ``DeleteAclsResponse`` (API key 31), versions 1-3."""
 
     __slots__ = ('throttle_time_ms', 'filter_results', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 31
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -285,11 +285,11 @@ class DeleteAclsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsResponse has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DeleteAclsResponse has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DeleteAclsResponse[version](self, out)
+            _W_DeleteAclsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteAclsResponse v{version}: {exc}') from None
@@ -309,10 +309,10 @@ class DeleteAclsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsResponse has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DeleteAclsResponse has no version {version} (valid 1-3)')
         try:
-            return _R_DeleteAclsResponse[version](buf, pos)
+            return _R_DeleteAclsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteAclsResponse v{version}: {exc}') from None
 
@@ -372,11 +372,11 @@ class DeleteAclsFilterResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilterResult has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DeleteAclsFilterResult has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DeleteAclsFilterResult[version](self, out)
+            _W_DeleteAclsFilterResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteAclsFilterResult v{version}: {exc}') from None
@@ -396,10 +396,10 @@ class DeleteAclsFilterResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsFilterResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilterResult has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DeleteAclsFilterResult has no version {version} (valid 1-3)')
         try:
-            return _R_DeleteAclsFilterResult[version](buf, pos)
+            return _R_DeleteAclsFilterResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteAclsFilterResult v{version}: {exc}') from None
 
@@ -483,11 +483,11 @@ class DeleteAclsMatchingAcl:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsMatchingAcl has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DeleteAclsMatchingAcl has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DeleteAclsMatchingAcl[version](self, out)
+            _W_DeleteAclsMatchingAcl[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteAclsMatchingAcl v{version}: {exc}') from None
@@ -507,10 +507,10 @@ class DeleteAclsMatchingAcl:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsMatchingAcl, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsMatchingAcl has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DeleteAclsMatchingAcl has no version {version} (valid 1-3)')
         try:
-            return _R_DeleteAclsMatchingAcl[version](buf, pos)
+            return _R_DeleteAclsMatchingAcl[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteAclsMatchingAcl v{version}: {exc}') from None
 
@@ -526,30 +526,6 @@ def _new_DeleteAclsFilter() -> DeleteAclsFilter:
     o.permission_type = 0
     o.unknown_tags = None
     return o
-
-
-def _w_DeleteAclsFilter_0(o: DeleteAclsFilter, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
-    write_nullable_string(out, o.resource_name_filter)
-    if o.pattern_type_filter != 3:
-        raise UnsupportedVersionError('DeleteAclsFilter.pattern_type_filter has a non-default value this version cannot carry')
-    write_nullable_string(out, o.principal_filter)
-    write_nullable_string(out, o.host_filter)
-    out += _S_bb.pack(o.operation, o.permission_type)
-
-
-def _r_DeleteAclsFilter_0(buf: memoryview, pos: int) -> tuple[DeleteAclsFilter, int]:
-    o = DeleteAclsFilter.__new__(DeleteAclsFilter)
-    o.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
-    pos += 1
-    o.resource_name_filter, pos = read_nullable_string(buf, pos)
-    o.principal_filter, pos = read_nullable_string(buf, pos)
-    o.host_filter, pos = read_nullable_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    o.pattern_type_filter = 3
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_DeleteAclsFilter_1(o: DeleteAclsFilter, out: bytearray) -> None:
@@ -616,25 +592,6 @@ def _new_DeleteAclsRequest() -> DeleteAclsRequest:
     return o
 
 
-def _w_DeleteAclsRequest_0(o: DeleteAclsRequest, out: bytearray) -> None:
-    x1 = o.filters
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteAclsFilter_0(e2, out)
-
-
-def _r_DeleteAclsRequest_0(buf: memoryview, pos: int) -> tuple[DeleteAclsRequest, int]:
-    o = DeleteAclsRequest.__new__(DeleteAclsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteAclsFilter] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsFilter_0(buf, pos)
-        a2.append(e3)
-    o.filters = a2
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_DeleteAclsRequest_1(o: DeleteAclsRequest, out: bytearray) -> None:
     x1 = o.filters
     out += _S_i.pack(len(x1))
@@ -695,35 +652,6 @@ def _new_DeleteAclsMatchingAcl() -> DeleteAclsMatchingAcl:
     o.permission_type = 0
     o.unknown_tags = None
     return o
-
-
-def _w_DeleteAclsMatchingAcl_0(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    write_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
-    write_string(out, o.resource_name)
-    if o.pattern_type != 3:
-        raise UnsupportedVersionError('DeleteAclsMatchingAcl.pattern_type has a non-default value this version cannot carry')
-    write_string(out, o.principal)
-    write_string(out, o.host)
-    out += _S_bb.pack(o.operation, o.permission_type)
-
-
-def _r_DeleteAclsMatchingAcl_0(buf: memoryview, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
-    o = DeleteAclsMatchingAcl.__new__(DeleteAclsMatchingAcl)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
-    pos += 2
-    o.error_message, pos = read_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
-    pos += 1
-    o.resource_name, pos = read_string(buf, pos)
-    o.principal, pos = read_string(buf, pos)
-    o.host, pos = read_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    o.pattern_type = 3
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_DeleteAclsMatchingAcl_1(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
@@ -802,30 +730,6 @@ def _new_DeleteAclsFilterResult() -> DeleteAclsFilterResult:
     return o
 
 
-def _w_DeleteAclsFilterResult_0(o: DeleteAclsFilterResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    write_nullable_string(out, o.error_message)
-    x1 = o.matching_acls
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteAclsMatchingAcl_0(e2, out)
-
-
-def _r_DeleteAclsFilterResult_0(buf: memoryview, pos: int) -> tuple[DeleteAclsFilterResult, int]:
-    o = DeleteAclsFilterResult.__new__(DeleteAclsFilterResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
-    pos += 2
-    o.error_message, pos = read_nullable_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteAclsMatchingAcl] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsMatchingAcl_0(buf, pos)
-        a2.append(e3)
-    o.matching_acls = a2
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_DeleteAclsFilterResult_1(o: DeleteAclsFilterResult, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_nullable_string(out, o.error_message)
@@ -891,28 +795,6 @@ def _new_DeleteAclsResponse() -> DeleteAclsResponse:
     return o
 
 
-def _w_DeleteAclsResponse_0(o: DeleteAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.filter_results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteAclsFilterResult_0(e2, out)
-
-
-def _r_DeleteAclsResponse_0(buf: memoryview, pos: int) -> tuple[DeleteAclsResponse, int]:
-    o = DeleteAclsResponse.__new__(DeleteAclsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
-    pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteAclsFilterResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsFilterResult_0(buf, pos)
-        a2.append(e3)
-    o.filter_results = a2
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_DeleteAclsResponse_1(o: DeleteAclsResponse, out: bytearray) -> None:
     out += _S_i.pack(o.throttle_time_ms)
     x1 = o.filter_results
@@ -967,13 +849,11 @@ def _r_DeleteAclsResponse_2(buf: memoryview, pos: int) -> tuple[DeleteAclsRespon
 
 
 _W_DeleteAclsFilter: tuple[Callable[[DeleteAclsFilter, bytearray], None], ...] = (
-    _w_DeleteAclsFilter_0,
     _w_DeleteAclsFilter_1,
     _w_DeleteAclsFilter_2,
     _w_DeleteAclsFilter_2,
 )
 _R_DeleteAclsFilter: tuple[Callable[[memoryview, int], tuple[DeleteAclsFilter, int]], ...] = (
-    _r_DeleteAclsFilter_0,
     _r_DeleteAclsFilter_1,
     _r_DeleteAclsFilter_2,
     _r_DeleteAclsFilter_2,
@@ -989,13 +869,11 @@ DeleteAclsFilter._FIELDS = (
 )
 
 _W_DeleteAclsRequest: tuple[Callable[[DeleteAclsRequest, bytearray], None], ...] = (
-    _w_DeleteAclsRequest_0,
     _w_DeleteAclsRequest_1,
     _w_DeleteAclsRequest_2,
     _w_DeleteAclsRequest_2,
 )
 _R_DeleteAclsRequest: tuple[Callable[[memoryview, int], tuple[DeleteAclsRequest, int]], ...] = (
-    _r_DeleteAclsRequest_0,
     _r_DeleteAclsRequest_1,
     _r_DeleteAclsRequest_2,
     _r_DeleteAclsRequest_2,
@@ -1005,13 +883,11 @@ DeleteAclsRequest._FIELDS = (
 )
 
 _W_DeleteAclsMatchingAcl: tuple[Callable[[DeleteAclsMatchingAcl, bytearray], None], ...] = (
-    _w_DeleteAclsMatchingAcl_0,
     _w_DeleteAclsMatchingAcl_1,
     _w_DeleteAclsMatchingAcl_2,
     _w_DeleteAclsMatchingAcl_2,
 )
 _R_DeleteAclsMatchingAcl: tuple[Callable[[memoryview, int], tuple[DeleteAclsMatchingAcl, int]], ...] = (
-    _r_DeleteAclsMatchingAcl_0,
     _r_DeleteAclsMatchingAcl_1,
     _r_DeleteAclsMatchingAcl_2,
     _r_DeleteAclsMatchingAcl_2,
@@ -1029,13 +905,11 @@ DeleteAclsMatchingAcl._FIELDS = (
 )
 
 _W_DeleteAclsFilterResult: tuple[Callable[[DeleteAclsFilterResult, bytearray], None], ...] = (
-    _w_DeleteAclsFilterResult_0,
     _w_DeleteAclsFilterResult_1,
     _w_DeleteAclsFilterResult_2,
     _w_DeleteAclsFilterResult_2,
 )
 _R_DeleteAclsFilterResult: tuple[Callable[[memoryview, int], tuple[DeleteAclsFilterResult, int]], ...] = (
-    _r_DeleteAclsFilterResult_0,
     _r_DeleteAclsFilterResult_1,
     _r_DeleteAclsFilterResult_2,
     _r_DeleteAclsFilterResult_2,
@@ -1047,13 +921,11 @@ DeleteAclsFilterResult._FIELDS = (
 )
 
 _W_DeleteAclsResponse: tuple[Callable[[DeleteAclsResponse, bytearray], None], ...] = (
-    _w_DeleteAclsResponse_0,
     _w_DeleteAclsResponse_1,
     _w_DeleteAclsResponse_2,
     _w_DeleteAclsResponse_2,
 )
 _R_DeleteAclsResponse: tuple[Callable[[memoryview, int], tuple[DeleteAclsResponse, int]], ...] = (
-    _r_DeleteAclsResponse_0,
     _r_DeleteAclsResponse_1,
     _r_DeleteAclsResponse_2,
     _r_DeleteAclsResponse_2,

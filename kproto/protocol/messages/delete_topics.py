@@ -41,12 +41,12 @@ _S_i = struct.Struct('>i')
 
 
 class DeleteTopicsRequest:
-    """Kafka request ``DeleteTopicsRequest`` (API key 20), versions 0-6."""
+    """Kafka request ``DeleteTopicsRequest`` (API key 20), versions 1-6."""
 
     __slots__ = ('topics', 'topic_names', 'timeout_ms', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 20
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -99,11 +99,11 @@ class DeleteTopicsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsRequest has no version {version} (valid 0-6)')
+        if not 1 <= version <= 6:
+            raise UnsupportedVersionError(f'DeleteTopicsRequest has no version {version} (valid 1-6)')
         start = len(out)
         try:
-            _W_DeleteTopicsRequest[version](self, out)
+            _W_DeleteTopicsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteTopicsRequest v{version}: {exc}') from None
@@ -123,10 +123,10 @@ class DeleteTopicsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteTopicsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsRequest has no version {version} (valid 0-6)')
+        if not 1 <= version <= 6:
+            raise UnsupportedVersionError(f'DeleteTopicsRequest has no version {version} (valid 1-6)')
         try:
-            return _R_DeleteTopicsRequest[version](buf, pos)
+            return _R_DeleteTopicsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteTopicsRequest v{version}: {exc}') from None
 
@@ -182,11 +182,11 @@ class DeleteTopicState:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicState has no version {version} (valid 0-6)')
+        if not 1 <= version <= 6:
+            raise UnsupportedVersionError(f'DeleteTopicState has no version {version} (valid 1-6)')
         start = len(out)
         try:
-            _W_DeleteTopicState[version](self, out)
+            _W_DeleteTopicState[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteTopicState v{version}: {exc}') from None
@@ -206,21 +206,21 @@ class DeleteTopicState:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteTopicState, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicState has no version {version} (valid 0-6)')
+        if not 1 <= version <= 6:
+            raise UnsupportedVersionError(f'DeleteTopicState has no version {version} (valid 1-6)')
         try:
-            return _R_DeleteTopicState[version](buf, pos)
+            return _R_DeleteTopicState[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteTopicState v{version}: {exc}') from None
 
 
 class DeleteTopicsResponse:
-    """Kafka response ``DeleteTopicsResponse`` (API key 20), versions 0-6."""
+    """Kafka response ``DeleteTopicsResponse`` (API key 20), versions 1-6."""
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 20
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -269,11 +269,11 @@ class DeleteTopicsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsResponse has no version {version} (valid 0-6)')
+        if not 1 <= version <= 6:
+            raise UnsupportedVersionError(f'DeleteTopicsResponse has no version {version} (valid 1-6)')
         start = len(out)
         try:
-            _W_DeleteTopicsResponse[version](self, out)
+            _W_DeleteTopicsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteTopicsResponse v{version}: {exc}') from None
@@ -293,10 +293,10 @@ class DeleteTopicsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteTopicsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsResponse has no version {version} (valid 0-6)')
+        if not 1 <= version <= 6:
+            raise UnsupportedVersionError(f'DeleteTopicsResponse has no version {version} (valid 1-6)')
         try:
-            return _R_DeleteTopicsResponse[version](buf, pos)
+            return _R_DeleteTopicsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteTopicsResponse v{version}: {exc}') from None
 
@@ -360,11 +360,11 @@ class DeletableTopicResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DeletableTopicResult has no version {version} (valid 0-6)')
+        if not 1 <= version <= 6:
+            raise UnsupportedVersionError(f'DeletableTopicResult has no version {version} (valid 1-6)')
         start = len(out)
         try:
-            _W_DeletableTopicResult[version](self, out)
+            _W_DeletableTopicResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeletableTopicResult v{version}: {exc}') from None
@@ -384,10 +384,10 @@ class DeletableTopicResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeletableTopicResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DeletableTopicResult has no version {version} (valid 0-6)')
+        if not 1 <= version <= 6:
+            raise UnsupportedVersionError(f'DeletableTopicResult has no version {version} (valid 1-6)')
         try:
-            return _R_DeletableTopicResult[version](buf, pos)
+            return _R_DeletableTopicResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeletableTopicResult v{version}: {exc}') from None
 
@@ -400,14 +400,14 @@ def _new_DeleteTopicState() -> DeleteTopicState:
     return o
 
 
-def _w_DeleteTopicState_0(o: DeleteTopicState, out: bytearray) -> None:
+def _w_DeleteTopicState_1(o: DeleteTopicState, out: bytearray) -> None:
     if o.name is not None:
         raise UnsupportedVersionError('DeleteTopicState.name has a non-default value this version cannot carry')
     if o.topic_id != ZERO_UUID:
         raise UnsupportedVersionError('DeleteTopicState.topic_id has a non-default value this version cannot carry')
 
 
-def _r_DeleteTopicState_0(buf: memoryview, pos: int) -> tuple[DeleteTopicState, int]:
+def _r_DeleteTopicState_1(buf: memoryview, pos: int) -> tuple[DeleteTopicState, int]:
     o = DeleteTopicState.__new__(DeleteTopicState)
     o.name = None
     o.topic_id = ZERO_UUID
@@ -470,7 +470,7 @@ def _new_DeleteTopicsRequest() -> DeleteTopicsRequest:
     return o
 
 
-def _w_DeleteTopicsRequest_0(o: DeleteTopicsRequest, out: bytearray) -> None:
+def _w_DeleteTopicsRequest_1(o: DeleteTopicsRequest, out: bytearray) -> None:
     if len(o.topics) != 0:
         raise UnsupportedVersionError('DeleteTopicsRequest.topics has a non-default value this version cannot carry')
     x1 = o.topic_names
@@ -480,7 +480,7 @@ def _w_DeleteTopicsRequest_0(o: DeleteTopicsRequest, out: bytearray) -> None:
     out += _S_i.pack(o.timeout_ms)
 
 
-def _r_DeleteTopicsRequest_0(buf: memoryview, pos: int) -> tuple[DeleteTopicsRequest, int]:
+def _r_DeleteTopicsRequest_1(buf: memoryview, pos: int) -> tuple[DeleteTopicsRequest, int]:
     o = DeleteTopicsRequest.__new__(DeleteTopicsRequest)
     n1, pos = read_array_len(buf, pos)
     a2: list[str] = []
@@ -571,7 +571,7 @@ def _new_DeletableTopicResult() -> DeletableTopicResult:
     return o
 
 
-def _w_DeletableTopicResult_0(o: DeletableTopicResult, out: bytearray) -> None:
+def _w_DeletableTopicResult_1(o: DeletableTopicResult, out: bytearray) -> None:
     x1 = o.name
     if x1 is None:
         raise ValueError('name' + ' is None but not nullable in this version')
@@ -579,7 +579,7 @@ def _w_DeletableTopicResult_0(o: DeletableTopicResult, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
 
 
-def _r_DeletableTopicResult_0(buf: memoryview, pos: int) -> tuple[DeletableTopicResult, int]:
+def _r_DeletableTopicResult_1(buf: memoryview, pos: int) -> tuple[DeletableTopicResult, int]:
     o = DeletableTopicResult.__new__(DeletableTopicResult)
     o.name, pos = read_string(buf, pos)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
@@ -682,32 +682,12 @@ def _new_DeleteTopicsResponse() -> DeleteTopicsResponse:
     return o
 
 
-def _w_DeleteTopicsResponse_0(o: DeleteTopicsResponse, out: bytearray) -> None:
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeletableTopicResult_0(e2, out)
-
-
-def _r_DeleteTopicsResponse_0(buf: memoryview, pos: int) -> tuple[DeleteTopicsResponse, int]:
-    o = DeleteTopicsResponse.__new__(DeleteTopicsResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeletableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeletableTopicResult_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = 0
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_DeleteTopicsResponse_1(o: DeleteTopicsResponse, out: bytearray) -> None:
     out += _S_i.pack(o.throttle_time_ms)
     x1 = o.responses
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_DeletableTopicResult_0(e2, out)
+        _w_DeletableTopicResult_1(e2, out)
 
 
 def _r_DeleteTopicsResponse_1(buf: memoryview, pos: int) -> tuple[DeleteTopicsResponse, int]:
@@ -717,7 +697,7 @@ def _r_DeleteTopicsResponse_1(buf: memoryview, pos: int) -> tuple[DeleteTopicsRe
     n1, pos = read_array_len(buf, pos)
     a2: list[DeletableTopicResult] = []
     for _ in range(n1):
-        e3, pos = _r_DeletableTopicResult_0(buf, pos)
+        e3, pos = _r_DeletableTopicResult_1(buf, pos)
         a2.append(e3)
     o.responses = a2
     o.unknown_tags = None
@@ -818,19 +798,17 @@ def _r_DeleteTopicsResponse_6(buf: memoryview, pos: int) -> tuple[DeleteTopicsRe
 
 
 _W_DeleteTopicState: tuple[Callable[[DeleteTopicState, bytearray], None], ...] = (
-    _w_DeleteTopicState_0,
-    _w_DeleteTopicState_0,
-    _w_DeleteTopicState_0,
-    _w_DeleteTopicState_0,
+    _w_DeleteTopicState_1,
+    _w_DeleteTopicState_1,
+    _w_DeleteTopicState_1,
     _w_DeleteTopicState_4,
     _w_DeleteTopicState_4,
     _w_DeleteTopicState_6,
 )
 _R_DeleteTopicState: tuple[Callable[[memoryview, int], tuple[DeleteTopicState, int]], ...] = (
-    _r_DeleteTopicState_0,
-    _r_DeleteTopicState_0,
-    _r_DeleteTopicState_0,
-    _r_DeleteTopicState_0,
+    _r_DeleteTopicState_1,
+    _r_DeleteTopicState_1,
+    _r_DeleteTopicState_1,
     _r_DeleteTopicState_4,
     _r_DeleteTopicState_4,
     _r_DeleteTopicState_6,
@@ -841,19 +819,17 @@ DeleteTopicState._FIELDS = (
 )
 
 _W_DeleteTopicsRequest: tuple[Callable[[DeleteTopicsRequest, bytearray], None], ...] = (
-    _w_DeleteTopicsRequest_0,
-    _w_DeleteTopicsRequest_0,
-    _w_DeleteTopicsRequest_0,
-    _w_DeleteTopicsRequest_0,
+    _w_DeleteTopicsRequest_1,
+    _w_DeleteTopicsRequest_1,
+    _w_DeleteTopicsRequest_1,
     _w_DeleteTopicsRequest_4,
     _w_DeleteTopicsRequest_4,
     _w_DeleteTopicsRequest_6,
 )
 _R_DeleteTopicsRequest: tuple[Callable[[memoryview, int], tuple[DeleteTopicsRequest, int]], ...] = (
-    _r_DeleteTopicsRequest_0,
-    _r_DeleteTopicsRequest_0,
-    _r_DeleteTopicsRequest_0,
-    _r_DeleteTopicsRequest_0,
+    _r_DeleteTopicsRequest_1,
+    _r_DeleteTopicsRequest_1,
+    _r_DeleteTopicsRequest_1,
     _r_DeleteTopicsRequest_4,
     _r_DeleteTopicsRequest_4,
     _r_DeleteTopicsRequest_6,
@@ -865,19 +841,17 @@ DeleteTopicsRequest._FIELDS = (
 )
 
 _W_DeletableTopicResult: tuple[Callable[[DeletableTopicResult, bytearray], None], ...] = (
-    _w_DeletableTopicResult_0,
-    _w_DeletableTopicResult_0,
-    _w_DeletableTopicResult_0,
-    _w_DeletableTopicResult_0,
+    _w_DeletableTopicResult_1,
+    _w_DeletableTopicResult_1,
+    _w_DeletableTopicResult_1,
     _w_DeletableTopicResult_4,
     _w_DeletableTopicResult_5,
     _w_DeletableTopicResult_6,
 )
 _R_DeletableTopicResult: tuple[Callable[[memoryview, int], tuple[DeletableTopicResult, int]], ...] = (
-    _r_DeletableTopicResult_0,
-    _r_DeletableTopicResult_0,
-    _r_DeletableTopicResult_0,
-    _r_DeletableTopicResult_0,
+    _r_DeletableTopicResult_1,
+    _r_DeletableTopicResult_1,
+    _r_DeletableTopicResult_1,
     _r_DeletableTopicResult_4,
     _r_DeletableTopicResult_5,
     _r_DeletableTopicResult_6,
@@ -890,7 +864,6 @@ DeletableTopicResult._FIELDS = (
 )
 
 _W_DeleteTopicsResponse: tuple[Callable[[DeleteTopicsResponse, bytearray], None], ...] = (
-    _w_DeleteTopicsResponse_0,
     _w_DeleteTopicsResponse_1,
     _w_DeleteTopicsResponse_1,
     _w_DeleteTopicsResponse_1,
@@ -899,7 +872,6 @@ _W_DeleteTopicsResponse: tuple[Callable[[DeleteTopicsResponse, bytearray], None]
     _w_DeleteTopicsResponse_6,
 )
 _R_DeleteTopicsResponse: tuple[Callable[[memoryview, int], tuple[DeleteTopicsResponse, int]], ...] = (
-    _r_DeleteTopicsResponse_0,
     _r_DeleteTopicsResponse_1,
     _r_DeleteTopicsResponse_1,
     _r_DeleteTopicsResponse_1,

@@ -44,12 +44,12 @@ _S_ih = struct.Struct('>ih')
 
 
 class DescribeAclsRequest:
-    """Kafka request ``DescribeAclsRequest`` (API key 29), versions 0-3."""
+    """Kafka request ``DescribeAclsRequest`` (API key 29), versions 1-3."""
 
     __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 29
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -118,11 +118,11 @@ class DescribeAclsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsRequest has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeAclsRequest has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribeAclsRequest[version](self, out)
+            _W_DescribeAclsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeAclsRequest v{version}: {exc}') from None
@@ -142,21 +142,21 @@ class DescribeAclsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeAclsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsRequest has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeAclsRequest has no version {version} (valid 1-3)')
         try:
-            return _R_DescribeAclsRequest[version](buf, pos)
+            return _R_DescribeAclsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeAclsRequest v{version}: {exc}') from None
 
 
 class DescribeAclsResponse:
-    """Kafka response ``DescribeAclsResponse`` (API key 29), versions 0-3."""
+    """Kafka response ``DescribeAclsResponse`` (API key 29), versions 1-3."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'resources', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 29
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -213,11 +213,11 @@ class DescribeAclsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResponse has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeAclsResponse has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribeAclsResponse[version](self, out)
+            _W_DescribeAclsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeAclsResponse v{version}: {exc}') from None
@@ -237,10 +237,10 @@ class DescribeAclsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeAclsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResponse has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeAclsResponse has no version {version} (valid 1-3)')
         try:
-            return _R_DescribeAclsResponse[version](buf, pos)
+            return _R_DescribeAclsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeAclsResponse v{version}: {exc}') from None
 
@@ -304,11 +304,11 @@ class DescribeAclsResource:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResource has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeAclsResource has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribeAclsResource[version](self, out)
+            _W_DescribeAclsResource[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeAclsResource v{version}: {exc}') from None
@@ -328,10 +328,10 @@ class DescribeAclsResource:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeAclsResource, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResource has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeAclsResource has no version {version} (valid 1-3)')
         try:
-            return _R_DescribeAclsResource[version](buf, pos)
+            return _R_DescribeAclsResource[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeAclsResource v{version}: {exc}') from None
 
@@ -395,11 +395,11 @@ class AclDescription:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AclDescription has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'AclDescription has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_AclDescription[version](self, out)
+            _W_AclDescription[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AclDescription v{version}: {exc}') from None
@@ -419,10 +419,10 @@ class AclDescription:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AclDescription, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'AclDescription has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'AclDescription has no version {version} (valid 1-3)')
         try:
-            return _R_AclDescription[version](buf, pos)
+            return _R_AclDescription[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AclDescription v{version}: {exc}') from None
 
@@ -438,30 +438,6 @@ def _new_DescribeAclsRequest() -> DescribeAclsRequest:
     o.permission_type = 0
     o.unknown_tags = None
     return o
-
-
-def _w_DescribeAclsRequest_0(o: DescribeAclsRequest, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
-    write_nullable_string(out, o.resource_name_filter)
-    if o.pattern_type_filter != 3:
-        raise UnsupportedVersionError('DescribeAclsRequest.pattern_type_filter has a non-default value this version cannot carry')
-    write_nullable_string(out, o.principal_filter)
-    write_nullable_string(out, o.host_filter)
-    out += _S_bb.pack(o.operation, o.permission_type)
-
-
-def _r_DescribeAclsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeAclsRequest, int]:
-    o = DescribeAclsRequest.__new__(DescribeAclsRequest)
-    o.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
-    pos += 1
-    o.resource_name_filter, pos = read_nullable_string(buf, pos)
-    o.principal_filter, pos = read_nullable_string(buf, pos)
-    o.host_filter, pos = read_nullable_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
-    pos += 2
-    o.pattern_type_filter = 3
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_DescribeAclsRequest_1(o: DescribeAclsRequest, out: bytearray) -> None:
@@ -531,13 +507,13 @@ def _new_AclDescription() -> AclDescription:
     return o
 
 
-def _w_AclDescription_0(o: AclDescription, out: bytearray) -> None:
+def _w_AclDescription_1(o: AclDescription, out: bytearray) -> None:
     write_string(out, o.principal)
     write_string(out, o.host)
     out += _S_bb.pack(o.operation, o.permission_type)
 
 
-def _r_AclDescription_0(buf: memoryview, pos: int) -> tuple[AclDescription, int]:
+def _r_AclDescription_1(buf: memoryview, pos: int) -> tuple[AclDescription, int]:
     o = AclDescription.__new__(AclDescription)
     o.principal, pos = read_string(buf, pos)
     o.host, pos = read_string(buf, pos)
@@ -582,33 +558,6 @@ def _new_DescribeAclsResource() -> DescribeAclsResource:
     return o
 
 
-def _w_DescribeAclsResource_0(o: DescribeAclsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
-    write_string(out, o.resource_name)
-    if o.pattern_type != 3:
-        raise UnsupportedVersionError('DescribeAclsResource.pattern_type has a non-default value this version cannot carry')
-    x1 = o.acls
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AclDescription_0(e2, out)
-
-
-def _r_DescribeAclsResource_0(buf: memoryview, pos: int) -> tuple[DescribeAclsResource, int]:
-    o = DescribeAclsResource.__new__(DescribeAclsResource)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
-    pos += 1
-    o.resource_name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AclDescription] = []
-    for _ in range(n1):
-        e3, pos = _r_AclDescription_0(buf, pos)
-        a2.append(e3)
-    o.acls = a2
-    o.pattern_type = 3
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_DescribeAclsResource_1(o: DescribeAclsResource, out: bytearray) -> None:
     out += _S_b.pack(o.resource_type)
     write_string(out, o.resource_name)
@@ -616,7 +565,7 @@ def _w_DescribeAclsResource_1(o: DescribeAclsResource, out: bytearray) -> None:
     x1 = o.acls
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_AclDescription_0(e2, out)
+        _w_AclDescription_1(e2, out)
 
 
 def _r_DescribeAclsResource_1(buf: memoryview, pos: int) -> tuple[DescribeAclsResource, int]:
@@ -629,7 +578,7 @@ def _r_DescribeAclsResource_1(buf: memoryview, pos: int) -> tuple[DescribeAclsRe
     n1, pos = read_array_len(buf, pos)
     a2: list[AclDescription] = []
     for _ in range(n1):
-        e3, pos = _r_AclDescription_0(buf, pos)
+        e3, pos = _r_AclDescription_1(buf, pos)
         a2.append(e3)
     o.acls = a2
     o.unknown_tags = None
@@ -680,30 +629,6 @@ def _new_DescribeAclsResponse() -> DescribeAclsResponse:
     o.resources = []
     o.unknown_tags = None
     return o
-
-
-def _w_DescribeAclsResponse_0(o: DescribeAclsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    write_nullable_string(out, o.error_message)
-    x1 = o.resources
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeAclsResource_0(e2, out)
-
-
-def _r_DescribeAclsResponse_0(buf: memoryview, pos: int) -> tuple[DescribeAclsResponse, int]:
-    o = DescribeAclsResponse.__new__(DescribeAclsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    o.error_message, pos = read_nullable_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeAclsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeAclsResource_0(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_DescribeAclsResponse_1(o: DescribeAclsResponse, out: bytearray) -> None:
@@ -764,13 +689,11 @@ def _r_DescribeAclsResponse_2(buf: memoryview, pos: int) -> tuple[DescribeAclsRe
 
 
 _W_DescribeAclsRequest: tuple[Callable[[DescribeAclsRequest, bytearray], None], ...] = (
-    _w_DescribeAclsRequest_0,
     _w_DescribeAclsRequest_1,
     _w_DescribeAclsRequest_2,
     _w_DescribeAclsRequest_2,
 )
 _R_DescribeAclsRequest: tuple[Callable[[memoryview, int], tuple[DescribeAclsRequest, int]], ...] = (
-    _r_DescribeAclsRequest_0,
     _r_DescribeAclsRequest_1,
     _r_DescribeAclsRequest_2,
     _r_DescribeAclsRequest_2,
@@ -786,14 +709,12 @@ DescribeAclsRequest._FIELDS = (
 )
 
 _W_AclDescription: tuple[Callable[[AclDescription, bytearray], None], ...] = (
-    _w_AclDescription_0,
-    _w_AclDescription_0,
+    _w_AclDescription_1,
     _w_AclDescription_2,
     _w_AclDescription_2,
 )
 _R_AclDescription: tuple[Callable[[memoryview, int], tuple[AclDescription, int]], ...] = (
-    _r_AclDescription_0,
-    _r_AclDescription_0,
+    _r_AclDescription_1,
     _r_AclDescription_2,
     _r_AclDescription_2,
 )
@@ -805,13 +726,11 @@ AclDescription._FIELDS = (
 )
 
 _W_DescribeAclsResource: tuple[Callable[[DescribeAclsResource, bytearray], None], ...] = (
-    _w_DescribeAclsResource_0,
     _w_DescribeAclsResource_1,
     _w_DescribeAclsResource_2,
     _w_DescribeAclsResource_2,
 )
 _R_DescribeAclsResource: tuple[Callable[[memoryview, int], tuple[DescribeAclsResource, int]], ...] = (
-    _r_DescribeAclsResource_0,
     _r_DescribeAclsResource_1,
     _r_DescribeAclsResource_2,
     _r_DescribeAclsResource_2,
@@ -824,13 +743,11 @@ DescribeAclsResource._FIELDS = (
 )
 
 _W_DescribeAclsResponse: tuple[Callable[[DescribeAclsResponse, bytearray], None], ...] = (
-    _w_DescribeAclsResponse_0,
     _w_DescribeAclsResponse_1,
     _w_DescribeAclsResponse_2,
     _w_DescribeAclsResponse_2,
 )
 _R_DescribeAclsResponse: tuple[Callable[[memoryview, int], tuple[DescribeAclsResponse, int]], ...] = (
-    _r_DescribeAclsResponse_0,
     _r_DescribeAclsResponse_1,
     _r_DescribeAclsResponse_2,
     _r_DescribeAclsResponse_2,

@@ -33,25 +33,27 @@ __all__ = [
 
 _S_o = struct.Struct('>?')
 _S_ob = struct.Struct('>?b')
+_S_obo = struct.Struct('>?b?')
 _S_b = struct.Struct('>b')
 _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
 class DescribeClusterRequest:
-    """Kafka request ``DescribeClusterRequest`` (API key 60), versions 0-1."""
+    """Kafka request ``DescribeClusterRequest`` (API key 60), versions 0-2."""
 
-    __slots__ = ('include_cluster_authorized_operations', 'endpoint_type', 'unknown_tags',)
+    __slots__ = ('include_cluster_authorized_operations', 'endpoint_type', 'include_fenced_brokers', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 60
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterRequest'
 
     include_cluster_authorized_operations: bool
     endpoint_type: int
+    include_fenced_brokers: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -59,10 +61,12 @@ class DescribeClusterRequest:
         *,
         include_cluster_authorized_operations: bool = False,
         endpoint_type: int = 1,
+        include_fenced_brokers: bool = False,
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.include_cluster_authorized_operations = include_cluster_authorized_operations
         self.endpoint_type = endpoint_type
+        self.include_fenced_brokers = include_fenced_brokers
         self.unknown_tags = unknown_tags
 
     def __eq__(self, other: object) -> bool:
@@ -71,11 +75,12 @@ class DescribeClusterRequest:
         return (
             self.include_cluster_authorized_operations == other.include_cluster_authorized_operations and
             self.endpoint_type == other.endpoint_type and
+            self.include_fenced_brokers == other.include_fenced_brokers and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"DescribeClusterRequest(include_cluster_authorized_operations={self.include_cluster_authorized_operations!r}, endpoint_type={self.endpoint_type!r}"
+        s = f"DescribeClusterRequest(include_cluster_authorized_operations={self.include_cluster_authorized_operations!r}, endpoint_type={self.endpoint_type!r}, include_fenced_brokers={self.include_fenced_brokers!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -93,8 +98,8 @@ class DescribeClusterRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClusterRequest has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'DescribeClusterRequest has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_DescribeClusterRequest[version](self, out)
@@ -117,8 +122,8 @@ class DescribeClusterRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClusterRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClusterRequest has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'DescribeClusterRequest has no version {version} (valid 0-2)')
         try:
             return _R_DescribeClusterRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -126,13 +131,13 @@ class DescribeClusterRequest:
 
 
 class DescribeClusterResponse:
-    """Kafka response ``DescribeClusterResponse`` (API key 60), versions 0-1."""
+    """Kafka response ``DescribeClusterResponse`` (API key 60), versions 0-2."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'endpoint_type', 'cluster_id', 'controller_id', 'brokers', 'cluster_authorized_operations', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 60
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterResponse'
@@ -204,8 +209,8 @@ class DescribeClusterResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClusterResponse has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'DescribeClusterResponse has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_DescribeClusterResponse[version](self, out)
@@ -228,8 +233,8 @@ class DescribeClusterResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClusterResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClusterResponse has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'DescribeClusterResponse has no version {version} (valid 0-2)')
         try:
             return _R_DescribeClusterResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -239,7 +244,7 @@ class DescribeClusterResponse:
 class DescribeClusterBroker:
     """Schema struct ``DescribeClusterBroker`` of ``DescribeClusterResponse``."""
 
-    __slots__ = ('broker_id', 'host', 'port', 'rack', 'unknown_tags',)
+    __slots__ = ('broker_id', 'host', 'port', 'rack', 'is_fenced', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterBroker'
@@ -248,6 +253,7 @@ class DescribeClusterBroker:
     host: str
     port: int
     rack: str | None
+    is_fenced: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -257,12 +263,14 @@ class DescribeClusterBroker:
         host: str = '',
         port: int = 0,
         rack: str | None = None,
+        is_fenced: bool = False,
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.host = host
         self.port = port
         self.rack = rack
+        self.is_fenced = is_fenced
         self.unknown_tags = unknown_tags
 
     def __eq__(self, other: object) -> bool:
@@ -273,11 +281,12 @@ class DescribeClusterBroker:
             self.host == other.host and
             self.port == other.port and
             self.rack == other.rack and
+            self.is_fenced == other.is_fenced and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"DescribeClusterBroker(broker_id={self.broker_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}"
+        s = f"DescribeClusterBroker(broker_id={self.broker_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}, is_fenced={self.is_fenced!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -295,8 +304,8 @@ class DescribeClusterBroker:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClusterBroker has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'DescribeClusterBroker has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_DescribeClusterBroker[version](self, out)
@@ -319,8 +328,8 @@ class DescribeClusterBroker:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClusterBroker, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClusterBroker has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'DescribeClusterBroker has no version {version} (valid 0-2)')
         try:
             return _R_DescribeClusterBroker[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -331,6 +340,7 @@ def _new_DescribeClusterRequest() -> DescribeClusterRequest:
     o = DescribeClusterRequest.__new__(DescribeClusterRequest)
     o.include_cluster_authorized_operations = False
     o.endpoint_type = 1
+    o.include_fenced_brokers = False
     o.unknown_tags = None
     return o
 
@@ -338,6 +348,8 @@ def _new_DescribeClusterRequest() -> DescribeClusterRequest:
 def _w_DescribeClusterRequest_0(o: DescribeClusterRequest, out: bytearray) -> None:
     if o.endpoint_type != 1:
         raise UnsupportedVersionError('DescribeClusterRequest.endpoint_type has a non-default value this version cannot carry')
+    if o.include_fenced_brokers != False:
+        raise UnsupportedVersionError('DescribeClusterRequest.include_fenced_brokers has a non-default value this version cannot carry')
     out += _S_o.pack(o.include_cluster_authorized_operations)
     uk = o.unknown_tags
     if uk:
@@ -351,6 +363,7 @@ def _r_DescribeClusterRequest_0(buf: memoryview, pos: int) -> tuple[DescribeClus
     o.include_cluster_authorized_operations = _S_o.unpack_from(buf, pos)[0]
     pos += 1
     o.endpoint_type = 1
+    o.include_fenced_brokers = False
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -360,6 +373,8 @@ def _r_DescribeClusterRequest_0(buf: memoryview, pos: int) -> tuple[DescribeClus
 
 
 def _w_DescribeClusterRequest_1(o: DescribeClusterRequest, out: bytearray) -> None:
+    if o.include_fenced_brokers != False:
+        raise UnsupportedVersionError('DescribeClusterRequest.include_fenced_brokers has a non-default value this version cannot carry')
     out += _S_ob.pack(o.include_cluster_authorized_operations, o.endpoint_type)
     uk = o.unknown_tags
     if uk:
@@ -372,6 +387,28 @@ def _r_DescribeClusterRequest_1(buf: memoryview, pos: int) -> tuple[DescribeClus
     o = DescribeClusterRequest.__new__(DescribeClusterRequest)
     o.include_cluster_authorized_operations, o.endpoint_type = _S_ob.unpack_from(buf, pos)
     pos += 2
+    o.include_fenced_brokers = False
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_DescribeClusterRequest_2(o: DescribeClusterRequest, out: bytearray) -> None:
+    out += _S_obo.pack(o.include_cluster_authorized_operations, o.endpoint_type, o.include_fenced_brokers)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_DescribeClusterRequest_2(buf: memoryview, pos: int) -> tuple[DescribeClusterRequest, int]:
+    o = DescribeClusterRequest.__new__(DescribeClusterRequest)
+    o.include_cluster_authorized_operations, o.endpoint_type, o.include_fenced_brokers = _S_obo.unpack_from(buf, pos)
+    pos += 3
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -386,6 +423,7 @@ def _new_DescribeClusterBroker() -> DescribeClusterBroker:
     o.host = ''
     o.port = 0
     o.rack = None
+    o.is_fenced = False
     o.unknown_tags = None
     return o
 
@@ -395,6 +433,8 @@ def _w_DescribeClusterBroker_0(o: DescribeClusterBroker, out: bytearray) -> None
     write_compact_string(out, o.host)
     out += _S_i.pack(o.port)
     write_compact_nullable_string(out, o.rack)
+    if o.is_fenced != False:
+        raise UnsupportedVersionError('DescribeClusterBroker.is_fenced has a non-default value this version cannot carry')
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -410,6 +450,38 @@ def _r_DescribeClusterBroker_0(buf: memoryview, pos: int) -> tuple[DescribeClust
     o.port = _S_i.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
+    o.is_fenced = False
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_DescribeClusterBroker_2(o: DescribeClusterBroker, out: bytearray) -> None:
+    out += _S_i.pack(o.broker_id)
+    write_compact_string(out, o.host)
+    out += _S_i.pack(o.port)
+    write_compact_nullable_string(out, o.rack)
+    out += _S_o.pack(o.is_fenced)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_DescribeClusterBroker_2(buf: memoryview, pos: int) -> tuple[DescribeClusterBroker, int]:
+    o = DescribeClusterBroker.__new__(DescribeClusterBroker)
+    o.broker_id = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    o.host, pos = read_compact_string(buf, pos)
+    o.port = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    o.rack, pos = read_compact_nullable_string(buf, pos)
+    o.is_fenced = _S_o.unpack_from(buf, pos)[0]
+    pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -520,41 +592,93 @@ def _r_DescribeClusterResponse_1(buf: memoryview, pos: int) -> tuple[DescribeClu
     return o, pos
 
 
+def _w_DescribeClusterResponse_2(o: DescribeClusterResponse, out: bytearray) -> None:
+    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    write_compact_nullable_string(out, o.error_message)
+    out += _S_b.pack(o.endpoint_type)
+    write_compact_string(out, o.cluster_id)
+    out += _S_i.pack(o.controller_id)
+    x1 = o.brokers
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_DescribeClusterBroker_2(e2, out)
+    out += _S_i.pack(o.cluster_authorized_operations)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_DescribeClusterResponse_2(buf: memoryview, pos: int) -> tuple[DescribeClusterResponse, int]:
+    o = DescribeClusterResponse.__new__(DescribeClusterResponse)
+    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    pos += 6
+    o.error_message, pos = read_compact_nullable_string(buf, pos)
+    o.endpoint_type = _S_b.unpack_from(buf, pos)[0]
+    pos += 1
+    o.cluster_id, pos = read_compact_string(buf, pos)
+    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[DescribeClusterBroker] = []
+    for _ in range(n1):
+        e3, pos = _r_DescribeClusterBroker_2(buf, pos)
+        a2.append(e3)
+    o.brokers = a2
+    o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
 _W_DescribeClusterRequest: tuple[Callable[[DescribeClusterRequest, bytearray], None], ...] = (
     _w_DescribeClusterRequest_0,
     _w_DescribeClusterRequest_1,
+    _w_DescribeClusterRequest_2,
 )
 _R_DescribeClusterRequest: tuple[Callable[[memoryview, int], tuple[DescribeClusterRequest, int]], ...] = (
     _r_DescribeClusterRequest_0,
     _r_DescribeClusterRequest_1,
+    _r_DescribeClusterRequest_2,
 )
 DescribeClusterRequest._FIELDS = (
     FieldSpec('include_cluster_authorized_operations', 'bool', None, (0, 32767), None, None, None, None),
     FieldSpec('endpoint_type', 'int8', None, (1, 32767), None, None, None, None),
+    FieldSpec('include_fenced_brokers', 'bool', None, (2, 32767), None, None, None, None),
 )
 
 _W_DescribeClusterBroker: tuple[Callable[[DescribeClusterBroker, bytearray], None], ...] = (
     _w_DescribeClusterBroker_0,
     _w_DescribeClusterBroker_0,
+    _w_DescribeClusterBroker_2,
 )
 _R_DescribeClusterBroker: tuple[Callable[[memoryview, int], tuple[DescribeClusterBroker, int]], ...] = (
     _r_DescribeClusterBroker_0,
     _r_DescribeClusterBroker_0,
+    _r_DescribeClusterBroker_2,
 )
 DescribeClusterBroker._FIELDS = (
     FieldSpec('broker_id', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('host', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('port', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('rack', 'string', None, (0, 32767), (0, 32767), None, None, None),
+    FieldSpec('is_fenced', 'bool', None, (2, 32767), None, None, None, None),
 )
 
 _W_DescribeClusterResponse: tuple[Callable[[DescribeClusterResponse, bytearray], None], ...] = (
     _w_DescribeClusterResponse_0,
     _w_DescribeClusterResponse_1,
+    _w_DescribeClusterResponse_2,
 )
 _R_DescribeClusterResponse: tuple[Callable[[memoryview, int], tuple[DescribeClusterResponse, int]], ...] = (
     _r_DescribeClusterResponse_0,
     _r_DescribeClusterResponse_1,
+    _r_DescribeClusterResponse_2,
 )
 DescribeClusterResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -43,7 +43,6 @@ __all__ = [
 
 _S_o = struct.Struct('>?')
 _S_oo = struct.Struct('>??')
-_S_ooo = struct.Struct('>???')
 _S_obo = struct.Struct('>?b?')
 _S_b = struct.Struct('>b')
 _S_h = struct.Struct('>h')
@@ -51,12 +50,12 @@ _S_i = struct.Struct('>i')
 
 
 class DescribeConfigsRequest:
-    """Kafka request ``DescribeConfigsRequest`` (API key 32), versions 0-4."""
+    """Kafka request ``DescribeConfigsRequest`` (API key 32), versions 1-4."""
 
     __slots__ = ('resources', 'include_synonyms', 'include_documentation', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 32
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -109,11 +108,11 @@ class DescribeConfigsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsRequest has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsRequest has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsRequest[version](self, out)
+            _W_DescribeConfigsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsRequest v{version}: {exc}') from None
@@ -133,10 +132,10 @@ class DescribeConfigsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsRequest has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsRequest has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsRequest[version](buf, pos)
+            return _R_DescribeConfigsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsRequest v{version}: {exc}') from None
 
@@ -196,11 +195,11 @@ class DescribeConfigsResource:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResource has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsResource has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsResource[version](self, out)
+            _W_DescribeConfigsResource[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsResource v{version}: {exc}') from None
@@ -220,21 +219,21 @@ class DescribeConfigsResource:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResource, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResource has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsResource has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsResource[version](buf, pos)
+            return _R_DescribeConfigsResource[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsResource v{version}: {exc}') from None
 
 
 class DescribeConfigsResponse:
-    """Kafka response ``DescribeConfigsResponse`` (API key 32), versions 0-4."""
+    """Kafka response ``DescribeConfigsResponse`` (API key 32), versions 1-4."""
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 32
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -283,11 +282,11 @@ class DescribeConfigsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResponse has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsResponse has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsResponse[version](self, out)
+            _W_DescribeConfigsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsResponse v{version}: {exc}') from None
@@ -307,10 +306,10 @@ class DescribeConfigsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResponse has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsResponse has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsResponse[version](buf, pos)
+            return _R_DescribeConfigsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsResponse v{version}: {exc}') from None
 
@@ -378,11 +377,11 @@ class DescribeConfigsResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResult has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsResult has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsResult[version](self, out)
+            _W_DescribeConfigsResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsResult v{version}: {exc}') from None
@@ -402,10 +401,10 @@ class DescribeConfigsResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResult has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsResult has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsResult[version](buf, pos)
+            return _R_DescribeConfigsResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsResult v{version}: {exc}') from None
 
@@ -413,7 +412,7 @@ class DescribeConfigsResult:
 class DescribeConfigsResourceResult:
     """Schema struct ``DescribeConfigsResourceResult`` of ``DescribeConfigsResponse``."""
 
-    __slots__ = ('name', 'value', 'read_only', 'is_default', 'config_source', 'is_sensitive', 'synonyms', 'config_type', 'documentation', 'unknown_tags',)
+    __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'synonyms', 'config_type', 'documentation', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResourceResult'
@@ -421,7 +420,6 @@ class DescribeConfigsResourceResult:
     name: str
     value: str | None
     read_only: bool
-    is_default: bool
     config_source: int
     is_sensitive: bool
     synonyms: list[DescribeConfigsSynonym]
@@ -435,7 +433,6 @@ class DescribeConfigsResourceResult:
         name: str = '',
         value: str | None = '',
         read_only: bool = False,
-        is_default: bool = False,
         config_source: int = -1,
         is_sensitive: bool = False,
         synonyms: Iterable[DescribeConfigsSynonym] = (),
@@ -446,7 +443,6 @@ class DescribeConfigsResourceResult:
         self.name = name
         self.value = value
         self.read_only = read_only
-        self.is_default = is_default
         self.config_source = config_source
         self.is_sensitive = is_sensitive
         self.synonyms = list(synonyms)
@@ -461,7 +457,6 @@ class DescribeConfigsResourceResult:
             self.name == other.name and
             self.value == other.value and
             self.read_only == other.read_only and
-            self.is_default == other.is_default and
             self.config_source == other.config_source and
             self.is_sensitive == other.is_sensitive and
             self.synonyms == other.synonyms and
@@ -471,7 +466,7 @@ class DescribeConfigsResourceResult:
         )
 
     def __repr__(self) -> str:
-        s = f"DescribeConfigsResourceResult(name={self.name!r}, value={self.value!r}, read_only={self.read_only!r}, is_default={self.is_default!r}, config_source={self.config_source!r}, is_sensitive={self.is_sensitive!r}, synonyms={self.synonyms!r}, config_type={self.config_type!r}, documentation={self.documentation!r}"
+        s = f"DescribeConfigsResourceResult(name={self.name!r}, value={self.value!r}, read_only={self.read_only!r}, config_source={self.config_source!r}, is_sensitive={self.is_sensitive!r}, synonyms={self.synonyms!r}, config_type={self.config_type!r}, documentation={self.documentation!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -489,11 +484,11 @@ class DescribeConfigsResourceResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResourceResult has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsResourceResult has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsResourceResult[version](self, out)
+            _W_DescribeConfigsResourceResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsResourceResult v{version}: {exc}') from None
@@ -513,10 +508,10 @@ class DescribeConfigsResourceResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResourceResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResourceResult has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsResourceResult has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsResourceResult[version](buf, pos)
+            return _R_DescribeConfigsResourceResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsResourceResult v{version}: {exc}') from None
 
@@ -576,11 +571,11 @@ class DescribeConfigsSynonym:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsSynonym has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsSynonym has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsSynonym[version](self, out)
+            _W_DescribeConfigsSynonym[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsSynonym v{version}: {exc}') from None
@@ -600,10 +595,10 @@ class DescribeConfigsSynonym:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsSynonym, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsSynonym has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeConfigsSynonym has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsSynonym[version](buf, pos)
+            return _R_DescribeConfigsSynonym[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsSynonym v{version}: {exc}') from None
 
@@ -617,7 +612,7 @@ def _new_DescribeConfigsResource() -> DescribeConfigsResource:
     return o
 
 
-def _w_DescribeConfigsResource_0(o: DescribeConfigsResource, out: bytearray) -> None:
+def _w_DescribeConfigsResource_1(o: DescribeConfigsResource, out: bytearray) -> None:
     out += _S_b.pack(o.resource_type)
     write_string(out, o.resource_name)
     x1 = o.configuration_keys
@@ -629,7 +624,7 @@ def _w_DescribeConfigsResource_0(o: DescribeConfigsResource, out: bytearray) -> 
             write_string(out, e2)
 
 
-def _r_DescribeConfigsResource_0(buf: memoryview, pos: int) -> tuple[DescribeConfigsResource, int]:
+def _r_DescribeConfigsResource_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResource, int]:
     o = DescribeConfigsResource.__new__(DescribeConfigsResource)
     o.resource_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
@@ -695,36 +690,11 @@ def _new_DescribeConfigsRequest() -> DescribeConfigsRequest:
     return o
 
 
-def _w_DescribeConfigsRequest_0(o: DescribeConfigsRequest, out: bytearray) -> None:
-    x1 = o.resources
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResource_0(e2, out)
-    if o.include_synonyms != False:
-        raise UnsupportedVersionError('DescribeConfigsRequest.include_synonyms has a non-default value this version cannot carry')
-    if o.include_documentation != False:
-        raise UnsupportedVersionError('DescribeConfigsRequest.include_documentation has a non-default value this version cannot carry')
-
-
-def _r_DescribeConfigsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
-    o = DescribeConfigsRequest.__new__(DescribeConfigsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResource_0(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.include_synonyms = False
-    o.include_documentation = False
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_DescribeConfigsRequest_1(o: DescribeConfigsRequest, out: bytearray) -> None:
     x1 = o.resources
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_DescribeConfigsResource_0(e2, out)
+        _w_DescribeConfigsResource_1(e2, out)
     if o.include_documentation != False:
         raise UnsupportedVersionError('DescribeConfigsRequest.include_documentation has a non-default value this version cannot carry')
     out += _S_o.pack(o.include_synonyms)
@@ -735,7 +705,7 @@ def _r_DescribeConfigsRequest_1(buf: memoryview, pos: int) -> tuple[DescribeConf
     n1, pos = read_array_len(buf, pos)
     a2: list[DescribeConfigsResource] = []
     for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResource_0(buf, pos)
+        e3, pos = _r_DescribeConfigsResource_1(buf, pos)
         a2.append(e3)
     o.resources = a2
     o.include_synonyms = _S_o.unpack_from(buf, pos)[0]
@@ -749,7 +719,7 @@ def _w_DescribeConfigsRequest_3(o: DescribeConfigsRequest, out: bytearray) -> No
     x1 = o.resources
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_DescribeConfigsResource_0(e2, out)
+        _w_DescribeConfigsResource_1(e2, out)
     out += _S_oo.pack(o.include_synonyms, o.include_documentation)
 
 
@@ -758,7 +728,7 @@ def _r_DescribeConfigsRequest_3(buf: memoryview, pos: int) -> tuple[DescribeConf
     n1, pos = read_array_len(buf, pos)
     a2: list[DescribeConfigsResource] = []
     for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResource_0(buf, pos)
+        e3, pos = _r_DescribeConfigsResource_1(buf, pos)
         a2.append(e3)
     o.resources = a2
     o.include_synonyms, o.include_documentation = _S_oo.unpack_from(buf, pos)
@@ -807,24 +777,6 @@ def _new_DescribeConfigsSynonym() -> DescribeConfigsSynonym:
     return o
 
 
-def _w_DescribeConfigsSynonym_0(o: DescribeConfigsSynonym, out: bytearray) -> None:
-    if o.name != '':
-        raise UnsupportedVersionError('DescribeConfigsSynonym.name has a non-default value this version cannot carry')
-    if o.value != '':
-        raise UnsupportedVersionError('DescribeConfigsSynonym.value has a non-default value this version cannot carry')
-    if o.source != 0:
-        raise UnsupportedVersionError('DescribeConfigsSynonym.source has a non-default value this version cannot carry')
-
-
-def _r_DescribeConfigsSynonym_0(buf: memoryview, pos: int) -> tuple[DescribeConfigsSynonym, int]:
-    o = DescribeConfigsSynonym.__new__(DescribeConfigsSynonym)
-    o.name = ''
-    o.value = ''
-    o.source = 0
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_DescribeConfigsSynonym_1(o: DescribeConfigsSynonym, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
@@ -871,7 +823,6 @@ def _new_DescribeConfigsResourceResult() -> DescribeConfigsResourceResult:
     o.name = ''
     o.value = ''
     o.read_only = False
-    o.is_default = False
     o.config_source = -1
     o.is_sensitive = False
     o.synonyms = []
@@ -881,31 +832,9 @@ def _new_DescribeConfigsResourceResult() -> DescribeConfigsResourceResult:
     return o
 
 
-def _w_DescribeConfigsResourceResult_0(o: DescribeConfigsResourceResult, out: bytearray) -> None:
-    write_string(out, o.name)
-    write_nullable_string(out, o.value)
-    out += _S_ooo.pack(o.read_only, o.is_default, o.is_sensitive)
-
-
-def _r_DescribeConfigsResourceResult_0(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
-    o = DescribeConfigsResourceResult.__new__(DescribeConfigsResourceResult)
-    o.name, pos = read_string(buf, pos)
-    o.value, pos = read_nullable_string(buf, pos)
-    o.read_only, o.is_default, o.is_sensitive = _S_ooo.unpack_from(buf, pos)
-    pos += 3
-    o.config_source = -1
-    o.synonyms = []
-    o.config_type = 0
-    o.documentation = ''
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_DescribeConfigsResourceResult_1(o: DescribeConfigsResourceResult, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
-    if o.is_default != False:
-        raise UnsupportedVersionError('DescribeConfigsResourceResult.is_default has a non-default value this version cannot carry')
     out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
     x1 = o.synonyms
     out += _S_i.pack(len(x1))
@@ -925,7 +854,6 @@ def _r_DescribeConfigsResourceResult_1(buf: memoryview, pos: int) -> tuple[Descr
         e3, pos = _r_DescribeConfigsSynonym_1(buf, pos)
         a2.append(e3)
     o.synonyms = a2
-    o.is_default = False
     o.config_type = 0
     o.documentation = ''
     o.unknown_tags = None
@@ -935,8 +863,6 @@ def _r_DescribeConfigsResourceResult_1(buf: memoryview, pos: int) -> tuple[Descr
 def _w_DescribeConfigsResourceResult_3(o: DescribeConfigsResourceResult, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
-    if o.is_default != False:
-        raise UnsupportedVersionError('DescribeConfigsResourceResult.is_default has a non-default value this version cannot carry')
     out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
     x1 = o.synonyms
     out += _S_i.pack(len(x1))
@@ -961,7 +887,6 @@ def _r_DescribeConfigsResourceResult_3(buf: memoryview, pos: int) -> tuple[Descr
     o.config_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
     o.documentation, pos = read_nullable_string(buf, pos)
-    o.is_default = False
     o.unknown_tags = None
     return o, pos
 
@@ -969,8 +894,6 @@ def _r_DescribeConfigsResourceResult_3(buf: memoryview, pos: int) -> tuple[Descr
 def _w_DescribeConfigsResourceResult_4(o: DescribeConfigsResourceResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_nullable_string(out, o.value)
-    if o.is_default != False:
-        raise UnsupportedVersionError('DescribeConfigsResourceResult.is_default has a non-default value this version cannot carry')
     out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
     x1 = o.synonyms
     write_uvarint(out, len(x1) + 1)
@@ -1000,7 +923,6 @@ def _r_DescribeConfigsResourceResult_4(buf: memoryview, pos: int) -> tuple[Descr
     o.config_type = _S_b.unpack_from(buf, pos)[0]
     pos += 1
     o.documentation, pos = read_compact_nullable_string(buf, pos)
-    o.is_default = False
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1018,35 +940,6 @@ def _new_DescribeConfigsResult() -> DescribeConfigsResult:
     o.configs = []
     o.unknown_tags = None
     return o
-
-
-def _w_DescribeConfigsResult_0(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    write_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
-    write_string(out, o.resource_name)
-    x1 = o.configs
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResourceResult_0(e2, out)
-
-
-def _r_DescribeConfigsResult_0(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
-    o = DescribeConfigsResult.__new__(DescribeConfigsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
-    pos += 2
-    o.error_message, pos = read_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
-    pos += 1
-    o.resource_name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResourceResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResourceResult_0(buf, pos)
-        a2.append(e3)
-    o.configs = a2
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_DescribeConfigsResult_1(o: DescribeConfigsResult, out: bytearray) -> None:
@@ -1153,28 +1046,6 @@ def _new_DescribeConfigsResponse() -> DescribeConfigsResponse:
     return o
 
 
-def _w_DescribeConfigsResponse_0(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResult_0(e2, out)
-
-
-def _r_DescribeConfigsResponse_0(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
-    o = DescribeConfigsResponse.__new__(DescribeConfigsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
-    pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResult_0(buf, pos)
-        a2.append(e3)
-    o.results = a2
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_DescribeConfigsResponse_1(o: DescribeConfigsResponse, out: bytearray) -> None:
     out += _S_i.pack(o.throttle_time_ms)
     x1 = o.results
@@ -1251,17 +1122,15 @@ def _r_DescribeConfigsResponse_4(buf: memoryview, pos: int) -> tuple[DescribeCon
 
 
 _W_DescribeConfigsResource: tuple[Callable[[DescribeConfigsResource, bytearray], None], ...] = (
-    _w_DescribeConfigsResource_0,
-    _w_DescribeConfigsResource_0,
-    _w_DescribeConfigsResource_0,
-    _w_DescribeConfigsResource_0,
+    _w_DescribeConfigsResource_1,
+    _w_DescribeConfigsResource_1,
+    _w_DescribeConfigsResource_1,
     _w_DescribeConfigsResource_4,
 )
 _R_DescribeConfigsResource: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResource, int]], ...] = (
-    _r_DescribeConfigsResource_0,
-    _r_DescribeConfigsResource_0,
-    _r_DescribeConfigsResource_0,
-    _r_DescribeConfigsResource_0,
+    _r_DescribeConfigsResource_1,
+    _r_DescribeConfigsResource_1,
+    _r_DescribeConfigsResource_1,
     _r_DescribeConfigsResource_4,
 )
 DescribeConfigsResource._FIELDS = (
@@ -1271,14 +1140,12 @@ DescribeConfigsResource._FIELDS = (
 )
 
 _W_DescribeConfigsRequest: tuple[Callable[[DescribeConfigsRequest, bytearray], None], ...] = (
-    _w_DescribeConfigsRequest_0,
     _w_DescribeConfigsRequest_1,
     _w_DescribeConfigsRequest_1,
     _w_DescribeConfigsRequest_3,
     _w_DescribeConfigsRequest_4,
 )
 _R_DescribeConfigsRequest: tuple[Callable[[memoryview, int], tuple[DescribeConfigsRequest, int]], ...] = (
-    _r_DescribeConfigsRequest_0,
     _r_DescribeConfigsRequest_1,
     _r_DescribeConfigsRequest_1,
     _r_DescribeConfigsRequest_3,
@@ -1291,14 +1158,12 @@ DescribeConfigsRequest._FIELDS = (
 )
 
 _W_DescribeConfigsSynonym: tuple[Callable[[DescribeConfigsSynonym, bytearray], None], ...] = (
-    _w_DescribeConfigsSynonym_0,
     _w_DescribeConfigsSynonym_1,
     _w_DescribeConfigsSynonym_1,
     _w_DescribeConfigsSynonym_1,
     _w_DescribeConfigsSynonym_4,
 )
 _R_DescribeConfigsSynonym: tuple[Callable[[memoryview, int], tuple[DescribeConfigsSynonym, int]], ...] = (
-    _r_DescribeConfigsSynonym_0,
     _r_DescribeConfigsSynonym_1,
     _r_DescribeConfigsSynonym_1,
     _r_DescribeConfigsSynonym_1,
@@ -1311,14 +1176,12 @@ DescribeConfigsSynonym._FIELDS = (
 )
 
 _W_DescribeConfigsResourceResult: tuple[Callable[[DescribeConfigsResourceResult, bytearray], None], ...] = (
-    _w_DescribeConfigsResourceResult_0,
     _w_DescribeConfigsResourceResult_1,
     _w_DescribeConfigsResourceResult_1,
     _w_DescribeConfigsResourceResult_3,
     _w_DescribeConfigsResourceResult_4,
 )
 _R_DescribeConfigsResourceResult: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResourceResult, int]], ...] = (
-    _r_DescribeConfigsResourceResult_0,
     _r_DescribeConfigsResourceResult_1,
     _r_DescribeConfigsResourceResult_1,
     _r_DescribeConfigsResourceResult_3,
@@ -1328,7 +1191,6 @@ DescribeConfigsResourceResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('value', 'string', None, (0, 32767), (0, 32767), None, None, None),
     FieldSpec('read_only', 'bool', None, (0, 32767), None, None, None, None),
-    FieldSpec('is_default', 'bool', None, (0, 0), None, None, None, None),
     FieldSpec('config_source', 'int8', None, (1, 32767), None, None, None, None),
     FieldSpec('is_sensitive', 'bool', None, (0, 32767), None, None, None, None),
     FieldSpec('synonyms', 'array', 'struct', (1, 32767), None, None, None, DescribeConfigsSynonym),
@@ -1337,14 +1199,12 @@ DescribeConfigsResourceResult._FIELDS = (
 )
 
 _W_DescribeConfigsResult: tuple[Callable[[DescribeConfigsResult, bytearray], None], ...] = (
-    _w_DescribeConfigsResult_0,
     _w_DescribeConfigsResult_1,
     _w_DescribeConfigsResult_1,
     _w_DescribeConfigsResult_3,
     _w_DescribeConfigsResult_4,
 )
 _R_DescribeConfigsResult: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResult, int]], ...] = (
-    _r_DescribeConfigsResult_0,
     _r_DescribeConfigsResult_1,
     _r_DescribeConfigsResult_1,
     _r_DescribeConfigsResult_3,
@@ -1359,14 +1219,12 @@ DescribeConfigsResult._FIELDS = (
 )
 
 _W_DescribeConfigsResponse: tuple[Callable[[DescribeConfigsResponse, bytearray], None], ...] = (
-    _w_DescribeConfigsResponse_0,
     _w_DescribeConfigsResponse_1,
     _w_DescribeConfigsResponse_1,
     _w_DescribeConfigsResponse_3,
     _w_DescribeConfigsResponse_4,
 )
 _R_DescribeConfigsResponse: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResponse, int]], ...] = (
-    _r_DescribeConfigsResponse_0,
     _r_DescribeConfigsResponse_1,
     _r_DescribeConfigsResponse_1,
     _r_DescribeConfigsResponse_3,

@@ -46,12 +46,12 @@ _S_qqq = struct.Struct('>qqq')
 
 
 class DescribeDelegationTokenRequest:
-    """Kafka request ``DescribeDelegationTokenRequest`` (API key 41), versions 0-3."""
+    """Kafka request ``DescribeDelegationTokenRequest`` (API key 41), versions 1-3."""
 
     __slots__ = ('owners', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 41
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -96,11 +96,11 @@ class DescribeDelegationTokenRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenRequest has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeDelegationTokenRequest has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribeDelegationTokenRequest[version](self, out)
+            _W_DescribeDelegationTokenRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeDelegationTokenRequest v{version}: {exc}') from None
@@ -120,10 +120,10 @@ class DescribeDelegationTokenRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeDelegationTokenRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenRequest has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeDelegationTokenRequest has no version {version} (valid 1-3)')
         try:
-            return _R_DescribeDelegationTokenRequest[version](buf, pos)
+            return _R_DescribeDelegationTokenRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeDelegationTokenRequest v{version}: {exc}') from None
 
@@ -179,11 +179,11 @@ class DescribeDelegationTokenOwner:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenOwner has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeDelegationTokenOwner has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribeDelegationTokenOwner[version](self, out)
+            _W_DescribeDelegationTokenOwner[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeDelegationTokenOwner v{version}: {exc}') from None
@@ -203,21 +203,21 @@ class DescribeDelegationTokenOwner:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeDelegationTokenOwner, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenOwner has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeDelegationTokenOwner has no version {version} (valid 1-3)')
         try:
-            return _R_DescribeDelegationTokenOwner[version](buf, pos)
+            return _R_DescribeDelegationTokenOwner[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeDelegationTokenOwner v{version}: {exc}') from None
 
 
 class DescribeDelegationTokenResponse:
-    """Kafka response ``DescribeDelegationTokenResponse`` (API key 41), versions 0-3."""
+    """Kafka response ``DescribeDelegationTokenResponse`` (API key 41), versions 1-3."""
 
     __slots__ = ('error_code', 'tokens', 'throttle_time_ms', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 41
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -270,11 +270,11 @@ class DescribeDelegationTokenResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenResponse has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeDelegationTokenResponse has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribeDelegationTokenResponse[version](self, out)
+            _W_DescribeDelegationTokenResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeDelegationTokenResponse v{version}: {exc}') from None
@@ -294,10 +294,10 @@ class DescribeDelegationTokenResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeDelegationTokenResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenResponse has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribeDelegationTokenResponse has no version {version} (valid 1-3)')
         try:
-            return _R_DescribeDelegationTokenResponse[version](buf, pos)
+            return _R_DescribeDelegationTokenResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeDelegationTokenResponse v{version}: {exc}') from None
 
@@ -385,11 +385,11 @@ class DescribedDelegationToken:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationToken has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribedDelegationToken has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribedDelegationToken[version](self, out)
+            _W_DescribedDelegationToken[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribedDelegationToken v{version}: {exc}') from None
@@ -409,10 +409,10 @@ class DescribedDelegationToken:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedDelegationToken, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationToken has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribedDelegationToken has no version {version} (valid 1-3)')
         try:
-            return _R_DescribedDelegationToken[version](buf, pos)
+            return _R_DescribedDelegationToken[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribedDelegationToken v{version}: {exc}') from None
 
@@ -468,11 +468,11 @@ class DescribedDelegationTokenRenewer:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationTokenRenewer has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribedDelegationTokenRenewer has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribedDelegationTokenRenewer[version](self, out)
+            _W_DescribedDelegationTokenRenewer[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribedDelegationTokenRenewer v{version}: {exc}') from None
@@ -492,10 +492,10 @@ class DescribedDelegationTokenRenewer:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedDelegationTokenRenewer, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationTokenRenewer has no version {version} (valid 0-3)')
+        if not 1 <= version <= 3:
+            raise UnsupportedVersionError(f'DescribedDelegationTokenRenewer has no version {version} (valid 1-3)')
         try:
-            return _R_DescribedDelegationTokenRenewer[version](buf, pos)
+            return _R_DescribedDelegationTokenRenewer[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribedDelegationTokenRenewer v{version}: {exc}') from None
 
@@ -508,12 +508,12 @@ def _new_DescribeDelegationTokenOwner() -> DescribeDelegationTokenOwner:
     return o
 
 
-def _w_DescribeDelegationTokenOwner_0(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
+def _w_DescribeDelegationTokenOwner_1(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
 
 
-def _r_DescribeDelegationTokenOwner_0(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
+def _r_DescribeDelegationTokenOwner_1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
     o = DescribeDelegationTokenOwner.__new__(DescribeDelegationTokenOwner)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
@@ -550,17 +550,17 @@ def _new_DescribeDelegationTokenRequest() -> DescribeDelegationTokenRequest:
     return o
 
 
-def _w_DescribeDelegationTokenRequest_0(o: DescribeDelegationTokenRequest, out: bytearray) -> None:
+def _w_DescribeDelegationTokenRequest_1(o: DescribeDelegationTokenRequest, out: bytearray) -> None:
     x1 = o.owners
     if x1 is None:
         out += b'\xff\xff\xff\xff'
     else:
         out += _S_i.pack(len(x1))
         for e2 in x1:
-            _w_DescribeDelegationTokenOwner_0(e2, out)
+            _w_DescribeDelegationTokenOwner_1(e2, out)
 
 
-def _r_DescribeDelegationTokenRequest_0(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
+def _r_DescribeDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
     o = DescribeDelegationTokenRequest.__new__(DescribeDelegationTokenRequest)
     n1, pos = read_nullable_array_len(buf, pos)
     if n1 < 0:
@@ -568,7 +568,7 @@ def _r_DescribeDelegationTokenRequest_0(buf: memoryview, pos: int) -> tuple[Desc
     else:
         a2: list[DescribeDelegationTokenOwner] = []
         for _ in range(n1):
-            e3, pos = _r_DescribeDelegationTokenOwner_0(buf, pos)
+            e3, pos = _r_DescribeDelegationTokenOwner_1(buf, pos)
             a2.append(e3)
         o.owners = a2
     o.unknown_tags = None
@@ -617,12 +617,12 @@ def _new_DescribedDelegationTokenRenewer() -> DescribedDelegationTokenRenewer:
     return o
 
 
-def _w_DescribedDelegationTokenRenewer_0(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
+def _w_DescribedDelegationTokenRenewer_1(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
 
 
-def _r_DescribedDelegationTokenRenewer_0(buf: memoryview, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
+def _r_DescribedDelegationTokenRenewer_1(buf: memoryview, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
     o = DescribedDelegationTokenRenewer.__new__(DescribedDelegationTokenRenewer)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
@@ -668,7 +668,7 @@ def _new_DescribedDelegationToken() -> DescribedDelegationToken:
     return o
 
 
-def _w_DescribedDelegationToken_0(o: DescribedDelegationToken, out: bytearray) -> None:
+def _w_DescribedDelegationToken_1(o: DescribedDelegationToken, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
     if o.token_requester_principal_type != '':
@@ -681,10 +681,10 @@ def _w_DescribedDelegationToken_0(o: DescribedDelegationToken, out: bytearray) -
     x1 = o.renewers
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_DescribedDelegationTokenRenewer_0(e2, out)
+        _w_DescribedDelegationTokenRenewer_1(e2, out)
 
 
-def _r_DescribedDelegationToken_0(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
+def _r_DescribedDelegationToken_1(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
     o = DescribedDelegationToken.__new__(DescribedDelegationToken)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
@@ -695,7 +695,7 @@ def _r_DescribedDelegationToken_0(buf: memoryview, pos: int) -> tuple[DescribedD
     n1, pos = read_array_len(buf, pos)
     a2: list[DescribedDelegationTokenRenewer] = []
     for _ in range(n1):
-        e3, pos = _r_DescribedDelegationTokenRenewer_0(buf, pos)
+        e3, pos = _r_DescribedDelegationTokenRenewer_1(buf, pos)
         a2.append(e3)
     o.renewers = a2
     o.token_requester_principal_type = ''
@@ -801,23 +801,23 @@ def _new_DescribeDelegationTokenResponse() -> DescribeDelegationTokenResponse:
     return o
 
 
-def _w_DescribeDelegationTokenResponse_0(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
+def _w_DescribeDelegationTokenResponse_1(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     x1 = o.tokens
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_DescribedDelegationToken_0(e2, out)
+        _w_DescribedDelegationToken_1(e2, out)
     out += _S_i.pack(o.throttle_time_ms)
 
 
-def _r_DescribeDelegationTokenResponse_0(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
+def _r_DescribeDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
     o = DescribeDelegationTokenResponse.__new__(DescribeDelegationTokenResponse)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     n1, pos = read_array_len(buf, pos)
     a2: list[DescribedDelegationToken] = []
     for _ in range(n1):
-        e3, pos = _r_DescribedDelegationToken_0(buf, pos)
+        e3, pos = _r_DescribedDelegationToken_1(buf, pos)
         a2.append(e3)
     o.tokens = a2
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
@@ -895,14 +895,12 @@ def _r_DescribeDelegationTokenResponse_3(buf: memoryview, pos: int) -> tuple[Des
 
 
 _W_DescribeDelegationTokenOwner: tuple[Callable[[DescribeDelegationTokenOwner, bytearray], None], ...] = (
-    _w_DescribeDelegationTokenOwner_0,
-    _w_DescribeDelegationTokenOwner_0,
+    _w_DescribeDelegationTokenOwner_1,
     _w_DescribeDelegationTokenOwner_2,
     _w_DescribeDelegationTokenOwner_2,
 )
 _R_DescribeDelegationTokenOwner: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenOwner, int]], ...] = (
-    _r_DescribeDelegationTokenOwner_0,
-    _r_DescribeDelegationTokenOwner_0,
+    _r_DescribeDelegationTokenOwner_1,
     _r_DescribeDelegationTokenOwner_2,
     _r_DescribeDelegationTokenOwner_2,
 )
@@ -912,14 +910,12 @@ DescribeDelegationTokenOwner._FIELDS = (
 )
 
 _W_DescribeDelegationTokenRequest: tuple[Callable[[DescribeDelegationTokenRequest, bytearray], None], ...] = (
-    _w_DescribeDelegationTokenRequest_0,
-    _w_DescribeDelegationTokenRequest_0,
+    _w_DescribeDelegationTokenRequest_1,
     _w_DescribeDelegationTokenRequest_2,
     _w_DescribeDelegationTokenRequest_2,
 )
 _R_DescribeDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenRequest, int]], ...] = (
-    _r_DescribeDelegationTokenRequest_0,
-    _r_DescribeDelegationTokenRequest_0,
+    _r_DescribeDelegationTokenRequest_1,
     _r_DescribeDelegationTokenRequest_2,
     _r_DescribeDelegationTokenRequest_2,
 )
@@ -928,14 +924,12 @@ DescribeDelegationTokenRequest._FIELDS = (
 )
 
 _W_DescribedDelegationTokenRenewer: tuple[Callable[[DescribedDelegationTokenRenewer, bytearray], None], ...] = (
-    _w_DescribedDelegationTokenRenewer_0,
-    _w_DescribedDelegationTokenRenewer_0,
+    _w_DescribedDelegationTokenRenewer_1,
     _w_DescribedDelegationTokenRenewer_2,
     _w_DescribedDelegationTokenRenewer_2,
 )
 _R_DescribedDelegationTokenRenewer: tuple[Callable[[memoryview, int], tuple[DescribedDelegationTokenRenewer, int]], ...] = (
-    _r_DescribedDelegationTokenRenewer_0,
-    _r_DescribedDelegationTokenRenewer_0,
+    _r_DescribedDelegationTokenRenewer_1,
     _r_DescribedDelegationTokenRenewer_2,
     _r_DescribedDelegationTokenRenewer_2,
 )
@@ -945,14 +939,12 @@ DescribedDelegationTokenRenewer._FIELDS = (
 )
 
 _W_DescribedDelegationToken: tuple[Callable[[DescribedDelegationToken, bytearray], None], ...] = (
-    _w_DescribedDelegationToken_0,
-    _w_DescribedDelegationToken_0,
+    _w_DescribedDelegationToken_1,
     _w_DescribedDelegationToken_2,
     _w_DescribedDelegationToken_3,
 )
 _R_DescribedDelegationToken: tuple[Callable[[memoryview, int], tuple[DescribedDelegationToken, int]], ...] = (
-    _r_DescribedDelegationToken_0,
-    _r_DescribedDelegationToken_0,
+    _r_DescribedDelegationToken_1,
     _r_DescribedDelegationToken_2,
     _r_DescribedDelegationToken_3,
 )
@@ -970,14 +962,12 @@ DescribedDelegationToken._FIELDS = (
 )
 
 _W_DescribeDelegationTokenResponse: tuple[Callable[[DescribeDelegationTokenResponse, bytearray], None], ...] = (
-    _w_DescribeDelegationTokenResponse_0,
-    _w_DescribeDelegationTokenResponse_0,
+    _w_DescribeDelegationTokenResponse_1,
     _w_DescribeDelegationTokenResponse_2,
     _w_DescribeDelegationTokenResponse_3,
 )
 _R_DescribeDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenResponse, int]], ...] = (
-    _r_DescribeDelegationTokenResponse_0,
-    _r_DescribeDelegationTokenResponse_0,
+    _r_DescribeDelegationTokenResponse_1,
     _r_DescribeDelegationTokenResponse_2,
     _r_DescribeDelegationTokenResponse_3,
 )

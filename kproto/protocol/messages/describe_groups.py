@@ -47,13 +47,13 @@ _S_i = struct.Struct('>i')
 
 
 class DescribeGroupsRequest:
-    """Kafka request ``DescribeGroupsRequest`` (API key 15), versions 0-5."""
+    """Kafka request ``DescribeGroupsRequest`` (API key 15), versions 0-6."""
 
     __slots__ = ('groups', 'include_authorized_operations', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 15
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 5
+    MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeGroupsRequest'
@@ -101,8 +101,8 @@ class DescribeGroupsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'DescribeGroupsRequest has no version {version} (valid 0-5)')
+        if not 0 <= version <= 6:
+            raise UnsupportedVersionError(f'DescribeGroupsRequest has no version {version} (valid 0-6)')
         start = len(out)
         try:
             _W_DescribeGroupsRequest[version](self, out)
@@ -125,8 +125,8 @@ class DescribeGroupsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeGroupsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'DescribeGroupsRequest has no version {version} (valid 0-5)')
+        if not 0 <= version <= 6:
+            raise UnsupportedVersionError(f'DescribeGroupsRequest has no version {version} (valid 0-6)')
         try:
             return _R_DescribeGroupsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -134,13 +134,13 @@ class DescribeGroupsRequest:
 
 
 class DescribeGroupsResponse:
-    """Kafka response ``DescribeGroupsResponse`` (API key 15), versions 0-5."""
+    """Kafka response ``DescribeGroupsResponse`` (API key 15), versions 0-6."""
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 15
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 5
+    MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeGroupsResponse'
@@ -188,8 +188,8 @@ class DescribeGroupsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'DescribeGroupsResponse has no version {version} (valid 0-5)')
+        if not 0 <= version <= 6:
+            raise UnsupportedVersionError(f'DescribeGroupsResponse has no version {version} (valid 0-6)')
         start = len(out)
         try:
             _W_DescribeGroupsResponse[version](self, out)
@@ -212,8 +212,8 @@ class DescribeGroupsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeGroupsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'DescribeGroupsResponse has no version {version} (valid 0-5)')
+        if not 0 <= version <= 6:
+            raise UnsupportedVersionError(f'DescribeGroupsResponse has no version {version} (valid 0-6)')
         try:
             return _R_DescribeGroupsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -223,12 +223,13 @@ class DescribeGroupsResponse:
 class DescribedGroup:
     """Schema struct ``DescribedGroup`` of ``DescribeGroupsResponse``."""
 
-    __slots__ = ('error_code', 'group_id', 'group_state', 'protocol_type', 'protocol_data', 'members', 'authorized_operations', 'unknown_tags',)
+    __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'protocol_type', 'protocol_data', 'members', 'authorized_operations', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
     error_code: int
+    error_message: str | None
     group_id: str
     group_state: str
     protocol_type: str
@@ -241,6 +242,7 @@ class DescribedGroup:
         self,
         *,
         error_code: int = 0,
+        error_message: str | None = None,
         group_id: str = '',
         group_state: str = '',
         protocol_type: str = '',
@@ -250,6 +252,7 @@ class DescribedGroup:
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.error_code = error_code
+        self.error_message = error_message
         self.group_id = group_id
         self.group_state = group_state
         self.protocol_type = protocol_type
@@ -263,6 +266,7 @@ class DescribedGroup:
             return NotImplemented
         return (
             self.error_code == other.error_code and
+            self.error_message == other.error_message and
             self.group_id == other.group_id and
             self.group_state == other.group_state and
             self.protocol_type == other.protocol_type and
@@ -273,7 +277,7 @@ class DescribedGroup:
         )
 
     def __repr__(self) -> str:
-        s = f"DescribedGroup(error_code={self.error_code!r}, group_id={self.group_id!r}, group_state={self.group_state!r}, protocol_type={self.protocol_type!r}, protocol_data={self.protocol_data!r}, members={self.members!r}, authorized_operations={self.authorized_operations!r}"
+        s = f"DescribedGroup(error_code={self.error_code!r}, error_message={self.error_message!r}, group_id={self.group_id!r}, group_state={self.group_state!r}, protocol_type={self.protocol_type!r}, protocol_data={self.protocol_data!r}, members={self.members!r}, authorized_operations={self.authorized_operations!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -291,8 +295,8 @@ class DescribedGroup:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-5)')
+        if not 0 <= version <= 6:
+            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-6)')
         start = len(out)
         try:
             _W_DescribedGroup[version](self, out)
@@ -315,8 +319,8 @@ class DescribedGroup:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedGroup, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-5)')
+        if not 0 <= version <= 6:
+            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-6)')
         try:
             return _R_DescribedGroup[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -390,8 +394,8 @@ class DescribedGroupMember:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'DescribedGroupMember has no version {version} (valid 0-5)')
+        if not 0 <= version <= 6:
+            raise UnsupportedVersionError(f'DescribedGroupMember has no version {version} (valid 0-6)')
         start = len(out)
         try:
             _W_DescribedGroupMember[version](self, out)
@@ -414,8 +418,8 @@ class DescribedGroupMember:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedGroupMember, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'DescribedGroupMember has no version {version} (valid 0-5)')
+        if not 0 <= version <= 6:
+            raise UnsupportedVersionError(f'DescribedGroupMember has no version {version} (valid 0-6)')
         try:
             return _R_DescribedGroupMember[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -591,6 +595,7 @@ def _r_DescribedGroupMember_5(buf: memoryview, pos: int) -> tuple[DescribedGroup
 def _new_DescribedGroup() -> DescribedGroup:
     o = DescribedGroup.__new__(DescribedGroup)
     o.error_code = 0
+    o.error_message = None
     o.group_id = ''
     o.group_state = ''
     o.protocol_type = ''
@@ -602,6 +607,8 @@ def _new_DescribedGroup() -> DescribedGroup:
 
 
 def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
+    if o.error_message is not None:
+        raise UnsupportedVersionError('DescribedGroup.error_message has a non-default value this version cannot carry')
     out += _S_h.pack(o.error_code)
     write_string(out, o.group_id)
     write_string(out, o.group_state)
@@ -629,12 +636,15 @@ def _r_DescribedGroup_0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
         e3, pos = _r_DescribedGroupMember_0(buf, pos)
         a2.append(e3)
     o.members = a2
+    o.error_message = None
     o.authorized_operations = -2147483648
     o.unknown_tags = None
     return o, pos
 
 
 def _w_DescribedGroup_3(o: DescribedGroup, out: bytearray) -> None:
+    if o.error_message is not None:
+        raise UnsupportedVersionError('DescribedGroup.error_message has a non-default value this version cannot carry')
     out += _S_h.pack(o.error_code)
     write_string(out, o.group_id)
     write_string(out, o.group_state)
@@ -663,11 +673,14 @@ def _r_DescribedGroup_3(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
     o.members = a2
     o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
     pos += 4
+    o.error_message = None
     o.unknown_tags = None
     return o, pos
 
 
 def _w_DescribedGroup_4(o: DescribedGroup, out: bytearray) -> None:
+    if o.error_message is not None:
+        raise UnsupportedVersionError('DescribedGroup.error_message has a non-default value this version cannot carry')
     out += _S_h.pack(o.error_code)
     write_string(out, o.group_id)
     write_string(out, o.group_state)
@@ -696,11 +709,14 @@ def _r_DescribedGroup_4(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
     o.members = a2
     o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
     pos += 4
+    o.error_message = None
     o.unknown_tags = None
     return o, pos
 
 
 def _w_DescribedGroup_5(o: DescribedGroup, out: bytearray) -> None:
+    if o.error_message is not None:
+        raise UnsupportedVersionError('DescribedGroup.error_message has a non-default value this version cannot carry')
     out += _S_h.pack(o.error_code)
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.group_state)
@@ -722,6 +738,51 @@ def _r_DescribedGroup_5(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
     o = DescribedGroup.__new__(DescribedGroup)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
+    o.group_id, pos = read_compact_string(buf, pos)
+    o.group_state, pos = read_compact_string(buf, pos)
+    o.protocol_type, pos = read_compact_string(buf, pos)
+    o.protocol_data, pos = read_compact_string(buf, pos)
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[DescribedGroupMember] = []
+    for _ in range(n1):
+        e3, pos = _r_DescribedGroupMember_5(buf, pos)
+        a2.append(e3)
+    o.members = a2
+    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    o.error_message = None
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_DescribedGroup_6(o: DescribedGroup, out: bytearray) -> None:
+    out += _S_h.pack(o.error_code)
+    write_compact_nullable_string(out, o.error_message)
+    write_compact_string(out, o.group_id)
+    write_compact_string(out, o.group_state)
+    write_compact_string(out, o.protocol_type)
+    write_compact_string(out, o.protocol_data)
+    x1 = o.members
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_DescribedGroupMember_5(e2, out)
+    out += _S_i.pack(o.authorized_operations)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_DescribedGroup_6(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+    o = DescribedGroup.__new__(DescribedGroup)
+    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.group_id, pos = read_compact_string(buf, pos)
     o.group_state, pos = read_compact_string(buf, pos)
     o.protocol_type, pos = read_compact_string(buf, pos)
@@ -867,12 +928,44 @@ def _r_DescribeGroupsResponse_5(buf: memoryview, pos: int) -> tuple[DescribeGrou
     return o, pos
 
 
+def _w_DescribeGroupsResponse_6(o: DescribeGroupsResponse, out: bytearray) -> None:
+    out += _S_i.pack(o.throttle_time_ms)
+    x1 = o.groups
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_DescribedGroup_6(e2, out)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_DescribeGroupsResponse_6(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
+    o = DescribeGroupsResponse.__new__(DescribeGroupsResponse)
+    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[DescribedGroup] = []
+    for _ in range(n1):
+        e3, pos = _r_DescribedGroup_6(buf, pos)
+        a2.append(e3)
+    o.groups = a2
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
 _W_DescribeGroupsRequest: tuple[Callable[[DescribeGroupsRequest, bytearray], None], ...] = (
     _w_DescribeGroupsRequest_0,
     _w_DescribeGroupsRequest_0,
     _w_DescribeGroupsRequest_0,
     _w_DescribeGroupsRequest_3,
     _w_DescribeGroupsRequest_3,
+    _w_DescribeGroupsRequest_5,
     _w_DescribeGroupsRequest_5,
 )
 _R_DescribeGroupsRequest: tuple[Callable[[memoryview, int], tuple[DescribeGroupsRequest, int]], ...] = (
@@ -881,6 +974,7 @@ _R_DescribeGroupsRequest: tuple[Callable[[memoryview, int], tuple[DescribeGroups
     _r_DescribeGroupsRequest_0,
     _r_DescribeGroupsRequest_3,
     _r_DescribeGroupsRequest_3,
+    _r_DescribeGroupsRequest_5,
     _r_DescribeGroupsRequest_5,
 )
 DescribeGroupsRequest._FIELDS = (
@@ -895,6 +989,7 @@ _W_DescribedGroupMember: tuple[Callable[[DescribedGroupMember, bytearray], None]
     _w_DescribedGroupMember_0,
     _w_DescribedGroupMember_4,
     _w_DescribedGroupMember_5,
+    _w_DescribedGroupMember_5,
 )
 _R_DescribedGroupMember: tuple[Callable[[memoryview, int], tuple[DescribedGroupMember, int]], ...] = (
     _r_DescribedGroupMember_0,
@@ -902,6 +997,7 @@ _R_DescribedGroupMember: tuple[Callable[[memoryview, int], tuple[DescribedGroupM
     _r_DescribedGroupMember_0,
     _r_DescribedGroupMember_0,
     _r_DescribedGroupMember_4,
+    _r_DescribedGroupMember_5,
     _r_DescribedGroupMember_5,
 )
 DescribedGroupMember._FIELDS = (
@@ -920,6 +1016,7 @@ _W_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
     _w_DescribedGroup_3,
     _w_DescribedGroup_4,
     _w_DescribedGroup_5,
+    _w_DescribedGroup_6,
 )
 _R_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
     _r_DescribedGroup_0,
@@ -928,9 +1025,11 @@ _R_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]]
     _r_DescribedGroup_3,
     _r_DescribedGroup_4,
     _r_DescribedGroup_5,
+    _r_DescribedGroup_6,
 )
 DescribedGroup._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
+    FieldSpec('error_message', 'string', None, (6, 32767), (6, 32767), None, None, None),
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('group_state', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('protocol_type', 'string', None, (0, 32767), None, None, None, None),
@@ -946,6 +1045,7 @@ _W_DescribeGroupsResponse: tuple[Callable[[DescribeGroupsResponse, bytearray], N
     _w_DescribeGroupsResponse_3,
     _w_DescribeGroupsResponse_4,
     _w_DescribeGroupsResponse_5,
+    _w_DescribeGroupsResponse_6,
 )
 _R_DescribeGroupsResponse: tuple[Callable[[memoryview, int], tuple[DescribeGroupsResponse, int]], ...] = (
     _r_DescribeGroupsResponse_0,
@@ -954,6 +1054,7 @@ _R_DescribeGroupsResponse: tuple[Callable[[memoryview, int], tuple[DescribeGroup
     _r_DescribeGroupsResponse_3,
     _r_DescribeGroupsResponse_4,
     _r_DescribeGroupsResponse_5,
+    _r_DescribeGroupsResponse_6,
 )
 DescribeGroupsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (1, 32767), None, None, None, None),

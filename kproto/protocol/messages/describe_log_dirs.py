@@ -45,12 +45,12 @@ _S_qq = struct.Struct('>qq')
 
 
 class DescribeLogDirsRequest:
-    """Kafka request ``DescribeLogDirsRequest`` (API key 35), versions 0-4."""
+    """Kafka request ``DescribeLogDirsRequest`` (API key 35), versions 1-4."""
 
     __slots__ = ('topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 35
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -95,11 +95,11 @@ class DescribeLogDirsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsRequest has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeLogDirsRequest has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeLogDirsRequest[version](self, out)
+            _W_DescribeLogDirsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeLogDirsRequest v{version}: {exc}') from None
@@ -119,10 +119,10 @@ class DescribeLogDirsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsRequest has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeLogDirsRequest has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeLogDirsRequest[version](buf, pos)
+            return _R_DescribeLogDirsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeLogDirsRequest v{version}: {exc}') from None
 
@@ -178,11 +178,11 @@ class DescribableLogDirTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribableLogDirTopic has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribableLogDirTopic has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribableLogDirTopic[version](self, out)
+            _W_DescribableLogDirTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribableLogDirTopic v{version}: {exc}') from None
@@ -202,21 +202,21 @@ class DescribableLogDirTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribableLogDirTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribableLogDirTopic has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribableLogDirTopic has no version {version} (valid 1-4)')
         try:
-            return _R_DescribableLogDirTopic[version](buf, pos)
+            return _R_DescribableLogDirTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribableLogDirTopic v{version}: {exc}') from None
 
 
 class DescribeLogDirsResponse:
-    """Kafka response ``DescribeLogDirsResponse`` (API key 35), versions 0-4."""
+    """Kafka response ``DescribeLogDirsResponse`` (API key 35), versions 1-4."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'results', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 35
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -269,11 +269,11 @@ class DescribeLogDirsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResponse has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeLogDirsResponse has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeLogDirsResponse[version](self, out)
+            _W_DescribeLogDirsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeLogDirsResponse v{version}: {exc}') from None
@@ -293,10 +293,10 @@ class DescribeLogDirsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResponse has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeLogDirsResponse has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeLogDirsResponse[version](buf, pos)
+            return _R_DescribeLogDirsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeLogDirsResponse v{version}: {exc}') from None
 
@@ -364,11 +364,11 @@ class DescribeLogDirsResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResult has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeLogDirsResult has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeLogDirsResult[version](self, out)
+            _W_DescribeLogDirsResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeLogDirsResult v{version}: {exc}') from None
@@ -388,10 +388,10 @@ class DescribeLogDirsResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResult has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeLogDirsResult has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeLogDirsResult[version](buf, pos)
+            return _R_DescribeLogDirsResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeLogDirsResult v{version}: {exc}') from None
 
@@ -447,11 +447,11 @@ class DescribeLogDirsTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsTopic has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeLogDirsTopic has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeLogDirsTopic[version](self, out)
+            _W_DescribeLogDirsTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeLogDirsTopic v{version}: {exc}') from None
@@ -471,10 +471,10 @@ class DescribeLogDirsTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsTopic has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeLogDirsTopic has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeLogDirsTopic[version](buf, pos)
+            return _R_DescribeLogDirsTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeLogDirsTopic v{version}: {exc}') from None
 
@@ -538,11 +538,11 @@ class DescribeLogDirsPartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsPartition has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeLogDirsPartition has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeLogDirsPartition[version](self, out)
+            _W_DescribeLogDirsPartition[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeLogDirsPartition v{version}: {exc}') from None
@@ -562,10 +562,10 @@ class DescribeLogDirsPartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsPartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsPartition has no version {version} (valid 0-4)')
+        if not 1 <= version <= 4:
+            raise UnsupportedVersionError(f'DescribeLogDirsPartition has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeLogDirsPartition[version](buf, pos)
+            return _R_DescribeLogDirsPartition[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeLogDirsPartition v{version}: {exc}') from None
 
@@ -578,14 +578,14 @@ def _new_DescribableLogDirTopic() -> DescribableLogDirTopic:
     return o
 
 
-def _w_DescribableLogDirTopic_0(o: DescribableLogDirTopic, out: bytearray) -> None:
+def _w_DescribableLogDirTopic_1(o: DescribableLogDirTopic, out: bytearray) -> None:
     write_string(out, o.topic)
     x1 = o.partitions
     out += _S_i.pack(len(x1))
     out += struct.pack('>%di' % len(x1), *x1)
 
 
-def _r_DescribableLogDirTopic_0(buf: memoryview, pos: int) -> tuple[DescribableLogDirTopic, int]:
+def _r_DescribableLogDirTopic_1(buf: memoryview, pos: int) -> tuple[DescribableLogDirTopic, int]:
     o = DescribableLogDirTopic.__new__(DescribableLogDirTopic)
     o.topic, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
@@ -628,17 +628,17 @@ def _new_DescribeLogDirsRequest() -> DescribeLogDirsRequest:
     return o
 
 
-def _w_DescribeLogDirsRequest_0(o: DescribeLogDirsRequest, out: bytearray) -> None:
+def _w_DescribeLogDirsRequest_1(o: DescribeLogDirsRequest, out: bytearray) -> None:
     x1 = o.topics
     if x1 is None:
         out += b'\xff\xff\xff\xff'
     else:
         out += _S_i.pack(len(x1))
         for e2 in x1:
-            _w_DescribableLogDirTopic_0(e2, out)
+            _w_DescribableLogDirTopic_1(e2, out)
 
 
-def _r_DescribeLogDirsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeLogDirsRequest, int]:
+def _r_DescribeLogDirsRequest_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsRequest, int]:
     o = DescribeLogDirsRequest.__new__(DescribeLogDirsRequest)
     n1, pos = read_nullable_array_len(buf, pos)
     if n1 < 0:
@@ -646,7 +646,7 @@ def _r_DescribeLogDirsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeLogD
     else:
         a2: list[DescribableLogDirTopic] = []
         for _ in range(n1):
-            e3, pos = _r_DescribableLogDirTopic_0(buf, pos)
+            e3, pos = _r_DescribableLogDirTopic_1(buf, pos)
             a2.append(e3)
         o.topics = a2
     o.unknown_tags = None
@@ -697,11 +697,11 @@ def _new_DescribeLogDirsPartition() -> DescribeLogDirsPartition:
     return o
 
 
-def _w_DescribeLogDirsPartition_0(o: DescribeLogDirsPartition, out: bytearray) -> None:
+def _w_DescribeLogDirsPartition_1(o: DescribeLogDirsPartition, out: bytearray) -> None:
     out += _S_iqqo.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
 
 
-def _r_DescribeLogDirsPartition_0(buf: memoryview, pos: int) -> tuple[DescribeLogDirsPartition, int]:
+def _r_DescribeLogDirsPartition_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsPartition, int]:
     o = DescribeLogDirsPartition.__new__(DescribeLogDirsPartition)
     o.partition_index, o.partition_size, o.offset_lag, o.is_future_key = _S_iqqo.unpack_from(buf, pos)
     pos += 21
@@ -738,21 +738,21 @@ def _new_DescribeLogDirsTopic() -> DescribeLogDirsTopic:
     return o
 
 
-def _w_DescribeLogDirsTopic_0(o: DescribeLogDirsTopic, out: bytearray) -> None:
+def _w_DescribeLogDirsTopic_1(o: DescribeLogDirsTopic, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partitions
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_DescribeLogDirsPartition_0(e2, out)
+        _w_DescribeLogDirsPartition_1(e2, out)
 
 
-def _r_DescribeLogDirsTopic_0(buf: memoryview, pos: int) -> tuple[DescribeLogDirsTopic, int]:
+def _r_DescribeLogDirsTopic_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsTopic, int]:
     o = DescribeLogDirsTopic.__new__(DescribeLogDirsTopic)
     o.name, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
     a2: list[DescribeLogDirsPartition] = []
     for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsPartition_0(buf, pos)
+        e3, pos = _r_DescribeLogDirsPartition_1(buf, pos)
         a2.append(e3)
     o.partitions = a2
     o.unknown_tags = None
@@ -800,16 +800,16 @@ def _new_DescribeLogDirsResult() -> DescribeLogDirsResult:
     return o
 
 
-def _w_DescribeLogDirsResult_0(o: DescribeLogDirsResult, out: bytearray) -> None:
+def _w_DescribeLogDirsResult_1(o: DescribeLogDirsResult, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_string(out, o.log_dir)
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_DescribeLogDirsTopic_0(e2, out)
+        _w_DescribeLogDirsTopic_1(e2, out)
 
 
-def _r_DescribeLogDirsResult_0(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
+def _r_DescribeLogDirsResult_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
     o = DescribeLogDirsResult.__new__(DescribeLogDirsResult)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
@@ -817,7 +817,7 @@ def _r_DescribeLogDirsResult_0(buf: memoryview, pos: int) -> tuple[DescribeLogDi
     n1, pos = read_array_len(buf, pos)
     a2: list[DescribeLogDirsTopic] = []
     for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsTopic_0(buf, pos)
+        e3, pos = _r_DescribeLogDirsTopic_1(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.total_bytes = -1
@@ -906,22 +906,22 @@ def _new_DescribeLogDirsResponse() -> DescribeLogDirsResponse:
     return o
 
 
-def _w_DescribeLogDirsResponse_0(o: DescribeLogDirsResponse, out: bytearray) -> None:
+def _w_DescribeLogDirsResponse_1(o: DescribeLogDirsResponse, out: bytearray) -> None:
     out += _S_i.pack(o.throttle_time_ms)
     x1 = o.results
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_DescribeLogDirsResult_0(e2, out)
+        _w_DescribeLogDirsResult_1(e2, out)
 
 
-def _r_DescribeLogDirsResponse_0(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
+def _r_DescribeLogDirsResponse_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
     o = DescribeLogDirsResponse.__new__(DescribeLogDirsResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
     n1, pos = read_array_len(buf, pos)
     a2: list[DescribeLogDirsResult] = []
     for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsResult_0(buf, pos)
+        e3, pos = _r_DescribeLogDirsResult_1(buf, pos)
         a2.append(e3)
     o.results = a2
     o.error_code = 0
@@ -1024,15 +1024,13 @@ def _r_DescribeLogDirsResponse_4(buf: memoryview, pos: int) -> tuple[DescribeLog
 
 
 _W_DescribableLogDirTopic: tuple[Callable[[DescribableLogDirTopic, bytearray], None], ...] = (
-    _w_DescribableLogDirTopic_0,
-    _w_DescribableLogDirTopic_0,
+    _w_DescribableLogDirTopic_1,
     _w_DescribableLogDirTopic_2,
     _w_DescribableLogDirTopic_2,
     _w_DescribableLogDirTopic_2,
 )
 _R_DescribableLogDirTopic: tuple[Callable[[memoryview, int], tuple[DescribableLogDirTopic, int]], ...] = (
-    _r_DescribableLogDirTopic_0,
-    _r_DescribableLogDirTopic_0,
+    _r_DescribableLogDirTopic_1,
     _r_DescribableLogDirTopic_2,
     _r_DescribableLogDirTopic_2,
     _r_DescribableLogDirTopic_2,
@@ -1043,15 +1041,13 @@ DescribableLogDirTopic._FIELDS = (
 )
 
 _W_DescribeLogDirsRequest: tuple[Callable[[DescribeLogDirsRequest, bytearray], None], ...] = (
-    _w_DescribeLogDirsRequest_0,
-    _w_DescribeLogDirsRequest_0,
+    _w_DescribeLogDirsRequest_1,
     _w_DescribeLogDirsRequest_2,
     _w_DescribeLogDirsRequest_2,
     _w_DescribeLogDirsRequest_2,
 )
 _R_DescribeLogDirsRequest: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsRequest, int]], ...] = (
-    _r_DescribeLogDirsRequest_0,
-    _r_DescribeLogDirsRequest_0,
+    _r_DescribeLogDirsRequest_1,
     _r_DescribeLogDirsRequest_2,
     _r_DescribeLogDirsRequest_2,
     _r_DescribeLogDirsRequest_2,
@@ -1061,15 +1057,13 @@ DescribeLogDirsRequest._FIELDS = (
 )
 
 _W_DescribeLogDirsPartition: tuple[Callable[[DescribeLogDirsPartition, bytearray], None], ...] = (
-    _w_DescribeLogDirsPartition_0,
-    _w_DescribeLogDirsPartition_0,
+    _w_DescribeLogDirsPartition_1,
     _w_DescribeLogDirsPartition_2,
     _w_DescribeLogDirsPartition_2,
     _w_DescribeLogDirsPartition_2,
 )
 _R_DescribeLogDirsPartition: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsPartition, int]], ...] = (
-    _r_DescribeLogDirsPartition_0,
-    _r_DescribeLogDirsPartition_0,
+    _r_DescribeLogDirsPartition_1,
     _r_DescribeLogDirsPartition_2,
     _r_DescribeLogDirsPartition_2,
     _r_DescribeLogDirsPartition_2,
@@ -1082,15 +1076,13 @@ DescribeLogDirsPartition._FIELDS = (
 )
 
 _W_DescribeLogDirsTopic: tuple[Callable[[DescribeLogDirsTopic, bytearray], None], ...] = (
-    _w_DescribeLogDirsTopic_0,
-    _w_DescribeLogDirsTopic_0,
+    _w_DescribeLogDirsTopic_1,
     _w_DescribeLogDirsTopic_2,
     _w_DescribeLogDirsTopic_2,
     _w_DescribeLogDirsTopic_2,
 )
 _R_DescribeLogDirsTopic: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsTopic, int]], ...] = (
-    _r_DescribeLogDirsTopic_0,
-    _r_DescribeLogDirsTopic_0,
+    _r_DescribeLogDirsTopic_1,
     _r_DescribeLogDirsTopic_2,
     _r_DescribeLogDirsTopic_2,
     _r_DescribeLogDirsTopic_2,
@@ -1101,15 +1093,13 @@ DescribeLogDirsTopic._FIELDS = (
 )
 
 _W_DescribeLogDirsResult: tuple[Callable[[DescribeLogDirsResult, bytearray], None], ...] = (
-    _w_DescribeLogDirsResult_0,
-    _w_DescribeLogDirsResult_0,
+    _w_DescribeLogDirsResult_1,
     _w_DescribeLogDirsResult_2,
     _w_DescribeLogDirsResult_2,
     _w_DescribeLogDirsResult_4,
 )
 _R_DescribeLogDirsResult: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsResult, int]], ...] = (
-    _r_DescribeLogDirsResult_0,
-    _r_DescribeLogDirsResult_0,
+    _r_DescribeLogDirsResult_1,
     _r_DescribeLogDirsResult_2,
     _r_DescribeLogDirsResult_2,
     _r_DescribeLogDirsResult_4,
@@ -1123,15 +1113,13 @@ DescribeLogDirsResult._FIELDS = (
 )
 
 _W_DescribeLogDirsResponse: tuple[Callable[[DescribeLogDirsResponse, bytearray], None], ...] = (
-    _w_DescribeLogDirsResponse_0,
-    _w_DescribeLogDirsResponse_0,
+    _w_DescribeLogDirsResponse_1,
     _w_DescribeLogDirsResponse_2,
     _w_DescribeLogDirsResponse_3,
     _w_DescribeLogDirsResponse_4,
 )
 _R_DescribeLogDirsResponse: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsResponse, int]], ...] = (
-    _r_DescribeLogDirsResponse_0,
-    _r_DescribeLogDirsResponse_0,
+    _r_DescribeLogDirsResponse_1,
     _r_DescribeLogDirsResponse_2,
     _r_DescribeLogDirsResponse_3,
     _r_DescribeLogDirsResponse_4,

@@ -33,12 +33,12 @@ _S_q = struct.Struct('>q')
 
 
 class ExpireDelegationTokenRequest:
-    """Kafka request ``ExpireDelegationTokenRequest`` (API key 40), versions 0-2."""
+    """Kafka request ``ExpireDelegationTokenRequest`` (API key 40), versions 1-2."""
 
     __slots__ = ('hmac', 'expiry_time_period_ms', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 40
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -87,11 +87,11 @@ class ExpireDelegationTokenRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ExpireDelegationTokenRequest has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'ExpireDelegationTokenRequest has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_ExpireDelegationTokenRequest[version](self, out)
+            _W_ExpireDelegationTokenRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ExpireDelegationTokenRequest v{version}: {exc}') from None
@@ -111,21 +111,21 @@ class ExpireDelegationTokenRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ExpireDelegationTokenRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ExpireDelegationTokenRequest has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'ExpireDelegationTokenRequest has no version {version} (valid 1-2)')
         try:
-            return _R_ExpireDelegationTokenRequest[version](buf, pos)
+            return _R_ExpireDelegationTokenRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ExpireDelegationTokenRequest v{version}: {exc}') from None
 
 
 class ExpireDelegationTokenResponse:
-    """Kafka response ``ExpireDelegationTokenResponse`` (API key 40), versions 0-2."""
+    """Kafka response ``ExpireDelegationTokenResponse`` (API key 40), versions 1-2."""
 
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 40
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -178,11 +178,11 @@ class ExpireDelegationTokenResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ExpireDelegationTokenResponse has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'ExpireDelegationTokenResponse has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_ExpireDelegationTokenResponse[version](self, out)
+            _W_ExpireDelegationTokenResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ExpireDelegationTokenResponse v{version}: {exc}') from None
@@ -202,10 +202,10 @@ class ExpireDelegationTokenResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ExpireDelegationTokenResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ExpireDelegationTokenResponse has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'ExpireDelegationTokenResponse has no version {version} (valid 1-2)')
         try:
-            return _R_ExpireDelegationTokenResponse[version](buf, pos)
+            return _R_ExpireDelegationTokenResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ExpireDelegationTokenResponse v{version}: {exc}') from None
 
@@ -218,12 +218,12 @@ def _new_ExpireDelegationTokenRequest() -> ExpireDelegationTokenRequest:
     return o
 
 
-def _w_ExpireDelegationTokenRequest_0(o: ExpireDelegationTokenRequest, out: bytearray) -> None:
+def _w_ExpireDelegationTokenRequest_1(o: ExpireDelegationTokenRequest, out: bytearray) -> None:
     write_bytes(out, o.hmac)
     out += _S_q.pack(o.expiry_time_period_ms)
 
 
-def _r_ExpireDelegationTokenRequest_0(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenRequest, int]:
+def _r_ExpireDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenRequest, int]:
     o = ExpireDelegationTokenRequest.__new__(ExpireDelegationTokenRequest)
     o.hmac, pos = read_bytes(buf, pos)
     o.expiry_time_period_ms = _S_q.unpack_from(buf, pos)[0]
@@ -264,11 +264,11 @@ def _new_ExpireDelegationTokenResponse() -> ExpireDelegationTokenResponse:
     return o
 
 
-def _w_ExpireDelegationTokenResponse_0(o: ExpireDelegationTokenResponse, out: bytearray) -> None:
+def _w_ExpireDelegationTokenResponse_1(o: ExpireDelegationTokenResponse, out: bytearray) -> None:
     out += _S_hqi.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
 
 
-def _r_ExpireDelegationTokenResponse_0(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenResponse, int]:
+def _r_ExpireDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenResponse, int]:
     o = ExpireDelegationTokenResponse.__new__(ExpireDelegationTokenResponse)
     o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _S_hqi.unpack_from(buf, pos)
     pos += 14
@@ -298,13 +298,11 @@ def _r_ExpireDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[Expir
 
 
 _W_ExpireDelegationTokenRequest: tuple[Callable[[ExpireDelegationTokenRequest, bytearray], None], ...] = (
-    _w_ExpireDelegationTokenRequest_0,
-    _w_ExpireDelegationTokenRequest_0,
+    _w_ExpireDelegationTokenRequest_1,
     _w_ExpireDelegationTokenRequest_2,
 )
 _R_ExpireDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[ExpireDelegationTokenRequest, int]], ...] = (
-    _r_ExpireDelegationTokenRequest_0,
-    _r_ExpireDelegationTokenRequest_0,
+    _r_ExpireDelegationTokenRequest_1,
     _r_ExpireDelegationTokenRequest_2,
 )
 ExpireDelegationTokenRequest._FIELDS = (
@@ -313,13 +311,11 @@ ExpireDelegationTokenRequest._FIELDS = (
 )
 
 _W_ExpireDelegationTokenResponse: tuple[Callable[[ExpireDelegationTokenResponse, bytearray], None], ...] = (
-    _w_ExpireDelegationTokenResponse_0,
-    _w_ExpireDelegationTokenResponse_0,
+    _w_ExpireDelegationTokenResponse_1,
     _w_ExpireDelegationTokenResponse_2,
 )
 _R_ExpireDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[ExpireDelegationTokenResponse, int]], ...] = (
-    _r_ExpireDelegationTokenResponse_0,
-    _r_ExpireDelegationTokenResponse_0,
+    _r_ExpireDelegationTokenResponse_1,
     _r_ExpireDelegationTokenResponse_2,
 )
 ExpireDelegationTokenResponse._FIELDS = (

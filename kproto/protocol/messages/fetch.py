@@ -56,13 +56,10 @@ __all__ = [
 
 _S_i = struct.Struct('>i')
 _S_ihi = struct.Struct('>ihi')
-_S_ihq = struct.Struct('>ihq')
 _S_ihqq = struct.Struct('>ihqq')
 _S_ihqqq = struct.Struct('>ihqqq')
 _S_ii = struct.Struct('>ii')
-_S_iii = struct.Struct('>iii')
 _S_iiibii = struct.Struct('>iiibii')
-_S_iiii = struct.Struct('>iiii')
 _S_iiiib = struct.Struct('>iiiib')
 _S_iiiibii = struct.Struct('>iiiibii')
 _S_iiqiqi = struct.Struct('>iiqiqi')
@@ -70,18 +67,19 @@ _S_iiqqi = struct.Struct('>iiqqi')
 _S_iq = struct.Struct('>iq')
 _S_iqi = struct.Struct('>iqi')
 _S_iqqi = struct.Struct('>iqqi')
+_S_q = struct.Struct('>q')
 _S_qi = struct.Struct('>qi')
 _S_qq = struct.Struct('>qq')
 
 
 class FetchRequest:
-    """Kafka request ``FetchRequest`` (API key 1), versions 0-17."""
+    """Kafka request ``FetchRequest`` (API key 1), versions 4-18."""
 
     __slots__ = ('cluster_id', 'replica_id', 'replica_state', 'max_wait_ms', 'min_bytes', 'max_bytes', 'isolation_level', 'session_id', 'session_epoch', 'topics', 'forgotten_topics_data', 'rack_id', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 1
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 17
+    MIN_VERSION: ClassVar[int] = 4
+    MAX_VERSION: ClassVar[int] = 18
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchRequest'
@@ -169,11 +167,11 @@ class FetchRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'FetchRequest has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'FetchRequest has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_FetchRequest[version](self, out)
+            _W_FetchRequest[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchRequest v{version}: {exc}') from None
@@ -193,10 +191,10 @@ class FetchRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'FetchRequest has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'FetchRequest has no version {version} (valid 4-18)')
         try:
-            return _R_FetchRequest[version](buf, pos)
+            return _R_FetchRequest[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchRequest v{version}: {exc}') from None
 
@@ -256,11 +254,11 @@ class ForgottenTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_ForgottenTopic[version](self, out)
+            _W_ForgottenTopic[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ForgottenTopic v{version}: {exc}') from None
@@ -280,10 +278,10 @@ class ForgottenTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ForgottenTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 4-18)')
         try:
-            return _R_ForgottenTopic[version](buf, pos)
+            return _R_ForgottenTopic[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ForgottenTopic v{version}: {exc}') from None
 
@@ -343,11 +341,11 @@ class FetchTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_FetchTopic[version](self, out)
+            _W_FetchTopic[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchTopic v{version}: {exc}') from None
@@ -367,10 +365,10 @@ class FetchTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 4-18)')
         try:
-            return _R_FetchTopic[version](buf, pos)
+            return _R_FetchTopic[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchTopic v{version}: {exc}') from None
 
@@ -378,7 +376,7 @@ class FetchTopic:
 class FetchPartition:
     """Schema struct ``FetchPartition`` of ``FetchRequest``."""
 
-    __slots__ = ('partition', 'current_leader_epoch', 'fetch_offset', 'last_fetched_epoch', 'log_start_offset', 'partition_max_bytes', 'replica_directory_id', 'unknown_tags',)
+    __slots__ = ('partition', 'current_leader_epoch', 'fetch_offset', 'last_fetched_epoch', 'log_start_offset', 'partition_max_bytes', 'replica_directory_id', 'high_watermark', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchPartition'
@@ -390,6 +388,7 @@ class FetchPartition:
     log_start_offset: int
     partition_max_bytes: int
     replica_directory_id: uuid.UUID
+    high_watermark: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -402,6 +401,7 @@ class FetchPartition:
         log_start_offset: int = -1,
         partition_max_bytes: int = 0,
         replica_directory_id: uuid.UUID = ZERO_UUID,
+        high_watermark: int = 9223372036854775807,
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.partition = partition
@@ -411,6 +411,7 @@ class FetchPartition:
         self.log_start_offset = log_start_offset
         self.partition_max_bytes = partition_max_bytes
         self.replica_directory_id = replica_directory_id
+        self.high_watermark = high_watermark
         self.unknown_tags = unknown_tags
 
     def __eq__(self, other: object) -> bool:
@@ -424,11 +425,12 @@ class FetchPartition:
             self.log_start_offset == other.log_start_offset and
             self.partition_max_bytes == other.partition_max_bytes and
             self.replica_directory_id == other.replica_directory_id and
+            self.high_watermark == other.high_watermark and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"FetchPartition(partition={self.partition!r}, current_leader_epoch={self.current_leader_epoch!r}, fetch_offset={self.fetch_offset!r}, last_fetched_epoch={self.last_fetched_epoch!r}, log_start_offset={self.log_start_offset!r}, partition_max_bytes={self.partition_max_bytes!r}, replica_directory_id={self.replica_directory_id!r}"
+        s = f"FetchPartition(partition={self.partition!r}, current_leader_epoch={self.current_leader_epoch!r}, fetch_offset={self.fetch_offset!r}, last_fetched_epoch={self.last_fetched_epoch!r}, log_start_offset={self.log_start_offset!r}, partition_max_bytes={self.partition_max_bytes!r}, replica_directory_id={self.replica_directory_id!r}, high_watermark={self.high_watermark!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -446,11 +448,11 @@ class FetchPartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_FetchPartition[version](self, out)
+            _W_FetchPartition[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchPartition v{version}: {exc}') from None
@@ -470,10 +472,10 @@ class FetchPartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchPartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 4-18)')
         try:
-            return _R_FetchPartition[version](buf, pos)
+            return _R_FetchPartition[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchPartition v{version}: {exc}') from None
 
@@ -529,11 +531,11 @@ class ReplicaState:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_ReplicaState[version](self, out)
+            _W_ReplicaState[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ReplicaState v{version}: {exc}') from None
@@ -553,22 +555,22 @@ class ReplicaState:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReplicaState, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 4-18)')
         try:
-            return _R_ReplicaState[version](buf, pos)
+            return _R_ReplicaState[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ReplicaState v{version}: {exc}') from None
 
 
 class FetchResponse:
-    """Kafka response ``FetchResponse`` (API key 1), versions 0-17."""
+    """Kafka response ``FetchResponse`` (API key 1), versions 4-18."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'session_id', 'responses', 'node_endpoints', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 1
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 17
+    MIN_VERSION: ClassVar[int] = 4
+    MAX_VERSION: ClassVar[int] = 18
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchResponse'
@@ -628,11 +630,11 @@ class FetchResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'FetchResponse has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'FetchResponse has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_FetchResponse[version](self, out)
+            _W_FetchResponse[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchResponse v{version}: {exc}') from None
@@ -652,10 +654,10 @@ class FetchResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'FetchResponse has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'FetchResponse has no version {version} (valid 4-18)')
         try:
-            return _R_FetchResponse[version](buf, pos)
+            return _R_FetchResponse[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchResponse v{version}: {exc}') from None
 
@@ -719,11 +721,11 @@ class NodeEndpoint:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_NodeEndpoint[version](self, out)
+            _W_NodeEndpoint[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
@@ -743,10 +745,10 @@ class NodeEndpoint:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 4-18)')
         try:
-            return _R_NodeEndpoint[version](buf, pos)
+            return _R_NodeEndpoint[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
@@ -806,11 +808,11 @@ class FetchableTopicResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'FetchableTopicResponse has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'FetchableTopicResponse has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_FetchableTopicResponse[version](self, out)
+            _W_FetchableTopicResponse[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchableTopicResponse v{version}: {exc}') from None
@@ -830,10 +832,10 @@ class FetchableTopicResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchableTopicResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'FetchableTopicResponse has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'FetchableTopicResponse has no version {version} (valid 4-18)')
         try:
-            return _R_FetchableTopicResponse[version](buf, pos)
+            return _R_FetchableTopicResponse[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchableTopicResponse v{version}: {exc}') from None
 
@@ -925,11 +927,11 @@ class PartitionData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_PartitionData[version](self, out)
+            _W_PartitionData[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
@@ -949,10 +951,10 @@ class PartitionData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 4-18)')
         try:
-            return _R_PartitionData[version](buf, pos)
+            return _R_PartitionData[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
@@ -1008,11 +1010,11 @@ class AbortedTransaction:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'AbortedTransaction has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'AbortedTransaction has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_AbortedTransaction[version](self, out)
+            _W_AbortedTransaction[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AbortedTransaction v{version}: {exc}') from None
@@ -1032,10 +1034,10 @@ class AbortedTransaction:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AbortedTransaction, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'AbortedTransaction has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'AbortedTransaction has no version {version} (valid 4-18)')
         try:
-            return _R_AbortedTransaction[version](buf, pos)
+            return _R_AbortedTransaction[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AbortedTransaction v{version}: {exc}') from None
 
@@ -1091,11 +1093,11 @@ class SnapshotId:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'SnapshotId has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'SnapshotId has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_SnapshotId[version](self, out)
+            _W_SnapshotId[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode SnapshotId v{version}: {exc}') from None
@@ -1115,10 +1117,10 @@ class SnapshotId:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SnapshotId, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'SnapshotId has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'SnapshotId has no version {version} (valid 4-18)')
         try:
-            return _R_SnapshotId[version](buf, pos)
+            return _R_SnapshotId[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed SnapshotId v{version}: {exc}') from None
 
@@ -1174,11 +1176,11 @@ class LeaderIdAndEpoch:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_LeaderIdAndEpoch[version](self, out)
+            _W_LeaderIdAndEpoch[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
@@ -1198,10 +1200,10 @@ class LeaderIdAndEpoch:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 4-18)')
         try:
-            return _R_LeaderIdAndEpoch[version](buf, pos)
+            return _R_LeaderIdAndEpoch[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
@@ -1257,11 +1259,11 @@ class EpochEndOffset:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_EpochEndOffset[version](self, out)
+            _W_EpochEndOffset[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode EpochEndOffset v{version}: {exc}') from None
@@ -1281,10 +1283,10 @@ class EpochEndOffset:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EpochEndOffset, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 17:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 0-17)')
+        if not 4 <= version <= 18:
+            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 4-18)')
         try:
-            return _R_EpochEndOffset[version](buf, pos)
+            return _R_EpochEndOffset[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed EpochEndOffset v{version}: {exc}') from None
 
@@ -1297,14 +1299,14 @@ def _new_ReplicaState() -> ReplicaState:
     return o
 
 
-def _w_ReplicaState_0(o: ReplicaState, out: bytearray) -> None:
+def _w_ReplicaState_4(o: ReplicaState, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('ReplicaState.replica_id has a non-default value this version cannot carry')
     if o.replica_epoch != -1:
         raise UnsupportedVersionError('ReplicaState.replica_epoch has a non-default value this version cannot carry')
 
 
-def _r_ReplicaState_0(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
+def _r_ReplicaState_4(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     o = ReplicaState.__new__(ReplicaState)
     o.replica_id = -1
     o.replica_epoch = -1
@@ -1366,17 +1368,18 @@ def _new_FetchPartition() -> FetchPartition:
     o.log_start_offset = -1
     o.partition_max_bytes = 0
     o.replica_directory_id = ZERO_UUID
+    o.high_watermark = 9223372036854775807
     o.unknown_tags = None
     return o
 
 
-def _w_FetchPartition_0(o: FetchPartition, out: bytearray) -> None:
+def _w_FetchPartition_4(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise UnsupportedVersionError('FetchPartition.last_fetched_epoch has a non-default value this version cannot carry')
     out += _S_iqi.pack(o.partition, o.fetch_offset, o.partition_max_bytes)
 
 
-def _r_FetchPartition_0(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _r_FetchPartition_4(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
     o.partition, o.fetch_offset, o.partition_max_bytes = _S_iqi.unpack_from(buf, pos)
     pos += 16
@@ -1384,6 +1387,7 @@ def _r_FetchPartition_0(buf: memoryview, pos: int) -> tuple[FetchPartition, int]
     o.last_fetched_epoch = -1
     o.log_start_offset = -1
     o.replica_directory_id = ZERO_UUID
+    o.high_watermark = 9223372036854775807
     o.unknown_tags = None
     return o, pos
 
@@ -1401,6 +1405,7 @@ def _r_FetchPartition_5(buf: memoryview, pos: int) -> tuple[FetchPartition, int]
     o.current_leader_epoch = -1
     o.last_fetched_epoch = -1
     o.replica_directory_id = ZERO_UUID
+    o.high_watermark = 9223372036854775807
     o.unknown_tags = None
     return o, pos
 
@@ -1417,6 +1422,7 @@ def _r_FetchPartition_9(buf: memoryview, pos: int) -> tuple[FetchPartition, int]
     pos += 28
     o.last_fetched_epoch = -1
     o.replica_directory_id = ZERO_UUID
+    o.high_watermark = 9223372036854775807
     o.unknown_tags = None
     return o, pos
 
@@ -1435,6 +1441,7 @@ def _r_FetchPartition_12(buf: memoryview, pos: int) -> tuple[FetchPartition, int
     o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
     pos += 32
     o.replica_directory_id = ZERO_UUID
+    o.high_watermark = 9223372036854775807
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1462,6 +1469,7 @@ def _r_FetchPartition_17(buf: memoryview, pos: int) -> tuple[FetchPartition, int
     o = FetchPartition.__new__(FetchPartition)
     o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
     pos += 32
+    o.high_watermark = 9223372036854775807
     o.replica_directory_id = ZERO_UUID
     uk: dict[int, bytes] | None = None
     nt = buf[pos]
@@ -1488,6 +1496,62 @@ def _r_FetchPartition_17(buf: memoryview, pos: int) -> tuple[FetchPartition, int
     return o, pos
 
 
+def _w_FetchPartition_18(o: FetchPartition, out: bytearray) -> None:
+    out += _S_iiqiqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
+    tags: list[tuple[int, bytes]] = []
+    x1 = o.replica_directory_id
+    if x1 != ZERO_UUID:
+        t = bytearray()
+        t += x1.bytes
+        tags.append((0, bytes(t)))
+    x2 = o.high_watermark
+    if x2 != 9223372036854775807:
+        t = bytearray()
+        t += _S_q.pack(x2)
+        tags.append((1, bytes(t)))
+    uk = o.unknown_tags
+    if uk:
+        tags.extend(uk.items())
+        tags.sort()
+    write_tag_section(out, tags)
+
+
+def _r_FetchPartition_18(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+    o = FetchPartition.__new__(FetchPartition)
+    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
+    pos += 32
+    o.replica_directory_id = ZERO_UUID
+    o.high_watermark = 9223372036854775807
+    uk: dict[int, bytes] | None = None
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
+    for _ in range(nt):
+        tag, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
+        end = pos + size
+        if end > len(buf):
+            raise DecodeError('tagged field overruns its struct')
+        if tag == 0:
+            tb = buf[:end]
+            tp = pos
+            o.replica_directory_id, tp = read_uuid(tb, tp)
+        elif tag == 1:
+            tb = buf[:end]
+            tp = pos
+            o.high_watermark = _S_q.unpack_from(tb, tp)[0]
+            tp += 8
+        else:
+            if uk is None:
+                uk = {}
+            uk[tag] = bytes(buf[pos:end])
+        pos = end
+    o.unknown_tags = uk
+    return o, pos
+
+
 def _new_FetchTopic() -> FetchTopic:
     o = FetchTopic.__new__(FetchTopic)
     o.topic = ''
@@ -1497,21 +1561,21 @@ def _new_FetchTopic() -> FetchTopic:
     return o
 
 
-def _w_FetchTopic_0(o: FetchTopic, out: bytearray) -> None:
+def _w_FetchTopic_4(o: FetchTopic, out: bytearray) -> None:
     write_string(out, o.topic)
     x1 = o.partitions
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_FetchPartition_0(e2, out)
+        _w_FetchPartition_4(e2, out)
 
 
-def _r_FetchTopic_0(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _r_FetchTopic_4(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
     a2: list[FetchPartition] = []
     for _ in range(n1):
-        e3, pos = _r_FetchPartition_0(buf, pos)
+        e3, pos = _r_FetchPartition_4(buf, pos)
         a2.append(e3)
     o.partitions = a2
     o.topic_id = ZERO_UUID
@@ -1656,6 +1720,37 @@ def _r_FetchTopic_17(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     return o, pos
 
 
+def _w_FetchTopic_18(o: FetchTopic, out: bytearray) -> None:
+    out += o.topic_id.bytes
+    x1 = o.partitions
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_FetchPartition_18(e2, out)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_FetchTopic_18(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+    o = FetchTopic.__new__(FetchTopic)
+    o.topic_id, pos = read_uuid(buf, pos)
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[FetchPartition] = []
+    for _ in range(n1):
+        e3, pos = _r_FetchPartition_18(buf, pos)
+        a2.append(e3)
+    o.partitions = a2
+    o.topic = ''
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
 def _new_ForgottenTopic() -> ForgottenTopic:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic = ''
@@ -1665,12 +1760,12 @@ def _new_ForgottenTopic() -> ForgottenTopic:
     return o
 
 
-def _w_ForgottenTopic_0(o: ForgottenTopic, out: bytearray) -> None:
+def _w_ForgottenTopic_4(o: ForgottenTopic, out: bytearray) -> None:
     if len(o.partitions) != 0:
         raise UnsupportedVersionError('ForgottenTopic.partitions has a non-default value this version cannot carry')
 
 
-def _r_ForgottenTopic_0(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _r_ForgottenTopic_4(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic = ''
     o.topic_id = ZERO_UUID
@@ -1769,73 +1864,6 @@ def _new_FetchRequest() -> FetchRequest:
     return o
 
 
-def _w_FetchRequest_0(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
-        raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iii.pack(o.replica_id, o.max_wait_ms, o.min_bytes)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_0(e2, out)
-    if len(o.forgotten_topics_data) != 0:
-        raise UnsupportedVersionError('FetchRequest.forgotten_topics_data has a non-default value this version cannot carry')
-
-
-def _r_FetchRequest_0(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
-    o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes = _S_iii.unpack_from(buf, pos)
-    pos += 12
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.cluster_id = None
-    o.replica_state = _new_ReplicaState()
-    o.max_bytes = 2147483647
-    o.isolation_level = 0
-    o.session_id = 0
-    o.session_epoch = -1
-    o.forgotten_topics_data = []
-    o.rack_id = ''
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_FetchRequest_3(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
-        raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_0(e2, out)
-    if len(o.forgotten_topics_data) != 0:
-        raise UnsupportedVersionError('FetchRequest.forgotten_topics_data has a non-default value this version cannot carry')
-
-
-def _r_FetchRequest_3(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
-    o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes = _S_iiii.unpack_from(buf, pos)
-    pos += 16
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.cluster_id = None
-    o.replica_state = _new_ReplicaState()
-    o.isolation_level = 0
-    o.session_id = 0
-    o.session_epoch = -1
-    o.forgotten_topics_data = []
-    o.rack_id = ''
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_FetchRequest_4(o: FetchRequest, out: bytearray) -> None:
     if o.replica_state != _DEF_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
@@ -1843,7 +1871,7 @@ def _w_FetchRequest_4(o: FetchRequest, out: bytearray) -> None:
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_FetchTopic_0(e2, out)
+        _w_FetchTopic_4(e2, out)
     if len(o.forgotten_topics_data) != 0:
         raise UnsupportedVersionError('FetchRequest.forgotten_topics_data has a non-default value this version cannot carry')
 
@@ -1855,7 +1883,7 @@ def _r_FetchRequest_4(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     n1, pos = read_array_len(buf, pos)
     a2: list[FetchTopic] = []
     for _ in range(n1):
-        e3, pos = _r_FetchTopic_0(buf, pos)
+        e3, pos = _r_FetchTopic_4(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.cluster_id = None
@@ -2312,6 +2340,86 @@ def _r_FetchRequest_17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
+def _w_FetchRequest_18(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_id != -1:
+        raise UnsupportedVersionError('FetchRequest.replica_id has a non-default value this version cannot carry')
+    out += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    x1 = o.topics
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_FetchTopic_18(e2, out)
+    x3 = o.forgotten_topics_data
+    write_uvarint(out, len(x3) + 1)
+    for e4 in x3:
+        _w_ForgottenTopic_13(e4, out)
+    write_compact_string(out, o.rack_id)
+    tags: list[tuple[int, bytes]] = []
+    x5 = o.cluster_id
+    if x5 is not None:
+        t = bytearray()
+        write_compact_nullable_string(t, x5)
+        tags.append((0, bytes(t)))
+    x6 = o.replica_state
+    if x6 != _DEF_ReplicaState:
+        t = bytearray()
+        _w_ReplicaState_15(x6, t)
+        tags.append((1, bytes(t)))
+    uk = o.unknown_tags
+    if uk:
+        tags.extend(uk.items())
+        tags.sort()
+    write_tag_section(out, tags)
+
+
+def _r_FetchRequest_18(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+    o = FetchRequest.__new__(FetchRequest)
+    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
+    pos += 21
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[FetchTopic] = []
+    for _ in range(n1):
+        e3, pos = _r_FetchTopic_18(buf, pos)
+        a2.append(e3)
+    o.topics = a2
+    n4, pos = read_compact_array_len(buf, pos)
+    a5: list[ForgottenTopic] = []
+    for _ in range(n4):
+        e6, pos = _r_ForgottenTopic_13(buf, pos)
+        a5.append(e6)
+    o.forgotten_topics_data = a5
+    o.rack_id, pos = read_compact_string(buf, pos)
+    o.replica_id = -1
+    o.cluster_id = None
+    o.replica_state = _new_ReplicaState()
+    uk: dict[int, bytes] | None = None
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
+    for _ in range(nt):
+        tag, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
+        end = pos + size
+        if end > len(buf):
+            raise DecodeError('tagged field overruns its struct')
+        if tag == 0:
+            tb = buf[:end]
+            tp = pos
+            o.cluster_id, tp = read_compact_nullable_string(tb, tp)
+        elif tag == 1:
+            tb = buf[:end]
+            tp = pos
+            o.replica_state, tp = _r_ReplicaState_15(tb, tp)
+        else:
+            if uk is None:
+                uk = {}
+            uk[tag] = bytes(buf[pos:end])
+        pos = end
+    o.unknown_tags = uk
+    return o, pos
+
+
 def _new_EpochEndOffset() -> EpochEndOffset:
     o = EpochEndOffset.__new__(EpochEndOffset)
     o.epoch = -1
@@ -2320,14 +2428,14 @@ def _new_EpochEndOffset() -> EpochEndOffset:
     return o
 
 
-def _w_EpochEndOffset_0(o: EpochEndOffset, out: bytearray) -> None:
+def _w_EpochEndOffset_4(o: EpochEndOffset, out: bytearray) -> None:
     if o.epoch != -1:
         raise UnsupportedVersionError('EpochEndOffset.epoch has a non-default value this version cannot carry')
     if o.end_offset != -1:
         raise UnsupportedVersionError('EpochEndOffset.end_offset has a non-default value this version cannot carry')
 
 
-def _r_EpochEndOffset_0(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
+def _r_EpochEndOffset_4(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
     o = EpochEndOffset.__new__(EpochEndOffset)
     o.epoch = -1
     o.end_offset = -1
@@ -2364,14 +2472,14 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
+def _w_LeaderIdAndEpoch_4(o: LeaderIdAndEpoch, out: bytearray) -> None:
     if o.leader_id != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_id has a non-default value this version cannot carry')
     if o.leader_epoch != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_epoch has a non-default value this version cannot carry')
 
 
-def _r_LeaderIdAndEpoch_0(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _r_LeaderIdAndEpoch_4(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
     o.leader_id = -1
     o.leader_epoch = -1
@@ -2408,11 +2516,11 @@ def _new_SnapshotId() -> SnapshotId:
     return o
 
 
-def _w_SnapshotId_0(o: SnapshotId, out: bytearray) -> None:
+def _w_SnapshotId_4(o: SnapshotId, out: bytearray) -> None:
     out += _S_qi.pack(o.end_offset, o.epoch)
 
 
-def _r_SnapshotId_0(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
+def _r_SnapshotId_4(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
     o = SnapshotId.__new__(SnapshotId)
     o.end_offset, o.epoch = _S_qi.unpack_from(buf, pos)
     pos += 12
@@ -2447,21 +2555,6 @@ def _new_AbortedTransaction() -> AbortedTransaction:
     o.first_offset = 0
     o.unknown_tags = None
     return o
-
-
-def _w_AbortedTransaction_0(o: AbortedTransaction, out: bytearray) -> None:
-    if o.producer_id != 0:
-        raise UnsupportedVersionError('AbortedTransaction.producer_id has a non-default value this version cannot carry')
-    if o.first_offset != 0:
-        raise UnsupportedVersionError('AbortedTransaction.first_offset has a non-default value this version cannot carry')
-
-
-def _r_AbortedTransaction_0(buf: memoryview, pos: int) -> tuple[AbortedTransaction, int]:
-    o = AbortedTransaction.__new__(AbortedTransaction)
-    o.producer_id = 0
-    o.first_offset = 0
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_AbortedTransaction_4(o: AbortedTransaction, out: bytearray) -> None:
@@ -2512,35 +2605,6 @@ def _new_PartitionData() -> PartitionData:
     o.records = None
     o.unknown_tags = None
     return o
-
-
-def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
-    if o.diverging_epoch != _DEF_EpochEndOffset:
-        raise UnsupportedVersionError('PartitionData.diverging_epoch has a non-default value this version cannot carry')
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
-        raise UnsupportedVersionError('PartitionData.current_leader has a non-default value this version cannot carry')
-    if o.snapshot_id != _DEF_SnapshotId:
-        raise UnsupportedVersionError('PartitionData.snapshot_id has a non-default value this version cannot carry')
-    if o.preferred_read_replica != -1:
-        raise UnsupportedVersionError('PartitionData.preferred_read_replica has a non-default value this version cannot carry')
-    out += _S_ihq.pack(o.partition_index, o.error_code, o.high_watermark)
-    write_nullable_bytes(out, o.records)
-
-
-def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
-    o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark = _S_ihq.unpack_from(buf, pos)
-    pos += 14
-    o.records, pos = read_nullable_records(buf, pos)
-    o.last_stable_offset = -1
-    o.log_start_offset = -1
-    o.diverging_epoch = _new_EpochEndOffset()
-    o.current_leader = _new_LeaderIdAndEpoch()
-    o.snapshot_id = _new_SnapshotId()
-    o.aborted_transactions = []
-    o.preferred_read_replica = -1
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_PartitionData_4(o: PartitionData, out: bytearray) -> None:
@@ -2765,28 +2829,6 @@ def _new_FetchableTopicResponse() -> FetchableTopicResponse:
     return o
 
 
-def _w_FetchableTopicResponse_0(o: FetchableTopicResponse, out: bytearray) -> None:
-    write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionData_0(e2, out)
-
-
-def _r_FetchableTopicResponse_0(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
-    o = FetchableTopicResponse.__new__(FetchableTopicResponse)
-    o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.topic_id = ZERO_UUID
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_FetchableTopicResponse_4(o: FetchableTopicResponse, out: bytearray) -> None:
     write_string(out, o.topic)
     x1 = o.partitions
@@ -2925,7 +2967,7 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
+def _w_NodeEndpoint_4(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
     if o.host != '':
@@ -2936,7 +2978,7 @@ def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
         raise UnsupportedVersionError('NodeEndpoint.rack has a non-default value this version cannot carry')
 
 
-def _r_NodeEndpoint_0(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _r_NodeEndpoint_4(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = 0
     o.host = ''
@@ -3013,62 +3055,6 @@ def _new_FetchResponse() -> FetchResponse:
     o.node_endpoints = []
     o.unknown_tags = None
     return o
-
-
-def _w_FetchResponse_0(o: FetchResponse, out: bytearray) -> None:
-    if o.session_id != 0:
-        raise UnsupportedVersionError('FetchResponse.session_id has a non-default value this version cannot carry')
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchableTopicResponse_0(e2, out)
-    if len(o.node_endpoints) != 0:
-        raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
-
-
-def _r_FetchResponse_0(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
-    o = FetchResponse.__new__(FetchResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = 0
-    o.error_code = 0
-    o.session_id = 0
-    o.node_endpoints = []
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_FetchResponse_1(o: FetchResponse, out: bytearray) -> None:
-    if o.session_id != 0:
-        raise UnsupportedVersionError('FetchResponse.session_id has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchableTopicResponse_0(e2, out)
-    if len(o.node_endpoints) != 0:
-        raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
-
-
-def _r_FetchResponse_1(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
-    o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
-    pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.error_code = 0
-    o.session_id = 0
-    o.node_endpoints = []
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_FetchResponse_4(o: FetchResponse, out: bytearray) -> None:
@@ -3310,41 +3296,35 @@ def _r_FetchResponse_16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
 
 
 _W_ReplicaState: tuple[Callable[[ReplicaState, bytearray], None], ...] = (
-    _w_ReplicaState_0,
-    _w_ReplicaState_0,
-    _w_ReplicaState_0,
-    _w_ReplicaState_0,
-    _w_ReplicaState_0,
-    _w_ReplicaState_0,
-    _w_ReplicaState_0,
-    _w_ReplicaState_0,
-    _w_ReplicaState_0,
-    _w_ReplicaState_0,
-    _w_ReplicaState_0,
-    _w_ReplicaState_0,
+    _w_ReplicaState_4,
+    _w_ReplicaState_4,
+    _w_ReplicaState_4,
+    _w_ReplicaState_4,
+    _w_ReplicaState_4,
+    _w_ReplicaState_4,
+    _w_ReplicaState_4,
+    _w_ReplicaState_4,
     _w_ReplicaState_12,
     _w_ReplicaState_12,
     _w_ReplicaState_12,
+    _w_ReplicaState_15,
     _w_ReplicaState_15,
     _w_ReplicaState_15,
     _w_ReplicaState_15,
 )
 _R_ReplicaState: tuple[Callable[[memoryview, int], tuple[ReplicaState, int]], ...] = (
-    _r_ReplicaState_0,
-    _r_ReplicaState_0,
-    _r_ReplicaState_0,
-    _r_ReplicaState_0,
-    _r_ReplicaState_0,
-    _r_ReplicaState_0,
-    _r_ReplicaState_0,
-    _r_ReplicaState_0,
-    _r_ReplicaState_0,
-    _r_ReplicaState_0,
-    _r_ReplicaState_0,
-    _r_ReplicaState_0,
+    _r_ReplicaState_4,
+    _r_ReplicaState_4,
+    _r_ReplicaState_4,
+    _r_ReplicaState_4,
+    _r_ReplicaState_4,
+    _r_ReplicaState_4,
+    _r_ReplicaState_4,
+    _r_ReplicaState_4,
     _r_ReplicaState_12,
     _r_ReplicaState_12,
     _r_ReplicaState_12,
+    _r_ReplicaState_15,
     _r_ReplicaState_15,
     _r_ReplicaState_15,
     _r_ReplicaState_15,
@@ -3356,11 +3336,7 @@ ReplicaState._FIELDS = (
 _DEF_ReplicaState = ReplicaState()
 
 _W_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...] = (
-    _w_FetchPartition_0,
-    _w_FetchPartition_0,
-    _w_FetchPartition_0,
-    _w_FetchPartition_0,
-    _w_FetchPartition_0,
+    _w_FetchPartition_4,
     _w_FetchPartition_5,
     _w_FetchPartition_5,
     _w_FetchPartition_5,
@@ -3374,13 +3350,10 @@ _W_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...] = (
     _w_FetchPartition_12,
     _w_FetchPartition_12,
     _w_FetchPartition_17,
+    _w_FetchPartition_18,
 )
 _R_FetchPartition: tuple[Callable[[memoryview, int], tuple[FetchPartition, int]], ...] = (
-    _r_FetchPartition_0,
-    _r_FetchPartition_0,
-    _r_FetchPartition_0,
-    _r_FetchPartition_0,
-    _r_FetchPartition_0,
+    _r_FetchPartition_4,
     _r_FetchPartition_5,
     _r_FetchPartition_5,
     _r_FetchPartition_5,
@@ -3394,6 +3367,7 @@ _R_FetchPartition: tuple[Callable[[memoryview, int], tuple[FetchPartition, int]]
     _r_FetchPartition_12,
     _r_FetchPartition_12,
     _r_FetchPartition_17,
+    _r_FetchPartition_18,
 )
 FetchPartition._FIELDS = (
     FieldSpec('partition', 'int32', None, (0, 32767), None, None, None, None),
@@ -3403,14 +3377,11 @@ FetchPartition._FIELDS = (
     FieldSpec('log_start_offset', 'int64', None, (5, 32767), None, None, None, None),
     FieldSpec('partition_max_bytes', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('replica_directory_id', 'uuid', None, (17, 32767), None, (17, 32767), 0, None),
+    FieldSpec('high_watermark', 'int64', None, (18, 32767), None, (18, 32767), 1, None),
 )
 
 _W_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
-    _w_FetchTopic_0,
-    _w_FetchTopic_0,
-    _w_FetchTopic_0,
-    _w_FetchTopic_0,
-    _w_FetchTopic_0,
+    _w_FetchTopic_4,
     _w_FetchTopic_5,
     _w_FetchTopic_5,
     _w_FetchTopic_5,
@@ -3424,13 +3395,10 @@ _W_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
     _w_FetchTopic_13,
     _w_FetchTopic_13,
     _w_FetchTopic_17,
+    _w_FetchTopic_18,
 )
 _R_FetchTopic: tuple[Callable[[memoryview, int], tuple[FetchTopic, int]], ...] = (
-    _r_FetchTopic_0,
-    _r_FetchTopic_0,
-    _r_FetchTopic_0,
-    _r_FetchTopic_0,
-    _r_FetchTopic_0,
+    _r_FetchTopic_4,
     _r_FetchTopic_5,
     _r_FetchTopic_5,
     _r_FetchTopic_5,
@@ -3444,6 +3412,7 @@ _R_FetchTopic: tuple[Callable[[memoryview, int], tuple[FetchTopic, int]], ...] =
     _r_FetchTopic_13,
     _r_FetchTopic_13,
     _r_FetchTopic_17,
+    _r_FetchTopic_18,
 )
 FetchTopic._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 12), None, None, None, None),
@@ -3452,13 +3421,9 @@ FetchTopic._FIELDS = (
 )
 
 _W_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...] = (
-    _w_ForgottenTopic_0,
-    _w_ForgottenTopic_0,
-    _w_ForgottenTopic_0,
-    _w_ForgottenTopic_0,
-    _w_ForgottenTopic_0,
-    _w_ForgottenTopic_0,
-    _w_ForgottenTopic_0,
+    _w_ForgottenTopic_4,
+    _w_ForgottenTopic_4,
+    _w_ForgottenTopic_4,
     _w_ForgottenTopic_7,
     _w_ForgottenTopic_7,
     _w_ForgottenTopic_7,
@@ -3470,21 +3435,19 @@ _W_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...] = (
     _w_ForgottenTopic_13,
     _w_ForgottenTopic_13,
     _w_ForgottenTopic_13,
+    _w_ForgottenTopic_13,
 )
 _R_ForgottenTopic: tuple[Callable[[memoryview, int], tuple[ForgottenTopic, int]], ...] = (
-    _r_ForgottenTopic_0,
-    _r_ForgottenTopic_0,
-    _r_ForgottenTopic_0,
-    _r_ForgottenTopic_0,
-    _r_ForgottenTopic_0,
-    _r_ForgottenTopic_0,
-    _r_ForgottenTopic_0,
+    _r_ForgottenTopic_4,
+    _r_ForgottenTopic_4,
+    _r_ForgottenTopic_4,
     _r_ForgottenTopic_7,
     _r_ForgottenTopic_7,
     _r_ForgottenTopic_7,
     _r_ForgottenTopic_7,
     _r_ForgottenTopic_7,
     _r_ForgottenTopic_12,
+    _r_ForgottenTopic_13,
     _r_ForgottenTopic_13,
     _r_ForgottenTopic_13,
     _r_ForgottenTopic_13,
@@ -3498,10 +3461,6 @@ ForgottenTopic._FIELDS = (
 )
 
 _W_FetchRequest: tuple[Callable[[FetchRequest, bytearray], None], ...] = (
-    _w_FetchRequest_0,
-    _w_FetchRequest_0,
-    _w_FetchRequest_0,
-    _w_FetchRequest_3,
     _w_FetchRequest_4,
     _w_FetchRequest_5,
     _w_FetchRequest_5,
@@ -3516,12 +3475,9 @@ _W_FetchRequest: tuple[Callable[[FetchRequest, bytearray], None], ...] = (
     _w_FetchRequest_15,
     _w_FetchRequest_15,
     _w_FetchRequest_17,
+    _w_FetchRequest_18,
 )
 _R_FetchRequest: tuple[Callable[[memoryview, int], tuple[FetchRequest, int]], ...] = (
-    _r_FetchRequest_0,
-    _r_FetchRequest_0,
-    _r_FetchRequest_0,
-    _r_FetchRequest_3,
     _r_FetchRequest_4,
     _r_FetchRequest_5,
     _r_FetchRequest_5,
@@ -3536,6 +3492,7 @@ _R_FetchRequest: tuple[Callable[[memoryview, int], tuple[FetchRequest, int]], ..
     _r_FetchRequest_15,
     _r_FetchRequest_15,
     _r_FetchRequest_17,
+    _r_FetchRequest_18,
 )
 FetchRequest._FIELDS = (
     FieldSpec('cluster_id', 'string', None, (12, 32767), (12, 32767), (12, 32767), 0, None),
@@ -3553,18 +3510,15 @@ FetchRequest._FIELDS = (
 )
 
 _W_EpochEndOffset: tuple[Callable[[EpochEndOffset, bytearray], None], ...] = (
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_0,
+    _w_EpochEndOffset_4,
+    _w_EpochEndOffset_4,
+    _w_EpochEndOffset_4,
+    _w_EpochEndOffset_4,
+    _w_EpochEndOffset_4,
+    _w_EpochEndOffset_4,
+    _w_EpochEndOffset_4,
+    _w_EpochEndOffset_4,
+    _w_EpochEndOffset_12,
     _w_EpochEndOffset_12,
     _w_EpochEndOffset_12,
     _w_EpochEndOffset_12,
@@ -3573,18 +3527,15 @@ _W_EpochEndOffset: tuple[Callable[[EpochEndOffset, bytearray], None], ...] = (
     _w_EpochEndOffset_12,
 )
 _R_EpochEndOffset: tuple[Callable[[memoryview, int], tuple[EpochEndOffset, int]], ...] = (
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_0,
+    _r_EpochEndOffset_4,
+    _r_EpochEndOffset_4,
+    _r_EpochEndOffset_4,
+    _r_EpochEndOffset_4,
+    _r_EpochEndOffset_4,
+    _r_EpochEndOffset_4,
+    _r_EpochEndOffset_4,
+    _r_EpochEndOffset_4,
+    _r_EpochEndOffset_12,
     _r_EpochEndOffset_12,
     _r_EpochEndOffset_12,
     _r_EpochEndOffset_12,
@@ -3599,18 +3550,15 @@ EpochEndOffset._FIELDS = (
 _DEF_EpochEndOffset = EpochEndOffset()
 
 _W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
+    _w_LeaderIdAndEpoch_4,
+    _w_LeaderIdAndEpoch_4,
+    _w_LeaderIdAndEpoch_4,
+    _w_LeaderIdAndEpoch_4,
+    _w_LeaderIdAndEpoch_4,
+    _w_LeaderIdAndEpoch_4,
+    _w_LeaderIdAndEpoch_4,
+    _w_LeaderIdAndEpoch_4,
+    _w_LeaderIdAndEpoch_12,
     _w_LeaderIdAndEpoch_12,
     _w_LeaderIdAndEpoch_12,
     _w_LeaderIdAndEpoch_12,
@@ -3619,18 +3567,15 @@ _W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] =
     _w_LeaderIdAndEpoch_12,
 )
 _R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
+    _r_LeaderIdAndEpoch_4,
+    _r_LeaderIdAndEpoch_4,
+    _r_LeaderIdAndEpoch_4,
+    _r_LeaderIdAndEpoch_4,
+    _r_LeaderIdAndEpoch_4,
+    _r_LeaderIdAndEpoch_4,
+    _r_LeaderIdAndEpoch_4,
+    _r_LeaderIdAndEpoch_4,
+    _r_LeaderIdAndEpoch_12,
     _r_LeaderIdAndEpoch_12,
     _r_LeaderIdAndEpoch_12,
     _r_LeaderIdAndEpoch_12,
@@ -3645,18 +3590,15 @@ LeaderIdAndEpoch._FIELDS = (
 _DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
 _W_SnapshotId: tuple[Callable[[SnapshotId, bytearray], None], ...] = (
-    _w_SnapshotId_0,
-    _w_SnapshotId_0,
-    _w_SnapshotId_0,
-    _w_SnapshotId_0,
-    _w_SnapshotId_0,
-    _w_SnapshotId_0,
-    _w_SnapshotId_0,
-    _w_SnapshotId_0,
-    _w_SnapshotId_0,
-    _w_SnapshotId_0,
-    _w_SnapshotId_0,
-    _w_SnapshotId_0,
+    _w_SnapshotId_4,
+    _w_SnapshotId_4,
+    _w_SnapshotId_4,
+    _w_SnapshotId_4,
+    _w_SnapshotId_4,
+    _w_SnapshotId_4,
+    _w_SnapshotId_4,
+    _w_SnapshotId_4,
+    _w_SnapshotId_12,
     _w_SnapshotId_12,
     _w_SnapshotId_12,
     _w_SnapshotId_12,
@@ -3665,18 +3607,15 @@ _W_SnapshotId: tuple[Callable[[SnapshotId, bytearray], None], ...] = (
     _w_SnapshotId_12,
 )
 _R_SnapshotId: tuple[Callable[[memoryview, int], tuple[SnapshotId, int]], ...] = (
-    _r_SnapshotId_0,
-    _r_SnapshotId_0,
-    _r_SnapshotId_0,
-    _r_SnapshotId_0,
-    _r_SnapshotId_0,
-    _r_SnapshotId_0,
-    _r_SnapshotId_0,
-    _r_SnapshotId_0,
-    _r_SnapshotId_0,
-    _r_SnapshotId_0,
-    _r_SnapshotId_0,
-    _r_SnapshotId_0,
+    _r_SnapshotId_4,
+    _r_SnapshotId_4,
+    _r_SnapshotId_4,
+    _r_SnapshotId_4,
+    _r_SnapshotId_4,
+    _r_SnapshotId_4,
+    _r_SnapshotId_4,
+    _r_SnapshotId_4,
+    _r_SnapshotId_12,
     _r_SnapshotId_12,
     _r_SnapshotId_12,
     _r_SnapshotId_12,
@@ -3691,10 +3630,6 @@ SnapshotId._FIELDS = (
 _DEF_SnapshotId = SnapshotId()
 
 _W_AbortedTransaction: tuple[Callable[[AbortedTransaction, bytearray], None], ...] = (
-    _w_AbortedTransaction_0,
-    _w_AbortedTransaction_0,
-    _w_AbortedTransaction_0,
-    _w_AbortedTransaction_0,
     _w_AbortedTransaction_4,
     _w_AbortedTransaction_4,
     _w_AbortedTransaction_4,
@@ -3703,6 +3638,7 @@ _W_AbortedTransaction: tuple[Callable[[AbortedTransaction, bytearray], None], ..
     _w_AbortedTransaction_4,
     _w_AbortedTransaction_4,
     _w_AbortedTransaction_4,
+    _w_AbortedTransaction_12,
     _w_AbortedTransaction_12,
     _w_AbortedTransaction_12,
     _w_AbortedTransaction_12,
@@ -3711,10 +3647,6 @@ _W_AbortedTransaction: tuple[Callable[[AbortedTransaction, bytearray], None], ..
     _w_AbortedTransaction_12,
 )
 _R_AbortedTransaction: tuple[Callable[[memoryview, int], tuple[AbortedTransaction, int]], ...] = (
-    _r_AbortedTransaction_0,
-    _r_AbortedTransaction_0,
-    _r_AbortedTransaction_0,
-    _r_AbortedTransaction_0,
     _r_AbortedTransaction_4,
     _r_AbortedTransaction_4,
     _r_AbortedTransaction_4,
@@ -3723,6 +3655,7 @@ _R_AbortedTransaction: tuple[Callable[[memoryview, int], tuple[AbortedTransactio
     _r_AbortedTransaction_4,
     _r_AbortedTransaction_4,
     _r_AbortedTransaction_4,
+    _r_AbortedTransaction_12,
     _r_AbortedTransaction_12,
     _r_AbortedTransaction_12,
     _r_AbortedTransaction_12,
@@ -3736,10 +3669,6 @@ AbortedTransaction._FIELDS = (
 )
 
 _W_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
-    _w_PartitionData_0,
-    _w_PartitionData_0,
-    _w_PartitionData_0,
-    _w_PartitionData_0,
     _w_PartitionData_4,
     _w_PartitionData_5,
     _w_PartitionData_5,
@@ -3754,12 +3683,9 @@ _W_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
     _w_PartitionData_12,
     _w_PartitionData_12,
     _w_PartitionData_12,
+    _w_PartitionData_12,
 )
 _R_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
-    _r_PartitionData_0,
-    _r_PartitionData_0,
-    _r_PartitionData_0,
-    _r_PartitionData_0,
     _r_PartitionData_4,
     _r_PartitionData_5,
     _r_PartitionData_5,
@@ -3768,6 +3694,7 @@ _R_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], 
     _r_PartitionData_5,
     _r_PartitionData_5,
     _r_PartitionData_11,
+    _r_PartitionData_12,
     _r_PartitionData_12,
     _r_PartitionData_12,
     _r_PartitionData_12,
@@ -3790,10 +3717,6 @@ PartitionData._FIELDS = (
 )
 
 _W_FetchableTopicResponse: tuple[Callable[[FetchableTopicResponse, bytearray], None], ...] = (
-    _w_FetchableTopicResponse_0,
-    _w_FetchableTopicResponse_0,
-    _w_FetchableTopicResponse_0,
-    _w_FetchableTopicResponse_0,
     _w_FetchableTopicResponse_4,
     _w_FetchableTopicResponse_5,
     _w_FetchableTopicResponse_5,
@@ -3808,12 +3731,9 @@ _W_FetchableTopicResponse: tuple[Callable[[FetchableTopicResponse, bytearray], N
     _w_FetchableTopicResponse_13,
     _w_FetchableTopicResponse_13,
     _w_FetchableTopicResponse_13,
+    _w_FetchableTopicResponse_13,
 )
 _R_FetchableTopicResponse: tuple[Callable[[memoryview, int], tuple[FetchableTopicResponse, int]], ...] = (
-    _r_FetchableTopicResponse_0,
-    _r_FetchableTopicResponse_0,
-    _r_FetchableTopicResponse_0,
-    _r_FetchableTopicResponse_0,
     _r_FetchableTopicResponse_4,
     _r_FetchableTopicResponse_5,
     _r_FetchableTopicResponse_5,
@@ -3828,6 +3748,7 @@ _R_FetchableTopicResponse: tuple[Callable[[memoryview, int], tuple[FetchableTopi
     _r_FetchableTopicResponse_13,
     _r_FetchableTopicResponse_13,
     _r_FetchableTopicResponse_13,
+    _r_FetchableTopicResponse_13,
 )
 FetchableTopicResponse._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 12), None, None, None, None),
@@ -3836,42 +3757,36 @@ FetchableTopicResponse._FIELDS = (
 )
 
 _W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
+    _w_NodeEndpoint_4,
+    _w_NodeEndpoint_4,
+    _w_NodeEndpoint_4,
+    _w_NodeEndpoint_4,
+    _w_NodeEndpoint_4,
+    _w_NodeEndpoint_4,
+    _w_NodeEndpoint_4,
+    _w_NodeEndpoint_4,
     _w_NodeEndpoint_12,
     _w_NodeEndpoint_12,
     _w_NodeEndpoint_12,
     _w_NodeEndpoint_12,
+    _w_NodeEndpoint_16,
     _w_NodeEndpoint_16,
     _w_NodeEndpoint_16,
 )
 _R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
+    _r_NodeEndpoint_4,
+    _r_NodeEndpoint_4,
+    _r_NodeEndpoint_4,
+    _r_NodeEndpoint_4,
+    _r_NodeEndpoint_4,
+    _r_NodeEndpoint_4,
+    _r_NodeEndpoint_4,
+    _r_NodeEndpoint_4,
     _r_NodeEndpoint_12,
     _r_NodeEndpoint_12,
     _r_NodeEndpoint_12,
     _r_NodeEndpoint_12,
+    _r_NodeEndpoint_16,
     _r_NodeEndpoint_16,
     _r_NodeEndpoint_16,
 )
@@ -3883,10 +3798,6 @@ NodeEndpoint._FIELDS = (
 )
 
 _W_FetchResponse: tuple[Callable[[FetchResponse, bytearray], None], ...] = (
-    _w_FetchResponse_0,
-    _w_FetchResponse_1,
-    _w_FetchResponse_1,
-    _w_FetchResponse_1,
     _w_FetchResponse_4,
     _w_FetchResponse_5,
     _w_FetchResponse_5,
@@ -3901,12 +3812,9 @@ _W_FetchResponse: tuple[Callable[[FetchResponse, bytearray], None], ...] = (
     _w_FetchResponse_13,
     _w_FetchResponse_16,
     _w_FetchResponse_16,
+    _w_FetchResponse_16,
 )
 _R_FetchResponse: tuple[Callable[[memoryview, int], tuple[FetchResponse, int]], ...] = (
-    _r_FetchResponse_0,
-    _r_FetchResponse_1,
-    _r_FetchResponse_1,
-    _r_FetchResponse_1,
     _r_FetchResponse_4,
     _r_FetchResponse_5,
     _r_FetchResponse_5,
@@ -3919,6 +3827,7 @@ _R_FetchResponse: tuple[Callable[[memoryview, int], tuple[FetchResponse, int]], 
     _r_FetchResponse_13,
     _r_FetchResponse_13,
     _r_FetchResponse_13,
+    _r_FetchResponse_16,
     _r_FetchResponse_16,
     _r_FetchResponse_16,
 )

@@ -36,7 +36,7 @@ _S_iqh = struct.Struct('>iqh')
 class InitProducerIdRequest:
     """Kafka request ``InitProducerIdRequest`` (API key 22), versions 0-5."""
 
-    __slots__ = ('transactional_id', 'transaction_timeout_ms', 'producer_id', 'producer_epoch', 'unknown_tags',)
+    __slots__ = ('transactional_id', 'transaction_timeout_ms', 'producer_id', 'producer_epoch', 'enable2_pc', 'keep_prepared_txn', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 22
     MIN_VERSION: ClassVar[int] = 0
@@ -49,6 +49,8 @@ class InitProducerIdRequest:
     transaction_timeout_ms: int
     producer_id: int
     producer_epoch: int
+    enable2_pc: bool
+    keep_prepared_txn: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -58,12 +60,16 @@ class InitProducerIdRequest:
         transaction_timeout_ms: int = 0,
         producer_id: int = -1,
         producer_epoch: int = -1,
+        enable2_pc: bool = False,
+        keep_prepared_txn: bool = False,
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.transactional_id = transactional_id
         self.transaction_timeout_ms = transaction_timeout_ms
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
+        self.enable2_pc = enable2_pc
+        self.keep_prepared_txn = keep_prepared_txn
         self.unknown_tags = unknown_tags
 
     def __eq__(self, other: object) -> bool:
@@ -74,11 +80,13 @@ class InitProducerIdRequest:
             self.transaction_timeout_ms == other.transaction_timeout_ms and
             self.producer_id == other.producer_id and
             self.producer_epoch == other.producer_epoch and
+            self.enable2_pc == other.enable2_pc and
+            self.keep_prepared_txn == other.keep_prepared_txn and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"InitProducerIdRequest(transactional_id={self.transactional_id!r}, transaction_timeout_ms={self.transaction_timeout_ms!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}"
+        s = f"InitProducerIdRequest(transactional_id={self.transactional_id!r}, transaction_timeout_ms={self.transaction_timeout_ms!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, enable2_pc={self.enable2_pc!r}, keep_prepared_txn={self.keep_prepared_txn!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -131,7 +139,7 @@ class InitProducerIdRequest:
 class InitProducerIdResponse:
     """Kafka response ``InitProducerIdResponse`` (API key 22), versions 0-5."""
 
-    __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'unknown_tags',)
+    __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'ongoing_txn_producer_id', 'ongoing_txn_producer_epoch', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 22
     MIN_VERSION: ClassVar[int] = 0
@@ -144,6 +152,8 @@ class InitProducerIdResponse:
     error_code: int
     producer_id: int
     producer_epoch: int
+    ongoing_txn_producer_id: int
+    ongoing_txn_producer_epoch: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -153,12 +163,16 @@ class InitProducerIdResponse:
         error_code: int = 0,
         producer_id: int = -1,
         producer_epoch: int = 0,
+        ongoing_txn_producer_id: int = -1,
+        ongoing_txn_producer_epoch: int = -1,
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
+        self.ongoing_txn_producer_id = ongoing_txn_producer_id
+        self.ongoing_txn_producer_epoch = ongoing_txn_producer_epoch
         self.unknown_tags = unknown_tags
 
     def __eq__(self, other: object) -> bool:
@@ -169,11 +183,13 @@ class InitProducerIdResponse:
             self.error_code == other.error_code and
             self.producer_id == other.producer_id and
             self.producer_epoch == other.producer_epoch and
+            self.ongoing_txn_producer_id == other.ongoing_txn_producer_id and
+            self.ongoing_txn_producer_epoch == other.ongoing_txn_producer_epoch and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"InitProducerIdResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}"
+        s = f"InitProducerIdResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, ongoing_txn_producer_id={self.ongoing_txn_producer_id!r}, ongoing_txn_producer_epoch={self.ongoing_txn_producer_epoch!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -229,6 +245,8 @@ def _new_InitProducerIdRequest() -> InitProducerIdRequest:
     o.transaction_timeout_ms = 0
     o.producer_id = -1
     o.producer_epoch = -1
+    o.enable2_pc = False
+    o.keep_prepared_txn = False
     o.unknown_tags = None
     return o
 
@@ -239,6 +257,10 @@ def _w_InitProducerIdRequest_0(o: InitProducerIdRequest, out: bytearray) -> None
         raise UnsupportedVersionError('InitProducerIdRequest.producer_id has a non-default value this version cannot carry')
     if o.producer_epoch != -1:
         raise UnsupportedVersionError('InitProducerIdRequest.producer_epoch has a non-default value this version cannot carry')
+    if o.enable2_pc != False:
+        raise UnsupportedVersionError('InitProducerIdRequest.enable2_pc has a non-default value this version cannot carry')
+    if o.keep_prepared_txn != False:
+        raise UnsupportedVersionError('InitProducerIdRequest.keep_prepared_txn has a non-default value this version cannot carry')
     out += _S_i.pack(o.transaction_timeout_ms)
 
 
@@ -249,6 +271,8 @@ def _r_InitProducerIdRequest_0(buf: memoryview, pos: int) -> tuple[InitProducerI
     pos += 4
     o.producer_id = -1
     o.producer_epoch = -1
+    o.enable2_pc = False
+    o.keep_prepared_txn = False
     o.unknown_tags = None
     return o, pos
 
@@ -259,6 +283,10 @@ def _w_InitProducerIdRequest_2(o: InitProducerIdRequest, out: bytearray) -> None
         raise UnsupportedVersionError('InitProducerIdRequest.producer_id has a non-default value this version cannot carry')
     if o.producer_epoch != -1:
         raise UnsupportedVersionError('InitProducerIdRequest.producer_epoch has a non-default value this version cannot carry')
+    if o.enable2_pc != False:
+        raise UnsupportedVersionError('InitProducerIdRequest.enable2_pc has a non-default value this version cannot carry')
+    if o.keep_prepared_txn != False:
+        raise UnsupportedVersionError('InitProducerIdRequest.keep_prepared_txn has a non-default value this version cannot carry')
     out += _S_i.pack(o.transaction_timeout_ms)
     uk = o.unknown_tags
     if uk:
@@ -274,6 +302,8 @@ def _r_InitProducerIdRequest_2(buf: memoryview, pos: int) -> tuple[InitProducerI
     pos += 4
     o.producer_id = -1
     o.producer_epoch = -1
+    o.enable2_pc = False
+    o.keep_prepared_txn = False
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -284,6 +314,10 @@ def _r_InitProducerIdRequest_2(buf: memoryview, pos: int) -> tuple[InitProducerI
 
 def _w_InitProducerIdRequest_3(o: InitProducerIdRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.transactional_id)
+    if o.enable2_pc != False:
+        raise UnsupportedVersionError('InitProducerIdRequest.enable2_pc has a non-default value this version cannot carry')
+    if o.keep_prepared_txn != False:
+        raise UnsupportedVersionError('InitProducerIdRequest.keep_prepared_txn has a non-default value this version cannot carry')
     out += _S_iqh.pack(o.transaction_timeout_ms, o.producer_id, o.producer_epoch)
     uk = o.unknown_tags
     if uk:
@@ -297,6 +331,8 @@ def _r_InitProducerIdRequest_3(buf: memoryview, pos: int) -> tuple[InitProducerI
     o.transactional_id, pos = read_compact_nullable_string(buf, pos)
     o.transaction_timeout_ms, o.producer_id, o.producer_epoch = _S_iqh.unpack_from(buf, pos)
     pos += 14
+    o.enable2_pc = False
+    o.keep_prepared_txn = False
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -311,11 +347,17 @@ def _new_InitProducerIdResponse() -> InitProducerIdResponse:
     o.error_code = 0
     o.producer_id = -1
     o.producer_epoch = 0
+    o.ongoing_txn_producer_id = -1
+    o.ongoing_txn_producer_epoch = -1
     o.unknown_tags = None
     return o
 
 
 def _w_InitProducerIdResponse_0(o: InitProducerIdResponse, out: bytearray) -> None:
+    if o.ongoing_txn_producer_id != -1:
+        raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_id has a non-default value this version cannot carry')
+    if o.ongoing_txn_producer_epoch != -1:
+        raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_epoch has a non-default value this version cannot carry')
     out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
 
 
@@ -323,11 +365,17 @@ def _r_InitProducerIdResponse_0(buf: memoryview, pos: int) -> tuple[InitProducer
     o = InitProducerIdResponse.__new__(InitProducerIdResponse)
     o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _S_ihqh.unpack_from(buf, pos)
     pos += 16
+    o.ongoing_txn_producer_id = -1
+    o.ongoing_txn_producer_epoch = -1
     o.unknown_tags = None
     return o, pos
 
 
 def _w_InitProducerIdResponse_2(o: InitProducerIdResponse, out: bytearray) -> None:
+    if o.ongoing_txn_producer_id != -1:
+        raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_id has a non-default value this version cannot carry')
+    if o.ongoing_txn_producer_epoch != -1:
+        raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_epoch has a non-default value this version cannot carry')
     out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
     uk = o.unknown_tags
     if uk:
@@ -340,6 +388,8 @@ def _r_InitProducerIdResponse_2(buf: memoryview, pos: int) -> tuple[InitProducer
     o = InitProducerIdResponse.__new__(InitProducerIdResponse)
     o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _S_ihqh.unpack_from(buf, pos)
     pos += 16
+    o.ongoing_txn_producer_id = -1
+    o.ongoing_txn_producer_epoch = -1
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -369,6 +419,8 @@ InitProducerIdRequest._FIELDS = (
     FieldSpec('transaction_timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('producer_id', 'int64', None, (3, 32767), None, None, None, None),
     FieldSpec('producer_epoch', 'int16', None, (3, 32767), None, None, None, None),
+    FieldSpec('enable2_pc', 'bool', None, (6, 32767), None, None, None, None),
+    FieldSpec('keep_prepared_txn', 'bool', None, (6, 32767), None, None, None, None),
 )
 
 _W_InitProducerIdResponse: tuple[Callable[[InitProducerIdResponse, bytearray], None], ...] = (
@@ -392,4 +444,6 @@ InitProducerIdResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
     FieldSpec('producer_id', 'int64', None, (0, 32767), None, None, None, None),
     FieldSpec('producer_epoch', 'int16', None, (0, 32767), None, None, None, None),
+    FieldSpec('ongoing_txn_producer_id', 'int64', None, (6, 32767), None, None, None, None),
+    FieldSpec('ongoing_txn_producer_epoch', 'int16', None, (6, 32767), None, None, None, None),
 )

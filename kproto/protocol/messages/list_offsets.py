@@ -37,21 +37,19 @@ __all__ = [
 
 _S_i = struct.Struct('>i')
 _S_ib = struct.Struct('>ib')
-_S_ih = struct.Struct('>ih')
 _S_ihqq = struct.Struct('>ihqq')
 _S_ihqqi = struct.Struct('>ihqqi')
 _S_iiq = struct.Struct('>iiq')
 _S_iq = struct.Struct('>iq')
-_S_iqi = struct.Struct('>iqi')
 
 
 class ListOffsetsRequest:
-    """Kafka request ``ListOffsetsRequest`` (API key 2), versions 0-10."""
+    """Kafka request ``ListOffsetsRequest`` (API key 2), versions 1-10."""
 
     __slots__ = ('replica_id', 'isolation_level', 'topics', 'timeout_ms', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 2
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 10
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -108,11 +106,11 @@ class ListOffsetsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsRequest has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsRequest has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsRequest[version](self, out)
+            _W_ListOffsetsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsRequest v{version}: {exc}') from None
@@ -132,10 +130,10 @@ class ListOffsetsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsRequest has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsRequest has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsRequest[version](buf, pos)
+            return _R_ListOffsetsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsRequest v{version}: {exc}') from None
 
@@ -191,11 +189,11 @@ class ListOffsetsTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopic has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsTopic has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsTopic[version](self, out)
+            _W_ListOffsetsTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsTopic v{version}: {exc}') from None
@@ -215,10 +213,10 @@ class ListOffsetsTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopic has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsTopic has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsTopic[version](buf, pos)
+            return _R_ListOffsetsTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsTopic v{version}: {exc}') from None
 
@@ -226,7 +224,7 @@ class ListOffsetsTopic:
 class ListOffsetsPartition:
     """Schema struct ``ListOffsetsPartition`` of ``ListOffsetsRequest``."""
 
-    __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp', 'max_num_offsets', 'unknown_tags',)
+    __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartition'
@@ -234,7 +232,6 @@ class ListOffsetsPartition:
     partition_index: int
     current_leader_epoch: int
     timestamp: int
-    max_num_offsets: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -243,13 +240,11 @@ class ListOffsetsPartition:
         partition_index: int = 0,
         current_leader_epoch: int = -1,
         timestamp: int = 0,
-        max_num_offsets: int = 1,
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.current_leader_epoch = current_leader_epoch
         self.timestamp = timestamp
-        self.max_num_offsets = max_num_offsets
         self.unknown_tags = unknown_tags
 
     def __eq__(self, other: object) -> bool:
@@ -259,12 +254,11 @@ class ListOffsetsPartition:
             self.partition_index == other.partition_index and
             self.current_leader_epoch == other.current_leader_epoch and
             self.timestamp == other.timestamp and
-            self.max_num_offsets == other.max_num_offsets and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"ListOffsetsPartition(partition_index={self.partition_index!r}, current_leader_epoch={self.current_leader_epoch!r}, timestamp={self.timestamp!r}, max_num_offsets={self.max_num_offsets!r}"
+        s = f"ListOffsetsPartition(partition_index={self.partition_index!r}, current_leader_epoch={self.current_leader_epoch!r}, timestamp={self.timestamp!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -282,11 +276,11 @@ class ListOffsetsPartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartition has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsPartition has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsPartition[version](self, out)
+            _W_ListOffsetsPartition[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsPartition v{version}: {exc}') from None
@@ -306,21 +300,21 @@ class ListOffsetsPartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsPartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartition has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsPartition has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsPartition[version](buf, pos)
+            return _R_ListOffsetsPartition[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsPartition v{version}: {exc}') from None
 
 
 class ListOffsetsResponse:
-    """Kafka response ``ListOffsetsResponse`` (API key 2), versions 0-10."""
+    """Kafka response ``ListOffsetsResponse`` (API key 2), versions 1-10."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 2
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 10
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -369,11 +363,11 @@ class ListOffsetsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsResponse has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsResponse has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsResponse[version](self, out)
+            _W_ListOffsetsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsResponse v{version}: {exc}') from None
@@ -393,10 +387,10 @@ class ListOffsetsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsResponse has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsResponse has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsResponse[version](buf, pos)
+            return _R_ListOffsetsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsResponse v{version}: {exc}') from None
 
@@ -452,11 +446,11 @@ class ListOffsetsTopicResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopicResponse has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsTopicResponse has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsTopicResponse[version](self, out)
+            _W_ListOffsetsTopicResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsTopicResponse v{version}: {exc}') from None
@@ -476,10 +470,10 @@ class ListOffsetsTopicResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsTopicResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopicResponse has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsTopicResponse has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsTopicResponse[version](buf, pos)
+            return _R_ListOffsetsTopicResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsTopicResponse v{version}: {exc}') from None
 
@@ -487,14 +481,13 @@ class ListOffsetsTopicResponse:
 class ListOffsetsPartitionResponse:
     """Schema struct ``ListOffsetsPartitionResponse`` of ``ListOffsetsResponse``."""
 
-    __slots__ = ('partition_index', 'error_code', 'old_style_offsets', 'timestamp', 'offset', 'leader_epoch', 'unknown_tags',)
+    __slots__ = ('partition_index', 'error_code', 'timestamp', 'offset', 'leader_epoch', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartitionResponse'
 
     partition_index: int
     error_code: int
-    old_style_offsets: list[int]
     timestamp: int
     offset: int
     leader_epoch: int
@@ -505,7 +498,6 @@ class ListOffsetsPartitionResponse:
         *,
         partition_index: int = 0,
         error_code: int = 0,
-        old_style_offsets: Iterable[int] = (),
         timestamp: int = -1,
         offset: int = -1,
         leader_epoch: int = -1,
@@ -513,7 +505,6 @@ class ListOffsetsPartitionResponse:
     ) -> None:
         self.partition_index = partition_index
         self.error_code = error_code
-        self.old_style_offsets = list(old_style_offsets)
         self.timestamp = timestamp
         self.offset = offset
         self.leader_epoch = leader_epoch
@@ -525,7 +516,6 @@ class ListOffsetsPartitionResponse:
         return (
             self.partition_index == other.partition_index and
             self.error_code == other.error_code and
-            self.old_style_offsets == other.old_style_offsets and
             self.timestamp == other.timestamp and
             self.offset == other.offset and
             self.leader_epoch == other.leader_epoch and
@@ -533,7 +523,7 @@ class ListOffsetsPartitionResponse:
         )
 
     def __repr__(self) -> str:
-        s = f"ListOffsetsPartitionResponse(partition_index={self.partition_index!r}, error_code={self.error_code!r}, old_style_offsets={self.old_style_offsets!r}, timestamp={self.timestamp!r}, offset={self.offset!r}, leader_epoch={self.leader_epoch!r}"
+        s = f"ListOffsetsPartitionResponse(partition_index={self.partition_index!r}, error_code={self.error_code!r}, timestamp={self.timestamp!r}, offset={self.offset!r}, leader_epoch={self.leader_epoch!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -551,11 +541,11 @@ class ListOffsetsPartitionResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartitionResponse has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsPartitionResponse has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsPartitionResponse[version](self, out)
+            _W_ListOffsetsPartitionResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsPartitionResponse v{version}: {exc}') from None
@@ -575,10 +565,10 @@ class ListOffsetsPartitionResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsPartitionResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartitionResponse has no version {version} (valid 0-10)')
+        if not 1 <= version <= 10:
+            raise UnsupportedVersionError(f'ListOffsetsPartitionResponse has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsPartitionResponse[version](buf, pos)
+            return _R_ListOffsetsPartitionResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsPartitionResponse v{version}: {exc}') from None
 
@@ -588,27 +578,11 @@ def _new_ListOffsetsPartition() -> ListOffsetsPartition:
     o.partition_index = 0
     o.current_leader_epoch = -1
     o.timestamp = 0
-    o.max_num_offsets = 1
     o.unknown_tags = None
     return o
 
 
-def _w_ListOffsetsPartition_0(o: ListOffsetsPartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.timestamp, o.max_num_offsets)
-
-
-def _r_ListOffsetsPartition_0(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
-    o = ListOffsetsPartition.__new__(ListOffsetsPartition)
-    o.partition_index, o.timestamp, o.max_num_offsets = _S_iqi.unpack_from(buf, pos)
-    pos += 16
-    o.current_leader_epoch = -1
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_ListOffsetsPartition_1(o: ListOffsetsPartition, out: bytearray) -> None:
-    if o.max_num_offsets != 1:
-        raise UnsupportedVersionError('ListOffsetsPartition.max_num_offsets has a non-default value this version cannot carry')
     out += _S_iq.pack(o.partition_index, o.timestamp)
 
 
@@ -617,14 +591,11 @@ def _r_ListOffsetsPartition_1(buf: memoryview, pos: int) -> tuple[ListOffsetsPar
     o.partition_index, o.timestamp = _S_iq.unpack_from(buf, pos)
     pos += 12
     o.current_leader_epoch = -1
-    o.max_num_offsets = 1
     o.unknown_tags = None
     return o, pos
 
 
 def _w_ListOffsetsPartition_4(o: ListOffsetsPartition, out: bytearray) -> None:
-    if o.max_num_offsets != 1:
-        raise UnsupportedVersionError('ListOffsetsPartition.max_num_offsets has a non-default value this version cannot carry')
     out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
 
 
@@ -632,14 +603,11 @@ def _r_ListOffsetsPartition_4(buf: memoryview, pos: int) -> tuple[ListOffsetsPar
     o = ListOffsetsPartition.__new__(ListOffsetsPartition)
     o.partition_index, o.current_leader_epoch, o.timestamp = _S_iiq.unpack_from(buf, pos)
     pos += 16
-    o.max_num_offsets = 1
     o.unknown_tags = None
     return o, pos
 
 
 def _w_ListOffsetsPartition_6(o: ListOffsetsPartition, out: bytearray) -> None:
-    if o.max_num_offsets != 1:
-        raise UnsupportedVersionError('ListOffsetsPartition.max_num_offsets has a non-default value this version cannot carry')
     out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
     uk = o.unknown_tags
     if uk:
@@ -652,7 +620,6 @@ def _r_ListOffsetsPartition_6(buf: memoryview, pos: int) -> tuple[ListOffsetsPar
     o = ListOffsetsPartition.__new__(ListOffsetsPartition)
     o.partition_index, o.current_leader_epoch, o.timestamp = _S_iiq.unpack_from(buf, pos)
     pos += 16
-    o.max_num_offsets = 1
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -667,27 +634,6 @@ def _new_ListOffsetsTopic() -> ListOffsetsTopic:
     o.partitions = []
     o.unknown_tags = None
     return o
-
-
-def _w_ListOffsetsTopic_0(o: ListOffsetsTopic, out: bytearray) -> None:
-    write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsPartition_0(e2, out)
-
-
-def _r_ListOffsetsTopic_0(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
-    o = ListOffsetsTopic.__new__(ListOffsetsTopic)
-    o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_ListOffsetsTopic_1(o: ListOffsetsTopic, out: bytearray) -> None:
@@ -770,32 +716,6 @@ def _new_ListOffsetsRequest() -> ListOffsetsRequest:
     o.timeout_ms = 0
     o.unknown_tags = None
     return o
-
-
-def _w_ListOffsetsRequest_0(o: ListOffsetsRequest, out: bytearray) -> None:
-    if o.isolation_level != 0:
-        raise UnsupportedVersionError('ListOffsetsRequest.isolation_level has a non-default value this version cannot carry')
-    out += _S_i.pack(o.replica_id)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopic_0(e2, out)
-
-
-def _r_ListOffsetsRequest_0(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
-    o = ListOffsetsRequest.__new__(ListOffsetsRequest)
-    o.replica_id = _S_i.unpack_from(buf, pos)[0]
-    pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.isolation_level = 0
-    o.timeout_ms = 0
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_ListOffsetsRequest_1(o: ListOffsetsRequest, out: bytearray) -> None:
@@ -940,7 +860,6 @@ def _new_ListOffsetsPartitionResponse() -> ListOffsetsPartitionResponse:
     o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
     o.partition_index = 0
     o.error_code = 0
-    o.old_style_offsets = []
     o.timestamp = -1
     o.offset = -1
     o.leader_epoch = -1
@@ -948,36 +867,7 @@ def _new_ListOffsetsPartitionResponse() -> ListOffsetsPartitionResponse:
     return o
 
 
-def _w_ListOffsetsPartitionResponse_0(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
-    x1 = o.old_style_offsets
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%dq' % len(x1), *x1)
-    if o.timestamp != -1:
-        raise UnsupportedVersionError('ListOffsetsPartitionResponse.timestamp has a non-default value this version cannot carry')
-    if o.offset != -1:
-        raise UnsupportedVersionError('ListOffsetsPartitionResponse.offset has a non-default value this version cannot carry')
-    if o.leader_epoch != -1:
-        raise UnsupportedVersionError('ListOffsetsPartitionResponse.leader_epoch has a non-default value this version cannot carry')
-
-
-def _r_ListOffsetsPartitionResponse_0(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
-    o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    n1, pos = read_array_len(buf, pos)
-    o.old_style_offsets = list(struct.unpack_from('>%dq' % n1, buf, pos))
-    pos += 8 * n1
-    o.timestamp = -1
-    o.offset = -1
-    o.leader_epoch = -1
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_ListOffsetsPartitionResponse_1(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
-    if len(o.old_style_offsets) != 0:
-        raise UnsupportedVersionError('ListOffsetsPartitionResponse.old_style_offsets has a non-default value this version cannot carry')
     if o.leader_epoch != -1:
         raise UnsupportedVersionError('ListOffsetsPartitionResponse.leader_epoch has a non-default value this version cannot carry')
     out += _S_ihqq.pack(o.partition_index, o.error_code, o.timestamp, o.offset)
@@ -987,15 +877,12 @@ def _r_ListOffsetsPartitionResponse_1(buf: memoryview, pos: int) -> tuple[ListOf
     o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
     o.partition_index, o.error_code, o.timestamp, o.offset = _S_ihqq.unpack_from(buf, pos)
     pos += 22
-    o.old_style_offsets = []
     o.leader_epoch = -1
     o.unknown_tags = None
     return o, pos
 
 
 def _w_ListOffsetsPartitionResponse_4(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
-    if len(o.old_style_offsets) != 0:
-        raise UnsupportedVersionError('ListOffsetsPartitionResponse.old_style_offsets has a non-default value this version cannot carry')
     out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
 
 
@@ -1003,14 +890,11 @@ def _r_ListOffsetsPartitionResponse_4(buf: memoryview, pos: int) -> tuple[ListOf
     o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
     o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _S_ihqqi.unpack_from(buf, pos)
     pos += 26
-    o.old_style_offsets = []
     o.unknown_tags = None
     return o, pos
 
 
 def _w_ListOffsetsPartitionResponse_6(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
-    if len(o.old_style_offsets) != 0:
-        raise UnsupportedVersionError('ListOffsetsPartitionResponse.old_style_offsets has a non-default value this version cannot carry')
     out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
@@ -1023,7 +907,6 @@ def _r_ListOffsetsPartitionResponse_6(buf: memoryview, pos: int) -> tuple[ListOf
     o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
     o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _S_ihqqi.unpack_from(buf, pos)
     pos += 26
-    o.old_style_offsets = []
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1038,27 +921,6 @@ def _new_ListOffsetsTopicResponse() -> ListOffsetsTopicResponse:
     o.partitions = []
     o.unknown_tags = None
     return o
-
-
-def _w_ListOffsetsTopicResponse_0(o: ListOffsetsTopicResponse, out: bytearray) -> None:
-    write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsPartitionResponse_0(e2, out)
-
-
-def _r_ListOffsetsTopicResponse_0(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
-    o = ListOffsetsTopicResponse.__new__(ListOffsetsTopicResponse)
-    o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsPartitionResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartitionResponse_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_ListOffsetsTopicResponse_1(o: ListOffsetsTopicResponse, out: bytearray) -> None:
@@ -1139,26 +1001,6 @@ def _new_ListOffsetsResponse() -> ListOffsetsResponse:
     o.topics = []
     o.unknown_tags = None
     return o
-
-
-def _w_ListOffsetsResponse_0(o: ListOffsetsResponse, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopicResponse_0(e2, out)
-
-
-def _r_ListOffsetsResponse_0(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
-    o = ListOffsetsResponse.__new__(ListOffsetsResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopicResponse_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_ListOffsetsResponse_1(o: ListOffsetsResponse, out: bytearray) -> None:
@@ -1257,7 +1099,6 @@ def _r_ListOffsetsResponse_6(buf: memoryview, pos: int) -> tuple[ListOffsetsResp
 
 
 _W_ListOffsetsPartition: tuple[Callable[[ListOffsetsPartition, bytearray], None], ...] = (
-    _w_ListOffsetsPartition_0,
     _w_ListOffsetsPartition_1,
     _w_ListOffsetsPartition_1,
     _w_ListOffsetsPartition_1,
@@ -1270,7 +1111,6 @@ _W_ListOffsetsPartition: tuple[Callable[[ListOffsetsPartition, bytearray], None]
     _w_ListOffsetsPartition_6,
 )
 _R_ListOffsetsPartition: tuple[Callable[[memoryview, int], tuple[ListOffsetsPartition, int]], ...] = (
-    _r_ListOffsetsPartition_0,
     _r_ListOffsetsPartition_1,
     _r_ListOffsetsPartition_1,
     _r_ListOffsetsPartition_1,
@@ -1286,11 +1126,9 @@ ListOffsetsPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('current_leader_epoch', 'int32', None, (4, 32767), None, None, None, None),
     FieldSpec('timestamp', 'int64', None, (0, 32767), None, None, None, None),
-    FieldSpec('max_num_offsets', 'int32', None, (0, 0), None, None, None, None),
 )
 
 _W_ListOffsetsTopic: tuple[Callable[[ListOffsetsTopic, bytearray], None], ...] = (
-    _w_ListOffsetsTopic_0,
     _w_ListOffsetsTopic_1,
     _w_ListOffsetsTopic_1,
     _w_ListOffsetsTopic_1,
@@ -1303,7 +1141,6 @@ _W_ListOffsetsTopic: tuple[Callable[[ListOffsetsTopic, bytearray], None], ...] =
     _w_ListOffsetsTopic_6,
 )
 _R_ListOffsetsTopic: tuple[Callable[[memoryview, int], tuple[ListOffsetsTopic, int]], ...] = (
-    _r_ListOffsetsTopic_0,
     _r_ListOffsetsTopic_1,
     _r_ListOffsetsTopic_1,
     _r_ListOffsetsTopic_1,
@@ -1321,7 +1158,6 @@ ListOffsetsTopic._FIELDS = (
 )
 
 _W_ListOffsetsRequest: tuple[Callable[[ListOffsetsRequest, bytearray], None], ...] = (
-    _w_ListOffsetsRequest_0,
     _w_ListOffsetsRequest_1,
     _w_ListOffsetsRequest_2,
     _w_ListOffsetsRequest_2,
@@ -1334,7 +1170,6 @@ _W_ListOffsetsRequest: tuple[Callable[[ListOffsetsRequest, bytearray], None], ..
     _w_ListOffsetsRequest_10,
 )
 _R_ListOffsetsRequest: tuple[Callable[[memoryview, int], tuple[ListOffsetsRequest, int]], ...] = (
-    _r_ListOffsetsRequest_0,
     _r_ListOffsetsRequest_1,
     _r_ListOffsetsRequest_2,
     _r_ListOffsetsRequest_2,
@@ -1354,7 +1189,6 @@ ListOffsetsRequest._FIELDS = (
 )
 
 _W_ListOffsetsPartitionResponse: tuple[Callable[[ListOffsetsPartitionResponse, bytearray], None], ...] = (
-    _w_ListOffsetsPartitionResponse_0,
     _w_ListOffsetsPartitionResponse_1,
     _w_ListOffsetsPartitionResponse_1,
     _w_ListOffsetsPartitionResponse_1,
@@ -1367,7 +1201,6 @@ _W_ListOffsetsPartitionResponse: tuple[Callable[[ListOffsetsPartitionResponse, b
     _w_ListOffsetsPartitionResponse_6,
 )
 _R_ListOffsetsPartitionResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsPartitionResponse, int]], ...] = (
-    _r_ListOffsetsPartitionResponse_0,
     _r_ListOffsetsPartitionResponse_1,
     _r_ListOffsetsPartitionResponse_1,
     _r_ListOffsetsPartitionResponse_1,
@@ -1382,14 +1215,12 @@ _R_ListOffsetsPartitionResponse: tuple[Callable[[memoryview, int], tuple[ListOff
 ListOffsetsPartitionResponse._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
-    FieldSpec('old_style_offsets', 'array', 'int64', (0, 0), None, None, None, None),
     FieldSpec('timestamp', 'int64', None, (1, 32767), None, None, None, None),
     FieldSpec('offset', 'int64', None, (1, 32767), None, None, None, None),
     FieldSpec('leader_epoch', 'int32', None, (4, 32767), None, None, None, None),
 )
 
 _W_ListOffsetsTopicResponse: tuple[Callable[[ListOffsetsTopicResponse, bytearray], None], ...] = (
-    _w_ListOffsetsTopicResponse_0,
     _w_ListOffsetsTopicResponse_1,
     _w_ListOffsetsTopicResponse_1,
     _w_ListOffsetsTopicResponse_1,
@@ -1402,7 +1233,6 @@ _W_ListOffsetsTopicResponse: tuple[Callable[[ListOffsetsTopicResponse, bytearray
     _w_ListOffsetsTopicResponse_6,
 )
 _R_ListOffsetsTopicResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsTopicResponse, int]], ...] = (
-    _r_ListOffsetsTopicResponse_0,
     _r_ListOffsetsTopicResponse_1,
     _r_ListOffsetsTopicResponse_1,
     _r_ListOffsetsTopicResponse_1,
@@ -1420,7 +1250,6 @@ ListOffsetsTopicResponse._FIELDS = (
 )
 
 _W_ListOffsetsResponse: tuple[Callable[[ListOffsetsResponse, bytearray], None], ...] = (
-    _w_ListOffsetsResponse_0,
     _w_ListOffsetsResponse_1,
     _w_ListOffsetsResponse_2,
     _w_ListOffsetsResponse_2,
@@ -1433,7 +1262,6 @@ _W_ListOffsetsResponse: tuple[Callable[[ListOffsetsResponse, bytearray], None], 
     _w_ListOffsetsResponse_6,
 )
 _R_ListOffsetsResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsResponse, int]], ...] = (
-    _r_ListOffsetsResponse_0,
     _r_ListOffsetsResponse_1,
     _r_ListOffsetsResponse_2,
     _r_ListOffsetsResponse_2,

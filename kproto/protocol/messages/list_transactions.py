@@ -16,8 +16,10 @@ from kproto.protocol._primitives import (
     UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
+    read_compact_nullable_string,
     read_compact_string,
     read_unknown_tags,
+    write_compact_nullable_string,
     write_compact_string,
     write_unknown_tags,
     write_uvarint,
@@ -34,13 +36,13 @@ _S_q = struct.Struct('>q')
 
 
 class ListTransactionsRequest:
-    """Kafka request ``ListTransactionsRequest`` (API key 66), versions 0-1."""
+    """Kafka request ``ListTransactionsRequest`` (API key 66), versions 0-2."""
 
-    __slots__ = ('state_filters', 'producer_id_filters', 'duration_filter', 'unknown_tags',)
+    __slots__ = ('state_filters', 'producer_id_filters', 'duration_filter', 'transactional_id_pattern', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 66
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListTransactionsRequest'
@@ -48,6 +50,7 @@ class ListTransactionsRequest:
     state_filters: list[str]
     producer_id_filters: list[int]
     duration_filter: int
+    transactional_id_pattern: str | None
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -56,11 +59,13 @@ class ListTransactionsRequest:
         state_filters: Iterable[str] = (),
         producer_id_filters: Iterable[int] = (),
         duration_filter: int = -1,
+        transactional_id_pattern: str | None = None,
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.state_filters = list(state_filters)
         self.producer_id_filters = list(producer_id_filters)
         self.duration_filter = duration_filter
+        self.transactional_id_pattern = transactional_id_pattern
         self.unknown_tags = unknown_tags
 
     def __eq__(self, other: object) -> bool:
@@ -70,11 +75,12 @@ class ListTransactionsRequest:
             self.state_filters == other.state_filters and
             self.producer_id_filters == other.producer_id_filters and
             self.duration_filter == other.duration_filter and
+            self.transactional_id_pattern == other.transactional_id_pattern and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"ListTransactionsRequest(state_filters={self.state_filters!r}, producer_id_filters={self.producer_id_filters!r}, duration_filter={self.duration_filter!r}"
+        s = f"ListTransactionsRequest(state_filters={self.state_filters!r}, producer_id_filters={self.producer_id_filters!r}, duration_filter={self.duration_filter!r}, transactional_id_pattern={self.transactional_id_pattern!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -92,8 +98,8 @@ class ListTransactionsRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListTransactionsRequest has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'ListTransactionsRequest has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_ListTransactionsRequest[version](self, out)
@@ -116,8 +122,8 @@ class ListTransactionsRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListTransactionsRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListTransactionsRequest has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'ListTransactionsRequest has no version {version} (valid 0-2)')
         try:
             return _R_ListTransactionsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -125,13 +131,13 @@ class ListTransactionsRequest:
 
 
 class ListTransactionsResponse:
-    """Kafka response ``ListTransactionsResponse`` (API key 66), versions 0-1."""
+    """Kafka response ``ListTransactionsResponse`` (API key 66), versions 0-2."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_state_filters', 'transaction_states', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 66
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListTransactionsResponse'
@@ -187,8 +193,8 @@ class ListTransactionsResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListTransactionsResponse has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'ListTransactionsResponse has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_ListTransactionsResponse[version](self, out)
@@ -211,8 +217,8 @@ class ListTransactionsResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListTransactionsResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListTransactionsResponse has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'ListTransactionsResponse has no version {version} (valid 0-2)')
         try:
             return _R_ListTransactionsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -274,8 +280,8 @@ class TransactionState:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_TransactionState[version](self, out)
@@ -298,8 +304,8 @@ class TransactionState:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TransactionState, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-2)')
         try:
             return _R_TransactionState[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -311,6 +317,7 @@ def _new_ListTransactionsRequest() -> ListTransactionsRequest:
     o.state_filters = []
     o.producer_id_filters = []
     o.duration_filter = -1
+    o.transactional_id_pattern = None
     o.unknown_tags = None
     return o
 
@@ -325,6 +332,8 @@ def _w_ListTransactionsRequest_0(o: ListTransactionsRequest, out: bytearray) -> 
     out += struct.pack('>%dq' % len(x3), *x3)
     if o.duration_filter != -1:
         raise UnsupportedVersionError('ListTransactionsRequest.duration_filter has a non-default value this version cannot carry')
+    if o.transactional_id_pattern is not None:
+        raise UnsupportedVersionError('ListTransactionsRequest.transactional_id_pattern has a non-default value this version cannot carry')
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -344,6 +353,7 @@ def _r_ListTransactionsRequest_0(buf: memoryview, pos: int) -> tuple[ListTransac
     o.producer_id_filters = list(struct.unpack_from('>%dq' % n4, buf, pos))
     pos += 8 * n4
     o.duration_filter = -1
+    o.transactional_id_pattern = None
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -360,6 +370,8 @@ def _w_ListTransactionsRequest_1(o: ListTransactionsRequest, out: bytearray) -> 
     x3 = o.producer_id_filters
     write_uvarint(out, len(x3) + 1)
     out += struct.pack('>%dq' % len(x3), *x3)
+    if o.transactional_id_pattern is not None:
+        raise UnsupportedVersionError('ListTransactionsRequest.transactional_id_pattern has a non-default value this version cannot carry')
     out += _S_q.pack(o.duration_filter)
     uk = o.unknown_tags
     if uk:
@@ -381,6 +393,46 @@ def _r_ListTransactionsRequest_1(buf: memoryview, pos: int) -> tuple[ListTransac
     pos += 8 * n4
     o.duration_filter = _S_q.unpack_from(buf, pos)[0]
     pos += 8
+    o.transactional_id_pattern = None
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_ListTransactionsRequest_2(o: ListTransactionsRequest, out: bytearray) -> None:
+    x1 = o.state_filters
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        write_compact_string(out, e2)
+    x3 = o.producer_id_filters
+    write_uvarint(out, len(x3) + 1)
+    out += struct.pack('>%dq' % len(x3), *x3)
+    out += _S_q.pack(o.duration_filter)
+    write_compact_nullable_string(out, o.transactional_id_pattern)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_ListTransactionsRequest_2(buf: memoryview, pos: int) -> tuple[ListTransactionsRequest, int]:
+    o = ListTransactionsRequest.__new__(ListTransactionsRequest)
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[str] = []
+    for _ in range(n1):
+        e3, pos = read_compact_string(buf, pos)
+        a2.append(e3)
+    o.state_filters = a2
+    n4, pos = read_compact_array_len(buf, pos)
+    o.producer_id_filters = list(struct.unpack_from('>%dq' % n4, buf, pos))
+    pos += 8 * n4
+    o.duration_filter = _S_q.unpack_from(buf, pos)[0]
+    pos += 8
+    o.transactional_id_pattern, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -477,22 +529,27 @@ def _r_ListTransactionsResponse_0(buf: memoryview, pos: int) -> tuple[ListTransa
 _W_ListTransactionsRequest: tuple[Callable[[ListTransactionsRequest, bytearray], None], ...] = (
     _w_ListTransactionsRequest_0,
     _w_ListTransactionsRequest_1,
+    _w_ListTransactionsRequest_2,
 )
 _R_ListTransactionsRequest: tuple[Callable[[memoryview, int], tuple[ListTransactionsRequest, int]], ...] = (
     _r_ListTransactionsRequest_0,
     _r_ListTransactionsRequest_1,
+    _r_ListTransactionsRequest_2,
 )
 ListTransactionsRequest._FIELDS = (
     FieldSpec('state_filters', 'array', 'string', (0, 32767), None, None, None, None),
     FieldSpec('producer_id_filters', 'array', 'int64', (0, 32767), None, None, None, None),
     FieldSpec('duration_filter', 'int64', None, (1, 32767), None, None, None, None),
+    FieldSpec('transactional_id_pattern', 'string', None, (2, 32767), (2, 32767), None, None, None),
 )
 
 _W_TransactionState: tuple[Callable[[TransactionState, bytearray], None], ...] = (
     _w_TransactionState_0,
     _w_TransactionState_0,
+    _w_TransactionState_0,
 )
 _R_TransactionState: tuple[Callable[[memoryview, int], tuple[TransactionState, int]], ...] = (
+    _r_TransactionState_0,
     _r_TransactionState_0,
     _r_TransactionState_0,
 )
@@ -505,8 +562,10 @@ TransactionState._FIELDS = (
 _W_ListTransactionsResponse: tuple[Callable[[ListTransactionsResponse, bytearray], None], ...] = (
     _w_ListTransactionsResponse_0,
     _w_ListTransactionsResponse_0,
+    _w_ListTransactionsResponse_0,
 )
 _R_ListTransactionsResponse: tuple[Callable[[memoryview, int], tuple[ListTransactionsResponse, int]], ...] = (
+    _r_ListTransactionsResponse_0,
     _r_ListTransactionsResponse_0,
     _r_ListTransactionsResponse_0,
 )

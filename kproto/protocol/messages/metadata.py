@@ -52,13 +52,13 @@ _S_i = struct.Struct('>i')
 
 
 class MetadataRequest:
-    """Kafka request ``MetadataRequest`` (API key 3), versions 0-12."""
+    """Kafka request ``MetadataRequest`` (API key 3), versions 0-13."""
 
     __slots__ = ('topics', 'allow_auto_topic_creation', 'include_cluster_authorized_operations', 'include_topic_authorized_operations', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 3
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 12
+    MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataRequest'
@@ -114,8 +114,8 @@ class MetadataRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataRequest has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataRequest has no version {version} (valid 0-13)')
         start = len(out)
         try:
             _W_MetadataRequest[version](self, out)
@@ -138,8 +138,8 @@ class MetadataRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataRequest has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataRequest has no version {version} (valid 0-13)')
         try:
             return _R_MetadataRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -197,8 +197,8 @@ class MetadataRequestTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataRequestTopic has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataRequestTopic has no version {version} (valid 0-13)')
         start = len(out)
         try:
             _W_MetadataRequestTopic[version](self, out)
@@ -221,8 +221,8 @@ class MetadataRequestTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataRequestTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataRequestTopic has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataRequestTopic has no version {version} (valid 0-13)')
         try:
             return _R_MetadataRequestTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -230,13 +230,13 @@ class MetadataRequestTopic:
 
 
 class MetadataResponse:
-    """Kafka response ``MetadataResponse`` (API key 3), versions 0-12."""
+    """Kafka response ``MetadataResponse`` (API key 3), versions 0-13."""
 
-    __slots__ = ('throttle_time_ms', 'brokers', 'cluster_id', 'controller_id', 'topics', 'cluster_authorized_operations', 'unknown_tags',)
+    __slots__ = ('throttle_time_ms', 'brokers', 'cluster_id', 'controller_id', 'topics', 'cluster_authorized_operations', 'error_code', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 3
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 12
+    MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponse'
@@ -247,6 +247,7 @@ class MetadataResponse:
     controller_id: int
     topics: list[MetadataResponseTopic]
     cluster_authorized_operations: int
+    error_code: int
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -258,6 +259,7 @@ class MetadataResponse:
         controller_id: int = -1,
         topics: Iterable[MetadataResponseTopic] = (),
         cluster_authorized_operations: int = -2147483648,
+        error_code: int = 0,
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.throttle_time_ms = throttle_time_ms
@@ -266,6 +268,7 @@ class MetadataResponse:
         self.controller_id = controller_id
         self.topics = list(topics)
         self.cluster_authorized_operations = cluster_authorized_operations
+        self.error_code = error_code
         self.unknown_tags = unknown_tags
 
     def __eq__(self, other: object) -> bool:
@@ -278,11 +281,12 @@ class MetadataResponse:
             self.controller_id == other.controller_id and
             self.topics == other.topics and
             self.cluster_authorized_operations == other.cluster_authorized_operations and
+            self.error_code == other.error_code and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"MetadataResponse(throttle_time_ms={self.throttle_time_ms!r}, brokers={self.brokers!r}, cluster_id={self.cluster_id!r}, controller_id={self.controller_id!r}, topics={self.topics!r}, cluster_authorized_operations={self.cluster_authorized_operations!r}"
+        s = f"MetadataResponse(throttle_time_ms={self.throttle_time_ms!r}, brokers={self.brokers!r}, cluster_id={self.cluster_id!r}, controller_id={self.controller_id!r}, topics={self.topics!r}, cluster_authorized_operations={self.cluster_authorized_operations!r}, error_code={self.error_code!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -300,8 +304,8 @@ class MetadataResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataResponse has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataResponse has no version {version} (valid 0-13)')
         start = len(out)
         try:
             _W_MetadataResponse[version](self, out)
@@ -324,8 +328,8 @@ class MetadataResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataResponse has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataResponse has no version {version} (valid 0-13)')
         try:
             return _R_MetadataResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -399,8 +403,8 @@ class MetadataResponseTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataResponseTopic has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataResponseTopic has no version {version} (valid 0-13)')
         start = len(out)
         try:
             _W_MetadataResponseTopic[version](self, out)
@@ -423,8 +427,8 @@ class MetadataResponseTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponseTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataResponseTopic has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataResponseTopic has no version {version} (valid 0-13)')
         try:
             return _R_MetadataResponseTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -502,8 +506,8 @@ class MetadataResponsePartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataResponsePartition has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataResponsePartition has no version {version} (valid 0-13)')
         start = len(out)
         try:
             _W_MetadataResponsePartition[version](self, out)
@@ -526,8 +530,8 @@ class MetadataResponsePartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponsePartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataResponsePartition has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataResponsePartition has no version {version} (valid 0-13)')
         try:
             return _R_MetadataResponsePartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -593,8 +597,8 @@ class MetadataResponseBroker:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataResponseBroker has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataResponseBroker has no version {version} (valid 0-13)')
         start = len(out)
         try:
             _W_MetadataResponseBroker[version](self, out)
@@ -617,8 +621,8 @@ class MetadataResponseBroker:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponseBroker, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 12:
-            raise UnsupportedVersionError(f'MetadataResponseBroker has no version {version} (valid 0-12)')
+        if not 0 <= version <= 13:
+            raise UnsupportedVersionError(f'MetadataResponseBroker has no version {version} (valid 0-13)')
         try:
             return _R_MetadataResponseBroker[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -1474,6 +1478,7 @@ def _new_MetadataResponse() -> MetadataResponse:
     o.controller_id = -1
     o.topics = []
     o.cluster_authorized_operations = -2147483648
+    o.error_code = 0
     o.unknown_tags = None
     return o
 
@@ -1509,6 +1514,7 @@ def _r_MetadataResponse_0(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
     o.cluster_id = None
     o.controller_id = -1
     o.cluster_authorized_operations = -2147483648
+    o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
@@ -1546,6 +1552,7 @@ def _r_MetadataResponse_1(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
     o.throttle_time_ms = 0
     o.cluster_id = None
     o.cluster_authorized_operations = -2147483648
+    o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
@@ -1584,6 +1591,7 @@ def _r_MetadataResponse_2(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
     o.topics = a5
     o.throttle_time_ms = 0
     o.cluster_authorized_operations = -2147483648
+    o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
@@ -1624,6 +1632,7 @@ def _r_MetadataResponse_3(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
         a5.append(e6)
     o.topics = a5
     o.cluster_authorized_operations = -2147483648
+    o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
@@ -1664,6 +1673,7 @@ def _r_MetadataResponse_5(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
         a5.append(e6)
     o.topics = a5
     o.cluster_authorized_operations = -2147483648
+    o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
@@ -1704,6 +1714,7 @@ def _r_MetadataResponse_7(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
         a5.append(e6)
     o.topics = a5
     o.cluster_authorized_operations = -2147483648
+    o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
@@ -1744,6 +1755,7 @@ def _r_MetadataResponse_8(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
     o.topics = a5
     o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
     pos += 4
+    o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
@@ -1789,6 +1801,7 @@ def _r_MetadataResponse_9(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
     o.topics = a5
     o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
     pos += 4
+    o.error_code = 0
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1838,6 +1851,7 @@ def _r_MetadataResponse_10(buf: memoryview, pos: int) -> tuple[MetadataResponse,
     o.topics = a5
     o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
     pos += 4
+    o.error_code = 0
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1887,6 +1901,7 @@ def _r_MetadataResponse_11(buf: memoryview, pos: int) -> tuple[MetadataResponse,
         a5.append(e6)
     o.topics = a5
     o.cluster_authorized_operations = -2147483648
+    o.error_code = 0
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1936,6 +1951,59 @@ def _r_MetadataResponse_12(buf: memoryview, pos: int) -> tuple[MetadataResponse,
         a5.append(e6)
     o.topics = a5
     o.cluster_authorized_operations = -2147483648
+    o.error_code = 0
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_MetadataResponse_13(o: MetadataResponse, out: bytearray) -> None:
+    out += _S_i.pack(o.throttle_time_ms)
+    x1 = o.brokers
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_MetadataResponseBroker_9(e2, out)
+    write_compact_nullable_string(out, o.cluster_id)
+    out += _S_i.pack(o.controller_id)
+    x3 = o.topics
+    write_uvarint(out, len(x3) + 1)
+    for e4 in x3:
+        _w_MetadataResponseTopic_12(e4, out)
+    if o.cluster_authorized_operations != -2147483648:
+        raise UnsupportedVersionError('MetadataResponse.cluster_authorized_operations has a non-default value this version cannot carry')
+    out += _S_h.pack(o.error_code)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_MetadataResponse_13(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+    o = MetadataResponse.__new__(MetadataResponse)
+    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[MetadataResponseBroker] = []
+    for _ in range(n1):
+        e3, pos = _r_MetadataResponseBroker_9(buf, pos)
+        a2.append(e3)
+    o.brokers = a2
+    o.cluster_id, pos = read_compact_nullable_string(buf, pos)
+    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n4, pos = read_compact_array_len(buf, pos)
+    a5: list[MetadataResponseTopic] = []
+    for _ in range(n4):
+        e6, pos = _r_MetadataResponseTopic_12(buf, pos)
+        a5.append(e6)
+    o.topics = a5
+    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    pos += 2
+    o.cluster_authorized_operations = -2147483648
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1958,6 +2026,7 @@ _W_MetadataRequestTopic: tuple[Callable[[MetadataRequestTopic, bytearray], None]
     _w_MetadataRequestTopic_10,
     _w_MetadataRequestTopic_10,
     _w_MetadataRequestTopic_10,
+    _w_MetadataRequestTopic_10,
 )
 _R_MetadataRequestTopic: tuple[Callable[[memoryview, int], tuple[MetadataRequestTopic, int]], ...] = (
     _r_MetadataRequestTopic_0,
@@ -1970,6 +2039,7 @@ _R_MetadataRequestTopic: tuple[Callable[[memoryview, int], tuple[MetadataRequest
     _r_MetadataRequestTopic_0,
     _r_MetadataRequestTopic_0,
     _r_MetadataRequestTopic_9,
+    _r_MetadataRequestTopic_10,
     _r_MetadataRequestTopic_10,
     _r_MetadataRequestTopic_10,
     _r_MetadataRequestTopic_10,
@@ -1993,6 +2063,7 @@ _W_MetadataRequest: tuple[Callable[[MetadataRequest, bytearray], None], ...] = (
     _w_MetadataRequest_10,
     _w_MetadataRequest_11,
     _w_MetadataRequest_11,
+    _w_MetadataRequest_11,
 )
 _R_MetadataRequest: tuple[Callable[[memoryview, int], tuple[MetadataRequest, int]], ...] = (
     _r_MetadataRequest_0,
@@ -2006,6 +2077,7 @@ _R_MetadataRequest: tuple[Callable[[memoryview, int], tuple[MetadataRequest, int
     _r_MetadataRequest_8,
     _r_MetadataRequest_9,
     _r_MetadataRequest_10,
+    _r_MetadataRequest_11,
     _r_MetadataRequest_11,
     _r_MetadataRequest_11,
 )
@@ -2030,6 +2102,7 @@ _W_MetadataResponseBroker: tuple[Callable[[MetadataResponseBroker, bytearray], N
     _w_MetadataResponseBroker_9,
     _w_MetadataResponseBroker_9,
     _w_MetadataResponseBroker_9,
+    _w_MetadataResponseBroker_9,
 )
 _R_MetadataResponseBroker: tuple[Callable[[memoryview, int], tuple[MetadataResponseBroker, int]], ...] = (
     _r_MetadataResponseBroker_0,
@@ -2041,6 +2114,7 @@ _R_MetadataResponseBroker: tuple[Callable[[memoryview, int], tuple[MetadataRespo
     _r_MetadataResponseBroker_1,
     _r_MetadataResponseBroker_1,
     _r_MetadataResponseBroker_1,
+    _r_MetadataResponseBroker_9,
     _r_MetadataResponseBroker_9,
     _r_MetadataResponseBroker_9,
     _r_MetadataResponseBroker_9,
@@ -2067,6 +2141,7 @@ _W_MetadataResponsePartition: tuple[Callable[[MetadataResponsePartition, bytearr
     _w_MetadataResponsePartition_9,
     _w_MetadataResponsePartition_9,
     _w_MetadataResponsePartition_9,
+    _w_MetadataResponsePartition_9,
 )
 _R_MetadataResponsePartition: tuple[Callable[[memoryview, int], tuple[MetadataResponsePartition, int]], ...] = (
     _r_MetadataResponsePartition_0,
@@ -2078,6 +2153,7 @@ _R_MetadataResponsePartition: tuple[Callable[[memoryview, int], tuple[MetadataRe
     _r_MetadataResponsePartition_5,
     _r_MetadataResponsePartition_7,
     _r_MetadataResponsePartition_7,
+    _r_MetadataResponsePartition_9,
     _r_MetadataResponsePartition_9,
     _r_MetadataResponsePartition_9,
     _r_MetadataResponsePartition_9,
@@ -2107,6 +2183,7 @@ _W_MetadataResponseTopic: tuple[Callable[[MetadataResponseTopic, bytearray], Non
     _w_MetadataResponseTopic_10,
     _w_MetadataResponseTopic_10,
     _w_MetadataResponseTopic_12,
+    _w_MetadataResponseTopic_12,
 )
 _R_MetadataResponseTopic: tuple[Callable[[memoryview, int], tuple[MetadataResponseTopic, int]], ...] = (
     _r_MetadataResponseTopic_0,
@@ -2121,6 +2198,7 @@ _R_MetadataResponseTopic: tuple[Callable[[memoryview, int], tuple[MetadataRespon
     _r_MetadataResponseTopic_9,
     _r_MetadataResponseTopic_10,
     _r_MetadataResponseTopic_10,
+    _r_MetadataResponseTopic_12,
     _r_MetadataResponseTopic_12,
 )
 MetadataResponseTopic._FIELDS = (
@@ -2146,6 +2224,7 @@ _W_MetadataResponse: tuple[Callable[[MetadataResponse, bytearray], None], ...] =
     _w_MetadataResponse_10,
     _w_MetadataResponse_11,
     _w_MetadataResponse_12,
+    _w_MetadataResponse_13,
 )
 _R_MetadataResponse: tuple[Callable[[memoryview, int], tuple[MetadataResponse, int]], ...] = (
     _r_MetadataResponse_0,
@@ -2161,6 +2240,7 @@ _R_MetadataResponse: tuple[Callable[[memoryview, int], tuple[MetadataResponse, i
     _r_MetadataResponse_10,
     _r_MetadataResponse_11,
     _r_MetadataResponse_12,
+    _r_MetadataResponse_13,
 )
 MetadataResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (3, 32767), None, None, None, None),
@@ -2169,4 +2249,5 @@ MetadataResponse._FIELDS = (
     FieldSpec('controller_id', 'int32', None, (1, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, MetadataResponseTopic),
     FieldSpec('cluster_authorized_operations', 'int32', None, (8, 10), None, None, None, None),
+    FieldSpec('error_code', 'int16', None, (13, 32767), None, None, None, None),
 )

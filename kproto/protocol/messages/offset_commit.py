@@ -43,17 +43,16 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 _S_iq = struct.Struct('>iq')
 _S_iqi = struct.Struct('>iqi')
-_S_iqq = struct.Struct('>iqq')
 _S_q = struct.Struct('>q')
 
 
 class OffsetCommitRequest:
-    """Kafka request ``OffsetCommitRequest`` (API key 8), versions 0-9."""
+    """Kafka request ``OffsetCommitRequest`` (API key 8), versions 2-9."""
 
     __slots__ = ('group_id', 'generation_id_or_member_epoch', 'member_id', 'group_instance_id', 'retention_time_ms', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 8
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -118,11 +117,11 @@ class OffsetCommitRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequest has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitRequest has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitRequest[version](self, out)
+            _W_OffsetCommitRequest[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitRequest v{version}: {exc}') from None
@@ -142,10 +141,10 @@ class OffsetCommitRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequest has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitRequest has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitRequest[version](buf, pos)
+            return _R_OffsetCommitRequest[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitRequest v{version}: {exc}') from None
 
@@ -153,12 +152,13 @@ class OffsetCommitRequest:
 class OffsetCommitRequestTopic:
     """Schema struct ``OffsetCommitRequestTopic`` of ``OffsetCommitRequest``."""
 
-    __slots__ = ('name', 'partitions', 'unknown_tags',)
+    __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestTopic'
 
     name: str
+    topic_id: uuid.UUID
     partitions: list[OffsetCommitRequestPartition]
     unknown_tags: dict[int, bytes] | None
 
@@ -166,10 +166,12 @@ class OffsetCommitRequestTopic:
         self,
         *,
         name: str = '',
+        topic_id: uuid.UUID = ZERO_UUID,
         partitions: Iterable[OffsetCommitRequestPartition] = (),
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.name = name
+        self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
@@ -178,12 +180,13 @@ class OffsetCommitRequestTopic:
             return NotImplemented
         return (
             self.name == other.name and
+            self.topic_id == other.topic_id and
             self.partitions == other.partitions and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"OffsetCommitRequestTopic(name={self.name!r}, partitions={self.partitions!r}"
+        s = f"OffsetCommitRequestTopic(name={self.name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -201,11 +204,11 @@ class OffsetCommitRequestTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestTopic has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitRequestTopic has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitRequestTopic[version](self, out)
+            _W_OffsetCommitRequestTopic[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitRequestTopic v{version}: {exc}') from None
@@ -225,10 +228,10 @@ class OffsetCommitRequestTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitRequestTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestTopic has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitRequestTopic has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitRequestTopic[version](buf, pos)
+            return _R_OffsetCommitRequestTopic[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitRequestTopic v{version}: {exc}') from None
 
@@ -236,7 +239,7 @@ class OffsetCommitRequestTopic:
 class OffsetCommitRequestPartition:
     """Schema struct ``OffsetCommitRequestPartition`` of ``OffsetCommitRequest``."""
 
-    __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'commit_timestamp', 'committed_metadata', 'unknown_tags',)
+    __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestPartition'
@@ -244,7 +247,6 @@ class OffsetCommitRequestPartition:
     partition_index: int
     committed_offset: int
     committed_leader_epoch: int
-    commit_timestamp: int
     committed_metadata: str | None
     unknown_tags: dict[int, bytes] | None
 
@@ -254,14 +256,12 @@ class OffsetCommitRequestPartition:
         partition_index: int = 0,
         committed_offset: int = 0,
         committed_leader_epoch: int = -1,
-        commit_timestamp: int = -1,
         committed_metadata: str | None = '',
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
         self.committed_offset = committed_offset
         self.committed_leader_epoch = committed_leader_epoch
-        self.commit_timestamp = commit_timestamp
         self.committed_metadata = committed_metadata
         self.unknown_tags = unknown_tags
 
@@ -272,13 +272,12 @@ class OffsetCommitRequestPartition:
             self.partition_index == other.partition_index and
             self.committed_offset == other.committed_offset and
             self.committed_leader_epoch == other.committed_leader_epoch and
-            self.commit_timestamp == other.commit_timestamp and
             self.committed_metadata == other.committed_metadata and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"OffsetCommitRequestPartition(partition_index={self.partition_index!r}, committed_offset={self.committed_offset!r}, committed_leader_epoch={self.committed_leader_epoch!r}, commit_timestamp={self.commit_timestamp!r}, committed_metadata={self.committed_metadata!r}"
+        s = f"OffsetCommitRequestPartition(partition_index={self.partition_index!r}, committed_offset={self.committed_offset!r}, committed_leader_epoch={self.committed_leader_epoch!r}, committed_metadata={self.committed_metadata!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -296,11 +295,11 @@ class OffsetCommitRequestPartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestPartition has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitRequestPartition has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitRequestPartition[version](self, out)
+            _W_OffsetCommitRequestPartition[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitRequestPartition v{version}: {exc}') from None
@@ -320,21 +319,21 @@ class OffsetCommitRequestPartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitRequestPartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestPartition has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitRequestPartition has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitRequestPartition[version](buf, pos)
+            return _R_OffsetCommitRequestPartition[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitRequestPartition v{version}: {exc}') from None
 
 
 class OffsetCommitResponse:
-    """Kafka response ``OffsetCommitResponse`` (API key 8), versions 0-9."""
+    """Kafka response ``OffsetCommitResponse`` (API key 8), versions 2-9."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 8
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -383,11 +382,11 @@ class OffsetCommitResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponse has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitResponse has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitResponse[version](self, out)
+            _W_OffsetCommitResponse[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitResponse v{version}: {exc}') from None
@@ -407,10 +406,10 @@ class OffsetCommitResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponse has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitResponse has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitResponse[version](buf, pos)
+            return _R_OffsetCommitResponse[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitResponse v{version}: {exc}') from None
 
@@ -418,12 +417,13 @@ class OffsetCommitResponse:
 class OffsetCommitResponseTopic:
     """Schema struct ``OffsetCommitResponseTopic`` of ``OffsetCommitResponse``."""
 
-    __slots__ = ('name', 'partitions', 'unknown_tags',)
+    __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponseTopic'
 
     name: str
+    topic_id: uuid.UUID
     partitions: list[OffsetCommitResponsePartition]
     unknown_tags: dict[int, bytes] | None
 
@@ -431,10 +431,12 @@ class OffsetCommitResponseTopic:
         self,
         *,
         name: str = '',
+        topic_id: uuid.UUID = ZERO_UUID,
         partitions: Iterable[OffsetCommitResponsePartition] = (),
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.name = name
+        self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
@@ -443,12 +445,13 @@ class OffsetCommitResponseTopic:
             return NotImplemented
         return (
             self.name == other.name and
+            self.topic_id == other.topic_id and
             self.partitions == other.partitions and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"OffsetCommitResponseTopic(name={self.name!r}, partitions={self.partitions!r}"
+        s = f"OffsetCommitResponseTopic(name={self.name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -466,11 +469,11 @@ class OffsetCommitResponseTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponseTopic has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitResponseTopic has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitResponseTopic[version](self, out)
+            _W_OffsetCommitResponseTopic[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitResponseTopic v{version}: {exc}') from None
@@ -490,10 +493,10 @@ class OffsetCommitResponseTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitResponseTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponseTopic has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitResponseTopic has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitResponseTopic[version](buf, pos)
+            return _R_OffsetCommitResponseTopic[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitResponseTopic v{version}: {exc}') from None
 
@@ -549,11 +552,11 @@ class OffsetCommitResponsePartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponsePartition has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitResponsePartition has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitResponsePartition[version](self, out)
+            _W_OffsetCommitResponsePartition[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitResponsePartition v{version}: {exc}') from None
@@ -573,10 +576,10 @@ class OffsetCommitResponsePartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitResponsePartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponsePartition has no version {version} (valid 0-9)')
+        if not 2 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetCommitResponsePartition has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitResponsePartition[version](buf, pos)
+            return _R_OffsetCommitResponsePartition[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitResponsePartition v{version}: {exc}') from None
 
@@ -586,39 +589,20 @@ def _new_OffsetCommitRequestPartition() -> OffsetCommitRequestPartition:
     o.partition_index = 0
     o.committed_offset = 0
     o.committed_leader_epoch = -1
-    o.commit_timestamp = -1
     o.committed_metadata = ''
     o.unknown_tags = None
     return o
 
 
-def _w_OffsetCommitRequestPartition_0(o: OffsetCommitRequestPartition, out: bytearray) -> None:
-    if o.commit_timestamp != -1:
-        raise UnsupportedVersionError('OffsetCommitRequestPartition.commit_timestamp has a non-default value this version cannot carry')
+def _w_OffsetCommitRequestPartition_2(o: OffsetCommitRequestPartition, out: bytearray) -> None:
     out += _S_iq.pack(o.partition_index, o.committed_offset)
     write_nullable_string(out, o.committed_metadata)
 
 
-def _r_OffsetCommitRequestPartition_0(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
+def _r_OffsetCommitRequestPartition_2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
     o = OffsetCommitRequestPartition.__new__(OffsetCommitRequestPartition)
     o.partition_index, o.committed_offset = _S_iq.unpack_from(buf, pos)
     pos += 12
-    o.committed_metadata, pos = read_nullable_string(buf, pos)
-    o.committed_leader_epoch = -1
-    o.commit_timestamp = -1
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_OffsetCommitRequestPartition_1(o: OffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iqq.pack(o.partition_index, o.committed_offset, o.commit_timestamp)
-    write_nullable_string(out, o.committed_metadata)
-
-
-def _r_OffsetCommitRequestPartition_1(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    o = OffsetCommitRequestPartition.__new__(OffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.commit_timestamp = _S_iqq.unpack_from(buf, pos)
-    pos += 20
     o.committed_metadata, pos = read_nullable_string(buf, pos)
     o.committed_leader_epoch = -1
     o.unknown_tags = None
@@ -626,8 +610,6 @@ def _r_OffsetCommitRequestPartition_1(buf: memoryview, pos: int) -> tuple[Offset
 
 
 def _w_OffsetCommitRequestPartition_6(o: OffsetCommitRequestPartition, out: bytearray) -> None:
-    if o.commit_timestamp != -1:
-        raise UnsupportedVersionError('OffsetCommitRequestPartition.commit_timestamp has a non-default value this version cannot carry')
     out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     write_nullable_string(out, o.committed_metadata)
 
@@ -637,14 +619,11 @@ def _r_OffsetCommitRequestPartition_6(buf: memoryview, pos: int) -> tuple[Offset
     o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
     pos += 16
     o.committed_metadata, pos = read_nullable_string(buf, pos)
-    o.commit_timestamp = -1
     o.unknown_tags = None
     return o, pos
 
 
 def _w_OffsetCommitRequestPartition_8(o: OffsetCommitRequestPartition, out: bytearray) -> None:
-    if o.commit_timestamp != -1:
-        raise UnsupportedVersionError('OffsetCommitRequestPartition.commit_timestamp has a non-default value this version cannot carry')
     out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     write_compact_nullable_string(out, o.committed_metadata)
     uk = o.unknown_tags
@@ -659,7 +638,6 @@ def _r_OffsetCommitRequestPartition_8(buf: memoryview, pos: int) -> tuple[Offset
     o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
     pos += 16
     o.committed_metadata, pos = read_compact_nullable_string(buf, pos)
-    o.commit_timestamp = -1
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -671,49 +649,30 @@ def _r_OffsetCommitRequestPartition_8(buf: memoryview, pos: int) -> tuple[Offset
 def _new_OffsetCommitRequestTopic() -> OffsetCommitRequestTopic:
     o = OffsetCommitRequestTopic.__new__(OffsetCommitRequestTopic)
     o.name = ''
+    o.topic_id = ZERO_UUID
     o.partitions = []
     o.unknown_tags = None
     return o
 
 
-def _w_OffsetCommitRequestTopic_0(o: OffsetCommitRequestTopic, out: bytearray) -> None:
+def _w_OffsetCommitRequestTopic_2(o: OffsetCommitRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partitions
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetCommitRequestPartition_0(e2, out)
+        _w_OffsetCommitRequestPartition_2(e2, out)
 
 
-def _r_OffsetCommitRequestTopic_0(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
+def _r_OffsetCommitRequestTopic_2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
     o = OffsetCommitRequestTopic.__new__(OffsetCommitRequestTopic)
     o.name, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetCommitRequestPartition] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestPartition_0(buf, pos)
+        e3, pos = _r_OffsetCommitRequestPartition_2(buf, pos)
         a2.append(e3)
     o.partitions = a2
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_OffsetCommitRequestTopic_1(o: OffsetCommitRequestTopic, out: bytearray) -> None:
-    write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestPartition_1(e2, out)
-
-
-def _r_OffsetCommitRequestTopic_1(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
-    o = OffsetCommitRequestTopic.__new__(OffsetCommitRequestTopic)
-    o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestPartition_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
@@ -735,6 +694,7 @@ def _r_OffsetCommitRequestTopic_6(buf: memoryview, pos: int) -> tuple[OffsetComm
         e3, pos = _r_OffsetCommitRequestPartition_6(buf, pos)
         a2.append(e3)
     o.partitions = a2
+    o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
@@ -761,6 +721,7 @@ def _r_OffsetCommitRequestTopic_8(buf: memoryview, pos: int) -> tuple[OffsetComm
         e3, pos = _r_OffsetCommitRequestPartition_8(buf, pos)
         a2.append(e3)
     o.partitions = a2
+    o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -781,63 +742,6 @@ def _new_OffsetCommitRequest() -> OffsetCommitRequest:
     return o
 
 
-def _w_OffsetCommitRequest_0(o: OffsetCommitRequest, out: bytearray) -> None:
-    write_string(out, o.group_id)
-    if o.group_instance_id is not None:
-        raise UnsupportedVersionError('OffsetCommitRequest.group_instance_id has a non-default value this version cannot carry')
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_0(e2, out)
-
-
-def _r_OffsetCommitRequest_0(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
-    o = OffsetCommitRequest.__new__(OffsetCommitRequest)
-    o.group_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.generation_id_or_member_epoch = -1
-    o.member_id = ''
-    o.group_instance_id = None
-    o.retention_time_ms = -1
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_OffsetCommitRequest_1(o: OffsetCommitRequest, out: bytearray) -> None:
-    write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id_or_member_epoch)
-    write_string(out, o.member_id)
-    if o.group_instance_id is not None:
-        raise UnsupportedVersionError('OffsetCommitRequest.group_instance_id has a non-default value this version cannot carry')
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_1(e2, out)
-
-
-def _r_OffsetCommitRequest_1(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
-    o = OffsetCommitRequest.__new__(OffsetCommitRequest)
-    o.group_id, pos = read_string(buf, pos)
-    o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
-    pos += 4
-    o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.group_instance_id = None
-    o.retention_time_ms = -1
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_OffsetCommitRequest_2(o: OffsetCommitRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
     out += _S_i.pack(o.generation_id_or_member_epoch)
@@ -848,7 +752,7 @@ def _w_OffsetCommitRequest_2(o: OffsetCommitRequest, out: bytearray) -> None:
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetCommitRequestTopic_0(e2, out)
+        _w_OffsetCommitRequestTopic_2(e2, out)
 
 
 def _r_OffsetCommitRequest_2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
@@ -862,7 +766,7 @@ def _r_OffsetCommitRequest_2(buf: memoryview, pos: int) -> tuple[OffsetCommitReq
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetCommitRequestTopic] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_0(buf, pos)
+        e3, pos = _r_OffsetCommitRequestTopic_2(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.group_instance_id = None
@@ -879,7 +783,7 @@ def _w_OffsetCommitRequest_5(o: OffsetCommitRequest, out: bytearray) -> None:
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetCommitRequestTopic_0(e2, out)
+        _w_OffsetCommitRequestTopic_2(e2, out)
 
 
 def _r_OffsetCommitRequest_5(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
@@ -891,7 +795,7 @@ def _r_OffsetCommitRequest_5(buf: memoryview, pos: int) -> tuple[OffsetCommitReq
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetCommitRequestTopic] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_0(buf, pos)
+        e3, pos = _r_OffsetCommitRequestTopic_2(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.group_instance_id = None
@@ -1005,11 +909,11 @@ def _new_OffsetCommitResponsePartition() -> OffsetCommitResponsePartition:
     return o
 
 
-def _w_OffsetCommitResponsePartition_0(o: OffsetCommitResponsePartition, out: bytearray) -> None:
+def _w_OffsetCommitResponsePartition_2(o: OffsetCommitResponsePartition, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
 
 
-def _r_OffsetCommitResponsePartition_0(buf: memoryview, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
+def _r_OffsetCommitResponsePartition_2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
     o = OffsetCommitResponsePartition.__new__(OffsetCommitResponsePartition)
     o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
@@ -1041,28 +945,30 @@ def _r_OffsetCommitResponsePartition_8(buf: memoryview, pos: int) -> tuple[Offse
 def _new_OffsetCommitResponseTopic() -> OffsetCommitResponseTopic:
     o = OffsetCommitResponseTopic.__new__(OffsetCommitResponseTopic)
     o.name = ''
+    o.topic_id = ZERO_UUID
     o.partitions = []
     o.unknown_tags = None
     return o
 
 
-def _w_OffsetCommitResponseTopic_0(o: OffsetCommitResponseTopic, out: bytearray) -> None:
+def _w_OffsetCommitResponseTopic_2(o: OffsetCommitResponseTopic, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partitions
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetCommitResponsePartition_0(e2, out)
+        _w_OffsetCommitResponsePartition_2(e2, out)
 
 
-def _r_OffsetCommitResponseTopic_0(buf: memoryview, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
+def _r_OffsetCommitResponseTopic_2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
     o = OffsetCommitResponseTopic.__new__(OffsetCommitResponseTopic)
     o.name, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetCommitResponsePartition] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponsePartition_0(buf, pos)
+        e3, pos = _r_OffsetCommitResponsePartition_2(buf, pos)
         a2.append(e3)
     o.partitions = a2
+    o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
@@ -1089,6 +995,7 @@ def _r_OffsetCommitResponseTopic_8(buf: memoryview, pos: int) -> tuple[OffsetCom
         e3, pos = _r_OffsetCommitResponsePartition_8(buf, pos)
         a2.append(e3)
     o.partitions = a2
+    o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1105,19 +1012,19 @@ def _new_OffsetCommitResponse() -> OffsetCommitResponse:
     return o
 
 
-def _w_OffsetCommitResponse_0(o: OffsetCommitResponse, out: bytearray) -> None:
+def _w_OffsetCommitResponse_2(o: OffsetCommitResponse, out: bytearray) -> None:
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetCommitResponseTopic_0(e2, out)
+        _w_OffsetCommitResponseTopic_2(e2, out)
 
 
-def _r_OffsetCommitResponse_0(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
+def _r_OffsetCommitResponse_2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
     o = OffsetCommitResponse.__new__(OffsetCommitResponse)
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetCommitResponseTopic] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponseTopic_0(buf, pos)
+        e3, pos = _r_OffsetCommitResponseTopic_2(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.throttle_time_ms = 0
@@ -1130,7 +1037,7 @@ def _w_OffsetCommitResponse_3(o: OffsetCommitResponse, out: bytearray) -> None:
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetCommitResponseTopic_0(e2, out)
+        _w_OffsetCommitResponseTopic_2(e2, out)
 
 
 def _r_OffsetCommitResponse_3(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
@@ -1140,7 +1047,7 @@ def _r_OffsetCommitResponse_3(buf: memoryview, pos: int) -> tuple[OffsetCommitRe
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetCommitResponseTopic] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponseTopic_0(buf, pos)
+        e3, pos = _r_OffsetCommitResponseTopic_2(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.unknown_tags = None
@@ -1179,24 +1086,20 @@ def _r_OffsetCommitResponse_8(buf: memoryview, pos: int) -> tuple[OffsetCommitRe
 
 
 _W_OffsetCommitRequestPartition: tuple[Callable[[OffsetCommitRequestPartition, bytearray], None], ...] = (
-    _w_OffsetCommitRequestPartition_0,
-    _w_OffsetCommitRequestPartition_1,
-    _w_OffsetCommitRequestPartition_0,
-    _w_OffsetCommitRequestPartition_0,
-    _w_OffsetCommitRequestPartition_0,
-    _w_OffsetCommitRequestPartition_0,
+    _w_OffsetCommitRequestPartition_2,
+    _w_OffsetCommitRequestPartition_2,
+    _w_OffsetCommitRequestPartition_2,
+    _w_OffsetCommitRequestPartition_2,
     _w_OffsetCommitRequestPartition_6,
     _w_OffsetCommitRequestPartition_6,
     _w_OffsetCommitRequestPartition_8,
     _w_OffsetCommitRequestPartition_8,
 )
 _R_OffsetCommitRequestPartition: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequestPartition, int]], ...] = (
-    _r_OffsetCommitRequestPartition_0,
-    _r_OffsetCommitRequestPartition_1,
-    _r_OffsetCommitRequestPartition_0,
-    _r_OffsetCommitRequestPartition_0,
-    _r_OffsetCommitRequestPartition_0,
-    _r_OffsetCommitRequestPartition_0,
+    _r_OffsetCommitRequestPartition_2,
+    _r_OffsetCommitRequestPartition_2,
+    _r_OffsetCommitRequestPartition_2,
+    _r_OffsetCommitRequestPartition_2,
     _r_OffsetCommitRequestPartition_6,
     _r_OffsetCommitRequestPartition_6,
     _r_OffsetCommitRequestPartition_8,
@@ -1206,42 +1109,36 @@ OffsetCommitRequestPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('committed_offset', 'int64', None, (0, 32767), None, None, None, None),
     FieldSpec('committed_leader_epoch', 'int32', None, (6, 32767), None, None, None, None),
-    FieldSpec('commit_timestamp', 'int64', None, (1, 1), None, None, None, None),
     FieldSpec('committed_metadata', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
 _W_OffsetCommitRequestTopic: tuple[Callable[[OffsetCommitRequestTopic, bytearray], None], ...] = (
-    _w_OffsetCommitRequestTopic_0,
-    _w_OffsetCommitRequestTopic_1,
-    _w_OffsetCommitRequestTopic_0,
-    _w_OffsetCommitRequestTopic_0,
-    _w_OffsetCommitRequestTopic_0,
-    _w_OffsetCommitRequestTopic_0,
+    _w_OffsetCommitRequestTopic_2,
+    _w_OffsetCommitRequestTopic_2,
+    _w_OffsetCommitRequestTopic_2,
+    _w_OffsetCommitRequestTopic_2,
     _w_OffsetCommitRequestTopic_6,
     _w_OffsetCommitRequestTopic_6,
     _w_OffsetCommitRequestTopic_8,
     _w_OffsetCommitRequestTopic_8,
 )
 _R_OffsetCommitRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequestTopic, int]], ...] = (
-    _r_OffsetCommitRequestTopic_0,
-    _r_OffsetCommitRequestTopic_1,
-    _r_OffsetCommitRequestTopic_0,
-    _r_OffsetCommitRequestTopic_0,
-    _r_OffsetCommitRequestTopic_0,
-    _r_OffsetCommitRequestTopic_0,
+    _r_OffsetCommitRequestTopic_2,
+    _r_OffsetCommitRequestTopic_2,
+    _r_OffsetCommitRequestTopic_2,
+    _r_OffsetCommitRequestTopic_2,
     _r_OffsetCommitRequestTopic_6,
     _r_OffsetCommitRequestTopic_6,
     _r_OffsetCommitRequestTopic_8,
     _r_OffsetCommitRequestTopic_8,
 )
 OffsetCommitRequestTopic._FIELDS = (
-    FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
+    FieldSpec('name', 'string', None, (0, 9), None, None, None, None),
+    FieldSpec('topic_id', 'uuid', None, (10, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetCommitRequestPartition),
 )
 
 _W_OffsetCommitRequest: tuple[Callable[[OffsetCommitRequest, bytearray], None], ...] = (
-    _w_OffsetCommitRequest_0,
-    _w_OffsetCommitRequest_1,
     _w_OffsetCommitRequest_2,
     _w_OffsetCommitRequest_2,
     _w_OffsetCommitRequest_2,
@@ -1252,8 +1149,6 @@ _W_OffsetCommitRequest: tuple[Callable[[OffsetCommitRequest, bytearray], None], 
     _w_OffsetCommitRequest_8,
 )
 _R_OffsetCommitRequest: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequest, int]], ...] = (
-    _r_OffsetCommitRequest_0,
-    _r_OffsetCommitRequest_1,
     _r_OffsetCommitRequest_2,
     _r_OffsetCommitRequest_2,
     _r_OffsetCommitRequest_2,
@@ -1273,26 +1168,22 @@ OffsetCommitRequest._FIELDS = (
 )
 
 _W_OffsetCommitResponsePartition: tuple[Callable[[OffsetCommitResponsePartition, bytearray], None], ...] = (
-    _w_OffsetCommitResponsePartition_0,
-    _w_OffsetCommitResponsePartition_0,
-    _w_OffsetCommitResponsePartition_0,
-    _w_OffsetCommitResponsePartition_0,
-    _w_OffsetCommitResponsePartition_0,
-    _w_OffsetCommitResponsePartition_0,
-    _w_OffsetCommitResponsePartition_0,
-    _w_OffsetCommitResponsePartition_0,
+    _w_OffsetCommitResponsePartition_2,
+    _w_OffsetCommitResponsePartition_2,
+    _w_OffsetCommitResponsePartition_2,
+    _w_OffsetCommitResponsePartition_2,
+    _w_OffsetCommitResponsePartition_2,
+    _w_OffsetCommitResponsePartition_2,
     _w_OffsetCommitResponsePartition_8,
     _w_OffsetCommitResponsePartition_8,
 )
 _R_OffsetCommitResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponsePartition, int]], ...] = (
-    _r_OffsetCommitResponsePartition_0,
-    _r_OffsetCommitResponsePartition_0,
-    _r_OffsetCommitResponsePartition_0,
-    _r_OffsetCommitResponsePartition_0,
-    _r_OffsetCommitResponsePartition_0,
-    _r_OffsetCommitResponsePartition_0,
-    _r_OffsetCommitResponsePartition_0,
-    _r_OffsetCommitResponsePartition_0,
+    _r_OffsetCommitResponsePartition_2,
+    _r_OffsetCommitResponsePartition_2,
+    _r_OffsetCommitResponsePartition_2,
+    _r_OffsetCommitResponsePartition_2,
+    _r_OffsetCommitResponsePartition_2,
+    _r_OffsetCommitResponsePartition_2,
     _r_OffsetCommitResponsePartition_8,
     _r_OffsetCommitResponsePartition_8,
 )
@@ -1302,38 +1193,33 @@ OffsetCommitResponsePartition._FIELDS = (
 )
 
 _W_OffsetCommitResponseTopic: tuple[Callable[[OffsetCommitResponseTopic, bytearray], None], ...] = (
-    _w_OffsetCommitResponseTopic_0,
-    _w_OffsetCommitResponseTopic_0,
-    _w_OffsetCommitResponseTopic_0,
-    _w_OffsetCommitResponseTopic_0,
-    _w_OffsetCommitResponseTopic_0,
-    _w_OffsetCommitResponseTopic_0,
-    _w_OffsetCommitResponseTopic_0,
-    _w_OffsetCommitResponseTopic_0,
+    _w_OffsetCommitResponseTopic_2,
+    _w_OffsetCommitResponseTopic_2,
+    _w_OffsetCommitResponseTopic_2,
+    _w_OffsetCommitResponseTopic_2,
+    _w_OffsetCommitResponseTopic_2,
+    _w_OffsetCommitResponseTopic_2,
     _w_OffsetCommitResponseTopic_8,
     _w_OffsetCommitResponseTopic_8,
 )
 _R_OffsetCommitResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponseTopic, int]], ...] = (
-    _r_OffsetCommitResponseTopic_0,
-    _r_OffsetCommitResponseTopic_0,
-    _r_OffsetCommitResponseTopic_0,
-    _r_OffsetCommitResponseTopic_0,
-    _r_OffsetCommitResponseTopic_0,
-    _r_OffsetCommitResponseTopic_0,
-    _r_OffsetCommitResponseTopic_0,
-    _r_OffsetCommitResponseTopic_0,
+    _r_OffsetCommitResponseTopic_2,
+    _r_OffsetCommitResponseTopic_2,
+    _r_OffsetCommitResponseTopic_2,
+    _r_OffsetCommitResponseTopic_2,
+    _r_OffsetCommitResponseTopic_2,
+    _r_OffsetCommitResponseTopic_2,
     _r_OffsetCommitResponseTopic_8,
     _r_OffsetCommitResponseTopic_8,
 )
 OffsetCommitResponseTopic._FIELDS = (
-    FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
+    FieldSpec('name', 'string', None, (0, 9), None, None, None, None),
+    FieldSpec('topic_id', 'uuid', None, (10, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetCommitResponsePartition),
 )
 
 _W_OffsetCommitResponse: tuple[Callable[[OffsetCommitResponse, bytearray], None], ...] = (
-    _w_OffsetCommitResponse_0,
-    _w_OffsetCommitResponse_0,
-    _w_OffsetCommitResponse_0,
+    _w_OffsetCommitResponse_2,
     _w_OffsetCommitResponse_3,
     _w_OffsetCommitResponse_3,
     _w_OffsetCommitResponse_3,
@@ -1343,9 +1229,7 @@ _W_OffsetCommitResponse: tuple[Callable[[OffsetCommitResponse, bytearray], None]
     _w_OffsetCommitResponse_8,
 )
 _R_OffsetCommitResponse: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponse, int]], ...] = (
-    _r_OffsetCommitResponse_0,
-    _r_OffsetCommitResponse_0,
-    _r_OffsetCommitResponse_0,
+    _r_OffsetCommitResponse_2,
     _r_OffsetCommitResponse_3,
     _r_OffsetCommitResponse_3,
     _r_OffsetCommitResponse_3,

@@ -53,12 +53,12 @@ _S_iqi = struct.Struct('>iqi')
 
 
 class OffsetFetchRequest:
-    """Kafka request ``OffsetFetchRequest`` (API key 9), versions 0-9."""
+    """Kafka request ``OffsetFetchRequest`` (API key 9), versions 1-9."""
 
     __slots__ = ('group_id', 'topics', 'groups', 'require_stable', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 9
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -115,11 +115,11 @@ class OffsetFetchRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequest has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchRequest has no version {version} (valid 1-9)')
         start = len(out)
         try:
-            _W_OffsetFetchRequest[version](self, out)
+            _W_OffsetFetchRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetFetchRequest v{version}: {exc}') from None
@@ -139,10 +139,10 @@ class OffsetFetchRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequest has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchRequest has no version {version} (valid 1-9)')
         try:
-            return _R_OffsetFetchRequest[version](buf, pos)
+            return _R_OffsetFetchRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetFetchRequest v{version}: {exc}') from None
 
@@ -206,11 +206,11 @@ class OffsetFetchRequestGroup:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestGroup has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchRequestGroup has no version {version} (valid 1-9)')
         start = len(out)
         try:
-            _W_OffsetFetchRequestGroup[version](self, out)
+            _W_OffsetFetchRequestGroup[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetFetchRequestGroup v{version}: {exc}') from None
@@ -230,10 +230,10 @@ class OffsetFetchRequestGroup:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequestGroup, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestGroup has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchRequestGroup has no version {version} (valid 1-9)')
         try:
-            return _R_OffsetFetchRequestGroup[version](buf, pos)
+            return _R_OffsetFetchRequestGroup[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetFetchRequestGroup v{version}: {exc}') from None
 
@@ -241,12 +241,13 @@ class OffsetFetchRequestGroup:
 class OffsetFetchRequestTopics:
     """Schema struct ``OffsetFetchRequestTopics`` of ``OffsetFetchRequest``."""
 
-    __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
+    __slots__ = ('name', 'topic_id', 'partition_indexes', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestTopics'
 
     name: str
+    topic_id: uuid.UUID
     partition_indexes: list[int]
     unknown_tags: dict[int, bytes] | None
 
@@ -254,10 +255,12 @@ class OffsetFetchRequestTopics:
         self,
         *,
         name: str = '',
+        topic_id: uuid.UUID = ZERO_UUID,
         partition_indexes: Iterable[int] = (),
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.name = name
+        self.topic_id = topic_id
         self.partition_indexes = list(partition_indexes)
         self.unknown_tags = unknown_tags
 
@@ -266,12 +269,13 @@ class OffsetFetchRequestTopics:
             return NotImplemented
         return (
             self.name == other.name and
+            self.topic_id == other.topic_id and
             self.partition_indexes == other.partition_indexes and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"OffsetFetchRequestTopics(name={self.name!r}, partition_indexes={self.partition_indexes!r}"
+        s = f"OffsetFetchRequestTopics(name={self.name!r}, topic_id={self.topic_id!r}, partition_indexes={self.partition_indexes!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -289,11 +293,11 @@ class OffsetFetchRequestTopics:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopics has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchRequestTopics has no version {version} (valid 1-9)')
         start = len(out)
         try:
-            _W_OffsetFetchRequestTopics[version](self, out)
+            _W_OffsetFetchRequestTopics[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetFetchRequestTopics v{version}: {exc}') from None
@@ -313,10 +317,10 @@ class OffsetFetchRequestTopics:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequestTopics, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopics has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchRequestTopics has no version {version} (valid 1-9)')
         try:
-            return _R_OffsetFetchRequestTopics[version](buf, pos)
+            return _R_OffsetFetchRequestTopics[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetFetchRequestTopics v{version}: {exc}') from None
 
@@ -372,11 +376,11 @@ class OffsetFetchRequestTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopic has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchRequestTopic has no version {version} (valid 1-9)')
         start = len(out)
         try:
-            _W_OffsetFetchRequestTopic[version](self, out)
+            _W_OffsetFetchRequestTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetFetchRequestTopic v{version}: {exc}') from None
@@ -396,21 +400,21 @@ class OffsetFetchRequestTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequestTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopic has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchRequestTopic has no version {version} (valid 1-9)')
         try:
-            return _R_OffsetFetchRequestTopic[version](buf, pos)
+            return _R_OffsetFetchRequestTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetFetchRequestTopic v{version}: {exc}') from None
 
 
 class OffsetFetchResponse:
-    """Kafka response ``OffsetFetchResponse`` (API key 9), versions 0-9."""
+    """Kafka response ``OffsetFetchResponse`` (API key 9), versions 1-9."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'error_code', 'groups', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 9
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -467,11 +471,11 @@ class OffsetFetchResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponse has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponse has no version {version} (valid 1-9)')
         start = len(out)
         try:
-            _W_OffsetFetchResponse[version](self, out)
+            _W_OffsetFetchResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetFetchResponse v{version}: {exc}') from None
@@ -491,10 +495,10 @@ class OffsetFetchResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponse has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponse has no version {version} (valid 1-9)')
         try:
-            return _R_OffsetFetchResponse[version](buf, pos)
+            return _R_OffsetFetchResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetFetchResponse v{version}: {exc}') from None
 
@@ -554,11 +558,11 @@ class OffsetFetchResponseGroup:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseGroup has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponseGroup has no version {version} (valid 1-9)')
         start = len(out)
         try:
-            _W_OffsetFetchResponseGroup[version](self, out)
+            _W_OffsetFetchResponseGroup[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetFetchResponseGroup v{version}: {exc}') from None
@@ -578,10 +582,10 @@ class OffsetFetchResponseGroup:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponseGroup, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseGroup has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponseGroup has no version {version} (valid 1-9)')
         try:
-            return _R_OffsetFetchResponseGroup[version](buf, pos)
+            return _R_OffsetFetchResponseGroup[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetFetchResponseGroup v{version}: {exc}') from None
 
@@ -589,12 +593,13 @@ class OffsetFetchResponseGroup:
 class OffsetFetchResponseTopics:
     """Schema struct ``OffsetFetchResponseTopics`` of ``OffsetFetchResponse``."""
 
-    __slots__ = ('name', 'partitions', 'unknown_tags',)
+    __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseTopics'
 
     name: str
+    topic_id: uuid.UUID
     partitions: list[OffsetFetchResponsePartitions]
     unknown_tags: dict[int, bytes] | None
 
@@ -602,10 +607,12 @@ class OffsetFetchResponseTopics:
         self,
         *,
         name: str = '',
+        topic_id: uuid.UUID = ZERO_UUID,
         partitions: Iterable[OffsetFetchResponsePartitions] = (),
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.name = name
+        self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
@@ -614,12 +621,13 @@ class OffsetFetchResponseTopics:
             return NotImplemented
         return (
             self.name == other.name and
+            self.topic_id == other.topic_id and
             self.partitions == other.partitions and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"OffsetFetchResponseTopics(name={self.name!r}, partitions={self.partitions!r}"
+        s = f"OffsetFetchResponseTopics(name={self.name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -637,11 +645,11 @@ class OffsetFetchResponseTopics:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopics has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponseTopics has no version {version} (valid 1-9)')
         start = len(out)
         try:
-            _W_OffsetFetchResponseTopics[version](self, out)
+            _W_OffsetFetchResponseTopics[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetFetchResponseTopics v{version}: {exc}') from None
@@ -661,10 +669,10 @@ class OffsetFetchResponseTopics:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponseTopics, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopics has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponseTopics has no version {version} (valid 1-9)')
         try:
-            return _R_OffsetFetchResponseTopics[version](buf, pos)
+            return _R_OffsetFetchResponseTopics[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetFetchResponseTopics v{version}: {exc}') from None
 
@@ -732,11 +740,11 @@ class OffsetFetchResponsePartitions:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartitions has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponsePartitions has no version {version} (valid 1-9)')
         start = len(out)
         try:
-            _W_OffsetFetchResponsePartitions[version](self, out)
+            _W_OffsetFetchResponsePartitions[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetFetchResponsePartitions v{version}: {exc}') from None
@@ -756,10 +764,10 @@ class OffsetFetchResponsePartitions:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponsePartitions, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartitions has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponsePartitions has no version {version} (valid 1-9)')
         try:
-            return _R_OffsetFetchResponsePartitions[version](buf, pos)
+            return _R_OffsetFetchResponsePartitions[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetFetchResponsePartitions v{version}: {exc}') from None
 
@@ -815,11 +823,11 @@ class OffsetFetchResponseTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopic has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponseTopic has no version {version} (valid 1-9)')
         start = len(out)
         try:
-            _W_OffsetFetchResponseTopic[version](self, out)
+            _W_OffsetFetchResponseTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetFetchResponseTopic v{version}: {exc}') from None
@@ -839,10 +847,10 @@ class OffsetFetchResponseTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponseTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopic has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponseTopic has no version {version} (valid 1-9)')
         try:
-            return _R_OffsetFetchResponseTopic[version](buf, pos)
+            return _R_OffsetFetchResponseTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetFetchResponseTopic v{version}: {exc}') from None
 
@@ -910,11 +918,11 @@ class OffsetFetchResponsePartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartition has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponsePartition has no version {version} (valid 1-9)')
         start = len(out)
         try:
-            _W_OffsetFetchResponsePartition[version](self, out)
+            _W_OffsetFetchResponsePartition[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetFetchResponsePartition v{version}: {exc}') from None
@@ -934,10 +942,10 @@ class OffsetFetchResponsePartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponsePartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartition has no version {version} (valid 0-9)')
+        if not 1 <= version <= 9:
+            raise UnsupportedVersionError(f'OffsetFetchResponsePartition has no version {version} (valid 1-9)')
         try:
-            return _R_OffsetFetchResponsePartition[version](buf, pos)
+            return _R_OffsetFetchResponsePartition[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetFetchResponsePartition v{version}: {exc}') from None
 
@@ -950,14 +958,14 @@ def _new_OffsetFetchRequestTopic() -> OffsetFetchRequestTopic:
     return o
 
 
-def _w_OffsetFetchRequestTopic_0(o: OffsetFetchRequestTopic, out: bytearray) -> None:
+def _w_OffsetFetchRequestTopic_1(o: OffsetFetchRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partition_indexes
     out += _S_i.pack(len(x1))
     out += struct.pack('>%di' % len(x1), *x1)
 
 
-def _r_OffsetFetchRequestTopic_0(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopic, int]:
+def _r_OffsetFetchRequestTopic_1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopic, int]:
     o = OffsetFetchRequestTopic.__new__(OffsetFetchRequestTopic)
     o.name, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
@@ -1020,29 +1028,27 @@ def _r_OffsetFetchRequestTopic_8(buf: memoryview, pos: int) -> tuple[OffsetFetch
 def _new_OffsetFetchRequestTopics() -> OffsetFetchRequestTopics:
     o = OffsetFetchRequestTopics.__new__(OffsetFetchRequestTopics)
     o.name = ''
+    o.topic_id = ZERO_UUID
     o.partition_indexes = []
     o.unknown_tags = None
     return o
 
 
-def _w_OffsetFetchRequestTopics_0(o: OffsetFetchRequestTopics, out: bytearray) -> None:
-    if o.name != '':
-        raise UnsupportedVersionError('OffsetFetchRequestTopics.name has a non-default value this version cannot carry')
+def _w_OffsetFetchRequestTopics_1(o: OffsetFetchRequestTopics, out: bytearray) -> None:
     if len(o.partition_indexes) != 0:
         raise UnsupportedVersionError('OffsetFetchRequestTopics.partition_indexes has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchRequestTopics_0(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopics, int]:
+def _r_OffsetFetchRequestTopics_1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopics, int]:
     o = OffsetFetchRequestTopics.__new__(OffsetFetchRequestTopics)
     o.name = ''
+    o.topic_id = ZERO_UUID
     o.partition_indexes = []
     o.unknown_tags = None
     return o, pos
 
 
 def _w_OffsetFetchRequestTopics_6(o: OffsetFetchRequestTopics, out: bytearray) -> None:
-    if o.name != '':
-        raise UnsupportedVersionError('OffsetFetchRequestTopics.name has a non-default value this version cannot carry')
     if len(o.partition_indexes) != 0:
         raise UnsupportedVersionError('OffsetFetchRequestTopics.partition_indexes has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -1055,6 +1061,7 @@ def _w_OffsetFetchRequestTopics_6(o: OffsetFetchRequestTopics, out: bytearray) -
 def _r_OffsetFetchRequestTopics_6(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopics, int]:
     o = OffsetFetchRequestTopics.__new__(OffsetFetchRequestTopics)
     o.name = ''
+    o.topic_id = ZERO_UUID
     o.partition_indexes = []
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1082,6 +1089,7 @@ def _r_OffsetFetchRequestTopics_8(buf: memoryview, pos: int) -> tuple[OffsetFetc
     n1, pos = read_compact_array_len(buf, pos)
     o.partition_indexes = list(struct.unpack_from('>%di' % n1, buf, pos))
     pos += 4 * n1
+    o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1100,14 +1108,14 @@ def _new_OffsetFetchRequestGroup() -> OffsetFetchRequestGroup:
     return o
 
 
-def _w_OffsetFetchRequestGroup_0(o: OffsetFetchRequestGroup, out: bytearray) -> None:
+def _w_OffsetFetchRequestGroup_1(o: OffsetFetchRequestGroup, out: bytearray) -> None:
     if o.group_id != '':
         raise UnsupportedVersionError('OffsetFetchRequestGroup.group_id has a non-default value this version cannot carry')
     if (o.topics is None or len(o.topics) != 0):
         raise UnsupportedVersionError('OffsetFetchRequestGroup.topics has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchRequestGroup_0(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
+def _r_OffsetFetchRequestGroup_1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
     o = OffsetFetchRequestGroup.__new__(OffsetFetchRequestGroup)
     o.group_id = ''
     o.member_id = None
@@ -1232,27 +1240,27 @@ def _new_OffsetFetchRequest() -> OffsetFetchRequest:
     return o
 
 
-def _w_OffsetFetchRequest_0(o: OffsetFetchRequest, out: bytearray) -> None:
+def _w_OffsetFetchRequest_1(o: OffsetFetchRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
     x1 = o.topics
     if x1 is None:
         raise ValueError('topics' + ' is None but not nullable in this version')
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetFetchRequestTopic_0(e2, out)
+        _w_OffsetFetchRequestTopic_1(e2, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchRequest.groups has a non-default value this version cannot carry')
     if o.require_stable != False:
         raise UnsupportedVersionError('OffsetFetchRequest.require_stable has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchRequest_0(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
+def _r_OffsetFetchRequest_1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
     o = OffsetFetchRequest.__new__(OffsetFetchRequest)
     o.group_id, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetFetchRequestTopic] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetFetchRequestTopic_0(buf, pos)
+        e3, pos = _r_OffsetFetchRequestTopic_1(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.groups = []
@@ -1269,7 +1277,7 @@ def _w_OffsetFetchRequest_2(o: OffsetFetchRequest, out: bytearray) -> None:
     else:
         out += _S_i.pack(len(x1))
         for e2 in x1:
-            _w_OffsetFetchRequestTopic_0(e2, out)
+            _w_OffsetFetchRequestTopic_1(e2, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchRequest.groups has a non-default value this version cannot carry')
     if o.require_stable != False:
@@ -1285,7 +1293,7 @@ def _r_OffsetFetchRequest_2(buf: memoryview, pos: int) -> tuple[OffsetFetchReque
     else:
         a2: list[OffsetFetchRequestTopic] = []
         for _ in range(n1):
-            e3, pos = _r_OffsetFetchRequestTopic_0(buf, pos)
+            e3, pos = _r_OffsetFetchRequestTopic_1(buf, pos)
             a2.append(e3)
         o.topics = a2
     o.groups = []
@@ -1463,13 +1471,13 @@ def _new_OffsetFetchResponsePartition() -> OffsetFetchResponsePartition:
     return o
 
 
-def _w_OffsetFetchResponsePartition_0(o: OffsetFetchResponsePartition, out: bytearray) -> None:
+def _w_OffsetFetchResponsePartition_1(o: OffsetFetchResponsePartition, out: bytearray) -> None:
     out += _S_iq.pack(o.partition_index, o.committed_offset)
     write_nullable_string(out, o.metadata)
     out += _S_h.pack(o.error_code)
 
 
-def _r_OffsetFetchResponsePartition_0(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
+def _r_OffsetFetchResponsePartition_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
     o = OffsetFetchResponsePartition.__new__(OffsetFetchResponsePartition)
     o.partition_index, o.committed_offset = _S_iq.unpack_from(buf, pos)
     pos += 12
@@ -1563,21 +1571,21 @@ def _new_OffsetFetchResponseTopic() -> OffsetFetchResponseTopic:
     return o
 
 
-def _w_OffsetFetchResponseTopic_0(o: OffsetFetchResponseTopic, out: bytearray) -> None:
+def _w_OffsetFetchResponseTopic_1(o: OffsetFetchResponseTopic, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partitions
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetFetchResponsePartition_0(e2, out)
+        _w_OffsetFetchResponsePartition_1(e2, out)
 
 
-def _r_OffsetFetchResponseTopic_0(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
+def _r_OffsetFetchResponseTopic_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
     o = OffsetFetchResponseTopic.__new__(OffsetFetchResponseTopic)
     o.name, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetFetchResponsePartition] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponsePartition_0(buf, pos)
+        e3, pos = _r_OffsetFetchResponsePartition_1(buf, pos)
         a2.append(e3)
     o.partitions = a2
     o.unknown_tags = None
@@ -1670,7 +1678,7 @@ def _new_OffsetFetchResponsePartitions() -> OffsetFetchResponsePartitions:
     return o
 
 
-def _w_OffsetFetchResponsePartitions_0(o: OffsetFetchResponsePartitions, out: bytearray) -> None:
+def _w_OffsetFetchResponsePartitions_1(o: OffsetFetchResponsePartitions, out: bytearray) -> None:
     if o.partition_index != 0:
         raise UnsupportedVersionError('OffsetFetchResponsePartitions.partition_index has a non-default value this version cannot carry')
     if o.committed_offset != 0:
@@ -1681,7 +1689,7 @@ def _w_OffsetFetchResponsePartitions_0(o: OffsetFetchResponsePartitions, out: by
         raise UnsupportedVersionError('OffsetFetchResponsePartitions.error_code has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchResponsePartitions_0(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartitions, int]:
+def _r_OffsetFetchResponsePartitions_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartitions, int]:
     o = OffsetFetchResponsePartitions.__new__(OffsetFetchResponsePartitions)
     o.partition_index = 0
     o.committed_offset = 0
@@ -1752,29 +1760,27 @@ def _r_OffsetFetchResponsePartitions_8(buf: memoryview, pos: int) -> tuple[Offse
 def _new_OffsetFetchResponseTopics() -> OffsetFetchResponseTopics:
     o = OffsetFetchResponseTopics.__new__(OffsetFetchResponseTopics)
     o.name = ''
+    o.topic_id = ZERO_UUID
     o.partitions = []
     o.unknown_tags = None
     return o
 
 
-def _w_OffsetFetchResponseTopics_0(o: OffsetFetchResponseTopics, out: bytearray) -> None:
-    if o.name != '':
-        raise UnsupportedVersionError('OffsetFetchResponseTopics.name has a non-default value this version cannot carry')
+def _w_OffsetFetchResponseTopics_1(o: OffsetFetchResponseTopics, out: bytearray) -> None:
     if len(o.partitions) != 0:
         raise UnsupportedVersionError('OffsetFetchResponseTopics.partitions has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchResponseTopics_0(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopics, int]:
+def _r_OffsetFetchResponseTopics_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopics, int]:
     o = OffsetFetchResponseTopics.__new__(OffsetFetchResponseTopics)
     o.name = ''
+    o.topic_id = ZERO_UUID
     o.partitions = []
     o.unknown_tags = None
     return o, pos
 
 
 def _w_OffsetFetchResponseTopics_6(o: OffsetFetchResponseTopics, out: bytearray) -> None:
-    if o.name != '':
-        raise UnsupportedVersionError('OffsetFetchResponseTopics.name has a non-default value this version cannot carry')
     if len(o.partitions) != 0:
         raise UnsupportedVersionError('OffsetFetchResponseTopics.partitions has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -1787,6 +1793,7 @@ def _w_OffsetFetchResponseTopics_6(o: OffsetFetchResponseTopics, out: bytearray)
 def _r_OffsetFetchResponseTopics_6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopics, int]:
     o = OffsetFetchResponseTopics.__new__(OffsetFetchResponseTopics)
     o.name = ''
+    o.topic_id = ZERO_UUID
     o.partitions = []
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1818,6 +1825,7 @@ def _r_OffsetFetchResponseTopics_8(buf: memoryview, pos: int) -> tuple[OffsetFet
         e3, pos = _r_OffsetFetchResponsePartitions_8(buf, pos)
         a2.append(e3)
     o.partitions = a2
+    o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1835,7 +1843,7 @@ def _new_OffsetFetchResponseGroup() -> OffsetFetchResponseGroup:
     return o
 
 
-def _w_OffsetFetchResponseGroup_0(o: OffsetFetchResponseGroup, out: bytearray) -> None:
+def _w_OffsetFetchResponseGroup_1(o: OffsetFetchResponseGroup, out: bytearray) -> None:
     if o.group_id != '':
         raise UnsupportedVersionError('OffsetFetchResponseGroup.group_id has a non-default value this version cannot carry')
     if len(o.topics) != 0:
@@ -1844,7 +1852,7 @@ def _w_OffsetFetchResponseGroup_0(o: OffsetFetchResponseGroup, out: bytearray) -
         raise UnsupportedVersionError('OffsetFetchResponseGroup.error_code has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchResponseGroup_0(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseGroup, int]:
+def _r_OffsetFetchResponseGroup_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseGroup, int]:
     o = OffsetFetchResponseGroup.__new__(OffsetFetchResponseGroup)
     o.group_id = ''
     o.topics = []
@@ -1923,21 +1931,21 @@ def _new_OffsetFetchResponse() -> OffsetFetchResponse:
     return o
 
 
-def _w_OffsetFetchResponse_0(o: OffsetFetchResponse, out: bytearray) -> None:
+def _w_OffsetFetchResponse_1(o: OffsetFetchResponse, out: bytearray) -> None:
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetFetchResponseTopic_0(e2, out)
+        _w_OffsetFetchResponseTopic_1(e2, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchResponse.groups has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchResponse_0(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
+def _r_OffsetFetchResponse_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
     o = OffsetFetchResponse.__new__(OffsetFetchResponse)
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetFetchResponseTopic] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponseTopic_0(buf, pos)
+        e3, pos = _r_OffsetFetchResponseTopic_1(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.throttle_time_ms = 0
@@ -1951,7 +1959,7 @@ def _w_OffsetFetchResponse_2(o: OffsetFetchResponse, out: bytearray) -> None:
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetFetchResponseTopic_0(e2, out)
+        _w_OffsetFetchResponseTopic_1(e2, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchResponse.groups has a non-default value this version cannot carry')
     out += _S_h.pack(o.error_code)
@@ -1962,7 +1970,7 @@ def _r_OffsetFetchResponse_2(buf: memoryview, pos: int) -> tuple[OffsetFetchResp
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetFetchResponseTopic] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponseTopic_0(buf, pos)
+        e3, pos = _r_OffsetFetchResponseTopic_1(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.error_code = _S_h.unpack_from(buf, pos)[0]
@@ -1978,7 +1986,7 @@ def _w_OffsetFetchResponse_3(o: OffsetFetchResponse, out: bytearray) -> None:
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetFetchResponseTopic_0(e2, out)
+        _w_OffsetFetchResponseTopic_1(e2, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchResponse.groups has a non-default value this version cannot carry')
     out += _S_h.pack(o.error_code)
@@ -1991,7 +1999,7 @@ def _r_OffsetFetchResponse_3(buf: memoryview, pos: int) -> tuple[OffsetFetchResp
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetFetchResponseTopic] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponseTopic_0(buf, pos)
+        e3, pos = _r_OffsetFetchResponseTopic_1(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.error_code = _S_h.unpack_from(buf, pos)[0]
@@ -2102,24 +2110,22 @@ def _r_OffsetFetchResponse_8(buf: memoryview, pos: int) -> tuple[OffsetFetchResp
 
 
 _W_OffsetFetchRequestTopic: tuple[Callable[[OffsetFetchRequestTopic, bytearray], None], ...] = (
-    _w_OffsetFetchRequestTopic_0,
-    _w_OffsetFetchRequestTopic_0,
-    _w_OffsetFetchRequestTopic_0,
-    _w_OffsetFetchRequestTopic_0,
-    _w_OffsetFetchRequestTopic_0,
-    _w_OffsetFetchRequestTopic_0,
+    _w_OffsetFetchRequestTopic_1,
+    _w_OffsetFetchRequestTopic_1,
+    _w_OffsetFetchRequestTopic_1,
+    _w_OffsetFetchRequestTopic_1,
+    _w_OffsetFetchRequestTopic_1,
     _w_OffsetFetchRequestTopic_6,
     _w_OffsetFetchRequestTopic_6,
     _w_OffsetFetchRequestTopic_8,
     _w_OffsetFetchRequestTopic_8,
 )
 _R_OffsetFetchRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequestTopic, int]], ...] = (
-    _r_OffsetFetchRequestTopic_0,
-    _r_OffsetFetchRequestTopic_0,
-    _r_OffsetFetchRequestTopic_0,
-    _r_OffsetFetchRequestTopic_0,
-    _r_OffsetFetchRequestTopic_0,
-    _r_OffsetFetchRequestTopic_0,
+    _r_OffsetFetchRequestTopic_1,
+    _r_OffsetFetchRequestTopic_1,
+    _r_OffsetFetchRequestTopic_1,
+    _r_OffsetFetchRequestTopic_1,
+    _r_OffsetFetchRequestTopic_1,
     _r_OffsetFetchRequestTopic_6,
     _r_OffsetFetchRequestTopic_6,
     _r_OffsetFetchRequestTopic_8,
@@ -2131,53 +2137,50 @@ OffsetFetchRequestTopic._FIELDS = (
 )
 
 _W_OffsetFetchRequestTopics: tuple[Callable[[OffsetFetchRequestTopics, bytearray], None], ...] = (
-    _w_OffsetFetchRequestTopics_0,
-    _w_OffsetFetchRequestTopics_0,
-    _w_OffsetFetchRequestTopics_0,
-    _w_OffsetFetchRequestTopics_0,
-    _w_OffsetFetchRequestTopics_0,
-    _w_OffsetFetchRequestTopics_0,
+    _w_OffsetFetchRequestTopics_1,
+    _w_OffsetFetchRequestTopics_1,
+    _w_OffsetFetchRequestTopics_1,
+    _w_OffsetFetchRequestTopics_1,
+    _w_OffsetFetchRequestTopics_1,
     _w_OffsetFetchRequestTopics_6,
     _w_OffsetFetchRequestTopics_6,
     _w_OffsetFetchRequestTopics_8,
     _w_OffsetFetchRequestTopics_8,
 )
 _R_OffsetFetchRequestTopics: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequestTopics, int]], ...] = (
-    _r_OffsetFetchRequestTopics_0,
-    _r_OffsetFetchRequestTopics_0,
-    _r_OffsetFetchRequestTopics_0,
-    _r_OffsetFetchRequestTopics_0,
-    _r_OffsetFetchRequestTopics_0,
-    _r_OffsetFetchRequestTopics_0,
+    _r_OffsetFetchRequestTopics_1,
+    _r_OffsetFetchRequestTopics_1,
+    _r_OffsetFetchRequestTopics_1,
+    _r_OffsetFetchRequestTopics_1,
+    _r_OffsetFetchRequestTopics_1,
     _r_OffsetFetchRequestTopics_6,
     _r_OffsetFetchRequestTopics_6,
     _r_OffsetFetchRequestTopics_8,
     _r_OffsetFetchRequestTopics_8,
 )
 OffsetFetchRequestTopics._FIELDS = (
-    FieldSpec('name', 'string', None, (8, 32767), None, None, None, None),
+    FieldSpec('name', 'string', None, (8, 9), None, None, None, None),
+    FieldSpec('topic_id', 'uuid', None, (10, 32767), None, None, None, None),
     FieldSpec('partition_indexes', 'array', 'int32', (8, 32767), None, None, None, None),
 )
 
 _W_OffsetFetchRequestGroup: tuple[Callable[[OffsetFetchRequestGroup, bytearray], None], ...] = (
-    _w_OffsetFetchRequestGroup_0,
-    _w_OffsetFetchRequestGroup_0,
-    _w_OffsetFetchRequestGroup_0,
-    _w_OffsetFetchRequestGroup_0,
-    _w_OffsetFetchRequestGroup_0,
-    _w_OffsetFetchRequestGroup_0,
+    _w_OffsetFetchRequestGroup_1,
+    _w_OffsetFetchRequestGroup_1,
+    _w_OffsetFetchRequestGroup_1,
+    _w_OffsetFetchRequestGroup_1,
+    _w_OffsetFetchRequestGroup_1,
     _w_OffsetFetchRequestGroup_6,
     _w_OffsetFetchRequestGroup_6,
     _w_OffsetFetchRequestGroup_8,
     _w_OffsetFetchRequestGroup_9,
 )
 _R_OffsetFetchRequestGroup: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequestGroup, int]], ...] = (
-    _r_OffsetFetchRequestGroup_0,
-    _r_OffsetFetchRequestGroup_0,
-    _r_OffsetFetchRequestGroup_0,
-    _r_OffsetFetchRequestGroup_0,
-    _r_OffsetFetchRequestGroup_0,
-    _r_OffsetFetchRequestGroup_0,
+    _r_OffsetFetchRequestGroup_1,
+    _r_OffsetFetchRequestGroup_1,
+    _r_OffsetFetchRequestGroup_1,
+    _r_OffsetFetchRequestGroup_1,
+    _r_OffsetFetchRequestGroup_1,
     _r_OffsetFetchRequestGroup_6,
     _r_OffsetFetchRequestGroup_6,
     _r_OffsetFetchRequestGroup_8,
@@ -2191,8 +2194,7 @@ OffsetFetchRequestGroup._FIELDS = (
 )
 
 _W_OffsetFetchRequest: tuple[Callable[[OffsetFetchRequest, bytearray], None], ...] = (
-    _w_OffsetFetchRequest_0,
-    _w_OffsetFetchRequest_0,
+    _w_OffsetFetchRequest_1,
     _w_OffsetFetchRequest_2,
     _w_OffsetFetchRequest_2,
     _w_OffsetFetchRequest_2,
@@ -2203,8 +2205,7 @@ _W_OffsetFetchRequest: tuple[Callable[[OffsetFetchRequest, bytearray], None], ..
     _w_OffsetFetchRequest_9,
 )
 _R_OffsetFetchRequest: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequest, int]], ...] = (
-    _r_OffsetFetchRequest_0,
-    _r_OffsetFetchRequest_0,
+    _r_OffsetFetchRequest_1,
     _r_OffsetFetchRequest_2,
     _r_OffsetFetchRequest_2,
     _r_OffsetFetchRequest_2,
@@ -2222,11 +2223,10 @@ OffsetFetchRequest._FIELDS = (
 )
 
 _W_OffsetFetchResponsePartition: tuple[Callable[[OffsetFetchResponsePartition, bytearray], None], ...] = (
-    _w_OffsetFetchResponsePartition_0,
-    _w_OffsetFetchResponsePartition_0,
-    _w_OffsetFetchResponsePartition_0,
-    _w_OffsetFetchResponsePartition_0,
-    _w_OffsetFetchResponsePartition_0,
+    _w_OffsetFetchResponsePartition_1,
+    _w_OffsetFetchResponsePartition_1,
+    _w_OffsetFetchResponsePartition_1,
+    _w_OffsetFetchResponsePartition_1,
     _w_OffsetFetchResponsePartition_5,
     _w_OffsetFetchResponsePartition_6,
     _w_OffsetFetchResponsePartition_6,
@@ -2234,11 +2234,10 @@ _W_OffsetFetchResponsePartition: tuple[Callable[[OffsetFetchResponsePartition, b
     _w_OffsetFetchResponsePartition_8,
 )
 _R_OffsetFetchResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponsePartition, int]], ...] = (
-    _r_OffsetFetchResponsePartition_0,
-    _r_OffsetFetchResponsePartition_0,
-    _r_OffsetFetchResponsePartition_0,
-    _r_OffsetFetchResponsePartition_0,
-    _r_OffsetFetchResponsePartition_0,
+    _r_OffsetFetchResponsePartition_1,
+    _r_OffsetFetchResponsePartition_1,
+    _r_OffsetFetchResponsePartition_1,
+    _r_OffsetFetchResponsePartition_1,
     _r_OffsetFetchResponsePartition_5,
     _r_OffsetFetchResponsePartition_6,
     _r_OffsetFetchResponsePartition_6,
@@ -2254,11 +2253,10 @@ OffsetFetchResponsePartition._FIELDS = (
 )
 
 _W_OffsetFetchResponseTopic: tuple[Callable[[OffsetFetchResponseTopic, bytearray], None], ...] = (
-    _w_OffsetFetchResponseTopic_0,
-    _w_OffsetFetchResponseTopic_0,
-    _w_OffsetFetchResponseTopic_0,
-    _w_OffsetFetchResponseTopic_0,
-    _w_OffsetFetchResponseTopic_0,
+    _w_OffsetFetchResponseTopic_1,
+    _w_OffsetFetchResponseTopic_1,
+    _w_OffsetFetchResponseTopic_1,
+    _w_OffsetFetchResponseTopic_1,
     _w_OffsetFetchResponseTopic_5,
     _w_OffsetFetchResponseTopic_6,
     _w_OffsetFetchResponseTopic_6,
@@ -2266,11 +2264,10 @@ _W_OffsetFetchResponseTopic: tuple[Callable[[OffsetFetchResponseTopic, bytearray
     _w_OffsetFetchResponseTopic_8,
 )
 _R_OffsetFetchResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponseTopic, int]], ...] = (
-    _r_OffsetFetchResponseTopic_0,
-    _r_OffsetFetchResponseTopic_0,
-    _r_OffsetFetchResponseTopic_0,
-    _r_OffsetFetchResponseTopic_0,
-    _r_OffsetFetchResponseTopic_0,
+    _r_OffsetFetchResponseTopic_1,
+    _r_OffsetFetchResponseTopic_1,
+    _r_OffsetFetchResponseTopic_1,
+    _r_OffsetFetchResponseTopic_1,
     _r_OffsetFetchResponseTopic_5,
     _r_OffsetFetchResponseTopic_6,
     _r_OffsetFetchResponseTopic_6,
@@ -2283,24 +2280,22 @@ OffsetFetchResponseTopic._FIELDS = (
 )
 
 _W_OffsetFetchResponsePartitions: tuple[Callable[[OffsetFetchResponsePartitions, bytearray], None], ...] = (
-    _w_OffsetFetchResponsePartitions_0,
-    _w_OffsetFetchResponsePartitions_0,
-    _w_OffsetFetchResponsePartitions_0,
-    _w_OffsetFetchResponsePartitions_0,
-    _w_OffsetFetchResponsePartitions_0,
-    _w_OffsetFetchResponsePartitions_0,
+    _w_OffsetFetchResponsePartitions_1,
+    _w_OffsetFetchResponsePartitions_1,
+    _w_OffsetFetchResponsePartitions_1,
+    _w_OffsetFetchResponsePartitions_1,
+    _w_OffsetFetchResponsePartitions_1,
     _w_OffsetFetchResponsePartitions_6,
     _w_OffsetFetchResponsePartitions_6,
     _w_OffsetFetchResponsePartitions_8,
     _w_OffsetFetchResponsePartitions_8,
 )
 _R_OffsetFetchResponsePartitions: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponsePartitions, int]], ...] = (
-    _r_OffsetFetchResponsePartitions_0,
-    _r_OffsetFetchResponsePartitions_0,
-    _r_OffsetFetchResponsePartitions_0,
-    _r_OffsetFetchResponsePartitions_0,
-    _r_OffsetFetchResponsePartitions_0,
-    _r_OffsetFetchResponsePartitions_0,
+    _r_OffsetFetchResponsePartitions_1,
+    _r_OffsetFetchResponsePartitions_1,
+    _r_OffsetFetchResponsePartitions_1,
+    _r_OffsetFetchResponsePartitions_1,
+    _r_OffsetFetchResponsePartitions_1,
     _r_OffsetFetchResponsePartitions_6,
     _r_OffsetFetchResponsePartitions_6,
     _r_OffsetFetchResponsePartitions_8,
@@ -2315,53 +2310,50 @@ OffsetFetchResponsePartitions._FIELDS = (
 )
 
 _W_OffsetFetchResponseTopics: tuple[Callable[[OffsetFetchResponseTopics, bytearray], None], ...] = (
-    _w_OffsetFetchResponseTopics_0,
-    _w_OffsetFetchResponseTopics_0,
-    _w_OffsetFetchResponseTopics_0,
-    _w_OffsetFetchResponseTopics_0,
-    _w_OffsetFetchResponseTopics_0,
-    _w_OffsetFetchResponseTopics_0,
+    _w_OffsetFetchResponseTopics_1,
+    _w_OffsetFetchResponseTopics_1,
+    _w_OffsetFetchResponseTopics_1,
+    _w_OffsetFetchResponseTopics_1,
+    _w_OffsetFetchResponseTopics_1,
     _w_OffsetFetchResponseTopics_6,
     _w_OffsetFetchResponseTopics_6,
     _w_OffsetFetchResponseTopics_8,
     _w_OffsetFetchResponseTopics_8,
 )
 _R_OffsetFetchResponseTopics: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponseTopics, int]], ...] = (
-    _r_OffsetFetchResponseTopics_0,
-    _r_OffsetFetchResponseTopics_0,
-    _r_OffsetFetchResponseTopics_0,
-    _r_OffsetFetchResponseTopics_0,
-    _r_OffsetFetchResponseTopics_0,
-    _r_OffsetFetchResponseTopics_0,
+    _r_OffsetFetchResponseTopics_1,
+    _r_OffsetFetchResponseTopics_1,
+    _r_OffsetFetchResponseTopics_1,
+    _r_OffsetFetchResponseTopics_1,
+    _r_OffsetFetchResponseTopics_1,
     _r_OffsetFetchResponseTopics_6,
     _r_OffsetFetchResponseTopics_6,
     _r_OffsetFetchResponseTopics_8,
     _r_OffsetFetchResponseTopics_8,
 )
 OffsetFetchResponseTopics._FIELDS = (
-    FieldSpec('name', 'string', None, (8, 32767), None, None, None, None),
+    FieldSpec('name', 'string', None, (8, 9), None, None, None, None),
+    FieldSpec('topic_id', 'uuid', None, (10, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (8, 32767), None, None, None, OffsetFetchResponsePartitions),
 )
 
 _W_OffsetFetchResponseGroup: tuple[Callable[[OffsetFetchResponseGroup, bytearray], None], ...] = (
-    _w_OffsetFetchResponseGroup_0,
-    _w_OffsetFetchResponseGroup_0,
-    _w_OffsetFetchResponseGroup_0,
-    _w_OffsetFetchResponseGroup_0,
-    _w_OffsetFetchResponseGroup_0,
-    _w_OffsetFetchResponseGroup_0,
+    _w_OffsetFetchResponseGroup_1,
+    _w_OffsetFetchResponseGroup_1,
+    _w_OffsetFetchResponseGroup_1,
+    _w_OffsetFetchResponseGroup_1,
+    _w_OffsetFetchResponseGroup_1,
     _w_OffsetFetchResponseGroup_6,
     _w_OffsetFetchResponseGroup_6,
     _w_OffsetFetchResponseGroup_8,
     _w_OffsetFetchResponseGroup_8,
 )
 _R_OffsetFetchResponseGroup: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponseGroup, int]], ...] = (
-    _r_OffsetFetchResponseGroup_0,
-    _r_OffsetFetchResponseGroup_0,
-    _r_OffsetFetchResponseGroup_0,
-    _r_OffsetFetchResponseGroup_0,
-    _r_OffsetFetchResponseGroup_0,
-    _r_OffsetFetchResponseGroup_0,
+    _r_OffsetFetchResponseGroup_1,
+    _r_OffsetFetchResponseGroup_1,
+    _r_OffsetFetchResponseGroup_1,
+    _r_OffsetFetchResponseGroup_1,
+    _r_OffsetFetchResponseGroup_1,
     _r_OffsetFetchResponseGroup_6,
     _r_OffsetFetchResponseGroup_6,
     _r_OffsetFetchResponseGroup_8,
@@ -2374,8 +2366,7 @@ OffsetFetchResponseGroup._FIELDS = (
 )
 
 _W_OffsetFetchResponse: tuple[Callable[[OffsetFetchResponse, bytearray], None], ...] = (
-    _w_OffsetFetchResponse_0,
-    _w_OffsetFetchResponse_0,
+    _w_OffsetFetchResponse_1,
     _w_OffsetFetchResponse_2,
     _w_OffsetFetchResponse_3,
     _w_OffsetFetchResponse_3,
@@ -2386,8 +2377,7 @@ _W_OffsetFetchResponse: tuple[Callable[[OffsetFetchResponse, bytearray], None], 
     _w_OffsetFetchResponse_8,
 )
 _R_OffsetFetchResponse: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponse, int]], ...] = (
-    _r_OffsetFetchResponse_0,
-    _r_OffsetFetchResponse_0,
+    _r_OffsetFetchResponse_1,
     _r_OffsetFetchResponse_2,
     _r_OffsetFetchResponse_3,
     _r_OffsetFetchResponse_3,

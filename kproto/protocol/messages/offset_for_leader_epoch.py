@@ -36,19 +36,17 @@ __all__ = [
 ]
 
 _S_hiiq = struct.Struct('>hiiq')
-_S_hiq = struct.Struct('>hiq')
 _S_i = struct.Struct('>i')
-_S_ii = struct.Struct('>ii')
 _S_iii = struct.Struct('>iii')
 
 
 class OffsetForLeaderEpochRequest:
-    """Kafka request ``OffsetForLeaderEpochRequest`` (API key 23), versions 0-4."""
+    """Kafka request ``OffsetForLeaderEpochRequest`` (API key 23), versions 2-4."""
 
     __slots__ = ('replica_id', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 23
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -97,11 +95,11 @@ class OffsetForLeaderEpochRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochRequest has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'OffsetForLeaderEpochRequest has no version {version} (valid 2-4)')
         start = len(out)
         try:
-            _W_OffsetForLeaderEpochRequest[version](self, out)
+            _W_OffsetForLeaderEpochRequest[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetForLeaderEpochRequest v{version}: {exc}') from None
@@ -121,10 +119,10 @@ class OffsetForLeaderEpochRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderEpochRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochRequest has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'OffsetForLeaderEpochRequest has no version {version} (valid 2-4)')
         try:
-            return _R_OffsetForLeaderEpochRequest[version](buf, pos)
+            return _R_OffsetForLeaderEpochRequest[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetForLeaderEpochRequest v{version}: {exc}') from None
 
@@ -180,11 +178,11 @@ class OffsetForLeaderTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopic has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'OffsetForLeaderTopic has no version {version} (valid 2-4)')
         start = len(out)
         try:
-            _W_OffsetForLeaderTopic[version](self, out)
+            _W_OffsetForLeaderTopic[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetForLeaderTopic v{version}: {exc}') from None
@@ -204,10 +202,10 @@ class OffsetForLeaderTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopic has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'OffsetForLeaderTopic has no version {version} (valid 2-4)')
         try:
-            return _R_OffsetForLeaderTopic[version](buf, pos)
+            return _R_OffsetForLeaderTopic[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetForLeaderTopic v{version}: {exc}') from None
 
@@ -267,11 +265,11 @@ class OffsetForLeaderPartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderPartition has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'OffsetForLeaderPartition has no version {version} (valid 2-4)')
         start = len(out)
         try:
-            _W_OffsetForLeaderPartition[version](self, out)
+            _W_OffsetForLeaderPartition[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetForLeaderPartition v{version}: {exc}') from None
@@ -291,21 +289,21 @@ class OffsetForLeaderPartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderPartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderPartition has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'OffsetForLeaderPartition has no version {version} (valid 2-4)')
         try:
-            return _R_OffsetForLeaderPartition[version](buf, pos)
+            return _R_OffsetForLeaderPartition[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetForLeaderPartition v{version}: {exc}') from None
 
 
 class OffsetForLeaderEpochResponse:
-    """Kafka response ``OffsetForLeaderEpochResponse`` (API key 23), versions 0-4."""
+    """Kafka response ``OffsetForLeaderEpochResponse`` (API key 23), versions 2-4."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 23
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -354,11 +352,11 @@ class OffsetForLeaderEpochResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochResponse has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'OffsetForLeaderEpochResponse has no version {version} (valid 2-4)')
         start = len(out)
         try:
-            _W_OffsetForLeaderEpochResponse[version](self, out)
+            _W_OffsetForLeaderEpochResponse[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetForLeaderEpochResponse v{version}: {exc}') from None
@@ -378,10 +376,10 @@ class OffsetForLeaderEpochResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderEpochResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochResponse has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'OffsetForLeaderEpochResponse has no version {version} (valid 2-4)')
         try:
-            return _R_OffsetForLeaderEpochResponse[version](buf, pos)
+            return _R_OffsetForLeaderEpochResponse[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetForLeaderEpochResponse v{version}: {exc}') from None
 
@@ -437,11 +435,11 @@ class OffsetForLeaderTopicResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopicResult has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'OffsetForLeaderTopicResult has no version {version} (valid 2-4)')
         start = len(out)
         try:
-            _W_OffsetForLeaderTopicResult[version](self, out)
+            _W_OffsetForLeaderTopicResult[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetForLeaderTopicResult v{version}: {exc}') from None
@@ -461,10 +459,10 @@ class OffsetForLeaderTopicResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderTopicResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopicResult has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'OffsetForLeaderTopicResult has no version {version} (valid 2-4)')
         try:
-            return _R_OffsetForLeaderTopicResult[version](buf, pos)
+            return _R_OffsetForLeaderTopicResult[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetForLeaderTopicResult v{version}: {exc}') from None
 
@@ -528,11 +526,11 @@ class EpochEndOffset:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 2-4)')
         start = len(out)
         try:
-            _W_EpochEndOffset[version](self, out)
+            _W_EpochEndOffset[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode EpochEndOffset v{version}: {exc}') from None
@@ -552,10 +550,10 @@ class EpochEndOffset:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EpochEndOffset, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 0-4)')
+        if not 2 <= version <= 4:
+            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 2-4)')
         try:
-            return _R_EpochEndOffset[version](buf, pos)
+            return _R_EpochEndOffset[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed EpochEndOffset v{version}: {exc}') from None
 
@@ -567,19 +565,6 @@ def _new_OffsetForLeaderPartition() -> OffsetForLeaderPartition:
     o.leader_epoch = 0
     o.unknown_tags = None
     return o
-
-
-def _w_OffsetForLeaderPartition_0(o: OffsetForLeaderPartition, out: bytearray) -> None:
-    out += _S_ii.pack(o.partition, o.leader_epoch)
-
-
-def _r_OffsetForLeaderPartition_0(buf: memoryview, pos: int) -> tuple[OffsetForLeaderPartition, int]:
-    o = OffsetForLeaderPartition.__new__(OffsetForLeaderPartition)
-    o.partition, o.leader_epoch = _S_ii.unpack_from(buf, pos)
-    pos += 8
-    o.current_leader_epoch = -1
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_OffsetForLeaderPartition_2(o: OffsetForLeaderPartition, out: bytearray) -> None:
@@ -621,27 +606,6 @@ def _new_OffsetForLeaderTopic() -> OffsetForLeaderTopic:
     o.partitions = []
     o.unknown_tags = None
     return o
-
-
-def _w_OffsetForLeaderTopic_0(o: OffsetForLeaderTopic, out: bytearray) -> None:
-    write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetForLeaderPartition_0(e2, out)
-
-
-def _r_OffsetForLeaderTopic_0(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopic, int]:
-    o = OffsetForLeaderTopic.__new__(OffsetForLeaderTopic)
-    o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetForLeaderPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderPartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_OffsetForLeaderTopic_2(o: OffsetForLeaderTopic, out: bytearray) -> None:
@@ -701,26 +665,6 @@ def _new_OffsetForLeaderEpochRequest() -> OffsetForLeaderEpochRequest:
     o.topics = []
     o.unknown_tags = None
     return o
-
-
-def _w_OffsetForLeaderEpochRequest_0(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetForLeaderTopic_0(e2, out)
-
-
-def _r_OffsetForLeaderEpochRequest_0(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochRequest, int]:
-    o = OffsetForLeaderEpochRequest.__new__(OffsetForLeaderEpochRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetForLeaderTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.replica_id = -2
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_OffsetForLeaderEpochRequest_2(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
@@ -806,24 +750,11 @@ def _new_EpochEndOffset() -> EpochEndOffset:
     return o
 
 
-def _w_EpochEndOffset_0(o: EpochEndOffset, out: bytearray) -> None:
-    out += _S_hiq.pack(o.error_code, o.partition, o.end_offset)
-
-
-def _r_EpochEndOffset_0(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
-    o = EpochEndOffset.__new__(EpochEndOffset)
-    o.error_code, o.partition, o.end_offset = _S_hiq.unpack_from(buf, pos)
-    pos += 14
-    o.leader_epoch = -1
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_EpochEndOffset_1(o: EpochEndOffset, out: bytearray) -> None:
+def _w_EpochEndOffset_2(o: EpochEndOffset, out: bytearray) -> None:
     out += _S_hiiq.pack(o.error_code, o.partition, o.leader_epoch, o.end_offset)
 
 
-def _r_EpochEndOffset_1(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
+def _r_EpochEndOffset_2(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
     o = EpochEndOffset.__new__(EpochEndOffset)
     o.error_code, o.partition, o.leader_epoch, o.end_offset = _S_hiiq.unpack_from(buf, pos)
     pos += 18
@@ -860,42 +791,21 @@ def _new_OffsetForLeaderTopicResult() -> OffsetForLeaderTopicResult:
     return o
 
 
-def _w_OffsetForLeaderTopicResult_0(o: OffsetForLeaderTopicResult, out: bytearray) -> None:
+def _w_OffsetForLeaderTopicResult_2(o: OffsetForLeaderTopicResult, out: bytearray) -> None:
     write_string(out, o.topic)
     x1 = o.partitions
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_EpochEndOffset_0(e2, out)
+        _w_EpochEndOffset_2(e2, out)
 
 
-def _r_OffsetForLeaderTopicResult_0(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopicResult, int]:
+def _r_OffsetForLeaderTopicResult_2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopicResult, int]:
     o = OffsetForLeaderTopicResult.__new__(OffsetForLeaderTopicResult)
     o.topic, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
     a2: list[EpochEndOffset] = []
     for _ in range(n1):
-        e3, pos = _r_EpochEndOffset_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_OffsetForLeaderTopicResult_1(o: OffsetForLeaderTopicResult, out: bytearray) -> None:
-    write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_EpochEndOffset_1(e2, out)
-
-
-def _r_OffsetForLeaderTopicResult_1(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopicResult, int]:
-    o = OffsetForLeaderTopicResult.__new__(OffsetForLeaderTopicResult)
-    o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[EpochEndOffset] = []
-    for _ in range(n1):
-        e3, pos = _r_EpochEndOffset_1(buf, pos)
+        e3, pos = _r_EpochEndOffset_2(buf, pos)
         a2.append(e3)
     o.partitions = a2
     o.unknown_tags = None
@@ -940,52 +850,12 @@ def _new_OffsetForLeaderEpochResponse() -> OffsetForLeaderEpochResponse:
     return o
 
 
-def _w_OffsetForLeaderEpochResponse_0(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetForLeaderTopicResult_0(e2, out)
-
-
-def _r_OffsetForLeaderEpochResponse_0(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochResponse, int]:
-    o = OffsetForLeaderEpochResponse.__new__(OffsetForLeaderEpochResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetForLeaderTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderTopicResult_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_OffsetForLeaderEpochResponse_1(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetForLeaderTopicResult_1(e2, out)
-
-
-def _r_OffsetForLeaderEpochResponse_1(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochResponse, int]:
-    o = OffsetForLeaderEpochResponse.__new__(OffsetForLeaderEpochResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetForLeaderTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderTopicResult_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.throttle_time_ms = 0
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_OffsetForLeaderEpochResponse_2(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
     out += _S_i.pack(o.throttle_time_ms)
     x1 = o.topics
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_OffsetForLeaderTopicResult_1(e2, out)
+        _w_OffsetForLeaderTopicResult_2(e2, out)
 
 
 def _r_OffsetForLeaderEpochResponse_2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochResponse, int]:
@@ -995,7 +865,7 @@ def _r_OffsetForLeaderEpochResponse_2(buf: memoryview, pos: int) -> tuple[Offset
     n1, pos = read_array_len(buf, pos)
     a2: list[OffsetForLeaderTopicResult] = []
     for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderTopicResult_1(buf, pos)
+        e3, pos = _r_OffsetForLeaderTopicResult_2(buf, pos)
         a2.append(e3)
     o.topics = a2
     o.unknown_tags = None
@@ -1034,15 +904,11 @@ def _r_OffsetForLeaderEpochResponse_4(buf: memoryview, pos: int) -> tuple[Offset
 
 
 _W_OffsetForLeaderPartition: tuple[Callable[[OffsetForLeaderPartition, bytearray], None], ...] = (
-    _w_OffsetForLeaderPartition_0,
-    _w_OffsetForLeaderPartition_0,
     _w_OffsetForLeaderPartition_2,
     _w_OffsetForLeaderPartition_2,
     _w_OffsetForLeaderPartition_4,
 )
 _R_OffsetForLeaderPartition: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderPartition, int]], ...] = (
-    _r_OffsetForLeaderPartition_0,
-    _r_OffsetForLeaderPartition_0,
     _r_OffsetForLeaderPartition_2,
     _r_OffsetForLeaderPartition_2,
     _r_OffsetForLeaderPartition_4,
@@ -1054,15 +920,11 @@ OffsetForLeaderPartition._FIELDS = (
 )
 
 _W_OffsetForLeaderTopic: tuple[Callable[[OffsetForLeaderTopic, bytearray], None], ...] = (
-    _w_OffsetForLeaderTopic_0,
-    _w_OffsetForLeaderTopic_0,
     _w_OffsetForLeaderTopic_2,
     _w_OffsetForLeaderTopic_2,
     _w_OffsetForLeaderTopic_4,
 )
 _R_OffsetForLeaderTopic: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderTopic, int]], ...] = (
-    _r_OffsetForLeaderTopic_0,
-    _r_OffsetForLeaderTopic_0,
     _r_OffsetForLeaderTopic_2,
     _r_OffsetForLeaderTopic_2,
     _r_OffsetForLeaderTopic_4,
@@ -1073,15 +935,11 @@ OffsetForLeaderTopic._FIELDS = (
 )
 
 _W_OffsetForLeaderEpochRequest: tuple[Callable[[OffsetForLeaderEpochRequest, bytearray], None], ...] = (
-    _w_OffsetForLeaderEpochRequest_0,
-    _w_OffsetForLeaderEpochRequest_0,
     _w_OffsetForLeaderEpochRequest_2,
     _w_OffsetForLeaderEpochRequest_3,
     _w_OffsetForLeaderEpochRequest_4,
 )
 _R_OffsetForLeaderEpochRequest: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderEpochRequest, int]], ...] = (
-    _r_OffsetForLeaderEpochRequest_0,
-    _r_OffsetForLeaderEpochRequest_0,
     _r_OffsetForLeaderEpochRequest_2,
     _r_OffsetForLeaderEpochRequest_3,
     _r_OffsetForLeaderEpochRequest_4,
@@ -1092,17 +950,13 @@ OffsetForLeaderEpochRequest._FIELDS = (
 )
 
 _W_EpochEndOffset: tuple[Callable[[EpochEndOffset, bytearray], None], ...] = (
-    _w_EpochEndOffset_0,
-    _w_EpochEndOffset_1,
-    _w_EpochEndOffset_1,
-    _w_EpochEndOffset_1,
+    _w_EpochEndOffset_2,
+    _w_EpochEndOffset_2,
     _w_EpochEndOffset_4,
 )
 _R_EpochEndOffset: tuple[Callable[[memoryview, int], tuple[EpochEndOffset, int]], ...] = (
-    _r_EpochEndOffset_0,
-    _r_EpochEndOffset_1,
-    _r_EpochEndOffset_1,
-    _r_EpochEndOffset_1,
+    _r_EpochEndOffset_2,
+    _r_EpochEndOffset_2,
     _r_EpochEndOffset_4,
 )
 EpochEndOffset._FIELDS = (
@@ -1113,17 +967,13 @@ EpochEndOffset._FIELDS = (
 )
 
 _W_OffsetForLeaderTopicResult: tuple[Callable[[OffsetForLeaderTopicResult, bytearray], None], ...] = (
-    _w_OffsetForLeaderTopicResult_0,
-    _w_OffsetForLeaderTopicResult_1,
-    _w_OffsetForLeaderTopicResult_1,
-    _w_OffsetForLeaderTopicResult_1,
+    _w_OffsetForLeaderTopicResult_2,
+    _w_OffsetForLeaderTopicResult_2,
     _w_OffsetForLeaderTopicResult_4,
 )
 _R_OffsetForLeaderTopicResult: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderTopicResult, int]], ...] = (
-    _r_OffsetForLeaderTopicResult_0,
-    _r_OffsetForLeaderTopicResult_1,
-    _r_OffsetForLeaderTopicResult_1,
-    _r_OffsetForLeaderTopicResult_1,
+    _r_OffsetForLeaderTopicResult_2,
+    _r_OffsetForLeaderTopicResult_2,
     _r_OffsetForLeaderTopicResult_4,
 )
 OffsetForLeaderTopicResult._FIELDS = (
@@ -1132,15 +982,11 @@ OffsetForLeaderTopicResult._FIELDS = (
 )
 
 _W_OffsetForLeaderEpochResponse: tuple[Callable[[OffsetForLeaderEpochResponse, bytearray], None], ...] = (
-    _w_OffsetForLeaderEpochResponse_0,
-    _w_OffsetForLeaderEpochResponse_1,
     _w_OffsetForLeaderEpochResponse_2,
     _w_OffsetForLeaderEpochResponse_2,
     _w_OffsetForLeaderEpochResponse_4,
 )
 _R_OffsetForLeaderEpochResponse: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderEpochResponse, int]], ...] = (
-    _r_OffsetForLeaderEpochResponse_0,
-    _r_OffsetForLeaderEpochResponse_1,
     _r_OffsetForLeaderEpochResponse_2,
     _r_OffsetForLeaderEpochResponse_2,
     _r_OffsetForLeaderEpochResponse_4,

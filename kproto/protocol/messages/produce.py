@@ -24,6 +24,7 @@ from kproto.protocol._primitives import (
     read_nullable_string,
     read_string,
     read_unknown_tags,
+    read_uuid,
     read_uvarint,
     records_repr,
     write_compact_nullable_bytes,
@@ -51,20 +52,19 @@ __all__ = [
 
 _S_hi = struct.Struct('>hi')
 _S_i = struct.Struct('>i')
-_S_ihq = struct.Struct('>ihq')
 _S_ihqq = struct.Struct('>ihqq')
 _S_ihqqq = struct.Struct('>ihqqq')
 _S_ii = struct.Struct('>ii')
 
 
 class ProduceRequest:
-    """Kafka request ``ProduceRequest`` (API key 0), versions 0-11."""
+    """Kafka request ``ProduceRequest`` (API key 0), versions 3-13."""
 
     __slots__ = ('transactional_id', 'acks', 'timeout_ms', 'topic_data', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 0
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 11
+    MIN_VERSION: ClassVar[int] = 3
+    MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ProduceRequest'
@@ -120,11 +120,11 @@ class ProduceRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'ProduceRequest has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'ProduceRequest has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_ProduceRequest[version](self, out)
+            _W_ProduceRequest[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ProduceRequest v{version}: {exc}') from None
@@ -144,10 +144,10 @@ class ProduceRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ProduceRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'ProduceRequest has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'ProduceRequest has no version {version} (valid 3-13)')
         try:
-            return _R_ProduceRequest[version](buf, pos)
+            return _R_ProduceRequest[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ProduceRequest v{version}: {exc}') from None
 
@@ -155,12 +155,13 @@ class ProduceRequest:
 class TopicProduceData:
     """Schema struct ``TopicProduceData`` of ``ProduceRequest``."""
 
-    __slots__ = ('name', 'partition_data', 'unknown_tags',)
+    __slots__ = ('name', 'topic_id', 'partition_data', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicProduceData'
 
     name: str
+    topic_id: uuid.UUID
     partition_data: list[PartitionProduceData]
     unknown_tags: dict[int, bytes] | None
 
@@ -168,10 +169,12 @@ class TopicProduceData:
         self,
         *,
         name: str = '',
+        topic_id: uuid.UUID = ZERO_UUID,
         partition_data: Iterable[PartitionProduceData] = (),
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.name = name
+        self.topic_id = topic_id
         self.partition_data = list(partition_data)
         self.unknown_tags = unknown_tags
 
@@ -180,12 +183,13 @@ class TopicProduceData:
             return NotImplemented
         return (
             self.name == other.name and
+            self.topic_id == other.topic_id and
             self.partition_data == other.partition_data and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"TopicProduceData(name={self.name!r}, partition_data={self.partition_data!r}"
+        s = f"TopicProduceData(name={self.name!r}, topic_id={self.topic_id!r}, partition_data={self.partition_data!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -203,11 +207,11 @@ class TopicProduceData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'TopicProduceData has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'TopicProduceData has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_TopicProduceData[version](self, out)
+            _W_TopicProduceData[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicProduceData v{version}: {exc}') from None
@@ -227,10 +231,10 @@ class TopicProduceData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicProduceData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'TopicProduceData has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'TopicProduceData has no version {version} (valid 3-13)')
         try:
-            return _R_TopicProduceData[version](buf, pos)
+            return _R_TopicProduceData[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicProduceData v{version}: {exc}') from None
 
@@ -286,11 +290,11 @@ class PartitionProduceData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'PartitionProduceData has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'PartitionProduceData has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_PartitionProduceData[version](self, out)
+            _W_PartitionProduceData[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PartitionProduceData v{version}: {exc}') from None
@@ -310,22 +314,22 @@ class PartitionProduceData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionProduceData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'PartitionProduceData has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'PartitionProduceData has no version {version} (valid 3-13)')
         try:
-            return _R_PartitionProduceData[version](buf, pos)
+            return _R_PartitionProduceData[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PartitionProduceData v{version}: {exc}') from None
 
 
 class ProduceResponse:
-    """Kafka response ``ProduceResponse`` (API key 0), versions 0-11."""
+    """Kafka response ``ProduceResponse`` (API key 0), versions 3-13."""
 
     __slots__ = ('responses', 'throttle_time_ms', 'node_endpoints', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 0
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 11
+    MIN_VERSION: ClassVar[int] = 3
+    MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ProduceResponse'
@@ -377,11 +381,11 @@ class ProduceResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'ProduceResponse has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'ProduceResponse has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_ProduceResponse[version](self, out)
+            _W_ProduceResponse[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ProduceResponse v{version}: {exc}') from None
@@ -401,10 +405,10 @@ class ProduceResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ProduceResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'ProduceResponse has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'ProduceResponse has no version {version} (valid 3-13)')
         try:
-            return _R_ProduceResponse[version](buf, pos)
+            return _R_ProduceResponse[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ProduceResponse v{version}: {exc}') from None
 
@@ -468,11 +472,11 @@ class NodeEndpoint:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_NodeEndpoint[version](self, out)
+            _W_NodeEndpoint[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
@@ -492,10 +496,10 @@ class NodeEndpoint:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 3-13)')
         try:
-            return _R_NodeEndpoint[version](buf, pos)
+            return _R_NodeEndpoint[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
@@ -503,12 +507,13 @@ class NodeEndpoint:
 class TopicProduceResponse:
     """Schema struct ``TopicProduceResponse`` of ``ProduceResponse``."""
 
-    __slots__ = ('name', 'partition_responses', 'unknown_tags',)
+    __slots__ = ('name', 'topic_id', 'partition_responses', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicProduceResponse'
 
     name: str
+    topic_id: uuid.UUID
     partition_responses: list[PartitionProduceResponse]
     unknown_tags: dict[int, bytes] | None
 
@@ -516,10 +521,12 @@ class TopicProduceResponse:
         self,
         *,
         name: str = '',
+        topic_id: uuid.UUID = ZERO_UUID,
         partition_responses: Iterable[PartitionProduceResponse] = (),
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.name = name
+        self.topic_id = topic_id
         self.partition_responses = list(partition_responses)
         self.unknown_tags = unknown_tags
 
@@ -528,12 +535,13 @@ class TopicProduceResponse:
             return NotImplemented
         return (
             self.name == other.name and
+            self.topic_id == other.topic_id and
             self.partition_responses == other.partition_responses and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"TopicProduceResponse(name={self.name!r}, partition_responses={self.partition_responses!r}"
+        s = f"TopicProduceResponse(name={self.name!r}, topic_id={self.topic_id!r}, partition_responses={self.partition_responses!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -551,11 +559,11 @@ class TopicProduceResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'TopicProduceResponse has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'TopicProduceResponse has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_TopicProduceResponse[version](self, out)
+            _W_TopicProduceResponse[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicProduceResponse v{version}: {exc}') from None
@@ -575,10 +583,10 @@ class TopicProduceResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicProduceResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'TopicProduceResponse has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'TopicProduceResponse has no version {version} (valid 3-13)')
         try:
-            return _R_TopicProduceResponse[version](buf, pos)
+            return _R_TopicProduceResponse[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicProduceResponse v{version}: {exc}') from None
 
@@ -658,11 +666,11 @@ class PartitionProduceResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'PartitionProduceResponse has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'PartitionProduceResponse has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_PartitionProduceResponse[version](self, out)
+            _W_PartitionProduceResponse[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PartitionProduceResponse v{version}: {exc}') from None
@@ -682,10 +690,10 @@ class PartitionProduceResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionProduceResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'PartitionProduceResponse has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'PartitionProduceResponse has no version {version} (valid 3-13)')
         try:
-            return _R_PartitionProduceResponse[version](buf, pos)
+            return _R_PartitionProduceResponse[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PartitionProduceResponse v{version}: {exc}') from None
 
@@ -741,11 +749,11 @@ class LeaderIdAndEpoch:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_LeaderIdAndEpoch[version](self, out)
+            _W_LeaderIdAndEpoch[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
@@ -765,10 +773,10 @@ class LeaderIdAndEpoch:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 3-13)')
         try:
-            return _R_LeaderIdAndEpoch[version](buf, pos)
+            return _R_LeaderIdAndEpoch[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
@@ -824,11 +832,11 @@ class BatchIndexAndErrorMessage:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'BatchIndexAndErrorMessage has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'BatchIndexAndErrorMessage has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_BatchIndexAndErrorMessage[version](self, out)
+            _W_BatchIndexAndErrorMessage[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode BatchIndexAndErrorMessage v{version}: {exc}') from None
@@ -848,10 +856,10 @@ class BatchIndexAndErrorMessage:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[BatchIndexAndErrorMessage, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 11:
-            raise UnsupportedVersionError(f'BatchIndexAndErrorMessage has no version {version} (valid 0-11)')
+        if not 3 <= version <= 13:
+            raise UnsupportedVersionError(f'BatchIndexAndErrorMessage has no version {version} (valid 3-13)')
         try:
-            return _R_BatchIndexAndErrorMessage[version](buf, pos)
+            return _R_BatchIndexAndErrorMessage[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed BatchIndexAndErrorMessage v{version}: {exc}') from None
 
@@ -864,12 +872,12 @@ def _new_PartitionProduceData() -> PartitionProduceData:
     return o
 
 
-def _w_PartitionProduceData_0(o: PartitionProduceData, out: bytearray) -> None:
+def _w_PartitionProduceData_3(o: PartitionProduceData, out: bytearray) -> None:
     out += _S_i.pack(o.index)
     write_nullable_bytes(out, o.records)
 
 
-def _r_PartitionProduceData_0(buf: memoryview, pos: int) -> tuple[PartitionProduceData, int]:
+def _r_PartitionProduceData_3(buf: memoryview, pos: int) -> tuple[PartitionProduceData, int]:
     o = PartitionProduceData.__new__(PartitionProduceData)
     o.index = _S_i.unpack_from(buf, pos)[0]
     pos += 4
@@ -904,28 +912,30 @@ def _r_PartitionProduceData_9(buf: memoryview, pos: int) -> tuple[PartitionProdu
 def _new_TopicProduceData() -> TopicProduceData:
     o = TopicProduceData.__new__(TopicProduceData)
     o.name = ''
+    o.topic_id = ZERO_UUID
     o.partition_data = []
     o.unknown_tags = None
     return o
 
 
-def _w_TopicProduceData_0(o: TopicProduceData, out: bytearray) -> None:
+def _w_TopicProduceData_3(o: TopicProduceData, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partition_data
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_PartitionProduceData_0(e2, out)
+        _w_PartitionProduceData_3(e2, out)
 
 
-def _r_TopicProduceData_0(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
+def _r_TopicProduceData_3(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
     o = TopicProduceData.__new__(TopicProduceData)
     o.name, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
     a2: list[PartitionProduceData] = []
     for _ in range(n1):
-        e3, pos = _r_PartitionProduceData_0(buf, pos)
+        e3, pos = _r_PartitionProduceData_3(buf, pos)
         a2.append(e3)
     o.partition_data = a2
+    o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
@@ -952,6 +962,38 @@ def _r_TopicProduceData_9(buf: memoryview, pos: int) -> tuple[TopicProduceData, 
         e3, pos = _r_PartitionProduceData_9(buf, pos)
         a2.append(e3)
     o.partition_data = a2
+    o.topic_id = ZERO_UUID
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_TopicProduceData_13(o: TopicProduceData, out: bytearray) -> None:
+    out += o.topic_id.bytes
+    x1 = o.partition_data
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_PartitionProduceData_9(e2, out)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_TopicProduceData_13(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
+    o = TopicProduceData.__new__(TopicProduceData)
+    o.topic_id, pos = read_uuid(buf, pos)
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[PartitionProduceData] = []
+    for _ in range(n1):
+        e3, pos = _r_PartitionProduceData_9(buf, pos)
+        a2.append(e3)
+    o.partition_data = a2
+    o.name = ''
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -970,38 +1012,13 @@ def _new_ProduceRequest() -> ProduceRequest:
     return o
 
 
-def _w_ProduceRequest_0(o: ProduceRequest, out: bytearray) -> None:
-    if o.transactional_id is not None:
-        raise UnsupportedVersionError('ProduceRequest.transactional_id has a non-default value this version cannot carry')
-    out += _S_hi.pack(o.acks, o.timeout_ms)
-    x1 = o.topic_data
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicProduceData_0(e2, out)
-
-
-def _r_ProduceRequest_0(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
-    o = ProduceRequest.__new__(ProduceRequest)
-    o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
-    pos += 6
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceData_0(buf, pos)
-        a2.append(e3)
-    o.topic_data = a2
-    o.transactional_id = None
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_ProduceRequest_3(o: ProduceRequest, out: bytearray) -> None:
     write_nullable_string(out, o.transactional_id)
     out += _S_hi.pack(o.acks, o.timeout_ms)
     x1 = o.topic_data
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_TopicProduceData_0(e2, out)
+        _w_TopicProduceData_3(e2, out)
 
 
 def _r_ProduceRequest_3(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
@@ -1012,7 +1029,7 @@ def _r_ProduceRequest_3(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]
     n1, pos = read_array_len(buf, pos)
     a2: list[TopicProduceData] = []
     for _ in range(n1):
-        e3, pos = _r_TopicProduceData_0(buf, pos)
+        e3, pos = _r_TopicProduceData_3(buf, pos)
         a2.append(e3)
     o.topic_data = a2
     o.unknown_tags = None
@@ -1052,6 +1069,39 @@ def _r_ProduceRequest_9(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]
     return o, pos
 
 
+def _w_ProduceRequest_13(o: ProduceRequest, out: bytearray) -> None:
+    write_compact_nullable_string(out, o.transactional_id)
+    out += _S_hi.pack(o.acks, o.timeout_ms)
+    x1 = o.topic_data
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_TopicProduceData_13(e2, out)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_ProduceRequest_13(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
+    o = ProduceRequest.__new__(ProduceRequest)
+    o.transactional_id, pos = read_compact_nullable_string(buf, pos)
+    o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
+    pos += 6
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[TopicProduceData] = []
+    for _ in range(n1):
+        e3, pos = _r_TopicProduceData_13(buf, pos)
+        a2.append(e3)
+    o.topic_data = a2
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
 def _new_BatchIndexAndErrorMessage() -> BatchIndexAndErrorMessage:
     o = BatchIndexAndErrorMessage.__new__(BatchIndexAndErrorMessage)
     o.batch_index = 0
@@ -1060,14 +1110,14 @@ def _new_BatchIndexAndErrorMessage() -> BatchIndexAndErrorMessage:
     return o
 
 
-def _w_BatchIndexAndErrorMessage_0(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
+def _w_BatchIndexAndErrorMessage_3(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
     if o.batch_index != 0:
         raise UnsupportedVersionError('BatchIndexAndErrorMessage.batch_index has a non-default value this version cannot carry')
     if o.batch_index_error_message is not None:
         raise UnsupportedVersionError('BatchIndexAndErrorMessage.batch_index_error_message has a non-default value this version cannot carry')
 
 
-def _r_BatchIndexAndErrorMessage_0(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
+def _r_BatchIndexAndErrorMessage_3(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
     o = BatchIndexAndErrorMessage.__new__(BatchIndexAndErrorMessage)
     o.batch_index = 0
     o.batch_index_error_message = None
@@ -1120,14 +1170,14 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
+def _w_LeaderIdAndEpoch_3(o: LeaderIdAndEpoch, out: bytearray) -> None:
     if o.leader_id != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_id has a non-default value this version cannot carry')
     if o.leader_epoch != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_epoch has a non-default value this version cannot carry')
 
 
-def _r_LeaderIdAndEpoch_0(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _r_LeaderIdAndEpoch_3(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
     o.leader_id = -1
     o.leader_epoch = -1
@@ -1194,32 +1244,13 @@ def _new_PartitionProduceResponse() -> PartitionProduceResponse:
     return o
 
 
-def _w_PartitionProduceResponse_0(o: PartitionProduceResponse, out: bytearray) -> None:
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
-        raise UnsupportedVersionError('PartitionProduceResponse.current_leader has a non-default value this version cannot carry')
-    out += _S_ihq.pack(o.index, o.error_code, o.base_offset)
-
-
-def _r_PartitionProduceResponse_0(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
-    o = PartitionProduceResponse.__new__(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset = _S_ihq.unpack_from(buf, pos)
-    pos += 14
-    o.log_append_time_ms = -1
-    o.log_start_offset = -1
-    o.record_errors = []
-    o.error_message = None
-    o.current_leader = _new_LeaderIdAndEpoch()
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_PartitionProduceResponse_2(o: PartitionProduceResponse, out: bytearray) -> None:
+def _w_PartitionProduceResponse_3(o: PartitionProduceResponse, out: bytearray) -> None:
     if o.current_leader != _DEF_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionProduceResponse.current_leader has a non-default value this version cannot carry')
     out += _S_ihqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms)
 
 
-def _r_PartitionProduceResponse_2(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
+def _r_PartitionProduceResponse_3(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
     o = PartitionProduceResponse.__new__(PartitionProduceResponse)
     o.index, o.error_code, o.base_offset, o.log_append_time_ms = _S_ihqq.unpack_from(buf, pos)
     pos += 22
@@ -1371,49 +1402,30 @@ def _r_PartitionProduceResponse_10(buf: memoryview, pos: int) -> tuple[Partition
 def _new_TopicProduceResponse() -> TopicProduceResponse:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name = ''
+    o.topic_id = ZERO_UUID
     o.partition_responses = []
     o.unknown_tags = None
     return o
 
 
-def _w_TopicProduceResponse_0(o: TopicProduceResponse, out: bytearray) -> None:
+def _w_TopicProduceResponse_3(o: TopicProduceResponse, out: bytearray) -> None:
     write_string(out, o.name)
     x1 = o.partition_responses
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_PartitionProduceResponse_0(e2, out)
+        _w_PartitionProduceResponse_3(e2, out)
 
 
-def _r_TopicProduceResponse_0(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _r_TopicProduceResponse_3(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name, pos = read_string(buf, pos)
     n1, pos = read_array_len(buf, pos)
     a2: list[PartitionProduceResponse] = []
     for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_0(buf, pos)
+        e3, pos = _r_PartitionProduceResponse_3(buf, pos)
         a2.append(e3)
     o.partition_responses = a2
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_TopicProduceResponse_2(o: TopicProduceResponse, out: bytearray) -> None:
-    write_string(out, o.name)
-    x1 = o.partition_responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionProduceResponse_2(e2, out)
-
-
-def _r_TopicProduceResponse_2(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
-    o = TopicProduceResponse.__new__(TopicProduceResponse)
-    o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_2(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
@@ -1435,6 +1447,7 @@ def _r_TopicProduceResponse_5(buf: memoryview, pos: int) -> tuple[TopicProduceRe
         e3, pos = _r_PartitionProduceResponse_5(buf, pos)
         a2.append(e3)
     o.partition_responses = a2
+    o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
@@ -1456,6 +1469,7 @@ def _r_TopicProduceResponse_8(buf: memoryview, pos: int) -> tuple[TopicProduceRe
         e3, pos = _r_PartitionProduceResponse_8(buf, pos)
         a2.append(e3)
     o.partition_responses = a2
+    o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
@@ -1482,6 +1496,7 @@ def _r_TopicProduceResponse_9(buf: memoryview, pos: int) -> tuple[TopicProduceRe
         e3, pos = _r_PartitionProduceResponse_9(buf, pos)
         a2.append(e3)
     o.partition_responses = a2
+    o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1512,6 +1527,38 @@ def _r_TopicProduceResponse_10(buf: memoryview, pos: int) -> tuple[TopicProduceR
         e3, pos = _r_PartitionProduceResponse_10(buf, pos)
         a2.append(e3)
     o.partition_responses = a2
+    o.topic_id = ZERO_UUID
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_TopicProduceResponse_13(o: TopicProduceResponse, out: bytearray) -> None:
+    out += o.topic_id.bytes
+    x1 = o.partition_responses
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_PartitionProduceResponse_10(e2, out)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_TopicProduceResponse_13(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+    o = TopicProduceResponse.__new__(TopicProduceResponse)
+    o.topic_id, pos = read_uuid(buf, pos)
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[PartitionProduceResponse] = []
+    for _ in range(n1):
+        e3, pos = _r_PartitionProduceResponse_10(buf, pos)
+        a2.append(e3)
+    o.partition_responses = a2
+    o.name = ''
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1530,7 +1577,7 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
+def _w_NodeEndpoint_3(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
     if o.host != '':
@@ -1541,7 +1588,7 @@ def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
         raise UnsupportedVersionError('NodeEndpoint.rack has a non-default value this version cannot carry')
 
 
-def _r_NodeEndpoint_0(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _r_NodeEndpoint_3(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = 0
     o.host = ''
@@ -1618,70 +1665,22 @@ def _new_ProduceResponse() -> ProduceResponse:
     return o
 
 
-def _w_ProduceResponse_0(o: ProduceResponse, out: bytearray) -> None:
+def _w_ProduceResponse_3(o: ProduceResponse, out: bytearray) -> None:
     x1 = o.responses
     out += _S_i.pack(len(x1))
     for e2 in x1:
-        _w_TopicProduceResponse_0(e2, out)
-    if len(o.node_endpoints) != 0:
-        raise UnsupportedVersionError('ProduceResponse.node_endpoints has a non-default value this version cannot carry')
-
-
-def _r_ProduceResponse_0(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
-    o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = 0
-    o.node_endpoints = []
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_ProduceResponse_1(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicProduceResponse_0(e2, out)
+        _w_TopicProduceResponse_3(e2, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('ProduceResponse.node_endpoints has a non-default value this version cannot carry')
     out += _S_i.pack(o.throttle_time_ms)
 
 
-def _r_ProduceResponse_1(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _r_ProduceResponse_3(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
     n1, pos = read_array_len(buf, pos)
     a2: list[TopicProduceResponse] = []
     for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
-    pos += 4
-    o.node_endpoints = []
-    o.unknown_tags = None
-    return o, pos
-
-
-def _w_ProduceResponse_2(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicProduceResponse_2(e2, out)
-    if len(o.node_endpoints) != 0:
-        raise UnsupportedVersionError('ProduceResponse.node_endpoints has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
-
-
-def _r_ProduceResponse_2(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
-    o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_2(buf, pos)
+        e3, pos = _r_TopicProduceResponse_3(buf, pos)
         a2.append(e3)
     o.responses = a2
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
@@ -1837,30 +1836,90 @@ def _r_ProduceResponse_10(buf: memoryview, pos: int) -> tuple[ProduceResponse, i
     return o, pos
 
 
+def _w_ProduceResponse_13(o: ProduceResponse, out: bytearray) -> None:
+    x1 = o.responses
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_TopicProduceResponse_13(e2, out)
+    out += _S_i.pack(o.throttle_time_ms)
+    tags: list[tuple[int, bytes]] = []
+    x3 = o.node_endpoints
+    if len(x3) != 0:
+        t = bytearray()
+        write_uvarint(t, len(x3) + 1)
+        for e4 in x3:
+            _w_NodeEndpoint_10(e4, t)
+        tags.append((0, bytes(t)))
+    uk = o.unknown_tags
+    if uk:
+        tags.extend(uk.items())
+        tags.sort()
+    write_tag_section(out, tags)
+
+
+def _r_ProduceResponse_13(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+    o = ProduceResponse.__new__(ProduceResponse)
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[TopicProduceResponse] = []
+    for _ in range(n1):
+        e3, pos = _r_TopicProduceResponse_13(buf, pos)
+        a2.append(e3)
+    o.responses = a2
+    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    o.node_endpoints = []
+    uk: dict[int, bytes] | None = None
+    nt = buf[pos]
+    if nt < 0x80:
+        pos += 1
+    else:
+        nt, pos = read_uvarint(buf, pos)
+    for _ in range(nt):
+        tag, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
+        end = pos + size
+        if end > len(buf):
+            raise DecodeError('tagged field overruns its struct')
+        if tag == 0:
+            tb = buf[:end]
+            tp = pos
+            n4, tp = read_compact_array_len(tb, tp)
+            a5: list[NodeEndpoint] = []
+            for _ in range(n4):
+                e6, tp = _r_NodeEndpoint_10(tb, tp)
+                a5.append(e6)
+            o.node_endpoints = a5
+        else:
+            if uk is None:
+                uk = {}
+            uk[tag] = bytes(buf[pos:end])
+        pos = end
+    o.unknown_tags = uk
+    return o, pos
+
+
 _W_PartitionProduceData: tuple[Callable[[PartitionProduceData, bytearray], None], ...] = (
-    _w_PartitionProduceData_0,
-    _w_PartitionProduceData_0,
-    _w_PartitionProduceData_0,
-    _w_PartitionProduceData_0,
-    _w_PartitionProduceData_0,
-    _w_PartitionProduceData_0,
-    _w_PartitionProduceData_0,
-    _w_PartitionProduceData_0,
-    _w_PartitionProduceData_0,
+    _w_PartitionProduceData_3,
+    _w_PartitionProduceData_3,
+    _w_PartitionProduceData_3,
+    _w_PartitionProduceData_3,
+    _w_PartitionProduceData_3,
+    _w_PartitionProduceData_3,
+    _w_PartitionProduceData_9,
+    _w_PartitionProduceData_9,
     _w_PartitionProduceData_9,
     _w_PartitionProduceData_9,
     _w_PartitionProduceData_9,
 )
 _R_PartitionProduceData: tuple[Callable[[memoryview, int], tuple[PartitionProduceData, int]], ...] = (
-    _r_PartitionProduceData_0,
-    _r_PartitionProduceData_0,
-    _r_PartitionProduceData_0,
-    _r_PartitionProduceData_0,
-    _r_PartitionProduceData_0,
-    _r_PartitionProduceData_0,
-    _r_PartitionProduceData_0,
-    _r_PartitionProduceData_0,
-    _r_PartitionProduceData_0,
+    _r_PartitionProduceData_3,
+    _r_PartitionProduceData_3,
+    _r_PartitionProduceData_3,
+    _r_PartitionProduceData_3,
+    _r_PartitionProduceData_3,
+    _r_PartitionProduceData_3,
+    _r_PartitionProduceData_9,
+    _r_PartitionProduceData_9,
     _r_PartitionProduceData_9,
     _r_PartitionProduceData_9,
     _r_PartitionProduceData_9,
@@ -1871,42 +1930,38 @@ PartitionProduceData._FIELDS = (
 )
 
 _W_TopicProduceData: tuple[Callable[[TopicProduceData, bytearray], None], ...] = (
-    _w_TopicProduceData_0,
-    _w_TopicProduceData_0,
-    _w_TopicProduceData_0,
-    _w_TopicProduceData_0,
-    _w_TopicProduceData_0,
-    _w_TopicProduceData_0,
-    _w_TopicProduceData_0,
-    _w_TopicProduceData_0,
-    _w_TopicProduceData_0,
+    _w_TopicProduceData_3,
+    _w_TopicProduceData_3,
+    _w_TopicProduceData_3,
+    _w_TopicProduceData_3,
+    _w_TopicProduceData_3,
+    _w_TopicProduceData_3,
     _w_TopicProduceData_9,
     _w_TopicProduceData_9,
     _w_TopicProduceData_9,
+    _w_TopicProduceData_9,
+    _w_TopicProduceData_13,
 )
 _R_TopicProduceData: tuple[Callable[[memoryview, int], tuple[TopicProduceData, int]], ...] = (
-    _r_TopicProduceData_0,
-    _r_TopicProduceData_0,
-    _r_TopicProduceData_0,
-    _r_TopicProduceData_0,
-    _r_TopicProduceData_0,
-    _r_TopicProduceData_0,
-    _r_TopicProduceData_0,
-    _r_TopicProduceData_0,
-    _r_TopicProduceData_0,
+    _r_TopicProduceData_3,
+    _r_TopicProduceData_3,
+    _r_TopicProduceData_3,
+    _r_TopicProduceData_3,
+    _r_TopicProduceData_3,
+    _r_TopicProduceData_3,
     _r_TopicProduceData_9,
     _r_TopicProduceData_9,
     _r_TopicProduceData_9,
+    _r_TopicProduceData_9,
+    _r_TopicProduceData_13,
 )
 TopicProduceData._FIELDS = (
-    FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
+    FieldSpec('name', 'string', None, (0, 12), None, None, None, None),
+    FieldSpec('topic_id', 'uuid', None, (13, 32767), None, None, None, None),
     FieldSpec('partition_data', 'array', 'struct', (0, 32767), None, None, None, PartitionProduceData),
 )
 
 _W_ProduceRequest: tuple[Callable[[ProduceRequest, bytearray], None], ...] = (
-    _w_ProduceRequest_0,
-    _w_ProduceRequest_0,
-    _w_ProduceRequest_0,
     _w_ProduceRequest_3,
     _w_ProduceRequest_3,
     _w_ProduceRequest_3,
@@ -1916,11 +1971,10 @@ _W_ProduceRequest: tuple[Callable[[ProduceRequest, bytearray], None], ...] = (
     _w_ProduceRequest_9,
     _w_ProduceRequest_9,
     _w_ProduceRequest_9,
+    _w_ProduceRequest_9,
+    _w_ProduceRequest_13,
 )
 _R_ProduceRequest: tuple[Callable[[memoryview, int], tuple[ProduceRequest, int]], ...] = (
-    _r_ProduceRequest_0,
-    _r_ProduceRequest_0,
-    _r_ProduceRequest_0,
     _r_ProduceRequest_3,
     _r_ProduceRequest_3,
     _r_ProduceRequest_3,
@@ -1930,6 +1984,8 @@ _R_ProduceRequest: tuple[Callable[[memoryview, int], tuple[ProduceRequest, int]]
     _r_ProduceRequest_9,
     _r_ProduceRequest_9,
     _r_ProduceRequest_9,
+    _r_ProduceRequest_9,
+    _r_ProduceRequest_13,
 )
 ProduceRequest._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (3, 32767), (3, 32767), None, None, None),
@@ -1939,29 +1995,27 @@ ProduceRequest._FIELDS = (
 )
 
 _W_BatchIndexAndErrorMessage: tuple[Callable[[BatchIndexAndErrorMessage, bytearray], None], ...] = (
-    _w_BatchIndexAndErrorMessage_0,
-    _w_BatchIndexAndErrorMessage_0,
-    _w_BatchIndexAndErrorMessage_0,
-    _w_BatchIndexAndErrorMessage_0,
-    _w_BatchIndexAndErrorMessage_0,
-    _w_BatchIndexAndErrorMessage_0,
-    _w_BatchIndexAndErrorMessage_0,
-    _w_BatchIndexAndErrorMessage_0,
+    _w_BatchIndexAndErrorMessage_3,
+    _w_BatchIndexAndErrorMessage_3,
+    _w_BatchIndexAndErrorMessage_3,
+    _w_BatchIndexAndErrorMessage_3,
+    _w_BatchIndexAndErrorMessage_3,
     _w_BatchIndexAndErrorMessage_8,
+    _w_BatchIndexAndErrorMessage_9,
+    _w_BatchIndexAndErrorMessage_9,
     _w_BatchIndexAndErrorMessage_9,
     _w_BatchIndexAndErrorMessage_9,
     _w_BatchIndexAndErrorMessage_9,
 )
 _R_BatchIndexAndErrorMessage: tuple[Callable[[memoryview, int], tuple[BatchIndexAndErrorMessage, int]], ...] = (
-    _r_BatchIndexAndErrorMessage_0,
-    _r_BatchIndexAndErrorMessage_0,
-    _r_BatchIndexAndErrorMessage_0,
-    _r_BatchIndexAndErrorMessage_0,
-    _r_BatchIndexAndErrorMessage_0,
-    _r_BatchIndexAndErrorMessage_0,
-    _r_BatchIndexAndErrorMessage_0,
-    _r_BatchIndexAndErrorMessage_0,
+    _r_BatchIndexAndErrorMessage_3,
+    _r_BatchIndexAndErrorMessage_3,
+    _r_BatchIndexAndErrorMessage_3,
+    _r_BatchIndexAndErrorMessage_3,
+    _r_BatchIndexAndErrorMessage_3,
     _r_BatchIndexAndErrorMessage_8,
+    _r_BatchIndexAndErrorMessage_9,
+    _r_BatchIndexAndErrorMessage_9,
     _r_BatchIndexAndErrorMessage_9,
     _r_BatchIndexAndErrorMessage_9,
     _r_BatchIndexAndErrorMessage_9,
@@ -1972,30 +2026,28 @@ BatchIndexAndErrorMessage._FIELDS = (
 )
 
 _W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
-    _w_LeaderIdAndEpoch_0,
+    _w_LeaderIdAndEpoch_3,
+    _w_LeaderIdAndEpoch_3,
+    _w_LeaderIdAndEpoch_3,
+    _w_LeaderIdAndEpoch_3,
+    _w_LeaderIdAndEpoch_3,
+    _w_LeaderIdAndEpoch_3,
     _w_LeaderIdAndEpoch_9,
+    _w_LeaderIdAndEpoch_10,
+    _w_LeaderIdAndEpoch_10,
     _w_LeaderIdAndEpoch_10,
     _w_LeaderIdAndEpoch_10,
 )
 _R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
-    _r_LeaderIdAndEpoch_0,
+    _r_LeaderIdAndEpoch_3,
+    _r_LeaderIdAndEpoch_3,
+    _r_LeaderIdAndEpoch_3,
+    _r_LeaderIdAndEpoch_3,
+    _r_LeaderIdAndEpoch_3,
+    _r_LeaderIdAndEpoch_3,
     _r_LeaderIdAndEpoch_9,
+    _r_LeaderIdAndEpoch_10,
+    _r_LeaderIdAndEpoch_10,
     _r_LeaderIdAndEpoch_10,
     _r_LeaderIdAndEpoch_10,
 )
@@ -2006,11 +2058,8 @@ LeaderIdAndEpoch._FIELDS = (
 _DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
 _W_PartitionProduceResponse: tuple[Callable[[PartitionProduceResponse, bytearray], None], ...] = (
-    _w_PartitionProduceResponse_0,
-    _w_PartitionProduceResponse_0,
-    _w_PartitionProduceResponse_2,
-    _w_PartitionProduceResponse_2,
-    _w_PartitionProduceResponse_2,
+    _w_PartitionProduceResponse_3,
+    _w_PartitionProduceResponse_3,
     _w_PartitionProduceResponse_5,
     _w_PartitionProduceResponse_5,
     _w_PartitionProduceResponse_5,
@@ -2018,18 +2067,19 @@ _W_PartitionProduceResponse: tuple[Callable[[PartitionProduceResponse, bytearray
     _w_PartitionProduceResponse_9,
     _w_PartitionProduceResponse_10,
     _w_PartitionProduceResponse_10,
+    _w_PartitionProduceResponse_10,
+    _w_PartitionProduceResponse_10,
 )
 _R_PartitionProduceResponse: tuple[Callable[[memoryview, int], tuple[PartitionProduceResponse, int]], ...] = (
-    _r_PartitionProduceResponse_0,
-    _r_PartitionProduceResponse_0,
-    _r_PartitionProduceResponse_2,
-    _r_PartitionProduceResponse_2,
-    _r_PartitionProduceResponse_2,
+    _r_PartitionProduceResponse_3,
+    _r_PartitionProduceResponse_3,
     _r_PartitionProduceResponse_5,
     _r_PartitionProduceResponse_5,
     _r_PartitionProduceResponse_5,
     _r_PartitionProduceResponse_8,
     _r_PartitionProduceResponse_9,
+    _r_PartitionProduceResponse_10,
+    _r_PartitionProduceResponse_10,
     _r_PartitionProduceResponse_10,
     _r_PartitionProduceResponse_10,
 )
@@ -2045,11 +2095,8 @@ PartitionProduceResponse._FIELDS = (
 )
 
 _W_TopicProduceResponse: tuple[Callable[[TopicProduceResponse, bytearray], None], ...] = (
-    _w_TopicProduceResponse_0,
-    _w_TopicProduceResponse_0,
-    _w_TopicProduceResponse_2,
-    _w_TopicProduceResponse_2,
-    _w_TopicProduceResponse_2,
+    _w_TopicProduceResponse_3,
+    _w_TopicProduceResponse_3,
     _w_TopicProduceResponse_5,
     _w_TopicProduceResponse_5,
     _w_TopicProduceResponse_5,
@@ -2057,13 +2104,12 @@ _W_TopicProduceResponse: tuple[Callable[[TopicProduceResponse, bytearray], None]
     _w_TopicProduceResponse_9,
     _w_TopicProduceResponse_10,
     _w_TopicProduceResponse_10,
+    _w_TopicProduceResponse_10,
+    _w_TopicProduceResponse_13,
 )
 _R_TopicProduceResponse: tuple[Callable[[memoryview, int], tuple[TopicProduceResponse, int]], ...] = (
-    _r_TopicProduceResponse_0,
-    _r_TopicProduceResponse_0,
-    _r_TopicProduceResponse_2,
-    _r_TopicProduceResponse_2,
-    _r_TopicProduceResponse_2,
+    _r_TopicProduceResponse_3,
+    _r_TopicProduceResponse_3,
     _r_TopicProduceResponse_5,
     _r_TopicProduceResponse_5,
     _r_TopicProduceResponse_5,
@@ -2071,37 +2117,38 @@ _R_TopicProduceResponse: tuple[Callable[[memoryview, int], tuple[TopicProduceRes
     _r_TopicProduceResponse_9,
     _r_TopicProduceResponse_10,
     _r_TopicProduceResponse_10,
+    _r_TopicProduceResponse_10,
+    _r_TopicProduceResponse_13,
 )
 TopicProduceResponse._FIELDS = (
-    FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
+    FieldSpec('name', 'string', None, (0, 12), None, None, None, None),
+    FieldSpec('topic_id', 'uuid', None, (13, 32767), None, None, None, None),
     FieldSpec('partition_responses', 'array', 'struct', (0, 32767), None, None, None, PartitionProduceResponse),
 )
 
 _W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
-    _w_NodeEndpoint_0,
+    _w_NodeEndpoint_3,
+    _w_NodeEndpoint_3,
+    _w_NodeEndpoint_3,
+    _w_NodeEndpoint_3,
+    _w_NodeEndpoint_3,
+    _w_NodeEndpoint_3,
     _w_NodeEndpoint_9,
+    _w_NodeEndpoint_10,
+    _w_NodeEndpoint_10,
     _w_NodeEndpoint_10,
     _w_NodeEndpoint_10,
 )
 _R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
-    _r_NodeEndpoint_0,
+    _r_NodeEndpoint_3,
+    _r_NodeEndpoint_3,
+    _r_NodeEndpoint_3,
+    _r_NodeEndpoint_3,
+    _r_NodeEndpoint_3,
+    _r_NodeEndpoint_3,
     _r_NodeEndpoint_9,
+    _r_NodeEndpoint_10,
+    _r_NodeEndpoint_10,
     _r_NodeEndpoint_10,
     _r_NodeEndpoint_10,
 )
@@ -2113,11 +2160,8 @@ NodeEndpoint._FIELDS = (
 )
 
 _W_ProduceResponse: tuple[Callable[[ProduceResponse, bytearray], None], ...] = (
-    _w_ProduceResponse_0,
-    _w_ProduceResponse_1,
-    _w_ProduceResponse_2,
-    _w_ProduceResponse_2,
-    _w_ProduceResponse_2,
+    _w_ProduceResponse_3,
+    _w_ProduceResponse_3,
     _w_ProduceResponse_5,
     _w_ProduceResponse_5,
     _w_ProduceResponse_5,
@@ -2125,13 +2169,12 @@ _W_ProduceResponse: tuple[Callable[[ProduceResponse, bytearray], None], ...] = (
     _w_ProduceResponse_9,
     _w_ProduceResponse_10,
     _w_ProduceResponse_10,
+    _w_ProduceResponse_10,
+    _w_ProduceResponse_13,
 )
 _R_ProduceResponse: tuple[Callable[[memoryview, int], tuple[ProduceResponse, int]], ...] = (
-    _r_ProduceResponse_0,
-    _r_ProduceResponse_1,
-    _r_ProduceResponse_2,
-    _r_ProduceResponse_2,
-    _r_ProduceResponse_2,
+    _r_ProduceResponse_3,
+    _r_ProduceResponse_3,
     _r_ProduceResponse_5,
     _r_ProduceResponse_5,
     _r_ProduceResponse_5,
@@ -2139,6 +2182,8 @@ _R_ProduceResponse: tuple[Callable[[memoryview, int], tuple[ProduceResponse, int
     _r_ProduceResponse_9,
     _r_ProduceResponse_10,
     _r_ProduceResponse_10,
+    _r_ProduceResponse_10,
+    _r_ProduceResponse_13,
 )
 ProduceResponse._FIELDS = (
     FieldSpec('responses', 'array', 'struct', (0, 32767), None, None, None, TopicProduceResponse),

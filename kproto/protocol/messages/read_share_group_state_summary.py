@@ -37,7 +37,7 @@ __all__ = [
 
 _S_ih = struct.Struct('>ih')
 _S_ii = struct.Struct('>ii')
-_S_iq = struct.Struct('>iq')
+_S_iiq = struct.Struct('>iiq')
 
 
 class ReadShareGroupStateSummaryRequest:
@@ -462,7 +462,7 @@ class ReadStateSummaryResult:
 class PartitionResult:
     """Schema struct ``PartitionResult`` of ``ReadShareGroupStateSummaryResponse``."""
 
-    __slots__ = ('partition', 'error_code', 'error_message', 'state_epoch', 'start_offset', 'unknown_tags',)
+    __slots__ = ('partition', 'error_code', 'error_message', 'state_epoch', 'leader_epoch', 'start_offset', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
@@ -471,6 +471,7 @@ class PartitionResult:
     error_code: int
     error_message: str | None
     state_epoch: int
+    leader_epoch: int
     start_offset: int
     unknown_tags: dict[int, bytes] | None
 
@@ -481,6 +482,7 @@ class PartitionResult:
         error_code: int = 0,
         error_message: str | None = None,
         state_epoch: int = 0,
+        leader_epoch: int = 0,
         start_offset: int = 0,
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
@@ -488,6 +490,7 @@ class PartitionResult:
         self.error_code = error_code
         self.error_message = error_message
         self.state_epoch = state_epoch
+        self.leader_epoch = leader_epoch
         self.start_offset = start_offset
         self.unknown_tags = unknown_tags
 
@@ -499,12 +502,13 @@ class PartitionResult:
             self.error_code == other.error_code and
             self.error_message == other.error_message and
             self.state_epoch == other.state_epoch and
+            self.leader_epoch == other.leader_epoch and
             self.start_offset == other.start_offset and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"PartitionResult(partition={self.partition!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, state_epoch={self.state_epoch!r}, start_offset={self.start_offset!r}"
+        s = f"PartitionResult(partition={self.partition!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, state_epoch={self.state_epoch!r}, leader_epoch={self.leader_epoch!r}, start_offset={self.start_offset!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -665,6 +669,7 @@ def _new_PartitionResult() -> PartitionResult:
     o.error_code = 0
     o.error_message = None
     o.state_epoch = 0
+    o.leader_epoch = 0
     o.start_offset = 0
     o.unknown_tags = None
     return o
@@ -673,7 +678,7 @@ def _new_PartitionResult() -> PartitionResult:
 def _w_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
     out += _S_ih.pack(o.partition, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_iq.pack(o.state_epoch, o.start_offset)
+    out += _S_iiq.pack(o.state_epoch, o.leader_epoch, o.start_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -686,8 +691,8 @@ def _r_PartitionResult_0(buf: memoryview, pos: int) -> tuple[PartitionResult, in
     o.partition, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.state_epoch, o.start_offset = _S_iq.unpack_from(buf, pos)
-    pos += 12
+    o.state_epoch, o.leader_epoch, o.start_offset = _S_iiq.unpack_from(buf, pos)
+    pos += 16
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -813,6 +818,7 @@ PartitionResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
     FieldSpec('state_epoch', 'int32', None, (0, 32767), None, None, None, None),
+    FieldSpec('leader_epoch', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('start_offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 

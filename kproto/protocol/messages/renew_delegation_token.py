@@ -33,12 +33,12 @@ _S_q = struct.Struct('>q')
 
 
 class RenewDelegationTokenRequest:
-    """Kafka request ``RenewDelegationTokenRequest`` (API key 39), versions 0-2."""
+    """Kafka request ``RenewDelegationTokenRequest`` (API key 39), versions 1-2."""
 
     __slots__ = ('hmac', 'renew_period_ms', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 39
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -87,11 +87,11 @@ class RenewDelegationTokenRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenRequest has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'RenewDelegationTokenRequest has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_RenewDelegationTokenRequest[version](self, out)
+            _W_RenewDelegationTokenRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode RenewDelegationTokenRequest v{version}: {exc}') from None
@@ -111,21 +111,21 @@ class RenewDelegationTokenRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[RenewDelegationTokenRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenRequest has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'RenewDelegationTokenRequest has no version {version} (valid 1-2)')
         try:
-            return _R_RenewDelegationTokenRequest[version](buf, pos)
+            return _R_RenewDelegationTokenRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed RenewDelegationTokenRequest v{version}: {exc}') from None
 
 
 class RenewDelegationTokenResponse:
-    """Kafka response ``RenewDelegationTokenResponse`` (API key 39), versions 0-2."""
+    """Kafka response ``RenewDelegationTokenResponse`` (API key 39), versions 1-2."""
 
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 39
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -178,11 +178,11 @@ class RenewDelegationTokenResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenResponse has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'RenewDelegationTokenResponse has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_RenewDelegationTokenResponse[version](self, out)
+            _W_RenewDelegationTokenResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode RenewDelegationTokenResponse v{version}: {exc}') from None
@@ -202,10 +202,10 @@ class RenewDelegationTokenResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[RenewDelegationTokenResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenResponse has no version {version} (valid 0-2)')
+        if not 1 <= version <= 2:
+            raise UnsupportedVersionError(f'RenewDelegationTokenResponse has no version {version} (valid 1-2)')
         try:
-            return _R_RenewDelegationTokenResponse[version](buf, pos)
+            return _R_RenewDelegationTokenResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed RenewDelegationTokenResponse v{version}: {exc}') from None
 
@@ -218,12 +218,12 @@ def _new_RenewDelegationTokenRequest() -> RenewDelegationTokenRequest:
     return o
 
 
-def _w_RenewDelegationTokenRequest_0(o: RenewDelegationTokenRequest, out: bytearray) -> None:
+def _w_RenewDelegationTokenRequest_1(o: RenewDelegationTokenRequest, out: bytearray) -> None:
     write_bytes(out, o.hmac)
     out += _S_q.pack(o.renew_period_ms)
 
 
-def _r_RenewDelegationTokenRequest_0(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenRequest, int]:
+def _r_RenewDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenRequest, int]:
     o = RenewDelegationTokenRequest.__new__(RenewDelegationTokenRequest)
     o.hmac, pos = read_bytes(buf, pos)
     o.renew_period_ms = _S_q.unpack_from(buf, pos)[0]
@@ -264,11 +264,11 @@ def _new_RenewDelegationTokenResponse() -> RenewDelegationTokenResponse:
     return o
 
 
-def _w_RenewDelegationTokenResponse_0(o: RenewDelegationTokenResponse, out: bytearray) -> None:
+def _w_RenewDelegationTokenResponse_1(o: RenewDelegationTokenResponse, out: bytearray) -> None:
     out += _S_hqi.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
 
 
-def _r_RenewDelegationTokenResponse_0(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenResponse, int]:
+def _r_RenewDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenResponse, int]:
     o = RenewDelegationTokenResponse.__new__(RenewDelegationTokenResponse)
     o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _S_hqi.unpack_from(buf, pos)
     pos += 14
@@ -298,13 +298,11 @@ def _r_RenewDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[RenewD
 
 
 _W_RenewDelegationTokenRequest: tuple[Callable[[RenewDelegationTokenRequest, bytearray], None], ...] = (
-    _w_RenewDelegationTokenRequest_0,
-    _w_RenewDelegationTokenRequest_0,
+    _w_RenewDelegationTokenRequest_1,
     _w_RenewDelegationTokenRequest_2,
 )
 _R_RenewDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[RenewDelegationTokenRequest, int]], ...] = (
-    _r_RenewDelegationTokenRequest_0,
-    _r_RenewDelegationTokenRequest_0,
+    _r_RenewDelegationTokenRequest_1,
     _r_RenewDelegationTokenRequest_2,
 )
 RenewDelegationTokenRequest._FIELDS = (
@@ -313,13 +311,11 @@ RenewDelegationTokenRequest._FIELDS = (
 )
 
 _W_RenewDelegationTokenResponse: tuple[Callable[[RenewDelegationTokenResponse, bytearray], None], ...] = (
-    _w_RenewDelegationTokenResponse_0,
-    _w_RenewDelegationTokenResponse_0,
+    _w_RenewDelegationTokenResponse_1,
     _w_RenewDelegationTokenResponse_2,
 )
 _R_RenewDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[RenewDelegationTokenResponse, int]], ...] = (
-    _r_RenewDelegationTokenResponse_0,
-    _r_RenewDelegationTokenResponse_0,
+    _r_RenewDelegationTokenResponse_1,
     _r_RenewDelegationTokenResponse_2,
 )
 RenewDelegationTokenResponse._FIELDS = (

@@ -45,14 +45,14 @@ _S_qq = struct.Struct('>qq')
 
 
 class ShareAcknowledgeRequest:
-    """Kafka request ``ShareAcknowledgeRequest`` (API key 79), versions 0-0."""
+    """Kafka request ``ShareAcknowledgeRequest`` (API key 79), versions 1-1."""
 
     __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 79
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
-    FLEXIBLE_VERSION: ClassVar[int | None] = 0
+    MIN_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 1
+    FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeRequest'
 
@@ -107,11 +107,11 @@ class ShareAcknowledgeRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareAcknowledgeRequest has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareAcknowledgeRequest has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareAcknowledgeRequest[version](self, out)
+            _W_ShareAcknowledgeRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareAcknowledgeRequest v{version}: {exc}') from None
@@ -131,10 +131,10 @@ class ShareAcknowledgeRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareAcknowledgeRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareAcknowledgeRequest has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareAcknowledgeRequest has no version {version} (valid 1-1)')
         try:
-            return _R_ShareAcknowledgeRequest[version](buf, pos)
+            return _R_ShareAcknowledgeRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareAcknowledgeRequest v{version}: {exc}') from None
 
@@ -190,11 +190,11 @@ class AcknowledgeTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AcknowledgeTopic has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'AcknowledgeTopic has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_AcknowledgeTopic[version](self, out)
+            _W_AcknowledgeTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AcknowledgeTopic v{version}: {exc}') from None
@@ -214,10 +214,10 @@ class AcknowledgeTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgeTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AcknowledgeTopic has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'AcknowledgeTopic has no version {version} (valid 1-1)')
         try:
-            return _R_AcknowledgeTopic[version](buf, pos)
+            return _R_AcknowledgeTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AcknowledgeTopic v{version}: {exc}') from None
 
@@ -273,11 +273,11 @@ class AcknowledgePartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AcknowledgePartition has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'AcknowledgePartition has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_AcknowledgePartition[version](self, out)
+            _W_AcknowledgePartition[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AcknowledgePartition v{version}: {exc}') from None
@@ -297,10 +297,10 @@ class AcknowledgePartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgePartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AcknowledgePartition has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'AcknowledgePartition has no version {version} (valid 1-1)')
         try:
-            return _R_AcknowledgePartition[version](buf, pos)
+            return _R_AcknowledgePartition[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AcknowledgePartition v{version}: {exc}') from None
 
@@ -360,11 +360,11 @@ class AcknowledgementBatch:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_AcknowledgementBatch[version](self, out)
+            _W_AcknowledgementBatch[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AcknowledgementBatch v{version}: {exc}') from None
@@ -384,23 +384,23 @@ class AcknowledgementBatch:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgementBatch, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
         try:
-            return _R_AcknowledgementBatch[version](buf, pos)
+            return _R_AcknowledgementBatch[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AcknowledgementBatch v{version}: {exc}') from None
 
 
 class ShareAcknowledgeResponse:
-    """Kafka response ``ShareAcknowledgeResponse`` (API key 79), versions 0-0."""
+    """Kafka response ``ShareAcknowledgeResponse`` (API key 79), versions 1-1."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'node_endpoints', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 79
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
-    FLEXIBLE_VERSION: ClassVar[int | None] = 0
+    MIN_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 1
+    FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeResponse'
 
@@ -459,11 +459,11 @@ class ShareAcknowledgeResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareAcknowledgeResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareAcknowledgeResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareAcknowledgeResponse[version](self, out)
+            _W_ShareAcknowledgeResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareAcknowledgeResponse v{version}: {exc}') from None
@@ -483,10 +483,10 @@ class ShareAcknowledgeResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareAcknowledgeResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareAcknowledgeResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareAcknowledgeResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareAcknowledgeResponse[version](buf, pos)
+            return _R_ShareAcknowledgeResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareAcknowledgeResponse v{version}: {exc}') from None
 
@@ -550,11 +550,11 @@ class NodeEndpoint:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_NodeEndpoint[version](self, out)
+            _W_NodeEndpoint[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
@@ -574,10 +574,10 @@ class NodeEndpoint:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
         try:
-            return _R_NodeEndpoint[version](buf, pos)
+            return _R_NodeEndpoint[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
@@ -633,11 +633,11 @@ class ShareAcknowledgeTopicResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareAcknowledgeTopicResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareAcknowledgeTopicResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareAcknowledgeTopicResponse[version](self, out)
+            _W_ShareAcknowledgeTopicResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareAcknowledgeTopicResponse v{version}: {exc}') from None
@@ -657,10 +657,10 @@ class ShareAcknowledgeTopicResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareAcknowledgeTopicResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareAcknowledgeTopicResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareAcknowledgeTopicResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareAcknowledgeTopicResponse[version](buf, pos)
+            return _R_ShareAcknowledgeTopicResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareAcknowledgeTopicResponse v{version}: {exc}') from None
 
@@ -724,11 +724,11 @@ class PartitionData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_PartitionData[version](self, out)
+            _W_PartitionData[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
@@ -748,10 +748,10 @@ class PartitionData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
         try:
-            return _R_PartitionData[version](buf, pos)
+            return _R_PartitionData[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
@@ -807,11 +807,11 @@ class LeaderIdAndEpoch:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_LeaderIdAndEpoch[version](self, out)
+            _W_LeaderIdAndEpoch[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
@@ -831,10 +831,10 @@ class LeaderIdAndEpoch:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
         try:
-            return _R_LeaderIdAndEpoch[version](buf, pos)
+            return _R_LeaderIdAndEpoch[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
@@ -848,7 +848,7 @@ def _new_AcknowledgementBatch() -> AcknowledgementBatch:
     return o
 
 
-def _w_AcknowledgementBatch_0(o: AcknowledgementBatch, out: bytearray) -> None:
+def _w_AcknowledgementBatch_1(o: AcknowledgementBatch, out: bytearray) -> None:
     out += _S_qq.pack(o.first_offset, o.last_offset)
     x1 = o.acknowledge_types
     write_uvarint(out, len(x1) + 1)
@@ -860,7 +860,7 @@ def _w_AcknowledgementBatch_0(o: AcknowledgementBatch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgementBatch_0(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
+def _r_AcknowledgementBatch_1(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
     o = AcknowledgementBatch.__new__(AcknowledgementBatch)
     o.first_offset, o.last_offset = _S_qq.unpack_from(buf, pos)
     pos += 16
@@ -883,12 +883,12 @@ def _new_AcknowledgePartition() -> AcknowledgePartition:
     return o
 
 
-def _w_AcknowledgePartition_0(o: AcknowledgePartition, out: bytearray) -> None:
+def _w_AcknowledgePartition_1(o: AcknowledgePartition, out: bytearray) -> None:
     out += _S_i.pack(o.partition_index)
     x1 = o.acknowledgement_batches
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_AcknowledgementBatch_0(e2, out)
+        _w_AcknowledgementBatch_1(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -896,14 +896,14 @@ def _w_AcknowledgePartition_0(o: AcknowledgePartition, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgePartition_0(buf: memoryview, pos: int) -> tuple[AcknowledgePartition, int]:
+def _r_AcknowledgePartition_1(buf: memoryview, pos: int) -> tuple[AcknowledgePartition, int]:
     o = AcknowledgePartition.__new__(AcknowledgePartition)
     o.partition_index = _S_i.unpack_from(buf, pos)[0]
     pos += 4
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[AcknowledgementBatch] = []
     for _ in range(n1):
-        e3, pos = _r_AcknowledgementBatch_0(buf, pos)
+        e3, pos = _r_AcknowledgementBatch_1(buf, pos)
         a2.append(e3)
     o.acknowledgement_batches = a2
     if buf[pos] == 0:
@@ -922,12 +922,12 @@ def _new_AcknowledgeTopic() -> AcknowledgeTopic:
     return o
 
 
-def _w_AcknowledgeTopic_0(o: AcknowledgeTopic, out: bytearray) -> None:
+def _w_AcknowledgeTopic_1(o: AcknowledgeTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_AcknowledgePartition_0(e2, out)
+        _w_AcknowledgePartition_1(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -935,13 +935,13 @@ def _w_AcknowledgeTopic_0(o: AcknowledgeTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgeTopic_0(buf: memoryview, pos: int) -> tuple[AcknowledgeTopic, int]:
+def _r_AcknowledgeTopic_1(buf: memoryview, pos: int) -> tuple[AcknowledgeTopic, int]:
     o = AcknowledgeTopic.__new__(AcknowledgeTopic)
     o.topic_id, pos = read_uuid(buf, pos)
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[AcknowledgePartition] = []
     for _ in range(n1):
-        e3, pos = _r_AcknowledgePartition_0(buf, pos)
+        e3, pos = _r_AcknowledgePartition_1(buf, pos)
         a2.append(e3)
     o.partitions = a2
     if buf[pos] == 0:
@@ -962,14 +962,14 @@ def _new_ShareAcknowledgeRequest() -> ShareAcknowledgeRequest:
     return o
 
 
-def _w_ShareAcknowledgeRequest_0(o: ShareAcknowledgeRequest, out: bytearray) -> None:
+def _w_ShareAcknowledgeRequest_1(o: ShareAcknowledgeRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.group_id)
     write_compact_nullable_string(out, o.member_id)
     out += _S_i.pack(o.share_session_epoch)
     x1 = o.topics
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_AcknowledgeTopic_0(e2, out)
+        _w_AcknowledgeTopic_1(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -977,7 +977,7 @@ def _w_ShareAcknowledgeRequest_0(o: ShareAcknowledgeRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_ShareAcknowledgeRequest_0(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeRequest, int]:
+def _r_ShareAcknowledgeRequest_1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeRequest, int]:
     o = ShareAcknowledgeRequest.__new__(ShareAcknowledgeRequest)
     o.group_id, pos = read_compact_nullable_string(buf, pos)
     o.member_id, pos = read_compact_nullable_string(buf, pos)
@@ -986,7 +986,7 @@ def _r_ShareAcknowledgeRequest_0(buf: memoryview, pos: int) -> tuple[ShareAcknow
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[AcknowledgeTopic] = []
     for _ in range(n1):
-        e3, pos = _r_AcknowledgeTopic_0(buf, pos)
+        e3, pos = _r_AcknowledgeTopic_1(buf, pos)
         a2.append(e3)
     o.topics = a2
     if buf[pos] == 0:
@@ -1005,7 +1005,7 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
+def _w_LeaderIdAndEpoch_1(o: LeaderIdAndEpoch, out: bytearray) -> None:
     out += _S_ii.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
@@ -1014,7 +1014,7 @@ def _w_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_0(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _r_LeaderIdAndEpoch_1(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
     o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
     pos += 8
@@ -1036,11 +1036,11 @@ def _new_PartitionData() -> PartitionData:
     return o
 
 
-def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
+def _w_PartitionData_1(o: PartitionData, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     x1 = o.current_leader
-    _w_LeaderIdAndEpoch_0(x1, out)
+    _w_LeaderIdAndEpoch_1(x1, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1048,12 +1048,12 @@ def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _r_PartitionData_1(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
     o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.current_leader, pos = _r_LeaderIdAndEpoch_0(buf, pos)
+    o.current_leader, pos = _r_LeaderIdAndEpoch_1(buf, pos)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1070,12 +1070,12 @@ def _new_ShareAcknowledgeTopicResponse() -> ShareAcknowledgeTopicResponse:
     return o
 
 
-def _w_ShareAcknowledgeTopicResponse_0(o: ShareAcknowledgeTopicResponse, out: bytearray) -> None:
+def _w_ShareAcknowledgeTopicResponse_1(o: ShareAcknowledgeTopicResponse, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_PartitionData_0(e2, out)
+        _w_PartitionData_1(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1083,13 +1083,13 @@ def _w_ShareAcknowledgeTopicResponse_0(o: ShareAcknowledgeTopicResponse, out: by
         out.append(0)
 
 
-def _r_ShareAcknowledgeTopicResponse_0(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeTopicResponse, int]:
+def _r_ShareAcknowledgeTopicResponse_1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeTopicResponse, int]:
     o = ShareAcknowledgeTopicResponse.__new__(ShareAcknowledgeTopicResponse)
     o.topic_id, pos = read_uuid(buf, pos)
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[PartitionData] = []
     for _ in range(n1):
-        e3, pos = _r_PartitionData_0(buf, pos)
+        e3, pos = _r_PartitionData_1(buf, pos)
         a2.append(e3)
     o.partitions = a2
     if buf[pos] == 0:
@@ -1110,7 +1110,7 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
+def _w_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
     out += _S_i.pack(o.node_id)
     write_compact_string(out, o.host)
     out += _S_i.pack(o.port)
@@ -1122,7 +1122,7 @@ def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_0(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _r_NodeEndpoint_1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
@@ -1149,17 +1149,17 @@ def _new_ShareAcknowledgeResponse() -> ShareAcknowledgeResponse:
     return o
 
 
-def _w_ShareAcknowledgeResponse_0(o: ShareAcknowledgeResponse, out: bytearray) -> None:
+def _w_ShareAcknowledgeResponse_1(o: ShareAcknowledgeResponse, out: bytearray) -> None:
     out += _S_ih.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     x1 = o.responses
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_ShareAcknowledgeTopicResponse_0(e2, out)
+        _w_ShareAcknowledgeTopicResponse_1(e2, out)
     x3 = o.node_endpoints
     write_uvarint(out, len(x3) + 1)
     for e4 in x3:
-        _w_NodeEndpoint_0(e4, out)
+        _w_NodeEndpoint_1(e4, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1167,7 +1167,7 @@ def _w_ShareAcknowledgeResponse_0(o: ShareAcknowledgeResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_ShareAcknowledgeResponse_0(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeResponse, int]:
+def _r_ShareAcknowledgeResponse_1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeResponse, int]:
     o = ShareAcknowledgeResponse.__new__(ShareAcknowledgeResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
@@ -1175,13 +1175,13 @@ def _r_ShareAcknowledgeResponse_0(buf: memoryview, pos: int) -> tuple[ShareAckno
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[ShareAcknowledgeTopicResponse] = []
     for _ in range(n1):
-        e3, pos = _r_ShareAcknowledgeTopicResponse_0(buf, pos)
+        e3, pos = _r_ShareAcknowledgeTopicResponse_1(buf, pos)
         a2.append(e3)
     o.responses = a2
     n4, pos = read_compact_array_len(buf, pos)
     a5: list[NodeEndpoint] = []
     for _ in range(n4):
-        e6, pos = _r_NodeEndpoint_0(buf, pos)
+        e6, pos = _r_NodeEndpoint_1(buf, pos)
         a5.append(e6)
     o.node_endpoints = a5
     if buf[pos] == 0:
@@ -1193,10 +1193,10 @@ def _r_ShareAcknowledgeResponse_0(buf: memoryview, pos: int) -> tuple[ShareAckno
 
 
 _W_AcknowledgementBatch: tuple[Callable[[AcknowledgementBatch, bytearray], None], ...] = (
-    _w_AcknowledgementBatch_0,
+    _w_AcknowledgementBatch_1,
 )
 _R_AcknowledgementBatch: tuple[Callable[[memoryview, int], tuple[AcknowledgementBatch, int]], ...] = (
-    _r_AcknowledgementBatch_0,
+    _r_AcknowledgementBatch_1,
 )
 AcknowledgementBatch._FIELDS = (
     FieldSpec('first_offset', 'int64', None, (0, 32767), None, None, None, None),
@@ -1205,10 +1205,10 @@ AcknowledgementBatch._FIELDS = (
 )
 
 _W_AcknowledgePartition: tuple[Callable[[AcknowledgePartition, bytearray], None], ...] = (
-    _w_AcknowledgePartition_0,
+    _w_AcknowledgePartition_1,
 )
 _R_AcknowledgePartition: tuple[Callable[[memoryview, int], tuple[AcknowledgePartition, int]], ...] = (
-    _r_AcknowledgePartition_0,
+    _r_AcknowledgePartition_1,
 )
 AcknowledgePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1216,10 +1216,10 @@ AcknowledgePartition._FIELDS = (
 )
 
 _W_AcknowledgeTopic: tuple[Callable[[AcknowledgeTopic, bytearray], None], ...] = (
-    _w_AcknowledgeTopic_0,
+    _w_AcknowledgeTopic_1,
 )
 _R_AcknowledgeTopic: tuple[Callable[[memoryview, int], tuple[AcknowledgeTopic, int]], ...] = (
-    _r_AcknowledgeTopic_0,
+    _r_AcknowledgeTopic_1,
 )
 AcknowledgeTopic._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -1227,10 +1227,10 @@ AcknowledgeTopic._FIELDS = (
 )
 
 _W_ShareAcknowledgeRequest: tuple[Callable[[ShareAcknowledgeRequest, bytearray], None], ...] = (
-    _w_ShareAcknowledgeRequest_0,
+    _w_ShareAcknowledgeRequest_1,
 )
 _R_ShareAcknowledgeRequest: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeRequest, int]], ...] = (
-    _r_ShareAcknowledgeRequest_0,
+    _r_ShareAcknowledgeRequest_1,
 )
 ShareAcknowledgeRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -1240,10 +1240,10 @@ ShareAcknowledgeRequest._FIELDS = (
 )
 
 _W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_0,
+    _w_LeaderIdAndEpoch_1,
 )
 _R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_0,
+    _r_LeaderIdAndEpoch_1,
 )
 LeaderIdAndEpoch._FIELDS = (
     FieldSpec('leader_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -1252,10 +1252,10 @@ LeaderIdAndEpoch._FIELDS = (
 _DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
 _W_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
-    _w_PartitionData_0,
+    _w_PartitionData_1,
 )
 _R_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
-    _r_PartitionData_0,
+    _r_PartitionData_1,
 )
 PartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1265,10 +1265,10 @@ PartitionData._FIELDS = (
 )
 
 _W_ShareAcknowledgeTopicResponse: tuple[Callable[[ShareAcknowledgeTopicResponse, bytearray], None], ...] = (
-    _w_ShareAcknowledgeTopicResponse_0,
+    _w_ShareAcknowledgeTopicResponse_1,
 )
 _R_ShareAcknowledgeTopicResponse: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeTopicResponse, int]], ...] = (
-    _r_ShareAcknowledgeTopicResponse_0,
+    _r_ShareAcknowledgeTopicResponse_1,
 )
 ShareAcknowledgeTopicResponse._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -1276,10 +1276,10 @@ ShareAcknowledgeTopicResponse._FIELDS = (
 )
 
 _W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_0,
+    _w_NodeEndpoint_1,
 )
 _R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_0,
+    _r_NodeEndpoint_1,
 )
 NodeEndpoint._FIELDS = (
     FieldSpec('node_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -1289,10 +1289,10 @@ NodeEndpoint._FIELDS = (
 )
 
 _W_ShareAcknowledgeResponse: tuple[Callable[[ShareAcknowledgeResponse, bytearray], None], ...] = (
-    _w_ShareAcknowledgeResponse_0,
+    _w_ShareAcknowledgeResponse_1,
 )
 _R_ShareAcknowledgeResponse: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeResponse, int]], ...] = (
-    _r_ShareAcknowledgeResponse_0,
+    _r_ShareAcknowledgeResponse_1,
 )
 ShareAcknowledgeResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

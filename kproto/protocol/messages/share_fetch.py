@@ -16,13 +16,13 @@ from kproto.protocol._primitives import (
     UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
-    read_compact_nullable_records,
     read_compact_nullable_string,
+    read_compact_records,
     read_compact_string,
     read_unknown_tags,
     read_uuid,
     records_repr,
-    write_compact_nullable_bytes,
+    write_compact_bytes,
     write_compact_nullable_string,
     write_compact_string,
     write_unknown_tags,
@@ -47,20 +47,20 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 _S_ii = struct.Struct('>ii')
-_S_iiii = struct.Struct('>iiii')
+_S_iiiiii = struct.Struct('>iiiiii')
 _S_qq = struct.Struct('>qq')
 _S_qqh = struct.Struct('>qqh')
 
 
 class ShareFetchRequest:
-    """Kafka request ``ShareFetchRequest`` (API key 78), versions 0-0."""
+    """Kafka request ``ShareFetchRequest`` (API key 78), versions 1-1."""
 
-    __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'max_wait_ms', 'min_bytes', 'max_bytes', 'topics', 'forgotten_topics_data', 'unknown_tags',)
+    __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'max_wait_ms', 'min_bytes', 'max_bytes', 'max_records', 'batch_size', 'topics', 'forgotten_topics_data', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 78
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
-    FLEXIBLE_VERSION: ClassVar[int | None] = 0
+    MIN_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 1
+    FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchRequest'
 
@@ -70,6 +70,8 @@ class ShareFetchRequest:
     max_wait_ms: int
     min_bytes: int
     max_bytes: int
+    max_records: int
+    batch_size: int
     topics: list[FetchTopic]
     forgotten_topics_data: list[ForgottenTopic]
     unknown_tags: dict[int, bytes] | None
@@ -83,6 +85,8 @@ class ShareFetchRequest:
         max_wait_ms: int = 0,
         min_bytes: int = 0,
         max_bytes: int = 2147483647,
+        max_records: int = 0,
+        batch_size: int = 0,
         topics: Iterable[FetchTopic] = (),
         forgotten_topics_data: Iterable[ForgottenTopic] = (),
         unknown_tags: dict[int, bytes] | None = None,
@@ -93,6 +97,8 @@ class ShareFetchRequest:
         self.max_wait_ms = max_wait_ms
         self.min_bytes = min_bytes
         self.max_bytes = max_bytes
+        self.max_records = max_records
+        self.batch_size = batch_size
         self.topics = list(topics)
         self.forgotten_topics_data = list(forgotten_topics_data)
         self.unknown_tags = unknown_tags
@@ -107,13 +113,15 @@ class ShareFetchRequest:
             self.max_wait_ms == other.max_wait_ms and
             self.min_bytes == other.min_bytes and
             self.max_bytes == other.max_bytes and
+            self.max_records == other.max_records and
+            self.batch_size == other.batch_size and
             self.topics == other.topics and
             self.forgotten_topics_data == other.forgotten_topics_data and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"ShareFetchRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, share_session_epoch={self.share_session_epoch!r}, max_wait_ms={self.max_wait_ms!r}, min_bytes={self.min_bytes!r}, max_bytes={self.max_bytes!r}, topics={self.topics!r}, forgotten_topics_data={self.forgotten_topics_data!r}"
+        s = f"ShareFetchRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, share_session_epoch={self.share_session_epoch!r}, max_wait_ms={self.max_wait_ms!r}, min_bytes={self.min_bytes!r}, max_bytes={self.max_bytes!r}, max_records={self.max_records!r}, batch_size={self.batch_size!r}, topics={self.topics!r}, forgotten_topics_data={self.forgotten_topics_data!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -131,11 +139,11 @@ class ShareFetchRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareFetchRequest has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareFetchRequest has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareFetchRequest[version](self, out)
+            _W_ShareFetchRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareFetchRequest v{version}: {exc}') from None
@@ -155,10 +163,10 @@ class ShareFetchRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareFetchRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareFetchRequest has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareFetchRequest has no version {version} (valid 1-1)')
         try:
-            return _R_ShareFetchRequest[version](buf, pos)
+            return _R_ShareFetchRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareFetchRequest v{version}: {exc}') from None
 
@@ -214,11 +222,11 @@ class ForgottenTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ForgottenTopic[version](self, out)
+            _W_ForgottenTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ForgottenTopic v{version}: {exc}') from None
@@ -238,10 +246,10 @@ class ForgottenTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ForgottenTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 1-1)')
         try:
-            return _R_ForgottenTopic[version](buf, pos)
+            return _R_ForgottenTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ForgottenTopic v{version}: {exc}') from None
 
@@ -297,11 +305,11 @@ class FetchTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_FetchTopic[version](self, out)
+            _W_FetchTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchTopic v{version}: {exc}') from None
@@ -321,10 +329,10 @@ class FetchTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 1-1)')
         try:
-            return _R_FetchTopic[version](buf, pos)
+            return _R_FetchTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchTopic v{version}: {exc}') from None
 
@@ -384,11 +392,11 @@ class FetchPartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_FetchPartition[version](self, out)
+            _W_FetchPartition[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchPartition v{version}: {exc}') from None
@@ -408,10 +416,10 @@ class FetchPartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchPartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 1-1)')
         try:
-            return _R_FetchPartition[version](buf, pos)
+            return _R_FetchPartition[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchPartition v{version}: {exc}') from None
 
@@ -471,11 +479,11 @@ class AcknowledgementBatch:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_AcknowledgementBatch[version](self, out)
+            _W_AcknowledgementBatch[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AcknowledgementBatch v{version}: {exc}') from None
@@ -495,29 +503,30 @@ class AcknowledgementBatch:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgementBatch, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
         try:
-            return _R_AcknowledgementBatch[version](buf, pos)
+            return _R_AcknowledgementBatch[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AcknowledgementBatch v{version}: {exc}') from None
 
 
 class ShareFetchResponse:
-    """Kafka response ``ShareFetchResponse`` (API key 78), versions 0-0."""
+    """Kafka response ``ShareFetchResponse`` (API key 78), versions 1-1."""
 
-    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'node_endpoints', 'unknown_tags',)
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'acquisition_lock_timeout_ms', 'responses', 'node_endpoints', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 78
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
-    FLEXIBLE_VERSION: ClassVar[int | None] = 0
+    MIN_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 1
+    FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchResponse'
 
     throttle_time_ms: int
     error_code: int
     error_message: str | None
+    acquisition_lock_timeout_ms: int
     responses: list[ShareFetchableTopicResponse]
     node_endpoints: list[NodeEndpoint]
     unknown_tags: dict[int, bytes] | None
@@ -528,6 +537,7 @@ class ShareFetchResponse:
         throttle_time_ms: int = 0,
         error_code: int = 0,
         error_message: str | None = None,
+        acquisition_lock_timeout_ms: int = 0,
         responses: Iterable[ShareFetchableTopicResponse] = (),
         node_endpoints: Iterable[NodeEndpoint] = (),
         unknown_tags: dict[int, bytes] | None = None,
@@ -535,6 +545,7 @@ class ShareFetchResponse:
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.error_message = error_message
+        self.acquisition_lock_timeout_ms = acquisition_lock_timeout_ms
         self.responses = list(responses)
         self.node_endpoints = list(node_endpoints)
         self.unknown_tags = unknown_tags
@@ -546,13 +557,14 @@ class ShareFetchResponse:
             self.throttle_time_ms == other.throttle_time_ms and
             self.error_code == other.error_code and
             self.error_message == other.error_message and
+            self.acquisition_lock_timeout_ms == other.acquisition_lock_timeout_ms and
             self.responses == other.responses and
             self.node_endpoints == other.node_endpoints and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"ShareFetchResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, responses={self.responses!r}, node_endpoints={self.node_endpoints!r}"
+        s = f"ShareFetchResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, acquisition_lock_timeout_ms={self.acquisition_lock_timeout_ms!r}, responses={self.responses!r}, node_endpoints={self.node_endpoints!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -570,11 +582,11 @@ class ShareFetchResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareFetchResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareFetchResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareFetchResponse[version](self, out)
+            _W_ShareFetchResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareFetchResponse v{version}: {exc}') from None
@@ -594,10 +606,10 @@ class ShareFetchResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareFetchResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareFetchResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareFetchResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareFetchResponse[version](buf, pos)
+            return _R_ShareFetchResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareFetchResponse v{version}: {exc}') from None
 
@@ -661,11 +673,11 @@ class NodeEndpoint:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_NodeEndpoint[version](self, out)
+            _W_NodeEndpoint[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
@@ -685,10 +697,10 @@ class NodeEndpoint:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
         try:
-            return _R_NodeEndpoint[version](buf, pos)
+            return _R_NodeEndpoint[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
@@ -744,11 +756,11 @@ class ShareFetchableTopicResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareFetchableTopicResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareFetchableTopicResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareFetchableTopicResponse[version](self, out)
+            _W_ShareFetchableTopicResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareFetchableTopicResponse v{version}: {exc}') from None
@@ -768,10 +780,10 @@ class ShareFetchableTopicResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareFetchableTopicResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareFetchableTopicResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareFetchableTopicResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareFetchableTopicResponse[version](buf, pos)
+            return _R_ShareFetchableTopicResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareFetchableTopicResponse v{version}: {exc}') from None
 
@@ -851,11 +863,11 @@ class PartitionData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_PartitionData[version](self, out)
+            _W_PartitionData[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
@@ -875,10 +887,10 @@ class PartitionData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
         try:
-            return _R_PartitionData[version](buf, pos)
+            return _R_PartitionData[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
@@ -938,11 +950,11 @@ class AcquiredRecords:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AcquiredRecords has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'AcquiredRecords has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_AcquiredRecords[version](self, out)
+            _W_AcquiredRecords[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AcquiredRecords v{version}: {exc}') from None
@@ -962,10 +974,10 @@ class AcquiredRecords:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcquiredRecords, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AcquiredRecords has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'AcquiredRecords has no version {version} (valid 1-1)')
         try:
-            return _R_AcquiredRecords[version](buf, pos)
+            return _R_AcquiredRecords[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AcquiredRecords v{version}: {exc}') from None
 
@@ -1021,11 +1033,11 @@ class LeaderIdAndEpoch:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_LeaderIdAndEpoch[version](self, out)
+            _W_LeaderIdAndEpoch[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
@@ -1045,10 +1057,10 @@ class LeaderIdAndEpoch:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
         try:
-            return _R_LeaderIdAndEpoch[version](buf, pos)
+            return _R_LeaderIdAndEpoch[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
@@ -1062,7 +1074,7 @@ def _new_AcknowledgementBatch() -> AcknowledgementBatch:
     return o
 
 
-def _w_AcknowledgementBatch_0(o: AcknowledgementBatch, out: bytearray) -> None:
+def _w_AcknowledgementBatch_1(o: AcknowledgementBatch, out: bytearray) -> None:
     out += _S_qq.pack(o.first_offset, o.last_offset)
     x1 = o.acknowledge_types
     write_uvarint(out, len(x1) + 1)
@@ -1074,7 +1086,7 @@ def _w_AcknowledgementBatch_0(o: AcknowledgementBatch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgementBatch_0(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
+def _r_AcknowledgementBatch_1(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
     o = AcknowledgementBatch.__new__(AcknowledgementBatch)
     o.first_offset, o.last_offset = _S_qq.unpack_from(buf, pos)
     pos += 16
@@ -1098,12 +1110,14 @@ def _new_FetchPartition() -> FetchPartition:
     return o
 
 
-def _w_FetchPartition_0(o: FetchPartition, out: bytearray) -> None:
-    out += _S_ii.pack(o.partition_index, o.partition_max_bytes)
+def _w_FetchPartition_1(o: FetchPartition, out: bytearray) -> None:
+    if o.partition_max_bytes != 0:
+        raise UnsupportedVersionError('FetchPartition.partition_max_bytes has a non-default value this version cannot carry')
+    out += _S_i.pack(o.partition_index)
     x1 = o.acknowledgement_batches
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_AcknowledgementBatch_0(e2, out)
+        _w_AcknowledgementBatch_1(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1111,16 +1125,17 @@ def _w_FetchPartition_0(o: FetchPartition, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchPartition_0(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _r_FetchPartition_1(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition_index, o.partition_max_bytes = _S_ii.unpack_from(buf, pos)
-    pos += 8
+    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[AcknowledgementBatch] = []
     for _ in range(n1):
-        e3, pos = _r_AcknowledgementBatch_0(buf, pos)
+        e3, pos = _r_AcknowledgementBatch_1(buf, pos)
         a2.append(e3)
     o.acknowledgement_batches = a2
+    o.partition_max_bytes = 0
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1137,12 +1152,12 @@ def _new_FetchTopic() -> FetchTopic:
     return o
 
 
-def _w_FetchTopic_0(o: FetchTopic, out: bytearray) -> None:
+def _w_FetchTopic_1(o: FetchTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_FetchPartition_0(e2, out)
+        _w_FetchPartition_1(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1150,13 +1165,13 @@ def _w_FetchTopic_0(o: FetchTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchTopic_0(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _r_FetchTopic_1(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic_id, pos = read_uuid(buf, pos)
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[FetchPartition] = []
     for _ in range(n1):
-        e3, pos = _r_FetchPartition_0(buf, pos)
+        e3, pos = _r_FetchPartition_1(buf, pos)
         a2.append(e3)
     o.partitions = a2
     if buf[pos] == 0:
@@ -1175,7 +1190,7 @@ def _new_ForgottenTopic() -> ForgottenTopic:
     return o
 
 
-def _w_ForgottenTopic_0(o: ForgottenTopic, out: bytearray) -> None:
+def _w_ForgottenTopic_1(o: ForgottenTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
     write_uvarint(out, len(x1) + 1)
@@ -1187,7 +1202,7 @@ def _w_ForgottenTopic_0(o: ForgottenTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ForgottenTopic_0(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _r_ForgottenTopic_1(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic_id, pos = read_uuid(buf, pos)
     n1, pos = read_compact_array_len(buf, pos)
@@ -1209,24 +1224,26 @@ def _new_ShareFetchRequest() -> ShareFetchRequest:
     o.max_wait_ms = 0
     o.min_bytes = 0
     o.max_bytes = 2147483647
+    o.max_records = 0
+    o.batch_size = 0
     o.topics = []
     o.forgotten_topics_data = []
     o.unknown_tags = None
     return o
 
 
-def _w_ShareFetchRequest_0(o: ShareFetchRequest, out: bytearray) -> None:
+def _w_ShareFetchRequest_1(o: ShareFetchRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.group_id)
     write_compact_nullable_string(out, o.member_id)
-    out += _S_iiii.pack(o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes)
+    out += _S_iiiiii.pack(o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size)
     x1 = o.topics
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_FetchTopic_0(e2, out)
+        _w_FetchTopic_1(e2, out)
     x3 = o.forgotten_topics_data
     write_uvarint(out, len(x3) + 1)
     for e4 in x3:
-        _w_ForgottenTopic_0(e4, out)
+        _w_ForgottenTopic_1(e4, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1234,22 +1251,22 @@ def _w_ShareFetchRequest_0(o: ShareFetchRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ShareFetchRequest_0(buf: memoryview, pos: int) -> tuple[ShareFetchRequest, int]:
+def _r_ShareFetchRequest_1(buf: memoryview, pos: int) -> tuple[ShareFetchRequest, int]:
     o = ShareFetchRequest.__new__(ShareFetchRequest)
     o.group_id, pos = read_compact_nullable_string(buf, pos)
     o.member_id, pos = read_compact_nullable_string(buf, pos)
-    o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes = _S_iiii.unpack_from(buf, pos)
-    pos += 16
+    o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size = _S_iiiiii.unpack_from(buf, pos)
+    pos += 24
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[FetchTopic] = []
     for _ in range(n1):
-        e3, pos = _r_FetchTopic_0(buf, pos)
+        e3, pos = _r_FetchTopic_1(buf, pos)
         a2.append(e3)
     o.topics = a2
     n4, pos = read_compact_array_len(buf, pos)
     a5: list[ForgottenTopic] = []
     for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_0(buf, pos)
+        e6, pos = _r_ForgottenTopic_1(buf, pos)
         a5.append(e6)
     o.forgotten_topics_data = a5
     if buf[pos] == 0:
@@ -1268,7 +1285,7 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
+def _w_LeaderIdAndEpoch_1(o: LeaderIdAndEpoch, out: bytearray) -> None:
     out += _S_ii.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
@@ -1277,7 +1294,7 @@ def _w_LeaderIdAndEpoch_0(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_0(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _r_LeaderIdAndEpoch_1(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
     o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
     pos += 8
@@ -1298,7 +1315,7 @@ def _new_AcquiredRecords() -> AcquiredRecords:
     return o
 
 
-def _w_AcquiredRecords_0(o: AcquiredRecords, out: bytearray) -> None:
+def _w_AcquiredRecords_1(o: AcquiredRecords, out: bytearray) -> None:
     out += _S_qqh.pack(o.first_offset, o.last_offset, o.delivery_count)
     uk = o.unknown_tags
     if uk:
@@ -1307,7 +1324,7 @@ def _w_AcquiredRecords_0(o: AcquiredRecords, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcquiredRecords_0(buf: memoryview, pos: int) -> tuple[AcquiredRecords, int]:
+def _r_AcquiredRecords_1(buf: memoryview, pos: int) -> tuple[AcquiredRecords, int]:
     o = AcquiredRecords.__new__(AcquiredRecords)
     o.first_offset, o.last_offset, o.delivery_count = _S_qqh.unpack_from(buf, pos)
     pos += 18
@@ -1333,18 +1350,21 @@ def _new_PartitionData() -> PartitionData:
     return o
 
 
-def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
+def _w_PartitionData_1(o: PartitionData, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     out += _S_h.pack(o.acknowledge_error_code)
     write_compact_nullable_string(out, o.acknowledge_error_message)
     x1 = o.current_leader
-    _w_LeaderIdAndEpoch_0(x1, out)
-    write_compact_nullable_bytes(out, o.records)
-    x2 = o.acquired_records
-    write_uvarint(out, len(x2) + 1)
-    for e3 in x2:
-        _w_AcquiredRecords_0(e3, out)
+    _w_LeaderIdAndEpoch_1(x1, out)
+    x2 = o.records
+    if x2 is None:
+        raise ValueError('records' + ' is None but not nullable in this version')
+    write_compact_bytes(out, x2)
+    x3 = o.acquired_records
+    write_uvarint(out, len(x3) + 1)
+    for e4 in x3:
+        _w_AcquiredRecords_1(e4, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1352,7 +1372,7 @@ def _w_PartitionData_0(o: PartitionData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _r_PartitionData_1(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
     o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
@@ -1360,12 +1380,12 @@ def _r_PartitionData_0(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o.acknowledge_error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
     o.acknowledge_error_message, pos = read_compact_nullable_string(buf, pos)
-    o.current_leader, pos = _r_LeaderIdAndEpoch_0(buf, pos)
-    o.records, pos = read_compact_nullable_records(buf, pos)
+    o.current_leader, pos = _r_LeaderIdAndEpoch_1(buf, pos)
+    o.records, pos = read_compact_records(buf, pos)
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[AcquiredRecords] = []
     for _ in range(n1):
-        e3, pos = _r_AcquiredRecords_0(buf, pos)
+        e3, pos = _r_AcquiredRecords_1(buf, pos)
         a2.append(e3)
     o.acquired_records = a2
     if buf[pos] == 0:
@@ -1384,12 +1404,12 @@ def _new_ShareFetchableTopicResponse() -> ShareFetchableTopicResponse:
     return o
 
 
-def _w_ShareFetchableTopicResponse_0(o: ShareFetchableTopicResponse, out: bytearray) -> None:
+def _w_ShareFetchableTopicResponse_1(o: ShareFetchableTopicResponse, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_PartitionData_0(e2, out)
+        _w_PartitionData_1(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1397,13 +1417,13 @@ def _w_ShareFetchableTopicResponse_0(o: ShareFetchableTopicResponse, out: bytear
         out.append(0)
 
 
-def _r_ShareFetchableTopicResponse_0(buf: memoryview, pos: int) -> tuple[ShareFetchableTopicResponse, int]:
+def _r_ShareFetchableTopicResponse_1(buf: memoryview, pos: int) -> tuple[ShareFetchableTopicResponse, int]:
     o = ShareFetchableTopicResponse.__new__(ShareFetchableTopicResponse)
     o.topic_id, pos = read_uuid(buf, pos)
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[PartitionData] = []
     for _ in range(n1):
-        e3, pos = _r_PartitionData_0(buf, pos)
+        e3, pos = _r_PartitionData_1(buf, pos)
         a2.append(e3)
     o.partitions = a2
     if buf[pos] == 0:
@@ -1424,7 +1444,7 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
+def _w_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
     out += _S_i.pack(o.node_id)
     write_compact_string(out, o.host)
     out += _S_i.pack(o.port)
@@ -1436,7 +1456,7 @@ def _w_NodeEndpoint_0(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_0(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _r_NodeEndpoint_1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = _S_i.unpack_from(buf, pos)[0]
     pos += 4
@@ -1457,23 +1477,25 @@ def _new_ShareFetchResponse() -> ShareFetchResponse:
     o.throttle_time_ms = 0
     o.error_code = 0
     o.error_message = None
+    o.acquisition_lock_timeout_ms = 0
     o.responses = []
     o.node_endpoints = []
     o.unknown_tags = None
     return o
 
 
-def _w_ShareFetchResponse_0(o: ShareFetchResponse, out: bytearray) -> None:
+def _w_ShareFetchResponse_1(o: ShareFetchResponse, out: bytearray) -> None:
     out += _S_ih.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
+    out += _S_i.pack(o.acquisition_lock_timeout_ms)
     x1 = o.responses
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_ShareFetchableTopicResponse_0(e2, out)
+        _w_ShareFetchableTopicResponse_1(e2, out)
     x3 = o.node_endpoints
     write_uvarint(out, len(x3) + 1)
     for e4 in x3:
-        _w_NodeEndpoint_0(e4, out)
+        _w_NodeEndpoint_1(e4, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1481,21 +1503,23 @@ def _w_ShareFetchResponse_0(o: ShareFetchResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ShareFetchResponse_0(buf: memoryview, pos: int) -> tuple[ShareFetchResponse, int]:
+def _r_ShareFetchResponse_1(buf: memoryview, pos: int) -> tuple[ShareFetchResponse, int]:
     o = ShareFetchResponse.__new__(ShareFetchResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
+    o.acquisition_lock_timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[ShareFetchableTopicResponse] = []
     for _ in range(n1):
-        e3, pos = _r_ShareFetchableTopicResponse_0(buf, pos)
+        e3, pos = _r_ShareFetchableTopicResponse_1(buf, pos)
         a2.append(e3)
     o.responses = a2
     n4, pos = read_compact_array_len(buf, pos)
     a5: list[NodeEndpoint] = []
     for _ in range(n4):
-        e6, pos = _r_NodeEndpoint_0(buf, pos)
+        e6, pos = _r_NodeEndpoint_1(buf, pos)
         a5.append(e6)
     o.node_endpoints = a5
     if buf[pos] == 0:
@@ -1507,10 +1531,10 @@ def _r_ShareFetchResponse_0(buf: memoryview, pos: int) -> tuple[ShareFetchRespon
 
 
 _W_AcknowledgementBatch: tuple[Callable[[AcknowledgementBatch, bytearray], None], ...] = (
-    _w_AcknowledgementBatch_0,
+    _w_AcknowledgementBatch_1,
 )
 _R_AcknowledgementBatch: tuple[Callable[[memoryview, int], tuple[AcknowledgementBatch, int]], ...] = (
-    _r_AcknowledgementBatch_0,
+    _r_AcknowledgementBatch_1,
 )
 AcknowledgementBatch._FIELDS = (
     FieldSpec('first_offset', 'int64', None, (0, 32767), None, None, None, None),
@@ -1519,22 +1543,22 @@ AcknowledgementBatch._FIELDS = (
 )
 
 _W_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...] = (
-    _w_FetchPartition_0,
+    _w_FetchPartition_1,
 )
 _R_FetchPartition: tuple[Callable[[memoryview, int], tuple[FetchPartition, int]], ...] = (
-    _r_FetchPartition_0,
+    _r_FetchPartition_1,
 )
 FetchPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
-    FieldSpec('partition_max_bytes', 'int32', None, (0, 32767), None, None, None, None),
+    FieldSpec('partition_max_bytes', 'int32', None, (0, 0), None, None, None, None),
     FieldSpec('acknowledgement_batches', 'array', 'struct', (0, 32767), None, None, None, AcknowledgementBatch),
 )
 
 _W_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
-    _w_FetchTopic_0,
+    _w_FetchTopic_1,
 )
 _R_FetchTopic: tuple[Callable[[memoryview, int], tuple[FetchTopic, int]], ...] = (
-    _r_FetchTopic_0,
+    _r_FetchTopic_1,
 )
 FetchTopic._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -1542,10 +1566,10 @@ FetchTopic._FIELDS = (
 )
 
 _W_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...] = (
-    _w_ForgottenTopic_0,
+    _w_ForgottenTopic_1,
 )
 _R_ForgottenTopic: tuple[Callable[[memoryview, int], tuple[ForgottenTopic, int]], ...] = (
-    _r_ForgottenTopic_0,
+    _r_ForgottenTopic_1,
 )
 ForgottenTopic._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -1553,10 +1577,10 @@ ForgottenTopic._FIELDS = (
 )
 
 _W_ShareFetchRequest: tuple[Callable[[ShareFetchRequest, bytearray], None], ...] = (
-    _w_ShareFetchRequest_0,
+    _w_ShareFetchRequest_1,
 )
 _R_ShareFetchRequest: tuple[Callable[[memoryview, int], tuple[ShareFetchRequest, int]], ...] = (
-    _r_ShareFetchRequest_0,
+    _r_ShareFetchRequest_1,
 )
 ShareFetchRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -1565,15 +1589,17 @@ ShareFetchRequest._FIELDS = (
     FieldSpec('max_wait_ms', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('min_bytes', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('max_bytes', 'int32', None, (0, 32767), None, None, None, None),
+    FieldSpec('max_records', 'int32', None, (1, 32767), None, None, None, None),
+    FieldSpec('batch_size', 'int32', None, (1, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, FetchTopic),
     FieldSpec('forgotten_topics_data', 'array', 'struct', (0, 32767), None, None, None, ForgottenTopic),
 )
 
 _W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_0,
+    _w_LeaderIdAndEpoch_1,
 )
 _R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_0,
+    _r_LeaderIdAndEpoch_1,
 )
 LeaderIdAndEpoch._FIELDS = (
     FieldSpec('leader_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -1582,10 +1608,10 @@ LeaderIdAndEpoch._FIELDS = (
 _DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
 _W_AcquiredRecords: tuple[Callable[[AcquiredRecords, bytearray], None], ...] = (
-    _w_AcquiredRecords_0,
+    _w_AcquiredRecords_1,
 )
 _R_AcquiredRecords: tuple[Callable[[memoryview, int], tuple[AcquiredRecords, int]], ...] = (
-    _r_AcquiredRecords_0,
+    _r_AcquiredRecords_1,
 )
 AcquiredRecords._FIELDS = (
     FieldSpec('first_offset', 'int64', None, (0, 32767), None, None, None, None),
@@ -1594,10 +1620,10 @@ AcquiredRecords._FIELDS = (
 )
 
 _W_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
-    _w_PartitionData_0,
+    _w_PartitionData_1,
 )
 _R_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
-    _r_PartitionData_0,
+    _r_PartitionData_1,
 )
 PartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1606,15 +1632,15 @@ PartitionData._FIELDS = (
     FieldSpec('acknowledge_error_code', 'int16', None, (0, 32767), None, None, None, None),
     FieldSpec('acknowledge_error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
     FieldSpec('current_leader', 'struct', None, (0, 32767), None, None, None, LeaderIdAndEpoch),
-    FieldSpec('records', 'records', None, (0, 32767), (0, 32767), None, None, None),
+    FieldSpec('records', 'records', None, (0, 32767), (0, 0), None, None, None),
     FieldSpec('acquired_records', 'array', 'struct', (0, 32767), None, None, None, AcquiredRecords),
 )
 
 _W_ShareFetchableTopicResponse: tuple[Callable[[ShareFetchableTopicResponse, bytearray], None], ...] = (
-    _w_ShareFetchableTopicResponse_0,
+    _w_ShareFetchableTopicResponse_1,
 )
 _R_ShareFetchableTopicResponse: tuple[Callable[[memoryview, int], tuple[ShareFetchableTopicResponse, int]], ...] = (
-    _r_ShareFetchableTopicResponse_0,
+    _r_ShareFetchableTopicResponse_1,
 )
 ShareFetchableTopicResponse._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -1622,10 +1648,10 @@ ShareFetchableTopicResponse._FIELDS = (
 )
 
 _W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_0,
+    _w_NodeEndpoint_1,
 )
 _R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_0,
+    _r_NodeEndpoint_1,
 )
 NodeEndpoint._FIELDS = (
     FieldSpec('node_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -1635,15 +1661,16 @@ NodeEndpoint._FIELDS = (
 )
 
 _W_ShareFetchResponse: tuple[Callable[[ShareFetchResponse, bytearray], None], ...] = (
-    _w_ShareFetchResponse_0,
+    _w_ShareFetchResponse_1,
 )
 _R_ShareFetchResponse: tuple[Callable[[memoryview, int], tuple[ShareFetchResponse, int]], ...] = (
-    _r_ShareFetchResponse_0,
+    _r_ShareFetchResponse_1,
 )
 ShareFetchResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
+    FieldSpec('acquisition_lock_timeout_ms', 'int32', None, (1, 32767), None, None, None, None),
     FieldSpec('responses', 'array', 'struct', (0, 32767), None, None, None, ShareFetchableTopicResponse),
     FieldSpec('node_endpoints', 'array', 'struct', (0, 32767), None, None, None, NodeEndpoint),
 )

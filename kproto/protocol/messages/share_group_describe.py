@@ -42,14 +42,14 @@ _S_ii = struct.Struct('>ii')
 
 
 class ShareGroupDescribeRequest:
-    """Kafka request ``ShareGroupDescribeRequest`` (API key 77), versions 0-0."""
+    """Kafka request ``ShareGroupDescribeRequest`` (API key 77), versions 1-1."""
 
     __slots__ = ('group_ids', 'include_authorized_operations', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 77
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
-    FLEXIBLE_VERSION: ClassVar[int | None] = 0
+    MIN_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 1
+    FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupDescribeRequest'
 
@@ -96,11 +96,11 @@ class ShareGroupDescribeRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareGroupDescribeRequest has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareGroupDescribeRequest has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareGroupDescribeRequest[version](self, out)
+            _W_ShareGroupDescribeRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareGroupDescribeRequest v{version}: {exc}') from None
@@ -120,23 +120,23 @@ class ShareGroupDescribeRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupDescribeRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareGroupDescribeRequest has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareGroupDescribeRequest has no version {version} (valid 1-1)')
         try:
-            return _R_ShareGroupDescribeRequest[version](buf, pos)
+            return _R_ShareGroupDescribeRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareGroupDescribeRequest v{version}: {exc}') from None
 
 
 class ShareGroupDescribeResponse:
-    """Kafka response ``ShareGroupDescribeResponse`` (API key 77), versions 0-0."""
+    """Kafka response ``ShareGroupDescribeResponse`` (API key 77), versions 1-1."""
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 77
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
-    FLEXIBLE_VERSION: ClassVar[int | None] = 0
+    MIN_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 1
+    FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupDescribeResponse'
 
@@ -183,11 +183,11 @@ class ShareGroupDescribeResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareGroupDescribeResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareGroupDescribeResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareGroupDescribeResponse[version](self, out)
+            _W_ShareGroupDescribeResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareGroupDescribeResponse v{version}: {exc}') from None
@@ -207,10 +207,10 @@ class ShareGroupDescribeResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupDescribeResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareGroupDescribeResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareGroupDescribeResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareGroupDescribeResponse[version](buf, pos)
+            return _R_ShareGroupDescribeResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareGroupDescribeResponse v{version}: {exc}') from None
 
@@ -294,11 +294,11 @@ class DescribedGroup:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_DescribedGroup[version](self, out)
+            _W_DescribedGroup[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribedGroup v{version}: {exc}') from None
@@ -318,10 +318,10 @@ class DescribedGroup:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedGroup, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 1-1)')
         try:
-            return _R_DescribedGroup[version](buf, pos)
+            return _R_DescribedGroup[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribedGroup v{version}: {exc}') from None
 
@@ -397,11 +397,11 @@ class Member:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Member has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'Member has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_Member[version](self, out)
+            _W_Member[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode Member v{version}: {exc}') from None
@@ -421,10 +421,10 @@ class Member:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Member, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Member has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'Member has no version {version} (valid 1-1)')
         try:
-            return _R_Member[version](buf, pos)
+            return _R_Member[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed Member v{version}: {exc}') from None
 
@@ -476,11 +476,11 @@ class Assignment:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_Assignment[version](self, out)
+            _W_Assignment[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
@@ -500,10 +500,10 @@ class Assignment:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Assignment, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
         try:
-            return _R_Assignment[version](buf, pos)
+            return _R_Assignment[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
@@ -563,11 +563,11 @@ class TopicPartitions:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_TopicPartitions[version](self, out)
+            _W_TopicPartitions[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
@@ -587,10 +587,10 @@ class TopicPartitions:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartitions, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
         try:
-            return _R_TopicPartitions[version](buf, pos)
+            return _R_TopicPartitions[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
@@ -603,7 +603,7 @@ def _new_ShareGroupDescribeRequest() -> ShareGroupDescribeRequest:
     return o
 
 
-def _w_ShareGroupDescribeRequest_0(o: ShareGroupDescribeRequest, out: bytearray) -> None:
+def _w_ShareGroupDescribeRequest_1(o: ShareGroupDescribeRequest, out: bytearray) -> None:
     x1 = o.group_ids
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
@@ -616,7 +616,7 @@ def _w_ShareGroupDescribeRequest_0(o: ShareGroupDescribeRequest, out: bytearray)
         out.append(0)
 
 
-def _r_ShareGroupDescribeRequest_0(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeRequest, int]:
+def _r_ShareGroupDescribeRequest_1(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeRequest, int]:
     o = ShareGroupDescribeRequest.__new__(ShareGroupDescribeRequest)
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[str] = []
@@ -643,7 +643,7 @@ def _new_TopicPartitions() -> TopicPartitions:
     return o
 
 
-def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
+def _w_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
     write_compact_string(out, o.topic_name)
     x1 = o.partitions
@@ -656,7 +656,7 @@ def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicPartitions_0(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
+def _r_TopicPartitions_1(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
     o = TopicPartitions.__new__(TopicPartitions)
     o.topic_id, pos = read_uuid(buf, pos)
     o.topic_name, pos = read_compact_string(buf, pos)
@@ -678,11 +678,11 @@ def _new_Assignment() -> Assignment:
     return o
 
 
-def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
+def _w_Assignment_1(o: Assignment, out: bytearray) -> None:
     x1 = o.topic_partitions
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_TopicPartitions_0(e2, out)
+        _w_TopicPartitions_1(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -690,12 +690,12 @@ def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Assignment_0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
+def _r_Assignment_1(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     o = Assignment.__new__(Assignment)
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[TopicPartitions] = []
     for _ in range(n1):
-        e3, pos = _r_TopicPartitions_0(buf, pos)
+        e3, pos = _r_TopicPartitions_1(buf, pos)
         a2.append(e3)
     o.topic_partitions = a2
     if buf[pos] == 0:
@@ -719,7 +719,7 @@ def _new_Member() -> Member:
     return o
 
 
-def _w_Member_0(o: Member, out: bytearray) -> None:
+def _w_Member_1(o: Member, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.rack_id)
     out += _S_i.pack(o.member_epoch)
@@ -730,7 +730,7 @@ def _w_Member_0(o: Member, out: bytearray) -> None:
     for e2 in x1:
         write_compact_string(out, e2)
     x3 = o.assignment
-    _w_Assignment_0(x3, out)
+    _w_Assignment_1(x3, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -738,7 +738,7 @@ def _w_Member_0(o: Member, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Member_0(buf: memoryview, pos: int) -> tuple[Member, int]:
+def _r_Member_1(buf: memoryview, pos: int) -> tuple[Member, int]:
     o = Member.__new__(Member)
     o.member_id, pos = read_compact_string(buf, pos)
     o.rack_id, pos = read_compact_nullable_string(buf, pos)
@@ -752,7 +752,7 @@ def _r_Member_0(buf: memoryview, pos: int) -> tuple[Member, int]:
         e3, pos = read_compact_string(buf, pos)
         a2.append(e3)
     o.subscribed_topic_names = a2
-    o.assignment, pos = _r_Assignment_0(buf, pos)
+    o.assignment, pos = _r_Assignment_1(buf, pos)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -776,7 +776,7 @@ def _new_DescribedGroup() -> DescribedGroup:
     return o
 
 
-def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
+def _w_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
     out += _S_h.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_string(out, o.group_id)
@@ -786,7 +786,7 @@ def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
     x1 = o.members
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_Member_0(e2, out)
+        _w_Member_1(e2, out)
     out += _S_i.pack(o.authorized_operations)
     uk = o.unknown_tags
     if uk:
@@ -795,7 +795,7 @@ def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribedGroup_0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _r_DescribedGroup_1(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
     o.error_code = _S_h.unpack_from(buf, pos)[0]
     pos += 2
@@ -808,7 +808,7 @@ def _r_DescribedGroup_0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[Member] = []
     for _ in range(n1):
-        e3, pos = _r_Member_0(buf, pos)
+        e3, pos = _r_Member_1(buf, pos)
         a2.append(e3)
     o.members = a2
     o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
@@ -829,12 +829,12 @@ def _new_ShareGroupDescribeResponse() -> ShareGroupDescribeResponse:
     return o
 
 
-def _w_ShareGroupDescribeResponse_0(o: ShareGroupDescribeResponse, out: bytearray) -> None:
+def _w_ShareGroupDescribeResponse_1(o: ShareGroupDescribeResponse, out: bytearray) -> None:
     out += _S_i.pack(o.throttle_time_ms)
     x1 = o.groups
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_DescribedGroup_0(e2, out)
+        _w_DescribedGroup_1(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -842,14 +842,14 @@ def _w_ShareGroupDescribeResponse_0(o: ShareGroupDescribeResponse, out: bytearra
         out.append(0)
 
 
-def _r_ShareGroupDescribeResponse_0(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeResponse, int]:
+def _r_ShareGroupDescribeResponse_1(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeResponse, int]:
     o = ShareGroupDescribeResponse.__new__(ShareGroupDescribeResponse)
     o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
     pos += 4
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[DescribedGroup] = []
     for _ in range(n1):
-        e3, pos = _r_DescribedGroup_0(buf, pos)
+        e3, pos = _r_DescribedGroup_1(buf, pos)
         a2.append(e3)
     o.groups = a2
     if buf[pos] == 0:
@@ -861,10 +861,10 @@ def _r_ShareGroupDescribeResponse_0(buf: memoryview, pos: int) -> tuple[ShareGro
 
 
 _W_ShareGroupDescribeRequest: tuple[Callable[[ShareGroupDescribeRequest, bytearray], None], ...] = (
-    _w_ShareGroupDescribeRequest_0,
+    _w_ShareGroupDescribeRequest_1,
 )
 _R_ShareGroupDescribeRequest: tuple[Callable[[memoryview, int], tuple[ShareGroupDescribeRequest, int]], ...] = (
-    _r_ShareGroupDescribeRequest_0,
+    _r_ShareGroupDescribeRequest_1,
 )
 ShareGroupDescribeRequest._FIELDS = (
     FieldSpec('group_ids', 'array', 'string', (0, 32767), None, None, None, None),
@@ -872,10 +872,10 @@ ShareGroupDescribeRequest._FIELDS = (
 )
 
 _W_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
-    _w_TopicPartitions_0,
+    _w_TopicPartitions_1,
 )
 _R_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
-    _r_TopicPartitions_0,
+    _r_TopicPartitions_1,
 )
 TopicPartitions._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -884,10 +884,10 @@ TopicPartitions._FIELDS = (
 )
 
 _W_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
-    _w_Assignment_0,
+    _w_Assignment_1,
 )
 _R_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
-    _r_Assignment_0,
+    _r_Assignment_1,
 )
 Assignment._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), None, None, None, TopicPartitions),
@@ -895,10 +895,10 @@ Assignment._FIELDS = (
 _DEF_Assignment = Assignment()
 
 _W_Member: tuple[Callable[[Member, bytearray], None], ...] = (
-    _w_Member_0,
+    _w_Member_1,
 )
 _R_Member: tuple[Callable[[memoryview, int], tuple[Member, int]], ...] = (
-    _r_Member_0,
+    _r_Member_1,
 )
 Member._FIELDS = (
     FieldSpec('member_id', 'string', None, (0, 32767), None, None, None, None),
@@ -911,10 +911,10 @@ Member._FIELDS = (
 )
 
 _W_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
-    _w_DescribedGroup_0,
+    _w_DescribedGroup_1,
 )
 _R_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
-    _r_DescribedGroup_0,
+    _r_DescribedGroup_1,
 )
 DescribedGroup._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -929,10 +929,10 @@ DescribedGroup._FIELDS = (
 )
 
 _W_ShareGroupDescribeResponse: tuple[Callable[[ShareGroupDescribeResponse, bytearray], None], ...] = (
-    _w_ShareGroupDescribeResponse_0,
+    _w_ShareGroupDescribeResponse_1,
 )
 _R_ShareGroupDescribeResponse: tuple[Callable[[memoryview, int], tuple[ShareGroupDescribeResponse, int]], ...] = (
-    _r_ShareGroupDescribeResponse_0,
+    _r_ShareGroupDescribeResponse_1,
 )
 ShareGroupDescribeResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

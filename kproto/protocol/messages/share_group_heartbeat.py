@@ -40,14 +40,14 @@ _S_ii = struct.Struct('>ii')
 
 
 class ShareGroupHeartbeatRequest:
-    """Kafka request ``ShareGroupHeartbeatRequest`` (API key 76), versions 0-0."""
+    """Kafka request ``ShareGroupHeartbeatRequest`` (API key 76), versions 1-1."""
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'rack_id', 'subscribed_topic_names', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 76
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
-    FLEXIBLE_VERSION: ClassVar[int | None] = 0
+    MIN_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 1
+    FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatRequest'
 
@@ -106,11 +106,11 @@ class ShareGroupHeartbeatRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatRequest has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareGroupHeartbeatRequest has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareGroupHeartbeatRequest[version](self, out)
+            _W_ShareGroupHeartbeatRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareGroupHeartbeatRequest v{version}: {exc}') from None
@@ -130,23 +130,23 @@ class ShareGroupHeartbeatRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupHeartbeatRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatRequest has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareGroupHeartbeatRequest has no version {version} (valid 1-1)')
         try:
-            return _R_ShareGroupHeartbeatRequest[version](buf, pos)
+            return _R_ShareGroupHeartbeatRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareGroupHeartbeatRequest v{version}: {exc}') from None
 
 
 class ShareGroupHeartbeatResponse:
-    """Kafka response ``ShareGroupHeartbeatResponse`` (API key 76), versions 0-0."""
+    """Kafka response ``ShareGroupHeartbeatResponse`` (API key 76), versions 1-1."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'assignment', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 76
-    MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 0
-    FLEXIBLE_VERSION: ClassVar[int | None] = 0
+    MIN_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 1
+    FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatResponse'
 
@@ -213,11 +213,11 @@ class ShareGroupHeartbeatResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareGroupHeartbeatResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareGroupHeartbeatResponse[version](self, out)
+            _W_ShareGroupHeartbeatResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareGroupHeartbeatResponse v{version}: {exc}') from None
@@ -237,10 +237,10 @@ class ShareGroupHeartbeatResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupHeartbeatResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatResponse has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'ShareGroupHeartbeatResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareGroupHeartbeatResponse[version](buf, pos)
+            return _R_ShareGroupHeartbeatResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareGroupHeartbeatResponse v{version}: {exc}') from None
 
@@ -292,11 +292,11 @@ class Assignment:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_Assignment[version](self, out)
+            _W_Assignment[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
@@ -316,10 +316,10 @@ class Assignment:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Assignment, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
         try:
-            return _R_Assignment[version](buf, pos)
+            return _R_Assignment[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
@@ -375,11 +375,11 @@ class TopicPartitions:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_TopicPartitions[version](self, out)
+            _W_TopicPartitions[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
@@ -399,10 +399,10 @@ class TopicPartitions:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartitions, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-0)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
         try:
-            return _R_TopicPartitions[version](buf, pos)
+            return _R_TopicPartitions[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
@@ -418,7 +418,7 @@ def _new_ShareGroupHeartbeatRequest() -> ShareGroupHeartbeatRequest:
     return o
 
 
-def _w_ShareGroupHeartbeatRequest_0(o: ShareGroupHeartbeatRequest, out: bytearray) -> None:
+def _w_ShareGroupHeartbeatRequest_1(o: ShareGroupHeartbeatRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.member_id)
     out += _S_i.pack(o.member_epoch)
@@ -437,7 +437,7 @@ def _w_ShareGroupHeartbeatRequest_0(o: ShareGroupHeartbeatRequest, out: bytearra
         out.append(0)
 
 
-def _r_ShareGroupHeartbeatRequest_0(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatRequest, int]:
+def _r_ShareGroupHeartbeatRequest_1(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatRequest, int]:
     o = ShareGroupHeartbeatRequest.__new__(ShareGroupHeartbeatRequest)
     o.group_id, pos = read_compact_string(buf, pos)
     o.member_id, pos = read_compact_string(buf, pos)
@@ -469,7 +469,7 @@ def _new_TopicPartitions() -> TopicPartitions:
     return o
 
 
-def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
+def _w_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
     x1 = o.partitions
     write_uvarint(out, len(x1) + 1)
@@ -481,7 +481,7 @@ def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicPartitions_0(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
+def _r_TopicPartitions_1(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
     o = TopicPartitions.__new__(TopicPartitions)
     o.topic_id, pos = read_uuid(buf, pos)
     n1, pos = read_compact_array_len(buf, pos)
@@ -502,11 +502,11 @@ def _new_Assignment() -> Assignment:
     return o
 
 
-def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
+def _w_Assignment_1(o: Assignment, out: bytearray) -> None:
     x1 = o.topic_partitions
     write_uvarint(out, len(x1) + 1)
     for e2 in x1:
-        _w_TopicPartitions_0(e2, out)
+        _w_TopicPartitions_1(e2, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -514,12 +514,12 @@ def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Assignment_0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
+def _r_Assignment_1(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     o = Assignment.__new__(Assignment)
     n1, pos = read_compact_array_len(buf, pos)
     a2: list[TopicPartitions] = []
     for _ in range(n1):
-        e3, pos = _r_TopicPartitions_0(buf, pos)
+        e3, pos = _r_TopicPartitions_1(buf, pos)
         a2.append(e3)
     o.topic_partitions = a2
     if buf[pos] == 0:
@@ -543,7 +543,7 @@ def _new_ShareGroupHeartbeatResponse() -> ShareGroupHeartbeatResponse:
     return o
 
 
-def _w_ShareGroupHeartbeatResponse_0(o: ShareGroupHeartbeatResponse, out: bytearray) -> None:
+def _w_ShareGroupHeartbeatResponse_1(o: ShareGroupHeartbeatResponse, out: bytearray) -> None:
     out += _S_ih.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_nullable_string(out, o.member_id)
@@ -553,7 +553,7 @@ def _w_ShareGroupHeartbeatResponse_0(o: ShareGroupHeartbeatResponse, out: bytear
         out += b'\xff'
     else:
         out.append(1)
-        _w_Assignment_0(x1, out)
+        _w_Assignment_1(x1, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -561,7 +561,7 @@ def _w_ShareGroupHeartbeatResponse_0(o: ShareGroupHeartbeatResponse, out: bytear
         out.append(0)
 
 
-def _r_ShareGroupHeartbeatResponse_0(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatResponse, int]:
+def _r_ShareGroupHeartbeatResponse_1(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatResponse, int]:
     o = ShareGroupHeartbeatResponse.__new__(ShareGroupHeartbeatResponse)
     o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
     pos += 6
@@ -573,7 +573,7 @@ def _r_ShareGroupHeartbeatResponse_0(buf: memoryview, pos: int) -> tuple[ShareGr
         o.assignment = None
         pos += 1
     else:
-        o.assignment, pos = _r_Assignment_0(buf, pos + 1)
+        o.assignment, pos = _r_Assignment_1(buf, pos + 1)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -583,10 +583,10 @@ def _r_ShareGroupHeartbeatResponse_0(buf: memoryview, pos: int) -> tuple[ShareGr
 
 
 _W_ShareGroupHeartbeatRequest: tuple[Callable[[ShareGroupHeartbeatRequest, bytearray], None], ...] = (
-    _w_ShareGroupHeartbeatRequest_0,
+    _w_ShareGroupHeartbeatRequest_1,
 )
 _R_ShareGroupHeartbeatRequest: tuple[Callable[[memoryview, int], tuple[ShareGroupHeartbeatRequest, int]], ...] = (
-    _r_ShareGroupHeartbeatRequest_0,
+    _r_ShareGroupHeartbeatRequest_1,
 )
 ShareGroupHeartbeatRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -597,10 +597,10 @@ ShareGroupHeartbeatRequest._FIELDS = (
 )
 
 _W_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
-    _w_TopicPartitions_0,
+    _w_TopicPartitions_1,
 )
 _R_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
-    _r_TopicPartitions_0,
+    _r_TopicPartitions_1,
 )
 TopicPartitions._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -608,20 +608,20 @@ TopicPartitions._FIELDS = (
 )
 
 _W_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
-    _w_Assignment_0,
+    _w_Assignment_1,
 )
 _R_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
-    _r_Assignment_0,
+    _r_Assignment_1,
 )
 Assignment._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), None, None, None, TopicPartitions),
 )
 
 _W_ShareGroupHeartbeatResponse: tuple[Callable[[ShareGroupHeartbeatResponse, bytearray], None], ...] = (
-    _w_ShareGroupHeartbeatResponse_0,
+    _w_ShareGroupHeartbeatResponse_1,
 )
 _R_ShareGroupHeartbeatResponse: tuple[Callable[[memoryview, int], tuple[ShareGroupHeartbeatResponse, int]], ...] = (
-    _r_ShareGroupHeartbeatResponse_0,
+    _r_ShareGroupHeartbeatResponse_1,
 )
 ShareGroupHeartbeatResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -48,13 +48,13 @@ _S_qhi = struct.Struct('>qhi')
 
 
 class TxnOffsetCommitRequest:
-    """Kafka request ``TxnOffsetCommitRequest`` (API key 28), versions 0-4."""
+    """Kafka request ``TxnOffsetCommitRequest`` (API key 28), versions 0-5."""
 
     __slots__ = ('transactional_id', 'group_id', 'producer_id', 'producer_epoch', 'generation_id', 'member_id', 'group_instance_id', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 28
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 4
+    MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequest'
@@ -126,8 +126,8 @@ class TxnOffsetCommitRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequest has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitRequest has no version {version} (valid 0-5)')
         start = len(out)
         try:
             _W_TxnOffsetCommitRequest[version](self, out)
@@ -150,8 +150,8 @@ class TxnOffsetCommitRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequest has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitRequest has no version {version} (valid 0-5)')
         try:
             return _R_TxnOffsetCommitRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -209,8 +209,8 @@ class TxnOffsetCommitRequestTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestTopic has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitRequestTopic has no version {version} (valid 0-5)')
         start = len(out)
         try:
             _W_TxnOffsetCommitRequestTopic[version](self, out)
@@ -233,8 +233,8 @@ class TxnOffsetCommitRequestTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestTopic has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitRequestTopic has no version {version} (valid 0-5)')
         try:
             return _R_TxnOffsetCommitRequestTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -300,8 +300,8 @@ class TxnOffsetCommitRequestPartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestPartition has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitRequestPartition has no version {version} (valid 0-5)')
         start = len(out)
         try:
             _W_TxnOffsetCommitRequestPartition[version](self, out)
@@ -324,8 +324,8 @@ class TxnOffsetCommitRequestPartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestPartition has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitRequestPartition has no version {version} (valid 0-5)')
         try:
             return _R_TxnOffsetCommitRequestPartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -333,13 +333,13 @@ class TxnOffsetCommitRequestPartition:
 
 
 class TxnOffsetCommitResponse:
-    """Kafka response ``TxnOffsetCommitResponse`` (API key 28), versions 0-4."""
+    """Kafka response ``TxnOffsetCommitResponse`` (API key 28), versions 0-5."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 28
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 4
+    MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponse'
@@ -387,8 +387,8 @@ class TxnOffsetCommitResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponse has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitResponse has no version {version} (valid 0-5)')
         start = len(out)
         try:
             _W_TxnOffsetCommitResponse[version](self, out)
@@ -411,8 +411,8 @@ class TxnOffsetCommitResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponse has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitResponse has no version {version} (valid 0-5)')
         try:
             return _R_TxnOffsetCommitResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -470,8 +470,8 @@ class TxnOffsetCommitResponseTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponseTopic has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitResponseTopic has no version {version} (valid 0-5)')
         start = len(out)
         try:
             _W_TxnOffsetCommitResponseTopic[version](self, out)
@@ -494,8 +494,8 @@ class TxnOffsetCommitResponseTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitResponseTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponseTopic has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitResponseTopic has no version {version} (valid 0-5)')
         try:
             return _R_TxnOffsetCommitResponseTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -553,8 +553,8 @@ class TxnOffsetCommitResponsePartition:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponsePartition has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitResponsePartition has no version {version} (valid 0-5)')
         start = len(out)
         try:
             _W_TxnOffsetCommitResponsePartition[version](self, out)
@@ -577,8 +577,8 @@ class TxnOffsetCommitResponsePartition:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitResponsePartition, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponsePartition has no version {version} (valid 0-4)')
+        if not 0 <= version <= 5:
+            raise UnsupportedVersionError(f'TxnOffsetCommitResponsePartition has no version {version} (valid 0-5)')
         try:
             return _R_TxnOffsetCommitResponsePartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -1017,11 +1017,13 @@ _W_TxnOffsetCommitRequestPartition: tuple[Callable[[TxnOffsetCommitRequestPartit
     _w_TxnOffsetCommitRequestPartition_2,
     _w_TxnOffsetCommitRequestPartition_3,
     _w_TxnOffsetCommitRequestPartition_3,
+    _w_TxnOffsetCommitRequestPartition_3,
 )
 _R_TxnOffsetCommitRequestPartition: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitRequestPartition, int]], ...] = (
     _r_TxnOffsetCommitRequestPartition_0,
     _r_TxnOffsetCommitRequestPartition_0,
     _r_TxnOffsetCommitRequestPartition_2,
+    _r_TxnOffsetCommitRequestPartition_3,
     _r_TxnOffsetCommitRequestPartition_3,
     _r_TxnOffsetCommitRequestPartition_3,
 )
@@ -1038,11 +1040,13 @@ _W_TxnOffsetCommitRequestTopic: tuple[Callable[[TxnOffsetCommitRequestTopic, byt
     _w_TxnOffsetCommitRequestTopic_2,
     _w_TxnOffsetCommitRequestTopic_3,
     _w_TxnOffsetCommitRequestTopic_3,
+    _w_TxnOffsetCommitRequestTopic_3,
 )
 _R_TxnOffsetCommitRequestTopic: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitRequestTopic, int]], ...] = (
     _r_TxnOffsetCommitRequestTopic_0,
     _r_TxnOffsetCommitRequestTopic_0,
     _r_TxnOffsetCommitRequestTopic_2,
+    _r_TxnOffsetCommitRequestTopic_3,
     _r_TxnOffsetCommitRequestTopic_3,
     _r_TxnOffsetCommitRequestTopic_3,
 )
@@ -1057,11 +1061,13 @@ _W_TxnOffsetCommitRequest: tuple[Callable[[TxnOffsetCommitRequest, bytearray], N
     _w_TxnOffsetCommitRequest_2,
     _w_TxnOffsetCommitRequest_3,
     _w_TxnOffsetCommitRequest_3,
+    _w_TxnOffsetCommitRequest_3,
 )
 _R_TxnOffsetCommitRequest: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitRequest, int]], ...] = (
     _r_TxnOffsetCommitRequest_0,
     _r_TxnOffsetCommitRequest_0,
     _r_TxnOffsetCommitRequest_2,
+    _r_TxnOffsetCommitRequest_3,
     _r_TxnOffsetCommitRequest_3,
     _r_TxnOffsetCommitRequest_3,
 )
@@ -1082,11 +1088,13 @@ _W_TxnOffsetCommitResponsePartition: tuple[Callable[[TxnOffsetCommitResponsePart
     _w_TxnOffsetCommitResponsePartition_0,
     _w_TxnOffsetCommitResponsePartition_3,
     _w_TxnOffsetCommitResponsePartition_3,
+    _w_TxnOffsetCommitResponsePartition_3,
 )
 _R_TxnOffsetCommitResponsePartition: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitResponsePartition, int]], ...] = (
     _r_TxnOffsetCommitResponsePartition_0,
     _r_TxnOffsetCommitResponsePartition_0,
     _r_TxnOffsetCommitResponsePartition_0,
+    _r_TxnOffsetCommitResponsePartition_3,
     _r_TxnOffsetCommitResponsePartition_3,
     _r_TxnOffsetCommitResponsePartition_3,
 )
@@ -1101,11 +1109,13 @@ _W_TxnOffsetCommitResponseTopic: tuple[Callable[[TxnOffsetCommitResponseTopic, b
     _w_TxnOffsetCommitResponseTopic_0,
     _w_TxnOffsetCommitResponseTopic_3,
     _w_TxnOffsetCommitResponseTopic_3,
+    _w_TxnOffsetCommitResponseTopic_3,
 )
 _R_TxnOffsetCommitResponseTopic: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitResponseTopic, int]], ...] = (
     _r_TxnOffsetCommitResponseTopic_0,
     _r_TxnOffsetCommitResponseTopic_0,
     _r_TxnOffsetCommitResponseTopic_0,
+    _r_TxnOffsetCommitResponseTopic_3,
     _r_TxnOffsetCommitResponseTopic_3,
     _r_TxnOffsetCommitResponseTopic_3,
 )
@@ -1120,11 +1130,13 @@ _W_TxnOffsetCommitResponse: tuple[Callable[[TxnOffsetCommitResponse, bytearray],
     _w_TxnOffsetCommitResponse_0,
     _w_TxnOffsetCommitResponse_3,
     _w_TxnOffsetCommitResponse_3,
+    _w_TxnOffsetCommitResponse_3,
 )
 _R_TxnOffsetCommitResponse: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitResponse, int]], ...] = (
     _r_TxnOffsetCommitResponse_0,
     _r_TxnOffsetCommitResponse_0,
     _r_TxnOffsetCommitResponse_0,
+    _r_TxnOffsetCommitResponse_3,
     _r_TxnOffsetCommitResponse_3,
     _r_TxnOffsetCommitResponse_3,
 )

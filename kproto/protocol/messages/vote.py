@@ -45,16 +45,17 @@ _S_ihiio = struct.Struct('>ihii?')
 _S_iii = struct.Struct('>iii')
 _S_iiiiq = struct.Struct('>iiiiq')
 _S_iq = struct.Struct('>iq')
+_S_iqo = struct.Struct('>iq?')
 
 
 class VoteRequest:
-    """Kafka request ``VoteRequest`` (API key 52), versions 0-1."""
+    """Kafka request ``VoteRequest`` (API key 52), versions 0-2."""
 
     __slots__ = ('cluster_id', 'voter_id', 'topics', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 52
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'VoteRequest'
@@ -106,8 +107,8 @@ class VoteRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteRequest has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteRequest has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_VoteRequest[version](self, out)
@@ -130,8 +131,8 @@ class VoteRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[VoteRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteRequest has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteRequest has no version {version} (valid 0-2)')
         try:
             return _R_VoteRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -189,8 +190,8 @@ class VoteRequestTopicData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteRequestTopicData has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteRequestTopicData has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_VoteRequestTopicData[version](self, out)
@@ -213,8 +214,8 @@ class VoteRequestTopicData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[VoteRequestTopicData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteRequestTopicData has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteRequestTopicData has no version {version} (valid 0-2)')
         try:
             return _R_VoteRequestTopicData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -224,39 +225,42 @@ class VoteRequestTopicData:
 class VoteRequestPartitionData:
     """Schema struct ``PartitionData`` of ``VoteRequest``."""
 
-    __slots__ = ('partition_index', 'candidate_epoch', 'candidate_id', 'candidate_directory_id', 'voter_directory_id', 'last_offset_epoch', 'last_offset', 'unknown_tags',)
+    __slots__ = ('partition_index', 'replica_epoch', 'replica_id', 'replica_directory_id', 'voter_directory_id', 'last_offset_epoch', 'last_offset', 'pre_vote', 'unknown_tags',)
 
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
-    candidate_epoch: int
-    candidate_id: int
-    candidate_directory_id: uuid.UUID
+    replica_epoch: int
+    replica_id: int
+    replica_directory_id: uuid.UUID
     voter_directory_id: uuid.UUID
     last_offset_epoch: int
     last_offset: int
+    pre_vote: bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
         self,
         *,
         partition_index: int = 0,
-        candidate_epoch: int = 0,
-        candidate_id: int = 0,
-        candidate_directory_id: uuid.UUID = ZERO_UUID,
+        replica_epoch: int = 0,
+        replica_id: int = 0,
+        replica_directory_id: uuid.UUID = ZERO_UUID,
         voter_directory_id: uuid.UUID = ZERO_UUID,
         last_offset_epoch: int = 0,
         last_offset: int = 0,
+        pre_vote: bool = False,
         unknown_tags: dict[int, bytes] | None = None,
     ) -> None:
         self.partition_index = partition_index
-        self.candidate_epoch = candidate_epoch
-        self.candidate_id = candidate_id
-        self.candidate_directory_id = candidate_directory_id
+        self.replica_epoch = replica_epoch
+        self.replica_id = replica_id
+        self.replica_directory_id = replica_directory_id
         self.voter_directory_id = voter_directory_id
         self.last_offset_epoch = last_offset_epoch
         self.last_offset = last_offset
+        self.pre_vote = pre_vote
         self.unknown_tags = unknown_tags
 
     def __eq__(self, other: object) -> bool:
@@ -264,17 +268,18 @@ class VoteRequestPartitionData:
             return NotImplemented
         return (
             self.partition_index == other.partition_index and
-            self.candidate_epoch == other.candidate_epoch and
-            self.candidate_id == other.candidate_id and
-            self.candidate_directory_id == other.candidate_directory_id and
+            self.replica_epoch == other.replica_epoch and
+            self.replica_id == other.replica_id and
+            self.replica_directory_id == other.replica_directory_id and
             self.voter_directory_id == other.voter_directory_id and
             self.last_offset_epoch == other.last_offset_epoch and
             self.last_offset == other.last_offset and
+            self.pre_vote == other.pre_vote and
             (self.unknown_tags or None) == (other.unknown_tags or None)
         )
 
     def __repr__(self) -> str:
-        s = f"VoteRequestPartitionData(partition_index={self.partition_index!r}, candidate_epoch={self.candidate_epoch!r}, candidate_id={self.candidate_id!r}, candidate_directory_id={self.candidate_directory_id!r}, voter_directory_id={self.voter_directory_id!r}, last_offset_epoch={self.last_offset_epoch!r}, last_offset={self.last_offset!r}"
+        s = f"VoteRequestPartitionData(partition_index={self.partition_index!r}, replica_epoch={self.replica_epoch!r}, replica_id={self.replica_id!r}, replica_directory_id={self.replica_directory_id!r}, voter_directory_id={self.voter_directory_id!r}, last_offset_epoch={self.last_offset_epoch!r}, last_offset={self.last_offset!r}, pre_vote={self.pre_vote!r}"
         if self.unknown_tags:
             s += f", unknown_tags={self.unknown_tags!r}"
         return s + ")"
@@ -292,8 +297,8 @@ class VoteRequestPartitionData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteRequestPartitionData has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteRequestPartitionData has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_VoteRequestPartitionData[version](self, out)
@@ -316,8 +321,8 @@ class VoteRequestPartitionData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[VoteRequestPartitionData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteRequestPartitionData has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteRequestPartitionData has no version {version} (valid 0-2)')
         try:
             return _R_VoteRequestPartitionData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -325,13 +330,13 @@ class VoteRequestPartitionData:
 
 
 class VoteResponse:
-    """Kafka response ``VoteResponse`` (API key 52), versions 0-1."""
+    """Kafka response ``VoteResponse`` (API key 52), versions 0-2."""
 
     __slots__ = ('error_code', 'topics', 'node_endpoints', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 52
     MIN_VERSION: ClassVar[int] = 0
-    MAX_VERSION: ClassVar[int] = 1
+    MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'VoteResponse'
@@ -383,8 +388,8 @@ class VoteResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteResponse has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteResponse has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_VoteResponse[version](self, out)
@@ -407,8 +412,8 @@ class VoteResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[VoteResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteResponse has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteResponse has no version {version} (valid 0-2)')
         try:
             return _R_VoteResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -470,8 +475,8 @@ class NodeEndpoint:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_NodeEndpoint[version](self, out)
@@ -494,8 +499,8 @@ class NodeEndpoint:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 0-2)')
         try:
             return _R_NodeEndpoint[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -553,8 +558,8 @@ class VoteResponseTopicData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteResponseTopicData has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteResponseTopicData has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_VoteResponseTopicData[version](self, out)
@@ -577,8 +582,8 @@ class VoteResponseTopicData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[VoteResponseTopicData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteResponseTopicData has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteResponseTopicData has no version {version} (valid 0-2)')
         try:
             return _R_VoteResponseTopicData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -648,8 +653,8 @@ class VoteResponsePartitionData:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteResponsePartitionData has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteResponsePartitionData has no version {version} (valid 0-2)')
         start = len(out)
         try:
             _W_VoteResponsePartitionData[version](self, out)
@@ -672,8 +677,8 @@ class VoteResponsePartitionData:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[VoteResponsePartitionData, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'VoteResponsePartitionData has no version {version} (valid 0-1)')
+        if not 0 <= version <= 2:
+            raise UnsupportedVersionError(f'VoteResponsePartitionData has no version {version} (valid 0-2)')
         try:
             return _R_VoteResponsePartitionData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
@@ -683,18 +688,21 @@ class VoteResponsePartitionData:
 def _new_VoteRequestPartitionData() -> VoteRequestPartitionData:
     o = VoteRequestPartitionData.__new__(VoteRequestPartitionData)
     o.partition_index = 0
-    o.candidate_epoch = 0
-    o.candidate_id = 0
-    o.candidate_directory_id = ZERO_UUID
+    o.replica_epoch = 0
+    o.replica_id = 0
+    o.replica_directory_id = ZERO_UUID
     o.voter_directory_id = ZERO_UUID
     o.last_offset_epoch = 0
     o.last_offset = 0
+    o.pre_vote = False
     o.unknown_tags = None
     return o
 
 
 def _w_VoteRequestPartitionData_0(o: VoteRequestPartitionData, out: bytearray) -> None:
-    out += _S_iiiiq.pack(o.partition_index, o.candidate_epoch, o.candidate_id, o.last_offset_epoch, o.last_offset)
+    if o.pre_vote != False:
+        raise UnsupportedVersionError('VoteRequestPartitionData.pre_vote has a non-default value this version cannot carry')
+    out += _S_iiiiq.pack(o.partition_index, o.replica_epoch, o.replica_id, o.last_offset_epoch, o.last_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -704,10 +712,11 @@ def _w_VoteRequestPartitionData_0(o: VoteRequestPartitionData, out: bytearray) -
 
 def _r_VoteRequestPartitionData_0(buf: memoryview, pos: int) -> tuple[VoteRequestPartitionData, int]:
     o = VoteRequestPartitionData.__new__(VoteRequestPartitionData)
-    o.partition_index, o.candidate_epoch, o.candidate_id, o.last_offset_epoch, o.last_offset = _S_iiiiq.unpack_from(buf, pos)
+    o.partition_index, o.replica_epoch, o.replica_id, o.last_offset_epoch, o.last_offset = _S_iiiiq.unpack_from(buf, pos)
     pos += 24
-    o.candidate_directory_id = ZERO_UUID
+    o.replica_directory_id = ZERO_UUID
     o.voter_directory_id = ZERO_UUID
+    o.pre_vote = False
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -717,9 +726,11 @@ def _r_VoteRequestPartitionData_0(buf: memoryview, pos: int) -> tuple[VoteReques
 
 
 def _w_VoteRequestPartitionData_1(o: VoteRequestPartitionData, out: bytearray) -> None:
-    out += _S_iii.pack(o.partition_index, o.candidate_epoch, o.candidate_id)
-    out += o.candidate_directory_id.bytes
+    out += _S_iii.pack(o.partition_index, o.replica_epoch, o.replica_id)
+    out += o.replica_directory_id.bytes
     out += o.voter_directory_id.bytes
+    if o.pre_vote != False:
+        raise UnsupportedVersionError('VoteRequestPartitionData.pre_vote has a non-default value this version cannot carry')
     out += _S_iq.pack(o.last_offset_epoch, o.last_offset)
     uk = o.unknown_tags
     if uk:
@@ -730,12 +741,41 @@ def _w_VoteRequestPartitionData_1(o: VoteRequestPartitionData, out: bytearray) -
 
 def _r_VoteRequestPartitionData_1(buf: memoryview, pos: int) -> tuple[VoteRequestPartitionData, int]:
     o = VoteRequestPartitionData.__new__(VoteRequestPartitionData)
-    o.partition_index, o.candidate_epoch, o.candidate_id = _S_iii.unpack_from(buf, pos)
+    o.partition_index, o.replica_epoch, o.replica_id = _S_iii.unpack_from(buf, pos)
     pos += 12
-    o.candidate_directory_id, pos = read_uuid(buf, pos)
+    o.replica_directory_id, pos = read_uuid(buf, pos)
     o.voter_directory_id, pos = read_uuid(buf, pos)
     o.last_offset_epoch, o.last_offset = _S_iq.unpack_from(buf, pos)
     pos += 12
+    o.pre_vote = False
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_VoteRequestPartitionData_2(o: VoteRequestPartitionData, out: bytearray) -> None:
+    out += _S_iii.pack(o.partition_index, o.replica_epoch, o.replica_id)
+    out += o.replica_directory_id.bytes
+    out += o.voter_directory_id.bytes
+    out += _S_iqo.pack(o.last_offset_epoch, o.last_offset, o.pre_vote)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_VoteRequestPartitionData_2(buf: memoryview, pos: int) -> tuple[VoteRequestPartitionData, int]:
+    o = VoteRequestPartitionData.__new__(VoteRequestPartitionData)
+    o.partition_index, o.replica_epoch, o.replica_id = _S_iii.unpack_from(buf, pos)
+    pos += 12
+    o.replica_directory_id, pos = read_uuid(buf, pos)
+    o.voter_directory_id, pos = read_uuid(buf, pos)
+    o.last_offset_epoch, o.last_offset, o.pre_vote = _S_iqo.unpack_from(buf, pos)
+    pos += 13
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -812,6 +852,36 @@ def _r_VoteRequestTopicData_1(buf: memoryview, pos: int) -> tuple[VoteRequestTop
     return o, pos
 
 
+def _w_VoteRequestTopicData_2(o: VoteRequestTopicData, out: bytearray) -> None:
+    write_compact_string(out, o.topic_name)
+    x1 = o.partitions
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_VoteRequestPartitionData_2(e2, out)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_VoteRequestTopicData_2(buf: memoryview, pos: int) -> tuple[VoteRequestTopicData, int]:
+    o = VoteRequestTopicData.__new__(VoteRequestTopicData)
+    o.topic_name, pos = read_compact_string(buf, pos)
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[VoteRequestPartitionData] = []
+    for _ in range(n1):
+        e3, pos = _r_VoteRequestPartitionData_2(buf, pos)
+        a2.append(e3)
+    o.partitions = a2
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
 def _new_VoteRequest() -> VoteRequest:
     o = VoteRequest.__new__(VoteRequest)
     o.cluster_id = None
@@ -875,6 +945,39 @@ def _r_VoteRequest_1(buf: memoryview, pos: int) -> tuple[VoteRequest, int]:
     a2: list[VoteRequestTopicData] = []
     for _ in range(n1):
         e3, pos = _r_VoteRequestTopicData_1(buf, pos)
+        a2.append(e3)
+    o.topics = a2
+    if buf[pos] == 0:
+        o.unknown_tags = None
+        pos += 1
+    else:
+        o.unknown_tags, pos = read_unknown_tags(buf, pos)
+    return o, pos
+
+
+def _w_VoteRequest_2(o: VoteRequest, out: bytearray) -> None:
+    write_compact_nullable_string(out, o.cluster_id)
+    out += _S_i.pack(o.voter_id)
+    x1 = o.topics
+    write_uvarint(out, len(x1) + 1)
+    for e2 in x1:
+        _w_VoteRequestTopicData_2(e2, out)
+    uk = o.unknown_tags
+    if uk:
+        write_unknown_tags(out, uk)
+    else:
+        out.append(0)
+
+
+def _r_VoteRequest_2(buf: memoryview, pos: int) -> tuple[VoteRequest, int]:
+    o = VoteRequest.__new__(VoteRequest)
+    o.cluster_id, pos = read_compact_nullable_string(buf, pos)
+    o.voter_id = _S_i.unpack_from(buf, pos)[0]
+    pos += 4
+    n1, pos = read_compact_array_len(buf, pos)
+    a2: list[VoteRequestTopicData] = []
+    for _ in range(n1):
+        e3, pos = _r_VoteRequestTopicData_2(buf, pos)
         a2.append(e3)
     o.topics = a2
     if buf[pos] == 0:
@@ -1125,28 +1228,33 @@ def _r_VoteResponse_1(buf: memoryview, pos: int) -> tuple[VoteResponse, int]:
 _W_VoteRequestPartitionData: tuple[Callable[[VoteRequestPartitionData, bytearray], None], ...] = (
     _w_VoteRequestPartitionData_0,
     _w_VoteRequestPartitionData_1,
+    _w_VoteRequestPartitionData_2,
 )
 _R_VoteRequestPartitionData: tuple[Callable[[memoryview, int], tuple[VoteRequestPartitionData, int]], ...] = (
     _r_VoteRequestPartitionData_0,
     _r_VoteRequestPartitionData_1,
+    _r_VoteRequestPartitionData_2,
 )
 VoteRequestPartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
-    FieldSpec('candidate_epoch', 'int32', None, (0, 32767), None, None, None, None),
-    FieldSpec('candidate_id', 'int32', None, (0, 32767), None, None, None, None),
-    FieldSpec('candidate_directory_id', 'uuid', None, (1, 32767), None, None, None, None),
+    FieldSpec('replica_epoch', 'int32', None, (0, 32767), None, None, None, None),
+    FieldSpec('replica_id', 'int32', None, (0, 32767), None, None, None, None),
+    FieldSpec('replica_directory_id', 'uuid', None, (1, 32767), None, None, None, None),
     FieldSpec('voter_directory_id', 'uuid', None, (1, 32767), None, None, None, None),
     FieldSpec('last_offset_epoch', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('last_offset', 'int64', None, (0, 32767), None, None, None, None),
+    FieldSpec('pre_vote', 'bool', None, (2, 32767), None, None, None, None),
 )
 
 _W_VoteRequestTopicData: tuple[Callable[[VoteRequestTopicData, bytearray], None], ...] = (
     _w_VoteRequestTopicData_0,
     _w_VoteRequestTopicData_1,
+    _w_VoteRequestTopicData_2,
 )
 _R_VoteRequestTopicData: tuple[Callable[[memoryview, int], tuple[VoteRequestTopicData, int]], ...] = (
     _r_VoteRequestTopicData_0,
     _r_VoteRequestTopicData_1,
+    _r_VoteRequestTopicData_2,
 )
 VoteRequestTopicData._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
@@ -1156,10 +1264,12 @@ VoteRequestTopicData._FIELDS = (
 _W_VoteRequest: tuple[Callable[[VoteRequest, bytearray], None], ...] = (
     _w_VoteRequest_0,
     _w_VoteRequest_1,
+    _w_VoteRequest_2,
 )
 _R_VoteRequest: tuple[Callable[[memoryview, int], tuple[VoteRequest, int]], ...] = (
     _r_VoteRequest_0,
     _r_VoteRequest_1,
+    _r_VoteRequest_2,
 )
 VoteRequest._FIELDS = (
     FieldSpec('cluster_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -1170,8 +1280,10 @@ VoteRequest._FIELDS = (
 _W_VoteResponsePartitionData: tuple[Callable[[VoteResponsePartitionData, bytearray], None], ...] = (
     _w_VoteResponsePartitionData_0,
     _w_VoteResponsePartitionData_0,
+    _w_VoteResponsePartitionData_0,
 )
 _R_VoteResponsePartitionData: tuple[Callable[[memoryview, int], tuple[VoteResponsePartitionData, int]], ...] = (
+    _r_VoteResponsePartitionData_0,
     _r_VoteResponsePartitionData_0,
     _r_VoteResponsePartitionData_0,
 )
@@ -1186,8 +1298,10 @@ VoteResponsePartitionData._FIELDS = (
 _W_VoteResponseTopicData: tuple[Callable[[VoteResponseTopicData, bytearray], None], ...] = (
     _w_VoteResponseTopicData_0,
     _w_VoteResponseTopicData_0,
+    _w_VoteResponseTopicData_0,
 )
 _R_VoteResponseTopicData: tuple[Callable[[memoryview, int], tuple[VoteResponseTopicData, int]], ...] = (
+    _r_VoteResponseTopicData_0,
     _r_VoteResponseTopicData_0,
     _r_VoteResponseTopicData_0,
 )
@@ -1199,9 +1313,11 @@ VoteResponseTopicData._FIELDS = (
 _W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
     _w_NodeEndpoint_0,
     _w_NodeEndpoint_1,
+    _w_NodeEndpoint_1,
 )
 _R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
     _r_NodeEndpoint_0,
+    _r_NodeEndpoint_1,
     _r_NodeEndpoint_1,
 )
 NodeEndpoint._FIELDS = (
@@ -1213,9 +1329,11 @@ NodeEndpoint._FIELDS = (
 _W_VoteResponse: tuple[Callable[[VoteResponse, bytearray], None], ...] = (
     _w_VoteResponse_0,
     _w_VoteResponse_1,
+    _w_VoteResponse_1,
 )
 _R_VoteResponse: tuple[Callable[[memoryview, int], tuple[VoteResponse, int]], ...] = (
     _r_VoteResponse_0,
+    _r_VoteResponse_1,
     _r_VoteResponse_1,
 )
 VoteResponse._FIELDS = (

@@ -15,13 +15,10 @@ from kproto.protocol._primitives import (
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
-    read_array_len,
     read_compact_array_len,
     read_compact_string,
-    read_string,
     read_unknown_tags,
     write_compact_string,
-    write_string,
     write_unknown_tags,
     write_uvarint,
 )
@@ -43,12 +40,12 @@ _S_qho = struct.Struct('>qh?')
 
 
 class WriteTxnMarkersRequest:
-    """Kafka request ``WriteTxnMarkersRequest`` (API key 27), versions 0-1."""
+    """Kafka request ``WriteTxnMarkersRequest`` (API key 27), versions 1-1."""
 
     __slots__ = ('markers', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 27
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -93,11 +90,11 @@ class WriteTxnMarkersRequest:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersRequest has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WriteTxnMarkersRequest has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WriteTxnMarkersRequest[version](self, out)
+            _W_WriteTxnMarkersRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WriteTxnMarkersRequest v{version}: {exc}') from None
@@ -117,10 +114,10 @@ class WriteTxnMarkersRequest:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WriteTxnMarkersRequest, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersRequest has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WriteTxnMarkersRequest has no version {version} (valid 1-1)')
         try:
-            return _R_WriteTxnMarkersRequest[version](buf, pos)
+            return _R_WriteTxnMarkersRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WriteTxnMarkersRequest v{version}: {exc}') from None
 
@@ -188,11 +185,11 @@ class WritableTxnMarker:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarker has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WritableTxnMarker has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WritableTxnMarker[version](self, out)
+            _W_WritableTxnMarker[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WritableTxnMarker v{version}: {exc}') from None
@@ -212,10 +209,10 @@ class WritableTxnMarker:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarker, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarker has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WritableTxnMarker has no version {version} (valid 1-1)')
         try:
-            return _R_WritableTxnMarker[version](buf, pos)
+            return _R_WritableTxnMarker[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WritableTxnMarker v{version}: {exc}') from None
 
@@ -271,11 +268,11 @@ class WritableTxnMarkerTopic:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopic has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WritableTxnMarkerTopic has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WritableTxnMarkerTopic[version](self, out)
+            _W_WritableTxnMarkerTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WritableTxnMarkerTopic v{version}: {exc}') from None
@@ -295,21 +292,21 @@ class WritableTxnMarkerTopic:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerTopic, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopic has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WritableTxnMarkerTopic has no version {version} (valid 1-1)')
         try:
-            return _R_WritableTxnMarkerTopic[version](buf, pos)
+            return _R_WritableTxnMarkerTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WritableTxnMarkerTopic v{version}: {exc}') from None
 
 
 class WriteTxnMarkersResponse:
-    """Kafka response ``WriteTxnMarkersResponse`` (API key 27), versions 0-1."""
+    """Kafka response ``WriteTxnMarkersResponse`` (API key 27), versions 1-1."""
 
     __slots__ = ('markers', 'unknown_tags',)
 
     API_KEY: ClassVar[int] = 27
-    MIN_VERSION: ClassVar[int] = 0
+    MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _FIELDS: ClassVar[tuple[FieldSpec, ...]]
@@ -354,11 +351,11 @@ class WriteTxnMarkersResponse:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersResponse has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WriteTxnMarkersResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WriteTxnMarkersResponse[version](self, out)
+            _W_WriteTxnMarkersResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WriteTxnMarkersResponse v{version}: {exc}') from None
@@ -378,10 +375,10 @@ class WriteTxnMarkersResponse:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WriteTxnMarkersResponse, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersResponse has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WriteTxnMarkersResponse has no version {version} (valid 1-1)')
         try:
-            return _R_WriteTxnMarkersResponse[version](buf, pos)
+            return _R_WriteTxnMarkersResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WriteTxnMarkersResponse v{version}: {exc}') from None
 
@@ -437,11 +434,11 @@ class WritableTxnMarkerResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerResult has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WritableTxnMarkerResult has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WritableTxnMarkerResult[version](self, out)
+            _W_WritableTxnMarkerResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WritableTxnMarkerResult v{version}: {exc}') from None
@@ -461,10 +458,10 @@ class WritableTxnMarkerResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerResult has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WritableTxnMarkerResult has no version {version} (valid 1-1)')
         try:
-            return _R_WritableTxnMarkerResult[version](buf, pos)
+            return _R_WritableTxnMarkerResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WritableTxnMarkerResult v{version}: {exc}') from None
 
@@ -520,11 +517,11 @@ class WritableTxnMarkerTopicResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopicResult has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WritableTxnMarkerTopicResult has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WritableTxnMarkerTopicResult[version](self, out)
+            _W_WritableTxnMarkerTopicResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WritableTxnMarkerTopicResult v{version}: {exc}') from None
@@ -544,10 +541,10 @@ class WritableTxnMarkerTopicResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerTopicResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopicResult has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WritableTxnMarkerTopicResult has no version {version} (valid 1-1)')
         try:
-            return _R_WritableTxnMarkerTopicResult[version](buf, pos)
+            return _R_WritableTxnMarkerTopicResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WritableTxnMarkerTopicResult v{version}: {exc}') from None
 
@@ -603,11 +600,11 @@ class WritableTxnMarkerPartitionResult:
         ``UnsupportedVersionError`` for a version outside the valid range or a
         non-default value that ``version`` cannot carry, ``ValueError`` for a
         value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerPartitionResult has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WritableTxnMarkerPartitionResult has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WritableTxnMarkerPartitionResult[version](self, out)
+            _W_WritableTxnMarkerPartitionResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WritableTxnMarkerPartitionResult v{version}: {exc}') from None
@@ -627,10 +624,10 @@ class WritableTxnMarkerPartitionResult:
     @classmethod
     def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
         """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerPartitionResult has no version {version} (valid 0-1)')
+        if not 1 <= version <= 1:
+            raise UnsupportedVersionError(f'WritableTxnMarkerPartitionResult has no version {version} (valid 1-1)')
         try:
-            return _R_WritableTxnMarkerPartitionResult[version](buf, pos)
+            return _R_WritableTxnMarkerPartitionResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WritableTxnMarkerPartitionResult v{version}: {exc}') from None
 
@@ -641,23 +638,6 @@ def _new_WritableTxnMarkerTopic() -> WritableTxnMarkerTopic:
     o.partition_indexes = []
     o.unknown_tags = None
     return o
-
-
-def _w_WritableTxnMarkerTopic_0(o: WritableTxnMarkerTopic, out: bytearray) -> None:
-    write_string(out, o.name)
-    x1 = o.partition_indexes
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
-
-
-def _r_WritableTxnMarkerTopic_0(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerTopic, int]:
-    o = WritableTxnMarkerTopic.__new__(WritableTxnMarkerTopic)
-    o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partition_indexes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_WritableTxnMarkerTopic_1(o: WritableTxnMarkerTopic, out: bytearray) -> None:
@@ -695,31 +675,6 @@ def _new_WritableTxnMarker() -> WritableTxnMarker:
     o.coordinator_epoch = 0
     o.unknown_tags = None
     return o
-
-
-def _w_WritableTxnMarker_0(o: WritableTxnMarker, out: bytearray) -> None:
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.transaction_result)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_WritableTxnMarkerTopic_0(e2, out)
-    out += _S_i.pack(o.coordinator_epoch)
-
-
-def _r_WritableTxnMarker_0(buf: memoryview, pos: int) -> tuple[WritableTxnMarker, int]:
-    o = WritableTxnMarker.__new__(WritableTxnMarker)
-    o.producer_id, o.producer_epoch, o.transaction_result = _S_qho.unpack_from(buf, pos)
-    pos += 11
-    n1, pos = read_array_len(buf, pos)
-    a2: list[WritableTxnMarkerTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.coordinator_epoch = _S_i.unpack_from(buf, pos)[0]
-    pos += 4
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_WritableTxnMarker_1(o: WritableTxnMarker, out: bytearray) -> None:
@@ -763,25 +718,6 @@ def _new_WriteTxnMarkersRequest() -> WriteTxnMarkersRequest:
     return o
 
 
-def _w_WriteTxnMarkersRequest_0(o: WriteTxnMarkersRequest, out: bytearray) -> None:
-    x1 = o.markers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_WritableTxnMarker_0(e2, out)
-
-
-def _r_WriteTxnMarkersRequest_0(buf: memoryview, pos: int) -> tuple[WriteTxnMarkersRequest, int]:
-    o = WriteTxnMarkersRequest.__new__(WriteTxnMarkersRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[WritableTxnMarker] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarker_0(buf, pos)
-        a2.append(e3)
-    o.markers = a2
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_WriteTxnMarkersRequest_1(o: WriteTxnMarkersRequest, out: bytearray) -> None:
     x1 = o.markers
     write_uvarint(out, len(x1) + 1)
@@ -818,18 +754,6 @@ def _new_WritableTxnMarkerPartitionResult() -> WritableTxnMarkerPartitionResult:
     return o
 
 
-def _w_WritableTxnMarkerPartitionResult_0(o: WritableTxnMarkerPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
-
-
-def _r_WritableTxnMarkerPartitionResult_0(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
-    o = WritableTxnMarkerPartitionResult.__new__(WritableTxnMarkerPartitionResult)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
-    pos += 6
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_WritableTxnMarkerPartitionResult_1(o: WritableTxnMarkerPartitionResult, out: bytearray) -> None:
     out += _S_ih.pack(o.partition_index, o.error_code)
     uk = o.unknown_tags
@@ -857,27 +781,6 @@ def _new_WritableTxnMarkerTopicResult() -> WritableTxnMarkerTopicResult:
     o.partitions = []
     o.unknown_tags = None
     return o
-
-
-def _w_WritableTxnMarkerTopicResult_0(o: WritableTxnMarkerTopicResult, out: bytearray) -> None:
-    write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_WritableTxnMarkerPartitionResult_0(e2, out)
-
-
-def _r_WritableTxnMarkerTopicResult_0(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerTopicResult, int]:
-    o = WritableTxnMarkerTopicResult.__new__(WritableTxnMarkerTopicResult)
-    o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[WritableTxnMarkerPartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerPartitionResult_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.unknown_tags = None
-    return o, pos
 
 
 def _w_WritableTxnMarkerTopicResult_1(o: WritableTxnMarkerTopicResult, out: bytearray) -> None:
@@ -918,28 +821,6 @@ def _new_WritableTxnMarkerResult() -> WritableTxnMarkerResult:
     return o
 
 
-def _w_WritableTxnMarkerResult_0(o: WritableTxnMarkerResult, out: bytearray) -> None:
-    out += _S_q.pack(o.producer_id)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_WritableTxnMarkerTopicResult_0(e2, out)
-
-
-def _r_WritableTxnMarkerResult_0(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerResult, int]:
-    o = WritableTxnMarkerResult.__new__(WritableTxnMarkerResult)
-    o.producer_id = _S_q.unpack_from(buf, pos)[0]
-    pos += 8
-    n1, pos = read_array_len(buf, pos)
-    a2: list[WritableTxnMarkerTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerTopicResult_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_WritableTxnMarkerResult_1(o: WritableTxnMarkerResult, out: bytearray) -> None:
     out += _S_q.pack(o.producer_id)
     x1 = o.topics
@@ -978,25 +859,6 @@ def _new_WriteTxnMarkersResponse() -> WriteTxnMarkersResponse:
     return o
 
 
-def _w_WriteTxnMarkersResponse_0(o: WriteTxnMarkersResponse, out: bytearray) -> None:
-    x1 = o.markers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_WritableTxnMarkerResult_0(e2, out)
-
-
-def _r_WriteTxnMarkersResponse_0(buf: memoryview, pos: int) -> tuple[WriteTxnMarkersResponse, int]:
-    o = WriteTxnMarkersResponse.__new__(WriteTxnMarkersResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[WritableTxnMarkerResult] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerResult_0(buf, pos)
-        a2.append(e3)
-    o.markers = a2
-    o.unknown_tags = None
-    return o, pos
-
-
 def _w_WriteTxnMarkersResponse_1(o: WriteTxnMarkersResponse, out: bytearray) -> None:
     x1 = o.markers
     write_uvarint(out, len(x1) + 1)
@@ -1026,11 +888,9 @@ def _r_WriteTxnMarkersResponse_1(buf: memoryview, pos: int) -> tuple[WriteTxnMar
 
 
 _W_WritableTxnMarkerTopic: tuple[Callable[[WritableTxnMarkerTopic, bytearray], None], ...] = (
-    _w_WritableTxnMarkerTopic_0,
     _w_WritableTxnMarkerTopic_1,
 )
 _R_WritableTxnMarkerTopic: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerTopic, int]], ...] = (
-    _r_WritableTxnMarkerTopic_0,
     _r_WritableTxnMarkerTopic_1,
 )
 WritableTxnMarkerTopic._FIELDS = (
@@ -1039,11 +899,9 @@ WritableTxnMarkerTopic._FIELDS = (
 )
 
 _W_WritableTxnMarker: tuple[Callable[[WritableTxnMarker, bytearray], None], ...] = (
-    _w_WritableTxnMarker_0,
     _w_WritableTxnMarker_1,
 )
 _R_WritableTxnMarker: tuple[Callable[[memoryview, int], tuple[WritableTxnMarker, int]], ...] = (
-    _r_WritableTxnMarker_0,
     _r_WritableTxnMarker_1,
 )
 WritableTxnMarker._FIELDS = (
@@ -1055,11 +913,9 @@ WritableTxnMarker._FIELDS = (
 )
 
 _W_WriteTxnMarkersRequest: tuple[Callable[[WriteTxnMarkersRequest, bytearray], None], ...] = (
-    _w_WriteTxnMarkersRequest_0,
     _w_WriteTxnMarkersRequest_1,
 )
 _R_WriteTxnMarkersRequest: tuple[Callable[[memoryview, int], tuple[WriteTxnMarkersRequest, int]], ...] = (
-    _r_WriteTxnMarkersRequest_0,
     _r_WriteTxnMarkersRequest_1,
 )
 WriteTxnMarkersRequest._FIELDS = (
@@ -1067,11 +923,9 @@ WriteTxnMarkersRequest._FIELDS = (
 )
 
 _W_WritableTxnMarkerPartitionResult: tuple[Callable[[WritableTxnMarkerPartitionResult, bytearray], None], ...] = (
-    _w_WritableTxnMarkerPartitionResult_0,
     _w_WritableTxnMarkerPartitionResult_1,
 )
 _R_WritableTxnMarkerPartitionResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerPartitionResult, int]], ...] = (
-    _r_WritableTxnMarkerPartitionResult_0,
     _r_WritableTxnMarkerPartitionResult_1,
 )
 WritableTxnMarkerPartitionResult._FIELDS = (
@@ -1080,11 +934,9 @@ WritableTxnMarkerPartitionResult._FIELDS = (
 )
 
 _W_WritableTxnMarkerTopicResult: tuple[Callable[[WritableTxnMarkerTopicResult, bytearray], None], ...] = (
-    _w_WritableTxnMarkerTopicResult_0,
     _w_WritableTxnMarkerTopicResult_1,
 )
 _R_WritableTxnMarkerTopicResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerTopicResult, int]], ...] = (
-    _r_WritableTxnMarkerTopicResult_0,
     _r_WritableTxnMarkerTopicResult_1,
 )
 WritableTxnMarkerTopicResult._FIELDS = (
@@ -1093,11 +945,9 @@ WritableTxnMarkerTopicResult._FIELDS = (
 )
 
 _W_WritableTxnMarkerResult: tuple[Callable[[WritableTxnMarkerResult, bytearray], None], ...] = (
-    _w_WritableTxnMarkerResult_0,
     _w_WritableTxnMarkerResult_1,
 )
 _R_WritableTxnMarkerResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerResult, int]], ...] = (
-    _r_WritableTxnMarkerResult_0,
     _r_WritableTxnMarkerResult_1,
 )
 WritableTxnMarkerResult._FIELDS = (
@@ -1106,11 +956,9 @@ WritableTxnMarkerResult._FIELDS = (
 )
 
 _W_WriteTxnMarkersResponse: tuple[Callable[[WriteTxnMarkersResponse, bytearray], None], ...] = (
-    _w_WriteTxnMarkersResponse_0,
     _w_WriteTxnMarkersResponse_1,
 )
 _R_WriteTxnMarkersResponse: tuple[Callable[[memoryview, int], tuple[WriteTxnMarkersResponse, int]], ...] = (
-    _r_WriteTxnMarkersResponse_0,
     _r_WriteTxnMarkersResponse_1,
 )
 WriteTxnMarkersResponse._FIELDS = (
