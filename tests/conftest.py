@@ -1,4 +1,7 @@
-"""Shared fixtures: a real Tansu broker per test session, hypothesis profiles."""
+"""Shared fixtures: real brokers (Tansu; Apache Kafka single node and 3 nodes), hypothesis profiles.
+
+Each broker setup starts at most once per test run, the first time a test asks for it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from hypothesis import HealthCheck, settings
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _broker import TansuBroker  # noqa: E402
+from _kafka import KafkaCluster  # noqa: E402
 
 # Deterministic hypothesis in CI; a wider random search on a developer's machine.
 settings.register_profile(
@@ -43,3 +47,36 @@ def bootstrap(broker: TansuBroker) -> str:
 def topic() -> str:
     """A fresh topic name; Tansu auto-creates it with 4 partitions on first use."""
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaCluster]:
+    """One Apache Kafka node (broker+controller) with PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL.
+
+    See ``tests/_kafka.py``: ``.bootstrap``, ``.bootstrap_for(listener)``,
+    ``.client_config(listener, mechanism)``, ``.username``/``.password``,
+    ``.oauth_token()``, ``.ca_file``, ``.lib``, ``.version``.
+    """
+    with KafkaCluster(1) as k:
+        yield k
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[KafkaCluster]:
+    """Three Apache Kafka nodes (3-voter quorum), replication factor 3, ``min.insync.replicas=2``."""
+    with KafkaCluster(3) as k:
+        yield k
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used an Apache Kafka setup gets the brokers' log tails in its report."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.failed:
+        return
+    seen: set[int] = set()
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, KafkaCluster) and id(value) not in seen:
+            seen.add(id(value))
+            report.sections.append((f"Apache Kafka log ({len(value.nodes)} node(s))", value.log_tail()))
