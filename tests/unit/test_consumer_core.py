@@ -590,6 +590,49 @@ def test_async_listener_callbacks_come_back_as_awaitables() -> None:
     assert core.take_awaitables() == []
 
 
+def test_close_leaves_the_group_in_the_form_the_version_carries() -> None:
+    """LeaveGroup v3+ (KIP-345) carries ``members``, v0-2 ``member_id``; never both.
+
+    The v3+ form goes first (Apache Kafka 4 answers v5); when the connection
+    cannot encode it (a broker without v3), the old form follows, capped at v2.
+    """
+    from kproto.consumer.group import encode_assignment
+    from kproto.errors import UnsupportedVersionError
+    from kproto.protocol.messages import (
+        JoinGroupResponse,
+        LeaveGroupRequest,
+        LeaveGroupResponse,
+        SyncGroupResponse,
+    )
+
+    core, client = make(group_id="g", enable_auto_commit=False)
+    core.subscribe([T], now=0.0)
+    ((_, cb, _, _),) = client.take("JoinGroupRequest")
+    deliver(core, cb, wire(JoinGroupResponse(generation_id=5, protocol_name="range", leader="other",
+                                             member_id="me", members=[]), 5))
+    ((_, scb, _, _),) = client.take("SyncGroupRequest")
+    deliver(core, scb, wire(SyncGroupResponse(assignment=encode_assignment({T: [1]})), 3))
+    done = core.close(0.1)
+    ((req, cb, node, max_version),) = client.take("LeaveGroupRequest")
+    assert (node, max_version) == (COORD, None)
+    for v in (3, 5):
+        got = LeaveGroupRequest.decode(req.encode(v), v)
+        assert (got.group_id, [m.member_id for m in got.members]) == ("g", ["me"])
+    assert LeaveGroupRequest.decode(req.encode(5), 5).members[0].reason == "the consumer is closing"
+    with pytest.raises(UnsupportedVersionError) as no_v2:
+        req.encode(2)
+    assert not done.done
+    cb(None, no_v2.value)  # what the connection reports when the broker's version cannot carry it
+    core.handle_timer(0.2)
+    ((old, cb, node, max_version),) = client.take("LeaveGroupRequest")
+    assert (node, max_version) == (COORD, 2)
+    for v in (0, 2):
+        got = LeaveGroupRequest.decode(old.encode(v), v)
+        assert (got.group_id, got.member_id) == ("g", "me")
+    deliver(core, cb, wire(LeaveGroupResponse(), 0), 0.3)
+    assert done.done and client.take("LeaveGroupRequest") == []
+
+
 def test_close_with_requests_in_flight_is_quiet() -> None:
     from kproto.errors import Cancelled
 
