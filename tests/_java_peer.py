@@ -110,7 +110,8 @@ class JavaPeer:
     def _read(self) -> None:
         assert self._proc.stdout is not None
         for line in self._proc.stdout:
-            self._lines.put(line)
+            if line.startswith(b"{"):  # a reply; anything else on stdout is not ours
+                self._lines.put(line)
         self._lines.put(b"")
 
     def _next(self, timeout: float) -> dict[str, Any]:

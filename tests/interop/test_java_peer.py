@@ -30,9 +30,9 @@ from typing import Any
 import anyio
 import pytest
 from _adapters import TRANSPORTS, open_consumer, open_producer, run
-from _java_peer import JavaPeer, JRecord, jrecords, record
+from _java_peer import JavaPeer, jrecords, record
 
-from kproto.consumer.types import OffsetAndMetadata, TopicPartition
+from kproto.consumer.types import TopicPartition
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 PER_CODEC = 150
@@ -109,7 +109,7 @@ def java_written(java_peer: JavaPeer, kafka: Any) -> JavaWritten:
             config={"linger.ms": "20"},
             transactions=[{"records": [record(v, k, h, part, ts) for k, v, h, ts in recs]}],
         )["sent"][0]  # fmt: skip
-        out.codecs += [(md["partition"], md["offset"], k, v, h, ts) for (k, v, h, ts), md in zip(recs, sent)]
+        out.codecs += [(md["partition"], md["offset"], k, v, h, ts) for (k, v, h, ts), md in zip(recs, sent, strict=True)]
     # Transactions over two partitions: committed, aborted, committed on one partition, aborted on the other.
     out.txn_topic = create(java_peer, kafka.bootstrap, 2)
     plan = [("commit", (0, 1)), ("abort", (0, 1)), ("commit", (0,)), ("abort", (1,)), ("commit", (1, 0))]
@@ -282,3 +282,134 @@ async def call(p: Any, name: str, *args: Any) -> Any:
     if p.transport != "sync":
         result = await result
     return result
+
+
+# --- a mixed cooperative-sticky group ------------------------------------------------------------
+
+
+class MixedGroup:
+    """Java members (threads of the peer JVM) and kproto members (tasks on the scenario's loop) in one group."""
+
+    def __init__(self, transport: str, peer: JavaPeer, bootstrap: str, topic: str, tg: Any) -> None:
+        self.transport, self.peer, self.bootstrap, self.topic, self.tg = transport, peer, bootstrap, topic, tg
+        self.group = fresh("mixed")
+        self.java: set[str] = set()
+        self.kproto: dict[str, tuple[anyio.Event, anyio.Event]] = {}  # name -> (stop, stopped)
+        self.owned: dict[str, tuple[int, frozenset[int]]] = {}  # kproto name -> (generation, partitions)
+        self.errors: list[BaseException] = []
+
+    async def java_call(self, op: str, **args: Any) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(lambda: self.peer.call(op, **args))
+
+    async def add_java(self, name: str) -> None:
+        await self.java_call("member_start", name=name, bootstrap=self.bootstrap, group=self.group,
+                             topic=self.topic, assignor="cooperative-sticky", config=GROUP_OPTS)  # fmt: skip
+        self.java.add(name)
+
+    async def add_kproto(self, name: str) -> None:
+        stop, stopped = anyio.Event(), anyio.Event()
+        self.kproto[name] = (stop, stopped)
+        self.tg.start_soon(self._kproto_member, name, stop, stopped)
+
+    async def _kproto_member(self, name: str, stop: anyio.Event, stopped: anyio.Event) -> None:
+        try:
+            async with open_consumer(self.transport, self.topic, bootstrap_servers=self.bootstrap,
+                                     group_id=self.group, **KPROTO_GROUP_OPTS) as c:  # fmt: skip
+                while not stop.is_set():
+                    await c.poll(100)
+                    gen = c.c.group_metadata().generation_id
+                    self.owned[name] = (gen, frozenset(tp.partition for tp in c.c.assignment()))
+                    await anyio.sleep(0)  # the sync facade's poll does not yield to the loop
+        except BaseException as exc:  # reported by the test
+            self.errors.append(exc)
+            raise
+        finally:
+            self.owned.pop(name, None)
+            stopped.set()
+
+    async def remove(self, name: str) -> None:
+        if name in self.java:
+            self.java.discard(name)
+            reply = await self.java_call("member_stop", name=name)
+            assert reply["error"] is None, reply["error"]
+        else:
+            stop, stopped = self.kproto.pop(name)
+            stop.set()
+            await stopped.wait()
+
+    async def snapshot(self) -> dict[str, tuple[int, frozenset[int]]]:
+        """Each member's generation and partitions."""
+        snap = {}
+        for name in sorted(self.java):
+            reply = await self.java_call("member_state", name=name)
+            assert reply["error"] is None, reply["error"]
+            snap[name] = (reply["generation"], frozenset(p for t, p in reply["assignment"] if t == self.topic))
+        snap.update((name, self.owned.get(name, (-1, frozenset()))) for name in self.kproto)
+        return snap
+
+    async def stable(self, after: int) -> tuple[int, dict[str, frozenset[int]]]:
+        """The generation and assignment once the group settled past generation ``after``.
+
+        Settled: every member is in the same generation, newer than ``after``
+        (each join and leave starts one), owns partitions, together they own
+        every partition (a cooperative round that revokes leaves a gap until
+        the follow-up round), and nothing moved between two looks. Then no
+        partition may be owned twice, and the split must be balanced.
+        """
+        deadline = time.monotonic() + 60
+        last: dict[str, tuple[int, frozenset[int]]] = {}
+        while True:
+            assert not self.errors, self.errors
+            snap = await self.snapshot()
+            gens = {g for g, _ in snap.values()}
+            covered = set().union(*(parts for _, parts in snap.values())) == set(range(PARTITIONS))
+            settled = len(gens) == 1 and min(gens) > after and covered and all(p for _, p in snap.values())
+            if settled and snap == last:
+                break
+            assert time.monotonic() < deadline, f"no settled assignment after generation {after}: {snap}"
+            last = snap
+            await anyio.sleep(0.3)
+        owned = {name: parts for name, (_, parts) in snap.items()}
+        everything = [p for parts in owned.values() for p in parts]
+        assert sorted(everything) == list(range(PARTITIONS)), owned  # no overlap, no gap
+        sizes = [len(parts) for parts in owned.values()]
+        assert max(sizes) - min(sizes) <= 1, owned  # balanced
+        return gens.pop(), owned
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_mixed_cooperative_sticky_group_with_java(transport: str, kafka: Any, java_peer: JavaPeer) -> None:
+    """Java and kproto members join and leave; each step ends with every partition owned exactly once.
+
+    The first Java member is the leader (its CooperativeStickyAssignor assigns
+    kproto members); once it leaves, the leader is elected among the others,
+    so kproto's assignor may assign Java members. Sticky (KIP-429): on a
+    join, members only give partitions up; on a leave, they only gain.
+    """
+    topic = create(java_peer, kafka.bootstrap, PARTITIONS)
+    steps = [("+", "java-1"), ("+", "kproto-1"), ("+", "java-2"), ("+", "kproto-2"), ("-", "java-1"),
+             ("-", "kproto-1")]  # fmt: skip
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as tg:
+            group = MixedGroup(transport, java_peer, kafka.bootstrap, topic, tg)
+            before: dict[str, frozenset[int]] = {}
+            generation = -1
+            try:
+                for sign, name in steps:
+                    if sign == "+":
+                        await (group.add_java if name.startswith("java") else group.add_kproto)(name)
+                    else:
+                        await group.remove(name)
+                    generation, after = await group.stable(generation)
+                    assert set(after) == set(before) - {name} if sign == "-" else set(before) | {name}
+                    for member, parts in before.items():
+                        if member in after:
+                            assert (after[member] <= parts) if sign == "+" else (parts <= after[member]), (
+                                name, before, after)  # fmt: skip
+                    before = after
+            finally:
+                for name in list(group.java) + list(group.kproto):
+                    await group.remove(name)
+
+    run(transport, scenario)
