@@ -118,10 +118,16 @@ class JavaPeer:
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
-            raise JavaPeerError(f"no reply within {timeout} s; log: {self.log_path}") from None
+            raise JavaPeerError(f"no reply within {timeout} s; {self.log_tail()}") from None
         if not line:
-            raise JavaPeerError(f"the Java peer exited ({self._proc.poll()}); log: {self.log_path}")
+            raise JavaPeerError(f"the Java peer exited ({self._proc.poll()}); {self.log_tail()}")
         return json.loads(line)  # type: ignore[no-any-return]
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the JVM's stderr (the client's logging, uncaught exceptions)."""
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return f"log {self.log_path}:\n" + "\n".join(text)
 
     def call(self, op: str, timeout: float = 120, **args: Any) -> dict[str, Any]:
         """Run one command; its reply, or :class:`JavaPeerError` with the Java exception."""
