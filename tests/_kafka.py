@@ -16,7 +16,12 @@ four client listeners on 127.0.0.1 (free ports):
 * ``SSL``: a trustme CA (``tests/_tls.make_tls_files``), server certificate for 127.0.0.1;
 * ``SASL_PLAINTEXT`` and ``SASL_SSL``: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
   (the SCRAM user is created at format time with ``--add-scram``) and
-  OAUTHBEARER with Kafka's unsecured JWS validator (tokens from :func:`unsecured_jws`).
+  OAUTHBEARER with Kafka's unsecured JWS validator (tokens from :func:`unsecured_jws`);
+* ``MTLS`` and ``MTLS12``: SSL that requires a client certificate signed by the
+  CA (``MTLS12`` capped at TLS 1.2).
+
+Connections each listener accepted are counted from the acceptor's DEBUG log
+(:meth:`KafkaCluster.accepted`), so tests can bound a client's reconnects.
 
 Topics are auto-created with 4 partitions (as Tansu does); on 3 nodes the
 replication factor is 3 and ``min.insync.replicas=2``. ``start`` returns once
@@ -49,23 +54,32 @@ from _broker import free_port
 from _tls import TlsFiles, make_tls_files
 
 __all__ = [
+    "BROKERS",
     "LISTENERS",
     "MECHANISMS",
+    "MTLS_LISTENERS",
     "PASSWORD",
     "POM",
     "USERNAME",
     "KafkaCluster",
+    "KafkaListener",
     "KafkaNode",
     "fetch",
     "kafka_version",
+    "ready_topic",
     "unsecured_jws",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The broker implementations the integration suite runs on; a test's id names the one it ran on.
+BROKERS = ("tansu", "kafka")
 #: The pom that pins the Kafka release (property ``kafka.version``).
 POM = ROOT / "tests" / "kafka" / "pom.xml"
 #: Client listeners every node has, in this order.
 LISTENERS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: Extra SSL listeners that require a client certificate (``MTLS12``: at most TLS 1.2).
+MTLS_LISTENERS = ("MTLS", "MTLS12")
+_ALL_LISTENERS = LISTENERS + MTLS_LISTENERS
 #: SASL mechanisms enabled on the SASL listeners.
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 #: The PLAIN and SCRAM user.
@@ -147,19 +161,63 @@ def unsecured_jws(subject: str = USERNAME, lifetime_s: int = 3600, **claims: Any
     return f"{b64({'alg': 'none'})}.{b64(body)}."
 
 
-# -- readiness: Metadata v4 by hand (independent of the kproto under test) --
+# -- Metadata v4 and FindCoordinator v1 by hand (independent of the kproto under test) --
 
 
-def _metadata_brokers(port: int, timeout: float = 2.0) -> int:
-    """How many brokers a Metadata v4 request (no topics) on ``port`` lists; OSError if none answers."""
-    body = struct.pack(">hhih", 3, 4, 1, 7) + b"kproto-" + struct.pack(">i?", 0, False)
+def _request(port: int, api_key: int, version: int, body: bytes, timeout: float = 5.0) -> bytes:
+    """One request (header v1, client id ``kproto-``) on a fresh connection; the response after its correlation id."""
+    frame = struct.pack(">hhih", api_key, version, 1, 7) + b"kproto-" + body
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(struct.pack(">i", len(body)) + body)
-        head = _recv(sock, 4)
-        data = _recv(sock, struct.unpack(">i", head)[0])
-    # correlation id, throttle_time_ms, then the brokers array
-    (count,) = struct.unpack_from(">i", data, 8)
-    return int(count)
+        sock.sendall(struct.pack(">i", len(frame)) + frame)
+        data = _recv(sock, struct.unpack(">i", _recv(sock, 4))[0])
+    return data[4:]
+
+
+def _string(data: bytes, pos: int) -> tuple[str | None, int]:
+    (n,) = struct.unpack_from(">h", data, pos)
+    if n < 0:
+        return None, pos + 2
+    return data[pos + 2 : pos + 2 + n].decode(), pos + 2 + n
+
+
+def _metadata(port: int, topic: str | None = None) -> tuple[int, dict[int, int]]:
+    """Metadata v4 for ``topic`` (none: no topics): (brokers listed, partition -> leader id)."""
+    if topic is None:
+        body = struct.pack(">i?", 0, False)
+    else:
+        body = struct.pack(">ih", 1, len(topic)) + topic.encode() + b"\0"
+    data = _request(port, 3, 4, body, timeout=2.0)
+    pos = 4  # throttle_time_ms
+    (brokers,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    for _ in range(brokers):
+        pos += 4  # node id
+        _, pos = _string(data, pos)  # host
+        pos += 4  # port
+        _, pos = _string(data, pos)  # rack
+    _, pos = _string(data, pos)  # cluster id
+    pos += 4  # controller id
+    leaders: dict[int, int] = {}
+    (topics,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    for _ in range(topics):
+        pos += 2  # error code
+        _, pos = _string(data, pos)
+        pos += 1  # is_internal
+        (parts,) = struct.unpack_from(">i", data, pos)
+        pos += 4
+        for _ in range(parts):
+            _err, index, leader, replicas = struct.unpack_from(">hiii", data, pos)
+            pos += 14 + 4 * replicas
+            (isr,) = struct.unpack_from(">i", data, pos)
+            pos += 4 + 4 * isr
+            leaders[index] = leader
+    return brokers, leaders
+
+
+def _metadata_brokers(port: int) -> int:
+    """How many brokers a Metadata request on ``port`` lists; OSError if none answers."""
+    return _metadata(port)[0]
 
 
 def _recv(sock: socket.socket, n: int) -> bytes:
@@ -177,13 +235,17 @@ class KafkaNode:
 
     def __init__(self, node_id: int, root: Path) -> None:
         self.node_id = node_id
-        self.ports: dict[str, int] = {name: free_port() for name in LISTENERS}
+        self.ports: dict[str, int] = {name: free_port() for name in _ALL_LISTENERS}
+        #: Listener -> port to advertise instead of its own (a proxy in front of it); read at (re)start.
+        self.advertised: dict[str, int] = {}
         self.controller_port = free_port()
         self.dir = root / f"node-{node_id}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data = self.dir / "data"
         self.config = self.dir / "server.properties"
         self.log_path = self.dir / "server.log"
+        #: The acceptor's DEBUG log: one "Accepted connection from ... on ..." line per connection.
+        self.accept_log = self.dir / "accepted.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def bootstrap(self, listener: str = "PLAINTEXT") -> str:
@@ -223,6 +285,8 @@ class KafkaCluster:
         self.username = USERNAME
         self.password = PASSWORD
         self.mechanisms = MECHANISMS
+        self._admin: Any = None
+        self._offsets: Any = None
 
     # -- addresses and client options --
 
@@ -232,13 +296,116 @@ class KafkaCluster:
         return self.bootstrap_for("PLAINTEXT")
 
     def bootstrap_for(self, listener: str) -> str:
-        """``host:port,...`` of every node on ``listener`` (one of :data:`LISTENERS`)."""
+        """``host:port,...`` of every node on ``listener`` (:data:`LISTENERS` or :data:`MTLS_LISTENERS`)."""
         return ",".join(n.bootstrap(listener) for n in self.nodes)
 
     @property
     def bootstraps(self) -> dict[str, str]:
-        """Listener name -> bootstrap string."""
-        return {name: self.bootstrap_for(name) for name in LISTENERS}
+        """Listener name -> bootstrap string, for every listener."""
+        return {name: self.bootstrap_for(name) for name in _ALL_LISTENERS}
+
+    def accepted(self, listener: str) -> int:
+        """Connections the nodes accepted on ``listener`` so far."""
+        ports = tuple(f" on /127.0.0.1:{n.ports[listener]} " for n in self.nodes)
+        return self._count_lines("accept_log", "Accepted connection from", ports)
+
+    def auth_failures(self, listener: str) -> int:
+        """Failed SASL/SSL authentications on ``listener`` so far (the brokers' INFO log).
+
+        Kafka's ``Selector`` logs "Failed authentication with <client> (channelId=<local>-<remote>-<n>)".
+        """
+        ports = tuple(f"channelId=127.0.0.1:{n.ports[listener]}-" for n in self.nodes)
+        return self._count_lines("log_path", "Failed authentication with", ports)
+
+    def _count_lines(self, log: str, needle: str, anyof: tuple[str, ...]) -> int:
+        count = 0
+        for node in self.nodes:
+            path: Path = getattr(node, log)
+            if path.exists():
+                for line in path.read_text(errors="replace").splitlines():
+                    if needle in line and any(p in line + " " for p in anyof):
+                        count += 1
+        return count
+
+    def create_topic(self, name: str, partitions: int = 4, timeout: float = 60.0, **configs: str) -> str:
+        """Create ``name`` and return once every partition's leader serves it.
+
+        Kafka, unlike Tansu, can answer a Produce to a topic it has just
+        created (auto-created by Metadata, or by CreateTopics) with
+        NOT_LEADER_OR_FOLLOWER: the broker publishes the new metadata before its
+        replica manager has become the partitions' leader. A client retries
+        (the Java producer's default); a test that sends with ``retries=0`` or
+        ``acks=0`` and counts its records needs the topic ready first. Waits
+        until ListOffsets, answered by the same leader check as Produce,
+        succeeds on every partition (via kafka-python, independent of kproto).
+        """
+        from kafka import KafkaConsumer, TopicPartition
+        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+        topic = NewTopic(name, partitions, len(self.nodes), topic_configs=configs)
+        tps = [TopicPartition(name, p) for p in range(partitions)]
+        deadline = time.monotonic() + timeout
+        created = False
+        while True:
+            try:
+                # kafka-python clients are kept for speed, and made anew after an error
+                # (their metadata can name a node that was stopped meanwhile)
+                if self._admin is None:
+                    self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="kproto-tests")
+                if not created:
+                    try:
+                        self._admin.create_topics([topic])
+                    except TopicAlreadyExistsError:
+                        pass
+                    created = True
+                if self._offsets is None:
+                    self._offsets = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id="kproto-tests")
+                self._offsets.end_offsets(tps)
+                return name
+            except (KafkaError, AssertionError) as exc:
+                self._close_clients()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name}: not created and served within {timeout}s") from exc
+                time.sleep(0.05)
+
+    def _close_clients(self) -> None:
+        for client in (self._admin, self._offsets):
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # closing a client of a cluster that is going away
+                    pass
+        self._admin = self._offsets = None
+
+    def coordinator(self, group_id: str, timeout: float = 30.0) -> int:
+        """The node id of ``group_id``'s coordinator (FindCoordinator v1, retried while the
+        offsets topic is being created)."""
+        key = group_id.encode()
+        body = struct.pack(">h", len(key)) + key + b"\0"  # key, key_type GROUP
+        deadline = time.monotonic() + timeout
+        while True:
+            node = next(n for n in self.nodes if n.running)
+            try:
+                data = _request(node.ports["PLAINTEXT"], 10, 1, body)
+                (error,) = struct.unpack_from(">h", data, 4)
+                _, pos = _string(data, 6)  # error message
+                if error == 0:
+                    return int(struct.unpack_from(">i", data, pos)[0])
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no coordinator for group {group_id!r} within {timeout}s")
+            time.sleep(0.1)
+
+    def leaders(self, topic: str) -> dict[int, int]:
+        """Partition -> leader node id of ``topic``, as a running node's Metadata answers."""
+        node = next(n for n in self.nodes if n.running)
+        return _metadata(node.ports["PLAINTEXT"], topic)[1]
+
+    def listener(self, name: str) -> KafkaListener:
+        """One listener in the shape of the TLS and SASL test helpers (``TlsBroker``, ``SaslGate``)."""
+        return KafkaListener(self, name)
 
     @property
     def ssl_bootstrap(self) -> str:
@@ -267,11 +434,15 @@ class KafkaCluster:
         ``mechanism`` is required for the SASL listeners; OAUTHBEARER gets a
         ``sasl_oauth_token_provider`` that mints unsecured tokens.
         """
-        if listener not in LISTENERS:
-            raise ValueError(f"listener must be one of {LISTENERS}, got {listener!r}")
-        cfg: dict[str, Any] = {"bootstrap_servers": self.bootstrap_for(listener), "security_protocol": listener}
-        if listener.endswith("SSL"):
+        if listener not in _ALL_LISTENERS:
+            raise ValueError(f"listener must be one of {_ALL_LISTENERS}, got {listener!r}")
+        protocol = "SSL" if listener in MTLS_LISTENERS else listener
+        cfg: dict[str, Any] = {"bootstrap_servers": self.bootstrap_for(listener), "security_protocol": protocol}
+        if protocol.endswith("SSL"):
             cfg["ssl_cafile"] = str(self.ca_file)
+        if listener in MTLS_LISTENERS:
+            cfg["ssl_certfile"] = str(self.tls.client_cert)
+            cfg["ssl_keyfile"] = str(self.tls.client_key)
         if listener.startswith("SASL"):
             if mechanism not in MECHANISMS:
                 raise ValueError(f"{listener} needs a mechanism from {MECHANISMS}, got {mechanism!r}")
@@ -300,16 +471,21 @@ class KafkaCluster:
     def _properties(self, node: KafkaNode) -> str:
         n = len(self.nodes)
         voters = ",".join(f"{m.node_id}@127.0.0.1:{m.controller_port}" for m in self.nodes)
-        listeners = ",".join(f"{name}://127.0.0.1:{node.ports[name]}" for name in LISTENERS)
+        listeners = ",".join(f"{name}://127.0.0.1:{node.ports[name]}" for name in _ALL_LISTENERS)
+        advertised = ",".join(
+            f"{name}://127.0.0.1:{node.advertised.get(name, node.ports[name])}" for name in _ALL_LISTENERS
+        )
         props = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,
             "controller.quorum.voters": voters,
             "controller.listener.names": "CONTROLLER",
             "listeners": f"{listeners},CONTROLLER://127.0.0.1:{node.controller_port}",
-            "advertised.listeners": listeners,
+            "advertised.listeners": advertised,
             "listener.security.protocol.map": ",".join(
-                ["CONTROLLER:PLAINTEXT"] + [f"{name}:{name}" for name in LISTENERS]
+                ["CONTROLLER:PLAINTEXT"]
+                + [f"{name}:{name}" for name in LISTENERS]
+                + [f"{name}:SSL" for name in MTLS_LISTENERS]
             ),
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": node.data,
@@ -341,6 +517,10 @@ class KafkaCluster:
             "ssl.truststore.type": "PEM",
             "ssl.truststore.location": self.tls.ca,
             "ssl.client.auth": "none",
+            "listener.name.mtls.ssl.client.auth": "required",
+            "listener.name.mtls12.ssl.client.auth": "required",
+            "listener.name.mtls12.ssl.enabled.protocols": "TLSv1.2",
+            "listener.name.mtls12.ssl.protocol": "TLSv1.2",
             "sasl.enabled.mechanisms": ",".join(MECHANISMS),
         }
         plain = (
@@ -373,6 +553,16 @@ class KafkaCluster:
             # the per-request noise of a busy test run
             "logger.state.name = state.change.logger\nlogger.state.level = WARN\n"
             "logger.cleaner.name = kafka.log.LogCleaner\nlogger.cleaner.level = WARN\n"
+            # every accepted connection, for KafkaCluster.accepted
+            "appender.accepts.type = File\n"
+            "appender.accepts.name = ACCEPTS\n"
+            f"appender.accepts.fileName = {node.accept_log}\n"
+            "appender.accepts.layout.type = PatternLayout\n"
+            "appender.accepts.layout.pattern = %m%n\n"
+            "logger.acceptor.name = kafka.network.DataPlaneAcceptor\n"
+            "logger.acceptor.level = DEBUG\n"
+            "logger.acceptor.additivity = false\n"
+            "logger.acceptor.appenderRef.accepts.ref = ACCEPTS\n"
         )
         return conf
 
@@ -473,15 +663,18 @@ class KafkaCluster:
             proc.wait(10)
 
     def start_node(self, node_id: int, timeout: float = 120.0) -> None:
-        """Restart a stopped node on its old ports and data; wait until every running node lists it."""
+        """Restart a stopped node on its old ports and data (advertising ``node.advertised``);
+        wait until every running node lists it."""
         node = self.nodes[node_id - 1]
         if node.running:
             return
+        node.config.write_text(self._properties(node))
         self._spawn(node)
         self.wait_ready(timeout)
 
     def stop(self) -> None:
         """Kill every node this object started and remove its folder."""
+        self._close_clients()
         for node in self.nodes:
             if node.proc is not None and node.proc.poll() is None:
                 node.proc.kill()
@@ -513,6 +706,68 @@ class KafkaCluster:
 
     def __hash__(self) -> int:
         return id(self)
+
+
+class KafkaListener:
+    """One listener of a :class:`KafkaCluster`, shaped like ``tests/_tls.TlsBroker`` and ``tests/_sasl_gate.SaslGate``.
+
+    ``bootstrap``, ``port`` (the first node's), ``files`` (the PKI), ``accepted()``
+    (connections so far); for a SASL listener ``attempts`` (connections, each
+    of which must authenticate), ``failures`` (failed authentications),
+    ``token`` (a valid OAUTHBEARER token) and ``gate`` (itself: the listener
+    plays the gate's part).
+    """
+
+    def __init__(self, cluster: KafkaCluster, name: str) -> None:
+        if name not in _ALL_LISTENERS:
+            raise ValueError(f"listener must be one of {_ALL_LISTENERS}, got {name!r}")
+        self.cluster = cluster
+        self.name = name
+        self.files = cluster.tls
+        self.username = cluster.username
+        self.password = cluster.password
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cluster.bootstrap_for(self.name)
+
+    @property
+    def port(self) -> int:
+        return self.cluster.nodes[0].ports[self.name]
+
+    def accepted(self) -> int:
+        return self.cluster.accepted(self.name)
+
+    @property
+    def attempts(self) -> int:
+        return self.accepted()
+
+    @property
+    def failures(self) -> int:
+        return self.cluster.auth_failures(self.name)
+
+    @property
+    def token(self) -> str:
+        return self.cluster.oauth_token()
+
+    @property
+    def gate(self) -> KafkaListener:
+        return self
+
+    def create_topic(self, name: str, partitions: int = 4) -> str:
+        return self.cluster.create_topic(name, partitions)
+
+
+def ready_topic(target: Any, name: str) -> str:
+    """``name``, created and served by its leaders first when ``target`` is Apache Kafka.
+
+    ``target``: a :class:`KafkaCluster`, a :class:`KafkaListener`, or anything
+    else (Tansu, a gate, stunnel), which auto-creates the topic on first use.
+    See :meth:`KafkaCluster.create_topic` for why Kafka needs it.
+    """
+    if isinstance(target, (KafkaCluster, KafkaListener)):
+        target.create_topic(name)
+    return name
 
 
 @atexit.register

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _broker import TansuBroker  # noqa: E402
-from _kafka import KafkaCluster  # noqa: E402
+from _kafka import BROKERS, KafkaCluster, ready_topic  # noqa: E402
 
 # Deterministic hypothesis in CI; a wider random search on a developer's machine.
 settings.register_profile(
@@ -31,22 +31,41 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[TansuBroker]:
+def tansu() -> Iterator[TansuBroker]:
     """A real Tansu broker on a free loopback port, for the whole session."""
     with TansuBroker() as b:
         yield b
 
 
+@pytest.fixture(scope="session", params=BROKERS)
+def broker(request: pytest.FixtureRequest) -> TansuBroker | KafkaCluster:
+    """Each broker implementation in turn: Tansu, then a single Apache Kafka node (``kafka``).
+
+    Both have ``.bootstrap``; where they behave differently, the test follows
+    Apache Kafka, the broker kproto is built for.
+    """
+    b: TansuBroker | KafkaCluster = request.getfixturevalue(request.param)
+    return b
+
+
 @pytest.fixture
-def bootstrap(broker: TansuBroker) -> str:
-    """``host:port`` of the session's broker."""
+def bootstrap(broker: TansuBroker | KafkaCluster) -> str:
+    """``host:port`` (PLAINTEXT) of the broker under test."""
     return broker.bootstrap
 
 
 @pytest.fixture
-def topic() -> str:
-    """A fresh topic name; Tansu auto-creates it with 4 partitions on first use."""
-    return f"t-{uuid.uuid4().hex[:12]}"
+def topic(request: pytest.FixtureRequest) -> str:
+    """A fresh topic name with 4 partitions.
+
+    Tansu auto-creates it on first use; on Apache Kafka (the ``broker`` of the
+    test) it is created and its leaders serve it before the test starts (see
+    ``KafkaCluster.create_topic``).
+    """
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    if "broker" in request.fixturenames:
+        ready_topic(request.getfixturevalue("broker"), name)
+    return name
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,11 @@ keeps knocking on A and the record sent after the move times out.
 Tansu keeps data in memory, so the topic is re-created empty after the
 move (by the Metadata request that names the new address, since the client
 asks about the topics it uses).
+
+On Apache Kafka (``kafka`` in the test ids) one node serves the whole module:
+it is killed and restarted on its data, advertising the new proxy, so the
+topic and its records survive the move; each test's "old" address is the one
+the previous move left.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 import pytest
 from _adapters import TRANSPORTS, open_consumer, open_producer, read_back, run, sleep
 from _broker import TansuBroker, free_port
+from _kafka import BROKERS, KafkaCluster
 from _proxy import FaultProxy
 
 #: Seconds after which an operation that should have returned counts as hung.
@@ -79,8 +85,66 @@ class MovingBroker:
                 proxy.close()
 
 
-@pytest.fixture
-def moving() -> Iterator[MovingBroker]:
+class MovingKafka:
+    """An Apache Kafka node behind a bootstrap proxy; ``move()`` restarts it advertising a new proxy.
+
+    The node outlives the test (module scope, see ``moving_kafka``): ``old`` is
+    the proxy it advertises when the test starts.
+    """
+
+    def __init__(self, cluster: KafkaCluster, old: FaultProxy) -> None:
+        self.cluster = cluster
+        self.node = cluster.nodes[0]
+        self.port = self.node.ports["PLAINTEXT"]
+        self.bootstrap_proxy = FaultProxy(self.port)
+        self.old = old
+        self.new: FaultProxy | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.bootstrap_proxy.bootstrap
+
+    def move(self) -> None:
+        """Kill the node, close the old address, restart it on its data advertising a new proxy."""
+        self.cluster.stop_node(self.node.node_id, graceful=False)
+        self.old.cut()
+        self.old.close()
+        self.new = FaultProxy(self.port)
+        self.bootstrap_proxy.cut()
+        self.node.advertised["PLAINTEXT"] = self.new.port
+        self.cluster.start_node(self.node.node_id)
+
+    def close(self) -> None:
+        self.bootstrap_proxy.close()
+
+
+@pytest.fixture(scope="module")
+def moving_kafka() -> Iterator[tuple[KafkaCluster, list[FaultProxy]]]:
+    """One Kafka node for the module, advertising a proxy; yields it and the proxies it advertised (last: current)."""
+    cluster = KafkaCluster(1)
+    proxy = FaultProxy(cluster.nodes[0].ports["PLAINTEXT"])
+    cluster.nodes[0].advertised["PLAINTEXT"] = proxy.port
+    proxies = [proxy]
+    with cluster:
+        try:
+            yield cluster, proxies
+        finally:
+            for p in proxies:
+                p.close()
+
+
+@pytest.fixture(params=BROKERS)
+def moving(request: pytest.FixtureRequest) -> Iterator[MovingBroker | MovingKafka]:
+    if request.param == "kafka":
+        cluster, proxies = request.getfixturevalue("moving_kafka")
+        mk = MovingKafka(cluster, proxies[-1])
+        try:
+            yield mk
+        finally:
+            if mk.new is not None:
+                proxies.append(mk.new)
+            mk.close()
+        return
     m = MovingBroker()
     m.start()
     try:

@@ -16,15 +16,16 @@ from typing import Any
 
 import pytest
 from _adapters import TRANSPORTS, open_producer, read_back, run
+from _kafka import ready_topic
 from _tls import TlsBroker, TlsFiles
 
 from kproto.errors import AuthenticationFailedError, KafkaConfigurationError
 from transports._tls import TLSAuthenticationError, make_ssl_context
 
 
-def produce(transport: str, count: int, **configs: Any) -> list[Any]:
-    """Send ``count`` records to a fresh topic; return (topic, outcomes)."""
-    topic = f"tls-{uuid.uuid4().hex[:10]}"
+def produce(transport: str, count: int, broker: Any = None, **configs: Any) -> list[Any]:
+    """Send ``count`` records to a fresh topic (ready on ``broker`` if it is Kafka); return (topic, outcomes)."""
+    topic = ready_topic(broker, f"tls-{uuid.uuid4().hex[:10]}")
     results: list[Any] = [topic]
 
     async def scenario() -> None:
@@ -46,6 +47,7 @@ def test_right_ca_produces_and_reads_back(transport: str, tls_broker: TlsBroker,
     topic, *outcomes = produce(
         transport,
         20,
+        tls_broker,
         bootstrap_servers=tls_broker.bootstrap,
         security_protocol="SSL",
         ssl_cafile=str(tls_files.ca),
@@ -70,7 +72,7 @@ def test_ssl_context_option_and_client_certificate(
         cafile=str(tls_files.ca), certfile=str(tls_files.client_cert), keyfile=str(tls_files.client_key)
     )
     topic, *outcomes = produce(
-        transport, 5, bootstrap_servers=mtls_broker.bootstrap, security_protocol="SSL", ssl_context=ctx
+        transport, 5, mtls_broker, bootstrap_servers=mtls_broker.bootstrap, security_protocol="SSL", ssl_context=ctx
     )
     assert [o.offset for o in outcomes if not isinstance(o, BaseException)] and all(
         not isinstance(o, BaseException) for o in outcomes
@@ -79,6 +81,7 @@ def test_ssl_context_option_and_client_certificate(
     _, *outcomes = produce(
         transport,
         3,
+        mtls_broker,
         bootstrap_servers=mtls_broker.bootstrap,
         security_protocol="SSL",
         ssl_cafile=str(tls_files.ca),
@@ -149,6 +152,7 @@ def test_check_hostname_can_be_turned_off(tls_broker: TlsBroker, tls_files: TlsF
     _, *outcomes = produce(
         "sync",
         1,
+        tls_broker,
         bootstrap_servers=f"localhost:{tls_broker.port}",
         security_protocol="SSL",
         ssl_cafile=str(tls_files.ca),

@@ -1,4 +1,5 @@
-"""TLS on each consumer transport: stunnel (trustme PKI) in front of a Tansu that advertises the TLS port.
+"""TLS on each consumer transport: stunnel (trustme PKI) in front of a Tansu that advertises the TLS
+port, and Apache Kafka's own SSL listeners (``tls_side`` in tests/integration/conftest.py).
 
 Records are written by kafka-python over TLS (an independent client), then
 read by the kproto consumer of each transport. stunnel speaks TLS only, so a
@@ -235,10 +236,13 @@ TOKEN = "tok-3f9a-secret"
 
 
 @pytest.fixture(scope="module")
-def sasl_ssl_broker(tls_files: TlsFiles) -> Iterator[TlsBroker]:
-    """stunnel (TLS) -> SASL gate -> Tansu, advertising the TLS port."""
+def sasl_ssl_broker(tls_side: str, tls_files: TlsFiles, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """stunnel (TLS) -> SASL gate -> Tansu, advertising the TLS port; or Kafka's ``SASL_SSL`` listener."""
     from _sasl_gate import SaslGate
 
+    if tls_side == "kafka":
+        yield request.getfixturevalue("kafka").listener("SASL_SSL")
+        return
     with TlsBroker(
         tls_files, gate=lambda port: SaslGate(port, username="alice", password=PASSWORD, token=TOKEN)
     ) as b:
@@ -294,7 +298,7 @@ def test_async_consumer_sasl_ssl_async_token_provider(
     class Provider:
         async def token(self) -> str:
             calls.append(1)
-            return TOKEN
+            return str(sasl_ssl_broker.gate.token)
 
     values = consume(
         transport,

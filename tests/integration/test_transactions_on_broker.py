@@ -1,4 +1,4 @@
-"""The transactional producer on each transport (sync, asyncio, trio) against a real Tansu broker.
+"""The transactional producer on each transport (sync, asyncio, trio) against Tansu and Apache Kafka.
 
 Records are read back with kproto's own consumer (``isolation_level``
 ``read_committed`` and ``read_uncommitted``), by ``assign``.
@@ -11,7 +11,8 @@ of the same transactional id (PRODUCER_FENCED on its AddPartitionsToTxn; on
 its EndTxn Tansu closes the connection instead of answering). It does *not* list aborted transactions in
 Fetch responses, so a ``read_committed`` consumer cannot drop the records of
 an aborted transaction: that filtering is proven against scripted fetch
-responses in ``tests/unit/test_consumer_fetcher.py``, not here.
+responses in ``tests/unit/test_consumer_fetcher.py``, and here against Apache
+Kafka, which does list them (``test_read_committed_drops_aborted_records_on_kafka``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 from _adapters import TRANSPORTS, Producer, open_consumer, open_producer, run
+from _kafka import KafkaCluster, ready_topic
 
 from kproto.consumer.types import ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition
 from kproto.errors import IllegalStateError, InvalidGroupIdError, ProducerFencedError, TransactionAbortedError
@@ -104,7 +106,7 @@ def test_commit_makes_records_visible_to_read_committed(transport: str, bootstra
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_abort_drops_unsent_records_and_ends_the_transaction(
-    transport: str, bootstrap: str, topic: str
+    transport: str, broker: Any, bootstrap: str, topic: str
 ) -> None:
     async def scenario() -> None:
         tid = txn_id()
@@ -129,17 +131,55 @@ def test_abort_drops_unsent_records_and_ends_the_transaction(
         # The aborted record is in the log (read_uncommitted) ...
         assert read_values(bootstrap, topic, "read_uncommitted", 2) == [b"aborted-written", b"committed"]
         # ... and the abort ended its transaction: read_committed reaches past it
-        # (Tansu lists no aborted transactions in Fetch, see the module docstring).
-        assert b"committed" in read_values(bootstrap, topic, "read_committed", 1)
+        # (Tansu lists no aborted transactions in Fetch, see the module docstring;
+        # Kafka does, and the consumer drops the aborted record).
+        committed = read_values(bootstrap, topic, "read_committed", 1)
+        assert b"committed" in committed
+        if isinstance(broker, KafkaCluster):
+            assert committed == [b"committed"]
 
     run(transport, scenario)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_read_committed_drops_aborted_records_on_kafka(transport: str, kafka: KafkaCluster) -> None:
+    """Aborted transactions between committed ones, on two partitions: read_committed
+    gets exactly the committed records (KIP-98: the consumer drops the batches
+    of the aborted transactions Fetch lists, and the ABORT/COMMIT markers)."""
+    topic = kafka.create_topic(f"txa-{uuid.uuid4().hex[:10]}")
+    bootstrap = kafka.bootstrap
+    got: dict[str, list[bytes]] = {}
+
+    async def scenario() -> None:
+        async with open_producer(transport, bootstrap_servers=bootstrap, transactional_id=txn_id()) as p:
+            await call(p, "init_transactions")
+            for n, (outcome, values) in enumerate(
+                [("commit", [b"c0", b"c1"]), ("abort", [b"a0", b"a1", b"a2"]), ("commit", [b"c2"]),
+                 ("abort", [b"a3"]), ("commit", [b"c3"])]  # fmt: skip
+            ):
+                await call(p, "begin_transaction")
+                for v in values:
+                    await p.get(await p.send(topic, v, partition=n % 2))
+                await call(p, f"{outcome}_transaction")
+        for isolation, want in (("read_committed", 4), ("read_uncommitted", 8)):
+            async with open_consumer(
+                transport, topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+                isolation_level=isolation,
+            ) as c:  # fmt: skip
+                got[isolation] = await c.poll_values(want)
+                got[isolation] += await c.poll_values(1, timeout=1.0)  # nothing more may come
+
+    run(transport, scenario)
+    assert sorted(got["read_committed"]) == [b"c0", b"c1", b"c2", b"c3"]
+    assert sorted(got["read_uncommitted"]) == [b"a0", b"a1", b"a2", b"a3", b"c0", b"c1", b"c2", b"c3"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_consume_transform_produce_commits_offsets_only_with_the_transaction(
-    transport: str, bootstrap: str, topic: str
+    transport: str, broker: Any, bootstrap: str, topic: str
 ) -> None:
     source, group = f"{topic}-in", f"g-{uuid.uuid4().hex[:8]}"
+    ready_topic(broker, source)
     tp = TopicPartition(source, 0)
 
     async def scenario() -> None:
@@ -176,9 +216,12 @@ def test_consume_transform_produce_commits_offsets_only_with_the_transaction(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_send_offsets_with_the_consumers_group_metadata(transport: str, bootstrap: str, topic: str) -> None:
+def test_send_offsets_with_the_consumers_group_metadata(
+    transport: str, broker: Any, bootstrap: str, topic: str
+) -> None:
     """A subscribed member's group_metadata() (KIP-447) carries its generation and member id."""
     source, group = f"{topic}-gm", f"g-{uuid.uuid4().hex[:8]}"
+    ready_topic(broker, source)
     tp = TopicPartition(source, 0)
 
     async def scenario() -> None:
