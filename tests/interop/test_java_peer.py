@@ -1,6 +1,6 @@
 """The Java client (kafka-clients, the broker's own release) as kproto's peer, on Apache Kafka.
 
-One JVM (``tests/_java_peer.py``) serves the whole module. What is shown, on
+One JVM (the ``java_peer`` fixture, ``tests/_java_peer.py``) serves the session. What is shown, on
 each transport:
 
 - records the Java producer wrote in every codec (keys, null keys and values,
@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -42,16 +40,6 @@ KPROTO_GROUP_OPTS: dict[str, Any] = dict(
     session_timeout_ms=10000, heartbeat_interval_ms=500, partition_assignment_strategy=["cooperative-sticky"],
     auto_offset_reset="earliest",
 )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def java_peer(kafka: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JavaPeer]:
-    """The Java peer, compiled against the broker's jars; its log is printed if the module fails."""
-    peer = JavaPeer(Path(kafka.lib), tmp_path_factory.mktemp("java-peer") / "peer.log")
-    try:
-        yield peer
-    finally:
-        peer.close()
 
 
 def fresh(prefix: str) -> str:
@@ -459,6 +447,7 @@ def test_java_sees_offsets_kproto_sent_to_a_transaction(transport: str, kafka: A
                 for v in values:
                     await p.send(out, v.replace(b"in", b"lost"), partition=0)
                 await call(p, "send_offsets_to_transaction", {tp: OffsetAndMetadata(2, "aborted", -1)}, meta)
+                await p.flush(30)  # the aborted outputs are in the log: read_uncommitted shows them
                 await call(p, "abort_transaction")
                 assert await anyio.to_thread.run_sync(committed) == {}
                 assert await anyio.to_thread.run_sync(java_values, "read_committed") == []
