@@ -285,6 +285,7 @@ class MixedGroup:
         self.java: set[str] = set()
         self.kproto: dict[str, tuple[anyio.Event, anyio.Event]] = {}  # name -> (stop, stopped)
         self.owned: dict[str, tuple[int, frozenset[int]]] = {}  # kproto name -> (generation, partitions)
+        self.leading: dict[str, bool] = {}  # kproto name -> whether the coordinator made it leader
         self.errors: list[BaseException] = []
 
     async def java_call(self, op: str, **args: Any) -> dict[str, Any]:
@@ -308,12 +309,14 @@ class MixedGroup:
                     await c.poll(100)
                     gen = c.c.group_metadata().generation_id
                     self.owned[name] = (gen, frozenset(tp.partition for tp in c.c.assignment()))
+                    self.leading[name] = bool(getattr(c.c._core._group, "leader", False))
                     await anyio.sleep(0)  # the sync facade's poll does not yield to the loop
         except BaseException as exc:  # reported by the test
             self.errors.append(exc)
             raise
         finally:
             self.owned.pop(name, None)
+            self.leading.pop(name, None)
             stopped.set()
 
     async def remove(self, name: str) -> None:
@@ -370,14 +373,16 @@ class MixedGroup:
 def test_mixed_cooperative_sticky_group_with_java(transport: str, kafka: Any, java_peer: JavaPeer) -> None:
     """Java and kproto members join and leave; each step ends with every partition owned exactly once.
 
-    The first Java member is the leader (its CooperativeStickyAssignor assigns
-    kproto members); once it leaves, the leader is elected among the others,
-    so kproto's assignor may assign Java members. Sticky (KIP-429): on a
-    join, members only give partitions up; on a leave, they only gain.
+    The first member leads (the coordinator's rule), so kproto's assignor
+    assigns the Java members first; once kproto-1 left, only Java members
+    remain and Java's CooperativeStickyAssignor assigns kproto-2. Sticky
+    (KIP-429): on a join, members only give partitions up; on a leave, they
+    only gain.
     """
     topic = create(java_peer, kafka.bootstrap, PARTITIONS)
-    steps = [("+", "java-1"), ("+", "kproto-1"), ("+", "java-2"), ("+", "kproto-2"), ("-", "java-1"),
-             ("-", "kproto-1")]  # fmt: skip
+    # (step, member, whether a kproto member leads once the group settled; None: either)
+    steps = [("+", "kproto-1", True), ("+", "java-1", True), ("+", "java-2", True), ("-", "kproto-1", False),
+             ("+", "kproto-2", False), ("-", "java-1", None)]  # fmt: skip
 
     async def scenario() -> None:
         async with anyio.create_task_group() as tg:
@@ -385,12 +390,14 @@ def test_mixed_cooperative_sticky_group_with_java(transport: str, kafka: Any, ja
             before: dict[str, frozenset[int]] = {}
             generation = -1
             try:
-                for sign, name in steps:
+                for sign, name, kproto_leads in steps:
                     if sign == "+":
                         await (group.add_java if name.startswith("java") else group.add_kproto)(name)
                     else:
                         await group.remove(name)
                     generation, after = await group.stable(generation)
+                    if kproto_leads is not None:
+                        assert any(group.leading.values()) == kproto_leads, (name, group.leading)
                     assert set(after) == set(before) - {name} if sign == "-" else set(before) | {name}
                     for member, parts in before.items():
                         if member in after:
