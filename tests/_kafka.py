@@ -616,8 +616,15 @@ class KafkaCluster:
             raise RuntimeError(f"Apache Kafka did not start:\n{tail}") from None
 
     def _random_uuid(self) -> str:
-        """A cluster id in Kafka's form (a base64url UUID, as ``StorageTool random-uuid`` prints)."""
-        return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        """A cluster id in Kafka's form (a base64url UUID, as ``StorageTool random-uuid`` prints).
+
+        Never one that starts with ``-``: the format command would read it as
+        an option (Kafka's ``Uuid.randomUuid`` skips those for the same reason).
+        """
+        while True:
+            text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            if not text.startswith("-"):
+                return text
 
     def _spawn(self, node: KafkaNode) -> None:
         out = (node.dir / "stdout.log").open("ab")
