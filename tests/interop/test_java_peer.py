@@ -1,7 +1,7 @@
 """The Java client (kafka-clients, the broker's own release) as kproto's peer, on Apache Kafka.
 
-One JVM (the ``java_peer`` fixture, ``tests/_java_peer.py``) serves the session. What is shown, on
-each transport:
+One JVM (the ``java_peer`` fixture, ``tests/_java_peer.py``) serves the
+session. What is shown, on each transport:
 
 - records the Java producer wrote in every codec (keys, null keys and values,
   headers with null values, explicit timestamps) are read by kproto exactly,
@@ -12,7 +12,8 @@ each transport:
   committed, one aborted) the Java consumer reads exactly;
 - a group mixing Java and kproto members with ``cooperative-sticky``
   (KIP-429) splits the partitions with no overlap and no gap, balanced and
-  sticky, through joins and leaves of either kind (the leader leaving too);
+  sticky, through joins and leaves of either kind, with kproto's assignor
+  leading first and Java's after the kproto leader left;
 - offsets kproto's transactional producer sends with
   ``send_offsets_to_transaction`` (KIP-98/447) are what Java sees committed
   after the commit, and nothing after an abort; a Java group member resumes
