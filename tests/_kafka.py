@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from _broker import free_port
+from _sasl_gate import _recv_exact
 from _tls import TlsFiles, make_tls_files
 
 __all__ = [
@@ -169,7 +170,7 @@ def _request(port: int, api_key: int, version: int, body: bytes, timeout: float 
     frame = struct.pack(">hhih", api_key, version, 1, 7) + b"kproto-" + body
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(struct.pack(">i", len(frame)) + frame)
-        data = _recv(sock, struct.unpack(">i", _recv(sock, 4))[0])
+        data = _recv_exact(sock, struct.unpack(">i", _recv_exact(sock, 4))[0])
     return data[4:]
 
 
@@ -218,16 +219,6 @@ def _metadata(port: int, topic: str | None = None) -> tuple[int, dict[int, int]]
 def _metadata_brokers(port: int) -> int:
     """How many brokers a Metadata request on ``port`` lists; OSError if none answers."""
     return _metadata(port)[0]
-
-
-def _recv(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return bytes(buf)
 
 
 class KafkaNode:
