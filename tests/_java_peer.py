@@ -15,7 +15,9 @@ import hashlib
 import itertools
 import json
 import queue
+import shutil
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -75,13 +77,17 @@ def compile_peer(lib: Path) -> Path:
         digest.update(jar.encode())
     out = CACHE / digest.hexdigest()[:16]
     if not (out / "KafkaPeer.class").exists():
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["javac", "-nowarn", "-d", str(tmp), "-cp", f"{lib}/*", str(SOURCE)],
-            check=True, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        tmp.rename(out)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="build-", dir=CACHE))
+        done = subprocess.run(["javac", "-nowarn", "-d", str(tmp), "-cp", f"{lib}/*", str(SOURCE)],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        if done.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise JavaPeerError(f"javac failed:\n{done.stdout}{done.stderr}")
+        try:
+            tmp.rename(out)  # whole or not at all
+        except OSError:  # another session compiled it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
