@@ -577,6 +577,22 @@ class KafkaCluster:
 
     def start(self, timeout: float = 180.0) -> None:
         """Fetch if needed, format every node's storage, start them, wait until all are registered."""
+        try:
+            self._format(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        _RUNNING.add(self)
+        try:
+            for node in self.nodes:
+                self._spawn(node)
+            self.wait_ready(timeout)
+        except BaseException:
+            tail = self.log_tail()
+            self.stop()
+            raise RuntimeError(f"Apache Kafka did not start:\n{tail}") from None
+
+    def _format(self, timeout: float) -> None:
         if self.lib is None:
             self.lib = fetch(self.version)
         self._write_keystore()
@@ -590,27 +606,25 @@ class KafkaCluster:
                              "--add-scram", f"SCRAM-SHA-512=[name={USERNAME},password={PASSWORD}]")  # fmt: skip
             out = (node.dir / "format.out").open("wb")
             formats.append((node, out, subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)))
-        for node, out, proc in formats:
-            rc = proc.wait(timeout)
-            out.close()
-            if rc != 0:
-                raise RuntimeError(f"formatting node {node.node_id} failed ({rc}):\n"
-                                   f"{(node.dir / 'format.out').read_text()[-3000:]}")  # fmt: skip
-        _RUNNING.add(self)
         try:
-            for node in self.nodes:
-                self._spawn(node)
-            self.wait_ready(timeout)
-        except BaseException:
-            tail = self.log_tail()
-            self.stop()
-            raise RuntimeError(f"Apache Kafka did not start:\n{tail}") from None
+            for node, out, proc in formats:
+                rc = proc.wait(timeout)
+                out.close()
+                if rc != 0:
+                    raise RuntimeError(f"formatting node {node.node_id} failed ({rc}):\n"
+                                       f"{(node.dir / 'format.out').read_text()[-3000:]}")  # fmt: skip
+        finally:
+            for _, out, proc in formats:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+                out.close()
 
     def _random_uuid(self) -> str:
         """A cluster id in Kafka's form (a base64url UUID, as ``StorageTool random-uuid`` prints).
 
-        Never one that starts with ``-``: the format command would read it as
-        an option (Kafka's ``Uuid.randomUuid`` skips those for the same reason).
+        Never one starting with "-", which the storage tool's argument parser
+        takes for an option (Kafka's ``Uuid.randomUuid`` avoids them too).
         """
         while True:
             text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()

@@ -95,7 +95,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if not report.failed:
         return
     seen: set[int] = set()
-    for value in getattr(item, "funcargs", {}).values():
-        if isinstance(value, KafkaCluster) and id(value) not in seen:
-            seen.add(id(value))
-            report.sections.append((f"Apache Kafka log ({len(value.nodes)} node(s))", value.log_tail()))
+    for arg in getattr(item, "funcargs", {}).values():
+        # the cluster itself, a listener or mover of it (.cluster), or a tuple holding one
+        for value in (*arg, arg) if isinstance(arg, tuple) else (arg, getattr(arg, "cluster", None)):
+            if isinstance(value, KafkaCluster) and id(value) not in seen:
+                seen.add(id(value))
+                report.sections.append((f"Apache Kafka log ({len(value.nodes)} node(s))", value.log_tail()))

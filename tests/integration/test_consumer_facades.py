@@ -21,6 +21,7 @@ from typing import Any
 import _adapters as adapters
 import pytest
 import trio
+from _kafka import BROKERS, KafkaCluster, ready_topic
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
 
@@ -374,17 +375,27 @@ def test_misuse_and_missing_offsets(transport: str, data: tuple[str, str]) -> No
     run(transport, scenario)
 
 
+@pytest.mark.parametrize("side", BROKERS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_broker_goes_away_and_comes_back(transport: str, topic: str) -> None:
-    """poll returns empty while the broker is down, and picks up where it was once it is back."""
+def test_broker_goes_away_and_comes_back(transport: str, side: str, request: pytest.FixtureRequest) -> None:
+    """poll returns empty while the broker is down, and picks up where it was once it is back.
+
+    Tansu: a broker of the test's own, started again on the same port with an
+    empty log (it keeps data in memory). Kafka: the session's node, stopped
+    and started again on its data, so the log goes on where it was.
+    """
     from _broker import TansuBroker
 
+    kafka: KafkaCluster | None = request.getfixturevalue("kafka") if side == "kafka" else None
     broker = TansuBroker()
-    broker.start()
+    if kafka is None:
+        broker.start()
+    bootstrap = kafka.bootstrap if kafka is not None else broker.bootstrap
+    topic = ready_topic(kafka, f"away-{uuid.uuid4().hex[:10]}")
     tp = TopicPartition(topic, 0)
 
     def fill(n: int) -> None:
-        p = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        p = KafkaProducer(bootstrap_servers=bootstrap)
         try:
             for i in range(n):
                 p.send(topic, value=b"%d" % i, partition=0)
@@ -397,19 +408,26 @@ def test_broker_goes_away_and_comes_back(transport: str, topic: str) -> None:
         fill(10)
         async with open_consumer(
             transport,
-            bootstrap_servers=broker.bootstrap,
+            bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
             reconnect_backoff_max_ms=200,
         ) as c:
             await c.call("assign", [tp])
             assert [r.offset for r in await c.poll_all(10)] == list(range(10))
-            broker.stop()
+            if kafka is not None:
+                kafka.stop_node(1)
+            else:
+                broker.stop()
             for _ in range(3):
                 assert await c.call("poll", timeout_ms=300) == {}
-            # Same port, empty log (Tansu keeps data in memory): 15 new records, offsets 0..14.
-            broker = TansuBroker(port=broker.port)
-            broker.start()
-            fill(15)
+            if kafka is not None:
+                kafka.start_node(1)
+                fill(5)  # the log kept offsets 0..9: these are 10..14
+            else:
+                # Same port, empty log: 15 new records, offsets 0..14.
+                broker = TansuBroker(port=broker.port)
+                broker.start()
+                fill(15)
             recs = await c.poll_all(5, timeout=30)
             assert [r.offset for r in recs] == list(range(10, 15))
             assert await c.call("position", tp) == 15
@@ -418,3 +436,5 @@ def test_broker_goes_away_and_comes_back(transport: str, topic: str) -> None:
         run(transport, scenario)
     finally:
         broker.stop()
+        if kafka is not None:
+            kafka.start_node(1)

@@ -6,6 +6,10 @@ black-holes on command. The restart and dead-broker scenarios run their own
 Tansu, stopped and started on the same port. Records are read back with
 kafka-python, an independent client.
 
+The proxy scenarios (cut, black hole, slow link) run on Tansu and on an
+Apache Kafka node of their own that advertises the proxy (``kafka`` in the
+test ids); the restart and dead-broker ones on Tansu.
+
 Timeouts are small (request 1 s, delivery a few seconds) so the module runs
 in well under two minutes. There are no timing assertions beyond generous
 hang guards (``HANG_GUARD``): each says "this returned at all".
@@ -21,6 +25,7 @@ from typing import Any
 import pytest
 from _adapters import TRANSPORTS, open_consumer, open_producer, read_back, run, sleep
 from _broker import TansuBroker, free_port
+from _kafka import BROKERS, KafkaCluster, ready_topic
 from _proxy import FaultProxy
 
 from kproto.errors import KafkaTimeoutError
@@ -37,9 +42,19 @@ FAST = {
 }
 
 
-@pytest.fixture(scope="module")
-def proxied() -> Iterator[tuple[TansuBroker, FaultProxy]]:
-    """A Tansu that advertises the proxy's port: every client connection goes through the proxy."""
+@pytest.fixture(scope="module", params=BROKERS)
+def proxied(request: pytest.FixtureRequest) -> Iterator[tuple[TansuBroker | KafkaCluster, FaultProxy]]:
+    """A broker that advertises the proxy's port: every client connection goes through the proxy."""
+    if request.param == "kafka":
+        cluster = KafkaCluster(1)
+        kproxy = FaultProxy(cluster.nodes[0].ports["PLAINTEXT"])
+        cluster.nodes[0].advertised["PLAINTEXT"] = kproxy.port
+        try:
+            with cluster:
+                yield cluster, kproxy
+        finally:
+            kproxy.close()
+        return
     target = free_port()
     proxy = FaultProxy(target)
     broker = TansuBroker(port=target, advertised_port=proxy.port)
@@ -52,7 +67,7 @@ def proxied() -> Iterator[tuple[TansuBroker, FaultProxy]]:
 
 
 @pytest.fixture
-def proxy(proxied: tuple[TansuBroker, FaultProxy]) -> Iterator[FaultProxy]:
+def proxy(proxied: tuple[TansuBroker | KafkaCluster, FaultProxy]) -> Iterator[FaultProxy]:
     p = proxied[1]
     p.delay, p.blackhole, p.refuse = 0.0, False, False
     yield p
@@ -68,8 +83,9 @@ def kill(broker: TansuBroker) -> None:
     broker.proc = None
 
 
-def new_topic() -> str:
-    return f"f-{uuid.uuid4().hex[:10]}"
+def new_topic(broker: Any = None) -> str:
+    """A fresh topic name, created and ready first on Kafka (``tests/_kafka.ready_topic``)."""
+    return ready_topic(broker, f"f-{uuid.uuid4().hex[:10]}")
 
 
 # --- a connection cut in the middle of producing ----------------------------------------------
@@ -78,9 +94,9 @@ def new_topic() -> str:
 @pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent", "acks-all-retries"])
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_cut_mid_produce_loses_no_acknowledged_record(
-    transport: str, idempotent: bool, proxy: FaultProxy
+    transport: str, idempotent: bool, proxy: FaultProxy, proxied: tuple[Any, FaultProxy]
 ) -> None:
-    topic = new_topic()
+    topic = new_topic(proxied[0])
     n = 300
     configs: dict[str, Any] = {
         **FAST,
@@ -294,8 +310,10 @@ def test_broker_down_fails_in_bounded_time(transport: str) -> None:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_black_hole_is_detected_by_the_request_timeout(transport: str, proxy: FaultProxy) -> None:
-    topic = new_topic()
+def test_black_hole_is_detected_by_the_request_timeout(
+    transport: str, proxy: FaultProxy, proxied: tuple[Any, FaultProxy]
+) -> None:
+    topic = new_topic(proxied[0])
     results: dict[str, Any] = {}
 
     async def scenario() -> None:
@@ -323,8 +341,8 @@ def test_black_hole_is_detected_by_the_request_timeout(transport: str, proxy: Fa
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_slow_link_still_delivers(transport: str, proxy: FaultProxy) -> None:
-    topic = new_topic()
+def test_slow_link_still_delivers(transport: str, proxy: FaultProxy, proxied: tuple[Any, FaultProxy]) -> None:
+    topic = new_topic(proxied[0])
     proxy.delay = 0.15  # each way, per chunk: 0.3 s round trips, under the 1 s request timeout
     outcomes: list[Any] = []
 

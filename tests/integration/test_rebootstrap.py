@@ -187,10 +187,11 @@ def test_producer_follows_the_broker_to_its_new_address(
         assert not isinstance(after, BaseException), after
         assert results["bootstraps_after"] > results["bootstraps_before"]  # back through the bootstrap proxy
         assert moving.new.accepted > 0  # and then to the new address
-        # The metadata that named the new address also re-created the topic, so
-        # the record really is in the moved broker's log (read with kafka-python).
-        got = read_back(f"127.0.0.1:{moving.port}", topic, 1, partitions=[after.partition])
-        assert [r.value for r in got] == [b"after"]
+        # The record really is in the moved broker's log (read with kafka-python).
+        # Tansu: the metadata that named the new address re-created the topic
+        # empty. Kafka kept its log, so "before" may precede it in its partition.
+        got = [r.value for r in read_back(f"127.0.0.1:{moving.port}", topic, 1, partitions=[after.partition])]
+        assert got[-1:] == [b"after"] and set(got) <= {b"before", b"after"}, got
     else:
         assert isinstance(results["after"], Exception), results["after"]
         assert results["bootstraps_after"] == results["bootstraps_before"]
