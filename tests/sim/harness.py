@@ -1100,10 +1100,11 @@ class SimGroup:
 
     def _prepare(self, now: float) -> None:
         if self.state == "CompletingRebalance":
+            syncs = [m.sync for m in self.members.values() if m.sync is not None]
             for m in self.members.values():
-                if m.sync is not None:
-                    m.sync.resolve(SyncGroupResponse(error_code=REBALANCE_IN_PROGRESS))
-                    m.sync = None
+                m.sync = None
+            for sync in syncs:
+                sync.resolve(SyncGroupResponse(error_code=REBALANCE_IN_PROGRESS))
         self.state = "PreparingRebalance"
         self.rebalance_deadline = now + max((m.rebalance for m in self.members.values()), default=0.0)
 
@@ -1132,18 +1133,24 @@ class SimGroup:
             )
             for m in self.members.values()
         ]
+        # Every join is taken before any is answered: an answer unmutes its connection, whose
+        # queued requests (a LeaveGroup) are then served at once and may start the next round.
+        joins = []
         for m in self.members.values():
             join, m.join = m.join, None
             m.seen = now
             assert join is not None
+            joins.append((m.id, join))
+        generation, protocol, leader = self.generation, self.protocol, self.leader
+        for mid, join in joins:
             join.resolve(
                 JoinGroupResponse(
-                    generation_id=self.generation,
+                    generation_id=generation,
                     protocol_type="consumer",
-                    protocol_name=self.protocol,
-                    leader=self.leader,
-                    member_id=m.id,
-                    members=members if m.id == self.leader else [],
+                    protocol_name=protocol,
+                    leader=leader,
+                    member_id=mid,
+                    members=members if mid == leader else [],
                 )
             )
 
@@ -1174,14 +1181,13 @@ class SimGroup:
             self.generations[self.generation] = {m.id: m.assignment for m in self.members.values()}
             self.state = "Stable"
             self._save()
-            for m in self.members.values():
-                if m.sync is not None:
-                    m.sync.resolve(
-                        SyncGroupResponse(
-                            protocol_type="consumer", protocol_name=self.protocol, assignment=m.assignment
-                        )
-                    )
-                    m.sync = None
+            # Taken before answered, as the joins in _maybe_complete.
+            syncs = [(m, m.sync) for m in self.members.values() if m.sync is not None]
+            protocol = self.protocol
+            for m, _ in syncs:
+                m.sync = None
+            for m, sync in syncs:
+                sync.resolve(SyncGroupResponse(protocol_type="consumer", protocol_name=protocol, assignment=m.assignment))
         return later
 
     def _heartbeat(self, request: Any, now: float) -> int:
@@ -1313,7 +1319,7 @@ class SimGroup:
 
     def moved(self, now: float) -> None:
         """The coordinator moved: answer what waits with NOT_COORDINATOR; reload the last stable state."""
-        for m in self.members.values():
+        for m in list(self.members.values()):
             if m.join is not None:
                 m.join.resolve(
                     JoinGroupResponse(error_code=NOT_COORDINATOR, generation_id=-1, member_id=m.id, leader="")

@@ -147,6 +147,19 @@ def deliver(core: ConsumerCore, cb: Callable[[Any, BaseException | None], None],
     core.handle_timer(now)
 
 
+def join_as_follower(core: ConsumerCore, client: ScriptedClient, generation: int, partitions: list[int]) -> None:
+    """Answer the core's JoinGroup as member "me" led by another, and its SyncGroup with ``partitions`` of T."""
+    from kproto.consumer.group import encode_assignment
+    from kproto.protocol.messages import JoinGroupResponse, SyncGroupResponse
+
+    ((_, cb, _, _),) = client.take("JoinGroupRequest")
+    deliver(core, cb, wire(JoinGroupResponse(generation_id=generation, protocol_name="range", leader="other",
+                                             member_id="me", members=[]), 5))
+    ((sreq, scb, _, _),) = client.take("SyncGroupRequest")
+    assert sreq.assignments == []  # a follower assigns nothing
+    deliver(core, scb, wire(SyncGroupResponse(assignment=encode_assignment({T: partitions})), 3))
+
+
 def answer_list_offsets(client: ScriptedClient, offsets: dict[int, int]) -> list[int]:
     """Answer every outstanding ListOffsets; returns the timestamps asked."""
     asked = []
@@ -462,19 +475,13 @@ def test_group_join_sync_heartbeat_and_rebalance() -> None:
 
 
 def test_commit_in_a_group_carries_the_generation() -> None:
-    from kproto.consumer.group import encode_assignment, encode_subscription
+    from kproto.consumer.group import encode_subscription
     from kproto.errors import CommitFailedError
-    from kproto.protocol.messages import JoinGroupResponse, SyncGroupResponse
     from kproto.protocol.messages import join_group as JG
 
     core, client = make(group_id="g", enable_auto_commit=False)
     core.subscribe([T], now=0.0)
-    ((_, cb, _, _),) = client.take("JoinGroupRequest")
-    deliver(core, cb, wire(JoinGroupResponse(generation_id=5, protocol_name="range", leader="other",
-                                             member_id="me", members=[]), 5))
-    ((sreq, scb, _, _),) = client.take("SyncGroupRequest")
-    assert sreq.assignments == []
-    deliver(core, scb, wire(SyncGroupResponse(assignment=encode_assignment({T: [1]})), 3))
+    join_as_follower(core, client, 5, [1])
     assert core.assignment() == {TP1}
     p = core.commit({TP1: 4}, now=0.1)
     ((creq, ccb, _, _),) = client.take("OffsetCommitRequest")
@@ -571,8 +578,7 @@ def test_fetch_sessions_can_be_turned_off() -> None:
 def test_async_listener_callbacks_come_back_as_awaitables() -> None:
     import asyncio
 
-    from kproto.consumer.group import ConsumerRebalanceListener, encode_assignment
-    from kproto.protocol.messages import JoinGroupResponse, SyncGroupResponse
+    from kproto.consumer.group import ConsumerRebalanceListener
 
     seen: list[set[TopicPartition]] = []
 
@@ -582,17 +588,49 @@ def test_async_listener_callbacks_come_back_as_awaitables() -> None:
 
     core, client = make(group_id="g", enable_auto_commit=False)
     core.subscribe([T], now=0.0, listener=AsyncListener())
-    ((_, cb, _, _),) = client.take("JoinGroupRequest")
-    deliver(core, cb, wire(JoinGroupResponse(generation_id=1, protocol_name="range", leader="x",
-                                             member_id="me", members=[]), 5))
-    ((_, scb, _, _),) = client.take("SyncGroupRequest")
-    deliver(core, scb, wire(SyncGroupResponse(assignment=encode_assignment({T: [0]})), 3))
+    join_as_follower(core, client, 1, [0])
     core.before_poll(0.1)
     (aw,) = core.take_awaitables()
     assert seen == []
     asyncio.run(aw)
     assert seen == [{TP0}]
     assert core.take_awaitables() == []
+
+
+def test_close_leaves_the_group_in_the_form_the_version_carries() -> None:
+    """LeaveGroup v3+ (KIP-345) carries ``members``, v0-2 ``member_id``; never both.
+
+    The v3+ form goes first (Apache Kafka 4 answers v5); when the connection
+    cannot encode it (a broker without v3), the old form follows, capped at v2.
+    """
+    from kproto.errors import UnsupportedVersionError
+    from kproto.protocol.messages import (
+        LeaveGroupRequest,
+        LeaveGroupResponse,
+    )
+
+    core, client = make(group_id="g", enable_auto_commit=False)
+    core.subscribe([T], now=0.0)
+    join_as_follower(core, client, 5, [1])
+    done = core.close(0.1)
+    ((req, cb, node, max_version),) = client.take("LeaveGroupRequest")
+    assert (node, max_version) == (COORD, None)
+    for v in (3, 5):
+        got = LeaveGroupRequest.decode(req.encode(v), v)
+        assert (got.group_id, [m.member_id for m in got.members]) == ("g", ["me"])
+    assert LeaveGroupRequest.decode(req.encode(5), 5).members[0].reason == "the consumer is closing"
+    with pytest.raises(UnsupportedVersionError) as no_v2:
+        req.encode(2)
+    assert not done.done
+    cb(None, no_v2.value)  # what the connection reports when the broker's version cannot carry it
+    core.handle_timer(0.2)
+    ((old, cb, node, max_version),) = client.take("LeaveGroupRequest")
+    assert (node, max_version) == (COORD, 2)
+    for v in (0, 2):
+        got = LeaveGroupRequest.decode(old.encode(v), v)
+        assert (got.group_id, got.member_id) == ("g", "me")
+    deliver(core, cb, wire(LeaveGroupResponse(), 0), 0.3)
+    assert done.done and client.take("LeaveGroupRequest") == []
 
 
 def test_close_with_requests_in_flight_is_quiet() -> None:
