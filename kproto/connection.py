@@ -47,7 +47,13 @@ response may still arrive and would then be matched to the wrong request
 setup (TCP connect, ApiVersions, authentication) must finish by the setup
 deadline. After a response with ``throttle_time_ms > 0`` nothing more is
 written until the throttle ends: since KIP-219 (Kafka 2.0) brokers answer
-at once and expect the client to hold back.
+at once and expect the client to hold back. The throttle is a broker-supplied
+number, so it is capped at :data:`MAX_THROTTLE_MS` and at
+``request_timeout_ms`` (one answer with ``2**31-1`` must not mute the
+connection for 24 days); a queued request that expires while the connection
+is throttled fails with a timeout and closes the connection, so its owner
+replaces it with a fresh, unthrottled one (the Java client caps nothing but
+recycles idle connections after ``connections.max.idle.ms``).
 
 Completions. Callbacks are never called from inside this class: finished
 requests are appended to ``completions`` as ``(callback, response, error)``
@@ -80,6 +86,7 @@ from kproto.protocol.messages import RESPONSE_TYPES, ApiVersionsRequest, ApiVers
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
+    "MAX_THROTTLE_MS",
     "Authenticator",
     "BrokerConnection",
     "Callback",
@@ -93,6 +100,13 @@ __all__ = [
 #: small enough that a peer that is not a Kafka broker (a TLS alert, "HTTP"
 #: read as a size is 1.2 GB) is caught at once instead of buffering forever.
 DEFAULT_MAX_RESPONSE_SIZE = 100 * 1024 * 1024
+
+#: Bound on one broker-requested throttle (KIP-219), in ms. Kafka measures quota
+#: use over ``quota.window.num`` x ``quota.window.size.seconds`` (11 x 1 s by
+#: default), so a real throttle is seconds long; 30 s (the default
+#: ``request_timeout_ms``) leaves room for large quota windows while a broken or
+#: hostile broker cannot stall a connection for longer than one request's timeout.
+MAX_THROTTLE_MS = 30_000
 
 #: Correlation ids are int32 on the wire; we count 0..2**31-1 and wrap to 0.
 CORRELATION_ID_LIMIT = 2**31
@@ -659,6 +673,7 @@ class BrokerConnection:
     def _note_throttle(self, response: Any, now: float) -> None:
         throttle_ms = getattr(response, "throttle_time_ms", 0)
         if throttle_ms > 0:
+            throttle_ms = min(throttle_ms, MAX_THROTTLE_MS, self.config.request_timeout_ms)
             self._throttle_until = max(self._throttle_until, now + throttle_ms / 1000)
 
     def handle_timer(self, now: float) -> None:
@@ -691,6 +706,7 @@ class BrokerConnection:
         if self._queue:
             expired = [r for r in self._queue if now >= r.deadline]
             if expired:
+                throttled = now < self._throttle_until
                 self._queue = deque(r for r in self._queue if now < r.deadline)
                 for req in expired:
                     self._complete(
@@ -698,8 +714,19 @@ class BrokerConnection:
                         None,
                         KafkaTimeoutError(
                             f"{type(req.request).__name__} to node {self.node_id} was not sent within its timeout"
+                            + (" (the broker throttled the connection)" if throttled else "")
                         ),
                     )
+                if throttled:
+                    # The broker's throttle outlasted a request: replace the connection
+                    # (a new one starts unthrottled) instead of letting it hold back more.
+                    self._fail(
+                        KafkaConnectionError(
+                            f"node {self.node_id}: closed after its throttle outlasted a request's timeout"
+                        ),
+                        now,
+                    )
+                    return
         if self._throttle_until and now >= self._throttle_until:
             self._throttle_until = 0.0
         self._pump(now)
