@@ -80,6 +80,7 @@ from kproto.errors import (
     KafkaTimeoutError,
     UnsupportedVersionError,
     error_from_code,
+    fresh_error,
 )
 from kproto.protocol.headers import decode_response_header, read_frame, write_request
 from kproto.protocol.messages import RESPONSE_TYPES, ApiVersionsRequest, ApiVersionsResponse
@@ -408,7 +409,7 @@ class BrokerConnection:
         self._out.clear()
         self._rbuf.clear()
         for req in pending:
-            err = _copy_error(error)
+            err = fresh_error(error)
             self._complete(req, None, err)
 
     def _complete(self, req: _Request, response: Any, error: KafkaError | None) -> None:
@@ -763,12 +764,3 @@ def _split(view: memoryview, max_size: int, *, copy: bool) -> tuple[list[memoryv
         frame, pos = got
         frames.append(memoryview(bytes(frame)) if copy else frame)
 
-
-def _copy_error(error: KafkaError) -> KafkaError:
-    """A fresh instance per failed request, so tracebacks do not pile up on one object."""
-    try:
-        fresh = type(error)(*error.args)
-    except TypeError:
-        return error
-    fresh.__cause__ = error.__cause__
-    return fresh

@@ -655,7 +655,7 @@ class ConsumerCore:
                 st.bump_epoch()
                 st.inflight = False
                 if out:
-                    self._errors.append(exc)
+                    self._errors.append(exc.with_traceback(None))  # no frame (and no cycle) kept
                     break
                 raise
             st.position = pr.position
@@ -928,7 +928,7 @@ class ConsumerCore:
                             max_decompressed=max(cfg.fetch_max_bytes, 64 * 1024 * 1024),
                         )
                     except KafkaError as exc:
-                        self._errors.append(exc)
+                        self._errors.append(exc.with_traceback(None))
                         self._backoff(st, now)
                         continue
                     if pr.nbytes == 0:

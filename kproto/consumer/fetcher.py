@@ -47,7 +47,7 @@ import crc32c as _crc32c
 
 from kproto.consumer.config import Deserializer
 from kproto.consumer.types import ConsumerRecord, RecordDeserializationError, TopicPartition
-from kproto.errors import CorruptRecordChecksumError, CorruptRecordError, KafkaError
+from kproto.errors import CorruptRecordChecksumError, CorruptRecordError, KafkaError, fresh_error
 from kproto.protocol.compression import decompress
 from kproto.protocol.legacy_records import parse_legacy_batch
 from kproto.protocol.records import decode_records, decode_records_at
@@ -353,7 +353,7 @@ class PartitionRecords:
                 later call (the caller drops the rest of this blob).
         """
         if self._failed is not None:
-            raise self._failed
+            raise fresh_error(self._failed, keep_cause=False)
         out: list[ConsumerRecord] = []
         while max_records > 0:
             recs = self._recs
@@ -375,9 +375,12 @@ class PartitionRecords:
                     else:
                         continue
                 except KafkaError as exc:
-                    self._failed = exc
+                    # Keep (and raise) a copy without the traceback: the frames under it hold
+                    # the decode's locals (up to max_decompressed bytes) and this object,
+                    # a cycle that only the cyclic GC would free (issue 15).
+                    self._failed = fresh_error(exc, keep_cause=False)
                     if not out:
-                        raise
+                        raise fresh_error(exc, keep_cause=False) from None
                     break  # hand out what came before the bad data; raise on the next call
             chunk = recs if idx == 0 and len(recs) <= max_records else recs[idx : idx + max_records]
             if key_deserializer is not None or value_deserializer is not None:
