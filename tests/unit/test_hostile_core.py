@@ -8,9 +8,23 @@ or grows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
 from kproto.connection import MAX_THROTTLE_MS, BrokerConnection, ConnectionState
-from kproto.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
-from kproto.protocol.messages import MetadataRequest
+from kproto.consumer import OffsetAndMetadata
+from kproto.consumer.core import ConsumerCore
+from kproto.errors import (
+    CorruptRecordError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaProtocolError,
+    KafkaTimeoutError,
+)
+from kproto.protocol.messages import FetchResponse, MetadataRequest
+from kproto.protocol.messages import fetch as F
 from tests.unit.test_connection import (
     API_VERSIONS_V2,
     API_VERSIONS_V4,
@@ -22,6 +36,16 @@ from tests.unit.test_connection import (
     metadata_req,
     new_conn,
     run_completions,
+)
+from tests.unit.test_consumer_core import (
+    TP0,
+    TP1,
+    ScriptedClient,
+    T,
+    answer_list_offsets,
+    deliver,
+    fetch_response,
+    make,
 )
 
 # --- defect 2: throttle_time_ms is broker input and is capped ---------------------------------
@@ -98,8 +122,6 @@ def test_decompression_bomb_error_keeps_no_payload_without_the_gc() -> None:
 
     from kproto.protocol.compression import CODEC_GZIP
     from kproto.protocol.records import RecordBatchBuilder
-    from tests.unit.test_consumer_core import TP0, answer_list_offsets, deliver, fetch_response, make
-
     b = RecordBatchBuilder(compression=CODEC_GZIP)
     b.append(timestamp_ms=1, key=None, value=bytes(80 * 1024 * 1024))  # 80 MiB of zeros: ~80 KB gzipped
     bomb = b.seal(base_offset=0)
@@ -136,3 +158,224 @@ def test_decompression_bomb_error_keeps_no_payload_without_the_gc() -> None:
     finally:
         tracemalloc.stop()
         gc.enable()
+
+
+# --- crafted record batches ------------------------------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        b = z & 0x7F
+        z >>= 7
+        if z:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def v2_batch(base: int, deltas: list[int], lod: int | None = None) -> bytes:
+    """A CRC-valid v2 batch whose records carry exactly these offset deltas (values b"d<delta>")."""
+    import struct
+
+    import crc32c
+
+    recs = b""
+    for d in deltas:
+        value = b"d%d" % d
+        body = b"\x00" + _varint(0) + _varint(d) + _varint(-1) + _varint(len(value)) + value + _varint(0)
+        recs += _varint(len(body)) + body
+    lod = max(deltas) if lod is None else lod
+    tail = struct.pack(">hiqqqhii", 0, lod, 1000, 1000, -1, -1, -1, len(deltas)) + recs
+    crc = crc32c.crc32c(tail)
+    head = struct.pack(">ib", -1, 2) + struct.pack(">I", crc)
+    return struct.pack(">qi", base, len(head) + len(tail)) + head + tail
+
+
+def started(positions: dict[int, int], **kw: Any) -> tuple[ConsumerCore, ScriptedClient]:
+    """A consumer assigned the partitions of ``positions``, reset to those offsets."""
+    core, client = make(auto_offset_reset="earliest", **kw)
+    core.assign([tp for tp in (TP0, TP1) if tp.partition in positions], now=0.0)
+    answer_list_offsets(client, positions)
+    return core, client
+
+
+def fetch_for(client: ScriptedClient, partition: int) -> tuple[Any, Callable[[Any, Any], None]]:
+    """The outstanding Fetch that asks for ``partition`` (node 1 leads partition 0, node 2 partition 1)."""
+    for i, (req, cb, _node, _mv) in enumerate(client.sent):
+        if type(req).__name__ == "FetchRequest" and any(
+            p.partition == partition for t in req.topics for p in t.partitions
+        ):
+            del client.sent[i]
+            return req, cb
+    raise AssertionError(f"no Fetch for partition {partition}")
+
+
+def fetch_offset(req: Any) -> int:
+    (topic,) = req.topics
+    (p,) = topic.partitions
+    return int(p.fetch_offset)
+
+
+def encodable(req: Any) -> None:
+    """The Fetch goes on the wire (issue 15: an offset past int64 made encoding raise)."""
+    assert req.encode(12)
+
+
+def drain(core: ConsumerCore, now: float, rounds: int = 10) -> tuple[list[int], list[KafkaError]]:
+    """Poll until nothing more comes: the offsets handed out for TP0, and the errors raised."""
+    offsets: list[int] = []
+    errors: list[KafkaError] = []
+    for i in range(rounds):
+        try:
+            got = core.poll(None, now + i * 0.001)
+        except KafkaError as exc:
+            errors.append(exc)
+            continue
+        offsets += [r.offset for r in got.get(TP0, [])]
+    return offsets, errors
+
+
+# --- defect 3: offsets past int64 -------------------------------------------------------------
+
+INT64_MAX = 2**63 - 1
+
+
+def test_batch_ending_past_int64_is_an_error_for_its_partition_only() -> None:
+    """Before: offsets up to 2**63+4 were handed out, then the next Fetch raised
+    ``ValueError: int too large`` inside and no Fetch was ever sent again."""
+    core, client = started({0: INT64_MAX - 3, 1: 0})
+    req0, cb0 = fetch_for(client, 0)
+    req1, cb1 = fetch_for(client, 1)
+    deliver(core, cb0, fetch_response({0: (0, v2_batch(INT64_MAX - 3, [0, 1, 2, 3, 4, 5]))}))
+    deliver(core, cb1, fetch_response({1: (0, v2_batch(0, [0, 1, 2]))}))
+    got, errors = [], []
+    for i in range(4):
+        try:
+            got += [(tp.partition, r.offset) for tp, rs in core.poll(None, 0.1 + i).items() for r in rs]
+        except KafkaError as exc:
+            errors.append(exc)
+    assert got == [(1, 0), (1, 1), (1, 2)]  # the other partition goes on
+    assert errors and all(isinstance(e, CorruptRecordError) for e in errors)
+    assert "2**63" in str(errors[0])
+    assert core.position(TP0) == INT64_MAX - 3  # nothing of the bad batch handed out
+    # Every Fetch the core sends afterwards can be encoded.
+    core.handle_timer(10.0)
+    fetches = client.take("FetchRequest")
+    assert fetches
+    for req, *_ in fetches:
+        encodable(req)
+
+
+def test_records_before_an_impossible_batch_are_handed_out_once() -> None:
+    core, client = started({0: 0})
+    _, cb = fetch_for(client, 0)
+    blob = v2_batch(0, [0, 1]) + v2_batch(-7, [0, 1])  # a negative base offset
+    deliver(core, cb, fetch_response({0: (0, blob)}))
+    req, _ = fetch_for(client, 0)  # the prefetch starts after the good batch
+    assert fetch_offset(req) == 2
+    offsets, errors = drain(core, 0.1)
+    assert offsets == [0, 1]
+    assert errors and isinstance(errors[0], CorruptRecordError)
+    assert core.position(TP0) == 2
+
+
+def test_list_offsets_answer_below_minus_one_is_a_protocol_error_the_user_sees() -> None:
+    """Before: an offset of -5 was taken as "none" and the reset retried silently for ever."""
+    core, client = make(auto_offset_reset="earliest")
+    core.assign([TP0], now=0.0)
+    answer_list_offsets(client, {0: -5})
+    with pytest.raises(KafkaProtocolError, match="-5"):
+        core.poll(None, 0.1)
+    assert core.position(TP0) is None
+    core.handle_timer(1.0)  # retried after the backoff; a good answer then works
+    answer_list_offsets(client, {0: 4})
+    assert core.position(TP0) == 4
+
+
+def test_committed_offset_below_minus_one_is_a_protocol_error() -> None:
+    from kproto.protocol.messages import OffsetFetchResponse
+    from kproto.protocol.messages import offset_fetch as OF
+    from tests.unit.test_consumer_core import T, wire
+
+    core, client = make(group_id="g", auto_offset_reset="earliest")
+    core.assign([TP0], now=0.0)
+    resp = OffsetFetchResponse(topics=[
+        OF.OffsetFetchResponseTopic(name=T, partitions=[
+            OF.OffsetFetchResponsePartition(partition_index=0, committed_offset=-9, metadata=""),
+            OF.OffsetFetchResponsePartition(partition_index=7, committed_offset=3, metadata=""),
+        ])])
+    # The consumer's own lookup of its starting position: the user sees why it fails.
+    ((_, cb, _, _),) = client.take("OffsetFetchRequest")
+    deliver(core, cb, wire(resp, 7))
+    with pytest.raises(KafkaProtocolError, match="-9"):
+        core.poll(None, 0.1)
+    assert core.position(TP0) is None
+    p = core.committed([TP0], now=0.2)
+    for _, cb, _, _ in client.take("OffsetFetchRequest"):  # with the lookup's retry, if sent
+        deliver(core, cb, wire(resp, 7), now=0.2)
+    assert isinstance(p.exception(), KafkaProtocolError)
+    resp.topics[0].partitions[0].committed_offset = 3
+    p2 = core.committed([TP0], now=1.0)
+    for _, cb, _, _ in client.take("OffsetFetchRequest"):
+        deliver(core, cb, wire(resp, 7), now=1.0)
+    assert p2.result() == {TP0: OffsetAndMetadata(3, "", -1)}  # partition 7 was not asked for
+
+
+# --- defect 4: duplicates and impossible offsets within a response ----------------------------
+
+
+def test_partition_listed_twice_in_one_fetch_response_is_delivered_once() -> None:
+    """Before: both entries were queued and offsets 0-2 were handed out twice."""
+    core, client = started({0: 0})
+    _, cb = fetch_for(client, 0)
+    data = F.PartitionData(partition_index=0, high_watermark=3, last_stable_offset=3,
+                           records=v2_batch(0, [0, 1, 2]))
+    resp = FetchResponse(responses=[F.FetchableTopicResponse(topic=T, partitions=[data, data]),
+                                    F.FetchableTopicResponse(topic=T, partitions=[data])])
+    deliver(core, cb, type(resp).decode(resp.encode(12), 12))
+    offsets, errors = drain(core, 0.1)
+    assert offsets == [0, 1, 2] and not errors
+
+
+@pytest.mark.parametrize(
+    ("deltas", "lod", "before"),
+    [
+        ([0, 5, 2, 2], 5, "[0, 5, 2, 2] were handed out"),
+        ([0, -5], 0, "offset -5 was handed out"),
+        ([0, 1, 100], 2, "offset 100 was handed out, then the position went back to 3"),
+        ([0, 1, 1], 2, "offset 1 was handed out twice"),
+    ],
+)
+def test_record_offsets_outside_their_batch_are_a_corrupt_record_error(
+    deltas: list[int], lod: int, before: str
+) -> None:
+    core, client = started({0: 0})
+    _, cb = fetch_for(client, 0)
+    blob = v2_batch(0, [0, 1, 2]) + v2_batch(3, deltas, lod)
+    deliver(core, cb, fetch_response({0: (0, blob)}))
+    offsets, errors = drain(core, 0.1)
+    assert offsets == [0, 1, 2], before  # what precedes the bad batch, once
+    assert errors and isinstance(errors[0], CorruptRecordError)
+    assert core.position(TP0) == 3  # never moved back, never past the bad batch
+    req, cb = fetch_for(client, 0)
+    if fetch_offset(req) != 3:  # the prefetch sent before the error: its answer is stale
+        deliver(core, cb, fetch_response({0: (0, v2_batch(fetch_offset(req), [0]))}))
+        req, _ = fetch_for(client, 0)
+    assert fetch_offset(req) == 3
+    assert drain(core, 1.0) == ([], [])
+
+
+def test_offsets_must_rise_across_decode_steps_too() -> None:
+    """A batch decoded one record per poll: the check carries over between steps."""
+    core, client = started({0: 0})
+    _, cb = fetch_for(client, 0)
+    deliver(core, cb, fetch_response({0: (0, v2_batch(0, [*range(40), 5], lod=40))}))
+    seen: list[int] = []
+    with pytest.raises(CorruptRecordError):
+        for i in range(50):
+            seen += [r.offset for r in core.poll(1, 0.1 + i).get(TP0, [])]
+    assert seen == list(range(32))  # the first decode step; the second holds the repeat
+    assert core.position(TP0) == 32
