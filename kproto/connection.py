@@ -48,9 +48,8 @@ setup (TCP connect, ApiVersions, authentication) must finish by the setup
 deadline. After a response with ``throttle_time_ms > 0`` nothing more is
 written until the throttle ends: since KIP-219 (Kafka 2.0) brokers answer
 at once and expect the client to hold back. The throttle is a broker-supplied
-number, so it is capped at :data:`MAX_THROTTLE_MS` and at
-``request_timeout_ms`` (one answer with ``2**31-1`` must not mute the
-connection for 24 days); a queued request that expires while the connection
+number, so it is capped at :data:`MAX_THROTTLE_MS` (one answer with
+``2**31-1`` must not mute the connection for 24 days); a queued request that expires while the connection
 is throttled fails with a timeout and closes the connection, so its owner
 replaces it with a fresh, unthrottled one (the Java client caps nothing but
 recycles idle connections after ``connections.max.idle.ms``).
@@ -106,11 +105,18 @@ DEFAULT_MAX_RESPONSE_SIZE = 100 * 1024 * 1024
 #: use over ``quota.window.num`` x ``quota.window.size.seconds`` (11 x 1 s by
 #: default), so a real throttle is seconds long; 30 s (the default
 #: ``request_timeout_ms``) leaves room for large quota windows while a broken or
-#: hostile broker cannot stall a connection for longer than one request's timeout.
+#: hostile broker cannot mute a connection for longer. It is not capped at the
+#: request timeout: Kafka mutes the channel on its side for the throttle too, so
+#: writing earlier gains nothing; a request whose deadline falls inside the
+#: throttle times out and the connection is replaced instead.
 MAX_THROTTLE_MS = 30_000
 
 #: Correlation ids are int32 on the wire; we count 0..2**31-1 and wrap to 0.
 CORRELATION_ID_LIMIT = 2**31
+
+#: Frames at least this large are handed over in the receive buffer instead of
+#: copied out of it (below it, a copy is cheaper than a new buffer per frame).
+_DETACH_MIN = 256 * 1024
 
 _UNSUPPORTED_VERSION = 35
 _API_VERSIONS_KEY = 18
@@ -601,13 +607,17 @@ class BrokerConnection:
             # A partial frame is pending, or ``data`` is a buffer the driver may
             # reuse: append (amortised O(len(data))) and parse.
             # Frames are copied out of the buffer because decoded ``records`` fields
-            # are views of the frame and must outlive the buffer's next resize.
+            # are views of the frame and must outlive the buffer's next resize;
+            # a large first frame takes the buffer itself instead (no second copy).
             self._rbuf += data
+            first = self._detach_first_frame(max_size)
             buf = self._rbuf
             with memoryview(buf) as view:
                 frames, pos, bad = _split(view, max_size, copy=True)
             if bad is None:
                 del buf[:pos]
+            if first is not None:
+                frames.insert(0, first)
         else:
             # Nothing pending: frames are zero-copy views of the immutable ``data``.
             view = memoryview(data)
@@ -622,6 +632,25 @@ class BrokerConnection:
             self._protocol_error(f"bad frame from node {self.node_id}: {bad}", now)
             return
         self._pump(now)
+
+    def _detach_first_frame(self, max_size: int) -> memoryview | None:
+        """Hand over the receive buffer as the frame it starts with, if that is whole and large.
+
+        A frame just under the size cap would otherwise exist twice (the buffer
+        and the frame copied out of it). The buffer is cut to the frame in place
+        (dropping a bytearray's head is O(1)); what follows moves to a new buffer.
+        """
+        buf = self._rbuf
+        if len(buf) < _DETACH_MIN:
+            return None
+        size = int.from_bytes(buf[:4], "big", signed=True)
+        end = 4 + size
+        if size < _DETACH_MIN or size > max_size or end > len(buf):
+            return None  # small, bad (reported by _split) or not whole yet
+        self._rbuf = buf[end:]
+        del buf[end:]
+        del buf[:4]
+        return memoryview(buf)
 
     def _protocol_error(self, message: str, now: float, culprit: _Request | None = None) -> None:
         error = KafkaProtocolError(message)
@@ -674,7 +703,7 @@ class BrokerConnection:
     def _note_throttle(self, response: Any, now: float) -> None:
         throttle_ms = getattr(response, "throttle_time_ms", 0)
         if throttle_ms > 0:
-            throttle_ms = min(throttle_ms, MAX_THROTTLE_MS, self.config.request_timeout_ms)
+            throttle_ms = min(throttle_ms, MAX_THROTTLE_MS)
             self._throttle_until = max(self._throttle_until, now + throttle_ms / 1000)
 
     def handle_timer(self, now: float) -> None:

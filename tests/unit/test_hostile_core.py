@@ -93,20 +93,6 @@ def test_throttle_past_a_request_deadline_times_it_out_and_replaces_the_connecti
     assert isinstance(err2, KafkaConnectionError) and "throttle" in str(err2)
 
 
-def test_throttle_is_capped_at_the_request_timeout_too() -> None:
-    import attrs
-
-    from tests.unit.test_connection import CONFIG
-
-    conn = new_conn(attrs.evolve(CONFIG, request_timeout_ms=2000))
-    conn.connection_made(T0)
-    conn.data_to_send()
-    conn.receive_data(UNSUPPORTED_V0, T0)
-    conn.data_to_send()
-    conn.receive_data(api_versions_v2_response(1, BROKER_KEYS, throttle_ms=MAX_INT32), T0)
-    assert conn.throttled_until == T0 + 2
-
-
 # --- defect 5: a decompression bomb's error path keeps nothing ---------------------------------
 
 
@@ -379,3 +365,69 @@ def test_offsets_must_rise_across_decode_steps_too() -> None:
             seen += [r.offset for r in core.poll(1, 0.1 + i).get(TP0, [])]
     assert seen == list(range(32))  # the first decode step; the second holds the repeat
     assert core.position(TP0) == 32
+
+
+# --- defect 7 (core half): the response-size cap and one copy of a large frame ----------------
+
+
+def test_response_cap_follows_the_fetch_sizes() -> None:
+    """Before: the cap stayed at 100 MiB, so a 150 MiB answer to fetch_max_bytes=150 MiB was a
+    protocol error on every attempt (0 records, reconnects, no error for ever)."""
+    import attrs
+
+    from kproto.client import ClientConfig
+    from kproto.connection import DEFAULT_MAX_RESPONSE_SIZE
+    from kproto.consumer import ConsumerConfig
+
+    names = [f.name for f in attrs.fields(ClientConfig)]
+    big = ConsumerConfig.from_kwargs(fetch_max_bytes=150 * 2**20).client_kwargs(names)
+    assert big["max_response_size"] >= 300 * 2**20
+    part = ConsumerConfig.from_kwargs(max_partition_fetch_bytes=120 * 2**20).client_kwargs(names)
+    assert part["max_response_size"] >= 240 * 2**20
+    assert ConsumerConfig.from_kwargs().client_kwargs(names)["max_response_size"] == DEFAULT_MAX_RESPONSE_SIZE
+    core = ConsumerCore(ConsumerConfig.from_kwargs(fetch_max_bytes=150 * 2**20), now=0.0)
+    assert core._client.config.max_response_size >= 300 * 2**20  # type: ignore[attr-defined]
+
+
+def big_fetch_frame(cid: int, size: int) -> bytes:
+    """A Fetch v12 response frame for correlation id ``cid`` carrying ``size`` bytes of records."""
+    from kproto.protocol.headers import response_header_version
+
+    resp = FetchResponse(responses=[F.FetchableTopicResponse(topic=T, partitions=[
+        F.PartitionData(partition_index=0, high_watermark=1, last_stable_offset=1, records=bytes(size))])])
+    body = resp.encode(12)
+    header = cid.to_bytes(4, "big") + (b"\x00" if response_header_version(1, 12) >= 1 else b"")
+    return (len(header) + len(body)).to_bytes(4, "big") + header + body
+
+
+def test_a_large_frame_is_not_copied_into_a_second_buffer() -> None:
+    """A ~50 MB Fetch answer fed in 64 KiB chunks is held once, not twice.
+
+    Before: the receive buffer grew to the frame's size, then the whole frame was
+    copied out of it (peak ~2x the frame). Now the buffer itself becomes the frame.
+    """
+    import tracemalloc
+
+    from kproto.protocol.messages import FetchRequest
+    from tests.unit.test_connection import ready_conn
+
+    size = 50 * 1000 * 1000
+    conn = ready_conn(keys=[*BROKER_KEYS, (1, 4, 12)])
+    rec = Recorder()
+    conn.send(FetchRequest(max_bytes=size), callback=rec, now=T0)
+    conn.data_to_send()
+    frame = big_fetch_frame(2, size)
+    view = memoryview(frame)
+    chunk = 64 * 1024
+    tracemalloc.start()
+    try:
+        for i in range(0, len(frame), chunk):
+            conn.receive_data(bytes(view[i : i + chunk]), T0 + 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    run_completions(conn)
+    ((resp, err),) = rec.calls
+    assert err is None and len(resp.responses[0].partitions[0].records) == size
+    print(f"peak while receiving a {len(frame)}-byte frame: {peak / 1e6:.1f} MB")
+    assert peak < 1.25 * len(frame)  # one buffer (with bytearray over-allocation), no second copy
