@@ -1341,7 +1341,11 @@ class ProducerCore:
                 if leader in blocked:
                     continue
                 if not client.is_ready(leader):
-                    client.ensure_connected(leader, now)
+                    try:
+                        client.ensure_connected(leader, now)
+                    except IllegalArgumentError:  # a leader kept from older metadata, address gone
+                        missing_leader = True
+                        continue
                     blocked.add(leader)
                     continue
                 node_parts = by_node[leader] = []

@@ -431,3 +431,29 @@ def test_a_large_frame_is_not_copied_into_a_second_buffer() -> None:
     assert err is None and len(resp.responses[0].partitions[0].records) == size
     print(f"peak while receiving a {len(frame)}-byte frame: {peak / 1e6:.1f} MB")
     assert peak < 1.25 * len(frame)  # one buffer (with bytearray over-allocation), no second copy
+
+
+# --- broker-supplied ids: found by fuzz/fuzz_producer_core.py ----------------------------------
+
+
+def test_leader_without_an_address_is_no_leader() -> None:
+    """Before: a Metadata answer naming leader 393217 (no such broker listed) made the
+    producer's drain raise IllegalArgumentError out of receive_data/handle_timer."""
+    import random
+
+    from kproto.cluster import ClusterMetadata
+    from kproto.producer import ProducerConfig, ProducerCore
+    from tests.unit.test_client_rebootstrap import _metadata
+
+    resp = _metadata(epoch=3, leader=393217, broker=1)
+    encoded = type(resp).decode(resp.encode(12), 12)
+    cm = ClusterMetadata()
+    _, transient = cm.update(encoded)
+    assert cm.leader_for("t", 0) is None and transient  # refreshed later, like LEADER_NOT_AVAILABLE
+    assert cm.leader_epoch_for("t", 0) == 3
+    # The whole producer core: a send to that partition waits for a leader instead of raising.
+    core = ProducerCore(ProducerConfig.from_kwargs(bootstrap_servers="b1:9092"), now=0.0, rng=random.Random(1))
+    core._client._cluster.update(encoded)  # type: ignore[attr-defined]
+    assert core.send(topic="t", key=None, value=b"v", headers=None, partition=0, timestamp_ms=1, token=1, now=0.0)
+    core.handle_timer(0.1)
+    assert core.pending_count() == 1
