@@ -36,7 +36,7 @@ from kproto.protocol.records import RecordBatchBuilder
 from tests.sim.harness import Sim, SimCluster, SimNetwork
 
 TOPIC = "fz"
-MAX_OFFSET = 2**63 - 2
+LAST_OFFSET = 2**63 - 2
 _INTERESTING = (0, 1, -1, -2, 2**31 - 1, -(2**31), 2**63 - 1, -(2**63), 2**63 - 2, 2**16, 0x7F, 0x80)
 
 
@@ -164,7 +164,7 @@ def run_consumer(data: bytes) -> None:
         for tp, recs in got.items():
             floor = before.get(tp)
             for r in recs:
-                assert 0 <= r.offset <= MAX_OFFSET, f"offset {r.offset} handed out"
+                assert 0 <= r.offset <= LAST_OFFSET, f"offset {r.offset} handed out"
                 assert r.offset > last.get(tp, -1), f"{tp}: offset {r.offset} after {last.get(tp)}"
                 assert floor is None or r.offset >= floor, f"{tp}: offset {r.offset} below the position {floor}"
                 last[tp] = r.offset

@@ -1,11 +1,8 @@
-"""Fuzz a whole Consumer core against a scripted cluster whose answers are mutated.
+"""Fuzz a whole ConsumerCore against a scripted cluster whose answers are mutated.
 
 Run: python fuzz/fuzz_consumer_core.py -max_total_time=30 fuzz/corpus/consumer_core
-
-See ``fuzz/_cores.py`` for the scenario and the invariants checked.
+(the scenario and its invariants: fuzz/_cores.py).
 """
-
-from __future__ import annotations
 
 import os
 import sys
@@ -15,18 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import instrumented, main  # noqa: E402
 
 with instrumented(__name__):
-    from _cores import run_consumer, seeds
-
-
-def test_one_input(data: bytes) -> None:
-    """One scenario; the first bytes choose the options, the rest mutate answers."""
-    run_consumer(data)
-
-
-def seed_inputs() -> dict[str, bytes]:
-    """The committed starting corpus."""
-    return seeds("consumer")
-
+    from _cores import run_consumer as test_one_input
+    from _cores import seeds
 
 if __name__ == "__main__":
-    main(test_one_input, seed_inputs)
+    main(test_one_input, lambda: seeds("consumer"))

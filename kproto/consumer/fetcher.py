@@ -35,6 +35,13 @@ Which batches are skipped (KIP-98, as the Java fetcher):
 The position moves to the offset after the last returned record, and to a
 batch's ``next_offset`` once every record of that batch is returned or the
 batch is skipped, so compaction gaps and control records never stall it.
+
+Offsets are broker input and checked before use (issue 15): a batch's
+offsets lie in 0..2**63-2, and its records' offsets rise strictly within
+``[baseOffset, baseOffset + lastOffsetDelta]``. A batch that breaks this is
+a :class:`CorruptRecordError` raised when the reader reaches it, like a CRC
+mismatch: records before it are handed out once, the position never moves
+back, and no offset is handed out twice.
 """
 
 from __future__ import annotations
@@ -68,8 +75,8 @@ _ATTR_LOG_APPEND: Final = 0x08
 _ATTR_TRANSACTIONAL: Final = 0x10
 _ATTR_CONTROL: Final = 0x20
 _CONTROL_ABORT: Final = 0
-#: Offsets are int64 and the offset after a record must be one too (the next Fetch
-#: carries it), so the last usable offset is 2**63-2.
+#: The largest fetch offset (int64). The offset after a record must not exceed it
+#: (the next Fetch carries it), so the last offset a record may have is 2**63-2.
 MAX_OFFSET: Final = 2**63 - 1
 #: Fewest records decoded in one step: a tiny ``max_records`` (1 is a common choice)
 #: should not pay the decoder's per-call setup for every record.
