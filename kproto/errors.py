@@ -72,10 +72,10 @@ def fresh_error(error: KafkaError, *, keep_cause: bool = True) -> KafkaError:
     frames hold their locals (a decompressed payload) and often the object
     that stores the error, a reference cycle only the cyclic GC frees.
     """
-    try:
-        fresh = type(error)(*error.args)
-    except TypeError:
-        return error.with_traceback(None)
+    cls = type(error)
+    fresh = cls.__new__(cls)  # no __init__: subclasses with their own signature copy as well
+    fresh.args = error.args
+    fresh.__dict__.update(error.__dict__)
     if keep_cause:
         fresh.__cause__ = error.__cause__
     return fresh
