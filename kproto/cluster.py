@@ -175,6 +175,8 @@ class ClusterMetadata:
             old = self._partitions.get(name, {})
             parts: dict[int, PartitionInfo] = {}
             for p in t.partitions:
+                if p.partition_index < 0:
+                    continue  # not a partition: ignore the entry
                 info = PartitionInfo(
                     topic=name,
                     partition=p.partition_index,

@@ -457,3 +457,35 @@ def test_leader_without_an_address_is_no_leader() -> None:
     assert core.send(topic="t", key=None, value=b"v", headers=None, partition=0, timestamp_ms=1, token=1, now=0.0)
     core.handle_timer(0.1)
     assert core.pending_count() == 1
+
+
+def test_group_leader_assigns_the_partitions_listed_not_up_to_the_largest_index() -> None:
+    """Found by fuzz/fuzz_consumer_core.py. Before: a Metadata answer listing partition
+    2**31-1 made the group leader's range assignor build a list of 2**31 partitions
+    (1.8 GB and counting); Java counts the partitions listed. (Index 1000 here: the
+    old code lists 1001 partitions, without eating the machine.)"""
+    from kproto.consumer.group import decode_assignment, encode_subscription
+    from kproto.protocol.messages import JoinGroupResponse
+    from kproto.protocol.messages import join_group as JG
+    from tests.unit.test_consumer_core import wire
+
+    core, client = make(group_id="g", enable_auto_commit=False)
+    client.cluster.leaders = {(T, 0): 1, (T, 1000): 1}
+    core.subscribe([T], now=0.0)
+    ((_, cb, _, _),) = client.take("JoinGroupRequest")
+    members = [JG.JoinGroupResponseMember(member_id="m1", metadata=encode_subscription([T]))]
+    deliver(core, cb, wire(JoinGroupResponse(generation_id=1, protocol_type="consumer", protocol_name="range",
+                                             leader="m1", member_id="m1", members=members), 5))
+    ((sreq, _, _, _),) = client.take("SyncGroupRequest")
+    assert {a.member_id: decode_assignment(a.assignment) for a in sreq.assignments} == {"m1": {TP0, TP1}}
+
+
+def test_negative_partition_index_in_metadata_is_ignored() -> None:
+    from kproto.cluster import ClusterMetadata
+    from tests.unit.test_client_rebootstrap import _metadata
+
+    resp = _metadata(epoch=1, leader=1, broker=1)
+    resp.topics[0].partitions[0].partition_index = -3
+    cm = ClusterMetadata()
+    cm.update(type(resp).decode(resp.encode(12), 12))
+    assert cm.partitions_for("t") == set()
