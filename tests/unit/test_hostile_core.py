@@ -489,3 +489,21 @@ def test_negative_partition_index_in_metadata_is_ignored() -> None:
     cm = ClusterMetadata()
     cm.update(type(resp).decode(resp.encode(12), 12))
     assert cm.partitions_for("t") == set()
+
+
+@pytest.mark.parametrize("base", [-5, 2**63 - 2, -(2**63)])
+def test_produce_answer_with_an_impossible_base_offset_reports_it_unknown(base: int) -> None:
+    """Before: the broker's base offset was handed out as is (offsets past int64 or below -1)."""
+    from kproto.producer import RecordsDelivered
+    from tests.unit.test_producer_core import make as make_producer
+    from tests.unit.test_producer_core import produce_requests, produce_response
+    from tests.unit.test_producer_core import send as send_record
+
+    core, client = make_producer()
+    assert send_record(core, "a") and send_record(core, "b")
+    core.data_to_send()
+    (req,) = produce_requests(client)
+    client.answer(req, produce_response(req, base=base))
+    core.receive_data(1, b"", 0.01)
+    (ev,) = core.events()
+    assert isinstance(ev, RecordsDelivered) and ev.tokens == ["a", "b"] and ev.base_offset == -1
