@@ -893,6 +893,8 @@ class ConsumerCore:
         if err is not None:
             for st in current.values():
                 self._backoff(st, now)
+            if isinstance(err, KafkaProtocolError):
+                self._report(err)  # bad broker bytes: retried, but never silently
             if getattr(err, "refresh_metadata", False):
                 self._client.request_metadata_update(now)
             return

@@ -507,3 +507,20 @@ def test_produce_answer_with_an_impossible_base_offset_reports_it_unknown(base: 
     core.receive_data(1, b"", 0.01)
     (ev,) = core.events()
     assert isinstance(ev, RecordsDelivered) and ev.tokens == ["a", "b"] and ev.base_offset == -1
+
+
+def test_a_fetch_answer_that_does_not_decode_is_reported_and_retried() -> None:
+    """Before: a broker answering every Fetch with undecodable bytes made the consumer
+    retry silently for ever (the connection's protocol error never reached the user)."""
+    core, client = started({0: 0})
+    for attempt in range(3):
+        _, cb = fetch_for(client, 0)
+        cb(None, KafkaProtocolError("bad FetchResponse v12 from node 1: 3 trailing bytes"))
+        core.handle_timer(attempt + 1.0)  # after retry_backoff_ms the Fetch goes again
+    with pytest.raises(KafkaProtocolError, match="trailing"):
+        core.poll(None, 3.0)
+    assert core.poll(None, 3.1) == {}  # once while it waits, not once per retry
+    core.handle_timer(4.0)
+    _, cb = fetch_for(client, 0)  # still fetching
+    deliver(core, cb, fetch_response({0: (0, v2_batch(0, [0, 1]))}), 4.0)
+    assert drain(core, 4.1) == ([0, 1], [])
