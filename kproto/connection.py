@@ -49,10 +49,11 @@ deadline. After a response with ``throttle_time_ms > 0`` nothing more is
 written until the throttle ends: since KIP-219 (Kafka 2.0) brokers answer
 at once and expect the client to hold back. The throttle is a broker-supplied
 number, so it is capped at :data:`MAX_THROTTLE_MS` (one answer with
-``2**31-1`` must not mute the connection for 24 days); a queued request that expires while the connection
-is throttled fails with a timeout and closes the connection, so its owner
-replaces it with a fresh, unthrottled one (the Java client caps nothing but
-recycles idle connections after ``connections.max.idle.ms``).
+``2**31-1`` must not mute the connection for 24 days); a queued request
+that expires while the connection is throttled fails with a timeout and
+closes the connection, so its owner replaces it with a fresh, unthrottled
+one (the Java client caps nothing but recycles idle connections after
+``connections.max.idle.ms``).
 
 Completions. Callbacks are never called from inside this class: finished
 requests are appended to ``completions`` as ``(callback, response, error)``
@@ -792,4 +793,3 @@ def _split(view: memoryview, max_size: int, *, copy: bool) -> tuple[list[memoryv
             return frames, pos, None
         frame, pos = got
         frames.append(memoryview(bytes(frame)) if copy else frame)
-
