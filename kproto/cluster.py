@@ -175,6 +175,8 @@ class ClusterMetadata:
             old = self._partitions.get(name, {})
             parts: dict[int, PartitionInfo] = {}
             for p in t.partitions:
+                if p.partition_index < 0:
+                    continue  # not a partition: ignore the entry
                 info = PartitionInfo(
                     topic=name,
                     partition=p.partition_index,
@@ -185,6 +187,10 @@ class ClusterMetadata:
                     offline_replicas=tuple(getattr(p, "offline_replicas", ())),
                     error_code=p.error_code,
                 )
+                if info.leader >= 0 and info.leader not in self._brokers:
+                    # A leader the response lists no address for: leaderless for now, as in
+                    # the Java client (its Cluster looks the leader up among the brokers).
+                    info = attrs.evolve(info, leader=-1)
                 prev = old.get(info.partition)
                 if prev is not None and 0 <= info.leader_epoch < prev.leader_epoch:
                     info = prev  # KIP-320: stale answer, keep the newer leader

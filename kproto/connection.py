@@ -47,7 +47,13 @@ response may still arrive and would then be matched to the wrong request
 setup (TCP connect, ApiVersions, authentication) must finish by the setup
 deadline. After a response with ``throttle_time_ms > 0`` nothing more is
 written until the throttle ends: since KIP-219 (Kafka 2.0) brokers answer
-at once and expect the client to hold back.
+at once and expect the client to hold back. The throttle is a broker-supplied
+number, so it is capped at :data:`MAX_THROTTLE_MS` (one answer with
+``2**31-1`` must not mute the connection for 24 days); a queued request
+that expires while the connection is throttled fails with a timeout and
+closes the connection, so its owner replaces it with a fresh, unthrottled
+one (the Java client caps nothing but recycles idle connections after
+``connections.max.idle.ms``).
 
 Completions. Callbacks are never called from inside this class: finished
 requests are appended to ``completions`` as ``(callback, response, error)``
@@ -75,6 +81,7 @@ from kproto.errors import (
     KafkaTimeoutError,
     UnsupportedVersionError,
     error_from_code,
+    fresh_error,
 )
 from kproto.protocol.headers import decode_response_header, read_frame, write_request
 from kproto.protocol.messages import REQUEST_TYPES, RESPONSE_TYPES, ApiVersionsRequest, ApiVersionsResponse
@@ -82,6 +89,7 @@ from kproto.protocol.versions import max_version
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
+    "MAX_THROTTLE_MS",
     "Authenticator",
     "BrokerConnection",
     "Callback",
@@ -96,8 +104,22 @@ __all__ = [
 #: read as a size is 1.2 GB) is caught at once instead of buffering forever.
 DEFAULT_MAX_RESPONSE_SIZE = 100 * 1024 * 1024
 
+#: Bound on one broker-requested throttle (KIP-219), in ms. Kafka measures quota
+#: use over ``quota.window.num`` x ``quota.window.size.seconds`` (11 x 1 s by
+#: default), so a real throttle is seconds long; 30 s (the default
+#: ``request_timeout_ms``) leaves room for large quota windows while a broken or
+#: hostile broker cannot mute a connection for longer. It is not capped at the
+#: request timeout: Kafka mutes the channel on its side for the throttle too, so
+#: writing earlier gains nothing; a request whose deadline falls inside the
+#: throttle times out and the connection is replaced instead.
+MAX_THROTTLE_MS = 30_000
+
 #: Correlation ids are int32 on the wire; we count 0..2**31-1 and wrap to 0.
 CORRELATION_ID_LIMIT = 2**31
+
+#: Frames at least this large are handed over in the receive buffer instead of
+#: copied out of it (below it, a copy is cheaper than a new buffer per frame).
+_DETACH_MIN = 256 * 1024
 
 _UNSUPPORTED_VERSION = UnsupportedVersionError.errno
 _API_VERSIONS_KEY = ApiVersionsRequest.API_KEY
@@ -422,7 +444,7 @@ class BrokerConnection:
         self._out.clear()
         self._rbuf.clear()
         for req in pending:
-            err = _copy_error(error)
+            err = fresh_error(error)
             self._complete(req, None, err)
 
     def _complete(self, req: _Request, response: Any, error: KafkaError | None) -> None:
@@ -600,13 +622,17 @@ class BrokerConnection:
             # A partial frame is pending, or ``data`` is a buffer the driver may
             # reuse: append (amortised O(len(data))) and parse.
             # Frames are copied out of the buffer because decoded ``records`` fields
-            # are views of the frame and must outlive the buffer's next resize.
+            # are views of the frame and must outlive the buffer's next resize;
+            # a large first frame takes the buffer itself instead (no second copy).
             self._rbuf += data
+            first = self._detach_first_frame(max_size)
             buf = self._rbuf
             with memoryview(buf) as view:
                 frames, pos, bad = _split(view, max_size, copy=True)
             if bad is None:
                 del buf[:pos]
+            if first is not None:
+                frames.insert(0, first)
         else:
             # Nothing pending: frames are zero-copy views of the immutable ``data``.
             view = memoryview(data)
@@ -621,6 +647,25 @@ class BrokerConnection:
             self._protocol_error(f"bad frame from node {self.node_id}: {bad}", now)
             return
         self._pump(now)
+
+    def _detach_first_frame(self, max_size: int) -> memoryview | None:
+        """Hand over the receive buffer as the frame it starts with, if that is whole and large.
+
+        A frame just under the size cap would otherwise exist twice (the buffer
+        and the frame copied out of it). The buffer is cut to the frame in place
+        (dropping a bytearray's head is O(1)); what follows moves to a new buffer.
+        """
+        buf = self._rbuf
+        if len(buf) < _DETACH_MIN:
+            return None
+        size = int.from_bytes(buf[:4], "big", signed=True)
+        end = 4 + size
+        if size < _DETACH_MIN or size > max_size or end > len(buf):
+            return None  # small, bad (reported by _split) or not whole yet
+        self._rbuf = buf[end:]
+        del buf[end:]
+        del buf[:4]
+        return memoryview(buf)
 
     def _protocol_error(self, message: str, now: float, culprit: _Request | None = None) -> None:
         error = KafkaProtocolError(message)
@@ -721,6 +766,7 @@ class BrokerConnection:
     def _note_throttle(self, response: Any, now: float) -> None:
         throttle_ms = getattr(response, "throttle_time_ms", 0)
         if throttle_ms > 0:
+            throttle_ms = min(throttle_ms, MAX_THROTTLE_MS)
             self._throttle_until = max(self._throttle_until, now + throttle_ms / 1000)
 
     def handle_timer(self, now: float) -> None:
@@ -753,6 +799,7 @@ class BrokerConnection:
         if self._queue:
             expired = [r for r in self._queue if now >= r.deadline]
             if expired:
+                throttled = now < self._throttle_until
                 self._queue = deque(r for r in self._queue if now < r.deadline)
                 for req in expired:
                     self._complete(
@@ -760,8 +807,19 @@ class BrokerConnection:
                         None,
                         KafkaTimeoutError(
                             f"{type(req.request).__name__} to node {self.node_id} was not sent within its timeout"
+                            + (" (the broker throttled the connection)" if throttled else "")
                         ),
                     )
+                if throttled:
+                    # The broker's throttle outlasted a request: replace the connection
+                    # (a new one starts unthrottled) instead of letting it hold back more.
+                    self._fail(
+                        KafkaConnectionError(
+                            f"node {self.node_id}: closed after its throttle outlasted a request's timeout"
+                        ),
+                        now,
+                    )
+                    return
         if self._throttle_until and now >= self._throttle_until:
             self._throttle_until = 0.0
         self._pump(now)
@@ -797,13 +855,3 @@ def _split(view: memoryview, max_size: int, *, copy: bool) -> tuple[list[memoryv
             return frames, pos, None
         frame, pos = got
         frames.append(memoryview(bytes(frame)) if copy else frame)
-
-
-def _copy_error(error: KafkaError) -> KafkaError:
-    """A fresh instance per failed request, so tracebacks do not pile up on one object."""
-    try:
-        fresh = type(error)(*error.args)
-    except TypeError:
-        return error
-    fresh.__cause__ = error.__cause__
-    return fresh

@@ -64,6 +64,23 @@ def needs_metadata_refresh(code: int) -> bool:
     return cls.refresh_metadata if cls is not None else False
 
 
+def fresh_error(error: KafkaError, *, keep_cause: bool = True) -> KafkaError:
+    """A new instance of ``error`` (same type and args) with no traceback.
+
+    Kept errors (raised again later, or once per failed request) are stored
+    as such a copy: an exception that was raised holds its traceback, whose
+    frames hold their locals (a decompressed payload) and often the object
+    that stores the error, a reference cycle only the cyclic GC frees.
+    """
+    cls = type(error)
+    fresh = cls.__new__(cls)  # no __init__: subclasses with their own signature copy as well
+    fresh.args = error.args
+    fresh.__dict__.update(error.__dict__)
+    if keep_cause:
+        fresh.__cause__ = error.__cause__
+    return fresh
+
+
 # --- client-side errors ---------------------------------------------------
 
 
@@ -166,6 +183,7 @@ __all__ = [  # noqa: F405
     "UnsupportedCodecError",
     "error_from_code",
     "for_code",
+    "fresh_error",
     "is_retriable",
     "needs_metadata_refresh",
 ]

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import attrs
 
+from kproto.connection import DEFAULT_MAX_RESPONSE_SIZE
 from kproto.errors import KafkaConfigurationError
 
 __all__ = ["ConsumerConfig", "Deserializer"]
@@ -252,5 +253,16 @@ class ConsumerConfig:
         return self.isolation_level == "read_committed"
 
     def client_kwargs(self, accepted: Sequence[str]) -> dict[str, Any]:
-        """The options that ``ClientConfig`` also has (``accepted``: its field names)."""
-        return {n: getattr(self, n) for n in self.option_names() if n in accepted}
+        """The options that ``ClientConfig`` also has (``accepted``: its field names).
+
+        The response-size cap follows the fetch sizes: twice the larger of
+        ``fetch_max_bytes`` and ``max_partition_fetch_bytes``, and never below
+        the default cap (the ratio the default keeps; KIP-74 lets a broker
+        exceed both by one whole batch). A fixed cap below ``fetch_max_bytes``
+        made every large answer a protocol error: 0 records and reconnects for ever.
+        """
+        kwargs = {n: getattr(self, n) for n in self.option_names() if n in accepted}
+        if "max_response_size" in accepted:
+            asked = max(self.fetch_max_bytes, self.max_partition_fetch_bytes)
+            kwargs["max_response_size"] = max(DEFAULT_MAX_RESPONSE_SIZE, 2 * asked)
+        return kwargs

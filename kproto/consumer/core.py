@@ -70,12 +70,14 @@ from kproto.consumer.types import (
 )
 from kproto.driving import Command
 from kproto.errors import (
+    BrokerResponseError,
     Cancelled,
     CommitFailedError,
     IllegalStateError,
     InvalidGroupIdError,
     KafkaConfigurationError,
     KafkaError,
+    KafkaProtocolError,
     NoOffsetForPartitionError,
     error_from_code,
     is_retriable,
@@ -652,7 +654,7 @@ class ConsumerCore:
                 st.bump_epoch()
                 st.inflight = False
                 if out:
-                    self._errors.append(exc)
+                    self._errors.append(exc.with_traceback(None))  # no frame (and no cycle) kept
                     break
                 raise
             st.position = pr.position
@@ -888,6 +890,8 @@ class ConsumerCore:
         if err is not None:
             for st in current.values():
                 self._backoff(st, now)
+            if isinstance(err, KafkaProtocolError):
+                self._report(err)  # bad broker bytes: retried, but never silently
             if getattr(err, "refresh_metadata", False):
                 self._client.request_metadata_update(now)
             return
@@ -900,51 +904,56 @@ class ConsumerCore:
             return
         cfg = self.config
         refresh = False
+        # Only partitions this Fetch asked for, each once: as in the Java client (whose
+        # FetchResponse.responseData builds a map), a partition listed twice counts once,
+        # with its last entry; one not asked for is ignored.
+        latest: dict[TopicPartition, Any] = {}
         for topic_resp in resp.responses:
             topic = topic_resp.topic
             for p in topic_resp.partitions:
                 tp = TopicPartition(topic, p.partition_index)
-                st = current.get(tp)
-                if st is None:
+                if tp in current:
+                    latest[tp] = p
+        for tp, p in latest.items():
+            st = current[tp]
+            code = p.error_code
+            if code == 0:
+                st.high_watermark = p.high_watermark
+                raw = p.records
+                if not raw:
                     continue
-                code = p.error_code
-                if code == 0:
-                    st.high_watermark = p.high_watermark
-                    raw = p.records
-                    if not raw:
-                        continue
-                    buf = raw if type(raw) is bytes else bytes(raw)
-                    aborted = None
-                    if cfg.read_committed and p.aborted_transactions:
-                        aborted = [(a.first_offset, a.producer_id) for a in p.aborted_transactions]
-                    at = sent[tp][1]
-                    try:
-                        pr = PartitionRecords(
-                            tp, st.epoch, buf, at, high_watermark=p.high_watermark,
-                            check_crcs=cfg.check_crcs, read_committed=cfg.read_committed, aborted=aborted,
-                            max_decompressed=max(cfg.fetch_max_bytes, 64 * 1024 * 1024),
-                        )
-                    except KafkaError as exc:
-                        self._errors.append(exc)
-                        self._backoff(st, now)
-                        continue
-                    if pr.nbytes == 0:
-                        continue  # only a partial batch: fetch again (broker caps by bytes)
-                    self._metrics["bytes-fetched-total"] += pr.nbytes
-                    st.fetch_at = pr.next_fetch_offset
-                    if not st.queue:
-                        self._ready.append(tp)
-                    st.queue.append(pr)
-                    self._buffered_bytes += pr.nbytes
-                elif code == _OFFSET_OUT_OF_RANGE:
-                    if not st.queue and st.position == sent[tp][1]:
-                        self._out_of_range(tp, st)
-                elif needs_metadata_refresh(code) or is_retriable(code):
-                    refresh = refresh or needs_metadata_refresh(code)
+                buf = raw if type(raw) is bytes else bytes(raw)
+                aborted = None
+                if cfg.read_committed and p.aborted_transactions:
+                    aborted = [(a.first_offset, a.producer_id) for a in p.aborted_transactions]
+                at = sent[tp][1]
+                try:
+                    pr = PartitionRecords(
+                        tp, st.epoch, buf, at, high_watermark=p.high_watermark,
+                        check_crcs=cfg.check_crcs, read_committed=cfg.read_committed, aborted=aborted,
+                        max_decompressed=max(cfg.fetch_max_bytes, 64 * 1024 * 1024),
+                    )
+                except KafkaError as exc:
+                    self._report(exc)
                     self._backoff(st, now)
-                else:
-                    self._errors.append(error_from_code(code, f"fetch {tp.topic}-{tp.partition}"))
-                    self._backoff(st, now)
+                    continue
+                if pr.nbytes == 0:
+                    continue  # only a partial batch: fetch again (broker caps by bytes)
+                self._metrics["bytes-fetched-total"] += pr.nbytes
+                st.fetch_at = pr.next_fetch_offset
+                if not st.queue:
+                    self._ready.append(tp)
+                st.queue.append(pr)
+                self._buffered_bytes += pr.nbytes
+            elif code == _OFFSET_OUT_OF_RANGE:
+                if not st.queue and st.position == sent[tp][1]:
+                    self._out_of_range(tp, st)
+            elif needs_metadata_refresh(code) or is_retriable(code):
+                refresh = refresh or needs_metadata_refresh(code)
+                self._backoff(st, now)
+            else:
+                self._errors.append(error_from_code(code, f"fetch {tp.topic}-{tp.partition}"))
+                self._backoff(st, now)
         if refresh:
             self._client.request_metadata_update(now)
 
@@ -1005,6 +1014,7 @@ class ConsumerCore:
                                    epochs: dict[TopicPartition, int]) -> None:
         now = self._now
         exc = p.exception()
+        self._surface(exc)
         for tp, epoch in epochs.items():
             st = self._states.get(tp)
             if st is None or st.epoch != epoch:
@@ -1023,6 +1033,7 @@ class ConsumerCore:
                   epochs: dict[TopicPartition, int]) -> None:
         now = self._now
         exc = p.exception()
+        self._surface(exc)
         for tp, epoch in epochs.items():
             st = self._states.get(tp)
             if st is None or st.epoch != epoch:
@@ -1037,6 +1048,27 @@ class ConsumerCore:
                 continue
             st.set_position(ot.offset)
         self._pump(now)
+
+    def _surface(self, exc: BaseException | None) -> None:
+        """Raise from the next ``poll`` a position lookup's error the user must see.
+
+        Bad broker data (a protocol error) and non-retriable broker errors (an
+        authorization failure) are raised, as the Java consumer raises them from
+        ``poll``; the lookup is retried after the backoff either way, so a
+        transient error is never a silent stall and a lasting one keeps saying why.
+        """
+        if isinstance(exc, KafkaProtocolError) or (isinstance(exc, BrokerResponseError) and not exc.retriable):
+            self._report(exc)
+
+    def _report(self, exc: BaseException) -> None:
+        """Queue ``exc`` for ``poll`` without its traceback, once while an equal one waits.
+
+        Retries after the backoff meet the same error again; the queue must not
+        grow while the user does not poll.
+        """
+        key = (type(exc), exc.args)
+        if not any((type(e), e.args) == key for e in self._errors):
+            self._errors.append(exc.with_traceback(None))
 
     def list_offsets(self, timestamps: Mapping[TopicPartition, int],
                      now: float) -> Pending[dict[TopicPartition, OffsetAndTimestamp | None]]:
@@ -1102,7 +1134,7 @@ class ConsumerCore:
                     topics=[_lo.ListOffsetsTopic(name=t, partitions=ps) for t, ps in topics.items()])
 
                 def on_resp(resp: Any, err: BaseException | None,
-                            tps: dict[TopicPartition, int] = tps) -> None:
+                            tps: dict[TopicPartition, int] = tps, node: int = node) -> None:
                     if self._closed:
                         result.set_error(err or Cancelled("the consumer is closed"))
                         return
@@ -1119,6 +1151,10 @@ class ConsumerCore:
                                 code = pr.error_code
                                 if code == 0:
                                     off = pr.offset
+                                    if off < -1:  # -1: no such offset; anything lower is not an offset
+                                        result.set_error(KafkaProtocolError(
+                                            f"ListOffsets {tp}: node {node} answered offset {off}"))
+                                        return
                                     answers[tp] = (None if off < 0 else
                                                    OffsetAndTimestamp(off, pr.timestamp, pr.leader_epoch))
                                     remaining.pop(tp, None)
@@ -1218,6 +1254,12 @@ class ConsumerCore:
                 for t in resp.topics:
                     for pr in t.partitions:
                         tp = TopicPartition(t.name, pr.partition_index)
+                        if tp not in out:
+                            continue  # not asked for
+                        if pr.committed_offset < -1:  # -1: none committed; anything lower is not an offset
+                            result.set_error(KafkaProtocolError(
+                                f"OffsetFetch {tp}: node {node} answered offset {pr.committed_offset}"))
+                            return
                         if pr.error_code:
                             if is_retriable(pr.error_code) and now < deadline:
                                 self._later(lambda now: self._with_coordinator(send, now), now)

@@ -35,6 +35,13 @@ Which batches are skipped (KIP-98, as the Java fetcher):
 The position moves to the offset after the last returned record, and to a
 batch's ``next_offset`` once every record of that batch is returned or the
 batch is skipped, so compaction gaps and control records never stall it.
+
+Offsets are broker input and checked before use (issue 15): a batch's
+offsets lie in 0..2**63-2, and its records' offsets rise strictly within
+``[baseOffset, baseOffset + lastOffsetDelta]``. A batch that breaks this is
+a :class:`CorruptRecordError` raised when the reader reaches it, like a CRC
+mismatch: records before it are handed out once, the position never moves
+back, and no offset is handed out twice.
 """
 
 from __future__ import annotations
@@ -47,12 +54,12 @@ import crc32c as _crc32c
 
 from kproto.consumer.config import Deserializer
 from kproto.consumer.types import ConsumerRecord, RecordDeserializationError, TopicPartition
-from kproto.errors import CorruptRecordChecksumError, CorruptRecordError, KafkaError
+from kproto.errors import CorruptRecordChecksumError, CorruptRecordError, KafkaError, fresh_error
 from kproto.protocol.compression import decompress
 from kproto.protocol.legacy_records import parse_legacy_batch
 from kproto.protocol.records import decode_records, decode_records_at
 
-__all__ = ["PartitionRecords", "scan_blob"]
+__all__ = ["MAX_OFFSET", "PartitionRecords", "scan_blob"]
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _LENGTH_AND_MAGIC = struct.Struct(">8xi4xb")
@@ -68,6 +75,9 @@ _ATTR_LOG_APPEND: Final = 0x08
 _ATTR_TRANSACTIONAL: Final = 0x10
 _ATTR_CONTROL: Final = 0x20
 _CONTROL_ABORT: Final = 0
+#: The largest fetch offset (int64). The offset after a record must not exceed it
+#: (the next Fetch carries it), so the last offset a record may have is 2**63-2.
+MAX_OFFSET: Final = 2**63 - 1
 #: Fewest records decoded in one step: a tiny ``max_records`` (1 is a common choice)
 #: should not pay the decoder's per-call setup for every record.
 _MIN_STEP: Final = 32
@@ -81,6 +91,11 @@ def scan_blob(buf: bytes, fetch_offset: int) -> tuple[int, int]:
     Returns:
         ``(end, next_offset)``: the byte length of the whole batches, and the
         offset after the last whole batch (``fetch_offset`` if there is none).
+        A batch whose offsets are impossible (negative, or the offset after it
+        beyond int64) ends the walk: it is included in ``end`` so that the
+        reader raises when it gets there, after handing out what precedes it,
+        but ``next_offset`` stays before it, so the next Fetch can always be
+        encoded.
 
     Raises:
         CorruptRecordError: a batch length below the minimum or a bad magic.
@@ -98,14 +113,19 @@ def scan_blob(buf: bytes, fetch_offset: int) -> tuple[int, int]:
             if length < _V2_OVERHEAD - _LOG_OVERHEAD:
                 raise CorruptRecordError(f"record batch length {length} below the minimum")
             base = _BASE_AND_LENGTH.unpack_from(buf, pos)[0]
-            nxt = base + _LAST_OFFSET_DELTA.unpack_from(buf, pos + 23)[0] + 1
+            after = base + _LAST_OFFSET_DELTA.unpack_from(buf, pos + 23)[0] + 1
+            if base < 0 or after <= base or after > MAX_OFFSET:
+                return end, max(nxt, fetch_offset)  # the reader reports it once it gets there
         elif magic == 0 or magic == 1:
             if length < 14:
                 raise CorruptRecordError(f"message size {length} below the minimum")
             # A legacy wrapper's offset is that of its last inner message.
-            nxt = _BASE_AND_LENGTH.unpack_from(buf, pos)[0] + 1
+            after = _BASE_AND_LENGTH.unpack_from(buf, pos)[0] + 1
+            if not 0 < after <= MAX_OFFSET:
+                return end, max(nxt, fetch_offset)
         else:
             raise CorruptRecordError(f"unknown record batch magic {magic}")
+        nxt = after
         pos = end
     return pos, max(nxt, fetch_offset)
 
@@ -134,6 +154,8 @@ class PartitionRecords:
         "_rend",
         "_rleft",
         "_base",
+        "_delta",
+        "_lod",
         "_base_ts",
         "_max_ts",
         "_ts_type",
@@ -193,6 +215,9 @@ class PartitionRecords:
         self._rend = 0
         self._rleft = 0
         self._base = 0
+        #: The last offset delta decoded in the current v2 batch, and its lastOffsetDelta.
+        self._delta = -1
+        self._lod = 0
         self._base_ts = 0
         self._max_ts = 0
         self._ts_type = 0
@@ -230,7 +255,14 @@ class PartitionRecords:
                 pos_min = self.position
                 new = tuple.__new__
                 recs = []
+                prev = -1
+                after = legacy.next_offset
                 for r in legacy.records():
+                    if not prev < r.offset < after <= MAX_OFFSET:
+                        raise CorruptRecordError(
+                            f"{tp.topic}-{tp.partition}: legacy message offset {r.offset} after {prev} "
+                            f"outside its wrapper (next offset {after})")
+                    prev = r.offset
                     if r.offset < pos_min:
                         continue
                     k, v = r.key, r.value
@@ -252,6 +284,10 @@ class PartitionRecords:
                 _HEADER.unpack_from(buf, start)
             )
             nxt = base + lod + 1
+            if base < 0 or lod < 0 or nxt > MAX_OFFSET:
+                raise CorruptRecordError(
+                    f"{tp.topic}-{tp.partition}: record batch with base offset {base} and last offset "
+                    f"delta {lod} is outside 0..2**63-2")
             self._batch_next = nxt
             if nxt <= self.position:
                 continue  # wholly before the position (a batch the broker started early)
@@ -288,6 +324,7 @@ class PartitionRecords:
                 continue
             self._rbuf, self._rpos, self._rend, self._rleft = rbuf, rpos, rend, count
             self._base, self._base_ts, self._max_ts = base, base_ts, max_ts
+            self._delta, self._lod = -1, lod
             self._ts_type = 1 if attrs & _ATTR_LOG_APPEND else 0
             return True
         return False
@@ -296,8 +333,12 @@ class PartitionRecords:
         """Decode up to ``n`` more records of the current v2 batch (fewer if some are skipped)."""
         tp = self.tp
         recs: list[ConsumerRecord]
+        # Offsets rise strictly within [base, base + lastOffsetDelta] (checked by the decoder).
         recs, self._rpos = decode_records_at(self._rbuf, self._rpos, self._rend, self._rleft, self._base,
-                                             self._base_ts, tp.topic, tp.partition, ConsumerRecord, n)
+                                             self._base_ts, tp.topic, tp.partition, ConsumerRecord, n,
+                                             self._delta, self._lod)
+        if recs:
+            self._delta = recs[-1][2] - self._base
         self._rleft -= len(recs)
         if not self._rleft:
             self._rbuf = b""  # let go of a decompressed payload
@@ -353,7 +394,7 @@ class PartitionRecords:
                 later call (the caller drops the rest of this blob).
         """
         if self._failed is not None:
-            raise self._failed
+            raise fresh_error(self._failed, keep_cause=False)
         out: list[ConsumerRecord] = []
         while max_records > 0:
             recs = self._recs
@@ -375,9 +416,12 @@ class PartitionRecords:
                     else:
                         continue
                 except KafkaError as exc:
-                    self._failed = exc
+                    # Keep (and raise) a copy without the traceback: the frames under it hold
+                    # the decode's locals (up to max_decompressed bytes) and this object,
+                    # a cycle that only the cyclic GC would free (issue 15).
+                    self._failed = fresh_error(exc, keep_cause=False)
                     if not out:
-                        raise
+                        raise fresh_error(exc, keep_cause=False) from None
                     break  # hand out what came before the bad data; raise on the next call
             chunk = recs if idx == 0 and len(recs) <= max_records else recs[idx : idx + max_records]
             if key_deserializer is not None or value_deserializer is not None:

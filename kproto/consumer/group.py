@@ -782,7 +782,9 @@ class GroupMembership:
         for t in all_topics:
             parts = cluster.partitions_for(t)
             if parts:
-                counts[t] = max(parts) + 1
+                # The number listed, as Java's partitionCountForTopic: an index the broker
+                # made up (2**31-1) must not make the assignor list 2**31 partitions.
+                counts[t] = len(parts)
         assignor = next((a for a in self.assignors if a.name == self.protocol), None)
         if assignor is None:
             self._fail(IllegalStateError(f"the group chose assignor {self.protocol!r}, which this member lacks"))

@@ -161,6 +161,8 @@ _PARTITION_OVERHEAD: Final = 16
 _REQUEST_OVERHEAD: Final = 128
 
 _SEQ_WRAP: Final = 1 << 31
+#: The offset after a record is an int64 too (issue 15): records end at 2**63-2.
+_MAX_OFFSET: Final = 2**63 - 1
 _MAX_EPOCH: Final = 32767
 
 _ERR_MESSAGE_TOO_LARGE: Final = 10
@@ -1344,7 +1346,11 @@ class ProducerCore:
                 if leader in blocked:
                     continue
                 if not client.is_ready(leader):
-                    client.ensure_connected(leader, now)
+                    try:
+                        client.ensure_connected(leader, now)
+                    except IllegalArgumentError:  # a leader kept from older metadata, address gone
+                        missing_leader = True
+                        continue
                     blocked.add(leader)
                     continue
                 node_parts = by_node[leader] = []
@@ -1488,7 +1494,10 @@ class ProducerCore:
                     continue
                 code = pr.error_code
                 if code == 0 or code == _ERR_DUPLICATE_SEQUENCE:
-                    self._delivered(hit, pr.base_offset, pr.log_append_time_ms)
+                    base = pr.base_offset
+                    if not -1 <= base <= _MAX_OFFSET - hit.count:
+                        base = -1  # written, but the broker's offset is impossible: report it unknown
+                    self._delivered(hit, base, pr.log_append_time_ms)
                 else:
                     msg = pr.error_message
                     if not msg and pr.record_errors:

@@ -234,6 +234,7 @@ def _gunzip(data: bytes, max_size: int) -> bytes:
                 raise DecodeError(f"bad gzip data: {exc}") from None
             total += len(piece)
             if total > max_size:
+                del out, piece  # an exception's frames must not keep the output alive
                 raise _too_big(max_size)
             out.append(piece)
             if d.eof:
@@ -269,6 +270,7 @@ def _grow_into(
             raise DecodeError(f"bad {name} data: {exc}") from None
         if n <= size:
             return bytes(memoryview(buf)[:n])
+        del buf  # an exception's frames must not keep the output alive
         if size >= max_size:
             raise _too_big(max_size)
         size = min(size * 2, max_size)
@@ -313,7 +315,11 @@ def _unsnappy(data: bytes, max_size: int) -> bytes:
         pos += 4
         if length < 0 or pos + length > end:
             raise DecodeError("xerial snappy block length out of bounds")
-        piece = _unsnappy_raw(view[pos : pos + length], max_size - total, max_size)
+        try:
+            piece = _unsnappy_raw(view[pos : pos + length], max_size - total, max_size)
+        except DecodeError:
+            del out  # an exception's frames must not keep the output alive
+            raise
         total += len(piece)
         out.append(piece)
         pos += length

@@ -882,6 +882,8 @@ def decode_records_at(
     partition: int = -1,
     record_type: type[tuple[Any, ...]] = tuple,
     limit: int = -1,
+    prev_delta: int = -1,
+    max_delta: int = 2**31 - 1,
 ) -> tuple[list[Any], int]:
     """Decode the next records of a v2 batch: ``(records, position after them)``.
 
@@ -909,9 +911,17 @@ def decode_records_at(
     2-byte ones by table): lengths and offset deltas under 8192 and
     timestamp deltas within +-8 s of the first record stay in this loop.
 
+    Offset deltas must rise strictly from ``prev_delta`` (the last one
+    decoded before this call, -1 at the start of a batch) and stay within
+    ``max_delta`` (the batch's ``lastOffsetDelta``): a broker that repeats or
+    reorders offsets must not make the consumer hand one out twice or move
+    its position back (Kafka writes deltas 0, 1, ... and compaction only
+    leaves gaps).
+
     Raises:
-        CorruptRecordError: the records do not parse, or (once the last one is
-            decoded) do not fill the range exactly.
+        CorruptRecordError: the records do not parse, their offsets do not
+            rise within the batch, or (once the last one is decoded) they do
+            not fill the range exactly.
     """
     if count < 0 or count > (end - pos) // _MIN_RECORD:
         raise CorruptRecordError(f"record count {count} does not fit in the batch")
@@ -964,6 +974,9 @@ def decode_records_at(
                     pos += 2
                 else:
                     od, pos = rv(buf, pos)
+            if od <= prev_delta:
+                raise CorruptRecordError(f"record offset delta {od} does not rise above {prev_delta}")
+            prev_delta = od
             # key (1 = zigzag(-1): null)
             b = buf[pos]
             if b == 1:
@@ -1022,6 +1035,8 @@ def decode_records_at(
                                       None, kl, vl, hsize)))
     except IndexError:
         raise CorruptRecordError("record runs past the end of its batch") from None
+    if prev_delta > max_delta:
+        raise CorruptRecordError(f"record offset delta {prev_delta} beyond the batch's last offset delta {max_delta}")
     if pos != end and n == count:
         raise CorruptRecordError("record batch has bytes after its last record")
     if pos > end:
