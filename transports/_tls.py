@@ -53,6 +53,7 @@ Wiring a driver (what the producer and consumer drivers do):
 from __future__ import annotations
 
 import inspect
+import os
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -229,6 +230,40 @@ class Security:
         return f"<Security {self.protocol} tls={self.ssl_context is not None} sasl={mech}>"
 
 
+#: TLS options holding a file name or an OpenSSL string.
+_SSL_TEXT_OPTIONS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_crlfile", "ssl_ciphers")
+
+
+def _check_types(configs: Mapping[str, Any]) -> None:
+    """Security options of the wrong type fail at construction, whatever ``security_protocol``.
+
+    Raises:
+        KafkaConfigurationError: naming the option and what it must be (never a secret's value).
+    """
+    from kproto.sasl import check_secret_types
+
+    for name in _SSL_TEXT_OPTIONS:
+        value = configs.get(name)
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise KafkaConfigurationError(f"{name} must be a str (a path) or None, got a {type(value).__name__}")
+    password = configs.get("ssl_password")
+    if password is not None and not (isinstance(password, (str, bytes, bytearray)) or callable(password)):
+        raise KafkaConfigurationError(
+            f"ssl_password must be a str, bytes, a callable returning one, or None; got a {type(password).__name__}"
+        )
+    mechanism = configs.get("sasl_mechanism")
+    if mechanism is not None and not isinstance(mechanism, str):
+        raise KafkaConfigurationError(f"sasl_mechanism must be a str or None, got a {type(mechanism).__name__}")
+    try:
+        check_secret_types(
+            username=configs.get("sasl_plain_username"),
+            password=configs.get("sasl_plain_password"),
+            token_provider=configs.get("sasl_oauth_token_provider"),
+        )
+    except ValueError as exc:
+        raise KafkaConfigurationError(str(exc)) from None
+
+
 def security_from_configs(configs: Mapping[str, Any], *, allow_async_provider: bool) -> Security:
     """Validate the security options among ``configs`` (others are ignored).
 
@@ -242,6 +277,7 @@ def security_from_configs(configs: Mapping[str, Any], *, allow_async_provider: b
             contains a password or token.
         TypeError: ``ssl_context`` that is not an ``ssl.SSLContext``.
     """
+    _check_types(configs)
     protocol = configs.get("security_protocol", "PLAINTEXT")
     if not isinstance(protocol, str) or protocol.upper() not in _PROTOCOLS:
         raise KafkaConfigurationError(
