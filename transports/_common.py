@@ -29,6 +29,9 @@ __all__ = [
     "Delivery",
     "FacadeOptions",
     "auth_failure",
+    "crashed_error",
+    "last_error",
+    "timeout_error",
     "RecordMetadata",
     "TopicPartition",
     "dispatch_events",
@@ -387,6 +390,8 @@ class AsyncProducerBase(Generic[_D]):
                     raise KafkaTimeoutError(
                         f"buffer_memory full for longer than max_block_ms ({self.config.max_block_ms} ms)"
                     )
+                if driver.crashed is not None:
+                    raise crashed_error("the producer's driver", driver.crashed)
                 if self._closed:
                     raise IllegalStateError("producer closed while send() waited for buffer space")
                 if core.send(
@@ -431,9 +436,12 @@ async def wait_for_topic_async(
             asked = now
         driver.kick()
         if not await driver.progress(min(deadline, now + 0.5)) and clock() >= deadline:
-            raise KafkaTimeoutError(
-                f"no metadata for topic {topic!r} within max_block_ms ({producer.config.max_block_ms} ms)"
+            raise timeout_error(
+                driver.core,
+                f"no metadata for topic {topic!r} within max_block_ms ({producer.config.max_block_ms} ms)",
             )
+        if driver.crashed is not None:
+            raise crashed_error("the producer's driver", driver.crashed)
         if producer._closed:
             raise IllegalStateError("producer closed while waiting for metadata")
 
@@ -586,6 +594,34 @@ def auth_failure(core: Any) -> BaseException | None:
         return error
     fresh.__cause__ = error.__cause__
     return fresh
+
+
+def last_error(core: Any) -> BaseException | None:
+    """Why the core's client last failed to connect or to get metadata, None if unknown."""
+    client = getattr(core, "_client", None)
+    error = getattr(client, "last_error", None)
+    return error if isinstance(error, BaseException) else None
+
+
+def timeout_error(core: Any, what: str) -> KafkaTimeoutError:
+    """``KafkaTimeoutError(what)`` naming the client's last failure and chaining it as ``__cause__``.
+
+    "No metadata within max_block_ms" alone hides the reason (refused, a TLS
+    handshake against a plaintext port, a response over the frame-size cap).
+    """
+    cause = last_error(core)
+    if cause is None:
+        return KafkaTimeoutError(what)
+    error = KafkaTimeoutError(f"{what}; last error: {type(cause).__name__}: {cause}")
+    error.__cause__ = cause
+    return error
+
+
+def crashed_error(what: str, exc: BaseException) -> IllegalStateError:
+    """The error every call gets once a driver loop died of ``exc`` (a bug): says why, chains it."""
+    error = IllegalStateError(f"{what} crashed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def make_core(config: ProducerConfig, now: float, security: Security | None = None) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import logging
 import selectors
 import socket
 import ssl
@@ -35,11 +36,29 @@ from kproto.consumer import (
 from kproto.consumer.core import ConsumerCore, Pending
 from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
-from transports._common import auth_failure
-from transports._sockets import start_connect
+from transports._common import auth_failure, crashed_error
+from transports._sockets import input_failure, start_connect
 from transports._tls import Security, TLSSession, client_security_kwargs, security_from_configs, tls_failure
 
-__all__ = ["ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver"]
+__all__ = ["ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver", "crash_consumer"]
+
+log = logging.getLogger(__name__)
+
+
+def crash_consumer(core: Any, exc: BaseException, now: float) -> None:
+    """A consumer driver died of ``exc`` (a bug): log it, fail what the client has pending.
+
+    The client's requests fail with ``Cancelled`` (their ``Pending`` results
+    with them); every later call of the facade raises the crash (see
+    :func:`~transports._common.crashed_error`).
+    """
+    log.error("kproto consumer driver crashed", exc_info=exc)
+    client = getattr(core, "_client", None)
+    try:
+        if client is not None:
+            client.close(now)
+    except Exception:
+        log.exception("closing the client after the crash failed")
 
 T = TypeVar("T")
 
@@ -94,6 +113,8 @@ class SelectorDriver:
         self._conns: dict[int, _Conn] = {}
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
+        #: What a loop round died of (a bug in the core or here); later rounds raise it at once.
+        self.crashed: BaseException | None = None
 
     def enable_wakeup(self) -> None:
         """Let another thread interrupt :meth:`run_once` with :meth:`wakeup`."""
@@ -147,7 +168,24 @@ class SelectorDriver:
                 self._sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
 
     def run_once(self, timeout: float) -> None:
-        """One loop round: flush, wait for I/O up to ``timeout`` (or the core's timer), feed it."""
+        """One loop round: flush, wait for I/O up to ``timeout`` (or the core's timer), feed it.
+
+        Raises:
+            IllegalStateError: This round or an earlier one died of an
+                unexpected exception (named, and chained as ``__cause__``).
+        """
+        if self.crashed is not None:
+            raise crashed_error("the consumer's driver", self.crashed)
+        try:
+            self._round(timeout)
+        except Exception as exc:
+            self.crashed = exc
+            crash_consumer(self.core, exc, self.clock())
+            for conn in list(self._conns.values()):
+                self._drop(conn)
+            raise crashed_error("the consumer's driver", exc) from exc
+
+    def _round(self, timeout: float) -> None:
         core = self.core
         now = self.clock()
         self.flush(now)
@@ -284,16 +322,26 @@ class SelectorDriver:
                 self._tls_progress(conn, tls.handshake_done, now)
                 if self._conns.get(conn.node_id) is not conn:
                     return
-                if plain:
-                    self.core.receive_data(conn.node_id, plain, now)
+                if plain and not self._feed(conn, plain, now):
+                    return
                 if closed:
                     if self._conns.get(conn.node_id) is conn:
                         self._lost(conn, None, now)
                     return
-            else:
-                self.core.receive_data(conn.node_id, data, now)
+            elif not self._feed(conn, data, now):
+                return
             if not more or self._conns.get(conn.node_id) is not conn:
                 return
+
+    def _feed(self, conn: _Conn, data: bytes, now: float) -> bool:
+        """Broker bytes to the core; if it raises, that connection fails (False)."""
+        try:
+            self.core.receive_data(conn.node_id, data, now)
+        except Exception as exc:
+            log.warning("node %s: the core raised on its bytes; dropping the connection", conn.node_id, exc_info=exc)
+            self._lost(conn, input_failure(exc, conn.node_id), now)
+            return False
+        return True
 
     def _write(self, conn: _Conn, now: float) -> None:
         try:
@@ -810,10 +858,11 @@ class KafkaConsumer(ConsumerFacadeBase):
         driver = self._driver
         assert driver is not None
         try:
-            p = self._core.close(self._clock(), autocommit)
-            timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
-            driver.run_until(lambda: p.done, timeout)
-            driver.flush(self._clock())
+            if driver.crashed is None:  # after a crash nothing can be committed
+                p = self._core.close(self._clock(), autocommit)
+                timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
+                driver.run_until(lambda: p.done, timeout)
+                driver.flush(self._clock())
         finally:
             self._closed = True
             driver.close()
