@@ -720,7 +720,8 @@ class Client:
             return
         if error is not None:
             self._metadata_requested = True
-            self._last_error = error
+            if self._last_error is None:  # a connection's own error says more than its request's
+                self._last_error = error
             return
         expected, got = self._expected_cluster_id, getattr(response, "cluster_id", None)
         if expected is not None and got is not None and got != expected:

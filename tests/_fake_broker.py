@@ -17,8 +17,9 @@ what to answer; an entry is a callable ``(request) -> reply`` or a reply:
 - :data:`STALL`: no answer, the connection stays open;
 - :data:`CLOSE`: the connection is closed.
 
-Without an entry, ApiVersions and Metadata are answered (one topic list,
-this broker leading every partition) and every other request stalls.
+Without an entry, ApiVersions, Metadata (``topics``, this broker leading
+every partition) and Produce (every batch appended: offsets count up per
+partition) are answered, and every other request stalls.
 Bounds: at most ``MAX_CONNECTIONS`` connections and ``MAX_REQUEST`` bytes per
 request (a connection over it is closed).
 """
@@ -40,6 +41,8 @@ from kproto.protocol.messages.metadata import (
     MetadataResponsePartition,
     MetadataResponseTopic,
 )
+from kproto.protocol.messages.produce import PartitionProduceResponse, ProduceResponse, TopicProduceResponse
+from kproto.protocol.records import read_batches
 
 __all__ = [
     "API_API_VERSIONS",
@@ -118,6 +121,8 @@ class FakeBroker:
         self.accepted = 0
         #: Request bytes received so far (frames, without size prefixes).
         self.received_bytes = 0
+        #: Next offset per (topic, partition) of the default Produce answer.
+        self.offsets: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -178,6 +183,20 @@ class FakeBroker:
             controller_id=leader,
             topics=topics,
         )
+
+    def produce(self, request: FakeRequest) -> ProduceResponse | _Sentinel:
+        """Append every batch (offsets count up per partition); nothing with ``acks=0``."""
+        topics = []
+        for t in request.body.topic_data:
+            parts = []
+            for p in t.partition_data:
+                key = (t.name, p.index)
+                base = self.offsets.get(key, 0)
+                count = sum(b.last_offset_delta + 1 for b in read_batches(bytes(p.records)))
+                self.offsets[key] = base + count
+                parts.append(PartitionProduceResponse(index=p.index, base_offset=base))
+            topics.append(TopicProduceResponse(name=t.name, partition_responses=parts))
+        return STALL if request.body.acks == 0 else ProduceResponse(responses=topics)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -281,7 +300,8 @@ class FakeBroker:
             self.received_bytes += len(frame)
         entry = self.script.get(api_key)
         if entry is None:
-            entry = {API_API_VERSIONS: self.api_versions, API_METADATA: self.metadata}.get(api_key, STALL)
+            defaults = {API_API_VERSIONS: self.api_versions, API_METADATA: self.metadata, API_PRODUCE: self.produce}
+            entry = defaults.get(api_key, STALL)
         reply = entry(request) if callable(entry) else entry
         if reply is STALL:
             return True

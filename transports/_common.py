@@ -13,6 +13,7 @@ events, so a record's offset is ``base_offset + its index in event.tokens``;
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from itertools import repeat
@@ -612,9 +613,25 @@ def timeout_error(core: Any, what: str) -> KafkaTimeoutError:
     cause = last_error(core)
     if cause is None:
         return KafkaTimeoutError(what)
-    error = KafkaTimeoutError(f"{what}; last error: {type(cause).__name__}: {cause}")
+    error = KafkaTimeoutError(f"{what}; last error: {describe(cause)}")
     error.__cause__ = cause
     return error
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of ``exc``, plus its root cause when that says more (``Connection refused``)."""
+    text = f"{type(exc).__name__}: {exc}"
+    root = exc
+    for _ in range(8):
+        if root.__cause__ is None:
+            break
+        root = root.__cause__
+    if root is not exc:
+        errno_ = getattr(root, "errno", None)
+        why = os.strerror(errno_) if isinstance(errno_, int) and errno_ > 0 else str(root)
+        if why and why not in text:
+            text += f" (caused by {type(root).__name__}: {why})"
+    return text
 
 
 def crashed_error(what: str, exc: BaseException) -> IllegalStateError:

@@ -24,7 +24,7 @@ from kproto.consumer.core import Pending
 from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
 from transports._asyncio_conn import AsyncioConnections, BrokerProtocol
-from transports._common import crashed_error
+from transports._common import crashed_error, timeout_error
 from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps, crash_consumer
 from transports._tls import AsyncTokenCache
 
@@ -70,7 +70,8 @@ class AsyncConsumerBase(ConsumerFacadeBase):
             return False
 
         if not await self._run_until(done, timeout):
-            raise KafkaTimeoutError(f"{what} did not complete within {timeout:.3f}s")
+            raise timeout_error(self._core, f"{what} did not complete within {timeout:.3f}s")
+        self._check_open()  # a crash fails the request too: name the crash, not Cancelled
         return pending.result()
 
     async def poll(

@@ -36,9 +36,16 @@ from kproto.consumer import (
 from kproto.consumer.core import ConsumerCore, Pending
 from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
-from transports._common import auth_failure, crashed_error
+from transports._common import auth_failure, crashed_error, timeout_error
 from transports._sockets import input_failure, start_connect
-from transports._tls import Security, TLSSession, client_security_kwargs, security_from_configs, tls_failure
+from transports._tls import (
+    Security,
+    TLSSession,
+    client_security_kwargs,
+    closed_error,
+    security_from_configs,
+    tls_failure,
+)
 
 __all__ = ["ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver", "crash_consumer"]
 
@@ -305,10 +312,10 @@ class SelectorDriver:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                self._lost(conn, exc, now)
+                self._lost(conn, closed_error(tls, exc, conn.host, conn.port), now)
                 return
             if not data:
-                self._lost(conn, None, now)
+                self._lost(conn, closed_error(tls, None, conn.host, conn.port), now)
                 return
             more = len(data) == _RECV_SIZE
             if tls is not None:
@@ -440,6 +447,9 @@ class ConsumerFacadeBase:
     def _check_open(self) -> None:
         if self._closed:
             raise IllegalStateError("the consumer is closed")
+        crashed = getattr(getattr(self, "_driver", None), "crashed", None)
+        if crashed is not None:
+            raise crashed_error("the consumer's driver", crashed)
 
     @property
     def config(self) -> ConsumerConfig:
@@ -671,7 +681,8 @@ class KafkaConsumer(ConsumerFacadeBase):
             return False
 
         if not self._driver.run_until(done, timeout):
-            raise KafkaTimeoutError(f"{what} did not complete within {timeout:.3f}s")
+            raise timeout_error(self._core, f"{what} did not complete within {timeout:.3f}s")
+        self._check_open()  # a crash fails the request too: name the crash, not Cancelled
         return pending.result()
 
     def poll(

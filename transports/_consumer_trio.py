@@ -23,7 +23,7 @@ from kproto.errors import IllegalStateError
 from transports._common import crashed_error
 from transports._consumer_asyncio import AsyncConsumerBase
 from transports._consumer_sync import crash_consumer
-from transports._sockets import bad_address, input_failure, resolve_failure
+from transports._sockets import bad_address, connect_failure, input_failure, resolve_failure
 from transports._tls import AsyncTokenCache, lost_error
 
 __all__ = ["KafkaConsumer"]
@@ -174,7 +174,7 @@ class _Driver:
             except (OSError, trio.BrokenResourceError) as exc:  # ssl.SSLError is an OSError
                 if stream is not None:
                     await trio.aclose_forcefully(stream)
-                error = exc
+                error = connect_failure(exc)
             except Exception as exc:  # UnicodeError from the IDNA codec, a bad advertised port...
                 if stream is not None:
                     await trio.aclose_forcefully(stream)

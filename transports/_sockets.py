@@ -16,7 +16,7 @@ import ssl
 from kproto.errors import KafkaConnectionError, KafkaProtocolError
 from transports._tls import TLSSession, tls_failure
 
-__all__ = ["bad_address", "input_failure", "resolve_failure", "start_connect"]
+__all__ = ["bad_address", "connect_failure", "input_failure", "resolve_failure", "start_connect"]
 
 
 def bad_address(host: str, port: int) -> KafkaProtocolError | None:
@@ -103,5 +103,22 @@ def input_failure(exc: Exception, node_id: int) -> KafkaProtocolError:
     error = KafkaProtocolError(
         f"node {node_id}: handling the broker's bytes raised {type(exc).__name__}: {exc}"
     )
+    error.__cause__ = exc
+    return error
+
+
+def connect_failure(exc: BaseException) -> BaseException:
+    """trio's "all attempts to connect to H:P failed" with the attempts' own errors brought forward.
+
+    ``trio.open_tcp_stream`` chains the per-address errors (an exception
+    group) as ``__cause__``; one attempt's error (``Connection refused``) is
+    reported as it is, several are named in the message.
+    """
+    inner = getattr(exc.__cause__, "exceptions", None)
+    if not inner:
+        return exc
+    if len(inner) == 1:
+        return inner[0]  # type: ignore[no-any-return]
+    error = OSError(f"{exc}: " + "; ".join(f"{type(e).__name__}: {e}" for e in inner))
     error.__cause__ = exc
     return error

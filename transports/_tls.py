@@ -58,7 +58,7 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 
-from kproto.errors import AuthenticationFailedError, KafkaConfigurationError
+from kproto.errors import AuthenticationFailedError, KafkaConfigurationError, KafkaConnectionError
 
 __all__ = [
     "SECURITY_OPTIONS",
@@ -69,6 +69,8 @@ __all__ = [
     "TLSAuthenticationError",
     "TLSSession",
     "client_security_kwargs",
+    "closed_error",
+    "handshake_closed",
     "lost_error",
     "make_ssl_context",
     "security_from_configs",
@@ -364,6 +366,36 @@ def lost_error(
     return exc
 
 
+#: The peer closed the connection during the TLS handshake (as a plaintext Kafka
+#: listener does: the ClientHello reads as a frame size over its limit).
+_CLOSED_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLSyscallError, ConnectionResetError, BrokenPipeError, EOFError)
+
+
+def handshake_closed(host: str, port: int, cause: BaseException | None = None) -> KafkaConnectionError:
+    """The connection closed before the TLS handshake finished: most often a plaintext port.
+
+    Retriable (a broker restarting does the same), unlike a refused certificate.
+    """
+    err = KafkaConnectionError(
+        f"TLS handshake with {host}:{port} failed: the connection was closed during the handshake "
+        "(a plaintext listener? security_protocol is SSL/SASL_SSL)"
+    )
+    err.__cause__ = cause
+    return err
+
+
+def closed_error(
+    tls: TLSSession | None, exc: BaseException | None, host: str, port: int
+) -> BaseException | None:
+    """What a selector driver reports for a socket that closed (``exc`` None) or failed.
+
+    During the TLS handshake that is :func:`handshake_closed`; otherwise ``exc``.
+    """
+    if tls is not None and not tls.handshake_done:
+        return handshake_closed(host, port, exc)
+    return exc
+
+
 def tls_failure(exc: BaseException, host: str, port: int) -> BaseException:
     """What to report for ``exc``, raised while the TLS session had carried no data yet.
 
@@ -373,6 +405,8 @@ def tls_failure(exc: BaseException, host: str, port: int) -> BaseException:
     """
     if isinstance(exc, TLSAuthenticationError):
         return exc
+    if isinstance(exc, _CLOSED_IN_HANDSHAKE):
+        return handshake_closed(host, port, exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = exc.verify_message or exc.reason or "certificate verify failed"
         err = TLSAuthenticationError(f"TLS: the certificate of {host}:{port} does not verify: {why}")

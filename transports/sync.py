@@ -71,7 +71,7 @@ from transports._common import (
     timeout_error,
 )
 from transports._sockets import input_failure, start_connect
-from transports._tls import TLSSession, tls_failure
+from transports._tls import TLSSession, closed_error, tls_failure
 from transports._txn import SyncTransactions
 
 __all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
@@ -650,10 +650,10 @@ class _IOLoop:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._lost(conn, exc, now)
+            self._lost(conn, closed_error(conn.tls, exc, conn.host, conn.port), now)
             return
         if not data:
-            self._lost(conn, None, now)
+            self._lost(conn, closed_error(conn.tls, None, conn.host, conn.port), now)
             return
         tls = conn.tls
         if tls is not None:

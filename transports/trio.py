@@ -45,7 +45,7 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
-from transports._sockets import bad_address, input_failure, resolve_failure
+from transports._sockets import bad_address, connect_failure, input_failure, resolve_failure
 from transports._tls import AsyncTokenCache, lost_error
 from transports._txn import AsyncTransactions
 
@@ -299,7 +299,7 @@ class _Driver:
             except (OSError, trio.BrokenResourceError) as exc:
                 if conn.stream is not None:
                     await trio.aclose_forcefully(conn.stream)
-                self._lost(conn, exc)
+                self._lost(conn, connect_failure(exc))
                 return
             except Exception as exc:  # UnicodeError from the IDNA codec, ValueError...
                 if conn.stream is not None:
