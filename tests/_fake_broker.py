@@ -32,6 +32,8 @@ import struct
 import threading
 from typing import Any
 
+from _loopback import LoopbackServer
+
 from kproto.protocol._primitives import read_nullable_string, skip_tagged_fields
 from kproto.protocol.messages import REQUEST_FLEXIBLE_VERSIONS, REQUEST_TYPES, RESPONSE_FLEXIBLE_VERSIONS
 from kproto.protocol.messages.api_versions import ApiVersion, ApiVersionsResponse
@@ -103,7 +105,7 @@ class _Conn:
         self.out = bytearray()
 
 
-class FakeBroker:
+class FakeBroker(LoopbackServer):
     """A broker on 127.0.0.1 whose answers a test scripts per API key; see the module docstring.
 
     Args:
@@ -112,36 +114,18 @@ class FakeBroker:
     """
 
     def __init__(self, node_id: int = 0, topics: dict[str, int] | None = None) -> None:
+        super().__init__("fake-broker")
         self.node_id = node_id
         self.topics = dict(topics or {})
         self.script: dict[int, Any] = {}
         #: Every request parsed, in arrival order.
         self.requests: list[FakeRequest] = []
-        #: Connections accepted so far.
-        self.accepted = 0
         #: Request bytes received so far (frames, without size prefixes).
         self.received_bytes = 0
         #: Next offset per (topic, partition) of the default Produce answer.
         self.offsets: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self._listener.setblocking(False)
-        self.port: int = self._listener.getsockname()[1]
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self._listener, selectors.EVENT_READ, None)
         self._conns: dict[socket.socket, _Conn] = {}
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name=f"fake-broker-{self.port}", daemon=True)
-
-    @property
-    def bootstrap(self) -> str:
-        """``127.0.0.1:port``."""
-        return f"127.0.0.1:{self.port}"
 
     def api_keys(self, api_key: int) -> list[FakeRequest]:
         """The requests received with ``api_key``."""
@@ -201,16 +185,8 @@ class FakeBroker:
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> FakeBroker:
-        self._thread.start()
+        self._start_thread()
         return self
-
-    def close(self) -> None:
-        self._stop = True
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-        self._thread.join(5.0)
 
     def __enter__(self) -> FakeBroker:
         return self.start()
@@ -220,27 +196,15 @@ class FakeBroker:
 
     # --- the server thread ---------------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            while not self._stop:
-                for key, mask in self._sel.select(0.5):
-                    if key.data is None:
-                        self._accept()
-                    elif key.data == "wake":
-                        self._wake_r.recv(64)
-                    else:
-                        conn: _Conn = key.data
-                        if mask & selectors.EVENT_READ:
-                            self._read(conn)
-                        if mask & selectors.EVENT_WRITE and conn.sock in self._conns:
-                            self._write(conn)
-        finally:
-            for conn in list(self._conns.values()):
-                self._drop(conn)
-            self._sel.close()
-            self._listener.close()
-            self._wake_r.close()
-            self._wake_w.close()
+    def _ready(self, conn: _Conn, mask: int) -> None:
+        if mask & selectors.EVENT_READ:
+            self._read(conn)
+        if mask & selectors.EVENT_WRITE and conn.sock in self._conns:
+            self._write(conn)
+
+    def _teardown(self) -> None:
+        for conn in list(self._conns.values()):
+            self._drop(conn)
 
     def _accept(self) -> None:
         try:

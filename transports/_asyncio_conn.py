@@ -19,7 +19,7 @@ import ssl
 from typing import Any
 
 from kproto.driving import Connect
-from transports._sockets import bad_address, input_failure, resolve_failure
+from transports._sockets import bad_address, feed, resolve_failure
 from transports._tls import AsyncTokenCache, lost_error, tls_failure
 
 __all__ = ["AsyncioConnections", "BrokerProtocol"]
@@ -115,18 +115,15 @@ class BrokerProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         d = self.driver
         self.got_data = True
-        try:
-            d.core.receive_data(self.node_id, data, d.loop.time())
-        except Exception as exc:
+        failed = feed(d.core, self.node_id, data, d.loop.time())
+        if failed is not None and not self.closed_by_us:
             # That connection goes; the core fails or retries its requests.
-            if self.closed_by_us:
-                return
             self.closed_by_us = True
             if d.conns.get(self.node_id) is self:
                 del d.conns[self.node_id]
             if self.transport is not None:
                 self.transport.abort()
-            d.report_lost(self.node_id, input_failure(exc, self.node_id))
+            d.report_lost(self.node_id, failed)
             return
         d.kick()
 

@@ -37,7 +37,7 @@ from kproto.consumer.core import ConsumerCore, Pending
 from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
 from transports._common import auth_failure, crashed_error, timeout_error
-from transports._sockets import input_failure, start_connect
+from transports._sockets import feed, start_connect
 from transports._tls import (
     Security,
     TLSSession,
@@ -329,26 +329,18 @@ class SelectorDriver:
                 self._tls_progress(conn, tls.handshake_done, now)
                 if self._conns.get(conn.node_id) is not conn:
                     return
-                if plain and not self._feed(conn, plain, now):
+                if plain and (failed := feed(self.core, conn.node_id, plain, now)) is not None:
+                    self._lost(conn, failed, now)  # the core raised on these bytes: that connection goes
                     return
                 if closed:
                     if self._conns.get(conn.node_id) is conn:
                         self._lost(conn, None, now)
                     return
-            elif not self._feed(conn, data, now):
+            elif (failed := feed(self.core, conn.node_id, data, now)) is not None:
+                self._lost(conn, failed, now)
                 return
             if not more or self._conns.get(conn.node_id) is not conn:
                 return
-
-    def _feed(self, conn: _Conn, data: bytes, now: float) -> bool:
-        """Broker bytes to the core; if it raises, that connection fails (False)."""
-        try:
-            self.core.receive_data(conn.node_id, data, now)
-        except Exception as exc:
-            log.warning("node %s: the core raised on its bytes; dropping the connection", conn.node_id, exc_info=exc)
-            self._lost(conn, input_failure(exc, conn.node_id), now)
-            return False
-        return True
 
     def _write(self, conn: _Conn, now: float) -> None:
         try:

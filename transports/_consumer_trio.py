@@ -23,7 +23,7 @@ from kproto.errors import IllegalStateError
 from transports._common import crashed_error
 from transports._consumer_asyncio import AsyncConsumerBase
 from transports._consumer_sync import crash_consumer
-from transports._sockets import bad_address, connect_failure, input_failure, resolve_failure
+from transports._sockets import bad_address, connect_failure, feed, resolve_failure
 from transports._tls import AsyncTokenCache, lost_error
 
 __all__ = ["KafkaConsumer"]
@@ -201,10 +201,9 @@ class _Driver:
                                 conn.got_data = True
                                 if type(data) is not bytes:  # typed bytes | bytearray; SSLStream gives bytes
                                     data = bytes(data)
-                                try:
-                                    core.receive_data(cmd.node_id, data, trio.current_time())
-                                except Exception as exc:  # that connection goes, the driver stays
-                                    error, raw = input_failure(exc, cmd.node_id), True
+                                failed = feed(core, cmd.node_id, data, trio.current_time())
+                                if failed is not None:  # that connection goes, the driver stays
+                                    error, raw = failed, True
                                     break
                                 self.kick()
                         except _IO_ERRORS as exc:

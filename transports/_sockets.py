@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import socket
 import ssl
+from typing import Any
 
 from kproto.errors import KafkaConnectionError, KafkaProtocolError
 from transports._tls import TLSSession, tls_failure
 
-__all__ = ["bad_address", "connect_failure", "input_failure", "resolve_failure", "start_connect"]
+__all__ = ["bad_address", "connect_failure", "feed", "input_failure", "resolve_failure", "start_connect"]
+
+log = logging.getLogger("transports")
 
 
 def bad_address(host: str, port: int) -> KafkaProtocolError | None:
@@ -91,6 +95,16 @@ def start_connect(
         sock.close()
         return OSError(err, errno.errorcode.get(err, "connect failed"))
     return sock, tls, err == 0
+
+
+def feed(core: Any, node_id: int, data: bytes | bytearray, now: float) -> KafkaProtocolError | None:
+    """``core.receive_data``; if it raises, the error to report for that connection (logged), else None."""
+    try:
+        core.receive_data(node_id, data, now)
+    except Exception as exc:
+        log.warning("node %s: the core raised on its bytes; dropping the connection", node_id, exc_info=exc)
+        return input_failure(exc, node_id)
+    return None
 
 
 def input_failure(exc: Exception, node_id: int) -> KafkaProtocolError:

@@ -70,7 +70,7 @@ from transports._common import (
     split_configs,
     timeout_error,
 )
-from transports._sockets import input_failure, start_connect
+from transports._sockets import feed, start_connect
 from transports._tls import TLSSession, closed_error, tls_failure
 from transports._txn import SyncTransactions
 
@@ -665,20 +665,13 @@ class _IOLoop:
             self._tls_after(conn, tls.handshake_done, now)
             if conn.node_id not in self._conns:
                 return
-            if data:
-                self._feed(conn, data, now)
-            if closed and conn.node_id in self._conns:
+            if data and (failed := feed(self.core, conn.node_id, data, now)) is not None:
+                self._lost(conn, failed, now)  # the core raised on these bytes: that connection goes
+            elif closed:
                 self._lost(conn, None, now)
             return
-        self._feed(conn, data, now)
-
-    def _feed(self, conn: _Conn, data: bytes, now: float) -> None:
-        """Broker bytes to the core; if it raises, that connection fails (the thread goes on)."""
-        try:
-            self.core.receive_data(conn.node_id, data, now)
-        except Exception as exc:
-            log.warning("node %s: the core raised on its bytes; dropping the connection", conn.node_id, exc_info=exc)
-            self._lost(conn, input_failure(exc, conn.node_id), now)
+        if (failed := feed(self.core, conn.node_id, data, now)) is not None:
+            self._lost(conn, failed, now)
 
     def _write(self, conn: _Conn, now: float) -> None:
         try:

@@ -45,7 +45,7 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
-from transports._sockets import bad_address, connect_failure, input_failure, resolve_failure
+from transports._sockets import bad_address, connect_failure, feed, resolve_failure
 from transports._tls import AsyncTokenCache, lost_error
 from transports._txn import AsyncTransactions
 
@@ -336,11 +336,9 @@ class _Driver:
                 self._lost(conn, None)
                 return
             conn.got_data = True
-            try:
-                self.core.receive_data(conn.node_id, data, self.now())
-            except Exception as exc:
-                # That connection goes; the core fails or retries its requests.
-                self._lost(conn, input_failure(exc, conn.node_id), raw=True)
+            failed = feed(self.core, conn.node_id, data, self.now())
+            if failed is not None:  # that connection goes; the core fails or retries its requests
+                self._lost(conn, failed, raw=True)
                 return
             self.kick()
 

@@ -15,7 +15,7 @@ import asyncio
 import gc
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -81,19 +81,19 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
     return out
 
 
-class _LoopErrors:
-    """asyncio's unhandled-error reports (e.g. "Task exception was never retrieved") during a scenario."""
+def _run_clean(transport: str, scenario: Callable[[], Awaitable[None]]) -> None:
+    """Run ``scenario`` on the transport's loop; on asyncio, no unhandled-error report may come of it
+    ("Task exception was never retrieved", "protocol.data_received() call failed")."""
+    reports: list[dict[str, Any]] = []
 
-    def __init__(self) -> None:
-        self.contexts: list[dict[str, Any]] = []
-
-    def install(self, transport: str) -> None:
+    async def checked() -> None:
         if transport == "asyncio":
-            asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: self.contexts.append(ctx))
-
-    def check(self) -> None:
+            asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: reports.append(ctx))
+        await scenario()
         gc.collect()  # a failed, never-awaited task reports when collected
-        assert not self.contexts, [c.get("message") for c in self.contexts]
+
+    run(transport, checked)
+    assert not reports, [r.get("message") for r in reports]
 
 
 async def _consumer_call(transport: str, result: Any) -> Any:
@@ -109,10 +109,8 @@ def test_producer_unresolvable_bootstrap_host_fails_that_attempt_only(
     transport: str, bad_host: str, broker: FakeBroker, resolver_errors: None
 ) -> None:
     """Before: UnicodeError killed the sync I/O thread, the trio nursery, an asyncio task."""
-    errors = _LoopErrors()
 
     async def scenario() -> None:
-        errors.install(transport)
         # Only the bad host: the wait for metadata ends in a clear, chained error...
         async with open_producer(transport, bootstrap_servers=f"{bad_host}:9092", **FAST) as p:
             with pytest.raises(KafkaTimeoutError) as info:
@@ -130,9 +128,8 @@ def test_producer_unresolvable_bootstrap_host_fails_that_attempt_only(
             md = await p.send_and_wait(TOPIC, b"v")
             assert md.offset == 0
             assert _driver_alive(transport, p.p)
-        errors.check()
 
-    run(transport, scenario)
+    _run_clean(transport, scenario)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -145,10 +142,8 @@ def test_producer_unresolvable_advertised_host_then_recovers(
     broker.script[API_METADATA] = lambda req: broker.metadata(
         req, advertise=[(7, LONG_LABEL_HOST, 9092)] if bad[0] else None
     )
-    errors = _LoopErrors()
 
     async def scenario() -> None:
-        errors.install(transport)
         configs = dict(FAST, delivery_timeout_ms=1500, linger_ms=0, metadata_max_age_ms=300)
         async with open_producer(transport, bootstrap_servers=broker.bootstrap, **configs) as p:
             outcome = await p.outcome(await p.send(TOPIC, b"lost"), timeout=30)
@@ -159,9 +154,8 @@ def test_producer_unresolvable_advertised_host_then_recovers(
             bad[0] = False  # the broker now advertises itself: the same producer delivers
             md = await p.send_and_wait(TOPIC, b"kept")
             assert md.offset >= 0
-        errors.check()
 
-    run(transport, scenario)
+    _run_clean(transport, scenario)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -169,10 +163,8 @@ def test_consumer_unresolvable_host_poll_keeps_working(
     transport: str, broker: FakeBroker, resolver_errors: None
 ) -> None:
     """Before: the sync poll() raised UnicodeError once, then returned nothing for ever."""
-    errors = _LoopErrors()
 
     async def scenario() -> None:
-        errors.install(transport)
         async with open_consumer(transport, bootstrap_servers=f"{LONG_LABEL_HOST}:9092", **FAST_CONSUMER) as c:
             for _ in range(3):
                 assert await c.poll(100) == {}
@@ -185,9 +177,8 @@ def test_consumer_unresolvable_host_poll_keeps_working(
             parts = await _consumer_call(transport, c.c.partitions_for_topic(TOPIC, timeout_ms=20000))
             assert parts == {0}
             assert await c.poll(50) == {}
-        errors.check()
 
-    run(transport, scenario)
+    _run_clean(transport, scenario)
 
 
 @pytest.mark.parametrize("transport", ["asyncio", "trio"])
@@ -212,7 +203,7 @@ def test_name_resolution_does_not_block_the_event_loop(
         async with open_producer(transport, bootstrap_servers=f"localhost:{broker.port}", **FAST) as p:
             assert await p.partitions_for(TOPIC) == {0}
 
-    run(transport, scenario)
+    _run_clean(transport, scenario)
     assert seen, "getaddrinfo was never called for 'localhost'"
     assert all(t is not loop_thread for t in seen)
 
@@ -220,87 +211,67 @@ def test_name_resolution_does_not_block_the_event_loop(
 # --- the general rule: broker input never kills a driver loop -------------------------------------
 
 
+@pytest.mark.parametrize("role", ["producer", "consumer"])
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_producer_core_raising_on_bytes_fails_only_that_connection(
-    transport: str, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+def test_core_raising_on_bytes_fails_only_that_connection(
+    transport: str, role: str, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The core raising on a broker's bytes: that connection is dropped, the producer reconnects."""
-    _raise_once(monkeypatch, ProducerCore)
-    errors = _LoopErrors()
+    """The core raising on a broker's bytes: that connection is dropped, the client reconnects and goes on.
+
+    Before: the sync and trio producers died ("crashed"), asyncio logged "data_received() call failed".
+    """
+    _raise_once(monkeypatch, ProducerCore if role == "producer" else ConsumerCore)
 
     async def scenario() -> None:
-        errors.install(transport)
-        async with open_producer(transport, bootstrap_servers=broker.bootstrap, **FAST) as p:
-            md = await p.send_and_wait(TOPIC, b"v")
-            assert md.offset == 0
-            assert _driver_alive(transport, p.p)
-        errors.check()
+        if role == "producer":
+            async with open_producer(transport, bootstrap_servers=broker.bootstrap, **FAST) as p:
+                md = await p.send_and_wait(TOPIC, b"v")
+                assert md.offset == 0
+                assert _driver_alive(transport, p.p)
+        else:
+            async with open_consumer(transport, bootstrap_servers=broker.bootstrap, **FAST_CONSUMER) as c:
+                parts = await _consumer_call(transport, c.c.partitions_for_topic(TOPIC, timeout_ms=20000))
+                assert parts == {0}
+                assert _driver_alive(transport, c.c)
 
-    run(transport, scenario)
+    _run_clean(transport, scenario)
     assert broker.accepted >= 2  # the first connection was dropped
 
 
+@pytest.mark.parametrize("role", ["producer", "consumer"])
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_consumer_core_raising_on_bytes_fails_only_that_connection(
-    transport: str, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+def test_driver_crash_fails_pending_and_later_calls_at_once(
+    transport: str, role: str, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _raise_once(monkeypatch, ConsumerCore)
-    errors = _LoopErrors()
+    """A driver that dies anyway (the core raising when told a connection was lost): no silent stall.
+
+    The producer's pending record fails at once (not after delivery_timeout_ms), the consumer's
+    waiting call ends with the crash (not its 30 s timeout); every later call names the crash.
+    """
+    _crash_on_lost(monkeypatch, ProducerCore if role == "producer" else ConsumerCore)
+    broker.script[API_PRODUCE if role == "producer" else API_METADATA] = CLOSE
+    crash = "crashed.*boom"
 
     async def scenario() -> None:
-        errors.install(transport)
-        async with open_consumer(transport, bootstrap_servers=broker.bootstrap, **FAST_CONSUMER) as c:
-            parts = await _consumer_call(transport, c.c.partitions_for_topic(TOPIC, timeout_ms=20000))
-            assert parts == {0}
-            assert _driver_alive(transport, c.c)
-        errors.check()
-
-    run(transport, scenario)
-    assert broker.accepted >= 2
-
-
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_producer_driver_crash_fails_pending_and_later_calls_at_once(
-    transport: str, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A driver that dies anyway (the core raising on a lost connection): no silent stall."""
-    _crash_on_lost(monkeypatch, ProducerCore)
-    broker.script[API_PRODUCE] = CLOSE
-    errors = _LoopErrors()
-
-    async def scenario() -> None:
-        errors.install(transport)
-        async with open_producer(transport, bootstrap_servers=broker.bootstrap, **FAST) as p:
-            assert await p.partitions_for(TOPIC) == {0}
-            handle = await p.send(TOPIC, b"v")
-            outcome = await p.outcome(handle, timeout=30)  # fails, never waits out delivery_timeout_ms
-            assert isinstance(outcome, KafkaError) and "boom" in str(outcome)
-            for call in (lambda: p.send(TOPIC, b"later"), lambda: p.flush(5)):
-                with pytest.raises(IllegalStateError, match="crashed.*boom") as info:
-                    await call()
+        if role == "producer":
+            async with open_producer(transport, bootstrap_servers=broker.bootstrap, **FAST) as p:
+                assert await p.partitions_for(TOPIC) == {0}
+                outcome = await p.outcome(await p.send(TOPIC, b"v"), timeout=30)
+                assert isinstance(outcome, KafkaError) and "boom" in str(outcome)
+                later = [lambda: p.send(TOPIC, b"later"), lambda: p.flush(5)]
+                for call in later:
+                    with pytest.raises(IllegalStateError, match=crash) as info:
+                        await call()
+                    assert isinstance(info.value.__cause__, RuntimeError)
+        else:
+            async with open_consumer(transport, bootstrap_servers=broker.bootstrap, **FAST_CONSUMER) as c:
+                with pytest.raises(IllegalStateError, match=crash):
+                    await _consumer_call(transport, c.c.partitions_for_topic(TOPIC, timeout_ms=30000))
+                with pytest.raises(IllegalStateError, match=crash) as info:
+                    await c.poll(100)
                 assert isinstance(info.value.__cause__, RuntimeError)
-        errors.check()
 
-    run(transport, scenario)
-
-
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_consumer_driver_crash_fails_pending_and_later_calls_at_once(
-    transport: str, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _crash_on_lost(monkeypatch, ConsumerCore)
-    broker.script[API_METADATA] = CLOSE
-
-    async def scenario() -> None:
-        async with open_consumer(transport, bootstrap_servers=broker.bootstrap, **FAST_CONSUMER) as c:
-            # A waiting call ends with the crash, not with its 30 s timeout.
-            with pytest.raises(IllegalStateError, match="crashed.*boom"):
-                await _consumer_call(transport, c.c.partitions_for_topic(TOPIC, timeout_ms=30000))
-            with pytest.raises(IllegalStateError, match="crashed.*boom") as info:
-                await c.poll(100)
-            assert isinstance(info.value.__cause__, RuntimeError)
-
-    run(transport, scenario)
+    _run_clean(transport, scenario)
 
 
 def _raise_once(monkeypatch: pytest.MonkeyPatch, core_type: type) -> None:
@@ -388,7 +359,7 @@ def test_buffer_memory_bounds_accepted_bytes_across_senders(transport: str, brok
             assert sum(accepted) >= BUFFER // 2  # the buffer was used, not refused outright
             await p.close(0)
 
-    run(transport, scenario)
+    _run_clean(transport, scenario)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -410,7 +381,7 @@ def test_advertised_port_out_of_range_is_a_protocol_error(
                 assert any(n == 7 and isinstance(e, KafkaProtocolError) and "outside 1..65535" in str(e)
                            for n, e in lost)
 
-        run(transport, scenario)
+        _run_clean(transport, scenario)
         assert wrapped_to.accepted == 0
 
 
@@ -443,4 +414,4 @@ def test_no_metadata_error_names_and_chains_the_cause(transport: str, cause: str
             assert needle.lower() in str(info.value).lower()
             assert isinstance(info.value.__cause__, KafkaError)
 
-    run(transport, scenario)
+    _run_clean(transport, scenario)
