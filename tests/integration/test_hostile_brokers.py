@@ -362,6 +362,36 @@ def test_buffer_memory_bounds_accepted_bytes_across_senders(transport: str, brok
     _run_clean(transport, scenario)
 
 
+@pytest.mark.parametrize("outcome", ["delivered", "failed"])
+def test_sync_buffer_reservations_are_all_given_back(outcome: str, broker: FakeBroker) -> None:
+    """4 threads' reservations (lock-free adds under the GIL) come back to 0 once every record completed.
+
+    A leak would block every later send once it reached buffer_memory; a double release would let
+    the bound slip.
+    """
+    if outcome == "failed":
+        broker.script[API_PRODUCE] = CLOSE
+    from transports.sync import KafkaProducer
+
+    configs = dict(FAST, linger_ms=1, delivery_timeout_ms=1500, retries=0)
+    with KafkaProducer(bootstrap_servers=broker.bootstrap, **configs) as p:
+        p.partitions_for(TOPIC)
+        futures: list[Any] = []
+
+        def sender(key: bytes) -> None:
+            futures.extend(p.send(TOPIC, b"x" * (i % 300), key=key) for i in range(3000))
+
+        threads = [threading.Thread(target=sender, args=(bytes([n]),)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        p.flush(30)
+        assert len(futures) == 12000 and all(f.is_done for f in futures)
+        assert all(f.succeeded() for f in futures) == (outcome == "delivered")
+        assert p._loop.held == 0
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_advertised_port_out_of_range_is_a_protocol_error(
     transport: str, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
