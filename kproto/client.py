@@ -155,10 +155,10 @@ def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
         if entry.startswith("["):
             close = entry.find("]")
             if close < 0:
-                raise KafkaConfigurationError(f"bootstrap server {raw!r}: unclosed '['")
+                raise KafkaConfigurationError(f"bootstrap_servers entry {raw!r}: unclosed '['")
             host, rest = entry[1:close], entry[close + 1 :]
             if rest and not rest.startswith(":"):
-                raise KafkaConfigurationError(f"bootstrap server {raw!r}: junk after ']'")
+                raise KafkaConfigurationError(f"bootstrap_servers entry {raw!r}: junk after ']'")
             port_text = rest[1:] if rest else None
         elif entry.count(":") > 1:
             host, port_text = entry, None  # a bare IPv6 literal has no room for a port
@@ -167,11 +167,14 @@ def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
         else:
             host, port_text = entry, None
         if not host:
-            raise KafkaConfigurationError(f"bootstrap server {raw!r}: empty host")
+            raise KafkaConfigurationError(f"bootstrap_servers entry {raw!r}: empty host")
         port = DEFAULT_PORT
         if port_text is not None:
             if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                raise KafkaConfigurationError(f"bootstrap server {raw!r}: bad port {port_text!r}")
+                raise KafkaConfigurationError(
+                    f"bootstrap_servers entry {raw!r}: port {port_text!r} is not allowed: "
+                    "a port must be an int in 1..65535"
+                )
             port = int(port_text)
         out.append((host, port))
     if not out:
@@ -366,6 +369,8 @@ class Client:
         self._bootstrap_deadline: float | None = None
         self._bootstrap_error: NoBrokersAvailable | AuthenticationFailedError | None = None
         self._auth_error: AuthenticationFailedError | None = None
+        # Why the latest connection or metadata attempt failed (None since metadata last came back).
+        self._last_error: KafkaError | None = None
         # Metadata (see the module docstring). -inf = never.
         self._topics: set[str] = set()
         self._metadata_in_flight = False
@@ -737,6 +742,8 @@ class Client:
             return
         if error is not None:
             self._metadata_requested = True
+            if self._last_error is None:  # a connection's own error says more than its request's
+                self._last_error = error
             return
         expected, got = self._expected_cluster_id, getattr(response, "cluster_id", None)
         if expected is not None and got is not None and got != expected:
@@ -759,6 +766,7 @@ class Client:
         described, transient = self._cluster.update(response)
         self._metadata_last_success = now
         self._metadata_attempt_start = None
+        self._last_error = None
         if transient:
             self._metadata_requested = True
         for broker_id, (host, port, _rack) in self._cluster.brokers.items():
@@ -937,6 +945,15 @@ class Client:
         with no node answering, or the ``AuthenticationFailedError`` that ended
         the first attempts."""
         return self._bootstrap_error
+
+    @property
+    def last_error(self) -> KafkaError | None:
+        """Why the latest connection or metadata attempt failed; None once metadata comes back.
+
+        Drivers name it (and chain it as ``__cause__``) when a wait for
+        metadata runs out, instead of a bare "no metadata".
+        """
+        return self._last_error
 
     @property
     def auth_error(self) -> AuthenticationFailedError | None:
@@ -1137,6 +1154,8 @@ class Client:
         if conn.needs_close_command:
             self._commands.append(Close(node_id=node.node_id))
         error = conn.error
+        if error is not None:
+            self._last_error = error
         if isinstance(error, AuthenticationFailedError):
             # Wrong credentials or a certificate that does not verify will not
             # fix themselves: no retry storm. The node waits the longest

@@ -66,6 +66,7 @@ __all__ = [
     "Plain",
     "SaslAuthenticator",
     "Scram",
+    "check_secret_types",
     "make_mechanism",
     "nonce_from_rng",
     "saslprep",
@@ -350,6 +351,27 @@ class OAuthBearer:
         return b"\x01"
 
 
+def check_secret_types(
+    *, username: object = None, password: object = None, token_provider: object = None
+) -> None:
+    """Wrong-typed credentials fail here, at construction, not at the first connect.
+
+    Raises:
+        ValueError: naming the option and what it must be; never the value
+            (a password given as bytes is still a password).
+    """
+    for option, value in (("sasl_plain_username", username), ("sasl_plain_password", password)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{option} must be a str or None, got a {type(value).__name__}")
+    if token_provider is not None:
+        get = getattr(token_provider, "token", None)
+        if not callable(get) and (get is not None or not callable(token_provider)):
+            raise ValueError(
+                "sasl_oauth_token_provider must have a token() method (or be a callable) returning "
+                f"the token as a str, got a {type(token_provider).__name__}"
+            )
+
+
 def make_mechanism(
     name: str,
     *,
@@ -361,9 +383,10 @@ def make_mechanism(
     """Build the client side of mechanism ``name``.
 
     Raises:
-        ValueError: unknown mechanism or missing credentials for it (the
-            message names what is missing, never a value).
+        ValueError: unknown mechanism, missing or wrong-typed credentials for
+            it (the message names the option and what it must be, never a value).
     """
+    check_secret_types(username=username, password=password, token_provider=token_provider)
     upper = (name or "").upper()
     if upper == "PLAIN" or upper.startswith("SCRAM-"):
         if username is None or password is None:

@@ -27,6 +27,8 @@ import threading
 import time
 from collections import deque
 
+from _loopback import LoopbackServer
+
 __all__ = ["FaultProxy"]
 
 #: Connection pairs at once (a client has a handful; a leak shows as a cut).
@@ -48,39 +50,21 @@ class _Side:
         self.buffered = 0
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """Forward 127.0.0.1:``port`` to 127.0.0.1:``target_port`` with injectable faults."""
 
     def __init__(self, target_port: int, port: int = 0) -> None:
+        super().__init__("fault-proxy", port, backlog=16)
         self.target_port = target_port
         self.delay = 0.0
         self.blackhole = False
         self.refuse = False
-        #: Connections accepted so far (a reconnect shows here).
-        self.accepted = 0
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", port))
-        self._listener.listen(16)
-        self._listener.setblocking(False)
-        self.port: int = self._listener.getsockname()[1]
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self._listener, selectors.EVENT_READ, None)
         self._sides: dict[socket.socket, _Side] = {}
         self._lock = threading.Lock()
         self._cut_requested = False
-        self._stop = False
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        self._thread = threading.Thread(target=self._run, name=f"fault-proxy-{self.port}", daemon=True)
-        self._thread.start()
+        self._start_thread()
 
     # --- test-thread side -------------------------------------------------
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     @property
     def connections(self) -> int:
@@ -96,68 +80,47 @@ class FaultProxy:
         while self._cut_requested and time.monotonic() < deadline:
             time.sleep(0.005)
 
-    def close(self) -> None:
-        self._stop = True
-        self._wake()
-        self._thread.join(5)
-
     def __enter__(self) -> FaultProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _wake(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except OSError:
-            pass
+    # --- the proxy thread (LoopbackServer hooks) ------------------------------
 
-    # --- the proxy thread ---------------------------------------------------
+    def _timeout(self) -> float:
+        timeout = 0.05
+        now = time.monotonic()
+        for side in self._sides.values():
+            if side.queue:
+                timeout = min(timeout, max(0.0, side.queue[0][0] - now))
+        return timeout
 
-    def _run(self) -> None:
-        try:
-            while not self._stop:
-                if self._cut_requested:
-                    for side in list(self._sides.values()):
-                        self._drop(side, reset=True)
-                    self._cut_requested = False
-                timeout = 0.05
-                now = time.monotonic()
-                for side in self._sides.values():
-                    if side.queue:
-                        timeout = min(timeout, max(0.0, side.queue[0][0] - now))
-                for key, mask in self._sel.select(timeout):
-                    if key.data is None:
-                        self._accept()
-                    elif key.data == "wake":
-                        try:
-                            self._wake_r.recv(4096)
-                        except OSError:
-                            pass
-                    else:
-                        side = key.data
-                        if side.sock not in self._sides:
-                            continue
-                        if mask & selectors.EVENT_READ:
-                            self._read(side)
-                        if mask & selectors.EVENT_WRITE and side.sock in self._sides:
-                            self._flush(side)
-                now = time.monotonic()
-                for side in list(self._sides.values()):
-                    moved = False
-                    while side.queue and side.queue[0][0] <= now:
-                        side.out += side.queue.popleft()[1]
-                        moved = True
-                    if moved:
-                        self._flush(side)
-        finally:
+    def _ready(self, side: _Side, mask: int) -> None:
+        if side.sock not in self._sides:
+            return
+        if mask & selectors.EVENT_READ:
+            self._read(side)
+        if mask & selectors.EVENT_WRITE and side.sock in self._sides:
+            self._flush(side)
+
+    def _tick(self) -> None:
+        if self._cut_requested:
             for side in list(self._sides.values()):
                 self._drop(side, reset=True)
-            self._sel.close()
-            self._listener.close()
-            self._wake_r.close()
-            self._wake_w.close()
+            self._cut_requested = False
+        now = time.monotonic()
+        for side in list(self._sides.values()):
+            moved = False
+            while side.queue and side.queue[0][0] <= now:
+                side.out += side.queue.popleft()[1]
+                moved = True
+            if moved:
+                self._flush(side)
+
+    def _teardown(self) -> None:
+        for side in list(self._sides.values()):
+            self._drop(side, reset=True)
 
     def _accept(self) -> None:
         try:

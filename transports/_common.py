@@ -13,6 +13,7 @@ events, so a record's offset is ``base_offset + its index in event.tokens``;
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from itertools import repeat
@@ -29,6 +30,9 @@ __all__ = [
     "Delivery",
     "FacadeOptions",
     "auth_failure",
+    "crashed_error",
+    "last_error",
+    "timeout_error",
     "RecordMetadata",
     "TopicPartition",
     "dispatch_events",
@@ -387,6 +391,8 @@ class AsyncProducerBase(Generic[_D]):
                     raise KafkaTimeoutError(
                         f"buffer_memory full for longer than max_block_ms ({self.config.max_block_ms} ms)"
                     )
+                if driver.crashed is not None:
+                    raise crashed_error("the producer's driver", driver.crashed)
                 if self._closed:
                     raise IllegalStateError("producer closed while send() waited for buffer space")
                 if core.send(
@@ -431,9 +437,12 @@ async def wait_for_topic_async(
             asked = now
         driver.kick()
         if not await driver.progress(min(deadline, now + 0.5)) and clock() >= deadline:
-            raise KafkaTimeoutError(
-                f"no metadata for topic {topic!r} within max_block_ms ({producer.config.max_block_ms} ms)"
+            raise timeout_error(
+                driver.core,
+                f"no metadata for topic {topic!r} within max_block_ms ({producer.config.max_block_ms} ms)",
             )
+        if driver.crashed is not None:
+            raise crashed_error("the producer's driver", driver.crashed)
         if producer._closed:
             raise IllegalStateError("producer closed while waiting for metadata")
 
@@ -586,6 +595,50 @@ def auth_failure(core: Any) -> BaseException | None:
         return error
     fresh.__cause__ = error.__cause__
     return fresh
+
+
+def last_error(core: Any) -> BaseException | None:
+    """Why the core's client last failed to connect or to get metadata, None if unknown."""
+    client = getattr(core, "_client", None)
+    error = getattr(client, "last_error", None)
+    return error if isinstance(error, BaseException) else None
+
+
+def timeout_error(core: Any, what: str) -> KafkaTimeoutError:
+    """``KafkaTimeoutError(what)`` naming the client's last failure and chaining it as ``__cause__``.
+
+    "No metadata within max_block_ms" alone hides the reason (refused, a TLS
+    handshake against a plaintext port, a response over the frame-size cap).
+    """
+    cause = last_error(core)
+    if cause is None:
+        return KafkaTimeoutError(what)
+    error = KafkaTimeoutError(f"{what}; last error: {describe(cause)}")
+    error.__cause__ = cause
+    return error
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of ``exc``, plus its root cause when that says more (``Connection refused``)."""
+    text = f"{type(exc).__name__}: {exc}"
+    root = exc
+    for _ in range(8):
+        if root.__cause__ is None:
+            break
+        root = root.__cause__
+    if root is not exc:
+        errno_ = getattr(root, "errno", None)
+        why = os.strerror(errno_) if isinstance(errno_, int) and errno_ > 0 else str(root)
+        if why and why not in text:
+            text += f" (caused by {type(root).__name__}: {why})"
+    return text
+
+
+def crashed_error(what: str, exc: BaseException) -> IllegalStateError:
+    """The error every call gets once a driver loop died of ``exc`` (a bug): says why, chains it."""
+    error = IllegalStateError(f"{what} crashed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def make_core(config: ProducerConfig, now: float, security: Security | None = None) -> Any:

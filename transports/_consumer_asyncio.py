@@ -24,7 +24,8 @@ from kproto.consumer.core import Pending
 from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
 from transports._asyncio_conn import AsyncioConnections, BrokerProtocol
-from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps
+from transports._common import crashed_error, timeout_error
+from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps, crash_consumer
 from transports._tls import AsyncTokenCache
 
 __all__ = ["AsyncConsumerBase", "KafkaConsumer"]
@@ -69,7 +70,8 @@ class AsyncConsumerBase(ConsumerFacadeBase):
             return False
 
         if not await self._run_until(done, timeout):
-            raise KafkaTimeoutError(f"{what} did not complete within {timeout:.3f}s")
+            raise timeout_error(self._core, f"{what} did not complete within {timeout:.3f}s")
+        self._check_open()  # a crash fails the request too: name the crash, not Cancelled
         return pending.result()
 
     async def poll(
@@ -284,14 +286,25 @@ class _Driver(AsyncioConnections):
         self._progress = asyncio.Event()
         self._stop = False
         self.task: asyncio.Task[None] | None = None
+        #: What killed the driver task (a bug); every later call names it.
+        self.crashed: BaseException | None = None
 
     def kick(self) -> None:
         """Wake the driver task."""
         self._wake.set()
 
+    def crash(self, exc: BaseException) -> None:
+        """The core raised (a bug): stop, fail what the client has pending, make calls raise."""
+        if self.crashed is None:
+            self.crashed = exc
+            crash_consumer(self.core, exc, self.loop.time())
+        self.stop()
+
     async def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
         deadline = None if timeout is None else self.loop.time() + timeout
         while not done():
+            if self.crashed is not None:
+                raise crashed_error("the consumer's driver", self.crashed)
             if self.task is None or self.task.done():
                 raise IllegalStateError("the consumer's driver is not running; use 'async with' or start()")
             self._progress.clear()
@@ -333,6 +346,8 @@ class _Driver(AsyncioConnections):
                             pass
                     else:
                         await asyncio.sleep(0)  # a due timer never starves the loop
+        except Exception as exc:
+            self.crash(exc)
         finally:
             self.shutdown()
 
@@ -411,7 +426,7 @@ class KafkaConsumer(AsyncConsumerBase):
         driver = self._driver
         try:
             p = self._core.close(self._clock(), autocommit)
-            if driver.task is not None and not driver.task.done():
+            if driver.task is not None and not driver.task.done() and driver.crashed is None:
                 driver.kick()
                 timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
                 await driver.run_until(lambda: p.done, timeout)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import logging
 import selectors
 import socket
 import ssl
@@ -35,11 +36,36 @@ from kproto.consumer import (
 from kproto.consumer.core import ConsumerCore, Pending
 from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
-from transports._common import auth_failure
-from transports._sockets import start_connect
-from transports._tls import Security, TLSSession, client_security_kwargs, security_from_configs, tls_failure
+from transports._common import auth_failure, crashed_error, timeout_error
+from transports._sockets import feed, start_connect
+from transports._tls import (
+    Security,
+    TLSSession,
+    client_security_kwargs,
+    closed_error,
+    security_from_configs,
+    tls_failure,
+)
 
-__all__ = ["ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver"]
+__all__ = ["ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver", "crash_consumer"]
+
+log = logging.getLogger(__name__)
+
+
+def crash_consumer(core: Any, exc: BaseException, now: float) -> None:
+    """A consumer driver died of ``exc`` (a bug): log it, fail what the client has pending.
+
+    The client's requests fail with ``Cancelled`` (their ``Pending`` results
+    with them); every later call of the facade raises the crash (see
+    :func:`~transports._common.crashed_error`).
+    """
+    log.error("kproto consumer driver crashed", exc_info=exc)
+    client = getattr(core, "_client", None)
+    try:
+        if client is not None:
+            client.close(now)
+    except Exception:
+        log.exception("closing the client after the crash failed")
 
 T = TypeVar("T")
 
@@ -94,6 +120,8 @@ class SelectorDriver:
         self._conns: dict[int, _Conn] = {}
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
+        #: What a loop round died of (a bug in the core or here); later rounds raise it at once.
+        self.crashed: BaseException | None = None
 
     def enable_wakeup(self) -> None:
         """Let another thread interrupt :meth:`run_once` with :meth:`wakeup`."""
@@ -147,7 +175,24 @@ class SelectorDriver:
                 self._sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
 
     def run_once(self, timeout: float) -> None:
-        """One loop round: flush, wait for I/O up to ``timeout`` (or the core's timer), feed it."""
+        """One loop round: flush, wait for I/O up to ``timeout`` (or the core's timer), feed it.
+
+        Raises:
+            IllegalStateError: This round or an earlier one died of an
+                unexpected exception (named, and chained as ``__cause__``).
+        """
+        if self.crashed is not None:
+            raise crashed_error("the consumer's driver", self.crashed)
+        try:
+            self._round(timeout)
+        except Exception as exc:
+            self.crashed = exc
+            crash_consumer(self.core, exc, self.clock())
+            for conn in list(self._conns.values()):
+                self._drop(conn)
+            raise crashed_error("the consumer's driver", exc) from exc
+
+    def _round(self, timeout: float) -> None:
         core = self.core
         now = self.clock()
         self.flush(now)
@@ -267,10 +312,10 @@ class SelectorDriver:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                self._lost(conn, exc, now)
+                self._lost(conn, closed_error(tls, exc, conn.host, conn.port), now)
                 return
             if not data:
-                self._lost(conn, None, now)
+                self._lost(conn, closed_error(tls, None, conn.host, conn.port), now)
                 return
             more = len(data) == _RECV_SIZE
             if tls is not None:
@@ -284,14 +329,16 @@ class SelectorDriver:
                 self._tls_progress(conn, tls.handshake_done, now)
                 if self._conns.get(conn.node_id) is not conn:
                     return
-                if plain:
-                    self.core.receive_data(conn.node_id, plain, now)
+                if plain and (failed := feed(self.core, conn.node_id, plain, now)) is not None:
+                    self._lost(conn, failed, now)  # the core raised on these bytes: that connection goes
+                    return
                 if closed:
                     if self._conns.get(conn.node_id) is conn:
                         self._lost(conn, None, now)
                     return
-            else:
-                self.core.receive_data(conn.node_id, data, now)
+            elif (failed := feed(self.core, conn.node_id, data, now)) is not None:
+                self._lost(conn, failed, now)
+                return
             if not more or self._conns.get(conn.node_id) is not conn:
                 return
 
@@ -392,6 +439,9 @@ class ConsumerFacadeBase:
     def _check_open(self) -> None:
         if self._closed:
             raise IllegalStateError("the consumer is closed")
+        crashed = getattr(getattr(self, "_driver", None), "crashed", None)
+        if crashed is not None:
+            raise crashed_error("the consumer's driver", crashed)
 
     @property
     def config(self) -> ConsumerConfig:
@@ -625,7 +675,8 @@ class KafkaConsumer(ConsumerFacadeBase):
             return False
 
         if not self._driver.run_until(done, timeout):
-            raise KafkaTimeoutError(f"{what} did not complete within {timeout:.3f}s")
+            raise timeout_error(self._core, f"{what} did not complete within {timeout:.3f}s")
+        self._check_open()  # a crash fails the request too: name the crash, not Cancelled
         return pending.result()
 
     def poll(
@@ -812,10 +863,11 @@ class KafkaConsumer(ConsumerFacadeBase):
         driver = self._driver
         assert driver is not None
         try:
-            p = self._core.close(self._clock(), autocommit)
-            timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
-            driver.run_until(lambda: p.done, timeout)
-            driver.flush(self._clock())
+            if driver.crashed is None:  # after a crash nothing can be committed
+                p = self._core.close(self._clock(), autocommit)
+                timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
+                driver.run_until(lambda: p.done, timeout)
+                driver.flush(self._clock())
         finally:
             self._closed = True
             driver.close()

@@ -20,7 +20,10 @@ import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py
 from kproto.consumer.core import ConsumerCore
 from kproto.driving import Close, Connect
 from kproto.errors import IllegalStateError
+from transports._common import crashed_error
 from transports._consumer_asyncio import AsyncConsumerBase
+from transports._consumer_sync import crash_consumer
+from transports._sockets import bad_address, connect_failure, feed, resolve_failure
 from transports._tls import AsyncTokenCache, lost_error
 
 __all__ = ["KafkaConsumer"]
@@ -73,13 +76,27 @@ class _Driver:
         self._progress = trio.Event()
         self.running = False
         self._stop = False
+        #: What killed the driver (a bug); every later call names it.
+        self.crashed: BaseException | None = None
 
     def kick(self) -> None:
         self._wake.set()
 
+    def crash(self, exc: BaseException) -> None:
+        """The core raised (a bug): stop, fail what the client has pending, make calls raise.
+
+        Nothing escapes into the nursery (the user's ``async with`` is not torn down).
+        """
+        if self.crashed is None:
+            self.crashed = exc
+            crash_consumer(self.core, exc, trio.current_time())
+        self.stop()
+
     async def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         while not done():
+            if self.crashed is not None:
+                raise crashed_error("the consumer's driver", self.crashed)
             if not self.running:
                 raise IllegalStateError("the consumer's driver is not running; use 'async with'")
             ev = self._progress
@@ -108,6 +125,8 @@ class _Driver:
                 self._wake = trio.Event()
                 with trio.move_on_at(math.inf if timer is None else timer):
                     await self._wake.wait()
+        except Exception as exc:
+            self.crash(exc)
         finally:
             self.running = False
             self._progress.set()
@@ -138,11 +157,16 @@ class _Driver:
         core = self.core
         error: BaseException | None = None
         ctx = self.ssl_context
+        raw = False  # error is final (not to be mapped by lost_error)
         with conn.scope:
             stream: trio.abc.Stream | None = None
+            bad = bad_address(cmd.host, cmd.port)
             try:
+                if bad is not None:
+                    raise bad
                 if self.token_cache is not None:
                     await self.token_cache.refresh()  # a fresh OAUTHBEARER token per connection
+                # trio.socket.getaddrinfo runs in a worker thread: DNS never blocks the run.
                 stream = await trio.open_tcp_stream(cmd.host, cmd.port)
                 if ctx is not None:
                     stream = trio.SSLStream(stream, ctx, server_hostname=cmd.host)
@@ -150,10 +174,19 @@ class _Driver:
             except (OSError, trio.BrokenResourceError) as exc:  # ssl.SSLError is an OSError
                 if stream is not None:
                     await trio.aclose_forcefully(stream)
-                error = exc
+                error = connect_failure(exc)
+            except Exception as exc:  # UnicodeError from the IDNA codec, a bad advertised port...
+                if stream is not None:
+                    await trio.aclose_forcefully(stream)
+                error, raw = (exc if exc is bad else resolve_failure(exc, cmd.host, cmd.port)), True
             else:
                 conn.stream = stream
-                core.connection_made(cmd.node_id, trio.current_time())
+                try:
+                    core.connection_made(cmd.node_id, trio.current_time())
+                except Exception as exc:
+                    self.crash(exc)
+                    await trio.aclose_forcefully(stream)
+                    return
                 self.kick()
                 try:
                     async with stream, trio.open_nursery() as inner:
@@ -168,7 +201,10 @@ class _Driver:
                                 conn.got_data = True
                                 if type(data) is not bytes:  # typed bytes | bytearray; SSLStream gives bytes
                                     data = bytes(data)
-                                core.receive_data(cmd.node_id, data, trio.current_time())
+                                failed = feed(core, cmd.node_id, data, trio.current_time())
+                                if failed is not None:  # that connection goes, the driver stays
+                                    error, raw = failed, True
+                                    break
                                 self.kick()
                         except _IO_ERRORS as exc:
                             error = exc
@@ -180,8 +216,13 @@ class _Driver:
             return
         if self.conns.get(cmd.node_id) is conn:
             del self.conns[cmd.node_id]
-        error = lost_error(error, cmd.host, cmd.port, tls=ctx is not None, got_data=conn.got_data)
-        core.connection_lost(cmd.node_id, error, trio.current_time())
+        if not raw:
+            error = lost_error(error, cmd.host, cmd.port, tls=ctx is not None, got_data=conn.got_data)
+        try:
+            core.connection_lost(cmd.node_id, error, trio.current_time())
+        except Exception as exc:
+            self.crash(exc)
+            return
         self.kick()
 
     async def _writer(self, conn: _Conn, stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
@@ -249,7 +290,7 @@ class KafkaConsumer(AsyncConsumerBase):
         driver = self._driver
         try:
             p = self._core.close(self._clock(), autocommit)
-            if driver is not None and driver.running:
+            if driver is not None and driver.running and driver.crashed is None:
                 driver.kick()
                 timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
                 with trio.CancelScope(shield=True):

@@ -53,11 +53,12 @@ Wiring a driver (what the producer and consumer drivers do):
 from __future__ import annotations
 
 import inspect
+import os
 import ssl
 from collections.abc import Mapping
 from typing import Any
 
-from kproto.errors import AuthenticationFailedError, KafkaConfigurationError
+from kproto.errors import AuthenticationFailedError, KafkaConfigurationError, KafkaConnectionError
 
 __all__ = [
     "SECURITY_OPTIONS",
@@ -68,6 +69,8 @@ __all__ = [
     "TLSAuthenticationError",
     "TLSSession",
     "client_security_kwargs",
+    "closed_error",
+    "handshake_closed",
     "lost_error",
     "make_ssl_context",
     "security_from_configs",
@@ -229,6 +232,40 @@ class Security:
         return f"<Security {self.protocol} tls={self.ssl_context is not None} sasl={mech}>"
 
 
+#: TLS options holding a file name or an OpenSSL string.
+_SSL_TEXT_OPTIONS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_crlfile", "ssl_ciphers")
+
+
+def _check_types(configs: Mapping[str, Any]) -> None:
+    """Security options of the wrong type fail at construction, whatever ``security_protocol``.
+
+    Raises:
+        KafkaConfigurationError: naming the option and what it must be (never a secret's value).
+    """
+    from kproto.sasl import check_secret_types
+
+    for name in _SSL_TEXT_OPTIONS:
+        value = configs.get(name)
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise KafkaConfigurationError(f"{name} must be a str (a path) or None, got a {type(value).__name__}")
+    password = configs.get("ssl_password")
+    if password is not None and not (isinstance(password, (str, bytes, bytearray)) or callable(password)):
+        raise KafkaConfigurationError(
+            f"ssl_password must be a str, bytes, a callable returning one, or None; got a {type(password).__name__}"
+        )
+    mechanism = configs.get("sasl_mechanism")
+    if mechanism is not None and not isinstance(mechanism, str):
+        raise KafkaConfigurationError(f"sasl_mechanism must be a str or None, got a {type(mechanism).__name__}")
+    try:
+        check_secret_types(
+            username=configs.get("sasl_plain_username"),
+            password=configs.get("sasl_plain_password"),
+            token_provider=configs.get("sasl_oauth_token_provider"),
+        )
+    except ValueError as exc:
+        raise KafkaConfigurationError(str(exc)) from None
+
+
 def security_from_configs(configs: Mapping[str, Any], *, allow_async_provider: bool) -> Security:
     """Validate the security options among ``configs`` (others are ignored).
 
@@ -242,6 +279,7 @@ def security_from_configs(configs: Mapping[str, Any], *, allow_async_provider: b
             contains a password or token.
         TypeError: ``ssl_context`` that is not an ``ssl.SSLContext``.
     """
+    _check_types(configs)
     protocol = configs.get("security_protocol", "PLAINTEXT")
     if not isinstance(protocol, str) or protocol.upper() not in _PROTOCOLS:
         raise KafkaConfigurationError(
@@ -328,6 +366,36 @@ def lost_error(
     return exc
 
 
+#: The peer closed the connection during the TLS handshake (as a plaintext Kafka
+#: listener does: the ClientHello reads as a frame size over its limit).
+_CLOSED_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLSyscallError, ConnectionResetError, BrokenPipeError, EOFError)
+
+
+def handshake_closed(host: str, port: int, cause: BaseException | None = None) -> KafkaConnectionError:
+    """The connection closed before the TLS handshake finished: most often a plaintext port.
+
+    Retriable (a broker restarting does the same), unlike a refused certificate.
+    """
+    err = KafkaConnectionError(
+        f"TLS handshake with {host}:{port} failed: the connection was closed during the handshake "
+        "(a plaintext listener? security_protocol is SSL/SASL_SSL)"
+    )
+    err.__cause__ = cause
+    return err
+
+
+def closed_error(
+    tls: TLSSession | None, exc: BaseException | None, host: str, port: int
+) -> BaseException | None:
+    """What a selector driver reports for a socket that closed (``exc`` None) or failed.
+
+    During the TLS handshake that is :func:`handshake_closed`; otherwise ``exc``.
+    """
+    if tls is not None and not tls.handshake_done:
+        return handshake_closed(host, port, exc)
+    return exc
+
+
 def tls_failure(exc: BaseException, host: str, port: int) -> BaseException:
     """What to report for ``exc``, raised while the TLS session had carried no data yet.
 
@@ -337,6 +405,8 @@ def tls_failure(exc: BaseException, host: str, port: int) -> BaseException:
     """
     if isinstance(exc, TLSAuthenticationError):
         return exc
+    if isinstance(exc, _CLOSED_IN_HANDSHAKE):
+        return handshake_closed(host, port, exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = exc.verify_message or exc.reason or "certificate verify failed"
         err = TLSAuthenticationError(f"TLS: the certificate of {host}:{port} does not verify: {why}")

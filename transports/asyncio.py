@@ -32,6 +32,7 @@ from transports._common import (
     AsyncProducerBase,
     Delivery,
     RecordMetadata,
+    crashed_error,
     dispatch_events,
     make_core,
     split_configs,
@@ -290,7 +291,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             await self.start()
         assert self._driver is not None
         if self._driver.crashed is not None:
-            raise IllegalStateError("the producer's driver crashed") from self._driver.crashed
+            raise crashed_error("the producer's driver", self._driver.crashed)
         return self._driver
 
     async def _ensure_running(self) -> _Driver:
@@ -343,6 +344,8 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             KafkaTimeoutError: Records still pending after ``timeout``.
         """
         driver = self._driver
+        if driver is not None and driver.crashed is not None:
+            raise crashed_error("the producer's driver", driver.crashed)
         if driver is None or driver.task is None or driver.task.done():
             return
         loop = driver.loop
@@ -357,6 +360,8 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
                 return
             if not await driver.progress(deadline):
                 raise KafkaTimeoutError(f"flush did not complete within {timeout}s")
+            if driver.crashed is not None:
+                raise crashed_error("the producer's driver", driver.crashed)
 
     async def close(self, timeout: float | None = None) -> None:
         """Flush, then stop the driver and close every connection. Idempotent.
@@ -371,8 +376,10 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
                 await asyncio.shield(self._driver.task)
             return
         driver = self._driver
-        if driver is None:
-            self._closed = True
+        if driver is None or driver.crashed is not None:
+            self._closed = True  # after a crash the records already failed: nothing to flush
+            if driver is not None and driver.task is not None:
+                await asyncio.shield(driver.task)
             return
         try:
             await self.flush(timeout)

@@ -21,10 +21,26 @@ Keep them short and never call blocking producer methods (``flush``,
 ``close``, ``future.get``) from inside one: that would wait on the thread
 that has to do the work.
 
-Backpressure: when the core reports its ``buffer_memory`` full, the I/O thread
-stops draining and raises a flag; ``send()`` then blocks up to
-``max_block_ms`` and raises ``KafkaTimeoutError``. The deque itself is
-bounded too (``_INBOX_LIMIT`` records).
+Backpressure: ``buffer_memory`` bounds every byte accepted and not yet
+acknowledged, queued in the deque or held by the core, whatever the number of
+sending threads. Each ``send()`` reserves its record's bytes (key + value +
+headers) in ``_IOLoop.held`` before queueing; the I/O thread gives them back
+as records are delivered or fail. A ``send()`` that does not fit blocks up to
+``max_block_ms`` and raises ``KafkaTimeoutError`` (as Java's
+``BufferPool.allocate``). The reservation is one ``+=`` on an int attribute,
+which CPython's GIL runs without a thread switch between the read and the
+write (no call, no eval-breaker check in between): no lock on the hot path.
+The core keeps its own ``buffer_memory`` count (encoded sizes) too; when it
+refuses a record the I/O thread stops draining and senders wait. The deque
+is bounded in records as well (``_INBOX_LIMIT``).
+
+Safety: nothing a broker sends or a name that does not resolve stops the I/O
+thread. A connection that fails to open, or whose bytes make the core raise,
+is reported to the core as lost (a ``KafkaConnectionError`` /
+``KafkaProtocolError`` with the cause chained): the core fails or retries its
+requests and reconnects with backoff. If the thread dies anyway (a bug), every
+pending record fails and every later call raises ``IllegalStateError`` naming
+the crash, at once.
 """
 
 from __future__ import annotations
@@ -38,6 +54,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from kproto.driving import Close, Connect
@@ -46,13 +63,15 @@ from transports._common import (
     Delivery,
     RecordMetadata,
     auth_failure,
+    crashed_error,
     dispatch_events,
     make_core,
     prepare_send,
     split_configs,
+    timeout_error,
 )
-from transports._sockets import start_connect
-from transports._tls import TLSSession, tls_failure
+from transports._sockets import feed, start_connect
+from transports._tls import TLSSession, closed_error, tls_failure
 from transports._txn import SyncTransactions
 
 __all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
@@ -74,6 +93,8 @@ _INBOX_LIMIT = 32768
 _MAX_SLEEP = 1.0
 #: Bytes per ``recv``: a Produce response is small; metadata can be larger.
 _RECV_SIZE = 256 * 1024
+#: A future's reserved bytes (see the module docstring, Backpressure).
+_reserved = attrgetter("_nbytes")
 
 
 class FutureRecordMetadata(Delivery):
@@ -84,7 +105,7 @@ class FutureRecordMetadata(Delivery):
     ``value``, ``exception``.
     """
 
-    __slots__ = ("_loop",)
+    __slots__ = ("_loop", "_nbytes")
 
     #: The callbacks added while pending: ``[(on_success, fn), ...]``, else None.
     _waiter: list[tuple[bool, Callable[..., Any]]] | None
@@ -103,6 +124,8 @@ class FutureRecordMetadata(Delivery):
         self._error = None
         self._loop = loop
         self._waiter = None
+        #: Bytes reserved against buffer_memory until the outcome is known.
+        self._nbytes = max(key_size, 0) + max(value_size, 0) + max(header_size, 0)
 
     # Called on the I/O thread by dispatch_events (or Delivery._fail) once
     # _state is set; _add may be adding a callback on another thread at the
@@ -167,6 +190,8 @@ class FutureRecordMetadata(Delivery):
         if not self._state:
             if not self._loop.wait_until(lambda: self._state != 0, timeout):
                 raise KafkaTimeoutError(f"record not acknowledged within {timeout}s")
+            if not self._state:  # the I/O thread stopped without resolving it
+                raise self._loop.closed_error("the record's producer")
         return self._outcome()
 
     def add_callback(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> FutureRecordMetadata:
@@ -245,6 +270,7 @@ def _send_each(core: Any) -> Callable[[deque[Any], float, Callable[[Any, Excepti
 def _fail_token(token: Any, exc: Exception) -> None:
     """``core.send_many``'s ``failed``: the record's future fails with what ``send`` raised."""
     token._fail(exc)
+    token._loop.held -= token._nbytes
 
 
 class _Op:
@@ -302,6 +328,12 @@ class _IOLoop:
         #: The I/O thread crashed: set before pending records are failed, so a
         #: sender woken by that failure already sees the producer closed.
         self.crashed = False
+        #: Why the I/O thread crashed (later calls name it).
+        self.crash_cause: BaseException | None = None
+        #: Bytes reserved by ``send()`` and not yet given back (delivered or failed).
+        self.held = 0
+        #: ``buffer_memory``: the bound on ``held``.
+        self.limit = 1 << 62
         self._stop_requested = False
         #: What records still queued when the thread stops fail with.
         self.close_error: KafkaError | None = None
@@ -371,7 +403,7 @@ class _IOLoop:
             IllegalStateError: The I/O thread has stopped.
         """
         if self.stopped:
-            raise IllegalStateError("producer is closed")
+            raise self.closed_error("the producer")
         op = _Op(fn)
         (self.inbox if ordered else self.urgent).append(op)
         self.wake()
@@ -379,10 +411,16 @@ class _IOLoop:
             op.cancelled = True
             raise KafkaTimeoutError(f"operation did not complete within {timeout}s")
         if not op.done:
-            raise IllegalStateError("producer closed while waiting")
+            raise self.closed_error("the producer")
         if op.error is not None:
             raise op.error
         return op.result
+
+    def closed_error(self, what: str) -> IllegalStateError:
+        """The error of a call on a stopped loop: names the crash if the thread crashed."""
+        if self.crash_cause is not None:
+            return crashed_error("the producer's I/O thread", self.crash_cause)
+        return IllegalStateError(f"{what} is closed")
 
     def notify(self) -> None:
         if self.waiters:
@@ -394,7 +432,8 @@ class _IOLoop:
     def _run_guarded(self) -> None:
         try:
             self._run()
-        except BaseException as exc:  # pragma: no cover - a bug in the core or here
+        except BaseException as exc:  # a bug in the core or here
+            self.crash_cause = exc
             self.crashed = True
             log.exception("producer I/O thread crashed")
             try:
@@ -491,6 +530,10 @@ class _IOLoop:
             evs = core.events()
             if evs:
                 dispatch_events(evs)
+                freed = 0
+                for ev in evs:
+                    freed += sum(map(_reserved, ev.tokens))
+                self.held -= freed
                 if self.blocked:
                     self.blocked = False  # deliveries freed buffer space: try again
                     if self.inbox and not self._stop_requested:
@@ -607,10 +650,10 @@ class _IOLoop:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._lost(conn, exc, now)
+            self._lost(conn, closed_error(conn.tls, exc, conn.host, conn.port), now)
             return
         if not data:
-            self._lost(conn, None, now)
+            self._lost(conn, closed_error(conn.tls, None, conn.host, conn.port), now)
             return
         tls = conn.tls
         if tls is not None:
@@ -622,12 +665,13 @@ class _IOLoop:
             self._tls_after(conn, tls.handshake_done, now)
             if conn.node_id not in self._conns:
                 return
-            if data:
-                self.core.receive_data(conn.node_id, data, now)
-            if closed:
+            if data and (failed := feed(self.core, conn.node_id, data, now)) is not None:
+                self._lost(conn, failed, now)  # the core raised on these bytes: that connection goes
+            elif closed:
                 self._lost(conn, None, now)
             return
-        self.core.receive_data(conn.node_id, data, now)
+        if (failed := feed(self.core, conn.node_id, data, now)) is not None:
+            self._lost(conn, failed, now)
 
     def _write(self, conn: _Conn, now: float) -> None:
         try:
@@ -699,6 +743,7 @@ class KafkaProducer(SyncTransactions):
         self._max_block = self.config.max_block_ms / 1000.0
         self._core = self._make_core(self.config, _monotonic(), **self._options.core_kwargs())
         self._loop = _IOLoop(self._core, name=f"kproto-producer-{id(self):x}")
+        self._loop.limit = self.config.buffer_memory
         security = self._options.security
         self._loop.ssl_context = security.ssl_context if security is not None else None
         self._known_topics: set[str] = set()
@@ -744,7 +789,7 @@ class KafkaProducer(SyncTransactions):
         """
         loop = self._loop
         if self._closed or loop.stopped or loop.crashed:
-            raise IllegalStateError("send() on a closed KafkaProducer")
+            raise loop.closed_error("KafkaProducer (send())")
         if self._transactional:  # transactions: only inside one
             self._core.check_transactional_send()
         if (
@@ -764,8 +809,13 @@ class KafkaProducer(SyncTransactions):
             fut = _new(FutureRecordMetadata)
             fut.topic = topic
             fut.timestamp_ms = ts
-            fut.key_size = -1 if key is None else len(key)
-            fut.value_size = len(value)
+            fut.value_size = nbytes = len(value)
+            if key is None:
+                fut.key_size = -1
+            else:
+                fut.key_size = kl = len(key)
+                nbytes += kl
+            fut._nbytes = nbytes
             fut.header_size = -1
             fut._state = 0
             fut._error = None
@@ -781,10 +831,14 @@ class KafkaProducer(SyncTransactions):
             fut = FutureRecordMetadata(
                 loop, topic, ts, -1 if k is None else len(k), -1 if v is None else len(v), hsize
             )
+            nbytes = fut._nbytes
             item = (topic, k, v, hdrs, part, ts, fut)
         inbox = loop.inbox
-        if loop.blocked or len(inbox) >= _INBOX_LIMIT:
-            self._wait_for_space()
+        # Reserve first, then check (see the module docstring): racing senders
+        # each see the others' reservations, so held never passes the limit.
+        loop.held += nbytes
+        if loop.held > loop.limit or loop.blocked or len(inbox) >= _INBOX_LIMIT:
+            self._wait_for_space(nbytes)
         inbox.append(item)
         if loop.sleeping and not loop._wake_pending:
             # (wake() checks _wake_pending too; checked here first, it saves a call
@@ -801,18 +855,39 @@ class KafkaProducer(SyncTransactions):
             _sleep(0)
         return fut
 
-    def _wait_for_space(self) -> None:
+    def _wait_for_space(self, nbytes: int) -> None:
+        """Wait until the record's ``nbytes`` (already reserved in ``held``) fit; keep them reserved.
+
+        A record larger than ``buffer_memory`` itself does not wait: the core
+        fails its future (``MessageSizeTooLargeError``), which gives its bytes back.
+
+        Raises:
+            KafkaTimeoutError: No room within ``max_block_ms`` (the reservation is dropped).
+            IllegalStateError: The producer closed meanwhile.
+        """
         loop = self._loop
-        loop.wake()
-        ok = loop.wait_until(
-            lambda: loop.stopped or (not loop.blocked and len(loop.inbox) < _INBOX_LIMIT), self._max_block
-        )
-        if loop.stopped:
-            raise IllegalStateError("send() on a closed KafkaProducer")
-        if not ok:
-            raise KafkaTimeoutError(
-                f"buffer_memory full for longer than max_block_ms ({self._max_block * 1000:.0f} ms)"
+        limit = loop.limit
+        deadline = _monotonic() + self._max_block
+
+        def room() -> bool:
+            return loop.stopped or (
+                not loop.blocked and len(loop.inbox) < _INBOX_LIMIT and loop.held + nbytes <= limit
             )
+
+        while True:
+            if (loop.held <= limit or nbytes > limit) and not loop.blocked and len(loop.inbox) < _INBOX_LIMIT:
+                return
+            loop.held -= nbytes
+            if loop.stopped:
+                raise loop.closed_error("KafkaProducer (send())")
+            loop.wake()
+            left = deadline - _monotonic()
+            if left <= 0 or not loop.wait_until(room, left):
+                raise KafkaTimeoutError(
+                    f"buffer_memory ({limit} bytes) full for longer than max_block_ms "
+                    f"({self._max_block * 1000:.0f} ms)"
+                )
+            loop.held += nbytes
 
     def _wait_for_topic(self, topic: str, deadline: float) -> set[int]:
         parts = self._partitions(topic, deadline)
@@ -837,9 +912,11 @@ class KafkaProducer(SyncTransactions):
         try:
             result = self._loop.call(poll, max(0.0, deadline - _monotonic()))
         except KafkaTimeoutError:
-            raise KafkaTimeoutError(
-                f"no metadata for topic {topic!r} within max_block_ms ({self._max_block * 1000:.0f} ms)"
-            ) from None
+            error = timeout_error(
+                self._core,
+                f"no metadata for topic {topic!r} within max_block_ms ({self._max_block * 1000:.0f} ms)",
+            )
+            raise error from error.__cause__
         assert isinstance(result, set)
         return result
 
@@ -870,6 +947,8 @@ class KafkaProducer(SyncTransactions):
             KafkaTimeoutError: Records still pending after ``timeout``.
         """
         if self._loop.stopped:
+            if self._loop.crash_cause is not None:
+                raise self._loop.closed_error("the producer")
             return
         started: list[bool] = []
 

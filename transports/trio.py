@@ -39,11 +39,13 @@ from transports._common import (
     AsyncProducerBase,
     Delivery,
     RecordMetadata,
+    crashed_error,
     dispatch_events,
     make_core,
     split_configs,
     wait_for_topic_async,
 )
+from transports._sockets import bad_address, connect_failure, feed, resolve_failure
 from transports._tls import AsyncTokenCache, lost_error
 from transports._txn import AsyncTransactions
 
@@ -257,26 +259,37 @@ class _Driver:
         self._progress.set()
         self._progress = trio.Event()
 
-    def _lost(self, conn: _Conn, exc: BaseException | None) -> None:
+    def _lost(self, conn: _Conn, exc: BaseException | None, *, raw: bool = False) -> None:
+        """Report ``conn`` lost (``exc`` mapped by ``lost_error`` unless ``raw``); a core raise is a crash."""
         if conn.closed_by_us:
             return
-        # trio wraps the ssl error (BrokenResourceError from SSLError); TLS 1.3
-        # reports a refused client certificate on the first read.
-        exc = lost_error(exc, conn.host, conn.port, tls=self.ssl_context is not None, got_data=conn.got_data)
+        if not raw:
+            # trio wraps the ssl error (BrokenResourceError from SSLError); TLS 1.3
+            # reports a refused client certificate on the first read.
+            exc = lost_error(exc, conn.host, conn.port, tls=self.ssl_context is not None, got_data=conn.got_data)
         conn.closed_by_us = True
         if self.conns.get(conn.node_id) is conn:
             del self.conns[conn.node_id]
         conn.scope.cancel()
-        self.core.connection_lost(conn.node_id, exc, self.now())
+        try:
+            self.core.connection_lost(conn.node_id, exc, self.now())
+        except Exception as crash:
+            self.crash(crash)
+            return
         self.kick()
 
     async def _connection(self, conn: _Conn, host: str, port: int) -> None:
         with conn.scope:
+            bad = bad_address(host, port)
+            if bad is not None:
+                self._lost(conn, bad, raw=True)
+                return
             try:
                 if self.token_cache is not None:
                     await (
                         self.token_cache.refresh()
                     )  # async OAUTHBEARER provider: a fresh token per connection
+                # trio.socket.getaddrinfo runs in a worker thread: DNS never blocks the run.
                 tcp = await trio.open_tcp_stream(host, port)
                 if self.ssl_context is None:
                     conn.stream = tcp
@@ -286,12 +299,22 @@ class _Driver:
             except (OSError, trio.BrokenResourceError) as exc:
                 if conn.stream is not None:
                     await trio.aclose_forcefully(conn.stream)
-                self._lost(conn, exc)
+                self._lost(conn, connect_failure(exc))
+                return
+            except Exception as exc:  # UnicodeError from the IDNA codec, ValueError...
+                if conn.stream is not None:
+                    await trio.aclose_forcefully(conn.stream)
+                self._lost(conn, resolve_failure(exc, host, port), raw=True)
                 return
             if conn.closed_by_us:
                 await trio.aclose_forcefully(conn.stream)
                 return
-            self.core.connection_made(conn.node_id, self.now())
+            try:
+                self.core.connection_made(conn.node_id, self.now())
+            except Exception as exc:
+                self.crash(exc)
+                await trio.aclose_forcefully(conn.stream)
+                return
             self.kick()
             try:
                 async with trio.open_nursery() as n:
@@ -313,10 +336,9 @@ class _Driver:
                 self._lost(conn, None)
                 return
             conn.got_data = True
-            try:
-                self.core.receive_data(conn.node_id, data, self.now())
-            except Exception as exc:
-                self.crash(exc)
+            failed = feed(self.core, conn.node_id, data, self.now())
+            if failed is not None:  # that connection goes; the core fails or retries its requests
+                self._lost(conn, failed, raw=True)
                 return
             self.kick()
 
@@ -404,7 +426,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
                 "producer not started: use `async with KafkaProducer(...)` or start(nursery)"
             )
         if self._driver.crashed is not None:
-            raise IllegalStateError("the producer's driver crashed") from self._driver.crashed
+            raise crashed_error("the producer's driver", self._driver.crashed)
         return self._driver
 
     async def _ensure_running(self) -> _Driver:
@@ -457,6 +479,8 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             KafkaTimeoutError: Records still pending after ``timeout``.
         """
         driver = self._driver
+        if driver is not None and driver.crashed is not None:
+            raise crashed_error("the producer's driver", driver.crashed)
         if driver is None or driver.stopped.is_set():
             await trio.lowlevel.checkpoint()
             return
@@ -472,6 +496,8 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
                 return
             if not await driver.progress(deadline):
                 raise KafkaTimeoutError(f"flush did not complete within {timeout}s")
+            if driver.crashed is not None:
+                raise crashed_error("the producer's driver", driver.crashed)
 
     async def aclose(self, timeout: float | None = None) -> None:
         """Flush, then stop the driver and close every connection. Idempotent.
@@ -484,7 +510,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             timeout: Seconds for the flush; None waits without bound.
         """
         driver = self._driver
-        if self._closed or driver is None:
+        if self._closed or driver is None or driver.crashed is not None:
             self._closed = True
             if driver is not None:
                 with trio.CancelScope(shield=True):

@@ -178,6 +178,9 @@ class ConsumerConfig:
                 raise _bad("bootstrap_servers", bs, "a non-empty 'host[:port]' string or list")
         elif not bs or not all(isinstance(s, str) and s for s in bs):
             raise _bad("bootstrap_servers", bs, "a non-empty 'host[:port]' string or list")
+        from kproto.client import parse_bootstrap
+
+        parse_bootstrap(bs)  # ports in 1..65535, hosts present: named errors
         for name in ("client_id",):
             if not isinstance(getattr(self, name), str):
                 raise _bad(name, getattr(self, name), "a str")

@@ -127,6 +127,9 @@ class ProducerConfig:
             raise _bad(
                 "bootstrap_servers", self.bootstrap_servers, "'host[:port]' or a non-empty list of them"
             )
+        from kproto.client import parse_bootstrap
+
+        parse_bootstrap(self.bootstrap_servers)  # ports in 1..65535, hosts present: named errors
         if not isinstance(self.client_id, str):
             raise _bad("client_id", self.client_id, "a str")
         if self.acks not in (0, 1, ACKS_ALL) or isinstance(self.acks, bool):

@@ -486,7 +486,12 @@ def test_sync_blocking_call_from_a_callback_raises(echo: LineServer) -> None:
 
 
 class CrashingCore(EchoCore):
+    """Raises on bytes (the driver then drops that connection) and on the loss report: a crash."""
+
     def receive_data(self, node_id: int, data: bytes, now: float) -> None:
+        raise RuntimeError("core bug")
+
+    def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
         raise RuntimeError("core bug")
 
 
