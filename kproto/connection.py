@@ -63,6 +63,7 @@ and the owner runs them, so that it can update its own state first.
 from __future__ import annotations
 
 import enum
+import logging
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -125,6 +126,10 @@ _UNSUPPORTED_VERSION = UnsupportedVersionError.errno
 _API_VERSIONS_KEY = ApiVersionsRequest.API_KEY
 #: The error code that starts every ApiVersions response body.
 _ERROR_CODE = struct.Struct(">h")
+
+#: DEBUG records of tolerated oddities (trailing bytes). Logging is the one side
+#: effect the core allows itself, as aioquic's connection does; nothing above DEBUG.
+logger = logging.getLogger(__name__)
 
 #: ``callback(response, None)`` or ``callback(None, error)``, called exactly once.
 Callback = Callable[[Any, "KafkaError | None"], None]
@@ -709,6 +714,8 @@ class BrokerConnection:
             # ignore the rest, as the Java client and librdkafka do (a broker may
             # write fields of a newer layout). Truncation is still an error above.
             self.responses_with_trailing_bytes += 1
+            logger.debug("%s v%d from node %s: %d bytes after the known fields ignored",
+                         response_type.__name__, version, self.node_id, len(frame) - end)
         self._note_throttle(response, now)
         self._complete(req, response, None)
 
@@ -726,6 +733,8 @@ class BrokerConnection:
                 continue
             if end != len(frame):
                 self.responses_with_trailing_bytes += 1
+                logger.debug("ApiVersionsResponse v%d from node %s: %d bytes after the known fields ignored",
+                             version, self.node_id, len(frame) - end)
             return body
         return None
 

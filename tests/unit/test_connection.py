@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -471,8 +472,9 @@ def test_garbage_body_fails_the_request_with_a_protocol_error() -> None:
     assert resp is None and isinstance(err, KafkaProtocolError)
 
 
-def test_trailing_bytes_after_a_body_are_accepted_and_counted() -> None:
+def test_trailing_bytes_after_a_body_are_accepted_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     """Issue 10: a Metadata v12 answer with 1 byte after its fields is read as far as known (Java does)."""
+    caplog.set_level(logging.DEBUG, logger="kproto.connection")
     conn = ready_conn()
     rec = Recorder()
     conn.send(MetadataRequest(), callback=rec, now=T0)
@@ -484,6 +486,9 @@ def test_trailing_bytes_after_a_body_are_accepted_and_counted() -> None:
     assert error is None and response.controller_id == -1 and response.brokers == []
     assert conn.state is ConnectionState.READY
     assert conn.responses_with_trailing_bytes == 1
+    [record] = [r for r in caplog.records if r.name == "kproto.connection"]
+    assert record.levelno == logging.DEBUG
+    assert record.getMessage() == "MetadataResponse v12 from node 1: 1 bytes after the known fields ignored"
 
 
 def test_a_truncated_body_is_still_a_protocol_error() -> None:
