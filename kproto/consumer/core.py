@@ -55,12 +55,14 @@ import random
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.fetcher import PartitionRecords
+from kproto.consumer.pending import Pending, once
 from kproto.consumer.types import (
     CommitCompleted,
+    ConsumerEvent,
     ConsumerGroupMetadata,
     ConsumerRecord,
     OffsetAndMetadata,
@@ -73,16 +75,26 @@ from kproto.errors import (
     BrokerResponseError,
     Cancelled,
     CommitFailedError,
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
+    FetchSessionIdNotFoundError,
+    IllegalGenerationError,
     IllegalStateError,
+    InvalidFetchSessionEpochError,
     InvalidGroupIdError,
     KafkaConfigurationError,
     KafkaError,
     KafkaProtocolError,
     NoOffsetForPartitionError,
+    NotCoordinatorError,
+    OffsetOutOfRangeError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
     error_from_code,
     is_retriable,
     needs_metadata_refresh,
 )
+from kproto.events import BootstrapFailed, MetadataUpdated
 from kproto.protocol.messages import (
     FetchRequest,
     ListOffsetsRequest,
@@ -102,8 +114,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ConsumerCore", "Pending"]
 
-T = TypeVar("T")
-
 #: Completed fetches buffered per partition before it is fetched again:
 #: two means one response being read while the next waits (double buffering).
 _MAX_QUEUED: Final = 2
@@ -111,29 +121,14 @@ _MAX_QUEUED: Final = 2
 _EARLIEST: Final = -2
 _LATEST: Final = -1
 _GROUP_KEY_TYPE: Final = 0
-# Wire error codes handled by name.
-_OFFSET_OUT_OF_RANGE: Final = 1
-_COORDINATOR_LOAD_IN_PROGRESS: Final = 14
-_COORDINATOR_NOT_AVAILABLE: Final = 15
-_NOT_COORDINATOR: Final = 16
-_COORDINATOR_ERRORS: Final = (_COORDINATOR_NOT_AVAILABLE, _NOT_COORDINATOR)
-#: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS: a commit from an old generation.
-_REBALANCE_ERRORS: Final = (22, 25, 27)
-_FETCH_SESSION_ID_NOT_FOUND: Final = 70
-_INVALID_FETCH_SESSION_EPOCH: Final = 71
+# Wire error codes handled by name (bound once: read on every Fetch response).
+_OFFSET_OUT_OF_RANGE: Final = OffsetOutOfRangeError.errno
+_COORDINATOR_LOAD_IN_PROGRESS: Final = CoordinatorLoadInProgressError.errno
+_COORDINATOR_ERRORS: Final = (CoordinatorNotAvailableError.errno, NotCoordinatorError.errno)
+#: A commit from an old generation.
+_REBALANCE_ERRORS: Final = (IllegalGenerationError.errno, UnknownMemberIdError.errno, RebalanceInProgressError.errno)
+_SESSION_ERRORS: Final = (FetchSessionIdNotFoundError.errno, InvalidFetchSessionEpochError.errno)
 _INTERNAL_TOPICS: Final = frozenset({"__consumer_offsets", "__transaction_state"})
-
-
-def _once(fn: Callable[[float], None]) -> Callable[[float], None]:
-    """``fn`` wrapped to run only on its first call (it is scheduled two ways)."""
-    fired = [False]
-
-    def run(now: float) -> None:
-        if not fired[0]:
-            fired[0] = True
-            fn(now)
-
-    return run
 
 
 class ClientLike(Protocol):
@@ -162,57 +157,6 @@ class ClientLike(Protocol):
     def responses_with_trailing_bytes(self) -> int: ...
     def versions_sent(self) -> dict[int, int]: ...
     def close(self, now: float) -> Any: ...
-
-
-class Pending(Generic[T]):
-    """The result of a request the core is working on; done once it has one."""
-
-    __slots__ = ("done", "_value", "_error", "_callbacks")
-
-    def __init__(self) -> None:
-        #: True once :meth:`result` returns or raises without waiting.
-        self.done = False
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self._callbacks: list[Callable[[Pending[T]], None]] = []
-
-    def result(self) -> T:
-        """The value, or raise the error. Only valid once ``done``."""
-        if not self.done:
-            raise IllegalStateError("result() before the request finished")
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
-
-    def exception(self) -> BaseException | None:
-        """The error, or None on success (or when not done)."""
-        return self._error
-
-    def add_done_callback(self, fn: Callable[[Pending[T]], None]) -> None:
-        """Call ``fn(self)`` when done (at once if already done)."""
-        if self.done:
-            fn(self)
-        else:
-            self._callbacks.append(fn)
-
-    def set_result(self, value: T) -> None:
-        """Complete successfully (first completion wins)."""
-        if not self.done:
-            self.done = True
-            self._value = value
-            self._fire()
-
-    def set_error(self, error: BaseException) -> None:
-        """Complete with an error (first completion wins)."""
-        if not self.done:
-            self.done = True
-            self._error = error
-            self._fire()
-
-    def _fire(self) -> None:
-        cbs, self._callbacks = self._callbacks, []
-        for fn in cbs:
-            fn(self)
 
 
 class _FetchSession:
@@ -312,7 +256,7 @@ class ConsumerCore:
         self._ready: deque[TopicPartition] = deque()
         self._buffered_bytes = 0
         self._errors: list[BaseException] = []
-        self._events: list[object] = []
+        self._events: list[ConsumerEvent] = []
         self._waiting_coordinator: list[Callable[[int, float], None]] = []
         self._retry_at: float | None = None
         #: Retries to run on the next MetadataUpdated (they are also in ``_delayed``).
@@ -389,8 +333,8 @@ class ConsumerCore:
                 t = own
         return t
 
-    def events(self) -> list[object]:
-        """Consumer events (:class:`CommitCompleted`...) since the last call."""
+    def events(self) -> list[ConsumerEvent]:
+        """Consumer events (:data:`~kproto.consumer.types.AnyConsumerEvent`) since the last call."""
         ev, self._events = self._events, []
         return ev
 
@@ -731,14 +675,13 @@ class ConsumerCore:
             return
         client = self._client
         for ev in client.events():
-            name = type(ev).__name__
-            if name == "MetadataUpdated":
+            if isinstance(ev, MetadataUpdated):
                 self._update_subscribed_assignment(now)
                 retries, self._waiting_metadata = self._waiting_metadata, []
                 for retry in retries:
                     retry(now)
-            elif name == "BootstrapFailed":
-                self._errors.append(getattr(ev, "error"))  # noqa: B009
+            elif isinstance(ev, BootstrapFailed):
+                self._errors.append(ev.error)
         if self._waiting_coordinator and self.config.group_id is not None:
             node = client.coordinator(self.config.group_id, _GROUP_KEY_TYPE, now)
             if node is not None:
@@ -859,7 +802,7 @@ class ConsumerCore:
         """KIP-227 bookkeeping after a Fetch to ``node``."""
         if not self.config.enable_incremental_fetch_sessions:
             return
-        if err is not None or resp.error_code in (_FETCH_SESSION_ID_NOT_FOUND, _INVALID_FETCH_SESSION_EPOCH):
+        if err is not None or resp.error_code in _SESSION_ERRORS:
             self._sessions.pop(node, None)  # the next fetch is a full one that opens a new session
             return
         if resp.error_code:
@@ -1120,7 +1063,7 @@ class ConsumerCore:
             outstanding = [len(by_node)]
             if not by_node:
                 # Retry as soon as new metadata arrives, or after the backoff at the latest.
-                retry = _once(attempt)
+                retry = once(attempt)
                 self._waiting_metadata.append(retry)
                 self._later(retry, now)
                 return

@@ -62,12 +62,19 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from kproto.consumer.core import Pending, _once
+from kproto.consumer.pending import Pending, once
 from kproto.consumer.types import TopicPartition
 from kproto.errors import (
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
     FencedInstanceIdError,
+    IllegalGenerationError,
     IllegalStateError,
     KafkaConfigurationError,
+    MemberIdRequiredError,
+    NotCoordinatorError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
     UnsupportedVersionError,
     error_from_code,
     is_retriable,
@@ -113,14 +120,14 @@ _OWNED_SUBSCRIPTION_VERSION: Final = 1
 _ASSIGNMENT_VERSION: Final = 0
 _PROTOCOL_TYPE: Final = "consumer"
 # Wire error codes handled by name.
-_COORDINATOR_LOAD_IN_PROGRESS: Final = 14
-_COORDINATOR_NOT_AVAILABLE: Final = 15
-_NOT_COORDINATOR: Final = 16
-_ILLEGAL_GENERATION: Final = 22
-_UNKNOWN_MEMBER_ID: Final = 25
-_REBALANCE_IN_PROGRESS: Final = 27
-_MEMBER_ID_REQUIRED: Final = 79
-_FENCED_INSTANCE_ID: Final = 82
+_COORDINATOR_LOAD_IN_PROGRESS: Final = CoordinatorLoadInProgressError.errno
+_COORDINATOR_NOT_AVAILABLE: Final = CoordinatorNotAvailableError.errno
+_NOT_COORDINATOR: Final = NotCoordinatorError.errno
+_ILLEGAL_GENERATION: Final = IllegalGenerationError.errno
+_UNKNOWN_MEMBER_ID: Final = UnknownMemberIdError.errno
+_REBALANCE_IN_PROGRESS: Final = RebalanceInProgressError.errno
+_MEMBER_ID_REQUIRED: Final = MemberIdRequiredError.errno
+_FENCED_INSTANCE_ID: Final = FencedInstanceIdError.errno
 _GROUP_KEY_TYPE: Final = 0
 
 
@@ -769,7 +776,7 @@ class GroupMembership:
         if missing:
             self.core._client.add_topics(all_topics, now)
             self.core._client.request_metadata_update(now)
-            retry = _once(assign)
+            retry = once(assign)
             self.core._waiting_metadata.append(retry)
             self.core._later(retry, now)
         else:
