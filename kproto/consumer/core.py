@@ -54,12 +54,13 @@ import itertools
 import random
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 from kproto.consumer.config import ConsumerConfig
+from kproto.consumer.context import ClientLike, ConsumerContext
 from kproto.consumer.fetcher import PartitionRecords
-from kproto.consumer.pending import Pending, once
+from kproto.consumer.pending import Pending
 from kproto.consumer.types import (
     CommitCompleted,
     ConsumerEvent,
@@ -72,7 +73,6 @@ from kproto.consumer.types import (
 )
 from kproto.driving import Command
 from kproto.errors import (
-    BrokerResponseError,
     Cancelled,
     CommitFailedError,
     CoordinatorLoadInProgressError,
@@ -120,7 +120,6 @@ _MAX_QUEUED: Final = 2
 #: ListOffsets timestamps (KIP-79).
 _EARLIEST: Final = -2
 _LATEST: Final = -1
-_GROUP_KEY_TYPE: Final = 0
 # Wire error codes handled by name (bound once: read on every Fetch response).
 _OFFSET_OUT_OF_RANGE: Final = OffsetOutOfRangeError.errno
 _COORDINATOR_LOAD_IN_PROGRESS: Final = CoordinatorLoadInProgressError.errno
@@ -129,34 +128,6 @@ _COORDINATOR_ERRORS: Final = (CoordinatorNotAvailableError.errno, NotCoordinator
 _REBALANCE_ERRORS: Final = (IllegalGenerationError.errno, UnknownMemberIdError.errno, RebalanceInProgressError.errno)
 _SESSION_ERRORS: Final = (FetchSessionIdNotFoundError.errno, InvalidFetchSessionEpochError.errno)
 _INTERNAL_TOPICS: Final = frozenset({"__consumer_offsets", "__transaction_state"})
-
-
-class ClientLike(Protocol):
-    """What the consumer needs from :class:`kproto.client.Client`."""
-
-    @property
-    def cluster(self) -> Any: ...
-
-    def connection_made(self, node_id: int, now: float) -> None: ...
-    def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None: ...
-    def receive_data(self, node_id: int, data: bytes, now: float) -> None: ...
-    def handle_timer(self, now: float) -> None: ...
-    def commands(self) -> list[Command]: ...
-    def data_to_send(self) -> list[tuple[int, bytes]]: ...
-    def get_timer(self) -> float | None: ...
-    def events(self) -> list[object]: ...
-    def send(self, request: Any, *, now: float, callback: Callable[[Any, BaseException | None], None],
-             node_id: int | None = None, max_version: int | None = None,
-             timeout_ms: int | None = None) -> Any: ...
-    def add_topics(self, topics: Iterable[str], now: float) -> Any: ...
-    def request_metadata_update(self, now: float) -> Any: ...
-    def coordinator(self, key: str, key_type: int, now: float) -> int | None: ...
-    def mark_coordinator_dead(self, key: str, key_type: int, now: float) -> Any: ...
-    def bootstrap_connected(self) -> bool: ...
-    @property
-    def responses_with_trailing_bytes(self) -> int: ...
-    def versions_sent(self) -> dict[int, int]: ...
-    def close(self, now: float) -> Any: ...
 
 
 class _FetchSession:
@@ -240,7 +211,14 @@ class ConsumerCore:
             names = [f.name for f in attrs.fields(ClientConfig)]
             built: ClientLike = Client(ClientConfig(**config.client_kwargs(names)), now=now, rng=rng)
             client = built
+        ctx = self._ctx = ConsumerContext(config, client, now)
+        ctx.assigned = self.assignment
+        ctx.set_assignment = self._set_assignment
+        ctx.commit_consumed = self._auto_commit
+        #: The cluster client (tests and the facades' error path read these two).
         self._client: ClientLike = client
+        self._errors = ctx.errors
+        self._metrics = ctx.metrics
         self._states: dict[TopicPartition, _PartitionState] = {}
         #: Seek epochs of every partition state (see _PartitionState.epoch).
         self._epochs = itertools.count()
@@ -248,26 +226,15 @@ class ConsumerCore:
         self._pattern: re.Pattern[str] | None = None
         self._user_assigned = False
         self._group: GroupMembership | None = None
-        self._deferred: list[Callable[[], object]] = []
         self._close_pending: Pending[None] | None = None
-        self._awaitables: list[Any] = []
         self._inflight_nodes: set[int] = set()
         self._sessions: dict[int, _FetchSession] = {}
         self._ready: deque[TopicPartition] = deque()
         self._buffered_bytes = 0
-        self._errors: list[BaseException] = []
         self._events: list[ConsumerEvent] = []
-        self._waiting_coordinator: list[Callable[[int, float], None]] = []
-        self._retry_at: float | None = None
-        #: Retries to run on the next MetadataUpdated (they are also in ``_delayed``).
-        self._waiting_metadata: list[Callable[[float], None]] = []
-        #: ``(at, fn)``: retries to run at or after ``at`` (see :meth:`_later`).
-        self._delayed: list[tuple[float, Callable[[float], None]]] = []
-        self._closed = False
         #: close() was called: no more auto-commits or fetches, only the close's own work.
         self._closing = False
         self._close_done: Pending[None] | None = None
-        self._now = now
         self._auto_commit_at: float | None = None
         if config.group_id is not None and config.enable_auto_commit:
             self._auto_commit_at = now + config.auto_commit_interval_ms / 1000
@@ -275,39 +242,33 @@ class ConsumerCore:
         self._commit_seq = 0
         self._latest_commit_for: dict[TopicPartition, int] = {}
         self._all_topics_at: float | None = None
-        self._metrics: dict[str, float] = {
-            "records-consumed-total": 0.0,
-            "bytes-fetched-total": 0.0,
-            "fetch-requests-total": 0.0,
-            "commits-total": 0.0,
-        }
 
     # --- the Driven surface -------------------------------------------------
 
     def connection_made(self, node_id: int, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
-        if self._closed:
+        if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
         self._client.connection_made(node_id, now)
         self._pump(now)
 
     def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
-        if self._closed:
+        if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
         self._client.connection_lost(node_id, exc, now)
         self._pump(now)
 
     def receive_data(self, node_id: int, data: bytes, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
-        if self._closed:
+        if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
         self._client.receive_data(node_id, data, now)
         self._pump(now)
 
     def handle_timer(self, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
-        if self._closed:
+        if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
         self._client.handle_timer(now)
         self._pump(now)
@@ -322,13 +283,13 @@ class ConsumerCore:
 
     def get_timer(self) -> float | None:
         """See :class:`kproto.driving.Driven`."""
-        if self._closed:
+        if self._ctx.closed:
             return None
         t = self._client.get_timer()
         group_t = self._group.get_timer() if self._group is not None else None
         # While closing, the auto-commit interval is no deadline: close() made the last commit.
         auto_commit_at = None if self._closing else self._auto_commit_at
-        for own in (self._retry_at, auto_commit_at, group_t):
+        for own in (self._ctx.retry_at, auto_commit_at, group_t):
             if own is not None and (t is None or own < t):
                 t = own
         return t
@@ -424,7 +385,7 @@ class ConsumerCore:
             from kproto.consumer.group import GroupMembership
 
             if self._group is None:
-                self._group = GroupMembership(self, self._subscription or set(), listener, now)
+                self._group = GroupMembership(self._ctx, self._subscription or set(), listener, now)
             else:
                 self._group.listener = listener
                 self._group.set_topics(self._subscription or set(), now)
@@ -620,10 +581,6 @@ class ConsumerCore:
         self._pump(now)
         return out
 
-    def _defer(self, fn: Callable[[], object]) -> None:
-        """Run ``fn`` at the start of the next ``poll`` (user callbacks: rebalance listeners)."""
-        self._deferred.append(fn)
-
     def before_poll(self, now: float) -> None:
         """What ``poll`` does first: note the poll (group liveness) and run due user callbacks.
 
@@ -632,20 +589,14 @@ class ConsumerCore:
         """
         if self._group is not None:
             self._group.on_poll(now)
-        while self._deferred:
-            fns, self._deferred = self._deferred, []
-            for fn in fns:
-                result = fn()
-                if result is not None and hasattr(result, "__await__"):
-                    self._awaitables.append(result)
+        self._ctx.run_deferred()
 
     def take_awaitables(self) -> list[Any]:
         """Awaitables returned by listener callbacks (``async def`` listeners); drains them.
 
         The sync facade closes them unawaited; async facades await them in order.
         """
-        aws, self._awaitables = self._awaitables, []
-        return aws
+        return self._ctx.take_awaitables()
 
     def take_error(self) -> BaseException | None:
         """Pop the oldest error waiting to be raised from ``poll`` (None if none)."""
@@ -664,12 +615,13 @@ class ConsumerCore:
     # --- the pump: send what is due ------------------------------------------
 
     def _pump(self, now: float) -> None:
-        self._now = now
-        if self._closed:
+        ctx = self._ctx
+        ctx.now = now
+        if ctx.closed:
             return
         if self._close_pending is not None:
             done, self._close_pending = self._close_pending, None
-            self._closed = True
+            ctx.closed = True
             self._client.close(now)
             done.set_result(None)
             return
@@ -677,20 +629,10 @@ class ConsumerCore:
         for ev in client.events():
             if isinstance(ev, MetadataUpdated):
                 self._update_subscribed_assignment(now)
-                retries, self._waiting_metadata = self._waiting_metadata, []
-                for retry in retries:
-                    retry(now)
+                ctx.metadata_updated(now)
             elif isinstance(ev, BootstrapFailed):
                 self._errors.append(ev.error)
-        if self._waiting_coordinator and self.config.group_id is not None:
-            node = client.coordinator(self.config.group_id, _GROUP_KEY_TYPE, now)
-            if node is not None:
-                waiting, self._waiting_coordinator = self._waiting_coordinator, []
-                for fn in waiting:
-                    fn(node, now)
-        if self._retry_at is not None and now >= self._retry_at:
-            self._retry_at = None
-        self._run_delayed(now)
+        ctx.run_due(now)
         if self._closing:
             # Only the close's own requests (final commit, LeaveGroup) from here on.
             if self._group is not None:
@@ -702,7 +644,7 @@ class ConsumerCore:
 
             def got(r: Pending[Any]) -> None:
                 if r.exception() is None:
-                    self._on_all_topics(r.result(), self._now)
+                    self._on_all_topics(r.result(), self._ctx.now)
 
             p.add_done_callback(got)
         if self._auto_commit_at is not None and now >= self._auto_commit_at:
@@ -713,12 +655,8 @@ class ConsumerCore:
         self._send_offset_requests(now)
         self._send_fetches(now)
 
-    def _backoff(self, st: _PartitionState | None, now: float) -> None:
-        at = now + self.config.retry_backoff_ms / 1000
-        if st is not None:
-            st.retry_at = at
-        if self._retry_at is None or at < self._retry_at:
-            self._retry_at = at
+    def _backoff(self, st: _PartitionState, now: float) -> None:
+        st.retry_at = self._ctx.backoff(now)
 
     def _send_fetches(self, now: float) -> None:
         if self._buffered_bytes >= self.config.fetch_max_bytes:
@@ -820,9 +758,9 @@ class ConsumerCore:
 
     def _on_fetch(self, node: int, sent: dict[TopicPartition, tuple[int, int]], resp: Any,
                   err: BaseException | None) -> None:
-        if self._closed:
+        if self._ctx.closed:
             return
-        now = self._now
+        now = self._ctx.now
         self._inflight_nodes.discard(node)
         current: dict[TopicPartition, _PartitionState] = {}
         for tp, (epoch, at) in sent.items():
@@ -834,7 +772,7 @@ class ConsumerCore:
             for st in current.values():
                 self._backoff(st, now)
             if isinstance(err, KafkaProtocolError):
-                self._report(err)  # bad broker bytes: retried, but never silently
+                self._ctx.report(err)  # bad broker bytes: retried, but never silently
             if getattr(err, "refresh_metadata", False):
                 self._client.request_metadata_update(now)
             return
@@ -877,7 +815,7 @@ class ConsumerCore:
                         max_decompressed=max(cfg.fetch_max_bytes, 64 * 1024 * 1024),
                     )
                 except KafkaError as exc:
-                    self._report(exc)
+                    self._ctx.report(exc)
                     self._backoff(st, now)
                     continue
                 if pr.nbytes == 0:
@@ -955,9 +893,9 @@ class ConsumerCore:
 
     def _on_committed_for_position(self, p: Pending[dict[TopicPartition, OffsetAndMetadata | None]],
                                    epochs: dict[TopicPartition, int]) -> None:
-        now = self._now
+        now = self._ctx.now
         exc = p.exception()
-        self._surface(exc)
+        self._ctx.surface(exc)
         for tp, epoch in epochs.items():
             st = self._states.get(tp)
             if st is None or st.epoch != epoch:
@@ -974,9 +912,9 @@ class ConsumerCore:
 
     def _on_reset(self, p: Pending[dict[TopicPartition, OffsetAndTimestamp | None]],
                   epochs: dict[TopicPartition, int]) -> None:
-        now = self._now
+        now = self._ctx.now
         exc = p.exception()
-        self._surface(exc)
+        self._ctx.surface(exc)
         for tp, epoch in epochs.items():
             st = self._states.get(tp)
             if st is None or st.epoch != epoch:
@@ -991,27 +929,6 @@ class ConsumerCore:
                 continue
             st.set_position(ot.offset)
         self._pump(now)
-
-    def _surface(self, exc: BaseException | None) -> None:
-        """Raise from the next ``poll`` a position lookup's error the user must see.
-
-        Bad broker data (a protocol error) and non-retriable broker errors (an
-        authorization failure) are raised, as the Java consumer raises them from
-        ``poll``; the lookup is retried after the backoff either way, so a
-        transient error is never a silent stall and a lasting one keeps saying why.
-        """
-        if isinstance(exc, KafkaProtocolError) or (isinstance(exc, BrokerResponseError) and not exc.retriable):
-            self._report(exc)
-
-    def _report(self, exc: BaseException) -> None:
-        """Queue ``exc`` for ``poll`` without its traceback, once while an equal one waits.
-
-        Retries after the backoff meet the same error again; the queue must not
-        grow while the user does not poll.
-        """
-        key = (type(exc), exc.args)
-        if not any((type(e), e.args) == key for e in self._errors):
-            self._errors.append(exc.with_traceback(None))
 
     def list_offsets(self, timestamps: Mapping[TopicPartition, int],
                      now: float) -> Pending[dict[TopicPartition, OffsetAndTimestamp | None]]:
@@ -1063,9 +980,7 @@ class ConsumerCore:
             outstanding = [len(by_node)]
             if not by_node:
                 # Retry as soon as new metadata arrives, or after the backoff at the latest.
-                retry = once(attempt)
-                self._waiting_metadata.append(retry)
-                self._later(retry, now)
+                self._ctx.after_metadata(attempt, now)
                 return
             for node, tps in by_node.items():
                 topics: dict[str, list[Any]] = {}
@@ -1078,10 +993,10 @@ class ConsumerCore:
 
                 def on_resp(resp: Any, err: BaseException | None,
                             tps: dict[TopicPartition, int] = tps, node: int = node) -> None:
-                    if self._closed:
+                    if self._ctx.closed:
                         result.set_error(err or Cancelled("the consumer is closed"))
                         return
-                    now = self._now
+                    now = self._ctx.now
                     retry = False
                     if err is not None:
                         retry = True
@@ -1111,7 +1026,7 @@ class ConsumerCore:
                     outstanding[0] -= 1
                     if outstanding[0] == 0:
                         if retry and remaining:
-                            self._later(attempt, now)
+                            self._ctx.later(attempt, now)
                         else:
                             attempt(now)
 
@@ -1119,35 +1034,6 @@ class ConsumerCore:
 
         attempt(now)
         return result
-
-    def _later(self, fn: Callable[[float], None], now: float) -> None:
-        """Run ``fn(now)`` after ``retry_backoff_ms`` (from a later pump)."""
-        at = now + self.config.retry_backoff_ms / 1000
-        self._delayed.append((at, fn))
-        if self._retry_at is None or at < self._retry_at:
-            self._retry_at = at
-
-    def _run_delayed(self, now: float) -> None:
-        d = self._delayed
-        if not d:
-            return
-        due = [fn for at, fn in d if at <= now]
-        self._delayed = [(at, fn) for at, fn in d if at > now]
-        for at, _ in self._delayed:
-            if self._retry_at is None or at < self._retry_at:
-                self._retry_at = at
-        for fn in due:
-            fn(now)
-
-    def _with_coordinator(self, fn: Callable[[int, float], None], now: float) -> None:
-        """Run ``fn(node, now)`` once the group coordinator is known."""
-        group = self.config.group_id
-        assert group is not None
-        node = self._client.coordinator(group, _GROUP_KEY_TYPE, now)
-        if node is not None:
-            fn(node, now)
-        else:
-            self._waiting_coordinator.append(fn)
 
     def _need_group(self, what: str) -> str:
         if self.config.group_id is None:
@@ -1179,17 +1065,17 @@ class ConsumerCore:
             )
 
             def on_resp(resp: Any, err: BaseException | None) -> None:
-                if self._closed:
+                if self._ctx.closed:
                     result.set_error(err or Cancelled("the consumer is closed"))
                     return
-                now = self._now
+                now = self._ctx.now
                 code = 0 if err is not None else resp.error_code
                 if err is not None or code:
                     exc = err or error_from_code(code, "OffsetFetch")
                     if code in _COORDINATOR_ERRORS or err is not None:
-                        self._client.mark_coordinator_dead(group, _GROUP_KEY_TYPE, now)
+                        self._ctx.mark_coordinator_dead(now)
                     if (err is not None or is_retriable(code)) and now < deadline:
-                        self._later(lambda now: self._with_coordinator(send, now), now)
+                        self._ctx.later(lambda now: self._ctx.with_coordinator(send, now), now)
                     else:
                         result.set_error(exc)
                     return
@@ -1205,7 +1091,7 @@ class ConsumerCore:
                             return
                         if pr.error_code:
                             if is_retriable(pr.error_code) and now < deadline:
-                                self._later(lambda now: self._with_coordinator(send, now), now)
+                                self._ctx.later(lambda now: self._ctx.with_coordinator(send, now), now)
                                 return
                             result.set_error(error_from_code(pr.error_code, f"OffsetFetch {tp}"))
                             return
@@ -1216,7 +1102,7 @@ class ConsumerCore:
 
             self._client.send(req, now=now, node_id=node, callback=on_resp)
 
-        self._with_coordinator(send, now)
+        self._ctx.with_coordinator(send, now)
         if pump:
             self._pump(now)
         return result
@@ -1280,10 +1166,10 @@ class ConsumerCore:
             )
 
             def on_resp(resp: Any, err: BaseException | None) -> None:
-                if self._closed:
+                if self._ctx.closed:
                     result.set_error(err or Cancelled("the consumer is closed"))
                     return
-                now = self._now
+                now = self._ctx.now
                 first: BaseException | None = err
                 retry = err is not None
                 if err is None:
@@ -1305,11 +1191,11 @@ class ConsumerCore:
                                 if first is None:
                                     first = error_from_code(code, f"OffsetCommit {t.name}-{pr.partition_index}")
                                 if code in _COORDINATOR_ERRORS:
-                                    self._client.mark_coordinator_dead(group, _GROUP_KEY_TYPE, now)
+                                    self._ctx.mark_coordinator_dead(now)
                 else:
-                    self._client.mark_coordinator_dead(group, _GROUP_KEY_TYPE, now)
+                    self._ctx.mark_coordinator_dead(now)
                 if first is not None and retry and now < deadline:
-                    self._later(lambda now: self._with_coordinator(send, now), now)
+                    self._ctx.later(lambda now: self._ctx.with_coordinator(send, now), now)
                     return
                 if first is None:
                     self._metrics["commits-total"] += 1
@@ -1322,7 +1208,7 @@ class ConsumerCore:
 
             self._client.send(req, now=now, node_id=node, callback=on_resp)
 
-        self._with_coordinator(send, now)
+        self._ctx.with_coordinator(send, now)
         if pump:
             self._pump(now)
         return result
@@ -1365,8 +1251,8 @@ class ConsumerCore:
 
             def on_resp(resp: Any, err: BaseException | None) -> None:
                 if err is not None:
-                    if self._now < deadline and not isinstance(err, Cancelled):
-                        self._later(attempt, self._now)
+                    if self._ctx.now < deadline and not isinstance(err, Cancelled):
+                        self._ctx.later(attempt, self._ctx.now)
                     else:
                         result.set_error(err)
                     return
@@ -1424,7 +1310,7 @@ class ConsumerCore:
         the driver then stops. Further calls raise ``IllegalStateError``.
         """
         done: Pending[None] = Pending()
-        if self._closed:
+        if self._ctx.closed:
             done.set_result(None)
             return done
         if self._close_done is not None:
@@ -1445,7 +1331,7 @@ class ConsumerCore:
             if group is None:
                 close_client()
             else:
-                group.leave(self._now).add_done_callback(close_client)
+                group.leave(self._ctx.now).add_done_callback(close_client)
 
         if p is None:
             leave()
@@ -1457,4 +1343,4 @@ class ConsumerCore:
     @property
     def closed(self) -> bool:
         """True after :meth:`close` finished."""
-        return self._closed
+        return self._ctx.closed

@@ -59,10 +59,12 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Protocol
 
-from kproto.consumer.pending import Pending, once
+from kproto.consumer.config import ConsumerConfig
+from kproto.consumer.context import ClientLike
+from kproto.consumer.pending import Pending
 from kproto.consumer.types import TopicPartition
 from kproto.errors import (
     CoordinatorLoadInProgressError,
@@ -92,9 +94,6 @@ from kproto.protocol.messages import consumer_protocol_subscription as _cps
 from kproto.protocol.messages import join_group as _jg
 from kproto.protocol.messages import leave_group as _lg
 from kproto.protocol.messages import sync_group as _sg
-
-if TYPE_CHECKING:
-    from kproto.consumer.core import ConsumerCore
 
 __all__ = [
     "ConsumerRebalanceListener",
@@ -128,7 +127,6 @@ _UNKNOWN_MEMBER_ID: Final = UnknownMemberIdError.errno
 _REBALANCE_IN_PROGRESS: Final = RebalanceInProgressError.errno
 _MEMBER_ID_REQUIRED: Final = MemberIdRequiredError.errno
 _FENCED_INSTANCE_ID: Final = FencedInstanceIdError.errno
-_GROUP_KEY_TYPE: Final = 0
 
 
 # --- the consumer protocol encoding ---------------------------------------------
@@ -500,13 +498,53 @@ class MemberState(enum.Enum):
     FAILED = "failed"
 
 
+class GroupHost(Protocol):
+    """What a :class:`GroupMembership` needs from the consumer that owns it.
+
+    :class:`~kproto.consumer.context.ConsumerContext` is one: the client and
+    the clock, coordinator and metadata waits, the error queue and deferred
+    user callbacks, and the assignment hooks of the core.
+    """
+
+    @property
+    def config(self) -> ConsumerConfig: ...
+    @property
+    def client(self) -> ClientLike: ...
+    @property
+    def now(self) -> float: ...
+
+    def with_coordinator(self, fn: Callable[[int, float], None], now: float) -> None:
+        """Run ``fn(node, now)`` once the group coordinator is known."""
+
+    def mark_coordinator_dead(self, now: float) -> None:
+        """The coordinator failed a request: find it again."""
+
+    def after_metadata(self, fn: Callable[[float], None], now: float) -> None:
+        """Run ``fn(now)`` once after the next metadata update (or the backoff)."""
+
+    def defer(self, fn: Callable[[], object]) -> None:
+        """Run a user callback at the start of the next ``poll``."""
+
+    def fail(self, exc: BaseException) -> None:
+        """Raise ``exc`` from the next ``poll``."""
+
+    def assigned(self) -> set[TopicPartition]:
+        """The partitions the consumer reads now."""
+
+    def set_assignment(self, tps: set[TopicPartition], now: float) -> None:
+        """Read exactly these partitions."""
+
+    def commit_consumed(self, now: float) -> object:
+        """Commit the consumed positions that changed (auto-commit)."""
+
+
 class GroupMembership:
     """The membership of one consumer in its group; driven by :class:`ConsumerCore`."""
 
-    def __init__(self, core: ConsumerCore, topics: set[str], listener: Any, now: float) -> None:
-        cfg = core.config
+    def __init__(self, host: GroupHost, topics: set[str], listener: Any, now: float) -> None:
+        cfg = host.config
         assert cfg.group_id is not None
-        self.core = core
+        self.host = host
         self.group_id: str = cfg.group_id
         self.instance_id = cfg.group_instance_id
         self.assignors = resolve_assignors(cfg.partition_assignment_strategy)
@@ -588,7 +626,7 @@ class GroupMembership:
             # While waiting for the coordinator, the core's pump retries on every input.
             return None if self._left_for_poll_timeout or self._inflight else self._join_at
         if self.state is MemberState.STABLE:
-            t = self._last_poll + self.core.config.max_poll_interval_ms / 1000
+            t = self._last_poll + self.host.config.max_poll_interval_ms / 1000
             if self._heartbeat_at is not None and not self._heartbeat_inflight:
                 t = min(t, self._heartbeat_at)
             return t
@@ -600,9 +638,9 @@ class GroupMembership:
         if st is MemberState.UNJOINED:
             if not self._inflight and not self._left_for_poll_timeout and now >= self._join_at:
                 self._inflight = True
-                self.core._with_coordinator(self._send_join, now)
+                self.host.with_coordinator(self._send_join, now)
         elif st is MemberState.STABLE:
-            if now - self._last_poll > self.core.config.max_poll_interval_ms / 1000:
+            if now - self._last_poll > self.host.config.max_poll_interval_ms / 1000:
                 # KIP-62: a member that stops polling leaves, so the group moves on without it.
                 self._leave(now, "consumer poll timeout has expired")
                 self._revoke(lost=False)
@@ -612,7 +650,7 @@ class GroupMembership:
             if (self._heartbeat_at is not None and now >= self._heartbeat_at
                     and not self._heartbeat_inflight):
                 self._heartbeat_inflight = True
-                self.core._with_coordinator(self._send_heartbeat, now)
+                self.host.with_coordinator(self._send_heartbeat, now)
 
     def leave(self, now: float) -> Pending[None]:
         """LeaveGroup (dynamic members; a static member keeps its place, KIP-345) and stop.
@@ -633,7 +671,7 @@ class GroupMembership:
     def _fail(self, exc: BaseException) -> None:
         self.state = MemberState.FAILED
         self._epoch += 1
-        self.core._errors.append(exc)
+        self.host.fail(exc)
 
     def _reset(self, now: float, *, keep_member: bool, delay: float = 0.0) -> None:
         # Cooperative members keep their partitions (and consume) through a rebalance;
@@ -651,23 +689,23 @@ class GroupMembership:
             self.generation = -1
         self._join_at = now + delay
         if not keep:
-            self.core._set_assignment(set(), now)
+            self.host.set_assignment(set(), now)
             if self.cooperative:
                 self._owned = set()
 
     def _revoke(self, *, lost: bool) -> None:
-        owned = self.core.assignment()
+        owned = self.host.assigned()
         if not owned:
             return
-        if not lost and self.core.config.enable_auto_commit:
+        if not lost and self.host.config.enable_auto_commit:
             # Sent before the JoinGroup on the same connection: the broker handles it first.
-            self.core._auto_commit(self.core._now)
+            self.host.commit_consumed(self.host.now)
         listener = self.listener
         if listener is not None:
             if lost:
-                self.core._defer(lambda: listener.on_partitions_lost(owned))
+                self.host.defer(lambda: listener.on_partitions_lost(owned))
             else:
-                self.core._defer(lambda: listener.on_partitions_revoked(owned))
+                self.host.defer(lambda: listener.on_partitions_revoked(owned))
 
     def _lost(self, now: float, keep_member: bool) -> None:
         self._owned = set()
@@ -676,24 +714,24 @@ class GroupMembership:
             self.state = MemberState.UNJOINED  # so _reset does not revoke again
         self._reset(now, keep_member=keep_member)
         if self.cooperative and keep_member:
-            self.core._set_assignment(set(), now)  # _reset kept them: a cooperative rejoin would
+            self.host.set_assignment(set(), now)  # _reset kept them: a cooperative rejoin would
 
     def _backoff(self) -> float:
-        return self.core.config.retry_backoff_ms / 1000
+        return self.host.config.retry_backoff_ms / 1000
 
     def _coordinator_error(self, code: int, now: float) -> bool:
         if code in (_COORDINATOR_NOT_AVAILABLE, _NOT_COORDINATOR):
-            self.core._client.mark_coordinator_dead(self.group_id, _GROUP_KEY_TYPE, now)
+            self.host.mark_coordinator_dead(now)
             return True
         return code == _COORDINATOR_LOAD_IN_PROGRESS
 
     def _send_join(self, node: int, now: float) -> None:
-        cfg = self.core.config
+        cfg = self.host.config
         self.state = MemberState.JOINING
         if not self.cooperative:
             self._revoke(lost=False)  # eager: everything goes before the JoinGroup
-            self.core._set_assignment(set(), now)
-        self.core._client.add_topics(self.topics, now)
+            self.host.set_assignment(set(), now)
+        self.host.client.add_topics(self.topics, now)
         req = JoinGroupRequest(
             group_id=self.group_id,
             session_timeout_ms=cfg.session_timeout_ms,
@@ -711,16 +749,16 @@ class GroupMembership:
         def on_resp(resp: Any, err: BaseException | None) -> None:
             if epoch != self._epoch:
                 return
-            self._on_join(resp, err, self.core._now)
+            self._on_join(resp, err, self.host.now)
 
         # The broker answers a JoinGroup only when the rebalance completes (up to the rebalance timeout).
-        self.core._client.send(req, now=now, node_id=node, callback=on_resp,
+        self.host.client.send(req, now=now, node_id=node, callback=on_resp,
                                timeout_ms=cfg.max_poll_interval_ms + cfg.request_timeout_ms)
 
     def _on_join(self, resp: Any, err: BaseException | None, now: float) -> None:
         self._inflight = False
         if err is not None:
-            self.core._client.mark_coordinator_dead(self.group_id, _GROUP_KEY_TYPE, now)
+            self.host.mark_coordinator_dead(now)
             self._reset(now, keep_member=True, delay=self._backoff())
             return
         code = resp.error_code
@@ -751,7 +789,7 @@ class GroupMembership:
         self.state = MemberState.SYNCING
         self._inflight = True
         if not self.leader:
-            self.core._with_coordinator(lambda node, now: self._send_sync(node, now, []), now)
+            self.host.with_coordinator(lambda node, now: self._send_sync(node, now, []), now)
             return
         members: dict[str, tuple[list[str], str | None]] = {}
         user_data: dict[str, bytes | None] = {}
@@ -765,7 +803,7 @@ class GroupMembership:
             members[m.member_id] = (list(sub.topics), m.group_instance_id)
             user_data[m.member_id] = data
         all_topics = {t for topics, _ in members.values() for t in topics}
-        missing = [t for t in all_topics if not self.core._client.cluster.partitions_for(t)]
+        missing = [t for t in all_topics if not self.host.client.cluster.partitions_for(t)]
         epoch = self._epoch
 
         def assign(now: float) -> None:
@@ -774,17 +812,15 @@ class GroupMembership:
             self._assign_and_sync(members, all_topics, now, user_data)
 
         if missing:
-            self.core._client.add_topics(all_topics, now)
-            self.core._client.request_metadata_update(now)
-            retry = once(assign)
-            self.core._waiting_metadata.append(retry)
-            self.core._later(retry, now)
+            self.host.client.add_topics(all_topics, now)
+            self.host.client.request_metadata_update(now)
+            self.host.after_metadata(assign, now)
         else:
             assign(now)
 
     def _assign_and_sync(self, members: dict[str, tuple[list[str], str | None]], all_topics: set[str],
                          now: float, user_data: dict[str, bytes | None]) -> None:
-        cluster = self.core._client.cluster
+        cluster = self.host.client.cluster
         counts: dict[str, int] = {}
         for t in all_topics:
             parts = cluster.partitions_for(t)
@@ -799,7 +835,7 @@ class GroupMembership:
         plan = assignor.assign(counts, members, user_data)
         assignments = [_sg.SyncGroupRequestAssignment(member_id=m, assignment=encode_assignment(plan.get(m, {})))
                        for m in members]
-        self.core._with_coordinator(lambda node, now: self._send_sync(node, now, assignments), now)
+        self.host.with_coordinator(lambda node, now: self._send_sync(node, now, assignments), now)
 
     def _send_sync(self, node: int, now: float, assignments: list[Any]) -> None:
         req = SyncGroupRequest(
@@ -812,14 +848,14 @@ class GroupMembership:
         def on_resp(resp: Any, err: BaseException | None) -> None:
             if epoch != self._epoch:
                 return
-            self._on_sync(resp, err, self.core._now)
+            self._on_sync(resp, err, self.host.now)
 
-        self.core._client.send(req, now=now, node_id=node, callback=on_resp)
+        self.host.client.send(req, now=now, node_id=node, callback=on_resp)
 
     def _on_sync(self, resp: Any, err: BaseException | None, now: float) -> None:
         self._inflight = False
         if err is not None:
-            self.core._client.mark_coordinator_dead(self.group_id, _GROUP_KEY_TYPE, now)
+            self.host.mark_coordinator_dead(now)
             self._reset(now, keep_member=True, delay=self._backoff())
             return
         code = resp.error_code
@@ -844,32 +880,32 @@ class GroupMembership:
             self._fail(exc)
             return
         self.state = MemberState.STABLE
-        self._heartbeat_at = now + self.core.config.heartbeat_interval_ms / 1000
+        self._heartbeat_at = now + self.host.config.heartbeat_interval_ms / 1000
         self._last_poll = max(self._last_poll, now)
         listener = self.listener
         if self.cooperative:
             # KIP-429: revoke only what moved away (positions committed first), keep the rest,
             # and rejoin at once if anything was revoked so the next round can hand it out.
-            owned = self.core.assignment()
+            owned = self.host.assigned()
             revoked = owned - assigned
             added = assigned - owned
             if revoked:
-                if self.core.config.enable_auto_commit:
-                    self.core._auto_commit(now)
+                if self.host.config.enable_auto_commit:
+                    self.host.commit_consumed(now)
                 if listener is not None:
-                    self.core._defer(lambda: listener.on_partitions_revoked(set(revoked)))
-            self.core._set_assignment(assigned, now)
+                    self.host.defer(lambda: listener.on_partitions_revoked(set(revoked)))
+            self.host.set_assignment(assigned, now)
             self._owned = set(assigned)
             if listener is not None:
-                self.core._defer(lambda: listener.on_partitions_assigned(set(added)))
+                self.host.defer(lambda: listener.on_partitions_assigned(set(added)))
             if revoked:
                 self.request_rejoin(now)
                 return
         else:
-            self.core._set_assignment(assigned, now)
+            self.host.set_assignment(assigned, now)
             self._owned = set(assigned)
             if listener is not None:
-                self.core._defer(lambda: listener.on_partitions_assigned(set(assigned)))
+                self.host.defer(lambda: listener.on_partitions_assigned(set(assigned)))
         if self._resubscribe:
             self._resubscribe = False
             self._pending = "rejoin"  # the subscription changed during the rebalance
@@ -885,15 +921,15 @@ class GroupMembership:
         def on_resp(resp: Any, err: BaseException | None) -> None:
             if epoch != self._epoch:
                 return
-            self._on_heartbeat(resp, err, self.core._now)
+            self._on_heartbeat(resp, err, self.host.now)
 
-        self.core._client.send(req, now=now, node_id=node, callback=on_resp)
+        self.host.client.send(req, now=now, node_id=node, callback=on_resp)
 
     def _on_heartbeat(self, resp: Any, err: BaseException | None, now: float) -> None:
         self._heartbeat_inflight = False
-        interval = self.core.config.heartbeat_interval_ms / 1000
+        interval = self.host.config.heartbeat_interval_ms / 1000
         if err is not None:
-            self.core._client.mark_coordinator_dead(self.group_id, _GROUP_KEY_TYPE, now)
+            self.host.mark_coordinator_dead(now)
             self._heartbeat_at = now + self._backoff()
             return
         code = resp.error_code
@@ -932,13 +968,13 @@ class GroupMembership:
 
         def on_resp(resp: Any, err: BaseException | None) -> None:
             if isinstance(err, UnsupportedVersionError) and old_form:
-                self.core._with_coordinator(lambda node, now: send(node, now, old_form.pop(), 2), self.core._now)
+                self.host.with_coordinator(lambda node, now: send(node, now, old_form.pop(), 2), self.host.now)
                 return
             if done is not None:
                 done.set_result(None)
 
         def send(node: int, now: float, request: Any = req, max_version: int | None = None) -> None:
-            self.core._client.send(request, now=now, node_id=node, callback=on_resp, max_version=max_version)
+            self.host.client.send(request, now=now, node_id=node, callback=on_resp, max_version=max_version)
 
-        self.core._with_coordinator(send, now)
+        self.host.with_coordinator(send, now)
 
