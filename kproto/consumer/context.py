@@ -22,7 +22,7 @@ from typing import Any, Final, Protocol
 
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.pending import once
-from kproto.consumer.types import TopicPartition
+from kproto.consumer.types import ConsumerEvent, TopicPartition
 from kproto.driving import Command
 from kproto.errors import BrokerResponseError, KafkaProtocolError
 
@@ -90,6 +90,8 @@ class ConsumerContext:
             "fetch-requests-total": 0.0,
             "commits-total": 0.0,
         }
+        #: Consumer events not yet taken (``ConsumerCore.events``).
+        self.events: list[ConsumerEvent] = []
         #: Awaitables returned by deferred callbacks (``async def`` listeners).
         self.awaitables: list[Any] = []
         self._deferred: list[Callable[[], object]] = []
@@ -208,6 +210,11 @@ class ConsumerContext:
                 result = call()
                 if isinstance(result, Awaitable):
                     self.awaitables.append(result)
+
+    def take_events(self) -> list[ConsumerEvent]:
+        """Drain the consumer events."""
+        evs, self.events = self.events, []
+        return evs
 
     def take_awaitables(self) -> list[Any]:
         """Drain the awaitables :meth:`run_deferred` kept."""
