@@ -7,13 +7,13 @@ See :mod:`kproto.consumer.core` for the driving surface and
 
 from __future__ import annotations
 
-from kproto.consumer.config import ConsumerConfig
-from kproto.consumer.group import (
-    ConsumerRebalanceListener,
+from kproto.consumer.assignors import (
     CooperativeStickyAssignor,
     RangePartitionAssignor,
     RoundRobinPartitionAssignor,
 )
+from kproto.consumer.config import ConsumerConfig
+from kproto.consumer.group import ConsumerRebalanceListener
 from kproto.consumer.types import (
     CommitCompleted,
     ConsumerGroupMetadata,

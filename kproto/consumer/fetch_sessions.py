@@ -192,7 +192,7 @@ class FetchSessions:
                 st.retry_at = self._ctx.backoff(now)
             if isinstance(err, KafkaProtocolError):
                 self._ctx.report(err)  # bad broker bytes: retried, but never silently
-            if getattr(err, "refresh_metadata", False):
+            if isinstance(err, KafkaError) and err.refresh_metadata:
                 self._ctx.client.request_metadata_update(now)
             return
         if resp.error_code:
