@@ -235,6 +235,23 @@ def decode_sticky_user_data(data: bytes) -> tuple[set[TopicPartition], int]:
     return owned, generation
 
 
+def _claims(members: Mapping[str, object],
+            user_data: Mapping[str, bytes | None] | None) -> list[tuple[str, set[TopicPartition]]]:
+    """What each member says it owned (sticky user data), newest generation first, then by member id.
+
+    Unreadable user data claims nothing, as the Java assignor ignores it.
+    """
+    claims: list[tuple[int, str, set[TopicPartition]]] = []
+    for m, data in (user_data or {}).items():
+        if m in members and data:
+            try:
+                owned, generation = decode_sticky_user_data(data)
+            except ValueError:
+                continue
+            claims.append((generation, m, owned))
+    return [(m, owned) for _gen, m, owned in sorted(claims, key=lambda x: (-x[0], x[1]))]
+
+
 class StickyPartitionAssignor(PartitionAssignor):
     """Balanced, and keeps partitions where they were (KIP-54 ``sticky``; eager rebalancing).
 
@@ -256,16 +273,8 @@ class StickyPartitionAssignor(PartitionAssignor):
     def assign(self, partitions: Mapping[str, int], members: Mapping[str, tuple[Sequence[str], str | None]],
                user_data: Mapping[str, bytes | None] | None = None) -> dict[str, dict[str, list[int]]]:
         subs = {m: set(topics) for m, (topics, _) in members.items()}
-        previous: list[tuple[int, str, set[TopicPartition]]] = []
-        for m, data in (user_data or {}).items():
-            if m in members and data:
-                try:
-                    owned, generation = decode_sticky_user_data(data)
-                except ValueError:
-                    continue
-                previous.append((generation, m, owned))
         owner: dict[TopicPartition, str] = {}
-        for _gen, m, owned in sorted(previous, key=lambda x: (-x[0], x[1])):
+        for m, owned in _claims(members, user_data):
             for tp in sorted(owned):
                 if tp.topic in subs[m] and 0 <= tp.partition < partitions.get(tp.topic, 0) and tp not in owner:
                     owner[tp] = m
@@ -332,16 +341,8 @@ class CooperativeStickyAssignor(StickyPartitionAssignor):
                user_data: Mapping[str, bytes | None] | None = None) -> dict[str, dict[str, list[int]]]:
         target = super().assign(partitions, members, user_data)
         # Who owns each partition now (on a conflict the newest generation, as the sticky pass).
-        claims: list[tuple[int, str, set[TopicPartition]]] = []
-        for m, data in (user_data or {}).items():
-            if m in members and data:
-                try:
-                    owned, generation = decode_sticky_user_data(data)
-                except ValueError:
-                    continue
-                claims.append((generation, m, owned))
         owner: dict[TopicPartition, str] = {}
-        for _gen, m, owned in sorted(claims, key=lambda x: (-x[0], x[1])):
+        for m, owned in _claims(members, user_data):
             for tp in owned:
                 owner.setdefault(tp, m)
         out: dict[str, dict[str, list[int]]] = {m: {} for m in target}

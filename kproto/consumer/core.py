@@ -1,41 +1,38 @@
-"""The sans-I/O consumer core: assignment, positions, fetching, offsets, commits.
+"""The sans-I/O consumer core: the API the facades drive, ``poll`` and the pump.
 
 Theory of operation
 -------------------
 :class:`ConsumerCore` wraps a cluster :class:`~kproto.client.Client` and is
 itself :class:`~kproto.driving.Driven`: every driving input is forwarded to
 the client, then :meth:`ConsumerCore._pump` looks at the state and sends
-what is due. Each assigned partition has a :class:`_PartitionState`:
+what is due. The work is split along its seams (as franz-go's consumer):
 
-============  =====================================================
-``position``  next offset ``poll`` hands out (None: unknown yet)
-``fetch_at``  next offset to fetch: the end of what is buffered, so a
-              Fetch for more can be in flight while the user works
-              through buffered data (prefetch)
-``epoch``     renewed by every seek/reset from one sequence for all
-              states; a Fetch, OffsetFetch or ListOffsets answer for
-              an older epoch (or an earlier assignment) is dropped
-``queue``     :class:`~kproto.consumer.fetcher.PartitionRecords`
-              not yet fully handed out, oldest first
-============  =====================================================
+=========================  ================================================
+module                     holds
+=========================  ================================================
+:mod:`.positions`          per partition state: position, fetch offset,
+                           seek epoch, queue of fetched records
+:mod:`.offsets`            finding positions (OffsetFetch, resets through
+                           ListOffsets) and committing them (OffsetCommit)
+:mod:`.fetch_sessions`     one Fetch per leader, KIP-227 sessions, answers
+                           into the partition queues
+:mod:`.fetcher`            the record decoder (:class:`PartitionRecords`),
+                           the hot path ``poll`` reads from
+:mod:`.group`              group membership (JoinGroup, SyncGroup,
+                           Heartbeat, LeaveGroup); :mod:`.assignors`
+:mod:`.context`            what they share: client, clock, error queue,
+                           retries, coordinator and metadata waits
+=========================  ================================================
 
-A partition without a position first gets its committed offset (OffsetFetch
-to the group coordinator, when ``group_id`` is set), else a reset through
-ListOffsets to its leader (``auto_offset_reset``: earliest = -2, latest =
--1; any other policy raises :class:`NoOffsetForPartitionError` from
-``poll``).
+Dependencies run one way: ``core`` -> ``fetch_sessions`` -> ``offsets`` ->
+``group`` -> ``context``; ``positions`` and ``fetcher`` are leaves. The
+parts talk to each other through public methods; the group member sees its
+host only through :class:`~kproto.consumer.group.GroupHost`.
 
-Fetching: one Fetch in flight per leader, holding every assigned, not
-paused partition with a position whose queue holds fewer than
-:data:`_MAX_QUEUED` responses, while the bytes buffered stay under
-``fetch_max_bytes``. Each leader gets an incremental fetch session
-(KIP-227) when it grants one: after a full fetch that opens it, a request
-names only the partitions whose fetch offset changed and the ones that left
-(``forgotten_topics_data``); FETCH_SESSION_ID_NOT_FOUND or
-INVALID_FETCH_SESSION_EPOCH (or a lost connection) falls back to a full
-fetch. Fetch is capped at v12 so topics travel by name. Partition errors: OFFSET_OUT_OF_RANGE resets the position per the
-policy; leadership and unknown-topic errors refresh metadata and retry
-after ``retry_backoff_ms``; anything else is raised from the next ``poll``.
+One pump pass: run client events (``MetadataUpdated`` re-reads a
+subscription and wakes metadata waiters), coordinator waiters and due
+retries; then, unless closing, the pattern-subscription metadata refresh,
+auto-commit, the group member, position lookups, and fetches.
 
 Blocking-looking calls (``committed``, ``commit``, ``list_offsets``,
 ``fetch_metadata``) return a :class:`Pending`; the facade drives the core

@@ -59,18 +59,10 @@ import enum
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-# The assignors and the encoding lived here first; they are re-exported under their old path.
 from kproto.consumer.assignors import (
-    CooperativeStickyAssignor,
-    PartitionAssignor,
-    RangePartitionAssignor,
-    RoundRobinPartitionAssignor,
-    StickyPartitionAssignor,
     decode_assignment,
-    decode_sticky_user_data,
     decode_subscription,
     encode_assignment,
-    encode_sticky_user_data,
     encode_subscription,
     resolve_assignors,
 )
@@ -105,21 +97,9 @@ from kproto.protocol.messages import sync_group as _sg
 
 __all__ = [
     "ConsumerRebalanceListener",
-    "CooperativeStickyAssignor",
     "GroupHost",
     "GroupMembership",
     "MemberState",
-    "PartitionAssignor",
-    "RangePartitionAssignor",
-    "RoundRobinPartitionAssignor",
-    "StickyPartitionAssignor",
-    "decode_assignment",
-    "decode_sticky_user_data",
-    "decode_subscription",
-    "encode_assignment",
-    "encode_sticky_user_data",
-    "encode_subscription",
-    "resolve_assignors",
 ]
 
 _PROTOCOL_TYPE: Final = "consumer"

@@ -81,6 +81,7 @@ class Offsets:
         self._latest_commit_for: dict[TopicPartition, int] = {}
 
     def out_of_range(self, tp: TopicPartition, st: PartitionState) -> None:
+        """OFFSET_OUT_OF_RANGE from a Fetch: reset per ``auto_offset_reset`` (or park the partition)."""
         policy = self._config.reset_policy
         if policy == "none":
             self.park_no_offset(tp, st, f"offset {st.position} out of range")
@@ -99,6 +100,7 @@ class Offsets:
             f"{self._config.auto_offset_reset!r} allows no reset; seek() to choose a position"))
 
     def send_requests(self, now: float) -> None:
+        """Look up positions for the partitions without one: committed offsets first, then resets."""
         need_committed: list[TopicPartition] = []
         need_reset: dict[int, list[TopicPartition]] = {}
         policy = self._config.reset_policy
@@ -119,55 +121,40 @@ class Offsets:
                 self._positions.states[tp].offset_request = True
             p = self.committed(need_committed, now)
             epochs = {tp: self._positions.states[tp].epoch for tp in need_committed}
-            p.add_done_callback(functools.partial(self._on_committed_for_position, epochs=epochs))
+            p.add_done_callback(functools.partial(self._on_lookup, epochs=epochs, committed=True))
         for where, tps in need_reset.items():
             for tp in tps:
                 self._positions.states[tp].offset_request = True
             epochs = {tp: self._positions.states[tp].epoch for tp in tps}
             lp = self.list_offsets({tp: where for tp in tps}, now)
-            lp.add_done_callback(functools.partial(self._on_reset, epochs=epochs))
+            lp.add_done_callback(functools.partial(self._on_lookup, epochs=epochs, committed=False))
 
-    def _on_committed_for_position(self, p: Pending[dict[TopicPartition, OffsetAndMetadata | None]],
-                                   epochs: dict[TopicPartition, int]) -> None:
+    def _on_lookup(self, p: Pending[Any], epochs: dict[TopicPartition, int], *, committed: bool) -> None:
+        """Positions from an OffsetFetch (``committed``) or a ListOffsets reset, if still current."""
         now = self._ctx.now
         exc = p.exception()
         self._ctx.surface(exc)
+        found: Mapping[TopicPartition, OffsetAndMetadata | OffsetAndTimestamp | None] = (
+            {} if exc is not None else p.result())
         for tp, epoch in epochs.items():
             st = self._positions.states.get(tp)
             if st is None or st.epoch != epoch:
                 continue
             st.offset_request = False
-            if exc is not None:
+            at = found.get(tp)
+            if committed and exc is None:
+                st.committed_checked = True  # none committed: a reset follows
+                if at is not None and at.offset >= 0:
+                    st.set_position(at.offset)
+            elif at is None:
                 st.retry_at = self._ctx.backoff(now)
-                continue
-            om = p.result().get(tp)
-            st.committed_checked = True
-            if om is not None and om.offset >= 0:
-                st.set_position(om.offset)
-        self._pump(now)
-
-    def _on_reset(self, p: Pending[dict[TopicPartition, OffsetAndTimestamp | None]],
-                  epochs: dict[TopicPartition, int]) -> None:
-        now = self._ctx.now
-        exc = p.exception()
-        self._ctx.surface(exc)
-        for tp, epoch in epochs.items():
-            st = self._positions.states.get(tp)
-            if st is None or st.epoch != epoch:
-                continue
-            st.offset_request = False
-            if exc is not None:
-                st.retry_at = self._ctx.backoff(now)
-                continue
-            ot = p.result().get(tp)
-            if ot is None:
-                st.retry_at = self._ctx.backoff(now)
-                continue
-            st.set_position(ot.offset)
+            else:
+                st.set_position(at.offset)
         self._pump(now)
 
     def list_offsets(self, timestamps: dict[TopicPartition, int],
-                      now: float) -> Pending[dict[TopicPartition, OffsetAndTimestamp | None]]:
+                     now: float) -> Pending[dict[TopicPartition, OffsetAndTimestamp | None]]:
+        """ListOffsets to each partition's leader; retried (metadata, retriable errors) until the timeout."""
         result: Pending[dict[TopicPartition, OffsetAndTimestamp | None]] = Pending()
         answers: dict[TopicPartition, OffsetAndTimestamp | None] = {}
         remaining = dict(timestamps)
@@ -255,6 +242,7 @@ class Offsets:
         return result
 
     def need_group(self, what: str) -> str:
+        """The group id ``what`` needs, or raise KafkaConfigurationError."""
         if self._config.group_id is None:
             raise KafkaConfigurationError(
                 f"{what} needs a group_id: offsets are stored per consumer group; "
@@ -429,6 +417,7 @@ class Offsets:
         return result
 
     def auto_commit(self, now: float) -> Pending[dict[TopicPartition, OffsetAndMetadata]] | None:
+        """Commit the positions that changed since their last commit (None: nothing to commit)."""
         if self.member is not None and not self.member.stable:
             return None  # mid-rebalance the group would refuse it (no valid generation)
         changed = {tp: OffsetAndMetadata(st.position, "", -1) for tp, st in self._positions.states.items()
