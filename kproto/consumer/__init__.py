@@ -1,8 +1,10 @@
 """The sans-I/O consumer core: positions, fetching, offsets, commits and group membership.
 
-See :mod:`kproto.consumer.core` for the driving surface and
-:mod:`kproto.consumer.fetcher` for the record decoding hot path and
-:mod:`kproto.consumer.group` for group membership and the assignors.
+See :mod:`kproto.consumer.core` for the driving surface and a map of the
+parts: :mod:`~kproto.consumer.positions`, :mod:`~kproto.consumer.offsets`,
+:mod:`~kproto.consumer.fetch_sessions`, the record decoder
+:mod:`~kproto.consumer.fetcher`, group membership
+:mod:`~kproto.consumer.group` and :mod:`~kproto.consumer.assignors`.
 """
 
 from __future__ import annotations

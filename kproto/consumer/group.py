@@ -389,22 +389,31 @@ class GroupMembership:
                                                           self._owned if a.cooperative else None))
                 for a in self.assignors],
         )
+        # The broker answers a JoinGroup only when the rebalance completes (up to the rebalance timeout).
+        self._send(req, node, now, self._on_join, timeout_ms=cfg.max_poll_interval_ms + cfg.request_timeout_ms)
+
+    def _send(self, req: Any, node: int, now: float, handle: Callable[[Any, BaseException | None, float], None],
+              timeout_ms: int | None = None) -> None:
+        """Send ``req`` to the coordinator; ``handle`` gets the answer unless the state was reset meanwhile."""
         epoch = self._epoch
 
         def on_resp(resp: Any, err: BaseException | None) -> None:
-            if epoch != self._epoch:
-                return
-            self._on_join(resp, err, self.host.now)
+            if epoch == self._epoch:
+                handle(resp, err, self.host.now)
 
-        # The broker answers a JoinGroup only when the rebalance completes (up to the rebalance timeout).
-        self.host.client.send(req, now=now, node_id=node, callback=on_resp,
-                               timeout_ms=cfg.max_poll_interval_ms + cfg.request_timeout_ms)
+        self.host.client.send(req, now=now, node_id=node, callback=on_resp, timeout_ms=timeout_ms)
+
+    def _no_answer(self, err: BaseException | None, now: float) -> bool:
+        """A JoinGroup or SyncGroup ended: on a request error, find the coordinator again and rejoin later."""
+        self._inflight = False
+        if err is None:
+            return False
+        self.host.mark_coordinator_dead(now)
+        self._reset(now, keep_member=True, delay=self._backoff())
+        return True
 
     def _on_join(self, resp: Any, err: BaseException | None, now: float) -> None:
-        self._inflight = False
-        if err is not None:
-            self.host.mark_coordinator_dead(now)
-            self._reset(now, keep_member=True, delay=self._backoff())
+        if self._no_answer(err, now):
             return
         code = resp.error_code
         if code == _MEMBER_ID_REQUIRED:
@@ -488,20 +497,10 @@ class GroupMembership:
             group_instance_id=self.instance_id, protocol_type=_PROTOCOL_TYPE, protocol_name=self.protocol,
             assignments=assignments,
         )
-        epoch = self._epoch
-
-        def on_resp(resp: Any, err: BaseException | None) -> None:
-            if epoch != self._epoch:
-                return
-            self._on_sync(resp, err, self.host.now)
-
-        self.host.client.send(req, now=now, node_id=node, callback=on_resp)
+        self._send(req, node, now, self._on_sync)
 
     def _on_sync(self, resp: Any, err: BaseException | None, now: float) -> None:
-        self._inflight = False
-        if err is not None:
-            self.host.mark_coordinator_dead(now)
-            self._reset(now, keep_member=True, delay=self._backoff())
+        if self._no_answer(err, now):
             return
         code = resp.error_code
         if code == _UNKNOWN_MEMBER_ID:
@@ -561,14 +560,7 @@ class GroupMembership:
             return
         req = HeartbeatRequest(group_id=self.group_id, generation_id=self.generation,
                                member_id=self.member_id, group_instance_id=self.instance_id)
-        epoch = self._epoch
-
-        def on_resp(resp: Any, err: BaseException | None) -> None:
-            if epoch != self._epoch:
-                return
-            self._on_heartbeat(resp, err, self.host.now)
-
-        self.host.client.send(req, now=now, node_id=node, callback=on_resp)
+        self._send(req, node, now, self._on_heartbeat)
 
     def _on_heartbeat(self, resp: Any, err: BaseException | None, now: float) -> None:
         self._heartbeat_inflight = False
