@@ -1,41 +1,38 @@
-"""The sans-I/O consumer core: assignment, positions, fetching, offsets, commits.
+"""The sans-I/O consumer core: the API the facades drive, ``poll`` and the pump.
 
 Theory of operation
 -------------------
 :class:`ConsumerCore` wraps a cluster :class:`~kproto.client.Client` and is
 itself :class:`~kproto.driving.Driven`: every driving input is forwarded to
 the client, then :meth:`ConsumerCore._pump` looks at the state and sends
-what is due. Each assigned partition has a :class:`_PartitionState`:
+what is due. The work is split along its seams (as franz-go's consumer):
 
-============  =====================================================
-``position``  next offset ``poll`` hands out (None: unknown yet)
-``fetch_at``  next offset to fetch: the end of what is buffered, so a
-              Fetch for more can be in flight while the user works
-              through buffered data (prefetch)
-``epoch``     renewed by every seek/reset from one sequence for all
-              states; a Fetch, OffsetFetch or ListOffsets answer for
-              an older epoch (or an earlier assignment) is dropped
-``queue``     :class:`~kproto.consumer.fetcher.PartitionRecords`
-              not yet fully handed out, oldest first
-============  =====================================================
+=========================  ================================================
+module                     holds
+=========================  ================================================
+:mod:`.positions`          per partition state: position, fetch offset,
+                           seek epoch, queue of fetched records
+:mod:`.offsets`            finding positions (OffsetFetch, resets through
+                           ListOffsets) and committing them (OffsetCommit)
+:mod:`.fetch_sessions`     one Fetch per leader, KIP-227 sessions, answers
+                           into the partition queues
+:mod:`.fetcher`            the record decoder (:class:`PartitionRecords`),
+                           the hot path ``poll`` reads from
+:mod:`.group`              group membership (JoinGroup, SyncGroup,
+                           Heartbeat, LeaveGroup); :mod:`.assignors`
+:mod:`.context`            what they share: client, clock, error queue,
+                           retries, coordinator and metadata waits
+=========================  ================================================
 
-A partition without a position first gets its committed offset (OffsetFetch
-to the group coordinator, when ``group_id`` is set), else a reset through
-ListOffsets to its leader (``auto_offset_reset``: earliest = -2, latest =
--1; any other policy raises :class:`NoOffsetForPartitionError` from
-``poll``).
+Dependencies run one way: ``core`` -> ``fetch_sessions`` -> ``offsets`` ->
+``group`` -> ``context``; ``positions`` and ``fetcher`` are leaves. The
+parts talk to each other through public methods; the group member sees its
+host only through :class:`~kproto.consumer.group.GroupHost`.
 
-Fetching: one Fetch in flight per leader, holding every assigned, not
-paused partition with a position whose queue holds fewer than
-:data:`_MAX_QUEUED` responses, while the bytes buffered stay under
-``fetch_max_bytes``. Each leader gets an incremental fetch session
-(KIP-227) when it grants one: after a full fetch that opens it, a request
-names only the partitions whose fetch offset changed and the ones that left
-(``forgotten_topics_data``); FETCH_SESSION_ID_NOT_FOUND or
-INVALID_FETCH_SESSION_EPOCH (or a lost connection) falls back to a full
-fetch. Fetch is capped at v12 so topics travel by name. Partition errors: OFFSET_OUT_OF_RANGE resets the position per the
-policy; leadership and unknown-topic errors refresh metadata and retry
-after ``retry_backoff_ms``; anything else is raised from the next ``poll``.
+One pump pass: run client events (``MetadataUpdated`` re-reads a
+subscription and wakes metadata waiters), coordinator waiters and due
+retries; then, unless closing, the pattern-subscription metadata refresh,
+auto-commit, the group member, position lookups, and fetches.
 
 Blocking-looking calls (``committed``, ``commit``, ``list_offsets``,
 ``fetch_metadata``) return a :class:`Pending`; the facade drives the core
@@ -49,18 +46,20 @@ carry generation -1 and no member id ("simple consumer").
 
 from __future__ import annotations
 
-import functools
-import itertools
 import random
 import re
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 from kproto.consumer.config import ConsumerConfig
-from kproto.consumer.fetcher import PartitionRecords
+from kproto.consumer.context import ClientLike, ConsumerContext
+from kproto.consumer.fetch_sessions import FetchSessions
+from kproto.consumer.group import GroupMembership
+from kproto.consumer.offsets import Offsets
+from kproto.consumer.pending import Pending
+from kproto.consumer.positions import EARLIEST, LATEST, Positions
 from kproto.consumer.types import (
-    CommitCompleted,
+    ConsumerEvent,
     ConsumerGroupMetadata,
     ConsumerRecord,
     OffsetAndMetadata,
@@ -69,203 +68,15 @@ from kproto.consumer.types import (
     TopicPartition,
 )
 from kproto.driving import Command
-from kproto.errors import (
-    BrokerResponseError,
-    Cancelled,
-    CommitFailedError,
-    IllegalStateError,
-    InvalidGroupIdError,
-    KafkaConfigurationError,
-    KafkaError,
-    KafkaProtocolError,
-    NoOffsetForPartitionError,
-    error_from_code,
-    is_retriable,
-    needs_metadata_refresh,
-)
-from kproto.protocol.messages import (
-    FetchRequest,
-    ListOffsetsRequest,
-    MetadataRequest,
-    OffsetCommitRequest,
-    OffsetFetchRequest,
-)
-from kproto.protocol.messages import fetch as _fetch
-from kproto.protocol.messages import list_offsets as _lo
+from kproto.errors import Cancelled, IllegalStateError, InvalidGroupIdError, KafkaError
+from kproto.events import BootstrapFailed, MetadataUpdated
+from kproto.protocol.messages import MetadataRequest
 from kproto.protocol.messages import metadata as _md
-from kproto.protocol.messages import offset_commit as _oc
-from kproto.protocol.messages import offset_fetch as _of
 from kproto.protocol.versions import named_versions
-
-if TYPE_CHECKING:
-    from kproto.consumer.group import GroupMembership
 
 __all__ = ["ConsumerCore", "Pending"]
 
-T = TypeVar("T")
-
-#: Completed fetches buffered per partition before it is fetched again:
-#: two means one response being read while the next waits (double buffering).
-_MAX_QUEUED: Final = 2
-#: ListOffsets timestamps (KIP-79).
-_EARLIEST: Final = -2
-_LATEST: Final = -1
-_GROUP_KEY_TYPE: Final = 0
-# Wire error codes handled by name.
-_OFFSET_OUT_OF_RANGE: Final = 1
-_COORDINATOR_LOAD_IN_PROGRESS: Final = 14
-_COORDINATOR_NOT_AVAILABLE: Final = 15
-_NOT_COORDINATOR: Final = 16
-_COORDINATOR_ERRORS: Final = (_COORDINATOR_NOT_AVAILABLE, _NOT_COORDINATOR)
-#: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS: a commit from an old generation.
-_REBALANCE_ERRORS: Final = (22, 25, 27)
-_FETCH_SESSION_ID_NOT_FOUND: Final = 70
-_INVALID_FETCH_SESSION_EPOCH: Final = 71
 _INTERNAL_TOPICS: Final = frozenset({"__consumer_offsets", "__transaction_state"})
-
-
-def _once(fn: Callable[[float], None]) -> Callable[[float], None]:
-    """``fn`` wrapped to run only on its first call (it is scheduled two ways)."""
-    fired = [False]
-
-    def run(now: float) -> None:
-        if not fired[0]:
-            fired[0] = True
-            fn(now)
-
-    return run
-
-
-class ClientLike(Protocol):
-    """What the consumer needs from :class:`kproto.client.Client`."""
-
-    @property
-    def cluster(self) -> Any: ...
-
-    def connection_made(self, node_id: int, now: float) -> None: ...
-    def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None: ...
-    def receive_data(self, node_id: int, data: bytes, now: float) -> None: ...
-    def handle_timer(self, now: float) -> None: ...
-    def commands(self) -> list[Command]: ...
-    def data_to_send(self) -> list[tuple[int, bytes]]: ...
-    def get_timer(self) -> float | None: ...
-    def events(self) -> list[object]: ...
-    def send(self, request: Any, *, now: float, callback: Callable[[Any, BaseException | None], None],
-             node_id: int | None = None, max_version: int | None = None,
-             timeout_ms: int | None = None) -> Any: ...
-    def add_topics(self, topics: Iterable[str], now: float) -> Any: ...
-    def request_metadata_update(self, now: float) -> Any: ...
-    def coordinator(self, key: str, key_type: int, now: float) -> int | None: ...
-    def mark_coordinator_dead(self, key: str, key_type: int, now: float) -> Any: ...
-    def bootstrap_connected(self) -> bool: ...
-    @property
-    def responses_with_trailing_bytes(self) -> int: ...
-    def versions_sent(self) -> dict[int, int]: ...
-    def close(self, now: float) -> Any: ...
-
-
-class Pending(Generic[T]):
-    """The result of a request the core is working on; done once it has one."""
-
-    __slots__ = ("done", "_value", "_error", "_callbacks")
-
-    def __init__(self) -> None:
-        #: True once :meth:`result` returns or raises without waiting.
-        self.done = False
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self._callbacks: list[Callable[[Pending[T]], None]] = []
-
-    def result(self) -> T:
-        """The value, or raise the error. Only valid once ``done``."""
-        if not self.done:
-            raise IllegalStateError("result() before the request finished")
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
-
-    def exception(self) -> BaseException | None:
-        """The error, or None on success (or when not done)."""
-        return self._error
-
-    def add_done_callback(self, fn: Callable[[Pending[T]], None]) -> None:
-        """Call ``fn(self)`` when done (at once if already done)."""
-        if self.done:
-            fn(self)
-        else:
-            self._callbacks.append(fn)
-
-    def set_result(self, value: T) -> None:
-        """Complete successfully (first completion wins)."""
-        if not self.done:
-            self.done = True
-            self._value = value
-            self._fire()
-
-    def set_error(self, error: BaseException) -> None:
-        """Complete with an error (first completion wins)."""
-        if not self.done:
-            self.done = True
-            self._error = error
-            self._fire()
-
-    def _fire(self) -> None:
-        cbs, self._callbacks = self._callbacks, []
-        for fn in cbs:
-            fn(self)
-
-
-class _FetchSession:
-    """A broker's incremental fetch session (KIP-227): its id, next epoch, and partitions."""
-
-    __slots__ = ("id", "epoch", "parts")
-
-    def __init__(self, session_id: int, epoch: int, parts: dict[TopicPartition, int]) -> None:
-        self.id = session_id
-        self.epoch = epoch
-        #: What the broker holds for each partition of the session: the last fetch offset sent.
-        self.parts = parts
-
-
-class _PartitionState:
-    """Per assigned partition bookkeeping; see the module docstring."""
-
-    __slots__ = ("position", "fetch_at", "epoch", "paused", "queue", "inflight", "reset",
-                 "committed_checked", "offset_request", "high_watermark", "retry_at", "leader_epoch",
-                 "_epochs")
-
-    def __init__(self, epochs: Iterator[int]) -> None:
-        self.position: int | None = None
-        self.fetch_at: int | None = None
-        #: Drawn from the core's one sequence, so an answer to a request made for an
-        #: earlier assignment of the same partition (unassigned, then assigned again)
-        #: never matches this state either.
-        self._epochs = epochs
-        self.epoch = next(epochs)
-        self.paused = False
-        self.queue: deque[PartitionRecords] = deque()
-        self.inflight = False
-        #: A pending reset: _EARLIEST / _LATEST, or None.
-        self.reset: int | None = None
-        self.committed_checked = False
-        #: True while an OffsetFetch or ListOffsets for this partition is out.
-        self.offset_request = False
-        self.high_watermark = -1
-        self.retry_at = 0.0
-        self.leader_epoch = -1
-
-    def bump_epoch(self) -> None:
-        """Invalidate every Fetch, OffsetFetch and ListOffsets answer still on its way."""
-        self.epoch = next(self._epochs)
-
-    def set_position(self, offset: int) -> None:
-        self.position = offset
-        self.fetch_at = offset
-        self.bump_epoch()
-        self.queue.clear()
-        self.reset = None
-        self.inflight = False
-        self.offset_request = False
 
 
 class ConsumerCore:
@@ -296,74 +107,69 @@ class ConsumerCore:
             names = [f.name for f in attrs.fields(ClientConfig)]
             built: ClientLike = Client(ClientConfig(**config.client_kwargs(names)), now=now, rng=rng)
             client = built
+        ctx = self._ctx = ConsumerContext(config, client, now)
+        ctx.assigned = self.assignment
+        ctx.set_assignment = self._set_assignment
+        #: The cluster client (tests and the facades' error path read these two).
         self._client: ClientLike = client
-        self._states: dict[TopicPartition, _PartitionState] = {}
-        #: Seek epochs of every partition state (see _PartitionState.epoch).
-        self._epochs = itertools.count()
+        self._errors = ctx.errors
+        self._metrics = ctx.metrics
+        self._positions = positions = Positions()
+        self._offsets = offsets = Offsets(ctx, positions, self._pump)
+        self._fetches = FetchSessions(ctx, positions, offsets)
+        ctx.commit_consumed = offsets.auto_commit
         self._subscription: set[str] | None = None
         self._pattern: re.Pattern[str] | None = None
         self._user_assigned = False
-        self._group: GroupMembership | None = None
-        self._deferred: list[Callable[[], object]] = []
         self._close_pending: Pending[None] | None = None
-        self._awaitables: list[Any] = []
-        self._inflight_nodes: set[int] = set()
-        self._sessions: dict[int, _FetchSession] = {}
-        self._ready: deque[TopicPartition] = deque()
-        self._buffered_bytes = 0
-        self._errors: list[BaseException] = []
-        self._events: list[object] = []
-        self._waiting_coordinator: list[Callable[[int, float], None]] = []
-        self._retry_at: float | None = None
-        #: Retries to run on the next MetadataUpdated (they are also in ``_delayed``).
-        self._waiting_metadata: list[Callable[[float], None]] = []
-        #: ``(at, fn)``: retries to run at or after ``at`` (see :meth:`_later`).
-        self._delayed: list[tuple[float, Callable[[float], None]]] = []
-        self._closed = False
         #: close() was called: no more auto-commits or fetches, only the close's own work.
         self._closing = False
         self._close_done: Pending[None] | None = None
-        self._now = now
         self._auto_commit_at: float | None = None
         if config.group_id is not None and config.enable_auto_commit:
             self._auto_commit_at = now + config.auto_commit_interval_ms / 1000
-        self._last_committed: dict[TopicPartition, int] = {}
-        self._commit_seq = 0
-        self._latest_commit_for: dict[TopicPartition, int] = {}
         self._all_topics_at: float | None = None
-        self._metrics: dict[str, float] = {
-            "records-consumed-total": 0.0,
-            "bytes-fetched-total": 0.0,
-            "fetch-requests-total": 0.0,
-            "commits-total": 0.0,
-        }
+
+    @property
+    def _group(self) -> GroupMembership | None:
+        """The group membership (None without ``subscribe`` and a ``group_id``); commits use it too."""
+        return self._offsets.member
+
+    @_group.setter
+    def _group(self, member: GroupMembership | None) -> None:
+        self._offsets.member = member
+
+    @property
+    def _buffered_bytes(self) -> int:
+        """Bytes of fetched records not yet handed out (the fuzz harness checks the bound)."""
+        return self._positions.buffered_bytes
 
     # --- the Driven surface -------------------------------------------------
 
     def connection_made(self, node_id: int, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
-        if self._closed:
+        if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
         self._client.connection_made(node_id, now)
         self._pump(now)
 
     def connection_lost(self, node_id: int, exc: BaseException | None, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
-        if self._closed:
+        if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
         self._client.connection_lost(node_id, exc, now)
         self._pump(now)
 
     def receive_data(self, node_id: int, data: bytes, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
-        if self._closed:
+        if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
         self._client.receive_data(node_id, data, now)
         self._pump(now)
 
     def handle_timer(self, now: float) -> None:
         """See :class:`kproto.driving.Driven`."""
-        if self._closed:
+        if self._ctx.closed:
             return  # inputs racing with close(): the client is gone
         self._client.handle_timer(now)
         self._pump(now)
@@ -378,21 +184,20 @@ class ConsumerCore:
 
     def get_timer(self) -> float | None:
         """See :class:`kproto.driving.Driven`."""
-        if self._closed:
+        if self._ctx.closed:
             return None
         t = self._client.get_timer()
         group_t = self._group.get_timer() if self._group is not None else None
         # While closing, the auto-commit interval is no deadline: close() made the last commit.
         auto_commit_at = None if self._closing else self._auto_commit_at
-        for own in (self._retry_at, auto_commit_at, group_t):
+        for own in (self._ctx.retry_at, auto_commit_at, group_t):
             if own is not None and (t is None or own < t):
                 t = own
         return t
 
-    def events(self) -> list[object]:
-        """Consumer events (:class:`CommitCompleted`...) since the last call."""
-        ev, self._events = self._events, []
-        return ev
+    def events(self) -> list[ConsumerEvent]:
+        """Consumer events (:data:`~kproto.consumer.types.AnyConsumerEvent`) since the last call."""
+        return self._ctx.take_events()
 
     # --- assignment and subscription ---------------------------------------
 
@@ -412,21 +217,17 @@ class ConsumerCore:
         self._set_assignment(tps, now)
 
     def _set_assignment(self, tps: set[TopicPartition], now: float) -> None:
-        for tp in list(self._states):
+        positions = self._positions
+        for tp in list(positions.states):
             if tp not in tps:
-                self._drop_partition(tp)
+                positions.drop(tp)
+                self._offsets.last_committed.pop(tp, None)
         for tp in tps:
-            if tp not in self._states:
-                self._states[tp] = _PartitionState(self._epochs)
+            if tp not in positions.states:
+                positions.add(tp)
         if tps:
             self._client.add_topics({tp.topic for tp in tps}, now)
         self._pump(now)
-
-    def _drop_partition(self, tp: TopicPartition) -> None:
-        st = self._states.pop(tp)
-        for pr in st.queue:
-            self._buffered_bytes -= pr.nbytes
-        self._last_committed.pop(tp, None)
 
     def group_metadata(self) -> ConsumerGroupMetadata:
         """The group id, generation and member id to pass to ``send_offsets_to_transaction``.
@@ -445,7 +246,7 @@ class ConsumerCore:
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this consumer reads."""
-        return set(self._states)
+        return set(self._positions.states)
 
     def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None, *, now: float,
                   listener: Any = None) -> None:
@@ -477,10 +278,8 @@ class ConsumerCore:
             self._pattern = None
             self._client.add_topics(self._subscription, now)
         if self.config.group_id is not None:
-            from kproto.consumer.group import GroupMembership
-
             if self._group is None:
-                self._group = GroupMembership(self, self._subscription or set(), listener, now)
+                self._group = GroupMembership(self._ctx, self._subscription or set(), listener, now)
             else:
                 self._group.listener = listener
                 self._group.set_topics(self._subscription or set(), now)
@@ -489,7 +288,7 @@ class ConsumerCore:
     def subscription(self) -> set[str] | None:
         """The subscribed topic names (matches so far for a pattern), or None."""
         if self._pattern is not None:
-            return {tp.topic for tp in self._states}
+            return {tp.topic for tp in self._positions.states}
         return set(self._subscription) if self._subscription is not None else None
 
     def unsubscribe(self, now: float) -> None:
@@ -511,7 +310,7 @@ class ConsumerCore:
             parts = cluster.partitions_for(topic)
             if parts:
                 tps.update(TopicPartition(topic, p) for p in parts)
-        if tps != set(self._states):
+        if tps != set(self._positions.states):
             self._set_assignment(tps, now)
 
     def _on_all_topics(self, resp: Any, now: float) -> None:
@@ -524,16 +323,10 @@ class ConsumerCore:
                 tps.update(TopicPartition(t.name, p.partition_index) for p in t.partitions)
         if self._group is not None:
             self._group.set_topics({tp.topic for tp in tps}, now)
-        elif tps != set(self._states):
+        elif tps != set(self._positions.states):
             self._set_assignment(tps, now)
 
     # --- positions ------------------------------------------------------------
-
-    def _state(self, tp: TopicPartition) -> _PartitionState:
-        st = self._states.get(TopicPartition(tp[0], tp[1]))
-        if st is None:
-            raise IllegalStateError(f"{tp!r} is not assigned to this consumer")
-        return st
 
     def position(self, tp: TopicPartition) -> int | None:
         """The next offset ``poll`` returns for ``tp``; None until known.
@@ -541,7 +334,7 @@ class ConsumerCore:
         Raises:
             IllegalStateError: ``tp`` is not assigned.
         """
-        return self._state(tp).position
+        return self._positions.state(tp).position
 
     def seek(self, tp: TopicPartition, offset: int, now: float) -> None:
         """Make ``offset`` the next one ``poll`` returns for ``tp``.
@@ -552,56 +345,44 @@ class ConsumerCore:
         """
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise ValueError(f"seek offset must be an int >= 0, got {offset!r}")
-        st = self._state(tp)
-        self._clear_buffer(st)
-        st.set_position(offset)
+        positions = self._positions
+        positions.seek(positions.state(tp), offset)
         self._pump(now)
-
-    def _clear_buffer(self, st: _PartitionState) -> None:
-        for pr in st.queue:
-            self._buffered_bytes -= pr.nbytes
-        st.queue.clear()
 
     def seek_to_beginning(self, tps: Iterable[TopicPartition], now: float) -> None:
         """Move each partition (all assigned when empty) to its earliest offset, lazily."""
-        self._request_reset(tps, _EARLIEST, now)
+        self._request_reset(tps, EARLIEST, now)
 
     def seek_to_end(self, tps: Iterable[TopicPartition], now: float) -> None:
         """Move each partition (all assigned when empty) to its end offset, lazily."""
-        self._request_reset(tps, _LATEST, now)
+        self._request_reset(tps, LATEST, now)
 
     def _request_reset(self, tps: Iterable[TopicPartition], where: int, now: float) -> None:
-        targets = list(tps) or list(self._states)
-        states = [self._state(tp) for tp in targets]
+        positions = self._positions
+        targets = list(tps) or list(positions.states)
+        states = [positions.state(tp) for tp in targets]
         for st in states:
-            self._clear_buffer(st)
-            st.position = None
-            st.fetch_at = None
-            st.bump_epoch()
-            st.inflight = False
-            st.offset_request = False
-            st.reset = where
-            st.retry_at = 0.0
+            positions.request_reset(st, where)
         self._pump(now)
 
     def pause(self, tps: Iterable[TopicPartition]) -> None:
         """Stop fetching and returning records for these partitions."""
         for tp in tps:
-            self._state(tp).paused = True
+            self._positions.state(tp).paused = True
 
     def resume(self, tps: Iterable[TopicPartition], now: float) -> None:
         """Undo :meth:`pause`."""
         for tp in tps:
-            self._state(tp).paused = False
+            self._positions.state(tp).paused = False
         self._pump(now)
 
     def paused(self) -> set[TopicPartition]:
         """The paused partitions."""
-        return {tp for tp, st in self._states.items() if st.paused}
+        return {tp for tp, st in self._positions.states.items() if st.paused}
 
     def highwater(self, tp: TopicPartition) -> int | None:
         """The high watermark from the last fetch of ``tp``, or None."""
-        hw = self._state(tp).high_watermark
+        hw = self._positions.state(tp).high_watermark
         return hw if hw >= 0 else None
 
     # --- poll -------------------------------------------------------------------
@@ -623,13 +404,15 @@ class ConsumerCore:
             raise self._errors.pop(0)
         n = self.config.max_poll_records if max_records is None else max_records
         out: dict[TopicPartition, list[ConsumerRecord]] = {}
-        ready = self._ready
+        positions = self._positions
+        states = positions.states
+        ready = positions.ready
         kd = self.config.key_deserializer
         vd = self.config.value_deserializer
         rotations = len(ready)
         while n > 0 and ready and rotations >= 0:
             tp = ready[0]
-            st = self._states.get(tp)
+            st = states.get(tp)
             if st is None or not st.queue:
                 ready.popleft()
                 rotations -= 1
@@ -649,10 +432,7 @@ class ConsumerCore:
             except KafkaError as exc:
                 # Corrupt data: drop the rest of this blob and fetch again from the position.
                 st.position = pr.position
-                self._clear_buffer(st)
-                st.fetch_at = st.position
-                st.bump_epoch()
-                st.inflight = False
+                positions.refetch(st)
                 if out:
                     self._errors.append(exc.with_traceback(None))  # no frame (and no cycle) kept
                     break
@@ -667,7 +447,7 @@ class ConsumerCore:
                     prev.extend(recs)
             if pr.exhausted:
                 st.queue.popleft()
-                self._buffered_bytes -= pr.nbytes
+                positions.buffered_bytes -= pr.nbytes
                 if not st.queue:
                     ready.popleft()
                     rotations -= 1
@@ -675,10 +455,6 @@ class ConsumerCore:
             self._metrics["records-consumed-total"] += sum(len(v) for v in out.values())
         self._pump(now)
         return out
-
-    def _defer(self, fn: Callable[[], object]) -> None:
-        """Run ``fn`` at the start of the next ``poll`` (user callbacks: rebalance listeners)."""
-        self._deferred.append(fn)
 
     def before_poll(self, now: float) -> None:
         """What ``poll`` does first: note the poll (group liveness) and run due user callbacks.
@@ -688,20 +464,14 @@ class ConsumerCore:
         """
         if self._group is not None:
             self._group.on_poll(now)
-        while self._deferred:
-            fns, self._deferred = self._deferred, []
-            for fn in fns:
-                result = fn()
-                if result is not None and hasattr(result, "__await__"):
-                    self._awaitables.append(result)
+        self._ctx.run_deferred()
 
     def take_awaitables(self) -> list[Any]:
         """Awaitables returned by listener callbacks (``async def`` listeners); drains them.
 
         The sync facade closes them unawaited; async facades await them in order.
         """
-        aws, self._awaitables = self._awaitables, []
-        return aws
+        return self._ctx.take_awaitables()
 
     def take_error(self) -> BaseException | None:
         """Pop the oldest error waiting to be raised from ``poll`` (None if none)."""
@@ -709,45 +479,29 @@ class ConsumerCore:
 
     def has_buffered(self) -> bool:
         """True when ``poll`` would return records (or raise) now."""
-        if self._errors:
-            return True
-        for tp in self._ready:
-            st = self._states.get(tp)
-            if st is not None and st.queue and not st.paused:
-                return True
-        return False
+        return bool(self._errors) or self._positions.has_ready()
 
     # --- the pump: send what is due ------------------------------------------
 
     def _pump(self, now: float) -> None:
-        self._now = now
-        if self._closed:
+        ctx = self._ctx
+        ctx.now = now
+        if ctx.closed:
             return
         if self._close_pending is not None:
             done, self._close_pending = self._close_pending, None
-            self._closed = True
+            ctx.closed = True
             self._client.close(now)
             done.set_result(None)
             return
         client = self._client
         for ev in client.events():
-            name = type(ev).__name__
-            if name == "MetadataUpdated":
+            if isinstance(ev, MetadataUpdated):
                 self._update_subscribed_assignment(now)
-                retries, self._waiting_metadata = self._waiting_metadata, []
-                for retry in retries:
-                    retry(now)
-            elif name == "BootstrapFailed":
-                self._errors.append(getattr(ev, "error"))  # noqa: B009
-        if self._waiting_coordinator and self.config.group_id is not None:
-            node = client.coordinator(self.config.group_id, _GROUP_KEY_TYPE, now)
-            if node is not None:
-                waiting, self._waiting_coordinator = self._waiting_coordinator, []
-                for fn in waiting:
-                    fn(node, now)
-        if self._retry_at is not None and now >= self._retry_at:
-            self._retry_at = None
-        self._run_delayed(now)
+                ctx.metadata_updated(now)
+            elif isinstance(ev, BootstrapFailed):
+                self._errors.append(ev.error)
+        ctx.run_due(now)
         if self._closing:
             # Only the close's own requests (final commit, LeaveGroup) from here on.
             if self._group is not None:
@@ -759,316 +513,18 @@ class ConsumerCore:
 
             def got(r: Pending[Any]) -> None:
                 if r.exception() is None:
-                    self._on_all_topics(r.result(), self._now)
+                    self._on_all_topics(r.result(), self._ctx.now)
 
             p.add_done_callback(got)
         if self._auto_commit_at is not None and now >= self._auto_commit_at:
             self._auto_commit_at = now + self.config.auto_commit_interval_ms / 1000
-            self._auto_commit(now)
+            self._offsets.auto_commit(now)
         if self._group is not None:
             self._group.pump(now)
-        self._send_offset_requests(now)
-        self._send_fetches(now)
+        self._offsets.send_requests(now)
+        self._fetches.send(now)
 
-    def _backoff(self, st: _PartitionState | None, now: float) -> None:
-        at = now + self.config.retry_backoff_ms / 1000
-        if st is not None:
-            st.retry_at = at
-        if self._retry_at is None or at < self._retry_at:
-            self._retry_at = at
-
-    def _send_fetches(self, now: float) -> None:
-        if self._buffered_bytes >= self.config.fetch_max_bytes:
-            return
-        cluster = self._client.cluster
-        by_node: dict[int, list[tuple[TopicPartition, _PartitionState]]] = {}
-        # Nodes with a partition that waits only for the user to drain its buffer.
-        blocked: set[int] = set()
-        for tp, st in self._states.items():
-            if st.fetch_at is None or st.inflight or st.paused or st.retry_at > now:
-                continue
-            leader = cluster.leader_for(tp.topic, tp.partition)
-            if leader is None or leader < 0 or leader in self._inflight_nodes:
-                continue
-            if len(st.queue) >= _MAX_QUEUED:
-                blocked.add(leader)
-                continue
-            by_node.setdefault(leader, []).append((tp, st))
-        cfg = self.config
-        for node, items in by_node.items():
-            if node in blocked and all(0 <= st.high_watermark <= (st.fetch_at or 0) for _, st in items):
-                # Every partition here is caught up: this Fetch would wait fetch_max_wait_ms
-                # at the broker and hold back the partitions being drained. Send it with them.
-                continue
-            topics: dict[str, list[Any]] = {}
-            sent: dict[TopicPartition, tuple[int, int]] = {}
-            wanted: dict[TopicPartition, int] = {}
-            for tp, st in items:
-                assert st.fetch_at is not None
-                sent[tp] = (st.epoch, st.fetch_at)
-                wanted[tp] = st.fetch_at
-                st.inflight = True
-            # KIP-227: with a session, send only what changed since the last request and
-            # name what left; without one (or when the broker declines: id 0), a full fetch
-            # that asks for a session (epoch 0), or -1 when sessions are off.
-            session = self._sessions.get(node) if cfg.enable_incremental_fetch_sessions else None
-            forgotten: dict[str, list[int]] = {}
-            if session is None:
-                session_id, epoch = 0, (0 if cfg.enable_incremental_fetch_sessions else -1)
-                changed = wanted
-            else:
-                session_id, epoch = session.id, session.epoch
-                changed = {tp: at for tp, at in wanted.items() if session.parts.get(tp) != at}
-                for tp in session.parts:
-                    if tp not in wanted:
-                        forgotten.setdefault(tp.topic, []).append(tp.partition)
-            for tp, at in changed.items():
-                topics.setdefault(tp.topic, []).append(
-                    _fetch.FetchPartition(
-                        partition=tp.partition,
-                        current_leader_epoch=-1,
-                        fetch_offset=at,
-                        log_start_offset=-1,
-                        partition_max_bytes=cfg.max_partition_fetch_bytes,
-                    )
-                )
-            req = FetchRequest(
-                replica_id=-1,
-                max_wait_ms=cfg.fetch_max_wait_ms,
-                min_bytes=cfg.fetch_min_bytes,
-                max_bytes=cfg.fetch_max_bytes,
-                isolation_level=1 if cfg.read_committed else 0,
-                session_id=session_id,
-                session_epoch=epoch,
-                topics=[_fetch.FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()],
-                forgotten_topics_data=[_fetch.ForgottenTopic(topic=t, partitions=ps) for t, ps in forgotten.items()],
-            )
-            self._inflight_nodes.add(node)
-            self._metrics["fetch-requests-total"] += 1
-
-            def on_fetch(resp: Any, err: BaseException | None, node: int = node,
-                         sent: dict[TopicPartition, tuple[int, int]] = sent,
-                         wanted: dict[TopicPartition, int] = wanted, full: bool = session is None) -> None:
-                self._update_session(node, resp, err, wanted, full)
-                self._on_fetch(node, sent, resp, err)
-
-            self._client.send(req, now=now, node_id=node, callback=on_fetch)
-
-    def _update_session(self, node: int, resp: Any, err: BaseException | None,
-                        wanted: dict[TopicPartition, int], full: bool) -> None:
-        """KIP-227 bookkeeping after a Fetch to ``node``."""
-        if not self.config.enable_incremental_fetch_sessions:
-            return
-        if err is not None or resp.error_code in (_FETCH_SESSION_ID_NOT_FOUND, _INVALID_FETCH_SESSION_EPOCH):
-            self._sessions.pop(node, None)  # the next fetch is a full one that opens a new session
-            return
-        if resp.error_code:
-            return
-        session = self._sessions.get(node)
-        if full or session is None:
-            if resp.session_id:
-                self._sessions[node] = _FetchSession(resp.session_id, 1, wanted)
-            else:
-                self._sessions.pop(node, None)
-        else:
-            # Epochs run 1..2**31-1 and wrap to 1 (0 opens a session, -1 closes one).
-            session.epoch = session.epoch + 1 if session.epoch < 2**31 - 1 else 1
-            session.parts = wanted
-
-    def _on_fetch(self, node: int, sent: dict[TopicPartition, tuple[int, int]], resp: Any,
-                  err: BaseException | None) -> None:
-        if self._closed:
-            return
-        now = self._now
-        self._inflight_nodes.discard(node)
-        current: dict[TopicPartition, _PartitionState] = {}
-        for tp, (epoch, at) in sent.items():
-            st = self._states.get(tp)
-            if st is not None and st.epoch == epoch and st.fetch_at == at:
-                st.inflight = False
-                current[tp] = st
-        if err is not None:
-            for st in current.values():
-                self._backoff(st, now)
-            if isinstance(err, KafkaProtocolError):
-                self._report(err)  # bad broker bytes: retried, but never silently
-            if getattr(err, "refresh_metadata", False):
-                self._client.request_metadata_update(now)
-            return
-        if resp.error_code:
-            exc = error_from_code(resp.error_code)
-            for st in current.values():
-                self._backoff(st, now)
-            if not is_retriable(resp.error_code):
-                self._errors.append(exc)
-            return
-        cfg = self.config
-        refresh = False
-        # Only partitions this Fetch asked for, each once: as in the Java client (whose
-        # FetchResponse.responseData builds a map), a partition listed twice counts once,
-        # with its last entry; one not asked for is ignored.
-        latest: dict[TopicPartition, Any] = {}
-        for topic_resp in resp.responses:
-            topic = topic_resp.topic
-            for p in topic_resp.partitions:
-                tp = TopicPartition(topic, p.partition_index)
-                if tp in current:
-                    latest[tp] = p
-        for tp, p in latest.items():
-            st = current[tp]
-            code = p.error_code
-            if code == 0:
-                st.high_watermark = p.high_watermark
-                raw = p.records
-                if not raw:
-                    continue
-                buf = raw if type(raw) is bytes else bytes(raw)
-                aborted = None
-                if cfg.read_committed and p.aborted_transactions:
-                    aborted = [(a.first_offset, a.producer_id) for a in p.aborted_transactions]
-                at = sent[tp][1]
-                try:
-                    pr = PartitionRecords(
-                        tp, st.epoch, buf, at, high_watermark=p.high_watermark,
-                        check_crcs=cfg.check_crcs, read_committed=cfg.read_committed, aborted=aborted,
-                        max_decompressed=max(cfg.fetch_max_bytes, 64 * 1024 * 1024),
-                    )
-                except KafkaError as exc:
-                    self._report(exc)
-                    self._backoff(st, now)
-                    continue
-                if pr.nbytes == 0:
-                    continue  # only a partial batch: fetch again (broker caps by bytes)
-                self._metrics["bytes-fetched-total"] += pr.nbytes
-                st.fetch_at = pr.next_fetch_offset
-                if not st.queue:
-                    self._ready.append(tp)
-                st.queue.append(pr)
-                self._buffered_bytes += pr.nbytes
-            elif code == _OFFSET_OUT_OF_RANGE:
-                if not st.queue and st.position == sent[tp][1]:
-                    self._out_of_range(tp, st)
-            elif needs_metadata_refresh(code) or is_retriable(code):
-                refresh = refresh or needs_metadata_refresh(code)
-                self._backoff(st, now)
-            else:
-                self._errors.append(error_from_code(code, f"fetch {tp.topic}-{tp.partition}"))
-                self._backoff(st, now)
-        if refresh:
-            self._client.request_metadata_update(now)
-
-    def _out_of_range(self, tp: TopicPartition, st: _PartitionState) -> None:
-        policy = self.config.reset_policy
-        if policy == "none":
-            self._park_no_offset(tp, st, f"offset {st.position} out of range")
-            return
-        st.position = None
-        st.fetch_at = None
-        st.bump_epoch()
-        st.reset = _EARLIEST if policy == "earliest" else _LATEST
-
-    # --- committed offsets and resets ----------------------------------------
-
-    def _park_no_offset(self, tp: TopicPartition, st: _PartitionState, why: str) -> None:
-        """No position and no reset allowed: stop the partition until the user seeks."""
-        st.position = None
-        st.fetch_at = None
-        st.bump_epoch()
-        st.reset = None
-        st.committed_checked = True
-        st.offset_request = True
-        self._errors.append(NoOffsetForPartitionError(
-            f"{why} for {tp.topic}-{tp.partition} and auto_offset_reset="
-            f"{self.config.auto_offset_reset!r} allows no reset; seek() to choose a position"))
-
-    def _send_offset_requests(self, now: float) -> None:
-        need_committed: list[TopicPartition] = []
-        need_reset: dict[int, list[TopicPartition]] = {}
-        policy = self.config.reset_policy
-        for tp, st in self._states.items():
-            if st.position is not None or st.offset_request or st.retry_at > now:
-                continue
-            if st.reset is None and not st.committed_checked and self.config.group_id is not None:
-                need_committed.append(tp)
-                continue
-            if st.reset is None:
-                if policy == "none":
-                    self._park_no_offset(tp, st, "no committed offset")
-                    continue
-                st.reset = _EARLIEST if policy == "earliest" else _LATEST
-            need_reset.setdefault(st.reset, []).append(tp)
-        if need_committed:
-            for tp in need_committed:
-                self._states[tp].offset_request = True
-            p = self.committed(need_committed, now, pump=False)
-            epochs = {tp: self._states[tp].epoch for tp in need_committed}
-            p.add_done_callback(functools.partial(self._on_committed_for_position, epochs=epochs))
-        for where, tps in need_reset.items():
-            for tp in tps:
-                self._states[tp].offset_request = True
-            epochs = {tp: self._states[tp].epoch for tp in tps}
-            lp = self._list_offsets({tp: where for tp in tps}, now)
-            lp.add_done_callback(functools.partial(self._on_reset, epochs=epochs))
-
-    def _on_committed_for_position(self, p: Pending[dict[TopicPartition, OffsetAndMetadata | None]],
-                                   epochs: dict[TopicPartition, int]) -> None:
-        now = self._now
-        exc = p.exception()
-        self._surface(exc)
-        for tp, epoch in epochs.items():
-            st = self._states.get(tp)
-            if st is None or st.epoch != epoch:
-                continue
-            st.offset_request = False
-            if exc is not None:
-                self._backoff(st, now)
-                continue
-            om = p.result().get(tp)
-            st.committed_checked = True
-            if om is not None and om.offset >= 0:
-                st.set_position(om.offset)
-        self._pump(now)
-
-    def _on_reset(self, p: Pending[dict[TopicPartition, OffsetAndTimestamp | None]],
-                  epochs: dict[TopicPartition, int]) -> None:
-        now = self._now
-        exc = p.exception()
-        self._surface(exc)
-        for tp, epoch in epochs.items():
-            st = self._states.get(tp)
-            if st is None or st.epoch != epoch:
-                continue
-            st.offset_request = False
-            if exc is not None:
-                self._backoff(st, now)
-                continue
-            ot = p.result().get(tp)
-            if ot is None:
-                self._backoff(st, now)
-                continue
-            st.set_position(ot.offset)
-        self._pump(now)
-
-    def _surface(self, exc: BaseException | None) -> None:
-        """Raise from the next ``poll`` a position lookup's error the user must see.
-
-        Bad broker data (a protocol error) and non-retriable broker errors (an
-        authorization failure) are raised, as the Java consumer raises them from
-        ``poll``; the lookup is retried after the backoff either way, so a
-        transient error is never a silent stall and a lasting one keeps saying why.
-        """
-        if isinstance(exc, KafkaProtocolError) or (isinstance(exc, BrokerResponseError) and not exc.retriable):
-            self._report(exc)
-
-    def _report(self, exc: BaseException) -> None:
-        """Queue ``exc`` for ``poll`` without its traceback, once while an equal one waits.
-
-        Retries after the backoff meet the same error again; the queue must not
-        grow while the user does not poll.
-        """
-        key = (type(exc), exc.args)
-        if not any((type(e), e.args) == key for e in self._errors):
-            self._errors.append(exc.with_traceback(None))
+    # --- offsets ---------------------------------------------------------------
 
     def list_offsets(self, timestamps: Mapping[TopicPartition, int],
                      now: float) -> Pending[dict[TopicPartition, OffsetAndTimestamp | None]]:
@@ -1083,135 +539,9 @@ class ConsumerCore:
             if isinstance(ts, bool) or not isinstance(ts, int) or ts < -2:
                 raise ValueError(f"timestamps must be ints >= 0 (or -1/-2), got {ts!r}")
         self._client.add_topics({tp[0] for tp in timestamps}, now)
-        p = self._list_offsets({TopicPartition(tp[0], tp[1]): ts for tp, ts in timestamps.items()}, now)
+        p = self._offsets.list_offsets({TopicPartition(tp[0], tp[1]): ts for tp, ts in timestamps.items()}, now)
         self._pump(now)
         return p
-
-    def _list_offsets(self, timestamps: dict[TopicPartition, int],
-                      now: float) -> Pending[dict[TopicPartition, OffsetAndTimestamp | None]]:
-        result: Pending[dict[TopicPartition, OffsetAndTimestamp | None]] = Pending()
-        answers: dict[TopicPartition, OffsetAndTimestamp | None] = {}
-        remaining = dict(timestamps)
-        deadline = now + self.config.request_timeout_ms / 1000
-        isolation = 1 if self.config.read_committed else 0
-
-        def attempt(now: float) -> None:
-            if result.done:
-                return
-            if not remaining:
-                result.set_result(answers)
-                return
-            if now > deadline:
-                result.set_error(KafkaError(
-                    f"timed out listing offsets for {sorted(remaining)} (no leader or retriable errors)"))
-                return
-            cluster = self._client.cluster
-            by_node: dict[int, dict[TopicPartition, int]] = {}
-            waiting = False
-            for tp, ts in remaining.items():
-                leader = cluster.leader_for(tp.topic, tp.partition)
-                if leader is None or leader < 0:
-                    waiting = True
-                    continue
-                by_node.setdefault(leader, {})[tp] = ts
-            if waiting:
-                self._client.add_topics({tp.topic for tp in remaining}, now)
-                self._client.request_metadata_update(now)
-            outstanding = [len(by_node)]
-            if not by_node:
-                # Retry as soon as new metadata arrives, or after the backoff at the latest.
-                retry = _once(attempt)
-                self._waiting_metadata.append(retry)
-                self._later(retry, now)
-                return
-            for node, tps in by_node.items():
-                topics: dict[str, list[Any]] = {}
-                for tp, ts in tps.items():
-                    topics.setdefault(tp.topic, []).append(_lo.ListOffsetsPartition(
-                        partition_index=tp.partition, current_leader_epoch=-1, timestamp=ts))
-                req = ListOffsetsRequest(
-                    replica_id=-1, isolation_level=isolation,
-                    topics=[_lo.ListOffsetsTopic(name=t, partitions=ps) for t, ps in topics.items()])
-
-                def on_resp(resp: Any, err: BaseException | None,
-                            tps: dict[TopicPartition, int] = tps, node: int = node) -> None:
-                    if self._closed:
-                        result.set_error(err or Cancelled("the consumer is closed"))
-                        return
-                    now = self._now
-                    retry = False
-                    if err is not None:
-                        retry = True
-                    else:
-                        for t in resp.topics:
-                            for pr in t.partitions:
-                                tp = TopicPartition(t.name, pr.partition_index)
-                                if tp not in tps:
-                                    continue
-                                code = pr.error_code
-                                if code == 0:
-                                    off = pr.offset
-                                    if off < -1:  # -1: no such offset; anything lower is not an offset
-                                        result.set_error(KafkaProtocolError(
-                                            f"ListOffsets {tp}: node {node} answered offset {off}"))
-                                        return
-                                    answers[tp] = (None if off < 0 else
-                                                   OffsetAndTimestamp(off, pr.timestamp, pr.leader_epoch))
-                                    remaining.pop(tp, None)
-                                elif is_retriable(code) or needs_metadata_refresh(code):
-                                    retry = True
-                                    if needs_metadata_refresh(code):
-                                        self._client.request_metadata_update(now)
-                                else:
-                                    result.set_error(error_from_code(code, f"ListOffsets {tp}"))
-                                    return
-                    outstanding[0] -= 1
-                    if outstanding[0] == 0:
-                        if retry and remaining:
-                            self._later(attempt, now)
-                        else:
-                            attempt(now)
-
-                self._client.send(req, now=now, node_id=node, callback=on_resp)
-
-        attempt(now)
-        return result
-
-    def _later(self, fn: Callable[[float], None], now: float) -> None:
-        """Run ``fn(now)`` after ``retry_backoff_ms`` (from a later pump)."""
-        at = now + self.config.retry_backoff_ms / 1000
-        self._delayed.append((at, fn))
-        if self._retry_at is None or at < self._retry_at:
-            self._retry_at = at
-
-    def _run_delayed(self, now: float) -> None:
-        d = self._delayed
-        if not d:
-            return
-        due = [fn for at, fn in d if at <= now]
-        self._delayed = [(at, fn) for at, fn in d if at > now]
-        for at, _ in self._delayed:
-            if self._retry_at is None or at < self._retry_at:
-                self._retry_at = at
-        for fn in due:
-            fn(now)
-
-    def _with_coordinator(self, fn: Callable[[int, float], None], now: float) -> None:
-        """Run ``fn(node, now)`` once the group coordinator is known."""
-        group = self.config.group_id
-        assert group is not None
-        node = self._client.coordinator(group, _GROUP_KEY_TYPE, now)
-        if node is not None:
-            fn(node, now)
-        else:
-            self._waiting_coordinator.append(fn)
-
-    def _need_group(self, what: str) -> str:
-        if self.config.group_id is None:
-            raise KafkaConfigurationError(
-                f"{what} needs a group_id: offsets are stored per consumer group; "
-                "pass group_id=... to the consumer")
-        return self.config.group_id
 
     def committed(self, tps: Iterable[TopicPartition], now: float,
                   *, pump: bool = True) -> Pending[dict[TopicPartition, OffsetAndMetadata | None]]:
@@ -1220,60 +550,7 @@ class ConsumerCore:
         Raises:
             KafkaConfigurationError: no ``group_id``.
         """
-        group = self._need_group("committed()")
-        wanted = [TopicPartition(tp[0], tp[1]) for tp in tps]
-        result: Pending[dict[TopicPartition, OffsetAndMetadata | None]] = Pending()
-        deadline = now + self.config.request_timeout_ms / 1000
-
-        def send(node: int, now: float) -> None:
-            topics: dict[str, list[int]] = {}
-            for tp in wanted:
-                topics.setdefault(tp.topic, []).append(tp.partition)
-            req = OffsetFetchRequest(
-                group_id=group,
-                topics=[_of.OffsetFetchRequestTopic(name=t, partition_indexes=ps) for t, ps in topics.items()],
-                require_stable=True,
-            )
-
-            def on_resp(resp: Any, err: BaseException | None) -> None:
-                if self._closed:
-                    result.set_error(err or Cancelled("the consumer is closed"))
-                    return
-                now = self._now
-                code = 0 if err is not None else resp.error_code
-                if err is not None or code:
-                    exc = err or error_from_code(code, "OffsetFetch")
-                    if code in _COORDINATOR_ERRORS or err is not None:
-                        self._client.mark_coordinator_dead(group, _GROUP_KEY_TYPE, now)
-                    if (err is not None or is_retriable(code)) and now < deadline:
-                        self._later(lambda now: self._with_coordinator(send, now), now)
-                    else:
-                        result.set_error(exc)
-                    return
-                out: dict[TopicPartition, OffsetAndMetadata | None] = {tp: None for tp in wanted}
-                for t in resp.topics:
-                    for pr in t.partitions:
-                        tp = TopicPartition(t.name, pr.partition_index)
-                        if tp not in out:
-                            continue  # not asked for
-                        if pr.committed_offset < -1:  # -1: none committed; anything lower is not an offset
-                            result.set_error(KafkaProtocolError(
-                                f"OffsetFetch {tp}: node {node} answered offset {pr.committed_offset}"))
-                            return
-                        if pr.error_code:
-                            if is_retriable(pr.error_code) and now < deadline:
-                                self._later(lambda now: self._with_coordinator(send, now), now)
-                                return
-                            result.set_error(error_from_code(pr.error_code, f"OffsetFetch {tp}"))
-                            return
-                        if pr.committed_offset >= 0:
-                            out[tp] = OffsetAndMetadata(pr.committed_offset, pr.metadata or "",
-                                                        pr.committed_leader_epoch)
-                result.set_result(out)
-
-            self._client.send(req, now=now, node_id=node, callback=on_resp)
-
-        self._with_coordinator(send, now)
+        result = self._offsets.committed(tps, now)
         if pump:
             self._pump(now)
         return result
@@ -1289,118 +566,10 @@ class ConsumerCore:
         Raises:
             KafkaConfigurationError: no ``group_id``.
         """
-        group = self._need_group("commit()")
-        if offsets is None:
-            to_commit = {tp: OffsetAndMetadata(st.position, "", -1)
-                         for tp, st in self._states.items() if st.position is not None}
-        else:
-            to_commit = {}
-            for tp, om in offsets.items():
-                if isinstance(om, int):
-                    om = OffsetAndMetadata(om, "", -1)
-                elif not isinstance(om, OffsetAndMetadata):
-                    om = OffsetAndMetadata(*om)
-                if om.offset < 0:
-                    raise ValueError(f"cannot commit a negative offset for {tp!r}: {om.offset}")
-                to_commit[TopicPartition(tp[0], tp[1])] = om
-        result: Pending[dict[TopicPartition, OffsetAndMetadata]] = Pending()
-        if not to_commit:
-            result.set_result({})
-            return result
-        deadline = now + self.config.request_timeout_ms / 1000
-        # Every commit gets a number; a retry leaves out the partitions that a
-        # later commit has taken over, so a retried older offset can never land
-        # after a newer one and move the committed offset backwards.
-        self._commit_seq += 1
-        seq = self._commit_seq
-        latest = self._latest_commit_for
-        for tp in to_commit:
-            latest[tp] = seq
-
-        def send(node: int, now: float) -> None:
-            topics: dict[str, list[Any]] = {}
-            current = {tp: om for tp, om in to_commit.items() if latest.get(tp) == seq}
-            if not current:
-                # Superseded entirely by later commits, which report their own outcome.
-                result.set_result(dict(to_commit))
-                return
-            for tp, om in current.items():
-                topics.setdefault(tp.topic, []).append(_oc.OffsetCommitRequestPartition(
-                    partition_index=tp.partition, committed_offset=om.offset,
-                    committed_leader_epoch=om.leader_epoch, committed_metadata=om.metadata))
-            generation, member, instance = (self._group.commit_identity() if self._group is not None
-                                            else (-1, "", None))
-            req = OffsetCommitRequest(
-                group_id=group, generation_id_or_member_epoch=generation, member_id=member,
-                group_instance_id=instance, retention_time_ms=-1,
-                topics=[_oc.OffsetCommitRequestTopic(name=t, partitions=ps) for t, ps in topics.items()],
-            )
-
-            def on_resp(resp: Any, err: BaseException | None) -> None:
-                if self._closed:
-                    result.set_error(err or Cancelled("the consumer is closed"))
-                    return
-                now = self._now
-                first: BaseException | None = err
-                retry = err is not None
-                if err is None:
-                    for t in resp.topics:
-                        for pr in t.partitions:
-                            code = pr.error_code
-                            if code in _REBALANCE_ERRORS:
-                                # The group moved on: these offsets belong to an old generation.
-                                if first is None:
-                                    first = CommitFailedError(
-                                        "commit failed: the group rebalanced (generation or member id is "
-                                        f"no longer valid, error {code}); the partitions may be reassigned")
-                                if self._group is not None:
-                                    self._group.request_rejoin(now)
-                            elif code:
-                                if code in (_COORDINATOR_LOAD_IN_PROGRESS, *_COORDINATOR_ERRORS) or \
-                                        is_retriable(code):
-                                    retry = True
-                                if first is None:
-                                    first = error_from_code(code, f"OffsetCommit {t.name}-{pr.partition_index}")
-                                if code in _COORDINATOR_ERRORS:
-                                    self._client.mark_coordinator_dead(group, _GROUP_KEY_TYPE, now)
-                else:
-                    self._client.mark_coordinator_dead(group, _GROUP_KEY_TYPE, now)
-                if first is not None and retry and now < deadline:
-                    self._later(lambda now: self._with_coordinator(send, now), now)
-                    return
-                if first is None:
-                    self._metrics["commits-total"] += 1
-                    for tp, om in current.items():
-                        self._last_committed[tp] = om.offset
-                    result.set_result(dict(to_commit))
-                else:
-                    result.set_error(first)
-                self._events.append(CommitCompleted(offsets=dict(to_commit), error=first))
-
-            self._client.send(req, now=now, node_id=node, callback=on_resp)
-
-        self._with_coordinator(send, now)
+        result = self._offsets.commit(offsets, now)
         if pump:
             self._pump(now)
         return result
-
-    def _auto_commit(self, now: float) -> Pending[dict[TopicPartition, OffsetAndMetadata]] | None:
-        if self._group is not None and not self._group.stable:
-            return None  # mid-rebalance the group would refuse it (no valid generation)
-        changed = {tp: OffsetAndMetadata(st.position, "", -1) for tp, st in self._states.items()
-                   if st.position is not None and self._last_committed.get(tp) != st.position}
-        if not changed:
-            return None
-        p = self.commit(changed, now, pump=False)
-        cb = self.config.default_offset_commit_callback
-        if cb is not None:
-            user_cb = cb
-
-            def done(r: Pending[dict[TopicPartition, OffsetAndMetadata]]) -> None:
-                user_cb(changed, r.exception())
-
-            p.add_done_callback(done)
-        return p
 
     # --- metadata ---------------------------------------------------------------
 
@@ -1422,8 +591,8 @@ class ConsumerCore:
 
             def on_resp(resp: Any, err: BaseException | None) -> None:
                 if err is not None:
-                    if self._now < deadline and not isinstance(err, Cancelled):
-                        self._later(attempt, self._now)
+                    if self._ctx.now < deadline and not isinstance(err, Cancelled):
+                        self._ctx.later(attempt, self._ctx.now)
                     else:
                         result.set_error(err)
                     return
@@ -1464,7 +633,7 @@ class ConsumerCore:
     def metrics(self) -> dict[str, float]:
         """Counters: records consumed, bytes and fetches, commits, bytes buffered."""
         m = dict(self._metrics)
-        m["buffered-bytes"] = float(self._buffered_bytes)
+        m["buffered-bytes"] = float(self._positions.buffered_bytes)
         m["responses-with-trailing-bytes-total"] = float(self._client.responses_with_trailing_bytes)
         return m
 
@@ -1481,7 +650,7 @@ class ConsumerCore:
         the driver then stops. Further calls raise ``IllegalStateError``.
         """
         done: Pending[None] = Pending()
-        if self._closed:
+        if self._ctx.closed:
             done.set_result(None)
             return done
         if self._close_done is not None:
@@ -1489,7 +658,7 @@ class ConsumerCore:
         self._close_done = done
         p = None
         if autocommit and self.config.group_id is not None and self.config.enable_auto_commit:
-            p = self._auto_commit(now)
+            p = self._offsets.auto_commit(now)
         self._closing = True
 
         def close_client(_: object = None) -> None:
@@ -1502,7 +671,7 @@ class ConsumerCore:
             if group is None:
                 close_client()
             else:
-                group.leave(self._now).add_done_callback(close_client)
+                group.leave(self._ctx.now).add_done_callback(close_client)
 
         if p is None:
             leave()
@@ -1514,4 +683,4 @@ class ConsumerCore:
     @property
     def closed(self) -> bool:
         """True after :meth:`close` finished."""
-        return self._closed
+        return self._ctx.closed

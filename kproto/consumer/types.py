@@ -8,7 +8,7 @@ construct, and it keeps kafka-python's field order and tuple behaviour.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import attrs
 
@@ -23,7 +23,9 @@ __all__ = [
     "TopicPartition",
     "TIMESTAMP_CREATE_TIME",
     "TIMESTAMP_LOG_APPEND_TIME",
+    "AnyConsumerEvent",
     "CommitCompleted",
+    "ConsumerEvent",
 ]
 
 #: ``ConsumerRecord.timestamp_type`` values, as in the batch attributes.
@@ -117,10 +119,19 @@ class RecordDeserializationError(KafkaError):
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class CommitCompleted:
+class ConsumerEvent:
+    """Base of the events ``ConsumerCore.events()`` returns; dispatch with ``isinstance``."""
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class CommitCompleted(ConsumerEvent):
     """An OffsetCommit finished (successfully when ``error`` is None)."""
 
     #: The offsets that were sent.
     offsets: dict[TopicPartition, OffsetAndMetadata]
     #: None on success, else the first error (per-partition errors included).
     error: BaseException | None
+
+
+#: Every consumer event type (one so far); ``match``/``isinstance`` over it is exhaustive.
+AnyConsumerEvent: TypeAlias = CommitCompleted

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from kproto.consumer import ConsumerConfig, ConsumerRebalanceListener, TopicPartition
+from kproto.consumer.assignors import decode_assignment
 from kproto.consumer.core import ConsumerCore
-from kproto.consumer.group import decode_assignment
 from kproto.protocol.records import RecordBatchBuilder
 from tests.sim.harness import MultiSim, SimCluster, SimViolation
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from kafka.protocol.old.consumer_protocol import ConsumerProtocolMemberMetadata_v0
 
 from kproto.consumer import CooperativeStickyAssignor, TopicPartition
-from kproto.consumer.group import (
+from kproto.consumer.assignors import (
     StickyPartitionAssignor,
     decode_subscription,
     encode_subscription,
@@ -102,7 +102,7 @@ def test_same_target_as_sticky() -> None:
     _plans, owned = converge({"t": 5, "u": 3}, {"a": ["t", "u"], "b": ["t", "u"]}, {})
     subs = {"a": ["t", "u"], "b": ["t", "u"], "c": ["t", "u"]}
     _plans, final = converge({"t": 5, "u": 3}, subs, owned)
-    from kproto.consumer.group import encode_sticky_user_data
+    from kproto.consumer.assignors import encode_sticky_user_data
 
     sticky = StickyPartitionAssignor().assign(
         {"t": 5, "u": 3},

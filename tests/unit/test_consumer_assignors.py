@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kproto.consumer import TopicPartition
-from kproto.consumer.group import (
+from kproto.consumer.assignors import (
     RangePartitionAssignor,
     RoundRobinPartitionAssignor,
     StickyPartitionAssignor,

@@ -149,7 +149,7 @@ def deliver(core: ConsumerCore, cb: Callable[[Any, BaseException | None], None],
 
 def join_as_follower(core: ConsumerCore, client: ScriptedClient, generation: int, partitions: list[int]) -> None:
     """Answer the core's JoinGroup as member "me" led by another, and its SyncGroup with ``partitions`` of T."""
-    from kproto.consumer.group import encode_assignment
+    from kproto.consumer.assignors import encode_assignment
     from kproto.protocol.messages import JoinGroupResponse, SyncGroupResponse
 
     ((_, cb, _, _),) = client.take("JoinGroupRequest")
@@ -423,7 +423,8 @@ def test_subscribe_without_group_assigns_every_partition() -> None:
 
 
 def test_group_join_sync_heartbeat_and_rebalance() -> None:
-    from kproto.consumer.group import ConsumerRebalanceListener, decode_subscription, encode_subscription
+    from kproto.consumer.assignors import decode_subscription, encode_subscription
+    from kproto.consumer.group import ConsumerRebalanceListener
     from kproto.protocol.messages import HeartbeatResponse, JoinGroupResponse, SyncGroupResponse
     from kproto.protocol.messages import join_group as JG
 
@@ -451,7 +452,7 @@ def test_group_join_sync_heartbeat_and_rebalance() -> None:
                                              leader="m1", member_id="m1", members=members), 5))
     ((sreq, scb, _, _),) = client.take("SyncGroupRequest")
     assert (sreq.generation_id, sreq.member_id, sreq.protocol_name) == (3, "m1", "range")
-    from kproto.consumer.group import decode_assignment
+    from kproto.consumer.assignors import decode_assignment
 
     plan = {a.member_id: decode_assignment(a.assignment) for a in sreq.assignments}
     assert plan == {"m1": {TP0}, "m2": {TP1}}
@@ -475,7 +476,7 @@ def test_group_join_sync_heartbeat_and_rebalance() -> None:
 
 
 def test_commit_in_a_group_carries_the_generation() -> None:
-    from kproto.consumer.group import encode_subscription
+    from kproto.consumer.assignors import encode_subscription
     from kproto.errors import CommitFailedError
     from kproto.protocol.messages import join_group as JG
 

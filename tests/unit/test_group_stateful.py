@@ -33,8 +33,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from kproto.consumer import ConsumerConfig, TopicPartition
+from kproto.consumer.assignors import decode_subscription, encode_assignment
 from kproto.consumer.core import ConsumerCore
-from kproto.consumer.group import ConsumerRebalanceListener, decode_subscription, encode_assignment
+from kproto.consumer.group import ConsumerRebalanceListener
 from kproto.driving import Command
 from kproto.errors import KafkaConnectionError
 from kproto.protocol.messages import (
@@ -221,7 +222,7 @@ class GroupMachine(RuleBasedStateMachine):
         if req.assignments:  # we are the leader: use our own plan for ourselves
             (own,) = [a for a in req.assignments if a.member_id == self.member_id]
             blob = own.assignment
-            from kproto.consumer.group import decode_assignment
+            from kproto.consumer.assignors import decode_assignment
 
             mine = frozenset(decode_assignment(blob))
         else:

@@ -464,7 +464,7 @@ def test_group_leader_assigns_the_partitions_listed_not_up_to_the_largest_index(
     2**31-1 made the group leader's range assignor build a list of 2**31 partitions
     (1.8 GB and counting); Java counts the partitions listed. (Index 1000 here: the
     old code lists 1001 partitions, without eating the machine.)"""
-    from kproto.consumer.group import decode_assignment, encode_subscription
+    from kproto.consumer.assignors import decode_assignment, encode_subscription
     from kproto.protocol.messages import JoinGroupResponse
     from kproto.protocol.messages import join_group as JG
     from tests.unit.test_consumer_core import wire
