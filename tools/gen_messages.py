@@ -149,11 +149,16 @@ def within(rng: tuple[int, int] | None, v: int) -> bool:
     return rng is not None and rng[0] <= v <= rng[1]
 
 
+#: Python 3.10's soft keywords, fixed: ``keyword.softkwlist`` grew ``type`` in
+#: 3.12, and the output must not depend on the Python that runs the generator.
+_SOFT_KEYWORDS = frozenset({"_", "case", "match"})
+
+
 def snake(name: str) -> str:
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
     s = s.lower()
-    if keyword.iskeyword(s) or keyword.issoftkeyword(s) or s in RESERVED:
+    if keyword.iskeyword(s) or s in _SOFT_KEYWORDS or s in RESERVED:
         s += "_"
     return s
 
