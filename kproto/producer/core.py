@@ -101,14 +101,21 @@ import random
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from kproto.errors import (
+    DuplicateSequenceNumberError,
     IllegalArgumentError,
     IllegalStateError,
+    InvalidProducerEpochError,
     KafkaError,
     KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NotEnoughReplicasAfterAppendError,
+    OutOfOrderSequenceNumberError,
     RecordTooLargeError,
+    RequestTimedOutError,
+    UnknownProducerIdError,
     UnknownServerError,
     error_from_code,
 )
@@ -165,18 +172,18 @@ _SEQ_WRAP: Final = 1 << 31
 _MAX_OFFSET: Final = 2**63 - 1
 _MAX_EPOCH: Final = 32767
 
-_ERR_MESSAGE_TOO_LARGE: Final = 10
-_ERR_OUT_OF_ORDER_SEQUENCE: Final = 45
-_ERR_DUPLICATE_SEQUENCE: Final = 46
-_ERR_INVALID_PRODUCER_EPOCH: Final = 47
-_ERR_UNKNOWN_PRODUCER_ID: Final = 59
-_STATE_LOST_CODES: Final = frozenset((_ERR_UNKNOWN_PRODUCER_ID, _ERR_INVALID_PRODUCER_EPOCH))
+# Broker error codes the producer acts on (module constants: read on every answer).
+_ERR_MESSAGE_TOO_LARGE: Final = MessageSizeTooLargeError.errno
+_ERR_OUT_OF_ORDER_SEQUENCE: Final = OutOfOrderSequenceNumberError.errno
+_ERR_DUPLICATE_SEQUENCE: Final = DuplicateSequenceNumberError.errno
+_ERR_INVALID_PRODUCER_EPOCH: Final = InvalidProducerEpochError.errno
+_STATE_LOST_CODES: Final = frozenset((UnknownProducerIdError.errno, InvalidProducerEpochError.errno))
 #: Answers that do not rule out that the batch was written: REQUEST_TIMED_OUT
 #: (the leader wrote it, replication timed out), NOT_ENOUGH_REPLICAS_AFTER_APPEND,
 #: and -1 (no answer for the partition). A lost connection is the same.
-_MAYBE_WRITTEN_CODES: Final = frozenset((7, 20, -1))
+_MAYBE_WRITTEN_CODES: Final = frozenset((RequestTimedOutError.errno, NotEnoughReplicasAfterAppendError.errno, -1))
 
-_API_INIT_PRODUCER_ID: Final = 22
+_API_INIT_PRODUCER_ID: Final = InitProducerIdRequest.API_KEY
 #: Record batch attribute bit 4: the batch belongs to a transaction (KIP-98).
 _TRANSACTIONAL_ATTR: Final = 0x10
 
@@ -297,6 +304,22 @@ class _Batch(RecordsBuffer):
         self.maybe_written = False
 
 
+class _Waiting(NamedTuple):
+    """A record sent before its topic's metadata came: held until it does (or ``max_block_ms``)."""
+
+    #: When it fails if the topic is still unknown.
+    deadline: float
+    key: bytes | None
+    value: bytes | None
+    #: The encoded headers section.
+    headers: bytes
+    partition: int | None
+    timestamp_ms: int
+    token: object
+    #: The bound of its encoded size counted against ``buffer_memory``.
+    size_bound: int
+
+
 class _Metrics:
     """Counters behind :meth:`ProducerCore.metrics`."""
 
@@ -404,7 +427,7 @@ class ProducerCore:
         #: Something may have become sendable since the last drain.
         self._dirty = True
         #: Records waiting for their topic's metadata: topic -> [(deadline, record...)].
-        self._waiting: dict[str, list[tuple[Any, ...]]] = {}
+        self._waiting: dict[str, list[_Waiting]] = {}
         self._meta_version: object = None
         self._events: list[ProducerEvent] = []
         self._buffer_used = 0
@@ -518,7 +541,7 @@ class ProducerCore:
         if retry and (t is None or retry[0] < t):
             t = retry[0]
         for waiting in self._waiting.values():
-            d = waiting[0][0]
+            d = waiting[0].deadline
             if t is None or d < t:
                 t = d
         if self._idempotent and self._needs_pid() and not self._pid_in_flight and self._pid_retry_at > last:
@@ -606,7 +629,9 @@ class ProducerCore:
             if not tp.n_parts:
                 if type(timestamp_ms) is not int:
                     raise TypeError(f"timestamp_ms must be an int, not {type(timestamp_ms).__name__}")
-                self._wait_for_metadata(tp, (key, value, hb, partition, timestamp_ms, token, upper), now)
+                self._wait_for_metadata(
+                    tp, _Waiting(now + self._max_block, key, value, hb, partition, timestamp_ms, token, upper), now
+                )
                 return True
 
         if partition is None and self._plain:
@@ -1186,14 +1211,14 @@ class ProducerCore:
         tp.pick_bits = bits = max(_PICK_BITS, (n - 1).bit_length())
         tp.pick = choices * ((1 << bits) // n) + (None,) * ((1 << bits) % n)
 
-    def _wait_for_metadata(self, tp: _Topic, record: tuple[Any, ...], now: float) -> None:
+    def _wait_for_metadata(self, tp: _Topic, record: _Waiting, now: float) -> None:
         waiting = self._waiting.get(tp.name)
         if waiting is None:
             waiting = self._waiting[tp.name] = []
             self._client.add_topics([tp.name], now)
             self._client.request_metadata_update(now)
-        waiting.append((now + self._max_block, *record))
-        self._buffer_used += record[-1]
+        waiting.append(record)
+        self._buffer_used += record.size_bound
         self._pending += 1
 
     def _after_input(self, now: float) -> None:
@@ -1227,13 +1252,13 @@ class ProducerCore:
                 if ps is not None:
                     self._append(tp, ps, key, value, hb, ts, token, now, partition is None)
 
-    def _fail_waiting(self, topic: str, waiting: list[tuple[Any, ...]], error: KafkaError) -> None:
+    def _fail_waiting(self, topic: str, waiting: list[_Waiting], error: KafkaError) -> None:
         for rec in waiting:
-            self._buffer_used -= rec[-1]
+            self._buffer_used -= rec.size_bound
             self._pending -= 1
         self._metrics.record_errors += len(waiting)
         self._events.append(
-            DeliveryFailed(topic=topic, partition=-1, error=error, tokens=[rec[6] for rec in waiting])
+            DeliveryFailed(topic=topic, partition=-1, error=error, tokens=[rec.token for rec in waiting])
         )
         if self._txn is not None:  # transactions: records failed make it abortable
             self._txn.on_failed(error)
@@ -1262,10 +1287,10 @@ class ProducerCore:
                 if b.base_seq >= 0:
                     ps.lost = True
                 self._fail(b, err, unknown_outcome=b.base_seq >= 0)
-        for topic in [t for t, w in self._waiting.items() if w[0][0] <= now]:
+        for topic in [t for t, w in self._waiting.items() if w[0].deadline <= now]:
             waiting = self._waiting[topic]
-            expired = [r for r in waiting if r[0] <= now]
-            kept = [r for r in waiting if r[0] > now]
+            expired = [r for r in waiting if r.deadline <= now]
+            kept = [r for r in waiting if r.deadline > now]
             if kept:
                 self._waiting[topic] = kept
             else:

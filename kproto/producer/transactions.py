@@ -68,12 +68,24 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from kproto.errors import (
+    ConcurrentTransactionsError,
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
+    FencedInstanceIdError,
+    GroupAuthorizationFailedError,
     IllegalArgumentError,
+    IllegalGenerationError,
     IllegalStateError,
+    InvalidProducerEpochError,
     KafkaConnectionError,
     KafkaError,
+    NotCoordinatorError,
+    OperationNotAttemptedError,
     ProducerFencedError,
+    TopicAuthorizationFailedError,
     TransactionAbortedError,
+    UnknownMemberIdError,
+    UnknownTopicOrPartitionError,
     error_from_code,
 )
 from kproto.events import CoordinatorLookupFailed
@@ -106,29 +118,25 @@ ABORTING: Final = "ABORTING"
 ABORTABLE_ERROR: Final = "ABORTABLE_ERROR"
 FATAL: Final = "FATAL"
 
+#: FindCoordinator key types (KIP-98): a transactional id, a consumer group.
 _KEY_TXN: Final = 1
-_API_INIT_PRODUCER_ID: Final = 22
 _KEY_GROUP: Final = 0
+_API_INIT_PRODUCER_ID: Final = InitProducerIdRequest.API_KEY
 
-_ERR_UNKNOWN_TOPIC_OR_PARTITION: Final = 3
-_ERR_COORDINATOR_LOAD_IN_PROGRESS: Final = 14
-_ERR_COORDINATOR_NOT_AVAILABLE: Final = 15
-_ERR_NOT_COORDINATOR: Final = 16
-_ERR_TOPIC_AUTHORIZATION_FAILED: Final = 29
-_ERR_GROUP_AUTHORIZATION_FAILED: Final = 30
-_ERR_INVALID_PRODUCER_EPOCH: Final = 47
-_ERR_CONCURRENT_TRANSACTIONS: Final = 51
-_ERR_OPERATION_NOT_ATTEMPTED: Final = 55
-_ERR_PRODUCER_FENCED: Final = 90
-_REFIND: Final = frozenset((_ERR_COORDINATOR_NOT_AVAILABLE, _ERR_NOT_COORDINATOR))
+_ERR_TOPIC_AUTHORIZATION_FAILED: Final = TopicAuthorizationFailedError.errno
+_ERR_GROUP_AUTHORIZATION_FAILED: Final = GroupAuthorizationFailedError.errno
+_ERR_OPERATION_NOT_ATTEMPTED: Final = OperationNotAttemptedError.errno
+_REFIND: Final = frozenset((CoordinatorNotAvailableError.errno, NotCoordinatorError.errno))
 _RETRY: Final = frozenset(
-    (_ERR_COORDINATOR_LOAD_IN_PROGRESS, _ERR_CONCURRENT_TRANSACTIONS, _ERR_UNKNOWN_TOPIC_OR_PARTITION,
-     _ERR_OPERATION_NOT_ATTEMPTED)
+    (CoordinatorLoadInProgressError.errno, ConcurrentTransactionsError.errno, UnknownTopicOrPartitionError.errno,
+     OperationNotAttemptedError.errno)
 )  # fmt: skip
-_FENCED: Final = frozenset((_ERR_INVALID_PRODUCER_EPOCH, _ERR_PRODUCER_FENCED))
+_FENCED: Final = frozenset((InvalidProducerEpochError.errno, ProducerFencedError.errno))
 #: TxnOffsetCommit: the group moved on (Java: CommitFailedException, abortable).
-_GROUP_ABORTABLE: Final = frozenset((_ERR_GROUP_AUTHORIZATION_FAILED, 22, 25, 82))  # + ILLEGAL_GENERATION,
-# UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID
+_GROUP_ABORTABLE: Final = frozenset(
+    (GroupAuthorizationFailedError.errno, IllegalGenerationError.errno, UnknownMemberIdError.errno,
+     FencedInstanceIdError.errno)
+)  # fmt: skip
 
 
 class TransactionOp:
