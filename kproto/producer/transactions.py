@@ -370,7 +370,7 @@ class TransactionManager:
     def on_client_events(self, events: list[object]) -> None:
         """A coordinator lookup that will not succeed by retrying."""
         for ev in events:
-            if type(ev) is CoordinatorLookupFailed:
+            if isinstance(ev, CoordinatorLookupFailed):
                 if ev.key_type == _KEY_TXN and ev.key == self.transactional_id:
                     self._fatal(ev.error)
                 elif ev.key_type == _KEY_GROUP and self._offsets and self._offsets[0].group_id == ev.key:
