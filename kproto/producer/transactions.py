@@ -383,7 +383,7 @@ class TransactionManager:
         return None
 
     def poll(self, now: float) -> None:
-        """Send the next coordinator request, if one is due (called by ``_drain``)."""
+        """Send the next coordinator request, if one is due (called by the sink's drain)."""
         if self._in_flight or now < self._retry_at:
             return
         state = self.state
