@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from kproto.producer.config import ProducerConfig
 from kproto.producer.core import ProducerCore, validate_topic
-from kproto.producer.events import DeliveryFailed, ProducerEvent, RecordsDelivered
+from kproto.producer.events import BatchOutcome, DeliveryFailed, ProducerEvent, RecordsDelivered
 from kproto.producer.partitioner import DefaultPartitioner, StickyPartitioner, murmur2
 from kproto.producer.transactions import TransactionOp
 
 __all__ = [
+    "BatchOutcome",
     "DefaultPartitioner",
     "DeliveryFailed",
     "ProducerConfig",

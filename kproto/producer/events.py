@@ -4,6 +4,9 @@ One event per batch, not per record: a batch's records share their fate, and
 a per-record event would cost an allocation per record on the hot path. The
 ``tokens`` are whatever the facade passed to ``send`` (its futures), in send
 order, so record ``i`` of a delivered batch has offset ``base_offset + i``.
+
+Both subclass :class:`BatchOutcome`; a driver dispatches with ``isinstance``
+on the two classes of the :data:`ProducerEvent` union.
 """
 
 from __future__ import annotations
@@ -14,37 +17,38 @@ import attrs
 
 from kproto.errors import KafkaError
 
-__all__ = ["DeliveryFailed", "ProducerEvent", "RecordsDelivered"]
+__all__ = ["BatchOutcome", "DeliveryFailed", "ProducerEvent", "RecordsDelivered"]
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class RecordsDelivered:
-    """A batch was acknowledged (or, with ``acks=0``, handed to the driver)."""
-
-    #: Topic of the batch.
-    topic: str
-    #: Partition of the batch.
-    partition: int
-    #: Offset of the first record; -1 with ``acks=0``.
-    base_offset: int
-    #: Broker append time in ms when the topic uses LogAppendTime, else -1.
-    log_append_time_ms: int
-    #: The ``token`` of each record, in send order.
-    tokens: Sequence[object]
-
-
-@attrs.frozen(kw_only=True, slots=True)
-class DeliveryFailed:
-    """Records that will never be delivered, and why."""
+class BatchOutcome:
+    """What became of records sent together: the base class of the producer's events."""
 
     #: Topic of the records.
     topic: str
     #: Their partition, or -1 if they were never assigned one.
     partition: int
-    #: The error: a broker error class, ``KafkaTimeoutError``, ...
-    error: KafkaError
     #: The ``token`` of each record, in send order.
     tokens: Sequence[object]
 
 
+@attrs.frozen(kw_only=True, slots=True)
+class RecordsDelivered(BatchOutcome):
+    """A batch was acknowledged (or, with ``acks=0``, handed to the driver)."""
+
+    #: Offset of the first record; -1 with ``acks=0``.
+    base_offset: int
+    #: Broker append time in ms when the topic uses LogAppendTime, else -1.
+    log_append_time_ms: int
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class DeliveryFailed(BatchOutcome):
+    """Records that will never be delivered, and why."""
+
+    #: The error: a broker error class, ``KafkaTimeoutError``, ...
+    error: KafkaError
+
+
+#: Every event :meth:`kproto.producer.ProducerCore.events` gives.
 ProducerEvent = RecordsDelivered | DeliveryFailed

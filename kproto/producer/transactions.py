@@ -7,11 +7,15 @@ A producer with a ``transactional_id`` is idempotent, and every record it
 sends belongs to a transaction. :class:`TransactionManager` owns the
 transaction's state and talks to the *transaction coordinator* (found with
 FindCoordinator, key type 1, through the client); the :class:`ProducerCore`
-keeps batching and producing as usual, with four hooks into this module:
+keeps batching and producing as usual. The manager reaches the producer
+through two narrow seams: a :class:`TransactionHost` (the sink: time, waking
+the drain, flushing, the records pending, failing the unsent ones) and the
+:class:`~kproto.producer.idempotence.IdempotenceState` (producer id, epoch,
+sequences). The producer has four hooks into this module:
 
-- ``_drain`` calls :meth:`TransactionManager.poll` first: the manager sends
+- the drain calls :meth:`TransactionManager.poll` first: the manager sends
   its next coordinator request, if any is due;
-- ``_drain`` holds back a batch of a partition that is not yet part of the
+- the drain holds back a batch of a partition that is not yet part of the
   transaction and asks :meth:`want` for it: the manager adds every such
   partition with one AddPartitionsToTxn request, and the batches go once
   the coordinator accepted their partition;
@@ -65,15 +69,27 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from kproto.errors import (
+    ConcurrentTransactionsError,
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
+    FencedInstanceIdError,
+    GroupAuthorizationFailedError,
     IllegalArgumentError,
+    IllegalGenerationError,
     IllegalStateError,
+    InvalidProducerEpochError,
     KafkaConnectionError,
     KafkaError,
+    NotCoordinatorError,
+    OperationNotAttemptedError,
     ProducerFencedError,
+    TopicAuthorizationFailedError,
     TransactionAbortedError,
+    UnknownMemberIdError,
+    UnknownTopicOrPartitionError,
     error_from_code,
 )
 from kproto.events import CoordinatorLookupFailed
@@ -93,9 +109,10 @@ from kproto.protocol.messages.txn_offset_commit import (
 )
 
 if TYPE_CHECKING:
-    from kproto.producer.core import ProducerCore, _Partition
+    from kproto.producer.accumulator import PartitionState
+    from kproto.producer.idempotence import IdempotenceState
 
-__all__ = ["TransactionManager", "TransactionOp"]
+__all__ = ["TransactionHost", "TransactionManager", "TransactionOp"]
 
 UNINITIALIZED: Final = "UNINITIALIZED"
 INITIALIZING: Final = "INITIALIZING"
@@ -106,29 +123,49 @@ ABORTING: Final = "ABORTING"
 ABORTABLE_ERROR: Final = "ABORTABLE_ERROR"
 FATAL: Final = "FATAL"
 
+#: FindCoordinator key types (KIP-98): a transactional id, a consumer group.
 _KEY_TXN: Final = 1
-_API_INIT_PRODUCER_ID: Final = 22
 _KEY_GROUP: Final = 0
+_API_INIT_PRODUCER_ID: Final = InitProducerIdRequest.API_KEY
 
-_ERR_UNKNOWN_TOPIC_OR_PARTITION: Final = 3
-_ERR_COORDINATOR_LOAD_IN_PROGRESS: Final = 14
-_ERR_COORDINATOR_NOT_AVAILABLE: Final = 15
-_ERR_NOT_COORDINATOR: Final = 16
-_ERR_TOPIC_AUTHORIZATION_FAILED: Final = 29
-_ERR_GROUP_AUTHORIZATION_FAILED: Final = 30
-_ERR_INVALID_PRODUCER_EPOCH: Final = 47
-_ERR_CONCURRENT_TRANSACTIONS: Final = 51
-_ERR_OPERATION_NOT_ATTEMPTED: Final = 55
-_ERR_PRODUCER_FENCED: Final = 90
-_REFIND: Final = frozenset((_ERR_COORDINATOR_NOT_AVAILABLE, _ERR_NOT_COORDINATOR))
+_ERR_TOPIC_AUTHORIZATION_FAILED: Final = TopicAuthorizationFailedError.errno
+_ERR_GROUP_AUTHORIZATION_FAILED: Final = GroupAuthorizationFailedError.errno
+_ERR_OPERATION_NOT_ATTEMPTED: Final = OperationNotAttemptedError.errno
+_REFIND: Final = frozenset((CoordinatorNotAvailableError.errno, NotCoordinatorError.errno))
 _RETRY: Final = frozenset(
-    (_ERR_COORDINATOR_LOAD_IN_PROGRESS, _ERR_CONCURRENT_TRANSACTIONS, _ERR_UNKNOWN_TOPIC_OR_PARTITION,
-     _ERR_OPERATION_NOT_ATTEMPTED)
+    (CoordinatorLoadInProgressError.errno, ConcurrentTransactionsError.errno, UnknownTopicOrPartitionError.errno,
+     OperationNotAttemptedError.errno)
 )  # fmt: skip
-_FENCED: Final = frozenset((_ERR_INVALID_PRODUCER_EPOCH, _ERR_PRODUCER_FENCED))
+_FENCED: Final = frozenset((InvalidProducerEpochError.errno, ProducerFencedError.errno))
 #: TxnOffsetCommit: the group moved on (Java: CommitFailedException, abortable).
-_GROUP_ABORTABLE: Final = frozenset((_ERR_GROUP_AUTHORIZATION_FAILED, 22, 25, 82))  # + ILLEGAL_GENERATION,
-# UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID
+_GROUP_ABORTABLE: Final = frozenset(
+    (GroupAuthorizationFailedError.errno, IllegalGenerationError.errno, UnknownMemberIdError.errno,
+     FencedInstanceIdError.errno)
+)  # fmt: skip
+
+
+class TransactionHost(Protocol):
+    """What the transaction manager needs of its producer (the sink provides it)."""
+
+    @property
+    def now(self) -> float:
+        """The latest time a call or a driving input brought."""
+
+    @property
+    def last_drain(self) -> float:
+        """When the producer last drained (a backed-off request due before then was tried)."""
+
+    def wake(self) -> None:
+        """Something may have become sendable: drain on the next pull."""
+
+    def flush(self, now: float) -> None:
+        """Make every buffered batch sendable now."""
+
+    def pending_count(self) -> int:
+        """Records accepted and not yet delivered or failed."""
+
+    def fail_unsent(self, error: KafkaError) -> None:
+        """Fail every batch and waiting record not on the wire with ``error``."""
 
 
 class TransactionOp:
@@ -206,19 +243,29 @@ def _offset_topics(offsets: Mapping[Any, Any]) -> list[TxnOffsetCommitRequestTop
 
 
 class TransactionManager:
-    """The transaction state of one :class:`ProducerCore` (see the module docstring).
+    """The transaction state of one producer (see the module docstring).
 
     Args:
-        core: the producer core it belongs to (its client, producer id, batches).
+        host: the producer's side (time, drain, pending records).
+        client: the :class:`kproto.client.Client` (coordinators, requests).
+        ids: the producer id, epoch and sequences.
         transactional_id: the ``transactional_id`` option.
         transaction_timeout_ms: the ``transaction_timeout_ms`` option.
         retry_backoff: seconds between retries of a coordinator request.
     """
 
     def __init__(
-        self, core: ProducerCore, transactional_id: str, transaction_timeout_ms: int, retry_backoff: float
+        self,
+        host: TransactionHost,
+        client: Any,
+        ids: IdempotenceState,
+        transactional_id: str,
+        transaction_timeout_ms: int,
+        retry_backoff: float,
     ) -> None:
-        self._core = core
+        self._host = host
+        self._client = client
+        self._ids = ids
         self.transactional_id = transactional_id
         self._timeout_ms = transaction_timeout_ms
         self._backoff = retry_backoff
@@ -228,11 +275,11 @@ class TransactionManager:
         #: The init/commit/abort call under way.
         self._op: TransactionOp | None = None
         #: Partitions of the current transaction the coordinator accepted.
-        self.added: set[_Partition] = set()
+        self.added: set[PartitionState] = set()
         #: Partitions with a batch waiting for AddPartitionsToTxn.
-        self._wanted: dict[_Partition, None] = {}
+        self._wanted: dict[PartitionState, None] = {}
         #: Partitions in the AddPartitionsToTxn request in flight.
-        self._adding: list[_Partition] = []
+        self._adding: list[PartitionState] = []
         self._offsets: deque[_Offsets] = deque()
         #: The transaction touched the broker: EndTxn is needed.
         self._started = False
@@ -267,7 +314,7 @@ class TransactionManager:
         op = TransactionOp("offsets")
         topics = _offset_topics(offsets)
         self._offsets.append(_Offsets(group, topics, op))
-        self._core._dirty = True
+        self._host.wake()
         return op
 
     def commit_transaction(self, now: float) -> TransactionOp:
@@ -276,7 +323,7 @@ class TransactionManager:
             return self._op
         self._check(IN_TRANSACTION, "commit_transaction")
         self.state = COMMITTING
-        self._core.flush(now)
+        self._host.flush(now)
         return self._start("commit")
 
     def abort_transaction(self, now: float) -> TransactionOp:
@@ -306,7 +353,7 @@ class TransactionManager:
 
     # --- hooks from the core ------------------------------------------------------
 
-    def want(self, ps: _Partition) -> None:
+    def want(self, ps: PartitionState) -> None:
         """A batch of ``ps`` is ready but the partition is not in the transaction yet."""
         if ps not in self._wanted and ps not in self._adding:
             self._wanted[ps] = None
@@ -323,7 +370,7 @@ class TransactionManager:
     def on_client_events(self, events: list[object]) -> None:
         """A coordinator lookup that will not succeed by retrying."""
         for ev in events:
-            if type(ev) is CoordinatorLookupFailed:
+            if isinstance(ev, CoordinatorLookupFailed):
                 if ev.key_type == _KEY_TXN and ev.key == self.transactional_id:
                     self._fatal(ev.error)
                 elif ev.key_type == _KEY_GROUP and self._offsets and self._offsets[0].group_id == ev.key:
@@ -331,12 +378,12 @@ class TransactionManager:
 
     def get_timer(self) -> float | None:
         """When a backed-off coordinator request is due."""
-        if not self._in_flight and self._retry_at > self._core._last_drain:
+        if not self._in_flight and self._retry_at > self._host.last_drain:
             return self._retry_at
         return None
 
     def poll(self, now: float) -> None:
-        """Send the next coordinator request, if one is due (called by ``_drain``)."""
+        """Send the next coordinator request, if one is due (called by the sink's drain)."""
         if self._in_flight or now < self._retry_at:
             return
         state = self.state
@@ -347,25 +394,25 @@ class TransactionManager:
                 self._add_partitions(now)
             elif self._offsets:
                 self._send_offsets(now)
-            elif state == COMMITTING and not self._adding and self._core.pending_count() == 0:
+            elif state == COMMITTING and not self._adding and self._host.pending_count() == 0:
                 self._end(True, now)
         elif state == ABORTABLE_ERROR:
             # As the Java client: records not sent yet fail now with the error
             # (flush returns); only abort_transaction() is left to do.
-            if self.error is not None and self._core.pending_count():
-                self._core._txn_fail_unsent(self.error)
+            if self.error is not None and self._host.pending_count():
+                self._host.fail_unsent(self.error)
         elif state == ABORTING:
-            self._core._txn_fail_unsent(TransactionAbortedError("the transaction was aborted"))
+            self._host.fail_unsent(TransactionAbortedError("the transaction was aborted"))
             self._wanted.clear()
             while self._offsets:
                 self._offsets.popleft().op._finish(TransactionAbortedError("the transaction was aborted"))
-            if self._core.pending_count() == 0:
+            if self._host.pending_count() == 0:
                 self._end(False, now)
 
     # --- requests --------------------------------------------------------------------
 
     def _coordinator(self, key: str, key_type: int, now: float) -> int | None:
-        node: int | None = self._core._client.coordinator(key, key_type, now)
+        node: int | None = self._client.coordinator(key, key_type, now)
         return node
 
     def _send(
@@ -375,35 +422,35 @@ class TransactionManager:
         if node is None:
             return  # looking it up; the answer is a driving input, which drains again
         self._in_flight = True
-        core = self._core
+        host = self._host
 
         def callback(response: Any, error: KafkaError | None) -> None:
             self._in_flight = False
-            core._dirty = True
+            host.wake()
             if error is not None:
                 if self._adding:  # AddPartitionsToTxn: its partitions are wanted again
                     self._wanted.update(dict.fromkeys(self._adding))
                     self._adding = []
                 if isinstance(error, KafkaConnectionError):
-                    core._client.mark_coordinator_dead(key, key_type, core._now)
-                self._retry_or_fail(error, core._now)
+                    self._client.mark_coordinator_dead(key, key_type, host.now)
+                self._retry_or_fail(error, host.now)
                 return
             self._retry_at = 0.0  # the backoff was for the request answered now
             on_response(response)
 
-        core._client.send(request, now=now, node_id=node, callback=callback, **kw)
+        self._client.send(request, now=now, node_id=node, callback=callback, **kw)
 
     def _init_producer_id(self, now: float) -> None:
-        core = self._core
+        ids = self._ids
         pid, epoch = -1, -1
-        if core._pid_ok and self._bumping:
+        if ids.has_id and self._bumping:
             node = self._coordinator(self.transactional_id, _KEY_TXN, now)
-            version = None if node is None else core._client.api_version(node, _API_INIT_PRODUCER_ID)
+            version = None if node is None else self._client.api_version(node, _API_INIT_PRODUCER_ID)
             if version is not None and version >= 3:
                 # KIP-360: bump our own epoch (the coordinator checks it is ours).
                 # Older brokers: a plain InitProducerId for a transactional id
                 # bumps the epoch too.
-                pid, epoch = core._pid, core._epoch
+                pid, epoch = ids.producer_id, ids.epoch
         request = InitProducerIdRequest(
             transactional_id=self.transactional_id,
             transaction_timeout_ms=self._timeout_ms,
@@ -416,11 +463,11 @@ class TransactionManager:
         if response.error_code:
             self._on_error(response.error_code, "InitProducerId")
             return
-        core = self._core
-        bumped = core._pid_ok
-        core._pid, core._epoch, core._pid_ok = response.producer_id, response.producer_epoch, True
-        if bumped or self._bumping:
-            core._txn_reset_sequences()
+        ids = self._ids
+        # A new epoch of our id (a bump): every sequence restarts at 0.
+        ids.new_producer_id(
+            response.producer_id, response.producer_epoch, restart=ids.has_id or self._bumping
+        )
         self._bumping = False
         self.state = READY
         self._complete()
@@ -430,11 +477,10 @@ class TransactionManager:
         by_topic: dict[str, list[int]] = {}
         for ps in parts:
             by_topic.setdefault(ps.topic, []).append(ps.partition)
-        core = self._core
         request = AddPartitionsToTxnRequest(
             v3_and_below_transactional_id=self.transactional_id,
-            v3_and_below_producer_id=core._pid,
-            v3_and_below_producer_epoch=core._epoch,
+            v3_and_below_producer_id=self._ids.producer_id,
+            v3_and_below_producer_epoch=self._ids.epoch,
             v3_and_below_topics=[AddPartitionsToTxnTopic(name=t, partitions=p) for t, p in by_topic.items()],
         )
 
@@ -471,12 +517,12 @@ class TransactionManager:
 
     def _send_offsets(self, now: float) -> None:
         item = self._offsets[0]
-        core = self._core
+        ids = self._ids
         if not item.added:
             request: Any = AddOffsetsToTxnRequest(
                 transactional_id=self.transactional_id,
-                producer_id=core._pid,
-                producer_epoch=core._epoch,
+                producer_id=ids.producer_id,
+                producer_epoch=ids.epoch,
                 group_id=item.group_id,
             )
 
@@ -493,8 +539,8 @@ class TransactionManager:
         request = TxnOffsetCommitRequest(
             transactional_id=self.transactional_id,
             group_id=item.group_id,
-            producer_id=core._pid,
-            producer_epoch=core._epoch,
+            producer_id=ids.producer_id,
+            producer_epoch=ids.epoch,
             generation_id=item.generation_id,
             member_id=item.member_id,
             group_instance_id=item.group_instance_id,
@@ -523,11 +569,10 @@ class TransactionManager:
         if not self._started:
             self._ended()
             return
-        core = self._core
         request = EndTxnRequest(
             transactional_id=self.transactional_id,
-            producer_id=core._pid,
-            producer_epoch=core._epoch,
+            producer_id=self._ids.producer_id,
+            producer_epoch=self._ids.epoch,
             committed=commit,
         )
 
@@ -542,11 +587,11 @@ class TransactionManager:
     def _ended(self) -> None:
         self.added.clear()
         self._started = False
-        if self.state == ABORTING and self._core._bump_wanted:
+        if self.state == ABORTING and self._ids.bump_wanted:
             # A sequence of the aborted transaction is unresolved (an expired or
             # rejected batch): a new epoch restarts every sequence (KIP-360).
             self._bumping = True
-            self._core._dirty = True
+            self._host.wake()
             return
         self.state = READY
         self.error = None
@@ -556,7 +601,7 @@ class TransactionManager:
 
     def _start(self, kind: str) -> TransactionOp:
         op = self._op = TransactionOp(kind)
-        self._core._dirty = True
+        self._host.wake()
         return op
 
     def _complete(self, error: KafkaError | None = None) -> None:
@@ -573,7 +618,7 @@ class TransactionManager:
             raise IllegalStateError(f"{call}() is not allowed in state {self.state} (needs {expected})")
 
     def _on_error(self, code: int, what: str, *, group: str | None = None) -> None:
-        now = self._core._now
+        now = self._host.now
         error = error_from_code(code, f"{what} for transactional id {self.transactional_id!r}")
         if code in _FENCED:
             self._fatal(
@@ -582,9 +627,9 @@ class TransactionManager:
             return
         if code in _REFIND:
             if group is not None:
-                self._core._client.mark_coordinator_dead(group, _KEY_GROUP, now)
+                self._client.mark_coordinator_dead(group, _KEY_GROUP, now)
             else:
-                self._core._client.mark_coordinator_dead(self.transactional_id, _KEY_TXN, now)
+                self._client.mark_coordinator_dead(self.transactional_id, _KEY_TXN, now)
             self._retry_at = now + self._backoff
             return
         if group is not None and code in _GROUP_ABORTABLE:
@@ -617,9 +662,8 @@ class TransactionManager:
         self.state = FATAL
         self.error = error
         self._bumping = False
-        core = self._core
-        core._fatal = error
-        core._dirty = True
+        self._ids.set_fatal(error)
+        self._host.wake()
         self._wanted.clear()
         self._complete(error)
         while self._offsets:
