@@ -1,0 +1,152 @@
+"""Admin request and result types, with kafka-python 3's names and fields.
+
+These are plain values: what a caller passes to :class:`kproto.admin.AdminCore`
+and what comes back per resource. They do no I/O and hold no state.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+from kproto.errors import IllegalArgumentError
+
+__all__ = [
+    "AlterConfigOp",
+    "ConfigResource",
+    "ConfigResourceType",
+    "ListOffsetsResultInfo",
+    "NewPartitions",
+    "NewTopic",
+    "OffsetSpec",
+]
+
+
+class ConfigResourceType(enum.IntEnum):
+    """The wire ``ResourceType`` of a config resource (DescribeConfigs, AlterConfigs)."""
+
+    UNKNOWN = 0
+    TOPIC = 2
+    BROKER = 4
+    BROKER_LOGGER = 8
+    CLIENT_METRICS = 16
+    GROUP = 32
+
+
+class AlterConfigOp(enum.IntEnum):
+    """IncrementalAlterConfigs ``ConfigOperation`` (KIP-339)."""
+
+    SET = 0
+    DELETE = 1
+    APPEND = 2
+    SUBTRACT = 3
+
+
+class NewTopic:
+    """A topic to create: a partition count and replication factor (-1: the
+    broker's defaults, KIP-464), or an explicit replica assignment."""
+
+    __slots__ = ("name", "num_partitions", "replication_factor", "replica_assignments", "topic_configs")
+
+    def __init__(
+        self,
+        name: str,
+        num_partitions: int = -1,
+        replication_factor: int = -1,
+        replica_assignments: Mapping[int, Sequence[int]] | None = None,
+        topic_configs: Mapping[str, str | None] | None = None,
+    ) -> None:
+        if replica_assignments and (num_partitions != -1 or replication_factor != -1):
+            # CreateTopics rejects both at once (INVALID_REQUEST); say so before sending.
+            raise IllegalArgumentError(
+                f"NewTopic {name!r}: give num_partitions/replication_factor or replica_assignments, not both"
+            )
+        self.name = name
+        self.num_partitions = num_partitions
+        self.replication_factor = replication_factor
+        self.replica_assignments: dict[int, list[int]] = {
+            int(p): list(r) for p, r in (replica_assignments or {}).items()
+        }
+        self.topic_configs: dict[str, str | None] = dict(topic_configs or {})
+
+    def __repr__(self) -> str:
+        return (
+            f"NewTopic(name={self.name!r}, num_partitions={self.num_partitions}, "
+            f"replication_factor={self.replication_factor}, replica_assignments={self.replica_assignments!r}, "
+            f"topic_configs={self.topic_configs!r})"
+        )
+
+
+class NewPartitions:
+    """Grow a topic to ``total_count`` partitions, optionally placing the new ones."""
+
+    __slots__ = ("total_count", "new_assignments")
+
+    def __init__(self, total_count: int, new_assignments: Sequence[Sequence[int]] | None = None) -> None:
+        self.total_count = total_count
+        self.new_assignments: list[list[int]] | None = (
+            [list(a) for a in new_assignments] if new_assignments is not None else None
+        )
+
+    def __repr__(self) -> str:
+        return f"NewPartitions(total_count={self.total_count}, new_assignments={self.new_assignments!r})"
+
+
+class ConfigResource:
+    """A config resource: its type, its name (a broker id as a string for
+    BROKER), and config keys (describe) or ``{key: value}`` (alter)."""
+
+    __slots__ = ("resource_type", "name", "configs")
+
+    def __init__(
+        self,
+        resource_type: ConfigResourceType | str | int,
+        name: str,
+        configs: Mapping[str, object] | Sequence[str] | None = None,
+    ) -> None:
+        if isinstance(resource_type, str):
+            try:
+                resource_type = ConfigResourceType[resource_type.upper()]
+            except KeyError:
+                raise IllegalArgumentError(
+                    f"resource_type={resource_type!r} is not allowed: one of "
+                    + ", ".join(t.name for t in ConfigResourceType)
+                ) from None
+        self.resource_type = ConfigResourceType(resource_type)
+        self.name = str(name)
+        self.configs = configs
+
+    @property
+    def key(self) -> tuple[ConfigResourceType, str]:
+        """``(resource_type, name)``: how results are keyed."""
+        return (self.resource_type, self.name)
+
+    def __repr__(self) -> str:
+        return f"ConfigResource({self.resource_type.name}, {self.name!r}, {self.configs!r})"
+
+
+class OffsetSpec:
+    """Which offset ListOffsets asks for: a timestamp, or one of the special values."""
+
+    #: The offset after the last record (the high watermark, or LSO with read_committed).
+    LATEST = -1
+    #: The first offset still in the log.
+    EARLIEST = -2
+    #: The offset of the record with the largest timestamp (KIP-734, ListOffsets v7+).
+    MAX_TIMESTAMP = -3
+
+    @staticmethod
+    def for_timestamp(timestamp_ms: int) -> int:
+        """The spec for "first offset whose timestamp is at or after ``timestamp_ms``"."""
+        if timestamp_ms < 0:
+            raise IllegalArgumentError(f"timestamp_ms must be >= 0, got {timestamp_ms}")
+        return timestamp_ms
+
+
+class ListOffsetsResultInfo(NamedTuple):
+    """One partition's ListOffsets answer (offset -1 when no record matches a timestamp)."""
+
+    offset: int
+    timestamp: int
+    leader_epoch: int = -1
