@@ -556,9 +556,9 @@ class AdminCore:
             for r in resp.results:
                 key = (ConfigResourceType(r.resource_type), r.resource_name)
                 if r.error_code:
-                    out[key] = _retry_or_fail(
-                        r.error_code, r.error_message, f"describe configs of {key[1]!r}"
-                    )
+                    # Final, as Java's describeConfigs: a resource error completes
+                    # that resource (only call-level failures are retried).
+                    out[key] = _error(r.error_code, r.error_message, f"describe configs of {key[1]!r}")
                     continue
                 out[key] = {
                     c.name: {
@@ -584,6 +584,7 @@ class AdminCore:
     ) -> AdminOp:
         """AlterConfigs (replaces every dynamic config of each resource); value None per success."""
         resources = {r.key: r for r in config_resources}
+        items = {k: _config_items(r) for k, r in resources.items()}  # bad input fails here, not mid-send
 
         def build(keys: list[Any], _t: int) -> Any:
             return _ac.AlterConfigsRequest(
@@ -593,7 +594,7 @@ class AdminCore:
                         resource_name=n,
                         configs=[
                             _ac.AlterableConfig(name=k, value=None if v is None else str(v))
-                            for k, v in _config_items(resources[(t, n)])
+                            for k, v in items[(t, n)]
                         ],
                     )
                     for t, n in keys
@@ -614,12 +615,13 @@ class AdminCore:
         """IncrementalAlterConfigs (KIP-339); each resource's ``configs`` maps a key
         to ``(AlterConfigOp, value)`` or to a value (SET). Value None per success."""
         resources = {r.key: r for r in config_resources}
+        items = {k: _config_items(r) for k, r in resources.items()}
 
         def build(keys: list[Any], _t: int) -> Any:
             out = []
             for t, n in keys:
                 configs = []
-                for k, v in _config_items(resources[(t, n)]):
+                for k, v in items[(t, n)]:
                     op, value = v if isinstance(v, tuple) else (AlterConfigOp.SET, v)
                     configs.append(
                         _iac.AlterableConfig(
@@ -1338,9 +1340,7 @@ def _parse_alter_configs(resp: Any, keys: list[Any]) -> dict[Any, Any]:
     for r in resp.responses:
         key = (ConfigResourceType(r.resource_type), r.resource_name)
         out[key] = (
-            _retry_or_fail(r.error_code, r.error_message, f"alter configs of {key[1]!r}")
-            if r.error_code
-            else None
+            _error(r.error_code, r.error_message, f"alter configs of {key[1]!r}") if r.error_code else None
         )
     return out
 

@@ -1,0 +1,335 @@
+"""Admin APIs for the simulated brokers (``tests/sim/harness.py``).
+
+``install(cluster)`` makes every broker serve CreateTopics, DeleteTopics,
+CreatePartitions, DescribeConfigs, AlterConfigs, IncrementalAlterConfigs,
+ListGroups, DescribeGroups, DeleteGroups, OffsetDelete, DeleteRecords and
+ElectLeaders from the cluster's state, as Kafka does:
+
+- controller APIs answer NOT_CONTROLLER on any broker but
+  ``cluster.controller_id`` (the pre-KRaft rule; a KRaft broker forwards, but
+  the client's retry path is the one to exercise);
+- group APIs answer NOT_COORDINATOR on any broker but the group's coordinator;
+- DeleteRecords answers NOT_LEADER_OR_FOLLOWER on any broker but the leader;
+- DescribeConfigs/AlterConfigs of a BROKER resource naming another broker
+  answer INVALID_REQUEST (a broker only describes itself).
+
+``AdminState.requests`` records ``(broker id, api key)`` of every admin request
+served, so scenarios can check the routing. ``inject`` (the harness's) works
+for these APIs too: the next answers of that API carry the injected code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kproto.protocol.messages import alter_configs as _ac
+from kproto.protocol.messages import create_partitions as _cp
+from kproto.protocol.messages import create_topics as _ct
+from kproto.protocol.messages import delete_groups as _dg
+from kproto.protocol.messages import delete_records as _dr
+from kproto.protocol.messages import delete_topics as _dt
+from kproto.protocol.messages import describe_configs as _dc
+from kproto.protocol.messages import describe_groups as _dsg
+from kproto.protocol.messages import elect_leaders as _el
+from kproto.protocol.messages import incremental_alter_configs as _iac
+from kproto.protocol.messages import list_groups as _lg
+from kproto.protocol.messages import offset_delete as _od
+
+from .harness import SimCluster, _Partition
+
+NONE, UNKNOWN_TOPIC, NOT_LEADER, NOT_COORDINATOR = 0, 3, 6, 16
+TOPIC_EXISTS, NOT_CONTROLLER, INVALID_REQUEST, INVALID_PARTITIONS = 36, 41, 42, 37
+GROUP_NOT_EMPTY, GROUP_ID_NOT_FOUND = 68, 69
+
+API_CREATE_TOPICS, API_DELETE_TOPICS, API_CREATE_PARTITIONS = 19, 20, 37
+API_DESCRIBE_CONFIGS, API_ALTER_CONFIGS, API_INCREMENTAL_ALTER_CONFIGS = 32, 33, 44
+API_LIST_GROUPS, API_DESCRIBE_GROUPS, API_DELETE_GROUPS, API_OFFSET_DELETE = 16, 15, 42, 47
+API_DELETE_RECORDS, API_ELECT_LEADERS = 21, 43
+
+#: Topic configs every topic reports (the broker's defaults).
+DEFAULT_TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "604800000"}
+
+
+class AdminState:
+    """Configs and the request log the admin handlers share."""
+
+    def __init__(self, cluster: SimCluster) -> None:
+        self.cluster = cluster
+        #: (resource type, name) -> {key: value}: configs set by AlterConfigs.
+        self.configs: dict[tuple[int, str], dict[str, str]] = {}
+        #: (broker id, api key) of every admin request served.
+        self.requests: list[tuple[int, int]] = []
+        #: topic -> partition -> log start offset set by DeleteRecords.
+        self.log_start: dict[tuple[str, int], int] = {}
+
+
+def install(cluster: SimCluster) -> AdminState:
+    """Make every broker of ``cluster`` serve the admin APIs; returns their shared state."""
+    state = AdminState(cluster)
+    for broker_id, broker in cluster.brokers.items():
+        handlers = _Handlers(state, broker_id)
+        broker.extra_handlers.update(
+            {
+                API_CREATE_TOPICS: handlers.create_topics,
+                API_DELETE_TOPICS: handlers.delete_topics,
+                API_CREATE_PARTITIONS: handlers.create_partitions,
+                API_DESCRIBE_CONFIGS: handlers.describe_configs,
+                API_ALTER_CONFIGS: handlers.alter_configs,
+                API_INCREMENTAL_ALTER_CONFIGS: handlers.incremental_alter_configs,
+                API_LIST_GROUPS: handlers.list_groups,
+                API_DESCRIBE_GROUPS: handlers.describe_groups,
+                API_DELETE_GROUPS: handlers.delete_groups,
+                API_OFFSET_DELETE: handlers.offset_delete,
+                API_DELETE_RECORDS: handlers.delete_records,
+                API_ELECT_LEADERS: handlers.elect_leaders,
+            }
+        )
+    return state
+
+
+class _Handlers:
+    def __init__(self, state: AdminState, broker_id: int) -> None:
+        self.state = state
+        self.c = state.cluster
+        self.id = broker_id
+
+    def _log(self, api_key: int) -> int:
+        """Record the request; return an injected code for it, else 0."""
+        self.state.requests.append((self.id, api_key))
+        code = self.c.take_injected(api_key)
+        return int(code or 0)
+
+    def _controller_code(self, api_key: int) -> int:
+        code = self._log(api_key)
+        controller = min(self.c.brokers) if self.c.controller_id is None else self.c.controller_id
+        return code or (NONE if controller == self.id else NOT_CONTROLLER)
+
+    def _owner_code(self, api_key: int, group: str) -> int:
+        return NONE if self.c.coordinator_of(0, group) == self.id else NOT_COORDINATOR
+
+    # --- controller APIs ---------------------------------------------------------------
+
+    def create_topics(self, request: Any, version: int, now: float) -> Any:
+        top = self._controller_code(API_CREATE_TOPICS)
+        results = []
+        for t in request.topics:
+            code = top
+            if not code and t.name in self.c.topics:
+                code = TOPIC_EXISTS
+            if not code and not request.validate_only:
+                n = len(t.assignments) if t.assignments else t.num_partitions
+                self.c.create_topic(t.name, now, None if n == -1 else n)
+                if t.configs:
+                    self.state.configs[(2, t.name)] = {cfg.name: cfg.value or "" for cfg in t.configs}
+            n_parts = len(self.c.topics.get(t.name, [])) if not code else -1
+            results.append(
+                _ct.CreatableTopicResult(
+                    name=t.name,
+                    error_code=code,
+                    error_message=None,
+                    num_partitions=n_parts if not code else -1,
+                    replication_factor=len(self.c.brokers) if not code else -1,
+                    configs=None if code else [],
+                )
+            )
+        return _ct.CreateTopicsResponse(topics=results)
+
+    def delete_topics(self, request: Any, version: int, now: float) -> Any:
+        top = self._controller_code(API_DELETE_TOPICS)
+        names = [t.name for t in request.topics] if version >= 6 else list(request.topic_names)
+        results = []
+        for name in names:
+            code = top or (NONE if name in self.c.topics else UNKNOWN_TOPIC)
+            if not code:
+                del self.c.topics[name]
+            results.append(_dt.DeletableTopicResult(name=name, error_code=code))
+        return _dt.DeleteTopicsResponse(responses=results)
+
+    def create_partitions(self, request: Any, version: int, now: float) -> Any:
+        top = self._controller_code(API_CREATE_PARTITIONS)
+        results = []
+        for t in request.topics:
+            parts = self.c.topics.get(t.name)
+            code = top or (UNKNOWN_TOPIC if parts is None else NONE)
+            if not code and parts is not None and t.count <= len(parts):
+                code = INVALID_PARTITIONS
+            if not code and parts is not None and not request.validate_only:
+                ids = sorted(self.c.brokers)
+                parts.extend(_Partition(ids[i % len(ids)], now) for i in range(len(parts), t.count))
+            results.append(_cp.CreatePartitionsTopicResult(name=t.name, error_code=code))
+        return _cp.CreatePartitionsResponse(results=results)
+
+    def elect_leaders(self, request: Any, version: int, now: float) -> Any:
+        top = self._controller_code(API_ELECT_LEADERS)
+        if top:
+            return _el.ElectLeadersResponse(error_code=top)
+        out = []
+        for t in request.topic_partitions or []:
+            known = self.c.topics.get(t.topic, [])
+            out.append(
+                _el.ReplicaElectionResult(
+                    topic=t.topic,
+                    partition_result=[
+                        _el.PartitionResult(
+                            partition_id=p, error_code=NONE if p < len(known) else UNKNOWN_TOPIC
+                        )
+                        for p in t.partitions
+                    ],
+                )
+            )
+        return _el.ElectLeadersResponse(replica_election_results=out)
+
+    # --- configs ----------------------------------------------------------------------------
+
+    def _config_code(self, resource_type: int, name: str) -> int:
+        if resource_type in (4, 8):
+            return NONE if name == str(self.id) else INVALID_REQUEST
+        if resource_type == 2:
+            return NONE if name in self.c.topics else UNKNOWN_TOPIC
+        return INVALID_REQUEST
+
+    def describe_configs(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_DESCRIBE_CONFIGS)
+        results = []
+        for r in request.resources:
+            code = top or self._config_code(r.resource_type, r.resource_name)
+            values = dict(DEFAULT_TOPIC_CONFIGS) if r.resource_type == 2 else {"broker.id": str(self.id)}
+            values.update(self.state.configs.get((r.resource_type, r.resource_name), {}))
+            keys = sorted(values) if r.configuration_keys is None else r.configuration_keys
+            results.append(
+                _dc.DescribeConfigsResult(
+                    error_code=code,
+                    resource_type=r.resource_type,
+                    resource_name=r.resource_name,
+                    configs=[]
+                    if code
+                    else [
+                        _dc.DescribeConfigsResourceResult(name=k, value=values.get(k), config_source=5)
+                        for k in keys
+                        if k in values
+                    ],
+                )
+            )
+        return _dc.DescribeConfigsResponse(results=results)
+
+    def alter_configs(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_ALTER_CONFIGS)
+        results = []
+        for r in request.resources:
+            code = top or self._config_code(r.resource_type, r.resource_name)
+            if not code and not request.validate_only:
+                self.state.configs[(r.resource_type, r.resource_name)] = {
+                    cfg.name: cfg.value or "" for cfg in r.configs
+                }
+            results.append(
+                _ac.AlterConfigsResourceResponse(
+                    error_code=code, resource_type=r.resource_type, resource_name=r.resource_name
+                )
+            )
+        return _ac.AlterConfigsResponse(responses=results)
+
+    def incremental_alter_configs(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_INCREMENTAL_ALTER_CONFIGS)
+        results = []
+        for r in request.resources:
+            code = top or self._config_code(r.resource_type, r.resource_name)
+            if not code and not request.validate_only:
+                stored = self.state.configs.setdefault((r.resource_type, r.resource_name), {})
+                for cfg in r.configs:
+                    if cfg.config_operation == 1:
+                        stored.pop(cfg.name, None)
+                    else:
+                        stored[cfg.name] = cfg.value or ""
+            results.append(
+                _iac.AlterConfigsResourceResponse(
+                    error_code=code, resource_type=r.resource_type, resource_name=r.resource_name
+                )
+            )
+        return _iac.IncrementalAlterConfigsResponse(responses=results)
+
+    # --- groups -----------------------------------------------------------------------------
+
+    def list_groups(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_LIST_GROUPS)
+        if top:
+            return _lg.ListGroupsResponse(error_code=top)
+        groups = [
+            _lg.ListedGroup(group_id=g.id, protocol_type="consumer", group_state=g.state)
+            for g in self.c.groups.values()
+            if self.c.coordinator_of(0, g.id) == self.id
+        ]
+        return _lg.ListGroupsResponse(groups=sorted(groups, key=lambda g: g.group_id))
+
+    def describe_groups(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_DESCRIBE_GROUPS)
+        out = []
+        for gid in request.groups:
+            code = top or self._owner_code(API_DESCRIBE_GROUPS, gid)
+            g = self.c.groups.get(gid)
+            out.append(
+                _dsg.DescribedGroup(
+                    error_code=code,
+                    group_id=gid,
+                    group_state="Dead" if g is None else g.state,
+                    protocol_type="consumer" if g is not None else "",
+                    protocol_data=(g.protocol or "") if g is not None else "",
+                    members=[
+                        _dsg.DescribedGroupMember(member_id=m, client_id="c", client_host="/h")
+                        for m in (g.members if g is not None else {})
+                    ],
+                )
+            )
+        return _dsg.DescribeGroupsResponse(groups=out)
+
+    def delete_groups(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_DELETE_GROUPS)
+        out = []
+        for gid in request.groups_names:
+            code = top or self._owner_code(API_DELETE_GROUPS, gid)
+            g = self.c.groups.get(gid)
+            if not code:
+                code = GROUP_ID_NOT_FOUND if g is None else GROUP_NOT_EMPTY if g.members else NONE
+            if not code:
+                del self.c.groups[gid]
+            out.append(_dg.DeletableGroupResult(group_id=gid, error_code=code))
+        return _dg.DeleteGroupsResponse(results=out)
+
+    def offset_delete(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_OFFSET_DELETE) or self._owner_code(API_OFFSET_DELETE, request.group_id)
+        if top:
+            return _od.OffsetDeleteResponse(error_code=top)
+        g = self.c.groups.get(request.group_id)
+        if g is None:
+            return _od.OffsetDeleteResponse(error_code=GROUP_ID_NOT_FOUND)
+        topics = []
+        for t in request.topics:
+            parts = []
+            for p in t.partitions:
+                g.offsets.pop((t.name, p.partition_index), None)
+                parts.append(_od.OffsetDeleteResponsePartition(partition_index=p.partition_index))
+            topics.append(_od.OffsetDeleteResponseTopic(name=t.name, partitions=parts))
+        return _od.OffsetDeleteResponse(topics=topics)
+
+    # --- partitions -------------------------------------------------------------------------
+
+    def delete_records(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_DELETE_RECORDS)
+        topics = []
+        for t in request.topics:
+            parts = []
+            plist = self.c.topics.get(t.name, [])
+            for p in t.partitions:
+                i = p.partition_index
+                part = plist[i] if 0 <= i < len(plist) else None
+                code = top or (
+                    UNKNOWN_TOPIC if part is None else NONE if part.leader == self.id else NOT_LEADER
+                )
+                low = -1
+                if not code and part is not None:
+                    low = part.log.end_offset if p.offset == -1 else p.offset
+                    self.state.log_start[(t.name, i)] = low
+                parts.append(
+                    _dr.DeleteRecordsPartitionResult(partition_index=i, low_watermark=low, error_code=code)
+                )
+            topics.append(_dr.DeleteRecordsTopicResult(name=t.name, partitions=parts))
+        return _dr.DeleteRecordsResponse(topics=topics)
