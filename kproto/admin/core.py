@@ -164,6 +164,9 @@ class _Unit:
         self.last_error: KafkaError | None = None
 
 
+_Build = Callable[[list[Any], int], Any]
+_Parse = Callable[[Any, list[Any]], Mapping[Any, Any]]
+
 #: Routes (see the module docstring).
 _ANY, _CONTROLLER, _COORDINATOR, _LEADER, _BROKER = "any", "controller", "coordinator", "leader", "broker"
 
@@ -173,6 +176,7 @@ class _Call:
 
     __slots__ = (
         "op",
+        "key_type",
         "units",
         "route",
         "target",
@@ -194,8 +198,11 @@ class _Call:
         batch: bool,
         started_version: int,
         max_version: int | None,
+        key_type: int = COORDINATOR_GROUP,
     ) -> None:
         self.op = op
+        #: FindCoordinator KeyType for the coordinator route (group or transactional id).
+        self.key_type = key_type
         self.units: dict[Any, _Unit] = {}
         self.route = route
         #: unit key -> what the route needs: a group id, a TopicPartition, a broker id.
@@ -262,8 +269,8 @@ class AdminCore:
         self._stale_controller_version = -1
         #: Topics the leader-routed calls made the client track: topic -> open units.
         self._topic_refs: dict[str, int] = {}
-        #: list_consumer_groups ops waiting for the broker list: (op, states filter).
-        self._pending_brokers_ops: list[tuple[AdminOp, list[str]]] = []
+        #: Ops sent to every broker, waiting for the broker list: (op, build, parse).
+        self._pending_brokers_ops: list[tuple[AdminOp, _Build, _Parse]] = []
 
     # --- the driving surface (delegated to the client, then settled here) -------------
 
@@ -312,7 +319,7 @@ class AdminCore:
                 # lookup's answer is an input, and every input routes again.
                 if not unit.in_flight and now < unit.not_before < best:
                     best = unit.not_before
-        for op, _states in self._pending_brokers_ops:
+        for op, _build, _parse in self._pending_brokers_ops:
             if op.deadline < best:
                 best = op.deadline
         return None if best == _INF else max(best, now)
@@ -334,7 +341,7 @@ class AdminCore:
             for key in list(call.units):
                 self._settle(call, key, Cancelled("the admin client is closing"))
         self._calls.clear()
-        for op, _states in self._pending_brokers_ops:
+        for op, _build, _parse in self._pending_brokers_ops:
             op._open -= 1
             op.error = Cancelled("the admin client is closing")
         self._pending_brokers_ops.clear()
@@ -668,18 +675,6 @@ class AdminCore:
         """ListGroups on every broker, as Java does (each broker lists the groups it
         coordinates). One entry per broker id: ``[(group_id, protocol_type, state)]``."""
         states_filter = list(states)
-        op = self._new_op("list_consumer_groups", now, timeout_ms)
-        # The units (broker ids) are known once metadata has come back: added in _pump.
-        self._pending_brokers_ops.append((op, states_filter))
-        self._client.request_metadata_update(now)
-        op._open += 1  # the "brokers unknown yet" placeholder
-        self._after_input(now)
-        return op
-
-    def _expand_list_groups(self, op: AdminOp, states_filter: list[str], now: float) -> bool:
-        brokers = sorted(self._client.cluster.brokers)
-        if not brokers:
-            return False
 
         def build(keys: list[int], _t: int) -> Any:
             return ListGroupsRequest(states_filter=states_filter)
@@ -689,9 +684,19 @@ class AdminCore:
                 return {keys[0]: _retry_or_fail(resp.error_code, None, f"list groups on broker {keys[0]}")}
             return {keys[0]: [(g.group_id, g.protocol_type, g.group_state) for g in resp.groups]}
 
-        op._open -= 1
-        self._add_call(op, brokers, _BROKER, build, parse, now, target=lambda k: k, batch=False)
-        return True
+        return self._every_broker("list_consumer_groups", build, parse, now, timeout_ms)
+
+    def _every_broker(
+        self, name: str, build: _Build, parse: _Parse, now: float, timeout_ms: int | None
+    ) -> AdminOp:
+        """An op with one unit per broker (Java's AllBrokersStrategy); the units
+        are added in :meth:`_pump` once metadata names the brokers."""
+        op = self._new_op(name, now, timeout_ms)
+        op._open += 1  # "brokers not known yet"
+        self._pending_brokers_ops.append((op, build, parse))
+        self._client.request_metadata_update(now)
+        self._after_input(now)
+        return op
 
     def describe_consumer_groups(
         self,
@@ -1045,9 +1050,12 @@ class AdminCore:
         *,
         target: Callable[[Any], Any] = lambda k: k,
         max_version: int | None = None,
+        key_type: int = COORDINATOR_GROUP,
     ) -> AdminOp:
         op = self._new_op(name, now, timeout_ms)
-        self._add_call(op, keys, route, build, parse, now, target=target, max_version=max_version)
+        self._add_call(
+            op, keys, route, build, parse, now, target=target, max_version=max_version, key_type=key_type
+        )
         return self._finish_start(op, now)
 
     def _add_call(
@@ -1062,6 +1070,7 @@ class AdminCore:
         target: Callable[[Any], Any] = lambda k: k,
         batch: bool = True,
         max_version: int | None = None,
+        key_type: int = COORDINATOR_GROUP,
     ) -> None:
         call = _Call(
             op,
@@ -1072,6 +1081,7 @@ class AdminCore:
             batch=batch,
             started_version=self._client.cluster.version,
             max_version=max_version,
+            key_type=key_type,
         )
         for key in keys:
             if key in call.units:
@@ -1097,17 +1107,20 @@ class AdminCore:
     def _after_input(self, now: float) -> None:
         self._now = now
         for ev in self._client.events():
-            if isinstance(ev, CoordinatorLookupFailed) and ev.key_type == COORDINATOR_GROUP:
-                self._fail_group(ev.key, ev.error)
+            if isinstance(ev, CoordinatorLookupFailed):
+                self._fail_coordinator_key(ev.key_type, ev.key, ev.error)
             self._events.append(ev)
         # Callbacks from the client may have settled units; route what is open.
         self._pump(now)
 
-    def _fail_group(self, group: str, error: KafkaError) -> None:
+    def _fail_coordinator_key(self, key_type: int, coordinator_key: str, error: KafkaError) -> None:
+        """A lookup failed for good (e.g. GROUP_AUTHORIZATION_FAILED): fail the units waiting on it."""
         for call in list(self._calls):
-            if call.route != _COORDINATOR:
+            if call.route != _COORDINATOR or call.key_type != key_type:
                 continue
-            for key in [k for k, u in call.units.items() if call.target(k) == group and not u.in_flight]:
+            for key in [
+                k for k, u in call.units.items() if call.target(k) == coordinator_key and not u.in_flight
+            ]:
                 self._settle(call, key, error)
 
     def _pump(self, now: float) -> bool:
@@ -1115,15 +1128,17 @@ class AdminCore:
         if self._client.closed:
             return False
         pending = self._pending_brokers_ops
-        if pending:
-            for entry in list(pending):
-                op, states = entry
-                if now >= op.deadline:
-                    pending.remove(entry)
-                    op._open -= 1
-                    op.error = KafkaTimeoutError(f"{op.name}: no broker list within the deadline")
-                elif self._expand_list_groups(op, states, now):
-                    pending.remove(entry)
+        brokers = sorted(self._client.cluster.brokers)
+        for entry in list(pending):
+            op, build, parse = entry
+            if now >= op.deadline:
+                pending.remove(entry)
+                op._open -= 1
+                op.error = KafkaTimeoutError(f"{op.name}: no broker list within the deadline")
+            elif brokers:
+                pending.remove(entry)
+                op._open -= 1
+                self._add_call(op, brokers, _BROKER, build, parse, now, batch=False)
         sent = False
         for call in list(self._calls):
             op = call.op
@@ -1168,7 +1183,7 @@ class AdminCore:
             return cid
         target = call.target(key)
         if route == _COORDINATOR:
-            return client.coordinator(target, COORDINATOR_GROUP, now)
+            return client.coordinator(target, call.key_type, now)
         if route == _BROKER:
             if cluster.broker(target) is None:
                 client.request_metadata_update(now)
@@ -1247,7 +1262,7 @@ class AdminCore:
         elif call.route == _COORDINATOR and isinstance(
             error, NotCoordinatorError | CoordinatorNotAvailableError
         ):
-            client.mark_coordinator_dead(call.target(unit.key), COORDINATOR_GROUP, now)
+            client.mark_coordinator_dead(call.target(unit.key), call.key_type, now)
         elif error.refresh_metadata:
             client.request_metadata_update(now)
 

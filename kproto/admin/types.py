@@ -10,9 +10,16 @@ import enum
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+import attrs
+
 from kproto.errors import IllegalArgumentError
 
 __all__ = [
+    "ACL",
+    "ACLFilter",
+    "ACLOperation",
+    "ACLPermissionType",
+    "ACLResourcePatternType",
     "AlterConfigOp",
     "ConfigResource",
     "ConfigResourceType",
@@ -20,6 +27,9 @@ __all__ = [
     "NewPartitions",
     "NewTopic",
     "OffsetSpec",
+    "ResourcePattern",
+    "ResourcePatternFilter",
+    "ResourceType",
 ]
 
 
@@ -150,3 +160,117 @@ class ListOffsetsResultInfo(NamedTuple):
     offset: int
     timestamp: int
     leader_epoch: int = -1
+
+
+class ResourceType(enum.IntEnum):
+    """An ACL resource type (ANY only in filters)."""
+
+    UNKNOWN = 0
+    ANY = 1
+    TOPIC = 2
+    GROUP = 3
+    CLUSTER = 4
+    TRANSACTIONAL_ID = 5
+    DELEGATION_TOKEN = 6
+    USER = 7
+
+
+class ACLOperation(enum.IntEnum):
+    """An ACL operation (ANY only in filters)."""
+
+    UNKNOWN = 0
+    ANY = 1
+    ALL = 2
+    READ = 3
+    WRITE = 4
+    CREATE = 5
+    DELETE = 6
+    ALTER = 7
+    DESCRIBE = 8
+    CLUSTER_ACTION = 9
+    DESCRIBE_CONFIGS = 10
+    ALTER_CONFIGS = 11
+    IDEMPOTENT_WRITE = 12
+    CREATE_TOKENS = 13
+    DESCRIBE_TOKENS = 14
+
+
+class ACLPermissionType(enum.IntEnum):
+    """Allow or deny (ANY only in filters)."""
+
+    UNKNOWN = 0
+    ANY = 1
+    DENY = 2
+    ALLOW = 3
+
+
+class ACLResourcePatternType(enum.IntEnum):
+    """How a resource name matches (KIP-290); ANY and MATCH only in filters."""
+
+    UNKNOWN = 0
+    ANY = 1
+    MATCH = 2
+    LITERAL = 3
+    PREFIXED = 4
+
+
+@attrs.frozen(slots=True)
+class ResourcePatternFilter:
+    """Which resources an ACL filter matches (name None: any name)."""
+
+    resource_type: ResourceType = attrs.field(converter=ResourceType)
+    resource_name: str | None
+    pattern_type: ACLResourcePatternType = attrs.field(converter=ACLResourcePatternType)
+
+
+@attrs.frozen(slots=True)
+class ResourcePattern:
+    """The concrete resource an ACL applies to."""
+
+    resource_type: ResourceType = attrs.field(converter=ResourceType)
+    resource_name: str
+    pattern_type: ACLResourcePatternType = attrs.field(
+        default=ACLResourcePatternType.LITERAL, converter=ACLResourcePatternType
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.resource_type in (ResourceType.ANY, ResourceType.UNKNOWN):
+            raise IllegalArgumentError(
+                f"a ResourcePattern needs a concrete resource_type, got {self.resource_type.name}"
+            )
+        if self.pattern_type not in (ACLResourcePatternType.LITERAL, ACLResourcePatternType.PREFIXED):
+            raise IllegalArgumentError(
+                f"a ResourcePattern's pattern_type must be LITERAL or PREFIXED, got {self.pattern_type.name}"
+            )
+        if self.resource_name is None:
+            raise IllegalArgumentError("a ResourcePattern needs a resource_name")
+
+
+@attrs.frozen(slots=True)
+class ACLFilter:
+    """Which ACLs to describe or delete (None fields: any)."""
+
+    principal: str | None
+    host: str | None
+    operation: ACLOperation = attrs.field(converter=ACLOperation)
+    permission_type: ACLPermissionType = attrs.field(converter=ACLPermissionType)
+    resource_pattern: ResourcePatternFilter | ResourcePattern
+
+
+@attrs.frozen(slots=True)
+class ACL:
+    """One access control entry: principal, host, operation, allow/deny, resource."""
+
+    principal: str
+    host: str
+    operation: ACLOperation = attrs.field(converter=ACLOperation)
+    permission_type: ACLPermissionType = attrs.field(converter=ACLPermissionType)
+    resource_pattern: ResourcePattern
+
+    def __attrs_post_init__(self) -> None:
+        if self.operation in (ACLOperation.ANY, ACLOperation.UNKNOWN):
+            raise IllegalArgumentError(f"an ACL needs a concrete operation, got {self.operation.name}")
+        if self.permission_type in (ACLPermissionType.ANY, ACLPermissionType.UNKNOWN):
+            raise IllegalArgumentError(f"an ACL needs ALLOW or DENY, got {self.permission_type.name}")
+        if not isinstance(self.resource_pattern, ResourcePattern):
+            raise IllegalArgumentError("an ACL's resource_pattern must be a ResourcePattern")
