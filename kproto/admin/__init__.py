@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from kproto.admin.core import AdminConfig, AdminCore, AdminOp
 from kproto.admin.types import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
     AlterConfigOp,
     ConfigResource,
     ConfigResourceType,
@@ -16,9 +21,17 @@ from kproto.admin.types import (
     NewPartitions,
     NewTopic,
     OffsetSpec,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
 )
 
 __all__ = [
+    "ACL",
+    "ACLFilter",
+    "ACLOperation",
+    "ACLPermissionType",
+    "ACLResourcePatternType",
     "AdminConfig",
     "AdminCore",
     "AdminOp",
@@ -29,4 +42,7 @@ __all__ = [
     "NewPartitions",
     "NewTopic",
     "OffsetSpec",
+    "ResourcePattern",
+    "ResourcePatternFilter",
+    "ResourceType",
 ]

@@ -51,14 +51,17 @@ from typing import Any
 import attrs
 
 from kproto.admin.types import (
+    ACL,
+    ACLFilter,
     AlterConfigOp,
     ConfigResource,
     ConfigResourceType,
     ListOffsetsResultInfo,
     NewPartitions,
     NewTopic,
+    ResourcePattern,
 )
-from kproto.client import COORDINATOR_GROUP, Client, ClientConfig, _non_negative
+from kproto.client import COORDINATOR_GROUP, COORDINATOR_TRANSACTION, Client, ClientConfig, _non_negative
 from kproto.consumer import OffsetAndMetadata, TopicPartition
 from kproto.driving import Command
 from kproto.errors import (
@@ -78,19 +81,27 @@ from kproto.errors import (
 )
 from kproto.events import CoordinatorLookupFailed
 from kproto.protocol.messages import alter_configs as _ac
+from kproto.protocol.messages import create_acls as _cra
 from kproto.protocol.messages import create_partitions as _cp
 from kproto.protocol.messages import create_topics as _ct
+from kproto.protocol.messages import delete_acls as _dla
 from kproto.protocol.messages import delete_records as _dr
 from kproto.protocol.messages import delete_topics as _dt
+from kproto.protocol.messages import describe_acls as _dsa
 from kproto.protocol.messages import describe_configs as _dc
+from kproto.protocol.messages import describe_log_dirs as _dld
+from kproto.protocol.messages import describe_producers as _dp
+from kproto.protocol.messages import describe_transactions as _dtx
 from kproto.protocol.messages import elect_leaders as _el
 from kproto.protocol.messages import incremental_alter_configs as _iac
 from kproto.protocol.messages import list_offsets as _lo
+from kproto.protocol.messages import list_transactions as _lt
 from kproto.protocol.messages import offset_commit as _oc
 from kproto.protocol.messages import offset_delete as _od
 from kproto.protocol.messages import offset_fetch as _of
 from kproto.protocol.messages.delete_groups import DeleteGroupsRequest
 from kproto.protocol.messages.describe_groups import DescribeGroupsRequest
+from kproto.protocol.messages.init_producer_id import InitProducerIdRequest
 from kproto.protocol.messages.list_groups import ListGroupsRequest
 from kproto.protocol.messages.metadata import MetadataRequest, MetadataRequestTopic
 
@@ -1027,6 +1038,298 @@ class AdminCore:
 
         return self._start("elect_leaders", parts, _CONTROLLER, build, parse, now, timeout_ms)
 
+    # --- ACLs -----------------------------------------------------------------------
+
+    def describe_acls(self, acl_filter: ACLFilter, *, now: float, timeout_ms: int | None = None) -> AdminOp:
+        """DescribeAcls at any broker: result ``{acl_filter: [ACL]}`` (an error entry
+        such as SecurityDisabledError when the cluster has no authorizer)."""
+        f = acl_filter
+
+        def build(_keys: list[Any], _t: int) -> Any:
+            pattern = f.resource_pattern
+            return _dsa.DescribeAclsRequest(
+                resource_type_filter=int(pattern.resource_type),
+                resource_name_filter=pattern.resource_name,
+                pattern_type_filter=int(pattern.pattern_type),
+                principal_filter=f.principal,
+                host_filter=f.host,
+                operation=int(f.operation),
+                permission_type=int(f.permission_type),
+            )
+
+        def parse(resp: Any, keys: list[Any]) -> dict[Any, Any]:
+            if resp.error_code:
+                return {f: _error(resp.error_code, resp.error_message, "describe ACLs")}
+            return {
+                f: [
+                    ACL(
+                        a.principal,
+                        a.host,
+                        a.operation,
+                        a.permission_type,
+                        ResourcePattern(r.resource_type, r.resource_name, r.pattern_type),
+                    )
+                    for r in resp.resources
+                    for a in r.acls
+                ]
+            }
+
+        return self._start("describe_acls", [f], _ANY, build, parse, now, timeout_ms)
+
+    def create_acls(self, acls: Iterable[ACL], *, now: float, timeout_ms: int | None = None) -> AdminOp:
+        """CreateAcls at any broker; value None per ACL created (results come back in request order)."""
+        wanted = list(dict.fromkeys(acls))
+        for acl in wanted:
+            if not isinstance(acl, ACL):
+                raise IllegalArgumentError(f"create_acls takes ACL objects, got {acl!r}")
+
+        def build(keys: list[ACL], _t: int) -> Any:
+            return _cra.CreateAclsRequest(
+                creations=[
+                    _cra.AclCreation(
+                        resource_type=int(a.resource_pattern.resource_type),
+                        resource_name=a.resource_pattern.resource_name,
+                        resource_pattern_type=int(a.resource_pattern.pattern_type),
+                        principal=a.principal,
+                        host=a.host,
+                        operation=int(a.operation),
+                        permission_type=int(a.permission_type),
+                    )
+                    for a in keys
+                ]
+            )
+
+        def parse(resp: Any, keys: list[ACL]) -> dict[ACL, Any]:
+            return {
+                k: _error(r.error_code, r.error_message, f"create ACL {k}") if r.error_code else None
+                for k, r in zip(keys, resp.results, strict=False)
+            }
+
+        return self._start("create_acls", wanted, _ANY, build, parse, now, timeout_ms)
+
+    def delete_acls(
+        self, acl_filters: Iterable[ACLFilter], *, now: float, timeout_ms: int | None = None
+    ) -> AdminOp:
+        """DeleteAcls at any broker; per filter, the ACLs it deleted (``[ACL]``) or its error."""
+        filters = list(dict.fromkeys(acl_filters))
+
+        def build(keys: list[ACLFilter], _t: int) -> Any:
+            return _dla.DeleteAclsRequest(
+                filters=[
+                    _dla.DeleteAclsFilter(
+                        resource_type_filter=int(f.resource_pattern.resource_type),
+                        resource_name_filter=f.resource_pattern.resource_name,
+                        pattern_type_filter=int(f.resource_pattern.pattern_type),
+                        principal_filter=f.principal,
+                        host_filter=f.host,
+                        operation=int(f.operation),
+                        permission_type=int(f.permission_type),
+                    )
+                    for f in keys
+                ]
+            )
+
+        def parse(resp: Any, keys: list[ACLFilter]) -> dict[ACLFilter, Any]:
+            out: dict[ACLFilter, Any] = {}
+            for k, r in zip(keys, resp.filter_results, strict=False):
+                if r.error_code:
+                    out[k] = _error(r.error_code, r.error_message, "delete ACLs")
+                    continue
+                out[k] = [
+                    ACL(
+                        m.principal,
+                        m.host,
+                        m.operation,
+                        m.permission_type,
+                        ResourcePattern(m.resource_type, m.resource_name, m.pattern_type),
+                    )
+                    for m in r.matching_acls
+                    if not m.error_code
+                ]
+            return out
+
+        return self._start("delete_acls", filters, _ANY, build, parse, now, timeout_ms)
+
+    # --- brokers, transactions, producers ---------------------------------------------
+
+    def describe_log_dirs(self, *, now: float, timeout_ms: int | None = None) -> AdminOp:
+        """DescribeLogDirs (all topics) on every broker; per broker id,
+        ``{log_dir: {"total_bytes", "usable_bytes", "partitions": {TopicPartition:
+        {"size", "offset_lag", "is_future"}}}}``; a failed log dir maps to its error."""
+
+        def build(_keys: list[int], _t: int) -> Any:
+            return _dld.DescribeLogDirsRequest(topics=None)
+
+        def parse(resp: Any, keys: list[int]) -> dict[int, Any]:
+            if resp.error_code:
+                return {
+                    keys[0]: _retry_or_fail(resp.error_code, None, f"describe log dirs of broker {keys[0]}")
+                }
+            dirs: dict[str, Any] = {}
+            for d in resp.results:
+                if d.error_code:
+                    dirs[d.log_dir] = _error(d.error_code, None, d.log_dir)
+                    continue
+                dirs[d.log_dir] = {
+                    "total_bytes": d.total_bytes,
+                    "usable_bytes": d.usable_bytes,
+                    "partitions": {
+                        TopicPartition(t.name, p.partition_index): {
+                            "size": p.partition_size,
+                            "offset_lag": p.offset_lag,
+                            "is_future": p.is_future_key,
+                        }
+                        for t in d.topics
+                        for p in t.partitions
+                    },
+                }
+            return {keys[0]: dirs}
+
+        return self._every_broker("describe_log_dirs", build, parse, now, timeout_ms)
+
+    def list_transactions(
+        self,
+        *,
+        now: float,
+        state_filters: Iterable[str] = (),
+        producer_id_filters: Iterable[int] = (),
+        timeout_ms: int | None = None,
+    ) -> AdminOp:
+        """ListTransactions (KIP-664) on every broker; per broker id,
+        ``[(transactional_id, producer_id, state)]``."""
+        states, pids = list(state_filters), list(producer_id_filters)
+
+        def build(_keys: list[int], _t: int) -> Any:
+            return _lt.ListTransactionsRequest(state_filters=states, producer_id_filters=pids)
+
+        def parse(resp: Any, keys: list[int]) -> dict[int, Any]:
+            if resp.error_code:
+                return {
+                    keys[0]: _retry_or_fail(resp.error_code, None, f"list transactions on broker {keys[0]}")
+                }
+            return {
+                keys[0]: [
+                    (t.transactional_id, t.producer_id, t.transaction_state) for t in resp.transaction_states
+                ]
+            }
+
+        return self._every_broker("list_transactions", build, parse, now, timeout_ms)
+
+    def describe_transactions(
+        self, transactional_ids: Iterable[str], *, now: float, timeout_ms: int | None = None
+    ) -> AdminOp:
+        """DescribeTransactions (KIP-664) at each id's transaction coordinator; a dict per id."""
+
+        def build(keys: list[str], _t: int) -> Any:
+            return _dtx.DescribeTransactionsRequest(transactional_ids=keys)
+
+        def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for t in resp.transaction_states:
+                if t.error_code:
+                    out[t.transactional_id] = _retry_or_fail(
+                        t.error_code, None, f"describe {t.transactional_id!r}"
+                    )
+                    continue
+                out[t.transactional_id] = {
+                    "state": t.transaction_state,
+                    "timeout_ms": t.transaction_timeout_ms,
+                    "start_time_ms": t.transaction_start_time_ms,
+                    "producer_id": t.producer_id,
+                    "producer_epoch": t.producer_epoch,
+                    "partitions": sorted(TopicPartition(d.topic, p) for d in t.topics for p in d.partitions),
+                }
+            return out
+
+        keys = list(dict.fromkeys(transactional_ids))
+        return self._start(
+            "describe_transactions",
+            keys,
+            _COORDINATOR,
+            build,
+            parse,
+            now,
+            timeout_ms,
+            key_type=COORDINATOR_TRANSACTION,
+        )
+
+    def fence_producers(
+        self,
+        transactional_ids: Iterable[str],
+        *,
+        now: float,
+        transaction_timeout_ms: int = 60000,
+        timeout_ms: int | None = None,
+    ) -> AdminOp:
+        """Fence each transactional id's producers (KIP-618): InitProducerId at its
+        coordinator bumps the epoch, as Java's ``fenceProducers``. Value per id:
+        ``{"producer_id", "producer_epoch"}``."""
+
+        def build(keys: list[str], _t: int) -> Any:
+            return InitProducerIdRequest(
+                transactional_id=keys[0],
+                transaction_timeout_ms=transaction_timeout_ms,
+                producer_id=-1,
+                producer_epoch=-1,
+            )
+
+        def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
+            if resp.error_code:
+                return {keys[0]: _retry_or_fail(resp.error_code, None, f"fence {keys[0]!r}")}
+            return {keys[0]: {"producer_id": resp.producer_id, "producer_epoch": resp.producer_epoch}}
+
+        keys = list(dict.fromkeys(transactional_ids))
+        return self._start(
+            "fence_producers",
+            keys,
+            _COORDINATOR,
+            build,
+            parse,
+            now,
+            timeout_ms,
+            key_type=COORDINATOR_TRANSACTION,
+            batch=False,
+        )
+
+    def describe_producers(
+        self, partitions: Iterable[TopicPartition], *, now: float, timeout_ms: int | None = None
+    ) -> AdminOp:
+        """DescribeProducers (KIP-664) at each partition's leader; per partition, a list
+        of ``{"producer_id", "producer_epoch", "last_sequence", "last_timestamp",
+        "coordinator_epoch", "current_txn_start_offset"}``."""
+        parts = list(dict.fromkeys(partitions))
+
+        def build(keys: list[TopicPartition], _t: int) -> Any:
+            by_topic: dict[str, list[int]] = {}
+            for tp in keys:
+                by_topic.setdefault(tp.topic, []).append(tp.partition)
+            return _dp.DescribeProducersRequest(
+                topics=[_dp.TopicRequest(name=t, partition_indexes=p) for t, p in by_topic.items()]
+            )
+
+        def parse(resp: Any, keys: list[TopicPartition]) -> dict[TopicPartition, Any]:
+            out: dict[TopicPartition, Any] = {}
+            for t in resp.topics:
+                for p in t.partitions:
+                    tp = TopicPartition(t.name, p.partition_index)
+                    if p.error_code:
+                        out[tp] = _retry_or_fail(p.error_code, p.error_message, f"describe producers of {tp}")
+                        continue
+                    out[tp] = [
+                        {
+                            "producer_id": s.producer_id,
+                            "producer_epoch": s.producer_epoch,
+                            "last_sequence": s.last_sequence,
+                            "last_timestamp": s.last_timestamp,
+                            "coordinator_epoch": s.coordinator_epoch,
+                            "current_txn_start_offset": s.current_txn_start_offset,
+                        }
+                        for s in p.active_producers
+                    ]
+            return out
+
+        return self._start("describe_producers", parts, _LEADER, build, parse, now, timeout_ms)
+
     # --- the machinery --------------------------------------------------------------
 
     def _new_op(self, name: str, now: float, timeout_ms: int | None) -> AdminOp:
@@ -1051,10 +1354,20 @@ class AdminCore:
         target: Callable[[Any], Any] = lambda k: k,
         max_version: int | None = None,
         key_type: int = COORDINATOR_GROUP,
+        batch: bool = True,
     ) -> AdminOp:
         op = self._new_op(name, now, timeout_ms)
         self._add_call(
-            op, keys, route, build, parse, now, target=target, max_version=max_version, key_type=key_type
+            op,
+            keys,
+            route,
+            build,
+            parse,
+            now,
+            target=target,
+            max_version=max_version,
+            key_type=key_type,
+            batch=batch,
         )
         return self._finish_start(op, now)
 

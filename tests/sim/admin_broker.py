@@ -23,16 +23,23 @@ from __future__ import annotations
 from typing import Any
 
 from kproto.protocol.messages import alter_configs as _ac
+from kproto.protocol.messages import create_acls as _cra
 from kproto.protocol.messages import create_partitions as _cp
 from kproto.protocol.messages import create_topics as _ct
+from kproto.protocol.messages import delete_acls as _dla
 from kproto.protocol.messages import delete_groups as _dg
 from kproto.protocol.messages import delete_records as _dr
 from kproto.protocol.messages import delete_topics as _dt
+from kproto.protocol.messages import describe_acls as _dsa
 from kproto.protocol.messages import describe_configs as _dc
 from kproto.protocol.messages import describe_groups as _dsg
+from kproto.protocol.messages import describe_log_dirs as _dld
+from kproto.protocol.messages import describe_producers as _dp
+from kproto.protocol.messages import describe_transactions as _dtx
 from kproto.protocol.messages import elect_leaders as _el
 from kproto.protocol.messages import incremental_alter_configs as _iac
 from kproto.protocol.messages import list_groups as _lg
+from kproto.protocol.messages import list_transactions as _lt
 from kproto.protocol.messages import offset_delete as _od
 
 from .harness import SimCluster, _Partition
@@ -45,6 +52,9 @@ API_CREATE_TOPICS, API_DELETE_TOPICS, API_CREATE_PARTITIONS = 19, 20, 37
 API_DESCRIBE_CONFIGS, API_ALTER_CONFIGS, API_INCREMENTAL_ALTER_CONFIGS = 32, 33, 44
 API_LIST_GROUPS, API_DESCRIBE_GROUPS, API_DELETE_GROUPS, API_OFFSET_DELETE = 16, 15, 42, 47
 API_DELETE_RECORDS, API_ELECT_LEADERS = 21, 43
+API_DESCRIBE_ACLS, API_CREATE_ACLS, API_DELETE_ACLS, API_DESCRIBE_LOG_DIRS = 29, 30, 31, 35
+API_DESCRIBE_PRODUCERS, API_DESCRIBE_TRANSACTIONS, API_LIST_TRANSACTIONS = 61, 65, 66
+TRANSACTIONAL_ID_NOT_FOUND = 105
 
 #: Topic configs every topic reports (the broker's defaults).
 DEFAULT_TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "604800000"}
@@ -61,6 +71,8 @@ class AdminState:
         self.requests: list[tuple[int, int]] = []
         #: topic -> partition -> log start offset set by DeleteRecords.
         self.log_start: dict[tuple[str, int], int] = {}
+        #: ACLs: (resource type, name, pattern type, principal, host, operation, permission).
+        self.acls: list[tuple[int, str, int, str, str, int, int]] = []
 
 
 def install(cluster: SimCluster) -> AdminState:
@@ -82,6 +94,13 @@ def install(cluster: SimCluster) -> AdminState:
                 API_OFFSET_DELETE: handlers.offset_delete,
                 API_DELETE_RECORDS: handlers.delete_records,
                 API_ELECT_LEADERS: handlers.elect_leaders,
+                API_DESCRIBE_ACLS: handlers.describe_acls,
+                API_CREATE_ACLS: handlers.create_acls,
+                API_DELETE_ACLS: handlers.delete_acls,
+                API_DESCRIBE_LOG_DIRS: handlers.describe_log_dirs,
+                API_DESCRIBE_PRODUCERS: handlers.describe_producers,
+                API_DESCRIBE_TRANSACTIONS: handlers.describe_transactions,
+                API_LIST_TRANSACTIONS: handlers.list_transactions,
             }
         )
     return state
@@ -333,3 +352,177 @@ class _Handlers:
                 )
             topics.append(_dr.DeleteRecordsTopicResult(name=t.name, partitions=parts))
         return _dr.DeleteRecordsResponse(topics=topics)
+
+    # --- ACLs -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _matches(f: Any, acl: tuple[int, str, int, str, str, int, int]) -> bool:
+        rtype, name, ptype, principal, host, op, perm = acl
+        return (
+            f.resource_type_filter in (1, rtype)
+            and f.resource_name_filter in (None, name)
+            and f.pattern_type_filter in (1, ptype)
+            and f.principal_filter in (None, principal)
+            and f.host_filter in (None, host)
+            and f.operation in (1, op)
+            and f.permission_type in (1, perm)
+        )
+
+    def describe_acls(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_DESCRIBE_ACLS)
+        if top:
+            return _dsa.DescribeAclsResponse(error_code=top, error_message="injected")
+        found: dict[tuple[int, str, int], list[Any]] = {}
+        for acl in self.state.acls:
+            if self._matches(request, acl):
+                found.setdefault(acl[:3], []).append(
+                    _dsa.AclDescription(
+                        principal=acl[3], host=acl[4], operation=acl[5], permission_type=acl[6]
+                    )
+                )
+        return _dsa.DescribeAclsResponse(
+            resources=[
+                _dsa.DescribeAclsResource(resource_type=t, resource_name=n, pattern_type=p, acls=acls)
+                for (t, n, p), acls in found.items()
+            ]
+        )
+
+    def create_acls(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_CREATE_ACLS)
+        results = []
+        for a in request.creations:
+            code = top or (INVALID_REQUEST if not a.principal.startswith("User:") else NONE)
+            if not code:
+                self.state.acls.append(
+                    (
+                        a.resource_type,
+                        a.resource_name,
+                        a.resource_pattern_type,
+                        a.principal,
+                        a.host,
+                        a.operation,
+                        a.permission_type,
+                    )
+                )
+            results.append(_cra.AclCreationResult(error_code=code))
+        return _cra.CreateAclsResponse(results=results)
+
+    def delete_acls(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_DELETE_ACLS)
+        results = []
+        for f in request.filters:
+            if top:
+                results.append(_dla.DeleteAclsFilterResult(error_code=top))
+                continue
+            gone = [a for a in self.state.acls if self._matches(f, a)]
+            self.state.acls = [a for a in self.state.acls if a not in gone]
+            results.append(
+                _dla.DeleteAclsFilterResult(
+                    matching_acls=[
+                        _dla.DeleteAclsMatchingAcl(
+                            resource_type=a[0],
+                            resource_name=a[1],
+                            pattern_type=a[2],
+                            principal=a[3],
+                            host=a[4],
+                            operation=a[5],
+                            permission_type=a[6],
+                        )
+                        for a in gone
+                    ]
+                )
+            )
+        return _dla.DeleteAclsResponse(filter_results=results)
+
+    # --- log dirs, transactions, producers ----------------------------------------------------
+
+    def describe_log_dirs(self, request: Any, version: int, now: float) -> Any:
+        self._log(API_DESCRIBE_LOG_DIRS)
+        topics = []
+        for name, parts in sorted(self.c.topics.items()):
+            led = [
+                _dld.DescribeLogDirsPartition(partition_index=i, partition_size=p.log.end_offset * 100)
+                for i, p in enumerate(parts)
+                if p.leader == self.id
+            ]
+            if led:
+                topics.append(_dld.DescribeLogDirsTopic(name=name, partitions=led))
+        return _dld.DescribeLogDirsResponse(
+            results=[
+                _dld.DescribeLogDirsResult(
+                    log_dir=f"/data/{self.id}", topics=topics, total_bytes=10**9, usable_bytes=10**8
+                )
+            ]
+        )
+
+    def list_transactions(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_LIST_TRANSACTIONS)
+        if top:
+            return _lt.ListTransactionsResponse(error_code=top)
+        states = []
+        for txn_id, (pid, _epoch) in sorted(self.c.txn_producers.items()):
+            if self.c.coordinator_of(1, txn_id) != self.id:
+                continue
+            state = "Ongoing" if txn_id in self.c.transactions else "Empty"
+            if request.state_filters and state not in request.state_filters:
+                continue
+            states.append(
+                _lt.TransactionState(transactional_id=txn_id, producer_id=pid, transaction_state=state)
+            )
+        return _lt.ListTransactionsResponse(transaction_states=states)
+
+    def describe_transactions(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_DESCRIBE_TRANSACTIONS)
+        out = []
+        for txn_id in request.transactional_ids:
+            code = top or (NONE if self.c.coordinator_of(1, txn_id) == self.id else NOT_COORDINATOR)
+            known = self.c.txn_producers.get(txn_id)
+            if not code and known is None:
+                code = TRANSACTIONAL_ID_NOT_FOUND
+            pid, epoch = known or (-1, -1)
+            txn = self.c.transactions.get(txn_id)
+            by_topic: dict[str, list[int]] = {}
+            for t, p in sorted(txn.partitions if txn is not None else ()):
+                by_topic.setdefault(t, []).append(p)
+            out.append(
+                _dtx.TransactionState(
+                    error_code=code,
+                    transactional_id=txn_id,
+                    transaction_state="Ongoing" if txn is not None else "Empty",
+                    transaction_timeout_ms=60000,
+                    transaction_start_time_ms=-1,
+                    producer_id=pid,
+                    producer_epoch=epoch,
+                    topics=[_dtx.TopicData(topic=t, partitions=ps) for t, ps in by_topic.items()],
+                )
+            )
+        return _dtx.DescribeTransactionsResponse(transaction_states=out)
+
+    def describe_producers(self, request: Any, version: int, now: float) -> Any:
+        top = self._log(API_DESCRIBE_PRODUCERS)
+        topics = []
+        for t in request.topics:
+            plist = self.c.topics.get(t.name, [])
+            parts = []
+            for i in t.partition_indexes:
+                part = plist[i] if 0 <= i < len(plist) else None
+                code = top or (
+                    UNKNOWN_TOPIC if part is None else NONE if part.leader == self.id else NOT_LEADER
+                )
+                producers = []
+                if not code and part is not None:
+                    for pid, (epoch, recent) in sorted(part.log.producers.items()):
+                        last = recent[-1] if recent else (0, -1, 0)
+                        producers.append(
+                            _dp.ProducerState(
+                                producer_id=pid,
+                                producer_epoch=epoch,
+                                last_sequence=last[1],
+                                last_timestamp=-1,
+                            )
+                        )
+                parts.append(
+                    _dp.PartitionResponse(partition_index=i, error_code=code, active_producers=producers)
+                )
+            topics.append(_dp.TopicResponse(name=t.name, partitions=parts))
+        return _dp.DescribeProducersResponse(topics=topics)

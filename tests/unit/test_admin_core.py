@@ -20,6 +20,11 @@ from typing import Any
 import pytest
 
 from kproto.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
     AdminConfig,
     AdminCore,
     AlterConfigOp,
@@ -29,6 +34,9 @@ from kproto.admin import (
     NewPartitions,
     NewTopic,
     OffsetSpec,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
 )
 from kproto.client import COORDINATOR_NODE_BASE
 from kproto.consumer import OffsetAndMetadata, TopicPartition
@@ -44,7 +52,9 @@ from kproto.errors import (
     NonEmptyGroupError,
     NotControllerError,
     PolicyViolationError,
+    SecurityDisabledError,
     TopicAlreadyExistsError,
+    TransactionalIdNotFoundError,
     UnknownTopicOrPartitionError,
 )
 from kproto.protocol._primitives import read_nullable_string, skip_tagged_fields
@@ -602,3 +612,109 @@ def test_empty_calls_close_and_bad_arguments() -> None:
     p.core.close(p.now)
     assert isinstance(pending.errors["g"], Cancelled)
     assert p.core.get_timer() is None
+
+
+# --- ACLs, log dirs, transactions, producers -------------------------------------------------
+
+
+def test_create_describe_delete_acls() -> None:
+    p = AdminPair()
+    read = ACL(
+        "User:alice",
+        "*",
+        ACLOperation.READ,
+        ACLPermissionType.ALLOW,
+        ResourcePattern(ResourceType.TOPIC, "t"),
+    )
+    write = ACL(
+        "User:bob",
+        "*",
+        ACLOperation.WRITE,
+        ACLPermissionType.DENY,
+        ResourcePattern(ResourceType.TOPIC, "t-", ACLResourcePatternType.PREFIXED),
+    )
+    bad = ACL(
+        "alice", "*", ACLOperation.READ, ACLPermissionType.ALLOW, ResourcePattern(ResourceType.GROUP, "g")
+    )
+    op = p.run(p.core.create_acls([read, write, bad], now=p.now))
+    assert op.results == {read: None, write: None}
+    assert bad in op.errors and op.errors[bad].errno == 42
+    [(_b, req)] = p.requests(30)
+    assert [(c.principal, c.resource_pattern_type) for c in req.creations] == [
+        ("User:alice", 3),
+        ("User:bob", 4),
+        ("alice", 3),
+    ]
+    anything = ACLFilter(
+        None,
+        None,
+        ACLOperation.ANY,
+        ACLPermissionType.ANY,
+        ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+    )
+    op = p.run(p.core.describe_acls(anything, now=p.now))
+    assert sorted(op.results[anything], key=lambda a: a.principal) == [read, write]
+    only_bob = ACLFilter(
+        "User:bob",
+        None,
+        ACLOperation.ANY,
+        ACLPermissionType.ANY,
+        ResourcePatternFilter(ResourceType.TOPIC, None, ACLResourcePatternType.ANY),
+    )
+    op = p.run(p.core.delete_acls([only_bob], now=p.now))
+    assert op.results == {only_bob: [write]}
+    p.cluster.inject(29, 54)  # SECURITY_DISABLED: no authorizer
+    op = p.run(p.core.describe_acls(anything, now=p.now))
+    assert isinstance(op.errors[anything], SecurityDisabledError)
+    with pytest.raises(IllegalArgumentError):
+        ACL(
+            "User:x", "*", ACLOperation.ANY, ACLPermissionType.ALLOW, ResourcePattern(ResourceType.TOPIC, "t")
+        )
+    with pytest.raises(IllegalArgumentError):
+        ResourcePattern(ResourceType.ANY, "t")
+
+
+def test_describe_log_dirs_and_list_transactions_ask_every_broker() -> None:
+    p = AdminPair()
+    p.cluster.create_topic("t", 0.0, partitions=3)
+    p.cluster.txn_producers["tx"] = (77, 0)
+    op = p.run(p.core.describe_log_dirs(now=p.now))
+    assert sorted(b for b, _r in p.requests(35)) == [1, 2, 3]
+    assert set(op.results) == {1, 2, 3}
+    led = {tp for dirs in op.results.values() for d in dirs.values() for tp in d["partitions"]}
+    assert led == {TopicPartition("t", i) for i in range(3)}
+    assert op.results[1]["/data/1"]["total_bytes"] == 10**9
+    op = p.run(p.core.list_transactions(now=p.now))
+    assert sorted(b for b, _r in p.requests(66)) == [1, 2, 3]
+    owner = p.cluster.coordinator_of(1, "tx")
+    assert op.results[owner] == [("tx", 77, "Empty")]
+
+
+def test_describe_transactions_and_fence_producers_go_to_the_transaction_coordinator() -> None:
+    p = AdminPair()
+    p.cluster.txn_producers["tx"] = (77, 3)
+    owner = p.cluster.coordinator_of(1, "tx")
+    op = p.run(p.core.describe_transactions(["tx", "unknown"], now=p.now))
+    assert op.results["tx"]["producer_id"] == 77 and op.results["tx"]["producer_epoch"] == 3
+    assert isinstance(op.errors["unknown"], TransactionalIdNotFoundError)
+    assert {b for b, _r in p.requests(65)} <= {owner, p.cluster.coordinator_of(1, "unknown")}
+    lookups = [r for _b, r in p.requests(10)]
+    assert {(r.key, r.key_type) for r in lookups} == {("tx", 1), ("unknown", 1)}
+    op = p.run(p.core.fence_producers(["tx"], now=p.now))
+    assert op.results == {"tx": {"producer_id": 77, "producer_epoch": 4}}
+    [(broker, req)] = p.requests(22)
+    assert broker == owner and req.transactional_id == "tx" and req.producer_id == -1
+
+
+def test_describe_producers_at_the_leader() -> None:
+    p = AdminPair()
+    p.cluster.create_topic("t", 0.0, partitions=2)
+    p.cluster.log("t", 0).producers[500] = (2, [(0, 9, 0)])
+    op = p.run(p.core.describe_producers([TopicPartition("t", 0), TopicPartition("t", 1)], now=p.now))
+    assert op.results[TopicPartition("t", 1)] == []
+    [state] = op.results[TopicPartition("t", 0)]
+    assert (state["producer_id"], state["producer_epoch"], state["last_sequence"]) == (500, 2, 9)
+    for broker, req in p.requests(61):
+        for t in req.topics:
+            for i in t.partition_indexes:
+                assert p.cluster.leader("t", i) == broker
