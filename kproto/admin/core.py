@@ -60,6 +60,9 @@ from kproto.admin.types import (
     NewPartitions,
     NewTopic,
     ResourcePattern,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
 )
 from kproto.client import COORDINATOR_GROUP, COORDINATOR_TRANSACTION, Client, ClientConfig, _non_negative
 from kproto.consumer import OffsetAndMetadata, TopicPartition
@@ -81,6 +84,7 @@ from kproto.errors import (
 )
 from kproto.events import CoordinatorLookupFailed
 from kproto.protocol.messages import alter_configs as _ac
+from kproto.protocol.messages import alter_user_scram_credentials as _aus
 from kproto.protocol.messages import create_acls as _cra
 from kproto.protocol.messages import create_partitions as _cp
 from kproto.protocol.messages import create_topics as _ct
@@ -92,6 +96,7 @@ from kproto.protocol.messages import describe_configs as _dc
 from kproto.protocol.messages import describe_log_dirs as _dld
 from kproto.protocol.messages import describe_producers as _dp
 from kproto.protocol.messages import describe_transactions as _dtx
+from kproto.protocol.messages import describe_user_scram_credentials as _dus
 from kproto.protocol.messages import elect_leaders as _el
 from kproto.protocol.messages import incremental_alter_configs as _iac
 from kproto.protocol.messages import list_offsets as _lo
@@ -272,7 +277,9 @@ class AdminCore:
         if cfg.allow_auto_create_topics:
             cfg = attrs.evolve(cfg, allow_auto_create_topics=False)
         self.config = cfg
-        self._client = client if client is not None else Client(cfg, now=now, rng=rng)
+        #: Draws SCRAM salts left unset (and feeds the client's jitter when it builds one).
+        self._rng = rng if rng is not None else random.Random()
+        self._client = client if client is not None else Client(cfg, now=now, rng=self._rng)
         self._now = now
         self._calls: list[_Call] = []
         self._events: list[object] = []
@@ -1329,6 +1336,88 @@ class AdminCore:
             return out
 
         return self._start("describe_producers", parts, _LEADER, build, parse, now, timeout_ms)
+
+    # --- SCRAM credentials (KIP-554) ---------------------------------------------------
+
+    def describe_user_scram_credentials(
+        self, users: Iterable[str] | None = None, *, now: float, timeout_ms: int | None = None
+    ) -> AdminOp:
+        """DescribeUserScramCredentials at any broker; per user, ``[(ScramMechanism,
+        iterations)]``. With ``users=None`` one entry ``None: {user: [...]}`` for all."""
+        names = None if users is None else list(dict.fromkeys(users))
+
+        def build(keys: list[Any], _t: int) -> Any:
+            return _dus.DescribeUserScramCredentialsRequest(
+                users=None if names is None else [_dus.UserName(name=k) for k in keys]
+            )
+
+        def parse(resp: Any, keys: list[Any]) -> dict[Any, Any]:
+            if resp.error_code:
+                err = _error(resp.error_code, resp.error_message, "describe SCRAM credentials")
+                return dict.fromkeys(keys, err)
+            found: dict[Any, Any] = {}
+            for r in resp.results:
+                found[r.user] = (
+                    _error(r.error_code, r.error_message, f"SCRAM credentials of {r.user!r}")
+                    if r.error_code
+                    else [(ScramMechanism(c.mechanism), c.iterations) for c in r.credential_infos]
+                )
+            if names is None:
+                return {None: {u: v for u, v in found.items() if not isinstance(v, KafkaError)}}
+            return found
+
+        keys: list[Any] = [None] if names is None else names
+        return self._start("describe_user_scram_credentials", keys, _ANY, build, parse, now, timeout_ms)
+
+    def alter_user_scram_credentials(
+        self,
+        alterations: Iterable[UserScramCredentialUpsertion | UserScramCredentialDeletion],
+        *,
+        now: float,
+        timeout_ms: int | None = None,
+    ) -> AdminOp:
+        """AlterUserScramCredentials at any broker (it forwards to the controller,
+        KIP-590); value None per user altered."""
+        deletions: list[Any] = []
+        upsertions: list[Any] = []
+        users: list[str] = []
+        for alt in alterations:
+            if isinstance(alt, UserScramCredentialDeletion):
+                deletions.append(_aus.ScramCredentialDeletion(name=alt.user, mechanism=int(alt.mechanism)))
+            elif isinstance(alt, UserScramCredentialUpsertion):
+                salt = alt.salt if alt.salt is not None else self._rng.randbytes(24)
+                upsertions.append(
+                    _aus.ScramCredentialUpsertion(
+                        name=alt.user,
+                        mechanism=int(alt.mechanism),
+                        iterations=alt.iterations,
+                        salt=salt,
+                        salted_password=alt.salted_password(salt),
+                    )
+                )
+            else:
+                raise IllegalArgumentError(
+                    f"alterations take UserScramCredentialUpsertion/Deletion objects, got {alt!r}"
+                )
+            users.append(alt.user)
+
+        def build(keys: list[str], _t: int) -> Any:
+            return _aus.AlterUserScramCredentialsRequest(
+                deletions=[d for d in deletions if d.name in keys],
+                upsertions=[u for u in upsertions if u.name in keys],
+            )
+
+        def parse(resp: Any, keys: list[str]) -> dict[str, Any]:
+            return {
+                r.user: _error(r.error_code, r.error_message, f"alter SCRAM credentials of {r.user!r}")
+                if r.error_code
+                else None
+                for r in resp.results
+            }
+
+        return self._start(
+            "alter_user_scram_credentials", list(dict.fromkeys(users)), _ANY, build, parse, now, timeout_ms
+        )
 
     # --- the machinery --------------------------------------------------------------
 

@@ -7,6 +7,7 @@ and what comes back per resource. They do no I/O and hold no state.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -30,6 +31,9 @@ __all__ = [
     "ResourcePattern",
     "ResourcePatternFilter",
     "ResourceType",
+    "ScramMechanism",
+    "UserScramCredentialDeletion",
+    "UserScramCredentialUpsertion",
 ]
 
 
@@ -274,3 +278,81 @@ class ACL:
             raise IllegalArgumentError(f"an ACL needs ALLOW or DENY, got {self.permission_type.name}")
         if not isinstance(self.resource_pattern, ResourcePattern):
             raise IllegalArgumentError("an ACL's resource_pattern must be a ResourcePattern")
+
+
+class ScramMechanism(enum.IntEnum):
+    """A SCRAM mechanism as AlterUserScramCredentials names it (KIP-554)."""
+
+    UNKNOWN = 0
+    SCRAM_SHA_256 = 1
+    SCRAM_SHA_512 = 2
+
+    @property
+    def hash_name(self) -> str:
+        """The hashlib name of its hash."""
+        return "sha256" if self is ScramMechanism.SCRAM_SHA_256 else "sha512"
+
+
+def _mechanism(value: ScramMechanism | str | int) -> ScramMechanism:
+    try:
+        mech = (
+            ScramMechanism[value.upper().replace("-", "_")]
+            if isinstance(value, str)
+            else ScramMechanism(value)
+        )
+    except (KeyError, ValueError):
+        raise IllegalArgumentError(
+            f"mechanism={value!r} is not allowed: SCRAM-SHA-256 or SCRAM-SHA-512"
+        ) from None
+    if mech is ScramMechanism.UNKNOWN:
+        raise IllegalArgumentError("mechanism=UNKNOWN is not allowed: SCRAM-SHA-256 or SCRAM-SHA-512")
+    return mech
+
+
+class UserScramCredentialDeletion:
+    """Delete ``user``'s credential for ``mechanism``."""
+
+    __slots__ = ("user", "mechanism")
+
+    def __init__(self, user: str, mechanism: ScramMechanism | str | int) -> None:
+        self.user = user
+        self.mechanism = _mechanism(mechanism)
+
+    def __repr__(self) -> str:
+        return f"UserScramCredentialDeletion({self.user!r}, {self.mechanism.name})"
+
+
+class UserScramCredentialUpsertion:
+    """Set ``user``'s credential for ``mechanism``. The broker gets only the salted
+    password (PBKDF2 over ``password``, ``salt``, ``iterations``; KIP-554). With no
+    ``salt`` the admin core draws 24 bytes from its ``rng`` when the call starts."""
+
+    __slots__ = ("user", "mechanism", "iterations", "salt", "_password")
+
+    #: RFC 7677's minimum, Kafka's default.
+    DEFAULT_ITERATIONS = 4096
+
+    def __init__(
+        self,
+        user: str,
+        mechanism: ScramMechanism | str | int,
+        password: str | bytes,
+        iterations: int | None = None,
+        salt: bytes | None = None,
+    ) -> None:
+        self.user = user
+        self.mechanism = _mechanism(mechanism)
+        self.iterations = self.DEFAULT_ITERATIONS if iterations is None else iterations
+        if self.iterations < self.DEFAULT_ITERATIONS:
+            raise IllegalArgumentError(
+                f"iterations must be >= {self.DEFAULT_ITERATIONS}, got {self.iterations}"
+            )
+        self.salt = salt
+        self._password = password.encode("utf-8") if isinstance(password, str) else bytes(password)
+
+    def salted_password(self, salt: bytes) -> bytes:
+        """PBKDF2-HMAC of the password with ``salt`` (SCRAM's ``Hi``, RFC 5802)."""
+        return hashlib.pbkdf2_hmac(self.mechanism.hash_name, self._password, salt, self.iterations)
+
+    def __repr__(self) -> str:
+        return f"UserScramCredentialUpsertion({self.user!r}, {self.mechanism.name}, iterations={self.iterations})"

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from kproto.protocol.messages import alter_configs as _ac
+from kproto.protocol.messages import alter_user_scram_credentials as _aus
 from kproto.protocol.messages import create_acls as _cra
 from kproto.protocol.messages import create_partitions as _cp
 from kproto.protocol.messages import create_topics as _ct
@@ -36,6 +37,7 @@ from kproto.protocol.messages import describe_groups as _dsg
 from kproto.protocol.messages import describe_log_dirs as _dld
 from kproto.protocol.messages import describe_producers as _dp
 from kproto.protocol.messages import describe_transactions as _dtx
+from kproto.protocol.messages import describe_user_scram_credentials as _dus
 from kproto.protocol.messages import elect_leaders as _el
 from kproto.protocol.messages import incremental_alter_configs as _iac
 from kproto.protocol.messages import list_groups as _lg
@@ -54,7 +56,8 @@ API_LIST_GROUPS, API_DESCRIBE_GROUPS, API_DELETE_GROUPS, API_OFFSET_DELETE = 16,
 API_DELETE_RECORDS, API_ELECT_LEADERS = 21, 43
 API_DESCRIBE_ACLS, API_CREATE_ACLS, API_DELETE_ACLS, API_DESCRIBE_LOG_DIRS = 29, 30, 31, 35
 API_DESCRIBE_PRODUCERS, API_DESCRIBE_TRANSACTIONS, API_LIST_TRANSACTIONS = 61, 65, 66
-TRANSACTIONAL_ID_NOT_FOUND = 105
+API_DESCRIBE_USER_SCRAM, API_ALTER_USER_SCRAM = 50, 51
+TRANSACTIONAL_ID_NOT_FOUND, RESOURCE_NOT_FOUND = 105, 91
 
 #: Topic configs every topic reports (the broker's defaults).
 DEFAULT_TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "604800000"}
@@ -73,6 +76,8 @@ class AdminState:
         self.log_start: dict[tuple[str, int], int] = {}
         #: ACLs: (resource type, name, pattern type, principal, host, operation, permission).
         self.acls: list[tuple[int, str, int, str, str, int, int]] = []
+        #: user -> mechanism -> (iterations, salt, salted password).
+        self.scram: dict[str, dict[int, tuple[int, bytes, bytes]]] = {}
 
 
 def install(cluster: SimCluster) -> AdminState:
@@ -101,6 +106,8 @@ def install(cluster: SimCluster) -> AdminState:
                 API_DESCRIBE_PRODUCERS: handlers.describe_producers,
                 API_DESCRIBE_TRANSACTIONS: handlers.describe_transactions,
                 API_LIST_TRANSACTIONS: handlers.list_transactions,
+                API_DESCRIBE_USER_SCRAM: handlers.describe_user_scram_credentials,
+                API_ALTER_USER_SCRAM: handlers.alter_user_scram_credentials,
             }
         )
     return state
@@ -526,3 +533,36 @@ class _Handlers:
                 )
             topics.append(_dp.TopicResponse(name=t.name, partitions=parts))
         return _dp.DescribeProducersResponse(topics=topics)
+
+    # --- SCRAM credentials ---------------------------------------------------------------------
+
+    def describe_user_scram_credentials(self, request: Any, version: int, now: float) -> Any:
+        self._log(API_DESCRIBE_USER_SCRAM)
+        names = sorted(self.state.scram) if request.users is None else [u.name for u in request.users]
+        results = []
+        for name in names:
+            creds = self.state.scram.get(name)
+            results.append(
+                _dus.DescribeUserScramCredentialsResult(
+                    user=name,
+                    error_code=NONE if creds else RESOURCE_NOT_FOUND,
+                    credential_infos=[
+                        _dus.CredentialInfo(mechanism=m, iterations=it)
+                        for m, (it, _s, _p) in sorted((creds or {}).items())
+                    ],
+                )
+            )
+        return _dus.DescribeUserScramCredentialsResponse(results=results)
+
+    def alter_user_scram_credentials(self, request: Any, version: int, now: float) -> Any:
+        self._log(API_ALTER_USER_SCRAM)
+        codes: dict[str, int] = {}
+        for d in request.deletions:
+            creds = self.state.scram.get(d.name, {})
+            codes[d.name] = NONE if creds.pop(d.mechanism, None) is not None else RESOURCE_NOT_FOUND
+        for u in request.upsertions:
+            self.state.scram.setdefault(u.name, {})[u.mechanism] = (u.iterations, u.salt, u.salted_password)
+            codes.setdefault(u.name, NONE)
+        return _aus.AlterUserScramCredentialsResponse(
+            results=[_aus.AlterUserScramCredentialsResult(user=n, error_code=c) for n, c in codes.items()]
+        )

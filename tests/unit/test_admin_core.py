@@ -9,6 +9,7 @@ response classes.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import struct
 import sys
@@ -37,6 +38,9 @@ from kproto.admin import (
     ResourcePattern,
     ResourcePatternFilter,
     ResourceType,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
 )
 from kproto.client import COORDINATOR_NODE_BASE
 from kproto.consumer import OffsetAndMetadata, TopicPartition
@@ -718,3 +722,37 @@ def test_describe_producers_at_the_leader() -> None:
         for t in req.topics:
             for i in t.partition_indexes:
                 assert p.cluster.leader("t", i) == broker
+
+
+def test_alter_and_describe_user_scram_credentials() -> None:
+    p = AdminPair()
+    given_salt = b"s" * 24
+    op = p.run(
+        p.core.alter_user_scram_credentials(
+            [
+                UserScramCredentialUpsertion(
+                    "alice", "SCRAM-SHA-256", "pw", iterations=8192, salt=given_salt
+                ),
+                UserScramCredentialUpsertion("bob", ScramMechanism.SCRAM_SHA_512, "pw2"),
+                UserScramCredentialDeletion("carol", "scram-sha-256"),
+            ],
+            now=p.now,
+        )
+    )
+    assert op.results == {"alice": None, "bob": None}
+    assert op.errors["carol"].errno == 91  # RESOURCE_NOT_FOUND
+    iterations, salt, salted = p.state.scram["alice"][1]
+    assert (iterations, salt) == (8192, given_salt)
+    assert salted == hashlib.pbkdf2_hmac("sha256", b"pw", given_salt, 8192)  # RFC 5802 Hi()
+    _it, bob_salt, bob_salted = p.state.scram["bob"][2]
+    assert len(bob_salt) == 24 and bob_salted == hashlib.pbkdf2_hmac("sha512", b"pw2", bob_salt, 4096)
+    op = p.run(p.core.describe_user_scram_credentials(["alice", "nobody"], now=p.now))
+    assert op.results == {"alice": [(ScramMechanism.SCRAM_SHA_256, 8192)]}
+    assert op.errors["nobody"].errno == 91
+    everyone = p.run(p.core.describe_user_scram_credentials(now=p.now)).results[None]
+    assert set(everyone) == {"alice", "bob"}
+    assert "pw" not in repr(UserScramCredentialUpsertion("x", 1, "pw"))
+    with pytest.raises(IllegalArgumentError, match="mechanism"):
+        UserScramCredentialDeletion("x", "MD5")
+    with pytest.raises(IllegalArgumentError, match="iterations"):
+        UserScramCredentialUpsertion("x", 1, "pw", iterations=10)
