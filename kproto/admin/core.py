@@ -80,6 +80,7 @@ from kproto.errors import (
     NotCoordinatorError,
     ThrottlingQuotaExceededError,
     UnknownTopicOrPartitionError,
+    UnstableOffsetCommitError,
     error_from_code,
 )
 from kproto.events import CoordinatorLookupFailed
@@ -798,11 +799,9 @@ class AdminCore:
             for t in resp.topics:
                 for p in t.partitions:
                     if p.error_code:
-                        return {
-                            g: _retry_or_fail(
-                                p.error_code, None, f"fetch offset of {t.name}-{p.partition_index}"
-                            )
-                        }
+                        if p.error_code in _OFFSET_FETCH_RETRY:  # pending transactional offsets, a move
+                            return {g: _Retry(_error(p.error_code, None, f"offsets of group {g!r}"))}
+                        continue  # Java's ListConsumerGroupOffsetsHandler leaves such a partition out
                     if p.committed_offset >= 0:
                         offsets[TopicPartition(t.name, p.partition_index)] = OffsetAndMetadata(
                             p.committed_offset, p.metadata or "", p.committed_leader_epoch
@@ -1633,7 +1632,7 @@ class AdminCore:
         else:
             try:
                 answers = call.parse(response, keys)
-            except (AttributeError, TypeError, ValueError) as exc:  # a response we cannot read
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a response we cannot read
                 answers = {k: KafkaProtocolError(f"unreadable {call.op.name} answer: {exc}") for k in keys}
         for key in keys:
             unit = call.units.get(key)
@@ -1767,6 +1766,11 @@ _COORDINATOR_CODES = (
     CoordinatorNotAvailableError.errno,
     CoordinatorLoadInProgressError.errno,
 )
+
+
+#: OffsetFetch partition errors that retry the group: UNSTABLE_OFFSET_COMMIT (KIP-447) and
+#: the coordinator moving; any other leaves that partition out of the answer.
+_OFFSET_FETCH_RETRY = (*_COORDINATOR_CODES, UnstableOffsetCommitError.errno)
 
 
 def _partition_results(topics: Any, group: str) -> Any:

@@ -64,7 +64,9 @@ from kproto.errors import (
 from kproto.protocol._primitives import read_nullable_string, skip_tagged_fields
 from kproto.protocol.messages import REQUEST_FLEXIBLE_VERSIONS, REQUEST_TYPES, RESPONSE_FLEXIBLE_VERSIONS
 from kproto.protocol.messages import create_topics as _ct
+from kproto.protocol.messages import describe_configs as _dc
 from kproto.protocol.messages import list_offsets as _lo
+from kproto.protocol.messages import offset_fetch as _of
 from kproto.protocol.messages.describe_groups import DescribedGroup, DescribeGroupsResponse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -756,3 +758,44 @@ def test_alter_and_describe_user_scram_credentials() -> None:
         UserScramCredentialDeletion("x", "MD5")
     with pytest.raises(IllegalArgumentError, match="iterations"):
         UserScramCredentialUpsertion("x", 1, "pw", iterations=10)
+
+
+def test_odd_broker_answers_fail_their_entries_and_the_core_keeps_serving() -> None:
+    p = AdminPair()
+    p.cluster.create_topic("t", 0.0)
+    # A resource type this client has no name for: that answer cannot be read.
+    p.override[32] = lambda _b, req: _dc.DescribeConfigsResponse(
+        results=[_dc.DescribeConfigsResult(resource_type=99, resource_name="t")]
+    )
+    op = p.run(p.core.describe_configs([ConfigResource("TOPIC", "t")], now=p.now))
+    assert isinstance(op.errors[(ConfigResourceType.TOPIC, "t")], KafkaProtocolError)
+    # An answer for a topic nobody asked about is ignored; the asked one is missing: its entry fails.
+    p.override[19] = lambda _b, req: _ct.CreateTopicsResponse(topics=[_ct.CreatableTopicResult(name="other")])
+    op = p.run(p.core.create_topics(["mine"], now=p.now))
+    assert set(op.errors) == {"mine"} and not op.results
+    del p.override[19], p.override[32]
+    assert p.run(p.core.create_topics(["mine"], now=p.now)).results.keys() == {"mine"}
+
+
+def test_group_offsets_leave_out_a_partition_with_a_final_error() -> None:
+    p = AdminPair()
+    p.cluster.group("g")
+
+    def answer(_b: int, req: Any) -> Any:
+        return _of.OffsetFetchResponse(
+            topics=[
+                _of.OffsetFetchResponseTopic(
+                    name="t",
+                    partitions=[
+                        _of.OffsetFetchResponsePartition(partition_index=0, committed_offset=4, metadata=""),
+                        _of.OffsetFetchResponsePartition(
+                            partition_index=1, error_code=3, committed_offset=-1
+                        ),
+                    ],
+                )
+            ]
+        )
+
+    p.override[9] = answer
+    op = p.run(p.core.list_consumer_group_offsets("g", now=p.now))
+    assert op.results == {"g": {TopicPartition("t", 0): OffsetAndMetadata(4, "", -1)}}
