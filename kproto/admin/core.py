@@ -783,11 +783,9 @@ class AdminCore:
         def build(keys: list[str], _t: int) -> Any:
             topics = None
             if parts is not None:
-                by_topic: dict[str, list[int]] = {}
-                for tp in parts:
-                    by_topic.setdefault(tp.topic, []).append(tp.partition)
                 topics = [
-                    _of.OffsetFetchRequestTopic(name=t, partition_indexes=p) for t, p in by_topic.items()
+                    _of.OffsetFetchRequestTopic(name=t, partition_indexes=p)
+                    for t, p in _by_topic(parts).items()
                 ]
             return _of.OffsetFetchRequest(group_id=keys[0], topics=topics, require_stable=require_stable)
 
@@ -835,16 +833,15 @@ class AdminCore:
         }
 
         def build(keys: list[str], _t: int) -> Any:
-            by_topic: dict[str, list[Any]] = {}
-            for tp, o in wanted.items():
-                by_topic.setdefault(tp.topic, []).append(
-                    _oc.OffsetCommitRequestPartition(
-                        partition_index=tp.partition,
-                        committed_offset=o.offset,
-                        committed_leader_epoch=o.leader_epoch,
-                        committed_metadata=o.metadata,
-                    )
-                )
+            by_topic = _by_topic(
+                wanted,
+                lambda tp: _oc.OffsetCommitRequestPartition(
+                    partition_index=tp.partition,
+                    committed_offset=wanted[tp].offset,
+                    committed_leader_epoch=wanted[tp].leader_epoch,
+                    committed_metadata=wanted[tp].metadata,
+                ),
+            )
             return _oc.OffsetCommitRequest(
                 group_id=keys[0],
                 generation_id_or_member_epoch=-1,
@@ -878,11 +875,9 @@ class AdminCore:
         parts = list(partitions)
 
         def build(keys: list[str], _t: int) -> Any:
-            by_topic: dict[str, list[Any]] = {}
-            for tp in parts:
-                by_topic.setdefault(tp.topic, []).append(
-                    _od.OffsetDeleteRequestPartition(partition_index=tp.partition)
-                )
+            by_topic = _by_topic(
+                parts, lambda tp: _od.OffsetDeleteRequestPartition(partition_index=tp.partition)
+            )
             return _od.OffsetDeleteRequest(
                 group_id=keys[0],
                 topics=[_od.OffsetDeleteRequestTopic(name=t, partitions=p) for t, p in by_topic.items()],
@@ -936,27 +931,16 @@ class AdminCore:
         before = dict(offsets)
 
         def build(keys: list[TopicPartition], t_ms: int) -> Any:
-            by_topic: dict[str, list[Any]] = {}
-            for tp in keys:
-                by_topic.setdefault(tp.topic, []).append(
-                    _dr.DeleteRecordsPartition(partition_index=tp.partition, offset=before[tp])
-                )
+            by_topic = _by_topic(
+                keys, lambda tp: _dr.DeleteRecordsPartition(partition_index=tp.partition, offset=before[tp])
+            )
             return _dr.DeleteRecordsRequest(
                 topics=[_dr.DeleteRecordsTopic(name=t, partitions=p) for t, p in by_topic.items()],
                 timeout_ms=t_ms,
             )
 
         def parse(resp: Any, keys: list[TopicPartition]) -> dict[TopicPartition, Any]:
-            out: dict[TopicPartition, Any] = {}
-            for t in resp.topics:
-                for p in t.partitions:
-                    tp = TopicPartition(t.name, p.partition_index)
-                    out[tp] = (
-                        _retry_or_fail(p.error_code, None, f"delete records of {tp.topic}-{tp.partition}")
-                        if p.error_code
-                        else {"low_watermark": p.low_watermark}
-                    )
-            return out
+            return _per_partition(resp.topics, "delete records", lambda p: {"low_watermark": p.low_watermark})
 
         return self._start(
             "delete_records", list(before), _LEADER, build, parse, now, timeout_ms, target=lambda k: k
@@ -976,11 +960,9 @@ class AdminCore:
         wanted = dict(specs)
 
         def build(keys: list[TopicPartition], t_ms: int) -> Any:
-            by_topic: dict[str, list[Any]] = {}
-            for tp in keys:
-                by_topic.setdefault(tp.topic, []).append(
-                    _lo.ListOffsetsPartition(partition_index=tp.partition, timestamp=wanted[tp])
-                )
+            by_topic = _by_topic(
+                keys, lambda tp: _lo.ListOffsetsPartition(partition_index=tp.partition, timestamp=wanted[tp])
+            )
             return _lo.ListOffsetsRequest(
                 replica_id=-1,
                 isolation_level=isolation_level,
@@ -989,16 +971,11 @@ class AdminCore:
             )
 
         def parse(resp: Any, keys: list[TopicPartition]) -> dict[TopicPartition, Any]:
-            out: dict[TopicPartition, Any] = {}
-            for t in resp.topics:
-                for p in t.partitions:
-                    tp = TopicPartition(t.name, p.partition_index)
-                    out[tp] = (
-                        _retry_or_fail(p.error_code, None, f"list offsets of {tp.topic}-{tp.partition}")
-                        if p.error_code
-                        else ListOffsetsResultInfo(p.offset, p.timestamp, p.leader_epoch)
-                    )
-            return out
+            return _per_partition(
+                resp.topics,
+                "list offsets",
+                lambda p: ListOffsetsResultInfo(p.offset, p.timestamp, p.leader_epoch),
+            )
 
         return self._start(
             "list_offsets", list(wanted), _LEADER, build, parse, now, timeout_ms, target=lambda k: k
@@ -1017,12 +994,11 @@ class AdminCore:
         parts = list(dict.fromkeys(partitions))
 
         def build(keys: list[TopicPartition], t_ms: int) -> Any:
-            by_topic: dict[str, list[int]] = {}
-            for tp in keys:
-                by_topic.setdefault(tp.topic, []).append(tp.partition)
             return _el.ElectLeadersRequest(
                 election_type=election_type,
-                topic_partitions=[_el.TopicPartitions(topic=t, partitions=p) for t, p in by_topic.items()],
+                topic_partitions=[
+                    _el.TopicPartitions(topic=t, partitions=p) for t, p in _by_topic(keys).items()
+                ],
                 timeout_ms=t_ms,
             )
 
@@ -1052,29 +1028,14 @@ class AdminCore:
         f = acl_filter
 
         def build(_keys: list[Any], _t: int) -> Any:
-            pattern = f.resource_pattern
-            return _dsa.DescribeAclsRequest(
-                resource_type_filter=int(pattern.resource_type),
-                resource_name_filter=pattern.resource_name,
-                pattern_type_filter=int(pattern.pattern_type),
-                principal_filter=f.principal,
-                host_filter=f.host,
-                operation=int(f.operation),
-                permission_type=int(f.permission_type),
-            )
+            return _dsa.DescribeAclsRequest(**_acl_filter_fields(f))
 
         def parse(resp: Any, keys: list[Any]) -> dict[Any, Any]:
             if resp.error_code:
                 return {f: _error(resp.error_code, resp.error_message, "describe ACLs")}
             return {
                 f: [
-                    ACL(
-                        a.principal,
-                        a.host,
-                        a.operation,
-                        a.permission_type,
-                        ResourcePattern(r.resource_type, r.resource_name, r.pattern_type),
-                    )
+                    _acl(a, r.resource_type, r.resource_name, r.pattern_type)
                     for r in resp.resources
                     for a in r.acls
                 ]
@@ -1121,18 +1082,7 @@ class AdminCore:
 
         def build(keys: list[ACLFilter], _t: int) -> Any:
             return _dla.DeleteAclsRequest(
-                filters=[
-                    _dla.DeleteAclsFilter(
-                        resource_type_filter=int(f.resource_pattern.resource_type),
-                        resource_name_filter=f.resource_pattern.resource_name,
-                        pattern_type_filter=int(f.resource_pattern.pattern_type),
-                        principal_filter=f.principal,
-                        host_filter=f.host,
-                        operation=int(f.operation),
-                        permission_type=int(f.permission_type),
-                    )
-                    for f in keys
-                ]
+                filters=[_dla.DeleteAclsFilter(**_acl_filter_fields(f)) for f in keys]
             )
 
         def parse(resp: Any, keys: list[ACLFilter]) -> dict[ACLFilter, Any]:
@@ -1142,13 +1092,7 @@ class AdminCore:
                     out[k] = _error(r.error_code, r.error_message, "delete ACLs")
                     continue
                 out[k] = [
-                    ACL(
-                        m.principal,
-                        m.host,
-                        m.operation,
-                        m.permission_type,
-                        ResourcePattern(m.resource_type, m.resource_name, m.pattern_type),
-                    )
+                    _acl(m, m.resource_type, m.resource_name, m.pattern_type)
                     for m in r.matching_acls
                     if not m.error_code
                 ]
@@ -1306,33 +1250,25 @@ class AdminCore:
         parts = list(dict.fromkeys(partitions))
 
         def build(keys: list[TopicPartition], _t: int) -> Any:
-            by_topic: dict[str, list[int]] = {}
-            for tp in keys:
-                by_topic.setdefault(tp.topic, []).append(tp.partition)
             return _dp.DescribeProducersRequest(
-                topics=[_dp.TopicRequest(name=t, partition_indexes=p) for t, p in by_topic.items()]
+                topics=[_dp.TopicRequest(name=t, partition_indexes=p) for t, p in _by_topic(keys).items()]
             )
 
+        def producers(p: Any) -> list[dict[str, int]]:
+            return [
+                {
+                    "producer_id": s.producer_id,
+                    "producer_epoch": s.producer_epoch,
+                    "last_sequence": s.last_sequence,
+                    "last_timestamp": s.last_timestamp,
+                    "coordinator_epoch": s.coordinator_epoch,
+                    "current_txn_start_offset": s.current_txn_start_offset,
+                }
+                for s in p.active_producers
+            ]
+
         def parse(resp: Any, keys: list[TopicPartition]) -> dict[TopicPartition, Any]:
-            out: dict[TopicPartition, Any] = {}
-            for t in resp.topics:
-                for p in t.partitions:
-                    tp = TopicPartition(t.name, p.partition_index)
-                    if p.error_code:
-                        out[tp] = _retry_or_fail(p.error_code, p.error_message, f"describe producers of {tp}")
-                        continue
-                    out[tp] = [
-                        {
-                            "producer_id": s.producer_id,
-                            "producer_epoch": s.producer_epoch,
-                            "last_sequence": s.last_sequence,
-                            "last_timestamp": s.last_timestamp,
-                            "coordinator_epoch": s.coordinator_epoch,
-                            "current_txn_start_offset": s.current_txn_start_offset,
-                        }
-                        for s in p.active_producers
-                    ]
-            return out
+            return _per_partition(resp.topics, "describe producers", producers)
 
         return self._start("describe_producers", parts, _LEADER, build, parse, now, timeout_ms)
 
@@ -1685,6 +1621,58 @@ class AdminCore:
                 self._client.remove_topics([topic], self._now)
             else:
                 self._topic_refs[topic] = n
+
+
+def _by_topic(
+    partitions: Iterable[TopicPartition], entry: Callable[[TopicPartition], Any] = lambda tp: tp.partition
+) -> dict[str, list[Any]]:
+    """``{topic: [entry(tp)...]}`` in first-seen order: the per-topic layout of most requests."""
+    out: dict[str, list[Any]] = {}
+    for tp in partitions:
+        out.setdefault(tp.topic, []).append(entry(tp))
+    return out
+
+
+def _per_partition(topics: Any, what: str, value: Callable[[Any], Any]) -> dict[TopicPartition, Any]:
+    """Per partition of a leader's answer: ``value(p)``, or its error (retried when retriable)."""
+    out: dict[TopicPartition, Any] = {}
+    for t in topics:
+        for p in t.partitions:
+            tp = TopicPartition(t.name, p.partition_index)
+            code = p.error_code
+            out[tp] = (
+                _retry_or_fail(
+                    code, getattr(p, "error_message", None), f"{what} of {tp.topic}-{tp.partition}"
+                )
+                if code
+                else value(p)
+            )
+    return out
+
+
+def _acl_filter_fields(f: ACLFilter) -> dict[str, Any]:
+    """An ACL filter as the fields DescribeAcls and DeleteAcls share."""
+    pattern = f.resource_pattern
+    return {
+        "resource_type_filter": int(pattern.resource_type),
+        "resource_name_filter": pattern.resource_name,
+        "pattern_type_filter": int(pattern.pattern_type),
+        "principal_filter": f.principal,
+        "host_filter": f.host,
+        "operation": int(f.operation),
+        "permission_type": int(f.permission_type),
+    }
+
+
+def _acl(entry: Any, resource_type: int, resource_name: str, pattern_type: int) -> ACL:
+    """An :class:`ACL` from a DescribeAcls/DeleteAcls answer (unknown enum values raise ValueError)."""
+    return ACL(
+        entry.principal,
+        entry.host,
+        entry.operation,
+        entry.permission_type,
+        ResourcePattern(resource_type, resource_name, pattern_type),
+    )
 
 
 def _creatable_topics(new_topics: Sequence[NewTopic | str] | Mapping[str, Mapping[str, Any]]) -> list[Any]:
