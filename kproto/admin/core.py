@@ -15,20 +15,26 @@ Every op is a set of *units* (a topic, a partition, a group, a config
 resource, a broker). Each unit is routed as the Java ``Admin`` client routes
 it (``KafkaAdminClient`` and its ``AdminApiDriver`` strategies):
 
-- ``any``: the least-loaded broker (Metadata, DescribeConfigs of a topic,
-  AlterConfigs, ACLs);
+- ``any``: the least-loaded broker (Metadata for list/describe topics and
+  describe_cluster, DescribeConfigs/AlterConfigs of non-broker resources,
+  ACLs, SCRAM credentials);
 - ``controller``: the ``controller_id`` from Metadata (CreateTopics,
   DeleteTopics, CreatePartitions, ElectLeaders). A KRaft broker forwards
   these to the active controller itself and names a random broker as
   "controller" (KIP-590); like Java we still send there, and on
   NOT_CONTROLLER forget it, refresh metadata and retry;
-- ``coordinator``: the group's coordinator from FindCoordinator (group
-  calls); NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE look it up again,
-  COORDINATOR_LOAD_IN_PROGRESS retries the same one after the backoff;
+- ``coordinator``: the coordinator FindCoordinator names for a group (group
+  calls) or a transactional id (DescribeTransactions, fencing);
+  NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE look it up again,
+  COORDINATOR_LOAD_IN_PROGRESS retries the same one after the backoff; a
+  lookup that fails for good fails that key's entries;
 - ``leader``: the partition's leader from Metadata (DeleteRecords,
-  ListOffsets), units grouped into one request per leader;
+  ListOffsets, DescribeProducers), units grouped into one request per
+  leader; a topic or partition the fresh metadata does not know fails its
+  entries;
 - ``broker``: a named broker (DescribeConfigs/AlterConfigs of a BROKER or
-  BROKER_LOGGER resource, ListGroups on every broker).
+  BROKER_LOGGER resource), or every broker in the metadata, one unit each
+  (ListGroups, DescribeLogDirs, ListTransactions: Java's AllBrokersStrategy).
 
 Units bound for the same node go in one request. An answer settles each
 unit: a value, a final error, or a retriable error (the unit waits
