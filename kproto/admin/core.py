@@ -553,7 +553,13 @@ class AdminCore:
                 allow_auto_topic_creation=False,
             )
 
-        return self._start(name, keys, _ANY, build, parse, now, timeout_ms)
+        def checked(resp: Any, ks: list[Any]) -> Mapping[Any, Any]:
+            code = getattr(resp, "error_code", 0)  # Metadata v13+: a top-level error (KIP-1102)
+            if code:
+                return dict.fromkeys(ks, _retry_or_fail(code, None, name))
+            return parse(resp, ks)
+
+        return self._start(name, keys, _ANY, build, checked, now, timeout_ms)
 
     # --- configs --------------------------------------------------------------------
 

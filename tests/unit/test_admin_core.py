@@ -56,6 +56,7 @@ from kproto.errors import (
     NonEmptyGroupError,
     NotControllerError,
     PolicyViolationError,
+    RebootstrapRequiredError,
     SecurityDisabledError,
     TopicAlreadyExistsError,
     TransactionalIdNotFoundError,
@@ -68,6 +69,7 @@ from kproto.protocol.messages import describe_configs as _dc
 from kproto.protocol.messages import list_offsets as _lo
 from kproto.protocol.messages import offset_fetch as _of
 from kproto.protocol.messages.describe_groups import DescribedGroup, DescribeGroupsResponse
+from kproto.protocol.messages.metadata import MetadataResponse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sim.admin_broker import AdminState, install  # noqa: E402
@@ -799,3 +801,11 @@ def test_group_offsets_leave_out_a_partition_with_a_final_error() -> None:
     p.override[9] = answer
     op = p.run(p.core.list_consumer_group_offsets("g", now=p.now))
     assert op.results == {"g": {TopicPartition("t", 0): OffsetAndMetadata(4, "", -1)}}
+
+
+def test_a_top_level_metadata_error_fails_the_metadata_calls() -> None:
+    p = AdminPair()
+    p.settle()
+    p.override[3] = lambda _b, req: MetadataResponse(error_code=RebootstrapRequiredError.errno)
+    op = p.run(p.core.list_topics(now=p.now, timeout_ms=1000))
+    assert isinstance(op.errors[None], RebootstrapRequiredError)  # not retriable: at once
