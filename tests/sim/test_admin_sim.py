@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from kproto.admin import AdminConfig, AdminCore, AdminOp
+from kproto.admin import AdminConfig, AdminCore, AdminOp, ConfigResource
 from kproto.consumer import OffsetAndMetadata, TopicPartition
 from kproto.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
@@ -222,3 +222,63 @@ def test_topics_while_the_controller_changes(seed: int) -> None:
     assert final.results.keys() == {"final"}, f"seed {seed}: {final.errors}"
     assert "final" in cluster.topics
     assert set(offsets.results) == {TopicPartition("data", p) for p in range(3)}, offsets.errors
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed-{s}")
+def test_hostile_answers_fail_entries_never_the_core(seed: int) -> None:
+    """Brokers whose answers are sometimes corrupted (a flipped byte, cut short,
+    junk appended): the core never raises, every op ends by its deadline with
+    each resource settled once, and errors are KafkaErrors."""
+    rng, cluster, core, sim = _setup(seed)
+    cluster.create_topic("data", 0.0)
+    for broker in cluster.brokers.values():
+        broker.handle = _mangling(broker.handle, random.Random(seed * 7 + broker.node_id))  # type: ignore[method-assign]
+    cluster.group("g0")
+    work: list[tuple[AdminOp, set[Any]]] = []
+    counter = iter(range(10_000))
+
+    def issue() -> None:
+        tps = {TopicPartition("data", p): -1 for p in range(3)}
+        name = f"t{next(counter)}"
+        choice = rng.randrange(6)
+        if choice == 0:
+            work.append((core.create_topics([name], now=sim.now), {name}))
+        elif choice == 1:
+            work.append((core.list_offsets(tps, now=sim.now), set(tps)))
+        elif choice == 2:
+            work.append((core.describe_topics(["data", name], now=sim.now), {"data", name}))
+        elif choice == 3:
+            work.append((core.list_consumer_group_offsets("g0", now=sim.now), {"g0"}))
+        elif choice == 4:
+            res = ConfigResource("TOPIC", "data")
+            work.append((core.describe_configs([res], now=sim.now), {res.key}))
+        else:
+            work.append((core.describe_consumer_groups(["g0", "g1"], now=sim.now), {"g0", "g1"}))
+
+    t = 0.1
+    while t < FAULT_PHASE:
+        sim.at(t, issue)
+        t += rng.uniform(0.1, 0.8)
+    sim.run(max_time=FAULT_PHASE)
+    sim.run(until=lambda: all(op.done for op, _ in work), max_time=FAULT_PHASE + API_TIMEOUT_MS / 1000 + 1)
+    for op, keys in work:
+        _check_done(op, keys, sim.now)
+
+
+def _mangling(handle: Any, rng: random.Random) -> Any:
+    def mangled(frame: bytes, now: float) -> Any:
+        response, throttle = handle(frame, now)
+        if not isinstance(response, bytes) or len(response) < 5 or rng.random() > 0.2:
+            return response, throttle
+        body = bytearray(response)
+        how = rng.randrange(3)
+        if how == 0:
+            i = rng.randrange(4, len(body))  # keep the correlation id: the answer reaches its request
+            body[i] ^= 1 << rng.randrange(8)
+        elif how == 1:
+            del body[rng.randrange(4, len(body)) :]
+        else:
+            body += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 9)))
+        return bytes(body), throttle
+
+    return mangled
