@@ -65,12 +65,14 @@ from kproto.admin.types import (
     ListOffsetsResultInfo,
     NewPartitions,
     NewTopic,
+    OffsetSpec,
     ResourcePattern,
     ScramMechanism,
     UserScramCredentialDeletion,
     UserScramCredentialUpsertion,
 )
 from kproto.client import COORDINATOR_GROUP, COORDINATOR_TRANSACTION, Client, ClientConfig, _non_negative
+from kproto.connection import ConnectionState
 from kproto.consumer import OffsetAndMetadata, TopicPartition
 from kproto.driving import Command
 from kproto.errors import (
@@ -87,9 +89,11 @@ from kproto.errors import (
     ThrottlingQuotaExceededError,
     UnknownTopicOrPartitionError,
     UnstableOffsetCommitError,
+    UnsupportedVersionError,
     error_from_code,
 )
 from kproto.events import CoordinatorLookupFailed
+from kproto.protocol.messages import REQUEST_TYPES
 from kproto.protocol.messages import alter_configs as _ac
 from kproto.protocol.messages import alter_user_scram_credentials as _aus
 from kproto.protocol.messages import create_acls as _cra
@@ -207,7 +211,7 @@ class _Call:
         "parse",
         "batch",
         "started_version",
-        "max_version",
+        "needs_version",
     )
 
     def __init__(
@@ -220,7 +224,7 @@ class _Call:
         *,
         batch: bool,
         started_version: int,
-        max_version: int | None,
+        needs_version: tuple[int, int] | None,
         key_type: int = COORDINATOR_GROUP,
     ) -> None:
         self.op = op
@@ -237,7 +241,8 @@ class _Call:
         self.batch = batch
         #: Cluster metadata version when the call began: topic errors older than this are not trusted.
         self.started_version = started_version
-        self.max_version = max_version
+        #: ``(api_key, lowest version)`` when older versions would mean something else.
+        self.needs_version = needs_version
 
 
 def _error(code: int, message: str | None = None, what: str = "") -> KafkaError:
@@ -448,7 +453,17 @@ class AdminCore:
             return out
 
         return self._start(
-            "delete_topics", keys, _CONTROLLER, build, parse, now, timeout_ms, max_version=None
+            "delete_topics",
+            keys,
+            _CONTROLLER,
+            build,
+            parse,
+            now,
+            timeout_ms,
+            # Topic ids exist in DeleteTopics v6+ (KIP-516); older versions cannot name them.
+            needs_version=(_dt.DeleteTopicsRequest.API_KEY, 6)
+            if any(isinstance(k, uuid.UUID) for k in keys)
+            else None,
         )
 
     def create_partitions(
@@ -989,8 +1004,11 @@ class AdminCore:
                 lambda p: ListOffsetsResultInfo(p.offset, p.timestamp, p.leader_epoch),
             )
 
+        # MAX_TIMESTAMP (KIP-734) exists from ListOffsets v7; an older broker would
+        # read -3 as a timestamp. Java fails such a call with UnsupportedVersionException.
+        needs = (_lo.ListOffsetsRequest.API_KEY, 7) if OffsetSpec.MAX_TIMESTAMP in wanted.values() else None
         return self._start(
-            "list_offsets", list(wanted), _LEADER, build, parse, now, timeout_ms, target=lambda k: k
+            "list_offsets", list(wanted), _LEADER, build, parse, now, timeout_ms, needs_version=needs
         )
 
     def elect_leaders(
@@ -1388,7 +1406,7 @@ class AdminCore:
         timeout_ms: int | None,
         *,
         target: Callable[[Any], Any] = lambda k: k,
-        max_version: int | None = None,
+        needs_version: tuple[int, int] | None = None,
         key_type: int = COORDINATOR_GROUP,
         batch: bool = True,
     ) -> AdminOp:
@@ -1401,7 +1419,7 @@ class AdminCore:
             parse,
             now,
             target=target,
-            max_version=max_version,
+            needs_version=needs_version,
             key_type=key_type,
             batch=batch,
         )
@@ -1418,7 +1436,7 @@ class AdminCore:
         *,
         target: Callable[[Any], Any] = lambda k: k,
         batch: bool = True,
-        max_version: int | None = None,
+        needs_version: tuple[int, int] | None = None,
         key_type: int = COORDINATOR_GROUP,
     ) -> None:
         call = _Call(
@@ -1429,7 +1447,7 @@ class AdminCore:
             parse,
             batch=batch,
             started_version=self._client.cluster.version,
-            max_version=max_version,
+            needs_version=needs_version,
             key_type=key_type,
         )
         for key in keys:
@@ -1510,6 +1528,8 @@ class AdminCore:
                 elif node is not None:
                     groups.setdefault(node, []).append(key)
             for node_id, keys in groups.items():
+                if call.needs_version is not None and not self._version_ok(call, node_id, keys, now):
+                    continue
                 chunks = [keys] if call.batch else [[k] for k in keys]
                 for chunk in chunks:
                     self._send(call, node_id, chunk, now)
@@ -1557,6 +1577,28 @@ class AdminCore:
         client.request_metadata_update(now)
         return None
 
+    def _version_ok(self, call: _Call, node_id: int, keys: list[Any], now: float) -> bool:
+        """True when ``node_id`` speaks the version ``call`` needs. Before its
+        handshake: connect and wait (the handshake's end is an input that routes
+        again); a broker below the version fails the units (Java: an
+        UnsupportedVersionException for that call)."""
+        assert call.needs_version is not None
+        api_key, lowest = call.needs_version
+        client = self._client
+        if client.connection_state(node_id) is not ConnectionState.READY:
+            client.ensure_connected(node_id, now)
+            return False
+        version = client.api_version(node_id, api_key)
+        if version is None or version < lowest:
+            err = UnsupportedVersionError(
+                f"{call.op.name} needs {REQUEST_TYPES[api_key].__name__} v{lowest}+; "
+                f"node {node_id} speaks {'none' if version is None else f'up to v{version}'}"
+            )
+            for key in keys:
+                self._settle(call, key, err)
+            return False
+        return True
+
     def _send(self, call: _Call, node_id: int, keys: list[Any], now: float) -> None:
         left_ms = max(0, int((call.op.deadline - now) * 1000))
         req_ms = min(self.config.request_timeout_ms, left_ms)
@@ -1568,7 +1610,6 @@ class AdminCore:
             node_id=node_id,
             callback=functools.partial(self._on_response, call, keys, node_id),
             timeout_ms=req_ms,
-            max_version=call.max_version,
         )
 
     def _on_response(

@@ -61,6 +61,7 @@ from kproto.errors import (
     TopicAlreadyExistsError,
     TransactionalIdNotFoundError,
     UnknownTopicOrPartitionError,
+    UnsupportedVersionError,
 )
 from kproto.protocol._primitives import read_nullable_string, skip_tagged_fields
 from kproto.protocol.messages import REQUEST_FLEXIBLE_VERSIONS, REQUEST_TYPES, RESPONSE_FLEXIBLE_VERSIONS
@@ -809,3 +810,32 @@ def test_a_top_level_metadata_error_fails_the_metadata_calls() -> None:
     p.override[3] = lambda _b, req: MetadataResponse(error_code=RebootstrapRequiredError.errno)
     op = p.run(p.core.list_topics(now=p.now, timeout_ms=1000))
     assert isinstance(op.errors[None], RebootstrapRequiredError)  # not retriable: at once
+
+
+def test_max_timestamp_needs_list_offsets_v7() -> None:
+    p = AdminPair()
+    p.cluster.create_topic("t", 0.0, partitions=2)
+    old = p.cluster.leader("t", 0)
+    broker = p.cluster.brokers[old]
+    served = broker.supported
+
+    def below_v7() -> list[Any]:
+        return [
+            type(v)(api_key=v.api_key, min_version=v.min_version, max_version=6) if v.api_key == 2 else v
+            for v in served()
+        ]
+
+    broker.supported = below_v7  # type: ignore[method-assign]
+    tp = TopicPartition("t", 0)
+    op = p.run(p.core.list_offsets({tp: OffsetSpec.MAX_TIMESTAMP}, now=p.now))
+    assert isinstance(op.errors[tp], UnsupportedVersionError)
+    assert "v7" in str(op.errors[tp])
+    assert p.requests(2) == []  # nothing the broker would misread was sent
+    broker.supported = served  # type: ignore[method-assign]
+    other = next(b for b in p.cluster.brokers if b != old)
+    p.cluster.move_leader("t", 0, other)
+    op = p.run(p.core.list_offsets({tp: OffsetSpec.MAX_TIMESTAMP}, now=p.now))
+    assert tp in op.results
+    [(_b, req)] = p.requests(2)
+    assert req.topics[0].partitions[0].timestamp == -3
+    assert [v for _n, _b, k, v, _r in p.sent if k == 2] == [10]
