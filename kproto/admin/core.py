@@ -1586,7 +1586,10 @@ class AdminCore:
         api_key, lowest = call.needs_version
         client = self._client
         if client.connection_state(node_id) is not ConnectionState.READY:
-            client.ensure_connected(node_id, now)
+            try:
+                client.ensure_connected(node_id, now)
+            except IllegalArgumentError:  # gone from the metadata meanwhile: route again later
+                client.request_metadata_update(now)
             return False
         version = client.api_version(node_id, api_key)
         if version is None or version < lowest:
