@@ -365,7 +365,7 @@ class AdminCore:
         return self._client
 
     def close(self, now: float) -> None:
-        """Fail every open op with ``Cancelled``-like errors and close the client."""
+        """Fail every open resource with ``Cancelled`` and close the client (and its connections)."""
         self._now = now
         for call in list(self._calls):
             for key in list(call.units):
@@ -517,8 +517,10 @@ class AdminCore:
     def describe_topics(
         self, topics: Iterable[str] | None = None, *, now: float, timeout_ms: int | None = None
     ) -> AdminOp:
-        """Metadata of ``topics`` (None: all); one entry per topic, a dict in
-        kafka-python's shape (``name``, ``topic_id``, ``is_internal``, ``partitions``)."""
+        """Metadata of ``topics``; one entry per topic, a dict in kafka-python's
+        shape (``name``, ``topic_id``, ``is_internal``, ``partitions``). With
+        ``topics=None``, one entry ``None: [dict per topic]`` (a topic the broker
+        answered with an error appears as ``{"name", "error"}``)."""
         names = None if topics is None else list(dict.fromkeys(topics))
 
         def parse(resp: Any, keys: list[Any]) -> dict[Any, Any]:
@@ -803,8 +805,9 @@ class AdminCore:
         timeout_ms: int | None = None,
     ) -> AdminOp:
         """OffsetFetch at the group's coordinator: result ``{group_id: {TopicPartition:
-        OffsetAndMetadata}}`` (partitions without a committed offset are left out, as
-        kafka-python does); a partition error fails the group's entry."""
+        OffsetAndMetadata}}``. Partitions without a committed offset, or whose answer
+        carries a final error, are left out (as Java's handler does);
+        UNSTABLE_OFFSET_COMMIT (KIP-447) and coordinator errors retry the group."""
         parts = None if partitions is None else list(partitions)
 
         def build(keys: list[str], _t: int) -> Any:
