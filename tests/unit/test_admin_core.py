@@ -839,3 +839,27 @@ def test_max_timestamp_needs_list_offsets_v7() -> None:
     [(_b, req)] = p.requests(2)
     assert req.topics[0].partitions[0].timestamp == -3
     assert [v for _n, _b, k, v, _r in p.sent if k == 2] == [10]
+
+
+def test_elect_leaders_at_the_controller_and_describe_all_topics() -> None:
+    p = AdminPair()
+    p.cluster.controller_id = 3
+    p.cluster.create_topic("t", 0.0, partitions=2)
+    op = p.run(p.core.elect_leaders(0, [TopicPartition("t", 0), TopicPartition("t", 7)], now=p.now))
+    assert op.results == {TopicPartition("t", 0): None}
+    assert isinstance(op.errors[TopicPartition("t", 7)], UnknownTopicOrPartitionError)
+    [(broker, req)] = p.requests(43)
+    assert broker == 3 and req.election_type == 0
+    assert [(t.topic, t.partitions) for t in req.topic_partitions] == [("t", [0, 7])]
+    everything = p.run(p.core.describe_topics(now=p.now)).results[None]
+    assert [t["name"] for t in everything] == ["t"]
+    [(_b, meta)] = [(b, r) for b, r in p.requests(3) if r.topics is None]
+    assert meta.allow_auto_topic_creation is False
+
+
+def test_close_fails_a_call_still_waiting_for_the_broker_list() -> None:
+    p = AdminPair()
+    op = p.core.list_consumer_groups(now=p.now)  # no metadata yet: waits for the brokers
+    assert not op.done
+    p.core.close(p.now)
+    assert op.done and isinstance(op.error, Cancelled)
