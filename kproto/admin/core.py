@@ -116,6 +116,7 @@ from kproto.protocol.messages import offset_commit as _oc
 from kproto.protocol.messages import offset_delete as _od
 from kproto.protocol.messages import offset_fetch as _of
 from kproto.protocol.messages.delete_groups import DeleteGroupsRequest
+from kproto.protocol.messages.describe_cluster import DescribeClusterRequest
 from kproto.protocol.messages.describe_groups import DescribeGroupsRequest
 from kproto.protocol.messages.init_producer_id import InitProducerIdRequest
 from kproto.protocol.messages.list_groups import ListGroupsRequest
@@ -212,6 +213,7 @@ class _Call:
         "batch",
         "started_version",
         "needs_version",
+        "fallback",
     )
 
     def __init__(
@@ -226,6 +228,7 @@ class _Call:
         started_version: int,
         needs_version: tuple[int, int] | None,
         key_type: int = COORDINATOR_GROUP,
+        fallback: tuple[_Build, _Parse] | None = None,
     ) -> None:
         self.op = op
         #: FindCoordinator KeyType for the coordinator route (group or transactional id).
@@ -243,6 +246,8 @@ class _Call:
         self.started_version = started_version
         #: ``(api_key, lowest version)`` when older versions would mean something else.
         self.needs_version = needs_version
+        #: ``(build, parse)`` to use instead on a node without that version (None: fail).
+        self.fallback = fallback
 
 
 def _error(code: int, message: str | None = None, what: str = "") -> KafkaError:
@@ -538,22 +543,36 @@ class AdminCore:
         return self._metadata_call("describe_topics", keys, names, parse, now, timeout_ms)
 
     def describe_cluster(self, *, now: float, timeout_ms: int | None = None) -> AdminOp:
-        """Brokers, controller id and cluster id from a Metadata request (no topics),
-        as kafka-python's ``describe_cluster``: result ``{None: {...}}``."""
+        """DescribeCluster (KIP-700) at any broker, or Metadata without topics where
+        the broker lacks it (Java and kafka-python 3 do the same). Result ``{None:
+        {"cluster_id", "controller_id", "brokers": [{"broker_id", "host", "port",
+        "rack", "is_fenced"}]}}``."""
+
+        def build(_keys: list[Any], _t: int) -> Any:
+            return DescribeClusterRequest()
 
         def parse(resp: Any, keys: list[Any]) -> dict[Any, Any]:
-            return {
-                None: {
-                    "cluster_id": resp.cluster_id,
-                    "controller_id": resp.controller_id,
-                    "brokers": [
-                        {"node_id": b.node_id, "host": b.host, "port": b.port, "rack": b.rack}
-                        for b in sorted(resp.brokers, key=lambda b: b.node_id)
-                    ],
-                }
-            }
+            if resp.error_code:
+                return {None: _retry_or_fail(resp.error_code, resp.error_message, "describe cluster")}
+            brokers = [(b.broker_id, b.host, b.port, b.rack, b.is_fenced) for b in resp.brokers]
+            return {None: _cluster_dict(resp.cluster_id, resp.controller_id, brokers)}
 
-        return self._metadata_call("describe_cluster", [None], [], parse, now, timeout_ms)
+        def metadata_parse(resp: Any, keys: list[Any]) -> dict[Any, Any]:
+            brokers = [(b.node_id, b.host, b.port, b.rack, False) for b in resp.brokers]
+            return {None: _cluster_dict(resp.cluster_id, resp.controller_id, brokers)}
+
+        op = self._new_op("describe_cluster", now, timeout_ms)
+        self._add_call(
+            op,
+            [None],
+            _ANY,
+            build,
+            parse,
+            now,
+            needs_version=(DescribeClusterRequest.API_KEY, 0),
+            fallback=(_metadata_build([]), _metadata_checked("describe_cluster", metadata_parse)),
+        )
+        return self._finish_start(op, now)
 
     def _metadata_call(
         self,
@@ -564,19 +583,9 @@ class AdminCore:
         now: float,
         timeout_ms: int | None,
     ) -> AdminOp:
-        def build(_keys: list[Any], _t: int) -> Any:
-            return MetadataRequest(
-                topics=None if topics is None else [MetadataRequestTopic(name=t) for t in topics],
-                allow_auto_topic_creation=False,
-            )
-
-        def checked(resp: Any, ks: list[Any]) -> Mapping[Any, Any]:
-            code = getattr(resp, "error_code", 0)  # Metadata v13+: a top-level error (KIP-1102)
-            if code:
-                return dict.fromkeys(ks, _retry_or_fail(code, None, name))
-            return parse(resp, ks)
-
-        return self._start(name, keys, _ANY, build, checked, now, timeout_ms)
+        return self._start(
+            name, keys, _ANY, _metadata_build(topics), _metadata_checked(name, parse), now, timeout_ms
+        )
 
     # --- configs --------------------------------------------------------------------
 
@@ -1441,6 +1450,7 @@ class AdminCore:
         batch: bool = True,
         needs_version: tuple[int, int] | None = None,
         key_type: int = COORDINATOR_GROUP,
+        fallback: tuple[_Build, _Parse] | None = None,
     ) -> None:
         call = _Call(
             op,
@@ -1452,6 +1462,7 @@ class AdminCore:
             started_version=self._client.cluster.version,
             needs_version=needs_version,
             key_type=key_type,
+            fallback=fallback,
         )
         for key in keys:
             if key in call.units:
@@ -1595,6 +1606,10 @@ class AdminCore:
                 client.request_metadata_update(now)
             return False
         version = client.api_version(node_id, api_key)
+        if (version is None or version < lowest) and call.fallback is not None:
+            call.build, call.parse = call.fallback  # e.g. Metadata for DescribeCluster (pre-2.8 brokers)
+            call.needs_version = call.fallback = None
+            return True
         if version is None or version < lowest:
             err = UnsupportedVersionError(
                 f"{call.op.name} needs {REQUEST_TYPES[api_key].__name__} v{lowest}+; "
@@ -1680,6 +1695,43 @@ class AdminCore:
                 self._client.remove_topics([topic], self._now)
             else:
                 self._topic_refs[topic] = n
+
+
+def _metadata_build(topics: list[str] | None) -> _Build:
+    """A Metadata request for ``topics`` (None: all), never creating them."""
+
+    def build(_keys: list[Any], _t: int) -> Any:
+        return MetadataRequest(
+            topics=None if topics is None else [MetadataRequestTopic(name=t) for t in topics],
+            allow_auto_topic_creation=False,
+        )
+
+    return build
+
+
+def _metadata_checked(name: str, parse: _Parse) -> _Parse:
+    """``parse`` behind the Metadata v13+ top-level error (KIP-1102), which fails every unit."""
+
+    def checked(resp: Any, keys: list[Any]) -> Mapping[Any, Any]:
+        code = getattr(resp, "error_code", 0)
+        if code:
+            return dict.fromkeys(keys, _retry_or_fail(code, None, name))
+        return parse(resp, keys)
+
+    return checked
+
+
+def _cluster_dict(
+    cluster_id: str | None, controller_id: int, brokers: list[tuple[int, str, int, str | None, bool]]
+) -> dict[str, Any]:
+    return {
+        "cluster_id": cluster_id,
+        "controller_id": controller_id,
+        "brokers": [
+            {"broker_id": i, "host": h, "port": p, "rack": r, "is_fenced": f}
+            for i, h, p, r, f in sorted(brokers)
+        ],
+    }
 
 
 def _by_topic(

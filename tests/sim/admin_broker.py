@@ -32,6 +32,7 @@ from kproto.protocol.messages import delete_groups as _dg
 from kproto.protocol.messages import delete_records as _dr
 from kproto.protocol.messages import delete_topics as _dt
 from kproto.protocol.messages import describe_acls as _dsa
+from kproto.protocol.messages import describe_cluster as _dcl
 from kproto.protocol.messages import describe_configs as _dc
 from kproto.protocol.messages import describe_groups as _dsg
 from kproto.protocol.messages import describe_log_dirs as _dld
@@ -56,7 +57,7 @@ API_LIST_GROUPS, API_DESCRIBE_GROUPS, API_DELETE_GROUPS, API_OFFSET_DELETE = 16,
 API_DELETE_RECORDS, API_ELECT_LEADERS = 21, 43
 API_DESCRIBE_ACLS, API_CREATE_ACLS, API_DELETE_ACLS, API_DESCRIBE_LOG_DIRS = 29, 30, 31, 35
 API_DESCRIBE_PRODUCERS, API_DESCRIBE_TRANSACTIONS, API_LIST_TRANSACTIONS = 61, 65, 66
-API_DESCRIBE_USER_SCRAM, API_ALTER_USER_SCRAM = 50, 51
+API_DESCRIBE_USER_SCRAM, API_ALTER_USER_SCRAM, API_DESCRIBE_CLUSTER = 50, 51, 60
 TRANSACTIONAL_ID_NOT_FOUND, RESOURCE_NOT_FOUND = 105, 91
 
 #: Topic configs every topic reports (the broker's defaults).
@@ -108,6 +109,7 @@ def install(cluster: SimCluster) -> AdminState:
                 API_LIST_TRANSACTIONS: handlers.list_transactions,
                 API_DESCRIBE_USER_SCRAM: handlers.describe_user_scram_credentials,
                 API_ALTER_USER_SCRAM: handlers.alter_user_scram_credentials,
+                API_DESCRIBE_CLUSTER: handlers.describe_cluster,
             }
         )
     return state
@@ -132,6 +134,19 @@ class _Handlers:
 
     def _owner_code(self, api_key: int, group: str) -> int:
         return NONE if self.c.coordinator_of(0, group) == self.id else NOT_COORDINATOR
+
+    def describe_cluster(self, request: Any, version: int, now: float) -> Any:
+        self._log(API_DESCRIBE_CLUSTER)
+        controller = min(self.c.brokers) if self.c.controller_id is None else self.c.controller_id
+        return _dcl.DescribeClusterResponse(
+            cluster_id="sim",
+            controller_id=controller,
+            brokers=[
+                _dcl.DescribeClusterBroker(broker_id=b.node_id, host=b.host, port=b.port)
+                for b in self.c.brokers.values()
+                if b.up
+            ],
+        )
 
     # --- controller APIs ---------------------------------------------------------------
 

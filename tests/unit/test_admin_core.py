@@ -317,8 +317,29 @@ def test_list_and_describe_topics_and_cluster_use_metadata_without_auto_creation
         assert req.allow_auto_topic_creation is False
     cluster = p.run(p.core.describe_cluster(now=p.now)).results[None]
     assert cluster["cluster_id"] == "sim"
-    assert [b["node_id"] for b in cluster["brokers"]] == [1, 2, 3]
+    assert [b["broker_id"] for b in cluster["brokers"]] == [1, 2, 3]
     assert cluster["controller_id"] == 1
+    assert len(p.requests(60)) == 1  # DescribeCluster (KIP-700)
+
+
+def test_describe_cluster_falls_back_to_metadata_on_a_broker_without_describe_cluster() -> None:
+    p = AdminPair()
+    for broker in p.cluster.brokers.values():
+        del broker.extra_handlers[60]
+    p.cluster.controller_id = 2
+    before = len(p.requests(3))
+    cluster = p.run(p.core.describe_cluster(now=p.now)).results[None]
+    assert cluster == {
+        "cluster_id": "sim",
+        "controller_id": 2,
+        "brokers": [
+            {"broker_id": i, "host": f"broker{i}.sim", "port": 9092, "rack": None, "is_fenced": False}
+            for i in (1, 2, 3)
+        ],
+    }
+    assert p.requests(60) == []
+    # the client's bootstrap Metadata, then the fallback: both name no topics
+    assert [r.topics for _b, r in p.requests(3)[before:]] == [[], []]
 
 
 def test_admin_config_forces_auto_creation_off() -> None:
