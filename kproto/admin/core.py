@@ -76,6 +76,7 @@ from kproto.connection import ConnectionState
 from kproto.consumer import OffsetAndMetadata, TopicPartition
 from kproto.driving import Command
 from kproto.errors import (
+    AuthenticationFailedError,
     Cancelled,
     CoordinatorLoadInProgressError,
     CoordinatorNotAvailableError,
@@ -92,7 +93,7 @@ from kproto.errors import (
     UnsupportedVersionError,
     error_from_code,
 )
-from kproto.events import CoordinatorLookupFailed
+from kproto.events import BootstrapFailed, CoordinatorLookupFailed
 from kproto.protocol.messages import REQUEST_TYPES
 from kproto.protocol.messages import alter_configs as _ac
 from kproto.protocol.messages import alter_user_scram_credentials as _aus
@@ -372,14 +373,8 @@ class AdminCore:
     def close(self, now: float) -> None:
         """Fail every open resource with ``Cancelled`` and close the client (and its connections)."""
         self._now = now
-        for call in list(self._calls):
-            for key in list(call.units):
-                self._settle(call, key, Cancelled("the admin client is closing"))
+        self._fail_all(Cancelled("the admin client is closing"))
         self._calls.clear()
-        for op, _build, _parse in self._pending_brokers_ops:
-            op._open -= 1
-            op.error = Cancelled("the admin client is closing")
-        self._pending_brokers_ops.clear()
         self._client.close(now)
 
     # --- topics ---------------------------------------------------------------------
@@ -1490,9 +1485,22 @@ class AdminCore:
         for ev in self._client.events():
             if isinstance(ev, CoordinatorLookupFailed):
                 self._fail_coordinator_key(ev.key_type, ev.key, ev.error)
+            elif isinstance(ev, BootstrapFailed) and isinstance(ev.error, AuthenticationFailedError):
+                # Wrong credentials will not fix themselves: fail every open call now
+                # (Java's admin fails its calls with the AuthenticationException).
+                self._fail_all(ev.error)
             self._events.append(ev)
         # Callbacks from the client may have settled units; route what is open.
         self._pump(now)
+
+    def _fail_all(self, error: KafkaError) -> None:
+        for call in list(self._calls):
+            for key in list(call.units):
+                self._settle(call, key, error)
+        for op, _build, _parse in self._pending_brokers_ops:
+            op._open -= 1
+            op.error = error
+        self._pending_brokers_ops.clear()
 
     def _fail_coordinator_key(self, key_type: int, coordinator_key: str, error: KafkaError) -> None:
         """A lookup failed for good (e.g. GROUP_AUTHORIZATION_FAILED): fail the units waiting on it."""
@@ -1525,11 +1533,14 @@ class AdminCore:
             op = call.op
             if now >= op.deadline:
                 for key, unit in list(call.units.items()):
+                    # The cause: this unit's last retriable error, else why the client
+                    # could not reach a broker at all (a refused connection...).
+                    cause = unit.last_error or self._client.last_error
                     err = KafkaTimeoutError(
                         f"{op.name}: {key!r} not done within the deadline"
-                        + (f" (last error: {unit.last_error})" if unit.last_error is not None else "")
+                        + (f" (last error: {cause})" if cause is not None else "")
                     )
-                    err.__cause__ = unit.last_error
+                    err.__cause__ = cause
                     self._settle(call, key, err)
                 continue
             groups: dict[int, list[Any]] = {}

@@ -51,6 +51,7 @@ from kproto.errors import (
     GroupIdNotFoundError,
     IllegalArgumentError,
     InvalidPartitionsError,
+    KafkaConnectionError,
     KafkaProtocolError,
     KafkaTimeoutError,
     NonEmptyGroupError,
@@ -884,3 +885,36 @@ def test_close_fails_a_call_still_waiting_for_the_broker_list() -> None:
     assert not op.done
     p.core.close(p.now)
     assert op.done and isinstance(op.error, Cancelled)
+
+
+def test_a_call_that_never_reached_a_broker_times_out_naming_why() -> None:
+    p = AdminPair()
+    op = p.core.describe_cluster(now=p.now, timeout_ms=1500)
+    for cmd in p.core.commands():  # every connection attempt is refused
+        assert isinstance(cmd, Connect)
+        p.core.connection_lost(cmd.node_id, ConnectionRefusedError("refused"), p.now)
+    while not op.done:
+        timer = p.core.get_timer()
+        assert timer is not None
+        p.now = timer
+        p.core.handle_timer(p.now)
+        for cmd in p.core.commands():
+            if isinstance(cmd, Connect):
+                p.core.connection_lost(cmd.node_id, ConnectionRefusedError("refused"), p.now)
+    err = op.errors[None]
+    assert isinstance(err, KafkaTimeoutError) and p.now == pytest.approx(T0 + 1.5)
+    assert isinstance(err.__cause__, KafkaConnectionError)
+    assert "refused" in str(err)
+
+
+def test_an_authentication_failure_fails_open_calls_at_once() -> None:
+    from kproto.errors import AuthenticationFailedError
+
+    p = AdminPair()
+    op = p.core.list_topics(now=p.now)
+    waiting = p.core.list_consumer_groups(now=p.now)
+    [cmd] = p.core.commands()
+    assert isinstance(cmd, Connect)
+    p.core.connection_lost(cmd.node_id, AuthenticationFailedError("bad certificate"), p.now)
+    assert op.done and isinstance(op.errors[None], AuthenticationFailedError)
+    assert waiting.done and isinstance(waiting.error, AuthenticationFailedError)
