@@ -365,11 +365,14 @@ class SimBroker:
         self.quirks = BrokerQuirks()
         #: Set by ``handle`` when the broker closes the connection once its answer is out.
         self.close_after_answer = False
+        #: More APIs this broker serves: api_key -> ``handler(request, version, now)``
+        #: (the admin scenarios install theirs; see ``tests/sim/admin_broker.py``).
+        self.extra_handlers: dict[int, Callable[[Any, int, float], Any]] = {}
 
     # Which versions this broker serves: the codec's range, ApiVersions maybe less (KIP-511 path).
     def supported(self) -> list[ApiVersion]:
         keys = []
-        for key in _SERVED:
+        for key in (*_SERVED, *self.extra_handlers):
             cls = REQUEST_TYPES[key]
             hi = self.api_versions_max if key == API_API_VERSIONS else cls.MAX_VERSION
             keys.append(ApiVersion(api_key=key, min_version=cls.MIN_VERSION, max_version=hi))
@@ -417,7 +420,7 @@ class SimBroker:
             API_ADD_OFFSETS_TO_TXN: self._add_offsets_to_txn,
             API_END_TXN: self._end_txn,
             API_TXN_OFFSET_COMMIT: self._txn_offset_commit,
-        }[api_key]
+        }.get(api_key) or self.extra_handlers[api_key]
         self._api_key = api_key
         response = handler(request, version, now)
         if response is None:
@@ -482,7 +485,10 @@ class SimBroker:
             if b.up
         ]
         return MetadataResponse(
-            brokers=brokers, cluster_id="sim", controller_id=min(c.brokers), topics=topics
+            brokers=brokers,
+            cluster_id="sim",
+            controller_id=min(c.brokers) if c.controller_id is None else c.controller_id,
+            topics=topics,
         )
 
     def _find_coordinator(self, request: Any, version: int, now: float) -> Any:
@@ -789,6 +795,8 @@ class SimCluster:
         #: Addresses that reach the lowest live broker, whichever it is (see ``add_alias``).
         self.aliases: set[tuple[str, int]] = set()
         self._generation = 0
+        #: The controller id Metadata names (None: the lowest broker id).
+        self.controller_id: int | None = None
 
     def group(self, group_id: str) -> SimGroup:
         if group_id not in self.groups:
