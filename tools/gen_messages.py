@@ -389,6 +389,7 @@ class ModuleWriter:
         self.structs: dict[str, str] = {}  # format -> name
         self.imports: set[str] = set()
         self.counter = 0
+        self.bases: set[str] = set()
 
     def S(self, fmt: str) -> str:
         name = "_S_" + fmt.replace("?", "o")
@@ -759,7 +760,16 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
     lo, hi = msg.valid
     fields = sd.fields
     slots = [f.py for f in fields] + ["unknown_tags"]
-    out.append(f"class {sd.cls}:")
+    if not sd.is_top:
+        base = "Struct"
+    elif msg.kind == "request":
+        base = f"Request[{response_name(msg.name)!r}]"
+    elif msg.kind == "response":
+        base = "Response"
+    else:
+        base = "Message"
+    mw.bases.add(base.split("[")[0])
+    out.append(f"class {sd.cls}({base}):")
     if sd.is_top:
         what = {"request": "request", "response": "response"}.get(msg.kind, "data schema")
         key = f" (API key {msg.api_key})" if msg.api_key is not None else ""
@@ -778,7 +788,6 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
         if msg.flexible is not None and msg.flexible[0] > hi:
             fv = None
         out.append(f"    FLEXIBLE_VERSION: ClassVar[int | None] = {fv}")
-    out.append("    _FIELDS: ClassVar[tuple[FieldSpec, ...]]")
     out.append(f"    _SCHEMA_NAME: ClassVar[str] = {sd.name!r}")
     out.append("")
     for f in fields:
@@ -920,6 +929,10 @@ def assign_class_names(msgs: list[MessageDef]) -> None:
     assert len(names) == len(set(names)), names
 
 
+def response_name(request_name: str) -> str:
+    return re.sub(r"Request$", "Response", request_name)
+
+
 def module_name_for(msg_name: str, kind: str) -> str:
     if kind in ("request", "response"):
         base = re.sub(r"(Request|Response)$", "", msg_name)
@@ -984,6 +997,7 @@ def gen_module(msgs: list[MessageDef]) -> str:
     for name in sorted(mw.imports):
         head.append(f"    {name},")
     head.append(")")
+    head.append(f"from kproto.protocol.message import {', '.join(sorted(mw.bases))}")
     head.append("")
     head.append("__all__ = [")
     for n in sorted(all_names):
@@ -1047,7 +1061,9 @@ def generate(schema_dir: Path) -> dict[str, str]:
     init.append("")
     init.append("import importlib")
     init.append("from collections.abc import Iterator, Mapping")
-    init.append("from typing import TYPE_CHECKING, Any")
+    init.append("from typing import TYPE_CHECKING, Generic, TypeVar")
+    init.append("")
+    init.append("from kproto.protocol.message import Message, Request, Response")
     init.append("")
     imports: dict[str, list[str]] = {}
     for _, mod, name in req + resp:
@@ -1079,34 +1095,38 @@ def generate(schema_dir: Path) -> dict[str, str]:
     init.append("}")
     init.append("")
     init.append("")
-    init.append("def __getattr__(name: str) -> Any:")
+    init.append("def __getattr__(name: str) -> type[Message]:")
     init.append("    mod = _MODULE_OF.get(name)")
     init.append("    if mod is None:")
     init.append("        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')")
-    init.append("    value = getattr(importlib.import_module(f'{__name__}.{mod}'), name)")
+    init.append("    value: type[Message] = getattr(importlib.import_module(f'{__name__}.{mod}'), name)")
     init.append("    globals()[name] = value")
     init.append("    return value")
     init.append("")
     init.append("")
-    init.append("class _LazyTypes(Mapping[Any, type[Any]]):")
+    init.append("_K = TypeVar('_K')")
+    init.append("_T = TypeVar('_T', bound=Message)")
+    init.append("")
+    init.append("")
+    init.append("class _LazyTypes(Mapping[_K, type[_T]], Generic[_K, _T]):")
     init.append('    """A read-only mapping whose classes are imported on first lookup."""')
     init.append("")
     init.append("    __slots__ = ('_names', '_cache')")
     init.append("")
-    init.append("    def __init__(self, names: dict[Any, str]) -> None:")
+    init.append("    def __init__(self, names: dict[_K, str]) -> None:")
     init.append("        self._names = names")
-    init.append("        self._cache: dict[Any, type[Any]] = {}")
+    init.append("        self._cache: dict[_K, type[_T]] = {}")
     init.append("")
-    init.append("    def __getitem__(self, key: Any) -> type[Any]:")
+    init.append("    def __getitem__(self, key: _K) -> type[_T]:")
     init.append("        try:")
     init.append("            return self._cache[key]")
     init.append("        except KeyError:")
     init.append("            pass")
-    init.append("        cls: type[Any] = __getattr__(self._names[key])")
+    init.append("        cls: type[_T] = __getattr__(self._names[key])  # type: ignore[assignment]")
     init.append("        self._cache[key] = cls")
     init.append("        return cls")
     init.append("")
-    init.append("    def __iter__(self) -> Iterator[Any]:")
+    init.append("    def __iter__(self) -> Iterator[_K]:")
     init.append("        return iter(self._names)")
     init.append("")
     init.append("    def __len__(self) -> int:")
@@ -1117,19 +1137,19 @@ def generate(schema_dir: Path) -> dict[str, str]:
     init.append("")
     init.append("")
     init.append("#: Request class by API key (imported on first lookup).")
-    init.append("REQUEST_TYPES: Mapping[int, type[Any]] = _LazyTypes({")
+    init.append("REQUEST_TYPES: Mapping[int, type[Request[Response]]] = _LazyTypes({")
     for key, _, name in sorted(req):
         init.append(f"    {key}: {name!r},")
     init.append("})")
     init.append("")
     init.append("#: Response class by API key (imported on first lookup).")
-    init.append("RESPONSE_TYPES: Mapping[int, type[Any]] = _LazyTypes({")
+    init.append("RESPONSE_TYPES: Mapping[int, type[Response]] = _LazyTypes({")
     for key, _, name in sorted(resp):
         init.append(f"    {key}: {name!r},")
     init.append("})")
     init.append("")
     init.append("#: Data-schema classes (not requests or responses) by schema name.")
-    init.append("DATA_TYPES: Mapping[str, type[Any]] = _LazyTypes({")
+    init.append("DATA_TYPES: Mapping[str, type[Message]] = _LazyTypes({")
     for _, name in sorted(data, key=lambda t: t[1]):
         init.append(f"    {name!r}: {name!r},")
     init.append("})")

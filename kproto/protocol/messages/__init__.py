@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from kproto.protocol.message import Message, Request, Response
 
 if TYPE_CHECKING:
     from kproto.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
@@ -513,34 +515,38 @@ _MODULE_OF: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> type[Message]:
     mod = _MODULE_OF.get(name)
     if mod is None:
         raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module(f'{__name__}.{mod}'), name)
+    value: type[Message] = getattr(importlib.import_module(f'{__name__}.{mod}'), name)
     globals()[name] = value
     return value
 
 
-class _LazyTypes(Mapping[Any, type[Any]]):
+_K = TypeVar('_K')
+_T = TypeVar('_T', bound=Message)
+
+
+class _LazyTypes(Mapping[_K, type[_T]], Generic[_K, _T]):
     """A read-only mapping whose classes are imported on first lookup."""
 
     __slots__ = ('_names', '_cache')
 
-    def __init__(self, names: dict[Any, str]) -> None:
+    def __init__(self, names: dict[_K, str]) -> None:
         self._names = names
-        self._cache: dict[Any, type[Any]] = {}
+        self._cache: dict[_K, type[_T]] = {}
 
-    def __getitem__(self, key: Any) -> type[Any]:
+    def __getitem__(self, key: _K) -> type[_T]:
         try:
             return self._cache[key]
         except KeyError:
             pass
-        cls: type[Any] = __getattr__(self._names[key])
+        cls: type[_T] = __getattr__(self._names[key])  # type: ignore[assignment]
         self._cache[key] = cls
         return cls
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_K]:
         return iter(self._names)
 
     def __len__(self) -> int:
@@ -551,7 +557,7 @@ class _LazyTypes(Mapping[Any, type[Any]]):
 
 
 #: Request class by API key (imported on first lookup).
-REQUEST_TYPES: Mapping[int, type[Any]] = _LazyTypes({
+REQUEST_TYPES: Mapping[int, type[Request[Response]]] = _LazyTypes({
     0: 'ProduceRequest',
     1: 'FetchRequest',
     2: 'ListOffsetsRequest',
@@ -642,7 +648,7 @@ REQUEST_TYPES: Mapping[int, type[Any]] = _LazyTypes({
 })
 
 #: Response class by API key (imported on first lookup).
-RESPONSE_TYPES: Mapping[int, type[Any]] = _LazyTypes({
+RESPONSE_TYPES: Mapping[int, type[Response]] = _LazyTypes({
     0: 'ProduceResponse',
     1: 'FetchResponse',
     2: 'ListOffsetsResponse',
@@ -733,7 +739,7 @@ RESPONSE_TYPES: Mapping[int, type[Any]] = _LazyTypes({
 })
 
 #: Data-schema classes (not requests or responses) by schema name.
-DATA_TYPES: Mapping[str, type[Any]] = _LazyTypes({
+DATA_TYPES: Mapping[str, type[Message]] = _LazyTypes({
     'ConsumerProtocolAssignment': 'ConsumerProtocolAssignment',
     'ConsumerProtocolSubscription': 'ConsumerProtocolSubscription',
     'DefaultPrincipalData': 'DefaultPrincipalData',

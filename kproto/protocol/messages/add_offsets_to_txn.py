@@ -22,6 +22,7 @@ from kproto.protocol._primitives import (
     write_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'AddOffsetsToTxnRequest',
@@ -32,7 +33,7 @@ _S_ih = struct.Struct('>ih')
 _S_qh = struct.Struct('>qh')
 
 
-class AddOffsetsToTxnRequest:
+class AddOffsetsToTxnRequest(Request['AddOffsetsToTxnResponse']):
     """Kafka request ``AddOffsetsToTxnRequest`` (API key 25), versions 0-4."""
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'group_id', 'unknown_tags',)
@@ -41,7 +42,6 @@ class AddOffsetsToTxnRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddOffsetsToTxnRequest'
 
     transactional_id: str
@@ -127,7 +127,7 @@ class AddOffsetsToTxnRequest:
             raise DecodeError(f'malformed AddOffsetsToTxnRequest v{version}: {exc}') from None
 
 
-class AddOffsetsToTxnResponse:
+class AddOffsetsToTxnResponse(Response):
     """Kafka response ``AddOffsetsToTxnResponse`` (API key 25), versions 0-4."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
@@ -136,7 +136,6 @@ class AddOffsetsToTxnResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddOffsetsToTxnResponse'
 
     throttle_time_ms: int

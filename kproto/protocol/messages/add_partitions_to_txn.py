@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AddPartitionsToTxnPartitionResult',
@@ -42,7 +43,7 @@ _S_qh = struct.Struct('>qh')
 _S_qho = struct.Struct('>qh?')
 
 
-class AddPartitionsToTxnRequest:
+class AddPartitionsToTxnRequest(Request['AddPartitionsToTxnResponse']):
     """Kafka request ``AddPartitionsToTxnRequest`` (API key 24), versions 0-5."""
 
     __slots__ = ('transactions', 'v3_and_below_transactional_id', 'v3_and_below_producer_id', 'v3_and_below_producer_epoch', 'v3_and_below_topics', 'unknown_tags',)
@@ -51,7 +52,6 @@ class AddPartitionsToTxnRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnRequest'
 
     transactions: list[AddPartitionsToTxnTransaction]
@@ -141,12 +141,11 @@ class AddPartitionsToTxnRequest:
             raise DecodeError(f'malformed AddPartitionsToTxnRequest v{version}: {exc}') from None
 
 
-class AddPartitionsToTxnTransaction:
+class AddPartitionsToTxnTransaction(Struct):
     """Schema struct ``AddPartitionsToTxnTransaction`` of ``AddPartitionsToTxnRequest``."""
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'verify_only', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTransaction'
 
     transactional_id: str
@@ -236,12 +235,11 @@ class AddPartitionsToTxnTransaction:
             raise DecodeError(f'malformed AddPartitionsToTxnTransaction v{version}: {exc}') from None
 
 
-class AddPartitionsToTxnTopic:
+class AddPartitionsToTxnTopic(Struct):
     """Schema struct ``AddPartitionsToTxnTopic`` of ``AddPartitionsToTxnRequest``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTopic'
 
     name: str
@@ -319,7 +317,7 @@ class AddPartitionsToTxnTopic:
             raise DecodeError(f'malformed AddPartitionsToTxnTopic v{version}: {exc}') from None
 
 
-class AddPartitionsToTxnResponse:
+class AddPartitionsToTxnResponse(Response):
     """Kafka response ``AddPartitionsToTxnResponse`` (API key 24), versions 0-5."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'results_by_transaction', 'results_by_topic_v3_and_below', 'unknown_tags',)
@@ -328,7 +326,6 @@ class AddPartitionsToTxnResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnResponse'
 
     throttle_time_ms: int
@@ -414,12 +411,11 @@ class AddPartitionsToTxnResponse:
             raise DecodeError(f'malformed AddPartitionsToTxnResponse v{version}: {exc}') from None
 
 
-class AddPartitionsToTxnResult:
+class AddPartitionsToTxnResult(Struct):
     """Schema struct ``AddPartitionsToTxnResult`` of ``AddPartitionsToTxnResponse``."""
 
     __slots__ = ('transactional_id', 'topic_results', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnResult'
 
     transactional_id: str
@@ -497,12 +493,11 @@ class AddPartitionsToTxnResult:
             raise DecodeError(f'malformed AddPartitionsToTxnResult v{version}: {exc}') from None
 
 
-class AddPartitionsToTxnTopicResult:
+class AddPartitionsToTxnTopicResult(Struct):
     """Schema struct ``AddPartitionsToTxnTopicResult`` of ``AddPartitionsToTxnResponse``."""
 
     __slots__ = ('name', 'results_by_partition', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTopicResult'
 
     name: str
@@ -580,12 +575,11 @@ class AddPartitionsToTxnTopicResult:
             raise DecodeError(f'malformed AddPartitionsToTxnTopicResult v{version}: {exc}') from None
 
 
-class AddPartitionsToTxnPartitionResult:
+class AddPartitionsToTxnPartitionResult(Struct):
     """Schema struct ``AddPartitionsToTxnPartitionResult`` of ``AddPartitionsToTxnResponse``."""
 
     __slots__ = ('partition_index', 'partition_error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnPartitionResult'
 
     partition_index: int

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AddRaftVoterRequest',
@@ -37,7 +38,7 @@ _S_ih = struct.Struct('>ih')
 _S_ii = struct.Struct('>ii')
 
 
-class AddRaftVoterRequest:
+class AddRaftVoterRequest(Request['AddRaftVoterResponse']):
     """Kafka request ``AddRaftVoterRequest`` (API key 80), versions 0-0."""
 
     __slots__ = ('cluster_id', 'timeout_ms', 'voter_id', 'voter_directory_id', 'listeners', 'unknown_tags',)
@@ -46,7 +47,6 @@ class AddRaftVoterRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddRaftVoterRequest'
 
     cluster_id: str | None
@@ -136,12 +136,11 @@ class AddRaftVoterRequest:
             raise DecodeError(f'malformed AddRaftVoterRequest v{version}: {exc}') from None
 
 
-class Listener:
+class Listener(Struct):
     """Schema struct ``Listener`` of ``AddRaftVoterRequest``."""
 
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
     name: str
@@ -223,7 +222,7 @@ class Listener:
             raise DecodeError(f'malformed Listener v{version}: {exc}') from None
 
 
-class AddRaftVoterResponse:
+class AddRaftVoterResponse(Response):
     """Kafka response ``AddRaftVoterResponse`` (API key 80), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
@@ -232,7 +231,6 @@ class AddRaftVoterResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddRaftVoterResponse'
 
     throttle_time_ms: int

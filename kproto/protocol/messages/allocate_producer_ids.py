@@ -18,6 +18,7 @@ from kproto.protocol._primitives import (
     read_unknown_tags,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'AllocateProducerIdsRequest',
@@ -28,7 +29,7 @@ _S_ihqi = struct.Struct('>ihqi')
 _S_iq = struct.Struct('>iq')
 
 
-class AllocateProducerIdsRequest:
+class AllocateProducerIdsRequest(Request['AllocateProducerIdsResponse']):
     """Kafka request ``AllocateProducerIdsRequest`` (API key 67), versions 0-0."""
 
     __slots__ = ('broker_id', 'broker_epoch', 'unknown_tags',)
@@ -37,7 +38,6 @@ class AllocateProducerIdsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AllocateProducerIdsRequest'
 
     broker_id: int
@@ -115,7 +115,7 @@ class AllocateProducerIdsRequest:
             raise DecodeError(f'malformed AllocateProducerIdsRequest v{version}: {exc}') from None
 
 
-class AllocateProducerIdsResponse:
+class AllocateProducerIdsResponse(Response):
     """Kafka response ``AllocateProducerIdsResponse`` (API key 67), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id_start', 'producer_id_len', 'unknown_tags',)
@@ -124,7 +124,6 @@ class AllocateProducerIdsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AllocateProducerIdsResponse'
 
     throttle_time_ms: int

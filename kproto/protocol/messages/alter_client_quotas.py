@@ -29,6 +29,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterClientQuotasRequest',
@@ -46,7 +47,7 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 
 
-class AlterClientQuotasRequest:
+class AlterClientQuotasRequest(Request['AlterClientQuotasResponse']):
     """Kafka request ``AlterClientQuotasRequest`` (API key 49), versions 0-1."""
 
     __slots__ = ('entries', 'validate_only', 'unknown_tags',)
@@ -55,7 +56,6 @@ class AlterClientQuotasRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterClientQuotasRequest'
 
     entries: list[AlterClientQuotasRequestEntryData]
@@ -133,12 +133,11 @@ class AlterClientQuotasRequest:
             raise DecodeError(f'malformed AlterClientQuotasRequest v{version}: {exc}') from None
 
 
-class AlterClientQuotasRequestEntryData:
+class AlterClientQuotasRequestEntryData(Struct):
     """Schema struct ``EntryData`` of ``AlterClientQuotasRequest``."""
 
     __slots__ = ('entity', 'ops', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
     entity: list[AlterClientQuotasRequestEntityData]
@@ -216,12 +215,11 @@ class AlterClientQuotasRequestEntryData:
             raise DecodeError(f'malformed AlterClientQuotasRequestEntryData v{version}: {exc}') from None
 
 
-class OpData:
+class OpData(Struct):
     """Schema struct ``OpData`` of ``AlterClientQuotasRequest``."""
 
     __slots__ = ('key', 'value', 'remove', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OpData'
 
     key: str
@@ -303,12 +301,11 @@ class OpData:
             raise DecodeError(f'malformed OpData v{version}: {exc}') from None
 
 
-class AlterClientQuotasRequestEntityData:
+class AlterClientQuotasRequestEntityData(Struct):
     """Schema struct ``EntityData`` of ``AlterClientQuotasRequest``."""
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
     entity_type: str
@@ -386,7 +383,7 @@ class AlterClientQuotasRequestEntityData:
             raise DecodeError(f'malformed AlterClientQuotasRequestEntityData v{version}: {exc}') from None
 
 
-class AlterClientQuotasResponse:
+class AlterClientQuotasResponse(Response):
     """Kafka response ``AlterClientQuotasResponse`` (API key 49), versions 0-1."""
 
     __slots__ = ('throttle_time_ms', 'entries', 'unknown_tags',)
@@ -395,7 +392,6 @@ class AlterClientQuotasResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterClientQuotasResponse'
 
     throttle_time_ms: int
@@ -473,12 +469,11 @@ class AlterClientQuotasResponse:
             raise DecodeError(f'malformed AlterClientQuotasResponse v{version}: {exc}') from None
 
 
-class AlterClientQuotasResponseEntryData:
+class AlterClientQuotasResponseEntryData(Struct):
     """Schema struct ``EntryData`` of ``AlterClientQuotasResponse``."""
 
     __slots__ = ('error_code', 'error_message', 'entity', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
     error_code: int
@@ -560,12 +555,11 @@ class AlterClientQuotasResponseEntryData:
             raise DecodeError(f'malformed AlterClientQuotasResponseEntryData v{version}: {exc}') from None
 
 
-class AlterClientQuotasResponseEntityData:
+class AlterClientQuotasResponseEntityData(Struct):
     """Schema struct ``EntityData`` of ``AlterClientQuotasResponse``."""
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
     entity_type: str

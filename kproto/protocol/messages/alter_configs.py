@@ -29,6 +29,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterConfigsRequest',
@@ -44,7 +45,7 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 
 
-class AlterConfigsRequest:
+class AlterConfigsRequest(Request['AlterConfigsResponse']):
     """Kafka request ``AlterConfigsRequest`` (API key 33), versions 0-2."""
 
     __slots__ = ('resources', 'validate_only', 'unknown_tags',)
@@ -53,7 +54,6 @@ class AlterConfigsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsRequest'
 
     resources: list[AlterConfigsResource]
@@ -131,12 +131,11 @@ class AlterConfigsRequest:
             raise DecodeError(f'malformed AlterConfigsRequest v{version}: {exc}') from None
 
 
-class AlterConfigsResource:
+class AlterConfigsResource(Struct):
     """Schema struct ``AlterConfigsResource`` of ``AlterConfigsRequest``."""
 
     __slots__ = ('resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResource'
 
     resource_type: int
@@ -218,12 +217,11 @@ class AlterConfigsResource:
             raise DecodeError(f'malformed AlterConfigsResource v{version}: {exc}') from None
 
 
-class AlterableConfig:
+class AlterableConfig(Struct):
     """Schema struct ``AlterableConfig`` of ``AlterConfigsRequest``."""
 
     __slots__ = ('name', 'value', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterableConfig'
 
     name: str
@@ -301,7 +299,7 @@ class AlterableConfig:
             raise DecodeError(f'malformed AlterableConfig v{version}: {exc}') from None
 
 
-class AlterConfigsResponse:
+class AlterConfigsResponse(Response):
     """Kafka response ``AlterConfigsResponse`` (API key 33), versions 0-2."""
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tags',)
@@ -310,7 +308,6 @@ class AlterConfigsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResponse'
 
     throttle_time_ms: int
@@ -388,12 +385,11 @@ class AlterConfigsResponse:
             raise DecodeError(f'malformed AlterConfigsResponse v{version}: {exc}') from None
 
 
-class AlterConfigsResourceResponse:
+class AlterConfigsResourceResponse(Struct):
     """Schema struct ``AlterConfigsResourceResponse`` of ``AlterConfigsResponse``."""
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResourceResponse'
 
     error_code: int

@@ -21,6 +21,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterPartitionRequest',
@@ -39,7 +40,7 @@ _S_ii = struct.Struct('>ii')
 _S_iq = struct.Struct('>iq')
 
 
-class AlterPartitionRequest:
+class AlterPartitionRequest(Request['AlterPartitionResponse']):
     """Kafka request ``AlterPartitionRequest`` (API key 56), versions 2-3."""
 
     __slots__ = ('broker_id', 'broker_epoch', 'topics', 'unknown_tags',)
@@ -48,7 +49,6 @@ class AlterPartitionRequest:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionRequest'
 
     broker_id: int
@@ -130,12 +130,11 @@ class AlterPartitionRequest:
             raise DecodeError(f'malformed AlterPartitionRequest v{version}: {exc}') from None
 
 
-class AlterPartitionRequestTopicData:
+class AlterPartitionRequestTopicData(Struct):
     """Schema struct ``TopicData`` of ``AlterPartitionRequest``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_id: uuid.UUID
@@ -213,12 +212,11 @@ class AlterPartitionRequestTopicData:
             raise DecodeError(f'malformed AlterPartitionRequestTopicData v{version}: {exc}') from None
 
 
-class AlterPartitionRequestPartitionData:
+class AlterPartitionRequestPartitionData(Struct):
     """Schema struct ``PartitionData`` of ``AlterPartitionRequest``."""
 
     __slots__ = ('partition_index', 'leader_epoch', 'new_isr', 'new_isr_with_epochs', 'leader_recovery_state', 'partition_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
@@ -312,12 +310,11 @@ class AlterPartitionRequestPartitionData:
             raise DecodeError(f'malformed AlterPartitionRequestPartitionData v{version}: {exc}') from None
 
 
-class BrokerState:
+class BrokerState(Struct):
     """Schema struct ``BrokerState`` of ``AlterPartitionRequest``."""
 
     __slots__ = ('broker_id', 'broker_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'BrokerState'
 
     broker_id: int
@@ -395,7 +392,7 @@ class BrokerState:
             raise DecodeError(f'malformed BrokerState v{version}: {exc}') from None
 
 
-class AlterPartitionResponse:
+class AlterPartitionResponse(Response):
     """Kafka response ``AlterPartitionResponse`` (API key 56), versions 2-3."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'topics', 'unknown_tags',)
@@ -404,7 +401,6 @@ class AlterPartitionResponse:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionResponse'
 
     throttle_time_ms: int
@@ -486,12 +482,11 @@ class AlterPartitionResponse:
             raise DecodeError(f'malformed AlterPartitionResponse v{version}: {exc}') from None
 
 
-class AlterPartitionResponseTopicData:
+class AlterPartitionResponseTopicData(Struct):
     """Schema struct ``TopicData`` of ``AlterPartitionResponse``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_id: uuid.UUID
@@ -569,12 +564,11 @@ class AlterPartitionResponseTopicData:
             raise DecodeError(f'malformed AlterPartitionResponseTopicData v{version}: {exc}') from None
 
 
-class AlterPartitionResponsePartitionData:
+class AlterPartitionResponsePartitionData(Struct):
     """Schema struct ``PartitionData`` of ``AlterPartitionResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'isr', 'leader_recovery_state', 'partition_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterPartitionReassignmentsRequest',
@@ -41,7 +42,7 @@ _S_ioh = struct.Struct('>i?h')
 _S_ih = struct.Struct('>ih')
 
 
-class AlterPartitionReassignmentsRequest:
+class AlterPartitionReassignmentsRequest(Request['AlterPartitionReassignmentsResponse']):
     """Kafka request ``AlterPartitionReassignmentsRequest`` (API key 45), versions 0-1."""
 
     __slots__ = ('timeout_ms', 'allow_replication_factor_change', 'topics', 'unknown_tags',)
@@ -50,7 +51,6 @@ class AlterPartitionReassignmentsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsRequest'
 
     timeout_ms: int
@@ -132,12 +132,11 @@ class AlterPartitionReassignmentsRequest:
             raise DecodeError(f'malformed AlterPartitionReassignmentsRequest v{version}: {exc}') from None
 
 
-class ReassignableTopic:
+class ReassignableTopic(Struct):
     """Schema struct ``ReassignableTopic`` of ``AlterPartitionReassignmentsRequest``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReassignableTopic'
 
     name: str
@@ -215,12 +214,11 @@ class ReassignableTopic:
             raise DecodeError(f'malformed ReassignableTopic v{version}: {exc}') from None
 
 
-class ReassignablePartition:
+class ReassignablePartition(Struct):
     """Schema struct ``ReassignablePartition`` of ``AlterPartitionReassignmentsRequest``."""
 
     __slots__ = ('partition_index', 'replicas', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReassignablePartition'
 
     partition_index: int
@@ -298,7 +296,7 @@ class ReassignablePartition:
             raise DecodeError(f'malformed ReassignablePartition v{version}: {exc}') from None
 
 
-class AlterPartitionReassignmentsResponse:
+class AlterPartitionReassignmentsResponse(Response):
     """Kafka response ``AlterPartitionReassignmentsResponse`` (API key 45), versions 0-1."""
 
     __slots__ = ('throttle_time_ms', 'allow_replication_factor_change', 'error_code', 'error_message', 'responses', 'unknown_tags',)
@@ -307,7 +305,6 @@ class AlterPartitionReassignmentsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsResponse'
 
     throttle_time_ms: int
@@ -397,12 +394,11 @@ class AlterPartitionReassignmentsResponse:
             raise DecodeError(f'malformed AlterPartitionReassignmentsResponse v{version}: {exc}') from None
 
 
-class ReassignableTopicResponse:
+class ReassignableTopicResponse(Struct):
     """Schema struct ``ReassignableTopicResponse`` of ``AlterPartitionReassignmentsResponse``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReassignableTopicResponse'
 
     name: str
@@ -480,12 +476,11 @@ class ReassignableTopicResponse:
             raise DecodeError(f'malformed ReassignableTopicResponse v{version}: {exc}') from None
 
 
-class ReassignablePartitionResponse:
+class ReassignablePartitionResponse(Struct):
     """Schema struct ``ReassignablePartitionResponse`` of ``AlterPartitionReassignmentsResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReassignablePartitionResponse'
 
     partition_index: int

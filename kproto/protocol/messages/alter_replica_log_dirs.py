@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterReplicaLogDir',
@@ -39,7 +40,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class AlterReplicaLogDirsRequest:
+class AlterReplicaLogDirsRequest(Request['AlterReplicaLogDirsResponse']):
     """Kafka request ``AlterReplicaLogDirsRequest`` (API key 34), versions 1-2."""
 
     __slots__ = ('dirs', 'unknown_tags',)
@@ -48,7 +49,6 @@ class AlterReplicaLogDirsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirsRequest'
 
     dirs: list[AlterReplicaLogDir]
@@ -122,12 +122,11 @@ class AlterReplicaLogDirsRequest:
             raise DecodeError(f'malformed AlterReplicaLogDirsRequest v{version}: {exc}') from None
 
 
-class AlterReplicaLogDir:
+class AlterReplicaLogDir(Struct):
     """Schema struct ``AlterReplicaLogDir`` of ``AlterReplicaLogDirsRequest``."""
 
     __slots__ = ('path', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDir'
 
     path: str
@@ -205,12 +204,11 @@ class AlterReplicaLogDir:
             raise DecodeError(f'malformed AlterReplicaLogDir v{version}: {exc}') from None
 
 
-class AlterReplicaLogDirTopic:
+class AlterReplicaLogDirTopic(Struct):
     """Schema struct ``AlterReplicaLogDirTopic`` of ``AlterReplicaLogDirsRequest``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirTopic'
 
     name: str
@@ -288,7 +286,7 @@ class AlterReplicaLogDirTopic:
             raise DecodeError(f'malformed AlterReplicaLogDirTopic v{version}: {exc}') from None
 
 
-class AlterReplicaLogDirsResponse:
+class AlterReplicaLogDirsResponse(Response):
     """Kafka response ``AlterReplicaLogDirsResponse`` (API key 34), versions 1-2."""
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -297,7 +295,6 @@ class AlterReplicaLogDirsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirsResponse'
 
     throttle_time_ms: int
@@ -375,12 +372,11 @@ class AlterReplicaLogDirsResponse:
             raise DecodeError(f'malformed AlterReplicaLogDirsResponse v{version}: {exc}') from None
 
 
-class AlterReplicaLogDirTopicResult:
+class AlterReplicaLogDirTopicResult(Struct):
     """Schema struct ``AlterReplicaLogDirTopicResult`` of ``AlterReplicaLogDirsResponse``."""
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirTopicResult'
 
     topic_name: str
@@ -458,12 +454,11 @@ class AlterReplicaLogDirTopicResult:
             raise DecodeError(f'malformed AlterReplicaLogDirTopicResult v{version}: {exc}') from None
 
 
-class AlterReplicaLogDirPartitionResult:
+class AlterReplicaLogDirPartitionResult(Struct):
     """Schema struct ``AlterReplicaLogDirPartitionResult`` of ``AlterReplicaLogDirsResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirPartitionResult'
 
     partition_index: int

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterShareGroupOffsetsRequest',
@@ -39,7 +40,7 @@ _S_ih = struct.Struct('>ih')
 _S_iq = struct.Struct('>iq')
 
 
-class AlterShareGroupOffsetsRequest:
+class AlterShareGroupOffsetsRequest(Request['AlterShareGroupOffsetsResponse']):
     """Kafka request ``AlterShareGroupOffsetsRequest`` (API key 91), versions 0-0."""
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
@@ -48,7 +49,6 @@ class AlterShareGroupOffsetsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequest'
 
     group_id: str
@@ -126,12 +126,11 @@ class AlterShareGroupOffsetsRequest:
             raise DecodeError(f'malformed AlterShareGroupOffsetsRequest v{version}: {exc}') from None
 
 
-class AlterShareGroupOffsetsRequestTopic:
+class AlterShareGroupOffsetsRequestTopic(Struct):
     """Schema struct ``AlterShareGroupOffsetsRequestTopic`` of ``AlterShareGroupOffsetsRequest``."""
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequestTopic'
 
     topic_name: str
@@ -209,12 +208,11 @@ class AlterShareGroupOffsetsRequestTopic:
             raise DecodeError(f'malformed AlterShareGroupOffsetsRequestTopic v{version}: {exc}') from None
 
 
-class AlterShareGroupOffsetsRequestPartition:
+class AlterShareGroupOffsetsRequestPartition(Struct):
     """Schema struct ``AlterShareGroupOffsetsRequestPartition`` of ``AlterShareGroupOffsetsRequest``."""
 
     __slots__ = ('partition_index', 'start_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequestPartition'
 
     partition_index: int
@@ -292,7 +290,7 @@ class AlterShareGroupOffsetsRequestPartition:
             raise DecodeError(f'malformed AlterShareGroupOffsetsRequestPartition v{version}: {exc}') from None
 
 
-class AlterShareGroupOffsetsResponse:
+class AlterShareGroupOffsetsResponse(Response):
     """Kafka response ``AlterShareGroupOffsetsResponse`` (API key 91), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'unknown_tags',)
@@ -301,7 +299,6 @@ class AlterShareGroupOffsetsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponse'
 
     throttle_time_ms: int
@@ -387,12 +384,11 @@ class AlterShareGroupOffsetsResponse:
             raise DecodeError(f'malformed AlterShareGroupOffsetsResponse v{version}: {exc}') from None
 
 
-class AlterShareGroupOffsetsResponseTopic:
+class AlterShareGroupOffsetsResponseTopic(Struct):
     """Schema struct ``AlterShareGroupOffsetsResponseTopic`` of ``AlterShareGroupOffsetsResponse``."""
 
     __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponseTopic'
 
     topic_name: str
@@ -474,12 +470,11 @@ class AlterShareGroupOffsetsResponseTopic:
             raise DecodeError(f'malformed AlterShareGroupOffsetsResponseTopic v{version}: {exc}') from None
 
 
-class AlterShareGroupOffsetsResponsePartition:
+class AlterShareGroupOffsetsResponsePartition(Struct):
     """Schema struct ``AlterShareGroupOffsetsResponsePartition`` of ``AlterShareGroupOffsetsResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponsePartition'
 
     partition_index: int

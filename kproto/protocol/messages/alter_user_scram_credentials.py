@@ -26,6 +26,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterUserScramCredentialsRequest',
@@ -41,7 +42,7 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 
 
-class AlterUserScramCredentialsRequest:
+class AlterUserScramCredentialsRequest(Request['AlterUserScramCredentialsResponse']):
     """Kafka request ``AlterUserScramCredentialsRequest`` (API key 51), versions 0-0."""
 
     __slots__ = ('deletions', 'upsertions', 'unknown_tags',)
@@ -50,7 +51,6 @@ class AlterUserScramCredentialsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsRequest'
 
     deletions: list[ScramCredentialDeletion]
@@ -128,12 +128,11 @@ class AlterUserScramCredentialsRequest:
             raise DecodeError(f'malformed AlterUserScramCredentialsRequest v{version}: {exc}') from None
 
 
-class ScramCredentialUpsertion:
+class ScramCredentialUpsertion(Struct):
     """Schema struct ``ScramCredentialUpsertion`` of ``AlterUserScramCredentialsRequest``."""
 
     __slots__ = ('name', 'mechanism', 'iterations', 'salt', 'salted_password', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ScramCredentialUpsertion'
 
     name: str
@@ -223,12 +222,11 @@ class ScramCredentialUpsertion:
             raise DecodeError(f'malformed ScramCredentialUpsertion v{version}: {exc}') from None
 
 
-class ScramCredentialDeletion:
+class ScramCredentialDeletion(Struct):
     """Schema struct ``ScramCredentialDeletion`` of ``AlterUserScramCredentialsRequest``."""
 
     __slots__ = ('name', 'mechanism', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ScramCredentialDeletion'
 
     name: str
@@ -306,7 +304,7 @@ class ScramCredentialDeletion:
             raise DecodeError(f'malformed ScramCredentialDeletion v{version}: {exc}') from None
 
 
-class AlterUserScramCredentialsResponse:
+class AlterUserScramCredentialsResponse(Response):
     """Kafka response ``AlterUserScramCredentialsResponse`` (API key 51), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -315,7 +313,6 @@ class AlterUserScramCredentialsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsResponse'
 
     throttle_time_ms: int
@@ -393,12 +390,11 @@ class AlterUserScramCredentialsResponse:
             raise DecodeError(f'malformed AlterUserScramCredentialsResponse v{version}: {exc}') from None
 
 
-class AlterUserScramCredentialsResult:
+class AlterUserScramCredentialsResult(Struct):
     """Schema struct ``AlterUserScramCredentialsResult`` of ``AlterUserScramCredentialsResponse``."""
 
     __slots__ = ('user', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsResult'
 
     user: str

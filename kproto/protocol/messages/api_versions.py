@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ApiVersion',
@@ -42,7 +43,7 @@ _S_i = struct.Struct('>i')
 _S_q = struct.Struct('>q')
 
 
-class ApiVersionsRequest:
+class ApiVersionsRequest(Request['ApiVersionsResponse']):
     """Kafka request ``ApiVersionsRequest`` (API key 18), versions 0-4."""
 
     __slots__ = ('client_software_name', 'client_software_version', 'unknown_tags',)
@@ -51,7 +52,6 @@ class ApiVersionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ApiVersionsRequest'
 
     client_software_name: str
@@ -129,7 +129,7 @@ class ApiVersionsRequest:
             raise DecodeError(f'malformed ApiVersionsRequest v{version}: {exc}') from None
 
 
-class ApiVersionsResponse:
+class ApiVersionsResponse(Response):
     """Kafka response ``ApiVersionsResponse`` (API key 18), versions 0-4."""
 
     __slots__ = ('error_code', 'api_keys', 'throttle_time_ms', 'supported_features', 'finalized_features_epoch', 'finalized_features', 'zk_migration_ready', 'unknown_tags',)
@@ -138,7 +138,6 @@ class ApiVersionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ApiVersionsResponse'
 
     error_code: int
@@ -236,12 +235,11 @@ class ApiVersionsResponse:
             raise DecodeError(f'malformed ApiVersionsResponse v{version}: {exc}') from None
 
 
-class FinalizedFeatureKey:
+class FinalizedFeatureKey(Struct):
     """Schema struct ``FinalizedFeatureKey`` of ``ApiVersionsResponse``."""
 
     __slots__ = ('name', 'max_version_level', 'min_version_level', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FinalizedFeatureKey'
 
     name: str
@@ -323,12 +321,11 @@ class FinalizedFeatureKey:
             raise DecodeError(f'malformed FinalizedFeatureKey v{version}: {exc}') from None
 
 
-class SupportedFeatureKey:
+class SupportedFeatureKey(Struct):
     """Schema struct ``SupportedFeatureKey`` of ``ApiVersionsResponse``."""
 
     __slots__ = ('name', 'min_version', 'max_version', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SupportedFeatureKey'
 
     name: str
@@ -410,12 +407,11 @@ class SupportedFeatureKey:
             raise DecodeError(f'malformed SupportedFeatureKey v{version}: {exc}') from None
 
 
-class ApiVersion:
+class ApiVersion(Struct):
     """Schema struct ``ApiVersion`` of ``ApiVersionsResponse``."""
 
     __slots__ = ('api_key', 'min_version', 'max_version', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ApiVersion'
 
     api_key: int

@@ -21,6 +21,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AssignReplicasToDirsRequest',
@@ -38,7 +39,7 @@ _S_ih = struct.Struct('>ih')
 _S_iq = struct.Struct('>iq')
 
 
-class AssignReplicasToDirsRequest:
+class AssignReplicasToDirsRequest(Request['AssignReplicasToDirsResponse']):
     """Kafka request ``AssignReplicasToDirsRequest`` (API key 73), versions 0-0."""
 
     __slots__ = ('broker_id', 'broker_epoch', 'directories', 'unknown_tags',)
@@ -47,7 +48,6 @@ class AssignReplicasToDirsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AssignReplicasToDirsRequest'
 
     broker_id: int
@@ -129,12 +129,11 @@ class AssignReplicasToDirsRequest:
             raise DecodeError(f'malformed AssignReplicasToDirsRequest v{version}: {exc}') from None
 
 
-class AssignReplicasToDirsRequestDirectoryData:
+class AssignReplicasToDirsRequestDirectoryData(Struct):
     """Schema struct ``DirectoryData`` of ``AssignReplicasToDirsRequest``."""
 
     __slots__ = ('id', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DirectoryData'
 
     id: uuid.UUID
@@ -212,12 +211,11 @@ class AssignReplicasToDirsRequestDirectoryData:
             raise DecodeError(f'malformed AssignReplicasToDirsRequestDirectoryData v{version}: {exc}') from None
 
 
-class AssignReplicasToDirsRequestTopicData:
+class AssignReplicasToDirsRequestTopicData(Struct):
     """Schema struct ``TopicData`` of ``AssignReplicasToDirsRequest``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_id: uuid.UUID
@@ -295,12 +293,11 @@ class AssignReplicasToDirsRequestTopicData:
             raise DecodeError(f'malformed AssignReplicasToDirsRequestTopicData v{version}: {exc}') from None
 
 
-class AssignReplicasToDirsRequestPartitionData:
+class AssignReplicasToDirsRequestPartitionData(Struct):
     """Schema struct ``PartitionData`` of ``AssignReplicasToDirsRequest``."""
 
     __slots__ = ('partition_index', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
@@ -374,7 +371,7 @@ class AssignReplicasToDirsRequestPartitionData:
             raise DecodeError(f'malformed AssignReplicasToDirsRequestPartitionData v{version}: {exc}') from None
 
 
-class AssignReplicasToDirsResponse:
+class AssignReplicasToDirsResponse(Response):
     """Kafka response ``AssignReplicasToDirsResponse`` (API key 73), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'directories', 'unknown_tags',)
@@ -383,7 +380,6 @@ class AssignReplicasToDirsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AssignReplicasToDirsResponse'
 
     throttle_time_ms: int
@@ -465,12 +461,11 @@ class AssignReplicasToDirsResponse:
             raise DecodeError(f'malformed AssignReplicasToDirsResponse v{version}: {exc}') from None
 
 
-class AssignReplicasToDirsResponseDirectoryData:
+class AssignReplicasToDirsResponseDirectoryData(Struct):
     """Schema struct ``DirectoryData`` of ``AssignReplicasToDirsResponse``."""
 
     __slots__ = ('id', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DirectoryData'
 
     id: uuid.UUID
@@ -548,12 +543,11 @@ class AssignReplicasToDirsResponseDirectoryData:
             raise DecodeError(f'malformed AssignReplicasToDirsResponseDirectoryData v{version}: {exc}') from None
 
 
-class AssignReplicasToDirsResponseTopicData:
+class AssignReplicasToDirsResponseTopicData(Struct):
     """Schema struct ``TopicData`` of ``AssignReplicasToDirsResponse``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_id: uuid.UUID
@@ -631,12 +625,11 @@ class AssignReplicasToDirsResponseTopicData:
             raise DecodeError(f'malformed AssignReplicasToDirsResponseTopicData v{version}: {exc}') from None
 
 
-class AssignReplicasToDirsResponsePartitionData:
+class AssignReplicasToDirsResponsePartitionData(Struct):
     """Schema struct ``PartitionData`` of ``AssignReplicasToDirsResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int

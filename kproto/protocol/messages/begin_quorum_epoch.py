@@ -32,6 +32,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'BeginQuorumEpochRequest',
@@ -52,7 +53,7 @@ _S_ii = struct.Struct('>ii')
 _S_iii = struct.Struct('>iii')
 
 
-class BeginQuorumEpochRequest:
+class BeginQuorumEpochRequest(Request['BeginQuorumEpochResponse']):
     """Kafka request ``BeginQuorumEpochRequest`` (API key 53), versions 0-1."""
 
     __slots__ = ('cluster_id', 'voter_id', 'topics', 'leader_endpoints', 'unknown_tags',)
@@ -61,7 +62,6 @@ class BeginQuorumEpochRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'BeginQuorumEpochRequest'
 
     cluster_id: str | None
@@ -147,12 +147,11 @@ class BeginQuorumEpochRequest:
             raise DecodeError(f'malformed BeginQuorumEpochRequest v{version}: {exc}') from None
 
 
-class LeaderEndpoint:
+class LeaderEndpoint(Struct):
     """Schema struct ``LeaderEndpoint`` of ``BeginQuorumEpochRequest``."""
 
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderEndpoint'
 
     name: str
@@ -234,12 +233,11 @@ class LeaderEndpoint:
             raise DecodeError(f'malformed LeaderEndpoint v{version}: {exc}') from None
 
 
-class BeginQuorumEpochRequestTopicData:
+class BeginQuorumEpochRequestTopicData(Struct):
     """Schema struct ``TopicData`` of ``BeginQuorumEpochRequest``."""
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
@@ -317,12 +315,11 @@ class BeginQuorumEpochRequestTopicData:
             raise DecodeError(f'malformed BeginQuorumEpochRequestTopicData v{version}: {exc}') from None
 
 
-class BeginQuorumEpochRequestPartitionData:
+class BeginQuorumEpochRequestPartitionData(Struct):
     """Schema struct ``PartitionData`` of ``BeginQuorumEpochRequest``."""
 
     __slots__ = ('partition_index', 'voter_directory_id', 'leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
@@ -408,7 +405,7 @@ class BeginQuorumEpochRequestPartitionData:
             raise DecodeError(f'malformed BeginQuorumEpochRequestPartitionData v{version}: {exc}') from None
 
 
-class BeginQuorumEpochResponse:
+class BeginQuorumEpochResponse(Response):
     """Kafka response ``BeginQuorumEpochResponse`` (API key 53), versions 0-1."""
 
     __slots__ = ('error_code', 'topics', 'node_endpoints', 'unknown_tags',)
@@ -417,7 +414,6 @@ class BeginQuorumEpochResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'BeginQuorumEpochResponse'
 
     error_code: int
@@ -499,12 +495,11 @@ class BeginQuorumEpochResponse:
             raise DecodeError(f'malformed BeginQuorumEpochResponse v{version}: {exc}') from None
 
 
-class NodeEndpoint:
+class NodeEndpoint(Struct):
     """Schema struct ``NodeEndpoint`` of ``BeginQuorumEpochResponse``."""
 
     __slots__ = ('node_id', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
@@ -586,12 +581,11 @@ class NodeEndpoint:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
-class BeginQuorumEpochResponseTopicData:
+class BeginQuorumEpochResponseTopicData(Struct):
     """Schema struct ``TopicData`` of ``BeginQuorumEpochResponse``."""
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
@@ -669,12 +663,11 @@ class BeginQuorumEpochResponseTopicData:
             raise DecodeError(f'malformed BeginQuorumEpochResponseTopicData v{version}: {exc}') from None
 
 
-class BeginQuorumEpochResponsePartitionData:
+class BeginQuorumEpochResponsePartitionData(Struct):
     """Schema struct ``PartitionData`` of ``BeginQuorumEpochResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int

@@ -23,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'BrokerHeartbeatRequest',
@@ -33,7 +34,7 @@ _S_ihooo = struct.Struct('>ih???')
 _S_iqqoo = struct.Struct('>iqq??')
 
 
-class BrokerHeartbeatRequest:
+class BrokerHeartbeatRequest(Request['BrokerHeartbeatResponse']):
     """Kafka request ``BrokerHeartbeatRequest`` (API key 63), versions 0-1."""
 
     __slots__ = ('broker_id', 'broker_epoch', 'current_metadata_offset', 'want_fence', 'want_shut_down', 'offline_log_dirs', 'unknown_tags',)
@@ -42,7 +43,6 @@ class BrokerHeartbeatRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'BrokerHeartbeatRequest'
 
     broker_id: int
@@ -136,7 +136,7 @@ class BrokerHeartbeatRequest:
             raise DecodeError(f'malformed BrokerHeartbeatRequest v{version}: {exc}') from None
 
 
-class BrokerHeartbeatResponse:
+class BrokerHeartbeatResponse(Response):
     """Kafka response ``BrokerHeartbeatResponse`` (API key 63), versions 0-1."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'is_caught_up', 'is_fenced', 'should_shut_down', 'unknown_tags',)
@@ -145,7 +145,6 @@ class BrokerHeartbeatResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'BrokerHeartbeatResponse'
 
     throttle_time_ms: int

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'BrokerRegistrationRequest',
@@ -41,7 +42,7 @@ _S_ihq = struct.Struct('>ihq')
 _S_q = struct.Struct('>q')
 
 
-class BrokerRegistrationRequest:
+class BrokerRegistrationRequest(Request['BrokerRegistrationResponse']):
     """Kafka request ``BrokerRegistrationRequest`` (API key 62), versions 0-4."""
 
     __slots__ = ('broker_id', 'cluster_id', 'incarnation_id', 'listeners', 'features', 'rack', 'is_migrating_zk_broker', 'log_dirs', 'previous_broker_epoch', 'unknown_tags',)
@@ -50,7 +51,6 @@ class BrokerRegistrationRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'BrokerRegistrationRequest'
 
     broker_id: int
@@ -156,12 +156,11 @@ class BrokerRegistrationRequest:
             raise DecodeError(f'malformed BrokerRegistrationRequest v{version}: {exc}') from None
 
 
-class Feature:
+class Feature(Struct):
     """Schema struct ``Feature`` of ``BrokerRegistrationRequest``."""
 
     __slots__ = ('name', 'min_supported_version', 'max_supported_version', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Feature'
 
     name: str
@@ -243,12 +242,11 @@ class Feature:
             raise DecodeError(f'malformed Feature v{version}: {exc}') from None
 
 
-class Listener:
+class Listener(Struct):
     """Schema struct ``Listener`` of ``BrokerRegistrationRequest``."""
 
     __slots__ = ('name', 'host', 'port', 'security_protocol', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
     name: str
@@ -334,7 +332,7 @@ class Listener:
             raise DecodeError(f'malformed Listener v{version}: {exc}') from None
 
 
-class BrokerRegistrationResponse:
+class BrokerRegistrationResponse(Response):
     """Kafka response ``BrokerRegistrationResponse`` (API key 62), versions 0-4."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'broker_epoch', 'unknown_tags',)
@@ -343,7 +341,6 @@ class BrokerRegistrationResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'BrokerRegistrationResponse'
 
     throttle_time_ms: int

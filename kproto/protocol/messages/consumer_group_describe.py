@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'Assignment',
@@ -42,7 +43,7 @@ _S_i = struct.Struct('>i')
 _S_ii = struct.Struct('>ii')
 
 
-class ConsumerGroupDescribeRequest:
+class ConsumerGroupDescribeRequest(Request['ConsumerGroupDescribeResponse']):
     """Kafka request ``ConsumerGroupDescribeRequest`` (API key 69), versions 0-1."""
 
     __slots__ = ('group_ids', 'include_authorized_operations', 'unknown_tags',)
@@ -51,7 +52,6 @@ class ConsumerGroupDescribeRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeRequest'
 
     group_ids: list[str]
@@ -129,7 +129,7 @@ class ConsumerGroupDescribeRequest:
             raise DecodeError(f'malformed ConsumerGroupDescribeRequest v{version}: {exc}') from None
 
 
-class ConsumerGroupDescribeResponse:
+class ConsumerGroupDescribeResponse(Response):
     """Kafka response ``ConsumerGroupDescribeResponse`` (API key 69), versions 0-1."""
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
@@ -138,7 +138,6 @@ class ConsumerGroupDescribeResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeResponse'
 
     throttle_time_ms: int
@@ -216,12 +215,11 @@ class ConsumerGroupDescribeResponse:
             raise DecodeError(f'malformed ConsumerGroupDescribeResponse v{version}: {exc}') from None
 
 
-class DescribedGroup:
+class DescribedGroup(Struct):
     """Schema struct ``DescribedGroup`` of ``ConsumerGroupDescribeResponse``."""
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'assignor_name', 'members', 'authorized_operations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
     error_code: int
@@ -327,12 +325,11 @@ class DescribedGroup:
             raise DecodeError(f'malformed DescribedGroup v{version}: {exc}') from None
 
 
-class Member:
+class Member(Struct):
     """Schema struct ``Member`` of ``ConsumerGroupDescribeResponse``."""
 
     __slots__ = ('member_id', 'instance_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'subscribed_topic_regex', 'assignment', 'target_assignment', 'member_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Member'
 
     member_id: str
@@ -446,12 +443,11 @@ class Member:
             raise DecodeError(f'malformed Member v{version}: {exc}') from None
 
 
-class Assignment:
+class Assignment(Struct):
     """Schema struct ``Assignment`` of ``ConsumerGroupDescribeResponse``."""
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
     topic_partitions: list[TopicPartitions]
@@ -525,12 +521,11 @@ class Assignment:
             raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
 
-class TopicPartitions:
+class TopicPartitions(Struct):
     """Schema struct ``TopicPartitions`` of ``ConsumerGroupDescribeResponse``."""
 
     __slots__ = ('topic_id', 'topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
     topic_id: uuid.UUID

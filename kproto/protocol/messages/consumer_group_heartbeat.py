@@ -26,6 +26,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'Assignment',
@@ -40,7 +41,7 @@ _S_ih = struct.Struct('>ih')
 _S_ii = struct.Struct('>ii')
 
 
-class ConsumerGroupHeartbeatRequest:
+class ConsumerGroupHeartbeatRequest(Request['ConsumerGroupHeartbeatResponse']):
     """Kafka request ``ConsumerGroupHeartbeatRequest`` (API key 68), versions 0-1."""
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'instance_id', 'rack_id', 'rebalance_timeout_ms', 'subscribed_topic_names', 'subscribed_topic_regex', 'server_assignor', 'topic_partitions', 'unknown_tags',)
@@ -49,7 +50,6 @@ class ConsumerGroupHeartbeatRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupHeartbeatRequest'
 
     group_id: str
@@ -159,12 +159,11 @@ class ConsumerGroupHeartbeatRequest:
             raise DecodeError(f'malformed ConsumerGroupHeartbeatRequest v{version}: {exc}') from None
 
 
-class ConsumerGroupHeartbeatRequestTopicPartitions:
+class ConsumerGroupHeartbeatRequestTopicPartitions(Struct):
     """Schema struct ``TopicPartitions`` of ``ConsumerGroupHeartbeatRequest``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
     topic_id: uuid.UUID
@@ -242,7 +241,7 @@ class ConsumerGroupHeartbeatRequestTopicPartitions:
             raise DecodeError(f'malformed ConsumerGroupHeartbeatRequestTopicPartitions v{version}: {exc}') from None
 
 
-class ConsumerGroupHeartbeatResponse:
+class ConsumerGroupHeartbeatResponse(Response):
     """Kafka response ``ConsumerGroupHeartbeatResponse`` (API key 68), versions 0-1."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'assignment', 'unknown_tags',)
@@ -251,7 +250,6 @@ class ConsumerGroupHeartbeatResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupHeartbeatResponse'
 
     throttle_time_ms: int
@@ -349,12 +347,11 @@ class ConsumerGroupHeartbeatResponse:
             raise DecodeError(f'malformed ConsumerGroupHeartbeatResponse v{version}: {exc}') from None
 
 
-class Assignment:
+class Assignment(Struct):
     """Schema struct ``Assignment`` of ``ConsumerGroupHeartbeatResponse``."""
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
     topic_partitions: list[ConsumerGroupHeartbeatResponseTopicPartitions]
@@ -428,12 +425,11 @@ class Assignment:
             raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
 
-class ConsumerGroupHeartbeatResponseTopicPartitions:
+class ConsumerGroupHeartbeatResponseTopicPartitions(Struct):
     """Schema struct ``TopicPartitions`` of ``ConsumerGroupHeartbeatResponse``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
     topic_id: uuid.UUID

@@ -21,6 +21,7 @@ from kproto.protocol._primitives import (
     write_nullable_bytes,
     write_string,
 )
+from kproto.protocol.message import Message, Struct
 
 __all__ = [
     'ConsumerProtocolAssignment',
@@ -30,7 +31,7 @@ __all__ = [
 _S_i = struct.Struct('>i')
 
 
-class ConsumerProtocolAssignment:
+class ConsumerProtocolAssignment(Message):
     """Kafka data schema ``ConsumerProtocolAssignment``, versions 0-3."""
 
     __slots__ = ('assigned_partitions', 'user_data', 'unknown_tags',)
@@ -38,7 +39,6 @@ class ConsumerProtocolAssignment:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerProtocolAssignment'
 
     assigned_partitions: list[TopicPartition]
@@ -116,12 +116,11 @@ class ConsumerProtocolAssignment:
             raise DecodeError(f'malformed ConsumerProtocolAssignment v{version}: {exc}') from None
 
 
-class TopicPartition:
+class TopicPartition(Struct):
     """Schema struct ``TopicPartition`` of ``ConsumerProtocolAssignment``."""
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartition'
 
     topic: str

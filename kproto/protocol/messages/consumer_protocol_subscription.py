@@ -23,6 +23,7 @@ from kproto.protocol._primitives import (
     write_nullable_string,
     write_string,
 )
+from kproto.protocol.message import Message, Struct
 
 __all__ = [
     'ConsumerProtocolSubscription',
@@ -32,7 +33,7 @@ __all__ = [
 _S_i = struct.Struct('>i')
 
 
-class ConsumerProtocolSubscription:
+class ConsumerProtocolSubscription(Message):
     """Kafka data schema ``ConsumerProtocolSubscription``, versions 0-3."""
 
     __slots__ = ('topics', 'user_data', 'owned_partitions', 'generation_id', 'rack_id', 'unknown_tags',)
@@ -40,7 +41,6 @@ class ConsumerProtocolSubscription:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerProtocolSubscription'
 
     topics: list[str]
@@ -130,12 +130,11 @@ class ConsumerProtocolSubscription:
             raise DecodeError(f'malformed ConsumerProtocolSubscription v{version}: {exc}') from None
 
 
-class TopicPartition:
+class TopicPartition(Struct):
     """Schema struct ``TopicPartition`` of ``ConsumerProtocolSubscription``."""
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartition'
 
     topic: str

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ControllerRegistrationRequest',
@@ -40,7 +41,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class ControllerRegistrationRequest:
+class ControllerRegistrationRequest(Request['ControllerRegistrationResponse']):
     """Kafka request ``ControllerRegistrationRequest`` (API key 70), versions 0-0."""
 
     __slots__ = ('controller_id', 'incarnation_id', 'zk_migration_ready', 'listeners', 'features', 'unknown_tags',)
@@ -49,7 +50,6 @@ class ControllerRegistrationRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ControllerRegistrationRequest'
 
     controller_id: int
@@ -139,12 +139,11 @@ class ControllerRegistrationRequest:
             raise DecodeError(f'malformed ControllerRegistrationRequest v{version}: {exc}') from None
 
 
-class Feature:
+class Feature(Struct):
     """Schema struct ``Feature`` of ``ControllerRegistrationRequest``."""
 
     __slots__ = ('name', 'min_supported_version', 'max_supported_version', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Feature'
 
     name: str
@@ -226,12 +225,11 @@ class Feature:
             raise DecodeError(f'malformed Feature v{version}: {exc}') from None
 
 
-class Listener:
+class Listener(Struct):
     """Schema struct ``Listener`` of ``ControllerRegistrationRequest``."""
 
     __slots__ = ('name', 'host', 'port', 'security_protocol', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
     name: str
@@ -317,7 +315,7 @@ class Listener:
             raise DecodeError(f'malformed Listener v{version}: {exc}') from None
 
 
-class ControllerRegistrationResponse:
+class ControllerRegistrationResponse(Response):
     """Kafka response ``ControllerRegistrationResponse`` (API key 70), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
@@ -326,7 +324,6 @@ class ControllerRegistrationResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ControllerRegistrationResponse'
 
     throttle_time_ms: int

@@ -29,6 +29,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AclCreation',
@@ -43,7 +44,7 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 
 
-class CreateAclsRequest:
+class CreateAclsRequest(Request['CreateAclsResponse']):
     """Kafka request ``CreateAclsRequest`` (API key 30), versions 1-3."""
 
     __slots__ = ('creations', 'unknown_tags',)
@@ -52,7 +53,6 @@ class CreateAclsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateAclsRequest'
 
     creations: list[AclCreation]
@@ -126,12 +126,11 @@ class CreateAclsRequest:
             raise DecodeError(f'malformed CreateAclsRequest v{version}: {exc}') from None
 
 
-class AclCreation:
+class AclCreation(Struct):
     """Schema struct ``AclCreation`` of ``CreateAclsRequest``."""
 
     __slots__ = ('resource_type', 'resource_name', 'resource_pattern_type', 'principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AclCreation'
 
     resource_type: int
@@ -229,7 +228,7 @@ class AclCreation:
             raise DecodeError(f'malformed AclCreation v{version}: {exc}') from None
 
 
-class CreateAclsResponse:
+class CreateAclsResponse(Response):
     """Kafka response ``CreateAclsResponse`` (API key 30), versions 1-3."""
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -238,7 +237,6 @@ class CreateAclsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateAclsResponse'
 
     throttle_time_ms: int
@@ -316,12 +314,11 @@ class CreateAclsResponse:
             raise DecodeError(f'malformed CreateAclsResponse v{version}: {exc}') from None
 
 
-class AclCreationResult:
+class AclCreationResult(Struct):
     """Schema struct ``AclCreationResult`` of ``CreateAclsResponse``."""
 
     __slots__ = ('error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AclCreationResult'
 
     error_code: int

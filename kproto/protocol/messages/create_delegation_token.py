@@ -31,6 +31,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'CreatableRenewers',
@@ -44,7 +45,7 @@ _S_q = struct.Struct('>q')
 _S_qqq = struct.Struct('>qqq')
 
 
-class CreateDelegationTokenRequest:
+class CreateDelegationTokenRequest(Request['CreateDelegationTokenResponse']):
     """Kafka request ``CreateDelegationTokenRequest`` (API key 38), versions 1-3."""
 
     __slots__ = ('owner_principal_type', 'owner_principal_name', 'renewers', 'max_lifetime_ms', 'unknown_tags',)
@@ -53,7 +54,6 @@ class CreateDelegationTokenRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateDelegationTokenRequest'
 
     owner_principal_type: str | None
@@ -139,12 +139,11 @@ class CreateDelegationTokenRequest:
             raise DecodeError(f'malformed CreateDelegationTokenRequest v{version}: {exc}') from None
 
 
-class CreatableRenewers:
+class CreatableRenewers(Struct):
     """Schema struct ``CreatableRenewers`` of ``CreateDelegationTokenRequest``."""
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableRenewers'
 
     principal_type: str
@@ -222,7 +221,7 @@ class CreatableRenewers:
             raise DecodeError(f'malformed CreatableRenewers v{version}: {exc}') from None
 
 
-class CreateDelegationTokenResponse:
+class CreateDelegationTokenResponse(Response):
     """Kafka response ``CreateDelegationTokenResponse`` (API key 38), versions 1-3."""
 
     __slots__ = ('error_code', 'principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp_ms', 'expiry_timestamp_ms', 'max_timestamp_ms', 'token_id', 'hmac', 'throttle_time_ms', 'unknown_tags',)
@@ -231,7 +230,6 @@ class CreateDelegationTokenResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateDelegationTokenResponse'
 
     error_code: int

@@ -31,6 +31,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'CreatePartitionsAssignment',
@@ -45,7 +46,7 @@ _S_i = struct.Struct('>i')
 _S_io = struct.Struct('>i?')
 
 
-class CreatePartitionsRequest:
+class CreatePartitionsRequest(Request['CreatePartitionsResponse']):
     """Kafka request ``CreatePartitionsRequest`` (API key 37), versions 0-3."""
 
     __slots__ = ('topics', 'timeout_ms', 'validate_only', 'unknown_tags',)
@@ -54,7 +55,6 @@ class CreatePartitionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsRequest'
 
     topics: list[CreatePartitionsTopic]
@@ -136,12 +136,11 @@ class CreatePartitionsRequest:
             raise DecodeError(f'malformed CreatePartitionsRequest v{version}: {exc}') from None
 
 
-class CreatePartitionsTopic:
+class CreatePartitionsTopic(Struct):
     """Schema struct ``CreatePartitionsTopic`` of ``CreatePartitionsRequest``."""
 
     __slots__ = ('name', 'count', 'assignments', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsTopic'
 
     name: str
@@ -223,12 +222,11 @@ class CreatePartitionsTopic:
             raise DecodeError(f'malformed CreatePartitionsTopic v{version}: {exc}') from None
 
 
-class CreatePartitionsAssignment:
+class CreatePartitionsAssignment(Struct):
     """Schema struct ``CreatePartitionsAssignment`` of ``CreatePartitionsRequest``."""
 
     __slots__ = ('broker_ids', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsAssignment'
 
     broker_ids: list[int]
@@ -302,7 +300,7 @@ class CreatePartitionsAssignment:
             raise DecodeError(f'malformed CreatePartitionsAssignment v{version}: {exc}') from None
 
 
-class CreatePartitionsResponse:
+class CreatePartitionsResponse(Response):
     """Kafka response ``CreatePartitionsResponse`` (API key 37), versions 0-3."""
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -311,7 +309,6 @@ class CreatePartitionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsResponse'
 
     throttle_time_ms: int
@@ -389,12 +386,11 @@ class CreatePartitionsResponse:
             raise DecodeError(f'malformed CreatePartitionsResponse v{version}: {exc}') from None
 
 
-class CreatePartitionsTopicResult:
+class CreatePartitionsTopicResult(Struct):
     """Schema struct ``CreatePartitionsTopicResult`` of ``CreatePartitionsResponse``."""
 
     __slots__ = ('name', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsTopicResult'
 
     name: str

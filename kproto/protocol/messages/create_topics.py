@@ -33,6 +33,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'CreatableReplicaAssignment',
@@ -51,7 +52,7 @@ _S_io = struct.Struct('>i?')
 _S_ih = struct.Struct('>ih')
 
 
-class CreateTopicsRequest:
+class CreateTopicsRequest(Request['CreateTopicsResponse']):
     """Kafka request ``CreateTopicsRequest`` (API key 19), versions 2-7."""
 
     __slots__ = ('topics', 'timeout_ms', 'validate_only', 'unknown_tags',)
@@ -60,7 +61,6 @@ class CreateTopicsRequest:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateTopicsRequest'
 
     topics: list[CreatableTopic]
@@ -142,12 +142,11 @@ class CreateTopicsRequest:
             raise DecodeError(f'malformed CreateTopicsRequest v{version}: {exc}') from None
 
 
-class CreatableTopic:
+class CreatableTopic(Struct):
     """Schema struct ``CreatableTopic`` of ``CreateTopicsRequest``."""
 
     __slots__ = ('name', 'num_partitions', 'replication_factor', 'assignments', 'configs', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopic'
 
     name: str
@@ -237,12 +236,11 @@ class CreatableTopic:
             raise DecodeError(f'malformed CreatableTopic v{version}: {exc}') from None
 
 
-class CreatableTopicConfig:
+class CreatableTopicConfig(Struct):
     """Schema struct ``CreatableTopicConfig`` of ``CreateTopicsRequest``."""
 
     __slots__ = ('name', 'value', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicConfig'
 
     name: str
@@ -320,12 +318,11 @@ class CreatableTopicConfig:
             raise DecodeError(f'malformed CreatableTopicConfig v{version}: {exc}') from None
 
 
-class CreatableReplicaAssignment:
+class CreatableReplicaAssignment(Struct):
     """Schema struct ``CreatableReplicaAssignment`` of ``CreateTopicsRequest``."""
 
     __slots__ = ('partition_index', 'broker_ids', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableReplicaAssignment'
 
     partition_index: int
@@ -403,7 +400,7 @@ class CreatableReplicaAssignment:
             raise DecodeError(f'malformed CreatableReplicaAssignment v{version}: {exc}') from None
 
 
-class CreateTopicsResponse:
+class CreateTopicsResponse(Response):
     """Kafka response ``CreateTopicsResponse`` (API key 19), versions 2-7."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -412,7 +409,6 @@ class CreateTopicsResponse:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateTopicsResponse'
 
     throttle_time_ms: int
@@ -490,12 +486,11 @@ class CreateTopicsResponse:
             raise DecodeError(f'malformed CreateTopicsResponse v{version}: {exc}') from None
 
 
-class CreatableTopicResult:
+class CreatableTopicResult(Struct):
     """Schema struct ``CreatableTopicResult`` of ``CreateTopicsResponse``."""
 
     __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'topic_config_error_code', 'num_partitions', 'replication_factor', 'configs', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicResult'
 
     name: str
@@ -597,12 +592,11 @@ class CreatableTopicResult:
             raise DecodeError(f'malformed CreatableTopicResult v{version}: {exc}') from None
 
 
-class CreatableTopicConfigs:
+class CreatableTopicConfigs(Struct):
     """Schema struct ``CreatableTopicConfigs`` of ``CreateTopicsResponse``."""
 
     __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicConfigs'
 
     name: str

@@ -20,6 +20,7 @@ from kproto.protocol._primitives import (
     write_compact_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Message
 
 __all__ = [
     'DefaultPrincipalData',
@@ -28,7 +29,7 @@ __all__ = [
 _S_o = struct.Struct('>?')
 
 
-class DefaultPrincipalData:
+class DefaultPrincipalData(Message):
     """Kafka data schema ``DefaultPrincipalData``, versions 0-0."""
 
     __slots__ = ('type', 'name', 'token_authenticated', 'unknown_tags',)
@@ -36,7 +37,6 @@ class DefaultPrincipalData:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DefaultPrincipalData'
 
     type: str

@@ -29,6 +29,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DeleteAclsFilter',
@@ -44,7 +45,7 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 
 
-class DeleteAclsRequest:
+class DeleteAclsRequest(Request['DeleteAclsResponse']):
     """Kafka request ``DeleteAclsRequest`` (API key 31), versions 1-3."""
 
     __slots__ = ('filters', 'unknown_tags',)
@@ -53,7 +54,6 @@ class DeleteAclsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsRequest'
 
     filters: list[DeleteAclsFilter]
@@ -127,12 +127,11 @@ class DeleteAclsRequest:
             raise DecodeError(f'malformed DeleteAclsRequest v{version}: {exc}') from None
 
 
-class DeleteAclsFilter:
+class DeleteAclsFilter(Struct):
     """Schema struct ``DeleteAclsFilter`` of ``DeleteAclsRequest``."""
 
     __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsFilter'
 
     resource_type_filter: int
@@ -230,7 +229,7 @@ class DeleteAclsFilter:
             raise DecodeError(f'malformed DeleteAclsFilter v{version}: {exc}') from None
 
 
-class DeleteAclsResponse:
+class DeleteAclsResponse(Response):
     """Kafka response ``DeleteAclsResponse`` (API key 31), versions 1-3."""
 
     __slots__ = ('throttle_time_ms', 'filter_results', 'unknown_tags',)
@@ -239,7 +238,6 @@ class DeleteAclsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsResponse'
 
     throttle_time_ms: int
@@ -317,12 +315,11 @@ class DeleteAclsResponse:
             raise DecodeError(f'malformed DeleteAclsResponse v{version}: {exc}') from None
 
 
-class DeleteAclsFilterResult:
+class DeleteAclsFilterResult(Struct):
     """Schema struct ``DeleteAclsFilterResult`` of ``DeleteAclsResponse``."""
 
     __slots__ = ('error_code', 'error_message', 'matching_acls', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsFilterResult'
 
     error_code: int
@@ -404,12 +401,11 @@ class DeleteAclsFilterResult:
             raise DecodeError(f'malformed DeleteAclsFilterResult v{version}: {exc}') from None
 
 
-class DeleteAclsMatchingAcl:
+class DeleteAclsMatchingAcl(Struct):
     """Schema struct ``DeleteAclsMatchingAcl`` of ``DeleteAclsResponse``."""
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'pattern_type', 'principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsMatchingAcl'
 
     error_code: int

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DeletableGroupResult',
@@ -36,7 +37,7 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 
 
-class DeleteGroupsRequest:
+class DeleteGroupsRequest(Request['DeleteGroupsResponse']):
     """Kafka request ``DeleteGroupsRequest`` (API key 42), versions 0-2."""
 
     __slots__ = ('groups_names', 'unknown_tags',)
@@ -45,7 +46,6 @@ class DeleteGroupsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteGroupsRequest'
 
     groups_names: list[str]
@@ -119,7 +119,7 @@ class DeleteGroupsRequest:
             raise DecodeError(f'malformed DeleteGroupsRequest v{version}: {exc}') from None
 
 
-class DeleteGroupsResponse:
+class DeleteGroupsResponse(Response):
     """Kafka response ``DeleteGroupsResponse`` (API key 42), versions 0-2."""
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -128,7 +128,6 @@ class DeleteGroupsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteGroupsResponse'
 
     throttle_time_ms: int
@@ -206,12 +205,11 @@ class DeleteGroupsResponse:
             raise DecodeError(f'malformed DeleteGroupsResponse v{version}: {exc}') from None
 
 
-class DeletableGroupResult:
+class DeletableGroupResult(Struct):
     """Schema struct ``DeletableGroupResult`` of ``DeleteGroupsResponse``."""
 
     __slots__ = ('group_id', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeletableGroupResult'
 
     group_id: str

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DeleteRecordsPartition',
@@ -40,7 +41,7 @@ _S_iq = struct.Struct('>iq')
 _S_iqh = struct.Struct('>iqh')
 
 
-class DeleteRecordsRequest:
+class DeleteRecordsRequest(Request['DeleteRecordsResponse']):
     """Kafka request ``DeleteRecordsRequest`` (API key 21), versions 0-2."""
 
     __slots__ = ('topics', 'timeout_ms', 'unknown_tags',)
@@ -49,7 +50,6 @@ class DeleteRecordsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsRequest'
 
     topics: list[DeleteRecordsTopic]
@@ -127,12 +127,11 @@ class DeleteRecordsRequest:
             raise DecodeError(f'malformed DeleteRecordsRequest v{version}: {exc}') from None
 
 
-class DeleteRecordsTopic:
+class DeleteRecordsTopic(Struct):
     """Schema struct ``DeleteRecordsTopic`` of ``DeleteRecordsRequest``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsTopic'
 
     name: str
@@ -210,12 +209,11 @@ class DeleteRecordsTopic:
             raise DecodeError(f'malformed DeleteRecordsTopic v{version}: {exc}') from None
 
 
-class DeleteRecordsPartition:
+class DeleteRecordsPartition(Struct):
     """Schema struct ``DeleteRecordsPartition`` of ``DeleteRecordsRequest``."""
 
     __slots__ = ('partition_index', 'offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsPartition'
 
     partition_index: int
@@ -293,7 +291,7 @@ class DeleteRecordsPartition:
             raise DecodeError(f'malformed DeleteRecordsPartition v{version}: {exc}') from None
 
 
-class DeleteRecordsResponse:
+class DeleteRecordsResponse(Response):
     """Kafka response ``DeleteRecordsResponse`` (API key 21), versions 0-2."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -302,7 +300,6 @@ class DeleteRecordsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsResponse'
 
     throttle_time_ms: int
@@ -380,12 +377,11 @@ class DeleteRecordsResponse:
             raise DecodeError(f'malformed DeleteRecordsResponse v{version}: {exc}') from None
 
 
-class DeleteRecordsTopicResult:
+class DeleteRecordsTopicResult(Struct):
     """Schema struct ``DeleteRecordsTopicResult`` of ``DeleteRecordsResponse``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsTopicResult'
 
     name: str
@@ -463,12 +459,11 @@ class DeleteRecordsTopicResult:
             raise DecodeError(f'malformed DeleteRecordsTopicResult v{version}: {exc}') from None
 
 
-class DeleteRecordsPartitionResult:
+class DeleteRecordsPartitionResult(Struct):
     """Schema struct ``DeleteRecordsPartitionResult`` of ``DeleteRecordsResponse``."""
 
     __slots__ = ('partition_index', 'low_watermark', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsPartitionResult'
 
     partition_index: int

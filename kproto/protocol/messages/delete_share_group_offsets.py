@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DeleteShareGroupOffsetsRequest',
@@ -37,7 +38,7 @@ _S_h = struct.Struct('>h')
 _S_ih = struct.Struct('>ih')
 
 
-class DeleteShareGroupOffsetsRequest:
+class DeleteShareGroupOffsetsRequest(Request['DeleteShareGroupOffsetsResponse']):
     """Kafka request ``DeleteShareGroupOffsetsRequest`` (API key 92), versions 0-0."""
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
@@ -46,7 +47,6 @@ class DeleteShareGroupOffsetsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsRequest'
 
     group_id: str
@@ -124,12 +124,11 @@ class DeleteShareGroupOffsetsRequest:
             raise DecodeError(f'malformed DeleteShareGroupOffsetsRequest v{version}: {exc}') from None
 
 
-class DeleteShareGroupOffsetsRequestTopic:
+class DeleteShareGroupOffsetsRequestTopic(Struct):
     """Schema struct ``DeleteShareGroupOffsetsRequestTopic`` of ``DeleteShareGroupOffsetsRequest``."""
 
     __slots__ = ('topic_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsRequestTopic'
 
     topic_name: str
@@ -203,7 +202,7 @@ class DeleteShareGroupOffsetsRequestTopic:
             raise DecodeError(f'malformed DeleteShareGroupOffsetsRequestTopic v{version}: {exc}') from None
 
 
-class DeleteShareGroupOffsetsResponse:
+class DeleteShareGroupOffsetsResponse(Response):
     """Kafka response ``DeleteShareGroupOffsetsResponse`` (API key 92), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'unknown_tags',)
@@ -212,7 +211,6 @@ class DeleteShareGroupOffsetsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsResponse'
 
     throttle_time_ms: int
@@ -298,12 +296,11 @@ class DeleteShareGroupOffsetsResponse:
             raise DecodeError(f'malformed DeleteShareGroupOffsetsResponse v{version}: {exc}') from None
 
 
-class DeleteShareGroupOffsetsResponseTopic:
+class DeleteShareGroupOffsetsResponseTopic(Struct):
     """Schema struct ``DeleteShareGroupOffsetsResponseTopic`` of ``DeleteShareGroupOffsetsResponse``."""
 
     __slots__ = ('topic_name', 'topic_id', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsResponseTopic'
 
     topic_name: str

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DeleteShareGroupStateRequest',
@@ -39,7 +40,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class DeleteShareGroupStateRequest:
+class DeleteShareGroupStateRequest(Request['DeleteShareGroupStateResponse']):
     """Kafka request ``DeleteShareGroupStateRequest`` (API key 86), versions 0-0."""
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
@@ -48,7 +49,6 @@ class DeleteShareGroupStateRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupStateRequest'
 
     group_id: str
@@ -126,12 +126,11 @@ class DeleteShareGroupStateRequest:
             raise DecodeError(f'malformed DeleteShareGroupStateRequest v{version}: {exc}') from None
 
 
-class DeleteStateData:
+class DeleteStateData(Struct):
     """Schema struct ``DeleteStateData`` of ``DeleteShareGroupStateRequest``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteStateData'
 
     topic_id: uuid.UUID
@@ -209,12 +208,11 @@ class DeleteStateData:
             raise DecodeError(f'malformed DeleteStateData v{version}: {exc}') from None
 
 
-class PartitionData:
+class PartitionData(Struct):
     """Schema struct ``PartitionData`` of ``DeleteShareGroupStateRequest``."""
 
     __slots__ = ('partition', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition: int
@@ -288,7 +286,7 @@ class PartitionData:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
 
-class DeleteShareGroupStateResponse:
+class DeleteShareGroupStateResponse(Response):
     """Kafka response ``DeleteShareGroupStateResponse`` (API key 86), versions 0-0."""
 
     __slots__ = ('results', 'unknown_tags',)
@@ -297,7 +295,6 @@ class DeleteShareGroupStateResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupStateResponse'
 
     results: list[DeleteStateResult]
@@ -371,12 +368,11 @@ class DeleteShareGroupStateResponse:
             raise DecodeError(f'malformed DeleteShareGroupStateResponse v{version}: {exc}') from None
 
 
-class DeleteStateResult:
+class DeleteStateResult(Struct):
     """Schema struct ``DeleteStateResult`` of ``DeleteShareGroupStateResponse``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteStateResult'
 
     topic_id: uuid.UUID
@@ -454,12 +450,11 @@ class DeleteStateResult:
             raise DecodeError(f'malformed DeleteStateResult v{version}: {exc}') from None
 
 
-class PartitionResult:
+class PartitionResult(Struct):
     """Schema struct ``PartitionResult`` of ``DeleteShareGroupStateResponse``."""
 
     __slots__ = ('partition', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition: int

@@ -28,6 +28,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DeletableTopicResult',
@@ -40,7 +41,7 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 
 
-class DeleteTopicsRequest:
+class DeleteTopicsRequest(Request['DeleteTopicsResponse']):
     """Kafka request ``DeleteTopicsRequest`` (API key 20), versions 1-6."""
 
     __slots__ = ('topics', 'topic_names', 'timeout_ms', 'unknown_tags',)
@@ -49,7 +50,6 @@ class DeleteTopicsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicsRequest'
 
     topics: list[DeleteTopicState]
@@ -131,12 +131,11 @@ class DeleteTopicsRequest:
             raise DecodeError(f'malformed DeleteTopicsRequest v{version}: {exc}') from None
 
 
-class DeleteTopicState:
+class DeleteTopicState(Struct):
     """Schema struct ``DeleteTopicState`` of ``DeleteTopicsRequest``."""
 
     __slots__ = ('name', 'topic_id', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicState'
 
     name: str | None
@@ -214,7 +213,7 @@ class DeleteTopicState:
             raise DecodeError(f'malformed DeleteTopicState v{version}: {exc}') from None
 
 
-class DeleteTopicsResponse:
+class DeleteTopicsResponse(Response):
     """Kafka response ``DeleteTopicsResponse`` (API key 20), versions 1-6."""
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tags',)
@@ -223,7 +222,6 @@ class DeleteTopicsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicsResponse'
 
     throttle_time_ms: int
@@ -301,12 +299,11 @@ class DeleteTopicsResponse:
             raise DecodeError(f'malformed DeleteTopicsResponse v{version}: {exc}') from None
 
 
-class DeletableTopicResult:
+class DeletableTopicResult(Struct):
     """Schema struct ``DeletableTopicResult`` of ``DeleteTopicsResponse``."""
 
     __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeletableTopicResult'
 
     name: str | None

@@ -29,6 +29,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AclDescription',
@@ -43,7 +44,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class DescribeAclsRequest:
+class DescribeAclsRequest(Request['DescribeAclsResponse']):
     """Kafka request ``DescribeAclsRequest`` (API key 29), versions 1-3."""
 
     __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', 'unknown_tags',)
@@ -52,7 +53,6 @@ class DescribeAclsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsRequest'
 
     resource_type_filter: int
@@ -150,7 +150,7 @@ class DescribeAclsRequest:
             raise DecodeError(f'malformed DescribeAclsRequest v{version}: {exc}') from None
 
 
-class DescribeAclsResponse:
+class DescribeAclsResponse(Response):
     """Kafka response ``DescribeAclsResponse`` (API key 29), versions 1-3."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'resources', 'unknown_tags',)
@@ -159,7 +159,6 @@ class DescribeAclsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsResponse'
 
     throttle_time_ms: int
@@ -245,12 +244,11 @@ class DescribeAclsResponse:
             raise DecodeError(f'malformed DescribeAclsResponse v{version}: {exc}') from None
 
 
-class DescribeAclsResource:
+class DescribeAclsResource(Struct):
     """Schema struct ``DescribeAclsResource`` of ``DescribeAclsResponse``."""
 
     __slots__ = ('resource_type', 'resource_name', 'pattern_type', 'acls', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsResource'
 
     resource_type: int
@@ -336,12 +334,11 @@ class DescribeAclsResource:
             raise DecodeError(f'malformed DescribeAclsResource v{version}: {exc}') from None
 
 
-class AclDescription:
+class AclDescription(Struct):
     """Schema struct ``AclDescription`` of ``DescribeAclsResponse``."""
 
     __slots__ = ('principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AclDescription'
 
     principal: str

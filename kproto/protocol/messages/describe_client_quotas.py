@@ -31,6 +31,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ComponentData',
@@ -48,7 +49,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class DescribeClientQuotasRequest:
+class DescribeClientQuotasRequest(Request['DescribeClientQuotasResponse']):
     """Kafka request ``DescribeClientQuotasRequest`` (API key 48), versions 0-1."""
 
     __slots__ = ('components', 'strict', 'unknown_tags',)
@@ -57,7 +58,6 @@ class DescribeClientQuotasRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClientQuotasRequest'
 
     components: list[ComponentData]
@@ -135,12 +135,11 @@ class DescribeClientQuotasRequest:
             raise DecodeError(f'malformed DescribeClientQuotasRequest v{version}: {exc}') from None
 
 
-class ComponentData:
+class ComponentData(Struct):
     """Schema struct ``ComponentData`` of ``DescribeClientQuotasRequest``."""
 
     __slots__ = ('entity_type', 'match_type', 'match_', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ComponentData'
 
     entity_type: str
@@ -222,7 +221,7 @@ class ComponentData:
             raise DecodeError(f'malformed ComponentData v{version}: {exc}') from None
 
 
-class DescribeClientQuotasResponse:
+class DescribeClientQuotasResponse(Response):
     """Kafka response ``DescribeClientQuotasResponse`` (API key 48), versions 0-1."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'entries', 'unknown_tags',)
@@ -231,7 +230,6 @@ class DescribeClientQuotasResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClientQuotasResponse'
 
     throttle_time_ms: int
@@ -317,12 +315,11 @@ class DescribeClientQuotasResponse:
             raise DecodeError(f'malformed DescribeClientQuotasResponse v{version}: {exc}') from None
 
 
-class EntryData:
+class EntryData(Struct):
     """Schema struct ``EntryData`` of ``DescribeClientQuotasResponse``."""
 
     __slots__ = ('entity', 'values', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
     entity: list[EntityData]
@@ -400,12 +397,11 @@ class EntryData:
             raise DecodeError(f'malformed EntryData v{version}: {exc}') from None
 
 
-class ValueData:
+class ValueData(Struct):
     """Schema struct ``ValueData`` of ``DescribeClientQuotasResponse``."""
 
     __slots__ = ('key', 'value', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ValueData'
 
     key: str
@@ -483,12 +479,11 @@ class ValueData:
             raise DecodeError(f'malformed ValueData v{version}: {exc}') from None
 
 
-class EntityData:
+class EntityData(Struct):
     """Schema struct ``EntityData`` of ``DescribeClientQuotasResponse``."""
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
     entity_type: str

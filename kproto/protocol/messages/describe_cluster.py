@@ -24,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeClusterBroker',
@@ -39,7 +40,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class DescribeClusterRequest:
+class DescribeClusterRequest(Request['DescribeClusterResponse']):
     """Kafka request ``DescribeClusterRequest`` (API key 60), versions 0-2."""
 
     __slots__ = ('include_cluster_authorized_operations', 'endpoint_type', 'include_fenced_brokers', 'unknown_tags',)
@@ -48,7 +49,6 @@ class DescribeClusterRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterRequest'
 
     include_cluster_authorized_operations: bool
@@ -130,7 +130,7 @@ class DescribeClusterRequest:
             raise DecodeError(f'malformed DescribeClusterRequest v{version}: {exc}') from None
 
 
-class DescribeClusterResponse:
+class DescribeClusterResponse(Response):
     """Kafka response ``DescribeClusterResponse`` (API key 60), versions 0-2."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'endpoint_type', 'cluster_id', 'controller_id', 'brokers', 'cluster_authorized_operations', 'unknown_tags',)
@@ -139,7 +139,6 @@ class DescribeClusterResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterResponse'
 
     throttle_time_ms: int
@@ -241,12 +240,11 @@ class DescribeClusterResponse:
             raise DecodeError(f'malformed DescribeClusterResponse v{version}: {exc}') from None
 
 
-class DescribeClusterBroker:
+class DescribeClusterBroker(Struct):
     """Schema struct ``DescribeClusterBroker`` of ``DescribeClusterResponse``."""
 
     __slots__ = ('broker_id', 'host', 'port', 'rack', 'is_fenced', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterBroker'
 
     broker_id: int

@@ -31,6 +31,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeConfigsRequest',
@@ -49,7 +50,7 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 
 
-class DescribeConfigsRequest:
+class DescribeConfigsRequest(Request['DescribeConfigsResponse']):
     """Kafka request ``DescribeConfigsRequest`` (API key 32), versions 1-4."""
 
     __slots__ = ('resources', 'include_synonyms', 'include_documentation', 'unknown_tags',)
@@ -58,7 +59,6 @@ class DescribeConfigsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsRequest'
 
     resources: list[DescribeConfigsResource]
@@ -140,12 +140,11 @@ class DescribeConfigsRequest:
             raise DecodeError(f'malformed DescribeConfigsRequest v{version}: {exc}') from None
 
 
-class DescribeConfigsResource:
+class DescribeConfigsResource(Struct):
     """Schema struct ``DescribeConfigsResource`` of ``DescribeConfigsRequest``."""
 
     __slots__ = ('resource_type', 'resource_name', 'configuration_keys', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResource'
 
     resource_type: int
@@ -227,7 +226,7 @@ class DescribeConfigsResource:
             raise DecodeError(f'malformed DescribeConfigsResource v{version}: {exc}') from None
 
 
-class DescribeConfigsResponse:
+class DescribeConfigsResponse(Response):
     """Kafka response ``DescribeConfigsResponse`` (API key 32), versions 1-4."""
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
@@ -236,7 +235,6 @@ class DescribeConfigsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResponse'
 
     throttle_time_ms: int
@@ -314,12 +312,11 @@ class DescribeConfigsResponse:
             raise DecodeError(f'malformed DescribeConfigsResponse v{version}: {exc}') from None
 
 
-class DescribeConfigsResult:
+class DescribeConfigsResult(Struct):
     """Schema struct ``DescribeConfigsResult`` of ``DescribeConfigsResponse``."""
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResult'
 
     error_code: int
@@ -409,12 +406,11 @@ class DescribeConfigsResult:
             raise DecodeError(f'malformed DescribeConfigsResult v{version}: {exc}') from None
 
 
-class DescribeConfigsResourceResult:
+class DescribeConfigsResourceResult(Struct):
     """Schema struct ``DescribeConfigsResourceResult`` of ``DescribeConfigsResponse``."""
 
     __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'synonyms', 'config_type', 'documentation', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResourceResult'
 
     name: str
@@ -516,12 +512,11 @@ class DescribeConfigsResourceResult:
             raise DecodeError(f'malformed DescribeConfigsResourceResult v{version}: {exc}') from None
 
 
-class DescribeConfigsSynonym:
+class DescribeConfigsSynonym(Struct):
     """Schema struct ``DescribeConfigsSynonym`` of ``DescribeConfigsResponse``."""
 
     __slots__ = ('name', 'value', 'source', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsSynonym'
 
     name: str

@@ -31,6 +31,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeDelegationTokenOwner',
@@ -45,7 +46,7 @@ _S_i = struct.Struct('>i')
 _S_qqq = struct.Struct('>qqq')
 
 
-class DescribeDelegationTokenRequest:
+class DescribeDelegationTokenRequest(Request['DescribeDelegationTokenResponse']):
     """Kafka request ``DescribeDelegationTokenRequest`` (API key 41), versions 1-3."""
 
     __slots__ = ('owners', 'unknown_tags',)
@@ -54,7 +55,6 @@ class DescribeDelegationTokenRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenRequest'
 
     owners: list[DescribeDelegationTokenOwner] | None
@@ -128,12 +128,11 @@ class DescribeDelegationTokenRequest:
             raise DecodeError(f'malformed DescribeDelegationTokenRequest v{version}: {exc}') from None
 
 
-class DescribeDelegationTokenOwner:
+class DescribeDelegationTokenOwner(Struct):
     """Schema struct ``DescribeDelegationTokenOwner`` of ``DescribeDelegationTokenRequest``."""
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenOwner'
 
     principal_type: str
@@ -211,7 +210,7 @@ class DescribeDelegationTokenOwner:
             raise DecodeError(f'malformed DescribeDelegationTokenOwner v{version}: {exc}') from None
 
 
-class DescribeDelegationTokenResponse:
+class DescribeDelegationTokenResponse(Response):
     """Kafka response ``DescribeDelegationTokenResponse`` (API key 41), versions 1-3."""
 
     __slots__ = ('error_code', 'tokens', 'throttle_time_ms', 'unknown_tags',)
@@ -220,7 +219,6 @@ class DescribeDelegationTokenResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenResponse'
 
     error_code: int
@@ -302,12 +300,11 @@ class DescribeDelegationTokenResponse:
             raise DecodeError(f'malformed DescribeDelegationTokenResponse v{version}: {exc}') from None
 
 
-class DescribedDelegationToken:
+class DescribedDelegationToken(Struct):
     """Schema struct ``DescribedDelegationToken`` of ``DescribeDelegationTokenResponse``."""
 
     __slots__ = ('principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp', 'expiry_timestamp', 'max_timestamp', 'token_id', 'hmac', 'renewers', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedDelegationToken'
 
     principal_type: str
@@ -417,12 +414,11 @@ class DescribedDelegationToken:
             raise DecodeError(f'malformed DescribedDelegationToken v{version}: {exc}') from None
 
 
-class DescribedDelegationTokenRenewer:
+class DescribedDelegationTokenRenewer(Struct):
     """Schema struct ``DescribedDelegationTokenRenewer`` of ``DescribeDelegationTokenResponse``."""
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedDelegationTokenRenewer'
 
     principal_type: str

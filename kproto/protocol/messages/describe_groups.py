@@ -33,6 +33,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeGroupsRequest',
@@ -46,7 +47,7 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 
 
-class DescribeGroupsRequest:
+class DescribeGroupsRequest(Request['DescribeGroupsResponse']):
     """Kafka request ``DescribeGroupsRequest`` (API key 15), versions 0-6."""
 
     __slots__ = ('groups', 'include_authorized_operations', 'unknown_tags',)
@@ -55,7 +56,6 @@ class DescribeGroupsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeGroupsRequest'
 
     groups: list[str]
@@ -133,7 +133,7 @@ class DescribeGroupsRequest:
             raise DecodeError(f'malformed DescribeGroupsRequest v{version}: {exc}') from None
 
 
-class DescribeGroupsResponse:
+class DescribeGroupsResponse(Response):
     """Kafka response ``DescribeGroupsResponse`` (API key 15), versions 0-6."""
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
@@ -142,7 +142,6 @@ class DescribeGroupsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeGroupsResponse'
 
     throttle_time_ms: int
@@ -220,12 +219,11 @@ class DescribeGroupsResponse:
             raise DecodeError(f'malformed DescribeGroupsResponse v{version}: {exc}') from None
 
 
-class DescribedGroup:
+class DescribedGroup(Struct):
     """Schema struct ``DescribedGroup`` of ``DescribeGroupsResponse``."""
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'protocol_type', 'protocol_data', 'members', 'authorized_operations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
     error_code: int
@@ -327,12 +325,11 @@ class DescribedGroup:
             raise DecodeError(f'malformed DescribedGroup v{version}: {exc}') from None
 
 
-class DescribedGroupMember:
+class DescribedGroupMember(Struct):
     """Schema struct ``DescribedGroupMember`` of ``DescribeGroupsResponse``."""
 
     __slots__ = ('member_id', 'group_instance_id', 'client_id', 'client_host', 'member_metadata', 'member_assignment', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroupMember'
 
     member_id: str

@@ -27,6 +27,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribableLogDirTopic',
@@ -44,7 +45,7 @@ _S_iqqo = struct.Struct('>iqq?')
 _S_qq = struct.Struct('>qq')
 
 
-class DescribeLogDirsRequest:
+class DescribeLogDirsRequest(Request['DescribeLogDirsResponse']):
     """Kafka request ``DescribeLogDirsRequest`` (API key 35), versions 1-4."""
 
     __slots__ = ('topics', 'unknown_tags',)
@@ -53,7 +54,6 @@ class DescribeLogDirsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsRequest'
 
     topics: list[DescribableLogDirTopic] | None
@@ -127,12 +127,11 @@ class DescribeLogDirsRequest:
             raise DecodeError(f'malformed DescribeLogDirsRequest v{version}: {exc}') from None
 
 
-class DescribableLogDirTopic:
+class DescribableLogDirTopic(Struct):
     """Schema struct ``DescribableLogDirTopic`` of ``DescribeLogDirsRequest``."""
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribableLogDirTopic'
 
     topic: str
@@ -210,7 +209,7 @@ class DescribableLogDirTopic:
             raise DecodeError(f'malformed DescribableLogDirTopic v{version}: {exc}') from None
 
 
-class DescribeLogDirsResponse:
+class DescribeLogDirsResponse(Response):
     """Kafka response ``DescribeLogDirsResponse`` (API key 35), versions 1-4."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'results', 'unknown_tags',)
@@ -219,7 +218,6 @@ class DescribeLogDirsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsResponse'
 
     throttle_time_ms: int
@@ -301,12 +299,11 @@ class DescribeLogDirsResponse:
             raise DecodeError(f'malformed DescribeLogDirsResponse v{version}: {exc}') from None
 
 
-class DescribeLogDirsResult:
+class DescribeLogDirsResult(Struct):
     """Schema struct ``DescribeLogDirsResult`` of ``DescribeLogDirsResponse``."""
 
     __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsResult'
 
     error_code: int
@@ -396,12 +393,11 @@ class DescribeLogDirsResult:
             raise DecodeError(f'malformed DescribeLogDirsResult v{version}: {exc}') from None
 
 
-class DescribeLogDirsTopic:
+class DescribeLogDirsTopic(Struct):
     """Schema struct ``DescribeLogDirsTopic`` of ``DescribeLogDirsResponse``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsTopic'
 
     name: str
@@ -479,12 +475,11 @@ class DescribeLogDirsTopic:
             raise DecodeError(f'malformed DescribeLogDirsTopic v{version}: {exc}') from None
 
 
-class DescribeLogDirsPartition:
+class DescribeLogDirsPartition(Struct):
     """Schema struct ``DescribeLogDirsPartition`` of ``DescribeLogDirsResponse``."""
 
     __slots__ = ('partition_index', 'partition_size', 'offset_lag', 'is_future_key', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsPartition'
 
     partition_index: int

@@ -24,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeProducersRequest',
@@ -39,7 +40,7 @@ _S_ih = struct.Struct('>ih')
 _S_qiiqiq = struct.Struct('>qiiqiq')
 
 
-class DescribeProducersRequest:
+class DescribeProducersRequest(Request['DescribeProducersResponse']):
     """Kafka request ``DescribeProducersRequest`` (API key 61), versions 0-0."""
 
     __slots__ = ('topics', 'unknown_tags',)
@@ -48,7 +49,6 @@ class DescribeProducersRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeProducersRequest'
 
     topics: list[TopicRequest]
@@ -122,12 +122,11 @@ class DescribeProducersRequest:
             raise DecodeError(f'malformed DescribeProducersRequest v{version}: {exc}') from None
 
 
-class TopicRequest:
+class TopicRequest(Struct):
     """Schema struct ``TopicRequest`` of ``DescribeProducersRequest``."""
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicRequest'
 
     name: str
@@ -205,7 +204,7 @@ class TopicRequest:
             raise DecodeError(f'malformed TopicRequest v{version}: {exc}') from None
 
 
-class DescribeProducersResponse:
+class DescribeProducersResponse(Response):
     """Kafka response ``DescribeProducersResponse`` (API key 61), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -214,7 +213,6 @@ class DescribeProducersResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeProducersResponse'
 
     throttle_time_ms: int
@@ -292,12 +290,11 @@ class DescribeProducersResponse:
             raise DecodeError(f'malformed DescribeProducersResponse v{version}: {exc}') from None
 
 
-class TopicResponse:
+class TopicResponse(Struct):
     """Schema struct ``TopicResponse`` of ``DescribeProducersResponse``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicResponse'
 
     name: str
@@ -375,12 +372,11 @@ class TopicResponse:
             raise DecodeError(f'malformed TopicResponse v{version}: {exc}') from None
 
 
-class PartitionResponse:
+class PartitionResponse(Struct):
     """Schema struct ``PartitionResponse`` of ``DescribeProducersResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'active_producers', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResponse'
 
     partition_index: int
@@ -466,12 +462,11 @@ class PartitionResponse:
             raise DecodeError(f'malformed PartitionResponse v{version}: {exc}') from None
 
 
-class ProducerState:
+class ProducerState(Struct):
     """Schema struct ``ProducerState`` of ``DescribeProducersResponse``."""
 
     __slots__ = ('producer_id', 'producer_epoch', 'last_sequence', 'last_timestamp', 'coordinator_epoch', 'current_txn_start_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ProducerState'
 
     producer_id: int

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeQuorumRequest',
@@ -49,7 +50,7 @@ _S_iqqq = struct.Struct('>iqqq')
 _S_qqq = struct.Struct('>qqq')
 
 
-class DescribeQuorumRequest:
+class DescribeQuorumRequest(Request['DescribeQuorumResponse']):
     """Kafka request ``DescribeQuorumRequest`` (API key 55), versions 0-2."""
 
     __slots__ = ('topics', 'unknown_tags',)
@@ -58,7 +59,6 @@ class DescribeQuorumRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeQuorumRequest'
 
     topics: list[DescribeQuorumRequestTopicData]
@@ -132,12 +132,11 @@ class DescribeQuorumRequest:
             raise DecodeError(f'malformed DescribeQuorumRequest v{version}: {exc}') from None
 
 
-class DescribeQuorumRequestTopicData:
+class DescribeQuorumRequestTopicData(Struct):
     """Schema struct ``TopicData`` of ``DescribeQuorumRequest``."""
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
@@ -215,12 +214,11 @@ class DescribeQuorumRequestTopicData:
             raise DecodeError(f'malformed DescribeQuorumRequestTopicData v{version}: {exc}') from None
 
 
-class DescribeQuorumRequestPartitionData:
+class DescribeQuorumRequestPartitionData(Struct):
     """Schema struct ``PartitionData`` of ``DescribeQuorumRequest``."""
 
     __slots__ = ('partition_index', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
@@ -294,7 +292,7 @@ class DescribeQuorumRequestPartitionData:
             raise DecodeError(f'malformed DescribeQuorumRequestPartitionData v{version}: {exc}') from None
 
 
-class DescribeQuorumResponse:
+class DescribeQuorumResponse(Response):
     """Kafka response ``DescribeQuorumResponse`` (API key 55), versions 0-2."""
 
     __slots__ = ('error_code', 'error_message', 'topics', 'nodes', 'unknown_tags',)
@@ -303,7 +301,6 @@ class DescribeQuorumResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeQuorumResponse'
 
     error_code: int
@@ -389,12 +386,11 @@ class DescribeQuorumResponse:
             raise DecodeError(f'malformed DescribeQuorumResponse v{version}: {exc}') from None
 
 
-class Node:
+class Node(Struct):
     """Schema struct ``Node`` of ``DescribeQuorumResponse``."""
 
     __slots__ = ('node_id', 'listeners', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Node'
 
     node_id: int
@@ -472,12 +468,11 @@ class Node:
             raise DecodeError(f'malformed Node v{version}: {exc}') from None
 
 
-class Listener:
+class Listener(Struct):
     """Schema struct ``Listener`` of ``DescribeQuorumResponse``."""
 
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
     name: str
@@ -559,12 +554,11 @@ class Listener:
             raise DecodeError(f'malformed Listener v{version}: {exc}') from None
 
 
-class DescribeQuorumResponseTopicData:
+class DescribeQuorumResponseTopicData(Struct):
     """Schema struct ``TopicData`` of ``DescribeQuorumResponse``."""
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
@@ -642,12 +636,11 @@ class DescribeQuorumResponseTopicData:
             raise DecodeError(f'malformed DescribeQuorumResponseTopicData v{version}: {exc}') from None
 
 
-class DescribeQuorumResponsePartitionData:
+class DescribeQuorumResponsePartitionData(Struct):
     """Schema struct ``PartitionData`` of ``DescribeQuorumResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'leader_id', 'leader_epoch', 'high_watermark', 'current_voters', 'observers', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
@@ -749,12 +742,11 @@ class DescribeQuorumResponsePartitionData:
             raise DecodeError(f'malformed DescribeQuorumResponsePartitionData v{version}: {exc}') from None
 
 
-class ReplicaState:
+class ReplicaState(Struct):
     """Schema struct ``ReplicaState`` of ``DescribeQuorumResponse``."""
 
     __slots__ = ('replica_id', 'replica_directory_id', 'log_end_offset', 'last_fetch_timestamp', 'last_caught_up_timestamp', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReplicaState'
 
     replica_id: int

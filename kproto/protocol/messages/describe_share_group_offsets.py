@@ -26,6 +26,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeShareGroupOffsetsRequest',
@@ -42,7 +43,7 @@ _S_i = struct.Struct('>i')
 _S_iqih = struct.Struct('>iqih')
 
 
-class DescribeShareGroupOffsetsRequest:
+class DescribeShareGroupOffsetsRequest(Request['DescribeShareGroupOffsetsResponse']):
     """Kafka request ``DescribeShareGroupOffsetsRequest`` (API key 90), versions 0-0."""
 
     __slots__ = ('groups', 'unknown_tags',)
@@ -51,7 +52,6 @@ class DescribeShareGroupOffsetsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsRequest'
 
     groups: list[DescribeShareGroupOffsetsRequestGroup]
@@ -125,12 +125,11 @@ class DescribeShareGroupOffsetsRequest:
             raise DecodeError(f'malformed DescribeShareGroupOffsetsRequest v{version}: {exc}') from None
 
 
-class DescribeShareGroupOffsetsRequestGroup:
+class DescribeShareGroupOffsetsRequestGroup(Struct):
     """Schema struct ``DescribeShareGroupOffsetsRequestGroup`` of ``DescribeShareGroupOffsetsRequest``."""
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsRequestGroup'
 
     group_id: str
@@ -208,12 +207,11 @@ class DescribeShareGroupOffsetsRequestGroup:
             raise DecodeError(f'malformed DescribeShareGroupOffsetsRequestGroup v{version}: {exc}') from None
 
 
-class DescribeShareGroupOffsetsRequestTopic:
+class DescribeShareGroupOffsetsRequestTopic(Struct):
     """Schema struct ``DescribeShareGroupOffsetsRequestTopic`` of ``DescribeShareGroupOffsetsRequest``."""
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsRequestTopic'
 
     topic_name: str
@@ -291,7 +289,7 @@ class DescribeShareGroupOffsetsRequestTopic:
             raise DecodeError(f'malformed DescribeShareGroupOffsetsRequestTopic v{version}: {exc}') from None
 
 
-class DescribeShareGroupOffsetsResponse:
+class DescribeShareGroupOffsetsResponse(Response):
     """Kafka response ``DescribeShareGroupOffsetsResponse`` (API key 90), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
@@ -300,7 +298,6 @@ class DescribeShareGroupOffsetsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponse'
 
     throttle_time_ms: int
@@ -378,12 +375,11 @@ class DescribeShareGroupOffsetsResponse:
             raise DecodeError(f'malformed DescribeShareGroupOffsetsResponse v{version}: {exc}') from None
 
 
-class DescribeShareGroupOffsetsResponseGroup:
+class DescribeShareGroupOffsetsResponseGroup(Struct):
     """Schema struct ``DescribeShareGroupOffsetsResponseGroup`` of ``DescribeShareGroupOffsetsResponse``."""
 
     __slots__ = ('group_id', 'topics', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponseGroup'
 
     group_id: str
@@ -469,12 +465,11 @@ class DescribeShareGroupOffsetsResponseGroup:
             raise DecodeError(f'malformed DescribeShareGroupOffsetsResponseGroup v{version}: {exc}') from None
 
 
-class DescribeShareGroupOffsetsResponseTopic:
+class DescribeShareGroupOffsetsResponseTopic(Struct):
     """Schema struct ``DescribeShareGroupOffsetsResponseTopic`` of ``DescribeShareGroupOffsetsResponse``."""
 
     __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponseTopic'
 
     topic_name: str
@@ -556,12 +551,11 @@ class DescribeShareGroupOffsetsResponseTopic:
             raise DecodeError(f'malformed DescribeShareGroupOffsetsResponseTopic v{version}: {exc}') from None
 
 
-class DescribeShareGroupOffsetsResponsePartition:
+class DescribeShareGroupOffsetsResponsePartition(Struct):
     """Schema struct ``DescribeShareGroupOffsetsResponsePartition`` of ``DescribeShareGroupOffsetsResponse``."""
 
     __slots__ = ('partition_index', 'start_offset', 'leader_epoch', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponsePartition'
 
     partition_index: int

@@ -26,6 +26,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeTopicPartitionsRequest',
@@ -43,7 +44,7 @@ _S_hiii = struct.Struct('>hiii')
 _S_i = struct.Struct('>i')
 
 
-class DescribeTopicPartitionsRequest:
+class DescribeTopicPartitionsRequest(Request['DescribeTopicPartitionsResponse']):
     """Kafka request ``DescribeTopicPartitionsRequest`` (API key 75), versions 0-0."""
 
     __slots__ = ('topics', 'response_partition_limit', 'cursor', 'unknown_tags',)
@@ -52,7 +53,6 @@ class DescribeTopicPartitionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsRequest'
 
     topics: list[TopicRequest]
@@ -134,12 +134,11 @@ class DescribeTopicPartitionsRequest:
             raise DecodeError(f'malformed DescribeTopicPartitionsRequest v{version}: {exc}') from None
 
 
-class DescribeTopicPartitionsRequestCursor:
+class DescribeTopicPartitionsRequestCursor(Struct):
     """Schema struct ``Cursor`` of ``DescribeTopicPartitionsRequest``."""
 
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Cursor'
 
     topic_name: str
@@ -217,12 +216,11 @@ class DescribeTopicPartitionsRequestCursor:
             raise DecodeError(f'malformed DescribeTopicPartitionsRequestCursor v{version}: {exc}') from None
 
 
-class TopicRequest:
+class TopicRequest(Struct):
     """Schema struct ``TopicRequest`` of ``DescribeTopicPartitionsRequest``."""
 
     __slots__ = ('name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicRequest'
 
     name: str
@@ -296,7 +294,7 @@ class TopicRequest:
             raise DecodeError(f'malformed TopicRequest v{version}: {exc}') from None
 
 
-class DescribeTopicPartitionsResponse:
+class DescribeTopicPartitionsResponse(Response):
     """Kafka response ``DescribeTopicPartitionsResponse`` (API key 75), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'next_cursor', 'unknown_tags',)
@@ -305,7 +303,6 @@ class DescribeTopicPartitionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponse'
 
     throttle_time_ms: int
@@ -387,12 +384,11 @@ class DescribeTopicPartitionsResponse:
             raise DecodeError(f'malformed DescribeTopicPartitionsResponse v{version}: {exc}') from None
 
 
-class DescribeTopicPartitionsResponseCursor:
+class DescribeTopicPartitionsResponseCursor(Struct):
     """Schema struct ``Cursor`` of ``DescribeTopicPartitionsResponse``."""
 
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Cursor'
 
     topic_name: str
@@ -470,12 +466,11 @@ class DescribeTopicPartitionsResponseCursor:
             raise DecodeError(f'malformed DescribeTopicPartitionsResponseCursor v{version}: {exc}') from None
 
 
-class DescribeTopicPartitionsResponseTopic:
+class DescribeTopicPartitionsResponseTopic(Struct):
     """Schema struct ``DescribeTopicPartitionsResponseTopic`` of ``DescribeTopicPartitionsResponse``."""
 
     __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponseTopic'
 
     error_code: int
@@ -569,12 +564,11 @@ class DescribeTopicPartitionsResponseTopic:
             raise DecodeError(f'malformed DescribeTopicPartitionsResponseTopic v{version}: {exc}') from None
 
 
-class DescribeTopicPartitionsResponsePartition:
+class DescribeTopicPartitionsResponsePartition(Struct):
     """Schema struct ``DescribeTopicPartitionsResponsePartition`` of ``DescribeTopicPartitionsResponse``."""
 
     __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'eligible_leader_replicas', 'last_known_elr', 'offline_replicas', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponsePartition'
 
     error_code: int

@@ -22,6 +22,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeTransactionsRequest',
@@ -35,7 +36,7 @@ _S_i = struct.Struct('>i')
 _S_iqqh = struct.Struct('>iqqh')
 
 
-class DescribeTransactionsRequest:
+class DescribeTransactionsRequest(Request['DescribeTransactionsResponse']):
     """Kafka request ``DescribeTransactionsRequest`` (API key 65), versions 0-0."""
 
     __slots__ = ('transactional_ids', 'unknown_tags',)
@@ -44,7 +45,6 @@ class DescribeTransactionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTransactionsRequest'
 
     transactional_ids: list[str]
@@ -118,7 +118,7 @@ class DescribeTransactionsRequest:
             raise DecodeError(f'malformed DescribeTransactionsRequest v{version}: {exc}') from None
 
 
-class DescribeTransactionsResponse:
+class DescribeTransactionsResponse(Response):
     """Kafka response ``DescribeTransactionsResponse`` (API key 65), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'transaction_states', 'unknown_tags',)
@@ -127,7 +127,6 @@ class DescribeTransactionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTransactionsResponse'
 
     throttle_time_ms: int
@@ -205,12 +204,11 @@ class DescribeTransactionsResponse:
             raise DecodeError(f'malformed DescribeTransactionsResponse v{version}: {exc}') from None
 
 
-class TransactionState:
+class TransactionState(Struct):
     """Schema struct ``TransactionState`` of ``DescribeTransactionsResponse``."""
 
     __slots__ = ('error_code', 'transactional_id', 'transaction_state', 'transaction_timeout_ms', 'transaction_start_time_ms', 'producer_id', 'producer_epoch', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TransactionState'
 
     error_code: int
@@ -312,12 +310,11 @@ class TransactionState:
             raise DecodeError(f'malformed TransactionState v{version}: {exc}') from None
 
 
-class TopicData:
+class TopicData(Struct):
     """Schema struct ``TopicData`` of ``DescribeTransactionsResponse``."""
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic: str

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'CredentialInfo',
@@ -39,7 +40,7 @@ _S_h = struct.Struct('>h')
 _S_ih = struct.Struct('>ih')
 
 
-class DescribeUserScramCredentialsRequest:
+class DescribeUserScramCredentialsRequest(Request['DescribeUserScramCredentialsResponse']):
     """Kafka request ``DescribeUserScramCredentialsRequest`` (API key 50), versions 0-0."""
 
     __slots__ = ('users', 'unknown_tags',)
@@ -48,7 +49,6 @@ class DescribeUserScramCredentialsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsRequest'
 
     users: list[UserName] | None
@@ -122,12 +122,11 @@ class DescribeUserScramCredentialsRequest:
             raise DecodeError(f'malformed DescribeUserScramCredentialsRequest v{version}: {exc}') from None
 
 
-class UserName:
+class UserName(Struct):
     """Schema struct ``UserName`` of ``DescribeUserScramCredentialsRequest``."""
 
     __slots__ = ('name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UserName'
 
     name: str
@@ -201,7 +200,7 @@ class UserName:
             raise DecodeError(f'malformed UserName v{version}: {exc}') from None
 
 
-class DescribeUserScramCredentialsResponse:
+class DescribeUserScramCredentialsResponse(Response):
     """Kafka response ``DescribeUserScramCredentialsResponse`` (API key 50), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results', 'unknown_tags',)
@@ -210,7 +209,6 @@ class DescribeUserScramCredentialsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsResponse'
 
     throttle_time_ms: int
@@ -296,12 +294,11 @@ class DescribeUserScramCredentialsResponse:
             raise DecodeError(f'malformed DescribeUserScramCredentialsResponse v{version}: {exc}') from None
 
 
-class DescribeUserScramCredentialsResult:
+class DescribeUserScramCredentialsResult(Struct):
     """Schema struct ``DescribeUserScramCredentialsResult`` of ``DescribeUserScramCredentialsResponse``."""
 
     __slots__ = ('user', 'error_code', 'error_message', 'credential_infos', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsResult'
 
     user: str
@@ -387,12 +384,11 @@ class DescribeUserScramCredentialsResult:
             raise DecodeError(f'malformed DescribeUserScramCredentialsResult v{version}: {exc}') from None
 
 
-class CredentialInfo:
+class CredentialInfo(Struct):
     """Schema struct ``CredentialInfo`` of ``DescribeUserScramCredentialsResponse``."""
 
     __slots__ = ('mechanism', 'iterations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CredentialInfo'
 
     mechanism: int

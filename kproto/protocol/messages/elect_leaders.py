@@ -31,6 +31,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ElectLeadersRequest',
@@ -45,7 +46,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class ElectLeadersRequest:
+class ElectLeadersRequest(Request['ElectLeadersResponse']):
     """Kafka request ``ElectLeadersRequest`` (API key 43), versions 0-2."""
 
     __slots__ = ('election_type', 'topic_partitions', 'timeout_ms', 'unknown_tags',)
@@ -54,7 +55,6 @@ class ElectLeadersRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ElectLeadersRequest'
 
     election_type: int
@@ -136,12 +136,11 @@ class ElectLeadersRequest:
             raise DecodeError(f'malformed ElectLeadersRequest v{version}: {exc}') from None
 
 
-class TopicPartitions:
+class TopicPartitions(Struct):
     """Schema struct ``TopicPartitions`` of ``ElectLeadersRequest``."""
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
     topic: str
@@ -219,7 +218,7 @@ class TopicPartitions:
             raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
 
-class ElectLeadersResponse:
+class ElectLeadersResponse(Response):
     """Kafka response ``ElectLeadersResponse`` (API key 43), versions 0-2."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'replica_election_results', 'unknown_tags',)
@@ -228,7 +227,6 @@ class ElectLeadersResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ElectLeadersResponse'
 
     throttle_time_ms: int
@@ -310,12 +308,11 @@ class ElectLeadersResponse:
             raise DecodeError(f'malformed ElectLeadersResponse v{version}: {exc}') from None
 
 
-class ReplicaElectionResult:
+class ReplicaElectionResult(Struct):
     """Schema struct ``ReplicaElectionResult`` of ``ElectLeadersResponse``."""
 
     __slots__ = ('topic', 'partition_result', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReplicaElectionResult'
 
     topic: str
@@ -393,12 +390,11 @@ class ReplicaElectionResult:
             raise DecodeError(f'malformed ReplicaElectionResult v{version}: {exc}') from None
 
 
-class PartitionResult:
+class PartitionResult(Struct):
     """Schema struct ``PartitionResult`` of ``ElectLeadersResponse``."""
 
     __slots__ = ('partition_id', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition_id: int

@@ -32,6 +32,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'EndQuorumEpochRequest',
@@ -52,7 +53,7 @@ _S_ihii = struct.Struct('>ihii')
 _S_iii = struct.Struct('>iii')
 
 
-class EndQuorumEpochRequest:
+class EndQuorumEpochRequest(Request['EndQuorumEpochResponse']):
     """Kafka request ``EndQuorumEpochRequest`` (API key 54), versions 0-1."""
 
     __slots__ = ('cluster_id', 'topics', 'leader_endpoints', 'unknown_tags',)
@@ -61,7 +62,6 @@ class EndQuorumEpochRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EndQuorumEpochRequest'
 
     cluster_id: str | None
@@ -143,12 +143,11 @@ class EndQuorumEpochRequest:
             raise DecodeError(f'malformed EndQuorumEpochRequest v{version}: {exc}') from None
 
 
-class LeaderEndpoint:
+class LeaderEndpoint(Struct):
     """Schema struct ``LeaderEndpoint`` of ``EndQuorumEpochRequest``."""
 
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderEndpoint'
 
     name: str
@@ -230,12 +229,11 @@ class LeaderEndpoint:
             raise DecodeError(f'malformed LeaderEndpoint v{version}: {exc}') from None
 
 
-class EndQuorumEpochRequestTopicData:
+class EndQuorumEpochRequestTopicData(Struct):
     """Schema struct ``TopicData`` of ``EndQuorumEpochRequest``."""
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
@@ -313,12 +311,11 @@ class EndQuorumEpochRequestTopicData:
             raise DecodeError(f'malformed EndQuorumEpochRequestTopicData v{version}: {exc}') from None
 
 
-class EndQuorumEpochRequestPartitionData:
+class EndQuorumEpochRequestPartitionData(Struct):
     """Schema struct ``PartitionData`` of ``EndQuorumEpochRequest``."""
 
     __slots__ = ('partition_index', 'leader_id', 'leader_epoch', 'preferred_successors', 'preferred_candidates', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
@@ -408,12 +405,11 @@ class EndQuorumEpochRequestPartitionData:
             raise DecodeError(f'malformed EndQuorumEpochRequestPartitionData v{version}: {exc}') from None
 
 
-class ReplicaInfo:
+class ReplicaInfo(Struct):
     """Schema struct ``ReplicaInfo`` of ``EndQuorumEpochRequest``."""
 
     __slots__ = ('candidate_id', 'candidate_directory_id', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReplicaInfo'
 
     candidate_id: int
@@ -491,7 +487,7 @@ class ReplicaInfo:
             raise DecodeError(f'malformed ReplicaInfo v{version}: {exc}') from None
 
 
-class EndQuorumEpochResponse:
+class EndQuorumEpochResponse(Response):
     """Kafka response ``EndQuorumEpochResponse`` (API key 54), versions 0-1."""
 
     __slots__ = ('error_code', 'topics', 'node_endpoints', 'unknown_tags',)
@@ -500,7 +496,6 @@ class EndQuorumEpochResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EndQuorumEpochResponse'
 
     error_code: int
@@ -582,12 +577,11 @@ class EndQuorumEpochResponse:
             raise DecodeError(f'malformed EndQuorumEpochResponse v{version}: {exc}') from None
 
 
-class NodeEndpoint:
+class NodeEndpoint(Struct):
     """Schema struct ``NodeEndpoint`` of ``EndQuorumEpochResponse``."""
 
     __slots__ = ('node_id', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
@@ -669,12 +663,11 @@ class NodeEndpoint:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
-class EndQuorumEpochResponseTopicData:
+class EndQuorumEpochResponseTopicData(Struct):
     """Schema struct ``TopicData`` of ``EndQuorumEpochResponse``."""
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
@@ -752,12 +745,11 @@ class EndQuorumEpochResponseTopicData:
             raise DecodeError(f'malformed EndQuorumEpochResponseTopicData v{version}: {exc}') from None
 
 
-class EndQuorumEpochResponsePartitionData:
+class EndQuorumEpochResponsePartitionData(Struct):
     """Schema struct ``PartitionData`` of ``EndQuorumEpochResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int

@@ -22,6 +22,7 @@ from kproto.protocol._primitives import (
     write_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'EndTxnRequest',
@@ -33,7 +34,7 @@ _S_ihqh = struct.Struct('>ihqh')
 _S_qho = struct.Struct('>qh?')
 
 
-class EndTxnRequest:
+class EndTxnRequest(Request['EndTxnResponse']):
     """Kafka request ``EndTxnRequest`` (API key 26), versions 0-5."""
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'committed', 'unknown_tags',)
@@ -42,7 +43,6 @@ class EndTxnRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnRequest'
 
     transactional_id: str
@@ -128,7 +128,7 @@ class EndTxnRequest:
             raise DecodeError(f'malformed EndTxnRequest v{version}: {exc}') from None
 
 
-class EndTxnResponse:
+class EndTxnResponse(Response):
     """Kafka response ``EndTxnResponse`` (API key 26), versions 0-5."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'unknown_tags',)
@@ -137,7 +137,6 @@ class EndTxnResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnResponse'
 
     throttle_time_ms: int

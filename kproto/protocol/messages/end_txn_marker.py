@@ -16,6 +16,7 @@ from kproto.protocol._primitives import (
     UnsupportedVersionError,
     ZERO_UUID,
 )
+from kproto.protocol.message import Message
 
 __all__ = [
     'EndTxnMarker',
@@ -24,7 +25,7 @@ __all__ = [
 _S_i = struct.Struct('>i')
 
 
-class EndTxnMarker:
+class EndTxnMarker(Message):
     """Kafka data schema ``EndTxnMarker``, versions 0-0."""
 
     __slots__ = ('coordinator_epoch', 'unknown_tags',)
@@ -32,7 +33,6 @@ class EndTxnMarker:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnMarker'
 
     coordinator_epoch: int

@@ -22,6 +22,7 @@ from kproto.protocol._primitives import (
     write_compact_nullable_bytes,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'EnvelopeRequest',
@@ -31,7 +32,7 @@ __all__ = [
 _S_h = struct.Struct('>h')
 
 
-class EnvelopeRequest:
+class EnvelopeRequest(Request['EnvelopeResponse']):
     """Kafka request ``EnvelopeRequest`` (API key 58), versions 0-0."""
 
     __slots__ = ('request_data', 'request_principal', 'client_host_address', 'unknown_tags',)
@@ -40,7 +41,6 @@ class EnvelopeRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EnvelopeRequest'
 
     request_data: bytes
@@ -122,7 +122,7 @@ class EnvelopeRequest:
             raise DecodeError(f'malformed EnvelopeRequest v{version}: {exc}') from None
 
 
-class EnvelopeResponse:
+class EnvelopeResponse(Response):
     """Kafka response ``EnvelopeResponse`` (API key 58), versions 0-0."""
 
     __slots__ = ('response_data', 'error_code', 'unknown_tags',)
@@ -131,7 +131,6 @@ class EnvelopeResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EnvelopeResponse'
 
     response_data: bytes | None

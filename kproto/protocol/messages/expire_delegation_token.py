@@ -22,6 +22,7 @@ from kproto.protocol._primitives import (
     write_compact_bytes,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'ExpireDelegationTokenRequest',
@@ -32,7 +33,7 @@ _S_hqi = struct.Struct('>hqi')
 _S_q = struct.Struct('>q')
 
 
-class ExpireDelegationTokenRequest:
+class ExpireDelegationTokenRequest(Request['ExpireDelegationTokenResponse']):
     """Kafka request ``ExpireDelegationTokenRequest`` (API key 40), versions 1-2."""
 
     __slots__ = ('hmac', 'expiry_time_period_ms', 'unknown_tags',)
@@ -41,7 +42,6 @@ class ExpireDelegationTokenRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ExpireDelegationTokenRequest'
 
     hmac: bytes
@@ -119,7 +119,7 @@ class ExpireDelegationTokenRequest:
             raise DecodeError(f'malformed ExpireDelegationTokenRequest v{version}: {exc}') from None
 
 
-class ExpireDelegationTokenResponse:
+class ExpireDelegationTokenResponse(Response):
     """Kafka response ``ExpireDelegationTokenResponse`` (API key 40), versions 1-2."""
 
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms', 'unknown_tags',)
@@ -128,7 +128,6 @@ class ExpireDelegationTokenResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ExpireDelegationTokenResponse'
 
     error_code: int

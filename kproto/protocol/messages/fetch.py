@@ -37,6 +37,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AbortedTransaction',
@@ -72,7 +73,7 @@ _S_qi = struct.Struct('>qi')
 _S_qq = struct.Struct('>qq')
 
 
-class FetchRequest:
+class FetchRequest(Request['FetchResponse']):
     """Kafka request ``FetchRequest`` (API key 1), versions 4-18."""
 
     __slots__ = ('cluster_id', 'replica_id', 'replica_state', 'max_wait_ms', 'min_bytes', 'max_bytes', 'isolation_level', 'session_id', 'session_epoch', 'topics', 'forgotten_topics_data', 'rack_id', 'unknown_tags',)
@@ -81,7 +82,6 @@ class FetchRequest:
     MIN_VERSION: ClassVar[int] = 4
     MAX_VERSION: ClassVar[int] = 18
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchRequest'
 
     cluster_id: str | None
@@ -199,12 +199,11 @@ class FetchRequest:
             raise DecodeError(f'malformed FetchRequest v{version}: {exc}') from None
 
 
-class ForgottenTopic:
+class ForgottenTopic(Struct):
     """Schema struct ``ForgottenTopic`` of ``FetchRequest``."""
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ForgottenTopic'
 
     topic: str
@@ -286,12 +285,11 @@ class ForgottenTopic:
             raise DecodeError(f'malformed ForgottenTopic v{version}: {exc}') from None
 
 
-class FetchTopic:
+class FetchTopic(Struct):
     """Schema struct ``FetchTopic`` of ``FetchRequest``."""
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchTopic'
 
     topic: str
@@ -373,12 +371,11 @@ class FetchTopic:
             raise DecodeError(f'malformed FetchTopic v{version}: {exc}') from None
 
 
-class FetchPartition:
+class FetchPartition(Struct):
     """Schema struct ``FetchPartition`` of ``FetchRequest``."""
 
     __slots__ = ('partition', 'current_leader_epoch', 'fetch_offset', 'last_fetched_epoch', 'log_start_offset', 'partition_max_bytes', 'replica_directory_id', 'high_watermark', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchPartition'
 
     partition: int
@@ -480,12 +477,11 @@ class FetchPartition:
             raise DecodeError(f'malformed FetchPartition v{version}: {exc}') from None
 
 
-class ReplicaState:
+class ReplicaState(Struct):
     """Schema struct ``ReplicaState`` of ``FetchRequest``."""
 
     __slots__ = ('replica_id', 'replica_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReplicaState'
 
     replica_id: int
@@ -563,7 +559,7 @@ class ReplicaState:
             raise DecodeError(f'malformed ReplicaState v{version}: {exc}') from None
 
 
-class FetchResponse:
+class FetchResponse(Response):
     """Kafka response ``FetchResponse`` (API key 1), versions 4-18."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'session_id', 'responses', 'node_endpoints', 'unknown_tags',)
@@ -572,7 +568,6 @@ class FetchResponse:
     MIN_VERSION: ClassVar[int] = 4
     MAX_VERSION: ClassVar[int] = 18
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchResponse'
 
     throttle_time_ms: int
@@ -662,12 +657,11 @@ class FetchResponse:
             raise DecodeError(f'malformed FetchResponse v{version}: {exc}') from None
 
 
-class NodeEndpoint:
+class NodeEndpoint(Struct):
     """Schema struct ``NodeEndpoint`` of ``FetchResponse``."""
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
@@ -753,12 +747,11 @@ class NodeEndpoint:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
-class FetchableTopicResponse:
+class FetchableTopicResponse(Struct):
     """Schema struct ``FetchableTopicResponse`` of ``FetchResponse``."""
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchableTopicResponse'
 
     topic: str
@@ -840,12 +833,11 @@ class FetchableTopicResponse:
             raise DecodeError(f'malformed FetchableTopicResponse v{version}: {exc}') from None
 
 
-class PartitionData:
+class PartitionData(Struct):
     """Schema struct ``PartitionData`` of ``FetchResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'high_watermark', 'last_stable_offset', 'log_start_offset', 'diverging_epoch', 'current_leader', 'snapshot_id', 'aborted_transactions', 'preferred_read_replica', 'records', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
@@ -959,12 +951,11 @@ class PartitionData:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
 
-class AbortedTransaction:
+class AbortedTransaction(Struct):
     """Schema struct ``AbortedTransaction`` of ``FetchResponse``."""
 
     __slots__ = ('producer_id', 'first_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AbortedTransaction'
 
     producer_id: int
@@ -1042,12 +1033,11 @@ class AbortedTransaction:
             raise DecodeError(f'malformed AbortedTransaction v{version}: {exc}') from None
 
 
-class SnapshotId:
+class SnapshotId(Struct):
     """Schema struct ``SnapshotId`` of ``FetchResponse``."""
 
     __slots__ = ('end_offset', 'epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SnapshotId'
 
     end_offset: int
@@ -1125,12 +1115,11 @@ class SnapshotId:
             raise DecodeError(f'malformed SnapshotId v{version}: {exc}') from None
 
 
-class LeaderIdAndEpoch:
+class LeaderIdAndEpoch(Struct):
     """Schema struct ``LeaderIdAndEpoch`` of ``FetchResponse``."""
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
     leader_id: int
@@ -1208,12 +1197,11 @@ class LeaderIdAndEpoch:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
 
-class EpochEndOffset:
+class EpochEndOffset(Struct):
     """Schema struct ``EpochEndOffset`` of ``FetchResponse``."""
 
     __slots__ = ('epoch', 'end_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EpochEndOffset'
 
     epoch: int

@@ -30,6 +30,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'FetchSnapshotRequest',
@@ -53,7 +54,7 @@ _S_qi = struct.Struct('>qi')
 _S_qq = struct.Struct('>qq')
 
 
-class FetchSnapshotRequest:
+class FetchSnapshotRequest(Request['FetchSnapshotResponse']):
     """Kafka request ``FetchSnapshotRequest`` (API key 59), versions 0-1."""
 
     __slots__ = ('cluster_id', 'replica_id', 'max_bytes', 'topics', 'unknown_tags',)
@@ -62,7 +63,6 @@ class FetchSnapshotRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchSnapshotRequest'
 
     cluster_id: str | None
@@ -148,12 +148,11 @@ class FetchSnapshotRequest:
             raise DecodeError(f'malformed FetchSnapshotRequest v{version}: {exc}') from None
 
 
-class FetchSnapshotRequestTopicSnapshot:
+class FetchSnapshotRequestTopicSnapshot(Struct):
     """Schema struct ``TopicSnapshot`` of ``FetchSnapshotRequest``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicSnapshot'
 
     name: str
@@ -231,12 +230,11 @@ class FetchSnapshotRequestTopicSnapshot:
             raise DecodeError(f'malformed FetchSnapshotRequestTopicSnapshot v{version}: {exc}') from None
 
 
-class FetchSnapshotRequestPartitionSnapshot:
+class FetchSnapshotRequestPartitionSnapshot(Struct):
     """Schema struct ``PartitionSnapshot`` of ``FetchSnapshotRequest``."""
 
     __slots__ = ('partition', 'current_leader_epoch', 'snapshot_id', 'position', 'replica_directory_id', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionSnapshot'
 
     partition: int
@@ -326,12 +324,11 @@ class FetchSnapshotRequestPartitionSnapshot:
             raise DecodeError(f'malformed FetchSnapshotRequestPartitionSnapshot v{version}: {exc}') from None
 
 
-class FetchSnapshotRequestSnapshotId:
+class FetchSnapshotRequestSnapshotId(Struct):
     """Schema struct ``SnapshotId`` of ``FetchSnapshotRequest``."""
 
     __slots__ = ('end_offset', 'epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SnapshotId'
 
     end_offset: int
@@ -409,7 +406,7 @@ class FetchSnapshotRequestSnapshotId:
             raise DecodeError(f'malformed FetchSnapshotRequestSnapshotId v{version}: {exc}') from None
 
 
-class FetchSnapshotResponse:
+class FetchSnapshotResponse(Response):
     """Kafka response ``FetchSnapshotResponse`` (API key 59), versions 0-1."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'topics', 'node_endpoints', 'unknown_tags',)
@@ -418,7 +415,6 @@ class FetchSnapshotResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchSnapshotResponse'
 
     throttle_time_ms: int
@@ -504,12 +500,11 @@ class FetchSnapshotResponse:
             raise DecodeError(f'malformed FetchSnapshotResponse v{version}: {exc}') from None
 
 
-class NodeEndpoint:
+class NodeEndpoint(Struct):
     """Schema struct ``NodeEndpoint`` of ``FetchSnapshotResponse``."""
 
     __slots__ = ('node_id', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
@@ -591,12 +586,11 @@ class NodeEndpoint:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
-class FetchSnapshotResponseTopicSnapshot:
+class FetchSnapshotResponseTopicSnapshot(Struct):
     """Schema struct ``TopicSnapshot`` of ``FetchSnapshotResponse``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicSnapshot'
 
     name: str
@@ -674,12 +668,11 @@ class FetchSnapshotResponseTopicSnapshot:
             raise DecodeError(f'malformed FetchSnapshotResponseTopicSnapshot v{version}: {exc}') from None
 
 
-class FetchSnapshotResponsePartitionSnapshot:
+class FetchSnapshotResponsePartitionSnapshot(Struct):
     """Schema struct ``PartitionSnapshot`` of ``FetchSnapshotResponse``."""
 
     __slots__ = ('index', 'error_code', 'snapshot_id', 'current_leader', 'size', 'position', 'unaligned_records', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionSnapshot'
 
     index: int
@@ -777,12 +770,11 @@ class FetchSnapshotResponsePartitionSnapshot:
             raise DecodeError(f'malformed FetchSnapshotResponsePartitionSnapshot v{version}: {exc}') from None
 
 
-class LeaderIdAndEpoch:
+class LeaderIdAndEpoch(Struct):
     """Schema struct ``LeaderIdAndEpoch`` of ``FetchSnapshotResponse``."""
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
     leader_id: int
@@ -860,12 +852,11 @@ class LeaderIdAndEpoch:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
 
-class FetchSnapshotResponseSnapshotId:
+class FetchSnapshotResponseSnapshotId(Struct):
     """Schema struct ``SnapshotId`` of ``FetchSnapshotResponse``."""
 
     __slots__ = ('end_offset', 'epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SnapshotId'
 
     end_offset: int

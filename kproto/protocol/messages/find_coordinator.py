@@ -28,6 +28,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'Coordinator',
@@ -41,7 +42,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class FindCoordinatorRequest:
+class FindCoordinatorRequest(Request['FindCoordinatorResponse']):
     """Kafka request ``FindCoordinatorRequest`` (API key 10), versions 0-6."""
 
     __slots__ = ('key', 'key_type', 'coordinator_keys', 'unknown_tags',)
@@ -50,7 +51,6 @@ class FindCoordinatorRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FindCoordinatorRequest'
 
     key: str
@@ -132,7 +132,7 @@ class FindCoordinatorRequest:
             raise DecodeError(f'malformed FindCoordinatorRequest v{version}: {exc}') from None
 
 
-class FindCoordinatorResponse:
+class FindCoordinatorResponse(Response):
     """Kafka response ``FindCoordinatorResponse`` (API key 10), versions 0-6."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'node_id', 'host', 'port', 'coordinators', 'unknown_tags',)
@@ -141,7 +141,6 @@ class FindCoordinatorResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FindCoordinatorResponse'
 
     throttle_time_ms: int
@@ -239,12 +238,11 @@ class FindCoordinatorResponse:
             raise DecodeError(f'malformed FindCoordinatorResponse v{version}: {exc}') from None
 
 
-class Coordinator:
+class Coordinator(Struct):
     """Schema struct ``Coordinator`` of ``FindCoordinatorResponse``."""
 
     __slots__ = ('key', 'node_id', 'host', 'port', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Coordinator'
 
     key: str

@@ -23,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'GetTelemetrySubscriptionsRequest',
@@ -34,7 +35,7 @@ _S_ih = struct.Struct('>ih')
 _S_iio = struct.Struct('>ii?')
 
 
-class GetTelemetrySubscriptionsRequest:
+class GetTelemetrySubscriptionsRequest(Request['GetTelemetrySubscriptionsResponse']):
     """Kafka request ``GetTelemetrySubscriptionsRequest`` (API key 71), versions 0-0."""
 
     __slots__ = ('client_instance_id', 'unknown_tags',)
@@ -43,7 +44,6 @@ class GetTelemetrySubscriptionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'GetTelemetrySubscriptionsRequest'
 
     client_instance_id: uuid.UUID
@@ -117,7 +117,7 @@ class GetTelemetrySubscriptionsRequest:
             raise DecodeError(f'malformed GetTelemetrySubscriptionsRequest v{version}: {exc}') from None
 
 
-class GetTelemetrySubscriptionsResponse:
+class GetTelemetrySubscriptionsResponse(Response):
     """Kafka response ``GetTelemetrySubscriptionsResponse`` (API key 71), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'client_instance_id', 'subscription_id', 'accepted_compression_types', 'push_interval_ms', 'telemetry_max_bytes', 'delta_temporality', 'requested_metrics', 'unknown_tags',)
@@ -126,7 +126,6 @@ class GetTelemetrySubscriptionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'GetTelemetrySubscriptionsResponse'
 
     throttle_time_ms: int

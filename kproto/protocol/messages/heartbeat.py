@@ -26,6 +26,7 @@ from kproto.protocol._primitives import (
     write_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'HeartbeatRequest',
@@ -37,7 +38,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class HeartbeatRequest:
+class HeartbeatRequest(Request['HeartbeatResponse']):
     """Kafka request ``HeartbeatRequest`` (API key 12), versions 0-4."""
 
     __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id', 'unknown_tags',)
@@ -46,7 +47,6 @@ class HeartbeatRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'HeartbeatRequest'
 
     group_id: str
@@ -132,7 +132,7 @@ class HeartbeatRequest:
             raise DecodeError(f'malformed HeartbeatRequest v{version}: {exc}') from None
 
 
-class HeartbeatResponse:
+class HeartbeatResponse(Response):
     """Kafka response ``HeartbeatResponse`` (API key 12), versions 0-4."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
@@ -141,7 +141,6 @@ class HeartbeatResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'HeartbeatResponse'
 
     throttle_time_ms: int

@@ -29,6 +29,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterConfigsResource',
@@ -44,7 +45,7 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 
 
-class IncrementalAlterConfigsRequest:
+class IncrementalAlterConfigsRequest(Request['IncrementalAlterConfigsResponse']):
     """Kafka request ``IncrementalAlterConfigsRequest`` (API key 44), versions 0-1."""
 
     __slots__ = ('resources', 'validate_only', 'unknown_tags',)
@@ -53,7 +54,6 @@ class IncrementalAlterConfigsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'IncrementalAlterConfigsRequest'
 
     resources: list[AlterConfigsResource]
@@ -131,12 +131,11 @@ class IncrementalAlterConfigsRequest:
             raise DecodeError(f'malformed IncrementalAlterConfigsRequest v{version}: {exc}') from None
 
 
-class AlterConfigsResource:
+class AlterConfigsResource(Struct):
     """Schema struct ``AlterConfigsResource`` of ``IncrementalAlterConfigsRequest``."""
 
     __slots__ = ('resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResource'
 
     resource_type: int
@@ -218,12 +217,11 @@ class AlterConfigsResource:
             raise DecodeError(f'malformed AlterConfigsResource v{version}: {exc}') from None
 
 
-class AlterableConfig:
+class AlterableConfig(Struct):
     """Schema struct ``AlterableConfig`` of ``IncrementalAlterConfigsRequest``."""
 
     __slots__ = ('name', 'config_operation', 'value', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterableConfig'
 
     name: str
@@ -305,7 +303,7 @@ class AlterableConfig:
             raise DecodeError(f'malformed AlterableConfig v{version}: {exc}') from None
 
 
-class IncrementalAlterConfigsResponse:
+class IncrementalAlterConfigsResponse(Response):
     """Kafka response ``IncrementalAlterConfigsResponse`` (API key 44), versions 0-1."""
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tags',)
@@ -314,7 +312,6 @@ class IncrementalAlterConfigsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'IncrementalAlterConfigsResponse'
 
     throttle_time_ms: int
@@ -392,12 +389,11 @@ class IncrementalAlterConfigsResponse:
             raise DecodeError(f'malformed IncrementalAlterConfigsResponse v{version}: {exc}') from None
 
 
-class AlterConfigsResourceResponse:
+class AlterConfigsResourceResponse(Struct):
     """Schema struct ``AlterConfigsResourceResponse`` of ``IncrementalAlterConfigsResponse``."""
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResourceResponse'
 
     error_code: int

@@ -22,6 +22,7 @@ from kproto.protocol._primitives import (
     write_nullable_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'InitProducerIdRequest',
@@ -33,7 +34,7 @@ _S_ihqh = struct.Struct('>ihqh')
 _S_iqh = struct.Struct('>iqh')
 
 
-class InitProducerIdRequest:
+class InitProducerIdRequest(Request['InitProducerIdResponse']):
     """Kafka request ``InitProducerIdRequest`` (API key 22), versions 0-5."""
 
     __slots__ = ('transactional_id', 'transaction_timeout_ms', 'producer_id', 'producer_epoch', 'enable2_pc', 'keep_prepared_txn', 'unknown_tags',)
@@ -42,7 +43,6 @@ class InitProducerIdRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'InitProducerIdRequest'
 
     transactional_id: str | None
@@ -136,7 +136,7 @@ class InitProducerIdRequest:
             raise DecodeError(f'malformed InitProducerIdRequest v{version}: {exc}') from None
 
 
-class InitProducerIdResponse:
+class InitProducerIdResponse(Response):
     """Kafka response ``InitProducerIdResponse`` (API key 22), versions 0-5."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'ongoing_txn_producer_id', 'ongoing_txn_producer_epoch', 'unknown_tags',)
@@ -145,7 +145,6 @@ class InitProducerIdResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'InitProducerIdResponse'
 
     throttle_time_ms: int

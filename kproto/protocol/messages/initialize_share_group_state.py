@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'InitializeShareGroupStateRequest',
@@ -39,7 +40,7 @@ _S_ih = struct.Struct('>ih')
 _S_iiq = struct.Struct('>iiq')
 
 
-class InitializeShareGroupStateRequest:
+class InitializeShareGroupStateRequest(Request['InitializeShareGroupStateResponse']):
     """Kafka request ``InitializeShareGroupStateRequest`` (API key 83), versions 0-0."""
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
@@ -48,7 +49,6 @@ class InitializeShareGroupStateRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'InitializeShareGroupStateRequest'
 
     group_id: str
@@ -126,12 +126,11 @@ class InitializeShareGroupStateRequest:
             raise DecodeError(f'malformed InitializeShareGroupStateRequest v{version}: {exc}') from None
 
 
-class InitializeStateData:
+class InitializeStateData(Struct):
     """Schema struct ``InitializeStateData`` of ``InitializeShareGroupStateRequest``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'InitializeStateData'
 
     topic_id: uuid.UUID
@@ -209,12 +208,11 @@ class InitializeStateData:
             raise DecodeError(f'malformed InitializeStateData v{version}: {exc}') from None
 
 
-class PartitionData:
+class PartitionData(Struct):
     """Schema struct ``PartitionData`` of ``InitializeShareGroupStateRequest``."""
 
     __slots__ = ('partition', 'state_epoch', 'start_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition: int
@@ -296,7 +294,7 @@ class PartitionData:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
 
-class InitializeShareGroupStateResponse:
+class InitializeShareGroupStateResponse(Response):
     """Kafka response ``InitializeShareGroupStateResponse`` (API key 83), versions 0-0."""
 
     __slots__ = ('results', 'unknown_tags',)
@@ -305,7 +303,6 @@ class InitializeShareGroupStateResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'InitializeShareGroupStateResponse'
 
     results: list[InitializeStateResult]
@@ -379,12 +376,11 @@ class InitializeShareGroupStateResponse:
             raise DecodeError(f'malformed InitializeShareGroupStateResponse v{version}: {exc}') from None
 
 
-class InitializeStateResult:
+class InitializeStateResult(Struct):
     """Schema struct ``InitializeStateResult`` of ``InitializeShareGroupStateResponse``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'InitializeStateResult'
 
     topic_id: uuid.UUID
@@ -462,12 +458,11 @@ class InitializeStateResult:
             raise DecodeError(f'malformed InitializeStateResult v{version}: {exc}') from None
 
 
-class PartitionResult:
+class PartitionResult(Struct):
     """Schema struct ``PartitionResult`` of ``InitializeShareGroupStateResponse``."""
 
     __slots__ = ('partition', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition: int

@@ -33,6 +33,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'JoinGroupRequest',
@@ -48,7 +49,7 @@ _S_ihi = struct.Struct('>ihi')
 _S_ii = struct.Struct('>ii')
 
 
-class JoinGroupRequest:
+class JoinGroupRequest(Request['JoinGroupResponse']):
     """Kafka request ``JoinGroupRequest`` (API key 11), versions 0-9."""
 
     __slots__ = ('group_id', 'session_timeout_ms', 'rebalance_timeout_ms', 'member_id', 'group_instance_id', 'protocol_type', 'protocols', 'reason', 'unknown_tags',)
@@ -57,7 +58,6 @@ class JoinGroupRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupRequest'
 
     group_id: str
@@ -159,12 +159,11 @@ class JoinGroupRequest:
             raise DecodeError(f'malformed JoinGroupRequest v{version}: {exc}') from None
 
 
-class JoinGroupRequestProtocol:
+class JoinGroupRequestProtocol(Struct):
     """Schema struct ``JoinGroupRequestProtocol`` of ``JoinGroupRequest``."""
 
     __slots__ = ('name', 'metadata', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupRequestProtocol'
 
     name: str
@@ -242,7 +241,7 @@ class JoinGroupRequestProtocol:
             raise DecodeError(f'malformed JoinGroupRequestProtocol v{version}: {exc}') from None
 
 
-class JoinGroupResponse:
+class JoinGroupResponse(Response):
     """Kafka response ``JoinGroupResponse`` (API key 11), versions 0-9."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'generation_id', 'protocol_type', 'protocol_name', 'leader', 'skip_assignment', 'member_id', 'members', 'unknown_tags',)
@@ -251,7 +250,6 @@ class JoinGroupResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupResponse'
 
     throttle_time_ms: int
@@ -357,12 +355,11 @@ class JoinGroupResponse:
             raise DecodeError(f'malformed JoinGroupResponse v{version}: {exc}') from None
 
 
-class JoinGroupResponseMember:
+class JoinGroupResponseMember(Struct):
     """Schema struct ``JoinGroupResponseMember`` of ``JoinGroupResponse``."""
 
     __slots__ = ('member_id', 'group_instance_id', 'metadata', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupResponseMember'
 
     member_id: str

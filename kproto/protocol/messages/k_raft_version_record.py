@@ -18,6 +18,7 @@ from kproto.protocol._primitives import (
     read_unknown_tags,
     write_unknown_tags,
 )
+from kproto.protocol.message import Message
 
 __all__ = [
     'KRaftVersionRecord',
@@ -26,7 +27,7 @@ __all__ = [
 _S_hh = struct.Struct('>hh')
 
 
-class KRaftVersionRecord:
+class KRaftVersionRecord(Message):
     """Kafka data schema ``KRaftVersionRecord``, versions 0-0."""
 
     __slots__ = ('version', 'k_raft_version', 'unknown_tags',)
@@ -34,7 +35,6 @@ class KRaftVersionRecord:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'KRaftVersionRecord'
 
     version: int

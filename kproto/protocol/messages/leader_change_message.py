@@ -21,6 +21,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Message, Struct
 
 __all__ = [
     'LeaderChangeMessage',
@@ -31,7 +32,7 @@ _S_hi = struct.Struct('>hi')
 _S_i = struct.Struct('>i')
 
 
-class LeaderChangeMessage:
+class LeaderChangeMessage(Message):
     """Kafka data schema ``LeaderChangeMessage``, versions 0-1."""
 
     __slots__ = ('version', 'leader_id', 'voters', 'granting_voters', 'unknown_tags',)
@@ -39,7 +40,6 @@ class LeaderChangeMessage:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderChangeMessage'
 
     version: int
@@ -125,12 +125,11 @@ class LeaderChangeMessage:
             raise DecodeError(f'malformed LeaderChangeMessage v{version}: {exc}') from None
 
 
-class Voter:
+class Voter(Struct):
     """Schema struct ``Voter`` of ``LeaderChangeMessage``."""
 
     __slots__ = ('voter_id', 'voter_directory_id', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Voter'
 
     voter_id: int

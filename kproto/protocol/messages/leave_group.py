@@ -29,6 +29,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'LeaveGroupRequest',
@@ -42,7 +43,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class LeaveGroupRequest:
+class LeaveGroupRequest(Request['LeaveGroupResponse']):
     """Kafka request ``LeaveGroupRequest`` (API key 13), versions 0-5."""
 
     __slots__ = ('group_id', 'member_id', 'members', 'unknown_tags',)
@@ -51,7 +52,6 @@ class LeaveGroupRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaveGroupRequest'
 
     group_id: str
@@ -133,12 +133,11 @@ class LeaveGroupRequest:
             raise DecodeError(f'malformed LeaveGroupRequest v{version}: {exc}') from None
 
 
-class MemberIdentity:
+class MemberIdentity(Struct):
     """Schema struct ``MemberIdentity`` of ``LeaveGroupRequest``."""
 
     __slots__ = ('member_id', 'group_instance_id', 'reason', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MemberIdentity'
 
     member_id: str
@@ -220,7 +219,7 @@ class MemberIdentity:
             raise DecodeError(f'malformed MemberIdentity v{version}: {exc}') from None
 
 
-class LeaveGroupResponse:
+class LeaveGroupResponse(Response):
     """Kafka response ``LeaveGroupResponse`` (API key 13), versions 0-5."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'members', 'unknown_tags',)
@@ -229,7 +228,6 @@ class LeaveGroupResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaveGroupResponse'
 
     throttle_time_ms: int
@@ -311,12 +309,11 @@ class LeaveGroupResponse:
             raise DecodeError(f'malformed LeaveGroupResponse v{version}: {exc}') from None
 
 
-class MemberResponse:
+class MemberResponse(Struct):
     """Schema struct ``MemberResponse`` of ``LeaveGroupResponse``."""
 
     __slots__ = ('member_id', 'group_instance_id', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MemberResponse'
 
     member_id: str

@@ -22,6 +22,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ConfigResource',
@@ -33,7 +34,7 @@ _S_b = struct.Struct('>b')
 _S_ih = struct.Struct('>ih')
 
 
-class ListConfigResourcesRequest:
+class ListConfigResourcesRequest(Request['ListConfigResourcesResponse']):
     """Kafka request ``ListConfigResourcesRequest`` (API key 74), versions 0-1."""
 
     __slots__ = ('resource_types', 'unknown_tags',)
@@ -42,7 +43,6 @@ class ListConfigResourcesRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListConfigResourcesRequest'
 
     resource_types: list[int]
@@ -116,7 +116,7 @@ class ListConfigResourcesRequest:
             raise DecodeError(f'malformed ListConfigResourcesRequest v{version}: {exc}') from None
 
 
-class ListConfigResourcesResponse:
+class ListConfigResourcesResponse(Response):
     """Kafka response ``ListConfigResourcesResponse`` (API key 74), versions 0-1."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'config_resources', 'unknown_tags',)
@@ -125,7 +125,6 @@ class ListConfigResourcesResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListConfigResourcesResponse'
 
     throttle_time_ms: int
@@ -207,12 +206,11 @@ class ListConfigResourcesResponse:
             raise DecodeError(f'malformed ListConfigResourcesResponse v{version}: {exc}') from None
 
 
-class ConfigResource:
+class ConfigResource(Struct):
     """Schema struct ``ConfigResource`` of ``ListConfigResourcesResponse``."""
 
     __slots__ = ('resource_name', 'resource_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConfigResource'
 
     resource_name: str

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ListGroupsRequest',
@@ -37,7 +38,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class ListGroupsRequest:
+class ListGroupsRequest(Request['ListGroupsResponse']):
     """Kafka request ``ListGroupsRequest`` (API key 16), versions 0-5."""
 
     __slots__ = ('states_filter', 'types_filter', 'unknown_tags',)
@@ -46,7 +47,6 @@ class ListGroupsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListGroupsRequest'
 
     states_filter: list[str]
@@ -124,7 +124,7 @@ class ListGroupsRequest:
             raise DecodeError(f'malformed ListGroupsRequest v{version}: {exc}') from None
 
 
-class ListGroupsResponse:
+class ListGroupsResponse(Response):
     """Kafka response ``ListGroupsResponse`` (API key 16), versions 0-5."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'groups', 'unknown_tags',)
@@ -133,7 +133,6 @@ class ListGroupsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListGroupsResponse'
 
     throttle_time_ms: int
@@ -215,12 +214,11 @@ class ListGroupsResponse:
             raise DecodeError(f'malformed ListGroupsResponse v{version}: {exc}') from None
 
 
-class ListedGroup:
+class ListedGroup(Struct):
     """Schema struct ``ListedGroup`` of ``ListGroupsResponse``."""
 
     __slots__ = ('group_id', 'protocol_type', 'group_state', 'group_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListedGroup'
 
     group_id: str

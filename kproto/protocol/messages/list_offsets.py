@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ListOffsetsPartition',
@@ -43,7 +44,7 @@ _S_iiq = struct.Struct('>iiq')
 _S_iq = struct.Struct('>iq')
 
 
-class ListOffsetsRequest:
+class ListOffsetsRequest(Request['ListOffsetsResponse']):
     """Kafka request ``ListOffsetsRequest`` (API key 2), versions 1-10."""
 
     __slots__ = ('replica_id', 'isolation_level', 'topics', 'timeout_ms', 'unknown_tags',)
@@ -52,7 +53,6 @@ class ListOffsetsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 10
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsRequest'
 
     replica_id: int
@@ -138,12 +138,11 @@ class ListOffsetsRequest:
             raise DecodeError(f'malformed ListOffsetsRequest v{version}: {exc}') from None
 
 
-class ListOffsetsTopic:
+class ListOffsetsTopic(Struct):
     """Schema struct ``ListOffsetsTopic`` of ``ListOffsetsRequest``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsTopic'
 
     name: str
@@ -221,12 +220,11 @@ class ListOffsetsTopic:
             raise DecodeError(f'malformed ListOffsetsTopic v{version}: {exc}') from None
 
 
-class ListOffsetsPartition:
+class ListOffsetsPartition(Struct):
     """Schema struct ``ListOffsetsPartition`` of ``ListOffsetsRequest``."""
 
     __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartition'
 
     partition_index: int
@@ -308,7 +306,7 @@ class ListOffsetsPartition:
             raise DecodeError(f'malformed ListOffsetsPartition v{version}: {exc}') from None
 
 
-class ListOffsetsResponse:
+class ListOffsetsResponse(Response):
     """Kafka response ``ListOffsetsResponse`` (API key 2), versions 1-10."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -317,7 +315,6 @@ class ListOffsetsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 10
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsResponse'
 
     throttle_time_ms: int
@@ -395,12 +392,11 @@ class ListOffsetsResponse:
             raise DecodeError(f'malformed ListOffsetsResponse v{version}: {exc}') from None
 
 
-class ListOffsetsTopicResponse:
+class ListOffsetsTopicResponse(Struct):
     """Schema struct ``ListOffsetsTopicResponse`` of ``ListOffsetsResponse``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsTopicResponse'
 
     name: str
@@ -478,12 +474,11 @@ class ListOffsetsTopicResponse:
             raise DecodeError(f'malformed ListOffsetsTopicResponse v{version}: {exc}') from None
 
 
-class ListOffsetsPartitionResponse:
+class ListOffsetsPartitionResponse(Struct):
     """Schema struct ``ListOffsetsPartitionResponse`` of ``ListOffsetsResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'timestamp', 'offset', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartitionResponse'
 
     partition_index: int

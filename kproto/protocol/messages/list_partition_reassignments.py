@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ListPartitionReassignmentsRequest',
@@ -38,7 +39,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class ListPartitionReassignmentsRequest:
+class ListPartitionReassignmentsRequest(Request['ListPartitionReassignmentsResponse']):
     """Kafka request ``ListPartitionReassignmentsRequest`` (API key 46), versions 0-0."""
 
     __slots__ = ('timeout_ms', 'topics', 'unknown_tags',)
@@ -47,7 +48,6 @@ class ListPartitionReassignmentsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsRequest'
 
     timeout_ms: int
@@ -125,12 +125,11 @@ class ListPartitionReassignmentsRequest:
             raise DecodeError(f'malformed ListPartitionReassignmentsRequest v{version}: {exc}') from None
 
 
-class ListPartitionReassignmentsTopics:
+class ListPartitionReassignmentsTopics(Struct):
     """Schema struct ``ListPartitionReassignmentsTopics`` of ``ListPartitionReassignmentsRequest``."""
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsTopics'
 
     name: str
@@ -208,7 +207,7 @@ class ListPartitionReassignmentsTopics:
             raise DecodeError(f'malformed ListPartitionReassignmentsTopics v{version}: {exc}') from None
 
 
-class ListPartitionReassignmentsResponse:
+class ListPartitionReassignmentsResponse(Response):
     """Kafka response ``ListPartitionReassignmentsResponse`` (API key 46), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'topics', 'unknown_tags',)
@@ -217,7 +216,6 @@ class ListPartitionReassignmentsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsResponse'
 
     throttle_time_ms: int
@@ -303,12 +301,11 @@ class ListPartitionReassignmentsResponse:
             raise DecodeError(f'malformed ListPartitionReassignmentsResponse v{version}: {exc}') from None
 
 
-class OngoingTopicReassignment:
+class OngoingTopicReassignment(Struct):
     """Schema struct ``OngoingTopicReassignment`` of ``ListPartitionReassignmentsResponse``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OngoingTopicReassignment'
 
     name: str
@@ -386,12 +383,11 @@ class OngoingTopicReassignment:
             raise DecodeError(f'malformed OngoingTopicReassignment v{version}: {exc}') from None
 
 
-class OngoingPartitionReassignment:
+class OngoingPartitionReassignment(Struct):
     """Schema struct ``OngoingPartitionReassignment`` of ``ListPartitionReassignmentsResponse``."""
 
     __slots__ = ('partition_index', 'replicas', 'adding_replicas', 'removing_replicas', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OngoingPartitionReassignment'
 
     partition_index: int

@@ -24,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ListTransactionsRequest',
@@ -35,7 +36,7 @@ _S_ih = struct.Struct('>ih')
 _S_q = struct.Struct('>q')
 
 
-class ListTransactionsRequest:
+class ListTransactionsRequest(Request['ListTransactionsResponse']):
     """Kafka request ``ListTransactionsRequest`` (API key 66), versions 0-2."""
 
     __slots__ = ('state_filters', 'producer_id_filters', 'duration_filter', 'transactional_id_pattern', 'unknown_tags',)
@@ -44,7 +45,6 @@ class ListTransactionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListTransactionsRequest'
 
     state_filters: list[str]
@@ -130,7 +130,7 @@ class ListTransactionsRequest:
             raise DecodeError(f'malformed ListTransactionsRequest v{version}: {exc}') from None
 
 
-class ListTransactionsResponse:
+class ListTransactionsResponse(Response):
     """Kafka response ``ListTransactionsResponse`` (API key 66), versions 0-2."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_state_filters', 'transaction_states', 'unknown_tags',)
@@ -139,7 +139,6 @@ class ListTransactionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListTransactionsResponse'
 
     throttle_time_ms: int
@@ -225,12 +224,11 @@ class ListTransactionsResponse:
             raise DecodeError(f'malformed ListTransactionsResponse v{version}: {exc}') from None
 
 
-class TransactionState:
+class TransactionState(Struct):
     """Schema struct ``TransactionState`` of ``ListTransactionsResponse``."""
 
     __slots__ = ('transactional_id', 'producer_id', 'transaction_state', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TransactionState'
 
     transactional_id: str

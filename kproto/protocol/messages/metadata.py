@@ -32,6 +32,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'MetadataRequest',
@@ -51,7 +52,7 @@ _S_hiii = struct.Struct('>hiii')
 _S_i = struct.Struct('>i')
 
 
-class MetadataRequest:
+class MetadataRequest(Request['MetadataResponse']):
     """Kafka request ``MetadataRequest`` (API key 3), versions 0-13."""
 
     __slots__ = ('topics', 'allow_auto_topic_creation', 'include_cluster_authorized_operations', 'include_topic_authorized_operations', 'unknown_tags',)
@@ -60,7 +61,6 @@ class MetadataRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataRequest'
 
     topics: list[MetadataRequestTopic] | None
@@ -146,12 +146,11 @@ class MetadataRequest:
             raise DecodeError(f'malformed MetadataRequest v{version}: {exc}') from None
 
 
-class MetadataRequestTopic:
+class MetadataRequestTopic(Struct):
     """Schema struct ``MetadataRequestTopic`` of ``MetadataRequest``."""
 
     __slots__ = ('topic_id', 'name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataRequestTopic'
 
     topic_id: uuid.UUID
@@ -229,7 +228,7 @@ class MetadataRequestTopic:
             raise DecodeError(f'malformed MetadataRequestTopic v{version}: {exc}') from None
 
 
-class MetadataResponse:
+class MetadataResponse(Response):
     """Kafka response ``MetadataResponse`` (API key 3), versions 0-13."""
 
     __slots__ = ('throttle_time_ms', 'brokers', 'cluster_id', 'controller_id', 'topics', 'cluster_authorized_operations', 'error_code', 'unknown_tags',)
@@ -238,7 +237,6 @@ class MetadataResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponse'
 
     throttle_time_ms: int
@@ -336,12 +334,11 @@ class MetadataResponse:
             raise DecodeError(f'malformed MetadataResponse v{version}: {exc}') from None
 
 
-class MetadataResponseTopic:
+class MetadataResponseTopic(Struct):
     """Schema struct ``MetadataResponseTopic`` of ``MetadataResponse``."""
 
     __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponseTopic'
 
     error_code: int
@@ -435,12 +432,11 @@ class MetadataResponseTopic:
             raise DecodeError(f'malformed MetadataResponseTopic v{version}: {exc}') from None
 
 
-class MetadataResponsePartition:
+class MetadataResponsePartition(Struct):
     """Schema struct ``MetadataResponsePartition`` of ``MetadataResponse``."""
 
     __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'offline_replicas', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponsePartition'
 
     error_code: int
@@ -538,12 +534,11 @@ class MetadataResponsePartition:
             raise DecodeError(f'malformed MetadataResponsePartition v{version}: {exc}') from None
 
 
-class MetadataResponseBroker:
+class MetadataResponseBroker(Struct):
     """Schema struct ``MetadataResponseBroker`` of ``MetadataResponse``."""
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponseBroker'
 
     node_id: int

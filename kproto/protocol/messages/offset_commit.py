@@ -29,6 +29,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'OffsetCommitRequest',
@@ -46,7 +47,7 @@ _S_iqi = struct.Struct('>iqi')
 _S_q = struct.Struct('>q')
 
 
-class OffsetCommitRequest:
+class OffsetCommitRequest(Request['OffsetCommitResponse']):
     """Kafka request ``OffsetCommitRequest`` (API key 8), versions 2-9."""
 
     __slots__ = ('group_id', 'generation_id_or_member_epoch', 'member_id', 'group_instance_id', 'retention_time_ms', 'topics', 'unknown_tags',)
@@ -55,7 +56,6 @@ class OffsetCommitRequest:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequest'
 
     group_id: str
@@ -149,12 +149,11 @@ class OffsetCommitRequest:
             raise DecodeError(f'malformed OffsetCommitRequest v{version}: {exc}') from None
 
 
-class OffsetCommitRequestTopic:
+class OffsetCommitRequestTopic(Struct):
     """Schema struct ``OffsetCommitRequestTopic`` of ``OffsetCommitRequest``."""
 
     __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestTopic'
 
     name: str
@@ -236,12 +235,11 @@ class OffsetCommitRequestTopic:
             raise DecodeError(f'malformed OffsetCommitRequestTopic v{version}: {exc}') from None
 
 
-class OffsetCommitRequestPartition:
+class OffsetCommitRequestPartition(Struct):
     """Schema struct ``OffsetCommitRequestPartition`` of ``OffsetCommitRequest``."""
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestPartition'
 
     partition_index: int
@@ -327,7 +325,7 @@ class OffsetCommitRequestPartition:
             raise DecodeError(f'malformed OffsetCommitRequestPartition v{version}: {exc}') from None
 
 
-class OffsetCommitResponse:
+class OffsetCommitResponse(Response):
     """Kafka response ``OffsetCommitResponse`` (API key 8), versions 2-9."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -336,7 +334,6 @@ class OffsetCommitResponse:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponse'
 
     throttle_time_ms: int
@@ -414,12 +411,11 @@ class OffsetCommitResponse:
             raise DecodeError(f'malformed OffsetCommitResponse v{version}: {exc}') from None
 
 
-class OffsetCommitResponseTopic:
+class OffsetCommitResponseTopic(Struct):
     """Schema struct ``OffsetCommitResponseTopic`` of ``OffsetCommitResponse``."""
 
     __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponseTopic'
 
     name: str
@@ -501,12 +497,11 @@ class OffsetCommitResponseTopic:
             raise DecodeError(f'malformed OffsetCommitResponseTopic v{version}: {exc}') from None
 
 
-class OffsetCommitResponsePartition:
+class OffsetCommitResponsePartition(Struct):
     """Schema struct ``OffsetCommitResponsePartition`` of ``OffsetCommitResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponsePartition'
 
     partition_index: int

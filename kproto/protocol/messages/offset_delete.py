@@ -19,6 +19,7 @@ from kproto.protocol._primitives import (
     read_string,
     write_string,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'OffsetDeleteRequest',
@@ -34,7 +35,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class OffsetDeleteRequest:
+class OffsetDeleteRequest(Request['OffsetDeleteResponse']):
     """Kafka request ``OffsetDeleteRequest`` (API key 47), versions 0-0."""
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
@@ -43,7 +44,6 @@ class OffsetDeleteRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequest'
 
     group_id: str
@@ -121,12 +121,11 @@ class OffsetDeleteRequest:
             raise DecodeError(f'malformed OffsetDeleteRequest v{version}: {exc}') from None
 
 
-class OffsetDeleteRequestTopic:
+class OffsetDeleteRequestTopic(Struct):
     """Schema struct ``OffsetDeleteRequestTopic`` of ``OffsetDeleteRequest``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequestTopic'
 
     name: str
@@ -204,12 +203,11 @@ class OffsetDeleteRequestTopic:
             raise DecodeError(f'malformed OffsetDeleteRequestTopic v{version}: {exc}') from None
 
 
-class OffsetDeleteRequestPartition:
+class OffsetDeleteRequestPartition(Struct):
     """Schema struct ``OffsetDeleteRequestPartition`` of ``OffsetDeleteRequest``."""
 
     __slots__ = ('partition_index', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequestPartition'
 
     partition_index: int
@@ -283,7 +281,7 @@ class OffsetDeleteRequestPartition:
             raise DecodeError(f'malformed OffsetDeleteRequestPartition v{version}: {exc}') from None
 
 
-class OffsetDeleteResponse:
+class OffsetDeleteResponse(Response):
     """Kafka response ``OffsetDeleteResponse`` (API key 47), versions 0-0."""
 
     __slots__ = ('error_code', 'throttle_time_ms', 'topics', 'unknown_tags',)
@@ -292,7 +290,6 @@ class OffsetDeleteResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponse'
 
     error_code: int
@@ -374,12 +371,11 @@ class OffsetDeleteResponse:
             raise DecodeError(f'malformed OffsetDeleteResponse v{version}: {exc}') from None
 
 
-class OffsetDeleteResponseTopic:
+class OffsetDeleteResponseTopic(Struct):
     """Schema struct ``OffsetDeleteResponseTopic`` of ``OffsetDeleteResponse``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponseTopic'
 
     name: str
@@ -457,12 +453,11 @@ class OffsetDeleteResponseTopic:
             raise DecodeError(f'malformed OffsetDeleteResponseTopic v{version}: {exc}') from None
 
 
-class OffsetDeleteResponsePartition:
+class OffsetDeleteResponsePartition(Struct):
     """Schema struct ``OffsetDeleteResponsePartition`` of ``OffsetDeleteResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponsePartition'
 
     partition_index: int

@@ -31,6 +31,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'OffsetFetchRequest',
@@ -52,7 +53,7 @@ _S_iq = struct.Struct('>iq')
 _S_iqi = struct.Struct('>iqi')
 
 
-class OffsetFetchRequest:
+class OffsetFetchRequest(Request['OffsetFetchResponse']):
     """Kafka request ``OffsetFetchRequest`` (API key 9), versions 1-9."""
 
     __slots__ = ('group_id', 'topics', 'groups', 'require_stable', 'unknown_tags',)
@@ -61,7 +62,6 @@ class OffsetFetchRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequest'
 
     group_id: str
@@ -147,12 +147,11 @@ class OffsetFetchRequest:
             raise DecodeError(f'malformed OffsetFetchRequest v{version}: {exc}') from None
 
 
-class OffsetFetchRequestGroup:
+class OffsetFetchRequestGroup(Struct):
     """Schema struct ``OffsetFetchRequestGroup`` of ``OffsetFetchRequest``."""
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestGroup'
 
     group_id: str
@@ -238,12 +237,11 @@ class OffsetFetchRequestGroup:
             raise DecodeError(f'malformed OffsetFetchRequestGroup v{version}: {exc}') from None
 
 
-class OffsetFetchRequestTopics:
+class OffsetFetchRequestTopics(Struct):
     """Schema struct ``OffsetFetchRequestTopics`` of ``OffsetFetchRequest``."""
 
     __slots__ = ('name', 'topic_id', 'partition_indexes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestTopics'
 
     name: str
@@ -325,12 +323,11 @@ class OffsetFetchRequestTopics:
             raise DecodeError(f'malformed OffsetFetchRequestTopics v{version}: {exc}') from None
 
 
-class OffsetFetchRequestTopic:
+class OffsetFetchRequestTopic(Struct):
     """Schema struct ``OffsetFetchRequestTopic`` of ``OffsetFetchRequest``."""
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestTopic'
 
     name: str
@@ -408,7 +405,7 @@ class OffsetFetchRequestTopic:
             raise DecodeError(f'malformed OffsetFetchRequestTopic v{version}: {exc}') from None
 
 
-class OffsetFetchResponse:
+class OffsetFetchResponse(Response):
     """Kafka response ``OffsetFetchResponse`` (API key 9), versions 1-9."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'error_code', 'groups', 'unknown_tags',)
@@ -417,7 +414,6 @@ class OffsetFetchResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponse'
 
     throttle_time_ms: int
@@ -503,12 +499,11 @@ class OffsetFetchResponse:
             raise DecodeError(f'malformed OffsetFetchResponse v{version}: {exc}') from None
 
 
-class OffsetFetchResponseGroup:
+class OffsetFetchResponseGroup(Struct):
     """Schema struct ``OffsetFetchResponseGroup`` of ``OffsetFetchResponse``."""
 
     __slots__ = ('group_id', 'topics', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseGroup'
 
     group_id: str
@@ -590,12 +585,11 @@ class OffsetFetchResponseGroup:
             raise DecodeError(f'malformed OffsetFetchResponseGroup v{version}: {exc}') from None
 
 
-class OffsetFetchResponseTopics:
+class OffsetFetchResponseTopics(Struct):
     """Schema struct ``OffsetFetchResponseTopics`` of ``OffsetFetchResponse``."""
 
     __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseTopics'
 
     name: str
@@ -677,12 +671,11 @@ class OffsetFetchResponseTopics:
             raise DecodeError(f'malformed OffsetFetchResponseTopics v{version}: {exc}') from None
 
 
-class OffsetFetchResponsePartitions:
+class OffsetFetchResponsePartitions(Struct):
     """Schema struct ``OffsetFetchResponsePartitions`` of ``OffsetFetchResponse``."""
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponsePartitions'
 
     partition_index: int
@@ -772,12 +765,11 @@ class OffsetFetchResponsePartitions:
             raise DecodeError(f'malformed OffsetFetchResponsePartitions v{version}: {exc}') from None
 
 
-class OffsetFetchResponseTopic:
+class OffsetFetchResponseTopic(Struct):
     """Schema struct ``OffsetFetchResponseTopic`` of ``OffsetFetchResponse``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseTopic'
 
     name: str
@@ -855,12 +847,11 @@ class OffsetFetchResponseTopic:
             raise DecodeError(f'malformed OffsetFetchResponseTopic v{version}: {exc}') from None
 
 
-class OffsetFetchResponsePartition:
+class OffsetFetchResponsePartition(Struct):
     """Schema struct ``OffsetFetchResponsePartition`` of ``OffsetFetchResponse``."""
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponsePartition'
 
     partition_index: int

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'EpochEndOffset',
@@ -40,7 +41,7 @@ _S_i = struct.Struct('>i')
 _S_iii = struct.Struct('>iii')
 
 
-class OffsetForLeaderEpochRequest:
+class OffsetForLeaderEpochRequest(Request['OffsetForLeaderEpochResponse']):
     """Kafka request ``OffsetForLeaderEpochRequest`` (API key 23), versions 2-4."""
 
     __slots__ = ('replica_id', 'topics', 'unknown_tags',)
@@ -49,7 +50,6 @@ class OffsetForLeaderEpochRequest:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderEpochRequest'
 
     replica_id: int
@@ -127,12 +127,11 @@ class OffsetForLeaderEpochRequest:
             raise DecodeError(f'malformed OffsetForLeaderEpochRequest v{version}: {exc}') from None
 
 
-class OffsetForLeaderTopic:
+class OffsetForLeaderTopic(Struct):
     """Schema struct ``OffsetForLeaderTopic`` of ``OffsetForLeaderEpochRequest``."""
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderTopic'
 
     topic: str
@@ -210,12 +209,11 @@ class OffsetForLeaderTopic:
             raise DecodeError(f'malformed OffsetForLeaderTopic v{version}: {exc}') from None
 
 
-class OffsetForLeaderPartition:
+class OffsetForLeaderPartition(Struct):
     """Schema struct ``OffsetForLeaderPartition`` of ``OffsetForLeaderEpochRequest``."""
 
     __slots__ = ('partition', 'current_leader_epoch', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderPartition'
 
     partition: int
@@ -297,7 +295,7 @@ class OffsetForLeaderPartition:
             raise DecodeError(f'malformed OffsetForLeaderPartition v{version}: {exc}') from None
 
 
-class OffsetForLeaderEpochResponse:
+class OffsetForLeaderEpochResponse(Response):
     """Kafka response ``OffsetForLeaderEpochResponse`` (API key 23), versions 2-4."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -306,7 +304,6 @@ class OffsetForLeaderEpochResponse:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderEpochResponse'
 
     throttle_time_ms: int
@@ -384,12 +381,11 @@ class OffsetForLeaderEpochResponse:
             raise DecodeError(f'malformed OffsetForLeaderEpochResponse v{version}: {exc}') from None
 
 
-class OffsetForLeaderTopicResult:
+class OffsetForLeaderTopicResult(Struct):
     """Schema struct ``OffsetForLeaderTopicResult`` of ``OffsetForLeaderEpochResponse``."""
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderTopicResult'
 
     topic: str
@@ -467,12 +463,11 @@ class OffsetForLeaderTopicResult:
             raise DecodeError(f'malformed OffsetForLeaderTopicResult v{version}: {exc}') from None
 
 
-class EpochEndOffset:
+class EpochEndOffset(Struct):
     """Schema struct ``EpochEndOffset`` of ``OffsetForLeaderEpochResponse``."""
 
     __slots__ = ('error_code', 'partition', 'leader_epoch', 'end_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EpochEndOffset'
 
     error_code: int

@@ -37,6 +37,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'BatchIndexAndErrorMessage',
@@ -57,7 +58,7 @@ _S_ihqqq = struct.Struct('>ihqqq')
 _S_ii = struct.Struct('>ii')
 
 
-class ProduceRequest:
+class ProduceRequest(Request['ProduceResponse']):
     """Kafka request ``ProduceRequest`` (API key 0), versions 3-13."""
 
     __slots__ = ('transactional_id', 'acks', 'timeout_ms', 'topic_data', 'unknown_tags',)
@@ -66,7 +67,6 @@ class ProduceRequest:
     MIN_VERSION: ClassVar[int] = 3
     MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ProduceRequest'
 
     transactional_id: str | None
@@ -152,12 +152,11 @@ class ProduceRequest:
             raise DecodeError(f'malformed ProduceRequest v{version}: {exc}') from None
 
 
-class TopicProduceData:
+class TopicProduceData(Struct):
     """Schema struct ``TopicProduceData`` of ``ProduceRequest``."""
 
     __slots__ = ('name', 'topic_id', 'partition_data', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicProduceData'
 
     name: str
@@ -239,12 +238,11 @@ class TopicProduceData:
             raise DecodeError(f'malformed TopicProduceData v{version}: {exc}') from None
 
 
-class PartitionProduceData:
+class PartitionProduceData(Struct):
     """Schema struct ``PartitionProduceData`` of ``ProduceRequest``."""
 
     __slots__ = ('index', 'records', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionProduceData'
 
     index: int
@@ -322,7 +320,7 @@ class PartitionProduceData:
             raise DecodeError(f'malformed PartitionProduceData v{version}: {exc}') from None
 
 
-class ProduceResponse:
+class ProduceResponse(Response):
     """Kafka response ``ProduceResponse`` (API key 0), versions 3-13."""
 
     __slots__ = ('responses', 'throttle_time_ms', 'node_endpoints', 'unknown_tags',)
@@ -331,7 +329,6 @@ class ProduceResponse:
     MIN_VERSION: ClassVar[int] = 3
     MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ProduceResponse'
 
     responses: list[TopicProduceResponse]
@@ -413,12 +410,11 @@ class ProduceResponse:
             raise DecodeError(f'malformed ProduceResponse v{version}: {exc}') from None
 
 
-class NodeEndpoint:
+class NodeEndpoint(Struct):
     """Schema struct ``NodeEndpoint`` of ``ProduceResponse``."""
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
@@ -504,12 +500,11 @@ class NodeEndpoint:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
-class TopicProduceResponse:
+class TopicProduceResponse(Struct):
     """Schema struct ``TopicProduceResponse`` of ``ProduceResponse``."""
 
     __slots__ = ('name', 'topic_id', 'partition_responses', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicProduceResponse'
 
     name: str
@@ -591,12 +586,11 @@ class TopicProduceResponse:
             raise DecodeError(f'malformed TopicProduceResponse v{version}: {exc}') from None
 
 
-class PartitionProduceResponse:
+class PartitionProduceResponse(Struct):
     """Schema struct ``PartitionProduceResponse`` of ``ProduceResponse``."""
 
     __slots__ = ('index', 'error_code', 'base_offset', 'log_append_time_ms', 'log_start_offset', 'record_errors', 'error_message', 'current_leader', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionProduceResponse'
 
     index: int
@@ -698,12 +692,11 @@ class PartitionProduceResponse:
             raise DecodeError(f'malformed PartitionProduceResponse v{version}: {exc}') from None
 
 
-class LeaderIdAndEpoch:
+class LeaderIdAndEpoch(Struct):
     """Schema struct ``LeaderIdAndEpoch`` of ``ProduceResponse``."""
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
     leader_id: int
@@ -781,12 +774,11 @@ class LeaderIdAndEpoch:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
 
-class BatchIndexAndErrorMessage:
+class BatchIndexAndErrorMessage(Struct):
     """Schema struct ``BatchIndexAndErrorMessage`` of ``ProduceResponse``."""
 
     __slots__ = ('batch_index', 'batch_index_error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'BatchIndexAndErrorMessage'
 
     batch_index: int

@@ -21,6 +21,7 @@ from kproto.protocol._primitives import (
     write_compact_bytes,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'PushTelemetryRequest',
@@ -31,7 +32,7 @@ _S_iob = struct.Struct('>i?b')
 _S_ih = struct.Struct('>ih')
 
 
-class PushTelemetryRequest:
+class PushTelemetryRequest(Request['PushTelemetryResponse']):
     """Kafka request ``PushTelemetryRequest`` (API key 72), versions 0-0."""
 
     __slots__ = ('client_instance_id', 'subscription_id', 'terminating', 'compression_type', 'metrics', 'unknown_tags',)
@@ -40,7 +41,6 @@ class PushTelemetryRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PushTelemetryRequest'
 
     client_instance_id: uuid.UUID
@@ -130,7 +130,7 @@ class PushTelemetryRequest:
             raise DecodeError(f'malformed PushTelemetryRequest v{version}: {exc}') from None
 
 
-class PushTelemetryResponse:
+class PushTelemetryResponse(Response):
     """Kafka response ``PushTelemetryResponse`` (API key 72), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
@@ -139,7 +139,6 @@ class PushTelemetryResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PushTelemetryResponse'
 
     throttle_time_ms: int

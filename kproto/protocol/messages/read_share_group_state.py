@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'PartitionData',
@@ -42,7 +43,7 @@ _S_iq = struct.Struct('>iq')
 _S_qqbh = struct.Struct('>qqbh')
 
 
-class ReadShareGroupStateRequest:
+class ReadShareGroupStateRequest(Request['ReadShareGroupStateResponse']):
     """Kafka request ``ReadShareGroupStateRequest`` (API key 84), versions 0-0."""
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
@@ -51,7 +52,6 @@ class ReadShareGroupStateRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReadShareGroupStateRequest'
 
     group_id: str
@@ -129,12 +129,11 @@ class ReadShareGroupStateRequest:
             raise DecodeError(f'malformed ReadShareGroupStateRequest v{version}: {exc}') from None
 
 
-class ReadStateData:
+class ReadStateData(Struct):
     """Schema struct ``ReadStateData`` of ``ReadShareGroupStateRequest``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReadStateData'
 
     topic_id: uuid.UUID
@@ -212,12 +211,11 @@ class ReadStateData:
             raise DecodeError(f'malformed ReadStateData v{version}: {exc}') from None
 
 
-class PartitionData:
+class PartitionData(Struct):
     """Schema struct ``PartitionData`` of ``ReadShareGroupStateRequest``."""
 
     __slots__ = ('partition', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition: int
@@ -295,7 +293,7 @@ class PartitionData:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
 
-class ReadShareGroupStateResponse:
+class ReadShareGroupStateResponse(Response):
     """Kafka response ``ReadShareGroupStateResponse`` (API key 84), versions 0-0."""
 
     __slots__ = ('results', 'unknown_tags',)
@@ -304,7 +302,6 @@ class ReadShareGroupStateResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReadShareGroupStateResponse'
 
     results: list[ReadStateResult]
@@ -378,12 +375,11 @@ class ReadShareGroupStateResponse:
             raise DecodeError(f'malformed ReadShareGroupStateResponse v{version}: {exc}') from None
 
 
-class ReadStateResult:
+class ReadStateResult(Struct):
     """Schema struct ``ReadStateResult`` of ``ReadShareGroupStateResponse``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReadStateResult'
 
     topic_id: uuid.UUID
@@ -461,12 +457,11 @@ class ReadStateResult:
             raise DecodeError(f'malformed ReadStateResult v{version}: {exc}') from None
 
 
-class PartitionResult:
+class PartitionResult(Struct):
     """Schema struct ``PartitionResult`` of ``ReadShareGroupStateResponse``."""
 
     __slots__ = ('partition', 'error_code', 'error_message', 'state_epoch', 'start_offset', 'state_batches', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition: int
@@ -560,12 +555,11 @@ class PartitionResult:
             raise DecodeError(f'malformed PartitionResult v{version}: {exc}') from None
 
 
-class StateBatch:
+class StateBatch(Struct):
     """Schema struct ``StateBatch`` of ``ReadShareGroupStateResponse``."""
 
     __slots__ = ('first_offset', 'last_offset', 'delivery_state', 'delivery_count', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'StateBatch'
 
     first_offset: int

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'PartitionData',
@@ -40,7 +41,7 @@ _S_ii = struct.Struct('>ii')
 _S_iiq = struct.Struct('>iiq')
 
 
-class ReadShareGroupStateSummaryRequest:
+class ReadShareGroupStateSummaryRequest(Request['ReadShareGroupStateSummaryResponse']):
     """Kafka request ``ReadShareGroupStateSummaryRequest`` (API key 87), versions 0-0."""
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
@@ -49,7 +50,6 @@ class ReadShareGroupStateSummaryRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReadShareGroupStateSummaryRequest'
 
     group_id: str
@@ -127,12 +127,11 @@ class ReadShareGroupStateSummaryRequest:
             raise DecodeError(f'malformed ReadShareGroupStateSummaryRequest v{version}: {exc}') from None
 
 
-class ReadStateSummaryData:
+class ReadStateSummaryData(Struct):
     """Schema struct ``ReadStateSummaryData`` of ``ReadShareGroupStateSummaryRequest``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReadStateSummaryData'
 
     topic_id: uuid.UUID
@@ -210,12 +209,11 @@ class ReadStateSummaryData:
             raise DecodeError(f'malformed ReadStateSummaryData v{version}: {exc}') from None
 
 
-class PartitionData:
+class PartitionData(Struct):
     """Schema struct ``PartitionData`` of ``ReadShareGroupStateSummaryRequest``."""
 
     __slots__ = ('partition', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition: int
@@ -293,7 +291,7 @@ class PartitionData:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
 
-class ReadShareGroupStateSummaryResponse:
+class ReadShareGroupStateSummaryResponse(Response):
     """Kafka response ``ReadShareGroupStateSummaryResponse`` (API key 87), versions 0-0."""
 
     __slots__ = ('results', 'unknown_tags',)
@@ -302,7 +300,6 @@ class ReadShareGroupStateSummaryResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReadShareGroupStateSummaryResponse'
 
     results: list[ReadStateSummaryResult]
@@ -376,12 +373,11 @@ class ReadShareGroupStateSummaryResponse:
             raise DecodeError(f'malformed ReadShareGroupStateSummaryResponse v{version}: {exc}') from None
 
 
-class ReadStateSummaryResult:
+class ReadStateSummaryResult(Struct):
     """Schema struct ``ReadStateSummaryResult`` of ``ReadShareGroupStateSummaryResponse``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReadStateSummaryResult'
 
     topic_id: uuid.UUID
@@ -459,12 +455,11 @@ class ReadStateSummaryResult:
             raise DecodeError(f'malformed ReadStateSummaryResult v{version}: {exc}') from None
 
 
-class PartitionResult:
+class PartitionResult(Struct):
     """Schema struct ``PartitionResult`` of ``ReadShareGroupStateSummaryResponse``."""
 
     __slots__ = ('partition', 'error_code', 'error_message', 'state_epoch', 'leader_epoch', 'start_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition: int

@@ -21,6 +21,7 @@ from kproto.protocol._primitives import (
     write_compact_nullable_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'RemoveRaftVoterRequest',
@@ -31,7 +32,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class RemoveRaftVoterRequest:
+class RemoveRaftVoterRequest(Request['RemoveRaftVoterResponse']):
     """Kafka request ``RemoveRaftVoterRequest`` (API key 81), versions 0-0."""
 
     __slots__ = ('cluster_id', 'voter_id', 'voter_directory_id', 'unknown_tags',)
@@ -40,7 +41,6 @@ class RemoveRaftVoterRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'RemoveRaftVoterRequest'
 
     cluster_id: str | None
@@ -122,7 +122,7 @@ class RemoveRaftVoterRequest:
             raise DecodeError(f'malformed RemoveRaftVoterRequest v{version}: {exc}') from None
 
 
-class RemoveRaftVoterResponse:
+class RemoveRaftVoterResponse(Response):
     """Kafka response ``RemoveRaftVoterResponse`` (API key 81), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
@@ -131,7 +131,6 @@ class RemoveRaftVoterResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'RemoveRaftVoterResponse'
 
     throttle_time_ms: int

@@ -22,6 +22,7 @@ from kproto.protocol._primitives import (
     write_compact_bytes,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'RenewDelegationTokenRequest',
@@ -32,7 +33,7 @@ _S_hqi = struct.Struct('>hqi')
 _S_q = struct.Struct('>q')
 
 
-class RenewDelegationTokenRequest:
+class RenewDelegationTokenRequest(Request['RenewDelegationTokenResponse']):
     """Kafka request ``RenewDelegationTokenRequest`` (API key 39), versions 1-2."""
 
     __slots__ = ('hmac', 'renew_period_ms', 'unknown_tags',)
@@ -41,7 +42,6 @@ class RenewDelegationTokenRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'RenewDelegationTokenRequest'
 
     hmac: bytes
@@ -119,7 +119,7 @@ class RenewDelegationTokenRequest:
             raise DecodeError(f'malformed RenewDelegationTokenRequest v{version}: {exc}') from None
 
 
-class RenewDelegationTokenResponse:
+class RenewDelegationTokenResponse(Response):
     """Kafka response ``RenewDelegationTokenResponse`` (API key 39), versions 1-2."""
 
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms', 'unknown_tags',)
@@ -128,7 +128,6 @@ class RenewDelegationTokenResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'RenewDelegationTokenResponse'
 
     error_code: int

@@ -26,6 +26,7 @@ from kproto.protocol._primitives import (
     write_nullable_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'SaslAuthenticateRequest',
@@ -36,7 +37,7 @@ _S_h = struct.Struct('>h')
 _S_q = struct.Struct('>q')
 
 
-class SaslAuthenticateRequest:
+class SaslAuthenticateRequest(Request['SaslAuthenticateResponse']):
     """Kafka request ``SaslAuthenticateRequest`` (API key 36), versions 0-2."""
 
     __slots__ = ('auth_bytes', 'unknown_tags',)
@@ -45,7 +46,6 @@ class SaslAuthenticateRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SaslAuthenticateRequest'
 
     auth_bytes: bytes
@@ -119,7 +119,7 @@ class SaslAuthenticateRequest:
             raise DecodeError(f'malformed SaslAuthenticateRequest v{version}: {exc}') from None
 
 
-class SaslAuthenticateResponse:
+class SaslAuthenticateResponse(Response):
     """Kafka response ``SaslAuthenticateResponse`` (API key 36), versions 0-2."""
 
     __slots__ = ('error_code', 'error_message', 'auth_bytes', 'session_lifetime_ms', 'unknown_tags',)
@@ -128,7 +128,6 @@ class SaslAuthenticateResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SaslAuthenticateResponse'
 
     error_code: int

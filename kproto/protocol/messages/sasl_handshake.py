@@ -19,6 +19,7 @@ from kproto.protocol._primitives import (
     read_string,
     write_string,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'SaslHandshakeRequest',
@@ -29,7 +30,7 @@ _S_h = struct.Struct('>h')
 _S_i = struct.Struct('>i')
 
 
-class SaslHandshakeRequest:
+class SaslHandshakeRequest(Request['SaslHandshakeResponse']):
     """Kafka request ``SaslHandshakeRequest`` (API key 17), versions 0-1."""
 
     __slots__ = ('mechanism', 'unknown_tags',)
@@ -38,7 +39,6 @@ class SaslHandshakeRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SaslHandshakeRequest'
 
     mechanism: str
@@ -112,7 +112,7 @@ class SaslHandshakeRequest:
             raise DecodeError(f'malformed SaslHandshakeRequest v{version}: {exc}') from None
 
 
-class SaslHandshakeResponse:
+class SaslHandshakeResponse(Response):
     """Kafka response ``SaslHandshakeResponse`` (API key 17), versions 0-1."""
 
     __slots__ = ('error_code', 'mechanisms', 'unknown_tags',)
@@ -121,7 +121,6 @@ class SaslHandshakeResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SaslHandshakeResponse'
 
     error_code: int

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AcknowledgePartition',
@@ -44,7 +45,7 @@ _S_ii = struct.Struct('>ii')
 _S_qq = struct.Struct('>qq')
 
 
-class ShareAcknowledgeRequest:
+class ShareAcknowledgeRequest(Request['ShareAcknowledgeResponse']):
     """Kafka request ``ShareAcknowledgeRequest`` (API key 79), versions 1-1."""
 
     __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'topics', 'unknown_tags',)
@@ -53,7 +54,6 @@ class ShareAcknowledgeRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeRequest'
 
     group_id: str | None
@@ -139,12 +139,11 @@ class ShareAcknowledgeRequest:
             raise DecodeError(f'malformed ShareAcknowledgeRequest v{version}: {exc}') from None
 
 
-class AcknowledgeTopic:
+class AcknowledgeTopic(Struct):
     """Schema struct ``AcknowledgeTopic`` of ``ShareAcknowledgeRequest``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgeTopic'
 
     topic_id: uuid.UUID
@@ -222,12 +221,11 @@ class AcknowledgeTopic:
             raise DecodeError(f'malformed AcknowledgeTopic v{version}: {exc}') from None
 
 
-class AcknowledgePartition:
+class AcknowledgePartition(Struct):
     """Schema struct ``AcknowledgePartition`` of ``ShareAcknowledgeRequest``."""
 
     __slots__ = ('partition_index', 'acknowledgement_batches', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgePartition'
 
     partition_index: int
@@ -305,12 +303,11 @@ class AcknowledgePartition:
             raise DecodeError(f'malformed AcknowledgePartition v{version}: {exc}') from None
 
 
-class AcknowledgementBatch:
+class AcknowledgementBatch(Struct):
     """Schema struct ``AcknowledgementBatch`` of ``ShareAcknowledgeRequest``."""
 
     __slots__ = ('first_offset', 'last_offset', 'acknowledge_types', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgementBatch'
 
     first_offset: int
@@ -392,7 +389,7 @@ class AcknowledgementBatch:
             raise DecodeError(f'malformed AcknowledgementBatch v{version}: {exc}') from None
 
 
-class ShareAcknowledgeResponse:
+class ShareAcknowledgeResponse(Response):
     """Kafka response ``ShareAcknowledgeResponse`` (API key 79), versions 1-1."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'node_endpoints', 'unknown_tags',)
@@ -401,7 +398,6 @@ class ShareAcknowledgeResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeResponse'
 
     throttle_time_ms: int
@@ -491,12 +487,11 @@ class ShareAcknowledgeResponse:
             raise DecodeError(f'malformed ShareAcknowledgeResponse v{version}: {exc}') from None
 
 
-class NodeEndpoint:
+class NodeEndpoint(Struct):
     """Schema struct ``NodeEndpoint`` of ``ShareAcknowledgeResponse``."""
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
@@ -582,12 +577,11 @@ class NodeEndpoint:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
-class ShareAcknowledgeTopicResponse:
+class ShareAcknowledgeTopicResponse(Struct):
     """Schema struct ``ShareAcknowledgeTopicResponse`` of ``ShareAcknowledgeResponse``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeTopicResponse'
 
     topic_id: uuid.UUID
@@ -665,12 +659,11 @@ class ShareAcknowledgeTopicResponse:
             raise DecodeError(f'malformed ShareAcknowledgeTopicResponse v{version}: {exc}') from None
 
 
-class PartitionData:
+class PartitionData(Struct):
     """Schema struct ``PartitionData`` of ``ShareAcknowledgeResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'current_leader', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
@@ -756,12 +749,11 @@ class PartitionData:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
 
-class LeaderIdAndEpoch:
+class LeaderIdAndEpoch(Struct):
     """Schema struct ``LeaderIdAndEpoch`` of ``ShareAcknowledgeResponse``."""
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
     leader_id: int

@@ -28,6 +28,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AcknowledgementBatch',
@@ -52,7 +53,7 @@ _S_qq = struct.Struct('>qq')
 _S_qqh = struct.Struct('>qqh')
 
 
-class ShareFetchRequest:
+class ShareFetchRequest(Request['ShareFetchResponse']):
     """Kafka request ``ShareFetchRequest`` (API key 78), versions 1-1."""
 
     __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'max_wait_ms', 'min_bytes', 'max_bytes', 'max_records', 'batch_size', 'topics', 'forgotten_topics_data', 'unknown_tags',)
@@ -61,7 +62,6 @@ class ShareFetchRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchRequest'
 
     group_id: str | None
@@ -171,12 +171,11 @@ class ShareFetchRequest:
             raise DecodeError(f'malformed ShareFetchRequest v{version}: {exc}') from None
 
 
-class ForgottenTopic:
+class ForgottenTopic(Struct):
     """Schema struct ``ForgottenTopic`` of ``ShareFetchRequest``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ForgottenTopic'
 
     topic_id: uuid.UUID
@@ -254,12 +253,11 @@ class ForgottenTopic:
             raise DecodeError(f'malformed ForgottenTopic v{version}: {exc}') from None
 
 
-class FetchTopic:
+class FetchTopic(Struct):
     """Schema struct ``FetchTopic`` of ``ShareFetchRequest``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchTopic'
 
     topic_id: uuid.UUID
@@ -337,12 +335,11 @@ class FetchTopic:
             raise DecodeError(f'malformed FetchTopic v{version}: {exc}') from None
 
 
-class FetchPartition:
+class FetchPartition(Struct):
     """Schema struct ``FetchPartition`` of ``ShareFetchRequest``."""
 
     __slots__ = ('partition_index', 'partition_max_bytes', 'acknowledgement_batches', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchPartition'
 
     partition_index: int
@@ -424,12 +421,11 @@ class FetchPartition:
             raise DecodeError(f'malformed FetchPartition v{version}: {exc}') from None
 
 
-class AcknowledgementBatch:
+class AcknowledgementBatch(Struct):
     """Schema struct ``AcknowledgementBatch`` of ``ShareFetchRequest``."""
 
     __slots__ = ('first_offset', 'last_offset', 'acknowledge_types', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgementBatch'
 
     first_offset: int
@@ -511,7 +507,7 @@ class AcknowledgementBatch:
             raise DecodeError(f'malformed AcknowledgementBatch v{version}: {exc}') from None
 
 
-class ShareFetchResponse:
+class ShareFetchResponse(Response):
     """Kafka response ``ShareFetchResponse`` (API key 78), versions 1-1."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'acquisition_lock_timeout_ms', 'responses', 'node_endpoints', 'unknown_tags',)
@@ -520,7 +516,6 @@ class ShareFetchResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchResponse'
 
     throttle_time_ms: int
@@ -614,12 +609,11 @@ class ShareFetchResponse:
             raise DecodeError(f'malformed ShareFetchResponse v{version}: {exc}') from None
 
 
-class NodeEndpoint:
+class NodeEndpoint(Struct):
     """Schema struct ``NodeEndpoint`` of ``ShareFetchResponse``."""
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
@@ -705,12 +699,11 @@ class NodeEndpoint:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
-class ShareFetchableTopicResponse:
+class ShareFetchableTopicResponse(Struct):
     """Schema struct ``ShareFetchableTopicResponse`` of ``ShareFetchResponse``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchableTopicResponse'
 
     topic_id: uuid.UUID
@@ -788,12 +781,11 @@ class ShareFetchableTopicResponse:
             raise DecodeError(f'malformed ShareFetchableTopicResponse v{version}: {exc}') from None
 
 
-class PartitionData:
+class PartitionData(Struct):
     """Schema struct ``PartitionData`` of ``ShareFetchResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'acknowledge_error_code', 'acknowledge_error_message', 'current_leader', 'records', 'acquired_records', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
@@ -895,12 +887,11 @@ class PartitionData:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
 
-class AcquiredRecords:
+class AcquiredRecords(Struct):
     """Schema struct ``AcquiredRecords`` of ``ShareFetchResponse``."""
 
     __slots__ = ('first_offset', 'last_offset', 'delivery_count', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AcquiredRecords'
 
     first_offset: int
@@ -982,12 +973,11 @@ class AcquiredRecords:
             raise DecodeError(f'malformed AcquiredRecords v{version}: {exc}') from None
 
 
-class LeaderIdAndEpoch:
+class LeaderIdAndEpoch(Struct):
     """Schema struct ``LeaderIdAndEpoch`` of ``ShareFetchResponse``."""
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
     leader_id: int

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'Assignment',
@@ -41,7 +42,7 @@ _S_i = struct.Struct('>i')
 _S_ii = struct.Struct('>ii')
 
 
-class ShareGroupDescribeRequest:
+class ShareGroupDescribeRequest(Request['ShareGroupDescribeResponse']):
     """Kafka request ``ShareGroupDescribeRequest`` (API key 77), versions 1-1."""
 
     __slots__ = ('group_ids', 'include_authorized_operations', 'unknown_tags',)
@@ -50,7 +51,6 @@ class ShareGroupDescribeRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupDescribeRequest'
 
     group_ids: list[str]
@@ -128,7 +128,7 @@ class ShareGroupDescribeRequest:
             raise DecodeError(f'malformed ShareGroupDescribeRequest v{version}: {exc}') from None
 
 
-class ShareGroupDescribeResponse:
+class ShareGroupDescribeResponse(Response):
     """Kafka response ``ShareGroupDescribeResponse`` (API key 77), versions 1-1."""
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
@@ -137,7 +137,6 @@ class ShareGroupDescribeResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupDescribeResponse'
 
     throttle_time_ms: int
@@ -215,12 +214,11 @@ class ShareGroupDescribeResponse:
             raise DecodeError(f'malformed ShareGroupDescribeResponse v{version}: {exc}') from None
 
 
-class DescribedGroup:
+class DescribedGroup(Struct):
     """Schema struct ``DescribedGroup`` of ``ShareGroupDescribeResponse``."""
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'assignor_name', 'members', 'authorized_operations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
     error_code: int
@@ -326,12 +324,11 @@ class DescribedGroup:
             raise DecodeError(f'malformed DescribedGroup v{version}: {exc}') from None
 
 
-class Member:
+class Member(Struct):
     """Schema struct ``Member`` of ``ShareGroupDescribeResponse``."""
 
     __slots__ = ('member_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'assignment', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Member'
 
     member_id: str
@@ -429,12 +426,11 @@ class Member:
             raise DecodeError(f'malformed Member v{version}: {exc}') from None
 
 
-class Assignment:
+class Assignment(Struct):
     """Schema struct ``Assignment`` of ``ShareGroupDescribeResponse``."""
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
     topic_partitions: list[TopicPartitions]
@@ -508,12 +504,11 @@ class Assignment:
             raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
 
-class TopicPartitions:
+class TopicPartitions(Struct):
     """Schema struct ``TopicPartitions`` of ``ShareGroupDescribeResponse``."""
 
     __slots__ = ('topic_id', 'topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
     topic_id: uuid.UUID

@@ -26,6 +26,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'Assignment',
@@ -39,7 +40,7 @@ _S_ih = struct.Struct('>ih')
 _S_ii = struct.Struct('>ii')
 
 
-class ShareGroupHeartbeatRequest:
+class ShareGroupHeartbeatRequest(Request['ShareGroupHeartbeatResponse']):
     """Kafka request ``ShareGroupHeartbeatRequest`` (API key 76), versions 1-1."""
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'rack_id', 'subscribed_topic_names', 'unknown_tags',)
@@ -48,7 +49,6 @@ class ShareGroupHeartbeatRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatRequest'
 
     group_id: str
@@ -138,7 +138,7 @@ class ShareGroupHeartbeatRequest:
             raise DecodeError(f'malformed ShareGroupHeartbeatRequest v{version}: {exc}') from None
 
 
-class ShareGroupHeartbeatResponse:
+class ShareGroupHeartbeatResponse(Response):
     """Kafka response ``ShareGroupHeartbeatResponse`` (API key 76), versions 1-1."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'assignment', 'unknown_tags',)
@@ -147,7 +147,6 @@ class ShareGroupHeartbeatResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatResponse'
 
     throttle_time_ms: int
@@ -245,12 +244,11 @@ class ShareGroupHeartbeatResponse:
             raise DecodeError(f'malformed ShareGroupHeartbeatResponse v{version}: {exc}') from None
 
 
-class Assignment:
+class Assignment(Struct):
     """Schema struct ``Assignment`` of ``ShareGroupHeartbeatResponse``."""
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
     topic_partitions: list[TopicPartitions]
@@ -324,12 +322,11 @@ class Assignment:
             raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
 
-class TopicPartitions:
+class TopicPartitions(Struct):
     """Schema struct ``TopicPartitions`` of ``ShareGroupHeartbeatResponse``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
     topic_id: uuid.UUID

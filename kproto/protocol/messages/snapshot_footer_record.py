@@ -18,6 +18,7 @@ from kproto.protocol._primitives import (
     read_unknown_tags,
     write_unknown_tags,
 )
+from kproto.protocol.message import Message
 
 __all__ = [
     'SnapshotFooterRecord',
@@ -26,7 +27,7 @@ __all__ = [
 _S_h = struct.Struct('>h')
 
 
-class SnapshotFooterRecord:
+class SnapshotFooterRecord(Message):
     """Kafka data schema ``SnapshotFooterRecord``, versions 0-0."""
 
     __slots__ = ('version', 'unknown_tags',)
@@ -34,7 +35,6 @@ class SnapshotFooterRecord:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SnapshotFooterRecord'
 
     version: int

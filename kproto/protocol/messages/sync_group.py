@@ -33,6 +33,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'SyncGroupRequest',
@@ -45,7 +46,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class SyncGroupRequest:
+class SyncGroupRequest(Request['SyncGroupResponse']):
     """Kafka request ``SyncGroupRequest`` (API key 14), versions 0-5."""
 
     __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id', 'protocol_type', 'protocol_name', 'assignments', 'unknown_tags',)
@@ -54,7 +55,6 @@ class SyncGroupRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SyncGroupRequest'
 
     group_id: str
@@ -152,12 +152,11 @@ class SyncGroupRequest:
             raise DecodeError(f'malformed SyncGroupRequest v{version}: {exc}') from None
 
 
-class SyncGroupRequestAssignment:
+class SyncGroupRequestAssignment(Struct):
     """Schema struct ``SyncGroupRequestAssignment`` of ``SyncGroupRequest``."""
 
     __slots__ = ('member_id', 'assignment', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SyncGroupRequestAssignment'
 
     member_id: str
@@ -235,7 +234,7 @@ class SyncGroupRequestAssignment:
             raise DecodeError(f'malformed SyncGroupRequestAssignment v{version}: {exc}') from None
 
 
-class SyncGroupResponse:
+class SyncGroupResponse(Response):
     """Kafka response ``SyncGroupResponse`` (API key 14), versions 0-5."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'protocol_type', 'protocol_name', 'assignment', 'unknown_tags',)
@@ -244,7 +243,6 @@ class SyncGroupResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SyncGroupResponse'
 
     throttle_time_ms: int

@@ -29,6 +29,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'TxnOffsetCommitRequest',
@@ -47,7 +48,7 @@ _S_qh = struct.Struct('>qh')
 _S_qhi = struct.Struct('>qhi')
 
 
-class TxnOffsetCommitRequest:
+class TxnOffsetCommitRequest(Request['TxnOffsetCommitResponse']):
     """Kafka request ``TxnOffsetCommitRequest`` (API key 28), versions 0-5."""
 
     __slots__ = ('transactional_id', 'group_id', 'producer_id', 'producer_epoch', 'generation_id', 'member_id', 'group_instance_id', 'topics', 'unknown_tags',)
@@ -56,7 +57,6 @@ class TxnOffsetCommitRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequest'
 
     transactional_id: str
@@ -158,12 +158,11 @@ class TxnOffsetCommitRequest:
             raise DecodeError(f'malformed TxnOffsetCommitRequest v{version}: {exc}') from None
 
 
-class TxnOffsetCommitRequestTopic:
+class TxnOffsetCommitRequestTopic(Struct):
     """Schema struct ``TxnOffsetCommitRequestTopic`` of ``TxnOffsetCommitRequest``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequestTopic'
 
     name: str
@@ -241,12 +240,11 @@ class TxnOffsetCommitRequestTopic:
             raise DecodeError(f'malformed TxnOffsetCommitRequestTopic v{version}: {exc}') from None
 
 
-class TxnOffsetCommitRequestPartition:
+class TxnOffsetCommitRequestPartition(Struct):
     """Schema struct ``TxnOffsetCommitRequestPartition`` of ``TxnOffsetCommitRequest``."""
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequestPartition'
 
     partition_index: int
@@ -332,7 +330,7 @@ class TxnOffsetCommitRequestPartition:
             raise DecodeError(f'malformed TxnOffsetCommitRequestPartition v{version}: {exc}') from None
 
 
-class TxnOffsetCommitResponse:
+class TxnOffsetCommitResponse(Response):
     """Kafka response ``TxnOffsetCommitResponse`` (API key 28), versions 0-5."""
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
@@ -341,7 +339,6 @@ class TxnOffsetCommitResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponse'
 
     throttle_time_ms: int
@@ -419,12 +416,11 @@ class TxnOffsetCommitResponse:
             raise DecodeError(f'malformed TxnOffsetCommitResponse v{version}: {exc}') from None
 
 
-class TxnOffsetCommitResponseTopic:
+class TxnOffsetCommitResponseTopic(Struct):
     """Schema struct ``TxnOffsetCommitResponseTopic`` of ``TxnOffsetCommitResponse``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponseTopic'
 
     name: str
@@ -502,12 +498,11 @@ class TxnOffsetCommitResponseTopic:
             raise DecodeError(f'malformed TxnOffsetCommitResponseTopic v{version}: {exc}') from None
 
 
-class TxnOffsetCommitResponsePartition:
+class TxnOffsetCommitResponsePartition(Struct):
     """Schema struct ``TxnOffsetCommitResponsePartition`` of ``TxnOffsetCommitResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponsePartition'
 
     partition_index: int

@@ -20,6 +20,7 @@ from kproto.protocol._primitives import (
     write_compact_nullable_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'UnregisterBrokerRequest',
@@ -30,7 +31,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class UnregisterBrokerRequest:
+class UnregisterBrokerRequest(Request['UnregisterBrokerResponse']):
     """Kafka request ``UnregisterBrokerRequest`` (API key 64), versions 0-0."""
 
     __slots__ = ('broker_id', 'unknown_tags',)
@@ -39,7 +40,6 @@ class UnregisterBrokerRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UnregisterBrokerRequest'
 
     broker_id: int
@@ -113,7 +113,7 @@ class UnregisterBrokerRequest:
             raise DecodeError(f'malformed UnregisterBrokerRequest v{version}: {exc}') from None
 
 
-class UnregisterBrokerResponse:
+class UnregisterBrokerResponse(Response):
     """Kafka response ``UnregisterBrokerResponse`` (API key 64), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
@@ -122,7 +122,6 @@ class UnregisterBrokerResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UnregisterBrokerResponse'
 
     throttle_time_ms: int

@@ -24,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'FeatureUpdateKey',
@@ -40,7 +41,7 @@ _S_i = struct.Struct('>i')
 _S_ih = struct.Struct('>ih')
 
 
-class UpdateFeaturesRequest:
+class UpdateFeaturesRequest(Request['UpdateFeaturesResponse']):
     """Kafka request ``UpdateFeaturesRequest`` (API key 57), versions 0-2."""
 
     __slots__ = ('timeout_ms', 'feature_updates', 'validate_only', 'unknown_tags',)
@@ -49,7 +50,6 @@ class UpdateFeaturesRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UpdateFeaturesRequest'
 
     timeout_ms: int
@@ -131,12 +131,11 @@ class UpdateFeaturesRequest:
             raise DecodeError(f'malformed UpdateFeaturesRequest v{version}: {exc}') from None
 
 
-class FeatureUpdateKey:
+class FeatureUpdateKey(Struct):
     """Schema struct ``FeatureUpdateKey`` of ``UpdateFeaturesRequest``."""
 
     __slots__ = ('feature', 'max_version_level', 'allow_downgrade', 'upgrade_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FeatureUpdateKey'
 
     feature: str
@@ -222,7 +221,7 @@ class FeatureUpdateKey:
             raise DecodeError(f'malformed FeatureUpdateKey v{version}: {exc}') from None
 
 
-class UpdateFeaturesResponse:
+class UpdateFeaturesResponse(Response):
     """Kafka response ``UpdateFeaturesResponse`` (API key 57), versions 0-2."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results', 'unknown_tags',)
@@ -231,7 +230,6 @@ class UpdateFeaturesResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UpdateFeaturesResponse'
 
     throttle_time_ms: int
@@ -317,12 +315,11 @@ class UpdateFeaturesResponse:
             raise DecodeError(f'malformed UpdateFeaturesResponse v{version}: {exc}') from None
 
 
-class UpdatableFeatureResult:
+class UpdatableFeatureResult(Struct):
     """Schema struct ``UpdatableFeatureResult`` of ``UpdateFeaturesResponse``."""
 
     __slots__ = ('feature', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UpdatableFeatureResult'
 
     feature: str

@@ -27,6 +27,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'CurrentLeader',
@@ -43,7 +44,7 @@ _S_ih = struct.Struct('>ih')
 _S_ii = struct.Struct('>ii')
 
 
-class UpdateRaftVoterRequest:
+class UpdateRaftVoterRequest(Request['UpdateRaftVoterResponse']):
     """Kafka request ``UpdateRaftVoterRequest`` (API key 82), versions 0-0."""
 
     __slots__ = ('cluster_id', 'current_leader_epoch', 'voter_id', 'voter_directory_id', 'listeners', 'k_raft_version_feature', 'unknown_tags',)
@@ -52,7 +53,6 @@ class UpdateRaftVoterRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UpdateRaftVoterRequest'
 
     cluster_id: str | None
@@ -146,12 +146,11 @@ class UpdateRaftVoterRequest:
             raise DecodeError(f'malformed UpdateRaftVoterRequest v{version}: {exc}') from None
 
 
-class KRaftVersionFeature:
+class KRaftVersionFeature(Struct):
     """Schema struct ``KRaftVersionFeature`` of ``UpdateRaftVoterRequest``."""
 
     __slots__ = ('min_supported_version', 'max_supported_version', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'KRaftVersionFeature'
 
     min_supported_version: int
@@ -229,12 +228,11 @@ class KRaftVersionFeature:
             raise DecodeError(f'malformed KRaftVersionFeature v{version}: {exc}') from None
 
 
-class Listener:
+class Listener(Struct):
     """Schema struct ``Listener`` of ``UpdateRaftVoterRequest``."""
 
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
     name: str
@@ -316,7 +314,7 @@ class Listener:
             raise DecodeError(f'malformed Listener v{version}: {exc}') from None
 
 
-class UpdateRaftVoterResponse:
+class UpdateRaftVoterResponse(Response):
     """Kafka response ``UpdateRaftVoterResponse`` (API key 82), versions 0-0."""
 
     __slots__ = ('throttle_time_ms', 'error_code', 'current_leader', 'unknown_tags',)
@@ -325,7 +323,6 @@ class UpdateRaftVoterResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UpdateRaftVoterResponse'
 
     throttle_time_ms: int
@@ -407,12 +404,11 @@ class UpdateRaftVoterResponse:
             raise DecodeError(f'malformed UpdateRaftVoterResponse v{version}: {exc}') from None
 
 
-class CurrentLeader:
+class CurrentLeader(Struct):
     """Schema struct ``CurrentLeader`` of ``UpdateRaftVoterResponse``."""
 
     __slots__ = ('leader_id', 'leader_epoch', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CurrentLeader'
 
     leader_id: int

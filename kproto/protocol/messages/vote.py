@@ -27,6 +27,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'NodeEndpoint',
@@ -48,7 +49,7 @@ _S_iq = struct.Struct('>iq')
 _S_iqo = struct.Struct('>iq?')
 
 
-class VoteRequest:
+class VoteRequest(Request['VoteResponse']):
     """Kafka request ``VoteRequest`` (API key 52), versions 0-2."""
 
     __slots__ = ('cluster_id', 'voter_id', 'topics', 'unknown_tags',)
@@ -57,7 +58,6 @@ class VoteRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'VoteRequest'
 
     cluster_id: str | None
@@ -139,12 +139,11 @@ class VoteRequest:
             raise DecodeError(f'malformed VoteRequest v{version}: {exc}') from None
 
 
-class VoteRequestTopicData:
+class VoteRequestTopicData(Struct):
     """Schema struct ``TopicData`` of ``VoteRequest``."""
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
@@ -222,12 +221,11 @@ class VoteRequestTopicData:
             raise DecodeError(f'malformed VoteRequestTopicData v{version}: {exc}') from None
 
 
-class VoteRequestPartitionData:
+class VoteRequestPartitionData(Struct):
     """Schema struct ``PartitionData`` of ``VoteRequest``."""
 
     __slots__ = ('partition_index', 'replica_epoch', 'replica_id', 'replica_directory_id', 'voter_directory_id', 'last_offset_epoch', 'last_offset', 'pre_vote', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int
@@ -329,7 +327,7 @@ class VoteRequestPartitionData:
             raise DecodeError(f'malformed VoteRequestPartitionData v{version}: {exc}') from None
 
 
-class VoteResponse:
+class VoteResponse(Response):
     """Kafka response ``VoteResponse`` (API key 52), versions 0-2."""
 
     __slots__ = ('error_code', 'topics', 'node_endpoints', 'unknown_tags',)
@@ -338,7 +336,6 @@ class VoteResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'VoteResponse'
 
     error_code: int
@@ -420,12 +417,11 @@ class VoteResponse:
             raise DecodeError(f'malformed VoteResponse v{version}: {exc}') from None
 
 
-class NodeEndpoint:
+class NodeEndpoint(Struct):
     """Schema struct ``NodeEndpoint`` of ``VoteResponse``."""
 
     __slots__ = ('node_id', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
     node_id: int
@@ -507,12 +503,11 @@ class NodeEndpoint:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
-class VoteResponseTopicData:
+class VoteResponseTopicData(Struct):
     """Schema struct ``TopicData`` of ``VoteResponse``."""
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
     topic_name: str
@@ -590,12 +585,11 @@ class VoteResponseTopicData:
             raise DecodeError(f'malformed VoteResponseTopicData v{version}: {exc}') from None
 
 
-class VoteResponsePartitionData:
+class VoteResponsePartitionData(Struct):
     """Schema struct ``PartitionData`` of ``VoteResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'vote_granted', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition_index: int

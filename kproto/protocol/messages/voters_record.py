@@ -23,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Message, Struct
 
 __all__ = [
     'Endpoint',
@@ -37,7 +38,7 @@ _S_hh = struct.Struct('>hh')
 _S_i = struct.Struct('>i')
 
 
-class VotersRecord:
+class VotersRecord(Message):
     """Kafka data schema ``VotersRecord``, versions 0-0."""
 
     __slots__ = ('version', 'voters', 'unknown_tags',)
@@ -45,7 +46,6 @@ class VotersRecord:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'VotersRecord'
 
     version: int
@@ -123,12 +123,11 @@ class VotersRecord:
             raise DecodeError(f'malformed VotersRecord v{version}: {exc}') from None
 
 
-class Voter:
+class Voter(Struct):
     """Schema struct ``Voter`` of ``VotersRecord``."""
 
     __slots__ = ('voter_id', 'voter_directory_id', 'endpoints', 'k_raft_version_feature', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Voter'
 
     voter_id: int
@@ -214,12 +213,11 @@ class Voter:
             raise DecodeError(f'malformed Voter v{version}: {exc}') from None
 
 
-class KRaftVersionFeature:
+class KRaftVersionFeature(Struct):
     """Schema struct ``KRaftVersionFeature`` of ``VotersRecord``."""
 
     __slots__ = ('min_supported_version', 'max_supported_version', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'KRaftVersionFeature'
 
     min_supported_version: int
@@ -297,12 +295,11 @@ class KRaftVersionFeature:
             raise DecodeError(f'malformed KRaftVersionFeature v{version}: {exc}') from None
 
 
-class Endpoint:
+class Endpoint(Struct):
     """Schema struct ``Endpoint`` of ``VotersRecord``."""
 
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Endpoint'
 
     name: str

@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'PartitionData',
@@ -41,7 +42,7 @@ _S_iiiq = struct.Struct('>iiiq')
 _S_qqbh = struct.Struct('>qqbh')
 
 
-class WriteShareGroupStateRequest:
+class WriteShareGroupStateRequest(Request['WriteShareGroupStateResponse']):
     """Kafka request ``WriteShareGroupStateRequest`` (API key 85), versions 0-0."""
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
@@ -50,7 +51,6 @@ class WriteShareGroupStateRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WriteShareGroupStateRequest'
 
     group_id: str
@@ -128,12 +128,11 @@ class WriteShareGroupStateRequest:
             raise DecodeError(f'malformed WriteShareGroupStateRequest v{version}: {exc}') from None
 
 
-class WriteStateData:
+class WriteStateData(Struct):
     """Schema struct ``WriteStateData`` of ``WriteShareGroupStateRequest``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WriteStateData'
 
     topic_id: uuid.UUID
@@ -211,12 +210,11 @@ class WriteStateData:
             raise DecodeError(f'malformed WriteStateData v{version}: {exc}') from None
 
 
-class PartitionData:
+class PartitionData(Struct):
     """Schema struct ``PartitionData`` of ``WriteShareGroupStateRequest``."""
 
     __slots__ = ('partition', 'state_epoch', 'leader_epoch', 'start_offset', 'state_batches', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
     partition: int
@@ -306,12 +304,11 @@ class PartitionData:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
 
-class StateBatch:
+class StateBatch(Struct):
     """Schema struct ``StateBatch`` of ``WriteShareGroupStateRequest``."""
 
     __slots__ = ('first_offset', 'last_offset', 'delivery_state', 'delivery_count', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'StateBatch'
 
     first_offset: int
@@ -397,7 +394,7 @@ class StateBatch:
             raise DecodeError(f'malformed StateBatch v{version}: {exc}') from None
 
 
-class WriteShareGroupStateResponse:
+class WriteShareGroupStateResponse(Response):
     """Kafka response ``WriteShareGroupStateResponse`` (API key 85), versions 0-0."""
 
     __slots__ = ('results', 'unknown_tags',)
@@ -406,7 +403,6 @@ class WriteShareGroupStateResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WriteShareGroupStateResponse'
 
     results: list[WriteStateResult]
@@ -480,12 +476,11 @@ class WriteShareGroupStateResponse:
             raise DecodeError(f'malformed WriteShareGroupStateResponse v{version}: {exc}') from None
 
 
-class WriteStateResult:
+class WriteStateResult(Struct):
     """Schema struct ``WriteStateResult`` of ``WriteShareGroupStateResponse``."""
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WriteStateResult'
 
     topic_id: uuid.UUID
@@ -563,12 +558,11 @@ class WriteStateResult:
             raise DecodeError(f'malformed WriteStateResult v{version}: {exc}') from None
 
 
-class PartitionResult:
+class PartitionResult(Struct):
     """Schema struct ``PartitionResult`` of ``WriteShareGroupStateResponse``."""
 
     __slots__ = ('partition', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
     partition: int

@@ -22,6 +22,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'WritableTxnMarker',
@@ -39,7 +40,7 @@ _S_q = struct.Struct('>q')
 _S_qho = struct.Struct('>qh?')
 
 
-class WriteTxnMarkersRequest:
+class WriteTxnMarkersRequest(Request['WriteTxnMarkersResponse']):
     """Kafka request ``WriteTxnMarkersRequest`` (API key 27), versions 1-1."""
 
     __slots__ = ('markers', 'unknown_tags',)
@@ -48,7 +49,6 @@ class WriteTxnMarkersRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WriteTxnMarkersRequest'
 
     markers: list[WritableTxnMarker]
@@ -122,12 +122,11 @@ class WriteTxnMarkersRequest:
             raise DecodeError(f'malformed WriteTxnMarkersRequest v{version}: {exc}') from None
 
 
-class WritableTxnMarker:
+class WritableTxnMarker(Struct):
     """Schema struct ``WritableTxnMarker`` of ``WriteTxnMarkersRequest``."""
 
     __slots__ = ('producer_id', 'producer_epoch', 'transaction_result', 'topics', 'coordinator_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarker'
 
     producer_id: int
@@ -217,12 +216,11 @@ class WritableTxnMarker:
             raise DecodeError(f'malformed WritableTxnMarker v{version}: {exc}') from None
 
 
-class WritableTxnMarkerTopic:
+class WritableTxnMarkerTopic(Struct):
     """Schema struct ``WritableTxnMarkerTopic`` of ``WriteTxnMarkersRequest``."""
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerTopic'
 
     name: str
@@ -300,7 +298,7 @@ class WritableTxnMarkerTopic:
             raise DecodeError(f'malformed WritableTxnMarkerTopic v{version}: {exc}') from None
 
 
-class WriteTxnMarkersResponse:
+class WriteTxnMarkersResponse(Response):
     """Kafka response ``WriteTxnMarkersResponse`` (API key 27), versions 1-1."""
 
     __slots__ = ('markers', 'unknown_tags',)
@@ -309,7 +307,6 @@ class WriteTxnMarkersResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WriteTxnMarkersResponse'
 
     markers: list[WritableTxnMarkerResult]
@@ -383,12 +380,11 @@ class WriteTxnMarkersResponse:
             raise DecodeError(f'malformed WriteTxnMarkersResponse v{version}: {exc}') from None
 
 
-class WritableTxnMarkerResult:
+class WritableTxnMarkerResult(Struct):
     """Schema struct ``WritableTxnMarkerResult`` of ``WriteTxnMarkersResponse``."""
 
     __slots__ = ('producer_id', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerResult'
 
     producer_id: int
@@ -466,12 +462,11 @@ class WritableTxnMarkerResult:
             raise DecodeError(f'malformed WritableTxnMarkerResult v{version}: {exc}') from None
 
 
-class WritableTxnMarkerTopicResult:
+class WritableTxnMarkerTopicResult(Struct):
     """Schema struct ``WritableTxnMarkerTopicResult`` of ``WriteTxnMarkersResponse``."""
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerTopicResult'
 
     name: str
@@ -549,12 +544,11 @@ class WritableTxnMarkerTopicResult:
             raise DecodeError(f'malformed WritableTxnMarkerTopicResult v{version}: {exc}') from None
 
 
-class WritableTxnMarkerPartitionResult:
+class WritableTxnMarkerPartitionResult(Struct):
     """Schema struct ``WritableTxnMarkerPartitionResult`` of ``WriteTxnMarkersResponse``."""
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerPartitionResult'
 
     partition_index: int
