@@ -78,6 +78,8 @@ from kproto.connection import (
     Completion,
     ConnectionConfig,
     ConnectionState,
+    R,
+    ResponseCallback,
 )
 from kproto.driving import Close, Command, Connect
 from kproto.errors import (
@@ -103,9 +105,13 @@ from kproto.events import (
     Rebootstrapped,
     RebootstrapRejected,
 )
-from kproto.connection import R, ResponseCallback
 from kproto.protocol.message import Request
-from kproto.protocol.messages import FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse
+from kproto.protocol.messages import (
+    FindCoordinatorRequest,
+    FindCoordinatorResponse,
+    MetadataRequest,
+    MetadataResponse,
+)
 from kproto.protocol.messages.find_coordinator import Coordinator
 from kproto.protocol.messages.metadata import MetadataRequestTopic
 
@@ -903,8 +909,14 @@ class Client:
             answer: FindCoordinatorResponse | Coordinator | None = response
             if response.coordinators:  # v4+ (KIP-699): our key's entry of the batch
                 answer = next((c for c in response.coordinators if c.key == key), None)
-            code, msg = (answer.error_code, answer.error_message) if answer is not None else (_NO_COORDINATOR, None)
-            if code == 0 and answer is not None and (answer.node_id < 0 or not answer.host or not 0 < answer.port < 65536):
+            code, msg = (
+                (answer.error_code, answer.error_message) if answer is not None else (_NO_COORDINATOR, None)
+            )
+            if (
+                code == 0
+                and answer is not None
+                and (answer.node_id < 0 or not answer.host or not 0 < answer.port < 65536)
+            ):
                 # No usable address (a v4+ answer without our key, or a broker
                 # bug): as COORDINATOR_NOT_AVAILABLE, look again after the backoff.
                 code, msg = _NO_COORDINATOR, f"FindCoordinator for {key!r} named no usable coordinator"
