@@ -1014,6 +1014,42 @@ def gen_module(msgs: list[MessageDef]) -> str:
     return text
 
 
+#: APIs a broker listens for but only other brokers send: the share coordinator's
+#: state store (KIP-932: the group coordinator persists share-group state through
+#: these; Java's Admin and consumers never send them).
+INTERNAL_BROKER_APIS = frozenset(
+    {
+        "InitializeShareGroupStateRequest",
+        "ReadShareGroupStateRequest",
+        "WriteShareGroupStateRequest",
+        "DeleteShareGroupStateRequest",
+        "ReadShareGroupStateSummaryRequest",
+    }
+)
+#: Data schemas of broker internals: the principal an Envelope forwards
+#: (KIP-590) and the KRaft metadata log's control records (KIP-595, KIP-853).
+INTERNAL_DATA = frozenset(
+    {
+        "DefaultPrincipalData",
+        "KRaftVersionRecord",
+        "LeaderChangeMessage",
+        "SnapshotFooterRecord",
+        "SnapshotHeaderRecord",
+        "VotersRecord",
+    }
+)
+
+
+def is_broker_internal(request: dict[str, object]) -> bool:
+    """True for a request no client sends: one the ``broker`` listener does not
+    accept (controller-only: KRaft quorum, broker registration and heartbeats,
+    Envelope, AlterPartition ...) or one in :data:`INTERNAL_BROKER_APIS`.
+    Everything a client, including an admin client, sends reaches a broker."""
+    listeners = request.get("listeners", [])
+    assert isinstance(listeners, list)
+    return "broker" not in listeners or request["name"] in INTERNAL_BROKER_APIS
+
+
 def generate(schema_dir: Path) -> dict[str, str]:
     """Return {file name: source} for the whole messages package."""
     groups: dict[str, list[MessageDef]] = {}
@@ -1023,8 +1059,9 @@ def generate(schema_dir: Path) -> dict[str, str]:
     # unstable.api.versions.enable, and Java's clients never send it. Neither
     # it nor its response is generated.
     unstable = {d["apiKey"] for d in schemas if d["type"] == "request" and d.get("latestVersionUnstable") is True}
+    internal = {d["apiKey"] for d in schemas if d["type"] == "request" and is_broker_internal(d)}
     for d in schemas:
-        if d["type"] == "header":
+        if d["type"] == "header" or d.get("apiKey") in internal or d["name"] in INTERNAL_DATA:
             continue
         valid = parse_versions(str(d["validVersions"]))
         if valid is not None and d.get("apiKey") in unstable:
