@@ -5,21 +5,29 @@ Usage (from the repository root)::
 
     python tools/gen_messages.py [--schemas tools/kafka-protocol/message] [--out kproto/protocol/messages]
 
-One module per API (``produce.py`` holds ``ProduceRequest``,
+One module per client-facing API (``produce.py`` holds ``ProduceRequest``,
 ``ProduceResponse`` and their nested structs) and one per "data" schema
 (``consumer_protocol_subscription.py`` ...). Request/response headers are
-hand-written in ``kproto/protocol/headers.py``.
+hand-written in ``kproto/protocol/headers.py``. Client-facing: the schema's
+``listeners`` include ``broker``, less :data:`INTERNAL_BROKER_APIS`; the
+controller-only APIs and :data:`INTERNAL_DATA` are not generated.
 
 Generated code shape, per struct class ``C`` and per wire layout:
 
-- ``_w_C_<v>(o, out)`` / ``_r_C_<v>(buf, pos)`` are straight-line writer and
-  reader functions for one *layout*; versions whose layout is byte-for-byte the
-  same share a function (``<v>`` is the lowest such version). Consecutive
-  fixed-width fields are packed/unpacked with one precompiled ``struct.Struct``.
-- ``_W_C`` / ``_R_C`` are tuples indexed by ``version - MIN_VERSION``, so the
-  public ``write``/``read`` branch on the version exactly once.
+- ``_write_C_v<n>(o, out)`` / ``_read_C_v<n>(buf, pos)`` are straight-line
+  writer and reader functions for one *layout*; versions whose layout is
+  byte-for-byte the same share a function (``<n>`` is the lowest such
+  version). Consecutive fixed-width fields are packed/unpacked with one
+  precompiled ``struct.Struct`` named by its wire types (``_INT32_INT16``).
+  Locals are named after the fields they hold (``n_topics``, ``topics_item``).
+- ``_WRITERS_C`` / ``_READERS_C`` are tuples indexed by ``version -
+  MIN_VERSION``, so the public ``write``/``read`` branch on the version once.
+- Classes derive from the bases in ``kproto/protocol/message.py``
+  (``Request[ItsResponse]``, ``Response``, ``Message``, ``Struct``). Each
+  attribute's comment gives the schema field name, wire type and versions.
 
-The schemas' "about" prose is deliberately not copied into the output.
+The schemas' "about" prose is deliberately not copied into the output (see
+``tests/unit/test_messages_generated.py``); docstrings name the schema file.
 """
 
 from __future__ import annotations
@@ -45,6 +53,10 @@ FIXED_FMT = {
     "int64": "q",
     "float64": "d",
 }
+FMT_NAME = {"?": "BOOL", "b": "INT8", "h": "INT16", "H": "UINT16", "i": "INT32", "I": "UINT32", "q": "INT64", "d": "FLOAT64"}
+#: Names the generated function bodies use for themselves (locals, modules, builtins).
+FIXED_LOCALS = {"o", "out", "buf", "pos", "tags", "uk", "t", "nt", "tag", "size", "end", "tb", "tp", "_"}
+FIXED_LOCALS |= {"struct", "uuid", "len", "list", "range", "bytes"}
 FIXED_SIZE = {"?": 1, "b": 1, "h": 2, "H": 2, "i": 4, "I": 4, "q": 8, "d": 8}
 PRIMS = set(FIXED_FMT) | {"string", "bytes", "uuid", "records"}
 PY_TYPE = {
@@ -76,6 +88,12 @@ method name gets a trailing ``_``).
 
 Top-level request/response/data classes are re-exported here, lazily (a
 module is imported on first use); nested structs live in their module.
+
+Classes derive from :mod:`kproto.protocol.message`: a request from
+``Request[ItsResponse]``, a response from ``Response``, a data schema from
+``Message``, a nested struct from ``Struct``. The maps are typed accordingly
+(``REQUEST_TYPES: Mapping[int, type[Request[Response]]]`` ...). Only the
+client-facing APIs are generated (see ``tools/gen_messages.py``).
 
 Every class has ``__slots__``, a keyword-only ``__init__`` with the schema
 defaults, ``__eq__``, ``__repr__`` and ``unknown_tags`` (tagged fields this
@@ -267,7 +285,7 @@ class Field:
             assert self.struct is not None
             if self.default_is_null():
                 return f"{x} is not None"
-            return f"{x} != _DEF_{self.struct.cls}"
+            return f"{x} != _DEFAULT_{self.struct.cls}"
         if self.kind == "uuid":
             return f"{x} != ZERO_UUID"
         dv = self.default_value()
@@ -388,11 +406,13 @@ class ModuleWriter:
     def __init__(self) -> None:
         self.structs: dict[str, str] = {}  # format -> name
         self.imports: set[str] = set()
-        self.counter = 0
+        self.used: set[str] = set()
         self.bases: set[str] = set()
 
     def S(self, fmt: str) -> str:
-        name = "_S_" + fmt.replace("?", "o")
+        """The module-level ``struct.Struct`` for ``fmt``, named by its wire types
+        (``'ihq'`` -> ``_INT32_INT16_INT64``)."""
+        name = "_" + "_".join(FMT_NAME[c] for c in fmt)
         self.structs[fmt] = name
         return name
 
@@ -400,9 +420,13 @@ class ModuleWriter:
         self.imports.add(name)
         return name
 
-    def tmp(self, base: str) -> str:
-        self.counter += 1
-        return f"{base}{self.counter}"
+    def local(self, base: str) -> str:
+        """A fresh local name for this function, ``base`` unless that is taken."""
+        name = base
+        while name in self.used or name in FIXED_LOCALS or name.startswith(("read_", "write_")):
+            name += "_"
+        self.used.add(name)
+        return name
 
 
 def flexible_for(f: Field, msg_flex: bool, v: int) -> bool:
@@ -456,13 +480,13 @@ def emit_write_value(mw: ModuleWriter, f: Field, x: str, out: str, v: int, flex:
         if e == "struct":
             assert f.struct is not None
             w = f.struct.writers[v]
-            ev = mw.tmp("e")
+            ev = mw.local(f"{f.py}_item")
             L.append(f"{inner}for {ev} in {x}:")
             L.append(f"{inner}    {w}({ev}, {out})")
         elif e in FIXED_FMT:
             L.append(f"{inner}{out} += struct.pack('>%d{FIXED_FMT[e]}' % len({x}), *{x})")
         else:
-            ev = mw.tmp("e")
+            ev = mw.local(f"{f.py}_item")
             L.append(f"{inner}for {ev} in {x}:")
             if e == "string":
                 fn = "write_compact_string" if cflex else "write_string"
@@ -508,7 +532,7 @@ def emit_read_value(
         else:
             L.append(f"{ind}{target}, {pos} = {r}({buf}, {pos})")
     elif k == "array":
-        n = mw.tmp("n")
+        n = mw.local(f"n_{f.py}")
         if cflex:
             fn = "read_compact_nullable_array_len" if nullable_here else "read_compact_array_len"
         else:
@@ -526,12 +550,12 @@ def emit_read_value(
             L.append(f"{inner}{target} = list(struct.unpack_from('>%d{fmt}' % {n}, {buf}, {pos}))")
             L.append(f"{inner}{pos} += {FIXED_SIZE[fmt]} * {n}")
         else:
-            a = mw.tmp("a")
+            a = mw.local(f.py)
             L.append(f"{inner}{a}: list[{f.elem_py()}] = []")
             if e == "struct":
                 assert f.struct is not None
                 r = f.struct.readers[v]
-                ev = mw.tmp("e")
+                ev = mw.local(f"{f.py}_item")
                 L.append(f"{inner}for _ in range({n}):")
                 L.append(f"{inner}    {ev}, {pos} = {r}({buf}, {pos})")
                 L.append(f"{inner}    {a}.append({ev})")
@@ -544,7 +568,7 @@ def emit_read_value(
                     fn = "read_uuid"
                 else:
                     raise AssertionError(e)
-                ev = mw.tmp("e")
+                ev = mw.local(f"{f.py}_item")
                 L.append(f"{inner}for _ in range({n}):")
                 L.append(f"{inner}    {ev}, {pos} = {mw.p(fn)}({buf}, {pos})")
                 L.append(f"{inner}    {a}.append({ev})")
@@ -575,7 +599,7 @@ def write_body(mw: ModuleWriter, sd: StructDef, v: int, flex: bool) -> list[str]
             run_fmt.clear()
             run_expr.clear()
 
-    mw.counter = 0
+    mw.used = set()
     tagged: list[Field] = []
     for f in sd.fields:
         pl = placement(f, v)
@@ -601,7 +625,7 @@ def write_body(mw: ModuleWriter, sd: StructDef, v: int, flex: bool) -> list[str]
         ):
             L.extend(emit_write_value(mw, f, f"o.{f.py}", "out", v, flex, ind))
         else:
-            x = mw.tmp("x")
+            x = mw.local(f.py)
             L.append(f"{ind}{x} = o.{f.py}")
             L.extend(emit_write_value(mw, f, x, "out", v, flex, ind))
     flush()
@@ -615,7 +639,7 @@ def write_body(mw: ModuleWriter, sd: StructDef, v: int, flex: bool) -> list[str]
         else:
             L.append(f"{ind}tags: list[tuple[int, bytes]] = []")
             for f in sorted(tagged, key=lambda f: f.tag or 0):
-                x = mw.tmp("x")
+                x = mw.local(f.py)
                 L.append(f"{ind}{x} = o.{f.py}")
                 L.append(f"{ind}if {f.nondefault(x)}:")
                 L.append(f"{ind}    t = bytearray()")
@@ -649,7 +673,7 @@ def read_body(mw: ModuleWriter, sd: StructDef, v: int, flex: bool) -> list[str]:
             run_fmt.clear()
             run_tgt.clear()
 
-    mw.counter = 0
+    mw.used = set()
     tagged: list[Field] = []
     absent: list[Field] = []
     for f in sd.fields:
@@ -721,7 +745,7 @@ def gen_struct_functions(mw: ModuleWriter, sd: StructDef, out: list[str]) -> Non
         flex = within(msg.flexible, v)
         wb = "\n".join(write_body(mw, sd, v, flex))
         if wb not in wbodies:
-            name = f"_w_{sd.cls}_{v}"
+            name = f"_write_{sd.cls}_v{v}"
             wbodies[wb] = name
             out.append(f"def {name}(o: {sd.cls}, out: bytearray) -> None:")
             out.append(wb)
@@ -730,7 +754,7 @@ def gen_struct_functions(mw: ModuleWriter, sd: StructDef, out: list[str]) -> Non
         sd.writers[v] = wbodies[wb]
         rb = "\n".join(read_body(mw, sd, v, flex))
         if rb not in rbodies:
-            name = f"_r_{sd.cls}_{v}"
+            name = f"_read_{sd.cls}_v{v}"
             rbodies[rb] = name
             out.append(f"def {name}(buf: memoryview, pos: int) -> tuple[{sd.cls}, int]:")
             out.append(rb)
@@ -749,6 +773,41 @@ def gen_default_factory(sd: StructDef, out: list[str]) -> None:
     out.append("    return o")
     out.append("")
     out.append("")
+
+
+def versions_text(r: tuple[int, int], lo: int, hi: int) -> str:
+    """``v3+`` / ``v3-7`` / ``v5`` for a schema range clipped to the valid ``lo-hi``."""
+    a, b = max(r[0], lo), min(r[1], hi)
+    if b == hi and r[1] == OPEN:
+        return f"v{a}+"
+    return f"v{a}" if a == b else f"v{a}-{b}"
+
+
+def field_note(f: Field, lo: int, hi: int) -> str:
+    """The schema facts of one field, for its annotation's comment: schema name,
+    wire type, versions where present, nullable/tagged versions, default,
+    ``ignorable`` (dropped, not refused, by a version that cannot carry it)."""
+    if f.kind == "array":
+        assert f.elem is not None
+        wire = "[]" + (f.struct.name if f.struct is not None else f.elem)
+    elif f.kind == "struct":
+        assert f.struct is not None
+        wire = f.struct.name
+    else:
+        wire = f.kind
+    parts = [f"{f.name} {wire}"]
+    if f.versions is not None and not (f.versions[0] <= lo and f.versions[1] >= hi):
+        parts.append(versions_text(f.versions, lo, hi))
+    if f.nullable is not None:
+        full = f.versions is not None and f.nullable[0] <= f.versions[0] and f.nullable[1] >= f.versions[1]
+        parts.append("nullable" if full else f"nullable {versions_text(f.nullable, lo, hi)}")
+    if f.tag is not None and f.tagged is not None:
+        parts.append(f"tag {f.tag} {versions_text(f.tagged, lo, hi)}")
+    if f.default_raw not in (None, "", 0, False, "false", "0", "null") and f.kind not in ("array", "struct"):
+        parts.append(f"default {f.default_raw}")
+    if f.ignorable:
+        parts.append("ignorable")
+    return "; ".join(parts)
 
 
 def range_repr(r: tuple[int, int] | None) -> str:
@@ -773,9 +832,16 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
     if sd.is_top:
         what = {"request": "request", "response": "response"}.get(msg.kind, "data schema")
         key = f" (API key {msg.api_key})" if msg.api_key is not None else ""
-        out.append(f'    """Kafka {what} ``{msg.name}``{key}, versions {lo}-{hi}."""')
+        flex = ""
+        if msg.flexible is not None and msg.flexible[0] <= hi:
+            flex = f", flexible from v{max(msg.flexible[0], lo)}"
+        out.append(f'    """Kafka {what} ``{msg.name}``{key}, versions {lo}-{hi}{flex}.')
     else:
-        out.append(f'    """Schema struct ``{sd.name}`` of ``{msg.name}``."""')
+        out.append(f'    """Struct ``{sd.name}`` of ``{msg.name}``.')
+    out.append("")
+    out.append(f"    Schema: ``tools/kafka-protocol/message/{msg.name}.json``. Each attribute's")
+    out.append("    comment gives its schema name, wire type and the versions that carry it.")
+    out.append('    """')
     out.append("")
     out.append(f"    __slots__ = ({', '.join(repr(s) for s in slots)},)")
     out.append("")
@@ -791,7 +857,7 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
     out.append(f"    _SCHEMA_NAME: ClassVar[str] = {sd.name!r}")
     out.append("")
     for f in fields:
-        out.append(f"    {f.py}: {f.attr_type()}")
+        out.append(f"    {f.py}: {f.attr_type()}  # {field_note(f, lo, hi)}")
     out.append("    unknown_tags: dict[int, bytes] | None")
     out.append("")
     # __init__
@@ -864,7 +930,7 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
     )
     out.append("        start = len(out)")
     out.append("        try:")
-    out.append(f"            _W_{sd.cls}[{off}](self, out)")
+    out.append(f"            _WRITERS_{sd.cls}[{off}](self, out)")
     out.append("        except struct.error as exc:")
     out.append("            del out[start:]")
     out.append(f"            raise ValueError(f'cannot encode {sd.cls} v{{version}}: {{exc}}') from None")
@@ -891,7 +957,7 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
         f"            raise {mw.p('UnsupportedVersionError')}(f'{sd.cls} has no version {{version}} (valid {lo}-{hi})')"
     )
     out.append("        try:")
-    out.append(f"            return _R_{sd.cls}[{off}](buf, pos)")
+    out.append(f"            return _READERS_{sd.cls}[{off}](buf, pos)")
     out.append("        except (struct.error, IndexError, ValueError) as exc:")
     out.append(
         f"            raise {mw.p('DecodeError')}(f'malformed {sd.cls} v{{version}}: {{exc}}') from None"
@@ -963,17 +1029,17 @@ def gen_module(msgs: list[MessageDef]) -> str:
     for m in msgs:
         lo, hi = m.valid
         for sd in m.structs:
-            tails.append(f"_W_{sd.cls}: tuple[Callable[[{sd.cls}, bytearray], None], ...] = (")
+            tails.append(f"_WRITERS_{sd.cls}: tuple[Callable[[{sd.cls}, bytearray], None], ...] = (")
             for v in range(lo, hi + 1):
                 tails.append(f"    {sd.writers[v]},")
             tails.append(")")
-            tails.append(f"_R_{sd.cls}: tuple[Callable[[memoryview, int], tuple[{sd.cls}, int]], ...] = (")
+            tails.append(f"_READERS_{sd.cls}: tuple[Callable[[memoryview, int], tuple[{sd.cls}, int]], ...] = (")
             for v in range(lo, hi + 1):
                 tails.append(f"    {sd.readers[v]},")
             tails.append(")")
             tails.extend(field_spec_lines(mw, sd))
             if sd.cls in needs_default:
-                tails.append(f"_DEF_{sd.cls} = {sd.cls}()")
+                tails.append(f"_DEFAULT_{sd.cls} = {sd.cls}()")
             tails.append("")
     all_names = [sd.cls for m in msgs for sd in reversed(m.structs)]
     head = [STAMP]
@@ -1069,6 +1135,7 @@ def generate(schema_dir: Path) -> dict[str, str]:
         if valid is None:
             continue  # removed (the ZooKeeper-era inter-broker APIs) or wholly unstable
         m = build_message(d, valid)
+        assert (schema_dir / f"{m.name}.json").is_file(), m.name  # the docstrings name the file
         groups.setdefault(module_name_for(m.name, m.kind), []).append(m)
     files: dict[str, str] = {}
     req: list[tuple[int, str, str]] = []

@@ -11,6 +11,12 @@ method name gets a trailing ``_``).
 Top-level request/response/data classes are re-exported here, lazily (a
 module is imported on first use); nested structs live in their module.
 
+Classes derive from :mod:`kproto.protocol.message`: a request from
+``Request[ItsResponse]``, a response from ``Response``, a data schema from
+``Message``, a nested struct from ``Struct``. The maps are typed accordingly
+(``REQUEST_TYPES: Mapping[int, type[Request[Response]]]`` ...). Only the
+client-facing APIs are generated (see ``tools/gen_messages.py``).
+
 Every class has ``__slots__``, a keyword-only ``__init__`` with the schema
 defaults, ``__eq__``, ``__repr__`` and ``unknown_tags`` (tagged fields this
 code does not know, kept by tag as raw bytes and written back on encode).

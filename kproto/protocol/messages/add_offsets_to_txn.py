@@ -29,12 +29,16 @@ __all__ = [
     'AddOffsetsToTxnResponse',
 ]
 
-_S_ih = struct.Struct('>ih')
-_S_qh = struct.Struct('>qh')
+_INT32_INT16 = struct.Struct('>ih')
+_INT64_INT16 = struct.Struct('>qh')
 
 
 class AddOffsetsToTxnRequest(Request['AddOffsetsToTxnResponse']):
-    """Kafka request ``AddOffsetsToTxnRequest`` (API key 25), versions 0-4."""
+    """Kafka request ``AddOffsetsToTxnRequest`` (API key 25), versions 0-4, flexible from v3.
+
+    Schema: ``tools/kafka-protocol/message/AddOffsetsToTxnRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'group_id', 'unknown_tags',)
 
@@ -44,10 +48,10 @@ class AddOffsetsToTxnRequest(Request['AddOffsetsToTxnResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'AddOffsetsToTxnRequest'
 
-    transactional_id: str
-    producer_id: int
-    producer_epoch: int
-    group_id: str
+    transactional_id: str  # TransactionalId string
+    producer_id: int  # ProducerId int64
+    producer_epoch: int  # ProducerEpoch int16
+    group_id: str  # GroupId string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -99,7 +103,7 @@ class AddOffsetsToTxnRequest(Request['AddOffsetsToTxnResponse']):
             raise UnsupportedVersionError(f'AddOffsetsToTxnRequest has no version {version} (valid 0-4)')
         start = len(out)
         try:
-            _W_AddOffsetsToTxnRequest[version](self, out)
+            _WRITERS_AddOffsetsToTxnRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AddOffsetsToTxnRequest v{version}: {exc}') from None
@@ -122,13 +126,17 @@ class AddOffsetsToTxnRequest(Request['AddOffsetsToTxnResponse']):
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'AddOffsetsToTxnRequest has no version {version} (valid 0-4)')
         try:
-            return _R_AddOffsetsToTxnRequest[version](buf, pos)
+            return _READERS_AddOffsetsToTxnRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AddOffsetsToTxnRequest v{version}: {exc}') from None
 
 
 class AddOffsetsToTxnResponse(Response):
-    """Kafka response ``AddOffsetsToTxnResponse`` (API key 25), versions 0-4."""
+    """Kafka response ``AddOffsetsToTxnResponse`` (API key 25), versions 0-4, flexible from v3.
+
+    Schema: ``tools/kafka-protocol/message/AddOffsetsToTxnResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
 
@@ -138,8 +146,8 @@ class AddOffsetsToTxnResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'AddOffsetsToTxnResponse'
 
-    throttle_time_ms: int
-    error_code: int
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -185,7 +193,7 @@ class AddOffsetsToTxnResponse(Response):
             raise UnsupportedVersionError(f'AddOffsetsToTxnResponse has no version {version} (valid 0-4)')
         start = len(out)
         try:
-            _W_AddOffsetsToTxnResponse[version](self, out)
+            _WRITERS_AddOffsetsToTxnResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AddOffsetsToTxnResponse v{version}: {exc}') from None
@@ -208,7 +216,7 @@ class AddOffsetsToTxnResponse(Response):
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'AddOffsetsToTxnResponse has no version {version} (valid 0-4)')
         try:
-            return _R_AddOffsetsToTxnResponse[version](buf, pos)
+            return _READERS_AddOffsetsToTxnResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AddOffsetsToTxnResponse v{version}: {exc}') from None
 
@@ -223,25 +231,25 @@ def _new_AddOffsetsToTxnRequest() -> AddOffsetsToTxnRequest:
     return o
 
 
-def _w_AddOffsetsToTxnRequest_0(o: AddOffsetsToTxnRequest, out: bytearray) -> None:
+def _write_AddOffsetsToTxnRequest_v0(o: AddOffsetsToTxnRequest, out: bytearray) -> None:
     write_string(out, o.transactional_id)
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
+    out += _INT64_INT16.pack(o.producer_id, o.producer_epoch)
     write_string(out, o.group_id)
 
 
-def _r_AddOffsetsToTxnRequest_0(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnRequest, int]:
+def _read_AddOffsetsToTxnRequest_v0(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnRequest, int]:
     o = AddOffsetsToTxnRequest.__new__(AddOffsetsToTxnRequest)
     o.transactional_id, pos = read_string(buf, pos)
-    o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch = _INT64_INT16.unpack_from(buf, pos)
     pos += 10
     o.group_id, pos = read_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AddOffsetsToTxnRequest_3(o: AddOffsetsToTxnRequest, out: bytearray) -> None:
+def _write_AddOffsetsToTxnRequest_v3(o: AddOffsetsToTxnRequest, out: bytearray) -> None:
     write_compact_string(out, o.transactional_id)
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
+    out += _INT64_INT16.pack(o.producer_id, o.producer_epoch)
     write_compact_string(out, o.group_id)
     uk = o.unknown_tags
     if uk:
@@ -250,10 +258,10 @@ def _w_AddOffsetsToTxnRequest_3(o: AddOffsetsToTxnRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_AddOffsetsToTxnRequest_3(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnRequest, int]:
+def _read_AddOffsetsToTxnRequest_v3(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnRequest, int]:
     o = AddOffsetsToTxnRequest.__new__(AddOffsetsToTxnRequest)
     o.transactional_id, pos = read_compact_string(buf, pos)
-    o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch = _INT64_INT16.unpack_from(buf, pos)
     pos += 10
     o.group_id, pos = read_compact_string(buf, pos)
     if buf[pos] == 0:
@@ -272,20 +280,20 @@ def _new_AddOffsetsToTxnResponse() -> AddOffsetsToTxnResponse:
     return o
 
 
-def _w_AddOffsetsToTxnResponse_0(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_AddOffsetsToTxnResponse_v0(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
 
 
-def _r_AddOffsetsToTxnResponse_0(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnResponse, int]:
+def _read_AddOffsetsToTxnResponse_v0(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnResponse, int]:
     o = AddOffsetsToTxnResponse.__new__(AddOffsetsToTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AddOffsetsToTxnResponse_3(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_AddOffsetsToTxnResponse_v3(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -293,9 +301,9 @@ def _w_AddOffsetsToTxnResponse_3(o: AddOffsetsToTxnResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_AddOffsetsToTxnResponse_3(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnResponse, int]:
+def _read_AddOffsetsToTxnResponse_v3(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnResponse, int]:
     o = AddOffsetsToTxnResponse.__new__(AddOffsetsToTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -305,19 +313,19 @@ def _r_AddOffsetsToTxnResponse_3(buf: memoryview, pos: int) -> tuple[AddOffsetsT
     return o, pos
 
 
-_W_AddOffsetsToTxnRequest: tuple[Callable[[AddOffsetsToTxnRequest, bytearray], None], ...] = (
-    _w_AddOffsetsToTxnRequest_0,
-    _w_AddOffsetsToTxnRequest_0,
-    _w_AddOffsetsToTxnRequest_0,
-    _w_AddOffsetsToTxnRequest_3,
-    _w_AddOffsetsToTxnRequest_3,
+_WRITERS_AddOffsetsToTxnRequest: tuple[Callable[[AddOffsetsToTxnRequest, bytearray], None], ...] = (
+    _write_AddOffsetsToTxnRequest_v0,
+    _write_AddOffsetsToTxnRequest_v0,
+    _write_AddOffsetsToTxnRequest_v0,
+    _write_AddOffsetsToTxnRequest_v3,
+    _write_AddOffsetsToTxnRequest_v3,
 )
-_R_AddOffsetsToTxnRequest: tuple[Callable[[memoryview, int], tuple[AddOffsetsToTxnRequest, int]], ...] = (
-    _r_AddOffsetsToTxnRequest_0,
-    _r_AddOffsetsToTxnRequest_0,
-    _r_AddOffsetsToTxnRequest_0,
-    _r_AddOffsetsToTxnRequest_3,
-    _r_AddOffsetsToTxnRequest_3,
+_READERS_AddOffsetsToTxnRequest: tuple[Callable[[memoryview, int], tuple[AddOffsetsToTxnRequest, int]], ...] = (
+    _read_AddOffsetsToTxnRequest_v0,
+    _read_AddOffsetsToTxnRequest_v0,
+    _read_AddOffsetsToTxnRequest_v0,
+    _read_AddOffsetsToTxnRequest_v3,
+    _read_AddOffsetsToTxnRequest_v3,
 )
 AddOffsetsToTxnRequest._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (0, 32767), None, None, None, None),
@@ -326,19 +334,19 @@ AddOffsetsToTxnRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_AddOffsetsToTxnResponse: tuple[Callable[[AddOffsetsToTxnResponse, bytearray], None], ...] = (
-    _w_AddOffsetsToTxnResponse_0,
-    _w_AddOffsetsToTxnResponse_0,
-    _w_AddOffsetsToTxnResponse_0,
-    _w_AddOffsetsToTxnResponse_3,
-    _w_AddOffsetsToTxnResponse_3,
+_WRITERS_AddOffsetsToTxnResponse: tuple[Callable[[AddOffsetsToTxnResponse, bytearray], None], ...] = (
+    _write_AddOffsetsToTxnResponse_v0,
+    _write_AddOffsetsToTxnResponse_v0,
+    _write_AddOffsetsToTxnResponse_v0,
+    _write_AddOffsetsToTxnResponse_v3,
+    _write_AddOffsetsToTxnResponse_v3,
 )
-_R_AddOffsetsToTxnResponse: tuple[Callable[[memoryview, int], tuple[AddOffsetsToTxnResponse, int]], ...] = (
-    _r_AddOffsetsToTxnResponse_0,
-    _r_AddOffsetsToTxnResponse_0,
-    _r_AddOffsetsToTxnResponse_0,
-    _r_AddOffsetsToTxnResponse_3,
-    _r_AddOffsetsToTxnResponse_3,
+_READERS_AddOffsetsToTxnResponse: tuple[Callable[[memoryview, int], tuple[AddOffsetsToTxnResponse, int]], ...] = (
+    _read_AddOffsetsToTxnResponse_v0,
+    _read_AddOffsetsToTxnResponse_v0,
+    _read_AddOffsetsToTxnResponse_v0,
+    _read_AddOffsetsToTxnResponse_v3,
+    _read_AddOffsetsToTxnResponse_v3,
 )
 AddOffsetsToTxnResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -33,13 +33,17 @@ __all__ = [
     'Listener',
 ]
 
-_S_H = struct.Struct('>H')
-_S_ih = struct.Struct('>ih')
-_S_ii = struct.Struct('>ii')
+_UINT16 = struct.Struct('>H')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT32 = struct.Struct('>ii')
 
 
 class AddRaftVoterRequest(Request['AddRaftVoterResponse']):
-    """Kafka request ``AddRaftVoterRequest`` (API key 80), versions 0-0."""
+    """Kafka request ``AddRaftVoterRequest`` (API key 80), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AddRaftVoterRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('cluster_id', 'timeout_ms', 'voter_id', 'voter_directory_id', 'listeners', 'unknown_tags',)
 
@@ -49,11 +53,11 @@ class AddRaftVoterRequest(Request['AddRaftVoterResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AddRaftVoterRequest'
 
-    cluster_id: str | None
-    timeout_ms: int
-    voter_id: int
-    voter_directory_id: uuid.UUID
-    listeners: list[Listener]
+    cluster_id: str | None  # ClusterId string; nullable
+    timeout_ms: int  # TimeoutMs int32
+    voter_id: int  # VoterId int32
+    voter_directory_id: uuid.UUID  # VoterDirectoryId uuid
+    listeners: list[Listener]  # Listeners []Listener
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -108,7 +112,7 @@ class AddRaftVoterRequest(Request['AddRaftVoterResponse']):
             raise UnsupportedVersionError(f'AddRaftVoterRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_AddRaftVoterRequest[version](self, out)
+            _WRITERS_AddRaftVoterRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AddRaftVoterRequest v{version}: {exc}') from None
@@ -131,21 +135,25 @@ class AddRaftVoterRequest(Request['AddRaftVoterResponse']):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AddRaftVoterRequest has no version {version} (valid 0-0)')
         try:
-            return _R_AddRaftVoterRequest[version](buf, pos)
+            return _READERS_AddRaftVoterRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AddRaftVoterRequest v{version}: {exc}') from None
 
 
 class Listener(Struct):
-    """Schema struct ``Listener`` of ``AddRaftVoterRequest``."""
+    """Struct ``Listener`` of ``AddRaftVoterRequest``.
+
+    Schema: ``tools/kafka-protocol/message/AddRaftVoterRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
-    name: str
-    host: str
-    port: int
+    name: str  # Name string
+    host: str  # Host string
+    port: int  # Port uint16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -194,7 +202,7 @@ class Listener(Struct):
             raise UnsupportedVersionError(f'Listener has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_Listener[version](self, out)
+            _WRITERS_Listener[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode Listener v{version}: {exc}') from None
@@ -217,13 +225,17 @@ class Listener(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'Listener has no version {version} (valid 0-0)')
         try:
-            return _R_Listener[version](buf, pos)
+            return _READERS_Listener[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed Listener v{version}: {exc}') from None
 
 
 class AddRaftVoterResponse(Response):
-    """Kafka response ``AddRaftVoterResponse`` (API key 80), versions 0-0."""
+    """Kafka response ``AddRaftVoterResponse`` (API key 80), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AddRaftVoterResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
 
@@ -233,9 +245,9 @@ class AddRaftVoterResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AddRaftVoterResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -284,7 +296,7 @@ class AddRaftVoterResponse(Response):
             raise UnsupportedVersionError(f'AddRaftVoterResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_AddRaftVoterResponse[version](self, out)
+            _WRITERS_AddRaftVoterResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AddRaftVoterResponse v{version}: {exc}') from None
@@ -307,7 +319,7 @@ class AddRaftVoterResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AddRaftVoterResponse has no version {version} (valid 0-0)')
         try:
-            return _R_AddRaftVoterResponse[version](buf, pos)
+            return _READERS_AddRaftVoterResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AddRaftVoterResponse v{version}: {exc}') from None
 
@@ -321,10 +333,10 @@ def _new_Listener() -> Listener:
     return o
 
 
-def _w_Listener_0(o: Listener, out: bytearray) -> None:
+def _write_Listener_v0(o: Listener, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_string(out, o.host)
-    out += _S_H.pack(o.port)
+    out += _UINT16.pack(o.port)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -332,11 +344,11 @@ def _w_Listener_0(o: Listener, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Listener_0(buf: memoryview, pos: int) -> tuple[Listener, int]:
+def _read_Listener_v0(buf: memoryview, pos: int) -> tuple[Listener, int]:
     o = Listener.__new__(Listener)
     o.name, pos = read_compact_string(buf, pos)
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_H.unpack_from(buf, pos)[0]
+    o.port = _UINT16.unpack_from(buf, pos)[0]
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -357,14 +369,14 @@ def _new_AddRaftVoterRequest() -> AddRaftVoterRequest:
     return o
 
 
-def _w_AddRaftVoterRequest_0(o: AddRaftVoterRequest, out: bytearray) -> None:
+def _write_AddRaftVoterRequest_v0(o: AddRaftVoterRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.cluster_id)
-    out += _S_ii.pack(o.timeout_ms, o.voter_id)
+    out += _INT32_INT32.pack(o.timeout_ms, o.voter_id)
     out += o.voter_directory_id.bytes
-    x1 = o.listeners
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_Listener_0(e2, out)
+    listeners = o.listeners
+    write_uvarint(out, len(listeners) + 1)
+    for listeners_item in listeners:
+        _write_Listener_v0(listeners_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -372,18 +384,18 @@ def _w_AddRaftVoterRequest_0(o: AddRaftVoterRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AddRaftVoterRequest_0(buf: memoryview, pos: int) -> tuple[AddRaftVoterRequest, int]:
+def _read_AddRaftVoterRequest_v0(buf: memoryview, pos: int) -> tuple[AddRaftVoterRequest, int]:
     o = AddRaftVoterRequest.__new__(AddRaftVoterRequest)
     o.cluster_id, pos = read_compact_nullable_string(buf, pos)
-    o.timeout_ms, o.voter_id = _S_ii.unpack_from(buf, pos)
+    o.timeout_ms, o.voter_id = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.voter_directory_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[Listener] = []
-    for _ in range(n1):
-        e3, pos = _r_Listener_0(buf, pos)
-        a2.append(e3)
-    o.listeners = a2
+    n_listeners, pos = read_compact_array_len(buf, pos)
+    listeners: list[Listener] = []
+    for _ in range(n_listeners):
+        listeners_item, pos = _read_Listener_v0(buf, pos)
+        listeners.append(listeners_item)
+    o.listeners = listeners
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -401,8 +413,8 @@ def _new_AddRaftVoterResponse() -> AddRaftVoterResponse:
     return o
 
 
-def _w_AddRaftVoterResponse_0(o: AddRaftVoterResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_AddRaftVoterResponse_v0(o: AddRaftVoterResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -411,9 +423,9 @@ def _w_AddRaftVoterResponse_0(o: AddRaftVoterResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AddRaftVoterResponse_0(buf: memoryview, pos: int) -> tuple[AddRaftVoterResponse, int]:
+def _read_AddRaftVoterResponse_v0(buf: memoryview, pos: int) -> tuple[AddRaftVoterResponse, int]:
     o = AddRaftVoterResponse.__new__(AddRaftVoterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -424,11 +436,11 @@ def _r_AddRaftVoterResponse_0(buf: memoryview, pos: int) -> tuple[AddRaftVoterRe
     return o, pos
 
 
-_W_Listener: tuple[Callable[[Listener, bytearray], None], ...] = (
-    _w_Listener_0,
+_WRITERS_Listener: tuple[Callable[[Listener, bytearray], None], ...] = (
+    _write_Listener_v0,
 )
-_R_Listener: tuple[Callable[[memoryview, int], tuple[Listener, int]], ...] = (
-    _r_Listener_0,
+_READERS_Listener: tuple[Callable[[memoryview, int], tuple[Listener, int]], ...] = (
+    _read_Listener_v0,
 )
 Listener._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -436,11 +448,11 @@ Listener._FIELDS = (
     FieldSpec('port', 'uint16', None, (0, 32767), None, None, None, None),
 )
 
-_W_AddRaftVoterRequest: tuple[Callable[[AddRaftVoterRequest, bytearray], None], ...] = (
-    _w_AddRaftVoterRequest_0,
+_WRITERS_AddRaftVoterRequest: tuple[Callable[[AddRaftVoterRequest, bytearray], None], ...] = (
+    _write_AddRaftVoterRequest_v0,
 )
-_R_AddRaftVoterRequest: tuple[Callable[[memoryview, int], tuple[AddRaftVoterRequest, int]], ...] = (
-    _r_AddRaftVoterRequest_0,
+_READERS_AddRaftVoterRequest: tuple[Callable[[memoryview, int], tuple[AddRaftVoterRequest, int]], ...] = (
+    _read_AddRaftVoterRequest_v0,
 )
 AddRaftVoterRequest._FIELDS = (
     FieldSpec('cluster_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -450,11 +462,11 @@ AddRaftVoterRequest._FIELDS = (
     FieldSpec('listeners', 'array', 'struct', (0, 32767), None, None, None, Listener),
 )
 
-_W_AddRaftVoterResponse: tuple[Callable[[AddRaftVoterResponse, bytearray], None], ...] = (
-    _w_AddRaftVoterResponse_0,
+_WRITERS_AddRaftVoterResponse: tuple[Callable[[AddRaftVoterResponse, bytearray], None], ...] = (
+    _write_AddRaftVoterResponse_v0,
 )
-_R_AddRaftVoterResponse: tuple[Callable[[memoryview, int], tuple[AddRaftVoterResponse, int]], ...] = (
-    _r_AddRaftVoterResponse_0,
+_READERS_AddRaftVoterResponse: tuple[Callable[[memoryview, int], tuple[AddRaftVoterResponse, int]], ...] = (
+    _read_AddRaftVoterResponse_v0,
 )
 AddRaftVoterResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

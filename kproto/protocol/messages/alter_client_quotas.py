@@ -41,14 +41,18 @@ __all__ = [
     'OpData',
 ]
 
-_S_o = struct.Struct('>?')
-_S_do = struct.Struct('>d?')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_BOOL = struct.Struct('>?')
+_FLOAT64_BOOL = struct.Struct('>d?')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
 class AlterClientQuotasRequest(Request['AlterClientQuotasResponse']):
-    """Kafka request ``AlterClientQuotasRequest`` (API key 49), versions 0-1."""
+    """Kafka request ``AlterClientQuotasRequest`` (API key 49), versions 0-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entries', 'validate_only', 'unknown_tags',)
 
@@ -58,8 +62,8 @@ class AlterClientQuotasRequest(Request['AlterClientQuotasResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'AlterClientQuotasRequest'
 
-    entries: list[AlterClientQuotasRequestEntryData]
-    validate_only: bool
+    entries: list[AlterClientQuotasRequestEntryData]  # Entries []EntryData
+    validate_only: bool  # ValidateOnly bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -105,7 +109,7 @@ class AlterClientQuotasRequest(Request['AlterClientQuotasResponse']):
             raise UnsupportedVersionError(f'AlterClientQuotasRequest has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_AlterClientQuotasRequest[version](self, out)
+            _WRITERS_AlterClientQuotasRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterClientQuotasRequest v{version}: {exc}') from None
@@ -128,20 +132,24 @@ class AlterClientQuotasRequest(Request['AlterClientQuotasResponse']):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'AlterClientQuotasRequest has no version {version} (valid 0-1)')
         try:
-            return _R_AlterClientQuotasRequest[version](buf, pos)
+            return _READERS_AlterClientQuotasRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterClientQuotasRequest v{version}: {exc}') from None
 
 
 class AlterClientQuotasRequestEntryData(Struct):
-    """Schema struct ``EntryData`` of ``AlterClientQuotasRequest``."""
+    """Struct ``EntryData`` of ``AlterClientQuotasRequest``.
+
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity', 'ops', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
-    entity: list[AlterClientQuotasRequestEntityData]
-    ops: list[OpData]
+    entity: list[AlterClientQuotasRequestEntityData]  # Entity []EntityData
+    ops: list[OpData]  # Ops []OpData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -187,7 +195,7 @@ class AlterClientQuotasRequestEntryData(Struct):
             raise UnsupportedVersionError(f'AlterClientQuotasRequestEntryData has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_AlterClientQuotasRequestEntryData[version](self, out)
+            _WRITERS_AlterClientQuotasRequestEntryData[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterClientQuotasRequestEntryData v{version}: {exc}') from None
@@ -210,21 +218,25 @@ class AlterClientQuotasRequestEntryData(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'AlterClientQuotasRequestEntryData has no version {version} (valid 0-1)')
         try:
-            return _R_AlterClientQuotasRequestEntryData[version](buf, pos)
+            return _READERS_AlterClientQuotasRequestEntryData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterClientQuotasRequestEntryData v{version}: {exc}') from None
 
 
 class OpData(Struct):
-    """Schema struct ``OpData`` of ``AlterClientQuotasRequest``."""
+    """Struct ``OpData`` of ``AlterClientQuotasRequest``.
+
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('key', 'value', 'remove', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OpData'
 
-    key: str
-    value: float
-    remove: bool
+    key: str  # Key string
+    value: float  # Value float64
+    remove: bool  # Remove bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -273,7 +285,7 @@ class OpData(Struct):
             raise UnsupportedVersionError(f'OpData has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_OpData[version](self, out)
+            _WRITERS_OpData[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OpData v{version}: {exc}') from None
@@ -296,20 +308,24 @@ class OpData(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'OpData has no version {version} (valid 0-1)')
         try:
-            return _R_OpData[version](buf, pos)
+            return _READERS_OpData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OpData v{version}: {exc}') from None
 
 
 class AlterClientQuotasRequestEntityData(Struct):
-    """Schema struct ``EntityData`` of ``AlterClientQuotasRequest``."""
+    """Struct ``EntityData`` of ``AlterClientQuotasRequest``.
+
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
-    entity_type: str
-    entity_name: str | None
+    entity_type: str  # EntityType string
+    entity_name: str | None  # EntityName string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -355,7 +371,7 @@ class AlterClientQuotasRequestEntityData(Struct):
             raise UnsupportedVersionError(f'AlterClientQuotasRequestEntityData has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_AlterClientQuotasRequestEntityData[version](self, out)
+            _WRITERS_AlterClientQuotasRequestEntityData[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterClientQuotasRequestEntityData v{version}: {exc}') from None
@@ -378,13 +394,17 @@ class AlterClientQuotasRequestEntityData(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'AlterClientQuotasRequestEntityData has no version {version} (valid 0-1)')
         try:
-            return _R_AlterClientQuotasRequestEntityData[version](buf, pos)
+            return _READERS_AlterClientQuotasRequestEntityData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterClientQuotasRequestEntityData v{version}: {exc}') from None
 
 
 class AlterClientQuotasResponse(Response):
-    """Kafka response ``AlterClientQuotasResponse`` (API key 49), versions 0-1."""
+    """Kafka response ``AlterClientQuotasResponse`` (API key 49), versions 0-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'entries', 'unknown_tags',)
 
@@ -394,8 +414,8 @@ class AlterClientQuotasResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'AlterClientQuotasResponse'
 
-    throttle_time_ms: int
-    entries: list[AlterClientQuotasResponseEntryData]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    entries: list[AlterClientQuotasResponseEntryData]  # Entries []EntryData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -441,7 +461,7 @@ class AlterClientQuotasResponse(Response):
             raise UnsupportedVersionError(f'AlterClientQuotasResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_AlterClientQuotasResponse[version](self, out)
+            _WRITERS_AlterClientQuotasResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterClientQuotasResponse v{version}: {exc}') from None
@@ -464,21 +484,25 @@ class AlterClientQuotasResponse(Response):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'AlterClientQuotasResponse has no version {version} (valid 0-1)')
         try:
-            return _R_AlterClientQuotasResponse[version](buf, pos)
+            return _READERS_AlterClientQuotasResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterClientQuotasResponse v{version}: {exc}') from None
 
 
 class AlterClientQuotasResponseEntryData(Struct):
-    """Schema struct ``EntryData`` of ``AlterClientQuotasResponse``."""
+    """Struct ``EntryData`` of ``AlterClientQuotasResponse``.
+
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'entity', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
-    error_code: int
-    error_message: str | None
-    entity: list[AlterClientQuotasResponseEntityData]
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    entity: list[AlterClientQuotasResponseEntityData]  # Entity []EntityData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -527,7 +551,7 @@ class AlterClientQuotasResponseEntryData(Struct):
             raise UnsupportedVersionError(f'AlterClientQuotasResponseEntryData has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_AlterClientQuotasResponseEntryData[version](self, out)
+            _WRITERS_AlterClientQuotasResponseEntryData[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterClientQuotasResponseEntryData v{version}: {exc}') from None
@@ -550,20 +574,24 @@ class AlterClientQuotasResponseEntryData(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'AlterClientQuotasResponseEntryData has no version {version} (valid 0-1)')
         try:
-            return _R_AlterClientQuotasResponseEntryData[version](buf, pos)
+            return _READERS_AlterClientQuotasResponseEntryData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterClientQuotasResponseEntryData v{version}: {exc}') from None
 
 
 class AlterClientQuotasResponseEntityData(Struct):
-    """Schema struct ``EntityData`` of ``AlterClientQuotasResponse``."""
+    """Struct ``EntityData`` of ``AlterClientQuotasResponse``.
+
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
-    entity_type: str
-    entity_name: str | None
+    entity_type: str  # EntityType string
+    entity_name: str | None  # EntityName string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -609,7 +637,7 @@ class AlterClientQuotasResponseEntityData(Struct):
             raise UnsupportedVersionError(f'AlterClientQuotasResponseEntityData has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_AlterClientQuotasResponseEntityData[version](self, out)
+            _WRITERS_AlterClientQuotasResponseEntityData[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterClientQuotasResponseEntityData v{version}: {exc}') from None
@@ -632,7 +660,7 @@ class AlterClientQuotasResponseEntityData(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'AlterClientQuotasResponseEntityData has no version {version} (valid 0-1)')
         try:
-            return _R_AlterClientQuotasResponseEntityData[version](buf, pos)
+            return _READERS_AlterClientQuotasResponseEntityData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterClientQuotasResponseEntityData v{version}: {exc}') from None
 
@@ -645,12 +673,12 @@ def _new_AlterClientQuotasRequestEntityData() -> AlterClientQuotasRequestEntityD
     return o
 
 
-def _w_AlterClientQuotasRequestEntityData_0(o: AlterClientQuotasRequestEntityData, out: bytearray) -> None:
+def _write_AlterClientQuotasRequestEntityData_v0(o: AlterClientQuotasRequestEntityData, out: bytearray) -> None:
     write_string(out, o.entity_type)
     write_nullable_string(out, o.entity_name)
 
 
-def _r_AlterClientQuotasRequestEntityData_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
+def _read_AlterClientQuotasRequestEntityData_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
     o = AlterClientQuotasRequestEntityData.__new__(AlterClientQuotasRequestEntityData)
     o.entity_type, pos = read_string(buf, pos)
     o.entity_name, pos = read_nullable_string(buf, pos)
@@ -658,7 +686,7 @@ def _r_AlterClientQuotasRequestEntityData_0(buf: memoryview, pos: int) -> tuple[
     return o, pos
 
 
-def _w_AlterClientQuotasRequestEntityData_1(o: AlterClientQuotasRequestEntityData, out: bytearray) -> None:
+def _write_AlterClientQuotasRequestEntityData_v1(o: AlterClientQuotasRequestEntityData, out: bytearray) -> None:
     write_compact_string(out, o.entity_type)
     write_compact_nullable_string(out, o.entity_name)
     uk = o.unknown_tags
@@ -668,7 +696,7 @@ def _w_AlterClientQuotasRequestEntityData_1(o: AlterClientQuotasRequestEntityDat
         out.append(0)
 
 
-def _r_AlterClientQuotasRequestEntityData_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
+def _read_AlterClientQuotasRequestEntityData_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
     o = AlterClientQuotasRequestEntityData.__new__(AlterClientQuotasRequestEntityData)
     o.entity_type, pos = read_compact_string(buf, pos)
     o.entity_name, pos = read_compact_nullable_string(buf, pos)
@@ -689,23 +717,23 @@ def _new_OpData() -> OpData:
     return o
 
 
-def _w_OpData_0(o: OpData, out: bytearray) -> None:
+def _write_OpData_v0(o: OpData, out: bytearray) -> None:
     write_string(out, o.key)
-    out += _S_do.pack(o.value, o.remove)
+    out += _FLOAT64_BOOL.pack(o.value, o.remove)
 
 
-def _r_OpData_0(buf: memoryview, pos: int) -> tuple[OpData, int]:
+def _read_OpData_v0(buf: memoryview, pos: int) -> tuple[OpData, int]:
     o = OpData.__new__(OpData)
     o.key, pos = read_string(buf, pos)
-    o.value, o.remove = _S_do.unpack_from(buf, pos)
+    o.value, o.remove = _FLOAT64_BOOL.unpack_from(buf, pos)
     pos += 9
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OpData_1(o: OpData, out: bytearray) -> None:
+def _write_OpData_v1(o: OpData, out: bytearray) -> None:
     write_compact_string(out, o.key)
-    out += _S_do.pack(o.value, o.remove)
+    out += _FLOAT64_BOOL.pack(o.value, o.remove)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -713,10 +741,10 @@ def _w_OpData_1(o: OpData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OpData_1(buf: memoryview, pos: int) -> tuple[OpData, int]:
+def _read_OpData_v1(buf: memoryview, pos: int) -> tuple[OpData, int]:
     o = OpData.__new__(OpData)
     o.key, pos = read_compact_string(buf, pos)
-    o.value, o.remove = _S_do.unpack_from(buf, pos)
+    o.value, o.remove = _FLOAT64_BOOL.unpack_from(buf, pos)
     pos += 9
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -734,44 +762,44 @@ def _new_AlterClientQuotasRequestEntryData() -> AlterClientQuotasRequestEntryDat
     return o
 
 
-def _w_AlterClientQuotasRequestEntryData_0(o: AlterClientQuotasRequestEntryData, out: bytearray) -> None:
-    x1 = o.entity
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterClientQuotasRequestEntityData_0(e2, out)
-    x3 = o.ops
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_OpData_0(e4, out)
+def _write_AlterClientQuotasRequestEntryData_v0(o: AlterClientQuotasRequestEntryData, out: bytearray) -> None:
+    entity = o.entity
+    out += _INT32.pack(len(entity))
+    for entity_item in entity:
+        _write_AlterClientQuotasRequestEntityData_v0(entity_item, out)
+    ops = o.ops
+    out += _INT32.pack(len(ops))
+    for ops_item in ops:
+        _write_OpData_v0(ops_item, out)
 
 
-def _r_AlterClientQuotasRequestEntryData_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
+def _read_AlterClientQuotasRequestEntryData_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
     o = AlterClientQuotasRequestEntryData.__new__(AlterClientQuotasRequestEntryData)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterClientQuotasRequestEntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasRequestEntityData_0(buf, pos)
-        a2.append(e3)
-    o.entity = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[OpData] = []
-    for _ in range(n4):
-        e6, pos = _r_OpData_0(buf, pos)
-        a5.append(e6)
-    o.ops = a5
+    n_entity, pos = read_array_len(buf, pos)
+    entity: list[AlterClientQuotasRequestEntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_AlterClientQuotasRequestEntityData_v0(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
+    n_ops, pos = read_array_len(buf, pos)
+    ops: list[OpData] = []
+    for _ in range(n_ops):
+        ops_item, pos = _read_OpData_v0(buf, pos)
+        ops.append(ops_item)
+    o.ops = ops
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterClientQuotasRequestEntryData_1(o: AlterClientQuotasRequestEntryData, out: bytearray) -> None:
-    x1 = o.entity
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterClientQuotasRequestEntityData_1(e2, out)
-    x3 = o.ops
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_OpData_1(e4, out)
+def _write_AlterClientQuotasRequestEntryData_v1(o: AlterClientQuotasRequestEntryData, out: bytearray) -> None:
+    entity = o.entity
+    write_uvarint(out, len(entity) + 1)
+    for entity_item in entity:
+        _write_AlterClientQuotasRequestEntityData_v1(entity_item, out)
+    ops = o.ops
+    write_uvarint(out, len(ops) + 1)
+    for ops_item in ops:
+        _write_OpData_v1(ops_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -779,20 +807,20 @@ def _w_AlterClientQuotasRequestEntryData_1(o: AlterClientQuotasRequestEntryData,
         out.append(0)
 
 
-def _r_AlterClientQuotasRequestEntryData_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
+def _read_AlterClientQuotasRequestEntryData_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
     o = AlterClientQuotasRequestEntryData.__new__(AlterClientQuotasRequestEntryData)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterClientQuotasRequestEntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasRequestEntityData_1(buf, pos)
-        a2.append(e3)
-    o.entity = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[OpData] = []
-    for _ in range(n4):
-        e6, pos = _r_OpData_1(buf, pos)
-        a5.append(e6)
-    o.ops = a5
+    n_entity, pos = read_compact_array_len(buf, pos)
+    entity: list[AlterClientQuotasRequestEntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_AlterClientQuotasRequestEntityData_v1(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
+    n_ops, pos = read_compact_array_len(buf, pos)
+    ops: list[OpData] = []
+    for _ in range(n_ops):
+        ops_item, pos = _read_OpData_v1(buf, pos)
+        ops.append(ops_item)
+    o.ops = ops
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -809,34 +837,34 @@ def _new_AlterClientQuotasRequest() -> AlterClientQuotasRequest:
     return o
 
 
-def _w_AlterClientQuotasRequest_0(o: AlterClientQuotasRequest, out: bytearray) -> None:
-    x1 = o.entries
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterClientQuotasRequestEntryData_0(e2, out)
-    out += _S_o.pack(o.validate_only)
+def _write_AlterClientQuotasRequest_v0(o: AlterClientQuotasRequest, out: bytearray) -> None:
+    entries = o.entries
+    out += _INT32.pack(len(entries))
+    for entries_item in entries:
+        _write_AlterClientQuotasRequestEntryData_v0(entries_item, out)
+    out += _BOOL.pack(o.validate_only)
 
 
-def _r_AlterClientQuotasRequest_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequest, int]:
+def _read_AlterClientQuotasRequest_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequest, int]:
     o = AlterClientQuotasRequest.__new__(AlterClientQuotasRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterClientQuotasRequestEntryData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasRequestEntryData_0(buf, pos)
-        a2.append(e3)
-    o.entries = a2
-    o.validate_only = _S_o.unpack_from(buf, pos)[0]
+    n_entries, pos = read_array_len(buf, pos)
+    entries: list[AlterClientQuotasRequestEntryData] = []
+    for _ in range(n_entries):
+        entries_item, pos = _read_AlterClientQuotasRequestEntryData_v0(buf, pos)
+        entries.append(entries_item)
+    o.entries = entries
+    o.validate_only = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterClientQuotasRequest_1(o: AlterClientQuotasRequest, out: bytearray) -> None:
-    x1 = o.entries
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterClientQuotasRequestEntryData_1(e2, out)
-    out += _S_o.pack(o.validate_only)
+def _write_AlterClientQuotasRequest_v1(o: AlterClientQuotasRequest, out: bytearray) -> None:
+    entries = o.entries
+    write_uvarint(out, len(entries) + 1)
+    for entries_item in entries:
+        _write_AlterClientQuotasRequestEntryData_v1(entries_item, out)
+    out += _BOOL.pack(o.validate_only)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -844,15 +872,15 @@ def _w_AlterClientQuotasRequest_1(o: AlterClientQuotasRequest, out: bytearray) -
         out.append(0)
 
 
-def _r_AlterClientQuotasRequest_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequest, int]:
+def _read_AlterClientQuotasRequest_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequest, int]:
     o = AlterClientQuotasRequest.__new__(AlterClientQuotasRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterClientQuotasRequestEntryData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasRequestEntryData_1(buf, pos)
-        a2.append(e3)
-    o.entries = a2
-    o.validate_only = _S_o.unpack_from(buf, pos)[0]
+    n_entries, pos = read_compact_array_len(buf, pos)
+    entries: list[AlterClientQuotasRequestEntryData] = []
+    for _ in range(n_entries):
+        entries_item, pos = _read_AlterClientQuotasRequestEntryData_v1(buf, pos)
+        entries.append(entries_item)
+    o.entries = entries
+    o.validate_only = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -870,12 +898,12 @@ def _new_AlterClientQuotasResponseEntityData() -> AlterClientQuotasResponseEntit
     return o
 
 
-def _w_AlterClientQuotasResponseEntityData_0(o: AlterClientQuotasResponseEntityData, out: bytearray) -> None:
+def _write_AlterClientQuotasResponseEntityData_v0(o: AlterClientQuotasResponseEntityData, out: bytearray) -> None:
     write_string(out, o.entity_type)
     write_nullable_string(out, o.entity_name)
 
 
-def _r_AlterClientQuotasResponseEntityData_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
+def _read_AlterClientQuotasResponseEntityData_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
     o = AlterClientQuotasResponseEntityData.__new__(AlterClientQuotasResponseEntityData)
     o.entity_type, pos = read_string(buf, pos)
     o.entity_name, pos = read_nullable_string(buf, pos)
@@ -883,7 +911,7 @@ def _r_AlterClientQuotasResponseEntityData_0(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-def _w_AlterClientQuotasResponseEntityData_1(o: AlterClientQuotasResponseEntityData, out: bytearray) -> None:
+def _write_AlterClientQuotasResponseEntityData_v1(o: AlterClientQuotasResponseEntityData, out: bytearray) -> None:
     write_compact_string(out, o.entity_type)
     write_compact_nullable_string(out, o.entity_name)
     uk = o.unknown_tags
@@ -893,7 +921,7 @@ def _w_AlterClientQuotasResponseEntityData_1(o: AlterClientQuotasResponseEntityD
         out.append(0)
 
 
-def _r_AlterClientQuotasResponseEntityData_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
+def _read_AlterClientQuotasResponseEntityData_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
     o = AlterClientQuotasResponseEntityData.__new__(AlterClientQuotasResponseEntityData)
     o.entity_type, pos = read_compact_string(buf, pos)
     o.entity_name, pos = read_compact_nullable_string(buf, pos)
@@ -914,37 +942,37 @@ def _new_AlterClientQuotasResponseEntryData() -> AlterClientQuotasResponseEntryD
     return o
 
 
-def _w_AlterClientQuotasResponseEntryData_0(o: AlterClientQuotasResponseEntryData, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_AlterClientQuotasResponseEntryData_v0(o: AlterClientQuotasResponseEntryData, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    x1 = o.entity
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterClientQuotasResponseEntityData_0(e2, out)
+    entity = o.entity
+    out += _INT32.pack(len(entity))
+    for entity_item in entity:
+        _write_AlterClientQuotasResponseEntityData_v0(entity_item, out)
 
 
-def _r_AlterClientQuotasResponseEntryData_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
+def _read_AlterClientQuotasResponseEntryData_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
     o = AlterClientQuotasResponseEntryData.__new__(AlterClientQuotasResponseEntryData)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterClientQuotasResponseEntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasResponseEntityData_0(buf, pos)
-        a2.append(e3)
-    o.entity = a2
+    n_entity, pos = read_array_len(buf, pos)
+    entity: list[AlterClientQuotasResponseEntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_AlterClientQuotasResponseEntityData_v0(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterClientQuotasResponseEntryData_1(o: AlterClientQuotasResponseEntryData, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_AlterClientQuotasResponseEntryData_v1(o: AlterClientQuotasResponseEntryData, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.entity
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterClientQuotasResponseEntityData_1(e2, out)
+    entity = o.entity
+    write_uvarint(out, len(entity) + 1)
+    for entity_item in entity:
+        _write_AlterClientQuotasResponseEntityData_v1(entity_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -952,17 +980,17 @@ def _w_AlterClientQuotasResponseEntryData_1(o: AlterClientQuotasResponseEntryDat
         out.append(0)
 
 
-def _r_AlterClientQuotasResponseEntryData_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
+def _read_AlterClientQuotasResponseEntryData_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
     o = AlterClientQuotasResponseEntryData.__new__(AlterClientQuotasResponseEntryData)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterClientQuotasResponseEntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasResponseEntityData_1(buf, pos)
-        a2.append(e3)
-    o.entity = a2
+    n_entity, pos = read_compact_array_len(buf, pos)
+    entity: list[AlterClientQuotasResponseEntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_AlterClientQuotasResponseEntityData_v1(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -979,34 +1007,34 @@ def _new_AlterClientQuotasResponse() -> AlterClientQuotasResponse:
     return o
 
 
-def _w_AlterClientQuotasResponse_0(o: AlterClientQuotasResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.entries
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterClientQuotasResponseEntryData_0(e2, out)
+def _write_AlterClientQuotasResponse_v0(o: AlterClientQuotasResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    entries = o.entries
+    out += _INT32.pack(len(entries))
+    for entries_item in entries:
+        _write_AlterClientQuotasResponseEntryData_v0(entries_item, out)
 
 
-def _r_AlterClientQuotasResponse_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponse, int]:
+def _read_AlterClientQuotasResponse_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponse, int]:
     o = AlterClientQuotasResponse.__new__(AlterClientQuotasResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterClientQuotasResponseEntryData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasResponseEntryData_0(buf, pos)
-        a2.append(e3)
-    o.entries = a2
+    n_entries, pos = read_array_len(buf, pos)
+    entries: list[AlterClientQuotasResponseEntryData] = []
+    for _ in range(n_entries):
+        entries_item, pos = _read_AlterClientQuotasResponseEntryData_v0(buf, pos)
+        entries.append(entries_item)
+    o.entries = entries
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterClientQuotasResponse_1(o: AlterClientQuotasResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.entries
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterClientQuotasResponseEntryData_1(e2, out)
+def _write_AlterClientQuotasResponse_v1(o: AlterClientQuotasResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    entries = o.entries
+    write_uvarint(out, len(entries) + 1)
+    for entries_item in entries:
+        _write_AlterClientQuotasResponseEntryData_v1(entries_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1014,16 +1042,16 @@ def _w_AlterClientQuotasResponse_1(o: AlterClientQuotasResponse, out: bytearray)
         out.append(0)
 
 
-def _r_AlterClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponse, int]:
+def _read_AlterClientQuotasResponse_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponse, int]:
     o = AlterClientQuotasResponse.__new__(AlterClientQuotasResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterClientQuotasResponseEntryData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasResponseEntryData_1(buf, pos)
-        a2.append(e3)
-    o.entries = a2
+    n_entries, pos = read_compact_array_len(buf, pos)
+    entries: list[AlterClientQuotasResponseEntryData] = []
+    for _ in range(n_entries):
+        entries_item, pos = _read_AlterClientQuotasResponseEntryData_v1(buf, pos)
+        entries.append(entries_item)
+    o.entries = entries
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1032,26 +1060,26 @@ def _r_AlterClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[AlterClie
     return o, pos
 
 
-_W_AlterClientQuotasRequestEntityData: tuple[Callable[[AlterClientQuotasRequestEntityData, bytearray], None], ...] = (
-    _w_AlterClientQuotasRequestEntityData_0,
-    _w_AlterClientQuotasRequestEntityData_1,
+_WRITERS_AlterClientQuotasRequestEntityData: tuple[Callable[[AlterClientQuotasRequestEntityData, bytearray], None], ...] = (
+    _write_AlterClientQuotasRequestEntityData_v0,
+    _write_AlterClientQuotasRequestEntityData_v1,
 )
-_R_AlterClientQuotasRequestEntityData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequestEntityData, int]], ...] = (
-    _r_AlterClientQuotasRequestEntityData_0,
-    _r_AlterClientQuotasRequestEntityData_1,
+_READERS_AlterClientQuotasRequestEntityData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequestEntityData, int]], ...] = (
+    _read_AlterClientQuotasRequestEntityData_v0,
+    _read_AlterClientQuotasRequestEntityData_v1,
 )
 AlterClientQuotasRequestEntityData._FIELDS = (
     FieldSpec('entity_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('entity_name', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_OpData: tuple[Callable[[OpData, bytearray], None], ...] = (
-    _w_OpData_0,
-    _w_OpData_1,
+_WRITERS_OpData: tuple[Callable[[OpData, bytearray], None], ...] = (
+    _write_OpData_v0,
+    _write_OpData_v1,
 )
-_R_OpData: tuple[Callable[[memoryview, int], tuple[OpData, int]], ...] = (
-    _r_OpData_0,
-    _r_OpData_1,
+_READERS_OpData: tuple[Callable[[memoryview, int], tuple[OpData, int]], ...] = (
+    _read_OpData_v0,
+    _read_OpData_v1,
 )
 OpData._FIELDS = (
     FieldSpec('key', 'string', None, (0, 32767), None, None, None, None),
@@ -1059,52 +1087,52 @@ OpData._FIELDS = (
     FieldSpec('remove', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterClientQuotasRequestEntryData: tuple[Callable[[AlterClientQuotasRequestEntryData, bytearray], None], ...] = (
-    _w_AlterClientQuotasRequestEntryData_0,
-    _w_AlterClientQuotasRequestEntryData_1,
+_WRITERS_AlterClientQuotasRequestEntryData: tuple[Callable[[AlterClientQuotasRequestEntryData, bytearray], None], ...] = (
+    _write_AlterClientQuotasRequestEntryData_v0,
+    _write_AlterClientQuotasRequestEntryData_v1,
 )
-_R_AlterClientQuotasRequestEntryData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequestEntryData, int]], ...] = (
-    _r_AlterClientQuotasRequestEntryData_0,
-    _r_AlterClientQuotasRequestEntryData_1,
+_READERS_AlterClientQuotasRequestEntryData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequestEntryData, int]], ...] = (
+    _read_AlterClientQuotasRequestEntryData_v0,
+    _read_AlterClientQuotasRequestEntryData_v1,
 )
 AlterClientQuotasRequestEntryData._FIELDS = (
     FieldSpec('entity', 'array', 'struct', (0, 32767), None, None, None, AlterClientQuotasRequestEntityData),
     FieldSpec('ops', 'array', 'struct', (0, 32767), None, None, None, OpData),
 )
 
-_W_AlterClientQuotasRequest: tuple[Callable[[AlterClientQuotasRequest, bytearray], None], ...] = (
-    _w_AlterClientQuotasRequest_0,
-    _w_AlterClientQuotasRequest_1,
+_WRITERS_AlterClientQuotasRequest: tuple[Callable[[AlterClientQuotasRequest, bytearray], None], ...] = (
+    _write_AlterClientQuotasRequest_v0,
+    _write_AlterClientQuotasRequest_v1,
 )
-_R_AlterClientQuotasRequest: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequest, int]], ...] = (
-    _r_AlterClientQuotasRequest_0,
-    _r_AlterClientQuotasRequest_1,
+_READERS_AlterClientQuotasRequest: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequest, int]], ...] = (
+    _read_AlterClientQuotasRequest_v0,
+    _read_AlterClientQuotasRequest_v1,
 )
 AlterClientQuotasRequest._FIELDS = (
     FieldSpec('entries', 'array', 'struct', (0, 32767), None, None, None, AlterClientQuotasRequestEntryData),
     FieldSpec('validate_only', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterClientQuotasResponseEntityData: tuple[Callable[[AlterClientQuotasResponseEntityData, bytearray], None], ...] = (
-    _w_AlterClientQuotasResponseEntityData_0,
-    _w_AlterClientQuotasResponseEntityData_1,
+_WRITERS_AlterClientQuotasResponseEntityData: tuple[Callable[[AlterClientQuotasResponseEntityData, bytearray], None], ...] = (
+    _write_AlterClientQuotasResponseEntityData_v0,
+    _write_AlterClientQuotasResponseEntityData_v1,
 )
-_R_AlterClientQuotasResponseEntityData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponseEntityData, int]], ...] = (
-    _r_AlterClientQuotasResponseEntityData_0,
-    _r_AlterClientQuotasResponseEntityData_1,
+_READERS_AlterClientQuotasResponseEntityData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponseEntityData, int]], ...] = (
+    _read_AlterClientQuotasResponseEntityData_v0,
+    _read_AlterClientQuotasResponseEntityData_v1,
 )
 AlterClientQuotasResponseEntityData._FIELDS = (
     FieldSpec('entity_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('entity_name', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_AlterClientQuotasResponseEntryData: tuple[Callable[[AlterClientQuotasResponseEntryData, bytearray], None], ...] = (
-    _w_AlterClientQuotasResponseEntryData_0,
-    _w_AlterClientQuotasResponseEntryData_1,
+_WRITERS_AlterClientQuotasResponseEntryData: tuple[Callable[[AlterClientQuotasResponseEntryData, bytearray], None], ...] = (
+    _write_AlterClientQuotasResponseEntryData_v0,
+    _write_AlterClientQuotasResponseEntryData_v1,
 )
-_R_AlterClientQuotasResponseEntryData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponseEntryData, int]], ...] = (
-    _r_AlterClientQuotasResponseEntryData_0,
-    _r_AlterClientQuotasResponseEntryData_1,
+_READERS_AlterClientQuotasResponseEntryData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponseEntryData, int]], ...] = (
+    _read_AlterClientQuotasResponseEntryData_v0,
+    _read_AlterClientQuotasResponseEntryData_v1,
 )
 AlterClientQuotasResponseEntryData._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1112,13 +1140,13 @@ AlterClientQuotasResponseEntryData._FIELDS = (
     FieldSpec('entity', 'array', 'struct', (0, 32767), None, None, None, AlterClientQuotasResponseEntityData),
 )
 
-_W_AlterClientQuotasResponse: tuple[Callable[[AlterClientQuotasResponse, bytearray], None], ...] = (
-    _w_AlterClientQuotasResponse_0,
-    _w_AlterClientQuotasResponse_1,
+_WRITERS_AlterClientQuotasResponse: tuple[Callable[[AlterClientQuotasResponse, bytearray], None], ...] = (
+    _write_AlterClientQuotasResponse_v0,
+    _write_AlterClientQuotasResponse_v1,
 )
-_R_AlterClientQuotasResponse: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponse, int]], ...] = (
-    _r_AlterClientQuotasResponse_0,
-    _r_AlterClientQuotasResponse_1,
+_READERS_AlterClientQuotasResponse: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponse, int]], ...] = (
+    _read_AlterClientQuotasResponse_v0,
+    _read_AlterClientQuotasResponse_v1,
 )
 AlterClientQuotasResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

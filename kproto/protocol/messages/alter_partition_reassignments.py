@@ -36,14 +36,18 @@ __all__ = [
     'ReassignableTopicResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_io = struct.Struct('>i?')
-_S_ioh = struct.Struct('>i?h')
-_S_ih = struct.Struct('>ih')
+_INT32 = struct.Struct('>i')
+_INT32_BOOL = struct.Struct('>i?')
+_INT32_BOOL_INT16 = struct.Struct('>i?h')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class AlterPartitionReassignmentsRequest(Request['AlterPartitionReassignmentsResponse']):
-    """Kafka request ``AlterPartitionReassignmentsRequest`` (API key 45), versions 0-1."""
+    """Kafka request ``AlterPartitionReassignmentsRequest`` (API key 45), versions 0-1, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('timeout_ms', 'allow_replication_factor_change', 'topics', 'unknown_tags',)
 
@@ -53,9 +57,9 @@ class AlterPartitionReassignmentsRequest(Request['AlterPartitionReassignmentsRes
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsRequest'
 
-    timeout_ms: int
-    allow_replication_factor_change: bool
-    topics: list[ReassignableTopic]
+    timeout_ms: int  # TimeoutMs int32; default 60000
+    allow_replication_factor_change: bool  # AllowReplicationFactorChange bool; v1+; default true
+    topics: list[ReassignableTopic]  # Topics []ReassignableTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -104,7 +108,7 @@ class AlterPartitionReassignmentsRequest(Request['AlterPartitionReassignmentsRes
             raise UnsupportedVersionError(f'AlterPartitionReassignmentsRequest has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_AlterPartitionReassignmentsRequest[version](self, out)
+            _WRITERS_AlterPartitionReassignmentsRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterPartitionReassignmentsRequest v{version}: {exc}') from None
@@ -127,20 +131,24 @@ class AlterPartitionReassignmentsRequest(Request['AlterPartitionReassignmentsRes
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'AlterPartitionReassignmentsRequest has no version {version} (valid 0-1)')
         try:
-            return _R_AlterPartitionReassignmentsRequest[version](buf, pos)
+            return _READERS_AlterPartitionReassignmentsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterPartitionReassignmentsRequest v{version}: {exc}') from None
 
 
 class ReassignableTopic(Struct):
-    """Schema struct ``ReassignableTopic`` of ``AlterPartitionReassignmentsRequest``."""
+    """Struct ``ReassignableTopic`` of ``AlterPartitionReassignmentsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReassignableTopic'
 
-    name: str
-    partitions: list[ReassignablePartition]
+    name: str  # Name string
+    partitions: list[ReassignablePartition]  # Partitions []ReassignablePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -186,7 +194,7 @@ class ReassignableTopic(Struct):
             raise UnsupportedVersionError(f'ReassignableTopic has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_ReassignableTopic[version](self, out)
+            _WRITERS_ReassignableTopic[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ReassignableTopic v{version}: {exc}') from None
@@ -209,20 +217,24 @@ class ReassignableTopic(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ReassignableTopic has no version {version} (valid 0-1)')
         try:
-            return _R_ReassignableTopic[version](buf, pos)
+            return _READERS_ReassignableTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ReassignableTopic v{version}: {exc}') from None
 
 
 class ReassignablePartition(Struct):
-    """Schema struct ``ReassignablePartition`` of ``AlterPartitionReassignmentsRequest``."""
+    """Struct ``ReassignablePartition`` of ``AlterPartitionReassignmentsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'replicas', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReassignablePartition'
 
-    partition_index: int
-    replicas: list[int] | None
+    partition_index: int  # PartitionIndex int32
+    replicas: list[int] | None  # Replicas []int32; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -268,7 +280,7 @@ class ReassignablePartition(Struct):
             raise UnsupportedVersionError(f'ReassignablePartition has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_ReassignablePartition[version](self, out)
+            _WRITERS_ReassignablePartition[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ReassignablePartition v{version}: {exc}') from None
@@ -291,13 +303,17 @@ class ReassignablePartition(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ReassignablePartition has no version {version} (valid 0-1)')
         try:
-            return _R_ReassignablePartition[version](buf, pos)
+            return _READERS_ReassignablePartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ReassignablePartition v{version}: {exc}') from None
 
 
 class AlterPartitionReassignmentsResponse(Response):
-    """Kafka response ``AlterPartitionReassignmentsResponse`` (API key 45), versions 0-1."""
+    """Kafka response ``AlterPartitionReassignmentsResponse`` (API key 45), versions 0-1, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'allow_replication_factor_change', 'error_code', 'error_message', 'responses', 'unknown_tags',)
 
@@ -307,11 +323,11 @@ class AlterPartitionReassignmentsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsResponse'
 
-    throttle_time_ms: int
-    allow_replication_factor_change: bool
-    error_code: int
-    error_message: str | None
-    responses: list[ReassignableTopicResponse]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    allow_replication_factor_change: bool  # AllowReplicationFactorChange bool; v1+; default true; ignorable
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    responses: list[ReassignableTopicResponse]  # Responses []ReassignableTopicResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -366,7 +382,7 @@ class AlterPartitionReassignmentsResponse(Response):
             raise UnsupportedVersionError(f'AlterPartitionReassignmentsResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_AlterPartitionReassignmentsResponse[version](self, out)
+            _WRITERS_AlterPartitionReassignmentsResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterPartitionReassignmentsResponse v{version}: {exc}') from None
@@ -389,20 +405,24 @@ class AlterPartitionReassignmentsResponse(Response):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'AlterPartitionReassignmentsResponse has no version {version} (valid 0-1)')
         try:
-            return _R_AlterPartitionReassignmentsResponse[version](buf, pos)
+            return _READERS_AlterPartitionReassignmentsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterPartitionReassignmentsResponse v{version}: {exc}') from None
 
 
 class ReassignableTopicResponse(Struct):
-    """Schema struct ``ReassignableTopicResponse`` of ``AlterPartitionReassignmentsResponse``."""
+    """Struct ``ReassignableTopicResponse`` of ``AlterPartitionReassignmentsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReassignableTopicResponse'
 
-    name: str
-    partitions: list[ReassignablePartitionResponse]
+    name: str  # Name string
+    partitions: list[ReassignablePartitionResponse]  # Partitions []ReassignablePartitionResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -448,7 +468,7 @@ class ReassignableTopicResponse(Struct):
             raise UnsupportedVersionError(f'ReassignableTopicResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_ReassignableTopicResponse[version](self, out)
+            _WRITERS_ReassignableTopicResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ReassignableTopicResponse v{version}: {exc}') from None
@@ -471,21 +491,25 @@ class ReassignableTopicResponse(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ReassignableTopicResponse has no version {version} (valid 0-1)')
         try:
-            return _R_ReassignableTopicResponse[version](buf, pos)
+            return _READERS_ReassignableTopicResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ReassignableTopicResponse v{version}: {exc}') from None
 
 
 class ReassignablePartitionResponse(Struct):
-    """Schema struct ``ReassignablePartitionResponse`` of ``AlterPartitionReassignmentsResponse``."""
+    """Struct ``ReassignablePartitionResponse`` of ``AlterPartitionReassignmentsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReassignablePartitionResponse'
 
-    partition_index: int
-    error_code: int
-    error_message: str | None
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -534,7 +558,7 @@ class ReassignablePartitionResponse(Struct):
             raise UnsupportedVersionError(f'ReassignablePartitionResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_ReassignablePartitionResponse[version](self, out)
+            _WRITERS_ReassignablePartitionResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ReassignablePartitionResponse v{version}: {exc}') from None
@@ -557,7 +581,7 @@ class ReassignablePartitionResponse(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ReassignablePartitionResponse has no version {version} (valid 0-1)')
         try:
-            return _R_ReassignablePartitionResponse[version](buf, pos)
+            return _READERS_ReassignablePartitionResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ReassignablePartitionResponse v{version}: {exc}') from None
 
@@ -570,14 +594,14 @@ def _new_ReassignablePartition() -> ReassignablePartition:
     return o
 
 
-def _w_ReassignablePartition_0(o: ReassignablePartition, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
-    x1 = o.replicas
-    if x1 is None:
+def _write_ReassignablePartition_v0(o: ReassignablePartition, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
+    replicas = o.replicas
+    if replicas is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        out += struct.pack('>%di' % len(x1), *x1)
+        write_uvarint(out, len(replicas) + 1)
+        out += struct.pack('>%di' % len(replicas), *replicas)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -585,16 +609,16 @@ def _w_ReassignablePartition_0(o: ReassignablePartition, out: bytearray) -> None
         out.append(0)
 
 
-def _r_ReassignablePartition_0(buf: memoryview, pos: int) -> tuple[ReassignablePartition, int]:
+def _read_ReassignablePartition_v0(buf: memoryview, pos: int) -> tuple[ReassignablePartition, int]:
     o = ReassignablePartition.__new__(ReassignablePartition)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_replicas, pos = read_compact_nullable_array_len(buf, pos)
+    if n_replicas < 0:
         o.replicas = None
     else:
-        o.replicas = list(struct.unpack_from('>%di' % n1, buf, pos))
-        pos += 4 * n1
+        o.replicas = list(struct.unpack_from('>%di' % n_replicas, buf, pos))
+        pos += 4 * n_replicas
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -611,12 +635,12 @@ def _new_ReassignableTopic() -> ReassignableTopic:
     return o
 
 
-def _w_ReassignableTopic_0(o: ReassignableTopic, out: bytearray) -> None:
+def _write_ReassignableTopic_v0(o: ReassignableTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignablePartition_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_ReassignablePartition_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -624,15 +648,15 @@ def _w_ReassignableTopic_0(o: ReassignableTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ReassignableTopic_0(buf: memoryview, pos: int) -> tuple[ReassignableTopic, int]:
+def _read_ReassignableTopic_v0(buf: memoryview, pos: int) -> tuple[ReassignableTopic, int]:
     o = ReassignableTopic.__new__(ReassignableTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignablePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignablePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[ReassignablePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ReassignablePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -650,14 +674,14 @@ def _new_AlterPartitionReassignmentsRequest() -> AlterPartitionReassignmentsRequ
     return o
 
 
-def _w_AlterPartitionReassignmentsRequest_0(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
+def _write_AlterPartitionReassignmentsRequest_v0(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
     if o.allow_replication_factor_change != True:
         raise UnsupportedVersionError('AlterPartitionReassignmentsRequest.allow_replication_factor_change has a non-default value this version cannot carry')
-    out += _S_i.pack(o.timeout_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignableTopic_0(e2, out)
+    out += _INT32.pack(o.timeout_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_ReassignableTopic_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -665,16 +689,16 @@ def _w_AlterPartitionReassignmentsRequest_0(o: AlterPartitionReassignmentsReques
         out.append(0)
 
 
-def _r_AlterPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
+def _read_AlterPartitionReassignmentsRequest_v0(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
     o = AlterPartitionReassignmentsRequest.__new__(AlterPartitionReassignmentsRequest)
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignableTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignableTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[ReassignableTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ReassignableTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.allow_replication_factor_change = True
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -684,12 +708,12 @@ def _r_AlterPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[
     return o, pos
 
 
-def _w_AlterPartitionReassignmentsRequest_1(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
-    out += _S_io.pack(o.timeout_ms, o.allow_replication_factor_change)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignableTopic_0(e2, out)
+def _write_AlterPartitionReassignmentsRequest_v1(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
+    out += _INT32_BOOL.pack(o.timeout_ms, o.allow_replication_factor_change)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_ReassignableTopic_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -697,16 +721,16 @@ def _w_AlterPartitionReassignmentsRequest_1(o: AlterPartitionReassignmentsReques
         out.append(0)
 
 
-def _r_AlterPartitionReassignmentsRequest_1(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
+def _read_AlterPartitionReassignmentsRequest_v1(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
     o = AlterPartitionReassignmentsRequest.__new__(AlterPartitionReassignmentsRequest)
-    o.timeout_ms, o.allow_replication_factor_change = _S_io.unpack_from(buf, pos)
+    o.timeout_ms, o.allow_replication_factor_change = _INT32_BOOL.unpack_from(buf, pos)
     pos += 5
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignableTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignableTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[ReassignableTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ReassignableTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -724,8 +748,8 @@ def _new_ReassignablePartitionResponse() -> ReassignablePartitionResponse:
     return o
 
 
-def _w_ReassignablePartitionResponse_0(o: ReassignablePartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_ReassignablePartitionResponse_v0(o: ReassignablePartitionResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -734,9 +758,9 @@ def _w_ReassignablePartitionResponse_0(o: ReassignablePartitionResponse, out: by
         out.append(0)
 
 
-def _r_ReassignablePartitionResponse_0(buf: memoryview, pos: int) -> tuple[ReassignablePartitionResponse, int]:
+def _read_ReassignablePartitionResponse_v0(buf: memoryview, pos: int) -> tuple[ReassignablePartitionResponse, int]:
     o = ReassignablePartitionResponse.__new__(ReassignablePartitionResponse)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -755,12 +779,12 @@ def _new_ReassignableTopicResponse() -> ReassignableTopicResponse:
     return o
 
 
-def _w_ReassignableTopicResponse_0(o: ReassignableTopicResponse, out: bytearray) -> None:
+def _write_ReassignableTopicResponse_v0(o: ReassignableTopicResponse, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignablePartitionResponse_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_ReassignablePartitionResponse_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -768,15 +792,15 @@ def _w_ReassignableTopicResponse_0(o: ReassignableTopicResponse, out: bytearray)
         out.append(0)
 
 
-def _r_ReassignableTopicResponse_0(buf: memoryview, pos: int) -> tuple[ReassignableTopicResponse, int]:
+def _read_ReassignableTopicResponse_v0(buf: memoryview, pos: int) -> tuple[ReassignableTopicResponse, int]:
     o = ReassignableTopicResponse.__new__(ReassignableTopicResponse)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignablePartitionResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignablePartitionResponse_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[ReassignablePartitionResponse] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ReassignablePartitionResponse_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -796,13 +820,13 @@ def _new_AlterPartitionReassignmentsResponse() -> AlterPartitionReassignmentsRes
     return o
 
 
-def _w_AlterPartitionReassignmentsResponse_0(o: AlterPartitionReassignmentsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_AlterPartitionReassignmentsResponse_v0(o: AlterPartitionReassignmentsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignableTopicResponse_0(e2, out)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_ReassignableTopicResponse_v0(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -810,17 +834,17 @@ def _w_AlterPartitionReassignmentsResponse_0(o: AlterPartitionReassignmentsRespo
         out.append(0)
 
 
-def _r_AlterPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
+def _read_AlterPartitionReassignmentsResponse_v0(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
     o = AlterPartitionReassignmentsResponse.__new__(AlterPartitionReassignmentsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignableTopicResponse_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[ReassignableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_ReassignableTopicResponse_v0(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.allow_replication_factor_change = True
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -830,13 +854,13 @@ def _r_AlterPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-def _w_AlterPartitionReassignmentsResponse_1(o: AlterPartitionReassignmentsResponse, out: bytearray) -> None:
-    out += _S_ioh.pack(o.throttle_time_ms, o.allow_replication_factor_change, o.error_code)
+def _write_AlterPartitionReassignmentsResponse_v1(o: AlterPartitionReassignmentsResponse, out: bytearray) -> None:
+    out += _INT32_BOOL_INT16.pack(o.throttle_time_ms, o.allow_replication_factor_change, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignableTopicResponse_0(e2, out)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_ReassignableTopicResponse_v0(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -844,17 +868,17 @@ def _w_AlterPartitionReassignmentsResponse_1(o: AlterPartitionReassignmentsRespo
         out.append(0)
 
 
-def _r_AlterPartitionReassignmentsResponse_1(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
+def _read_AlterPartitionReassignmentsResponse_v1(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
     o = AlterPartitionReassignmentsResponse.__new__(AlterPartitionReassignmentsResponse)
-    o.throttle_time_ms, o.allow_replication_factor_change, o.error_code = _S_ioh.unpack_from(buf, pos)
+    o.throttle_time_ms, o.allow_replication_factor_change, o.error_code = _INT32_BOOL_INT16.unpack_from(buf, pos)
     pos += 7
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignableTopicResponse_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[ReassignableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_ReassignableTopicResponse_v0(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -863,39 +887,39 @@ def _r_AlterPartitionReassignmentsResponse_1(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-_W_ReassignablePartition: tuple[Callable[[ReassignablePartition, bytearray], None], ...] = (
-    _w_ReassignablePartition_0,
-    _w_ReassignablePartition_0,
+_WRITERS_ReassignablePartition: tuple[Callable[[ReassignablePartition, bytearray], None], ...] = (
+    _write_ReassignablePartition_v0,
+    _write_ReassignablePartition_v0,
 )
-_R_ReassignablePartition: tuple[Callable[[memoryview, int], tuple[ReassignablePartition, int]], ...] = (
-    _r_ReassignablePartition_0,
-    _r_ReassignablePartition_0,
+_READERS_ReassignablePartition: tuple[Callable[[memoryview, int], tuple[ReassignablePartition, int]], ...] = (
+    _read_ReassignablePartition_v0,
+    _read_ReassignablePartition_v0,
 )
 ReassignablePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('replicas', 'array', 'int32', (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_ReassignableTopic: tuple[Callable[[ReassignableTopic, bytearray], None], ...] = (
-    _w_ReassignableTopic_0,
-    _w_ReassignableTopic_0,
+_WRITERS_ReassignableTopic: tuple[Callable[[ReassignableTopic, bytearray], None], ...] = (
+    _write_ReassignableTopic_v0,
+    _write_ReassignableTopic_v0,
 )
-_R_ReassignableTopic: tuple[Callable[[memoryview, int], tuple[ReassignableTopic, int]], ...] = (
-    _r_ReassignableTopic_0,
-    _r_ReassignableTopic_0,
+_READERS_ReassignableTopic: tuple[Callable[[memoryview, int], tuple[ReassignableTopic, int]], ...] = (
+    _read_ReassignableTopic_v0,
+    _read_ReassignableTopic_v0,
 )
 ReassignableTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ReassignablePartition),
 )
 
-_W_AlterPartitionReassignmentsRequest: tuple[Callable[[AlterPartitionReassignmentsRequest, bytearray], None], ...] = (
-    _w_AlterPartitionReassignmentsRequest_0,
-    _w_AlterPartitionReassignmentsRequest_1,
+_WRITERS_AlterPartitionReassignmentsRequest: tuple[Callable[[AlterPartitionReassignmentsRequest, bytearray], None], ...] = (
+    _write_AlterPartitionReassignmentsRequest_v0,
+    _write_AlterPartitionReassignmentsRequest_v1,
 )
-_R_AlterPartitionReassignmentsRequest: tuple[Callable[[memoryview, int], tuple[AlterPartitionReassignmentsRequest, int]], ...] = (
-    _r_AlterPartitionReassignmentsRequest_0,
-    _r_AlterPartitionReassignmentsRequest_1,
+_READERS_AlterPartitionReassignmentsRequest: tuple[Callable[[memoryview, int], tuple[AlterPartitionReassignmentsRequest, int]], ...] = (
+    _read_AlterPartitionReassignmentsRequest_v0,
+    _read_AlterPartitionReassignmentsRequest_v1,
 )
 AlterPartitionReassignmentsRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
@@ -903,13 +927,13 @@ AlterPartitionReassignmentsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, ReassignableTopic),
 )
 
-_W_ReassignablePartitionResponse: tuple[Callable[[ReassignablePartitionResponse, bytearray], None], ...] = (
-    _w_ReassignablePartitionResponse_0,
-    _w_ReassignablePartitionResponse_0,
+_WRITERS_ReassignablePartitionResponse: tuple[Callable[[ReassignablePartitionResponse, bytearray], None], ...] = (
+    _write_ReassignablePartitionResponse_v0,
+    _write_ReassignablePartitionResponse_v0,
 )
-_R_ReassignablePartitionResponse: tuple[Callable[[memoryview, int], tuple[ReassignablePartitionResponse, int]], ...] = (
-    _r_ReassignablePartitionResponse_0,
-    _r_ReassignablePartitionResponse_0,
+_READERS_ReassignablePartitionResponse: tuple[Callable[[memoryview, int], tuple[ReassignablePartitionResponse, int]], ...] = (
+    _read_ReassignablePartitionResponse_v0,
+    _read_ReassignablePartitionResponse_v0,
 )
 ReassignablePartitionResponse._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -917,26 +941,26 @@ ReassignablePartitionResponse._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_ReassignableTopicResponse: tuple[Callable[[ReassignableTopicResponse, bytearray], None], ...] = (
-    _w_ReassignableTopicResponse_0,
-    _w_ReassignableTopicResponse_0,
+_WRITERS_ReassignableTopicResponse: tuple[Callable[[ReassignableTopicResponse, bytearray], None], ...] = (
+    _write_ReassignableTopicResponse_v0,
+    _write_ReassignableTopicResponse_v0,
 )
-_R_ReassignableTopicResponse: tuple[Callable[[memoryview, int], tuple[ReassignableTopicResponse, int]], ...] = (
-    _r_ReassignableTopicResponse_0,
-    _r_ReassignableTopicResponse_0,
+_READERS_ReassignableTopicResponse: tuple[Callable[[memoryview, int], tuple[ReassignableTopicResponse, int]], ...] = (
+    _read_ReassignableTopicResponse_v0,
+    _read_ReassignableTopicResponse_v0,
 )
 ReassignableTopicResponse._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ReassignablePartitionResponse),
 )
 
-_W_AlterPartitionReassignmentsResponse: tuple[Callable[[AlterPartitionReassignmentsResponse, bytearray], None], ...] = (
-    _w_AlterPartitionReassignmentsResponse_0,
-    _w_AlterPartitionReassignmentsResponse_1,
+_WRITERS_AlterPartitionReassignmentsResponse: tuple[Callable[[AlterPartitionReassignmentsResponse, bytearray], None], ...] = (
+    _write_AlterPartitionReassignmentsResponse_v0,
+    _write_AlterPartitionReassignmentsResponse_v1,
 )
-_R_AlterPartitionReassignmentsResponse: tuple[Callable[[memoryview, int], tuple[AlterPartitionReassignmentsResponse, int]], ...] = (
-    _r_AlterPartitionReassignmentsResponse_0,
-    _r_AlterPartitionReassignmentsResponse_1,
+_READERS_AlterPartitionReassignmentsResponse: tuple[Callable[[memoryview, int], tuple[AlterPartitionReassignmentsResponse, int]], ...] = (
+    _read_AlterPartitionReassignmentsResponse_v0,
+    _read_AlterPartitionReassignmentsResponse_v1,
 )
 AlterPartitionReassignmentsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

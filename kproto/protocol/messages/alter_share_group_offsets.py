@@ -36,12 +36,16 @@ __all__ = [
     'AlterShareGroupOffsetsResponseTopic',
 ]
 
-_S_ih = struct.Struct('>ih')
-_S_iq = struct.Struct('>iq')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT64 = struct.Struct('>iq')
 
 
 class AlterShareGroupOffsetsRequest(Request['AlterShareGroupOffsetsResponse']):
-    """Kafka request ``AlterShareGroupOffsetsRequest`` (API key 91), versions 0-0."""
+    """Kafka request ``AlterShareGroupOffsetsRequest`` (API key 91), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
 
@@ -51,8 +55,8 @@ class AlterShareGroupOffsetsRequest(Request['AlterShareGroupOffsetsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequest'
 
-    group_id: str
-    topics: list[AlterShareGroupOffsetsRequestTopic]
+    group_id: str  # GroupId string
+    topics: list[AlterShareGroupOffsetsRequestTopic]  # Topics []AlterShareGroupOffsetsRequestTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -98,7 +102,7 @@ class AlterShareGroupOffsetsRequest(Request['AlterShareGroupOffsetsResponse']):
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_AlterShareGroupOffsetsRequest[version](self, out)
+            _WRITERS_AlterShareGroupOffsetsRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterShareGroupOffsetsRequest v{version}: {exc}') from None
@@ -121,20 +125,24 @@ class AlterShareGroupOffsetsRequest(Request['AlterShareGroupOffsetsResponse']):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequest has no version {version} (valid 0-0)')
         try:
-            return _R_AlterShareGroupOffsetsRequest[version](buf, pos)
+            return _READERS_AlterShareGroupOffsetsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterShareGroupOffsetsRequest v{version}: {exc}') from None
 
 
 class AlterShareGroupOffsetsRequestTopic(Struct):
-    """Schema struct ``AlterShareGroupOffsetsRequestTopic`` of ``AlterShareGroupOffsetsRequest``."""
+    """Struct ``AlterShareGroupOffsetsRequestTopic`` of ``AlterShareGroupOffsetsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequestTopic'
 
-    topic_name: str
-    partitions: list[AlterShareGroupOffsetsRequestPartition]
+    topic_name: str  # TopicName string
+    partitions: list[AlterShareGroupOffsetsRequestPartition]  # Partitions []AlterShareGroupOffsetsRequestPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -180,7 +188,7 @@ class AlterShareGroupOffsetsRequestTopic(Struct):
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_AlterShareGroupOffsetsRequestTopic[version](self, out)
+            _WRITERS_AlterShareGroupOffsetsRequestTopic[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterShareGroupOffsetsRequestTopic v{version}: {exc}') from None
@@ -203,20 +211,24 @@ class AlterShareGroupOffsetsRequestTopic(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
         try:
-            return _R_AlterShareGroupOffsetsRequestTopic[version](buf, pos)
+            return _READERS_AlterShareGroupOffsetsRequestTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterShareGroupOffsetsRequestTopic v{version}: {exc}') from None
 
 
 class AlterShareGroupOffsetsRequestPartition(Struct):
-    """Schema struct ``AlterShareGroupOffsetsRequestPartition`` of ``AlterShareGroupOffsetsRequest``."""
+    """Struct ``AlterShareGroupOffsetsRequestPartition`` of ``AlterShareGroupOffsetsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'start_offset', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequestPartition'
 
-    partition_index: int
-    start_offset: int
+    partition_index: int  # PartitionIndex int32
+    start_offset: int  # StartOffset int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -262,7 +274,7 @@ class AlterShareGroupOffsetsRequestPartition(Struct):
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestPartition has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_AlterShareGroupOffsetsRequestPartition[version](self, out)
+            _WRITERS_AlterShareGroupOffsetsRequestPartition[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterShareGroupOffsetsRequestPartition v{version}: {exc}') from None
@@ -285,13 +297,17 @@ class AlterShareGroupOffsetsRequestPartition(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestPartition has no version {version} (valid 0-0)')
         try:
-            return _R_AlterShareGroupOffsetsRequestPartition[version](buf, pos)
+            return _READERS_AlterShareGroupOffsetsRequestPartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterShareGroupOffsetsRequestPartition v{version}: {exc}') from None
 
 
 class AlterShareGroupOffsetsResponse(Response):
-    """Kafka response ``AlterShareGroupOffsetsResponse`` (API key 91), versions 0-0."""
+    """Kafka response ``AlterShareGroupOffsetsResponse`` (API key 91), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'unknown_tags',)
 
@@ -301,10 +317,10 @@ class AlterShareGroupOffsetsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    responses: list[AlterShareGroupOffsetsResponseTopic]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    responses: list[AlterShareGroupOffsetsResponseTopic]  # Responses []AlterShareGroupOffsetsResponseTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -356,7 +372,7 @@ class AlterShareGroupOffsetsResponse(Response):
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_AlterShareGroupOffsetsResponse[version](self, out)
+            _WRITERS_AlterShareGroupOffsetsResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterShareGroupOffsetsResponse v{version}: {exc}') from None
@@ -379,21 +395,25 @@ class AlterShareGroupOffsetsResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponse has no version {version} (valid 0-0)')
         try:
-            return _R_AlterShareGroupOffsetsResponse[version](buf, pos)
+            return _READERS_AlterShareGroupOffsetsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterShareGroupOffsetsResponse v{version}: {exc}') from None
 
 
 class AlterShareGroupOffsetsResponseTopic(Struct):
-    """Schema struct ``AlterShareGroupOffsetsResponseTopic`` of ``AlterShareGroupOffsetsResponse``."""
+    """Struct ``AlterShareGroupOffsetsResponseTopic`` of ``AlterShareGroupOffsetsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponseTopic'
 
-    topic_name: str
-    topic_id: uuid.UUID
-    partitions: list[AlterShareGroupOffsetsResponsePartition]
+    topic_name: str  # TopicName string
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[AlterShareGroupOffsetsResponsePartition]  # Partitions []AlterShareGroupOffsetsResponsePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -442,7 +462,7 @@ class AlterShareGroupOffsetsResponseTopic(Struct):
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_AlterShareGroupOffsetsResponseTopic[version](self, out)
+            _WRITERS_AlterShareGroupOffsetsResponseTopic[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterShareGroupOffsetsResponseTopic v{version}: {exc}') from None
@@ -465,21 +485,25 @@ class AlterShareGroupOffsetsResponseTopic(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
         try:
-            return _R_AlterShareGroupOffsetsResponseTopic[version](buf, pos)
+            return _READERS_AlterShareGroupOffsetsResponseTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterShareGroupOffsetsResponseTopic v{version}: {exc}') from None
 
 
 class AlterShareGroupOffsetsResponsePartition(Struct):
-    """Schema struct ``AlterShareGroupOffsetsResponsePartition`` of ``AlterShareGroupOffsetsResponse``."""
+    """Struct ``AlterShareGroupOffsetsResponsePartition`` of ``AlterShareGroupOffsetsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponsePartition'
 
-    partition_index: int
-    error_code: int
-    error_message: str | None
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -528,7 +552,7 @@ class AlterShareGroupOffsetsResponsePartition(Struct):
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponsePartition has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_AlterShareGroupOffsetsResponsePartition[version](self, out)
+            _WRITERS_AlterShareGroupOffsetsResponsePartition[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterShareGroupOffsetsResponsePartition v{version}: {exc}') from None
@@ -551,7 +575,7 @@ class AlterShareGroupOffsetsResponsePartition(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponsePartition has no version {version} (valid 0-0)')
         try:
-            return _R_AlterShareGroupOffsetsResponsePartition[version](buf, pos)
+            return _READERS_AlterShareGroupOffsetsResponsePartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterShareGroupOffsetsResponsePartition v{version}: {exc}') from None
 
@@ -564,8 +588,8 @@ def _new_AlterShareGroupOffsetsRequestPartition() -> AlterShareGroupOffsetsReque
     return o
 
 
-def _w_AlterShareGroupOffsetsRequestPartition_0(o: AlterShareGroupOffsetsRequestPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.start_offset)
+def _write_AlterShareGroupOffsetsRequestPartition_v0(o: AlterShareGroupOffsetsRequestPartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.start_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -573,9 +597,9 @@ def _w_AlterShareGroupOffsetsRequestPartition_0(o: AlterShareGroupOffsetsRequest
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsRequestPartition_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequestPartition, int]:
+def _read_AlterShareGroupOffsetsRequestPartition_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequestPartition, int]:
     o = AlterShareGroupOffsetsRequestPartition.__new__(AlterShareGroupOffsetsRequestPartition)
-    o.partition_index, o.start_offset = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.start_offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -593,12 +617,12 @@ def _new_AlterShareGroupOffsetsRequestTopic() -> AlterShareGroupOffsetsRequestTo
     return o
 
 
-def _w_AlterShareGroupOffsetsRequestTopic_0(o: AlterShareGroupOffsetsRequestTopic, out: bytearray) -> None:
+def _write_AlterShareGroupOffsetsRequestTopic_v0(o: AlterShareGroupOffsetsRequestTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterShareGroupOffsetsRequestPartition_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_AlterShareGroupOffsetsRequestPartition_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -606,15 +630,15 @@ def _w_AlterShareGroupOffsetsRequestTopic_0(o: AlterShareGroupOffsetsRequestTopi
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsRequestTopic_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequestTopic, int]:
+def _read_AlterShareGroupOffsetsRequestTopic_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequestTopic, int]:
     o = AlterShareGroupOffsetsRequestTopic.__new__(AlterShareGroupOffsetsRequestTopic)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterShareGroupOffsetsRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterShareGroupOffsetsRequestPartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[AlterShareGroupOffsetsRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_AlterShareGroupOffsetsRequestPartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -631,12 +655,12 @@ def _new_AlterShareGroupOffsetsRequest() -> AlterShareGroupOffsetsRequest:
     return o
 
 
-def _w_AlterShareGroupOffsetsRequest_0(o: AlterShareGroupOffsetsRequest, out: bytearray) -> None:
+def _write_AlterShareGroupOffsetsRequest_v0(o: AlterShareGroupOffsetsRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterShareGroupOffsetsRequestTopic_0(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_AlterShareGroupOffsetsRequestTopic_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -644,15 +668,15 @@ def _w_AlterShareGroupOffsetsRequest_0(o: AlterShareGroupOffsetsRequest, out: by
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsRequest_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequest, int]:
+def _read_AlterShareGroupOffsetsRequest_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequest, int]:
     o = AlterShareGroupOffsetsRequest.__new__(AlterShareGroupOffsetsRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterShareGroupOffsetsRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterShareGroupOffsetsRequestTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[AlterShareGroupOffsetsRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_AlterShareGroupOffsetsRequestTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -670,8 +694,8 @@ def _new_AlterShareGroupOffsetsResponsePartition() -> AlterShareGroupOffsetsResp
     return o
 
 
-def _w_AlterShareGroupOffsetsResponsePartition_0(o: AlterShareGroupOffsetsResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_AlterShareGroupOffsetsResponsePartition_v0(o: AlterShareGroupOffsetsResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -680,9 +704,9 @@ def _w_AlterShareGroupOffsetsResponsePartition_0(o: AlterShareGroupOffsetsRespon
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsResponsePartition_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponsePartition, int]:
+def _read_AlterShareGroupOffsetsResponsePartition_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponsePartition, int]:
     o = AlterShareGroupOffsetsResponsePartition.__new__(AlterShareGroupOffsetsResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -702,13 +726,13 @@ def _new_AlterShareGroupOffsetsResponseTopic() -> AlterShareGroupOffsetsResponse
     return o
 
 
-def _w_AlterShareGroupOffsetsResponseTopic_0(o: AlterShareGroupOffsetsResponseTopic, out: bytearray) -> None:
+def _write_AlterShareGroupOffsetsResponseTopic_v0(o: AlterShareGroupOffsetsResponseTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterShareGroupOffsetsResponsePartition_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_AlterShareGroupOffsetsResponsePartition_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -716,16 +740,16 @@ def _w_AlterShareGroupOffsetsResponseTopic_0(o: AlterShareGroupOffsetsResponseTo
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsResponseTopic_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponseTopic, int]:
+def _read_AlterShareGroupOffsetsResponseTopic_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponseTopic, int]:
     o = AlterShareGroupOffsetsResponseTopic.__new__(AlterShareGroupOffsetsResponseTopic)
     o.topic_name, pos = read_compact_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterShareGroupOffsetsResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterShareGroupOffsetsResponsePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[AlterShareGroupOffsetsResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_AlterShareGroupOffsetsResponsePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -744,13 +768,13 @@ def _new_AlterShareGroupOffsetsResponse() -> AlterShareGroupOffsetsResponse:
     return o
 
 
-def _w_AlterShareGroupOffsetsResponse_0(o: AlterShareGroupOffsetsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_AlterShareGroupOffsetsResponse_v0(o: AlterShareGroupOffsetsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterShareGroupOffsetsResponseTopic_0(e2, out)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_AlterShareGroupOffsetsResponseTopic_v0(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -758,17 +782,17 @@ def _w_AlterShareGroupOffsetsResponse_0(o: AlterShareGroupOffsetsResponse, out: 
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsResponse_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponse, int]:
+def _read_AlterShareGroupOffsetsResponse_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponse, int]:
     o = AlterShareGroupOffsetsResponse.__new__(AlterShareGroupOffsetsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterShareGroupOffsetsResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterShareGroupOffsetsResponseTopic_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[AlterShareGroupOffsetsResponseTopic] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_AlterShareGroupOffsetsResponseTopic_v0(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -777,44 +801,44 @@ def _r_AlterShareGroupOffsetsResponse_0(buf: memoryview, pos: int) -> tuple[Alte
     return o, pos
 
 
-_W_AlterShareGroupOffsetsRequestPartition: tuple[Callable[[AlterShareGroupOffsetsRequestPartition, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsRequestPartition_0,
+_WRITERS_AlterShareGroupOffsetsRequestPartition: tuple[Callable[[AlterShareGroupOffsetsRequestPartition, bytearray], None], ...] = (
+    _write_AlterShareGroupOffsetsRequestPartition_v0,
 )
-_R_AlterShareGroupOffsetsRequestPartition: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequestPartition, int]], ...] = (
-    _r_AlterShareGroupOffsetsRequestPartition_0,
+_READERS_AlterShareGroupOffsetsRequestPartition: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequestPartition, int]], ...] = (
+    _read_AlterShareGroupOffsetsRequestPartition_v0,
 )
 AlterShareGroupOffsetsRequestPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('start_offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterShareGroupOffsetsRequestTopic: tuple[Callable[[AlterShareGroupOffsetsRequestTopic, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsRequestTopic_0,
+_WRITERS_AlterShareGroupOffsetsRequestTopic: tuple[Callable[[AlterShareGroupOffsetsRequestTopic, bytearray], None], ...] = (
+    _write_AlterShareGroupOffsetsRequestTopic_v0,
 )
-_R_AlterShareGroupOffsetsRequestTopic: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequestTopic, int]], ...] = (
-    _r_AlterShareGroupOffsetsRequestTopic_0,
+_READERS_AlterShareGroupOffsetsRequestTopic: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequestTopic, int]], ...] = (
+    _read_AlterShareGroupOffsetsRequestTopic_v0,
 )
 AlterShareGroupOffsetsRequestTopic._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AlterShareGroupOffsetsRequestPartition),
 )
 
-_W_AlterShareGroupOffsetsRequest: tuple[Callable[[AlterShareGroupOffsetsRequest, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsRequest_0,
+_WRITERS_AlterShareGroupOffsetsRequest: tuple[Callable[[AlterShareGroupOffsetsRequest, bytearray], None], ...] = (
+    _write_AlterShareGroupOffsetsRequest_v0,
 )
-_R_AlterShareGroupOffsetsRequest: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequest, int]], ...] = (
-    _r_AlterShareGroupOffsetsRequest_0,
+_READERS_AlterShareGroupOffsetsRequest: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequest, int]], ...] = (
+    _read_AlterShareGroupOffsetsRequest_v0,
 )
 AlterShareGroupOffsetsRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, AlterShareGroupOffsetsRequestTopic),
 )
 
-_W_AlterShareGroupOffsetsResponsePartition: tuple[Callable[[AlterShareGroupOffsetsResponsePartition, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsResponsePartition_0,
+_WRITERS_AlterShareGroupOffsetsResponsePartition: tuple[Callable[[AlterShareGroupOffsetsResponsePartition, bytearray], None], ...] = (
+    _write_AlterShareGroupOffsetsResponsePartition_v0,
 )
-_R_AlterShareGroupOffsetsResponsePartition: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponsePartition, int]], ...] = (
-    _r_AlterShareGroupOffsetsResponsePartition_0,
+_READERS_AlterShareGroupOffsetsResponsePartition: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponsePartition, int]], ...] = (
+    _read_AlterShareGroupOffsetsResponsePartition_v0,
 )
 AlterShareGroupOffsetsResponsePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -822,11 +846,11 @@ AlterShareGroupOffsetsResponsePartition._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_AlterShareGroupOffsetsResponseTopic: tuple[Callable[[AlterShareGroupOffsetsResponseTopic, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsResponseTopic_0,
+_WRITERS_AlterShareGroupOffsetsResponseTopic: tuple[Callable[[AlterShareGroupOffsetsResponseTopic, bytearray], None], ...] = (
+    _write_AlterShareGroupOffsetsResponseTopic_v0,
 )
-_R_AlterShareGroupOffsetsResponseTopic: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponseTopic, int]], ...] = (
-    _r_AlterShareGroupOffsetsResponseTopic_0,
+_READERS_AlterShareGroupOffsetsResponseTopic: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponseTopic, int]], ...] = (
+    _read_AlterShareGroupOffsetsResponseTopic_v0,
 )
 AlterShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
@@ -834,11 +858,11 @@ AlterShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AlterShareGroupOffsetsResponsePartition),
 )
 
-_W_AlterShareGroupOffsetsResponse: tuple[Callable[[AlterShareGroupOffsetsResponse, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsResponse_0,
+_WRITERS_AlterShareGroupOffsetsResponse: tuple[Callable[[AlterShareGroupOffsetsResponse, bytearray], None], ...] = (
+    _write_AlterShareGroupOffsetsResponse_v0,
 )
-_R_AlterShareGroupOffsetsResponse: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponse, int]], ...] = (
-    _r_AlterShareGroupOffsetsResponse_0,
+_READERS_AlterShareGroupOffsetsResponse: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponse, int]], ...] = (
+    _read_AlterShareGroupOffsetsResponse_v0,
 )
 AlterShareGroupOffsetsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

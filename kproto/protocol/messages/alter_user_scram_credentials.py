@@ -36,14 +36,18 @@ __all__ = [
     'ScramCredentialUpsertion',
 ]
 
-_S_b = struct.Struct('>b')
-_S_bi = struct.Struct('>bi')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_INT8 = struct.Struct('>b')
+_INT8_INT32 = struct.Struct('>bi')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
 class AlterUserScramCredentialsRequest(Request['AlterUserScramCredentialsResponse']):
-    """Kafka request ``AlterUserScramCredentialsRequest`` (API key 51), versions 0-0."""
+    """Kafka request ``AlterUserScramCredentialsRequest`` (API key 51), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('deletions', 'upsertions', 'unknown_tags',)
 
@@ -53,8 +57,8 @@ class AlterUserScramCredentialsRequest(Request['AlterUserScramCredentialsRespons
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsRequest'
 
-    deletions: list[ScramCredentialDeletion]
-    upsertions: list[ScramCredentialUpsertion]
+    deletions: list[ScramCredentialDeletion]  # Deletions []ScramCredentialDeletion
+    upsertions: list[ScramCredentialUpsertion]  # Upsertions []ScramCredentialUpsertion
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -100,7 +104,7 @@ class AlterUserScramCredentialsRequest(Request['AlterUserScramCredentialsRespons
             raise UnsupportedVersionError(f'AlterUserScramCredentialsRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_AlterUserScramCredentialsRequest[version](self, out)
+            _WRITERS_AlterUserScramCredentialsRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterUserScramCredentialsRequest v{version}: {exc}') from None
@@ -123,23 +127,27 @@ class AlterUserScramCredentialsRequest(Request['AlterUserScramCredentialsRespons
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AlterUserScramCredentialsRequest has no version {version} (valid 0-0)')
         try:
-            return _R_AlterUserScramCredentialsRequest[version](buf, pos)
+            return _READERS_AlterUserScramCredentialsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterUserScramCredentialsRequest v{version}: {exc}') from None
 
 
 class ScramCredentialUpsertion(Struct):
-    """Schema struct ``ScramCredentialUpsertion`` of ``AlterUserScramCredentialsRequest``."""
+    """Struct ``ScramCredentialUpsertion`` of ``AlterUserScramCredentialsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'mechanism', 'iterations', 'salt', 'salted_password', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ScramCredentialUpsertion'
 
-    name: str
-    mechanism: int
-    iterations: int
-    salt: bytes
-    salted_password: bytes
+    name: str  # Name string
+    mechanism: int  # Mechanism int8
+    iterations: int  # Iterations int32
+    salt: bytes  # Salt bytes
+    salted_password: bytes  # SaltedPassword bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -194,7 +202,7 @@ class ScramCredentialUpsertion(Struct):
             raise UnsupportedVersionError(f'ScramCredentialUpsertion has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_ScramCredentialUpsertion[version](self, out)
+            _WRITERS_ScramCredentialUpsertion[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ScramCredentialUpsertion v{version}: {exc}') from None
@@ -217,20 +225,24 @@ class ScramCredentialUpsertion(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ScramCredentialUpsertion has no version {version} (valid 0-0)')
         try:
-            return _R_ScramCredentialUpsertion[version](buf, pos)
+            return _READERS_ScramCredentialUpsertion[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ScramCredentialUpsertion v{version}: {exc}') from None
 
 
 class ScramCredentialDeletion(Struct):
-    """Schema struct ``ScramCredentialDeletion`` of ``AlterUserScramCredentialsRequest``."""
+    """Struct ``ScramCredentialDeletion`` of ``AlterUserScramCredentialsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'mechanism', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ScramCredentialDeletion'
 
-    name: str
-    mechanism: int
+    name: str  # Name string
+    mechanism: int  # Mechanism int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -276,7 +288,7 @@ class ScramCredentialDeletion(Struct):
             raise UnsupportedVersionError(f'ScramCredentialDeletion has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_ScramCredentialDeletion[version](self, out)
+            _WRITERS_ScramCredentialDeletion[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ScramCredentialDeletion v{version}: {exc}') from None
@@ -299,13 +311,17 @@ class ScramCredentialDeletion(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ScramCredentialDeletion has no version {version} (valid 0-0)')
         try:
-            return _R_ScramCredentialDeletion[version](buf, pos)
+            return _READERS_ScramCredentialDeletion[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ScramCredentialDeletion v{version}: {exc}') from None
 
 
 class AlterUserScramCredentialsResponse(Response):
-    """Kafka response ``AlterUserScramCredentialsResponse`` (API key 51), versions 0-0."""
+    """Kafka response ``AlterUserScramCredentialsResponse`` (API key 51), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
@@ -315,8 +331,8 @@ class AlterUserScramCredentialsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsResponse'
 
-    throttle_time_ms: int
-    results: list[AlterUserScramCredentialsResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    results: list[AlterUserScramCredentialsResult]  # Results []AlterUserScramCredentialsResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -362,7 +378,7 @@ class AlterUserScramCredentialsResponse(Response):
             raise UnsupportedVersionError(f'AlterUserScramCredentialsResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_AlterUserScramCredentialsResponse[version](self, out)
+            _WRITERS_AlterUserScramCredentialsResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterUserScramCredentialsResponse v{version}: {exc}') from None
@@ -385,21 +401,25 @@ class AlterUserScramCredentialsResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AlterUserScramCredentialsResponse has no version {version} (valid 0-0)')
         try:
-            return _R_AlterUserScramCredentialsResponse[version](buf, pos)
+            return _READERS_AlterUserScramCredentialsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterUserScramCredentialsResponse v{version}: {exc}') from None
 
 
 class AlterUserScramCredentialsResult(Struct):
-    """Schema struct ``AlterUserScramCredentialsResult`` of ``AlterUserScramCredentialsResponse``."""
+    """Struct ``AlterUserScramCredentialsResult`` of ``AlterUserScramCredentialsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('user', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsResult'
 
-    user: str
-    error_code: int
-    error_message: str | None
+    user: str  # User string
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -448,7 +468,7 @@ class AlterUserScramCredentialsResult(Struct):
             raise UnsupportedVersionError(f'AlterUserScramCredentialsResult has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_AlterUserScramCredentialsResult[version](self, out)
+            _WRITERS_AlterUserScramCredentialsResult[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AlterUserScramCredentialsResult v{version}: {exc}') from None
@@ -471,7 +491,7 @@ class AlterUserScramCredentialsResult(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'AlterUserScramCredentialsResult has no version {version} (valid 0-0)')
         try:
-            return _R_AlterUserScramCredentialsResult[version](buf, pos)
+            return _READERS_AlterUserScramCredentialsResult[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AlterUserScramCredentialsResult v{version}: {exc}') from None
 
@@ -484,9 +504,9 @@ def _new_ScramCredentialDeletion() -> ScramCredentialDeletion:
     return o
 
 
-def _w_ScramCredentialDeletion_0(o: ScramCredentialDeletion, out: bytearray) -> None:
+def _write_ScramCredentialDeletion_v0(o: ScramCredentialDeletion, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_b.pack(o.mechanism)
+    out += _INT8.pack(o.mechanism)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -494,10 +514,10 @@ def _w_ScramCredentialDeletion_0(o: ScramCredentialDeletion, out: bytearray) -> 
         out.append(0)
 
 
-def _r_ScramCredentialDeletion_0(buf: memoryview, pos: int) -> tuple[ScramCredentialDeletion, int]:
+def _read_ScramCredentialDeletion_v0(buf: memoryview, pos: int) -> tuple[ScramCredentialDeletion, int]:
     o = ScramCredentialDeletion.__new__(ScramCredentialDeletion)
     o.name, pos = read_compact_string(buf, pos)
-    o.mechanism = _S_b.unpack_from(buf, pos)[0]
+    o.mechanism = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -518,9 +538,9 @@ def _new_ScramCredentialUpsertion() -> ScramCredentialUpsertion:
     return o
 
 
-def _w_ScramCredentialUpsertion_0(o: ScramCredentialUpsertion, out: bytearray) -> None:
+def _write_ScramCredentialUpsertion_v0(o: ScramCredentialUpsertion, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_bi.pack(o.mechanism, o.iterations)
+    out += _INT8_INT32.pack(o.mechanism, o.iterations)
     write_compact_bytes(out, o.salt)
     write_compact_bytes(out, o.salted_password)
     uk = o.unknown_tags
@@ -530,10 +550,10 @@ def _w_ScramCredentialUpsertion_0(o: ScramCredentialUpsertion, out: bytearray) -
         out.append(0)
 
 
-def _r_ScramCredentialUpsertion_0(buf: memoryview, pos: int) -> tuple[ScramCredentialUpsertion, int]:
+def _read_ScramCredentialUpsertion_v0(buf: memoryview, pos: int) -> tuple[ScramCredentialUpsertion, int]:
     o = ScramCredentialUpsertion.__new__(ScramCredentialUpsertion)
     o.name, pos = read_compact_string(buf, pos)
-    o.mechanism, o.iterations = _S_bi.unpack_from(buf, pos)
+    o.mechanism, o.iterations = _INT8_INT32.unpack_from(buf, pos)
     pos += 5
     o.salt, pos = read_compact_bytes(buf, pos)
     o.salted_password, pos = read_compact_bytes(buf, pos)
@@ -553,15 +573,15 @@ def _new_AlterUserScramCredentialsRequest() -> AlterUserScramCredentialsRequest:
     return o
 
 
-def _w_AlterUserScramCredentialsRequest_0(o: AlterUserScramCredentialsRequest, out: bytearray) -> None:
-    x1 = o.deletions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ScramCredentialDeletion_0(e2, out)
-    x3 = o.upsertions
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ScramCredentialUpsertion_0(e4, out)
+def _write_AlterUserScramCredentialsRequest_v0(o: AlterUserScramCredentialsRequest, out: bytearray) -> None:
+    deletions = o.deletions
+    write_uvarint(out, len(deletions) + 1)
+    for deletions_item in deletions:
+        _write_ScramCredentialDeletion_v0(deletions_item, out)
+    upsertions = o.upsertions
+    write_uvarint(out, len(upsertions) + 1)
+    for upsertions_item in upsertions:
+        _write_ScramCredentialUpsertion_v0(upsertions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -569,20 +589,20 @@ def _w_AlterUserScramCredentialsRequest_0(o: AlterUserScramCredentialsRequest, o
         out.append(0)
 
 
-def _r_AlterUserScramCredentialsRequest_0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsRequest, int]:
+def _read_AlterUserScramCredentialsRequest_v0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsRequest, int]:
     o = AlterUserScramCredentialsRequest.__new__(AlterUserScramCredentialsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ScramCredentialDeletion] = []
-    for _ in range(n1):
-        e3, pos = _r_ScramCredentialDeletion_0(buf, pos)
-        a2.append(e3)
-    o.deletions = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ScramCredentialUpsertion] = []
-    for _ in range(n4):
-        e6, pos = _r_ScramCredentialUpsertion_0(buf, pos)
-        a5.append(e6)
-    o.upsertions = a5
+    n_deletions, pos = read_compact_array_len(buf, pos)
+    deletions: list[ScramCredentialDeletion] = []
+    for _ in range(n_deletions):
+        deletions_item, pos = _read_ScramCredentialDeletion_v0(buf, pos)
+        deletions.append(deletions_item)
+    o.deletions = deletions
+    n_upsertions, pos = read_compact_array_len(buf, pos)
+    upsertions: list[ScramCredentialUpsertion] = []
+    for _ in range(n_upsertions):
+        upsertions_item, pos = _read_ScramCredentialUpsertion_v0(buf, pos)
+        upsertions.append(upsertions_item)
+    o.upsertions = upsertions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -600,9 +620,9 @@ def _new_AlterUserScramCredentialsResult() -> AlterUserScramCredentialsResult:
     return o
 
 
-def _w_AlterUserScramCredentialsResult_0(o: AlterUserScramCredentialsResult, out: bytearray) -> None:
+def _write_AlterUserScramCredentialsResult_v0(o: AlterUserScramCredentialsResult, out: bytearray) -> None:
     write_compact_string(out, o.user)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -611,10 +631,10 @@ def _w_AlterUserScramCredentialsResult_0(o: AlterUserScramCredentialsResult, out
         out.append(0)
 
 
-def _r_AlterUserScramCredentialsResult_0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsResult, int]:
+def _read_AlterUserScramCredentialsResult_v0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsResult, int]:
     o = AlterUserScramCredentialsResult.__new__(AlterUserScramCredentialsResult)
     o.user, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -633,12 +653,12 @@ def _new_AlterUserScramCredentialsResponse() -> AlterUserScramCredentialsRespons
     return o
 
 
-def _w_AlterUserScramCredentialsResponse_0(o: AlterUserScramCredentialsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterUserScramCredentialsResult_0(e2, out)
+def _write_AlterUserScramCredentialsResponse_v0(o: AlterUserScramCredentialsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_AlterUserScramCredentialsResult_v0(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -646,16 +666,16 @@ def _w_AlterUserScramCredentialsResponse_0(o: AlterUserScramCredentialsResponse,
         out.append(0)
 
 
-def _r_AlterUserScramCredentialsResponse_0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsResponse, int]:
+def _read_AlterUserScramCredentialsResponse_v0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsResponse, int]:
     o = AlterUserScramCredentialsResponse.__new__(AlterUserScramCredentialsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterUserScramCredentialsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterUserScramCredentialsResult_0(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[AlterUserScramCredentialsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_AlterUserScramCredentialsResult_v0(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -664,22 +684,22 @@ def _r_AlterUserScramCredentialsResponse_0(buf: memoryview, pos: int) -> tuple[A
     return o, pos
 
 
-_W_ScramCredentialDeletion: tuple[Callable[[ScramCredentialDeletion, bytearray], None], ...] = (
-    _w_ScramCredentialDeletion_0,
+_WRITERS_ScramCredentialDeletion: tuple[Callable[[ScramCredentialDeletion, bytearray], None], ...] = (
+    _write_ScramCredentialDeletion_v0,
 )
-_R_ScramCredentialDeletion: tuple[Callable[[memoryview, int], tuple[ScramCredentialDeletion, int]], ...] = (
-    _r_ScramCredentialDeletion_0,
+_READERS_ScramCredentialDeletion: tuple[Callable[[memoryview, int], tuple[ScramCredentialDeletion, int]], ...] = (
+    _read_ScramCredentialDeletion_v0,
 )
 ScramCredentialDeletion._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('mechanism', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_W_ScramCredentialUpsertion: tuple[Callable[[ScramCredentialUpsertion, bytearray], None], ...] = (
-    _w_ScramCredentialUpsertion_0,
+_WRITERS_ScramCredentialUpsertion: tuple[Callable[[ScramCredentialUpsertion, bytearray], None], ...] = (
+    _write_ScramCredentialUpsertion_v0,
 )
-_R_ScramCredentialUpsertion: tuple[Callable[[memoryview, int], tuple[ScramCredentialUpsertion, int]], ...] = (
-    _r_ScramCredentialUpsertion_0,
+_READERS_ScramCredentialUpsertion: tuple[Callable[[memoryview, int], tuple[ScramCredentialUpsertion, int]], ...] = (
+    _read_ScramCredentialUpsertion_v0,
 )
 ScramCredentialUpsertion._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -689,22 +709,22 @@ ScramCredentialUpsertion._FIELDS = (
     FieldSpec('salted_password', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterUserScramCredentialsRequest: tuple[Callable[[AlterUserScramCredentialsRequest, bytearray], None], ...] = (
-    _w_AlterUserScramCredentialsRequest_0,
+_WRITERS_AlterUserScramCredentialsRequest: tuple[Callable[[AlterUserScramCredentialsRequest, bytearray], None], ...] = (
+    _write_AlterUserScramCredentialsRequest_v0,
 )
-_R_AlterUserScramCredentialsRequest: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsRequest, int]], ...] = (
-    _r_AlterUserScramCredentialsRequest_0,
+_READERS_AlterUserScramCredentialsRequest: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsRequest, int]], ...] = (
+    _read_AlterUserScramCredentialsRequest_v0,
 )
 AlterUserScramCredentialsRequest._FIELDS = (
     FieldSpec('deletions', 'array', 'struct', (0, 32767), None, None, None, ScramCredentialDeletion),
     FieldSpec('upsertions', 'array', 'struct', (0, 32767), None, None, None, ScramCredentialUpsertion),
 )
 
-_W_AlterUserScramCredentialsResult: tuple[Callable[[AlterUserScramCredentialsResult, bytearray], None], ...] = (
-    _w_AlterUserScramCredentialsResult_0,
+_WRITERS_AlterUserScramCredentialsResult: tuple[Callable[[AlterUserScramCredentialsResult, bytearray], None], ...] = (
+    _write_AlterUserScramCredentialsResult_v0,
 )
-_R_AlterUserScramCredentialsResult: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsResult, int]], ...] = (
-    _r_AlterUserScramCredentialsResult_0,
+_READERS_AlterUserScramCredentialsResult: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsResult, int]], ...] = (
+    _read_AlterUserScramCredentialsResult_v0,
 )
 AlterUserScramCredentialsResult._FIELDS = (
     FieldSpec('user', 'string', None, (0, 32767), None, None, None, None),
@@ -712,11 +732,11 @@ AlterUserScramCredentialsResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_AlterUserScramCredentialsResponse: tuple[Callable[[AlterUserScramCredentialsResponse, bytearray], None], ...] = (
-    _w_AlterUserScramCredentialsResponse_0,
+_WRITERS_AlterUserScramCredentialsResponse: tuple[Callable[[AlterUserScramCredentialsResponse, bytearray], None], ...] = (
+    _write_AlterUserScramCredentialsResponse_v0,
 )
-_R_AlterUserScramCredentialsResponse: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsResponse, int]], ...] = (
-    _r_AlterUserScramCredentialsResponse_0,
+_READERS_AlterUserScramCredentialsResponse: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsResponse, int]], ...] = (
+    _read_AlterUserScramCredentialsResponse_v0,
 )
 AlterUserScramCredentialsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -36,15 +36,19 @@ __all__ = [
     'TopicPartitions',
 ]
 
-_S_o = struct.Struct('>?')
-_S_b = struct.Struct('>b')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ii = struct.Struct('>ii')
+_BOOL = struct.Struct('>?')
+_INT8 = struct.Struct('>b')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT32 = struct.Struct('>ii')
 
 
 class ConsumerGroupDescribeRequest(Request['ConsumerGroupDescribeResponse']):
-    """Kafka request ``ConsumerGroupDescribeRequest`` (API key 69), versions 0-1."""
+    """Kafka request ``ConsumerGroupDescribeRequest`` (API key 69), versions 0-1, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_ids', 'include_authorized_operations', 'unknown_tags',)
 
@@ -54,8 +58,8 @@ class ConsumerGroupDescribeRequest(Request['ConsumerGroupDescribeResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeRequest'
 
-    group_ids: list[str]
-    include_authorized_operations: bool
+    group_ids: list[str]  # GroupIds []string
+    include_authorized_operations: bool  # IncludeAuthorizedOperations bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -101,7 +105,7 @@ class ConsumerGroupDescribeRequest(Request['ConsumerGroupDescribeResponse']):
             raise UnsupportedVersionError(f'ConsumerGroupDescribeRequest has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_ConsumerGroupDescribeRequest[version](self, out)
+            _WRITERS_ConsumerGroupDescribeRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ConsumerGroupDescribeRequest v{version}: {exc}') from None
@@ -124,13 +128,17 @@ class ConsumerGroupDescribeRequest(Request['ConsumerGroupDescribeResponse']):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ConsumerGroupDescribeRequest has no version {version} (valid 0-1)')
         try:
-            return _R_ConsumerGroupDescribeRequest[version](buf, pos)
+            return _READERS_ConsumerGroupDescribeRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ConsumerGroupDescribeRequest v{version}: {exc}') from None
 
 
 class ConsumerGroupDescribeResponse(Response):
-    """Kafka response ``ConsumerGroupDescribeResponse`` (API key 69), versions 0-1."""
+    """Kafka response ``ConsumerGroupDescribeResponse`` (API key 69), versions 0-1, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
 
@@ -140,8 +148,8 @@ class ConsumerGroupDescribeResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeResponse'
 
-    throttle_time_ms: int
-    groups: list[DescribedGroup]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    groups: list[DescribedGroup]  # Groups []DescribedGroup
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -187,7 +195,7 @@ class ConsumerGroupDescribeResponse(Response):
             raise UnsupportedVersionError(f'ConsumerGroupDescribeResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_ConsumerGroupDescribeResponse[version](self, out)
+            _WRITERS_ConsumerGroupDescribeResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ConsumerGroupDescribeResponse v{version}: {exc}') from None
@@ -210,27 +218,31 @@ class ConsumerGroupDescribeResponse(Response):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ConsumerGroupDescribeResponse has no version {version} (valid 0-1)')
         try:
-            return _R_ConsumerGroupDescribeResponse[version](buf, pos)
+            return _READERS_ConsumerGroupDescribeResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ConsumerGroupDescribeResponse v{version}: {exc}') from None
 
 
 class DescribedGroup(Struct):
-    """Schema struct ``DescribedGroup`` of ``ConsumerGroupDescribeResponse``."""
+    """Struct ``DescribedGroup`` of ``ConsumerGroupDescribeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'assignor_name', 'members', 'authorized_operations', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
-    error_code: int
-    error_message: str | None
-    group_id: str
-    group_state: str
-    group_epoch: int
-    assignment_epoch: int
-    assignor_name: str
-    members: list[Member]
-    authorized_operations: int
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    group_id: str  # GroupId string
+    group_state: str  # GroupState string
+    group_epoch: int  # GroupEpoch int32
+    assignment_epoch: int  # AssignmentEpoch int32
+    assignor_name: str  # AssignorName string
+    members: list[Member]  # Members []Member
+    authorized_operations: int  # AuthorizedOperations int32; default -2147483648
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -297,7 +309,7 @@ class DescribedGroup(Struct):
             raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_DescribedGroup[version](self, out)
+            _WRITERS_DescribedGroup[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribedGroup v{version}: {exc}') from None
@@ -320,29 +332,33 @@ class DescribedGroup(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-1)')
         try:
-            return _R_DescribedGroup[version](buf, pos)
+            return _READERS_DescribedGroup[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribedGroup v{version}: {exc}') from None
 
 
 class Member(Struct):
-    """Schema struct ``Member`` of ``ConsumerGroupDescribeResponse``."""
+    """Struct ``Member`` of ``ConsumerGroupDescribeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('member_id', 'instance_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'subscribed_topic_regex', 'assignment', 'target_assignment', 'member_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Member'
 
-    member_id: str
-    instance_id: str | None
-    rack_id: str | None
-    member_epoch: int
-    client_id: str
-    client_host: str
-    subscribed_topic_names: list[str]
-    subscribed_topic_regex: str | None
-    assignment: Assignment
-    target_assignment: Assignment
-    member_type: int
+    member_id: str  # MemberId string
+    instance_id: str | None  # InstanceId string; nullable
+    rack_id: str | None  # RackId string; nullable
+    member_epoch: int  # MemberEpoch int32
+    client_id: str  # ClientId string
+    client_host: str  # ClientHost string
+    subscribed_topic_names: list[str]  # SubscribedTopicNames []string
+    subscribed_topic_regex: str | None  # SubscribedTopicRegex string; nullable
+    assignment: Assignment  # Assignment Assignment
+    target_assignment: Assignment  # TargetAssignment Assignment
+    member_type: int  # MemberType int8; v1+; default -1; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -415,7 +431,7 @@ class Member(Struct):
             raise UnsupportedVersionError(f'Member has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_Member[version](self, out)
+            _WRITERS_Member[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode Member v{version}: {exc}') from None
@@ -438,19 +454,23 @@ class Member(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'Member has no version {version} (valid 0-1)')
         try:
-            return _R_Member[version](buf, pos)
+            return _READERS_Member[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed Member v{version}: {exc}') from None
 
 
 class Assignment(Struct):
-    """Schema struct ``Assignment`` of ``ConsumerGroupDescribeResponse``."""
+    """Struct ``Assignment`` of ``ConsumerGroupDescribeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
-    topic_partitions: list[TopicPartitions]
+    topic_partitions: list[TopicPartitions]  # TopicPartitions []TopicPartitions
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -493,7 +513,7 @@ class Assignment(Struct):
             raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_Assignment[version](self, out)
+            _WRITERS_Assignment[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
@@ -516,21 +536,25 @@ class Assignment(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-1)')
         try:
-            return _R_Assignment[version](buf, pos)
+            return _READERS_Assignment[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
 
 class TopicPartitions(Struct):
-    """Schema struct ``TopicPartitions`` of ``ConsumerGroupDescribeResponse``."""
+    """Struct ``TopicPartitions`` of ``ConsumerGroupDescribeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'topic_name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID
-    topic_name: str
-    partitions: list[int]
+    topic_id: uuid.UUID  # TopicId uuid
+    topic_name: str  # TopicName string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -579,7 +603,7 @@ class TopicPartitions(Struct):
             raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_TopicPartitions[version](self, out)
+            _WRITERS_TopicPartitions[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
@@ -602,7 +626,7 @@ class TopicPartitions(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-1)')
         try:
-            return _R_TopicPartitions[version](buf, pos)
+            return _READERS_TopicPartitions[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
@@ -615,12 +639,12 @@ def _new_ConsumerGroupDescribeRequest() -> ConsumerGroupDescribeRequest:
     return o
 
 
-def _w_ConsumerGroupDescribeRequest_0(o: ConsumerGroupDescribeRequest, out: bytearray) -> None:
-    x1 = o.group_ids
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    out += _S_o.pack(o.include_authorized_operations)
+def _write_ConsumerGroupDescribeRequest_v0(o: ConsumerGroupDescribeRequest, out: bytearray) -> None:
+    group_ids = o.group_ids
+    write_uvarint(out, len(group_ids) + 1)
+    for group_ids_item in group_ids:
+        write_compact_string(out, group_ids_item)
+    out += _BOOL.pack(o.include_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -628,15 +652,15 @@ def _w_ConsumerGroupDescribeRequest_0(o: ConsumerGroupDescribeRequest, out: byte
         out.append(0)
 
 
-def _r_ConsumerGroupDescribeRequest_0(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeRequest, int]:
+def _read_ConsumerGroupDescribeRequest_v0(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeRequest, int]:
     o = ConsumerGroupDescribeRequest.__new__(ConsumerGroupDescribeRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.group_ids = a2
-    o.include_authorized_operations = _S_o.unpack_from(buf, pos)[0]
+    n_group_ids, pos = read_compact_array_len(buf, pos)
+    group_ids: list[str] = []
+    for _ in range(n_group_ids):
+        group_ids_item, pos = read_compact_string(buf, pos)
+        group_ids.append(group_ids_item)
+    o.group_ids = group_ids
+    o.include_authorized_operations = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -655,12 +679,12 @@ def _new_TopicPartitions() -> TopicPartitions:
     return o
 
 
-def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
+def _write_TopicPartitions_v0(o: TopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -668,13 +692,13 @@ def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicPartitions_0(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
+def _read_TopicPartitions_v0(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
     o = TopicPartitions.__new__(TopicPartitions)
     o.topic_id, pos = read_uuid(buf, pos)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -690,11 +714,11 @@ def _new_Assignment() -> Assignment:
     return o
 
 
-def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
-    x1 = o.topic_partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicPartitions_0(e2, out)
+def _write_Assignment_v0(o: Assignment, out: bytearray) -> None:
+    topic_partitions = o.topic_partitions
+    write_uvarint(out, len(topic_partitions) + 1)
+    for topic_partitions_item in topic_partitions:
+        _write_TopicPartitions_v0(topic_partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -702,14 +726,14 @@ def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Assignment_0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
+def _read_Assignment_v0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     o = Assignment.__new__(Assignment)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicPartitions] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicPartitions_0(buf, pos)
-        a2.append(e3)
-    o.topic_partitions = a2
+    n_topic_partitions, pos = read_compact_array_len(buf, pos)
+    topic_partitions: list[TopicPartitions] = []
+    for _ in range(n_topic_partitions):
+        topic_partitions_item, pos = _read_TopicPartitions_v0(buf, pos)
+        topic_partitions.append(topic_partitions_item)
+    o.topic_partitions = topic_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -735,22 +759,22 @@ def _new_Member() -> Member:
     return o
 
 
-def _w_Member_0(o: Member, out: bytearray) -> None:
+def _write_Member_v0(o: Member, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.instance_id)
     write_compact_nullable_string(out, o.rack_id)
-    out += _S_i.pack(o.member_epoch)
+    out += _INT32.pack(o.member_epoch)
     write_compact_string(out, o.client_id)
     write_compact_string(out, o.client_host)
-    x1 = o.subscribed_topic_names
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
+    subscribed_topic_names = o.subscribed_topic_names
+    write_uvarint(out, len(subscribed_topic_names) + 1)
+    for subscribed_topic_names_item in subscribed_topic_names:
+        write_compact_string(out, subscribed_topic_names_item)
     write_compact_nullable_string(out, o.subscribed_topic_regex)
-    x3 = o.assignment
-    _w_Assignment_0(x3, out)
-    x4 = o.target_assignment
-    _w_Assignment_0(x4, out)
+    assignment = o.assignment
+    _write_Assignment_v0(assignment, out)
+    target_assignment = o.target_assignment
+    _write_Assignment_v0(target_assignment, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -758,24 +782,24 @@ def _w_Member_0(o: Member, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Member_0(buf: memoryview, pos: int) -> tuple[Member, int]:
+def _read_Member_v0(buf: memoryview, pos: int) -> tuple[Member, int]:
     o = Member.__new__(Member)
     o.member_id, pos = read_compact_string(buf, pos)
     o.instance_id, pos = read_compact_nullable_string(buf, pos)
     o.rack_id, pos = read_compact_nullable_string(buf, pos)
-    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.client_id, pos = read_compact_string(buf, pos)
     o.client_host, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.subscribed_topic_names = a2
+    n_subscribed_topic_names, pos = read_compact_array_len(buf, pos)
+    subscribed_topic_names: list[str] = []
+    for _ in range(n_subscribed_topic_names):
+        subscribed_topic_names_item, pos = read_compact_string(buf, pos)
+        subscribed_topic_names.append(subscribed_topic_names_item)
+    o.subscribed_topic_names = subscribed_topic_names
     o.subscribed_topic_regex, pos = read_compact_nullable_string(buf, pos)
-    o.assignment, pos = _r_Assignment_0(buf, pos)
-    o.target_assignment, pos = _r_Assignment_0(buf, pos)
+    o.assignment, pos = _read_Assignment_v0(buf, pos)
+    o.target_assignment, pos = _read_Assignment_v0(buf, pos)
     o.member_type = -1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -785,23 +809,23 @@ def _r_Member_0(buf: memoryview, pos: int) -> tuple[Member, int]:
     return o, pos
 
 
-def _w_Member_1(o: Member, out: bytearray) -> None:
+def _write_Member_v1(o: Member, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.instance_id)
     write_compact_nullable_string(out, o.rack_id)
-    out += _S_i.pack(o.member_epoch)
+    out += _INT32.pack(o.member_epoch)
     write_compact_string(out, o.client_id)
     write_compact_string(out, o.client_host)
-    x1 = o.subscribed_topic_names
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
+    subscribed_topic_names = o.subscribed_topic_names
+    write_uvarint(out, len(subscribed_topic_names) + 1)
+    for subscribed_topic_names_item in subscribed_topic_names:
+        write_compact_string(out, subscribed_topic_names_item)
     write_compact_nullable_string(out, o.subscribed_topic_regex)
-    x3 = o.assignment
-    _w_Assignment_0(x3, out)
-    x4 = o.target_assignment
-    _w_Assignment_0(x4, out)
-    out += _S_b.pack(o.member_type)
+    assignment = o.assignment
+    _write_Assignment_v0(assignment, out)
+    target_assignment = o.target_assignment
+    _write_Assignment_v0(target_assignment, out)
+    out += _INT8.pack(o.member_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -809,25 +833,25 @@ def _w_Member_1(o: Member, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Member_1(buf: memoryview, pos: int) -> tuple[Member, int]:
+def _read_Member_v1(buf: memoryview, pos: int) -> tuple[Member, int]:
     o = Member.__new__(Member)
     o.member_id, pos = read_compact_string(buf, pos)
     o.instance_id, pos = read_compact_nullable_string(buf, pos)
     o.rack_id, pos = read_compact_nullable_string(buf, pos)
-    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.client_id, pos = read_compact_string(buf, pos)
     o.client_host, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.subscribed_topic_names = a2
+    n_subscribed_topic_names, pos = read_compact_array_len(buf, pos)
+    subscribed_topic_names: list[str] = []
+    for _ in range(n_subscribed_topic_names):
+        subscribed_topic_names_item, pos = read_compact_string(buf, pos)
+        subscribed_topic_names.append(subscribed_topic_names_item)
+    o.subscribed_topic_names = subscribed_topic_names
     o.subscribed_topic_regex, pos = read_compact_nullable_string(buf, pos)
-    o.assignment, pos = _r_Assignment_0(buf, pos)
-    o.target_assignment, pos = _r_Assignment_0(buf, pos)
-    o.member_type = _S_b.unpack_from(buf, pos)[0]
+    o.assignment, pos = _read_Assignment_v0(buf, pos)
+    o.target_assignment, pos = _read_Assignment_v0(buf, pos)
+    o.member_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -852,18 +876,18 @@ def _new_DescribedGroup() -> DescribedGroup:
     return o
 
 
-def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribedGroup_v0(o: DescribedGroup, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.group_state)
-    out += _S_ii.pack(o.group_epoch, o.assignment_epoch)
+    out += _INT32_INT32.pack(o.group_epoch, o.assignment_epoch)
     write_compact_string(out, o.assignor_name)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_Member_0(e2, out)
-    out += _S_i.pack(o.authorized_operations)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_Member_v0(members_item, out)
+    out += _INT32.pack(o.authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -871,23 +895,23 @@ def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribedGroup_0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _read_DescribedGroup_v0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.group_id, pos = read_compact_string(buf, pos)
     o.group_state, pos = read_compact_string(buf, pos)
-    o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
+    o.group_epoch, o.assignment_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[Member] = []
-    for _ in range(n1):
-        e3, pos = _r_Member_0(buf, pos)
-        a2.append(e3)
-    o.members = a2
-    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[Member] = []
+    for _ in range(n_members):
+        members_item, pos = _read_Member_v0(buf, pos)
+        members.append(members_item)
+    o.members = members
+    o.authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -897,18 +921,18 @@ def _r_DescribedGroup_0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
     return o, pos
 
 
-def _w_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribedGroup_v1(o: DescribedGroup, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.group_state)
-    out += _S_ii.pack(o.group_epoch, o.assignment_epoch)
+    out += _INT32_INT32.pack(o.group_epoch, o.assignment_epoch)
     write_compact_string(out, o.assignor_name)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_Member_1(e2, out)
-    out += _S_i.pack(o.authorized_operations)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_Member_v1(members_item, out)
+    out += _INT32.pack(o.authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -916,23 +940,23 @@ def _w_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribedGroup_1(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _read_DescribedGroup_v1(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.group_id, pos = read_compact_string(buf, pos)
     o.group_state, pos = read_compact_string(buf, pos)
-    o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
+    o.group_epoch, o.assignment_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[Member] = []
-    for _ in range(n1):
-        e3, pos = _r_Member_1(buf, pos)
-        a2.append(e3)
-    o.members = a2
-    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[Member] = []
+    for _ in range(n_members):
+        members_item, pos = _read_Member_v1(buf, pos)
+        members.append(members_item)
+    o.members = members
+    o.authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -950,12 +974,12 @@ def _new_ConsumerGroupDescribeResponse() -> ConsumerGroupDescribeResponse:
     return o
 
 
-def _w_ConsumerGroupDescribeResponse_0(o: ConsumerGroupDescribeResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedGroup_0(e2, out)
+def _write_ConsumerGroupDescribeResponse_v0(o: ConsumerGroupDescribeResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_DescribedGroup_v0(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -963,16 +987,16 @@ def _w_ConsumerGroupDescribeResponse_0(o: ConsumerGroupDescribeResponse, out: by
         out.append(0)
 
 
-def _r_ConsumerGroupDescribeResponse_0(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeResponse, int]:
+def _read_ConsumerGroupDescribeResponse_v0(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeResponse, int]:
     o = ConsumerGroupDescribeResponse.__new__(ConsumerGroupDescribeResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_0(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v0(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -981,12 +1005,12 @@ def _r_ConsumerGroupDescribeResponse_0(buf: memoryview, pos: int) -> tuple[Consu
     return o, pos
 
 
-def _w_ConsumerGroupDescribeResponse_1(o: ConsumerGroupDescribeResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedGroup_1(e2, out)
+def _write_ConsumerGroupDescribeResponse_v1(o: ConsumerGroupDescribeResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_DescribedGroup_v1(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -994,16 +1018,16 @@ def _w_ConsumerGroupDescribeResponse_1(o: ConsumerGroupDescribeResponse, out: by
         out.append(0)
 
 
-def _r_ConsumerGroupDescribeResponse_1(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeResponse, int]:
+def _read_ConsumerGroupDescribeResponse_v1(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeResponse, int]:
     o = ConsumerGroupDescribeResponse.__new__(ConsumerGroupDescribeResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_1(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v1(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1012,26 +1036,26 @@ def _r_ConsumerGroupDescribeResponse_1(buf: memoryview, pos: int) -> tuple[Consu
     return o, pos
 
 
-_W_ConsumerGroupDescribeRequest: tuple[Callable[[ConsumerGroupDescribeRequest, bytearray], None], ...] = (
-    _w_ConsumerGroupDescribeRequest_0,
-    _w_ConsumerGroupDescribeRequest_0,
+_WRITERS_ConsumerGroupDescribeRequest: tuple[Callable[[ConsumerGroupDescribeRequest, bytearray], None], ...] = (
+    _write_ConsumerGroupDescribeRequest_v0,
+    _write_ConsumerGroupDescribeRequest_v0,
 )
-_R_ConsumerGroupDescribeRequest: tuple[Callable[[memoryview, int], tuple[ConsumerGroupDescribeRequest, int]], ...] = (
-    _r_ConsumerGroupDescribeRequest_0,
-    _r_ConsumerGroupDescribeRequest_0,
+_READERS_ConsumerGroupDescribeRequest: tuple[Callable[[memoryview, int], tuple[ConsumerGroupDescribeRequest, int]], ...] = (
+    _read_ConsumerGroupDescribeRequest_v0,
+    _read_ConsumerGroupDescribeRequest_v0,
 )
 ConsumerGroupDescribeRequest._FIELDS = (
     FieldSpec('group_ids', 'array', 'string', (0, 32767), None, None, None, None),
     FieldSpec('include_authorized_operations', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
-    _w_TopicPartitions_0,
-    _w_TopicPartitions_0,
+_WRITERS_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
+    _write_TopicPartitions_v0,
+    _write_TopicPartitions_v0,
 )
-_R_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
-    _r_TopicPartitions_0,
-    _r_TopicPartitions_0,
+_READERS_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
+    _read_TopicPartitions_v0,
+    _read_TopicPartitions_v0,
 )
 TopicPartitions._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -1039,26 +1063,26 @@ TopicPartitions._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
-    _w_Assignment_0,
-    _w_Assignment_0,
+_WRITERS_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
+    _write_Assignment_v0,
+    _write_Assignment_v0,
 )
-_R_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
-    _r_Assignment_0,
-    _r_Assignment_0,
+_READERS_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
+    _read_Assignment_v0,
+    _read_Assignment_v0,
 )
 Assignment._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), None, None, None, TopicPartitions),
 )
-_DEF_Assignment = Assignment()
+_DEFAULT_Assignment = Assignment()
 
-_W_Member: tuple[Callable[[Member, bytearray], None], ...] = (
-    _w_Member_0,
-    _w_Member_1,
+_WRITERS_Member: tuple[Callable[[Member, bytearray], None], ...] = (
+    _write_Member_v0,
+    _write_Member_v1,
 )
-_R_Member: tuple[Callable[[memoryview, int], tuple[Member, int]], ...] = (
-    _r_Member_0,
-    _r_Member_1,
+_READERS_Member: tuple[Callable[[memoryview, int], tuple[Member, int]], ...] = (
+    _read_Member_v0,
+    _read_Member_v1,
 )
 Member._FIELDS = (
     FieldSpec('member_id', 'string', None, (0, 32767), None, None, None, None),
@@ -1074,13 +1098,13 @@ Member._FIELDS = (
     FieldSpec('member_type', 'int8', None, (1, 32767), None, None, None, None),
 )
 
-_W_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
-    _w_DescribedGroup_0,
-    _w_DescribedGroup_1,
+_WRITERS_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
+    _write_DescribedGroup_v0,
+    _write_DescribedGroup_v1,
 )
-_R_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
-    _r_DescribedGroup_0,
-    _r_DescribedGroup_1,
+_READERS_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
+    _read_DescribedGroup_v0,
+    _read_DescribedGroup_v1,
 )
 DescribedGroup._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1094,13 +1118,13 @@ DescribedGroup._FIELDS = (
     FieldSpec('authorized_operations', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_ConsumerGroupDescribeResponse: tuple[Callable[[ConsumerGroupDescribeResponse, bytearray], None], ...] = (
-    _w_ConsumerGroupDescribeResponse_0,
-    _w_ConsumerGroupDescribeResponse_1,
+_WRITERS_ConsumerGroupDescribeResponse: tuple[Callable[[ConsumerGroupDescribeResponse, bytearray], None], ...] = (
+    _write_ConsumerGroupDescribeResponse_v0,
+    _write_ConsumerGroupDescribeResponse_v1,
 )
-_R_ConsumerGroupDescribeResponse: tuple[Callable[[memoryview, int], tuple[ConsumerGroupDescribeResponse, int]], ...] = (
-    _r_ConsumerGroupDescribeResponse_0,
-    _r_ConsumerGroupDescribeResponse_1,
+_READERS_ConsumerGroupDescribeResponse: tuple[Callable[[memoryview, int], tuple[ConsumerGroupDescribeResponse, int]], ...] = (
+    _read_ConsumerGroupDescribeResponse_v0,
+    _read_ConsumerGroupDescribeResponse_v1,
 )
 ConsumerGroupDescribeResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

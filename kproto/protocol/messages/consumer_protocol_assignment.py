@@ -28,11 +28,15 @@ __all__ = [
     'TopicPartition',
 ]
 
-_S_i = struct.Struct('>i')
+_INT32 = struct.Struct('>i')
 
 
 class ConsumerProtocolAssignment(Message):
-    """Kafka data schema ``ConsumerProtocolAssignment``, versions 0-3."""
+    """Kafka data schema ``ConsumerProtocolAssignment``, versions 0-3.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerProtocolAssignment.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('assigned_partitions', 'user_data', 'unknown_tags',)
 
@@ -41,8 +45,8 @@ class ConsumerProtocolAssignment(Message):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerProtocolAssignment'
 
-    assigned_partitions: list[TopicPartition]
-    user_data: bytes | None
+    assigned_partitions: list[TopicPartition]  # AssignedPartitions []TopicPartition
+    user_data: bytes | None  # UserData bytes; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -88,7 +92,7 @@ class ConsumerProtocolAssignment(Message):
             raise UnsupportedVersionError(f'ConsumerProtocolAssignment has no version {version} (valid 0-3)')
         start = len(out)
         try:
-            _W_ConsumerProtocolAssignment[version](self, out)
+            _WRITERS_ConsumerProtocolAssignment[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ConsumerProtocolAssignment v{version}: {exc}') from None
@@ -111,20 +115,24 @@ class ConsumerProtocolAssignment(Message):
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'ConsumerProtocolAssignment has no version {version} (valid 0-3)')
         try:
-            return _R_ConsumerProtocolAssignment[version](buf, pos)
+            return _READERS_ConsumerProtocolAssignment[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ConsumerProtocolAssignment v{version}: {exc}') from None
 
 
 class TopicPartition(Struct):
-    """Schema struct ``TopicPartition`` of ``ConsumerProtocolAssignment``."""
+    """Struct ``TopicPartition`` of ``ConsumerProtocolAssignment``.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerProtocolAssignment.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartition'
 
-    topic: str
-    partitions: list[int]
+    topic: str  # Topic string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -170,7 +178,7 @@ class TopicPartition(Struct):
             raise UnsupportedVersionError(f'TopicPartition has no version {version} (valid 0-3)')
         start = len(out)
         try:
-            _W_TopicPartition[version](self, out)
+            _WRITERS_TopicPartition[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicPartition v{version}: {exc}') from None
@@ -193,7 +201,7 @@ class TopicPartition(Struct):
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'TopicPartition has no version {version} (valid 0-3)')
         try:
-            return _R_TopicPartition[version](buf, pos)
+            return _READERS_TopicPartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicPartition v{version}: {exc}') from None
 
@@ -206,19 +214,19 @@ def _new_TopicPartition() -> TopicPartition:
     return o
 
 
-def _w_TopicPartition_0(o: TopicPartition, out: bytearray) -> None:
+def _write_TopicPartition_v0(o: TopicPartition, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    out += struct.pack('>%di' % len(partitions), *partitions)
 
 
-def _r_TopicPartition_0(buf: memoryview, pos: int) -> tuple[TopicPartition, int]:
+def _read_TopicPartition_v0(buf: memoryview, pos: int) -> tuple[TopicPartition, int]:
     o = TopicPartition.__new__(TopicPartition)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.unknown_tags = None
     return o, pos
 
@@ -231,55 +239,55 @@ def _new_ConsumerProtocolAssignment() -> ConsumerProtocolAssignment:
     return o
 
 
-def _w_ConsumerProtocolAssignment_0(o: ConsumerProtocolAssignment, out: bytearray) -> None:
-    x1 = o.assigned_partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicPartition_0(e2, out)
+def _write_ConsumerProtocolAssignment_v0(o: ConsumerProtocolAssignment, out: bytearray) -> None:
+    assigned_partitions = o.assigned_partitions
+    out += _INT32.pack(len(assigned_partitions))
+    for assigned_partitions_item in assigned_partitions:
+        _write_TopicPartition_v0(assigned_partitions_item, out)
     write_nullable_bytes(out, o.user_data)
 
 
-def _r_ConsumerProtocolAssignment_0(buf: memoryview, pos: int) -> tuple[ConsumerProtocolAssignment, int]:
+def _read_ConsumerProtocolAssignment_v0(buf: memoryview, pos: int) -> tuple[ConsumerProtocolAssignment, int]:
     o = ConsumerProtocolAssignment.__new__(ConsumerProtocolAssignment)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicPartition_0(buf, pos)
-        a2.append(e3)
-    o.assigned_partitions = a2
+    n_assigned_partitions, pos = read_array_len(buf, pos)
+    assigned_partitions: list[TopicPartition] = []
+    for _ in range(n_assigned_partitions):
+        assigned_partitions_item, pos = _read_TopicPartition_v0(buf, pos)
+        assigned_partitions.append(assigned_partitions_item)
+    o.assigned_partitions = assigned_partitions
     o.user_data, pos = read_nullable_bytes(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-_W_TopicPartition: tuple[Callable[[TopicPartition, bytearray], None], ...] = (
-    _w_TopicPartition_0,
-    _w_TopicPartition_0,
-    _w_TopicPartition_0,
-    _w_TopicPartition_0,
+_WRITERS_TopicPartition: tuple[Callable[[TopicPartition, bytearray], None], ...] = (
+    _write_TopicPartition_v0,
+    _write_TopicPartition_v0,
+    _write_TopicPartition_v0,
+    _write_TopicPartition_v0,
 )
-_R_TopicPartition: tuple[Callable[[memoryview, int], tuple[TopicPartition, int]], ...] = (
-    _r_TopicPartition_0,
-    _r_TopicPartition_0,
-    _r_TopicPartition_0,
-    _r_TopicPartition_0,
+_READERS_TopicPartition: tuple[Callable[[memoryview, int], tuple[TopicPartition, int]], ...] = (
+    _read_TopicPartition_v0,
+    _read_TopicPartition_v0,
+    _read_TopicPartition_v0,
+    _read_TopicPartition_v0,
 )
 TopicPartition._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_ConsumerProtocolAssignment: tuple[Callable[[ConsumerProtocolAssignment, bytearray], None], ...] = (
-    _w_ConsumerProtocolAssignment_0,
-    _w_ConsumerProtocolAssignment_0,
-    _w_ConsumerProtocolAssignment_0,
-    _w_ConsumerProtocolAssignment_0,
+_WRITERS_ConsumerProtocolAssignment: tuple[Callable[[ConsumerProtocolAssignment, bytearray], None], ...] = (
+    _write_ConsumerProtocolAssignment_v0,
+    _write_ConsumerProtocolAssignment_v0,
+    _write_ConsumerProtocolAssignment_v0,
+    _write_ConsumerProtocolAssignment_v0,
 )
-_R_ConsumerProtocolAssignment: tuple[Callable[[memoryview, int], tuple[ConsumerProtocolAssignment, int]], ...] = (
-    _r_ConsumerProtocolAssignment_0,
-    _r_ConsumerProtocolAssignment_0,
-    _r_ConsumerProtocolAssignment_0,
-    _r_ConsumerProtocolAssignment_0,
+_READERS_ConsumerProtocolAssignment: tuple[Callable[[memoryview, int], tuple[ConsumerProtocolAssignment, int]], ...] = (
+    _read_ConsumerProtocolAssignment_v0,
+    _read_ConsumerProtocolAssignment_v0,
+    _read_ConsumerProtocolAssignment_v0,
+    _read_ConsumerProtocolAssignment_v0,
 )
 ConsumerProtocolAssignment._FIELDS = (
     FieldSpec('assigned_partitions', 'array', 'struct', (0, 32767), None, None, None, TopicPartition),

@@ -39,14 +39,18 @@ __all__ = [
     'CreateDelegationTokenResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_q = struct.Struct('>q')
-_S_qqq = struct.Struct('>qqq')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT64 = struct.Struct('>q')
+_INT64_INT64_INT64 = struct.Struct('>qqq')
 
 
 class CreateDelegationTokenRequest(Request['CreateDelegationTokenResponse']):
-    """Kafka request ``CreateDelegationTokenRequest`` (API key 38), versions 1-3."""
+    """Kafka request ``CreateDelegationTokenRequest`` (API key 38), versions 1-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/CreateDelegationTokenRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('owner_principal_type', 'owner_principal_name', 'renewers', 'max_lifetime_ms', 'unknown_tags',)
 
@@ -56,10 +60,10 @@ class CreateDelegationTokenRequest(Request['CreateDelegationTokenResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'CreateDelegationTokenRequest'
 
-    owner_principal_type: str | None
-    owner_principal_name: str | None
-    renewers: list[CreatableRenewers]
-    max_lifetime_ms: int
+    owner_principal_type: str | None  # OwnerPrincipalType string; v3+; nullable
+    owner_principal_name: str | None  # OwnerPrincipalName string; v3+; nullable
+    renewers: list[CreatableRenewers]  # Renewers []CreatableRenewers
+    max_lifetime_ms: int  # MaxLifetimeMs int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -111,7 +115,7 @@ class CreateDelegationTokenRequest(Request['CreateDelegationTokenResponse']):
             raise UnsupportedVersionError(f'CreateDelegationTokenRequest has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_CreateDelegationTokenRequest[version - 1](self, out)
+            _WRITERS_CreateDelegationTokenRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreateDelegationTokenRequest v{version}: {exc}') from None
@@ -134,20 +138,24 @@ class CreateDelegationTokenRequest(Request['CreateDelegationTokenResponse']):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'CreateDelegationTokenRequest has no version {version} (valid 1-3)')
         try:
-            return _R_CreateDelegationTokenRequest[version - 1](buf, pos)
+            return _READERS_CreateDelegationTokenRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreateDelegationTokenRequest v{version}: {exc}') from None
 
 
 class CreatableRenewers(Struct):
-    """Schema struct ``CreatableRenewers`` of ``CreateDelegationTokenRequest``."""
+    """Struct ``CreatableRenewers`` of ``CreateDelegationTokenRequest``.
+
+    Schema: ``tools/kafka-protocol/message/CreateDelegationTokenRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableRenewers'
 
-    principal_type: str
-    principal_name: str
+    principal_type: str  # PrincipalType string
+    principal_name: str  # PrincipalName string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -193,7 +201,7 @@ class CreatableRenewers(Struct):
             raise UnsupportedVersionError(f'CreatableRenewers has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_CreatableRenewers[version - 1](self, out)
+            _WRITERS_CreatableRenewers[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableRenewers v{version}: {exc}') from None
@@ -216,13 +224,17 @@ class CreatableRenewers(Struct):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'CreatableRenewers has no version {version} (valid 1-3)')
         try:
-            return _R_CreatableRenewers[version - 1](buf, pos)
+            return _READERS_CreatableRenewers[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableRenewers v{version}: {exc}') from None
 
 
 class CreateDelegationTokenResponse(Response):
-    """Kafka response ``CreateDelegationTokenResponse`` (API key 38), versions 1-3."""
+    """Kafka response ``CreateDelegationTokenResponse`` (API key 38), versions 1-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/CreateDelegationTokenResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp_ms', 'expiry_timestamp_ms', 'max_timestamp_ms', 'token_id', 'hmac', 'throttle_time_ms', 'unknown_tags',)
 
@@ -232,17 +244,17 @@ class CreateDelegationTokenResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'CreateDelegationTokenResponse'
 
-    error_code: int
-    principal_type: str
-    principal_name: str
-    token_requester_principal_type: str
-    token_requester_principal_name: str
-    issue_timestamp_ms: int
-    expiry_timestamp_ms: int
-    max_timestamp_ms: int
-    token_id: str
-    hmac: bytes
-    throttle_time_ms: int
+    error_code: int  # ErrorCode int16
+    principal_type: str  # PrincipalType string
+    principal_name: str  # PrincipalName string
+    token_requester_principal_type: str  # TokenRequesterPrincipalType string; v3+
+    token_requester_principal_name: str  # TokenRequesterPrincipalName string; v3+
+    issue_timestamp_ms: int  # IssueTimestampMs int64
+    expiry_timestamp_ms: int  # ExpiryTimestampMs int64
+    max_timestamp_ms: int  # MaxTimestampMs int64
+    token_id: str  # TokenId string
+    hmac: bytes  # Hmac bytes
+    throttle_time_ms: int  # ThrottleTimeMs int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -315,7 +327,7 @@ class CreateDelegationTokenResponse(Response):
             raise UnsupportedVersionError(f'CreateDelegationTokenResponse has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_CreateDelegationTokenResponse[version - 1](self, out)
+            _WRITERS_CreateDelegationTokenResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreateDelegationTokenResponse v{version}: {exc}') from None
@@ -338,7 +350,7 @@ class CreateDelegationTokenResponse(Response):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'CreateDelegationTokenResponse has no version {version} (valid 1-3)')
         try:
-            return _R_CreateDelegationTokenResponse[version - 1](buf, pos)
+            return _READERS_CreateDelegationTokenResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreateDelegationTokenResponse v{version}: {exc}') from None
 
@@ -351,12 +363,12 @@ def _new_CreatableRenewers() -> CreatableRenewers:
     return o
 
 
-def _w_CreatableRenewers_1(o: CreatableRenewers, out: bytearray) -> None:
+def _write_CreatableRenewers_v1(o: CreatableRenewers, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
 
 
-def _r_CreatableRenewers_1(buf: memoryview, pos: int) -> tuple[CreatableRenewers, int]:
+def _read_CreatableRenewers_v1(buf: memoryview, pos: int) -> tuple[CreatableRenewers, int]:
     o = CreatableRenewers.__new__(CreatableRenewers)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
@@ -364,7 +376,7 @@ def _r_CreatableRenewers_1(buf: memoryview, pos: int) -> tuple[CreatableRenewers
     return o, pos
 
 
-def _w_CreatableRenewers_2(o: CreatableRenewers, out: bytearray) -> None:
+def _write_CreatableRenewers_v2(o: CreatableRenewers, out: bytearray) -> None:
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     uk = o.unknown_tags
@@ -374,7 +386,7 @@ def _w_CreatableRenewers_2(o: CreatableRenewers, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreatableRenewers_2(buf: memoryview, pos: int) -> tuple[CreatableRenewers, int]:
+def _read_CreatableRenewers_v2(buf: memoryview, pos: int) -> tuple[CreatableRenewers, int]:
     o = CreatableRenewers.__new__(CreatableRenewers)
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
@@ -396,27 +408,27 @@ def _new_CreateDelegationTokenRequest() -> CreateDelegationTokenRequest:
     return o
 
 
-def _w_CreateDelegationTokenRequest_1(o: CreateDelegationTokenRequest, out: bytearray) -> None:
+def _write_CreateDelegationTokenRequest_v1(o: CreateDelegationTokenRequest, out: bytearray) -> None:
     if o.owner_principal_type != '':
         raise UnsupportedVersionError('CreateDelegationTokenRequest.owner_principal_type has a non-default value this version cannot carry')
     if o.owner_principal_name != '':
         raise UnsupportedVersionError('CreateDelegationTokenRequest.owner_principal_name has a non-default value this version cannot carry')
-    x1 = o.renewers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatableRenewers_1(e2, out)
-    out += _S_q.pack(o.max_lifetime_ms)
+    renewers = o.renewers
+    out += _INT32.pack(len(renewers))
+    for renewers_item in renewers:
+        _write_CreatableRenewers_v1(renewers_item, out)
+    out += _INT64.pack(o.max_lifetime_ms)
 
 
-def _r_CreateDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
+def _read_CreateDelegationTokenRequest_v1(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
     o = CreateDelegationTokenRequest.__new__(CreateDelegationTokenRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatableRenewers] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableRenewers_1(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
-    o.max_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
+    n_renewers, pos = read_array_len(buf, pos)
+    renewers: list[CreatableRenewers] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_CreatableRenewers_v1(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
+    o.max_lifetime_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.owner_principal_type = ''
     o.owner_principal_name = ''
@@ -424,16 +436,16 @@ def _r_CreateDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[Create
     return o, pos
 
 
-def _w_CreateDelegationTokenRequest_2(o: CreateDelegationTokenRequest, out: bytearray) -> None:
+def _write_CreateDelegationTokenRequest_v2(o: CreateDelegationTokenRequest, out: bytearray) -> None:
     if o.owner_principal_type != '':
         raise UnsupportedVersionError('CreateDelegationTokenRequest.owner_principal_type has a non-default value this version cannot carry')
     if o.owner_principal_name != '':
         raise UnsupportedVersionError('CreateDelegationTokenRequest.owner_principal_name has a non-default value this version cannot carry')
-    x1 = o.renewers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableRenewers_2(e2, out)
-    out += _S_q.pack(o.max_lifetime_ms)
+    renewers = o.renewers
+    write_uvarint(out, len(renewers) + 1)
+    for renewers_item in renewers:
+        _write_CreatableRenewers_v2(renewers_item, out)
+    out += _INT64.pack(o.max_lifetime_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -441,15 +453,15 @@ def _w_CreateDelegationTokenRequest_2(o: CreateDelegationTokenRequest, out: byte
         out.append(0)
 
 
-def _r_CreateDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
+def _read_CreateDelegationTokenRequest_v2(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
     o = CreateDelegationTokenRequest.__new__(CreateDelegationTokenRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableRenewers] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableRenewers_2(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
-    o.max_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
+    n_renewers, pos = read_compact_array_len(buf, pos)
+    renewers: list[CreatableRenewers] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_CreatableRenewers_v2(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
+    o.max_lifetime_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.owner_principal_type = ''
     o.owner_principal_name = ''
@@ -461,14 +473,14 @@ def _r_CreateDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[Create
     return o, pos
 
 
-def _w_CreateDelegationTokenRequest_3(o: CreateDelegationTokenRequest, out: bytearray) -> None:
+def _write_CreateDelegationTokenRequest_v3(o: CreateDelegationTokenRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.owner_principal_type)
     write_compact_nullable_string(out, o.owner_principal_name)
-    x1 = o.renewers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableRenewers_2(e2, out)
-    out += _S_q.pack(o.max_lifetime_ms)
+    renewers = o.renewers
+    write_uvarint(out, len(renewers) + 1)
+    for renewers_item in renewers:
+        _write_CreatableRenewers_v2(renewers_item, out)
+    out += _INT64.pack(o.max_lifetime_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -476,17 +488,17 @@ def _w_CreateDelegationTokenRequest_3(o: CreateDelegationTokenRequest, out: byte
         out.append(0)
 
 
-def _r_CreateDelegationTokenRequest_3(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
+def _read_CreateDelegationTokenRequest_v3(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
     o = CreateDelegationTokenRequest.__new__(CreateDelegationTokenRequest)
     o.owner_principal_type, pos = read_compact_nullable_string(buf, pos)
     o.owner_principal_name, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableRenewers] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableRenewers_2(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
-    o.max_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
+    n_renewers, pos = read_compact_array_len(buf, pos)
+    renewers: list[CreatableRenewers] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_CreatableRenewers_v2(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
+    o.max_lifetime_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -513,31 +525,31 @@ def _new_CreateDelegationTokenResponse() -> CreateDelegationTokenResponse:
     return o
 
 
-def _w_CreateDelegationTokenResponse_1(o: CreateDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_CreateDelegationTokenResponse_v1(o: CreateDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
     if o.token_requester_principal_type != '':
         raise UnsupportedVersionError('CreateDelegationTokenResponse.token_requester_principal_type has a non-default value this version cannot carry')
     if o.token_requester_principal_name != '':
         raise UnsupportedVersionError('CreateDelegationTokenResponse.token_requester_principal_name has a non-default value this version cannot carry')
-    out += _S_qqq.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
     write_string(out, o.token_id)
     write_bytes(out, o.hmac)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
 
 
-def _r_CreateDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
+def _read_CreateDelegationTokenResponse_v1(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
     o = CreateDelegationTokenResponse.__new__(CreateDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
-    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_string(buf, pos)
     o.hmac, pos = read_bytes(buf, pos)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.token_requester_principal_type = ''
     o.token_requester_principal_name = ''
@@ -545,18 +557,18 @@ def _r_CreateDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[Creat
     return o, pos
 
 
-def _w_CreateDelegationTokenResponse_2(o: CreateDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_CreateDelegationTokenResponse_v2(o: CreateDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     if o.token_requester_principal_type != '':
         raise UnsupportedVersionError('CreateDelegationTokenResponse.token_requester_principal_type has a non-default value this version cannot carry')
     if o.token_requester_principal_name != '':
         raise UnsupportedVersionError('CreateDelegationTokenResponse.token_requester_principal_name has a non-default value this version cannot carry')
-    out += _S_qqq.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
     write_compact_string(out, o.token_id)
     write_compact_bytes(out, o.hmac)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -564,17 +576,17 @@ def _w_CreateDelegationTokenResponse_2(o: CreateDelegationTokenResponse, out: by
         out.append(0)
 
 
-def _r_CreateDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
+def _read_CreateDelegationTokenResponse_v2(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
     o = CreateDelegationTokenResponse.__new__(CreateDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
-    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_compact_string(buf, pos)
     o.hmac, pos = read_compact_bytes(buf, pos)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.token_requester_principal_type = ''
     o.token_requester_principal_name = ''
@@ -586,16 +598,16 @@ def _r_CreateDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[Creat
     return o, pos
 
 
-def _w_CreateDelegationTokenResponse_3(o: CreateDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_CreateDelegationTokenResponse_v3(o: CreateDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     write_compact_string(out, o.token_requester_principal_type)
     write_compact_string(out, o.token_requester_principal_name)
-    out += _S_qqq.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
     write_compact_string(out, o.token_id)
     write_compact_bytes(out, o.hmac)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -603,19 +615,19 @@ def _w_CreateDelegationTokenResponse_3(o: CreateDelegationTokenResponse, out: by
         out.append(0)
 
 
-def _r_CreateDelegationTokenResponse_3(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
+def _read_CreateDelegationTokenResponse_v3(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
     o = CreateDelegationTokenResponse.__new__(CreateDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
     o.token_requester_principal_type, pos = read_compact_string(buf, pos)
     o.token_requester_principal_name, pos = read_compact_string(buf, pos)
-    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_compact_string(buf, pos)
     o.hmac, pos = read_compact_bytes(buf, pos)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -625,30 +637,30 @@ def _r_CreateDelegationTokenResponse_3(buf: memoryview, pos: int) -> tuple[Creat
     return o, pos
 
 
-_W_CreatableRenewers: tuple[Callable[[CreatableRenewers, bytearray], None], ...] = (
-    _w_CreatableRenewers_1,
-    _w_CreatableRenewers_2,
-    _w_CreatableRenewers_2,
+_WRITERS_CreatableRenewers: tuple[Callable[[CreatableRenewers, bytearray], None], ...] = (
+    _write_CreatableRenewers_v1,
+    _write_CreatableRenewers_v2,
+    _write_CreatableRenewers_v2,
 )
-_R_CreatableRenewers: tuple[Callable[[memoryview, int], tuple[CreatableRenewers, int]], ...] = (
-    _r_CreatableRenewers_1,
-    _r_CreatableRenewers_2,
-    _r_CreatableRenewers_2,
+_READERS_CreatableRenewers: tuple[Callable[[memoryview, int], tuple[CreatableRenewers, int]], ...] = (
+    _read_CreatableRenewers_v1,
+    _read_CreatableRenewers_v2,
+    _read_CreatableRenewers_v2,
 )
 CreatableRenewers._FIELDS = (
     FieldSpec('principal_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('principal_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_CreateDelegationTokenRequest: tuple[Callable[[CreateDelegationTokenRequest, bytearray], None], ...] = (
-    _w_CreateDelegationTokenRequest_1,
-    _w_CreateDelegationTokenRequest_2,
-    _w_CreateDelegationTokenRequest_3,
+_WRITERS_CreateDelegationTokenRequest: tuple[Callable[[CreateDelegationTokenRequest, bytearray], None], ...] = (
+    _write_CreateDelegationTokenRequest_v1,
+    _write_CreateDelegationTokenRequest_v2,
+    _write_CreateDelegationTokenRequest_v3,
 )
-_R_CreateDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[CreateDelegationTokenRequest, int]], ...] = (
-    _r_CreateDelegationTokenRequest_1,
-    _r_CreateDelegationTokenRequest_2,
-    _r_CreateDelegationTokenRequest_3,
+_READERS_CreateDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[CreateDelegationTokenRequest, int]], ...] = (
+    _read_CreateDelegationTokenRequest_v1,
+    _read_CreateDelegationTokenRequest_v2,
+    _read_CreateDelegationTokenRequest_v3,
 )
 CreateDelegationTokenRequest._FIELDS = (
     FieldSpec('owner_principal_type', 'string', None, (3, 32767), (3, 32767), None, None, None),
@@ -657,15 +669,15 @@ CreateDelegationTokenRequest._FIELDS = (
     FieldSpec('max_lifetime_ms', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_CreateDelegationTokenResponse: tuple[Callable[[CreateDelegationTokenResponse, bytearray], None], ...] = (
-    _w_CreateDelegationTokenResponse_1,
-    _w_CreateDelegationTokenResponse_2,
-    _w_CreateDelegationTokenResponse_3,
+_WRITERS_CreateDelegationTokenResponse: tuple[Callable[[CreateDelegationTokenResponse, bytearray], None], ...] = (
+    _write_CreateDelegationTokenResponse_v1,
+    _write_CreateDelegationTokenResponse_v2,
+    _write_CreateDelegationTokenResponse_v3,
 )
-_R_CreateDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[CreateDelegationTokenResponse, int]], ...] = (
-    _r_CreateDelegationTokenResponse_1,
-    _r_CreateDelegationTokenResponse_2,
-    _r_CreateDelegationTokenResponse_3,
+_READERS_CreateDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[CreateDelegationTokenResponse, int]], ...] = (
+    _read_CreateDelegationTokenResponse_v1,
+    _read_CreateDelegationTokenResponse_v2,
+    _read_CreateDelegationTokenResponse_v3,
 )
 CreateDelegationTokenResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

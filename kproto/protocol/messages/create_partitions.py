@@ -41,13 +41,17 @@ __all__ = [
     'CreatePartitionsTopicResult',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_io = struct.Struct('>i?')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_BOOL = struct.Struct('>i?')
 
 
 class CreatePartitionsRequest(Request['CreatePartitionsResponse']):
-    """Kafka request ``CreatePartitionsRequest`` (API key 37), versions 0-3."""
+    """Kafka request ``CreatePartitionsRequest`` (API key 37), versions 0-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/CreatePartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'timeout_ms', 'validate_only', 'unknown_tags',)
 
@@ -57,9 +61,9 @@ class CreatePartitionsRequest(Request['CreatePartitionsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsRequest'
 
-    topics: list[CreatePartitionsTopic]
-    timeout_ms: int
-    validate_only: bool
+    topics: list[CreatePartitionsTopic]  # Topics []CreatePartitionsTopic
+    timeout_ms: int  # TimeoutMs int32
+    validate_only: bool  # ValidateOnly bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -108,7 +112,7 @@ class CreatePartitionsRequest(Request['CreatePartitionsResponse']):
             raise UnsupportedVersionError(f'CreatePartitionsRequest has no version {version} (valid 0-3)')
         start = len(out)
         try:
-            _W_CreatePartitionsRequest[version](self, out)
+            _WRITERS_CreatePartitionsRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatePartitionsRequest v{version}: {exc}') from None
@@ -131,21 +135,25 @@ class CreatePartitionsRequest(Request['CreatePartitionsResponse']):
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreatePartitionsRequest has no version {version} (valid 0-3)')
         try:
-            return _R_CreatePartitionsRequest[version](buf, pos)
+            return _READERS_CreatePartitionsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatePartitionsRequest v{version}: {exc}') from None
 
 
 class CreatePartitionsTopic(Struct):
-    """Schema struct ``CreatePartitionsTopic`` of ``CreatePartitionsRequest``."""
+    """Struct ``CreatePartitionsTopic`` of ``CreatePartitionsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/CreatePartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'count', 'assignments', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsTopic'
 
-    name: str
-    count: int
-    assignments: list[CreatePartitionsAssignment] | None
+    name: str  # Name string
+    count: int  # Count int32
+    assignments: list[CreatePartitionsAssignment] | None  # Assignments []CreatePartitionsAssignment; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -194,7 +202,7 @@ class CreatePartitionsTopic(Struct):
             raise UnsupportedVersionError(f'CreatePartitionsTopic has no version {version} (valid 0-3)')
         start = len(out)
         try:
-            _W_CreatePartitionsTopic[version](self, out)
+            _WRITERS_CreatePartitionsTopic[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatePartitionsTopic v{version}: {exc}') from None
@@ -217,19 +225,23 @@ class CreatePartitionsTopic(Struct):
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreatePartitionsTopic has no version {version} (valid 0-3)')
         try:
-            return _R_CreatePartitionsTopic[version](buf, pos)
+            return _READERS_CreatePartitionsTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatePartitionsTopic v{version}: {exc}') from None
 
 
 class CreatePartitionsAssignment(Struct):
-    """Schema struct ``CreatePartitionsAssignment`` of ``CreatePartitionsRequest``."""
+    """Struct ``CreatePartitionsAssignment`` of ``CreatePartitionsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/CreatePartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('broker_ids', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsAssignment'
 
-    broker_ids: list[int]
+    broker_ids: list[int]  # BrokerIds []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -272,7 +284,7 @@ class CreatePartitionsAssignment(Struct):
             raise UnsupportedVersionError(f'CreatePartitionsAssignment has no version {version} (valid 0-3)')
         start = len(out)
         try:
-            _W_CreatePartitionsAssignment[version](self, out)
+            _WRITERS_CreatePartitionsAssignment[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatePartitionsAssignment v{version}: {exc}') from None
@@ -295,13 +307,17 @@ class CreatePartitionsAssignment(Struct):
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreatePartitionsAssignment has no version {version} (valid 0-3)')
         try:
-            return _R_CreatePartitionsAssignment[version](buf, pos)
+            return _READERS_CreatePartitionsAssignment[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatePartitionsAssignment v{version}: {exc}') from None
 
 
 class CreatePartitionsResponse(Response):
-    """Kafka response ``CreatePartitionsResponse`` (API key 37), versions 0-3."""
+    """Kafka response ``CreatePartitionsResponse`` (API key 37), versions 0-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/CreatePartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
@@ -311,8 +327,8 @@ class CreatePartitionsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsResponse'
 
-    throttle_time_ms: int
-    results: list[CreatePartitionsTopicResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    results: list[CreatePartitionsTopicResult]  # Results []CreatePartitionsTopicResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -358,7 +374,7 @@ class CreatePartitionsResponse(Response):
             raise UnsupportedVersionError(f'CreatePartitionsResponse has no version {version} (valid 0-3)')
         start = len(out)
         try:
-            _W_CreatePartitionsResponse[version](self, out)
+            _WRITERS_CreatePartitionsResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatePartitionsResponse v{version}: {exc}') from None
@@ -381,21 +397,25 @@ class CreatePartitionsResponse(Response):
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreatePartitionsResponse has no version {version} (valid 0-3)')
         try:
-            return _R_CreatePartitionsResponse[version](buf, pos)
+            return _READERS_CreatePartitionsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatePartitionsResponse v{version}: {exc}') from None
 
 
 class CreatePartitionsTopicResult(Struct):
-    """Schema struct ``CreatePartitionsTopicResult`` of ``CreatePartitionsResponse``."""
+    """Struct ``CreatePartitionsTopicResult`` of ``CreatePartitionsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/CreatePartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsTopicResult'
 
-    name: str
-    error_code: int
-    error_message: str | None
+    name: str  # Name string
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -444,7 +464,7 @@ class CreatePartitionsTopicResult(Struct):
             raise UnsupportedVersionError(f'CreatePartitionsTopicResult has no version {version} (valid 0-3)')
         start = len(out)
         try:
-            _W_CreatePartitionsTopicResult[version](self, out)
+            _WRITERS_CreatePartitionsTopicResult[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatePartitionsTopicResult v{version}: {exc}') from None
@@ -467,7 +487,7 @@ class CreatePartitionsTopicResult(Struct):
         if not 0 <= version <= 3:
             raise UnsupportedVersionError(f'CreatePartitionsTopicResult has no version {version} (valid 0-3)')
         try:
-            return _R_CreatePartitionsTopicResult[version](buf, pos)
+            return _READERS_CreatePartitionsTopicResult[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatePartitionsTopicResult v{version}: {exc}') from None
 
@@ -479,25 +499,25 @@ def _new_CreatePartitionsAssignment() -> CreatePartitionsAssignment:
     return o
 
 
-def _w_CreatePartitionsAssignment_0(o: CreatePartitionsAssignment, out: bytearray) -> None:
-    x1 = o.broker_ids
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+def _write_CreatePartitionsAssignment_v0(o: CreatePartitionsAssignment, out: bytearray) -> None:
+    broker_ids = o.broker_ids
+    out += _INT32.pack(len(broker_ids))
+    out += struct.pack('>%di' % len(broker_ids), *broker_ids)
 
 
-def _r_CreatePartitionsAssignment_0(buf: memoryview, pos: int) -> tuple[CreatePartitionsAssignment, int]:
+def _read_CreatePartitionsAssignment_v0(buf: memoryview, pos: int) -> tuple[CreatePartitionsAssignment, int]:
     o = CreatePartitionsAssignment.__new__(CreatePartitionsAssignment)
-    n1, pos = read_array_len(buf, pos)
-    o.broker_ids = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_broker_ids, pos = read_array_len(buf, pos)
+    o.broker_ids = list(struct.unpack_from('>%di' % n_broker_ids, buf, pos))
+    pos += 4 * n_broker_ids
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatePartitionsAssignment_2(o: CreatePartitionsAssignment, out: bytearray) -> None:
-    x1 = o.broker_ids
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+def _write_CreatePartitionsAssignment_v2(o: CreatePartitionsAssignment, out: bytearray) -> None:
+    broker_ids = o.broker_ids
+    write_uvarint(out, len(broker_ids) + 1)
+    out += struct.pack('>%di' % len(broker_ids), *broker_ids)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -505,11 +525,11 @@ def _w_CreatePartitionsAssignment_2(o: CreatePartitionsAssignment, out: bytearra
         out.append(0)
 
 
-def _r_CreatePartitionsAssignment_2(buf: memoryview, pos: int) -> tuple[CreatePartitionsAssignment, int]:
+def _read_CreatePartitionsAssignment_v2(buf: memoryview, pos: int) -> tuple[CreatePartitionsAssignment, int]:
     o = CreatePartitionsAssignment.__new__(CreatePartitionsAssignment)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.broker_ids = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_broker_ids, pos = read_compact_array_len(buf, pos)
+    o.broker_ids = list(struct.unpack_from('>%di' % n_broker_ids, buf, pos))
+    pos += 4 * n_broker_ids
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -527,46 +547,46 @@ def _new_CreatePartitionsTopic() -> CreatePartitionsTopic:
     return o
 
 
-def _w_CreatePartitionsTopic_0(o: CreatePartitionsTopic, out: bytearray) -> None:
+def _write_CreatePartitionsTopic_v0(o: CreatePartitionsTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    out += _S_i.pack(o.count)
-    x1 = o.assignments
-    if x1 is None:
+    out += _INT32.pack(o.count)
+    assignments = o.assignments
+    if assignments is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_CreatePartitionsAssignment_0(e2, out)
+        out += _INT32.pack(len(assignments))
+        for assignments_item in assignments:
+            _write_CreatePartitionsAssignment_v0(assignments_item, out)
 
 
-def _r_CreatePartitionsTopic_0(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopic, int]:
+def _read_CreatePartitionsTopic_v0(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopic, int]:
     o = CreatePartitionsTopic.__new__(CreatePartitionsTopic)
     o.name, pos = read_string(buf, pos)
-    o.count = _S_i.unpack_from(buf, pos)[0]
+    o.count = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_assignments, pos = read_nullable_array_len(buf, pos)
+    if n_assignments < 0:
         o.assignments = None
     else:
-        a2: list[CreatePartitionsAssignment] = []
-        for _ in range(n1):
-            e3, pos = _r_CreatePartitionsAssignment_0(buf, pos)
-            a2.append(e3)
-        o.assignments = a2
+        assignments: list[CreatePartitionsAssignment] = []
+        for _ in range(n_assignments):
+            assignments_item, pos = _read_CreatePartitionsAssignment_v0(buf, pos)
+            assignments.append(assignments_item)
+        o.assignments = assignments
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatePartitionsTopic_2(o: CreatePartitionsTopic, out: bytearray) -> None:
+def _write_CreatePartitionsTopic_v2(o: CreatePartitionsTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_i.pack(o.count)
-    x1 = o.assignments
-    if x1 is None:
+    out += _INT32.pack(o.count)
+    assignments = o.assignments
+    if assignments is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_CreatePartitionsAssignment_2(e2, out)
+        write_uvarint(out, len(assignments) + 1)
+        for assignments_item in assignments:
+            _write_CreatePartitionsAssignment_v2(assignments_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -574,20 +594,20 @@ def _w_CreatePartitionsTopic_2(o: CreatePartitionsTopic, out: bytearray) -> None
         out.append(0)
 
 
-def _r_CreatePartitionsTopic_2(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopic, int]:
+def _read_CreatePartitionsTopic_v2(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopic, int]:
     o = CreatePartitionsTopic.__new__(CreatePartitionsTopic)
     o.name, pos = read_compact_string(buf, pos)
-    o.count = _S_i.unpack_from(buf, pos)[0]
+    o.count = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_assignments, pos = read_compact_nullable_array_len(buf, pos)
+    if n_assignments < 0:
         o.assignments = None
     else:
-        a2: list[CreatePartitionsAssignment] = []
-        for _ in range(n1):
-            e3, pos = _r_CreatePartitionsAssignment_2(buf, pos)
-            a2.append(e3)
-        o.assignments = a2
+        assignments: list[CreatePartitionsAssignment] = []
+        for _ in range(n_assignments):
+            assignments_item, pos = _read_CreatePartitionsAssignment_v2(buf, pos)
+            assignments.append(assignments_item)
+        o.assignments = assignments
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -605,34 +625,34 @@ def _new_CreatePartitionsRequest() -> CreatePartitionsRequest:
     return o
 
 
-def _w_CreatePartitionsRequest_0(o: CreatePartitionsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatePartitionsTopic_0(e2, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+def _write_CreatePartitionsRequest_v0(o: CreatePartitionsRequest, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_CreatePartitionsTopic_v0(topics_item, out)
+    out += _INT32_BOOL.pack(o.timeout_ms, o.validate_only)
 
 
-def _r_CreatePartitionsRequest_0(buf: memoryview, pos: int) -> tuple[CreatePartitionsRequest, int]:
+def _read_CreatePartitionsRequest_v0(buf: memoryview, pos: int) -> tuple[CreatePartitionsRequest, int]:
     o = CreatePartitionsRequest.__new__(CreatePartitionsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatePartitionsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatePartitionsTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[CreatePartitionsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatePartitionsTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms, o.validate_only = _INT32_BOOL.unpack_from(buf, pos)
     pos += 5
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatePartitionsRequest_2(o: CreatePartitionsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatePartitionsTopic_2(e2, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+def _write_CreatePartitionsRequest_v2(o: CreatePartitionsRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_CreatePartitionsTopic_v2(topics_item, out)
+    out += _INT32_BOOL.pack(o.timeout_ms, o.validate_only)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -640,15 +660,15 @@ def _w_CreatePartitionsRequest_2(o: CreatePartitionsRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_CreatePartitionsRequest_2(buf: memoryview, pos: int) -> tuple[CreatePartitionsRequest, int]:
+def _read_CreatePartitionsRequest_v2(buf: memoryview, pos: int) -> tuple[CreatePartitionsRequest, int]:
     o = CreatePartitionsRequest.__new__(CreatePartitionsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatePartitionsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatePartitionsTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[CreatePartitionsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatePartitionsTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms, o.validate_only = _INT32_BOOL.unpack_from(buf, pos)
     pos += 5
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -667,25 +687,25 @@ def _new_CreatePartitionsTopicResult() -> CreatePartitionsTopicResult:
     return o
 
 
-def _w_CreatePartitionsTopicResult_0(o: CreatePartitionsTopicResult, out: bytearray) -> None:
+def _write_CreatePartitionsTopicResult_v0(o: CreatePartitionsTopicResult, out: bytearray) -> None:
     write_string(out, o.name)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
 
 
-def _r_CreatePartitionsTopicResult_0(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
+def _read_CreatePartitionsTopicResult_v0(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
     o = CreatePartitionsTopicResult.__new__(CreatePartitionsTopicResult)
     o.name, pos = read_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatePartitionsTopicResult_2(o: CreatePartitionsTopicResult, out: bytearray) -> None:
+def _write_CreatePartitionsTopicResult_v2(o: CreatePartitionsTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -694,10 +714,10 @@ def _w_CreatePartitionsTopicResult_2(o: CreatePartitionsTopicResult, out: bytear
         out.append(0)
 
 
-def _r_CreatePartitionsTopicResult_2(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
+def _read_CreatePartitionsTopicResult_v2(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
     o = CreatePartitionsTopicResult.__new__(CreatePartitionsTopicResult)
     o.name, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -716,34 +736,34 @@ def _new_CreatePartitionsResponse() -> CreatePartitionsResponse:
     return o
 
 
-def _w_CreatePartitionsResponse_0(o: CreatePartitionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatePartitionsTopicResult_0(e2, out)
+def _write_CreatePartitionsResponse_v0(o: CreatePartitionsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    out += _INT32.pack(len(results))
+    for results_item in results:
+        _write_CreatePartitionsTopicResult_v0(results_item, out)
 
 
-def _r_CreatePartitionsResponse_0(buf: memoryview, pos: int) -> tuple[CreatePartitionsResponse, int]:
+def _read_CreatePartitionsResponse_v0(buf: memoryview, pos: int) -> tuple[CreatePartitionsResponse, int]:
     o = CreatePartitionsResponse.__new__(CreatePartitionsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatePartitionsTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatePartitionsTopicResult_0(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_array_len(buf, pos)
+    results: list[CreatePartitionsTopicResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_CreatePartitionsTopicResult_v0(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatePartitionsResponse_2(o: CreatePartitionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatePartitionsTopicResult_2(e2, out)
+def _write_CreatePartitionsResponse_v2(o: CreatePartitionsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_CreatePartitionsTopicResult_v2(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -751,16 +771,16 @@ def _w_CreatePartitionsResponse_2(o: CreatePartitionsResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_CreatePartitionsResponse_2(buf: memoryview, pos: int) -> tuple[CreatePartitionsResponse, int]:
+def _read_CreatePartitionsResponse_v2(buf: memoryview, pos: int) -> tuple[CreatePartitionsResponse, int]:
     o = CreatePartitionsResponse.__new__(CreatePartitionsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatePartitionsTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatePartitionsTopicResult_2(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[CreatePartitionsTopicResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_CreatePartitionsTopicResult_v2(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -769,33 +789,33 @@ def _r_CreatePartitionsResponse_2(buf: memoryview, pos: int) -> tuple[CreatePart
     return o, pos
 
 
-_W_CreatePartitionsAssignment: tuple[Callable[[CreatePartitionsAssignment, bytearray], None], ...] = (
-    _w_CreatePartitionsAssignment_0,
-    _w_CreatePartitionsAssignment_0,
-    _w_CreatePartitionsAssignment_2,
-    _w_CreatePartitionsAssignment_2,
+_WRITERS_CreatePartitionsAssignment: tuple[Callable[[CreatePartitionsAssignment, bytearray], None], ...] = (
+    _write_CreatePartitionsAssignment_v0,
+    _write_CreatePartitionsAssignment_v0,
+    _write_CreatePartitionsAssignment_v2,
+    _write_CreatePartitionsAssignment_v2,
 )
-_R_CreatePartitionsAssignment: tuple[Callable[[memoryview, int], tuple[CreatePartitionsAssignment, int]], ...] = (
-    _r_CreatePartitionsAssignment_0,
-    _r_CreatePartitionsAssignment_0,
-    _r_CreatePartitionsAssignment_2,
-    _r_CreatePartitionsAssignment_2,
+_READERS_CreatePartitionsAssignment: tuple[Callable[[memoryview, int], tuple[CreatePartitionsAssignment, int]], ...] = (
+    _read_CreatePartitionsAssignment_v0,
+    _read_CreatePartitionsAssignment_v0,
+    _read_CreatePartitionsAssignment_v2,
+    _read_CreatePartitionsAssignment_v2,
 )
 CreatePartitionsAssignment._FIELDS = (
     FieldSpec('broker_ids', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_CreatePartitionsTopic: tuple[Callable[[CreatePartitionsTopic, bytearray], None], ...] = (
-    _w_CreatePartitionsTopic_0,
-    _w_CreatePartitionsTopic_0,
-    _w_CreatePartitionsTopic_2,
-    _w_CreatePartitionsTopic_2,
+_WRITERS_CreatePartitionsTopic: tuple[Callable[[CreatePartitionsTopic, bytearray], None], ...] = (
+    _write_CreatePartitionsTopic_v0,
+    _write_CreatePartitionsTopic_v0,
+    _write_CreatePartitionsTopic_v2,
+    _write_CreatePartitionsTopic_v2,
 )
-_R_CreatePartitionsTopic: tuple[Callable[[memoryview, int], tuple[CreatePartitionsTopic, int]], ...] = (
-    _r_CreatePartitionsTopic_0,
-    _r_CreatePartitionsTopic_0,
-    _r_CreatePartitionsTopic_2,
-    _r_CreatePartitionsTopic_2,
+_READERS_CreatePartitionsTopic: tuple[Callable[[memoryview, int], tuple[CreatePartitionsTopic, int]], ...] = (
+    _read_CreatePartitionsTopic_v0,
+    _read_CreatePartitionsTopic_v0,
+    _read_CreatePartitionsTopic_v2,
+    _read_CreatePartitionsTopic_v2,
 )
 CreatePartitionsTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -803,17 +823,17 @@ CreatePartitionsTopic._FIELDS = (
     FieldSpec('assignments', 'array', 'struct', (0, 32767), (0, 32767), None, None, CreatePartitionsAssignment),
 )
 
-_W_CreatePartitionsRequest: tuple[Callable[[CreatePartitionsRequest, bytearray], None], ...] = (
-    _w_CreatePartitionsRequest_0,
-    _w_CreatePartitionsRequest_0,
-    _w_CreatePartitionsRequest_2,
-    _w_CreatePartitionsRequest_2,
+_WRITERS_CreatePartitionsRequest: tuple[Callable[[CreatePartitionsRequest, bytearray], None], ...] = (
+    _write_CreatePartitionsRequest_v0,
+    _write_CreatePartitionsRequest_v0,
+    _write_CreatePartitionsRequest_v2,
+    _write_CreatePartitionsRequest_v2,
 )
-_R_CreatePartitionsRequest: tuple[Callable[[memoryview, int], tuple[CreatePartitionsRequest, int]], ...] = (
-    _r_CreatePartitionsRequest_0,
-    _r_CreatePartitionsRequest_0,
-    _r_CreatePartitionsRequest_2,
-    _r_CreatePartitionsRequest_2,
+_READERS_CreatePartitionsRequest: tuple[Callable[[memoryview, int], tuple[CreatePartitionsRequest, int]], ...] = (
+    _read_CreatePartitionsRequest_v0,
+    _read_CreatePartitionsRequest_v0,
+    _read_CreatePartitionsRequest_v2,
+    _read_CreatePartitionsRequest_v2,
 )
 CreatePartitionsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, CreatePartitionsTopic),
@@ -821,17 +841,17 @@ CreatePartitionsRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_CreatePartitionsTopicResult: tuple[Callable[[CreatePartitionsTopicResult, bytearray], None], ...] = (
-    _w_CreatePartitionsTopicResult_0,
-    _w_CreatePartitionsTopicResult_0,
-    _w_CreatePartitionsTopicResult_2,
-    _w_CreatePartitionsTopicResult_2,
+_WRITERS_CreatePartitionsTopicResult: tuple[Callable[[CreatePartitionsTopicResult, bytearray], None], ...] = (
+    _write_CreatePartitionsTopicResult_v0,
+    _write_CreatePartitionsTopicResult_v0,
+    _write_CreatePartitionsTopicResult_v2,
+    _write_CreatePartitionsTopicResult_v2,
 )
-_R_CreatePartitionsTopicResult: tuple[Callable[[memoryview, int], tuple[CreatePartitionsTopicResult, int]], ...] = (
-    _r_CreatePartitionsTopicResult_0,
-    _r_CreatePartitionsTopicResult_0,
-    _r_CreatePartitionsTopicResult_2,
-    _r_CreatePartitionsTopicResult_2,
+_READERS_CreatePartitionsTopicResult: tuple[Callable[[memoryview, int], tuple[CreatePartitionsTopicResult, int]], ...] = (
+    _read_CreatePartitionsTopicResult_v0,
+    _read_CreatePartitionsTopicResult_v0,
+    _read_CreatePartitionsTopicResult_v2,
+    _read_CreatePartitionsTopicResult_v2,
 )
 CreatePartitionsTopicResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -839,17 +859,17 @@ CreatePartitionsTopicResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_CreatePartitionsResponse: tuple[Callable[[CreatePartitionsResponse, bytearray], None], ...] = (
-    _w_CreatePartitionsResponse_0,
-    _w_CreatePartitionsResponse_0,
-    _w_CreatePartitionsResponse_2,
-    _w_CreatePartitionsResponse_2,
+_WRITERS_CreatePartitionsResponse: tuple[Callable[[CreatePartitionsResponse, bytearray], None], ...] = (
+    _write_CreatePartitionsResponse_v0,
+    _write_CreatePartitionsResponse_v0,
+    _write_CreatePartitionsResponse_v2,
+    _write_CreatePartitionsResponse_v2,
 )
-_R_CreatePartitionsResponse: tuple[Callable[[memoryview, int], tuple[CreatePartitionsResponse, int]], ...] = (
-    _r_CreatePartitionsResponse_0,
-    _r_CreatePartitionsResponse_0,
-    _r_CreatePartitionsResponse_2,
-    _r_CreatePartitionsResponse_2,
+_READERS_CreatePartitionsResponse: tuple[Callable[[memoryview, int], tuple[CreatePartitionsResponse, int]], ...] = (
+    _read_CreatePartitionsResponse_v0,
+    _read_CreatePartitionsResponse_v0,
+    _read_CreatePartitionsResponse_v2,
+    _read_CreatePartitionsResponse_v2,
 )
 CreatePartitionsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -45,15 +45,19 @@ __all__ = [
     'CreateTopicsResponse',
 ]
 
-_S_obo = struct.Struct('>?b?')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_io = struct.Struct('>i?')
-_S_ih = struct.Struct('>ih')
+_BOOL_INT8_BOOL = struct.Struct('>?b?')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_BOOL = struct.Struct('>i?')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class CreateTopicsRequest(Request['CreateTopicsResponse']):
-    """Kafka request ``CreateTopicsRequest`` (API key 19), versions 2-7."""
+    """Kafka request ``CreateTopicsRequest`` (API key 19), versions 2-7, flexible from v5.
+
+    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'timeout_ms', 'validate_only', 'unknown_tags',)
 
@@ -63,9 +67,9 @@ class CreateTopicsRequest(Request['CreateTopicsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _SCHEMA_NAME: ClassVar[str] = 'CreateTopicsRequest'
 
-    topics: list[CreatableTopic]
-    timeout_ms: int
-    validate_only: bool
+    topics: list[CreatableTopic]  # Topics []CreatableTopic
+    timeout_ms: int  # timeoutMs int32; default 60000
+    validate_only: bool  # validateOnly bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -114,7 +118,7 @@ class CreateTopicsRequest(Request['CreateTopicsResponse']):
             raise UnsupportedVersionError(f'CreateTopicsRequest has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreateTopicsRequest[version - 2](self, out)
+            _WRITERS_CreateTopicsRequest[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreateTopicsRequest v{version}: {exc}') from None
@@ -137,23 +141,27 @@ class CreateTopicsRequest(Request['CreateTopicsResponse']):
         if not 2 <= version <= 7:
             raise UnsupportedVersionError(f'CreateTopicsRequest has no version {version} (valid 2-7)')
         try:
-            return _R_CreateTopicsRequest[version - 2](buf, pos)
+            return _READERS_CreateTopicsRequest[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreateTopicsRequest v{version}: {exc}') from None
 
 
 class CreatableTopic(Struct):
-    """Schema struct ``CreatableTopic`` of ``CreateTopicsRequest``."""
+    """Struct ``CreatableTopic`` of ``CreateTopicsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'num_partitions', 'replication_factor', 'assignments', 'configs', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopic'
 
-    name: str
-    num_partitions: int
-    replication_factor: int
-    assignments: list[CreatableReplicaAssignment]
-    configs: list[CreatableTopicConfig]
+    name: str  # Name string
+    num_partitions: int  # NumPartitions int32
+    replication_factor: int  # ReplicationFactor int16
+    assignments: list[CreatableReplicaAssignment]  # Assignments []CreatableReplicaAssignment
+    configs: list[CreatableTopicConfig]  # Configs []CreatableTopicConfig
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -208,7 +216,7 @@ class CreatableTopic(Struct):
             raise UnsupportedVersionError(f'CreatableTopic has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreatableTopic[version - 2](self, out)
+            _WRITERS_CreatableTopic[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableTopic v{version}: {exc}') from None
@@ -231,20 +239,24 @@ class CreatableTopic(Struct):
         if not 2 <= version <= 7:
             raise UnsupportedVersionError(f'CreatableTopic has no version {version} (valid 2-7)')
         try:
-            return _R_CreatableTopic[version - 2](buf, pos)
+            return _READERS_CreatableTopic[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableTopic v{version}: {exc}') from None
 
 
 class CreatableTopicConfig(Struct):
-    """Schema struct ``CreatableTopicConfig`` of ``CreateTopicsRequest``."""
+    """Struct ``CreatableTopicConfig`` of ``CreateTopicsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'value', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicConfig'
 
-    name: str
-    value: str | None
+    name: str  # Name string
+    value: str | None  # Value string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -290,7 +302,7 @@ class CreatableTopicConfig(Struct):
             raise UnsupportedVersionError(f'CreatableTopicConfig has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreatableTopicConfig[version - 2](self, out)
+            _WRITERS_CreatableTopicConfig[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableTopicConfig v{version}: {exc}') from None
@@ -313,20 +325,24 @@ class CreatableTopicConfig(Struct):
         if not 2 <= version <= 7:
             raise UnsupportedVersionError(f'CreatableTopicConfig has no version {version} (valid 2-7)')
         try:
-            return _R_CreatableTopicConfig[version - 2](buf, pos)
+            return _READERS_CreatableTopicConfig[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableTopicConfig v{version}: {exc}') from None
 
 
 class CreatableReplicaAssignment(Struct):
-    """Schema struct ``CreatableReplicaAssignment`` of ``CreateTopicsRequest``."""
+    """Struct ``CreatableReplicaAssignment`` of ``CreateTopicsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'broker_ids', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableReplicaAssignment'
 
-    partition_index: int
-    broker_ids: list[int]
+    partition_index: int  # PartitionIndex int32
+    broker_ids: list[int]  # BrokerIds []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -372,7 +388,7 @@ class CreatableReplicaAssignment(Struct):
             raise UnsupportedVersionError(f'CreatableReplicaAssignment has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreatableReplicaAssignment[version - 2](self, out)
+            _WRITERS_CreatableReplicaAssignment[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableReplicaAssignment v{version}: {exc}') from None
@@ -395,13 +411,17 @@ class CreatableReplicaAssignment(Struct):
         if not 2 <= version <= 7:
             raise UnsupportedVersionError(f'CreatableReplicaAssignment has no version {version} (valid 2-7)')
         try:
-            return _R_CreatableReplicaAssignment[version - 2](buf, pos)
+            return _READERS_CreatableReplicaAssignment[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableReplicaAssignment v{version}: {exc}') from None
 
 
 class CreateTopicsResponse(Response):
-    """Kafka response ``CreateTopicsResponse`` (API key 19), versions 2-7."""
+    """Kafka response ``CreateTopicsResponse`` (API key 19), versions 2-7, flexible from v5.
+
+    Schema: ``tools/kafka-protocol/message/CreateTopicsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -411,8 +431,8 @@ class CreateTopicsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
     _SCHEMA_NAME: ClassVar[str] = 'CreateTopicsResponse'
 
-    throttle_time_ms: int
-    topics: list[CreatableTopicResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    topics: list[CreatableTopicResult]  # Topics []CreatableTopicResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -458,7 +478,7 @@ class CreateTopicsResponse(Response):
             raise UnsupportedVersionError(f'CreateTopicsResponse has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreateTopicsResponse[version - 2](self, out)
+            _WRITERS_CreateTopicsResponse[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreateTopicsResponse v{version}: {exc}') from None
@@ -481,26 +501,30 @@ class CreateTopicsResponse(Response):
         if not 2 <= version <= 7:
             raise UnsupportedVersionError(f'CreateTopicsResponse has no version {version} (valid 2-7)')
         try:
-            return _R_CreateTopicsResponse[version - 2](buf, pos)
+            return _READERS_CreateTopicsResponse[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreateTopicsResponse v{version}: {exc}') from None
 
 
 class CreatableTopicResult(Struct):
-    """Schema struct ``CreatableTopicResult`` of ``CreateTopicsResponse``."""
+    """Struct ``CreatableTopicResult`` of ``CreateTopicsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/CreateTopicsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'topic_config_error_code', 'num_partitions', 'replication_factor', 'configs', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicResult'
 
-    name: str
-    topic_id: uuid.UUID
-    error_code: int
-    error_message: str | None
-    topic_config_error_code: int
-    num_partitions: int
-    replication_factor: int
-    configs: list[CreatableTopicConfigs] | None
+    name: str  # Name string
+    topic_id: uuid.UUID  # TopicId uuid; v7+; ignorable
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable; ignorable
+    topic_config_error_code: int  # TopicConfigErrorCode int16; v5+; tag 0 v5+; ignorable
+    num_partitions: int  # NumPartitions int32; v5+; default -1; ignorable
+    replication_factor: int  # ReplicationFactor int16; v5+; default -1; ignorable
+    configs: list[CreatableTopicConfigs] | None  # Configs []CreatableTopicConfigs; v5+; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -564,7 +588,7 @@ class CreatableTopicResult(Struct):
             raise UnsupportedVersionError(f'CreatableTopicResult has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreatableTopicResult[version - 2](self, out)
+            _WRITERS_CreatableTopicResult[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableTopicResult v{version}: {exc}') from None
@@ -587,23 +611,27 @@ class CreatableTopicResult(Struct):
         if not 2 <= version <= 7:
             raise UnsupportedVersionError(f'CreatableTopicResult has no version {version} (valid 2-7)')
         try:
-            return _R_CreatableTopicResult[version - 2](buf, pos)
+            return _READERS_CreatableTopicResult[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableTopicResult v{version}: {exc}') from None
 
 
 class CreatableTopicConfigs(Struct):
-    """Schema struct ``CreatableTopicConfigs`` of ``CreateTopicsResponse``."""
+    """Struct ``CreatableTopicConfigs`` of ``CreateTopicsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/CreateTopicsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicConfigs'
 
-    name: str
-    value: str | None
-    read_only: bool
-    config_source: int
-    is_sensitive: bool
+    name: str  # Name string; v5+
+    value: str | None  # Value string; v5+; nullable
+    read_only: bool  # ReadOnly bool; v5+
+    config_source: int  # ConfigSource int8; v5+; default -1; ignorable
+    is_sensitive: bool  # IsSensitive bool; v5+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -658,7 +686,7 @@ class CreatableTopicConfigs(Struct):
             raise UnsupportedVersionError(f'CreatableTopicConfigs has no version {version} (valid 2-7)')
         start = len(out)
         try:
-            _W_CreatableTopicConfigs[version - 2](self, out)
+            _WRITERS_CreatableTopicConfigs[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CreatableTopicConfigs v{version}: {exc}') from None
@@ -681,7 +709,7 @@ class CreatableTopicConfigs(Struct):
         if not 2 <= version <= 7:
             raise UnsupportedVersionError(f'CreatableTopicConfigs has no version {version} (valid 2-7)')
         try:
-            return _R_CreatableTopicConfigs[version - 2](buf, pos)
+            return _READERS_CreatableTopicConfigs[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CreatableTopicConfigs v{version}: {exc}') from None
 
@@ -694,29 +722,29 @@ def _new_CreatableReplicaAssignment() -> CreatableReplicaAssignment:
     return o
 
 
-def _w_CreatableReplicaAssignment_2(o: CreatableReplicaAssignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
-    x1 = o.broker_ids
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+def _write_CreatableReplicaAssignment_v2(o: CreatableReplicaAssignment, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
+    broker_ids = o.broker_ids
+    out += _INT32.pack(len(broker_ids))
+    out += struct.pack('>%di' % len(broker_ids), *broker_ids)
 
 
-def _r_CreatableReplicaAssignment_2(buf: memoryview, pos: int) -> tuple[CreatableReplicaAssignment, int]:
+def _read_CreatableReplicaAssignment_v2(buf: memoryview, pos: int) -> tuple[CreatableReplicaAssignment, int]:
     o = CreatableReplicaAssignment.__new__(CreatableReplicaAssignment)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    o.broker_ids = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_broker_ids, pos = read_array_len(buf, pos)
+    o.broker_ids = list(struct.unpack_from('>%di' % n_broker_ids, buf, pos))
+    pos += 4 * n_broker_ids
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatableReplicaAssignment_5(o: CreatableReplicaAssignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
-    x1 = o.broker_ids
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+def _write_CreatableReplicaAssignment_v5(o: CreatableReplicaAssignment, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
+    broker_ids = o.broker_ids
+    write_uvarint(out, len(broker_ids) + 1)
+    out += struct.pack('>%di' % len(broker_ids), *broker_ids)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -724,13 +752,13 @@ def _w_CreatableReplicaAssignment_5(o: CreatableReplicaAssignment, out: bytearra
         out.append(0)
 
 
-def _r_CreatableReplicaAssignment_5(buf: memoryview, pos: int) -> tuple[CreatableReplicaAssignment, int]:
+def _read_CreatableReplicaAssignment_v5(buf: memoryview, pos: int) -> tuple[CreatableReplicaAssignment, int]:
     o = CreatableReplicaAssignment.__new__(CreatableReplicaAssignment)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    o.broker_ids = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_broker_ids, pos = read_compact_array_len(buf, pos)
+    o.broker_ids = list(struct.unpack_from('>%di' % n_broker_ids, buf, pos))
+    pos += 4 * n_broker_ids
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -747,12 +775,12 @@ def _new_CreatableTopicConfig() -> CreatableTopicConfig:
     return o
 
 
-def _w_CreatableTopicConfig_2(o: CreatableTopicConfig, out: bytearray) -> None:
+def _write_CreatableTopicConfig_v2(o: CreatableTopicConfig, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
 
 
-def _r_CreatableTopicConfig_2(buf: memoryview, pos: int) -> tuple[CreatableTopicConfig, int]:
+def _read_CreatableTopicConfig_v2(buf: memoryview, pos: int) -> tuple[CreatableTopicConfig, int]:
     o = CreatableTopicConfig.__new__(CreatableTopicConfig)
     o.name, pos = read_string(buf, pos)
     o.value, pos = read_nullable_string(buf, pos)
@@ -760,7 +788,7 @@ def _r_CreatableTopicConfig_2(buf: memoryview, pos: int) -> tuple[CreatableTopic
     return o, pos
 
 
-def _w_CreatableTopicConfig_5(o: CreatableTopicConfig, out: bytearray) -> None:
+def _write_CreatableTopicConfig_v5(o: CreatableTopicConfig, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_nullable_string(out, o.value)
     uk = o.unknown_tags
@@ -770,7 +798,7 @@ def _w_CreatableTopicConfig_5(o: CreatableTopicConfig, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreatableTopicConfig_5(buf: memoryview, pos: int) -> tuple[CreatableTopicConfig, int]:
+def _read_CreatableTopicConfig_v5(buf: memoryview, pos: int) -> tuple[CreatableTopicConfig, int]:
     o = CreatableTopicConfig.__new__(CreatableTopicConfig)
     o.name, pos = read_compact_string(buf, pos)
     o.value, pos = read_compact_nullable_string(buf, pos)
@@ -793,51 +821,51 @@ def _new_CreatableTopic() -> CreatableTopic:
     return o
 
 
-def _w_CreatableTopic_2(o: CreatableTopic, out: bytearray) -> None:
+def _write_CreatableTopic_v2(o: CreatableTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
-    x1 = o.assignments
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatableReplicaAssignment_2(e2, out)
-    x3 = o.configs
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_CreatableTopicConfig_2(e4, out)
+    out += _INT32_INT16.pack(o.num_partitions, o.replication_factor)
+    assignments = o.assignments
+    out += _INT32.pack(len(assignments))
+    for assignments_item in assignments:
+        _write_CreatableReplicaAssignment_v2(assignments_item, out)
+    configs = o.configs
+    out += _INT32.pack(len(configs))
+    for configs_item in configs:
+        _write_CreatableTopicConfig_v2(configs_item, out)
 
 
-def _r_CreatableTopic_2(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]:
+def _read_CreatableTopic_v2(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]:
     o = CreatableTopic.__new__(CreatableTopic)
     o.name, pos = read_string(buf, pos)
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+    o.num_partitions, o.replication_factor = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatableReplicaAssignment] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableReplicaAssignment_2(buf, pos)
-        a2.append(e3)
-    o.assignments = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[CreatableTopicConfig] = []
-    for _ in range(n4):
-        e6, pos = _r_CreatableTopicConfig_2(buf, pos)
-        a5.append(e6)
-    o.configs = a5
+    n_assignments, pos = read_array_len(buf, pos)
+    assignments: list[CreatableReplicaAssignment] = []
+    for _ in range(n_assignments):
+        assignments_item, pos = _read_CreatableReplicaAssignment_v2(buf, pos)
+        assignments.append(assignments_item)
+    o.assignments = assignments
+    n_configs, pos = read_array_len(buf, pos)
+    configs: list[CreatableTopicConfig] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_CreatableTopicConfig_v2(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatableTopic_5(o: CreatableTopic, out: bytearray) -> None:
+def _write_CreatableTopic_v5(o: CreatableTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
-    x1 = o.assignments
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableReplicaAssignment_5(e2, out)
-    x3 = o.configs
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_CreatableTopicConfig_5(e4, out)
+    out += _INT32_INT16.pack(o.num_partitions, o.replication_factor)
+    assignments = o.assignments
+    write_uvarint(out, len(assignments) + 1)
+    for assignments_item in assignments:
+        _write_CreatableReplicaAssignment_v5(assignments_item, out)
+    configs = o.configs
+    write_uvarint(out, len(configs) + 1)
+    for configs_item in configs:
+        _write_CreatableTopicConfig_v5(configs_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -845,23 +873,23 @@ def _w_CreatableTopic_5(o: CreatableTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreatableTopic_5(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]:
+def _read_CreatableTopic_v5(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]:
     o = CreatableTopic.__new__(CreatableTopic)
     o.name, pos = read_compact_string(buf, pos)
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+    o.num_partitions, o.replication_factor = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableReplicaAssignment] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableReplicaAssignment_5(buf, pos)
-        a2.append(e3)
-    o.assignments = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[CreatableTopicConfig] = []
-    for _ in range(n4):
-        e6, pos = _r_CreatableTopicConfig_5(buf, pos)
-        a5.append(e6)
-    o.configs = a5
+    n_assignments, pos = read_compact_array_len(buf, pos)
+    assignments: list[CreatableReplicaAssignment] = []
+    for _ in range(n_assignments):
+        assignments_item, pos = _read_CreatableReplicaAssignment_v5(buf, pos)
+        assignments.append(assignments_item)
+    o.assignments = assignments
+    n_configs, pos = read_compact_array_len(buf, pos)
+    configs: list[CreatableTopicConfig] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_CreatableTopicConfig_v5(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -879,34 +907,34 @@ def _new_CreateTopicsRequest() -> CreateTopicsRequest:
     return o
 
 
-def _w_CreateTopicsRequest_2(o: CreateTopicsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatableTopic_2(e2, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+def _write_CreateTopicsRequest_v2(o: CreateTopicsRequest, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_CreatableTopic_v2(topics_item, out)
+    out += _INT32_BOOL.pack(o.timeout_ms, o.validate_only)
 
 
-def _r_CreateTopicsRequest_2(buf: memoryview, pos: int) -> tuple[CreateTopicsRequest, int]:
+def _read_CreateTopicsRequest_v2(buf: memoryview, pos: int) -> tuple[CreateTopicsRequest, int]:
     o = CreateTopicsRequest.__new__(CreateTopicsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatableTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[CreatableTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatableTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms, o.validate_only = _INT32_BOOL.unpack_from(buf, pos)
     pos += 5
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreateTopicsRequest_5(o: CreateTopicsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableTopic_5(e2, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+def _write_CreateTopicsRequest_v5(o: CreateTopicsRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_CreatableTopic_v5(topics_item, out)
+    out += _INT32_BOOL.pack(o.timeout_ms, o.validate_only)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -914,15 +942,15 @@ def _w_CreateTopicsRequest_5(o: CreateTopicsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreateTopicsRequest_5(buf: memoryview, pos: int) -> tuple[CreateTopicsRequest, int]:
+def _read_CreateTopicsRequest_v5(buf: memoryview, pos: int) -> tuple[CreateTopicsRequest, int]:
     o = CreateTopicsRequest.__new__(CreateTopicsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopic_5(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[CreatableTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatableTopic_v5(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms, o.validate_only = _INT32_BOOL.unpack_from(buf, pos)
     pos += 5
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -943,7 +971,7 @@ def _new_CreatableTopicConfigs() -> CreatableTopicConfigs:
     return o
 
 
-def _w_CreatableTopicConfigs_2(o: CreatableTopicConfigs, out: bytearray) -> None:
+def _write_CreatableTopicConfigs_v2(o: CreatableTopicConfigs, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('CreatableTopicConfigs.name has a non-default value this version cannot carry')
     if o.value != '':
@@ -954,7 +982,7 @@ def _w_CreatableTopicConfigs_2(o: CreatableTopicConfigs, out: bytearray) -> None
         raise UnsupportedVersionError('CreatableTopicConfigs.is_sensitive has a non-default value this version cannot carry')
 
 
-def _r_CreatableTopicConfigs_2(buf: memoryview, pos: int) -> tuple[CreatableTopicConfigs, int]:
+def _read_CreatableTopicConfigs_v2(buf: memoryview, pos: int) -> tuple[CreatableTopicConfigs, int]:
     o = CreatableTopicConfigs.__new__(CreatableTopicConfigs)
     o.name = ''
     o.value = ''
@@ -965,10 +993,10 @@ def _r_CreatableTopicConfigs_2(buf: memoryview, pos: int) -> tuple[CreatableTopi
     return o, pos
 
 
-def _w_CreatableTopicConfigs_5(o: CreatableTopicConfigs, out: bytearray) -> None:
+def _write_CreatableTopicConfigs_v5(o: CreatableTopicConfigs, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_nullable_string(out, o.value)
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
+    out += _BOOL_INT8_BOOL.pack(o.read_only, o.config_source, o.is_sensitive)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -976,11 +1004,11 @@ def _w_CreatableTopicConfigs_5(o: CreatableTopicConfigs, out: bytearray) -> None
         out.append(0)
 
 
-def _r_CreatableTopicConfigs_5(buf: memoryview, pos: int) -> tuple[CreatableTopicConfigs, int]:
+def _read_CreatableTopicConfigs_v5(buf: memoryview, pos: int) -> tuple[CreatableTopicConfigs, int]:
     o = CreatableTopicConfigs.__new__(CreatableTopicConfigs)
     o.name, pos = read_compact_string(buf, pos)
     o.value, pos = read_compact_nullable_string(buf, pos)
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
+    o.read_only, o.config_source, o.is_sensitive = _BOOL_INT8_BOOL.unpack_from(buf, pos)
     pos += 3
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1004,16 +1032,16 @@ def _new_CreatableTopicResult() -> CreatableTopicResult:
     return o
 
 
-def _w_CreatableTopicResult_2(o: CreatableTopicResult, out: bytearray) -> None:
+def _write_CreatableTopicResult_v2(o: CreatableTopicResult, out: bytearray) -> None:
     write_string(out, o.name)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
 
 
-def _r_CreatableTopicResult_2(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
+def _read_CreatableTopicResult_v2(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
     o = CreatableTopicResult.__new__(CreatableTopicResult)
     o.name, pos = read_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
     o.topic_id = ZERO_UUID
@@ -1025,23 +1053,23 @@ def _r_CreatableTopicResult_2(buf: memoryview, pos: int) -> tuple[CreatableTopic
     return o, pos
 
 
-def _w_CreatableTopicResult_5(o: CreatableTopicResult, out: bytearray) -> None:
+def _write_CreatableTopicResult_v5(o: CreatableTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
-    x1 = o.configs
-    if x1 is None:
+    out += _INT32_INT16.pack(o.num_partitions, o.replication_factor)
+    configs = o.configs
+    if configs is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_CreatableTopicConfigs_5(e2, out)
+        write_uvarint(out, len(configs) + 1)
+        for configs_item in configs:
+            _write_CreatableTopicConfigs_v5(configs_item, out)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.topic_config_error_code
-    if x3 != 0:
+    topic_config_error_code = o.topic_config_error_code
+    if topic_config_error_code != 0:
         t = bytearray()
-        t += _S_h.pack(x3)
+        t += _INT16.pack(topic_config_error_code)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -1050,23 +1078,23 @@ def _w_CreatableTopicResult_5(o: CreatableTopicResult, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_CreatableTopicResult_5(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
+def _read_CreatableTopicResult_v5(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
     o = CreatableTopicResult.__new__(CreatableTopicResult)
     o.name, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+    o.num_partitions, o.replication_factor = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_configs, pos = read_compact_nullable_array_len(buf, pos)
+    if n_configs < 0:
         o.configs = None
     else:
-        a2: list[CreatableTopicConfigs] = []
-        for _ in range(n1):
-            e3, pos = _r_CreatableTopicConfigs_5(buf, pos)
-            a2.append(e3)
-        o.configs = a2
+        configs: list[CreatableTopicConfigs] = []
+        for _ in range(n_configs):
+            configs_item, pos = _read_CreatableTopicConfigs_v5(buf, pos)
+            configs.append(configs_item)
+        o.configs = configs
     o.topic_id = ZERO_UUID
     o.topic_config_error_code = 0
     uk: dict[int, bytes] | None = None
@@ -1084,7 +1112,7 @@ def _r_CreatableTopicResult_5(buf: memoryview, pos: int) -> tuple[CreatableTopic
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            o.topic_config_error_code = _S_h.unpack_from(tb, tp)[0]
+            o.topic_config_error_code = _INT16.unpack_from(tb, tp)[0]
             tp += 2
         else:
             if uk is None:
@@ -1095,24 +1123,24 @@ def _r_CreatableTopicResult_5(buf: memoryview, pos: int) -> tuple[CreatableTopic
     return o, pos
 
 
-def _w_CreatableTopicResult_7(o: CreatableTopicResult, out: bytearray) -> None:
+def _write_CreatableTopicResult_v7(o: CreatableTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
     out += o.topic_id.bytes
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
-    x1 = o.configs
-    if x1 is None:
+    out += _INT32_INT16.pack(o.num_partitions, o.replication_factor)
+    configs = o.configs
+    if configs is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_CreatableTopicConfigs_5(e2, out)
+        write_uvarint(out, len(configs) + 1)
+        for configs_item in configs:
+            _write_CreatableTopicConfigs_v5(configs_item, out)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.topic_config_error_code
-    if x3 != 0:
+    topic_config_error_code = o.topic_config_error_code
+    if topic_config_error_code != 0:
         t = bytearray()
-        t += _S_h.pack(x3)
+        t += _INT16.pack(topic_config_error_code)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -1121,24 +1149,24 @@ def _w_CreatableTopicResult_7(o: CreatableTopicResult, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_CreatableTopicResult_7(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
+def _read_CreatableTopicResult_v7(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
     o = CreatableTopicResult.__new__(CreatableTopicResult)
     o.name, pos = read_compact_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+    o.num_partitions, o.replication_factor = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_configs, pos = read_compact_nullable_array_len(buf, pos)
+    if n_configs < 0:
         o.configs = None
     else:
-        a2: list[CreatableTopicConfigs] = []
-        for _ in range(n1):
-            e3, pos = _r_CreatableTopicConfigs_5(buf, pos)
-            a2.append(e3)
-        o.configs = a2
+        configs: list[CreatableTopicConfigs] = []
+        for _ in range(n_configs):
+            configs_item, pos = _read_CreatableTopicConfigs_v5(buf, pos)
+            configs.append(configs_item)
+        o.configs = configs
     o.topic_config_error_code = 0
     uk: dict[int, bytes] | None = None
     nt = buf[pos]
@@ -1155,7 +1183,7 @@ def _r_CreatableTopicResult_7(buf: memoryview, pos: int) -> tuple[CreatableTopic
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            o.topic_config_error_code = _S_h.unpack_from(tb, tp)[0]
+            o.topic_config_error_code = _INT16.unpack_from(tb, tp)[0]
             tp += 2
         else:
             if uk is None:
@@ -1174,34 +1202,34 @@ def _new_CreateTopicsResponse() -> CreateTopicsResponse:
     return o
 
 
-def _w_CreateTopicsResponse_2(o: CreateTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatableTopicResult_2(e2, out)
+def _write_CreateTopicsResponse_v2(o: CreateTopicsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_CreatableTopicResult_v2(topics_item, out)
 
 
-def _r_CreateTopicsResponse_2(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
+def _read_CreateTopicsResponse_v2(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
     o = CreateTopicsResponse.__new__(CreateTopicsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopicResult_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[CreatableTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatableTopicResult_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreateTopicsResponse_5(o: CreateTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableTopicResult_5(e2, out)
+def _write_CreateTopicsResponse_v5(o: CreateTopicsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_CreatableTopicResult_v5(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1209,16 +1237,16 @@ def _w_CreateTopicsResponse_5(o: CreateTopicsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreateTopicsResponse_5(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
+def _read_CreateTopicsResponse_v5(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
     o = CreateTopicsResponse.__new__(CreateTopicsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopicResult_5(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[CreatableTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatableTopicResult_v5(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1227,12 +1255,12 @@ def _r_CreateTopicsResponse_5(buf: memoryview, pos: int) -> tuple[CreateTopicsRe
     return o, pos
 
 
-def _w_CreateTopicsResponse_7(o: CreateTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableTopicResult_7(e2, out)
+def _write_CreateTopicsResponse_v7(o: CreateTopicsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_CreatableTopicResult_v7(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1240,16 +1268,16 @@ def _w_CreateTopicsResponse_7(o: CreateTopicsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreateTopicsResponse_7(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
+def _read_CreateTopicsResponse_v7(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
     o = CreateTopicsResponse.__new__(CreateTopicsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopicResult_7(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[CreatableTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatableTopicResult_v7(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1258,63 +1286,63 @@ def _r_CreateTopicsResponse_7(buf: memoryview, pos: int) -> tuple[CreateTopicsRe
     return o, pos
 
 
-_W_CreatableReplicaAssignment: tuple[Callable[[CreatableReplicaAssignment, bytearray], None], ...] = (
-    _w_CreatableReplicaAssignment_2,
-    _w_CreatableReplicaAssignment_2,
-    _w_CreatableReplicaAssignment_2,
-    _w_CreatableReplicaAssignment_5,
-    _w_CreatableReplicaAssignment_5,
-    _w_CreatableReplicaAssignment_5,
+_WRITERS_CreatableReplicaAssignment: tuple[Callable[[CreatableReplicaAssignment, bytearray], None], ...] = (
+    _write_CreatableReplicaAssignment_v2,
+    _write_CreatableReplicaAssignment_v2,
+    _write_CreatableReplicaAssignment_v2,
+    _write_CreatableReplicaAssignment_v5,
+    _write_CreatableReplicaAssignment_v5,
+    _write_CreatableReplicaAssignment_v5,
 )
-_R_CreatableReplicaAssignment: tuple[Callable[[memoryview, int], tuple[CreatableReplicaAssignment, int]], ...] = (
-    _r_CreatableReplicaAssignment_2,
-    _r_CreatableReplicaAssignment_2,
-    _r_CreatableReplicaAssignment_2,
-    _r_CreatableReplicaAssignment_5,
-    _r_CreatableReplicaAssignment_5,
-    _r_CreatableReplicaAssignment_5,
+_READERS_CreatableReplicaAssignment: tuple[Callable[[memoryview, int], tuple[CreatableReplicaAssignment, int]], ...] = (
+    _read_CreatableReplicaAssignment_v2,
+    _read_CreatableReplicaAssignment_v2,
+    _read_CreatableReplicaAssignment_v2,
+    _read_CreatableReplicaAssignment_v5,
+    _read_CreatableReplicaAssignment_v5,
+    _read_CreatableReplicaAssignment_v5,
 )
 CreatableReplicaAssignment._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('broker_ids', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_CreatableTopicConfig: tuple[Callable[[CreatableTopicConfig, bytearray], None], ...] = (
-    _w_CreatableTopicConfig_2,
-    _w_CreatableTopicConfig_2,
-    _w_CreatableTopicConfig_2,
-    _w_CreatableTopicConfig_5,
-    _w_CreatableTopicConfig_5,
-    _w_CreatableTopicConfig_5,
+_WRITERS_CreatableTopicConfig: tuple[Callable[[CreatableTopicConfig, bytearray], None], ...] = (
+    _write_CreatableTopicConfig_v2,
+    _write_CreatableTopicConfig_v2,
+    _write_CreatableTopicConfig_v2,
+    _write_CreatableTopicConfig_v5,
+    _write_CreatableTopicConfig_v5,
+    _write_CreatableTopicConfig_v5,
 )
-_R_CreatableTopicConfig: tuple[Callable[[memoryview, int], tuple[CreatableTopicConfig, int]], ...] = (
-    _r_CreatableTopicConfig_2,
-    _r_CreatableTopicConfig_2,
-    _r_CreatableTopicConfig_2,
-    _r_CreatableTopicConfig_5,
-    _r_CreatableTopicConfig_5,
-    _r_CreatableTopicConfig_5,
+_READERS_CreatableTopicConfig: tuple[Callable[[memoryview, int], tuple[CreatableTopicConfig, int]], ...] = (
+    _read_CreatableTopicConfig_v2,
+    _read_CreatableTopicConfig_v2,
+    _read_CreatableTopicConfig_v2,
+    _read_CreatableTopicConfig_v5,
+    _read_CreatableTopicConfig_v5,
+    _read_CreatableTopicConfig_v5,
 )
 CreatableTopicConfig._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('value', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_CreatableTopic: tuple[Callable[[CreatableTopic, bytearray], None], ...] = (
-    _w_CreatableTopic_2,
-    _w_CreatableTopic_2,
-    _w_CreatableTopic_2,
-    _w_CreatableTopic_5,
-    _w_CreatableTopic_5,
-    _w_CreatableTopic_5,
+_WRITERS_CreatableTopic: tuple[Callable[[CreatableTopic, bytearray], None], ...] = (
+    _write_CreatableTopic_v2,
+    _write_CreatableTopic_v2,
+    _write_CreatableTopic_v2,
+    _write_CreatableTopic_v5,
+    _write_CreatableTopic_v5,
+    _write_CreatableTopic_v5,
 )
-_R_CreatableTopic: tuple[Callable[[memoryview, int], tuple[CreatableTopic, int]], ...] = (
-    _r_CreatableTopic_2,
-    _r_CreatableTopic_2,
-    _r_CreatableTopic_2,
-    _r_CreatableTopic_5,
-    _r_CreatableTopic_5,
-    _r_CreatableTopic_5,
+_READERS_CreatableTopic: tuple[Callable[[memoryview, int], tuple[CreatableTopic, int]], ...] = (
+    _read_CreatableTopic_v2,
+    _read_CreatableTopic_v2,
+    _read_CreatableTopic_v2,
+    _read_CreatableTopic_v5,
+    _read_CreatableTopic_v5,
+    _read_CreatableTopic_v5,
 )
 CreatableTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -1324,21 +1352,21 @@ CreatableTopic._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (0, 32767), None, None, None, CreatableTopicConfig),
 )
 
-_W_CreateTopicsRequest: tuple[Callable[[CreateTopicsRequest, bytearray], None], ...] = (
-    _w_CreateTopicsRequest_2,
-    _w_CreateTopicsRequest_2,
-    _w_CreateTopicsRequest_2,
-    _w_CreateTopicsRequest_5,
-    _w_CreateTopicsRequest_5,
-    _w_CreateTopicsRequest_5,
+_WRITERS_CreateTopicsRequest: tuple[Callable[[CreateTopicsRequest, bytearray], None], ...] = (
+    _write_CreateTopicsRequest_v2,
+    _write_CreateTopicsRequest_v2,
+    _write_CreateTopicsRequest_v2,
+    _write_CreateTopicsRequest_v5,
+    _write_CreateTopicsRequest_v5,
+    _write_CreateTopicsRequest_v5,
 )
-_R_CreateTopicsRequest: tuple[Callable[[memoryview, int], tuple[CreateTopicsRequest, int]], ...] = (
-    _r_CreateTopicsRequest_2,
-    _r_CreateTopicsRequest_2,
-    _r_CreateTopicsRequest_2,
-    _r_CreateTopicsRequest_5,
-    _r_CreateTopicsRequest_5,
-    _r_CreateTopicsRequest_5,
+_READERS_CreateTopicsRequest: tuple[Callable[[memoryview, int], tuple[CreateTopicsRequest, int]], ...] = (
+    _read_CreateTopicsRequest_v2,
+    _read_CreateTopicsRequest_v2,
+    _read_CreateTopicsRequest_v2,
+    _read_CreateTopicsRequest_v5,
+    _read_CreateTopicsRequest_v5,
+    _read_CreateTopicsRequest_v5,
 )
 CreateTopicsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, CreatableTopic),
@@ -1346,21 +1374,21 @@ CreateTopicsRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (1, 32767), None, None, None, None),
 )
 
-_W_CreatableTopicConfigs: tuple[Callable[[CreatableTopicConfigs, bytearray], None], ...] = (
-    _w_CreatableTopicConfigs_2,
-    _w_CreatableTopicConfigs_2,
-    _w_CreatableTopicConfigs_2,
-    _w_CreatableTopicConfigs_5,
-    _w_CreatableTopicConfigs_5,
-    _w_CreatableTopicConfigs_5,
+_WRITERS_CreatableTopicConfigs: tuple[Callable[[CreatableTopicConfigs, bytearray], None], ...] = (
+    _write_CreatableTopicConfigs_v2,
+    _write_CreatableTopicConfigs_v2,
+    _write_CreatableTopicConfigs_v2,
+    _write_CreatableTopicConfigs_v5,
+    _write_CreatableTopicConfigs_v5,
+    _write_CreatableTopicConfigs_v5,
 )
-_R_CreatableTopicConfigs: tuple[Callable[[memoryview, int], tuple[CreatableTopicConfigs, int]], ...] = (
-    _r_CreatableTopicConfigs_2,
-    _r_CreatableTopicConfigs_2,
-    _r_CreatableTopicConfigs_2,
-    _r_CreatableTopicConfigs_5,
-    _r_CreatableTopicConfigs_5,
-    _r_CreatableTopicConfigs_5,
+_READERS_CreatableTopicConfigs: tuple[Callable[[memoryview, int], tuple[CreatableTopicConfigs, int]], ...] = (
+    _read_CreatableTopicConfigs_v2,
+    _read_CreatableTopicConfigs_v2,
+    _read_CreatableTopicConfigs_v2,
+    _read_CreatableTopicConfigs_v5,
+    _read_CreatableTopicConfigs_v5,
+    _read_CreatableTopicConfigs_v5,
 )
 CreatableTopicConfigs._FIELDS = (
     FieldSpec('name', 'string', None, (5, 32767), None, None, None, None),
@@ -1370,21 +1398,21 @@ CreatableTopicConfigs._FIELDS = (
     FieldSpec('is_sensitive', 'bool', None, (5, 32767), None, None, None, None),
 )
 
-_W_CreatableTopicResult: tuple[Callable[[CreatableTopicResult, bytearray], None], ...] = (
-    _w_CreatableTopicResult_2,
-    _w_CreatableTopicResult_2,
-    _w_CreatableTopicResult_2,
-    _w_CreatableTopicResult_5,
-    _w_CreatableTopicResult_5,
-    _w_CreatableTopicResult_7,
+_WRITERS_CreatableTopicResult: tuple[Callable[[CreatableTopicResult, bytearray], None], ...] = (
+    _write_CreatableTopicResult_v2,
+    _write_CreatableTopicResult_v2,
+    _write_CreatableTopicResult_v2,
+    _write_CreatableTopicResult_v5,
+    _write_CreatableTopicResult_v5,
+    _write_CreatableTopicResult_v7,
 )
-_R_CreatableTopicResult: tuple[Callable[[memoryview, int], tuple[CreatableTopicResult, int]], ...] = (
-    _r_CreatableTopicResult_2,
-    _r_CreatableTopicResult_2,
-    _r_CreatableTopicResult_2,
-    _r_CreatableTopicResult_5,
-    _r_CreatableTopicResult_5,
-    _r_CreatableTopicResult_7,
+_READERS_CreatableTopicResult: tuple[Callable[[memoryview, int], tuple[CreatableTopicResult, int]], ...] = (
+    _read_CreatableTopicResult_v2,
+    _read_CreatableTopicResult_v2,
+    _read_CreatableTopicResult_v2,
+    _read_CreatableTopicResult_v5,
+    _read_CreatableTopicResult_v5,
+    _read_CreatableTopicResult_v7,
 )
 CreatableTopicResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -1397,21 +1425,21 @@ CreatableTopicResult._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (5, 32767), (5, 32767), None, None, CreatableTopicConfigs),
 )
 
-_W_CreateTopicsResponse: tuple[Callable[[CreateTopicsResponse, bytearray], None], ...] = (
-    _w_CreateTopicsResponse_2,
-    _w_CreateTopicsResponse_2,
-    _w_CreateTopicsResponse_2,
-    _w_CreateTopicsResponse_5,
-    _w_CreateTopicsResponse_5,
-    _w_CreateTopicsResponse_7,
+_WRITERS_CreateTopicsResponse: tuple[Callable[[CreateTopicsResponse, bytearray], None], ...] = (
+    _write_CreateTopicsResponse_v2,
+    _write_CreateTopicsResponse_v2,
+    _write_CreateTopicsResponse_v2,
+    _write_CreateTopicsResponse_v5,
+    _write_CreateTopicsResponse_v5,
+    _write_CreateTopicsResponse_v7,
 )
-_R_CreateTopicsResponse: tuple[Callable[[memoryview, int], tuple[CreateTopicsResponse, int]], ...] = (
-    _r_CreateTopicsResponse_2,
-    _r_CreateTopicsResponse_2,
-    _r_CreateTopicsResponse_2,
-    _r_CreateTopicsResponse_5,
-    _r_CreateTopicsResponse_5,
-    _r_CreateTopicsResponse_7,
+_READERS_CreateTopicsResponse: tuple[Callable[[memoryview, int], tuple[CreateTopicsResponse, int]], ...] = (
+    _read_CreateTopicsResponse_v2,
+    _read_CreateTopicsResponse_v2,
+    _read_CreateTopicsResponse_v2,
+    _read_CreateTopicsResponse_v5,
+    _read_CreateTopicsResponse_v5,
+    _read_CreateTopicsResponse_v7,
 )
 CreateTopicsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (2, 32767), None, None, None, None),

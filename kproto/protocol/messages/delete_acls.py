@@ -39,14 +39,18 @@ __all__ = [
     'DeleteAclsResponse',
 ]
 
-_S_b = struct.Struct('>b')
-_S_bb = struct.Struct('>bb')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_INT8 = struct.Struct('>b')
+_INT8_INT8 = struct.Struct('>bb')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
 class DeleteAclsRequest(Request['DeleteAclsResponse']):
-    """Kafka request ``DeleteAclsRequest`` (API key 31), versions 1-3."""
+    """Kafka request ``DeleteAclsRequest`` (API key 31), versions 1-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DeleteAclsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('filters', 'unknown_tags',)
 
@@ -56,7 +60,7 @@ class DeleteAclsRequest(Request['DeleteAclsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsRequest'
 
-    filters: list[DeleteAclsFilter]
+    filters: list[DeleteAclsFilter]  # Filters []DeleteAclsFilter
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -99,7 +103,7 @@ class DeleteAclsRequest(Request['DeleteAclsResponse']):
             raise UnsupportedVersionError(f'DeleteAclsRequest has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DeleteAclsRequest[version - 1](self, out)
+            _WRITERS_DeleteAclsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteAclsRequest v{version}: {exc}') from None
@@ -122,25 +126,29 @@ class DeleteAclsRequest(Request['DeleteAclsResponse']):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'DeleteAclsRequest has no version {version} (valid 1-3)')
         try:
-            return _R_DeleteAclsRequest[version - 1](buf, pos)
+            return _READERS_DeleteAclsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteAclsRequest v{version}: {exc}') from None
 
 
 class DeleteAclsFilter(Struct):
-    """Schema struct ``DeleteAclsFilter`` of ``DeleteAclsRequest``."""
+    """Struct ``DeleteAclsFilter`` of ``DeleteAclsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DeleteAclsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsFilter'
 
-    resource_type_filter: int
-    resource_name_filter: str | None
-    pattern_type_filter: int
-    principal_filter: str | None
-    host_filter: str | None
-    operation: int
-    permission_type: int
+    resource_type_filter: int  # ResourceTypeFilter int8
+    resource_name_filter: str | None  # ResourceNameFilter string; nullable
+    pattern_type_filter: int  # PatternTypeFilter int8; default 3
+    principal_filter: str | None  # PrincipalFilter string; nullable
+    host_filter: str | None  # HostFilter string; nullable
+    operation: int  # Operation int8
+    permission_type: int  # PermissionType int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -201,7 +209,7 @@ class DeleteAclsFilter(Struct):
             raise UnsupportedVersionError(f'DeleteAclsFilter has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DeleteAclsFilter[version - 1](self, out)
+            _WRITERS_DeleteAclsFilter[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteAclsFilter v{version}: {exc}') from None
@@ -224,13 +232,17 @@ class DeleteAclsFilter(Struct):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'DeleteAclsFilter has no version {version} (valid 1-3)')
         try:
-            return _R_DeleteAclsFilter[version - 1](buf, pos)
+            return _READERS_DeleteAclsFilter[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteAclsFilter v{version}: {exc}') from None
 
 
 class DeleteAclsResponse(Response):
-    """Kafka response ``DeleteAclsResponse`` (API key 31), versions 1-3."""
+    """Kafka response ``DeleteAclsResponse`` (API key 31), versions 1-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DeleteAclsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'filter_results', 'unknown_tags',)
 
@@ -240,8 +252,8 @@ class DeleteAclsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsResponse'
 
-    throttle_time_ms: int
-    filter_results: list[DeleteAclsFilterResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    filter_results: list[DeleteAclsFilterResult]  # FilterResults []DeleteAclsFilterResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -287,7 +299,7 @@ class DeleteAclsResponse(Response):
             raise UnsupportedVersionError(f'DeleteAclsResponse has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DeleteAclsResponse[version - 1](self, out)
+            _WRITERS_DeleteAclsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteAclsResponse v{version}: {exc}') from None
@@ -310,21 +322,25 @@ class DeleteAclsResponse(Response):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'DeleteAclsResponse has no version {version} (valid 1-3)')
         try:
-            return _R_DeleteAclsResponse[version - 1](buf, pos)
+            return _READERS_DeleteAclsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteAclsResponse v{version}: {exc}') from None
 
 
 class DeleteAclsFilterResult(Struct):
-    """Schema struct ``DeleteAclsFilterResult`` of ``DeleteAclsResponse``."""
+    """Struct ``DeleteAclsFilterResult`` of ``DeleteAclsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DeleteAclsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'matching_acls', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsFilterResult'
 
-    error_code: int
-    error_message: str | None
-    matching_acls: list[DeleteAclsMatchingAcl]
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    matching_acls: list[DeleteAclsMatchingAcl]  # MatchingAcls []DeleteAclsMatchingAcl
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -373,7 +389,7 @@ class DeleteAclsFilterResult(Struct):
             raise UnsupportedVersionError(f'DeleteAclsFilterResult has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DeleteAclsFilterResult[version - 1](self, out)
+            _WRITERS_DeleteAclsFilterResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteAclsFilterResult v{version}: {exc}') from None
@@ -396,27 +412,31 @@ class DeleteAclsFilterResult(Struct):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'DeleteAclsFilterResult has no version {version} (valid 1-3)')
         try:
-            return _R_DeleteAclsFilterResult[version - 1](buf, pos)
+            return _READERS_DeleteAclsFilterResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteAclsFilterResult v{version}: {exc}') from None
 
 
 class DeleteAclsMatchingAcl(Struct):
-    """Schema struct ``DeleteAclsMatchingAcl`` of ``DeleteAclsResponse``."""
+    """Struct ``DeleteAclsMatchingAcl`` of ``DeleteAclsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DeleteAclsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'pattern_type', 'principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsMatchingAcl'
 
-    error_code: int
-    error_message: str | None
-    resource_type: int
-    resource_name: str
-    pattern_type: int
-    principal: str
-    host: str
-    operation: int
-    permission_type: int
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
+    pattern_type: int  # PatternType int8; default 3
+    principal: str  # Principal string
+    host: str  # Host string
+    operation: int  # Operation int8
+    permission_type: int  # PermissionType int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -483,7 +503,7 @@ class DeleteAclsMatchingAcl(Struct):
             raise UnsupportedVersionError(f'DeleteAclsMatchingAcl has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DeleteAclsMatchingAcl[version - 1](self, out)
+            _WRITERS_DeleteAclsMatchingAcl[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteAclsMatchingAcl v{version}: {exc}') from None
@@ -506,7 +526,7 @@ class DeleteAclsMatchingAcl(Struct):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'DeleteAclsMatchingAcl has no version {version} (valid 1-3)')
         try:
-            return _R_DeleteAclsMatchingAcl[version - 1](buf, pos)
+            return _READERS_DeleteAclsMatchingAcl[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteAclsMatchingAcl v{version}: {exc}') from None
 
@@ -524,37 +544,37 @@ def _new_DeleteAclsFilter() -> DeleteAclsFilter:
     return o
 
 
-def _w_DeleteAclsFilter_1(o: DeleteAclsFilter, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
+def _write_DeleteAclsFilter_v1(o: DeleteAclsFilter, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type_filter)
     write_nullable_string(out, o.resource_name_filter)
-    out += _S_b.pack(o.pattern_type_filter)
+    out += _INT8.pack(o.pattern_type_filter)
     write_nullable_string(out, o.principal_filter)
     write_nullable_string(out, o.host_filter)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
 
 
-def _r_DeleteAclsFilter_1(buf: memoryview, pos: int) -> tuple[DeleteAclsFilter, int]:
+def _read_DeleteAclsFilter_v1(buf: memoryview, pos: int) -> tuple[DeleteAclsFilter, int]:
     o = DeleteAclsFilter.__new__(DeleteAclsFilter)
-    o.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name_filter, pos = read_nullable_string(buf, pos)
-    o.pattern_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal_filter, pos = read_nullable_string(buf, pos)
     o.host_filter, pos = read_nullable_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteAclsFilter_2(o: DeleteAclsFilter, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
+def _write_DeleteAclsFilter_v2(o: DeleteAclsFilter, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type_filter)
     write_compact_nullable_string(out, o.resource_name_filter)
-    out += _S_b.pack(o.pattern_type_filter)
+    out += _INT8.pack(o.pattern_type_filter)
     write_compact_nullable_string(out, o.principal_filter)
     write_compact_nullable_string(out, o.host_filter)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -562,16 +582,16 @@ def _w_DeleteAclsFilter_2(o: DeleteAclsFilter, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteAclsFilter_2(buf: memoryview, pos: int) -> tuple[DeleteAclsFilter, int]:
+def _read_DeleteAclsFilter_v2(buf: memoryview, pos: int) -> tuple[DeleteAclsFilter, int]:
     o = DeleteAclsFilter.__new__(DeleteAclsFilter)
-    o.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name_filter, pos = read_compact_nullable_string(buf, pos)
-    o.pattern_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal_filter, pos = read_compact_nullable_string(buf, pos)
     o.host_filter, pos = read_compact_nullable_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -588,30 +608,30 @@ def _new_DeleteAclsRequest() -> DeleteAclsRequest:
     return o
 
 
-def _w_DeleteAclsRequest_1(o: DeleteAclsRequest, out: bytearray) -> None:
-    x1 = o.filters
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteAclsFilter_1(e2, out)
+def _write_DeleteAclsRequest_v1(o: DeleteAclsRequest, out: bytearray) -> None:
+    filters = o.filters
+    out += _INT32.pack(len(filters))
+    for filters_item in filters:
+        _write_DeleteAclsFilter_v1(filters_item, out)
 
 
-def _r_DeleteAclsRequest_1(buf: memoryview, pos: int) -> tuple[DeleteAclsRequest, int]:
+def _read_DeleteAclsRequest_v1(buf: memoryview, pos: int) -> tuple[DeleteAclsRequest, int]:
     o = DeleteAclsRequest.__new__(DeleteAclsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteAclsFilter] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsFilter_1(buf, pos)
-        a2.append(e3)
-    o.filters = a2
+    n_filters, pos = read_array_len(buf, pos)
+    filters: list[DeleteAclsFilter] = []
+    for _ in range(n_filters):
+        filters_item, pos = _read_DeleteAclsFilter_v1(buf, pos)
+        filters.append(filters_item)
+    o.filters = filters
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteAclsRequest_2(o: DeleteAclsRequest, out: bytearray) -> None:
-    x1 = o.filters
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteAclsFilter_2(e2, out)
+def _write_DeleteAclsRequest_v2(o: DeleteAclsRequest, out: bytearray) -> None:
+    filters = o.filters
+    write_uvarint(out, len(filters) + 1)
+    for filters_item in filters:
+        _write_DeleteAclsFilter_v2(filters_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -619,14 +639,14 @@ def _w_DeleteAclsRequest_2(o: DeleteAclsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteAclsRequest_2(buf: memoryview, pos: int) -> tuple[DeleteAclsRequest, int]:
+def _read_DeleteAclsRequest_v2(buf: memoryview, pos: int) -> tuple[DeleteAclsRequest, int]:
     o = DeleteAclsRequest.__new__(DeleteAclsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteAclsFilter] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsFilter_2(buf, pos)
-        a2.append(e3)
-    o.filters = a2
+    n_filters, pos = read_compact_array_len(buf, pos)
+    filters: list[DeleteAclsFilter] = []
+    for _ in range(n_filters):
+        filters_item, pos = _read_DeleteAclsFilter_v2(buf, pos)
+        filters.append(filters_item)
+    o.filters = filters
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -650,44 +670,44 @@ def _new_DeleteAclsMatchingAcl() -> DeleteAclsMatchingAcl:
     return o
 
 
-def _w_DeleteAclsMatchingAcl_1(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DeleteAclsMatchingAcl_v1(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    out += _S_b.pack(o.pattern_type)
+    out += _INT8.pack(o.pattern_type)
     write_string(out, o.principal)
     write_string(out, o.host)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
 
 
-def _r_DeleteAclsMatchingAcl_1(buf: memoryview, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
+def _read_DeleteAclsMatchingAcl_v1(buf: memoryview, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
     o = DeleteAclsMatchingAcl.__new__(DeleteAclsMatchingAcl)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    o.pattern_type = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal, pos = read_string(buf, pos)
     o.host, pos = read_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteAclsMatchingAcl_2(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DeleteAclsMatchingAcl_v2(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
-    out += _S_b.pack(o.pattern_type)
+    out += _INT8.pack(o.pattern_type)
     write_compact_string(out, o.principal)
     write_compact_string(out, o.host)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -695,19 +715,19 @@ def _w_DeleteAclsMatchingAcl_2(o: DeleteAclsMatchingAcl, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DeleteAclsMatchingAcl_2(buf: memoryview, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
+def _read_DeleteAclsMatchingAcl_v2(buf: memoryview, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
     o = DeleteAclsMatchingAcl.__new__(DeleteAclsMatchingAcl)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
-    o.pattern_type = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal, pos = read_compact_string(buf, pos)
     o.host, pos = read_compact_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -726,37 +746,37 @@ def _new_DeleteAclsFilterResult() -> DeleteAclsFilterResult:
     return o
 
 
-def _w_DeleteAclsFilterResult_1(o: DeleteAclsFilterResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DeleteAclsFilterResult_v1(o: DeleteAclsFilterResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    x1 = o.matching_acls
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteAclsMatchingAcl_1(e2, out)
+    matching_acls = o.matching_acls
+    out += _INT32.pack(len(matching_acls))
+    for matching_acls_item in matching_acls:
+        _write_DeleteAclsMatchingAcl_v1(matching_acls_item, out)
 
 
-def _r_DeleteAclsFilterResult_1(buf: memoryview, pos: int) -> tuple[DeleteAclsFilterResult, int]:
+def _read_DeleteAclsFilterResult_v1(buf: memoryview, pos: int) -> tuple[DeleteAclsFilterResult, int]:
     o = DeleteAclsFilterResult.__new__(DeleteAclsFilterResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteAclsMatchingAcl] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsMatchingAcl_1(buf, pos)
-        a2.append(e3)
-    o.matching_acls = a2
+    n_matching_acls, pos = read_array_len(buf, pos)
+    matching_acls: list[DeleteAclsMatchingAcl] = []
+    for _ in range(n_matching_acls):
+        matching_acls_item, pos = _read_DeleteAclsMatchingAcl_v1(buf, pos)
+        matching_acls.append(matching_acls_item)
+    o.matching_acls = matching_acls
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteAclsFilterResult_2(o: DeleteAclsFilterResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DeleteAclsFilterResult_v2(o: DeleteAclsFilterResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.matching_acls
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteAclsMatchingAcl_2(e2, out)
+    matching_acls = o.matching_acls
+    write_uvarint(out, len(matching_acls) + 1)
+    for matching_acls_item in matching_acls:
+        _write_DeleteAclsMatchingAcl_v2(matching_acls_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -764,17 +784,17 @@ def _w_DeleteAclsFilterResult_2(o: DeleteAclsFilterResult, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DeleteAclsFilterResult_2(buf: memoryview, pos: int) -> tuple[DeleteAclsFilterResult, int]:
+def _read_DeleteAclsFilterResult_v2(buf: memoryview, pos: int) -> tuple[DeleteAclsFilterResult, int]:
     o = DeleteAclsFilterResult.__new__(DeleteAclsFilterResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteAclsMatchingAcl] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsMatchingAcl_2(buf, pos)
-        a2.append(e3)
-    o.matching_acls = a2
+    n_matching_acls, pos = read_compact_array_len(buf, pos)
+    matching_acls: list[DeleteAclsMatchingAcl] = []
+    for _ in range(n_matching_acls):
+        matching_acls_item, pos = _read_DeleteAclsMatchingAcl_v2(buf, pos)
+        matching_acls.append(matching_acls_item)
+    o.matching_acls = matching_acls
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -791,34 +811,34 @@ def _new_DeleteAclsResponse() -> DeleteAclsResponse:
     return o
 
 
-def _w_DeleteAclsResponse_1(o: DeleteAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.filter_results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteAclsFilterResult_1(e2, out)
+def _write_DeleteAclsResponse_v1(o: DeleteAclsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    filter_results = o.filter_results
+    out += _INT32.pack(len(filter_results))
+    for filter_results_item in filter_results:
+        _write_DeleteAclsFilterResult_v1(filter_results_item, out)
 
 
-def _r_DeleteAclsResponse_1(buf: memoryview, pos: int) -> tuple[DeleteAclsResponse, int]:
+def _read_DeleteAclsResponse_v1(buf: memoryview, pos: int) -> tuple[DeleteAclsResponse, int]:
     o = DeleteAclsResponse.__new__(DeleteAclsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteAclsFilterResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsFilterResult_1(buf, pos)
-        a2.append(e3)
-    o.filter_results = a2
+    n_filter_results, pos = read_array_len(buf, pos)
+    filter_results: list[DeleteAclsFilterResult] = []
+    for _ in range(n_filter_results):
+        filter_results_item, pos = _read_DeleteAclsFilterResult_v1(buf, pos)
+        filter_results.append(filter_results_item)
+    o.filter_results = filter_results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteAclsResponse_2(o: DeleteAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.filter_results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteAclsFilterResult_2(e2, out)
+def _write_DeleteAclsResponse_v2(o: DeleteAclsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    filter_results = o.filter_results
+    write_uvarint(out, len(filter_results) + 1)
+    for filter_results_item in filter_results:
+        _write_DeleteAclsFilterResult_v2(filter_results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -826,16 +846,16 @@ def _w_DeleteAclsResponse_2(o: DeleteAclsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteAclsResponse_2(buf: memoryview, pos: int) -> tuple[DeleteAclsResponse, int]:
+def _read_DeleteAclsResponse_v2(buf: memoryview, pos: int) -> tuple[DeleteAclsResponse, int]:
     o = DeleteAclsResponse.__new__(DeleteAclsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteAclsFilterResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsFilterResult_2(buf, pos)
-        a2.append(e3)
-    o.filter_results = a2
+    n_filter_results, pos = read_compact_array_len(buf, pos)
+    filter_results: list[DeleteAclsFilterResult] = []
+    for _ in range(n_filter_results):
+        filter_results_item, pos = _read_DeleteAclsFilterResult_v2(buf, pos)
+        filter_results.append(filter_results_item)
+    o.filter_results = filter_results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -844,15 +864,15 @@ def _r_DeleteAclsResponse_2(buf: memoryview, pos: int) -> tuple[DeleteAclsRespon
     return o, pos
 
 
-_W_DeleteAclsFilter: tuple[Callable[[DeleteAclsFilter, bytearray], None], ...] = (
-    _w_DeleteAclsFilter_1,
-    _w_DeleteAclsFilter_2,
-    _w_DeleteAclsFilter_2,
+_WRITERS_DeleteAclsFilter: tuple[Callable[[DeleteAclsFilter, bytearray], None], ...] = (
+    _write_DeleteAclsFilter_v1,
+    _write_DeleteAclsFilter_v2,
+    _write_DeleteAclsFilter_v2,
 )
-_R_DeleteAclsFilter: tuple[Callable[[memoryview, int], tuple[DeleteAclsFilter, int]], ...] = (
-    _r_DeleteAclsFilter_1,
-    _r_DeleteAclsFilter_2,
-    _r_DeleteAclsFilter_2,
+_READERS_DeleteAclsFilter: tuple[Callable[[memoryview, int], tuple[DeleteAclsFilter, int]], ...] = (
+    _read_DeleteAclsFilter_v1,
+    _read_DeleteAclsFilter_v2,
+    _read_DeleteAclsFilter_v2,
 )
 DeleteAclsFilter._FIELDS = (
     FieldSpec('resource_type_filter', 'int8', None, (0, 32767), None, None, None, None),
@@ -864,29 +884,29 @@ DeleteAclsFilter._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteAclsRequest: tuple[Callable[[DeleteAclsRequest, bytearray], None], ...] = (
-    _w_DeleteAclsRequest_1,
-    _w_DeleteAclsRequest_2,
-    _w_DeleteAclsRequest_2,
+_WRITERS_DeleteAclsRequest: tuple[Callable[[DeleteAclsRequest, bytearray], None], ...] = (
+    _write_DeleteAclsRequest_v1,
+    _write_DeleteAclsRequest_v2,
+    _write_DeleteAclsRequest_v2,
 )
-_R_DeleteAclsRequest: tuple[Callable[[memoryview, int], tuple[DeleteAclsRequest, int]], ...] = (
-    _r_DeleteAclsRequest_1,
-    _r_DeleteAclsRequest_2,
-    _r_DeleteAclsRequest_2,
+_READERS_DeleteAclsRequest: tuple[Callable[[memoryview, int], tuple[DeleteAclsRequest, int]], ...] = (
+    _read_DeleteAclsRequest_v1,
+    _read_DeleteAclsRequest_v2,
+    _read_DeleteAclsRequest_v2,
 )
 DeleteAclsRequest._FIELDS = (
     FieldSpec('filters', 'array', 'struct', (0, 32767), None, None, None, DeleteAclsFilter),
 )
 
-_W_DeleteAclsMatchingAcl: tuple[Callable[[DeleteAclsMatchingAcl, bytearray], None], ...] = (
-    _w_DeleteAclsMatchingAcl_1,
-    _w_DeleteAclsMatchingAcl_2,
-    _w_DeleteAclsMatchingAcl_2,
+_WRITERS_DeleteAclsMatchingAcl: tuple[Callable[[DeleteAclsMatchingAcl, bytearray], None], ...] = (
+    _write_DeleteAclsMatchingAcl_v1,
+    _write_DeleteAclsMatchingAcl_v2,
+    _write_DeleteAclsMatchingAcl_v2,
 )
-_R_DeleteAclsMatchingAcl: tuple[Callable[[memoryview, int], tuple[DeleteAclsMatchingAcl, int]], ...] = (
-    _r_DeleteAclsMatchingAcl_1,
-    _r_DeleteAclsMatchingAcl_2,
-    _r_DeleteAclsMatchingAcl_2,
+_READERS_DeleteAclsMatchingAcl: tuple[Callable[[memoryview, int], tuple[DeleteAclsMatchingAcl, int]], ...] = (
+    _read_DeleteAclsMatchingAcl_v1,
+    _read_DeleteAclsMatchingAcl_v2,
+    _read_DeleteAclsMatchingAcl_v2,
 )
 DeleteAclsMatchingAcl._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -900,15 +920,15 @@ DeleteAclsMatchingAcl._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteAclsFilterResult: tuple[Callable[[DeleteAclsFilterResult, bytearray], None], ...] = (
-    _w_DeleteAclsFilterResult_1,
-    _w_DeleteAclsFilterResult_2,
-    _w_DeleteAclsFilterResult_2,
+_WRITERS_DeleteAclsFilterResult: tuple[Callable[[DeleteAclsFilterResult, bytearray], None], ...] = (
+    _write_DeleteAclsFilterResult_v1,
+    _write_DeleteAclsFilterResult_v2,
+    _write_DeleteAclsFilterResult_v2,
 )
-_R_DeleteAclsFilterResult: tuple[Callable[[memoryview, int], tuple[DeleteAclsFilterResult, int]], ...] = (
-    _r_DeleteAclsFilterResult_1,
-    _r_DeleteAclsFilterResult_2,
-    _r_DeleteAclsFilterResult_2,
+_READERS_DeleteAclsFilterResult: tuple[Callable[[memoryview, int], tuple[DeleteAclsFilterResult, int]], ...] = (
+    _read_DeleteAclsFilterResult_v1,
+    _read_DeleteAclsFilterResult_v2,
+    _read_DeleteAclsFilterResult_v2,
 )
 DeleteAclsFilterResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -916,15 +936,15 @@ DeleteAclsFilterResult._FIELDS = (
     FieldSpec('matching_acls', 'array', 'struct', (0, 32767), None, None, None, DeleteAclsMatchingAcl),
 )
 
-_W_DeleteAclsResponse: tuple[Callable[[DeleteAclsResponse, bytearray], None], ...] = (
-    _w_DeleteAclsResponse_1,
-    _w_DeleteAclsResponse_2,
-    _w_DeleteAclsResponse_2,
+_WRITERS_DeleteAclsResponse: tuple[Callable[[DeleteAclsResponse, bytearray], None], ...] = (
+    _write_DeleteAclsResponse_v1,
+    _write_DeleteAclsResponse_v2,
+    _write_DeleteAclsResponse_v2,
 )
-_R_DeleteAclsResponse: tuple[Callable[[memoryview, int], tuple[DeleteAclsResponse, int]], ...] = (
-    _r_DeleteAclsResponse_1,
-    _r_DeleteAclsResponse_2,
-    _r_DeleteAclsResponse_2,
+_READERS_DeleteAclsResponse: tuple[Callable[[memoryview, int], tuple[DeleteAclsResponse, int]], ...] = (
+    _read_DeleteAclsResponse_v1,
+    _read_DeleteAclsResponse_v2,
+    _read_DeleteAclsResponse_v2,
 )
 DeleteAclsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

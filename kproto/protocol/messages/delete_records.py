@@ -36,13 +36,17 @@ __all__ = [
     'DeleteRecordsTopicResult',
 ]
 
-_S_i = struct.Struct('>i')
-_S_iq = struct.Struct('>iq')
-_S_iqh = struct.Struct('>iqh')
+_INT32 = struct.Struct('>i')
+_INT32_INT64 = struct.Struct('>iq')
+_INT32_INT64_INT16 = struct.Struct('>iqh')
 
 
 class DeleteRecordsRequest(Request['DeleteRecordsResponse']):
-    """Kafka request ``DeleteRecordsRequest`` (API key 21), versions 0-2."""
+    """Kafka request ``DeleteRecordsRequest`` (API key 21), versions 0-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'timeout_ms', 'unknown_tags',)
 
@@ -52,8 +56,8 @@ class DeleteRecordsRequest(Request['DeleteRecordsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsRequest'
 
-    topics: list[DeleteRecordsTopic]
-    timeout_ms: int
+    topics: list[DeleteRecordsTopic]  # Topics []DeleteRecordsTopic
+    timeout_ms: int  # TimeoutMs int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -99,7 +103,7 @@ class DeleteRecordsRequest(Request['DeleteRecordsResponse']):
             raise UnsupportedVersionError(f'DeleteRecordsRequest has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_DeleteRecordsRequest[version](self, out)
+            _WRITERS_DeleteRecordsRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteRecordsRequest v{version}: {exc}') from None
@@ -122,20 +126,24 @@ class DeleteRecordsRequest(Request['DeleteRecordsResponse']):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'DeleteRecordsRequest has no version {version} (valid 0-2)')
         try:
-            return _R_DeleteRecordsRequest[version](buf, pos)
+            return _READERS_DeleteRecordsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteRecordsRequest v{version}: {exc}') from None
 
 
 class DeleteRecordsTopic(Struct):
-    """Schema struct ``DeleteRecordsTopic`` of ``DeleteRecordsRequest``."""
+    """Struct ``DeleteRecordsTopic`` of ``DeleteRecordsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsTopic'
 
-    name: str
-    partitions: list[DeleteRecordsPartition]
+    name: str  # Name string
+    partitions: list[DeleteRecordsPartition]  # Partitions []DeleteRecordsPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -181,7 +189,7 @@ class DeleteRecordsTopic(Struct):
             raise UnsupportedVersionError(f'DeleteRecordsTopic has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_DeleteRecordsTopic[version](self, out)
+            _WRITERS_DeleteRecordsTopic[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteRecordsTopic v{version}: {exc}') from None
@@ -204,20 +212,24 @@ class DeleteRecordsTopic(Struct):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'DeleteRecordsTopic has no version {version} (valid 0-2)')
         try:
-            return _R_DeleteRecordsTopic[version](buf, pos)
+            return _READERS_DeleteRecordsTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteRecordsTopic v{version}: {exc}') from None
 
 
 class DeleteRecordsPartition(Struct):
-    """Schema struct ``DeleteRecordsPartition`` of ``DeleteRecordsRequest``."""
+    """Struct ``DeleteRecordsPartition`` of ``DeleteRecordsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'offset', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsPartition'
 
-    partition_index: int
-    offset: int
+    partition_index: int  # PartitionIndex int32
+    offset: int  # Offset int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -263,7 +275,7 @@ class DeleteRecordsPartition(Struct):
             raise UnsupportedVersionError(f'DeleteRecordsPartition has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_DeleteRecordsPartition[version](self, out)
+            _WRITERS_DeleteRecordsPartition[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteRecordsPartition v{version}: {exc}') from None
@@ -286,13 +298,17 @@ class DeleteRecordsPartition(Struct):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'DeleteRecordsPartition has no version {version} (valid 0-2)')
         try:
-            return _R_DeleteRecordsPartition[version](buf, pos)
+            return _READERS_DeleteRecordsPartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteRecordsPartition v{version}: {exc}') from None
 
 
 class DeleteRecordsResponse(Response):
-    """Kafka response ``DeleteRecordsResponse`` (API key 21), versions 0-2."""
+    """Kafka response ``DeleteRecordsResponse`` (API key 21), versions 0-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -302,8 +318,8 @@ class DeleteRecordsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsResponse'
 
-    throttle_time_ms: int
-    topics: list[DeleteRecordsTopicResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    topics: list[DeleteRecordsTopicResult]  # Topics []DeleteRecordsTopicResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -349,7 +365,7 @@ class DeleteRecordsResponse(Response):
             raise UnsupportedVersionError(f'DeleteRecordsResponse has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_DeleteRecordsResponse[version](self, out)
+            _WRITERS_DeleteRecordsResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteRecordsResponse v{version}: {exc}') from None
@@ -372,20 +388,24 @@ class DeleteRecordsResponse(Response):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'DeleteRecordsResponse has no version {version} (valid 0-2)')
         try:
-            return _R_DeleteRecordsResponse[version](buf, pos)
+            return _READERS_DeleteRecordsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteRecordsResponse v{version}: {exc}') from None
 
 
 class DeleteRecordsTopicResult(Struct):
-    """Schema struct ``DeleteRecordsTopicResult`` of ``DeleteRecordsResponse``."""
+    """Struct ``DeleteRecordsTopicResult`` of ``DeleteRecordsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsTopicResult'
 
-    name: str
-    partitions: list[DeleteRecordsPartitionResult]
+    name: str  # Name string
+    partitions: list[DeleteRecordsPartitionResult]  # Partitions []DeleteRecordsPartitionResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -431,7 +451,7 @@ class DeleteRecordsTopicResult(Struct):
             raise UnsupportedVersionError(f'DeleteRecordsTopicResult has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_DeleteRecordsTopicResult[version](self, out)
+            _WRITERS_DeleteRecordsTopicResult[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteRecordsTopicResult v{version}: {exc}') from None
@@ -454,21 +474,25 @@ class DeleteRecordsTopicResult(Struct):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'DeleteRecordsTopicResult has no version {version} (valid 0-2)')
         try:
-            return _R_DeleteRecordsTopicResult[version](buf, pos)
+            return _READERS_DeleteRecordsTopicResult[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteRecordsTopicResult v{version}: {exc}') from None
 
 
 class DeleteRecordsPartitionResult(Struct):
-    """Schema struct ``DeleteRecordsPartitionResult`` of ``DeleteRecordsResponse``."""
+    """Struct ``DeleteRecordsPartitionResult`` of ``DeleteRecordsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'low_watermark', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsPartitionResult'
 
-    partition_index: int
-    low_watermark: int
-    error_code: int
+    partition_index: int  # PartitionIndex int32
+    low_watermark: int  # LowWatermark int64
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -517,7 +541,7 @@ class DeleteRecordsPartitionResult(Struct):
             raise UnsupportedVersionError(f'DeleteRecordsPartitionResult has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_DeleteRecordsPartitionResult[version](self, out)
+            _WRITERS_DeleteRecordsPartitionResult[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteRecordsPartitionResult v{version}: {exc}') from None
@@ -540,7 +564,7 @@ class DeleteRecordsPartitionResult(Struct):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'DeleteRecordsPartitionResult has no version {version} (valid 0-2)')
         try:
-            return _R_DeleteRecordsPartitionResult[version](buf, pos)
+            return _READERS_DeleteRecordsPartitionResult[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteRecordsPartitionResult v{version}: {exc}') from None
 
@@ -553,20 +577,20 @@ def _new_DeleteRecordsPartition() -> DeleteRecordsPartition:
     return o
 
 
-def _w_DeleteRecordsPartition_0(o: DeleteRecordsPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.offset)
+def _write_DeleteRecordsPartition_v0(o: DeleteRecordsPartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.offset)
 
 
-def _r_DeleteRecordsPartition_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartition, int]:
+def _read_DeleteRecordsPartition_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartition, int]:
     o = DeleteRecordsPartition.__new__(DeleteRecordsPartition)
-    o.partition_index, o.offset = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsPartition_2(o: DeleteRecordsPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.offset)
+def _write_DeleteRecordsPartition_v2(o: DeleteRecordsPartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -574,9 +598,9 @@ def _w_DeleteRecordsPartition_2(o: DeleteRecordsPartition, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DeleteRecordsPartition_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartition, int]:
+def _read_DeleteRecordsPartition_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartition, int]:
     o = DeleteRecordsPartition.__new__(DeleteRecordsPartition)
-    o.partition_index, o.offset = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -594,33 +618,33 @@ def _new_DeleteRecordsTopic() -> DeleteRecordsTopic:
     return o
 
 
-def _w_DeleteRecordsTopic_0(o: DeleteRecordsTopic, out: bytearray) -> None:
+def _write_DeleteRecordsTopic_v0(o: DeleteRecordsTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteRecordsPartition_0(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_DeleteRecordsPartition_v0(partitions_item, out)
 
 
-def _r_DeleteRecordsTopic_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopic, int]:
+def _read_DeleteRecordsTopic_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopic, int]:
     o = DeleteRecordsTopic.__new__(DeleteRecordsTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteRecordsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsPartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[DeleteRecordsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DeleteRecordsPartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsTopic_2(o: DeleteRecordsTopic, out: bytearray) -> None:
+def _write_DeleteRecordsTopic_v2(o: DeleteRecordsTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteRecordsPartition_2(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DeleteRecordsPartition_v2(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -628,15 +652,15 @@ def _w_DeleteRecordsTopic_2(o: DeleteRecordsTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteRecordsTopic_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopic, int]:
+def _read_DeleteRecordsTopic_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopic, int]:
     o = DeleteRecordsTopic.__new__(DeleteRecordsTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteRecordsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsPartition_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DeleteRecordsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DeleteRecordsPartition_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -653,34 +677,34 @@ def _new_DeleteRecordsRequest() -> DeleteRecordsRequest:
     return o
 
 
-def _w_DeleteRecordsRequest_0(o: DeleteRecordsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteRecordsTopic_0(e2, out)
-    out += _S_i.pack(o.timeout_ms)
+def _write_DeleteRecordsRequest_v0(o: DeleteRecordsRequest, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_DeleteRecordsTopic_v0(topics_item, out)
+    out += _INT32.pack(o.timeout_ms)
 
 
-def _r_DeleteRecordsRequest_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsRequest, int]:
+def _read_DeleteRecordsRequest_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsRequest, int]:
     o = DeleteRecordsRequest.__new__(DeleteRecordsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteRecordsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[DeleteRecordsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DeleteRecordsTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsRequest_2(o: DeleteRecordsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteRecordsTopic_2(e2, out)
-    out += _S_i.pack(o.timeout_ms)
+def _write_DeleteRecordsRequest_v2(o: DeleteRecordsRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DeleteRecordsTopic_v2(topics_item, out)
+    out += _INT32.pack(o.timeout_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -688,15 +712,15 @@ def _w_DeleteRecordsRequest_2(o: DeleteRecordsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteRecordsRequest_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsRequest, int]:
+def _read_DeleteRecordsRequest_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsRequest, int]:
     o = DeleteRecordsRequest.__new__(DeleteRecordsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteRecordsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DeleteRecordsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DeleteRecordsTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -715,20 +739,20 @@ def _new_DeleteRecordsPartitionResult() -> DeleteRecordsPartitionResult:
     return o
 
 
-def _w_DeleteRecordsPartitionResult_0(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
-    out += _S_iqh.pack(o.partition_index, o.low_watermark, o.error_code)
+def _write_DeleteRecordsPartitionResult_v0(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
+    out += _INT32_INT64_INT16.pack(o.partition_index, o.low_watermark, o.error_code)
 
 
-def _r_DeleteRecordsPartitionResult_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
+def _read_DeleteRecordsPartitionResult_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
     o = DeleteRecordsPartitionResult.__new__(DeleteRecordsPartitionResult)
-    o.partition_index, o.low_watermark, o.error_code = _S_iqh.unpack_from(buf, pos)
+    o.partition_index, o.low_watermark, o.error_code = _INT32_INT64_INT16.unpack_from(buf, pos)
     pos += 14
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsPartitionResult_2(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
-    out += _S_iqh.pack(o.partition_index, o.low_watermark, o.error_code)
+def _write_DeleteRecordsPartitionResult_v2(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
+    out += _INT32_INT64_INT16.pack(o.partition_index, o.low_watermark, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -736,9 +760,9 @@ def _w_DeleteRecordsPartitionResult_2(o: DeleteRecordsPartitionResult, out: byte
         out.append(0)
 
 
-def _r_DeleteRecordsPartitionResult_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
+def _read_DeleteRecordsPartitionResult_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
     o = DeleteRecordsPartitionResult.__new__(DeleteRecordsPartitionResult)
-    o.partition_index, o.low_watermark, o.error_code = _S_iqh.unpack_from(buf, pos)
+    o.partition_index, o.low_watermark, o.error_code = _INT32_INT64_INT16.unpack_from(buf, pos)
     pos += 14
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -756,33 +780,33 @@ def _new_DeleteRecordsTopicResult() -> DeleteRecordsTopicResult:
     return o
 
 
-def _w_DeleteRecordsTopicResult_0(o: DeleteRecordsTopicResult, out: bytearray) -> None:
+def _write_DeleteRecordsTopicResult_v0(o: DeleteRecordsTopicResult, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteRecordsPartitionResult_0(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_DeleteRecordsPartitionResult_v0(partitions_item, out)
 
 
-def _r_DeleteRecordsTopicResult_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopicResult, int]:
+def _read_DeleteRecordsTopicResult_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopicResult, int]:
     o = DeleteRecordsTopicResult.__new__(DeleteRecordsTopicResult)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteRecordsPartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsPartitionResult_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[DeleteRecordsPartitionResult] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DeleteRecordsPartitionResult_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsTopicResult_2(o: DeleteRecordsTopicResult, out: bytearray) -> None:
+def _write_DeleteRecordsTopicResult_v2(o: DeleteRecordsTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteRecordsPartitionResult_2(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DeleteRecordsPartitionResult_v2(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -790,15 +814,15 @@ def _w_DeleteRecordsTopicResult_2(o: DeleteRecordsTopicResult, out: bytearray) -
         out.append(0)
 
 
-def _r_DeleteRecordsTopicResult_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopicResult, int]:
+def _read_DeleteRecordsTopicResult_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopicResult, int]:
     o = DeleteRecordsTopicResult.__new__(DeleteRecordsTopicResult)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteRecordsPartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsPartitionResult_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DeleteRecordsPartitionResult] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DeleteRecordsPartitionResult_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -815,34 +839,34 @@ def _new_DeleteRecordsResponse() -> DeleteRecordsResponse:
     return o
 
 
-def _w_DeleteRecordsResponse_0(o: DeleteRecordsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteRecordsTopicResult_0(e2, out)
+def _write_DeleteRecordsResponse_v0(o: DeleteRecordsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_DeleteRecordsTopicResult_v0(topics_item, out)
 
 
-def _r_DeleteRecordsResponse_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsResponse, int]:
+def _read_DeleteRecordsResponse_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsResponse, int]:
     o = DeleteRecordsResponse.__new__(DeleteRecordsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteRecordsTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsTopicResult_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[DeleteRecordsTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DeleteRecordsTopicResult_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsResponse_2(o: DeleteRecordsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteRecordsTopicResult_2(e2, out)
+def _write_DeleteRecordsResponse_v2(o: DeleteRecordsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DeleteRecordsTopicResult_v2(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -850,16 +874,16 @@ def _w_DeleteRecordsResponse_2(o: DeleteRecordsResponse, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DeleteRecordsResponse_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsResponse, int]:
+def _read_DeleteRecordsResponse_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsResponse, int]:
     o = DeleteRecordsResponse.__new__(DeleteRecordsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteRecordsTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsTopicResult_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DeleteRecordsTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DeleteRecordsTopicResult_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -868,60 +892,60 @@ def _r_DeleteRecordsResponse_2(buf: memoryview, pos: int) -> tuple[DeleteRecords
     return o, pos
 
 
-_W_DeleteRecordsPartition: tuple[Callable[[DeleteRecordsPartition, bytearray], None], ...] = (
-    _w_DeleteRecordsPartition_0,
-    _w_DeleteRecordsPartition_0,
-    _w_DeleteRecordsPartition_2,
+_WRITERS_DeleteRecordsPartition: tuple[Callable[[DeleteRecordsPartition, bytearray], None], ...] = (
+    _write_DeleteRecordsPartition_v0,
+    _write_DeleteRecordsPartition_v0,
+    _write_DeleteRecordsPartition_v2,
 )
-_R_DeleteRecordsPartition: tuple[Callable[[memoryview, int], tuple[DeleteRecordsPartition, int]], ...] = (
-    _r_DeleteRecordsPartition_0,
-    _r_DeleteRecordsPartition_0,
-    _r_DeleteRecordsPartition_2,
+_READERS_DeleteRecordsPartition: tuple[Callable[[memoryview, int], tuple[DeleteRecordsPartition, int]], ...] = (
+    _read_DeleteRecordsPartition_v0,
+    _read_DeleteRecordsPartition_v0,
+    _read_DeleteRecordsPartition_v2,
 )
 DeleteRecordsPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteRecordsTopic: tuple[Callable[[DeleteRecordsTopic, bytearray], None], ...] = (
-    _w_DeleteRecordsTopic_0,
-    _w_DeleteRecordsTopic_0,
-    _w_DeleteRecordsTopic_2,
+_WRITERS_DeleteRecordsTopic: tuple[Callable[[DeleteRecordsTopic, bytearray], None], ...] = (
+    _write_DeleteRecordsTopic_v0,
+    _write_DeleteRecordsTopic_v0,
+    _write_DeleteRecordsTopic_v2,
 )
-_R_DeleteRecordsTopic: tuple[Callable[[memoryview, int], tuple[DeleteRecordsTopic, int]], ...] = (
-    _r_DeleteRecordsTopic_0,
-    _r_DeleteRecordsTopic_0,
-    _r_DeleteRecordsTopic_2,
+_READERS_DeleteRecordsTopic: tuple[Callable[[memoryview, int], tuple[DeleteRecordsTopic, int]], ...] = (
+    _read_DeleteRecordsTopic_v0,
+    _read_DeleteRecordsTopic_v0,
+    _read_DeleteRecordsTopic_v2,
 )
 DeleteRecordsTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DeleteRecordsPartition),
 )
 
-_W_DeleteRecordsRequest: tuple[Callable[[DeleteRecordsRequest, bytearray], None], ...] = (
-    _w_DeleteRecordsRequest_0,
-    _w_DeleteRecordsRequest_0,
-    _w_DeleteRecordsRequest_2,
+_WRITERS_DeleteRecordsRequest: tuple[Callable[[DeleteRecordsRequest, bytearray], None], ...] = (
+    _write_DeleteRecordsRequest_v0,
+    _write_DeleteRecordsRequest_v0,
+    _write_DeleteRecordsRequest_v2,
 )
-_R_DeleteRecordsRequest: tuple[Callable[[memoryview, int], tuple[DeleteRecordsRequest, int]], ...] = (
-    _r_DeleteRecordsRequest_0,
-    _r_DeleteRecordsRequest_0,
-    _r_DeleteRecordsRequest_2,
+_READERS_DeleteRecordsRequest: tuple[Callable[[memoryview, int], tuple[DeleteRecordsRequest, int]], ...] = (
+    _read_DeleteRecordsRequest_v0,
+    _read_DeleteRecordsRequest_v0,
+    _read_DeleteRecordsRequest_v2,
 )
 DeleteRecordsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, DeleteRecordsTopic),
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteRecordsPartitionResult: tuple[Callable[[DeleteRecordsPartitionResult, bytearray], None], ...] = (
-    _w_DeleteRecordsPartitionResult_0,
-    _w_DeleteRecordsPartitionResult_0,
-    _w_DeleteRecordsPartitionResult_2,
+_WRITERS_DeleteRecordsPartitionResult: tuple[Callable[[DeleteRecordsPartitionResult, bytearray], None], ...] = (
+    _write_DeleteRecordsPartitionResult_v0,
+    _write_DeleteRecordsPartitionResult_v0,
+    _write_DeleteRecordsPartitionResult_v2,
 )
-_R_DeleteRecordsPartitionResult: tuple[Callable[[memoryview, int], tuple[DeleteRecordsPartitionResult, int]], ...] = (
-    _r_DeleteRecordsPartitionResult_0,
-    _r_DeleteRecordsPartitionResult_0,
-    _r_DeleteRecordsPartitionResult_2,
+_READERS_DeleteRecordsPartitionResult: tuple[Callable[[memoryview, int], tuple[DeleteRecordsPartitionResult, int]], ...] = (
+    _read_DeleteRecordsPartitionResult_v0,
+    _read_DeleteRecordsPartitionResult_v0,
+    _read_DeleteRecordsPartitionResult_v2,
 )
 DeleteRecordsPartitionResult._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -929,30 +953,30 @@ DeleteRecordsPartitionResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteRecordsTopicResult: tuple[Callable[[DeleteRecordsTopicResult, bytearray], None], ...] = (
-    _w_DeleteRecordsTopicResult_0,
-    _w_DeleteRecordsTopicResult_0,
-    _w_DeleteRecordsTopicResult_2,
+_WRITERS_DeleteRecordsTopicResult: tuple[Callable[[DeleteRecordsTopicResult, bytearray], None], ...] = (
+    _write_DeleteRecordsTopicResult_v0,
+    _write_DeleteRecordsTopicResult_v0,
+    _write_DeleteRecordsTopicResult_v2,
 )
-_R_DeleteRecordsTopicResult: tuple[Callable[[memoryview, int], tuple[DeleteRecordsTopicResult, int]], ...] = (
-    _r_DeleteRecordsTopicResult_0,
-    _r_DeleteRecordsTopicResult_0,
-    _r_DeleteRecordsTopicResult_2,
+_READERS_DeleteRecordsTopicResult: tuple[Callable[[memoryview, int], tuple[DeleteRecordsTopicResult, int]], ...] = (
+    _read_DeleteRecordsTopicResult_v0,
+    _read_DeleteRecordsTopicResult_v0,
+    _read_DeleteRecordsTopicResult_v2,
 )
 DeleteRecordsTopicResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DeleteRecordsPartitionResult),
 )
 
-_W_DeleteRecordsResponse: tuple[Callable[[DeleteRecordsResponse, bytearray], None], ...] = (
-    _w_DeleteRecordsResponse_0,
-    _w_DeleteRecordsResponse_0,
-    _w_DeleteRecordsResponse_2,
+_WRITERS_DeleteRecordsResponse: tuple[Callable[[DeleteRecordsResponse, bytearray], None], ...] = (
+    _write_DeleteRecordsResponse_v0,
+    _write_DeleteRecordsResponse_v0,
+    _write_DeleteRecordsResponse_v2,
 )
-_R_DeleteRecordsResponse: tuple[Callable[[memoryview, int], tuple[DeleteRecordsResponse, int]], ...] = (
-    _r_DeleteRecordsResponse_0,
-    _r_DeleteRecordsResponse_0,
-    _r_DeleteRecordsResponse_2,
+_READERS_DeleteRecordsResponse: tuple[Callable[[memoryview, int], tuple[DeleteRecordsResponse, int]], ...] = (
+    _read_DeleteRecordsResponse_v0,
+    _read_DeleteRecordsResponse_v0,
+    _read_DeleteRecordsResponse_v2,
 )
 DeleteRecordsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

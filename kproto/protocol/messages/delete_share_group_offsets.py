@@ -34,12 +34,16 @@ __all__ = [
     'DeleteShareGroupOffsetsResponseTopic',
 ]
 
-_S_h = struct.Struct('>h')
-_S_ih = struct.Struct('>ih')
+_INT16 = struct.Struct('>h')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class DeleteShareGroupOffsetsRequest(Request['DeleteShareGroupOffsetsResponse']):
-    """Kafka request ``DeleteShareGroupOffsetsRequest`` (API key 92), versions 0-0."""
+    """Kafka request ``DeleteShareGroupOffsetsRequest`` (API key 92), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
 
@@ -49,8 +53,8 @@ class DeleteShareGroupOffsetsRequest(Request['DeleteShareGroupOffsetsResponse'])
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsRequest'
 
-    group_id: str
-    topics: list[DeleteShareGroupOffsetsRequestTopic]
+    group_id: str  # GroupId string
+    topics: list[DeleteShareGroupOffsetsRequestTopic]  # Topics []DeleteShareGroupOffsetsRequestTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -96,7 +100,7 @@ class DeleteShareGroupOffsetsRequest(Request['DeleteShareGroupOffsetsResponse'])
             raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DeleteShareGroupOffsetsRequest[version](self, out)
+            _WRITERS_DeleteShareGroupOffsetsRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteShareGroupOffsetsRequest v{version}: {exc}') from None
@@ -119,19 +123,23 @@ class DeleteShareGroupOffsetsRequest(Request['DeleteShareGroupOffsetsResponse'])
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequest has no version {version} (valid 0-0)')
         try:
-            return _R_DeleteShareGroupOffsetsRequest[version](buf, pos)
+            return _READERS_DeleteShareGroupOffsetsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteShareGroupOffsetsRequest v{version}: {exc}') from None
 
 
 class DeleteShareGroupOffsetsRequestTopic(Struct):
-    """Schema struct ``DeleteShareGroupOffsetsRequestTopic`` of ``DeleteShareGroupOffsetsRequest``."""
+    """Struct ``DeleteShareGroupOffsetsRequestTopic`` of ``DeleteShareGroupOffsetsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsRequestTopic'
 
-    topic_name: str
+    topic_name: str  # TopicName string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -174,7 +182,7 @@ class DeleteShareGroupOffsetsRequestTopic(Struct):
             raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DeleteShareGroupOffsetsRequestTopic[version](self, out)
+            _WRITERS_DeleteShareGroupOffsetsRequestTopic[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteShareGroupOffsetsRequestTopic v{version}: {exc}') from None
@@ -197,13 +205,17 @@ class DeleteShareGroupOffsetsRequestTopic(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
         try:
-            return _R_DeleteShareGroupOffsetsRequestTopic[version](buf, pos)
+            return _READERS_DeleteShareGroupOffsetsRequestTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteShareGroupOffsetsRequestTopic v{version}: {exc}') from None
 
 
 class DeleteShareGroupOffsetsResponse(Response):
-    """Kafka response ``DeleteShareGroupOffsetsResponse`` (API key 92), versions 0-0."""
+    """Kafka response ``DeleteShareGroupOffsetsResponse`` (API key 92), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'unknown_tags',)
 
@@ -213,10 +225,10 @@ class DeleteShareGroupOffsetsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    responses: list[DeleteShareGroupOffsetsResponseTopic]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    responses: list[DeleteShareGroupOffsetsResponseTopic]  # Responses []DeleteShareGroupOffsetsResponseTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -268,7 +280,7 @@ class DeleteShareGroupOffsetsResponse(Response):
             raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DeleteShareGroupOffsetsResponse[version](self, out)
+            _WRITERS_DeleteShareGroupOffsetsResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteShareGroupOffsetsResponse v{version}: {exc}') from None
@@ -291,22 +303,26 @@ class DeleteShareGroupOffsetsResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponse has no version {version} (valid 0-0)')
         try:
-            return _R_DeleteShareGroupOffsetsResponse[version](buf, pos)
+            return _READERS_DeleteShareGroupOffsetsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteShareGroupOffsetsResponse v{version}: {exc}') from None
 
 
 class DeleteShareGroupOffsetsResponseTopic(Struct):
-    """Schema struct ``DeleteShareGroupOffsetsResponseTopic`` of ``DeleteShareGroupOffsetsResponse``."""
+    """Struct ``DeleteShareGroupOffsetsResponseTopic`` of ``DeleteShareGroupOffsetsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'topic_id', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsResponseTopic'
 
-    topic_name: str
-    topic_id: uuid.UUID
-    error_code: int
-    error_message: str | None
+    topic_name: str  # TopicName string
+    topic_id: uuid.UUID  # TopicId uuid
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -358,7 +374,7 @@ class DeleteShareGroupOffsetsResponseTopic(Struct):
             raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DeleteShareGroupOffsetsResponseTopic[version](self, out)
+            _WRITERS_DeleteShareGroupOffsetsResponseTopic[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DeleteShareGroupOffsetsResponseTopic v{version}: {exc}') from None
@@ -381,7 +397,7 @@ class DeleteShareGroupOffsetsResponseTopic(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
         try:
-            return _R_DeleteShareGroupOffsetsResponseTopic[version](buf, pos)
+            return _READERS_DeleteShareGroupOffsetsResponseTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DeleteShareGroupOffsetsResponseTopic v{version}: {exc}') from None
 
@@ -393,7 +409,7 @@ def _new_DeleteShareGroupOffsetsRequestTopic() -> DeleteShareGroupOffsetsRequest
     return o
 
 
-def _w_DeleteShareGroupOffsetsRequestTopic_0(o: DeleteShareGroupOffsetsRequestTopic, out: bytearray) -> None:
+def _write_DeleteShareGroupOffsetsRequestTopic_v0(o: DeleteShareGroupOffsetsRequestTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
     uk = o.unknown_tags
     if uk:
@@ -402,7 +418,7 @@ def _w_DeleteShareGroupOffsetsRequestTopic_0(o: DeleteShareGroupOffsetsRequestTo
         out.append(0)
 
 
-def _r_DeleteShareGroupOffsetsRequestTopic_0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsRequestTopic, int]:
+def _read_DeleteShareGroupOffsetsRequestTopic_v0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsRequestTopic, int]:
     o = DeleteShareGroupOffsetsRequestTopic.__new__(DeleteShareGroupOffsetsRequestTopic)
     o.topic_name, pos = read_compact_string(buf, pos)
     if buf[pos] == 0:
@@ -421,12 +437,12 @@ def _new_DeleteShareGroupOffsetsRequest() -> DeleteShareGroupOffsetsRequest:
     return o
 
 
-def _w_DeleteShareGroupOffsetsRequest_0(o: DeleteShareGroupOffsetsRequest, out: bytearray) -> None:
+def _write_DeleteShareGroupOffsetsRequest_v0(o: DeleteShareGroupOffsetsRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteShareGroupOffsetsRequestTopic_0(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DeleteShareGroupOffsetsRequestTopic_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -434,15 +450,15 @@ def _w_DeleteShareGroupOffsetsRequest_0(o: DeleteShareGroupOffsetsRequest, out: 
         out.append(0)
 
 
-def _r_DeleteShareGroupOffsetsRequest_0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsRequest, int]:
+def _read_DeleteShareGroupOffsetsRequest_v0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsRequest, int]:
     o = DeleteShareGroupOffsetsRequest.__new__(DeleteShareGroupOffsetsRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteShareGroupOffsetsRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteShareGroupOffsetsRequestTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DeleteShareGroupOffsetsRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DeleteShareGroupOffsetsRequestTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -461,10 +477,10 @@ def _new_DeleteShareGroupOffsetsResponseTopic() -> DeleteShareGroupOffsetsRespon
     return o
 
 
-def _w_DeleteShareGroupOffsetsResponseTopic_0(o: DeleteShareGroupOffsetsResponseTopic, out: bytearray) -> None:
+def _write_DeleteShareGroupOffsetsResponseTopic_v0(o: DeleteShareGroupOffsetsResponseTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
     out += o.topic_id.bytes
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -473,11 +489,11 @@ def _w_DeleteShareGroupOffsetsResponseTopic_0(o: DeleteShareGroupOffsetsResponse
         out.append(0)
 
 
-def _r_DeleteShareGroupOffsetsResponseTopic_0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsResponseTopic, int]:
+def _read_DeleteShareGroupOffsetsResponseTopic_v0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsResponseTopic, int]:
     o = DeleteShareGroupOffsetsResponseTopic.__new__(DeleteShareGroupOffsetsResponseTopic)
     o.topic_name, pos = read_compact_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -498,13 +514,13 @@ def _new_DeleteShareGroupOffsetsResponse() -> DeleteShareGroupOffsetsResponse:
     return o
 
 
-def _w_DeleteShareGroupOffsetsResponse_0(o: DeleteShareGroupOffsetsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DeleteShareGroupOffsetsResponse_v0(o: DeleteShareGroupOffsetsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteShareGroupOffsetsResponseTopic_0(e2, out)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_DeleteShareGroupOffsetsResponseTopic_v0(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -512,17 +528,17 @@ def _w_DeleteShareGroupOffsetsResponse_0(o: DeleteShareGroupOffsetsResponse, out
         out.append(0)
 
 
-def _r_DeleteShareGroupOffsetsResponse_0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsResponse, int]:
+def _read_DeleteShareGroupOffsetsResponse_v0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsResponse, int]:
     o = DeleteShareGroupOffsetsResponse.__new__(DeleteShareGroupOffsetsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteShareGroupOffsetsResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteShareGroupOffsetsResponseTopic_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[DeleteShareGroupOffsetsResponseTopic] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_DeleteShareGroupOffsetsResponseTopic_v0(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -531,32 +547,32 @@ def _r_DeleteShareGroupOffsetsResponse_0(buf: memoryview, pos: int) -> tuple[Del
     return o, pos
 
 
-_W_DeleteShareGroupOffsetsRequestTopic: tuple[Callable[[DeleteShareGroupOffsetsRequestTopic, bytearray], None], ...] = (
-    _w_DeleteShareGroupOffsetsRequestTopic_0,
+_WRITERS_DeleteShareGroupOffsetsRequestTopic: tuple[Callable[[DeleteShareGroupOffsetsRequestTopic, bytearray], None], ...] = (
+    _write_DeleteShareGroupOffsetsRequestTopic_v0,
 )
-_R_DeleteShareGroupOffsetsRequestTopic: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsRequestTopic, int]], ...] = (
-    _r_DeleteShareGroupOffsetsRequestTopic_0,
+_READERS_DeleteShareGroupOffsetsRequestTopic: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsRequestTopic, int]], ...] = (
+    _read_DeleteShareGroupOffsetsRequestTopic_v0,
 )
 DeleteShareGroupOffsetsRequestTopic._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteShareGroupOffsetsRequest: tuple[Callable[[DeleteShareGroupOffsetsRequest, bytearray], None], ...] = (
-    _w_DeleteShareGroupOffsetsRequest_0,
+_WRITERS_DeleteShareGroupOffsetsRequest: tuple[Callable[[DeleteShareGroupOffsetsRequest, bytearray], None], ...] = (
+    _write_DeleteShareGroupOffsetsRequest_v0,
 )
-_R_DeleteShareGroupOffsetsRequest: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsRequest, int]], ...] = (
-    _r_DeleteShareGroupOffsetsRequest_0,
+_READERS_DeleteShareGroupOffsetsRequest: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsRequest, int]], ...] = (
+    _read_DeleteShareGroupOffsetsRequest_v0,
 )
 DeleteShareGroupOffsetsRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, DeleteShareGroupOffsetsRequestTopic),
 )
 
-_W_DeleteShareGroupOffsetsResponseTopic: tuple[Callable[[DeleteShareGroupOffsetsResponseTopic, bytearray], None], ...] = (
-    _w_DeleteShareGroupOffsetsResponseTopic_0,
+_WRITERS_DeleteShareGroupOffsetsResponseTopic: tuple[Callable[[DeleteShareGroupOffsetsResponseTopic, bytearray], None], ...] = (
+    _write_DeleteShareGroupOffsetsResponseTopic_v0,
 )
-_R_DeleteShareGroupOffsetsResponseTopic: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsResponseTopic, int]], ...] = (
-    _r_DeleteShareGroupOffsetsResponseTopic_0,
+_READERS_DeleteShareGroupOffsetsResponseTopic: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsResponseTopic, int]], ...] = (
+    _read_DeleteShareGroupOffsetsResponseTopic_v0,
 )
 DeleteShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
@@ -565,11 +581,11 @@ DeleteShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_DeleteShareGroupOffsetsResponse: tuple[Callable[[DeleteShareGroupOffsetsResponse, bytearray], None], ...] = (
-    _w_DeleteShareGroupOffsetsResponse_0,
+_WRITERS_DeleteShareGroupOffsetsResponse: tuple[Callable[[DeleteShareGroupOffsetsResponse, bytearray], None], ...] = (
+    _write_DeleteShareGroupOffsetsResponse_v0,
 )
-_R_DeleteShareGroupOffsetsResponse: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsResponse, int]], ...] = (
-    _r_DeleteShareGroupOffsetsResponse_0,
+_READERS_DeleteShareGroupOffsetsResponse: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsResponse, int]], ...] = (
+    _read_DeleteShareGroupOffsetsResponse_v0,
 )
 DeleteShareGroupOffsetsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

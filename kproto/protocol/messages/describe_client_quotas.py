@@ -42,15 +42,19 @@ __all__ = [
     'ValueData',
 ]
 
-_S_o = struct.Struct('>?')
-_S_b = struct.Struct('>b')
-_S_d = struct.Struct('>d')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_BOOL = struct.Struct('>?')
+_INT8 = struct.Struct('>b')
+_FLOAT64 = struct.Struct('>d')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class DescribeClientQuotasRequest(Request['DescribeClientQuotasResponse']):
-    """Kafka request ``DescribeClientQuotasRequest`` (API key 48), versions 0-1."""
+    """Kafka request ``DescribeClientQuotasRequest`` (API key 48), versions 0-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('components', 'strict', 'unknown_tags',)
 
@@ -60,8 +64,8 @@ class DescribeClientQuotasRequest(Request['DescribeClientQuotasResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClientQuotasRequest'
 
-    components: list[ComponentData]
-    strict: bool
+    components: list[ComponentData]  # Components []ComponentData
+    strict: bool  # Strict bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -107,7 +111,7 @@ class DescribeClientQuotasRequest(Request['DescribeClientQuotasResponse']):
             raise UnsupportedVersionError(f'DescribeClientQuotasRequest has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_DescribeClientQuotasRequest[version](self, out)
+            _WRITERS_DescribeClientQuotasRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeClientQuotasRequest v{version}: {exc}') from None
@@ -130,21 +134,25 @@ class DescribeClientQuotasRequest(Request['DescribeClientQuotasResponse']):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'DescribeClientQuotasRequest has no version {version} (valid 0-1)')
         try:
-            return _R_DescribeClientQuotasRequest[version](buf, pos)
+            return _READERS_DescribeClientQuotasRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeClientQuotasRequest v{version}: {exc}') from None
 
 
 class ComponentData(Struct):
-    """Schema struct ``ComponentData`` of ``DescribeClientQuotasRequest``."""
+    """Struct ``ComponentData`` of ``DescribeClientQuotasRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity_type', 'match_type', 'match_', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ComponentData'
 
-    entity_type: str
-    match_type: int
-    match_: str | None
+    entity_type: str  # EntityType string
+    match_type: int  # MatchType int8
+    match_: str | None  # Match string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -193,7 +201,7 @@ class ComponentData(Struct):
             raise UnsupportedVersionError(f'ComponentData has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_ComponentData[version](self, out)
+            _WRITERS_ComponentData[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ComponentData v{version}: {exc}') from None
@@ -216,13 +224,17 @@ class ComponentData(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ComponentData has no version {version} (valid 0-1)')
         try:
-            return _R_ComponentData[version](buf, pos)
+            return _READERS_ComponentData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ComponentData v{version}: {exc}') from None
 
 
 class DescribeClientQuotasResponse(Response):
-    """Kafka response ``DescribeClientQuotasResponse`` (API key 48), versions 0-1."""
+    """Kafka response ``DescribeClientQuotasResponse`` (API key 48), versions 0-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'entries', 'unknown_tags',)
 
@@ -232,10 +244,10 @@ class DescribeClientQuotasResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClientQuotasResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    entries: list[EntryData] | None
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    entries: list[EntryData] | None  # Entries []EntryData; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -287,7 +299,7 @@ class DescribeClientQuotasResponse(Response):
             raise UnsupportedVersionError(f'DescribeClientQuotasResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_DescribeClientQuotasResponse[version](self, out)
+            _WRITERS_DescribeClientQuotasResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeClientQuotasResponse v{version}: {exc}') from None
@@ -310,20 +322,24 @@ class DescribeClientQuotasResponse(Response):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'DescribeClientQuotasResponse has no version {version} (valid 0-1)')
         try:
-            return _R_DescribeClientQuotasResponse[version](buf, pos)
+            return _READERS_DescribeClientQuotasResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeClientQuotasResponse v{version}: {exc}') from None
 
 
 class EntryData(Struct):
-    """Schema struct ``EntryData`` of ``DescribeClientQuotasResponse``."""
+    """Struct ``EntryData`` of ``DescribeClientQuotasResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity', 'values', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
-    entity: list[EntityData]
-    values: list[ValueData]
+    entity: list[EntityData]  # Entity []EntityData
+    values: list[ValueData]  # Values []ValueData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -369,7 +385,7 @@ class EntryData(Struct):
             raise UnsupportedVersionError(f'EntryData has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_EntryData[version](self, out)
+            _WRITERS_EntryData[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode EntryData v{version}: {exc}') from None
@@ -392,20 +408,24 @@ class EntryData(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'EntryData has no version {version} (valid 0-1)')
         try:
-            return _R_EntryData[version](buf, pos)
+            return _READERS_EntryData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed EntryData v{version}: {exc}') from None
 
 
 class ValueData(Struct):
-    """Schema struct ``ValueData`` of ``DescribeClientQuotasResponse``."""
+    """Struct ``ValueData`` of ``DescribeClientQuotasResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('key', 'value', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ValueData'
 
-    key: str
-    value: float
+    key: str  # Key string
+    value: float  # Value float64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -451,7 +471,7 @@ class ValueData(Struct):
             raise UnsupportedVersionError(f'ValueData has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_ValueData[version](self, out)
+            _WRITERS_ValueData[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ValueData v{version}: {exc}') from None
@@ -474,20 +494,24 @@ class ValueData(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ValueData has no version {version} (valid 0-1)')
         try:
-            return _R_ValueData[version](buf, pos)
+            return _READERS_ValueData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ValueData v{version}: {exc}') from None
 
 
 class EntityData(Struct):
-    """Schema struct ``EntityData`` of ``DescribeClientQuotasResponse``."""
+    """Struct ``EntityData`` of ``DescribeClientQuotasResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
-    entity_type: str
-    entity_name: str | None
+    entity_type: str  # EntityType string
+    entity_name: str | None  # EntityName string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -533,7 +557,7 @@ class EntityData(Struct):
             raise UnsupportedVersionError(f'EntityData has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_EntityData[version](self, out)
+            _WRITERS_EntityData[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode EntityData v{version}: {exc}') from None
@@ -556,7 +580,7 @@ class EntityData(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'EntityData has no version {version} (valid 0-1)')
         try:
-            return _R_EntityData[version](buf, pos)
+            return _READERS_EntityData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed EntityData v{version}: {exc}') from None
 
@@ -570,25 +594,25 @@ def _new_ComponentData() -> ComponentData:
     return o
 
 
-def _w_ComponentData_0(o: ComponentData, out: bytearray) -> None:
+def _write_ComponentData_v0(o: ComponentData, out: bytearray) -> None:
     write_string(out, o.entity_type)
-    out += _S_b.pack(o.match_type)
+    out += _INT8.pack(o.match_type)
     write_nullable_string(out, o.match_)
 
 
-def _r_ComponentData_0(buf: memoryview, pos: int) -> tuple[ComponentData, int]:
+def _read_ComponentData_v0(buf: memoryview, pos: int) -> tuple[ComponentData, int]:
     o = ComponentData.__new__(ComponentData)
     o.entity_type, pos = read_string(buf, pos)
-    o.match_type = _S_b.unpack_from(buf, pos)[0]
+    o.match_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.match_, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ComponentData_1(o: ComponentData, out: bytearray) -> None:
+def _write_ComponentData_v1(o: ComponentData, out: bytearray) -> None:
     write_compact_string(out, o.entity_type)
-    out += _S_b.pack(o.match_type)
+    out += _INT8.pack(o.match_type)
     write_compact_nullable_string(out, o.match_)
     uk = o.unknown_tags
     if uk:
@@ -597,10 +621,10 @@ def _w_ComponentData_1(o: ComponentData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ComponentData_1(buf: memoryview, pos: int) -> tuple[ComponentData, int]:
+def _read_ComponentData_v1(buf: memoryview, pos: int) -> tuple[ComponentData, int]:
     o = ComponentData.__new__(ComponentData)
     o.entity_type, pos = read_compact_string(buf, pos)
-    o.match_type = _S_b.unpack_from(buf, pos)[0]
+    o.match_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.match_, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -619,34 +643,34 @@ def _new_DescribeClientQuotasRequest() -> DescribeClientQuotasRequest:
     return o
 
 
-def _w_DescribeClientQuotasRequest_0(o: DescribeClientQuotasRequest, out: bytearray) -> None:
-    x1 = o.components
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ComponentData_0(e2, out)
-    out += _S_o.pack(o.strict)
+def _write_DescribeClientQuotasRequest_v0(o: DescribeClientQuotasRequest, out: bytearray) -> None:
+    components = o.components
+    out += _INT32.pack(len(components))
+    for components_item in components:
+        _write_ComponentData_v0(components_item, out)
+    out += _BOOL.pack(o.strict)
 
 
-def _r_DescribeClientQuotasRequest_0(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasRequest, int]:
+def _read_DescribeClientQuotasRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasRequest, int]:
     o = DescribeClientQuotasRequest.__new__(DescribeClientQuotasRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ComponentData] = []
-    for _ in range(n1):
-        e3, pos = _r_ComponentData_0(buf, pos)
-        a2.append(e3)
-    o.components = a2
-    o.strict = _S_o.unpack_from(buf, pos)[0]
+    n_components, pos = read_array_len(buf, pos)
+    components: list[ComponentData] = []
+    for _ in range(n_components):
+        components_item, pos = _read_ComponentData_v0(buf, pos)
+        components.append(components_item)
+    o.components = components
+    o.strict = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeClientQuotasRequest_1(o: DescribeClientQuotasRequest, out: bytearray) -> None:
-    x1 = o.components
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ComponentData_1(e2, out)
-    out += _S_o.pack(o.strict)
+def _write_DescribeClientQuotasRequest_v1(o: DescribeClientQuotasRequest, out: bytearray) -> None:
+    components = o.components
+    write_uvarint(out, len(components) + 1)
+    for components_item in components:
+        _write_ComponentData_v1(components_item, out)
+    out += _BOOL.pack(o.strict)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -654,15 +678,15 @@ def _w_DescribeClientQuotasRequest_1(o: DescribeClientQuotasRequest, out: bytear
         out.append(0)
 
 
-def _r_DescribeClientQuotasRequest_1(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasRequest, int]:
+def _read_DescribeClientQuotasRequest_v1(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasRequest, int]:
     o = DescribeClientQuotasRequest.__new__(DescribeClientQuotasRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ComponentData] = []
-    for _ in range(n1):
-        e3, pos = _r_ComponentData_1(buf, pos)
-        a2.append(e3)
-    o.components = a2
-    o.strict = _S_o.unpack_from(buf, pos)[0]
+    n_components, pos = read_compact_array_len(buf, pos)
+    components: list[ComponentData] = []
+    for _ in range(n_components):
+        components_item, pos = _read_ComponentData_v1(buf, pos)
+        components.append(components_item)
+    o.components = components
+    o.strict = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -680,12 +704,12 @@ def _new_EntityData() -> EntityData:
     return o
 
 
-def _w_EntityData_0(o: EntityData, out: bytearray) -> None:
+def _write_EntityData_v0(o: EntityData, out: bytearray) -> None:
     write_string(out, o.entity_type)
     write_nullable_string(out, o.entity_name)
 
 
-def _r_EntityData_0(buf: memoryview, pos: int) -> tuple[EntityData, int]:
+def _read_EntityData_v0(buf: memoryview, pos: int) -> tuple[EntityData, int]:
     o = EntityData.__new__(EntityData)
     o.entity_type, pos = read_string(buf, pos)
     o.entity_name, pos = read_nullable_string(buf, pos)
@@ -693,7 +717,7 @@ def _r_EntityData_0(buf: memoryview, pos: int) -> tuple[EntityData, int]:
     return o, pos
 
 
-def _w_EntityData_1(o: EntityData, out: bytearray) -> None:
+def _write_EntityData_v1(o: EntityData, out: bytearray) -> None:
     write_compact_string(out, o.entity_type)
     write_compact_nullable_string(out, o.entity_name)
     uk = o.unknown_tags
@@ -703,7 +727,7 @@ def _w_EntityData_1(o: EntityData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EntityData_1(buf: memoryview, pos: int) -> tuple[EntityData, int]:
+def _read_EntityData_v1(buf: memoryview, pos: int) -> tuple[EntityData, int]:
     o = EntityData.__new__(EntityData)
     o.entity_type, pos = read_compact_string(buf, pos)
     o.entity_name, pos = read_compact_nullable_string(buf, pos)
@@ -723,23 +747,23 @@ def _new_ValueData() -> ValueData:
     return o
 
 
-def _w_ValueData_0(o: ValueData, out: bytearray) -> None:
+def _write_ValueData_v0(o: ValueData, out: bytearray) -> None:
     write_string(out, o.key)
-    out += _S_d.pack(o.value)
+    out += _FLOAT64.pack(o.value)
 
 
-def _r_ValueData_0(buf: memoryview, pos: int) -> tuple[ValueData, int]:
+def _read_ValueData_v0(buf: memoryview, pos: int) -> tuple[ValueData, int]:
     o = ValueData.__new__(ValueData)
     o.key, pos = read_string(buf, pos)
-    o.value = _S_d.unpack_from(buf, pos)[0]
+    o.value = _FLOAT64.unpack_from(buf, pos)[0]
     pos += 8
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ValueData_1(o: ValueData, out: bytearray) -> None:
+def _write_ValueData_v1(o: ValueData, out: bytearray) -> None:
     write_compact_string(out, o.key)
-    out += _S_d.pack(o.value)
+    out += _FLOAT64.pack(o.value)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -747,10 +771,10 @@ def _w_ValueData_1(o: ValueData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ValueData_1(buf: memoryview, pos: int) -> tuple[ValueData, int]:
+def _read_ValueData_v1(buf: memoryview, pos: int) -> tuple[ValueData, int]:
     o = ValueData.__new__(ValueData)
     o.key, pos = read_compact_string(buf, pos)
-    o.value = _S_d.unpack_from(buf, pos)[0]
+    o.value = _FLOAT64.unpack_from(buf, pos)[0]
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -768,44 +792,44 @@ def _new_EntryData() -> EntryData:
     return o
 
 
-def _w_EntryData_0(o: EntryData, out: bytearray) -> None:
-    x1 = o.entity
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_EntityData_0(e2, out)
-    x3 = o.values
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_ValueData_0(e4, out)
+def _write_EntryData_v0(o: EntryData, out: bytearray) -> None:
+    entity = o.entity
+    out += _INT32.pack(len(entity))
+    for entity_item in entity:
+        _write_EntityData_v0(entity_item, out)
+    values = o.values
+    out += _INT32.pack(len(values))
+    for values_item in values:
+        _write_ValueData_v0(values_item, out)
 
 
-def _r_EntryData_0(buf: memoryview, pos: int) -> tuple[EntryData, int]:
+def _read_EntryData_v0(buf: memoryview, pos: int) -> tuple[EntryData, int]:
     o = EntryData.__new__(EntryData)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[EntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_EntityData_0(buf, pos)
-        a2.append(e3)
-    o.entity = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[ValueData] = []
-    for _ in range(n4):
-        e6, pos = _r_ValueData_0(buf, pos)
-        a5.append(e6)
-    o.values = a5
+    n_entity, pos = read_array_len(buf, pos)
+    entity: list[EntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_EntityData_v0(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
+    n_values, pos = read_array_len(buf, pos)
+    values: list[ValueData] = []
+    for _ in range(n_values):
+        values_item, pos = _read_ValueData_v0(buf, pos)
+        values.append(values_item)
+    o.values = values
     o.unknown_tags = None
     return o, pos
 
 
-def _w_EntryData_1(o: EntryData, out: bytearray) -> None:
-    x1 = o.entity
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_EntityData_1(e2, out)
-    x3 = o.values
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ValueData_1(e4, out)
+def _write_EntryData_v1(o: EntryData, out: bytearray) -> None:
+    entity = o.entity
+    write_uvarint(out, len(entity) + 1)
+    for entity_item in entity:
+        _write_EntityData_v1(entity_item, out)
+    values = o.values
+    write_uvarint(out, len(values) + 1)
+    for values_item in values:
+        _write_ValueData_v1(values_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -813,20 +837,20 @@ def _w_EntryData_1(o: EntryData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EntryData_1(buf: memoryview, pos: int) -> tuple[EntryData, int]:
+def _read_EntryData_v1(buf: memoryview, pos: int) -> tuple[EntryData, int]:
     o = EntryData.__new__(EntryData)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[EntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_EntityData_1(buf, pos)
-        a2.append(e3)
-    o.entity = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ValueData] = []
-    for _ in range(n4):
-        e6, pos = _r_ValueData_1(buf, pos)
-        a5.append(e6)
-    o.values = a5
+    n_entity, pos = read_compact_array_len(buf, pos)
+    entity: list[EntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_EntityData_v1(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
+    n_values, pos = read_compact_array_len(buf, pos)
+    values: list[ValueData] = []
+    for _ in range(n_values):
+        values_item, pos = _read_ValueData_v1(buf, pos)
+        values.append(values_item)
+    o.values = values
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -845,46 +869,46 @@ def _new_DescribeClientQuotasResponse() -> DescribeClientQuotasResponse:
     return o
 
 
-def _w_DescribeClientQuotasResponse_0(o: DescribeClientQuotasResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DescribeClientQuotasResponse_v0(o: DescribeClientQuotasResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_nullable_string(out, o.error_message)
-    x1 = o.entries
-    if x1 is None:
+    entries = o.entries
+    if entries is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_EntryData_0(e2, out)
+        out += _INT32.pack(len(entries))
+        for entries_item in entries:
+            _write_EntryData_v0(entries_item, out)
 
 
-def _r_DescribeClientQuotasResponse_0(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasResponse, int]:
+def _read_DescribeClientQuotasResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasResponse, int]:
     o = DescribeClientQuotasResponse.__new__(DescribeClientQuotasResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_nullable_string(buf, pos)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_entries, pos = read_nullable_array_len(buf, pos)
+    if n_entries < 0:
         o.entries = None
     else:
-        a2: list[EntryData] = []
-        for _ in range(n1):
-            e3, pos = _r_EntryData_0(buf, pos)
-            a2.append(e3)
-        o.entries = a2
+        entries: list[EntryData] = []
+        for _ in range(n_entries):
+            entries_item, pos = _read_EntryData_v0(buf, pos)
+            entries.append(entries_item)
+        o.entries = entries
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeClientQuotasResponse_1(o: DescribeClientQuotasResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DescribeClientQuotasResponse_v1(o: DescribeClientQuotasResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.entries
-    if x1 is None:
+    entries = o.entries
+    if entries is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_EntryData_1(e2, out)
+        write_uvarint(out, len(entries) + 1)
+        for entries_item in entries:
+            _write_EntryData_v1(entries_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -892,20 +916,20 @@ def _w_DescribeClientQuotasResponse_1(o: DescribeClientQuotasResponse, out: byte
         out.append(0)
 
 
-def _r_DescribeClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasResponse, int]:
+def _read_DescribeClientQuotasResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasResponse, int]:
     o = DescribeClientQuotasResponse.__new__(DescribeClientQuotasResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_entries, pos = read_compact_nullable_array_len(buf, pos)
+    if n_entries < 0:
         o.entries = None
     else:
-        a2: list[EntryData] = []
-        for _ in range(n1):
-            e3, pos = _r_EntryData_1(buf, pos)
-            a2.append(e3)
-        o.entries = a2
+        entries: list[EntryData] = []
+        for _ in range(n_entries):
+            entries_item, pos = _read_EntryData_v1(buf, pos)
+            entries.append(entries_item)
+        o.entries = entries
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -914,13 +938,13 @@ def _r_DescribeClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[Descri
     return o, pos
 
 
-_W_ComponentData: tuple[Callable[[ComponentData, bytearray], None], ...] = (
-    _w_ComponentData_0,
-    _w_ComponentData_1,
+_WRITERS_ComponentData: tuple[Callable[[ComponentData, bytearray], None], ...] = (
+    _write_ComponentData_v0,
+    _write_ComponentData_v1,
 )
-_R_ComponentData: tuple[Callable[[memoryview, int], tuple[ComponentData, int]], ...] = (
-    _r_ComponentData_0,
-    _r_ComponentData_1,
+_READERS_ComponentData: tuple[Callable[[memoryview, int], tuple[ComponentData, int]], ...] = (
+    _read_ComponentData_v0,
+    _read_ComponentData_v1,
 )
 ComponentData._FIELDS = (
     FieldSpec('entity_type', 'string', None, (0, 32767), None, None, None, None),
@@ -928,65 +952,65 @@ ComponentData._FIELDS = (
     FieldSpec('match_', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_DescribeClientQuotasRequest: tuple[Callable[[DescribeClientQuotasRequest, bytearray], None], ...] = (
-    _w_DescribeClientQuotasRequest_0,
-    _w_DescribeClientQuotasRequest_1,
+_WRITERS_DescribeClientQuotasRequest: tuple[Callable[[DescribeClientQuotasRequest, bytearray], None], ...] = (
+    _write_DescribeClientQuotasRequest_v0,
+    _write_DescribeClientQuotasRequest_v1,
 )
-_R_DescribeClientQuotasRequest: tuple[Callable[[memoryview, int], tuple[DescribeClientQuotasRequest, int]], ...] = (
-    _r_DescribeClientQuotasRequest_0,
-    _r_DescribeClientQuotasRequest_1,
+_READERS_DescribeClientQuotasRequest: tuple[Callable[[memoryview, int], tuple[DescribeClientQuotasRequest, int]], ...] = (
+    _read_DescribeClientQuotasRequest_v0,
+    _read_DescribeClientQuotasRequest_v1,
 )
 DescribeClientQuotasRequest._FIELDS = (
     FieldSpec('components', 'array', 'struct', (0, 32767), None, None, None, ComponentData),
     FieldSpec('strict', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_EntityData: tuple[Callable[[EntityData, bytearray], None], ...] = (
-    _w_EntityData_0,
-    _w_EntityData_1,
+_WRITERS_EntityData: tuple[Callable[[EntityData, bytearray], None], ...] = (
+    _write_EntityData_v0,
+    _write_EntityData_v1,
 )
-_R_EntityData: tuple[Callable[[memoryview, int], tuple[EntityData, int]], ...] = (
-    _r_EntityData_0,
-    _r_EntityData_1,
+_READERS_EntityData: tuple[Callable[[memoryview, int], tuple[EntityData, int]], ...] = (
+    _read_EntityData_v0,
+    _read_EntityData_v1,
 )
 EntityData._FIELDS = (
     FieldSpec('entity_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('entity_name', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_ValueData: tuple[Callable[[ValueData, bytearray], None], ...] = (
-    _w_ValueData_0,
-    _w_ValueData_1,
+_WRITERS_ValueData: tuple[Callable[[ValueData, bytearray], None], ...] = (
+    _write_ValueData_v0,
+    _write_ValueData_v1,
 )
-_R_ValueData: tuple[Callable[[memoryview, int], tuple[ValueData, int]], ...] = (
-    _r_ValueData_0,
-    _r_ValueData_1,
+_READERS_ValueData: tuple[Callable[[memoryview, int], tuple[ValueData, int]], ...] = (
+    _read_ValueData_v0,
+    _read_ValueData_v1,
 )
 ValueData._FIELDS = (
     FieldSpec('key', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('value', 'float64', None, (0, 32767), None, None, None, None),
 )
 
-_W_EntryData: tuple[Callable[[EntryData, bytearray], None], ...] = (
-    _w_EntryData_0,
-    _w_EntryData_1,
+_WRITERS_EntryData: tuple[Callable[[EntryData, bytearray], None], ...] = (
+    _write_EntryData_v0,
+    _write_EntryData_v1,
 )
-_R_EntryData: tuple[Callable[[memoryview, int], tuple[EntryData, int]], ...] = (
-    _r_EntryData_0,
-    _r_EntryData_1,
+_READERS_EntryData: tuple[Callable[[memoryview, int], tuple[EntryData, int]], ...] = (
+    _read_EntryData_v0,
+    _read_EntryData_v1,
 )
 EntryData._FIELDS = (
     FieldSpec('entity', 'array', 'struct', (0, 32767), None, None, None, EntityData),
     FieldSpec('values', 'array', 'struct', (0, 32767), None, None, None, ValueData),
 )
 
-_W_DescribeClientQuotasResponse: tuple[Callable[[DescribeClientQuotasResponse, bytearray], None], ...] = (
-    _w_DescribeClientQuotasResponse_0,
-    _w_DescribeClientQuotasResponse_1,
+_WRITERS_DescribeClientQuotasResponse: tuple[Callable[[DescribeClientQuotasResponse, bytearray], None], ...] = (
+    _write_DescribeClientQuotasResponse_v0,
+    _write_DescribeClientQuotasResponse_v1,
 )
-_R_DescribeClientQuotasResponse: tuple[Callable[[memoryview, int], tuple[DescribeClientQuotasResponse, int]], ...] = (
-    _r_DescribeClientQuotasResponse_0,
-    _r_DescribeClientQuotasResponse_1,
+_READERS_DescribeClientQuotasResponse: tuple[Callable[[memoryview, int], tuple[DescribeClientQuotasResponse, int]], ...] = (
+    _read_DescribeClientQuotasResponse_v0,
+    _read_DescribeClientQuotasResponse_v1,
 )
 DescribeClientQuotasResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -42,16 +42,20 @@ __all__ = [
     'DescribeConfigsSynonym',
 ]
 
-_S_o = struct.Struct('>?')
-_S_oo = struct.Struct('>??')
-_S_obo = struct.Struct('>?b?')
-_S_b = struct.Struct('>b')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_BOOL = struct.Struct('>?')
+_BOOL_BOOL = struct.Struct('>??')
+_BOOL_INT8_BOOL = struct.Struct('>?b?')
+_INT8 = struct.Struct('>b')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
 class DescribeConfigsRequest(Request['DescribeConfigsResponse']):
-    """Kafka request ``DescribeConfigsRequest`` (API key 32), versions 1-4."""
+    """Kafka request ``DescribeConfigsRequest`` (API key 32), versions 1-4, flexible from v4.
+
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resources', 'include_synonyms', 'include_documentation', 'unknown_tags',)
 
@@ -61,9 +65,9 @@ class DescribeConfigsRequest(Request['DescribeConfigsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsRequest'
 
-    resources: list[DescribeConfigsResource]
-    include_synonyms: bool
-    include_documentation: bool
+    resources: list[DescribeConfigsResource]  # Resources []DescribeConfigsResource
+    include_synonyms: bool  # IncludeSynonyms bool
+    include_documentation: bool  # IncludeDocumentation bool; v3+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -112,7 +116,7 @@ class DescribeConfigsRequest(Request['DescribeConfigsResponse']):
             raise UnsupportedVersionError(f'DescribeConfigsRequest has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsRequest[version - 1](self, out)
+            _WRITERS_DescribeConfigsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsRequest v{version}: {exc}') from None
@@ -135,21 +139,25 @@ class DescribeConfigsRequest(Request['DescribeConfigsResponse']):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsRequest has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsRequest[version - 1](buf, pos)
+            return _READERS_DescribeConfigsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsRequest v{version}: {exc}') from None
 
 
 class DescribeConfigsResource(Struct):
-    """Schema struct ``DescribeConfigsResource`` of ``DescribeConfigsRequest``."""
+    """Struct ``DescribeConfigsResource`` of ``DescribeConfigsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_type', 'resource_name', 'configuration_keys', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResource'
 
-    resource_type: int
-    resource_name: str
-    configuration_keys: list[str] | None
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
+    configuration_keys: list[str] | None  # ConfigurationKeys []string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -198,7 +206,7 @@ class DescribeConfigsResource(Struct):
             raise UnsupportedVersionError(f'DescribeConfigsResource has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsResource[version - 1](self, out)
+            _WRITERS_DescribeConfigsResource[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsResource v{version}: {exc}') from None
@@ -221,13 +229,17 @@ class DescribeConfigsResource(Struct):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsResource has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsResource[version - 1](buf, pos)
+            return _READERS_DescribeConfigsResource[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsResource v{version}: {exc}') from None
 
 
 class DescribeConfigsResponse(Response):
-    """Kafka response ``DescribeConfigsResponse`` (API key 32), versions 1-4."""
+    """Kafka response ``DescribeConfigsResponse`` (API key 32), versions 1-4, flexible from v4.
+
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
@@ -237,8 +249,8 @@ class DescribeConfigsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResponse'
 
-    throttle_time_ms: int
-    results: list[DescribeConfigsResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    results: list[DescribeConfigsResult]  # Results []DescribeConfigsResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -284,7 +296,7 @@ class DescribeConfigsResponse(Response):
             raise UnsupportedVersionError(f'DescribeConfigsResponse has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsResponse[version - 1](self, out)
+            _WRITERS_DescribeConfigsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsResponse v{version}: {exc}') from None
@@ -307,23 +319,27 @@ class DescribeConfigsResponse(Response):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsResponse has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsResponse[version - 1](buf, pos)
+            return _READERS_DescribeConfigsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsResponse v{version}: {exc}') from None
 
 
 class DescribeConfigsResult(Struct):
-    """Schema struct ``DescribeConfigsResult`` of ``DescribeConfigsResponse``."""
+    """Struct ``DescribeConfigsResult`` of ``DescribeConfigsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResult'
 
-    error_code: int
-    error_message: str | None
-    resource_type: int
-    resource_name: str
-    configs: list[DescribeConfigsResourceResult]
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
+    configs: list[DescribeConfigsResourceResult]  # Configs []DescribeConfigsResourceResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -378,7 +394,7 @@ class DescribeConfigsResult(Struct):
             raise UnsupportedVersionError(f'DescribeConfigsResult has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsResult[version - 1](self, out)
+            _WRITERS_DescribeConfigsResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsResult v{version}: {exc}') from None
@@ -401,26 +417,30 @@ class DescribeConfigsResult(Struct):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsResult has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsResult[version - 1](buf, pos)
+            return _READERS_DescribeConfigsResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsResult v{version}: {exc}') from None
 
 
 class DescribeConfigsResourceResult(Struct):
-    """Schema struct ``DescribeConfigsResourceResult`` of ``DescribeConfigsResponse``."""
+    """Struct ``DescribeConfigsResourceResult`` of ``DescribeConfigsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'synonyms', 'config_type', 'documentation', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResourceResult'
 
-    name: str
-    value: str | None
-    read_only: bool
-    config_source: int
-    is_sensitive: bool
-    synonyms: list[DescribeConfigsSynonym]
-    config_type: int
-    documentation: str | None
+    name: str  # Name string
+    value: str | None  # Value string; nullable
+    read_only: bool  # ReadOnly bool
+    config_source: int  # ConfigSource int8; default -1; ignorable
+    is_sensitive: bool  # IsSensitive bool
+    synonyms: list[DescribeConfigsSynonym]  # Synonyms []DescribeConfigsSynonym; ignorable
+    config_type: int  # ConfigType int8; v3+; ignorable
+    documentation: str | None  # Documentation string; v3+; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -484,7 +504,7 @@ class DescribeConfigsResourceResult(Struct):
             raise UnsupportedVersionError(f'DescribeConfigsResourceResult has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsResourceResult[version - 1](self, out)
+            _WRITERS_DescribeConfigsResourceResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsResourceResult v{version}: {exc}') from None
@@ -507,21 +527,25 @@ class DescribeConfigsResourceResult(Struct):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsResourceResult has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsResourceResult[version - 1](buf, pos)
+            return _READERS_DescribeConfigsResourceResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsResourceResult v{version}: {exc}') from None
 
 
 class DescribeConfigsSynonym(Struct):
-    """Schema struct ``DescribeConfigsSynonym`` of ``DescribeConfigsResponse``."""
+    """Struct ``DescribeConfigsSynonym`` of ``DescribeConfigsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'value', 'source', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsSynonym'
 
-    name: str
-    value: str | None
-    source: int
+    name: str  # Name string
+    value: str | None  # Value string; nullable
+    source: int  # Source int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -570,7 +594,7 @@ class DescribeConfigsSynonym(Struct):
             raise UnsupportedVersionError(f'DescribeConfigsSynonym has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeConfigsSynonym[version - 1](self, out)
+            _WRITERS_DescribeConfigsSynonym[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeConfigsSynonym v{version}: {exc}') from None
@@ -593,7 +617,7 @@ class DescribeConfigsSynonym(Struct):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeConfigsSynonym has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeConfigsSynonym[version - 1](buf, pos)
+            return _READERS_DescribeConfigsSynonym[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeConfigsSynonym v{version}: {exc}') from None
 
@@ -607,46 +631,46 @@ def _new_DescribeConfigsResource() -> DescribeConfigsResource:
     return o
 
 
-def _w_DescribeConfigsResource_1(o: DescribeConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_DescribeConfigsResource_v1(o: DescribeConfigsResource, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    x1 = o.configuration_keys
-    if x1 is None:
+    configuration_keys = o.configuration_keys
+    if configuration_keys is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            write_string(out, e2)
+        out += _INT32.pack(len(configuration_keys))
+        for configuration_keys_item in configuration_keys:
+            write_string(out, configuration_keys_item)
 
 
-def _r_DescribeConfigsResource_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResource, int]:
+def _read_DescribeConfigsResource_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResource, int]:
     o = DescribeConfigsResource.__new__(DescribeConfigsResource)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_configuration_keys, pos = read_nullable_array_len(buf, pos)
+    if n_configuration_keys < 0:
         o.configuration_keys = None
     else:
-        a2: list[str] = []
-        for _ in range(n1):
-            e3, pos = read_string(buf, pos)
-            a2.append(e3)
-        o.configuration_keys = a2
+        configuration_keys: list[str] = []
+        for _ in range(n_configuration_keys):
+            configuration_keys_item, pos = read_string(buf, pos)
+            configuration_keys.append(configuration_keys_item)
+        o.configuration_keys = configuration_keys
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResource_4(o: DescribeConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_DescribeConfigsResource_v4(o: DescribeConfigsResource, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
-    x1 = o.configuration_keys
-    if x1 is None:
+    configuration_keys = o.configuration_keys
+    if configuration_keys is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            write_compact_string(out, e2)
+        write_uvarint(out, len(configuration_keys) + 1)
+        for configuration_keys_item in configuration_keys:
+            write_compact_string(out, configuration_keys_item)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -654,20 +678,20 @@ def _w_DescribeConfigsResource_4(o: DescribeConfigsResource, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeConfigsResource_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResource, int]:
+def _read_DescribeConfigsResource_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResource, int]:
     o = DescribeConfigsResource.__new__(DescribeConfigsResource)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_configuration_keys, pos = read_compact_nullable_array_len(buf, pos)
+    if n_configuration_keys < 0:
         o.configuration_keys = None
     else:
-        a2: list[str] = []
-        for _ in range(n1):
-            e3, pos = read_compact_string(buf, pos)
-            a2.append(e3)
-        o.configuration_keys = a2
+        configuration_keys: list[str] = []
+        for _ in range(n_configuration_keys):
+            configuration_keys_item, pos = read_compact_string(buf, pos)
+            configuration_keys.append(configuration_keys_item)
+        o.configuration_keys = configuration_keys
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -685,59 +709,59 @@ def _new_DescribeConfigsRequest() -> DescribeConfigsRequest:
     return o
 
 
-def _w_DescribeConfigsRequest_1(o: DescribeConfigsRequest, out: bytearray) -> None:
-    x1 = o.resources
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResource_1(e2, out)
+def _write_DescribeConfigsRequest_v1(o: DescribeConfigsRequest, out: bytearray) -> None:
+    resources = o.resources
+    out += _INT32.pack(len(resources))
+    for resources_item in resources:
+        _write_DescribeConfigsResource_v1(resources_item, out)
     if o.include_documentation != False:
         raise UnsupportedVersionError('DescribeConfigsRequest.include_documentation has a non-default value this version cannot carry')
-    out += _S_o.pack(o.include_synonyms)
+    out += _BOOL.pack(o.include_synonyms)
 
 
-def _r_DescribeConfigsRequest_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
+def _read_DescribeConfigsRequest_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
     o = DescribeConfigsRequest.__new__(DescribeConfigsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResource_1(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.include_synonyms = _S_o.unpack_from(buf, pos)[0]
+    n_resources, pos = read_array_len(buf, pos)
+    resources: list[DescribeConfigsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_DescribeConfigsResource_v1(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
+    o.include_synonyms = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.include_documentation = False
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsRequest_3(o: DescribeConfigsRequest, out: bytearray) -> None:
-    x1 = o.resources
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResource_1(e2, out)
-    out += _S_oo.pack(o.include_synonyms, o.include_documentation)
+def _write_DescribeConfigsRequest_v3(o: DescribeConfigsRequest, out: bytearray) -> None:
+    resources = o.resources
+    out += _INT32.pack(len(resources))
+    for resources_item in resources:
+        _write_DescribeConfigsResource_v1(resources_item, out)
+    out += _BOOL_BOOL.pack(o.include_synonyms, o.include_documentation)
 
 
-def _r_DescribeConfigsRequest_3(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
+def _read_DescribeConfigsRequest_v3(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
     o = DescribeConfigsRequest.__new__(DescribeConfigsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResource_1(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.include_synonyms, o.include_documentation = _S_oo.unpack_from(buf, pos)
+    n_resources, pos = read_array_len(buf, pos)
+    resources: list[DescribeConfigsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_DescribeConfigsResource_v1(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
+    o.include_synonyms, o.include_documentation = _BOOL_BOOL.unpack_from(buf, pos)
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsRequest_4(o: DescribeConfigsRequest, out: bytearray) -> None:
-    x1 = o.resources
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeConfigsResource_4(e2, out)
-    out += _S_oo.pack(o.include_synonyms, o.include_documentation)
+def _write_DescribeConfigsRequest_v4(o: DescribeConfigsRequest, out: bytearray) -> None:
+    resources = o.resources
+    write_uvarint(out, len(resources) + 1)
+    for resources_item in resources:
+        _write_DescribeConfigsResource_v4(resources_item, out)
+    out += _BOOL_BOOL.pack(o.include_synonyms, o.include_documentation)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -745,15 +769,15 @@ def _w_DescribeConfigsRequest_4(o: DescribeConfigsRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeConfigsRequest_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
+def _read_DescribeConfigsRequest_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
     o = DescribeConfigsRequest.__new__(DescribeConfigsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeConfigsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResource_4(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.include_synonyms, o.include_documentation = _S_oo.unpack_from(buf, pos)
+    n_resources, pos = read_compact_array_len(buf, pos)
+    resources: list[DescribeConfigsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_DescribeConfigsResource_v4(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
+    o.include_synonyms, o.include_documentation = _BOOL_BOOL.unpack_from(buf, pos)
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -772,26 +796,26 @@ def _new_DescribeConfigsSynonym() -> DescribeConfigsSynonym:
     return o
 
 
-def _w_DescribeConfigsSynonym_1(o: DescribeConfigsSynonym, out: bytearray) -> None:
+def _write_DescribeConfigsSynonym_v1(o: DescribeConfigsSynonym, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
-    out += _S_b.pack(o.source)
+    out += _INT8.pack(o.source)
 
 
-def _r_DescribeConfigsSynonym_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsSynonym, int]:
+def _read_DescribeConfigsSynonym_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsSynonym, int]:
     o = DescribeConfigsSynonym.__new__(DescribeConfigsSynonym)
     o.name, pos = read_string(buf, pos)
     o.value, pos = read_nullable_string(buf, pos)
-    o.source = _S_b.unpack_from(buf, pos)[0]
+    o.source = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsSynonym_4(o: DescribeConfigsSynonym, out: bytearray) -> None:
+def _write_DescribeConfigsSynonym_v4(o: DescribeConfigsSynonym, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_nullable_string(out, o.value)
-    out += _S_b.pack(o.source)
+    out += _INT8.pack(o.source)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -799,11 +823,11 @@ def _w_DescribeConfigsSynonym_4(o: DescribeConfigsSynonym, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeConfigsSynonym_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsSynonym, int]:
+def _read_DescribeConfigsSynonym_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsSynonym, int]:
     o = DescribeConfigsSynonym.__new__(DescribeConfigsSynonym)
     o.name, pos = read_compact_string(buf, pos)
     o.value, pos = read_compact_nullable_string(buf, pos)
-    o.source = _S_b.unpack_from(buf, pos)[0]
+    o.source = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -827,74 +851,74 @@ def _new_DescribeConfigsResourceResult() -> DescribeConfigsResourceResult:
     return o
 
 
-def _w_DescribeConfigsResourceResult_1(o: DescribeConfigsResourceResult, out: bytearray) -> None:
+def _write_DescribeConfigsResourceResult_v1(o: DescribeConfigsResourceResult, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
-    x1 = o.synonyms
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsSynonym_1(e2, out)
+    out += _BOOL_INT8_BOOL.pack(o.read_only, o.config_source, o.is_sensitive)
+    synonyms = o.synonyms
+    out += _INT32.pack(len(synonyms))
+    for synonyms_item in synonyms:
+        _write_DescribeConfigsSynonym_v1(synonyms_item, out)
 
 
-def _r_DescribeConfigsResourceResult_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
+def _read_DescribeConfigsResourceResult_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
     o = DescribeConfigsResourceResult.__new__(DescribeConfigsResourceResult)
     o.name, pos = read_string(buf, pos)
     o.value, pos = read_nullable_string(buf, pos)
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
+    o.read_only, o.config_source, o.is_sensitive = _BOOL_INT8_BOOL.unpack_from(buf, pos)
     pos += 3
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsSynonym] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsSynonym_1(buf, pos)
-        a2.append(e3)
-    o.synonyms = a2
+    n_synonyms, pos = read_array_len(buf, pos)
+    synonyms: list[DescribeConfigsSynonym] = []
+    for _ in range(n_synonyms):
+        synonyms_item, pos = _read_DescribeConfigsSynonym_v1(buf, pos)
+        synonyms.append(synonyms_item)
+    o.synonyms = synonyms
     o.config_type = 0
     o.documentation = ''
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResourceResult_3(o: DescribeConfigsResourceResult, out: bytearray) -> None:
+def _write_DescribeConfigsResourceResult_v3(o: DescribeConfigsResourceResult, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
-    x1 = o.synonyms
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsSynonym_1(e2, out)
-    out += _S_b.pack(o.config_type)
+    out += _BOOL_INT8_BOOL.pack(o.read_only, o.config_source, o.is_sensitive)
+    synonyms = o.synonyms
+    out += _INT32.pack(len(synonyms))
+    for synonyms_item in synonyms:
+        _write_DescribeConfigsSynonym_v1(synonyms_item, out)
+    out += _INT8.pack(o.config_type)
     write_nullable_string(out, o.documentation)
 
 
-def _r_DescribeConfigsResourceResult_3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
+def _read_DescribeConfigsResourceResult_v3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
     o = DescribeConfigsResourceResult.__new__(DescribeConfigsResourceResult)
     o.name, pos = read_string(buf, pos)
     o.value, pos = read_nullable_string(buf, pos)
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
+    o.read_only, o.config_source, o.is_sensitive = _BOOL_INT8_BOOL.unpack_from(buf, pos)
     pos += 3
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsSynonym] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsSynonym_1(buf, pos)
-        a2.append(e3)
-    o.synonyms = a2
-    o.config_type = _S_b.unpack_from(buf, pos)[0]
+    n_synonyms, pos = read_array_len(buf, pos)
+    synonyms: list[DescribeConfigsSynonym] = []
+    for _ in range(n_synonyms):
+        synonyms_item, pos = _read_DescribeConfigsSynonym_v1(buf, pos)
+        synonyms.append(synonyms_item)
+    o.synonyms = synonyms
+    o.config_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.documentation, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResourceResult_4(o: DescribeConfigsResourceResult, out: bytearray) -> None:
+def _write_DescribeConfigsResourceResult_v4(o: DescribeConfigsResourceResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_nullable_string(out, o.value)
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
-    x1 = o.synonyms
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeConfigsSynonym_4(e2, out)
-    out += _S_b.pack(o.config_type)
+    out += _BOOL_INT8_BOOL.pack(o.read_only, o.config_source, o.is_sensitive)
+    synonyms = o.synonyms
+    write_uvarint(out, len(synonyms) + 1)
+    for synonyms_item in synonyms:
+        _write_DescribeConfigsSynonym_v4(synonyms_item, out)
+    out += _INT8.pack(o.config_type)
     write_compact_nullable_string(out, o.documentation)
     uk = o.unknown_tags
     if uk:
@@ -903,19 +927,19 @@ def _w_DescribeConfigsResourceResult_4(o: DescribeConfigsResourceResult, out: by
         out.append(0)
 
 
-def _r_DescribeConfigsResourceResult_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
+def _read_DescribeConfigsResourceResult_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
     o = DescribeConfigsResourceResult.__new__(DescribeConfigsResourceResult)
     o.name, pos = read_compact_string(buf, pos)
     o.value, pos = read_compact_nullable_string(buf, pos)
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
+    o.read_only, o.config_source, o.is_sensitive = _BOOL_INT8_BOOL.unpack_from(buf, pos)
     pos += 3
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeConfigsSynonym] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsSynonym_4(buf, pos)
-        a2.append(e3)
-    o.synonyms = a2
-    o.config_type = _S_b.unpack_from(buf, pos)[0]
+    n_synonyms, pos = read_compact_array_len(buf, pos)
+    synonyms: list[DescribeConfigsSynonym] = []
+    for _ in range(n_synonyms):
+        synonyms_item, pos = _read_DescribeConfigsSynonym_v4(buf, pos)
+        synonyms.append(synonyms_item)
+    o.synonyms = synonyms
+    o.config_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.documentation, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -937,73 +961,73 @@ def _new_DescribeConfigsResult() -> DescribeConfigsResult:
     return o
 
 
-def _w_DescribeConfigsResult_1(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeConfigsResult_v1(o: DescribeConfigsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    x1 = o.configs
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResourceResult_1(e2, out)
+    configs = o.configs
+    out += _INT32.pack(len(configs))
+    for configs_item in configs:
+        _write_DescribeConfigsResourceResult_v1(configs_item, out)
 
 
-def _r_DescribeConfigsResult_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
+def _read_DescribeConfigsResult_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
     o = DescribeConfigsResult.__new__(DescribeConfigsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResourceResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResourceResult_1(buf, pos)
-        a2.append(e3)
-    o.configs = a2
+    n_configs, pos = read_array_len(buf, pos)
+    configs: list[DescribeConfigsResourceResult] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_DescribeConfigsResourceResult_v1(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResult_3(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeConfigsResult_v3(o: DescribeConfigsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    x1 = o.configs
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResourceResult_3(e2, out)
+    configs = o.configs
+    out += _INT32.pack(len(configs))
+    for configs_item in configs:
+        _write_DescribeConfigsResourceResult_v3(configs_item, out)
 
 
-def _r_DescribeConfigsResult_3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
+def _read_DescribeConfigsResult_v3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
     o = DescribeConfigsResult.__new__(DescribeConfigsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResourceResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResourceResult_3(buf, pos)
-        a2.append(e3)
-    o.configs = a2
+    n_configs, pos = read_array_len(buf, pos)
+    configs: list[DescribeConfigsResourceResult] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_DescribeConfigsResourceResult_v3(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResult_4(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeConfigsResult_v4(o: DescribeConfigsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
-    x1 = o.configs
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeConfigsResourceResult_4(e2, out)
+    configs = o.configs
+    write_uvarint(out, len(configs) + 1)
+    for configs_item in configs:
+        _write_DescribeConfigsResourceResult_v4(configs_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1011,20 +1035,20 @@ def _w_DescribeConfigsResult_4(o: DescribeConfigsResult, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DescribeConfigsResult_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
+def _read_DescribeConfigsResult_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
     o = DescribeConfigsResult.__new__(DescribeConfigsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeConfigsResourceResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResourceResult_4(buf, pos)
-        a2.append(e3)
-    o.configs = a2
+    n_configs, pos = read_compact_array_len(buf, pos)
+    configs: list[DescribeConfigsResourceResult] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_DescribeConfigsResourceResult_v4(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1041,56 +1065,56 @@ def _new_DescribeConfigsResponse() -> DescribeConfigsResponse:
     return o
 
 
-def _w_DescribeConfigsResponse_1(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResult_1(e2, out)
+def _write_DescribeConfigsResponse_v1(o: DescribeConfigsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    out += _INT32.pack(len(results))
+    for results_item in results:
+        _write_DescribeConfigsResult_v1(results_item, out)
 
 
-def _r_DescribeConfigsResponse_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
+def _read_DescribeConfigsResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
     o = DescribeConfigsResponse.__new__(DescribeConfigsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResult_1(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_array_len(buf, pos)
+    results: list[DescribeConfigsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeConfigsResult_v1(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResponse_3(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResult_3(e2, out)
+def _write_DescribeConfigsResponse_v3(o: DescribeConfigsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    out += _INT32.pack(len(results))
+    for results_item in results:
+        _write_DescribeConfigsResult_v3(results_item, out)
 
 
-def _r_DescribeConfigsResponse_3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
+def _read_DescribeConfigsResponse_v3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
     o = DescribeConfigsResponse.__new__(DescribeConfigsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResult_3(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_array_len(buf, pos)
+    results: list[DescribeConfigsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeConfigsResult_v3(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResponse_4(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeConfigsResult_4(e2, out)
+def _write_DescribeConfigsResponse_v4(o: DescribeConfigsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_DescribeConfigsResult_v4(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1098,16 +1122,16 @@ def _w_DescribeConfigsResponse_4(o: DescribeConfigsResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeConfigsResponse_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
+def _read_DescribeConfigsResponse_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
     o = DescribeConfigsResponse.__new__(DescribeConfigsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeConfigsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResult_4(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[DescribeConfigsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeConfigsResult_v4(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1116,17 +1140,17 @@ def _r_DescribeConfigsResponse_4(buf: memoryview, pos: int) -> tuple[DescribeCon
     return o, pos
 
 
-_W_DescribeConfigsResource: tuple[Callable[[DescribeConfigsResource, bytearray], None], ...] = (
-    _w_DescribeConfigsResource_1,
-    _w_DescribeConfigsResource_1,
-    _w_DescribeConfigsResource_1,
-    _w_DescribeConfigsResource_4,
+_WRITERS_DescribeConfigsResource: tuple[Callable[[DescribeConfigsResource, bytearray], None], ...] = (
+    _write_DescribeConfigsResource_v1,
+    _write_DescribeConfigsResource_v1,
+    _write_DescribeConfigsResource_v1,
+    _write_DescribeConfigsResource_v4,
 )
-_R_DescribeConfigsResource: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResource, int]], ...] = (
-    _r_DescribeConfigsResource_1,
-    _r_DescribeConfigsResource_1,
-    _r_DescribeConfigsResource_1,
-    _r_DescribeConfigsResource_4,
+_READERS_DescribeConfigsResource: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResource, int]], ...] = (
+    _read_DescribeConfigsResource_v1,
+    _read_DescribeConfigsResource_v1,
+    _read_DescribeConfigsResource_v1,
+    _read_DescribeConfigsResource_v4,
 )
 DescribeConfigsResource._FIELDS = (
     FieldSpec('resource_type', 'int8', None, (0, 32767), None, None, None, None),
@@ -1134,17 +1158,17 @@ DescribeConfigsResource._FIELDS = (
     FieldSpec('configuration_keys', 'array', 'string', (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_DescribeConfigsRequest: tuple[Callable[[DescribeConfigsRequest, bytearray], None], ...] = (
-    _w_DescribeConfigsRequest_1,
-    _w_DescribeConfigsRequest_1,
-    _w_DescribeConfigsRequest_3,
-    _w_DescribeConfigsRequest_4,
+_WRITERS_DescribeConfigsRequest: tuple[Callable[[DescribeConfigsRequest, bytearray], None], ...] = (
+    _write_DescribeConfigsRequest_v1,
+    _write_DescribeConfigsRequest_v1,
+    _write_DescribeConfigsRequest_v3,
+    _write_DescribeConfigsRequest_v4,
 )
-_R_DescribeConfigsRequest: tuple[Callable[[memoryview, int], tuple[DescribeConfigsRequest, int]], ...] = (
-    _r_DescribeConfigsRequest_1,
-    _r_DescribeConfigsRequest_1,
-    _r_DescribeConfigsRequest_3,
-    _r_DescribeConfigsRequest_4,
+_READERS_DescribeConfigsRequest: tuple[Callable[[memoryview, int], tuple[DescribeConfigsRequest, int]], ...] = (
+    _read_DescribeConfigsRequest_v1,
+    _read_DescribeConfigsRequest_v1,
+    _read_DescribeConfigsRequest_v3,
+    _read_DescribeConfigsRequest_v4,
 )
 DescribeConfigsRequest._FIELDS = (
     FieldSpec('resources', 'array', 'struct', (0, 32767), None, None, None, DescribeConfigsResource),
@@ -1152,17 +1176,17 @@ DescribeConfigsRequest._FIELDS = (
     FieldSpec('include_documentation', 'bool', None, (3, 32767), None, None, None, None),
 )
 
-_W_DescribeConfigsSynonym: tuple[Callable[[DescribeConfigsSynonym, bytearray], None], ...] = (
-    _w_DescribeConfigsSynonym_1,
-    _w_DescribeConfigsSynonym_1,
-    _w_DescribeConfigsSynonym_1,
-    _w_DescribeConfigsSynonym_4,
+_WRITERS_DescribeConfigsSynonym: tuple[Callable[[DescribeConfigsSynonym, bytearray], None], ...] = (
+    _write_DescribeConfigsSynonym_v1,
+    _write_DescribeConfigsSynonym_v1,
+    _write_DescribeConfigsSynonym_v1,
+    _write_DescribeConfigsSynonym_v4,
 )
-_R_DescribeConfigsSynonym: tuple[Callable[[memoryview, int], tuple[DescribeConfigsSynonym, int]], ...] = (
-    _r_DescribeConfigsSynonym_1,
-    _r_DescribeConfigsSynonym_1,
-    _r_DescribeConfigsSynonym_1,
-    _r_DescribeConfigsSynonym_4,
+_READERS_DescribeConfigsSynonym: tuple[Callable[[memoryview, int], tuple[DescribeConfigsSynonym, int]], ...] = (
+    _read_DescribeConfigsSynonym_v1,
+    _read_DescribeConfigsSynonym_v1,
+    _read_DescribeConfigsSynonym_v1,
+    _read_DescribeConfigsSynonym_v4,
 )
 DescribeConfigsSynonym._FIELDS = (
     FieldSpec('name', 'string', None, (1, 32767), None, None, None, None),
@@ -1170,17 +1194,17 @@ DescribeConfigsSynonym._FIELDS = (
     FieldSpec('source', 'int8', None, (1, 32767), None, None, None, None),
 )
 
-_W_DescribeConfigsResourceResult: tuple[Callable[[DescribeConfigsResourceResult, bytearray], None], ...] = (
-    _w_DescribeConfigsResourceResult_1,
-    _w_DescribeConfigsResourceResult_1,
-    _w_DescribeConfigsResourceResult_3,
-    _w_DescribeConfigsResourceResult_4,
+_WRITERS_DescribeConfigsResourceResult: tuple[Callable[[DescribeConfigsResourceResult, bytearray], None], ...] = (
+    _write_DescribeConfigsResourceResult_v1,
+    _write_DescribeConfigsResourceResult_v1,
+    _write_DescribeConfigsResourceResult_v3,
+    _write_DescribeConfigsResourceResult_v4,
 )
-_R_DescribeConfigsResourceResult: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResourceResult, int]], ...] = (
-    _r_DescribeConfigsResourceResult_1,
-    _r_DescribeConfigsResourceResult_1,
-    _r_DescribeConfigsResourceResult_3,
-    _r_DescribeConfigsResourceResult_4,
+_READERS_DescribeConfigsResourceResult: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResourceResult, int]], ...] = (
+    _read_DescribeConfigsResourceResult_v1,
+    _read_DescribeConfigsResourceResult_v1,
+    _read_DescribeConfigsResourceResult_v3,
+    _read_DescribeConfigsResourceResult_v4,
 )
 DescribeConfigsResourceResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -1193,17 +1217,17 @@ DescribeConfigsResourceResult._FIELDS = (
     FieldSpec('documentation', 'string', None, (3, 32767), (0, 32767), None, None, None),
 )
 
-_W_DescribeConfigsResult: tuple[Callable[[DescribeConfigsResult, bytearray], None], ...] = (
-    _w_DescribeConfigsResult_1,
-    _w_DescribeConfigsResult_1,
-    _w_DescribeConfigsResult_3,
-    _w_DescribeConfigsResult_4,
+_WRITERS_DescribeConfigsResult: tuple[Callable[[DescribeConfigsResult, bytearray], None], ...] = (
+    _write_DescribeConfigsResult_v1,
+    _write_DescribeConfigsResult_v1,
+    _write_DescribeConfigsResult_v3,
+    _write_DescribeConfigsResult_v4,
 )
-_R_DescribeConfigsResult: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResult, int]], ...] = (
-    _r_DescribeConfigsResult_1,
-    _r_DescribeConfigsResult_1,
-    _r_DescribeConfigsResult_3,
-    _r_DescribeConfigsResult_4,
+_READERS_DescribeConfigsResult: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResult, int]], ...] = (
+    _read_DescribeConfigsResult_v1,
+    _read_DescribeConfigsResult_v1,
+    _read_DescribeConfigsResult_v3,
+    _read_DescribeConfigsResult_v4,
 )
 DescribeConfigsResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1213,17 +1237,17 @@ DescribeConfigsResult._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (0, 32767), None, None, None, DescribeConfigsResourceResult),
 )
 
-_W_DescribeConfigsResponse: tuple[Callable[[DescribeConfigsResponse, bytearray], None], ...] = (
-    _w_DescribeConfigsResponse_1,
-    _w_DescribeConfigsResponse_1,
-    _w_DescribeConfigsResponse_3,
-    _w_DescribeConfigsResponse_4,
+_WRITERS_DescribeConfigsResponse: tuple[Callable[[DescribeConfigsResponse, bytearray], None], ...] = (
+    _write_DescribeConfigsResponse_v1,
+    _write_DescribeConfigsResponse_v1,
+    _write_DescribeConfigsResponse_v3,
+    _write_DescribeConfigsResponse_v4,
 )
-_R_DescribeConfigsResponse: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResponse, int]], ...] = (
-    _r_DescribeConfigsResponse_1,
-    _r_DescribeConfigsResponse_1,
-    _r_DescribeConfigsResponse_3,
-    _r_DescribeConfigsResponse_4,
+_READERS_DescribeConfigsResponse: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResponse, int]], ...] = (
+    _read_DescribeConfigsResponse_v1,
+    _read_DescribeConfigsResponse_v1,
+    _read_DescribeConfigsResponse_v3,
+    _read_DescribeConfigsResponse_v4,
 )
 DescribeConfigsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

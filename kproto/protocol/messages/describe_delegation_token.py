@@ -41,13 +41,17 @@ __all__ = [
     'DescribedDelegationTokenRenewer',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_qqq = struct.Struct('>qqq')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT64_INT64_INT64 = struct.Struct('>qqq')
 
 
 class DescribeDelegationTokenRequest(Request['DescribeDelegationTokenResponse']):
-    """Kafka request ``DescribeDelegationTokenRequest`` (API key 41), versions 1-3."""
+    """Kafka request ``DescribeDelegationTokenRequest`` (API key 41), versions 1-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('owners', 'unknown_tags',)
 
@@ -57,7 +61,7 @@ class DescribeDelegationTokenRequest(Request['DescribeDelegationTokenResponse'])
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenRequest'
 
-    owners: list[DescribeDelegationTokenOwner] | None
+    owners: list[DescribeDelegationTokenOwner] | None  # Owners []DescribeDelegationTokenOwner; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -100,7 +104,7 @@ class DescribeDelegationTokenRequest(Request['DescribeDelegationTokenResponse'])
             raise UnsupportedVersionError(f'DescribeDelegationTokenRequest has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribeDelegationTokenRequest[version - 1](self, out)
+            _WRITERS_DescribeDelegationTokenRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeDelegationTokenRequest v{version}: {exc}') from None
@@ -123,20 +127,24 @@ class DescribeDelegationTokenRequest(Request['DescribeDelegationTokenResponse'])
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'DescribeDelegationTokenRequest has no version {version} (valid 1-3)')
         try:
-            return _R_DescribeDelegationTokenRequest[version - 1](buf, pos)
+            return _READERS_DescribeDelegationTokenRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeDelegationTokenRequest v{version}: {exc}') from None
 
 
 class DescribeDelegationTokenOwner(Struct):
-    """Schema struct ``DescribeDelegationTokenOwner`` of ``DescribeDelegationTokenRequest``."""
+    """Struct ``DescribeDelegationTokenOwner`` of ``DescribeDelegationTokenRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenOwner'
 
-    principal_type: str
-    principal_name: str
+    principal_type: str  # PrincipalType string
+    principal_name: str  # PrincipalName string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -182,7 +190,7 @@ class DescribeDelegationTokenOwner(Struct):
             raise UnsupportedVersionError(f'DescribeDelegationTokenOwner has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribeDelegationTokenOwner[version - 1](self, out)
+            _WRITERS_DescribeDelegationTokenOwner[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeDelegationTokenOwner v{version}: {exc}') from None
@@ -205,13 +213,17 @@ class DescribeDelegationTokenOwner(Struct):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'DescribeDelegationTokenOwner has no version {version} (valid 1-3)')
         try:
-            return _R_DescribeDelegationTokenOwner[version - 1](buf, pos)
+            return _READERS_DescribeDelegationTokenOwner[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeDelegationTokenOwner v{version}: {exc}') from None
 
 
 class DescribeDelegationTokenResponse(Response):
-    """Kafka response ``DescribeDelegationTokenResponse`` (API key 41), versions 1-3."""
+    """Kafka response ``DescribeDelegationTokenResponse`` (API key 41), versions 1-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'tokens', 'throttle_time_ms', 'unknown_tags',)
 
@@ -221,9 +233,9 @@ class DescribeDelegationTokenResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenResponse'
 
-    error_code: int
-    tokens: list[DescribedDelegationToken]
-    throttle_time_ms: int
+    error_code: int  # ErrorCode int16
+    tokens: list[DescribedDelegationToken]  # Tokens []DescribedDelegationToken
+    throttle_time_ms: int  # ThrottleTimeMs int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -272,7 +284,7 @@ class DescribeDelegationTokenResponse(Response):
             raise UnsupportedVersionError(f'DescribeDelegationTokenResponse has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribeDelegationTokenResponse[version - 1](self, out)
+            _WRITERS_DescribeDelegationTokenResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeDelegationTokenResponse v{version}: {exc}') from None
@@ -295,28 +307,32 @@ class DescribeDelegationTokenResponse(Response):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'DescribeDelegationTokenResponse has no version {version} (valid 1-3)')
         try:
-            return _R_DescribeDelegationTokenResponse[version - 1](buf, pos)
+            return _READERS_DescribeDelegationTokenResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeDelegationTokenResponse v{version}: {exc}') from None
 
 
 class DescribedDelegationToken(Struct):
-    """Schema struct ``DescribedDelegationToken`` of ``DescribeDelegationTokenResponse``."""
+    """Struct ``DescribedDelegationToken`` of ``DescribeDelegationTokenResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp', 'expiry_timestamp', 'max_timestamp', 'token_id', 'hmac', 'renewers', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribedDelegationToken'
 
-    principal_type: str
-    principal_name: str
-    token_requester_principal_type: str
-    token_requester_principal_name: str
-    issue_timestamp: int
-    expiry_timestamp: int
-    max_timestamp: int
-    token_id: str
-    hmac: bytes
-    renewers: list[DescribedDelegationTokenRenewer]
+    principal_type: str  # PrincipalType string
+    principal_name: str  # PrincipalName string
+    token_requester_principal_type: str  # TokenRequesterPrincipalType string; v3+
+    token_requester_principal_name: str  # TokenRequesterPrincipalName string; v3+
+    issue_timestamp: int  # IssueTimestamp int64
+    expiry_timestamp: int  # ExpiryTimestamp int64
+    max_timestamp: int  # MaxTimestamp int64
+    token_id: str  # TokenId string
+    hmac: bytes  # Hmac bytes
+    renewers: list[DescribedDelegationTokenRenewer]  # Renewers []DescribedDelegationTokenRenewer
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -386,7 +402,7 @@ class DescribedDelegationToken(Struct):
             raise UnsupportedVersionError(f'DescribedDelegationToken has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribedDelegationToken[version - 1](self, out)
+            _WRITERS_DescribedDelegationToken[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribedDelegationToken v{version}: {exc}') from None
@@ -409,20 +425,24 @@ class DescribedDelegationToken(Struct):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'DescribedDelegationToken has no version {version} (valid 1-3)')
         try:
-            return _R_DescribedDelegationToken[version - 1](buf, pos)
+            return _READERS_DescribedDelegationToken[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribedDelegationToken v{version}: {exc}') from None
 
 
 class DescribedDelegationTokenRenewer(Struct):
-    """Schema struct ``DescribedDelegationTokenRenewer`` of ``DescribeDelegationTokenResponse``."""
+    """Struct ``DescribedDelegationTokenRenewer`` of ``DescribeDelegationTokenResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribedDelegationTokenRenewer'
 
-    principal_type: str
-    principal_name: str
+    principal_type: str  # PrincipalType string
+    principal_name: str  # PrincipalName string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -468,7 +488,7 @@ class DescribedDelegationTokenRenewer(Struct):
             raise UnsupportedVersionError(f'DescribedDelegationTokenRenewer has no version {version} (valid 1-3)')
         start = len(out)
         try:
-            _W_DescribedDelegationTokenRenewer[version - 1](self, out)
+            _WRITERS_DescribedDelegationTokenRenewer[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribedDelegationTokenRenewer v{version}: {exc}') from None
@@ -491,7 +511,7 @@ class DescribedDelegationTokenRenewer(Struct):
         if not 1 <= version <= 3:
             raise UnsupportedVersionError(f'DescribedDelegationTokenRenewer has no version {version} (valid 1-3)')
         try:
-            return _R_DescribedDelegationTokenRenewer[version - 1](buf, pos)
+            return _READERS_DescribedDelegationTokenRenewer[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribedDelegationTokenRenewer v{version}: {exc}') from None
 
@@ -504,12 +524,12 @@ def _new_DescribeDelegationTokenOwner() -> DescribeDelegationTokenOwner:
     return o
 
 
-def _w_DescribeDelegationTokenOwner_1(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
+def _write_DescribeDelegationTokenOwner_v1(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
 
 
-def _r_DescribeDelegationTokenOwner_1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
+def _read_DescribeDelegationTokenOwner_v1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
     o = DescribeDelegationTokenOwner.__new__(DescribeDelegationTokenOwner)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
@@ -517,7 +537,7 @@ def _r_DescribeDelegationTokenOwner_1(buf: memoryview, pos: int) -> tuple[Descri
     return o, pos
 
 
-def _w_DescribeDelegationTokenOwner_2(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
+def _write_DescribeDelegationTokenOwner_v2(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     uk = o.unknown_tags
@@ -527,7 +547,7 @@ def _w_DescribeDelegationTokenOwner_2(o: DescribeDelegationTokenOwner, out: byte
         out.append(0)
 
 
-def _r_DescribeDelegationTokenOwner_2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
+def _read_DescribeDelegationTokenOwner_v2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
     o = DescribeDelegationTokenOwner.__new__(DescribeDelegationTokenOwner)
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
@@ -546,39 +566,39 @@ def _new_DescribeDelegationTokenRequest() -> DescribeDelegationTokenRequest:
     return o
 
 
-def _w_DescribeDelegationTokenRequest_1(o: DescribeDelegationTokenRequest, out: bytearray) -> None:
-    x1 = o.owners
-    if x1 is None:
+def _write_DescribeDelegationTokenRequest_v1(o: DescribeDelegationTokenRequest, out: bytearray) -> None:
+    owners = o.owners
+    if owners is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_DescribeDelegationTokenOwner_1(e2, out)
+        out += _INT32.pack(len(owners))
+        for owners_item in owners:
+            _write_DescribeDelegationTokenOwner_v1(owners_item, out)
 
 
-def _r_DescribeDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
+def _read_DescribeDelegationTokenRequest_v1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
     o = DescribeDelegationTokenRequest.__new__(DescribeDelegationTokenRequest)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_owners, pos = read_nullable_array_len(buf, pos)
+    if n_owners < 0:
         o.owners = None
     else:
-        a2: list[DescribeDelegationTokenOwner] = []
-        for _ in range(n1):
-            e3, pos = _r_DescribeDelegationTokenOwner_1(buf, pos)
-            a2.append(e3)
-        o.owners = a2
+        owners: list[DescribeDelegationTokenOwner] = []
+        for _ in range(n_owners):
+            owners_item, pos = _read_DescribeDelegationTokenOwner_v1(buf, pos)
+            owners.append(owners_item)
+        o.owners = owners
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeDelegationTokenRequest_2(o: DescribeDelegationTokenRequest, out: bytearray) -> None:
-    x1 = o.owners
-    if x1 is None:
+def _write_DescribeDelegationTokenRequest_v2(o: DescribeDelegationTokenRequest, out: bytearray) -> None:
+    owners = o.owners
+    if owners is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_DescribeDelegationTokenOwner_2(e2, out)
+        write_uvarint(out, len(owners) + 1)
+        for owners_item in owners:
+            _write_DescribeDelegationTokenOwner_v2(owners_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -586,17 +606,17 @@ def _w_DescribeDelegationTokenRequest_2(o: DescribeDelegationTokenRequest, out: 
         out.append(0)
 
 
-def _r_DescribeDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
+def _read_DescribeDelegationTokenRequest_v2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
     o = DescribeDelegationTokenRequest.__new__(DescribeDelegationTokenRequest)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_owners, pos = read_compact_nullable_array_len(buf, pos)
+    if n_owners < 0:
         o.owners = None
     else:
-        a2: list[DescribeDelegationTokenOwner] = []
-        for _ in range(n1):
-            e3, pos = _r_DescribeDelegationTokenOwner_2(buf, pos)
-            a2.append(e3)
-        o.owners = a2
+        owners: list[DescribeDelegationTokenOwner] = []
+        for _ in range(n_owners):
+            owners_item, pos = _read_DescribeDelegationTokenOwner_v2(buf, pos)
+            owners.append(owners_item)
+        o.owners = owners
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -613,12 +633,12 @@ def _new_DescribedDelegationTokenRenewer() -> DescribedDelegationTokenRenewer:
     return o
 
 
-def _w_DescribedDelegationTokenRenewer_1(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
+def _write_DescribedDelegationTokenRenewer_v1(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
 
 
-def _r_DescribedDelegationTokenRenewer_1(buf: memoryview, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
+def _read_DescribedDelegationTokenRenewer_v1(buf: memoryview, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
     o = DescribedDelegationTokenRenewer.__new__(DescribedDelegationTokenRenewer)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
@@ -626,7 +646,7 @@ def _r_DescribedDelegationTokenRenewer_1(buf: memoryview, pos: int) -> tuple[Des
     return o, pos
 
 
-def _w_DescribedDelegationTokenRenewer_2(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
+def _write_DescribedDelegationTokenRenewer_v2(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     uk = o.unknown_tags
@@ -636,7 +656,7 @@ def _w_DescribedDelegationTokenRenewer_2(o: DescribedDelegationTokenRenewer, out
         out.append(0)
 
 
-def _r_DescribedDelegationTokenRenewer_2(buf: memoryview, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
+def _read_DescribedDelegationTokenRenewer_v2(buf: memoryview, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
     o = DescribedDelegationTokenRenewer.__new__(DescribedDelegationTokenRenewer)
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
@@ -664,56 +684,56 @@ def _new_DescribedDelegationToken() -> DescribedDelegationToken:
     return o
 
 
-def _w_DescribedDelegationToken_1(o: DescribedDelegationToken, out: bytearray) -> None:
+def _write_DescribedDelegationToken_v1(o: DescribedDelegationToken, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
     if o.token_requester_principal_type != '':
         raise UnsupportedVersionError('DescribedDelegationToken.token_requester_principal_type has a non-default value this version cannot carry')
     if o.token_requester_principal_name != '':
         raise UnsupportedVersionError('DescribedDelegationToken.token_requester_principal_name has a non-default value this version cannot carry')
-    out += _S_qqq.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
     write_string(out, o.token_id)
     write_bytes(out, o.hmac)
-    x1 = o.renewers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribedDelegationTokenRenewer_1(e2, out)
+    renewers = o.renewers
+    out += _INT32.pack(len(renewers))
+    for renewers_item in renewers:
+        _write_DescribedDelegationTokenRenewer_v1(renewers_item, out)
 
 
-def _r_DescribedDelegationToken_1(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
+def _read_DescribedDelegationToken_v1(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
     o = DescribedDelegationToken.__new__(DescribedDelegationToken)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
-    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_string(buf, pos)
     o.hmac, pos = read_bytes(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribedDelegationTokenRenewer] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationTokenRenewer_1(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
+    n_renewers, pos = read_array_len(buf, pos)
+    renewers: list[DescribedDelegationTokenRenewer] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_DescribedDelegationTokenRenewer_v1(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
     o.token_requester_principal_type = ''
     o.token_requester_principal_name = ''
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribedDelegationToken_2(o: DescribedDelegationToken, out: bytearray) -> None:
+def _write_DescribedDelegationToken_v2(o: DescribedDelegationToken, out: bytearray) -> None:
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     if o.token_requester_principal_type != '':
         raise UnsupportedVersionError('DescribedDelegationToken.token_requester_principal_type has a non-default value this version cannot carry')
     if o.token_requester_principal_name != '':
         raise UnsupportedVersionError('DescribedDelegationToken.token_requester_principal_name has a non-default value this version cannot carry')
-    out += _S_qqq.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
     write_compact_string(out, o.token_id)
     write_compact_bytes(out, o.hmac)
-    x1 = o.renewers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedDelegationTokenRenewer_2(e2, out)
+    renewers = o.renewers
+    write_uvarint(out, len(renewers) + 1)
+    for renewers_item in renewers:
+        _write_DescribedDelegationTokenRenewer_v2(renewers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -721,20 +741,20 @@ def _w_DescribedDelegationToken_2(o: DescribedDelegationToken, out: bytearray) -
         out.append(0)
 
 
-def _r_DescribedDelegationToken_2(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
+def _read_DescribedDelegationToken_v2(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
     o = DescribedDelegationToken.__new__(DescribedDelegationToken)
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
-    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_compact_string(buf, pos)
     o.hmac, pos = read_compact_bytes(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedDelegationTokenRenewer] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationTokenRenewer_2(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
+    n_renewers, pos = read_compact_array_len(buf, pos)
+    renewers: list[DescribedDelegationTokenRenewer] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_DescribedDelegationTokenRenewer_v2(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
     o.token_requester_principal_type = ''
     o.token_requester_principal_name = ''
     if buf[pos] == 0:
@@ -745,18 +765,18 @@ def _r_DescribedDelegationToken_2(buf: memoryview, pos: int) -> tuple[DescribedD
     return o, pos
 
 
-def _w_DescribedDelegationToken_3(o: DescribedDelegationToken, out: bytearray) -> None:
+def _write_DescribedDelegationToken_v3(o: DescribedDelegationToken, out: bytearray) -> None:
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     write_compact_string(out, o.token_requester_principal_type)
     write_compact_string(out, o.token_requester_principal_name)
-    out += _S_qqq.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
     write_compact_string(out, o.token_id)
     write_compact_bytes(out, o.hmac)
-    x1 = o.renewers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedDelegationTokenRenewer_2(e2, out)
+    renewers = o.renewers
+    write_uvarint(out, len(renewers) + 1)
+    for renewers_item in renewers:
+        _write_DescribedDelegationTokenRenewer_v2(renewers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -764,22 +784,22 @@ def _w_DescribedDelegationToken_3(o: DescribedDelegationToken, out: bytearray) -
         out.append(0)
 
 
-def _r_DescribedDelegationToken_3(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
+def _read_DescribedDelegationToken_v3(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
     o = DescribedDelegationToken.__new__(DescribedDelegationToken)
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
     o.token_requester_principal_type, pos = read_compact_string(buf, pos)
     o.token_requester_principal_name, pos = read_compact_string(buf, pos)
-    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_compact_string(buf, pos)
     o.hmac, pos = read_compact_bytes(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedDelegationTokenRenewer] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationTokenRenewer_2(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
+    n_renewers, pos = read_compact_array_len(buf, pos)
+    renewers: list[DescribedDelegationTokenRenewer] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_DescribedDelegationTokenRenewer_v2(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -797,38 +817,38 @@ def _new_DescribeDelegationTokenResponse() -> DescribeDelegationTokenResponse:
     return o
 
 
-def _w_DescribeDelegationTokenResponse_1(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.tokens
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribedDelegationToken_1(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_DescribeDelegationTokenResponse_v1(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    tokens = o.tokens
+    out += _INT32.pack(len(tokens))
+    for tokens_item in tokens:
+        _write_DescribedDelegationToken_v1(tokens_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
 
 
-def _r_DescribeDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
+def _read_DescribeDelegationTokenResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
     o = DescribeDelegationTokenResponse.__new__(DescribeDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribedDelegationToken] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationToken_1(buf, pos)
-        a2.append(e3)
-    o.tokens = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_tokens, pos = read_array_len(buf, pos)
+    tokens: list[DescribedDelegationToken] = []
+    for _ in range(n_tokens):
+        tokens_item, pos = _read_DescribedDelegationToken_v1(buf, pos)
+        tokens.append(tokens_item)
+    o.tokens = tokens
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeDelegationTokenResponse_2(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.tokens
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedDelegationToken_2(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_DescribeDelegationTokenResponse_v2(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    tokens = o.tokens
+    write_uvarint(out, len(tokens) + 1)
+    for tokens_item in tokens:
+        _write_DescribedDelegationToken_v2(tokens_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -836,17 +856,17 @@ def _w_DescribeDelegationTokenResponse_2(o: DescribeDelegationTokenResponse, out
         out.append(0)
 
 
-def _r_DescribeDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
+def _read_DescribeDelegationTokenResponse_v2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
     o = DescribeDelegationTokenResponse.__new__(DescribeDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedDelegationToken] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationToken_2(buf, pos)
-        a2.append(e3)
-    o.tokens = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_tokens, pos = read_compact_array_len(buf, pos)
+    tokens: list[DescribedDelegationToken] = []
+    for _ in range(n_tokens):
+        tokens_item, pos = _read_DescribedDelegationToken_v2(buf, pos)
+        tokens.append(tokens_item)
+    o.tokens = tokens
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -856,13 +876,13 @@ def _r_DescribeDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[Des
     return o, pos
 
 
-def _w_DescribeDelegationTokenResponse_3(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.tokens
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedDelegationToken_3(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_DescribeDelegationTokenResponse_v3(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    tokens = o.tokens
+    write_uvarint(out, len(tokens) + 1)
+    for tokens_item in tokens:
+        _write_DescribedDelegationToken_v3(tokens_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -870,17 +890,17 @@ def _w_DescribeDelegationTokenResponse_3(o: DescribeDelegationTokenResponse, out
         out.append(0)
 
 
-def _r_DescribeDelegationTokenResponse_3(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
+def _read_DescribeDelegationTokenResponse_v3(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
     o = DescribeDelegationTokenResponse.__new__(DescribeDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedDelegationToken] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationToken_3(buf, pos)
-        a2.append(e3)
-    o.tokens = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_tokens, pos = read_compact_array_len(buf, pos)
+    tokens: list[DescribedDelegationToken] = []
+    for _ in range(n_tokens):
+        tokens_item, pos = _read_DescribedDelegationToken_v3(buf, pos)
+        tokens.append(tokens_item)
+    o.tokens = tokens
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -890,59 +910,59 @@ def _r_DescribeDelegationTokenResponse_3(buf: memoryview, pos: int) -> tuple[Des
     return o, pos
 
 
-_W_DescribeDelegationTokenOwner: tuple[Callable[[DescribeDelegationTokenOwner, bytearray], None], ...] = (
-    _w_DescribeDelegationTokenOwner_1,
-    _w_DescribeDelegationTokenOwner_2,
-    _w_DescribeDelegationTokenOwner_2,
+_WRITERS_DescribeDelegationTokenOwner: tuple[Callable[[DescribeDelegationTokenOwner, bytearray], None], ...] = (
+    _write_DescribeDelegationTokenOwner_v1,
+    _write_DescribeDelegationTokenOwner_v2,
+    _write_DescribeDelegationTokenOwner_v2,
 )
-_R_DescribeDelegationTokenOwner: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenOwner, int]], ...] = (
-    _r_DescribeDelegationTokenOwner_1,
-    _r_DescribeDelegationTokenOwner_2,
-    _r_DescribeDelegationTokenOwner_2,
+_READERS_DescribeDelegationTokenOwner: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenOwner, int]], ...] = (
+    _read_DescribeDelegationTokenOwner_v1,
+    _read_DescribeDelegationTokenOwner_v2,
+    _read_DescribeDelegationTokenOwner_v2,
 )
 DescribeDelegationTokenOwner._FIELDS = (
     FieldSpec('principal_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('principal_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeDelegationTokenRequest: tuple[Callable[[DescribeDelegationTokenRequest, bytearray], None], ...] = (
-    _w_DescribeDelegationTokenRequest_1,
-    _w_DescribeDelegationTokenRequest_2,
-    _w_DescribeDelegationTokenRequest_2,
+_WRITERS_DescribeDelegationTokenRequest: tuple[Callable[[DescribeDelegationTokenRequest, bytearray], None], ...] = (
+    _write_DescribeDelegationTokenRequest_v1,
+    _write_DescribeDelegationTokenRequest_v2,
+    _write_DescribeDelegationTokenRequest_v2,
 )
-_R_DescribeDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenRequest, int]], ...] = (
-    _r_DescribeDelegationTokenRequest_1,
-    _r_DescribeDelegationTokenRequest_2,
-    _r_DescribeDelegationTokenRequest_2,
+_READERS_DescribeDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenRequest, int]], ...] = (
+    _read_DescribeDelegationTokenRequest_v1,
+    _read_DescribeDelegationTokenRequest_v2,
+    _read_DescribeDelegationTokenRequest_v2,
 )
 DescribeDelegationTokenRequest._FIELDS = (
     FieldSpec('owners', 'array', 'struct', (0, 32767), (0, 32767), None, None, DescribeDelegationTokenOwner),
 )
 
-_W_DescribedDelegationTokenRenewer: tuple[Callable[[DescribedDelegationTokenRenewer, bytearray], None], ...] = (
-    _w_DescribedDelegationTokenRenewer_1,
-    _w_DescribedDelegationTokenRenewer_2,
-    _w_DescribedDelegationTokenRenewer_2,
+_WRITERS_DescribedDelegationTokenRenewer: tuple[Callable[[DescribedDelegationTokenRenewer, bytearray], None], ...] = (
+    _write_DescribedDelegationTokenRenewer_v1,
+    _write_DescribedDelegationTokenRenewer_v2,
+    _write_DescribedDelegationTokenRenewer_v2,
 )
-_R_DescribedDelegationTokenRenewer: tuple[Callable[[memoryview, int], tuple[DescribedDelegationTokenRenewer, int]], ...] = (
-    _r_DescribedDelegationTokenRenewer_1,
-    _r_DescribedDelegationTokenRenewer_2,
-    _r_DescribedDelegationTokenRenewer_2,
+_READERS_DescribedDelegationTokenRenewer: tuple[Callable[[memoryview, int], tuple[DescribedDelegationTokenRenewer, int]], ...] = (
+    _read_DescribedDelegationTokenRenewer_v1,
+    _read_DescribedDelegationTokenRenewer_v2,
+    _read_DescribedDelegationTokenRenewer_v2,
 )
 DescribedDelegationTokenRenewer._FIELDS = (
     FieldSpec('principal_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('principal_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribedDelegationToken: tuple[Callable[[DescribedDelegationToken, bytearray], None], ...] = (
-    _w_DescribedDelegationToken_1,
-    _w_DescribedDelegationToken_2,
-    _w_DescribedDelegationToken_3,
+_WRITERS_DescribedDelegationToken: tuple[Callable[[DescribedDelegationToken, bytearray], None], ...] = (
+    _write_DescribedDelegationToken_v1,
+    _write_DescribedDelegationToken_v2,
+    _write_DescribedDelegationToken_v3,
 )
-_R_DescribedDelegationToken: tuple[Callable[[memoryview, int], tuple[DescribedDelegationToken, int]], ...] = (
-    _r_DescribedDelegationToken_1,
-    _r_DescribedDelegationToken_2,
-    _r_DescribedDelegationToken_3,
+_READERS_DescribedDelegationToken: tuple[Callable[[memoryview, int], tuple[DescribedDelegationToken, int]], ...] = (
+    _read_DescribedDelegationToken_v1,
+    _read_DescribedDelegationToken_v2,
+    _read_DescribedDelegationToken_v3,
 )
 DescribedDelegationToken._FIELDS = (
     FieldSpec('principal_type', 'string', None, (0, 32767), None, None, None, None),
@@ -957,15 +977,15 @@ DescribedDelegationToken._FIELDS = (
     FieldSpec('renewers', 'array', 'struct', (0, 32767), None, None, None, DescribedDelegationTokenRenewer),
 )
 
-_W_DescribeDelegationTokenResponse: tuple[Callable[[DescribeDelegationTokenResponse, bytearray], None], ...] = (
-    _w_DescribeDelegationTokenResponse_1,
-    _w_DescribeDelegationTokenResponse_2,
-    _w_DescribeDelegationTokenResponse_3,
+_WRITERS_DescribeDelegationTokenResponse: tuple[Callable[[DescribeDelegationTokenResponse, bytearray], None], ...] = (
+    _write_DescribeDelegationTokenResponse_v1,
+    _write_DescribeDelegationTokenResponse_v2,
+    _write_DescribeDelegationTokenResponse_v3,
 )
-_R_DescribeDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenResponse, int]], ...] = (
-    _r_DescribeDelegationTokenResponse_1,
-    _r_DescribeDelegationTokenResponse_2,
-    _r_DescribeDelegationTokenResponse_3,
+_READERS_DescribeDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenResponse, int]], ...] = (
+    _read_DescribeDelegationTokenResponse_v1,
+    _read_DescribeDelegationTokenResponse_v2,
+    _read_DescribeDelegationTokenResponse_v3,
 )
 DescribeDelegationTokenResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

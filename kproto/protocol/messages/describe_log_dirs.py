@@ -38,15 +38,19 @@ __all__ = [
     'DescribeLogDirsTopic',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_iqqo = struct.Struct('>iqq?')
-_S_qq = struct.Struct('>qq')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT64_INT64_BOOL = struct.Struct('>iqq?')
+_INT64_INT64 = struct.Struct('>qq')
 
 
 class DescribeLogDirsRequest(Request['DescribeLogDirsResponse']):
-    """Kafka request ``DescribeLogDirsRequest`` (API key 35), versions 1-4."""
+    """Kafka request ``DescribeLogDirsRequest`` (API key 35), versions 1-4, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'unknown_tags',)
 
@@ -56,7 +60,7 @@ class DescribeLogDirsRequest(Request['DescribeLogDirsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsRequest'
 
-    topics: list[DescribableLogDirTopic] | None
+    topics: list[DescribableLogDirTopic] | None  # Topics []DescribableLogDirTopic; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -99,7 +103,7 @@ class DescribeLogDirsRequest(Request['DescribeLogDirsResponse']):
             raise UnsupportedVersionError(f'DescribeLogDirsRequest has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeLogDirsRequest[version - 1](self, out)
+            _WRITERS_DescribeLogDirsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeLogDirsRequest v{version}: {exc}') from None
@@ -122,20 +126,24 @@ class DescribeLogDirsRequest(Request['DescribeLogDirsResponse']):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeLogDirsRequest has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeLogDirsRequest[version - 1](buf, pos)
+            return _READERS_DescribeLogDirsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeLogDirsRequest v{version}: {exc}') from None
 
 
 class DescribableLogDirTopic(Struct):
-    """Schema struct ``DescribableLogDirTopic`` of ``DescribeLogDirsRequest``."""
+    """Struct ``DescribableLogDirTopic`` of ``DescribeLogDirsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribableLogDirTopic'
 
-    topic: str
-    partitions: list[int]
+    topic: str  # Topic string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -181,7 +189,7 @@ class DescribableLogDirTopic(Struct):
             raise UnsupportedVersionError(f'DescribableLogDirTopic has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribableLogDirTopic[version - 1](self, out)
+            _WRITERS_DescribableLogDirTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribableLogDirTopic v{version}: {exc}') from None
@@ -204,13 +212,17 @@ class DescribableLogDirTopic(Struct):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribableLogDirTopic has no version {version} (valid 1-4)')
         try:
-            return _R_DescribableLogDirTopic[version - 1](buf, pos)
+            return _READERS_DescribableLogDirTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribableLogDirTopic v{version}: {exc}') from None
 
 
 class DescribeLogDirsResponse(Response):
-    """Kafka response ``DescribeLogDirsResponse`` (API key 35), versions 1-4."""
+    """Kafka response ``DescribeLogDirsResponse`` (API key 35), versions 1-4, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'results', 'unknown_tags',)
 
@@ -220,9 +232,9 @@ class DescribeLogDirsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    results: list[DescribeLogDirsResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16; v3+; ignorable
+    results: list[DescribeLogDirsResult]  # Results []DescribeLogDirsResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -271,7 +283,7 @@ class DescribeLogDirsResponse(Response):
             raise UnsupportedVersionError(f'DescribeLogDirsResponse has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeLogDirsResponse[version - 1](self, out)
+            _WRITERS_DescribeLogDirsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeLogDirsResponse v{version}: {exc}') from None
@@ -294,23 +306,27 @@ class DescribeLogDirsResponse(Response):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeLogDirsResponse has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeLogDirsResponse[version - 1](buf, pos)
+            return _READERS_DescribeLogDirsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeLogDirsResponse v{version}: {exc}') from None
 
 
 class DescribeLogDirsResult(Struct):
-    """Schema struct ``DescribeLogDirsResult`` of ``DescribeLogDirsResponse``."""
+    """Struct ``DescribeLogDirsResult`` of ``DescribeLogDirsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsResult'
 
-    error_code: int
-    log_dir: str
-    topics: list[DescribeLogDirsTopic]
-    total_bytes: int
-    usable_bytes: int
+    error_code: int  # ErrorCode int16
+    log_dir: str  # LogDir string
+    topics: list[DescribeLogDirsTopic]  # Topics []DescribeLogDirsTopic
+    total_bytes: int  # TotalBytes int64; v4+; default -1; ignorable
+    usable_bytes: int  # UsableBytes int64; v4+; default -1; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -365,7 +381,7 @@ class DescribeLogDirsResult(Struct):
             raise UnsupportedVersionError(f'DescribeLogDirsResult has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeLogDirsResult[version - 1](self, out)
+            _WRITERS_DescribeLogDirsResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeLogDirsResult v{version}: {exc}') from None
@@ -388,20 +404,24 @@ class DescribeLogDirsResult(Struct):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeLogDirsResult has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeLogDirsResult[version - 1](buf, pos)
+            return _READERS_DescribeLogDirsResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeLogDirsResult v{version}: {exc}') from None
 
 
 class DescribeLogDirsTopic(Struct):
-    """Schema struct ``DescribeLogDirsTopic`` of ``DescribeLogDirsResponse``."""
+    """Struct ``DescribeLogDirsTopic`` of ``DescribeLogDirsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsTopic'
 
-    name: str
-    partitions: list[DescribeLogDirsPartition]
+    name: str  # Name string
+    partitions: list[DescribeLogDirsPartition]  # Partitions []DescribeLogDirsPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -447,7 +467,7 @@ class DescribeLogDirsTopic(Struct):
             raise UnsupportedVersionError(f'DescribeLogDirsTopic has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeLogDirsTopic[version - 1](self, out)
+            _WRITERS_DescribeLogDirsTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeLogDirsTopic v{version}: {exc}') from None
@@ -470,22 +490,26 @@ class DescribeLogDirsTopic(Struct):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeLogDirsTopic has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeLogDirsTopic[version - 1](buf, pos)
+            return _READERS_DescribeLogDirsTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeLogDirsTopic v{version}: {exc}') from None
 
 
 class DescribeLogDirsPartition(Struct):
-    """Schema struct ``DescribeLogDirsPartition`` of ``DescribeLogDirsResponse``."""
+    """Struct ``DescribeLogDirsPartition`` of ``DescribeLogDirsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'partition_size', 'offset_lag', 'is_future_key', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsPartition'
 
-    partition_index: int
-    partition_size: int
-    offset_lag: int
-    is_future_key: bool
+    partition_index: int  # PartitionIndex int32
+    partition_size: int  # PartitionSize int64
+    offset_lag: int  # OffsetLag int64
+    is_future_key: bool  # IsFutureKey bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -537,7 +561,7 @@ class DescribeLogDirsPartition(Struct):
             raise UnsupportedVersionError(f'DescribeLogDirsPartition has no version {version} (valid 1-4)')
         start = len(out)
         try:
-            _W_DescribeLogDirsPartition[version - 1](self, out)
+            _WRITERS_DescribeLogDirsPartition[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeLogDirsPartition v{version}: {exc}') from None
@@ -560,7 +584,7 @@ class DescribeLogDirsPartition(Struct):
         if not 1 <= version <= 4:
             raise UnsupportedVersionError(f'DescribeLogDirsPartition has no version {version} (valid 1-4)')
         try:
-            return _R_DescribeLogDirsPartition[version - 1](buf, pos)
+            return _READERS_DescribeLogDirsPartition[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeLogDirsPartition v{version}: {exc}') from None
 
@@ -573,28 +597,28 @@ def _new_DescribableLogDirTopic() -> DescribableLogDirTopic:
     return o
 
 
-def _w_DescribableLogDirTopic_1(o: DescribableLogDirTopic, out: bytearray) -> None:
+def _write_DescribableLogDirTopic_v1(o: DescribableLogDirTopic, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    out += struct.pack('>%di' % len(partitions), *partitions)
 
 
-def _r_DescribableLogDirTopic_1(buf: memoryview, pos: int) -> tuple[DescribableLogDirTopic, int]:
+def _read_DescribableLogDirTopic_v1(buf: memoryview, pos: int) -> tuple[DescribableLogDirTopic, int]:
     o = DescribableLogDirTopic.__new__(DescribableLogDirTopic)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribableLogDirTopic_2(o: DescribableLogDirTopic, out: bytearray) -> None:
+def _write_DescribableLogDirTopic_v2(o: DescribableLogDirTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -602,12 +626,12 @@ def _w_DescribableLogDirTopic_2(o: DescribableLogDirTopic, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribableLogDirTopic_2(buf: memoryview, pos: int) -> tuple[DescribableLogDirTopic, int]:
+def _read_DescribableLogDirTopic_v2(buf: memoryview, pos: int) -> tuple[DescribableLogDirTopic, int]:
     o = DescribableLogDirTopic.__new__(DescribableLogDirTopic)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -623,39 +647,39 @@ def _new_DescribeLogDirsRequest() -> DescribeLogDirsRequest:
     return o
 
 
-def _w_DescribeLogDirsRequest_1(o: DescribeLogDirsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    if x1 is None:
+def _write_DescribeLogDirsRequest_v1(o: DescribeLogDirsRequest, out: bytearray) -> None:
+    topics = o.topics
+    if topics is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_DescribableLogDirTopic_1(e2, out)
+        out += _INT32.pack(len(topics))
+        for topics_item in topics:
+            _write_DescribableLogDirTopic_v1(topics_item, out)
 
 
-def _r_DescribeLogDirsRequest_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsRequest, int]:
+def _read_DescribeLogDirsRequest_v1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsRequest, int]:
     o = DescribeLogDirsRequest.__new__(DescribeLogDirsRequest)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[DescribableLogDirTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_DescribableLogDirTopic_1(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[DescribableLogDirTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_DescribableLogDirTopic_v1(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeLogDirsRequest_2(o: DescribeLogDirsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    if x1 is None:
+def _write_DescribeLogDirsRequest_v2(o: DescribeLogDirsRequest, out: bytearray) -> None:
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_DescribableLogDirTopic_2(e2, out)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_DescribableLogDirTopic_v2(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -663,17 +687,17 @@ def _w_DescribeLogDirsRequest_2(o: DescribeLogDirsRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeLogDirsRequest_2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsRequest, int]:
+def _read_DescribeLogDirsRequest_v2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsRequest, int]:
     o = DescribeLogDirsRequest.__new__(DescribeLogDirsRequest)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[DescribableLogDirTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_DescribableLogDirTopic_2(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[DescribableLogDirTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_DescribableLogDirTopic_v2(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -692,20 +716,20 @@ def _new_DescribeLogDirsPartition() -> DescribeLogDirsPartition:
     return o
 
 
-def _w_DescribeLogDirsPartition_1(o: DescribeLogDirsPartition, out: bytearray) -> None:
-    out += _S_iqqo.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
+def _write_DescribeLogDirsPartition_v1(o: DescribeLogDirsPartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT64_BOOL.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
 
 
-def _r_DescribeLogDirsPartition_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsPartition, int]:
+def _read_DescribeLogDirsPartition_v1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsPartition, int]:
     o = DescribeLogDirsPartition.__new__(DescribeLogDirsPartition)
-    o.partition_index, o.partition_size, o.offset_lag, o.is_future_key = _S_iqqo.unpack_from(buf, pos)
+    o.partition_index, o.partition_size, o.offset_lag, o.is_future_key = _INT32_INT64_INT64_BOOL.unpack_from(buf, pos)
     pos += 21
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeLogDirsPartition_2(o: DescribeLogDirsPartition, out: bytearray) -> None:
-    out += _S_iqqo.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
+def _write_DescribeLogDirsPartition_v2(o: DescribeLogDirsPartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT64_BOOL.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -713,9 +737,9 @@ def _w_DescribeLogDirsPartition_2(o: DescribeLogDirsPartition, out: bytearray) -
         out.append(0)
 
 
-def _r_DescribeLogDirsPartition_2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsPartition, int]:
+def _read_DescribeLogDirsPartition_v2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsPartition, int]:
     o = DescribeLogDirsPartition.__new__(DescribeLogDirsPartition)
-    o.partition_index, o.partition_size, o.offset_lag, o.is_future_key = _S_iqqo.unpack_from(buf, pos)
+    o.partition_index, o.partition_size, o.offset_lag, o.is_future_key = _INT32_INT64_INT64_BOOL.unpack_from(buf, pos)
     pos += 21
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -733,33 +757,33 @@ def _new_DescribeLogDirsTopic() -> DescribeLogDirsTopic:
     return o
 
 
-def _w_DescribeLogDirsTopic_1(o: DescribeLogDirsTopic, out: bytearray) -> None:
+def _write_DescribeLogDirsTopic_v1(o: DescribeLogDirsTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeLogDirsPartition_1(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_DescribeLogDirsPartition_v1(partitions_item, out)
 
 
-def _r_DescribeLogDirsTopic_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsTopic, int]:
+def _read_DescribeLogDirsTopic_v1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsTopic, int]:
     o = DescribeLogDirsTopic.__new__(DescribeLogDirsTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeLogDirsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsPartition_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[DescribeLogDirsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DescribeLogDirsPartition_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeLogDirsTopic_2(o: DescribeLogDirsTopic, out: bytearray) -> None:
+def _write_DescribeLogDirsTopic_v2(o: DescribeLogDirsTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsPartition_2(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DescribeLogDirsPartition_v2(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -767,15 +791,15 @@ def _w_DescribeLogDirsTopic_2(o: DescribeLogDirsTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribeLogDirsTopic_2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsTopic, int]:
+def _read_DescribeLogDirsTopic_v2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsTopic, int]:
     o = DescribeLogDirsTopic.__new__(DescribeLogDirsTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsPartition_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DescribeLogDirsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DescribeLogDirsPartition_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -795,39 +819,39 @@ def _new_DescribeLogDirsResult() -> DescribeLogDirsResult:
     return o
 
 
-def _w_DescribeLogDirsResult_1(o: DescribeLogDirsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeLogDirsResult_v1(o: DescribeLogDirsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_string(out, o.log_dir)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeLogDirsTopic_1(e2, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_DescribeLogDirsTopic_v1(topics_item, out)
 
 
-def _r_DescribeLogDirsResult_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
+def _read_DescribeLogDirsResult_v1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
     o = DescribeLogDirsResult.__new__(DescribeLogDirsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeLogDirsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[DescribeLogDirsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeLogDirsTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.total_bytes = -1
     o.usable_bytes = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeLogDirsResult_2(o: DescribeLogDirsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeLogDirsResult_v2(o: DescribeLogDirsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_string(out, o.log_dir)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsTopic_2(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DescribeLogDirsTopic_v2(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -835,17 +859,17 @@ def _w_DescribeLogDirsResult_2(o: DescribeLogDirsResult, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DescribeLogDirsResult_2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
+def _read_DescribeLogDirsResult_v2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
     o = DescribeLogDirsResult.__new__(DescribeLogDirsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DescribeLogDirsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeLogDirsTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.total_bytes = -1
     o.usable_bytes = -1
     if buf[pos] == 0:
@@ -856,14 +880,14 @@ def _r_DescribeLogDirsResult_2(buf: memoryview, pos: int) -> tuple[DescribeLogDi
     return o, pos
 
 
-def _w_DescribeLogDirsResult_4(o: DescribeLogDirsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeLogDirsResult_v4(o: DescribeLogDirsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_string(out, o.log_dir)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsTopic_2(e2, out)
-    out += _S_qq.pack(o.total_bytes, o.usable_bytes)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DescribeLogDirsTopic_v2(topics_item, out)
+    out += _INT64_INT64.pack(o.total_bytes, o.usable_bytes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -871,18 +895,18 @@ def _w_DescribeLogDirsResult_4(o: DescribeLogDirsResult, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DescribeLogDirsResult_4(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
+def _read_DescribeLogDirsResult_v4(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
     o = DescribeLogDirsResult.__new__(DescribeLogDirsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.total_bytes, o.usable_bytes = _S_qq.unpack_from(buf, pos)
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DescribeLogDirsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeLogDirsTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.total_bytes, o.usable_bytes = _INT64_INT64.unpack_from(buf, pos)
     pos += 16
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -901,35 +925,35 @@ def _new_DescribeLogDirsResponse() -> DescribeLogDirsResponse:
     return o
 
 
-def _w_DescribeLogDirsResponse_1(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeLogDirsResult_1(e2, out)
+def _write_DescribeLogDirsResponse_v1(o: DescribeLogDirsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    out += _INT32.pack(len(results))
+    for results_item in results:
+        _write_DescribeLogDirsResult_v1(results_item, out)
 
 
-def _r_DescribeLogDirsResponse_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
+def _read_DescribeLogDirsResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
     o = DescribeLogDirsResponse.__new__(DescribeLogDirsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeLogDirsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsResult_1(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_array_len(buf, pos)
+    results: list[DescribeLogDirsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeLogDirsResult_v1(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeLogDirsResponse_2(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsResult_2(e2, out)
+def _write_DescribeLogDirsResponse_v2(o: DescribeLogDirsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_DescribeLogDirsResult_v2(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -937,16 +961,16 @@ def _w_DescribeLogDirsResponse_2(o: DescribeLogDirsResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeLogDirsResponse_2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
+def _read_DescribeLogDirsResponse_v2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
     o = DescribeLogDirsResponse.__new__(DescribeLogDirsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsResult_2(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[DescribeLogDirsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeLogDirsResult_v2(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.error_code = 0
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -956,12 +980,12 @@ def _r_DescribeLogDirsResponse_2(buf: memoryview, pos: int) -> tuple[DescribeLog
     return o, pos
 
 
-def _w_DescribeLogDirsResponse_3(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsResult_2(e2, out)
+def _write_DescribeLogDirsResponse_v3(o: DescribeLogDirsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_DescribeLogDirsResult_v2(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -969,16 +993,16 @@ def _w_DescribeLogDirsResponse_3(o: DescribeLogDirsResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeLogDirsResponse_3(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
+def _read_DescribeLogDirsResponse_v3(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
     o = DescribeLogDirsResponse.__new__(DescribeLogDirsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsResult_2(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[DescribeLogDirsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeLogDirsResult_v2(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -987,12 +1011,12 @@ def _r_DescribeLogDirsResponse_3(buf: memoryview, pos: int) -> tuple[DescribeLog
     return o, pos
 
 
-def _w_DescribeLogDirsResponse_4(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsResult_4(e2, out)
+def _write_DescribeLogDirsResponse_v4(o: DescribeLogDirsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_DescribeLogDirsResult_v4(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1000,16 +1024,16 @@ def _w_DescribeLogDirsResponse_4(o: DescribeLogDirsResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeLogDirsResponse_4(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
+def _read_DescribeLogDirsResponse_v4(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
     o = DescribeLogDirsResponse.__new__(DescribeLogDirsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsResult_4(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[DescribeLogDirsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeLogDirsResult_v4(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1018,50 +1042,50 @@ def _r_DescribeLogDirsResponse_4(buf: memoryview, pos: int) -> tuple[DescribeLog
     return o, pos
 
 
-_W_DescribableLogDirTopic: tuple[Callable[[DescribableLogDirTopic, bytearray], None], ...] = (
-    _w_DescribableLogDirTopic_1,
-    _w_DescribableLogDirTopic_2,
-    _w_DescribableLogDirTopic_2,
-    _w_DescribableLogDirTopic_2,
+_WRITERS_DescribableLogDirTopic: tuple[Callable[[DescribableLogDirTopic, bytearray], None], ...] = (
+    _write_DescribableLogDirTopic_v1,
+    _write_DescribableLogDirTopic_v2,
+    _write_DescribableLogDirTopic_v2,
+    _write_DescribableLogDirTopic_v2,
 )
-_R_DescribableLogDirTopic: tuple[Callable[[memoryview, int], tuple[DescribableLogDirTopic, int]], ...] = (
-    _r_DescribableLogDirTopic_1,
-    _r_DescribableLogDirTopic_2,
-    _r_DescribableLogDirTopic_2,
-    _r_DescribableLogDirTopic_2,
+_READERS_DescribableLogDirTopic: tuple[Callable[[memoryview, int], tuple[DescribableLogDirTopic, int]], ...] = (
+    _read_DescribableLogDirTopic_v1,
+    _read_DescribableLogDirTopic_v2,
+    _read_DescribableLogDirTopic_v2,
+    _read_DescribableLogDirTopic_v2,
 )
 DescribableLogDirTopic._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_DescribeLogDirsRequest: tuple[Callable[[DescribeLogDirsRequest, bytearray], None], ...] = (
-    _w_DescribeLogDirsRequest_1,
-    _w_DescribeLogDirsRequest_2,
-    _w_DescribeLogDirsRequest_2,
-    _w_DescribeLogDirsRequest_2,
+_WRITERS_DescribeLogDirsRequest: tuple[Callable[[DescribeLogDirsRequest, bytearray], None], ...] = (
+    _write_DescribeLogDirsRequest_v1,
+    _write_DescribeLogDirsRequest_v2,
+    _write_DescribeLogDirsRequest_v2,
+    _write_DescribeLogDirsRequest_v2,
 )
-_R_DescribeLogDirsRequest: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsRequest, int]], ...] = (
-    _r_DescribeLogDirsRequest_1,
-    _r_DescribeLogDirsRequest_2,
-    _r_DescribeLogDirsRequest_2,
-    _r_DescribeLogDirsRequest_2,
+_READERS_DescribeLogDirsRequest: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsRequest, int]], ...] = (
+    _read_DescribeLogDirsRequest_v1,
+    _read_DescribeLogDirsRequest_v2,
+    _read_DescribeLogDirsRequest_v2,
+    _read_DescribeLogDirsRequest_v2,
 )
 DescribeLogDirsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), (0, 32767), None, None, DescribableLogDirTopic),
 )
 
-_W_DescribeLogDirsPartition: tuple[Callable[[DescribeLogDirsPartition, bytearray], None], ...] = (
-    _w_DescribeLogDirsPartition_1,
-    _w_DescribeLogDirsPartition_2,
-    _w_DescribeLogDirsPartition_2,
-    _w_DescribeLogDirsPartition_2,
+_WRITERS_DescribeLogDirsPartition: tuple[Callable[[DescribeLogDirsPartition, bytearray], None], ...] = (
+    _write_DescribeLogDirsPartition_v1,
+    _write_DescribeLogDirsPartition_v2,
+    _write_DescribeLogDirsPartition_v2,
+    _write_DescribeLogDirsPartition_v2,
 )
-_R_DescribeLogDirsPartition: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsPartition, int]], ...] = (
-    _r_DescribeLogDirsPartition_1,
-    _r_DescribeLogDirsPartition_2,
-    _r_DescribeLogDirsPartition_2,
-    _r_DescribeLogDirsPartition_2,
+_READERS_DescribeLogDirsPartition: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsPartition, int]], ...] = (
+    _read_DescribeLogDirsPartition_v1,
+    _read_DescribeLogDirsPartition_v2,
+    _read_DescribeLogDirsPartition_v2,
+    _read_DescribeLogDirsPartition_v2,
 )
 DescribeLogDirsPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1070,34 +1094,34 @@ DescribeLogDirsPartition._FIELDS = (
     FieldSpec('is_future_key', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeLogDirsTopic: tuple[Callable[[DescribeLogDirsTopic, bytearray], None], ...] = (
-    _w_DescribeLogDirsTopic_1,
-    _w_DescribeLogDirsTopic_2,
-    _w_DescribeLogDirsTopic_2,
-    _w_DescribeLogDirsTopic_2,
+_WRITERS_DescribeLogDirsTopic: tuple[Callable[[DescribeLogDirsTopic, bytearray], None], ...] = (
+    _write_DescribeLogDirsTopic_v1,
+    _write_DescribeLogDirsTopic_v2,
+    _write_DescribeLogDirsTopic_v2,
+    _write_DescribeLogDirsTopic_v2,
 )
-_R_DescribeLogDirsTopic: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsTopic, int]], ...] = (
-    _r_DescribeLogDirsTopic_1,
-    _r_DescribeLogDirsTopic_2,
-    _r_DescribeLogDirsTopic_2,
-    _r_DescribeLogDirsTopic_2,
+_READERS_DescribeLogDirsTopic: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsTopic, int]], ...] = (
+    _read_DescribeLogDirsTopic_v1,
+    _read_DescribeLogDirsTopic_v2,
+    _read_DescribeLogDirsTopic_v2,
+    _read_DescribeLogDirsTopic_v2,
 )
 DescribeLogDirsTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DescribeLogDirsPartition),
 )
 
-_W_DescribeLogDirsResult: tuple[Callable[[DescribeLogDirsResult, bytearray], None], ...] = (
-    _w_DescribeLogDirsResult_1,
-    _w_DescribeLogDirsResult_2,
-    _w_DescribeLogDirsResult_2,
-    _w_DescribeLogDirsResult_4,
+_WRITERS_DescribeLogDirsResult: tuple[Callable[[DescribeLogDirsResult, bytearray], None], ...] = (
+    _write_DescribeLogDirsResult_v1,
+    _write_DescribeLogDirsResult_v2,
+    _write_DescribeLogDirsResult_v2,
+    _write_DescribeLogDirsResult_v4,
 )
-_R_DescribeLogDirsResult: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsResult, int]], ...] = (
-    _r_DescribeLogDirsResult_1,
-    _r_DescribeLogDirsResult_2,
-    _r_DescribeLogDirsResult_2,
-    _r_DescribeLogDirsResult_4,
+_READERS_DescribeLogDirsResult: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsResult, int]], ...] = (
+    _read_DescribeLogDirsResult_v1,
+    _read_DescribeLogDirsResult_v2,
+    _read_DescribeLogDirsResult_v2,
+    _read_DescribeLogDirsResult_v4,
 )
 DescribeLogDirsResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1107,17 +1131,17 @@ DescribeLogDirsResult._FIELDS = (
     FieldSpec('usable_bytes', 'int64', None, (4, 32767), None, None, None, None),
 )
 
-_W_DescribeLogDirsResponse: tuple[Callable[[DescribeLogDirsResponse, bytearray], None], ...] = (
-    _w_DescribeLogDirsResponse_1,
-    _w_DescribeLogDirsResponse_2,
-    _w_DescribeLogDirsResponse_3,
-    _w_DescribeLogDirsResponse_4,
+_WRITERS_DescribeLogDirsResponse: tuple[Callable[[DescribeLogDirsResponse, bytearray], None], ...] = (
+    _write_DescribeLogDirsResponse_v1,
+    _write_DescribeLogDirsResponse_v2,
+    _write_DescribeLogDirsResponse_v3,
+    _write_DescribeLogDirsResponse_v4,
 )
-_R_DescribeLogDirsResponse: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsResponse, int]], ...] = (
-    _r_DescribeLogDirsResponse_1,
-    _r_DescribeLogDirsResponse_2,
-    _r_DescribeLogDirsResponse_3,
-    _r_DescribeLogDirsResponse_4,
+_READERS_DescribeLogDirsResponse: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsResponse, int]], ...] = (
+    _read_DescribeLogDirsResponse_v1,
+    _read_DescribeLogDirsResponse_v2,
+    _read_DescribeLogDirsResponse_v3,
+    _read_DescribeLogDirsResponse_v4,
 )
 DescribeLogDirsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -35,13 +35,17 @@ __all__ = [
     'TopicResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_qiiqiq = struct.Struct('>qiiqiq')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT64_INT32_INT32_INT64_INT32_INT64 = struct.Struct('>qiiqiq')
 
 
 class DescribeProducersRequest(Request['DescribeProducersResponse']):
-    """Kafka request ``DescribeProducersRequest`` (API key 61), versions 0-0."""
+    """Kafka request ``DescribeProducersRequest`` (API key 61), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeProducersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'unknown_tags',)
 
@@ -51,7 +55,7 @@ class DescribeProducersRequest(Request['DescribeProducersResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeProducersRequest'
 
-    topics: list[TopicRequest]
+    topics: list[TopicRequest]  # Topics []TopicRequest
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -94,7 +98,7 @@ class DescribeProducersRequest(Request['DescribeProducersResponse']):
             raise UnsupportedVersionError(f'DescribeProducersRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeProducersRequest[version](self, out)
+            _WRITERS_DescribeProducersRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeProducersRequest v{version}: {exc}') from None
@@ -117,20 +121,24 @@ class DescribeProducersRequest(Request['DescribeProducersResponse']):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeProducersRequest has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeProducersRequest[version](buf, pos)
+            return _READERS_DescribeProducersRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeProducersRequest v{version}: {exc}') from None
 
 
 class TopicRequest(Struct):
-    """Schema struct ``TopicRequest`` of ``DescribeProducersRequest``."""
+    """Struct ``TopicRequest`` of ``DescribeProducersRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeProducersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicRequest'
 
-    name: str
-    partition_indexes: list[int]
+    name: str  # Name string
+    partition_indexes: list[int]  # PartitionIndexes []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -176,7 +184,7 @@ class TopicRequest(Struct):
             raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_TopicRequest[version](self, out)
+            _WRITERS_TopicRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicRequest v{version}: {exc}') from None
@@ -199,13 +207,17 @@ class TopicRequest(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
         try:
-            return _R_TopicRequest[version](buf, pos)
+            return _READERS_TopicRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicRequest v{version}: {exc}') from None
 
 
 class DescribeProducersResponse(Response):
-    """Kafka response ``DescribeProducersResponse`` (API key 61), versions 0-0."""
+    """Kafka response ``DescribeProducersResponse`` (API key 61), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -215,8 +227,8 @@ class DescribeProducersResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeProducersResponse'
 
-    throttle_time_ms: int
-    topics: list[TopicResponse]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    topics: list[TopicResponse]  # Topics []TopicResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -262,7 +274,7 @@ class DescribeProducersResponse(Response):
             raise UnsupportedVersionError(f'DescribeProducersResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeProducersResponse[version](self, out)
+            _WRITERS_DescribeProducersResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeProducersResponse v{version}: {exc}') from None
@@ -285,20 +297,24 @@ class DescribeProducersResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeProducersResponse has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeProducersResponse[version](buf, pos)
+            return _READERS_DescribeProducersResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeProducersResponse v{version}: {exc}') from None
 
 
 class TopicResponse(Struct):
-    """Schema struct ``TopicResponse`` of ``DescribeProducersResponse``."""
+    """Struct ``TopicResponse`` of ``DescribeProducersResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicResponse'
 
-    name: str
-    partitions: list[PartitionResponse]
+    name: str  # Name string
+    partitions: list[PartitionResponse]  # Partitions []PartitionResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -344,7 +360,7 @@ class TopicResponse(Struct):
             raise UnsupportedVersionError(f'TopicResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_TopicResponse[version](self, out)
+            _WRITERS_TopicResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicResponse v{version}: {exc}') from None
@@ -367,22 +383,26 @@ class TopicResponse(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'TopicResponse has no version {version} (valid 0-0)')
         try:
-            return _R_TopicResponse[version](buf, pos)
+            return _READERS_TopicResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicResponse v{version}: {exc}') from None
 
 
 class PartitionResponse(Struct):
-    """Schema struct ``PartitionResponse`` of ``DescribeProducersResponse``."""
+    """Struct ``PartitionResponse`` of ``DescribeProducersResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'active_producers', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResponse'
 
-    partition_index: int
-    error_code: int
-    error_message: str | None
-    active_producers: list[ProducerState]
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    active_producers: list[ProducerState]  # ActiveProducers []ProducerState
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -434,7 +454,7 @@ class PartitionResponse(Struct):
             raise UnsupportedVersionError(f'PartitionResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_PartitionResponse[version](self, out)
+            _WRITERS_PartitionResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PartitionResponse v{version}: {exc}') from None
@@ -457,24 +477,28 @@ class PartitionResponse(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'PartitionResponse has no version {version} (valid 0-0)')
         try:
-            return _R_PartitionResponse[version](buf, pos)
+            return _READERS_PartitionResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PartitionResponse v{version}: {exc}') from None
 
 
 class ProducerState(Struct):
-    """Schema struct ``ProducerState`` of ``DescribeProducersResponse``."""
+    """Struct ``ProducerState`` of ``DescribeProducersResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('producer_id', 'producer_epoch', 'last_sequence', 'last_timestamp', 'coordinator_epoch', 'current_txn_start_offset', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ProducerState'
 
-    producer_id: int
-    producer_epoch: int
-    last_sequence: int
-    last_timestamp: int
-    coordinator_epoch: int
-    current_txn_start_offset: int
+    producer_id: int  # ProducerId int64
+    producer_epoch: int  # ProducerEpoch int32
+    last_sequence: int  # LastSequence int32; default -1
+    last_timestamp: int  # LastTimestamp int64; default -1
+    coordinator_epoch: int  # CoordinatorEpoch int32
+    current_txn_start_offset: int  # CurrentTxnStartOffset int64; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -532,7 +556,7 @@ class ProducerState(Struct):
             raise UnsupportedVersionError(f'ProducerState has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_ProducerState[version](self, out)
+            _WRITERS_ProducerState[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ProducerState v{version}: {exc}') from None
@@ -555,7 +579,7 @@ class ProducerState(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ProducerState has no version {version} (valid 0-0)')
         try:
-            return _R_ProducerState[version](buf, pos)
+            return _READERS_ProducerState[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ProducerState v{version}: {exc}') from None
 
@@ -568,11 +592,11 @@ def _new_TopicRequest() -> TopicRequest:
     return o
 
 
-def _w_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
+def _write_TopicRequest_v0(o: TopicRequest, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_indexes
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partition_indexes = o.partition_indexes
+    write_uvarint(out, len(partition_indexes) + 1)
+    out += struct.pack('>%di' % len(partition_indexes), *partition_indexes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -580,12 +604,12 @@ def _w_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicRequest_0(buf: memoryview, pos: int) -> tuple[TopicRequest, int]:
+def _read_TopicRequest_v0(buf: memoryview, pos: int) -> tuple[TopicRequest, int]:
     o = TopicRequest.__new__(TopicRequest)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partition_indexes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partition_indexes, pos = read_compact_array_len(buf, pos)
+    o.partition_indexes = list(struct.unpack_from('>%di' % n_partition_indexes, buf, pos))
+    pos += 4 * n_partition_indexes
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -601,11 +625,11 @@ def _new_DescribeProducersRequest() -> DescribeProducersRequest:
     return o
 
 
-def _w_DescribeProducersRequest_0(o: DescribeProducersRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicRequest_0(e2, out)
+def _write_DescribeProducersRequest_v0(o: DescribeProducersRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_TopicRequest_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -613,14 +637,14 @@ def _w_DescribeProducersRequest_0(o: DescribeProducersRequest, out: bytearray) -
         out.append(0)
 
 
-def _r_DescribeProducersRequest_0(buf: memoryview, pos: int) -> tuple[DescribeProducersRequest, int]:
+def _read_DescribeProducersRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeProducersRequest, int]:
     o = DescribeProducersRequest.__new__(DescribeProducersRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicRequest] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicRequest_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[TopicRequest] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TopicRequest_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -641,8 +665,8 @@ def _new_ProducerState() -> ProducerState:
     return o
 
 
-def _w_ProducerState_0(o: ProducerState, out: bytearray) -> None:
-    out += _S_qiiqiq.pack(o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset)
+def _write_ProducerState_v0(o: ProducerState, out: bytearray) -> None:
+    out += _INT64_INT32_INT32_INT64_INT32_INT64.pack(o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -650,9 +674,9 @@ def _w_ProducerState_0(o: ProducerState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ProducerState_0(buf: memoryview, pos: int) -> tuple[ProducerState, int]:
+def _read_ProducerState_v0(buf: memoryview, pos: int) -> tuple[ProducerState, int]:
     o = ProducerState.__new__(ProducerState)
-    o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset = _S_qiiqiq.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset = _INT64_INT32_INT32_INT64_INT32_INT64.unpack_from(buf, pos)
     pos += 36
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -672,13 +696,13 @@ def _new_PartitionResponse() -> PartitionResponse:
     return o
 
 
-def _w_PartitionResponse_0(o: PartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_PartitionResponse_v0(o: PartitionResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.active_producers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ProducerState_0(e2, out)
+    active_producers = o.active_producers
+    write_uvarint(out, len(active_producers) + 1)
+    for active_producers_item in active_producers:
+        _write_ProducerState_v0(active_producers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -686,17 +710,17 @@ def _w_PartitionResponse_0(o: PartitionResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PartitionResponse_0(buf: memoryview, pos: int) -> tuple[PartitionResponse, int]:
+def _read_PartitionResponse_v0(buf: memoryview, pos: int) -> tuple[PartitionResponse, int]:
     o = PartitionResponse.__new__(PartitionResponse)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ProducerState] = []
-    for _ in range(n1):
-        e3, pos = _r_ProducerState_0(buf, pos)
-        a2.append(e3)
-    o.active_producers = a2
+    n_active_producers, pos = read_compact_array_len(buf, pos)
+    active_producers: list[ProducerState] = []
+    for _ in range(n_active_producers):
+        active_producers_item, pos = _read_ProducerState_v0(buf, pos)
+        active_producers.append(active_producers_item)
+    o.active_producers = active_producers
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -713,12 +737,12 @@ def _new_TopicResponse() -> TopicResponse:
     return o
 
 
-def _w_TopicResponse_0(o: TopicResponse, out: bytearray) -> None:
+def _write_TopicResponse_v0(o: TopicResponse, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionResponse_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_PartitionResponse_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -726,15 +750,15 @@ def _w_TopicResponse_0(o: TopicResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicResponse_0(buf: memoryview, pos: int) -> tuple[TopicResponse, int]:
+def _read_TopicResponse_v0(buf: memoryview, pos: int) -> tuple[TopicResponse, int]:
     o = TopicResponse.__new__(TopicResponse)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionResponse_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[PartitionResponse] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionResponse_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -751,12 +775,12 @@ def _new_DescribeProducersResponse() -> DescribeProducersResponse:
     return o
 
 
-def _w_DescribeProducersResponse_0(o: DescribeProducersResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicResponse_0(e2, out)
+def _write_DescribeProducersResponse_v0(o: DescribeProducersResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_TopicResponse_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -764,16 +788,16 @@ def _w_DescribeProducersResponse_0(o: DescribeProducersResponse, out: bytearray)
         out.append(0)
 
 
-def _r_DescribeProducersResponse_0(buf: memoryview, pos: int) -> tuple[DescribeProducersResponse, int]:
+def _read_DescribeProducersResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeProducersResponse, int]:
     o = DescribeProducersResponse.__new__(DescribeProducersResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicResponse_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[TopicResponse] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TopicResponse_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -782,32 +806,32 @@ def _r_DescribeProducersResponse_0(buf: memoryview, pos: int) -> tuple[DescribeP
     return o, pos
 
 
-_W_TopicRequest: tuple[Callable[[TopicRequest, bytearray], None], ...] = (
-    _w_TopicRequest_0,
+_WRITERS_TopicRequest: tuple[Callable[[TopicRequest, bytearray], None], ...] = (
+    _write_TopicRequest_v0,
 )
-_R_TopicRequest: tuple[Callable[[memoryview, int], tuple[TopicRequest, int]], ...] = (
-    _r_TopicRequest_0,
+_READERS_TopicRequest: tuple[Callable[[memoryview, int], tuple[TopicRequest, int]], ...] = (
+    _read_TopicRequest_v0,
 )
 TopicRequest._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_indexes', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_DescribeProducersRequest: tuple[Callable[[DescribeProducersRequest, bytearray], None], ...] = (
-    _w_DescribeProducersRequest_0,
+_WRITERS_DescribeProducersRequest: tuple[Callable[[DescribeProducersRequest, bytearray], None], ...] = (
+    _write_DescribeProducersRequest_v0,
 )
-_R_DescribeProducersRequest: tuple[Callable[[memoryview, int], tuple[DescribeProducersRequest, int]], ...] = (
-    _r_DescribeProducersRequest_0,
+_READERS_DescribeProducersRequest: tuple[Callable[[memoryview, int], tuple[DescribeProducersRequest, int]], ...] = (
+    _read_DescribeProducersRequest_v0,
 )
 DescribeProducersRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, TopicRequest),
 )
 
-_W_ProducerState: tuple[Callable[[ProducerState, bytearray], None], ...] = (
-    _w_ProducerState_0,
+_WRITERS_ProducerState: tuple[Callable[[ProducerState, bytearray], None], ...] = (
+    _write_ProducerState_v0,
 )
-_R_ProducerState: tuple[Callable[[memoryview, int], tuple[ProducerState, int]], ...] = (
-    _r_ProducerState_0,
+_READERS_ProducerState: tuple[Callable[[memoryview, int], tuple[ProducerState, int]], ...] = (
+    _read_ProducerState_v0,
 )
 ProducerState._FIELDS = (
     FieldSpec('producer_id', 'int64', None, (0, 32767), None, None, None, None),
@@ -818,11 +842,11 @@ ProducerState._FIELDS = (
     FieldSpec('current_txn_start_offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_PartitionResponse: tuple[Callable[[PartitionResponse, bytearray], None], ...] = (
-    _w_PartitionResponse_0,
+_WRITERS_PartitionResponse: tuple[Callable[[PartitionResponse, bytearray], None], ...] = (
+    _write_PartitionResponse_v0,
 )
-_R_PartitionResponse: tuple[Callable[[memoryview, int], tuple[PartitionResponse, int]], ...] = (
-    _r_PartitionResponse_0,
+_READERS_PartitionResponse: tuple[Callable[[memoryview, int], tuple[PartitionResponse, int]], ...] = (
+    _read_PartitionResponse_v0,
 )
 PartitionResponse._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -831,22 +855,22 @@ PartitionResponse._FIELDS = (
     FieldSpec('active_producers', 'array', 'struct', (0, 32767), None, None, None, ProducerState),
 )
 
-_W_TopicResponse: tuple[Callable[[TopicResponse, bytearray], None], ...] = (
-    _w_TopicResponse_0,
+_WRITERS_TopicResponse: tuple[Callable[[TopicResponse, bytearray], None], ...] = (
+    _write_TopicResponse_v0,
 )
-_R_TopicResponse: tuple[Callable[[memoryview, int], tuple[TopicResponse, int]], ...] = (
-    _r_TopicResponse_0,
+_READERS_TopicResponse: tuple[Callable[[memoryview, int], tuple[TopicResponse, int]], ...] = (
+    _read_TopicResponse_v0,
 )
 TopicResponse._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionResponse),
 )
 
-_W_DescribeProducersResponse: tuple[Callable[[DescribeProducersResponse, bytearray], None], ...] = (
-    _w_DescribeProducersResponse_0,
+_WRITERS_DescribeProducersResponse: tuple[Callable[[DescribeProducersResponse, bytearray], None], ...] = (
+    _write_DescribeProducersResponse_v0,
 )
-_R_DescribeProducersResponse: tuple[Callable[[memoryview, int], tuple[DescribeProducersResponse, int]], ...] = (
-    _r_DescribeProducersResponse_0,
+_READERS_DescribeProducersResponse: tuple[Callable[[memoryview, int], tuple[DescribeProducersResponse, int]], ...] = (
+    _read_DescribeProducersResponse_v0,
 )
 DescribeProducersResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -38,14 +38,18 @@ __all__ = [
     'TopicRequest',
 ]
 
-_S_o = struct.Struct('>?')
-_S_h = struct.Struct('>h')
-_S_hiii = struct.Struct('>hiii')
-_S_i = struct.Struct('>i')
+_BOOL = struct.Struct('>?')
+_INT16 = struct.Struct('>h')
+_INT16_INT32_INT32_INT32 = struct.Struct('>hiii')
+_INT32 = struct.Struct('>i')
 
 
 class DescribeTopicPartitionsRequest(Request['DescribeTopicPartitionsResponse']):
-    """Kafka request ``DescribeTopicPartitionsRequest`` (API key 75), versions 0-0."""
+    """Kafka request ``DescribeTopicPartitionsRequest`` (API key 75), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'response_partition_limit', 'cursor', 'unknown_tags',)
 
@@ -55,9 +59,9 @@ class DescribeTopicPartitionsRequest(Request['DescribeTopicPartitionsResponse'])
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsRequest'
 
-    topics: list[TopicRequest]
-    response_partition_limit: int
-    cursor: DescribeTopicPartitionsRequestCursor | None
+    topics: list[TopicRequest]  # Topics []TopicRequest
+    response_partition_limit: int  # ResponsePartitionLimit int32; default 2000
+    cursor: DescribeTopicPartitionsRequestCursor | None  # Cursor Cursor; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -106,7 +110,7 @@ class DescribeTopicPartitionsRequest(Request['DescribeTopicPartitionsResponse'])
             raise UnsupportedVersionError(f'DescribeTopicPartitionsRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeTopicPartitionsRequest[version](self, out)
+            _WRITERS_DescribeTopicPartitionsRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeTopicPartitionsRequest v{version}: {exc}') from None
@@ -129,20 +133,24 @@ class DescribeTopicPartitionsRequest(Request['DescribeTopicPartitionsResponse'])
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsRequest has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeTopicPartitionsRequest[version](buf, pos)
+            return _READERS_DescribeTopicPartitionsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeTopicPartitionsRequest v{version}: {exc}') from None
 
 
 class DescribeTopicPartitionsRequestCursor(Struct):
-    """Schema struct ``Cursor`` of ``DescribeTopicPartitionsRequest``."""
+    """Struct ``Cursor`` of ``DescribeTopicPartitionsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Cursor'
 
-    topic_name: str
-    partition_index: int
+    topic_name: str  # TopicName string
+    partition_index: int  # PartitionIndex int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -188,7 +196,7 @@ class DescribeTopicPartitionsRequestCursor(Struct):
             raise UnsupportedVersionError(f'DescribeTopicPartitionsRequestCursor has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeTopicPartitionsRequestCursor[version](self, out)
+            _WRITERS_DescribeTopicPartitionsRequestCursor[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeTopicPartitionsRequestCursor v{version}: {exc}') from None
@@ -211,19 +219,23 @@ class DescribeTopicPartitionsRequestCursor(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsRequestCursor has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeTopicPartitionsRequestCursor[version](buf, pos)
+            return _READERS_DescribeTopicPartitionsRequestCursor[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeTopicPartitionsRequestCursor v{version}: {exc}') from None
 
 
 class TopicRequest(Struct):
-    """Schema struct ``TopicRequest`` of ``DescribeTopicPartitionsRequest``."""
+    """Struct ``TopicRequest`` of ``DescribeTopicPartitionsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicRequest'
 
-    name: str
+    name: str  # Name string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -266,7 +278,7 @@ class TopicRequest(Struct):
             raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_TopicRequest[version](self, out)
+            _WRITERS_TopicRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicRequest v{version}: {exc}') from None
@@ -289,13 +301,17 @@ class TopicRequest(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
         try:
-            return _R_TopicRequest[version](buf, pos)
+            return _READERS_TopicRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicRequest v{version}: {exc}') from None
 
 
 class DescribeTopicPartitionsResponse(Response):
-    """Kafka response ``DescribeTopicPartitionsResponse`` (API key 75), versions 0-0."""
+    """Kafka response ``DescribeTopicPartitionsResponse`` (API key 75), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'next_cursor', 'unknown_tags',)
 
@@ -305,9 +321,9 @@ class DescribeTopicPartitionsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponse'
 
-    throttle_time_ms: int
-    topics: list[DescribeTopicPartitionsResponseTopic]
-    next_cursor: DescribeTopicPartitionsResponseCursor | None
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    topics: list[DescribeTopicPartitionsResponseTopic]  # Topics []DescribeTopicPartitionsResponseTopic
+    next_cursor: DescribeTopicPartitionsResponseCursor | None  # NextCursor Cursor; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -356,7 +372,7 @@ class DescribeTopicPartitionsResponse(Response):
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeTopicPartitionsResponse[version](self, out)
+            _WRITERS_DescribeTopicPartitionsResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeTopicPartitionsResponse v{version}: {exc}') from None
@@ -379,20 +395,24 @@ class DescribeTopicPartitionsResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponse has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeTopicPartitionsResponse[version](buf, pos)
+            return _READERS_DescribeTopicPartitionsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeTopicPartitionsResponse v{version}: {exc}') from None
 
 
 class DescribeTopicPartitionsResponseCursor(Struct):
-    """Schema struct ``Cursor`` of ``DescribeTopicPartitionsResponse``."""
+    """Struct ``Cursor`` of ``DescribeTopicPartitionsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Cursor'
 
-    topic_name: str
-    partition_index: int
+    topic_name: str  # TopicName string
+    partition_index: int  # PartitionIndex int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -438,7 +458,7 @@ class DescribeTopicPartitionsResponseCursor(Struct):
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseCursor has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeTopicPartitionsResponseCursor[version](self, out)
+            _WRITERS_DescribeTopicPartitionsResponseCursor[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeTopicPartitionsResponseCursor v{version}: {exc}') from None
@@ -461,24 +481,28 @@ class DescribeTopicPartitionsResponseCursor(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseCursor has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeTopicPartitionsResponseCursor[version](buf, pos)
+            return _READERS_DescribeTopicPartitionsResponseCursor[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeTopicPartitionsResponseCursor v{version}: {exc}') from None
 
 
 class DescribeTopicPartitionsResponseTopic(Struct):
-    """Schema struct ``DescribeTopicPartitionsResponseTopic`` of ``DescribeTopicPartitionsResponse``."""
+    """Struct ``DescribeTopicPartitionsResponseTopic`` of ``DescribeTopicPartitionsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponseTopic'
 
-    error_code: int
-    name: str | None
-    topic_id: uuid.UUID
-    is_internal: bool
-    partitions: list[DescribeTopicPartitionsResponsePartition]
-    topic_authorized_operations: int
+    error_code: int  # ErrorCode int16
+    name: str | None  # Name string; nullable
+    topic_id: uuid.UUID  # TopicId uuid; ignorable
+    is_internal: bool  # IsInternal bool; ignorable
+    partitions: list[DescribeTopicPartitionsResponsePartition]  # Partitions []DescribeTopicPartitionsResponsePartition
+    topic_authorized_operations: int  # TopicAuthorizedOperations int32; default -2147483648
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -536,7 +560,7 @@ class DescribeTopicPartitionsResponseTopic(Struct):
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseTopic has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeTopicPartitionsResponseTopic[version](self, out)
+            _WRITERS_DescribeTopicPartitionsResponseTopic[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeTopicPartitionsResponseTopic v{version}: {exc}') from None
@@ -559,27 +583,31 @@ class DescribeTopicPartitionsResponseTopic(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseTopic has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeTopicPartitionsResponseTopic[version](buf, pos)
+            return _READERS_DescribeTopicPartitionsResponseTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeTopicPartitionsResponseTopic v{version}: {exc}') from None
 
 
 class DescribeTopicPartitionsResponsePartition(Struct):
-    """Schema struct ``DescribeTopicPartitionsResponsePartition`` of ``DescribeTopicPartitionsResponse``."""
+    """Struct ``DescribeTopicPartitionsResponsePartition`` of ``DescribeTopicPartitionsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'eligible_leader_replicas', 'last_known_elr', 'offline_replicas', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponsePartition'
 
-    error_code: int
-    partition_index: int
-    leader_id: int
-    leader_epoch: int
-    replica_nodes: list[int]
-    isr_nodes: list[int]
-    eligible_leader_replicas: list[int] | None
-    last_known_elr: list[int] | None
-    offline_replicas: list[int]
+    error_code: int  # ErrorCode int16
+    partition_index: int  # PartitionIndex int32
+    leader_id: int  # LeaderId int32
+    leader_epoch: int  # LeaderEpoch int32; default -1; ignorable
+    replica_nodes: list[int]  # ReplicaNodes []int32
+    isr_nodes: list[int]  # IsrNodes []int32
+    eligible_leader_replicas: list[int] | None  # EligibleLeaderReplicas []int32; nullable
+    last_known_elr: list[int] | None  # LastKnownElr []int32; nullable
+    offline_replicas: list[int]  # OfflineReplicas []int32; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -646,7 +674,7 @@ class DescribeTopicPartitionsResponsePartition(Struct):
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponsePartition has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeTopicPartitionsResponsePartition[version](self, out)
+            _WRITERS_DescribeTopicPartitionsResponsePartition[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeTopicPartitionsResponsePartition v{version}: {exc}') from None
@@ -669,7 +697,7 @@ class DescribeTopicPartitionsResponsePartition(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTopicPartitionsResponsePartition has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeTopicPartitionsResponsePartition[version](buf, pos)
+            return _READERS_DescribeTopicPartitionsResponsePartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeTopicPartitionsResponsePartition v{version}: {exc}') from None
 
@@ -681,7 +709,7 @@ def _new_TopicRequest() -> TopicRequest:
     return o
 
 
-def _w_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
+def _write_TopicRequest_v0(o: TopicRequest, out: bytearray) -> None:
     write_compact_string(out, o.name)
     uk = o.unknown_tags
     if uk:
@@ -690,7 +718,7 @@ def _w_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicRequest_0(buf: memoryview, pos: int) -> tuple[TopicRequest, int]:
+def _read_TopicRequest_v0(buf: memoryview, pos: int) -> tuple[TopicRequest, int]:
     o = TopicRequest.__new__(TopicRequest)
     o.name, pos = read_compact_string(buf, pos)
     if buf[pos] == 0:
@@ -709,9 +737,9 @@ def _new_DescribeTopicPartitionsRequestCursor() -> DescribeTopicPartitionsReques
     return o
 
 
-def _w_DescribeTopicPartitionsRequestCursor_0(o: DescribeTopicPartitionsRequestCursor, out: bytearray) -> None:
+def _write_DescribeTopicPartitionsRequestCursor_v0(o: DescribeTopicPartitionsRequestCursor, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    out += _S_i.pack(o.partition_index)
+    out += _INT32.pack(o.partition_index)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -719,10 +747,10 @@ def _w_DescribeTopicPartitionsRequestCursor_0(o: DescribeTopicPartitionsRequestC
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsRequestCursor_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsRequestCursor, int]:
+def _read_DescribeTopicPartitionsRequestCursor_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsRequestCursor, int]:
     o = DescribeTopicPartitionsRequestCursor.__new__(DescribeTopicPartitionsRequestCursor)
     o.topic_name, pos = read_compact_string(buf, pos)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -741,18 +769,18 @@ def _new_DescribeTopicPartitionsRequest() -> DescribeTopicPartitionsRequest:
     return o
 
 
-def _w_DescribeTopicPartitionsRequest_0(o: DescribeTopicPartitionsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicRequest_0(e2, out)
-    out += _S_i.pack(o.response_partition_limit)
-    x3 = o.cursor
-    if x3 is None:
+def _write_DescribeTopicPartitionsRequest_v0(o: DescribeTopicPartitionsRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_TopicRequest_v0(topics_item, out)
+    out += _INT32.pack(o.response_partition_limit)
+    cursor = o.cursor
+    if cursor is None:
         out += b'\xff'
     else:
         out.append(1)
-        _w_DescribeTopicPartitionsRequestCursor_0(x3, out)
+        _write_DescribeTopicPartitionsRequestCursor_v0(cursor, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -760,21 +788,21 @@ def _w_DescribeTopicPartitionsRequest_0(o: DescribeTopicPartitionsRequest, out: 
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsRequest, int]:
+def _read_DescribeTopicPartitionsRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsRequest, int]:
     o = DescribeTopicPartitionsRequest.__new__(DescribeTopicPartitionsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicRequest] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicRequest_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.response_partition_limit = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[TopicRequest] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TopicRequest_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.response_partition_limit = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] >= 0x80:
         o.cursor = None
         pos += 1
     else:
-        o.cursor, pos = _r_DescribeTopicPartitionsRequestCursor_0(buf, pos + 1)
+        o.cursor, pos = _read_DescribeTopicPartitionsRequestCursor_v0(buf, pos + 1)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -798,29 +826,29 @@ def _new_DescribeTopicPartitionsResponsePartition() -> DescribeTopicPartitionsRe
     return o
 
 
-def _w_DescribeTopicPartitionsResponsePartition_0(o: DescribeTopicPartitionsResponsePartition, out: bytearray) -> None:
-    out += _S_hiii.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
-    x1 = o.replica_nodes
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
-    x2 = o.isr_nodes
-    write_uvarint(out, len(x2) + 1)
-    out += struct.pack('>%di' % len(x2), *x2)
-    x3 = o.eligible_leader_replicas
-    if x3 is None:
+def _write_DescribeTopicPartitionsResponsePartition_v0(o: DescribeTopicPartitionsResponsePartition, out: bytearray) -> None:
+    out += _INT16_INT32_INT32_INT32.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
+    replica_nodes = o.replica_nodes
+    write_uvarint(out, len(replica_nodes) + 1)
+    out += struct.pack('>%di' % len(replica_nodes), *replica_nodes)
+    isr_nodes = o.isr_nodes
+    write_uvarint(out, len(isr_nodes) + 1)
+    out += struct.pack('>%di' % len(isr_nodes), *isr_nodes)
+    eligible_leader_replicas = o.eligible_leader_replicas
+    if eligible_leader_replicas is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x3) + 1)
-        out += struct.pack('>%di' % len(x3), *x3)
-    x4 = o.last_known_elr
-    if x4 is None:
+        write_uvarint(out, len(eligible_leader_replicas) + 1)
+        out += struct.pack('>%di' % len(eligible_leader_replicas), *eligible_leader_replicas)
+    last_known_elr = o.last_known_elr
+    if last_known_elr is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x4) + 1)
-        out += struct.pack('>%di' % len(x4), *x4)
-    x5 = o.offline_replicas
-    write_uvarint(out, len(x5) + 1)
-    out += struct.pack('>%di' % len(x5), *x5)
+        write_uvarint(out, len(last_known_elr) + 1)
+        out += struct.pack('>%di' % len(last_known_elr), *last_known_elr)
+    offline_replicas = o.offline_replicas
+    write_uvarint(out, len(offline_replicas) + 1)
+    out += struct.pack('>%di' % len(offline_replicas), *offline_replicas)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -828,31 +856,31 @@ def _w_DescribeTopicPartitionsResponsePartition_0(o: DescribeTopicPartitionsResp
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsResponsePartition_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponsePartition, int]:
+def _read_DescribeTopicPartitionsResponsePartition_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponsePartition, int]:
     o = DescribeTopicPartitionsResponsePartition.__new__(DescribeTopicPartitionsResponsePartition)
-    o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _S_hiii.unpack_from(buf, pos)
+    o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _INT16_INT32_INT32_INT32.unpack_from(buf, pos)
     pos += 14
-    n1, pos = read_compact_array_len(buf, pos)
-    o.replica_nodes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
-    n2, pos = read_compact_array_len(buf, pos)
-    o.isr_nodes = list(struct.unpack_from('>%di' % n2, buf, pos))
-    pos += 4 * n2
-    n3, pos = read_compact_nullable_array_len(buf, pos)
-    if n3 < 0:
+    n_replica_nodes, pos = read_compact_array_len(buf, pos)
+    o.replica_nodes = list(struct.unpack_from('>%di' % n_replica_nodes, buf, pos))
+    pos += 4 * n_replica_nodes
+    n_isr_nodes, pos = read_compact_array_len(buf, pos)
+    o.isr_nodes = list(struct.unpack_from('>%di' % n_isr_nodes, buf, pos))
+    pos += 4 * n_isr_nodes
+    n_eligible_leader_replicas, pos = read_compact_nullable_array_len(buf, pos)
+    if n_eligible_leader_replicas < 0:
         o.eligible_leader_replicas = None
     else:
-        o.eligible_leader_replicas = list(struct.unpack_from('>%di' % n3, buf, pos))
-        pos += 4 * n3
-    n4, pos = read_compact_nullable_array_len(buf, pos)
-    if n4 < 0:
+        o.eligible_leader_replicas = list(struct.unpack_from('>%di' % n_eligible_leader_replicas, buf, pos))
+        pos += 4 * n_eligible_leader_replicas
+    n_last_known_elr, pos = read_compact_nullable_array_len(buf, pos)
+    if n_last_known_elr < 0:
         o.last_known_elr = None
     else:
-        o.last_known_elr = list(struct.unpack_from('>%di' % n4, buf, pos))
-        pos += 4 * n4
-    n5, pos = read_compact_array_len(buf, pos)
-    o.offline_replicas = list(struct.unpack_from('>%di' % n5, buf, pos))
-    pos += 4 * n5
+        o.last_known_elr = list(struct.unpack_from('>%di' % n_last_known_elr, buf, pos))
+        pos += 4 * n_last_known_elr
+    n_offline_replicas, pos = read_compact_array_len(buf, pos)
+    o.offline_replicas = list(struct.unpack_from('>%di' % n_offline_replicas, buf, pos))
+    pos += 4 * n_offline_replicas
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -873,16 +901,16 @@ def _new_DescribeTopicPartitionsResponseTopic() -> DescribeTopicPartitionsRespon
     return o
 
 
-def _w_DescribeTopicPartitionsResponseTopic_0(o: DescribeTopicPartitionsResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeTopicPartitionsResponseTopic_v0(o: DescribeTopicPartitionsResponseTopic, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.name)
     out += o.topic_id.bytes
-    out += _S_o.pack(o.is_internal)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeTopicPartitionsResponsePartition_0(e2, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    out += _BOOL.pack(o.is_internal)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DescribeTopicPartitionsResponsePartition_v0(partitions_item, out)
+    out += _INT32.pack(o.topic_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -890,21 +918,21 @@ def _w_DescribeTopicPartitionsResponseTopic_0(o: DescribeTopicPartitionsResponse
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsResponseTopic_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponseTopic, int]:
+def _read_DescribeTopicPartitionsResponseTopic_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponseTopic, int]:
     o = DescribeTopicPartitionsResponseTopic.__new__(DescribeTopicPartitionsResponseTopic)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = read_compact_nullable_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    o.is_internal = _S_o.unpack_from(buf, pos)[0]
+    o.is_internal = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeTopicPartitionsResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeTopicPartitionsResponsePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.topic_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DescribeTopicPartitionsResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DescribeTopicPartitionsResponsePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
+    o.topic_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -922,9 +950,9 @@ def _new_DescribeTopicPartitionsResponseCursor() -> DescribeTopicPartitionsRespo
     return o
 
 
-def _w_DescribeTopicPartitionsResponseCursor_0(o: DescribeTopicPartitionsResponseCursor, out: bytearray) -> None:
+def _write_DescribeTopicPartitionsResponseCursor_v0(o: DescribeTopicPartitionsResponseCursor, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    out += _S_i.pack(o.partition_index)
+    out += _INT32.pack(o.partition_index)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -932,10 +960,10 @@ def _w_DescribeTopicPartitionsResponseCursor_0(o: DescribeTopicPartitionsRespons
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsResponseCursor_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponseCursor, int]:
+def _read_DescribeTopicPartitionsResponseCursor_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponseCursor, int]:
     o = DescribeTopicPartitionsResponseCursor.__new__(DescribeTopicPartitionsResponseCursor)
     o.topic_name, pos = read_compact_string(buf, pos)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -954,18 +982,18 @@ def _new_DescribeTopicPartitionsResponse() -> DescribeTopicPartitionsResponse:
     return o
 
 
-def _w_DescribeTopicPartitionsResponse_0(o: DescribeTopicPartitionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeTopicPartitionsResponseTopic_0(e2, out)
-    x3 = o.next_cursor
-    if x3 is None:
+def _write_DescribeTopicPartitionsResponse_v0(o: DescribeTopicPartitionsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DescribeTopicPartitionsResponseTopic_v0(topics_item, out)
+    next_cursor = o.next_cursor
+    if next_cursor is None:
         out += b'\xff'
     else:
         out.append(1)
-        _w_DescribeTopicPartitionsResponseCursor_0(x3, out)
+        _write_DescribeTopicPartitionsResponseCursor_v0(next_cursor, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -973,21 +1001,21 @@ def _w_DescribeTopicPartitionsResponse_0(o: DescribeTopicPartitionsResponse, out
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsResponse_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponse, int]:
+def _read_DescribeTopicPartitionsResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponse, int]:
     o = DescribeTopicPartitionsResponse.__new__(DescribeTopicPartitionsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeTopicPartitionsResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeTopicPartitionsResponseTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DescribeTopicPartitionsResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeTopicPartitionsResponseTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] >= 0x80:
         o.next_cursor = None
         pos += 1
     else:
-        o.next_cursor, pos = _r_DescribeTopicPartitionsResponseCursor_0(buf, pos + 1)
+        o.next_cursor, pos = _read_DescribeTopicPartitionsResponseCursor_v0(buf, pos + 1)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -996,32 +1024,32 @@ def _r_DescribeTopicPartitionsResponse_0(buf: memoryview, pos: int) -> tuple[Des
     return o, pos
 
 
-_W_TopicRequest: tuple[Callable[[TopicRequest, bytearray], None], ...] = (
-    _w_TopicRequest_0,
+_WRITERS_TopicRequest: tuple[Callable[[TopicRequest, bytearray], None], ...] = (
+    _write_TopicRequest_v0,
 )
-_R_TopicRequest: tuple[Callable[[memoryview, int], tuple[TopicRequest, int]], ...] = (
-    _r_TopicRequest_0,
+_READERS_TopicRequest: tuple[Callable[[memoryview, int], tuple[TopicRequest, int]], ...] = (
+    _read_TopicRequest_v0,
 )
 TopicRequest._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeTopicPartitionsRequestCursor: tuple[Callable[[DescribeTopicPartitionsRequestCursor, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsRequestCursor_0,
+_WRITERS_DescribeTopicPartitionsRequestCursor: tuple[Callable[[DescribeTopicPartitionsRequestCursor, bytearray], None], ...] = (
+    _write_DescribeTopicPartitionsRequestCursor_v0,
 )
-_R_DescribeTopicPartitionsRequestCursor: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsRequestCursor, int]], ...] = (
-    _r_DescribeTopicPartitionsRequestCursor_0,
+_READERS_DescribeTopicPartitionsRequestCursor: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsRequestCursor, int]], ...] = (
+    _read_DescribeTopicPartitionsRequestCursor_v0,
 )
 DescribeTopicPartitionsRequestCursor._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeTopicPartitionsRequest: tuple[Callable[[DescribeTopicPartitionsRequest, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsRequest_0,
+_WRITERS_DescribeTopicPartitionsRequest: tuple[Callable[[DescribeTopicPartitionsRequest, bytearray], None], ...] = (
+    _write_DescribeTopicPartitionsRequest_v0,
 )
-_R_DescribeTopicPartitionsRequest: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsRequest, int]], ...] = (
-    _r_DescribeTopicPartitionsRequest_0,
+_READERS_DescribeTopicPartitionsRequest: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsRequest, int]], ...] = (
+    _read_DescribeTopicPartitionsRequest_v0,
 )
 DescribeTopicPartitionsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, TopicRequest),
@@ -1029,11 +1057,11 @@ DescribeTopicPartitionsRequest._FIELDS = (
     FieldSpec('cursor', 'struct', None, (0, 32767), (0, 32767), None, None, DescribeTopicPartitionsRequestCursor),
 )
 
-_W_DescribeTopicPartitionsResponsePartition: tuple[Callable[[DescribeTopicPartitionsResponsePartition, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsResponsePartition_0,
+_WRITERS_DescribeTopicPartitionsResponsePartition: tuple[Callable[[DescribeTopicPartitionsResponsePartition, bytearray], None], ...] = (
+    _write_DescribeTopicPartitionsResponsePartition_v0,
 )
-_R_DescribeTopicPartitionsResponsePartition: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponsePartition, int]], ...] = (
-    _r_DescribeTopicPartitionsResponsePartition_0,
+_READERS_DescribeTopicPartitionsResponsePartition: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponsePartition, int]], ...] = (
+    _read_DescribeTopicPartitionsResponsePartition_v0,
 )
 DescribeTopicPartitionsResponsePartition._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1047,11 +1075,11 @@ DescribeTopicPartitionsResponsePartition._FIELDS = (
     FieldSpec('offline_replicas', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_DescribeTopicPartitionsResponseTopic: tuple[Callable[[DescribeTopicPartitionsResponseTopic, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsResponseTopic_0,
+_WRITERS_DescribeTopicPartitionsResponseTopic: tuple[Callable[[DescribeTopicPartitionsResponseTopic, bytearray], None], ...] = (
+    _write_DescribeTopicPartitionsResponseTopic_v0,
 )
-_R_DescribeTopicPartitionsResponseTopic: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponseTopic, int]], ...] = (
-    _r_DescribeTopicPartitionsResponseTopic_0,
+_READERS_DescribeTopicPartitionsResponseTopic: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponseTopic, int]], ...] = (
+    _read_DescribeTopicPartitionsResponseTopic_v0,
 )
 DescribeTopicPartitionsResponseTopic._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1062,22 +1090,22 @@ DescribeTopicPartitionsResponseTopic._FIELDS = (
     FieldSpec('topic_authorized_operations', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeTopicPartitionsResponseCursor: tuple[Callable[[DescribeTopicPartitionsResponseCursor, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsResponseCursor_0,
+_WRITERS_DescribeTopicPartitionsResponseCursor: tuple[Callable[[DescribeTopicPartitionsResponseCursor, bytearray], None], ...] = (
+    _write_DescribeTopicPartitionsResponseCursor_v0,
 )
-_R_DescribeTopicPartitionsResponseCursor: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponseCursor, int]], ...] = (
-    _r_DescribeTopicPartitionsResponseCursor_0,
+_READERS_DescribeTopicPartitionsResponseCursor: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponseCursor, int]], ...] = (
+    _read_DescribeTopicPartitionsResponseCursor_v0,
 )
 DescribeTopicPartitionsResponseCursor._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeTopicPartitionsResponse: tuple[Callable[[DescribeTopicPartitionsResponse, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsResponse_0,
+_WRITERS_DescribeTopicPartitionsResponse: tuple[Callable[[DescribeTopicPartitionsResponse, bytearray], None], ...] = (
+    _write_DescribeTopicPartitionsResponse_v0,
 )
-_R_DescribeTopicPartitionsResponse: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponse, int]], ...] = (
-    _r_DescribeTopicPartitionsResponse_0,
+_READERS_DescribeTopicPartitionsResponse: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponse, int]], ...] = (
+    _read_DescribeTopicPartitionsResponse_v0,
 )
 DescribeTopicPartitionsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

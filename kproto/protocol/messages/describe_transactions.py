@@ -31,13 +31,17 @@ __all__ = [
     'TransactionState',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_iqqh = struct.Struct('>iqqh')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT64_INT64_INT16 = struct.Struct('>iqqh')
 
 
 class DescribeTransactionsRequest(Request['DescribeTransactionsResponse']):
-    """Kafka request ``DescribeTransactionsRequest`` (API key 65), versions 0-0."""
+    """Kafka request ``DescribeTransactionsRequest`` (API key 65), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTransactionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_ids', 'unknown_tags',)
 
@@ -47,7 +51,7 @@ class DescribeTransactionsRequest(Request['DescribeTransactionsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTransactionsRequest'
 
-    transactional_ids: list[str]
+    transactional_ids: list[str]  # TransactionalIds []string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -90,7 +94,7 @@ class DescribeTransactionsRequest(Request['DescribeTransactionsResponse']):
             raise UnsupportedVersionError(f'DescribeTransactionsRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeTransactionsRequest[version](self, out)
+            _WRITERS_DescribeTransactionsRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeTransactionsRequest v{version}: {exc}') from None
@@ -113,13 +117,17 @@ class DescribeTransactionsRequest(Request['DescribeTransactionsResponse']):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTransactionsRequest has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeTransactionsRequest[version](buf, pos)
+            return _READERS_DescribeTransactionsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeTransactionsRequest v{version}: {exc}') from None
 
 
 class DescribeTransactionsResponse(Response):
-    """Kafka response ``DescribeTransactionsResponse`` (API key 65), versions 0-0."""
+    """Kafka response ``DescribeTransactionsResponse`` (API key 65), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'transaction_states', 'unknown_tags',)
 
@@ -129,8 +137,8 @@ class DescribeTransactionsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTransactionsResponse'
 
-    throttle_time_ms: int
-    transaction_states: list[TransactionState]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    transaction_states: list[TransactionState]  # TransactionStates []TransactionState
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -176,7 +184,7 @@ class DescribeTransactionsResponse(Response):
             raise UnsupportedVersionError(f'DescribeTransactionsResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeTransactionsResponse[version](self, out)
+            _WRITERS_DescribeTransactionsResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeTransactionsResponse v{version}: {exc}') from None
@@ -199,26 +207,30 @@ class DescribeTransactionsResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeTransactionsResponse has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeTransactionsResponse[version](buf, pos)
+            return _READERS_DescribeTransactionsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeTransactionsResponse v{version}: {exc}') from None
 
 
 class TransactionState(Struct):
-    """Schema struct ``TransactionState`` of ``DescribeTransactionsResponse``."""
+    """Struct ``TransactionState`` of ``DescribeTransactionsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'transactional_id', 'transaction_state', 'transaction_timeout_ms', 'transaction_start_time_ms', 'producer_id', 'producer_epoch', 'topics', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TransactionState'
 
-    error_code: int
-    transactional_id: str
-    transaction_state: str
-    transaction_timeout_ms: int
-    transaction_start_time_ms: int
-    producer_id: int
-    producer_epoch: int
-    topics: list[TopicData]
+    error_code: int  # ErrorCode int16
+    transactional_id: str  # TransactionalId string
+    transaction_state: str  # TransactionState string
+    transaction_timeout_ms: int  # TransactionTimeoutMs int32
+    transaction_start_time_ms: int  # TransactionStartTimeMs int64
+    producer_id: int  # ProducerId int64
+    producer_epoch: int  # ProducerEpoch int16
+    topics: list[TopicData]  # Topics []TopicData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -282,7 +294,7 @@ class TransactionState(Struct):
             raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_TransactionState[version](self, out)
+            _WRITERS_TransactionState[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TransactionState v{version}: {exc}') from None
@@ -305,20 +317,24 @@ class TransactionState(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-0)')
         try:
-            return _R_TransactionState[version](buf, pos)
+            return _READERS_TransactionState[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TransactionState v{version}: {exc}') from None
 
 
 class TopicData(Struct):
-    """Schema struct ``TopicData`` of ``DescribeTransactionsResponse``."""
+    """Struct ``TopicData`` of ``DescribeTransactionsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
-    topic: str
-    partitions: list[int]
+    topic: str  # Topic string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -364,7 +380,7 @@ class TopicData(Struct):
             raise UnsupportedVersionError(f'TopicData has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_TopicData[version](self, out)
+            _WRITERS_TopicData[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicData v{version}: {exc}') from None
@@ -387,7 +403,7 @@ class TopicData(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'TopicData has no version {version} (valid 0-0)')
         try:
-            return _R_TopicData[version](buf, pos)
+            return _READERS_TopicData[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicData v{version}: {exc}') from None
 
@@ -399,11 +415,11 @@ def _new_DescribeTransactionsRequest() -> DescribeTransactionsRequest:
     return o
 
 
-def _w_DescribeTransactionsRequest_0(o: DescribeTransactionsRequest, out: bytearray) -> None:
-    x1 = o.transactional_ids
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
+def _write_DescribeTransactionsRequest_v0(o: DescribeTransactionsRequest, out: bytearray) -> None:
+    transactional_ids = o.transactional_ids
+    write_uvarint(out, len(transactional_ids) + 1)
+    for transactional_ids_item in transactional_ids:
+        write_compact_string(out, transactional_ids_item)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -411,14 +427,14 @@ def _w_DescribeTransactionsRequest_0(o: DescribeTransactionsRequest, out: bytear
         out.append(0)
 
 
-def _r_DescribeTransactionsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeTransactionsRequest, int]:
+def _read_DescribeTransactionsRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeTransactionsRequest, int]:
     o = DescribeTransactionsRequest.__new__(DescribeTransactionsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.transactional_ids = a2
+    n_transactional_ids, pos = read_compact_array_len(buf, pos)
+    transactional_ids: list[str] = []
+    for _ in range(n_transactional_ids):
+        transactional_ids_item, pos = read_compact_string(buf, pos)
+        transactional_ids.append(transactional_ids_item)
+    o.transactional_ids = transactional_ids
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -435,11 +451,11 @@ def _new_TopicData() -> TopicData:
     return o
 
 
-def _w_TopicData_0(o: TopicData, out: bytearray) -> None:
+def _write_TopicData_v0(o: TopicData, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -447,12 +463,12 @@ def _w_TopicData_0(o: TopicData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicData_0(buf: memoryview, pos: int) -> tuple[TopicData, int]:
+def _read_TopicData_v0(buf: memoryview, pos: int) -> tuple[TopicData, int]:
     o = TopicData.__new__(TopicData)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -475,15 +491,15 @@ def _new_TransactionState() -> TransactionState:
     return o
 
 
-def _w_TransactionState_0(o: TransactionState, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_TransactionState_v0(o: TransactionState, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_string(out, o.transactional_id)
     write_compact_string(out, o.transaction_state)
-    out += _S_iqqh.pack(o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicData_0(e2, out)
+    out += _INT32_INT64_INT64_INT16.pack(o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_TopicData_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -491,20 +507,20 @@ def _w_TransactionState_0(o: TransactionState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TransactionState_0(buf: memoryview, pos: int) -> tuple[TransactionState, int]:
+def _read_TransactionState_v0(buf: memoryview, pos: int) -> tuple[TransactionState, int]:
     o = TransactionState.__new__(TransactionState)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.transactional_id, pos = read_compact_string(buf, pos)
     o.transaction_state, pos = read_compact_string(buf, pos)
-    o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch = _S_iqqh.unpack_from(buf, pos)
+    o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch = _INT32_INT64_INT64_INT16.unpack_from(buf, pos)
     pos += 22
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicData] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicData_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[TopicData] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TopicData_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -521,12 +537,12 @@ def _new_DescribeTransactionsResponse() -> DescribeTransactionsResponse:
     return o
 
 
-def _w_DescribeTransactionsResponse_0(o: DescribeTransactionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.transaction_states
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TransactionState_0(e2, out)
+def _write_DescribeTransactionsResponse_v0(o: DescribeTransactionsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    transaction_states = o.transaction_states
+    write_uvarint(out, len(transaction_states) + 1)
+    for transaction_states_item in transaction_states:
+        _write_TransactionState_v0(transaction_states_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -534,16 +550,16 @@ def _w_DescribeTransactionsResponse_0(o: DescribeTransactionsResponse, out: byte
         out.append(0)
 
 
-def _r_DescribeTransactionsResponse_0(buf: memoryview, pos: int) -> tuple[DescribeTransactionsResponse, int]:
+def _read_DescribeTransactionsResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeTransactionsResponse, int]:
     o = DescribeTransactionsResponse.__new__(DescribeTransactionsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TransactionState] = []
-    for _ in range(n1):
-        e3, pos = _r_TransactionState_0(buf, pos)
-        a2.append(e3)
-    o.transaction_states = a2
+    n_transaction_states, pos = read_compact_array_len(buf, pos)
+    transaction_states: list[TransactionState] = []
+    for _ in range(n_transaction_states):
+        transaction_states_item, pos = _read_TransactionState_v0(buf, pos)
+        transaction_states.append(transaction_states_item)
+    o.transaction_states = transaction_states
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -552,32 +568,32 @@ def _r_DescribeTransactionsResponse_0(buf: memoryview, pos: int) -> tuple[Descri
     return o, pos
 
 
-_W_DescribeTransactionsRequest: tuple[Callable[[DescribeTransactionsRequest, bytearray], None], ...] = (
-    _w_DescribeTransactionsRequest_0,
+_WRITERS_DescribeTransactionsRequest: tuple[Callable[[DescribeTransactionsRequest, bytearray], None], ...] = (
+    _write_DescribeTransactionsRequest_v0,
 )
-_R_DescribeTransactionsRequest: tuple[Callable[[memoryview, int], tuple[DescribeTransactionsRequest, int]], ...] = (
-    _r_DescribeTransactionsRequest_0,
+_READERS_DescribeTransactionsRequest: tuple[Callable[[memoryview, int], tuple[DescribeTransactionsRequest, int]], ...] = (
+    _read_DescribeTransactionsRequest_v0,
 )
 DescribeTransactionsRequest._FIELDS = (
     FieldSpec('transactional_ids', 'array', 'string', (0, 32767), None, None, None, None),
 )
 
-_W_TopicData: tuple[Callable[[TopicData, bytearray], None], ...] = (
-    _w_TopicData_0,
+_WRITERS_TopicData: tuple[Callable[[TopicData, bytearray], None], ...] = (
+    _write_TopicData_v0,
 )
-_R_TopicData: tuple[Callable[[memoryview, int], tuple[TopicData, int]], ...] = (
-    _r_TopicData_0,
+_READERS_TopicData: tuple[Callable[[memoryview, int], tuple[TopicData, int]], ...] = (
+    _read_TopicData_v0,
 )
 TopicData._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_TransactionState: tuple[Callable[[TransactionState, bytearray], None], ...] = (
-    _w_TransactionState_0,
+_WRITERS_TransactionState: tuple[Callable[[TransactionState, bytearray], None], ...] = (
+    _write_TransactionState_v0,
 )
-_R_TransactionState: tuple[Callable[[memoryview, int], tuple[TransactionState, int]], ...] = (
-    _r_TransactionState_0,
+_READERS_TransactionState: tuple[Callable[[memoryview, int], tuple[TransactionState, int]], ...] = (
+    _read_TransactionState_v0,
 )
 TransactionState._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -590,11 +606,11 @@ TransactionState._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, TopicData),
 )
 
-_W_DescribeTransactionsResponse: tuple[Callable[[DescribeTransactionsResponse, bytearray], None], ...] = (
-    _w_DescribeTransactionsResponse_0,
+_WRITERS_DescribeTransactionsResponse: tuple[Callable[[DescribeTransactionsResponse, bytearray], None], ...] = (
+    _write_DescribeTransactionsResponse_v0,
 )
-_R_DescribeTransactionsResponse: tuple[Callable[[memoryview, int], tuple[DescribeTransactionsResponse, int]], ...] = (
-    _r_DescribeTransactionsResponse_0,
+_READERS_DescribeTransactionsResponse: tuple[Callable[[memoryview, int], tuple[DescribeTransactionsResponse, int]], ...] = (
+    _read_DescribeTransactionsResponse_v0,
 )
 DescribeTransactionsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -35,13 +35,17 @@ __all__ = [
     'UserName',
 ]
 
-_S_bi = struct.Struct('>bi')
-_S_h = struct.Struct('>h')
-_S_ih = struct.Struct('>ih')
+_INT8_INT32 = struct.Struct('>bi')
+_INT16 = struct.Struct('>h')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class DescribeUserScramCredentialsRequest(Request['DescribeUserScramCredentialsResponse']):
-    """Kafka request ``DescribeUserScramCredentialsRequest`` (API key 50), versions 0-0."""
+    """Kafka request ``DescribeUserScramCredentialsRequest`` (API key 50), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('users', 'unknown_tags',)
 
@@ -51,7 +55,7 @@ class DescribeUserScramCredentialsRequest(Request['DescribeUserScramCredentialsR
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsRequest'
 
-    users: list[UserName] | None
+    users: list[UserName] | None  # Users []UserName; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -94,7 +98,7 @@ class DescribeUserScramCredentialsRequest(Request['DescribeUserScramCredentialsR
             raise UnsupportedVersionError(f'DescribeUserScramCredentialsRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeUserScramCredentialsRequest[version](self, out)
+            _WRITERS_DescribeUserScramCredentialsRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeUserScramCredentialsRequest v{version}: {exc}') from None
@@ -117,19 +121,23 @@ class DescribeUserScramCredentialsRequest(Request['DescribeUserScramCredentialsR
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeUserScramCredentialsRequest has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeUserScramCredentialsRequest[version](buf, pos)
+            return _READERS_DescribeUserScramCredentialsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeUserScramCredentialsRequest v{version}: {exc}') from None
 
 
 class UserName(Struct):
-    """Schema struct ``UserName`` of ``DescribeUserScramCredentialsRequest``."""
+    """Struct ``UserName`` of ``DescribeUserScramCredentialsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'UserName'
 
-    name: str
+    name: str  # Name string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -172,7 +180,7 @@ class UserName(Struct):
             raise UnsupportedVersionError(f'UserName has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_UserName[version](self, out)
+            _WRITERS_UserName[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode UserName v{version}: {exc}') from None
@@ -195,13 +203,17 @@ class UserName(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'UserName has no version {version} (valid 0-0)')
         try:
-            return _R_UserName[version](buf, pos)
+            return _READERS_UserName[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed UserName v{version}: {exc}') from None
 
 
 class DescribeUserScramCredentialsResponse(Response):
-    """Kafka response ``DescribeUserScramCredentialsResponse`` (API key 50), versions 0-0."""
+    """Kafka response ``DescribeUserScramCredentialsResponse`` (API key 50), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results', 'unknown_tags',)
 
@@ -211,10 +223,10 @@ class DescribeUserScramCredentialsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    results: list[DescribeUserScramCredentialsResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    results: list[DescribeUserScramCredentialsResult]  # Results []DescribeUserScramCredentialsResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -266,7 +278,7 @@ class DescribeUserScramCredentialsResponse(Response):
             raise UnsupportedVersionError(f'DescribeUserScramCredentialsResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeUserScramCredentialsResponse[version](self, out)
+            _WRITERS_DescribeUserScramCredentialsResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeUserScramCredentialsResponse v{version}: {exc}') from None
@@ -289,22 +301,26 @@ class DescribeUserScramCredentialsResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeUserScramCredentialsResponse has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeUserScramCredentialsResponse[version](buf, pos)
+            return _READERS_DescribeUserScramCredentialsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeUserScramCredentialsResponse v{version}: {exc}') from None
 
 
 class DescribeUserScramCredentialsResult(Struct):
-    """Schema struct ``DescribeUserScramCredentialsResult`` of ``DescribeUserScramCredentialsResponse``."""
+    """Struct ``DescribeUserScramCredentialsResult`` of ``DescribeUserScramCredentialsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('user', 'error_code', 'error_message', 'credential_infos', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsResult'
 
-    user: str
-    error_code: int
-    error_message: str | None
-    credential_infos: list[CredentialInfo]
+    user: str  # User string
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    credential_infos: list[CredentialInfo]  # CredentialInfos []CredentialInfo
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -356,7 +372,7 @@ class DescribeUserScramCredentialsResult(Struct):
             raise UnsupportedVersionError(f'DescribeUserScramCredentialsResult has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_DescribeUserScramCredentialsResult[version](self, out)
+            _WRITERS_DescribeUserScramCredentialsResult[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribeUserScramCredentialsResult v{version}: {exc}') from None
@@ -379,20 +395,24 @@ class DescribeUserScramCredentialsResult(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'DescribeUserScramCredentialsResult has no version {version} (valid 0-0)')
         try:
-            return _R_DescribeUserScramCredentialsResult[version](buf, pos)
+            return _READERS_DescribeUserScramCredentialsResult[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribeUserScramCredentialsResult v{version}: {exc}') from None
 
 
 class CredentialInfo(Struct):
-    """Schema struct ``CredentialInfo`` of ``DescribeUserScramCredentialsResponse``."""
+    """Struct ``CredentialInfo`` of ``DescribeUserScramCredentialsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('mechanism', 'iterations', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'CredentialInfo'
 
-    mechanism: int
-    iterations: int
+    mechanism: int  # Mechanism int8
+    iterations: int  # Iterations int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -438,7 +458,7 @@ class CredentialInfo(Struct):
             raise UnsupportedVersionError(f'CredentialInfo has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_CredentialInfo[version](self, out)
+            _WRITERS_CredentialInfo[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode CredentialInfo v{version}: {exc}') from None
@@ -461,7 +481,7 @@ class CredentialInfo(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'CredentialInfo has no version {version} (valid 0-0)')
         try:
-            return _R_CredentialInfo[version](buf, pos)
+            return _READERS_CredentialInfo[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed CredentialInfo v{version}: {exc}') from None
 
@@ -473,7 +493,7 @@ def _new_UserName() -> UserName:
     return o
 
 
-def _w_UserName_0(o: UserName, out: bytearray) -> None:
+def _write_UserName_v0(o: UserName, out: bytearray) -> None:
     write_compact_string(out, o.name)
     uk = o.unknown_tags
     if uk:
@@ -482,7 +502,7 @@ def _w_UserName_0(o: UserName, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_UserName_0(buf: memoryview, pos: int) -> tuple[UserName, int]:
+def _read_UserName_v0(buf: memoryview, pos: int) -> tuple[UserName, int]:
     o = UserName.__new__(UserName)
     o.name, pos = read_compact_string(buf, pos)
     if buf[pos] == 0:
@@ -500,14 +520,14 @@ def _new_DescribeUserScramCredentialsRequest() -> DescribeUserScramCredentialsRe
     return o
 
 
-def _w_DescribeUserScramCredentialsRequest_0(o: DescribeUserScramCredentialsRequest, out: bytearray) -> None:
-    x1 = o.users
-    if x1 is None:
+def _write_DescribeUserScramCredentialsRequest_v0(o: DescribeUserScramCredentialsRequest, out: bytearray) -> None:
+    users = o.users
+    if users is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_UserName_0(e2, out)
+        write_uvarint(out, len(users) + 1)
+        for users_item in users:
+            _write_UserName_v0(users_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -515,17 +535,17 @@ def _w_DescribeUserScramCredentialsRequest_0(o: DescribeUserScramCredentialsRequ
         out.append(0)
 
 
-def _r_DescribeUserScramCredentialsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsRequest, int]:
+def _read_DescribeUserScramCredentialsRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsRequest, int]:
     o = DescribeUserScramCredentialsRequest.__new__(DescribeUserScramCredentialsRequest)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_users, pos = read_compact_nullable_array_len(buf, pos)
+    if n_users < 0:
         o.users = None
     else:
-        a2: list[UserName] = []
-        for _ in range(n1):
-            e3, pos = _r_UserName_0(buf, pos)
-            a2.append(e3)
-        o.users = a2
+        users: list[UserName] = []
+        for _ in range(n_users):
+            users_item, pos = _read_UserName_v0(buf, pos)
+            users.append(users_item)
+        o.users = users
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -542,8 +562,8 @@ def _new_CredentialInfo() -> CredentialInfo:
     return o
 
 
-def _w_CredentialInfo_0(o: CredentialInfo, out: bytearray) -> None:
-    out += _S_bi.pack(o.mechanism, o.iterations)
+def _write_CredentialInfo_v0(o: CredentialInfo, out: bytearray) -> None:
+    out += _INT8_INT32.pack(o.mechanism, o.iterations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -551,9 +571,9 @@ def _w_CredentialInfo_0(o: CredentialInfo, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CredentialInfo_0(buf: memoryview, pos: int) -> tuple[CredentialInfo, int]:
+def _read_CredentialInfo_v0(buf: memoryview, pos: int) -> tuple[CredentialInfo, int]:
     o = CredentialInfo.__new__(CredentialInfo)
-    o.mechanism, o.iterations = _S_bi.unpack_from(buf, pos)
+    o.mechanism, o.iterations = _INT8_INT32.unpack_from(buf, pos)
     pos += 5
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -573,14 +593,14 @@ def _new_DescribeUserScramCredentialsResult() -> DescribeUserScramCredentialsRes
     return o
 
 
-def _w_DescribeUserScramCredentialsResult_0(o: DescribeUserScramCredentialsResult, out: bytearray) -> None:
+def _write_DescribeUserScramCredentialsResult_v0(o: DescribeUserScramCredentialsResult, out: bytearray) -> None:
     write_compact_string(out, o.user)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.credential_infos
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CredentialInfo_0(e2, out)
+    credential_infos = o.credential_infos
+    write_uvarint(out, len(credential_infos) + 1)
+    for credential_infos_item in credential_infos:
+        _write_CredentialInfo_v0(credential_infos_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -588,18 +608,18 @@ def _w_DescribeUserScramCredentialsResult_0(o: DescribeUserScramCredentialsResul
         out.append(0)
 
 
-def _r_DescribeUserScramCredentialsResult_0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsResult, int]:
+def _read_DescribeUserScramCredentialsResult_v0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsResult, int]:
     o = DescribeUserScramCredentialsResult.__new__(DescribeUserScramCredentialsResult)
     o.user, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CredentialInfo] = []
-    for _ in range(n1):
-        e3, pos = _r_CredentialInfo_0(buf, pos)
-        a2.append(e3)
-    o.credential_infos = a2
+    n_credential_infos, pos = read_compact_array_len(buf, pos)
+    credential_infos: list[CredentialInfo] = []
+    for _ in range(n_credential_infos):
+        credential_infos_item, pos = _read_CredentialInfo_v0(buf, pos)
+        credential_infos.append(credential_infos_item)
+    o.credential_infos = credential_infos
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -618,13 +638,13 @@ def _new_DescribeUserScramCredentialsResponse() -> DescribeUserScramCredentialsR
     return o
 
 
-def _w_DescribeUserScramCredentialsResponse_0(o: DescribeUserScramCredentialsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DescribeUserScramCredentialsResponse_v0(o: DescribeUserScramCredentialsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeUserScramCredentialsResult_0(e2, out)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_DescribeUserScramCredentialsResult_v0(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -632,17 +652,17 @@ def _w_DescribeUserScramCredentialsResponse_0(o: DescribeUserScramCredentialsRes
         out.append(0)
 
 
-def _r_DescribeUserScramCredentialsResponse_0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsResponse, int]:
+def _read_DescribeUserScramCredentialsResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsResponse, int]:
     o = DescribeUserScramCredentialsResponse.__new__(DescribeUserScramCredentialsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeUserScramCredentialsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeUserScramCredentialsResult_0(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[DescribeUserScramCredentialsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeUserScramCredentialsResult_v0(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -651,42 +671,42 @@ def _r_DescribeUserScramCredentialsResponse_0(buf: memoryview, pos: int) -> tupl
     return o, pos
 
 
-_W_UserName: tuple[Callable[[UserName, bytearray], None], ...] = (
-    _w_UserName_0,
+_WRITERS_UserName: tuple[Callable[[UserName, bytearray], None], ...] = (
+    _write_UserName_v0,
 )
-_R_UserName: tuple[Callable[[memoryview, int], tuple[UserName, int]], ...] = (
-    _r_UserName_0,
+_READERS_UserName: tuple[Callable[[memoryview, int], tuple[UserName, int]], ...] = (
+    _read_UserName_v0,
 )
 UserName._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeUserScramCredentialsRequest: tuple[Callable[[DescribeUserScramCredentialsRequest, bytearray], None], ...] = (
-    _w_DescribeUserScramCredentialsRequest_0,
+_WRITERS_DescribeUserScramCredentialsRequest: tuple[Callable[[DescribeUserScramCredentialsRequest, bytearray], None], ...] = (
+    _write_DescribeUserScramCredentialsRequest_v0,
 )
-_R_DescribeUserScramCredentialsRequest: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsRequest, int]], ...] = (
-    _r_DescribeUserScramCredentialsRequest_0,
+_READERS_DescribeUserScramCredentialsRequest: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsRequest, int]], ...] = (
+    _read_DescribeUserScramCredentialsRequest_v0,
 )
 DescribeUserScramCredentialsRequest._FIELDS = (
     FieldSpec('users', 'array', 'struct', (0, 32767), (0, 32767), None, None, UserName),
 )
 
-_W_CredentialInfo: tuple[Callable[[CredentialInfo, bytearray], None], ...] = (
-    _w_CredentialInfo_0,
+_WRITERS_CredentialInfo: tuple[Callable[[CredentialInfo, bytearray], None], ...] = (
+    _write_CredentialInfo_v0,
 )
-_R_CredentialInfo: tuple[Callable[[memoryview, int], tuple[CredentialInfo, int]], ...] = (
-    _r_CredentialInfo_0,
+_READERS_CredentialInfo: tuple[Callable[[memoryview, int], tuple[CredentialInfo, int]], ...] = (
+    _read_CredentialInfo_v0,
 )
 CredentialInfo._FIELDS = (
     FieldSpec('mechanism', 'int8', None, (0, 32767), None, None, None, None),
     FieldSpec('iterations', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeUserScramCredentialsResult: tuple[Callable[[DescribeUserScramCredentialsResult, bytearray], None], ...] = (
-    _w_DescribeUserScramCredentialsResult_0,
+_WRITERS_DescribeUserScramCredentialsResult: tuple[Callable[[DescribeUserScramCredentialsResult, bytearray], None], ...] = (
+    _write_DescribeUserScramCredentialsResult_v0,
 )
-_R_DescribeUserScramCredentialsResult: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsResult, int]], ...] = (
-    _r_DescribeUserScramCredentialsResult_0,
+_READERS_DescribeUserScramCredentialsResult: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsResult, int]], ...] = (
+    _read_DescribeUserScramCredentialsResult_v0,
 )
 DescribeUserScramCredentialsResult._FIELDS = (
     FieldSpec('user', 'string', None, (0, 32767), None, None, None, None),
@@ -695,11 +715,11 @@ DescribeUserScramCredentialsResult._FIELDS = (
     FieldSpec('credential_infos', 'array', 'struct', (0, 32767), None, None, None, CredentialInfo),
 )
 
-_W_DescribeUserScramCredentialsResponse: tuple[Callable[[DescribeUserScramCredentialsResponse, bytearray], None], ...] = (
-    _w_DescribeUserScramCredentialsResponse_0,
+_WRITERS_DescribeUserScramCredentialsResponse: tuple[Callable[[DescribeUserScramCredentialsResponse, bytearray], None], ...] = (
+    _write_DescribeUserScramCredentialsResponse_v0,
 )
-_R_DescribeUserScramCredentialsResponse: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsResponse, int]], ...] = (
-    _r_DescribeUserScramCredentialsResponse_0,
+_READERS_DescribeUserScramCredentialsResponse: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsResponse, int]], ...] = (
+    _read_DescribeUserScramCredentialsResponse_v0,
 )
 DescribeUserScramCredentialsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -29,13 +29,17 @@ __all__ = [
     'EndTxnResponse',
 ]
 
-_S_ih = struct.Struct('>ih')
-_S_ihqh = struct.Struct('>ihqh')
-_S_qho = struct.Struct('>qh?')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT16_INT64_INT16 = struct.Struct('>ihqh')
+_INT64_INT16_BOOL = struct.Struct('>qh?')
 
 
 class EndTxnRequest(Request['EndTxnResponse']):
-    """Kafka request ``EndTxnRequest`` (API key 26), versions 0-5."""
+    """Kafka request ``EndTxnRequest`` (API key 26), versions 0-5, flexible from v3.
+
+    Schema: ``tools/kafka-protocol/message/EndTxnRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'committed', 'unknown_tags',)
 
@@ -45,10 +49,10 @@ class EndTxnRequest(Request['EndTxnResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnRequest'
 
-    transactional_id: str
-    producer_id: int
-    producer_epoch: int
-    committed: bool
+    transactional_id: str  # TransactionalId string
+    producer_id: int  # ProducerId int64
+    producer_epoch: int  # ProducerEpoch int16
+    committed: bool  # Committed bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -100,7 +104,7 @@ class EndTxnRequest(Request['EndTxnResponse']):
             raise UnsupportedVersionError(f'EndTxnRequest has no version {version} (valid 0-5)')
         start = len(out)
         try:
-            _W_EndTxnRequest[version](self, out)
+            _WRITERS_EndTxnRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode EndTxnRequest v{version}: {exc}') from None
@@ -123,13 +127,17 @@ class EndTxnRequest(Request['EndTxnResponse']):
         if not 0 <= version <= 5:
             raise UnsupportedVersionError(f'EndTxnRequest has no version {version} (valid 0-5)')
         try:
-            return _R_EndTxnRequest[version](buf, pos)
+            return _READERS_EndTxnRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed EndTxnRequest v{version}: {exc}') from None
 
 
 class EndTxnResponse(Response):
-    """Kafka response ``EndTxnResponse`` (API key 26), versions 0-5."""
+    """Kafka response ``EndTxnResponse`` (API key 26), versions 0-5, flexible from v3.
+
+    Schema: ``tools/kafka-protocol/message/EndTxnResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'unknown_tags',)
 
@@ -139,10 +147,10 @@ class EndTxnResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    producer_id: int
-    producer_epoch: int
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    producer_id: int  # ProducerId int64; v5+; default -1; ignorable
+    producer_epoch: int  # ProducerEpoch int16; v5+; default -1; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -194,7 +202,7 @@ class EndTxnResponse(Response):
             raise UnsupportedVersionError(f'EndTxnResponse has no version {version} (valid 0-5)')
         start = len(out)
         try:
-            _W_EndTxnResponse[version](self, out)
+            _WRITERS_EndTxnResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode EndTxnResponse v{version}: {exc}') from None
@@ -217,7 +225,7 @@ class EndTxnResponse(Response):
         if not 0 <= version <= 5:
             raise UnsupportedVersionError(f'EndTxnResponse has no version {version} (valid 0-5)')
         try:
-            return _R_EndTxnResponse[version](buf, pos)
+            return _READERS_EndTxnResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed EndTxnResponse v{version}: {exc}') from None
 
@@ -232,23 +240,23 @@ def _new_EndTxnRequest() -> EndTxnRequest:
     return o
 
 
-def _w_EndTxnRequest_0(o: EndTxnRequest, out: bytearray) -> None:
+def _write_EndTxnRequest_v0(o: EndTxnRequest, out: bytearray) -> None:
     write_string(out, o.transactional_id)
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.committed)
+    out += _INT64_INT16_BOOL.pack(o.producer_id, o.producer_epoch, o.committed)
 
 
-def _r_EndTxnRequest_0(buf: memoryview, pos: int) -> tuple[EndTxnRequest, int]:
+def _read_EndTxnRequest_v0(buf: memoryview, pos: int) -> tuple[EndTxnRequest, int]:
     o = EndTxnRequest.__new__(EndTxnRequest)
     o.transactional_id, pos = read_string(buf, pos)
-    o.producer_id, o.producer_epoch, o.committed = _S_qho.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch, o.committed = _INT64_INT16_BOOL.unpack_from(buf, pos)
     pos += 11
     o.unknown_tags = None
     return o, pos
 
 
-def _w_EndTxnRequest_3(o: EndTxnRequest, out: bytearray) -> None:
+def _write_EndTxnRequest_v3(o: EndTxnRequest, out: bytearray) -> None:
     write_compact_string(out, o.transactional_id)
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.committed)
+    out += _INT64_INT16_BOOL.pack(o.producer_id, o.producer_epoch, o.committed)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -256,10 +264,10 @@ def _w_EndTxnRequest_3(o: EndTxnRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EndTxnRequest_3(buf: memoryview, pos: int) -> tuple[EndTxnRequest, int]:
+def _read_EndTxnRequest_v3(buf: memoryview, pos: int) -> tuple[EndTxnRequest, int]:
     o = EndTxnRequest.__new__(EndTxnRequest)
     o.transactional_id, pos = read_compact_string(buf, pos)
-    o.producer_id, o.producer_epoch, o.committed = _S_qho.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch, o.committed = _INT64_INT16_BOOL.unpack_from(buf, pos)
     pos += 11
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -279,13 +287,13 @@ def _new_EndTxnResponse() -> EndTxnResponse:
     return o
 
 
-def _w_EndTxnResponse_0(o: EndTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_EndTxnResponse_v0(o: EndTxnResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
 
 
-def _r_EndTxnResponse_0(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
+def _read_EndTxnResponse_v0(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
     o = EndTxnResponse.__new__(EndTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.producer_id = -1
     o.producer_epoch = -1
@@ -293,8 +301,8 @@ def _r_EndTxnResponse_0(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]
     return o, pos
 
 
-def _w_EndTxnResponse_3(o: EndTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_EndTxnResponse_v3(o: EndTxnResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -302,9 +310,9 @@ def _w_EndTxnResponse_3(o: EndTxnResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EndTxnResponse_3(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
+def _read_EndTxnResponse_v3(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
     o = EndTxnResponse.__new__(EndTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.producer_id = -1
     o.producer_epoch = -1
@@ -316,8 +324,8 @@ def _r_EndTxnResponse_3(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]
     return o, pos
 
 
-def _w_EndTxnResponse_5(o: EndTxnResponse, out: bytearray) -> None:
-    out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
+def _write_EndTxnResponse_v5(o: EndTxnResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT16.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -325,9 +333,9 @@ def _w_EndTxnResponse_5(o: EndTxnResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EndTxnResponse_5(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
+def _read_EndTxnResponse_v5(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
     o = EndTxnResponse.__new__(EndTxnResponse)
-    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _S_ihqh.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _INT32_INT16_INT64_INT16.unpack_from(buf, pos)
     pos += 16
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -337,21 +345,21 @@ def _r_EndTxnResponse_5(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]
     return o, pos
 
 
-_W_EndTxnRequest: tuple[Callable[[EndTxnRequest, bytearray], None], ...] = (
-    _w_EndTxnRequest_0,
-    _w_EndTxnRequest_0,
-    _w_EndTxnRequest_0,
-    _w_EndTxnRequest_3,
-    _w_EndTxnRequest_3,
-    _w_EndTxnRequest_3,
+_WRITERS_EndTxnRequest: tuple[Callable[[EndTxnRequest, bytearray], None], ...] = (
+    _write_EndTxnRequest_v0,
+    _write_EndTxnRequest_v0,
+    _write_EndTxnRequest_v0,
+    _write_EndTxnRequest_v3,
+    _write_EndTxnRequest_v3,
+    _write_EndTxnRequest_v3,
 )
-_R_EndTxnRequest: tuple[Callable[[memoryview, int], tuple[EndTxnRequest, int]], ...] = (
-    _r_EndTxnRequest_0,
-    _r_EndTxnRequest_0,
-    _r_EndTxnRequest_0,
-    _r_EndTxnRequest_3,
-    _r_EndTxnRequest_3,
-    _r_EndTxnRequest_3,
+_READERS_EndTxnRequest: tuple[Callable[[memoryview, int], tuple[EndTxnRequest, int]], ...] = (
+    _read_EndTxnRequest_v0,
+    _read_EndTxnRequest_v0,
+    _read_EndTxnRequest_v0,
+    _read_EndTxnRequest_v3,
+    _read_EndTxnRequest_v3,
+    _read_EndTxnRequest_v3,
 )
 EndTxnRequest._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (0, 32767), None, None, None, None),
@@ -360,21 +368,21 @@ EndTxnRequest._FIELDS = (
     FieldSpec('committed', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_EndTxnResponse: tuple[Callable[[EndTxnResponse, bytearray], None], ...] = (
-    _w_EndTxnResponse_0,
-    _w_EndTxnResponse_0,
-    _w_EndTxnResponse_0,
-    _w_EndTxnResponse_3,
-    _w_EndTxnResponse_3,
-    _w_EndTxnResponse_5,
+_WRITERS_EndTxnResponse: tuple[Callable[[EndTxnResponse, bytearray], None], ...] = (
+    _write_EndTxnResponse_v0,
+    _write_EndTxnResponse_v0,
+    _write_EndTxnResponse_v0,
+    _write_EndTxnResponse_v3,
+    _write_EndTxnResponse_v3,
+    _write_EndTxnResponse_v5,
 )
-_R_EndTxnResponse: tuple[Callable[[memoryview, int], tuple[EndTxnResponse, int]], ...] = (
-    _r_EndTxnResponse_0,
-    _r_EndTxnResponse_0,
-    _r_EndTxnResponse_0,
-    _r_EndTxnResponse_3,
-    _r_EndTxnResponse_3,
-    _r_EndTxnResponse_5,
+_READERS_EndTxnResponse: tuple[Callable[[memoryview, int], tuple[EndTxnResponse, int]], ...] = (
+    _read_EndTxnResponse_v0,
+    _read_EndTxnResponse_v0,
+    _read_EndTxnResponse_v0,
+    _read_EndTxnResponse_v3,
+    _read_EndTxnResponse_v3,
+    _read_EndTxnResponse_v5,
 )
 EndTxnResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -22,11 +22,15 @@ __all__ = [
     'EndTxnMarker',
 ]
 
-_S_i = struct.Struct('>i')
+_INT32 = struct.Struct('>i')
 
 
 class EndTxnMarker(Message):
-    """Kafka data schema ``EndTxnMarker``, versions 0-0."""
+    """Kafka data schema ``EndTxnMarker``, versions 0-0.
+
+    Schema: ``tools/kafka-protocol/message/EndTxnMarker.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('coordinator_epoch', 'unknown_tags',)
 
@@ -35,7 +39,7 @@ class EndTxnMarker(Message):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnMarker'
 
-    coordinator_epoch: int
+    coordinator_epoch: int  # CoordinatorEpoch int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -78,7 +82,7 @@ class EndTxnMarker(Message):
             raise UnsupportedVersionError(f'EndTxnMarker has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_EndTxnMarker[version](self, out)
+            _WRITERS_EndTxnMarker[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode EndTxnMarker v{version}: {exc}') from None
@@ -101,7 +105,7 @@ class EndTxnMarker(Message):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'EndTxnMarker has no version {version} (valid 0-0)')
         try:
-            return _R_EndTxnMarker[version](buf, pos)
+            return _READERS_EndTxnMarker[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed EndTxnMarker v{version}: {exc}') from None
 
@@ -113,23 +117,23 @@ def _new_EndTxnMarker() -> EndTxnMarker:
     return o
 
 
-def _w_EndTxnMarker_0(o: EndTxnMarker, out: bytearray) -> None:
-    out += _S_i.pack(o.coordinator_epoch)
+def _write_EndTxnMarker_v0(o: EndTxnMarker, out: bytearray) -> None:
+    out += _INT32.pack(o.coordinator_epoch)
 
 
-def _r_EndTxnMarker_0(buf: memoryview, pos: int) -> tuple[EndTxnMarker, int]:
+def _read_EndTxnMarker_v0(buf: memoryview, pos: int) -> tuple[EndTxnMarker, int]:
     o = EndTxnMarker.__new__(EndTxnMarker)
-    o.coordinator_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.coordinator_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.unknown_tags = None
     return o, pos
 
 
-_W_EndTxnMarker: tuple[Callable[[EndTxnMarker, bytearray], None], ...] = (
-    _w_EndTxnMarker_0,
+_WRITERS_EndTxnMarker: tuple[Callable[[EndTxnMarker, bytearray], None], ...] = (
+    _write_EndTxnMarker_v0,
 )
-_R_EndTxnMarker: tuple[Callable[[memoryview, int], tuple[EndTxnMarker, int]], ...] = (
-    _r_EndTxnMarker_0,
+_READERS_EndTxnMarker: tuple[Callable[[memoryview, int], tuple[EndTxnMarker, int]], ...] = (
+    _read_EndTxnMarker_v0,
 )
 EndTxnMarker._FIELDS = (
     FieldSpec('coordinator_epoch', 'int32', None, (0, 32767), None, None, None, None),

@@ -29,12 +29,16 @@ __all__ = [
     'ExpireDelegationTokenResponse',
 ]
 
-_S_hqi = struct.Struct('>hqi')
-_S_q = struct.Struct('>q')
+_INT16_INT64_INT32 = struct.Struct('>hqi')
+_INT64 = struct.Struct('>q')
 
 
 class ExpireDelegationTokenRequest(Request['ExpireDelegationTokenResponse']):
-    """Kafka request ``ExpireDelegationTokenRequest`` (API key 40), versions 1-2."""
+    """Kafka request ``ExpireDelegationTokenRequest`` (API key 40), versions 1-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/ExpireDelegationTokenRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('hmac', 'expiry_time_period_ms', 'unknown_tags',)
 
@@ -44,8 +48,8 @@ class ExpireDelegationTokenRequest(Request['ExpireDelegationTokenResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'ExpireDelegationTokenRequest'
 
-    hmac: bytes
-    expiry_time_period_ms: int
+    hmac: bytes  # Hmac bytes
+    expiry_time_period_ms: int  # ExpiryTimePeriodMs int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -91,7 +95,7 @@ class ExpireDelegationTokenRequest(Request['ExpireDelegationTokenResponse']):
             raise UnsupportedVersionError(f'ExpireDelegationTokenRequest has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_ExpireDelegationTokenRequest[version - 1](self, out)
+            _WRITERS_ExpireDelegationTokenRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ExpireDelegationTokenRequest v{version}: {exc}') from None
@@ -114,13 +118,17 @@ class ExpireDelegationTokenRequest(Request['ExpireDelegationTokenResponse']):
         if not 1 <= version <= 2:
             raise UnsupportedVersionError(f'ExpireDelegationTokenRequest has no version {version} (valid 1-2)')
         try:
-            return _R_ExpireDelegationTokenRequest[version - 1](buf, pos)
+            return _READERS_ExpireDelegationTokenRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ExpireDelegationTokenRequest v{version}: {exc}') from None
 
 
 class ExpireDelegationTokenResponse(Response):
-    """Kafka response ``ExpireDelegationTokenResponse`` (API key 40), versions 1-2."""
+    """Kafka response ``ExpireDelegationTokenResponse`` (API key 40), versions 1-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/ExpireDelegationTokenResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms', 'unknown_tags',)
 
@@ -130,9 +138,9 @@ class ExpireDelegationTokenResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'ExpireDelegationTokenResponse'
 
-    error_code: int
-    expiry_timestamp_ms: int
-    throttle_time_ms: int
+    error_code: int  # ErrorCode int16
+    expiry_timestamp_ms: int  # ExpiryTimestampMs int64
+    throttle_time_ms: int  # ThrottleTimeMs int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -181,7 +189,7 @@ class ExpireDelegationTokenResponse(Response):
             raise UnsupportedVersionError(f'ExpireDelegationTokenResponse has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_ExpireDelegationTokenResponse[version - 1](self, out)
+            _WRITERS_ExpireDelegationTokenResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ExpireDelegationTokenResponse v{version}: {exc}') from None
@@ -204,7 +212,7 @@ class ExpireDelegationTokenResponse(Response):
         if not 1 <= version <= 2:
             raise UnsupportedVersionError(f'ExpireDelegationTokenResponse has no version {version} (valid 1-2)')
         try:
-            return _R_ExpireDelegationTokenResponse[version - 1](buf, pos)
+            return _READERS_ExpireDelegationTokenResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ExpireDelegationTokenResponse v{version}: {exc}') from None
 
@@ -217,23 +225,23 @@ def _new_ExpireDelegationTokenRequest() -> ExpireDelegationTokenRequest:
     return o
 
 
-def _w_ExpireDelegationTokenRequest_1(o: ExpireDelegationTokenRequest, out: bytearray) -> None:
+def _write_ExpireDelegationTokenRequest_v1(o: ExpireDelegationTokenRequest, out: bytearray) -> None:
     write_bytes(out, o.hmac)
-    out += _S_q.pack(o.expiry_time_period_ms)
+    out += _INT64.pack(o.expiry_time_period_ms)
 
 
-def _r_ExpireDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenRequest, int]:
+def _read_ExpireDelegationTokenRequest_v1(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenRequest, int]:
     o = ExpireDelegationTokenRequest.__new__(ExpireDelegationTokenRequest)
     o.hmac, pos = read_bytes(buf, pos)
-    o.expiry_time_period_ms = _S_q.unpack_from(buf, pos)[0]
+    o.expiry_time_period_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ExpireDelegationTokenRequest_2(o: ExpireDelegationTokenRequest, out: bytearray) -> None:
+def _write_ExpireDelegationTokenRequest_v2(o: ExpireDelegationTokenRequest, out: bytearray) -> None:
     write_compact_bytes(out, o.hmac)
-    out += _S_q.pack(o.expiry_time_period_ms)
+    out += _INT64.pack(o.expiry_time_period_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -241,10 +249,10 @@ def _w_ExpireDelegationTokenRequest_2(o: ExpireDelegationTokenRequest, out: byte
         out.append(0)
 
 
-def _r_ExpireDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenRequest, int]:
+def _read_ExpireDelegationTokenRequest_v2(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenRequest, int]:
     o = ExpireDelegationTokenRequest.__new__(ExpireDelegationTokenRequest)
     o.hmac, pos = read_compact_bytes(buf, pos)
-    o.expiry_time_period_ms = _S_q.unpack_from(buf, pos)[0]
+    o.expiry_time_period_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -263,20 +271,20 @@ def _new_ExpireDelegationTokenResponse() -> ExpireDelegationTokenResponse:
     return o
 
 
-def _w_ExpireDelegationTokenResponse_1(o: ExpireDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_hqi.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
+def _write_ExpireDelegationTokenResponse_v1(o: ExpireDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16_INT64_INT32.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
 
 
-def _r_ExpireDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenResponse, int]:
+def _read_ExpireDelegationTokenResponse_v1(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenResponse, int]:
     o = ExpireDelegationTokenResponse.__new__(ExpireDelegationTokenResponse)
-    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _S_hqi.unpack_from(buf, pos)
+    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _INT16_INT64_INT32.unpack_from(buf, pos)
     pos += 14
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ExpireDelegationTokenResponse_2(o: ExpireDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_hqi.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
+def _write_ExpireDelegationTokenResponse_v2(o: ExpireDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16_INT64_INT32.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -284,9 +292,9 @@ def _w_ExpireDelegationTokenResponse_2(o: ExpireDelegationTokenResponse, out: by
         out.append(0)
 
 
-def _r_ExpireDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenResponse, int]:
+def _read_ExpireDelegationTokenResponse_v2(buf: memoryview, pos: int) -> tuple[ExpireDelegationTokenResponse, int]:
     o = ExpireDelegationTokenResponse.__new__(ExpireDelegationTokenResponse)
-    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _S_hqi.unpack_from(buf, pos)
+    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _INT16_INT64_INT32.unpack_from(buf, pos)
     pos += 14
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -296,26 +304,26 @@ def _r_ExpireDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[Expir
     return o, pos
 
 
-_W_ExpireDelegationTokenRequest: tuple[Callable[[ExpireDelegationTokenRequest, bytearray], None], ...] = (
-    _w_ExpireDelegationTokenRequest_1,
-    _w_ExpireDelegationTokenRequest_2,
+_WRITERS_ExpireDelegationTokenRequest: tuple[Callable[[ExpireDelegationTokenRequest, bytearray], None], ...] = (
+    _write_ExpireDelegationTokenRequest_v1,
+    _write_ExpireDelegationTokenRequest_v2,
 )
-_R_ExpireDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[ExpireDelegationTokenRequest, int]], ...] = (
-    _r_ExpireDelegationTokenRequest_1,
-    _r_ExpireDelegationTokenRequest_2,
+_READERS_ExpireDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[ExpireDelegationTokenRequest, int]], ...] = (
+    _read_ExpireDelegationTokenRequest_v1,
+    _read_ExpireDelegationTokenRequest_v2,
 )
 ExpireDelegationTokenRequest._FIELDS = (
     FieldSpec('hmac', 'bytes', None, (0, 32767), None, None, None, None),
     FieldSpec('expiry_time_period_ms', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_ExpireDelegationTokenResponse: tuple[Callable[[ExpireDelegationTokenResponse, bytearray], None], ...] = (
-    _w_ExpireDelegationTokenResponse_1,
-    _w_ExpireDelegationTokenResponse_2,
+_WRITERS_ExpireDelegationTokenResponse: tuple[Callable[[ExpireDelegationTokenResponse, bytearray], None], ...] = (
+    _write_ExpireDelegationTokenResponse_v1,
+    _write_ExpireDelegationTokenResponse_v2,
 )
-_R_ExpireDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[ExpireDelegationTokenResponse, int]], ...] = (
-    _r_ExpireDelegationTokenResponse_1,
-    _r_ExpireDelegationTokenResponse_2,
+_READERS_ExpireDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[ExpireDelegationTokenResponse, int]], ...] = (
+    _read_ExpireDelegationTokenResponse_v1,
+    _read_ExpireDelegationTokenResponse_v2,
 )
 ExpireDelegationTokenResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

@@ -55,26 +55,30 @@ __all__ = [
     'SnapshotId',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ihi = struct.Struct('>ihi')
-_S_ihqq = struct.Struct('>ihqq')
-_S_ihqqq = struct.Struct('>ihqqq')
-_S_ii = struct.Struct('>ii')
-_S_iiibii = struct.Struct('>iiibii')
-_S_iiiib = struct.Struct('>iiiib')
-_S_iiiibii = struct.Struct('>iiiibii')
-_S_iiqiqi = struct.Struct('>iiqiqi')
-_S_iiqqi = struct.Struct('>iiqqi')
-_S_iq = struct.Struct('>iq')
-_S_iqi = struct.Struct('>iqi')
-_S_iqqi = struct.Struct('>iqqi')
-_S_q = struct.Struct('>q')
-_S_qi = struct.Struct('>qi')
-_S_qq = struct.Struct('>qq')
+_INT32 = struct.Struct('>i')
+_INT32_INT16_INT32 = struct.Struct('>ihi')
+_INT32_INT16_INT64_INT64 = struct.Struct('>ihqq')
+_INT32_INT16_INT64_INT64_INT64 = struct.Struct('>ihqqq')
+_INT32_INT32 = struct.Struct('>ii')
+_INT32_INT32_INT32_INT8_INT32_INT32 = struct.Struct('>iiibii')
+_INT32_INT32_INT32_INT32_INT8 = struct.Struct('>iiiib')
+_INT32_INT32_INT32_INT32_INT8_INT32_INT32 = struct.Struct('>iiiibii')
+_INT32_INT32_INT64_INT32_INT64_INT32 = struct.Struct('>iiqiqi')
+_INT32_INT32_INT64_INT64_INT32 = struct.Struct('>iiqqi')
+_INT32_INT64 = struct.Struct('>iq')
+_INT32_INT64_INT32 = struct.Struct('>iqi')
+_INT32_INT64_INT64_INT32 = struct.Struct('>iqqi')
+_INT64 = struct.Struct('>q')
+_INT64_INT32 = struct.Struct('>qi')
+_INT64_INT64 = struct.Struct('>qq')
 
 
 class FetchRequest(Request['FetchResponse']):
-    """Kafka request ``FetchRequest`` (API key 1), versions 4-18."""
+    """Kafka request ``FetchRequest`` (API key 1), versions 4-18, flexible from v12.
+
+    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('cluster_id', 'replica_id', 'replica_state', 'max_wait_ms', 'min_bytes', 'max_bytes', 'isolation_level', 'session_id', 'session_epoch', 'topics', 'forgotten_topics_data', 'rack_id', 'unknown_tags',)
 
@@ -84,18 +88,18 @@ class FetchRequest(Request['FetchResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
     _SCHEMA_NAME: ClassVar[str] = 'FetchRequest'
 
-    cluster_id: str | None
-    replica_id: int
-    replica_state: ReplicaState
-    max_wait_ms: int
-    min_bytes: int
-    max_bytes: int
-    isolation_level: int
-    session_id: int
-    session_epoch: int
-    topics: list[FetchTopic]
-    forgotten_topics_data: list[ForgottenTopic]
-    rack_id: str
+    cluster_id: str | None  # ClusterId string; v12+; nullable; tag 0 v12+; ignorable
+    replica_id: int  # ReplicaId int32; v4-14; default -1
+    replica_state: ReplicaState  # ReplicaState ReplicaState; v15+; tag 1 v15+
+    max_wait_ms: int  # MaxWaitMs int32
+    min_bytes: int  # MinBytes int32
+    max_bytes: int  # MaxBytes int32; default 0x7fffffff; ignorable
+    isolation_level: int  # IsolationLevel int8; ignorable
+    session_id: int  # SessionId int32; v7+; ignorable
+    session_epoch: int  # SessionEpoch int32; v7+; default -1; ignorable
+    topics: list[FetchTopic]  # Topics []FetchTopic
+    forgotten_topics_data: list[ForgottenTopic]  # ForgottenTopicsData []ForgottenTopic; v7+
+    rack_id: str  # RackId string; v11+; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -171,7 +175,7 @@ class FetchRequest(Request['FetchResponse']):
             raise UnsupportedVersionError(f'FetchRequest has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_FetchRequest[version - 4](self, out)
+            _WRITERS_FetchRequest[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchRequest v{version}: {exc}') from None
@@ -194,21 +198,25 @@ class FetchRequest(Request['FetchResponse']):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'FetchRequest has no version {version} (valid 4-18)')
         try:
-            return _R_FetchRequest[version - 4](buf, pos)
+            return _READERS_FetchRequest[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchRequest v{version}: {exc}') from None
 
 
 class ForgottenTopic(Struct):
-    """Schema struct ``ForgottenTopic`` of ``FetchRequest``."""
+    """Struct ``ForgottenTopic`` of ``FetchRequest``.
+
+    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ForgottenTopic'
 
-    topic: str
-    topic_id: uuid.UUID
-    partitions: list[int]
+    topic: str  # Topic string; v7-12; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
+    partitions: list[int]  # Partitions []int32; v7+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -257,7 +265,7 @@ class ForgottenTopic(Struct):
             raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_ForgottenTopic[version - 4](self, out)
+            _WRITERS_ForgottenTopic[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ForgottenTopic v{version}: {exc}') from None
@@ -280,21 +288,25 @@ class ForgottenTopic(Struct):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 4-18)')
         try:
-            return _R_ForgottenTopic[version - 4](buf, pos)
+            return _READERS_ForgottenTopic[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ForgottenTopic v{version}: {exc}') from None
 
 
 class FetchTopic(Struct):
-    """Schema struct ``FetchTopic`` of ``FetchRequest``."""
+    """Struct ``FetchTopic`` of ``FetchRequest``.
+
+    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FetchTopic'
 
-    topic: str
-    topic_id: uuid.UUID
-    partitions: list[FetchPartition]
+    topic: str  # Topic string; v4-12; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
+    partitions: list[FetchPartition]  # Partitions []FetchPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -343,7 +355,7 @@ class FetchTopic(Struct):
             raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_FetchTopic[version - 4](self, out)
+            _WRITERS_FetchTopic[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchTopic v{version}: {exc}') from None
@@ -366,26 +378,30 @@ class FetchTopic(Struct):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 4-18)')
         try:
-            return _R_FetchTopic[version - 4](buf, pos)
+            return _READERS_FetchTopic[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchTopic v{version}: {exc}') from None
 
 
 class FetchPartition(Struct):
-    """Schema struct ``FetchPartition`` of ``FetchRequest``."""
+    """Struct ``FetchPartition`` of ``FetchRequest``.
+
+    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition', 'current_leader_epoch', 'fetch_offset', 'last_fetched_epoch', 'log_start_offset', 'partition_max_bytes', 'replica_directory_id', 'high_watermark', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FetchPartition'
 
-    partition: int
-    current_leader_epoch: int
-    fetch_offset: int
-    last_fetched_epoch: int
-    log_start_offset: int
-    partition_max_bytes: int
-    replica_directory_id: uuid.UUID
-    high_watermark: int
+    partition: int  # Partition int32
+    current_leader_epoch: int  # CurrentLeaderEpoch int32; v9+; default -1; ignorable
+    fetch_offset: int  # FetchOffset int64
+    last_fetched_epoch: int  # LastFetchedEpoch int32; v12+; default -1
+    log_start_offset: int  # LogStartOffset int64; v5+; default -1; ignorable
+    partition_max_bytes: int  # PartitionMaxBytes int32
+    replica_directory_id: uuid.UUID  # ReplicaDirectoryId uuid; v17+; tag 0 v17+; ignorable
+    high_watermark: int  # HighWatermark int64; v18+; tag 1 v18+; default 9223372036854775807; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -449,7 +465,7 @@ class FetchPartition(Struct):
             raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_FetchPartition[version - 4](self, out)
+            _WRITERS_FetchPartition[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchPartition v{version}: {exc}') from None
@@ -472,20 +488,24 @@ class FetchPartition(Struct):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 4-18)')
         try:
-            return _R_FetchPartition[version - 4](buf, pos)
+            return _READERS_FetchPartition[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchPartition v{version}: {exc}') from None
 
 
 class ReplicaState(Struct):
-    """Schema struct ``ReplicaState`` of ``FetchRequest``."""
+    """Struct ``ReplicaState`` of ``FetchRequest``.
+
+    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('replica_id', 'replica_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ReplicaState'
 
-    replica_id: int
-    replica_epoch: int
+    replica_id: int  # ReplicaId int32; v15+; default -1
+    replica_epoch: int  # ReplicaEpoch int64; v15+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -531,7 +551,7 @@ class ReplicaState(Struct):
             raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_ReplicaState[version - 4](self, out)
+            _WRITERS_ReplicaState[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ReplicaState v{version}: {exc}') from None
@@ -554,13 +574,17 @@ class ReplicaState(Struct):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 4-18)')
         try:
-            return _R_ReplicaState[version - 4](buf, pos)
+            return _READERS_ReplicaState[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ReplicaState v{version}: {exc}') from None
 
 
 class FetchResponse(Response):
-    """Kafka response ``FetchResponse`` (API key 1), versions 4-18."""
+    """Kafka response ``FetchResponse`` (API key 1), versions 4-18, flexible from v12.
+
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'session_id', 'responses', 'node_endpoints', 'unknown_tags',)
 
@@ -570,11 +594,11 @@ class FetchResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
     _SCHEMA_NAME: ClassVar[str] = 'FetchResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    session_id: int
-    responses: list[FetchableTopicResponse]
-    node_endpoints: list[NodeEndpoint]
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    error_code: int  # ErrorCode int16; v7+; ignorable
+    session_id: int  # SessionId int32; v7+
+    responses: list[FetchableTopicResponse]  # Responses []FetchableTopicResponse
+    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint; v16+; tag 0 v16+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -629,7 +653,7 @@ class FetchResponse(Response):
             raise UnsupportedVersionError(f'FetchResponse has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_FetchResponse[version - 4](self, out)
+            _WRITERS_FetchResponse[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchResponse v{version}: {exc}') from None
@@ -652,22 +676,26 @@ class FetchResponse(Response):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'FetchResponse has no version {version} (valid 4-18)')
         try:
-            return _R_FetchResponse[version - 4](buf, pos)
+            return _READERS_FetchResponse[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchResponse v{version}: {exc}') from None
 
 
 class NodeEndpoint(Struct):
-    """Schema struct ``NodeEndpoint`` of ``FetchResponse``."""
+    """Struct ``NodeEndpoint`` of ``FetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int
-    host: str
-    port: int
-    rack: str | None
+    node_id: int  # NodeId int32; v16+
+    host: str  # Host string; v16+
+    port: int  # Port int32; v16+
+    rack: str | None  # Rack string; v16+; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -719,7 +747,7 @@ class NodeEndpoint(Struct):
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_NodeEndpoint[version - 4](self, out)
+            _WRITERS_NodeEndpoint[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
@@ -742,21 +770,25 @@ class NodeEndpoint(Struct):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 4-18)')
         try:
-            return _R_NodeEndpoint[version - 4](buf, pos)
+            return _READERS_NodeEndpoint[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
 class FetchableTopicResponse(Struct):
-    """Schema struct ``FetchableTopicResponse`` of ``FetchResponse``."""
+    """Struct ``FetchableTopicResponse`` of ``FetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FetchableTopicResponse'
 
-    topic: str
-    topic_id: uuid.UUID
-    partitions: list[PartitionData]
+    topic: str  # Topic string; v4-12; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
+    partitions: list[PartitionData]  # Partitions []PartitionData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -805,7 +837,7 @@ class FetchableTopicResponse(Struct):
             raise UnsupportedVersionError(f'FetchableTopicResponse has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_FetchableTopicResponse[version - 4](self, out)
+            _WRITERS_FetchableTopicResponse[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchableTopicResponse v{version}: {exc}') from None
@@ -828,29 +860,33 @@ class FetchableTopicResponse(Struct):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'FetchableTopicResponse has no version {version} (valid 4-18)')
         try:
-            return _R_FetchableTopicResponse[version - 4](buf, pos)
+            return _READERS_FetchableTopicResponse[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchableTopicResponse v{version}: {exc}') from None
 
 
 class PartitionData(Struct):
-    """Schema struct ``PartitionData`` of ``FetchResponse``."""
+    """Struct ``PartitionData`` of ``FetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'high_watermark', 'last_stable_offset', 'log_start_offset', 'diverging_epoch', 'current_leader', 'snapshot_id', 'aborted_transactions', 'preferred_read_replica', 'records', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int
-    error_code: int
-    high_watermark: int
-    last_stable_offset: int
-    log_start_offset: int
-    diverging_epoch: EpochEndOffset
-    current_leader: LeaderIdAndEpoch
-    snapshot_id: SnapshotId
-    aborted_transactions: list[AbortedTransaction] | None
-    preferred_read_replica: int
-    records: Buffer | None
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    high_watermark: int  # HighWatermark int64
+    last_stable_offset: int  # LastStableOffset int64; default -1; ignorable
+    log_start_offset: int  # LogStartOffset int64; v5+; default -1; ignorable
+    diverging_epoch: EpochEndOffset  # DivergingEpoch EpochEndOffset; v12+; tag 0 v12+
+    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch; v12+; tag 1 v12+
+    snapshot_id: SnapshotId  # SnapshotId SnapshotId; v12+; tag 2 v12+
+    aborted_transactions: list[AbortedTransaction] | None  # AbortedTransactions []AbortedTransaction; nullable; ignorable
+    preferred_read_replica: int  # PreferredReadReplica int32; v11+; default -1
+    records: Buffer | None  # Records records; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -923,7 +959,7 @@ class PartitionData(Struct):
             raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_PartitionData[version - 4](self, out)
+            _WRITERS_PartitionData[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
@@ -946,20 +982,24 @@ class PartitionData(Struct):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 4-18)')
         try:
-            return _R_PartitionData[version - 4](buf, pos)
+            return _READERS_PartitionData[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
 
 class AbortedTransaction(Struct):
-    """Schema struct ``AbortedTransaction`` of ``FetchResponse``."""
+    """Struct ``AbortedTransaction`` of ``FetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('producer_id', 'first_offset', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AbortedTransaction'
 
-    producer_id: int
-    first_offset: int
+    producer_id: int  # ProducerId int64
+    first_offset: int  # FirstOffset int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -1005,7 +1045,7 @@ class AbortedTransaction(Struct):
             raise UnsupportedVersionError(f'AbortedTransaction has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_AbortedTransaction[version - 4](self, out)
+            _WRITERS_AbortedTransaction[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AbortedTransaction v{version}: {exc}') from None
@@ -1028,20 +1068,24 @@ class AbortedTransaction(Struct):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'AbortedTransaction has no version {version} (valid 4-18)')
         try:
-            return _R_AbortedTransaction[version - 4](buf, pos)
+            return _READERS_AbortedTransaction[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AbortedTransaction v{version}: {exc}') from None
 
 
 class SnapshotId(Struct):
-    """Schema struct ``SnapshotId`` of ``FetchResponse``."""
+    """Struct ``SnapshotId`` of ``FetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('end_offset', 'epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'SnapshotId'
 
-    end_offset: int
-    epoch: int
+    end_offset: int  # EndOffset int64; default -1
+    epoch: int  # Epoch int32; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -1087,7 +1131,7 @@ class SnapshotId(Struct):
             raise UnsupportedVersionError(f'SnapshotId has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_SnapshotId[version - 4](self, out)
+            _WRITERS_SnapshotId[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode SnapshotId v{version}: {exc}') from None
@@ -1110,20 +1154,24 @@ class SnapshotId(Struct):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'SnapshotId has no version {version} (valid 4-18)')
         try:
-            return _R_SnapshotId[version - 4](buf, pos)
+            return _READERS_SnapshotId[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed SnapshotId v{version}: {exc}') from None
 
 
 class LeaderIdAndEpoch(Struct):
-    """Schema struct ``LeaderIdAndEpoch`` of ``FetchResponse``."""
+    """Struct ``LeaderIdAndEpoch`` of ``FetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int
-    leader_epoch: int
+    leader_id: int  # LeaderId int32; v12+; default -1
+    leader_epoch: int  # LeaderEpoch int32; v12+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -1169,7 +1217,7 @@ class LeaderIdAndEpoch(Struct):
             raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_LeaderIdAndEpoch[version - 4](self, out)
+            _WRITERS_LeaderIdAndEpoch[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
@@ -1192,20 +1240,24 @@ class LeaderIdAndEpoch(Struct):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 4-18)')
         try:
-            return _R_LeaderIdAndEpoch[version - 4](buf, pos)
+            return _READERS_LeaderIdAndEpoch[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
 
 class EpochEndOffset(Struct):
-    """Schema struct ``EpochEndOffset`` of ``FetchResponse``."""
+    """Struct ``EpochEndOffset`` of ``FetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('epoch', 'end_offset', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'EpochEndOffset'
 
-    epoch: int
-    end_offset: int
+    epoch: int  # Epoch int32; v12+; default -1
+    end_offset: int  # EndOffset int64; v12+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -1251,7 +1303,7 @@ class EpochEndOffset(Struct):
             raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 4-18)')
         start = len(out)
         try:
-            _W_EpochEndOffset[version - 4](self, out)
+            _WRITERS_EpochEndOffset[version - 4](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode EpochEndOffset v{version}: {exc}') from None
@@ -1274,7 +1326,7 @@ class EpochEndOffset(Struct):
         if not 4 <= version <= 18:
             raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 4-18)')
         try:
-            return _R_EpochEndOffset[version - 4](buf, pos)
+            return _READERS_EpochEndOffset[version - 4](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed EpochEndOffset v{version}: {exc}') from None
 
@@ -1287,14 +1339,14 @@ def _new_ReplicaState() -> ReplicaState:
     return o
 
 
-def _w_ReplicaState_4(o: ReplicaState, out: bytearray) -> None:
+def _write_ReplicaState_v4(o: ReplicaState, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('ReplicaState.replica_id has a non-default value this version cannot carry')
     if o.replica_epoch != -1:
         raise UnsupportedVersionError('ReplicaState.replica_epoch has a non-default value this version cannot carry')
 
 
-def _r_ReplicaState_4(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
+def _read_ReplicaState_v4(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     o = ReplicaState.__new__(ReplicaState)
     o.replica_id = -1
     o.replica_epoch = -1
@@ -1302,7 +1354,7 @@ def _r_ReplicaState_4(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     return o, pos
 
 
-def _w_ReplicaState_12(o: ReplicaState, out: bytearray) -> None:
+def _write_ReplicaState_v12(o: ReplicaState, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('ReplicaState.replica_id has a non-default value this version cannot carry')
     if o.replica_epoch != -1:
@@ -1314,7 +1366,7 @@ def _w_ReplicaState_12(o: ReplicaState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ReplicaState_12(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
+def _read_ReplicaState_v12(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     o = ReplicaState.__new__(ReplicaState)
     o.replica_id = -1
     o.replica_epoch = -1
@@ -1326,8 +1378,8 @@ def _r_ReplicaState_12(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     return o, pos
 
 
-def _w_ReplicaState_15(o: ReplicaState, out: bytearray) -> None:
-    out += _S_iq.pack(o.replica_id, o.replica_epoch)
+def _write_ReplicaState_v15(o: ReplicaState, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.replica_id, o.replica_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1335,9 +1387,9 @@ def _w_ReplicaState_15(o: ReplicaState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ReplicaState_15(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
+def _read_ReplicaState_v15(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     o = ReplicaState.__new__(ReplicaState)
-    o.replica_id, o.replica_epoch = _S_iq.unpack_from(buf, pos)
+    o.replica_id, o.replica_epoch = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1361,15 +1413,15 @@ def _new_FetchPartition() -> FetchPartition:
     return o
 
 
-def _w_FetchPartition_4(o: FetchPartition, out: bytearray) -> None:
+def _write_FetchPartition_v4(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise UnsupportedVersionError('FetchPartition.last_fetched_epoch has a non-default value this version cannot carry')
-    out += _S_iqi.pack(o.partition, o.fetch_offset, o.partition_max_bytes)
+    out += _INT32_INT64_INT32.pack(o.partition, o.fetch_offset, o.partition_max_bytes)
 
 
-def _r_FetchPartition_4(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v4(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.fetch_offset, o.partition_max_bytes = _S_iqi.unpack_from(buf, pos)
+    o.partition, o.fetch_offset, o.partition_max_bytes = _INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 16
     o.current_leader_epoch = -1
     o.last_fetched_epoch = -1
@@ -1380,15 +1432,15 @@ def _r_FetchPartition_4(buf: memoryview, pos: int) -> tuple[FetchPartition, int]
     return o, pos
 
 
-def _w_FetchPartition_5(o: FetchPartition, out: bytearray) -> None:
+def _write_FetchPartition_v5(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise UnsupportedVersionError('FetchPartition.last_fetched_epoch has a non-default value this version cannot carry')
-    out += _S_iqqi.pack(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
+    out += _INT32_INT64_INT64_INT32.pack(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
 
 
-def _r_FetchPartition_5(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v5(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes = _S_iqqi.unpack_from(buf, pos)
+    o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes = _INT32_INT64_INT64_INT32.unpack_from(buf, pos)
     pos += 24
     o.current_leader_epoch = -1
     o.last_fetched_epoch = -1
@@ -1398,15 +1450,15 @@ def _r_FetchPartition_5(buf: memoryview, pos: int) -> tuple[FetchPartition, int]
     return o, pos
 
 
-def _w_FetchPartition_9(o: FetchPartition, out: bytearray) -> None:
+def _write_FetchPartition_v9(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise UnsupportedVersionError('FetchPartition.last_fetched_epoch has a non-default value this version cannot carry')
-    out += _S_iiqqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
+    out += _INT32_INT32_INT64_INT64_INT32.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
 
 
-def _r_FetchPartition_9(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v9(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes = _S_iiqqi.unpack_from(buf, pos)
+    o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes = _INT32_INT32_INT64_INT64_INT32.unpack_from(buf, pos)
     pos += 28
     o.last_fetched_epoch = -1
     o.replica_directory_id = ZERO_UUID
@@ -1415,8 +1467,8 @@ def _r_FetchPartition_9(buf: memoryview, pos: int) -> tuple[FetchPartition, int]
     return o, pos
 
 
-def _w_FetchPartition_12(o: FetchPartition, out: bytearray) -> None:
-    out += _S_iiqiqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
+def _write_FetchPartition_v12(o: FetchPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT64_INT32_INT64_INT32.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1424,9 +1476,9 @@ def _w_FetchPartition_12(o: FetchPartition, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchPartition_12(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v12(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
+    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _INT32_INT32_INT64_INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 32
     o.replica_directory_id = ZERO_UUID
     o.high_watermark = 9223372036854775807
@@ -1438,13 +1490,13 @@ def _r_FetchPartition_12(buf: memoryview, pos: int) -> tuple[FetchPartition, int
     return o, pos
 
 
-def _w_FetchPartition_17(o: FetchPartition, out: bytearray) -> None:
-    out += _S_iiqiqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
+def _write_FetchPartition_v17(o: FetchPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT64_INT32_INT64_INT32.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
     tags: list[tuple[int, bytes]] = []
-    x1 = o.replica_directory_id
-    if x1 != ZERO_UUID:
+    replica_directory_id = o.replica_directory_id
+    if replica_directory_id != ZERO_UUID:
         t = bytearray()
-        t += x1.bytes
+        t += replica_directory_id.bytes
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -1453,9 +1505,9 @@ def _w_FetchPartition_17(o: FetchPartition, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_FetchPartition_17(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v17(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
+    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _INT32_INT32_INT64_INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 32
     o.high_watermark = 9223372036854775807
     o.replica_directory_id = ZERO_UUID
@@ -1484,18 +1536,18 @@ def _r_FetchPartition_17(buf: memoryview, pos: int) -> tuple[FetchPartition, int
     return o, pos
 
 
-def _w_FetchPartition_18(o: FetchPartition, out: bytearray) -> None:
-    out += _S_iiqiqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
+def _write_FetchPartition_v18(o: FetchPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT64_INT32_INT64_INT32.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
     tags: list[tuple[int, bytes]] = []
-    x1 = o.replica_directory_id
-    if x1 != ZERO_UUID:
+    replica_directory_id = o.replica_directory_id
+    if replica_directory_id != ZERO_UUID:
         t = bytearray()
-        t += x1.bytes
+        t += replica_directory_id.bytes
         tags.append((0, bytes(t)))
-    x2 = o.high_watermark
-    if x2 != 9223372036854775807:
+    high_watermark = o.high_watermark
+    if high_watermark != 9223372036854775807:
         t = bytearray()
-        t += _S_q.pack(x2)
+        t += _INT64.pack(high_watermark)
         tags.append((1, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -1504,9 +1556,9 @@ def _w_FetchPartition_18(o: FetchPartition, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_FetchPartition_18(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v18(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
+    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _INT32_INT32_INT64_INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 32
     o.replica_directory_id = ZERO_UUID
     o.high_watermark = 9223372036854775807
@@ -1529,7 +1581,7 @@ def _r_FetchPartition_18(buf: memoryview, pos: int) -> tuple[FetchPartition, int
         elif tag == 1:
             tb = buf[:end]
             tp = pos
-            o.high_watermark = _S_q.unpack_from(tb, tp)[0]
+            o.high_watermark = _INT64.unpack_from(tb, tp)[0]
             tp += 8
         else:
             if uk is None:
@@ -1549,78 +1601,78 @@ def _new_FetchTopic() -> FetchTopic:
     return o
 
 
-def _w_FetchTopic_4(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v4(o: FetchTopic, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchPartition_4(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_FetchPartition_v4(partitions_item, out)
 
 
-def _r_FetchTopic_4(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v4(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_4(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v4(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchTopic_5(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v5(o: FetchTopic, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchPartition_5(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_FetchPartition_v5(partitions_item, out)
 
 
-def _r_FetchTopic_5(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v5(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_5(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v5(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchTopic_9(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v9(o: FetchTopic, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchPartition_9(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_FetchPartition_v9(partitions_item, out)
 
 
-def _r_FetchTopic_9(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v9(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_9(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v9(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchTopic_12(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v12(o: FetchTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchPartition_12(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_FetchPartition_v12(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1628,15 +1680,15 @@ def _w_FetchTopic_12(o: FetchTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchTopic_12(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v12(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_12(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v12(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1646,12 +1698,12 @@ def _r_FetchTopic_12(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     return o, pos
 
 
-def _w_FetchTopic_13(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v13(o: FetchTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchPartition_12(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_FetchPartition_v12(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1659,15 +1711,15 @@ def _w_FetchTopic_13(o: FetchTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchTopic_13(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v13(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_12(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v12(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1677,12 +1729,12 @@ def _r_FetchTopic_13(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     return o, pos
 
 
-def _w_FetchTopic_17(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v17(o: FetchTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchPartition_17(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_FetchPartition_v17(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1690,15 +1742,15 @@ def _w_FetchTopic_17(o: FetchTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchTopic_17(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v17(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_17(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v17(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1708,12 +1760,12 @@ def _r_FetchTopic_17(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     return o, pos
 
 
-def _w_FetchTopic_18(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v18(o: FetchTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchPartition_18(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_FetchPartition_v18(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1721,15 +1773,15 @@ def _w_FetchTopic_18(o: FetchTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchTopic_18(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v18(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_18(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v18(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1748,12 +1800,12 @@ def _new_ForgottenTopic() -> ForgottenTopic:
     return o
 
 
-def _w_ForgottenTopic_4(o: ForgottenTopic, out: bytearray) -> None:
+def _write_ForgottenTopic_v4(o: ForgottenTopic, out: bytearray) -> None:
     if len(o.partitions) != 0:
         raise UnsupportedVersionError('ForgottenTopic.partitions has a non-default value this version cannot carry')
 
 
-def _r_ForgottenTopic_4(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _read_ForgottenTopic_v4(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic = ''
     o.topic_id = ZERO_UUID
@@ -1762,29 +1814,29 @@ def _r_ForgottenTopic_4(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]
     return o, pos
 
 
-def _w_ForgottenTopic_7(o: ForgottenTopic, out: bytearray) -> None:
+def _write_ForgottenTopic_v7(o: ForgottenTopic, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    out += struct.pack('>%di' % len(partitions), *partitions)
 
 
-def _r_ForgottenTopic_7(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _read_ForgottenTopic_v7(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ForgottenTopic_12(o: ForgottenTopic, out: bytearray) -> None:
+def _write_ForgottenTopic_v12(o: ForgottenTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1792,12 +1844,12 @@ def _w_ForgottenTopic_12(o: ForgottenTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ForgottenTopic_12(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _read_ForgottenTopic_v12(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1807,11 +1859,11 @@ def _r_ForgottenTopic_12(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int
     return o, pos
 
 
-def _w_ForgottenTopic_13(o: ForgottenTopic, out: bytearray) -> None:
+def _write_ForgottenTopic_v13(o: ForgottenTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1819,12 +1871,12 @@ def _w_ForgottenTopic_13(o: ForgottenTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ForgottenTopic_13(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _read_ForgottenTopic_v13(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.topic = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1852,28 +1904,28 @@ def _new_FetchRequest() -> FetchRequest:
     return o
 
 
-def _w_FetchRequest_4(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v4(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiib.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_4(e2, out)
+    out += _INT32_INT32_INT32_INT32_INT8.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_FetchTopic_v4(topics_item, out)
     if len(o.forgotten_topics_data) != 0:
         raise UnsupportedVersionError('FetchRequest.forgotten_topics_data has a non-default value this version cannot carry')
 
 
-def _r_FetchRequest_4(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v4(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _S_iiiib.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _INT32_INT32_INT32_INT32_INT8.unpack_from(buf, pos)
     pos += 17
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_4(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v4(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.cluster_id = None
     o.replica_state = _new_ReplicaState()
     o.session_id = 0
@@ -1884,28 +1936,28 @@ def _r_FetchRequest_4(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_5(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v5(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiib.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_5(e2, out)
+    out += _INT32_INT32_INT32_INT32_INT8.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_FetchTopic_v5(topics_item, out)
     if len(o.forgotten_topics_data) != 0:
         raise UnsupportedVersionError('FetchRequest.forgotten_topics_data has a non-default value this version cannot carry')
 
 
-def _r_FetchRequest_5(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v5(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _S_iiiib.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _INT32_INT32_INT32_INT32_INT8.unpack_from(buf, pos)
     pos += 17
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_5(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v5(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.cluster_id = None
     o.replica_state = _new_ReplicaState()
     o.session_id = 0
@@ -1916,36 +1968,36 @@ def _r_FetchRequest_5(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_7(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v7(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_5(e2, out)
-    x3 = o.forgotten_topics_data
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_ForgottenTopic_7(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT8_INT32_INT32.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_FetchTopic_v5(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    out += _INT32.pack(len(forgotten_topics_data))
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v7(forgotten_topics_data_item, out)
 
 
-def _r_FetchRequest_7(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v7(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 25
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_5(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_7(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v5(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v7(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.cluster_id = None
     o.replica_state = _new_ReplicaState()
     o.rack_id = ''
@@ -1953,36 +2005,36 @@ def _r_FetchRequest_7(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_9(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v9(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_9(e2, out)
-    x3 = o.forgotten_topics_data
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_ForgottenTopic_7(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT8_INT32_INT32.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_FetchTopic_v9(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    out += _INT32.pack(len(forgotten_topics_data))
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v7(forgotten_topics_data_item, out)
 
 
-def _r_FetchRequest_9(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v9(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 25
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_9(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_7(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v9(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v7(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.cluster_id = None
     o.replica_state = _new_ReplicaState()
     o.rack_id = ''
@@ -1990,37 +2042,37 @@ def _r_FetchRequest_9(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_11(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v11(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_9(e2, out)
-    x3 = o.forgotten_topics_data
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_ForgottenTopic_7(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT8_INT32_INT32.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_FetchTopic_v9(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    out += _INT32.pack(len(forgotten_topics_data))
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v7(forgotten_topics_data_item, out)
     write_string(out, o.rack_id)
 
 
-def _r_FetchRequest_11(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v11(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 25
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_9(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_7(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v9(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v7(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_string(buf, pos)
     o.cluster_id = None
     o.replica_state = _new_ReplicaState()
@@ -2028,24 +2080,24 @@ def _r_FetchRequest_11(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_12(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v12(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_12(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_12(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT8_INT32_INT32.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v12(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v12(forgotten_topics_data_item, out)
     write_compact_string(out, o.rack_id)
     tags: list[tuple[int, bytes]] = []
-    x5 = o.cluster_id
-    if x5 is not None:
+    cluster_id = o.cluster_id
+    if cluster_id is not None:
         t = bytearray()
-        write_compact_nullable_string(t, x5)
+        write_compact_nullable_string(t, cluster_id)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -2054,22 +2106,22 @@ def _w_FetchRequest_12(o: FetchRequest, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_FetchRequest_12(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v12(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 25
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_12(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_12(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v12(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v12(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_state = _new_ReplicaState()
     o.cluster_id = None
@@ -2098,24 +2150,24 @@ def _r_FetchRequest_12(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_13(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v13(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_13(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_13(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT8_INT32_INT32.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v13(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v13(forgotten_topics_data_item, out)
     write_compact_string(out, o.rack_id)
     tags: list[tuple[int, bytes]] = []
-    x5 = o.cluster_id
-    if x5 is not None:
+    cluster_id = o.cluster_id
+    if cluster_id is not None:
         t = bytearray()
-        write_compact_nullable_string(t, x5)
+        write_compact_nullable_string(t, cluster_id)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -2124,22 +2176,22 @@ def _w_FetchRequest_13(o: FetchRequest, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_FetchRequest_13(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v13(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 25
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_13(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_13(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v13(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v13(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_state = _new_ReplicaState()
     o.cluster_id = None
@@ -2168,29 +2220,29 @@ def _r_FetchRequest_13(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_15(o: FetchRequest, out: bytearray) -> None:
+def _write_FetchRequest_v15(o: FetchRequest, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('FetchRequest.replica_id has a non-default value this version cannot carry')
-    out += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_13(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_13(e4, out)
+    out += _INT32_INT32_INT32_INT8_INT32_INT32.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v13(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v13(forgotten_topics_data_item, out)
     write_compact_string(out, o.rack_id)
     tags: list[tuple[int, bytes]] = []
-    x5 = o.cluster_id
-    if x5 is not None:
+    cluster_id = o.cluster_id
+    if cluster_id is not None:
         t = bytearray()
-        write_compact_nullable_string(t, x5)
+        write_compact_nullable_string(t, cluster_id)
         tags.append((0, bytes(t)))
-    x6 = o.replica_state
-    if x6 != _DEF_ReplicaState:
+    replica_state = o.replica_state
+    if replica_state != _DEFAULT_ReplicaState:
         t = bytearray()
-        _w_ReplicaState_15(x6, t)
+        _write_ReplicaState_v15(replica_state, t)
         tags.append((1, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -2199,22 +2251,22 @@ def _w_FetchRequest_15(o: FetchRequest, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_FetchRequest_15(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v15(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
+    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 21
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_13(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_13(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v13(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v13(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_id = -1
     o.cluster_id = None
@@ -2238,7 +2290,7 @@ def _r_FetchRequest_15(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         elif tag == 1:
             tb = buf[:end]
             tp = pos
-            o.replica_state, tp = _r_ReplicaState_15(tb, tp)
+            o.replica_state, tp = _read_ReplicaState_v15(tb, tp)
         else:
             if uk is None:
                 uk = {}
@@ -2248,29 +2300,29 @@ def _r_FetchRequest_15(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_17(o: FetchRequest, out: bytearray) -> None:
+def _write_FetchRequest_v17(o: FetchRequest, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('FetchRequest.replica_id has a non-default value this version cannot carry')
-    out += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_17(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_13(e4, out)
+    out += _INT32_INT32_INT32_INT8_INT32_INT32.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v17(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v13(forgotten_topics_data_item, out)
     write_compact_string(out, o.rack_id)
     tags: list[tuple[int, bytes]] = []
-    x5 = o.cluster_id
-    if x5 is not None:
+    cluster_id = o.cluster_id
+    if cluster_id is not None:
         t = bytearray()
-        write_compact_nullable_string(t, x5)
+        write_compact_nullable_string(t, cluster_id)
         tags.append((0, bytes(t)))
-    x6 = o.replica_state
-    if x6 != _DEF_ReplicaState:
+    replica_state = o.replica_state
+    if replica_state != _DEFAULT_ReplicaState:
         t = bytearray()
-        _w_ReplicaState_15(x6, t)
+        _write_ReplicaState_v15(replica_state, t)
         tags.append((1, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -2279,22 +2331,22 @@ def _w_FetchRequest_17(o: FetchRequest, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_FetchRequest_17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
+    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 21
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_17(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_13(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v17(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v13(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_id = -1
     o.cluster_id = None
@@ -2318,7 +2370,7 @@ def _r_FetchRequest_17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         elif tag == 1:
             tb = buf[:end]
             tp = pos
-            o.replica_state, tp = _r_ReplicaState_15(tb, tp)
+            o.replica_state, tp = _read_ReplicaState_v15(tb, tp)
         else:
             if uk is None:
                 uk = {}
@@ -2328,29 +2380,29 @@ def _r_FetchRequest_17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_18(o: FetchRequest, out: bytearray) -> None:
+def _write_FetchRequest_v18(o: FetchRequest, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('FetchRequest.replica_id has a non-default value this version cannot carry')
-    out += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_18(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_13(e4, out)
+    out += _INT32_INT32_INT32_INT8_INT32_INT32.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v18(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v13(forgotten_topics_data_item, out)
     write_compact_string(out, o.rack_id)
     tags: list[tuple[int, bytes]] = []
-    x5 = o.cluster_id
-    if x5 is not None:
+    cluster_id = o.cluster_id
+    if cluster_id is not None:
         t = bytearray()
-        write_compact_nullable_string(t, x5)
+        write_compact_nullable_string(t, cluster_id)
         tags.append((0, bytes(t)))
-    x6 = o.replica_state
-    if x6 != _DEF_ReplicaState:
+    replica_state = o.replica_state
+    if replica_state != _DEFAULT_ReplicaState:
         t = bytearray()
-        _w_ReplicaState_15(x6, t)
+        _write_ReplicaState_v15(replica_state, t)
         tags.append((1, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -2359,22 +2411,22 @@ def _w_FetchRequest_18(o: FetchRequest, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_FetchRequest_18(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v18(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
+    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 21
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_18(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_13(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v18(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v13(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_id = -1
     o.cluster_id = None
@@ -2398,7 +2450,7 @@ def _r_FetchRequest_18(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         elif tag == 1:
             tb = buf[:end]
             tp = pos
-            o.replica_state, tp = _r_ReplicaState_15(tb, tp)
+            o.replica_state, tp = _read_ReplicaState_v15(tb, tp)
         else:
             if uk is None:
                 uk = {}
@@ -2416,14 +2468,14 @@ def _new_EpochEndOffset() -> EpochEndOffset:
     return o
 
 
-def _w_EpochEndOffset_4(o: EpochEndOffset, out: bytearray) -> None:
+def _write_EpochEndOffset_v4(o: EpochEndOffset, out: bytearray) -> None:
     if o.epoch != -1:
         raise UnsupportedVersionError('EpochEndOffset.epoch has a non-default value this version cannot carry')
     if o.end_offset != -1:
         raise UnsupportedVersionError('EpochEndOffset.end_offset has a non-default value this version cannot carry')
 
 
-def _r_EpochEndOffset_4(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
+def _read_EpochEndOffset_v4(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
     o = EpochEndOffset.__new__(EpochEndOffset)
     o.epoch = -1
     o.end_offset = -1
@@ -2431,8 +2483,8 @@ def _r_EpochEndOffset_4(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]
     return o, pos
 
 
-def _w_EpochEndOffset_12(o: EpochEndOffset, out: bytearray) -> None:
-    out += _S_iq.pack(o.epoch, o.end_offset)
+def _write_EpochEndOffset_v12(o: EpochEndOffset, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.epoch, o.end_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2440,9 +2492,9 @@ def _w_EpochEndOffset_12(o: EpochEndOffset, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EpochEndOffset_12(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
+def _read_EpochEndOffset_v12(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
     o = EpochEndOffset.__new__(EpochEndOffset)
-    o.epoch, o.end_offset = _S_iq.unpack_from(buf, pos)
+    o.epoch, o.end_offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2460,14 +2512,14 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_4(o: LeaderIdAndEpoch, out: bytearray) -> None:
+def _write_LeaderIdAndEpoch_v4(o: LeaderIdAndEpoch, out: bytearray) -> None:
     if o.leader_id != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_id has a non-default value this version cannot carry')
     if o.leader_epoch != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_epoch has a non-default value this version cannot carry')
 
 
-def _r_LeaderIdAndEpoch_4(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v4(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
     o.leader_id = -1
     o.leader_epoch = -1
@@ -2475,8 +2527,8 @@ def _r_LeaderIdAndEpoch_4(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, 
     return o, pos
 
 
-def _w_LeaderIdAndEpoch_12(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+def _write_LeaderIdAndEpoch_v12(o: LeaderIdAndEpoch, out: bytearray) -> None:
+    out += _INT32_INT32.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2484,9 +2536,9 @@ def _w_LeaderIdAndEpoch_12(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_12(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v12(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o.leader_id, o.leader_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2504,20 +2556,20 @@ def _new_SnapshotId() -> SnapshotId:
     return o
 
 
-def _w_SnapshotId_4(o: SnapshotId, out: bytearray) -> None:
-    out += _S_qi.pack(o.end_offset, o.epoch)
+def _write_SnapshotId_v4(o: SnapshotId, out: bytearray) -> None:
+    out += _INT64_INT32.pack(o.end_offset, o.epoch)
 
 
-def _r_SnapshotId_4(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
+def _read_SnapshotId_v4(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
     o = SnapshotId.__new__(SnapshotId)
-    o.end_offset, o.epoch = _S_qi.unpack_from(buf, pos)
+    o.end_offset, o.epoch = _INT64_INT32.unpack_from(buf, pos)
     pos += 12
     o.unknown_tags = None
     return o, pos
 
 
-def _w_SnapshotId_12(o: SnapshotId, out: bytearray) -> None:
-    out += _S_qi.pack(o.end_offset, o.epoch)
+def _write_SnapshotId_v12(o: SnapshotId, out: bytearray) -> None:
+    out += _INT64_INT32.pack(o.end_offset, o.epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2525,9 +2577,9 @@ def _w_SnapshotId_12(o: SnapshotId, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_SnapshotId_12(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
+def _read_SnapshotId_v12(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
     o = SnapshotId.__new__(SnapshotId)
-    o.end_offset, o.epoch = _S_qi.unpack_from(buf, pos)
+    o.end_offset, o.epoch = _INT64_INT32.unpack_from(buf, pos)
     pos += 12
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2545,20 +2597,20 @@ def _new_AbortedTransaction() -> AbortedTransaction:
     return o
 
 
-def _w_AbortedTransaction_4(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+def _write_AbortedTransaction_v4(o: AbortedTransaction, out: bytearray) -> None:
+    out += _INT64_INT64.pack(o.producer_id, o.first_offset)
 
 
-def _r_AbortedTransaction_4(buf: memoryview, pos: int) -> tuple[AbortedTransaction, int]:
+def _read_AbortedTransaction_v4(buf: memoryview, pos: int) -> tuple[AbortedTransaction, int]:
     o = AbortedTransaction.__new__(AbortedTransaction)
-    o.producer_id, o.first_offset = _S_qq.unpack_from(buf, pos)
+    o.producer_id, o.first_offset = _INT64_INT64.unpack_from(buf, pos)
     pos += 16
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AbortedTransaction_12(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+def _write_AbortedTransaction_v12(o: AbortedTransaction, out: bytearray) -> None:
+    out += _INT64_INT64.pack(o.producer_id, o.first_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2566,9 +2618,9 @@ def _w_AbortedTransaction_12(o: AbortedTransaction, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AbortedTransaction_12(buf: memoryview, pos: int) -> tuple[AbortedTransaction, int]:
+def _read_AbortedTransaction_v12(buf: memoryview, pos: int) -> tuple[AbortedTransaction, int]:
     o = AbortedTransaction.__new__(AbortedTransaction)
-    o.producer_id, o.first_offset = _S_qq.unpack_from(buf, pos)
+    o.producer_id, o.first_offset = _INT64_INT64.unpack_from(buf, pos)
     pos += 16
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2595,39 +2647,39 @@ def _new_PartitionData() -> PartitionData:
     return o
 
 
-def _w_PartitionData_4(o: PartitionData, out: bytearray) -> None:
-    if o.diverging_epoch != _DEF_EpochEndOffset:
+def _write_PartitionData_v4(o: PartitionData, out: bytearray) -> None:
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise UnsupportedVersionError('PartitionData.diverging_epoch has a non-default value this version cannot carry')
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionData.current_leader has a non-default value this version cannot carry')
-    if o.snapshot_id != _DEF_SnapshotId:
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise UnsupportedVersionError('PartitionData.snapshot_id has a non-default value this version cannot carry')
-    out += _S_ihqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset)
-    x1 = o.aborted_transactions
-    if x1 is None:
+    out += _INT32_INT16_INT64_INT64.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset)
+    aborted_transactions = o.aborted_transactions
+    if aborted_transactions is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_AbortedTransaction_4(e2, out)
+        out += _INT32.pack(len(aborted_transactions))
+        for aborted_transactions_item in aborted_transactions:
+            _write_AbortedTransaction_v4(aborted_transactions_item, out)
     if o.preferred_read_replica != -1:
         raise UnsupportedVersionError('PartitionData.preferred_read_replica has a non-default value this version cannot carry')
     write_nullable_bytes(out, o.records)
 
 
-def _r_PartitionData_4(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v4(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset = _S_ihqq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset = _INT32_INT16_INT64_INT64.unpack_from(buf, pos)
     pos += 22
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_aborted_transactions, pos = read_nullable_array_len(buf, pos)
+    if n_aborted_transactions < 0:
         o.aborted_transactions = None
     else:
-        a2: list[AbortedTransaction] = []
-        for _ in range(n1):
-            e3, pos = _r_AbortedTransaction_4(buf, pos)
-            a2.append(e3)
-        o.aborted_transactions = a2
+        aborted_transactions: list[AbortedTransaction] = []
+        for _ in range(n_aborted_transactions):
+            aborted_transactions_item, pos = _read_AbortedTransaction_v4(buf, pos)
+            aborted_transactions.append(aborted_transactions_item)
+        o.aborted_transactions = aborted_transactions
     o.records, pos = read_nullable_records(buf, pos)
     o.log_start_offset = -1
     o.diverging_epoch = _new_EpochEndOffset()
@@ -2638,39 +2690,39 @@ def _r_PartitionData_4(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     return o, pos
 
 
-def _w_PartitionData_5(o: PartitionData, out: bytearray) -> None:
-    if o.diverging_epoch != _DEF_EpochEndOffset:
+def _write_PartitionData_v5(o: PartitionData, out: bytearray) -> None:
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise UnsupportedVersionError('PartitionData.diverging_epoch has a non-default value this version cannot carry')
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionData.current_leader has a non-default value this version cannot carry')
-    if o.snapshot_id != _DEF_SnapshotId:
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise UnsupportedVersionError('PartitionData.snapshot_id has a non-default value this version cannot carry')
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
-    x1 = o.aborted_transactions
-    if x1 is None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    aborted_transactions = o.aborted_transactions
+    if aborted_transactions is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_AbortedTransaction_4(e2, out)
+        out += _INT32.pack(len(aborted_transactions))
+        for aborted_transactions_item in aborted_transactions:
+            _write_AbortedTransaction_v4(aborted_transactions_item, out)
     if o.preferred_read_replica != -1:
         raise UnsupportedVersionError('PartitionData.preferred_read_replica has a non-default value this version cannot carry')
     write_nullable_bytes(out, o.records)
 
 
-def _r_PartitionData_5(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v5(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_aborted_transactions, pos = read_nullable_array_len(buf, pos)
+    if n_aborted_transactions < 0:
         o.aborted_transactions = None
     else:
-        a2: list[AbortedTransaction] = []
-        for _ in range(n1):
-            e3, pos = _r_AbortedTransaction_4(buf, pos)
-            a2.append(e3)
-        o.aborted_transactions = a2
+        aborted_transactions: list[AbortedTransaction] = []
+        for _ in range(n_aborted_transactions):
+            aborted_transactions_item, pos = _read_AbortedTransaction_v4(buf, pos)
+            aborted_transactions.append(aborted_transactions_item)
+        o.aborted_transactions = aborted_transactions
     o.records, pos = read_nullable_records(buf, pos)
     o.diverging_epoch = _new_EpochEndOffset()
     o.current_leader = _new_LeaderIdAndEpoch()
@@ -2680,39 +2732,39 @@ def _r_PartitionData_5(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     return o, pos
 
 
-def _w_PartitionData_11(o: PartitionData, out: bytearray) -> None:
-    if o.diverging_epoch != _DEF_EpochEndOffset:
+def _write_PartitionData_v11(o: PartitionData, out: bytearray) -> None:
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise UnsupportedVersionError('PartitionData.diverging_epoch has a non-default value this version cannot carry')
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionData.current_leader has a non-default value this version cannot carry')
-    if o.snapshot_id != _DEF_SnapshotId:
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise UnsupportedVersionError('PartitionData.snapshot_id has a non-default value this version cannot carry')
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
-    x1 = o.aborted_transactions
-    if x1 is None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    aborted_transactions = o.aborted_transactions
+    if aborted_transactions is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_AbortedTransaction_4(e2, out)
-    out += _S_i.pack(o.preferred_read_replica)
+        out += _INT32.pack(len(aborted_transactions))
+        for aborted_transactions_item in aborted_transactions:
+            _write_AbortedTransaction_v4(aborted_transactions_item, out)
+    out += _INT32.pack(o.preferred_read_replica)
     write_nullable_bytes(out, o.records)
 
 
-def _r_PartitionData_11(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v11(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_aborted_transactions, pos = read_nullable_array_len(buf, pos)
+    if n_aborted_transactions < 0:
         o.aborted_transactions = None
     else:
-        a2: list[AbortedTransaction] = []
-        for _ in range(n1):
-            e3, pos = _r_AbortedTransaction_4(buf, pos)
-            a2.append(e3)
-        o.aborted_transactions = a2
-    o.preferred_read_replica = _S_i.unpack_from(buf, pos)[0]
+        aborted_transactions: list[AbortedTransaction] = []
+        for _ in range(n_aborted_transactions):
+            aborted_transactions_item, pos = _read_AbortedTransaction_v4(buf, pos)
+            aborted_transactions.append(aborted_transactions_item)
+        o.aborted_transactions = aborted_transactions
+    o.preferred_read_replica = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.records, pos = read_nullable_records(buf, pos)
     o.diverging_epoch = _new_EpochEndOffset()
@@ -2722,32 +2774,32 @@ def _r_PartitionData_11(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     return o, pos
 
 
-def _w_PartitionData_12(o: PartitionData, out: bytearray) -> None:
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
-    x1 = o.aborted_transactions
-    if x1 is None:
+def _write_PartitionData_v12(o: PartitionData, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    aborted_transactions = o.aborted_transactions
+    if aborted_transactions is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_AbortedTransaction_12(e2, out)
-    out += _S_i.pack(o.preferred_read_replica)
+        write_uvarint(out, len(aborted_transactions) + 1)
+        for aborted_transactions_item in aborted_transactions:
+            _write_AbortedTransaction_v12(aborted_transactions_item, out)
+    out += _INT32.pack(o.preferred_read_replica)
     write_compact_nullable_bytes(out, o.records)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.diverging_epoch
-    if x3 != _DEF_EpochEndOffset:
+    diverging_epoch = o.diverging_epoch
+    if diverging_epoch != _DEFAULT_EpochEndOffset:
         t = bytearray()
-        _w_EpochEndOffset_12(x3, t)
+        _write_EpochEndOffset_v12(diverging_epoch, t)
         tags.append((0, bytes(t)))
-    x4 = o.current_leader
-    if x4 != _DEF_LeaderIdAndEpoch:
+    current_leader = o.current_leader
+    if current_leader != _DEFAULT_LeaderIdAndEpoch:
         t = bytearray()
-        _w_LeaderIdAndEpoch_12(x4, t)
+        _write_LeaderIdAndEpoch_v12(current_leader, t)
         tags.append((1, bytes(t)))
-    x5 = o.snapshot_id
-    if x5 != _DEF_SnapshotId:
+    snapshot_id = o.snapshot_id
+    if snapshot_id != _DEFAULT_SnapshotId:
         t = bytearray()
-        _w_SnapshotId_12(x5, t)
+        _write_SnapshotId_v12(snapshot_id, t)
         tags.append((2, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -2756,20 +2808,20 @@ def _w_PartitionData_12(o: PartitionData, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_PartitionData_12(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v12(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_aborted_transactions, pos = read_compact_nullable_array_len(buf, pos)
+    if n_aborted_transactions < 0:
         o.aborted_transactions = None
     else:
-        a2: list[AbortedTransaction] = []
-        for _ in range(n1):
-            e3, pos = _r_AbortedTransaction_12(buf, pos)
-            a2.append(e3)
-        o.aborted_transactions = a2
-    o.preferred_read_replica = _S_i.unpack_from(buf, pos)[0]
+        aborted_transactions: list[AbortedTransaction] = []
+        for _ in range(n_aborted_transactions):
+            aborted_transactions_item, pos = _read_AbortedTransaction_v12(buf, pos)
+            aborted_transactions.append(aborted_transactions_item)
+        o.aborted_transactions = aborted_transactions
+    o.preferred_read_replica = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.records, pos = read_compact_nullable_records(buf, pos)
     o.diverging_epoch = _new_EpochEndOffset()
@@ -2790,15 +2842,15 @@ def _r_PartitionData_12(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            o.diverging_epoch, tp = _r_EpochEndOffset_12(tb, tp)
+            o.diverging_epoch, tp = _read_EpochEndOffset_v12(tb, tp)
         elif tag == 1:
             tb = buf[:end]
             tp = pos
-            o.current_leader, tp = _r_LeaderIdAndEpoch_12(tb, tp)
+            o.current_leader, tp = _read_LeaderIdAndEpoch_v12(tb, tp)
         elif tag == 2:
             tb = buf[:end]
             tp = pos
-            o.snapshot_id, tp = _r_SnapshotId_12(tb, tp)
+            o.snapshot_id, tp = _read_SnapshotId_v12(tb, tp)
         else:
             if uk is None:
                 uk = {}
@@ -2817,78 +2869,78 @@ def _new_FetchableTopicResponse() -> FetchableTopicResponse:
     return o
 
 
-def _w_FetchableTopicResponse_4(o: FetchableTopicResponse, out: bytearray) -> None:
+def _write_FetchableTopicResponse_v4(o: FetchableTopicResponse, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionData_4(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_PartitionData_v4(partitions_item, out)
 
 
-def _r_FetchableTopicResponse_4(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
+def _read_FetchableTopicResponse_v4(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
     o = FetchableTopicResponse.__new__(FetchableTopicResponse)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_4(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v4(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchableTopicResponse_5(o: FetchableTopicResponse, out: bytearray) -> None:
+def _write_FetchableTopicResponse_v5(o: FetchableTopicResponse, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionData_5(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_PartitionData_v5(partitions_item, out)
 
 
-def _r_FetchableTopicResponse_5(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
+def _read_FetchableTopicResponse_v5(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
     o = FetchableTopicResponse.__new__(FetchableTopicResponse)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_5(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v5(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchableTopicResponse_11(o: FetchableTopicResponse, out: bytearray) -> None:
+def _write_FetchableTopicResponse_v11(o: FetchableTopicResponse, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionData_11(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_PartitionData_v11(partitions_item, out)
 
 
-def _r_FetchableTopicResponse_11(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
+def _read_FetchableTopicResponse_v11(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
     o = FetchableTopicResponse.__new__(FetchableTopicResponse)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_11(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v11(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchableTopicResponse_12(o: FetchableTopicResponse, out: bytearray) -> None:
+def _write_FetchableTopicResponse_v12(o: FetchableTopicResponse, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionData_12(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_PartitionData_v12(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2896,15 +2948,15 @@ def _w_FetchableTopicResponse_12(o: FetchableTopicResponse, out: bytearray) -> N
         out.append(0)
 
 
-def _r_FetchableTopicResponse_12(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
+def _read_FetchableTopicResponse_v12(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
     o = FetchableTopicResponse.__new__(FetchableTopicResponse)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_12(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v12(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2914,12 +2966,12 @@ def _r_FetchableTopicResponse_12(buf: memoryview, pos: int) -> tuple[FetchableTo
     return o, pos
 
 
-def _w_FetchableTopicResponse_13(o: FetchableTopicResponse, out: bytearray) -> None:
+def _write_FetchableTopicResponse_v13(o: FetchableTopicResponse, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionData_12(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_PartitionData_v12(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2927,15 +2979,15 @@ def _w_FetchableTopicResponse_13(o: FetchableTopicResponse, out: bytearray) -> N
         out.append(0)
 
 
-def _r_FetchableTopicResponse_13(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
+def _read_FetchableTopicResponse_v13(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
     o = FetchableTopicResponse.__new__(FetchableTopicResponse)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_12(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v12(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2955,7 +3007,7 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_4(o: NodeEndpoint, out: bytearray) -> None:
+def _write_NodeEndpoint_v4(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
     if o.host != '':
@@ -2966,7 +3018,7 @@ def _w_NodeEndpoint_4(o: NodeEndpoint, out: bytearray) -> None:
         raise UnsupportedVersionError('NodeEndpoint.rack has a non-default value this version cannot carry')
 
 
-def _r_NodeEndpoint_4(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v4(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = 0
     o.host = ''
@@ -2976,7 +3028,7 @@ def _r_NodeEndpoint_4(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     return o, pos
 
 
-def _w_NodeEndpoint_12(o: NodeEndpoint, out: bytearray) -> None:
+def _write_NodeEndpoint_v12(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
     if o.host != '':
@@ -2992,7 +3044,7 @@ def _w_NodeEndpoint_12(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_12(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v12(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = 0
     o.host = ''
@@ -3006,10 +3058,10 @@ def _r_NodeEndpoint_12(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     return o, pos
 
 
-def _w_NodeEndpoint_16(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+def _write_NodeEndpoint_v16(o: NodeEndpoint, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
     write_compact_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_compact_nullable_string(out, o.rack)
     uk = o.unknown_tags
     if uk:
@@ -3018,12 +3070,12 @@ def _w_NodeEndpoint_16(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_16(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v16(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -3045,28 +3097,28 @@ def _new_FetchResponse() -> FetchResponse:
     return o
 
 
-def _w_FetchResponse_4(o: FetchResponse, out: bytearray) -> None:
+def _write_FetchResponse_v4(o: FetchResponse, out: bytearray) -> None:
     if o.session_id != 0:
         raise UnsupportedVersionError('FetchResponse.session_id has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchableTopicResponse_4(e2, out)
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v4(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
 
 
-def _r_FetchResponse_4(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v4(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_4(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v4(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.error_code = 0
     o.session_id = 0
     o.node_endpoints = []
@@ -3074,28 +3126,28 @@ def _r_FetchResponse_4(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     return o, pos
 
 
-def _w_FetchResponse_5(o: FetchResponse, out: bytearray) -> None:
+def _write_FetchResponse_v5(o: FetchResponse, out: bytearray) -> None:
     if o.session_id != 0:
         raise UnsupportedVersionError('FetchResponse.session_id has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchableTopicResponse_5(e2, out)
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v5(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
 
 
-def _r_FetchResponse_5(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v5(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_5(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v5(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.error_code = 0
     o.session_id = 0
     o.node_endpoints = []
@@ -3103,62 +3155,62 @@ def _r_FetchResponse_5(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     return o, pos
 
 
-def _w_FetchResponse_7(o: FetchResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchableTopicResponse_5(e2, out)
+def _write_FetchResponse_v7(o: FetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v5(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
 
 
-def _r_FetchResponse_7(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v7(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.session_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_5(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v5(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.node_endpoints = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchResponse_11(o: FetchResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchableTopicResponse_11(e2, out)
+def _write_FetchResponse_v11(o: FetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v11(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
 
 
-def _r_FetchResponse_11(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v11(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.session_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_11(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v11(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.node_endpoints = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchResponse_12(o: FetchResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchableTopicResponse_12(e2, out)
+def _write_FetchResponse_v12(o: FetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v12(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -3168,16 +3220,16 @@ def _w_FetchResponse_12(o: FetchResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchResponse_12(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v12(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.session_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_12(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v12(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.node_endpoints = []
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -3187,12 +3239,12 @@ def _r_FetchResponse_12(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     return o, pos
 
 
-def _w_FetchResponse_13(o: FetchResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchableTopicResponse_13(e2, out)
+def _write_FetchResponse_v13(o: FetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v13(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -3202,16 +3254,16 @@ def _w_FetchResponse_13(o: FetchResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchResponse_13(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v13(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.session_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_13(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v13(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.node_endpoints = []
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -3221,19 +3273,19 @@ def _r_FetchResponse_13(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     return o, pos
 
 
-def _w_FetchResponse_16(o: FetchResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchableTopicResponse_13(e2, out)
+def _write_FetchResponse_v16(o: FetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v13(responses_item, out)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.node_endpoints
-    if len(x3) != 0:
+    node_endpoints = o.node_endpoints
+    if len(node_endpoints) != 0:
         t = bytearray()
-        write_uvarint(t, len(x3) + 1)
-        for e4 in x3:
-            _w_NodeEndpoint_16(e4, t)
+        write_uvarint(t, len(node_endpoints) + 1)
+        for node_endpoints_item in node_endpoints:
+            _write_NodeEndpoint_v16(node_endpoints_item, t)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -3242,16 +3294,16 @@ def _w_FetchResponse_16(o: FetchResponse, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_FetchResponse_16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.session_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_13(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v13(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
     nt = buf[pos]
@@ -3268,12 +3320,12 @@ def _r_FetchResponse_16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            n4, tp = read_compact_array_len(tb, tp)
-            a5: list[NodeEndpoint] = []
-            for _ in range(n4):
-                e6, tp = _r_NodeEndpoint_16(tb, tp)
-                a5.append(e6)
-            o.node_endpoints = a5
+            n_node_endpoints, tp = read_compact_array_len(tb, tp)
+            node_endpoints: list[NodeEndpoint] = []
+            for _ in range(n_node_endpoints):
+                node_endpoints_item, tp = _read_NodeEndpoint_v16(tb, tp)
+                node_endpoints.append(node_endpoints_item)
+            o.node_endpoints = node_endpoints
         else:
             if uk is None:
                 uk = {}
@@ -3283,79 +3335,79 @@ def _r_FetchResponse_16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     return o, pos
 
 
-_W_ReplicaState: tuple[Callable[[ReplicaState, bytearray], None], ...] = (
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_12,
-    _w_ReplicaState_12,
-    _w_ReplicaState_12,
-    _w_ReplicaState_15,
-    _w_ReplicaState_15,
-    _w_ReplicaState_15,
-    _w_ReplicaState_15,
+_WRITERS_ReplicaState: tuple[Callable[[ReplicaState, bytearray], None], ...] = (
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v12,
+    _write_ReplicaState_v12,
+    _write_ReplicaState_v12,
+    _write_ReplicaState_v15,
+    _write_ReplicaState_v15,
+    _write_ReplicaState_v15,
+    _write_ReplicaState_v15,
 )
-_R_ReplicaState: tuple[Callable[[memoryview, int], tuple[ReplicaState, int]], ...] = (
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_12,
-    _r_ReplicaState_12,
-    _r_ReplicaState_12,
-    _r_ReplicaState_15,
-    _r_ReplicaState_15,
-    _r_ReplicaState_15,
-    _r_ReplicaState_15,
+_READERS_ReplicaState: tuple[Callable[[memoryview, int], tuple[ReplicaState, int]], ...] = (
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v12,
+    _read_ReplicaState_v12,
+    _read_ReplicaState_v12,
+    _read_ReplicaState_v15,
+    _read_ReplicaState_v15,
+    _read_ReplicaState_v15,
+    _read_ReplicaState_v15,
 )
 ReplicaState._FIELDS = (
     FieldSpec('replica_id', 'int32', None, (15, 32767), None, None, None, None),
     FieldSpec('replica_epoch', 'int64', None, (15, 32767), None, None, None, None),
 )
-_DEF_ReplicaState = ReplicaState()
+_DEFAULT_ReplicaState = ReplicaState()
 
-_W_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...] = (
-    _w_FetchPartition_4,
-    _w_FetchPartition_5,
-    _w_FetchPartition_5,
-    _w_FetchPartition_5,
-    _w_FetchPartition_5,
-    _w_FetchPartition_9,
-    _w_FetchPartition_9,
-    _w_FetchPartition_9,
-    _w_FetchPartition_12,
-    _w_FetchPartition_12,
-    _w_FetchPartition_12,
-    _w_FetchPartition_12,
-    _w_FetchPartition_12,
-    _w_FetchPartition_17,
-    _w_FetchPartition_18,
+_WRITERS_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...] = (
+    _write_FetchPartition_v4,
+    _write_FetchPartition_v5,
+    _write_FetchPartition_v5,
+    _write_FetchPartition_v5,
+    _write_FetchPartition_v5,
+    _write_FetchPartition_v9,
+    _write_FetchPartition_v9,
+    _write_FetchPartition_v9,
+    _write_FetchPartition_v12,
+    _write_FetchPartition_v12,
+    _write_FetchPartition_v12,
+    _write_FetchPartition_v12,
+    _write_FetchPartition_v12,
+    _write_FetchPartition_v17,
+    _write_FetchPartition_v18,
 )
-_R_FetchPartition: tuple[Callable[[memoryview, int], tuple[FetchPartition, int]], ...] = (
-    _r_FetchPartition_4,
-    _r_FetchPartition_5,
-    _r_FetchPartition_5,
-    _r_FetchPartition_5,
-    _r_FetchPartition_5,
-    _r_FetchPartition_9,
-    _r_FetchPartition_9,
-    _r_FetchPartition_9,
-    _r_FetchPartition_12,
-    _r_FetchPartition_12,
-    _r_FetchPartition_12,
-    _r_FetchPartition_12,
-    _r_FetchPartition_12,
-    _r_FetchPartition_17,
-    _r_FetchPartition_18,
+_READERS_FetchPartition: tuple[Callable[[memoryview, int], tuple[FetchPartition, int]], ...] = (
+    _read_FetchPartition_v4,
+    _read_FetchPartition_v5,
+    _read_FetchPartition_v5,
+    _read_FetchPartition_v5,
+    _read_FetchPartition_v5,
+    _read_FetchPartition_v9,
+    _read_FetchPartition_v9,
+    _read_FetchPartition_v9,
+    _read_FetchPartition_v12,
+    _read_FetchPartition_v12,
+    _read_FetchPartition_v12,
+    _read_FetchPartition_v12,
+    _read_FetchPartition_v12,
+    _read_FetchPartition_v17,
+    _read_FetchPartition_v18,
 )
 FetchPartition._FIELDS = (
     FieldSpec('partition', 'int32', None, (0, 32767), None, None, None, None),
@@ -3368,39 +3420,39 @@ FetchPartition._FIELDS = (
     FieldSpec('high_watermark', 'int64', None, (18, 32767), None, (18, 32767), 1, None),
 )
 
-_W_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
-    _w_FetchTopic_4,
-    _w_FetchTopic_5,
-    _w_FetchTopic_5,
-    _w_FetchTopic_5,
-    _w_FetchTopic_5,
-    _w_FetchTopic_9,
-    _w_FetchTopic_9,
-    _w_FetchTopic_9,
-    _w_FetchTopic_12,
-    _w_FetchTopic_13,
-    _w_FetchTopic_13,
-    _w_FetchTopic_13,
-    _w_FetchTopic_13,
-    _w_FetchTopic_17,
-    _w_FetchTopic_18,
+_WRITERS_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
+    _write_FetchTopic_v4,
+    _write_FetchTopic_v5,
+    _write_FetchTopic_v5,
+    _write_FetchTopic_v5,
+    _write_FetchTopic_v5,
+    _write_FetchTopic_v9,
+    _write_FetchTopic_v9,
+    _write_FetchTopic_v9,
+    _write_FetchTopic_v12,
+    _write_FetchTopic_v13,
+    _write_FetchTopic_v13,
+    _write_FetchTopic_v13,
+    _write_FetchTopic_v13,
+    _write_FetchTopic_v17,
+    _write_FetchTopic_v18,
 )
-_R_FetchTopic: tuple[Callable[[memoryview, int], tuple[FetchTopic, int]], ...] = (
-    _r_FetchTopic_4,
-    _r_FetchTopic_5,
-    _r_FetchTopic_5,
-    _r_FetchTopic_5,
-    _r_FetchTopic_5,
-    _r_FetchTopic_9,
-    _r_FetchTopic_9,
-    _r_FetchTopic_9,
-    _r_FetchTopic_12,
-    _r_FetchTopic_13,
-    _r_FetchTopic_13,
-    _r_FetchTopic_13,
-    _r_FetchTopic_13,
-    _r_FetchTopic_17,
-    _r_FetchTopic_18,
+_READERS_FetchTopic: tuple[Callable[[memoryview, int], tuple[FetchTopic, int]], ...] = (
+    _read_FetchTopic_v4,
+    _read_FetchTopic_v5,
+    _read_FetchTopic_v5,
+    _read_FetchTopic_v5,
+    _read_FetchTopic_v5,
+    _read_FetchTopic_v9,
+    _read_FetchTopic_v9,
+    _read_FetchTopic_v9,
+    _read_FetchTopic_v12,
+    _read_FetchTopic_v13,
+    _read_FetchTopic_v13,
+    _read_FetchTopic_v13,
+    _read_FetchTopic_v13,
+    _read_FetchTopic_v17,
+    _read_FetchTopic_v18,
 )
 FetchTopic._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 12), None, None, None, None),
@@ -3408,39 +3460,39 @@ FetchTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, FetchPartition),
 )
 
-_W_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...] = (
-    _w_ForgottenTopic_4,
-    _w_ForgottenTopic_4,
-    _w_ForgottenTopic_4,
-    _w_ForgottenTopic_7,
-    _w_ForgottenTopic_7,
-    _w_ForgottenTopic_7,
-    _w_ForgottenTopic_7,
-    _w_ForgottenTopic_7,
-    _w_ForgottenTopic_12,
-    _w_ForgottenTopic_13,
-    _w_ForgottenTopic_13,
-    _w_ForgottenTopic_13,
-    _w_ForgottenTopic_13,
-    _w_ForgottenTopic_13,
-    _w_ForgottenTopic_13,
+_WRITERS_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...] = (
+    _write_ForgottenTopic_v4,
+    _write_ForgottenTopic_v4,
+    _write_ForgottenTopic_v4,
+    _write_ForgottenTopic_v7,
+    _write_ForgottenTopic_v7,
+    _write_ForgottenTopic_v7,
+    _write_ForgottenTopic_v7,
+    _write_ForgottenTopic_v7,
+    _write_ForgottenTopic_v12,
+    _write_ForgottenTopic_v13,
+    _write_ForgottenTopic_v13,
+    _write_ForgottenTopic_v13,
+    _write_ForgottenTopic_v13,
+    _write_ForgottenTopic_v13,
+    _write_ForgottenTopic_v13,
 )
-_R_ForgottenTopic: tuple[Callable[[memoryview, int], tuple[ForgottenTopic, int]], ...] = (
-    _r_ForgottenTopic_4,
-    _r_ForgottenTopic_4,
-    _r_ForgottenTopic_4,
-    _r_ForgottenTopic_7,
-    _r_ForgottenTopic_7,
-    _r_ForgottenTopic_7,
-    _r_ForgottenTopic_7,
-    _r_ForgottenTopic_7,
-    _r_ForgottenTopic_12,
-    _r_ForgottenTopic_13,
-    _r_ForgottenTopic_13,
-    _r_ForgottenTopic_13,
-    _r_ForgottenTopic_13,
-    _r_ForgottenTopic_13,
-    _r_ForgottenTopic_13,
+_READERS_ForgottenTopic: tuple[Callable[[memoryview, int], tuple[ForgottenTopic, int]], ...] = (
+    _read_ForgottenTopic_v4,
+    _read_ForgottenTopic_v4,
+    _read_ForgottenTopic_v4,
+    _read_ForgottenTopic_v7,
+    _read_ForgottenTopic_v7,
+    _read_ForgottenTopic_v7,
+    _read_ForgottenTopic_v7,
+    _read_ForgottenTopic_v7,
+    _read_ForgottenTopic_v12,
+    _read_ForgottenTopic_v13,
+    _read_ForgottenTopic_v13,
+    _read_ForgottenTopic_v13,
+    _read_ForgottenTopic_v13,
+    _read_ForgottenTopic_v13,
+    _read_ForgottenTopic_v13,
 )
 ForgottenTopic._FIELDS = (
     FieldSpec('topic', 'string', None, (7, 12), None, None, None, None),
@@ -3448,39 +3500,39 @@ ForgottenTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (7, 32767), None, None, None, None),
 )
 
-_W_FetchRequest: tuple[Callable[[FetchRequest, bytearray], None], ...] = (
-    _w_FetchRequest_4,
-    _w_FetchRequest_5,
-    _w_FetchRequest_5,
-    _w_FetchRequest_7,
-    _w_FetchRequest_7,
-    _w_FetchRequest_9,
-    _w_FetchRequest_9,
-    _w_FetchRequest_11,
-    _w_FetchRequest_12,
-    _w_FetchRequest_13,
-    _w_FetchRequest_13,
-    _w_FetchRequest_15,
-    _w_FetchRequest_15,
-    _w_FetchRequest_17,
-    _w_FetchRequest_18,
+_WRITERS_FetchRequest: tuple[Callable[[FetchRequest, bytearray], None], ...] = (
+    _write_FetchRequest_v4,
+    _write_FetchRequest_v5,
+    _write_FetchRequest_v5,
+    _write_FetchRequest_v7,
+    _write_FetchRequest_v7,
+    _write_FetchRequest_v9,
+    _write_FetchRequest_v9,
+    _write_FetchRequest_v11,
+    _write_FetchRequest_v12,
+    _write_FetchRequest_v13,
+    _write_FetchRequest_v13,
+    _write_FetchRequest_v15,
+    _write_FetchRequest_v15,
+    _write_FetchRequest_v17,
+    _write_FetchRequest_v18,
 )
-_R_FetchRequest: tuple[Callable[[memoryview, int], tuple[FetchRequest, int]], ...] = (
-    _r_FetchRequest_4,
-    _r_FetchRequest_5,
-    _r_FetchRequest_5,
-    _r_FetchRequest_7,
-    _r_FetchRequest_7,
-    _r_FetchRequest_9,
-    _r_FetchRequest_9,
-    _r_FetchRequest_11,
-    _r_FetchRequest_12,
-    _r_FetchRequest_13,
-    _r_FetchRequest_13,
-    _r_FetchRequest_15,
-    _r_FetchRequest_15,
-    _r_FetchRequest_17,
-    _r_FetchRequest_18,
+_READERS_FetchRequest: tuple[Callable[[memoryview, int], tuple[FetchRequest, int]], ...] = (
+    _read_FetchRequest_v4,
+    _read_FetchRequest_v5,
+    _read_FetchRequest_v5,
+    _read_FetchRequest_v7,
+    _read_FetchRequest_v7,
+    _read_FetchRequest_v9,
+    _read_FetchRequest_v9,
+    _read_FetchRequest_v11,
+    _read_FetchRequest_v12,
+    _read_FetchRequest_v13,
+    _read_FetchRequest_v13,
+    _read_FetchRequest_v15,
+    _read_FetchRequest_v15,
+    _read_FetchRequest_v17,
+    _read_FetchRequest_v18,
 )
 FetchRequest._FIELDS = (
     FieldSpec('cluster_id', 'string', None, (12, 32767), (12, 32767), (12, 32767), 0, None),
@@ -3497,198 +3549,198 @@ FetchRequest._FIELDS = (
     FieldSpec('rack_id', 'string', None, (11, 32767), None, None, None, None),
 )
 
-_W_EpochEndOffset: tuple[Callable[[EpochEndOffset, bytearray], None], ...] = (
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
+_WRITERS_EpochEndOffset: tuple[Callable[[EpochEndOffset, bytearray], None], ...] = (
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
 )
-_R_EpochEndOffset: tuple[Callable[[memoryview, int], tuple[EpochEndOffset, int]], ...] = (
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
+_READERS_EpochEndOffset: tuple[Callable[[memoryview, int], tuple[EpochEndOffset, int]], ...] = (
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
 )
 EpochEndOffset._FIELDS = (
     FieldSpec('epoch', 'int32', None, (12, 32767), None, None, None, None),
     FieldSpec('end_offset', 'int64', None, (12, 32767), None, None, None, None),
 )
-_DEF_EpochEndOffset = EpochEndOffset()
+_DEFAULT_EpochEndOffset = EpochEndOffset()
 
-_W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
+_WRITERS_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
 )
-_R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
+_READERS_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
 )
 LeaderIdAndEpoch._FIELDS = (
     FieldSpec('leader_id', 'int32', None, (12, 32767), None, None, None, None),
     FieldSpec('leader_epoch', 'int32', None, (12, 32767), None, None, None, None),
 )
-_DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_W_SnapshotId: tuple[Callable[[SnapshotId, bytearray], None], ...] = (
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
+_WRITERS_SnapshotId: tuple[Callable[[SnapshotId, bytearray], None], ...] = (
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
 )
-_R_SnapshotId: tuple[Callable[[memoryview, int], tuple[SnapshotId, int]], ...] = (
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
+_READERS_SnapshotId: tuple[Callable[[memoryview, int], tuple[SnapshotId, int]], ...] = (
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
 )
 SnapshotId._FIELDS = (
     FieldSpec('end_offset', 'int64', None, (0, 32767), None, None, None, None),
     FieldSpec('epoch', 'int32', None, (0, 32767), None, None, None, None),
 )
-_DEF_SnapshotId = SnapshotId()
+_DEFAULT_SnapshotId = SnapshotId()
 
-_W_AbortedTransaction: tuple[Callable[[AbortedTransaction, bytearray], None], ...] = (
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
+_WRITERS_AbortedTransaction: tuple[Callable[[AbortedTransaction, bytearray], None], ...] = (
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
 )
-_R_AbortedTransaction: tuple[Callable[[memoryview, int], tuple[AbortedTransaction, int]], ...] = (
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
+_READERS_AbortedTransaction: tuple[Callable[[memoryview, int], tuple[AbortedTransaction, int]], ...] = (
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
 )
 AbortedTransaction._FIELDS = (
     FieldSpec('producer_id', 'int64', None, (4, 32767), None, None, None, None),
     FieldSpec('first_offset', 'int64', None, (4, 32767), None, None, None, None),
 )
 
-_W_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
-    _w_PartitionData_4,
-    _w_PartitionData_5,
-    _w_PartitionData_5,
-    _w_PartitionData_5,
-    _w_PartitionData_5,
-    _w_PartitionData_5,
-    _w_PartitionData_5,
-    _w_PartitionData_11,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
+_WRITERS_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
+    _write_PartitionData_v4,
+    _write_PartitionData_v5,
+    _write_PartitionData_v5,
+    _write_PartitionData_v5,
+    _write_PartitionData_v5,
+    _write_PartitionData_v5,
+    _write_PartitionData_v5,
+    _write_PartitionData_v11,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
 )
-_R_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
-    _r_PartitionData_4,
-    _r_PartitionData_5,
-    _r_PartitionData_5,
-    _r_PartitionData_5,
-    _r_PartitionData_5,
-    _r_PartitionData_5,
-    _r_PartitionData_5,
-    _r_PartitionData_11,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
+_READERS_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
+    _read_PartitionData_v4,
+    _read_PartitionData_v5,
+    _read_PartitionData_v5,
+    _read_PartitionData_v5,
+    _read_PartitionData_v5,
+    _read_PartitionData_v5,
+    _read_PartitionData_v5,
+    _read_PartitionData_v11,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
 )
 PartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -3704,39 +3756,39 @@ PartitionData._FIELDS = (
     FieldSpec('records', 'records', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_FetchableTopicResponse: tuple[Callable[[FetchableTopicResponse, bytearray], None], ...] = (
-    _w_FetchableTopicResponse_4,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_11,
-    _w_FetchableTopicResponse_12,
-    _w_FetchableTopicResponse_13,
-    _w_FetchableTopicResponse_13,
-    _w_FetchableTopicResponse_13,
-    _w_FetchableTopicResponse_13,
-    _w_FetchableTopicResponse_13,
-    _w_FetchableTopicResponse_13,
+_WRITERS_FetchableTopicResponse: tuple[Callable[[FetchableTopicResponse, bytearray], None], ...] = (
+    _write_FetchableTopicResponse_v4,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v11,
+    _write_FetchableTopicResponse_v12,
+    _write_FetchableTopicResponse_v13,
+    _write_FetchableTopicResponse_v13,
+    _write_FetchableTopicResponse_v13,
+    _write_FetchableTopicResponse_v13,
+    _write_FetchableTopicResponse_v13,
+    _write_FetchableTopicResponse_v13,
 )
-_R_FetchableTopicResponse: tuple[Callable[[memoryview, int], tuple[FetchableTopicResponse, int]], ...] = (
-    _r_FetchableTopicResponse_4,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_11,
-    _r_FetchableTopicResponse_12,
-    _r_FetchableTopicResponse_13,
-    _r_FetchableTopicResponse_13,
-    _r_FetchableTopicResponse_13,
-    _r_FetchableTopicResponse_13,
-    _r_FetchableTopicResponse_13,
-    _r_FetchableTopicResponse_13,
+_READERS_FetchableTopicResponse: tuple[Callable[[memoryview, int], tuple[FetchableTopicResponse, int]], ...] = (
+    _read_FetchableTopicResponse_v4,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v11,
+    _read_FetchableTopicResponse_v12,
+    _read_FetchableTopicResponse_v13,
+    _read_FetchableTopicResponse_v13,
+    _read_FetchableTopicResponse_v13,
+    _read_FetchableTopicResponse_v13,
+    _read_FetchableTopicResponse_v13,
+    _read_FetchableTopicResponse_v13,
 )
 FetchableTopicResponse._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 12), None, None, None, None),
@@ -3744,39 +3796,39 @@ FetchableTopicResponse._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionData),
 )
 
-_W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_12,
-    _w_NodeEndpoint_12,
-    _w_NodeEndpoint_12,
-    _w_NodeEndpoint_12,
-    _w_NodeEndpoint_16,
-    _w_NodeEndpoint_16,
-    _w_NodeEndpoint_16,
+_WRITERS_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v12,
+    _write_NodeEndpoint_v12,
+    _write_NodeEndpoint_v12,
+    _write_NodeEndpoint_v12,
+    _write_NodeEndpoint_v16,
+    _write_NodeEndpoint_v16,
+    _write_NodeEndpoint_v16,
 )
-_R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_12,
-    _r_NodeEndpoint_12,
-    _r_NodeEndpoint_12,
-    _r_NodeEndpoint_12,
-    _r_NodeEndpoint_16,
-    _r_NodeEndpoint_16,
-    _r_NodeEndpoint_16,
+_READERS_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v12,
+    _read_NodeEndpoint_v12,
+    _read_NodeEndpoint_v12,
+    _read_NodeEndpoint_v12,
+    _read_NodeEndpoint_v16,
+    _read_NodeEndpoint_v16,
+    _read_NodeEndpoint_v16,
 )
 NodeEndpoint._FIELDS = (
     FieldSpec('node_id', 'int32', None, (16, 32767), None, None, None, None),
@@ -3785,39 +3837,39 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (16, 32767), (16, 32767), None, None, None),
 )
 
-_W_FetchResponse: tuple[Callable[[FetchResponse, bytearray], None], ...] = (
-    _w_FetchResponse_4,
-    _w_FetchResponse_5,
-    _w_FetchResponse_5,
-    _w_FetchResponse_7,
-    _w_FetchResponse_7,
-    _w_FetchResponse_7,
-    _w_FetchResponse_7,
-    _w_FetchResponse_11,
-    _w_FetchResponse_12,
-    _w_FetchResponse_13,
-    _w_FetchResponse_13,
-    _w_FetchResponse_13,
-    _w_FetchResponse_16,
-    _w_FetchResponse_16,
-    _w_FetchResponse_16,
+_WRITERS_FetchResponse: tuple[Callable[[FetchResponse, bytearray], None], ...] = (
+    _write_FetchResponse_v4,
+    _write_FetchResponse_v5,
+    _write_FetchResponse_v5,
+    _write_FetchResponse_v7,
+    _write_FetchResponse_v7,
+    _write_FetchResponse_v7,
+    _write_FetchResponse_v7,
+    _write_FetchResponse_v11,
+    _write_FetchResponse_v12,
+    _write_FetchResponse_v13,
+    _write_FetchResponse_v13,
+    _write_FetchResponse_v13,
+    _write_FetchResponse_v16,
+    _write_FetchResponse_v16,
+    _write_FetchResponse_v16,
 )
-_R_FetchResponse: tuple[Callable[[memoryview, int], tuple[FetchResponse, int]], ...] = (
-    _r_FetchResponse_4,
-    _r_FetchResponse_5,
-    _r_FetchResponse_5,
-    _r_FetchResponse_7,
-    _r_FetchResponse_7,
-    _r_FetchResponse_7,
-    _r_FetchResponse_7,
-    _r_FetchResponse_11,
-    _r_FetchResponse_12,
-    _r_FetchResponse_13,
-    _r_FetchResponse_13,
-    _r_FetchResponse_13,
-    _r_FetchResponse_16,
-    _r_FetchResponse_16,
-    _r_FetchResponse_16,
+_READERS_FetchResponse: tuple[Callable[[memoryview, int], tuple[FetchResponse, int]], ...] = (
+    _read_FetchResponse_v4,
+    _read_FetchResponse_v5,
+    _read_FetchResponse_v5,
+    _read_FetchResponse_v7,
+    _read_FetchResponse_v7,
+    _read_FetchResponse_v7,
+    _read_FetchResponse_v7,
+    _read_FetchResponse_v11,
+    _read_FetchResponse_v12,
+    _read_FetchResponse_v13,
+    _read_FetchResponse_v13,
+    _read_FetchResponse_v13,
+    _read_FetchResponse_v16,
+    _read_FetchResponse_v16,
+    _read_FetchResponse_v16,
 )
 FetchResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (1, 32767), None, None, None, None),

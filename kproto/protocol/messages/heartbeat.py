@@ -33,13 +33,17 @@ __all__ = [
     'HeartbeatResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class HeartbeatRequest(Request['HeartbeatResponse']):
-    """Kafka request ``HeartbeatRequest`` (API key 12), versions 0-4."""
+    """Kafka request ``HeartbeatRequest`` (API key 12), versions 0-4, flexible from v4.
+
+    Schema: ``tools/kafka-protocol/message/HeartbeatRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id', 'unknown_tags',)
 
@@ -49,10 +53,10 @@ class HeartbeatRequest(Request['HeartbeatResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'HeartbeatRequest'
 
-    group_id: str
-    generation_id: int
-    member_id: str
-    group_instance_id: str | None
+    group_id: str  # GroupId string
+    generation_id: int  # GenerationId int32
+    member_id: str  # MemberId string
+    group_instance_id: str | None  # GroupInstanceId string; v3+; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -104,7 +108,7 @@ class HeartbeatRequest(Request['HeartbeatResponse']):
             raise UnsupportedVersionError(f'HeartbeatRequest has no version {version} (valid 0-4)')
         start = len(out)
         try:
-            _W_HeartbeatRequest[version](self, out)
+            _WRITERS_HeartbeatRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode HeartbeatRequest v{version}: {exc}') from None
@@ -127,13 +131,17 @@ class HeartbeatRequest(Request['HeartbeatResponse']):
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'HeartbeatRequest has no version {version} (valid 0-4)')
         try:
-            return _R_HeartbeatRequest[version](buf, pos)
+            return _READERS_HeartbeatRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed HeartbeatRequest v{version}: {exc}') from None
 
 
 class HeartbeatResponse(Response):
-    """Kafka response ``HeartbeatResponse`` (API key 12), versions 0-4."""
+    """Kafka response ``HeartbeatResponse`` (API key 12), versions 0-4, flexible from v4.
+
+    Schema: ``tools/kafka-protocol/message/HeartbeatResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
 
@@ -143,8 +151,8 @@ class HeartbeatResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
     _SCHEMA_NAME: ClassVar[str] = 'HeartbeatResponse'
 
-    throttle_time_ms: int
-    error_code: int
+    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -190,7 +198,7 @@ class HeartbeatResponse(Response):
             raise UnsupportedVersionError(f'HeartbeatResponse has no version {version} (valid 0-4)')
         start = len(out)
         try:
-            _W_HeartbeatResponse[version](self, out)
+            _WRITERS_HeartbeatResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode HeartbeatResponse v{version}: {exc}') from None
@@ -213,7 +221,7 @@ class HeartbeatResponse(Response):
         if not 0 <= version <= 4:
             raise UnsupportedVersionError(f'HeartbeatResponse has no version {version} (valid 0-4)')
         try:
-            return _R_HeartbeatResponse[version](buf, pos)
+            return _READERS_HeartbeatResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed HeartbeatResponse v{version}: {exc}') from None
 
@@ -228,18 +236,18 @@ def _new_HeartbeatRequest() -> HeartbeatRequest:
     return o
 
 
-def _w_HeartbeatRequest_0(o: HeartbeatRequest, out: bytearray) -> None:
+def _write_HeartbeatRequest_v0(o: HeartbeatRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id)
+    out += _INT32.pack(o.generation_id)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('HeartbeatRequest.group_instance_id has a non-default value this version cannot carry')
 
 
-def _r_HeartbeatRequest_0(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
+def _read_HeartbeatRequest_v0(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
     o = HeartbeatRequest.__new__(HeartbeatRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id = None
@@ -247,17 +255,17 @@ def _r_HeartbeatRequest_0(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, 
     return o, pos
 
 
-def _w_HeartbeatRequest_3(o: HeartbeatRequest, out: bytearray) -> None:
+def _write_HeartbeatRequest_v3(o: HeartbeatRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id)
+    out += _INT32.pack(o.generation_id)
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
 
 
-def _r_HeartbeatRequest_3(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
+def _read_HeartbeatRequest_v3(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
     o = HeartbeatRequest.__new__(HeartbeatRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
@@ -265,9 +273,9 @@ def _r_HeartbeatRequest_3(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, 
     return o, pos
 
 
-def _w_HeartbeatRequest_4(o: HeartbeatRequest, out: bytearray) -> None:
+def _write_HeartbeatRequest_v4(o: HeartbeatRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id)
+    out += _INT32.pack(o.generation_id)
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     uk = o.unknown_tags
@@ -277,10 +285,10 @@ def _w_HeartbeatRequest_4(o: HeartbeatRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_HeartbeatRequest_4(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
+def _read_HeartbeatRequest_v4(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
     o = HeartbeatRequest.__new__(HeartbeatRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
@@ -300,33 +308,33 @@ def _new_HeartbeatResponse() -> HeartbeatResponse:
     return o
 
 
-def _w_HeartbeatResponse_0(o: HeartbeatResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_HeartbeatResponse_v0(o: HeartbeatResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
 
 
-def _r_HeartbeatResponse_0(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
+def _read_HeartbeatResponse_v0(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
     o = HeartbeatResponse.__new__(HeartbeatResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.throttle_time_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_HeartbeatResponse_1(o: HeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_HeartbeatResponse_v1(o: HeartbeatResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
 
 
-def _r_HeartbeatResponse_1(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
+def _read_HeartbeatResponse_v1(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
     o = HeartbeatResponse.__new__(HeartbeatResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
 
 
-def _w_HeartbeatResponse_4(o: HeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_HeartbeatResponse_v4(o: HeartbeatResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -334,9 +342,9 @@ def _w_HeartbeatResponse_4(o: HeartbeatResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_HeartbeatResponse_4(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
+def _read_HeartbeatResponse_v4(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
     o = HeartbeatResponse.__new__(HeartbeatResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -346,19 +354,19 @@ def _r_HeartbeatResponse_4(buf: memoryview, pos: int) -> tuple[HeartbeatResponse
     return o, pos
 
 
-_W_HeartbeatRequest: tuple[Callable[[HeartbeatRequest, bytearray], None], ...] = (
-    _w_HeartbeatRequest_0,
-    _w_HeartbeatRequest_0,
-    _w_HeartbeatRequest_0,
-    _w_HeartbeatRequest_3,
-    _w_HeartbeatRequest_4,
+_WRITERS_HeartbeatRequest: tuple[Callable[[HeartbeatRequest, bytearray], None], ...] = (
+    _write_HeartbeatRequest_v0,
+    _write_HeartbeatRequest_v0,
+    _write_HeartbeatRequest_v0,
+    _write_HeartbeatRequest_v3,
+    _write_HeartbeatRequest_v4,
 )
-_R_HeartbeatRequest: tuple[Callable[[memoryview, int], tuple[HeartbeatRequest, int]], ...] = (
-    _r_HeartbeatRequest_0,
-    _r_HeartbeatRequest_0,
-    _r_HeartbeatRequest_0,
-    _r_HeartbeatRequest_3,
-    _r_HeartbeatRequest_4,
+_READERS_HeartbeatRequest: tuple[Callable[[memoryview, int], tuple[HeartbeatRequest, int]], ...] = (
+    _read_HeartbeatRequest_v0,
+    _read_HeartbeatRequest_v0,
+    _read_HeartbeatRequest_v0,
+    _read_HeartbeatRequest_v3,
+    _read_HeartbeatRequest_v4,
 )
 HeartbeatRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -367,19 +375,19 @@ HeartbeatRequest._FIELDS = (
     FieldSpec('group_instance_id', 'string', None, (3, 32767), (3, 32767), None, None, None),
 )
 
-_W_HeartbeatResponse: tuple[Callable[[HeartbeatResponse, bytearray], None], ...] = (
-    _w_HeartbeatResponse_0,
-    _w_HeartbeatResponse_1,
-    _w_HeartbeatResponse_1,
-    _w_HeartbeatResponse_1,
-    _w_HeartbeatResponse_4,
+_WRITERS_HeartbeatResponse: tuple[Callable[[HeartbeatResponse, bytearray], None], ...] = (
+    _write_HeartbeatResponse_v0,
+    _write_HeartbeatResponse_v1,
+    _write_HeartbeatResponse_v1,
+    _write_HeartbeatResponse_v1,
+    _write_HeartbeatResponse_v4,
 )
-_R_HeartbeatResponse: tuple[Callable[[memoryview, int], tuple[HeartbeatResponse, int]], ...] = (
-    _r_HeartbeatResponse_0,
-    _r_HeartbeatResponse_1,
-    _r_HeartbeatResponse_1,
-    _r_HeartbeatResponse_1,
-    _r_HeartbeatResponse_4,
+_READERS_HeartbeatResponse: tuple[Callable[[memoryview, int], tuple[HeartbeatResponse, int]], ...] = (
+    _read_HeartbeatResponse_v0,
+    _read_HeartbeatResponse_v1,
+    _read_HeartbeatResponse_v1,
+    _read_HeartbeatResponse_v1,
+    _read_HeartbeatResponse_v4,
 )
 HeartbeatResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (1, 32767), None, None, None, None),

@@ -29,13 +29,17 @@ __all__ = [
     'InitProducerIdResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ihqh = struct.Struct('>ihqh')
-_S_iqh = struct.Struct('>iqh')
+_INT32 = struct.Struct('>i')
+_INT32_INT16_INT64_INT16 = struct.Struct('>ihqh')
+_INT32_INT64_INT16 = struct.Struct('>iqh')
 
 
 class InitProducerIdRequest(Request['InitProducerIdResponse']):
-    """Kafka request ``InitProducerIdRequest`` (API key 22), versions 0-5."""
+    """Kafka request ``InitProducerIdRequest`` (API key 22), versions 0-5, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/InitProducerIdRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'transaction_timeout_ms', 'producer_id', 'producer_epoch', 'enable2_pc', 'keep_prepared_txn', 'unknown_tags',)
 
@@ -45,12 +49,12 @@ class InitProducerIdRequest(Request['InitProducerIdResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'InitProducerIdRequest'
 
-    transactional_id: str | None
-    transaction_timeout_ms: int
-    producer_id: int
-    producer_epoch: int
-    enable2_pc: bool
-    keep_prepared_txn: bool
+    transactional_id: str | None  # TransactionalId string; nullable
+    transaction_timeout_ms: int  # TransactionTimeoutMs int32
+    producer_id: int  # ProducerId int64; v3+; default -1
+    producer_epoch: int  # ProducerEpoch int16; v3+; default -1
+    enable2_pc: bool  # Enable2Pc bool; v6+
+    keep_prepared_txn: bool  # KeepPreparedTxn bool; v6+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -108,7 +112,7 @@ class InitProducerIdRequest(Request['InitProducerIdResponse']):
             raise UnsupportedVersionError(f'InitProducerIdRequest has no version {version} (valid 0-5)')
         start = len(out)
         try:
-            _W_InitProducerIdRequest[version](self, out)
+            _WRITERS_InitProducerIdRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode InitProducerIdRequest v{version}: {exc}') from None
@@ -131,13 +135,17 @@ class InitProducerIdRequest(Request['InitProducerIdResponse']):
         if not 0 <= version <= 5:
             raise UnsupportedVersionError(f'InitProducerIdRequest has no version {version} (valid 0-5)')
         try:
-            return _R_InitProducerIdRequest[version](buf, pos)
+            return _READERS_InitProducerIdRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed InitProducerIdRequest v{version}: {exc}') from None
 
 
 class InitProducerIdResponse(Response):
-    """Kafka response ``InitProducerIdResponse`` (API key 22), versions 0-5."""
+    """Kafka response ``InitProducerIdResponse`` (API key 22), versions 0-5, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/InitProducerIdResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'ongoing_txn_producer_id', 'ongoing_txn_producer_epoch', 'unknown_tags',)
 
@@ -147,12 +155,12 @@ class InitProducerIdResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'InitProducerIdResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    producer_id: int
-    producer_epoch: int
-    ongoing_txn_producer_id: int
-    ongoing_txn_producer_epoch: int
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    error_code: int  # ErrorCode int16
+    producer_id: int  # ProducerId int64; default -1
+    producer_epoch: int  # ProducerEpoch int16
+    ongoing_txn_producer_id: int  # OngoingTxnProducerId int64; v6+; default -1
+    ongoing_txn_producer_epoch: int  # OngoingTxnProducerEpoch int16; v6+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -210,7 +218,7 @@ class InitProducerIdResponse(Response):
             raise UnsupportedVersionError(f'InitProducerIdResponse has no version {version} (valid 0-5)')
         start = len(out)
         try:
-            _W_InitProducerIdResponse[version](self, out)
+            _WRITERS_InitProducerIdResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode InitProducerIdResponse v{version}: {exc}') from None
@@ -233,7 +241,7 @@ class InitProducerIdResponse(Response):
         if not 0 <= version <= 5:
             raise UnsupportedVersionError(f'InitProducerIdResponse has no version {version} (valid 0-5)')
         try:
-            return _R_InitProducerIdResponse[version](buf, pos)
+            return _READERS_InitProducerIdResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed InitProducerIdResponse v{version}: {exc}') from None
 
@@ -250,7 +258,7 @@ def _new_InitProducerIdRequest() -> InitProducerIdRequest:
     return o
 
 
-def _w_InitProducerIdRequest_0(o: InitProducerIdRequest, out: bytearray) -> None:
+def _write_InitProducerIdRequest_v0(o: InitProducerIdRequest, out: bytearray) -> None:
     write_nullable_string(out, o.transactional_id)
     if o.producer_id != -1:
         raise UnsupportedVersionError('InitProducerIdRequest.producer_id has a non-default value this version cannot carry')
@@ -260,13 +268,13 @@ def _w_InitProducerIdRequest_0(o: InitProducerIdRequest, out: bytearray) -> None
         raise UnsupportedVersionError('InitProducerIdRequest.enable2_pc has a non-default value this version cannot carry')
     if o.keep_prepared_txn != False:
         raise UnsupportedVersionError('InitProducerIdRequest.keep_prepared_txn has a non-default value this version cannot carry')
-    out += _S_i.pack(o.transaction_timeout_ms)
+    out += _INT32.pack(o.transaction_timeout_ms)
 
 
-def _r_InitProducerIdRequest_0(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
+def _read_InitProducerIdRequest_v0(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
     o = InitProducerIdRequest.__new__(InitProducerIdRequest)
     o.transactional_id, pos = read_nullable_string(buf, pos)
-    o.transaction_timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.transaction_timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.producer_id = -1
     o.producer_epoch = -1
@@ -276,7 +284,7 @@ def _r_InitProducerIdRequest_0(buf: memoryview, pos: int) -> tuple[InitProducerI
     return o, pos
 
 
-def _w_InitProducerIdRequest_2(o: InitProducerIdRequest, out: bytearray) -> None:
+def _write_InitProducerIdRequest_v2(o: InitProducerIdRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.transactional_id)
     if o.producer_id != -1:
         raise UnsupportedVersionError('InitProducerIdRequest.producer_id has a non-default value this version cannot carry')
@@ -286,7 +294,7 @@ def _w_InitProducerIdRequest_2(o: InitProducerIdRequest, out: bytearray) -> None
         raise UnsupportedVersionError('InitProducerIdRequest.enable2_pc has a non-default value this version cannot carry')
     if o.keep_prepared_txn != False:
         raise UnsupportedVersionError('InitProducerIdRequest.keep_prepared_txn has a non-default value this version cannot carry')
-    out += _S_i.pack(o.transaction_timeout_ms)
+    out += _INT32.pack(o.transaction_timeout_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -294,10 +302,10 @@ def _w_InitProducerIdRequest_2(o: InitProducerIdRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _r_InitProducerIdRequest_2(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
+def _read_InitProducerIdRequest_v2(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
     o = InitProducerIdRequest.__new__(InitProducerIdRequest)
     o.transactional_id, pos = read_compact_nullable_string(buf, pos)
-    o.transaction_timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.transaction_timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.producer_id = -1
     o.producer_epoch = -1
@@ -311,13 +319,13 @@ def _r_InitProducerIdRequest_2(buf: memoryview, pos: int) -> tuple[InitProducerI
     return o, pos
 
 
-def _w_InitProducerIdRequest_3(o: InitProducerIdRequest, out: bytearray) -> None:
+def _write_InitProducerIdRequest_v3(o: InitProducerIdRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.transactional_id)
     if o.enable2_pc != False:
         raise UnsupportedVersionError('InitProducerIdRequest.enable2_pc has a non-default value this version cannot carry')
     if o.keep_prepared_txn != False:
         raise UnsupportedVersionError('InitProducerIdRequest.keep_prepared_txn has a non-default value this version cannot carry')
-    out += _S_iqh.pack(o.transaction_timeout_ms, o.producer_id, o.producer_epoch)
+    out += _INT32_INT64_INT16.pack(o.transaction_timeout_ms, o.producer_id, o.producer_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -325,10 +333,10 @@ def _w_InitProducerIdRequest_3(o: InitProducerIdRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _r_InitProducerIdRequest_3(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
+def _read_InitProducerIdRequest_v3(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
     o = InitProducerIdRequest.__new__(InitProducerIdRequest)
     o.transactional_id, pos = read_compact_nullable_string(buf, pos)
-    o.transaction_timeout_ms, o.producer_id, o.producer_epoch = _S_iqh.unpack_from(buf, pos)
+    o.transaction_timeout_ms, o.producer_id, o.producer_epoch = _INT32_INT64_INT16.unpack_from(buf, pos)
     pos += 14
     o.enable2_pc = False
     o.keep_prepared_txn = False
@@ -352,17 +360,17 @@ def _new_InitProducerIdResponse() -> InitProducerIdResponse:
     return o
 
 
-def _w_InitProducerIdResponse_0(o: InitProducerIdResponse, out: bytearray) -> None:
+def _write_InitProducerIdResponse_v0(o: InitProducerIdResponse, out: bytearray) -> None:
     if o.ongoing_txn_producer_id != -1:
         raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_id has a non-default value this version cannot carry')
     if o.ongoing_txn_producer_epoch != -1:
         raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_epoch has a non-default value this version cannot carry')
-    out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
+    out += _INT32_INT16_INT64_INT16.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
 
 
-def _r_InitProducerIdResponse_0(buf: memoryview, pos: int) -> tuple[InitProducerIdResponse, int]:
+def _read_InitProducerIdResponse_v0(buf: memoryview, pos: int) -> tuple[InitProducerIdResponse, int]:
     o = InitProducerIdResponse.__new__(InitProducerIdResponse)
-    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _S_ihqh.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _INT32_INT16_INT64_INT16.unpack_from(buf, pos)
     pos += 16
     o.ongoing_txn_producer_id = -1
     o.ongoing_txn_producer_epoch = -1
@@ -370,12 +378,12 @@ def _r_InitProducerIdResponse_0(buf: memoryview, pos: int) -> tuple[InitProducer
     return o, pos
 
 
-def _w_InitProducerIdResponse_2(o: InitProducerIdResponse, out: bytearray) -> None:
+def _write_InitProducerIdResponse_v2(o: InitProducerIdResponse, out: bytearray) -> None:
     if o.ongoing_txn_producer_id != -1:
         raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_id has a non-default value this version cannot carry')
     if o.ongoing_txn_producer_epoch != -1:
         raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_epoch has a non-default value this version cannot carry')
-    out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
+    out += _INT32_INT16_INT64_INT16.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -383,9 +391,9 @@ def _w_InitProducerIdResponse_2(o: InitProducerIdResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _r_InitProducerIdResponse_2(buf: memoryview, pos: int) -> tuple[InitProducerIdResponse, int]:
+def _read_InitProducerIdResponse_v2(buf: memoryview, pos: int) -> tuple[InitProducerIdResponse, int]:
     o = InitProducerIdResponse.__new__(InitProducerIdResponse)
-    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _S_ihqh.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _INT32_INT16_INT64_INT16.unpack_from(buf, pos)
     pos += 16
     o.ongoing_txn_producer_id = -1
     o.ongoing_txn_producer_epoch = -1
@@ -397,21 +405,21 @@ def _r_InitProducerIdResponse_2(buf: memoryview, pos: int) -> tuple[InitProducer
     return o, pos
 
 
-_W_InitProducerIdRequest: tuple[Callable[[InitProducerIdRequest, bytearray], None], ...] = (
-    _w_InitProducerIdRequest_0,
-    _w_InitProducerIdRequest_0,
-    _w_InitProducerIdRequest_2,
-    _w_InitProducerIdRequest_3,
-    _w_InitProducerIdRequest_3,
-    _w_InitProducerIdRequest_3,
+_WRITERS_InitProducerIdRequest: tuple[Callable[[InitProducerIdRequest, bytearray], None], ...] = (
+    _write_InitProducerIdRequest_v0,
+    _write_InitProducerIdRequest_v0,
+    _write_InitProducerIdRequest_v2,
+    _write_InitProducerIdRequest_v3,
+    _write_InitProducerIdRequest_v3,
+    _write_InitProducerIdRequest_v3,
 )
-_R_InitProducerIdRequest: tuple[Callable[[memoryview, int], tuple[InitProducerIdRequest, int]], ...] = (
-    _r_InitProducerIdRequest_0,
-    _r_InitProducerIdRequest_0,
-    _r_InitProducerIdRequest_2,
-    _r_InitProducerIdRequest_3,
-    _r_InitProducerIdRequest_3,
-    _r_InitProducerIdRequest_3,
+_READERS_InitProducerIdRequest: tuple[Callable[[memoryview, int], tuple[InitProducerIdRequest, int]], ...] = (
+    _read_InitProducerIdRequest_v0,
+    _read_InitProducerIdRequest_v0,
+    _read_InitProducerIdRequest_v2,
+    _read_InitProducerIdRequest_v3,
+    _read_InitProducerIdRequest_v3,
+    _read_InitProducerIdRequest_v3,
 )
 InitProducerIdRequest._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -422,21 +430,21 @@ InitProducerIdRequest._FIELDS = (
     FieldSpec('keep_prepared_txn', 'bool', None, (6, 32767), None, None, None, None),
 )
 
-_W_InitProducerIdResponse: tuple[Callable[[InitProducerIdResponse, bytearray], None], ...] = (
-    _w_InitProducerIdResponse_0,
-    _w_InitProducerIdResponse_0,
-    _w_InitProducerIdResponse_2,
-    _w_InitProducerIdResponse_2,
-    _w_InitProducerIdResponse_2,
-    _w_InitProducerIdResponse_2,
+_WRITERS_InitProducerIdResponse: tuple[Callable[[InitProducerIdResponse, bytearray], None], ...] = (
+    _write_InitProducerIdResponse_v0,
+    _write_InitProducerIdResponse_v0,
+    _write_InitProducerIdResponse_v2,
+    _write_InitProducerIdResponse_v2,
+    _write_InitProducerIdResponse_v2,
+    _write_InitProducerIdResponse_v2,
 )
-_R_InitProducerIdResponse: tuple[Callable[[memoryview, int], tuple[InitProducerIdResponse, int]], ...] = (
-    _r_InitProducerIdResponse_0,
-    _r_InitProducerIdResponse_0,
-    _r_InitProducerIdResponse_2,
-    _r_InitProducerIdResponse_2,
-    _r_InitProducerIdResponse_2,
-    _r_InitProducerIdResponse_2,
+_READERS_InitProducerIdResponse: tuple[Callable[[memoryview, int], tuple[InitProducerIdResponse, int]], ...] = (
+    _read_InitProducerIdResponse_v0,
+    _read_InitProducerIdResponse_v0,
+    _read_InitProducerIdResponse_v2,
+    _read_InitProducerIdResponse_v2,
+    _read_InitProducerIdResponse_v2,
+    _read_InitProducerIdResponse_v2,
 )
 InitProducerIdResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -42,15 +42,19 @@ __all__ = [
     'JoinGroupResponseMember',
 ]
 
-_S_o = struct.Struct('>?')
-_S_hi = struct.Struct('>hi')
-_S_i = struct.Struct('>i')
-_S_ihi = struct.Struct('>ihi')
-_S_ii = struct.Struct('>ii')
+_BOOL = struct.Struct('>?')
+_INT16_INT32 = struct.Struct('>hi')
+_INT32 = struct.Struct('>i')
+_INT32_INT16_INT32 = struct.Struct('>ihi')
+_INT32_INT32 = struct.Struct('>ii')
 
 
 class JoinGroupRequest(Request['JoinGroupResponse']):
-    """Kafka request ``JoinGroupRequest`` (API key 11), versions 0-9."""
+    """Kafka request ``JoinGroupRequest`` (API key 11), versions 0-9, flexible from v6.
+
+    Schema: ``tools/kafka-protocol/message/JoinGroupRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'session_timeout_ms', 'rebalance_timeout_ms', 'member_id', 'group_instance_id', 'protocol_type', 'protocols', 'reason', 'unknown_tags',)
 
@@ -60,14 +64,14 @@ class JoinGroupRequest(Request['JoinGroupResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupRequest'
 
-    group_id: str
-    session_timeout_ms: int
-    rebalance_timeout_ms: int
-    member_id: str
-    group_instance_id: str | None
-    protocol_type: str
-    protocols: list[JoinGroupRequestProtocol]
-    reason: str | None
+    group_id: str  # GroupId string
+    session_timeout_ms: int  # SessionTimeoutMs int32
+    rebalance_timeout_ms: int  # RebalanceTimeoutMs int32; v1+; default -1; ignorable
+    member_id: str  # MemberId string
+    group_instance_id: str | None  # GroupInstanceId string; v5+; nullable
+    protocol_type: str  # ProtocolType string
+    protocols: list[JoinGroupRequestProtocol]  # Protocols []JoinGroupRequestProtocol
+    reason: str | None  # Reason string; v8+; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -131,7 +135,7 @@ class JoinGroupRequest(Request['JoinGroupResponse']):
             raise UnsupportedVersionError(f'JoinGroupRequest has no version {version} (valid 0-9)')
         start = len(out)
         try:
-            _W_JoinGroupRequest[version](self, out)
+            _WRITERS_JoinGroupRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode JoinGroupRequest v{version}: {exc}') from None
@@ -154,20 +158,24 @@ class JoinGroupRequest(Request['JoinGroupResponse']):
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'JoinGroupRequest has no version {version} (valid 0-9)')
         try:
-            return _R_JoinGroupRequest[version](buf, pos)
+            return _READERS_JoinGroupRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed JoinGroupRequest v{version}: {exc}') from None
 
 
 class JoinGroupRequestProtocol(Struct):
-    """Schema struct ``JoinGroupRequestProtocol`` of ``JoinGroupRequest``."""
+    """Struct ``JoinGroupRequestProtocol`` of ``JoinGroupRequest``.
+
+    Schema: ``tools/kafka-protocol/message/JoinGroupRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'metadata', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupRequestProtocol'
 
-    name: str
-    metadata: bytes
+    name: str  # Name string
+    metadata: bytes  # Metadata bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -213,7 +221,7 @@ class JoinGroupRequestProtocol(Struct):
             raise UnsupportedVersionError(f'JoinGroupRequestProtocol has no version {version} (valid 0-9)')
         start = len(out)
         try:
-            _W_JoinGroupRequestProtocol[version](self, out)
+            _WRITERS_JoinGroupRequestProtocol[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode JoinGroupRequestProtocol v{version}: {exc}') from None
@@ -236,13 +244,17 @@ class JoinGroupRequestProtocol(Struct):
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'JoinGroupRequestProtocol has no version {version} (valid 0-9)')
         try:
-            return _R_JoinGroupRequestProtocol[version](buf, pos)
+            return _READERS_JoinGroupRequestProtocol[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed JoinGroupRequestProtocol v{version}: {exc}') from None
 
 
 class JoinGroupResponse(Response):
-    """Kafka response ``JoinGroupResponse`` (API key 11), versions 0-9."""
+    """Kafka response ``JoinGroupResponse`` (API key 11), versions 0-9, flexible from v6.
+
+    Schema: ``tools/kafka-protocol/message/JoinGroupResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'generation_id', 'protocol_type', 'protocol_name', 'leader', 'skip_assignment', 'member_id', 'members', 'unknown_tags',)
 
@@ -252,15 +264,15 @@ class JoinGroupResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    generation_id: int
-    protocol_type: str | None
-    protocol_name: str | None
-    leader: str
-    skip_assignment: bool
-    member_id: str
-    members: list[JoinGroupResponseMember]
+    throttle_time_ms: int  # ThrottleTimeMs int32; v2+; ignorable
+    error_code: int  # ErrorCode int16
+    generation_id: int  # GenerationId int32; default -1
+    protocol_type: str | None  # ProtocolType string; v7+; nullable; ignorable
+    protocol_name: str | None  # ProtocolName string; nullable v7+
+    leader: str  # Leader string
+    skip_assignment: bool  # SkipAssignment bool; v9+
+    member_id: str  # MemberId string
+    members: list[JoinGroupResponseMember]  # Members []JoinGroupResponseMember
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -327,7 +339,7 @@ class JoinGroupResponse(Response):
             raise UnsupportedVersionError(f'JoinGroupResponse has no version {version} (valid 0-9)')
         start = len(out)
         try:
-            _W_JoinGroupResponse[version](self, out)
+            _WRITERS_JoinGroupResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode JoinGroupResponse v{version}: {exc}') from None
@@ -350,21 +362,25 @@ class JoinGroupResponse(Response):
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'JoinGroupResponse has no version {version} (valid 0-9)')
         try:
-            return _R_JoinGroupResponse[version](buf, pos)
+            return _READERS_JoinGroupResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed JoinGroupResponse v{version}: {exc}') from None
 
 
 class JoinGroupResponseMember(Struct):
-    """Schema struct ``JoinGroupResponseMember`` of ``JoinGroupResponse``."""
+    """Struct ``JoinGroupResponseMember`` of ``JoinGroupResponse``.
+
+    Schema: ``tools/kafka-protocol/message/JoinGroupResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('member_id', 'group_instance_id', 'metadata', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupResponseMember'
 
-    member_id: str
-    group_instance_id: str | None
-    metadata: bytes
+    member_id: str  # MemberId string
+    group_instance_id: str | None  # GroupInstanceId string; v5+; nullable; ignorable
+    metadata: bytes  # Metadata bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -413,7 +429,7 @@ class JoinGroupResponseMember(Struct):
             raise UnsupportedVersionError(f'JoinGroupResponseMember has no version {version} (valid 0-9)')
         start = len(out)
         try:
-            _W_JoinGroupResponseMember[version](self, out)
+            _WRITERS_JoinGroupResponseMember[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode JoinGroupResponseMember v{version}: {exc}') from None
@@ -436,7 +452,7 @@ class JoinGroupResponseMember(Struct):
         if not 0 <= version <= 9:
             raise UnsupportedVersionError(f'JoinGroupResponseMember has no version {version} (valid 0-9)')
         try:
-            return _R_JoinGroupResponseMember[version](buf, pos)
+            return _READERS_JoinGroupResponseMember[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed JoinGroupResponseMember v{version}: {exc}') from None
 
@@ -449,12 +465,12 @@ def _new_JoinGroupRequestProtocol() -> JoinGroupRequestProtocol:
     return o
 
 
-def _w_JoinGroupRequestProtocol_0(o: JoinGroupRequestProtocol, out: bytearray) -> None:
+def _write_JoinGroupRequestProtocol_v0(o: JoinGroupRequestProtocol, out: bytearray) -> None:
     write_string(out, o.name)
     write_bytes(out, o.metadata)
 
 
-def _r_JoinGroupRequestProtocol_0(buf: memoryview, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
+def _read_JoinGroupRequestProtocol_v0(buf: memoryview, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
     o = JoinGroupRequestProtocol.__new__(JoinGroupRequestProtocol)
     o.name, pos = read_string(buf, pos)
     o.metadata, pos = read_bytes(buf, pos)
@@ -462,7 +478,7 @@ def _r_JoinGroupRequestProtocol_0(buf: memoryview, pos: int) -> tuple[JoinGroupR
     return o, pos
 
 
-def _w_JoinGroupRequestProtocol_6(o: JoinGroupRequestProtocol, out: bytearray) -> None:
+def _write_JoinGroupRequestProtocol_v6(o: JoinGroupRequestProtocol, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_bytes(out, o.metadata)
     uk = o.unknown_tags
@@ -472,7 +488,7 @@ def _w_JoinGroupRequestProtocol_6(o: JoinGroupRequestProtocol, out: bytearray) -
         out.append(0)
 
 
-def _r_JoinGroupRequestProtocol_6(buf: memoryview, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
+def _read_JoinGroupRequestProtocol_v6(buf: memoryview, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
     o = JoinGroupRequestProtocol.__new__(JoinGroupRequestProtocol)
     o.name, pos = read_compact_string(buf, pos)
     o.metadata, pos = read_compact_bytes(buf, pos)
@@ -498,32 +514,32 @@ def _new_JoinGroupRequest() -> JoinGroupRequest:
     return o
 
 
-def _w_JoinGroupRequest_0(o: JoinGroupRequest, out: bytearray) -> None:
+def _write_JoinGroupRequest_v0(o: JoinGroupRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.session_timeout_ms)
+    out += _INT32.pack(o.session_timeout_ms)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('JoinGroupRequest.group_instance_id has a non-default value this version cannot carry')
     write_string(out, o.protocol_type)
-    x1 = o.protocols
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_JoinGroupRequestProtocol_0(e2, out)
+    protocols = o.protocols
+    out += _INT32.pack(len(protocols))
+    for protocols_item in protocols:
+        _write_JoinGroupRequestProtocol_v0(protocols_item, out)
 
 
-def _r_JoinGroupRequest_0(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
+def _read_JoinGroupRequest_v0(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
     o = JoinGroupRequest.__new__(JoinGroupRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.session_timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.session_timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
     o.protocol_type, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupRequestProtocol] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupRequestProtocol_0(buf, pos)
-        a2.append(e3)
-    o.protocols = a2
+    n_protocols, pos = read_array_len(buf, pos)
+    protocols: list[JoinGroupRequestProtocol] = []
+    for _ in range(n_protocols):
+        protocols_item, pos = _read_JoinGroupRequestProtocol_v0(buf, pos)
+        protocols.append(protocols_item)
+    o.protocols = protocols
     o.rebalance_timeout_ms = -1
     o.group_instance_id = None
     o.reason = None
@@ -531,79 +547,79 @@ def _r_JoinGroupRequest_0(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, 
     return o, pos
 
 
-def _w_JoinGroupRequest_1(o: JoinGroupRequest, out: bytearray) -> None:
+def _write_JoinGroupRequest_v1(o: JoinGroupRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _INT32_INT32.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('JoinGroupRequest.group_instance_id has a non-default value this version cannot carry')
     write_string(out, o.protocol_type)
-    x1 = o.protocols
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_JoinGroupRequestProtocol_0(e2, out)
+    protocols = o.protocols
+    out += _INT32.pack(len(protocols))
+    for protocols_item in protocols:
+        _write_JoinGroupRequestProtocol_v0(protocols_item, out)
 
 
-def _r_JoinGroupRequest_1(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
+def _read_JoinGroupRequest_v1(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
     o = JoinGroupRequest.__new__(JoinGroupRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+    o.session_timeout_ms, o.rebalance_timeout_ms = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.member_id, pos = read_string(buf, pos)
     o.protocol_type, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupRequestProtocol] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupRequestProtocol_0(buf, pos)
-        a2.append(e3)
-    o.protocols = a2
+    n_protocols, pos = read_array_len(buf, pos)
+    protocols: list[JoinGroupRequestProtocol] = []
+    for _ in range(n_protocols):
+        protocols_item, pos = _read_JoinGroupRequestProtocol_v0(buf, pos)
+        protocols.append(protocols_item)
+    o.protocols = protocols
     o.group_instance_id = None
     o.reason = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_JoinGroupRequest_5(o: JoinGroupRequest, out: bytearray) -> None:
+def _write_JoinGroupRequest_v5(o: JoinGroupRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _INT32_INT32.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
     write_string(out, o.protocol_type)
-    x1 = o.protocols
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_JoinGroupRequestProtocol_0(e2, out)
+    protocols = o.protocols
+    out += _INT32.pack(len(protocols))
+    for protocols_item in protocols:
+        _write_JoinGroupRequestProtocol_v0(protocols_item, out)
 
 
-def _r_JoinGroupRequest_5(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
+def _read_JoinGroupRequest_v5(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
     o = JoinGroupRequest.__new__(JoinGroupRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+    o.session_timeout_ms, o.rebalance_timeout_ms = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
     o.protocol_type, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupRequestProtocol] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupRequestProtocol_0(buf, pos)
-        a2.append(e3)
-    o.protocols = a2
+    n_protocols, pos = read_array_len(buf, pos)
+    protocols: list[JoinGroupRequestProtocol] = []
+    for _ in range(n_protocols):
+        protocols_item, pos = _read_JoinGroupRequestProtocol_v0(buf, pos)
+        protocols.append(protocols_item)
+    o.protocols = protocols
     o.reason = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_JoinGroupRequest_6(o: JoinGroupRequest, out: bytearray) -> None:
+def _write_JoinGroupRequest_v6(o: JoinGroupRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _INT32_INT32.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     write_compact_string(out, o.protocol_type)
-    x1 = o.protocols
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_JoinGroupRequestProtocol_6(e2, out)
+    protocols = o.protocols
+    write_uvarint(out, len(protocols) + 1)
+    for protocols_item in protocols:
+        _write_JoinGroupRequestProtocol_v6(protocols_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -611,20 +627,20 @@ def _w_JoinGroupRequest_6(o: JoinGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_JoinGroupRequest_6(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
+def _read_JoinGroupRequest_v6(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
     o = JoinGroupRequest.__new__(JoinGroupRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+    o.session_timeout_ms, o.rebalance_timeout_ms = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
     o.protocol_type, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[JoinGroupRequestProtocol] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupRequestProtocol_6(buf, pos)
-        a2.append(e3)
-    o.protocols = a2
+    n_protocols, pos = read_compact_array_len(buf, pos)
+    protocols: list[JoinGroupRequestProtocol] = []
+    for _ in range(n_protocols):
+        protocols_item, pos = _read_JoinGroupRequestProtocol_v6(buf, pos)
+        protocols.append(protocols_item)
+    o.protocols = protocols
     o.reason = None
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -634,16 +650,16 @@ def _r_JoinGroupRequest_6(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, 
     return o, pos
 
 
-def _w_JoinGroupRequest_8(o: JoinGroupRequest, out: bytearray) -> None:
+def _write_JoinGroupRequest_v8(o: JoinGroupRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _INT32_INT32.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     write_compact_string(out, o.protocol_type)
-    x1 = o.protocols
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_JoinGroupRequestProtocol_6(e2, out)
+    protocols = o.protocols
+    write_uvarint(out, len(protocols) + 1)
+    for protocols_item in protocols:
+        _write_JoinGroupRequestProtocol_v6(protocols_item, out)
     write_compact_nullable_string(out, o.reason)
     uk = o.unknown_tags
     if uk:
@@ -652,20 +668,20 @@ def _w_JoinGroupRequest_8(o: JoinGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_JoinGroupRequest_8(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
+def _read_JoinGroupRequest_v8(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
     o = JoinGroupRequest.__new__(JoinGroupRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+    o.session_timeout_ms, o.rebalance_timeout_ms = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
     o.protocol_type, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[JoinGroupRequestProtocol] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupRequestProtocol_6(buf, pos)
-        a2.append(e3)
-    o.protocols = a2
+    n_protocols, pos = read_compact_array_len(buf, pos)
+    protocols: list[JoinGroupRequestProtocol] = []
+    for _ in range(n_protocols):
+        protocols_item, pos = _read_JoinGroupRequestProtocol_v6(buf, pos)
+        protocols.append(protocols_item)
+    o.protocols = protocols
     o.reason, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -684,12 +700,12 @@ def _new_JoinGroupResponseMember() -> JoinGroupResponseMember:
     return o
 
 
-def _w_JoinGroupResponseMember_0(o: JoinGroupResponseMember, out: bytearray) -> None:
+def _write_JoinGroupResponseMember_v0(o: JoinGroupResponseMember, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_bytes(out, o.metadata)
 
 
-def _r_JoinGroupResponseMember_0(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
+def _read_JoinGroupResponseMember_v0(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
     o = JoinGroupResponseMember.__new__(JoinGroupResponseMember)
     o.member_id, pos = read_string(buf, pos)
     o.metadata, pos = read_bytes(buf, pos)
@@ -698,13 +714,13 @@ def _r_JoinGroupResponseMember_0(buf: memoryview, pos: int) -> tuple[JoinGroupRe
     return o, pos
 
 
-def _w_JoinGroupResponseMember_5(o: JoinGroupResponseMember, out: bytearray) -> None:
+def _write_JoinGroupResponseMember_v5(o: JoinGroupResponseMember, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
     write_bytes(out, o.metadata)
 
 
-def _r_JoinGroupResponseMember_5(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
+def _read_JoinGroupResponseMember_v5(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
     o = JoinGroupResponseMember.__new__(JoinGroupResponseMember)
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
@@ -713,7 +729,7 @@ def _r_JoinGroupResponseMember_5(buf: memoryview, pos: int) -> tuple[JoinGroupRe
     return o, pos
 
 
-def _w_JoinGroupResponseMember_6(o: JoinGroupResponseMember, out: bytearray) -> None:
+def _write_JoinGroupResponseMember_v6(o: JoinGroupResponseMember, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     write_compact_bytes(out, o.metadata)
@@ -724,7 +740,7 @@ def _w_JoinGroupResponseMember_6(o: JoinGroupResponseMember, out: bytearray) -> 
         out.append(0)
 
 
-def _r_JoinGroupResponseMember_6(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
+def _read_JoinGroupResponseMember_v6(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
     o = JoinGroupResponseMember.__new__(JoinGroupResponseMember)
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
@@ -752,35 +768,35 @@ def _new_JoinGroupResponse() -> JoinGroupResponse:
     return o
 
 
-def _w_JoinGroupResponse_0(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_hi.pack(o.error_code, o.generation_id)
-    x1 = o.protocol_name
-    if x1 is None:
+def _write_JoinGroupResponse_v0(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT16_INT32.pack(o.error_code, o.generation_id)
+    protocol_name = o.protocol_name
+    if protocol_name is None:
         raise ValueError('protocol_name' + ' is None but not nullable in this version')
-    write_string(out, x1)
+    write_string(out, protocol_name)
     write_string(out, o.leader)
     if o.skip_assignment != False:
         raise UnsupportedVersionError('JoinGroupResponse.skip_assignment has a non-default value this version cannot carry')
     write_string(out, o.member_id)
-    x2 = o.members
-    out += _S_i.pack(len(x2))
-    for e3 in x2:
-        _w_JoinGroupResponseMember_0(e3, out)
+    members = o.members
+    out += _INT32.pack(len(members))
+    for members_item in members:
+        _write_JoinGroupResponseMember_v0(members_item, out)
 
 
-def _r_JoinGroupResponse_0(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v0(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.error_code, o.generation_id = _S_hi.unpack_from(buf, pos)
+    o.error_code, o.generation_id = _INT16_INT32.unpack_from(buf, pos)
     pos += 6
     o.protocol_name, pos = read_string(buf, pos)
     o.leader, pos = read_string(buf, pos)
     o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_0(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v0(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.throttle_time_ms = 0
     o.protocol_type = None
     o.skip_assignment = False
@@ -788,90 +804,90 @@ def _r_JoinGroupResponse_0(buf: memoryview, pos: int) -> tuple[JoinGroupResponse
     return o, pos
 
 
-def _w_JoinGroupResponse_2(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    x1 = o.protocol_name
-    if x1 is None:
+def _write_JoinGroupResponse_v2(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    protocol_name = o.protocol_name
+    if protocol_name is None:
         raise ValueError('protocol_name' + ' is None but not nullable in this version')
-    write_string(out, x1)
+    write_string(out, protocol_name)
     write_string(out, o.leader)
     if o.skip_assignment != False:
         raise UnsupportedVersionError('JoinGroupResponse.skip_assignment has a non-default value this version cannot carry')
     write_string(out, o.member_id)
-    x2 = o.members
-    out += _S_i.pack(len(x2))
-    for e3 in x2:
-        _w_JoinGroupResponseMember_0(e3, out)
+    members = o.members
+    out += _INT32.pack(len(members))
+    for members_item in members:
+        _write_JoinGroupResponseMember_v0(members_item, out)
 
 
-def _r_JoinGroupResponse_2(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v2(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.generation_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
     o.protocol_name, pos = read_string(buf, pos)
     o.leader, pos = read_string(buf, pos)
     o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_0(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v0(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.protocol_type = None
     o.skip_assignment = False
     o.unknown_tags = None
     return o, pos
 
 
-def _w_JoinGroupResponse_5(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    x1 = o.protocol_name
-    if x1 is None:
+def _write_JoinGroupResponse_v5(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    protocol_name = o.protocol_name
+    if protocol_name is None:
         raise ValueError('protocol_name' + ' is None but not nullable in this version')
-    write_string(out, x1)
+    write_string(out, protocol_name)
     write_string(out, o.leader)
     if o.skip_assignment != False:
         raise UnsupportedVersionError('JoinGroupResponse.skip_assignment has a non-default value this version cannot carry')
     write_string(out, o.member_id)
-    x2 = o.members
-    out += _S_i.pack(len(x2))
-    for e3 in x2:
-        _w_JoinGroupResponseMember_5(e3, out)
+    members = o.members
+    out += _INT32.pack(len(members))
+    for members_item in members:
+        _write_JoinGroupResponseMember_v5(members_item, out)
 
 
-def _r_JoinGroupResponse_5(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v5(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.generation_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
     o.protocol_name, pos = read_string(buf, pos)
     o.leader, pos = read_string(buf, pos)
     o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_5(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v5(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.protocol_type = None
     o.skip_assignment = False
     o.unknown_tags = None
     return o, pos
 
 
-def _w_JoinGroupResponse_6(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    x1 = o.protocol_name
-    if x1 is None:
+def _write_JoinGroupResponse_v6(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    protocol_name = o.protocol_name
+    if protocol_name is None:
         raise ValueError('protocol_name' + ' is None but not nullable in this version')
-    write_compact_string(out, x1)
+    write_compact_string(out, protocol_name)
     write_compact_string(out, o.leader)
     if o.skip_assignment != False:
         raise UnsupportedVersionError('JoinGroupResponse.skip_assignment has a non-default value this version cannot carry')
     write_compact_string(out, o.member_id)
-    x2 = o.members
-    write_uvarint(out, len(x2) + 1)
-    for e3 in x2:
-        _w_JoinGroupResponseMember_6(e3, out)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_JoinGroupResponseMember_v6(members_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -879,19 +895,19 @@ def _w_JoinGroupResponse_6(o: JoinGroupResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_JoinGroupResponse_6(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v6(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.generation_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
     o.protocol_name, pos = read_compact_string(buf, pos)
     o.leader, pos = read_compact_string(buf, pos)
     o.member_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_6(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v6(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.protocol_type = None
     o.skip_assignment = False
     if buf[pos] == 0:
@@ -902,18 +918,18 @@ def _r_JoinGroupResponse_6(buf: memoryview, pos: int) -> tuple[JoinGroupResponse
     return o, pos
 
 
-def _w_JoinGroupResponse_7(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+def _write_JoinGroupResponse_v7(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.generation_id)
     write_compact_nullable_string(out, o.protocol_type)
     write_compact_nullable_string(out, o.protocol_name)
     write_compact_string(out, o.leader)
     if o.skip_assignment != False:
         raise UnsupportedVersionError('JoinGroupResponse.skip_assignment has a non-default value this version cannot carry')
     write_compact_string(out, o.member_id)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_JoinGroupResponseMember_6(e2, out)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_JoinGroupResponseMember_v6(members_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -921,20 +937,20 @@ def _w_JoinGroupResponse_7(o: JoinGroupResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_JoinGroupResponse_7(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v7(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.generation_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
     o.protocol_type, pos = read_compact_nullable_string(buf, pos)
     o.protocol_name, pos = read_compact_nullable_string(buf, pos)
     o.leader, pos = read_compact_string(buf, pos)
     o.member_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_6(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v6(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.skip_assignment = False
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -944,17 +960,17 @@ def _r_JoinGroupResponse_7(buf: memoryview, pos: int) -> tuple[JoinGroupResponse
     return o, pos
 
 
-def _w_JoinGroupResponse_9(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+def _write_JoinGroupResponse_v9(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.generation_id)
     write_compact_nullable_string(out, o.protocol_type)
     write_compact_nullable_string(out, o.protocol_name)
     write_compact_string(out, o.leader)
-    out += _S_o.pack(o.skip_assignment)
+    out += _BOOL.pack(o.skip_assignment)
     write_compact_string(out, o.member_id)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_JoinGroupResponseMember_6(e2, out)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_JoinGroupResponseMember_v6(members_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -962,22 +978,22 @@ def _w_JoinGroupResponse_9(o: JoinGroupResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_JoinGroupResponse_9(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v9(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.generation_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
     o.protocol_type, pos = read_compact_nullable_string(buf, pos)
     o.protocol_name, pos = read_compact_nullable_string(buf, pos)
     o.leader, pos = read_compact_string(buf, pos)
-    o.skip_assignment = _S_o.unpack_from(buf, pos)[0]
+    o.skip_assignment = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.member_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_6(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v6(buf, pos)
+        members.append(members_item)
+    o.members = members
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -986,58 +1002,58 @@ def _r_JoinGroupResponse_9(buf: memoryview, pos: int) -> tuple[JoinGroupResponse
     return o, pos
 
 
-_W_JoinGroupRequestProtocol: tuple[Callable[[JoinGroupRequestProtocol, bytearray], None], ...] = (
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_6,
-    _w_JoinGroupRequestProtocol_6,
-    _w_JoinGroupRequestProtocol_6,
-    _w_JoinGroupRequestProtocol_6,
+_WRITERS_JoinGroupRequestProtocol: tuple[Callable[[JoinGroupRequestProtocol, bytearray], None], ...] = (
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v6,
+    _write_JoinGroupRequestProtocol_v6,
+    _write_JoinGroupRequestProtocol_v6,
+    _write_JoinGroupRequestProtocol_v6,
 )
-_R_JoinGroupRequestProtocol: tuple[Callable[[memoryview, int], tuple[JoinGroupRequestProtocol, int]], ...] = (
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_6,
-    _r_JoinGroupRequestProtocol_6,
-    _r_JoinGroupRequestProtocol_6,
-    _r_JoinGroupRequestProtocol_6,
+_READERS_JoinGroupRequestProtocol: tuple[Callable[[memoryview, int], tuple[JoinGroupRequestProtocol, int]], ...] = (
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v6,
+    _read_JoinGroupRequestProtocol_v6,
+    _read_JoinGroupRequestProtocol_v6,
+    _read_JoinGroupRequestProtocol_v6,
 )
 JoinGroupRequestProtocol._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('metadata', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_JoinGroupRequest: tuple[Callable[[JoinGroupRequest, bytearray], None], ...] = (
-    _w_JoinGroupRequest_0,
-    _w_JoinGroupRequest_1,
-    _w_JoinGroupRequest_1,
-    _w_JoinGroupRequest_1,
-    _w_JoinGroupRequest_1,
-    _w_JoinGroupRequest_5,
-    _w_JoinGroupRequest_6,
-    _w_JoinGroupRequest_6,
-    _w_JoinGroupRequest_8,
-    _w_JoinGroupRequest_8,
+_WRITERS_JoinGroupRequest: tuple[Callable[[JoinGroupRequest, bytearray], None], ...] = (
+    _write_JoinGroupRequest_v0,
+    _write_JoinGroupRequest_v1,
+    _write_JoinGroupRequest_v1,
+    _write_JoinGroupRequest_v1,
+    _write_JoinGroupRequest_v1,
+    _write_JoinGroupRequest_v5,
+    _write_JoinGroupRequest_v6,
+    _write_JoinGroupRequest_v6,
+    _write_JoinGroupRequest_v8,
+    _write_JoinGroupRequest_v8,
 )
-_R_JoinGroupRequest: tuple[Callable[[memoryview, int], tuple[JoinGroupRequest, int]], ...] = (
-    _r_JoinGroupRequest_0,
-    _r_JoinGroupRequest_1,
-    _r_JoinGroupRequest_1,
-    _r_JoinGroupRequest_1,
-    _r_JoinGroupRequest_1,
-    _r_JoinGroupRequest_5,
-    _r_JoinGroupRequest_6,
-    _r_JoinGroupRequest_6,
-    _r_JoinGroupRequest_8,
-    _r_JoinGroupRequest_8,
+_READERS_JoinGroupRequest: tuple[Callable[[memoryview, int], tuple[JoinGroupRequest, int]], ...] = (
+    _read_JoinGroupRequest_v0,
+    _read_JoinGroupRequest_v1,
+    _read_JoinGroupRequest_v1,
+    _read_JoinGroupRequest_v1,
+    _read_JoinGroupRequest_v1,
+    _read_JoinGroupRequest_v5,
+    _read_JoinGroupRequest_v6,
+    _read_JoinGroupRequest_v6,
+    _read_JoinGroupRequest_v8,
+    _read_JoinGroupRequest_v8,
 )
 JoinGroupRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -1050,29 +1066,29 @@ JoinGroupRequest._FIELDS = (
     FieldSpec('reason', 'string', None, (8, 32767), (8, 32767), None, None, None),
 )
 
-_W_JoinGroupResponseMember: tuple[Callable[[JoinGroupResponseMember, bytearray], None], ...] = (
-    _w_JoinGroupResponseMember_0,
-    _w_JoinGroupResponseMember_0,
-    _w_JoinGroupResponseMember_0,
-    _w_JoinGroupResponseMember_0,
-    _w_JoinGroupResponseMember_0,
-    _w_JoinGroupResponseMember_5,
-    _w_JoinGroupResponseMember_6,
-    _w_JoinGroupResponseMember_6,
-    _w_JoinGroupResponseMember_6,
-    _w_JoinGroupResponseMember_6,
+_WRITERS_JoinGroupResponseMember: tuple[Callable[[JoinGroupResponseMember, bytearray], None], ...] = (
+    _write_JoinGroupResponseMember_v0,
+    _write_JoinGroupResponseMember_v0,
+    _write_JoinGroupResponseMember_v0,
+    _write_JoinGroupResponseMember_v0,
+    _write_JoinGroupResponseMember_v0,
+    _write_JoinGroupResponseMember_v5,
+    _write_JoinGroupResponseMember_v6,
+    _write_JoinGroupResponseMember_v6,
+    _write_JoinGroupResponseMember_v6,
+    _write_JoinGroupResponseMember_v6,
 )
-_R_JoinGroupResponseMember: tuple[Callable[[memoryview, int], tuple[JoinGroupResponseMember, int]], ...] = (
-    _r_JoinGroupResponseMember_0,
-    _r_JoinGroupResponseMember_0,
-    _r_JoinGroupResponseMember_0,
-    _r_JoinGroupResponseMember_0,
-    _r_JoinGroupResponseMember_0,
-    _r_JoinGroupResponseMember_5,
-    _r_JoinGroupResponseMember_6,
-    _r_JoinGroupResponseMember_6,
-    _r_JoinGroupResponseMember_6,
-    _r_JoinGroupResponseMember_6,
+_READERS_JoinGroupResponseMember: tuple[Callable[[memoryview, int], tuple[JoinGroupResponseMember, int]], ...] = (
+    _read_JoinGroupResponseMember_v0,
+    _read_JoinGroupResponseMember_v0,
+    _read_JoinGroupResponseMember_v0,
+    _read_JoinGroupResponseMember_v0,
+    _read_JoinGroupResponseMember_v0,
+    _read_JoinGroupResponseMember_v5,
+    _read_JoinGroupResponseMember_v6,
+    _read_JoinGroupResponseMember_v6,
+    _read_JoinGroupResponseMember_v6,
+    _read_JoinGroupResponseMember_v6,
 )
 JoinGroupResponseMember._FIELDS = (
     FieldSpec('member_id', 'string', None, (0, 32767), None, None, None, None),
@@ -1080,29 +1096,29 @@ JoinGroupResponseMember._FIELDS = (
     FieldSpec('metadata', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_JoinGroupResponse: tuple[Callable[[JoinGroupResponse, bytearray], None], ...] = (
-    _w_JoinGroupResponse_0,
-    _w_JoinGroupResponse_0,
-    _w_JoinGroupResponse_2,
-    _w_JoinGroupResponse_2,
-    _w_JoinGroupResponse_2,
-    _w_JoinGroupResponse_5,
-    _w_JoinGroupResponse_6,
-    _w_JoinGroupResponse_7,
-    _w_JoinGroupResponse_7,
-    _w_JoinGroupResponse_9,
+_WRITERS_JoinGroupResponse: tuple[Callable[[JoinGroupResponse, bytearray], None], ...] = (
+    _write_JoinGroupResponse_v0,
+    _write_JoinGroupResponse_v0,
+    _write_JoinGroupResponse_v2,
+    _write_JoinGroupResponse_v2,
+    _write_JoinGroupResponse_v2,
+    _write_JoinGroupResponse_v5,
+    _write_JoinGroupResponse_v6,
+    _write_JoinGroupResponse_v7,
+    _write_JoinGroupResponse_v7,
+    _write_JoinGroupResponse_v9,
 )
-_R_JoinGroupResponse: tuple[Callable[[memoryview, int], tuple[JoinGroupResponse, int]], ...] = (
-    _r_JoinGroupResponse_0,
-    _r_JoinGroupResponse_0,
-    _r_JoinGroupResponse_2,
-    _r_JoinGroupResponse_2,
-    _r_JoinGroupResponse_2,
-    _r_JoinGroupResponse_5,
-    _r_JoinGroupResponse_6,
-    _r_JoinGroupResponse_7,
-    _r_JoinGroupResponse_7,
-    _r_JoinGroupResponse_9,
+_READERS_JoinGroupResponse: tuple[Callable[[memoryview, int], tuple[JoinGroupResponse, int]], ...] = (
+    _read_JoinGroupResponse_v0,
+    _read_JoinGroupResponse_v0,
+    _read_JoinGroupResponse_v2,
+    _read_JoinGroupResponse_v2,
+    _read_JoinGroupResponse_v2,
+    _read_JoinGroupResponse_v5,
+    _read_JoinGroupResponse_v6,
+    _read_JoinGroupResponse_v7,
+    _read_JoinGroupResponse_v7,
+    _read_JoinGroupResponse_v9,
 )
 JoinGroupResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (2, 32767), None, None, None, None),

@@ -30,12 +30,16 @@ __all__ = [
     'ListConfigResourcesResponse',
 ]
 
-_S_b = struct.Struct('>b')
-_S_ih = struct.Struct('>ih')
+_INT8 = struct.Struct('>b')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class ListConfigResourcesRequest(Request['ListConfigResourcesResponse']):
-    """Kafka request ``ListConfigResourcesRequest`` (API key 74), versions 0-1."""
+    """Kafka request ``ListConfigResourcesRequest`` (API key 74), versions 0-1, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/ListConfigResourcesRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_types', 'unknown_tags',)
 
@@ -45,7 +49,7 @@ class ListConfigResourcesRequest(Request['ListConfigResourcesResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ListConfigResourcesRequest'
 
-    resource_types: list[int]
+    resource_types: list[int]  # ResourceTypes []int8; v1+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -88,7 +92,7 @@ class ListConfigResourcesRequest(Request['ListConfigResourcesResponse']):
             raise UnsupportedVersionError(f'ListConfigResourcesRequest has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_ListConfigResourcesRequest[version](self, out)
+            _WRITERS_ListConfigResourcesRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListConfigResourcesRequest v{version}: {exc}') from None
@@ -111,13 +115,17 @@ class ListConfigResourcesRequest(Request['ListConfigResourcesResponse']):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ListConfigResourcesRequest has no version {version} (valid 0-1)')
         try:
-            return _R_ListConfigResourcesRequest[version](buf, pos)
+            return _READERS_ListConfigResourcesRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListConfigResourcesRequest v{version}: {exc}') from None
 
 
 class ListConfigResourcesResponse(Response):
-    """Kafka response ``ListConfigResourcesResponse`` (API key 74), versions 0-1."""
+    """Kafka response ``ListConfigResourcesResponse`` (API key 74), versions 0-1, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/ListConfigResourcesResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'config_resources', 'unknown_tags',)
 
@@ -127,9 +135,9 @@ class ListConfigResourcesResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ListConfigResourcesResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    config_resources: list[ConfigResource]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    config_resources: list[ConfigResource]  # ConfigResources []ConfigResource
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -178,7 +186,7 @@ class ListConfigResourcesResponse(Response):
             raise UnsupportedVersionError(f'ListConfigResourcesResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_ListConfigResourcesResponse[version](self, out)
+            _WRITERS_ListConfigResourcesResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListConfigResourcesResponse v{version}: {exc}') from None
@@ -201,20 +209,24 @@ class ListConfigResourcesResponse(Response):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ListConfigResourcesResponse has no version {version} (valid 0-1)')
         try:
-            return _R_ListConfigResourcesResponse[version](buf, pos)
+            return _READERS_ListConfigResourcesResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListConfigResourcesResponse v{version}: {exc}') from None
 
 
 class ConfigResource(Struct):
-    """Schema struct ``ConfigResource`` of ``ListConfigResourcesResponse``."""
+    """Struct ``ConfigResource`` of ``ListConfigResourcesResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ListConfigResourcesResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_name', 'resource_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ConfigResource'
 
-    resource_name: str
-    resource_type: int
+    resource_name: str  # ResourceName string
+    resource_type: int  # ResourceType int8; v1+; default 16; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -260,7 +272,7 @@ class ConfigResource(Struct):
             raise UnsupportedVersionError(f'ConfigResource has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_ConfigResource[version](self, out)
+            _WRITERS_ConfigResource[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ConfigResource v{version}: {exc}') from None
@@ -283,7 +295,7 @@ class ConfigResource(Struct):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'ConfigResource has no version {version} (valid 0-1)')
         try:
-            return _R_ConfigResource[version](buf, pos)
+            return _READERS_ConfigResource[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ConfigResource v{version}: {exc}') from None
 
@@ -295,7 +307,7 @@ def _new_ListConfigResourcesRequest() -> ListConfigResourcesRequest:
     return o
 
 
-def _w_ListConfigResourcesRequest_0(o: ListConfigResourcesRequest, out: bytearray) -> None:
+def _write_ListConfigResourcesRequest_v0(o: ListConfigResourcesRequest, out: bytearray) -> None:
     if len(o.resource_types) != 0:
         raise UnsupportedVersionError('ListConfigResourcesRequest.resource_types has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -305,7 +317,7 @@ def _w_ListConfigResourcesRequest_0(o: ListConfigResourcesRequest, out: bytearra
         out.append(0)
 
 
-def _r_ListConfigResourcesRequest_0(buf: memoryview, pos: int) -> tuple[ListConfigResourcesRequest, int]:
+def _read_ListConfigResourcesRequest_v0(buf: memoryview, pos: int) -> tuple[ListConfigResourcesRequest, int]:
     o = ListConfigResourcesRequest.__new__(ListConfigResourcesRequest)
     o.resource_types = []
     if buf[pos] == 0:
@@ -316,10 +328,10 @@ def _r_ListConfigResourcesRequest_0(buf: memoryview, pos: int) -> tuple[ListConf
     return o, pos
 
 
-def _w_ListConfigResourcesRequest_1(o: ListConfigResourcesRequest, out: bytearray) -> None:
-    x1 = o.resource_types
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%db' % len(x1), *x1)
+def _write_ListConfigResourcesRequest_v1(o: ListConfigResourcesRequest, out: bytearray) -> None:
+    resource_types = o.resource_types
+    write_uvarint(out, len(resource_types) + 1)
+    out += struct.pack('>%db' % len(resource_types), *resource_types)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -327,11 +339,11 @@ def _w_ListConfigResourcesRequest_1(o: ListConfigResourcesRequest, out: bytearra
         out.append(0)
 
 
-def _r_ListConfigResourcesRequest_1(buf: memoryview, pos: int) -> tuple[ListConfigResourcesRequest, int]:
+def _read_ListConfigResourcesRequest_v1(buf: memoryview, pos: int) -> tuple[ListConfigResourcesRequest, int]:
     o = ListConfigResourcesRequest.__new__(ListConfigResourcesRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.resource_types = list(struct.unpack_from('>%db' % n1, buf, pos))
-    pos += 1 * n1
+    n_resource_types, pos = read_compact_array_len(buf, pos)
+    o.resource_types = list(struct.unpack_from('>%db' % n_resource_types, buf, pos))
+    pos += 1 * n_resource_types
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -348,7 +360,7 @@ def _new_ConfigResource() -> ConfigResource:
     return o
 
 
-def _w_ConfigResource_0(o: ConfigResource, out: bytearray) -> None:
+def _write_ConfigResource_v0(o: ConfigResource, out: bytearray) -> None:
     write_compact_string(out, o.resource_name)
     uk = o.unknown_tags
     if uk:
@@ -357,7 +369,7 @@ def _w_ConfigResource_0(o: ConfigResource, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ConfigResource_0(buf: memoryview, pos: int) -> tuple[ConfigResource, int]:
+def _read_ConfigResource_v0(buf: memoryview, pos: int) -> tuple[ConfigResource, int]:
     o = ConfigResource.__new__(ConfigResource)
     o.resource_name, pos = read_compact_string(buf, pos)
     o.resource_type = 16
@@ -369,9 +381,9 @@ def _r_ConfigResource_0(buf: memoryview, pos: int) -> tuple[ConfigResource, int]
     return o, pos
 
 
-def _w_ConfigResource_1(o: ConfigResource, out: bytearray) -> None:
+def _write_ConfigResource_v1(o: ConfigResource, out: bytearray) -> None:
     write_compact_string(out, o.resource_name)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -379,10 +391,10 @@ def _w_ConfigResource_1(o: ConfigResource, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ConfigResource_1(buf: memoryview, pos: int) -> tuple[ConfigResource, int]:
+def _read_ConfigResource_v1(buf: memoryview, pos: int) -> tuple[ConfigResource, int]:
     o = ConfigResource.__new__(ConfigResource)
     o.resource_name, pos = read_compact_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -401,12 +413,12 @@ def _new_ListConfigResourcesResponse() -> ListConfigResourcesResponse:
     return o
 
 
-def _w_ListConfigResourcesResponse_0(o: ListConfigResourcesResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.config_resources
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ConfigResource_0(e2, out)
+def _write_ListConfigResourcesResponse_v0(o: ListConfigResourcesResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    config_resources = o.config_resources
+    write_uvarint(out, len(config_resources) + 1)
+    for config_resources_item in config_resources:
+        _write_ConfigResource_v0(config_resources_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -414,16 +426,16 @@ def _w_ListConfigResourcesResponse_0(o: ListConfigResourcesResponse, out: bytear
         out.append(0)
 
 
-def _r_ListConfigResourcesResponse_0(buf: memoryview, pos: int) -> tuple[ListConfigResourcesResponse, int]:
+def _read_ListConfigResourcesResponse_v0(buf: memoryview, pos: int) -> tuple[ListConfigResourcesResponse, int]:
     o = ListConfigResourcesResponse.__new__(ListConfigResourcesResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ConfigResource] = []
-    for _ in range(n1):
-        e3, pos = _r_ConfigResource_0(buf, pos)
-        a2.append(e3)
-    o.config_resources = a2
+    n_config_resources, pos = read_compact_array_len(buf, pos)
+    config_resources: list[ConfigResource] = []
+    for _ in range(n_config_resources):
+        config_resources_item, pos = _read_ConfigResource_v0(buf, pos)
+        config_resources.append(config_resources_item)
+    o.config_resources = config_resources
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -432,12 +444,12 @@ def _r_ListConfigResourcesResponse_0(buf: memoryview, pos: int) -> tuple[ListCon
     return o, pos
 
 
-def _w_ListConfigResourcesResponse_1(o: ListConfigResourcesResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.config_resources
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ConfigResource_1(e2, out)
+def _write_ListConfigResourcesResponse_v1(o: ListConfigResourcesResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    config_resources = o.config_resources
+    write_uvarint(out, len(config_resources) + 1)
+    for config_resources_item in config_resources:
+        _write_ConfigResource_v1(config_resources_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -445,16 +457,16 @@ def _w_ListConfigResourcesResponse_1(o: ListConfigResourcesResponse, out: bytear
         out.append(0)
 
 
-def _r_ListConfigResourcesResponse_1(buf: memoryview, pos: int) -> tuple[ListConfigResourcesResponse, int]:
+def _read_ListConfigResourcesResponse_v1(buf: memoryview, pos: int) -> tuple[ListConfigResourcesResponse, int]:
     o = ListConfigResourcesResponse.__new__(ListConfigResourcesResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ConfigResource] = []
-    for _ in range(n1):
-        e3, pos = _r_ConfigResource_1(buf, pos)
-        a2.append(e3)
-    o.config_resources = a2
+    n_config_resources, pos = read_compact_array_len(buf, pos)
+    config_resources: list[ConfigResource] = []
+    for _ in range(n_config_resources):
+        config_resources_item, pos = _read_ConfigResource_v1(buf, pos)
+        config_resources.append(config_resources_item)
+    o.config_resources = config_resources
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -463,38 +475,38 @@ def _r_ListConfigResourcesResponse_1(buf: memoryview, pos: int) -> tuple[ListCon
     return o, pos
 
 
-_W_ListConfigResourcesRequest: tuple[Callable[[ListConfigResourcesRequest, bytearray], None], ...] = (
-    _w_ListConfigResourcesRequest_0,
-    _w_ListConfigResourcesRequest_1,
+_WRITERS_ListConfigResourcesRequest: tuple[Callable[[ListConfigResourcesRequest, bytearray], None], ...] = (
+    _write_ListConfigResourcesRequest_v0,
+    _write_ListConfigResourcesRequest_v1,
 )
-_R_ListConfigResourcesRequest: tuple[Callable[[memoryview, int], tuple[ListConfigResourcesRequest, int]], ...] = (
-    _r_ListConfigResourcesRequest_0,
-    _r_ListConfigResourcesRequest_1,
+_READERS_ListConfigResourcesRequest: tuple[Callable[[memoryview, int], tuple[ListConfigResourcesRequest, int]], ...] = (
+    _read_ListConfigResourcesRequest_v0,
+    _read_ListConfigResourcesRequest_v1,
 )
 ListConfigResourcesRequest._FIELDS = (
     FieldSpec('resource_types', 'array', 'int8', (1, 32767), None, None, None, None),
 )
 
-_W_ConfigResource: tuple[Callable[[ConfigResource, bytearray], None], ...] = (
-    _w_ConfigResource_0,
-    _w_ConfigResource_1,
+_WRITERS_ConfigResource: tuple[Callable[[ConfigResource, bytearray], None], ...] = (
+    _write_ConfigResource_v0,
+    _write_ConfigResource_v1,
 )
-_R_ConfigResource: tuple[Callable[[memoryview, int], tuple[ConfigResource, int]], ...] = (
-    _r_ConfigResource_0,
-    _r_ConfigResource_1,
+_READERS_ConfigResource: tuple[Callable[[memoryview, int], tuple[ConfigResource, int]], ...] = (
+    _read_ConfigResource_v0,
+    _read_ConfigResource_v1,
 )
 ConfigResource._FIELDS = (
     FieldSpec('resource_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('resource_type', 'int8', None, (1, 32767), None, None, None, None),
 )
 
-_W_ListConfigResourcesResponse: tuple[Callable[[ListConfigResourcesResponse, bytearray], None], ...] = (
-    _w_ListConfigResourcesResponse_0,
-    _w_ListConfigResourcesResponse_1,
+_WRITERS_ListConfigResourcesResponse: tuple[Callable[[ListConfigResourcesResponse, bytearray], None], ...] = (
+    _write_ListConfigResourcesResponse_v0,
+    _write_ListConfigResourcesResponse_v1,
 )
-_R_ListConfigResourcesResponse: tuple[Callable[[memoryview, int], tuple[ListConfigResourcesResponse, int]], ...] = (
-    _r_ListConfigResourcesResponse_0,
-    _r_ListConfigResourcesResponse_1,
+_READERS_ListConfigResourcesResponse: tuple[Callable[[memoryview, int], tuple[ListConfigResourcesResponse, int]], ...] = (
+    _read_ListConfigResourcesResponse_v0,
+    _read_ListConfigResourcesResponse_v1,
 )
 ListConfigResourcesResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

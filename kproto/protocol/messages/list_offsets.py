@@ -36,16 +36,20 @@ __all__ = [
     'ListOffsetsTopicResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ib = struct.Struct('>ib')
-_S_ihqq = struct.Struct('>ihqq')
-_S_ihqqi = struct.Struct('>ihqqi')
-_S_iiq = struct.Struct('>iiq')
-_S_iq = struct.Struct('>iq')
+_INT32 = struct.Struct('>i')
+_INT32_INT8 = struct.Struct('>ib')
+_INT32_INT16_INT64_INT64 = struct.Struct('>ihqq')
+_INT32_INT16_INT64_INT64_INT32 = struct.Struct('>ihqqi')
+_INT32_INT32_INT64 = struct.Struct('>iiq')
+_INT32_INT64 = struct.Struct('>iq')
 
 
 class ListOffsetsRequest(Request['ListOffsetsResponse']):
-    """Kafka request ``ListOffsetsRequest`` (API key 2), versions 1-10."""
+    """Kafka request ``ListOffsetsRequest`` (API key 2), versions 1-10, flexible from v6.
+
+    Schema: ``tools/kafka-protocol/message/ListOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('replica_id', 'isolation_level', 'topics', 'timeout_ms', 'unknown_tags',)
 
@@ -55,10 +59,10 @@ class ListOffsetsRequest(Request['ListOffsetsResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsRequest'
 
-    replica_id: int
-    isolation_level: int
-    topics: list[ListOffsetsTopic]
-    timeout_ms: int
+    replica_id: int  # ReplicaId int32
+    isolation_level: int  # IsolationLevel int8; v2+
+    topics: list[ListOffsetsTopic]  # Topics []ListOffsetsTopic
+    timeout_ms: int  # TimeoutMs int32; v10+; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -110,7 +114,7 @@ class ListOffsetsRequest(Request['ListOffsetsResponse']):
             raise UnsupportedVersionError(f'ListOffsetsRequest has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsRequest[version - 1](self, out)
+            _WRITERS_ListOffsetsRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsRequest v{version}: {exc}') from None
@@ -133,20 +137,24 @@ class ListOffsetsRequest(Request['ListOffsetsResponse']):
         if not 1 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsRequest has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsRequest[version - 1](buf, pos)
+            return _READERS_ListOffsetsRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsRequest v{version}: {exc}') from None
 
 
 class ListOffsetsTopic(Struct):
-    """Schema struct ``ListOffsetsTopic`` of ``ListOffsetsRequest``."""
+    """Struct ``ListOffsetsTopic`` of ``ListOffsetsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ListOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsTopic'
 
-    name: str
-    partitions: list[ListOffsetsPartition]
+    name: str  # Name string
+    partitions: list[ListOffsetsPartition]  # Partitions []ListOffsetsPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -192,7 +200,7 @@ class ListOffsetsTopic(Struct):
             raise UnsupportedVersionError(f'ListOffsetsTopic has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsTopic[version - 1](self, out)
+            _WRITERS_ListOffsetsTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsTopic v{version}: {exc}') from None
@@ -215,21 +223,25 @@ class ListOffsetsTopic(Struct):
         if not 1 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsTopic has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsTopic[version - 1](buf, pos)
+            return _READERS_ListOffsetsTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsTopic v{version}: {exc}') from None
 
 
 class ListOffsetsPartition(Struct):
-    """Schema struct ``ListOffsetsPartition`` of ``ListOffsetsRequest``."""
+    """Struct ``ListOffsetsPartition`` of ``ListOffsetsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ListOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartition'
 
-    partition_index: int
-    current_leader_epoch: int
-    timestamp: int
+    partition_index: int  # PartitionIndex int32
+    current_leader_epoch: int  # CurrentLeaderEpoch int32; v4+; default -1; ignorable
+    timestamp: int  # Timestamp int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -278,7 +290,7 @@ class ListOffsetsPartition(Struct):
             raise UnsupportedVersionError(f'ListOffsetsPartition has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsPartition[version - 1](self, out)
+            _WRITERS_ListOffsetsPartition[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsPartition v{version}: {exc}') from None
@@ -301,13 +313,17 @@ class ListOffsetsPartition(Struct):
         if not 1 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsPartition has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsPartition[version - 1](buf, pos)
+            return _READERS_ListOffsetsPartition[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsPartition v{version}: {exc}') from None
 
 
 class ListOffsetsResponse(Response):
-    """Kafka response ``ListOffsetsResponse`` (API key 2), versions 1-10."""
+    """Kafka response ``ListOffsetsResponse`` (API key 2), versions 1-10, flexible from v6.
+
+    Schema: ``tools/kafka-protocol/message/ListOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -317,8 +333,8 @@ class ListOffsetsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsResponse'
 
-    throttle_time_ms: int
-    topics: list[ListOffsetsTopicResponse]
+    throttle_time_ms: int  # ThrottleTimeMs int32; v2+; ignorable
+    topics: list[ListOffsetsTopicResponse]  # Topics []ListOffsetsTopicResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -364,7 +380,7 @@ class ListOffsetsResponse(Response):
             raise UnsupportedVersionError(f'ListOffsetsResponse has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsResponse[version - 1](self, out)
+            _WRITERS_ListOffsetsResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsResponse v{version}: {exc}') from None
@@ -387,20 +403,24 @@ class ListOffsetsResponse(Response):
         if not 1 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsResponse has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsResponse[version - 1](buf, pos)
+            return _READERS_ListOffsetsResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsResponse v{version}: {exc}') from None
 
 
 class ListOffsetsTopicResponse(Struct):
-    """Schema struct ``ListOffsetsTopicResponse`` of ``ListOffsetsResponse``."""
+    """Struct ``ListOffsetsTopicResponse`` of ``ListOffsetsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ListOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsTopicResponse'
 
-    name: str
-    partitions: list[ListOffsetsPartitionResponse]
+    name: str  # Name string
+    partitions: list[ListOffsetsPartitionResponse]  # Partitions []ListOffsetsPartitionResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -446,7 +466,7 @@ class ListOffsetsTopicResponse(Struct):
             raise UnsupportedVersionError(f'ListOffsetsTopicResponse has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsTopicResponse[version - 1](self, out)
+            _WRITERS_ListOffsetsTopicResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsTopicResponse v{version}: {exc}') from None
@@ -469,23 +489,27 @@ class ListOffsetsTopicResponse(Struct):
         if not 1 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsTopicResponse has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsTopicResponse[version - 1](buf, pos)
+            return _READERS_ListOffsetsTopicResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsTopicResponse v{version}: {exc}') from None
 
 
 class ListOffsetsPartitionResponse(Struct):
-    """Schema struct ``ListOffsetsPartitionResponse`` of ``ListOffsetsResponse``."""
+    """Struct ``ListOffsetsPartitionResponse`` of ``ListOffsetsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ListOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'timestamp', 'offset', 'leader_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartitionResponse'
 
-    partition_index: int
-    error_code: int
-    timestamp: int
-    offset: int
-    leader_epoch: int
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    timestamp: int  # Timestamp int64; default -1
+    offset: int  # Offset int64; default -1
+    leader_epoch: int  # LeaderEpoch int32; v4+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -540,7 +564,7 @@ class ListOffsetsPartitionResponse(Struct):
             raise UnsupportedVersionError(f'ListOffsetsPartitionResponse has no version {version} (valid 1-10)')
         start = len(out)
         try:
-            _W_ListOffsetsPartitionResponse[version - 1](self, out)
+            _WRITERS_ListOffsetsPartitionResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListOffsetsPartitionResponse v{version}: {exc}') from None
@@ -563,7 +587,7 @@ class ListOffsetsPartitionResponse(Struct):
         if not 1 <= version <= 10:
             raise UnsupportedVersionError(f'ListOffsetsPartitionResponse has no version {version} (valid 1-10)')
         try:
-            return _R_ListOffsetsPartitionResponse[version - 1](buf, pos)
+            return _READERS_ListOffsetsPartitionResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListOffsetsPartitionResponse v{version}: {exc}') from None
 
@@ -577,33 +601,33 @@ def _new_ListOffsetsPartition() -> ListOffsetsPartition:
     return o
 
 
-def _w_ListOffsetsPartition_1(o: ListOffsetsPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.timestamp)
+def _write_ListOffsetsPartition_v1(o: ListOffsetsPartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.timestamp)
 
 
-def _r_ListOffsetsPartition_1(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
+def _read_ListOffsetsPartition_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
     o = ListOffsetsPartition.__new__(ListOffsetsPartition)
-    o.partition_index, o.timestamp = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.timestamp = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     o.current_leader_epoch = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsPartition_4(o: ListOffsetsPartition, out: bytearray) -> None:
-    out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
+def _write_ListOffsetsPartition_v4(o: ListOffsetsPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT64.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
 
 
-def _r_ListOffsetsPartition_4(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
+def _read_ListOffsetsPartition_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
     o = ListOffsetsPartition.__new__(ListOffsetsPartition)
-    o.partition_index, o.current_leader_epoch, o.timestamp = _S_iiq.unpack_from(buf, pos)
+    o.partition_index, o.current_leader_epoch, o.timestamp = _INT32_INT32_INT64.unpack_from(buf, pos)
     pos += 16
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsPartition_6(o: ListOffsetsPartition, out: bytearray) -> None:
-    out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
+def _write_ListOffsetsPartition_v6(o: ListOffsetsPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT64.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -611,9 +635,9 @@ def _w_ListOffsetsPartition_6(o: ListOffsetsPartition, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListOffsetsPartition_6(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
+def _read_ListOffsetsPartition_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
     o = ListOffsetsPartition.__new__(ListOffsetsPartition)
-    o.partition_index, o.current_leader_epoch, o.timestamp = _S_iiq.unpack_from(buf, pos)
+    o.partition_index, o.current_leader_epoch, o.timestamp = _INT32_INT32_INT64.unpack_from(buf, pos)
     pos += 16
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -631,54 +655,54 @@ def _new_ListOffsetsTopic() -> ListOffsetsTopic:
     return o
 
 
-def _w_ListOffsetsTopic_1(o: ListOffsetsTopic, out: bytearray) -> None:
+def _write_ListOffsetsTopic_v1(o: ListOffsetsTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsPartition_1(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_ListOffsetsPartition_v1(partitions_item, out)
 
 
-def _r_ListOffsetsTopic_1(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
+def _read_ListOffsetsTopic_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
     o = ListOffsetsTopic.__new__(ListOffsetsTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartition_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[ListOffsetsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartition_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsTopic_4(o: ListOffsetsTopic, out: bytearray) -> None:
+def _write_ListOffsetsTopic_v4(o: ListOffsetsTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsPartition_4(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_ListOffsetsPartition_v4(partitions_item, out)
 
 
-def _r_ListOffsetsTopic_4(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
+def _read_ListOffsetsTopic_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
     o = ListOffsetsTopic.__new__(ListOffsetsTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartition_4(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[ListOffsetsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartition_v4(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsTopic_6(o: ListOffsetsTopic, out: bytearray) -> None:
+def _write_ListOffsetsTopic_v6(o: ListOffsetsTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListOffsetsPartition_6(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_ListOffsetsPartition_v6(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -686,15 +710,15 @@ def _w_ListOffsetsTopic_6(o: ListOffsetsTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListOffsetsTopic_6(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
+def _read_ListOffsetsTopic_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
     o = ListOffsetsTopic.__new__(ListOffsetsTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListOffsetsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartition_6(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[ListOffsetsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartition_v6(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -713,84 +737,84 @@ def _new_ListOffsetsRequest() -> ListOffsetsRequest:
     return o
 
 
-def _w_ListOffsetsRequest_1(o: ListOffsetsRequest, out: bytearray) -> None:
+def _write_ListOffsetsRequest_v1(o: ListOffsetsRequest, out: bytearray) -> None:
     if o.isolation_level != 0:
         raise UnsupportedVersionError('ListOffsetsRequest.isolation_level has a non-default value this version cannot carry')
-    out += _S_i.pack(o.replica_id)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopic_1(e2, out)
+    out += _INT32.pack(o.replica_id)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopic_v1(topics_item, out)
 
 
-def _r_ListOffsetsRequest_1(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
+def _read_ListOffsetsRequest_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
     o = ListOffsetsRequest.__new__(ListOffsetsRequest)
-    o.replica_id = _S_i.unpack_from(buf, pos)[0]
+    o.replica_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.isolation_level = 0
     o.timeout_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsRequest_2(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopic_1(e2, out)
+def _write_ListOffsetsRequest_v2(o: ListOffsetsRequest, out: bytearray) -> None:
+    out += _INT32_INT8.pack(o.replica_id, o.isolation_level)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopic_v1(topics_item, out)
 
 
-def _r_ListOffsetsRequest_2(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
+def _read_ListOffsetsRequest_v2(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
     o = ListOffsetsRequest.__new__(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o.replica_id, o.isolation_level = _INT32_INT8.unpack_from(buf, pos)
     pos += 5
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.timeout_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsRequest_4(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopic_4(e2, out)
+def _write_ListOffsetsRequest_v4(o: ListOffsetsRequest, out: bytearray) -> None:
+    out += _INT32_INT8.pack(o.replica_id, o.isolation_level)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopic_v4(topics_item, out)
 
 
-def _r_ListOffsetsRequest_4(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
+def _read_ListOffsetsRequest_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
     o = ListOffsetsRequest.__new__(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o.replica_id, o.isolation_level = _INT32_INT8.unpack_from(buf, pos)
     pos += 5
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopic_4(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopic_v4(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.timeout_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsRequest_6(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListOffsetsTopic_6(e2, out)
+def _write_ListOffsetsRequest_v6(o: ListOffsetsRequest, out: bytearray) -> None:
+    out += _INT32_INT8.pack(o.replica_id, o.isolation_level)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_ListOffsetsTopic_v6(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -798,16 +822,16 @@ def _w_ListOffsetsRequest_6(o: ListOffsetsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListOffsetsRequest_6(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
+def _read_ListOffsetsRequest_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
     o = ListOffsetsRequest.__new__(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o.replica_id, o.isolation_level = _INT32_INT8.unpack_from(buf, pos)
     pos += 5
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListOffsetsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopic_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[ListOffsetsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopic_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.timeout_ms = 0
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -817,13 +841,13 @@ def _r_ListOffsetsRequest_6(buf: memoryview, pos: int) -> tuple[ListOffsetsReque
     return o, pos
 
 
-def _w_ListOffsetsRequest_10(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListOffsetsTopic_6(e2, out)
-    out += _S_i.pack(o.timeout_ms)
+def _write_ListOffsetsRequest_v10(o: ListOffsetsRequest, out: bytearray) -> None:
+    out += _INT32_INT8.pack(o.replica_id, o.isolation_level)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_ListOffsetsTopic_v6(topics_item, out)
+    out += _INT32.pack(o.timeout_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -831,17 +855,17 @@ def _w_ListOffsetsRequest_10(o: ListOffsetsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListOffsetsRequest_10(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
+def _read_ListOffsetsRequest_v10(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
     o = ListOffsetsRequest.__new__(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o.replica_id, o.isolation_level = _INT32_INT8.unpack_from(buf, pos)
     pos += 5
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListOffsetsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopic_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[ListOffsetsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopic_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -862,35 +886,35 @@ def _new_ListOffsetsPartitionResponse() -> ListOffsetsPartitionResponse:
     return o
 
 
-def _w_ListOffsetsPartitionResponse_1(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
+def _write_ListOffsetsPartitionResponse_v1(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
     if o.leader_epoch != -1:
         raise UnsupportedVersionError('ListOffsetsPartitionResponse.leader_epoch has a non-default value this version cannot carry')
-    out += _S_ihqq.pack(o.partition_index, o.error_code, o.timestamp, o.offset)
+    out += _INT32_INT16_INT64_INT64.pack(o.partition_index, o.error_code, o.timestamp, o.offset)
 
 
-def _r_ListOffsetsPartitionResponse_1(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
+def _read_ListOffsetsPartitionResponse_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
     o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
-    o.partition_index, o.error_code, o.timestamp, o.offset = _S_ihqq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.timestamp, o.offset = _INT32_INT16_INT64_INT64.unpack_from(buf, pos)
     pos += 22
     o.leader_epoch = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsPartitionResponse_4(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
-    out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
+def _write_ListOffsetsPartitionResponse_v4(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT32.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
 
 
-def _r_ListOffsetsPartitionResponse_4(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
+def _read_ListOffsetsPartitionResponse_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
     o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
-    o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _S_ihqqi.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _INT32_INT16_INT64_INT64_INT32.unpack_from(buf, pos)
     pos += 26
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsPartitionResponse_6(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
-    out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
+def _write_ListOffsetsPartitionResponse_v6(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT32.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -898,9 +922,9 @@ def _w_ListOffsetsPartitionResponse_6(o: ListOffsetsPartitionResponse, out: byte
         out.append(0)
 
 
-def _r_ListOffsetsPartitionResponse_6(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
+def _read_ListOffsetsPartitionResponse_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
     o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
-    o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _S_ihqqi.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _INT32_INT16_INT64_INT64_INT32.unpack_from(buf, pos)
     pos += 26
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -918,54 +942,54 @@ def _new_ListOffsetsTopicResponse() -> ListOffsetsTopicResponse:
     return o
 
 
-def _w_ListOffsetsTopicResponse_1(o: ListOffsetsTopicResponse, out: bytearray) -> None:
+def _write_ListOffsetsTopicResponse_v1(o: ListOffsetsTopicResponse, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsPartitionResponse_1(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_ListOffsetsPartitionResponse_v1(partitions_item, out)
 
 
-def _r_ListOffsetsTopicResponse_1(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
+def _read_ListOffsetsTopicResponse_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
     o = ListOffsetsTopicResponse.__new__(ListOffsetsTopicResponse)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsPartitionResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartitionResponse_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[ListOffsetsPartitionResponse] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartitionResponse_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsTopicResponse_4(o: ListOffsetsTopicResponse, out: bytearray) -> None:
+def _write_ListOffsetsTopicResponse_v4(o: ListOffsetsTopicResponse, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsPartitionResponse_4(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_ListOffsetsPartitionResponse_v4(partitions_item, out)
 
 
-def _r_ListOffsetsTopicResponse_4(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
+def _read_ListOffsetsTopicResponse_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
     o = ListOffsetsTopicResponse.__new__(ListOffsetsTopicResponse)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsPartitionResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartitionResponse_4(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[ListOffsetsPartitionResponse] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartitionResponse_v4(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsTopicResponse_6(o: ListOffsetsTopicResponse, out: bytearray) -> None:
+def _write_ListOffsetsTopicResponse_v6(o: ListOffsetsTopicResponse, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListOffsetsPartitionResponse_6(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_ListOffsetsPartitionResponse_v6(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -973,15 +997,15 @@ def _w_ListOffsetsTopicResponse_6(o: ListOffsetsTopicResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_ListOffsetsTopicResponse_6(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
+def _read_ListOffsetsTopicResponse_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
     o = ListOffsetsTopicResponse.__new__(ListOffsetsTopicResponse)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListOffsetsPartitionResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartitionResponse_6(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[ListOffsetsPartitionResponse] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartitionResponse_v6(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -998,76 +1022,76 @@ def _new_ListOffsetsResponse() -> ListOffsetsResponse:
     return o
 
 
-def _w_ListOffsetsResponse_1(o: ListOffsetsResponse, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopicResponse_1(e2, out)
+def _write_ListOffsetsResponse_v1(o: ListOffsetsResponse, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopicResponse_v1(topics_item, out)
 
 
-def _r_ListOffsetsResponse_1(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
+def _read_ListOffsetsResponse_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
     o = ListOffsetsResponse.__new__(ListOffsetsResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopicResponse_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopicResponse] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopicResponse_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.throttle_time_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsResponse_2(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopicResponse_1(e2, out)
+def _write_ListOffsetsResponse_v2(o: ListOffsetsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopicResponse_v1(topics_item, out)
 
 
-def _r_ListOffsetsResponse_2(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
+def _read_ListOffsetsResponse_v2(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
     o = ListOffsetsResponse.__new__(ListOffsetsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopicResponse_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopicResponse] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopicResponse_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsResponse_4(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopicResponse_4(e2, out)
+def _write_ListOffsetsResponse_v4(o: ListOffsetsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopicResponse_v4(topics_item, out)
 
 
-def _r_ListOffsetsResponse_4(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
+def _read_ListOffsetsResponse_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
     o = ListOffsetsResponse.__new__(ListOffsetsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopicResponse_4(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopicResponse] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopicResponse_v4(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsResponse_6(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListOffsetsTopicResponse_6(e2, out)
+def _write_ListOffsetsResponse_v6(o: ListOffsetsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_ListOffsetsTopicResponse_v6(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1075,16 +1099,16 @@ def _w_ListOffsetsResponse_6(o: ListOffsetsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListOffsetsResponse_6(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
+def _read_ListOffsetsResponse_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
     o = ListOffsetsResponse.__new__(ListOffsetsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListOffsetsTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopicResponse_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[ListOffsetsTopicResponse] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopicResponse_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1093,29 +1117,29 @@ def _r_ListOffsetsResponse_6(buf: memoryview, pos: int) -> tuple[ListOffsetsResp
     return o, pos
 
 
-_W_ListOffsetsPartition: tuple[Callable[[ListOffsetsPartition, bytearray], None], ...] = (
-    _w_ListOffsetsPartition_1,
-    _w_ListOffsetsPartition_1,
-    _w_ListOffsetsPartition_1,
-    _w_ListOffsetsPartition_4,
-    _w_ListOffsetsPartition_4,
-    _w_ListOffsetsPartition_6,
-    _w_ListOffsetsPartition_6,
-    _w_ListOffsetsPartition_6,
-    _w_ListOffsetsPartition_6,
-    _w_ListOffsetsPartition_6,
+_WRITERS_ListOffsetsPartition: tuple[Callable[[ListOffsetsPartition, bytearray], None], ...] = (
+    _write_ListOffsetsPartition_v1,
+    _write_ListOffsetsPartition_v1,
+    _write_ListOffsetsPartition_v1,
+    _write_ListOffsetsPartition_v4,
+    _write_ListOffsetsPartition_v4,
+    _write_ListOffsetsPartition_v6,
+    _write_ListOffsetsPartition_v6,
+    _write_ListOffsetsPartition_v6,
+    _write_ListOffsetsPartition_v6,
+    _write_ListOffsetsPartition_v6,
 )
-_R_ListOffsetsPartition: tuple[Callable[[memoryview, int], tuple[ListOffsetsPartition, int]], ...] = (
-    _r_ListOffsetsPartition_1,
-    _r_ListOffsetsPartition_1,
-    _r_ListOffsetsPartition_1,
-    _r_ListOffsetsPartition_4,
-    _r_ListOffsetsPartition_4,
-    _r_ListOffsetsPartition_6,
-    _r_ListOffsetsPartition_6,
-    _r_ListOffsetsPartition_6,
-    _r_ListOffsetsPartition_6,
-    _r_ListOffsetsPartition_6,
+_READERS_ListOffsetsPartition: tuple[Callable[[memoryview, int], tuple[ListOffsetsPartition, int]], ...] = (
+    _read_ListOffsetsPartition_v1,
+    _read_ListOffsetsPartition_v1,
+    _read_ListOffsetsPartition_v1,
+    _read_ListOffsetsPartition_v4,
+    _read_ListOffsetsPartition_v4,
+    _read_ListOffsetsPartition_v6,
+    _read_ListOffsetsPartition_v6,
+    _read_ListOffsetsPartition_v6,
+    _read_ListOffsetsPartition_v6,
+    _read_ListOffsetsPartition_v6,
 )
 ListOffsetsPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1123,58 +1147,58 @@ ListOffsetsPartition._FIELDS = (
     FieldSpec('timestamp', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_ListOffsetsTopic: tuple[Callable[[ListOffsetsTopic, bytearray], None], ...] = (
-    _w_ListOffsetsTopic_1,
-    _w_ListOffsetsTopic_1,
-    _w_ListOffsetsTopic_1,
-    _w_ListOffsetsTopic_4,
-    _w_ListOffsetsTopic_4,
-    _w_ListOffsetsTopic_6,
-    _w_ListOffsetsTopic_6,
-    _w_ListOffsetsTopic_6,
-    _w_ListOffsetsTopic_6,
-    _w_ListOffsetsTopic_6,
+_WRITERS_ListOffsetsTopic: tuple[Callable[[ListOffsetsTopic, bytearray], None], ...] = (
+    _write_ListOffsetsTopic_v1,
+    _write_ListOffsetsTopic_v1,
+    _write_ListOffsetsTopic_v1,
+    _write_ListOffsetsTopic_v4,
+    _write_ListOffsetsTopic_v4,
+    _write_ListOffsetsTopic_v6,
+    _write_ListOffsetsTopic_v6,
+    _write_ListOffsetsTopic_v6,
+    _write_ListOffsetsTopic_v6,
+    _write_ListOffsetsTopic_v6,
 )
-_R_ListOffsetsTopic: tuple[Callable[[memoryview, int], tuple[ListOffsetsTopic, int]], ...] = (
-    _r_ListOffsetsTopic_1,
-    _r_ListOffsetsTopic_1,
-    _r_ListOffsetsTopic_1,
-    _r_ListOffsetsTopic_4,
-    _r_ListOffsetsTopic_4,
-    _r_ListOffsetsTopic_6,
-    _r_ListOffsetsTopic_6,
-    _r_ListOffsetsTopic_6,
-    _r_ListOffsetsTopic_6,
-    _r_ListOffsetsTopic_6,
+_READERS_ListOffsetsTopic: tuple[Callable[[memoryview, int], tuple[ListOffsetsTopic, int]], ...] = (
+    _read_ListOffsetsTopic_v1,
+    _read_ListOffsetsTopic_v1,
+    _read_ListOffsetsTopic_v1,
+    _read_ListOffsetsTopic_v4,
+    _read_ListOffsetsTopic_v4,
+    _read_ListOffsetsTopic_v6,
+    _read_ListOffsetsTopic_v6,
+    _read_ListOffsetsTopic_v6,
+    _read_ListOffsetsTopic_v6,
+    _read_ListOffsetsTopic_v6,
 )
 ListOffsetsTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ListOffsetsPartition),
 )
 
-_W_ListOffsetsRequest: tuple[Callable[[ListOffsetsRequest, bytearray], None], ...] = (
-    _w_ListOffsetsRequest_1,
-    _w_ListOffsetsRequest_2,
-    _w_ListOffsetsRequest_2,
-    _w_ListOffsetsRequest_4,
-    _w_ListOffsetsRequest_4,
-    _w_ListOffsetsRequest_6,
-    _w_ListOffsetsRequest_6,
-    _w_ListOffsetsRequest_6,
-    _w_ListOffsetsRequest_6,
-    _w_ListOffsetsRequest_10,
+_WRITERS_ListOffsetsRequest: tuple[Callable[[ListOffsetsRequest, bytearray], None], ...] = (
+    _write_ListOffsetsRequest_v1,
+    _write_ListOffsetsRequest_v2,
+    _write_ListOffsetsRequest_v2,
+    _write_ListOffsetsRequest_v4,
+    _write_ListOffsetsRequest_v4,
+    _write_ListOffsetsRequest_v6,
+    _write_ListOffsetsRequest_v6,
+    _write_ListOffsetsRequest_v6,
+    _write_ListOffsetsRequest_v6,
+    _write_ListOffsetsRequest_v10,
 )
-_R_ListOffsetsRequest: tuple[Callable[[memoryview, int], tuple[ListOffsetsRequest, int]], ...] = (
-    _r_ListOffsetsRequest_1,
-    _r_ListOffsetsRequest_2,
-    _r_ListOffsetsRequest_2,
-    _r_ListOffsetsRequest_4,
-    _r_ListOffsetsRequest_4,
-    _r_ListOffsetsRequest_6,
-    _r_ListOffsetsRequest_6,
-    _r_ListOffsetsRequest_6,
-    _r_ListOffsetsRequest_6,
-    _r_ListOffsetsRequest_10,
+_READERS_ListOffsetsRequest: tuple[Callable[[memoryview, int], tuple[ListOffsetsRequest, int]], ...] = (
+    _read_ListOffsetsRequest_v1,
+    _read_ListOffsetsRequest_v2,
+    _read_ListOffsetsRequest_v2,
+    _read_ListOffsetsRequest_v4,
+    _read_ListOffsetsRequest_v4,
+    _read_ListOffsetsRequest_v6,
+    _read_ListOffsetsRequest_v6,
+    _read_ListOffsetsRequest_v6,
+    _read_ListOffsetsRequest_v6,
+    _read_ListOffsetsRequest_v10,
 )
 ListOffsetsRequest._FIELDS = (
     FieldSpec('replica_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -1183,29 +1207,29 @@ ListOffsetsRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (10, 32767), None, None, None, None),
 )
 
-_W_ListOffsetsPartitionResponse: tuple[Callable[[ListOffsetsPartitionResponse, bytearray], None], ...] = (
-    _w_ListOffsetsPartitionResponse_1,
-    _w_ListOffsetsPartitionResponse_1,
-    _w_ListOffsetsPartitionResponse_1,
-    _w_ListOffsetsPartitionResponse_4,
-    _w_ListOffsetsPartitionResponse_4,
-    _w_ListOffsetsPartitionResponse_6,
-    _w_ListOffsetsPartitionResponse_6,
-    _w_ListOffsetsPartitionResponse_6,
-    _w_ListOffsetsPartitionResponse_6,
-    _w_ListOffsetsPartitionResponse_6,
+_WRITERS_ListOffsetsPartitionResponse: tuple[Callable[[ListOffsetsPartitionResponse, bytearray], None], ...] = (
+    _write_ListOffsetsPartitionResponse_v1,
+    _write_ListOffsetsPartitionResponse_v1,
+    _write_ListOffsetsPartitionResponse_v1,
+    _write_ListOffsetsPartitionResponse_v4,
+    _write_ListOffsetsPartitionResponse_v4,
+    _write_ListOffsetsPartitionResponse_v6,
+    _write_ListOffsetsPartitionResponse_v6,
+    _write_ListOffsetsPartitionResponse_v6,
+    _write_ListOffsetsPartitionResponse_v6,
+    _write_ListOffsetsPartitionResponse_v6,
 )
-_R_ListOffsetsPartitionResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsPartitionResponse, int]], ...] = (
-    _r_ListOffsetsPartitionResponse_1,
-    _r_ListOffsetsPartitionResponse_1,
-    _r_ListOffsetsPartitionResponse_1,
-    _r_ListOffsetsPartitionResponse_4,
-    _r_ListOffsetsPartitionResponse_4,
-    _r_ListOffsetsPartitionResponse_6,
-    _r_ListOffsetsPartitionResponse_6,
-    _r_ListOffsetsPartitionResponse_6,
-    _r_ListOffsetsPartitionResponse_6,
-    _r_ListOffsetsPartitionResponse_6,
+_READERS_ListOffsetsPartitionResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsPartitionResponse, int]], ...] = (
+    _read_ListOffsetsPartitionResponse_v1,
+    _read_ListOffsetsPartitionResponse_v1,
+    _read_ListOffsetsPartitionResponse_v1,
+    _read_ListOffsetsPartitionResponse_v4,
+    _read_ListOffsetsPartitionResponse_v4,
+    _read_ListOffsetsPartitionResponse_v6,
+    _read_ListOffsetsPartitionResponse_v6,
+    _read_ListOffsetsPartitionResponse_v6,
+    _read_ListOffsetsPartitionResponse_v6,
+    _read_ListOffsetsPartitionResponse_v6,
 )
 ListOffsetsPartitionResponse._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1215,58 +1239,58 @@ ListOffsetsPartitionResponse._FIELDS = (
     FieldSpec('leader_epoch', 'int32', None, (4, 32767), None, None, None, None),
 )
 
-_W_ListOffsetsTopicResponse: tuple[Callable[[ListOffsetsTopicResponse, bytearray], None], ...] = (
-    _w_ListOffsetsTopicResponse_1,
-    _w_ListOffsetsTopicResponse_1,
-    _w_ListOffsetsTopicResponse_1,
-    _w_ListOffsetsTopicResponse_4,
-    _w_ListOffsetsTopicResponse_4,
-    _w_ListOffsetsTopicResponse_6,
-    _w_ListOffsetsTopicResponse_6,
-    _w_ListOffsetsTopicResponse_6,
-    _w_ListOffsetsTopicResponse_6,
-    _w_ListOffsetsTopicResponse_6,
+_WRITERS_ListOffsetsTopicResponse: tuple[Callable[[ListOffsetsTopicResponse, bytearray], None], ...] = (
+    _write_ListOffsetsTopicResponse_v1,
+    _write_ListOffsetsTopicResponse_v1,
+    _write_ListOffsetsTopicResponse_v1,
+    _write_ListOffsetsTopicResponse_v4,
+    _write_ListOffsetsTopicResponse_v4,
+    _write_ListOffsetsTopicResponse_v6,
+    _write_ListOffsetsTopicResponse_v6,
+    _write_ListOffsetsTopicResponse_v6,
+    _write_ListOffsetsTopicResponse_v6,
+    _write_ListOffsetsTopicResponse_v6,
 )
-_R_ListOffsetsTopicResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsTopicResponse, int]], ...] = (
-    _r_ListOffsetsTopicResponse_1,
-    _r_ListOffsetsTopicResponse_1,
-    _r_ListOffsetsTopicResponse_1,
-    _r_ListOffsetsTopicResponse_4,
-    _r_ListOffsetsTopicResponse_4,
-    _r_ListOffsetsTopicResponse_6,
-    _r_ListOffsetsTopicResponse_6,
-    _r_ListOffsetsTopicResponse_6,
-    _r_ListOffsetsTopicResponse_6,
-    _r_ListOffsetsTopicResponse_6,
+_READERS_ListOffsetsTopicResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsTopicResponse, int]], ...] = (
+    _read_ListOffsetsTopicResponse_v1,
+    _read_ListOffsetsTopicResponse_v1,
+    _read_ListOffsetsTopicResponse_v1,
+    _read_ListOffsetsTopicResponse_v4,
+    _read_ListOffsetsTopicResponse_v4,
+    _read_ListOffsetsTopicResponse_v6,
+    _read_ListOffsetsTopicResponse_v6,
+    _read_ListOffsetsTopicResponse_v6,
+    _read_ListOffsetsTopicResponse_v6,
+    _read_ListOffsetsTopicResponse_v6,
 )
 ListOffsetsTopicResponse._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ListOffsetsPartitionResponse),
 )
 
-_W_ListOffsetsResponse: tuple[Callable[[ListOffsetsResponse, bytearray], None], ...] = (
-    _w_ListOffsetsResponse_1,
-    _w_ListOffsetsResponse_2,
-    _w_ListOffsetsResponse_2,
-    _w_ListOffsetsResponse_4,
-    _w_ListOffsetsResponse_4,
-    _w_ListOffsetsResponse_6,
-    _w_ListOffsetsResponse_6,
-    _w_ListOffsetsResponse_6,
-    _w_ListOffsetsResponse_6,
-    _w_ListOffsetsResponse_6,
+_WRITERS_ListOffsetsResponse: tuple[Callable[[ListOffsetsResponse, bytearray], None], ...] = (
+    _write_ListOffsetsResponse_v1,
+    _write_ListOffsetsResponse_v2,
+    _write_ListOffsetsResponse_v2,
+    _write_ListOffsetsResponse_v4,
+    _write_ListOffsetsResponse_v4,
+    _write_ListOffsetsResponse_v6,
+    _write_ListOffsetsResponse_v6,
+    _write_ListOffsetsResponse_v6,
+    _write_ListOffsetsResponse_v6,
+    _write_ListOffsetsResponse_v6,
 )
-_R_ListOffsetsResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsResponse, int]], ...] = (
-    _r_ListOffsetsResponse_1,
-    _r_ListOffsetsResponse_2,
-    _r_ListOffsetsResponse_2,
-    _r_ListOffsetsResponse_4,
-    _r_ListOffsetsResponse_4,
-    _r_ListOffsetsResponse_6,
-    _r_ListOffsetsResponse_6,
-    _r_ListOffsetsResponse_6,
-    _r_ListOffsetsResponse_6,
-    _r_ListOffsetsResponse_6,
+_READERS_ListOffsetsResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsResponse, int]], ...] = (
+    _read_ListOffsetsResponse_v1,
+    _read_ListOffsetsResponse_v2,
+    _read_ListOffsetsResponse_v2,
+    _read_ListOffsetsResponse_v4,
+    _read_ListOffsetsResponse_v4,
+    _read_ListOffsetsResponse_v6,
+    _read_ListOffsetsResponse_v6,
+    _read_ListOffsetsResponse_v6,
+    _read_ListOffsetsResponse_v6,
+    _read_ListOffsetsResponse_v6,
 )
 ListOffsetsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (2, 32767), None, None, None, None),

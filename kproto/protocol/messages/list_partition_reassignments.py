@@ -35,12 +35,16 @@ __all__ = [
     'OngoingTopicReassignment',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class ListPartitionReassignmentsRequest(Request['ListPartitionReassignmentsResponse']):
-    """Kafka request ``ListPartitionReassignmentsRequest`` (API key 46), versions 0-0."""
+    """Kafka request ``ListPartitionReassignmentsRequest`` (API key 46), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('timeout_ms', 'topics', 'unknown_tags',)
 
@@ -50,8 +54,8 @@ class ListPartitionReassignmentsRequest(Request['ListPartitionReassignmentsRespo
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsRequest'
 
-    timeout_ms: int
-    topics: list[ListPartitionReassignmentsTopics] | None
+    timeout_ms: int  # TimeoutMs int32; default 60000
+    topics: list[ListPartitionReassignmentsTopics] | None  # Topics []ListPartitionReassignmentsTopics; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -97,7 +101,7 @@ class ListPartitionReassignmentsRequest(Request['ListPartitionReassignmentsRespo
             raise UnsupportedVersionError(f'ListPartitionReassignmentsRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_ListPartitionReassignmentsRequest[version](self, out)
+            _WRITERS_ListPartitionReassignmentsRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListPartitionReassignmentsRequest v{version}: {exc}') from None
@@ -120,20 +124,24 @@ class ListPartitionReassignmentsRequest(Request['ListPartitionReassignmentsRespo
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ListPartitionReassignmentsRequest has no version {version} (valid 0-0)')
         try:
-            return _R_ListPartitionReassignmentsRequest[version](buf, pos)
+            return _READERS_ListPartitionReassignmentsRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListPartitionReassignmentsRequest v{version}: {exc}') from None
 
 
 class ListPartitionReassignmentsTopics(Struct):
-    """Schema struct ``ListPartitionReassignmentsTopics`` of ``ListPartitionReassignmentsRequest``."""
+    """Struct ``ListPartitionReassignmentsTopics`` of ``ListPartitionReassignmentsRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsTopics'
 
-    name: str
-    partition_indexes: list[int]
+    name: str  # Name string
+    partition_indexes: list[int]  # PartitionIndexes []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -179,7 +187,7 @@ class ListPartitionReassignmentsTopics(Struct):
             raise UnsupportedVersionError(f'ListPartitionReassignmentsTopics has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_ListPartitionReassignmentsTopics[version](self, out)
+            _WRITERS_ListPartitionReassignmentsTopics[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListPartitionReassignmentsTopics v{version}: {exc}') from None
@@ -202,13 +210,17 @@ class ListPartitionReassignmentsTopics(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ListPartitionReassignmentsTopics has no version {version} (valid 0-0)')
         try:
-            return _R_ListPartitionReassignmentsTopics[version](buf, pos)
+            return _READERS_ListPartitionReassignmentsTopics[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListPartitionReassignmentsTopics v{version}: {exc}') from None
 
 
 class ListPartitionReassignmentsResponse(Response):
-    """Kafka response ``ListPartitionReassignmentsResponse`` (API key 46), versions 0-0."""
+    """Kafka response ``ListPartitionReassignmentsResponse`` (API key 46), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'topics', 'unknown_tags',)
 
@@ -218,10 +230,10 @@ class ListPartitionReassignmentsResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    topics: list[OngoingTopicReassignment]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    topics: list[OngoingTopicReassignment]  # Topics []OngoingTopicReassignment
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -273,7 +285,7 @@ class ListPartitionReassignmentsResponse(Response):
             raise UnsupportedVersionError(f'ListPartitionReassignmentsResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_ListPartitionReassignmentsResponse[version](self, out)
+            _WRITERS_ListPartitionReassignmentsResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ListPartitionReassignmentsResponse v{version}: {exc}') from None
@@ -296,20 +308,24 @@ class ListPartitionReassignmentsResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'ListPartitionReassignmentsResponse has no version {version} (valid 0-0)')
         try:
-            return _R_ListPartitionReassignmentsResponse[version](buf, pos)
+            return _READERS_ListPartitionReassignmentsResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ListPartitionReassignmentsResponse v{version}: {exc}') from None
 
 
 class OngoingTopicReassignment(Struct):
-    """Schema struct ``OngoingTopicReassignment`` of ``ListPartitionReassignmentsResponse``."""
+    """Struct ``OngoingTopicReassignment`` of ``ListPartitionReassignmentsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OngoingTopicReassignment'
 
-    name: str
-    partitions: list[OngoingPartitionReassignment]
+    name: str  # Name string
+    partitions: list[OngoingPartitionReassignment]  # Partitions []OngoingPartitionReassignment
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -355,7 +371,7 @@ class OngoingTopicReassignment(Struct):
             raise UnsupportedVersionError(f'OngoingTopicReassignment has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_OngoingTopicReassignment[version](self, out)
+            _WRITERS_OngoingTopicReassignment[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OngoingTopicReassignment v{version}: {exc}') from None
@@ -378,22 +394,26 @@ class OngoingTopicReassignment(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'OngoingTopicReassignment has no version {version} (valid 0-0)')
         try:
-            return _R_OngoingTopicReassignment[version](buf, pos)
+            return _READERS_OngoingTopicReassignment[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OngoingTopicReassignment v{version}: {exc}') from None
 
 
 class OngoingPartitionReassignment(Struct):
-    """Schema struct ``OngoingPartitionReassignment`` of ``ListPartitionReassignmentsResponse``."""
+    """Struct ``OngoingPartitionReassignment`` of ``ListPartitionReassignmentsResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'replicas', 'adding_replicas', 'removing_replicas', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OngoingPartitionReassignment'
 
-    partition_index: int
-    replicas: list[int]
-    adding_replicas: list[int]
-    removing_replicas: list[int]
+    partition_index: int  # PartitionIndex int32
+    replicas: list[int]  # Replicas []int32
+    adding_replicas: list[int]  # AddingReplicas []int32
+    removing_replicas: list[int]  # RemovingReplicas []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -445,7 +465,7 @@ class OngoingPartitionReassignment(Struct):
             raise UnsupportedVersionError(f'OngoingPartitionReassignment has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_OngoingPartitionReassignment[version](self, out)
+            _WRITERS_OngoingPartitionReassignment[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OngoingPartitionReassignment v{version}: {exc}') from None
@@ -468,7 +488,7 @@ class OngoingPartitionReassignment(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'OngoingPartitionReassignment has no version {version} (valid 0-0)')
         try:
-            return _R_OngoingPartitionReassignment[version](buf, pos)
+            return _READERS_OngoingPartitionReassignment[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OngoingPartitionReassignment v{version}: {exc}') from None
 
@@ -481,11 +501,11 @@ def _new_ListPartitionReassignmentsTopics() -> ListPartitionReassignmentsTopics:
     return o
 
 
-def _w_ListPartitionReassignmentsTopics_0(o: ListPartitionReassignmentsTopics, out: bytearray) -> None:
+def _write_ListPartitionReassignmentsTopics_v0(o: ListPartitionReassignmentsTopics, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_indexes
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partition_indexes = o.partition_indexes
+    write_uvarint(out, len(partition_indexes) + 1)
+    out += struct.pack('>%di' % len(partition_indexes), *partition_indexes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -493,12 +513,12 @@ def _w_ListPartitionReassignmentsTopics_0(o: ListPartitionReassignmentsTopics, o
         out.append(0)
 
 
-def _r_ListPartitionReassignmentsTopics_0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsTopics, int]:
+def _read_ListPartitionReassignmentsTopics_v0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsTopics, int]:
     o = ListPartitionReassignmentsTopics.__new__(ListPartitionReassignmentsTopics)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partition_indexes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partition_indexes, pos = read_compact_array_len(buf, pos)
+    o.partition_indexes = list(struct.unpack_from('>%di' % n_partition_indexes, buf, pos))
+    pos += 4 * n_partition_indexes
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -515,15 +535,15 @@ def _new_ListPartitionReassignmentsRequest() -> ListPartitionReassignmentsReques
     return o
 
 
-def _w_ListPartitionReassignmentsRequest_0(o: ListPartitionReassignmentsRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.timeout_ms)
-    x1 = o.topics
-    if x1 is None:
+def _write_ListPartitionReassignmentsRequest_v0(o: ListPartitionReassignmentsRequest, out: bytearray) -> None:
+    out += _INT32.pack(o.timeout_ms)
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_ListPartitionReassignmentsTopics_0(e2, out)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_ListPartitionReassignmentsTopics_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -531,19 +551,19 @@ def _w_ListPartitionReassignmentsRequest_0(o: ListPartitionReassignmentsRequest,
         out.append(0)
 
 
-def _r_ListPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsRequest, int]:
+def _read_ListPartitionReassignmentsRequest_v0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsRequest, int]:
     o = ListPartitionReassignmentsRequest.__new__(ListPartitionReassignmentsRequest)
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[ListPartitionReassignmentsTopics] = []
-        for _ in range(n1):
-            e3, pos = _r_ListPartitionReassignmentsTopics_0(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[ListPartitionReassignmentsTopics] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_ListPartitionReassignmentsTopics_v0(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -562,17 +582,17 @@ def _new_OngoingPartitionReassignment() -> OngoingPartitionReassignment:
     return o
 
 
-def _w_OngoingPartitionReassignment_0(o: OngoingPartitionReassignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
-    x1 = o.replicas
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
-    x2 = o.adding_replicas
-    write_uvarint(out, len(x2) + 1)
-    out += struct.pack('>%di' % len(x2), *x2)
-    x3 = o.removing_replicas
-    write_uvarint(out, len(x3) + 1)
-    out += struct.pack('>%di' % len(x3), *x3)
+def _write_OngoingPartitionReassignment_v0(o: OngoingPartitionReassignment, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
+    replicas = o.replicas
+    write_uvarint(out, len(replicas) + 1)
+    out += struct.pack('>%di' % len(replicas), *replicas)
+    adding_replicas = o.adding_replicas
+    write_uvarint(out, len(adding_replicas) + 1)
+    out += struct.pack('>%di' % len(adding_replicas), *adding_replicas)
+    removing_replicas = o.removing_replicas
+    write_uvarint(out, len(removing_replicas) + 1)
+    out += struct.pack('>%di' % len(removing_replicas), *removing_replicas)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -580,19 +600,19 @@ def _w_OngoingPartitionReassignment_0(o: OngoingPartitionReassignment, out: byte
         out.append(0)
 
 
-def _r_OngoingPartitionReassignment_0(buf: memoryview, pos: int) -> tuple[OngoingPartitionReassignment, int]:
+def _read_OngoingPartitionReassignment_v0(buf: memoryview, pos: int) -> tuple[OngoingPartitionReassignment, int]:
     o = OngoingPartitionReassignment.__new__(OngoingPartitionReassignment)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    o.replicas = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
-    n2, pos = read_compact_array_len(buf, pos)
-    o.adding_replicas = list(struct.unpack_from('>%di' % n2, buf, pos))
-    pos += 4 * n2
-    n3, pos = read_compact_array_len(buf, pos)
-    o.removing_replicas = list(struct.unpack_from('>%di' % n3, buf, pos))
-    pos += 4 * n3
+    n_replicas, pos = read_compact_array_len(buf, pos)
+    o.replicas = list(struct.unpack_from('>%di' % n_replicas, buf, pos))
+    pos += 4 * n_replicas
+    n_adding_replicas, pos = read_compact_array_len(buf, pos)
+    o.adding_replicas = list(struct.unpack_from('>%di' % n_adding_replicas, buf, pos))
+    pos += 4 * n_adding_replicas
+    n_removing_replicas, pos = read_compact_array_len(buf, pos)
+    o.removing_replicas = list(struct.unpack_from('>%di' % n_removing_replicas, buf, pos))
+    pos += 4 * n_removing_replicas
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -609,12 +629,12 @@ def _new_OngoingTopicReassignment() -> OngoingTopicReassignment:
     return o
 
 
-def _w_OngoingTopicReassignment_0(o: OngoingTopicReassignment, out: bytearray) -> None:
+def _write_OngoingTopicReassignment_v0(o: OngoingTopicReassignment, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OngoingPartitionReassignment_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_OngoingPartitionReassignment_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -622,15 +642,15 @@ def _w_OngoingTopicReassignment_0(o: OngoingTopicReassignment, out: bytearray) -
         out.append(0)
 
 
-def _r_OngoingTopicReassignment_0(buf: memoryview, pos: int) -> tuple[OngoingTopicReassignment, int]:
+def _read_OngoingTopicReassignment_v0(buf: memoryview, pos: int) -> tuple[OngoingTopicReassignment, int]:
     o = OngoingTopicReassignment.__new__(OngoingTopicReassignment)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OngoingPartitionReassignment] = []
-    for _ in range(n1):
-        e3, pos = _r_OngoingPartitionReassignment_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[OngoingPartitionReassignment] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OngoingPartitionReassignment_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -649,13 +669,13 @@ def _new_ListPartitionReassignmentsResponse() -> ListPartitionReassignmentsRespo
     return o
 
 
-def _w_ListPartitionReassignmentsResponse_0(o: ListPartitionReassignmentsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_ListPartitionReassignmentsResponse_v0(o: ListPartitionReassignmentsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OngoingTopicReassignment_0(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_OngoingTopicReassignment_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -663,17 +683,17 @@ def _w_ListPartitionReassignmentsResponse_0(o: ListPartitionReassignmentsRespons
         out.append(0)
 
 
-def _r_ListPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsResponse, int]:
+def _read_ListPartitionReassignmentsResponse_v0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsResponse, int]:
     o = ListPartitionReassignmentsResponse.__new__(ListPartitionReassignmentsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OngoingTopicReassignment] = []
-    for _ in range(n1):
-        e3, pos = _r_OngoingTopicReassignment_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[OngoingTopicReassignment] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OngoingTopicReassignment_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -682,33 +702,33 @@ def _r_ListPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple[
     return o, pos
 
 
-_W_ListPartitionReassignmentsTopics: tuple[Callable[[ListPartitionReassignmentsTopics, bytearray], None], ...] = (
-    _w_ListPartitionReassignmentsTopics_0,
+_WRITERS_ListPartitionReassignmentsTopics: tuple[Callable[[ListPartitionReassignmentsTopics, bytearray], None], ...] = (
+    _write_ListPartitionReassignmentsTopics_v0,
 )
-_R_ListPartitionReassignmentsTopics: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsTopics, int]], ...] = (
-    _r_ListPartitionReassignmentsTopics_0,
+_READERS_ListPartitionReassignmentsTopics: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsTopics, int]], ...] = (
+    _read_ListPartitionReassignmentsTopics_v0,
 )
 ListPartitionReassignmentsTopics._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_indexes', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_ListPartitionReassignmentsRequest: tuple[Callable[[ListPartitionReassignmentsRequest, bytearray], None], ...] = (
-    _w_ListPartitionReassignmentsRequest_0,
+_WRITERS_ListPartitionReassignmentsRequest: tuple[Callable[[ListPartitionReassignmentsRequest, bytearray], None], ...] = (
+    _write_ListPartitionReassignmentsRequest_v0,
 )
-_R_ListPartitionReassignmentsRequest: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsRequest, int]], ...] = (
-    _r_ListPartitionReassignmentsRequest_0,
+_READERS_ListPartitionReassignmentsRequest: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsRequest, int]], ...] = (
+    _read_ListPartitionReassignmentsRequest_v0,
 )
 ListPartitionReassignmentsRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), (0, 32767), None, None, ListPartitionReassignmentsTopics),
 )
 
-_W_OngoingPartitionReassignment: tuple[Callable[[OngoingPartitionReassignment, bytearray], None], ...] = (
-    _w_OngoingPartitionReassignment_0,
+_WRITERS_OngoingPartitionReassignment: tuple[Callable[[OngoingPartitionReassignment, bytearray], None], ...] = (
+    _write_OngoingPartitionReassignment_v0,
 )
-_R_OngoingPartitionReassignment: tuple[Callable[[memoryview, int], tuple[OngoingPartitionReassignment, int]], ...] = (
-    _r_OngoingPartitionReassignment_0,
+_READERS_OngoingPartitionReassignment: tuple[Callable[[memoryview, int], tuple[OngoingPartitionReassignment, int]], ...] = (
+    _read_OngoingPartitionReassignment_v0,
 )
 OngoingPartitionReassignment._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -717,22 +737,22 @@ OngoingPartitionReassignment._FIELDS = (
     FieldSpec('removing_replicas', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_OngoingTopicReassignment: tuple[Callable[[OngoingTopicReassignment, bytearray], None], ...] = (
-    _w_OngoingTopicReassignment_0,
+_WRITERS_OngoingTopicReassignment: tuple[Callable[[OngoingTopicReassignment, bytearray], None], ...] = (
+    _write_OngoingTopicReassignment_v0,
 )
-_R_OngoingTopicReassignment: tuple[Callable[[memoryview, int], tuple[OngoingTopicReassignment, int]], ...] = (
-    _r_OngoingTopicReassignment_0,
+_READERS_OngoingTopicReassignment: tuple[Callable[[memoryview, int], tuple[OngoingTopicReassignment, int]], ...] = (
+    _read_OngoingTopicReassignment_v0,
 )
 OngoingTopicReassignment._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OngoingPartitionReassignment),
 )
 
-_W_ListPartitionReassignmentsResponse: tuple[Callable[[ListPartitionReassignmentsResponse, bytearray], None], ...] = (
-    _w_ListPartitionReassignmentsResponse_0,
+_WRITERS_ListPartitionReassignmentsResponse: tuple[Callable[[ListPartitionReassignmentsResponse, bytearray], None], ...] = (
+    _write_ListPartitionReassignmentsResponse_v0,
 )
-_R_ListPartitionReassignmentsResponse: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsResponse, int]], ...] = (
-    _r_ListPartitionReassignmentsResponse_0,
+_READERS_ListPartitionReassignmentsResponse: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsResponse, int]], ...] = (
+    _read_ListPartitionReassignmentsResponse_v0,
 )
 ListPartitionReassignmentsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -40,15 +40,19 @@ __all__ = [
     'OffsetCommitResponseTopic',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_iq = struct.Struct('>iq')
-_S_iqi = struct.Struct('>iqi')
-_S_q = struct.Struct('>q')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT64 = struct.Struct('>iq')
+_INT32_INT64_INT32 = struct.Struct('>iqi')
+_INT64 = struct.Struct('>q')
 
 
 class OffsetCommitRequest(Request['OffsetCommitResponse']):
-    """Kafka request ``OffsetCommitRequest`` (API key 8), versions 2-9."""
+    """Kafka request ``OffsetCommitRequest`` (API key 8), versions 2-9, flexible from v8.
+
+    Schema: ``tools/kafka-protocol/message/OffsetCommitRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'generation_id_or_member_epoch', 'member_id', 'group_instance_id', 'retention_time_ms', 'topics', 'unknown_tags',)
 
@@ -58,12 +62,12 @@ class OffsetCommitRequest(Request['OffsetCommitResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequest'
 
-    group_id: str
-    generation_id_or_member_epoch: int
-    member_id: str
-    group_instance_id: str | None
-    retention_time_ms: int
-    topics: list[OffsetCommitRequestTopic]
+    group_id: str  # GroupId string
+    generation_id_or_member_epoch: int  # GenerationIdOrMemberEpoch int32; default -1; ignorable
+    member_id: str  # MemberId string; ignorable
+    group_instance_id: str | None  # GroupInstanceId string; v7+; nullable
+    retention_time_ms: int  # RetentionTimeMs int64; v2-4; default -1; ignorable
+    topics: list[OffsetCommitRequestTopic]  # Topics []OffsetCommitRequestTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -121,7 +125,7 @@ class OffsetCommitRequest(Request['OffsetCommitResponse']):
             raise UnsupportedVersionError(f'OffsetCommitRequest has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitRequest[version - 2](self, out)
+            _WRITERS_OffsetCommitRequest[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitRequest v{version}: {exc}') from None
@@ -144,21 +148,25 @@ class OffsetCommitRequest(Request['OffsetCommitResponse']):
         if not 2 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitRequest has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitRequest[version - 2](buf, pos)
+            return _READERS_OffsetCommitRequest[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitRequest v{version}: {exc}') from None
 
 
 class OffsetCommitRequestTopic(Struct):
-    """Schema struct ``OffsetCommitRequestTopic`` of ``OffsetCommitRequest``."""
+    """Struct ``OffsetCommitRequestTopic`` of ``OffsetCommitRequest``.
+
+    Schema: ``tools/kafka-protocol/message/OffsetCommitRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestTopic'
 
-    name: str
-    topic_id: uuid.UUID
-    partitions: list[OffsetCommitRequestPartition]
+    name: str  # Name string; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
+    partitions: list[OffsetCommitRequestPartition]  # Partitions []OffsetCommitRequestPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -207,7 +215,7 @@ class OffsetCommitRequestTopic(Struct):
             raise UnsupportedVersionError(f'OffsetCommitRequestTopic has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitRequestTopic[version - 2](self, out)
+            _WRITERS_OffsetCommitRequestTopic[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitRequestTopic v{version}: {exc}') from None
@@ -230,22 +238,26 @@ class OffsetCommitRequestTopic(Struct):
         if not 2 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitRequestTopic has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitRequestTopic[version - 2](buf, pos)
+            return _READERS_OffsetCommitRequestTopic[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitRequestTopic v{version}: {exc}') from None
 
 
 class OffsetCommitRequestPartition(Struct):
-    """Schema struct ``OffsetCommitRequestPartition`` of ``OffsetCommitRequest``."""
+    """Struct ``OffsetCommitRequestPartition`` of ``OffsetCommitRequest``.
+
+    Schema: ``tools/kafka-protocol/message/OffsetCommitRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestPartition'
 
-    partition_index: int
-    committed_offset: int
-    committed_leader_epoch: int
-    committed_metadata: str | None
+    partition_index: int  # PartitionIndex int32
+    committed_offset: int  # CommittedOffset int64
+    committed_leader_epoch: int  # CommittedLeaderEpoch int32; v6+; default -1; ignorable
+    committed_metadata: str | None  # CommittedMetadata string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -297,7 +309,7 @@ class OffsetCommitRequestPartition(Struct):
             raise UnsupportedVersionError(f'OffsetCommitRequestPartition has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitRequestPartition[version - 2](self, out)
+            _WRITERS_OffsetCommitRequestPartition[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitRequestPartition v{version}: {exc}') from None
@@ -320,13 +332,17 @@ class OffsetCommitRequestPartition(Struct):
         if not 2 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitRequestPartition has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitRequestPartition[version - 2](buf, pos)
+            return _READERS_OffsetCommitRequestPartition[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitRequestPartition v{version}: {exc}') from None
 
 
 class OffsetCommitResponse(Response):
-    """Kafka response ``OffsetCommitResponse`` (API key 8), versions 2-9."""
+    """Kafka response ``OffsetCommitResponse`` (API key 8), versions 2-9, flexible from v8.
+
+    Schema: ``tools/kafka-protocol/message/OffsetCommitResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -336,8 +352,8 @@ class OffsetCommitResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponse'
 
-    throttle_time_ms: int
-    topics: list[OffsetCommitResponseTopic]
+    throttle_time_ms: int  # ThrottleTimeMs int32; v3+; ignorable
+    topics: list[OffsetCommitResponseTopic]  # Topics []OffsetCommitResponseTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -383,7 +399,7 @@ class OffsetCommitResponse(Response):
             raise UnsupportedVersionError(f'OffsetCommitResponse has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitResponse[version - 2](self, out)
+            _WRITERS_OffsetCommitResponse[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitResponse v{version}: {exc}') from None
@@ -406,21 +422,25 @@ class OffsetCommitResponse(Response):
         if not 2 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitResponse has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitResponse[version - 2](buf, pos)
+            return _READERS_OffsetCommitResponse[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitResponse v{version}: {exc}') from None
 
 
 class OffsetCommitResponseTopic(Struct):
-    """Schema struct ``OffsetCommitResponseTopic`` of ``OffsetCommitResponse``."""
+    """Struct ``OffsetCommitResponseTopic`` of ``OffsetCommitResponse``.
+
+    Schema: ``tools/kafka-protocol/message/OffsetCommitResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponseTopic'
 
-    name: str
-    topic_id: uuid.UUID
-    partitions: list[OffsetCommitResponsePartition]
+    name: str  # Name string; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
+    partitions: list[OffsetCommitResponsePartition]  # Partitions []OffsetCommitResponsePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -469,7 +489,7 @@ class OffsetCommitResponseTopic(Struct):
             raise UnsupportedVersionError(f'OffsetCommitResponseTopic has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitResponseTopic[version - 2](self, out)
+            _WRITERS_OffsetCommitResponseTopic[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitResponseTopic v{version}: {exc}') from None
@@ -492,20 +512,24 @@ class OffsetCommitResponseTopic(Struct):
         if not 2 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitResponseTopic has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitResponseTopic[version - 2](buf, pos)
+            return _READERS_OffsetCommitResponseTopic[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitResponseTopic v{version}: {exc}') from None
 
 
 class OffsetCommitResponsePartition(Struct):
-    """Schema struct ``OffsetCommitResponsePartition`` of ``OffsetCommitResponse``."""
+    """Struct ``OffsetCommitResponsePartition`` of ``OffsetCommitResponse``.
+
+    Schema: ``tools/kafka-protocol/message/OffsetCommitResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponsePartition'
 
-    partition_index: int
-    error_code: int
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -551,7 +575,7 @@ class OffsetCommitResponsePartition(Struct):
             raise UnsupportedVersionError(f'OffsetCommitResponsePartition has no version {version} (valid 2-9)')
         start = len(out)
         try:
-            _W_OffsetCommitResponsePartition[version - 2](self, out)
+            _WRITERS_OffsetCommitResponsePartition[version - 2](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetCommitResponsePartition v{version}: {exc}') from None
@@ -574,7 +598,7 @@ class OffsetCommitResponsePartition(Struct):
         if not 2 <= version <= 9:
             raise UnsupportedVersionError(f'OffsetCommitResponsePartition has no version {version} (valid 2-9)')
         try:
-            return _R_OffsetCommitResponsePartition[version - 2](buf, pos)
+            return _READERS_OffsetCommitResponsePartition[version - 2](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetCommitResponsePartition v{version}: {exc}') from None
 
@@ -589,14 +613,14 @@ def _new_OffsetCommitRequestPartition() -> OffsetCommitRequestPartition:
     return o
 
 
-def _w_OffsetCommitRequestPartition_2(o: OffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+def _write_OffsetCommitRequestPartition_v2(o: OffsetCommitRequestPartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.committed_offset)
     write_nullable_string(out, o.committed_metadata)
 
 
-def _r_OffsetCommitRequestPartition_2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
+def _read_OffsetCommitRequestPartition_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
     o = OffsetCommitRequestPartition.__new__(OffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     o.committed_metadata, pos = read_nullable_string(buf, pos)
     o.committed_leader_epoch = -1
@@ -604,22 +628,22 @@ def _r_OffsetCommitRequestPartition_2(buf: memoryview, pos: int) -> tuple[Offset
     return o, pos
 
 
-def _w_OffsetCommitRequestPartition_6(o: OffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+def _write_OffsetCommitRequestPartition_v6(o: OffsetCommitRequestPartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT32.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     write_nullable_string(out, o.committed_metadata)
 
 
-def _r_OffsetCommitRequestPartition_6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
+def _read_OffsetCommitRequestPartition_v6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
     o = OffsetCommitRequestPartition.__new__(OffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset, o.committed_leader_epoch = _INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 16
     o.committed_metadata, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequestPartition_8(o: OffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+def _write_OffsetCommitRequestPartition_v8(o: OffsetCommitRequestPartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT32.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     write_compact_nullable_string(out, o.committed_metadata)
     uk = o.unknown_tags
     if uk:
@@ -628,9 +652,9 @@ def _w_OffsetCommitRequestPartition_8(o: OffsetCommitRequestPartition, out: byte
         out.append(0)
 
 
-def _r_OffsetCommitRequestPartition_8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
+def _read_OffsetCommitRequestPartition_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
     o = OffsetCommitRequestPartition.__new__(OffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset, o.committed_leader_epoch = _INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 16
     o.committed_metadata, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -650,56 +674,56 @@ def _new_OffsetCommitRequestTopic() -> OffsetCommitRequestTopic:
     return o
 
 
-def _w_OffsetCommitRequestTopic_2(o: OffsetCommitRequestTopic, out: bytearray) -> None:
+def _write_OffsetCommitRequestTopic_v2(o: OffsetCommitRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestPartition_2(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetCommitRequestPartition_v2(partitions_item, out)
 
 
-def _r_OffsetCommitRequestTopic_2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
+def _read_OffsetCommitRequestTopic_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
     o = OffsetCommitRequestTopic.__new__(OffsetCommitRequestTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestPartition_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetCommitRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetCommitRequestPartition_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequestTopic_6(o: OffsetCommitRequestTopic, out: bytearray) -> None:
+def _write_OffsetCommitRequestTopic_v6(o: OffsetCommitRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestPartition_6(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetCommitRequestPartition_v6(partitions_item, out)
 
 
-def _r_OffsetCommitRequestTopic_6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
+def _read_OffsetCommitRequestTopic_v6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
     o = OffsetCommitRequestTopic.__new__(OffsetCommitRequestTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestPartition_6(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetCommitRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetCommitRequestPartition_v6(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequestTopic_8(o: OffsetCommitRequestTopic, out: bytearray) -> None:
+def _write_OffsetCommitRequestTopic_v8(o: OffsetCommitRequestTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetCommitRequestPartition_8(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_OffsetCommitRequestPartition_v8(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -707,15 +731,15 @@ def _w_OffsetCommitRequestTopic_8(o: OffsetCommitRequestTopic, out: bytearray) -
         out.append(0)
 
 
-def _r_OffsetCommitRequestTopic_8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
+def _read_OffsetCommitRequestTopic_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
     o = OffsetCommitRequestTopic.__new__(OffsetCommitRequestTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetCommitRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestPartition_8(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[OffsetCommitRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetCommitRequestPartition_v8(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -737,136 +761,136 @@ def _new_OffsetCommitRequest() -> OffsetCommitRequest:
     return o
 
 
-def _w_OffsetCommitRequest_2(o: OffsetCommitRequest, out: bytearray) -> None:
+def _write_OffsetCommitRequest_v2(o: OffsetCommitRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _INT32.pack(o.generation_id_or_member_epoch)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('OffsetCommitRequest.group_instance_id has a non-default value this version cannot carry')
-    out += _S_q.pack(o.retention_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_2(e2, out)
+    out += _INT64.pack(o.retention_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitRequestTopic_v2(topics_item, out)
 
 
-def _r_OffsetCommitRequest_2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
+def _read_OffsetCommitRequest_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
     o = OffsetCommitRequest.__new__(OffsetCommitRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id_or_member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
-    o.retention_time_ms = _S_q.unpack_from(buf, pos)[0]
+    o.retention_time_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitRequestTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.group_instance_id = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequest_5(o: OffsetCommitRequest, out: bytearray) -> None:
+def _write_OffsetCommitRequest_v5(o: OffsetCommitRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _INT32.pack(o.generation_id_or_member_epoch)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('OffsetCommitRequest.group_instance_id has a non-default value this version cannot carry')
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_2(e2, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitRequestTopic_v2(topics_item, out)
 
 
-def _r_OffsetCommitRequest_5(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
+def _read_OffsetCommitRequest_v5(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
     o = OffsetCommitRequest.__new__(OffsetCommitRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id_or_member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitRequestTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.group_instance_id = None
     o.retention_time_ms = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequest_6(o: OffsetCommitRequest, out: bytearray) -> None:
+def _write_OffsetCommitRequest_v6(o: OffsetCommitRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _INT32.pack(o.generation_id_or_member_epoch)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('OffsetCommitRequest.group_instance_id has a non-default value this version cannot carry')
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_6(e2, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitRequestTopic_v6(topics_item, out)
 
 
-def _r_OffsetCommitRequest_6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
+def _read_OffsetCommitRequest_v6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
     o = OffsetCommitRequest.__new__(OffsetCommitRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id_or_member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitRequestTopic_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.group_instance_id = None
     o.retention_time_ms = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequest_7(o: OffsetCommitRequest, out: bytearray) -> None:
+def _write_OffsetCommitRequest_v7(o: OffsetCommitRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _INT32.pack(o.generation_id_or_member_epoch)
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_6(e2, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitRequestTopic_v6(topics_item, out)
 
 
-def _r_OffsetCommitRequest_7(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
+def _read_OffsetCommitRequest_v7(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
     o = OffsetCommitRequest.__new__(OffsetCommitRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id_or_member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitRequestTopic_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.retention_time_ms = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequest_8(o: OffsetCommitRequest, out: bytearray) -> None:
+def _write_OffsetCommitRequest_v8(o: OffsetCommitRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _INT32.pack(o.generation_id_or_member_epoch)
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_8(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_OffsetCommitRequestTopic_v8(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -874,19 +898,19 @@ def _w_OffsetCommitRequest_8(o: OffsetCommitRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OffsetCommitRequest_8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
+def _read_OffsetCommitRequest_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
     o = OffsetCommitRequest.__new__(OffsetCommitRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id_or_member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_8(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[OffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitRequestTopic_v8(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.retention_time_ms = -1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -904,20 +928,20 @@ def _new_OffsetCommitResponsePartition() -> OffsetCommitResponsePartition:
     return o
 
 
-def _w_OffsetCommitResponsePartition_2(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_OffsetCommitResponsePartition_v2(o: OffsetCommitResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
 
 
-def _r_OffsetCommitResponsePartition_2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
+def _read_OffsetCommitResponsePartition_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
     o = OffsetCommitResponsePartition.__new__(OffsetCommitResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitResponsePartition_8(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_OffsetCommitResponsePartition_v8(o: OffsetCommitResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -925,9 +949,9 @@ def _w_OffsetCommitResponsePartition_8(o: OffsetCommitResponsePartition, out: by
         out.append(0)
 
 
-def _r_OffsetCommitResponsePartition_8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
+def _read_OffsetCommitResponsePartition_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
     o = OffsetCommitResponsePartition.__new__(OffsetCommitResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -946,34 +970,34 @@ def _new_OffsetCommitResponseTopic() -> OffsetCommitResponseTopic:
     return o
 
 
-def _w_OffsetCommitResponseTopic_2(o: OffsetCommitResponseTopic, out: bytearray) -> None:
+def _write_OffsetCommitResponseTopic_v2(o: OffsetCommitResponseTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitResponsePartition_2(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetCommitResponsePartition_v2(partitions_item, out)
 
 
-def _r_OffsetCommitResponseTopic_2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
+def _read_OffsetCommitResponseTopic_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
     o = OffsetCommitResponseTopic.__new__(OffsetCommitResponseTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponsePartition_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetCommitResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetCommitResponsePartition_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitResponseTopic_8(o: OffsetCommitResponseTopic, out: bytearray) -> None:
+def _write_OffsetCommitResponseTopic_v8(o: OffsetCommitResponseTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetCommitResponsePartition_8(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_OffsetCommitResponsePartition_v8(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -981,15 +1005,15 @@ def _w_OffsetCommitResponseTopic_8(o: OffsetCommitResponseTopic, out: bytearray)
         out.append(0)
 
 
-def _r_OffsetCommitResponseTopic_8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
+def _read_OffsetCommitResponseTopic_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
     o = OffsetCommitResponseTopic.__new__(OffsetCommitResponseTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetCommitResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponsePartition_8(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[OffsetCommitResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetCommitResponsePartition_v8(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1007,54 +1031,54 @@ def _new_OffsetCommitResponse() -> OffsetCommitResponse:
     return o
 
 
-def _w_OffsetCommitResponse_2(o: OffsetCommitResponse, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitResponseTopic_2(e2, out)
+def _write_OffsetCommitResponse_v2(o: OffsetCommitResponse, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitResponseTopic_v2(topics_item, out)
 
 
-def _r_OffsetCommitResponse_2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
+def _read_OffsetCommitResponse_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
     o = OffsetCommitResponse.__new__(OffsetCommitResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponseTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitResponseTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.throttle_time_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitResponse_3(o: OffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitResponseTopic_2(e2, out)
+def _write_OffsetCommitResponse_v3(o: OffsetCommitResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitResponseTopic_v2(topics_item, out)
 
 
-def _r_OffsetCommitResponse_3(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
+def _read_OffsetCommitResponse_v3(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
     o = OffsetCommitResponse.__new__(OffsetCommitResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponseTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitResponseTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitResponse_8(o: OffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetCommitResponseTopic_8(e2, out)
+def _write_OffsetCommitResponse_v8(o: OffsetCommitResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_OffsetCommitResponseTopic_v8(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1062,16 +1086,16 @@ def _w_OffsetCommitResponse_8(o: OffsetCommitResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OffsetCommitResponse_8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
+def _read_OffsetCommitResponse_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
     o = OffsetCommitResponse.__new__(OffsetCommitResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetCommitResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponseTopic_8(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[OffsetCommitResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitResponseTopic_v8(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1080,25 +1104,25 @@ def _r_OffsetCommitResponse_8(buf: memoryview, pos: int) -> tuple[OffsetCommitRe
     return o, pos
 
 
-_W_OffsetCommitRequestPartition: tuple[Callable[[OffsetCommitRequestPartition, bytearray], None], ...] = (
-    _w_OffsetCommitRequestPartition_2,
-    _w_OffsetCommitRequestPartition_2,
-    _w_OffsetCommitRequestPartition_2,
-    _w_OffsetCommitRequestPartition_2,
-    _w_OffsetCommitRequestPartition_6,
-    _w_OffsetCommitRequestPartition_6,
-    _w_OffsetCommitRequestPartition_8,
-    _w_OffsetCommitRequestPartition_8,
+_WRITERS_OffsetCommitRequestPartition: tuple[Callable[[OffsetCommitRequestPartition, bytearray], None], ...] = (
+    _write_OffsetCommitRequestPartition_v2,
+    _write_OffsetCommitRequestPartition_v2,
+    _write_OffsetCommitRequestPartition_v2,
+    _write_OffsetCommitRequestPartition_v2,
+    _write_OffsetCommitRequestPartition_v6,
+    _write_OffsetCommitRequestPartition_v6,
+    _write_OffsetCommitRequestPartition_v8,
+    _write_OffsetCommitRequestPartition_v8,
 )
-_R_OffsetCommitRequestPartition: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequestPartition, int]], ...] = (
-    _r_OffsetCommitRequestPartition_2,
-    _r_OffsetCommitRequestPartition_2,
-    _r_OffsetCommitRequestPartition_2,
-    _r_OffsetCommitRequestPartition_2,
-    _r_OffsetCommitRequestPartition_6,
-    _r_OffsetCommitRequestPartition_6,
-    _r_OffsetCommitRequestPartition_8,
-    _r_OffsetCommitRequestPartition_8,
+_READERS_OffsetCommitRequestPartition: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequestPartition, int]], ...] = (
+    _read_OffsetCommitRequestPartition_v2,
+    _read_OffsetCommitRequestPartition_v2,
+    _read_OffsetCommitRequestPartition_v2,
+    _read_OffsetCommitRequestPartition_v2,
+    _read_OffsetCommitRequestPartition_v6,
+    _read_OffsetCommitRequestPartition_v6,
+    _read_OffsetCommitRequestPartition_v8,
+    _read_OffsetCommitRequestPartition_v8,
 )
 OffsetCommitRequestPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1107,25 +1131,25 @@ OffsetCommitRequestPartition._FIELDS = (
     FieldSpec('committed_metadata', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_OffsetCommitRequestTopic: tuple[Callable[[OffsetCommitRequestTopic, bytearray], None], ...] = (
-    _w_OffsetCommitRequestTopic_2,
-    _w_OffsetCommitRequestTopic_2,
-    _w_OffsetCommitRequestTopic_2,
-    _w_OffsetCommitRequestTopic_2,
-    _w_OffsetCommitRequestTopic_6,
-    _w_OffsetCommitRequestTopic_6,
-    _w_OffsetCommitRequestTopic_8,
-    _w_OffsetCommitRequestTopic_8,
+_WRITERS_OffsetCommitRequestTopic: tuple[Callable[[OffsetCommitRequestTopic, bytearray], None], ...] = (
+    _write_OffsetCommitRequestTopic_v2,
+    _write_OffsetCommitRequestTopic_v2,
+    _write_OffsetCommitRequestTopic_v2,
+    _write_OffsetCommitRequestTopic_v2,
+    _write_OffsetCommitRequestTopic_v6,
+    _write_OffsetCommitRequestTopic_v6,
+    _write_OffsetCommitRequestTopic_v8,
+    _write_OffsetCommitRequestTopic_v8,
 )
-_R_OffsetCommitRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequestTopic, int]], ...] = (
-    _r_OffsetCommitRequestTopic_2,
-    _r_OffsetCommitRequestTopic_2,
-    _r_OffsetCommitRequestTopic_2,
-    _r_OffsetCommitRequestTopic_2,
-    _r_OffsetCommitRequestTopic_6,
-    _r_OffsetCommitRequestTopic_6,
-    _r_OffsetCommitRequestTopic_8,
-    _r_OffsetCommitRequestTopic_8,
+_READERS_OffsetCommitRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequestTopic, int]], ...] = (
+    _read_OffsetCommitRequestTopic_v2,
+    _read_OffsetCommitRequestTopic_v2,
+    _read_OffsetCommitRequestTopic_v2,
+    _read_OffsetCommitRequestTopic_v2,
+    _read_OffsetCommitRequestTopic_v6,
+    _read_OffsetCommitRequestTopic_v6,
+    _read_OffsetCommitRequestTopic_v8,
+    _read_OffsetCommitRequestTopic_v8,
 )
 OffsetCommitRequestTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 9), None, None, None, None),
@@ -1133,25 +1157,25 @@ OffsetCommitRequestTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetCommitRequestPartition),
 )
 
-_W_OffsetCommitRequest: tuple[Callable[[OffsetCommitRequest, bytearray], None], ...] = (
-    _w_OffsetCommitRequest_2,
-    _w_OffsetCommitRequest_2,
-    _w_OffsetCommitRequest_2,
-    _w_OffsetCommitRequest_5,
-    _w_OffsetCommitRequest_6,
-    _w_OffsetCommitRequest_7,
-    _w_OffsetCommitRequest_8,
-    _w_OffsetCommitRequest_8,
+_WRITERS_OffsetCommitRequest: tuple[Callable[[OffsetCommitRequest, bytearray], None], ...] = (
+    _write_OffsetCommitRequest_v2,
+    _write_OffsetCommitRequest_v2,
+    _write_OffsetCommitRequest_v2,
+    _write_OffsetCommitRequest_v5,
+    _write_OffsetCommitRequest_v6,
+    _write_OffsetCommitRequest_v7,
+    _write_OffsetCommitRequest_v8,
+    _write_OffsetCommitRequest_v8,
 )
-_R_OffsetCommitRequest: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequest, int]], ...] = (
-    _r_OffsetCommitRequest_2,
-    _r_OffsetCommitRequest_2,
-    _r_OffsetCommitRequest_2,
-    _r_OffsetCommitRequest_5,
-    _r_OffsetCommitRequest_6,
-    _r_OffsetCommitRequest_7,
-    _r_OffsetCommitRequest_8,
-    _r_OffsetCommitRequest_8,
+_READERS_OffsetCommitRequest: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequest, int]], ...] = (
+    _read_OffsetCommitRequest_v2,
+    _read_OffsetCommitRequest_v2,
+    _read_OffsetCommitRequest_v2,
+    _read_OffsetCommitRequest_v5,
+    _read_OffsetCommitRequest_v6,
+    _read_OffsetCommitRequest_v7,
+    _read_OffsetCommitRequest_v8,
+    _read_OffsetCommitRequest_v8,
 )
 OffsetCommitRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -1162,50 +1186,50 @@ OffsetCommitRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, OffsetCommitRequestTopic),
 )
 
-_W_OffsetCommitResponsePartition: tuple[Callable[[OffsetCommitResponsePartition, bytearray], None], ...] = (
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_8,
-    _w_OffsetCommitResponsePartition_8,
+_WRITERS_OffsetCommitResponsePartition: tuple[Callable[[OffsetCommitResponsePartition, bytearray], None], ...] = (
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v8,
+    _write_OffsetCommitResponsePartition_v8,
 )
-_R_OffsetCommitResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponsePartition, int]], ...] = (
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_8,
-    _r_OffsetCommitResponsePartition_8,
+_READERS_OffsetCommitResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponsePartition, int]], ...] = (
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v8,
+    _read_OffsetCommitResponsePartition_v8,
 )
 OffsetCommitResponsePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_OffsetCommitResponseTopic: tuple[Callable[[OffsetCommitResponseTopic, bytearray], None], ...] = (
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_8,
-    _w_OffsetCommitResponseTopic_8,
+_WRITERS_OffsetCommitResponseTopic: tuple[Callable[[OffsetCommitResponseTopic, bytearray], None], ...] = (
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v8,
+    _write_OffsetCommitResponseTopic_v8,
 )
-_R_OffsetCommitResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponseTopic, int]], ...] = (
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_8,
-    _r_OffsetCommitResponseTopic_8,
+_READERS_OffsetCommitResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponseTopic, int]], ...] = (
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v8,
+    _read_OffsetCommitResponseTopic_v8,
 )
 OffsetCommitResponseTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 9), None, None, None, None),
@@ -1213,25 +1237,25 @@ OffsetCommitResponseTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetCommitResponsePartition),
 )
 
-_W_OffsetCommitResponse: tuple[Callable[[OffsetCommitResponse, bytearray], None], ...] = (
-    _w_OffsetCommitResponse_2,
-    _w_OffsetCommitResponse_3,
-    _w_OffsetCommitResponse_3,
-    _w_OffsetCommitResponse_3,
-    _w_OffsetCommitResponse_3,
-    _w_OffsetCommitResponse_3,
-    _w_OffsetCommitResponse_8,
-    _w_OffsetCommitResponse_8,
+_WRITERS_OffsetCommitResponse: tuple[Callable[[OffsetCommitResponse, bytearray], None], ...] = (
+    _write_OffsetCommitResponse_v2,
+    _write_OffsetCommitResponse_v3,
+    _write_OffsetCommitResponse_v3,
+    _write_OffsetCommitResponse_v3,
+    _write_OffsetCommitResponse_v3,
+    _write_OffsetCommitResponse_v3,
+    _write_OffsetCommitResponse_v8,
+    _write_OffsetCommitResponse_v8,
 )
-_R_OffsetCommitResponse: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponse, int]], ...] = (
-    _r_OffsetCommitResponse_2,
-    _r_OffsetCommitResponse_3,
-    _r_OffsetCommitResponse_3,
-    _r_OffsetCommitResponse_3,
-    _r_OffsetCommitResponse_3,
-    _r_OffsetCommitResponse_3,
-    _r_OffsetCommitResponse_8,
-    _r_OffsetCommitResponse_8,
+_READERS_OffsetCommitResponse: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponse, int]], ...] = (
+    _read_OffsetCommitResponse_v2,
+    _read_OffsetCommitResponse_v3,
+    _read_OffsetCommitResponse_v3,
+    _read_OffsetCommitResponse_v3,
+    _read_OffsetCommitResponse_v3,
+    _read_OffsetCommitResponse_v3,
+    _read_OffsetCommitResponse_v8,
+    _read_OffsetCommitResponse_v8,
 )
 OffsetCommitResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (3, 32767), None, None, None, None),

@@ -30,13 +30,17 @@ __all__ = [
     'OffsetDeleteResponseTopic',
 ]
 
-_S_hi = struct.Struct('>hi')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT16_INT32 = struct.Struct('>hi')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class OffsetDeleteRequest(Request['OffsetDeleteResponse']):
-    """Kafka request ``OffsetDeleteRequest`` (API key 47), versions 0-0."""
+    """Kafka request ``OffsetDeleteRequest`` (API key 47), versions 0-0.
+
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
 
@@ -46,8 +50,8 @@ class OffsetDeleteRequest(Request['OffsetDeleteResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequest'
 
-    group_id: str
-    topics: list[OffsetDeleteRequestTopic]
+    group_id: str  # GroupId string
+    topics: list[OffsetDeleteRequestTopic]  # Topics []OffsetDeleteRequestTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -93,7 +97,7 @@ class OffsetDeleteRequest(Request['OffsetDeleteResponse']):
             raise UnsupportedVersionError(f'OffsetDeleteRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_OffsetDeleteRequest[version](self, out)
+            _WRITERS_OffsetDeleteRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetDeleteRequest v{version}: {exc}') from None
@@ -116,20 +120,24 @@ class OffsetDeleteRequest(Request['OffsetDeleteResponse']):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'OffsetDeleteRequest has no version {version} (valid 0-0)')
         try:
-            return _R_OffsetDeleteRequest[version](buf, pos)
+            return _READERS_OffsetDeleteRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetDeleteRequest v{version}: {exc}') from None
 
 
 class OffsetDeleteRequestTopic(Struct):
-    """Schema struct ``OffsetDeleteRequestTopic`` of ``OffsetDeleteRequest``."""
+    """Struct ``OffsetDeleteRequestTopic`` of ``OffsetDeleteRequest``.
+
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequestTopic'
 
-    name: str
-    partitions: list[OffsetDeleteRequestPartition]
+    name: str  # Name string
+    partitions: list[OffsetDeleteRequestPartition]  # Partitions []OffsetDeleteRequestPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -175,7 +183,7 @@ class OffsetDeleteRequestTopic(Struct):
             raise UnsupportedVersionError(f'OffsetDeleteRequestTopic has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_OffsetDeleteRequestTopic[version](self, out)
+            _WRITERS_OffsetDeleteRequestTopic[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetDeleteRequestTopic v{version}: {exc}') from None
@@ -198,19 +206,23 @@ class OffsetDeleteRequestTopic(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'OffsetDeleteRequestTopic has no version {version} (valid 0-0)')
         try:
-            return _R_OffsetDeleteRequestTopic[version](buf, pos)
+            return _READERS_OffsetDeleteRequestTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetDeleteRequestTopic v{version}: {exc}') from None
 
 
 class OffsetDeleteRequestPartition(Struct):
-    """Schema struct ``OffsetDeleteRequestPartition`` of ``OffsetDeleteRequest``."""
+    """Struct ``OffsetDeleteRequestPartition`` of ``OffsetDeleteRequest``.
+
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequestPartition'
 
-    partition_index: int
+    partition_index: int  # PartitionIndex int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -253,7 +265,7 @@ class OffsetDeleteRequestPartition(Struct):
             raise UnsupportedVersionError(f'OffsetDeleteRequestPartition has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_OffsetDeleteRequestPartition[version](self, out)
+            _WRITERS_OffsetDeleteRequestPartition[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetDeleteRequestPartition v{version}: {exc}') from None
@@ -276,13 +288,17 @@ class OffsetDeleteRequestPartition(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'OffsetDeleteRequestPartition has no version {version} (valid 0-0)')
         try:
-            return _R_OffsetDeleteRequestPartition[version](buf, pos)
+            return _READERS_OffsetDeleteRequestPartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetDeleteRequestPartition v{version}: {exc}') from None
 
 
 class OffsetDeleteResponse(Response):
-    """Kafka response ``OffsetDeleteResponse`` (API key 47), versions 0-0."""
+    """Kafka response ``OffsetDeleteResponse`` (API key 47), versions 0-0.
+
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -292,9 +308,9 @@ class OffsetDeleteResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponse'
 
-    error_code: int
-    throttle_time_ms: int
-    topics: list[OffsetDeleteResponseTopic]
+    error_code: int  # ErrorCode int16
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    topics: list[OffsetDeleteResponseTopic]  # Topics []OffsetDeleteResponseTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -343,7 +359,7 @@ class OffsetDeleteResponse(Response):
             raise UnsupportedVersionError(f'OffsetDeleteResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_OffsetDeleteResponse[version](self, out)
+            _WRITERS_OffsetDeleteResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetDeleteResponse v{version}: {exc}') from None
@@ -366,20 +382,24 @@ class OffsetDeleteResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'OffsetDeleteResponse has no version {version} (valid 0-0)')
         try:
-            return _R_OffsetDeleteResponse[version](buf, pos)
+            return _READERS_OffsetDeleteResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetDeleteResponse v{version}: {exc}') from None
 
 
 class OffsetDeleteResponseTopic(Struct):
-    """Schema struct ``OffsetDeleteResponseTopic`` of ``OffsetDeleteResponse``."""
+    """Struct ``OffsetDeleteResponseTopic`` of ``OffsetDeleteResponse``.
+
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponseTopic'
 
-    name: str
-    partitions: list[OffsetDeleteResponsePartition]
+    name: str  # Name string
+    partitions: list[OffsetDeleteResponsePartition]  # Partitions []OffsetDeleteResponsePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -425,7 +445,7 @@ class OffsetDeleteResponseTopic(Struct):
             raise UnsupportedVersionError(f'OffsetDeleteResponseTopic has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_OffsetDeleteResponseTopic[version](self, out)
+            _WRITERS_OffsetDeleteResponseTopic[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetDeleteResponseTopic v{version}: {exc}') from None
@@ -448,20 +468,24 @@ class OffsetDeleteResponseTopic(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'OffsetDeleteResponseTopic has no version {version} (valid 0-0)')
         try:
-            return _R_OffsetDeleteResponseTopic[version](buf, pos)
+            return _READERS_OffsetDeleteResponseTopic[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetDeleteResponseTopic v{version}: {exc}') from None
 
 
 class OffsetDeleteResponsePartition(Struct):
-    """Schema struct ``OffsetDeleteResponsePartition`` of ``OffsetDeleteResponse``."""
+    """Struct ``OffsetDeleteResponsePartition`` of ``OffsetDeleteResponse``.
+
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponsePartition'
 
-    partition_index: int
-    error_code: int
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -507,7 +531,7 @@ class OffsetDeleteResponsePartition(Struct):
             raise UnsupportedVersionError(f'OffsetDeleteResponsePartition has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_OffsetDeleteResponsePartition[version](self, out)
+            _WRITERS_OffsetDeleteResponsePartition[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode OffsetDeleteResponsePartition v{version}: {exc}') from None
@@ -530,7 +554,7 @@ class OffsetDeleteResponsePartition(Struct):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'OffsetDeleteResponsePartition has no version {version} (valid 0-0)')
         try:
-            return _R_OffsetDeleteResponsePartition[version](buf, pos)
+            return _READERS_OffsetDeleteResponsePartition[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed OffsetDeleteResponsePartition v{version}: {exc}') from None
 
@@ -542,13 +566,13 @@ def _new_OffsetDeleteRequestPartition() -> OffsetDeleteRequestPartition:
     return o
 
 
-def _w_OffsetDeleteRequestPartition_0(o: OffsetDeleteRequestPartition, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+def _write_OffsetDeleteRequestPartition_v0(o: OffsetDeleteRequestPartition, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
 
 
-def _r_OffsetDeleteRequestPartition_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequestPartition, int]:
+def _read_OffsetDeleteRequestPartition_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequestPartition, int]:
     o = OffsetDeleteRequestPartition.__new__(OffsetDeleteRequestPartition)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.unknown_tags = None
     return o, pos
@@ -562,23 +586,23 @@ def _new_OffsetDeleteRequestTopic() -> OffsetDeleteRequestTopic:
     return o
 
 
-def _w_OffsetDeleteRequestTopic_0(o: OffsetDeleteRequestTopic, out: bytearray) -> None:
+def _write_OffsetDeleteRequestTopic_v0(o: OffsetDeleteRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetDeleteRequestPartition_0(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetDeleteRequestPartition_v0(partitions_item, out)
 
 
-def _r_OffsetDeleteRequestTopic_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequestTopic, int]:
+def _read_OffsetDeleteRequestTopic_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequestTopic, int]:
     o = OffsetDeleteRequestTopic.__new__(OffsetDeleteRequestTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetDeleteRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetDeleteRequestPartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetDeleteRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetDeleteRequestPartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
@@ -591,23 +615,23 @@ def _new_OffsetDeleteRequest() -> OffsetDeleteRequest:
     return o
 
 
-def _w_OffsetDeleteRequest_0(o: OffsetDeleteRequest, out: bytearray) -> None:
+def _write_OffsetDeleteRequest_v0(o: OffsetDeleteRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetDeleteRequestTopic_0(e2, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetDeleteRequestTopic_v0(topics_item, out)
 
 
-def _r_OffsetDeleteRequest_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequest, int]:
+def _read_OffsetDeleteRequest_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequest, int]:
     o = OffsetDeleteRequest.__new__(OffsetDeleteRequest)
     o.group_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetDeleteRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetDeleteRequestTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetDeleteRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetDeleteRequestTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
@@ -620,13 +644,13 @@ def _new_OffsetDeleteResponsePartition() -> OffsetDeleteResponsePartition:
     return o
 
 
-def _w_OffsetDeleteResponsePartition_0(o: OffsetDeleteResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_OffsetDeleteResponsePartition_v0(o: OffsetDeleteResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
 
 
-def _r_OffsetDeleteResponsePartition_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponsePartition, int]:
+def _read_OffsetDeleteResponsePartition_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponsePartition, int]:
     o = OffsetDeleteResponsePartition.__new__(OffsetDeleteResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
@@ -640,23 +664,23 @@ def _new_OffsetDeleteResponseTopic() -> OffsetDeleteResponseTopic:
     return o
 
 
-def _w_OffsetDeleteResponseTopic_0(o: OffsetDeleteResponseTopic, out: bytearray) -> None:
+def _write_OffsetDeleteResponseTopic_v0(o: OffsetDeleteResponseTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetDeleteResponsePartition_0(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetDeleteResponsePartition_v0(partitions_item, out)
 
 
-def _r_OffsetDeleteResponseTopic_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponseTopic, int]:
+def _read_OffsetDeleteResponseTopic_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponseTopic, int]:
     o = OffsetDeleteResponseTopic.__new__(OffsetDeleteResponseTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetDeleteResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetDeleteResponsePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetDeleteResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetDeleteResponsePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
@@ -670,87 +694,87 @@ def _new_OffsetDeleteResponse() -> OffsetDeleteResponse:
     return o
 
 
-def _w_OffsetDeleteResponse_0(o: OffsetDeleteResponse, out: bytearray) -> None:
-    out += _S_hi.pack(o.error_code, o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetDeleteResponseTopic_0(e2, out)
+def _write_OffsetDeleteResponse_v0(o: OffsetDeleteResponse, out: bytearray) -> None:
+    out += _INT16_INT32.pack(o.error_code, o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetDeleteResponseTopic_v0(topics_item, out)
 
 
-def _r_OffsetDeleteResponse_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponse, int]:
+def _read_OffsetDeleteResponse_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponse, int]:
     o = OffsetDeleteResponse.__new__(OffsetDeleteResponse)
-    o.error_code, o.throttle_time_ms = _S_hi.unpack_from(buf, pos)
+    o.error_code, o.throttle_time_ms = _INT16_INT32.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetDeleteResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetDeleteResponseTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetDeleteResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetDeleteResponseTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-_W_OffsetDeleteRequestPartition: tuple[Callable[[OffsetDeleteRequestPartition, bytearray], None], ...] = (
-    _w_OffsetDeleteRequestPartition_0,
+_WRITERS_OffsetDeleteRequestPartition: tuple[Callable[[OffsetDeleteRequestPartition, bytearray], None], ...] = (
+    _write_OffsetDeleteRequestPartition_v0,
 )
-_R_OffsetDeleteRequestPartition: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequestPartition, int]], ...] = (
-    _r_OffsetDeleteRequestPartition_0,
+_READERS_OffsetDeleteRequestPartition: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequestPartition, int]], ...] = (
+    _read_OffsetDeleteRequestPartition_v0,
 )
 OffsetDeleteRequestPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_OffsetDeleteRequestTopic: tuple[Callable[[OffsetDeleteRequestTopic, bytearray], None], ...] = (
-    _w_OffsetDeleteRequestTopic_0,
+_WRITERS_OffsetDeleteRequestTopic: tuple[Callable[[OffsetDeleteRequestTopic, bytearray], None], ...] = (
+    _write_OffsetDeleteRequestTopic_v0,
 )
-_R_OffsetDeleteRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequestTopic, int]], ...] = (
-    _r_OffsetDeleteRequestTopic_0,
+_READERS_OffsetDeleteRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequestTopic, int]], ...] = (
+    _read_OffsetDeleteRequestTopic_v0,
 )
 OffsetDeleteRequestTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetDeleteRequestPartition),
 )
 
-_W_OffsetDeleteRequest: tuple[Callable[[OffsetDeleteRequest, bytearray], None], ...] = (
-    _w_OffsetDeleteRequest_0,
+_WRITERS_OffsetDeleteRequest: tuple[Callable[[OffsetDeleteRequest, bytearray], None], ...] = (
+    _write_OffsetDeleteRequest_v0,
 )
-_R_OffsetDeleteRequest: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequest, int]], ...] = (
-    _r_OffsetDeleteRequest_0,
+_READERS_OffsetDeleteRequest: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequest, int]], ...] = (
+    _read_OffsetDeleteRequest_v0,
 )
 OffsetDeleteRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, OffsetDeleteRequestTopic),
 )
 
-_W_OffsetDeleteResponsePartition: tuple[Callable[[OffsetDeleteResponsePartition, bytearray], None], ...] = (
-    _w_OffsetDeleteResponsePartition_0,
+_WRITERS_OffsetDeleteResponsePartition: tuple[Callable[[OffsetDeleteResponsePartition, bytearray], None], ...] = (
+    _write_OffsetDeleteResponsePartition_v0,
 )
-_R_OffsetDeleteResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponsePartition, int]], ...] = (
-    _r_OffsetDeleteResponsePartition_0,
+_READERS_OffsetDeleteResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponsePartition, int]], ...] = (
+    _read_OffsetDeleteResponsePartition_v0,
 )
 OffsetDeleteResponsePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_OffsetDeleteResponseTopic: tuple[Callable[[OffsetDeleteResponseTopic, bytearray], None], ...] = (
-    _w_OffsetDeleteResponseTopic_0,
+_WRITERS_OffsetDeleteResponseTopic: tuple[Callable[[OffsetDeleteResponseTopic, bytearray], None], ...] = (
+    _write_OffsetDeleteResponseTopic_v0,
 )
-_R_OffsetDeleteResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponseTopic, int]], ...] = (
-    _r_OffsetDeleteResponseTopic_0,
+_READERS_OffsetDeleteResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponseTopic, int]], ...] = (
+    _read_OffsetDeleteResponseTopic_v0,
 )
 OffsetDeleteResponseTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetDeleteResponsePartition),
 )
 
-_W_OffsetDeleteResponse: tuple[Callable[[OffsetDeleteResponse, bytearray], None], ...] = (
-    _w_OffsetDeleteResponse_0,
+_WRITERS_OffsetDeleteResponse: tuple[Callable[[OffsetDeleteResponse, bytearray], None], ...] = (
+    _write_OffsetDeleteResponse_v0,
 )
-_R_OffsetDeleteResponse: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponse, int]], ...] = (
-    _r_OffsetDeleteResponse_0,
+_READERS_OffsetDeleteResponse: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponse, int]], ...] = (
+    _read_OffsetDeleteResponse_v0,
 )
 OffsetDeleteResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

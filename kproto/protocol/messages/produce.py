@@ -51,15 +51,19 @@ __all__ = [
     'TopicProduceResponse',
 ]
 
-_S_hi = struct.Struct('>hi')
-_S_i = struct.Struct('>i')
-_S_ihqq = struct.Struct('>ihqq')
-_S_ihqqq = struct.Struct('>ihqqq')
-_S_ii = struct.Struct('>ii')
+_INT16_INT32 = struct.Struct('>hi')
+_INT32 = struct.Struct('>i')
+_INT32_INT16_INT64_INT64 = struct.Struct('>ihqq')
+_INT32_INT16_INT64_INT64_INT64 = struct.Struct('>ihqqq')
+_INT32_INT32 = struct.Struct('>ii')
 
 
 class ProduceRequest(Request['ProduceResponse']):
-    """Kafka request ``ProduceRequest`` (API key 0), versions 3-13."""
+    """Kafka request ``ProduceRequest`` (API key 0), versions 3-13, flexible from v9.
+
+    Schema: ``tools/kafka-protocol/message/ProduceRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'acks', 'timeout_ms', 'topic_data', 'unknown_tags',)
 
@@ -69,10 +73,10 @@ class ProduceRequest(Request['ProduceResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _SCHEMA_NAME: ClassVar[str] = 'ProduceRequest'
 
-    transactional_id: str | None
-    acks: int
-    timeout_ms: int
-    topic_data: list[TopicProduceData]
+    transactional_id: str | None  # TransactionalId string; nullable
+    acks: int  # Acks int16
+    timeout_ms: int  # TimeoutMs int32
+    topic_data: list[TopicProduceData]  # TopicData []TopicProduceData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -124,7 +128,7 @@ class ProduceRequest(Request['ProduceResponse']):
             raise UnsupportedVersionError(f'ProduceRequest has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_ProduceRequest[version - 3](self, out)
+            _WRITERS_ProduceRequest[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ProduceRequest v{version}: {exc}') from None
@@ -147,21 +151,25 @@ class ProduceRequest(Request['ProduceResponse']):
         if not 3 <= version <= 13:
             raise UnsupportedVersionError(f'ProduceRequest has no version {version} (valid 3-13)')
         try:
-            return _R_ProduceRequest[version - 3](buf, pos)
+            return _READERS_ProduceRequest[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ProduceRequest v{version}: {exc}') from None
 
 
 class TopicProduceData(Struct):
-    """Schema struct ``TopicProduceData`` of ``ProduceRequest``."""
+    """Struct ``TopicProduceData`` of ``ProduceRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ProduceRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'partition_data', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicProduceData'
 
-    name: str
-    topic_id: uuid.UUID
-    partition_data: list[PartitionProduceData]
+    name: str  # Name string; v3-12; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
+    partition_data: list[PartitionProduceData]  # PartitionData []PartitionProduceData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -210,7 +218,7 @@ class TopicProduceData(Struct):
             raise UnsupportedVersionError(f'TopicProduceData has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_TopicProduceData[version - 3](self, out)
+            _WRITERS_TopicProduceData[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicProduceData v{version}: {exc}') from None
@@ -233,20 +241,24 @@ class TopicProduceData(Struct):
         if not 3 <= version <= 13:
             raise UnsupportedVersionError(f'TopicProduceData has no version {version} (valid 3-13)')
         try:
-            return _R_TopicProduceData[version - 3](buf, pos)
+            return _READERS_TopicProduceData[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicProduceData v{version}: {exc}') from None
 
 
 class PartitionProduceData(Struct):
-    """Schema struct ``PartitionProduceData`` of ``ProduceRequest``."""
+    """Struct ``PartitionProduceData`` of ``ProduceRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ProduceRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('index', 'records', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionProduceData'
 
-    index: int
-    records: Buffer | None
+    index: int  # Index int32
+    records: Buffer | None  # Records records; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -292,7 +304,7 @@ class PartitionProduceData(Struct):
             raise UnsupportedVersionError(f'PartitionProduceData has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_PartitionProduceData[version - 3](self, out)
+            _WRITERS_PartitionProduceData[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PartitionProduceData v{version}: {exc}') from None
@@ -315,13 +327,17 @@ class PartitionProduceData(Struct):
         if not 3 <= version <= 13:
             raise UnsupportedVersionError(f'PartitionProduceData has no version {version} (valid 3-13)')
         try:
-            return _R_PartitionProduceData[version - 3](buf, pos)
+            return _READERS_PartitionProduceData[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PartitionProduceData v{version}: {exc}') from None
 
 
 class ProduceResponse(Response):
-    """Kafka response ``ProduceResponse`` (API key 0), versions 3-13."""
+    """Kafka response ``ProduceResponse`` (API key 0), versions 3-13, flexible from v9.
+
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('responses', 'throttle_time_ms', 'node_endpoints', 'unknown_tags',)
 
@@ -331,9 +347,9 @@ class ProduceResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
     _SCHEMA_NAME: ClassVar[str] = 'ProduceResponse'
 
-    responses: list[TopicProduceResponse]
-    throttle_time_ms: int
-    node_endpoints: list[NodeEndpoint]
+    responses: list[TopicProduceResponse]  # Responses []TopicProduceResponse
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint; v10+; tag 0 v10+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -382,7 +398,7 @@ class ProduceResponse(Response):
             raise UnsupportedVersionError(f'ProduceResponse has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_ProduceResponse[version - 3](self, out)
+            _WRITERS_ProduceResponse[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ProduceResponse v{version}: {exc}') from None
@@ -405,22 +421,26 @@ class ProduceResponse(Response):
         if not 3 <= version <= 13:
             raise UnsupportedVersionError(f'ProduceResponse has no version {version} (valid 3-13)')
         try:
-            return _R_ProduceResponse[version - 3](buf, pos)
+            return _READERS_ProduceResponse[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ProduceResponse v{version}: {exc}') from None
 
 
 class NodeEndpoint(Struct):
-    """Schema struct ``NodeEndpoint`` of ``ProduceResponse``."""
+    """Struct ``NodeEndpoint`` of ``ProduceResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int
-    host: str
-    port: int
-    rack: str | None
+    node_id: int  # NodeId int32; v10+
+    host: str  # Host string; v10+
+    port: int  # Port int32; v10+
+    rack: str | None  # Rack string; v10+; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -472,7 +492,7 @@ class NodeEndpoint(Struct):
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_NodeEndpoint[version - 3](self, out)
+            _WRITERS_NodeEndpoint[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
@@ -495,21 +515,25 @@ class NodeEndpoint(Struct):
         if not 3 <= version <= 13:
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 3-13)')
         try:
-            return _R_NodeEndpoint[version - 3](buf, pos)
+            return _READERS_NodeEndpoint[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
 class TopicProduceResponse(Struct):
-    """Schema struct ``TopicProduceResponse`` of ``ProduceResponse``."""
+    """Struct ``TopicProduceResponse`` of ``ProduceResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'partition_responses', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicProduceResponse'
 
-    name: str
-    topic_id: uuid.UUID
-    partition_responses: list[PartitionProduceResponse]
+    name: str  # Name string; v3-12; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
+    partition_responses: list[PartitionProduceResponse]  # PartitionResponses []PartitionProduceResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -558,7 +582,7 @@ class TopicProduceResponse(Struct):
             raise UnsupportedVersionError(f'TopicProduceResponse has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_TopicProduceResponse[version - 3](self, out)
+            _WRITERS_TopicProduceResponse[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicProduceResponse v{version}: {exc}') from None
@@ -581,26 +605,30 @@ class TopicProduceResponse(Struct):
         if not 3 <= version <= 13:
             raise UnsupportedVersionError(f'TopicProduceResponse has no version {version} (valid 3-13)')
         try:
-            return _R_TopicProduceResponse[version - 3](buf, pos)
+            return _READERS_TopicProduceResponse[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicProduceResponse v{version}: {exc}') from None
 
 
 class PartitionProduceResponse(Struct):
-    """Schema struct ``PartitionProduceResponse`` of ``ProduceResponse``."""
+    """Struct ``PartitionProduceResponse`` of ``ProduceResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('index', 'error_code', 'base_offset', 'log_append_time_ms', 'log_start_offset', 'record_errors', 'error_message', 'current_leader', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionProduceResponse'
 
-    index: int
-    error_code: int
-    base_offset: int
-    log_append_time_ms: int
-    log_start_offset: int
-    record_errors: list[BatchIndexAndErrorMessage]
-    error_message: str | None
-    current_leader: LeaderIdAndEpoch
+    index: int  # Index int32
+    error_code: int  # ErrorCode int16
+    base_offset: int  # BaseOffset int64
+    log_append_time_ms: int  # LogAppendTimeMs int64; default -1; ignorable
+    log_start_offset: int  # LogStartOffset int64; v5+; default -1; ignorable
+    record_errors: list[BatchIndexAndErrorMessage]  # RecordErrors []BatchIndexAndErrorMessage; v8+; ignorable
+    error_message: str | None  # ErrorMessage string; v8+; nullable; ignorable
+    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch; v10+; tag 0 v10+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -664,7 +692,7 @@ class PartitionProduceResponse(Struct):
             raise UnsupportedVersionError(f'PartitionProduceResponse has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_PartitionProduceResponse[version - 3](self, out)
+            _WRITERS_PartitionProduceResponse[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PartitionProduceResponse v{version}: {exc}') from None
@@ -687,20 +715,24 @@ class PartitionProduceResponse(Struct):
         if not 3 <= version <= 13:
             raise UnsupportedVersionError(f'PartitionProduceResponse has no version {version} (valid 3-13)')
         try:
-            return _R_PartitionProduceResponse[version - 3](buf, pos)
+            return _READERS_PartitionProduceResponse[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PartitionProduceResponse v{version}: {exc}') from None
 
 
 class LeaderIdAndEpoch(Struct):
-    """Schema struct ``LeaderIdAndEpoch`` of ``ProduceResponse``."""
+    """Struct ``LeaderIdAndEpoch`` of ``ProduceResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int
-    leader_epoch: int
+    leader_id: int  # LeaderId int32; v10+; default -1
+    leader_epoch: int  # LeaderEpoch int32; v10+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -746,7 +778,7 @@ class LeaderIdAndEpoch(Struct):
             raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_LeaderIdAndEpoch[version - 3](self, out)
+            _WRITERS_LeaderIdAndEpoch[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
@@ -769,20 +801,24 @@ class LeaderIdAndEpoch(Struct):
         if not 3 <= version <= 13:
             raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 3-13)')
         try:
-            return _R_LeaderIdAndEpoch[version - 3](buf, pos)
+            return _READERS_LeaderIdAndEpoch[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
 
 class BatchIndexAndErrorMessage(Struct):
-    """Schema struct ``BatchIndexAndErrorMessage`` of ``ProduceResponse``."""
+    """Struct ``BatchIndexAndErrorMessage`` of ``ProduceResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('batch_index', 'batch_index_error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'BatchIndexAndErrorMessage'
 
-    batch_index: int
-    batch_index_error_message: str | None
+    batch_index: int  # BatchIndex int32; v8+
+    batch_index_error_message: str | None  # BatchIndexErrorMessage string; v8+; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -828,7 +864,7 @@ class BatchIndexAndErrorMessage(Struct):
             raise UnsupportedVersionError(f'BatchIndexAndErrorMessage has no version {version} (valid 3-13)')
         start = len(out)
         try:
-            _W_BatchIndexAndErrorMessage[version - 3](self, out)
+            _WRITERS_BatchIndexAndErrorMessage[version - 3](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode BatchIndexAndErrorMessage v{version}: {exc}') from None
@@ -851,7 +887,7 @@ class BatchIndexAndErrorMessage(Struct):
         if not 3 <= version <= 13:
             raise UnsupportedVersionError(f'BatchIndexAndErrorMessage has no version {version} (valid 3-13)')
         try:
-            return _R_BatchIndexAndErrorMessage[version - 3](buf, pos)
+            return _READERS_BatchIndexAndErrorMessage[version - 3](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed BatchIndexAndErrorMessage v{version}: {exc}') from None
 
@@ -864,22 +900,22 @@ def _new_PartitionProduceData() -> PartitionProduceData:
     return o
 
 
-def _w_PartitionProduceData_3(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+def _write_PartitionProduceData_v3(o: PartitionProduceData, out: bytearray) -> None:
+    out += _INT32.pack(o.index)
     write_nullable_bytes(out, o.records)
 
 
-def _r_PartitionProduceData_3(buf: memoryview, pos: int) -> tuple[PartitionProduceData, int]:
+def _read_PartitionProduceData_v3(buf: memoryview, pos: int) -> tuple[PartitionProduceData, int]:
     o = PartitionProduceData.__new__(PartitionProduceData)
-    o.index = _S_i.unpack_from(buf, pos)[0]
+    o.index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.records, pos = read_nullable_records(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_PartitionProduceData_9(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+def _write_PartitionProduceData_v9(o: PartitionProduceData, out: bytearray) -> None:
+    out += _INT32.pack(o.index)
     write_compact_nullable_bytes(out, o.records)
     uk = o.unknown_tags
     if uk:
@@ -888,9 +924,9 @@ def _w_PartitionProduceData_9(o: PartitionProduceData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PartitionProduceData_9(buf: memoryview, pos: int) -> tuple[PartitionProduceData, int]:
+def _read_PartitionProduceData_v9(buf: memoryview, pos: int) -> tuple[PartitionProduceData, int]:
     o = PartitionProduceData.__new__(PartitionProduceData)
-    o.index = _S_i.unpack_from(buf, pos)[0]
+    o.index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.records, pos = read_compact_nullable_records(buf, pos)
     if buf[pos] == 0:
@@ -910,34 +946,34 @@ def _new_TopicProduceData() -> TopicProduceData:
     return o
 
 
-def _w_TopicProduceData_3(o: TopicProduceData, out: bytearray) -> None:
+def _write_TopicProduceData_v3(o: TopicProduceData, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partition_data
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionProduceData_3(e2, out)
+    partition_data = o.partition_data
+    out += _INT32.pack(len(partition_data))
+    for partition_data_item in partition_data:
+        _write_PartitionProduceData_v3(partition_data_item, out)
 
 
-def _r_TopicProduceData_3(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
+def _read_TopicProduceData_v3(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
     o = TopicProduceData.__new__(TopicProduceData)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceData_3(buf, pos)
-        a2.append(e3)
-    o.partition_data = a2
+    n_partition_data, pos = read_array_len(buf, pos)
+    partition_data: list[PartitionProduceData] = []
+    for _ in range(n_partition_data):
+        partition_data_item, pos = _read_PartitionProduceData_v3(buf, pos)
+        partition_data.append(partition_data_item)
+    o.partition_data = partition_data
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TopicProduceData_9(o: TopicProduceData, out: bytearray) -> None:
+def _write_TopicProduceData_v9(o: TopicProduceData, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_data
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionProduceData_9(e2, out)
+    partition_data = o.partition_data
+    write_uvarint(out, len(partition_data) + 1)
+    for partition_data_item in partition_data:
+        _write_PartitionProduceData_v9(partition_data_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -945,15 +981,15 @@ def _w_TopicProduceData_9(o: TopicProduceData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicProduceData_9(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
+def _read_TopicProduceData_v9(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
     o = TopicProduceData.__new__(TopicProduceData)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceData_9(buf, pos)
-        a2.append(e3)
-    o.partition_data = a2
+    n_partition_data, pos = read_compact_array_len(buf, pos)
+    partition_data: list[PartitionProduceData] = []
+    for _ in range(n_partition_data):
+        partition_data_item, pos = _read_PartitionProduceData_v9(buf, pos)
+        partition_data.append(partition_data_item)
+    o.partition_data = partition_data
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -963,12 +999,12 @@ def _r_TopicProduceData_9(buf: memoryview, pos: int) -> tuple[TopicProduceData, 
     return o, pos
 
 
-def _w_TopicProduceData_13(o: TopicProduceData, out: bytearray) -> None:
+def _write_TopicProduceData_v13(o: TopicProduceData, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partition_data
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionProduceData_9(e2, out)
+    partition_data = o.partition_data
+    write_uvarint(out, len(partition_data) + 1)
+    for partition_data_item in partition_data:
+        _write_PartitionProduceData_v9(partition_data_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -976,15 +1012,15 @@ def _w_TopicProduceData_13(o: TopicProduceData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicProduceData_13(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
+def _read_TopicProduceData_v13(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
     o = TopicProduceData.__new__(TopicProduceData)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceData_9(buf, pos)
-        a2.append(e3)
-    o.partition_data = a2
+    n_partition_data, pos = read_compact_array_len(buf, pos)
+    partition_data: list[PartitionProduceData] = []
+    for _ in range(n_partition_data):
+        partition_data_item, pos = _read_PartitionProduceData_v9(buf, pos)
+        partition_data.append(partition_data_item)
+    o.partition_data = partition_data
     o.name = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1004,37 +1040,37 @@ def _new_ProduceRequest() -> ProduceRequest:
     return o
 
 
-def _w_ProduceRequest_3(o: ProduceRequest, out: bytearray) -> None:
+def _write_ProduceRequest_v3(o: ProduceRequest, out: bytearray) -> None:
     write_nullable_string(out, o.transactional_id)
-    out += _S_hi.pack(o.acks, o.timeout_ms)
-    x1 = o.topic_data
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicProduceData_3(e2, out)
+    out += _INT16_INT32.pack(o.acks, o.timeout_ms)
+    topic_data = o.topic_data
+    out += _INT32.pack(len(topic_data))
+    for topic_data_item in topic_data:
+        _write_TopicProduceData_v3(topic_data_item, out)
 
 
-def _r_ProduceRequest_3(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
+def _read_ProduceRequest_v3(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
     o = ProduceRequest.__new__(ProduceRequest)
     o.transactional_id, pos = read_nullable_string(buf, pos)
-    o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
+    o.acks, o.timeout_ms = _INT16_INT32.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceData_3(buf, pos)
-        a2.append(e3)
-    o.topic_data = a2
+    n_topic_data, pos = read_array_len(buf, pos)
+    topic_data: list[TopicProduceData] = []
+    for _ in range(n_topic_data):
+        topic_data_item, pos = _read_TopicProduceData_v3(buf, pos)
+        topic_data.append(topic_data_item)
+    o.topic_data = topic_data
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ProduceRequest_9(o: ProduceRequest, out: bytearray) -> None:
+def _write_ProduceRequest_v9(o: ProduceRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.transactional_id)
-    out += _S_hi.pack(o.acks, o.timeout_ms)
-    x1 = o.topic_data
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicProduceData_9(e2, out)
+    out += _INT16_INT32.pack(o.acks, o.timeout_ms)
+    topic_data = o.topic_data
+    write_uvarint(out, len(topic_data) + 1)
+    for topic_data_item in topic_data:
+        _write_TopicProduceData_v9(topic_data_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1042,17 +1078,17 @@ def _w_ProduceRequest_9(o: ProduceRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ProduceRequest_9(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
+def _read_ProduceRequest_v9(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
     o = ProduceRequest.__new__(ProduceRequest)
     o.transactional_id, pos = read_compact_nullable_string(buf, pos)
-    o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
+    o.acks, o.timeout_ms = _INT16_INT32.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceData_9(buf, pos)
-        a2.append(e3)
-    o.topic_data = a2
+    n_topic_data, pos = read_compact_array_len(buf, pos)
+    topic_data: list[TopicProduceData] = []
+    for _ in range(n_topic_data):
+        topic_data_item, pos = _read_TopicProduceData_v9(buf, pos)
+        topic_data.append(topic_data_item)
+    o.topic_data = topic_data
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1061,13 +1097,13 @@ def _r_ProduceRequest_9(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]
     return o, pos
 
 
-def _w_ProduceRequest_13(o: ProduceRequest, out: bytearray) -> None:
+def _write_ProduceRequest_v13(o: ProduceRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.transactional_id)
-    out += _S_hi.pack(o.acks, o.timeout_ms)
-    x1 = o.topic_data
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicProduceData_13(e2, out)
+    out += _INT16_INT32.pack(o.acks, o.timeout_ms)
+    topic_data = o.topic_data
+    write_uvarint(out, len(topic_data) + 1)
+    for topic_data_item in topic_data:
+        _write_TopicProduceData_v13(topic_data_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1075,17 +1111,17 @@ def _w_ProduceRequest_13(o: ProduceRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ProduceRequest_13(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
+def _read_ProduceRequest_v13(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
     o = ProduceRequest.__new__(ProduceRequest)
     o.transactional_id, pos = read_compact_nullable_string(buf, pos)
-    o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
+    o.acks, o.timeout_ms = _INT16_INT32.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceData_13(buf, pos)
-        a2.append(e3)
-    o.topic_data = a2
+    n_topic_data, pos = read_compact_array_len(buf, pos)
+    topic_data: list[TopicProduceData] = []
+    for _ in range(n_topic_data):
+        topic_data_item, pos = _read_TopicProduceData_v13(buf, pos)
+        topic_data.append(topic_data_item)
+    o.topic_data = topic_data
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1102,14 +1138,14 @@ def _new_BatchIndexAndErrorMessage() -> BatchIndexAndErrorMessage:
     return o
 
 
-def _w_BatchIndexAndErrorMessage_3(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
+def _write_BatchIndexAndErrorMessage_v3(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
     if o.batch_index != 0:
         raise UnsupportedVersionError('BatchIndexAndErrorMessage.batch_index has a non-default value this version cannot carry')
     if o.batch_index_error_message is not None:
         raise UnsupportedVersionError('BatchIndexAndErrorMessage.batch_index_error_message has a non-default value this version cannot carry')
 
 
-def _r_BatchIndexAndErrorMessage_3(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
+def _read_BatchIndexAndErrorMessage_v3(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
     o = BatchIndexAndErrorMessage.__new__(BatchIndexAndErrorMessage)
     o.batch_index = 0
     o.batch_index_error_message = None
@@ -1117,22 +1153,22 @@ def _r_BatchIndexAndErrorMessage_3(buf: memoryview, pos: int) -> tuple[BatchInde
     return o, pos
 
 
-def _w_BatchIndexAndErrorMessage_8(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
-    out += _S_i.pack(o.batch_index)
+def _write_BatchIndexAndErrorMessage_v8(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
+    out += _INT32.pack(o.batch_index)
     write_nullable_string(out, o.batch_index_error_message)
 
 
-def _r_BatchIndexAndErrorMessage_8(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
+def _read_BatchIndexAndErrorMessage_v8(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
     o = BatchIndexAndErrorMessage.__new__(BatchIndexAndErrorMessage)
-    o.batch_index = _S_i.unpack_from(buf, pos)[0]
+    o.batch_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.batch_index_error_message, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_BatchIndexAndErrorMessage_9(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
-    out += _S_i.pack(o.batch_index)
+def _write_BatchIndexAndErrorMessage_v9(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
+    out += _INT32.pack(o.batch_index)
     write_compact_nullable_string(out, o.batch_index_error_message)
     uk = o.unknown_tags
     if uk:
@@ -1141,9 +1177,9 @@ def _w_BatchIndexAndErrorMessage_9(o: BatchIndexAndErrorMessage, out: bytearray)
         out.append(0)
 
 
-def _r_BatchIndexAndErrorMessage_9(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
+def _read_BatchIndexAndErrorMessage_v9(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
     o = BatchIndexAndErrorMessage.__new__(BatchIndexAndErrorMessage)
-    o.batch_index = _S_i.unpack_from(buf, pos)[0]
+    o.batch_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.batch_index_error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -1162,14 +1198,14 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_3(o: LeaderIdAndEpoch, out: bytearray) -> None:
+def _write_LeaderIdAndEpoch_v3(o: LeaderIdAndEpoch, out: bytearray) -> None:
     if o.leader_id != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_id has a non-default value this version cannot carry')
     if o.leader_epoch != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_epoch has a non-default value this version cannot carry')
 
 
-def _r_LeaderIdAndEpoch_3(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v3(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
     o.leader_id = -1
     o.leader_epoch = -1
@@ -1177,7 +1213,7 @@ def _r_LeaderIdAndEpoch_3(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, 
     return o, pos
 
 
-def _w_LeaderIdAndEpoch_9(o: LeaderIdAndEpoch, out: bytearray) -> None:
+def _write_LeaderIdAndEpoch_v9(o: LeaderIdAndEpoch, out: bytearray) -> None:
     if o.leader_id != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_id has a non-default value this version cannot carry')
     if o.leader_epoch != -1:
@@ -1189,7 +1225,7 @@ def _w_LeaderIdAndEpoch_9(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_9(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v9(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
     o.leader_id = -1
     o.leader_epoch = -1
@@ -1201,8 +1237,8 @@ def _r_LeaderIdAndEpoch_9(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, 
     return o, pos
 
 
-def _w_LeaderIdAndEpoch_10(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+def _write_LeaderIdAndEpoch_v10(o: LeaderIdAndEpoch, out: bytearray) -> None:
+    out += _INT32_INT32.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1210,9 +1246,9 @@ def _w_LeaderIdAndEpoch_10(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_10(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v10(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o.leader_id, o.leader_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1236,15 +1272,15 @@ def _new_PartitionProduceResponse() -> PartitionProduceResponse:
     return o
 
 
-def _w_PartitionProduceResponse_3(o: PartitionProduceResponse, out: bytearray) -> None:
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+def _write_PartitionProduceResponse_v3(o: PartitionProduceResponse, out: bytearray) -> None:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionProduceResponse.current_leader has a non-default value this version cannot carry')
-    out += _S_ihqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms)
+    out += _INT32_INT16_INT64_INT64.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms)
 
 
-def _r_PartitionProduceResponse_3(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
+def _read_PartitionProduceResponse_v3(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
     o = PartitionProduceResponse.__new__(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms = _S_ihqq.unpack_from(buf, pos)
+    o.index, o.error_code, o.base_offset, o.log_append_time_ms = _INT32_INT16_INT64_INT64.unpack_from(buf, pos)
     pos += 22
     o.log_start_offset = -1
     o.record_errors = []
@@ -1254,15 +1290,15 @@ def _r_PartitionProduceResponse_3(buf: memoryview, pos: int) -> tuple[PartitionP
     return o, pos
 
 
-def _w_PartitionProduceResponse_5(o: PartitionProduceResponse, out: bytearray) -> None:
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+def _write_PartitionProduceResponse_v5(o: PartitionProduceResponse, out: bytearray) -> None:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionProduceResponse.current_leader has a non-default value this version cannot carry')
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
 
 
-def _r_PartitionProduceResponse_5(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
+def _read_PartitionProduceResponse_v5(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
     o = PartitionProduceResponse.__new__(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
     o.record_errors = []
     o.error_message = None
@@ -1271,41 +1307,41 @@ def _r_PartitionProduceResponse_5(buf: memoryview, pos: int) -> tuple[PartitionP
     return o, pos
 
 
-def _w_PartitionProduceResponse_8(o: PartitionProduceResponse, out: bytearray) -> None:
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
-    x1 = o.record_errors
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_BatchIndexAndErrorMessage_8(e2, out)
+def _write_PartitionProduceResponse_v8(o: PartitionProduceResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    record_errors = o.record_errors
+    out += _INT32.pack(len(record_errors))
+    for record_errors_item in record_errors:
+        _write_BatchIndexAndErrorMessage_v8(record_errors_item, out)
     write_nullable_string(out, o.error_message)
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionProduceResponse.current_leader has a non-default value this version cannot carry')
 
 
-def _r_PartitionProduceResponse_8(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
+def _read_PartitionProduceResponse_v8(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
     o = PartitionProduceResponse.__new__(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_array_len(buf, pos)
-    a2: list[BatchIndexAndErrorMessage] = []
-    for _ in range(n1):
-        e3, pos = _r_BatchIndexAndErrorMessage_8(buf, pos)
-        a2.append(e3)
-    o.record_errors = a2
+    n_record_errors, pos = read_array_len(buf, pos)
+    record_errors: list[BatchIndexAndErrorMessage] = []
+    for _ in range(n_record_errors):
+        record_errors_item, pos = _read_BatchIndexAndErrorMessage_v8(buf, pos)
+        record_errors.append(record_errors_item)
+    o.record_errors = record_errors
     o.error_message, pos = read_nullable_string(buf, pos)
     o.current_leader = _new_LeaderIdAndEpoch()
     o.unknown_tags = None
     return o, pos
 
 
-def _w_PartitionProduceResponse_9(o: PartitionProduceResponse, out: bytearray) -> None:
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
-    x1 = o.record_errors
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_BatchIndexAndErrorMessage_9(e2, out)
+def _write_PartitionProduceResponse_v9(o: PartitionProduceResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    record_errors = o.record_errors
+    write_uvarint(out, len(record_errors) + 1)
+    for record_errors_item in record_errors:
+        _write_BatchIndexAndErrorMessage_v9(record_errors_item, out)
     write_compact_nullable_string(out, o.error_message)
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionProduceResponse.current_leader has a non-default value this version cannot carry')
     uk = o.unknown_tags
     if uk:
@@ -1314,16 +1350,16 @@ def _w_PartitionProduceResponse_9(o: PartitionProduceResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_PartitionProduceResponse_9(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
+def _read_PartitionProduceResponse_v9(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
     o = PartitionProduceResponse.__new__(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[BatchIndexAndErrorMessage] = []
-    for _ in range(n1):
-        e3, pos = _r_BatchIndexAndErrorMessage_9(buf, pos)
-        a2.append(e3)
-    o.record_errors = a2
+    n_record_errors, pos = read_compact_array_len(buf, pos)
+    record_errors: list[BatchIndexAndErrorMessage] = []
+    for _ in range(n_record_errors):
+        record_errors_item, pos = _read_BatchIndexAndErrorMessage_v9(buf, pos)
+        record_errors.append(record_errors_item)
+    o.record_errors = record_errors
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.current_leader = _new_LeaderIdAndEpoch()
     if buf[pos] == 0:
@@ -1334,18 +1370,18 @@ def _r_PartitionProduceResponse_9(buf: memoryview, pos: int) -> tuple[PartitionP
     return o, pos
 
 
-def _w_PartitionProduceResponse_10(o: PartitionProduceResponse, out: bytearray) -> None:
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
-    x1 = o.record_errors
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_BatchIndexAndErrorMessage_9(e2, out)
+def _write_PartitionProduceResponse_v10(o: PartitionProduceResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    record_errors = o.record_errors
+    write_uvarint(out, len(record_errors) + 1)
+    for record_errors_item in record_errors:
+        _write_BatchIndexAndErrorMessage_v9(record_errors_item, out)
     write_compact_nullable_string(out, o.error_message)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.current_leader
-    if x3 != _DEF_LeaderIdAndEpoch:
+    current_leader = o.current_leader
+    if current_leader != _DEFAULT_LeaderIdAndEpoch:
         t = bytearray()
-        _w_LeaderIdAndEpoch_10(x3, t)
+        _write_LeaderIdAndEpoch_v10(current_leader, t)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -1354,16 +1390,16 @@ def _w_PartitionProduceResponse_10(o: PartitionProduceResponse, out: bytearray) 
     write_tag_section(out, tags)
 
 
-def _r_PartitionProduceResponse_10(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
+def _read_PartitionProduceResponse_v10(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
     o = PartitionProduceResponse.__new__(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[BatchIndexAndErrorMessage] = []
-    for _ in range(n1):
-        e3, pos = _r_BatchIndexAndErrorMessage_9(buf, pos)
-        a2.append(e3)
-    o.record_errors = a2
+    n_record_errors, pos = read_compact_array_len(buf, pos)
+    record_errors: list[BatchIndexAndErrorMessage] = []
+    for _ in range(n_record_errors):
+        record_errors_item, pos = _read_BatchIndexAndErrorMessage_v9(buf, pos)
+        record_errors.append(record_errors_item)
+    o.record_errors = record_errors
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.current_leader = _new_LeaderIdAndEpoch()
     uk: dict[int, bytes] | None = None
@@ -1381,7 +1417,7 @@ def _r_PartitionProduceResponse_10(buf: memoryview, pos: int) -> tuple[Partition
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            o.current_leader, tp = _r_LeaderIdAndEpoch_10(tb, tp)
+            o.current_leader, tp = _read_LeaderIdAndEpoch_v10(tb, tp)
         else:
             if uk is None:
                 uk = {}
@@ -1400,78 +1436,78 @@ def _new_TopicProduceResponse() -> TopicProduceResponse:
     return o
 
 
-def _w_TopicProduceResponse_3(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v3(o: TopicProduceResponse, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partition_responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionProduceResponse_3(e2, out)
+    partition_responses = o.partition_responses
+    out += _INT32.pack(len(partition_responses))
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v3(partition_responses_item, out)
 
 
-def _r_TopicProduceResponse_3(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v3(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_3(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v3(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TopicProduceResponse_5(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v5(o: TopicProduceResponse, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partition_responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionProduceResponse_5(e2, out)
+    partition_responses = o.partition_responses
+    out += _INT32.pack(len(partition_responses))
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v5(partition_responses_item, out)
 
 
-def _r_TopicProduceResponse_5(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v5(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_5(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v5(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TopicProduceResponse_8(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v8(o: TopicProduceResponse, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partition_responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionProduceResponse_8(e2, out)
+    partition_responses = o.partition_responses
+    out += _INT32.pack(len(partition_responses))
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v8(partition_responses_item, out)
 
 
-def _r_TopicProduceResponse_8(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v8(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_8(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v8(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TopicProduceResponse_9(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v9(o: TopicProduceResponse, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionProduceResponse_9(e2, out)
+    partition_responses = o.partition_responses
+    write_uvarint(out, len(partition_responses) + 1)
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v9(partition_responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1479,15 +1515,15 @@ def _w_TopicProduceResponse_9(o: TopicProduceResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicProduceResponse_9(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v9(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_9(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_compact_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v9(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1497,12 +1533,12 @@ def _r_TopicProduceResponse_9(buf: memoryview, pos: int) -> tuple[TopicProduceRe
     return o, pos
 
 
-def _w_TopicProduceResponse_10(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v10(o: TopicProduceResponse, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionProduceResponse_10(e2, out)
+    partition_responses = o.partition_responses
+    write_uvarint(out, len(partition_responses) + 1)
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v10(partition_responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1510,15 +1546,15 @@ def _w_TopicProduceResponse_10(o: TopicProduceResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicProduceResponse_10(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v10(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_10(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_compact_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v10(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1528,12 +1564,12 @@ def _r_TopicProduceResponse_10(buf: memoryview, pos: int) -> tuple[TopicProduceR
     return o, pos
 
 
-def _w_TopicProduceResponse_13(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v13(o: TopicProduceResponse, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partition_responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionProduceResponse_10(e2, out)
+    partition_responses = o.partition_responses
+    write_uvarint(out, len(partition_responses) + 1)
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v10(partition_responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1541,15 +1577,15 @@ def _w_TopicProduceResponse_13(o: TopicProduceResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicProduceResponse_13(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v13(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_10(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_compact_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v10(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.name = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1569,7 +1605,7 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_3(o: NodeEndpoint, out: bytearray) -> None:
+def _write_NodeEndpoint_v3(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
     if o.host != '':
@@ -1580,7 +1616,7 @@ def _w_NodeEndpoint_3(o: NodeEndpoint, out: bytearray) -> None:
         raise UnsupportedVersionError('NodeEndpoint.rack has a non-default value this version cannot carry')
 
 
-def _r_NodeEndpoint_3(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v3(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = 0
     o.host = ''
@@ -1590,7 +1626,7 @@ def _r_NodeEndpoint_3(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     return o, pos
 
 
-def _w_NodeEndpoint_9(o: NodeEndpoint, out: bytearray) -> None:
+def _write_NodeEndpoint_v9(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
     if o.host != '':
@@ -1606,7 +1642,7 @@ def _w_NodeEndpoint_9(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_9(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v9(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = 0
     o.host = ''
@@ -1620,10 +1656,10 @@ def _r_NodeEndpoint_9(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     return o, pos
 
 
-def _w_NodeEndpoint_10(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+def _write_NodeEndpoint_v10(o: NodeEndpoint, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
     write_compact_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_compact_nullable_string(out, o.rack)
     uk = o.unknown_tags
     if uk:
@@ -1632,12 +1668,12 @@ def _w_NodeEndpoint_10(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_10(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v10(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -1657,89 +1693,89 @@ def _new_ProduceResponse() -> ProduceResponse:
     return o
 
 
-def _w_ProduceResponse_3(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicProduceResponse_3(e2, out)
+def _write_ProduceResponse_v3(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_TopicProduceResponse_v3(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('ProduceResponse.node_endpoints has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
 
 
-def _r_ProduceResponse_3(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v3(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_3(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v3(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ProduceResponse_5(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicProduceResponse_5(e2, out)
+def _write_ProduceResponse_v5(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_TopicProduceResponse_v5(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('ProduceResponse.node_endpoints has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
 
 
-def _r_ProduceResponse_5(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v5(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_5(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v5(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ProduceResponse_8(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicProduceResponse_8(e2, out)
+def _write_ProduceResponse_v8(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_TopicProduceResponse_v8(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('ProduceResponse.node_endpoints has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
 
 
-def _r_ProduceResponse_8(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v8(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_8(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v8(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ProduceResponse_9(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicProduceResponse_9(e2, out)
+def _write_ProduceResponse_v9(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_TopicProduceResponse_v9(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('ProduceResponse.node_endpoints has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1747,15 +1783,15 @@ def _w_ProduceResponse_9(o: ProduceResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ProduceResponse_9(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v9(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_9(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v9(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     if buf[pos] == 0:
@@ -1766,19 +1802,19 @@ def _r_ProduceResponse_9(buf: memoryview, pos: int) -> tuple[ProduceResponse, in
     return o, pos
 
 
-def _w_ProduceResponse_10(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicProduceResponse_10(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_ProduceResponse_v10(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_TopicProduceResponse_v10(responses_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.node_endpoints
-    if len(x3) != 0:
+    node_endpoints = o.node_endpoints
+    if len(node_endpoints) != 0:
         t = bytearray()
-        write_uvarint(t, len(x3) + 1)
-        for e4 in x3:
-            _w_NodeEndpoint_10(e4, t)
+        write_uvarint(t, len(node_endpoints) + 1)
+        for node_endpoints_item in node_endpoints:
+            _write_NodeEndpoint_v10(node_endpoints_item, t)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -1787,15 +1823,15 @@ def _w_ProduceResponse_10(o: ProduceResponse, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_ProduceResponse_10(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v10(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_10(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v10(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
@@ -1813,12 +1849,12 @@ def _r_ProduceResponse_10(buf: memoryview, pos: int) -> tuple[ProduceResponse, i
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            n4, tp = read_compact_array_len(tb, tp)
-            a5: list[NodeEndpoint] = []
-            for _ in range(n4):
-                e6, tp = _r_NodeEndpoint_10(tb, tp)
-                a5.append(e6)
-            o.node_endpoints = a5
+            n_node_endpoints, tp = read_compact_array_len(tb, tp)
+            node_endpoints: list[NodeEndpoint] = []
+            for _ in range(n_node_endpoints):
+                node_endpoints_item, tp = _read_NodeEndpoint_v10(tb, tp)
+                node_endpoints.append(node_endpoints_item)
+            o.node_endpoints = node_endpoints
         else:
             if uk is None:
                 uk = {}
@@ -1828,19 +1864,19 @@ def _r_ProduceResponse_10(buf: memoryview, pos: int) -> tuple[ProduceResponse, i
     return o, pos
 
 
-def _w_ProduceResponse_13(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicProduceResponse_13(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_ProduceResponse_v13(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_TopicProduceResponse_v13(responses_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.node_endpoints
-    if len(x3) != 0:
+    node_endpoints = o.node_endpoints
+    if len(node_endpoints) != 0:
         t = bytearray()
-        write_uvarint(t, len(x3) + 1)
-        for e4 in x3:
-            _w_NodeEndpoint_10(e4, t)
+        write_uvarint(t, len(node_endpoints) + 1)
+        for node_endpoints_item in node_endpoints:
+            _write_NodeEndpoint_v10(node_endpoints_item, t)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
@@ -1849,15 +1885,15 @@ def _w_ProduceResponse_13(o: ProduceResponse, out: bytearray) -> None:
     write_tag_section(out, tags)
 
 
-def _r_ProduceResponse_13(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v13(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_13(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v13(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
@@ -1875,12 +1911,12 @@ def _r_ProduceResponse_13(buf: memoryview, pos: int) -> tuple[ProduceResponse, i
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            n4, tp = read_compact_array_len(tb, tp)
-            a5: list[NodeEndpoint] = []
-            for _ in range(n4):
-                e6, tp = _r_NodeEndpoint_10(tb, tp)
-                a5.append(e6)
-            o.node_endpoints = a5
+            n_node_endpoints, tp = read_compact_array_len(tb, tp)
+            node_endpoints: list[NodeEndpoint] = []
+            for _ in range(n_node_endpoints):
+                node_endpoints_item, tp = _read_NodeEndpoint_v10(tb, tp)
+                node_endpoints.append(node_endpoints_item)
+            o.node_endpoints = node_endpoints
         else:
             if uk is None:
                 uk = {}
@@ -1890,62 +1926,62 @@ def _r_ProduceResponse_13(buf: memoryview, pos: int) -> tuple[ProduceResponse, i
     return o, pos
 
 
-_W_PartitionProduceData: tuple[Callable[[PartitionProduceData, bytearray], None], ...] = (
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_9,
-    _w_PartitionProduceData_9,
-    _w_PartitionProduceData_9,
-    _w_PartitionProduceData_9,
-    _w_PartitionProduceData_9,
+_WRITERS_PartitionProduceData: tuple[Callable[[PartitionProduceData, bytearray], None], ...] = (
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v9,
+    _write_PartitionProduceData_v9,
+    _write_PartitionProduceData_v9,
+    _write_PartitionProduceData_v9,
+    _write_PartitionProduceData_v9,
 )
-_R_PartitionProduceData: tuple[Callable[[memoryview, int], tuple[PartitionProduceData, int]], ...] = (
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_9,
-    _r_PartitionProduceData_9,
-    _r_PartitionProduceData_9,
-    _r_PartitionProduceData_9,
-    _r_PartitionProduceData_9,
+_READERS_PartitionProduceData: tuple[Callable[[memoryview, int], tuple[PartitionProduceData, int]], ...] = (
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v9,
+    _read_PartitionProduceData_v9,
+    _read_PartitionProduceData_v9,
+    _read_PartitionProduceData_v9,
+    _read_PartitionProduceData_v9,
 )
 PartitionProduceData._FIELDS = (
     FieldSpec('index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('records', 'records', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_TopicProduceData: tuple[Callable[[TopicProduceData, bytearray], None], ...] = (
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_9,
-    _w_TopicProduceData_9,
-    _w_TopicProduceData_9,
-    _w_TopicProduceData_9,
-    _w_TopicProduceData_13,
+_WRITERS_TopicProduceData: tuple[Callable[[TopicProduceData, bytearray], None], ...] = (
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v9,
+    _write_TopicProduceData_v9,
+    _write_TopicProduceData_v9,
+    _write_TopicProduceData_v9,
+    _write_TopicProduceData_v13,
 )
-_R_TopicProduceData: tuple[Callable[[memoryview, int], tuple[TopicProduceData, int]], ...] = (
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_9,
-    _r_TopicProduceData_9,
-    _r_TopicProduceData_9,
-    _r_TopicProduceData_9,
-    _r_TopicProduceData_13,
+_READERS_TopicProduceData: tuple[Callable[[memoryview, int], tuple[TopicProduceData, int]], ...] = (
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v9,
+    _read_TopicProduceData_v9,
+    _read_TopicProduceData_v9,
+    _read_TopicProduceData_v9,
+    _read_TopicProduceData_v13,
 )
 TopicProduceData._FIELDS = (
     FieldSpec('name', 'string', None, (0, 12), None, None, None, None),
@@ -1953,31 +1989,31 @@ TopicProduceData._FIELDS = (
     FieldSpec('partition_data', 'array', 'struct', (0, 32767), None, None, None, PartitionProduceData),
 )
 
-_W_ProduceRequest: tuple[Callable[[ProduceRequest, bytearray], None], ...] = (
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_9,
-    _w_ProduceRequest_9,
-    _w_ProduceRequest_9,
-    _w_ProduceRequest_9,
-    _w_ProduceRequest_13,
+_WRITERS_ProduceRequest: tuple[Callable[[ProduceRequest, bytearray], None], ...] = (
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v9,
+    _write_ProduceRequest_v9,
+    _write_ProduceRequest_v9,
+    _write_ProduceRequest_v9,
+    _write_ProduceRequest_v13,
 )
-_R_ProduceRequest: tuple[Callable[[memoryview, int], tuple[ProduceRequest, int]], ...] = (
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_9,
-    _r_ProduceRequest_9,
-    _r_ProduceRequest_9,
-    _r_ProduceRequest_9,
-    _r_ProduceRequest_13,
+_READERS_ProduceRequest: tuple[Callable[[memoryview, int], tuple[ProduceRequest, int]], ...] = (
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v9,
+    _read_ProduceRequest_v9,
+    _read_ProduceRequest_v9,
+    _read_ProduceRequest_v9,
+    _read_ProduceRequest_v13,
 )
 ProduceRequest._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (3, 32767), (3, 32767), None, None, None),
@@ -1986,94 +2022,94 @@ ProduceRequest._FIELDS = (
     FieldSpec('topic_data', 'array', 'struct', (0, 32767), None, None, None, TopicProduceData),
 )
 
-_W_BatchIndexAndErrorMessage: tuple[Callable[[BatchIndexAndErrorMessage, bytearray], None], ...] = (
-    _w_BatchIndexAndErrorMessage_3,
-    _w_BatchIndexAndErrorMessage_3,
-    _w_BatchIndexAndErrorMessage_3,
-    _w_BatchIndexAndErrorMessage_3,
-    _w_BatchIndexAndErrorMessage_3,
-    _w_BatchIndexAndErrorMessage_8,
-    _w_BatchIndexAndErrorMessage_9,
-    _w_BatchIndexAndErrorMessage_9,
-    _w_BatchIndexAndErrorMessage_9,
-    _w_BatchIndexAndErrorMessage_9,
-    _w_BatchIndexAndErrorMessage_9,
+_WRITERS_BatchIndexAndErrorMessage: tuple[Callable[[BatchIndexAndErrorMessage, bytearray], None], ...] = (
+    _write_BatchIndexAndErrorMessage_v3,
+    _write_BatchIndexAndErrorMessage_v3,
+    _write_BatchIndexAndErrorMessage_v3,
+    _write_BatchIndexAndErrorMessage_v3,
+    _write_BatchIndexAndErrorMessage_v3,
+    _write_BatchIndexAndErrorMessage_v8,
+    _write_BatchIndexAndErrorMessage_v9,
+    _write_BatchIndexAndErrorMessage_v9,
+    _write_BatchIndexAndErrorMessage_v9,
+    _write_BatchIndexAndErrorMessage_v9,
+    _write_BatchIndexAndErrorMessage_v9,
 )
-_R_BatchIndexAndErrorMessage: tuple[Callable[[memoryview, int], tuple[BatchIndexAndErrorMessage, int]], ...] = (
-    _r_BatchIndexAndErrorMessage_3,
-    _r_BatchIndexAndErrorMessage_3,
-    _r_BatchIndexAndErrorMessage_3,
-    _r_BatchIndexAndErrorMessage_3,
-    _r_BatchIndexAndErrorMessage_3,
-    _r_BatchIndexAndErrorMessage_8,
-    _r_BatchIndexAndErrorMessage_9,
-    _r_BatchIndexAndErrorMessage_9,
-    _r_BatchIndexAndErrorMessage_9,
-    _r_BatchIndexAndErrorMessage_9,
-    _r_BatchIndexAndErrorMessage_9,
+_READERS_BatchIndexAndErrorMessage: tuple[Callable[[memoryview, int], tuple[BatchIndexAndErrorMessage, int]], ...] = (
+    _read_BatchIndexAndErrorMessage_v3,
+    _read_BatchIndexAndErrorMessage_v3,
+    _read_BatchIndexAndErrorMessage_v3,
+    _read_BatchIndexAndErrorMessage_v3,
+    _read_BatchIndexAndErrorMessage_v3,
+    _read_BatchIndexAndErrorMessage_v8,
+    _read_BatchIndexAndErrorMessage_v9,
+    _read_BatchIndexAndErrorMessage_v9,
+    _read_BatchIndexAndErrorMessage_v9,
+    _read_BatchIndexAndErrorMessage_v9,
+    _read_BatchIndexAndErrorMessage_v9,
 )
 BatchIndexAndErrorMessage._FIELDS = (
     FieldSpec('batch_index', 'int32', None, (8, 32767), None, None, None, None),
     FieldSpec('batch_index_error_message', 'string', None, (8, 32767), (8, 32767), None, None, None),
 )
 
-_W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_9,
-    _w_LeaderIdAndEpoch_10,
-    _w_LeaderIdAndEpoch_10,
-    _w_LeaderIdAndEpoch_10,
-    _w_LeaderIdAndEpoch_10,
+_WRITERS_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v9,
+    _write_LeaderIdAndEpoch_v10,
+    _write_LeaderIdAndEpoch_v10,
+    _write_LeaderIdAndEpoch_v10,
+    _write_LeaderIdAndEpoch_v10,
 )
-_R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_9,
-    _r_LeaderIdAndEpoch_10,
-    _r_LeaderIdAndEpoch_10,
-    _r_LeaderIdAndEpoch_10,
-    _r_LeaderIdAndEpoch_10,
+_READERS_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v9,
+    _read_LeaderIdAndEpoch_v10,
+    _read_LeaderIdAndEpoch_v10,
+    _read_LeaderIdAndEpoch_v10,
+    _read_LeaderIdAndEpoch_v10,
 )
 LeaderIdAndEpoch._FIELDS = (
     FieldSpec('leader_id', 'int32', None, (10, 32767), None, None, None, None),
     FieldSpec('leader_epoch', 'int32', None, (10, 32767), None, None, None, None),
 )
-_DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_W_PartitionProduceResponse: tuple[Callable[[PartitionProduceResponse, bytearray], None], ...] = (
-    _w_PartitionProduceResponse_3,
-    _w_PartitionProduceResponse_3,
-    _w_PartitionProduceResponse_5,
-    _w_PartitionProduceResponse_5,
-    _w_PartitionProduceResponse_5,
-    _w_PartitionProduceResponse_8,
-    _w_PartitionProduceResponse_9,
-    _w_PartitionProduceResponse_10,
-    _w_PartitionProduceResponse_10,
-    _w_PartitionProduceResponse_10,
-    _w_PartitionProduceResponse_10,
+_WRITERS_PartitionProduceResponse: tuple[Callable[[PartitionProduceResponse, bytearray], None], ...] = (
+    _write_PartitionProduceResponse_v3,
+    _write_PartitionProduceResponse_v3,
+    _write_PartitionProduceResponse_v5,
+    _write_PartitionProduceResponse_v5,
+    _write_PartitionProduceResponse_v5,
+    _write_PartitionProduceResponse_v8,
+    _write_PartitionProduceResponse_v9,
+    _write_PartitionProduceResponse_v10,
+    _write_PartitionProduceResponse_v10,
+    _write_PartitionProduceResponse_v10,
+    _write_PartitionProduceResponse_v10,
 )
-_R_PartitionProduceResponse: tuple[Callable[[memoryview, int], tuple[PartitionProduceResponse, int]], ...] = (
-    _r_PartitionProduceResponse_3,
-    _r_PartitionProduceResponse_3,
-    _r_PartitionProduceResponse_5,
-    _r_PartitionProduceResponse_5,
-    _r_PartitionProduceResponse_5,
-    _r_PartitionProduceResponse_8,
-    _r_PartitionProduceResponse_9,
-    _r_PartitionProduceResponse_10,
-    _r_PartitionProduceResponse_10,
-    _r_PartitionProduceResponse_10,
-    _r_PartitionProduceResponse_10,
+_READERS_PartitionProduceResponse: tuple[Callable[[memoryview, int], tuple[PartitionProduceResponse, int]], ...] = (
+    _read_PartitionProduceResponse_v3,
+    _read_PartitionProduceResponse_v3,
+    _read_PartitionProduceResponse_v5,
+    _read_PartitionProduceResponse_v5,
+    _read_PartitionProduceResponse_v5,
+    _read_PartitionProduceResponse_v8,
+    _read_PartitionProduceResponse_v9,
+    _read_PartitionProduceResponse_v10,
+    _read_PartitionProduceResponse_v10,
+    _read_PartitionProduceResponse_v10,
+    _read_PartitionProduceResponse_v10,
 )
 PartitionProduceResponse._FIELDS = (
     FieldSpec('index', 'int32', None, (0, 32767), None, None, None, None),
@@ -2086,31 +2122,31 @@ PartitionProduceResponse._FIELDS = (
     FieldSpec('current_leader', 'struct', None, (10, 32767), None, (10, 32767), 0, LeaderIdAndEpoch),
 )
 
-_W_TopicProduceResponse: tuple[Callable[[TopicProduceResponse, bytearray], None], ...] = (
-    _w_TopicProduceResponse_3,
-    _w_TopicProduceResponse_3,
-    _w_TopicProduceResponse_5,
-    _w_TopicProduceResponse_5,
-    _w_TopicProduceResponse_5,
-    _w_TopicProduceResponse_8,
-    _w_TopicProduceResponse_9,
-    _w_TopicProduceResponse_10,
-    _w_TopicProduceResponse_10,
-    _w_TopicProduceResponse_10,
-    _w_TopicProduceResponse_13,
+_WRITERS_TopicProduceResponse: tuple[Callable[[TopicProduceResponse, bytearray], None], ...] = (
+    _write_TopicProduceResponse_v3,
+    _write_TopicProduceResponse_v3,
+    _write_TopicProduceResponse_v5,
+    _write_TopicProduceResponse_v5,
+    _write_TopicProduceResponse_v5,
+    _write_TopicProduceResponse_v8,
+    _write_TopicProduceResponse_v9,
+    _write_TopicProduceResponse_v10,
+    _write_TopicProduceResponse_v10,
+    _write_TopicProduceResponse_v10,
+    _write_TopicProduceResponse_v13,
 )
-_R_TopicProduceResponse: tuple[Callable[[memoryview, int], tuple[TopicProduceResponse, int]], ...] = (
-    _r_TopicProduceResponse_3,
-    _r_TopicProduceResponse_3,
-    _r_TopicProduceResponse_5,
-    _r_TopicProduceResponse_5,
-    _r_TopicProduceResponse_5,
-    _r_TopicProduceResponse_8,
-    _r_TopicProduceResponse_9,
-    _r_TopicProduceResponse_10,
-    _r_TopicProduceResponse_10,
-    _r_TopicProduceResponse_10,
-    _r_TopicProduceResponse_13,
+_READERS_TopicProduceResponse: tuple[Callable[[memoryview, int], tuple[TopicProduceResponse, int]], ...] = (
+    _read_TopicProduceResponse_v3,
+    _read_TopicProduceResponse_v3,
+    _read_TopicProduceResponse_v5,
+    _read_TopicProduceResponse_v5,
+    _read_TopicProduceResponse_v5,
+    _read_TopicProduceResponse_v8,
+    _read_TopicProduceResponse_v9,
+    _read_TopicProduceResponse_v10,
+    _read_TopicProduceResponse_v10,
+    _read_TopicProduceResponse_v10,
+    _read_TopicProduceResponse_v13,
 )
 TopicProduceResponse._FIELDS = (
     FieldSpec('name', 'string', None, (0, 12), None, None, None, None),
@@ -2118,31 +2154,31 @@ TopicProduceResponse._FIELDS = (
     FieldSpec('partition_responses', 'array', 'struct', (0, 32767), None, None, None, PartitionProduceResponse),
 )
 
-_W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_9,
-    _w_NodeEndpoint_10,
-    _w_NodeEndpoint_10,
-    _w_NodeEndpoint_10,
-    _w_NodeEndpoint_10,
+_WRITERS_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v9,
+    _write_NodeEndpoint_v10,
+    _write_NodeEndpoint_v10,
+    _write_NodeEndpoint_v10,
+    _write_NodeEndpoint_v10,
 )
-_R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_9,
-    _r_NodeEndpoint_10,
-    _r_NodeEndpoint_10,
-    _r_NodeEndpoint_10,
-    _r_NodeEndpoint_10,
+_READERS_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v9,
+    _read_NodeEndpoint_v10,
+    _read_NodeEndpoint_v10,
+    _read_NodeEndpoint_v10,
+    _read_NodeEndpoint_v10,
 )
 NodeEndpoint._FIELDS = (
     FieldSpec('node_id', 'int32', None, (10, 32767), None, None, None, None),
@@ -2151,31 +2187,31 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (10, 32767), (10, 32767), None, None, None),
 )
 
-_W_ProduceResponse: tuple[Callable[[ProduceResponse, bytearray], None], ...] = (
-    _w_ProduceResponse_3,
-    _w_ProduceResponse_3,
-    _w_ProduceResponse_5,
-    _w_ProduceResponse_5,
-    _w_ProduceResponse_5,
-    _w_ProduceResponse_8,
-    _w_ProduceResponse_9,
-    _w_ProduceResponse_10,
-    _w_ProduceResponse_10,
-    _w_ProduceResponse_10,
-    _w_ProduceResponse_13,
+_WRITERS_ProduceResponse: tuple[Callable[[ProduceResponse, bytearray], None], ...] = (
+    _write_ProduceResponse_v3,
+    _write_ProduceResponse_v3,
+    _write_ProduceResponse_v5,
+    _write_ProduceResponse_v5,
+    _write_ProduceResponse_v5,
+    _write_ProduceResponse_v8,
+    _write_ProduceResponse_v9,
+    _write_ProduceResponse_v10,
+    _write_ProduceResponse_v10,
+    _write_ProduceResponse_v10,
+    _write_ProduceResponse_v13,
 )
-_R_ProduceResponse: tuple[Callable[[memoryview, int], tuple[ProduceResponse, int]], ...] = (
-    _r_ProduceResponse_3,
-    _r_ProduceResponse_3,
-    _r_ProduceResponse_5,
-    _r_ProduceResponse_5,
-    _r_ProduceResponse_5,
-    _r_ProduceResponse_8,
-    _r_ProduceResponse_9,
-    _r_ProduceResponse_10,
-    _r_ProduceResponse_10,
-    _r_ProduceResponse_10,
-    _r_ProduceResponse_13,
+_READERS_ProduceResponse: tuple[Callable[[memoryview, int], tuple[ProduceResponse, int]], ...] = (
+    _read_ProduceResponse_v3,
+    _read_ProduceResponse_v3,
+    _read_ProduceResponse_v5,
+    _read_ProduceResponse_v5,
+    _read_ProduceResponse_v5,
+    _read_ProduceResponse_v8,
+    _read_ProduceResponse_v9,
+    _read_ProduceResponse_v10,
+    _read_ProduceResponse_v10,
+    _read_ProduceResponse_v10,
+    _read_ProduceResponse_v13,
 )
 ProduceResponse._FIELDS = (
     FieldSpec('responses', 'array', 'struct', (0, 32767), None, None, None, TopicProduceResponse),

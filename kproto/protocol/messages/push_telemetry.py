@@ -28,12 +28,16 @@ __all__ = [
     'PushTelemetryResponse',
 ]
 
-_S_iob = struct.Struct('>i?b')
-_S_ih = struct.Struct('>ih')
+_INT32_BOOL_INT8 = struct.Struct('>i?b')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class PushTelemetryRequest(Request['PushTelemetryResponse']):
-    """Kafka request ``PushTelemetryRequest`` (API key 72), versions 0-0."""
+    """Kafka request ``PushTelemetryRequest`` (API key 72), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/PushTelemetryRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('client_instance_id', 'subscription_id', 'terminating', 'compression_type', 'metrics', 'unknown_tags',)
 
@@ -43,11 +47,11 @@ class PushTelemetryRequest(Request['PushTelemetryResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'PushTelemetryRequest'
 
-    client_instance_id: uuid.UUID
-    subscription_id: int
-    terminating: bool
-    compression_type: int
-    metrics: bytes
+    client_instance_id: uuid.UUID  # ClientInstanceId uuid
+    subscription_id: int  # SubscriptionId int32
+    terminating: bool  # Terminating bool
+    compression_type: int  # CompressionType int8
+    metrics: bytes  # Metrics bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -102,7 +106,7 @@ class PushTelemetryRequest(Request['PushTelemetryResponse']):
             raise UnsupportedVersionError(f'PushTelemetryRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_PushTelemetryRequest[version](self, out)
+            _WRITERS_PushTelemetryRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PushTelemetryRequest v{version}: {exc}') from None
@@ -125,13 +129,17 @@ class PushTelemetryRequest(Request['PushTelemetryResponse']):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'PushTelemetryRequest has no version {version} (valid 0-0)')
         try:
-            return _R_PushTelemetryRequest[version](buf, pos)
+            return _READERS_PushTelemetryRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PushTelemetryRequest v{version}: {exc}') from None
 
 
 class PushTelemetryResponse(Response):
-    """Kafka response ``PushTelemetryResponse`` (API key 72), versions 0-0."""
+    """Kafka response ``PushTelemetryResponse`` (API key 72), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/PushTelemetryResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
 
@@ -141,8 +149,8 @@ class PushTelemetryResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'PushTelemetryResponse'
 
-    throttle_time_ms: int
-    error_code: int
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -188,7 +196,7 @@ class PushTelemetryResponse(Response):
             raise UnsupportedVersionError(f'PushTelemetryResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_PushTelemetryResponse[version](self, out)
+            _WRITERS_PushTelemetryResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PushTelemetryResponse v{version}: {exc}') from None
@@ -211,7 +219,7 @@ class PushTelemetryResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'PushTelemetryResponse has no version {version} (valid 0-0)')
         try:
-            return _R_PushTelemetryResponse[version](buf, pos)
+            return _READERS_PushTelemetryResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PushTelemetryResponse v{version}: {exc}') from None
 
@@ -227,9 +235,9 @@ def _new_PushTelemetryRequest() -> PushTelemetryRequest:
     return o
 
 
-def _w_PushTelemetryRequest_0(o: PushTelemetryRequest, out: bytearray) -> None:
+def _write_PushTelemetryRequest_v0(o: PushTelemetryRequest, out: bytearray) -> None:
     out += o.client_instance_id.bytes
-    out += _S_iob.pack(o.subscription_id, o.terminating, o.compression_type)
+    out += _INT32_BOOL_INT8.pack(o.subscription_id, o.terminating, o.compression_type)
     write_compact_bytes(out, o.metrics)
     uk = o.unknown_tags
     if uk:
@@ -238,10 +246,10 @@ def _w_PushTelemetryRequest_0(o: PushTelemetryRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PushTelemetryRequest_0(buf: memoryview, pos: int) -> tuple[PushTelemetryRequest, int]:
+def _read_PushTelemetryRequest_v0(buf: memoryview, pos: int) -> tuple[PushTelemetryRequest, int]:
     o = PushTelemetryRequest.__new__(PushTelemetryRequest)
     o.client_instance_id, pos = read_uuid(buf, pos)
-    o.subscription_id, o.terminating, o.compression_type = _S_iob.unpack_from(buf, pos)
+    o.subscription_id, o.terminating, o.compression_type = _INT32_BOOL_INT8.unpack_from(buf, pos)
     pos += 6
     o.metrics, pos = read_compact_bytes(buf, pos)
     if buf[pos] == 0:
@@ -260,8 +268,8 @@ def _new_PushTelemetryResponse() -> PushTelemetryResponse:
     return o
 
 
-def _w_PushTelemetryResponse_0(o: PushTelemetryResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_PushTelemetryResponse_v0(o: PushTelemetryResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -269,9 +277,9 @@ def _w_PushTelemetryResponse_0(o: PushTelemetryResponse, out: bytearray) -> None
         out.append(0)
 
 
-def _r_PushTelemetryResponse_0(buf: memoryview, pos: int) -> tuple[PushTelemetryResponse, int]:
+def _read_PushTelemetryResponse_v0(buf: memoryview, pos: int) -> tuple[PushTelemetryResponse, int]:
     o = PushTelemetryResponse.__new__(PushTelemetryResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -281,11 +289,11 @@ def _r_PushTelemetryResponse_0(buf: memoryview, pos: int) -> tuple[PushTelemetry
     return o, pos
 
 
-_W_PushTelemetryRequest: tuple[Callable[[PushTelemetryRequest, bytearray], None], ...] = (
-    _w_PushTelemetryRequest_0,
+_WRITERS_PushTelemetryRequest: tuple[Callable[[PushTelemetryRequest, bytearray], None], ...] = (
+    _write_PushTelemetryRequest_v0,
 )
-_R_PushTelemetryRequest: tuple[Callable[[memoryview, int], tuple[PushTelemetryRequest, int]], ...] = (
-    _r_PushTelemetryRequest_0,
+_READERS_PushTelemetryRequest: tuple[Callable[[memoryview, int], tuple[PushTelemetryRequest, int]], ...] = (
+    _read_PushTelemetryRequest_v0,
 )
 PushTelemetryRequest._FIELDS = (
     FieldSpec('client_instance_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -295,11 +303,11 @@ PushTelemetryRequest._FIELDS = (
     FieldSpec('metrics', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_PushTelemetryResponse: tuple[Callable[[PushTelemetryResponse, bytearray], None], ...] = (
-    _w_PushTelemetryResponse_0,
+_WRITERS_PushTelemetryResponse: tuple[Callable[[PushTelemetryResponse, bytearray], None], ...] = (
+    _write_PushTelemetryResponse_v0,
 )
-_R_PushTelemetryResponse: tuple[Callable[[memoryview, int], tuple[PushTelemetryResponse, int]], ...] = (
-    _r_PushTelemetryResponse_0,
+_READERS_PushTelemetryResponse: tuple[Callable[[memoryview, int], tuple[PushTelemetryResponse, int]], ...] = (
+    _read_PushTelemetryResponse_v0,
 )
 PushTelemetryResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

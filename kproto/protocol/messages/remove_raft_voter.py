@@ -28,12 +28,16 @@ __all__ = [
     'RemoveRaftVoterResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class RemoveRaftVoterRequest(Request['RemoveRaftVoterResponse']):
-    """Kafka request ``RemoveRaftVoterRequest`` (API key 81), versions 0-0."""
+    """Kafka request ``RemoveRaftVoterRequest`` (API key 81), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/RemoveRaftVoterRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('cluster_id', 'voter_id', 'voter_directory_id', 'unknown_tags',)
 
@@ -43,9 +47,9 @@ class RemoveRaftVoterRequest(Request['RemoveRaftVoterResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'RemoveRaftVoterRequest'
 
-    cluster_id: str | None
-    voter_id: int
-    voter_directory_id: uuid.UUID
+    cluster_id: str | None  # ClusterId string; nullable
+    voter_id: int  # VoterId int32
+    voter_directory_id: uuid.UUID  # VoterDirectoryId uuid
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -94,7 +98,7 @@ class RemoveRaftVoterRequest(Request['RemoveRaftVoterResponse']):
             raise UnsupportedVersionError(f'RemoveRaftVoterRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_RemoveRaftVoterRequest[version](self, out)
+            _WRITERS_RemoveRaftVoterRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode RemoveRaftVoterRequest v{version}: {exc}') from None
@@ -117,13 +121,17 @@ class RemoveRaftVoterRequest(Request['RemoveRaftVoterResponse']):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'RemoveRaftVoterRequest has no version {version} (valid 0-0)')
         try:
-            return _R_RemoveRaftVoterRequest[version](buf, pos)
+            return _READERS_RemoveRaftVoterRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed RemoveRaftVoterRequest v{version}: {exc}') from None
 
 
 class RemoveRaftVoterResponse(Response):
-    """Kafka response ``RemoveRaftVoterResponse`` (API key 81), versions 0-0."""
+    """Kafka response ``RemoveRaftVoterResponse`` (API key 81), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/RemoveRaftVoterResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
 
@@ -133,9 +141,9 @@ class RemoveRaftVoterResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'RemoveRaftVoterResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -184,7 +192,7 @@ class RemoveRaftVoterResponse(Response):
             raise UnsupportedVersionError(f'RemoveRaftVoterResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_RemoveRaftVoterResponse[version](self, out)
+            _WRITERS_RemoveRaftVoterResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode RemoveRaftVoterResponse v{version}: {exc}') from None
@@ -207,7 +215,7 @@ class RemoveRaftVoterResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'RemoveRaftVoterResponse has no version {version} (valid 0-0)')
         try:
-            return _R_RemoveRaftVoterResponse[version](buf, pos)
+            return _READERS_RemoveRaftVoterResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed RemoveRaftVoterResponse v{version}: {exc}') from None
 
@@ -221,9 +229,9 @@ def _new_RemoveRaftVoterRequest() -> RemoveRaftVoterRequest:
     return o
 
 
-def _w_RemoveRaftVoterRequest_0(o: RemoveRaftVoterRequest, out: bytearray) -> None:
+def _write_RemoveRaftVoterRequest_v0(o: RemoveRaftVoterRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.voter_id)
+    out += _INT32.pack(o.voter_id)
     out += o.voter_directory_id.bytes
     uk = o.unknown_tags
     if uk:
@@ -232,10 +240,10 @@ def _w_RemoveRaftVoterRequest_0(o: RemoveRaftVoterRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_RemoveRaftVoterRequest_0(buf: memoryview, pos: int) -> tuple[RemoveRaftVoterRequest, int]:
+def _read_RemoveRaftVoterRequest_v0(buf: memoryview, pos: int) -> tuple[RemoveRaftVoterRequest, int]:
     o = RemoveRaftVoterRequest.__new__(RemoveRaftVoterRequest)
     o.cluster_id, pos = read_compact_nullable_string(buf, pos)
-    o.voter_id = _S_i.unpack_from(buf, pos)[0]
+    o.voter_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.voter_directory_id, pos = read_uuid(buf, pos)
     if buf[pos] == 0:
@@ -255,8 +263,8 @@ def _new_RemoveRaftVoterResponse() -> RemoveRaftVoterResponse:
     return o
 
 
-def _w_RemoveRaftVoterResponse_0(o: RemoveRaftVoterResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_RemoveRaftVoterResponse_v0(o: RemoveRaftVoterResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -265,9 +273,9 @@ def _w_RemoveRaftVoterResponse_0(o: RemoveRaftVoterResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_RemoveRaftVoterResponse_0(buf: memoryview, pos: int) -> tuple[RemoveRaftVoterResponse, int]:
+def _read_RemoveRaftVoterResponse_v0(buf: memoryview, pos: int) -> tuple[RemoveRaftVoterResponse, int]:
     o = RemoveRaftVoterResponse.__new__(RemoveRaftVoterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -278,11 +286,11 @@ def _r_RemoveRaftVoterResponse_0(buf: memoryview, pos: int) -> tuple[RemoveRaftV
     return o, pos
 
 
-_W_RemoveRaftVoterRequest: tuple[Callable[[RemoveRaftVoterRequest, bytearray], None], ...] = (
-    _w_RemoveRaftVoterRequest_0,
+_WRITERS_RemoveRaftVoterRequest: tuple[Callable[[RemoveRaftVoterRequest, bytearray], None], ...] = (
+    _write_RemoveRaftVoterRequest_v0,
 )
-_R_RemoveRaftVoterRequest: tuple[Callable[[memoryview, int], tuple[RemoveRaftVoterRequest, int]], ...] = (
-    _r_RemoveRaftVoterRequest_0,
+_READERS_RemoveRaftVoterRequest: tuple[Callable[[memoryview, int], tuple[RemoveRaftVoterRequest, int]], ...] = (
+    _read_RemoveRaftVoterRequest_v0,
 )
 RemoveRaftVoterRequest._FIELDS = (
     FieldSpec('cluster_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -290,11 +298,11 @@ RemoveRaftVoterRequest._FIELDS = (
     FieldSpec('voter_directory_id', 'uuid', None, (0, 32767), None, None, None, None),
 )
 
-_W_RemoveRaftVoterResponse: tuple[Callable[[RemoveRaftVoterResponse, bytearray], None], ...] = (
-    _w_RemoveRaftVoterResponse_0,
+_WRITERS_RemoveRaftVoterResponse: tuple[Callable[[RemoveRaftVoterResponse, bytearray], None], ...] = (
+    _write_RemoveRaftVoterResponse_v0,
 )
-_R_RemoveRaftVoterResponse: tuple[Callable[[memoryview, int], tuple[RemoveRaftVoterResponse, int]], ...] = (
-    _r_RemoveRaftVoterResponse_0,
+_READERS_RemoveRaftVoterResponse: tuple[Callable[[memoryview, int], tuple[RemoveRaftVoterResponse, int]], ...] = (
+    _read_RemoveRaftVoterResponse_v0,
 )
 RemoveRaftVoterResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -29,12 +29,16 @@ __all__ = [
     'RenewDelegationTokenResponse',
 ]
 
-_S_hqi = struct.Struct('>hqi')
-_S_q = struct.Struct('>q')
+_INT16_INT64_INT32 = struct.Struct('>hqi')
+_INT64 = struct.Struct('>q')
 
 
 class RenewDelegationTokenRequest(Request['RenewDelegationTokenResponse']):
-    """Kafka request ``RenewDelegationTokenRequest`` (API key 39), versions 1-2."""
+    """Kafka request ``RenewDelegationTokenRequest`` (API key 39), versions 1-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/RenewDelegationTokenRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('hmac', 'renew_period_ms', 'unknown_tags',)
 
@@ -44,8 +48,8 @@ class RenewDelegationTokenRequest(Request['RenewDelegationTokenResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'RenewDelegationTokenRequest'
 
-    hmac: bytes
-    renew_period_ms: int
+    hmac: bytes  # Hmac bytes
+    renew_period_ms: int  # RenewPeriodMs int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -91,7 +95,7 @@ class RenewDelegationTokenRequest(Request['RenewDelegationTokenResponse']):
             raise UnsupportedVersionError(f'RenewDelegationTokenRequest has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_RenewDelegationTokenRequest[version - 1](self, out)
+            _WRITERS_RenewDelegationTokenRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode RenewDelegationTokenRequest v{version}: {exc}') from None
@@ -114,13 +118,17 @@ class RenewDelegationTokenRequest(Request['RenewDelegationTokenResponse']):
         if not 1 <= version <= 2:
             raise UnsupportedVersionError(f'RenewDelegationTokenRequest has no version {version} (valid 1-2)')
         try:
-            return _R_RenewDelegationTokenRequest[version - 1](buf, pos)
+            return _READERS_RenewDelegationTokenRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed RenewDelegationTokenRequest v{version}: {exc}') from None
 
 
 class RenewDelegationTokenResponse(Response):
-    """Kafka response ``RenewDelegationTokenResponse`` (API key 39), versions 1-2."""
+    """Kafka response ``RenewDelegationTokenResponse`` (API key 39), versions 1-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/RenewDelegationTokenResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms', 'unknown_tags',)
 
@@ -130,9 +138,9 @@ class RenewDelegationTokenResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'RenewDelegationTokenResponse'
 
-    error_code: int
-    expiry_timestamp_ms: int
-    throttle_time_ms: int
+    error_code: int  # ErrorCode int16
+    expiry_timestamp_ms: int  # ExpiryTimestampMs int64
+    throttle_time_ms: int  # ThrottleTimeMs int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -181,7 +189,7 @@ class RenewDelegationTokenResponse(Response):
             raise UnsupportedVersionError(f'RenewDelegationTokenResponse has no version {version} (valid 1-2)')
         start = len(out)
         try:
-            _W_RenewDelegationTokenResponse[version - 1](self, out)
+            _WRITERS_RenewDelegationTokenResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode RenewDelegationTokenResponse v{version}: {exc}') from None
@@ -204,7 +212,7 @@ class RenewDelegationTokenResponse(Response):
         if not 1 <= version <= 2:
             raise UnsupportedVersionError(f'RenewDelegationTokenResponse has no version {version} (valid 1-2)')
         try:
-            return _R_RenewDelegationTokenResponse[version - 1](buf, pos)
+            return _READERS_RenewDelegationTokenResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed RenewDelegationTokenResponse v{version}: {exc}') from None
 
@@ -217,23 +225,23 @@ def _new_RenewDelegationTokenRequest() -> RenewDelegationTokenRequest:
     return o
 
 
-def _w_RenewDelegationTokenRequest_1(o: RenewDelegationTokenRequest, out: bytearray) -> None:
+def _write_RenewDelegationTokenRequest_v1(o: RenewDelegationTokenRequest, out: bytearray) -> None:
     write_bytes(out, o.hmac)
-    out += _S_q.pack(o.renew_period_ms)
+    out += _INT64.pack(o.renew_period_ms)
 
 
-def _r_RenewDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenRequest, int]:
+def _read_RenewDelegationTokenRequest_v1(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenRequest, int]:
     o = RenewDelegationTokenRequest.__new__(RenewDelegationTokenRequest)
     o.hmac, pos = read_bytes(buf, pos)
-    o.renew_period_ms = _S_q.unpack_from(buf, pos)[0]
+    o.renew_period_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.unknown_tags = None
     return o, pos
 
 
-def _w_RenewDelegationTokenRequest_2(o: RenewDelegationTokenRequest, out: bytearray) -> None:
+def _write_RenewDelegationTokenRequest_v2(o: RenewDelegationTokenRequest, out: bytearray) -> None:
     write_compact_bytes(out, o.hmac)
-    out += _S_q.pack(o.renew_period_ms)
+    out += _INT64.pack(o.renew_period_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -241,10 +249,10 @@ def _w_RenewDelegationTokenRequest_2(o: RenewDelegationTokenRequest, out: bytear
         out.append(0)
 
 
-def _r_RenewDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenRequest, int]:
+def _read_RenewDelegationTokenRequest_v2(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenRequest, int]:
     o = RenewDelegationTokenRequest.__new__(RenewDelegationTokenRequest)
     o.hmac, pos = read_compact_bytes(buf, pos)
-    o.renew_period_ms = _S_q.unpack_from(buf, pos)[0]
+    o.renew_period_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -263,20 +271,20 @@ def _new_RenewDelegationTokenResponse() -> RenewDelegationTokenResponse:
     return o
 
 
-def _w_RenewDelegationTokenResponse_1(o: RenewDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_hqi.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
+def _write_RenewDelegationTokenResponse_v1(o: RenewDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16_INT64_INT32.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
 
 
-def _r_RenewDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenResponse, int]:
+def _read_RenewDelegationTokenResponse_v1(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenResponse, int]:
     o = RenewDelegationTokenResponse.__new__(RenewDelegationTokenResponse)
-    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _S_hqi.unpack_from(buf, pos)
+    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _INT16_INT64_INT32.unpack_from(buf, pos)
     pos += 14
     o.unknown_tags = None
     return o, pos
 
 
-def _w_RenewDelegationTokenResponse_2(o: RenewDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_hqi.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
+def _write_RenewDelegationTokenResponse_v2(o: RenewDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16_INT64_INT32.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -284,9 +292,9 @@ def _w_RenewDelegationTokenResponse_2(o: RenewDelegationTokenResponse, out: byte
         out.append(0)
 
 
-def _r_RenewDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenResponse, int]:
+def _read_RenewDelegationTokenResponse_v2(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenResponse, int]:
     o = RenewDelegationTokenResponse.__new__(RenewDelegationTokenResponse)
-    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _S_hqi.unpack_from(buf, pos)
+    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _INT16_INT64_INT32.unpack_from(buf, pos)
     pos += 14
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -296,26 +304,26 @@ def _r_RenewDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[RenewD
     return o, pos
 
 
-_W_RenewDelegationTokenRequest: tuple[Callable[[RenewDelegationTokenRequest, bytearray], None], ...] = (
-    _w_RenewDelegationTokenRequest_1,
-    _w_RenewDelegationTokenRequest_2,
+_WRITERS_RenewDelegationTokenRequest: tuple[Callable[[RenewDelegationTokenRequest, bytearray], None], ...] = (
+    _write_RenewDelegationTokenRequest_v1,
+    _write_RenewDelegationTokenRequest_v2,
 )
-_R_RenewDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[RenewDelegationTokenRequest, int]], ...] = (
-    _r_RenewDelegationTokenRequest_1,
-    _r_RenewDelegationTokenRequest_2,
+_READERS_RenewDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[RenewDelegationTokenRequest, int]], ...] = (
+    _read_RenewDelegationTokenRequest_v1,
+    _read_RenewDelegationTokenRequest_v2,
 )
 RenewDelegationTokenRequest._FIELDS = (
     FieldSpec('hmac', 'bytes', None, (0, 32767), None, None, None, None),
     FieldSpec('renew_period_ms', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_RenewDelegationTokenResponse: tuple[Callable[[RenewDelegationTokenResponse, bytearray], None], ...] = (
-    _w_RenewDelegationTokenResponse_1,
-    _w_RenewDelegationTokenResponse_2,
+_WRITERS_RenewDelegationTokenResponse: tuple[Callable[[RenewDelegationTokenResponse, bytearray], None], ...] = (
+    _write_RenewDelegationTokenResponse_v1,
+    _write_RenewDelegationTokenResponse_v2,
 )
-_R_RenewDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[RenewDelegationTokenResponse, int]], ...] = (
-    _r_RenewDelegationTokenResponse_1,
-    _r_RenewDelegationTokenResponse_2,
+_READERS_RenewDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[RenewDelegationTokenResponse, int]], ...] = (
+    _read_RenewDelegationTokenResponse_v1,
+    _read_RenewDelegationTokenResponse_v2,
 )
 RenewDelegationTokenResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

@@ -33,12 +33,16 @@ __all__ = [
     'SaslAuthenticateResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_q = struct.Struct('>q')
+_INT16 = struct.Struct('>h')
+_INT64 = struct.Struct('>q')
 
 
 class SaslAuthenticateRequest(Request['SaslAuthenticateResponse']):
-    """Kafka request ``SaslAuthenticateRequest`` (API key 36), versions 0-2."""
+    """Kafka request ``SaslAuthenticateRequest`` (API key 36), versions 0-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/SaslAuthenticateRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('auth_bytes', 'unknown_tags',)
 
@@ -48,7 +52,7 @@ class SaslAuthenticateRequest(Request['SaslAuthenticateResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'SaslAuthenticateRequest'
 
-    auth_bytes: bytes
+    auth_bytes: bytes  # AuthBytes bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -91,7 +95,7 @@ class SaslAuthenticateRequest(Request['SaslAuthenticateResponse']):
             raise UnsupportedVersionError(f'SaslAuthenticateRequest has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_SaslAuthenticateRequest[version](self, out)
+            _WRITERS_SaslAuthenticateRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode SaslAuthenticateRequest v{version}: {exc}') from None
@@ -114,13 +118,17 @@ class SaslAuthenticateRequest(Request['SaslAuthenticateResponse']):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'SaslAuthenticateRequest has no version {version} (valid 0-2)')
         try:
-            return _R_SaslAuthenticateRequest[version](buf, pos)
+            return _READERS_SaslAuthenticateRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed SaslAuthenticateRequest v{version}: {exc}') from None
 
 
 class SaslAuthenticateResponse(Response):
-    """Kafka response ``SaslAuthenticateResponse`` (API key 36), versions 0-2."""
+    """Kafka response ``SaslAuthenticateResponse`` (API key 36), versions 0-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/SaslAuthenticateResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'auth_bytes', 'session_lifetime_ms', 'unknown_tags',)
 
@@ -130,10 +138,10 @@ class SaslAuthenticateResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
     _SCHEMA_NAME: ClassVar[str] = 'SaslAuthenticateResponse'
 
-    error_code: int
-    error_message: str | None
-    auth_bytes: bytes
-    session_lifetime_ms: int
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    auth_bytes: bytes  # AuthBytes bytes
+    session_lifetime_ms: int  # SessionLifetimeMs int64; v1+; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -185,7 +193,7 @@ class SaslAuthenticateResponse(Response):
             raise UnsupportedVersionError(f'SaslAuthenticateResponse has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_SaslAuthenticateResponse[version](self, out)
+            _WRITERS_SaslAuthenticateResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode SaslAuthenticateResponse v{version}: {exc}') from None
@@ -208,7 +216,7 @@ class SaslAuthenticateResponse(Response):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'SaslAuthenticateResponse has no version {version} (valid 0-2)')
         try:
-            return _R_SaslAuthenticateResponse[version](buf, pos)
+            return _READERS_SaslAuthenticateResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed SaslAuthenticateResponse v{version}: {exc}') from None
 
@@ -220,18 +228,18 @@ def _new_SaslAuthenticateRequest() -> SaslAuthenticateRequest:
     return o
 
 
-def _w_SaslAuthenticateRequest_0(o: SaslAuthenticateRequest, out: bytearray) -> None:
+def _write_SaslAuthenticateRequest_v0(o: SaslAuthenticateRequest, out: bytearray) -> None:
     write_bytes(out, o.auth_bytes)
 
 
-def _r_SaslAuthenticateRequest_0(buf: memoryview, pos: int) -> tuple[SaslAuthenticateRequest, int]:
+def _read_SaslAuthenticateRequest_v0(buf: memoryview, pos: int) -> tuple[SaslAuthenticateRequest, int]:
     o = SaslAuthenticateRequest.__new__(SaslAuthenticateRequest)
     o.auth_bytes, pos = read_bytes(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_SaslAuthenticateRequest_2(o: SaslAuthenticateRequest, out: bytearray) -> None:
+def _write_SaslAuthenticateRequest_v2(o: SaslAuthenticateRequest, out: bytearray) -> None:
     write_compact_bytes(out, o.auth_bytes)
     uk = o.unknown_tags
     if uk:
@@ -240,7 +248,7 @@ def _w_SaslAuthenticateRequest_2(o: SaslAuthenticateRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_SaslAuthenticateRequest_2(buf: memoryview, pos: int) -> tuple[SaslAuthenticateRequest, int]:
+def _read_SaslAuthenticateRequest_v2(buf: memoryview, pos: int) -> tuple[SaslAuthenticateRequest, int]:
     o = SaslAuthenticateRequest.__new__(SaslAuthenticateRequest)
     o.auth_bytes, pos = read_compact_bytes(buf, pos)
     if buf[pos] == 0:
@@ -261,15 +269,15 @@ def _new_SaslAuthenticateResponse() -> SaslAuthenticateResponse:
     return o
 
 
-def _w_SaslAuthenticateResponse_0(o: SaslAuthenticateResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_SaslAuthenticateResponse_v0(o: SaslAuthenticateResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
     write_bytes(out, o.auth_bytes)
 
 
-def _r_SaslAuthenticateResponse_0(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
+def _read_SaslAuthenticateResponse_v0(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
     o = SaslAuthenticateResponse.__new__(SaslAuthenticateResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
     o.auth_bytes, pos = read_bytes(buf, pos)
@@ -278,30 +286,30 @@ def _r_SaslAuthenticateResponse_0(buf: memoryview, pos: int) -> tuple[SaslAuthen
     return o, pos
 
 
-def _w_SaslAuthenticateResponse_1(o: SaslAuthenticateResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_SaslAuthenticateResponse_v1(o: SaslAuthenticateResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
     write_bytes(out, o.auth_bytes)
-    out += _S_q.pack(o.session_lifetime_ms)
+    out += _INT64.pack(o.session_lifetime_ms)
 
 
-def _r_SaslAuthenticateResponse_1(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
+def _read_SaslAuthenticateResponse_v1(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
     o = SaslAuthenticateResponse.__new__(SaslAuthenticateResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
     o.auth_bytes, pos = read_bytes(buf, pos)
-    o.session_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
+    o.session_lifetime_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.unknown_tags = None
     return o, pos
 
 
-def _w_SaslAuthenticateResponse_2(o: SaslAuthenticateResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_SaslAuthenticateResponse_v2(o: SaslAuthenticateResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_bytes(out, o.auth_bytes)
-    out += _S_q.pack(o.session_lifetime_ms)
+    out += _INT64.pack(o.session_lifetime_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -309,13 +317,13 @@ def _w_SaslAuthenticateResponse_2(o: SaslAuthenticateResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_SaslAuthenticateResponse_2(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
+def _read_SaslAuthenticateResponse_v2(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
     o = SaslAuthenticateResponse.__new__(SaslAuthenticateResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.auth_bytes, pos = read_compact_bytes(buf, pos)
-    o.session_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
+    o.session_lifetime_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -325,29 +333,29 @@ def _r_SaslAuthenticateResponse_2(buf: memoryview, pos: int) -> tuple[SaslAuthen
     return o, pos
 
 
-_W_SaslAuthenticateRequest: tuple[Callable[[SaslAuthenticateRequest, bytearray], None], ...] = (
-    _w_SaslAuthenticateRequest_0,
-    _w_SaslAuthenticateRequest_0,
-    _w_SaslAuthenticateRequest_2,
+_WRITERS_SaslAuthenticateRequest: tuple[Callable[[SaslAuthenticateRequest, bytearray], None], ...] = (
+    _write_SaslAuthenticateRequest_v0,
+    _write_SaslAuthenticateRequest_v0,
+    _write_SaslAuthenticateRequest_v2,
 )
-_R_SaslAuthenticateRequest: tuple[Callable[[memoryview, int], tuple[SaslAuthenticateRequest, int]], ...] = (
-    _r_SaslAuthenticateRequest_0,
-    _r_SaslAuthenticateRequest_0,
-    _r_SaslAuthenticateRequest_2,
+_READERS_SaslAuthenticateRequest: tuple[Callable[[memoryview, int], tuple[SaslAuthenticateRequest, int]], ...] = (
+    _read_SaslAuthenticateRequest_v0,
+    _read_SaslAuthenticateRequest_v0,
+    _read_SaslAuthenticateRequest_v2,
 )
 SaslAuthenticateRequest._FIELDS = (
     FieldSpec('auth_bytes', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_SaslAuthenticateResponse: tuple[Callable[[SaslAuthenticateResponse, bytearray], None], ...] = (
-    _w_SaslAuthenticateResponse_0,
-    _w_SaslAuthenticateResponse_1,
-    _w_SaslAuthenticateResponse_2,
+_WRITERS_SaslAuthenticateResponse: tuple[Callable[[SaslAuthenticateResponse, bytearray], None], ...] = (
+    _write_SaslAuthenticateResponse_v0,
+    _write_SaslAuthenticateResponse_v1,
+    _write_SaslAuthenticateResponse_v2,
 )
-_R_SaslAuthenticateResponse: tuple[Callable[[memoryview, int], tuple[SaslAuthenticateResponse, int]], ...] = (
-    _r_SaslAuthenticateResponse_0,
-    _r_SaslAuthenticateResponse_1,
-    _r_SaslAuthenticateResponse_2,
+_READERS_SaslAuthenticateResponse: tuple[Callable[[memoryview, int], tuple[SaslAuthenticateResponse, int]], ...] = (
+    _read_SaslAuthenticateResponse_v0,
+    _read_SaslAuthenticateResponse_v1,
+    _read_SaslAuthenticateResponse_v2,
 )
 SaslAuthenticateResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

@@ -26,12 +26,16 @@ __all__ = [
     'SaslHandshakeResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
 class SaslHandshakeRequest(Request['SaslHandshakeResponse']):
-    """Kafka request ``SaslHandshakeRequest`` (API key 17), versions 0-1."""
+    """Kafka request ``SaslHandshakeRequest`` (API key 17), versions 0-1.
+
+    Schema: ``tools/kafka-protocol/message/SaslHandshakeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('mechanism', 'unknown_tags',)
 
@@ -41,7 +45,7 @@ class SaslHandshakeRequest(Request['SaslHandshakeResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'SaslHandshakeRequest'
 
-    mechanism: str
+    mechanism: str  # Mechanism string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -84,7 +88,7 @@ class SaslHandshakeRequest(Request['SaslHandshakeResponse']):
             raise UnsupportedVersionError(f'SaslHandshakeRequest has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_SaslHandshakeRequest[version](self, out)
+            _WRITERS_SaslHandshakeRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode SaslHandshakeRequest v{version}: {exc}') from None
@@ -107,13 +111,17 @@ class SaslHandshakeRequest(Request['SaslHandshakeResponse']):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'SaslHandshakeRequest has no version {version} (valid 0-1)')
         try:
-            return _R_SaslHandshakeRequest[version](buf, pos)
+            return _READERS_SaslHandshakeRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed SaslHandshakeRequest v{version}: {exc}') from None
 
 
 class SaslHandshakeResponse(Response):
-    """Kafka response ``SaslHandshakeResponse`` (API key 17), versions 0-1."""
+    """Kafka response ``SaslHandshakeResponse`` (API key 17), versions 0-1.
+
+    Schema: ``tools/kafka-protocol/message/SaslHandshakeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'mechanisms', 'unknown_tags',)
 
@@ -123,8 +131,8 @@ class SaslHandshakeResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = None
     _SCHEMA_NAME: ClassVar[str] = 'SaslHandshakeResponse'
 
-    error_code: int
-    mechanisms: list[str]
+    error_code: int  # ErrorCode int16
+    mechanisms: list[str]  # Mechanisms []string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -170,7 +178,7 @@ class SaslHandshakeResponse(Response):
             raise UnsupportedVersionError(f'SaslHandshakeResponse has no version {version} (valid 0-1)')
         start = len(out)
         try:
-            _W_SaslHandshakeResponse[version](self, out)
+            _WRITERS_SaslHandshakeResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode SaslHandshakeResponse v{version}: {exc}') from None
@@ -193,7 +201,7 @@ class SaslHandshakeResponse(Response):
         if not 0 <= version <= 1:
             raise UnsupportedVersionError(f'SaslHandshakeResponse has no version {version} (valid 0-1)')
         try:
-            return _R_SaslHandshakeResponse[version](buf, pos)
+            return _READERS_SaslHandshakeResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed SaslHandshakeResponse v{version}: {exc}') from None
 
@@ -205,11 +213,11 @@ def _new_SaslHandshakeRequest() -> SaslHandshakeRequest:
     return o
 
 
-def _w_SaslHandshakeRequest_0(o: SaslHandshakeRequest, out: bytearray) -> None:
+def _write_SaslHandshakeRequest_v0(o: SaslHandshakeRequest, out: bytearray) -> None:
     write_string(out, o.mechanism)
 
 
-def _r_SaslHandshakeRequest_0(buf: memoryview, pos: int) -> tuple[SaslHandshakeRequest, int]:
+def _read_SaslHandshakeRequest_v0(buf: memoryview, pos: int) -> tuple[SaslHandshakeRequest, int]:
     o = SaslHandshakeRequest.__new__(SaslHandshakeRequest)
     o.mechanism, pos = read_string(buf, pos)
     o.unknown_tags = None
@@ -224,47 +232,47 @@ def _new_SaslHandshakeResponse() -> SaslHandshakeResponse:
     return o
 
 
-def _w_SaslHandshakeResponse_0(o: SaslHandshakeResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.mechanisms
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        write_string(out, e2)
+def _write_SaslHandshakeResponse_v0(o: SaslHandshakeResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    mechanisms = o.mechanisms
+    out += _INT32.pack(len(mechanisms))
+    for mechanisms_item in mechanisms:
+        write_string(out, mechanisms_item)
 
 
-def _r_SaslHandshakeResponse_0(buf: memoryview, pos: int) -> tuple[SaslHandshakeResponse, int]:
+def _read_SaslHandshakeResponse_v0(buf: memoryview, pos: int) -> tuple[SaslHandshakeResponse, int]:
     o = SaslHandshakeResponse.__new__(SaslHandshakeResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_string(buf, pos)
-        a2.append(e3)
-    o.mechanisms = a2
+    n_mechanisms, pos = read_array_len(buf, pos)
+    mechanisms: list[str] = []
+    for _ in range(n_mechanisms):
+        mechanisms_item, pos = read_string(buf, pos)
+        mechanisms.append(mechanisms_item)
+    o.mechanisms = mechanisms
     o.unknown_tags = None
     return o, pos
 
 
-_W_SaslHandshakeRequest: tuple[Callable[[SaslHandshakeRequest, bytearray], None], ...] = (
-    _w_SaslHandshakeRequest_0,
-    _w_SaslHandshakeRequest_0,
+_WRITERS_SaslHandshakeRequest: tuple[Callable[[SaslHandshakeRequest, bytearray], None], ...] = (
+    _write_SaslHandshakeRequest_v0,
+    _write_SaslHandshakeRequest_v0,
 )
-_R_SaslHandshakeRequest: tuple[Callable[[memoryview, int], tuple[SaslHandshakeRequest, int]], ...] = (
-    _r_SaslHandshakeRequest_0,
-    _r_SaslHandshakeRequest_0,
+_READERS_SaslHandshakeRequest: tuple[Callable[[memoryview, int], tuple[SaslHandshakeRequest, int]], ...] = (
+    _read_SaslHandshakeRequest_v0,
+    _read_SaslHandshakeRequest_v0,
 )
 SaslHandshakeRequest._FIELDS = (
     FieldSpec('mechanism', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_SaslHandshakeResponse: tuple[Callable[[SaslHandshakeResponse, bytearray], None], ...] = (
-    _w_SaslHandshakeResponse_0,
-    _w_SaslHandshakeResponse_0,
+_WRITERS_SaslHandshakeResponse: tuple[Callable[[SaslHandshakeResponse, bytearray], None], ...] = (
+    _write_SaslHandshakeResponse_v0,
+    _write_SaslHandshakeResponse_v0,
 )
-_R_SaslHandshakeResponse: tuple[Callable[[memoryview, int], tuple[SaslHandshakeResponse, int]], ...] = (
-    _r_SaslHandshakeResponse_0,
-    _r_SaslHandshakeResponse_0,
+_READERS_SaslHandshakeResponse: tuple[Callable[[memoryview, int], tuple[SaslHandshakeResponse, int]], ...] = (
+    _read_SaslHandshakeResponse_v0,
+    _read_SaslHandshakeResponse_v0,
 )
 SaslHandshakeResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

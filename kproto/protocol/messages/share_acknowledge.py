@@ -39,14 +39,18 @@ __all__ = [
     'ShareAcknowledgeTopicResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_ii = struct.Struct('>ii')
-_S_qq = struct.Struct('>qq')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT32 = struct.Struct('>ii')
+_INT64_INT64 = struct.Struct('>qq')
 
 
 class ShareAcknowledgeRequest(Request['ShareAcknowledgeResponse']):
-    """Kafka request ``ShareAcknowledgeRequest`` (API key 79), versions 1-1."""
+    """Kafka request ``ShareAcknowledgeRequest`` (API key 79), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'topics', 'unknown_tags',)
 
@@ -56,10 +60,10 @@ class ShareAcknowledgeRequest(Request['ShareAcknowledgeResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeRequest'
 
-    group_id: str | None
-    member_id: str | None
-    share_session_epoch: int
-    topics: list[AcknowledgeTopic]
+    group_id: str | None  # GroupId string; nullable
+    member_id: str | None  # MemberId string; nullable
+    share_session_epoch: int  # ShareSessionEpoch int32
+    topics: list[AcknowledgeTopic]  # Topics []AcknowledgeTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -111,7 +115,7 @@ class ShareAcknowledgeRequest(Request['ShareAcknowledgeResponse']):
             raise UnsupportedVersionError(f'ShareAcknowledgeRequest has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareAcknowledgeRequest[version - 1](self, out)
+            _WRITERS_ShareAcknowledgeRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareAcknowledgeRequest v{version}: {exc}') from None
@@ -134,20 +138,24 @@ class ShareAcknowledgeRequest(Request['ShareAcknowledgeResponse']):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'ShareAcknowledgeRequest has no version {version} (valid 1-1)')
         try:
-            return _R_ShareAcknowledgeRequest[version - 1](buf, pos)
+            return _READERS_ShareAcknowledgeRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareAcknowledgeRequest v{version}: {exc}') from None
 
 
 class AcknowledgeTopic(Struct):
-    """Schema struct ``AcknowledgeTopic`` of ``ShareAcknowledgeRequest``."""
+    """Struct ``AcknowledgeTopic`` of ``ShareAcknowledgeRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgeTopic'
 
-    topic_id: uuid.UUID
-    partitions: list[AcknowledgePartition]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[AcknowledgePartition]  # Partitions []AcknowledgePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -193,7 +201,7 @@ class AcknowledgeTopic(Struct):
             raise UnsupportedVersionError(f'AcknowledgeTopic has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_AcknowledgeTopic[version - 1](self, out)
+            _WRITERS_AcknowledgeTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AcknowledgeTopic v{version}: {exc}') from None
@@ -216,20 +224,24 @@ class AcknowledgeTopic(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'AcknowledgeTopic has no version {version} (valid 1-1)')
         try:
-            return _R_AcknowledgeTopic[version - 1](buf, pos)
+            return _READERS_AcknowledgeTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AcknowledgeTopic v{version}: {exc}') from None
 
 
 class AcknowledgePartition(Struct):
-    """Schema struct ``AcknowledgePartition`` of ``ShareAcknowledgeRequest``."""
+    """Struct ``AcknowledgePartition`` of ``ShareAcknowledgeRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'acknowledgement_batches', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgePartition'
 
-    partition_index: int
-    acknowledgement_batches: list[AcknowledgementBatch]
+    partition_index: int  # PartitionIndex int32
+    acknowledgement_batches: list[AcknowledgementBatch]  # AcknowledgementBatches []AcknowledgementBatch
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -275,7 +287,7 @@ class AcknowledgePartition(Struct):
             raise UnsupportedVersionError(f'AcknowledgePartition has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_AcknowledgePartition[version - 1](self, out)
+            _WRITERS_AcknowledgePartition[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AcknowledgePartition v{version}: {exc}') from None
@@ -298,21 +310,25 @@ class AcknowledgePartition(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'AcknowledgePartition has no version {version} (valid 1-1)')
         try:
-            return _R_AcknowledgePartition[version - 1](buf, pos)
+            return _READERS_AcknowledgePartition[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AcknowledgePartition v{version}: {exc}') from None
 
 
 class AcknowledgementBatch(Struct):
-    """Schema struct ``AcknowledgementBatch`` of ``ShareAcknowledgeRequest``."""
+    """Struct ``AcknowledgementBatch`` of ``ShareAcknowledgeRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('first_offset', 'last_offset', 'acknowledge_types', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgementBatch'
 
-    first_offset: int
-    last_offset: int
-    acknowledge_types: list[int]
+    first_offset: int  # FirstOffset int64
+    last_offset: int  # LastOffset int64
+    acknowledge_types: list[int]  # AcknowledgeTypes []int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -361,7 +377,7 @@ class AcknowledgementBatch(Struct):
             raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_AcknowledgementBatch[version - 1](self, out)
+            _WRITERS_AcknowledgementBatch[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AcknowledgementBatch v{version}: {exc}') from None
@@ -384,13 +400,17 @@ class AcknowledgementBatch(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
         try:
-            return _R_AcknowledgementBatch[version - 1](buf, pos)
+            return _READERS_AcknowledgementBatch[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AcknowledgementBatch v{version}: {exc}') from None
 
 
 class ShareAcknowledgeResponse(Response):
-    """Kafka response ``ShareAcknowledgeResponse`` (API key 79), versions 1-1."""
+    """Kafka response ``ShareAcknowledgeResponse`` (API key 79), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'node_endpoints', 'unknown_tags',)
 
@@ -400,11 +420,11 @@ class ShareAcknowledgeResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    responses: list[ShareAcknowledgeTopicResponse]
-    node_endpoints: list[NodeEndpoint]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    responses: list[ShareAcknowledgeTopicResponse]  # Responses []ShareAcknowledgeTopicResponse
+    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -459,7 +479,7 @@ class ShareAcknowledgeResponse(Response):
             raise UnsupportedVersionError(f'ShareAcknowledgeResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareAcknowledgeResponse[version - 1](self, out)
+            _WRITERS_ShareAcknowledgeResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareAcknowledgeResponse v{version}: {exc}') from None
@@ -482,22 +502,26 @@ class ShareAcknowledgeResponse(Response):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'ShareAcknowledgeResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareAcknowledgeResponse[version - 1](buf, pos)
+            return _READERS_ShareAcknowledgeResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareAcknowledgeResponse v{version}: {exc}') from None
 
 
 class NodeEndpoint(Struct):
-    """Schema struct ``NodeEndpoint`` of ``ShareAcknowledgeResponse``."""
+    """Struct ``NodeEndpoint`` of ``ShareAcknowledgeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int
-    host: str
-    port: int
-    rack: str | None
+    node_id: int  # NodeId int32
+    host: str  # Host string
+    port: int  # Port int32
+    rack: str | None  # Rack string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -549,7 +573,7 @@ class NodeEndpoint(Struct):
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_NodeEndpoint[version - 1](self, out)
+            _WRITERS_NodeEndpoint[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
@@ -572,20 +596,24 @@ class NodeEndpoint(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
         try:
-            return _R_NodeEndpoint[version - 1](buf, pos)
+            return _READERS_NodeEndpoint[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
 class ShareAcknowledgeTopicResponse(Struct):
-    """Schema struct ``ShareAcknowledgeTopicResponse`` of ``ShareAcknowledgeResponse``."""
+    """Struct ``ShareAcknowledgeTopicResponse`` of ``ShareAcknowledgeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeTopicResponse'
 
-    topic_id: uuid.UUID
-    partitions: list[PartitionData]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[PartitionData]  # Partitions []PartitionData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -631,7 +659,7 @@ class ShareAcknowledgeTopicResponse(Struct):
             raise UnsupportedVersionError(f'ShareAcknowledgeTopicResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareAcknowledgeTopicResponse[version - 1](self, out)
+            _WRITERS_ShareAcknowledgeTopicResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareAcknowledgeTopicResponse v{version}: {exc}') from None
@@ -654,22 +682,26 @@ class ShareAcknowledgeTopicResponse(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'ShareAcknowledgeTopicResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareAcknowledgeTopicResponse[version - 1](buf, pos)
+            return _READERS_ShareAcknowledgeTopicResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareAcknowledgeTopicResponse v{version}: {exc}') from None
 
 
 class PartitionData(Struct):
-    """Schema struct ``PartitionData`` of ``ShareAcknowledgeResponse``."""
+    """Struct ``PartitionData`` of ``ShareAcknowledgeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'current_leader', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int
-    error_code: int
-    error_message: str | None
-    current_leader: LeaderIdAndEpoch
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -721,7 +753,7 @@ class PartitionData(Struct):
             raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_PartitionData[version - 1](self, out)
+            _WRITERS_PartitionData[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
@@ -744,20 +776,24 @@ class PartitionData(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
         try:
-            return _R_PartitionData[version - 1](buf, pos)
+            return _READERS_PartitionData[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
 
 class LeaderIdAndEpoch(Struct):
-    """Schema struct ``LeaderIdAndEpoch`` of ``ShareAcknowledgeResponse``."""
+    """Struct ``LeaderIdAndEpoch`` of ``ShareAcknowledgeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int
-    leader_epoch: int
+    leader_id: int  # LeaderId int32
+    leader_epoch: int  # LeaderEpoch int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -803,7 +839,7 @@ class LeaderIdAndEpoch(Struct):
             raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_LeaderIdAndEpoch[version - 1](self, out)
+            _WRITERS_LeaderIdAndEpoch[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
@@ -826,7 +862,7 @@ class LeaderIdAndEpoch(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
         try:
-            return _R_LeaderIdAndEpoch[version - 1](buf, pos)
+            return _READERS_LeaderIdAndEpoch[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
@@ -840,11 +876,11 @@ def _new_AcknowledgementBatch() -> AcknowledgementBatch:
     return o
 
 
-def _w_AcknowledgementBatch_1(o: AcknowledgementBatch, out: bytearray) -> None:
-    out += _S_qq.pack(o.first_offset, o.last_offset)
-    x1 = o.acknowledge_types
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%db' % len(x1), *x1)
+def _write_AcknowledgementBatch_v1(o: AcknowledgementBatch, out: bytearray) -> None:
+    out += _INT64_INT64.pack(o.first_offset, o.last_offset)
+    acknowledge_types = o.acknowledge_types
+    write_uvarint(out, len(acknowledge_types) + 1)
+    out += struct.pack('>%db' % len(acknowledge_types), *acknowledge_types)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -852,13 +888,13 @@ def _w_AcknowledgementBatch_1(o: AcknowledgementBatch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgementBatch_1(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
+def _read_AcknowledgementBatch_v1(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
     o = AcknowledgementBatch.__new__(AcknowledgementBatch)
-    o.first_offset, o.last_offset = _S_qq.unpack_from(buf, pos)
+    o.first_offset, o.last_offset = _INT64_INT64.unpack_from(buf, pos)
     pos += 16
-    n1, pos = read_compact_array_len(buf, pos)
-    o.acknowledge_types = list(struct.unpack_from('>%db' % n1, buf, pos))
-    pos += 1 * n1
+    n_acknowledge_types, pos = read_compact_array_len(buf, pos)
+    o.acknowledge_types = list(struct.unpack_from('>%db' % n_acknowledge_types, buf, pos))
+    pos += 1 * n_acknowledge_types
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -875,12 +911,12 @@ def _new_AcknowledgePartition() -> AcknowledgePartition:
     return o
 
 
-def _w_AcknowledgePartition_1(o: AcknowledgePartition, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
-    x1 = o.acknowledgement_batches
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AcknowledgementBatch_1(e2, out)
+def _write_AcknowledgePartition_v1(o: AcknowledgePartition, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
+    acknowledgement_batches = o.acknowledgement_batches
+    write_uvarint(out, len(acknowledgement_batches) + 1)
+    for acknowledgement_batches_item in acknowledgement_batches:
+        _write_AcknowledgementBatch_v1(acknowledgement_batches_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -888,16 +924,16 @@ def _w_AcknowledgePartition_1(o: AcknowledgePartition, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgePartition_1(buf: memoryview, pos: int) -> tuple[AcknowledgePartition, int]:
+def _read_AcknowledgePartition_v1(buf: memoryview, pos: int) -> tuple[AcknowledgePartition, int]:
     o = AcknowledgePartition.__new__(AcknowledgePartition)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AcknowledgementBatch] = []
-    for _ in range(n1):
-        e3, pos = _r_AcknowledgementBatch_1(buf, pos)
-        a2.append(e3)
-    o.acknowledgement_batches = a2
+    n_acknowledgement_batches, pos = read_compact_array_len(buf, pos)
+    acknowledgement_batches: list[AcknowledgementBatch] = []
+    for _ in range(n_acknowledgement_batches):
+        acknowledgement_batches_item, pos = _read_AcknowledgementBatch_v1(buf, pos)
+        acknowledgement_batches.append(acknowledgement_batches_item)
+    o.acknowledgement_batches = acknowledgement_batches
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -914,12 +950,12 @@ def _new_AcknowledgeTopic() -> AcknowledgeTopic:
     return o
 
 
-def _w_AcknowledgeTopic_1(o: AcknowledgeTopic, out: bytearray) -> None:
+def _write_AcknowledgeTopic_v1(o: AcknowledgeTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AcknowledgePartition_1(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_AcknowledgePartition_v1(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -927,15 +963,15 @@ def _w_AcknowledgeTopic_1(o: AcknowledgeTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgeTopic_1(buf: memoryview, pos: int) -> tuple[AcknowledgeTopic, int]:
+def _read_AcknowledgeTopic_v1(buf: memoryview, pos: int) -> tuple[AcknowledgeTopic, int]:
     o = AcknowledgeTopic.__new__(AcknowledgeTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AcknowledgePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_AcknowledgePartition_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[AcknowledgePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_AcknowledgePartition_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -954,14 +990,14 @@ def _new_ShareAcknowledgeRequest() -> ShareAcknowledgeRequest:
     return o
 
 
-def _w_ShareAcknowledgeRequest_1(o: ShareAcknowledgeRequest, out: bytearray) -> None:
+def _write_ShareAcknowledgeRequest_v1(o: ShareAcknowledgeRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.group_id)
     write_compact_nullable_string(out, o.member_id)
-    out += _S_i.pack(o.share_session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AcknowledgeTopic_1(e2, out)
+    out += _INT32.pack(o.share_session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_AcknowledgeTopic_v1(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -969,18 +1005,18 @@ def _w_ShareAcknowledgeRequest_1(o: ShareAcknowledgeRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_ShareAcknowledgeRequest_1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeRequest, int]:
+def _read_ShareAcknowledgeRequest_v1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeRequest, int]:
     o = ShareAcknowledgeRequest.__new__(ShareAcknowledgeRequest)
     o.group_id, pos = read_compact_nullable_string(buf, pos)
     o.member_id, pos = read_compact_nullable_string(buf, pos)
-    o.share_session_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.share_session_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AcknowledgeTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_AcknowledgeTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[AcknowledgeTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_AcknowledgeTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -997,8 +1033,8 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_1(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+def _write_LeaderIdAndEpoch_v1(o: LeaderIdAndEpoch, out: bytearray) -> None:
+    out += _INT32_INT32.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1006,9 +1042,9 @@ def _w_LeaderIdAndEpoch_1(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_1(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v1(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o.leader_id, o.leader_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1028,11 +1064,11 @@ def _new_PartitionData() -> PartitionData:
     return o
 
 
-def _w_PartitionData_1(o: PartitionData, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_PartitionData_v1(o: PartitionData, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.current_leader
-    _w_LeaderIdAndEpoch_1(x1, out)
+    current_leader = o.current_leader
+    _write_LeaderIdAndEpoch_v1(current_leader, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1040,12 +1076,12 @@ def _w_PartitionData_1(o: PartitionData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PartitionData_1(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v1(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.current_leader, pos = _r_LeaderIdAndEpoch_1(buf, pos)
+    o.current_leader, pos = _read_LeaderIdAndEpoch_v1(buf, pos)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1062,12 +1098,12 @@ def _new_ShareAcknowledgeTopicResponse() -> ShareAcknowledgeTopicResponse:
     return o
 
 
-def _w_ShareAcknowledgeTopicResponse_1(o: ShareAcknowledgeTopicResponse, out: bytearray) -> None:
+def _write_ShareAcknowledgeTopicResponse_v1(o: ShareAcknowledgeTopicResponse, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionData_1(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_PartitionData_v1(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1075,15 +1111,15 @@ def _w_ShareAcknowledgeTopicResponse_1(o: ShareAcknowledgeTopicResponse, out: by
         out.append(0)
 
 
-def _r_ShareAcknowledgeTopicResponse_1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeTopicResponse, int]:
+def _read_ShareAcknowledgeTopicResponse_v1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeTopicResponse, int]:
     o = ShareAcknowledgeTopicResponse.__new__(ShareAcknowledgeTopicResponse)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1102,10 +1138,10 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+def _write_NodeEndpoint_v1(o: NodeEndpoint, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
     write_compact_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_compact_nullable_string(out, o.rack)
     uk = o.unknown_tags
     if uk:
@@ -1114,12 +1150,12 @@ def _w_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -1141,17 +1177,17 @@ def _new_ShareAcknowledgeResponse() -> ShareAcknowledgeResponse:
     return o
 
 
-def _w_ShareAcknowledgeResponse_1(o: ShareAcknowledgeResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_ShareAcknowledgeResponse_v1(o: ShareAcknowledgeResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ShareAcknowledgeTopicResponse_1(e2, out)
-    x3 = o.node_endpoints
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_NodeEndpoint_1(e4, out)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_ShareAcknowledgeTopicResponse_v1(responses_item, out)
+    node_endpoints = o.node_endpoints
+    write_uvarint(out, len(node_endpoints) + 1)
+    for node_endpoints_item in node_endpoints:
+        _write_NodeEndpoint_v1(node_endpoints_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1159,23 +1195,23 @@ def _w_ShareAcknowledgeResponse_1(o: ShareAcknowledgeResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_ShareAcknowledgeResponse_1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeResponse, int]:
+def _read_ShareAcknowledgeResponse_v1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeResponse, int]:
     o = ShareAcknowledgeResponse.__new__(ShareAcknowledgeResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ShareAcknowledgeTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ShareAcknowledgeTopicResponse_1(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[NodeEndpoint] = []
-    for _ in range(n4):
-        e6, pos = _r_NodeEndpoint_1(buf, pos)
-        a5.append(e6)
-    o.node_endpoints = a5
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[ShareAcknowledgeTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_ShareAcknowledgeTopicResponse_v1(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    n_node_endpoints, pos = read_compact_array_len(buf, pos)
+    node_endpoints: list[NodeEndpoint] = []
+    for _ in range(n_node_endpoints):
+        node_endpoints_item, pos = _read_NodeEndpoint_v1(buf, pos)
+        node_endpoints.append(node_endpoints_item)
+    o.node_endpoints = node_endpoints
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1184,11 +1220,11 @@ def _r_ShareAcknowledgeResponse_1(buf: memoryview, pos: int) -> tuple[ShareAckno
     return o, pos
 
 
-_W_AcknowledgementBatch: tuple[Callable[[AcknowledgementBatch, bytearray], None], ...] = (
-    _w_AcknowledgementBatch_1,
+_WRITERS_AcknowledgementBatch: tuple[Callable[[AcknowledgementBatch, bytearray], None], ...] = (
+    _write_AcknowledgementBatch_v1,
 )
-_R_AcknowledgementBatch: tuple[Callable[[memoryview, int], tuple[AcknowledgementBatch, int]], ...] = (
-    _r_AcknowledgementBatch_1,
+_READERS_AcknowledgementBatch: tuple[Callable[[memoryview, int], tuple[AcknowledgementBatch, int]], ...] = (
+    _read_AcknowledgementBatch_v1,
 )
 AcknowledgementBatch._FIELDS = (
     FieldSpec('first_offset', 'int64', None, (0, 32767), None, None, None, None),
@@ -1196,33 +1232,33 @@ AcknowledgementBatch._FIELDS = (
     FieldSpec('acknowledge_types', 'array', 'int8', (0, 32767), None, None, None, None),
 )
 
-_W_AcknowledgePartition: tuple[Callable[[AcknowledgePartition, bytearray], None], ...] = (
-    _w_AcknowledgePartition_1,
+_WRITERS_AcknowledgePartition: tuple[Callable[[AcknowledgePartition, bytearray], None], ...] = (
+    _write_AcknowledgePartition_v1,
 )
-_R_AcknowledgePartition: tuple[Callable[[memoryview, int], tuple[AcknowledgePartition, int]], ...] = (
-    _r_AcknowledgePartition_1,
+_READERS_AcknowledgePartition: tuple[Callable[[memoryview, int], tuple[AcknowledgePartition, int]], ...] = (
+    _read_AcknowledgePartition_v1,
 )
 AcknowledgePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('acknowledgement_batches', 'array', 'struct', (0, 32767), None, None, None, AcknowledgementBatch),
 )
 
-_W_AcknowledgeTopic: tuple[Callable[[AcknowledgeTopic, bytearray], None], ...] = (
-    _w_AcknowledgeTopic_1,
+_WRITERS_AcknowledgeTopic: tuple[Callable[[AcknowledgeTopic, bytearray], None], ...] = (
+    _write_AcknowledgeTopic_v1,
 )
-_R_AcknowledgeTopic: tuple[Callable[[memoryview, int], tuple[AcknowledgeTopic, int]], ...] = (
-    _r_AcknowledgeTopic_1,
+_READERS_AcknowledgeTopic: tuple[Callable[[memoryview, int], tuple[AcknowledgeTopic, int]], ...] = (
+    _read_AcknowledgeTopic_v1,
 )
 AcknowledgeTopic._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AcknowledgePartition),
 )
 
-_W_ShareAcknowledgeRequest: tuple[Callable[[ShareAcknowledgeRequest, bytearray], None], ...] = (
-    _w_ShareAcknowledgeRequest_1,
+_WRITERS_ShareAcknowledgeRequest: tuple[Callable[[ShareAcknowledgeRequest, bytearray], None], ...] = (
+    _write_ShareAcknowledgeRequest_v1,
 )
-_R_ShareAcknowledgeRequest: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeRequest, int]], ...] = (
-    _r_ShareAcknowledgeRequest_1,
+_READERS_ShareAcknowledgeRequest: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeRequest, int]], ...] = (
+    _read_ShareAcknowledgeRequest_v1,
 )
 ShareAcknowledgeRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -1231,23 +1267,23 @@ ShareAcknowledgeRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, AcknowledgeTopic),
 )
 
-_W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_1,
+_WRITERS_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
+    _write_LeaderIdAndEpoch_v1,
 )
-_R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_1,
+_READERS_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
+    _read_LeaderIdAndEpoch_v1,
 )
 LeaderIdAndEpoch._FIELDS = (
     FieldSpec('leader_id', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('leader_epoch', 'int32', None, (0, 32767), None, None, None, None),
 )
-_DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_W_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
-    _w_PartitionData_1,
+_WRITERS_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
+    _write_PartitionData_v1,
 )
-_R_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
-    _r_PartitionData_1,
+_READERS_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
+    _read_PartitionData_v1,
 )
 PartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1256,22 +1292,22 @@ PartitionData._FIELDS = (
     FieldSpec('current_leader', 'struct', None, (0, 32767), None, None, None, LeaderIdAndEpoch),
 )
 
-_W_ShareAcknowledgeTopicResponse: tuple[Callable[[ShareAcknowledgeTopicResponse, bytearray], None], ...] = (
-    _w_ShareAcknowledgeTopicResponse_1,
+_WRITERS_ShareAcknowledgeTopicResponse: tuple[Callable[[ShareAcknowledgeTopicResponse, bytearray], None], ...] = (
+    _write_ShareAcknowledgeTopicResponse_v1,
 )
-_R_ShareAcknowledgeTopicResponse: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeTopicResponse, int]], ...] = (
-    _r_ShareAcknowledgeTopicResponse_1,
+_READERS_ShareAcknowledgeTopicResponse: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeTopicResponse, int]], ...] = (
+    _read_ShareAcknowledgeTopicResponse_v1,
 )
 ShareAcknowledgeTopicResponse._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionData),
 )
 
-_W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_1,
+_WRITERS_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
+    _write_NodeEndpoint_v1,
 )
-_R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_1,
+_READERS_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
+    _read_NodeEndpoint_v1,
 )
 NodeEndpoint._FIELDS = (
     FieldSpec('node_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -1280,11 +1316,11 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_ShareAcknowledgeResponse: tuple[Callable[[ShareAcknowledgeResponse, bytearray], None], ...] = (
-    _w_ShareAcknowledgeResponse_1,
+_WRITERS_ShareAcknowledgeResponse: tuple[Callable[[ShareAcknowledgeResponse, bytearray], None], ...] = (
+    _write_ShareAcknowledgeResponse_v1,
 )
-_R_ShareAcknowledgeResponse: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeResponse, int]], ...] = (
-    _r_ShareAcknowledgeResponse_1,
+_READERS_ShareAcknowledgeResponse: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeResponse, int]], ...] = (
+    _read_ShareAcknowledgeResponse_v1,
 )
 ShareAcknowledgeResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

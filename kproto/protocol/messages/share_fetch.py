@@ -44,17 +44,21 @@ __all__ = [
     'ShareFetchableTopicResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_ii = struct.Struct('>ii')
-_S_iiiiii = struct.Struct('>iiiiii')
-_S_qq = struct.Struct('>qq')
-_S_qqh = struct.Struct('>qqh')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT32 = struct.Struct('>ii')
+_INT32_INT32_INT32_INT32_INT32_INT32 = struct.Struct('>iiiiii')
+_INT64_INT64 = struct.Struct('>qq')
+_INT64_INT64_INT16 = struct.Struct('>qqh')
 
 
 class ShareFetchRequest(Request['ShareFetchResponse']):
-    """Kafka request ``ShareFetchRequest`` (API key 78), versions 1-1."""
+    """Kafka request ``ShareFetchRequest`` (API key 78), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'max_wait_ms', 'min_bytes', 'max_bytes', 'max_records', 'batch_size', 'topics', 'forgotten_topics_data', 'unknown_tags',)
 
@@ -64,16 +68,16 @@ class ShareFetchRequest(Request['ShareFetchResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchRequest'
 
-    group_id: str | None
-    member_id: str | None
-    share_session_epoch: int
-    max_wait_ms: int
-    min_bytes: int
-    max_bytes: int
-    max_records: int
-    batch_size: int
-    topics: list[FetchTopic]
-    forgotten_topics_data: list[ForgottenTopic]
+    group_id: str | None  # GroupId string; nullable
+    member_id: str | None  # MemberId string; nullable
+    share_session_epoch: int  # ShareSessionEpoch int32
+    max_wait_ms: int  # MaxWaitMs int32
+    min_bytes: int  # MinBytes int32
+    max_bytes: int  # MaxBytes int32; default 0x7fffffff
+    max_records: int  # MaxRecords int32
+    batch_size: int  # BatchSize int32
+    topics: list[FetchTopic]  # Topics []FetchTopic
+    forgotten_topics_data: list[ForgottenTopic]  # ForgottenTopicsData []ForgottenTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -143,7 +147,7 @@ class ShareFetchRequest(Request['ShareFetchResponse']):
             raise UnsupportedVersionError(f'ShareFetchRequest has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareFetchRequest[version - 1](self, out)
+            _WRITERS_ShareFetchRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareFetchRequest v{version}: {exc}') from None
@@ -166,20 +170,24 @@ class ShareFetchRequest(Request['ShareFetchResponse']):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'ShareFetchRequest has no version {version} (valid 1-1)')
         try:
-            return _R_ShareFetchRequest[version - 1](buf, pos)
+            return _READERS_ShareFetchRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareFetchRequest v{version}: {exc}') from None
 
 
 class ForgottenTopic(Struct):
-    """Schema struct ``ForgottenTopic`` of ``ShareFetchRequest``."""
+    """Struct ``ForgottenTopic`` of ``ShareFetchRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ForgottenTopic'
 
-    topic_id: uuid.UUID
-    partitions: list[int]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -225,7 +233,7 @@ class ForgottenTopic(Struct):
             raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ForgottenTopic[version - 1](self, out)
+            _WRITERS_ForgottenTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ForgottenTopic v{version}: {exc}') from None
@@ -248,20 +256,24 @@ class ForgottenTopic(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 1-1)')
         try:
-            return _R_ForgottenTopic[version - 1](buf, pos)
+            return _READERS_ForgottenTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ForgottenTopic v{version}: {exc}') from None
 
 
 class FetchTopic(Struct):
-    """Schema struct ``FetchTopic`` of ``ShareFetchRequest``."""
+    """Struct ``FetchTopic`` of ``ShareFetchRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FetchTopic'
 
-    topic_id: uuid.UUID
-    partitions: list[FetchPartition]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[FetchPartition]  # Partitions []FetchPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -307,7 +319,7 @@ class FetchTopic(Struct):
             raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_FetchTopic[version - 1](self, out)
+            _WRITERS_FetchTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchTopic v{version}: {exc}') from None
@@ -330,21 +342,25 @@ class FetchTopic(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 1-1)')
         try:
-            return _R_FetchTopic[version - 1](buf, pos)
+            return _READERS_FetchTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchTopic v{version}: {exc}') from None
 
 
 class FetchPartition(Struct):
-    """Schema struct ``FetchPartition`` of ``ShareFetchRequest``."""
+    """Struct ``FetchPartition`` of ``ShareFetchRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'partition_max_bytes', 'acknowledgement_batches', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FetchPartition'
 
-    partition_index: int
-    partition_max_bytes: int
-    acknowledgement_batches: list[AcknowledgementBatch]
+    partition_index: int  # PartitionIndex int32
+    partition_max_bytes: int  # PartitionMaxBytes int32; v1-0
+    acknowledgement_batches: list[AcknowledgementBatch]  # AcknowledgementBatches []AcknowledgementBatch
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -393,7 +409,7 @@ class FetchPartition(Struct):
             raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_FetchPartition[version - 1](self, out)
+            _WRITERS_FetchPartition[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FetchPartition v{version}: {exc}') from None
@@ -416,21 +432,25 @@ class FetchPartition(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 1-1)')
         try:
-            return _R_FetchPartition[version - 1](buf, pos)
+            return _READERS_FetchPartition[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FetchPartition v{version}: {exc}') from None
 
 
 class AcknowledgementBatch(Struct):
-    """Schema struct ``AcknowledgementBatch`` of ``ShareFetchRequest``."""
+    """Struct ``AcknowledgementBatch`` of ``ShareFetchRequest``.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('first_offset', 'last_offset', 'acknowledge_types', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgementBatch'
 
-    first_offset: int
-    last_offset: int
-    acknowledge_types: list[int]
+    first_offset: int  # FirstOffset int64
+    last_offset: int  # LastOffset int64
+    acknowledge_types: list[int]  # AcknowledgeTypes []int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -479,7 +499,7 @@ class AcknowledgementBatch(Struct):
             raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_AcknowledgementBatch[version - 1](self, out)
+            _WRITERS_AcknowledgementBatch[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AcknowledgementBatch v{version}: {exc}') from None
@@ -502,13 +522,17 @@ class AcknowledgementBatch(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
         try:
-            return _R_AcknowledgementBatch[version - 1](buf, pos)
+            return _READERS_AcknowledgementBatch[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AcknowledgementBatch v{version}: {exc}') from None
 
 
 class ShareFetchResponse(Response):
-    """Kafka response ``ShareFetchResponse`` (API key 78), versions 1-1."""
+    """Kafka response ``ShareFetchResponse`` (API key 78), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'acquisition_lock_timeout_ms', 'responses', 'node_endpoints', 'unknown_tags',)
 
@@ -518,12 +542,12 @@ class ShareFetchResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    acquisition_lock_timeout_ms: int
-    responses: list[ShareFetchableTopicResponse]
-    node_endpoints: list[NodeEndpoint]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    acquisition_lock_timeout_ms: int  # AcquisitionLockTimeoutMs int32
+    responses: list[ShareFetchableTopicResponse]  # Responses []ShareFetchableTopicResponse
+    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -581,7 +605,7 @@ class ShareFetchResponse(Response):
             raise UnsupportedVersionError(f'ShareFetchResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareFetchResponse[version - 1](self, out)
+            _WRITERS_ShareFetchResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareFetchResponse v{version}: {exc}') from None
@@ -604,22 +628,26 @@ class ShareFetchResponse(Response):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'ShareFetchResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareFetchResponse[version - 1](buf, pos)
+            return _READERS_ShareFetchResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareFetchResponse v{version}: {exc}') from None
 
 
 class NodeEndpoint(Struct):
-    """Schema struct ``NodeEndpoint`` of ``ShareFetchResponse``."""
+    """Struct ``NodeEndpoint`` of ``ShareFetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int
-    host: str
-    port: int
-    rack: str | None
+    node_id: int  # NodeId int32
+    host: str  # Host string
+    port: int  # Port int32
+    rack: str | None  # Rack string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -671,7 +699,7 @@ class NodeEndpoint(Struct):
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_NodeEndpoint[version - 1](self, out)
+            _WRITERS_NodeEndpoint[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
@@ -694,20 +722,24 @@ class NodeEndpoint(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
         try:
-            return _R_NodeEndpoint[version - 1](buf, pos)
+            return _READERS_NodeEndpoint[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
 
 
 class ShareFetchableTopicResponse(Struct):
-    """Schema struct ``ShareFetchableTopicResponse`` of ``ShareFetchResponse``."""
+    """Struct ``ShareFetchableTopicResponse`` of ``ShareFetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchableTopicResponse'
 
-    topic_id: uuid.UUID
-    partitions: list[PartitionData]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[PartitionData]  # Partitions []PartitionData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -753,7 +785,7 @@ class ShareFetchableTopicResponse(Struct):
             raise UnsupportedVersionError(f'ShareFetchableTopicResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareFetchableTopicResponse[version - 1](self, out)
+            _WRITERS_ShareFetchableTopicResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareFetchableTopicResponse v{version}: {exc}') from None
@@ -776,26 +808,30 @@ class ShareFetchableTopicResponse(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'ShareFetchableTopicResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareFetchableTopicResponse[version - 1](buf, pos)
+            return _READERS_ShareFetchableTopicResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareFetchableTopicResponse v{version}: {exc}') from None
 
 
 class PartitionData(Struct):
-    """Schema struct ``PartitionData`` of ``ShareFetchResponse``."""
+    """Struct ``PartitionData`` of ``ShareFetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'acknowledge_error_code', 'acknowledge_error_message', 'current_leader', 'records', 'acquired_records', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int
-    error_code: int
-    error_message: str | None
-    acknowledge_error_code: int
-    acknowledge_error_message: str | None
-    current_leader: LeaderIdAndEpoch
-    records: Buffer | None
-    acquired_records: list[AcquiredRecords]
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    acknowledge_error_code: int  # AcknowledgeErrorCode int16
+    acknowledge_error_message: str | None  # AcknowledgeErrorMessage string; nullable
+    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch
+    records: Buffer | None  # Records records; nullable v1-0
+    acquired_records: list[AcquiredRecords]  # AcquiredRecords []AcquiredRecords
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -859,7 +895,7 @@ class PartitionData(Struct):
             raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_PartitionData[version - 1](self, out)
+            _WRITERS_PartitionData[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
@@ -882,21 +918,25 @@ class PartitionData(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
         try:
-            return _R_PartitionData[version - 1](buf, pos)
+            return _READERS_PartitionData[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
 
 
 class AcquiredRecords(Struct):
-    """Schema struct ``AcquiredRecords`` of ``ShareFetchResponse``."""
+    """Struct ``AcquiredRecords`` of ``ShareFetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('first_offset', 'last_offset', 'delivery_count', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'AcquiredRecords'
 
-    first_offset: int
-    last_offset: int
-    delivery_count: int
+    first_offset: int  # FirstOffset int64
+    last_offset: int  # LastOffset int64
+    delivery_count: int  # DeliveryCount int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -945,7 +985,7 @@ class AcquiredRecords(Struct):
             raise UnsupportedVersionError(f'AcquiredRecords has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_AcquiredRecords[version - 1](self, out)
+            _WRITERS_AcquiredRecords[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode AcquiredRecords v{version}: {exc}') from None
@@ -968,20 +1008,24 @@ class AcquiredRecords(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'AcquiredRecords has no version {version} (valid 1-1)')
         try:
-            return _R_AcquiredRecords[version - 1](buf, pos)
+            return _READERS_AcquiredRecords[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed AcquiredRecords v{version}: {exc}') from None
 
 
 class LeaderIdAndEpoch(Struct):
-    """Schema struct ``LeaderIdAndEpoch`` of ``ShareFetchResponse``."""
+    """Struct ``LeaderIdAndEpoch`` of ``ShareFetchResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int
-    leader_epoch: int
+    leader_id: int  # LeaderId int32
+    leader_epoch: int  # LeaderEpoch int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -1027,7 +1071,7 @@ class LeaderIdAndEpoch(Struct):
             raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_LeaderIdAndEpoch[version - 1](self, out)
+            _WRITERS_LeaderIdAndEpoch[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
@@ -1050,7 +1094,7 @@ class LeaderIdAndEpoch(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
         try:
-            return _R_LeaderIdAndEpoch[version - 1](buf, pos)
+            return _READERS_LeaderIdAndEpoch[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
@@ -1064,11 +1108,11 @@ def _new_AcknowledgementBatch() -> AcknowledgementBatch:
     return o
 
 
-def _w_AcknowledgementBatch_1(o: AcknowledgementBatch, out: bytearray) -> None:
-    out += _S_qq.pack(o.first_offset, o.last_offset)
-    x1 = o.acknowledge_types
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%db' % len(x1), *x1)
+def _write_AcknowledgementBatch_v1(o: AcknowledgementBatch, out: bytearray) -> None:
+    out += _INT64_INT64.pack(o.first_offset, o.last_offset)
+    acknowledge_types = o.acknowledge_types
+    write_uvarint(out, len(acknowledge_types) + 1)
+    out += struct.pack('>%db' % len(acknowledge_types), *acknowledge_types)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1076,13 +1120,13 @@ def _w_AcknowledgementBatch_1(o: AcknowledgementBatch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgementBatch_1(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
+def _read_AcknowledgementBatch_v1(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
     o = AcknowledgementBatch.__new__(AcknowledgementBatch)
-    o.first_offset, o.last_offset = _S_qq.unpack_from(buf, pos)
+    o.first_offset, o.last_offset = _INT64_INT64.unpack_from(buf, pos)
     pos += 16
-    n1, pos = read_compact_array_len(buf, pos)
-    o.acknowledge_types = list(struct.unpack_from('>%db' % n1, buf, pos))
-    pos += 1 * n1
+    n_acknowledge_types, pos = read_compact_array_len(buf, pos)
+    o.acknowledge_types = list(struct.unpack_from('>%db' % n_acknowledge_types, buf, pos))
+    pos += 1 * n_acknowledge_types
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1100,14 +1144,14 @@ def _new_FetchPartition() -> FetchPartition:
     return o
 
 
-def _w_FetchPartition_1(o: FetchPartition, out: bytearray) -> None:
+def _write_FetchPartition_v1(o: FetchPartition, out: bytearray) -> None:
     if o.partition_max_bytes != 0:
         raise UnsupportedVersionError('FetchPartition.partition_max_bytes has a non-default value this version cannot carry')
-    out += _S_i.pack(o.partition_index)
-    x1 = o.acknowledgement_batches
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AcknowledgementBatch_1(e2, out)
+    out += _INT32.pack(o.partition_index)
+    acknowledgement_batches = o.acknowledgement_batches
+    write_uvarint(out, len(acknowledgement_batches) + 1)
+    for acknowledgement_batches_item in acknowledgement_batches:
+        _write_AcknowledgementBatch_v1(acknowledgement_batches_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1115,16 +1159,16 @@ def _w_FetchPartition_1(o: FetchPartition, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchPartition_1(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v1(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AcknowledgementBatch] = []
-    for _ in range(n1):
-        e3, pos = _r_AcknowledgementBatch_1(buf, pos)
-        a2.append(e3)
-    o.acknowledgement_batches = a2
+    n_acknowledgement_batches, pos = read_compact_array_len(buf, pos)
+    acknowledgement_batches: list[AcknowledgementBatch] = []
+    for _ in range(n_acknowledgement_batches):
+        acknowledgement_batches_item, pos = _read_AcknowledgementBatch_v1(buf, pos)
+        acknowledgement_batches.append(acknowledgement_batches_item)
+    o.acknowledgement_batches = acknowledgement_batches
     o.partition_max_bytes = 0
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1142,12 +1186,12 @@ def _new_FetchTopic() -> FetchTopic:
     return o
 
 
-def _w_FetchTopic_1(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v1(o: FetchTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchPartition_1(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_FetchPartition_v1(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1155,15 +1199,15 @@ def _w_FetchTopic_1(o: FetchTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchTopic_1(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v1(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1180,11 +1224,11 @@ def _new_ForgottenTopic() -> ForgottenTopic:
     return o
 
 
-def _w_ForgottenTopic_1(o: ForgottenTopic, out: bytearray) -> None:
+def _write_ForgottenTopic_v1(o: ForgottenTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1192,12 +1236,12 @@ def _w_ForgottenTopic_1(o: ForgottenTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ForgottenTopic_1(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _read_ForgottenTopic_v1(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1222,18 +1266,18 @@ def _new_ShareFetchRequest() -> ShareFetchRequest:
     return o
 
 
-def _w_ShareFetchRequest_1(o: ShareFetchRequest, out: bytearray) -> None:
+def _write_ShareFetchRequest_v1(o: ShareFetchRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.group_id)
     write_compact_nullable_string(out, o.member_id)
-    out += _S_iiiiii.pack(o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_1(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_1(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT32_INT32.pack(o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v1(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v1(forgotten_topics_data_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1241,24 +1285,24 @@ def _w_ShareFetchRequest_1(o: ShareFetchRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ShareFetchRequest_1(buf: memoryview, pos: int) -> tuple[ShareFetchRequest, int]:
+def _read_ShareFetchRequest_v1(buf: memoryview, pos: int) -> tuple[ShareFetchRequest, int]:
     o = ShareFetchRequest.__new__(ShareFetchRequest)
     o.group_id, pos = read_compact_nullable_string(buf, pos)
     o.member_id, pos = read_compact_nullable_string(buf, pos)
-    o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size = _S_iiiiii.unpack_from(buf, pos)
+    o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size = _INT32_INT32_INT32_INT32_INT32_INT32.unpack_from(buf, pos)
     pos += 24
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_1(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v1(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1275,8 +1319,8 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_1(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+def _write_LeaderIdAndEpoch_v1(o: LeaderIdAndEpoch, out: bytearray) -> None:
+    out += _INT32_INT32.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1284,9 +1328,9 @@ def _w_LeaderIdAndEpoch_1(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_1(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v1(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o.leader_id, o.leader_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1305,8 +1349,8 @@ def _new_AcquiredRecords() -> AcquiredRecords:
     return o
 
 
-def _w_AcquiredRecords_1(o: AcquiredRecords, out: bytearray) -> None:
-    out += _S_qqh.pack(o.first_offset, o.last_offset, o.delivery_count)
+def _write_AcquiredRecords_v1(o: AcquiredRecords, out: bytearray) -> None:
+    out += _INT64_INT64_INT16.pack(o.first_offset, o.last_offset, o.delivery_count)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1314,9 +1358,9 @@ def _w_AcquiredRecords_1(o: AcquiredRecords, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcquiredRecords_1(buf: memoryview, pos: int) -> tuple[AcquiredRecords, int]:
+def _read_AcquiredRecords_v1(buf: memoryview, pos: int) -> tuple[AcquiredRecords, int]:
     o = AcquiredRecords.__new__(AcquiredRecords)
-    o.first_offset, o.last_offset, o.delivery_count = _S_qqh.unpack_from(buf, pos)
+    o.first_offset, o.last_offset, o.delivery_count = _INT64_INT64_INT16.unpack_from(buf, pos)
     pos += 18
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1340,21 +1384,21 @@ def _new_PartitionData() -> PartitionData:
     return o
 
 
-def _w_PartitionData_1(o: PartitionData, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_PartitionData_v1(o: PartitionData, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_h.pack(o.acknowledge_error_code)
+    out += _INT16.pack(o.acknowledge_error_code)
     write_compact_nullable_string(out, o.acknowledge_error_message)
-    x1 = o.current_leader
-    _w_LeaderIdAndEpoch_1(x1, out)
-    x2 = o.records
-    if x2 is None:
+    current_leader = o.current_leader
+    _write_LeaderIdAndEpoch_v1(current_leader, out)
+    records = o.records
+    if records is None:
         raise ValueError('records' + ' is None but not nullable in this version')
-    write_compact_bytes(out, x2)
-    x3 = o.acquired_records
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_AcquiredRecords_1(e4, out)
+    write_compact_bytes(out, records)
+    acquired_records = o.acquired_records
+    write_uvarint(out, len(acquired_records) + 1)
+    for acquired_records_item in acquired_records:
+        _write_AcquiredRecords_v1(acquired_records_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1362,22 +1406,22 @@ def _w_PartitionData_1(o: PartitionData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PartitionData_1(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v1(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.acknowledge_error_code = _S_h.unpack_from(buf, pos)[0]
+    o.acknowledge_error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.acknowledge_error_message, pos = read_compact_nullable_string(buf, pos)
-    o.current_leader, pos = _r_LeaderIdAndEpoch_1(buf, pos)
+    o.current_leader, pos = _read_LeaderIdAndEpoch_v1(buf, pos)
     o.records, pos = read_compact_records(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AcquiredRecords] = []
-    for _ in range(n1):
-        e3, pos = _r_AcquiredRecords_1(buf, pos)
-        a2.append(e3)
-    o.acquired_records = a2
+    n_acquired_records, pos = read_compact_array_len(buf, pos)
+    acquired_records: list[AcquiredRecords] = []
+    for _ in range(n_acquired_records):
+        acquired_records_item, pos = _read_AcquiredRecords_v1(buf, pos)
+        acquired_records.append(acquired_records_item)
+    o.acquired_records = acquired_records
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1394,12 +1438,12 @@ def _new_ShareFetchableTopicResponse() -> ShareFetchableTopicResponse:
     return o
 
 
-def _w_ShareFetchableTopicResponse_1(o: ShareFetchableTopicResponse, out: bytearray) -> None:
+def _write_ShareFetchableTopicResponse_v1(o: ShareFetchableTopicResponse, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionData_1(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_PartitionData_v1(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1407,15 +1451,15 @@ def _w_ShareFetchableTopicResponse_1(o: ShareFetchableTopicResponse, out: bytear
         out.append(0)
 
 
-def _r_ShareFetchableTopicResponse_1(buf: memoryview, pos: int) -> tuple[ShareFetchableTopicResponse, int]:
+def _read_ShareFetchableTopicResponse_v1(buf: memoryview, pos: int) -> tuple[ShareFetchableTopicResponse, int]:
     o = ShareFetchableTopicResponse.__new__(ShareFetchableTopicResponse)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1434,10 +1478,10 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+def _write_NodeEndpoint_v1(o: NodeEndpoint, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
     write_compact_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_compact_nullable_string(out, o.rack)
     uk = o.unknown_tags
     if uk:
@@ -1446,12 +1490,12 @@ def _w_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -1474,18 +1518,18 @@ def _new_ShareFetchResponse() -> ShareFetchResponse:
     return o
 
 
-def _w_ShareFetchResponse_1(o: ShareFetchResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_ShareFetchResponse_v1(o: ShareFetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_i.pack(o.acquisition_lock_timeout_ms)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ShareFetchableTopicResponse_1(e2, out)
-    x3 = o.node_endpoints
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_NodeEndpoint_1(e4, out)
+    out += _INT32.pack(o.acquisition_lock_timeout_ms)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_ShareFetchableTopicResponse_v1(responses_item, out)
+    node_endpoints = o.node_endpoints
+    write_uvarint(out, len(node_endpoints) + 1)
+    for node_endpoints_item in node_endpoints:
+        _write_NodeEndpoint_v1(node_endpoints_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1493,25 +1537,25 @@ def _w_ShareFetchResponse_1(o: ShareFetchResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ShareFetchResponse_1(buf: memoryview, pos: int) -> tuple[ShareFetchResponse, int]:
+def _read_ShareFetchResponse_v1(buf: memoryview, pos: int) -> tuple[ShareFetchResponse, int]:
     o = ShareFetchResponse.__new__(ShareFetchResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.acquisition_lock_timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.acquisition_lock_timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ShareFetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ShareFetchableTopicResponse_1(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[NodeEndpoint] = []
-    for _ in range(n4):
-        e6, pos = _r_NodeEndpoint_1(buf, pos)
-        a5.append(e6)
-    o.node_endpoints = a5
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[ShareFetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_ShareFetchableTopicResponse_v1(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    n_node_endpoints, pos = read_compact_array_len(buf, pos)
+    node_endpoints: list[NodeEndpoint] = []
+    for _ in range(n_node_endpoints):
+        node_endpoints_item, pos = _read_NodeEndpoint_v1(buf, pos)
+        node_endpoints.append(node_endpoints_item)
+    o.node_endpoints = node_endpoints
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1520,11 +1564,11 @@ def _r_ShareFetchResponse_1(buf: memoryview, pos: int) -> tuple[ShareFetchRespon
     return o, pos
 
 
-_W_AcknowledgementBatch: tuple[Callable[[AcknowledgementBatch, bytearray], None], ...] = (
-    _w_AcknowledgementBatch_1,
+_WRITERS_AcknowledgementBatch: tuple[Callable[[AcknowledgementBatch, bytearray], None], ...] = (
+    _write_AcknowledgementBatch_v1,
 )
-_R_AcknowledgementBatch: tuple[Callable[[memoryview, int], tuple[AcknowledgementBatch, int]], ...] = (
-    _r_AcknowledgementBatch_1,
+_READERS_AcknowledgementBatch: tuple[Callable[[memoryview, int], tuple[AcknowledgementBatch, int]], ...] = (
+    _read_AcknowledgementBatch_v1,
 )
 AcknowledgementBatch._FIELDS = (
     FieldSpec('first_offset', 'int64', None, (0, 32767), None, None, None, None),
@@ -1532,11 +1576,11 @@ AcknowledgementBatch._FIELDS = (
     FieldSpec('acknowledge_types', 'array', 'int8', (0, 32767), None, None, None, None),
 )
 
-_W_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...] = (
-    _w_FetchPartition_1,
+_WRITERS_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...] = (
+    _write_FetchPartition_v1,
 )
-_R_FetchPartition: tuple[Callable[[memoryview, int], tuple[FetchPartition, int]], ...] = (
-    _r_FetchPartition_1,
+_READERS_FetchPartition: tuple[Callable[[memoryview, int], tuple[FetchPartition, int]], ...] = (
+    _read_FetchPartition_v1,
 )
 FetchPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1544,33 +1588,33 @@ FetchPartition._FIELDS = (
     FieldSpec('acknowledgement_batches', 'array', 'struct', (0, 32767), None, None, None, AcknowledgementBatch),
 )
 
-_W_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
-    _w_FetchTopic_1,
+_WRITERS_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
+    _write_FetchTopic_v1,
 )
-_R_FetchTopic: tuple[Callable[[memoryview, int], tuple[FetchTopic, int]], ...] = (
-    _r_FetchTopic_1,
+_READERS_FetchTopic: tuple[Callable[[memoryview, int], tuple[FetchTopic, int]], ...] = (
+    _read_FetchTopic_v1,
 )
 FetchTopic._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, FetchPartition),
 )
 
-_W_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...] = (
-    _w_ForgottenTopic_1,
+_WRITERS_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...] = (
+    _write_ForgottenTopic_v1,
 )
-_R_ForgottenTopic: tuple[Callable[[memoryview, int], tuple[ForgottenTopic, int]], ...] = (
-    _r_ForgottenTopic_1,
+_READERS_ForgottenTopic: tuple[Callable[[memoryview, int], tuple[ForgottenTopic, int]], ...] = (
+    _read_ForgottenTopic_v1,
 )
 ForgottenTopic._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_ShareFetchRequest: tuple[Callable[[ShareFetchRequest, bytearray], None], ...] = (
-    _w_ShareFetchRequest_1,
+_WRITERS_ShareFetchRequest: tuple[Callable[[ShareFetchRequest, bytearray], None], ...] = (
+    _write_ShareFetchRequest_v1,
 )
-_R_ShareFetchRequest: tuple[Callable[[memoryview, int], tuple[ShareFetchRequest, int]], ...] = (
-    _r_ShareFetchRequest_1,
+_READERS_ShareFetchRequest: tuple[Callable[[memoryview, int], tuple[ShareFetchRequest, int]], ...] = (
+    _read_ShareFetchRequest_v1,
 )
 ShareFetchRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -1585,23 +1629,23 @@ ShareFetchRequest._FIELDS = (
     FieldSpec('forgotten_topics_data', 'array', 'struct', (0, 32767), None, None, None, ForgottenTopic),
 )
 
-_W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_1,
+_WRITERS_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
+    _write_LeaderIdAndEpoch_v1,
 )
-_R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_1,
+_READERS_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
+    _read_LeaderIdAndEpoch_v1,
 )
 LeaderIdAndEpoch._FIELDS = (
     FieldSpec('leader_id', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('leader_epoch', 'int32', None, (0, 32767), None, None, None, None),
 )
-_DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_W_AcquiredRecords: tuple[Callable[[AcquiredRecords, bytearray], None], ...] = (
-    _w_AcquiredRecords_1,
+_WRITERS_AcquiredRecords: tuple[Callable[[AcquiredRecords, bytearray], None], ...] = (
+    _write_AcquiredRecords_v1,
 )
-_R_AcquiredRecords: tuple[Callable[[memoryview, int], tuple[AcquiredRecords, int]], ...] = (
-    _r_AcquiredRecords_1,
+_READERS_AcquiredRecords: tuple[Callable[[memoryview, int], tuple[AcquiredRecords, int]], ...] = (
+    _read_AcquiredRecords_v1,
 )
 AcquiredRecords._FIELDS = (
     FieldSpec('first_offset', 'int64', None, (0, 32767), None, None, None, None),
@@ -1609,11 +1653,11 @@ AcquiredRecords._FIELDS = (
     FieldSpec('delivery_count', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
-    _w_PartitionData_1,
+_WRITERS_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
+    _write_PartitionData_v1,
 )
-_R_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
-    _r_PartitionData_1,
+_READERS_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
+    _read_PartitionData_v1,
 )
 PartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1626,22 +1670,22 @@ PartitionData._FIELDS = (
     FieldSpec('acquired_records', 'array', 'struct', (0, 32767), None, None, None, AcquiredRecords),
 )
 
-_W_ShareFetchableTopicResponse: tuple[Callable[[ShareFetchableTopicResponse, bytearray], None], ...] = (
-    _w_ShareFetchableTopicResponse_1,
+_WRITERS_ShareFetchableTopicResponse: tuple[Callable[[ShareFetchableTopicResponse, bytearray], None], ...] = (
+    _write_ShareFetchableTopicResponse_v1,
 )
-_R_ShareFetchableTopicResponse: tuple[Callable[[memoryview, int], tuple[ShareFetchableTopicResponse, int]], ...] = (
-    _r_ShareFetchableTopicResponse_1,
+_READERS_ShareFetchableTopicResponse: tuple[Callable[[memoryview, int], tuple[ShareFetchableTopicResponse, int]], ...] = (
+    _read_ShareFetchableTopicResponse_v1,
 )
 ShareFetchableTopicResponse._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionData),
 )
 
-_W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_1,
+_WRITERS_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
+    _write_NodeEndpoint_v1,
 )
-_R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_1,
+_READERS_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
+    _read_NodeEndpoint_v1,
 )
 NodeEndpoint._FIELDS = (
     FieldSpec('node_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -1650,11 +1694,11 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_ShareFetchResponse: tuple[Callable[[ShareFetchResponse, bytearray], None], ...] = (
-    _w_ShareFetchResponse_1,
+_WRITERS_ShareFetchResponse: tuple[Callable[[ShareFetchResponse, bytearray], None], ...] = (
+    _write_ShareFetchResponse_v1,
 )
-_R_ShareFetchResponse: tuple[Callable[[memoryview, int], tuple[ShareFetchResponse, int]], ...] = (
-    _r_ShareFetchResponse_1,
+_READERS_ShareFetchResponse: tuple[Callable[[memoryview, int], tuple[ShareFetchResponse, int]], ...] = (
+    _read_ShareFetchResponse_v1,
 )
 ShareFetchResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -36,14 +36,18 @@ __all__ = [
     'TopicPartitions',
 ]
 
-_S_o = struct.Struct('>?')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ii = struct.Struct('>ii')
+_BOOL = struct.Struct('>?')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT32 = struct.Struct('>ii')
 
 
 class ShareGroupDescribeRequest(Request['ShareGroupDescribeResponse']):
-    """Kafka request ``ShareGroupDescribeRequest`` (API key 77), versions 1-1."""
+    """Kafka request ``ShareGroupDescribeRequest`` (API key 77), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_ids', 'include_authorized_operations', 'unknown_tags',)
 
@@ -53,8 +57,8 @@ class ShareGroupDescribeRequest(Request['ShareGroupDescribeResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupDescribeRequest'
 
-    group_ids: list[str]
-    include_authorized_operations: bool
+    group_ids: list[str]  # GroupIds []string
+    include_authorized_operations: bool  # IncludeAuthorizedOperations bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -100,7 +104,7 @@ class ShareGroupDescribeRequest(Request['ShareGroupDescribeResponse']):
             raise UnsupportedVersionError(f'ShareGroupDescribeRequest has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareGroupDescribeRequest[version - 1](self, out)
+            _WRITERS_ShareGroupDescribeRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareGroupDescribeRequest v{version}: {exc}') from None
@@ -123,13 +127,17 @@ class ShareGroupDescribeRequest(Request['ShareGroupDescribeResponse']):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'ShareGroupDescribeRequest has no version {version} (valid 1-1)')
         try:
-            return _R_ShareGroupDescribeRequest[version - 1](buf, pos)
+            return _READERS_ShareGroupDescribeRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareGroupDescribeRequest v{version}: {exc}') from None
 
 
 class ShareGroupDescribeResponse(Response):
-    """Kafka response ``ShareGroupDescribeResponse`` (API key 77), versions 1-1."""
+    """Kafka response ``ShareGroupDescribeResponse`` (API key 77), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
 
@@ -139,8 +147,8 @@ class ShareGroupDescribeResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupDescribeResponse'
 
-    throttle_time_ms: int
-    groups: list[DescribedGroup]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    groups: list[DescribedGroup]  # Groups []DescribedGroup
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -186,7 +194,7 @@ class ShareGroupDescribeResponse(Response):
             raise UnsupportedVersionError(f'ShareGroupDescribeResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareGroupDescribeResponse[version - 1](self, out)
+            _WRITERS_ShareGroupDescribeResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareGroupDescribeResponse v{version}: {exc}') from None
@@ -209,27 +217,31 @@ class ShareGroupDescribeResponse(Response):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'ShareGroupDescribeResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareGroupDescribeResponse[version - 1](buf, pos)
+            return _READERS_ShareGroupDescribeResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareGroupDescribeResponse v{version}: {exc}') from None
 
 
 class DescribedGroup(Struct):
-    """Schema struct ``DescribedGroup`` of ``ShareGroupDescribeResponse``."""
+    """Struct ``DescribedGroup`` of ``ShareGroupDescribeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'assignor_name', 'members', 'authorized_operations', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
-    error_code: int
-    error_message: str | None
-    group_id: str
-    group_state: str
-    group_epoch: int
-    assignment_epoch: int
-    assignor_name: str
-    members: list[Member]
-    authorized_operations: int
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    group_id: str  # GroupId string
+    group_state: str  # GroupState string
+    group_epoch: int  # GroupEpoch int32
+    assignment_epoch: int  # AssignmentEpoch int32
+    assignor_name: str  # AssignorName string
+    members: list[Member]  # Members []Member
+    authorized_operations: int  # AuthorizedOperations int32; default -2147483648
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -296,7 +308,7 @@ class DescribedGroup(Struct):
             raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_DescribedGroup[version - 1](self, out)
+            _WRITERS_DescribedGroup[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode DescribedGroup v{version}: {exc}') from None
@@ -319,25 +331,29 @@ class DescribedGroup(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 1-1)')
         try:
-            return _R_DescribedGroup[version - 1](buf, pos)
+            return _READERS_DescribedGroup[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed DescribedGroup v{version}: {exc}') from None
 
 
 class Member(Struct):
-    """Schema struct ``Member`` of ``ShareGroupDescribeResponse``."""
+    """Struct ``Member`` of ``ShareGroupDescribeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('member_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'assignment', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Member'
 
-    member_id: str
-    rack_id: str | None
-    member_epoch: int
-    client_id: str
-    client_host: str
-    subscribed_topic_names: list[str]
-    assignment: Assignment
+    member_id: str  # MemberId string
+    rack_id: str | None  # RackId string; nullable
+    member_epoch: int  # MemberEpoch int32
+    client_id: str  # ClientId string
+    client_host: str  # ClientHost string
+    subscribed_topic_names: list[str]  # SubscribedTopicNames []string
+    assignment: Assignment  # Assignment Assignment
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -398,7 +414,7 @@ class Member(Struct):
             raise UnsupportedVersionError(f'Member has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_Member[version - 1](self, out)
+            _WRITERS_Member[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode Member v{version}: {exc}') from None
@@ -421,19 +437,23 @@ class Member(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'Member has no version {version} (valid 1-1)')
         try:
-            return _R_Member[version - 1](buf, pos)
+            return _READERS_Member[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed Member v{version}: {exc}') from None
 
 
 class Assignment(Struct):
-    """Schema struct ``Assignment`` of ``ShareGroupDescribeResponse``."""
+    """Struct ``Assignment`` of ``ShareGroupDescribeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
-    topic_partitions: list[TopicPartitions]
+    topic_partitions: list[TopicPartitions]  # TopicPartitions []TopicPartitions
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -476,7 +496,7 @@ class Assignment(Struct):
             raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_Assignment[version - 1](self, out)
+            _WRITERS_Assignment[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
@@ -499,21 +519,25 @@ class Assignment(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
         try:
-            return _R_Assignment[version - 1](buf, pos)
+            return _READERS_Assignment[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
 
 class TopicPartitions(Struct):
-    """Schema struct ``TopicPartitions`` of ``ShareGroupDescribeResponse``."""
+    """Struct ``TopicPartitions`` of ``ShareGroupDescribeResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'topic_name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID
-    topic_name: str
-    partitions: list[int]
+    topic_id: uuid.UUID  # TopicId uuid
+    topic_name: str  # TopicName string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -562,7 +586,7 @@ class TopicPartitions(Struct):
             raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_TopicPartitions[version - 1](self, out)
+            _WRITERS_TopicPartitions[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
@@ -585,7 +609,7 @@ class TopicPartitions(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
         try:
-            return _R_TopicPartitions[version - 1](buf, pos)
+            return _READERS_TopicPartitions[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
@@ -598,12 +622,12 @@ def _new_ShareGroupDescribeRequest() -> ShareGroupDescribeRequest:
     return o
 
 
-def _w_ShareGroupDescribeRequest_1(o: ShareGroupDescribeRequest, out: bytearray) -> None:
-    x1 = o.group_ids
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    out += _S_o.pack(o.include_authorized_operations)
+def _write_ShareGroupDescribeRequest_v1(o: ShareGroupDescribeRequest, out: bytearray) -> None:
+    group_ids = o.group_ids
+    write_uvarint(out, len(group_ids) + 1)
+    for group_ids_item in group_ids:
+        write_compact_string(out, group_ids_item)
+    out += _BOOL.pack(o.include_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -611,15 +635,15 @@ def _w_ShareGroupDescribeRequest_1(o: ShareGroupDescribeRequest, out: bytearray)
         out.append(0)
 
 
-def _r_ShareGroupDescribeRequest_1(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeRequest, int]:
+def _read_ShareGroupDescribeRequest_v1(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeRequest, int]:
     o = ShareGroupDescribeRequest.__new__(ShareGroupDescribeRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.group_ids = a2
-    o.include_authorized_operations = _S_o.unpack_from(buf, pos)[0]
+    n_group_ids, pos = read_compact_array_len(buf, pos)
+    group_ids: list[str] = []
+    for _ in range(n_group_ids):
+        group_ids_item, pos = read_compact_string(buf, pos)
+        group_ids.append(group_ids_item)
+    o.group_ids = group_ids
+    o.include_authorized_operations = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -638,12 +662,12 @@ def _new_TopicPartitions() -> TopicPartitions:
     return o
 
 
-def _w_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
+def _write_TopicPartitions_v1(o: TopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -651,13 +675,13 @@ def _w_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicPartitions_1(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
+def _read_TopicPartitions_v1(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
     o = TopicPartitions.__new__(TopicPartitions)
     o.topic_id, pos = read_uuid(buf, pos)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -673,11 +697,11 @@ def _new_Assignment() -> Assignment:
     return o
 
 
-def _w_Assignment_1(o: Assignment, out: bytearray) -> None:
-    x1 = o.topic_partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicPartitions_1(e2, out)
+def _write_Assignment_v1(o: Assignment, out: bytearray) -> None:
+    topic_partitions = o.topic_partitions
+    write_uvarint(out, len(topic_partitions) + 1)
+    for topic_partitions_item in topic_partitions:
+        _write_TopicPartitions_v1(topic_partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -685,14 +709,14 @@ def _w_Assignment_1(o: Assignment, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Assignment_1(buf: memoryview, pos: int) -> tuple[Assignment, int]:
+def _read_Assignment_v1(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     o = Assignment.__new__(Assignment)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicPartitions] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicPartitions_1(buf, pos)
-        a2.append(e3)
-    o.topic_partitions = a2
+    n_topic_partitions, pos = read_compact_array_len(buf, pos)
+    topic_partitions: list[TopicPartitions] = []
+    for _ in range(n_topic_partitions):
+        topic_partitions_item, pos = _read_TopicPartitions_v1(buf, pos)
+        topic_partitions.append(topic_partitions_item)
+    o.topic_partitions = topic_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -714,18 +738,18 @@ def _new_Member() -> Member:
     return o
 
 
-def _w_Member_1(o: Member, out: bytearray) -> None:
+def _write_Member_v1(o: Member, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.rack_id)
-    out += _S_i.pack(o.member_epoch)
+    out += _INT32.pack(o.member_epoch)
     write_compact_string(out, o.client_id)
     write_compact_string(out, o.client_host)
-    x1 = o.subscribed_topic_names
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    x3 = o.assignment
-    _w_Assignment_1(x3, out)
+    subscribed_topic_names = o.subscribed_topic_names
+    write_uvarint(out, len(subscribed_topic_names) + 1)
+    for subscribed_topic_names_item in subscribed_topic_names:
+        write_compact_string(out, subscribed_topic_names_item)
+    assignment = o.assignment
+    _write_Assignment_v1(assignment, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -733,21 +757,21 @@ def _w_Member_1(o: Member, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Member_1(buf: memoryview, pos: int) -> tuple[Member, int]:
+def _read_Member_v1(buf: memoryview, pos: int) -> tuple[Member, int]:
     o = Member.__new__(Member)
     o.member_id, pos = read_compact_string(buf, pos)
     o.rack_id, pos = read_compact_nullable_string(buf, pos)
-    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.client_id, pos = read_compact_string(buf, pos)
     o.client_host, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.subscribed_topic_names = a2
-    o.assignment, pos = _r_Assignment_1(buf, pos)
+    n_subscribed_topic_names, pos = read_compact_array_len(buf, pos)
+    subscribed_topic_names: list[str] = []
+    for _ in range(n_subscribed_topic_names):
+        subscribed_topic_names_item, pos = read_compact_string(buf, pos)
+        subscribed_topic_names.append(subscribed_topic_names_item)
+    o.subscribed_topic_names = subscribed_topic_names
+    o.assignment, pos = _read_Assignment_v1(buf, pos)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -771,18 +795,18 @@ def _new_DescribedGroup() -> DescribedGroup:
     return o
 
 
-def _w_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribedGroup_v1(o: DescribedGroup, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.group_state)
-    out += _S_ii.pack(o.group_epoch, o.assignment_epoch)
+    out += _INT32_INT32.pack(o.group_epoch, o.assignment_epoch)
     write_compact_string(out, o.assignor_name)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_Member_1(e2, out)
-    out += _S_i.pack(o.authorized_operations)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_Member_v1(members_item, out)
+    out += _INT32.pack(o.authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -790,23 +814,23 @@ def _w_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribedGroup_1(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _read_DescribedGroup_v1(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.group_id, pos = read_compact_string(buf, pos)
     o.group_state, pos = read_compact_string(buf, pos)
-    o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
+    o.group_epoch, o.assignment_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[Member] = []
-    for _ in range(n1):
-        e3, pos = _r_Member_1(buf, pos)
-        a2.append(e3)
-    o.members = a2
-    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[Member] = []
+    for _ in range(n_members):
+        members_item, pos = _read_Member_v1(buf, pos)
+        members.append(members_item)
+    o.members = members
+    o.authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -824,12 +848,12 @@ def _new_ShareGroupDescribeResponse() -> ShareGroupDescribeResponse:
     return o
 
 
-def _w_ShareGroupDescribeResponse_1(o: ShareGroupDescribeResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedGroup_1(e2, out)
+def _write_ShareGroupDescribeResponse_v1(o: ShareGroupDescribeResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_DescribedGroup_v1(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -837,16 +861,16 @@ def _w_ShareGroupDescribeResponse_1(o: ShareGroupDescribeResponse, out: bytearra
         out.append(0)
 
 
-def _r_ShareGroupDescribeResponse_1(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeResponse, int]:
+def _read_ShareGroupDescribeResponse_v1(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeResponse, int]:
     o = ShareGroupDescribeResponse.__new__(ShareGroupDescribeResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_1(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v1(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -855,22 +879,22 @@ def _r_ShareGroupDescribeResponse_1(buf: memoryview, pos: int) -> tuple[ShareGro
     return o, pos
 
 
-_W_ShareGroupDescribeRequest: tuple[Callable[[ShareGroupDescribeRequest, bytearray], None], ...] = (
-    _w_ShareGroupDescribeRequest_1,
+_WRITERS_ShareGroupDescribeRequest: tuple[Callable[[ShareGroupDescribeRequest, bytearray], None], ...] = (
+    _write_ShareGroupDescribeRequest_v1,
 )
-_R_ShareGroupDescribeRequest: tuple[Callable[[memoryview, int], tuple[ShareGroupDescribeRequest, int]], ...] = (
-    _r_ShareGroupDescribeRequest_1,
+_READERS_ShareGroupDescribeRequest: tuple[Callable[[memoryview, int], tuple[ShareGroupDescribeRequest, int]], ...] = (
+    _read_ShareGroupDescribeRequest_v1,
 )
 ShareGroupDescribeRequest._FIELDS = (
     FieldSpec('group_ids', 'array', 'string', (0, 32767), None, None, None, None),
     FieldSpec('include_authorized_operations', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
-    _w_TopicPartitions_1,
+_WRITERS_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
+    _write_TopicPartitions_v1,
 )
-_R_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
-    _r_TopicPartitions_1,
+_READERS_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
+    _read_TopicPartitions_v1,
 )
 TopicPartitions._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -878,22 +902,22 @@ TopicPartitions._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
-    _w_Assignment_1,
+_WRITERS_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
+    _write_Assignment_v1,
 )
-_R_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
-    _r_Assignment_1,
+_READERS_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
+    _read_Assignment_v1,
 )
 Assignment._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), None, None, None, TopicPartitions),
 )
-_DEF_Assignment = Assignment()
+_DEFAULT_Assignment = Assignment()
 
-_W_Member: tuple[Callable[[Member, bytearray], None], ...] = (
-    _w_Member_1,
+_WRITERS_Member: tuple[Callable[[Member, bytearray], None], ...] = (
+    _write_Member_v1,
 )
-_R_Member: tuple[Callable[[memoryview, int], tuple[Member, int]], ...] = (
-    _r_Member_1,
+_READERS_Member: tuple[Callable[[memoryview, int], tuple[Member, int]], ...] = (
+    _read_Member_v1,
 )
 Member._FIELDS = (
     FieldSpec('member_id', 'string', None, (0, 32767), None, None, None, None),
@@ -905,11 +929,11 @@ Member._FIELDS = (
     FieldSpec('assignment', 'struct', None, (0, 32767), None, None, None, Assignment),
 )
 
-_W_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
-    _w_DescribedGroup_1,
+_WRITERS_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
+    _write_DescribedGroup_v1,
 )
-_R_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
-    _r_DescribedGroup_1,
+_READERS_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
+    _read_DescribedGroup_v1,
 )
 DescribedGroup._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -923,11 +947,11 @@ DescribedGroup._FIELDS = (
     FieldSpec('authorized_operations', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_ShareGroupDescribeResponse: tuple[Callable[[ShareGroupDescribeResponse, bytearray], None], ...] = (
-    _w_ShareGroupDescribeResponse_1,
+_WRITERS_ShareGroupDescribeResponse: tuple[Callable[[ShareGroupDescribeResponse, bytearray], None], ...] = (
+    _write_ShareGroupDescribeResponse_v1,
 )
-_R_ShareGroupDescribeResponse: tuple[Callable[[memoryview, int], tuple[ShareGroupDescribeResponse, int]], ...] = (
-    _r_ShareGroupDescribeResponse_1,
+_READERS_ShareGroupDescribeResponse: tuple[Callable[[memoryview, int], tuple[ShareGroupDescribeResponse, int]], ...] = (
+    _read_ShareGroupDescribeResponse_v1,
 )
 ShareGroupDescribeResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -35,13 +35,17 @@ __all__ = [
     'TopicPartitions',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_ii = struct.Struct('>ii')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT32 = struct.Struct('>ii')
 
 
 class ShareGroupHeartbeatRequest(Request['ShareGroupHeartbeatResponse']):
-    """Kafka request ``ShareGroupHeartbeatRequest`` (API key 76), versions 1-1."""
+    """Kafka request ``ShareGroupHeartbeatRequest`` (API key 76), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'rack_id', 'subscribed_topic_names', 'unknown_tags',)
 
@@ -51,11 +55,11 @@ class ShareGroupHeartbeatRequest(Request['ShareGroupHeartbeatResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatRequest'
 
-    group_id: str
-    member_id: str
-    member_epoch: int
-    rack_id: str | None
-    subscribed_topic_names: list[str] | None
+    group_id: str  # GroupId string
+    member_id: str  # MemberId string
+    member_epoch: int  # MemberEpoch int32
+    rack_id: str | None  # RackId string; nullable
+    subscribed_topic_names: list[str] | None  # SubscribedTopicNames []string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -110,7 +114,7 @@ class ShareGroupHeartbeatRequest(Request['ShareGroupHeartbeatResponse']):
             raise UnsupportedVersionError(f'ShareGroupHeartbeatRequest has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareGroupHeartbeatRequest[version - 1](self, out)
+            _WRITERS_ShareGroupHeartbeatRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareGroupHeartbeatRequest v{version}: {exc}') from None
@@ -133,13 +137,17 @@ class ShareGroupHeartbeatRequest(Request['ShareGroupHeartbeatResponse']):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'ShareGroupHeartbeatRequest has no version {version} (valid 1-1)')
         try:
-            return _R_ShareGroupHeartbeatRequest[version - 1](buf, pos)
+            return _READERS_ShareGroupHeartbeatRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareGroupHeartbeatRequest v{version}: {exc}') from None
 
 
 class ShareGroupHeartbeatResponse(Response):
-    """Kafka response ``ShareGroupHeartbeatResponse`` (API key 76), versions 1-1."""
+    """Kafka response ``ShareGroupHeartbeatResponse`` (API key 76), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'assignment', 'unknown_tags',)
 
@@ -149,13 +157,13 @@ class ShareGroupHeartbeatResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    member_id: str | None
-    member_epoch: int
-    heartbeat_interval_ms: int
-    assignment: Assignment | None
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    member_id: str | None  # MemberId string; nullable
+    member_epoch: int  # MemberEpoch int32
+    heartbeat_interval_ms: int  # HeartbeatIntervalMs int32
+    assignment: Assignment | None  # Assignment Assignment; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -216,7 +224,7 @@ class ShareGroupHeartbeatResponse(Response):
             raise UnsupportedVersionError(f'ShareGroupHeartbeatResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_ShareGroupHeartbeatResponse[version - 1](self, out)
+            _WRITERS_ShareGroupHeartbeatResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode ShareGroupHeartbeatResponse v{version}: {exc}') from None
@@ -239,19 +247,23 @@ class ShareGroupHeartbeatResponse(Response):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'ShareGroupHeartbeatResponse has no version {version} (valid 1-1)')
         try:
-            return _R_ShareGroupHeartbeatResponse[version - 1](buf, pos)
+            return _READERS_ShareGroupHeartbeatResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed ShareGroupHeartbeatResponse v{version}: {exc}') from None
 
 
 class Assignment(Struct):
-    """Schema struct ``Assignment`` of ``ShareGroupHeartbeatResponse``."""
+    """Struct ``Assignment`` of ``ShareGroupHeartbeatResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
-    topic_partitions: list[TopicPartitions]
+    topic_partitions: list[TopicPartitions]  # TopicPartitions []TopicPartitions
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -294,7 +306,7 @@ class Assignment(Struct):
             raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_Assignment[version - 1](self, out)
+            _WRITERS_Assignment[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
@@ -317,20 +329,24 @@ class Assignment(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
         try:
-            return _R_Assignment[version - 1](buf, pos)
+            return _READERS_Assignment[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
 
 class TopicPartitions(Struct):
-    """Schema struct ``TopicPartitions`` of ``ShareGroupHeartbeatResponse``."""
+    """Struct ``TopicPartitions`` of ``ShareGroupHeartbeatResponse``.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID
-    partitions: list[int]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -376,7 +392,7 @@ class TopicPartitions(Struct):
             raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_TopicPartitions[version - 1](self, out)
+            _WRITERS_TopicPartitions[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
@@ -399,7 +415,7 @@ class TopicPartitions(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
         try:
-            return _R_TopicPartitions[version - 1](buf, pos)
+            return _READERS_TopicPartitions[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
@@ -415,18 +431,18 @@ def _new_ShareGroupHeartbeatRequest() -> ShareGroupHeartbeatRequest:
     return o
 
 
-def _w_ShareGroupHeartbeatRequest_1(o: ShareGroupHeartbeatRequest, out: bytearray) -> None:
+def _write_ShareGroupHeartbeatRequest_v1(o: ShareGroupHeartbeatRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.member_id)
-    out += _S_i.pack(o.member_epoch)
+    out += _INT32.pack(o.member_epoch)
     write_compact_nullable_string(out, o.rack_id)
-    x1 = o.subscribed_topic_names
-    if x1 is None:
+    subscribed_topic_names = o.subscribed_topic_names
+    if subscribed_topic_names is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            write_compact_string(out, e2)
+        write_uvarint(out, len(subscribed_topic_names) + 1)
+        for subscribed_topic_names_item in subscribed_topic_names:
+            write_compact_string(out, subscribed_topic_names_item)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -434,22 +450,22 @@ def _w_ShareGroupHeartbeatRequest_1(o: ShareGroupHeartbeatRequest, out: bytearra
         out.append(0)
 
 
-def _r_ShareGroupHeartbeatRequest_1(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatRequest, int]:
+def _read_ShareGroupHeartbeatRequest_v1(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatRequest, int]:
     o = ShareGroupHeartbeatRequest.__new__(ShareGroupHeartbeatRequest)
     o.group_id, pos = read_compact_string(buf, pos)
     o.member_id, pos = read_compact_string(buf, pos)
-    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack_id, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_subscribed_topic_names, pos = read_compact_nullable_array_len(buf, pos)
+    if n_subscribed_topic_names < 0:
         o.subscribed_topic_names = None
     else:
-        a2: list[str] = []
-        for _ in range(n1):
-            e3, pos = read_compact_string(buf, pos)
-            a2.append(e3)
-        o.subscribed_topic_names = a2
+        subscribed_topic_names: list[str] = []
+        for _ in range(n_subscribed_topic_names):
+            subscribed_topic_names_item, pos = read_compact_string(buf, pos)
+            subscribed_topic_names.append(subscribed_topic_names_item)
+        o.subscribed_topic_names = subscribed_topic_names
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -466,11 +482,11 @@ def _new_TopicPartitions() -> TopicPartitions:
     return o
 
 
-def _w_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
+def _write_TopicPartitions_v1(o: TopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -478,12 +494,12 @@ def _w_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicPartitions_1(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
+def _read_TopicPartitions_v1(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
     o = TopicPartitions.__new__(TopicPartitions)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -499,11 +515,11 @@ def _new_Assignment() -> Assignment:
     return o
 
 
-def _w_Assignment_1(o: Assignment, out: bytearray) -> None:
-    x1 = o.topic_partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicPartitions_1(e2, out)
+def _write_Assignment_v1(o: Assignment, out: bytearray) -> None:
+    topic_partitions = o.topic_partitions
+    write_uvarint(out, len(topic_partitions) + 1)
+    for topic_partitions_item in topic_partitions:
+        _write_TopicPartitions_v1(topic_partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -511,14 +527,14 @@ def _w_Assignment_1(o: Assignment, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Assignment_1(buf: memoryview, pos: int) -> tuple[Assignment, int]:
+def _read_Assignment_v1(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     o = Assignment.__new__(Assignment)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicPartitions] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicPartitions_1(buf, pos)
-        a2.append(e3)
-    o.topic_partitions = a2
+    n_topic_partitions, pos = read_compact_array_len(buf, pos)
+    topic_partitions: list[TopicPartitions] = []
+    for _ in range(n_topic_partitions):
+        topic_partitions_item, pos = _read_TopicPartitions_v1(buf, pos)
+        topic_partitions.append(topic_partitions_item)
+    o.topic_partitions = topic_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -540,17 +556,17 @@ def _new_ShareGroupHeartbeatResponse() -> ShareGroupHeartbeatResponse:
     return o
 
 
-def _w_ShareGroupHeartbeatResponse_1(o: ShareGroupHeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_ShareGroupHeartbeatResponse_v1(o: ShareGroupHeartbeatResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_nullable_string(out, o.member_id)
-    out += _S_ii.pack(o.member_epoch, o.heartbeat_interval_ms)
-    x1 = o.assignment
-    if x1 is None:
+    out += _INT32_INT32.pack(o.member_epoch, o.heartbeat_interval_ms)
+    assignment = o.assignment
+    if assignment is None:
         out += b'\xff'
     else:
         out.append(1)
-        _w_Assignment_1(x1, out)
+        _write_Assignment_v1(assignment, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -558,19 +574,19 @@ def _w_ShareGroupHeartbeatResponse_1(o: ShareGroupHeartbeatResponse, out: bytear
         out.append(0)
 
 
-def _r_ShareGroupHeartbeatResponse_1(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatResponse, int]:
+def _read_ShareGroupHeartbeatResponse_v1(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatResponse, int]:
     o = ShareGroupHeartbeatResponse.__new__(ShareGroupHeartbeatResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.member_id, pos = read_compact_nullable_string(buf, pos)
-    o.member_epoch, o.heartbeat_interval_ms = _S_ii.unpack_from(buf, pos)
+    o.member_epoch, o.heartbeat_interval_ms = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     if buf[pos] >= 0x80:
         o.assignment = None
         pos += 1
     else:
-        o.assignment, pos = _r_Assignment_1(buf, pos + 1)
+        o.assignment, pos = _read_Assignment_v1(buf, pos + 1)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -579,11 +595,11 @@ def _r_ShareGroupHeartbeatResponse_1(buf: memoryview, pos: int) -> tuple[ShareGr
     return o, pos
 
 
-_W_ShareGroupHeartbeatRequest: tuple[Callable[[ShareGroupHeartbeatRequest, bytearray], None], ...] = (
-    _w_ShareGroupHeartbeatRequest_1,
+_WRITERS_ShareGroupHeartbeatRequest: tuple[Callable[[ShareGroupHeartbeatRequest, bytearray], None], ...] = (
+    _write_ShareGroupHeartbeatRequest_v1,
 )
-_R_ShareGroupHeartbeatRequest: tuple[Callable[[memoryview, int], tuple[ShareGroupHeartbeatRequest, int]], ...] = (
-    _r_ShareGroupHeartbeatRequest_1,
+_READERS_ShareGroupHeartbeatRequest: tuple[Callable[[memoryview, int], tuple[ShareGroupHeartbeatRequest, int]], ...] = (
+    _read_ShareGroupHeartbeatRequest_v1,
 )
 ShareGroupHeartbeatRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -593,32 +609,32 @@ ShareGroupHeartbeatRequest._FIELDS = (
     FieldSpec('subscribed_topic_names', 'array', 'string', (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
-    _w_TopicPartitions_1,
+_WRITERS_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
+    _write_TopicPartitions_v1,
 )
-_R_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
-    _r_TopicPartitions_1,
+_READERS_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
+    _read_TopicPartitions_v1,
 )
 TopicPartitions._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
-    _w_Assignment_1,
+_WRITERS_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
+    _write_Assignment_v1,
 )
-_R_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
-    _r_Assignment_1,
+_READERS_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
+    _read_Assignment_v1,
 )
 Assignment._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), None, None, None, TopicPartitions),
 )
 
-_W_ShareGroupHeartbeatResponse: tuple[Callable[[ShareGroupHeartbeatResponse, bytearray], None], ...] = (
-    _w_ShareGroupHeartbeatResponse_1,
+_WRITERS_ShareGroupHeartbeatResponse: tuple[Callable[[ShareGroupHeartbeatResponse, bytearray], None], ...] = (
+    _write_ShareGroupHeartbeatResponse_v1,
 )
-_R_ShareGroupHeartbeatResponse: tuple[Callable[[memoryview, int], tuple[ShareGroupHeartbeatResponse, int]], ...] = (
-    _r_ShareGroupHeartbeatResponse_1,
+_READERS_ShareGroupHeartbeatResponse: tuple[Callable[[memoryview, int], tuple[ShareGroupHeartbeatResponse, int]], ...] = (
+    _read_ShareGroupHeartbeatResponse_v1,
 )
 ShareGroupHeartbeatResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -27,12 +27,16 @@ __all__ = [
     'UnregisterBrokerResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class UnregisterBrokerRequest(Request['UnregisterBrokerResponse']):
-    """Kafka request ``UnregisterBrokerRequest`` (API key 64), versions 0-0."""
+    """Kafka request ``UnregisterBrokerRequest`` (API key 64), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/UnregisterBrokerRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('broker_id', 'unknown_tags',)
 
@@ -42,7 +46,7 @@ class UnregisterBrokerRequest(Request['UnregisterBrokerResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'UnregisterBrokerRequest'
 
-    broker_id: int
+    broker_id: int  # BrokerId int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -85,7 +89,7 @@ class UnregisterBrokerRequest(Request['UnregisterBrokerResponse']):
             raise UnsupportedVersionError(f'UnregisterBrokerRequest has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_UnregisterBrokerRequest[version](self, out)
+            _WRITERS_UnregisterBrokerRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode UnregisterBrokerRequest v{version}: {exc}') from None
@@ -108,13 +112,17 @@ class UnregisterBrokerRequest(Request['UnregisterBrokerResponse']):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'UnregisterBrokerRequest has no version {version} (valid 0-0)')
         try:
-            return _R_UnregisterBrokerRequest[version](buf, pos)
+            return _READERS_UnregisterBrokerRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed UnregisterBrokerRequest v{version}: {exc}') from None
 
 
 class UnregisterBrokerResponse(Response):
-    """Kafka response ``UnregisterBrokerResponse`` (API key 64), versions 0-0."""
+    """Kafka response ``UnregisterBrokerResponse`` (API key 64), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/UnregisterBrokerResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
 
@@ -124,9 +132,9 @@ class UnregisterBrokerResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'UnregisterBrokerResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -175,7 +183,7 @@ class UnregisterBrokerResponse(Response):
             raise UnsupportedVersionError(f'UnregisterBrokerResponse has no version {version} (valid 0-0)')
         start = len(out)
         try:
-            _W_UnregisterBrokerResponse[version](self, out)
+            _WRITERS_UnregisterBrokerResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode UnregisterBrokerResponse v{version}: {exc}') from None
@@ -198,7 +206,7 @@ class UnregisterBrokerResponse(Response):
         if not 0 <= version <= 0:
             raise UnsupportedVersionError(f'UnregisterBrokerResponse has no version {version} (valid 0-0)')
         try:
-            return _R_UnregisterBrokerResponse[version](buf, pos)
+            return _READERS_UnregisterBrokerResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed UnregisterBrokerResponse v{version}: {exc}') from None
 
@@ -210,8 +218,8 @@ def _new_UnregisterBrokerRequest() -> UnregisterBrokerRequest:
     return o
 
 
-def _w_UnregisterBrokerRequest_0(o: UnregisterBrokerRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+def _write_UnregisterBrokerRequest_v0(o: UnregisterBrokerRequest, out: bytearray) -> None:
+    out += _INT32.pack(o.broker_id)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -219,9 +227,9 @@ def _w_UnregisterBrokerRequest_0(o: UnregisterBrokerRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_UnregisterBrokerRequest_0(buf: memoryview, pos: int) -> tuple[UnregisterBrokerRequest, int]:
+def _read_UnregisterBrokerRequest_v0(buf: memoryview, pos: int) -> tuple[UnregisterBrokerRequest, int]:
     o = UnregisterBrokerRequest.__new__(UnregisterBrokerRequest)
-    o.broker_id = _S_i.unpack_from(buf, pos)[0]
+    o.broker_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -240,8 +248,8 @@ def _new_UnregisterBrokerResponse() -> UnregisterBrokerResponse:
     return o
 
 
-def _w_UnregisterBrokerResponse_0(o: UnregisterBrokerResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_UnregisterBrokerResponse_v0(o: UnregisterBrokerResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -250,9 +258,9 @@ def _w_UnregisterBrokerResponse_0(o: UnregisterBrokerResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_UnregisterBrokerResponse_0(buf: memoryview, pos: int) -> tuple[UnregisterBrokerResponse, int]:
+def _read_UnregisterBrokerResponse_v0(buf: memoryview, pos: int) -> tuple[UnregisterBrokerResponse, int]:
     o = UnregisterBrokerResponse.__new__(UnregisterBrokerResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -263,21 +271,21 @@ def _r_UnregisterBrokerResponse_0(buf: memoryview, pos: int) -> tuple[Unregister
     return o, pos
 
 
-_W_UnregisterBrokerRequest: tuple[Callable[[UnregisterBrokerRequest, bytearray], None], ...] = (
-    _w_UnregisterBrokerRequest_0,
+_WRITERS_UnregisterBrokerRequest: tuple[Callable[[UnregisterBrokerRequest, bytearray], None], ...] = (
+    _write_UnregisterBrokerRequest_v0,
 )
-_R_UnregisterBrokerRequest: tuple[Callable[[memoryview, int], tuple[UnregisterBrokerRequest, int]], ...] = (
-    _r_UnregisterBrokerRequest_0,
+_READERS_UnregisterBrokerRequest: tuple[Callable[[memoryview, int], tuple[UnregisterBrokerRequest, int]], ...] = (
+    _read_UnregisterBrokerRequest_v0,
 )
 UnregisterBrokerRequest._FIELDS = (
     FieldSpec('broker_id', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_UnregisterBrokerResponse: tuple[Callable[[UnregisterBrokerResponse, bytearray], None], ...] = (
-    _w_UnregisterBrokerResponse_0,
+_WRITERS_UnregisterBrokerResponse: tuple[Callable[[UnregisterBrokerResponse, bytearray], None], ...] = (
+    _write_UnregisterBrokerResponse_v0,
 )
-_R_UnregisterBrokerResponse: tuple[Callable[[memoryview, int], tuple[UnregisterBrokerResponse, int]], ...] = (
-    _r_UnregisterBrokerResponse_0,
+_READERS_UnregisterBrokerResponse: tuple[Callable[[memoryview, int], tuple[UnregisterBrokerResponse, int]], ...] = (
+    _read_UnregisterBrokerResponse_v0,
 )
 UnregisterBrokerResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -33,16 +33,20 @@ __all__ = [
     'UpdateFeaturesResponse',
 ]
 
-_S_o = struct.Struct('>?')
-_S_h = struct.Struct('>h')
-_S_ho = struct.Struct('>h?')
-_S_hb = struct.Struct('>hb')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_BOOL = struct.Struct('>?')
+_INT16 = struct.Struct('>h')
+_INT16_BOOL = struct.Struct('>h?')
+_INT16_INT8 = struct.Struct('>hb')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
 class UpdateFeaturesRequest(Request['UpdateFeaturesResponse']):
-    """Kafka request ``UpdateFeaturesRequest`` (API key 57), versions 0-2."""
+    """Kafka request ``UpdateFeaturesRequest`` (API key 57), versions 0-2, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/UpdateFeaturesRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('timeout_ms', 'feature_updates', 'validate_only', 'unknown_tags',)
 
@@ -52,9 +56,9 @@ class UpdateFeaturesRequest(Request['UpdateFeaturesResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'UpdateFeaturesRequest'
 
-    timeout_ms: int
-    feature_updates: list[FeatureUpdateKey]
-    validate_only: bool
+    timeout_ms: int  # timeoutMs int32; default 60000
+    feature_updates: list[FeatureUpdateKey]  # FeatureUpdates []FeatureUpdateKey
+    validate_only: bool  # ValidateOnly bool; v1+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -103,7 +107,7 @@ class UpdateFeaturesRequest(Request['UpdateFeaturesResponse']):
             raise UnsupportedVersionError(f'UpdateFeaturesRequest has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_UpdateFeaturesRequest[version](self, out)
+            _WRITERS_UpdateFeaturesRequest[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode UpdateFeaturesRequest v{version}: {exc}') from None
@@ -126,22 +130,26 @@ class UpdateFeaturesRequest(Request['UpdateFeaturesResponse']):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'UpdateFeaturesRequest has no version {version} (valid 0-2)')
         try:
-            return _R_UpdateFeaturesRequest[version](buf, pos)
+            return _READERS_UpdateFeaturesRequest[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed UpdateFeaturesRequest v{version}: {exc}') from None
 
 
 class FeatureUpdateKey(Struct):
-    """Schema struct ``FeatureUpdateKey`` of ``UpdateFeaturesRequest``."""
+    """Struct ``FeatureUpdateKey`` of ``UpdateFeaturesRequest``.
+
+    Schema: ``tools/kafka-protocol/message/UpdateFeaturesRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('feature', 'max_version_level', 'allow_downgrade', 'upgrade_type', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'FeatureUpdateKey'
 
-    feature: str
-    max_version_level: int
-    allow_downgrade: bool
-    upgrade_type: int
+    feature: str  # Feature string
+    max_version_level: int  # MaxVersionLevel int16
+    allow_downgrade: bool  # AllowDowngrade bool; v0
+    upgrade_type: int  # UpgradeType int8; v1+; default 1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -193,7 +201,7 @@ class FeatureUpdateKey(Struct):
             raise UnsupportedVersionError(f'FeatureUpdateKey has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_FeatureUpdateKey[version](self, out)
+            _WRITERS_FeatureUpdateKey[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode FeatureUpdateKey v{version}: {exc}') from None
@@ -216,13 +224,17 @@ class FeatureUpdateKey(Struct):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'FeatureUpdateKey has no version {version} (valid 0-2)')
         try:
-            return _R_FeatureUpdateKey[version](buf, pos)
+            return _READERS_FeatureUpdateKey[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed FeatureUpdateKey v{version}: {exc}') from None
 
 
 class UpdateFeaturesResponse(Response):
-    """Kafka response ``UpdateFeaturesResponse`` (API key 57), versions 0-2."""
+    """Kafka response ``UpdateFeaturesResponse`` (API key 57), versions 0-2, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/UpdateFeaturesResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results', 'unknown_tags',)
 
@@ -232,10 +244,10 @@ class UpdateFeaturesResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
     _SCHEMA_NAME: ClassVar[str] = 'UpdateFeaturesResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    results: list[UpdatableFeatureResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    results: list[UpdatableFeatureResult]  # Results []UpdatableFeatureResult; v0-1; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -287,7 +299,7 @@ class UpdateFeaturesResponse(Response):
             raise UnsupportedVersionError(f'UpdateFeaturesResponse has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_UpdateFeaturesResponse[version](self, out)
+            _WRITERS_UpdateFeaturesResponse[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode UpdateFeaturesResponse v{version}: {exc}') from None
@@ -310,21 +322,25 @@ class UpdateFeaturesResponse(Response):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'UpdateFeaturesResponse has no version {version} (valid 0-2)')
         try:
-            return _R_UpdateFeaturesResponse[version](buf, pos)
+            return _READERS_UpdateFeaturesResponse[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed UpdateFeaturesResponse v{version}: {exc}') from None
 
 
 class UpdatableFeatureResult(Struct):
-    """Schema struct ``UpdatableFeatureResult`` of ``UpdateFeaturesResponse``."""
+    """Struct ``UpdatableFeatureResult`` of ``UpdateFeaturesResponse``.
+
+    Schema: ``tools/kafka-protocol/message/UpdateFeaturesResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('feature', 'error_code', 'error_message', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'UpdatableFeatureResult'
 
-    feature: str
-    error_code: int
-    error_message: str | None
+    feature: str  # Feature string
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -373,7 +389,7 @@ class UpdatableFeatureResult(Struct):
             raise UnsupportedVersionError(f'UpdatableFeatureResult has no version {version} (valid 0-2)')
         start = len(out)
         try:
-            _W_UpdatableFeatureResult[version](self, out)
+            _WRITERS_UpdatableFeatureResult[version](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode UpdatableFeatureResult v{version}: {exc}') from None
@@ -396,7 +412,7 @@ class UpdatableFeatureResult(Struct):
         if not 0 <= version <= 2:
             raise UnsupportedVersionError(f'UpdatableFeatureResult has no version {version} (valid 0-2)')
         try:
-            return _R_UpdatableFeatureResult[version](buf, pos)
+            return _READERS_UpdatableFeatureResult[version](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed UpdatableFeatureResult v{version}: {exc}') from None
 
@@ -411,11 +427,11 @@ def _new_FeatureUpdateKey() -> FeatureUpdateKey:
     return o
 
 
-def _w_FeatureUpdateKey_0(o: FeatureUpdateKey, out: bytearray) -> None:
+def _write_FeatureUpdateKey_v0(o: FeatureUpdateKey, out: bytearray) -> None:
     write_compact_string(out, o.feature)
     if o.upgrade_type != 1:
         raise UnsupportedVersionError('FeatureUpdateKey.upgrade_type has a non-default value this version cannot carry')
-    out += _S_ho.pack(o.max_version_level, o.allow_downgrade)
+    out += _INT16_BOOL.pack(o.max_version_level, o.allow_downgrade)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -423,10 +439,10 @@ def _w_FeatureUpdateKey_0(o: FeatureUpdateKey, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FeatureUpdateKey_0(buf: memoryview, pos: int) -> tuple[FeatureUpdateKey, int]:
+def _read_FeatureUpdateKey_v0(buf: memoryview, pos: int) -> tuple[FeatureUpdateKey, int]:
     o = FeatureUpdateKey.__new__(FeatureUpdateKey)
     o.feature, pos = read_compact_string(buf, pos)
-    o.max_version_level, o.allow_downgrade = _S_ho.unpack_from(buf, pos)
+    o.max_version_level, o.allow_downgrade = _INT16_BOOL.unpack_from(buf, pos)
     pos += 3
     o.upgrade_type = 1
     if buf[pos] == 0:
@@ -437,11 +453,11 @@ def _r_FeatureUpdateKey_0(buf: memoryview, pos: int) -> tuple[FeatureUpdateKey, 
     return o, pos
 
 
-def _w_FeatureUpdateKey_1(o: FeatureUpdateKey, out: bytearray) -> None:
+def _write_FeatureUpdateKey_v1(o: FeatureUpdateKey, out: bytearray) -> None:
     write_compact_string(out, o.feature)
     if o.allow_downgrade != False:
         raise UnsupportedVersionError('FeatureUpdateKey.allow_downgrade has a non-default value this version cannot carry')
-    out += _S_hb.pack(o.max_version_level, o.upgrade_type)
+    out += _INT16_INT8.pack(o.max_version_level, o.upgrade_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -449,10 +465,10 @@ def _w_FeatureUpdateKey_1(o: FeatureUpdateKey, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FeatureUpdateKey_1(buf: memoryview, pos: int) -> tuple[FeatureUpdateKey, int]:
+def _read_FeatureUpdateKey_v1(buf: memoryview, pos: int) -> tuple[FeatureUpdateKey, int]:
     o = FeatureUpdateKey.__new__(FeatureUpdateKey)
     o.feature, pos = read_compact_string(buf, pos)
-    o.max_version_level, o.upgrade_type = _S_hb.unpack_from(buf, pos)
+    o.max_version_level, o.upgrade_type = _INT16_INT8.unpack_from(buf, pos)
     pos += 3
     o.allow_downgrade = False
     if buf[pos] == 0:
@@ -472,12 +488,12 @@ def _new_UpdateFeaturesRequest() -> UpdateFeaturesRequest:
     return o
 
 
-def _w_UpdateFeaturesRequest_0(o: UpdateFeaturesRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.timeout_ms)
-    x1 = o.feature_updates
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FeatureUpdateKey_0(e2, out)
+def _write_UpdateFeaturesRequest_v0(o: UpdateFeaturesRequest, out: bytearray) -> None:
+    out += _INT32.pack(o.timeout_ms)
+    feature_updates = o.feature_updates
+    write_uvarint(out, len(feature_updates) + 1)
+    for feature_updates_item in feature_updates:
+        _write_FeatureUpdateKey_v0(feature_updates_item, out)
     if o.validate_only != False:
         raise UnsupportedVersionError('UpdateFeaturesRequest.validate_only has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -487,16 +503,16 @@ def _w_UpdateFeaturesRequest_0(o: UpdateFeaturesRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _r_UpdateFeaturesRequest_0(buf: memoryview, pos: int) -> tuple[UpdateFeaturesRequest, int]:
+def _read_UpdateFeaturesRequest_v0(buf: memoryview, pos: int) -> tuple[UpdateFeaturesRequest, int]:
     o = UpdateFeaturesRequest.__new__(UpdateFeaturesRequest)
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FeatureUpdateKey] = []
-    for _ in range(n1):
-        e3, pos = _r_FeatureUpdateKey_0(buf, pos)
-        a2.append(e3)
-    o.feature_updates = a2
+    n_feature_updates, pos = read_compact_array_len(buf, pos)
+    feature_updates: list[FeatureUpdateKey] = []
+    for _ in range(n_feature_updates):
+        feature_updates_item, pos = _read_FeatureUpdateKey_v0(buf, pos)
+        feature_updates.append(feature_updates_item)
+    o.feature_updates = feature_updates
     o.validate_only = False
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -506,13 +522,13 @@ def _r_UpdateFeaturesRequest_0(buf: memoryview, pos: int) -> tuple[UpdateFeature
     return o, pos
 
 
-def _w_UpdateFeaturesRequest_1(o: UpdateFeaturesRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.timeout_ms)
-    x1 = o.feature_updates
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FeatureUpdateKey_1(e2, out)
-    out += _S_o.pack(o.validate_only)
+def _write_UpdateFeaturesRequest_v1(o: UpdateFeaturesRequest, out: bytearray) -> None:
+    out += _INT32.pack(o.timeout_ms)
+    feature_updates = o.feature_updates
+    write_uvarint(out, len(feature_updates) + 1)
+    for feature_updates_item in feature_updates:
+        _write_FeatureUpdateKey_v1(feature_updates_item, out)
+    out += _BOOL.pack(o.validate_only)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -520,17 +536,17 @@ def _w_UpdateFeaturesRequest_1(o: UpdateFeaturesRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _r_UpdateFeaturesRequest_1(buf: memoryview, pos: int) -> tuple[UpdateFeaturesRequest, int]:
+def _read_UpdateFeaturesRequest_v1(buf: memoryview, pos: int) -> tuple[UpdateFeaturesRequest, int]:
     o = UpdateFeaturesRequest.__new__(UpdateFeaturesRequest)
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FeatureUpdateKey] = []
-    for _ in range(n1):
-        e3, pos = _r_FeatureUpdateKey_1(buf, pos)
-        a2.append(e3)
-    o.feature_updates = a2
-    o.validate_only = _S_o.unpack_from(buf, pos)[0]
+    n_feature_updates, pos = read_compact_array_len(buf, pos)
+    feature_updates: list[FeatureUpdateKey] = []
+    for _ in range(n_feature_updates):
+        feature_updates_item, pos = _read_FeatureUpdateKey_v1(buf, pos)
+        feature_updates.append(feature_updates_item)
+    o.feature_updates = feature_updates
+    o.validate_only = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -549,9 +565,9 @@ def _new_UpdatableFeatureResult() -> UpdatableFeatureResult:
     return o
 
 
-def _w_UpdatableFeatureResult_0(o: UpdatableFeatureResult, out: bytearray) -> None:
+def _write_UpdatableFeatureResult_v0(o: UpdatableFeatureResult, out: bytearray) -> None:
     write_compact_string(out, o.feature)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -560,10 +576,10 @@ def _w_UpdatableFeatureResult_0(o: UpdatableFeatureResult, out: bytearray) -> No
         out.append(0)
 
 
-def _r_UpdatableFeatureResult_0(buf: memoryview, pos: int) -> tuple[UpdatableFeatureResult, int]:
+def _read_UpdatableFeatureResult_v0(buf: memoryview, pos: int) -> tuple[UpdatableFeatureResult, int]:
     o = UpdatableFeatureResult.__new__(UpdatableFeatureResult)
     o.feature, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -584,13 +600,13 @@ def _new_UpdateFeaturesResponse() -> UpdateFeaturesResponse:
     return o
 
 
-def _w_UpdateFeaturesResponse_0(o: UpdateFeaturesResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_UpdateFeaturesResponse_v0(o: UpdateFeaturesResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_UpdatableFeatureResult_0(e2, out)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_UpdatableFeatureResult_v0(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -598,17 +614,17 @@ def _w_UpdateFeaturesResponse_0(o: UpdateFeaturesResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _r_UpdateFeaturesResponse_0(buf: memoryview, pos: int) -> tuple[UpdateFeaturesResponse, int]:
+def _read_UpdateFeaturesResponse_v0(buf: memoryview, pos: int) -> tuple[UpdateFeaturesResponse, int]:
     o = UpdateFeaturesResponse.__new__(UpdateFeaturesResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[UpdatableFeatureResult] = []
-    for _ in range(n1):
-        e3, pos = _r_UpdatableFeatureResult_0(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[UpdatableFeatureResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_UpdatableFeatureResult_v0(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -617,8 +633,8 @@ def _r_UpdateFeaturesResponse_0(buf: memoryview, pos: int) -> tuple[UpdateFeatur
     return o, pos
 
 
-def _w_UpdateFeaturesResponse_2(o: UpdateFeaturesResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_UpdateFeaturesResponse_v2(o: UpdateFeaturesResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -627,9 +643,9 @@ def _w_UpdateFeaturesResponse_2(o: UpdateFeaturesResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _r_UpdateFeaturesResponse_2(buf: memoryview, pos: int) -> tuple[UpdateFeaturesResponse, int]:
+def _read_UpdateFeaturesResponse_v2(buf: memoryview, pos: int) -> tuple[UpdateFeaturesResponse, int]:
     o = UpdateFeaturesResponse.__new__(UpdateFeaturesResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.results = []
@@ -641,15 +657,15 @@ def _r_UpdateFeaturesResponse_2(buf: memoryview, pos: int) -> tuple[UpdateFeatur
     return o, pos
 
 
-_W_FeatureUpdateKey: tuple[Callable[[FeatureUpdateKey, bytearray], None], ...] = (
-    _w_FeatureUpdateKey_0,
-    _w_FeatureUpdateKey_1,
-    _w_FeatureUpdateKey_1,
+_WRITERS_FeatureUpdateKey: tuple[Callable[[FeatureUpdateKey, bytearray], None], ...] = (
+    _write_FeatureUpdateKey_v0,
+    _write_FeatureUpdateKey_v1,
+    _write_FeatureUpdateKey_v1,
 )
-_R_FeatureUpdateKey: tuple[Callable[[memoryview, int], tuple[FeatureUpdateKey, int]], ...] = (
-    _r_FeatureUpdateKey_0,
-    _r_FeatureUpdateKey_1,
-    _r_FeatureUpdateKey_1,
+_READERS_FeatureUpdateKey: tuple[Callable[[memoryview, int], tuple[FeatureUpdateKey, int]], ...] = (
+    _read_FeatureUpdateKey_v0,
+    _read_FeatureUpdateKey_v1,
+    _read_FeatureUpdateKey_v1,
 )
 FeatureUpdateKey._FIELDS = (
     FieldSpec('feature', 'string', None, (0, 32767), None, None, None, None),
@@ -658,15 +674,15 @@ FeatureUpdateKey._FIELDS = (
     FieldSpec('upgrade_type', 'int8', None, (1, 32767), None, None, None, None),
 )
 
-_W_UpdateFeaturesRequest: tuple[Callable[[UpdateFeaturesRequest, bytearray], None], ...] = (
-    _w_UpdateFeaturesRequest_0,
-    _w_UpdateFeaturesRequest_1,
-    _w_UpdateFeaturesRequest_1,
+_WRITERS_UpdateFeaturesRequest: tuple[Callable[[UpdateFeaturesRequest, bytearray], None], ...] = (
+    _write_UpdateFeaturesRequest_v0,
+    _write_UpdateFeaturesRequest_v1,
+    _write_UpdateFeaturesRequest_v1,
 )
-_R_UpdateFeaturesRequest: tuple[Callable[[memoryview, int], tuple[UpdateFeaturesRequest, int]], ...] = (
-    _r_UpdateFeaturesRequest_0,
-    _r_UpdateFeaturesRequest_1,
-    _r_UpdateFeaturesRequest_1,
+_READERS_UpdateFeaturesRequest: tuple[Callable[[memoryview, int], tuple[UpdateFeaturesRequest, int]], ...] = (
+    _read_UpdateFeaturesRequest_v0,
+    _read_UpdateFeaturesRequest_v1,
+    _read_UpdateFeaturesRequest_v1,
 )
 UpdateFeaturesRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
@@ -674,15 +690,15 @@ UpdateFeaturesRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (1, 32767), None, None, None, None),
 )
 
-_W_UpdatableFeatureResult: tuple[Callable[[UpdatableFeatureResult, bytearray], None], ...] = (
-    _w_UpdatableFeatureResult_0,
-    _w_UpdatableFeatureResult_0,
-    _w_UpdatableFeatureResult_0,
+_WRITERS_UpdatableFeatureResult: tuple[Callable[[UpdatableFeatureResult, bytearray], None], ...] = (
+    _write_UpdatableFeatureResult_v0,
+    _write_UpdatableFeatureResult_v0,
+    _write_UpdatableFeatureResult_v0,
 )
-_R_UpdatableFeatureResult: tuple[Callable[[memoryview, int], tuple[UpdatableFeatureResult, int]], ...] = (
-    _r_UpdatableFeatureResult_0,
-    _r_UpdatableFeatureResult_0,
-    _r_UpdatableFeatureResult_0,
+_READERS_UpdatableFeatureResult: tuple[Callable[[memoryview, int], tuple[UpdatableFeatureResult, int]], ...] = (
+    _read_UpdatableFeatureResult_v0,
+    _read_UpdatableFeatureResult_v0,
+    _read_UpdatableFeatureResult_v0,
 )
 UpdatableFeatureResult._FIELDS = (
     FieldSpec('feature', 'string', None, (0, 32767), None, None, None, None),
@@ -690,15 +706,15 @@ UpdatableFeatureResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_UpdateFeaturesResponse: tuple[Callable[[UpdateFeaturesResponse, bytearray], None], ...] = (
-    _w_UpdateFeaturesResponse_0,
-    _w_UpdateFeaturesResponse_0,
-    _w_UpdateFeaturesResponse_2,
+_WRITERS_UpdateFeaturesResponse: tuple[Callable[[UpdateFeaturesResponse, bytearray], None], ...] = (
+    _write_UpdateFeaturesResponse_v0,
+    _write_UpdateFeaturesResponse_v0,
+    _write_UpdateFeaturesResponse_v2,
 )
-_R_UpdateFeaturesResponse: tuple[Callable[[memoryview, int], tuple[UpdateFeaturesResponse, int]], ...] = (
-    _r_UpdateFeaturesResponse_0,
-    _r_UpdateFeaturesResponse_0,
-    _r_UpdateFeaturesResponse_2,
+_READERS_UpdateFeaturesResponse: tuple[Callable[[memoryview, int], tuple[UpdateFeaturesResponse, int]], ...] = (
+    _read_UpdateFeaturesResponse_v0,
+    _read_UpdateFeaturesResponse_v0,
+    _read_UpdateFeaturesResponse_v2,
 )
 UpdateFeaturesResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

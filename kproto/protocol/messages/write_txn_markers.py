@@ -34,14 +34,18 @@ __all__ = [
     'WriteTxnMarkersResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_q = struct.Struct('>q')
-_S_qho = struct.Struct('>qh?')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT64 = struct.Struct('>q')
+_INT64_INT16_BOOL = struct.Struct('>qh?')
 
 
 class WriteTxnMarkersRequest(Request['WriteTxnMarkersResponse']):
-    """Kafka request ``WriteTxnMarkersRequest`` (API key 27), versions 1-1."""
+    """Kafka request ``WriteTxnMarkersRequest`` (API key 27), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('markers', 'unknown_tags',)
 
@@ -51,7 +55,7 @@ class WriteTxnMarkersRequest(Request['WriteTxnMarkersResponse']):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'WriteTxnMarkersRequest'
 
-    markers: list[WritableTxnMarker]
+    markers: list[WritableTxnMarker]  # Markers []WritableTxnMarker
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -94,7 +98,7 @@ class WriteTxnMarkersRequest(Request['WriteTxnMarkersResponse']):
             raise UnsupportedVersionError(f'WriteTxnMarkersRequest has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WriteTxnMarkersRequest[version - 1](self, out)
+            _WRITERS_WriteTxnMarkersRequest[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WriteTxnMarkersRequest v{version}: {exc}') from None
@@ -117,23 +121,27 @@ class WriteTxnMarkersRequest(Request['WriteTxnMarkersResponse']):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'WriteTxnMarkersRequest has no version {version} (valid 1-1)')
         try:
-            return _R_WriteTxnMarkersRequest[version - 1](buf, pos)
+            return _READERS_WriteTxnMarkersRequest[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WriteTxnMarkersRequest v{version}: {exc}') from None
 
 
 class WritableTxnMarker(Struct):
-    """Schema struct ``WritableTxnMarker`` of ``WriteTxnMarkersRequest``."""
+    """Struct ``WritableTxnMarker`` of ``WriteTxnMarkersRequest``.
+
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('producer_id', 'producer_epoch', 'transaction_result', 'topics', 'coordinator_epoch', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarker'
 
-    producer_id: int
-    producer_epoch: int
-    transaction_result: bool
-    topics: list[WritableTxnMarkerTopic]
-    coordinator_epoch: int
+    producer_id: int  # ProducerId int64
+    producer_epoch: int  # ProducerEpoch int16
+    transaction_result: bool  # TransactionResult bool
+    topics: list[WritableTxnMarkerTopic]  # Topics []WritableTxnMarkerTopic
+    coordinator_epoch: int  # CoordinatorEpoch int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -188,7 +196,7 @@ class WritableTxnMarker(Struct):
             raise UnsupportedVersionError(f'WritableTxnMarker has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WritableTxnMarker[version - 1](self, out)
+            _WRITERS_WritableTxnMarker[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WritableTxnMarker v{version}: {exc}') from None
@@ -211,20 +219,24 @@ class WritableTxnMarker(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'WritableTxnMarker has no version {version} (valid 1-1)')
         try:
-            return _R_WritableTxnMarker[version - 1](buf, pos)
+            return _READERS_WritableTxnMarker[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WritableTxnMarker v{version}: {exc}') from None
 
 
 class WritableTxnMarkerTopic(Struct):
-    """Schema struct ``WritableTxnMarkerTopic`` of ``WriteTxnMarkersRequest``."""
+    """Struct ``WritableTxnMarkerTopic`` of ``WriteTxnMarkersRequest``.
+
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerTopic'
 
-    name: str
-    partition_indexes: list[int]
+    name: str  # Name string
+    partition_indexes: list[int]  # PartitionIndexes []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -270,7 +282,7 @@ class WritableTxnMarkerTopic(Struct):
             raise UnsupportedVersionError(f'WritableTxnMarkerTopic has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WritableTxnMarkerTopic[version - 1](self, out)
+            _WRITERS_WritableTxnMarkerTopic[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WritableTxnMarkerTopic v{version}: {exc}') from None
@@ -293,13 +305,17 @@ class WritableTxnMarkerTopic(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'WritableTxnMarkerTopic has no version {version} (valid 1-1)')
         try:
-            return _R_WritableTxnMarkerTopic[version - 1](buf, pos)
+            return _READERS_WritableTxnMarkerTopic[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WritableTxnMarkerTopic v{version}: {exc}') from None
 
 
 class WriteTxnMarkersResponse(Response):
-    """Kafka response ``WriteTxnMarkersResponse`` (API key 27), versions 1-1."""
+    """Kafka response ``WriteTxnMarkersResponse`` (API key 27), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('markers', 'unknown_tags',)
 
@@ -309,7 +325,7 @@ class WriteTxnMarkersResponse(Response):
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
     _SCHEMA_NAME: ClassVar[str] = 'WriteTxnMarkersResponse'
 
-    markers: list[WritableTxnMarkerResult]
+    markers: list[WritableTxnMarkerResult]  # Markers []WritableTxnMarkerResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -352,7 +368,7 @@ class WriteTxnMarkersResponse(Response):
             raise UnsupportedVersionError(f'WriteTxnMarkersResponse has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WriteTxnMarkersResponse[version - 1](self, out)
+            _WRITERS_WriteTxnMarkersResponse[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WriteTxnMarkersResponse v{version}: {exc}') from None
@@ -375,20 +391,24 @@ class WriteTxnMarkersResponse(Response):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'WriteTxnMarkersResponse has no version {version} (valid 1-1)')
         try:
-            return _R_WriteTxnMarkersResponse[version - 1](buf, pos)
+            return _READERS_WriteTxnMarkersResponse[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WriteTxnMarkersResponse v{version}: {exc}') from None
 
 
 class WritableTxnMarkerResult(Struct):
-    """Schema struct ``WritableTxnMarkerResult`` of ``WriteTxnMarkersResponse``."""
+    """Struct ``WritableTxnMarkerResult`` of ``WriteTxnMarkersResponse``.
+
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('producer_id', 'topics', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerResult'
 
-    producer_id: int
-    topics: list[WritableTxnMarkerTopicResult]
+    producer_id: int  # ProducerId int64
+    topics: list[WritableTxnMarkerTopicResult]  # Topics []WritableTxnMarkerTopicResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -434,7 +454,7 @@ class WritableTxnMarkerResult(Struct):
             raise UnsupportedVersionError(f'WritableTxnMarkerResult has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WritableTxnMarkerResult[version - 1](self, out)
+            _WRITERS_WritableTxnMarkerResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WritableTxnMarkerResult v{version}: {exc}') from None
@@ -457,20 +477,24 @@ class WritableTxnMarkerResult(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'WritableTxnMarkerResult has no version {version} (valid 1-1)')
         try:
-            return _R_WritableTxnMarkerResult[version - 1](buf, pos)
+            return _READERS_WritableTxnMarkerResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WritableTxnMarkerResult v{version}: {exc}') from None
 
 
 class WritableTxnMarkerTopicResult(Struct):
-    """Schema struct ``WritableTxnMarkerTopicResult`` of ``WriteTxnMarkersResponse``."""
+    """Struct ``WritableTxnMarkerTopicResult`` of ``WriteTxnMarkersResponse``.
+
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerTopicResult'
 
-    name: str
-    partitions: list[WritableTxnMarkerPartitionResult]
+    name: str  # Name string
+    partitions: list[WritableTxnMarkerPartitionResult]  # Partitions []WritableTxnMarkerPartitionResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -516,7 +540,7 @@ class WritableTxnMarkerTopicResult(Struct):
             raise UnsupportedVersionError(f'WritableTxnMarkerTopicResult has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WritableTxnMarkerTopicResult[version - 1](self, out)
+            _WRITERS_WritableTxnMarkerTopicResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WritableTxnMarkerTopicResult v{version}: {exc}') from None
@@ -539,20 +563,24 @@ class WritableTxnMarkerTopicResult(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'WritableTxnMarkerTopicResult has no version {version} (valid 1-1)')
         try:
-            return _R_WritableTxnMarkerTopicResult[version - 1](buf, pos)
+            return _READERS_WritableTxnMarkerTopicResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WritableTxnMarkerTopicResult v{version}: {exc}') from None
 
 
 class WritableTxnMarkerPartitionResult(Struct):
-    """Schema struct ``WritableTxnMarkerPartitionResult`` of ``WriteTxnMarkersResponse``."""
+    """Struct ``WritableTxnMarkerPartitionResult`` of ``WriteTxnMarkersResponse``.
+
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerPartitionResult'
 
-    partition_index: int
-    error_code: int
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -598,7 +626,7 @@ class WritableTxnMarkerPartitionResult(Struct):
             raise UnsupportedVersionError(f'WritableTxnMarkerPartitionResult has no version {version} (valid 1-1)')
         start = len(out)
         try:
-            _W_WritableTxnMarkerPartitionResult[version - 1](self, out)
+            _WRITERS_WritableTxnMarkerPartitionResult[version - 1](self, out)
         except struct.error as exc:
             del out[start:]
             raise ValueError(f'cannot encode WritableTxnMarkerPartitionResult v{version}: {exc}') from None
@@ -621,7 +649,7 @@ class WritableTxnMarkerPartitionResult(Struct):
         if not 1 <= version <= 1:
             raise UnsupportedVersionError(f'WritableTxnMarkerPartitionResult has no version {version} (valid 1-1)')
         try:
-            return _R_WritableTxnMarkerPartitionResult[version - 1](buf, pos)
+            return _READERS_WritableTxnMarkerPartitionResult[version - 1](buf, pos)
         except (struct.error, IndexError, ValueError) as exc:
             raise DecodeError(f'malformed WritableTxnMarkerPartitionResult v{version}: {exc}') from None
 
@@ -634,11 +662,11 @@ def _new_WritableTxnMarkerTopic() -> WritableTxnMarkerTopic:
     return o
 
 
-def _w_WritableTxnMarkerTopic_1(o: WritableTxnMarkerTopic, out: bytearray) -> None:
+def _write_WritableTxnMarkerTopic_v1(o: WritableTxnMarkerTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_indexes
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partition_indexes = o.partition_indexes
+    write_uvarint(out, len(partition_indexes) + 1)
+    out += struct.pack('>%di' % len(partition_indexes), *partition_indexes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -646,12 +674,12 @@ def _w_WritableTxnMarkerTopic_1(o: WritableTxnMarkerTopic, out: bytearray) -> No
         out.append(0)
 
 
-def _r_WritableTxnMarkerTopic_1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerTopic, int]:
+def _read_WritableTxnMarkerTopic_v1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerTopic, int]:
     o = WritableTxnMarkerTopic.__new__(WritableTxnMarkerTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partition_indexes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partition_indexes, pos = read_compact_array_len(buf, pos)
+    o.partition_indexes = list(struct.unpack_from('>%di' % n_partition_indexes, buf, pos))
+    pos += 4 * n_partition_indexes
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -671,13 +699,13 @@ def _new_WritableTxnMarker() -> WritableTxnMarker:
     return o
 
 
-def _w_WritableTxnMarker_1(o: WritableTxnMarker, out: bytearray) -> None:
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.transaction_result)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_WritableTxnMarkerTopic_1(e2, out)
-    out += _S_i.pack(o.coordinator_epoch)
+def _write_WritableTxnMarker_v1(o: WritableTxnMarker, out: bytearray) -> None:
+    out += _INT64_INT16_BOOL.pack(o.producer_id, o.producer_epoch, o.transaction_result)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_WritableTxnMarkerTopic_v1(topics_item, out)
+    out += _INT32.pack(o.coordinator_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -685,17 +713,17 @@ def _w_WritableTxnMarker_1(o: WritableTxnMarker, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_WritableTxnMarker_1(buf: memoryview, pos: int) -> tuple[WritableTxnMarker, int]:
+def _read_WritableTxnMarker_v1(buf: memoryview, pos: int) -> tuple[WritableTxnMarker, int]:
     o = WritableTxnMarker.__new__(WritableTxnMarker)
-    o.producer_id, o.producer_epoch, o.transaction_result = _S_qho.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch, o.transaction_result = _INT64_INT16_BOOL.unpack_from(buf, pos)
     pos += 11
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[WritableTxnMarkerTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.coordinator_epoch = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[WritableTxnMarkerTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_WritableTxnMarkerTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.coordinator_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -712,11 +740,11 @@ def _new_WriteTxnMarkersRequest() -> WriteTxnMarkersRequest:
     return o
 
 
-def _w_WriteTxnMarkersRequest_1(o: WriteTxnMarkersRequest, out: bytearray) -> None:
-    x1 = o.markers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_WritableTxnMarker_1(e2, out)
+def _write_WriteTxnMarkersRequest_v1(o: WriteTxnMarkersRequest, out: bytearray) -> None:
+    markers = o.markers
+    write_uvarint(out, len(markers) + 1)
+    for markers_item in markers:
+        _write_WritableTxnMarker_v1(markers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -724,14 +752,14 @@ def _w_WriteTxnMarkersRequest_1(o: WriteTxnMarkersRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_WriteTxnMarkersRequest_1(buf: memoryview, pos: int) -> tuple[WriteTxnMarkersRequest, int]:
+def _read_WriteTxnMarkersRequest_v1(buf: memoryview, pos: int) -> tuple[WriteTxnMarkersRequest, int]:
     o = WriteTxnMarkersRequest.__new__(WriteTxnMarkersRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[WritableTxnMarker] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarker_1(buf, pos)
-        a2.append(e3)
-    o.markers = a2
+    n_markers, pos = read_compact_array_len(buf, pos)
+    markers: list[WritableTxnMarker] = []
+    for _ in range(n_markers):
+        markers_item, pos = _read_WritableTxnMarker_v1(buf, pos)
+        markers.append(markers_item)
+    o.markers = markers
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -748,8 +776,8 @@ def _new_WritableTxnMarkerPartitionResult() -> WritableTxnMarkerPartitionResult:
     return o
 
 
-def _w_WritableTxnMarkerPartitionResult_1(o: WritableTxnMarkerPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_WritableTxnMarkerPartitionResult_v1(o: WritableTxnMarkerPartitionResult, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -757,9 +785,9 @@ def _w_WritableTxnMarkerPartitionResult_1(o: WritableTxnMarkerPartitionResult, o
         out.append(0)
 
 
-def _r_WritableTxnMarkerPartitionResult_1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
+def _read_WritableTxnMarkerPartitionResult_v1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
     o = WritableTxnMarkerPartitionResult.__new__(WritableTxnMarkerPartitionResult)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -777,12 +805,12 @@ def _new_WritableTxnMarkerTopicResult() -> WritableTxnMarkerTopicResult:
     return o
 
 
-def _w_WritableTxnMarkerTopicResult_1(o: WritableTxnMarkerTopicResult, out: bytearray) -> None:
+def _write_WritableTxnMarkerTopicResult_v1(o: WritableTxnMarkerTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_WritableTxnMarkerPartitionResult_1(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_WritableTxnMarkerPartitionResult_v1(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -790,15 +818,15 @@ def _w_WritableTxnMarkerTopicResult_1(o: WritableTxnMarkerTopicResult, out: byte
         out.append(0)
 
 
-def _r_WritableTxnMarkerTopicResult_1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerTopicResult, int]:
+def _read_WritableTxnMarkerTopicResult_v1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerTopicResult, int]:
     o = WritableTxnMarkerTopicResult.__new__(WritableTxnMarkerTopicResult)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[WritableTxnMarkerPartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerPartitionResult_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[WritableTxnMarkerPartitionResult] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_WritableTxnMarkerPartitionResult_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -815,12 +843,12 @@ def _new_WritableTxnMarkerResult() -> WritableTxnMarkerResult:
     return o
 
 
-def _w_WritableTxnMarkerResult_1(o: WritableTxnMarkerResult, out: bytearray) -> None:
-    out += _S_q.pack(o.producer_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_WritableTxnMarkerTopicResult_1(e2, out)
+def _write_WritableTxnMarkerResult_v1(o: WritableTxnMarkerResult, out: bytearray) -> None:
+    out += _INT64.pack(o.producer_id)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_WritableTxnMarkerTopicResult_v1(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -828,16 +856,16 @@ def _w_WritableTxnMarkerResult_1(o: WritableTxnMarkerResult, out: bytearray) -> 
         out.append(0)
 
 
-def _r_WritableTxnMarkerResult_1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerResult, int]:
+def _read_WritableTxnMarkerResult_v1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerResult, int]:
     o = WritableTxnMarkerResult.__new__(WritableTxnMarkerResult)
-    o.producer_id = _S_q.unpack_from(buf, pos)[0]
+    o.producer_id = _INT64.unpack_from(buf, pos)[0]
     pos += 8
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[WritableTxnMarkerTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerTopicResult_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[WritableTxnMarkerTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_WritableTxnMarkerTopicResult_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -853,11 +881,11 @@ def _new_WriteTxnMarkersResponse() -> WriteTxnMarkersResponse:
     return o
 
 
-def _w_WriteTxnMarkersResponse_1(o: WriteTxnMarkersResponse, out: bytearray) -> None:
-    x1 = o.markers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_WritableTxnMarkerResult_1(e2, out)
+def _write_WriteTxnMarkersResponse_v1(o: WriteTxnMarkersResponse, out: bytearray) -> None:
+    markers = o.markers
+    write_uvarint(out, len(markers) + 1)
+    for markers_item in markers:
+        _write_WritableTxnMarkerResult_v1(markers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -865,14 +893,14 @@ def _w_WriteTxnMarkersResponse_1(o: WriteTxnMarkersResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_WriteTxnMarkersResponse_1(buf: memoryview, pos: int) -> tuple[WriteTxnMarkersResponse, int]:
+def _read_WriteTxnMarkersResponse_v1(buf: memoryview, pos: int) -> tuple[WriteTxnMarkersResponse, int]:
     o = WriteTxnMarkersResponse.__new__(WriteTxnMarkersResponse)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[WritableTxnMarkerResult] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerResult_1(buf, pos)
-        a2.append(e3)
-    o.markers = a2
+    n_markers, pos = read_compact_array_len(buf, pos)
+    markers: list[WritableTxnMarkerResult] = []
+    for _ in range(n_markers):
+        markers_item, pos = _read_WritableTxnMarkerResult_v1(buf, pos)
+        markers.append(markers_item)
+    o.markers = markers
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -881,22 +909,22 @@ def _r_WriteTxnMarkersResponse_1(buf: memoryview, pos: int) -> tuple[WriteTxnMar
     return o, pos
 
 
-_W_WritableTxnMarkerTopic: tuple[Callable[[WritableTxnMarkerTopic, bytearray], None], ...] = (
-    _w_WritableTxnMarkerTopic_1,
+_WRITERS_WritableTxnMarkerTopic: tuple[Callable[[WritableTxnMarkerTopic, bytearray], None], ...] = (
+    _write_WritableTxnMarkerTopic_v1,
 )
-_R_WritableTxnMarkerTopic: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerTopic, int]], ...] = (
-    _r_WritableTxnMarkerTopic_1,
+_READERS_WritableTxnMarkerTopic: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerTopic, int]], ...] = (
+    _read_WritableTxnMarkerTopic_v1,
 )
 WritableTxnMarkerTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_indexes', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_WritableTxnMarker: tuple[Callable[[WritableTxnMarker, bytearray], None], ...] = (
-    _w_WritableTxnMarker_1,
+_WRITERS_WritableTxnMarker: tuple[Callable[[WritableTxnMarker, bytearray], None], ...] = (
+    _write_WritableTxnMarker_v1,
 )
-_R_WritableTxnMarker: tuple[Callable[[memoryview, int], tuple[WritableTxnMarker, int]], ...] = (
-    _r_WritableTxnMarker_1,
+_READERS_WritableTxnMarker: tuple[Callable[[memoryview, int], tuple[WritableTxnMarker, int]], ...] = (
+    _read_WritableTxnMarker_v1,
 )
 WritableTxnMarker._FIELDS = (
     FieldSpec('producer_id', 'int64', None, (0, 32767), None, None, None, None),
@@ -906,54 +934,54 @@ WritableTxnMarker._FIELDS = (
     FieldSpec('coordinator_epoch', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_WriteTxnMarkersRequest: tuple[Callable[[WriteTxnMarkersRequest, bytearray], None], ...] = (
-    _w_WriteTxnMarkersRequest_1,
+_WRITERS_WriteTxnMarkersRequest: tuple[Callable[[WriteTxnMarkersRequest, bytearray], None], ...] = (
+    _write_WriteTxnMarkersRequest_v1,
 )
-_R_WriteTxnMarkersRequest: tuple[Callable[[memoryview, int], tuple[WriteTxnMarkersRequest, int]], ...] = (
-    _r_WriteTxnMarkersRequest_1,
+_READERS_WriteTxnMarkersRequest: tuple[Callable[[memoryview, int], tuple[WriteTxnMarkersRequest, int]], ...] = (
+    _read_WriteTxnMarkersRequest_v1,
 )
 WriteTxnMarkersRequest._FIELDS = (
     FieldSpec('markers', 'array', 'struct', (0, 32767), None, None, None, WritableTxnMarker),
 )
 
-_W_WritableTxnMarkerPartitionResult: tuple[Callable[[WritableTxnMarkerPartitionResult, bytearray], None], ...] = (
-    _w_WritableTxnMarkerPartitionResult_1,
+_WRITERS_WritableTxnMarkerPartitionResult: tuple[Callable[[WritableTxnMarkerPartitionResult, bytearray], None], ...] = (
+    _write_WritableTxnMarkerPartitionResult_v1,
 )
-_R_WritableTxnMarkerPartitionResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerPartitionResult, int]], ...] = (
-    _r_WritableTxnMarkerPartitionResult_1,
+_READERS_WritableTxnMarkerPartitionResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerPartitionResult, int]], ...] = (
+    _read_WritableTxnMarkerPartitionResult_v1,
 )
 WritableTxnMarkerPartitionResult._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_WritableTxnMarkerTopicResult: tuple[Callable[[WritableTxnMarkerTopicResult, bytearray], None], ...] = (
-    _w_WritableTxnMarkerTopicResult_1,
+_WRITERS_WritableTxnMarkerTopicResult: tuple[Callable[[WritableTxnMarkerTopicResult, bytearray], None], ...] = (
+    _write_WritableTxnMarkerTopicResult_v1,
 )
-_R_WritableTxnMarkerTopicResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerTopicResult, int]], ...] = (
-    _r_WritableTxnMarkerTopicResult_1,
+_READERS_WritableTxnMarkerTopicResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerTopicResult, int]], ...] = (
+    _read_WritableTxnMarkerTopicResult_v1,
 )
 WritableTxnMarkerTopicResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, WritableTxnMarkerPartitionResult),
 )
 
-_W_WritableTxnMarkerResult: tuple[Callable[[WritableTxnMarkerResult, bytearray], None], ...] = (
-    _w_WritableTxnMarkerResult_1,
+_WRITERS_WritableTxnMarkerResult: tuple[Callable[[WritableTxnMarkerResult, bytearray], None], ...] = (
+    _write_WritableTxnMarkerResult_v1,
 )
-_R_WritableTxnMarkerResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerResult, int]], ...] = (
-    _r_WritableTxnMarkerResult_1,
+_READERS_WritableTxnMarkerResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerResult, int]], ...] = (
+    _read_WritableTxnMarkerResult_v1,
 )
 WritableTxnMarkerResult._FIELDS = (
     FieldSpec('producer_id', 'int64', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, WritableTxnMarkerTopicResult),
 )
 
-_W_WriteTxnMarkersResponse: tuple[Callable[[WriteTxnMarkersResponse, bytearray], None], ...] = (
-    _w_WriteTxnMarkersResponse_1,
+_WRITERS_WriteTxnMarkersResponse: tuple[Callable[[WriteTxnMarkersResponse, bytearray], None], ...] = (
+    _write_WriteTxnMarkersResponse_v1,
 )
-_R_WriteTxnMarkersResponse: tuple[Callable[[memoryview, int], tuple[WriteTxnMarkersResponse, int]], ...] = (
-    _r_WriteTxnMarkersResponse_1,
+_READERS_WriteTxnMarkersResponse: tuple[Callable[[memoryview, int], tuple[WriteTxnMarkersResponse, int]], ...] = (
+    _read_WriteTxnMarkersResponse_v1,
 )
 WriteTxnMarkersResponse._FIELDS = (
     FieldSpec('markers', 'array', 'struct', (0, 32767), None, None, None, WritableTxnMarkerResult),
