@@ -20,8 +20,11 @@ Generated code shape, per struct class ``C`` and per wire layout:
   version). Consecutive fixed-width fields are packed/unpacked with one
   precompiled ``struct.Struct`` named by its wire types (``_INT32_INT16``).
   Locals are named after the fields they hold (``n_topics``, ``topics_item``).
-- ``_WRITERS_C`` / ``_READERS_C`` are tuples indexed by ``version -
-  MIN_VERSION``, so the public ``write``/``read`` branch on the version once.
+- ``C._WRITERS`` / ``C._READERS`` are tuples indexed by ``version -
+  C._LOWEST``; the inherited ``write``/``read`` (``kproto/protocol/message.py``)
+  branch on the version once. ``__eq__``, ``__repr__``, ``encode`` and
+  ``decode`` are inherited too; a class holds its fields, ``__init__`` and
+  the ``_FIELDS`` table.
 - Classes derive from the bases in ``kproto/protocol/message.py``
   (``Request[ItsResponse]``, ``Response``, ``Message``, ``Struct``). Each
   attribute's comment gives the schema field name, wire type and versions.
@@ -882,86 +885,6 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
             out.append(f"        self.{f.py} = {f.py}")
     out.append("        self.unknown_tags = unknown_tags")
     out.append("")
-    # __eq__
-    out.append("    def __eq__(self, other: object) -> bool:")
-    out.append(f"        if not isinstance(other, {sd.cls}):")
-    out.append("            return NotImplemented")
-    out.append("        return (")
-    for f in fields:
-        out.append(f"            self.{f.py} == other.{f.py} and")
-    out.append("            (self.unknown_tags or None) == (other.unknown_tags or None)")
-    out.append("        )")
-    out.append("")
-    # __repr__
-    out.append("    def __repr__(self) -> str:")
-    parts = [
-        f"{f.py}={{{mw.p('records_repr')}(self.{f.py})}}"
-        if f.kind == "records"
-        else f"{f.py}={{self.{f.py}!r}}"
-        for f in fields
-    ]
-    if parts:
-        out.append(f'        s = f"{sd.cls}({", ".join(parts)}"')
-    else:
-        out.append(f'        s = "{sd.cls}("')
-    out.append("        if self.unknown_tags:")
-    sep = ", " if parts else ""
-    out.append(f'            s += f"{sep}unknown_tags={{self.unknown_tags!r}}"')
-    out.append('        return s + ")"')
-    out.append("")
-    # encode / write / decode / read
-    off = f"version - {lo}" if lo else "version"
-    out.append("    def encode(self, version: int) -> bytes:")
-    out.append('        """Return the body encoded at ``version`` (no header, no size prefix)."""')
-    out.append("        out = bytearray()")
-    out.append("        self.write(out, version)")
-    out.append("        return bytes(out)")
-    out.append("")
-    out.append("    def write(self, out: bytearray, version: int) -> None:")
-    out.append('        """Append the body encoded at ``version`` to ``out``.')
-    out.append("")
-    out.append("        On any error nothing is left appended to ``out``. Raises")
-    out.append("        ``UnsupportedVersionError`` for a version outside the valid range or a")
-    out.append("        non-default value that ``version`` cannot carry, ``ValueError`` for a")
-    out.append('        value out of range for its wire type or None where not nullable."""')
-    out.append(f"        if not {lo} <= version <= {hi}:")
-    out.append(
-        f"            raise {mw.p('UnsupportedVersionError')}(f'{sd.cls} has no version {{version}} (valid {lo}-{hi})')"
-    )
-    out.append("        start = len(out)")
-    out.append("        try:")
-    out.append(f"            _WRITERS_{sd.cls}[{off}](self, out)")
-    out.append("        except struct.error as exc:")
-    out.append("            del out[start:]")
-    out.append(f"            raise ValueError(f'cannot encode {sd.cls} v{{version}}: {{exc}}') from None")
-    out.append("        except BaseException:")
-    out.append("            del out[start:]")
-    out.append("            raise")
-    out.append("")
-    out.append("    @classmethod")
-    out.append(f"    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> {sd.cls}:")
-    out.append('        """Decode a whole body; trailing bytes are a ``DecodeError``."""')
-    out.append("        buf = data if isinstance(data, memoryview) else memoryview(data)")
-    out.append("        obj, pos = cls.read(buf, 0, version)")
-    out.append("        if pos != len(buf):")
-    out.append(
-        f"            raise {mw.p('DecodeError')}(f'{{len(buf) - pos}} trailing bytes after {sd.cls} v{{version}}')"
-    )
-    out.append("        return obj")
-    out.append("")
-    out.append("    @classmethod")
-    out.append(f"    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[{sd.cls}, int]:")
-    out.append('        """Read one value at ``buf[pos:]``; return it and the position after it."""')
-    out.append(f"        if not {lo} <= version <= {hi}:")
-    out.append(
-        f"            raise {mw.p('UnsupportedVersionError')}(f'{sd.cls} has no version {{version}} (valid {lo}-{hi})')"
-    )
-    out.append("        try:")
-    out.append(f"            return _READERS_{sd.cls}[{off}](buf, pos)")
-    out.append("        except (struct.error, IndexError, ValueError) as exc:")
-    out.append(
-        f"            raise {mw.p('DecodeError')}(f'malformed {sd.cls} v{{version}}: {{exc}}') from None"
-    )
     out.append("")
     out.append("")
 
@@ -1029,11 +952,12 @@ def gen_module(msgs: list[MessageDef]) -> str:
     for m in msgs:
         lo, hi = m.valid
         for sd in m.structs:
-            tails.append(f"_WRITERS_{sd.cls}: tuple[Callable[[{sd.cls}, bytearray], None], ...] = (")
+            tails.append(f"{sd.cls}._LOWEST = {lo}")
+            tails.append(f"{sd.cls}._WRITERS = (")
             for v in range(lo, hi + 1):
                 tails.append(f"    {sd.writers[v]},")
             tails.append(")")
-            tails.append(f"_READERS_{sd.cls}: tuple[Callable[[memoryview, int], tuple[{sd.cls}, int]], ...] = (")
+            tails.append(f"{sd.cls}._READERS = (")
             for v in range(lo, hi + 1):
                 tails.append(f"    {sd.readers[v]},")
             tails.append(")")

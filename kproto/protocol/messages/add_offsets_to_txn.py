@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_string,
     read_string,
@@ -69,67 +67,6 @@ class AddOffsetsToTxnRequest(Request['AddOffsetsToTxnResponse']):
         self.group_id = group_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddOffsetsToTxnRequest):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.group_id == other.group_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddOffsetsToTxnRequest(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, group_id={self.group_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'AddOffsetsToTxnRequest has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _WRITERS_AddOffsetsToTxnRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddOffsetsToTxnRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddOffsetsToTxnRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddOffsetsToTxnRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddOffsetsToTxnRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'AddOffsetsToTxnRequest has no version {version} (valid 0-4)')
-        try:
-            return _READERS_AddOffsetsToTxnRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddOffsetsToTxnRequest v{version}: {exc}') from None
-
 
 class AddOffsetsToTxnResponse(Response):
     """Kafka response ``AddOffsetsToTxnResponse`` (API key 25), versions 0-4, flexible from v3.
@@ -160,65 +97,6 @@ class AddOffsetsToTxnResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddOffsetsToTxnResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddOffsetsToTxnResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'AddOffsetsToTxnResponse has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _WRITERS_AddOffsetsToTxnResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddOffsetsToTxnResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddOffsetsToTxnResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddOffsetsToTxnResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddOffsetsToTxnResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'AddOffsetsToTxnResponse has no version {version} (valid 0-4)')
-        try:
-            return _READERS_AddOffsetsToTxnResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddOffsetsToTxnResponse v{version}: {exc}') from None
 
 
 def _new_AddOffsetsToTxnRequest() -> AddOffsetsToTxnRequest:
@@ -313,14 +191,15 @@ def _read_AddOffsetsToTxnResponse_v3(buf: memoryview, pos: int) -> tuple[AddOffs
     return o, pos
 
 
-_WRITERS_AddOffsetsToTxnRequest: tuple[Callable[[AddOffsetsToTxnRequest, bytearray], None], ...] = (
+AddOffsetsToTxnRequest._LOWEST = 0
+AddOffsetsToTxnRequest._WRITERS = (
     _write_AddOffsetsToTxnRequest_v0,
     _write_AddOffsetsToTxnRequest_v0,
     _write_AddOffsetsToTxnRequest_v0,
     _write_AddOffsetsToTxnRequest_v3,
     _write_AddOffsetsToTxnRequest_v3,
 )
-_READERS_AddOffsetsToTxnRequest: tuple[Callable[[memoryview, int], tuple[AddOffsetsToTxnRequest, int]], ...] = (
+AddOffsetsToTxnRequest._READERS = (
     _read_AddOffsetsToTxnRequest_v0,
     _read_AddOffsetsToTxnRequest_v0,
     _read_AddOffsetsToTxnRequest_v0,
@@ -334,14 +213,15 @@ AddOffsetsToTxnRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AddOffsetsToTxnResponse: tuple[Callable[[AddOffsetsToTxnResponse, bytearray], None], ...] = (
+AddOffsetsToTxnResponse._LOWEST = 0
+AddOffsetsToTxnResponse._WRITERS = (
     _write_AddOffsetsToTxnResponse_v0,
     _write_AddOffsetsToTxnResponse_v0,
     _write_AddOffsetsToTxnResponse_v0,
     _write_AddOffsetsToTxnResponse_v3,
     _write_AddOffsetsToTxnResponse_v3,
 )
-_READERS_AddOffsetsToTxnResponse: tuple[Callable[[memoryview, int], tuple[AddOffsetsToTxnResponse, int]], ...] = (
+AddOffsetsToTxnResponse._READERS = (
     _read_AddOffsetsToTxnResponse_v0,
     _read_AddOffsetsToTxnResponse_v0,
     _read_AddOffsetsToTxnResponse_v0,

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -82,68 +81,6 @@ class AddPartitionsToTxnRequest(Request['AddPartitionsToTxnResponse']):
         self.v3_and_below_topics = list(v3_and_below_topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnRequest):
-            return NotImplemented
-        return (
-            self.transactions == other.transactions and
-            self.v3_and_below_transactional_id == other.v3_and_below_transactional_id and
-            self.v3_and_below_producer_id == other.v3_and_below_producer_id and
-            self.v3_and_below_producer_epoch == other.v3_and_below_producer_epoch and
-            self.v3_and_below_topics == other.v3_and_below_topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnRequest(transactions={self.transactions!r}, v3_and_below_transactional_id={self.v3_and_below_transactional_id!r}, v3_and_below_producer_id={self.v3_and_below_producer_id!r}, v3_and_below_producer_epoch={self.v3_and_below_producer_epoch!r}, v3_and_below_topics={self.v3_and_below_topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_AddPartitionsToTxnRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnRequest has no version {version} (valid 0-5)')
-        try:
-            return _READERS_AddPartitionsToTxnRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnRequest v{version}: {exc}') from None
-
 
 class AddPartitionsToTxnTransaction(Struct):
     """Struct ``AddPartitionsToTxnTransaction`` of ``AddPartitionsToTxnRequest``.
@@ -180,68 +117,6 @@ class AddPartitionsToTxnTransaction(Struct):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnTransaction):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.verify_only == other.verify_only and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnTransaction(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, verify_only={self.verify_only!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTransaction has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_AddPartitionsToTxnTransaction[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnTransaction v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnTransaction:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnTransaction v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnTransaction, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTransaction has no version {version} (valid 0-5)')
-        try:
-            return _READERS_AddPartitionsToTxnTransaction[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnTransaction v{version}: {exc}') from None
-
 
 class AddPartitionsToTxnTopic(Struct):
     """Struct ``AddPartitionsToTxnTopic`` of ``AddPartitionsToTxnRequest``.
@@ -268,65 +143,6 @@ class AddPartitionsToTxnTopic(Struct):
         self.name = name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTopic has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_AddPartitionsToTxnTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTopic has no version {version} (valid 0-5)')
-        try:
-            return _READERS_AddPartitionsToTxnTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnTopic v{version}: {exc}') from None
 
 
 class AddPartitionsToTxnResponse(Response):
@@ -365,67 +181,6 @@ class AddPartitionsToTxnResponse(Response):
         self.results_by_topic_v3_and_below = list(results_by_topic_v3_and_below)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.results_by_transaction == other.results_by_transaction and
-            self.results_by_topic_v3_and_below == other.results_by_topic_v3_and_below and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, results_by_transaction={self.results_by_transaction!r}, results_by_topic_v3_and_below={self.results_by_topic_v3_and_below!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_AddPartitionsToTxnResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnResponse has no version {version} (valid 0-5)')
-        try:
-            return _READERS_AddPartitionsToTxnResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnResponse v{version}: {exc}') from None
-
 
 class AddPartitionsToTxnResult(Struct):
     """Struct ``AddPartitionsToTxnResult`` of ``AddPartitionsToTxnResponse``.
@@ -452,65 +207,6 @@ class AddPartitionsToTxnResult(Struct):
         self.transactional_id = transactional_id
         self.topic_results = list(topic_results)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnResult):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.topic_results == other.topic_results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnResult(transactional_id={self.transactional_id!r}, topic_results={self.topic_results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnResult has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_AddPartitionsToTxnResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnResult has no version {version} (valid 0-5)')
-        try:
-            return _READERS_AddPartitionsToTxnResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnResult v{version}: {exc}') from None
 
 
 class AddPartitionsToTxnTopicResult(Struct):
@@ -539,65 +235,6 @@ class AddPartitionsToTxnTopicResult(Struct):
         self.results_by_partition = list(results_by_partition)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.results_by_partition == other.results_by_partition and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnTopicResult(name={self.name!r}, results_by_partition={self.results_by_partition!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTopicResult has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_AddPartitionsToTxnTopicResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTopicResult has no version {version} (valid 0-5)')
-        try:
-            return _READERS_AddPartitionsToTxnTopicResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnTopicResult v{version}: {exc}') from None
-
 
 class AddPartitionsToTxnPartitionResult(Struct):
     """Struct ``AddPartitionsToTxnPartitionResult`` of ``AddPartitionsToTxnResponse``.
@@ -624,65 +261,6 @@ class AddPartitionsToTxnPartitionResult(Struct):
         self.partition_index = partition_index
         self.partition_error_code = partition_error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnPartitionResult):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.partition_error_code == other.partition_error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnPartitionResult(partition_index={self.partition_index!r}, partition_error_code={self.partition_error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnPartitionResult has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_AddPartitionsToTxnPartitionResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnPartitionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnPartitionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnPartitionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnPartitionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnPartitionResult has no version {version} (valid 0-5)')
-        try:
-            return _READERS_AddPartitionsToTxnPartitionResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnPartitionResult v{version}: {exc}') from None
 
 
 def _new_AddPartitionsToTxnTopic() -> AddPartitionsToTxnTopic:
@@ -1233,7 +811,8 @@ def _read_AddPartitionsToTxnResponse_v4(buf: memoryview, pos: int) -> tuple[AddP
     return o, pos
 
 
-_WRITERS_AddPartitionsToTxnTopic: tuple[Callable[[AddPartitionsToTxnTopic, bytearray], None], ...] = (
+AddPartitionsToTxnTopic._LOWEST = 0
+AddPartitionsToTxnTopic._WRITERS = (
     _write_AddPartitionsToTxnTopic_v0,
     _write_AddPartitionsToTxnTopic_v0,
     _write_AddPartitionsToTxnTopic_v0,
@@ -1241,7 +820,7 @@ _WRITERS_AddPartitionsToTxnTopic: tuple[Callable[[AddPartitionsToTxnTopic, bytea
     _write_AddPartitionsToTxnTopic_v3,
     _write_AddPartitionsToTxnTopic_v3,
 )
-_READERS_AddPartitionsToTxnTopic: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnTopic, int]], ...] = (
+AddPartitionsToTxnTopic._READERS = (
     _read_AddPartitionsToTxnTopic_v0,
     _read_AddPartitionsToTxnTopic_v0,
     _read_AddPartitionsToTxnTopic_v0,
@@ -1254,7 +833,8 @@ AddPartitionsToTxnTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AddPartitionsToTxnTransaction: tuple[Callable[[AddPartitionsToTxnTransaction, bytearray], None], ...] = (
+AddPartitionsToTxnTransaction._LOWEST = 0
+AddPartitionsToTxnTransaction._WRITERS = (
     _write_AddPartitionsToTxnTransaction_v0,
     _write_AddPartitionsToTxnTransaction_v0,
     _write_AddPartitionsToTxnTransaction_v0,
@@ -1262,7 +842,7 @@ _WRITERS_AddPartitionsToTxnTransaction: tuple[Callable[[AddPartitionsToTxnTransa
     _write_AddPartitionsToTxnTransaction_v4,
     _write_AddPartitionsToTxnTransaction_v4,
 )
-_READERS_AddPartitionsToTxnTransaction: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnTransaction, int]], ...] = (
+AddPartitionsToTxnTransaction._READERS = (
     _read_AddPartitionsToTxnTransaction_v0,
     _read_AddPartitionsToTxnTransaction_v0,
     _read_AddPartitionsToTxnTransaction_v0,
@@ -1278,7 +858,8 @@ AddPartitionsToTxnTransaction._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (4, 32767), None, None, None, AddPartitionsToTxnTopic),
 )
 
-_WRITERS_AddPartitionsToTxnRequest: tuple[Callable[[AddPartitionsToTxnRequest, bytearray], None], ...] = (
+AddPartitionsToTxnRequest._LOWEST = 0
+AddPartitionsToTxnRequest._WRITERS = (
     _write_AddPartitionsToTxnRequest_v0,
     _write_AddPartitionsToTxnRequest_v0,
     _write_AddPartitionsToTxnRequest_v0,
@@ -1286,7 +867,7 @@ _WRITERS_AddPartitionsToTxnRequest: tuple[Callable[[AddPartitionsToTxnRequest, b
     _write_AddPartitionsToTxnRequest_v4,
     _write_AddPartitionsToTxnRequest_v4,
 )
-_READERS_AddPartitionsToTxnRequest: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnRequest, int]], ...] = (
+AddPartitionsToTxnRequest._READERS = (
     _read_AddPartitionsToTxnRequest_v0,
     _read_AddPartitionsToTxnRequest_v0,
     _read_AddPartitionsToTxnRequest_v0,
@@ -1302,7 +883,8 @@ AddPartitionsToTxnRequest._FIELDS = (
     FieldSpec('v3_and_below_topics', 'array', 'struct', (0, 3), None, None, None, AddPartitionsToTxnTopic),
 )
 
-_WRITERS_AddPartitionsToTxnPartitionResult: tuple[Callable[[AddPartitionsToTxnPartitionResult, bytearray], None], ...] = (
+AddPartitionsToTxnPartitionResult._LOWEST = 0
+AddPartitionsToTxnPartitionResult._WRITERS = (
     _write_AddPartitionsToTxnPartitionResult_v0,
     _write_AddPartitionsToTxnPartitionResult_v0,
     _write_AddPartitionsToTxnPartitionResult_v0,
@@ -1310,7 +892,7 @@ _WRITERS_AddPartitionsToTxnPartitionResult: tuple[Callable[[AddPartitionsToTxnPa
     _write_AddPartitionsToTxnPartitionResult_v3,
     _write_AddPartitionsToTxnPartitionResult_v3,
 )
-_READERS_AddPartitionsToTxnPartitionResult: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnPartitionResult, int]], ...] = (
+AddPartitionsToTxnPartitionResult._READERS = (
     _read_AddPartitionsToTxnPartitionResult_v0,
     _read_AddPartitionsToTxnPartitionResult_v0,
     _read_AddPartitionsToTxnPartitionResult_v0,
@@ -1323,7 +905,8 @@ AddPartitionsToTxnPartitionResult._FIELDS = (
     FieldSpec('partition_error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AddPartitionsToTxnTopicResult: tuple[Callable[[AddPartitionsToTxnTopicResult, bytearray], None], ...] = (
+AddPartitionsToTxnTopicResult._LOWEST = 0
+AddPartitionsToTxnTopicResult._WRITERS = (
     _write_AddPartitionsToTxnTopicResult_v0,
     _write_AddPartitionsToTxnTopicResult_v0,
     _write_AddPartitionsToTxnTopicResult_v0,
@@ -1331,7 +914,7 @@ _WRITERS_AddPartitionsToTxnTopicResult: tuple[Callable[[AddPartitionsToTxnTopicR
     _write_AddPartitionsToTxnTopicResult_v3,
     _write_AddPartitionsToTxnTopicResult_v3,
 )
-_READERS_AddPartitionsToTxnTopicResult: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnTopicResult, int]], ...] = (
+AddPartitionsToTxnTopicResult._READERS = (
     _read_AddPartitionsToTxnTopicResult_v0,
     _read_AddPartitionsToTxnTopicResult_v0,
     _read_AddPartitionsToTxnTopicResult_v0,
@@ -1344,7 +927,8 @@ AddPartitionsToTxnTopicResult._FIELDS = (
     FieldSpec('results_by_partition', 'array', 'struct', (0, 32767), None, None, None, AddPartitionsToTxnPartitionResult),
 )
 
-_WRITERS_AddPartitionsToTxnResult: tuple[Callable[[AddPartitionsToTxnResult, bytearray], None], ...] = (
+AddPartitionsToTxnResult._LOWEST = 0
+AddPartitionsToTxnResult._WRITERS = (
     _write_AddPartitionsToTxnResult_v0,
     _write_AddPartitionsToTxnResult_v0,
     _write_AddPartitionsToTxnResult_v0,
@@ -1352,7 +936,7 @@ _WRITERS_AddPartitionsToTxnResult: tuple[Callable[[AddPartitionsToTxnResult, byt
     _write_AddPartitionsToTxnResult_v4,
     _write_AddPartitionsToTxnResult_v4,
 )
-_READERS_AddPartitionsToTxnResult: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnResult, int]], ...] = (
+AddPartitionsToTxnResult._READERS = (
     _read_AddPartitionsToTxnResult_v0,
     _read_AddPartitionsToTxnResult_v0,
     _read_AddPartitionsToTxnResult_v0,
@@ -1365,7 +949,8 @@ AddPartitionsToTxnResult._FIELDS = (
     FieldSpec('topic_results', 'array', 'struct', (4, 32767), None, None, None, AddPartitionsToTxnTopicResult),
 )
 
-_WRITERS_AddPartitionsToTxnResponse: tuple[Callable[[AddPartitionsToTxnResponse, bytearray], None], ...] = (
+AddPartitionsToTxnResponse._LOWEST = 0
+AddPartitionsToTxnResponse._WRITERS = (
     _write_AddPartitionsToTxnResponse_v0,
     _write_AddPartitionsToTxnResponse_v0,
     _write_AddPartitionsToTxnResponse_v0,
@@ -1373,7 +958,7 @@ _WRITERS_AddPartitionsToTxnResponse: tuple[Callable[[AddPartitionsToTxnResponse,
     _write_AddPartitionsToTxnResponse_v4,
     _write_AddPartitionsToTxnResponse_v4,
 )
-_READERS_AddPartitionsToTxnResponse: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnResponse, int]], ...] = (
+AddPartitionsToTxnResponse._READERS = (
     _read_AddPartitionsToTxnResponse_v0,
     _read_AddPartitionsToTxnResponse_v0,
     _read_AddPartitionsToTxnResponse_v0,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -77,68 +75,6 @@ class AddRaftVoterRequest(Request['AddRaftVoterResponse']):
         self.listeners = list(listeners)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddRaftVoterRequest):
-            return NotImplemented
-        return (
-            self.cluster_id == other.cluster_id and
-            self.timeout_ms == other.timeout_ms and
-            self.voter_id == other.voter_id and
-            self.voter_directory_id == other.voter_directory_id and
-            self.listeners == other.listeners and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddRaftVoterRequest(cluster_id={self.cluster_id!r}, timeout_ms={self.timeout_ms!r}, voter_id={self.voter_id!r}, voter_directory_id={self.voter_directory_id!r}, listeners={self.listeners!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AddRaftVoterRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_AddRaftVoterRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddRaftVoterRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddRaftVoterRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddRaftVoterRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddRaftVoterRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AddRaftVoterRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_AddRaftVoterRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddRaftVoterRequest v{version}: {exc}') from None
-
 
 class Listener(Struct):
     """Struct ``Listener`` of ``AddRaftVoterRequest``.
@@ -168,66 +104,6 @@ class Listener(Struct):
         self.host = host
         self.port = port
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Listener):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.host == other.host and
-            self.port == other.port and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"Listener(name={self.name!r}, host={self.host!r}, port={self.port!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Listener has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_Listener[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Listener v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Listener:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Listener v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Listener, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Listener has no version {version} (valid 0-0)')
-        try:
-            return _READERS_Listener[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Listener v{version}: {exc}') from None
 
 
 class AddRaftVoterResponse(Response):
@@ -262,66 +138,6 @@ class AddRaftVoterResponse(Response):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddRaftVoterResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddRaftVoterResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AddRaftVoterResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_AddRaftVoterResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddRaftVoterResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddRaftVoterResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddRaftVoterResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddRaftVoterResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AddRaftVoterResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_AddRaftVoterResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddRaftVoterResponse v{version}: {exc}') from None
 
 
 def _new_Listener() -> Listener:
@@ -436,10 +252,11 @@ def _read_AddRaftVoterResponse_v0(buf: memoryview, pos: int) -> tuple[AddRaftVot
     return o, pos
 
 
-_WRITERS_Listener: tuple[Callable[[Listener, bytearray], None], ...] = (
+Listener._LOWEST = 0
+Listener._WRITERS = (
     _write_Listener_v0,
 )
-_READERS_Listener: tuple[Callable[[memoryview, int], tuple[Listener, int]], ...] = (
+Listener._READERS = (
     _read_Listener_v0,
 )
 Listener._FIELDS = (
@@ -448,10 +265,11 @@ Listener._FIELDS = (
     FieldSpec('port', 'uint16', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AddRaftVoterRequest: tuple[Callable[[AddRaftVoterRequest, bytearray], None], ...] = (
+AddRaftVoterRequest._LOWEST = 0
+AddRaftVoterRequest._WRITERS = (
     _write_AddRaftVoterRequest_v0,
 )
-_READERS_AddRaftVoterRequest: tuple[Callable[[memoryview, int], tuple[AddRaftVoterRequest, int]], ...] = (
+AddRaftVoterRequest._READERS = (
     _read_AddRaftVoterRequest_v0,
 )
 AddRaftVoterRequest._FIELDS = (
@@ -462,10 +280,11 @@ AddRaftVoterRequest._FIELDS = (
     FieldSpec('listeners', 'array', 'struct', (0, 32767), None, None, None, Listener),
 )
 
-_WRITERS_AddRaftVoterResponse: tuple[Callable[[AddRaftVoterResponse, bytearray], None], ...] = (
+AddRaftVoterResponse._LOWEST = 0
+AddRaftVoterResponse._WRITERS = (
     _write_AddRaftVoterResponse_v0,
 )
-_READERS_AddRaftVoterResponse: tuple[Callable[[memoryview, int], tuple[AddRaftVoterResponse, int]], ...] = (
+AddRaftVoterResponse._READERS = (
     _read_AddRaftVoterResponse_v0,
 )
 AddRaftVoterResponse._FIELDS = (

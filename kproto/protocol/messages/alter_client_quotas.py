@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -77,65 +75,6 @@ class AlterClientQuotasRequest(Request['AlterClientQuotasResponse']):
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasRequest):
-            return NotImplemented
-        return (
-            self.entries == other.entries and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasRequest(entries={self.entries!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_AlterClientQuotasRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequest has no version {version} (valid 0-1)')
-        try:
-            return _READERS_AlterClientQuotasRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasRequest v{version}: {exc}') from None
-
 
 class AlterClientQuotasRequestEntryData(Struct):
     """Struct ``EntryData`` of ``AlterClientQuotasRequest``.
@@ -162,65 +101,6 @@ class AlterClientQuotasRequestEntryData(Struct):
         self.entity = list(entity)
         self.ops = list(ops)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasRequestEntryData):
-            return NotImplemented
-        return (
-            self.entity == other.entity and
-            self.ops == other.ops and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasRequestEntryData(entity={self.entity!r}, ops={self.ops!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequestEntryData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_AlterClientQuotasRequestEntryData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasRequestEntryData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasRequestEntryData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasRequestEntryData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequestEntryData has no version {version} (valid 0-1)')
-        try:
-            return _READERS_AlterClientQuotasRequestEntryData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasRequestEntryData v{version}: {exc}') from None
 
 
 class OpData(Struct):
@@ -252,66 +132,6 @@ class OpData(Struct):
         self.remove = remove
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OpData):
-            return NotImplemented
-        return (
-            self.key == other.key and
-            self.value == other.value and
-            self.remove == other.remove and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OpData(key={self.key!r}, value={self.value!r}, remove={self.remove!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'OpData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_OpData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OpData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OpData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OpData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OpData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'OpData has no version {version} (valid 0-1)')
-        try:
-            return _READERS_OpData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OpData v{version}: {exc}') from None
-
 
 class AlterClientQuotasRequestEntityData(Struct):
     """Struct ``EntityData`` of ``AlterClientQuotasRequest``.
@@ -338,65 +158,6 @@ class AlterClientQuotasRequestEntityData(Struct):
         self.entity_type = entity_type
         self.entity_name = entity_name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasRequestEntityData):
-            return NotImplemented
-        return (
-            self.entity_type == other.entity_type and
-            self.entity_name == other.entity_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasRequestEntityData(entity_type={self.entity_type!r}, entity_name={self.entity_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequestEntityData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_AlterClientQuotasRequestEntityData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasRequestEntityData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasRequestEntityData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasRequestEntityData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequestEntityData has no version {version} (valid 0-1)')
-        try:
-            return _READERS_AlterClientQuotasRequestEntityData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasRequestEntityData v{version}: {exc}') from None
 
 
 class AlterClientQuotasResponse(Response):
@@ -429,65 +190,6 @@ class AlterClientQuotasResponse(Response):
         self.entries = list(entries)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.entries == other.entries and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasResponse(throttle_time_ms={self.throttle_time_ms!r}, entries={self.entries!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_AlterClientQuotasResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponse has no version {version} (valid 0-1)')
-        try:
-            return _READERS_AlterClientQuotasResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasResponse v{version}: {exc}') from None
-
 
 class AlterClientQuotasResponseEntryData(Struct):
     """Struct ``EntryData`` of ``AlterClientQuotasResponse``.
@@ -518,66 +220,6 @@ class AlterClientQuotasResponseEntryData(Struct):
         self.entity = list(entity)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasResponseEntryData):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.entity == other.entity and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasResponseEntryData(error_code={self.error_code!r}, error_message={self.error_message!r}, entity={self.entity!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponseEntryData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_AlterClientQuotasResponseEntryData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasResponseEntryData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasResponseEntryData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasResponseEntryData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponseEntryData has no version {version} (valid 0-1)')
-        try:
-            return _READERS_AlterClientQuotasResponseEntryData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasResponseEntryData v{version}: {exc}') from None
-
 
 class AlterClientQuotasResponseEntityData(Struct):
     """Struct ``EntityData`` of ``AlterClientQuotasResponse``.
@@ -604,65 +246,6 @@ class AlterClientQuotasResponseEntityData(Struct):
         self.entity_type = entity_type
         self.entity_name = entity_name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasResponseEntityData):
-            return NotImplemented
-        return (
-            self.entity_type == other.entity_type and
-            self.entity_name == other.entity_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasResponseEntityData(entity_type={self.entity_type!r}, entity_name={self.entity_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponseEntityData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_AlterClientQuotasResponseEntityData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasResponseEntityData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasResponseEntityData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasResponseEntityData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponseEntityData has no version {version} (valid 0-1)')
-        try:
-            return _READERS_AlterClientQuotasResponseEntityData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasResponseEntityData v{version}: {exc}') from None
 
 
 def _new_AlterClientQuotasRequestEntityData() -> AlterClientQuotasRequestEntityData:
@@ -1060,11 +643,12 @@ def _read_AlterClientQuotasResponse_v1(buf: memoryview, pos: int) -> tuple[Alter
     return o, pos
 
 
-_WRITERS_AlterClientQuotasRequestEntityData: tuple[Callable[[AlterClientQuotasRequestEntityData, bytearray], None], ...] = (
+AlterClientQuotasRequestEntityData._LOWEST = 0
+AlterClientQuotasRequestEntityData._WRITERS = (
     _write_AlterClientQuotasRequestEntityData_v0,
     _write_AlterClientQuotasRequestEntityData_v1,
 )
-_READERS_AlterClientQuotasRequestEntityData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequestEntityData, int]], ...] = (
+AlterClientQuotasRequestEntityData._READERS = (
     _read_AlterClientQuotasRequestEntityData_v0,
     _read_AlterClientQuotasRequestEntityData_v1,
 )
@@ -1073,11 +657,12 @@ AlterClientQuotasRequestEntityData._FIELDS = (
     FieldSpec('entity_name', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_OpData: tuple[Callable[[OpData, bytearray], None], ...] = (
+OpData._LOWEST = 0
+OpData._WRITERS = (
     _write_OpData_v0,
     _write_OpData_v1,
 )
-_READERS_OpData: tuple[Callable[[memoryview, int], tuple[OpData, int]], ...] = (
+OpData._READERS = (
     _read_OpData_v0,
     _read_OpData_v1,
 )
@@ -1087,11 +672,12 @@ OpData._FIELDS = (
     FieldSpec('remove', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AlterClientQuotasRequestEntryData: tuple[Callable[[AlterClientQuotasRequestEntryData, bytearray], None], ...] = (
+AlterClientQuotasRequestEntryData._LOWEST = 0
+AlterClientQuotasRequestEntryData._WRITERS = (
     _write_AlterClientQuotasRequestEntryData_v0,
     _write_AlterClientQuotasRequestEntryData_v1,
 )
-_READERS_AlterClientQuotasRequestEntryData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequestEntryData, int]], ...] = (
+AlterClientQuotasRequestEntryData._READERS = (
     _read_AlterClientQuotasRequestEntryData_v0,
     _read_AlterClientQuotasRequestEntryData_v1,
 )
@@ -1100,11 +686,12 @@ AlterClientQuotasRequestEntryData._FIELDS = (
     FieldSpec('ops', 'array', 'struct', (0, 32767), None, None, None, OpData),
 )
 
-_WRITERS_AlterClientQuotasRequest: tuple[Callable[[AlterClientQuotasRequest, bytearray], None], ...] = (
+AlterClientQuotasRequest._LOWEST = 0
+AlterClientQuotasRequest._WRITERS = (
     _write_AlterClientQuotasRequest_v0,
     _write_AlterClientQuotasRequest_v1,
 )
-_READERS_AlterClientQuotasRequest: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequest, int]], ...] = (
+AlterClientQuotasRequest._READERS = (
     _read_AlterClientQuotasRequest_v0,
     _read_AlterClientQuotasRequest_v1,
 )
@@ -1113,11 +700,12 @@ AlterClientQuotasRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AlterClientQuotasResponseEntityData: tuple[Callable[[AlterClientQuotasResponseEntityData, bytearray], None], ...] = (
+AlterClientQuotasResponseEntityData._LOWEST = 0
+AlterClientQuotasResponseEntityData._WRITERS = (
     _write_AlterClientQuotasResponseEntityData_v0,
     _write_AlterClientQuotasResponseEntityData_v1,
 )
-_READERS_AlterClientQuotasResponseEntityData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponseEntityData, int]], ...] = (
+AlterClientQuotasResponseEntityData._READERS = (
     _read_AlterClientQuotasResponseEntityData_v0,
     _read_AlterClientQuotasResponseEntityData_v1,
 )
@@ -1126,11 +714,12 @@ AlterClientQuotasResponseEntityData._FIELDS = (
     FieldSpec('entity_name', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_AlterClientQuotasResponseEntryData: tuple[Callable[[AlterClientQuotasResponseEntryData, bytearray], None], ...] = (
+AlterClientQuotasResponseEntryData._LOWEST = 0
+AlterClientQuotasResponseEntryData._WRITERS = (
     _write_AlterClientQuotasResponseEntryData_v0,
     _write_AlterClientQuotasResponseEntryData_v1,
 )
-_READERS_AlterClientQuotasResponseEntryData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponseEntryData, int]], ...] = (
+AlterClientQuotasResponseEntryData._READERS = (
     _read_AlterClientQuotasResponseEntryData_v0,
     _read_AlterClientQuotasResponseEntryData_v1,
 )
@@ -1140,11 +729,12 @@ AlterClientQuotasResponseEntryData._FIELDS = (
     FieldSpec('entity', 'array', 'struct', (0, 32767), None, None, None, AlterClientQuotasResponseEntityData),
 )
 
-_WRITERS_AlterClientQuotasResponse: tuple[Callable[[AlterClientQuotasResponse, bytearray], None], ...] = (
+AlterClientQuotasResponse._LOWEST = 0
+AlterClientQuotasResponse._WRITERS = (
     _write_AlterClientQuotasResponse_v0,
     _write_AlterClientQuotasResponse_v1,
 )
-_READERS_AlterClientQuotasResponse: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponse, int]], ...] = (
+AlterClientQuotasResponse._READERS = (
     _read_AlterClientQuotasResponse_v0,
     _read_AlterClientQuotasResponse_v1,
 )

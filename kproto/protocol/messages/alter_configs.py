@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -75,65 +73,6 @@ class AlterConfigsRequest(Request['AlterConfigsResponse']):
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsRequest):
-            return NotImplemented
-        return (
-            self.resources == other.resources and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterConfigsRequest(resources={self.resources!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_AlterConfigsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsRequest has no version {version} (valid 0-2)')
-        try:
-            return _READERS_AlterConfigsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsRequest v{version}: {exc}') from None
-
 
 class AlterConfigsResource(Struct):
     """Struct ``AlterConfigsResource`` of ``AlterConfigsRequest``.
@@ -164,66 +103,6 @@ class AlterConfigsResource(Struct):
         self.configs = list(configs)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsResource):
-            return NotImplemented
-        return (
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.configs == other.configs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterConfigsResource(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, configs={self.configs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResource has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_AlterConfigsResource[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsResource v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsResource:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsResource v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsResource, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResource has no version {version} (valid 0-2)')
-        try:
-            return _READERS_AlterConfigsResource[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsResource v{version}: {exc}') from None
-
 
 class AlterableConfig(Struct):
     """Struct ``AlterableConfig`` of ``AlterConfigsRequest``.
@@ -250,65 +129,6 @@ class AlterableConfig(Struct):
         self.name = name
         self.value = value
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterableConfig):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.value == other.value and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterableConfig(name={self.name!r}, value={self.value!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterableConfig has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_AlterableConfig[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterableConfig v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterableConfig:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterableConfig v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterableConfig, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterableConfig has no version {version} (valid 0-2)')
-        try:
-            return _READERS_AlterableConfig[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterableConfig v{version}: {exc}') from None
 
 
 class AlterConfigsResponse(Response):
@@ -340,65 +160,6 @@ class AlterConfigsResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterConfigsResponse(throttle_time_ms={self.throttle_time_ms!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_AlterConfigsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResponse has no version {version} (valid 0-2)')
-        try:
-            return _READERS_AlterConfigsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsResponse v{version}: {exc}') from None
 
 
 class AlterConfigsResourceResponse(Struct):
@@ -432,67 +193,6 @@ class AlterConfigsResourceResponse(Struct):
         self.resource_type = resource_type
         self.resource_name = resource_name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsResourceResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterConfigsResourceResponse(error_code={self.error_code!r}, error_message={self.error_message!r}, resource_type={self.resource_type!r}, resource_name={self.resource_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResourceResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_AlterConfigsResourceResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsResourceResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsResourceResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsResourceResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsResourceResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResourceResponse has no version {version} (valid 0-2)')
-        try:
-            return _READERS_AlterConfigsResourceResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsResourceResponse v{version}: {exc}') from None
 
 
 def _new_AlterableConfig() -> AlterableConfig:
@@ -783,12 +483,13 @@ def _read_AlterConfigsResponse_v2(buf: memoryview, pos: int) -> tuple[AlterConfi
     return o, pos
 
 
-_WRITERS_AlterableConfig: tuple[Callable[[AlterableConfig, bytearray], None], ...] = (
+AlterableConfig._LOWEST = 0
+AlterableConfig._WRITERS = (
     _write_AlterableConfig_v0,
     _write_AlterableConfig_v0,
     _write_AlterableConfig_v2,
 )
-_READERS_AlterableConfig: tuple[Callable[[memoryview, int], tuple[AlterableConfig, int]], ...] = (
+AlterableConfig._READERS = (
     _read_AlterableConfig_v0,
     _read_AlterableConfig_v0,
     _read_AlterableConfig_v2,
@@ -798,12 +499,13 @@ AlterableConfig._FIELDS = (
     FieldSpec('value', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_AlterConfigsResource: tuple[Callable[[AlterConfigsResource, bytearray], None], ...] = (
+AlterConfigsResource._LOWEST = 0
+AlterConfigsResource._WRITERS = (
     _write_AlterConfigsResource_v0,
     _write_AlterConfigsResource_v0,
     _write_AlterConfigsResource_v2,
 )
-_READERS_AlterConfigsResource: tuple[Callable[[memoryview, int], tuple[AlterConfigsResource, int]], ...] = (
+AlterConfigsResource._READERS = (
     _read_AlterConfigsResource_v0,
     _read_AlterConfigsResource_v0,
     _read_AlterConfigsResource_v2,
@@ -814,12 +516,13 @@ AlterConfigsResource._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (0, 32767), None, None, None, AlterableConfig),
 )
 
-_WRITERS_AlterConfigsRequest: tuple[Callable[[AlterConfigsRequest, bytearray], None], ...] = (
+AlterConfigsRequest._LOWEST = 0
+AlterConfigsRequest._WRITERS = (
     _write_AlterConfigsRequest_v0,
     _write_AlterConfigsRequest_v0,
     _write_AlterConfigsRequest_v2,
 )
-_READERS_AlterConfigsRequest: tuple[Callable[[memoryview, int], tuple[AlterConfigsRequest, int]], ...] = (
+AlterConfigsRequest._READERS = (
     _read_AlterConfigsRequest_v0,
     _read_AlterConfigsRequest_v0,
     _read_AlterConfigsRequest_v2,
@@ -829,12 +532,13 @@ AlterConfigsRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AlterConfigsResourceResponse: tuple[Callable[[AlterConfigsResourceResponse, bytearray], None], ...] = (
+AlterConfigsResourceResponse._LOWEST = 0
+AlterConfigsResourceResponse._WRITERS = (
     _write_AlterConfigsResourceResponse_v0,
     _write_AlterConfigsResourceResponse_v0,
     _write_AlterConfigsResourceResponse_v2,
 )
-_READERS_AlterConfigsResourceResponse: tuple[Callable[[memoryview, int], tuple[AlterConfigsResourceResponse, int]], ...] = (
+AlterConfigsResourceResponse._READERS = (
     _read_AlterConfigsResourceResponse_v0,
     _read_AlterConfigsResourceResponse_v0,
     _read_AlterConfigsResourceResponse_v2,
@@ -846,12 +550,13 @@ AlterConfigsResourceResponse._FIELDS = (
     FieldSpec('resource_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AlterConfigsResponse: tuple[Callable[[AlterConfigsResponse, bytearray], None], ...] = (
+AlterConfigsResponse._LOWEST = 0
+AlterConfigsResponse._WRITERS = (
     _write_AlterConfigsResponse_v0,
     _write_AlterConfigsResponse_v0,
     _write_AlterConfigsResponse_v2,
 )
-_READERS_AlterConfigsResponse: tuple[Callable[[memoryview, int], tuple[AlterConfigsResponse, int]], ...] = (
+AlterConfigsResponse._READERS = (
     _read_AlterConfigsResponse_v0,
     _read_AlterConfigsResponse_v0,
     _read_AlterConfigsResponse_v2,

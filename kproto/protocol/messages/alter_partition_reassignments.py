@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -75,66 +74,6 @@ class AlterPartitionReassignmentsRequest(Request['AlterPartitionReassignmentsRes
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterPartitionReassignmentsRequest):
-            return NotImplemented
-        return (
-            self.timeout_ms == other.timeout_ms and
-            self.allow_replication_factor_change == other.allow_replication_factor_change and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterPartitionReassignmentsRequest(timeout_ms={self.timeout_ms!r}, allow_replication_factor_change={self.allow_replication_factor_change!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_AlterPartitionReassignmentsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterPartitionReassignmentsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterPartitionReassignmentsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterPartitionReassignmentsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsRequest has no version {version} (valid 0-1)')
-        try:
-            return _READERS_AlterPartitionReassignmentsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterPartitionReassignmentsRequest v{version}: {exc}') from None
-
 
 class ReassignableTopic(Struct):
     """Struct ``ReassignableTopic`` of ``AlterPartitionReassignmentsRequest``.
@@ -162,65 +101,6 @@ class ReassignableTopic(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReassignableTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ReassignableTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignableTopic has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ReassignableTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReassignableTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReassignableTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReassignableTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignableTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignableTopic has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ReassignableTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReassignableTopic v{version}: {exc}') from None
-
 
 class ReassignablePartition(Struct):
     """Struct ``ReassignablePartition`` of ``AlterPartitionReassignmentsRequest``.
@@ -247,65 +127,6 @@ class ReassignablePartition(Struct):
         self.partition_index = partition_index
         self.replicas = None if replicas is None else list(replicas)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReassignablePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.replicas == other.replicas and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ReassignablePartition(partition_index={self.partition_index!r}, replicas={self.replicas!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignablePartition has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ReassignablePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReassignablePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReassignablePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReassignablePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignablePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignablePartition has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ReassignablePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReassignablePartition v{version}: {exc}') from None
 
 
 class AlterPartitionReassignmentsResponse(Response):
@@ -347,68 +168,6 @@ class AlterPartitionReassignmentsResponse(Response):
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterPartitionReassignmentsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.allow_replication_factor_change == other.allow_replication_factor_change and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterPartitionReassignmentsResponse(throttle_time_ms={self.throttle_time_ms!r}, allow_replication_factor_change={self.allow_replication_factor_change!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_AlterPartitionReassignmentsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterPartitionReassignmentsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterPartitionReassignmentsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterPartitionReassignmentsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsResponse has no version {version} (valid 0-1)')
-        try:
-            return _READERS_AlterPartitionReassignmentsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterPartitionReassignmentsResponse v{version}: {exc}') from None
-
 
 class ReassignableTopicResponse(Struct):
     """Struct ``ReassignableTopicResponse`` of ``AlterPartitionReassignmentsResponse``.
@@ -435,65 +194,6 @@ class ReassignableTopicResponse(Struct):
         self.name = name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReassignableTopicResponse):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ReassignableTopicResponse(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignableTopicResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ReassignableTopicResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReassignableTopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReassignableTopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReassignableTopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignableTopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignableTopicResponse has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ReassignableTopicResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReassignableTopicResponse v{version}: {exc}') from None
 
 
 class ReassignablePartitionResponse(Struct):
@@ -524,66 +224,6 @@ class ReassignablePartitionResponse(Struct):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReassignablePartitionResponse):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ReassignablePartitionResponse(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignablePartitionResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ReassignablePartitionResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReassignablePartitionResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReassignablePartitionResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReassignablePartitionResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignablePartitionResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignablePartitionResponse has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ReassignablePartitionResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReassignablePartitionResponse v{version}: {exc}') from None
 
 
 def _new_ReassignablePartition() -> ReassignablePartition:
@@ -887,11 +527,12 @@ def _read_AlterPartitionReassignmentsResponse_v1(buf: memoryview, pos: int) -> t
     return o, pos
 
 
-_WRITERS_ReassignablePartition: tuple[Callable[[ReassignablePartition, bytearray], None], ...] = (
+ReassignablePartition._LOWEST = 0
+ReassignablePartition._WRITERS = (
     _write_ReassignablePartition_v0,
     _write_ReassignablePartition_v0,
 )
-_READERS_ReassignablePartition: tuple[Callable[[memoryview, int], tuple[ReassignablePartition, int]], ...] = (
+ReassignablePartition._READERS = (
     _read_ReassignablePartition_v0,
     _read_ReassignablePartition_v0,
 )
@@ -900,11 +541,12 @@ ReassignablePartition._FIELDS = (
     FieldSpec('replicas', 'array', 'int32', (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_ReassignableTopic: tuple[Callable[[ReassignableTopic, bytearray], None], ...] = (
+ReassignableTopic._LOWEST = 0
+ReassignableTopic._WRITERS = (
     _write_ReassignableTopic_v0,
     _write_ReassignableTopic_v0,
 )
-_READERS_ReassignableTopic: tuple[Callable[[memoryview, int], tuple[ReassignableTopic, int]], ...] = (
+ReassignableTopic._READERS = (
     _read_ReassignableTopic_v0,
     _read_ReassignableTopic_v0,
 )
@@ -913,11 +555,12 @@ ReassignableTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ReassignablePartition),
 )
 
-_WRITERS_AlterPartitionReassignmentsRequest: tuple[Callable[[AlterPartitionReassignmentsRequest, bytearray], None], ...] = (
+AlterPartitionReassignmentsRequest._LOWEST = 0
+AlterPartitionReassignmentsRequest._WRITERS = (
     _write_AlterPartitionReassignmentsRequest_v0,
     _write_AlterPartitionReassignmentsRequest_v1,
 )
-_READERS_AlterPartitionReassignmentsRequest: tuple[Callable[[memoryview, int], tuple[AlterPartitionReassignmentsRequest, int]], ...] = (
+AlterPartitionReassignmentsRequest._READERS = (
     _read_AlterPartitionReassignmentsRequest_v0,
     _read_AlterPartitionReassignmentsRequest_v1,
 )
@@ -927,11 +570,12 @@ AlterPartitionReassignmentsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, ReassignableTopic),
 )
 
-_WRITERS_ReassignablePartitionResponse: tuple[Callable[[ReassignablePartitionResponse, bytearray], None], ...] = (
+ReassignablePartitionResponse._LOWEST = 0
+ReassignablePartitionResponse._WRITERS = (
     _write_ReassignablePartitionResponse_v0,
     _write_ReassignablePartitionResponse_v0,
 )
-_READERS_ReassignablePartitionResponse: tuple[Callable[[memoryview, int], tuple[ReassignablePartitionResponse, int]], ...] = (
+ReassignablePartitionResponse._READERS = (
     _read_ReassignablePartitionResponse_v0,
     _read_ReassignablePartitionResponse_v0,
 )
@@ -941,11 +585,12 @@ ReassignablePartitionResponse._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_ReassignableTopicResponse: tuple[Callable[[ReassignableTopicResponse, bytearray], None], ...] = (
+ReassignableTopicResponse._LOWEST = 0
+ReassignableTopicResponse._WRITERS = (
     _write_ReassignableTopicResponse_v0,
     _write_ReassignableTopicResponse_v0,
 )
-_READERS_ReassignableTopicResponse: tuple[Callable[[memoryview, int], tuple[ReassignableTopicResponse, int]], ...] = (
+ReassignableTopicResponse._READERS = (
     _read_ReassignableTopicResponse_v0,
     _read_ReassignableTopicResponse_v0,
 )
@@ -954,11 +599,12 @@ ReassignableTopicResponse._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ReassignablePartitionResponse),
 )
 
-_WRITERS_AlterPartitionReassignmentsResponse: tuple[Callable[[AlterPartitionReassignmentsResponse, bytearray], None], ...] = (
+AlterPartitionReassignmentsResponse._LOWEST = 0
+AlterPartitionReassignmentsResponse._WRITERS = (
     _write_AlterPartitionReassignmentsResponse_v0,
     _write_AlterPartitionReassignmentsResponse_v1,
 )
-_READERS_AlterPartitionReassignmentsResponse: tuple[Callable[[memoryview, int], tuple[AlterPartitionReassignmentsResponse, int]], ...] = (
+AlterPartitionReassignmentsResponse._READERS = (
     _read_AlterPartitionReassignmentsResponse_v0,
     _read_AlterPartitionReassignmentsResponse_v1,
 )

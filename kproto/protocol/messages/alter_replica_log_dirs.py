@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -67,64 +65,6 @@ class AlterReplicaLogDirsRequest(Request['AlterReplicaLogDirsResponse']):
         self.dirs = list(dirs)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDirsRequest):
-            return NotImplemented
-        return (
-            self.dirs == other.dirs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDirsRequest(dirs={self.dirs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsRequest has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _WRITERS_AlterReplicaLogDirsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDirsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDirsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDirsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsRequest has no version {version} (valid 1-2)')
-        try:
-            return _READERS_AlterReplicaLogDirsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDirsRequest v{version}: {exc}') from None
-
 
 class AlterReplicaLogDir(Struct):
     """Struct ``AlterReplicaLogDir`` of ``AlterReplicaLogDirsRequest``.
@@ -152,65 +92,6 @@ class AlterReplicaLogDir(Struct):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDir):
-            return NotImplemented
-        return (
-            self.path == other.path and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDir(path={self.path!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDir has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _WRITERS_AlterReplicaLogDir[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDir v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDir:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDir v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDir, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDir has no version {version} (valid 1-2)')
-        try:
-            return _READERS_AlterReplicaLogDir[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDir v{version}: {exc}') from None
-
 
 class AlterReplicaLogDirTopic(Struct):
     """Struct ``AlterReplicaLogDirTopic`` of ``AlterReplicaLogDirsRequest``.
@@ -237,65 +118,6 @@ class AlterReplicaLogDirTopic(Struct):
         self.name = name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDirTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDirTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopic has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _WRITERS_AlterReplicaLogDirTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDirTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDirTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDirTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopic has no version {version} (valid 1-2)')
-        try:
-            return _READERS_AlterReplicaLogDirTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDirTopic v{version}: {exc}') from None
 
 
 class AlterReplicaLogDirsResponse(Response):
@@ -328,65 +150,6 @@ class AlterReplicaLogDirsResponse(Response):
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDirsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDirsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsResponse has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _WRITERS_AlterReplicaLogDirsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDirsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDirsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDirsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsResponse has no version {version} (valid 1-2)')
-        try:
-            return _READERS_AlterReplicaLogDirsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDirsResponse v{version}: {exc}') from None
-
 
 class AlterReplicaLogDirTopicResult(Struct):
     """Struct ``AlterReplicaLogDirTopicResult`` of ``AlterReplicaLogDirsResponse``.
@@ -414,65 +177,6 @@ class AlterReplicaLogDirTopicResult(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDirTopicResult):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDirTopicResult(topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopicResult has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _WRITERS_AlterReplicaLogDirTopicResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDirTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDirTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDirTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopicResult has no version {version} (valid 1-2)')
-        try:
-            return _READERS_AlterReplicaLogDirTopicResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDirTopicResult v{version}: {exc}') from None
-
 
 class AlterReplicaLogDirPartitionResult(Struct):
     """Struct ``AlterReplicaLogDirPartitionResult`` of ``AlterReplicaLogDirsResponse``.
@@ -499,65 +203,6 @@ class AlterReplicaLogDirPartitionResult(Struct):
         self.partition_index = partition_index
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDirPartitionResult):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDirPartitionResult(partition_index={self.partition_index!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirPartitionResult has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _WRITERS_AlterReplicaLogDirPartitionResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDirPartitionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDirPartitionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDirPartitionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirPartitionResult has no version {version} (valid 1-2)')
-        try:
-            return _READERS_AlterReplicaLogDirPartitionResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDirPartitionResult v{version}: {exc}') from None
 
 
 def _new_AlterReplicaLogDirTopic() -> AlterReplicaLogDirTopic:
@@ -885,11 +530,12 @@ def _read_AlterReplicaLogDirsResponse_v2(buf: memoryview, pos: int) -> tuple[Alt
     return o, pos
 
 
-_WRITERS_AlterReplicaLogDirTopic: tuple[Callable[[AlterReplicaLogDirTopic, bytearray], None], ...] = (
+AlterReplicaLogDirTopic._LOWEST = 1
+AlterReplicaLogDirTopic._WRITERS = (
     _write_AlterReplicaLogDirTopic_v1,
     _write_AlterReplicaLogDirTopic_v2,
 )
-_READERS_AlterReplicaLogDirTopic: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirTopic, int]], ...] = (
+AlterReplicaLogDirTopic._READERS = (
     _read_AlterReplicaLogDirTopic_v1,
     _read_AlterReplicaLogDirTopic_v2,
 )
@@ -898,11 +544,12 @@ AlterReplicaLogDirTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AlterReplicaLogDir: tuple[Callable[[AlterReplicaLogDir, bytearray], None], ...] = (
+AlterReplicaLogDir._LOWEST = 1
+AlterReplicaLogDir._WRITERS = (
     _write_AlterReplicaLogDir_v1,
     _write_AlterReplicaLogDir_v2,
 )
-_READERS_AlterReplicaLogDir: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDir, int]], ...] = (
+AlterReplicaLogDir._READERS = (
     _read_AlterReplicaLogDir_v1,
     _read_AlterReplicaLogDir_v2,
 )
@@ -911,11 +558,12 @@ AlterReplicaLogDir._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, AlterReplicaLogDirTopic),
 )
 
-_WRITERS_AlterReplicaLogDirsRequest: tuple[Callable[[AlterReplicaLogDirsRequest, bytearray], None], ...] = (
+AlterReplicaLogDirsRequest._LOWEST = 1
+AlterReplicaLogDirsRequest._WRITERS = (
     _write_AlterReplicaLogDirsRequest_v1,
     _write_AlterReplicaLogDirsRequest_v2,
 )
-_READERS_AlterReplicaLogDirsRequest: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirsRequest, int]], ...] = (
+AlterReplicaLogDirsRequest._READERS = (
     _read_AlterReplicaLogDirsRequest_v1,
     _read_AlterReplicaLogDirsRequest_v2,
 )
@@ -923,11 +571,12 @@ AlterReplicaLogDirsRequest._FIELDS = (
     FieldSpec('dirs', 'array', 'struct', (0, 32767), None, None, None, AlterReplicaLogDir),
 )
 
-_WRITERS_AlterReplicaLogDirPartitionResult: tuple[Callable[[AlterReplicaLogDirPartitionResult, bytearray], None], ...] = (
+AlterReplicaLogDirPartitionResult._LOWEST = 1
+AlterReplicaLogDirPartitionResult._WRITERS = (
     _write_AlterReplicaLogDirPartitionResult_v1,
     _write_AlterReplicaLogDirPartitionResult_v2,
 )
-_READERS_AlterReplicaLogDirPartitionResult: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirPartitionResult, int]], ...] = (
+AlterReplicaLogDirPartitionResult._READERS = (
     _read_AlterReplicaLogDirPartitionResult_v1,
     _read_AlterReplicaLogDirPartitionResult_v2,
 )
@@ -936,11 +585,12 @@ AlterReplicaLogDirPartitionResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AlterReplicaLogDirTopicResult: tuple[Callable[[AlterReplicaLogDirTopicResult, bytearray], None], ...] = (
+AlterReplicaLogDirTopicResult._LOWEST = 1
+AlterReplicaLogDirTopicResult._WRITERS = (
     _write_AlterReplicaLogDirTopicResult_v1,
     _write_AlterReplicaLogDirTopicResult_v2,
 )
-_READERS_AlterReplicaLogDirTopicResult: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirTopicResult, int]], ...] = (
+AlterReplicaLogDirTopicResult._READERS = (
     _read_AlterReplicaLogDirTopicResult_v1,
     _read_AlterReplicaLogDirTopicResult_v2,
 )
@@ -949,11 +599,12 @@ AlterReplicaLogDirTopicResult._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AlterReplicaLogDirPartitionResult),
 )
 
-_WRITERS_AlterReplicaLogDirsResponse: tuple[Callable[[AlterReplicaLogDirsResponse, bytearray], None], ...] = (
+AlterReplicaLogDirsResponse._LOWEST = 1
+AlterReplicaLogDirsResponse._WRITERS = (
     _write_AlterReplicaLogDirsResponse_v1,
     _write_AlterReplicaLogDirsResponse_v2,
 )
-_READERS_AlterReplicaLogDirsResponse: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirsResponse, int]], ...] = (
+AlterReplicaLogDirsResponse._READERS = (
     _read_AlterReplicaLogDirsResponse_v1,
     _read_AlterReplicaLogDirsResponse_v2,
 )

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -70,65 +68,6 @@ class AlterShareGroupOffsetsRequest(Request['AlterShareGroupOffsetsResponse']):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsRequest(group_id={self.group_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_AlterShareGroupOffsetsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_AlterShareGroupOffsetsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsRequest v{version}: {exc}') from None
-
 
 class AlterShareGroupOffsetsRequestTopic(Struct):
     """Struct ``AlterShareGroupOffsetsRequestTopic`` of ``AlterShareGroupOffsetsRequest``.
@@ -156,65 +95,6 @@ class AlterShareGroupOffsetsRequestTopic(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsRequestTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsRequestTopic(topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_AlterShareGroupOffsetsRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        try:
-            return _READERS_AlterShareGroupOffsetsRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsRequestTopic v{version}: {exc}') from None
-
 
 class AlterShareGroupOffsetsRequestPartition(Struct):
     """Struct ``AlterShareGroupOffsetsRequestPartition`` of ``AlterShareGroupOffsetsRequest``.
@@ -241,65 +121,6 @@ class AlterShareGroupOffsetsRequestPartition(Struct):
         self.partition_index = partition_index
         self.start_offset = start_offset
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsRequestPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.start_offset == other.start_offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsRequestPartition(partition_index={self.partition_index!r}, start_offset={self.start_offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestPartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_AlterShareGroupOffsetsRequestPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsRequestPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsRequestPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsRequestPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsRequestPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestPartition has no version {version} (valid 0-0)')
-        try:
-            return _READERS_AlterShareGroupOffsetsRequestPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsRequestPartition v{version}: {exc}') from None
 
 
 class AlterShareGroupOffsetsResponse(Response):
@@ -338,67 +159,6 @@ class AlterShareGroupOffsetsResponse(Response):
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_AlterShareGroupOffsetsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_AlterShareGroupOffsetsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsResponse v{version}: {exc}') from None
-
 
 class AlterShareGroupOffsetsResponseTopic(Struct):
     """Struct ``AlterShareGroupOffsetsResponseTopic`` of ``AlterShareGroupOffsetsResponse``.
@@ -429,66 +189,6 @@ class AlterShareGroupOffsetsResponseTopic(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsResponseTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsResponseTopic(topic_name={self.topic_name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_AlterShareGroupOffsetsResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        try:
-            return _READERS_AlterShareGroupOffsetsResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsResponseTopic v{version}: {exc}') from None
-
 
 class AlterShareGroupOffsetsResponsePartition(Struct):
     """Struct ``AlterShareGroupOffsetsResponsePartition`` of ``AlterShareGroupOffsetsResponse``.
@@ -518,66 +218,6 @@ class AlterShareGroupOffsetsResponsePartition(Struct):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsResponsePartition(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponsePartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_AlterShareGroupOffsetsResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponsePartition has no version {version} (valid 0-0)')
-        try:
-            return _READERS_AlterShareGroupOffsetsResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsResponsePartition v{version}: {exc}') from None
 
 
 def _new_AlterShareGroupOffsetsRequestPartition() -> AlterShareGroupOffsetsRequestPartition:
@@ -801,10 +441,11 @@ def _read_AlterShareGroupOffsetsResponse_v0(buf: memoryview, pos: int) -> tuple[
     return o, pos
 
 
-_WRITERS_AlterShareGroupOffsetsRequestPartition: tuple[Callable[[AlterShareGroupOffsetsRequestPartition, bytearray], None], ...] = (
+AlterShareGroupOffsetsRequestPartition._LOWEST = 0
+AlterShareGroupOffsetsRequestPartition._WRITERS = (
     _write_AlterShareGroupOffsetsRequestPartition_v0,
 )
-_READERS_AlterShareGroupOffsetsRequestPartition: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequestPartition, int]], ...] = (
+AlterShareGroupOffsetsRequestPartition._READERS = (
     _read_AlterShareGroupOffsetsRequestPartition_v0,
 )
 AlterShareGroupOffsetsRequestPartition._FIELDS = (
@@ -812,10 +453,11 @@ AlterShareGroupOffsetsRequestPartition._FIELDS = (
     FieldSpec('start_offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AlterShareGroupOffsetsRequestTopic: tuple[Callable[[AlterShareGroupOffsetsRequestTopic, bytearray], None], ...] = (
+AlterShareGroupOffsetsRequestTopic._LOWEST = 0
+AlterShareGroupOffsetsRequestTopic._WRITERS = (
     _write_AlterShareGroupOffsetsRequestTopic_v0,
 )
-_READERS_AlterShareGroupOffsetsRequestTopic: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequestTopic, int]], ...] = (
+AlterShareGroupOffsetsRequestTopic._READERS = (
     _read_AlterShareGroupOffsetsRequestTopic_v0,
 )
 AlterShareGroupOffsetsRequestTopic._FIELDS = (
@@ -823,10 +465,11 @@ AlterShareGroupOffsetsRequestTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AlterShareGroupOffsetsRequestPartition),
 )
 
-_WRITERS_AlterShareGroupOffsetsRequest: tuple[Callable[[AlterShareGroupOffsetsRequest, bytearray], None], ...] = (
+AlterShareGroupOffsetsRequest._LOWEST = 0
+AlterShareGroupOffsetsRequest._WRITERS = (
     _write_AlterShareGroupOffsetsRequest_v0,
 )
-_READERS_AlterShareGroupOffsetsRequest: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequest, int]], ...] = (
+AlterShareGroupOffsetsRequest._READERS = (
     _read_AlterShareGroupOffsetsRequest_v0,
 )
 AlterShareGroupOffsetsRequest._FIELDS = (
@@ -834,10 +477,11 @@ AlterShareGroupOffsetsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, AlterShareGroupOffsetsRequestTopic),
 )
 
-_WRITERS_AlterShareGroupOffsetsResponsePartition: tuple[Callable[[AlterShareGroupOffsetsResponsePartition, bytearray], None], ...] = (
+AlterShareGroupOffsetsResponsePartition._LOWEST = 0
+AlterShareGroupOffsetsResponsePartition._WRITERS = (
     _write_AlterShareGroupOffsetsResponsePartition_v0,
 )
-_READERS_AlterShareGroupOffsetsResponsePartition: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponsePartition, int]], ...] = (
+AlterShareGroupOffsetsResponsePartition._READERS = (
     _read_AlterShareGroupOffsetsResponsePartition_v0,
 )
 AlterShareGroupOffsetsResponsePartition._FIELDS = (
@@ -846,10 +490,11 @@ AlterShareGroupOffsetsResponsePartition._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_AlterShareGroupOffsetsResponseTopic: tuple[Callable[[AlterShareGroupOffsetsResponseTopic, bytearray], None], ...] = (
+AlterShareGroupOffsetsResponseTopic._LOWEST = 0
+AlterShareGroupOffsetsResponseTopic._WRITERS = (
     _write_AlterShareGroupOffsetsResponseTopic_v0,
 )
-_READERS_AlterShareGroupOffsetsResponseTopic: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponseTopic, int]], ...] = (
+AlterShareGroupOffsetsResponseTopic._READERS = (
     _read_AlterShareGroupOffsetsResponseTopic_v0,
 )
 AlterShareGroupOffsetsResponseTopic._FIELDS = (
@@ -858,10 +503,11 @@ AlterShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AlterShareGroupOffsetsResponsePartition),
 )
 
-_WRITERS_AlterShareGroupOffsetsResponse: tuple[Callable[[AlterShareGroupOffsetsResponse, bytearray], None], ...] = (
+AlterShareGroupOffsetsResponse._LOWEST = 0
+AlterShareGroupOffsetsResponse._WRITERS = (
     _write_AlterShareGroupOffsetsResponse_v0,
 )
-_READERS_AlterShareGroupOffsetsResponse: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponse, int]], ...] = (
+AlterShareGroupOffsetsResponse._READERS = (
     _read_AlterShareGroupOffsetsResponse_v0,
 )
 AlterShareGroupOffsetsResponse._FIELDS = (

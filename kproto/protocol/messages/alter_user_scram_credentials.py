@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_bytes,
@@ -72,65 +70,6 @@ class AlterUserScramCredentialsRequest(Request['AlterUserScramCredentialsRespons
         self.upsertions = list(upsertions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterUserScramCredentialsRequest):
-            return NotImplemented
-        return (
-            self.deletions == other.deletions and
-            self.upsertions == other.upsertions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterUserScramCredentialsRequest(deletions={self.deletions!r}, upsertions={self.upsertions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_AlterUserScramCredentialsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterUserScramCredentialsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterUserScramCredentialsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterUserScramCredentialsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterUserScramCredentialsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_AlterUserScramCredentialsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterUserScramCredentialsRequest v{version}: {exc}') from None
-
 
 class ScramCredentialUpsertion(Struct):
     """Struct ``ScramCredentialUpsertion`` of ``AlterUserScramCredentialsRequest``.
@@ -167,68 +106,6 @@ class ScramCredentialUpsertion(Struct):
         self.salted_password = salted_password
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ScramCredentialUpsertion):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.mechanism == other.mechanism and
-            self.iterations == other.iterations and
-            self.salt == other.salt and
-            self.salted_password == other.salted_password and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ScramCredentialUpsertion(name={self.name!r}, mechanism={self.mechanism!r}, iterations={self.iterations!r}, salt={self.salt!r}, salted_password={self.salted_password!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ScramCredentialUpsertion has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_ScramCredentialUpsertion[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ScramCredentialUpsertion v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ScramCredentialUpsertion:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ScramCredentialUpsertion v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ScramCredentialUpsertion, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ScramCredentialUpsertion has no version {version} (valid 0-0)')
-        try:
-            return _READERS_ScramCredentialUpsertion[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ScramCredentialUpsertion v{version}: {exc}') from None
-
 
 class ScramCredentialDeletion(Struct):
     """Struct ``ScramCredentialDeletion`` of ``AlterUserScramCredentialsRequest``.
@@ -255,65 +132,6 @@ class ScramCredentialDeletion(Struct):
         self.name = name
         self.mechanism = mechanism
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ScramCredentialDeletion):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.mechanism == other.mechanism and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ScramCredentialDeletion(name={self.name!r}, mechanism={self.mechanism!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ScramCredentialDeletion has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_ScramCredentialDeletion[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ScramCredentialDeletion v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ScramCredentialDeletion:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ScramCredentialDeletion v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ScramCredentialDeletion, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ScramCredentialDeletion has no version {version} (valid 0-0)')
-        try:
-            return _READERS_ScramCredentialDeletion[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ScramCredentialDeletion v{version}: {exc}') from None
 
 
 class AlterUserScramCredentialsResponse(Response):
@@ -346,65 +164,6 @@ class AlterUserScramCredentialsResponse(Response):
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterUserScramCredentialsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterUserScramCredentialsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_AlterUserScramCredentialsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterUserScramCredentialsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterUserScramCredentialsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterUserScramCredentialsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterUserScramCredentialsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_AlterUserScramCredentialsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterUserScramCredentialsResponse v{version}: {exc}') from None
-
 
 class AlterUserScramCredentialsResult(Struct):
     """Struct ``AlterUserScramCredentialsResult`` of ``AlterUserScramCredentialsResponse``.
@@ -434,66 +193,6 @@ class AlterUserScramCredentialsResult(Struct):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterUserScramCredentialsResult):
-            return NotImplemented
-        return (
-            self.user == other.user and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterUserScramCredentialsResult(user={self.user!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsResult has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_AlterUserScramCredentialsResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterUserScramCredentialsResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterUserScramCredentialsResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterUserScramCredentialsResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterUserScramCredentialsResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsResult has no version {version} (valid 0-0)')
-        try:
-            return _READERS_AlterUserScramCredentialsResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterUserScramCredentialsResult v{version}: {exc}') from None
 
 
 def _new_ScramCredentialDeletion() -> ScramCredentialDeletion:
@@ -684,10 +383,11 @@ def _read_AlterUserScramCredentialsResponse_v0(buf: memoryview, pos: int) -> tup
     return o, pos
 
 
-_WRITERS_ScramCredentialDeletion: tuple[Callable[[ScramCredentialDeletion, bytearray], None], ...] = (
+ScramCredentialDeletion._LOWEST = 0
+ScramCredentialDeletion._WRITERS = (
     _write_ScramCredentialDeletion_v0,
 )
-_READERS_ScramCredentialDeletion: tuple[Callable[[memoryview, int], tuple[ScramCredentialDeletion, int]], ...] = (
+ScramCredentialDeletion._READERS = (
     _read_ScramCredentialDeletion_v0,
 )
 ScramCredentialDeletion._FIELDS = (
@@ -695,10 +395,11 @@ ScramCredentialDeletion._FIELDS = (
     FieldSpec('mechanism', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_ScramCredentialUpsertion: tuple[Callable[[ScramCredentialUpsertion, bytearray], None], ...] = (
+ScramCredentialUpsertion._LOWEST = 0
+ScramCredentialUpsertion._WRITERS = (
     _write_ScramCredentialUpsertion_v0,
 )
-_READERS_ScramCredentialUpsertion: tuple[Callable[[memoryview, int], tuple[ScramCredentialUpsertion, int]], ...] = (
+ScramCredentialUpsertion._READERS = (
     _read_ScramCredentialUpsertion_v0,
 )
 ScramCredentialUpsertion._FIELDS = (
@@ -709,10 +410,11 @@ ScramCredentialUpsertion._FIELDS = (
     FieldSpec('salted_password', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AlterUserScramCredentialsRequest: tuple[Callable[[AlterUserScramCredentialsRequest, bytearray], None], ...] = (
+AlterUserScramCredentialsRequest._LOWEST = 0
+AlterUserScramCredentialsRequest._WRITERS = (
     _write_AlterUserScramCredentialsRequest_v0,
 )
-_READERS_AlterUserScramCredentialsRequest: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsRequest, int]], ...] = (
+AlterUserScramCredentialsRequest._READERS = (
     _read_AlterUserScramCredentialsRequest_v0,
 )
 AlterUserScramCredentialsRequest._FIELDS = (
@@ -720,10 +422,11 @@ AlterUserScramCredentialsRequest._FIELDS = (
     FieldSpec('upsertions', 'array', 'struct', (0, 32767), None, None, None, ScramCredentialUpsertion),
 )
 
-_WRITERS_AlterUserScramCredentialsResult: tuple[Callable[[AlterUserScramCredentialsResult, bytearray], None], ...] = (
+AlterUserScramCredentialsResult._LOWEST = 0
+AlterUserScramCredentialsResult._WRITERS = (
     _write_AlterUserScramCredentialsResult_v0,
 )
-_READERS_AlterUserScramCredentialsResult: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsResult, int]], ...] = (
+AlterUserScramCredentialsResult._READERS = (
     _read_AlterUserScramCredentialsResult_v0,
 )
 AlterUserScramCredentialsResult._FIELDS = (
@@ -732,10 +435,11 @@ AlterUserScramCredentialsResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_AlterUserScramCredentialsResponse: tuple[Callable[[AlterUserScramCredentialsResponse, bytearray], None], ...] = (
+AlterUserScramCredentialsResponse._LOWEST = 0
+AlterUserScramCredentialsResponse._WRITERS = (
     _write_AlterUserScramCredentialsResponse_v0,
 )
-_READERS_AlterUserScramCredentialsResponse: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsResponse, int]], ...] = (
+AlterUserScramCredentialsResponse._READERS = (
     _read_AlterUserScramCredentialsResponse_v0,
 )
 AlterUserScramCredentialsResponse._FIELDS = (

@@ -73,65 +73,6 @@ class ApiVersionsRequest(Request['ApiVersionsResponse']):
         self.client_software_version = client_software_version
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ApiVersionsRequest):
-            return NotImplemented
-        return (
-            self.client_software_name == other.client_software_name and
-            self.client_software_version == other.client_software_version and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ApiVersionsRequest(client_software_name={self.client_software_name!r}, client_software_version={self.client_software_version!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersionsRequest has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _WRITERS_ApiVersionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ApiVersionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ApiVersionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ApiVersionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ApiVersionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersionsRequest has no version {version} (valid 0-4)')
-        try:
-            return _READERS_ApiVersionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ApiVersionsRequest v{version}: {exc}') from None
-
 
 class ApiVersionsResponse(Response):
     """Kafka response ``ApiVersionsResponse`` (API key 18), versions 0-4, flexible from v3.
@@ -178,70 +119,6 @@ class ApiVersionsResponse(Response):
         self.zk_migration_ready = zk_migration_ready
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ApiVersionsResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.api_keys == other.api_keys and
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.supported_features == other.supported_features and
-            self.finalized_features_epoch == other.finalized_features_epoch and
-            self.finalized_features == other.finalized_features and
-            self.zk_migration_ready == other.zk_migration_ready and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ApiVersionsResponse(error_code={self.error_code!r}, api_keys={self.api_keys!r}, throttle_time_ms={self.throttle_time_ms!r}, supported_features={self.supported_features!r}, finalized_features_epoch={self.finalized_features_epoch!r}, finalized_features={self.finalized_features!r}, zk_migration_ready={self.zk_migration_ready!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersionsResponse has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _WRITERS_ApiVersionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ApiVersionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ApiVersionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ApiVersionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ApiVersionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersionsResponse has no version {version} (valid 0-4)')
-        try:
-            return _READERS_ApiVersionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ApiVersionsResponse v{version}: {exc}') from None
-
 
 class FinalizedFeatureKey(Struct):
     """Struct ``FinalizedFeatureKey`` of ``ApiVersionsResponse``.
@@ -271,66 +148,6 @@ class FinalizedFeatureKey(Struct):
         self.max_version_level = max_version_level
         self.min_version_level = min_version_level
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FinalizedFeatureKey):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.max_version_level == other.max_version_level and
-            self.min_version_level == other.min_version_level and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"FinalizedFeatureKey(name={self.name!r}, max_version_level={self.max_version_level!r}, min_version_level={self.min_version_level!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'FinalizedFeatureKey has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _WRITERS_FinalizedFeatureKey[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FinalizedFeatureKey v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FinalizedFeatureKey:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FinalizedFeatureKey v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FinalizedFeatureKey, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'FinalizedFeatureKey has no version {version} (valid 0-4)')
-        try:
-            return _READERS_FinalizedFeatureKey[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FinalizedFeatureKey v{version}: {exc}') from None
 
 
 class SupportedFeatureKey(Struct):
@@ -362,66 +179,6 @@ class SupportedFeatureKey(Struct):
         self.max_version = max_version
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SupportedFeatureKey):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.min_version == other.min_version and
-            self.max_version == other.max_version and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SupportedFeatureKey(name={self.name!r}, min_version={self.min_version!r}, max_version={self.max_version!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'SupportedFeatureKey has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _WRITERS_SupportedFeatureKey[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SupportedFeatureKey v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SupportedFeatureKey:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SupportedFeatureKey v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SupportedFeatureKey, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'SupportedFeatureKey has no version {version} (valid 0-4)')
-        try:
-            return _READERS_SupportedFeatureKey[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SupportedFeatureKey v{version}: {exc}') from None
-
 
 class ApiVersion(Struct):
     """Struct ``ApiVersion`` of ``ApiVersionsResponse``.
@@ -451,66 +208,6 @@ class ApiVersion(Struct):
         self.min_version = min_version
         self.max_version = max_version
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ApiVersion):
-            return NotImplemented
-        return (
-            self.api_key == other.api_key and
-            self.min_version == other.min_version and
-            self.max_version == other.max_version and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ApiVersion(api_key={self.api_key!r}, min_version={self.min_version!r}, max_version={self.max_version!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersion has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _WRITERS_ApiVersion[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ApiVersion v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ApiVersion:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ApiVersion v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ApiVersion, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersion has no version {version} (valid 0-4)')
-        try:
-            return _READERS_ApiVersion[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ApiVersion v{version}: {exc}') from None
 
 
 def _new_ApiVersionsRequest() -> ApiVersionsRequest:
@@ -870,14 +567,15 @@ def _read_ApiVersionsResponse_v3(buf: memoryview, pos: int) -> tuple[ApiVersions
     return o, pos
 
 
-_WRITERS_ApiVersionsRequest: tuple[Callable[[ApiVersionsRequest, bytearray], None], ...] = (
+ApiVersionsRequest._LOWEST = 0
+ApiVersionsRequest._WRITERS = (
     _write_ApiVersionsRequest_v0,
     _write_ApiVersionsRequest_v0,
     _write_ApiVersionsRequest_v0,
     _write_ApiVersionsRequest_v3,
     _write_ApiVersionsRequest_v3,
 )
-_READERS_ApiVersionsRequest: tuple[Callable[[memoryview, int], tuple[ApiVersionsRequest, int]], ...] = (
+ApiVersionsRequest._READERS = (
     _read_ApiVersionsRequest_v0,
     _read_ApiVersionsRequest_v0,
     _read_ApiVersionsRequest_v0,
@@ -889,14 +587,15 @@ ApiVersionsRequest._FIELDS = (
     FieldSpec('client_software_version', 'string', None, (3, 32767), None, None, None, None),
 )
 
-_WRITERS_ApiVersion: tuple[Callable[[ApiVersion, bytearray], None], ...] = (
+ApiVersion._LOWEST = 0
+ApiVersion._WRITERS = (
     _write_ApiVersion_v0,
     _write_ApiVersion_v0,
     _write_ApiVersion_v0,
     _write_ApiVersion_v3,
     _write_ApiVersion_v3,
 )
-_READERS_ApiVersion: tuple[Callable[[memoryview, int], tuple[ApiVersion, int]], ...] = (
+ApiVersion._READERS = (
     _read_ApiVersion_v0,
     _read_ApiVersion_v0,
     _read_ApiVersion_v0,
@@ -909,14 +608,15 @@ ApiVersion._FIELDS = (
     FieldSpec('max_version', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_SupportedFeatureKey: tuple[Callable[[SupportedFeatureKey, bytearray], None], ...] = (
+SupportedFeatureKey._LOWEST = 0
+SupportedFeatureKey._WRITERS = (
     _write_SupportedFeatureKey_v0,
     _write_SupportedFeatureKey_v0,
     _write_SupportedFeatureKey_v0,
     _write_SupportedFeatureKey_v3,
     _write_SupportedFeatureKey_v3,
 )
-_READERS_SupportedFeatureKey: tuple[Callable[[memoryview, int], tuple[SupportedFeatureKey, int]], ...] = (
+SupportedFeatureKey._READERS = (
     _read_SupportedFeatureKey_v0,
     _read_SupportedFeatureKey_v0,
     _read_SupportedFeatureKey_v0,
@@ -929,14 +629,15 @@ SupportedFeatureKey._FIELDS = (
     FieldSpec('max_version', 'int16', None, (3, 32767), None, None, None, None),
 )
 
-_WRITERS_FinalizedFeatureKey: tuple[Callable[[FinalizedFeatureKey, bytearray], None], ...] = (
+FinalizedFeatureKey._LOWEST = 0
+FinalizedFeatureKey._WRITERS = (
     _write_FinalizedFeatureKey_v0,
     _write_FinalizedFeatureKey_v0,
     _write_FinalizedFeatureKey_v0,
     _write_FinalizedFeatureKey_v3,
     _write_FinalizedFeatureKey_v3,
 )
-_READERS_FinalizedFeatureKey: tuple[Callable[[memoryview, int], tuple[FinalizedFeatureKey, int]], ...] = (
+FinalizedFeatureKey._READERS = (
     _read_FinalizedFeatureKey_v0,
     _read_FinalizedFeatureKey_v0,
     _read_FinalizedFeatureKey_v0,
@@ -949,14 +650,15 @@ FinalizedFeatureKey._FIELDS = (
     FieldSpec('min_version_level', 'int16', None, (3, 32767), None, None, None, None),
 )
 
-_WRITERS_ApiVersionsResponse: tuple[Callable[[ApiVersionsResponse, bytearray], None], ...] = (
+ApiVersionsResponse._LOWEST = 0
+ApiVersionsResponse._WRITERS = (
     _write_ApiVersionsResponse_v0,
     _write_ApiVersionsResponse_v1,
     _write_ApiVersionsResponse_v1,
     _write_ApiVersionsResponse_v3,
     _write_ApiVersionsResponse_v3,
 )
-_READERS_ApiVersionsResponse: tuple[Callable[[memoryview, int], tuple[ApiVersionsResponse, int]], ...] = (
+ApiVersionsResponse._READERS = (
     _read_ApiVersionsResponse_v0,
     _read_ApiVersionsResponse_v1,
     _read_ApiVersionsResponse_v1,

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -95,73 +94,6 @@ class ConsumerGroupHeartbeatRequest(Request['ConsumerGroupHeartbeatResponse']):
         self.topic_partitions = None if topic_partitions is None else list(topic_partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerGroupHeartbeatRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.member_epoch == other.member_epoch and
-            self.instance_id == other.instance_id and
-            self.rack_id == other.rack_id and
-            self.rebalance_timeout_ms == other.rebalance_timeout_ms and
-            self.subscribed_topic_names == other.subscribed_topic_names and
-            self.subscribed_topic_regex == other.subscribed_topic_regex and
-            self.server_assignor == other.server_assignor and
-            self.topic_partitions == other.topic_partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ConsumerGroupHeartbeatRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, member_epoch={self.member_epoch!r}, instance_id={self.instance_id!r}, rack_id={self.rack_id!r}, rebalance_timeout_ms={self.rebalance_timeout_ms!r}, subscribed_topic_names={self.subscribed_topic_names!r}, subscribed_topic_regex={self.subscribed_topic_regex!r}, server_assignor={self.server_assignor!r}, topic_partitions={self.topic_partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ConsumerGroupHeartbeatRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerGroupHeartbeatRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerGroupHeartbeatRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupHeartbeatRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatRequest has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ConsumerGroupHeartbeatRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerGroupHeartbeatRequest v{version}: {exc}') from None
-
 
 class ConsumerGroupHeartbeatRequestTopicPartitions(Struct):
     """Struct ``TopicPartitions`` of ``ConsumerGroupHeartbeatRequest``.
@@ -188,65 +120,6 @@ class ConsumerGroupHeartbeatRequestTopicPartitions(Struct):
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerGroupHeartbeatRequestTopicPartitions):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ConsumerGroupHeartbeatRequestTopicPartitions(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatRequestTopicPartitions has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ConsumerGroupHeartbeatRequestTopicPartitions[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerGroupHeartbeatRequestTopicPartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatRequestTopicPartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerGroupHeartbeatRequestTopicPartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupHeartbeatRequestTopicPartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatRequestTopicPartitions has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ConsumerGroupHeartbeatRequestTopicPartitions[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerGroupHeartbeatRequestTopicPartitions v{version}: {exc}') from None
 
 
 class ConsumerGroupHeartbeatResponse(Response):
@@ -294,70 +167,6 @@ class ConsumerGroupHeartbeatResponse(Response):
         self.assignment = assignment
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerGroupHeartbeatResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.member_id == other.member_id and
-            self.member_epoch == other.member_epoch and
-            self.heartbeat_interval_ms == other.heartbeat_interval_ms and
-            self.assignment == other.assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ConsumerGroupHeartbeatResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, member_id={self.member_id!r}, member_epoch={self.member_epoch!r}, heartbeat_interval_ms={self.heartbeat_interval_ms!r}, assignment={self.assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ConsumerGroupHeartbeatResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerGroupHeartbeatResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerGroupHeartbeatResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupHeartbeatResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatResponse has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ConsumerGroupHeartbeatResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerGroupHeartbeatResponse v{version}: {exc}') from None
-
 
 class Assignment(Struct):
     """Struct ``Assignment`` of ``ConsumerGroupHeartbeatResponse``.
@@ -381,64 +190,6 @@ class Assignment(Struct):
     ) -> None:
         self.topic_partitions = list(topic_partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Assignment):
-            return NotImplemented
-        return (
-            self.topic_partitions == other.topic_partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"Assignment(topic_partitions={self.topic_partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_Assignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Assignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Assignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Assignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-1)')
-        try:
-            return _READERS_Assignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
 
 class ConsumerGroupHeartbeatResponseTopicPartitions(Struct):
@@ -466,65 +217,6 @@ class ConsumerGroupHeartbeatResponseTopicPartitions(Struct):
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerGroupHeartbeatResponseTopicPartitions):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ConsumerGroupHeartbeatResponseTopicPartitions(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatResponseTopicPartitions has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ConsumerGroupHeartbeatResponseTopicPartitions[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerGroupHeartbeatResponseTopicPartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatResponseTopicPartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerGroupHeartbeatResponseTopicPartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupHeartbeatResponseTopicPartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatResponseTopicPartitions has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ConsumerGroupHeartbeatResponseTopicPartitions[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerGroupHeartbeatResponseTopicPartitions v{version}: {exc}') from None
 
 
 def _new_ConsumerGroupHeartbeatRequestTopicPartitions() -> ConsumerGroupHeartbeatRequestTopicPartitions:
@@ -835,11 +527,12 @@ def _read_ConsumerGroupHeartbeatResponse_v0(buf: memoryview, pos: int) -> tuple[
     return o, pos
 
 
-_WRITERS_ConsumerGroupHeartbeatRequestTopicPartitions: tuple[Callable[[ConsumerGroupHeartbeatRequestTopicPartitions, bytearray], None], ...] = (
+ConsumerGroupHeartbeatRequestTopicPartitions._LOWEST = 0
+ConsumerGroupHeartbeatRequestTopicPartitions._WRITERS = (
     _write_ConsumerGroupHeartbeatRequestTopicPartitions_v0,
     _write_ConsumerGroupHeartbeatRequestTopicPartitions_v0,
 )
-_READERS_ConsumerGroupHeartbeatRequestTopicPartitions: tuple[Callable[[memoryview, int], tuple[ConsumerGroupHeartbeatRequestTopicPartitions, int]], ...] = (
+ConsumerGroupHeartbeatRequestTopicPartitions._READERS = (
     _read_ConsumerGroupHeartbeatRequestTopicPartitions_v0,
     _read_ConsumerGroupHeartbeatRequestTopicPartitions_v0,
 )
@@ -848,11 +541,12 @@ ConsumerGroupHeartbeatRequestTopicPartitions._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_ConsumerGroupHeartbeatRequest: tuple[Callable[[ConsumerGroupHeartbeatRequest, bytearray], None], ...] = (
+ConsumerGroupHeartbeatRequest._LOWEST = 0
+ConsumerGroupHeartbeatRequest._WRITERS = (
     _write_ConsumerGroupHeartbeatRequest_v0,
     _write_ConsumerGroupHeartbeatRequest_v1,
 )
-_READERS_ConsumerGroupHeartbeatRequest: tuple[Callable[[memoryview, int], tuple[ConsumerGroupHeartbeatRequest, int]], ...] = (
+ConsumerGroupHeartbeatRequest._READERS = (
     _read_ConsumerGroupHeartbeatRequest_v0,
     _read_ConsumerGroupHeartbeatRequest_v1,
 )
@@ -869,11 +563,12 @@ ConsumerGroupHeartbeatRequest._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), (0, 32767), None, None, ConsumerGroupHeartbeatRequestTopicPartitions),
 )
 
-_WRITERS_ConsumerGroupHeartbeatResponseTopicPartitions: tuple[Callable[[ConsumerGroupHeartbeatResponseTopicPartitions, bytearray], None], ...] = (
+ConsumerGroupHeartbeatResponseTopicPartitions._LOWEST = 0
+ConsumerGroupHeartbeatResponseTopicPartitions._WRITERS = (
     _write_ConsumerGroupHeartbeatResponseTopicPartitions_v0,
     _write_ConsumerGroupHeartbeatResponseTopicPartitions_v0,
 )
-_READERS_ConsumerGroupHeartbeatResponseTopicPartitions: tuple[Callable[[memoryview, int], tuple[ConsumerGroupHeartbeatResponseTopicPartitions, int]], ...] = (
+ConsumerGroupHeartbeatResponseTopicPartitions._READERS = (
     _read_ConsumerGroupHeartbeatResponseTopicPartitions_v0,
     _read_ConsumerGroupHeartbeatResponseTopicPartitions_v0,
 )
@@ -882,11 +577,12 @@ ConsumerGroupHeartbeatResponseTopicPartitions._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
+Assignment._LOWEST = 0
+Assignment._WRITERS = (
     _write_Assignment_v0,
     _write_Assignment_v0,
 )
-_READERS_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
+Assignment._READERS = (
     _read_Assignment_v0,
     _read_Assignment_v0,
 )
@@ -894,11 +590,12 @@ Assignment._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), None, None, None, ConsumerGroupHeartbeatResponseTopicPartitions),
 )
 
-_WRITERS_ConsumerGroupHeartbeatResponse: tuple[Callable[[ConsumerGroupHeartbeatResponse, bytearray], None], ...] = (
+ConsumerGroupHeartbeatResponse._LOWEST = 0
+ConsumerGroupHeartbeatResponse._WRITERS = (
     _write_ConsumerGroupHeartbeatResponse_v0,
     _write_ConsumerGroupHeartbeatResponse_v0,
 )
-_READERS_ConsumerGroupHeartbeatResponse: tuple[Callable[[memoryview, int], tuple[ConsumerGroupHeartbeatResponse, int]], ...] = (
+ConsumerGroupHeartbeatResponse._READERS = (
     _read_ConsumerGroupHeartbeatResponse_v0,
     _read_ConsumerGroupHeartbeatResponse_v0,
 )

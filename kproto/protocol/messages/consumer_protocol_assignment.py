@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_nullable_bytes,
@@ -60,65 +58,6 @@ class ConsumerProtocolAssignment(Message):
         self.user_data = user_data
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerProtocolAssignment):
-            return NotImplemented
-        return (
-            self.assigned_partitions == other.assigned_partitions and
-            self.user_data == other.user_data and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ConsumerProtocolAssignment(assigned_partitions={self.assigned_partitions!r}, user_data={self.user_data!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'ConsumerProtocolAssignment has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _WRITERS_ConsumerProtocolAssignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerProtocolAssignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerProtocolAssignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerProtocolAssignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerProtocolAssignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'ConsumerProtocolAssignment has no version {version} (valid 0-3)')
-        try:
-            return _READERS_ConsumerProtocolAssignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerProtocolAssignment v{version}: {exc}') from None
-
 
 class TopicPartition(Struct):
     """Struct ``TopicPartition`` of ``ConsumerProtocolAssignment``.
@@ -145,65 +84,6 @@ class TopicPartition(Struct):
         self.topic = topic
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicPartition):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicPartition(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'TopicPartition has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _WRITERS_TopicPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'TopicPartition has no version {version} (valid 0-3)')
-        try:
-            return _READERS_TopicPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicPartition v{version}: {exc}') from None
 
 
 def _new_TopicPartition() -> TopicPartition:
@@ -260,13 +140,14 @@ def _read_ConsumerProtocolAssignment_v0(buf: memoryview, pos: int) -> tuple[Cons
     return o, pos
 
 
-_WRITERS_TopicPartition: tuple[Callable[[TopicPartition, bytearray], None], ...] = (
+TopicPartition._LOWEST = 0
+TopicPartition._WRITERS = (
     _write_TopicPartition_v0,
     _write_TopicPartition_v0,
     _write_TopicPartition_v0,
     _write_TopicPartition_v0,
 )
-_READERS_TopicPartition: tuple[Callable[[memoryview, int], tuple[TopicPartition, int]], ...] = (
+TopicPartition._READERS = (
     _read_TopicPartition_v0,
     _read_TopicPartition_v0,
     _read_TopicPartition_v0,
@@ -277,13 +158,14 @@ TopicPartition._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_ConsumerProtocolAssignment: tuple[Callable[[ConsumerProtocolAssignment, bytearray], None], ...] = (
+ConsumerProtocolAssignment._LOWEST = 0
+ConsumerProtocolAssignment._WRITERS = (
     _write_ConsumerProtocolAssignment_v0,
     _write_ConsumerProtocolAssignment_v0,
     _write_ConsumerProtocolAssignment_v0,
     _write_ConsumerProtocolAssignment_v0,
 )
-_READERS_ConsumerProtocolAssignment: tuple[Callable[[memoryview, int], tuple[ConsumerProtocolAssignment, int]], ...] = (
+ConsumerProtocolAssignment._READERS = (
     _read_ConsumerProtocolAssignment_v0,
     _read_ConsumerProtocolAssignment_v0,
     _read_ConsumerProtocolAssignment_v0,

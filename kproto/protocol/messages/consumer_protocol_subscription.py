@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -71,68 +70,6 @@ class ConsumerProtocolSubscription(Message):
         self.rack_id = rack_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerProtocolSubscription):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.user_data == other.user_data and
-            self.owned_partitions == other.owned_partitions and
-            self.generation_id == other.generation_id and
-            self.rack_id == other.rack_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ConsumerProtocolSubscription(topics={self.topics!r}, user_data={self.user_data!r}, owned_partitions={self.owned_partitions!r}, generation_id={self.generation_id!r}, rack_id={self.rack_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'ConsumerProtocolSubscription has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _WRITERS_ConsumerProtocolSubscription[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerProtocolSubscription v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerProtocolSubscription:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerProtocolSubscription v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerProtocolSubscription, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'ConsumerProtocolSubscription has no version {version} (valid 0-3)')
-        try:
-            return _READERS_ConsumerProtocolSubscription[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerProtocolSubscription v{version}: {exc}') from None
-
 
 class TopicPartition(Struct):
     """Struct ``TopicPartition`` of ``ConsumerProtocolSubscription``.
@@ -159,65 +96,6 @@ class TopicPartition(Struct):
         self.topic = topic
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicPartition):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicPartition(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'TopicPartition has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _WRITERS_TopicPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'TopicPartition has no version {version} (valid 0-3)')
-        try:
-            return _READERS_TopicPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicPartition v{version}: {exc}') from None
 
 
 def _new_TopicPartition() -> TopicPartition:
@@ -399,13 +277,14 @@ def _read_ConsumerProtocolSubscription_v3(buf: memoryview, pos: int) -> tuple[Co
     return o, pos
 
 
-_WRITERS_TopicPartition: tuple[Callable[[TopicPartition, bytearray], None], ...] = (
+TopicPartition._LOWEST = 0
+TopicPartition._WRITERS = (
     _write_TopicPartition_v0,
     _write_TopicPartition_v1,
     _write_TopicPartition_v1,
     _write_TopicPartition_v1,
 )
-_READERS_TopicPartition: tuple[Callable[[memoryview, int], tuple[TopicPartition, int]], ...] = (
+TopicPartition._READERS = (
     _read_TopicPartition_v0,
     _read_TopicPartition_v1,
     _read_TopicPartition_v1,
@@ -416,13 +295,14 @@ TopicPartition._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (1, 32767), None, None, None, None),
 )
 
-_WRITERS_ConsumerProtocolSubscription: tuple[Callable[[ConsumerProtocolSubscription, bytearray], None], ...] = (
+ConsumerProtocolSubscription._LOWEST = 0
+ConsumerProtocolSubscription._WRITERS = (
     _write_ConsumerProtocolSubscription_v0,
     _write_ConsumerProtocolSubscription_v1,
     _write_ConsumerProtocolSubscription_v2,
     _write_ConsumerProtocolSubscription_v3,
 )
-_READERS_ConsumerProtocolSubscription: tuple[Callable[[memoryview, int], tuple[ConsumerProtocolSubscription, int]], ...] = (
+ConsumerProtocolSubscription._READERS = (
     _read_ConsumerProtocolSubscription_v0,
     _read_ConsumerProtocolSubscription_v1,
     _read_ConsumerProtocolSubscription_v2,

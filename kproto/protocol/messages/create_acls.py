@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -71,64 +69,6 @@ class CreateAclsRequest(Request['CreateAclsResponse']):
         self.creations = list(creations)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateAclsRequest):
-            return NotImplemented
-        return (
-            self.creations == other.creations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreateAclsRequest(creations={self.creations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsRequest has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_CreateAclsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateAclsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateAclsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateAclsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateAclsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsRequest has no version {version} (valid 1-3)')
-        try:
-            return _READERS_CreateAclsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateAclsRequest v{version}: {exc}') from None
-
 
 class AclCreation(Struct):
     """Struct ``AclCreation`` of ``CreateAclsRequest``.
@@ -171,70 +111,6 @@ class AclCreation(Struct):
         self.permission_type = permission_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AclCreation):
-            return NotImplemented
-        return (
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.resource_pattern_type == other.resource_pattern_type and
-            self.principal == other.principal and
-            self.host == other.host and
-            self.operation == other.operation and
-            self.permission_type == other.permission_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AclCreation(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, resource_pattern_type={self.resource_pattern_type!r}, principal={self.principal!r}, host={self.host!r}, operation={self.operation!r}, permission_type={self.permission_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreation has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_AclCreation[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AclCreation v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AclCreation:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AclCreation v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AclCreation, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreation has no version {version} (valid 1-3)')
-        try:
-            return _READERS_AclCreation[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AclCreation v{version}: {exc}') from None
-
 
 class CreateAclsResponse(Response):
     """Kafka response ``CreateAclsResponse`` (API key 30), versions 1-3, flexible from v2.
@@ -266,65 +142,6 @@ class CreateAclsResponse(Response):
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateAclsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreateAclsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsResponse has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_CreateAclsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateAclsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateAclsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateAclsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateAclsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsResponse has no version {version} (valid 1-3)')
-        try:
-            return _READERS_CreateAclsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateAclsResponse v{version}: {exc}') from None
-
 
 class AclCreationResult(Struct):
     """Struct ``AclCreationResult`` of ``CreateAclsResponse``.
@@ -351,65 +168,6 @@ class AclCreationResult(Struct):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AclCreationResult):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AclCreationResult(error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreationResult has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_AclCreationResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AclCreationResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AclCreationResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AclCreationResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AclCreationResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreationResult has no version {version} (valid 1-3)')
-        try:
-            return _READERS_AclCreationResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AclCreationResult v{version}: {exc}') from None
 
 
 def _new_AclCreation() -> AclCreation:
@@ -642,12 +400,13 @@ def _read_CreateAclsResponse_v2(buf: memoryview, pos: int) -> tuple[CreateAclsRe
     return o, pos
 
 
-_WRITERS_AclCreation: tuple[Callable[[AclCreation, bytearray], None], ...] = (
+AclCreation._LOWEST = 1
+AclCreation._WRITERS = (
     _write_AclCreation_v1,
     _write_AclCreation_v2,
     _write_AclCreation_v2,
 )
-_READERS_AclCreation: tuple[Callable[[memoryview, int], tuple[AclCreation, int]], ...] = (
+AclCreation._READERS = (
     _read_AclCreation_v1,
     _read_AclCreation_v2,
     _read_AclCreation_v2,
@@ -662,12 +421,13 @@ AclCreation._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_CreateAclsRequest: tuple[Callable[[CreateAclsRequest, bytearray], None], ...] = (
+CreateAclsRequest._LOWEST = 1
+CreateAclsRequest._WRITERS = (
     _write_CreateAclsRequest_v1,
     _write_CreateAclsRequest_v2,
     _write_CreateAclsRequest_v2,
 )
-_READERS_CreateAclsRequest: tuple[Callable[[memoryview, int], tuple[CreateAclsRequest, int]], ...] = (
+CreateAclsRequest._READERS = (
     _read_CreateAclsRequest_v1,
     _read_CreateAclsRequest_v2,
     _read_CreateAclsRequest_v2,
@@ -676,12 +436,13 @@ CreateAclsRequest._FIELDS = (
     FieldSpec('creations', 'array', 'struct', (0, 32767), None, None, None, AclCreation),
 )
 
-_WRITERS_AclCreationResult: tuple[Callable[[AclCreationResult, bytearray], None], ...] = (
+AclCreationResult._LOWEST = 1
+AclCreationResult._WRITERS = (
     _write_AclCreationResult_v1,
     _write_AclCreationResult_v2,
     _write_AclCreationResult_v2,
 )
-_READERS_AclCreationResult: tuple[Callable[[memoryview, int], tuple[AclCreationResult, int]], ...] = (
+AclCreationResult._READERS = (
     _read_AclCreationResult_v1,
     _read_AclCreationResult_v2,
     _read_AclCreationResult_v2,
@@ -691,12 +452,13 @@ AclCreationResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_CreateAclsResponse: tuple[Callable[[CreateAclsResponse, bytearray], None], ...] = (
+CreateAclsResponse._LOWEST = 1
+CreateAclsResponse._WRITERS = (
     _write_CreateAclsResponse_v1,
     _write_CreateAclsResponse_v2,
     _write_CreateAclsResponse_v2,
 )
-_READERS_CreateAclsResponse: tuple[Callable[[memoryview, int], tuple[CreateAclsResponse, int]], ...] = (
+CreateAclsResponse._READERS = (
     _read_CreateAclsResponse_v1,
     _read_CreateAclsResponse_v2,
     _read_CreateAclsResponse_v2,

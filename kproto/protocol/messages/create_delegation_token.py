@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -81,67 +80,6 @@ class CreateDelegationTokenRequest(Request['CreateDelegationTokenResponse']):
         self.max_lifetime_ms = max_lifetime_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateDelegationTokenRequest):
-            return NotImplemented
-        return (
-            self.owner_principal_type == other.owner_principal_type and
-            self.owner_principal_name == other.owner_principal_name and
-            self.renewers == other.renewers and
-            self.max_lifetime_ms == other.max_lifetime_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreateDelegationTokenRequest(owner_principal_type={self.owner_principal_type!r}, owner_principal_name={self.owner_principal_name!r}, renewers={self.renewers!r}, max_lifetime_ms={self.max_lifetime_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenRequest has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_CreateDelegationTokenRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateDelegationTokenRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateDelegationTokenRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateDelegationTokenRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateDelegationTokenRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenRequest has no version {version} (valid 1-3)')
-        try:
-            return _READERS_CreateDelegationTokenRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateDelegationTokenRequest v{version}: {exc}') from None
-
 
 class CreatableRenewers(Struct):
     """Struct ``CreatableRenewers`` of ``CreateDelegationTokenRequest``.
@@ -168,65 +106,6 @@ class CreatableRenewers(Struct):
         self.principal_type = principal_type
         self.principal_name = principal_name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableRenewers):
-            return NotImplemented
-        return (
-            self.principal_type == other.principal_type and
-            self.principal_name == other.principal_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatableRenewers(principal_type={self.principal_type!r}, principal_name={self.principal_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatableRenewers has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_CreatableRenewers[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableRenewers v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableRenewers:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableRenewers v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableRenewers, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatableRenewers has no version {version} (valid 1-3)')
-        try:
-            return _READERS_CreatableRenewers[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableRenewers v{version}: {exc}') from None
 
 
 class CreateDelegationTokenResponse(Response):
@@ -285,74 +164,6 @@ class CreateDelegationTokenResponse(Response):
         self.hmac = hmac
         self.throttle_time_ms = throttle_time_ms
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateDelegationTokenResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.principal_type == other.principal_type and
-            self.principal_name == other.principal_name and
-            self.token_requester_principal_type == other.token_requester_principal_type and
-            self.token_requester_principal_name == other.token_requester_principal_name and
-            self.issue_timestamp_ms == other.issue_timestamp_ms and
-            self.expiry_timestamp_ms == other.expiry_timestamp_ms and
-            self.max_timestamp_ms == other.max_timestamp_ms and
-            self.token_id == other.token_id and
-            self.hmac == other.hmac and
-            self.throttle_time_ms == other.throttle_time_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreateDelegationTokenResponse(error_code={self.error_code!r}, principal_type={self.principal_type!r}, principal_name={self.principal_name!r}, token_requester_principal_type={self.token_requester_principal_type!r}, token_requester_principal_name={self.token_requester_principal_name!r}, issue_timestamp_ms={self.issue_timestamp_ms!r}, expiry_timestamp_ms={self.expiry_timestamp_ms!r}, max_timestamp_ms={self.max_timestamp_ms!r}, token_id={self.token_id!r}, hmac={self.hmac!r}, throttle_time_ms={self.throttle_time_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenResponse has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_CreateDelegationTokenResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateDelegationTokenResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateDelegationTokenResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateDelegationTokenResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateDelegationTokenResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenResponse has no version {version} (valid 1-3)')
-        try:
-            return _READERS_CreateDelegationTokenResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateDelegationTokenResponse v{version}: {exc}') from None
 
 
 def _new_CreatableRenewers() -> CreatableRenewers:
@@ -637,12 +448,13 @@ def _read_CreateDelegationTokenResponse_v3(buf: memoryview, pos: int) -> tuple[C
     return o, pos
 
 
-_WRITERS_CreatableRenewers: tuple[Callable[[CreatableRenewers, bytearray], None], ...] = (
+CreatableRenewers._LOWEST = 1
+CreatableRenewers._WRITERS = (
     _write_CreatableRenewers_v1,
     _write_CreatableRenewers_v2,
     _write_CreatableRenewers_v2,
 )
-_READERS_CreatableRenewers: tuple[Callable[[memoryview, int], tuple[CreatableRenewers, int]], ...] = (
+CreatableRenewers._READERS = (
     _read_CreatableRenewers_v1,
     _read_CreatableRenewers_v2,
     _read_CreatableRenewers_v2,
@@ -652,12 +464,13 @@ CreatableRenewers._FIELDS = (
     FieldSpec('principal_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_CreateDelegationTokenRequest: tuple[Callable[[CreateDelegationTokenRequest, bytearray], None], ...] = (
+CreateDelegationTokenRequest._LOWEST = 1
+CreateDelegationTokenRequest._WRITERS = (
     _write_CreateDelegationTokenRequest_v1,
     _write_CreateDelegationTokenRequest_v2,
     _write_CreateDelegationTokenRequest_v3,
 )
-_READERS_CreateDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[CreateDelegationTokenRequest, int]], ...] = (
+CreateDelegationTokenRequest._READERS = (
     _read_CreateDelegationTokenRequest_v1,
     _read_CreateDelegationTokenRequest_v2,
     _read_CreateDelegationTokenRequest_v3,
@@ -669,12 +482,13 @@ CreateDelegationTokenRequest._FIELDS = (
     FieldSpec('max_lifetime_ms', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_CreateDelegationTokenResponse: tuple[Callable[[CreateDelegationTokenResponse, bytearray], None], ...] = (
+CreateDelegationTokenResponse._LOWEST = 1
+CreateDelegationTokenResponse._WRITERS = (
     _write_CreateDelegationTokenResponse_v1,
     _write_CreateDelegationTokenResponse_v2,
     _write_CreateDelegationTokenResponse_v3,
 )
-_READERS_CreateDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[CreateDelegationTokenResponse, int]], ...] = (
+CreateDelegationTokenResponse._READERS = (
     _read_CreateDelegationTokenResponse_v1,
     _read_CreateDelegationTokenResponse_v2,
     _read_CreateDelegationTokenResponse_v3,

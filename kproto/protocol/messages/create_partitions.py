@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -79,66 +77,6 @@ class CreatePartitionsRequest(Request['CreatePartitionsResponse']):
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatePartitionsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.timeout_ms == other.timeout_ms and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatePartitionsRequest(topics={self.topics!r}, timeout_ms={self.timeout_ms!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsRequest has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _WRITERS_CreatePartitionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatePartitionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatePartitionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatePartitionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsRequest has no version {version} (valid 0-3)')
-        try:
-            return _READERS_CreatePartitionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatePartitionsRequest v{version}: {exc}') from None
-
 
 class CreatePartitionsTopic(Struct):
     """Struct ``CreatePartitionsTopic`` of ``CreatePartitionsRequest``.
@@ -169,66 +107,6 @@ class CreatePartitionsTopic(Struct):
         self.assignments = None if assignments is None else list(assignments)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatePartitionsTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.count == other.count and
-            self.assignments == other.assignments and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatePartitionsTopic(name={self.name!r}, count={self.count!r}, assignments={self.assignments!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsTopic has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _WRITERS_CreatePartitionsTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatePartitionsTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatePartitionsTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatePartitionsTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsTopic has no version {version} (valid 0-3)')
-        try:
-            return _READERS_CreatePartitionsTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatePartitionsTopic v{version}: {exc}') from None
-
 
 class CreatePartitionsAssignment(Struct):
     """Struct ``CreatePartitionsAssignment`` of ``CreatePartitionsRequest``.
@@ -252,64 +130,6 @@ class CreatePartitionsAssignment(Struct):
     ) -> None:
         self.broker_ids = list(broker_ids)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatePartitionsAssignment):
-            return NotImplemented
-        return (
-            self.broker_ids == other.broker_ids and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatePartitionsAssignment(broker_ids={self.broker_ids!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsAssignment has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _WRITERS_CreatePartitionsAssignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatePartitionsAssignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsAssignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatePartitionsAssignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatePartitionsAssignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsAssignment has no version {version} (valid 0-3)')
-        try:
-            return _READERS_CreatePartitionsAssignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatePartitionsAssignment v{version}: {exc}') from None
 
 
 class CreatePartitionsResponse(Response):
@@ -342,65 +162,6 @@ class CreatePartitionsResponse(Response):
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatePartitionsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatePartitionsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsResponse has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _WRITERS_CreatePartitionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatePartitionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatePartitionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatePartitionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsResponse has no version {version} (valid 0-3)')
-        try:
-            return _READERS_CreatePartitionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatePartitionsResponse v{version}: {exc}') from None
-
 
 class CreatePartitionsTopicResult(Struct):
     """Struct ``CreatePartitionsTopicResult`` of ``CreatePartitionsResponse``.
@@ -430,66 +191,6 @@ class CreatePartitionsTopicResult(Struct):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatePartitionsTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatePartitionsTopicResult(name={self.name!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsTopicResult has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _WRITERS_CreatePartitionsTopicResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatePartitionsTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatePartitionsTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatePartitionsTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsTopicResult has no version {version} (valid 0-3)')
-        try:
-            return _READERS_CreatePartitionsTopicResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatePartitionsTopicResult v{version}: {exc}') from None
 
 
 def _new_CreatePartitionsAssignment() -> CreatePartitionsAssignment:
@@ -789,13 +490,14 @@ def _read_CreatePartitionsResponse_v2(buf: memoryview, pos: int) -> tuple[Create
     return o, pos
 
 
-_WRITERS_CreatePartitionsAssignment: tuple[Callable[[CreatePartitionsAssignment, bytearray], None], ...] = (
+CreatePartitionsAssignment._LOWEST = 0
+CreatePartitionsAssignment._WRITERS = (
     _write_CreatePartitionsAssignment_v0,
     _write_CreatePartitionsAssignment_v0,
     _write_CreatePartitionsAssignment_v2,
     _write_CreatePartitionsAssignment_v2,
 )
-_READERS_CreatePartitionsAssignment: tuple[Callable[[memoryview, int], tuple[CreatePartitionsAssignment, int]], ...] = (
+CreatePartitionsAssignment._READERS = (
     _read_CreatePartitionsAssignment_v0,
     _read_CreatePartitionsAssignment_v0,
     _read_CreatePartitionsAssignment_v2,
@@ -805,13 +507,14 @@ CreatePartitionsAssignment._FIELDS = (
     FieldSpec('broker_ids', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_CreatePartitionsTopic: tuple[Callable[[CreatePartitionsTopic, bytearray], None], ...] = (
+CreatePartitionsTopic._LOWEST = 0
+CreatePartitionsTopic._WRITERS = (
     _write_CreatePartitionsTopic_v0,
     _write_CreatePartitionsTopic_v0,
     _write_CreatePartitionsTopic_v2,
     _write_CreatePartitionsTopic_v2,
 )
-_READERS_CreatePartitionsTopic: tuple[Callable[[memoryview, int], tuple[CreatePartitionsTopic, int]], ...] = (
+CreatePartitionsTopic._READERS = (
     _read_CreatePartitionsTopic_v0,
     _read_CreatePartitionsTopic_v0,
     _read_CreatePartitionsTopic_v2,
@@ -823,13 +526,14 @@ CreatePartitionsTopic._FIELDS = (
     FieldSpec('assignments', 'array', 'struct', (0, 32767), (0, 32767), None, None, CreatePartitionsAssignment),
 )
 
-_WRITERS_CreatePartitionsRequest: tuple[Callable[[CreatePartitionsRequest, bytearray], None], ...] = (
+CreatePartitionsRequest._LOWEST = 0
+CreatePartitionsRequest._WRITERS = (
     _write_CreatePartitionsRequest_v0,
     _write_CreatePartitionsRequest_v0,
     _write_CreatePartitionsRequest_v2,
     _write_CreatePartitionsRequest_v2,
 )
-_READERS_CreatePartitionsRequest: tuple[Callable[[memoryview, int], tuple[CreatePartitionsRequest, int]], ...] = (
+CreatePartitionsRequest._READERS = (
     _read_CreatePartitionsRequest_v0,
     _read_CreatePartitionsRequest_v0,
     _read_CreatePartitionsRequest_v2,
@@ -841,13 +545,14 @@ CreatePartitionsRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_CreatePartitionsTopicResult: tuple[Callable[[CreatePartitionsTopicResult, bytearray], None], ...] = (
+CreatePartitionsTopicResult._LOWEST = 0
+CreatePartitionsTopicResult._WRITERS = (
     _write_CreatePartitionsTopicResult_v0,
     _write_CreatePartitionsTopicResult_v0,
     _write_CreatePartitionsTopicResult_v2,
     _write_CreatePartitionsTopicResult_v2,
 )
-_READERS_CreatePartitionsTopicResult: tuple[Callable[[memoryview, int], tuple[CreatePartitionsTopicResult, int]], ...] = (
+CreatePartitionsTopicResult._READERS = (
     _read_CreatePartitionsTopicResult_v0,
     _read_CreatePartitionsTopicResult_v0,
     _read_CreatePartitionsTopicResult_v2,
@@ -859,13 +564,14 @@ CreatePartitionsTopicResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_CreatePartitionsResponse: tuple[Callable[[CreatePartitionsResponse, bytearray], None], ...] = (
+CreatePartitionsResponse._LOWEST = 0
+CreatePartitionsResponse._WRITERS = (
     _write_CreatePartitionsResponse_v0,
     _write_CreatePartitionsResponse_v0,
     _write_CreatePartitionsResponse_v2,
     _write_CreatePartitionsResponse_v2,
 )
-_READERS_CreatePartitionsResponse: tuple[Callable[[memoryview, int], tuple[CreatePartitionsResponse, int]], ...] = (
+CreatePartitionsResponse._READERS = (
     _read_CreatePartitionsResponse_v0,
     _read_CreatePartitionsResponse_v0,
     _read_CreatePartitionsResponse_v2,

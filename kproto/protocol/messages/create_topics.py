@@ -85,66 +85,6 @@ class CreateTopicsRequest(Request['CreateTopicsResponse']):
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateTopicsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.timeout_ms == other.timeout_ms and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreateTopicsRequest(topics={self.topics!r}, timeout_ms={self.timeout_ms!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsRequest has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _WRITERS_CreateTopicsRequest[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateTopicsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateTopicsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateTopicsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateTopicsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsRequest has no version {version} (valid 2-7)')
-        try:
-            return _READERS_CreateTopicsRequest[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateTopicsRequest v{version}: {exc}') from None
-
 
 class CreatableTopic(Struct):
     """Struct ``CreatableTopic`` of ``CreateTopicsRequest``.
@@ -181,68 +121,6 @@ class CreatableTopic(Struct):
         self.configs = list(configs)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.num_partitions == other.num_partitions and
-            self.replication_factor == other.replication_factor and
-            self.assignments == other.assignments and
-            self.configs == other.configs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatableTopic(name={self.name!r}, num_partitions={self.num_partitions!r}, replication_factor={self.replication_factor!r}, assignments={self.assignments!r}, configs={self.configs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopic has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _WRITERS_CreatableTopic[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopic has no version {version} (valid 2-7)')
-        try:
-            return _READERS_CreatableTopic[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableTopic v{version}: {exc}') from None
-
 
 class CreatableTopicConfig(Struct):
     """Struct ``CreatableTopicConfig`` of ``CreateTopicsRequest``.
@@ -270,65 +148,6 @@ class CreatableTopicConfig(Struct):
         self.value = value
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableTopicConfig):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.value == other.value and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatableTopicConfig(name={self.name!r}, value={self.value!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfig has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _WRITERS_CreatableTopicConfig[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableTopicConfig v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopicConfig:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableTopicConfig v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopicConfig, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfig has no version {version} (valid 2-7)')
-        try:
-            return _READERS_CreatableTopicConfig[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableTopicConfig v{version}: {exc}') from None
-
 
 class CreatableReplicaAssignment(Struct):
     """Struct ``CreatableReplicaAssignment`` of ``CreateTopicsRequest``.
@@ -355,65 +174,6 @@ class CreatableReplicaAssignment(Struct):
         self.partition_index = partition_index
         self.broker_ids = list(broker_ids)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableReplicaAssignment):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.broker_ids == other.broker_ids and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatableReplicaAssignment(partition_index={self.partition_index!r}, broker_ids={self.broker_ids!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableReplicaAssignment has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _WRITERS_CreatableReplicaAssignment[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableReplicaAssignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableReplicaAssignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableReplicaAssignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableReplicaAssignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableReplicaAssignment has no version {version} (valid 2-7)')
-        try:
-            return _READERS_CreatableReplicaAssignment[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableReplicaAssignment v{version}: {exc}') from None
 
 
 class CreateTopicsResponse(Response):
@@ -445,65 +205,6 @@ class CreateTopicsResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateTopicsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreateTopicsResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsResponse has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _WRITERS_CreateTopicsResponse[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateTopicsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateTopicsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateTopicsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateTopicsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsResponse has no version {version} (valid 2-7)')
-        try:
-            return _READERS_CreateTopicsResponse[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateTopicsResponse v{version}: {exc}') from None
 
 
 class CreatableTopicResult(Struct):
@@ -550,71 +251,6 @@ class CreatableTopicResult(Struct):
         self.configs = None if configs is None else list(configs)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.topic_config_error_code == other.topic_config_error_code and
-            self.num_partitions == other.num_partitions and
-            self.replication_factor == other.replication_factor and
-            self.configs == other.configs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatableTopicResult(name={self.name!r}, topic_id={self.topic_id!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, topic_config_error_code={self.topic_config_error_code!r}, num_partitions={self.num_partitions!r}, replication_factor={self.replication_factor!r}, configs={self.configs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicResult has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _WRITERS_CreatableTopicResult[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicResult has no version {version} (valid 2-7)')
-        try:
-            return _READERS_CreatableTopicResult[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableTopicResult v{version}: {exc}') from None
-
 
 class CreatableTopicConfigs(Struct):
     """Struct ``CreatableTopicConfigs`` of ``CreateTopicsResponse``.
@@ -650,68 +286,6 @@ class CreatableTopicConfigs(Struct):
         self.config_source = config_source
         self.is_sensitive = is_sensitive
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableTopicConfigs):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.value == other.value and
-            self.read_only == other.read_only and
-            self.config_source == other.config_source and
-            self.is_sensitive == other.is_sensitive and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatableTopicConfigs(name={self.name!r}, value={self.value!r}, read_only={self.read_only!r}, config_source={self.config_source!r}, is_sensitive={self.is_sensitive!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfigs has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _WRITERS_CreatableTopicConfigs[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableTopicConfigs v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopicConfigs:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableTopicConfigs v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopicConfigs, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfigs has no version {version} (valid 2-7)')
-        try:
-            return _READERS_CreatableTopicConfigs[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableTopicConfigs v{version}: {exc}') from None
 
 
 def _new_CreatableReplicaAssignment() -> CreatableReplicaAssignment:
@@ -1286,7 +860,8 @@ def _read_CreateTopicsResponse_v7(buf: memoryview, pos: int) -> tuple[CreateTopi
     return o, pos
 
 
-_WRITERS_CreatableReplicaAssignment: tuple[Callable[[CreatableReplicaAssignment, bytearray], None], ...] = (
+CreatableReplicaAssignment._LOWEST = 2
+CreatableReplicaAssignment._WRITERS = (
     _write_CreatableReplicaAssignment_v2,
     _write_CreatableReplicaAssignment_v2,
     _write_CreatableReplicaAssignment_v2,
@@ -1294,7 +869,7 @@ _WRITERS_CreatableReplicaAssignment: tuple[Callable[[CreatableReplicaAssignment,
     _write_CreatableReplicaAssignment_v5,
     _write_CreatableReplicaAssignment_v5,
 )
-_READERS_CreatableReplicaAssignment: tuple[Callable[[memoryview, int], tuple[CreatableReplicaAssignment, int]], ...] = (
+CreatableReplicaAssignment._READERS = (
     _read_CreatableReplicaAssignment_v2,
     _read_CreatableReplicaAssignment_v2,
     _read_CreatableReplicaAssignment_v2,
@@ -1307,7 +882,8 @@ CreatableReplicaAssignment._FIELDS = (
     FieldSpec('broker_ids', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_CreatableTopicConfig: tuple[Callable[[CreatableTopicConfig, bytearray], None], ...] = (
+CreatableTopicConfig._LOWEST = 2
+CreatableTopicConfig._WRITERS = (
     _write_CreatableTopicConfig_v2,
     _write_CreatableTopicConfig_v2,
     _write_CreatableTopicConfig_v2,
@@ -1315,7 +891,7 @@ _WRITERS_CreatableTopicConfig: tuple[Callable[[CreatableTopicConfig, bytearray],
     _write_CreatableTopicConfig_v5,
     _write_CreatableTopicConfig_v5,
 )
-_READERS_CreatableTopicConfig: tuple[Callable[[memoryview, int], tuple[CreatableTopicConfig, int]], ...] = (
+CreatableTopicConfig._READERS = (
     _read_CreatableTopicConfig_v2,
     _read_CreatableTopicConfig_v2,
     _read_CreatableTopicConfig_v2,
@@ -1328,7 +904,8 @@ CreatableTopicConfig._FIELDS = (
     FieldSpec('value', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_CreatableTopic: tuple[Callable[[CreatableTopic, bytearray], None], ...] = (
+CreatableTopic._LOWEST = 2
+CreatableTopic._WRITERS = (
     _write_CreatableTopic_v2,
     _write_CreatableTopic_v2,
     _write_CreatableTopic_v2,
@@ -1336,7 +913,7 @@ _WRITERS_CreatableTopic: tuple[Callable[[CreatableTopic, bytearray], None], ...]
     _write_CreatableTopic_v5,
     _write_CreatableTopic_v5,
 )
-_READERS_CreatableTopic: tuple[Callable[[memoryview, int], tuple[CreatableTopic, int]], ...] = (
+CreatableTopic._READERS = (
     _read_CreatableTopic_v2,
     _read_CreatableTopic_v2,
     _read_CreatableTopic_v2,
@@ -1352,7 +929,8 @@ CreatableTopic._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (0, 32767), None, None, None, CreatableTopicConfig),
 )
 
-_WRITERS_CreateTopicsRequest: tuple[Callable[[CreateTopicsRequest, bytearray], None], ...] = (
+CreateTopicsRequest._LOWEST = 2
+CreateTopicsRequest._WRITERS = (
     _write_CreateTopicsRequest_v2,
     _write_CreateTopicsRequest_v2,
     _write_CreateTopicsRequest_v2,
@@ -1360,7 +938,7 @@ _WRITERS_CreateTopicsRequest: tuple[Callable[[CreateTopicsRequest, bytearray], N
     _write_CreateTopicsRequest_v5,
     _write_CreateTopicsRequest_v5,
 )
-_READERS_CreateTopicsRequest: tuple[Callable[[memoryview, int], tuple[CreateTopicsRequest, int]], ...] = (
+CreateTopicsRequest._READERS = (
     _read_CreateTopicsRequest_v2,
     _read_CreateTopicsRequest_v2,
     _read_CreateTopicsRequest_v2,
@@ -1374,7 +952,8 @@ CreateTopicsRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (1, 32767), None, None, None, None),
 )
 
-_WRITERS_CreatableTopicConfigs: tuple[Callable[[CreatableTopicConfigs, bytearray], None], ...] = (
+CreatableTopicConfigs._LOWEST = 2
+CreatableTopicConfigs._WRITERS = (
     _write_CreatableTopicConfigs_v2,
     _write_CreatableTopicConfigs_v2,
     _write_CreatableTopicConfigs_v2,
@@ -1382,7 +961,7 @@ _WRITERS_CreatableTopicConfigs: tuple[Callable[[CreatableTopicConfigs, bytearray
     _write_CreatableTopicConfigs_v5,
     _write_CreatableTopicConfigs_v5,
 )
-_READERS_CreatableTopicConfigs: tuple[Callable[[memoryview, int], tuple[CreatableTopicConfigs, int]], ...] = (
+CreatableTopicConfigs._READERS = (
     _read_CreatableTopicConfigs_v2,
     _read_CreatableTopicConfigs_v2,
     _read_CreatableTopicConfigs_v2,
@@ -1398,7 +977,8 @@ CreatableTopicConfigs._FIELDS = (
     FieldSpec('is_sensitive', 'bool', None, (5, 32767), None, None, None, None),
 )
 
-_WRITERS_CreatableTopicResult: tuple[Callable[[CreatableTopicResult, bytearray], None], ...] = (
+CreatableTopicResult._LOWEST = 2
+CreatableTopicResult._WRITERS = (
     _write_CreatableTopicResult_v2,
     _write_CreatableTopicResult_v2,
     _write_CreatableTopicResult_v2,
@@ -1406,7 +986,7 @@ _WRITERS_CreatableTopicResult: tuple[Callable[[CreatableTopicResult, bytearray],
     _write_CreatableTopicResult_v5,
     _write_CreatableTopicResult_v7,
 )
-_READERS_CreatableTopicResult: tuple[Callable[[memoryview, int], tuple[CreatableTopicResult, int]], ...] = (
+CreatableTopicResult._READERS = (
     _read_CreatableTopicResult_v2,
     _read_CreatableTopicResult_v2,
     _read_CreatableTopicResult_v2,
@@ -1425,7 +1005,8 @@ CreatableTopicResult._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (5, 32767), (5, 32767), None, None, CreatableTopicConfigs),
 )
 
-_WRITERS_CreateTopicsResponse: tuple[Callable[[CreateTopicsResponse, bytearray], None], ...] = (
+CreateTopicsResponse._LOWEST = 2
+CreateTopicsResponse._WRITERS = (
     _write_CreateTopicsResponse_v2,
     _write_CreateTopicsResponse_v2,
     _write_CreateTopicsResponse_v2,
@@ -1433,7 +1014,7 @@ _WRITERS_CreateTopicsResponse: tuple[Callable[[CreateTopicsResponse, bytearray],
     _write_CreateTopicsResponse_v5,
     _write_CreateTopicsResponse_v7,
 )
-_READERS_CreateTopicsResponse: tuple[Callable[[memoryview, int], tuple[CreateTopicsResponse, int]], ...] = (
+CreateTopicsResponse._READERS = (
     _read_CreateTopicsResponse_v2,
     _read_CreateTopicsResponse_v2,
     _read_CreateTopicsResponse_v2,

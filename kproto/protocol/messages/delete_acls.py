@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -72,64 +70,6 @@ class DeleteAclsRequest(Request['DeleteAclsResponse']):
         self.filters = list(filters)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteAclsRequest):
-            return NotImplemented
-        return (
-            self.filters == other.filters and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteAclsRequest(filters={self.filters!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsRequest has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteAclsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteAclsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteAclsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsRequest has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DeleteAclsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteAclsRequest v{version}: {exc}') from None
-
 
 class DeleteAclsFilter(Struct):
     """Struct ``DeleteAclsFilter`` of ``DeleteAclsRequest``.
@@ -172,70 +112,6 @@ class DeleteAclsFilter(Struct):
         self.permission_type = permission_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteAclsFilter):
-            return NotImplemented
-        return (
-            self.resource_type_filter == other.resource_type_filter and
-            self.resource_name_filter == other.resource_name_filter and
-            self.pattern_type_filter == other.pattern_type_filter and
-            self.principal_filter == other.principal_filter and
-            self.host_filter == other.host_filter and
-            self.operation == other.operation and
-            self.permission_type == other.permission_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteAclsFilter(resource_type_filter={self.resource_type_filter!r}, resource_name_filter={self.resource_name_filter!r}, pattern_type_filter={self.pattern_type_filter!r}, principal_filter={self.principal_filter!r}, host_filter={self.host_filter!r}, operation={self.operation!r}, permission_type={self.permission_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilter has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteAclsFilter[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteAclsFilter v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsFilter:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteAclsFilter v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsFilter, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilter has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DeleteAclsFilter[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteAclsFilter v{version}: {exc}') from None
-
 
 class DeleteAclsResponse(Response):
     """Kafka response ``DeleteAclsResponse`` (API key 31), versions 1-3, flexible from v2.
@@ -267,65 +143,6 @@ class DeleteAclsResponse(Response):
         self.filter_results = list(filter_results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteAclsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.filter_results == other.filter_results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteAclsResponse(throttle_time_ms={self.throttle_time_ms!r}, filter_results={self.filter_results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsResponse has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteAclsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteAclsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteAclsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsResponse has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DeleteAclsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteAclsResponse v{version}: {exc}') from None
-
 
 class DeleteAclsFilterResult(Struct):
     """Struct ``DeleteAclsFilterResult`` of ``DeleteAclsResponse``.
@@ -355,66 +172,6 @@ class DeleteAclsFilterResult(Struct):
         self.error_message = error_message
         self.matching_acls = list(matching_acls)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteAclsFilterResult):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.matching_acls == other.matching_acls and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteAclsFilterResult(error_code={self.error_code!r}, error_message={self.error_message!r}, matching_acls={self.matching_acls!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilterResult has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteAclsFilterResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteAclsFilterResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsFilterResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteAclsFilterResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsFilterResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilterResult has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DeleteAclsFilterResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteAclsFilterResult v{version}: {exc}') from None
 
 
 class DeleteAclsMatchingAcl(Struct):
@@ -463,72 +220,6 @@ class DeleteAclsMatchingAcl(Struct):
         self.operation = operation
         self.permission_type = permission_type
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteAclsMatchingAcl):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.pattern_type == other.pattern_type and
-            self.principal == other.principal and
-            self.host == other.host and
-            self.operation == other.operation and
-            self.permission_type == other.permission_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteAclsMatchingAcl(error_code={self.error_code!r}, error_message={self.error_message!r}, resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, pattern_type={self.pattern_type!r}, principal={self.principal!r}, host={self.host!r}, operation={self.operation!r}, permission_type={self.permission_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsMatchingAcl has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteAclsMatchingAcl[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteAclsMatchingAcl v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsMatchingAcl:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteAclsMatchingAcl v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsMatchingAcl, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsMatchingAcl has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DeleteAclsMatchingAcl[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteAclsMatchingAcl v{version}: {exc}') from None
 
 
 def _new_DeleteAclsFilter() -> DeleteAclsFilter:
@@ -864,12 +555,13 @@ def _read_DeleteAclsResponse_v2(buf: memoryview, pos: int) -> tuple[DeleteAclsRe
     return o, pos
 
 
-_WRITERS_DeleteAclsFilter: tuple[Callable[[DeleteAclsFilter, bytearray], None], ...] = (
+DeleteAclsFilter._LOWEST = 1
+DeleteAclsFilter._WRITERS = (
     _write_DeleteAclsFilter_v1,
     _write_DeleteAclsFilter_v2,
     _write_DeleteAclsFilter_v2,
 )
-_READERS_DeleteAclsFilter: tuple[Callable[[memoryview, int], tuple[DeleteAclsFilter, int]], ...] = (
+DeleteAclsFilter._READERS = (
     _read_DeleteAclsFilter_v1,
     _read_DeleteAclsFilter_v2,
     _read_DeleteAclsFilter_v2,
@@ -884,12 +576,13 @@ DeleteAclsFilter._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DeleteAclsRequest: tuple[Callable[[DeleteAclsRequest, bytearray], None], ...] = (
+DeleteAclsRequest._LOWEST = 1
+DeleteAclsRequest._WRITERS = (
     _write_DeleteAclsRequest_v1,
     _write_DeleteAclsRequest_v2,
     _write_DeleteAclsRequest_v2,
 )
-_READERS_DeleteAclsRequest: tuple[Callable[[memoryview, int], tuple[DeleteAclsRequest, int]], ...] = (
+DeleteAclsRequest._READERS = (
     _read_DeleteAclsRequest_v1,
     _read_DeleteAclsRequest_v2,
     _read_DeleteAclsRequest_v2,
@@ -898,12 +591,13 @@ DeleteAclsRequest._FIELDS = (
     FieldSpec('filters', 'array', 'struct', (0, 32767), None, None, None, DeleteAclsFilter),
 )
 
-_WRITERS_DeleteAclsMatchingAcl: tuple[Callable[[DeleteAclsMatchingAcl, bytearray], None], ...] = (
+DeleteAclsMatchingAcl._LOWEST = 1
+DeleteAclsMatchingAcl._WRITERS = (
     _write_DeleteAclsMatchingAcl_v1,
     _write_DeleteAclsMatchingAcl_v2,
     _write_DeleteAclsMatchingAcl_v2,
 )
-_READERS_DeleteAclsMatchingAcl: tuple[Callable[[memoryview, int], tuple[DeleteAclsMatchingAcl, int]], ...] = (
+DeleteAclsMatchingAcl._READERS = (
     _read_DeleteAclsMatchingAcl_v1,
     _read_DeleteAclsMatchingAcl_v2,
     _read_DeleteAclsMatchingAcl_v2,
@@ -920,12 +614,13 @@ DeleteAclsMatchingAcl._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DeleteAclsFilterResult: tuple[Callable[[DeleteAclsFilterResult, bytearray], None], ...] = (
+DeleteAclsFilterResult._LOWEST = 1
+DeleteAclsFilterResult._WRITERS = (
     _write_DeleteAclsFilterResult_v1,
     _write_DeleteAclsFilterResult_v2,
     _write_DeleteAclsFilterResult_v2,
 )
-_READERS_DeleteAclsFilterResult: tuple[Callable[[memoryview, int], tuple[DeleteAclsFilterResult, int]], ...] = (
+DeleteAclsFilterResult._READERS = (
     _read_DeleteAclsFilterResult_v1,
     _read_DeleteAclsFilterResult_v2,
     _read_DeleteAclsFilterResult_v2,
@@ -936,12 +631,13 @@ DeleteAclsFilterResult._FIELDS = (
     FieldSpec('matching_acls', 'array', 'struct', (0, 32767), None, None, None, DeleteAclsMatchingAcl),
 )
 
-_WRITERS_DeleteAclsResponse: tuple[Callable[[DeleteAclsResponse, bytearray], None], ...] = (
+DeleteAclsResponse._LOWEST = 1
+DeleteAclsResponse._WRITERS = (
     _write_DeleteAclsResponse_v1,
     _write_DeleteAclsResponse_v2,
     _write_DeleteAclsResponse_v2,
 )
-_READERS_DeleteAclsResponse: tuple[Callable[[memoryview, int], tuple[DeleteAclsResponse, int]], ...] = (
+DeleteAclsResponse._READERS = (
     _read_DeleteAclsResponse_v1,
     _read_DeleteAclsResponse_v2,
     _read_DeleteAclsResponse_v2,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -64,64 +62,6 @@ class DeleteGroupsRequest(Request['DeleteGroupsResponse']):
         self.groups_names = list(groups_names)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteGroupsRequest):
-            return NotImplemented
-        return (
-            self.groups_names == other.groups_names and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteGroupsRequest(groups_names={self.groups_names!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteGroupsRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteGroupsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteGroupsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteGroupsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteGroupsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteGroupsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteGroupsRequest has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DeleteGroupsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteGroupsRequest v{version}: {exc}') from None
-
 
 class DeleteGroupsResponse(Response):
     """Kafka response ``DeleteGroupsResponse`` (API key 42), versions 0-2, flexible from v2.
@@ -153,65 +93,6 @@ class DeleteGroupsResponse(Response):
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteGroupsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteGroupsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteGroupsResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteGroupsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteGroupsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteGroupsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteGroupsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteGroupsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteGroupsResponse has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DeleteGroupsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteGroupsResponse v{version}: {exc}') from None
-
 
 class DeletableGroupResult(Struct):
     """Struct ``DeletableGroupResult`` of ``DeleteGroupsResponse``.
@@ -238,65 +119,6 @@ class DeletableGroupResult(Struct):
         self.group_id = group_id
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeletableGroupResult):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeletableGroupResult(group_id={self.group_id!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeletableGroupResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DeletableGroupResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeletableGroupResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeletableGroupResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeletableGroupResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeletableGroupResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeletableGroupResult has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DeletableGroupResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeletableGroupResult v{version}: {exc}') from None
 
 
 def _new_DeleteGroupsRequest() -> DeleteGroupsRequest:
@@ -459,12 +281,13 @@ def _read_DeleteGroupsResponse_v2(buf: memoryview, pos: int) -> tuple[DeleteGrou
     return o, pos
 
 
-_WRITERS_DeleteGroupsRequest: tuple[Callable[[DeleteGroupsRequest, bytearray], None], ...] = (
+DeleteGroupsRequest._LOWEST = 0
+DeleteGroupsRequest._WRITERS = (
     _write_DeleteGroupsRequest_v0,
     _write_DeleteGroupsRequest_v0,
     _write_DeleteGroupsRequest_v2,
 )
-_READERS_DeleteGroupsRequest: tuple[Callable[[memoryview, int], tuple[DeleteGroupsRequest, int]], ...] = (
+DeleteGroupsRequest._READERS = (
     _read_DeleteGroupsRequest_v0,
     _read_DeleteGroupsRequest_v0,
     _read_DeleteGroupsRequest_v2,
@@ -473,12 +296,13 @@ DeleteGroupsRequest._FIELDS = (
     FieldSpec('groups_names', 'array', 'string', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DeletableGroupResult: tuple[Callable[[DeletableGroupResult, bytearray], None], ...] = (
+DeletableGroupResult._LOWEST = 0
+DeletableGroupResult._WRITERS = (
     _write_DeletableGroupResult_v0,
     _write_DeletableGroupResult_v0,
     _write_DeletableGroupResult_v2,
 )
-_READERS_DeletableGroupResult: tuple[Callable[[memoryview, int], tuple[DeletableGroupResult, int]], ...] = (
+DeletableGroupResult._READERS = (
     _read_DeletableGroupResult_v0,
     _read_DeletableGroupResult_v0,
     _read_DeletableGroupResult_v2,
@@ -488,12 +312,13 @@ DeletableGroupResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DeleteGroupsResponse: tuple[Callable[[DeleteGroupsResponse, bytearray], None], ...] = (
+DeleteGroupsResponse._LOWEST = 0
+DeleteGroupsResponse._WRITERS = (
     _write_DeleteGroupsResponse_v0,
     _write_DeleteGroupsResponse_v0,
     _write_DeleteGroupsResponse_v2,
 )
-_READERS_DeleteGroupsResponse: tuple[Callable[[memoryview, int], tuple[DeleteGroupsResponse, int]], ...] = (
+DeleteGroupsResponse._READERS = (
     _read_DeleteGroupsResponse_v0,
     _read_DeleteGroupsResponse_v0,
     _read_DeleteGroupsResponse_v2,

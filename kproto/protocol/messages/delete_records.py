@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -71,65 +69,6 @@ class DeleteRecordsRequest(Request['DeleteRecordsResponse']):
         self.timeout_ms = timeout_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.timeout_ms == other.timeout_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsRequest(topics={self.topics!r}, timeout_ms={self.timeout_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteRecordsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsRequest has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DeleteRecordsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsRequest v{version}: {exc}') from None
-
 
 class DeleteRecordsTopic(Struct):
     """Struct ``DeleteRecordsTopic`` of ``DeleteRecordsRequest``.
@@ -157,65 +96,6 @@ class DeleteRecordsTopic(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsTopic has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteRecordsTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsTopic has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DeleteRecordsTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsTopic v{version}: {exc}') from None
-
 
 class DeleteRecordsPartition(Struct):
     """Struct ``DeleteRecordsPartition`` of ``DeleteRecordsRequest``.
@@ -242,65 +122,6 @@ class DeleteRecordsPartition(Struct):
         self.partition_index = partition_index
         self.offset = offset
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.offset == other.offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsPartition(partition_index={self.partition_index!r}, offset={self.offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsPartition has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteRecordsPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsPartition has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DeleteRecordsPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsPartition v{version}: {exc}') from None
 
 
 class DeleteRecordsResponse(Response):
@@ -333,65 +154,6 @@ class DeleteRecordsResponse(Response):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteRecordsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsResponse has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DeleteRecordsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsResponse v{version}: {exc}') from None
-
 
 class DeleteRecordsTopicResult(Struct):
     """Struct ``DeleteRecordsTopicResult`` of ``DeleteRecordsResponse``.
@@ -418,65 +180,6 @@ class DeleteRecordsTopicResult(Struct):
         self.name = name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsTopicResult(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsTopicResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteRecordsTopicResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsTopicResult has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DeleteRecordsTopicResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsTopicResult v{version}: {exc}') from None
 
 
 class DeleteRecordsPartitionResult(Struct):
@@ -507,66 +210,6 @@ class DeleteRecordsPartitionResult(Struct):
         self.low_watermark = low_watermark
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsPartitionResult):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.low_watermark == other.low_watermark and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsPartitionResult(partition_index={self.partition_index!r}, low_watermark={self.low_watermark!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsPartitionResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteRecordsPartitionResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsPartitionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsPartitionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsPartitionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsPartitionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsPartitionResult has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DeleteRecordsPartitionResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsPartitionResult v{version}: {exc}') from None
 
 
 def _new_DeleteRecordsPartition() -> DeleteRecordsPartition:
@@ -892,12 +535,13 @@ def _read_DeleteRecordsResponse_v2(buf: memoryview, pos: int) -> tuple[DeleteRec
     return o, pos
 
 
-_WRITERS_DeleteRecordsPartition: tuple[Callable[[DeleteRecordsPartition, bytearray], None], ...] = (
+DeleteRecordsPartition._LOWEST = 0
+DeleteRecordsPartition._WRITERS = (
     _write_DeleteRecordsPartition_v0,
     _write_DeleteRecordsPartition_v0,
     _write_DeleteRecordsPartition_v2,
 )
-_READERS_DeleteRecordsPartition: tuple[Callable[[memoryview, int], tuple[DeleteRecordsPartition, int]], ...] = (
+DeleteRecordsPartition._READERS = (
     _read_DeleteRecordsPartition_v0,
     _read_DeleteRecordsPartition_v0,
     _read_DeleteRecordsPartition_v2,
@@ -907,12 +551,13 @@ DeleteRecordsPartition._FIELDS = (
     FieldSpec('offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DeleteRecordsTopic: tuple[Callable[[DeleteRecordsTopic, bytearray], None], ...] = (
+DeleteRecordsTopic._LOWEST = 0
+DeleteRecordsTopic._WRITERS = (
     _write_DeleteRecordsTopic_v0,
     _write_DeleteRecordsTopic_v0,
     _write_DeleteRecordsTopic_v2,
 )
-_READERS_DeleteRecordsTopic: tuple[Callable[[memoryview, int], tuple[DeleteRecordsTopic, int]], ...] = (
+DeleteRecordsTopic._READERS = (
     _read_DeleteRecordsTopic_v0,
     _read_DeleteRecordsTopic_v0,
     _read_DeleteRecordsTopic_v2,
@@ -922,12 +567,13 @@ DeleteRecordsTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DeleteRecordsPartition),
 )
 
-_WRITERS_DeleteRecordsRequest: tuple[Callable[[DeleteRecordsRequest, bytearray], None], ...] = (
+DeleteRecordsRequest._LOWEST = 0
+DeleteRecordsRequest._WRITERS = (
     _write_DeleteRecordsRequest_v0,
     _write_DeleteRecordsRequest_v0,
     _write_DeleteRecordsRequest_v2,
 )
-_READERS_DeleteRecordsRequest: tuple[Callable[[memoryview, int], tuple[DeleteRecordsRequest, int]], ...] = (
+DeleteRecordsRequest._READERS = (
     _read_DeleteRecordsRequest_v0,
     _read_DeleteRecordsRequest_v0,
     _read_DeleteRecordsRequest_v2,
@@ -937,12 +583,13 @@ DeleteRecordsRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DeleteRecordsPartitionResult: tuple[Callable[[DeleteRecordsPartitionResult, bytearray], None], ...] = (
+DeleteRecordsPartitionResult._LOWEST = 0
+DeleteRecordsPartitionResult._WRITERS = (
     _write_DeleteRecordsPartitionResult_v0,
     _write_DeleteRecordsPartitionResult_v0,
     _write_DeleteRecordsPartitionResult_v2,
 )
-_READERS_DeleteRecordsPartitionResult: tuple[Callable[[memoryview, int], tuple[DeleteRecordsPartitionResult, int]], ...] = (
+DeleteRecordsPartitionResult._READERS = (
     _read_DeleteRecordsPartitionResult_v0,
     _read_DeleteRecordsPartitionResult_v0,
     _read_DeleteRecordsPartitionResult_v2,
@@ -953,12 +600,13 @@ DeleteRecordsPartitionResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DeleteRecordsTopicResult: tuple[Callable[[DeleteRecordsTopicResult, bytearray], None], ...] = (
+DeleteRecordsTopicResult._LOWEST = 0
+DeleteRecordsTopicResult._WRITERS = (
     _write_DeleteRecordsTopicResult_v0,
     _write_DeleteRecordsTopicResult_v0,
     _write_DeleteRecordsTopicResult_v2,
 )
-_READERS_DeleteRecordsTopicResult: tuple[Callable[[memoryview, int], tuple[DeleteRecordsTopicResult, int]], ...] = (
+DeleteRecordsTopicResult._READERS = (
     _read_DeleteRecordsTopicResult_v0,
     _read_DeleteRecordsTopicResult_v0,
     _read_DeleteRecordsTopicResult_v2,
@@ -968,12 +616,13 @@ DeleteRecordsTopicResult._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DeleteRecordsPartitionResult),
 )
 
-_WRITERS_DeleteRecordsResponse: tuple[Callable[[DeleteRecordsResponse, bytearray], None], ...] = (
+DeleteRecordsResponse._LOWEST = 0
+DeleteRecordsResponse._WRITERS = (
     _write_DeleteRecordsResponse_v0,
     _write_DeleteRecordsResponse_v0,
     _write_DeleteRecordsResponse_v2,
 )
-_READERS_DeleteRecordsResponse: tuple[Callable[[memoryview, int], tuple[DeleteRecordsResponse, int]], ...] = (
+DeleteRecordsResponse._READERS = (
     _read_DeleteRecordsResponse_v0,
     _read_DeleteRecordsResponse_v0,
     _read_DeleteRecordsResponse_v2,

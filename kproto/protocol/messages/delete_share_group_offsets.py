@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -68,65 +66,6 @@ class DeleteShareGroupOffsetsRequest(Request['DeleteShareGroupOffsetsResponse'])
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteShareGroupOffsetsRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteShareGroupOffsetsRequest(group_id={self.group_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteShareGroupOffsetsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteShareGroupOffsetsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteShareGroupOffsetsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteShareGroupOffsetsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteShareGroupOffsetsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DeleteShareGroupOffsetsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteShareGroupOffsetsRequest v{version}: {exc}') from None
-
 
 class DeleteShareGroupOffsetsRequestTopic(Struct):
     """Struct ``DeleteShareGroupOffsetsRequestTopic`` of ``DeleteShareGroupOffsetsRequest``.
@@ -150,64 +89,6 @@ class DeleteShareGroupOffsetsRequestTopic(Struct):
     ) -> None:
         self.topic_name = topic_name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteShareGroupOffsetsRequestTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteShareGroupOffsetsRequestTopic(topic_name={self.topic_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteShareGroupOffsetsRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteShareGroupOffsetsRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteShareGroupOffsetsRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteShareGroupOffsetsRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteShareGroupOffsetsRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DeleteShareGroupOffsetsRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteShareGroupOffsetsRequestTopic v{version}: {exc}') from None
 
 
 class DeleteShareGroupOffsetsResponse(Response):
@@ -246,67 +127,6 @@ class DeleteShareGroupOffsetsResponse(Response):
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteShareGroupOffsetsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteShareGroupOffsetsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteShareGroupOffsetsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteShareGroupOffsetsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteShareGroupOffsetsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteShareGroupOffsetsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteShareGroupOffsetsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DeleteShareGroupOffsetsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteShareGroupOffsetsResponse v{version}: {exc}') from None
-
 
 class DeleteShareGroupOffsetsResponseTopic(Struct):
     """Struct ``DeleteShareGroupOffsetsResponseTopic`` of ``DeleteShareGroupOffsetsResponse``.
@@ -339,67 +159,6 @@ class DeleteShareGroupOffsetsResponseTopic(Struct):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteShareGroupOffsetsResponseTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.topic_id == other.topic_id and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteShareGroupOffsetsResponseTopic(topic_name={self.topic_name!r}, topic_id={self.topic_id!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteShareGroupOffsetsResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteShareGroupOffsetsResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteShareGroupOffsetsResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteShareGroupOffsetsResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteShareGroupOffsetsResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DeleteShareGroupOffsetsResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteShareGroupOffsetsResponseTopic v{version}: {exc}') from None
 
 
 def _new_DeleteShareGroupOffsetsRequestTopic() -> DeleteShareGroupOffsetsRequestTopic:
@@ -547,20 +306,22 @@ def _read_DeleteShareGroupOffsetsResponse_v0(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-_WRITERS_DeleteShareGroupOffsetsRequestTopic: tuple[Callable[[DeleteShareGroupOffsetsRequestTopic, bytearray], None], ...] = (
+DeleteShareGroupOffsetsRequestTopic._LOWEST = 0
+DeleteShareGroupOffsetsRequestTopic._WRITERS = (
     _write_DeleteShareGroupOffsetsRequestTopic_v0,
 )
-_READERS_DeleteShareGroupOffsetsRequestTopic: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsRequestTopic, int]], ...] = (
+DeleteShareGroupOffsetsRequestTopic._READERS = (
     _read_DeleteShareGroupOffsetsRequestTopic_v0,
 )
 DeleteShareGroupOffsetsRequestTopic._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DeleteShareGroupOffsetsRequest: tuple[Callable[[DeleteShareGroupOffsetsRequest, bytearray], None], ...] = (
+DeleteShareGroupOffsetsRequest._LOWEST = 0
+DeleteShareGroupOffsetsRequest._WRITERS = (
     _write_DeleteShareGroupOffsetsRequest_v0,
 )
-_READERS_DeleteShareGroupOffsetsRequest: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsRequest, int]], ...] = (
+DeleteShareGroupOffsetsRequest._READERS = (
     _read_DeleteShareGroupOffsetsRequest_v0,
 )
 DeleteShareGroupOffsetsRequest._FIELDS = (
@@ -568,10 +329,11 @@ DeleteShareGroupOffsetsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, DeleteShareGroupOffsetsRequestTopic),
 )
 
-_WRITERS_DeleteShareGroupOffsetsResponseTopic: tuple[Callable[[DeleteShareGroupOffsetsResponseTopic, bytearray], None], ...] = (
+DeleteShareGroupOffsetsResponseTopic._LOWEST = 0
+DeleteShareGroupOffsetsResponseTopic._WRITERS = (
     _write_DeleteShareGroupOffsetsResponseTopic_v0,
 )
-_READERS_DeleteShareGroupOffsetsResponseTopic: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsResponseTopic, int]], ...] = (
+DeleteShareGroupOffsetsResponseTopic._READERS = (
     _read_DeleteShareGroupOffsetsResponseTopic_v0,
 )
 DeleteShareGroupOffsetsResponseTopic._FIELDS = (
@@ -581,10 +343,11 @@ DeleteShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_DeleteShareGroupOffsetsResponse: tuple[Callable[[DeleteShareGroupOffsetsResponse, bytearray], None], ...] = (
+DeleteShareGroupOffsetsResponse._LOWEST = 0
+DeleteShareGroupOffsetsResponse._WRITERS = (
     _write_DeleteShareGroupOffsetsResponse_v0,
 )
-_READERS_DeleteShareGroupOffsetsResponse: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsResponse, int]], ...] = (
+DeleteShareGroupOffsetsResponse._READERS = (
     _read_DeleteShareGroupOffsetsResponse_v0,
 )
 DeleteShareGroupOffsetsResponse._FIELDS = (

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -74,66 +73,6 @@ class DeleteTopicsRequest(Request['DeleteTopicsResponse']):
         self.timeout_ms = timeout_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteTopicsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.topic_names == other.topic_names and
-            self.timeout_ms == other.timeout_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteTopicsRequest(topics={self.topics!r}, topic_names={self.topic_names!r}, timeout_ms={self.timeout_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsRequest has no version {version} (valid 1-6)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteTopicsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteTopicsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteTopicsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteTopicsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteTopicsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsRequest has no version {version} (valid 1-6)')
-        try:
-            return _READERS_DeleteTopicsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteTopicsRequest v{version}: {exc}') from None
-
 
 class DeleteTopicState(Struct):
     """Struct ``DeleteTopicState`` of ``DeleteTopicsRequest``.
@@ -160,65 +99,6 @@ class DeleteTopicState(Struct):
         self.name = name
         self.topic_id = topic_id
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteTopicState):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteTopicState(name={self.name!r}, topic_id={self.topic_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicState has no version {version} (valid 1-6)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteTopicState[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteTopicState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteTopicState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteTopicState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteTopicState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicState has no version {version} (valid 1-6)')
-        try:
-            return _READERS_DeleteTopicState[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteTopicState v{version}: {exc}') from None
 
 
 class DeleteTopicsResponse(Response):
@@ -250,65 +130,6 @@ class DeleteTopicsResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteTopicsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteTopicsResponse(throttle_time_ms={self.throttle_time_ms!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsResponse has no version {version} (valid 1-6)')
-        start = len(out)
-        try:
-            _WRITERS_DeleteTopicsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteTopicsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteTopicsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteTopicsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteTopicsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsResponse has no version {version} (valid 1-6)')
-        try:
-            return _READERS_DeleteTopicsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteTopicsResponse v{version}: {exc}') from None
 
 
 class DeletableTopicResult(Struct):
@@ -342,67 +163,6 @@ class DeletableTopicResult(Struct):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeletableTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeletableTopicResult(name={self.name!r}, topic_id={self.topic_id!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeletableTopicResult has no version {version} (valid 1-6)')
-        start = len(out)
-        try:
-            _WRITERS_DeletableTopicResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeletableTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeletableTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeletableTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeletableTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeletableTopicResult has no version {version} (valid 1-6)')
-        try:
-            return _READERS_DeletableTopicResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeletableTopicResult v{version}: {exc}') from None
 
 
 def _new_DeleteTopicState() -> DeleteTopicState:
@@ -810,7 +570,8 @@ def _read_DeleteTopicsResponse_v6(buf: memoryview, pos: int) -> tuple[DeleteTopi
     return o, pos
 
 
-_WRITERS_DeleteTopicState: tuple[Callable[[DeleteTopicState, bytearray], None], ...] = (
+DeleteTopicState._LOWEST = 1
+DeleteTopicState._WRITERS = (
     _write_DeleteTopicState_v1,
     _write_DeleteTopicState_v1,
     _write_DeleteTopicState_v1,
@@ -818,7 +579,7 @@ _WRITERS_DeleteTopicState: tuple[Callable[[DeleteTopicState, bytearray], None], 
     _write_DeleteTopicState_v4,
     _write_DeleteTopicState_v6,
 )
-_READERS_DeleteTopicState: tuple[Callable[[memoryview, int], tuple[DeleteTopicState, int]], ...] = (
+DeleteTopicState._READERS = (
     _read_DeleteTopicState_v1,
     _read_DeleteTopicState_v1,
     _read_DeleteTopicState_v1,
@@ -831,7 +592,8 @@ DeleteTopicState._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (6, 32767), None, None, None, None),
 )
 
-_WRITERS_DeleteTopicsRequest: tuple[Callable[[DeleteTopicsRequest, bytearray], None], ...] = (
+DeleteTopicsRequest._LOWEST = 1
+DeleteTopicsRequest._WRITERS = (
     _write_DeleteTopicsRequest_v1,
     _write_DeleteTopicsRequest_v1,
     _write_DeleteTopicsRequest_v1,
@@ -839,7 +601,7 @@ _WRITERS_DeleteTopicsRequest: tuple[Callable[[DeleteTopicsRequest, bytearray], N
     _write_DeleteTopicsRequest_v4,
     _write_DeleteTopicsRequest_v6,
 )
-_READERS_DeleteTopicsRequest: tuple[Callable[[memoryview, int], tuple[DeleteTopicsRequest, int]], ...] = (
+DeleteTopicsRequest._READERS = (
     _read_DeleteTopicsRequest_v1,
     _read_DeleteTopicsRequest_v1,
     _read_DeleteTopicsRequest_v1,
@@ -853,7 +615,8 @@ DeleteTopicsRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DeletableTopicResult: tuple[Callable[[DeletableTopicResult, bytearray], None], ...] = (
+DeletableTopicResult._LOWEST = 1
+DeletableTopicResult._WRITERS = (
     _write_DeletableTopicResult_v1,
     _write_DeletableTopicResult_v1,
     _write_DeletableTopicResult_v1,
@@ -861,7 +624,7 @@ _WRITERS_DeletableTopicResult: tuple[Callable[[DeletableTopicResult, bytearray],
     _write_DeletableTopicResult_v5,
     _write_DeletableTopicResult_v6,
 )
-_READERS_DeletableTopicResult: tuple[Callable[[memoryview, int], tuple[DeletableTopicResult, int]], ...] = (
+DeletableTopicResult._READERS = (
     _read_DeletableTopicResult_v1,
     _read_DeletableTopicResult_v1,
     _read_DeletableTopicResult_v1,
@@ -876,7 +639,8 @@ DeletableTopicResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (5, 32767), (5, 32767), None, None, None),
 )
 
-_WRITERS_DeleteTopicsResponse: tuple[Callable[[DeleteTopicsResponse, bytearray], None], ...] = (
+DeleteTopicsResponse._LOWEST = 1
+DeleteTopicsResponse._WRITERS = (
     _write_DeleteTopicsResponse_v1,
     _write_DeleteTopicsResponse_v1,
     _write_DeleteTopicsResponse_v1,
@@ -884,7 +648,7 @@ _WRITERS_DeleteTopicsResponse: tuple[Callable[[DeleteTopicsResponse, bytearray],
     _write_DeleteTopicsResponse_v5,
     _write_DeleteTopicsResponse_v6,
 )
-_READERS_DeleteTopicsResponse: tuple[Callable[[memoryview, int], tuple[DeleteTopicsResponse, int]], ...] = (
+DeleteTopicsResponse._READERS = (
     _read_DeleteTopicsResponse_v1,
     _read_DeleteTopicsResponse_v1,
     _read_DeleteTopicsResponse_v1,

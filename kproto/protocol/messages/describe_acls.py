@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -89,70 +87,6 @@ class DescribeAclsRequest(Request['DescribeAclsResponse']):
         self.permission_type = permission_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeAclsRequest):
-            return NotImplemented
-        return (
-            self.resource_type_filter == other.resource_type_filter and
-            self.resource_name_filter == other.resource_name_filter and
-            self.pattern_type_filter == other.pattern_type_filter and
-            self.principal_filter == other.principal_filter and
-            self.host_filter == other.host_filter and
-            self.operation == other.operation and
-            self.permission_type == other.permission_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeAclsRequest(resource_type_filter={self.resource_type_filter!r}, resource_name_filter={self.resource_name_filter!r}, pattern_type_filter={self.pattern_type_filter!r}, principal_filter={self.principal_filter!r}, host_filter={self.host_filter!r}, operation={self.operation!r}, permission_type={self.permission_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsRequest has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeAclsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeAclsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeAclsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeAclsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeAclsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsRequest has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DescribeAclsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeAclsRequest v{version}: {exc}') from None
-
 
 class DescribeAclsResponse(Response):
     """Kafka response ``DescribeAclsResponse`` (API key 29), versions 1-3, flexible from v2.
@@ -190,67 +124,6 @@ class DescribeAclsResponse(Response):
         self.resources = list(resources)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeAclsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.resources == other.resources and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeAclsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, resources={self.resources!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResponse has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeAclsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeAclsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeAclsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeAclsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeAclsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResponse has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DescribeAclsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeAclsResponse v{version}: {exc}') from None
-
 
 class DescribeAclsResource(Struct):
     """Struct ``DescribeAclsResource`` of ``DescribeAclsResponse``.
@@ -284,67 +157,6 @@ class DescribeAclsResource(Struct):
         self.acls = list(acls)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeAclsResource):
-            return NotImplemented
-        return (
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.pattern_type == other.pattern_type and
-            self.acls == other.acls and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeAclsResource(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, pattern_type={self.pattern_type!r}, acls={self.acls!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResource has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeAclsResource[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeAclsResource v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeAclsResource:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeAclsResource v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeAclsResource, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResource has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DescribeAclsResource[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeAclsResource v{version}: {exc}') from None
-
 
 class AclDescription(Struct):
     """Struct ``AclDescription`` of ``DescribeAclsResponse``.
@@ -377,67 +189,6 @@ class AclDescription(Struct):
         self.operation = operation
         self.permission_type = permission_type
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AclDescription):
-            return NotImplemented
-        return (
-            self.principal == other.principal and
-            self.host == other.host and
-            self.operation == other.operation and
-            self.permission_type == other.permission_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AclDescription(principal={self.principal!r}, host={self.host!r}, operation={self.operation!r}, permission_type={self.permission_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclDescription has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_AclDescription[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AclDescription v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AclDescription:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AclDescription v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AclDescription, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclDescription has no version {version} (valid 1-3)')
-        try:
-            return _READERS_AclDescription[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AclDescription v{version}: {exc}') from None
 
 
 def _new_DescribeAclsRequest() -> DescribeAclsRequest:
@@ -701,12 +452,13 @@ def _read_DescribeAclsResponse_v2(buf: memoryview, pos: int) -> tuple[DescribeAc
     return o, pos
 
 
-_WRITERS_DescribeAclsRequest: tuple[Callable[[DescribeAclsRequest, bytearray], None], ...] = (
+DescribeAclsRequest._LOWEST = 1
+DescribeAclsRequest._WRITERS = (
     _write_DescribeAclsRequest_v1,
     _write_DescribeAclsRequest_v2,
     _write_DescribeAclsRequest_v2,
 )
-_READERS_DescribeAclsRequest: tuple[Callable[[memoryview, int], tuple[DescribeAclsRequest, int]], ...] = (
+DescribeAclsRequest._READERS = (
     _read_DescribeAclsRequest_v1,
     _read_DescribeAclsRequest_v2,
     _read_DescribeAclsRequest_v2,
@@ -721,12 +473,13 @@ DescribeAclsRequest._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AclDescription: tuple[Callable[[AclDescription, bytearray], None], ...] = (
+AclDescription._LOWEST = 1
+AclDescription._WRITERS = (
     _write_AclDescription_v1,
     _write_AclDescription_v2,
     _write_AclDescription_v2,
 )
-_READERS_AclDescription: tuple[Callable[[memoryview, int], tuple[AclDescription, int]], ...] = (
+AclDescription._READERS = (
     _read_AclDescription_v1,
     _read_AclDescription_v2,
     _read_AclDescription_v2,
@@ -738,12 +491,13 @@ AclDescription._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeAclsResource: tuple[Callable[[DescribeAclsResource, bytearray], None], ...] = (
+DescribeAclsResource._LOWEST = 1
+DescribeAclsResource._WRITERS = (
     _write_DescribeAclsResource_v1,
     _write_DescribeAclsResource_v2,
     _write_DescribeAclsResource_v2,
 )
-_READERS_DescribeAclsResource: tuple[Callable[[memoryview, int], tuple[DescribeAclsResource, int]], ...] = (
+DescribeAclsResource._READERS = (
     _read_DescribeAclsResource_v1,
     _read_DescribeAclsResource_v2,
     _read_DescribeAclsResource_v2,
@@ -755,12 +509,13 @@ DescribeAclsResource._FIELDS = (
     FieldSpec('acls', 'array', 'struct', (0, 32767), None, None, None, AclDescription),
 )
 
-_WRITERS_DescribeAclsResponse: tuple[Callable[[DescribeAclsResponse, bytearray], None], ...] = (
+DescribeAclsResponse._LOWEST = 1
+DescribeAclsResponse._WRITERS = (
     _write_DescribeAclsResponse_v1,
     _write_DescribeAclsResponse_v2,
     _write_DescribeAclsResponse_v2,
 )
-_READERS_DescribeAclsResponse: tuple[Callable[[memoryview, int], tuple[DescribeAclsResponse, int]], ...] = (
+DescribeAclsResponse._READERS = (
     _read_DescribeAclsResponse_v1,
     _read_DescribeAclsResponse_v2,
     _read_DescribeAclsResponse_v2,

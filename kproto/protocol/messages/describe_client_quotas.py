@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -79,65 +77,6 @@ class DescribeClientQuotasRequest(Request['DescribeClientQuotasResponse']):
         self.strict = strict
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeClientQuotasRequest):
-            return NotImplemented
-        return (
-            self.components == other.components and
-            self.strict == other.strict and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeClientQuotasRequest(components={self.components!r}, strict={self.strict!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClientQuotasRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeClientQuotasRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeClientQuotasRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeClientQuotasRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeClientQuotasRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClientQuotasRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClientQuotasRequest has no version {version} (valid 0-1)')
-        try:
-            return _READERS_DescribeClientQuotasRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeClientQuotasRequest v{version}: {exc}') from None
-
 
 class ComponentData(Struct):
     """Struct ``ComponentData`` of ``DescribeClientQuotasRequest``.
@@ -167,66 +106,6 @@ class ComponentData(Struct):
         self.match_type = match_type
         self.match_ = match_
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ComponentData):
-            return NotImplemented
-        return (
-            self.entity_type == other.entity_type and
-            self.match_type == other.match_type and
-            self.match_ == other.match_ and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ComponentData(entity_type={self.entity_type!r}, match_type={self.match_type!r}, match_={self.match_!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ComponentData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ComponentData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ComponentData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ComponentData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ComponentData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ComponentData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ComponentData has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ComponentData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ComponentData v{version}: {exc}') from None
 
 
 class DescribeClientQuotasResponse(Response):
@@ -265,67 +144,6 @@ class DescribeClientQuotasResponse(Response):
         self.entries = None if entries is None else list(entries)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeClientQuotasResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.entries == other.entries and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeClientQuotasResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, entries={self.entries!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClientQuotasResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeClientQuotasResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeClientQuotasResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeClientQuotasResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeClientQuotasResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClientQuotasResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClientQuotasResponse has no version {version} (valid 0-1)')
-        try:
-            return _READERS_DescribeClientQuotasResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeClientQuotasResponse v{version}: {exc}') from None
-
 
 class EntryData(Struct):
     """Struct ``EntryData`` of ``DescribeClientQuotasResponse``.
@@ -352,65 +170,6 @@ class EntryData(Struct):
         self.entity = list(entity)
         self.values = list(values)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EntryData):
-            return NotImplemented
-        return (
-            self.entity == other.entity and
-            self.values == other.values and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"EntryData(entity={self.entity!r}, values={self.values!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'EntryData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_EntryData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EntryData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EntryData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EntryData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EntryData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'EntryData has no version {version} (valid 0-1)')
-        try:
-            return _READERS_EntryData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EntryData v{version}: {exc}') from None
 
 
 class ValueData(Struct):
@@ -439,65 +198,6 @@ class ValueData(Struct):
         self.value = value
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ValueData):
-            return NotImplemented
-        return (
-            self.key == other.key and
-            self.value == other.value and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ValueData(key={self.key!r}, value={self.value!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ValueData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ValueData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ValueData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ValueData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ValueData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ValueData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ValueData has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ValueData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ValueData v{version}: {exc}') from None
-
 
 class EntityData(Struct):
     """Struct ``EntityData`` of ``DescribeClientQuotasResponse``.
@@ -524,65 +224,6 @@ class EntityData(Struct):
         self.entity_type = entity_type
         self.entity_name = entity_name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EntityData):
-            return NotImplemented
-        return (
-            self.entity_type == other.entity_type and
-            self.entity_name == other.entity_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"EntityData(entity_type={self.entity_type!r}, entity_name={self.entity_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'EntityData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_EntityData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EntityData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EntityData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EntityData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EntityData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'EntityData has no version {version} (valid 0-1)')
-        try:
-            return _READERS_EntityData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EntityData v{version}: {exc}') from None
 
 
 def _new_ComponentData() -> ComponentData:
@@ -938,11 +579,12 @@ def _read_DescribeClientQuotasResponse_v1(buf: memoryview, pos: int) -> tuple[De
     return o, pos
 
 
-_WRITERS_ComponentData: tuple[Callable[[ComponentData, bytearray], None], ...] = (
+ComponentData._LOWEST = 0
+ComponentData._WRITERS = (
     _write_ComponentData_v0,
     _write_ComponentData_v1,
 )
-_READERS_ComponentData: tuple[Callable[[memoryview, int], tuple[ComponentData, int]], ...] = (
+ComponentData._READERS = (
     _read_ComponentData_v0,
     _read_ComponentData_v1,
 )
@@ -952,11 +594,12 @@ ComponentData._FIELDS = (
     FieldSpec('match_', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_DescribeClientQuotasRequest: tuple[Callable[[DescribeClientQuotasRequest, bytearray], None], ...] = (
+DescribeClientQuotasRequest._LOWEST = 0
+DescribeClientQuotasRequest._WRITERS = (
     _write_DescribeClientQuotasRequest_v0,
     _write_DescribeClientQuotasRequest_v1,
 )
-_READERS_DescribeClientQuotasRequest: tuple[Callable[[memoryview, int], tuple[DescribeClientQuotasRequest, int]], ...] = (
+DescribeClientQuotasRequest._READERS = (
     _read_DescribeClientQuotasRequest_v0,
     _read_DescribeClientQuotasRequest_v1,
 )
@@ -965,11 +608,12 @@ DescribeClientQuotasRequest._FIELDS = (
     FieldSpec('strict', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_EntityData: tuple[Callable[[EntityData, bytearray], None], ...] = (
+EntityData._LOWEST = 0
+EntityData._WRITERS = (
     _write_EntityData_v0,
     _write_EntityData_v1,
 )
-_READERS_EntityData: tuple[Callable[[memoryview, int], tuple[EntityData, int]], ...] = (
+EntityData._READERS = (
     _read_EntityData_v0,
     _read_EntityData_v1,
 )
@@ -978,11 +622,12 @@ EntityData._FIELDS = (
     FieldSpec('entity_name', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_ValueData: tuple[Callable[[ValueData, bytearray], None], ...] = (
+ValueData._LOWEST = 0
+ValueData._WRITERS = (
     _write_ValueData_v0,
     _write_ValueData_v1,
 )
-_READERS_ValueData: tuple[Callable[[memoryview, int], tuple[ValueData, int]], ...] = (
+ValueData._READERS = (
     _read_ValueData_v0,
     _read_ValueData_v1,
 )
@@ -991,11 +636,12 @@ ValueData._FIELDS = (
     FieldSpec('value', 'float64', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_EntryData: tuple[Callable[[EntryData, bytearray], None], ...] = (
+EntryData._LOWEST = 0
+EntryData._WRITERS = (
     _write_EntryData_v0,
     _write_EntryData_v1,
 )
-_READERS_EntryData: tuple[Callable[[memoryview, int], tuple[EntryData, int]], ...] = (
+EntryData._READERS = (
     _read_EntryData_v0,
     _read_EntryData_v1,
 )
@@ -1004,11 +650,12 @@ EntryData._FIELDS = (
     FieldSpec('values', 'array', 'struct', (0, 32767), None, None, None, ValueData),
 )
 
-_WRITERS_DescribeClientQuotasResponse: tuple[Callable[[DescribeClientQuotasResponse, bytearray], None], ...] = (
+DescribeClientQuotasResponse._LOWEST = 0
+DescribeClientQuotasResponse._WRITERS = (
     _write_DescribeClientQuotasResponse_v0,
     _write_DescribeClientQuotasResponse_v1,
 )
-_READERS_DescribeClientQuotasResponse: tuple[Callable[[memoryview, int], tuple[DescribeClientQuotasResponse, int]], ...] = (
+DescribeClientQuotasResponse._READERS = (
     _read_DescribeClientQuotasResponse_v0,
     _read_DescribeClientQuotasResponse_v1,
 )

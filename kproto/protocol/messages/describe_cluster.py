@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -73,66 +72,6 @@ class DescribeClusterRequest(Request['DescribeClusterResponse']):
         self.include_fenced_brokers = include_fenced_brokers
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeClusterRequest):
-            return NotImplemented
-        return (
-            self.include_cluster_authorized_operations == other.include_cluster_authorized_operations and
-            self.endpoint_type == other.endpoint_type and
-            self.include_fenced_brokers == other.include_fenced_brokers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeClusterRequest(include_cluster_authorized_operations={self.include_cluster_authorized_operations!r}, endpoint_type={self.endpoint_type!r}, include_fenced_brokers={self.include_fenced_brokers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeClusterRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeClusterRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeClusterRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeClusterRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClusterRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterRequest has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DescribeClusterRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeClusterRequest v{version}: {exc}') from None
-
 
 class DescribeClusterResponse(Response):
     """Kafka response ``DescribeClusterResponse`` (API key 60), versions 0-2, flexible from v0.
@@ -182,71 +121,6 @@ class DescribeClusterResponse(Response):
         self.cluster_authorized_operations = cluster_authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeClusterResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.endpoint_type == other.endpoint_type and
-            self.cluster_id == other.cluster_id and
-            self.controller_id == other.controller_id and
-            self.brokers == other.brokers and
-            self.cluster_authorized_operations == other.cluster_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeClusterResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, endpoint_type={self.endpoint_type!r}, cluster_id={self.cluster_id!r}, controller_id={self.controller_id!r}, brokers={self.brokers!r}, cluster_authorized_operations={self.cluster_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeClusterResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeClusterResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeClusterResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeClusterResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClusterResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterResponse has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DescribeClusterResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeClusterResponse v{version}: {exc}') from None
-
 
 class DescribeClusterBroker(Struct):
     """Struct ``DescribeClusterBroker`` of ``DescribeClusterResponse``.
@@ -282,68 +156,6 @@ class DescribeClusterBroker(Struct):
         self.rack = rack
         self.is_fenced = is_fenced
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeClusterBroker):
-            return NotImplemented
-        return (
-            self.broker_id == other.broker_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            self.is_fenced == other.is_fenced and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeClusterBroker(broker_id={self.broker_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}, is_fenced={self.is_fenced!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterBroker has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeClusterBroker[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeClusterBroker v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeClusterBroker:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeClusterBroker v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClusterBroker, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterBroker has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DescribeClusterBroker[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeClusterBroker v{version}: {exc}') from None
 
 
 def _new_DescribeClusterRequest() -> DescribeClusterRequest:
@@ -646,12 +458,13 @@ def _read_DescribeClusterResponse_v2(buf: memoryview, pos: int) -> tuple[Describ
     return o, pos
 
 
-_WRITERS_DescribeClusterRequest: tuple[Callable[[DescribeClusterRequest, bytearray], None], ...] = (
+DescribeClusterRequest._LOWEST = 0
+DescribeClusterRequest._WRITERS = (
     _write_DescribeClusterRequest_v0,
     _write_DescribeClusterRequest_v1,
     _write_DescribeClusterRequest_v2,
 )
-_READERS_DescribeClusterRequest: tuple[Callable[[memoryview, int], tuple[DescribeClusterRequest, int]], ...] = (
+DescribeClusterRequest._READERS = (
     _read_DescribeClusterRequest_v0,
     _read_DescribeClusterRequest_v1,
     _read_DescribeClusterRequest_v2,
@@ -662,12 +475,13 @@ DescribeClusterRequest._FIELDS = (
     FieldSpec('include_fenced_brokers', 'bool', None, (2, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeClusterBroker: tuple[Callable[[DescribeClusterBroker, bytearray], None], ...] = (
+DescribeClusterBroker._LOWEST = 0
+DescribeClusterBroker._WRITERS = (
     _write_DescribeClusterBroker_v0,
     _write_DescribeClusterBroker_v0,
     _write_DescribeClusterBroker_v2,
 )
-_READERS_DescribeClusterBroker: tuple[Callable[[memoryview, int], tuple[DescribeClusterBroker, int]], ...] = (
+DescribeClusterBroker._READERS = (
     _read_DescribeClusterBroker_v0,
     _read_DescribeClusterBroker_v0,
     _read_DescribeClusterBroker_v2,
@@ -680,12 +494,13 @@ DescribeClusterBroker._FIELDS = (
     FieldSpec('is_fenced', 'bool', None, (2, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeClusterResponse: tuple[Callable[[DescribeClusterResponse, bytearray], None], ...] = (
+DescribeClusterResponse._LOWEST = 0
+DescribeClusterResponse._WRITERS = (
     _write_DescribeClusterResponse_v0,
     _write_DescribeClusterResponse_v1,
     _write_DescribeClusterResponse_v2,
 )
-_READERS_DescribeClusterResponse: tuple[Callable[[memoryview, int], tuple[DescribeClusterResponse, int]], ...] = (
+DescribeClusterResponse._READERS = (
     _read_DescribeClusterResponse_v0,
     _read_DescribeClusterResponse_v1,
     _read_DescribeClusterResponse_v2,

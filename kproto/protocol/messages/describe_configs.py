@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -83,66 +82,6 @@ class DescribeConfigsRequest(Request['DescribeConfigsResponse']):
         self.include_documentation = include_documentation
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsRequest):
-            return NotImplemented
-        return (
-            self.resources == other.resources and
-            self.include_synonyms == other.include_synonyms and
-            self.include_documentation == other.include_documentation and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsRequest(resources={self.resources!r}, include_synonyms={self.include_synonyms!r}, include_documentation={self.include_documentation!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsRequest has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeConfigsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsRequest has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribeConfigsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsRequest v{version}: {exc}') from None
-
 
 class DescribeConfigsResource(Struct):
     """Struct ``DescribeConfigsResource`` of ``DescribeConfigsRequest``.
@@ -172,66 +111,6 @@ class DescribeConfigsResource(Struct):
         self.resource_name = resource_name
         self.configuration_keys = None if configuration_keys is None else list(configuration_keys)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsResource):
-            return NotImplemented
-        return (
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.configuration_keys == other.configuration_keys and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsResource(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, configuration_keys={self.configuration_keys!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResource has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeConfigsResource[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsResource v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResource:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsResource v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResource, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResource has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribeConfigsResource[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsResource v{version}: {exc}') from None
 
 
 class DescribeConfigsResponse(Response):
@@ -263,65 +142,6 @@ class DescribeConfigsResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.results = list(results)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResponse has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeConfigsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResponse has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribeConfigsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsResponse v{version}: {exc}') from None
 
 
 class DescribeConfigsResult(Struct):
@@ -358,68 +178,6 @@ class DescribeConfigsResult(Struct):
         self.resource_name = resource_name
         self.configs = list(configs)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsResult):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.configs == other.configs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsResult(error_code={self.error_code!r}, error_message={self.error_message!r}, resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, configs={self.configs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResult has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeConfigsResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResult has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribeConfigsResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsResult v{version}: {exc}') from None
 
 
 class DescribeConfigsResourceResult(Struct):
@@ -466,71 +224,6 @@ class DescribeConfigsResourceResult(Struct):
         self.documentation = documentation
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsResourceResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.value == other.value and
-            self.read_only == other.read_only and
-            self.config_source == other.config_source and
-            self.is_sensitive == other.is_sensitive and
-            self.synonyms == other.synonyms and
-            self.config_type == other.config_type and
-            self.documentation == other.documentation and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsResourceResult(name={self.name!r}, value={self.value!r}, read_only={self.read_only!r}, config_source={self.config_source!r}, is_sensitive={self.is_sensitive!r}, synonyms={self.synonyms!r}, config_type={self.config_type!r}, documentation={self.documentation!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResourceResult has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeConfigsResourceResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsResourceResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResourceResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsResourceResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResourceResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResourceResult has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribeConfigsResourceResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsResourceResult v{version}: {exc}') from None
-
 
 class DescribeConfigsSynonym(Struct):
     """Struct ``DescribeConfigsSynonym`` of ``DescribeConfigsResponse``.
@@ -560,66 +253,6 @@ class DescribeConfigsSynonym(Struct):
         self.value = value
         self.source = source
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsSynonym):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.value == other.value and
-            self.source == other.source and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsSynonym(name={self.name!r}, value={self.value!r}, source={self.source!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsSynonym has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeConfigsSynonym[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsSynonym v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsSynonym:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsSynonym v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsSynonym, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsSynonym has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribeConfigsSynonym[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsSynonym v{version}: {exc}') from None
 
 
 def _new_DescribeConfigsResource() -> DescribeConfigsResource:
@@ -1140,13 +773,14 @@ def _read_DescribeConfigsResponse_v4(buf: memoryview, pos: int) -> tuple[Describ
     return o, pos
 
 
-_WRITERS_DescribeConfigsResource: tuple[Callable[[DescribeConfigsResource, bytearray], None], ...] = (
+DescribeConfigsResource._LOWEST = 1
+DescribeConfigsResource._WRITERS = (
     _write_DescribeConfigsResource_v1,
     _write_DescribeConfigsResource_v1,
     _write_DescribeConfigsResource_v1,
     _write_DescribeConfigsResource_v4,
 )
-_READERS_DescribeConfigsResource: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResource, int]], ...] = (
+DescribeConfigsResource._READERS = (
     _read_DescribeConfigsResource_v1,
     _read_DescribeConfigsResource_v1,
     _read_DescribeConfigsResource_v1,
@@ -1158,13 +792,14 @@ DescribeConfigsResource._FIELDS = (
     FieldSpec('configuration_keys', 'array', 'string', (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_DescribeConfigsRequest: tuple[Callable[[DescribeConfigsRequest, bytearray], None], ...] = (
+DescribeConfigsRequest._LOWEST = 1
+DescribeConfigsRequest._WRITERS = (
     _write_DescribeConfigsRequest_v1,
     _write_DescribeConfigsRequest_v1,
     _write_DescribeConfigsRequest_v3,
     _write_DescribeConfigsRequest_v4,
 )
-_READERS_DescribeConfigsRequest: tuple[Callable[[memoryview, int], tuple[DescribeConfigsRequest, int]], ...] = (
+DescribeConfigsRequest._READERS = (
     _read_DescribeConfigsRequest_v1,
     _read_DescribeConfigsRequest_v1,
     _read_DescribeConfigsRequest_v3,
@@ -1176,13 +811,14 @@ DescribeConfigsRequest._FIELDS = (
     FieldSpec('include_documentation', 'bool', None, (3, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeConfigsSynonym: tuple[Callable[[DescribeConfigsSynonym, bytearray], None], ...] = (
+DescribeConfigsSynonym._LOWEST = 1
+DescribeConfigsSynonym._WRITERS = (
     _write_DescribeConfigsSynonym_v1,
     _write_DescribeConfigsSynonym_v1,
     _write_DescribeConfigsSynonym_v1,
     _write_DescribeConfigsSynonym_v4,
 )
-_READERS_DescribeConfigsSynonym: tuple[Callable[[memoryview, int], tuple[DescribeConfigsSynonym, int]], ...] = (
+DescribeConfigsSynonym._READERS = (
     _read_DescribeConfigsSynonym_v1,
     _read_DescribeConfigsSynonym_v1,
     _read_DescribeConfigsSynonym_v1,
@@ -1194,13 +830,14 @@ DescribeConfigsSynonym._FIELDS = (
     FieldSpec('source', 'int8', None, (1, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeConfigsResourceResult: tuple[Callable[[DescribeConfigsResourceResult, bytearray], None], ...] = (
+DescribeConfigsResourceResult._LOWEST = 1
+DescribeConfigsResourceResult._WRITERS = (
     _write_DescribeConfigsResourceResult_v1,
     _write_DescribeConfigsResourceResult_v1,
     _write_DescribeConfigsResourceResult_v3,
     _write_DescribeConfigsResourceResult_v4,
 )
-_READERS_DescribeConfigsResourceResult: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResourceResult, int]], ...] = (
+DescribeConfigsResourceResult._READERS = (
     _read_DescribeConfigsResourceResult_v1,
     _read_DescribeConfigsResourceResult_v1,
     _read_DescribeConfigsResourceResult_v3,
@@ -1217,13 +854,14 @@ DescribeConfigsResourceResult._FIELDS = (
     FieldSpec('documentation', 'string', None, (3, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_DescribeConfigsResult: tuple[Callable[[DescribeConfigsResult, bytearray], None], ...] = (
+DescribeConfigsResult._LOWEST = 1
+DescribeConfigsResult._WRITERS = (
     _write_DescribeConfigsResult_v1,
     _write_DescribeConfigsResult_v1,
     _write_DescribeConfigsResult_v3,
     _write_DescribeConfigsResult_v4,
 )
-_READERS_DescribeConfigsResult: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResult, int]], ...] = (
+DescribeConfigsResult._READERS = (
     _read_DescribeConfigsResult_v1,
     _read_DescribeConfigsResult_v1,
     _read_DescribeConfigsResult_v3,
@@ -1237,13 +875,14 @@ DescribeConfigsResult._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (0, 32767), None, None, None, DescribeConfigsResourceResult),
 )
 
-_WRITERS_DescribeConfigsResponse: tuple[Callable[[DescribeConfigsResponse, bytearray], None], ...] = (
+DescribeConfigsResponse._LOWEST = 1
+DescribeConfigsResponse._WRITERS = (
     _write_DescribeConfigsResponse_v1,
     _write_DescribeConfigsResponse_v1,
     _write_DescribeConfigsResponse_v3,
     _write_DescribeConfigsResponse_v4,
 )
-_READERS_DescribeConfigsResponse: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResponse, int]], ...] = (
+DescribeConfigsResponse._READERS = (
     _read_DescribeConfigsResponse_v1,
     _read_DescribeConfigsResponse_v1,
     _read_DescribeConfigsResponse_v3,

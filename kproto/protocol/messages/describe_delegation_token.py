@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -73,64 +72,6 @@ class DescribeDelegationTokenRequest(Request['DescribeDelegationTokenResponse'])
         self.owners = None if owners is None else list(owners)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeDelegationTokenRequest):
-            return NotImplemented
-        return (
-            self.owners == other.owners and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeDelegationTokenRequest(owners={self.owners!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenRequest has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeDelegationTokenRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeDelegationTokenRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeDelegationTokenRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeDelegationTokenRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeDelegationTokenRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenRequest has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DescribeDelegationTokenRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeDelegationTokenRequest v{version}: {exc}') from None
-
 
 class DescribeDelegationTokenOwner(Struct):
     """Struct ``DescribeDelegationTokenOwner`` of ``DescribeDelegationTokenRequest``.
@@ -157,65 +98,6 @@ class DescribeDelegationTokenOwner(Struct):
         self.principal_type = principal_type
         self.principal_name = principal_name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeDelegationTokenOwner):
-            return NotImplemented
-        return (
-            self.principal_type == other.principal_type and
-            self.principal_name == other.principal_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeDelegationTokenOwner(principal_type={self.principal_type!r}, principal_name={self.principal_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenOwner has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeDelegationTokenOwner[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeDelegationTokenOwner v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeDelegationTokenOwner:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeDelegationTokenOwner v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeDelegationTokenOwner, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenOwner has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DescribeDelegationTokenOwner[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeDelegationTokenOwner v{version}: {exc}') from None
 
 
 class DescribeDelegationTokenResponse(Response):
@@ -250,66 +132,6 @@ class DescribeDelegationTokenResponse(Response):
         self.tokens = list(tokens)
         self.throttle_time_ms = throttle_time_ms
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeDelegationTokenResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.tokens == other.tokens and
-            self.throttle_time_ms == other.throttle_time_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeDelegationTokenResponse(error_code={self.error_code!r}, tokens={self.tokens!r}, throttle_time_ms={self.throttle_time_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenResponse has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeDelegationTokenResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeDelegationTokenResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeDelegationTokenResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeDelegationTokenResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeDelegationTokenResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenResponse has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DescribeDelegationTokenResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeDelegationTokenResponse v{version}: {exc}') from None
 
 
 class DescribedDelegationToken(Struct):
@@ -362,73 +184,6 @@ class DescribedDelegationToken(Struct):
         self.renewers = list(renewers)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribedDelegationToken):
-            return NotImplemented
-        return (
-            self.principal_type == other.principal_type and
-            self.principal_name == other.principal_name and
-            self.token_requester_principal_type == other.token_requester_principal_type and
-            self.token_requester_principal_name == other.token_requester_principal_name and
-            self.issue_timestamp == other.issue_timestamp and
-            self.expiry_timestamp == other.expiry_timestamp and
-            self.max_timestamp == other.max_timestamp and
-            self.token_id == other.token_id and
-            self.hmac == other.hmac and
-            self.renewers == other.renewers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribedDelegationToken(principal_type={self.principal_type!r}, principal_name={self.principal_name!r}, token_requester_principal_type={self.token_requester_principal_type!r}, token_requester_principal_name={self.token_requester_principal_name!r}, issue_timestamp={self.issue_timestamp!r}, expiry_timestamp={self.expiry_timestamp!r}, max_timestamp={self.max_timestamp!r}, token_id={self.token_id!r}, hmac={self.hmac!r}, renewers={self.renewers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationToken has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DescribedDelegationToken[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribedDelegationToken v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedDelegationToken:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribedDelegationToken v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedDelegationToken, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationToken has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DescribedDelegationToken[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribedDelegationToken v{version}: {exc}') from None
-
 
 class DescribedDelegationTokenRenewer(Struct):
     """Struct ``DescribedDelegationTokenRenewer`` of ``DescribeDelegationTokenResponse``.
@@ -455,65 +210,6 @@ class DescribedDelegationTokenRenewer(Struct):
         self.principal_type = principal_type
         self.principal_name = principal_name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribedDelegationTokenRenewer):
-            return NotImplemented
-        return (
-            self.principal_type == other.principal_type and
-            self.principal_name == other.principal_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribedDelegationTokenRenewer(principal_type={self.principal_type!r}, principal_name={self.principal_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationTokenRenewer has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _WRITERS_DescribedDelegationTokenRenewer[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribedDelegationTokenRenewer v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedDelegationTokenRenewer:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribedDelegationTokenRenewer v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedDelegationTokenRenewer, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationTokenRenewer has no version {version} (valid 1-3)')
-        try:
-            return _READERS_DescribedDelegationTokenRenewer[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribedDelegationTokenRenewer v{version}: {exc}') from None
 
 
 def _new_DescribeDelegationTokenOwner() -> DescribeDelegationTokenOwner:
@@ -910,12 +606,13 @@ def _read_DescribeDelegationTokenResponse_v3(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-_WRITERS_DescribeDelegationTokenOwner: tuple[Callable[[DescribeDelegationTokenOwner, bytearray], None], ...] = (
+DescribeDelegationTokenOwner._LOWEST = 1
+DescribeDelegationTokenOwner._WRITERS = (
     _write_DescribeDelegationTokenOwner_v1,
     _write_DescribeDelegationTokenOwner_v2,
     _write_DescribeDelegationTokenOwner_v2,
 )
-_READERS_DescribeDelegationTokenOwner: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenOwner, int]], ...] = (
+DescribeDelegationTokenOwner._READERS = (
     _read_DescribeDelegationTokenOwner_v1,
     _read_DescribeDelegationTokenOwner_v2,
     _read_DescribeDelegationTokenOwner_v2,
@@ -925,12 +622,13 @@ DescribeDelegationTokenOwner._FIELDS = (
     FieldSpec('principal_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeDelegationTokenRequest: tuple[Callable[[DescribeDelegationTokenRequest, bytearray], None], ...] = (
+DescribeDelegationTokenRequest._LOWEST = 1
+DescribeDelegationTokenRequest._WRITERS = (
     _write_DescribeDelegationTokenRequest_v1,
     _write_DescribeDelegationTokenRequest_v2,
     _write_DescribeDelegationTokenRequest_v2,
 )
-_READERS_DescribeDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenRequest, int]], ...] = (
+DescribeDelegationTokenRequest._READERS = (
     _read_DescribeDelegationTokenRequest_v1,
     _read_DescribeDelegationTokenRequest_v2,
     _read_DescribeDelegationTokenRequest_v2,
@@ -939,12 +637,13 @@ DescribeDelegationTokenRequest._FIELDS = (
     FieldSpec('owners', 'array', 'struct', (0, 32767), (0, 32767), None, None, DescribeDelegationTokenOwner),
 )
 
-_WRITERS_DescribedDelegationTokenRenewer: tuple[Callable[[DescribedDelegationTokenRenewer, bytearray], None], ...] = (
+DescribedDelegationTokenRenewer._LOWEST = 1
+DescribedDelegationTokenRenewer._WRITERS = (
     _write_DescribedDelegationTokenRenewer_v1,
     _write_DescribedDelegationTokenRenewer_v2,
     _write_DescribedDelegationTokenRenewer_v2,
 )
-_READERS_DescribedDelegationTokenRenewer: tuple[Callable[[memoryview, int], tuple[DescribedDelegationTokenRenewer, int]], ...] = (
+DescribedDelegationTokenRenewer._READERS = (
     _read_DescribedDelegationTokenRenewer_v1,
     _read_DescribedDelegationTokenRenewer_v2,
     _read_DescribedDelegationTokenRenewer_v2,
@@ -954,12 +653,13 @@ DescribedDelegationTokenRenewer._FIELDS = (
     FieldSpec('principal_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribedDelegationToken: tuple[Callable[[DescribedDelegationToken, bytearray], None], ...] = (
+DescribedDelegationToken._LOWEST = 1
+DescribedDelegationToken._WRITERS = (
     _write_DescribedDelegationToken_v1,
     _write_DescribedDelegationToken_v2,
     _write_DescribedDelegationToken_v3,
 )
-_READERS_DescribedDelegationToken: tuple[Callable[[memoryview, int], tuple[DescribedDelegationToken, int]], ...] = (
+DescribedDelegationToken._READERS = (
     _read_DescribedDelegationToken_v1,
     _read_DescribedDelegationToken_v2,
     _read_DescribedDelegationToken_v3,
@@ -977,12 +677,13 @@ DescribedDelegationToken._FIELDS = (
     FieldSpec('renewers', 'array', 'struct', (0, 32767), None, None, None, DescribedDelegationTokenRenewer),
 )
 
-_WRITERS_DescribeDelegationTokenResponse: tuple[Callable[[DescribeDelegationTokenResponse, bytearray], None], ...] = (
+DescribeDelegationTokenResponse._LOWEST = 1
+DescribeDelegationTokenResponse._WRITERS = (
     _write_DescribeDelegationTokenResponse_v1,
     _write_DescribeDelegationTokenResponse_v2,
     _write_DescribeDelegationTokenResponse_v3,
 )
-_READERS_DescribeDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenResponse, int]], ...] = (
+DescribeDelegationTokenResponse._READERS = (
     _read_DescribeDelegationTokenResponse_v1,
     _read_DescribeDelegationTokenResponse_v2,
     _read_DescribeDelegationTokenResponse_v3,

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -77,65 +76,6 @@ class DescribeGroupsRequest(Request['DescribeGroupsResponse']):
         self.include_authorized_operations = include_authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeGroupsRequest):
-            return NotImplemented
-        return (
-            self.groups == other.groups and
-            self.include_authorized_operations == other.include_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeGroupsRequest(groups={self.groups!r}, include_authorized_operations={self.include_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribeGroupsRequest has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeGroupsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeGroupsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeGroupsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeGroupsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeGroupsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribeGroupsRequest has no version {version} (valid 0-6)')
-        try:
-            return _READERS_DescribeGroupsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeGroupsRequest v{version}: {exc}') from None
-
 
 class DescribeGroupsResponse(Response):
     """Kafka response ``DescribeGroupsResponse`` (API key 15), versions 0-6, flexible from v5.
@@ -166,65 +106,6 @@ class DescribeGroupsResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeGroupsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeGroupsResponse(throttle_time_ms={self.throttle_time_ms!r}, groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribeGroupsResponse has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeGroupsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeGroupsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeGroupsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeGroupsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeGroupsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribeGroupsResponse has no version {version} (valid 0-6)')
-        try:
-            return _READERS_DescribeGroupsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeGroupsResponse v{version}: {exc}') from None
 
 
 class DescribedGroup(Struct):
@@ -271,71 +152,6 @@ class DescribedGroup(Struct):
         self.authorized_operations = authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribedGroup):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.group_id == other.group_id and
-            self.group_state == other.group_state and
-            self.protocol_type == other.protocol_type and
-            self.protocol_data == other.protocol_data and
-            self.members == other.members and
-            self.authorized_operations == other.authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribedGroup(error_code={self.error_code!r}, error_message={self.error_message!r}, group_id={self.group_id!r}, group_state={self.group_state!r}, protocol_type={self.protocol_type!r}, protocol_data={self.protocol_data!r}, members={self.members!r}, authorized_operations={self.authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _WRITERS_DescribedGroup[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribedGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribedGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-6)')
-        try:
-            return _READERS_DescribedGroup[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribedGroup v{version}: {exc}') from None
-
 
 class DescribedGroupMember(Struct):
     """Struct ``DescribedGroupMember`` of ``DescribeGroupsResponse``.
@@ -374,69 +190,6 @@ class DescribedGroupMember(Struct):
         self.member_metadata = member_metadata
         self.member_assignment = member_assignment
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribedGroupMember):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.client_id == other.client_id and
-            self.client_host == other.client_host and
-            self.member_metadata == other.member_metadata and
-            self.member_assignment == other.member_assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribedGroupMember(member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, client_id={self.client_id!r}, client_host={self.client_host!r}, member_metadata={self.member_metadata!r}, member_assignment={self.member_assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribedGroupMember has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _WRITERS_DescribedGroupMember[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribedGroupMember v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedGroupMember:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribedGroupMember v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedGroupMember, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribedGroupMember has no version {version} (valid 0-6)')
-        try:
-            return _READERS_DescribedGroupMember[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribedGroupMember v{version}: {exc}') from None
 
 
 def _new_DescribeGroupsRequest() -> DescribeGroupsRequest:
@@ -972,7 +725,8 @@ def _read_DescribeGroupsResponse_v6(buf: memoryview, pos: int) -> tuple[Describe
     return o, pos
 
 
-_WRITERS_DescribeGroupsRequest: tuple[Callable[[DescribeGroupsRequest, bytearray], None], ...] = (
+DescribeGroupsRequest._LOWEST = 0
+DescribeGroupsRequest._WRITERS = (
     _write_DescribeGroupsRequest_v0,
     _write_DescribeGroupsRequest_v0,
     _write_DescribeGroupsRequest_v0,
@@ -981,7 +735,7 @@ _WRITERS_DescribeGroupsRequest: tuple[Callable[[DescribeGroupsRequest, bytearray
     _write_DescribeGroupsRequest_v5,
     _write_DescribeGroupsRequest_v5,
 )
-_READERS_DescribeGroupsRequest: tuple[Callable[[memoryview, int], tuple[DescribeGroupsRequest, int]], ...] = (
+DescribeGroupsRequest._READERS = (
     _read_DescribeGroupsRequest_v0,
     _read_DescribeGroupsRequest_v0,
     _read_DescribeGroupsRequest_v0,
@@ -995,7 +749,8 @@ DescribeGroupsRequest._FIELDS = (
     FieldSpec('include_authorized_operations', 'bool', None, (3, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribedGroupMember: tuple[Callable[[DescribedGroupMember, bytearray], None], ...] = (
+DescribedGroupMember._LOWEST = 0
+DescribedGroupMember._WRITERS = (
     _write_DescribedGroupMember_v0,
     _write_DescribedGroupMember_v0,
     _write_DescribedGroupMember_v0,
@@ -1004,7 +759,7 @@ _WRITERS_DescribedGroupMember: tuple[Callable[[DescribedGroupMember, bytearray],
     _write_DescribedGroupMember_v5,
     _write_DescribedGroupMember_v5,
 )
-_READERS_DescribedGroupMember: tuple[Callable[[memoryview, int], tuple[DescribedGroupMember, int]], ...] = (
+DescribedGroupMember._READERS = (
     _read_DescribedGroupMember_v0,
     _read_DescribedGroupMember_v0,
     _read_DescribedGroupMember_v0,
@@ -1022,7 +777,8 @@ DescribedGroupMember._FIELDS = (
     FieldSpec('member_assignment', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
+DescribedGroup._LOWEST = 0
+DescribedGroup._WRITERS = (
     _write_DescribedGroup_v0,
     _write_DescribedGroup_v0,
     _write_DescribedGroup_v0,
@@ -1031,7 +787,7 @@ _WRITERS_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...]
     _write_DescribedGroup_v5,
     _write_DescribedGroup_v6,
 )
-_READERS_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
+DescribedGroup._READERS = (
     _read_DescribedGroup_v0,
     _read_DescribedGroup_v0,
     _read_DescribedGroup_v0,
@@ -1051,7 +807,8 @@ DescribedGroup._FIELDS = (
     FieldSpec('authorized_operations', 'int32', None, (3, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeGroupsResponse: tuple[Callable[[DescribeGroupsResponse, bytearray], None], ...] = (
+DescribeGroupsResponse._LOWEST = 0
+DescribeGroupsResponse._WRITERS = (
     _write_DescribeGroupsResponse_v0,
     _write_DescribeGroupsResponse_v1,
     _write_DescribeGroupsResponse_v1,
@@ -1060,7 +817,7 @@ _WRITERS_DescribeGroupsResponse: tuple[Callable[[DescribeGroupsResponse, bytearr
     _write_DescribeGroupsResponse_v5,
     _write_DescribeGroupsResponse_v6,
 )
-_READERS_DescribeGroupsResponse: tuple[Callable[[memoryview, int], tuple[DescribeGroupsResponse, int]], ...] = (
+DescribeGroupsResponse._READERS = (
     _read_DescribeGroupsResponse_v0,
     _read_DescribeGroupsResponse_v1,
     _read_DescribeGroupsResponse_v1,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -72,64 +70,6 @@ class DescribeLogDirsRequest(Request['DescribeLogDirsResponse']):
         self.topics = None if topics is None else list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeLogDirsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeLogDirsRequest(topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsRequest has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeLogDirsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeLogDirsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeLogDirsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeLogDirsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsRequest has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribeLogDirsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeLogDirsRequest v{version}: {exc}') from None
-
 
 class DescribableLogDirTopic(Struct):
     """Struct ``DescribableLogDirTopic`` of ``DescribeLogDirsRequest``.
@@ -156,65 +96,6 @@ class DescribableLogDirTopic(Struct):
         self.topic = topic
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribableLogDirTopic):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribableLogDirTopic(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribableLogDirTopic has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribableLogDirTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribableLogDirTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribableLogDirTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribableLogDirTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribableLogDirTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribableLogDirTopic has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribableLogDirTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribableLogDirTopic v{version}: {exc}') from None
 
 
 class DescribeLogDirsResponse(Response):
@@ -249,66 +130,6 @@ class DescribeLogDirsResponse(Response):
         self.error_code = error_code
         self.results = list(results)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeLogDirsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeLogDirsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResponse has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeLogDirsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeLogDirsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeLogDirsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeLogDirsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResponse has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribeLogDirsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeLogDirsResponse v{version}: {exc}') from None
 
 
 class DescribeLogDirsResult(Struct):
@@ -346,68 +167,6 @@ class DescribeLogDirsResult(Struct):
         self.usable_bytes = usable_bytes
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeLogDirsResult):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.log_dir == other.log_dir and
-            self.topics == other.topics and
-            self.total_bytes == other.total_bytes and
-            self.usable_bytes == other.usable_bytes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeLogDirsResult(error_code={self.error_code!r}, log_dir={self.log_dir!r}, topics={self.topics!r}, total_bytes={self.total_bytes!r}, usable_bytes={self.usable_bytes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResult has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeLogDirsResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeLogDirsResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeLogDirsResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeLogDirsResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResult has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribeLogDirsResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeLogDirsResult v{version}: {exc}') from None
-
 
 class DescribeLogDirsTopic(Struct):
     """Struct ``DescribeLogDirsTopic`` of ``DescribeLogDirsResponse``.
@@ -434,65 +193,6 @@ class DescribeLogDirsTopic(Struct):
         self.name = name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeLogDirsTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeLogDirsTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsTopic has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeLogDirsTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeLogDirsTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeLogDirsTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeLogDirsTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsTopic has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribeLogDirsTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeLogDirsTopic v{version}: {exc}') from None
 
 
 class DescribeLogDirsPartition(Struct):
@@ -526,67 +226,6 @@ class DescribeLogDirsPartition(Struct):
         self.offset_lag = offset_lag
         self.is_future_key = is_future_key
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeLogDirsPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.partition_size == other.partition_size and
-            self.offset_lag == other.offset_lag and
-            self.is_future_key == other.is_future_key and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeLogDirsPartition(partition_index={self.partition_index!r}, partition_size={self.partition_size!r}, offset_lag={self.offset_lag!r}, is_future_key={self.is_future_key!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsPartition has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeLogDirsPartition[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeLogDirsPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeLogDirsPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeLogDirsPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsPartition has no version {version} (valid 1-4)')
-        try:
-            return _READERS_DescribeLogDirsPartition[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeLogDirsPartition v{version}: {exc}') from None
 
 
 def _new_DescribableLogDirTopic() -> DescribableLogDirTopic:
@@ -1042,13 +681,14 @@ def _read_DescribeLogDirsResponse_v4(buf: memoryview, pos: int) -> tuple[Describ
     return o, pos
 
 
-_WRITERS_DescribableLogDirTopic: tuple[Callable[[DescribableLogDirTopic, bytearray], None], ...] = (
+DescribableLogDirTopic._LOWEST = 1
+DescribableLogDirTopic._WRITERS = (
     _write_DescribableLogDirTopic_v1,
     _write_DescribableLogDirTopic_v2,
     _write_DescribableLogDirTopic_v2,
     _write_DescribableLogDirTopic_v2,
 )
-_READERS_DescribableLogDirTopic: tuple[Callable[[memoryview, int], tuple[DescribableLogDirTopic, int]], ...] = (
+DescribableLogDirTopic._READERS = (
     _read_DescribableLogDirTopic_v1,
     _read_DescribableLogDirTopic_v2,
     _read_DescribableLogDirTopic_v2,
@@ -1059,13 +699,14 @@ DescribableLogDirTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeLogDirsRequest: tuple[Callable[[DescribeLogDirsRequest, bytearray], None], ...] = (
+DescribeLogDirsRequest._LOWEST = 1
+DescribeLogDirsRequest._WRITERS = (
     _write_DescribeLogDirsRequest_v1,
     _write_DescribeLogDirsRequest_v2,
     _write_DescribeLogDirsRequest_v2,
     _write_DescribeLogDirsRequest_v2,
 )
-_READERS_DescribeLogDirsRequest: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsRequest, int]], ...] = (
+DescribeLogDirsRequest._READERS = (
     _read_DescribeLogDirsRequest_v1,
     _read_DescribeLogDirsRequest_v2,
     _read_DescribeLogDirsRequest_v2,
@@ -1075,13 +716,14 @@ DescribeLogDirsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), (0, 32767), None, None, DescribableLogDirTopic),
 )
 
-_WRITERS_DescribeLogDirsPartition: tuple[Callable[[DescribeLogDirsPartition, bytearray], None], ...] = (
+DescribeLogDirsPartition._LOWEST = 1
+DescribeLogDirsPartition._WRITERS = (
     _write_DescribeLogDirsPartition_v1,
     _write_DescribeLogDirsPartition_v2,
     _write_DescribeLogDirsPartition_v2,
     _write_DescribeLogDirsPartition_v2,
 )
-_READERS_DescribeLogDirsPartition: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsPartition, int]], ...] = (
+DescribeLogDirsPartition._READERS = (
     _read_DescribeLogDirsPartition_v1,
     _read_DescribeLogDirsPartition_v2,
     _read_DescribeLogDirsPartition_v2,
@@ -1094,13 +736,14 @@ DescribeLogDirsPartition._FIELDS = (
     FieldSpec('is_future_key', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeLogDirsTopic: tuple[Callable[[DescribeLogDirsTopic, bytearray], None], ...] = (
+DescribeLogDirsTopic._LOWEST = 1
+DescribeLogDirsTopic._WRITERS = (
     _write_DescribeLogDirsTopic_v1,
     _write_DescribeLogDirsTopic_v2,
     _write_DescribeLogDirsTopic_v2,
     _write_DescribeLogDirsTopic_v2,
 )
-_READERS_DescribeLogDirsTopic: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsTopic, int]], ...] = (
+DescribeLogDirsTopic._READERS = (
     _read_DescribeLogDirsTopic_v1,
     _read_DescribeLogDirsTopic_v2,
     _read_DescribeLogDirsTopic_v2,
@@ -1111,13 +754,14 @@ DescribeLogDirsTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DescribeLogDirsPartition),
 )
 
-_WRITERS_DescribeLogDirsResult: tuple[Callable[[DescribeLogDirsResult, bytearray], None], ...] = (
+DescribeLogDirsResult._LOWEST = 1
+DescribeLogDirsResult._WRITERS = (
     _write_DescribeLogDirsResult_v1,
     _write_DescribeLogDirsResult_v2,
     _write_DescribeLogDirsResult_v2,
     _write_DescribeLogDirsResult_v4,
 )
-_READERS_DescribeLogDirsResult: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsResult, int]], ...] = (
+DescribeLogDirsResult._READERS = (
     _read_DescribeLogDirsResult_v1,
     _read_DescribeLogDirsResult_v2,
     _read_DescribeLogDirsResult_v2,
@@ -1131,13 +775,14 @@ DescribeLogDirsResult._FIELDS = (
     FieldSpec('usable_bytes', 'int64', None, (4, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeLogDirsResponse: tuple[Callable[[DescribeLogDirsResponse, bytearray], None], ...] = (
+DescribeLogDirsResponse._LOWEST = 1
+DescribeLogDirsResponse._WRITERS = (
     _write_DescribeLogDirsResponse_v1,
     _write_DescribeLogDirsResponse_v2,
     _write_DescribeLogDirsResponse_v3,
     _write_DescribeLogDirsResponse_v4,
 )
-_READERS_DescribeLogDirsResponse: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsResponse, int]], ...] = (
+DescribeLogDirsResponse._READERS = (
     _read_DescribeLogDirsResponse_v1,
     _read_DescribeLogDirsResponse_v2,
     _read_DescribeLogDirsResponse_v3,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -67,64 +65,6 @@ class DescribeProducersRequest(Request['DescribeProducersResponse']):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeProducersRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeProducersRequest(topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeProducersRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeProducersRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeProducersRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeProducersRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeProducersRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeProducersRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeProducersRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeProducersRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeProducersRequest v{version}: {exc}') from None
-
 
 class TopicRequest(Struct):
     """Struct ``TopicRequest`` of ``DescribeProducersRequest``.
@@ -151,65 +91,6 @@ class TopicRequest(Struct):
         self.name = name
         self.partition_indexes = list(partition_indexes)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicRequest):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partition_indexes == other.partition_indexes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicRequest(name={self.name!r}, partition_indexes={self.partition_indexes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_TopicRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_TopicRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicRequest v{version}: {exc}') from None
 
 
 class DescribeProducersResponse(Response):
@@ -242,65 +123,6 @@ class DescribeProducersResponse(Response):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeProducersResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeProducersResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeProducersResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeProducersResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeProducersResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeProducersResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeProducersResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeProducersResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeProducersResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeProducersResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeProducersResponse v{version}: {exc}') from None
-
 
 class TopicResponse(Struct):
     """Struct ``TopicResponse`` of ``DescribeProducersResponse``.
@@ -327,65 +149,6 @@ class TopicResponse(Struct):
         self.name = name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicResponse):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicResponse(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_TopicResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_TopicResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicResponse v{version}: {exc}') from None
 
 
 class PartitionResponse(Struct):
@@ -419,67 +182,6 @@ class PartitionResponse(Struct):
         self.error_message = error_message
         self.active_producers = list(active_producers)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionResponse):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.active_producers == other.active_producers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"PartitionResponse(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, active_producers={self.active_producers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PartitionResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_PartitionResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PartitionResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_PartitionResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionResponse v{version}: {exc}') from None
 
 
 class ProducerState(Struct):
@@ -519,69 +221,6 @@ class ProducerState(Struct):
         self.coordinator_epoch = coordinator_epoch
         self.current_txn_start_offset = current_txn_start_offset
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ProducerState):
-            return NotImplemented
-        return (
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.last_sequence == other.last_sequence and
-            self.last_timestamp == other.last_timestamp and
-            self.coordinator_epoch == other.coordinator_epoch and
-            self.current_txn_start_offset == other.current_txn_start_offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ProducerState(producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, last_sequence={self.last_sequence!r}, last_timestamp={self.last_timestamp!r}, coordinator_epoch={self.coordinator_epoch!r}, current_txn_start_offset={self.current_txn_start_offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ProducerState has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_ProducerState[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ProducerState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ProducerState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ProducerState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ProducerState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ProducerState has no version {version} (valid 0-0)')
-        try:
-            return _READERS_ProducerState[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ProducerState v{version}: {exc}') from None
 
 
 def _new_TopicRequest() -> TopicRequest:
@@ -806,10 +445,11 @@ def _read_DescribeProducersResponse_v0(buf: memoryview, pos: int) -> tuple[Descr
     return o, pos
 
 
-_WRITERS_TopicRequest: tuple[Callable[[TopicRequest, bytearray], None], ...] = (
+TopicRequest._LOWEST = 0
+TopicRequest._WRITERS = (
     _write_TopicRequest_v0,
 )
-_READERS_TopicRequest: tuple[Callable[[memoryview, int], tuple[TopicRequest, int]], ...] = (
+TopicRequest._READERS = (
     _read_TopicRequest_v0,
 )
 TopicRequest._FIELDS = (
@@ -817,20 +457,22 @@ TopicRequest._FIELDS = (
     FieldSpec('partition_indexes', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeProducersRequest: tuple[Callable[[DescribeProducersRequest, bytearray], None], ...] = (
+DescribeProducersRequest._LOWEST = 0
+DescribeProducersRequest._WRITERS = (
     _write_DescribeProducersRequest_v0,
 )
-_READERS_DescribeProducersRequest: tuple[Callable[[memoryview, int], tuple[DescribeProducersRequest, int]], ...] = (
+DescribeProducersRequest._READERS = (
     _read_DescribeProducersRequest_v0,
 )
 DescribeProducersRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, TopicRequest),
 )
 
-_WRITERS_ProducerState: tuple[Callable[[ProducerState, bytearray], None], ...] = (
+ProducerState._LOWEST = 0
+ProducerState._WRITERS = (
     _write_ProducerState_v0,
 )
-_READERS_ProducerState: tuple[Callable[[memoryview, int], tuple[ProducerState, int]], ...] = (
+ProducerState._READERS = (
     _read_ProducerState_v0,
 )
 ProducerState._FIELDS = (
@@ -842,10 +484,11 @@ ProducerState._FIELDS = (
     FieldSpec('current_txn_start_offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_PartitionResponse: tuple[Callable[[PartitionResponse, bytearray], None], ...] = (
+PartitionResponse._LOWEST = 0
+PartitionResponse._WRITERS = (
     _write_PartitionResponse_v0,
 )
-_READERS_PartitionResponse: tuple[Callable[[memoryview, int], tuple[PartitionResponse, int]], ...] = (
+PartitionResponse._READERS = (
     _read_PartitionResponse_v0,
 )
 PartitionResponse._FIELDS = (
@@ -855,10 +498,11 @@ PartitionResponse._FIELDS = (
     FieldSpec('active_producers', 'array', 'struct', (0, 32767), None, None, None, ProducerState),
 )
 
-_WRITERS_TopicResponse: tuple[Callable[[TopicResponse, bytearray], None], ...] = (
+TopicResponse._LOWEST = 0
+TopicResponse._WRITERS = (
     _write_TopicResponse_v0,
 )
-_READERS_TopicResponse: tuple[Callable[[memoryview, int], tuple[TopicResponse, int]], ...] = (
+TopicResponse._READERS = (
     _read_TopicResponse_v0,
 )
 TopicResponse._FIELDS = (
@@ -866,10 +510,11 @@ TopicResponse._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionResponse),
 )
 
-_WRITERS_DescribeProducersResponse: tuple[Callable[[DescribeProducersResponse, bytearray], None], ...] = (
+DescribeProducersResponse._LOWEST = 0
+DescribeProducersResponse._WRITERS = (
     _write_DescribeProducersResponse_v0,
 )
-_READERS_DescribeProducersResponse: tuple[Callable[[memoryview, int], tuple[DescribeProducersResponse, int]], ...] = (
+DescribeProducersResponse._READERS = (
     _read_DescribeProducersResponse_v0,
 )
 DescribeProducersResponse._FIELDS = (

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -77,64 +76,6 @@ class DescribeQuorumRequest(Request['DescribeQuorumResponse']):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumRequest(topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeQuorumRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequest has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DescribeQuorumRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumRequest v{version}: {exc}') from None
-
 
 class DescribeQuorumRequestTopicData(Struct):
     """Struct ``TopicData`` of ``DescribeQuorumRequest``.
@@ -162,65 +103,6 @@ class DescribeQuorumRequestTopicData(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumRequestTopicData):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumRequestTopicData(topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequestTopicData has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeQuorumRequestTopicData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumRequestTopicData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumRequestTopicData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumRequestTopicData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumRequestTopicData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequestTopicData has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DescribeQuorumRequestTopicData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumRequestTopicData v{version}: {exc}') from None
-
 
 class DescribeQuorumRequestPartitionData(Struct):
     """Struct ``PartitionData`` of ``DescribeQuorumRequest``.
@@ -244,64 +126,6 @@ class DescribeQuorumRequestPartitionData(Struct):
     ) -> None:
         self.partition_index = partition_index
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumRequestPartitionData):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumRequestPartitionData(partition_index={self.partition_index!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequestPartitionData has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeQuorumRequestPartitionData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumRequestPartitionData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumRequestPartitionData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumRequestPartitionData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumRequestPartitionData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequestPartitionData has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DescribeQuorumRequestPartitionData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumRequestPartitionData v{version}: {exc}') from None
 
 
 class DescribeQuorumResponse(Response):
@@ -340,67 +164,6 @@ class DescribeQuorumResponse(Response):
         self.nodes = list(nodes)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.topics == other.topics and
-            self.nodes == other.nodes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumResponse(error_code={self.error_code!r}, error_message={self.error_message!r}, topics={self.topics!r}, nodes={self.nodes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeQuorumResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponse has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DescribeQuorumResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumResponse v{version}: {exc}') from None
-
 
 class Node(Struct):
     """Struct ``Node`` of ``DescribeQuorumResponse``.
@@ -427,65 +190,6 @@ class Node(Struct):
         self.node_id = node_id
         self.listeners = list(listeners)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Node):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.listeners == other.listeners and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"Node(node_id={self.node_id!r}, listeners={self.listeners!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'Node has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_Node[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Node v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Node:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Node v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Node, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'Node has no version {version} (valid 0-2)')
-        try:
-            return _READERS_Node[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Node v{version}: {exc}') from None
 
 
 class Listener(Struct):
@@ -517,66 +221,6 @@ class Listener(Struct):
         self.port = port
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Listener):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.host == other.host and
-            self.port == other.port and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"Listener(name={self.name!r}, host={self.host!r}, port={self.port!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'Listener has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_Listener[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Listener v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Listener:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Listener v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Listener, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'Listener has no version {version} (valid 0-2)')
-        try:
-            return _READERS_Listener[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Listener v{version}: {exc}') from None
-
 
 class DescribeQuorumResponseTopicData(Struct):
     """Struct ``TopicData`` of ``DescribeQuorumResponse``.
@@ -603,65 +247,6 @@ class DescribeQuorumResponseTopicData(Struct):
         self.topic_name = topic_name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumResponseTopicData):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumResponseTopicData(topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponseTopicData has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeQuorumResponseTopicData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumResponseTopicData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumResponseTopicData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumResponseTopicData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumResponseTopicData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponseTopicData has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DescribeQuorumResponseTopicData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumResponseTopicData v{version}: {exc}') from None
 
 
 class DescribeQuorumResponsePartitionData(Struct):
@@ -708,71 +293,6 @@ class DescribeQuorumResponsePartitionData(Struct):
         self.observers = list(observers)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumResponsePartitionData):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            self.high_watermark == other.high_watermark and
-            self.current_voters == other.current_voters and
-            self.observers == other.observers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumResponsePartitionData(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}, high_watermark={self.high_watermark!r}, current_voters={self.current_voters!r}, observers={self.observers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponsePartitionData has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeQuorumResponsePartitionData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumResponsePartitionData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumResponsePartitionData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumResponsePartitionData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumResponsePartitionData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponsePartitionData has no version {version} (valid 0-2)')
-        try:
-            return _READERS_DescribeQuorumResponsePartitionData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumResponsePartitionData v{version}: {exc}') from None
-
 
 class ReplicaState(Struct):
     """Struct ``ReplicaState`` of ``DescribeQuorumResponse``.
@@ -808,68 +328,6 @@ class ReplicaState(Struct):
         self.last_fetch_timestamp = last_fetch_timestamp
         self.last_caught_up_timestamp = last_caught_up_timestamp
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReplicaState):
-            return NotImplemented
-        return (
-            self.replica_id == other.replica_id and
-            self.replica_directory_id == other.replica_directory_id and
-            self.log_end_offset == other.log_end_offset and
-            self.last_fetch_timestamp == other.last_fetch_timestamp and
-            self.last_caught_up_timestamp == other.last_caught_up_timestamp and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ReplicaState(replica_id={self.replica_id!r}, replica_directory_id={self.replica_directory_id!r}, log_end_offset={self.log_end_offset!r}, last_fetch_timestamp={self.last_fetch_timestamp!r}, last_caught_up_timestamp={self.last_caught_up_timestamp!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_ReplicaState[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReplicaState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReplicaState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReplicaState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReplicaState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 0-2)')
-        try:
-            return _READERS_ReplicaState[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReplicaState v{version}: {exc}') from None
 
 
 def _new_DescribeQuorumRequestPartitionData() -> DescribeQuorumRequestPartitionData:
@@ -1549,12 +1007,13 @@ def _read_DescribeQuorumResponse_v2(buf: memoryview, pos: int) -> tuple[Describe
     return o, pos
 
 
-_WRITERS_DescribeQuorumRequestPartitionData: tuple[Callable[[DescribeQuorumRequestPartitionData, bytearray], None], ...] = (
+DescribeQuorumRequestPartitionData._LOWEST = 0
+DescribeQuorumRequestPartitionData._WRITERS = (
     _write_DescribeQuorumRequestPartitionData_v0,
     _write_DescribeQuorumRequestPartitionData_v0,
     _write_DescribeQuorumRequestPartitionData_v0,
 )
-_READERS_DescribeQuorumRequestPartitionData: tuple[Callable[[memoryview, int], tuple[DescribeQuorumRequestPartitionData, int]], ...] = (
+DescribeQuorumRequestPartitionData._READERS = (
     _read_DescribeQuorumRequestPartitionData_v0,
     _read_DescribeQuorumRequestPartitionData_v0,
     _read_DescribeQuorumRequestPartitionData_v0,
@@ -1563,12 +1022,13 @@ DescribeQuorumRequestPartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeQuorumRequestTopicData: tuple[Callable[[DescribeQuorumRequestTopicData, bytearray], None], ...] = (
+DescribeQuorumRequestTopicData._LOWEST = 0
+DescribeQuorumRequestTopicData._WRITERS = (
     _write_DescribeQuorumRequestTopicData_v0,
     _write_DescribeQuorumRequestTopicData_v0,
     _write_DescribeQuorumRequestTopicData_v0,
 )
-_READERS_DescribeQuorumRequestTopicData: tuple[Callable[[memoryview, int], tuple[DescribeQuorumRequestTopicData, int]], ...] = (
+DescribeQuorumRequestTopicData._READERS = (
     _read_DescribeQuorumRequestTopicData_v0,
     _read_DescribeQuorumRequestTopicData_v0,
     _read_DescribeQuorumRequestTopicData_v0,
@@ -1578,12 +1038,13 @@ DescribeQuorumRequestTopicData._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DescribeQuorumRequestPartitionData),
 )
 
-_WRITERS_DescribeQuorumRequest: tuple[Callable[[DescribeQuorumRequest, bytearray], None], ...] = (
+DescribeQuorumRequest._LOWEST = 0
+DescribeQuorumRequest._WRITERS = (
     _write_DescribeQuorumRequest_v0,
     _write_DescribeQuorumRequest_v0,
     _write_DescribeQuorumRequest_v0,
 )
-_READERS_DescribeQuorumRequest: tuple[Callable[[memoryview, int], tuple[DescribeQuorumRequest, int]], ...] = (
+DescribeQuorumRequest._READERS = (
     _read_DescribeQuorumRequest_v0,
     _read_DescribeQuorumRequest_v0,
     _read_DescribeQuorumRequest_v0,
@@ -1592,12 +1053,13 @@ DescribeQuorumRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, DescribeQuorumRequestTopicData),
 )
 
-_WRITERS_ReplicaState: tuple[Callable[[ReplicaState, bytearray], None], ...] = (
+ReplicaState._LOWEST = 0
+ReplicaState._WRITERS = (
     _write_ReplicaState_v0,
     _write_ReplicaState_v1,
     _write_ReplicaState_v2,
 )
-_READERS_ReplicaState: tuple[Callable[[memoryview, int], tuple[ReplicaState, int]], ...] = (
+ReplicaState._READERS = (
     _read_ReplicaState_v0,
     _read_ReplicaState_v1,
     _read_ReplicaState_v2,
@@ -1610,12 +1072,13 @@ ReplicaState._FIELDS = (
     FieldSpec('last_caught_up_timestamp', 'int64', None, (1, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeQuorumResponsePartitionData: tuple[Callable[[DescribeQuorumResponsePartitionData, bytearray], None], ...] = (
+DescribeQuorumResponsePartitionData._LOWEST = 0
+DescribeQuorumResponsePartitionData._WRITERS = (
     _write_DescribeQuorumResponsePartitionData_v0,
     _write_DescribeQuorumResponsePartitionData_v1,
     _write_DescribeQuorumResponsePartitionData_v2,
 )
-_READERS_DescribeQuorumResponsePartitionData: tuple[Callable[[memoryview, int], tuple[DescribeQuorumResponsePartitionData, int]], ...] = (
+DescribeQuorumResponsePartitionData._READERS = (
     _read_DescribeQuorumResponsePartitionData_v0,
     _read_DescribeQuorumResponsePartitionData_v1,
     _read_DescribeQuorumResponsePartitionData_v2,
@@ -1631,12 +1094,13 @@ DescribeQuorumResponsePartitionData._FIELDS = (
     FieldSpec('observers', 'array', 'struct', (0, 32767), None, None, None, ReplicaState),
 )
 
-_WRITERS_DescribeQuorumResponseTopicData: tuple[Callable[[DescribeQuorumResponseTopicData, bytearray], None], ...] = (
+DescribeQuorumResponseTopicData._LOWEST = 0
+DescribeQuorumResponseTopicData._WRITERS = (
     _write_DescribeQuorumResponseTopicData_v0,
     _write_DescribeQuorumResponseTopicData_v1,
     _write_DescribeQuorumResponseTopicData_v2,
 )
-_READERS_DescribeQuorumResponseTopicData: tuple[Callable[[memoryview, int], tuple[DescribeQuorumResponseTopicData, int]], ...] = (
+DescribeQuorumResponseTopicData._READERS = (
     _read_DescribeQuorumResponseTopicData_v0,
     _read_DescribeQuorumResponseTopicData_v1,
     _read_DescribeQuorumResponseTopicData_v2,
@@ -1646,12 +1110,13 @@ DescribeQuorumResponseTopicData._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DescribeQuorumResponsePartitionData),
 )
 
-_WRITERS_Listener: tuple[Callable[[Listener, bytearray], None], ...] = (
+Listener._LOWEST = 0
+Listener._WRITERS = (
     _write_Listener_v0,
     _write_Listener_v0,
     _write_Listener_v2,
 )
-_READERS_Listener: tuple[Callable[[memoryview, int], tuple[Listener, int]], ...] = (
+Listener._READERS = (
     _read_Listener_v0,
     _read_Listener_v0,
     _read_Listener_v2,
@@ -1662,12 +1127,13 @@ Listener._FIELDS = (
     FieldSpec('port', 'uint16', None, (2, 32767), None, None, None, None),
 )
 
-_WRITERS_Node: tuple[Callable[[Node, bytearray], None], ...] = (
+Node._LOWEST = 0
+Node._WRITERS = (
     _write_Node_v0,
     _write_Node_v0,
     _write_Node_v2,
 )
-_READERS_Node: tuple[Callable[[memoryview, int], tuple[Node, int]], ...] = (
+Node._READERS = (
     _read_Node_v0,
     _read_Node_v0,
     _read_Node_v2,
@@ -1677,12 +1143,13 @@ Node._FIELDS = (
     FieldSpec('listeners', 'array', 'struct', (2, 32767), None, None, None, Listener),
 )
 
-_WRITERS_DescribeQuorumResponse: tuple[Callable[[DescribeQuorumResponse, bytearray], None], ...] = (
+DescribeQuorumResponse._LOWEST = 0
+DescribeQuorumResponse._WRITERS = (
     _write_DescribeQuorumResponse_v0,
     _write_DescribeQuorumResponse_v1,
     _write_DescribeQuorumResponse_v2,
 )
-_READERS_DescribeQuorumResponse: tuple[Callable[[memoryview, int], tuple[DescribeQuorumResponse, int]], ...] = (
+DescribeQuorumResponse._READERS = (
     _read_DescribeQuorumResponse_v0,
     _read_DescribeQuorumResponse_v1,
     _read_DescribeQuorumResponse_v2,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_array_len,
@@ -70,64 +68,6 @@ class DescribeShareGroupOffsetsRequest(Request['DescribeShareGroupOffsetsRespons
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsRequest):
-            return NotImplemented
-        return (
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsRequest(groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeShareGroupOffsetsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeShareGroupOffsetsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsRequest v{version}: {exc}') from None
-
 
 class DescribeShareGroupOffsetsRequestGroup(Struct):
     """Struct ``DescribeShareGroupOffsetsRequestGroup`` of ``DescribeShareGroupOffsetsRequest``.
@@ -155,65 +95,6 @@ class DescribeShareGroupOffsetsRequestGroup(Struct):
         self.topics = None if topics is None else list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsRequestGroup):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsRequestGroup(group_id={self.group_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequestGroup has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeShareGroupOffsetsRequestGroup[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsRequestGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsRequestGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsRequestGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsRequestGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequestGroup has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeShareGroupOffsetsRequestGroup[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsRequestGroup v{version}: {exc}') from None
-
 
 class DescribeShareGroupOffsetsRequestTopic(Struct):
     """Struct ``DescribeShareGroupOffsetsRequestTopic`` of ``DescribeShareGroupOffsetsRequest``.
@@ -240,65 +121,6 @@ class DescribeShareGroupOffsetsRequestTopic(Struct):
         self.topic_name = topic_name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsRequestTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsRequestTopic(topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeShareGroupOffsetsRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeShareGroupOffsetsRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsRequestTopic v{version}: {exc}') from None
 
 
 class DescribeShareGroupOffsetsResponse(Response):
@@ -330,65 +152,6 @@ class DescribeShareGroupOffsetsResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsResponse(throttle_time_ms={self.throttle_time_ms!r}, groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeShareGroupOffsetsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeShareGroupOffsetsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsResponse v{version}: {exc}') from None
 
 
 class DescribeShareGroupOffsetsResponseGroup(Struct):
@@ -423,67 +186,6 @@ class DescribeShareGroupOffsetsResponseGroup(Struct):
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsResponseGroup):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsResponseGroup(group_id={self.group_id!r}, topics={self.topics!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponseGroup has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeShareGroupOffsetsResponseGroup[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsResponseGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsResponseGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsResponseGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsResponseGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponseGroup has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeShareGroupOffsetsResponseGroup[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsResponseGroup v{version}: {exc}') from None
-
 
 class DescribeShareGroupOffsetsResponseTopic(Struct):
     """Struct ``DescribeShareGroupOffsetsResponseTopic`` of ``DescribeShareGroupOffsetsResponse``.
@@ -513,66 +215,6 @@ class DescribeShareGroupOffsetsResponseTopic(Struct):
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsResponseTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsResponseTopic(topic_name={self.topic_name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeShareGroupOffsetsResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeShareGroupOffsetsResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsResponseTopic v{version}: {exc}') from None
 
 
 class DescribeShareGroupOffsetsResponsePartition(Struct):
@@ -609,68 +251,6 @@ class DescribeShareGroupOffsetsResponsePartition(Struct):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.start_offset == other.start_offset and
-            self.leader_epoch == other.leader_epoch and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsResponsePartition(partition_index={self.partition_index!r}, start_offset={self.start_offset!r}, leader_epoch={self.leader_epoch!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponsePartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeShareGroupOffsetsResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponsePartition has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeShareGroupOffsetsResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsResponsePartition v{version}: {exc}') from None
 
 
 def _new_DescribeShareGroupOffsetsRequestTopic() -> DescribeShareGroupOffsetsRequestTopic:
@@ -945,10 +525,11 @@ def _read_DescribeShareGroupOffsetsResponse_v0(buf: memoryview, pos: int) -> tup
     return o, pos
 
 
-_WRITERS_DescribeShareGroupOffsetsRequestTopic: tuple[Callable[[DescribeShareGroupOffsetsRequestTopic, bytearray], None], ...] = (
+DescribeShareGroupOffsetsRequestTopic._LOWEST = 0
+DescribeShareGroupOffsetsRequestTopic._WRITERS = (
     _write_DescribeShareGroupOffsetsRequestTopic_v0,
 )
-_READERS_DescribeShareGroupOffsetsRequestTopic: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsRequestTopic, int]], ...] = (
+DescribeShareGroupOffsetsRequestTopic._READERS = (
     _read_DescribeShareGroupOffsetsRequestTopic_v0,
 )
 DescribeShareGroupOffsetsRequestTopic._FIELDS = (
@@ -956,10 +537,11 @@ DescribeShareGroupOffsetsRequestTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeShareGroupOffsetsRequestGroup: tuple[Callable[[DescribeShareGroupOffsetsRequestGroup, bytearray], None], ...] = (
+DescribeShareGroupOffsetsRequestGroup._LOWEST = 0
+DescribeShareGroupOffsetsRequestGroup._WRITERS = (
     _write_DescribeShareGroupOffsetsRequestGroup_v0,
 )
-_READERS_DescribeShareGroupOffsetsRequestGroup: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsRequestGroup, int]], ...] = (
+DescribeShareGroupOffsetsRequestGroup._READERS = (
     _read_DescribeShareGroupOffsetsRequestGroup_v0,
 )
 DescribeShareGroupOffsetsRequestGroup._FIELDS = (
@@ -967,20 +549,22 @@ DescribeShareGroupOffsetsRequestGroup._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), (0, 32767), None, None, DescribeShareGroupOffsetsRequestTopic),
 )
 
-_WRITERS_DescribeShareGroupOffsetsRequest: tuple[Callable[[DescribeShareGroupOffsetsRequest, bytearray], None], ...] = (
+DescribeShareGroupOffsetsRequest._LOWEST = 0
+DescribeShareGroupOffsetsRequest._WRITERS = (
     _write_DescribeShareGroupOffsetsRequest_v0,
 )
-_READERS_DescribeShareGroupOffsetsRequest: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsRequest, int]], ...] = (
+DescribeShareGroupOffsetsRequest._READERS = (
     _read_DescribeShareGroupOffsetsRequest_v0,
 )
 DescribeShareGroupOffsetsRequest._FIELDS = (
     FieldSpec('groups', 'array', 'struct', (0, 32767), None, None, None, DescribeShareGroupOffsetsRequestGroup),
 )
 
-_WRITERS_DescribeShareGroupOffsetsResponsePartition: tuple[Callable[[DescribeShareGroupOffsetsResponsePartition, bytearray], None], ...] = (
+DescribeShareGroupOffsetsResponsePartition._LOWEST = 0
+DescribeShareGroupOffsetsResponsePartition._WRITERS = (
     _write_DescribeShareGroupOffsetsResponsePartition_v0,
 )
-_READERS_DescribeShareGroupOffsetsResponsePartition: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsResponsePartition, int]], ...] = (
+DescribeShareGroupOffsetsResponsePartition._READERS = (
     _read_DescribeShareGroupOffsetsResponsePartition_v0,
 )
 DescribeShareGroupOffsetsResponsePartition._FIELDS = (
@@ -991,10 +575,11 @@ DescribeShareGroupOffsetsResponsePartition._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_DescribeShareGroupOffsetsResponseTopic: tuple[Callable[[DescribeShareGroupOffsetsResponseTopic, bytearray], None], ...] = (
+DescribeShareGroupOffsetsResponseTopic._LOWEST = 0
+DescribeShareGroupOffsetsResponseTopic._WRITERS = (
     _write_DescribeShareGroupOffsetsResponseTopic_v0,
 )
-_READERS_DescribeShareGroupOffsetsResponseTopic: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsResponseTopic, int]], ...] = (
+DescribeShareGroupOffsetsResponseTopic._READERS = (
     _read_DescribeShareGroupOffsetsResponseTopic_v0,
 )
 DescribeShareGroupOffsetsResponseTopic._FIELDS = (
@@ -1003,10 +588,11 @@ DescribeShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DescribeShareGroupOffsetsResponsePartition),
 )
 
-_WRITERS_DescribeShareGroupOffsetsResponseGroup: tuple[Callable[[DescribeShareGroupOffsetsResponseGroup, bytearray], None], ...] = (
+DescribeShareGroupOffsetsResponseGroup._LOWEST = 0
+DescribeShareGroupOffsetsResponseGroup._WRITERS = (
     _write_DescribeShareGroupOffsetsResponseGroup_v0,
 )
-_READERS_DescribeShareGroupOffsetsResponseGroup: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsResponseGroup, int]], ...] = (
+DescribeShareGroupOffsetsResponseGroup._READERS = (
     _read_DescribeShareGroupOffsetsResponseGroup_v0,
 )
 DescribeShareGroupOffsetsResponseGroup._FIELDS = (
@@ -1016,10 +602,11 @@ DescribeShareGroupOffsetsResponseGroup._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_DescribeShareGroupOffsetsResponse: tuple[Callable[[DescribeShareGroupOffsetsResponse, bytearray], None], ...] = (
+DescribeShareGroupOffsetsResponse._LOWEST = 0
+DescribeShareGroupOffsetsResponse._WRITERS = (
     _write_DescribeShareGroupOffsetsResponse_v0,
 )
-_READERS_DescribeShareGroupOffsetsResponse: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsResponse, int]], ...] = (
+DescribeShareGroupOffsetsResponse._READERS = (
     _read_DescribeShareGroupOffsetsResponse_v0,
 )
 DescribeShareGroupOffsetsResponse._FIELDS = (

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_array_len,
@@ -77,66 +75,6 @@ class DescribeTopicPartitionsRequest(Request['DescribeTopicPartitionsResponse'])
         self.cursor = cursor
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.response_partition_limit == other.response_partition_limit and
-            self.cursor == other.cursor and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsRequest(topics={self.topics!r}, response_partition_limit={self.response_partition_limit!r}, cursor={self.cursor!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeTopicPartitionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeTopicPartitionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsRequest v{version}: {exc}') from None
-
 
 class DescribeTopicPartitionsRequestCursor(Struct):
     """Struct ``Cursor`` of ``DescribeTopicPartitionsRequest``.
@@ -164,65 +102,6 @@ class DescribeTopicPartitionsRequestCursor(Struct):
         self.partition_index = partition_index
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsRequestCursor):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partition_index == other.partition_index and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsRequestCursor(topic_name={self.topic_name!r}, partition_index={self.partition_index!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsRequestCursor has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeTopicPartitionsRequestCursor[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsRequestCursor v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsRequestCursor:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsRequestCursor v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsRequestCursor, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsRequestCursor has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeTopicPartitionsRequestCursor[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsRequestCursor v{version}: {exc}') from None
-
 
 class TopicRequest(Struct):
     """Struct ``TopicRequest`` of ``DescribeTopicPartitionsRequest``.
@@ -246,64 +125,6 @@ class TopicRequest(Struct):
     ) -> None:
         self.name = name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicRequest):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicRequest(name={self.name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_TopicRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_TopicRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicRequest v{version}: {exc}') from None
 
 
 class DescribeTopicPartitionsResponse(Response):
@@ -339,66 +160,6 @@ class DescribeTopicPartitionsResponse(Response):
         self.next_cursor = next_cursor
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            self.next_cursor == other.next_cursor and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}, next_cursor={self.next_cursor!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeTopicPartitionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeTopicPartitionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsResponse v{version}: {exc}') from None
-
 
 class DescribeTopicPartitionsResponseCursor(Struct):
     """Struct ``Cursor`` of ``DescribeTopicPartitionsResponse``.
@@ -425,65 +186,6 @@ class DescribeTopicPartitionsResponseCursor(Struct):
         self.topic_name = topic_name
         self.partition_index = partition_index
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsResponseCursor):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partition_index == other.partition_index and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsResponseCursor(topic_name={self.topic_name!r}, partition_index={self.partition_index!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseCursor has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeTopicPartitionsResponseCursor[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsResponseCursor v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponseCursor:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsResponseCursor v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsResponseCursor, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseCursor has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeTopicPartitionsResponseCursor[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsResponseCursor v{version}: {exc}') from None
 
 
 class DescribeTopicPartitionsResponseTopic(Struct):
@@ -523,69 +225,6 @@ class DescribeTopicPartitionsResponseTopic(Struct):
         self.partitions = list(partitions)
         self.topic_authorized_operations = topic_authorized_operations
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsResponseTopic):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.is_internal == other.is_internal and
-            self.partitions == other.partitions and
-            self.topic_authorized_operations == other.topic_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsResponseTopic(error_code={self.error_code!r}, name={self.name!r}, topic_id={self.topic_id!r}, is_internal={self.is_internal!r}, partitions={self.partitions!r}, topic_authorized_operations={self.topic_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeTopicPartitionsResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseTopic has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeTopicPartitionsResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsResponseTopic v{version}: {exc}') from None
 
 
 class DescribeTopicPartitionsResponsePartition(Struct):
@@ -634,72 +273,6 @@ class DescribeTopicPartitionsResponsePartition(Struct):
         self.last_known_elr = None if last_known_elr is None else list(last_known_elr)
         self.offline_replicas = list(offline_replicas)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsResponsePartition):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.partition_index == other.partition_index and
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            self.replica_nodes == other.replica_nodes and
-            self.isr_nodes == other.isr_nodes and
-            self.eligible_leader_replicas == other.eligible_leader_replicas and
-            self.last_known_elr == other.last_known_elr and
-            self.offline_replicas == other.offline_replicas and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsResponsePartition(error_code={self.error_code!r}, partition_index={self.partition_index!r}, leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}, replica_nodes={self.replica_nodes!r}, isr_nodes={self.isr_nodes!r}, eligible_leader_replicas={self.eligible_leader_replicas!r}, last_known_elr={self.last_known_elr!r}, offline_replicas={self.offline_replicas!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponsePartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeTopicPartitionsResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponsePartition has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeTopicPartitionsResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsResponsePartition v{version}: {exc}') from None
 
 
 def _new_TopicRequest() -> TopicRequest:
@@ -1024,20 +597,22 @@ def _read_DescribeTopicPartitionsResponse_v0(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-_WRITERS_TopicRequest: tuple[Callable[[TopicRequest, bytearray], None], ...] = (
+TopicRequest._LOWEST = 0
+TopicRequest._WRITERS = (
     _write_TopicRequest_v0,
 )
-_READERS_TopicRequest: tuple[Callable[[memoryview, int], tuple[TopicRequest, int]], ...] = (
+TopicRequest._READERS = (
     _read_TopicRequest_v0,
 )
 TopicRequest._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeTopicPartitionsRequestCursor: tuple[Callable[[DescribeTopicPartitionsRequestCursor, bytearray], None], ...] = (
+DescribeTopicPartitionsRequestCursor._LOWEST = 0
+DescribeTopicPartitionsRequestCursor._WRITERS = (
     _write_DescribeTopicPartitionsRequestCursor_v0,
 )
-_READERS_DescribeTopicPartitionsRequestCursor: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsRequestCursor, int]], ...] = (
+DescribeTopicPartitionsRequestCursor._READERS = (
     _read_DescribeTopicPartitionsRequestCursor_v0,
 )
 DescribeTopicPartitionsRequestCursor._FIELDS = (
@@ -1045,10 +620,11 @@ DescribeTopicPartitionsRequestCursor._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeTopicPartitionsRequest: tuple[Callable[[DescribeTopicPartitionsRequest, bytearray], None], ...] = (
+DescribeTopicPartitionsRequest._LOWEST = 0
+DescribeTopicPartitionsRequest._WRITERS = (
     _write_DescribeTopicPartitionsRequest_v0,
 )
-_READERS_DescribeTopicPartitionsRequest: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsRequest, int]], ...] = (
+DescribeTopicPartitionsRequest._READERS = (
     _read_DescribeTopicPartitionsRequest_v0,
 )
 DescribeTopicPartitionsRequest._FIELDS = (
@@ -1057,10 +633,11 @@ DescribeTopicPartitionsRequest._FIELDS = (
     FieldSpec('cursor', 'struct', None, (0, 32767), (0, 32767), None, None, DescribeTopicPartitionsRequestCursor),
 )
 
-_WRITERS_DescribeTopicPartitionsResponsePartition: tuple[Callable[[DescribeTopicPartitionsResponsePartition, bytearray], None], ...] = (
+DescribeTopicPartitionsResponsePartition._LOWEST = 0
+DescribeTopicPartitionsResponsePartition._WRITERS = (
     _write_DescribeTopicPartitionsResponsePartition_v0,
 )
-_READERS_DescribeTopicPartitionsResponsePartition: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponsePartition, int]], ...] = (
+DescribeTopicPartitionsResponsePartition._READERS = (
     _read_DescribeTopicPartitionsResponsePartition_v0,
 )
 DescribeTopicPartitionsResponsePartition._FIELDS = (
@@ -1075,10 +652,11 @@ DescribeTopicPartitionsResponsePartition._FIELDS = (
     FieldSpec('offline_replicas', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeTopicPartitionsResponseTopic: tuple[Callable[[DescribeTopicPartitionsResponseTopic, bytearray], None], ...] = (
+DescribeTopicPartitionsResponseTopic._LOWEST = 0
+DescribeTopicPartitionsResponseTopic._WRITERS = (
     _write_DescribeTopicPartitionsResponseTopic_v0,
 )
-_READERS_DescribeTopicPartitionsResponseTopic: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponseTopic, int]], ...] = (
+DescribeTopicPartitionsResponseTopic._READERS = (
     _read_DescribeTopicPartitionsResponseTopic_v0,
 )
 DescribeTopicPartitionsResponseTopic._FIELDS = (
@@ -1090,10 +668,11 @@ DescribeTopicPartitionsResponseTopic._FIELDS = (
     FieldSpec('topic_authorized_operations', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeTopicPartitionsResponseCursor: tuple[Callable[[DescribeTopicPartitionsResponseCursor, bytearray], None], ...] = (
+DescribeTopicPartitionsResponseCursor._LOWEST = 0
+DescribeTopicPartitionsResponseCursor._WRITERS = (
     _write_DescribeTopicPartitionsResponseCursor_v0,
 )
-_READERS_DescribeTopicPartitionsResponseCursor: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponseCursor, int]], ...] = (
+DescribeTopicPartitionsResponseCursor._READERS = (
     _read_DescribeTopicPartitionsResponseCursor_v0,
 )
 DescribeTopicPartitionsResponseCursor._FIELDS = (
@@ -1101,10 +680,11 @@ DescribeTopicPartitionsResponseCursor._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeTopicPartitionsResponse: tuple[Callable[[DescribeTopicPartitionsResponse, bytearray], None], ...] = (
+DescribeTopicPartitionsResponse._LOWEST = 0
+DescribeTopicPartitionsResponse._WRITERS = (
     _write_DescribeTopicPartitionsResponse_v0,
 )
-_READERS_DescribeTopicPartitionsResponse: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponse, int]], ...] = (
+DescribeTopicPartitionsResponse._READERS = (
     _read_DescribeTopicPartitionsResponse_v0,
 )
 DescribeTopicPartitionsResponse._FIELDS = (

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_string,
@@ -63,64 +61,6 @@ class DescribeTransactionsRequest(Request['DescribeTransactionsResponse']):
         self.transactional_ids = list(transactional_ids)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTransactionsRequest):
-            return NotImplemented
-        return (
-            self.transactional_ids == other.transactional_ids and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeTransactionsRequest(transactional_ids={self.transactional_ids!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTransactionsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeTransactionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTransactionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTransactionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTransactionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTransactionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTransactionsRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeTransactionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTransactionsRequest v{version}: {exc}') from None
-
 
 class DescribeTransactionsResponse(Response):
     """Kafka response ``DescribeTransactionsResponse`` (API key 65), versions 0-0, flexible from v0.
@@ -151,65 +91,6 @@ class DescribeTransactionsResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.transaction_states = list(transaction_states)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTransactionsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.transaction_states == other.transaction_states and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeTransactionsResponse(throttle_time_ms={self.throttle_time_ms!r}, transaction_states={self.transaction_states!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTransactionsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeTransactionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTransactionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTransactionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTransactionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTransactionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTransactionsResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeTransactionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTransactionsResponse v{version}: {exc}') from None
 
 
 class TransactionState(Struct):
@@ -256,71 +137,6 @@ class TransactionState(Struct):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TransactionState):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.transactional_id == other.transactional_id and
-            self.transaction_state == other.transaction_state and
-            self.transaction_timeout_ms == other.transaction_timeout_ms and
-            self.transaction_start_time_ms == other.transaction_start_time_ms and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TransactionState(error_code={self.error_code!r}, transactional_id={self.transactional_id!r}, transaction_state={self.transaction_state!r}, transaction_timeout_ms={self.transaction_timeout_ms!r}, transaction_start_time_ms={self.transaction_start_time_ms!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_TransactionState[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TransactionState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TransactionState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TransactionState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TransactionState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-0)')
-        try:
-            return _READERS_TransactionState[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TransactionState v{version}: {exc}') from None
-
 
 class TopicData(Struct):
     """Struct ``TopicData`` of ``DescribeTransactionsResponse``.
@@ -347,65 +163,6 @@ class TopicData(Struct):
         self.topic = topic
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicData):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicData(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicData has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_TopicData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicData has no version {version} (valid 0-0)')
-        try:
-            return _READERS_TopicData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicData v{version}: {exc}') from None
 
 
 def _new_DescribeTransactionsRequest() -> DescribeTransactionsRequest:
@@ -568,20 +325,22 @@ def _read_DescribeTransactionsResponse_v0(buf: memoryview, pos: int) -> tuple[De
     return o, pos
 
 
-_WRITERS_DescribeTransactionsRequest: tuple[Callable[[DescribeTransactionsRequest, bytearray], None], ...] = (
+DescribeTransactionsRequest._LOWEST = 0
+DescribeTransactionsRequest._WRITERS = (
     _write_DescribeTransactionsRequest_v0,
 )
-_READERS_DescribeTransactionsRequest: tuple[Callable[[memoryview, int], tuple[DescribeTransactionsRequest, int]], ...] = (
+DescribeTransactionsRequest._READERS = (
     _read_DescribeTransactionsRequest_v0,
 )
 DescribeTransactionsRequest._FIELDS = (
     FieldSpec('transactional_ids', 'array', 'string', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_TopicData: tuple[Callable[[TopicData, bytearray], None], ...] = (
+TopicData._LOWEST = 0
+TopicData._WRITERS = (
     _write_TopicData_v0,
 )
-_READERS_TopicData: tuple[Callable[[memoryview, int], tuple[TopicData, int]], ...] = (
+TopicData._READERS = (
     _read_TopicData_v0,
 )
 TopicData._FIELDS = (
@@ -589,10 +348,11 @@ TopicData._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_TransactionState: tuple[Callable[[TransactionState, bytearray], None], ...] = (
+TransactionState._LOWEST = 0
+TransactionState._WRITERS = (
     _write_TransactionState_v0,
 )
-_READERS_TransactionState: tuple[Callable[[memoryview, int], tuple[TransactionState, int]], ...] = (
+TransactionState._READERS = (
     _read_TransactionState_v0,
 )
 TransactionState._FIELDS = (
@@ -606,10 +366,11 @@ TransactionState._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, TopicData),
 )
 
-_WRITERS_DescribeTransactionsResponse: tuple[Callable[[DescribeTransactionsResponse, bytearray], None], ...] = (
+DescribeTransactionsResponse._LOWEST = 0
+DescribeTransactionsResponse._WRITERS = (
     _write_DescribeTransactionsResponse_v0,
 )
-_READERS_DescribeTransactionsResponse: tuple[Callable[[memoryview, int], tuple[DescribeTransactionsResponse, int]], ...] = (
+DescribeTransactionsResponse._READERS = (
     _read_DescribeTransactionsResponse_v0,
 )
 DescribeTransactionsResponse._FIELDS = (

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_array_len,
@@ -67,64 +65,6 @@ class DescribeUserScramCredentialsRequest(Request['DescribeUserScramCredentialsR
         self.users = None if users is None else list(users)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeUserScramCredentialsRequest):
-            return NotImplemented
-        return (
-            self.users == other.users and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeUserScramCredentialsRequest(users={self.users!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeUserScramCredentialsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeUserScramCredentialsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeUserScramCredentialsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeUserScramCredentialsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeUserScramCredentialsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeUserScramCredentialsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeUserScramCredentialsRequest v{version}: {exc}') from None
-
 
 class UserName(Struct):
     """Struct ``UserName`` of ``DescribeUserScramCredentialsRequest``.
@@ -148,64 +88,6 @@ class UserName(Struct):
     ) -> None:
         self.name = name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UserName):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"UserName(name={self.name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UserName has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_UserName[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UserName v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UserName:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UserName v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UserName, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UserName has no version {version} (valid 0-0)')
-        try:
-            return _READERS_UserName[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UserName v{version}: {exc}') from None
 
 
 class DescribeUserScramCredentialsResponse(Response):
@@ -244,67 +126,6 @@ class DescribeUserScramCredentialsResponse(Response):
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeUserScramCredentialsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeUserScramCredentialsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeUserScramCredentialsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeUserScramCredentialsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeUserScramCredentialsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeUserScramCredentialsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeUserScramCredentialsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeUserScramCredentialsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeUserScramCredentialsResponse v{version}: {exc}') from None
-
 
 class DescribeUserScramCredentialsResult(Struct):
     """Struct ``DescribeUserScramCredentialsResult`` of ``DescribeUserScramCredentialsResponse``.
@@ -338,67 +159,6 @@ class DescribeUserScramCredentialsResult(Struct):
         self.credential_infos = list(credential_infos)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeUserScramCredentialsResult):
-            return NotImplemented
-        return (
-            self.user == other.user and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.credential_infos == other.credential_infos and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeUserScramCredentialsResult(user={self.user!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, credential_infos={self.credential_infos!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsResult has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_DescribeUserScramCredentialsResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeUserScramCredentialsResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeUserScramCredentialsResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeUserScramCredentialsResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeUserScramCredentialsResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsResult has no version {version} (valid 0-0)')
-        try:
-            return _READERS_DescribeUserScramCredentialsResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeUserScramCredentialsResult v{version}: {exc}') from None
-
 
 class CredentialInfo(Struct):
     """Struct ``CredentialInfo`` of ``DescribeUserScramCredentialsResponse``.
@@ -425,65 +185,6 @@ class CredentialInfo(Struct):
         self.mechanism = mechanism
         self.iterations = iterations
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CredentialInfo):
-            return NotImplemented
-        return (
-            self.mechanism == other.mechanism and
-            self.iterations == other.iterations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CredentialInfo(mechanism={self.mechanism!r}, iterations={self.iterations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'CredentialInfo has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_CredentialInfo[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CredentialInfo v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CredentialInfo:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CredentialInfo v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CredentialInfo, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'CredentialInfo has no version {version} (valid 0-0)')
-        try:
-            return _READERS_CredentialInfo[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CredentialInfo v{version}: {exc}') from None
 
 
 def _new_UserName() -> UserName:
@@ -671,30 +372,33 @@ def _read_DescribeUserScramCredentialsResponse_v0(buf: memoryview, pos: int) -> 
     return o, pos
 
 
-_WRITERS_UserName: tuple[Callable[[UserName, bytearray], None], ...] = (
+UserName._LOWEST = 0
+UserName._WRITERS = (
     _write_UserName_v0,
 )
-_READERS_UserName: tuple[Callable[[memoryview, int], tuple[UserName, int]], ...] = (
+UserName._READERS = (
     _read_UserName_v0,
 )
 UserName._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeUserScramCredentialsRequest: tuple[Callable[[DescribeUserScramCredentialsRequest, bytearray], None], ...] = (
+DescribeUserScramCredentialsRequest._LOWEST = 0
+DescribeUserScramCredentialsRequest._WRITERS = (
     _write_DescribeUserScramCredentialsRequest_v0,
 )
-_READERS_DescribeUserScramCredentialsRequest: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsRequest, int]], ...] = (
+DescribeUserScramCredentialsRequest._READERS = (
     _read_DescribeUserScramCredentialsRequest_v0,
 )
 DescribeUserScramCredentialsRequest._FIELDS = (
     FieldSpec('users', 'array', 'struct', (0, 32767), (0, 32767), None, None, UserName),
 )
 
-_WRITERS_CredentialInfo: tuple[Callable[[CredentialInfo, bytearray], None], ...] = (
+CredentialInfo._LOWEST = 0
+CredentialInfo._WRITERS = (
     _write_CredentialInfo_v0,
 )
-_READERS_CredentialInfo: tuple[Callable[[memoryview, int], tuple[CredentialInfo, int]], ...] = (
+CredentialInfo._READERS = (
     _read_CredentialInfo_v0,
 )
 CredentialInfo._FIELDS = (
@@ -702,10 +406,11 @@ CredentialInfo._FIELDS = (
     FieldSpec('iterations', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_DescribeUserScramCredentialsResult: tuple[Callable[[DescribeUserScramCredentialsResult, bytearray], None], ...] = (
+DescribeUserScramCredentialsResult._LOWEST = 0
+DescribeUserScramCredentialsResult._WRITERS = (
     _write_DescribeUserScramCredentialsResult_v0,
 )
-_READERS_DescribeUserScramCredentialsResult: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsResult, int]], ...] = (
+DescribeUserScramCredentialsResult._READERS = (
     _read_DescribeUserScramCredentialsResult_v0,
 )
 DescribeUserScramCredentialsResult._FIELDS = (
@@ -715,10 +420,11 @@ DescribeUserScramCredentialsResult._FIELDS = (
     FieldSpec('credential_infos', 'array', 'struct', (0, 32767), None, None, None, CredentialInfo),
 )
 
-_WRITERS_DescribeUserScramCredentialsResponse: tuple[Callable[[DescribeUserScramCredentialsResponse, bytearray], None], ...] = (
+DescribeUserScramCredentialsResponse._LOWEST = 0
+DescribeUserScramCredentialsResponse._WRITERS = (
     _write_DescribeUserScramCredentialsResponse_v0,
 )
-_READERS_DescribeUserScramCredentialsResponse: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsResponse, int]], ...] = (
+DescribeUserScramCredentialsResponse._READERS = (
     _read_DescribeUserScramCredentialsResponse_v0,
 )
 DescribeUserScramCredentialsResponse._FIELDS = (

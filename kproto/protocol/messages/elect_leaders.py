@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -79,66 +78,6 @@ class ElectLeadersRequest(Request['ElectLeadersResponse']):
         self.timeout_ms = timeout_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ElectLeadersRequest):
-            return NotImplemented
-        return (
-            self.election_type == other.election_type and
-            self.topic_partitions == other.topic_partitions and
-            self.timeout_ms == other.timeout_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ElectLeadersRequest(election_type={self.election_type!r}, topic_partitions={self.topic_partitions!r}, timeout_ms={self.timeout_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ElectLeadersRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_ElectLeadersRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ElectLeadersRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ElectLeadersRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ElectLeadersRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ElectLeadersRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ElectLeadersRequest has no version {version} (valid 0-2)')
-        try:
-            return _READERS_ElectLeadersRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ElectLeadersRequest v{version}: {exc}') from None
-
 
 class TopicPartitions(Struct):
     """Struct ``TopicPartitions`` of ``ElectLeadersRequest``.
@@ -165,65 +104,6 @@ class TopicPartitions(Struct):
         self.topic = topic
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicPartitions):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicPartitions(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_TopicPartitions[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicPartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-2)')
-        try:
-            return _READERS_TopicPartitions[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
 
 class ElectLeadersResponse(Response):
@@ -259,66 +139,6 @@ class ElectLeadersResponse(Response):
         self.replica_election_results = list(replica_election_results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ElectLeadersResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.replica_election_results == other.replica_election_results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ElectLeadersResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, replica_election_results={self.replica_election_results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ElectLeadersResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_ElectLeadersResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ElectLeadersResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ElectLeadersResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ElectLeadersResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ElectLeadersResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ElectLeadersResponse has no version {version} (valid 0-2)')
-        try:
-            return _READERS_ElectLeadersResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ElectLeadersResponse v{version}: {exc}') from None
-
 
 class ReplicaElectionResult(Struct):
     """Struct ``ReplicaElectionResult`` of ``ElectLeadersResponse``.
@@ -345,65 +165,6 @@ class ReplicaElectionResult(Struct):
         self.topic = topic
         self.partition_result = list(partition_result)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReplicaElectionResult):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partition_result == other.partition_result and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ReplicaElectionResult(topic={self.topic!r}, partition_result={self.partition_result!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ReplicaElectionResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_ReplicaElectionResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReplicaElectionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReplicaElectionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReplicaElectionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReplicaElectionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ReplicaElectionResult has no version {version} (valid 0-2)')
-        try:
-            return _READERS_ReplicaElectionResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReplicaElectionResult v{version}: {exc}') from None
 
 
 class PartitionResult(Struct):
@@ -434,66 +195,6 @@ class PartitionResult(Struct):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionResult):
-            return NotImplemented
-        return (
-            self.partition_id == other.partition_id and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"PartitionResult(partition_id={self.partition_id!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'PartitionResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_PartitionResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'PartitionResult has no version {version} (valid 0-2)')
-        try:
-            return _READERS_PartitionResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionResult v{version}: {exc}') from None
 
 
 def _new_TopicPartitions() -> TopicPartitions:
@@ -850,12 +551,13 @@ def _read_ElectLeadersResponse_v2(buf: memoryview, pos: int) -> tuple[ElectLeade
     return o, pos
 
 
-_WRITERS_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
+TopicPartitions._LOWEST = 0
+TopicPartitions._WRITERS = (
     _write_TopicPartitions_v0,
     _write_TopicPartitions_v0,
     _write_TopicPartitions_v2,
 )
-_READERS_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
+TopicPartitions._READERS = (
     _read_TopicPartitions_v0,
     _read_TopicPartitions_v0,
     _read_TopicPartitions_v2,
@@ -865,12 +567,13 @@ TopicPartitions._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_ElectLeadersRequest: tuple[Callable[[ElectLeadersRequest, bytearray], None], ...] = (
+ElectLeadersRequest._LOWEST = 0
+ElectLeadersRequest._WRITERS = (
     _write_ElectLeadersRequest_v0,
     _write_ElectLeadersRequest_v1,
     _write_ElectLeadersRequest_v2,
 )
-_READERS_ElectLeadersRequest: tuple[Callable[[memoryview, int], tuple[ElectLeadersRequest, int]], ...] = (
+ElectLeadersRequest._READERS = (
     _read_ElectLeadersRequest_v0,
     _read_ElectLeadersRequest_v1,
     _read_ElectLeadersRequest_v2,
@@ -881,12 +584,13 @@ ElectLeadersRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_PartitionResult: tuple[Callable[[PartitionResult, bytearray], None], ...] = (
+PartitionResult._LOWEST = 0
+PartitionResult._WRITERS = (
     _write_PartitionResult_v0,
     _write_PartitionResult_v0,
     _write_PartitionResult_v2,
 )
-_READERS_PartitionResult: tuple[Callable[[memoryview, int], tuple[PartitionResult, int]], ...] = (
+PartitionResult._READERS = (
     _read_PartitionResult_v0,
     _read_PartitionResult_v0,
     _read_PartitionResult_v2,
@@ -897,12 +601,13 @@ PartitionResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_ReplicaElectionResult: tuple[Callable[[ReplicaElectionResult, bytearray], None], ...] = (
+ReplicaElectionResult._LOWEST = 0
+ReplicaElectionResult._WRITERS = (
     _write_ReplicaElectionResult_v0,
     _write_ReplicaElectionResult_v0,
     _write_ReplicaElectionResult_v2,
 )
-_READERS_ReplicaElectionResult: tuple[Callable[[memoryview, int], tuple[ReplicaElectionResult, int]], ...] = (
+ReplicaElectionResult._READERS = (
     _read_ReplicaElectionResult_v0,
     _read_ReplicaElectionResult_v0,
     _read_ReplicaElectionResult_v2,
@@ -912,12 +617,13 @@ ReplicaElectionResult._FIELDS = (
     FieldSpec('partition_result', 'array', 'struct', (0, 32767), None, None, None, PartitionResult),
 )
 
-_WRITERS_ElectLeadersResponse: tuple[Callable[[ElectLeadersResponse, bytearray], None], ...] = (
+ElectLeadersResponse._LOWEST = 0
+ElectLeadersResponse._WRITERS = (
     _write_ElectLeadersResponse_v0,
     _write_ElectLeadersResponse_v1,
     _write_ElectLeadersResponse_v2,
 )
-_READERS_ElectLeadersResponse: tuple[Callable[[memoryview, int], tuple[ElectLeadersResponse, int]], ...] = (
+ElectLeadersResponse._READERS = (
     _read_ElectLeadersResponse_v0,
     _read_ElectLeadersResponse_v1,
     _read_ElectLeadersResponse_v2,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_string,
     read_string,
@@ -70,67 +68,6 @@ class EndTxnRequest(Request['EndTxnResponse']):
         self.committed = committed
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EndTxnRequest):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.committed == other.committed and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"EndTxnRequest(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, committed={self.committed!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'EndTxnRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_EndTxnRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EndTxnRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EndTxnRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EndTxnRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EndTxnRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'EndTxnRequest has no version {version} (valid 0-5)')
-        try:
-            return _READERS_EndTxnRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EndTxnRequest v{version}: {exc}') from None
-
 
 class EndTxnResponse(Response):
     """Kafka response ``EndTxnResponse`` (API key 26), versions 0-5, flexible from v3.
@@ -167,67 +104,6 @@ class EndTxnResponse(Response):
         self.producer_id = producer_id
         self.producer_epoch = producer_epoch
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EndTxnResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"EndTxnResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'EndTxnResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_EndTxnResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EndTxnResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EndTxnResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EndTxnResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EndTxnResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'EndTxnResponse has no version {version} (valid 0-5)')
-        try:
-            return _READERS_EndTxnResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EndTxnResponse v{version}: {exc}') from None
 
 
 def _new_EndTxnRequest() -> EndTxnRequest:
@@ -345,7 +221,8 @@ def _read_EndTxnResponse_v5(buf: memoryview, pos: int) -> tuple[EndTxnResponse, 
     return o, pos
 
 
-_WRITERS_EndTxnRequest: tuple[Callable[[EndTxnRequest, bytearray], None], ...] = (
+EndTxnRequest._LOWEST = 0
+EndTxnRequest._WRITERS = (
     _write_EndTxnRequest_v0,
     _write_EndTxnRequest_v0,
     _write_EndTxnRequest_v0,
@@ -353,7 +230,7 @@ _WRITERS_EndTxnRequest: tuple[Callable[[EndTxnRequest, bytearray], None], ...] =
     _write_EndTxnRequest_v3,
     _write_EndTxnRequest_v3,
 )
-_READERS_EndTxnRequest: tuple[Callable[[memoryview, int], tuple[EndTxnRequest, int]], ...] = (
+EndTxnRequest._READERS = (
     _read_EndTxnRequest_v0,
     _read_EndTxnRequest_v0,
     _read_EndTxnRequest_v0,
@@ -368,7 +245,8 @@ EndTxnRequest._FIELDS = (
     FieldSpec('committed', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_EndTxnResponse: tuple[Callable[[EndTxnResponse, bytearray], None], ...] = (
+EndTxnResponse._LOWEST = 0
+EndTxnResponse._WRITERS = (
     _write_EndTxnResponse_v0,
     _write_EndTxnResponse_v0,
     _write_EndTxnResponse_v0,
@@ -376,7 +254,7 @@ _WRITERS_EndTxnResponse: tuple[Callable[[EndTxnResponse, bytearray], None], ...]
     _write_EndTxnResponse_v3,
     _write_EndTxnResponse_v5,
 )
-_READERS_EndTxnResponse: tuple[Callable[[memoryview, int], tuple[EndTxnResponse, int]], ...] = (
+EndTxnResponse._READERS = (
     _read_EndTxnResponse_v0,
     _read_EndTxnResponse_v0,
     _read_EndTxnResponse_v0,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_bytes,
     read_compact_bytes,
@@ -63,65 +61,6 @@ class ExpireDelegationTokenRequest(Request['ExpireDelegationTokenResponse']):
         self.expiry_time_period_ms = expiry_time_period_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ExpireDelegationTokenRequest):
-            return NotImplemented
-        return (
-            self.hmac == other.hmac and
-            self.expiry_time_period_ms == other.expiry_time_period_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ExpireDelegationTokenRequest(hmac={self.hmac!r}, expiry_time_period_ms={self.expiry_time_period_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'ExpireDelegationTokenRequest has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _WRITERS_ExpireDelegationTokenRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ExpireDelegationTokenRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ExpireDelegationTokenRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ExpireDelegationTokenRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ExpireDelegationTokenRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'ExpireDelegationTokenRequest has no version {version} (valid 1-2)')
-        try:
-            return _READERS_ExpireDelegationTokenRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ExpireDelegationTokenRequest v{version}: {exc}') from None
-
 
 class ExpireDelegationTokenResponse(Response):
     """Kafka response ``ExpireDelegationTokenResponse`` (API key 40), versions 1-2, flexible from v2.
@@ -155,66 +94,6 @@ class ExpireDelegationTokenResponse(Response):
         self.expiry_timestamp_ms = expiry_timestamp_ms
         self.throttle_time_ms = throttle_time_ms
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ExpireDelegationTokenResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.expiry_timestamp_ms == other.expiry_timestamp_ms and
-            self.throttle_time_ms == other.throttle_time_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ExpireDelegationTokenResponse(error_code={self.error_code!r}, expiry_timestamp_ms={self.expiry_timestamp_ms!r}, throttle_time_ms={self.throttle_time_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'ExpireDelegationTokenResponse has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _WRITERS_ExpireDelegationTokenResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ExpireDelegationTokenResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ExpireDelegationTokenResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ExpireDelegationTokenResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ExpireDelegationTokenResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'ExpireDelegationTokenResponse has no version {version} (valid 1-2)')
-        try:
-            return _READERS_ExpireDelegationTokenResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ExpireDelegationTokenResponse v{version}: {exc}') from None
 
 
 def _new_ExpireDelegationTokenRequest() -> ExpireDelegationTokenRequest:
@@ -304,11 +183,12 @@ def _read_ExpireDelegationTokenResponse_v2(buf: memoryview, pos: int) -> tuple[E
     return o, pos
 
 
-_WRITERS_ExpireDelegationTokenRequest: tuple[Callable[[ExpireDelegationTokenRequest, bytearray], None], ...] = (
+ExpireDelegationTokenRequest._LOWEST = 1
+ExpireDelegationTokenRequest._WRITERS = (
     _write_ExpireDelegationTokenRequest_v1,
     _write_ExpireDelegationTokenRequest_v2,
 )
-_READERS_ExpireDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[ExpireDelegationTokenRequest, int]], ...] = (
+ExpireDelegationTokenRequest._READERS = (
     _read_ExpireDelegationTokenRequest_v1,
     _read_ExpireDelegationTokenRequest_v2,
 )
@@ -317,11 +197,12 @@ ExpireDelegationTokenRequest._FIELDS = (
     FieldSpec('expiry_time_period_ms', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_ExpireDelegationTokenResponse: tuple[Callable[[ExpireDelegationTokenResponse, bytearray], None], ...] = (
+ExpireDelegationTokenResponse._LOWEST = 1
+ExpireDelegationTokenResponse._WRITERS = (
     _write_ExpireDelegationTokenResponse_v1,
     _write_ExpireDelegationTokenResponse_v2,
 )
-_READERS_ExpireDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[ExpireDelegationTokenResponse, int]], ...] = (
+ExpireDelegationTokenResponse._READERS = (
     _read_ExpireDelegationTokenResponse_v1,
     _read_ExpireDelegationTokenResponse_v2,
 )

@@ -27,7 +27,6 @@ from kproto.protocol._primitives import (
     read_unknown_tags,
     read_uuid,
     read_uvarint,
-    records_repr,
     write_compact_nullable_bytes,
     write_compact_nullable_string,
     write_compact_string,
@@ -133,75 +132,6 @@ class FetchRequest(Request['FetchResponse']):
         self.rack_id = rack_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchRequest):
-            return NotImplemented
-        return (
-            self.cluster_id == other.cluster_id and
-            self.replica_id == other.replica_id and
-            self.replica_state == other.replica_state and
-            self.max_wait_ms == other.max_wait_ms and
-            self.min_bytes == other.min_bytes and
-            self.max_bytes == other.max_bytes and
-            self.isolation_level == other.isolation_level and
-            self.session_id == other.session_id and
-            self.session_epoch == other.session_epoch and
-            self.topics == other.topics and
-            self.forgotten_topics_data == other.forgotten_topics_data and
-            self.rack_id == other.rack_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"FetchRequest(cluster_id={self.cluster_id!r}, replica_id={self.replica_id!r}, replica_state={self.replica_state!r}, max_wait_ms={self.max_wait_ms!r}, min_bytes={self.min_bytes!r}, max_bytes={self.max_bytes!r}, isolation_level={self.isolation_level!r}, session_id={self.session_id!r}, session_epoch={self.session_epoch!r}, topics={self.topics!r}, forgotten_topics_data={self.forgotten_topics_data!r}, rack_id={self.rack_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchRequest has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_FetchRequest[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchRequest has no version {version} (valid 4-18)')
-        try:
-            return _READERS_FetchRequest[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchRequest v{version}: {exc}') from None
-
 
 class ForgottenTopic(Struct):
     """Struct ``ForgottenTopic`` of ``FetchRequest``.
@@ -232,66 +162,6 @@ class ForgottenTopic(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ForgottenTopic):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ForgottenTopic(topic={self.topic!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_ForgottenTopic[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ForgottenTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ForgottenTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ForgottenTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ForgottenTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 4-18)')
-        try:
-            return _READERS_ForgottenTopic[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ForgottenTopic v{version}: {exc}') from None
-
 
 class FetchTopic(Struct):
     """Struct ``FetchTopic`` of ``FetchRequest``.
@@ -321,66 +191,6 @@ class FetchTopic(Struct):
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchTopic):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"FetchTopic(topic={self.topic!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_FetchTopic[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 4-18)')
-        try:
-            return _READERS_FetchTopic[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchTopic v{version}: {exc}') from None
 
 
 class FetchPartition(Struct):
@@ -427,71 +237,6 @@ class FetchPartition(Struct):
         self.high_watermark = high_watermark
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchPartition):
-            return NotImplemented
-        return (
-            self.partition == other.partition and
-            self.current_leader_epoch == other.current_leader_epoch and
-            self.fetch_offset == other.fetch_offset and
-            self.last_fetched_epoch == other.last_fetched_epoch and
-            self.log_start_offset == other.log_start_offset and
-            self.partition_max_bytes == other.partition_max_bytes and
-            self.replica_directory_id == other.replica_directory_id and
-            self.high_watermark == other.high_watermark and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"FetchPartition(partition={self.partition!r}, current_leader_epoch={self.current_leader_epoch!r}, fetch_offset={self.fetch_offset!r}, last_fetched_epoch={self.last_fetched_epoch!r}, log_start_offset={self.log_start_offset!r}, partition_max_bytes={self.partition_max_bytes!r}, replica_directory_id={self.replica_directory_id!r}, high_watermark={self.high_watermark!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_FetchPartition[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 4-18)')
-        try:
-            return _READERS_FetchPartition[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchPartition v{version}: {exc}') from None
-
 
 class ReplicaState(Struct):
     """Struct ``ReplicaState`` of ``FetchRequest``.
@@ -518,65 +263,6 @@ class ReplicaState(Struct):
         self.replica_id = replica_id
         self.replica_epoch = replica_epoch
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReplicaState):
-            return NotImplemented
-        return (
-            self.replica_id == other.replica_id and
-            self.replica_epoch == other.replica_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ReplicaState(replica_id={self.replica_id!r}, replica_epoch={self.replica_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_ReplicaState[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReplicaState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReplicaState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReplicaState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReplicaState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 4-18)')
-        try:
-            return _READERS_ReplicaState[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReplicaState v{version}: {exc}') from None
 
 
 class FetchResponse(Response):
@@ -618,68 +304,6 @@ class FetchResponse(Response):
         self.node_endpoints = list(node_endpoints)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.session_id == other.session_id and
-            self.responses == other.responses and
-            self.node_endpoints == other.node_endpoints and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"FetchResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, session_id={self.session_id!r}, responses={self.responses!r}, node_endpoints={self.node_endpoints!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchResponse has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_FetchResponse[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchResponse has no version {version} (valid 4-18)')
-        try:
-            return _READERS_FetchResponse[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchResponse v{version}: {exc}') from None
-
 
 class NodeEndpoint(Struct):
     """Struct ``NodeEndpoint`` of ``FetchResponse``.
@@ -713,67 +337,6 @@ class NodeEndpoint(Struct):
         self.rack = rack
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, NodeEndpoint):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"NodeEndpoint(node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_NodeEndpoint[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after NodeEndpoint v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 4-18)')
-        try:
-            return _READERS_NodeEndpoint[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
-
 
 class FetchableTopicResponse(Struct):
     """Struct ``FetchableTopicResponse`` of ``FetchResponse``.
@@ -803,66 +366,6 @@ class FetchableTopicResponse(Struct):
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchableTopicResponse):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"FetchableTopicResponse(topic={self.topic!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchableTopicResponse has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_FetchableTopicResponse[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchableTopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchableTopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchableTopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchableTopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchableTopicResponse has no version {version} (valid 4-18)')
-        try:
-            return _READERS_FetchableTopicResponse[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchableTopicResponse v{version}: {exc}') from None
 
 
 class PartitionData(Struct):
@@ -918,74 +421,6 @@ class PartitionData(Struct):
         self.records = records
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionData):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.high_watermark == other.high_watermark and
-            self.last_stable_offset == other.last_stable_offset and
-            self.log_start_offset == other.log_start_offset and
-            self.diverging_epoch == other.diverging_epoch and
-            self.current_leader == other.current_leader and
-            self.snapshot_id == other.snapshot_id and
-            self.aborted_transactions == other.aborted_transactions and
-            self.preferred_read_replica == other.preferred_read_replica and
-            self.records == other.records and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"PartitionData(partition_index={self.partition_index!r}, error_code={self.error_code!r}, high_watermark={self.high_watermark!r}, last_stable_offset={self.last_stable_offset!r}, log_start_offset={self.log_start_offset!r}, diverging_epoch={self.diverging_epoch!r}, current_leader={self.current_leader!r}, snapshot_id={self.snapshot_id!r}, aborted_transactions={self.aborted_transactions!r}, preferred_read_replica={self.preferred_read_replica!r}, records={records_repr(self.records)}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_PartitionData[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 4-18)')
-        try:
-            return _READERS_PartitionData[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
-
 
 class AbortedTransaction(Struct):
     """Struct ``AbortedTransaction`` of ``FetchResponse``.
@@ -1012,65 +447,6 @@ class AbortedTransaction(Struct):
         self.producer_id = producer_id
         self.first_offset = first_offset
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AbortedTransaction):
-            return NotImplemented
-        return (
-            self.producer_id == other.producer_id and
-            self.first_offset == other.first_offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AbortedTransaction(producer_id={self.producer_id!r}, first_offset={self.first_offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'AbortedTransaction has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_AbortedTransaction[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AbortedTransaction v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AbortedTransaction:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AbortedTransaction v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AbortedTransaction, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'AbortedTransaction has no version {version} (valid 4-18)')
-        try:
-            return _READERS_AbortedTransaction[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AbortedTransaction v{version}: {exc}') from None
 
 
 class SnapshotId(Struct):
@@ -1099,65 +475,6 @@ class SnapshotId(Struct):
         self.epoch = epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SnapshotId):
-            return NotImplemented
-        return (
-            self.end_offset == other.end_offset and
-            self.epoch == other.epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SnapshotId(end_offset={self.end_offset!r}, epoch={self.epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'SnapshotId has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_SnapshotId[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SnapshotId v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SnapshotId:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SnapshotId v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SnapshotId, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'SnapshotId has no version {version} (valid 4-18)')
-        try:
-            return _READERS_SnapshotId[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SnapshotId v{version}: {exc}') from None
-
 
 class LeaderIdAndEpoch(Struct):
     """Struct ``LeaderIdAndEpoch`` of ``FetchResponse``.
@@ -1185,65 +502,6 @@ class LeaderIdAndEpoch(Struct):
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaderIdAndEpoch):
-            return NotImplemented
-        return (
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"LeaderIdAndEpoch(leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_LeaderIdAndEpoch[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderIdAndEpoch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaderIdAndEpoch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 4-18)')
-        try:
-            return _READERS_LeaderIdAndEpoch[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
-
 
 class EpochEndOffset(Struct):
     """Struct ``EpochEndOffset`` of ``FetchResponse``.
@@ -1270,65 +528,6 @@ class EpochEndOffset(Struct):
         self.epoch = epoch
         self.end_offset = end_offset
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EpochEndOffset):
-            return NotImplemented
-        return (
-            self.epoch == other.epoch and
-            self.end_offset == other.end_offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"EpochEndOffset(epoch={self.epoch!r}, end_offset={self.end_offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _WRITERS_EpochEndOffset[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EpochEndOffset v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EpochEndOffset:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EpochEndOffset v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EpochEndOffset, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 4-18)')
-        try:
-            return _READERS_EpochEndOffset[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EpochEndOffset v{version}: {exc}') from None
 
 
 def _new_ReplicaState() -> ReplicaState:
@@ -3335,7 +2534,8 @@ def _read_FetchResponse_v16(buf: memoryview, pos: int) -> tuple[FetchResponse, i
     return o, pos
 
 
-_WRITERS_ReplicaState: tuple[Callable[[ReplicaState, bytearray], None], ...] = (
+ReplicaState._LOWEST = 4
+ReplicaState._WRITERS = (
     _write_ReplicaState_v4,
     _write_ReplicaState_v4,
     _write_ReplicaState_v4,
@@ -3352,7 +2552,7 @@ _WRITERS_ReplicaState: tuple[Callable[[ReplicaState, bytearray], None], ...] = (
     _write_ReplicaState_v15,
     _write_ReplicaState_v15,
 )
-_READERS_ReplicaState: tuple[Callable[[memoryview, int], tuple[ReplicaState, int]], ...] = (
+ReplicaState._READERS = (
     _read_ReplicaState_v4,
     _read_ReplicaState_v4,
     _read_ReplicaState_v4,
@@ -3375,7 +2575,8 @@ ReplicaState._FIELDS = (
 )
 _DEFAULT_ReplicaState = ReplicaState()
 
-_WRITERS_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...] = (
+FetchPartition._LOWEST = 4
+FetchPartition._WRITERS = (
     _write_FetchPartition_v4,
     _write_FetchPartition_v5,
     _write_FetchPartition_v5,
@@ -3392,7 +2593,7 @@ _WRITERS_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...]
     _write_FetchPartition_v17,
     _write_FetchPartition_v18,
 )
-_READERS_FetchPartition: tuple[Callable[[memoryview, int], tuple[FetchPartition, int]], ...] = (
+FetchPartition._READERS = (
     _read_FetchPartition_v4,
     _read_FetchPartition_v5,
     _read_FetchPartition_v5,
@@ -3420,7 +2621,8 @@ FetchPartition._FIELDS = (
     FieldSpec('high_watermark', 'int64', None, (18, 32767), None, (18, 32767), 1, None),
 )
 
-_WRITERS_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
+FetchTopic._LOWEST = 4
+FetchTopic._WRITERS = (
     _write_FetchTopic_v4,
     _write_FetchTopic_v5,
     _write_FetchTopic_v5,
@@ -3437,7 +2639,7 @@ _WRITERS_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
     _write_FetchTopic_v17,
     _write_FetchTopic_v18,
 )
-_READERS_FetchTopic: tuple[Callable[[memoryview, int], tuple[FetchTopic, int]], ...] = (
+FetchTopic._READERS = (
     _read_FetchTopic_v4,
     _read_FetchTopic_v5,
     _read_FetchTopic_v5,
@@ -3460,7 +2662,8 @@ FetchTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, FetchPartition),
 )
 
-_WRITERS_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...] = (
+ForgottenTopic._LOWEST = 4
+ForgottenTopic._WRITERS = (
     _write_ForgottenTopic_v4,
     _write_ForgottenTopic_v4,
     _write_ForgottenTopic_v4,
@@ -3477,7 +2680,7 @@ _WRITERS_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...]
     _write_ForgottenTopic_v13,
     _write_ForgottenTopic_v13,
 )
-_READERS_ForgottenTopic: tuple[Callable[[memoryview, int], tuple[ForgottenTopic, int]], ...] = (
+ForgottenTopic._READERS = (
     _read_ForgottenTopic_v4,
     _read_ForgottenTopic_v4,
     _read_ForgottenTopic_v4,
@@ -3500,7 +2703,8 @@ ForgottenTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (7, 32767), None, None, None, None),
 )
 
-_WRITERS_FetchRequest: tuple[Callable[[FetchRequest, bytearray], None], ...] = (
+FetchRequest._LOWEST = 4
+FetchRequest._WRITERS = (
     _write_FetchRequest_v4,
     _write_FetchRequest_v5,
     _write_FetchRequest_v5,
@@ -3517,7 +2721,7 @@ _WRITERS_FetchRequest: tuple[Callable[[FetchRequest, bytearray], None], ...] = (
     _write_FetchRequest_v17,
     _write_FetchRequest_v18,
 )
-_READERS_FetchRequest: tuple[Callable[[memoryview, int], tuple[FetchRequest, int]], ...] = (
+FetchRequest._READERS = (
     _read_FetchRequest_v4,
     _read_FetchRequest_v5,
     _read_FetchRequest_v5,
@@ -3549,7 +2753,8 @@ FetchRequest._FIELDS = (
     FieldSpec('rack_id', 'string', None, (11, 32767), None, None, None, None),
 )
 
-_WRITERS_EpochEndOffset: tuple[Callable[[EpochEndOffset, bytearray], None], ...] = (
+EpochEndOffset._LOWEST = 4
+EpochEndOffset._WRITERS = (
     _write_EpochEndOffset_v4,
     _write_EpochEndOffset_v4,
     _write_EpochEndOffset_v4,
@@ -3566,7 +2771,7 @@ _WRITERS_EpochEndOffset: tuple[Callable[[EpochEndOffset, bytearray], None], ...]
     _write_EpochEndOffset_v12,
     _write_EpochEndOffset_v12,
 )
-_READERS_EpochEndOffset: tuple[Callable[[memoryview, int], tuple[EpochEndOffset, int]], ...] = (
+EpochEndOffset._READERS = (
     _read_EpochEndOffset_v4,
     _read_EpochEndOffset_v4,
     _read_EpochEndOffset_v4,
@@ -3589,7 +2794,8 @@ EpochEndOffset._FIELDS = (
 )
 _DEFAULT_EpochEndOffset = EpochEndOffset()
 
-_WRITERS_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
+LeaderIdAndEpoch._LOWEST = 4
+LeaderIdAndEpoch._WRITERS = (
     _write_LeaderIdAndEpoch_v4,
     _write_LeaderIdAndEpoch_v4,
     _write_LeaderIdAndEpoch_v4,
@@ -3606,7 +2812,7 @@ _WRITERS_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], 
     _write_LeaderIdAndEpoch_v12,
     _write_LeaderIdAndEpoch_v12,
 )
-_READERS_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
+LeaderIdAndEpoch._READERS = (
     _read_LeaderIdAndEpoch_v4,
     _read_LeaderIdAndEpoch_v4,
     _read_LeaderIdAndEpoch_v4,
@@ -3629,7 +2835,8 @@ LeaderIdAndEpoch._FIELDS = (
 )
 _DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_WRITERS_SnapshotId: tuple[Callable[[SnapshotId, bytearray], None], ...] = (
+SnapshotId._LOWEST = 4
+SnapshotId._WRITERS = (
     _write_SnapshotId_v4,
     _write_SnapshotId_v4,
     _write_SnapshotId_v4,
@@ -3646,7 +2853,7 @@ _WRITERS_SnapshotId: tuple[Callable[[SnapshotId, bytearray], None], ...] = (
     _write_SnapshotId_v12,
     _write_SnapshotId_v12,
 )
-_READERS_SnapshotId: tuple[Callable[[memoryview, int], tuple[SnapshotId, int]], ...] = (
+SnapshotId._READERS = (
     _read_SnapshotId_v4,
     _read_SnapshotId_v4,
     _read_SnapshotId_v4,
@@ -3669,7 +2876,8 @@ SnapshotId._FIELDS = (
 )
 _DEFAULT_SnapshotId = SnapshotId()
 
-_WRITERS_AbortedTransaction: tuple[Callable[[AbortedTransaction, bytearray], None], ...] = (
+AbortedTransaction._LOWEST = 4
+AbortedTransaction._WRITERS = (
     _write_AbortedTransaction_v4,
     _write_AbortedTransaction_v4,
     _write_AbortedTransaction_v4,
@@ -3686,7 +2894,7 @@ _WRITERS_AbortedTransaction: tuple[Callable[[AbortedTransaction, bytearray], Non
     _write_AbortedTransaction_v12,
     _write_AbortedTransaction_v12,
 )
-_READERS_AbortedTransaction: tuple[Callable[[memoryview, int], tuple[AbortedTransaction, int]], ...] = (
+AbortedTransaction._READERS = (
     _read_AbortedTransaction_v4,
     _read_AbortedTransaction_v4,
     _read_AbortedTransaction_v4,
@@ -3708,7 +2916,8 @@ AbortedTransaction._FIELDS = (
     FieldSpec('first_offset', 'int64', None, (4, 32767), None, None, None, None),
 )
 
-_WRITERS_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
+PartitionData._LOWEST = 4
+PartitionData._WRITERS = (
     _write_PartitionData_v4,
     _write_PartitionData_v5,
     _write_PartitionData_v5,
@@ -3725,7 +2934,7 @@ _WRITERS_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] =
     _write_PartitionData_v12,
     _write_PartitionData_v12,
 )
-_READERS_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
+PartitionData._READERS = (
     _read_PartitionData_v4,
     _read_PartitionData_v5,
     _read_PartitionData_v5,
@@ -3756,7 +2965,8 @@ PartitionData._FIELDS = (
     FieldSpec('records', 'records', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_FetchableTopicResponse: tuple[Callable[[FetchableTopicResponse, bytearray], None], ...] = (
+FetchableTopicResponse._LOWEST = 4
+FetchableTopicResponse._WRITERS = (
     _write_FetchableTopicResponse_v4,
     _write_FetchableTopicResponse_v5,
     _write_FetchableTopicResponse_v5,
@@ -3773,7 +2983,7 @@ _WRITERS_FetchableTopicResponse: tuple[Callable[[FetchableTopicResponse, bytearr
     _write_FetchableTopicResponse_v13,
     _write_FetchableTopicResponse_v13,
 )
-_READERS_FetchableTopicResponse: tuple[Callable[[memoryview, int], tuple[FetchableTopicResponse, int]], ...] = (
+FetchableTopicResponse._READERS = (
     _read_FetchableTopicResponse_v4,
     _read_FetchableTopicResponse_v5,
     _read_FetchableTopicResponse_v5,
@@ -3796,7 +3006,8 @@ FetchableTopicResponse._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionData),
 )
 
-_WRITERS_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
+NodeEndpoint._LOWEST = 4
+NodeEndpoint._WRITERS = (
     _write_NodeEndpoint_v4,
     _write_NodeEndpoint_v4,
     _write_NodeEndpoint_v4,
@@ -3813,7 +3024,7 @@ _WRITERS_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
     _write_NodeEndpoint_v16,
     _write_NodeEndpoint_v16,
 )
-_READERS_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
+NodeEndpoint._READERS = (
     _read_NodeEndpoint_v4,
     _read_NodeEndpoint_v4,
     _read_NodeEndpoint_v4,
@@ -3837,7 +3048,8 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (16, 32767), (16, 32767), None, None, None),
 )
 
-_WRITERS_FetchResponse: tuple[Callable[[FetchResponse, bytearray], None], ...] = (
+FetchResponse._LOWEST = 4
+FetchResponse._WRITERS = (
     _write_FetchResponse_v4,
     _write_FetchResponse_v5,
     _write_FetchResponse_v5,
@@ -3854,7 +3066,7 @@ _WRITERS_FetchResponse: tuple[Callable[[FetchResponse, bytearray], None], ...] =
     _write_FetchResponse_v16,
     _write_FetchResponse_v16,
 )
-_READERS_FetchResponse: tuple[Callable[[memoryview, int], tuple[FetchResponse, int]], ...] = (
+FetchResponse._READERS = (
     _read_FetchResponse_v4,
     _read_FetchResponse_v5,
     _read_FetchResponse_v5,

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -75,66 +74,6 @@ class FindCoordinatorRequest(Request['FindCoordinatorResponse']):
         self.coordinator_keys = list(coordinator_keys)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FindCoordinatorRequest):
-            return NotImplemented
-        return (
-            self.key == other.key and
-            self.key_type == other.key_type and
-            self.coordinator_keys == other.coordinator_keys and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"FindCoordinatorRequest(key={self.key!r}, key_type={self.key_type!r}, coordinator_keys={self.coordinator_keys!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'FindCoordinatorRequest has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _WRITERS_FindCoordinatorRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FindCoordinatorRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FindCoordinatorRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FindCoordinatorRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FindCoordinatorRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'FindCoordinatorRequest has no version {version} (valid 0-6)')
-        try:
-            return _READERS_FindCoordinatorRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FindCoordinatorRequest v{version}: {exc}') from None
-
 
 class FindCoordinatorResponse(Response):
     """Kafka response ``FindCoordinatorResponse`` (API key 10), versions 0-6, flexible from v3.
@@ -181,70 +120,6 @@ class FindCoordinatorResponse(Response):
         self.coordinators = list(coordinators)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FindCoordinatorResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.coordinators == other.coordinators and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"FindCoordinatorResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, coordinators={self.coordinators!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'FindCoordinatorResponse has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _WRITERS_FindCoordinatorResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FindCoordinatorResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FindCoordinatorResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FindCoordinatorResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FindCoordinatorResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'FindCoordinatorResponse has no version {version} (valid 0-6)')
-        try:
-            return _READERS_FindCoordinatorResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FindCoordinatorResponse v{version}: {exc}') from None
-
 
 class Coordinator(Struct):
     """Struct ``Coordinator`` of ``FindCoordinatorResponse``.
@@ -283,69 +158,6 @@ class Coordinator(Struct):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Coordinator):
-            return NotImplemented
-        return (
-            self.key == other.key and
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"Coordinator(key={self.key!r}, node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'Coordinator has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _WRITERS_Coordinator[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Coordinator v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Coordinator:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Coordinator v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Coordinator, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'Coordinator has no version {version} (valid 0-6)')
-        try:
-            return _READERS_Coordinator[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Coordinator v{version}: {exc}') from None
 
 
 def _new_FindCoordinatorRequest() -> FindCoordinatorRequest:
@@ -690,7 +502,8 @@ def _read_FindCoordinatorResponse_v4(buf: memoryview, pos: int) -> tuple[FindCoo
     return o, pos
 
 
-_WRITERS_FindCoordinatorRequest: tuple[Callable[[FindCoordinatorRequest, bytearray], None], ...] = (
+FindCoordinatorRequest._LOWEST = 0
+FindCoordinatorRequest._WRITERS = (
     _write_FindCoordinatorRequest_v0,
     _write_FindCoordinatorRequest_v1,
     _write_FindCoordinatorRequest_v1,
@@ -699,7 +512,7 @@ _WRITERS_FindCoordinatorRequest: tuple[Callable[[FindCoordinatorRequest, bytearr
     _write_FindCoordinatorRequest_v4,
     _write_FindCoordinatorRequest_v4,
 )
-_READERS_FindCoordinatorRequest: tuple[Callable[[memoryview, int], tuple[FindCoordinatorRequest, int]], ...] = (
+FindCoordinatorRequest._READERS = (
     _read_FindCoordinatorRequest_v0,
     _read_FindCoordinatorRequest_v1,
     _read_FindCoordinatorRequest_v1,
@@ -714,7 +527,8 @@ FindCoordinatorRequest._FIELDS = (
     FieldSpec('coordinator_keys', 'array', 'string', (4, 32767), None, None, None, None),
 )
 
-_WRITERS_Coordinator: tuple[Callable[[Coordinator, bytearray], None], ...] = (
+Coordinator._LOWEST = 0
+Coordinator._WRITERS = (
     _write_Coordinator_v0,
     _write_Coordinator_v0,
     _write_Coordinator_v0,
@@ -723,7 +537,7 @@ _WRITERS_Coordinator: tuple[Callable[[Coordinator, bytearray], None], ...] = (
     _write_Coordinator_v4,
     _write_Coordinator_v4,
 )
-_READERS_Coordinator: tuple[Callable[[memoryview, int], tuple[Coordinator, int]], ...] = (
+Coordinator._READERS = (
     _read_Coordinator_v0,
     _read_Coordinator_v0,
     _read_Coordinator_v0,
@@ -741,7 +555,8 @@ Coordinator._FIELDS = (
     FieldSpec('error_message', 'string', None, (4, 32767), (4, 32767), None, None, None),
 )
 
-_WRITERS_FindCoordinatorResponse: tuple[Callable[[FindCoordinatorResponse, bytearray], None], ...] = (
+FindCoordinatorResponse._LOWEST = 0
+FindCoordinatorResponse._WRITERS = (
     _write_FindCoordinatorResponse_v0,
     _write_FindCoordinatorResponse_v1,
     _write_FindCoordinatorResponse_v1,
@@ -750,7 +565,7 @@ _WRITERS_FindCoordinatorResponse: tuple[Callable[[FindCoordinatorResponse, bytea
     _write_FindCoordinatorResponse_v4,
     _write_FindCoordinatorResponse_v4,
 )
-_READERS_FindCoordinatorResponse: tuple[Callable[[memoryview, int], tuple[FindCoordinatorResponse, int]], ...] = (
+FindCoordinatorResponse._READERS = (
     _read_FindCoordinatorResponse_v0,
     _read_FindCoordinatorResponse_v1,
     _read_FindCoordinatorResponse_v1,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_string,
@@ -61,64 +59,6 @@ class GetTelemetrySubscriptionsRequest(Request['GetTelemetrySubscriptionsRespons
     ) -> None:
         self.client_instance_id = client_instance_id
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, GetTelemetrySubscriptionsRequest):
-            return NotImplemented
-        return (
-            self.client_instance_id == other.client_instance_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"GetTelemetrySubscriptionsRequest(client_instance_id={self.client_instance_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'GetTelemetrySubscriptionsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_GetTelemetrySubscriptionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode GetTelemetrySubscriptionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> GetTelemetrySubscriptionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after GetTelemetrySubscriptionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[GetTelemetrySubscriptionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'GetTelemetrySubscriptionsRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_GetTelemetrySubscriptionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed GetTelemetrySubscriptionsRequest v{version}: {exc}') from None
 
 
 class GetTelemetrySubscriptionsResponse(Response):
@@ -171,72 +111,6 @@ class GetTelemetrySubscriptionsResponse(Response):
         self.delta_temporality = delta_temporality
         self.requested_metrics = list(requested_metrics)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, GetTelemetrySubscriptionsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.client_instance_id == other.client_instance_id and
-            self.subscription_id == other.subscription_id and
-            self.accepted_compression_types == other.accepted_compression_types and
-            self.push_interval_ms == other.push_interval_ms and
-            self.telemetry_max_bytes == other.telemetry_max_bytes and
-            self.delta_temporality == other.delta_temporality and
-            self.requested_metrics == other.requested_metrics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"GetTelemetrySubscriptionsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, client_instance_id={self.client_instance_id!r}, subscription_id={self.subscription_id!r}, accepted_compression_types={self.accepted_compression_types!r}, push_interval_ms={self.push_interval_ms!r}, telemetry_max_bytes={self.telemetry_max_bytes!r}, delta_temporality={self.delta_temporality!r}, requested_metrics={self.requested_metrics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'GetTelemetrySubscriptionsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_GetTelemetrySubscriptionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode GetTelemetrySubscriptionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> GetTelemetrySubscriptionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after GetTelemetrySubscriptionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[GetTelemetrySubscriptionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'GetTelemetrySubscriptionsResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_GetTelemetrySubscriptionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed GetTelemetrySubscriptionsResponse v{version}: {exc}') from None
 
 
 def _new_GetTelemetrySubscriptionsRequest() -> GetTelemetrySubscriptionsRequest:
@@ -326,20 +200,22 @@ def _read_GetTelemetrySubscriptionsResponse_v0(buf: memoryview, pos: int) -> tup
     return o, pos
 
 
-_WRITERS_GetTelemetrySubscriptionsRequest: tuple[Callable[[GetTelemetrySubscriptionsRequest, bytearray], None], ...] = (
+GetTelemetrySubscriptionsRequest._LOWEST = 0
+GetTelemetrySubscriptionsRequest._WRITERS = (
     _write_GetTelemetrySubscriptionsRequest_v0,
 )
-_READERS_GetTelemetrySubscriptionsRequest: tuple[Callable[[memoryview, int], tuple[GetTelemetrySubscriptionsRequest, int]], ...] = (
+GetTelemetrySubscriptionsRequest._READERS = (
     _read_GetTelemetrySubscriptionsRequest_v0,
 )
 GetTelemetrySubscriptionsRequest._FIELDS = (
     FieldSpec('client_instance_id', 'uuid', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_GetTelemetrySubscriptionsResponse: tuple[Callable[[GetTelemetrySubscriptionsResponse, bytearray], None], ...] = (
+GetTelemetrySubscriptionsResponse._LOWEST = 0
+GetTelemetrySubscriptionsResponse._WRITERS = (
     _write_GetTelemetrySubscriptionsResponse_v0,
 )
-_READERS_GetTelemetrySubscriptionsResponse: tuple[Callable[[memoryview, int], tuple[GetTelemetrySubscriptionsResponse, int]], ...] = (
+GetTelemetrySubscriptionsResponse._READERS = (
     _read_GetTelemetrySubscriptionsResponse_v0,
 )
 GetTelemetrySubscriptionsResponse._FIELDS = (

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -74,67 +73,6 @@ class HeartbeatRequest(Request['HeartbeatResponse']):
         self.group_instance_id = group_instance_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, HeartbeatRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.generation_id == other.generation_id and
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"HeartbeatRequest(group_id={self.group_id!r}, generation_id={self.generation_id!r}, member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'HeartbeatRequest has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _WRITERS_HeartbeatRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode HeartbeatRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> HeartbeatRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after HeartbeatRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[HeartbeatRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'HeartbeatRequest has no version {version} (valid 0-4)')
-        try:
-            return _READERS_HeartbeatRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed HeartbeatRequest v{version}: {exc}') from None
-
 
 class HeartbeatResponse(Response):
     """Kafka response ``HeartbeatResponse`` (API key 12), versions 0-4, flexible from v4.
@@ -165,65 +103,6 @@ class HeartbeatResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, HeartbeatResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"HeartbeatResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'HeartbeatResponse has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _WRITERS_HeartbeatResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode HeartbeatResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> HeartbeatResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after HeartbeatResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[HeartbeatResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'HeartbeatResponse has no version {version} (valid 0-4)')
-        try:
-            return _READERS_HeartbeatResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed HeartbeatResponse v{version}: {exc}') from None
 
 
 def _new_HeartbeatRequest() -> HeartbeatRequest:
@@ -354,14 +233,15 @@ def _read_HeartbeatResponse_v4(buf: memoryview, pos: int) -> tuple[HeartbeatResp
     return o, pos
 
 
-_WRITERS_HeartbeatRequest: tuple[Callable[[HeartbeatRequest, bytearray], None], ...] = (
+HeartbeatRequest._LOWEST = 0
+HeartbeatRequest._WRITERS = (
     _write_HeartbeatRequest_v0,
     _write_HeartbeatRequest_v0,
     _write_HeartbeatRequest_v0,
     _write_HeartbeatRequest_v3,
     _write_HeartbeatRequest_v4,
 )
-_READERS_HeartbeatRequest: tuple[Callable[[memoryview, int], tuple[HeartbeatRequest, int]], ...] = (
+HeartbeatRequest._READERS = (
     _read_HeartbeatRequest_v0,
     _read_HeartbeatRequest_v0,
     _read_HeartbeatRequest_v0,
@@ -375,14 +255,15 @@ HeartbeatRequest._FIELDS = (
     FieldSpec('group_instance_id', 'string', None, (3, 32767), (3, 32767), None, None, None),
 )
 
-_WRITERS_HeartbeatResponse: tuple[Callable[[HeartbeatResponse, bytearray], None], ...] = (
+HeartbeatResponse._LOWEST = 0
+HeartbeatResponse._WRITERS = (
     _write_HeartbeatResponse_v0,
     _write_HeartbeatResponse_v1,
     _write_HeartbeatResponse_v1,
     _write_HeartbeatResponse_v1,
     _write_HeartbeatResponse_v4,
 )
-_READERS_HeartbeatResponse: tuple[Callable[[memoryview, int], tuple[HeartbeatResponse, int]], ...] = (
+HeartbeatResponse._READERS = (
     _read_HeartbeatResponse_v0,
     _read_HeartbeatResponse_v1,
     _read_HeartbeatResponse_v1,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -75,65 +73,6 @@ class IncrementalAlterConfigsRequest(Request['IncrementalAlterConfigsResponse'])
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, IncrementalAlterConfigsRequest):
-            return NotImplemented
-        return (
-            self.resources == other.resources and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"IncrementalAlterConfigsRequest(resources={self.resources!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'IncrementalAlterConfigsRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_IncrementalAlterConfigsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode IncrementalAlterConfigsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> IncrementalAlterConfigsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after IncrementalAlterConfigsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[IncrementalAlterConfigsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'IncrementalAlterConfigsRequest has no version {version} (valid 0-1)')
-        try:
-            return _READERS_IncrementalAlterConfigsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed IncrementalAlterConfigsRequest v{version}: {exc}') from None
-
 
 class AlterConfigsResource(Struct):
     """Struct ``AlterConfigsResource`` of ``IncrementalAlterConfigsRequest``.
@@ -163,66 +102,6 @@ class AlterConfigsResource(Struct):
         self.resource_name = resource_name
         self.configs = list(configs)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsResource):
-            return NotImplemented
-        return (
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.configs == other.configs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterConfigsResource(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, configs={self.configs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterConfigsResource has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_AlterConfigsResource[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsResource v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsResource:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsResource v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsResource, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterConfigsResource has no version {version} (valid 0-1)')
-        try:
-            return _READERS_AlterConfigsResource[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsResource v{version}: {exc}') from None
 
 
 class AlterableConfig(Struct):
@@ -254,66 +133,6 @@ class AlterableConfig(Struct):
         self.value = value
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterableConfig):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.config_operation == other.config_operation and
-            self.value == other.value and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterableConfig(name={self.name!r}, config_operation={self.config_operation!r}, value={self.value!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterableConfig has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_AlterableConfig[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterableConfig v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterableConfig:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterableConfig v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterableConfig, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterableConfig has no version {version} (valid 0-1)')
-        try:
-            return _READERS_AlterableConfig[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterableConfig v{version}: {exc}') from None
-
 
 class IncrementalAlterConfigsResponse(Response):
     """Kafka response ``IncrementalAlterConfigsResponse`` (API key 44), versions 0-1, flexible from v1.
@@ -344,65 +163,6 @@ class IncrementalAlterConfigsResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, IncrementalAlterConfigsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"IncrementalAlterConfigsResponse(throttle_time_ms={self.throttle_time_ms!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'IncrementalAlterConfigsResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_IncrementalAlterConfigsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode IncrementalAlterConfigsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> IncrementalAlterConfigsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after IncrementalAlterConfigsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[IncrementalAlterConfigsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'IncrementalAlterConfigsResponse has no version {version} (valid 0-1)')
-        try:
-            return _READERS_IncrementalAlterConfigsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed IncrementalAlterConfigsResponse v{version}: {exc}') from None
 
 
 class AlterConfigsResourceResponse(Struct):
@@ -436,67 +196,6 @@ class AlterConfigsResourceResponse(Struct):
         self.resource_type = resource_type
         self.resource_name = resource_name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsResourceResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterConfigsResourceResponse(error_code={self.error_code!r}, error_message={self.error_message!r}, resource_type={self.resource_type!r}, resource_name={self.resource_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterConfigsResourceResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_AlterConfigsResourceResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsResourceResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsResourceResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsResourceResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsResourceResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterConfigsResourceResponse has no version {version} (valid 0-1)')
-        try:
-            return _READERS_AlterConfigsResourceResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsResourceResponse v{version}: {exc}') from None
 
 
 def _new_AlterableConfig() -> AlterableConfig:
@@ -794,11 +493,12 @@ def _read_IncrementalAlterConfigsResponse_v1(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-_WRITERS_AlterableConfig: tuple[Callable[[AlterableConfig, bytearray], None], ...] = (
+AlterableConfig._LOWEST = 0
+AlterableConfig._WRITERS = (
     _write_AlterableConfig_v0,
     _write_AlterableConfig_v1,
 )
-_READERS_AlterableConfig: tuple[Callable[[memoryview, int], tuple[AlterableConfig, int]], ...] = (
+AlterableConfig._READERS = (
     _read_AlterableConfig_v0,
     _read_AlterableConfig_v1,
 )
@@ -808,11 +508,12 @@ AlterableConfig._FIELDS = (
     FieldSpec('value', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_AlterConfigsResource: tuple[Callable[[AlterConfigsResource, bytearray], None], ...] = (
+AlterConfigsResource._LOWEST = 0
+AlterConfigsResource._WRITERS = (
     _write_AlterConfigsResource_v0,
     _write_AlterConfigsResource_v1,
 )
-_READERS_AlterConfigsResource: tuple[Callable[[memoryview, int], tuple[AlterConfigsResource, int]], ...] = (
+AlterConfigsResource._READERS = (
     _read_AlterConfigsResource_v0,
     _read_AlterConfigsResource_v1,
 )
@@ -822,11 +523,12 @@ AlterConfigsResource._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (0, 32767), None, None, None, AlterableConfig),
 )
 
-_WRITERS_IncrementalAlterConfigsRequest: tuple[Callable[[IncrementalAlterConfigsRequest, bytearray], None], ...] = (
+IncrementalAlterConfigsRequest._LOWEST = 0
+IncrementalAlterConfigsRequest._WRITERS = (
     _write_IncrementalAlterConfigsRequest_v0,
     _write_IncrementalAlterConfigsRequest_v1,
 )
-_READERS_IncrementalAlterConfigsRequest: tuple[Callable[[memoryview, int], tuple[IncrementalAlterConfigsRequest, int]], ...] = (
+IncrementalAlterConfigsRequest._READERS = (
     _read_IncrementalAlterConfigsRequest_v0,
     _read_IncrementalAlterConfigsRequest_v1,
 )
@@ -835,11 +537,12 @@ IncrementalAlterConfigsRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AlterConfigsResourceResponse: tuple[Callable[[AlterConfigsResourceResponse, bytearray], None], ...] = (
+AlterConfigsResourceResponse._LOWEST = 0
+AlterConfigsResourceResponse._WRITERS = (
     _write_AlterConfigsResourceResponse_v0,
     _write_AlterConfigsResourceResponse_v1,
 )
-_READERS_AlterConfigsResourceResponse: tuple[Callable[[memoryview, int], tuple[AlterConfigsResourceResponse, int]], ...] = (
+AlterConfigsResourceResponse._READERS = (
     _read_AlterConfigsResourceResponse_v0,
     _read_AlterConfigsResourceResponse_v1,
 )
@@ -850,11 +553,12 @@ AlterConfigsResourceResponse._FIELDS = (
     FieldSpec('resource_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_IncrementalAlterConfigsResponse: tuple[Callable[[IncrementalAlterConfigsResponse, bytearray], None], ...] = (
+IncrementalAlterConfigsResponse._LOWEST = 0
+IncrementalAlterConfigsResponse._WRITERS = (
     _write_IncrementalAlterConfigsResponse_v0,
     _write_IncrementalAlterConfigsResponse_v1,
 )
-_READERS_IncrementalAlterConfigsResponse: tuple[Callable[[memoryview, int], tuple[IncrementalAlterConfigsResponse, int]], ...] = (
+IncrementalAlterConfigsResponse._READERS = (
     _read_IncrementalAlterConfigsResponse_v0,
     _read_IncrementalAlterConfigsResponse_v1,
 )

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -76,69 +75,6 @@ class InitProducerIdRequest(Request['InitProducerIdResponse']):
         self.keep_prepared_txn = keep_prepared_txn
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, InitProducerIdRequest):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.transaction_timeout_ms == other.transaction_timeout_ms and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.enable2_pc == other.enable2_pc and
-            self.keep_prepared_txn == other.keep_prepared_txn and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"InitProducerIdRequest(transactional_id={self.transactional_id!r}, transaction_timeout_ms={self.transaction_timeout_ms!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, enable2_pc={self.enable2_pc!r}, keep_prepared_txn={self.keep_prepared_txn!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'InitProducerIdRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_InitProducerIdRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode InitProducerIdRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> InitProducerIdRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after InitProducerIdRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[InitProducerIdRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'InitProducerIdRequest has no version {version} (valid 0-5)')
-        try:
-            return _READERS_InitProducerIdRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed InitProducerIdRequest v{version}: {exc}') from None
-
 
 class InitProducerIdResponse(Response):
     """Kafka response ``InitProducerIdResponse`` (API key 22), versions 0-5, flexible from v2.
@@ -181,69 +117,6 @@ class InitProducerIdResponse(Response):
         self.ongoing_txn_producer_id = ongoing_txn_producer_id
         self.ongoing_txn_producer_epoch = ongoing_txn_producer_epoch
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, InitProducerIdResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.ongoing_txn_producer_id == other.ongoing_txn_producer_id and
-            self.ongoing_txn_producer_epoch == other.ongoing_txn_producer_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"InitProducerIdResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, ongoing_txn_producer_id={self.ongoing_txn_producer_id!r}, ongoing_txn_producer_epoch={self.ongoing_txn_producer_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'InitProducerIdResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_InitProducerIdResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode InitProducerIdResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> InitProducerIdResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after InitProducerIdResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[InitProducerIdResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'InitProducerIdResponse has no version {version} (valid 0-5)')
-        try:
-            return _READERS_InitProducerIdResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed InitProducerIdResponse v{version}: {exc}') from None
 
 
 def _new_InitProducerIdRequest() -> InitProducerIdRequest:
@@ -405,7 +278,8 @@ def _read_InitProducerIdResponse_v2(buf: memoryview, pos: int) -> tuple[InitProd
     return o, pos
 
 
-_WRITERS_InitProducerIdRequest: tuple[Callable[[InitProducerIdRequest, bytearray], None], ...] = (
+InitProducerIdRequest._LOWEST = 0
+InitProducerIdRequest._WRITERS = (
     _write_InitProducerIdRequest_v0,
     _write_InitProducerIdRequest_v0,
     _write_InitProducerIdRequest_v2,
@@ -413,7 +287,7 @@ _WRITERS_InitProducerIdRequest: tuple[Callable[[InitProducerIdRequest, bytearray
     _write_InitProducerIdRequest_v3,
     _write_InitProducerIdRequest_v3,
 )
-_READERS_InitProducerIdRequest: tuple[Callable[[memoryview, int], tuple[InitProducerIdRequest, int]], ...] = (
+InitProducerIdRequest._READERS = (
     _read_InitProducerIdRequest_v0,
     _read_InitProducerIdRequest_v0,
     _read_InitProducerIdRequest_v2,
@@ -430,7 +304,8 @@ InitProducerIdRequest._FIELDS = (
     FieldSpec('keep_prepared_txn', 'bool', None, (6, 32767), None, None, None, None),
 )
 
-_WRITERS_InitProducerIdResponse: tuple[Callable[[InitProducerIdResponse, bytearray], None], ...] = (
+InitProducerIdResponse._LOWEST = 0
+InitProducerIdResponse._WRITERS = (
     _write_InitProducerIdResponse_v0,
     _write_InitProducerIdResponse_v0,
     _write_InitProducerIdResponse_v2,
@@ -438,7 +313,7 @@ _WRITERS_InitProducerIdResponse: tuple[Callable[[InitProducerIdResponse, bytearr
     _write_InitProducerIdResponse_v2,
     _write_InitProducerIdResponse_v2,
 )
-_READERS_InitProducerIdResponse: tuple[Callable[[memoryview, int], tuple[InitProducerIdResponse, int]], ...] = (
+InitProducerIdResponse._READERS = (
     _read_InitProducerIdResponse_v0,
     _read_InitProducerIdResponse_v0,
     _read_InitProducerIdResponse_v2,

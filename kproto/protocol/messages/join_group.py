@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -97,71 +96,6 @@ class JoinGroupRequest(Request['JoinGroupResponse']):
         self.reason = reason
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JoinGroupRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.session_timeout_ms == other.session_timeout_ms and
-            self.rebalance_timeout_ms == other.rebalance_timeout_ms and
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.protocol_type == other.protocol_type and
-            self.protocols == other.protocols and
-            self.reason == other.reason and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"JoinGroupRequest(group_id={self.group_id!r}, session_timeout_ms={self.session_timeout_ms!r}, rebalance_timeout_ms={self.rebalance_timeout_ms!r}, member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, protocol_type={self.protocol_type!r}, protocols={self.protocols!r}, reason={self.reason!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupRequest has no version {version} (valid 0-9)')
-        start = len(out)
-        try:
-            _WRITERS_JoinGroupRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode JoinGroupRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after JoinGroupRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[JoinGroupRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupRequest has no version {version} (valid 0-9)')
-        try:
-            return _READERS_JoinGroupRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed JoinGroupRequest v{version}: {exc}') from None
-
 
 class JoinGroupRequestProtocol(Struct):
     """Struct ``JoinGroupRequestProtocol`` of ``JoinGroupRequest``.
@@ -188,65 +122,6 @@ class JoinGroupRequestProtocol(Struct):
         self.name = name
         self.metadata = metadata
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JoinGroupRequestProtocol):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.metadata == other.metadata and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"JoinGroupRequestProtocol(name={self.name!r}, metadata={self.metadata!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupRequestProtocol has no version {version} (valid 0-9)')
-        start = len(out)
-        try:
-            _WRITERS_JoinGroupRequestProtocol[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode JoinGroupRequestProtocol v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupRequestProtocol:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after JoinGroupRequestProtocol v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[JoinGroupRequestProtocol, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupRequestProtocol has no version {version} (valid 0-9)')
-        try:
-            return _READERS_JoinGroupRequestProtocol[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed JoinGroupRequestProtocol v{version}: {exc}') from None
 
 
 class JoinGroupResponse(Response):
@@ -300,72 +175,6 @@ class JoinGroupResponse(Response):
         self.members = list(members)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JoinGroupResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.generation_id == other.generation_id and
-            self.protocol_type == other.protocol_type and
-            self.protocol_name == other.protocol_name and
-            self.leader == other.leader and
-            self.skip_assignment == other.skip_assignment and
-            self.member_id == other.member_id and
-            self.members == other.members and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"JoinGroupResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, generation_id={self.generation_id!r}, protocol_type={self.protocol_type!r}, protocol_name={self.protocol_name!r}, leader={self.leader!r}, skip_assignment={self.skip_assignment!r}, member_id={self.member_id!r}, members={self.members!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupResponse has no version {version} (valid 0-9)')
-        start = len(out)
-        try:
-            _WRITERS_JoinGroupResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode JoinGroupResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after JoinGroupResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[JoinGroupResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupResponse has no version {version} (valid 0-9)')
-        try:
-            return _READERS_JoinGroupResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed JoinGroupResponse v{version}: {exc}') from None
-
 
 class JoinGroupResponseMember(Struct):
     """Struct ``JoinGroupResponseMember`` of ``JoinGroupResponse``.
@@ -395,66 +204,6 @@ class JoinGroupResponseMember(Struct):
         self.group_instance_id = group_instance_id
         self.metadata = metadata
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JoinGroupResponseMember):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.metadata == other.metadata and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"JoinGroupResponseMember(member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, metadata={self.metadata!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupResponseMember has no version {version} (valid 0-9)')
-        start = len(out)
-        try:
-            _WRITERS_JoinGroupResponseMember[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode JoinGroupResponseMember v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupResponseMember:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after JoinGroupResponseMember v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[JoinGroupResponseMember, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupResponseMember has no version {version} (valid 0-9)')
-        try:
-            return _READERS_JoinGroupResponseMember[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed JoinGroupResponseMember v{version}: {exc}') from None
 
 
 def _new_JoinGroupRequestProtocol() -> JoinGroupRequestProtocol:
@@ -1002,7 +751,8 @@ def _read_JoinGroupResponse_v9(buf: memoryview, pos: int) -> tuple[JoinGroupResp
     return o, pos
 
 
-_WRITERS_JoinGroupRequestProtocol: tuple[Callable[[JoinGroupRequestProtocol, bytearray], None], ...] = (
+JoinGroupRequestProtocol._LOWEST = 0
+JoinGroupRequestProtocol._WRITERS = (
     _write_JoinGroupRequestProtocol_v0,
     _write_JoinGroupRequestProtocol_v0,
     _write_JoinGroupRequestProtocol_v0,
@@ -1014,7 +764,7 @@ _WRITERS_JoinGroupRequestProtocol: tuple[Callable[[JoinGroupRequestProtocol, byt
     _write_JoinGroupRequestProtocol_v6,
     _write_JoinGroupRequestProtocol_v6,
 )
-_READERS_JoinGroupRequestProtocol: tuple[Callable[[memoryview, int], tuple[JoinGroupRequestProtocol, int]], ...] = (
+JoinGroupRequestProtocol._READERS = (
     _read_JoinGroupRequestProtocol_v0,
     _read_JoinGroupRequestProtocol_v0,
     _read_JoinGroupRequestProtocol_v0,
@@ -1031,7 +781,8 @@ JoinGroupRequestProtocol._FIELDS = (
     FieldSpec('metadata', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_JoinGroupRequest: tuple[Callable[[JoinGroupRequest, bytearray], None], ...] = (
+JoinGroupRequest._LOWEST = 0
+JoinGroupRequest._WRITERS = (
     _write_JoinGroupRequest_v0,
     _write_JoinGroupRequest_v1,
     _write_JoinGroupRequest_v1,
@@ -1043,7 +794,7 @@ _WRITERS_JoinGroupRequest: tuple[Callable[[JoinGroupRequest, bytearray], None], 
     _write_JoinGroupRequest_v8,
     _write_JoinGroupRequest_v8,
 )
-_READERS_JoinGroupRequest: tuple[Callable[[memoryview, int], tuple[JoinGroupRequest, int]], ...] = (
+JoinGroupRequest._READERS = (
     _read_JoinGroupRequest_v0,
     _read_JoinGroupRequest_v1,
     _read_JoinGroupRequest_v1,
@@ -1066,7 +817,8 @@ JoinGroupRequest._FIELDS = (
     FieldSpec('reason', 'string', None, (8, 32767), (8, 32767), None, None, None),
 )
 
-_WRITERS_JoinGroupResponseMember: tuple[Callable[[JoinGroupResponseMember, bytearray], None], ...] = (
+JoinGroupResponseMember._LOWEST = 0
+JoinGroupResponseMember._WRITERS = (
     _write_JoinGroupResponseMember_v0,
     _write_JoinGroupResponseMember_v0,
     _write_JoinGroupResponseMember_v0,
@@ -1078,7 +830,7 @@ _WRITERS_JoinGroupResponseMember: tuple[Callable[[JoinGroupResponseMember, bytea
     _write_JoinGroupResponseMember_v6,
     _write_JoinGroupResponseMember_v6,
 )
-_READERS_JoinGroupResponseMember: tuple[Callable[[memoryview, int], tuple[JoinGroupResponseMember, int]], ...] = (
+JoinGroupResponseMember._READERS = (
     _read_JoinGroupResponseMember_v0,
     _read_JoinGroupResponseMember_v0,
     _read_JoinGroupResponseMember_v0,
@@ -1096,7 +848,8 @@ JoinGroupResponseMember._FIELDS = (
     FieldSpec('metadata', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_JoinGroupResponse: tuple[Callable[[JoinGroupResponse, bytearray], None], ...] = (
+JoinGroupResponse._LOWEST = 0
+JoinGroupResponse._WRITERS = (
     _write_JoinGroupResponse_v0,
     _write_JoinGroupResponse_v0,
     _write_JoinGroupResponse_v2,
@@ -1108,7 +861,7 @@ _WRITERS_JoinGroupResponse: tuple[Callable[[JoinGroupResponse, bytearray], None]
     _write_JoinGroupResponse_v7,
     _write_JoinGroupResponse_v9,
 )
-_READERS_JoinGroupResponse: tuple[Callable[[memoryview, int], tuple[JoinGroupResponse, int]], ...] = (
+JoinGroupResponse._READERS = (
     _read_JoinGroupResponse_v0,
     _read_JoinGroupResponse_v0,
     _read_JoinGroupResponse_v2,

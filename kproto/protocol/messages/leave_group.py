@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -76,66 +75,6 @@ class LeaveGroupRequest(Request['LeaveGroupResponse']):
         self.members = list(members)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaveGroupRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.members == other.members and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"LeaveGroupRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, members={self.members!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'LeaveGroupRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_LeaveGroupRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaveGroupRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaveGroupRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaveGroupRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaveGroupRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'LeaveGroupRequest has no version {version} (valid 0-5)')
-        try:
-            return _READERS_LeaveGroupRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaveGroupRequest v{version}: {exc}') from None
-
 
 class MemberIdentity(Struct):
     """Struct ``MemberIdentity`` of ``LeaveGroupRequest``.
@@ -165,66 +104,6 @@ class MemberIdentity(Struct):
         self.group_instance_id = group_instance_id
         self.reason = reason
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MemberIdentity):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.reason == other.reason and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"MemberIdentity(member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, reason={self.reason!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'MemberIdentity has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_MemberIdentity[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MemberIdentity v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MemberIdentity:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MemberIdentity v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MemberIdentity, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'MemberIdentity has no version {version} (valid 0-5)')
-        try:
-            return _READERS_MemberIdentity[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MemberIdentity v{version}: {exc}') from None
 
 
 class LeaveGroupResponse(Response):
@@ -260,66 +139,6 @@ class LeaveGroupResponse(Response):
         self.members = list(members)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaveGroupResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.members == other.members and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"LeaveGroupResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, members={self.members!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'LeaveGroupResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_LeaveGroupResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaveGroupResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaveGroupResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaveGroupResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaveGroupResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'LeaveGroupResponse has no version {version} (valid 0-5)')
-        try:
-            return _READERS_LeaveGroupResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaveGroupResponse v{version}: {exc}') from None
-
 
 class MemberResponse(Struct):
     """Struct ``MemberResponse`` of ``LeaveGroupResponse``.
@@ -349,66 +168,6 @@ class MemberResponse(Struct):
         self.group_instance_id = group_instance_id
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MemberResponse):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"MemberResponse(member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'MemberResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_MemberResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MemberResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MemberResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MemberResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MemberResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'MemberResponse has no version {version} (valid 0-5)')
-        try:
-            return _READERS_MemberResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MemberResponse v{version}: {exc}') from None
 
 
 def _new_MemberIdentity() -> MemberIdentity:
@@ -773,7 +532,8 @@ def _read_LeaveGroupResponse_v4(buf: memoryview, pos: int) -> tuple[LeaveGroupRe
     return o, pos
 
 
-_WRITERS_MemberIdentity: tuple[Callable[[MemberIdentity, bytearray], None], ...] = (
+MemberIdentity._LOWEST = 0
+MemberIdentity._WRITERS = (
     _write_MemberIdentity_v0,
     _write_MemberIdentity_v0,
     _write_MemberIdentity_v0,
@@ -781,7 +541,7 @@ _WRITERS_MemberIdentity: tuple[Callable[[MemberIdentity, bytearray], None], ...]
     _write_MemberIdentity_v4,
     _write_MemberIdentity_v5,
 )
-_READERS_MemberIdentity: tuple[Callable[[memoryview, int], tuple[MemberIdentity, int]], ...] = (
+MemberIdentity._READERS = (
     _read_MemberIdentity_v0,
     _read_MemberIdentity_v0,
     _read_MemberIdentity_v0,
@@ -795,7 +555,8 @@ MemberIdentity._FIELDS = (
     FieldSpec('reason', 'string', None, (5, 32767), (5, 32767), None, None, None),
 )
 
-_WRITERS_LeaveGroupRequest: tuple[Callable[[LeaveGroupRequest, bytearray], None], ...] = (
+LeaveGroupRequest._LOWEST = 0
+LeaveGroupRequest._WRITERS = (
     _write_LeaveGroupRequest_v0,
     _write_LeaveGroupRequest_v0,
     _write_LeaveGroupRequest_v0,
@@ -803,7 +564,7 @@ _WRITERS_LeaveGroupRequest: tuple[Callable[[LeaveGroupRequest, bytearray], None]
     _write_LeaveGroupRequest_v4,
     _write_LeaveGroupRequest_v5,
 )
-_READERS_LeaveGroupRequest: tuple[Callable[[memoryview, int], tuple[LeaveGroupRequest, int]], ...] = (
+LeaveGroupRequest._READERS = (
     _read_LeaveGroupRequest_v0,
     _read_LeaveGroupRequest_v0,
     _read_LeaveGroupRequest_v0,
@@ -817,7 +578,8 @@ LeaveGroupRequest._FIELDS = (
     FieldSpec('members', 'array', 'struct', (3, 32767), None, None, None, MemberIdentity),
 )
 
-_WRITERS_MemberResponse: tuple[Callable[[MemberResponse, bytearray], None], ...] = (
+MemberResponse._LOWEST = 0
+MemberResponse._WRITERS = (
     _write_MemberResponse_v0,
     _write_MemberResponse_v0,
     _write_MemberResponse_v0,
@@ -825,7 +587,7 @@ _WRITERS_MemberResponse: tuple[Callable[[MemberResponse, bytearray], None], ...]
     _write_MemberResponse_v4,
     _write_MemberResponse_v4,
 )
-_READERS_MemberResponse: tuple[Callable[[memoryview, int], tuple[MemberResponse, int]], ...] = (
+MemberResponse._READERS = (
     _read_MemberResponse_v0,
     _read_MemberResponse_v0,
     _read_MemberResponse_v0,
@@ -839,7 +601,8 @@ MemberResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (3, 32767), None, None, None, None),
 )
 
-_WRITERS_LeaveGroupResponse: tuple[Callable[[LeaveGroupResponse, bytearray], None], ...] = (
+LeaveGroupResponse._LOWEST = 0
+LeaveGroupResponse._WRITERS = (
     _write_LeaveGroupResponse_v0,
     _write_LeaveGroupResponse_v1,
     _write_LeaveGroupResponse_v1,
@@ -847,7 +610,7 @@ _WRITERS_LeaveGroupResponse: tuple[Callable[[LeaveGroupResponse, bytearray], Non
     _write_LeaveGroupResponse_v4,
     _write_LeaveGroupResponse_v4,
 )
-_READERS_LeaveGroupResponse: tuple[Callable[[memoryview, int], tuple[LeaveGroupResponse, int]], ...] = (
+LeaveGroupResponse._READERS = (
     _read_LeaveGroupResponse_v0,
     _read_LeaveGroupResponse_v1,
     _read_LeaveGroupResponse_v1,

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -61,64 +60,6 @@ class ListConfigResourcesRequest(Request['ListConfigResourcesResponse']):
         self.resource_types = list(resource_types)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListConfigResourcesRequest):
-            return NotImplemented
-        return (
-            self.resource_types == other.resource_types and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListConfigResourcesRequest(resource_types={self.resource_types!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListConfigResourcesRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ListConfigResourcesRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListConfigResourcesRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListConfigResourcesRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListConfigResourcesRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListConfigResourcesRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListConfigResourcesRequest has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ListConfigResourcesRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListConfigResourcesRequest v{version}: {exc}') from None
-
 
 class ListConfigResourcesResponse(Response):
     """Kafka response ``ListConfigResourcesResponse`` (API key 74), versions 0-1, flexible from v0.
@@ -153,66 +94,6 @@ class ListConfigResourcesResponse(Response):
         self.config_resources = list(config_resources)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListConfigResourcesResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.config_resources == other.config_resources and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListConfigResourcesResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, config_resources={self.config_resources!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListConfigResourcesResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ListConfigResourcesResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListConfigResourcesResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListConfigResourcesResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListConfigResourcesResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListConfigResourcesResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListConfigResourcesResponse has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ListConfigResourcesResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListConfigResourcesResponse v{version}: {exc}') from None
-
 
 class ConfigResource(Struct):
     """Struct ``ConfigResource`` of ``ListConfigResourcesResponse``.
@@ -239,65 +120,6 @@ class ConfigResource(Struct):
         self.resource_name = resource_name
         self.resource_type = resource_type
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConfigResource):
-            return NotImplemented
-        return (
-            self.resource_name == other.resource_name and
-            self.resource_type == other.resource_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ConfigResource(resource_name={self.resource_name!r}, resource_type={self.resource_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConfigResource has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_ConfigResource[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConfigResource v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConfigResource:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConfigResource v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConfigResource, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConfigResource has no version {version} (valid 0-1)')
-        try:
-            return _READERS_ConfigResource[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConfigResource v{version}: {exc}') from None
 
 
 def _new_ListConfigResourcesRequest() -> ListConfigResourcesRequest:
@@ -475,11 +297,12 @@ def _read_ListConfigResourcesResponse_v1(buf: memoryview, pos: int) -> tuple[Lis
     return o, pos
 
 
-_WRITERS_ListConfigResourcesRequest: tuple[Callable[[ListConfigResourcesRequest, bytearray], None], ...] = (
+ListConfigResourcesRequest._LOWEST = 0
+ListConfigResourcesRequest._WRITERS = (
     _write_ListConfigResourcesRequest_v0,
     _write_ListConfigResourcesRequest_v1,
 )
-_READERS_ListConfigResourcesRequest: tuple[Callable[[memoryview, int], tuple[ListConfigResourcesRequest, int]], ...] = (
+ListConfigResourcesRequest._READERS = (
     _read_ListConfigResourcesRequest_v0,
     _read_ListConfigResourcesRequest_v1,
 )
@@ -487,11 +310,12 @@ ListConfigResourcesRequest._FIELDS = (
     FieldSpec('resource_types', 'array', 'int8', (1, 32767), None, None, None, None),
 )
 
-_WRITERS_ConfigResource: tuple[Callable[[ConfigResource, bytearray], None], ...] = (
+ConfigResource._LOWEST = 0
+ConfigResource._WRITERS = (
     _write_ConfigResource_v0,
     _write_ConfigResource_v1,
 )
-_READERS_ConfigResource: tuple[Callable[[memoryview, int], tuple[ConfigResource, int]], ...] = (
+ConfigResource._READERS = (
     _read_ConfigResource_v0,
     _read_ConfigResource_v1,
 )
@@ -500,11 +324,12 @@ ConfigResource._FIELDS = (
     FieldSpec('resource_type', 'int8', None, (1, 32767), None, None, None, None),
 )
 
-_WRITERS_ListConfigResourcesResponse: tuple[Callable[[ListConfigResourcesResponse, bytearray], None], ...] = (
+ListConfigResourcesResponse._LOWEST = 0
+ListConfigResourcesResponse._WRITERS = (
     _write_ListConfigResourcesResponse_v0,
     _write_ListConfigResourcesResponse_v1,
 )
-_READERS_ListConfigResourcesResponse: tuple[Callable[[memoryview, int], tuple[ListConfigResourcesResponse, int]], ...] = (
+ListConfigResourcesResponse._READERS = (
     _read_ListConfigResourcesResponse_v0,
     _read_ListConfigResourcesResponse_v1,
 )

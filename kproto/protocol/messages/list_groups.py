@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -68,65 +67,6 @@ class ListGroupsRequest(Request['ListGroupsResponse']):
         self.types_filter = list(types_filter)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListGroupsRequest):
-            return NotImplemented
-        return (
-            self.states_filter == other.states_filter and
-            self.types_filter == other.types_filter and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListGroupsRequest(states_filter={self.states_filter!r}, types_filter={self.types_filter!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListGroupsRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_ListGroupsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListGroupsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListGroupsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListGroupsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListGroupsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListGroupsRequest has no version {version} (valid 0-5)')
-        try:
-            return _READERS_ListGroupsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListGroupsRequest v{version}: {exc}') from None
-
 
 class ListGroupsResponse(Response):
     """Kafka response ``ListGroupsResponse`` (API key 16), versions 0-5, flexible from v3.
@@ -161,66 +101,6 @@ class ListGroupsResponse(Response):
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListGroupsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListGroupsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListGroupsResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_ListGroupsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListGroupsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListGroupsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListGroupsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListGroupsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListGroupsResponse has no version {version} (valid 0-5)')
-        try:
-            return _READERS_ListGroupsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListGroupsResponse v{version}: {exc}') from None
-
 
 class ListedGroup(Struct):
     """Struct ``ListedGroup`` of ``ListGroupsResponse``.
@@ -253,67 +133,6 @@ class ListedGroup(Struct):
         self.group_state = group_state
         self.group_type = group_type
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListedGroup):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.protocol_type == other.protocol_type and
-            self.group_state == other.group_state and
-            self.group_type == other.group_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListedGroup(group_id={self.group_id!r}, protocol_type={self.protocol_type!r}, group_state={self.group_state!r}, group_type={self.group_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListedGroup has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_ListedGroup[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListedGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListedGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListedGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListedGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListedGroup has no version {version} (valid 0-5)')
-        try:
-            return _READERS_ListedGroup[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListedGroup v{version}: {exc}') from None
 
 
 def _new_ListGroupsRequest() -> ListGroupsRequest:
@@ -679,7 +498,8 @@ def _read_ListGroupsResponse_v5(buf: memoryview, pos: int) -> tuple[ListGroupsRe
     return o, pos
 
 
-_WRITERS_ListGroupsRequest: tuple[Callable[[ListGroupsRequest, bytearray], None], ...] = (
+ListGroupsRequest._LOWEST = 0
+ListGroupsRequest._WRITERS = (
     _write_ListGroupsRequest_v0,
     _write_ListGroupsRequest_v0,
     _write_ListGroupsRequest_v0,
@@ -687,7 +507,7 @@ _WRITERS_ListGroupsRequest: tuple[Callable[[ListGroupsRequest, bytearray], None]
     _write_ListGroupsRequest_v4,
     _write_ListGroupsRequest_v5,
 )
-_READERS_ListGroupsRequest: tuple[Callable[[memoryview, int], tuple[ListGroupsRequest, int]], ...] = (
+ListGroupsRequest._READERS = (
     _read_ListGroupsRequest_v0,
     _read_ListGroupsRequest_v0,
     _read_ListGroupsRequest_v0,
@@ -700,7 +520,8 @@ ListGroupsRequest._FIELDS = (
     FieldSpec('types_filter', 'array', 'string', (5, 32767), None, None, None, None),
 )
 
-_WRITERS_ListedGroup: tuple[Callable[[ListedGroup, bytearray], None], ...] = (
+ListedGroup._LOWEST = 0
+ListedGroup._WRITERS = (
     _write_ListedGroup_v0,
     _write_ListedGroup_v0,
     _write_ListedGroup_v0,
@@ -708,7 +529,7 @@ _WRITERS_ListedGroup: tuple[Callable[[ListedGroup, bytearray], None], ...] = (
     _write_ListedGroup_v4,
     _write_ListedGroup_v5,
 )
-_READERS_ListedGroup: tuple[Callable[[memoryview, int], tuple[ListedGroup, int]], ...] = (
+ListedGroup._READERS = (
     _read_ListedGroup_v0,
     _read_ListedGroup_v0,
     _read_ListedGroup_v0,
@@ -723,7 +544,8 @@ ListedGroup._FIELDS = (
     FieldSpec('group_type', 'string', None, (5, 32767), None, None, None, None),
 )
 
-_WRITERS_ListGroupsResponse: tuple[Callable[[ListGroupsResponse, bytearray], None], ...] = (
+ListGroupsResponse._LOWEST = 0
+ListGroupsResponse._WRITERS = (
     _write_ListGroupsResponse_v0,
     _write_ListGroupsResponse_v1,
     _write_ListGroupsResponse_v1,
@@ -731,7 +553,7 @@ _WRITERS_ListGroupsResponse: tuple[Callable[[ListGroupsResponse, bytearray], Non
     _write_ListGroupsResponse_v4,
     _write_ListGroupsResponse_v5,
 )
-_READERS_ListGroupsResponse: tuple[Callable[[memoryview, int], tuple[ListGroupsResponse, int]], ...] = (
+ListGroupsResponse._READERS = (
     _read_ListGroupsResponse_v0,
     _read_ListGroupsResponse_v1,
     _read_ListGroupsResponse_v1,

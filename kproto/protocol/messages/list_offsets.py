@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -80,67 +79,6 @@ class ListOffsetsRequest(Request['ListOffsetsResponse']):
         self.timeout_ms = timeout_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsRequest):
-            return NotImplemented
-        return (
-            self.replica_id == other.replica_id and
-            self.isolation_level == other.isolation_level and
-            self.topics == other.topics and
-            self.timeout_ms == other.timeout_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListOffsetsRequest(replica_id={self.replica_id!r}, isolation_level={self.isolation_level!r}, topics={self.topics!r}, timeout_ms={self.timeout_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsRequest has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _WRITERS_ListOffsetsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsRequest has no version {version} (valid 1-10)')
-        try:
-            return _READERS_ListOffsetsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsRequest v{version}: {exc}') from None
-
 
 class ListOffsetsTopic(Struct):
     """Struct ``ListOffsetsTopic`` of ``ListOffsetsRequest``.
@@ -167,65 +105,6 @@ class ListOffsetsTopic(Struct):
         self.name = name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListOffsetsTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopic has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _WRITERS_ListOffsetsTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopic has no version {version} (valid 1-10)')
-        try:
-            return _READERS_ListOffsetsTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsTopic v{version}: {exc}') from None
 
 
 class ListOffsetsPartition(Struct):
@@ -256,66 +135,6 @@ class ListOffsetsPartition(Struct):
         self.current_leader_epoch = current_leader_epoch
         self.timestamp = timestamp
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.current_leader_epoch == other.current_leader_epoch and
-            self.timestamp == other.timestamp and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListOffsetsPartition(partition_index={self.partition_index!r}, current_leader_epoch={self.current_leader_epoch!r}, timestamp={self.timestamp!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartition has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _WRITERS_ListOffsetsPartition[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartition has no version {version} (valid 1-10)')
-        try:
-            return _READERS_ListOffsetsPartition[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsPartition v{version}: {exc}') from None
 
 
 class ListOffsetsResponse(Response):
@@ -348,65 +167,6 @@ class ListOffsetsResponse(Response):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListOffsetsResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsResponse has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _WRITERS_ListOffsetsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsResponse has no version {version} (valid 1-10)')
-        try:
-            return _READERS_ListOffsetsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsResponse v{version}: {exc}') from None
-
 
 class ListOffsetsTopicResponse(Struct):
     """Struct ``ListOffsetsTopicResponse`` of ``ListOffsetsResponse``.
@@ -433,65 +193,6 @@ class ListOffsetsTopicResponse(Struct):
         self.name = name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsTopicResponse):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListOffsetsTopicResponse(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopicResponse has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _WRITERS_ListOffsetsTopicResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsTopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsTopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsTopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsTopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopicResponse has no version {version} (valid 1-10)')
-        try:
-            return _READERS_ListOffsetsTopicResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsTopicResponse v{version}: {exc}') from None
 
 
 class ListOffsetsPartitionResponse(Struct):
@@ -528,68 +229,6 @@ class ListOffsetsPartitionResponse(Struct):
         self.offset = offset
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsPartitionResponse):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.timestamp == other.timestamp and
-            self.offset == other.offset and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListOffsetsPartitionResponse(partition_index={self.partition_index!r}, error_code={self.error_code!r}, timestamp={self.timestamp!r}, offset={self.offset!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartitionResponse has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _WRITERS_ListOffsetsPartitionResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsPartitionResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsPartitionResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsPartitionResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsPartitionResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartitionResponse has no version {version} (valid 1-10)')
-        try:
-            return _READERS_ListOffsetsPartitionResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsPartitionResponse v{version}: {exc}') from None
 
 
 def _new_ListOffsetsPartition() -> ListOffsetsPartition:
@@ -1117,7 +756,8 @@ def _read_ListOffsetsResponse_v6(buf: memoryview, pos: int) -> tuple[ListOffsets
     return o, pos
 
 
-_WRITERS_ListOffsetsPartition: tuple[Callable[[ListOffsetsPartition, bytearray], None], ...] = (
+ListOffsetsPartition._LOWEST = 1
+ListOffsetsPartition._WRITERS = (
     _write_ListOffsetsPartition_v1,
     _write_ListOffsetsPartition_v1,
     _write_ListOffsetsPartition_v1,
@@ -1129,7 +769,7 @@ _WRITERS_ListOffsetsPartition: tuple[Callable[[ListOffsetsPartition, bytearray],
     _write_ListOffsetsPartition_v6,
     _write_ListOffsetsPartition_v6,
 )
-_READERS_ListOffsetsPartition: tuple[Callable[[memoryview, int], tuple[ListOffsetsPartition, int]], ...] = (
+ListOffsetsPartition._READERS = (
     _read_ListOffsetsPartition_v1,
     _read_ListOffsetsPartition_v1,
     _read_ListOffsetsPartition_v1,
@@ -1147,7 +787,8 @@ ListOffsetsPartition._FIELDS = (
     FieldSpec('timestamp', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_ListOffsetsTopic: tuple[Callable[[ListOffsetsTopic, bytearray], None], ...] = (
+ListOffsetsTopic._LOWEST = 1
+ListOffsetsTopic._WRITERS = (
     _write_ListOffsetsTopic_v1,
     _write_ListOffsetsTopic_v1,
     _write_ListOffsetsTopic_v1,
@@ -1159,7 +800,7 @@ _WRITERS_ListOffsetsTopic: tuple[Callable[[ListOffsetsTopic, bytearray], None], 
     _write_ListOffsetsTopic_v6,
     _write_ListOffsetsTopic_v6,
 )
-_READERS_ListOffsetsTopic: tuple[Callable[[memoryview, int], tuple[ListOffsetsTopic, int]], ...] = (
+ListOffsetsTopic._READERS = (
     _read_ListOffsetsTopic_v1,
     _read_ListOffsetsTopic_v1,
     _read_ListOffsetsTopic_v1,
@@ -1176,7 +817,8 @@ ListOffsetsTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ListOffsetsPartition),
 )
 
-_WRITERS_ListOffsetsRequest: tuple[Callable[[ListOffsetsRequest, bytearray], None], ...] = (
+ListOffsetsRequest._LOWEST = 1
+ListOffsetsRequest._WRITERS = (
     _write_ListOffsetsRequest_v1,
     _write_ListOffsetsRequest_v2,
     _write_ListOffsetsRequest_v2,
@@ -1188,7 +830,7 @@ _WRITERS_ListOffsetsRequest: tuple[Callable[[ListOffsetsRequest, bytearray], Non
     _write_ListOffsetsRequest_v6,
     _write_ListOffsetsRequest_v10,
 )
-_READERS_ListOffsetsRequest: tuple[Callable[[memoryview, int], tuple[ListOffsetsRequest, int]], ...] = (
+ListOffsetsRequest._READERS = (
     _read_ListOffsetsRequest_v1,
     _read_ListOffsetsRequest_v2,
     _read_ListOffsetsRequest_v2,
@@ -1207,7 +849,8 @@ ListOffsetsRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (10, 32767), None, None, None, None),
 )
 
-_WRITERS_ListOffsetsPartitionResponse: tuple[Callable[[ListOffsetsPartitionResponse, bytearray], None], ...] = (
+ListOffsetsPartitionResponse._LOWEST = 1
+ListOffsetsPartitionResponse._WRITERS = (
     _write_ListOffsetsPartitionResponse_v1,
     _write_ListOffsetsPartitionResponse_v1,
     _write_ListOffsetsPartitionResponse_v1,
@@ -1219,7 +862,7 @@ _WRITERS_ListOffsetsPartitionResponse: tuple[Callable[[ListOffsetsPartitionRespo
     _write_ListOffsetsPartitionResponse_v6,
     _write_ListOffsetsPartitionResponse_v6,
 )
-_READERS_ListOffsetsPartitionResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsPartitionResponse, int]], ...] = (
+ListOffsetsPartitionResponse._READERS = (
     _read_ListOffsetsPartitionResponse_v1,
     _read_ListOffsetsPartitionResponse_v1,
     _read_ListOffsetsPartitionResponse_v1,
@@ -1239,7 +882,8 @@ ListOffsetsPartitionResponse._FIELDS = (
     FieldSpec('leader_epoch', 'int32', None, (4, 32767), None, None, None, None),
 )
 
-_WRITERS_ListOffsetsTopicResponse: tuple[Callable[[ListOffsetsTopicResponse, bytearray], None], ...] = (
+ListOffsetsTopicResponse._LOWEST = 1
+ListOffsetsTopicResponse._WRITERS = (
     _write_ListOffsetsTopicResponse_v1,
     _write_ListOffsetsTopicResponse_v1,
     _write_ListOffsetsTopicResponse_v1,
@@ -1251,7 +895,7 @@ _WRITERS_ListOffsetsTopicResponse: tuple[Callable[[ListOffsetsTopicResponse, byt
     _write_ListOffsetsTopicResponse_v6,
     _write_ListOffsetsTopicResponse_v6,
 )
-_READERS_ListOffsetsTopicResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsTopicResponse, int]], ...] = (
+ListOffsetsTopicResponse._READERS = (
     _read_ListOffsetsTopicResponse_v1,
     _read_ListOffsetsTopicResponse_v1,
     _read_ListOffsetsTopicResponse_v1,
@@ -1268,7 +912,8 @@ ListOffsetsTopicResponse._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ListOffsetsPartitionResponse),
 )
 
-_WRITERS_ListOffsetsResponse: tuple[Callable[[ListOffsetsResponse, bytearray], None], ...] = (
+ListOffsetsResponse._LOWEST = 1
+ListOffsetsResponse._WRITERS = (
     _write_ListOffsetsResponse_v1,
     _write_ListOffsetsResponse_v2,
     _write_ListOffsetsResponse_v2,
@@ -1280,7 +925,7 @@ _WRITERS_ListOffsetsResponse: tuple[Callable[[ListOffsetsResponse, bytearray], N
     _write_ListOffsetsResponse_v6,
     _write_ListOffsetsResponse_v6,
 )
-_READERS_ListOffsetsResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsResponse, int]], ...] = (
+ListOffsetsResponse._READERS = (
     _read_ListOffsetsResponse_v1,
     _read_ListOffsetsResponse_v2,
     _read_ListOffsetsResponse_v2,

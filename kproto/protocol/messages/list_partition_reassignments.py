@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_array_len,
@@ -69,65 +67,6 @@ class ListPartitionReassignmentsRequest(Request['ListPartitionReassignmentsRespo
         self.topics = None if topics is None else list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListPartitionReassignmentsRequest):
-            return NotImplemented
-        return (
-            self.timeout_ms == other.timeout_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListPartitionReassignmentsRequest(timeout_ms={self.timeout_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_ListPartitionReassignmentsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListPartitionReassignmentsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListPartitionReassignmentsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListPartitionReassignmentsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListPartitionReassignmentsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_ListPartitionReassignmentsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListPartitionReassignmentsRequest v{version}: {exc}') from None
-
 
 class ListPartitionReassignmentsTopics(Struct):
     """Struct ``ListPartitionReassignmentsTopics`` of ``ListPartitionReassignmentsRequest``.
@@ -154,65 +93,6 @@ class ListPartitionReassignmentsTopics(Struct):
         self.name = name
         self.partition_indexes = list(partition_indexes)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListPartitionReassignmentsTopics):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partition_indexes == other.partition_indexes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListPartitionReassignmentsTopics(name={self.name!r}, partition_indexes={self.partition_indexes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsTopics has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_ListPartitionReassignmentsTopics[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListPartitionReassignmentsTopics v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListPartitionReassignmentsTopics:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListPartitionReassignmentsTopics v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListPartitionReassignmentsTopics, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsTopics has no version {version} (valid 0-0)')
-        try:
-            return _READERS_ListPartitionReassignmentsTopics[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListPartitionReassignmentsTopics v{version}: {exc}') from None
 
 
 class ListPartitionReassignmentsResponse(Response):
@@ -251,67 +131,6 @@ class ListPartitionReassignmentsResponse(Response):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListPartitionReassignmentsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListPartitionReassignmentsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_ListPartitionReassignmentsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListPartitionReassignmentsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListPartitionReassignmentsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListPartitionReassignmentsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListPartitionReassignmentsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_ListPartitionReassignmentsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListPartitionReassignmentsResponse v{version}: {exc}') from None
-
 
 class OngoingTopicReassignment(Struct):
     """Struct ``OngoingTopicReassignment`` of ``ListPartitionReassignmentsResponse``.
@@ -338,65 +157,6 @@ class OngoingTopicReassignment(Struct):
         self.name = name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OngoingTopicReassignment):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OngoingTopicReassignment(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OngoingTopicReassignment has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_OngoingTopicReassignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OngoingTopicReassignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OngoingTopicReassignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OngoingTopicReassignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OngoingTopicReassignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OngoingTopicReassignment has no version {version} (valid 0-0)')
-        try:
-            return _READERS_OngoingTopicReassignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OngoingTopicReassignment v{version}: {exc}') from None
 
 
 class OngoingPartitionReassignment(Struct):
@@ -430,67 +190,6 @@ class OngoingPartitionReassignment(Struct):
         self.adding_replicas = list(adding_replicas)
         self.removing_replicas = list(removing_replicas)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OngoingPartitionReassignment):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.replicas == other.replicas and
-            self.adding_replicas == other.adding_replicas and
-            self.removing_replicas == other.removing_replicas and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OngoingPartitionReassignment(partition_index={self.partition_index!r}, replicas={self.replicas!r}, adding_replicas={self.adding_replicas!r}, removing_replicas={self.removing_replicas!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OngoingPartitionReassignment has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_OngoingPartitionReassignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OngoingPartitionReassignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OngoingPartitionReassignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OngoingPartitionReassignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OngoingPartitionReassignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OngoingPartitionReassignment has no version {version} (valid 0-0)')
-        try:
-            return _READERS_OngoingPartitionReassignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OngoingPartitionReassignment v{version}: {exc}') from None
 
 
 def _new_ListPartitionReassignmentsTopics() -> ListPartitionReassignmentsTopics:
@@ -702,10 +401,11 @@ def _read_ListPartitionReassignmentsResponse_v0(buf: memoryview, pos: int) -> tu
     return o, pos
 
 
-_WRITERS_ListPartitionReassignmentsTopics: tuple[Callable[[ListPartitionReassignmentsTopics, bytearray], None], ...] = (
+ListPartitionReassignmentsTopics._LOWEST = 0
+ListPartitionReassignmentsTopics._WRITERS = (
     _write_ListPartitionReassignmentsTopics_v0,
 )
-_READERS_ListPartitionReassignmentsTopics: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsTopics, int]], ...] = (
+ListPartitionReassignmentsTopics._READERS = (
     _read_ListPartitionReassignmentsTopics_v0,
 )
 ListPartitionReassignmentsTopics._FIELDS = (
@@ -713,10 +413,11 @@ ListPartitionReassignmentsTopics._FIELDS = (
     FieldSpec('partition_indexes', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_ListPartitionReassignmentsRequest: tuple[Callable[[ListPartitionReassignmentsRequest, bytearray], None], ...] = (
+ListPartitionReassignmentsRequest._LOWEST = 0
+ListPartitionReassignmentsRequest._WRITERS = (
     _write_ListPartitionReassignmentsRequest_v0,
 )
-_READERS_ListPartitionReassignmentsRequest: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsRequest, int]], ...] = (
+ListPartitionReassignmentsRequest._READERS = (
     _read_ListPartitionReassignmentsRequest_v0,
 )
 ListPartitionReassignmentsRequest._FIELDS = (
@@ -724,10 +425,11 @@ ListPartitionReassignmentsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), (0, 32767), None, None, ListPartitionReassignmentsTopics),
 )
 
-_WRITERS_OngoingPartitionReassignment: tuple[Callable[[OngoingPartitionReassignment, bytearray], None], ...] = (
+OngoingPartitionReassignment._LOWEST = 0
+OngoingPartitionReassignment._WRITERS = (
     _write_OngoingPartitionReassignment_v0,
 )
-_READERS_OngoingPartitionReassignment: tuple[Callable[[memoryview, int], tuple[OngoingPartitionReassignment, int]], ...] = (
+OngoingPartitionReassignment._READERS = (
     _read_OngoingPartitionReassignment_v0,
 )
 OngoingPartitionReassignment._FIELDS = (
@@ -737,10 +439,11 @@ OngoingPartitionReassignment._FIELDS = (
     FieldSpec('removing_replicas', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_OngoingTopicReassignment: tuple[Callable[[OngoingTopicReassignment, bytearray], None], ...] = (
+OngoingTopicReassignment._LOWEST = 0
+OngoingTopicReassignment._WRITERS = (
     _write_OngoingTopicReassignment_v0,
 )
-_READERS_OngoingTopicReassignment: tuple[Callable[[memoryview, int], tuple[OngoingTopicReassignment, int]], ...] = (
+OngoingTopicReassignment._READERS = (
     _read_OngoingTopicReassignment_v0,
 )
 OngoingTopicReassignment._FIELDS = (
@@ -748,10 +451,11 @@ OngoingTopicReassignment._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OngoingPartitionReassignment),
 )
 
-_WRITERS_ListPartitionReassignmentsResponse: tuple[Callable[[ListPartitionReassignmentsResponse, bytearray], None], ...] = (
+ListPartitionReassignmentsResponse._LOWEST = 0
+ListPartitionReassignmentsResponse._WRITERS = (
     _write_ListPartitionReassignmentsResponse_v0,
 )
-_READERS_ListPartitionReassignmentsResponse: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsResponse, int]], ...] = (
+ListPartitionReassignmentsResponse._READERS = (
     _read_ListPartitionReassignmentsResponse_v0,
 )
 ListPartitionReassignmentsResponse._FIELDS = (

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -72,67 +71,6 @@ class ListTransactionsRequest(Request['ListTransactionsResponse']):
         self.transactional_id_pattern = transactional_id_pattern
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListTransactionsRequest):
-            return NotImplemented
-        return (
-            self.state_filters == other.state_filters and
-            self.producer_id_filters == other.producer_id_filters and
-            self.duration_filter == other.duration_filter and
-            self.transactional_id_pattern == other.transactional_id_pattern and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListTransactionsRequest(state_filters={self.state_filters!r}, producer_id_filters={self.producer_id_filters!r}, duration_filter={self.duration_filter!r}, transactional_id_pattern={self.transactional_id_pattern!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ListTransactionsRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_ListTransactionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListTransactionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListTransactionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListTransactionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListTransactionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ListTransactionsRequest has no version {version} (valid 0-2)')
-        try:
-            return _READERS_ListTransactionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListTransactionsRequest v{version}: {exc}') from None
-
 
 class ListTransactionsResponse(Response):
     """Kafka response ``ListTransactionsResponse`` (API key 66), versions 0-2, flexible from v0.
@@ -170,67 +108,6 @@ class ListTransactionsResponse(Response):
         self.transaction_states = list(transaction_states)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListTransactionsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.unknown_state_filters == other.unknown_state_filters and
-            self.transaction_states == other.transaction_states and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListTransactionsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, unknown_state_filters={self.unknown_state_filters!r}, transaction_states={self.transaction_states!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ListTransactionsResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_ListTransactionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListTransactionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListTransactionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListTransactionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListTransactionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ListTransactionsResponse has no version {version} (valid 0-2)')
-        try:
-            return _READERS_ListTransactionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListTransactionsResponse v{version}: {exc}') from None
-
 
 class TransactionState(Struct):
     """Struct ``TransactionState`` of ``ListTransactionsResponse``.
@@ -260,66 +137,6 @@ class TransactionState(Struct):
         self.producer_id = producer_id
         self.transaction_state = transaction_state
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TransactionState):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.producer_id == other.producer_id and
-            self.transaction_state == other.transaction_state and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TransactionState(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, transaction_state={self.transaction_state!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_TransactionState[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TransactionState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TransactionState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TransactionState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TransactionState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-2)')
-        try:
-            return _READERS_TransactionState[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TransactionState v{version}: {exc}') from None
 
 
 def _new_ListTransactionsRequest() -> ListTransactionsRequest:
@@ -536,12 +353,13 @@ def _read_ListTransactionsResponse_v0(buf: memoryview, pos: int) -> tuple[ListTr
     return o, pos
 
 
-_WRITERS_ListTransactionsRequest: tuple[Callable[[ListTransactionsRequest, bytearray], None], ...] = (
+ListTransactionsRequest._LOWEST = 0
+ListTransactionsRequest._WRITERS = (
     _write_ListTransactionsRequest_v0,
     _write_ListTransactionsRequest_v1,
     _write_ListTransactionsRequest_v2,
 )
-_READERS_ListTransactionsRequest: tuple[Callable[[memoryview, int], tuple[ListTransactionsRequest, int]], ...] = (
+ListTransactionsRequest._READERS = (
     _read_ListTransactionsRequest_v0,
     _read_ListTransactionsRequest_v1,
     _read_ListTransactionsRequest_v2,
@@ -553,12 +371,13 @@ ListTransactionsRequest._FIELDS = (
     FieldSpec('transactional_id_pattern', 'string', None, (2, 32767), (2, 32767), None, None, None),
 )
 
-_WRITERS_TransactionState: tuple[Callable[[TransactionState, bytearray], None], ...] = (
+TransactionState._LOWEST = 0
+TransactionState._WRITERS = (
     _write_TransactionState_v0,
     _write_TransactionState_v0,
     _write_TransactionState_v0,
 )
-_READERS_TransactionState: tuple[Callable[[memoryview, int], tuple[TransactionState, int]], ...] = (
+TransactionState._READERS = (
     _read_TransactionState_v0,
     _read_TransactionState_v0,
     _read_TransactionState_v0,
@@ -569,12 +388,13 @@ TransactionState._FIELDS = (
     FieldSpec('transaction_state', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_ListTransactionsResponse: tuple[Callable[[ListTransactionsResponse, bytearray], None], ...] = (
+ListTransactionsResponse._LOWEST = 0
+ListTransactionsResponse._WRITERS = (
     _write_ListTransactionsResponse_v0,
     _write_ListTransactionsResponse_v0,
     _write_ListTransactionsResponse_v0,
 )
-_READERS_ListTransactionsResponse: tuple[Callable[[memoryview, int], tuple[ListTransactionsResponse, int]], ...] = (
+ListTransactionsResponse._READERS = (
     _read_ListTransactionsResponse_v0,
     _read_ListTransactionsResponse_v0,
     _read_ListTransactionsResponse_v0,

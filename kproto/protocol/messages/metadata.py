@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -88,67 +87,6 @@ class MetadataRequest(Request['MetadataResponse']):
         self.include_topic_authorized_operations = include_topic_authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.allow_auto_topic_creation == other.allow_auto_topic_creation and
-            self.include_cluster_authorized_operations == other.include_cluster_authorized_operations and
-            self.include_topic_authorized_operations == other.include_topic_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"MetadataRequest(topics={self.topics!r}, allow_auto_topic_creation={self.allow_auto_topic_creation!r}, include_cluster_authorized_operations={self.include_cluster_authorized_operations!r}, include_topic_authorized_operations={self.include_topic_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataRequest has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _WRITERS_MetadataRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataRequest has no version {version} (valid 0-13)')
-        try:
-            return _READERS_MetadataRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataRequest v{version}: {exc}') from None
-
 
 class MetadataRequestTopic(Struct):
     """Struct ``MetadataRequestTopic`` of ``MetadataRequest``.
@@ -175,65 +113,6 @@ class MetadataRequestTopic(Struct):
         self.topic_id = topic_id
         self.name = name
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataRequestTopic):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.name == other.name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"MetadataRequestTopic(topic_id={self.topic_id!r}, name={self.name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataRequestTopic has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _WRITERS_MetadataRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataRequestTopic has no version {version} (valid 0-13)')
-        try:
-            return _READERS_MetadataRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataRequestTopic v{version}: {exc}') from None
 
 
 class MetadataResponse(Response):
@@ -281,70 +160,6 @@ class MetadataResponse(Response):
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.brokers == other.brokers and
-            self.cluster_id == other.cluster_id and
-            self.controller_id == other.controller_id and
-            self.topics == other.topics and
-            self.cluster_authorized_operations == other.cluster_authorized_operations and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"MetadataResponse(throttle_time_ms={self.throttle_time_ms!r}, brokers={self.brokers!r}, cluster_id={self.cluster_id!r}, controller_id={self.controller_id!r}, topics={self.topics!r}, cluster_authorized_operations={self.cluster_authorized_operations!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponse has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _WRITERS_MetadataResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponse has no version {version} (valid 0-13)')
-        try:
-            return _READERS_MetadataResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataResponse v{version}: {exc}') from None
-
 
 class MetadataResponseTopic(Struct):
     """Struct ``MetadataResponseTopic`` of ``MetadataResponse``.
@@ -383,69 +198,6 @@ class MetadataResponseTopic(Struct):
         self.partitions = list(partitions)
         self.topic_authorized_operations = topic_authorized_operations
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataResponseTopic):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.is_internal == other.is_internal and
-            self.partitions == other.partitions and
-            self.topic_authorized_operations == other.topic_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"MetadataResponseTopic(error_code={self.error_code!r}, name={self.name!r}, topic_id={self.topic_id!r}, is_internal={self.is_internal!r}, partitions={self.partitions!r}, topic_authorized_operations={self.topic_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponseTopic has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _WRITERS_MetadataResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponseTopic has no version {version} (valid 0-13)')
-        try:
-            return _READERS_MetadataResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataResponseTopic v{version}: {exc}') from None
 
 
 class MetadataResponsePartition(Struct):
@@ -489,70 +241,6 @@ class MetadataResponsePartition(Struct):
         self.offline_replicas = list(offline_replicas)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataResponsePartition):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.partition_index == other.partition_index and
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            self.replica_nodes == other.replica_nodes and
-            self.isr_nodes == other.isr_nodes and
-            self.offline_replicas == other.offline_replicas and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"MetadataResponsePartition(error_code={self.error_code!r}, partition_index={self.partition_index!r}, leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}, replica_nodes={self.replica_nodes!r}, isr_nodes={self.isr_nodes!r}, offline_replicas={self.offline_replicas!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponsePartition has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _WRITERS_MetadataResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponsePartition has no version {version} (valid 0-13)')
-        try:
-            return _READERS_MetadataResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataResponsePartition v{version}: {exc}') from None
-
 
 class MetadataResponseBroker(Struct):
     """Struct ``MetadataResponseBroker`` of ``MetadataResponse``.
@@ -585,67 +273,6 @@ class MetadataResponseBroker(Struct):
         self.port = port
         self.rack = rack
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataResponseBroker):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"MetadataResponseBroker(node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponseBroker has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _WRITERS_MetadataResponseBroker[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataResponseBroker v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataResponseBroker:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataResponseBroker v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponseBroker, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponseBroker has no version {version} (valid 0-13)')
-        try:
-            return _READERS_MetadataResponseBroker[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataResponseBroker v{version}: {exc}') from None
 
 
 def _new_MetadataRequestTopic() -> MetadataRequestTopic:
@@ -2031,7 +1658,8 @@ def _read_MetadataResponse_v13(buf: memoryview, pos: int) -> tuple[MetadataRespo
     return o, pos
 
 
-_WRITERS_MetadataRequestTopic: tuple[Callable[[MetadataRequestTopic, bytearray], None], ...] = (
+MetadataRequestTopic._LOWEST = 0
+MetadataRequestTopic._WRITERS = (
     _write_MetadataRequestTopic_v0,
     _write_MetadataRequestTopic_v0,
     _write_MetadataRequestTopic_v0,
@@ -2047,7 +1675,7 @@ _WRITERS_MetadataRequestTopic: tuple[Callable[[MetadataRequestTopic, bytearray],
     _write_MetadataRequestTopic_v10,
     _write_MetadataRequestTopic_v10,
 )
-_READERS_MetadataRequestTopic: tuple[Callable[[memoryview, int], tuple[MetadataRequestTopic, int]], ...] = (
+MetadataRequestTopic._READERS = (
     _read_MetadataRequestTopic_v0,
     _read_MetadataRequestTopic_v0,
     _read_MetadataRequestTopic_v0,
@@ -2068,7 +1696,8 @@ MetadataRequestTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), (10, 32767), None, None, None),
 )
 
-_WRITERS_MetadataRequest: tuple[Callable[[MetadataRequest, bytearray], None], ...] = (
+MetadataRequest._LOWEST = 0
+MetadataRequest._WRITERS = (
     _write_MetadataRequest_v0,
     _write_MetadataRequest_v1,
     _write_MetadataRequest_v1,
@@ -2084,7 +1713,7 @@ _WRITERS_MetadataRequest: tuple[Callable[[MetadataRequest, bytearray], None], ..
     _write_MetadataRequest_v11,
     _write_MetadataRequest_v11,
 )
-_READERS_MetadataRequest: tuple[Callable[[memoryview, int], tuple[MetadataRequest, int]], ...] = (
+MetadataRequest._READERS = (
     _read_MetadataRequest_v0,
     _read_MetadataRequest_v1,
     _read_MetadataRequest_v1,
@@ -2107,7 +1736,8 @@ MetadataRequest._FIELDS = (
     FieldSpec('include_topic_authorized_operations', 'bool', None, (8, 32767), None, None, None, None),
 )
 
-_WRITERS_MetadataResponseBroker: tuple[Callable[[MetadataResponseBroker, bytearray], None], ...] = (
+MetadataResponseBroker._LOWEST = 0
+MetadataResponseBroker._WRITERS = (
     _write_MetadataResponseBroker_v0,
     _write_MetadataResponseBroker_v1,
     _write_MetadataResponseBroker_v1,
@@ -2123,7 +1753,7 @@ _WRITERS_MetadataResponseBroker: tuple[Callable[[MetadataResponseBroker, bytearr
     _write_MetadataResponseBroker_v9,
     _write_MetadataResponseBroker_v9,
 )
-_READERS_MetadataResponseBroker: tuple[Callable[[memoryview, int], tuple[MetadataResponseBroker, int]], ...] = (
+MetadataResponseBroker._READERS = (
     _read_MetadataResponseBroker_v0,
     _read_MetadataResponseBroker_v1,
     _read_MetadataResponseBroker_v1,
@@ -2146,7 +1776,8 @@ MetadataResponseBroker._FIELDS = (
     FieldSpec('rack', 'string', None, (1, 32767), (1, 32767), None, None, None),
 )
 
-_WRITERS_MetadataResponsePartition: tuple[Callable[[MetadataResponsePartition, bytearray], None], ...] = (
+MetadataResponsePartition._LOWEST = 0
+MetadataResponsePartition._WRITERS = (
     _write_MetadataResponsePartition_v0,
     _write_MetadataResponsePartition_v0,
     _write_MetadataResponsePartition_v0,
@@ -2162,7 +1793,7 @@ _WRITERS_MetadataResponsePartition: tuple[Callable[[MetadataResponsePartition, b
     _write_MetadataResponsePartition_v9,
     _write_MetadataResponsePartition_v9,
 )
-_READERS_MetadataResponsePartition: tuple[Callable[[memoryview, int], tuple[MetadataResponsePartition, int]], ...] = (
+MetadataResponsePartition._READERS = (
     _read_MetadataResponsePartition_v0,
     _read_MetadataResponsePartition_v0,
     _read_MetadataResponsePartition_v0,
@@ -2188,7 +1819,8 @@ MetadataResponsePartition._FIELDS = (
     FieldSpec('offline_replicas', 'array', 'int32', (5, 32767), None, None, None, None),
 )
 
-_WRITERS_MetadataResponseTopic: tuple[Callable[[MetadataResponseTopic, bytearray], None], ...] = (
+MetadataResponseTopic._LOWEST = 0
+MetadataResponseTopic._WRITERS = (
     _write_MetadataResponseTopic_v0,
     _write_MetadataResponseTopic_v1,
     _write_MetadataResponseTopic_v1,
@@ -2204,7 +1836,7 @@ _WRITERS_MetadataResponseTopic: tuple[Callable[[MetadataResponseTopic, bytearray
     _write_MetadataResponseTopic_v12,
     _write_MetadataResponseTopic_v12,
 )
-_READERS_MetadataResponseTopic: tuple[Callable[[memoryview, int], tuple[MetadataResponseTopic, int]], ...] = (
+MetadataResponseTopic._READERS = (
     _read_MetadataResponseTopic_v0,
     _read_MetadataResponseTopic_v1,
     _read_MetadataResponseTopic_v1,
@@ -2229,7 +1861,8 @@ MetadataResponseTopic._FIELDS = (
     FieldSpec('topic_authorized_operations', 'int32', None, (8, 32767), None, None, None, None),
 )
 
-_WRITERS_MetadataResponse: tuple[Callable[[MetadataResponse, bytearray], None], ...] = (
+MetadataResponse._LOWEST = 0
+MetadataResponse._WRITERS = (
     _write_MetadataResponse_v0,
     _write_MetadataResponse_v1,
     _write_MetadataResponse_v2,
@@ -2245,7 +1878,7 @@ _WRITERS_MetadataResponse: tuple[Callable[[MetadataResponse, bytearray], None], 
     _write_MetadataResponse_v12,
     _write_MetadataResponse_v13,
 )
-_READERS_MetadataResponse: tuple[Callable[[memoryview, int], tuple[MetadataResponse, int]], ...] = (
+MetadataResponse._READERS = (
     _read_MetadataResponse_v0,
     _read_MetadataResponse_v1,
     _read_MetadataResponse_v2,

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -89,69 +88,6 @@ class OffsetCommitRequest(Request['OffsetCommitResponse']):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.generation_id_or_member_epoch == other.generation_id_or_member_epoch and
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.retention_time_ms == other.retention_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetCommitRequest(group_id={self.group_id!r}, generation_id_or_member_epoch={self.generation_id_or_member_epoch!r}, member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, retention_time_ms={self.retention_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequest has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetCommitRequest[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequest has no version {version} (valid 2-9)')
-        try:
-            return _READERS_OffsetCommitRequest[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitRequest v{version}: {exc}') from None
-
 
 class OffsetCommitRequestTopic(Struct):
     """Struct ``OffsetCommitRequestTopic`` of ``OffsetCommitRequest``.
@@ -181,66 +117,6 @@ class OffsetCommitRequestTopic(Struct):
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitRequestTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetCommitRequestTopic(name={self.name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestTopic has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetCommitRequestTopic[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestTopic has no version {version} (valid 2-9)')
-        try:
-            return _READERS_OffsetCommitRequestTopic[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitRequestTopic v{version}: {exc}') from None
 
 
 class OffsetCommitRequestPartition(Struct):
@@ -275,67 +151,6 @@ class OffsetCommitRequestPartition(Struct):
         self.committed_metadata = committed_metadata
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitRequestPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.committed_offset == other.committed_offset and
-            self.committed_leader_epoch == other.committed_leader_epoch and
-            self.committed_metadata == other.committed_metadata and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetCommitRequestPartition(partition_index={self.partition_index!r}, committed_offset={self.committed_offset!r}, committed_leader_epoch={self.committed_leader_epoch!r}, committed_metadata={self.committed_metadata!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestPartition has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetCommitRequestPartition[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitRequestPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitRequestPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitRequestPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitRequestPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestPartition has no version {version} (valid 2-9)')
-        try:
-            return _READERS_OffsetCommitRequestPartition[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitRequestPartition v{version}: {exc}') from None
-
 
 class OffsetCommitResponse(Response):
     """Kafka response ``OffsetCommitResponse`` (API key 8), versions 2-9, flexible from v8.
@@ -367,65 +182,6 @@ class OffsetCommitResponse(Response):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetCommitResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponse has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetCommitResponse[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponse has no version {version} (valid 2-9)')
-        try:
-            return _READERS_OffsetCommitResponse[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitResponse v{version}: {exc}') from None
-
 
 class OffsetCommitResponseTopic(Struct):
     """Struct ``OffsetCommitResponseTopic`` of ``OffsetCommitResponse``.
@@ -456,66 +212,6 @@ class OffsetCommitResponseTopic(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitResponseTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetCommitResponseTopic(name={self.name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponseTopic has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetCommitResponseTopic[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponseTopic has no version {version} (valid 2-9)')
-        try:
-            return _READERS_OffsetCommitResponseTopic[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitResponseTopic v{version}: {exc}') from None
-
 
 class OffsetCommitResponsePartition(Struct):
     """Struct ``OffsetCommitResponsePartition`` of ``OffsetCommitResponse``.
@@ -542,65 +238,6 @@ class OffsetCommitResponsePartition(Struct):
         self.partition_index = partition_index
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetCommitResponsePartition(partition_index={self.partition_index!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponsePartition has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetCommitResponsePartition[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponsePartition has no version {version} (valid 2-9)')
-        try:
-            return _READERS_OffsetCommitResponsePartition[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitResponsePartition v{version}: {exc}') from None
 
 
 def _new_OffsetCommitRequestPartition() -> OffsetCommitRequestPartition:
@@ -1104,7 +741,8 @@ def _read_OffsetCommitResponse_v8(buf: memoryview, pos: int) -> tuple[OffsetComm
     return o, pos
 
 
-_WRITERS_OffsetCommitRequestPartition: tuple[Callable[[OffsetCommitRequestPartition, bytearray], None], ...] = (
+OffsetCommitRequestPartition._LOWEST = 2
+OffsetCommitRequestPartition._WRITERS = (
     _write_OffsetCommitRequestPartition_v2,
     _write_OffsetCommitRequestPartition_v2,
     _write_OffsetCommitRequestPartition_v2,
@@ -1114,7 +752,7 @@ _WRITERS_OffsetCommitRequestPartition: tuple[Callable[[OffsetCommitRequestPartit
     _write_OffsetCommitRequestPartition_v8,
     _write_OffsetCommitRequestPartition_v8,
 )
-_READERS_OffsetCommitRequestPartition: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequestPartition, int]], ...] = (
+OffsetCommitRequestPartition._READERS = (
     _read_OffsetCommitRequestPartition_v2,
     _read_OffsetCommitRequestPartition_v2,
     _read_OffsetCommitRequestPartition_v2,
@@ -1131,7 +769,8 @@ OffsetCommitRequestPartition._FIELDS = (
     FieldSpec('committed_metadata', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_OffsetCommitRequestTopic: tuple[Callable[[OffsetCommitRequestTopic, bytearray], None], ...] = (
+OffsetCommitRequestTopic._LOWEST = 2
+OffsetCommitRequestTopic._WRITERS = (
     _write_OffsetCommitRequestTopic_v2,
     _write_OffsetCommitRequestTopic_v2,
     _write_OffsetCommitRequestTopic_v2,
@@ -1141,7 +780,7 @@ _WRITERS_OffsetCommitRequestTopic: tuple[Callable[[OffsetCommitRequestTopic, byt
     _write_OffsetCommitRequestTopic_v8,
     _write_OffsetCommitRequestTopic_v8,
 )
-_READERS_OffsetCommitRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequestTopic, int]], ...] = (
+OffsetCommitRequestTopic._READERS = (
     _read_OffsetCommitRequestTopic_v2,
     _read_OffsetCommitRequestTopic_v2,
     _read_OffsetCommitRequestTopic_v2,
@@ -1157,7 +796,8 @@ OffsetCommitRequestTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetCommitRequestPartition),
 )
 
-_WRITERS_OffsetCommitRequest: tuple[Callable[[OffsetCommitRequest, bytearray], None], ...] = (
+OffsetCommitRequest._LOWEST = 2
+OffsetCommitRequest._WRITERS = (
     _write_OffsetCommitRequest_v2,
     _write_OffsetCommitRequest_v2,
     _write_OffsetCommitRequest_v2,
@@ -1167,7 +807,7 @@ _WRITERS_OffsetCommitRequest: tuple[Callable[[OffsetCommitRequest, bytearray], N
     _write_OffsetCommitRequest_v8,
     _write_OffsetCommitRequest_v8,
 )
-_READERS_OffsetCommitRequest: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequest, int]], ...] = (
+OffsetCommitRequest._READERS = (
     _read_OffsetCommitRequest_v2,
     _read_OffsetCommitRequest_v2,
     _read_OffsetCommitRequest_v2,
@@ -1186,7 +826,8 @@ OffsetCommitRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, OffsetCommitRequestTopic),
 )
 
-_WRITERS_OffsetCommitResponsePartition: tuple[Callable[[OffsetCommitResponsePartition, bytearray], None], ...] = (
+OffsetCommitResponsePartition._LOWEST = 2
+OffsetCommitResponsePartition._WRITERS = (
     _write_OffsetCommitResponsePartition_v2,
     _write_OffsetCommitResponsePartition_v2,
     _write_OffsetCommitResponsePartition_v2,
@@ -1196,7 +837,7 @@ _WRITERS_OffsetCommitResponsePartition: tuple[Callable[[OffsetCommitResponsePart
     _write_OffsetCommitResponsePartition_v8,
     _write_OffsetCommitResponsePartition_v8,
 )
-_READERS_OffsetCommitResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponsePartition, int]], ...] = (
+OffsetCommitResponsePartition._READERS = (
     _read_OffsetCommitResponsePartition_v2,
     _read_OffsetCommitResponsePartition_v2,
     _read_OffsetCommitResponsePartition_v2,
@@ -1211,7 +852,8 @@ OffsetCommitResponsePartition._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_OffsetCommitResponseTopic: tuple[Callable[[OffsetCommitResponseTopic, bytearray], None], ...] = (
+OffsetCommitResponseTopic._LOWEST = 2
+OffsetCommitResponseTopic._WRITERS = (
     _write_OffsetCommitResponseTopic_v2,
     _write_OffsetCommitResponseTopic_v2,
     _write_OffsetCommitResponseTopic_v2,
@@ -1221,7 +863,7 @@ _WRITERS_OffsetCommitResponseTopic: tuple[Callable[[OffsetCommitResponseTopic, b
     _write_OffsetCommitResponseTopic_v8,
     _write_OffsetCommitResponseTopic_v8,
 )
-_READERS_OffsetCommitResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponseTopic, int]], ...] = (
+OffsetCommitResponseTopic._READERS = (
     _read_OffsetCommitResponseTopic_v2,
     _read_OffsetCommitResponseTopic_v2,
     _read_OffsetCommitResponseTopic_v2,
@@ -1237,7 +879,8 @@ OffsetCommitResponseTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetCommitResponsePartition),
 )
 
-_WRITERS_OffsetCommitResponse: tuple[Callable[[OffsetCommitResponse, bytearray], None], ...] = (
+OffsetCommitResponse._LOWEST = 2
+OffsetCommitResponse._WRITERS = (
     _write_OffsetCommitResponse_v2,
     _write_OffsetCommitResponse_v3,
     _write_OffsetCommitResponse_v3,
@@ -1247,7 +890,7 @@ _WRITERS_OffsetCommitResponse: tuple[Callable[[OffsetCommitResponse, bytearray],
     _write_OffsetCommitResponse_v8,
     _write_OffsetCommitResponse_v8,
 )
-_READERS_OffsetCommitResponse: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponse, int]], ...] = (
+OffsetCommitResponse._READERS = (
     _read_OffsetCommitResponse_v2,
     _read_OffsetCommitResponse_v3,
     _read_OffsetCommitResponse_v3,

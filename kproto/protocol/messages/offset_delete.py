@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_string,
@@ -65,65 +63,6 @@ class OffsetDeleteRequest(Request['OffsetDeleteResponse']):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteRequest(group_id={self.group_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetDeleteRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_OffsetDeleteRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteRequest v{version}: {exc}') from None
-
 
 class OffsetDeleteRequestTopic(Struct):
     """Struct ``OffsetDeleteRequestTopic`` of ``OffsetDeleteRequest``.
@@ -151,65 +90,6 @@ class OffsetDeleteRequestTopic(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteRequestTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteRequestTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequestTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetDeleteRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequestTopic has no version {version} (valid 0-0)')
-        try:
-            return _READERS_OffsetDeleteRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteRequestTopic v{version}: {exc}') from None
-
 
 class OffsetDeleteRequestPartition(Struct):
     """Struct ``OffsetDeleteRequestPartition`` of ``OffsetDeleteRequest``.
@@ -233,64 +113,6 @@ class OffsetDeleteRequestPartition(Struct):
     ) -> None:
         self.partition_index = partition_index
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteRequestPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteRequestPartition(partition_index={self.partition_index!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequestPartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetDeleteRequestPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteRequestPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteRequestPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteRequestPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteRequestPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequestPartition has no version {version} (valid 0-0)')
-        try:
-            return _READERS_OffsetDeleteRequestPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteRequestPartition v{version}: {exc}') from None
 
 
 class OffsetDeleteResponse(Response):
@@ -326,66 +148,6 @@ class OffsetDeleteResponse(Response):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteResponse(error_code={self.error_code!r}, throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetDeleteResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_OffsetDeleteResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteResponse v{version}: {exc}') from None
-
 
 class OffsetDeleteResponseTopic(Struct):
     """Struct ``OffsetDeleteResponseTopic`` of ``OffsetDeleteResponse``.
@@ -413,65 +175,6 @@ class OffsetDeleteResponseTopic(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteResponseTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteResponseTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponseTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetDeleteResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponseTopic has no version {version} (valid 0-0)')
-        try:
-            return _READERS_OffsetDeleteResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteResponseTopic v{version}: {exc}') from None
-
 
 class OffsetDeleteResponsePartition(Struct):
     """Struct ``OffsetDeleteResponsePartition`` of ``OffsetDeleteResponse``.
@@ -498,65 +201,6 @@ class OffsetDeleteResponsePartition(Struct):
         self.partition_index = partition_index
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteResponsePartition(partition_index={self.partition_index!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponsePartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetDeleteResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponsePartition has no version {version} (valid 0-0)')
-        try:
-            return _READERS_OffsetDeleteResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteResponsePartition v{version}: {exc}') from None
 
 
 def _new_OffsetDeleteRequestPartition() -> OffsetDeleteRequestPartition:
@@ -716,20 +360,22 @@ def _read_OffsetDeleteResponse_v0(buf: memoryview, pos: int) -> tuple[OffsetDele
     return o, pos
 
 
-_WRITERS_OffsetDeleteRequestPartition: tuple[Callable[[OffsetDeleteRequestPartition, bytearray], None], ...] = (
+OffsetDeleteRequestPartition._LOWEST = 0
+OffsetDeleteRequestPartition._WRITERS = (
     _write_OffsetDeleteRequestPartition_v0,
 )
-_READERS_OffsetDeleteRequestPartition: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequestPartition, int]], ...] = (
+OffsetDeleteRequestPartition._READERS = (
     _read_OffsetDeleteRequestPartition_v0,
 )
 OffsetDeleteRequestPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_OffsetDeleteRequestTopic: tuple[Callable[[OffsetDeleteRequestTopic, bytearray], None], ...] = (
+OffsetDeleteRequestTopic._LOWEST = 0
+OffsetDeleteRequestTopic._WRITERS = (
     _write_OffsetDeleteRequestTopic_v0,
 )
-_READERS_OffsetDeleteRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequestTopic, int]], ...] = (
+OffsetDeleteRequestTopic._READERS = (
     _read_OffsetDeleteRequestTopic_v0,
 )
 OffsetDeleteRequestTopic._FIELDS = (
@@ -737,10 +383,11 @@ OffsetDeleteRequestTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetDeleteRequestPartition),
 )
 
-_WRITERS_OffsetDeleteRequest: tuple[Callable[[OffsetDeleteRequest, bytearray], None], ...] = (
+OffsetDeleteRequest._LOWEST = 0
+OffsetDeleteRequest._WRITERS = (
     _write_OffsetDeleteRequest_v0,
 )
-_READERS_OffsetDeleteRequest: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequest, int]], ...] = (
+OffsetDeleteRequest._READERS = (
     _read_OffsetDeleteRequest_v0,
 )
 OffsetDeleteRequest._FIELDS = (
@@ -748,10 +395,11 @@ OffsetDeleteRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, OffsetDeleteRequestTopic),
 )
 
-_WRITERS_OffsetDeleteResponsePartition: tuple[Callable[[OffsetDeleteResponsePartition, bytearray], None], ...] = (
+OffsetDeleteResponsePartition._LOWEST = 0
+OffsetDeleteResponsePartition._WRITERS = (
     _write_OffsetDeleteResponsePartition_v0,
 )
-_READERS_OffsetDeleteResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponsePartition, int]], ...] = (
+OffsetDeleteResponsePartition._READERS = (
     _read_OffsetDeleteResponsePartition_v0,
 )
 OffsetDeleteResponsePartition._FIELDS = (
@@ -759,10 +407,11 @@ OffsetDeleteResponsePartition._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_OffsetDeleteResponseTopic: tuple[Callable[[OffsetDeleteResponseTopic, bytearray], None], ...] = (
+OffsetDeleteResponseTopic._LOWEST = 0
+OffsetDeleteResponseTopic._WRITERS = (
     _write_OffsetDeleteResponseTopic_v0,
 )
-_READERS_OffsetDeleteResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponseTopic, int]], ...] = (
+OffsetDeleteResponseTopic._READERS = (
     _read_OffsetDeleteResponseTopic_v0,
 )
 OffsetDeleteResponseTopic._FIELDS = (
@@ -770,10 +419,11 @@ OffsetDeleteResponseTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetDeleteResponsePartition),
 )
 
-_WRITERS_OffsetDeleteResponse: tuple[Callable[[OffsetDeleteResponse, bytearray], None], ...] = (
+OffsetDeleteResponse._LOWEST = 0
+OffsetDeleteResponse._WRITERS = (
     _write_OffsetDeleteResponse_v0,
 )
-_READERS_OffsetDeleteResponse: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponse, int]], ...] = (
+OffsetDeleteResponse._READERS = (
     _read_OffsetDeleteResponse_v0,
 )
 OffsetDeleteResponse._FIELDS = (

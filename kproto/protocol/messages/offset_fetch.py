@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -89,67 +88,6 @@ class OffsetFetchRequest(Request['OffsetFetchResponse']):
         self.require_stable = require_stable
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            self.groups == other.groups and
-            self.require_stable == other.require_stable and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetFetchRequest(group_id={self.group_id!r}, topics={self.topics!r}, groups={self.groups!r}, require_stable={self.require_stable!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequest has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetFetchRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequest has no version {version} (valid 1-9)')
-        try:
-            return _READERS_OffsetFetchRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchRequest v{version}: {exc}') from None
-
 
 class OffsetFetchRequestGroup(Struct):
     """Struct ``OffsetFetchRequestGroup`` of ``OffsetFetchRequest``.
@@ -183,67 +121,6 @@ class OffsetFetchRequestGroup(Struct):
         self.topics = None if topics is None else list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchRequestGroup):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.member_epoch == other.member_epoch and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetFetchRequestGroup(group_id={self.group_id!r}, member_id={self.member_id!r}, member_epoch={self.member_epoch!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestGroup has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetFetchRequestGroup[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchRequestGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequestGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchRequestGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequestGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestGroup has no version {version} (valid 1-9)')
-        try:
-            return _READERS_OffsetFetchRequestGroup[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchRequestGroup v{version}: {exc}') from None
-
 
 class OffsetFetchRequestTopics(Struct):
     """Struct ``OffsetFetchRequestTopics`` of ``OffsetFetchRequest``.
@@ -274,66 +151,6 @@ class OffsetFetchRequestTopics(Struct):
         self.partition_indexes = list(partition_indexes)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchRequestTopics):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partition_indexes == other.partition_indexes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetFetchRequestTopics(name={self.name!r}, topic_id={self.topic_id!r}, partition_indexes={self.partition_indexes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopics has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetFetchRequestTopics[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchRequestTopics v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequestTopics:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchRequestTopics v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequestTopics, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopics has no version {version} (valid 1-9)')
-        try:
-            return _READERS_OffsetFetchRequestTopics[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchRequestTopics v{version}: {exc}') from None
-
 
 class OffsetFetchRequestTopic(Struct):
     """Struct ``OffsetFetchRequestTopic`` of ``OffsetFetchRequest``.
@@ -360,65 +177,6 @@ class OffsetFetchRequestTopic(Struct):
         self.name = name
         self.partition_indexes = list(partition_indexes)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchRequestTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partition_indexes == other.partition_indexes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetFetchRequestTopic(name={self.name!r}, partition_indexes={self.partition_indexes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopic has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetFetchRequestTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopic has no version {version} (valid 1-9)')
-        try:
-            return _READERS_OffsetFetchRequestTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchRequestTopic v{version}: {exc}') from None
 
 
 class OffsetFetchResponse(Response):
@@ -457,67 +215,6 @@ class OffsetFetchResponse(Response):
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            self.error_code == other.error_code and
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}, error_code={self.error_code!r}, groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponse has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetFetchResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponse has no version {version} (valid 1-9)')
-        try:
-            return _READERS_OffsetFetchResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponse v{version}: {exc}') from None
-
 
 class OffsetFetchResponseGroup(Struct):
     """Struct ``OffsetFetchResponseGroup`` of ``OffsetFetchResponse``.
@@ -548,66 +245,6 @@ class OffsetFetchResponseGroup(Struct):
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponseGroup):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponseGroup(group_id={self.group_id!r}, topics={self.topics!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseGroup has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetFetchResponseGroup[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponseGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponseGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponseGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponseGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseGroup has no version {version} (valid 1-9)')
-        try:
-            return _READERS_OffsetFetchResponseGroup[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponseGroup v{version}: {exc}') from None
-
 
 class OffsetFetchResponseTopics(Struct):
     """Struct ``OffsetFetchResponseTopics`` of ``OffsetFetchResponse``.
@@ -637,66 +274,6 @@ class OffsetFetchResponseTopics(Struct):
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponseTopics):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponseTopics(name={self.name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopics has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetFetchResponseTopics[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponseTopics v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponseTopics:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponseTopics v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponseTopics, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopics has no version {version} (valid 1-9)')
-        try:
-            return _READERS_OffsetFetchResponseTopics[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponseTopics v{version}: {exc}') from None
 
 
 class OffsetFetchResponsePartitions(Struct):
@@ -734,68 +311,6 @@ class OffsetFetchResponsePartitions(Struct):
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponsePartitions):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.committed_offset == other.committed_offset and
-            self.committed_leader_epoch == other.committed_leader_epoch and
-            self.metadata == other.metadata and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponsePartitions(partition_index={self.partition_index!r}, committed_offset={self.committed_offset!r}, committed_leader_epoch={self.committed_leader_epoch!r}, metadata={self.metadata!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartitions has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetFetchResponsePartitions[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponsePartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponsePartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponsePartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponsePartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartitions has no version {version} (valid 1-9)')
-        try:
-            return _READERS_OffsetFetchResponsePartitions[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponsePartitions v{version}: {exc}') from None
-
 
 class OffsetFetchResponseTopic(Struct):
     """Struct ``OffsetFetchResponseTopic`` of ``OffsetFetchResponse``.
@@ -822,65 +337,6 @@ class OffsetFetchResponseTopic(Struct):
         self.name = name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponseTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponseTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopic has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetFetchResponseTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopic has no version {version} (valid 1-9)')
-        try:
-            return _READERS_OffsetFetchResponseTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponseTopic v{version}: {exc}') from None
 
 
 class OffsetFetchResponsePartition(Struct):
@@ -917,68 +373,6 @@ class OffsetFetchResponsePartition(Struct):
         self.metadata = metadata
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.committed_offset == other.committed_offset and
-            self.committed_leader_epoch == other.committed_leader_epoch and
-            self.metadata == other.metadata and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponsePartition(partition_index={self.partition_index!r}, committed_offset={self.committed_offset!r}, committed_leader_epoch={self.committed_leader_epoch!r}, metadata={self.metadata!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartition has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetFetchResponsePartition[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartition has no version {version} (valid 1-9)')
-        try:
-            return _READERS_OffsetFetchResponsePartition[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponsePartition v{version}: {exc}') from None
 
 
 def _new_OffsetFetchRequestTopic() -> OffsetFetchRequestTopic:
@@ -2140,7 +1534,8 @@ def _read_OffsetFetchResponse_v8(buf: memoryview, pos: int) -> tuple[OffsetFetch
     return o, pos
 
 
-_WRITERS_OffsetFetchRequestTopic: tuple[Callable[[OffsetFetchRequestTopic, bytearray], None], ...] = (
+OffsetFetchRequestTopic._LOWEST = 1
+OffsetFetchRequestTopic._WRITERS = (
     _write_OffsetFetchRequestTopic_v1,
     _write_OffsetFetchRequestTopic_v1,
     _write_OffsetFetchRequestTopic_v1,
@@ -2151,7 +1546,7 @@ _WRITERS_OffsetFetchRequestTopic: tuple[Callable[[OffsetFetchRequestTopic, bytea
     _write_OffsetFetchRequestTopic_v8,
     _write_OffsetFetchRequestTopic_v8,
 )
-_READERS_OffsetFetchRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequestTopic, int]], ...] = (
+OffsetFetchRequestTopic._READERS = (
     _read_OffsetFetchRequestTopic_v1,
     _read_OffsetFetchRequestTopic_v1,
     _read_OffsetFetchRequestTopic_v1,
@@ -2167,7 +1562,8 @@ OffsetFetchRequestTopic._FIELDS = (
     FieldSpec('partition_indexes', 'array', 'int32', (0, 7), None, None, None, None),
 )
 
-_WRITERS_OffsetFetchRequestTopics: tuple[Callable[[OffsetFetchRequestTopics, bytearray], None], ...] = (
+OffsetFetchRequestTopics._LOWEST = 1
+OffsetFetchRequestTopics._WRITERS = (
     _write_OffsetFetchRequestTopics_v1,
     _write_OffsetFetchRequestTopics_v1,
     _write_OffsetFetchRequestTopics_v1,
@@ -2178,7 +1574,7 @@ _WRITERS_OffsetFetchRequestTopics: tuple[Callable[[OffsetFetchRequestTopics, byt
     _write_OffsetFetchRequestTopics_v8,
     _write_OffsetFetchRequestTopics_v8,
 )
-_READERS_OffsetFetchRequestTopics: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequestTopics, int]], ...] = (
+OffsetFetchRequestTopics._READERS = (
     _read_OffsetFetchRequestTopics_v1,
     _read_OffsetFetchRequestTopics_v1,
     _read_OffsetFetchRequestTopics_v1,
@@ -2195,7 +1591,8 @@ OffsetFetchRequestTopics._FIELDS = (
     FieldSpec('partition_indexes', 'array', 'int32', (8, 32767), None, None, None, None),
 )
 
-_WRITERS_OffsetFetchRequestGroup: tuple[Callable[[OffsetFetchRequestGroup, bytearray], None], ...] = (
+OffsetFetchRequestGroup._LOWEST = 1
+OffsetFetchRequestGroup._WRITERS = (
     _write_OffsetFetchRequestGroup_v1,
     _write_OffsetFetchRequestGroup_v1,
     _write_OffsetFetchRequestGroup_v1,
@@ -2206,7 +1603,7 @@ _WRITERS_OffsetFetchRequestGroup: tuple[Callable[[OffsetFetchRequestGroup, bytea
     _write_OffsetFetchRequestGroup_v8,
     _write_OffsetFetchRequestGroup_v9,
 )
-_READERS_OffsetFetchRequestGroup: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequestGroup, int]], ...] = (
+OffsetFetchRequestGroup._READERS = (
     _read_OffsetFetchRequestGroup_v1,
     _read_OffsetFetchRequestGroup_v1,
     _read_OffsetFetchRequestGroup_v1,
@@ -2224,7 +1621,8 @@ OffsetFetchRequestGroup._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (8, 32767), (8, 32767), None, None, OffsetFetchRequestTopics),
 )
 
-_WRITERS_OffsetFetchRequest: tuple[Callable[[OffsetFetchRequest, bytearray], None], ...] = (
+OffsetFetchRequest._LOWEST = 1
+OffsetFetchRequest._WRITERS = (
     _write_OffsetFetchRequest_v1,
     _write_OffsetFetchRequest_v2,
     _write_OffsetFetchRequest_v2,
@@ -2235,7 +1633,7 @@ _WRITERS_OffsetFetchRequest: tuple[Callable[[OffsetFetchRequest, bytearray], Non
     _write_OffsetFetchRequest_v8,
     _write_OffsetFetchRequest_v9,
 )
-_READERS_OffsetFetchRequest: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequest, int]], ...] = (
+OffsetFetchRequest._READERS = (
     _read_OffsetFetchRequest_v1,
     _read_OffsetFetchRequest_v2,
     _read_OffsetFetchRequest_v2,
@@ -2253,7 +1651,8 @@ OffsetFetchRequest._FIELDS = (
     FieldSpec('require_stable', 'bool', None, (7, 32767), None, None, None, None),
 )
 
-_WRITERS_OffsetFetchResponsePartition: tuple[Callable[[OffsetFetchResponsePartition, bytearray], None], ...] = (
+OffsetFetchResponsePartition._LOWEST = 1
+OffsetFetchResponsePartition._WRITERS = (
     _write_OffsetFetchResponsePartition_v1,
     _write_OffsetFetchResponsePartition_v1,
     _write_OffsetFetchResponsePartition_v1,
@@ -2264,7 +1663,7 @@ _WRITERS_OffsetFetchResponsePartition: tuple[Callable[[OffsetFetchResponsePartit
     _write_OffsetFetchResponsePartition_v8,
     _write_OffsetFetchResponsePartition_v8,
 )
-_READERS_OffsetFetchResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponsePartition, int]], ...] = (
+OffsetFetchResponsePartition._READERS = (
     _read_OffsetFetchResponsePartition_v1,
     _read_OffsetFetchResponsePartition_v1,
     _read_OffsetFetchResponsePartition_v1,
@@ -2283,7 +1682,8 @@ OffsetFetchResponsePartition._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 7), None, None, None, None),
 )
 
-_WRITERS_OffsetFetchResponseTopic: tuple[Callable[[OffsetFetchResponseTopic, bytearray], None], ...] = (
+OffsetFetchResponseTopic._LOWEST = 1
+OffsetFetchResponseTopic._WRITERS = (
     _write_OffsetFetchResponseTopic_v1,
     _write_OffsetFetchResponseTopic_v1,
     _write_OffsetFetchResponseTopic_v1,
@@ -2294,7 +1694,7 @@ _WRITERS_OffsetFetchResponseTopic: tuple[Callable[[OffsetFetchResponseTopic, byt
     _write_OffsetFetchResponseTopic_v8,
     _write_OffsetFetchResponseTopic_v8,
 )
-_READERS_OffsetFetchResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponseTopic, int]], ...] = (
+OffsetFetchResponseTopic._READERS = (
     _read_OffsetFetchResponseTopic_v1,
     _read_OffsetFetchResponseTopic_v1,
     _read_OffsetFetchResponseTopic_v1,
@@ -2310,7 +1710,8 @@ OffsetFetchResponseTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 7), None, None, None, OffsetFetchResponsePartition),
 )
 
-_WRITERS_OffsetFetchResponsePartitions: tuple[Callable[[OffsetFetchResponsePartitions, bytearray], None], ...] = (
+OffsetFetchResponsePartitions._LOWEST = 1
+OffsetFetchResponsePartitions._WRITERS = (
     _write_OffsetFetchResponsePartitions_v1,
     _write_OffsetFetchResponsePartitions_v1,
     _write_OffsetFetchResponsePartitions_v1,
@@ -2321,7 +1722,7 @@ _WRITERS_OffsetFetchResponsePartitions: tuple[Callable[[OffsetFetchResponseParti
     _write_OffsetFetchResponsePartitions_v8,
     _write_OffsetFetchResponsePartitions_v8,
 )
-_READERS_OffsetFetchResponsePartitions: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponsePartitions, int]], ...] = (
+OffsetFetchResponsePartitions._READERS = (
     _read_OffsetFetchResponsePartitions_v1,
     _read_OffsetFetchResponsePartitions_v1,
     _read_OffsetFetchResponsePartitions_v1,
@@ -2340,7 +1741,8 @@ OffsetFetchResponsePartitions._FIELDS = (
     FieldSpec('error_code', 'int16', None, (8, 32767), None, None, None, None),
 )
 
-_WRITERS_OffsetFetchResponseTopics: tuple[Callable[[OffsetFetchResponseTopics, bytearray], None], ...] = (
+OffsetFetchResponseTopics._LOWEST = 1
+OffsetFetchResponseTopics._WRITERS = (
     _write_OffsetFetchResponseTopics_v1,
     _write_OffsetFetchResponseTopics_v1,
     _write_OffsetFetchResponseTopics_v1,
@@ -2351,7 +1753,7 @@ _WRITERS_OffsetFetchResponseTopics: tuple[Callable[[OffsetFetchResponseTopics, b
     _write_OffsetFetchResponseTopics_v8,
     _write_OffsetFetchResponseTopics_v8,
 )
-_READERS_OffsetFetchResponseTopics: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponseTopics, int]], ...] = (
+OffsetFetchResponseTopics._READERS = (
     _read_OffsetFetchResponseTopics_v1,
     _read_OffsetFetchResponseTopics_v1,
     _read_OffsetFetchResponseTopics_v1,
@@ -2368,7 +1770,8 @@ OffsetFetchResponseTopics._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (8, 32767), None, None, None, OffsetFetchResponsePartitions),
 )
 
-_WRITERS_OffsetFetchResponseGroup: tuple[Callable[[OffsetFetchResponseGroup, bytearray], None], ...] = (
+OffsetFetchResponseGroup._LOWEST = 1
+OffsetFetchResponseGroup._WRITERS = (
     _write_OffsetFetchResponseGroup_v1,
     _write_OffsetFetchResponseGroup_v1,
     _write_OffsetFetchResponseGroup_v1,
@@ -2379,7 +1782,7 @@ _WRITERS_OffsetFetchResponseGroup: tuple[Callable[[OffsetFetchResponseGroup, byt
     _write_OffsetFetchResponseGroup_v8,
     _write_OffsetFetchResponseGroup_v8,
 )
-_READERS_OffsetFetchResponseGroup: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponseGroup, int]], ...] = (
+OffsetFetchResponseGroup._READERS = (
     _read_OffsetFetchResponseGroup_v1,
     _read_OffsetFetchResponseGroup_v1,
     _read_OffsetFetchResponseGroup_v1,
@@ -2396,7 +1799,8 @@ OffsetFetchResponseGroup._FIELDS = (
     FieldSpec('error_code', 'int16', None, (8, 32767), None, None, None, None),
 )
 
-_WRITERS_OffsetFetchResponse: tuple[Callable[[OffsetFetchResponse, bytearray], None], ...] = (
+OffsetFetchResponse._LOWEST = 1
+OffsetFetchResponse._WRITERS = (
     _write_OffsetFetchResponse_v1,
     _write_OffsetFetchResponse_v2,
     _write_OffsetFetchResponse_v3,
@@ -2407,7 +1811,7 @@ _WRITERS_OffsetFetchResponse: tuple[Callable[[OffsetFetchResponse, bytearray], N
     _write_OffsetFetchResponse_v8,
     _write_OffsetFetchResponse_v8,
 )
-_READERS_OffsetFetchResponse: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponse, int]], ...] = (
+OffsetFetchResponse._READERS = (
     _read_OffsetFetchResponse_v1,
     _read_OffsetFetchResponse_v2,
     _read_OffsetFetchResponse_v3,

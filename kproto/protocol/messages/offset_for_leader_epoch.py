@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -71,65 +69,6 @@ class OffsetForLeaderEpochRequest(Request['OffsetForLeaderEpochResponse']):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetForLeaderEpochRequest):
-            return NotImplemented
-        return (
-            self.replica_id == other.replica_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetForLeaderEpochRequest(replica_id={self.replica_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochRequest has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetForLeaderEpochRequest[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetForLeaderEpochRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderEpochRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetForLeaderEpochRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderEpochRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochRequest has no version {version} (valid 2-4)')
-        try:
-            return _READERS_OffsetForLeaderEpochRequest[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetForLeaderEpochRequest v{version}: {exc}') from None
-
 
 class OffsetForLeaderTopic(Struct):
     """Struct ``OffsetForLeaderTopic`` of ``OffsetForLeaderEpochRequest``.
@@ -156,65 +95,6 @@ class OffsetForLeaderTopic(Struct):
         self.topic = topic
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetForLeaderTopic):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetForLeaderTopic(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopic has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetForLeaderTopic[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetForLeaderTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetForLeaderTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopic has no version {version} (valid 2-4)')
-        try:
-            return _READERS_OffsetForLeaderTopic[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetForLeaderTopic v{version}: {exc}') from None
 
 
 class OffsetForLeaderPartition(Struct):
@@ -245,66 +125,6 @@ class OffsetForLeaderPartition(Struct):
         self.current_leader_epoch = current_leader_epoch
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetForLeaderPartition):
-            return NotImplemented
-        return (
-            self.partition == other.partition and
-            self.current_leader_epoch == other.current_leader_epoch and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetForLeaderPartition(partition={self.partition!r}, current_leader_epoch={self.current_leader_epoch!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderPartition has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetForLeaderPartition[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetForLeaderPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetForLeaderPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderPartition has no version {version} (valid 2-4)')
-        try:
-            return _READERS_OffsetForLeaderPartition[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetForLeaderPartition v{version}: {exc}') from None
 
 
 class OffsetForLeaderEpochResponse(Response):
@@ -337,65 +157,6 @@ class OffsetForLeaderEpochResponse(Response):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetForLeaderEpochResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetForLeaderEpochResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochResponse has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetForLeaderEpochResponse[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetForLeaderEpochResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderEpochResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetForLeaderEpochResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderEpochResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochResponse has no version {version} (valid 2-4)')
-        try:
-            return _READERS_OffsetForLeaderEpochResponse[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetForLeaderEpochResponse v{version}: {exc}') from None
-
 
 class OffsetForLeaderTopicResult(Struct):
     """Struct ``OffsetForLeaderTopicResult`` of ``OffsetForLeaderEpochResponse``.
@@ -422,65 +183,6 @@ class OffsetForLeaderTopicResult(Struct):
         self.topic = topic
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetForLeaderTopicResult):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetForLeaderTopicResult(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopicResult has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _WRITERS_OffsetForLeaderTopicResult[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetForLeaderTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetForLeaderTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopicResult has no version {version} (valid 2-4)')
-        try:
-            return _READERS_OffsetForLeaderTopicResult[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetForLeaderTopicResult v{version}: {exc}') from None
 
 
 class EpochEndOffset(Struct):
@@ -514,67 +216,6 @@ class EpochEndOffset(Struct):
         self.leader_epoch = leader_epoch
         self.end_offset = end_offset
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EpochEndOffset):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.partition == other.partition and
-            self.leader_epoch == other.leader_epoch and
-            self.end_offset == other.end_offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"EpochEndOffset(error_code={self.error_code!r}, partition={self.partition!r}, leader_epoch={self.leader_epoch!r}, end_offset={self.end_offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _WRITERS_EpochEndOffset[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EpochEndOffset v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EpochEndOffset:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EpochEndOffset v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EpochEndOffset, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 2-4)')
-        try:
-            return _READERS_EpochEndOffset[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EpochEndOffset v{version}: {exc}') from None
 
 
 def _new_OffsetForLeaderPartition() -> OffsetForLeaderPartition:
@@ -922,12 +563,13 @@ def _read_OffsetForLeaderEpochResponse_v4(buf: memoryview, pos: int) -> tuple[Of
     return o, pos
 
 
-_WRITERS_OffsetForLeaderPartition: tuple[Callable[[OffsetForLeaderPartition, bytearray], None], ...] = (
+OffsetForLeaderPartition._LOWEST = 2
+OffsetForLeaderPartition._WRITERS = (
     _write_OffsetForLeaderPartition_v2,
     _write_OffsetForLeaderPartition_v2,
     _write_OffsetForLeaderPartition_v4,
 )
-_READERS_OffsetForLeaderPartition: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderPartition, int]], ...] = (
+OffsetForLeaderPartition._READERS = (
     _read_OffsetForLeaderPartition_v2,
     _read_OffsetForLeaderPartition_v2,
     _read_OffsetForLeaderPartition_v4,
@@ -938,12 +580,13 @@ OffsetForLeaderPartition._FIELDS = (
     FieldSpec('leader_epoch', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_OffsetForLeaderTopic: tuple[Callable[[OffsetForLeaderTopic, bytearray], None], ...] = (
+OffsetForLeaderTopic._LOWEST = 2
+OffsetForLeaderTopic._WRITERS = (
     _write_OffsetForLeaderTopic_v2,
     _write_OffsetForLeaderTopic_v2,
     _write_OffsetForLeaderTopic_v4,
 )
-_READERS_OffsetForLeaderTopic: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderTopic, int]], ...] = (
+OffsetForLeaderTopic._READERS = (
     _read_OffsetForLeaderTopic_v2,
     _read_OffsetForLeaderTopic_v2,
     _read_OffsetForLeaderTopic_v4,
@@ -953,12 +596,13 @@ OffsetForLeaderTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetForLeaderPartition),
 )
 
-_WRITERS_OffsetForLeaderEpochRequest: tuple[Callable[[OffsetForLeaderEpochRequest, bytearray], None], ...] = (
+OffsetForLeaderEpochRequest._LOWEST = 2
+OffsetForLeaderEpochRequest._WRITERS = (
     _write_OffsetForLeaderEpochRequest_v2,
     _write_OffsetForLeaderEpochRequest_v3,
     _write_OffsetForLeaderEpochRequest_v4,
 )
-_READERS_OffsetForLeaderEpochRequest: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderEpochRequest, int]], ...] = (
+OffsetForLeaderEpochRequest._READERS = (
     _read_OffsetForLeaderEpochRequest_v2,
     _read_OffsetForLeaderEpochRequest_v3,
     _read_OffsetForLeaderEpochRequest_v4,
@@ -968,12 +612,13 @@ OffsetForLeaderEpochRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, OffsetForLeaderTopic),
 )
 
-_WRITERS_EpochEndOffset: tuple[Callable[[EpochEndOffset, bytearray], None], ...] = (
+EpochEndOffset._LOWEST = 2
+EpochEndOffset._WRITERS = (
     _write_EpochEndOffset_v2,
     _write_EpochEndOffset_v2,
     _write_EpochEndOffset_v4,
 )
-_READERS_EpochEndOffset: tuple[Callable[[memoryview, int], tuple[EpochEndOffset, int]], ...] = (
+EpochEndOffset._READERS = (
     _read_EpochEndOffset_v2,
     _read_EpochEndOffset_v2,
     _read_EpochEndOffset_v4,
@@ -985,12 +630,13 @@ EpochEndOffset._FIELDS = (
     FieldSpec('end_offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_OffsetForLeaderTopicResult: tuple[Callable[[OffsetForLeaderTopicResult, bytearray], None], ...] = (
+OffsetForLeaderTopicResult._LOWEST = 2
+OffsetForLeaderTopicResult._WRITERS = (
     _write_OffsetForLeaderTopicResult_v2,
     _write_OffsetForLeaderTopicResult_v2,
     _write_OffsetForLeaderTopicResult_v4,
 )
-_READERS_OffsetForLeaderTopicResult: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderTopicResult, int]], ...] = (
+OffsetForLeaderTopicResult._READERS = (
     _read_OffsetForLeaderTopicResult_v2,
     _read_OffsetForLeaderTopicResult_v2,
     _read_OffsetForLeaderTopicResult_v4,
@@ -1000,12 +646,13 @@ OffsetForLeaderTopicResult._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, EpochEndOffset),
 )
 
-_WRITERS_OffsetForLeaderEpochResponse: tuple[Callable[[OffsetForLeaderEpochResponse, bytearray], None], ...] = (
+OffsetForLeaderEpochResponse._LOWEST = 2
+OffsetForLeaderEpochResponse._WRITERS = (
     _write_OffsetForLeaderEpochResponse_v2,
     _write_OffsetForLeaderEpochResponse_v2,
     _write_OffsetForLeaderEpochResponse_v4,
 )
-_READERS_OffsetForLeaderEpochResponse: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderEpochResponse, int]], ...] = (
+OffsetForLeaderEpochResponse._READERS = (
     _read_OffsetForLeaderEpochResponse_v2,
     _read_OffsetForLeaderEpochResponse_v2,
     _read_OffsetForLeaderEpochResponse_v4,

@@ -26,7 +26,6 @@ from kproto.protocol._primitives import (
     read_unknown_tags,
     read_uuid,
     read_uvarint,
-    records_repr,
     write_compact_nullable_bytes,
     write_compact_nullable_string,
     write_compact_string,
@@ -94,67 +93,6 @@ class ProduceRequest(Request['ProduceResponse']):
         self.topic_data = list(topic_data)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ProduceRequest):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.acks == other.acks and
-            self.timeout_ms == other.timeout_ms and
-            self.topic_data == other.topic_data and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ProduceRequest(transactional_id={self.transactional_id!r}, acks={self.acks!r}, timeout_ms={self.timeout_ms!r}, topic_data={self.topic_data!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'ProduceRequest has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _WRITERS_ProduceRequest[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ProduceRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ProduceRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ProduceRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ProduceRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'ProduceRequest has no version {version} (valid 3-13)')
-        try:
-            return _READERS_ProduceRequest[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ProduceRequest v{version}: {exc}') from None
-
 
 class TopicProduceData(Struct):
     """Struct ``TopicProduceData`` of ``ProduceRequest``.
@@ -185,66 +123,6 @@ class TopicProduceData(Struct):
         self.partition_data = list(partition_data)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicProduceData):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partition_data == other.partition_data and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicProduceData(name={self.name!r}, topic_id={self.topic_id!r}, partition_data={self.partition_data!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'TopicProduceData has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _WRITERS_TopicProduceData[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicProduceData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicProduceData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicProduceData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicProduceData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'TopicProduceData has no version {version} (valid 3-13)')
-        try:
-            return _READERS_TopicProduceData[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicProduceData v{version}: {exc}') from None
-
 
 class PartitionProduceData(Struct):
     """Struct ``PartitionProduceData`` of ``ProduceRequest``.
@@ -271,65 +149,6 @@ class PartitionProduceData(Struct):
         self.index = index
         self.records = records
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionProduceData):
-            return NotImplemented
-        return (
-            self.index == other.index and
-            self.records == other.records and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"PartitionProduceData(index={self.index!r}, records={records_repr(self.records)}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'PartitionProduceData has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _WRITERS_PartitionProduceData[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionProduceData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionProduceData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionProduceData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionProduceData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'PartitionProduceData has no version {version} (valid 3-13)')
-        try:
-            return _READERS_PartitionProduceData[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionProduceData v{version}: {exc}') from None
 
 
 class ProduceResponse(Response):
@@ -365,66 +184,6 @@ class ProduceResponse(Response):
         self.node_endpoints = list(node_endpoints)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ProduceResponse):
-            return NotImplemented
-        return (
-            self.responses == other.responses and
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.node_endpoints == other.node_endpoints and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ProduceResponse(responses={self.responses!r}, throttle_time_ms={self.throttle_time_ms!r}, node_endpoints={self.node_endpoints!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'ProduceResponse has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _WRITERS_ProduceResponse[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ProduceResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ProduceResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ProduceResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ProduceResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'ProduceResponse has no version {version} (valid 3-13)')
-        try:
-            return _READERS_ProduceResponse[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ProduceResponse v{version}: {exc}') from None
-
 
 class NodeEndpoint(Struct):
     """Struct ``NodeEndpoint`` of ``ProduceResponse``.
@@ -458,67 +217,6 @@ class NodeEndpoint(Struct):
         self.rack = rack
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, NodeEndpoint):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"NodeEndpoint(node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _WRITERS_NodeEndpoint[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after NodeEndpoint v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 3-13)')
-        try:
-            return _READERS_NodeEndpoint[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
-
 
 class TopicProduceResponse(Struct):
     """Struct ``TopicProduceResponse`` of ``ProduceResponse``.
@@ -548,66 +246,6 @@ class TopicProduceResponse(Struct):
         self.topic_id = topic_id
         self.partition_responses = list(partition_responses)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicProduceResponse):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partition_responses == other.partition_responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicProduceResponse(name={self.name!r}, topic_id={self.topic_id!r}, partition_responses={self.partition_responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'TopicProduceResponse has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _WRITERS_TopicProduceResponse[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicProduceResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicProduceResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicProduceResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicProduceResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'TopicProduceResponse has no version {version} (valid 3-13)')
-        try:
-            return _READERS_TopicProduceResponse[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicProduceResponse v{version}: {exc}') from None
 
 
 class PartitionProduceResponse(Struct):
@@ -654,71 +292,6 @@ class PartitionProduceResponse(Struct):
         self.current_leader = LeaderIdAndEpoch() if current_leader is None else current_leader
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionProduceResponse):
-            return NotImplemented
-        return (
-            self.index == other.index and
-            self.error_code == other.error_code and
-            self.base_offset == other.base_offset and
-            self.log_append_time_ms == other.log_append_time_ms and
-            self.log_start_offset == other.log_start_offset and
-            self.record_errors == other.record_errors and
-            self.error_message == other.error_message and
-            self.current_leader == other.current_leader and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"PartitionProduceResponse(index={self.index!r}, error_code={self.error_code!r}, base_offset={self.base_offset!r}, log_append_time_ms={self.log_append_time_ms!r}, log_start_offset={self.log_start_offset!r}, record_errors={self.record_errors!r}, error_message={self.error_message!r}, current_leader={self.current_leader!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'PartitionProduceResponse has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _WRITERS_PartitionProduceResponse[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionProduceResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionProduceResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionProduceResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionProduceResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'PartitionProduceResponse has no version {version} (valid 3-13)')
-        try:
-            return _READERS_PartitionProduceResponse[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionProduceResponse v{version}: {exc}') from None
-
 
 class LeaderIdAndEpoch(Struct):
     """Struct ``LeaderIdAndEpoch`` of ``ProduceResponse``.
@@ -746,65 +319,6 @@ class LeaderIdAndEpoch(Struct):
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaderIdAndEpoch):
-            return NotImplemented
-        return (
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"LeaderIdAndEpoch(leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _WRITERS_LeaderIdAndEpoch[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderIdAndEpoch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaderIdAndEpoch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 3-13)')
-        try:
-            return _READERS_LeaderIdAndEpoch[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
-
 
 class BatchIndexAndErrorMessage(Struct):
     """Struct ``BatchIndexAndErrorMessage`` of ``ProduceResponse``.
@@ -831,65 +345,6 @@ class BatchIndexAndErrorMessage(Struct):
         self.batch_index = batch_index
         self.batch_index_error_message = batch_index_error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, BatchIndexAndErrorMessage):
-            return NotImplemented
-        return (
-            self.batch_index == other.batch_index and
-            self.batch_index_error_message == other.batch_index_error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"BatchIndexAndErrorMessage(batch_index={self.batch_index!r}, batch_index_error_message={self.batch_index_error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'BatchIndexAndErrorMessage has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _WRITERS_BatchIndexAndErrorMessage[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode BatchIndexAndErrorMessage v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> BatchIndexAndErrorMessage:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after BatchIndexAndErrorMessage v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[BatchIndexAndErrorMessage, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'BatchIndexAndErrorMessage has no version {version} (valid 3-13)')
-        try:
-            return _READERS_BatchIndexAndErrorMessage[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed BatchIndexAndErrorMessage v{version}: {exc}') from None
 
 
 def _new_PartitionProduceData() -> PartitionProduceData:
@@ -1926,7 +1381,8 @@ def _read_ProduceResponse_v13(buf: memoryview, pos: int) -> tuple[ProduceRespons
     return o, pos
 
 
-_WRITERS_PartitionProduceData: tuple[Callable[[PartitionProduceData, bytearray], None], ...] = (
+PartitionProduceData._LOWEST = 3
+PartitionProduceData._WRITERS = (
     _write_PartitionProduceData_v3,
     _write_PartitionProduceData_v3,
     _write_PartitionProduceData_v3,
@@ -1939,7 +1395,7 @@ _WRITERS_PartitionProduceData: tuple[Callable[[PartitionProduceData, bytearray],
     _write_PartitionProduceData_v9,
     _write_PartitionProduceData_v9,
 )
-_READERS_PartitionProduceData: tuple[Callable[[memoryview, int], tuple[PartitionProduceData, int]], ...] = (
+PartitionProduceData._READERS = (
     _read_PartitionProduceData_v3,
     _read_PartitionProduceData_v3,
     _read_PartitionProduceData_v3,
@@ -1957,7 +1413,8 @@ PartitionProduceData._FIELDS = (
     FieldSpec('records', 'records', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_TopicProduceData: tuple[Callable[[TopicProduceData, bytearray], None], ...] = (
+TopicProduceData._LOWEST = 3
+TopicProduceData._WRITERS = (
     _write_TopicProduceData_v3,
     _write_TopicProduceData_v3,
     _write_TopicProduceData_v3,
@@ -1970,7 +1427,7 @@ _WRITERS_TopicProduceData: tuple[Callable[[TopicProduceData, bytearray], None], 
     _write_TopicProduceData_v9,
     _write_TopicProduceData_v13,
 )
-_READERS_TopicProduceData: tuple[Callable[[memoryview, int], tuple[TopicProduceData, int]], ...] = (
+TopicProduceData._READERS = (
     _read_TopicProduceData_v3,
     _read_TopicProduceData_v3,
     _read_TopicProduceData_v3,
@@ -1989,7 +1446,8 @@ TopicProduceData._FIELDS = (
     FieldSpec('partition_data', 'array', 'struct', (0, 32767), None, None, None, PartitionProduceData),
 )
 
-_WRITERS_ProduceRequest: tuple[Callable[[ProduceRequest, bytearray], None], ...] = (
+ProduceRequest._LOWEST = 3
+ProduceRequest._WRITERS = (
     _write_ProduceRequest_v3,
     _write_ProduceRequest_v3,
     _write_ProduceRequest_v3,
@@ -2002,7 +1460,7 @@ _WRITERS_ProduceRequest: tuple[Callable[[ProduceRequest, bytearray], None], ...]
     _write_ProduceRequest_v9,
     _write_ProduceRequest_v13,
 )
-_READERS_ProduceRequest: tuple[Callable[[memoryview, int], tuple[ProduceRequest, int]], ...] = (
+ProduceRequest._READERS = (
     _read_ProduceRequest_v3,
     _read_ProduceRequest_v3,
     _read_ProduceRequest_v3,
@@ -2022,7 +1480,8 @@ ProduceRequest._FIELDS = (
     FieldSpec('topic_data', 'array', 'struct', (0, 32767), None, None, None, TopicProduceData),
 )
 
-_WRITERS_BatchIndexAndErrorMessage: tuple[Callable[[BatchIndexAndErrorMessage, bytearray], None], ...] = (
+BatchIndexAndErrorMessage._LOWEST = 3
+BatchIndexAndErrorMessage._WRITERS = (
     _write_BatchIndexAndErrorMessage_v3,
     _write_BatchIndexAndErrorMessage_v3,
     _write_BatchIndexAndErrorMessage_v3,
@@ -2035,7 +1494,7 @@ _WRITERS_BatchIndexAndErrorMessage: tuple[Callable[[BatchIndexAndErrorMessage, b
     _write_BatchIndexAndErrorMessage_v9,
     _write_BatchIndexAndErrorMessage_v9,
 )
-_READERS_BatchIndexAndErrorMessage: tuple[Callable[[memoryview, int], tuple[BatchIndexAndErrorMessage, int]], ...] = (
+BatchIndexAndErrorMessage._READERS = (
     _read_BatchIndexAndErrorMessage_v3,
     _read_BatchIndexAndErrorMessage_v3,
     _read_BatchIndexAndErrorMessage_v3,
@@ -2053,7 +1512,8 @@ BatchIndexAndErrorMessage._FIELDS = (
     FieldSpec('batch_index_error_message', 'string', None, (8, 32767), (8, 32767), None, None, None),
 )
 
-_WRITERS_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
+LeaderIdAndEpoch._LOWEST = 3
+LeaderIdAndEpoch._WRITERS = (
     _write_LeaderIdAndEpoch_v3,
     _write_LeaderIdAndEpoch_v3,
     _write_LeaderIdAndEpoch_v3,
@@ -2066,7 +1526,7 @@ _WRITERS_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], 
     _write_LeaderIdAndEpoch_v10,
     _write_LeaderIdAndEpoch_v10,
 )
-_READERS_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
+LeaderIdAndEpoch._READERS = (
     _read_LeaderIdAndEpoch_v3,
     _read_LeaderIdAndEpoch_v3,
     _read_LeaderIdAndEpoch_v3,
@@ -2085,7 +1545,8 @@ LeaderIdAndEpoch._FIELDS = (
 )
 _DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_WRITERS_PartitionProduceResponse: tuple[Callable[[PartitionProduceResponse, bytearray], None], ...] = (
+PartitionProduceResponse._LOWEST = 3
+PartitionProduceResponse._WRITERS = (
     _write_PartitionProduceResponse_v3,
     _write_PartitionProduceResponse_v3,
     _write_PartitionProduceResponse_v5,
@@ -2098,7 +1559,7 @@ _WRITERS_PartitionProduceResponse: tuple[Callable[[PartitionProduceResponse, byt
     _write_PartitionProduceResponse_v10,
     _write_PartitionProduceResponse_v10,
 )
-_READERS_PartitionProduceResponse: tuple[Callable[[memoryview, int], tuple[PartitionProduceResponse, int]], ...] = (
+PartitionProduceResponse._READERS = (
     _read_PartitionProduceResponse_v3,
     _read_PartitionProduceResponse_v3,
     _read_PartitionProduceResponse_v5,
@@ -2122,7 +1583,8 @@ PartitionProduceResponse._FIELDS = (
     FieldSpec('current_leader', 'struct', None, (10, 32767), None, (10, 32767), 0, LeaderIdAndEpoch),
 )
 
-_WRITERS_TopicProduceResponse: tuple[Callable[[TopicProduceResponse, bytearray], None], ...] = (
+TopicProduceResponse._LOWEST = 3
+TopicProduceResponse._WRITERS = (
     _write_TopicProduceResponse_v3,
     _write_TopicProduceResponse_v3,
     _write_TopicProduceResponse_v5,
@@ -2135,7 +1597,7 @@ _WRITERS_TopicProduceResponse: tuple[Callable[[TopicProduceResponse, bytearray],
     _write_TopicProduceResponse_v10,
     _write_TopicProduceResponse_v13,
 )
-_READERS_TopicProduceResponse: tuple[Callable[[memoryview, int], tuple[TopicProduceResponse, int]], ...] = (
+TopicProduceResponse._READERS = (
     _read_TopicProduceResponse_v3,
     _read_TopicProduceResponse_v3,
     _read_TopicProduceResponse_v5,
@@ -2154,7 +1616,8 @@ TopicProduceResponse._FIELDS = (
     FieldSpec('partition_responses', 'array', 'struct', (0, 32767), None, None, None, PartitionProduceResponse),
 )
 
-_WRITERS_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
+NodeEndpoint._LOWEST = 3
+NodeEndpoint._WRITERS = (
     _write_NodeEndpoint_v3,
     _write_NodeEndpoint_v3,
     _write_NodeEndpoint_v3,
@@ -2167,7 +1630,7 @@ _WRITERS_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
     _write_NodeEndpoint_v10,
     _write_NodeEndpoint_v10,
 )
-_READERS_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
+NodeEndpoint._READERS = (
     _read_NodeEndpoint_v3,
     _read_NodeEndpoint_v3,
     _read_NodeEndpoint_v3,
@@ -2187,7 +1650,8 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (10, 32767), (10, 32767), None, None, None),
 )
 
-_WRITERS_ProduceResponse: tuple[Callable[[ProduceResponse, bytearray], None], ...] = (
+ProduceResponse._LOWEST = 3
+ProduceResponse._WRITERS = (
     _write_ProduceResponse_v3,
     _write_ProduceResponse_v3,
     _write_ProduceResponse_v5,
@@ -2200,7 +1664,7 @@ _WRITERS_ProduceResponse: tuple[Callable[[ProduceResponse, bytearray], None], ..
     _write_ProduceResponse_v10,
     _write_ProduceResponse_v13,
 )
-_READERS_ProduceResponse: tuple[Callable[[memoryview, int], tuple[ProduceResponse, int]], ...] = (
+ProduceResponse._READERS = (
     _read_ProduceResponse_v3,
     _read_ProduceResponse_v3,
     _read_ProduceResponse_v5,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_bytes,
     read_unknown_tags,
@@ -71,68 +69,6 @@ class PushTelemetryRequest(Request['PushTelemetryResponse']):
         self.metrics = metrics
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PushTelemetryRequest):
-            return NotImplemented
-        return (
-            self.client_instance_id == other.client_instance_id and
-            self.subscription_id == other.subscription_id and
-            self.terminating == other.terminating and
-            self.compression_type == other.compression_type and
-            self.metrics == other.metrics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"PushTelemetryRequest(client_instance_id={self.client_instance_id!r}, subscription_id={self.subscription_id!r}, terminating={self.terminating!r}, compression_type={self.compression_type!r}, metrics={self.metrics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PushTelemetryRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_PushTelemetryRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PushTelemetryRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PushTelemetryRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PushTelemetryRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PushTelemetryRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PushTelemetryRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_PushTelemetryRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PushTelemetryRequest v{version}: {exc}') from None
-
 
 class PushTelemetryResponse(Response):
     """Kafka response ``PushTelemetryResponse`` (API key 72), versions 0-0, flexible from v0.
@@ -163,65 +99,6 @@ class PushTelemetryResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PushTelemetryResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"PushTelemetryResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PushTelemetryResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_PushTelemetryResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PushTelemetryResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PushTelemetryResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PushTelemetryResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PushTelemetryResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PushTelemetryResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_PushTelemetryResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PushTelemetryResponse v{version}: {exc}') from None
 
 
 def _new_PushTelemetryRequest() -> PushTelemetryRequest:
@@ -289,10 +166,11 @@ def _read_PushTelemetryResponse_v0(buf: memoryview, pos: int) -> tuple[PushTelem
     return o, pos
 
 
-_WRITERS_PushTelemetryRequest: tuple[Callable[[PushTelemetryRequest, bytearray], None], ...] = (
+PushTelemetryRequest._LOWEST = 0
+PushTelemetryRequest._WRITERS = (
     _write_PushTelemetryRequest_v0,
 )
-_READERS_PushTelemetryRequest: tuple[Callable[[memoryview, int], tuple[PushTelemetryRequest, int]], ...] = (
+PushTelemetryRequest._READERS = (
     _read_PushTelemetryRequest_v0,
 )
 PushTelemetryRequest._FIELDS = (
@@ -303,10 +181,11 @@ PushTelemetryRequest._FIELDS = (
     FieldSpec('metrics', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_PushTelemetryResponse: tuple[Callable[[PushTelemetryResponse, bytearray], None], ...] = (
+PushTelemetryResponse._LOWEST = 0
+PushTelemetryResponse._WRITERS = (
     _write_PushTelemetryResponse_v0,
 )
-_READERS_PushTelemetryResponse: tuple[Callable[[memoryview, int], tuple[PushTelemetryResponse, int]], ...] = (
+PushTelemetryResponse._READERS = (
     _read_PushTelemetryResponse_v0,
 )
 PushTelemetryResponse._FIELDS = (

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_nullable_string,
     read_unknown_tags,
@@ -65,66 +63,6 @@ class RemoveRaftVoterRequest(Request['RemoveRaftVoterResponse']):
         self.voter_directory_id = voter_directory_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RemoveRaftVoterRequest):
-            return NotImplemented
-        return (
-            self.cluster_id == other.cluster_id and
-            self.voter_id == other.voter_id and
-            self.voter_directory_id == other.voter_directory_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"RemoveRaftVoterRequest(cluster_id={self.cluster_id!r}, voter_id={self.voter_id!r}, voter_directory_id={self.voter_directory_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'RemoveRaftVoterRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_RemoveRaftVoterRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode RemoveRaftVoterRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> RemoveRaftVoterRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after RemoveRaftVoterRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[RemoveRaftVoterRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'RemoveRaftVoterRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_RemoveRaftVoterRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed RemoveRaftVoterRequest v{version}: {exc}') from None
-
 
 class RemoveRaftVoterResponse(Response):
     """Kafka response ``RemoveRaftVoterResponse`` (API key 81), versions 0-0, flexible from v0.
@@ -158,66 +96,6 @@ class RemoveRaftVoterResponse(Response):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RemoveRaftVoterResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"RemoveRaftVoterResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'RemoveRaftVoterResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_RemoveRaftVoterResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode RemoveRaftVoterResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> RemoveRaftVoterResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after RemoveRaftVoterResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[RemoveRaftVoterResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'RemoveRaftVoterResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_RemoveRaftVoterResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed RemoveRaftVoterResponse v{version}: {exc}') from None
 
 
 def _new_RemoveRaftVoterRequest() -> RemoveRaftVoterRequest:
@@ -286,10 +164,11 @@ def _read_RemoveRaftVoterResponse_v0(buf: memoryview, pos: int) -> tuple[RemoveR
     return o, pos
 
 
-_WRITERS_RemoveRaftVoterRequest: tuple[Callable[[RemoveRaftVoterRequest, bytearray], None], ...] = (
+RemoveRaftVoterRequest._LOWEST = 0
+RemoveRaftVoterRequest._WRITERS = (
     _write_RemoveRaftVoterRequest_v0,
 )
-_READERS_RemoveRaftVoterRequest: tuple[Callable[[memoryview, int], tuple[RemoveRaftVoterRequest, int]], ...] = (
+RemoveRaftVoterRequest._READERS = (
     _read_RemoveRaftVoterRequest_v0,
 )
 RemoveRaftVoterRequest._FIELDS = (
@@ -298,10 +177,11 @@ RemoveRaftVoterRequest._FIELDS = (
     FieldSpec('voter_directory_id', 'uuid', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_RemoveRaftVoterResponse: tuple[Callable[[RemoveRaftVoterResponse, bytearray], None], ...] = (
+RemoveRaftVoterResponse._LOWEST = 0
+RemoveRaftVoterResponse._WRITERS = (
     _write_RemoveRaftVoterResponse_v0,
 )
-_READERS_RemoveRaftVoterResponse: tuple[Callable[[memoryview, int], tuple[RemoveRaftVoterResponse, int]], ...] = (
+RemoveRaftVoterResponse._READERS = (
     _read_RemoveRaftVoterResponse_v0,
 )
 RemoveRaftVoterResponse._FIELDS = (

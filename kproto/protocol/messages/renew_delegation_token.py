@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_bytes,
     read_compact_bytes,
@@ -63,65 +61,6 @@ class RenewDelegationTokenRequest(Request['RenewDelegationTokenResponse']):
         self.renew_period_ms = renew_period_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RenewDelegationTokenRequest):
-            return NotImplemented
-        return (
-            self.hmac == other.hmac and
-            self.renew_period_ms == other.renew_period_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"RenewDelegationTokenRequest(hmac={self.hmac!r}, renew_period_ms={self.renew_period_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenRequest has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _WRITERS_RenewDelegationTokenRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode RenewDelegationTokenRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> RenewDelegationTokenRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after RenewDelegationTokenRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[RenewDelegationTokenRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenRequest has no version {version} (valid 1-2)')
-        try:
-            return _READERS_RenewDelegationTokenRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed RenewDelegationTokenRequest v{version}: {exc}') from None
-
 
 class RenewDelegationTokenResponse(Response):
     """Kafka response ``RenewDelegationTokenResponse`` (API key 39), versions 1-2, flexible from v2.
@@ -155,66 +94,6 @@ class RenewDelegationTokenResponse(Response):
         self.expiry_timestamp_ms = expiry_timestamp_ms
         self.throttle_time_ms = throttle_time_ms
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RenewDelegationTokenResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.expiry_timestamp_ms == other.expiry_timestamp_ms and
-            self.throttle_time_ms == other.throttle_time_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"RenewDelegationTokenResponse(error_code={self.error_code!r}, expiry_timestamp_ms={self.expiry_timestamp_ms!r}, throttle_time_ms={self.throttle_time_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenResponse has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _WRITERS_RenewDelegationTokenResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode RenewDelegationTokenResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> RenewDelegationTokenResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after RenewDelegationTokenResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[RenewDelegationTokenResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenResponse has no version {version} (valid 1-2)')
-        try:
-            return _READERS_RenewDelegationTokenResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed RenewDelegationTokenResponse v{version}: {exc}') from None
 
 
 def _new_RenewDelegationTokenRequest() -> RenewDelegationTokenRequest:
@@ -304,11 +183,12 @@ def _read_RenewDelegationTokenResponse_v2(buf: memoryview, pos: int) -> tuple[Re
     return o, pos
 
 
-_WRITERS_RenewDelegationTokenRequest: tuple[Callable[[RenewDelegationTokenRequest, bytearray], None], ...] = (
+RenewDelegationTokenRequest._LOWEST = 1
+RenewDelegationTokenRequest._WRITERS = (
     _write_RenewDelegationTokenRequest_v1,
     _write_RenewDelegationTokenRequest_v2,
 )
-_READERS_RenewDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[RenewDelegationTokenRequest, int]], ...] = (
+RenewDelegationTokenRequest._READERS = (
     _read_RenewDelegationTokenRequest_v1,
     _read_RenewDelegationTokenRequest_v2,
 )
@@ -317,11 +197,12 @@ RenewDelegationTokenRequest._FIELDS = (
     FieldSpec('renew_period_ms', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_RenewDelegationTokenResponse: tuple[Callable[[RenewDelegationTokenResponse, bytearray], None], ...] = (
+RenewDelegationTokenResponse._LOWEST = 1
+RenewDelegationTokenResponse._WRITERS = (
     _write_RenewDelegationTokenResponse_v1,
     _write_RenewDelegationTokenResponse_v2,
 )
-_READERS_RenewDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[RenewDelegationTokenResponse, int]], ...] = (
+RenewDelegationTokenResponse._READERS = (
     _read_RenewDelegationTokenResponse_v1,
     _read_RenewDelegationTokenResponse_v2,
 )

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_bytes,
     read_compact_bytes,
@@ -64,64 +62,6 @@ class SaslAuthenticateRequest(Request['SaslAuthenticateResponse']):
         self.auth_bytes = auth_bytes
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SaslAuthenticateRequest):
-            return NotImplemented
-        return (
-            self.auth_bytes == other.auth_bytes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SaslAuthenticateRequest(auth_bytes={self.auth_bytes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'SaslAuthenticateRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_SaslAuthenticateRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SaslAuthenticateRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SaslAuthenticateRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SaslAuthenticateRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SaslAuthenticateRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'SaslAuthenticateRequest has no version {version} (valid 0-2)')
-        try:
-            return _READERS_SaslAuthenticateRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SaslAuthenticateRequest v{version}: {exc}') from None
-
 
 class SaslAuthenticateResponse(Response):
     """Kafka response ``SaslAuthenticateResponse`` (API key 36), versions 0-2, flexible from v2.
@@ -158,67 +98,6 @@ class SaslAuthenticateResponse(Response):
         self.auth_bytes = auth_bytes
         self.session_lifetime_ms = session_lifetime_ms
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SaslAuthenticateResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.auth_bytes == other.auth_bytes and
-            self.session_lifetime_ms == other.session_lifetime_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SaslAuthenticateResponse(error_code={self.error_code!r}, error_message={self.error_message!r}, auth_bytes={self.auth_bytes!r}, session_lifetime_ms={self.session_lifetime_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'SaslAuthenticateResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_SaslAuthenticateResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SaslAuthenticateResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SaslAuthenticateResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SaslAuthenticateResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SaslAuthenticateResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'SaslAuthenticateResponse has no version {version} (valid 0-2)')
-        try:
-            return _READERS_SaslAuthenticateResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SaslAuthenticateResponse v{version}: {exc}') from None
 
 
 def _new_SaslAuthenticateRequest() -> SaslAuthenticateRequest:
@@ -333,12 +212,13 @@ def _read_SaslAuthenticateResponse_v2(buf: memoryview, pos: int) -> tuple[SaslAu
     return o, pos
 
 
-_WRITERS_SaslAuthenticateRequest: tuple[Callable[[SaslAuthenticateRequest, bytearray], None], ...] = (
+SaslAuthenticateRequest._LOWEST = 0
+SaslAuthenticateRequest._WRITERS = (
     _write_SaslAuthenticateRequest_v0,
     _write_SaslAuthenticateRequest_v0,
     _write_SaslAuthenticateRequest_v2,
 )
-_READERS_SaslAuthenticateRequest: tuple[Callable[[memoryview, int], tuple[SaslAuthenticateRequest, int]], ...] = (
+SaslAuthenticateRequest._READERS = (
     _read_SaslAuthenticateRequest_v0,
     _read_SaslAuthenticateRequest_v0,
     _read_SaslAuthenticateRequest_v2,
@@ -347,12 +227,13 @@ SaslAuthenticateRequest._FIELDS = (
     FieldSpec('auth_bytes', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_SaslAuthenticateResponse: tuple[Callable[[SaslAuthenticateResponse, bytearray], None], ...] = (
+SaslAuthenticateResponse._LOWEST = 0
+SaslAuthenticateResponse._WRITERS = (
     _write_SaslAuthenticateResponse_v0,
     _write_SaslAuthenticateResponse_v1,
     _write_SaslAuthenticateResponse_v2,
 )
-_READERS_SaslAuthenticateResponse: tuple[Callable[[memoryview, int], tuple[SaslAuthenticateResponse, int]], ...] = (
+SaslAuthenticateResponse._READERS = (
     _read_SaslAuthenticateResponse_v0,
     _read_SaslAuthenticateResponse_v1,
     _read_SaslAuthenticateResponse_v2,

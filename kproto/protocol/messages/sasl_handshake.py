@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_string,
@@ -57,64 +55,6 @@ class SaslHandshakeRequest(Request['SaslHandshakeResponse']):
         self.mechanism = mechanism
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SaslHandshakeRequest):
-            return NotImplemented
-        return (
-            self.mechanism == other.mechanism and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SaslHandshakeRequest(mechanism={self.mechanism!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'SaslHandshakeRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_SaslHandshakeRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SaslHandshakeRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SaslHandshakeRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SaslHandshakeRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SaslHandshakeRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'SaslHandshakeRequest has no version {version} (valid 0-1)')
-        try:
-            return _READERS_SaslHandshakeRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SaslHandshakeRequest v{version}: {exc}') from None
-
 
 class SaslHandshakeResponse(Response):
     """Kafka response ``SaslHandshakeResponse`` (API key 17), versions 0-1.
@@ -145,65 +85,6 @@ class SaslHandshakeResponse(Response):
         self.error_code = error_code
         self.mechanisms = list(mechanisms)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SaslHandshakeResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.mechanisms == other.mechanisms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SaslHandshakeResponse(error_code={self.error_code!r}, mechanisms={self.mechanisms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'SaslHandshakeResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _WRITERS_SaslHandshakeResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SaslHandshakeResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SaslHandshakeResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SaslHandshakeResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SaslHandshakeResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'SaslHandshakeResponse has no version {version} (valid 0-1)')
-        try:
-            return _READERS_SaslHandshakeResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SaslHandshakeResponse v{version}: {exc}') from None
 
 
 def _new_SaslHandshakeRequest() -> SaslHandshakeRequest:
@@ -254,11 +135,12 @@ def _read_SaslHandshakeResponse_v0(buf: memoryview, pos: int) -> tuple[SaslHands
     return o, pos
 
 
-_WRITERS_SaslHandshakeRequest: tuple[Callable[[SaslHandshakeRequest, bytearray], None], ...] = (
+SaslHandshakeRequest._LOWEST = 0
+SaslHandshakeRequest._WRITERS = (
     _write_SaslHandshakeRequest_v0,
     _write_SaslHandshakeRequest_v0,
 )
-_READERS_SaslHandshakeRequest: tuple[Callable[[memoryview, int], tuple[SaslHandshakeRequest, int]], ...] = (
+SaslHandshakeRequest._READERS = (
     _read_SaslHandshakeRequest_v0,
     _read_SaslHandshakeRequest_v0,
 )
@@ -266,11 +148,12 @@ SaslHandshakeRequest._FIELDS = (
     FieldSpec('mechanism', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_SaslHandshakeResponse: tuple[Callable[[SaslHandshakeResponse, bytearray], None], ...] = (
+SaslHandshakeResponse._LOWEST = 0
+SaslHandshakeResponse._WRITERS = (
     _write_SaslHandshakeResponse_v0,
     _write_SaslHandshakeResponse_v0,
 )
-_READERS_SaslHandshakeResponse: tuple[Callable[[memoryview, int], tuple[SaslHandshakeResponse, int]], ...] = (
+SaslHandshakeResponse._READERS = (
     _read_SaslHandshakeResponse_v0,
     _read_SaslHandshakeResponse_v0,
 )

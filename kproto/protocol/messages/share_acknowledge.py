@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -81,67 +79,6 @@ class ShareAcknowledgeRequest(Request['ShareAcknowledgeResponse']):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareAcknowledgeRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.share_session_epoch == other.share_session_epoch and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ShareAcknowledgeRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, share_session_epoch={self.share_session_epoch!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeRequest has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_ShareAcknowledgeRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareAcknowledgeRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareAcknowledgeRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareAcknowledgeRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareAcknowledgeRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeRequest has no version {version} (valid 1-1)')
-        try:
-            return _READERS_ShareAcknowledgeRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareAcknowledgeRequest v{version}: {exc}') from None
-
 
 class AcknowledgeTopic(Struct):
     """Struct ``AcknowledgeTopic`` of ``ShareAcknowledgeRequest``.
@@ -169,65 +106,6 @@ class AcknowledgeTopic(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AcknowledgeTopic):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AcknowledgeTopic(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgeTopic has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_AcknowledgeTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AcknowledgeTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcknowledgeTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AcknowledgeTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgeTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgeTopic has no version {version} (valid 1-1)')
-        try:
-            return _READERS_AcknowledgeTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AcknowledgeTopic v{version}: {exc}') from None
-
 
 class AcknowledgePartition(Struct):
     """Struct ``AcknowledgePartition`` of ``ShareAcknowledgeRequest``.
@@ -254,65 +132,6 @@ class AcknowledgePartition(Struct):
         self.partition_index = partition_index
         self.acknowledgement_batches = list(acknowledgement_batches)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AcknowledgePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.acknowledgement_batches == other.acknowledgement_batches and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AcknowledgePartition(partition_index={self.partition_index!r}, acknowledgement_batches={self.acknowledgement_batches!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgePartition has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_AcknowledgePartition[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AcknowledgePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcknowledgePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AcknowledgePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgePartition has no version {version} (valid 1-1)')
-        try:
-            return _READERS_AcknowledgePartition[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AcknowledgePartition v{version}: {exc}') from None
 
 
 class AcknowledgementBatch(Struct):
@@ -343,66 +162,6 @@ class AcknowledgementBatch(Struct):
         self.last_offset = last_offset
         self.acknowledge_types = list(acknowledge_types)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AcknowledgementBatch):
-            return NotImplemented
-        return (
-            self.first_offset == other.first_offset and
-            self.last_offset == other.last_offset and
-            self.acknowledge_types == other.acknowledge_types and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AcknowledgementBatch(first_offset={self.first_offset!r}, last_offset={self.last_offset!r}, acknowledge_types={self.acknowledge_types!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_AcknowledgementBatch[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AcknowledgementBatch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcknowledgementBatch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AcknowledgementBatch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgementBatch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
-        try:
-            return _READERS_AcknowledgementBatch[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AcknowledgementBatch v{version}: {exc}') from None
 
 
 class ShareAcknowledgeResponse(Response):
@@ -444,68 +203,6 @@ class ShareAcknowledgeResponse(Response):
         self.node_endpoints = list(node_endpoints)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareAcknowledgeResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.responses == other.responses and
-            self.node_endpoints == other.node_endpoints and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ShareAcknowledgeResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, responses={self.responses!r}, node_endpoints={self.node_endpoints!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_ShareAcknowledgeResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareAcknowledgeResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareAcknowledgeResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareAcknowledgeResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareAcknowledgeResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeResponse has no version {version} (valid 1-1)')
-        try:
-            return _READERS_ShareAcknowledgeResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareAcknowledgeResponse v{version}: {exc}') from None
-
 
 class NodeEndpoint(Struct):
     """Struct ``NodeEndpoint`` of ``ShareAcknowledgeResponse``.
@@ -539,67 +236,6 @@ class NodeEndpoint(Struct):
         self.rack = rack
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, NodeEndpoint):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"NodeEndpoint(node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_NodeEndpoint[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after NodeEndpoint v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
-        try:
-            return _READERS_NodeEndpoint[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
-
 
 class ShareAcknowledgeTopicResponse(Struct):
     """Struct ``ShareAcknowledgeTopicResponse`` of ``ShareAcknowledgeResponse``.
@@ -626,65 +262,6 @@ class ShareAcknowledgeTopicResponse(Struct):
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareAcknowledgeTopicResponse):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ShareAcknowledgeTopicResponse(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeTopicResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_ShareAcknowledgeTopicResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareAcknowledgeTopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareAcknowledgeTopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareAcknowledgeTopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareAcknowledgeTopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeTopicResponse has no version {version} (valid 1-1)')
-        try:
-            return _READERS_ShareAcknowledgeTopicResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareAcknowledgeTopicResponse v{version}: {exc}') from None
 
 
 class PartitionData(Struct):
@@ -719,67 +296,6 @@ class PartitionData(Struct):
         self.current_leader = LeaderIdAndEpoch() if current_leader is None else current_leader
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionData):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.current_leader == other.current_leader and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"PartitionData(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, current_leader={self.current_leader!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_PartitionData[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
-        try:
-            return _READERS_PartitionData[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
-
 
 class LeaderIdAndEpoch(Struct):
     """Struct ``LeaderIdAndEpoch`` of ``ShareAcknowledgeResponse``.
@@ -806,65 +322,6 @@ class LeaderIdAndEpoch(Struct):
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaderIdAndEpoch):
-            return NotImplemented
-        return (
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"LeaderIdAndEpoch(leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_LeaderIdAndEpoch[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderIdAndEpoch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaderIdAndEpoch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
-        try:
-            return _READERS_LeaderIdAndEpoch[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
 
 def _new_AcknowledgementBatch() -> AcknowledgementBatch:
@@ -1220,10 +677,11 @@ def _read_ShareAcknowledgeResponse_v1(buf: memoryview, pos: int) -> tuple[ShareA
     return o, pos
 
 
-_WRITERS_AcknowledgementBatch: tuple[Callable[[AcknowledgementBatch, bytearray], None], ...] = (
+AcknowledgementBatch._LOWEST = 1
+AcknowledgementBatch._WRITERS = (
     _write_AcknowledgementBatch_v1,
 )
-_READERS_AcknowledgementBatch: tuple[Callable[[memoryview, int], tuple[AcknowledgementBatch, int]], ...] = (
+AcknowledgementBatch._READERS = (
     _read_AcknowledgementBatch_v1,
 )
 AcknowledgementBatch._FIELDS = (
@@ -1232,10 +690,11 @@ AcknowledgementBatch._FIELDS = (
     FieldSpec('acknowledge_types', 'array', 'int8', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_AcknowledgePartition: tuple[Callable[[AcknowledgePartition, bytearray], None], ...] = (
+AcknowledgePartition._LOWEST = 1
+AcknowledgePartition._WRITERS = (
     _write_AcknowledgePartition_v1,
 )
-_READERS_AcknowledgePartition: tuple[Callable[[memoryview, int], tuple[AcknowledgePartition, int]], ...] = (
+AcknowledgePartition._READERS = (
     _read_AcknowledgePartition_v1,
 )
 AcknowledgePartition._FIELDS = (
@@ -1243,10 +702,11 @@ AcknowledgePartition._FIELDS = (
     FieldSpec('acknowledgement_batches', 'array', 'struct', (0, 32767), None, None, None, AcknowledgementBatch),
 )
 
-_WRITERS_AcknowledgeTopic: tuple[Callable[[AcknowledgeTopic, bytearray], None], ...] = (
+AcknowledgeTopic._LOWEST = 1
+AcknowledgeTopic._WRITERS = (
     _write_AcknowledgeTopic_v1,
 )
-_READERS_AcknowledgeTopic: tuple[Callable[[memoryview, int], tuple[AcknowledgeTopic, int]], ...] = (
+AcknowledgeTopic._READERS = (
     _read_AcknowledgeTopic_v1,
 )
 AcknowledgeTopic._FIELDS = (
@@ -1254,10 +714,11 @@ AcknowledgeTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AcknowledgePartition),
 )
 
-_WRITERS_ShareAcknowledgeRequest: tuple[Callable[[ShareAcknowledgeRequest, bytearray], None], ...] = (
+ShareAcknowledgeRequest._LOWEST = 1
+ShareAcknowledgeRequest._WRITERS = (
     _write_ShareAcknowledgeRequest_v1,
 )
-_READERS_ShareAcknowledgeRequest: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeRequest, int]], ...] = (
+ShareAcknowledgeRequest._READERS = (
     _read_ShareAcknowledgeRequest_v1,
 )
 ShareAcknowledgeRequest._FIELDS = (
@@ -1267,10 +728,11 @@ ShareAcknowledgeRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, AcknowledgeTopic),
 )
 
-_WRITERS_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
+LeaderIdAndEpoch._LOWEST = 1
+LeaderIdAndEpoch._WRITERS = (
     _write_LeaderIdAndEpoch_v1,
 )
-_READERS_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
+LeaderIdAndEpoch._READERS = (
     _read_LeaderIdAndEpoch_v1,
 )
 LeaderIdAndEpoch._FIELDS = (
@@ -1279,10 +741,11 @@ LeaderIdAndEpoch._FIELDS = (
 )
 _DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_WRITERS_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
+PartitionData._LOWEST = 1
+PartitionData._WRITERS = (
     _write_PartitionData_v1,
 )
-_READERS_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
+PartitionData._READERS = (
     _read_PartitionData_v1,
 )
 PartitionData._FIELDS = (
@@ -1292,10 +755,11 @@ PartitionData._FIELDS = (
     FieldSpec('current_leader', 'struct', None, (0, 32767), None, None, None, LeaderIdAndEpoch),
 )
 
-_WRITERS_ShareAcknowledgeTopicResponse: tuple[Callable[[ShareAcknowledgeTopicResponse, bytearray], None], ...] = (
+ShareAcknowledgeTopicResponse._LOWEST = 1
+ShareAcknowledgeTopicResponse._WRITERS = (
     _write_ShareAcknowledgeTopicResponse_v1,
 )
-_READERS_ShareAcknowledgeTopicResponse: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeTopicResponse, int]], ...] = (
+ShareAcknowledgeTopicResponse._READERS = (
     _read_ShareAcknowledgeTopicResponse_v1,
 )
 ShareAcknowledgeTopicResponse._FIELDS = (
@@ -1303,10 +767,11 @@ ShareAcknowledgeTopicResponse._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionData),
 )
 
-_WRITERS_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
+NodeEndpoint._LOWEST = 1
+NodeEndpoint._WRITERS = (
     _write_NodeEndpoint_v1,
 )
-_READERS_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
+NodeEndpoint._READERS = (
     _read_NodeEndpoint_v1,
 )
 NodeEndpoint._FIELDS = (
@@ -1316,10 +781,11 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_ShareAcknowledgeResponse: tuple[Callable[[ShareAcknowledgeResponse, bytearray], None], ...] = (
+ShareAcknowledgeResponse._LOWEST = 1
+ShareAcknowledgeResponse._WRITERS = (
     _write_ShareAcknowledgeResponse_v1,
 )
-_READERS_ShareAcknowledgeResponse: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeResponse, int]], ...] = (
+ShareAcknowledgeResponse._READERS = (
     _read_ShareAcknowledgeResponse_v1,
 )
 ShareAcknowledgeResponse._FIELDS = (

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -21,7 +20,6 @@ from kproto.protocol._primitives import (
     read_compact_string,
     read_unknown_tags,
     read_uuid,
-    records_repr,
     write_compact_bytes,
     write_compact_nullable_string,
     write_compact_string,
@@ -107,73 +105,6 @@ class ShareFetchRequest(Request['ShareFetchResponse']):
         self.forgotten_topics_data = list(forgotten_topics_data)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareFetchRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.share_session_epoch == other.share_session_epoch and
-            self.max_wait_ms == other.max_wait_ms and
-            self.min_bytes == other.min_bytes and
-            self.max_bytes == other.max_bytes and
-            self.max_records == other.max_records and
-            self.batch_size == other.batch_size and
-            self.topics == other.topics and
-            self.forgotten_topics_data == other.forgotten_topics_data and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ShareFetchRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, share_session_epoch={self.share_session_epoch!r}, max_wait_ms={self.max_wait_ms!r}, min_bytes={self.min_bytes!r}, max_bytes={self.max_bytes!r}, max_records={self.max_records!r}, batch_size={self.batch_size!r}, topics={self.topics!r}, forgotten_topics_data={self.forgotten_topics_data!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchRequest has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_ShareFetchRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareFetchRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareFetchRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareFetchRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareFetchRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchRequest has no version {version} (valid 1-1)')
-        try:
-            return _READERS_ShareFetchRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareFetchRequest v{version}: {exc}') from None
-
 
 class ForgottenTopic(Struct):
     """Struct ``ForgottenTopic`` of ``ShareFetchRequest``.
@@ -201,65 +132,6 @@ class ForgottenTopic(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ForgottenTopic):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ForgottenTopic(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_ForgottenTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ForgottenTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ForgottenTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ForgottenTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ForgottenTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 1-1)')
-        try:
-            return _READERS_ForgottenTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ForgottenTopic v{version}: {exc}') from None
-
 
 class FetchTopic(Struct):
     """Struct ``FetchTopic`` of ``ShareFetchRequest``.
@@ -286,65 +158,6 @@ class FetchTopic(Struct):
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchTopic):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"FetchTopic(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_FetchTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 1-1)')
-        try:
-            return _READERS_FetchTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchTopic v{version}: {exc}') from None
 
 
 class FetchPartition(Struct):
@@ -376,66 +189,6 @@ class FetchPartition(Struct):
         self.acknowledgement_batches = list(acknowledgement_batches)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.partition_max_bytes == other.partition_max_bytes and
-            self.acknowledgement_batches == other.acknowledgement_batches and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"FetchPartition(partition_index={self.partition_index!r}, partition_max_bytes={self.partition_max_bytes!r}, acknowledgement_batches={self.acknowledgement_batches!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_FetchPartition[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 1-1)')
-        try:
-            return _READERS_FetchPartition[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchPartition v{version}: {exc}') from None
-
 
 class AcknowledgementBatch(Struct):
     """Struct ``AcknowledgementBatch`` of ``ShareFetchRequest``.
@@ -465,66 +218,6 @@ class AcknowledgementBatch(Struct):
         self.last_offset = last_offset
         self.acknowledge_types = list(acknowledge_types)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AcknowledgementBatch):
-            return NotImplemented
-        return (
-            self.first_offset == other.first_offset and
-            self.last_offset == other.last_offset and
-            self.acknowledge_types == other.acknowledge_types and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AcknowledgementBatch(first_offset={self.first_offset!r}, last_offset={self.last_offset!r}, acknowledge_types={self.acknowledge_types!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_AcknowledgementBatch[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AcknowledgementBatch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcknowledgementBatch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AcknowledgementBatch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgementBatch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
-        try:
-            return _READERS_AcknowledgementBatch[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AcknowledgementBatch v{version}: {exc}') from None
 
 
 class ShareFetchResponse(Response):
@@ -569,69 +262,6 @@ class ShareFetchResponse(Response):
         self.node_endpoints = list(node_endpoints)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareFetchResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.acquisition_lock_timeout_ms == other.acquisition_lock_timeout_ms and
-            self.responses == other.responses and
-            self.node_endpoints == other.node_endpoints and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ShareFetchResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, acquisition_lock_timeout_ms={self.acquisition_lock_timeout_ms!r}, responses={self.responses!r}, node_endpoints={self.node_endpoints!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_ShareFetchResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareFetchResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareFetchResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareFetchResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareFetchResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchResponse has no version {version} (valid 1-1)')
-        try:
-            return _READERS_ShareFetchResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareFetchResponse v{version}: {exc}') from None
-
 
 class NodeEndpoint(Struct):
     """Struct ``NodeEndpoint`` of ``ShareFetchResponse``.
@@ -665,67 +295,6 @@ class NodeEndpoint(Struct):
         self.rack = rack
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, NodeEndpoint):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"NodeEndpoint(node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_NodeEndpoint[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after NodeEndpoint v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
-        try:
-            return _READERS_NodeEndpoint[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
-
 
 class ShareFetchableTopicResponse(Struct):
     """Struct ``ShareFetchableTopicResponse`` of ``ShareFetchResponse``.
@@ -752,65 +321,6 @@ class ShareFetchableTopicResponse(Struct):
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareFetchableTopicResponse):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ShareFetchableTopicResponse(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchableTopicResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_ShareFetchableTopicResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareFetchableTopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareFetchableTopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareFetchableTopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareFetchableTopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchableTopicResponse has no version {version} (valid 1-1)')
-        try:
-            return _READERS_ShareFetchableTopicResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareFetchableTopicResponse v{version}: {exc}') from None
 
 
 class PartitionData(Struct):
@@ -857,71 +367,6 @@ class PartitionData(Struct):
         self.acquired_records = list(acquired_records)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionData):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.acknowledge_error_code == other.acknowledge_error_code and
-            self.acknowledge_error_message == other.acknowledge_error_message and
-            self.current_leader == other.current_leader and
-            self.records == other.records and
-            self.acquired_records == other.acquired_records and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"PartitionData(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, acknowledge_error_code={self.acknowledge_error_code!r}, acknowledge_error_message={self.acknowledge_error_message!r}, current_leader={self.current_leader!r}, records={records_repr(self.records)}, acquired_records={self.acquired_records!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_PartitionData[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
-        try:
-            return _READERS_PartitionData[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
-
 
 class AcquiredRecords(Struct):
     """Struct ``AcquiredRecords`` of ``ShareFetchResponse``.
@@ -952,66 +397,6 @@ class AcquiredRecords(Struct):
         self.delivery_count = delivery_count
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AcquiredRecords):
-            return NotImplemented
-        return (
-            self.first_offset == other.first_offset and
-            self.last_offset == other.last_offset and
-            self.delivery_count == other.delivery_count and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AcquiredRecords(first_offset={self.first_offset!r}, last_offset={self.last_offset!r}, delivery_count={self.delivery_count!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcquiredRecords has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_AcquiredRecords[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AcquiredRecords v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcquiredRecords:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AcquiredRecords v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcquiredRecords, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcquiredRecords has no version {version} (valid 1-1)')
-        try:
-            return _READERS_AcquiredRecords[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AcquiredRecords v{version}: {exc}') from None
-
 
 class LeaderIdAndEpoch(Struct):
     """Struct ``LeaderIdAndEpoch`` of ``ShareFetchResponse``.
@@ -1038,65 +423,6 @@ class LeaderIdAndEpoch(Struct):
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaderIdAndEpoch):
-            return NotImplemented
-        return (
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"LeaderIdAndEpoch(leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_LeaderIdAndEpoch[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderIdAndEpoch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaderIdAndEpoch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
-        try:
-            return _READERS_LeaderIdAndEpoch[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
 
 
 def _new_AcknowledgementBatch() -> AcknowledgementBatch:
@@ -1564,10 +890,11 @@ def _read_ShareFetchResponse_v1(buf: memoryview, pos: int) -> tuple[ShareFetchRe
     return o, pos
 
 
-_WRITERS_AcknowledgementBatch: tuple[Callable[[AcknowledgementBatch, bytearray], None], ...] = (
+AcknowledgementBatch._LOWEST = 1
+AcknowledgementBatch._WRITERS = (
     _write_AcknowledgementBatch_v1,
 )
-_READERS_AcknowledgementBatch: tuple[Callable[[memoryview, int], tuple[AcknowledgementBatch, int]], ...] = (
+AcknowledgementBatch._READERS = (
     _read_AcknowledgementBatch_v1,
 )
 AcknowledgementBatch._FIELDS = (
@@ -1576,10 +903,11 @@ AcknowledgementBatch._FIELDS = (
     FieldSpec('acknowledge_types', 'array', 'int8', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...] = (
+FetchPartition._LOWEST = 1
+FetchPartition._WRITERS = (
     _write_FetchPartition_v1,
 )
-_READERS_FetchPartition: tuple[Callable[[memoryview, int], tuple[FetchPartition, int]], ...] = (
+FetchPartition._READERS = (
     _read_FetchPartition_v1,
 )
 FetchPartition._FIELDS = (
@@ -1588,10 +916,11 @@ FetchPartition._FIELDS = (
     FieldSpec('acknowledgement_batches', 'array', 'struct', (0, 32767), None, None, None, AcknowledgementBatch),
 )
 
-_WRITERS_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
+FetchTopic._LOWEST = 1
+FetchTopic._WRITERS = (
     _write_FetchTopic_v1,
 )
-_READERS_FetchTopic: tuple[Callable[[memoryview, int], tuple[FetchTopic, int]], ...] = (
+FetchTopic._READERS = (
     _read_FetchTopic_v1,
 )
 FetchTopic._FIELDS = (
@@ -1599,10 +928,11 @@ FetchTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, FetchPartition),
 )
 
-_WRITERS_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...] = (
+ForgottenTopic._LOWEST = 1
+ForgottenTopic._WRITERS = (
     _write_ForgottenTopic_v1,
 )
-_READERS_ForgottenTopic: tuple[Callable[[memoryview, int], tuple[ForgottenTopic, int]], ...] = (
+ForgottenTopic._READERS = (
     _read_ForgottenTopic_v1,
 )
 ForgottenTopic._FIELDS = (
@@ -1610,10 +940,11 @@ ForgottenTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_ShareFetchRequest: tuple[Callable[[ShareFetchRequest, bytearray], None], ...] = (
+ShareFetchRequest._LOWEST = 1
+ShareFetchRequest._WRITERS = (
     _write_ShareFetchRequest_v1,
 )
-_READERS_ShareFetchRequest: tuple[Callable[[memoryview, int], tuple[ShareFetchRequest, int]], ...] = (
+ShareFetchRequest._READERS = (
     _read_ShareFetchRequest_v1,
 )
 ShareFetchRequest._FIELDS = (
@@ -1629,10 +960,11 @@ ShareFetchRequest._FIELDS = (
     FieldSpec('forgotten_topics_data', 'array', 'struct', (0, 32767), None, None, None, ForgottenTopic),
 )
 
-_WRITERS_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
+LeaderIdAndEpoch._LOWEST = 1
+LeaderIdAndEpoch._WRITERS = (
     _write_LeaderIdAndEpoch_v1,
 )
-_READERS_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
+LeaderIdAndEpoch._READERS = (
     _read_LeaderIdAndEpoch_v1,
 )
 LeaderIdAndEpoch._FIELDS = (
@@ -1641,10 +973,11 @@ LeaderIdAndEpoch._FIELDS = (
 )
 _DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_WRITERS_AcquiredRecords: tuple[Callable[[AcquiredRecords, bytearray], None], ...] = (
+AcquiredRecords._LOWEST = 1
+AcquiredRecords._WRITERS = (
     _write_AcquiredRecords_v1,
 )
-_READERS_AcquiredRecords: tuple[Callable[[memoryview, int], tuple[AcquiredRecords, int]], ...] = (
+AcquiredRecords._READERS = (
     _read_AcquiredRecords_v1,
 )
 AcquiredRecords._FIELDS = (
@@ -1653,10 +986,11 @@ AcquiredRecords._FIELDS = (
     FieldSpec('delivery_count', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
+PartitionData._LOWEST = 1
+PartitionData._WRITERS = (
     _write_PartitionData_v1,
 )
-_READERS_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
+PartitionData._READERS = (
     _read_PartitionData_v1,
 )
 PartitionData._FIELDS = (
@@ -1670,10 +1004,11 @@ PartitionData._FIELDS = (
     FieldSpec('acquired_records', 'array', 'struct', (0, 32767), None, None, None, AcquiredRecords),
 )
 
-_WRITERS_ShareFetchableTopicResponse: tuple[Callable[[ShareFetchableTopicResponse, bytearray], None], ...] = (
+ShareFetchableTopicResponse._LOWEST = 1
+ShareFetchableTopicResponse._WRITERS = (
     _write_ShareFetchableTopicResponse_v1,
 )
-_READERS_ShareFetchableTopicResponse: tuple[Callable[[memoryview, int], tuple[ShareFetchableTopicResponse, int]], ...] = (
+ShareFetchableTopicResponse._READERS = (
     _read_ShareFetchableTopicResponse_v1,
 )
 ShareFetchableTopicResponse._FIELDS = (
@@ -1681,10 +1016,11 @@ ShareFetchableTopicResponse._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionData),
 )
 
-_WRITERS_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
+NodeEndpoint._LOWEST = 1
+NodeEndpoint._WRITERS = (
     _write_NodeEndpoint_v1,
 )
-_READERS_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
+NodeEndpoint._READERS = (
     _read_NodeEndpoint_v1,
 )
 NodeEndpoint._FIELDS = (
@@ -1694,10 +1030,11 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_ShareFetchResponse: tuple[Callable[[ShareFetchResponse, bytearray], None], ...] = (
+ShareFetchResponse._LOWEST = 1
+ShareFetchResponse._WRITERS = (
     _write_ShareFetchResponse_v1,
 )
-_READERS_ShareFetchResponse: tuple[Callable[[memoryview, int], tuple[ShareFetchResponse, int]], ...] = (
+ShareFetchResponse._READERS = (
     _read_ShareFetchResponse_v1,
 )
 ShareFetchResponse._FIELDS = (

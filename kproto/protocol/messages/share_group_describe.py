@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -72,65 +70,6 @@ class ShareGroupDescribeRequest(Request['ShareGroupDescribeResponse']):
         self.include_authorized_operations = include_authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareGroupDescribeRequest):
-            return NotImplemented
-        return (
-            self.group_ids == other.group_ids and
-            self.include_authorized_operations == other.include_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ShareGroupDescribeRequest(group_ids={self.group_ids!r}, include_authorized_operations={self.include_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupDescribeRequest has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_ShareGroupDescribeRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareGroupDescribeRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareGroupDescribeRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareGroupDescribeRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupDescribeRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupDescribeRequest has no version {version} (valid 1-1)')
-        try:
-            return _READERS_ShareGroupDescribeRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareGroupDescribeRequest v{version}: {exc}') from None
-
 
 class ShareGroupDescribeResponse(Response):
     """Kafka response ``ShareGroupDescribeResponse`` (API key 77), versions 1-1, flexible from v1.
@@ -161,65 +100,6 @@ class ShareGroupDescribeResponse(Response):
         self.throttle_time_ms = throttle_time_ms
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareGroupDescribeResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ShareGroupDescribeResponse(throttle_time_ms={self.throttle_time_ms!r}, groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupDescribeResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_ShareGroupDescribeResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareGroupDescribeResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareGroupDescribeResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareGroupDescribeResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupDescribeResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupDescribeResponse has no version {version} (valid 1-1)')
-        try:
-            return _READERS_ShareGroupDescribeResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareGroupDescribeResponse v{version}: {exc}') from None
 
 
 class DescribedGroup(Struct):
@@ -269,72 +149,6 @@ class DescribedGroup(Struct):
         self.authorized_operations = authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribedGroup):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.group_id == other.group_id and
-            self.group_state == other.group_state and
-            self.group_epoch == other.group_epoch and
-            self.assignment_epoch == other.assignment_epoch and
-            self.assignor_name == other.assignor_name and
-            self.members == other.members and
-            self.authorized_operations == other.authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribedGroup(error_code={self.error_code!r}, error_message={self.error_message!r}, group_id={self.group_id!r}, group_state={self.group_state!r}, group_epoch={self.group_epoch!r}, assignment_epoch={self.assignment_epoch!r}, assignor_name={self.assignor_name!r}, members={self.members!r}, authorized_operations={self.authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_DescribedGroup[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribedGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribedGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 1-1)')
-        try:
-            return _READERS_DescribedGroup[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribedGroup v{version}: {exc}') from None
-
 
 class Member(Struct):
     """Struct ``Member`` of ``ShareGroupDescribeResponse``.
@@ -377,70 +191,6 @@ class Member(Struct):
         self.assignment = Assignment() if assignment is None else assignment
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Member):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.rack_id == other.rack_id and
-            self.member_epoch == other.member_epoch and
-            self.client_id == other.client_id and
-            self.client_host == other.client_host and
-            self.subscribed_topic_names == other.subscribed_topic_names and
-            self.assignment == other.assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"Member(member_id={self.member_id!r}, rack_id={self.rack_id!r}, member_epoch={self.member_epoch!r}, client_id={self.client_id!r}, client_host={self.client_host!r}, subscribed_topic_names={self.subscribed_topic_names!r}, assignment={self.assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Member has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_Member[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Member v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Member:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Member v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Member, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Member has no version {version} (valid 1-1)')
-        try:
-            return _READERS_Member[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Member v{version}: {exc}') from None
-
 
 class Assignment(Struct):
     """Struct ``Assignment`` of ``ShareGroupDescribeResponse``.
@@ -464,64 +214,6 @@ class Assignment(Struct):
     ) -> None:
         self.topic_partitions = list(topic_partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Assignment):
-            return NotImplemented
-        return (
-            self.topic_partitions == other.topic_partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"Assignment(topic_partitions={self.topic_partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_Assignment[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Assignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Assignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Assignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
-        try:
-            return _READERS_Assignment[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
 
 class TopicPartitions(Struct):
@@ -552,66 +244,6 @@ class TopicPartitions(Struct):
         self.topic_name = topic_name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicPartitions):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicPartitions(topic_id={self.topic_id!r}, topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_TopicPartitions[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicPartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
-        try:
-            return _READERS_TopicPartitions[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
 
 def _new_ShareGroupDescribeRequest() -> ShareGroupDescribeRequest:
@@ -879,10 +511,11 @@ def _read_ShareGroupDescribeResponse_v1(buf: memoryview, pos: int) -> tuple[Shar
     return o, pos
 
 
-_WRITERS_ShareGroupDescribeRequest: tuple[Callable[[ShareGroupDescribeRequest, bytearray], None], ...] = (
+ShareGroupDescribeRequest._LOWEST = 1
+ShareGroupDescribeRequest._WRITERS = (
     _write_ShareGroupDescribeRequest_v1,
 )
-_READERS_ShareGroupDescribeRequest: tuple[Callable[[memoryview, int], tuple[ShareGroupDescribeRequest, int]], ...] = (
+ShareGroupDescribeRequest._READERS = (
     _read_ShareGroupDescribeRequest_v1,
 )
 ShareGroupDescribeRequest._FIELDS = (
@@ -890,10 +523,11 @@ ShareGroupDescribeRequest._FIELDS = (
     FieldSpec('include_authorized_operations', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
+TopicPartitions._LOWEST = 1
+TopicPartitions._WRITERS = (
     _write_TopicPartitions_v1,
 )
-_READERS_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
+TopicPartitions._READERS = (
     _read_TopicPartitions_v1,
 )
 TopicPartitions._FIELDS = (
@@ -902,10 +536,11 @@ TopicPartitions._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
+Assignment._LOWEST = 1
+Assignment._WRITERS = (
     _write_Assignment_v1,
 )
-_READERS_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
+Assignment._READERS = (
     _read_Assignment_v1,
 )
 Assignment._FIELDS = (
@@ -913,10 +548,11 @@ Assignment._FIELDS = (
 )
 _DEFAULT_Assignment = Assignment()
 
-_WRITERS_Member: tuple[Callable[[Member, bytearray], None], ...] = (
+Member._LOWEST = 1
+Member._WRITERS = (
     _write_Member_v1,
 )
-_READERS_Member: tuple[Callable[[memoryview, int], tuple[Member, int]], ...] = (
+Member._READERS = (
     _read_Member_v1,
 )
 Member._FIELDS = (
@@ -929,10 +565,11 @@ Member._FIELDS = (
     FieldSpec('assignment', 'struct', None, (0, 32767), None, None, None, Assignment),
 )
 
-_WRITERS_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
+DescribedGroup._LOWEST = 1
+DescribedGroup._WRITERS = (
     _write_DescribedGroup_v1,
 )
-_READERS_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
+DescribedGroup._READERS = (
     _read_DescribedGroup_v1,
 )
 DescribedGroup._FIELDS = (
@@ -947,10 +584,11 @@ DescribedGroup._FIELDS = (
     FieldSpec('authorized_operations', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_ShareGroupDescribeResponse: tuple[Callable[[ShareGroupDescribeResponse, bytearray], None], ...] = (
+ShareGroupDescribeResponse._LOWEST = 1
+ShareGroupDescribeResponse._WRITERS = (
     _write_ShareGroupDescribeResponse_v1,
 )
-_READERS_ShareGroupDescribeResponse: tuple[Callable[[memoryview, int], tuple[ShareGroupDescribeResponse, int]], ...] = (
+ShareGroupDescribeResponse._READERS = (
     _read_ShareGroupDescribeResponse_v1,
 )
 ShareGroupDescribeResponse._FIELDS = (

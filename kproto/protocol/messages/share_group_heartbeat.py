@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_array_len,
@@ -79,68 +77,6 @@ class ShareGroupHeartbeatRequest(Request['ShareGroupHeartbeatResponse']):
         self.subscribed_topic_names = None if subscribed_topic_names is None else list(subscribed_topic_names)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareGroupHeartbeatRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.member_epoch == other.member_epoch and
-            self.rack_id == other.rack_id and
-            self.subscribed_topic_names == other.subscribed_topic_names and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ShareGroupHeartbeatRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, member_epoch={self.member_epoch!r}, rack_id={self.rack_id!r}, subscribed_topic_names={self.subscribed_topic_names!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatRequest has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_ShareGroupHeartbeatRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareGroupHeartbeatRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareGroupHeartbeatRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareGroupHeartbeatRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupHeartbeatRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatRequest has no version {version} (valid 1-1)')
-        try:
-            return _READERS_ShareGroupHeartbeatRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareGroupHeartbeatRequest v{version}: {exc}') from None
-
 
 class ShareGroupHeartbeatResponse(Response):
     """Kafka response ``ShareGroupHeartbeatResponse`` (API key 76), versions 1-1, flexible from v1.
@@ -187,70 +123,6 @@ class ShareGroupHeartbeatResponse(Response):
         self.assignment = assignment
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareGroupHeartbeatResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.member_id == other.member_id and
-            self.member_epoch == other.member_epoch and
-            self.heartbeat_interval_ms == other.heartbeat_interval_ms and
-            self.assignment == other.assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ShareGroupHeartbeatResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, member_id={self.member_id!r}, member_epoch={self.member_epoch!r}, heartbeat_interval_ms={self.heartbeat_interval_ms!r}, assignment={self.assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_ShareGroupHeartbeatResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareGroupHeartbeatResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareGroupHeartbeatResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareGroupHeartbeatResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupHeartbeatResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatResponse has no version {version} (valid 1-1)')
-        try:
-            return _READERS_ShareGroupHeartbeatResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareGroupHeartbeatResponse v{version}: {exc}') from None
-
 
 class Assignment(Struct):
     """Struct ``Assignment`` of ``ShareGroupHeartbeatResponse``.
@@ -274,64 +146,6 @@ class Assignment(Struct):
     ) -> None:
         self.topic_partitions = list(topic_partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Assignment):
-            return NotImplemented
-        return (
-            self.topic_partitions == other.topic_partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"Assignment(topic_partitions={self.topic_partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_Assignment[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Assignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Assignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Assignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
-        try:
-            return _READERS_Assignment[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
 
 
 class TopicPartitions(Struct):
@@ -359,65 +173,6 @@ class TopicPartitions(Struct):
         self.topic_id = topic_id
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicPartitions):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicPartitions(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_TopicPartitions[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicPartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
-        try:
-            return _READERS_TopicPartitions[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
 
 
 def _new_ShareGroupHeartbeatRequest() -> ShareGroupHeartbeatRequest:
@@ -595,10 +350,11 @@ def _read_ShareGroupHeartbeatResponse_v1(buf: memoryview, pos: int) -> tuple[Sha
     return o, pos
 
 
-_WRITERS_ShareGroupHeartbeatRequest: tuple[Callable[[ShareGroupHeartbeatRequest, bytearray], None], ...] = (
+ShareGroupHeartbeatRequest._LOWEST = 1
+ShareGroupHeartbeatRequest._WRITERS = (
     _write_ShareGroupHeartbeatRequest_v1,
 )
-_READERS_ShareGroupHeartbeatRequest: tuple[Callable[[memoryview, int], tuple[ShareGroupHeartbeatRequest, int]], ...] = (
+ShareGroupHeartbeatRequest._READERS = (
     _read_ShareGroupHeartbeatRequest_v1,
 )
 ShareGroupHeartbeatRequest._FIELDS = (
@@ -609,10 +365,11 @@ ShareGroupHeartbeatRequest._FIELDS = (
     FieldSpec('subscribed_topic_names', 'array', 'string', (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
+TopicPartitions._LOWEST = 1
+TopicPartitions._WRITERS = (
     _write_TopicPartitions_v1,
 )
-_READERS_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
+TopicPartitions._READERS = (
     _read_TopicPartitions_v1,
 )
 TopicPartitions._FIELDS = (
@@ -620,20 +377,22 @@ TopicPartitions._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
+Assignment._LOWEST = 1
+Assignment._WRITERS = (
     _write_Assignment_v1,
 )
-_READERS_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
+Assignment._READERS = (
     _read_Assignment_v1,
 )
 Assignment._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), None, None, None, TopicPartitions),
 )
 
-_WRITERS_ShareGroupHeartbeatResponse: tuple[Callable[[ShareGroupHeartbeatResponse, bytearray], None], ...] = (
+ShareGroupHeartbeatResponse._LOWEST = 1
+ShareGroupHeartbeatResponse._WRITERS = (
     _write_ShareGroupHeartbeatResponse_v1,
 )
-_READERS_ShareGroupHeartbeatResponse: tuple[Callable[[memoryview, int], tuple[ShareGroupHeartbeatResponse, int]], ...] = (
+ShareGroupHeartbeatResponse._READERS = (
     _read_ShareGroupHeartbeatResponse_v1,
 )
 ShareGroupHeartbeatResponse._FIELDS = (

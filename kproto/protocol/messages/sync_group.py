@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -91,70 +90,6 @@ class SyncGroupRequest(Request['SyncGroupResponse']):
         self.assignments = list(assignments)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SyncGroupRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.generation_id == other.generation_id and
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.protocol_type == other.protocol_type and
-            self.protocol_name == other.protocol_name and
-            self.assignments == other.assignments and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SyncGroupRequest(group_id={self.group_id!r}, generation_id={self.generation_id!r}, member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, protocol_type={self.protocol_type!r}, protocol_name={self.protocol_name!r}, assignments={self.assignments!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_SyncGroupRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SyncGroupRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SyncGroupRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SyncGroupRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SyncGroupRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupRequest has no version {version} (valid 0-5)')
-        try:
-            return _READERS_SyncGroupRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SyncGroupRequest v{version}: {exc}') from None
-
 
 class SyncGroupRequestAssignment(Struct):
     """Struct ``SyncGroupRequestAssignment`` of ``SyncGroupRequest``.
@@ -181,65 +116,6 @@ class SyncGroupRequestAssignment(Struct):
         self.member_id = member_id
         self.assignment = assignment
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SyncGroupRequestAssignment):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.assignment == other.assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SyncGroupRequestAssignment(member_id={self.member_id!r}, assignment={self.assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupRequestAssignment has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_SyncGroupRequestAssignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SyncGroupRequestAssignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SyncGroupRequestAssignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SyncGroupRequestAssignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SyncGroupRequestAssignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupRequestAssignment has no version {version} (valid 0-5)')
-        try:
-            return _READERS_SyncGroupRequestAssignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SyncGroupRequestAssignment v{version}: {exc}') from None
 
 
 class SyncGroupResponse(Response):
@@ -280,68 +156,6 @@ class SyncGroupResponse(Response):
         self.protocol_name = protocol_name
         self.assignment = assignment
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SyncGroupResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.protocol_type == other.protocol_type and
-            self.protocol_name == other.protocol_name and
-            self.assignment == other.assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SyncGroupResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, protocol_type={self.protocol_type!r}, protocol_name={self.protocol_name!r}, assignment={self.assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_SyncGroupResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SyncGroupResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SyncGroupResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SyncGroupResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SyncGroupResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupResponse has no version {version} (valid 0-5)')
-        try:
-            return _READERS_SyncGroupResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SyncGroupResponse v{version}: {exc}') from None
 
 
 def _new_SyncGroupRequestAssignment() -> SyncGroupRequestAssignment:
@@ -637,7 +451,8 @@ def _read_SyncGroupResponse_v5(buf: memoryview, pos: int) -> tuple[SyncGroupResp
     return o, pos
 
 
-_WRITERS_SyncGroupRequestAssignment: tuple[Callable[[SyncGroupRequestAssignment, bytearray], None], ...] = (
+SyncGroupRequestAssignment._LOWEST = 0
+SyncGroupRequestAssignment._WRITERS = (
     _write_SyncGroupRequestAssignment_v0,
     _write_SyncGroupRequestAssignment_v0,
     _write_SyncGroupRequestAssignment_v0,
@@ -645,7 +460,7 @@ _WRITERS_SyncGroupRequestAssignment: tuple[Callable[[SyncGroupRequestAssignment,
     _write_SyncGroupRequestAssignment_v4,
     _write_SyncGroupRequestAssignment_v4,
 )
-_READERS_SyncGroupRequestAssignment: tuple[Callable[[memoryview, int], tuple[SyncGroupRequestAssignment, int]], ...] = (
+SyncGroupRequestAssignment._READERS = (
     _read_SyncGroupRequestAssignment_v0,
     _read_SyncGroupRequestAssignment_v0,
     _read_SyncGroupRequestAssignment_v0,
@@ -658,7 +473,8 @@ SyncGroupRequestAssignment._FIELDS = (
     FieldSpec('assignment', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_SyncGroupRequest: tuple[Callable[[SyncGroupRequest, bytearray], None], ...] = (
+SyncGroupRequest._LOWEST = 0
+SyncGroupRequest._WRITERS = (
     _write_SyncGroupRequest_v0,
     _write_SyncGroupRequest_v0,
     _write_SyncGroupRequest_v0,
@@ -666,7 +482,7 @@ _WRITERS_SyncGroupRequest: tuple[Callable[[SyncGroupRequest, bytearray], None], 
     _write_SyncGroupRequest_v4,
     _write_SyncGroupRequest_v5,
 )
-_READERS_SyncGroupRequest: tuple[Callable[[memoryview, int], tuple[SyncGroupRequest, int]], ...] = (
+SyncGroupRequest._READERS = (
     _read_SyncGroupRequest_v0,
     _read_SyncGroupRequest_v0,
     _read_SyncGroupRequest_v0,
@@ -684,7 +500,8 @@ SyncGroupRequest._FIELDS = (
     FieldSpec('assignments', 'array', 'struct', (0, 32767), None, None, None, SyncGroupRequestAssignment),
 )
 
-_WRITERS_SyncGroupResponse: tuple[Callable[[SyncGroupResponse, bytearray], None], ...] = (
+SyncGroupResponse._LOWEST = 0
+SyncGroupResponse._WRITERS = (
     _write_SyncGroupResponse_v0,
     _write_SyncGroupResponse_v1,
     _write_SyncGroupResponse_v1,
@@ -692,7 +509,7 @@ _WRITERS_SyncGroupResponse: tuple[Callable[[SyncGroupResponse, bytearray], None]
     _write_SyncGroupResponse_v4,
     _write_SyncGroupResponse_v5,
 )
-_READERS_SyncGroupResponse: tuple[Callable[[memoryview, int], tuple[SyncGroupResponse, int]], ...] = (
+SyncGroupResponse._READERS = (
     _read_SyncGroupResponse_v0,
     _read_SyncGroupResponse_v1,
     _read_SyncGroupResponse_v1,

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -96,71 +95,6 @@ class TxnOffsetCommitRequest(Request['TxnOffsetCommitResponse']):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitRequest):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.group_id == other.group_id and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.generation_id == other.generation_id and
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitRequest(transactional_id={self.transactional_id!r}, group_id={self.group_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, generation_id={self.generation_id!r}, member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_TxnOffsetCommitRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequest has no version {version} (valid 0-5)')
-        try:
-            return _READERS_TxnOffsetCommitRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitRequest v{version}: {exc}') from None
-
 
 class TxnOffsetCommitRequestTopic(Struct):
     """Struct ``TxnOffsetCommitRequestTopic`` of ``TxnOffsetCommitRequest``.
@@ -187,65 +121,6 @@ class TxnOffsetCommitRequestTopic(Struct):
         self.name = name
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitRequestTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitRequestTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestTopic has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_TxnOffsetCommitRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestTopic has no version {version} (valid 0-5)')
-        try:
-            return _READERS_TxnOffsetCommitRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitRequestTopic v{version}: {exc}') from None
 
 
 class TxnOffsetCommitRequestPartition(Struct):
@@ -280,67 +155,6 @@ class TxnOffsetCommitRequestPartition(Struct):
         self.committed_metadata = committed_metadata
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitRequestPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.committed_offset == other.committed_offset and
-            self.committed_leader_epoch == other.committed_leader_epoch and
-            self.committed_metadata == other.committed_metadata and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitRequestPartition(partition_index={self.partition_index!r}, committed_offset={self.committed_offset!r}, committed_leader_epoch={self.committed_leader_epoch!r}, committed_metadata={self.committed_metadata!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestPartition has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_TxnOffsetCommitRequestPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitRequestPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitRequestPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitRequestPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestPartition has no version {version} (valid 0-5)')
-        try:
-            return _READERS_TxnOffsetCommitRequestPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitRequestPartition v{version}: {exc}') from None
-
 
 class TxnOffsetCommitResponse(Response):
     """Kafka response ``TxnOffsetCommitResponse`` (API key 28), versions 0-5, flexible from v3.
@@ -372,65 +186,6 @@ class TxnOffsetCommitResponse(Response):
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_TxnOffsetCommitResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponse has no version {version} (valid 0-5)')
-        try:
-            return _READERS_TxnOffsetCommitResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitResponse v{version}: {exc}') from None
-
 
 class TxnOffsetCommitResponseTopic(Struct):
     """Struct ``TxnOffsetCommitResponseTopic`` of ``TxnOffsetCommitResponse``.
@@ -458,65 +213,6 @@ class TxnOffsetCommitResponseTopic(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitResponseTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitResponseTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponseTopic has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_TxnOffsetCommitResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponseTopic has no version {version} (valid 0-5)')
-        try:
-            return _READERS_TxnOffsetCommitResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitResponseTopic v{version}: {exc}') from None
-
 
 class TxnOffsetCommitResponsePartition(Struct):
     """Struct ``TxnOffsetCommitResponsePartition`` of ``TxnOffsetCommitResponse``.
@@ -543,65 +239,6 @@ class TxnOffsetCommitResponsePartition(Struct):
         self.partition_index = partition_index
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitResponsePartition(partition_index={self.partition_index!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponsePartition has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _WRITERS_TxnOffsetCommitResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponsePartition has no version {version} (valid 0-5)')
-        try:
-            return _READERS_TxnOffsetCommitResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitResponsePartition v{version}: {exc}') from None
 
 
 def _new_TxnOffsetCommitRequestPartition() -> TxnOffsetCommitRequestPartition:
@@ -1030,7 +667,8 @@ def _read_TxnOffsetCommitResponse_v3(buf: memoryview, pos: int) -> tuple[TxnOffs
     return o, pos
 
 
-_WRITERS_TxnOffsetCommitRequestPartition: tuple[Callable[[TxnOffsetCommitRequestPartition, bytearray], None], ...] = (
+TxnOffsetCommitRequestPartition._LOWEST = 0
+TxnOffsetCommitRequestPartition._WRITERS = (
     _write_TxnOffsetCommitRequestPartition_v0,
     _write_TxnOffsetCommitRequestPartition_v0,
     _write_TxnOffsetCommitRequestPartition_v2,
@@ -1038,7 +676,7 @@ _WRITERS_TxnOffsetCommitRequestPartition: tuple[Callable[[TxnOffsetCommitRequest
     _write_TxnOffsetCommitRequestPartition_v3,
     _write_TxnOffsetCommitRequestPartition_v3,
 )
-_READERS_TxnOffsetCommitRequestPartition: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitRequestPartition, int]], ...] = (
+TxnOffsetCommitRequestPartition._READERS = (
     _read_TxnOffsetCommitRequestPartition_v0,
     _read_TxnOffsetCommitRequestPartition_v0,
     _read_TxnOffsetCommitRequestPartition_v2,
@@ -1053,7 +691,8 @@ TxnOffsetCommitRequestPartition._FIELDS = (
     FieldSpec('committed_metadata', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_TxnOffsetCommitRequestTopic: tuple[Callable[[TxnOffsetCommitRequestTopic, bytearray], None], ...] = (
+TxnOffsetCommitRequestTopic._LOWEST = 0
+TxnOffsetCommitRequestTopic._WRITERS = (
     _write_TxnOffsetCommitRequestTopic_v0,
     _write_TxnOffsetCommitRequestTopic_v0,
     _write_TxnOffsetCommitRequestTopic_v2,
@@ -1061,7 +700,7 @@ _WRITERS_TxnOffsetCommitRequestTopic: tuple[Callable[[TxnOffsetCommitRequestTopi
     _write_TxnOffsetCommitRequestTopic_v3,
     _write_TxnOffsetCommitRequestTopic_v3,
 )
-_READERS_TxnOffsetCommitRequestTopic: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitRequestTopic, int]], ...] = (
+TxnOffsetCommitRequestTopic._READERS = (
     _read_TxnOffsetCommitRequestTopic_v0,
     _read_TxnOffsetCommitRequestTopic_v0,
     _read_TxnOffsetCommitRequestTopic_v2,
@@ -1074,7 +713,8 @@ TxnOffsetCommitRequestTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, TxnOffsetCommitRequestPartition),
 )
 
-_WRITERS_TxnOffsetCommitRequest: tuple[Callable[[TxnOffsetCommitRequest, bytearray], None], ...] = (
+TxnOffsetCommitRequest._LOWEST = 0
+TxnOffsetCommitRequest._WRITERS = (
     _write_TxnOffsetCommitRequest_v0,
     _write_TxnOffsetCommitRequest_v0,
     _write_TxnOffsetCommitRequest_v2,
@@ -1082,7 +722,7 @@ _WRITERS_TxnOffsetCommitRequest: tuple[Callable[[TxnOffsetCommitRequest, bytearr
     _write_TxnOffsetCommitRequest_v3,
     _write_TxnOffsetCommitRequest_v3,
 )
-_READERS_TxnOffsetCommitRequest: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitRequest, int]], ...] = (
+TxnOffsetCommitRequest._READERS = (
     _read_TxnOffsetCommitRequest_v0,
     _read_TxnOffsetCommitRequest_v0,
     _read_TxnOffsetCommitRequest_v2,
@@ -1101,7 +741,8 @@ TxnOffsetCommitRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, TxnOffsetCommitRequestTopic),
 )
 
-_WRITERS_TxnOffsetCommitResponsePartition: tuple[Callable[[TxnOffsetCommitResponsePartition, bytearray], None], ...] = (
+TxnOffsetCommitResponsePartition._LOWEST = 0
+TxnOffsetCommitResponsePartition._WRITERS = (
     _write_TxnOffsetCommitResponsePartition_v0,
     _write_TxnOffsetCommitResponsePartition_v0,
     _write_TxnOffsetCommitResponsePartition_v0,
@@ -1109,7 +750,7 @@ _WRITERS_TxnOffsetCommitResponsePartition: tuple[Callable[[TxnOffsetCommitRespon
     _write_TxnOffsetCommitResponsePartition_v3,
     _write_TxnOffsetCommitResponsePartition_v3,
 )
-_READERS_TxnOffsetCommitResponsePartition: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitResponsePartition, int]], ...] = (
+TxnOffsetCommitResponsePartition._READERS = (
     _read_TxnOffsetCommitResponsePartition_v0,
     _read_TxnOffsetCommitResponsePartition_v0,
     _read_TxnOffsetCommitResponsePartition_v0,
@@ -1122,7 +763,8 @@ TxnOffsetCommitResponsePartition._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_TxnOffsetCommitResponseTopic: tuple[Callable[[TxnOffsetCommitResponseTopic, bytearray], None], ...] = (
+TxnOffsetCommitResponseTopic._LOWEST = 0
+TxnOffsetCommitResponseTopic._WRITERS = (
     _write_TxnOffsetCommitResponseTopic_v0,
     _write_TxnOffsetCommitResponseTopic_v0,
     _write_TxnOffsetCommitResponseTopic_v0,
@@ -1130,7 +772,7 @@ _WRITERS_TxnOffsetCommitResponseTopic: tuple[Callable[[TxnOffsetCommitResponseTo
     _write_TxnOffsetCommitResponseTopic_v3,
     _write_TxnOffsetCommitResponseTopic_v3,
 )
-_READERS_TxnOffsetCommitResponseTopic: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitResponseTopic, int]], ...] = (
+TxnOffsetCommitResponseTopic._READERS = (
     _read_TxnOffsetCommitResponseTopic_v0,
     _read_TxnOffsetCommitResponseTopic_v0,
     _read_TxnOffsetCommitResponseTopic_v0,
@@ -1143,7 +785,8 @@ TxnOffsetCommitResponseTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, TxnOffsetCommitResponsePartition),
 )
 
-_WRITERS_TxnOffsetCommitResponse: tuple[Callable[[TxnOffsetCommitResponse, bytearray], None], ...] = (
+TxnOffsetCommitResponse._LOWEST = 0
+TxnOffsetCommitResponse._WRITERS = (
     _write_TxnOffsetCommitResponse_v0,
     _write_TxnOffsetCommitResponse_v0,
     _write_TxnOffsetCommitResponse_v0,
@@ -1151,7 +794,7 @@ _WRITERS_TxnOffsetCommitResponse: tuple[Callable[[TxnOffsetCommitResponse, bytea
     _write_TxnOffsetCommitResponse_v3,
     _write_TxnOffsetCommitResponse_v3,
 )
-_READERS_TxnOffsetCommitResponse: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitResponse, int]], ...] = (
+TxnOffsetCommitResponse._READERS = (
     _read_TxnOffsetCommitResponse_v0,
     _read_TxnOffsetCommitResponse_v0,
     _read_TxnOffsetCommitResponse_v0,

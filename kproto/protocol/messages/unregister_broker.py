@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_nullable_string,
     read_unknown_tags,
@@ -58,64 +56,6 @@ class UnregisterBrokerRequest(Request['UnregisterBrokerResponse']):
         self.broker_id = broker_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UnregisterBrokerRequest):
-            return NotImplemented
-        return (
-            self.broker_id == other.broker_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"UnregisterBrokerRequest(broker_id={self.broker_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UnregisterBrokerRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_UnregisterBrokerRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UnregisterBrokerRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UnregisterBrokerRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UnregisterBrokerRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UnregisterBrokerRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UnregisterBrokerRequest has no version {version} (valid 0-0)')
-        try:
-            return _READERS_UnregisterBrokerRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UnregisterBrokerRequest v{version}: {exc}') from None
-
 
 class UnregisterBrokerResponse(Response):
     """Kafka response ``UnregisterBrokerResponse`` (API key 64), versions 0-0, flexible from v0.
@@ -149,66 +89,6 @@ class UnregisterBrokerResponse(Response):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UnregisterBrokerResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"UnregisterBrokerResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UnregisterBrokerResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _WRITERS_UnregisterBrokerResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UnregisterBrokerResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UnregisterBrokerResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UnregisterBrokerResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UnregisterBrokerResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UnregisterBrokerResponse has no version {version} (valid 0-0)')
-        try:
-            return _READERS_UnregisterBrokerResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UnregisterBrokerResponse v{version}: {exc}') from None
 
 
 def _new_UnregisterBrokerRequest() -> UnregisterBrokerRequest:
@@ -271,20 +151,22 @@ def _read_UnregisterBrokerResponse_v0(buf: memoryview, pos: int) -> tuple[Unregi
     return o, pos
 
 
-_WRITERS_UnregisterBrokerRequest: tuple[Callable[[UnregisterBrokerRequest, bytearray], None], ...] = (
+UnregisterBrokerRequest._LOWEST = 0
+UnregisterBrokerRequest._WRITERS = (
     _write_UnregisterBrokerRequest_v0,
 )
-_READERS_UnregisterBrokerRequest: tuple[Callable[[memoryview, int], tuple[UnregisterBrokerRequest, int]], ...] = (
+UnregisterBrokerRequest._READERS = (
     _read_UnregisterBrokerRequest_v0,
 )
 UnregisterBrokerRequest._FIELDS = (
     FieldSpec('broker_id', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_UnregisterBrokerResponse: tuple[Callable[[UnregisterBrokerResponse, bytearray], None], ...] = (
+UnregisterBrokerResponse._LOWEST = 0
+UnregisterBrokerResponse._WRITERS = (
     _write_UnregisterBrokerResponse_v0,
 )
-_READERS_UnregisterBrokerResponse: tuple[Callable[[memoryview, int], tuple[UnregisterBrokerResponse, int]], ...] = (
+UnregisterBrokerResponse._READERS = (
     _read_UnregisterBrokerResponse_v0,
 )
 UnregisterBrokerResponse._FIELDS = (

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -74,66 +73,6 @@ class UpdateFeaturesRequest(Request['UpdateFeaturesResponse']):
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UpdateFeaturesRequest):
-            return NotImplemented
-        return (
-            self.timeout_ms == other.timeout_ms and
-            self.feature_updates == other.feature_updates and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"UpdateFeaturesRequest(timeout_ms={self.timeout_ms!r}, feature_updates={self.feature_updates!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdateFeaturesRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_UpdateFeaturesRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UpdateFeaturesRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateFeaturesRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UpdateFeaturesRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UpdateFeaturesRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdateFeaturesRequest has no version {version} (valid 0-2)')
-        try:
-            return _READERS_UpdateFeaturesRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UpdateFeaturesRequest v{version}: {exc}') from None
-
 
 class FeatureUpdateKey(Struct):
     """Struct ``FeatureUpdateKey`` of ``UpdateFeaturesRequest``.
@@ -166,67 +105,6 @@ class FeatureUpdateKey(Struct):
         self.allow_downgrade = allow_downgrade
         self.upgrade_type = upgrade_type
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FeatureUpdateKey):
-            return NotImplemented
-        return (
-            self.feature == other.feature and
-            self.max_version_level == other.max_version_level and
-            self.allow_downgrade == other.allow_downgrade and
-            self.upgrade_type == other.upgrade_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"FeatureUpdateKey(feature={self.feature!r}, max_version_level={self.max_version_level!r}, allow_downgrade={self.allow_downgrade!r}, upgrade_type={self.upgrade_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'FeatureUpdateKey has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_FeatureUpdateKey[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FeatureUpdateKey v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FeatureUpdateKey:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FeatureUpdateKey v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FeatureUpdateKey, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'FeatureUpdateKey has no version {version} (valid 0-2)')
-        try:
-            return _READERS_FeatureUpdateKey[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FeatureUpdateKey v{version}: {exc}') from None
 
 
 class UpdateFeaturesResponse(Response):
@@ -265,67 +143,6 @@ class UpdateFeaturesResponse(Response):
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UpdateFeaturesResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"UpdateFeaturesResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdateFeaturesResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_UpdateFeaturesResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UpdateFeaturesResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateFeaturesResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UpdateFeaturesResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UpdateFeaturesResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdateFeaturesResponse has no version {version} (valid 0-2)')
-        try:
-            return _READERS_UpdateFeaturesResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UpdateFeaturesResponse v{version}: {exc}') from None
-
 
 class UpdatableFeatureResult(Struct):
     """Struct ``UpdatableFeatureResult`` of ``UpdateFeaturesResponse``.
@@ -355,66 +172,6 @@ class UpdatableFeatureResult(Struct):
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UpdatableFeatureResult):
-            return NotImplemented
-        return (
-            self.feature == other.feature and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"UpdatableFeatureResult(feature={self.feature!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdatableFeatureResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _WRITERS_UpdatableFeatureResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UpdatableFeatureResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdatableFeatureResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UpdatableFeatureResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UpdatableFeatureResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdatableFeatureResult has no version {version} (valid 0-2)')
-        try:
-            return _READERS_UpdatableFeatureResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UpdatableFeatureResult v{version}: {exc}') from None
 
 
 def _new_FeatureUpdateKey() -> FeatureUpdateKey:
@@ -657,12 +414,13 @@ def _read_UpdateFeaturesResponse_v2(buf: memoryview, pos: int) -> tuple[UpdateFe
     return o, pos
 
 
-_WRITERS_FeatureUpdateKey: tuple[Callable[[FeatureUpdateKey, bytearray], None], ...] = (
+FeatureUpdateKey._LOWEST = 0
+FeatureUpdateKey._WRITERS = (
     _write_FeatureUpdateKey_v0,
     _write_FeatureUpdateKey_v1,
     _write_FeatureUpdateKey_v1,
 )
-_READERS_FeatureUpdateKey: tuple[Callable[[memoryview, int], tuple[FeatureUpdateKey, int]], ...] = (
+FeatureUpdateKey._READERS = (
     _read_FeatureUpdateKey_v0,
     _read_FeatureUpdateKey_v1,
     _read_FeatureUpdateKey_v1,
@@ -674,12 +432,13 @@ FeatureUpdateKey._FIELDS = (
     FieldSpec('upgrade_type', 'int8', None, (1, 32767), None, None, None, None),
 )
 
-_WRITERS_UpdateFeaturesRequest: tuple[Callable[[UpdateFeaturesRequest, bytearray], None], ...] = (
+UpdateFeaturesRequest._LOWEST = 0
+UpdateFeaturesRequest._WRITERS = (
     _write_UpdateFeaturesRequest_v0,
     _write_UpdateFeaturesRequest_v1,
     _write_UpdateFeaturesRequest_v1,
 )
-_READERS_UpdateFeaturesRequest: tuple[Callable[[memoryview, int], tuple[UpdateFeaturesRequest, int]], ...] = (
+UpdateFeaturesRequest._READERS = (
     _read_UpdateFeaturesRequest_v0,
     _read_UpdateFeaturesRequest_v1,
     _read_UpdateFeaturesRequest_v1,
@@ -690,12 +449,13 @@ UpdateFeaturesRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (1, 32767), None, None, None, None),
 )
 
-_WRITERS_UpdatableFeatureResult: tuple[Callable[[UpdatableFeatureResult, bytearray], None], ...] = (
+UpdatableFeatureResult._LOWEST = 0
+UpdatableFeatureResult._WRITERS = (
     _write_UpdatableFeatureResult_v0,
     _write_UpdatableFeatureResult_v0,
     _write_UpdatableFeatureResult_v0,
 )
-_READERS_UpdatableFeatureResult: tuple[Callable[[memoryview, int], tuple[UpdatableFeatureResult, int]], ...] = (
+UpdatableFeatureResult._READERS = (
     _read_UpdatableFeatureResult_v0,
     _read_UpdatableFeatureResult_v0,
     _read_UpdatableFeatureResult_v0,
@@ -706,12 +466,13 @@ UpdatableFeatureResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_WRITERS_UpdateFeaturesResponse: tuple[Callable[[UpdateFeaturesResponse, bytearray], None], ...] = (
+UpdateFeaturesResponse._LOWEST = 0
+UpdateFeaturesResponse._WRITERS = (
     _write_UpdateFeaturesResponse_v0,
     _write_UpdateFeaturesResponse_v0,
     _write_UpdateFeaturesResponse_v2,
 )
-_READERS_UpdateFeaturesResponse: tuple[Callable[[memoryview, int], tuple[UpdateFeaturesResponse, int]], ...] = (
+UpdateFeaturesResponse._READERS = (
     _read_UpdateFeaturesResponse_v0,
     _read_UpdateFeaturesResponse_v0,
     _read_UpdateFeaturesResponse_v2,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_string,
@@ -67,64 +65,6 @@ class WriteTxnMarkersRequest(Request['WriteTxnMarkersResponse']):
         self.markers = list(markers)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WriteTxnMarkersRequest):
-            return NotImplemented
-        return (
-            self.markers == other.markers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"WriteTxnMarkersRequest(markers={self.markers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersRequest has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_WriteTxnMarkersRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WriteTxnMarkersRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WriteTxnMarkersRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WriteTxnMarkersRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WriteTxnMarkersRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersRequest has no version {version} (valid 1-1)')
-        try:
-            return _READERS_WriteTxnMarkersRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WriteTxnMarkersRequest v{version}: {exc}') from None
-
 
 class WritableTxnMarker(Struct):
     """Struct ``WritableTxnMarker`` of ``WriteTxnMarkersRequest``.
@@ -161,68 +101,6 @@ class WritableTxnMarker(Struct):
         self.coordinator_epoch = coordinator_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WritableTxnMarker):
-            return NotImplemented
-        return (
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.transaction_result == other.transaction_result and
-            self.topics == other.topics and
-            self.coordinator_epoch == other.coordinator_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"WritableTxnMarker(producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, transaction_result={self.transaction_result!r}, topics={self.topics!r}, coordinator_epoch={self.coordinator_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarker has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_WritableTxnMarker[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WritableTxnMarker v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarker:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WritableTxnMarker v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarker, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarker has no version {version} (valid 1-1)')
-        try:
-            return _READERS_WritableTxnMarker[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WritableTxnMarker v{version}: {exc}') from None
-
 
 class WritableTxnMarkerTopic(Struct):
     """Struct ``WritableTxnMarkerTopic`` of ``WriteTxnMarkersRequest``.
@@ -249,65 +127,6 @@ class WritableTxnMarkerTopic(Struct):
         self.name = name
         self.partition_indexes = list(partition_indexes)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WritableTxnMarkerTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partition_indexes == other.partition_indexes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"WritableTxnMarkerTopic(name={self.name!r}, partition_indexes={self.partition_indexes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopic has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_WritableTxnMarkerTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WritableTxnMarkerTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WritableTxnMarkerTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopic has no version {version} (valid 1-1)')
-        try:
-            return _READERS_WritableTxnMarkerTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WritableTxnMarkerTopic v{version}: {exc}') from None
 
 
 class WriteTxnMarkersResponse(Response):
@@ -337,64 +156,6 @@ class WriteTxnMarkersResponse(Response):
         self.markers = list(markers)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WriteTxnMarkersResponse):
-            return NotImplemented
-        return (
-            self.markers == other.markers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"WriteTxnMarkersResponse(markers={self.markers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_WriteTxnMarkersResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WriteTxnMarkersResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WriteTxnMarkersResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WriteTxnMarkersResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WriteTxnMarkersResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersResponse has no version {version} (valid 1-1)')
-        try:
-            return _READERS_WriteTxnMarkersResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WriteTxnMarkersResponse v{version}: {exc}') from None
-
 
 class WritableTxnMarkerResult(Struct):
     """Struct ``WritableTxnMarkerResult`` of ``WriteTxnMarkersResponse``.
@@ -421,65 +182,6 @@ class WritableTxnMarkerResult(Struct):
         self.producer_id = producer_id
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WritableTxnMarkerResult):
-            return NotImplemented
-        return (
-            self.producer_id == other.producer_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"WritableTxnMarkerResult(producer_id={self.producer_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerResult has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_WritableTxnMarkerResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WritableTxnMarkerResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WritableTxnMarkerResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerResult has no version {version} (valid 1-1)')
-        try:
-            return _READERS_WritableTxnMarkerResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WritableTxnMarkerResult v{version}: {exc}') from None
 
 
 class WritableTxnMarkerTopicResult(Struct):
@@ -508,65 +210,6 @@ class WritableTxnMarkerTopicResult(Struct):
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WritableTxnMarkerTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"WritableTxnMarkerTopicResult(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopicResult has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_WritableTxnMarkerTopicResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WritableTxnMarkerTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WritableTxnMarkerTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopicResult has no version {version} (valid 1-1)')
-        try:
-            return _READERS_WritableTxnMarkerTopicResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WritableTxnMarkerTopicResult v{version}: {exc}') from None
-
 
 class WritableTxnMarkerPartitionResult(Struct):
     """Struct ``WritableTxnMarkerPartitionResult`` of ``WriteTxnMarkersResponse``.
@@ -593,65 +236,6 @@ class WritableTxnMarkerPartitionResult(Struct):
         self.partition_index = partition_index
         self.error_code = error_code
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WritableTxnMarkerPartitionResult):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"WritableTxnMarkerPartitionResult(partition_index={self.partition_index!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerPartitionResult has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _WRITERS_WritableTxnMarkerPartitionResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WritableTxnMarkerPartitionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerPartitionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WritableTxnMarkerPartitionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerPartitionResult has no version {version} (valid 1-1)')
-        try:
-            return _READERS_WritableTxnMarkerPartitionResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WritableTxnMarkerPartitionResult v{version}: {exc}') from None
 
 
 def _new_WritableTxnMarkerTopic() -> WritableTxnMarkerTopic:
@@ -909,10 +493,11 @@ def _read_WriteTxnMarkersResponse_v1(buf: memoryview, pos: int) -> tuple[WriteTx
     return o, pos
 
 
-_WRITERS_WritableTxnMarkerTopic: tuple[Callable[[WritableTxnMarkerTopic, bytearray], None], ...] = (
+WritableTxnMarkerTopic._LOWEST = 1
+WritableTxnMarkerTopic._WRITERS = (
     _write_WritableTxnMarkerTopic_v1,
 )
-_READERS_WritableTxnMarkerTopic: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerTopic, int]], ...] = (
+WritableTxnMarkerTopic._READERS = (
     _read_WritableTxnMarkerTopic_v1,
 )
 WritableTxnMarkerTopic._FIELDS = (
@@ -920,10 +505,11 @@ WritableTxnMarkerTopic._FIELDS = (
     FieldSpec('partition_indexes', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_WRITERS_WritableTxnMarker: tuple[Callable[[WritableTxnMarker, bytearray], None], ...] = (
+WritableTxnMarker._LOWEST = 1
+WritableTxnMarker._WRITERS = (
     _write_WritableTxnMarker_v1,
 )
-_READERS_WritableTxnMarker: tuple[Callable[[memoryview, int], tuple[WritableTxnMarker, int]], ...] = (
+WritableTxnMarker._READERS = (
     _read_WritableTxnMarker_v1,
 )
 WritableTxnMarker._FIELDS = (
@@ -934,20 +520,22 @@ WritableTxnMarker._FIELDS = (
     FieldSpec('coordinator_epoch', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_WriteTxnMarkersRequest: tuple[Callable[[WriteTxnMarkersRequest, bytearray], None], ...] = (
+WriteTxnMarkersRequest._LOWEST = 1
+WriteTxnMarkersRequest._WRITERS = (
     _write_WriteTxnMarkersRequest_v1,
 )
-_READERS_WriteTxnMarkersRequest: tuple[Callable[[memoryview, int], tuple[WriteTxnMarkersRequest, int]], ...] = (
+WriteTxnMarkersRequest._READERS = (
     _read_WriteTxnMarkersRequest_v1,
 )
 WriteTxnMarkersRequest._FIELDS = (
     FieldSpec('markers', 'array', 'struct', (0, 32767), None, None, None, WritableTxnMarker),
 )
 
-_WRITERS_WritableTxnMarkerPartitionResult: tuple[Callable[[WritableTxnMarkerPartitionResult, bytearray], None], ...] = (
+WritableTxnMarkerPartitionResult._LOWEST = 1
+WritableTxnMarkerPartitionResult._WRITERS = (
     _write_WritableTxnMarkerPartitionResult_v1,
 )
-_READERS_WritableTxnMarkerPartitionResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerPartitionResult, int]], ...] = (
+WritableTxnMarkerPartitionResult._READERS = (
     _read_WritableTxnMarkerPartitionResult_v1,
 )
 WritableTxnMarkerPartitionResult._FIELDS = (
@@ -955,10 +543,11 @@ WritableTxnMarkerPartitionResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_WRITERS_WritableTxnMarkerTopicResult: tuple[Callable[[WritableTxnMarkerTopicResult, bytearray], None], ...] = (
+WritableTxnMarkerTopicResult._LOWEST = 1
+WritableTxnMarkerTopicResult._WRITERS = (
     _write_WritableTxnMarkerTopicResult_v1,
 )
-_READERS_WritableTxnMarkerTopicResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerTopicResult, int]], ...] = (
+WritableTxnMarkerTopicResult._READERS = (
     _read_WritableTxnMarkerTopicResult_v1,
 )
 WritableTxnMarkerTopicResult._FIELDS = (
@@ -966,10 +555,11 @@ WritableTxnMarkerTopicResult._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, WritableTxnMarkerPartitionResult),
 )
 
-_WRITERS_WritableTxnMarkerResult: tuple[Callable[[WritableTxnMarkerResult, bytearray], None], ...] = (
+WritableTxnMarkerResult._LOWEST = 1
+WritableTxnMarkerResult._WRITERS = (
     _write_WritableTxnMarkerResult_v1,
 )
-_READERS_WritableTxnMarkerResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerResult, int]], ...] = (
+WritableTxnMarkerResult._READERS = (
     _read_WritableTxnMarkerResult_v1,
 )
 WritableTxnMarkerResult._FIELDS = (
@@ -977,10 +567,11 @@ WritableTxnMarkerResult._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, WritableTxnMarkerTopicResult),
 )
 
-_WRITERS_WriteTxnMarkersResponse: tuple[Callable[[WriteTxnMarkersResponse, bytearray], None], ...] = (
+WriteTxnMarkersResponse._LOWEST = 1
+WriteTxnMarkersResponse._WRITERS = (
     _write_WriteTxnMarkersResponse_v1,
 )
-_READERS_WriteTxnMarkersResponse: tuple[Callable[[memoryview, int], tuple[WriteTxnMarkersResponse, int]], ...] = (
+WriteTxnMarkersResponse._READERS = (
     _read_WriteTxnMarkersResponse_v1,
 )
 WriteTxnMarkersResponse._FIELDS = (
