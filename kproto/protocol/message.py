@@ -55,7 +55,9 @@ class Struct:
     @classmethod
     def _no_version(cls, version: int) -> UnsupportedVersionError:
         lo = cls._LOWEST
-        return UnsupportedVersionError(f"{cls.__name__} has no version {version} (valid {lo}-{lo + len(cls._WRITERS) - 1})")
+        return UnsupportedVersionError(
+            f"{cls.__name__} has no version {version} (valid {lo}-{lo + len(cls._WRITERS) - 1})"
+        )
 
     def encode(self, version: int) -> bytes:
         """Return the body encoded at ``version`` (no header, no size prefix)."""
