@@ -290,7 +290,9 @@ class Field:
                 return f"{x} is not None"
             return f"{x} != _DEFAULT_{self.struct.cls}"
         if self.kind == "uuid":
-            return f"{x} != ZERO_UUID"
+            # The identity test first: UUID.__eq__ is Python code, and an unset
+            # field holds the ZERO_UUID object itself.
+            return f"({x} is not ZERO_UUID and {x} != ZERO_UUID)"
         dv = self.default_value()
         if dv is None:
             return f"{x} is not None"
@@ -652,7 +654,10 @@ def write_body(mw: ModuleWriter, sd: StructDef, v: int, flex: bool) -> list[str]
             L.append(f"{ind}if uk:")
             L.append(f"{ind}    tags.extend(uk.items())")
             L.append(f"{ind}    tags.sort()")
-            L.append(f"{ind}{mw.p('write_tag_section')}(out, tags)")
+            L.append(f"{ind}if tags:")
+            L.append(f"{ind}    {mw.p('write_tag_section')}(out, tags)")
+            L.append(f"{ind}else:")
+            L.append(f"{ind}    out.append(0)  # no tagged fields: the usual case, one byte")
     if not L:
         L.append(f"{ind}pass")
     return L

@@ -499,7 +499,10 @@ def _write_ApiVersionsResponse_v3(o: ApiVersionsResponse, out: bytearray) -> Non
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_ApiVersionsResponse_v3(buf: memoryview, pos: int) -> tuple[ApiVersionsResponse, int]:

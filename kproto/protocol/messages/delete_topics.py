@@ -176,7 +176,7 @@ def _new_DeleteTopicState() -> DeleteTopicState:
 def _write_DeleteTopicState_v1(o: DeleteTopicState, out: bytearray) -> None:
     if o.name is not None:
         raise UnsupportedVersionError('DeleteTopicState.name has a non-default value this version cannot carry')
-    if o.topic_id != ZERO_UUID:
+    if (o.topic_id is not ZERO_UUID and o.topic_id != ZERO_UUID):
         raise UnsupportedVersionError('DeleteTopicState.topic_id has a non-default value this version cannot carry')
 
 
@@ -191,7 +191,7 @@ def _read_DeleteTopicState_v1(buf: memoryview, pos: int) -> tuple[DeleteTopicSta
 def _write_DeleteTopicState_v4(o: DeleteTopicState, out: bytearray) -> None:
     if o.name is not None:
         raise UnsupportedVersionError('DeleteTopicState.name has a non-default value this version cannot carry')
-    if o.topic_id != ZERO_UUID:
+    if (o.topic_id is not ZERO_UUID and o.topic_id != ZERO_UUID):
         raise UnsupportedVersionError('DeleteTopicState.topic_id has a non-default value this version cannot carry')
     uk = o.unknown_tags
     if uk:

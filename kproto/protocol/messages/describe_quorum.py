@@ -443,7 +443,7 @@ def _new_ReplicaState() -> ReplicaState:
 
 
 def _write_ReplicaState_v0(o: ReplicaState, out: bytearray) -> None:
-    if o.replica_directory_id != ZERO_UUID:
+    if (o.replica_directory_id is not ZERO_UUID and o.replica_directory_id != ZERO_UUID):
         raise UnsupportedVersionError('ReplicaState.replica_directory_id has a non-default value this version cannot carry')
     out += _INT32_INT64.pack(o.replica_id, o.log_end_offset)
     uk = o.unknown_tags
@@ -469,7 +469,7 @@ def _read_ReplicaState_v0(buf: memoryview, pos: int) -> tuple[ReplicaState, int]
 
 
 def _write_ReplicaState_v1(o: ReplicaState, out: bytearray) -> None:
-    if o.replica_directory_id != ZERO_UUID:
+    if (o.replica_directory_id is not ZERO_UUID and o.replica_directory_id != ZERO_UUID):
         raise UnsupportedVersionError('ReplicaState.replica_directory_id has a non-default value this version cannot carry')
     out += _INT32_INT64_INT64_INT64.pack(o.replica_id, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp)
     uk = o.unknown_tags

@@ -693,7 +693,7 @@ def _write_FetchPartition_v17(o: FetchPartition, out: bytearray) -> None:
     out += _INT32_INT32_INT64_INT32_INT64_INT32.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
     tags: list[tuple[int, bytes]] = []
     replica_directory_id = o.replica_directory_id
-    if replica_directory_id != ZERO_UUID:
+    if (replica_directory_id is not ZERO_UUID and replica_directory_id != ZERO_UUID):
         t = bytearray()
         t += replica_directory_id.bytes
         tags.append((0, bytes(t)))
@@ -701,7 +701,10 @@ def _write_FetchPartition_v17(o: FetchPartition, out: bytearray) -> None:
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_FetchPartition_v17(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
@@ -739,7 +742,7 @@ def _write_FetchPartition_v18(o: FetchPartition, out: bytearray) -> None:
     out += _INT32_INT32_INT64_INT32_INT64_INT32.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
     tags: list[tuple[int, bytes]] = []
     replica_directory_id = o.replica_directory_id
-    if replica_directory_id != ZERO_UUID:
+    if (replica_directory_id is not ZERO_UUID and replica_directory_id != ZERO_UUID):
         t = bytearray()
         t += replica_directory_id.bytes
         tags.append((0, bytes(t)))
@@ -752,7 +755,10 @@ def _write_FetchPartition_v18(o: FetchPartition, out: bytearray) -> None:
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_FetchPartition_v18(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
@@ -1302,7 +1308,10 @@ def _write_FetchRequest_v12(o: FetchRequest, out: bytearray) -> None:
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_FetchRequest_v12(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
@@ -1372,7 +1381,10 @@ def _write_FetchRequest_v13(o: FetchRequest, out: bytearray) -> None:
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_FetchRequest_v13(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
@@ -1447,7 +1459,10 @@ def _write_FetchRequest_v15(o: FetchRequest, out: bytearray) -> None:
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_FetchRequest_v15(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
@@ -1527,7 +1542,10 @@ def _write_FetchRequest_v17(o: FetchRequest, out: bytearray) -> None:
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_FetchRequest_v17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
@@ -1607,7 +1625,10 @@ def _write_FetchRequest_v18(o: FetchRequest, out: bytearray) -> None:
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_FetchRequest_v18(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
@@ -2004,7 +2025,10 @@ def _write_PartitionData_v12(o: PartitionData, out: bytearray) -> None:
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_PartitionData_v12(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
@@ -2490,7 +2514,10 @@ def _write_FetchResponse_v16(o: FetchResponse, out: bytearray) -> None:
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_FetchResponse_v16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:

@@ -842,7 +842,10 @@ def _write_PartitionProduceResponse_v10(o: PartitionProduceResponse, out: bytear
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_PartitionProduceResponse_v10(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
@@ -1275,7 +1278,10 @@ def _write_ProduceResponse_v10(o: ProduceResponse, out: bytearray) -> None:
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_ProduceResponse_v10(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
@@ -1337,7 +1343,10 @@ def _write_ProduceResponse_v13(o: ProduceResponse, out: bytearray) -> None:
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
 def _read_ProduceResponse_v13(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
