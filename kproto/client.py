@@ -75,10 +75,11 @@ from kproto.connection import (
     DEFAULT_MAX_RESPONSE_SIZE,
     Authenticator,
     BrokerConnection,
-    Callback,
     Completion,
     ConnectionConfig,
     ConnectionState,
+    R,
+    ResponseCallback,
 )
 from kproto.driving import Close, Command, Connect
 from kproto.errors import (
@@ -104,7 +105,14 @@ from kproto.events import (
     Rebootstrapped,
     RebootstrapRejected,
 )
-from kproto.protocol.messages import FindCoordinatorRequest, MetadataRequest
+from kproto.protocol.message import Request
+from kproto.protocol.messages import (
+    FindCoordinatorRequest,
+    FindCoordinatorResponse,
+    MetadataRequest,
+    MetadataResponse,
+)
+from kproto.protocol.messages.find_coordinator import Coordinator
 from kproto.protocol.messages.metadata import MetadataRequestTopic
 
 __all__ = [
@@ -523,10 +531,10 @@ class Client:
 
     def send(
         self,
-        request: Any,
+        request: Request[R],
         *,
         now: float,
-        callback: Callback,
+        callback: ResponseCallback[R],
         node_id: int | None = None,
         max_version: int | None = None,
         expect_response: bool = True,
@@ -734,7 +742,7 @@ class Client:
         assert node is not None
         self._conn_for(node).send(request, callback=self._on_metadata, now=now)
 
-    def _on_metadata(self, response: Any, error: KafkaError | None) -> None:
+    def _on_metadata(self, response: MetadataResponse | None, error: KafkaError | None) -> None:
         now = self._now
         self._metadata_in_flight = False
         self._metadata_last_attempt = now
@@ -887,7 +895,9 @@ class Client:
                 now=now,
             )
 
-    def _on_find_coordinator(self, k: tuple[int, str], response: Any, error: KafkaError | None) -> None:
+    def _on_find_coordinator(
+        self, k: tuple[int, str], response: FindCoordinatorResponse | None, error: KafkaError | None
+    ) -> None:
         now = self._now
         if self._closed:
             return
@@ -895,15 +905,22 @@ class Client:
         self._coordinator_not_before[k] = retry_at
         key_type, key = k
         if error is None:
-            answer: Any = response
+            assert response is not None
+            answer: FindCoordinatorResponse | Coordinator | None = response
             if response.coordinators:  # v4+ (KIP-699): our key's entry of the batch
                 answer = next((c for c in response.coordinators if c.key == key), None)
-            code, msg = (answer.error_code, answer.error_message) if answer is not None else (_NO_COORDINATOR, None)
-            if code == 0 and (answer.node_id < 0 or not answer.host or not 0 < answer.port < 65536):
+            code, msg = (
+                (answer.error_code, answer.error_message) if answer is not None else (_NO_COORDINATOR, None)
+            )
+            if (
+                code == 0
+                and answer is not None
+                and (answer.node_id < 0 or not answer.host or not 0 < answer.port < 65536)
+            ):
                 # No usable address (a v4+ answer without our key, or a broker
                 # bug): as COORDINATOR_NOT_AVAILABLE, look again after the backoff.
                 code, msg = _NO_COORDINATOR, f"FindCoordinator for {key!r} named no usable coordinator"
-            if code == 0:
+            if code == 0 and answer is not None:
                 broker_id, host, port = answer.node_id, answer.host, answer.port
                 node_id = COORDINATOR_NODE_BASE - broker_id
                 node = self._nodes.get(node_id)

@@ -67,7 +67,7 @@ import logging
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -85,6 +85,7 @@ from kproto.errors import (
     fresh_error,
 )
 from kproto.protocol.headers import decode_response_header, read_frame, write_request
+from kproto.protocol.message import Request, Response
 from kproto.protocol.messages import REQUEST_TYPES, RESPONSE_TYPES, ApiVersionsRequest, ApiVersionsResponse
 from kproto.protocol.versions import max_version
 
@@ -94,6 +95,7 @@ __all__ = [
     "Authenticator",
     "BrokerConnection",
     "Callback",
+    "ResponseCallback",
     "ConnectionConfig",
     "ConnectionState",
 ]
@@ -131,10 +133,17 @@ _ERROR_CODE = struct.Struct(">h")
 #: effect the core allows itself, as aioquic's connection does; nothing above DEBUG.
 logger = logging.getLogger(__name__)
 
-#: ``callback(response, None)`` or ``callback(None, error)``, called exactly once.
+R = TypeVar("R", bound=Response)
+#: ``callback(response, None)`` or ``callback(None, error)``, called exactly once;
+#: ``R`` is the response type of the request sent (``ResponseCallback[FetchResponse]``).
+ResponseCallback = Callable[[R | None, "KafkaError | None"], None]
+#: A callback as stored with its request, whatever its response type. ``Any``
+#: because a ``Callable[[FetchResponse | None, ...]]`` is not a
+#: ``Callable[[Response | None, ...]]`` (parameters are contravariant); the
+#: generic ``send`` signatures pair each callback with its own request's response.
 Callback = Callable[[Any, "KafkaError | None"], None]
 #: A finished request: the callback and what to call it with.
-Completion = tuple[Callback, Any, "KafkaError | None"]
+Completion = tuple[Callback, "Response | None", "KafkaError | None"]
 
 
 class ConnectionState(enum.Enum):
@@ -224,7 +233,7 @@ class _Request:
 
     def __init__(
         self,
-        request: Any,
+        request: Request[Response],
         callback: Callback,
         deadline: float,
         max_version: int | None,
@@ -356,7 +365,7 @@ class BrokerConnection:
 
     def _common_range(self, api_key: int) -> tuple[int, int]:
         """``(lowest, highest)`` version both sides support; empty (-1, -2) when none."""
-        cls: Any = REQUEST_TYPES.get(api_key)
+        cls = REQUEST_TYPES.get(api_key)
         theirs = self.broker_versions.get(api_key)
         if cls is None or theirs is None:
             return (-1, -2)
@@ -452,16 +461,16 @@ class BrokerConnection:
             err = fresh_error(error)
             self._complete(req, None, err)
 
-    def _complete(self, req: _Request, response: Any, error: KafkaError | None) -> None:
+    def _complete(self, req: _Request, response: Response | None, error: KafkaError | None) -> None:
         self.completions.append((req.callback, response, error))
 
     # --- requests -----------------------------------------------------------
 
     def send(
         self,
-        request: Any,
+        request: Request[R],
         *,
-        callback: Callback,
+        callback: ResponseCallback[R],
         now: float,
         max_version: int | None = None,
         expect_response: bool = True,
@@ -485,7 +494,12 @@ class BrokerConnection:
         self._pump(now)
 
     def send_handshake_request(
-        self, request: Any, *, callback: Callback, now: float, max_version: int | None = None
+        self,
+        request: Request[R],
+        *,
+        callback: ResponseCallback[R],
+        now: float,
+        max_version: int | None = None,
     ) -> None:
         """Write a request before READY (for an :class:`Authenticator`).
 
@@ -514,7 +528,7 @@ class BrokerConnection:
         self._setup_deadline = None
         self._pump(now)
 
-    def _unsupported(self, request: Any) -> UnsupportedVersionError:
+    def _unsupported(self, request: Request[Response]) -> UnsupportedVersionError:
         theirs = self.broker_versions.get(request.API_KEY)
         ours = f"{request.MIN_VERSION}-{max_version(type(request))}"
         where = f"{theirs[0]}-{theirs[1]}" if theirs else "none"
@@ -591,7 +605,7 @@ class BrokerConnection:
         )
         self._write(req, self.api_versions_version)
 
-    def _on_api_versions(self, response: Any, error: KafkaError | None) -> None:
+    def _on_api_versions(self, response: ApiVersionsResponse | None, error: KafkaError | None) -> None:
         # Called synchronously from _handle_frame (handshake requests bypass `completions`).
         now = self._now
         if error is not None:  # the connection failed; _fail already reported it
@@ -701,7 +715,7 @@ class BrokerConnection:
         if req.handshake and api_key == _API_VERSIONS_KEY:
             self._api_versions_frame(frame, pos, now)
             return
-        response_type: Any = RESPONSE_TYPES[api_key]
+        response_type = RESPONSE_TYPES[api_key]
         try:
             response, end = response_type.read(frame, pos, version)
         except KafkaError as exc:
@@ -772,8 +786,8 @@ class BrokerConnection:
         self.api_versions_version = offered if offered is not None and 0 <= offered < asked else 0
         self._send_api_versions(now)
 
-    def _note_throttle(self, response: Any, now: float) -> None:
-        throttle_ms = getattr(response, "throttle_time_ms", 0)
+    def _note_throttle(self, response: Response, now: float) -> None:
+        throttle_ms: int = getattr(response, "throttle_time_ms", 0)
         if throttle_ms > 0:
             throttle_ms = min(throttle_ms, MAX_THROTTLE_MS)
             self._throttle_until = max(self._throttle_until, now + throttle_ms / 1000)

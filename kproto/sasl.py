@@ -466,7 +466,7 @@ class SaslAuthenticator:
         assert conn is not None
         return f"node {conn.node_id} ({conn.host}:{conn.port})"
 
-    def _on_handshake(self, response: Any, error: KafkaError | None) -> None:
+    def _on_handshake(self, response: SaslHandshakeResponse | None, error: KafkaError | None) -> None:
         if error is not None or not self._authenticating():
             return  # the connection failed (and reported it), maybe after this answer arrived  # the connection failed and already reported it
         assert isinstance(response, SaslHandshakeResponse)
@@ -498,7 +498,7 @@ class SaslAuthenticator:
             SaslAuthenticateRequest(auth_bytes=token), callback=self._on_authenticate, now=self._current_now()
         )
 
-    def _on_authenticate(self, response: Any, error: KafkaError | None) -> None:
+    def _on_authenticate(self, response: SaslAuthenticateResponse | None, error: KafkaError | None) -> None:
         if error is not None or not self._authenticating():
             return  # the connection failed (and reported it), maybe after this answer arrived
         assert isinstance(response, SaslAuthenticateResponse)

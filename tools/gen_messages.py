@@ -5,21 +5,32 @@ Usage (from the repository root)::
 
     python tools/gen_messages.py [--schemas tools/kafka-protocol/message] [--out kproto/protocol/messages]
 
-One module per API (``produce.py`` holds ``ProduceRequest``,
+One module per client-facing API (``produce.py`` holds ``ProduceRequest``,
 ``ProduceResponse`` and their nested structs) and one per "data" schema
 (``consumer_protocol_subscription.py`` ...). Request/response headers are
-hand-written in ``kproto/protocol/headers.py``.
+hand-written in ``kproto/protocol/headers.py``. Client-facing: the schema's
+``listeners`` include ``broker``, less :data:`INTERNAL_BROKER_APIS`; the
+controller-only APIs and :data:`INTERNAL_DATA` are not generated.
 
 Generated code shape, per struct class ``C`` and per wire layout:
 
-- ``_w_C_<v>(o, out)`` / ``_r_C_<v>(buf, pos)`` are straight-line writer and
-  reader functions for one *layout*; versions whose layout is byte-for-byte the
-  same share a function (``<v>`` is the lowest such version). Consecutive
-  fixed-width fields are packed/unpacked with one precompiled ``struct.Struct``.
-- ``_W_C`` / ``_R_C`` are tuples indexed by ``version - MIN_VERSION``, so the
-  public ``write``/``read`` branch on the version exactly once.
+- ``_write_C_v<n>(o, out)`` / ``_read_C_v<n>(buf, pos)`` are straight-line
+  writer and reader functions for one *layout*; versions whose layout is
+  byte-for-byte the same share a function (``<n>`` is the lowest such
+  version). Consecutive fixed-width fields are packed/unpacked with one
+  precompiled ``struct.Struct`` named by its wire types (``_INT32_INT16``).
+  Locals are named after the fields they hold (``n_topics``, ``topics_item``).
+- ``C._WRITERS`` / ``C._READERS`` are tuples indexed by ``version -
+  C._LOWEST``; the inherited ``write``/``read`` (``kproto/protocol/message.py``)
+  branch on the version once. ``__eq__``, ``__repr__``, ``encode`` and
+  ``decode`` are inherited too; a class holds its fields, ``__init__`` and
+  the ``_FIELDS`` table.
+- Classes derive from the bases in ``kproto/protocol/message.py``
+  (``Request[ItsResponse]``, ``Response``, ``Message``, ``Struct``). Each
+  attribute's comment gives the schema field name, wire type and versions.
 
-The schemas' "about" prose is deliberately not copied into the output.
+The schemas' "about" prose is deliberately not copied into the output (see
+``tests/unit/test_messages_generated.py``); docstrings name the schema file.
 """
 
 from __future__ import annotations
@@ -45,6 +56,10 @@ FIXED_FMT = {
     "int64": "q",
     "float64": "d",
 }
+FMT_NAME = {"?": "BOOL", "b": "INT8", "h": "INT16", "H": "UINT16", "i": "INT32", "I": "UINT32", "q": "INT64", "d": "FLOAT64"}
+#: Names the generated function bodies use for themselves (locals, modules, builtins).
+FIXED_LOCALS = {"o", "out", "buf", "pos", "tags", "uk", "t", "nt", "tag", "size", "end", "tb", "tp", "_"}
+FIXED_LOCALS |= {"struct", "uuid", "len", "list", "range", "bytes"}
 FIXED_SIZE = {"?": 1, "b": 1, "h": 2, "H": 2, "i": 4, "I": 4, "q": 8, "d": 8}
 PRIMS = set(FIXED_FMT) | {"string", "bytes", "uuid", "records"}
 PY_TYPE = {
@@ -76,6 +91,12 @@ method name gets a trailing ``_``).
 
 Top-level request/response/data classes are re-exported here, lazily (a
 module is imported on first use); nested structs live in their module.
+
+Classes derive from :mod:`kproto.protocol.message`: a request from
+``Request[ItsResponse]``, a response from ``Response``, a data schema from
+``Message``, a nested struct from ``Struct``. The maps are typed accordingly
+(``REQUEST_TYPES: Mapping[int, type[Request[Response]]]`` ...). Only the
+client-facing APIs are generated (see ``tools/gen_messages.py``).
 
 Every class has ``__slots__``, a keyword-only ``__init__`` with the schema
 defaults, ``__eq__``, ``__repr__`` and ``unknown_tags`` (tagged fields this
@@ -272,9 +293,11 @@ class Field:
             assert self.struct is not None
             if self.default_is_null():
                 return f"{x} is not None"
-            return f"{x} != _DEF_{self.struct.cls}"
+            return f"{x} != _DEFAULT_{self.struct.cls}"
         if self.kind == "uuid":
-            return f"{x} != ZERO_UUID"
+            # The identity test first: UUID.__eq__ is Python code, and an unset
+            # field holds the ZERO_UUID object itself.
+            return f"({x} is not ZERO_UUID and {x} != ZERO_UUID)"
         dv = self.default_value()
         if dv is None:
             return f"{x} is not None"
@@ -393,10 +416,13 @@ class ModuleWriter:
     def __init__(self) -> None:
         self.structs: dict[str, str] = {}  # format -> name
         self.imports: set[str] = set()
-        self.counter = 0
+        self.used: set[str] = set()
+        self.bases: set[str] = set()
 
     def S(self, fmt: str) -> str:
-        name = "_S_" + fmt.replace("?", "o")
+        """The module-level ``struct.Struct`` for ``fmt``, named by its wire types
+        (``'ihq'`` -> ``_INT32_INT16_INT64``)."""
+        name = "_" + "_".join(FMT_NAME[c] for c in fmt)
         self.structs[fmt] = name
         return name
 
@@ -404,9 +430,13 @@ class ModuleWriter:
         self.imports.add(name)
         return name
 
-    def tmp(self, base: str) -> str:
-        self.counter += 1
-        return f"{base}{self.counter}"
+    def local(self, base: str) -> str:
+        """A fresh local name for this function, ``base`` unless that is taken."""
+        name = base
+        while name in self.used or name in FIXED_LOCALS or name.startswith(("read_", "write_")):
+            name += "_"
+        self.used.add(name)
+        return name
 
 
 def flexible_for(f: Field, msg_flex: bool, v: int) -> bool:
@@ -460,13 +490,13 @@ def emit_write_value(mw: ModuleWriter, f: Field, x: str, out: str, v: int, flex:
         if e == "struct":
             assert f.struct is not None
             w = f.struct.writers[v]
-            ev = mw.tmp("e")
+            ev = mw.local(f"{f.py}_item")
             L.append(f"{inner}for {ev} in {x}:")
             L.append(f"{inner}    {w}({ev}, {out})")
         elif e in FIXED_FMT:
             L.append(f"{inner}{out} += struct.pack('>%d{FIXED_FMT[e]}' % len({x}), *{x})")
         else:
-            ev = mw.tmp("e")
+            ev = mw.local(f"{f.py}_item")
             L.append(f"{inner}for {ev} in {x}:")
             if e == "string":
                 fn = "write_compact_string" if cflex else "write_string"
@@ -512,7 +542,7 @@ def emit_read_value(
         else:
             L.append(f"{ind}{target}, {pos} = {r}({buf}, {pos})")
     elif k == "array":
-        n = mw.tmp("n")
+        n = mw.local(f"n_{f.py}")
         if cflex:
             fn = "read_compact_nullable_array_len" if nullable_here else "read_compact_array_len"
         else:
@@ -530,12 +560,12 @@ def emit_read_value(
             L.append(f"{inner}{target} = list(struct.unpack_from('>%d{fmt}' % {n}, {buf}, {pos}))")
             L.append(f"{inner}{pos} += {FIXED_SIZE[fmt]} * {n}")
         else:
-            a = mw.tmp("a")
+            a = mw.local(f.py)
             L.append(f"{inner}{a}: list[{f.elem_py()}] = []")
             if e == "struct":
                 assert f.struct is not None
                 r = f.struct.readers[v]
-                ev = mw.tmp("e")
+                ev = mw.local(f"{f.py}_item")
                 L.append(f"{inner}for _ in range({n}):")
                 L.append(f"{inner}    {ev}, {pos} = {r}({buf}, {pos})")
                 L.append(f"{inner}    {a}.append({ev})")
@@ -548,7 +578,7 @@ def emit_read_value(
                     fn = "read_uuid"
                 else:
                     raise AssertionError(e)
-                ev = mw.tmp("e")
+                ev = mw.local(f"{f.py}_item")
                 L.append(f"{inner}for _ in range({n}):")
                 L.append(f"{inner}    {ev}, {pos} = {mw.p(fn)}({buf}, {pos})")
                 L.append(f"{inner}    {a}.append({ev})")
@@ -579,7 +609,7 @@ def write_body(mw: ModuleWriter, sd: StructDef, v: int, flex: bool) -> list[str]
             run_fmt.clear()
             run_expr.clear()
 
-    mw.counter = 0
+    mw.used = set()
     tagged: list[Field] = []
     for f in sd.fields:
         pl = placement(f, v)
@@ -605,7 +635,7 @@ def write_body(mw: ModuleWriter, sd: StructDef, v: int, flex: bool) -> list[str]
         ):
             L.extend(emit_write_value(mw, f, f"o.{f.py}", "out", v, flex, ind))
         else:
-            x = mw.tmp("x")
+            x = mw.local(f.py)
             L.append(f"{ind}{x} = o.{f.py}")
             L.extend(emit_write_value(mw, f, x, "out", v, flex, ind))
     flush()
@@ -619,7 +649,7 @@ def write_body(mw: ModuleWriter, sd: StructDef, v: int, flex: bool) -> list[str]
         else:
             L.append(f"{ind}tags: list[tuple[int, bytes]] = []")
             for f in sorted(tagged, key=lambda f: f.tag or 0):
-                x = mw.tmp("x")
+                x = mw.local(f.py)
                 L.append(f"{ind}{x} = o.{f.py}")
                 L.append(f"{ind}if {f.nondefault(x)}:")
                 L.append(f"{ind}    t = bytearray()")
@@ -629,7 +659,10 @@ def write_body(mw: ModuleWriter, sd: StructDef, v: int, flex: bool) -> list[str]
             L.append(f"{ind}if uk:")
             L.append(f"{ind}    tags.extend(uk.items())")
             L.append(f"{ind}    tags.sort()")
-            L.append(f"{ind}{mw.p('write_tag_section')}(out, tags)")
+            L.append(f"{ind}if tags:")
+            L.append(f"{ind}    {mw.p('write_tag_section')}(out, tags)")
+            L.append(f"{ind}else:")
+            L.append(f"{ind}    out.append(0)  # no tagged fields: the usual case, one byte")
     if not L:
         L.append(f"{ind}pass")
     return L
@@ -653,7 +686,7 @@ def read_body(mw: ModuleWriter, sd: StructDef, v: int, flex: bool) -> list[str]:
             run_fmt.clear()
             run_tgt.clear()
 
-    mw.counter = 0
+    mw.used = set()
     tagged: list[Field] = []
     absent: list[Field] = []
     for f in sd.fields:
@@ -725,7 +758,7 @@ def gen_struct_functions(mw: ModuleWriter, sd: StructDef, out: list[str]) -> Non
         flex = within(msg.flexible, v)
         wb = "\n".join(write_body(mw, sd, v, flex))
         if wb not in wbodies:
-            name = f"_w_{sd.cls}_{v}"
+            name = f"_write_{sd.cls}_v{v}"
             wbodies[wb] = name
             out.append(f"def {name}(o: {sd.cls}, out: bytearray) -> None:")
             out.append(wb)
@@ -734,7 +767,7 @@ def gen_struct_functions(mw: ModuleWriter, sd: StructDef, out: list[str]) -> Non
         sd.writers[v] = wbodies[wb]
         rb = "\n".join(read_body(mw, sd, v, flex))
         if rb not in rbodies:
-            name = f"_r_{sd.cls}_{v}"
+            name = f"_read_{sd.cls}_v{v}"
             rbodies[rb] = name
             out.append(f"def {name}(buf: memoryview, pos: int) -> tuple[{sd.cls}, int]:")
             out.append(rb)
@@ -755,6 +788,41 @@ def gen_default_factory(sd: StructDef, out: list[str]) -> None:
     out.append("")
 
 
+def versions_text(r: tuple[int, int], lo: int, hi: int) -> str:
+    """``v3+`` / ``v3-7`` / ``v5`` for a schema range clipped to the valid ``lo-hi``."""
+    a, b = max(r[0], lo), min(r[1], hi)
+    if b == hi and r[1] == OPEN:
+        return f"v{a}+"
+    return f"v{a}" if a == b else f"v{a}-{b}"
+
+
+def field_note(f: Field, lo: int, hi: int) -> str:
+    """The schema facts of one field, for its annotation's comment: schema name,
+    wire type, versions where present, nullable/tagged versions, default,
+    ``ignorable`` (dropped, not refused, by a version that cannot carry it)."""
+    if f.kind == "array":
+        assert f.elem is not None
+        wire = "[]" + (f.struct.name if f.struct is not None else f.elem)
+    elif f.kind == "struct":
+        assert f.struct is not None
+        wire = f.struct.name
+    else:
+        wire = f.kind
+    parts = [f"{f.name} {wire}"]
+    if f.versions is not None and not (f.versions[0] <= lo and f.versions[1] >= hi):
+        parts.append(versions_text(f.versions, lo, hi))
+    if f.nullable is not None:
+        full = f.versions is not None and f.nullable[0] <= f.versions[0] and f.nullable[1] >= f.versions[1]
+        parts.append("nullable" if full else f"nullable {versions_text(f.nullable, lo, hi)}")
+    if f.tag is not None and f.tagged is not None:
+        parts.append(f"tag {f.tag} {versions_text(f.tagged, lo, hi)}")
+    if f.default_raw not in (None, "", 0, False, "false", "0", "null") and f.kind not in ("array", "struct"):
+        parts.append(f"default {f.default_raw}")
+    if f.ignorable:
+        parts.append("ignorable")
+    return "; ".join(parts)
+
+
 def range_repr(r: tuple[int, int] | None) -> str:
     return "None" if r is None else f"({r[0]}, {r[1]})"
 
@@ -764,13 +832,29 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
     lo, hi = msg.valid
     fields = sd.fields
     slots = [f.py for f in fields] + ["unknown_tags"]
-    out.append(f"class {sd.cls}:")
+    if not sd.is_top:
+        base = "Struct"
+    elif msg.kind == "request":
+        base = f"Request[{response_name(msg.name)!r}]"
+    elif msg.kind == "response":
+        base = "Response"
+    else:
+        base = "Message"
+    mw.bases.add(base.split("[")[0])
+    out.append(f"class {sd.cls}({base}):")
     if sd.is_top:
         what = {"request": "request", "response": "response"}.get(msg.kind, "data schema")
         key = f" (API key {msg.api_key})" if msg.api_key is not None else ""
-        out.append(f'    """Kafka {what} ``{msg.name}``{key}, versions {lo}-{hi}."""')
+        flex = ""
+        if msg.flexible is not None and msg.flexible[0] <= hi:
+            flex = f", flexible from v{max(msg.flexible[0], lo)}"
+        out.append(f'    """Kafka {what} ``{msg.name}``{key}, versions {lo}-{hi}{flex}.')
     else:
-        out.append(f'    """Schema struct ``{sd.name}`` of ``{msg.name}``."""')
+        out.append(f'    """Struct ``{sd.name}`` of ``{msg.name}``.')
+    out.append("")
+    out.append(f"    Schema: ``tools/kafka-protocol/message/{msg.name}.json``. Each attribute's")
+    out.append("    comment gives its schema name, wire type and the versions that carry it.")
+    out.append('    """')
     out.append("")
     out.append(f"    __slots__ = ({', '.join(repr(s) for s in slots)},)")
     out.append("")
@@ -783,11 +867,10 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
         if msg.flexible is not None and msg.flexible[0] > hi:
             fv = None
         out.append(f"    FLEXIBLE_VERSION: ClassVar[int | None] = {fv}")
-    out.append("    _FIELDS: ClassVar[tuple[FieldSpec, ...]]")
     out.append(f"    _SCHEMA_NAME: ClassVar[str] = {sd.name!r}")
     out.append("")
     for f in fields:
-        out.append(f"    {f.py}: {f.attr_type()}")
+        out.append(f"    {f.py}: {f.attr_type()}  # {field_note(f, lo, hi)}")
     out.append("    unknown_tags: dict[int, bytes] | None")
     out.append("")
     # __init__
@@ -812,86 +895,6 @@ def gen_class(mw: ModuleWriter, sd: StructDef, out: list[str]) -> None:
             out.append(f"        self.{f.py} = {f.py}")
     out.append("        self.unknown_tags = unknown_tags")
     out.append("")
-    # __eq__
-    out.append("    def __eq__(self, other: object) -> bool:")
-    out.append(f"        if not isinstance(other, {sd.cls}):")
-    out.append("            return NotImplemented")
-    out.append("        return (")
-    for f in fields:
-        out.append(f"            self.{f.py} == other.{f.py} and")
-    out.append("            (self.unknown_tags or None) == (other.unknown_tags or None)")
-    out.append("        )")
-    out.append("")
-    # __repr__
-    out.append("    def __repr__(self) -> str:")
-    parts = [
-        f"{f.py}={{{mw.p('records_repr')}(self.{f.py})}}"
-        if f.kind == "records"
-        else f"{f.py}={{self.{f.py}!r}}"
-        for f in fields
-    ]
-    if parts:
-        out.append(f'        s = f"{sd.cls}({", ".join(parts)}"')
-    else:
-        out.append(f'        s = "{sd.cls}("')
-    out.append("        if self.unknown_tags:")
-    sep = ", " if parts else ""
-    out.append(f'            s += f"{sep}unknown_tags={{self.unknown_tags!r}}"')
-    out.append('        return s + ")"')
-    out.append("")
-    # encode / write / decode / read
-    off = f"version - {lo}" if lo else "version"
-    out.append("    def encode(self, version: int) -> bytes:")
-    out.append('        """Return the body encoded at ``version`` (no header, no size prefix)."""')
-    out.append("        out = bytearray()")
-    out.append("        self.write(out, version)")
-    out.append("        return bytes(out)")
-    out.append("")
-    out.append("    def write(self, out: bytearray, version: int) -> None:")
-    out.append('        """Append the body encoded at ``version`` to ``out``.')
-    out.append("")
-    out.append("        On any error nothing is left appended to ``out``. Raises")
-    out.append("        ``UnsupportedVersionError`` for a version outside the valid range or a")
-    out.append("        non-default value that ``version`` cannot carry, ``ValueError`` for a")
-    out.append('        value out of range for its wire type or None where not nullable."""')
-    out.append(f"        if not {lo} <= version <= {hi}:")
-    out.append(
-        f"            raise {mw.p('UnsupportedVersionError')}(f'{sd.cls} has no version {{version}} (valid {lo}-{hi})')"
-    )
-    out.append("        start = len(out)")
-    out.append("        try:")
-    out.append(f"            _W_{sd.cls}[{off}](self, out)")
-    out.append("        except struct.error as exc:")
-    out.append("            del out[start:]")
-    out.append(f"            raise ValueError(f'cannot encode {sd.cls} v{{version}}: {{exc}}') from None")
-    out.append("        except BaseException:")
-    out.append("            del out[start:]")
-    out.append("            raise")
-    out.append("")
-    out.append("    @classmethod")
-    out.append(f"    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> {sd.cls}:")
-    out.append('        """Decode a whole body; trailing bytes are a ``DecodeError``."""')
-    out.append("        buf = data if isinstance(data, memoryview) else memoryview(data)")
-    out.append("        obj, pos = cls.read(buf, 0, version)")
-    out.append("        if pos != len(buf):")
-    out.append(
-        f"            raise {mw.p('DecodeError')}(f'{{len(buf) - pos}} trailing bytes after {sd.cls} v{{version}}')"
-    )
-    out.append("        return obj")
-    out.append("")
-    out.append("    @classmethod")
-    out.append(f"    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[{sd.cls}, int]:")
-    out.append('        """Read one value at ``buf[pos:]``; return it and the position after it."""')
-    out.append(f"        if not {lo} <= version <= {hi}:")
-    out.append(
-        f"            raise {mw.p('UnsupportedVersionError')}(f'{sd.cls} has no version {{version}} (valid {lo}-{hi})')"
-    )
-    out.append("        try:")
-    out.append(f"            return _R_{sd.cls}[{off}](buf, pos)")
-    out.append("        except (struct.error, IndexError, ValueError) as exc:")
-    out.append(
-        f"            raise {mw.p('DecodeError')}(f'malformed {sd.cls} v{{version}}: {{exc}}') from None"
-    )
     out.append("")
     out.append("")
 
@@ -925,6 +928,10 @@ def assign_class_names(msgs: list[MessageDef]) -> None:
     assert len(names) == len(set(names)), names
 
 
+def response_name(request_name: str) -> str:
+    return re.sub(r"Request$", "Response", request_name)
+
+
 def module_name_for(msg_name: str, kind: str) -> str:
     if kind in ("request", "response"):
         base = re.sub(r"(Request|Response)$", "", msg_name)
@@ -955,17 +962,18 @@ def gen_module(msgs: list[MessageDef]) -> str:
     for m in msgs:
         lo, hi = m.valid
         for sd in m.structs:
-            tails.append(f"_W_{sd.cls}: tuple[Callable[[{sd.cls}, bytearray], None], ...] = (")
+            tails.append(f"{sd.cls}._LOWEST = {lo}")
+            tails.append(f"{sd.cls}._WRITERS = (")
             for v in range(lo, hi + 1):
                 tails.append(f"    {sd.writers[v]},")
             tails.append(")")
-            tails.append(f"_R_{sd.cls}: tuple[Callable[[memoryview, int], tuple[{sd.cls}, int]], ...] = (")
+            tails.append(f"{sd.cls}._READERS = (")
             for v in range(lo, hi + 1):
                 tails.append(f"    {sd.readers[v]},")
             tails.append(")")
             tails.extend(field_spec_lines(mw, sd))
             if sd.cls in needs_default:
-                tails.append(f"_DEF_{sd.cls} = {sd.cls}()")
+                tails.append(f"_DEFAULT_{sd.cls} = {sd.cls}()")
             tails.append("")
     all_names = [sd.cls for m in msgs for sd in reversed(m.structs)]
     head = [STAMP]
@@ -989,6 +997,7 @@ def gen_module(msgs: list[MessageDef]) -> str:
     for name in sorted(mw.imports):
         head.append(f"    {name},")
     head.append(")")
+    head.append(f"from kproto.protocol.message import {', '.join(sorted(mw.bases))}")
     head.append("")
     head.append("__all__ = [")
     for n in sorted(all_names):
@@ -1005,6 +1014,42 @@ def gen_module(msgs: list[MessageDef]) -> str:
     return text
 
 
+#: APIs a broker listens for but only other brokers send: the share coordinator's
+#: state store (KIP-932: the group coordinator persists share-group state through
+#: these; Java's Admin and consumers never send them).
+INTERNAL_BROKER_APIS = frozenset(
+    {
+        "InitializeShareGroupStateRequest",
+        "ReadShareGroupStateRequest",
+        "WriteShareGroupStateRequest",
+        "DeleteShareGroupStateRequest",
+        "ReadShareGroupStateSummaryRequest",
+    }
+)
+#: Data schemas of broker internals: the principal an Envelope forwards
+#: (KIP-590) and the KRaft metadata log's control records (KIP-595, KIP-853).
+INTERNAL_DATA = frozenset(
+    {
+        "DefaultPrincipalData",
+        "KRaftVersionRecord",
+        "LeaderChangeMessage",
+        "SnapshotFooterRecord",
+        "SnapshotHeaderRecord",
+        "VotersRecord",
+    }
+)
+
+
+def is_broker_internal(request: dict[str, object]) -> bool:
+    """True for a request no client sends: one the ``broker`` listener does not
+    accept (controller-only: KRaft quorum, broker registration and heartbeats,
+    Envelope, AlterPartition ...) or one in :data:`INTERNAL_BROKER_APIS`.
+    Everything a client, including an admin client, sends reaches a broker."""
+    listeners = request.get("listeners", [])
+    assert isinstance(listeners, list)
+    return "broker" not in listeners or request["name"] in INTERNAL_BROKER_APIS
+
+
 def generate(schema_dir: Path) -> dict[str, str]:
     """Return {file name: source} for the whole messages package."""
     groups: dict[str, list[MessageDef]] = {}
@@ -1014,8 +1059,9 @@ def generate(schema_dir: Path) -> dict[str, str]:
     # unstable.api.versions.enable, and Java's clients never send it. Neither
     # it nor its response is generated.
     unstable = {d["apiKey"] for d in schemas if d["type"] == "request" and d.get("latestVersionUnstable") is True}
+    internal = {d["apiKey"] for d in schemas if d["type"] == "request" and is_broker_internal(d)}
     for d in schemas:
-        if d["type"] == "header":
+        if d["type"] == "header" or d.get("apiKey") in internal or d["name"] in INTERNAL_DATA:
             continue
         valid = parse_versions(str(d["validVersions"]))
         if valid is not None and d.get("apiKey") in unstable:
@@ -1023,6 +1069,7 @@ def generate(schema_dir: Path) -> dict[str, str]:
         if valid is None:
             continue  # removed (the ZooKeeper-era inter-broker APIs) or wholly unstable
         m = build_message(d, valid)
+        assert (schema_dir / f"{m.name}.json").is_file(), m.name  # the docstrings name the file
         groups.setdefault(module_name_for(m.name, m.kind), []).append(m)
     files: dict[str, str] = {}
     req: list[tuple[int, str, str]] = []
@@ -1052,7 +1099,9 @@ def generate(schema_dir: Path) -> dict[str, str]:
     init.append("")
     init.append("import importlib")
     init.append("from collections.abc import Iterator, Mapping")
-    init.append("from typing import TYPE_CHECKING, Any")
+    init.append("from typing import TYPE_CHECKING, Generic, TypeVar")
+    init.append("")
+    init.append("from kproto.protocol.message import Message, Request, Response")
     init.append("")
     imports: dict[str, list[str]] = {}
     for _, mod, name in req + resp:
@@ -1084,34 +1133,38 @@ def generate(schema_dir: Path) -> dict[str, str]:
     init.append("}")
     init.append("")
     init.append("")
-    init.append("def __getattr__(name: str) -> Any:")
+    init.append("def __getattr__(name: str) -> type[Message]:")
     init.append("    mod = _MODULE_OF.get(name)")
     init.append("    if mod is None:")
     init.append("        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')")
-    init.append("    value = getattr(importlib.import_module(f'{__name__}.{mod}'), name)")
+    init.append("    value: type[Message] = getattr(importlib.import_module(f'{__name__}.{mod}'), name)")
     init.append("    globals()[name] = value")
     init.append("    return value")
     init.append("")
     init.append("")
-    init.append("class _LazyTypes(Mapping[Any, type[Any]]):")
+    init.append("_K = TypeVar('_K')")
+    init.append("_T = TypeVar('_T', bound=Message)")
+    init.append("")
+    init.append("")
+    init.append("class _LazyTypes(Mapping[_K, type[_T]], Generic[_K, _T]):")
     init.append('    """A read-only mapping whose classes are imported on first lookup."""')
     init.append("")
     init.append("    __slots__ = ('_names', '_cache')")
     init.append("")
-    init.append("    def __init__(self, names: dict[Any, str]) -> None:")
+    init.append("    def __init__(self, names: dict[_K, str]) -> None:")
     init.append("        self._names = names")
-    init.append("        self._cache: dict[Any, type[Any]] = {}")
+    init.append("        self._cache: dict[_K, type[_T]] = {}")
     init.append("")
-    init.append("    def __getitem__(self, key: Any) -> type[Any]:")
+    init.append("    def __getitem__(self, key: _K) -> type[_T]:")
     init.append("        try:")
     init.append("            return self._cache[key]")
     init.append("        except KeyError:")
     init.append("            pass")
-    init.append("        cls: type[Any] = __getattr__(self._names[key])")
+    init.append("        cls: type[_T] = __getattr__(self._names[key])  # type: ignore[assignment]")
     init.append("        self._cache[key] = cls")
     init.append("        return cls")
     init.append("")
-    init.append("    def __iter__(self) -> Iterator[Any]:")
+    init.append("    def __iter__(self) -> Iterator[_K]:")
     init.append("        return iter(self._names)")
     init.append("")
     init.append("    def __len__(self) -> int:")
@@ -1122,19 +1175,19 @@ def generate(schema_dir: Path) -> dict[str, str]:
     init.append("")
     init.append("")
     init.append("#: Request class by API key (imported on first lookup).")
-    init.append("REQUEST_TYPES: Mapping[int, type[Any]] = _LazyTypes({")
+    init.append("REQUEST_TYPES: Mapping[int, type[Request[Response]]] = _LazyTypes({")
     for key, _, name in sorted(req):
         init.append(f"    {key}: {name!r},")
     init.append("})")
     init.append("")
     init.append("#: Response class by API key (imported on first lookup).")
-    init.append("RESPONSE_TYPES: Mapping[int, type[Any]] = _LazyTypes({")
+    init.append("RESPONSE_TYPES: Mapping[int, type[Response]] = _LazyTypes({")
     for key, _, name in sorted(resp):
         init.append(f"    {key}: {name!r},")
     init.append("})")
     init.append("")
     init.append("#: Data-schema classes (not requests or responses) by schema name.")
-    init.append("DATA_TYPES: Mapping[str, type[Any]] = _LazyTypes({")
+    init.append("DATA_TYPES: Mapping[str, type[Message]] = _LazyTypes({")
     for _, name in sorted(data, key=lambda t: t[1]):
         init.append(f"    {name!r}: {name!r},")
     init.append("})")

@@ -1,6 +1,6 @@
 """The wire codec: primitives, generated messages, headers, records, compression.
 
-- :mod:`kproto.protocol.messages` — every Kafka request/response (generated
+- :mod:`kproto.protocol.messages` — every client-facing Kafka request/response (generated
   from the official JSON schemas by ``tools/gen_messages.py``; modules load
   lazily on first use).
 - :mod:`kproto.protocol.headers` — request/response headers and the

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Final
 
+from kproto.protocol.message import Request, Response
 from kproto.protocol.messages import REQUEST_TYPES
 
 __all__ = ["CAP_REASONS", "VERSION_CAPS", "max_version", "named_versions"]
@@ -65,8 +66,8 @@ def named_versions(versions: Mapping[int, int]) -> dict[str, float]:
     return out
 
 
-def max_version(request_type: Any) -> int:
+def max_version(request_type: type[Request[Response]]) -> int:
     """The highest version of ``request_type`` (a generated request class) kproto sends."""
-    top: int = request_type.MAX_VERSION
+    top = request_type.MAX_VERSION
     cap = VERSION_CAPS.get(request_type.API_KEY)
     return top if cap is None else min(top, cap)

@@ -25,7 +25,7 @@ def _load_generator() -> object:
 
 def test_every_generated_file_is_stamped() -> None:
     files = sorted(GENERATED.glob("*.py"))
-    assert len(files) > 90
+    assert len(files) > 70  # the client-facing APIs (broker-internal ones are not generated)
     for path in files:
         assert path.read_text(encoding="utf-8").splitlines()[0] == STAMP, path.name
 

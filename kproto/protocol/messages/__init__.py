@@ -11,6 +11,12 @@ method name gets a trailing ``_``).
 Top-level request/response/data classes are re-exported here, lazily (a
 module is imported on first use); nested structs live in their module.
 
+Classes derive from :mod:`kproto.protocol.message`: a request from
+``Request[ItsResponse]``, a response from ``Response``, a data schema from
+``Message``, a nested struct from ``Struct``. The maps are typed accordingly
+(``REQUEST_TYPES: Mapping[int, type[Request[Response]]]`` ...). Only the
+client-facing APIs are generated (see ``tools/gen_messages.py``).
+
 Every class has ``__slots__``, a keyword-only ``__init__`` with the schema
 defaults, ``__eq__``, ``__repr__`` and ``unknown_tags`` (tagged fields this
 code does not know, kept by tag as raw bytes and written back on encode).
@@ -34,40 +40,33 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from kproto.protocol.message import Message, Request, Response
 
 if TYPE_CHECKING:
     from kproto.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
     from kproto.protocol.messages.add_partitions_to_txn import AddPartitionsToTxnRequest, AddPartitionsToTxnResponse
     from kproto.protocol.messages.add_raft_voter import AddRaftVoterRequest, AddRaftVoterResponse
-    from kproto.protocol.messages.allocate_producer_ids import AllocateProducerIdsRequest, AllocateProducerIdsResponse
     from kproto.protocol.messages.alter_client_quotas import AlterClientQuotasRequest, AlterClientQuotasResponse
     from kproto.protocol.messages.alter_configs import AlterConfigsRequest, AlterConfigsResponse
-    from kproto.protocol.messages.alter_partition import AlterPartitionRequest, AlterPartitionResponse
     from kproto.protocol.messages.alter_partition_reassignments import AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse
     from kproto.protocol.messages.alter_replica_log_dirs import AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse
     from kproto.protocol.messages.alter_share_group_offsets import AlterShareGroupOffsetsRequest, AlterShareGroupOffsetsResponse
     from kproto.protocol.messages.alter_user_scram_credentials import AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse
     from kproto.protocol.messages.api_versions import ApiVersionsRequest, ApiVersionsResponse
-    from kproto.protocol.messages.assign_replicas_to_dirs import AssignReplicasToDirsRequest, AssignReplicasToDirsResponse
-    from kproto.protocol.messages.begin_quorum_epoch import BeginQuorumEpochRequest, BeginQuorumEpochResponse
-    from kproto.protocol.messages.broker_heartbeat import BrokerHeartbeatRequest, BrokerHeartbeatResponse
-    from kproto.protocol.messages.broker_registration import BrokerRegistrationRequest, BrokerRegistrationResponse
     from kproto.protocol.messages.consumer_group_describe import ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse
     from kproto.protocol.messages.consumer_group_heartbeat import ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse
     from kproto.protocol.messages.consumer_protocol_assignment import ConsumerProtocolAssignment
     from kproto.protocol.messages.consumer_protocol_subscription import ConsumerProtocolSubscription
-    from kproto.protocol.messages.controller_registration import ControllerRegistrationRequest, ControllerRegistrationResponse
     from kproto.protocol.messages.create_acls import CreateAclsRequest, CreateAclsResponse
     from kproto.protocol.messages.create_delegation_token import CreateDelegationTokenRequest, CreateDelegationTokenResponse
     from kproto.protocol.messages.create_partitions import CreatePartitionsRequest, CreatePartitionsResponse
     from kproto.protocol.messages.create_topics import CreateTopicsRequest, CreateTopicsResponse
-    from kproto.protocol.messages.default_principal_data import DefaultPrincipalData
     from kproto.protocol.messages.delete_acls import DeleteAclsRequest, DeleteAclsResponse
     from kproto.protocol.messages.delete_groups import DeleteGroupsRequest, DeleteGroupsResponse
     from kproto.protocol.messages.delete_records import DeleteRecordsRequest, DeleteRecordsResponse
     from kproto.protocol.messages.delete_share_group_offsets import DeleteShareGroupOffsetsRequest, DeleteShareGroupOffsetsResponse
-    from kproto.protocol.messages.delete_share_group_state import DeleteShareGroupStateRequest, DeleteShareGroupStateResponse
     from kproto.protocol.messages.delete_topics import DeleteTopicsRequest, DeleteTopicsResponse
     from kproto.protocol.messages.describe_acls import DescribeAclsRequest, DescribeAclsResponse
     from kproto.protocol.messages.describe_client_quotas import DescribeClientQuotasRequest, DescribeClientQuotasResponse
@@ -83,22 +82,16 @@ if TYPE_CHECKING:
     from kproto.protocol.messages.describe_transactions import DescribeTransactionsRequest, DescribeTransactionsResponse
     from kproto.protocol.messages.describe_user_scram_credentials import DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse
     from kproto.protocol.messages.elect_leaders import ElectLeadersRequest, ElectLeadersResponse
-    from kproto.protocol.messages.end_quorum_epoch import EndQuorumEpochRequest, EndQuorumEpochResponse
     from kproto.protocol.messages.end_txn import EndTxnRequest, EndTxnResponse
     from kproto.protocol.messages.end_txn_marker import EndTxnMarker
-    from kproto.protocol.messages.envelope import EnvelopeRequest, EnvelopeResponse
     from kproto.protocol.messages.expire_delegation_token import ExpireDelegationTokenRequest, ExpireDelegationTokenResponse
     from kproto.protocol.messages.fetch import FetchRequest, FetchResponse
-    from kproto.protocol.messages.fetch_snapshot import FetchSnapshotRequest, FetchSnapshotResponse
     from kproto.protocol.messages.find_coordinator import FindCoordinatorRequest, FindCoordinatorResponse
     from kproto.protocol.messages.get_telemetry_subscriptions import GetTelemetrySubscriptionsRequest, GetTelemetrySubscriptionsResponse
     from kproto.protocol.messages.heartbeat import HeartbeatRequest, HeartbeatResponse
     from kproto.protocol.messages.incremental_alter_configs import IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse
     from kproto.protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
-    from kproto.protocol.messages.initialize_share_group_state import InitializeShareGroupStateRequest, InitializeShareGroupStateResponse
     from kproto.protocol.messages.join_group import JoinGroupRequest, JoinGroupResponse
-    from kproto.protocol.messages.k_raft_version_record import KRaftVersionRecord
-    from kproto.protocol.messages.leader_change_message import LeaderChangeMessage
     from kproto.protocol.messages.leave_group import LeaveGroupRequest, LeaveGroupResponse
     from kproto.protocol.messages.list_config_resources import ListConfigResourcesRequest, ListConfigResourcesResponse
     from kproto.protocol.messages.list_groups import ListGroupsRequest, ListGroupsResponse
@@ -112,8 +105,6 @@ if TYPE_CHECKING:
     from kproto.protocol.messages.offset_for_leader_epoch import OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse
     from kproto.protocol.messages.produce import ProduceRequest, ProduceResponse
     from kproto.protocol.messages.push_telemetry import PushTelemetryRequest, PushTelemetryResponse
-    from kproto.protocol.messages.read_share_group_state import ReadShareGroupStateRequest, ReadShareGroupStateResponse
-    from kproto.protocol.messages.read_share_group_state_summary import ReadShareGroupStateSummaryRequest, ReadShareGroupStateSummaryResponse
     from kproto.protocol.messages.remove_raft_voter import RemoveRaftVoterRequest, RemoveRaftVoterResponse
     from kproto.protocol.messages.renew_delegation_token import RenewDelegationTokenRequest, RenewDelegationTokenResponse
     from kproto.protocol.messages.sasl_authenticate import SaslAuthenticateRequest, SaslAuthenticateResponse
@@ -122,16 +113,10 @@ if TYPE_CHECKING:
     from kproto.protocol.messages.share_fetch import ShareFetchRequest, ShareFetchResponse
     from kproto.protocol.messages.share_group_describe import ShareGroupDescribeRequest, ShareGroupDescribeResponse
     from kproto.protocol.messages.share_group_heartbeat import ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse
-    from kproto.protocol.messages.snapshot_footer_record import SnapshotFooterRecord
-    from kproto.protocol.messages.snapshot_header_record import SnapshotHeaderRecord
     from kproto.protocol.messages.sync_group import SyncGroupRequest, SyncGroupResponse
     from kproto.protocol.messages.txn_offset_commit import TxnOffsetCommitRequest, TxnOffsetCommitResponse
     from kproto.protocol.messages.unregister_broker import UnregisterBrokerRequest, UnregisterBrokerResponse
     from kproto.protocol.messages.update_features import UpdateFeaturesRequest, UpdateFeaturesResponse
-    from kproto.protocol.messages.update_raft_voter import UpdateRaftVoterRequest, UpdateRaftVoterResponse
-    from kproto.protocol.messages.vote import VoteRequest, VoteResponse
-    from kproto.protocol.messages.voters_record import VotersRecord
-    from kproto.protocol.messages.write_share_group_state import WriteShareGroupStateRequest, WriteShareGroupStateResponse
     from kproto.protocol.messages.write_txn_markers import WriteTxnMarkersRequest, WriteTxnMarkersResponse
 
 __all__ = [
@@ -146,16 +131,12 @@ __all__ = [
     'AddPartitionsToTxnResponse',
     'AddRaftVoterRequest',
     'AddRaftVoterResponse',
-    'AllocateProducerIdsRequest',
-    'AllocateProducerIdsResponse',
     'AlterClientQuotasRequest',
     'AlterClientQuotasResponse',
     'AlterConfigsRequest',
     'AlterConfigsResponse',
     'AlterPartitionReassignmentsRequest',
     'AlterPartitionReassignmentsResponse',
-    'AlterPartitionRequest',
-    'AlterPartitionResponse',
     'AlterReplicaLogDirsRequest',
     'AlterReplicaLogDirsResponse',
     'AlterShareGroupOffsetsRequest',
@@ -164,22 +145,12 @@ __all__ = [
     'AlterUserScramCredentialsResponse',
     'ApiVersionsRequest',
     'ApiVersionsResponse',
-    'AssignReplicasToDirsRequest',
-    'AssignReplicasToDirsResponse',
-    'BeginQuorumEpochRequest',
-    'BeginQuorumEpochResponse',
-    'BrokerHeartbeatRequest',
-    'BrokerHeartbeatResponse',
-    'BrokerRegistrationRequest',
-    'BrokerRegistrationResponse',
     'ConsumerGroupDescribeRequest',
     'ConsumerGroupDescribeResponse',
     'ConsumerGroupHeartbeatRequest',
     'ConsumerGroupHeartbeatResponse',
     'ConsumerProtocolAssignment',
     'ConsumerProtocolSubscription',
-    'ControllerRegistrationRequest',
-    'ControllerRegistrationResponse',
     'CreateAclsRequest',
     'CreateAclsResponse',
     'CreateDelegationTokenRequest',
@@ -188,7 +159,6 @@ __all__ = [
     'CreatePartitionsResponse',
     'CreateTopicsRequest',
     'CreateTopicsResponse',
-    'DefaultPrincipalData',
     'DeleteAclsRequest',
     'DeleteAclsResponse',
     'DeleteGroupsRequest',
@@ -197,8 +167,6 @@ __all__ = [
     'DeleteRecordsResponse',
     'DeleteShareGroupOffsetsRequest',
     'DeleteShareGroupOffsetsResponse',
-    'DeleteShareGroupStateRequest',
-    'DeleteShareGroupStateResponse',
     'DeleteTopicsRequest',
     'DeleteTopicsResponse',
     'DescribeAclsRequest',
@@ -229,19 +197,13 @@ __all__ = [
     'DescribeUserScramCredentialsResponse',
     'ElectLeadersRequest',
     'ElectLeadersResponse',
-    'EndQuorumEpochRequest',
-    'EndQuorumEpochResponse',
     'EndTxnMarker',
     'EndTxnRequest',
     'EndTxnResponse',
-    'EnvelopeRequest',
-    'EnvelopeResponse',
     'ExpireDelegationTokenRequest',
     'ExpireDelegationTokenResponse',
     'FetchRequest',
     'FetchResponse',
-    'FetchSnapshotRequest',
-    'FetchSnapshotResponse',
     'FindCoordinatorRequest',
     'FindCoordinatorResponse',
     'GetTelemetrySubscriptionsRequest',
@@ -252,12 +214,8 @@ __all__ = [
     'IncrementalAlterConfigsResponse',
     'InitProducerIdRequest',
     'InitProducerIdResponse',
-    'InitializeShareGroupStateRequest',
-    'InitializeShareGroupStateResponse',
     'JoinGroupRequest',
     'JoinGroupResponse',
-    'KRaftVersionRecord',
-    'LeaderChangeMessage',
     'LeaveGroupRequest',
     'LeaveGroupResponse',
     'ListConfigResourcesRequest',
@@ -284,10 +242,6 @@ __all__ = [
     'ProduceResponse',
     'PushTelemetryRequest',
     'PushTelemetryResponse',
-    'ReadShareGroupStateRequest',
-    'ReadShareGroupStateResponse',
-    'ReadShareGroupStateSummaryRequest',
-    'ReadShareGroupStateSummaryResponse',
     'RemoveRaftVoterRequest',
     'RemoveRaftVoterResponse',
     'RenewDelegationTokenRequest',
@@ -304,8 +258,6 @@ __all__ = [
     'ShareGroupDescribeResponse',
     'ShareGroupHeartbeatRequest',
     'ShareGroupHeartbeatResponse',
-    'SnapshotFooterRecord',
-    'SnapshotHeaderRecord',
     'SyncGroupRequest',
     'SyncGroupResponse',
     'TxnOffsetCommitRequest',
@@ -314,13 +266,6 @@ __all__ = [
     'UnregisterBrokerResponse',
     'UpdateFeaturesRequest',
     'UpdateFeaturesResponse',
-    'UpdateRaftVoterRequest',
-    'UpdateRaftVoterResponse',
-    'VoteRequest',
-    'VoteResponse',
-    'VotersRecord',
-    'WriteShareGroupStateRequest',
-    'WriteShareGroupStateResponse',
     'WriteTxnMarkersRequest',
     'WriteTxnMarkersResponse',
 ]
@@ -333,14 +278,10 @@ _MODULE_OF: dict[str, str] = {
     'AddPartitionsToTxnResponse': 'add_partitions_to_txn',
     'AddRaftVoterRequest': 'add_raft_voter',
     'AddRaftVoterResponse': 'add_raft_voter',
-    'AllocateProducerIdsRequest': 'allocate_producer_ids',
-    'AllocateProducerIdsResponse': 'allocate_producer_ids',
     'AlterClientQuotasRequest': 'alter_client_quotas',
     'AlterClientQuotasResponse': 'alter_client_quotas',
     'AlterConfigsRequest': 'alter_configs',
     'AlterConfigsResponse': 'alter_configs',
-    'AlterPartitionRequest': 'alter_partition',
-    'AlterPartitionResponse': 'alter_partition',
     'AlterPartitionReassignmentsRequest': 'alter_partition_reassignments',
     'AlterPartitionReassignmentsResponse': 'alter_partition_reassignments',
     'AlterReplicaLogDirsRequest': 'alter_replica_log_dirs',
@@ -351,22 +292,12 @@ _MODULE_OF: dict[str, str] = {
     'AlterUserScramCredentialsResponse': 'alter_user_scram_credentials',
     'ApiVersionsRequest': 'api_versions',
     'ApiVersionsResponse': 'api_versions',
-    'AssignReplicasToDirsRequest': 'assign_replicas_to_dirs',
-    'AssignReplicasToDirsResponse': 'assign_replicas_to_dirs',
-    'BeginQuorumEpochRequest': 'begin_quorum_epoch',
-    'BeginQuorumEpochResponse': 'begin_quorum_epoch',
-    'BrokerHeartbeatRequest': 'broker_heartbeat',
-    'BrokerHeartbeatResponse': 'broker_heartbeat',
-    'BrokerRegistrationRequest': 'broker_registration',
-    'BrokerRegistrationResponse': 'broker_registration',
     'ConsumerGroupDescribeRequest': 'consumer_group_describe',
     'ConsumerGroupDescribeResponse': 'consumer_group_describe',
     'ConsumerGroupHeartbeatRequest': 'consumer_group_heartbeat',
     'ConsumerGroupHeartbeatResponse': 'consumer_group_heartbeat',
     'ConsumerProtocolAssignment': 'consumer_protocol_assignment',
     'ConsumerProtocolSubscription': 'consumer_protocol_subscription',
-    'ControllerRegistrationRequest': 'controller_registration',
-    'ControllerRegistrationResponse': 'controller_registration',
     'CreateAclsRequest': 'create_acls',
     'CreateAclsResponse': 'create_acls',
     'CreateDelegationTokenRequest': 'create_delegation_token',
@@ -375,7 +306,6 @@ _MODULE_OF: dict[str, str] = {
     'CreatePartitionsResponse': 'create_partitions',
     'CreateTopicsRequest': 'create_topics',
     'CreateTopicsResponse': 'create_topics',
-    'DefaultPrincipalData': 'default_principal_data',
     'DeleteAclsRequest': 'delete_acls',
     'DeleteAclsResponse': 'delete_acls',
     'DeleteGroupsRequest': 'delete_groups',
@@ -384,8 +314,6 @@ _MODULE_OF: dict[str, str] = {
     'DeleteRecordsResponse': 'delete_records',
     'DeleteShareGroupOffsetsRequest': 'delete_share_group_offsets',
     'DeleteShareGroupOffsetsResponse': 'delete_share_group_offsets',
-    'DeleteShareGroupStateRequest': 'delete_share_group_state',
-    'DeleteShareGroupStateResponse': 'delete_share_group_state',
     'DeleteTopicsRequest': 'delete_topics',
     'DeleteTopicsResponse': 'delete_topics',
     'DescribeAclsRequest': 'describe_acls',
@@ -416,19 +344,13 @@ _MODULE_OF: dict[str, str] = {
     'DescribeUserScramCredentialsResponse': 'describe_user_scram_credentials',
     'ElectLeadersRequest': 'elect_leaders',
     'ElectLeadersResponse': 'elect_leaders',
-    'EndQuorumEpochRequest': 'end_quorum_epoch',
-    'EndQuorumEpochResponse': 'end_quorum_epoch',
     'EndTxnRequest': 'end_txn',
     'EndTxnResponse': 'end_txn',
     'EndTxnMarker': 'end_txn_marker',
-    'EnvelopeRequest': 'envelope',
-    'EnvelopeResponse': 'envelope',
     'ExpireDelegationTokenRequest': 'expire_delegation_token',
     'ExpireDelegationTokenResponse': 'expire_delegation_token',
     'FetchRequest': 'fetch',
     'FetchResponse': 'fetch',
-    'FetchSnapshotRequest': 'fetch_snapshot',
-    'FetchSnapshotResponse': 'fetch_snapshot',
     'FindCoordinatorRequest': 'find_coordinator',
     'FindCoordinatorResponse': 'find_coordinator',
     'GetTelemetrySubscriptionsRequest': 'get_telemetry_subscriptions',
@@ -439,12 +361,8 @@ _MODULE_OF: dict[str, str] = {
     'IncrementalAlterConfigsResponse': 'incremental_alter_configs',
     'InitProducerIdRequest': 'init_producer_id',
     'InitProducerIdResponse': 'init_producer_id',
-    'InitializeShareGroupStateRequest': 'initialize_share_group_state',
-    'InitializeShareGroupStateResponse': 'initialize_share_group_state',
     'JoinGroupRequest': 'join_group',
     'JoinGroupResponse': 'join_group',
-    'KRaftVersionRecord': 'k_raft_version_record',
-    'LeaderChangeMessage': 'leader_change_message',
     'LeaveGroupRequest': 'leave_group',
     'LeaveGroupResponse': 'leave_group',
     'ListConfigResourcesRequest': 'list_config_resources',
@@ -471,10 +389,6 @@ _MODULE_OF: dict[str, str] = {
     'ProduceResponse': 'produce',
     'PushTelemetryRequest': 'push_telemetry',
     'PushTelemetryResponse': 'push_telemetry',
-    'ReadShareGroupStateRequest': 'read_share_group_state',
-    'ReadShareGroupStateResponse': 'read_share_group_state',
-    'ReadShareGroupStateSummaryRequest': 'read_share_group_state_summary',
-    'ReadShareGroupStateSummaryResponse': 'read_share_group_state_summary',
     'RemoveRaftVoterRequest': 'remove_raft_voter',
     'RemoveRaftVoterResponse': 'remove_raft_voter',
     'RenewDelegationTokenRequest': 'renew_delegation_token',
@@ -491,8 +405,6 @@ _MODULE_OF: dict[str, str] = {
     'ShareGroupDescribeResponse': 'share_group_describe',
     'ShareGroupHeartbeatRequest': 'share_group_heartbeat',
     'ShareGroupHeartbeatResponse': 'share_group_heartbeat',
-    'SnapshotFooterRecord': 'snapshot_footer_record',
-    'SnapshotHeaderRecord': 'snapshot_header_record',
     'SyncGroupRequest': 'sync_group',
     'SyncGroupResponse': 'sync_group',
     'TxnOffsetCommitRequest': 'txn_offset_commit',
@@ -501,46 +413,43 @@ _MODULE_OF: dict[str, str] = {
     'UnregisterBrokerResponse': 'unregister_broker',
     'UpdateFeaturesRequest': 'update_features',
     'UpdateFeaturesResponse': 'update_features',
-    'UpdateRaftVoterRequest': 'update_raft_voter',
-    'UpdateRaftVoterResponse': 'update_raft_voter',
-    'VoteRequest': 'vote',
-    'VoteResponse': 'vote',
-    'VotersRecord': 'voters_record',
-    'WriteShareGroupStateRequest': 'write_share_group_state',
-    'WriteShareGroupStateResponse': 'write_share_group_state',
     'WriteTxnMarkersRequest': 'write_txn_markers',
     'WriteTxnMarkersResponse': 'write_txn_markers',
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> type[Message]:
     mod = _MODULE_OF.get(name)
     if mod is None:
         raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(importlib.import_module(f'{__name__}.{mod}'), name)
+    value: type[Message] = getattr(importlib.import_module(f'{__name__}.{mod}'), name)
     globals()[name] = value
     return value
 
 
-class _LazyTypes(Mapping[Any, type[Any]]):
+_K = TypeVar('_K')
+_T = TypeVar('_T', bound=Message)
+
+
+class _LazyTypes(Mapping[_K, type[_T]], Generic[_K, _T]):
     """A read-only mapping whose classes are imported on first lookup."""
 
     __slots__ = ('_names', '_cache')
 
-    def __init__(self, names: dict[Any, str]) -> None:
+    def __init__(self, names: dict[_K, str]) -> None:
         self._names = names
-        self._cache: dict[Any, type[Any]] = {}
+        self._cache: dict[_K, type[_T]] = {}
 
-    def __getitem__(self, key: Any) -> type[Any]:
+    def __getitem__(self, key: _K) -> type[_T]:
         try:
             return self._cache[key]
         except KeyError:
             pass
-        cls: type[Any] = __getattr__(self._names[key])
+        cls: type[_T] = __getattr__(self._names[key])  # type: ignore[assignment]
         self._cache[key] = cls
         return cls
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_K]:
         return iter(self._names)
 
     def __len__(self) -> int:
@@ -551,7 +460,7 @@ class _LazyTypes(Mapping[Any, type[Any]]):
 
 
 #: Request class by API key (imported on first lookup).
-REQUEST_TYPES: Mapping[int, type[Any]] = _LazyTypes({
+REQUEST_TYPES: Mapping[int, type[Request[Response]]] = _LazyTypes({
     0: 'ProduceRequest',
     1: 'FetchRequest',
     2: 'ListOffsetsRequest',
@@ -600,28 +509,17 @@ REQUEST_TYPES: Mapping[int, type[Any]] = _LazyTypes({
     49: 'AlterClientQuotasRequest',
     50: 'DescribeUserScramCredentialsRequest',
     51: 'AlterUserScramCredentialsRequest',
-    52: 'VoteRequest',
-    53: 'BeginQuorumEpochRequest',
-    54: 'EndQuorumEpochRequest',
     55: 'DescribeQuorumRequest',
-    56: 'AlterPartitionRequest',
     57: 'UpdateFeaturesRequest',
-    58: 'EnvelopeRequest',
-    59: 'FetchSnapshotRequest',
     60: 'DescribeClusterRequest',
     61: 'DescribeProducersRequest',
-    62: 'BrokerRegistrationRequest',
-    63: 'BrokerHeartbeatRequest',
     64: 'UnregisterBrokerRequest',
     65: 'DescribeTransactionsRequest',
     66: 'ListTransactionsRequest',
-    67: 'AllocateProducerIdsRequest',
     68: 'ConsumerGroupHeartbeatRequest',
     69: 'ConsumerGroupDescribeRequest',
-    70: 'ControllerRegistrationRequest',
     71: 'GetTelemetrySubscriptionsRequest',
     72: 'PushTelemetryRequest',
-    73: 'AssignReplicasToDirsRequest',
     74: 'ListConfigResourcesRequest',
     75: 'DescribeTopicPartitionsRequest',
     76: 'ShareGroupHeartbeatRequest',
@@ -630,19 +528,13 @@ REQUEST_TYPES: Mapping[int, type[Any]] = _LazyTypes({
     79: 'ShareAcknowledgeRequest',
     80: 'AddRaftVoterRequest',
     81: 'RemoveRaftVoterRequest',
-    82: 'UpdateRaftVoterRequest',
-    83: 'InitializeShareGroupStateRequest',
-    84: 'ReadShareGroupStateRequest',
-    85: 'WriteShareGroupStateRequest',
-    86: 'DeleteShareGroupStateRequest',
-    87: 'ReadShareGroupStateSummaryRequest',
     90: 'DescribeShareGroupOffsetsRequest',
     91: 'AlterShareGroupOffsetsRequest',
     92: 'DeleteShareGroupOffsetsRequest',
 })
 
 #: Response class by API key (imported on first lookup).
-RESPONSE_TYPES: Mapping[int, type[Any]] = _LazyTypes({
+RESPONSE_TYPES: Mapping[int, type[Response]] = _LazyTypes({
     0: 'ProduceResponse',
     1: 'FetchResponse',
     2: 'ListOffsetsResponse',
@@ -691,28 +583,17 @@ RESPONSE_TYPES: Mapping[int, type[Any]] = _LazyTypes({
     49: 'AlterClientQuotasResponse',
     50: 'DescribeUserScramCredentialsResponse',
     51: 'AlterUserScramCredentialsResponse',
-    52: 'VoteResponse',
-    53: 'BeginQuorumEpochResponse',
-    54: 'EndQuorumEpochResponse',
     55: 'DescribeQuorumResponse',
-    56: 'AlterPartitionResponse',
     57: 'UpdateFeaturesResponse',
-    58: 'EnvelopeResponse',
-    59: 'FetchSnapshotResponse',
     60: 'DescribeClusterResponse',
     61: 'DescribeProducersResponse',
-    62: 'BrokerRegistrationResponse',
-    63: 'BrokerHeartbeatResponse',
     64: 'UnregisterBrokerResponse',
     65: 'DescribeTransactionsResponse',
     66: 'ListTransactionsResponse',
-    67: 'AllocateProducerIdsResponse',
     68: 'ConsumerGroupHeartbeatResponse',
     69: 'ConsumerGroupDescribeResponse',
-    70: 'ControllerRegistrationResponse',
     71: 'GetTelemetrySubscriptionsResponse',
     72: 'PushTelemetryResponse',
-    73: 'AssignReplicasToDirsResponse',
     74: 'ListConfigResourcesResponse',
     75: 'DescribeTopicPartitionsResponse',
     76: 'ShareGroupHeartbeatResponse',
@@ -721,28 +602,16 @@ RESPONSE_TYPES: Mapping[int, type[Any]] = _LazyTypes({
     79: 'ShareAcknowledgeResponse',
     80: 'AddRaftVoterResponse',
     81: 'RemoveRaftVoterResponse',
-    82: 'UpdateRaftVoterResponse',
-    83: 'InitializeShareGroupStateResponse',
-    84: 'ReadShareGroupStateResponse',
-    85: 'WriteShareGroupStateResponse',
-    86: 'DeleteShareGroupStateResponse',
-    87: 'ReadShareGroupStateSummaryResponse',
     90: 'DescribeShareGroupOffsetsResponse',
     91: 'AlterShareGroupOffsetsResponse',
     92: 'DeleteShareGroupOffsetsResponse',
 })
 
 #: Data-schema classes (not requests or responses) by schema name.
-DATA_TYPES: Mapping[str, type[Any]] = _LazyTypes({
+DATA_TYPES: Mapping[str, type[Message]] = _LazyTypes({
     'ConsumerProtocolAssignment': 'ConsumerProtocolAssignment',
     'ConsumerProtocolSubscription': 'ConsumerProtocolSubscription',
-    'DefaultPrincipalData': 'DefaultPrincipalData',
     'EndTxnMarker': 'EndTxnMarker',
-    'KRaftVersionRecord': 'KRaftVersionRecord',
-    'LeaderChangeMessage': 'LeaderChangeMessage',
-    'SnapshotFooterRecord': 'SnapshotFooterRecord',
-    'SnapshotHeaderRecord': 'SnapshotHeaderRecord',
-    'VotersRecord': 'VotersRecord',
 })
 
 #: First flexible version of each request by API key (None: never flexible).
@@ -795,28 +664,17 @@ REQUEST_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     49: 1,
     50: 0,
     51: 0,
-    52: 0,
-    53: 1,
-    54: 1,
     55: 0,
-    56: 2,
     57: 0,
-    58: 0,
-    59: 0,
     60: 0,
     61: 0,
-    62: 0,
-    63: 0,
     64: 0,
     65: 0,
     66: 0,
-    67: 0,
     68: 0,
     69: 0,
-    70: 0,
     71: 0,
     72: 0,
-    73: 0,
     74: 0,
     75: 0,
     76: 1,
@@ -825,12 +683,6 @@ REQUEST_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     79: 1,
     80: 0,
     81: 0,
-    82: 0,
-    83: 0,
-    84: 0,
-    85: 0,
-    86: 0,
-    87: 0,
     90: 0,
     91: 0,
     92: 0,
@@ -886,28 +738,17 @@ RESPONSE_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     49: 1,
     50: 0,
     51: 0,
-    52: 0,
-    53: 1,
-    54: 1,
     55: 0,
-    56: 2,
     57: 0,
-    58: 0,
-    59: 0,
     60: 0,
     61: 0,
-    62: 0,
-    63: 0,
     64: 0,
     65: 0,
     66: 0,
-    67: 0,
     68: 0,
     69: 0,
-    70: 0,
     71: 0,
     72: 0,
-    73: 0,
     74: 0,
     75: 0,
     76: 1,
@@ -916,12 +757,6 @@ RESPONSE_FLEXIBLE_VERSIONS: dict[int, int | None] = {
     79: 1,
     80: 0,
     81: 0,
-    82: 0,
-    83: 0,
-    84: 0,
-    85: 0,
-    86: 0,
-    87: 0,
     90: 0,
     91: 0,
     92: 0,

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_string,
     read_string,
@@ -22,18 +20,23 @@ from kproto.protocol._primitives import (
     write_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'AddOffsetsToTxnRequest',
     'AddOffsetsToTxnResponse',
 ]
 
-_S_ih = struct.Struct('>ih')
-_S_qh = struct.Struct('>qh')
+_INT32_INT16 = struct.Struct('>ih')
+_INT64_INT16 = struct.Struct('>qh')
 
 
-class AddOffsetsToTxnRequest:
-    """Kafka request ``AddOffsetsToTxnRequest`` (API key 25), versions 0-4."""
+class AddOffsetsToTxnRequest(Request['AddOffsetsToTxnResponse']):
+    """Kafka request ``AddOffsetsToTxnRequest`` (API key 25), versions 0-4, flexible from v3.
+
+    Schema: ``tools/kafka-protocol/message/AddOffsetsToTxnRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'group_id', 'unknown_tags',)
 
@@ -41,13 +44,12 @@ class AddOffsetsToTxnRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddOffsetsToTxnRequest'
 
-    transactional_id: str
-    producer_id: int
-    producer_epoch: int
-    group_id: str
+    transactional_id: str  # TransactionalId string
+    producer_id: int  # ProducerId int64
+    producer_epoch: int  # ProducerEpoch int16
+    group_id: str  # GroupId string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -65,70 +67,13 @@ class AddOffsetsToTxnRequest:
         self.group_id = group_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddOffsetsToTxnRequest):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.group_id == other.group_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AddOffsetsToTxnRequest(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, group_id={self.group_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AddOffsetsToTxnResponse(Response):
+    """Kafka response ``AddOffsetsToTxnResponse`` (API key 25), versions 0-4, flexible from v3.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'AddOffsetsToTxnRequest has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _W_AddOffsetsToTxnRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddOffsetsToTxnRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddOffsetsToTxnRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddOffsetsToTxnRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddOffsetsToTxnRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'AddOffsetsToTxnRequest has no version {version} (valid 0-4)')
-        try:
-            return _R_AddOffsetsToTxnRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddOffsetsToTxnRequest v{version}: {exc}') from None
-
-
-class AddOffsetsToTxnResponse:
-    """Kafka response ``AddOffsetsToTxnResponse`` (API key 25), versions 0-4."""
+    Schema: ``tools/kafka-protocol/message/AddOffsetsToTxnResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
 
@@ -136,11 +81,10 @@ class AddOffsetsToTxnResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddOffsetsToTxnResponse'
 
-    throttle_time_ms: int
-    error_code: int
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -154,65 +98,6 @@ class AddOffsetsToTxnResponse:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddOffsetsToTxnResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddOffsetsToTxnResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'AddOffsetsToTxnResponse has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _W_AddOffsetsToTxnResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddOffsetsToTxnResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddOffsetsToTxnResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddOffsetsToTxnResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddOffsetsToTxnResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'AddOffsetsToTxnResponse has no version {version} (valid 0-4)')
-        try:
-            return _R_AddOffsetsToTxnResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddOffsetsToTxnResponse v{version}: {exc}') from None
-
 
 def _new_AddOffsetsToTxnRequest() -> AddOffsetsToTxnRequest:
     o = AddOffsetsToTxnRequest.__new__(AddOffsetsToTxnRequest)
@@ -224,25 +109,25 @@ def _new_AddOffsetsToTxnRequest() -> AddOffsetsToTxnRequest:
     return o
 
 
-def _w_AddOffsetsToTxnRequest_0(o: AddOffsetsToTxnRequest, out: bytearray) -> None:
+def _write_AddOffsetsToTxnRequest_v0(o: AddOffsetsToTxnRequest, out: bytearray) -> None:
     write_string(out, o.transactional_id)
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
+    out += _INT64_INT16.pack(o.producer_id, o.producer_epoch)
     write_string(out, o.group_id)
 
 
-def _r_AddOffsetsToTxnRequest_0(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnRequest, int]:
+def _read_AddOffsetsToTxnRequest_v0(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnRequest, int]:
     o = AddOffsetsToTxnRequest.__new__(AddOffsetsToTxnRequest)
     o.transactional_id, pos = read_string(buf, pos)
-    o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch = _INT64_INT16.unpack_from(buf, pos)
     pos += 10
     o.group_id, pos = read_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AddOffsetsToTxnRequest_3(o: AddOffsetsToTxnRequest, out: bytearray) -> None:
+def _write_AddOffsetsToTxnRequest_v3(o: AddOffsetsToTxnRequest, out: bytearray) -> None:
     write_compact_string(out, o.transactional_id)
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
+    out += _INT64_INT16.pack(o.producer_id, o.producer_epoch)
     write_compact_string(out, o.group_id)
     uk = o.unknown_tags
     if uk:
@@ -251,10 +136,10 @@ def _w_AddOffsetsToTxnRequest_3(o: AddOffsetsToTxnRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_AddOffsetsToTxnRequest_3(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnRequest, int]:
+def _read_AddOffsetsToTxnRequest_v3(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnRequest, int]:
     o = AddOffsetsToTxnRequest.__new__(AddOffsetsToTxnRequest)
     o.transactional_id, pos = read_compact_string(buf, pos)
-    o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch = _INT64_INT16.unpack_from(buf, pos)
     pos += 10
     o.group_id, pos = read_compact_string(buf, pos)
     if buf[pos] == 0:
@@ -273,20 +158,20 @@ def _new_AddOffsetsToTxnResponse() -> AddOffsetsToTxnResponse:
     return o
 
 
-def _w_AddOffsetsToTxnResponse_0(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_AddOffsetsToTxnResponse_v0(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
 
 
-def _r_AddOffsetsToTxnResponse_0(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnResponse, int]:
+def _read_AddOffsetsToTxnResponse_v0(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnResponse, int]:
     o = AddOffsetsToTxnResponse.__new__(AddOffsetsToTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AddOffsetsToTxnResponse_3(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_AddOffsetsToTxnResponse_v3(o: AddOffsetsToTxnResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -294,9 +179,9 @@ def _w_AddOffsetsToTxnResponse_3(o: AddOffsetsToTxnResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_AddOffsetsToTxnResponse_3(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnResponse, int]:
+def _read_AddOffsetsToTxnResponse_v3(buf: memoryview, pos: int) -> tuple[AddOffsetsToTxnResponse, int]:
     o = AddOffsetsToTxnResponse.__new__(AddOffsetsToTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -306,19 +191,20 @@ def _r_AddOffsetsToTxnResponse_3(buf: memoryview, pos: int) -> tuple[AddOffsetsT
     return o, pos
 
 
-_W_AddOffsetsToTxnRequest: tuple[Callable[[AddOffsetsToTxnRequest, bytearray], None], ...] = (
-    _w_AddOffsetsToTxnRequest_0,
-    _w_AddOffsetsToTxnRequest_0,
-    _w_AddOffsetsToTxnRequest_0,
-    _w_AddOffsetsToTxnRequest_3,
-    _w_AddOffsetsToTxnRequest_3,
+AddOffsetsToTxnRequest._LOWEST = 0
+AddOffsetsToTxnRequest._WRITERS = (
+    _write_AddOffsetsToTxnRequest_v0,
+    _write_AddOffsetsToTxnRequest_v0,
+    _write_AddOffsetsToTxnRequest_v0,
+    _write_AddOffsetsToTxnRequest_v3,
+    _write_AddOffsetsToTxnRequest_v3,
 )
-_R_AddOffsetsToTxnRequest: tuple[Callable[[memoryview, int], tuple[AddOffsetsToTxnRequest, int]], ...] = (
-    _r_AddOffsetsToTxnRequest_0,
-    _r_AddOffsetsToTxnRequest_0,
-    _r_AddOffsetsToTxnRequest_0,
-    _r_AddOffsetsToTxnRequest_3,
-    _r_AddOffsetsToTxnRequest_3,
+AddOffsetsToTxnRequest._READERS = (
+    _read_AddOffsetsToTxnRequest_v0,
+    _read_AddOffsetsToTxnRequest_v0,
+    _read_AddOffsetsToTxnRequest_v0,
+    _read_AddOffsetsToTxnRequest_v3,
+    _read_AddOffsetsToTxnRequest_v3,
 )
 AddOffsetsToTxnRequest._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (0, 32767), None, None, None, None),
@@ -327,19 +213,20 @@ AddOffsetsToTxnRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_AddOffsetsToTxnResponse: tuple[Callable[[AddOffsetsToTxnResponse, bytearray], None], ...] = (
-    _w_AddOffsetsToTxnResponse_0,
-    _w_AddOffsetsToTxnResponse_0,
-    _w_AddOffsetsToTxnResponse_0,
-    _w_AddOffsetsToTxnResponse_3,
-    _w_AddOffsetsToTxnResponse_3,
+AddOffsetsToTxnResponse._LOWEST = 0
+AddOffsetsToTxnResponse._WRITERS = (
+    _write_AddOffsetsToTxnResponse_v0,
+    _write_AddOffsetsToTxnResponse_v0,
+    _write_AddOffsetsToTxnResponse_v0,
+    _write_AddOffsetsToTxnResponse_v3,
+    _write_AddOffsetsToTxnResponse_v3,
 )
-_R_AddOffsetsToTxnResponse: tuple[Callable[[memoryview, int], tuple[AddOffsetsToTxnResponse, int]], ...] = (
-    _r_AddOffsetsToTxnResponse_0,
-    _r_AddOffsetsToTxnResponse_0,
-    _r_AddOffsetsToTxnResponse_0,
-    _r_AddOffsetsToTxnResponse_3,
-    _r_AddOffsetsToTxnResponse_3,
+AddOffsetsToTxnResponse._READERS = (
+    _read_AddOffsetsToTxnResponse_v0,
+    _read_AddOffsetsToTxnResponse_v0,
+    _read_AddOffsetsToTxnResponse_v0,
+    _read_AddOffsetsToTxnResponse_v3,
+    _read_AddOffsetsToTxnResponse_v3,
 )
 AddOffsetsToTxnResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

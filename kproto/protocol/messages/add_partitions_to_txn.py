@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -25,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AddPartitionsToTxnPartitionResult',
@@ -36,14 +36,18 @@ __all__ = [
     'AddPartitionsToTxnTransaction',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_qh = struct.Struct('>qh')
-_S_qho = struct.Struct('>qh?')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT64_INT16 = struct.Struct('>qh')
+_INT64_INT16_BOOL = struct.Struct('>qh?')
 
 
-class AddPartitionsToTxnRequest:
-    """Kafka request ``AddPartitionsToTxnRequest`` (API key 24), versions 0-5."""
+class AddPartitionsToTxnRequest(Request['AddPartitionsToTxnResponse']):
+    """Kafka request ``AddPartitionsToTxnRequest`` (API key 24), versions 0-5, flexible from v3.
+
+    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactions', 'v3_and_below_transactional_id', 'v3_and_below_producer_id', 'v3_and_below_producer_epoch', 'v3_and_below_topics', 'unknown_tags',)
 
@@ -51,14 +55,13 @@ class AddPartitionsToTxnRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnRequest'
 
-    transactions: list[AddPartitionsToTxnTransaction]
-    v3_and_below_transactional_id: str
-    v3_and_below_producer_id: int
-    v3_and_below_producer_epoch: int
-    v3_and_below_topics: list[AddPartitionsToTxnTopic]
+    transactions: list[AddPartitionsToTxnTransaction]  # Transactions []AddPartitionsToTxnTransaction; v4+
+    v3_and_below_transactional_id: str  # V3AndBelowTransactionalId string; v0-3
+    v3_and_below_producer_id: int  # V3AndBelowProducerId int64; v0-3
+    v3_and_below_producer_epoch: int  # V3AndBelowProducerEpoch int16; v0-3
+    v3_and_below_topics: list[AddPartitionsToTxnTopic]  # V3AndBelowTopics []AddPartitionsToTxnTopic; v0-3
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -78,82 +81,23 @@ class AddPartitionsToTxnRequest:
         self.v3_and_below_topics = list(v3_and_below_topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnRequest):
-            return NotImplemented
-        return (
-            self.transactions == other.transactions and
-            self.v3_and_below_transactional_id == other.v3_and_below_transactional_id and
-            self.v3_and_below_producer_id == other.v3_and_below_producer_id and
-            self.v3_and_below_producer_epoch == other.v3_and_below_producer_epoch and
-            self.v3_and_below_topics == other.v3_and_below_topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnRequest(transactions={self.transactions!r}, v3_and_below_transactional_id={self.v3_and_below_transactional_id!r}, v3_and_below_producer_id={self.v3_and_below_producer_id!r}, v3_and_below_producer_epoch={self.v3_and_below_producer_epoch!r}, v3_and_below_topics={self.v3_and_below_topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AddPartitionsToTxnTransaction(Struct):
+    """Struct ``AddPartitionsToTxnTransaction`` of ``AddPartitionsToTxnRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_AddPartitionsToTxnRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnRequest has no version {version} (valid 0-5)')
-        try:
-            return _R_AddPartitionsToTxnRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnRequest v{version}: {exc}') from None
-
-
-class AddPartitionsToTxnTransaction:
-    """Schema struct ``AddPartitionsToTxnTransaction`` of ``AddPartitionsToTxnRequest``."""
+    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'verify_only', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTransaction'
 
-    transactional_id: str
-    producer_id: int
-    producer_epoch: int
-    verify_only: bool
-    topics: list[AddPartitionsToTxnTopic]
+    transactional_id: str  # TransactionalId string; v4+
+    producer_id: int  # ProducerId int64; v4+
+    producer_epoch: int  # ProducerEpoch int16; v4+
+    verify_only: bool  # VerifyOnly bool; v4+
+    topics: list[AddPartitionsToTxnTopic]  # Topics []AddPartitionsToTxnTopic; v4+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -173,79 +117,20 @@ class AddPartitionsToTxnTransaction:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnTransaction):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.verify_only == other.verify_only and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnTransaction(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, verify_only={self.verify_only!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AddPartitionsToTxnTopic(Struct):
+    """Struct ``AddPartitionsToTxnTopic`` of ``AddPartitionsToTxnRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTransaction has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_AddPartitionsToTxnTransaction[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnTransaction v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnTransaction:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnTransaction v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnTransaction, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTransaction has no version {version} (valid 0-5)')
-        try:
-            return _R_AddPartitionsToTxnTransaction[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnTransaction v{version}: {exc}') from None
-
-
-class AddPartitionsToTxnTopic:
-    """Schema struct ``AddPartitionsToTxnTopic`` of ``AddPartitionsToTxnRequest``."""
+    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTopic'
 
-    name: str
-    partitions: list[int]
+    name: str  # Name string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -259,68 +144,13 @@ class AddPartitionsToTxnTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AddPartitionsToTxnResponse(Response):
+    """Kafka response ``AddPartitionsToTxnResponse`` (API key 24), versions 0-5, flexible from v3.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTopic has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_AddPartitionsToTxnTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTopic has no version {version} (valid 0-5)')
-        try:
-            return _R_AddPartitionsToTxnTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnTopic v{version}: {exc}') from None
-
-
-class AddPartitionsToTxnResponse:
-    """Kafka response ``AddPartitionsToTxnResponse`` (API key 24), versions 0-5."""
+    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'results_by_transaction', 'results_by_topic_v3_and_below', 'unknown_tags',)
 
@@ -328,13 +158,12 @@ class AddPartitionsToTxnResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    results_by_transaction: list[AddPartitionsToTxnResult]
-    results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16; v4+; ignorable
+    results_by_transaction: list[AddPartitionsToTxnResult]  # ResultsByTransaction []AddPartitionsToTxnResult; v4+
+    results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult]  # ResultsByTopicV3AndBelow []AddPartitionsToTxnTopicResult; v0-3
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -352,78 +181,20 @@ class AddPartitionsToTxnResponse:
         self.results_by_topic_v3_and_below = list(results_by_topic_v3_and_below)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.results_by_transaction == other.results_by_transaction and
-            self.results_by_topic_v3_and_below == other.results_by_topic_v3_and_below and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, results_by_transaction={self.results_by_transaction!r}, results_by_topic_v3_and_below={self.results_by_topic_v3_and_below!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AddPartitionsToTxnResult(Struct):
+    """Struct ``AddPartitionsToTxnResult`` of ``AddPartitionsToTxnResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_AddPartitionsToTxnResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnResponse has no version {version} (valid 0-5)')
-        try:
-            return _R_AddPartitionsToTxnResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnResponse v{version}: {exc}') from None
-
-
-class AddPartitionsToTxnResult:
-    """Schema struct ``AddPartitionsToTxnResult`` of ``AddPartitionsToTxnResponse``."""
+    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'topic_results', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnResult'
 
-    transactional_id: str
-    topic_results: list[AddPartitionsToTxnTopicResult]
+    transactional_id: str  # TransactionalId string; v4+
+    topic_results: list[AddPartitionsToTxnTopicResult]  # TopicResults []AddPartitionsToTxnTopicResult; v4+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -437,76 +208,20 @@ class AddPartitionsToTxnResult:
         self.topic_results = list(topic_results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnResult):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.topic_results == other.topic_results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnResult(transactional_id={self.transactional_id!r}, topic_results={self.topic_results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AddPartitionsToTxnTopicResult(Struct):
+    """Struct ``AddPartitionsToTxnTopicResult`` of ``AddPartitionsToTxnResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnResult has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_AddPartitionsToTxnResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnResult has no version {version} (valid 0-5)')
-        try:
-            return _R_AddPartitionsToTxnResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnResult v{version}: {exc}') from None
-
-
-class AddPartitionsToTxnTopicResult:
-    """Schema struct ``AddPartitionsToTxnTopicResult`` of ``AddPartitionsToTxnResponse``."""
+    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'results_by_partition', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnTopicResult'
 
-    name: str
-    results_by_partition: list[AddPartitionsToTxnPartitionResult]
+    name: str  # Name string
+    results_by_partition: list[AddPartitionsToTxnPartitionResult]  # ResultsByPartition []AddPartitionsToTxnPartitionResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -520,76 +235,20 @@ class AddPartitionsToTxnTopicResult:
         self.results_by_partition = list(results_by_partition)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.results_by_partition == other.results_by_partition and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnTopicResult(name={self.name!r}, results_by_partition={self.results_by_partition!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AddPartitionsToTxnPartitionResult(Struct):
+    """Struct ``AddPartitionsToTxnPartitionResult`` of ``AddPartitionsToTxnResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTopicResult has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_AddPartitionsToTxnTopicResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnTopicResult has no version {version} (valid 0-5)')
-        try:
-            return _R_AddPartitionsToTxnTopicResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnTopicResult v{version}: {exc}') from None
-
-
-class AddPartitionsToTxnPartitionResult:
-    """Schema struct ``AddPartitionsToTxnPartitionResult`` of ``AddPartitionsToTxnResponse``."""
+    Schema: ``tools/kafka-protocol/message/AddPartitionsToTxnResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'partition_error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddPartitionsToTxnPartitionResult'
 
-    partition_index: int
-    partition_error_code: int
+    partition_index: int  # PartitionIndex int32
+    partition_error_code: int  # PartitionErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -603,65 +262,6 @@ class AddPartitionsToTxnPartitionResult:
         self.partition_error_code = partition_error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddPartitionsToTxnPartitionResult):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.partition_error_code == other.partition_error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddPartitionsToTxnPartitionResult(partition_index={self.partition_index!r}, partition_error_code={self.partition_error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnPartitionResult has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_AddPartitionsToTxnPartitionResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddPartitionsToTxnPartitionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddPartitionsToTxnPartitionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddPartitionsToTxnPartitionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddPartitionsToTxnPartitionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'AddPartitionsToTxnPartitionResult has no version {version} (valid 0-5)')
-        try:
-            return _R_AddPartitionsToTxnPartitionResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddPartitionsToTxnPartitionResult v{version}: {exc}') from None
-
 
 def _new_AddPartitionsToTxnTopic() -> AddPartitionsToTxnTopic:
     o = AddPartitionsToTxnTopic.__new__(AddPartitionsToTxnTopic)
@@ -671,28 +271,28 @@ def _new_AddPartitionsToTxnTopic() -> AddPartitionsToTxnTopic:
     return o
 
 
-def _w_AddPartitionsToTxnTopic_0(o: AddPartitionsToTxnTopic, out: bytearray) -> None:
+def _write_AddPartitionsToTxnTopic_v0(o: AddPartitionsToTxnTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    out += struct.pack('>%di' % len(partitions), *partitions)
 
 
-def _r_AddPartitionsToTxnTopic_0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTopic, int]:
+def _read_AddPartitionsToTxnTopic_v0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTopic, int]:
     o = AddPartitionsToTxnTopic.__new__(AddPartitionsToTxnTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AddPartitionsToTxnTopic_3(o: AddPartitionsToTxnTopic, out: bytearray) -> None:
+def _write_AddPartitionsToTxnTopic_v3(o: AddPartitionsToTxnTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -700,12 +300,12 @@ def _w_AddPartitionsToTxnTopic_3(o: AddPartitionsToTxnTopic, out: bytearray) -> 
         out.append(0)
 
 
-def _r_AddPartitionsToTxnTopic_3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTopic, int]:
+def _read_AddPartitionsToTxnTopic_v3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTopic, int]:
     o = AddPartitionsToTxnTopic.__new__(AddPartitionsToTxnTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -725,7 +325,7 @@ def _new_AddPartitionsToTxnTransaction() -> AddPartitionsToTxnTransaction:
     return o
 
 
-def _w_AddPartitionsToTxnTransaction_0(o: AddPartitionsToTxnTransaction, out: bytearray) -> None:
+def _write_AddPartitionsToTxnTransaction_v0(o: AddPartitionsToTxnTransaction, out: bytearray) -> None:
     if o.transactional_id != '':
         raise UnsupportedVersionError('AddPartitionsToTxnTransaction.transactional_id has a non-default value this version cannot carry')
     if o.producer_id != 0:
@@ -738,7 +338,7 @@ def _w_AddPartitionsToTxnTransaction_0(o: AddPartitionsToTxnTransaction, out: by
         raise UnsupportedVersionError('AddPartitionsToTxnTransaction.topics has a non-default value this version cannot carry')
 
 
-def _r_AddPartitionsToTxnTransaction_0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTransaction, int]:
+def _read_AddPartitionsToTxnTransaction_v0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTransaction, int]:
     o = AddPartitionsToTxnTransaction.__new__(AddPartitionsToTxnTransaction)
     o.transactional_id = ''
     o.producer_id = 0
@@ -749,7 +349,7 @@ def _r_AddPartitionsToTxnTransaction_0(buf: memoryview, pos: int) -> tuple[AddPa
     return o, pos
 
 
-def _w_AddPartitionsToTxnTransaction_3(o: AddPartitionsToTxnTransaction, out: bytearray) -> None:
+def _write_AddPartitionsToTxnTransaction_v3(o: AddPartitionsToTxnTransaction, out: bytearray) -> None:
     if o.transactional_id != '':
         raise UnsupportedVersionError('AddPartitionsToTxnTransaction.transactional_id has a non-default value this version cannot carry')
     if o.producer_id != 0:
@@ -767,7 +367,7 @@ def _w_AddPartitionsToTxnTransaction_3(o: AddPartitionsToTxnTransaction, out: by
         out.append(0)
 
 
-def _r_AddPartitionsToTxnTransaction_3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTransaction, int]:
+def _read_AddPartitionsToTxnTransaction_v3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTransaction, int]:
     o = AddPartitionsToTxnTransaction.__new__(AddPartitionsToTxnTransaction)
     o.transactional_id = ''
     o.producer_id = 0
@@ -782,13 +382,13 @@ def _r_AddPartitionsToTxnTransaction_3(buf: memoryview, pos: int) -> tuple[AddPa
     return o, pos
 
 
-def _w_AddPartitionsToTxnTransaction_4(o: AddPartitionsToTxnTransaction, out: bytearray) -> None:
+def _write_AddPartitionsToTxnTransaction_v4(o: AddPartitionsToTxnTransaction, out: bytearray) -> None:
     write_compact_string(out, o.transactional_id)
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.verify_only)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AddPartitionsToTxnTopic_3(e2, out)
+    out += _INT64_INT16_BOOL.pack(o.producer_id, o.producer_epoch, o.verify_only)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_AddPartitionsToTxnTopic_v3(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -796,17 +396,17 @@ def _w_AddPartitionsToTxnTransaction_4(o: AddPartitionsToTxnTransaction, out: by
         out.append(0)
 
 
-def _r_AddPartitionsToTxnTransaction_4(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTransaction, int]:
+def _read_AddPartitionsToTxnTransaction_v4(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTransaction, int]:
     o = AddPartitionsToTxnTransaction.__new__(AddPartitionsToTxnTransaction)
     o.transactional_id, pos = read_compact_string(buf, pos)
-    o.producer_id, o.producer_epoch, o.verify_only = _S_qho.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch, o.verify_only = _INT64_INT16_BOOL.unpack_from(buf, pos)
     pos += 11
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AddPartitionsToTxnTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_AddPartitionsToTxnTopic_3(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[AddPartitionsToTxnTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_AddPartitionsToTxnTopic_v3(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -826,42 +426,42 @@ def _new_AddPartitionsToTxnRequest() -> AddPartitionsToTxnRequest:
     return o
 
 
-def _w_AddPartitionsToTxnRequest_0(o: AddPartitionsToTxnRequest, out: bytearray) -> None:
+def _write_AddPartitionsToTxnRequest_v0(o: AddPartitionsToTxnRequest, out: bytearray) -> None:
     if len(o.transactions) != 0:
         raise UnsupportedVersionError('AddPartitionsToTxnRequest.transactions has a non-default value this version cannot carry')
     write_string(out, o.v3_and_below_transactional_id)
-    out += _S_qh.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
-    x1 = o.v3_and_below_topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AddPartitionsToTxnTopic_0(e2, out)
+    out += _INT64_INT16.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
+    v3_and_below_topics = o.v3_and_below_topics
+    out += _INT32.pack(len(v3_and_below_topics))
+    for v3_and_below_topics_item in v3_and_below_topics:
+        _write_AddPartitionsToTxnTopic_v0(v3_and_below_topics_item, out)
 
 
-def _r_AddPartitionsToTxnRequest_0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnRequest, int]:
+def _read_AddPartitionsToTxnRequest_v0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnRequest, int]:
     o = AddPartitionsToTxnRequest.__new__(AddPartitionsToTxnRequest)
     o.v3_and_below_transactional_id, pos = read_string(buf, pos)
-    o.v3_and_below_producer_id, o.v3_and_below_producer_epoch = _S_qh.unpack_from(buf, pos)
+    o.v3_and_below_producer_id, o.v3_and_below_producer_epoch = _INT64_INT16.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AddPartitionsToTxnTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_AddPartitionsToTxnTopic_0(buf, pos)
-        a2.append(e3)
-    o.v3_and_below_topics = a2
+    n_v3_and_below_topics, pos = read_array_len(buf, pos)
+    v3_and_below_topics: list[AddPartitionsToTxnTopic] = []
+    for _ in range(n_v3_and_below_topics):
+        v3_and_below_topics_item, pos = _read_AddPartitionsToTxnTopic_v0(buf, pos)
+        v3_and_below_topics.append(v3_and_below_topics_item)
+    o.v3_and_below_topics = v3_and_below_topics
     o.transactions = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AddPartitionsToTxnRequest_3(o: AddPartitionsToTxnRequest, out: bytearray) -> None:
+def _write_AddPartitionsToTxnRequest_v3(o: AddPartitionsToTxnRequest, out: bytearray) -> None:
     if len(o.transactions) != 0:
         raise UnsupportedVersionError('AddPartitionsToTxnRequest.transactions has a non-default value this version cannot carry')
     write_compact_string(out, o.v3_and_below_transactional_id)
-    out += _S_qh.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
-    x1 = o.v3_and_below_topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AddPartitionsToTxnTopic_3(e2, out)
+    out += _INT64_INT16.pack(o.v3_and_below_producer_id, o.v3_and_below_producer_epoch)
+    v3_and_below_topics = o.v3_and_below_topics
+    write_uvarint(out, len(v3_and_below_topics) + 1)
+    for v3_and_below_topics_item in v3_and_below_topics:
+        _write_AddPartitionsToTxnTopic_v3(v3_and_below_topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -869,17 +469,17 @@ def _w_AddPartitionsToTxnRequest_3(o: AddPartitionsToTxnRequest, out: bytearray)
         out.append(0)
 
 
-def _r_AddPartitionsToTxnRequest_3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnRequest, int]:
+def _read_AddPartitionsToTxnRequest_v3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnRequest, int]:
     o = AddPartitionsToTxnRequest.__new__(AddPartitionsToTxnRequest)
     o.v3_and_below_transactional_id, pos = read_compact_string(buf, pos)
-    o.v3_and_below_producer_id, o.v3_and_below_producer_epoch = _S_qh.unpack_from(buf, pos)
+    o.v3_and_below_producer_id, o.v3_and_below_producer_epoch = _INT64_INT16.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AddPartitionsToTxnTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_AddPartitionsToTxnTopic_3(buf, pos)
-        a2.append(e3)
-    o.v3_and_below_topics = a2
+    n_v3_and_below_topics, pos = read_compact_array_len(buf, pos)
+    v3_and_below_topics: list[AddPartitionsToTxnTopic] = []
+    for _ in range(n_v3_and_below_topics):
+        v3_and_below_topics_item, pos = _read_AddPartitionsToTxnTopic_v3(buf, pos)
+        v3_and_below_topics.append(v3_and_below_topics_item)
+    o.v3_and_below_topics = v3_and_below_topics
     o.transactions = []
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -889,11 +489,11 @@ def _r_AddPartitionsToTxnRequest_3(buf: memoryview, pos: int) -> tuple[AddPartit
     return o, pos
 
 
-def _w_AddPartitionsToTxnRequest_4(o: AddPartitionsToTxnRequest, out: bytearray) -> None:
-    x1 = o.transactions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AddPartitionsToTxnTransaction_4(e2, out)
+def _write_AddPartitionsToTxnRequest_v4(o: AddPartitionsToTxnRequest, out: bytearray) -> None:
+    transactions = o.transactions
+    write_uvarint(out, len(transactions) + 1)
+    for transactions_item in transactions:
+        _write_AddPartitionsToTxnTransaction_v4(transactions_item, out)
     if o.v3_and_below_transactional_id != '':
         raise UnsupportedVersionError('AddPartitionsToTxnRequest.v3_and_below_transactional_id has a non-default value this version cannot carry')
     if o.v3_and_below_producer_id != 0:
@@ -909,14 +509,14 @@ def _w_AddPartitionsToTxnRequest_4(o: AddPartitionsToTxnRequest, out: bytearray)
         out.append(0)
 
 
-def _r_AddPartitionsToTxnRequest_4(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnRequest, int]:
+def _read_AddPartitionsToTxnRequest_v4(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnRequest, int]:
     o = AddPartitionsToTxnRequest.__new__(AddPartitionsToTxnRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AddPartitionsToTxnTransaction] = []
-    for _ in range(n1):
-        e3, pos = _r_AddPartitionsToTxnTransaction_4(buf, pos)
-        a2.append(e3)
-    o.transactions = a2
+    n_transactions, pos = read_compact_array_len(buf, pos)
+    transactions: list[AddPartitionsToTxnTransaction] = []
+    for _ in range(n_transactions):
+        transactions_item, pos = _read_AddPartitionsToTxnTransaction_v4(buf, pos)
+        transactions.append(transactions_item)
+    o.transactions = transactions
     o.v3_and_below_transactional_id = ''
     o.v3_and_below_producer_id = 0
     o.v3_and_below_producer_epoch = 0
@@ -937,20 +537,20 @@ def _new_AddPartitionsToTxnPartitionResult() -> AddPartitionsToTxnPartitionResul
     return o
 
 
-def _w_AddPartitionsToTxnPartitionResult_0(o: AddPartitionsToTxnPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.partition_error_code)
+def _write_AddPartitionsToTxnPartitionResult_v0(o: AddPartitionsToTxnPartitionResult, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.partition_error_code)
 
 
-def _r_AddPartitionsToTxnPartitionResult_0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnPartitionResult, int]:
+def _read_AddPartitionsToTxnPartitionResult_v0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnPartitionResult, int]:
     o = AddPartitionsToTxnPartitionResult.__new__(AddPartitionsToTxnPartitionResult)
-    o.partition_index, o.partition_error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.partition_error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AddPartitionsToTxnPartitionResult_3(o: AddPartitionsToTxnPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.partition_error_code)
+def _write_AddPartitionsToTxnPartitionResult_v3(o: AddPartitionsToTxnPartitionResult, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.partition_error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -958,9 +558,9 @@ def _w_AddPartitionsToTxnPartitionResult_3(o: AddPartitionsToTxnPartitionResult,
         out.append(0)
 
 
-def _r_AddPartitionsToTxnPartitionResult_3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnPartitionResult, int]:
+def _read_AddPartitionsToTxnPartitionResult_v3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnPartitionResult, int]:
     o = AddPartitionsToTxnPartitionResult.__new__(AddPartitionsToTxnPartitionResult)
-    o.partition_index, o.partition_error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.partition_error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -978,33 +578,33 @@ def _new_AddPartitionsToTxnTopicResult() -> AddPartitionsToTxnTopicResult:
     return o
 
 
-def _w_AddPartitionsToTxnTopicResult_0(o: AddPartitionsToTxnTopicResult, out: bytearray) -> None:
+def _write_AddPartitionsToTxnTopicResult_v0(o: AddPartitionsToTxnTopicResult, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.results_by_partition
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AddPartitionsToTxnPartitionResult_0(e2, out)
+    results_by_partition = o.results_by_partition
+    out += _INT32.pack(len(results_by_partition))
+    for results_by_partition_item in results_by_partition:
+        _write_AddPartitionsToTxnPartitionResult_v0(results_by_partition_item, out)
 
 
-def _r_AddPartitionsToTxnTopicResult_0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTopicResult, int]:
+def _read_AddPartitionsToTxnTopicResult_v0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTopicResult, int]:
     o = AddPartitionsToTxnTopicResult.__new__(AddPartitionsToTxnTopicResult)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AddPartitionsToTxnPartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AddPartitionsToTxnPartitionResult_0(buf, pos)
-        a2.append(e3)
-    o.results_by_partition = a2
+    n_results_by_partition, pos = read_array_len(buf, pos)
+    results_by_partition: list[AddPartitionsToTxnPartitionResult] = []
+    for _ in range(n_results_by_partition):
+        results_by_partition_item, pos = _read_AddPartitionsToTxnPartitionResult_v0(buf, pos)
+        results_by_partition.append(results_by_partition_item)
+    o.results_by_partition = results_by_partition
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AddPartitionsToTxnTopicResult_3(o: AddPartitionsToTxnTopicResult, out: bytearray) -> None:
+def _write_AddPartitionsToTxnTopicResult_v3(o: AddPartitionsToTxnTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.results_by_partition
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AddPartitionsToTxnPartitionResult_3(e2, out)
+    results_by_partition = o.results_by_partition
+    write_uvarint(out, len(results_by_partition) + 1)
+    for results_by_partition_item in results_by_partition:
+        _write_AddPartitionsToTxnPartitionResult_v3(results_by_partition_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1012,15 +612,15 @@ def _w_AddPartitionsToTxnTopicResult_3(o: AddPartitionsToTxnTopicResult, out: by
         out.append(0)
 
 
-def _r_AddPartitionsToTxnTopicResult_3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTopicResult, int]:
+def _read_AddPartitionsToTxnTopicResult_v3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnTopicResult, int]:
     o = AddPartitionsToTxnTopicResult.__new__(AddPartitionsToTxnTopicResult)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AddPartitionsToTxnPartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AddPartitionsToTxnPartitionResult_3(buf, pos)
-        a2.append(e3)
-    o.results_by_partition = a2
+    n_results_by_partition, pos = read_compact_array_len(buf, pos)
+    results_by_partition: list[AddPartitionsToTxnPartitionResult] = []
+    for _ in range(n_results_by_partition):
+        results_by_partition_item, pos = _read_AddPartitionsToTxnPartitionResult_v3(buf, pos)
+        results_by_partition.append(results_by_partition_item)
+    o.results_by_partition = results_by_partition
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1037,14 +637,14 @@ def _new_AddPartitionsToTxnResult() -> AddPartitionsToTxnResult:
     return o
 
 
-def _w_AddPartitionsToTxnResult_0(o: AddPartitionsToTxnResult, out: bytearray) -> None:
+def _write_AddPartitionsToTxnResult_v0(o: AddPartitionsToTxnResult, out: bytearray) -> None:
     if o.transactional_id != '':
         raise UnsupportedVersionError('AddPartitionsToTxnResult.transactional_id has a non-default value this version cannot carry')
     if len(o.topic_results) != 0:
         raise UnsupportedVersionError('AddPartitionsToTxnResult.topic_results has a non-default value this version cannot carry')
 
 
-def _r_AddPartitionsToTxnResult_0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResult, int]:
+def _read_AddPartitionsToTxnResult_v0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResult, int]:
     o = AddPartitionsToTxnResult.__new__(AddPartitionsToTxnResult)
     o.transactional_id = ''
     o.topic_results = []
@@ -1052,7 +652,7 @@ def _r_AddPartitionsToTxnResult_0(buf: memoryview, pos: int) -> tuple[AddPartiti
     return o, pos
 
 
-def _w_AddPartitionsToTxnResult_3(o: AddPartitionsToTxnResult, out: bytearray) -> None:
+def _write_AddPartitionsToTxnResult_v3(o: AddPartitionsToTxnResult, out: bytearray) -> None:
     if o.transactional_id != '':
         raise UnsupportedVersionError('AddPartitionsToTxnResult.transactional_id has a non-default value this version cannot carry')
     if len(o.topic_results) != 0:
@@ -1064,7 +664,7 @@ def _w_AddPartitionsToTxnResult_3(o: AddPartitionsToTxnResult, out: bytearray) -
         out.append(0)
 
 
-def _r_AddPartitionsToTxnResult_3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResult, int]:
+def _read_AddPartitionsToTxnResult_v3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResult, int]:
     o = AddPartitionsToTxnResult.__new__(AddPartitionsToTxnResult)
     o.transactional_id = ''
     o.topic_results = []
@@ -1076,12 +676,12 @@ def _r_AddPartitionsToTxnResult_3(buf: memoryview, pos: int) -> tuple[AddPartiti
     return o, pos
 
 
-def _w_AddPartitionsToTxnResult_4(o: AddPartitionsToTxnResult, out: bytearray) -> None:
+def _write_AddPartitionsToTxnResult_v4(o: AddPartitionsToTxnResult, out: bytearray) -> None:
     write_compact_string(out, o.transactional_id)
-    x1 = o.topic_results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AddPartitionsToTxnTopicResult_3(e2, out)
+    topic_results = o.topic_results
+    write_uvarint(out, len(topic_results) + 1)
+    for topic_results_item in topic_results:
+        _write_AddPartitionsToTxnTopicResult_v3(topic_results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1089,15 +689,15 @@ def _w_AddPartitionsToTxnResult_4(o: AddPartitionsToTxnResult, out: bytearray) -
         out.append(0)
 
 
-def _r_AddPartitionsToTxnResult_4(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResult, int]:
+def _read_AddPartitionsToTxnResult_v4(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResult, int]:
     o = AddPartitionsToTxnResult.__new__(AddPartitionsToTxnResult)
     o.transactional_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AddPartitionsToTxnTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AddPartitionsToTxnTopicResult_3(buf, pos)
-        a2.append(e3)
-    o.topic_results = a2
+    n_topic_results, pos = read_compact_array_len(buf, pos)
+    topic_results: list[AddPartitionsToTxnTopicResult] = []
+    for _ in range(n_topic_results):
+        topic_results_item, pos = _read_AddPartitionsToTxnTopicResult_v3(buf, pos)
+        topic_results.append(topic_results_item)
+    o.topic_results = topic_results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1116,40 +716,40 @@ def _new_AddPartitionsToTxnResponse() -> AddPartitionsToTxnResponse:
     return o
 
 
-def _w_AddPartitionsToTxnResponse_0(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
+def _write_AddPartitionsToTxnResponse_v0(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
     if len(o.results_by_transaction) != 0:
         raise UnsupportedVersionError('AddPartitionsToTxnResponse.results_by_transaction has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results_by_topic_v3_and_below
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AddPartitionsToTxnTopicResult_0(e2, out)
+    out += _INT32.pack(o.throttle_time_ms)
+    results_by_topic_v3_and_below = o.results_by_topic_v3_and_below
+    out += _INT32.pack(len(results_by_topic_v3_and_below))
+    for results_by_topic_v3_and_below_item in results_by_topic_v3_and_below:
+        _write_AddPartitionsToTxnTopicResult_v0(results_by_topic_v3_and_below_item, out)
 
 
-def _r_AddPartitionsToTxnResponse_0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResponse, int]:
+def _read_AddPartitionsToTxnResponse_v0(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResponse, int]:
     o = AddPartitionsToTxnResponse.__new__(AddPartitionsToTxnResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AddPartitionsToTxnTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AddPartitionsToTxnTopicResult_0(buf, pos)
-        a2.append(e3)
-    o.results_by_topic_v3_and_below = a2
+    n_results_by_topic_v3_and_below, pos = read_array_len(buf, pos)
+    results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult] = []
+    for _ in range(n_results_by_topic_v3_and_below):
+        results_by_topic_v3_and_below_item, pos = _read_AddPartitionsToTxnTopicResult_v0(buf, pos)
+        results_by_topic_v3_and_below.append(results_by_topic_v3_and_below_item)
+    o.results_by_topic_v3_and_below = results_by_topic_v3_and_below
     o.error_code = 0
     o.results_by_transaction = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AddPartitionsToTxnResponse_3(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
+def _write_AddPartitionsToTxnResponse_v3(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
     if len(o.results_by_transaction) != 0:
         raise UnsupportedVersionError('AddPartitionsToTxnResponse.results_by_transaction has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results_by_topic_v3_and_below
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AddPartitionsToTxnTopicResult_3(e2, out)
+    out += _INT32.pack(o.throttle_time_ms)
+    results_by_topic_v3_and_below = o.results_by_topic_v3_and_below
+    write_uvarint(out, len(results_by_topic_v3_and_below) + 1)
+    for results_by_topic_v3_and_below_item in results_by_topic_v3_and_below:
+        _write_AddPartitionsToTxnTopicResult_v3(results_by_topic_v3_and_below_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1157,16 +757,16 @@ def _w_AddPartitionsToTxnResponse_3(o: AddPartitionsToTxnResponse, out: bytearra
         out.append(0)
 
 
-def _r_AddPartitionsToTxnResponse_3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResponse, int]:
+def _read_AddPartitionsToTxnResponse_v3(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResponse, int]:
     o = AddPartitionsToTxnResponse.__new__(AddPartitionsToTxnResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AddPartitionsToTxnTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AddPartitionsToTxnTopicResult_3(buf, pos)
-        a2.append(e3)
-    o.results_by_topic_v3_and_below = a2
+    n_results_by_topic_v3_and_below, pos = read_compact_array_len(buf, pos)
+    results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult] = []
+    for _ in range(n_results_by_topic_v3_and_below):
+        results_by_topic_v3_and_below_item, pos = _read_AddPartitionsToTxnTopicResult_v3(buf, pos)
+        results_by_topic_v3_and_below.append(results_by_topic_v3_and_below_item)
+    o.results_by_topic_v3_and_below = results_by_topic_v3_and_below
     o.error_code = 0
     o.results_by_transaction = []
     if buf[pos] == 0:
@@ -1177,12 +777,12 @@ def _r_AddPartitionsToTxnResponse_3(buf: memoryview, pos: int) -> tuple[AddParti
     return o, pos
 
 
-def _w_AddPartitionsToTxnResponse_4(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.results_by_transaction
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AddPartitionsToTxnResult_4(e2, out)
+def _write_AddPartitionsToTxnResponse_v4(o: AddPartitionsToTxnResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    results_by_transaction = o.results_by_transaction
+    write_uvarint(out, len(results_by_transaction) + 1)
+    for results_by_transaction_item in results_by_transaction:
+        _write_AddPartitionsToTxnResult_v4(results_by_transaction_item, out)
     if len(o.results_by_topic_v3_and_below) != 0:
         raise UnsupportedVersionError('AddPartitionsToTxnResponse.results_by_topic_v3_and_below has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -1192,16 +792,16 @@ def _w_AddPartitionsToTxnResponse_4(o: AddPartitionsToTxnResponse, out: bytearra
         out.append(0)
 
 
-def _r_AddPartitionsToTxnResponse_4(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResponse, int]:
+def _read_AddPartitionsToTxnResponse_v4(buf: memoryview, pos: int) -> tuple[AddPartitionsToTxnResponse, int]:
     o = AddPartitionsToTxnResponse.__new__(AddPartitionsToTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AddPartitionsToTxnResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AddPartitionsToTxnResult_4(buf, pos)
-        a2.append(e3)
-    o.results_by_transaction = a2
+    n_results_by_transaction, pos = read_compact_array_len(buf, pos)
+    results_by_transaction: list[AddPartitionsToTxnResult] = []
+    for _ in range(n_results_by_transaction):
+        results_by_transaction_item, pos = _read_AddPartitionsToTxnResult_v4(buf, pos)
+        results_by_transaction.append(results_by_transaction_item)
+    o.results_by_transaction = results_by_transaction
     o.results_by_topic_v3_and_below = []
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1211,42 +811,44 @@ def _r_AddPartitionsToTxnResponse_4(buf: memoryview, pos: int) -> tuple[AddParti
     return o, pos
 
 
-_W_AddPartitionsToTxnTopic: tuple[Callable[[AddPartitionsToTxnTopic, bytearray], None], ...] = (
-    _w_AddPartitionsToTxnTopic_0,
-    _w_AddPartitionsToTxnTopic_0,
-    _w_AddPartitionsToTxnTopic_0,
-    _w_AddPartitionsToTxnTopic_3,
-    _w_AddPartitionsToTxnTopic_3,
-    _w_AddPartitionsToTxnTopic_3,
+AddPartitionsToTxnTopic._LOWEST = 0
+AddPartitionsToTxnTopic._WRITERS = (
+    _write_AddPartitionsToTxnTopic_v0,
+    _write_AddPartitionsToTxnTopic_v0,
+    _write_AddPartitionsToTxnTopic_v0,
+    _write_AddPartitionsToTxnTopic_v3,
+    _write_AddPartitionsToTxnTopic_v3,
+    _write_AddPartitionsToTxnTopic_v3,
 )
-_R_AddPartitionsToTxnTopic: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnTopic, int]], ...] = (
-    _r_AddPartitionsToTxnTopic_0,
-    _r_AddPartitionsToTxnTopic_0,
-    _r_AddPartitionsToTxnTopic_0,
-    _r_AddPartitionsToTxnTopic_3,
-    _r_AddPartitionsToTxnTopic_3,
-    _r_AddPartitionsToTxnTopic_3,
+AddPartitionsToTxnTopic._READERS = (
+    _read_AddPartitionsToTxnTopic_v0,
+    _read_AddPartitionsToTxnTopic_v0,
+    _read_AddPartitionsToTxnTopic_v0,
+    _read_AddPartitionsToTxnTopic_v3,
+    _read_AddPartitionsToTxnTopic_v3,
+    _read_AddPartitionsToTxnTopic_v3,
 )
 AddPartitionsToTxnTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_AddPartitionsToTxnTransaction: tuple[Callable[[AddPartitionsToTxnTransaction, bytearray], None], ...] = (
-    _w_AddPartitionsToTxnTransaction_0,
-    _w_AddPartitionsToTxnTransaction_0,
-    _w_AddPartitionsToTxnTransaction_0,
-    _w_AddPartitionsToTxnTransaction_3,
-    _w_AddPartitionsToTxnTransaction_4,
-    _w_AddPartitionsToTxnTransaction_4,
+AddPartitionsToTxnTransaction._LOWEST = 0
+AddPartitionsToTxnTransaction._WRITERS = (
+    _write_AddPartitionsToTxnTransaction_v0,
+    _write_AddPartitionsToTxnTransaction_v0,
+    _write_AddPartitionsToTxnTransaction_v0,
+    _write_AddPartitionsToTxnTransaction_v3,
+    _write_AddPartitionsToTxnTransaction_v4,
+    _write_AddPartitionsToTxnTransaction_v4,
 )
-_R_AddPartitionsToTxnTransaction: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnTransaction, int]], ...] = (
-    _r_AddPartitionsToTxnTransaction_0,
-    _r_AddPartitionsToTxnTransaction_0,
-    _r_AddPartitionsToTxnTransaction_0,
-    _r_AddPartitionsToTxnTransaction_3,
-    _r_AddPartitionsToTxnTransaction_4,
-    _r_AddPartitionsToTxnTransaction_4,
+AddPartitionsToTxnTransaction._READERS = (
+    _read_AddPartitionsToTxnTransaction_v0,
+    _read_AddPartitionsToTxnTransaction_v0,
+    _read_AddPartitionsToTxnTransaction_v0,
+    _read_AddPartitionsToTxnTransaction_v3,
+    _read_AddPartitionsToTxnTransaction_v4,
+    _read_AddPartitionsToTxnTransaction_v4,
 )
 AddPartitionsToTxnTransaction._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (4, 32767), None, None, None, None),
@@ -1256,21 +858,22 @@ AddPartitionsToTxnTransaction._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (4, 32767), None, None, None, AddPartitionsToTxnTopic),
 )
 
-_W_AddPartitionsToTxnRequest: tuple[Callable[[AddPartitionsToTxnRequest, bytearray], None], ...] = (
-    _w_AddPartitionsToTxnRequest_0,
-    _w_AddPartitionsToTxnRequest_0,
-    _w_AddPartitionsToTxnRequest_0,
-    _w_AddPartitionsToTxnRequest_3,
-    _w_AddPartitionsToTxnRequest_4,
-    _w_AddPartitionsToTxnRequest_4,
+AddPartitionsToTxnRequest._LOWEST = 0
+AddPartitionsToTxnRequest._WRITERS = (
+    _write_AddPartitionsToTxnRequest_v0,
+    _write_AddPartitionsToTxnRequest_v0,
+    _write_AddPartitionsToTxnRequest_v0,
+    _write_AddPartitionsToTxnRequest_v3,
+    _write_AddPartitionsToTxnRequest_v4,
+    _write_AddPartitionsToTxnRequest_v4,
 )
-_R_AddPartitionsToTxnRequest: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnRequest, int]], ...] = (
-    _r_AddPartitionsToTxnRequest_0,
-    _r_AddPartitionsToTxnRequest_0,
-    _r_AddPartitionsToTxnRequest_0,
-    _r_AddPartitionsToTxnRequest_3,
-    _r_AddPartitionsToTxnRequest_4,
-    _r_AddPartitionsToTxnRequest_4,
+AddPartitionsToTxnRequest._READERS = (
+    _read_AddPartitionsToTxnRequest_v0,
+    _read_AddPartitionsToTxnRequest_v0,
+    _read_AddPartitionsToTxnRequest_v0,
+    _read_AddPartitionsToTxnRequest_v3,
+    _read_AddPartitionsToTxnRequest_v4,
+    _read_AddPartitionsToTxnRequest_v4,
 )
 AddPartitionsToTxnRequest._FIELDS = (
     FieldSpec('transactions', 'array', 'struct', (4, 32767), None, None, None, AddPartitionsToTxnTransaction),
@@ -1280,84 +883,88 @@ AddPartitionsToTxnRequest._FIELDS = (
     FieldSpec('v3_and_below_topics', 'array', 'struct', (0, 3), None, None, None, AddPartitionsToTxnTopic),
 )
 
-_W_AddPartitionsToTxnPartitionResult: tuple[Callable[[AddPartitionsToTxnPartitionResult, bytearray], None], ...] = (
-    _w_AddPartitionsToTxnPartitionResult_0,
-    _w_AddPartitionsToTxnPartitionResult_0,
-    _w_AddPartitionsToTxnPartitionResult_0,
-    _w_AddPartitionsToTxnPartitionResult_3,
-    _w_AddPartitionsToTxnPartitionResult_3,
-    _w_AddPartitionsToTxnPartitionResult_3,
+AddPartitionsToTxnPartitionResult._LOWEST = 0
+AddPartitionsToTxnPartitionResult._WRITERS = (
+    _write_AddPartitionsToTxnPartitionResult_v0,
+    _write_AddPartitionsToTxnPartitionResult_v0,
+    _write_AddPartitionsToTxnPartitionResult_v0,
+    _write_AddPartitionsToTxnPartitionResult_v3,
+    _write_AddPartitionsToTxnPartitionResult_v3,
+    _write_AddPartitionsToTxnPartitionResult_v3,
 )
-_R_AddPartitionsToTxnPartitionResult: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnPartitionResult, int]], ...] = (
-    _r_AddPartitionsToTxnPartitionResult_0,
-    _r_AddPartitionsToTxnPartitionResult_0,
-    _r_AddPartitionsToTxnPartitionResult_0,
-    _r_AddPartitionsToTxnPartitionResult_3,
-    _r_AddPartitionsToTxnPartitionResult_3,
-    _r_AddPartitionsToTxnPartitionResult_3,
+AddPartitionsToTxnPartitionResult._READERS = (
+    _read_AddPartitionsToTxnPartitionResult_v0,
+    _read_AddPartitionsToTxnPartitionResult_v0,
+    _read_AddPartitionsToTxnPartitionResult_v0,
+    _read_AddPartitionsToTxnPartitionResult_v3,
+    _read_AddPartitionsToTxnPartitionResult_v3,
+    _read_AddPartitionsToTxnPartitionResult_v3,
 )
 AddPartitionsToTxnPartitionResult._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_AddPartitionsToTxnTopicResult: tuple[Callable[[AddPartitionsToTxnTopicResult, bytearray], None], ...] = (
-    _w_AddPartitionsToTxnTopicResult_0,
-    _w_AddPartitionsToTxnTopicResult_0,
-    _w_AddPartitionsToTxnTopicResult_0,
-    _w_AddPartitionsToTxnTopicResult_3,
-    _w_AddPartitionsToTxnTopicResult_3,
-    _w_AddPartitionsToTxnTopicResult_3,
+AddPartitionsToTxnTopicResult._LOWEST = 0
+AddPartitionsToTxnTopicResult._WRITERS = (
+    _write_AddPartitionsToTxnTopicResult_v0,
+    _write_AddPartitionsToTxnTopicResult_v0,
+    _write_AddPartitionsToTxnTopicResult_v0,
+    _write_AddPartitionsToTxnTopicResult_v3,
+    _write_AddPartitionsToTxnTopicResult_v3,
+    _write_AddPartitionsToTxnTopicResult_v3,
 )
-_R_AddPartitionsToTxnTopicResult: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnTopicResult, int]], ...] = (
-    _r_AddPartitionsToTxnTopicResult_0,
-    _r_AddPartitionsToTxnTopicResult_0,
-    _r_AddPartitionsToTxnTopicResult_0,
-    _r_AddPartitionsToTxnTopicResult_3,
-    _r_AddPartitionsToTxnTopicResult_3,
-    _r_AddPartitionsToTxnTopicResult_3,
+AddPartitionsToTxnTopicResult._READERS = (
+    _read_AddPartitionsToTxnTopicResult_v0,
+    _read_AddPartitionsToTxnTopicResult_v0,
+    _read_AddPartitionsToTxnTopicResult_v0,
+    _read_AddPartitionsToTxnTopicResult_v3,
+    _read_AddPartitionsToTxnTopicResult_v3,
+    _read_AddPartitionsToTxnTopicResult_v3,
 )
 AddPartitionsToTxnTopicResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('results_by_partition', 'array', 'struct', (0, 32767), None, None, None, AddPartitionsToTxnPartitionResult),
 )
 
-_W_AddPartitionsToTxnResult: tuple[Callable[[AddPartitionsToTxnResult, bytearray], None], ...] = (
-    _w_AddPartitionsToTxnResult_0,
-    _w_AddPartitionsToTxnResult_0,
-    _w_AddPartitionsToTxnResult_0,
-    _w_AddPartitionsToTxnResult_3,
-    _w_AddPartitionsToTxnResult_4,
-    _w_AddPartitionsToTxnResult_4,
+AddPartitionsToTxnResult._LOWEST = 0
+AddPartitionsToTxnResult._WRITERS = (
+    _write_AddPartitionsToTxnResult_v0,
+    _write_AddPartitionsToTxnResult_v0,
+    _write_AddPartitionsToTxnResult_v0,
+    _write_AddPartitionsToTxnResult_v3,
+    _write_AddPartitionsToTxnResult_v4,
+    _write_AddPartitionsToTxnResult_v4,
 )
-_R_AddPartitionsToTxnResult: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnResult, int]], ...] = (
-    _r_AddPartitionsToTxnResult_0,
-    _r_AddPartitionsToTxnResult_0,
-    _r_AddPartitionsToTxnResult_0,
-    _r_AddPartitionsToTxnResult_3,
-    _r_AddPartitionsToTxnResult_4,
-    _r_AddPartitionsToTxnResult_4,
+AddPartitionsToTxnResult._READERS = (
+    _read_AddPartitionsToTxnResult_v0,
+    _read_AddPartitionsToTxnResult_v0,
+    _read_AddPartitionsToTxnResult_v0,
+    _read_AddPartitionsToTxnResult_v3,
+    _read_AddPartitionsToTxnResult_v4,
+    _read_AddPartitionsToTxnResult_v4,
 )
 AddPartitionsToTxnResult._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (4, 32767), None, None, None, None),
     FieldSpec('topic_results', 'array', 'struct', (4, 32767), None, None, None, AddPartitionsToTxnTopicResult),
 )
 
-_W_AddPartitionsToTxnResponse: tuple[Callable[[AddPartitionsToTxnResponse, bytearray], None], ...] = (
-    _w_AddPartitionsToTxnResponse_0,
-    _w_AddPartitionsToTxnResponse_0,
-    _w_AddPartitionsToTxnResponse_0,
-    _w_AddPartitionsToTxnResponse_3,
-    _w_AddPartitionsToTxnResponse_4,
-    _w_AddPartitionsToTxnResponse_4,
+AddPartitionsToTxnResponse._LOWEST = 0
+AddPartitionsToTxnResponse._WRITERS = (
+    _write_AddPartitionsToTxnResponse_v0,
+    _write_AddPartitionsToTxnResponse_v0,
+    _write_AddPartitionsToTxnResponse_v0,
+    _write_AddPartitionsToTxnResponse_v3,
+    _write_AddPartitionsToTxnResponse_v4,
+    _write_AddPartitionsToTxnResponse_v4,
 )
-_R_AddPartitionsToTxnResponse: tuple[Callable[[memoryview, int], tuple[AddPartitionsToTxnResponse, int]], ...] = (
-    _r_AddPartitionsToTxnResponse_0,
-    _r_AddPartitionsToTxnResponse_0,
-    _r_AddPartitionsToTxnResponse_0,
-    _r_AddPartitionsToTxnResponse_3,
-    _r_AddPartitionsToTxnResponse_4,
-    _r_AddPartitionsToTxnResponse_4,
+AddPartitionsToTxnResponse._READERS = (
+    _read_AddPartitionsToTxnResponse_v0,
+    _read_AddPartitionsToTxnResponse_v0,
+    _read_AddPartitionsToTxnResponse_v0,
+    _read_AddPartitionsToTxnResponse_v3,
+    _read_AddPartitionsToTxnResponse_v4,
+    _read_AddPartitionsToTxnResponse_v4,
 )
 AddPartitionsToTxnResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AddRaftVoterRequest',
@@ -32,13 +31,17 @@ __all__ = [
     'Listener',
 ]
 
-_S_H = struct.Struct('>H')
-_S_ih = struct.Struct('>ih')
-_S_ii = struct.Struct('>ii')
+_UINT16 = struct.Struct('>H')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT32 = struct.Struct('>ii')
 
 
-class AddRaftVoterRequest:
-    """Kafka request ``AddRaftVoterRequest`` (API key 80), versions 0-0."""
+class AddRaftVoterRequest(Request['AddRaftVoterResponse']):
+    """Kafka request ``AddRaftVoterRequest`` (API key 80), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AddRaftVoterRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('cluster_id', 'timeout_ms', 'voter_id', 'voter_directory_id', 'listeners', 'unknown_tags',)
 
@@ -46,14 +49,13 @@ class AddRaftVoterRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddRaftVoterRequest'
 
-    cluster_id: str | None
-    timeout_ms: int
-    voter_id: int
-    voter_directory_id: uuid.UUID
-    listeners: list[Listener]
+    cluster_id: str | None  # ClusterId string; nullable
+    timeout_ms: int  # TimeoutMs int32
+    voter_id: int  # VoterId int32
+    voter_directory_id: uuid.UUID  # VoterDirectoryId uuid
+    listeners: list[Listener]  # Listeners []Listener
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -73,80 +75,21 @@ class AddRaftVoterRequest:
         self.listeners = list(listeners)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddRaftVoterRequest):
-            return NotImplemented
-        return (
-            self.cluster_id == other.cluster_id and
-            self.timeout_ms == other.timeout_ms and
-            self.voter_id == other.voter_id and
-            self.voter_directory_id == other.voter_directory_id and
-            self.listeners == other.listeners and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AddRaftVoterRequest(cluster_id={self.cluster_id!r}, timeout_ms={self.timeout_ms!r}, voter_id={self.voter_id!r}, voter_directory_id={self.voter_directory_id!r}, listeners={self.listeners!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class Listener(Struct):
+    """Struct ``Listener`` of ``AddRaftVoterRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AddRaftVoterRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_AddRaftVoterRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddRaftVoterRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddRaftVoterRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddRaftVoterRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddRaftVoterRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AddRaftVoterRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_AddRaftVoterRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddRaftVoterRequest v{version}: {exc}') from None
-
-
-class Listener:
-    """Schema struct ``Listener`` of ``AddRaftVoterRequest``."""
+    Schema: ``tools/kafka-protocol/message/AddRaftVoterRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
-    name: str
-    host: str
-    port: int
+    name: str  # Name string
+    host: str  # Host string
+    port: int  # Port uint16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -162,69 +105,13 @@ class Listener:
         self.port = port
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Listener):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.host == other.host and
-            self.port == other.port and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"Listener(name={self.name!r}, host={self.host!r}, port={self.port!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AddRaftVoterResponse(Response):
+    """Kafka response ``AddRaftVoterResponse`` (API key 80), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Listener has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_Listener[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Listener v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Listener:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Listener v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Listener, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'Listener has no version {version} (valid 0-0)')
-        try:
-            return _R_Listener[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Listener v{version}: {exc}') from None
-
-
-class AddRaftVoterResponse:
-    """Kafka response ``AddRaftVoterResponse`` (API key 80), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/AddRaftVoterResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
 
@@ -232,12 +119,11 @@ class AddRaftVoterResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AddRaftVoterResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -253,66 +139,6 @@ class AddRaftVoterResponse:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AddRaftVoterResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AddRaftVoterResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AddRaftVoterResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_AddRaftVoterResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AddRaftVoterResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AddRaftVoterResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AddRaftVoterResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AddRaftVoterResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AddRaftVoterResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_AddRaftVoterResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AddRaftVoterResponse v{version}: {exc}') from None
-
 
 def _new_Listener() -> Listener:
     o = Listener.__new__(Listener)
@@ -323,10 +149,10 @@ def _new_Listener() -> Listener:
     return o
 
 
-def _w_Listener_0(o: Listener, out: bytearray) -> None:
+def _write_Listener_v0(o: Listener, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_string(out, o.host)
-    out += _S_H.pack(o.port)
+    out += _UINT16.pack(o.port)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -334,11 +160,11 @@ def _w_Listener_0(o: Listener, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Listener_0(buf: memoryview, pos: int) -> tuple[Listener, int]:
+def _read_Listener_v0(buf: memoryview, pos: int) -> tuple[Listener, int]:
     o = Listener.__new__(Listener)
     o.name, pos = read_compact_string(buf, pos)
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_H.unpack_from(buf, pos)[0]
+    o.port = _UINT16.unpack_from(buf, pos)[0]
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -359,14 +185,14 @@ def _new_AddRaftVoterRequest() -> AddRaftVoterRequest:
     return o
 
 
-def _w_AddRaftVoterRequest_0(o: AddRaftVoterRequest, out: bytearray) -> None:
+def _write_AddRaftVoterRequest_v0(o: AddRaftVoterRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.cluster_id)
-    out += _S_ii.pack(o.timeout_ms, o.voter_id)
+    out += _INT32_INT32.pack(o.timeout_ms, o.voter_id)
     out += o.voter_directory_id.bytes
-    x1 = o.listeners
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_Listener_0(e2, out)
+    listeners = o.listeners
+    write_uvarint(out, len(listeners) + 1)
+    for listeners_item in listeners:
+        _write_Listener_v0(listeners_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -374,18 +200,18 @@ def _w_AddRaftVoterRequest_0(o: AddRaftVoterRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AddRaftVoterRequest_0(buf: memoryview, pos: int) -> tuple[AddRaftVoterRequest, int]:
+def _read_AddRaftVoterRequest_v0(buf: memoryview, pos: int) -> tuple[AddRaftVoterRequest, int]:
     o = AddRaftVoterRequest.__new__(AddRaftVoterRequest)
     o.cluster_id, pos = read_compact_nullable_string(buf, pos)
-    o.timeout_ms, o.voter_id = _S_ii.unpack_from(buf, pos)
+    o.timeout_ms, o.voter_id = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.voter_directory_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[Listener] = []
-    for _ in range(n1):
-        e3, pos = _r_Listener_0(buf, pos)
-        a2.append(e3)
-    o.listeners = a2
+    n_listeners, pos = read_compact_array_len(buf, pos)
+    listeners: list[Listener] = []
+    for _ in range(n_listeners):
+        listeners_item, pos = _read_Listener_v0(buf, pos)
+        listeners.append(listeners_item)
+    o.listeners = listeners
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -403,8 +229,8 @@ def _new_AddRaftVoterResponse() -> AddRaftVoterResponse:
     return o
 
 
-def _w_AddRaftVoterResponse_0(o: AddRaftVoterResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_AddRaftVoterResponse_v0(o: AddRaftVoterResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -413,9 +239,9 @@ def _w_AddRaftVoterResponse_0(o: AddRaftVoterResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AddRaftVoterResponse_0(buf: memoryview, pos: int) -> tuple[AddRaftVoterResponse, int]:
+def _read_AddRaftVoterResponse_v0(buf: memoryview, pos: int) -> tuple[AddRaftVoterResponse, int]:
     o = AddRaftVoterResponse.__new__(AddRaftVoterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -426,11 +252,12 @@ def _r_AddRaftVoterResponse_0(buf: memoryview, pos: int) -> tuple[AddRaftVoterRe
     return o, pos
 
 
-_W_Listener: tuple[Callable[[Listener, bytearray], None], ...] = (
-    _w_Listener_0,
+Listener._LOWEST = 0
+Listener._WRITERS = (
+    _write_Listener_v0,
 )
-_R_Listener: tuple[Callable[[memoryview, int], tuple[Listener, int]], ...] = (
-    _r_Listener_0,
+Listener._READERS = (
+    _read_Listener_v0,
 )
 Listener._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -438,11 +265,12 @@ Listener._FIELDS = (
     FieldSpec('port', 'uint16', None, (0, 32767), None, None, None, None),
 )
 
-_W_AddRaftVoterRequest: tuple[Callable[[AddRaftVoterRequest, bytearray], None], ...] = (
-    _w_AddRaftVoterRequest_0,
+AddRaftVoterRequest._LOWEST = 0
+AddRaftVoterRequest._WRITERS = (
+    _write_AddRaftVoterRequest_v0,
 )
-_R_AddRaftVoterRequest: tuple[Callable[[memoryview, int], tuple[AddRaftVoterRequest, int]], ...] = (
-    _r_AddRaftVoterRequest_0,
+AddRaftVoterRequest._READERS = (
+    _read_AddRaftVoterRequest_v0,
 )
 AddRaftVoterRequest._FIELDS = (
     FieldSpec('cluster_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -452,11 +280,12 @@ AddRaftVoterRequest._FIELDS = (
     FieldSpec('listeners', 'array', 'struct', (0, 32767), None, None, None, Listener),
 )
 
-_W_AddRaftVoterResponse: tuple[Callable[[AddRaftVoterResponse, bytearray], None], ...] = (
-    _w_AddRaftVoterResponse_0,
+AddRaftVoterResponse._LOWEST = 0
+AddRaftVoterResponse._WRITERS = (
+    _write_AddRaftVoterResponse_v0,
 )
-_R_AddRaftVoterResponse: tuple[Callable[[memoryview, int], tuple[AddRaftVoterResponse, int]], ...] = (
-    _r_AddRaftVoterResponse_0,
+AddRaftVoterResponse._READERS = (
+    _read_AddRaftVoterResponse_v0,
 )
 AddRaftVoterResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

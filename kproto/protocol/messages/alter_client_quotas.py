@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -29,6 +27,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterClientQuotasRequest',
@@ -40,14 +39,18 @@ __all__ = [
     'OpData',
 ]
 
-_S_o = struct.Struct('>?')
-_S_do = struct.Struct('>d?')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_BOOL = struct.Struct('>?')
+_FLOAT64_BOOL = struct.Struct('>d?')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
-class AlterClientQuotasRequest:
-    """Kafka request ``AlterClientQuotasRequest`` (API key 49), versions 0-1."""
+class AlterClientQuotasRequest(Request['AlterClientQuotasResponse']):
+    """Kafka request ``AlterClientQuotasRequest`` (API key 49), versions 0-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entries', 'validate_only', 'unknown_tags',)
 
@@ -55,11 +58,10 @@ class AlterClientQuotasRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterClientQuotasRequest'
 
-    entries: list[AlterClientQuotasRequestEntryData]
-    validate_only: bool
+    entries: list[AlterClientQuotasRequestEntryData]  # Entries []EntryData
+    validate_only: bool  # ValidateOnly bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -73,76 +75,20 @@ class AlterClientQuotasRequest:
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasRequest):
-            return NotImplemented
-        return (
-            self.entries == other.entries and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasRequest(entries={self.entries!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterClientQuotasRequestEntryData(Struct):
+    """Struct ``EntryData`` of ``AlterClientQuotasRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_AlterClientQuotasRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequest has no version {version} (valid 0-1)')
-        try:
-            return _R_AlterClientQuotasRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasRequest v{version}: {exc}') from None
-
-
-class AlterClientQuotasRequestEntryData:
-    """Schema struct ``EntryData`` of ``AlterClientQuotasRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity', 'ops', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
-    entity: list[AlterClientQuotasRequestEntityData]
-    ops: list[OpData]
+    entity: list[AlterClientQuotasRequestEntityData]  # Entity []EntityData
+    ops: list[OpData]  # Ops []OpData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -156,77 +102,21 @@ class AlterClientQuotasRequestEntryData:
         self.ops = list(ops)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasRequestEntryData):
-            return NotImplemented
-        return (
-            self.entity == other.entity and
-            self.ops == other.ops and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasRequestEntryData(entity={self.entity!r}, ops={self.ops!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OpData(Struct):
+    """Struct ``OpData`` of ``AlterClientQuotasRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequestEntryData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_AlterClientQuotasRequestEntryData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasRequestEntryData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasRequestEntryData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasRequestEntryData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequestEntryData has no version {version} (valid 0-1)')
-        try:
-            return _R_AlterClientQuotasRequestEntryData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasRequestEntryData v{version}: {exc}') from None
-
-
-class OpData:
-    """Schema struct ``OpData`` of ``AlterClientQuotasRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('key', 'value', 'remove', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OpData'
 
-    key: str
-    value: float
-    remove: bool
+    key: str  # Key string
+    value: float  # Value float64
+    remove: bool  # Remove bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -242,77 +132,20 @@ class OpData:
         self.remove = remove
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OpData):
-            return NotImplemented
-        return (
-            self.key == other.key and
-            self.value == other.value and
-            self.remove == other.remove and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OpData(key={self.key!r}, value={self.value!r}, remove={self.remove!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterClientQuotasRequestEntityData(Struct):
+    """Struct ``EntityData`` of ``AlterClientQuotasRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'OpData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_OpData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OpData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OpData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OpData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OpData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'OpData has no version {version} (valid 0-1)')
-        try:
-            return _R_OpData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OpData v{version}: {exc}') from None
-
-
-class AlterClientQuotasRequestEntityData:
-    """Schema struct ``EntityData`` of ``AlterClientQuotasRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
-    entity_type: str
-    entity_name: str | None
+    entity_type: str  # EntityType string
+    entity_name: str | None  # EntityName string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -326,68 +159,13 @@ class AlterClientQuotasRequestEntityData:
         self.entity_name = entity_name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasRequestEntityData):
-            return NotImplemented
-        return (
-            self.entity_type == other.entity_type and
-            self.entity_name == other.entity_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasRequestEntityData(entity_type={self.entity_type!r}, entity_name={self.entity_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterClientQuotasResponse(Response):
+    """Kafka response ``AlterClientQuotasResponse`` (API key 49), versions 0-1, flexible from v1.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequestEntityData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_AlterClientQuotasRequestEntityData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasRequestEntityData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasRequestEntityData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasRequestEntityData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasRequestEntityData has no version {version} (valid 0-1)')
-        try:
-            return _R_AlterClientQuotasRequestEntityData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasRequestEntityData v{version}: {exc}') from None
-
-
-class AlterClientQuotasResponse:
-    """Kafka response ``AlterClientQuotasResponse`` (API key 49), versions 0-1."""
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'entries', 'unknown_tags',)
 
@@ -395,11 +173,10 @@ class AlterClientQuotasResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterClientQuotasResponse'
 
-    throttle_time_ms: int
-    entries: list[AlterClientQuotasResponseEntryData]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    entries: list[AlterClientQuotasResponseEntryData]  # Entries []EntryData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -413,77 +190,21 @@ class AlterClientQuotasResponse:
         self.entries = list(entries)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.entries == other.entries and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasResponse(throttle_time_ms={self.throttle_time_ms!r}, entries={self.entries!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterClientQuotasResponseEntryData(Struct):
+    """Struct ``EntryData`` of ``AlterClientQuotasResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_AlterClientQuotasResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponse has no version {version} (valid 0-1)')
-        try:
-            return _R_AlterClientQuotasResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasResponse v{version}: {exc}') from None
-
-
-class AlterClientQuotasResponseEntryData:
-    """Schema struct ``EntryData`` of ``AlterClientQuotasResponse``."""
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'entity', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
-    error_code: int
-    error_message: str | None
-    entity: list[AlterClientQuotasResponseEntityData]
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    entity: list[AlterClientQuotasResponseEntityData]  # Entity []EntityData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -499,77 +220,20 @@ class AlterClientQuotasResponseEntryData:
         self.entity = list(entity)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasResponseEntryData):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.entity == other.entity and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasResponseEntryData(error_code={self.error_code!r}, error_message={self.error_message!r}, entity={self.entity!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterClientQuotasResponseEntityData(Struct):
+    """Struct ``EntityData`` of ``AlterClientQuotasResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponseEntryData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_AlterClientQuotasResponseEntryData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasResponseEntryData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasResponseEntryData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasResponseEntryData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponseEntryData has no version {version} (valid 0-1)')
-        try:
-            return _R_AlterClientQuotasResponseEntryData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasResponseEntryData v{version}: {exc}') from None
-
-
-class AlterClientQuotasResponseEntityData:
-    """Schema struct ``EntityData`` of ``AlterClientQuotasResponse``."""
+    Schema: ``tools/kafka-protocol/message/AlterClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
-    entity_type: str
-    entity_name: str | None
+    entity_type: str  # EntityType string
+    entity_name: str | None  # EntityName string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -583,65 +247,6 @@ class AlterClientQuotasResponseEntityData:
         self.entity_name = entity_name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterClientQuotasResponseEntityData):
-            return NotImplemented
-        return (
-            self.entity_type == other.entity_type and
-            self.entity_name == other.entity_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterClientQuotasResponseEntityData(entity_type={self.entity_type!r}, entity_name={self.entity_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponseEntityData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_AlterClientQuotasResponseEntityData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterClientQuotasResponseEntityData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterClientQuotasResponseEntityData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterClientQuotasResponseEntityData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterClientQuotasResponseEntityData has no version {version} (valid 0-1)')
-        try:
-            return _R_AlterClientQuotasResponseEntityData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterClientQuotasResponseEntityData v{version}: {exc}') from None
-
 
 def _new_AlterClientQuotasRequestEntityData() -> AlterClientQuotasRequestEntityData:
     o = AlterClientQuotasRequestEntityData.__new__(AlterClientQuotasRequestEntityData)
@@ -651,12 +256,12 @@ def _new_AlterClientQuotasRequestEntityData() -> AlterClientQuotasRequestEntityD
     return o
 
 
-def _w_AlterClientQuotasRequestEntityData_0(o: AlterClientQuotasRequestEntityData, out: bytearray) -> None:
+def _write_AlterClientQuotasRequestEntityData_v0(o: AlterClientQuotasRequestEntityData, out: bytearray) -> None:
     write_string(out, o.entity_type)
     write_nullable_string(out, o.entity_name)
 
 
-def _r_AlterClientQuotasRequestEntityData_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
+def _read_AlterClientQuotasRequestEntityData_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
     o = AlterClientQuotasRequestEntityData.__new__(AlterClientQuotasRequestEntityData)
     o.entity_type, pos = read_string(buf, pos)
     o.entity_name, pos = read_nullable_string(buf, pos)
@@ -664,7 +269,7 @@ def _r_AlterClientQuotasRequestEntityData_0(buf: memoryview, pos: int) -> tuple[
     return o, pos
 
 
-def _w_AlterClientQuotasRequestEntityData_1(o: AlterClientQuotasRequestEntityData, out: bytearray) -> None:
+def _write_AlterClientQuotasRequestEntityData_v1(o: AlterClientQuotasRequestEntityData, out: bytearray) -> None:
     write_compact_string(out, o.entity_type)
     write_compact_nullable_string(out, o.entity_name)
     uk = o.unknown_tags
@@ -674,7 +279,7 @@ def _w_AlterClientQuotasRequestEntityData_1(o: AlterClientQuotasRequestEntityDat
         out.append(0)
 
 
-def _r_AlterClientQuotasRequestEntityData_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
+def _read_AlterClientQuotasRequestEntityData_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntityData, int]:
     o = AlterClientQuotasRequestEntityData.__new__(AlterClientQuotasRequestEntityData)
     o.entity_type, pos = read_compact_string(buf, pos)
     o.entity_name, pos = read_compact_nullable_string(buf, pos)
@@ -695,23 +300,23 @@ def _new_OpData() -> OpData:
     return o
 
 
-def _w_OpData_0(o: OpData, out: bytearray) -> None:
+def _write_OpData_v0(o: OpData, out: bytearray) -> None:
     write_string(out, o.key)
-    out += _S_do.pack(o.value, o.remove)
+    out += _FLOAT64_BOOL.pack(o.value, o.remove)
 
 
-def _r_OpData_0(buf: memoryview, pos: int) -> tuple[OpData, int]:
+def _read_OpData_v0(buf: memoryview, pos: int) -> tuple[OpData, int]:
     o = OpData.__new__(OpData)
     o.key, pos = read_string(buf, pos)
-    o.value, o.remove = _S_do.unpack_from(buf, pos)
+    o.value, o.remove = _FLOAT64_BOOL.unpack_from(buf, pos)
     pos += 9
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OpData_1(o: OpData, out: bytearray) -> None:
+def _write_OpData_v1(o: OpData, out: bytearray) -> None:
     write_compact_string(out, o.key)
-    out += _S_do.pack(o.value, o.remove)
+    out += _FLOAT64_BOOL.pack(o.value, o.remove)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -719,10 +324,10 @@ def _w_OpData_1(o: OpData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OpData_1(buf: memoryview, pos: int) -> tuple[OpData, int]:
+def _read_OpData_v1(buf: memoryview, pos: int) -> tuple[OpData, int]:
     o = OpData.__new__(OpData)
     o.key, pos = read_compact_string(buf, pos)
-    o.value, o.remove = _S_do.unpack_from(buf, pos)
+    o.value, o.remove = _FLOAT64_BOOL.unpack_from(buf, pos)
     pos += 9
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -740,44 +345,44 @@ def _new_AlterClientQuotasRequestEntryData() -> AlterClientQuotasRequestEntryDat
     return o
 
 
-def _w_AlterClientQuotasRequestEntryData_0(o: AlterClientQuotasRequestEntryData, out: bytearray) -> None:
-    x1 = o.entity
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterClientQuotasRequestEntityData_0(e2, out)
-    x3 = o.ops
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_OpData_0(e4, out)
+def _write_AlterClientQuotasRequestEntryData_v0(o: AlterClientQuotasRequestEntryData, out: bytearray) -> None:
+    entity = o.entity
+    out += _INT32.pack(len(entity))
+    for entity_item in entity:
+        _write_AlterClientQuotasRequestEntityData_v0(entity_item, out)
+    ops = o.ops
+    out += _INT32.pack(len(ops))
+    for ops_item in ops:
+        _write_OpData_v0(ops_item, out)
 
 
-def _r_AlterClientQuotasRequestEntryData_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
+def _read_AlterClientQuotasRequestEntryData_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
     o = AlterClientQuotasRequestEntryData.__new__(AlterClientQuotasRequestEntryData)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterClientQuotasRequestEntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasRequestEntityData_0(buf, pos)
-        a2.append(e3)
-    o.entity = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[OpData] = []
-    for _ in range(n4):
-        e6, pos = _r_OpData_0(buf, pos)
-        a5.append(e6)
-    o.ops = a5
+    n_entity, pos = read_array_len(buf, pos)
+    entity: list[AlterClientQuotasRequestEntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_AlterClientQuotasRequestEntityData_v0(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
+    n_ops, pos = read_array_len(buf, pos)
+    ops: list[OpData] = []
+    for _ in range(n_ops):
+        ops_item, pos = _read_OpData_v0(buf, pos)
+        ops.append(ops_item)
+    o.ops = ops
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterClientQuotasRequestEntryData_1(o: AlterClientQuotasRequestEntryData, out: bytearray) -> None:
-    x1 = o.entity
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterClientQuotasRequestEntityData_1(e2, out)
-    x3 = o.ops
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_OpData_1(e4, out)
+def _write_AlterClientQuotasRequestEntryData_v1(o: AlterClientQuotasRequestEntryData, out: bytearray) -> None:
+    entity = o.entity
+    write_uvarint(out, len(entity) + 1)
+    for entity_item in entity:
+        _write_AlterClientQuotasRequestEntityData_v1(entity_item, out)
+    ops = o.ops
+    write_uvarint(out, len(ops) + 1)
+    for ops_item in ops:
+        _write_OpData_v1(ops_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -785,20 +390,20 @@ def _w_AlterClientQuotasRequestEntryData_1(o: AlterClientQuotasRequestEntryData,
         out.append(0)
 
 
-def _r_AlterClientQuotasRequestEntryData_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
+def _read_AlterClientQuotasRequestEntryData_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequestEntryData, int]:
     o = AlterClientQuotasRequestEntryData.__new__(AlterClientQuotasRequestEntryData)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterClientQuotasRequestEntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasRequestEntityData_1(buf, pos)
-        a2.append(e3)
-    o.entity = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[OpData] = []
-    for _ in range(n4):
-        e6, pos = _r_OpData_1(buf, pos)
-        a5.append(e6)
-    o.ops = a5
+    n_entity, pos = read_compact_array_len(buf, pos)
+    entity: list[AlterClientQuotasRequestEntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_AlterClientQuotasRequestEntityData_v1(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
+    n_ops, pos = read_compact_array_len(buf, pos)
+    ops: list[OpData] = []
+    for _ in range(n_ops):
+        ops_item, pos = _read_OpData_v1(buf, pos)
+        ops.append(ops_item)
+    o.ops = ops
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -815,34 +420,34 @@ def _new_AlterClientQuotasRequest() -> AlterClientQuotasRequest:
     return o
 
 
-def _w_AlterClientQuotasRequest_0(o: AlterClientQuotasRequest, out: bytearray) -> None:
-    x1 = o.entries
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterClientQuotasRequestEntryData_0(e2, out)
-    out += _S_o.pack(o.validate_only)
+def _write_AlterClientQuotasRequest_v0(o: AlterClientQuotasRequest, out: bytearray) -> None:
+    entries = o.entries
+    out += _INT32.pack(len(entries))
+    for entries_item in entries:
+        _write_AlterClientQuotasRequestEntryData_v0(entries_item, out)
+    out += _BOOL.pack(o.validate_only)
 
 
-def _r_AlterClientQuotasRequest_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequest, int]:
+def _read_AlterClientQuotasRequest_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequest, int]:
     o = AlterClientQuotasRequest.__new__(AlterClientQuotasRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterClientQuotasRequestEntryData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasRequestEntryData_0(buf, pos)
-        a2.append(e3)
-    o.entries = a2
-    o.validate_only = _S_o.unpack_from(buf, pos)[0]
+    n_entries, pos = read_array_len(buf, pos)
+    entries: list[AlterClientQuotasRequestEntryData] = []
+    for _ in range(n_entries):
+        entries_item, pos = _read_AlterClientQuotasRequestEntryData_v0(buf, pos)
+        entries.append(entries_item)
+    o.entries = entries
+    o.validate_only = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterClientQuotasRequest_1(o: AlterClientQuotasRequest, out: bytearray) -> None:
-    x1 = o.entries
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterClientQuotasRequestEntryData_1(e2, out)
-    out += _S_o.pack(o.validate_only)
+def _write_AlterClientQuotasRequest_v1(o: AlterClientQuotasRequest, out: bytearray) -> None:
+    entries = o.entries
+    write_uvarint(out, len(entries) + 1)
+    for entries_item in entries:
+        _write_AlterClientQuotasRequestEntryData_v1(entries_item, out)
+    out += _BOOL.pack(o.validate_only)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -850,15 +455,15 @@ def _w_AlterClientQuotasRequest_1(o: AlterClientQuotasRequest, out: bytearray) -
         out.append(0)
 
 
-def _r_AlterClientQuotasRequest_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequest, int]:
+def _read_AlterClientQuotasRequest_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasRequest, int]:
     o = AlterClientQuotasRequest.__new__(AlterClientQuotasRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterClientQuotasRequestEntryData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasRequestEntryData_1(buf, pos)
-        a2.append(e3)
-    o.entries = a2
-    o.validate_only = _S_o.unpack_from(buf, pos)[0]
+    n_entries, pos = read_compact_array_len(buf, pos)
+    entries: list[AlterClientQuotasRequestEntryData] = []
+    for _ in range(n_entries):
+        entries_item, pos = _read_AlterClientQuotasRequestEntryData_v1(buf, pos)
+        entries.append(entries_item)
+    o.entries = entries
+    o.validate_only = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -876,12 +481,12 @@ def _new_AlterClientQuotasResponseEntityData() -> AlterClientQuotasResponseEntit
     return o
 
 
-def _w_AlterClientQuotasResponseEntityData_0(o: AlterClientQuotasResponseEntityData, out: bytearray) -> None:
+def _write_AlterClientQuotasResponseEntityData_v0(o: AlterClientQuotasResponseEntityData, out: bytearray) -> None:
     write_string(out, o.entity_type)
     write_nullable_string(out, o.entity_name)
 
 
-def _r_AlterClientQuotasResponseEntityData_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
+def _read_AlterClientQuotasResponseEntityData_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
     o = AlterClientQuotasResponseEntityData.__new__(AlterClientQuotasResponseEntityData)
     o.entity_type, pos = read_string(buf, pos)
     o.entity_name, pos = read_nullable_string(buf, pos)
@@ -889,7 +494,7 @@ def _r_AlterClientQuotasResponseEntityData_0(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-def _w_AlterClientQuotasResponseEntityData_1(o: AlterClientQuotasResponseEntityData, out: bytearray) -> None:
+def _write_AlterClientQuotasResponseEntityData_v1(o: AlterClientQuotasResponseEntityData, out: bytearray) -> None:
     write_compact_string(out, o.entity_type)
     write_compact_nullable_string(out, o.entity_name)
     uk = o.unknown_tags
@@ -899,7 +504,7 @@ def _w_AlterClientQuotasResponseEntityData_1(o: AlterClientQuotasResponseEntityD
         out.append(0)
 
 
-def _r_AlterClientQuotasResponseEntityData_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
+def _read_AlterClientQuotasResponseEntityData_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntityData, int]:
     o = AlterClientQuotasResponseEntityData.__new__(AlterClientQuotasResponseEntityData)
     o.entity_type, pos = read_compact_string(buf, pos)
     o.entity_name, pos = read_compact_nullable_string(buf, pos)
@@ -920,37 +525,37 @@ def _new_AlterClientQuotasResponseEntryData() -> AlterClientQuotasResponseEntryD
     return o
 
 
-def _w_AlterClientQuotasResponseEntryData_0(o: AlterClientQuotasResponseEntryData, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_AlterClientQuotasResponseEntryData_v0(o: AlterClientQuotasResponseEntryData, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    x1 = o.entity
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterClientQuotasResponseEntityData_0(e2, out)
+    entity = o.entity
+    out += _INT32.pack(len(entity))
+    for entity_item in entity:
+        _write_AlterClientQuotasResponseEntityData_v0(entity_item, out)
 
 
-def _r_AlterClientQuotasResponseEntryData_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
+def _read_AlterClientQuotasResponseEntryData_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
     o = AlterClientQuotasResponseEntryData.__new__(AlterClientQuotasResponseEntryData)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterClientQuotasResponseEntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasResponseEntityData_0(buf, pos)
-        a2.append(e3)
-    o.entity = a2
+    n_entity, pos = read_array_len(buf, pos)
+    entity: list[AlterClientQuotasResponseEntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_AlterClientQuotasResponseEntityData_v0(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterClientQuotasResponseEntryData_1(o: AlterClientQuotasResponseEntryData, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_AlterClientQuotasResponseEntryData_v1(o: AlterClientQuotasResponseEntryData, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.entity
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterClientQuotasResponseEntityData_1(e2, out)
+    entity = o.entity
+    write_uvarint(out, len(entity) + 1)
+    for entity_item in entity:
+        _write_AlterClientQuotasResponseEntityData_v1(entity_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -958,17 +563,17 @@ def _w_AlterClientQuotasResponseEntryData_1(o: AlterClientQuotasResponseEntryDat
         out.append(0)
 
 
-def _r_AlterClientQuotasResponseEntryData_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
+def _read_AlterClientQuotasResponseEntryData_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponseEntryData, int]:
     o = AlterClientQuotasResponseEntryData.__new__(AlterClientQuotasResponseEntryData)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterClientQuotasResponseEntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasResponseEntityData_1(buf, pos)
-        a2.append(e3)
-    o.entity = a2
+    n_entity, pos = read_compact_array_len(buf, pos)
+    entity: list[AlterClientQuotasResponseEntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_AlterClientQuotasResponseEntityData_v1(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -985,34 +590,34 @@ def _new_AlterClientQuotasResponse() -> AlterClientQuotasResponse:
     return o
 
 
-def _w_AlterClientQuotasResponse_0(o: AlterClientQuotasResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.entries
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterClientQuotasResponseEntryData_0(e2, out)
+def _write_AlterClientQuotasResponse_v0(o: AlterClientQuotasResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    entries = o.entries
+    out += _INT32.pack(len(entries))
+    for entries_item in entries:
+        _write_AlterClientQuotasResponseEntryData_v0(entries_item, out)
 
 
-def _r_AlterClientQuotasResponse_0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponse, int]:
+def _read_AlterClientQuotasResponse_v0(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponse, int]:
     o = AlterClientQuotasResponse.__new__(AlterClientQuotasResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterClientQuotasResponseEntryData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasResponseEntryData_0(buf, pos)
-        a2.append(e3)
-    o.entries = a2
+    n_entries, pos = read_array_len(buf, pos)
+    entries: list[AlterClientQuotasResponseEntryData] = []
+    for _ in range(n_entries):
+        entries_item, pos = _read_AlterClientQuotasResponseEntryData_v0(buf, pos)
+        entries.append(entries_item)
+    o.entries = entries
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterClientQuotasResponse_1(o: AlterClientQuotasResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.entries
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterClientQuotasResponseEntryData_1(e2, out)
+def _write_AlterClientQuotasResponse_v1(o: AlterClientQuotasResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    entries = o.entries
+    write_uvarint(out, len(entries) + 1)
+    for entries_item in entries:
+        _write_AlterClientQuotasResponseEntryData_v1(entries_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1020,16 +625,16 @@ def _w_AlterClientQuotasResponse_1(o: AlterClientQuotasResponse, out: bytearray)
         out.append(0)
 
 
-def _r_AlterClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponse, int]:
+def _read_AlterClientQuotasResponse_v1(buf: memoryview, pos: int) -> tuple[AlterClientQuotasResponse, int]:
     o = AlterClientQuotasResponse.__new__(AlterClientQuotasResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterClientQuotasResponseEntryData] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterClientQuotasResponseEntryData_1(buf, pos)
-        a2.append(e3)
-    o.entries = a2
+    n_entries, pos = read_compact_array_len(buf, pos)
+    entries: list[AlterClientQuotasResponseEntryData] = []
+    for _ in range(n_entries):
+        entries_item, pos = _read_AlterClientQuotasResponseEntryData_v1(buf, pos)
+        entries.append(entries_item)
+    o.entries = entries
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1038,26 +643,28 @@ def _r_AlterClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[AlterClie
     return o, pos
 
 
-_W_AlterClientQuotasRequestEntityData: tuple[Callable[[AlterClientQuotasRequestEntityData, bytearray], None], ...] = (
-    _w_AlterClientQuotasRequestEntityData_0,
-    _w_AlterClientQuotasRequestEntityData_1,
+AlterClientQuotasRequestEntityData._LOWEST = 0
+AlterClientQuotasRequestEntityData._WRITERS = (
+    _write_AlterClientQuotasRequestEntityData_v0,
+    _write_AlterClientQuotasRequestEntityData_v1,
 )
-_R_AlterClientQuotasRequestEntityData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequestEntityData, int]], ...] = (
-    _r_AlterClientQuotasRequestEntityData_0,
-    _r_AlterClientQuotasRequestEntityData_1,
+AlterClientQuotasRequestEntityData._READERS = (
+    _read_AlterClientQuotasRequestEntityData_v0,
+    _read_AlterClientQuotasRequestEntityData_v1,
 )
 AlterClientQuotasRequestEntityData._FIELDS = (
     FieldSpec('entity_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('entity_name', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_OpData: tuple[Callable[[OpData, bytearray], None], ...] = (
-    _w_OpData_0,
-    _w_OpData_1,
+OpData._LOWEST = 0
+OpData._WRITERS = (
+    _write_OpData_v0,
+    _write_OpData_v1,
 )
-_R_OpData: tuple[Callable[[memoryview, int], tuple[OpData, int]], ...] = (
-    _r_OpData_0,
-    _r_OpData_1,
+OpData._READERS = (
+    _read_OpData_v0,
+    _read_OpData_v1,
 )
 OpData._FIELDS = (
     FieldSpec('key', 'string', None, (0, 32767), None, None, None, None),
@@ -1065,52 +672,56 @@ OpData._FIELDS = (
     FieldSpec('remove', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterClientQuotasRequestEntryData: tuple[Callable[[AlterClientQuotasRequestEntryData, bytearray], None], ...] = (
-    _w_AlterClientQuotasRequestEntryData_0,
-    _w_AlterClientQuotasRequestEntryData_1,
+AlterClientQuotasRequestEntryData._LOWEST = 0
+AlterClientQuotasRequestEntryData._WRITERS = (
+    _write_AlterClientQuotasRequestEntryData_v0,
+    _write_AlterClientQuotasRequestEntryData_v1,
 )
-_R_AlterClientQuotasRequestEntryData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequestEntryData, int]], ...] = (
-    _r_AlterClientQuotasRequestEntryData_0,
-    _r_AlterClientQuotasRequestEntryData_1,
+AlterClientQuotasRequestEntryData._READERS = (
+    _read_AlterClientQuotasRequestEntryData_v0,
+    _read_AlterClientQuotasRequestEntryData_v1,
 )
 AlterClientQuotasRequestEntryData._FIELDS = (
     FieldSpec('entity', 'array', 'struct', (0, 32767), None, None, None, AlterClientQuotasRequestEntityData),
     FieldSpec('ops', 'array', 'struct', (0, 32767), None, None, None, OpData),
 )
 
-_W_AlterClientQuotasRequest: tuple[Callable[[AlterClientQuotasRequest, bytearray], None], ...] = (
-    _w_AlterClientQuotasRequest_0,
-    _w_AlterClientQuotasRequest_1,
+AlterClientQuotasRequest._LOWEST = 0
+AlterClientQuotasRequest._WRITERS = (
+    _write_AlterClientQuotasRequest_v0,
+    _write_AlterClientQuotasRequest_v1,
 )
-_R_AlterClientQuotasRequest: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasRequest, int]], ...] = (
-    _r_AlterClientQuotasRequest_0,
-    _r_AlterClientQuotasRequest_1,
+AlterClientQuotasRequest._READERS = (
+    _read_AlterClientQuotasRequest_v0,
+    _read_AlterClientQuotasRequest_v1,
 )
 AlterClientQuotasRequest._FIELDS = (
     FieldSpec('entries', 'array', 'struct', (0, 32767), None, None, None, AlterClientQuotasRequestEntryData),
     FieldSpec('validate_only', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterClientQuotasResponseEntityData: tuple[Callable[[AlterClientQuotasResponseEntityData, bytearray], None], ...] = (
-    _w_AlterClientQuotasResponseEntityData_0,
-    _w_AlterClientQuotasResponseEntityData_1,
+AlterClientQuotasResponseEntityData._LOWEST = 0
+AlterClientQuotasResponseEntityData._WRITERS = (
+    _write_AlterClientQuotasResponseEntityData_v0,
+    _write_AlterClientQuotasResponseEntityData_v1,
 )
-_R_AlterClientQuotasResponseEntityData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponseEntityData, int]], ...] = (
-    _r_AlterClientQuotasResponseEntityData_0,
-    _r_AlterClientQuotasResponseEntityData_1,
+AlterClientQuotasResponseEntityData._READERS = (
+    _read_AlterClientQuotasResponseEntityData_v0,
+    _read_AlterClientQuotasResponseEntityData_v1,
 )
 AlterClientQuotasResponseEntityData._FIELDS = (
     FieldSpec('entity_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('entity_name', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_AlterClientQuotasResponseEntryData: tuple[Callable[[AlterClientQuotasResponseEntryData, bytearray], None], ...] = (
-    _w_AlterClientQuotasResponseEntryData_0,
-    _w_AlterClientQuotasResponseEntryData_1,
+AlterClientQuotasResponseEntryData._LOWEST = 0
+AlterClientQuotasResponseEntryData._WRITERS = (
+    _write_AlterClientQuotasResponseEntryData_v0,
+    _write_AlterClientQuotasResponseEntryData_v1,
 )
-_R_AlterClientQuotasResponseEntryData: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponseEntryData, int]], ...] = (
-    _r_AlterClientQuotasResponseEntryData_0,
-    _r_AlterClientQuotasResponseEntryData_1,
+AlterClientQuotasResponseEntryData._READERS = (
+    _read_AlterClientQuotasResponseEntryData_v0,
+    _read_AlterClientQuotasResponseEntryData_v1,
 )
 AlterClientQuotasResponseEntryData._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1118,13 +729,14 @@ AlterClientQuotasResponseEntryData._FIELDS = (
     FieldSpec('entity', 'array', 'struct', (0, 32767), None, None, None, AlterClientQuotasResponseEntityData),
 )
 
-_W_AlterClientQuotasResponse: tuple[Callable[[AlterClientQuotasResponse, bytearray], None], ...] = (
-    _w_AlterClientQuotasResponse_0,
-    _w_AlterClientQuotasResponse_1,
+AlterClientQuotasResponse._LOWEST = 0
+AlterClientQuotasResponse._WRITERS = (
+    _write_AlterClientQuotasResponse_v0,
+    _write_AlterClientQuotasResponse_v1,
 )
-_R_AlterClientQuotasResponse: tuple[Callable[[memoryview, int], tuple[AlterClientQuotasResponse, int]], ...] = (
-    _r_AlterClientQuotasResponse_0,
-    _r_AlterClientQuotasResponse_1,
+AlterClientQuotasResponse._READERS = (
+    _read_AlterClientQuotasResponse_v0,
+    _read_AlterClientQuotasResponse_v1,
 )
 AlterClientQuotasResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -29,6 +27,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterConfigsRequest',
@@ -38,14 +37,18 @@ __all__ = [
     'AlterableConfig',
 ]
 
-_S_o = struct.Struct('>?')
-_S_b = struct.Struct('>b')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_BOOL = struct.Struct('>?')
+_INT8 = struct.Struct('>b')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
-class AlterConfigsRequest:
-    """Kafka request ``AlterConfigsRequest`` (API key 33), versions 0-2."""
+class AlterConfigsRequest(Request['AlterConfigsResponse']):
+    """Kafka request ``AlterConfigsRequest`` (API key 33), versions 0-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/AlterConfigsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resources', 'validate_only', 'unknown_tags',)
 
@@ -53,11 +56,10 @@ class AlterConfigsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsRequest'
 
-    resources: list[AlterConfigsResource]
-    validate_only: bool
+    resources: list[AlterConfigsResource]  # Resources []AlterConfigsResource
+    validate_only: bool  # ValidateOnly bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -71,77 +73,21 @@ class AlterConfigsRequest:
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsRequest):
-            return NotImplemented
-        return (
-            self.resources == other.resources and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterConfigsRequest(resources={self.resources!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterConfigsResource(Struct):
+    """Struct ``AlterConfigsResource`` of ``AlterConfigsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_AlterConfigsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsRequest has no version {version} (valid 0-2)')
-        try:
-            return _R_AlterConfigsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsRequest v{version}: {exc}') from None
-
-
-class AlterConfigsResource:
-    """Schema struct ``AlterConfigsResource`` of ``AlterConfigsRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterConfigsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResource'
 
-    resource_type: int
-    resource_name: str
-    configs: list[AlterableConfig]
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
+    configs: list[AlterableConfig]  # Configs []AlterableConfig
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -157,77 +103,20 @@ class AlterConfigsResource:
         self.configs = list(configs)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsResource):
-            return NotImplemented
-        return (
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.configs == other.configs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterConfigsResource(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, configs={self.configs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterableConfig(Struct):
+    """Struct ``AlterableConfig`` of ``AlterConfigsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResource has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_AlterConfigsResource[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsResource v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsResource:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsResource v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsResource, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResource has no version {version} (valid 0-2)')
-        try:
-            return _R_AlterConfigsResource[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsResource v{version}: {exc}') from None
-
-
-class AlterableConfig:
-    """Schema struct ``AlterableConfig`` of ``AlterConfigsRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterConfigsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'value', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterableConfig'
 
-    name: str
-    value: str | None
+    name: str  # Name string
+    value: str | None  # Value string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -241,68 +130,13 @@ class AlterableConfig:
         self.value = value
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterableConfig):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.value == other.value and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterableConfig(name={self.name!r}, value={self.value!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterConfigsResponse(Response):
+    """Kafka response ``AlterConfigsResponse`` (API key 33), versions 0-2, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterableConfig has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_AlterableConfig[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterableConfig v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterableConfig:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterableConfig v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterableConfig, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterableConfig has no version {version} (valid 0-2)')
-        try:
-            return _R_AlterableConfig[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterableConfig v{version}: {exc}') from None
-
-
-class AlterConfigsResponse:
-    """Kafka response ``AlterConfigsResponse`` (API key 33), versions 0-2."""
+    Schema: ``tools/kafka-protocol/message/AlterConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tags',)
 
@@ -310,11 +144,10 @@ class AlterConfigsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResponse'
 
-    throttle_time_ms: int
-    responses: list[AlterConfigsResourceResponse]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    responses: list[AlterConfigsResourceResponse]  # Responses []AlterConfigsResourceResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -328,78 +161,22 @@ class AlterConfigsResponse:
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterConfigsResponse(throttle_time_ms={self.throttle_time_ms!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterConfigsResourceResponse(Struct):
+    """Struct ``AlterConfigsResourceResponse`` of ``AlterConfigsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_AlterConfigsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResponse has no version {version} (valid 0-2)')
-        try:
-            return _R_AlterConfigsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsResponse v{version}: {exc}') from None
-
-
-class AlterConfigsResourceResponse:
-    """Schema struct ``AlterConfigsResourceResponse`` of ``AlterConfigsResponse``."""
+    Schema: ``tools/kafka-protocol/message/AlterConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResourceResponse'
 
-    error_code: int
-    error_message: str | None
-    resource_type: int
-    resource_name: str
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -417,67 +194,6 @@ class AlterConfigsResourceResponse:
         self.resource_name = resource_name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsResourceResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterConfigsResourceResponse(error_code={self.error_code!r}, error_message={self.error_message!r}, resource_type={self.resource_type!r}, resource_name={self.resource_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResourceResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_AlterConfigsResourceResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsResourceResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsResourceResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsResourceResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsResourceResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterConfigsResourceResponse has no version {version} (valid 0-2)')
-        try:
-            return _R_AlterConfigsResourceResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsResourceResponse v{version}: {exc}') from None
-
 
 def _new_AlterableConfig() -> AlterableConfig:
     o = AlterableConfig.__new__(AlterableConfig)
@@ -487,12 +203,12 @@ def _new_AlterableConfig() -> AlterableConfig:
     return o
 
 
-def _w_AlterableConfig_0(o: AlterableConfig, out: bytearray) -> None:
+def _write_AlterableConfig_v0(o: AlterableConfig, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
 
 
-def _r_AlterableConfig_0(buf: memoryview, pos: int) -> tuple[AlterableConfig, int]:
+def _read_AlterableConfig_v0(buf: memoryview, pos: int) -> tuple[AlterableConfig, int]:
     o = AlterableConfig.__new__(AlterableConfig)
     o.name, pos = read_string(buf, pos)
     o.value, pos = read_nullable_string(buf, pos)
@@ -500,7 +216,7 @@ def _r_AlterableConfig_0(buf: memoryview, pos: int) -> tuple[AlterableConfig, in
     return o, pos
 
 
-def _w_AlterableConfig_2(o: AlterableConfig, out: bytearray) -> None:
+def _write_AlterableConfig_v2(o: AlterableConfig, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_nullable_string(out, o.value)
     uk = o.unknown_tags
@@ -510,7 +226,7 @@ def _w_AlterableConfig_2(o: AlterableConfig, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AlterableConfig_2(buf: memoryview, pos: int) -> tuple[AlterableConfig, int]:
+def _read_AlterableConfig_v2(buf: memoryview, pos: int) -> tuple[AlterableConfig, int]:
     o = AlterableConfig.__new__(AlterableConfig)
     o.name, pos = read_compact_string(buf, pos)
     o.value, pos = read_compact_nullable_string(buf, pos)
@@ -531,37 +247,37 @@ def _new_AlterConfigsResource() -> AlterConfigsResource:
     return o
 
 
-def _w_AlterConfigsResource_0(o: AlterConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_AlterConfigsResource_v0(o: AlterConfigsResource, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    x1 = o.configs
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterableConfig_0(e2, out)
+    configs = o.configs
+    out += _INT32.pack(len(configs))
+    for configs_item in configs:
+        _write_AlterableConfig_v0(configs_item, out)
 
 
-def _r_AlterConfigsResource_0(buf: memoryview, pos: int) -> tuple[AlterConfigsResource, int]:
+def _read_AlterConfigsResource_v0(buf: memoryview, pos: int) -> tuple[AlterConfigsResource, int]:
     o = AlterConfigsResource.__new__(AlterConfigsResource)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterableConfig] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterableConfig_0(buf, pos)
-        a2.append(e3)
-    o.configs = a2
+    n_configs, pos = read_array_len(buf, pos)
+    configs: list[AlterableConfig] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_AlterableConfig_v0(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterConfigsResource_2(o: AlterConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_AlterConfigsResource_v2(o: AlterConfigsResource, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
-    x1 = o.configs
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterableConfig_2(e2, out)
+    configs = o.configs
+    write_uvarint(out, len(configs) + 1)
+    for configs_item in configs:
+        _write_AlterableConfig_v2(configs_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -569,17 +285,17 @@ def _w_AlterConfigsResource_2(o: AlterConfigsResource, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AlterConfigsResource_2(buf: memoryview, pos: int) -> tuple[AlterConfigsResource, int]:
+def _read_AlterConfigsResource_v2(buf: memoryview, pos: int) -> tuple[AlterConfigsResource, int]:
     o = AlterConfigsResource.__new__(AlterConfigsResource)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterableConfig] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterableConfig_2(buf, pos)
-        a2.append(e3)
-    o.configs = a2
+    n_configs, pos = read_compact_array_len(buf, pos)
+    configs: list[AlterableConfig] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_AlterableConfig_v2(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -596,34 +312,34 @@ def _new_AlterConfigsRequest() -> AlterConfigsRequest:
     return o
 
 
-def _w_AlterConfigsRequest_0(o: AlterConfigsRequest, out: bytearray) -> None:
-    x1 = o.resources
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterConfigsResource_0(e2, out)
-    out += _S_o.pack(o.validate_only)
+def _write_AlterConfigsRequest_v0(o: AlterConfigsRequest, out: bytearray) -> None:
+    resources = o.resources
+    out += _INT32.pack(len(resources))
+    for resources_item in resources:
+        _write_AlterConfigsResource_v0(resources_item, out)
+    out += _BOOL.pack(o.validate_only)
 
 
-def _r_AlterConfigsRequest_0(buf: memoryview, pos: int) -> tuple[AlterConfigsRequest, int]:
+def _read_AlterConfigsRequest_v0(buf: memoryview, pos: int) -> tuple[AlterConfigsRequest, int]:
     o = AlterConfigsRequest.__new__(AlterConfigsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterConfigsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterConfigsResource_0(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.validate_only = _S_o.unpack_from(buf, pos)[0]
+    n_resources, pos = read_array_len(buf, pos)
+    resources: list[AlterConfigsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_AlterConfigsResource_v0(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
+    o.validate_only = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterConfigsRequest_2(o: AlterConfigsRequest, out: bytearray) -> None:
-    x1 = o.resources
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterConfigsResource_2(e2, out)
-    out += _S_o.pack(o.validate_only)
+def _write_AlterConfigsRequest_v2(o: AlterConfigsRequest, out: bytearray) -> None:
+    resources = o.resources
+    write_uvarint(out, len(resources) + 1)
+    for resources_item in resources:
+        _write_AlterConfigsResource_v2(resources_item, out)
+    out += _BOOL.pack(o.validate_only)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -631,15 +347,15 @@ def _w_AlterConfigsRequest_2(o: AlterConfigsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AlterConfigsRequest_2(buf: memoryview, pos: int) -> tuple[AlterConfigsRequest, int]:
+def _read_AlterConfigsRequest_v2(buf: memoryview, pos: int) -> tuple[AlterConfigsRequest, int]:
     o = AlterConfigsRequest.__new__(AlterConfigsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterConfigsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterConfigsResource_2(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.validate_only = _S_o.unpack_from(buf, pos)[0]
+    n_resources, pos = read_compact_array_len(buf, pos)
+    resources: list[AlterConfigsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_AlterConfigsResource_v2(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
+    o.validate_only = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -659,29 +375,29 @@ def _new_AlterConfigsResourceResponse() -> AlterConfigsResourceResponse:
     return o
 
 
-def _w_AlterConfigsResourceResponse_0(o: AlterConfigsResourceResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_AlterConfigsResourceResponse_v0(o: AlterConfigsResourceResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
 
 
-def _r_AlterConfigsResourceResponse_0(buf: memoryview, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
+def _read_AlterConfigsResourceResponse_v0(buf: memoryview, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
     o = AlterConfigsResourceResponse.__new__(AlterConfigsResourceResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterConfigsResourceResponse_2(o: AlterConfigsResourceResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_AlterConfigsResourceResponse_v2(o: AlterConfigsResourceResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
     uk = o.unknown_tags
     if uk:
@@ -690,12 +406,12 @@ def _w_AlterConfigsResourceResponse_2(o: AlterConfigsResourceResponse, out: byte
         out.append(0)
 
 
-def _r_AlterConfigsResourceResponse_2(buf: memoryview, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
+def _read_AlterConfigsResourceResponse_v2(buf: memoryview, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
     o = AlterConfigsResourceResponse.__new__(AlterConfigsResourceResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
     if buf[pos] == 0:
@@ -714,34 +430,34 @@ def _new_AlterConfigsResponse() -> AlterConfigsResponse:
     return o
 
 
-def _w_AlterConfigsResponse_0(o: AlterConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterConfigsResourceResponse_0(e2, out)
+def _write_AlterConfigsResponse_v0(o: AlterConfigsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_AlterConfigsResourceResponse_v0(responses_item, out)
 
 
-def _r_AlterConfigsResponse_0(buf: memoryview, pos: int) -> tuple[AlterConfigsResponse, int]:
+def _read_AlterConfigsResponse_v0(buf: memoryview, pos: int) -> tuple[AlterConfigsResponse, int]:
     o = AlterConfigsResponse.__new__(AlterConfigsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterConfigsResourceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterConfigsResourceResponse_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[AlterConfigsResourceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_AlterConfigsResourceResponse_v0(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterConfigsResponse_2(o: AlterConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterConfigsResourceResponse_2(e2, out)
+def _write_AlterConfigsResponse_v2(o: AlterConfigsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_AlterConfigsResourceResponse_v2(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -749,16 +465,16 @@ def _w_AlterConfigsResponse_2(o: AlterConfigsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AlterConfigsResponse_2(buf: memoryview, pos: int) -> tuple[AlterConfigsResponse, int]:
+def _read_AlterConfigsResponse_v2(buf: memoryview, pos: int) -> tuple[AlterConfigsResponse, int]:
     o = AlterConfigsResponse.__new__(AlterConfigsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterConfigsResourceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterConfigsResourceResponse_2(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[AlterConfigsResourceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_AlterConfigsResourceResponse_v2(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -767,30 +483,32 @@ def _r_AlterConfigsResponse_2(buf: memoryview, pos: int) -> tuple[AlterConfigsRe
     return o, pos
 
 
-_W_AlterableConfig: tuple[Callable[[AlterableConfig, bytearray], None], ...] = (
-    _w_AlterableConfig_0,
-    _w_AlterableConfig_0,
-    _w_AlterableConfig_2,
+AlterableConfig._LOWEST = 0
+AlterableConfig._WRITERS = (
+    _write_AlterableConfig_v0,
+    _write_AlterableConfig_v0,
+    _write_AlterableConfig_v2,
 )
-_R_AlterableConfig: tuple[Callable[[memoryview, int], tuple[AlterableConfig, int]], ...] = (
-    _r_AlterableConfig_0,
-    _r_AlterableConfig_0,
-    _r_AlterableConfig_2,
+AlterableConfig._READERS = (
+    _read_AlterableConfig_v0,
+    _read_AlterableConfig_v0,
+    _read_AlterableConfig_v2,
 )
 AlterableConfig._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('value', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_AlterConfigsResource: tuple[Callable[[AlterConfigsResource, bytearray], None], ...] = (
-    _w_AlterConfigsResource_0,
-    _w_AlterConfigsResource_0,
-    _w_AlterConfigsResource_2,
+AlterConfigsResource._LOWEST = 0
+AlterConfigsResource._WRITERS = (
+    _write_AlterConfigsResource_v0,
+    _write_AlterConfigsResource_v0,
+    _write_AlterConfigsResource_v2,
 )
-_R_AlterConfigsResource: tuple[Callable[[memoryview, int], tuple[AlterConfigsResource, int]], ...] = (
-    _r_AlterConfigsResource_0,
-    _r_AlterConfigsResource_0,
-    _r_AlterConfigsResource_2,
+AlterConfigsResource._READERS = (
+    _read_AlterConfigsResource_v0,
+    _read_AlterConfigsResource_v0,
+    _read_AlterConfigsResource_v2,
 )
 AlterConfigsResource._FIELDS = (
     FieldSpec('resource_type', 'int8', None, (0, 32767), None, None, None, None),
@@ -798,30 +516,32 @@ AlterConfigsResource._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (0, 32767), None, None, None, AlterableConfig),
 )
 
-_W_AlterConfigsRequest: tuple[Callable[[AlterConfigsRequest, bytearray], None], ...] = (
-    _w_AlterConfigsRequest_0,
-    _w_AlterConfigsRequest_0,
-    _w_AlterConfigsRequest_2,
+AlterConfigsRequest._LOWEST = 0
+AlterConfigsRequest._WRITERS = (
+    _write_AlterConfigsRequest_v0,
+    _write_AlterConfigsRequest_v0,
+    _write_AlterConfigsRequest_v2,
 )
-_R_AlterConfigsRequest: tuple[Callable[[memoryview, int], tuple[AlterConfigsRequest, int]], ...] = (
-    _r_AlterConfigsRequest_0,
-    _r_AlterConfigsRequest_0,
-    _r_AlterConfigsRequest_2,
+AlterConfigsRequest._READERS = (
+    _read_AlterConfigsRequest_v0,
+    _read_AlterConfigsRequest_v0,
+    _read_AlterConfigsRequest_v2,
 )
 AlterConfigsRequest._FIELDS = (
     FieldSpec('resources', 'array', 'struct', (0, 32767), None, None, None, AlterConfigsResource),
     FieldSpec('validate_only', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterConfigsResourceResponse: tuple[Callable[[AlterConfigsResourceResponse, bytearray], None], ...] = (
-    _w_AlterConfigsResourceResponse_0,
-    _w_AlterConfigsResourceResponse_0,
-    _w_AlterConfigsResourceResponse_2,
+AlterConfigsResourceResponse._LOWEST = 0
+AlterConfigsResourceResponse._WRITERS = (
+    _write_AlterConfigsResourceResponse_v0,
+    _write_AlterConfigsResourceResponse_v0,
+    _write_AlterConfigsResourceResponse_v2,
 )
-_R_AlterConfigsResourceResponse: tuple[Callable[[memoryview, int], tuple[AlterConfigsResourceResponse, int]], ...] = (
-    _r_AlterConfigsResourceResponse_0,
-    _r_AlterConfigsResourceResponse_0,
-    _r_AlterConfigsResourceResponse_2,
+AlterConfigsResourceResponse._READERS = (
+    _read_AlterConfigsResourceResponse_v0,
+    _read_AlterConfigsResourceResponse_v0,
+    _read_AlterConfigsResourceResponse_v2,
 )
 AlterConfigsResourceResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -830,15 +550,16 @@ AlterConfigsResourceResponse._FIELDS = (
     FieldSpec('resource_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterConfigsResponse: tuple[Callable[[AlterConfigsResponse, bytearray], None], ...] = (
-    _w_AlterConfigsResponse_0,
-    _w_AlterConfigsResponse_0,
-    _w_AlterConfigsResponse_2,
+AlterConfigsResponse._LOWEST = 0
+AlterConfigsResponse._WRITERS = (
+    _write_AlterConfigsResponse_v0,
+    _write_AlterConfigsResponse_v0,
+    _write_AlterConfigsResponse_v2,
 )
-_R_AlterConfigsResponse: tuple[Callable[[memoryview, int], tuple[AlterConfigsResponse, int]], ...] = (
-    _r_AlterConfigsResponse_0,
-    _r_AlterConfigsResponse_0,
-    _r_AlterConfigsResponse_2,
+AlterConfigsResponse._READERS = (
+    _read_AlterConfigsResponse_v0,
+    _read_AlterConfigsResponse_v0,
+    _read_AlterConfigsResponse_v2,
 )
 AlterConfigsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -25,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterPartitionReassignmentsRequest',
@@ -35,14 +35,18 @@ __all__ = [
     'ReassignableTopicResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_io = struct.Struct('>i?')
-_S_ioh = struct.Struct('>i?h')
-_S_ih = struct.Struct('>ih')
+_INT32 = struct.Struct('>i')
+_INT32_BOOL = struct.Struct('>i?')
+_INT32_BOOL_INT16 = struct.Struct('>i?h')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class AlterPartitionReassignmentsRequest:
-    """Kafka request ``AlterPartitionReassignmentsRequest`` (API key 45), versions 0-1."""
+class AlterPartitionReassignmentsRequest(Request['AlterPartitionReassignmentsResponse']):
+    """Kafka request ``AlterPartitionReassignmentsRequest`` (API key 45), versions 0-1, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('timeout_ms', 'allow_replication_factor_change', 'topics', 'unknown_tags',)
 
@@ -50,12 +54,11 @@ class AlterPartitionReassignmentsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsRequest'
 
-    timeout_ms: int
-    allow_replication_factor_change: bool
-    topics: list[ReassignableTopic]
+    timeout_ms: int  # TimeoutMs int32; default 60000
+    allow_replication_factor_change: bool  # AllowReplicationFactorChange bool; v1+; default true
+    topics: list[ReassignableTopic]  # Topics []ReassignableTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -71,77 +74,20 @@ class AlterPartitionReassignmentsRequest:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterPartitionReassignmentsRequest):
-            return NotImplemented
-        return (
-            self.timeout_ms == other.timeout_ms and
-            self.allow_replication_factor_change == other.allow_replication_factor_change and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterPartitionReassignmentsRequest(timeout_ms={self.timeout_ms!r}, allow_replication_factor_change={self.allow_replication_factor_change!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ReassignableTopic(Struct):
+    """Struct ``ReassignableTopic`` of ``AlterPartitionReassignmentsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_AlterPartitionReassignmentsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterPartitionReassignmentsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterPartitionReassignmentsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterPartitionReassignmentsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsRequest has no version {version} (valid 0-1)')
-        try:
-            return _R_AlterPartitionReassignmentsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterPartitionReassignmentsRequest v{version}: {exc}') from None
-
-
-class ReassignableTopic:
-    """Schema struct ``ReassignableTopic`` of ``AlterPartitionReassignmentsRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReassignableTopic'
 
-    name: str
-    partitions: list[ReassignablePartition]
+    name: str  # Name string
+    partitions: list[ReassignablePartition]  # Partitions []ReassignablePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -155,76 +101,20 @@ class ReassignableTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReassignableTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ReassignableTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ReassignablePartition(Struct):
+    """Struct ``ReassignablePartition`` of ``AlterPartitionReassignmentsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignableTopic has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ReassignableTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReassignableTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReassignableTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReassignableTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignableTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignableTopic has no version {version} (valid 0-1)')
-        try:
-            return _R_ReassignableTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReassignableTopic v{version}: {exc}') from None
-
-
-class ReassignablePartition:
-    """Schema struct ``ReassignablePartition`` of ``AlterPartitionReassignmentsRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'replicas', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReassignablePartition'
 
-    partition_index: int
-    replicas: list[int] | None
+    partition_index: int  # PartitionIndex int32
+    replicas: list[int] | None  # Replicas []int32; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -238,68 +128,13 @@ class ReassignablePartition:
         self.replicas = None if replicas is None else list(replicas)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReassignablePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.replicas == other.replicas and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ReassignablePartition(partition_index={self.partition_index!r}, replicas={self.replicas!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterPartitionReassignmentsResponse(Response):
+    """Kafka response ``AlterPartitionReassignmentsResponse`` (API key 45), versions 0-1, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignablePartition has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ReassignablePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReassignablePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReassignablePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReassignablePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignablePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignablePartition has no version {version} (valid 0-1)')
-        try:
-            return _R_ReassignablePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReassignablePartition v{version}: {exc}') from None
-
-
-class AlterPartitionReassignmentsResponse:
-    """Kafka response ``AlterPartitionReassignmentsResponse`` (API key 45), versions 0-1."""
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'allow_replication_factor_change', 'error_code', 'error_message', 'responses', 'unknown_tags',)
 
@@ -307,14 +142,13 @@ class AlterPartitionReassignmentsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterPartitionReassignmentsResponse'
 
-    throttle_time_ms: int
-    allow_replication_factor_change: bool
-    error_code: int
-    error_message: str | None
-    responses: list[ReassignableTopicResponse]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    allow_replication_factor_change: bool  # AllowReplicationFactorChange bool; v1+; default true; ignorable
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    responses: list[ReassignableTopicResponse]  # Responses []ReassignableTopicResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -334,79 +168,20 @@ class AlterPartitionReassignmentsResponse:
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterPartitionReassignmentsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.allow_replication_factor_change == other.allow_replication_factor_change and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterPartitionReassignmentsResponse(throttle_time_ms={self.throttle_time_ms!r}, allow_replication_factor_change={self.allow_replication_factor_change!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ReassignableTopicResponse(Struct):
+    """Struct ``ReassignableTopicResponse`` of ``AlterPartitionReassignmentsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_AlterPartitionReassignmentsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterPartitionReassignmentsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterPartitionReassignmentsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterPartitionReassignmentsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterPartitionReassignmentsResponse has no version {version} (valid 0-1)')
-        try:
-            return _R_AlterPartitionReassignmentsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterPartitionReassignmentsResponse v{version}: {exc}') from None
-
-
-class ReassignableTopicResponse:
-    """Schema struct ``ReassignableTopicResponse`` of ``AlterPartitionReassignmentsResponse``."""
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReassignableTopicResponse'
 
-    name: str
-    partitions: list[ReassignablePartitionResponse]
+    name: str  # Name string
+    partitions: list[ReassignablePartitionResponse]  # Partitions []ReassignablePartitionResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -420,77 +195,21 @@ class ReassignableTopicResponse:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReassignableTopicResponse):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ReassignableTopicResponse(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ReassignablePartitionResponse(Struct):
+    """Struct ``ReassignablePartitionResponse`` of ``AlterPartitionReassignmentsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignableTopicResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ReassignableTopicResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReassignableTopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReassignableTopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReassignableTopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignableTopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignableTopicResponse has no version {version} (valid 0-1)')
-        try:
-            return _R_ReassignableTopicResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReassignableTopicResponse v{version}: {exc}') from None
-
-
-class ReassignablePartitionResponse:
-    """Schema struct ``ReassignablePartitionResponse`` of ``AlterPartitionReassignmentsResponse``."""
+    Schema: ``tools/kafka-protocol/message/AlterPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReassignablePartitionResponse'
 
-    partition_index: int
-    error_code: int
-    error_message: str | None
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -506,66 +225,6 @@ class ReassignablePartitionResponse:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReassignablePartitionResponse):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ReassignablePartitionResponse(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignablePartitionResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ReassignablePartitionResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReassignablePartitionResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReassignablePartitionResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReassignablePartitionResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReassignablePartitionResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ReassignablePartitionResponse has no version {version} (valid 0-1)')
-        try:
-            return _R_ReassignablePartitionResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReassignablePartitionResponse v{version}: {exc}') from None
-
 
 def _new_ReassignablePartition() -> ReassignablePartition:
     o = ReassignablePartition.__new__(ReassignablePartition)
@@ -575,14 +234,14 @@ def _new_ReassignablePartition() -> ReassignablePartition:
     return o
 
 
-def _w_ReassignablePartition_0(o: ReassignablePartition, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
-    x1 = o.replicas
-    if x1 is None:
+def _write_ReassignablePartition_v0(o: ReassignablePartition, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
+    replicas = o.replicas
+    if replicas is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        out += struct.pack('>%di' % len(x1), *x1)
+        write_uvarint(out, len(replicas) + 1)
+        out += struct.pack('>%di' % len(replicas), *replicas)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -590,16 +249,16 @@ def _w_ReassignablePartition_0(o: ReassignablePartition, out: bytearray) -> None
         out.append(0)
 
 
-def _r_ReassignablePartition_0(buf: memoryview, pos: int) -> tuple[ReassignablePartition, int]:
+def _read_ReassignablePartition_v0(buf: memoryview, pos: int) -> tuple[ReassignablePartition, int]:
     o = ReassignablePartition.__new__(ReassignablePartition)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_replicas, pos = read_compact_nullable_array_len(buf, pos)
+    if n_replicas < 0:
         o.replicas = None
     else:
-        o.replicas = list(struct.unpack_from('>%di' % n1, buf, pos))
-        pos += 4 * n1
+        o.replicas = list(struct.unpack_from('>%di' % n_replicas, buf, pos))
+        pos += 4 * n_replicas
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -616,12 +275,12 @@ def _new_ReassignableTopic() -> ReassignableTopic:
     return o
 
 
-def _w_ReassignableTopic_0(o: ReassignableTopic, out: bytearray) -> None:
+def _write_ReassignableTopic_v0(o: ReassignableTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignablePartition_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_ReassignablePartition_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -629,15 +288,15 @@ def _w_ReassignableTopic_0(o: ReassignableTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ReassignableTopic_0(buf: memoryview, pos: int) -> tuple[ReassignableTopic, int]:
+def _read_ReassignableTopic_v0(buf: memoryview, pos: int) -> tuple[ReassignableTopic, int]:
     o = ReassignableTopic.__new__(ReassignableTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignablePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignablePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[ReassignablePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ReassignablePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -655,14 +314,14 @@ def _new_AlterPartitionReassignmentsRequest() -> AlterPartitionReassignmentsRequ
     return o
 
 
-def _w_AlterPartitionReassignmentsRequest_0(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
+def _write_AlterPartitionReassignmentsRequest_v0(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
     if o.allow_replication_factor_change != True:
         raise UnsupportedVersionError('AlterPartitionReassignmentsRequest.allow_replication_factor_change has a non-default value this version cannot carry')
-    out += _S_i.pack(o.timeout_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignableTopic_0(e2, out)
+    out += _INT32.pack(o.timeout_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_ReassignableTopic_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -670,16 +329,16 @@ def _w_AlterPartitionReassignmentsRequest_0(o: AlterPartitionReassignmentsReques
         out.append(0)
 
 
-def _r_AlterPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
+def _read_AlterPartitionReassignmentsRequest_v0(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
     o = AlterPartitionReassignmentsRequest.__new__(AlterPartitionReassignmentsRequest)
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignableTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignableTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[ReassignableTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ReassignableTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.allow_replication_factor_change = True
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -689,12 +348,12 @@ def _r_AlterPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[
     return o, pos
 
 
-def _w_AlterPartitionReassignmentsRequest_1(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
-    out += _S_io.pack(o.timeout_ms, o.allow_replication_factor_change)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignableTopic_0(e2, out)
+def _write_AlterPartitionReassignmentsRequest_v1(o: AlterPartitionReassignmentsRequest, out: bytearray) -> None:
+    out += _INT32_BOOL.pack(o.timeout_ms, o.allow_replication_factor_change)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_ReassignableTopic_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -702,16 +361,16 @@ def _w_AlterPartitionReassignmentsRequest_1(o: AlterPartitionReassignmentsReques
         out.append(0)
 
 
-def _r_AlterPartitionReassignmentsRequest_1(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
+def _read_AlterPartitionReassignmentsRequest_v1(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsRequest, int]:
     o = AlterPartitionReassignmentsRequest.__new__(AlterPartitionReassignmentsRequest)
-    o.timeout_ms, o.allow_replication_factor_change = _S_io.unpack_from(buf, pos)
+    o.timeout_ms, o.allow_replication_factor_change = _INT32_BOOL.unpack_from(buf, pos)
     pos += 5
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignableTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignableTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[ReassignableTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ReassignableTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -729,8 +388,8 @@ def _new_ReassignablePartitionResponse() -> ReassignablePartitionResponse:
     return o
 
 
-def _w_ReassignablePartitionResponse_0(o: ReassignablePartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_ReassignablePartitionResponse_v0(o: ReassignablePartitionResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -739,9 +398,9 @@ def _w_ReassignablePartitionResponse_0(o: ReassignablePartitionResponse, out: by
         out.append(0)
 
 
-def _r_ReassignablePartitionResponse_0(buf: memoryview, pos: int) -> tuple[ReassignablePartitionResponse, int]:
+def _read_ReassignablePartitionResponse_v0(buf: memoryview, pos: int) -> tuple[ReassignablePartitionResponse, int]:
     o = ReassignablePartitionResponse.__new__(ReassignablePartitionResponse)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -760,12 +419,12 @@ def _new_ReassignableTopicResponse() -> ReassignableTopicResponse:
     return o
 
 
-def _w_ReassignableTopicResponse_0(o: ReassignableTopicResponse, out: bytearray) -> None:
+def _write_ReassignableTopicResponse_v0(o: ReassignableTopicResponse, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignablePartitionResponse_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_ReassignablePartitionResponse_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -773,15 +432,15 @@ def _w_ReassignableTopicResponse_0(o: ReassignableTopicResponse, out: bytearray)
         out.append(0)
 
 
-def _r_ReassignableTopicResponse_0(buf: memoryview, pos: int) -> tuple[ReassignableTopicResponse, int]:
+def _read_ReassignableTopicResponse_v0(buf: memoryview, pos: int) -> tuple[ReassignableTopicResponse, int]:
     o = ReassignableTopicResponse.__new__(ReassignableTopicResponse)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignablePartitionResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignablePartitionResponse_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[ReassignablePartitionResponse] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ReassignablePartitionResponse_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -801,13 +460,13 @@ def _new_AlterPartitionReassignmentsResponse() -> AlterPartitionReassignmentsRes
     return o
 
 
-def _w_AlterPartitionReassignmentsResponse_0(o: AlterPartitionReassignmentsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_AlterPartitionReassignmentsResponse_v0(o: AlterPartitionReassignmentsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignableTopicResponse_0(e2, out)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_ReassignableTopicResponse_v0(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -815,17 +474,17 @@ def _w_AlterPartitionReassignmentsResponse_0(o: AlterPartitionReassignmentsRespo
         out.append(0)
 
 
-def _r_AlterPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
+def _read_AlterPartitionReassignmentsResponse_v0(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
     o = AlterPartitionReassignmentsResponse.__new__(AlterPartitionReassignmentsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignableTopicResponse_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[ReassignableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_ReassignableTopicResponse_v0(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.allow_replication_factor_change = True
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -835,13 +494,13 @@ def _r_AlterPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-def _w_AlterPartitionReassignmentsResponse_1(o: AlterPartitionReassignmentsResponse, out: bytearray) -> None:
-    out += _S_ioh.pack(o.throttle_time_ms, o.allow_replication_factor_change, o.error_code)
+def _write_AlterPartitionReassignmentsResponse_v1(o: AlterPartitionReassignmentsResponse, out: bytearray) -> None:
+    out += _INT32_BOOL_INT16.pack(o.throttle_time_ms, o.allow_replication_factor_change, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReassignableTopicResponse_0(e2, out)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_ReassignableTopicResponse_v0(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -849,17 +508,17 @@ def _w_AlterPartitionReassignmentsResponse_1(o: AlterPartitionReassignmentsRespo
         out.append(0)
 
 
-def _r_AlterPartitionReassignmentsResponse_1(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
+def _read_AlterPartitionReassignmentsResponse_v1(buf: memoryview, pos: int) -> tuple[AlterPartitionReassignmentsResponse, int]:
     o = AlterPartitionReassignmentsResponse.__new__(AlterPartitionReassignmentsResponse)
-    o.throttle_time_ms, o.allow_replication_factor_change, o.error_code = _S_ioh.unpack_from(buf, pos)
+    o.throttle_time_ms, o.allow_replication_factor_change, o.error_code = _INT32_BOOL_INT16.unpack_from(buf, pos)
     pos += 7
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReassignableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ReassignableTopicResponse_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[ReassignableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_ReassignableTopicResponse_v0(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -868,39 +527,42 @@ def _r_AlterPartitionReassignmentsResponse_1(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-_W_ReassignablePartition: tuple[Callable[[ReassignablePartition, bytearray], None], ...] = (
-    _w_ReassignablePartition_0,
-    _w_ReassignablePartition_0,
+ReassignablePartition._LOWEST = 0
+ReassignablePartition._WRITERS = (
+    _write_ReassignablePartition_v0,
+    _write_ReassignablePartition_v0,
 )
-_R_ReassignablePartition: tuple[Callable[[memoryview, int], tuple[ReassignablePartition, int]], ...] = (
-    _r_ReassignablePartition_0,
-    _r_ReassignablePartition_0,
+ReassignablePartition._READERS = (
+    _read_ReassignablePartition_v0,
+    _read_ReassignablePartition_v0,
 )
 ReassignablePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('replicas', 'array', 'int32', (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_ReassignableTopic: tuple[Callable[[ReassignableTopic, bytearray], None], ...] = (
-    _w_ReassignableTopic_0,
-    _w_ReassignableTopic_0,
+ReassignableTopic._LOWEST = 0
+ReassignableTopic._WRITERS = (
+    _write_ReassignableTopic_v0,
+    _write_ReassignableTopic_v0,
 )
-_R_ReassignableTopic: tuple[Callable[[memoryview, int], tuple[ReassignableTopic, int]], ...] = (
-    _r_ReassignableTopic_0,
-    _r_ReassignableTopic_0,
+ReassignableTopic._READERS = (
+    _read_ReassignableTopic_v0,
+    _read_ReassignableTopic_v0,
 )
 ReassignableTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ReassignablePartition),
 )
 
-_W_AlterPartitionReassignmentsRequest: tuple[Callable[[AlterPartitionReassignmentsRequest, bytearray], None], ...] = (
-    _w_AlterPartitionReassignmentsRequest_0,
-    _w_AlterPartitionReassignmentsRequest_1,
+AlterPartitionReassignmentsRequest._LOWEST = 0
+AlterPartitionReassignmentsRequest._WRITERS = (
+    _write_AlterPartitionReassignmentsRequest_v0,
+    _write_AlterPartitionReassignmentsRequest_v1,
 )
-_R_AlterPartitionReassignmentsRequest: tuple[Callable[[memoryview, int], tuple[AlterPartitionReassignmentsRequest, int]], ...] = (
-    _r_AlterPartitionReassignmentsRequest_0,
-    _r_AlterPartitionReassignmentsRequest_1,
+AlterPartitionReassignmentsRequest._READERS = (
+    _read_AlterPartitionReassignmentsRequest_v0,
+    _read_AlterPartitionReassignmentsRequest_v1,
 )
 AlterPartitionReassignmentsRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
@@ -908,13 +570,14 @@ AlterPartitionReassignmentsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, ReassignableTopic),
 )
 
-_W_ReassignablePartitionResponse: tuple[Callable[[ReassignablePartitionResponse, bytearray], None], ...] = (
-    _w_ReassignablePartitionResponse_0,
-    _w_ReassignablePartitionResponse_0,
+ReassignablePartitionResponse._LOWEST = 0
+ReassignablePartitionResponse._WRITERS = (
+    _write_ReassignablePartitionResponse_v0,
+    _write_ReassignablePartitionResponse_v0,
 )
-_R_ReassignablePartitionResponse: tuple[Callable[[memoryview, int], tuple[ReassignablePartitionResponse, int]], ...] = (
-    _r_ReassignablePartitionResponse_0,
-    _r_ReassignablePartitionResponse_0,
+ReassignablePartitionResponse._READERS = (
+    _read_ReassignablePartitionResponse_v0,
+    _read_ReassignablePartitionResponse_v0,
 )
 ReassignablePartitionResponse._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -922,26 +585,28 @@ ReassignablePartitionResponse._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_ReassignableTopicResponse: tuple[Callable[[ReassignableTopicResponse, bytearray], None], ...] = (
-    _w_ReassignableTopicResponse_0,
-    _w_ReassignableTopicResponse_0,
+ReassignableTopicResponse._LOWEST = 0
+ReassignableTopicResponse._WRITERS = (
+    _write_ReassignableTopicResponse_v0,
+    _write_ReassignableTopicResponse_v0,
 )
-_R_ReassignableTopicResponse: tuple[Callable[[memoryview, int], tuple[ReassignableTopicResponse, int]], ...] = (
-    _r_ReassignableTopicResponse_0,
-    _r_ReassignableTopicResponse_0,
+ReassignableTopicResponse._READERS = (
+    _read_ReassignableTopicResponse_v0,
+    _read_ReassignableTopicResponse_v0,
 )
 ReassignableTopicResponse._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ReassignablePartitionResponse),
 )
 
-_W_AlterPartitionReassignmentsResponse: tuple[Callable[[AlterPartitionReassignmentsResponse, bytearray], None], ...] = (
-    _w_AlterPartitionReassignmentsResponse_0,
-    _w_AlterPartitionReassignmentsResponse_1,
+AlterPartitionReassignmentsResponse._LOWEST = 0
+AlterPartitionReassignmentsResponse._WRITERS = (
+    _write_AlterPartitionReassignmentsResponse_v0,
+    _write_AlterPartitionReassignmentsResponse_v1,
 )
-_R_AlterPartitionReassignmentsResponse: tuple[Callable[[memoryview, int], tuple[AlterPartitionReassignmentsResponse, int]], ...] = (
-    _r_AlterPartitionReassignmentsResponse_0,
-    _r_AlterPartitionReassignmentsResponse_1,
+AlterPartitionReassignmentsResponse._READERS = (
+    _read_AlterPartitionReassignmentsResponse_v0,
+    _read_AlterPartitionReassignmentsResponse_v1,
 )
 AlterPartitionReassignmentsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

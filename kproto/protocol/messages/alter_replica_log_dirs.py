@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterReplicaLogDir',
@@ -35,12 +34,16 @@ __all__ = [
     'AlterReplicaLogDirsResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class AlterReplicaLogDirsRequest:
-    """Kafka request ``AlterReplicaLogDirsRequest`` (API key 34), versions 1-2."""
+class AlterReplicaLogDirsRequest(Request['AlterReplicaLogDirsResponse']):
+    """Kafka request ``AlterReplicaLogDirsRequest`` (API key 34), versions 1-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('dirs', 'unknown_tags',)
 
@@ -48,10 +51,9 @@ class AlterReplicaLogDirsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirsRequest'
 
-    dirs: list[AlterReplicaLogDir]
+    dirs: list[AlterReplicaLogDir]  # Dirs []AlterReplicaLogDir
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -63,75 +65,20 @@ class AlterReplicaLogDirsRequest:
         self.dirs = list(dirs)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDirsRequest):
-            return NotImplemented
-        return (
-            self.dirs == other.dirs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDirsRequest(dirs={self.dirs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterReplicaLogDir(Struct):
+    """Struct ``AlterReplicaLogDir`` of ``AlterReplicaLogDirsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsRequest has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _W_AlterReplicaLogDirsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDirsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDirsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDirsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsRequest has no version {version} (valid 1-2)')
-        try:
-            return _R_AlterReplicaLogDirsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDirsRequest v{version}: {exc}') from None
-
-
-class AlterReplicaLogDir:
-    """Schema struct ``AlterReplicaLogDir`` of ``AlterReplicaLogDirsRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('path', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDir'
 
-    path: str
-    topics: list[AlterReplicaLogDirTopic]
+    path: str  # Path string
+    topics: list[AlterReplicaLogDirTopic]  # Topics []AlterReplicaLogDirTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -145,76 +92,20 @@ class AlterReplicaLogDir:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDir):
-            return NotImplemented
-        return (
-            self.path == other.path and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDir(path={self.path!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterReplicaLogDirTopic(Struct):
+    """Struct ``AlterReplicaLogDirTopic`` of ``AlterReplicaLogDirsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDir has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _W_AlterReplicaLogDir[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDir v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDir:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDir v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDir, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDir has no version {version} (valid 1-2)')
-        try:
-            return _R_AlterReplicaLogDir[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDir v{version}: {exc}') from None
-
-
-class AlterReplicaLogDirTopic:
-    """Schema struct ``AlterReplicaLogDirTopic`` of ``AlterReplicaLogDirsRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirTopic'
 
-    name: str
-    partitions: list[int]
+    name: str  # Name string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -228,68 +119,13 @@ class AlterReplicaLogDirTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDirTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDirTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterReplicaLogDirsResponse(Response):
+    """Kafka response ``AlterReplicaLogDirsResponse`` (API key 34), versions 1-2, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopic has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _W_AlterReplicaLogDirTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDirTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDirTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDirTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopic has no version {version} (valid 1-2)')
-        try:
-            return _R_AlterReplicaLogDirTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDirTopic v{version}: {exc}') from None
-
-
-class AlterReplicaLogDirsResponse:
-    """Kafka response ``AlterReplicaLogDirsResponse`` (API key 34), versions 1-2."""
+    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
@@ -297,11 +133,10 @@ class AlterReplicaLogDirsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirsResponse'
 
-    throttle_time_ms: int
-    results: list[AlterReplicaLogDirTopicResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    results: list[AlterReplicaLogDirTopicResult]  # Results []AlterReplicaLogDirTopicResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -315,76 +150,20 @@ class AlterReplicaLogDirsResponse:
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDirsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDirsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterReplicaLogDirTopicResult(Struct):
+    """Struct ``AlterReplicaLogDirTopicResult`` of ``AlterReplicaLogDirsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsResponse has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _W_AlterReplicaLogDirsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDirsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDirsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDirsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirsResponse has no version {version} (valid 1-2)')
-        try:
-            return _R_AlterReplicaLogDirsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDirsResponse v{version}: {exc}') from None
-
-
-class AlterReplicaLogDirTopicResult:
-    """Schema struct ``AlterReplicaLogDirTopicResult`` of ``AlterReplicaLogDirsResponse``."""
+    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirTopicResult'
 
-    topic_name: str
-    partitions: list[AlterReplicaLogDirPartitionResult]
+    topic_name: str  # TopicName string
+    partitions: list[AlterReplicaLogDirPartitionResult]  # Partitions []AlterReplicaLogDirPartitionResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -398,76 +177,20 @@ class AlterReplicaLogDirTopicResult:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDirTopicResult):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDirTopicResult(topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterReplicaLogDirPartitionResult(Struct):
+    """Struct ``AlterReplicaLogDirPartitionResult`` of ``AlterReplicaLogDirsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopicResult has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _W_AlterReplicaLogDirTopicResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDirTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDirTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDirTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirTopicResult has no version {version} (valid 1-2)')
-        try:
-            return _R_AlterReplicaLogDirTopicResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDirTopicResult v{version}: {exc}') from None
-
-
-class AlterReplicaLogDirPartitionResult:
-    """Schema struct ``AlterReplicaLogDirPartitionResult`` of ``AlterReplicaLogDirsResponse``."""
+    Schema: ``tools/kafka-protocol/message/AlterReplicaLogDirsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterReplicaLogDirPartitionResult'
 
-    partition_index: int
-    error_code: int
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -481,65 +204,6 @@ class AlterReplicaLogDirPartitionResult:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterReplicaLogDirPartitionResult):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterReplicaLogDirPartitionResult(partition_index={self.partition_index!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirPartitionResult has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _W_AlterReplicaLogDirPartitionResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterReplicaLogDirPartitionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterReplicaLogDirPartitionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterReplicaLogDirPartitionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'AlterReplicaLogDirPartitionResult has no version {version} (valid 1-2)')
-        try:
-            return _R_AlterReplicaLogDirPartitionResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterReplicaLogDirPartitionResult v{version}: {exc}') from None
-
 
 def _new_AlterReplicaLogDirTopic() -> AlterReplicaLogDirTopic:
     o = AlterReplicaLogDirTopic.__new__(AlterReplicaLogDirTopic)
@@ -549,28 +213,28 @@ def _new_AlterReplicaLogDirTopic() -> AlterReplicaLogDirTopic:
     return o
 
 
-def _w_AlterReplicaLogDirTopic_1(o: AlterReplicaLogDirTopic, out: bytearray) -> None:
+def _write_AlterReplicaLogDirTopic_v1(o: AlterReplicaLogDirTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    out += struct.pack('>%di' % len(partitions), *partitions)
 
 
-def _r_AlterReplicaLogDirTopic_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopic, int]:
+def _read_AlterReplicaLogDirTopic_v1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopic, int]:
     o = AlterReplicaLogDirTopic.__new__(AlterReplicaLogDirTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterReplicaLogDirTopic_2(o: AlterReplicaLogDirTopic, out: bytearray) -> None:
+def _write_AlterReplicaLogDirTopic_v2(o: AlterReplicaLogDirTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -578,12 +242,12 @@ def _w_AlterReplicaLogDirTopic_2(o: AlterReplicaLogDirTopic, out: bytearray) -> 
         out.append(0)
 
 
-def _r_AlterReplicaLogDirTopic_2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopic, int]:
+def _read_AlterReplicaLogDirTopic_v2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopic, int]:
     o = AlterReplicaLogDirTopic.__new__(AlterReplicaLogDirTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -600,33 +264,33 @@ def _new_AlterReplicaLogDir() -> AlterReplicaLogDir:
     return o
 
 
-def _w_AlterReplicaLogDir_1(o: AlterReplicaLogDir, out: bytearray) -> None:
+def _write_AlterReplicaLogDir_v1(o: AlterReplicaLogDir, out: bytearray) -> None:
     write_string(out, o.path)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterReplicaLogDirTopic_1(e2, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_AlterReplicaLogDirTopic_v1(topics_item, out)
 
 
-def _r_AlterReplicaLogDir_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDir, int]:
+def _read_AlterReplicaLogDir_v1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDir, int]:
     o = AlterReplicaLogDir.__new__(AlterReplicaLogDir)
     o.path, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterReplicaLogDirTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDirTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[AlterReplicaLogDirTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_AlterReplicaLogDirTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterReplicaLogDir_2(o: AlterReplicaLogDir, out: bytearray) -> None:
+def _write_AlterReplicaLogDir_v2(o: AlterReplicaLogDir, out: bytearray) -> None:
     write_compact_string(out, o.path)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterReplicaLogDirTopic_2(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_AlterReplicaLogDirTopic_v2(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -634,15 +298,15 @@ def _w_AlterReplicaLogDir_2(o: AlterReplicaLogDir, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AlterReplicaLogDir_2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDir, int]:
+def _read_AlterReplicaLogDir_v2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDir, int]:
     o = AlterReplicaLogDir.__new__(AlterReplicaLogDir)
     o.path, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterReplicaLogDirTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDirTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[AlterReplicaLogDirTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_AlterReplicaLogDirTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -658,30 +322,30 @@ def _new_AlterReplicaLogDirsRequest() -> AlterReplicaLogDirsRequest:
     return o
 
 
-def _w_AlterReplicaLogDirsRequest_1(o: AlterReplicaLogDirsRequest, out: bytearray) -> None:
-    x1 = o.dirs
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterReplicaLogDir_1(e2, out)
+def _write_AlterReplicaLogDirsRequest_v1(o: AlterReplicaLogDirsRequest, out: bytearray) -> None:
+    dirs = o.dirs
+    out += _INT32.pack(len(dirs))
+    for dirs_item in dirs:
+        _write_AlterReplicaLogDir_v1(dirs_item, out)
 
 
-def _r_AlterReplicaLogDirsRequest_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsRequest, int]:
+def _read_AlterReplicaLogDirsRequest_v1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsRequest, int]:
     o = AlterReplicaLogDirsRequest.__new__(AlterReplicaLogDirsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterReplicaLogDir] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDir_1(buf, pos)
-        a2.append(e3)
-    o.dirs = a2
+    n_dirs, pos = read_array_len(buf, pos)
+    dirs: list[AlterReplicaLogDir] = []
+    for _ in range(n_dirs):
+        dirs_item, pos = _read_AlterReplicaLogDir_v1(buf, pos)
+        dirs.append(dirs_item)
+    o.dirs = dirs
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterReplicaLogDirsRequest_2(o: AlterReplicaLogDirsRequest, out: bytearray) -> None:
-    x1 = o.dirs
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterReplicaLogDir_2(e2, out)
+def _write_AlterReplicaLogDirsRequest_v2(o: AlterReplicaLogDirsRequest, out: bytearray) -> None:
+    dirs = o.dirs
+    write_uvarint(out, len(dirs) + 1)
+    for dirs_item in dirs:
+        _write_AlterReplicaLogDir_v2(dirs_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -689,14 +353,14 @@ def _w_AlterReplicaLogDirsRequest_2(o: AlterReplicaLogDirsRequest, out: bytearra
         out.append(0)
 
 
-def _r_AlterReplicaLogDirsRequest_2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsRequest, int]:
+def _read_AlterReplicaLogDirsRequest_v2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsRequest, int]:
     o = AlterReplicaLogDirsRequest.__new__(AlterReplicaLogDirsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterReplicaLogDir] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDir_2(buf, pos)
-        a2.append(e3)
-    o.dirs = a2
+    n_dirs, pos = read_compact_array_len(buf, pos)
+    dirs: list[AlterReplicaLogDir] = []
+    for _ in range(n_dirs):
+        dirs_item, pos = _read_AlterReplicaLogDir_v2(buf, pos)
+        dirs.append(dirs_item)
+    o.dirs = dirs
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -713,20 +377,20 @@ def _new_AlterReplicaLogDirPartitionResult() -> AlterReplicaLogDirPartitionResul
     return o
 
 
-def _w_AlterReplicaLogDirPartitionResult_1(o: AlterReplicaLogDirPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_AlterReplicaLogDirPartitionResult_v1(o: AlterReplicaLogDirPartitionResult, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
 
 
-def _r_AlterReplicaLogDirPartitionResult_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
+def _read_AlterReplicaLogDirPartitionResult_v1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
     o = AlterReplicaLogDirPartitionResult.__new__(AlterReplicaLogDirPartitionResult)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterReplicaLogDirPartitionResult_2(o: AlterReplicaLogDirPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_AlterReplicaLogDirPartitionResult_v2(o: AlterReplicaLogDirPartitionResult, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -734,9 +398,9 @@ def _w_AlterReplicaLogDirPartitionResult_2(o: AlterReplicaLogDirPartitionResult,
         out.append(0)
 
 
-def _r_AlterReplicaLogDirPartitionResult_2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
+def _read_AlterReplicaLogDirPartitionResult_v2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
     o = AlterReplicaLogDirPartitionResult.__new__(AlterReplicaLogDirPartitionResult)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -754,33 +418,33 @@ def _new_AlterReplicaLogDirTopicResult() -> AlterReplicaLogDirTopicResult:
     return o
 
 
-def _w_AlterReplicaLogDirTopicResult_1(o: AlterReplicaLogDirTopicResult, out: bytearray) -> None:
+def _write_AlterReplicaLogDirTopicResult_v1(o: AlterReplicaLogDirTopicResult, out: bytearray) -> None:
     write_string(out, o.topic_name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterReplicaLogDirPartitionResult_1(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_AlterReplicaLogDirPartitionResult_v1(partitions_item, out)
 
 
-def _r_AlterReplicaLogDirTopicResult_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopicResult, int]:
+def _read_AlterReplicaLogDirTopicResult_v1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopicResult, int]:
     o = AlterReplicaLogDirTopicResult.__new__(AlterReplicaLogDirTopicResult)
     o.topic_name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterReplicaLogDirPartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDirPartitionResult_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[AlterReplicaLogDirPartitionResult] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_AlterReplicaLogDirPartitionResult_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterReplicaLogDirTopicResult_2(o: AlterReplicaLogDirTopicResult, out: bytearray) -> None:
+def _write_AlterReplicaLogDirTopicResult_v2(o: AlterReplicaLogDirTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterReplicaLogDirPartitionResult_2(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_AlterReplicaLogDirPartitionResult_v2(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -788,15 +452,15 @@ def _w_AlterReplicaLogDirTopicResult_2(o: AlterReplicaLogDirTopicResult, out: by
         out.append(0)
 
 
-def _r_AlterReplicaLogDirTopicResult_2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopicResult, int]:
+def _read_AlterReplicaLogDirTopicResult_v2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirTopicResult, int]:
     o = AlterReplicaLogDirTopicResult.__new__(AlterReplicaLogDirTopicResult)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterReplicaLogDirPartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDirPartitionResult_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[AlterReplicaLogDirPartitionResult] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_AlterReplicaLogDirPartitionResult_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -813,34 +477,34 @@ def _new_AlterReplicaLogDirsResponse() -> AlterReplicaLogDirsResponse:
     return o
 
 
-def _w_AlterReplicaLogDirsResponse_1(o: AlterReplicaLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterReplicaLogDirTopicResult_1(e2, out)
+def _write_AlterReplicaLogDirsResponse_v1(o: AlterReplicaLogDirsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    out += _INT32.pack(len(results))
+    for results_item in results:
+        _write_AlterReplicaLogDirTopicResult_v1(results_item, out)
 
 
-def _r_AlterReplicaLogDirsResponse_1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsResponse, int]:
+def _read_AlterReplicaLogDirsResponse_v1(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsResponse, int]:
     o = AlterReplicaLogDirsResponse.__new__(AlterReplicaLogDirsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterReplicaLogDirTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDirTopicResult_1(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_array_len(buf, pos)
+    results: list[AlterReplicaLogDirTopicResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_AlterReplicaLogDirTopicResult_v1(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterReplicaLogDirsResponse_2(o: AlterReplicaLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterReplicaLogDirTopicResult_2(e2, out)
+def _write_AlterReplicaLogDirsResponse_v2(o: AlterReplicaLogDirsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_AlterReplicaLogDirTopicResult_v2(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -848,16 +512,16 @@ def _w_AlterReplicaLogDirsResponse_2(o: AlterReplicaLogDirsResponse, out: bytear
         out.append(0)
 
 
-def _r_AlterReplicaLogDirsResponse_2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsResponse, int]:
+def _read_AlterReplicaLogDirsResponse_v2(buf: memoryview, pos: int) -> tuple[AlterReplicaLogDirsResponse, int]:
     o = AlterReplicaLogDirsResponse.__new__(AlterReplicaLogDirsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterReplicaLogDirTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterReplicaLogDirTopicResult_2(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[AlterReplicaLogDirTopicResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_AlterReplicaLogDirTopicResult_v2(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -866,77 +530,83 @@ def _r_AlterReplicaLogDirsResponse_2(buf: memoryview, pos: int) -> tuple[AlterRe
     return o, pos
 
 
-_W_AlterReplicaLogDirTopic: tuple[Callable[[AlterReplicaLogDirTopic, bytearray], None], ...] = (
-    _w_AlterReplicaLogDirTopic_1,
-    _w_AlterReplicaLogDirTopic_2,
+AlterReplicaLogDirTopic._LOWEST = 1
+AlterReplicaLogDirTopic._WRITERS = (
+    _write_AlterReplicaLogDirTopic_v1,
+    _write_AlterReplicaLogDirTopic_v2,
 )
-_R_AlterReplicaLogDirTopic: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirTopic, int]], ...] = (
-    _r_AlterReplicaLogDirTopic_1,
-    _r_AlterReplicaLogDirTopic_2,
+AlterReplicaLogDirTopic._READERS = (
+    _read_AlterReplicaLogDirTopic_v1,
+    _read_AlterReplicaLogDirTopic_v2,
 )
 AlterReplicaLogDirTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_AlterReplicaLogDir: tuple[Callable[[AlterReplicaLogDir, bytearray], None], ...] = (
-    _w_AlterReplicaLogDir_1,
-    _w_AlterReplicaLogDir_2,
+AlterReplicaLogDir._LOWEST = 1
+AlterReplicaLogDir._WRITERS = (
+    _write_AlterReplicaLogDir_v1,
+    _write_AlterReplicaLogDir_v2,
 )
-_R_AlterReplicaLogDir: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDir, int]], ...] = (
-    _r_AlterReplicaLogDir_1,
-    _r_AlterReplicaLogDir_2,
+AlterReplicaLogDir._READERS = (
+    _read_AlterReplicaLogDir_v1,
+    _read_AlterReplicaLogDir_v2,
 )
 AlterReplicaLogDir._FIELDS = (
     FieldSpec('path', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, AlterReplicaLogDirTopic),
 )
 
-_W_AlterReplicaLogDirsRequest: tuple[Callable[[AlterReplicaLogDirsRequest, bytearray], None], ...] = (
-    _w_AlterReplicaLogDirsRequest_1,
-    _w_AlterReplicaLogDirsRequest_2,
+AlterReplicaLogDirsRequest._LOWEST = 1
+AlterReplicaLogDirsRequest._WRITERS = (
+    _write_AlterReplicaLogDirsRequest_v1,
+    _write_AlterReplicaLogDirsRequest_v2,
 )
-_R_AlterReplicaLogDirsRequest: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirsRequest, int]], ...] = (
-    _r_AlterReplicaLogDirsRequest_1,
-    _r_AlterReplicaLogDirsRequest_2,
+AlterReplicaLogDirsRequest._READERS = (
+    _read_AlterReplicaLogDirsRequest_v1,
+    _read_AlterReplicaLogDirsRequest_v2,
 )
 AlterReplicaLogDirsRequest._FIELDS = (
     FieldSpec('dirs', 'array', 'struct', (0, 32767), None, None, None, AlterReplicaLogDir),
 )
 
-_W_AlterReplicaLogDirPartitionResult: tuple[Callable[[AlterReplicaLogDirPartitionResult, bytearray], None], ...] = (
-    _w_AlterReplicaLogDirPartitionResult_1,
-    _w_AlterReplicaLogDirPartitionResult_2,
+AlterReplicaLogDirPartitionResult._LOWEST = 1
+AlterReplicaLogDirPartitionResult._WRITERS = (
+    _write_AlterReplicaLogDirPartitionResult_v1,
+    _write_AlterReplicaLogDirPartitionResult_v2,
 )
-_R_AlterReplicaLogDirPartitionResult: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirPartitionResult, int]], ...] = (
-    _r_AlterReplicaLogDirPartitionResult_1,
-    _r_AlterReplicaLogDirPartitionResult_2,
+AlterReplicaLogDirPartitionResult._READERS = (
+    _read_AlterReplicaLogDirPartitionResult_v1,
+    _read_AlterReplicaLogDirPartitionResult_v2,
 )
 AlterReplicaLogDirPartitionResult._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterReplicaLogDirTopicResult: tuple[Callable[[AlterReplicaLogDirTopicResult, bytearray], None], ...] = (
-    _w_AlterReplicaLogDirTopicResult_1,
-    _w_AlterReplicaLogDirTopicResult_2,
+AlterReplicaLogDirTopicResult._LOWEST = 1
+AlterReplicaLogDirTopicResult._WRITERS = (
+    _write_AlterReplicaLogDirTopicResult_v1,
+    _write_AlterReplicaLogDirTopicResult_v2,
 )
-_R_AlterReplicaLogDirTopicResult: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirTopicResult, int]], ...] = (
-    _r_AlterReplicaLogDirTopicResult_1,
-    _r_AlterReplicaLogDirTopicResult_2,
+AlterReplicaLogDirTopicResult._READERS = (
+    _read_AlterReplicaLogDirTopicResult_v1,
+    _read_AlterReplicaLogDirTopicResult_v2,
 )
 AlterReplicaLogDirTopicResult._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AlterReplicaLogDirPartitionResult),
 )
 
-_W_AlterReplicaLogDirsResponse: tuple[Callable[[AlterReplicaLogDirsResponse, bytearray], None], ...] = (
-    _w_AlterReplicaLogDirsResponse_1,
-    _w_AlterReplicaLogDirsResponse_2,
+AlterReplicaLogDirsResponse._LOWEST = 1
+AlterReplicaLogDirsResponse._WRITERS = (
+    _write_AlterReplicaLogDirsResponse_v1,
+    _write_AlterReplicaLogDirsResponse_v2,
 )
-_R_AlterReplicaLogDirsResponse: tuple[Callable[[memoryview, int], tuple[AlterReplicaLogDirsResponse, int]], ...] = (
-    _r_AlterReplicaLogDirsResponse_1,
-    _r_AlterReplicaLogDirsResponse_2,
+AlterReplicaLogDirsResponse._READERS = (
+    _read_AlterReplicaLogDirsResponse_v1,
+    _read_AlterReplicaLogDirsResponse_v2,
 )
 AlterReplicaLogDirsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

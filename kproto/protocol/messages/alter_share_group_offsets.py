@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterShareGroupOffsetsRequest',
@@ -35,12 +34,16 @@ __all__ = [
     'AlterShareGroupOffsetsResponseTopic',
 ]
 
-_S_ih = struct.Struct('>ih')
-_S_iq = struct.Struct('>iq')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT64 = struct.Struct('>iq')
 
 
-class AlterShareGroupOffsetsRequest:
-    """Kafka request ``AlterShareGroupOffsetsRequest`` (API key 91), versions 0-0."""
+class AlterShareGroupOffsetsRequest(Request['AlterShareGroupOffsetsResponse']):
+    """Kafka request ``AlterShareGroupOffsetsRequest`` (API key 91), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
 
@@ -48,11 +51,10 @@ class AlterShareGroupOffsetsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequest'
 
-    group_id: str
-    topics: list[AlterShareGroupOffsetsRequestTopic]
+    group_id: str  # GroupId string
+    topics: list[AlterShareGroupOffsetsRequestTopic]  # Topics []AlterShareGroupOffsetsRequestTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -66,76 +68,20 @@ class AlterShareGroupOffsetsRequest:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsRequest(group_id={self.group_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterShareGroupOffsetsRequestTopic(Struct):
+    """Struct ``AlterShareGroupOffsetsRequestTopic`` of ``AlterShareGroupOffsetsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_AlterShareGroupOffsetsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_AlterShareGroupOffsetsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsRequest v{version}: {exc}') from None
-
-
-class AlterShareGroupOffsetsRequestTopic:
-    """Schema struct ``AlterShareGroupOffsetsRequestTopic`` of ``AlterShareGroupOffsetsRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequestTopic'
 
-    topic_name: str
-    partitions: list[AlterShareGroupOffsetsRequestPartition]
+    topic_name: str  # TopicName string
+    partitions: list[AlterShareGroupOffsetsRequestPartition]  # Partitions []AlterShareGroupOffsetsRequestPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -149,76 +95,20 @@ class AlterShareGroupOffsetsRequestTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsRequestTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsRequestTopic(topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterShareGroupOffsetsRequestPartition(Struct):
+    """Struct ``AlterShareGroupOffsetsRequestPartition`` of ``AlterShareGroupOffsetsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_AlterShareGroupOffsetsRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        try:
-            return _R_AlterShareGroupOffsetsRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsRequestTopic v{version}: {exc}') from None
-
-
-class AlterShareGroupOffsetsRequestPartition:
-    """Schema struct ``AlterShareGroupOffsetsRequestPartition`` of ``AlterShareGroupOffsetsRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'start_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsRequestPartition'
 
-    partition_index: int
-    start_offset: int
+    partition_index: int  # PartitionIndex int32
+    start_offset: int  # StartOffset int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -232,68 +122,13 @@ class AlterShareGroupOffsetsRequestPartition:
         self.start_offset = start_offset
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsRequestPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.start_offset == other.start_offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsRequestPartition(partition_index={self.partition_index!r}, start_offset={self.start_offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterShareGroupOffsetsResponse(Response):
+    """Kafka response ``AlterShareGroupOffsetsResponse`` (API key 91), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestPartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_AlterShareGroupOffsetsRequestPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsRequestPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsRequestPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsRequestPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsRequestPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsRequestPartition has no version {version} (valid 0-0)')
-        try:
-            return _R_AlterShareGroupOffsetsRequestPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsRequestPartition v{version}: {exc}') from None
-
-
-class AlterShareGroupOffsetsResponse:
-    """Kafka response ``AlterShareGroupOffsetsResponse`` (API key 91), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'unknown_tags',)
 
@@ -301,13 +136,12 @@ class AlterShareGroupOffsetsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    responses: list[AlterShareGroupOffsetsResponseTopic]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    responses: list[AlterShareGroupOffsetsResponseTopic]  # Responses []AlterShareGroupOffsetsResponseTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -325,79 +159,21 @@ class AlterShareGroupOffsetsResponse:
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterShareGroupOffsetsResponseTopic(Struct):
+    """Struct ``AlterShareGroupOffsetsResponseTopic`` of ``AlterShareGroupOffsetsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_AlterShareGroupOffsetsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_AlterShareGroupOffsetsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsResponse v{version}: {exc}') from None
-
-
-class AlterShareGroupOffsetsResponseTopic:
-    """Schema struct ``AlterShareGroupOffsetsResponseTopic`` of ``AlterShareGroupOffsetsResponse``."""
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponseTopic'
 
-    topic_name: str
-    topic_id: uuid.UUID
-    partitions: list[AlterShareGroupOffsetsResponsePartition]
+    topic_name: str  # TopicName string
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[AlterShareGroupOffsetsResponsePartition]  # Partitions []AlterShareGroupOffsetsResponsePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -413,78 +189,21 @@ class AlterShareGroupOffsetsResponseTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsResponseTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsResponseTopic(topic_name={self.topic_name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterShareGroupOffsetsResponsePartition(Struct):
+    """Struct ``AlterShareGroupOffsetsResponsePartition`` of ``AlterShareGroupOffsetsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_AlterShareGroupOffsetsResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        try:
-            return _R_AlterShareGroupOffsetsResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsResponseTopic v{version}: {exc}') from None
-
-
-class AlterShareGroupOffsetsResponsePartition:
-    """Schema struct ``AlterShareGroupOffsetsResponsePartition`` of ``AlterShareGroupOffsetsResponse``."""
+    Schema: ``tools/kafka-protocol/message/AlterShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterShareGroupOffsetsResponsePartition'
 
-    partition_index: int
-    error_code: int
-    error_message: str | None
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -500,66 +219,6 @@ class AlterShareGroupOffsetsResponsePartition:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterShareGroupOffsetsResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterShareGroupOffsetsResponsePartition(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponsePartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_AlterShareGroupOffsetsResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterShareGroupOffsetsResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterShareGroupOffsetsResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterShareGroupOffsetsResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterShareGroupOffsetsResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterShareGroupOffsetsResponsePartition has no version {version} (valid 0-0)')
-        try:
-            return _R_AlterShareGroupOffsetsResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterShareGroupOffsetsResponsePartition v{version}: {exc}') from None
-
 
 def _new_AlterShareGroupOffsetsRequestPartition() -> AlterShareGroupOffsetsRequestPartition:
     o = AlterShareGroupOffsetsRequestPartition.__new__(AlterShareGroupOffsetsRequestPartition)
@@ -569,8 +228,8 @@ def _new_AlterShareGroupOffsetsRequestPartition() -> AlterShareGroupOffsetsReque
     return o
 
 
-def _w_AlterShareGroupOffsetsRequestPartition_0(o: AlterShareGroupOffsetsRequestPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.start_offset)
+def _write_AlterShareGroupOffsetsRequestPartition_v0(o: AlterShareGroupOffsetsRequestPartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.start_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -578,9 +237,9 @@ def _w_AlterShareGroupOffsetsRequestPartition_0(o: AlterShareGroupOffsetsRequest
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsRequestPartition_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequestPartition, int]:
+def _read_AlterShareGroupOffsetsRequestPartition_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequestPartition, int]:
     o = AlterShareGroupOffsetsRequestPartition.__new__(AlterShareGroupOffsetsRequestPartition)
-    o.partition_index, o.start_offset = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.start_offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -598,12 +257,12 @@ def _new_AlterShareGroupOffsetsRequestTopic() -> AlterShareGroupOffsetsRequestTo
     return o
 
 
-def _w_AlterShareGroupOffsetsRequestTopic_0(o: AlterShareGroupOffsetsRequestTopic, out: bytearray) -> None:
+def _write_AlterShareGroupOffsetsRequestTopic_v0(o: AlterShareGroupOffsetsRequestTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterShareGroupOffsetsRequestPartition_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_AlterShareGroupOffsetsRequestPartition_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -611,15 +270,15 @@ def _w_AlterShareGroupOffsetsRequestTopic_0(o: AlterShareGroupOffsetsRequestTopi
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsRequestTopic_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequestTopic, int]:
+def _read_AlterShareGroupOffsetsRequestTopic_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequestTopic, int]:
     o = AlterShareGroupOffsetsRequestTopic.__new__(AlterShareGroupOffsetsRequestTopic)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterShareGroupOffsetsRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterShareGroupOffsetsRequestPartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[AlterShareGroupOffsetsRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_AlterShareGroupOffsetsRequestPartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -636,12 +295,12 @@ def _new_AlterShareGroupOffsetsRequest() -> AlterShareGroupOffsetsRequest:
     return o
 
 
-def _w_AlterShareGroupOffsetsRequest_0(o: AlterShareGroupOffsetsRequest, out: bytearray) -> None:
+def _write_AlterShareGroupOffsetsRequest_v0(o: AlterShareGroupOffsetsRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterShareGroupOffsetsRequestTopic_0(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_AlterShareGroupOffsetsRequestTopic_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -649,15 +308,15 @@ def _w_AlterShareGroupOffsetsRequest_0(o: AlterShareGroupOffsetsRequest, out: by
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsRequest_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequest, int]:
+def _read_AlterShareGroupOffsetsRequest_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsRequest, int]:
     o = AlterShareGroupOffsetsRequest.__new__(AlterShareGroupOffsetsRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterShareGroupOffsetsRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterShareGroupOffsetsRequestTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[AlterShareGroupOffsetsRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_AlterShareGroupOffsetsRequestTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -675,8 +334,8 @@ def _new_AlterShareGroupOffsetsResponsePartition() -> AlterShareGroupOffsetsResp
     return o
 
 
-def _w_AlterShareGroupOffsetsResponsePartition_0(o: AlterShareGroupOffsetsResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_AlterShareGroupOffsetsResponsePartition_v0(o: AlterShareGroupOffsetsResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -685,9 +344,9 @@ def _w_AlterShareGroupOffsetsResponsePartition_0(o: AlterShareGroupOffsetsRespon
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsResponsePartition_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponsePartition, int]:
+def _read_AlterShareGroupOffsetsResponsePartition_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponsePartition, int]:
     o = AlterShareGroupOffsetsResponsePartition.__new__(AlterShareGroupOffsetsResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -707,13 +366,13 @@ def _new_AlterShareGroupOffsetsResponseTopic() -> AlterShareGroupOffsetsResponse
     return o
 
 
-def _w_AlterShareGroupOffsetsResponseTopic_0(o: AlterShareGroupOffsetsResponseTopic, out: bytearray) -> None:
+def _write_AlterShareGroupOffsetsResponseTopic_v0(o: AlterShareGroupOffsetsResponseTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterShareGroupOffsetsResponsePartition_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_AlterShareGroupOffsetsResponsePartition_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -721,16 +380,16 @@ def _w_AlterShareGroupOffsetsResponseTopic_0(o: AlterShareGroupOffsetsResponseTo
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsResponseTopic_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponseTopic, int]:
+def _read_AlterShareGroupOffsetsResponseTopic_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponseTopic, int]:
     o = AlterShareGroupOffsetsResponseTopic.__new__(AlterShareGroupOffsetsResponseTopic)
     o.topic_name, pos = read_compact_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterShareGroupOffsetsResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterShareGroupOffsetsResponsePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[AlterShareGroupOffsetsResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_AlterShareGroupOffsetsResponsePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -749,13 +408,13 @@ def _new_AlterShareGroupOffsetsResponse() -> AlterShareGroupOffsetsResponse:
     return o
 
 
-def _w_AlterShareGroupOffsetsResponse_0(o: AlterShareGroupOffsetsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_AlterShareGroupOffsetsResponse_v0(o: AlterShareGroupOffsetsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterShareGroupOffsetsResponseTopic_0(e2, out)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_AlterShareGroupOffsetsResponseTopic_v0(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -763,17 +422,17 @@ def _w_AlterShareGroupOffsetsResponse_0(o: AlterShareGroupOffsetsResponse, out: 
         out.append(0)
 
 
-def _r_AlterShareGroupOffsetsResponse_0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponse, int]:
+def _read_AlterShareGroupOffsetsResponse_v0(buf: memoryview, pos: int) -> tuple[AlterShareGroupOffsetsResponse, int]:
     o = AlterShareGroupOffsetsResponse.__new__(AlterShareGroupOffsetsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterShareGroupOffsetsResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterShareGroupOffsetsResponseTopic_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[AlterShareGroupOffsetsResponseTopic] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_AlterShareGroupOffsetsResponseTopic_v0(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -782,44 +441,48 @@ def _r_AlterShareGroupOffsetsResponse_0(buf: memoryview, pos: int) -> tuple[Alte
     return o, pos
 
 
-_W_AlterShareGroupOffsetsRequestPartition: tuple[Callable[[AlterShareGroupOffsetsRequestPartition, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsRequestPartition_0,
+AlterShareGroupOffsetsRequestPartition._LOWEST = 0
+AlterShareGroupOffsetsRequestPartition._WRITERS = (
+    _write_AlterShareGroupOffsetsRequestPartition_v0,
 )
-_R_AlterShareGroupOffsetsRequestPartition: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequestPartition, int]], ...] = (
-    _r_AlterShareGroupOffsetsRequestPartition_0,
+AlterShareGroupOffsetsRequestPartition._READERS = (
+    _read_AlterShareGroupOffsetsRequestPartition_v0,
 )
 AlterShareGroupOffsetsRequestPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('start_offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterShareGroupOffsetsRequestTopic: tuple[Callable[[AlterShareGroupOffsetsRequestTopic, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsRequestTopic_0,
+AlterShareGroupOffsetsRequestTopic._LOWEST = 0
+AlterShareGroupOffsetsRequestTopic._WRITERS = (
+    _write_AlterShareGroupOffsetsRequestTopic_v0,
 )
-_R_AlterShareGroupOffsetsRequestTopic: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequestTopic, int]], ...] = (
-    _r_AlterShareGroupOffsetsRequestTopic_0,
+AlterShareGroupOffsetsRequestTopic._READERS = (
+    _read_AlterShareGroupOffsetsRequestTopic_v0,
 )
 AlterShareGroupOffsetsRequestTopic._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AlterShareGroupOffsetsRequestPartition),
 )
 
-_W_AlterShareGroupOffsetsRequest: tuple[Callable[[AlterShareGroupOffsetsRequest, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsRequest_0,
+AlterShareGroupOffsetsRequest._LOWEST = 0
+AlterShareGroupOffsetsRequest._WRITERS = (
+    _write_AlterShareGroupOffsetsRequest_v0,
 )
-_R_AlterShareGroupOffsetsRequest: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsRequest, int]], ...] = (
-    _r_AlterShareGroupOffsetsRequest_0,
+AlterShareGroupOffsetsRequest._READERS = (
+    _read_AlterShareGroupOffsetsRequest_v0,
 )
 AlterShareGroupOffsetsRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, AlterShareGroupOffsetsRequestTopic),
 )
 
-_W_AlterShareGroupOffsetsResponsePartition: tuple[Callable[[AlterShareGroupOffsetsResponsePartition, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsResponsePartition_0,
+AlterShareGroupOffsetsResponsePartition._LOWEST = 0
+AlterShareGroupOffsetsResponsePartition._WRITERS = (
+    _write_AlterShareGroupOffsetsResponsePartition_v0,
 )
-_R_AlterShareGroupOffsetsResponsePartition: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponsePartition, int]], ...] = (
-    _r_AlterShareGroupOffsetsResponsePartition_0,
+AlterShareGroupOffsetsResponsePartition._READERS = (
+    _read_AlterShareGroupOffsetsResponsePartition_v0,
 )
 AlterShareGroupOffsetsResponsePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -827,11 +490,12 @@ AlterShareGroupOffsetsResponsePartition._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_AlterShareGroupOffsetsResponseTopic: tuple[Callable[[AlterShareGroupOffsetsResponseTopic, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsResponseTopic_0,
+AlterShareGroupOffsetsResponseTopic._LOWEST = 0
+AlterShareGroupOffsetsResponseTopic._WRITERS = (
+    _write_AlterShareGroupOffsetsResponseTopic_v0,
 )
-_R_AlterShareGroupOffsetsResponseTopic: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponseTopic, int]], ...] = (
-    _r_AlterShareGroupOffsetsResponseTopic_0,
+AlterShareGroupOffsetsResponseTopic._READERS = (
+    _read_AlterShareGroupOffsetsResponseTopic_v0,
 )
 AlterShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
@@ -839,11 +503,12 @@ AlterShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AlterShareGroupOffsetsResponsePartition),
 )
 
-_W_AlterShareGroupOffsetsResponse: tuple[Callable[[AlterShareGroupOffsetsResponse, bytearray], None], ...] = (
-    _w_AlterShareGroupOffsetsResponse_0,
+AlterShareGroupOffsetsResponse._LOWEST = 0
+AlterShareGroupOffsetsResponse._WRITERS = (
+    _write_AlterShareGroupOffsetsResponse_v0,
 )
-_R_AlterShareGroupOffsetsResponse: tuple[Callable[[memoryview, int], tuple[AlterShareGroupOffsetsResponse, int]], ...] = (
-    _r_AlterShareGroupOffsetsResponse_0,
+AlterShareGroupOffsetsResponse._READERS = (
+    _read_AlterShareGroupOffsetsResponse_v0,
 )
 AlterShareGroupOffsetsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_bytes,
@@ -26,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterUserScramCredentialsRequest',
@@ -35,14 +34,18 @@ __all__ = [
     'ScramCredentialUpsertion',
 ]
 
-_S_b = struct.Struct('>b')
-_S_bi = struct.Struct('>bi')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_INT8 = struct.Struct('>b')
+_INT8_INT32 = struct.Struct('>bi')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
-class AlterUserScramCredentialsRequest:
-    """Kafka request ``AlterUserScramCredentialsRequest`` (API key 51), versions 0-0."""
+class AlterUserScramCredentialsRequest(Request['AlterUserScramCredentialsResponse']):
+    """Kafka request ``AlterUserScramCredentialsRequest`` (API key 51), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('deletions', 'upsertions', 'unknown_tags',)
 
@@ -50,11 +53,10 @@ class AlterUserScramCredentialsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsRequest'
 
-    deletions: list[ScramCredentialDeletion]
-    upsertions: list[ScramCredentialUpsertion]
+    deletions: list[ScramCredentialDeletion]  # Deletions []ScramCredentialDeletion
+    upsertions: list[ScramCredentialUpsertion]  # Upsertions []ScramCredentialUpsertion
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -68,79 +70,23 @@ class AlterUserScramCredentialsRequest:
         self.upsertions = list(upsertions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterUserScramCredentialsRequest):
-            return NotImplemented
-        return (
-            self.deletions == other.deletions and
-            self.upsertions == other.upsertions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterUserScramCredentialsRequest(deletions={self.deletions!r}, upsertions={self.upsertions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ScramCredentialUpsertion(Struct):
+    """Struct ``ScramCredentialUpsertion`` of ``AlterUserScramCredentialsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_AlterUserScramCredentialsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterUserScramCredentialsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterUserScramCredentialsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterUserScramCredentialsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterUserScramCredentialsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_AlterUserScramCredentialsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterUserScramCredentialsRequest v{version}: {exc}') from None
-
-
-class ScramCredentialUpsertion:
-    """Schema struct ``ScramCredentialUpsertion`` of ``AlterUserScramCredentialsRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'mechanism', 'iterations', 'salt', 'salted_password', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ScramCredentialUpsertion'
 
-    name: str
-    mechanism: int
-    iterations: int
-    salt: bytes
-    salted_password: bytes
+    name: str  # Name string
+    mechanism: int  # Mechanism int8
+    iterations: int  # Iterations int32
+    salt: bytes  # Salt bytes
+    salted_password: bytes  # SaltedPassword bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -160,79 +106,20 @@ class ScramCredentialUpsertion:
         self.salted_password = salted_password
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ScramCredentialUpsertion):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.mechanism == other.mechanism and
-            self.iterations == other.iterations and
-            self.salt == other.salt and
-            self.salted_password == other.salted_password and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ScramCredentialUpsertion(name={self.name!r}, mechanism={self.mechanism!r}, iterations={self.iterations!r}, salt={self.salt!r}, salted_password={self.salted_password!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ScramCredentialDeletion(Struct):
+    """Struct ``ScramCredentialDeletion`` of ``AlterUserScramCredentialsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ScramCredentialUpsertion has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_ScramCredentialUpsertion[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ScramCredentialUpsertion v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ScramCredentialUpsertion:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ScramCredentialUpsertion v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ScramCredentialUpsertion, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ScramCredentialUpsertion has no version {version} (valid 0-0)')
-        try:
-            return _R_ScramCredentialUpsertion[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ScramCredentialUpsertion v{version}: {exc}') from None
-
-
-class ScramCredentialDeletion:
-    """Schema struct ``ScramCredentialDeletion`` of ``AlterUserScramCredentialsRequest``."""
+    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'mechanism', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ScramCredentialDeletion'
 
-    name: str
-    mechanism: int
+    name: str  # Name string
+    mechanism: int  # Mechanism int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -246,68 +133,13 @@ class ScramCredentialDeletion:
         self.mechanism = mechanism
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ScramCredentialDeletion):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.mechanism == other.mechanism and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ScramCredentialDeletion(name={self.name!r}, mechanism={self.mechanism!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterUserScramCredentialsResponse(Response):
+    """Kafka response ``AlterUserScramCredentialsResponse`` (API key 51), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ScramCredentialDeletion has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_ScramCredentialDeletion[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ScramCredentialDeletion v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ScramCredentialDeletion:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ScramCredentialDeletion v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ScramCredentialDeletion, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ScramCredentialDeletion has no version {version} (valid 0-0)')
-        try:
-            return _R_ScramCredentialDeletion[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ScramCredentialDeletion v{version}: {exc}') from None
-
-
-class AlterUserScramCredentialsResponse:
-    """Kafka response ``AlterUserScramCredentialsResponse`` (API key 51), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
@@ -315,11 +147,10 @@ class AlterUserScramCredentialsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsResponse'
 
-    throttle_time_ms: int
-    results: list[AlterUserScramCredentialsResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    results: list[AlterUserScramCredentialsResult]  # Results []AlterUserScramCredentialsResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -333,77 +164,21 @@ class AlterUserScramCredentialsResponse:
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterUserScramCredentialsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterUserScramCredentialsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterUserScramCredentialsResult(Struct):
+    """Struct ``AlterUserScramCredentialsResult`` of ``AlterUserScramCredentialsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_AlterUserScramCredentialsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterUserScramCredentialsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterUserScramCredentialsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterUserScramCredentialsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterUserScramCredentialsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_AlterUserScramCredentialsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterUserScramCredentialsResponse v{version}: {exc}') from None
-
-
-class AlterUserScramCredentialsResult:
-    """Schema struct ``AlterUserScramCredentialsResult`` of ``AlterUserScramCredentialsResponse``."""
+    Schema: ``tools/kafka-protocol/message/AlterUserScramCredentialsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('user', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterUserScramCredentialsResult'
 
-    user: str
-    error_code: int
-    error_message: str | None
+    user: str  # User string
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -419,66 +194,6 @@ class AlterUserScramCredentialsResult:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterUserScramCredentialsResult):
-            return NotImplemented
-        return (
-            self.user == other.user and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterUserScramCredentialsResult(user={self.user!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsResult has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_AlterUserScramCredentialsResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterUserScramCredentialsResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterUserScramCredentialsResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterUserScramCredentialsResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterUserScramCredentialsResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'AlterUserScramCredentialsResult has no version {version} (valid 0-0)')
-        try:
-            return _R_AlterUserScramCredentialsResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterUserScramCredentialsResult v{version}: {exc}') from None
-
 
 def _new_ScramCredentialDeletion() -> ScramCredentialDeletion:
     o = ScramCredentialDeletion.__new__(ScramCredentialDeletion)
@@ -488,9 +203,9 @@ def _new_ScramCredentialDeletion() -> ScramCredentialDeletion:
     return o
 
 
-def _w_ScramCredentialDeletion_0(o: ScramCredentialDeletion, out: bytearray) -> None:
+def _write_ScramCredentialDeletion_v0(o: ScramCredentialDeletion, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_b.pack(o.mechanism)
+    out += _INT8.pack(o.mechanism)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -498,10 +213,10 @@ def _w_ScramCredentialDeletion_0(o: ScramCredentialDeletion, out: bytearray) -> 
         out.append(0)
 
 
-def _r_ScramCredentialDeletion_0(buf: memoryview, pos: int) -> tuple[ScramCredentialDeletion, int]:
+def _read_ScramCredentialDeletion_v0(buf: memoryview, pos: int) -> tuple[ScramCredentialDeletion, int]:
     o = ScramCredentialDeletion.__new__(ScramCredentialDeletion)
     o.name, pos = read_compact_string(buf, pos)
-    o.mechanism = _S_b.unpack_from(buf, pos)[0]
+    o.mechanism = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -522,9 +237,9 @@ def _new_ScramCredentialUpsertion() -> ScramCredentialUpsertion:
     return o
 
 
-def _w_ScramCredentialUpsertion_0(o: ScramCredentialUpsertion, out: bytearray) -> None:
+def _write_ScramCredentialUpsertion_v0(o: ScramCredentialUpsertion, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_bi.pack(o.mechanism, o.iterations)
+    out += _INT8_INT32.pack(o.mechanism, o.iterations)
     write_compact_bytes(out, o.salt)
     write_compact_bytes(out, o.salted_password)
     uk = o.unknown_tags
@@ -534,10 +249,10 @@ def _w_ScramCredentialUpsertion_0(o: ScramCredentialUpsertion, out: bytearray) -
         out.append(0)
 
 
-def _r_ScramCredentialUpsertion_0(buf: memoryview, pos: int) -> tuple[ScramCredentialUpsertion, int]:
+def _read_ScramCredentialUpsertion_v0(buf: memoryview, pos: int) -> tuple[ScramCredentialUpsertion, int]:
     o = ScramCredentialUpsertion.__new__(ScramCredentialUpsertion)
     o.name, pos = read_compact_string(buf, pos)
-    o.mechanism, o.iterations = _S_bi.unpack_from(buf, pos)
+    o.mechanism, o.iterations = _INT8_INT32.unpack_from(buf, pos)
     pos += 5
     o.salt, pos = read_compact_bytes(buf, pos)
     o.salted_password, pos = read_compact_bytes(buf, pos)
@@ -557,15 +272,15 @@ def _new_AlterUserScramCredentialsRequest() -> AlterUserScramCredentialsRequest:
     return o
 
 
-def _w_AlterUserScramCredentialsRequest_0(o: AlterUserScramCredentialsRequest, out: bytearray) -> None:
-    x1 = o.deletions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ScramCredentialDeletion_0(e2, out)
-    x3 = o.upsertions
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ScramCredentialUpsertion_0(e4, out)
+def _write_AlterUserScramCredentialsRequest_v0(o: AlterUserScramCredentialsRequest, out: bytearray) -> None:
+    deletions = o.deletions
+    write_uvarint(out, len(deletions) + 1)
+    for deletions_item in deletions:
+        _write_ScramCredentialDeletion_v0(deletions_item, out)
+    upsertions = o.upsertions
+    write_uvarint(out, len(upsertions) + 1)
+    for upsertions_item in upsertions:
+        _write_ScramCredentialUpsertion_v0(upsertions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -573,20 +288,20 @@ def _w_AlterUserScramCredentialsRequest_0(o: AlterUserScramCredentialsRequest, o
         out.append(0)
 
 
-def _r_AlterUserScramCredentialsRequest_0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsRequest, int]:
+def _read_AlterUserScramCredentialsRequest_v0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsRequest, int]:
     o = AlterUserScramCredentialsRequest.__new__(AlterUserScramCredentialsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ScramCredentialDeletion] = []
-    for _ in range(n1):
-        e3, pos = _r_ScramCredentialDeletion_0(buf, pos)
-        a2.append(e3)
-    o.deletions = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ScramCredentialUpsertion] = []
-    for _ in range(n4):
-        e6, pos = _r_ScramCredentialUpsertion_0(buf, pos)
-        a5.append(e6)
-    o.upsertions = a5
+    n_deletions, pos = read_compact_array_len(buf, pos)
+    deletions: list[ScramCredentialDeletion] = []
+    for _ in range(n_deletions):
+        deletions_item, pos = _read_ScramCredentialDeletion_v0(buf, pos)
+        deletions.append(deletions_item)
+    o.deletions = deletions
+    n_upsertions, pos = read_compact_array_len(buf, pos)
+    upsertions: list[ScramCredentialUpsertion] = []
+    for _ in range(n_upsertions):
+        upsertions_item, pos = _read_ScramCredentialUpsertion_v0(buf, pos)
+        upsertions.append(upsertions_item)
+    o.upsertions = upsertions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -604,9 +319,9 @@ def _new_AlterUserScramCredentialsResult() -> AlterUserScramCredentialsResult:
     return o
 
 
-def _w_AlterUserScramCredentialsResult_0(o: AlterUserScramCredentialsResult, out: bytearray) -> None:
+def _write_AlterUserScramCredentialsResult_v0(o: AlterUserScramCredentialsResult, out: bytearray) -> None:
     write_compact_string(out, o.user)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -615,10 +330,10 @@ def _w_AlterUserScramCredentialsResult_0(o: AlterUserScramCredentialsResult, out
         out.append(0)
 
 
-def _r_AlterUserScramCredentialsResult_0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsResult, int]:
+def _read_AlterUserScramCredentialsResult_v0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsResult, int]:
     o = AlterUserScramCredentialsResult.__new__(AlterUserScramCredentialsResult)
     o.user, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -637,12 +352,12 @@ def _new_AlterUserScramCredentialsResponse() -> AlterUserScramCredentialsRespons
     return o
 
 
-def _w_AlterUserScramCredentialsResponse_0(o: AlterUserScramCredentialsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterUserScramCredentialsResult_0(e2, out)
+def _write_AlterUserScramCredentialsResponse_v0(o: AlterUserScramCredentialsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_AlterUserScramCredentialsResult_v0(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -650,16 +365,16 @@ def _w_AlterUserScramCredentialsResponse_0(o: AlterUserScramCredentialsResponse,
         out.append(0)
 
 
-def _r_AlterUserScramCredentialsResponse_0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsResponse, int]:
+def _read_AlterUserScramCredentialsResponse_v0(buf: memoryview, pos: int) -> tuple[AlterUserScramCredentialsResponse, int]:
     o = AlterUserScramCredentialsResponse.__new__(AlterUserScramCredentialsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterUserScramCredentialsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterUserScramCredentialsResult_0(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[AlterUserScramCredentialsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_AlterUserScramCredentialsResult_v0(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -668,22 +383,24 @@ def _r_AlterUserScramCredentialsResponse_0(buf: memoryview, pos: int) -> tuple[A
     return o, pos
 
 
-_W_ScramCredentialDeletion: tuple[Callable[[ScramCredentialDeletion, bytearray], None], ...] = (
-    _w_ScramCredentialDeletion_0,
+ScramCredentialDeletion._LOWEST = 0
+ScramCredentialDeletion._WRITERS = (
+    _write_ScramCredentialDeletion_v0,
 )
-_R_ScramCredentialDeletion: tuple[Callable[[memoryview, int], tuple[ScramCredentialDeletion, int]], ...] = (
-    _r_ScramCredentialDeletion_0,
+ScramCredentialDeletion._READERS = (
+    _read_ScramCredentialDeletion_v0,
 )
 ScramCredentialDeletion._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('mechanism', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_W_ScramCredentialUpsertion: tuple[Callable[[ScramCredentialUpsertion, bytearray], None], ...] = (
-    _w_ScramCredentialUpsertion_0,
+ScramCredentialUpsertion._LOWEST = 0
+ScramCredentialUpsertion._WRITERS = (
+    _write_ScramCredentialUpsertion_v0,
 )
-_R_ScramCredentialUpsertion: tuple[Callable[[memoryview, int], tuple[ScramCredentialUpsertion, int]], ...] = (
-    _r_ScramCredentialUpsertion_0,
+ScramCredentialUpsertion._READERS = (
+    _read_ScramCredentialUpsertion_v0,
 )
 ScramCredentialUpsertion._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -693,22 +410,24 @@ ScramCredentialUpsertion._FIELDS = (
     FieldSpec('salted_password', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterUserScramCredentialsRequest: tuple[Callable[[AlterUserScramCredentialsRequest, bytearray], None], ...] = (
-    _w_AlterUserScramCredentialsRequest_0,
+AlterUserScramCredentialsRequest._LOWEST = 0
+AlterUserScramCredentialsRequest._WRITERS = (
+    _write_AlterUserScramCredentialsRequest_v0,
 )
-_R_AlterUserScramCredentialsRequest: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsRequest, int]], ...] = (
-    _r_AlterUserScramCredentialsRequest_0,
+AlterUserScramCredentialsRequest._READERS = (
+    _read_AlterUserScramCredentialsRequest_v0,
 )
 AlterUserScramCredentialsRequest._FIELDS = (
     FieldSpec('deletions', 'array', 'struct', (0, 32767), None, None, None, ScramCredentialDeletion),
     FieldSpec('upsertions', 'array', 'struct', (0, 32767), None, None, None, ScramCredentialUpsertion),
 )
 
-_W_AlterUserScramCredentialsResult: tuple[Callable[[AlterUserScramCredentialsResult, bytearray], None], ...] = (
-    _w_AlterUserScramCredentialsResult_0,
+AlterUserScramCredentialsResult._LOWEST = 0
+AlterUserScramCredentialsResult._WRITERS = (
+    _write_AlterUserScramCredentialsResult_v0,
 )
-_R_AlterUserScramCredentialsResult: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsResult, int]], ...] = (
-    _r_AlterUserScramCredentialsResult_0,
+AlterUserScramCredentialsResult._READERS = (
+    _read_AlterUserScramCredentialsResult_v0,
 )
 AlterUserScramCredentialsResult._FIELDS = (
     FieldSpec('user', 'string', None, (0, 32767), None, None, None, None),
@@ -716,11 +435,12 @@ AlterUserScramCredentialsResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_AlterUserScramCredentialsResponse: tuple[Callable[[AlterUserScramCredentialsResponse, bytearray], None], ...] = (
-    _w_AlterUserScramCredentialsResponse_0,
+AlterUserScramCredentialsResponse._LOWEST = 0
+AlterUserScramCredentialsResponse._WRITERS = (
+    _write_AlterUserScramCredentialsResponse_v0,
 )
-_R_AlterUserScramCredentialsResponse: tuple[Callable[[memoryview, int], tuple[AlterUserScramCredentialsResponse, int]], ...] = (
-    _r_AlterUserScramCredentialsResponse_0,
+AlterUserScramCredentialsResponse._READERS = (
+    _read_AlterUserScramCredentialsResponse_v0,
 )
 AlterUserScramCredentialsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

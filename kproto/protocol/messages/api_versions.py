@@ -25,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ApiVersion',
@@ -34,16 +35,20 @@ __all__ = [
     'SupportedFeatureKey',
 ]
 
-_S_o = struct.Struct('>?')
-_S_h = struct.Struct('>h')
-_S_hh = struct.Struct('>hh')
-_S_hhh = struct.Struct('>hhh')
-_S_i = struct.Struct('>i')
-_S_q = struct.Struct('>q')
+_BOOL = struct.Struct('>?')
+_INT16 = struct.Struct('>h')
+_INT16_INT16 = struct.Struct('>hh')
+_INT16_INT16_INT16 = struct.Struct('>hhh')
+_INT32 = struct.Struct('>i')
+_INT64 = struct.Struct('>q')
 
 
-class ApiVersionsRequest:
-    """Kafka request ``ApiVersionsRequest`` (API key 18), versions 0-4."""
+class ApiVersionsRequest(Request['ApiVersionsResponse']):
+    """Kafka request ``ApiVersionsRequest`` (API key 18), versions 0-4, flexible from v3.
+
+    Schema: ``tools/kafka-protocol/message/ApiVersionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('client_software_name', 'client_software_version', 'unknown_tags',)
 
@@ -51,11 +56,10 @@ class ApiVersionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ApiVersionsRequest'
 
-    client_software_name: str
-    client_software_version: str
+    client_software_name: str  # ClientSoftwareName string; v3+; ignorable
+    client_software_version: str  # ClientSoftwareVersion string; v3+; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -69,68 +73,13 @@ class ApiVersionsRequest:
         self.client_software_version = client_software_version
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ApiVersionsRequest):
-            return NotImplemented
-        return (
-            self.client_software_name == other.client_software_name and
-            self.client_software_version == other.client_software_version and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ApiVersionsRequest(client_software_name={self.client_software_name!r}, client_software_version={self.client_software_version!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ApiVersionsResponse(Response):
+    """Kafka response ``ApiVersionsResponse`` (API key 18), versions 0-4, flexible from v3.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersionsRequest has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _W_ApiVersionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ApiVersionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ApiVersionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ApiVersionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ApiVersionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersionsRequest has no version {version} (valid 0-4)')
-        try:
-            return _R_ApiVersionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ApiVersionsRequest v{version}: {exc}') from None
-
-
-class ApiVersionsResponse:
-    """Kafka response ``ApiVersionsResponse`` (API key 18), versions 0-4."""
+    Schema: ``tools/kafka-protocol/message/ApiVersionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'api_keys', 'throttle_time_ms', 'supported_features', 'finalized_features_epoch', 'finalized_features', 'zk_migration_ready', 'unknown_tags',)
 
@@ -138,16 +87,15 @@ class ApiVersionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ApiVersionsResponse'
 
-    error_code: int
-    api_keys: list[ApiVersion]
-    throttle_time_ms: int
-    supported_features: list[SupportedFeatureKey]
-    finalized_features_epoch: int
-    finalized_features: list[FinalizedFeatureKey]
-    zk_migration_ready: bool
+    error_code: int  # ErrorCode int16
+    api_keys: list[ApiVersion]  # ApiKeys []ApiVersion
+    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
+    supported_features: list[SupportedFeatureKey]  # SupportedFeatures []SupportedFeatureKey; v3+; tag 0 v3+; ignorable
+    finalized_features_epoch: int  # FinalizedFeaturesEpoch int64; v3+; tag 1 v3+; default -1; ignorable
+    finalized_features: list[FinalizedFeatureKey]  # FinalizedFeatures []FinalizedFeatureKey; v3+; tag 2 v3+; ignorable
+    zk_migration_ready: bool  # ZkMigrationReady bool; v3+; tag 3 v3+; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -171,82 +119,21 @@ class ApiVersionsResponse:
         self.zk_migration_ready = zk_migration_ready
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ApiVersionsResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.api_keys == other.api_keys and
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.supported_features == other.supported_features and
-            self.finalized_features_epoch == other.finalized_features_epoch and
-            self.finalized_features == other.finalized_features and
-            self.zk_migration_ready == other.zk_migration_ready and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ApiVersionsResponse(error_code={self.error_code!r}, api_keys={self.api_keys!r}, throttle_time_ms={self.throttle_time_ms!r}, supported_features={self.supported_features!r}, finalized_features_epoch={self.finalized_features_epoch!r}, finalized_features={self.finalized_features!r}, zk_migration_ready={self.zk_migration_ready!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class FinalizedFeatureKey(Struct):
+    """Struct ``FinalizedFeatureKey`` of ``ApiVersionsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersionsResponse has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _W_ApiVersionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ApiVersionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ApiVersionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ApiVersionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ApiVersionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersionsResponse has no version {version} (valid 0-4)')
-        try:
-            return _R_ApiVersionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ApiVersionsResponse v{version}: {exc}') from None
-
-
-class FinalizedFeatureKey:
-    """Schema struct ``FinalizedFeatureKey`` of ``ApiVersionsResponse``."""
+    Schema: ``tools/kafka-protocol/message/ApiVersionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'max_version_level', 'min_version_level', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FinalizedFeatureKey'
 
-    name: str
-    max_version_level: int
-    min_version_level: int
+    name: str  # Name string; v3+
+    max_version_level: int  # MaxVersionLevel int16; v3+
+    min_version_level: int  # MinVersionLevel int16; v3+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -262,78 +149,21 @@ class FinalizedFeatureKey:
         self.min_version_level = min_version_level
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FinalizedFeatureKey):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.max_version_level == other.max_version_level and
-            self.min_version_level == other.min_version_level and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"FinalizedFeatureKey(name={self.name!r}, max_version_level={self.max_version_level!r}, min_version_level={self.min_version_level!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class SupportedFeatureKey(Struct):
+    """Struct ``SupportedFeatureKey`` of ``ApiVersionsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'FinalizedFeatureKey has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _W_FinalizedFeatureKey[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FinalizedFeatureKey v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FinalizedFeatureKey:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FinalizedFeatureKey v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FinalizedFeatureKey, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'FinalizedFeatureKey has no version {version} (valid 0-4)')
-        try:
-            return _R_FinalizedFeatureKey[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FinalizedFeatureKey v{version}: {exc}') from None
-
-
-class SupportedFeatureKey:
-    """Schema struct ``SupportedFeatureKey`` of ``ApiVersionsResponse``."""
+    Schema: ``tools/kafka-protocol/message/ApiVersionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'min_version', 'max_version', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SupportedFeatureKey'
 
-    name: str
-    min_version: int
-    max_version: int
+    name: str  # Name string; v3+
+    min_version: int  # MinVersion int16; v3+
+    max_version: int  # MaxVersion int16; v3+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -349,78 +179,21 @@ class SupportedFeatureKey:
         self.max_version = max_version
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SupportedFeatureKey):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.min_version == other.min_version and
-            self.max_version == other.max_version and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"SupportedFeatureKey(name={self.name!r}, min_version={self.min_version!r}, max_version={self.max_version!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ApiVersion(Struct):
+    """Struct ``ApiVersion`` of ``ApiVersionsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'SupportedFeatureKey has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _W_SupportedFeatureKey[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SupportedFeatureKey v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SupportedFeatureKey:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SupportedFeatureKey v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SupportedFeatureKey, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'SupportedFeatureKey has no version {version} (valid 0-4)')
-        try:
-            return _R_SupportedFeatureKey[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SupportedFeatureKey v{version}: {exc}') from None
-
-
-class ApiVersion:
-    """Schema struct ``ApiVersion`` of ``ApiVersionsResponse``."""
+    Schema: ``tools/kafka-protocol/message/ApiVersionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('api_key', 'min_version', 'max_version', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ApiVersion'
 
-    api_key: int
-    min_version: int
-    max_version: int
+    api_key: int  # ApiKey int16
+    min_version: int  # MinVersion int16
+    max_version: int  # MaxVersion int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -436,66 +209,6 @@ class ApiVersion:
         self.max_version = max_version
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ApiVersion):
-            return NotImplemented
-        return (
-            self.api_key == other.api_key and
-            self.min_version == other.min_version and
-            self.max_version == other.max_version and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ApiVersion(api_key={self.api_key!r}, min_version={self.min_version!r}, max_version={self.max_version!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersion has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _W_ApiVersion[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ApiVersion v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ApiVersion:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ApiVersion v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ApiVersion, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'ApiVersion has no version {version} (valid 0-4)')
-        try:
-            return _R_ApiVersion[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ApiVersion v{version}: {exc}') from None
-
 
 def _new_ApiVersionsRequest() -> ApiVersionsRequest:
     o = ApiVersionsRequest.__new__(ApiVersionsRequest)
@@ -505,11 +218,11 @@ def _new_ApiVersionsRequest() -> ApiVersionsRequest:
     return o
 
 
-def _w_ApiVersionsRequest_0(o: ApiVersionsRequest, out: bytearray) -> None:
+def _write_ApiVersionsRequest_v0(o: ApiVersionsRequest, out: bytearray) -> None:
     pass
 
 
-def _r_ApiVersionsRequest_0(buf: memoryview, pos: int) -> tuple[ApiVersionsRequest, int]:
+def _read_ApiVersionsRequest_v0(buf: memoryview, pos: int) -> tuple[ApiVersionsRequest, int]:
     o = ApiVersionsRequest.__new__(ApiVersionsRequest)
     o.client_software_name = ''
     o.client_software_version = ''
@@ -517,7 +230,7 @@ def _r_ApiVersionsRequest_0(buf: memoryview, pos: int) -> tuple[ApiVersionsReque
     return o, pos
 
 
-def _w_ApiVersionsRequest_3(o: ApiVersionsRequest, out: bytearray) -> None:
+def _write_ApiVersionsRequest_v3(o: ApiVersionsRequest, out: bytearray) -> None:
     write_compact_string(out, o.client_software_name)
     write_compact_string(out, o.client_software_version)
     uk = o.unknown_tags
@@ -527,7 +240,7 @@ def _w_ApiVersionsRequest_3(o: ApiVersionsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ApiVersionsRequest_3(buf: memoryview, pos: int) -> tuple[ApiVersionsRequest, int]:
+def _read_ApiVersionsRequest_v3(buf: memoryview, pos: int) -> tuple[ApiVersionsRequest, int]:
     o = ApiVersionsRequest.__new__(ApiVersionsRequest)
     o.client_software_name, pos = read_compact_string(buf, pos)
     o.client_software_version, pos = read_compact_string(buf, pos)
@@ -548,20 +261,20 @@ def _new_ApiVersion() -> ApiVersion:
     return o
 
 
-def _w_ApiVersion_0(o: ApiVersion, out: bytearray) -> None:
-    out += _S_hhh.pack(o.api_key, o.min_version, o.max_version)
+def _write_ApiVersion_v0(o: ApiVersion, out: bytearray) -> None:
+    out += _INT16_INT16_INT16.pack(o.api_key, o.min_version, o.max_version)
 
 
-def _r_ApiVersion_0(buf: memoryview, pos: int) -> tuple[ApiVersion, int]:
+def _read_ApiVersion_v0(buf: memoryview, pos: int) -> tuple[ApiVersion, int]:
     o = ApiVersion.__new__(ApiVersion)
-    o.api_key, o.min_version, o.max_version = _S_hhh.unpack_from(buf, pos)
+    o.api_key, o.min_version, o.max_version = _INT16_INT16_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ApiVersion_3(o: ApiVersion, out: bytearray) -> None:
-    out += _S_hhh.pack(o.api_key, o.min_version, o.max_version)
+def _write_ApiVersion_v3(o: ApiVersion, out: bytearray) -> None:
+    out += _INT16_INT16_INT16.pack(o.api_key, o.min_version, o.max_version)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -569,9 +282,9 @@ def _w_ApiVersion_3(o: ApiVersion, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ApiVersion_3(buf: memoryview, pos: int) -> tuple[ApiVersion, int]:
+def _read_ApiVersion_v3(buf: memoryview, pos: int) -> tuple[ApiVersion, int]:
     o = ApiVersion.__new__(ApiVersion)
-    o.api_key, o.min_version, o.max_version = _S_hhh.unpack_from(buf, pos)
+    o.api_key, o.min_version, o.max_version = _INT16_INT16_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -590,7 +303,7 @@ def _new_SupportedFeatureKey() -> SupportedFeatureKey:
     return o
 
 
-def _w_SupportedFeatureKey_0(o: SupportedFeatureKey, out: bytearray) -> None:
+def _write_SupportedFeatureKey_v0(o: SupportedFeatureKey, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('SupportedFeatureKey.name has a non-default value this version cannot carry')
     if o.min_version != 0:
@@ -599,7 +312,7 @@ def _w_SupportedFeatureKey_0(o: SupportedFeatureKey, out: bytearray) -> None:
         raise UnsupportedVersionError('SupportedFeatureKey.max_version has a non-default value this version cannot carry')
 
 
-def _r_SupportedFeatureKey_0(buf: memoryview, pos: int) -> tuple[SupportedFeatureKey, int]:
+def _read_SupportedFeatureKey_v0(buf: memoryview, pos: int) -> tuple[SupportedFeatureKey, int]:
     o = SupportedFeatureKey.__new__(SupportedFeatureKey)
     o.name = ''
     o.min_version = 0
@@ -608,9 +321,9 @@ def _r_SupportedFeatureKey_0(buf: memoryview, pos: int) -> tuple[SupportedFeatur
     return o, pos
 
 
-def _w_SupportedFeatureKey_3(o: SupportedFeatureKey, out: bytearray) -> None:
+def _write_SupportedFeatureKey_v3(o: SupportedFeatureKey, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_hh.pack(o.min_version, o.max_version)
+    out += _INT16_INT16.pack(o.min_version, o.max_version)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -618,10 +331,10 @@ def _w_SupportedFeatureKey_3(o: SupportedFeatureKey, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_SupportedFeatureKey_3(buf: memoryview, pos: int) -> tuple[SupportedFeatureKey, int]:
+def _read_SupportedFeatureKey_v3(buf: memoryview, pos: int) -> tuple[SupportedFeatureKey, int]:
     o = SupportedFeatureKey.__new__(SupportedFeatureKey)
     o.name, pos = read_compact_string(buf, pos)
-    o.min_version, o.max_version = _S_hh.unpack_from(buf, pos)
+    o.min_version, o.max_version = _INT16_INT16.unpack_from(buf, pos)
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -640,7 +353,7 @@ def _new_FinalizedFeatureKey() -> FinalizedFeatureKey:
     return o
 
 
-def _w_FinalizedFeatureKey_0(o: FinalizedFeatureKey, out: bytearray) -> None:
+def _write_FinalizedFeatureKey_v0(o: FinalizedFeatureKey, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('FinalizedFeatureKey.name has a non-default value this version cannot carry')
     if o.max_version_level != 0:
@@ -649,7 +362,7 @@ def _w_FinalizedFeatureKey_0(o: FinalizedFeatureKey, out: bytearray) -> None:
         raise UnsupportedVersionError('FinalizedFeatureKey.min_version_level has a non-default value this version cannot carry')
 
 
-def _r_FinalizedFeatureKey_0(buf: memoryview, pos: int) -> tuple[FinalizedFeatureKey, int]:
+def _read_FinalizedFeatureKey_v0(buf: memoryview, pos: int) -> tuple[FinalizedFeatureKey, int]:
     o = FinalizedFeatureKey.__new__(FinalizedFeatureKey)
     o.name = ''
     o.max_version_level = 0
@@ -658,9 +371,9 @@ def _r_FinalizedFeatureKey_0(buf: memoryview, pos: int) -> tuple[FinalizedFeatur
     return o, pos
 
 
-def _w_FinalizedFeatureKey_3(o: FinalizedFeatureKey, out: bytearray) -> None:
+def _write_FinalizedFeatureKey_v3(o: FinalizedFeatureKey, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_hh.pack(o.max_version_level, o.min_version_level)
+    out += _INT16_INT16.pack(o.max_version_level, o.min_version_level)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -668,10 +381,10 @@ def _w_FinalizedFeatureKey_3(o: FinalizedFeatureKey, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FinalizedFeatureKey_3(buf: memoryview, pos: int) -> tuple[FinalizedFeatureKey, int]:
+def _read_FinalizedFeatureKey_v3(buf: memoryview, pos: int) -> tuple[FinalizedFeatureKey, int]:
     o = FinalizedFeatureKey.__new__(FinalizedFeatureKey)
     o.name, pos = read_compact_string(buf, pos)
-    o.max_version_level, o.min_version_level = _S_hh.unpack_from(buf, pos)
+    o.max_version_level, o.min_version_level = _INT16_INT16.unpack_from(buf, pos)
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -694,24 +407,24 @@ def _new_ApiVersionsResponse() -> ApiVersionsResponse:
     return o
 
 
-def _w_ApiVersionsResponse_0(o: ApiVersionsResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.api_keys
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ApiVersion_0(e2, out)
+def _write_ApiVersionsResponse_v0(o: ApiVersionsResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    api_keys = o.api_keys
+    out += _INT32.pack(len(api_keys))
+    for api_keys_item in api_keys:
+        _write_ApiVersion_v0(api_keys_item, out)
 
 
-def _r_ApiVersionsResponse_0(buf: memoryview, pos: int) -> tuple[ApiVersionsResponse, int]:
+def _read_ApiVersionsResponse_v0(buf: memoryview, pos: int) -> tuple[ApiVersionsResponse, int]:
     o = ApiVersionsResponse.__new__(ApiVersionsResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ApiVersion] = []
-    for _ in range(n1):
-        e3, pos = _r_ApiVersion_0(buf, pos)
-        a2.append(e3)
-    o.api_keys = a2
+    n_api_keys, pos = read_array_len(buf, pos)
+    api_keys: list[ApiVersion] = []
+    for _ in range(n_api_keys):
+        api_keys_item, pos = _read_ApiVersion_v0(buf, pos)
+        api_keys.append(api_keys_item)
+    o.api_keys = api_keys
     o.throttle_time_ms = 0
     o.supported_features = []
     o.finalized_features_epoch = -1
@@ -721,26 +434,26 @@ def _r_ApiVersionsResponse_0(buf: memoryview, pos: int) -> tuple[ApiVersionsResp
     return o, pos
 
 
-def _w_ApiVersionsResponse_1(o: ApiVersionsResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.api_keys
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ApiVersion_0(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_ApiVersionsResponse_v1(o: ApiVersionsResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    api_keys = o.api_keys
+    out += _INT32.pack(len(api_keys))
+    for api_keys_item in api_keys:
+        _write_ApiVersion_v0(api_keys_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
 
 
-def _r_ApiVersionsResponse_1(buf: memoryview, pos: int) -> tuple[ApiVersionsResponse, int]:
+def _read_ApiVersionsResponse_v1(buf: memoryview, pos: int) -> tuple[ApiVersionsResponse, int]:
     o = ApiVersionsResponse.__new__(ApiVersionsResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ApiVersion] = []
-    for _ in range(n1):
-        e3, pos = _r_ApiVersion_0(buf, pos)
-        a2.append(e3)
-    o.api_keys = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_api_keys, pos = read_array_len(buf, pos)
+    api_keys: list[ApiVersion] = []
+    for _ in range(n_api_keys):
+        api_keys_item, pos = _read_ApiVersion_v0(buf, pos)
+        api_keys.append(api_keys_item)
+    o.api_keys = api_keys
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.supported_features = []
     o.finalized_features_epoch = -1
@@ -750,56 +463,59 @@ def _r_ApiVersionsResponse_1(buf: memoryview, pos: int) -> tuple[ApiVersionsResp
     return o, pos
 
 
-def _w_ApiVersionsResponse_3(o: ApiVersionsResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.api_keys
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ApiVersion_3(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_ApiVersionsResponse_v3(o: ApiVersionsResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    api_keys = o.api_keys
+    write_uvarint(out, len(api_keys) + 1)
+    for api_keys_item in api_keys:
+        _write_ApiVersion_v3(api_keys_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.supported_features
-    if len(x3) != 0:
+    supported_features = o.supported_features
+    if len(supported_features) != 0:
         t = bytearray()
-        write_uvarint(t, len(x3) + 1)
-        for e4 in x3:
-            _w_SupportedFeatureKey_3(e4, t)
+        write_uvarint(t, len(supported_features) + 1)
+        for supported_features_item in supported_features:
+            _write_SupportedFeatureKey_v3(supported_features_item, t)
         tags.append((0, bytes(t)))
-    x5 = o.finalized_features_epoch
-    if x5 != -1:
+    finalized_features_epoch = o.finalized_features_epoch
+    if finalized_features_epoch != -1:
         t = bytearray()
-        t += _S_q.pack(x5)
+        t += _INT64.pack(finalized_features_epoch)
         tags.append((1, bytes(t)))
-    x6 = o.finalized_features
-    if len(x6) != 0:
+    finalized_features = o.finalized_features
+    if len(finalized_features) != 0:
         t = bytearray()
-        write_uvarint(t, len(x6) + 1)
-        for e7 in x6:
-            _w_FinalizedFeatureKey_3(e7, t)
+        write_uvarint(t, len(finalized_features) + 1)
+        for finalized_features_item in finalized_features:
+            _write_FinalizedFeatureKey_v3(finalized_features_item, t)
         tags.append((2, bytes(t)))
-    x8 = o.zk_migration_ready
-    if x8 != False:
+    zk_migration_ready = o.zk_migration_ready
+    if zk_migration_ready != False:
         t = bytearray()
-        t += _S_o.pack(x8)
+        t += _BOOL.pack(zk_migration_ready)
         tags.append((3, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_ApiVersionsResponse_3(buf: memoryview, pos: int) -> tuple[ApiVersionsResponse, int]:
+def _read_ApiVersionsResponse_v3(buf: memoryview, pos: int) -> tuple[ApiVersionsResponse, int]:
     o = ApiVersionsResponse.__new__(ApiVersionsResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ApiVersion] = []
-    for _ in range(n1):
-        e3, pos = _r_ApiVersion_3(buf, pos)
-        a2.append(e3)
-    o.api_keys = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_api_keys, pos = read_compact_array_len(buf, pos)
+    api_keys: list[ApiVersion] = []
+    for _ in range(n_api_keys):
+        api_keys_item, pos = _read_ApiVersion_v3(buf, pos)
+        api_keys.append(api_keys_item)
+    o.api_keys = api_keys
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.supported_features = []
     o.finalized_features_epoch = -1
@@ -820,30 +536,30 @@ def _r_ApiVersionsResponse_3(buf: memoryview, pos: int) -> tuple[ApiVersionsResp
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            n4, tp = read_compact_array_len(tb, tp)
-            a5: list[SupportedFeatureKey] = []
-            for _ in range(n4):
-                e6, tp = _r_SupportedFeatureKey_3(tb, tp)
-                a5.append(e6)
-            o.supported_features = a5
+            n_supported_features, tp = read_compact_array_len(tb, tp)
+            supported_features: list[SupportedFeatureKey] = []
+            for _ in range(n_supported_features):
+                supported_features_item, tp = _read_SupportedFeatureKey_v3(tb, tp)
+                supported_features.append(supported_features_item)
+            o.supported_features = supported_features
         elif tag == 1:
             tb = buf[:end]
             tp = pos
-            o.finalized_features_epoch = _S_q.unpack_from(tb, tp)[0]
+            o.finalized_features_epoch = _INT64.unpack_from(tb, tp)[0]
             tp += 8
         elif tag == 2:
             tb = buf[:end]
             tp = pos
-            n7, tp = read_compact_array_len(tb, tp)
-            a8: list[FinalizedFeatureKey] = []
-            for _ in range(n7):
-                e9, tp = _r_FinalizedFeatureKey_3(tb, tp)
-                a8.append(e9)
-            o.finalized_features = a8
+            n_finalized_features, tp = read_compact_array_len(tb, tp)
+            finalized_features: list[FinalizedFeatureKey] = []
+            for _ in range(n_finalized_features):
+                finalized_features_item, tp = _read_FinalizedFeatureKey_v3(tb, tp)
+                finalized_features.append(finalized_features_item)
+            o.finalized_features = finalized_features
         elif tag == 3:
             tb = buf[:end]
             tp = pos
-            o.zk_migration_ready = _S_o.unpack_from(tb, tp)[0]
+            o.zk_migration_ready = _BOOL.unpack_from(tb, tp)[0]
             tp += 1
         else:
             if uk is None:
@@ -854,38 +570,40 @@ def _r_ApiVersionsResponse_3(buf: memoryview, pos: int) -> tuple[ApiVersionsResp
     return o, pos
 
 
-_W_ApiVersionsRequest: tuple[Callable[[ApiVersionsRequest, bytearray], None], ...] = (
-    _w_ApiVersionsRequest_0,
-    _w_ApiVersionsRequest_0,
-    _w_ApiVersionsRequest_0,
-    _w_ApiVersionsRequest_3,
-    _w_ApiVersionsRequest_3,
+ApiVersionsRequest._LOWEST = 0
+ApiVersionsRequest._WRITERS = (
+    _write_ApiVersionsRequest_v0,
+    _write_ApiVersionsRequest_v0,
+    _write_ApiVersionsRequest_v0,
+    _write_ApiVersionsRequest_v3,
+    _write_ApiVersionsRequest_v3,
 )
-_R_ApiVersionsRequest: tuple[Callable[[memoryview, int], tuple[ApiVersionsRequest, int]], ...] = (
-    _r_ApiVersionsRequest_0,
-    _r_ApiVersionsRequest_0,
-    _r_ApiVersionsRequest_0,
-    _r_ApiVersionsRequest_3,
-    _r_ApiVersionsRequest_3,
+ApiVersionsRequest._READERS = (
+    _read_ApiVersionsRequest_v0,
+    _read_ApiVersionsRequest_v0,
+    _read_ApiVersionsRequest_v0,
+    _read_ApiVersionsRequest_v3,
+    _read_ApiVersionsRequest_v3,
 )
 ApiVersionsRequest._FIELDS = (
     FieldSpec('client_software_name', 'string', None, (3, 32767), None, None, None, None),
     FieldSpec('client_software_version', 'string', None, (3, 32767), None, None, None, None),
 )
 
-_W_ApiVersion: tuple[Callable[[ApiVersion, bytearray], None], ...] = (
-    _w_ApiVersion_0,
-    _w_ApiVersion_0,
-    _w_ApiVersion_0,
-    _w_ApiVersion_3,
-    _w_ApiVersion_3,
+ApiVersion._LOWEST = 0
+ApiVersion._WRITERS = (
+    _write_ApiVersion_v0,
+    _write_ApiVersion_v0,
+    _write_ApiVersion_v0,
+    _write_ApiVersion_v3,
+    _write_ApiVersion_v3,
 )
-_R_ApiVersion: tuple[Callable[[memoryview, int], tuple[ApiVersion, int]], ...] = (
-    _r_ApiVersion_0,
-    _r_ApiVersion_0,
-    _r_ApiVersion_0,
-    _r_ApiVersion_3,
-    _r_ApiVersion_3,
+ApiVersion._READERS = (
+    _read_ApiVersion_v0,
+    _read_ApiVersion_v0,
+    _read_ApiVersion_v0,
+    _read_ApiVersion_v3,
+    _read_ApiVersion_v3,
 )
 ApiVersion._FIELDS = (
     FieldSpec('api_key', 'int16', None, (0, 32767), None, None, None, None),
@@ -893,19 +611,20 @@ ApiVersion._FIELDS = (
     FieldSpec('max_version', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_SupportedFeatureKey: tuple[Callable[[SupportedFeatureKey, bytearray], None], ...] = (
-    _w_SupportedFeatureKey_0,
-    _w_SupportedFeatureKey_0,
-    _w_SupportedFeatureKey_0,
-    _w_SupportedFeatureKey_3,
-    _w_SupportedFeatureKey_3,
+SupportedFeatureKey._LOWEST = 0
+SupportedFeatureKey._WRITERS = (
+    _write_SupportedFeatureKey_v0,
+    _write_SupportedFeatureKey_v0,
+    _write_SupportedFeatureKey_v0,
+    _write_SupportedFeatureKey_v3,
+    _write_SupportedFeatureKey_v3,
 )
-_R_SupportedFeatureKey: tuple[Callable[[memoryview, int], tuple[SupportedFeatureKey, int]], ...] = (
-    _r_SupportedFeatureKey_0,
-    _r_SupportedFeatureKey_0,
-    _r_SupportedFeatureKey_0,
-    _r_SupportedFeatureKey_3,
-    _r_SupportedFeatureKey_3,
+SupportedFeatureKey._READERS = (
+    _read_SupportedFeatureKey_v0,
+    _read_SupportedFeatureKey_v0,
+    _read_SupportedFeatureKey_v0,
+    _read_SupportedFeatureKey_v3,
+    _read_SupportedFeatureKey_v3,
 )
 SupportedFeatureKey._FIELDS = (
     FieldSpec('name', 'string', None, (3, 32767), None, None, None, None),
@@ -913,19 +632,20 @@ SupportedFeatureKey._FIELDS = (
     FieldSpec('max_version', 'int16', None, (3, 32767), None, None, None, None),
 )
 
-_W_FinalizedFeatureKey: tuple[Callable[[FinalizedFeatureKey, bytearray], None], ...] = (
-    _w_FinalizedFeatureKey_0,
-    _w_FinalizedFeatureKey_0,
-    _w_FinalizedFeatureKey_0,
-    _w_FinalizedFeatureKey_3,
-    _w_FinalizedFeatureKey_3,
+FinalizedFeatureKey._LOWEST = 0
+FinalizedFeatureKey._WRITERS = (
+    _write_FinalizedFeatureKey_v0,
+    _write_FinalizedFeatureKey_v0,
+    _write_FinalizedFeatureKey_v0,
+    _write_FinalizedFeatureKey_v3,
+    _write_FinalizedFeatureKey_v3,
 )
-_R_FinalizedFeatureKey: tuple[Callable[[memoryview, int], tuple[FinalizedFeatureKey, int]], ...] = (
-    _r_FinalizedFeatureKey_0,
-    _r_FinalizedFeatureKey_0,
-    _r_FinalizedFeatureKey_0,
-    _r_FinalizedFeatureKey_3,
-    _r_FinalizedFeatureKey_3,
+FinalizedFeatureKey._READERS = (
+    _read_FinalizedFeatureKey_v0,
+    _read_FinalizedFeatureKey_v0,
+    _read_FinalizedFeatureKey_v0,
+    _read_FinalizedFeatureKey_v3,
+    _read_FinalizedFeatureKey_v3,
 )
 FinalizedFeatureKey._FIELDS = (
     FieldSpec('name', 'string', None, (3, 32767), None, None, None, None),
@@ -933,19 +653,20 @@ FinalizedFeatureKey._FIELDS = (
     FieldSpec('min_version_level', 'int16', None, (3, 32767), None, None, None, None),
 )
 
-_W_ApiVersionsResponse: tuple[Callable[[ApiVersionsResponse, bytearray], None], ...] = (
-    _w_ApiVersionsResponse_0,
-    _w_ApiVersionsResponse_1,
-    _w_ApiVersionsResponse_1,
-    _w_ApiVersionsResponse_3,
-    _w_ApiVersionsResponse_3,
+ApiVersionsResponse._LOWEST = 0
+ApiVersionsResponse._WRITERS = (
+    _write_ApiVersionsResponse_v0,
+    _write_ApiVersionsResponse_v1,
+    _write_ApiVersionsResponse_v1,
+    _write_ApiVersionsResponse_v3,
+    _write_ApiVersionsResponse_v3,
 )
-_R_ApiVersionsResponse: tuple[Callable[[memoryview, int], tuple[ApiVersionsResponse, int]], ...] = (
-    _r_ApiVersionsResponse_0,
-    _r_ApiVersionsResponse_1,
-    _r_ApiVersionsResponse_1,
-    _r_ApiVersionsResponse_3,
-    _r_ApiVersionsResponse_3,
+ApiVersionsResponse._READERS = (
+    _read_ApiVersionsResponse_v0,
+    _read_ApiVersionsResponse_v1,
+    _read_ApiVersionsResponse_v1,
+    _read_ApiVersionsResponse_v3,
+    _read_ApiVersionsResponse_v3,
 )
 ApiVersionsResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'Assignment',
@@ -35,15 +34,19 @@ __all__ = [
     'TopicPartitions',
 ]
 
-_S_o = struct.Struct('>?')
-_S_b = struct.Struct('>b')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ii = struct.Struct('>ii')
+_BOOL = struct.Struct('>?')
+_INT8 = struct.Struct('>b')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT32 = struct.Struct('>ii')
 
 
-class ConsumerGroupDescribeRequest:
-    """Kafka request ``ConsumerGroupDescribeRequest`` (API key 69), versions 0-1."""
+class ConsumerGroupDescribeRequest(Request['ConsumerGroupDescribeResponse']):
+    """Kafka request ``ConsumerGroupDescribeRequest`` (API key 69), versions 0-1, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_ids', 'include_authorized_operations', 'unknown_tags',)
 
@@ -51,11 +54,10 @@ class ConsumerGroupDescribeRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeRequest'
 
-    group_ids: list[str]
-    include_authorized_operations: bool
+    group_ids: list[str]  # GroupIds []string
+    include_authorized_operations: bool  # IncludeAuthorizedOperations bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -69,68 +71,13 @@ class ConsumerGroupDescribeRequest:
         self.include_authorized_operations = include_authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerGroupDescribeRequest):
-            return NotImplemented
-        return (
-            self.group_ids == other.group_ids and
-            self.include_authorized_operations == other.include_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ConsumerGroupDescribeRequest(group_ids={self.group_ids!r}, include_authorized_operations={self.include_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ConsumerGroupDescribeResponse(Response):
+    """Kafka response ``ConsumerGroupDescribeResponse`` (API key 69), versions 0-1, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupDescribeRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ConsumerGroupDescribeRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerGroupDescribeRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupDescribeRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerGroupDescribeRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupDescribeRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupDescribeRequest has no version {version} (valid 0-1)')
-        try:
-            return _R_ConsumerGroupDescribeRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerGroupDescribeRequest v{version}: {exc}') from None
-
-
-class ConsumerGroupDescribeResponse:
-    """Kafka response ``ConsumerGroupDescribeResponse`` (API key 69), versions 0-1."""
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
 
@@ -138,11 +85,10 @@ class ConsumerGroupDescribeResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupDescribeResponse'
 
-    throttle_time_ms: int
-    groups: list[DescribedGroup]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    groups: list[DescribedGroup]  # Groups []DescribedGroup
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -156,83 +102,27 @@ class ConsumerGroupDescribeResponse:
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerGroupDescribeResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ConsumerGroupDescribeResponse(throttle_time_ms={self.throttle_time_ms!r}, groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribedGroup(Struct):
+    """Struct ``DescribedGroup`` of ``ConsumerGroupDescribeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupDescribeResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ConsumerGroupDescribeResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerGroupDescribeResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupDescribeResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerGroupDescribeResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupDescribeResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupDescribeResponse has no version {version} (valid 0-1)')
-        try:
-            return _R_ConsumerGroupDescribeResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerGroupDescribeResponse v{version}: {exc}') from None
-
-
-class DescribedGroup:
-    """Schema struct ``DescribedGroup`` of ``ConsumerGroupDescribeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'assignor_name', 'members', 'authorized_operations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
-    error_code: int
-    error_message: str | None
-    group_id: str
-    group_state: str
-    group_epoch: int
-    assignment_epoch: int
-    assignor_name: str
-    members: list[Member]
-    authorized_operations: int
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    group_id: str  # GroupId string
+    group_state: str  # GroupState string
+    group_epoch: int  # GroupEpoch int32
+    assignment_epoch: int  # AssignmentEpoch int32
+    assignor_name: str  # AssignorName string
+    members: list[Member]  # Members []Member
+    authorized_operations: int  # AuthorizedOperations int32; default -2147483648
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -260,92 +150,29 @@ class DescribedGroup:
         self.authorized_operations = authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribedGroup):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.group_id == other.group_id and
-            self.group_state == other.group_state and
-            self.group_epoch == other.group_epoch and
-            self.assignment_epoch == other.assignment_epoch and
-            self.assignor_name == other.assignor_name and
-            self.members == other.members and
-            self.authorized_operations == other.authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribedGroup(error_code={self.error_code!r}, error_message={self.error_message!r}, group_id={self.group_id!r}, group_state={self.group_state!r}, group_epoch={self.group_epoch!r}, assignment_epoch={self.assignment_epoch!r}, assignor_name={self.assignor_name!r}, members={self.members!r}, authorized_operations={self.authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class Member(Struct):
+    """Struct ``Member`` of ``ConsumerGroupDescribeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_DescribedGroup[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribedGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribedGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-1)')
-        try:
-            return _R_DescribedGroup[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribedGroup v{version}: {exc}') from None
-
-
-class Member:
-    """Schema struct ``Member`` of ``ConsumerGroupDescribeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('member_id', 'instance_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'subscribed_topic_regex', 'assignment', 'target_assignment', 'member_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Member'
 
-    member_id: str
-    instance_id: str | None
-    rack_id: str | None
-    member_epoch: int
-    client_id: str
-    client_host: str
-    subscribed_topic_names: list[str]
-    subscribed_topic_regex: str | None
-    assignment: Assignment
-    target_assignment: Assignment
-    member_type: int
+    member_id: str  # MemberId string
+    instance_id: str | None  # InstanceId string; nullable
+    rack_id: str | None  # RackId string; nullable
+    member_epoch: int  # MemberEpoch int32
+    client_id: str  # ClientId string
+    client_host: str  # ClientHost string
+    subscribed_topic_names: list[str]  # SubscribedTopicNames []string
+    subscribed_topic_regex: str | None  # SubscribedTopicRegex string; nullable
+    assignment: Assignment  # Assignment Assignment
+    target_assignment: Assignment  # TargetAssignment Assignment
+    member_type: int  # MemberType int8; v1+; default -1; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -377,84 +204,19 @@ class Member:
         self.member_type = member_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Member):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.instance_id == other.instance_id and
-            self.rack_id == other.rack_id and
-            self.member_epoch == other.member_epoch and
-            self.client_id == other.client_id and
-            self.client_host == other.client_host and
-            self.subscribed_topic_names == other.subscribed_topic_names and
-            self.subscribed_topic_regex == other.subscribed_topic_regex and
-            self.assignment == other.assignment and
-            self.target_assignment == other.target_assignment and
-            self.member_type == other.member_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"Member(member_id={self.member_id!r}, instance_id={self.instance_id!r}, rack_id={self.rack_id!r}, member_epoch={self.member_epoch!r}, client_id={self.client_id!r}, client_host={self.client_host!r}, subscribed_topic_names={self.subscribed_topic_names!r}, subscribed_topic_regex={self.subscribed_topic_regex!r}, assignment={self.assignment!r}, target_assignment={self.target_assignment!r}, member_type={self.member_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class Assignment(Struct):
+    """Struct ``Assignment`` of ``ConsumerGroupDescribeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'Member has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_Member[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Member v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Member:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Member v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Member, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'Member has no version {version} (valid 0-1)')
-        try:
-            return _R_Member[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Member v{version}: {exc}') from None
-
-
-class Assignment:
-    """Schema struct ``Assignment`` of ``ConsumerGroupDescribeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
-    topic_partitions: list[TopicPartitions]
+    topic_partitions: list[TopicPartitions]  # TopicPartitions []TopicPartitions
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -466,76 +228,21 @@ class Assignment:
         self.topic_partitions = list(topic_partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Assignment):
-            return NotImplemented
-        return (
-            self.topic_partitions == other.topic_partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"Assignment(topic_partitions={self.topic_partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicPartitions(Struct):
+    """Struct ``TopicPartitions`` of ``ConsumerGroupDescribeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_Assignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Assignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Assignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Assignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-1)')
-        try:
-            return _R_Assignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
-
-
-class TopicPartitions:
-    """Schema struct ``TopicPartitions`` of ``ConsumerGroupDescribeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID
-    topic_name: str
-    partitions: list[int]
+    topic_id: uuid.UUID  # TopicId uuid
+    topic_name: str  # TopicName string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -551,66 +258,6 @@ class TopicPartitions:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicPartitions):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicPartitions(topic_id={self.topic_id!r}, topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_TopicPartitions[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicPartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-1)')
-        try:
-            return _R_TopicPartitions[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
-
 
 def _new_ConsumerGroupDescribeRequest() -> ConsumerGroupDescribeRequest:
     o = ConsumerGroupDescribeRequest.__new__(ConsumerGroupDescribeRequest)
@@ -620,12 +267,12 @@ def _new_ConsumerGroupDescribeRequest() -> ConsumerGroupDescribeRequest:
     return o
 
 
-def _w_ConsumerGroupDescribeRequest_0(o: ConsumerGroupDescribeRequest, out: bytearray) -> None:
-    x1 = o.group_ids
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    out += _S_o.pack(o.include_authorized_operations)
+def _write_ConsumerGroupDescribeRequest_v0(o: ConsumerGroupDescribeRequest, out: bytearray) -> None:
+    group_ids = o.group_ids
+    write_uvarint(out, len(group_ids) + 1)
+    for group_ids_item in group_ids:
+        write_compact_string(out, group_ids_item)
+    out += _BOOL.pack(o.include_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -633,15 +280,15 @@ def _w_ConsumerGroupDescribeRequest_0(o: ConsumerGroupDescribeRequest, out: byte
         out.append(0)
 
 
-def _r_ConsumerGroupDescribeRequest_0(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeRequest, int]:
+def _read_ConsumerGroupDescribeRequest_v0(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeRequest, int]:
     o = ConsumerGroupDescribeRequest.__new__(ConsumerGroupDescribeRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.group_ids = a2
-    o.include_authorized_operations = _S_o.unpack_from(buf, pos)[0]
+    n_group_ids, pos = read_compact_array_len(buf, pos)
+    group_ids: list[str] = []
+    for _ in range(n_group_ids):
+        group_ids_item, pos = read_compact_string(buf, pos)
+        group_ids.append(group_ids_item)
+    o.group_ids = group_ids
+    o.include_authorized_operations = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -660,12 +307,12 @@ def _new_TopicPartitions() -> TopicPartitions:
     return o
 
 
-def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
+def _write_TopicPartitions_v0(o: TopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -673,13 +320,13 @@ def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicPartitions_0(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
+def _read_TopicPartitions_v0(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
     o = TopicPartitions.__new__(TopicPartitions)
     o.topic_id, pos = read_uuid(buf, pos)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -695,11 +342,11 @@ def _new_Assignment() -> Assignment:
     return o
 
 
-def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
-    x1 = o.topic_partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicPartitions_0(e2, out)
+def _write_Assignment_v0(o: Assignment, out: bytearray) -> None:
+    topic_partitions = o.topic_partitions
+    write_uvarint(out, len(topic_partitions) + 1)
+    for topic_partitions_item in topic_partitions:
+        _write_TopicPartitions_v0(topic_partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -707,14 +354,14 @@ def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Assignment_0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
+def _read_Assignment_v0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     o = Assignment.__new__(Assignment)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicPartitions] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicPartitions_0(buf, pos)
-        a2.append(e3)
-    o.topic_partitions = a2
+    n_topic_partitions, pos = read_compact_array_len(buf, pos)
+    topic_partitions: list[TopicPartitions] = []
+    for _ in range(n_topic_partitions):
+        topic_partitions_item, pos = _read_TopicPartitions_v0(buf, pos)
+        topic_partitions.append(topic_partitions_item)
+    o.topic_partitions = topic_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -740,22 +387,22 @@ def _new_Member() -> Member:
     return o
 
 
-def _w_Member_0(o: Member, out: bytearray) -> None:
+def _write_Member_v0(o: Member, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.instance_id)
     write_compact_nullable_string(out, o.rack_id)
-    out += _S_i.pack(o.member_epoch)
+    out += _INT32.pack(o.member_epoch)
     write_compact_string(out, o.client_id)
     write_compact_string(out, o.client_host)
-    x1 = o.subscribed_topic_names
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
+    subscribed_topic_names = o.subscribed_topic_names
+    write_uvarint(out, len(subscribed_topic_names) + 1)
+    for subscribed_topic_names_item in subscribed_topic_names:
+        write_compact_string(out, subscribed_topic_names_item)
     write_compact_nullable_string(out, o.subscribed_topic_regex)
-    x3 = o.assignment
-    _w_Assignment_0(x3, out)
-    x4 = o.target_assignment
-    _w_Assignment_0(x4, out)
+    assignment = o.assignment
+    _write_Assignment_v0(assignment, out)
+    target_assignment = o.target_assignment
+    _write_Assignment_v0(target_assignment, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -763,24 +410,24 @@ def _w_Member_0(o: Member, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Member_0(buf: memoryview, pos: int) -> tuple[Member, int]:
+def _read_Member_v0(buf: memoryview, pos: int) -> tuple[Member, int]:
     o = Member.__new__(Member)
     o.member_id, pos = read_compact_string(buf, pos)
     o.instance_id, pos = read_compact_nullable_string(buf, pos)
     o.rack_id, pos = read_compact_nullable_string(buf, pos)
-    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.client_id, pos = read_compact_string(buf, pos)
     o.client_host, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.subscribed_topic_names = a2
+    n_subscribed_topic_names, pos = read_compact_array_len(buf, pos)
+    subscribed_topic_names: list[str] = []
+    for _ in range(n_subscribed_topic_names):
+        subscribed_topic_names_item, pos = read_compact_string(buf, pos)
+        subscribed_topic_names.append(subscribed_topic_names_item)
+    o.subscribed_topic_names = subscribed_topic_names
     o.subscribed_topic_regex, pos = read_compact_nullable_string(buf, pos)
-    o.assignment, pos = _r_Assignment_0(buf, pos)
-    o.target_assignment, pos = _r_Assignment_0(buf, pos)
+    o.assignment, pos = _read_Assignment_v0(buf, pos)
+    o.target_assignment, pos = _read_Assignment_v0(buf, pos)
     o.member_type = -1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -790,23 +437,23 @@ def _r_Member_0(buf: memoryview, pos: int) -> tuple[Member, int]:
     return o, pos
 
 
-def _w_Member_1(o: Member, out: bytearray) -> None:
+def _write_Member_v1(o: Member, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.instance_id)
     write_compact_nullable_string(out, o.rack_id)
-    out += _S_i.pack(o.member_epoch)
+    out += _INT32.pack(o.member_epoch)
     write_compact_string(out, o.client_id)
     write_compact_string(out, o.client_host)
-    x1 = o.subscribed_topic_names
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
+    subscribed_topic_names = o.subscribed_topic_names
+    write_uvarint(out, len(subscribed_topic_names) + 1)
+    for subscribed_topic_names_item in subscribed_topic_names:
+        write_compact_string(out, subscribed_topic_names_item)
     write_compact_nullable_string(out, o.subscribed_topic_regex)
-    x3 = o.assignment
-    _w_Assignment_0(x3, out)
-    x4 = o.target_assignment
-    _w_Assignment_0(x4, out)
-    out += _S_b.pack(o.member_type)
+    assignment = o.assignment
+    _write_Assignment_v0(assignment, out)
+    target_assignment = o.target_assignment
+    _write_Assignment_v0(target_assignment, out)
+    out += _INT8.pack(o.member_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -814,25 +461,25 @@ def _w_Member_1(o: Member, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Member_1(buf: memoryview, pos: int) -> tuple[Member, int]:
+def _read_Member_v1(buf: memoryview, pos: int) -> tuple[Member, int]:
     o = Member.__new__(Member)
     o.member_id, pos = read_compact_string(buf, pos)
     o.instance_id, pos = read_compact_nullable_string(buf, pos)
     o.rack_id, pos = read_compact_nullable_string(buf, pos)
-    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.client_id, pos = read_compact_string(buf, pos)
     o.client_host, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.subscribed_topic_names = a2
+    n_subscribed_topic_names, pos = read_compact_array_len(buf, pos)
+    subscribed_topic_names: list[str] = []
+    for _ in range(n_subscribed_topic_names):
+        subscribed_topic_names_item, pos = read_compact_string(buf, pos)
+        subscribed_topic_names.append(subscribed_topic_names_item)
+    o.subscribed_topic_names = subscribed_topic_names
     o.subscribed_topic_regex, pos = read_compact_nullable_string(buf, pos)
-    o.assignment, pos = _r_Assignment_0(buf, pos)
-    o.target_assignment, pos = _r_Assignment_0(buf, pos)
-    o.member_type = _S_b.unpack_from(buf, pos)[0]
+    o.assignment, pos = _read_Assignment_v0(buf, pos)
+    o.target_assignment, pos = _read_Assignment_v0(buf, pos)
+    o.member_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -857,18 +504,18 @@ def _new_DescribedGroup() -> DescribedGroup:
     return o
 
 
-def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribedGroup_v0(o: DescribedGroup, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.group_state)
-    out += _S_ii.pack(o.group_epoch, o.assignment_epoch)
+    out += _INT32_INT32.pack(o.group_epoch, o.assignment_epoch)
     write_compact_string(out, o.assignor_name)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_Member_0(e2, out)
-    out += _S_i.pack(o.authorized_operations)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_Member_v0(members_item, out)
+    out += _INT32.pack(o.authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -876,23 +523,23 @@ def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribedGroup_0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _read_DescribedGroup_v0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.group_id, pos = read_compact_string(buf, pos)
     o.group_state, pos = read_compact_string(buf, pos)
-    o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
+    o.group_epoch, o.assignment_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[Member] = []
-    for _ in range(n1):
-        e3, pos = _r_Member_0(buf, pos)
-        a2.append(e3)
-    o.members = a2
-    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[Member] = []
+    for _ in range(n_members):
+        members_item, pos = _read_Member_v0(buf, pos)
+        members.append(members_item)
+    o.members = members
+    o.authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -902,18 +549,18 @@ def _r_DescribedGroup_0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
     return o, pos
 
 
-def _w_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribedGroup_v1(o: DescribedGroup, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.group_state)
-    out += _S_ii.pack(o.group_epoch, o.assignment_epoch)
+    out += _INT32_INT32.pack(o.group_epoch, o.assignment_epoch)
     write_compact_string(out, o.assignor_name)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_Member_1(e2, out)
-    out += _S_i.pack(o.authorized_operations)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_Member_v1(members_item, out)
+    out += _INT32.pack(o.authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -921,23 +568,23 @@ def _w_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribedGroup_1(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _read_DescribedGroup_v1(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.group_id, pos = read_compact_string(buf, pos)
     o.group_state, pos = read_compact_string(buf, pos)
-    o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
+    o.group_epoch, o.assignment_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[Member] = []
-    for _ in range(n1):
-        e3, pos = _r_Member_1(buf, pos)
-        a2.append(e3)
-    o.members = a2
-    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[Member] = []
+    for _ in range(n_members):
+        members_item, pos = _read_Member_v1(buf, pos)
+        members.append(members_item)
+    o.members = members
+    o.authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -955,12 +602,12 @@ def _new_ConsumerGroupDescribeResponse() -> ConsumerGroupDescribeResponse:
     return o
 
 
-def _w_ConsumerGroupDescribeResponse_0(o: ConsumerGroupDescribeResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedGroup_0(e2, out)
+def _write_ConsumerGroupDescribeResponse_v0(o: ConsumerGroupDescribeResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_DescribedGroup_v0(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -968,16 +615,16 @@ def _w_ConsumerGroupDescribeResponse_0(o: ConsumerGroupDescribeResponse, out: by
         out.append(0)
 
 
-def _r_ConsumerGroupDescribeResponse_0(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeResponse, int]:
+def _read_ConsumerGroupDescribeResponse_v0(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeResponse, int]:
     o = ConsumerGroupDescribeResponse.__new__(ConsumerGroupDescribeResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_0(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v0(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -986,12 +633,12 @@ def _r_ConsumerGroupDescribeResponse_0(buf: memoryview, pos: int) -> tuple[Consu
     return o, pos
 
 
-def _w_ConsumerGroupDescribeResponse_1(o: ConsumerGroupDescribeResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedGroup_1(e2, out)
+def _write_ConsumerGroupDescribeResponse_v1(o: ConsumerGroupDescribeResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_DescribedGroup_v1(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -999,16 +646,16 @@ def _w_ConsumerGroupDescribeResponse_1(o: ConsumerGroupDescribeResponse, out: by
         out.append(0)
 
 
-def _r_ConsumerGroupDescribeResponse_1(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeResponse, int]:
+def _read_ConsumerGroupDescribeResponse_v1(buf: memoryview, pos: int) -> tuple[ConsumerGroupDescribeResponse, int]:
     o = ConsumerGroupDescribeResponse.__new__(ConsumerGroupDescribeResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_1(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v1(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1017,26 +664,28 @@ def _r_ConsumerGroupDescribeResponse_1(buf: memoryview, pos: int) -> tuple[Consu
     return o, pos
 
 
-_W_ConsumerGroupDescribeRequest: tuple[Callable[[ConsumerGroupDescribeRequest, bytearray], None], ...] = (
-    _w_ConsumerGroupDescribeRequest_0,
-    _w_ConsumerGroupDescribeRequest_0,
+ConsumerGroupDescribeRequest._LOWEST = 0
+ConsumerGroupDescribeRequest._WRITERS = (
+    _write_ConsumerGroupDescribeRequest_v0,
+    _write_ConsumerGroupDescribeRequest_v0,
 )
-_R_ConsumerGroupDescribeRequest: tuple[Callable[[memoryview, int], tuple[ConsumerGroupDescribeRequest, int]], ...] = (
-    _r_ConsumerGroupDescribeRequest_0,
-    _r_ConsumerGroupDescribeRequest_0,
+ConsumerGroupDescribeRequest._READERS = (
+    _read_ConsumerGroupDescribeRequest_v0,
+    _read_ConsumerGroupDescribeRequest_v0,
 )
 ConsumerGroupDescribeRequest._FIELDS = (
     FieldSpec('group_ids', 'array', 'string', (0, 32767), None, None, None, None),
     FieldSpec('include_authorized_operations', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
-    _w_TopicPartitions_0,
-    _w_TopicPartitions_0,
+TopicPartitions._LOWEST = 0
+TopicPartitions._WRITERS = (
+    _write_TopicPartitions_v0,
+    _write_TopicPartitions_v0,
 )
-_R_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
-    _r_TopicPartitions_0,
-    _r_TopicPartitions_0,
+TopicPartitions._READERS = (
+    _read_TopicPartitions_v0,
+    _read_TopicPartitions_v0,
 )
 TopicPartitions._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -1044,26 +693,28 @@ TopicPartitions._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
-    _w_Assignment_0,
-    _w_Assignment_0,
+Assignment._LOWEST = 0
+Assignment._WRITERS = (
+    _write_Assignment_v0,
+    _write_Assignment_v0,
 )
-_R_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
-    _r_Assignment_0,
-    _r_Assignment_0,
+Assignment._READERS = (
+    _read_Assignment_v0,
+    _read_Assignment_v0,
 )
 Assignment._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), None, None, None, TopicPartitions),
 )
-_DEF_Assignment = Assignment()
+_DEFAULT_Assignment = Assignment()
 
-_W_Member: tuple[Callable[[Member, bytearray], None], ...] = (
-    _w_Member_0,
-    _w_Member_1,
+Member._LOWEST = 0
+Member._WRITERS = (
+    _write_Member_v0,
+    _write_Member_v1,
 )
-_R_Member: tuple[Callable[[memoryview, int], tuple[Member, int]], ...] = (
-    _r_Member_0,
-    _r_Member_1,
+Member._READERS = (
+    _read_Member_v0,
+    _read_Member_v1,
 )
 Member._FIELDS = (
     FieldSpec('member_id', 'string', None, (0, 32767), None, None, None, None),
@@ -1079,13 +730,14 @@ Member._FIELDS = (
     FieldSpec('member_type', 'int8', None, (1, 32767), None, None, None, None),
 )
 
-_W_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
-    _w_DescribedGroup_0,
-    _w_DescribedGroup_1,
+DescribedGroup._LOWEST = 0
+DescribedGroup._WRITERS = (
+    _write_DescribedGroup_v0,
+    _write_DescribedGroup_v1,
 )
-_R_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
-    _r_DescribedGroup_0,
-    _r_DescribedGroup_1,
+DescribedGroup._READERS = (
+    _read_DescribedGroup_v0,
+    _read_DescribedGroup_v1,
 )
 DescribedGroup._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1099,13 +751,14 @@ DescribedGroup._FIELDS = (
     FieldSpec('authorized_operations', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_ConsumerGroupDescribeResponse: tuple[Callable[[ConsumerGroupDescribeResponse, bytearray], None], ...] = (
-    _w_ConsumerGroupDescribeResponse_0,
-    _w_ConsumerGroupDescribeResponse_1,
+ConsumerGroupDescribeResponse._LOWEST = 0
+ConsumerGroupDescribeResponse._WRITERS = (
+    _write_ConsumerGroupDescribeResponse_v0,
+    _write_ConsumerGroupDescribeResponse_v1,
 )
-_R_ConsumerGroupDescribeResponse: tuple[Callable[[memoryview, int], tuple[ConsumerGroupDescribeResponse, int]], ...] = (
-    _r_ConsumerGroupDescribeResponse_0,
-    _r_ConsumerGroupDescribeResponse_1,
+ConsumerGroupDescribeResponse._READERS = (
+    _read_ConsumerGroupDescribeResponse_v0,
+    _read_ConsumerGroupDescribeResponse_v1,
 )
 ConsumerGroupDescribeResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

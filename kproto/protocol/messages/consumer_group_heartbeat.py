@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -26,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'Assignment',
@@ -35,13 +35,17 @@ __all__ = [
     'ConsumerGroupHeartbeatResponseTopicPartitions',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_ii = struct.Struct('>ii')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT32 = struct.Struct('>ii')
 
 
-class ConsumerGroupHeartbeatRequest:
-    """Kafka request ``ConsumerGroupHeartbeatRequest`` (API key 68), versions 0-1."""
+class ConsumerGroupHeartbeatRequest(Request['ConsumerGroupHeartbeatResponse']):
+    """Kafka request ``ConsumerGroupHeartbeatRequest`` (API key 68), versions 0-1, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupHeartbeatRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'instance_id', 'rack_id', 'rebalance_timeout_ms', 'subscribed_topic_names', 'subscribed_topic_regex', 'server_assignor', 'topic_partitions', 'unknown_tags',)
 
@@ -49,19 +53,18 @@ class ConsumerGroupHeartbeatRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupHeartbeatRequest'
 
-    group_id: str
-    member_id: str
-    member_epoch: int
-    instance_id: str | None
-    rack_id: str | None
-    rebalance_timeout_ms: int
-    subscribed_topic_names: list[str] | None
-    subscribed_topic_regex: str | None
-    server_assignor: str | None
-    topic_partitions: list[ConsumerGroupHeartbeatRequestTopicPartitions] | None
+    group_id: str  # GroupId string
+    member_id: str  # MemberId string
+    member_epoch: int  # MemberEpoch int32
+    instance_id: str | None  # InstanceId string; nullable
+    rack_id: str | None  # RackId string; nullable
+    rebalance_timeout_ms: int  # RebalanceTimeoutMs int32; default -1
+    subscribed_topic_names: list[str] | None  # SubscribedTopicNames []string; nullable
+    subscribed_topic_regex: str | None  # SubscribedTopicRegex string; v1+; nullable
+    server_assignor: str | None  # ServerAssignor string; nullable
+    topic_partitions: list[ConsumerGroupHeartbeatRequestTopicPartitions] | None  # TopicPartitions []TopicPartitions; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -91,84 +94,20 @@ class ConsumerGroupHeartbeatRequest:
         self.topic_partitions = None if topic_partitions is None else list(topic_partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerGroupHeartbeatRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.member_epoch == other.member_epoch and
-            self.instance_id == other.instance_id and
-            self.rack_id == other.rack_id and
-            self.rebalance_timeout_ms == other.rebalance_timeout_ms and
-            self.subscribed_topic_names == other.subscribed_topic_names and
-            self.subscribed_topic_regex == other.subscribed_topic_regex and
-            self.server_assignor == other.server_assignor and
-            self.topic_partitions == other.topic_partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ConsumerGroupHeartbeatRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, member_epoch={self.member_epoch!r}, instance_id={self.instance_id!r}, rack_id={self.rack_id!r}, rebalance_timeout_ms={self.rebalance_timeout_ms!r}, subscribed_topic_names={self.subscribed_topic_names!r}, subscribed_topic_regex={self.subscribed_topic_regex!r}, server_assignor={self.server_assignor!r}, topic_partitions={self.topic_partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ConsumerGroupHeartbeatRequestTopicPartitions(Struct):
+    """Struct ``TopicPartitions`` of ``ConsumerGroupHeartbeatRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ConsumerGroupHeartbeatRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerGroupHeartbeatRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerGroupHeartbeatRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupHeartbeatRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatRequest has no version {version} (valid 0-1)')
-        try:
-            return _R_ConsumerGroupHeartbeatRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerGroupHeartbeatRequest v{version}: {exc}') from None
-
-
-class ConsumerGroupHeartbeatRequestTopicPartitions:
-    """Schema struct ``TopicPartitions`` of ``ConsumerGroupHeartbeatRequest``."""
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupHeartbeatRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID
-    partitions: list[int]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -182,68 +121,13 @@ class ConsumerGroupHeartbeatRequestTopicPartitions:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerGroupHeartbeatRequestTopicPartitions):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ConsumerGroupHeartbeatRequestTopicPartitions(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ConsumerGroupHeartbeatResponse(Response):
+    """Kafka response ``ConsumerGroupHeartbeatResponse`` (API key 68), versions 0-1, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatRequestTopicPartitions has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ConsumerGroupHeartbeatRequestTopicPartitions[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerGroupHeartbeatRequestTopicPartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatRequestTopicPartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerGroupHeartbeatRequestTopicPartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupHeartbeatRequestTopicPartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatRequestTopicPartitions has no version {version} (valid 0-1)')
-        try:
-            return _R_ConsumerGroupHeartbeatRequestTopicPartitions[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerGroupHeartbeatRequestTopicPartitions v{version}: {exc}') from None
-
-
-class ConsumerGroupHeartbeatResponse:
-    """Kafka response ``ConsumerGroupHeartbeatResponse`` (API key 68), versions 0-1."""
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupHeartbeatResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'assignment', 'unknown_tags',)
 
@@ -251,16 +135,15 @@ class ConsumerGroupHeartbeatResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerGroupHeartbeatResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    member_id: str | None
-    member_epoch: int
-    heartbeat_interval_ms: int
-    assignment: Assignment | None
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    member_id: str | None  # MemberId string; nullable
+    member_epoch: int  # MemberEpoch int32
+    heartbeat_interval_ms: int  # HeartbeatIntervalMs int32
+    assignment: Assignment | None  # Assignment Assignment; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -284,80 +167,19 @@ class ConsumerGroupHeartbeatResponse:
         self.assignment = assignment
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerGroupHeartbeatResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.member_id == other.member_id and
-            self.member_epoch == other.member_epoch and
-            self.heartbeat_interval_ms == other.heartbeat_interval_ms and
-            self.assignment == other.assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ConsumerGroupHeartbeatResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, member_id={self.member_id!r}, member_epoch={self.member_epoch!r}, heartbeat_interval_ms={self.heartbeat_interval_ms!r}, assignment={self.assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class Assignment(Struct):
+    """Struct ``Assignment`` of ``ConsumerGroupHeartbeatResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ConsumerGroupHeartbeatResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerGroupHeartbeatResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerGroupHeartbeatResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupHeartbeatResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatResponse has no version {version} (valid 0-1)')
-        try:
-            return _R_ConsumerGroupHeartbeatResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerGroupHeartbeatResponse v{version}: {exc}') from None
-
-
-class Assignment:
-    """Schema struct ``Assignment`` of ``ConsumerGroupHeartbeatResponse``."""
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupHeartbeatResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
-    topic_partitions: list[ConsumerGroupHeartbeatResponseTopicPartitions]
+    topic_partitions: list[ConsumerGroupHeartbeatResponseTopicPartitions]  # TopicPartitions []TopicPartitions
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -369,75 +191,20 @@ class Assignment:
         self.topic_partitions = list(topic_partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Assignment):
-            return NotImplemented
-        return (
-            self.topic_partitions == other.topic_partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"Assignment(topic_partitions={self.topic_partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ConsumerGroupHeartbeatResponseTopicPartitions(Struct):
+    """Struct ``TopicPartitions`` of ``ConsumerGroupHeartbeatResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_Assignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Assignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Assignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Assignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 0-1)')
-        try:
-            return _R_Assignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
-
-
-class ConsumerGroupHeartbeatResponseTopicPartitions:
-    """Schema struct ``TopicPartitions`` of ``ConsumerGroupHeartbeatResponse``."""
+    Schema: ``tools/kafka-protocol/message/ConsumerGroupHeartbeatResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID
-    partitions: list[int]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -451,65 +218,6 @@ class ConsumerGroupHeartbeatResponseTopicPartitions:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerGroupHeartbeatResponseTopicPartitions):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ConsumerGroupHeartbeatResponseTopicPartitions(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatResponseTopicPartitions has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ConsumerGroupHeartbeatResponseTopicPartitions[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerGroupHeartbeatResponseTopicPartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerGroupHeartbeatResponseTopicPartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerGroupHeartbeatResponseTopicPartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerGroupHeartbeatResponseTopicPartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConsumerGroupHeartbeatResponseTopicPartitions has no version {version} (valid 0-1)')
-        try:
-            return _R_ConsumerGroupHeartbeatResponseTopicPartitions[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerGroupHeartbeatResponseTopicPartitions v{version}: {exc}') from None
-
 
 def _new_ConsumerGroupHeartbeatRequestTopicPartitions() -> ConsumerGroupHeartbeatRequestTopicPartitions:
     o = ConsumerGroupHeartbeatRequestTopicPartitions.__new__(ConsumerGroupHeartbeatRequestTopicPartitions)
@@ -519,11 +227,11 @@ def _new_ConsumerGroupHeartbeatRequestTopicPartitions() -> ConsumerGroupHeartbea
     return o
 
 
-def _w_ConsumerGroupHeartbeatRequestTopicPartitions_0(o: ConsumerGroupHeartbeatRequestTopicPartitions, out: bytearray) -> None:
+def _write_ConsumerGroupHeartbeatRequestTopicPartitions_v0(o: ConsumerGroupHeartbeatRequestTopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -531,12 +239,12 @@ def _w_ConsumerGroupHeartbeatRequestTopicPartitions_0(o: ConsumerGroupHeartbeatR
         out.append(0)
 
 
-def _r_ConsumerGroupHeartbeatRequestTopicPartitions_0(buf: memoryview, pos: int) -> tuple[ConsumerGroupHeartbeatRequestTopicPartitions, int]:
+def _read_ConsumerGroupHeartbeatRequestTopicPartitions_v0(buf: memoryview, pos: int) -> tuple[ConsumerGroupHeartbeatRequestTopicPartitions, int]:
     o = ConsumerGroupHeartbeatRequestTopicPartitions.__new__(ConsumerGroupHeartbeatRequestTopicPartitions)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -561,30 +269,30 @@ def _new_ConsumerGroupHeartbeatRequest() -> ConsumerGroupHeartbeatRequest:
     return o
 
 
-def _w_ConsumerGroupHeartbeatRequest_0(o: ConsumerGroupHeartbeatRequest, out: bytearray) -> None:
+def _write_ConsumerGroupHeartbeatRequest_v0(o: ConsumerGroupHeartbeatRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.member_id)
-    out += _S_i.pack(o.member_epoch)
+    out += _INT32.pack(o.member_epoch)
     write_compact_nullable_string(out, o.instance_id)
     write_compact_nullable_string(out, o.rack_id)
-    out += _S_i.pack(o.rebalance_timeout_ms)
-    x1 = o.subscribed_topic_names
-    if x1 is None:
+    out += _INT32.pack(o.rebalance_timeout_ms)
+    subscribed_topic_names = o.subscribed_topic_names
+    if subscribed_topic_names is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            write_compact_string(out, e2)
+        write_uvarint(out, len(subscribed_topic_names) + 1)
+        for subscribed_topic_names_item in subscribed_topic_names:
+            write_compact_string(out, subscribed_topic_names_item)
     if o.subscribed_topic_regex is not None:
         raise UnsupportedVersionError('ConsumerGroupHeartbeatRequest.subscribed_topic_regex has a non-default value this version cannot carry')
     write_compact_nullable_string(out, o.server_assignor)
-    x3 = o.topic_partitions
-    if x3 is None:
+    topic_partitions = o.topic_partitions
+    if topic_partitions is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x3) + 1)
-        for e4 in x3:
-            _w_ConsumerGroupHeartbeatRequestTopicPartitions_0(e4, out)
+        write_uvarint(out, len(topic_partitions) + 1)
+        for topic_partitions_item in topic_partitions:
+            _write_ConsumerGroupHeartbeatRequestTopicPartitions_v0(topic_partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -592,35 +300,35 @@ def _w_ConsumerGroupHeartbeatRequest_0(o: ConsumerGroupHeartbeatRequest, out: by
         out.append(0)
 
 
-def _r_ConsumerGroupHeartbeatRequest_0(buf: memoryview, pos: int) -> tuple[ConsumerGroupHeartbeatRequest, int]:
+def _read_ConsumerGroupHeartbeatRequest_v0(buf: memoryview, pos: int) -> tuple[ConsumerGroupHeartbeatRequest, int]:
     o = ConsumerGroupHeartbeatRequest.__new__(ConsumerGroupHeartbeatRequest)
     o.group_id, pos = read_compact_string(buf, pos)
     o.member_id, pos = read_compact_string(buf, pos)
-    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.instance_id, pos = read_compact_nullable_string(buf, pos)
     o.rack_id, pos = read_compact_nullable_string(buf, pos)
-    o.rebalance_timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.rebalance_timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_subscribed_topic_names, pos = read_compact_nullable_array_len(buf, pos)
+    if n_subscribed_topic_names < 0:
         o.subscribed_topic_names = None
     else:
-        a2: list[str] = []
-        for _ in range(n1):
-            e3, pos = read_compact_string(buf, pos)
-            a2.append(e3)
-        o.subscribed_topic_names = a2
+        subscribed_topic_names: list[str] = []
+        for _ in range(n_subscribed_topic_names):
+            subscribed_topic_names_item, pos = read_compact_string(buf, pos)
+            subscribed_topic_names.append(subscribed_topic_names_item)
+        o.subscribed_topic_names = subscribed_topic_names
     o.server_assignor, pos = read_compact_nullable_string(buf, pos)
-    n4, pos = read_compact_nullable_array_len(buf, pos)
-    if n4 < 0:
+    n_topic_partitions, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topic_partitions < 0:
         o.topic_partitions = None
     else:
-        a5: list[ConsumerGroupHeartbeatRequestTopicPartitions] = []
-        for _ in range(n4):
-            e6, pos = _r_ConsumerGroupHeartbeatRequestTopicPartitions_0(buf, pos)
-            a5.append(e6)
-        o.topic_partitions = a5
+        topic_partitions: list[ConsumerGroupHeartbeatRequestTopicPartitions] = []
+        for _ in range(n_topic_partitions):
+            topic_partitions_item, pos = _read_ConsumerGroupHeartbeatRequestTopicPartitions_v0(buf, pos)
+            topic_partitions.append(topic_partitions_item)
+        o.topic_partitions = topic_partitions
     o.subscribed_topic_regex = None
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -630,29 +338,29 @@ def _r_ConsumerGroupHeartbeatRequest_0(buf: memoryview, pos: int) -> tuple[Consu
     return o, pos
 
 
-def _w_ConsumerGroupHeartbeatRequest_1(o: ConsumerGroupHeartbeatRequest, out: bytearray) -> None:
+def _write_ConsumerGroupHeartbeatRequest_v1(o: ConsumerGroupHeartbeatRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.member_id)
-    out += _S_i.pack(o.member_epoch)
+    out += _INT32.pack(o.member_epoch)
     write_compact_nullable_string(out, o.instance_id)
     write_compact_nullable_string(out, o.rack_id)
-    out += _S_i.pack(o.rebalance_timeout_ms)
-    x1 = o.subscribed_topic_names
-    if x1 is None:
+    out += _INT32.pack(o.rebalance_timeout_ms)
+    subscribed_topic_names = o.subscribed_topic_names
+    if subscribed_topic_names is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            write_compact_string(out, e2)
+        write_uvarint(out, len(subscribed_topic_names) + 1)
+        for subscribed_topic_names_item in subscribed_topic_names:
+            write_compact_string(out, subscribed_topic_names_item)
     write_compact_nullable_string(out, o.subscribed_topic_regex)
     write_compact_nullable_string(out, o.server_assignor)
-    x3 = o.topic_partitions
-    if x3 is None:
+    topic_partitions = o.topic_partitions
+    if topic_partitions is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x3) + 1)
-        for e4 in x3:
-            _w_ConsumerGroupHeartbeatRequestTopicPartitions_0(e4, out)
+        write_uvarint(out, len(topic_partitions) + 1)
+        for topic_partitions_item in topic_partitions:
+            _write_ConsumerGroupHeartbeatRequestTopicPartitions_v0(topic_partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -660,36 +368,36 @@ def _w_ConsumerGroupHeartbeatRequest_1(o: ConsumerGroupHeartbeatRequest, out: by
         out.append(0)
 
 
-def _r_ConsumerGroupHeartbeatRequest_1(buf: memoryview, pos: int) -> tuple[ConsumerGroupHeartbeatRequest, int]:
+def _read_ConsumerGroupHeartbeatRequest_v1(buf: memoryview, pos: int) -> tuple[ConsumerGroupHeartbeatRequest, int]:
     o = ConsumerGroupHeartbeatRequest.__new__(ConsumerGroupHeartbeatRequest)
     o.group_id, pos = read_compact_string(buf, pos)
     o.member_id, pos = read_compact_string(buf, pos)
-    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.instance_id, pos = read_compact_nullable_string(buf, pos)
     o.rack_id, pos = read_compact_nullable_string(buf, pos)
-    o.rebalance_timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.rebalance_timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_subscribed_topic_names, pos = read_compact_nullable_array_len(buf, pos)
+    if n_subscribed_topic_names < 0:
         o.subscribed_topic_names = None
     else:
-        a2: list[str] = []
-        for _ in range(n1):
-            e3, pos = read_compact_string(buf, pos)
-            a2.append(e3)
-        o.subscribed_topic_names = a2
+        subscribed_topic_names: list[str] = []
+        for _ in range(n_subscribed_topic_names):
+            subscribed_topic_names_item, pos = read_compact_string(buf, pos)
+            subscribed_topic_names.append(subscribed_topic_names_item)
+        o.subscribed_topic_names = subscribed_topic_names
     o.subscribed_topic_regex, pos = read_compact_nullable_string(buf, pos)
     o.server_assignor, pos = read_compact_nullable_string(buf, pos)
-    n4, pos = read_compact_nullable_array_len(buf, pos)
-    if n4 < 0:
+    n_topic_partitions, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topic_partitions < 0:
         o.topic_partitions = None
     else:
-        a5: list[ConsumerGroupHeartbeatRequestTopicPartitions] = []
-        for _ in range(n4):
-            e6, pos = _r_ConsumerGroupHeartbeatRequestTopicPartitions_0(buf, pos)
-            a5.append(e6)
-        o.topic_partitions = a5
+        topic_partitions: list[ConsumerGroupHeartbeatRequestTopicPartitions] = []
+        for _ in range(n_topic_partitions):
+            topic_partitions_item, pos = _read_ConsumerGroupHeartbeatRequestTopicPartitions_v0(buf, pos)
+            topic_partitions.append(topic_partitions_item)
+        o.topic_partitions = topic_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -706,11 +414,11 @@ def _new_ConsumerGroupHeartbeatResponseTopicPartitions() -> ConsumerGroupHeartbe
     return o
 
 
-def _w_ConsumerGroupHeartbeatResponseTopicPartitions_0(o: ConsumerGroupHeartbeatResponseTopicPartitions, out: bytearray) -> None:
+def _write_ConsumerGroupHeartbeatResponseTopicPartitions_v0(o: ConsumerGroupHeartbeatResponseTopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -718,12 +426,12 @@ def _w_ConsumerGroupHeartbeatResponseTopicPartitions_0(o: ConsumerGroupHeartbeat
         out.append(0)
 
 
-def _r_ConsumerGroupHeartbeatResponseTopicPartitions_0(buf: memoryview, pos: int) -> tuple[ConsumerGroupHeartbeatResponseTopicPartitions, int]:
+def _read_ConsumerGroupHeartbeatResponseTopicPartitions_v0(buf: memoryview, pos: int) -> tuple[ConsumerGroupHeartbeatResponseTopicPartitions, int]:
     o = ConsumerGroupHeartbeatResponseTopicPartitions.__new__(ConsumerGroupHeartbeatResponseTopicPartitions)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -739,11 +447,11 @@ def _new_Assignment() -> Assignment:
     return o
 
 
-def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
-    x1 = o.topic_partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ConsumerGroupHeartbeatResponseTopicPartitions_0(e2, out)
+def _write_Assignment_v0(o: Assignment, out: bytearray) -> None:
+    topic_partitions = o.topic_partitions
+    write_uvarint(out, len(topic_partitions) + 1)
+    for topic_partitions_item in topic_partitions:
+        _write_ConsumerGroupHeartbeatResponseTopicPartitions_v0(topic_partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -751,14 +459,14 @@ def _w_Assignment_0(o: Assignment, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Assignment_0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
+def _read_Assignment_v0(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     o = Assignment.__new__(Assignment)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ConsumerGroupHeartbeatResponseTopicPartitions] = []
-    for _ in range(n1):
-        e3, pos = _r_ConsumerGroupHeartbeatResponseTopicPartitions_0(buf, pos)
-        a2.append(e3)
-    o.topic_partitions = a2
+    n_topic_partitions, pos = read_compact_array_len(buf, pos)
+    topic_partitions: list[ConsumerGroupHeartbeatResponseTopicPartitions] = []
+    for _ in range(n_topic_partitions):
+        topic_partitions_item, pos = _read_ConsumerGroupHeartbeatResponseTopicPartitions_v0(buf, pos)
+        topic_partitions.append(topic_partitions_item)
+    o.topic_partitions = topic_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -780,17 +488,17 @@ def _new_ConsumerGroupHeartbeatResponse() -> ConsumerGroupHeartbeatResponse:
     return o
 
 
-def _w_ConsumerGroupHeartbeatResponse_0(o: ConsumerGroupHeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_ConsumerGroupHeartbeatResponse_v0(o: ConsumerGroupHeartbeatResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_nullable_string(out, o.member_id)
-    out += _S_ii.pack(o.member_epoch, o.heartbeat_interval_ms)
-    x1 = o.assignment
-    if x1 is None:
+    out += _INT32_INT32.pack(o.member_epoch, o.heartbeat_interval_ms)
+    assignment = o.assignment
+    if assignment is None:
         out += b'\xff'
     else:
         out.append(1)
-        _w_Assignment_0(x1, out)
+        _write_Assignment_v0(assignment, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -798,19 +506,19 @@ def _w_ConsumerGroupHeartbeatResponse_0(o: ConsumerGroupHeartbeatResponse, out: 
         out.append(0)
 
 
-def _r_ConsumerGroupHeartbeatResponse_0(buf: memoryview, pos: int) -> tuple[ConsumerGroupHeartbeatResponse, int]:
+def _read_ConsumerGroupHeartbeatResponse_v0(buf: memoryview, pos: int) -> tuple[ConsumerGroupHeartbeatResponse, int]:
     o = ConsumerGroupHeartbeatResponse.__new__(ConsumerGroupHeartbeatResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.member_id, pos = read_compact_nullable_string(buf, pos)
-    o.member_epoch, o.heartbeat_interval_ms = _S_ii.unpack_from(buf, pos)
+    o.member_epoch, o.heartbeat_interval_ms = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     if buf[pos] >= 0x80:
         o.assignment = None
         pos += 1
     else:
-        o.assignment, pos = _r_Assignment_0(buf, pos + 1)
+        o.assignment, pos = _read_Assignment_v0(buf, pos + 1)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -819,26 +527,28 @@ def _r_ConsumerGroupHeartbeatResponse_0(buf: memoryview, pos: int) -> tuple[Cons
     return o, pos
 
 
-_W_ConsumerGroupHeartbeatRequestTopicPartitions: tuple[Callable[[ConsumerGroupHeartbeatRequestTopicPartitions, bytearray], None], ...] = (
-    _w_ConsumerGroupHeartbeatRequestTopicPartitions_0,
-    _w_ConsumerGroupHeartbeatRequestTopicPartitions_0,
+ConsumerGroupHeartbeatRequestTopicPartitions._LOWEST = 0
+ConsumerGroupHeartbeatRequestTopicPartitions._WRITERS = (
+    _write_ConsumerGroupHeartbeatRequestTopicPartitions_v0,
+    _write_ConsumerGroupHeartbeatRequestTopicPartitions_v0,
 )
-_R_ConsumerGroupHeartbeatRequestTopicPartitions: tuple[Callable[[memoryview, int], tuple[ConsumerGroupHeartbeatRequestTopicPartitions, int]], ...] = (
-    _r_ConsumerGroupHeartbeatRequestTopicPartitions_0,
-    _r_ConsumerGroupHeartbeatRequestTopicPartitions_0,
+ConsumerGroupHeartbeatRequestTopicPartitions._READERS = (
+    _read_ConsumerGroupHeartbeatRequestTopicPartitions_v0,
+    _read_ConsumerGroupHeartbeatRequestTopicPartitions_v0,
 )
 ConsumerGroupHeartbeatRequestTopicPartitions._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_ConsumerGroupHeartbeatRequest: tuple[Callable[[ConsumerGroupHeartbeatRequest, bytearray], None], ...] = (
-    _w_ConsumerGroupHeartbeatRequest_0,
-    _w_ConsumerGroupHeartbeatRequest_1,
+ConsumerGroupHeartbeatRequest._LOWEST = 0
+ConsumerGroupHeartbeatRequest._WRITERS = (
+    _write_ConsumerGroupHeartbeatRequest_v0,
+    _write_ConsumerGroupHeartbeatRequest_v1,
 )
-_R_ConsumerGroupHeartbeatRequest: tuple[Callable[[memoryview, int], tuple[ConsumerGroupHeartbeatRequest, int]], ...] = (
-    _r_ConsumerGroupHeartbeatRequest_0,
-    _r_ConsumerGroupHeartbeatRequest_1,
+ConsumerGroupHeartbeatRequest._READERS = (
+    _read_ConsumerGroupHeartbeatRequest_v0,
+    _read_ConsumerGroupHeartbeatRequest_v1,
 )
 ConsumerGroupHeartbeatRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -853,38 +563,41 @@ ConsumerGroupHeartbeatRequest._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), (0, 32767), None, None, ConsumerGroupHeartbeatRequestTopicPartitions),
 )
 
-_W_ConsumerGroupHeartbeatResponseTopicPartitions: tuple[Callable[[ConsumerGroupHeartbeatResponseTopicPartitions, bytearray], None], ...] = (
-    _w_ConsumerGroupHeartbeatResponseTopicPartitions_0,
-    _w_ConsumerGroupHeartbeatResponseTopicPartitions_0,
+ConsumerGroupHeartbeatResponseTopicPartitions._LOWEST = 0
+ConsumerGroupHeartbeatResponseTopicPartitions._WRITERS = (
+    _write_ConsumerGroupHeartbeatResponseTopicPartitions_v0,
+    _write_ConsumerGroupHeartbeatResponseTopicPartitions_v0,
 )
-_R_ConsumerGroupHeartbeatResponseTopicPartitions: tuple[Callable[[memoryview, int], tuple[ConsumerGroupHeartbeatResponseTopicPartitions, int]], ...] = (
-    _r_ConsumerGroupHeartbeatResponseTopicPartitions_0,
-    _r_ConsumerGroupHeartbeatResponseTopicPartitions_0,
+ConsumerGroupHeartbeatResponseTopicPartitions._READERS = (
+    _read_ConsumerGroupHeartbeatResponseTopicPartitions_v0,
+    _read_ConsumerGroupHeartbeatResponseTopicPartitions_v0,
 )
 ConsumerGroupHeartbeatResponseTopicPartitions._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
-    _w_Assignment_0,
-    _w_Assignment_0,
+Assignment._LOWEST = 0
+Assignment._WRITERS = (
+    _write_Assignment_v0,
+    _write_Assignment_v0,
 )
-_R_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
-    _r_Assignment_0,
-    _r_Assignment_0,
+Assignment._READERS = (
+    _read_Assignment_v0,
+    _read_Assignment_v0,
 )
 Assignment._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), None, None, None, ConsumerGroupHeartbeatResponseTopicPartitions),
 )
 
-_W_ConsumerGroupHeartbeatResponse: tuple[Callable[[ConsumerGroupHeartbeatResponse, bytearray], None], ...] = (
-    _w_ConsumerGroupHeartbeatResponse_0,
-    _w_ConsumerGroupHeartbeatResponse_0,
+ConsumerGroupHeartbeatResponse._LOWEST = 0
+ConsumerGroupHeartbeatResponse._WRITERS = (
+    _write_ConsumerGroupHeartbeatResponse_v0,
+    _write_ConsumerGroupHeartbeatResponse_v0,
 )
-_R_ConsumerGroupHeartbeatResponse: tuple[Callable[[memoryview, int], tuple[ConsumerGroupHeartbeatResponse, int]], ...] = (
-    _r_ConsumerGroupHeartbeatResponse_0,
-    _r_ConsumerGroupHeartbeatResponse_0,
+ConsumerGroupHeartbeatResponse._READERS = (
+    _read_ConsumerGroupHeartbeatResponse_v0,
+    _read_ConsumerGroupHeartbeatResponse_v0,
 )
 ConsumerGroupHeartbeatResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

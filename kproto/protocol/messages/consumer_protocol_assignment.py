@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_nullable_bytes,
@@ -21,28 +19,32 @@ from kproto.protocol._primitives import (
     write_nullable_bytes,
     write_string,
 )
+from kproto.protocol.message import Message, Struct
 
 __all__ = [
     'ConsumerProtocolAssignment',
     'TopicPartition',
 ]
 
-_S_i = struct.Struct('>i')
+_INT32 = struct.Struct('>i')
 
 
-class ConsumerProtocolAssignment:
-    """Kafka data schema ``ConsumerProtocolAssignment``, versions 0-3."""
+class ConsumerProtocolAssignment(Message):
+    """Kafka data schema ``ConsumerProtocolAssignment``, versions 0-3.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerProtocolAssignment.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('assigned_partitions', 'user_data', 'unknown_tags',)
 
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerProtocolAssignment'
 
-    assigned_partitions: list[TopicPartition]
-    user_data: bytes | None
+    assigned_partitions: list[TopicPartition]  # AssignedPartitions []TopicPartition
+    user_data: bytes | None  # UserData bytes; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -56,76 +58,20 @@ class ConsumerProtocolAssignment:
         self.user_data = user_data
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerProtocolAssignment):
-            return NotImplemented
-        return (
-            self.assigned_partitions == other.assigned_partitions and
-            self.user_data == other.user_data and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ConsumerProtocolAssignment(assigned_partitions={self.assigned_partitions!r}, user_data={self.user_data!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicPartition(Struct):
+    """Struct ``TopicPartition`` of ``ConsumerProtocolAssignment``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'ConsumerProtocolAssignment has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _W_ConsumerProtocolAssignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerProtocolAssignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerProtocolAssignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerProtocolAssignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerProtocolAssignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'ConsumerProtocolAssignment has no version {version} (valid 0-3)')
-        try:
-            return _R_ConsumerProtocolAssignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerProtocolAssignment v{version}: {exc}') from None
-
-
-class TopicPartition:
-    """Schema struct ``TopicPartition`` of ``ConsumerProtocolAssignment``."""
+    Schema: ``tools/kafka-protocol/message/ConsumerProtocolAssignment.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartition'
 
-    topic: str
-    partitions: list[int]
+    topic: str  # Topic string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -139,65 +85,6 @@ class TopicPartition:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicPartition):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicPartition(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'TopicPartition has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _W_TopicPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'TopicPartition has no version {version} (valid 0-3)')
-        try:
-            return _R_TopicPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicPartition v{version}: {exc}') from None
-
 
 def _new_TopicPartition() -> TopicPartition:
     o = TopicPartition.__new__(TopicPartition)
@@ -207,19 +94,19 @@ def _new_TopicPartition() -> TopicPartition:
     return o
 
 
-def _w_TopicPartition_0(o: TopicPartition, out: bytearray) -> None:
+def _write_TopicPartition_v0(o: TopicPartition, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    out += struct.pack('>%di' % len(partitions), *partitions)
 
 
-def _r_TopicPartition_0(buf: memoryview, pos: int) -> tuple[TopicPartition, int]:
+def _read_TopicPartition_v0(buf: memoryview, pos: int) -> tuple[TopicPartition, int]:
     o = TopicPartition.__new__(TopicPartition)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.unknown_tags = None
     return o, pos
 
@@ -232,55 +119,57 @@ def _new_ConsumerProtocolAssignment() -> ConsumerProtocolAssignment:
     return o
 
 
-def _w_ConsumerProtocolAssignment_0(o: ConsumerProtocolAssignment, out: bytearray) -> None:
-    x1 = o.assigned_partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicPartition_0(e2, out)
+def _write_ConsumerProtocolAssignment_v0(o: ConsumerProtocolAssignment, out: bytearray) -> None:
+    assigned_partitions = o.assigned_partitions
+    out += _INT32.pack(len(assigned_partitions))
+    for assigned_partitions_item in assigned_partitions:
+        _write_TopicPartition_v0(assigned_partitions_item, out)
     write_nullable_bytes(out, o.user_data)
 
 
-def _r_ConsumerProtocolAssignment_0(buf: memoryview, pos: int) -> tuple[ConsumerProtocolAssignment, int]:
+def _read_ConsumerProtocolAssignment_v0(buf: memoryview, pos: int) -> tuple[ConsumerProtocolAssignment, int]:
     o = ConsumerProtocolAssignment.__new__(ConsumerProtocolAssignment)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicPartition_0(buf, pos)
-        a2.append(e3)
-    o.assigned_partitions = a2
+    n_assigned_partitions, pos = read_array_len(buf, pos)
+    assigned_partitions: list[TopicPartition] = []
+    for _ in range(n_assigned_partitions):
+        assigned_partitions_item, pos = _read_TopicPartition_v0(buf, pos)
+        assigned_partitions.append(assigned_partitions_item)
+    o.assigned_partitions = assigned_partitions
     o.user_data, pos = read_nullable_bytes(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-_W_TopicPartition: tuple[Callable[[TopicPartition, bytearray], None], ...] = (
-    _w_TopicPartition_0,
-    _w_TopicPartition_0,
-    _w_TopicPartition_0,
-    _w_TopicPartition_0,
+TopicPartition._LOWEST = 0
+TopicPartition._WRITERS = (
+    _write_TopicPartition_v0,
+    _write_TopicPartition_v0,
+    _write_TopicPartition_v0,
+    _write_TopicPartition_v0,
 )
-_R_TopicPartition: tuple[Callable[[memoryview, int], tuple[TopicPartition, int]], ...] = (
-    _r_TopicPartition_0,
-    _r_TopicPartition_0,
-    _r_TopicPartition_0,
-    _r_TopicPartition_0,
+TopicPartition._READERS = (
+    _read_TopicPartition_v0,
+    _read_TopicPartition_v0,
+    _read_TopicPartition_v0,
+    _read_TopicPartition_v0,
 )
 TopicPartition._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_ConsumerProtocolAssignment: tuple[Callable[[ConsumerProtocolAssignment, bytearray], None], ...] = (
-    _w_ConsumerProtocolAssignment_0,
-    _w_ConsumerProtocolAssignment_0,
-    _w_ConsumerProtocolAssignment_0,
-    _w_ConsumerProtocolAssignment_0,
+ConsumerProtocolAssignment._LOWEST = 0
+ConsumerProtocolAssignment._WRITERS = (
+    _write_ConsumerProtocolAssignment_v0,
+    _write_ConsumerProtocolAssignment_v0,
+    _write_ConsumerProtocolAssignment_v0,
+    _write_ConsumerProtocolAssignment_v0,
 )
-_R_ConsumerProtocolAssignment: tuple[Callable[[memoryview, int], tuple[ConsumerProtocolAssignment, int]], ...] = (
-    _r_ConsumerProtocolAssignment_0,
-    _r_ConsumerProtocolAssignment_0,
-    _r_ConsumerProtocolAssignment_0,
-    _r_ConsumerProtocolAssignment_0,
+ConsumerProtocolAssignment._READERS = (
+    _read_ConsumerProtocolAssignment_v0,
+    _read_ConsumerProtocolAssignment_v0,
+    _read_ConsumerProtocolAssignment_v0,
+    _read_ConsumerProtocolAssignment_v0,
 )
 ConsumerProtocolAssignment._FIELDS = (
     FieldSpec('assigned_partitions', 'array', 'struct', (0, 32767), None, None, None, TopicPartition),

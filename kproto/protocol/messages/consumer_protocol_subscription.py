@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -23,31 +22,35 @@ from kproto.protocol._primitives import (
     write_nullable_string,
     write_string,
 )
+from kproto.protocol.message import Message, Struct
 
 __all__ = [
     'ConsumerProtocolSubscription',
     'TopicPartition',
 ]
 
-_S_i = struct.Struct('>i')
+_INT32 = struct.Struct('>i')
 
 
-class ConsumerProtocolSubscription:
-    """Kafka data schema ``ConsumerProtocolSubscription``, versions 0-3."""
+class ConsumerProtocolSubscription(Message):
+    """Kafka data schema ``ConsumerProtocolSubscription``, versions 0-3.
+
+    Schema: ``tools/kafka-protocol/message/ConsumerProtocolSubscription.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'user_data', 'owned_partitions', 'generation_id', 'rack_id', 'unknown_tags',)
 
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConsumerProtocolSubscription'
 
-    topics: list[str]
-    user_data: bytes | None
-    owned_partitions: list[TopicPartition]
-    generation_id: int
-    rack_id: str | None
+    topics: list[str]  # Topics []string
+    user_data: bytes | None  # UserData bytes; nullable
+    owned_partitions: list[TopicPartition]  # OwnedPartitions []TopicPartition; v1+; ignorable
+    generation_id: int  # GenerationId int32; v2+; default -1; ignorable
+    rack_id: str | None  # RackId string; v3+; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -67,79 +70,20 @@ class ConsumerProtocolSubscription:
         self.rack_id = rack_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConsumerProtocolSubscription):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.user_data == other.user_data and
-            self.owned_partitions == other.owned_partitions and
-            self.generation_id == other.generation_id and
-            self.rack_id == other.rack_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ConsumerProtocolSubscription(topics={self.topics!r}, user_data={self.user_data!r}, owned_partitions={self.owned_partitions!r}, generation_id={self.generation_id!r}, rack_id={self.rack_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicPartition(Struct):
+    """Struct ``TopicPartition`` of ``ConsumerProtocolSubscription``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'ConsumerProtocolSubscription has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _W_ConsumerProtocolSubscription[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConsumerProtocolSubscription v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConsumerProtocolSubscription:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConsumerProtocolSubscription v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConsumerProtocolSubscription, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'ConsumerProtocolSubscription has no version {version} (valid 0-3)')
-        try:
-            return _R_ConsumerProtocolSubscription[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConsumerProtocolSubscription v{version}: {exc}') from None
-
-
-class TopicPartition:
-    """Schema struct ``TopicPartition`` of ``ConsumerProtocolSubscription``."""
+    Schema: ``tools/kafka-protocol/message/ConsumerProtocolSubscription.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartition'
 
-    topic: str
-    partitions: list[int]
+    topic: str  # Topic string; v1+
+    partitions: list[int]  # Partitions []int32; v1+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -153,65 +97,6 @@ class TopicPartition:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicPartition):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicPartition(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'TopicPartition has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _W_TopicPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'TopicPartition has no version {version} (valid 0-3)')
-        try:
-            return _R_TopicPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicPartition v{version}: {exc}') from None
-
 
 def _new_TopicPartition() -> TopicPartition:
     o = TopicPartition.__new__(TopicPartition)
@@ -221,14 +106,14 @@ def _new_TopicPartition() -> TopicPartition:
     return o
 
 
-def _w_TopicPartition_0(o: TopicPartition, out: bytearray) -> None:
+def _write_TopicPartition_v0(o: TopicPartition, out: bytearray) -> None:
     if o.topic != '':
         raise UnsupportedVersionError('TopicPartition.topic has a non-default value this version cannot carry')
     if len(o.partitions) != 0:
         raise UnsupportedVersionError('TopicPartition.partitions has a non-default value this version cannot carry')
 
 
-def _r_TopicPartition_0(buf: memoryview, pos: int) -> tuple[TopicPartition, int]:
+def _read_TopicPartition_v0(buf: memoryview, pos: int) -> tuple[TopicPartition, int]:
     o = TopicPartition.__new__(TopicPartition)
     o.topic = ''
     o.partitions = []
@@ -236,19 +121,19 @@ def _r_TopicPartition_0(buf: memoryview, pos: int) -> tuple[TopicPartition, int]
     return o, pos
 
 
-def _w_TopicPartition_1(o: TopicPartition, out: bytearray) -> None:
+def _write_TopicPartition_v1(o: TopicPartition, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    out += struct.pack('>%di' % len(partitions), *partitions)
 
 
-def _r_TopicPartition_1(buf: memoryview, pos: int) -> tuple[TopicPartition, int]:
+def _read_TopicPartition_v1(buf: memoryview, pos: int) -> tuple[TopicPartition, int]:
     o = TopicPartition.__new__(TopicPartition)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.unknown_tags = None
     return o, pos
 
@@ -264,22 +149,22 @@ def _new_ConsumerProtocolSubscription() -> ConsumerProtocolSubscription:
     return o
 
 
-def _w_ConsumerProtocolSubscription_0(o: ConsumerProtocolSubscription, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        write_string(out, e2)
+def _write_ConsumerProtocolSubscription_v0(o: ConsumerProtocolSubscription, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        write_string(out, topics_item)
     write_nullable_bytes(out, o.user_data)
 
 
-def _r_ConsumerProtocolSubscription_0(buf: memoryview, pos: int) -> tuple[ConsumerProtocolSubscription, int]:
+def _read_ConsumerProtocolSubscription_v0(buf: memoryview, pos: int) -> tuple[ConsumerProtocolSubscription, int]:
     o = ConsumerProtocolSubscription.__new__(ConsumerProtocolSubscription)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_string(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[str] = []
+    for _ in range(n_topics):
+        topics_item, pos = read_string(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.user_data, pos = read_nullable_bytes(buf, pos)
     o.owned_partitions = []
     o.generation_id = -1
@@ -288,138 +173,140 @@ def _r_ConsumerProtocolSubscription_0(buf: memoryview, pos: int) -> tuple[Consum
     return o, pos
 
 
-def _w_ConsumerProtocolSubscription_1(o: ConsumerProtocolSubscription, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        write_string(out, e2)
+def _write_ConsumerProtocolSubscription_v1(o: ConsumerProtocolSubscription, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        write_string(out, topics_item)
     write_nullable_bytes(out, o.user_data)
-    x3 = o.owned_partitions
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_TopicPartition_1(e4, out)
+    owned_partitions = o.owned_partitions
+    out += _INT32.pack(len(owned_partitions))
+    for owned_partitions_item in owned_partitions:
+        _write_TopicPartition_v1(owned_partitions_item, out)
 
 
-def _r_ConsumerProtocolSubscription_1(buf: memoryview, pos: int) -> tuple[ConsumerProtocolSubscription, int]:
+def _read_ConsumerProtocolSubscription_v1(buf: memoryview, pos: int) -> tuple[ConsumerProtocolSubscription, int]:
     o = ConsumerProtocolSubscription.__new__(ConsumerProtocolSubscription)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_string(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[str] = []
+    for _ in range(n_topics):
+        topics_item, pos = read_string(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.user_data, pos = read_nullable_bytes(buf, pos)
-    n4, pos = read_array_len(buf, pos)
-    a5: list[TopicPartition] = []
-    for _ in range(n4):
-        e6, pos = _r_TopicPartition_1(buf, pos)
-        a5.append(e6)
-    o.owned_partitions = a5
+    n_owned_partitions, pos = read_array_len(buf, pos)
+    owned_partitions: list[TopicPartition] = []
+    for _ in range(n_owned_partitions):
+        owned_partitions_item, pos = _read_TopicPartition_v1(buf, pos)
+        owned_partitions.append(owned_partitions_item)
+    o.owned_partitions = owned_partitions
     o.generation_id = -1
     o.rack_id = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ConsumerProtocolSubscription_2(o: ConsumerProtocolSubscription, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        write_string(out, e2)
+def _write_ConsumerProtocolSubscription_v2(o: ConsumerProtocolSubscription, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        write_string(out, topics_item)
     write_nullable_bytes(out, o.user_data)
-    x3 = o.owned_partitions
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_TopicPartition_1(e4, out)
-    out += _S_i.pack(o.generation_id)
+    owned_partitions = o.owned_partitions
+    out += _INT32.pack(len(owned_partitions))
+    for owned_partitions_item in owned_partitions:
+        _write_TopicPartition_v1(owned_partitions_item, out)
+    out += _INT32.pack(o.generation_id)
 
 
-def _r_ConsumerProtocolSubscription_2(buf: memoryview, pos: int) -> tuple[ConsumerProtocolSubscription, int]:
+def _read_ConsumerProtocolSubscription_v2(buf: memoryview, pos: int) -> tuple[ConsumerProtocolSubscription, int]:
     o = ConsumerProtocolSubscription.__new__(ConsumerProtocolSubscription)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_string(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[str] = []
+    for _ in range(n_topics):
+        topics_item, pos = read_string(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.user_data, pos = read_nullable_bytes(buf, pos)
-    n4, pos = read_array_len(buf, pos)
-    a5: list[TopicPartition] = []
-    for _ in range(n4):
-        e6, pos = _r_TopicPartition_1(buf, pos)
-        a5.append(e6)
-    o.owned_partitions = a5
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    n_owned_partitions, pos = read_array_len(buf, pos)
+    owned_partitions: list[TopicPartition] = []
+    for _ in range(n_owned_partitions):
+        owned_partitions_item, pos = _read_TopicPartition_v1(buf, pos)
+        owned_partitions.append(owned_partitions_item)
+    o.owned_partitions = owned_partitions
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack_id = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ConsumerProtocolSubscription_3(o: ConsumerProtocolSubscription, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        write_string(out, e2)
+def _write_ConsumerProtocolSubscription_v3(o: ConsumerProtocolSubscription, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        write_string(out, topics_item)
     write_nullable_bytes(out, o.user_data)
-    x3 = o.owned_partitions
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_TopicPartition_1(e4, out)
-    out += _S_i.pack(o.generation_id)
+    owned_partitions = o.owned_partitions
+    out += _INT32.pack(len(owned_partitions))
+    for owned_partitions_item in owned_partitions:
+        _write_TopicPartition_v1(owned_partitions_item, out)
+    out += _INT32.pack(o.generation_id)
     write_nullable_string(out, o.rack_id)
 
 
-def _r_ConsumerProtocolSubscription_3(buf: memoryview, pos: int) -> tuple[ConsumerProtocolSubscription, int]:
+def _read_ConsumerProtocolSubscription_v3(buf: memoryview, pos: int) -> tuple[ConsumerProtocolSubscription, int]:
     o = ConsumerProtocolSubscription.__new__(ConsumerProtocolSubscription)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_string(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[str] = []
+    for _ in range(n_topics):
+        topics_item, pos = read_string(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.user_data, pos = read_nullable_bytes(buf, pos)
-    n4, pos = read_array_len(buf, pos)
-    a5: list[TopicPartition] = []
-    for _ in range(n4):
-        e6, pos = _r_TopicPartition_1(buf, pos)
-        a5.append(e6)
-    o.owned_partitions = a5
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    n_owned_partitions, pos = read_array_len(buf, pos)
+    owned_partitions: list[TopicPartition] = []
+    for _ in range(n_owned_partitions):
+        owned_partitions_item, pos = _read_TopicPartition_v1(buf, pos)
+        owned_partitions.append(owned_partitions_item)
+    o.owned_partitions = owned_partitions
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack_id, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-_W_TopicPartition: tuple[Callable[[TopicPartition, bytearray], None], ...] = (
-    _w_TopicPartition_0,
-    _w_TopicPartition_1,
-    _w_TopicPartition_1,
-    _w_TopicPartition_1,
+TopicPartition._LOWEST = 0
+TopicPartition._WRITERS = (
+    _write_TopicPartition_v0,
+    _write_TopicPartition_v1,
+    _write_TopicPartition_v1,
+    _write_TopicPartition_v1,
 )
-_R_TopicPartition: tuple[Callable[[memoryview, int], tuple[TopicPartition, int]], ...] = (
-    _r_TopicPartition_0,
-    _r_TopicPartition_1,
-    _r_TopicPartition_1,
-    _r_TopicPartition_1,
+TopicPartition._READERS = (
+    _read_TopicPartition_v0,
+    _read_TopicPartition_v1,
+    _read_TopicPartition_v1,
+    _read_TopicPartition_v1,
 )
 TopicPartition._FIELDS = (
     FieldSpec('topic', 'string', None, (1, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (1, 32767), None, None, None, None),
 )
 
-_W_ConsumerProtocolSubscription: tuple[Callable[[ConsumerProtocolSubscription, bytearray], None], ...] = (
-    _w_ConsumerProtocolSubscription_0,
-    _w_ConsumerProtocolSubscription_1,
-    _w_ConsumerProtocolSubscription_2,
-    _w_ConsumerProtocolSubscription_3,
+ConsumerProtocolSubscription._LOWEST = 0
+ConsumerProtocolSubscription._WRITERS = (
+    _write_ConsumerProtocolSubscription_v0,
+    _write_ConsumerProtocolSubscription_v1,
+    _write_ConsumerProtocolSubscription_v2,
+    _write_ConsumerProtocolSubscription_v3,
 )
-_R_ConsumerProtocolSubscription: tuple[Callable[[memoryview, int], tuple[ConsumerProtocolSubscription, int]], ...] = (
-    _r_ConsumerProtocolSubscription_0,
-    _r_ConsumerProtocolSubscription_1,
-    _r_ConsumerProtocolSubscription_2,
-    _r_ConsumerProtocolSubscription_3,
+ConsumerProtocolSubscription._READERS = (
+    _read_ConsumerProtocolSubscription_v0,
+    _read_ConsumerProtocolSubscription_v1,
+    _read_ConsumerProtocolSubscription_v2,
+    _read_ConsumerProtocolSubscription_v3,
 )
 ConsumerProtocolSubscription._FIELDS = (
     FieldSpec('topics', 'array', 'string', (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -29,6 +27,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AclCreation',
@@ -37,14 +36,18 @@ __all__ = [
     'CreateAclsResponse',
 ]
 
-_S_b = struct.Struct('>b')
-_S_bb = struct.Struct('>bb')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_INT8 = struct.Struct('>b')
+_INT8_INT8 = struct.Struct('>bb')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
-class CreateAclsRequest:
-    """Kafka request ``CreateAclsRequest`` (API key 30), versions 1-3."""
+class CreateAclsRequest(Request['CreateAclsResponse']):
+    """Kafka request ``CreateAclsRequest`` (API key 30), versions 1-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/CreateAclsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('creations', 'unknown_tags',)
 
@@ -52,10 +55,9 @@ class CreateAclsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateAclsRequest'
 
-    creations: list[AclCreation]
+    creations: list[AclCreation]  # Creations []AclCreation
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -67,80 +69,25 @@ class CreateAclsRequest:
         self.creations = list(creations)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateAclsRequest):
-            return NotImplemented
-        return (
-            self.creations == other.creations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreateAclsRequest(creations={self.creations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AclCreation(Struct):
+    """Struct ``AclCreation`` of ``CreateAclsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsRequest has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_CreateAclsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateAclsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateAclsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateAclsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateAclsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsRequest has no version {version} (valid 1-3)')
-        try:
-            return _R_CreateAclsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateAclsRequest v{version}: {exc}') from None
-
-
-class AclCreation:
-    """Schema struct ``AclCreation`` of ``CreateAclsRequest``."""
+    Schema: ``tools/kafka-protocol/message/CreateAclsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_type', 'resource_name', 'resource_pattern_type', 'principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AclCreation'
 
-    resource_type: int
-    resource_name: str
-    resource_pattern_type: int
-    principal: str
-    host: str
-    operation: int
-    permission_type: int
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
+    resource_pattern_type: int  # ResourcePatternType int8; default 3
+    principal: str  # Principal string
+    host: str  # Host string
+    operation: int  # Operation int8
+    permission_type: int  # PermissionType int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -164,73 +111,13 @@ class AclCreation:
         self.permission_type = permission_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AclCreation):
-            return NotImplemented
-        return (
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.resource_pattern_type == other.resource_pattern_type and
-            self.principal == other.principal and
-            self.host == other.host and
-            self.operation == other.operation and
-            self.permission_type == other.permission_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AclCreation(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, resource_pattern_type={self.resource_pattern_type!r}, principal={self.principal!r}, host={self.host!r}, operation={self.operation!r}, permission_type={self.permission_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreateAclsResponse(Response):
+    """Kafka response ``CreateAclsResponse`` (API key 30), versions 1-3, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreation has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_AclCreation[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AclCreation v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AclCreation:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AclCreation v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AclCreation, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreation has no version {version} (valid 1-3)')
-        try:
-            return _R_AclCreation[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AclCreation v{version}: {exc}') from None
-
-
-class CreateAclsResponse:
-    """Kafka response ``CreateAclsResponse`` (API key 30), versions 1-3."""
+    Schema: ``tools/kafka-protocol/message/CreateAclsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
@@ -238,11 +125,10 @@ class CreateAclsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateAclsResponse'
 
-    throttle_time_ms: int
-    results: list[AclCreationResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    results: list[AclCreationResult]  # Results []AclCreationResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -256,76 +142,20 @@ class CreateAclsResponse:
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateAclsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreateAclsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AclCreationResult(Struct):
+    """Struct ``AclCreationResult`` of ``CreateAclsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsResponse has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_CreateAclsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateAclsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateAclsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateAclsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateAclsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateAclsResponse has no version {version} (valid 1-3)')
-        try:
-            return _R_CreateAclsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateAclsResponse v{version}: {exc}') from None
-
-
-class AclCreationResult:
-    """Schema struct ``AclCreationResult`` of ``CreateAclsResponse``."""
+    Schema: ``tools/kafka-protocol/message/CreateAclsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AclCreationResult'
 
-    error_code: int
-    error_message: str | None
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -338,65 +168,6 @@ class AclCreationResult:
         self.error_code = error_code
         self.error_message = error_message
         self.unknown_tags = unknown_tags
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AclCreationResult):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AclCreationResult(error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreationResult has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_AclCreationResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AclCreationResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AclCreationResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AclCreationResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AclCreationResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclCreationResult has no version {version} (valid 1-3)')
-        try:
-            return _R_AclCreationResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AclCreationResult v{version}: {exc}') from None
 
 
 def _new_AclCreation() -> AclCreation:
@@ -412,37 +183,37 @@ def _new_AclCreation() -> AclCreation:
     return o
 
 
-def _w_AclCreation_1(o: AclCreation, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_AclCreation_v1(o: AclCreation, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    out += _S_b.pack(o.resource_pattern_type)
+    out += _INT8.pack(o.resource_pattern_type)
     write_string(out, o.principal)
     write_string(out, o.host)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
 
 
-def _r_AclCreation_1(buf: memoryview, pos: int) -> tuple[AclCreation, int]:
+def _read_AclCreation_v1(buf: memoryview, pos: int) -> tuple[AclCreation, int]:
     o = AclCreation.__new__(AclCreation)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    o.resource_pattern_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_pattern_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal, pos = read_string(buf, pos)
     o.host, pos = read_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AclCreation_2(o: AclCreation, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_AclCreation_v2(o: AclCreation, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
-    out += _S_b.pack(o.resource_pattern_type)
+    out += _INT8.pack(o.resource_pattern_type)
     write_compact_string(out, o.principal)
     write_compact_string(out, o.host)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -450,16 +221,16 @@ def _w_AclCreation_2(o: AclCreation, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AclCreation_2(buf: memoryview, pos: int) -> tuple[AclCreation, int]:
+def _read_AclCreation_v2(buf: memoryview, pos: int) -> tuple[AclCreation, int]:
     o = AclCreation.__new__(AclCreation)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
-    o.resource_pattern_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_pattern_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal, pos = read_compact_string(buf, pos)
     o.host, pos = read_compact_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -476,30 +247,30 @@ def _new_CreateAclsRequest() -> CreateAclsRequest:
     return o
 
 
-def _w_CreateAclsRequest_1(o: CreateAclsRequest, out: bytearray) -> None:
-    x1 = o.creations
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AclCreation_1(e2, out)
+def _write_CreateAclsRequest_v1(o: CreateAclsRequest, out: bytearray) -> None:
+    creations = o.creations
+    out += _INT32.pack(len(creations))
+    for creations_item in creations:
+        _write_AclCreation_v1(creations_item, out)
 
 
-def _r_CreateAclsRequest_1(buf: memoryview, pos: int) -> tuple[CreateAclsRequest, int]:
+def _read_CreateAclsRequest_v1(buf: memoryview, pos: int) -> tuple[CreateAclsRequest, int]:
     o = CreateAclsRequest.__new__(CreateAclsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AclCreation] = []
-    for _ in range(n1):
-        e3, pos = _r_AclCreation_1(buf, pos)
-        a2.append(e3)
-    o.creations = a2
+    n_creations, pos = read_array_len(buf, pos)
+    creations: list[AclCreation] = []
+    for _ in range(n_creations):
+        creations_item, pos = _read_AclCreation_v1(buf, pos)
+        creations.append(creations_item)
+    o.creations = creations
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreateAclsRequest_2(o: CreateAclsRequest, out: bytearray) -> None:
-    x1 = o.creations
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AclCreation_2(e2, out)
+def _write_CreateAclsRequest_v2(o: CreateAclsRequest, out: bytearray) -> None:
+    creations = o.creations
+    write_uvarint(out, len(creations) + 1)
+    for creations_item in creations:
+        _write_AclCreation_v2(creations_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -507,14 +278,14 @@ def _w_CreateAclsRequest_2(o: CreateAclsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreateAclsRequest_2(buf: memoryview, pos: int) -> tuple[CreateAclsRequest, int]:
+def _read_CreateAclsRequest_v2(buf: memoryview, pos: int) -> tuple[CreateAclsRequest, int]:
     o = CreateAclsRequest.__new__(CreateAclsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AclCreation] = []
-    for _ in range(n1):
-        e3, pos = _r_AclCreation_2(buf, pos)
-        a2.append(e3)
-    o.creations = a2
+    n_creations, pos = read_compact_array_len(buf, pos)
+    creations: list[AclCreation] = []
+    for _ in range(n_creations):
+        creations_item, pos = _read_AclCreation_v2(buf, pos)
+        creations.append(creations_item)
+    o.creations = creations
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -531,22 +302,22 @@ def _new_AclCreationResult() -> AclCreationResult:
     return o
 
 
-def _w_AclCreationResult_1(o: AclCreationResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_AclCreationResult_v1(o: AclCreationResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
 
 
-def _r_AclCreationResult_1(buf: memoryview, pos: int) -> tuple[AclCreationResult, int]:
+def _read_AclCreationResult_v1(buf: memoryview, pos: int) -> tuple[AclCreationResult, int]:
     o = AclCreationResult.__new__(AclCreationResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AclCreationResult_2(o: AclCreationResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_AclCreationResult_v2(o: AclCreationResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -555,9 +326,9 @@ def _w_AclCreationResult_2(o: AclCreationResult, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AclCreationResult_2(buf: memoryview, pos: int) -> tuple[AclCreationResult, int]:
+def _read_AclCreationResult_v2(buf: memoryview, pos: int) -> tuple[AclCreationResult, int]:
     o = AclCreationResult.__new__(AclCreationResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -576,34 +347,34 @@ def _new_CreateAclsResponse() -> CreateAclsResponse:
     return o
 
 
-def _w_CreateAclsResponse_1(o: CreateAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AclCreationResult_1(e2, out)
+def _write_CreateAclsResponse_v1(o: CreateAclsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    out += _INT32.pack(len(results))
+    for results_item in results:
+        _write_AclCreationResult_v1(results_item, out)
 
 
-def _r_CreateAclsResponse_1(buf: memoryview, pos: int) -> tuple[CreateAclsResponse, int]:
+def _read_CreateAclsResponse_v1(buf: memoryview, pos: int) -> tuple[CreateAclsResponse, int]:
     o = CreateAclsResponse.__new__(CreateAclsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AclCreationResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AclCreationResult_1(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_array_len(buf, pos)
+    results: list[AclCreationResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_AclCreationResult_v1(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreateAclsResponse_2(o: CreateAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AclCreationResult_2(e2, out)
+def _write_CreateAclsResponse_v2(o: CreateAclsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_AclCreationResult_v2(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -611,16 +382,16 @@ def _w_CreateAclsResponse_2(o: CreateAclsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreateAclsResponse_2(buf: memoryview, pos: int) -> tuple[CreateAclsResponse, int]:
+def _read_CreateAclsResponse_v2(buf: memoryview, pos: int) -> tuple[CreateAclsResponse, int]:
     o = CreateAclsResponse.__new__(CreateAclsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AclCreationResult] = []
-    for _ in range(n1):
-        e3, pos = _r_AclCreationResult_2(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[AclCreationResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_AclCreationResult_v2(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -629,15 +400,16 @@ def _r_CreateAclsResponse_2(buf: memoryview, pos: int) -> tuple[CreateAclsRespon
     return o, pos
 
 
-_W_AclCreation: tuple[Callable[[AclCreation, bytearray], None], ...] = (
-    _w_AclCreation_1,
-    _w_AclCreation_2,
-    _w_AclCreation_2,
+AclCreation._LOWEST = 1
+AclCreation._WRITERS = (
+    _write_AclCreation_v1,
+    _write_AclCreation_v2,
+    _write_AclCreation_v2,
 )
-_R_AclCreation: tuple[Callable[[memoryview, int], tuple[AclCreation, int]], ...] = (
-    _r_AclCreation_1,
-    _r_AclCreation_2,
-    _r_AclCreation_2,
+AclCreation._READERS = (
+    _read_AclCreation_v1,
+    _read_AclCreation_v2,
+    _read_AclCreation_v2,
 )
 AclCreation._FIELDS = (
     FieldSpec('resource_type', 'int8', None, (0, 32767), None, None, None, None),
@@ -649,44 +421,47 @@ AclCreation._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_W_CreateAclsRequest: tuple[Callable[[CreateAclsRequest, bytearray], None], ...] = (
-    _w_CreateAclsRequest_1,
-    _w_CreateAclsRequest_2,
-    _w_CreateAclsRequest_2,
+CreateAclsRequest._LOWEST = 1
+CreateAclsRequest._WRITERS = (
+    _write_CreateAclsRequest_v1,
+    _write_CreateAclsRequest_v2,
+    _write_CreateAclsRequest_v2,
 )
-_R_CreateAclsRequest: tuple[Callable[[memoryview, int], tuple[CreateAclsRequest, int]], ...] = (
-    _r_CreateAclsRequest_1,
-    _r_CreateAclsRequest_2,
-    _r_CreateAclsRequest_2,
+CreateAclsRequest._READERS = (
+    _read_CreateAclsRequest_v1,
+    _read_CreateAclsRequest_v2,
+    _read_CreateAclsRequest_v2,
 )
 CreateAclsRequest._FIELDS = (
     FieldSpec('creations', 'array', 'struct', (0, 32767), None, None, None, AclCreation),
 )
 
-_W_AclCreationResult: tuple[Callable[[AclCreationResult, bytearray], None], ...] = (
-    _w_AclCreationResult_1,
-    _w_AclCreationResult_2,
-    _w_AclCreationResult_2,
+AclCreationResult._LOWEST = 1
+AclCreationResult._WRITERS = (
+    _write_AclCreationResult_v1,
+    _write_AclCreationResult_v2,
+    _write_AclCreationResult_v2,
 )
-_R_AclCreationResult: tuple[Callable[[memoryview, int], tuple[AclCreationResult, int]], ...] = (
-    _r_AclCreationResult_1,
-    _r_AclCreationResult_2,
-    _r_AclCreationResult_2,
+AclCreationResult._READERS = (
+    _read_AclCreationResult_v1,
+    _read_AclCreationResult_v2,
+    _read_AclCreationResult_v2,
 )
 AclCreationResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_CreateAclsResponse: tuple[Callable[[CreateAclsResponse, bytearray], None], ...] = (
-    _w_CreateAclsResponse_1,
-    _w_CreateAclsResponse_2,
-    _w_CreateAclsResponse_2,
+CreateAclsResponse._LOWEST = 1
+CreateAclsResponse._WRITERS = (
+    _write_CreateAclsResponse_v1,
+    _write_CreateAclsResponse_v2,
+    _write_CreateAclsResponse_v2,
 )
-_R_CreateAclsResponse: tuple[Callable[[memoryview, int], tuple[CreateAclsResponse, int]], ...] = (
-    _r_CreateAclsResponse_1,
-    _r_CreateAclsResponse_2,
-    _r_CreateAclsResponse_2,
+CreateAclsResponse._READERS = (
+    _read_CreateAclsResponse_v1,
+    _read_CreateAclsResponse_v2,
+    _read_CreateAclsResponse_v2,
 )
 CreateAclsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

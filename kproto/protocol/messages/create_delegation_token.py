@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -31,6 +30,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'CreatableRenewers',
@@ -38,14 +38,18 @@ __all__ = [
     'CreateDelegationTokenResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_q = struct.Struct('>q')
-_S_qqq = struct.Struct('>qqq')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT64 = struct.Struct('>q')
+_INT64_INT64_INT64 = struct.Struct('>qqq')
 
 
-class CreateDelegationTokenRequest:
-    """Kafka request ``CreateDelegationTokenRequest`` (API key 38), versions 1-3."""
+class CreateDelegationTokenRequest(Request['CreateDelegationTokenResponse']):
+    """Kafka request ``CreateDelegationTokenRequest`` (API key 38), versions 1-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/CreateDelegationTokenRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('owner_principal_type', 'owner_principal_name', 'renewers', 'max_lifetime_ms', 'unknown_tags',)
 
@@ -53,13 +57,12 @@ class CreateDelegationTokenRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateDelegationTokenRequest'
 
-    owner_principal_type: str | None
-    owner_principal_name: str | None
-    renewers: list[CreatableRenewers]
-    max_lifetime_ms: int
+    owner_principal_type: str | None  # OwnerPrincipalType string; v3+; nullable
+    owner_principal_name: str | None  # OwnerPrincipalName string; v3+; nullable
+    renewers: list[CreatableRenewers]  # Renewers []CreatableRenewers
+    max_lifetime_ms: int  # MaxLifetimeMs int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -77,78 +80,20 @@ class CreateDelegationTokenRequest:
         self.max_lifetime_ms = max_lifetime_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateDelegationTokenRequest):
-            return NotImplemented
-        return (
-            self.owner_principal_type == other.owner_principal_type and
-            self.owner_principal_name == other.owner_principal_name and
-            self.renewers == other.renewers and
-            self.max_lifetime_ms == other.max_lifetime_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreateDelegationTokenRequest(owner_principal_type={self.owner_principal_type!r}, owner_principal_name={self.owner_principal_name!r}, renewers={self.renewers!r}, max_lifetime_ms={self.max_lifetime_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreatableRenewers(Struct):
+    """Struct ``CreatableRenewers`` of ``CreateDelegationTokenRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenRequest has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_CreateDelegationTokenRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateDelegationTokenRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateDelegationTokenRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateDelegationTokenRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateDelegationTokenRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenRequest has no version {version} (valid 1-3)')
-        try:
-            return _R_CreateDelegationTokenRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateDelegationTokenRequest v{version}: {exc}') from None
-
-
-class CreatableRenewers:
-    """Schema struct ``CreatableRenewers`` of ``CreateDelegationTokenRequest``."""
+    Schema: ``tools/kafka-protocol/message/CreateDelegationTokenRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableRenewers'
 
-    principal_type: str
-    principal_name: str
+    principal_type: str  # PrincipalType string
+    principal_name: str  # PrincipalName string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -162,68 +107,13 @@ class CreatableRenewers:
         self.principal_name = principal_name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableRenewers):
-            return NotImplemented
-        return (
-            self.principal_type == other.principal_type and
-            self.principal_name == other.principal_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreatableRenewers(principal_type={self.principal_type!r}, principal_name={self.principal_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreateDelegationTokenResponse(Response):
+    """Kafka response ``CreateDelegationTokenResponse`` (API key 38), versions 1-3, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatableRenewers has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_CreatableRenewers[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableRenewers v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableRenewers:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableRenewers v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableRenewers, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatableRenewers has no version {version} (valid 1-3)')
-        try:
-            return _R_CreatableRenewers[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableRenewers v{version}: {exc}') from None
-
-
-class CreateDelegationTokenResponse:
-    """Kafka response ``CreateDelegationTokenResponse`` (API key 38), versions 1-3."""
+    Schema: ``tools/kafka-protocol/message/CreateDelegationTokenResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp_ms', 'expiry_timestamp_ms', 'max_timestamp_ms', 'token_id', 'hmac', 'throttle_time_ms', 'unknown_tags',)
 
@@ -231,20 +121,19 @@ class CreateDelegationTokenResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateDelegationTokenResponse'
 
-    error_code: int
-    principal_type: str
-    principal_name: str
-    token_requester_principal_type: str
-    token_requester_principal_name: str
-    issue_timestamp_ms: int
-    expiry_timestamp_ms: int
-    max_timestamp_ms: int
-    token_id: str
-    hmac: bytes
-    throttle_time_ms: int
+    error_code: int  # ErrorCode int16
+    principal_type: str  # PrincipalType string
+    principal_name: str  # PrincipalName string
+    token_requester_principal_type: str  # TokenRequesterPrincipalType string; v3+
+    token_requester_principal_name: str  # TokenRequesterPrincipalName string; v3+
+    issue_timestamp_ms: int  # IssueTimestampMs int64
+    expiry_timestamp_ms: int  # ExpiryTimestampMs int64
+    max_timestamp_ms: int  # MaxTimestampMs int64
+    token_id: str  # TokenId string
+    hmac: bytes  # Hmac bytes
+    throttle_time_ms: int  # ThrottleTimeMs int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -276,74 +165,6 @@ class CreateDelegationTokenResponse:
         self.throttle_time_ms = throttle_time_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateDelegationTokenResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.principal_type == other.principal_type and
-            self.principal_name == other.principal_name and
-            self.token_requester_principal_type == other.token_requester_principal_type and
-            self.token_requester_principal_name == other.token_requester_principal_name and
-            self.issue_timestamp_ms == other.issue_timestamp_ms and
-            self.expiry_timestamp_ms == other.expiry_timestamp_ms and
-            self.max_timestamp_ms == other.max_timestamp_ms and
-            self.token_id == other.token_id and
-            self.hmac == other.hmac and
-            self.throttle_time_ms == other.throttle_time_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreateDelegationTokenResponse(error_code={self.error_code!r}, principal_type={self.principal_type!r}, principal_name={self.principal_name!r}, token_requester_principal_type={self.token_requester_principal_type!r}, token_requester_principal_name={self.token_requester_principal_name!r}, issue_timestamp_ms={self.issue_timestamp_ms!r}, expiry_timestamp_ms={self.expiry_timestamp_ms!r}, max_timestamp_ms={self.max_timestamp_ms!r}, token_id={self.token_id!r}, hmac={self.hmac!r}, throttle_time_ms={self.throttle_time_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenResponse has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_CreateDelegationTokenResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateDelegationTokenResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateDelegationTokenResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateDelegationTokenResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateDelegationTokenResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'CreateDelegationTokenResponse has no version {version} (valid 1-3)')
-        try:
-            return _R_CreateDelegationTokenResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateDelegationTokenResponse v{version}: {exc}') from None
-
 
 def _new_CreatableRenewers() -> CreatableRenewers:
     o = CreatableRenewers.__new__(CreatableRenewers)
@@ -353,12 +174,12 @@ def _new_CreatableRenewers() -> CreatableRenewers:
     return o
 
 
-def _w_CreatableRenewers_1(o: CreatableRenewers, out: bytearray) -> None:
+def _write_CreatableRenewers_v1(o: CreatableRenewers, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
 
 
-def _r_CreatableRenewers_1(buf: memoryview, pos: int) -> tuple[CreatableRenewers, int]:
+def _read_CreatableRenewers_v1(buf: memoryview, pos: int) -> tuple[CreatableRenewers, int]:
     o = CreatableRenewers.__new__(CreatableRenewers)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
@@ -366,7 +187,7 @@ def _r_CreatableRenewers_1(buf: memoryview, pos: int) -> tuple[CreatableRenewers
     return o, pos
 
 
-def _w_CreatableRenewers_2(o: CreatableRenewers, out: bytearray) -> None:
+def _write_CreatableRenewers_v2(o: CreatableRenewers, out: bytearray) -> None:
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     uk = o.unknown_tags
@@ -376,7 +197,7 @@ def _w_CreatableRenewers_2(o: CreatableRenewers, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreatableRenewers_2(buf: memoryview, pos: int) -> tuple[CreatableRenewers, int]:
+def _read_CreatableRenewers_v2(buf: memoryview, pos: int) -> tuple[CreatableRenewers, int]:
     o = CreatableRenewers.__new__(CreatableRenewers)
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
@@ -398,27 +219,27 @@ def _new_CreateDelegationTokenRequest() -> CreateDelegationTokenRequest:
     return o
 
 
-def _w_CreateDelegationTokenRequest_1(o: CreateDelegationTokenRequest, out: bytearray) -> None:
+def _write_CreateDelegationTokenRequest_v1(o: CreateDelegationTokenRequest, out: bytearray) -> None:
     if o.owner_principal_type != '':
         raise UnsupportedVersionError('CreateDelegationTokenRequest.owner_principal_type has a non-default value this version cannot carry')
     if o.owner_principal_name != '':
         raise UnsupportedVersionError('CreateDelegationTokenRequest.owner_principal_name has a non-default value this version cannot carry')
-    x1 = o.renewers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatableRenewers_1(e2, out)
-    out += _S_q.pack(o.max_lifetime_ms)
+    renewers = o.renewers
+    out += _INT32.pack(len(renewers))
+    for renewers_item in renewers:
+        _write_CreatableRenewers_v1(renewers_item, out)
+    out += _INT64.pack(o.max_lifetime_ms)
 
 
-def _r_CreateDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
+def _read_CreateDelegationTokenRequest_v1(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
     o = CreateDelegationTokenRequest.__new__(CreateDelegationTokenRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatableRenewers] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableRenewers_1(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
-    o.max_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
+    n_renewers, pos = read_array_len(buf, pos)
+    renewers: list[CreatableRenewers] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_CreatableRenewers_v1(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
+    o.max_lifetime_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.owner_principal_type = ''
     o.owner_principal_name = ''
@@ -426,16 +247,16 @@ def _r_CreateDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[Create
     return o, pos
 
 
-def _w_CreateDelegationTokenRequest_2(o: CreateDelegationTokenRequest, out: bytearray) -> None:
+def _write_CreateDelegationTokenRequest_v2(o: CreateDelegationTokenRequest, out: bytearray) -> None:
     if o.owner_principal_type != '':
         raise UnsupportedVersionError('CreateDelegationTokenRequest.owner_principal_type has a non-default value this version cannot carry')
     if o.owner_principal_name != '':
         raise UnsupportedVersionError('CreateDelegationTokenRequest.owner_principal_name has a non-default value this version cannot carry')
-    x1 = o.renewers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableRenewers_2(e2, out)
-    out += _S_q.pack(o.max_lifetime_ms)
+    renewers = o.renewers
+    write_uvarint(out, len(renewers) + 1)
+    for renewers_item in renewers:
+        _write_CreatableRenewers_v2(renewers_item, out)
+    out += _INT64.pack(o.max_lifetime_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -443,15 +264,15 @@ def _w_CreateDelegationTokenRequest_2(o: CreateDelegationTokenRequest, out: byte
         out.append(0)
 
 
-def _r_CreateDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
+def _read_CreateDelegationTokenRequest_v2(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
     o = CreateDelegationTokenRequest.__new__(CreateDelegationTokenRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableRenewers] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableRenewers_2(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
-    o.max_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
+    n_renewers, pos = read_compact_array_len(buf, pos)
+    renewers: list[CreatableRenewers] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_CreatableRenewers_v2(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
+    o.max_lifetime_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.owner_principal_type = ''
     o.owner_principal_name = ''
@@ -463,14 +284,14 @@ def _r_CreateDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[Create
     return o, pos
 
 
-def _w_CreateDelegationTokenRequest_3(o: CreateDelegationTokenRequest, out: bytearray) -> None:
+def _write_CreateDelegationTokenRequest_v3(o: CreateDelegationTokenRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.owner_principal_type)
     write_compact_nullable_string(out, o.owner_principal_name)
-    x1 = o.renewers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableRenewers_2(e2, out)
-    out += _S_q.pack(o.max_lifetime_ms)
+    renewers = o.renewers
+    write_uvarint(out, len(renewers) + 1)
+    for renewers_item in renewers:
+        _write_CreatableRenewers_v2(renewers_item, out)
+    out += _INT64.pack(o.max_lifetime_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -478,17 +299,17 @@ def _w_CreateDelegationTokenRequest_3(o: CreateDelegationTokenRequest, out: byte
         out.append(0)
 
 
-def _r_CreateDelegationTokenRequest_3(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
+def _read_CreateDelegationTokenRequest_v3(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenRequest, int]:
     o = CreateDelegationTokenRequest.__new__(CreateDelegationTokenRequest)
     o.owner_principal_type, pos = read_compact_nullable_string(buf, pos)
     o.owner_principal_name, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableRenewers] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableRenewers_2(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
-    o.max_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
+    n_renewers, pos = read_compact_array_len(buf, pos)
+    renewers: list[CreatableRenewers] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_CreatableRenewers_v2(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
+    o.max_lifetime_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -515,31 +336,31 @@ def _new_CreateDelegationTokenResponse() -> CreateDelegationTokenResponse:
     return o
 
 
-def _w_CreateDelegationTokenResponse_1(o: CreateDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_CreateDelegationTokenResponse_v1(o: CreateDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
     if o.token_requester_principal_type != '':
         raise UnsupportedVersionError('CreateDelegationTokenResponse.token_requester_principal_type has a non-default value this version cannot carry')
     if o.token_requester_principal_name != '':
         raise UnsupportedVersionError('CreateDelegationTokenResponse.token_requester_principal_name has a non-default value this version cannot carry')
-    out += _S_qqq.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
     write_string(out, o.token_id)
     write_bytes(out, o.hmac)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
 
 
-def _r_CreateDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
+def _read_CreateDelegationTokenResponse_v1(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
     o = CreateDelegationTokenResponse.__new__(CreateDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
-    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_string(buf, pos)
     o.hmac, pos = read_bytes(buf, pos)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.token_requester_principal_type = ''
     o.token_requester_principal_name = ''
@@ -547,18 +368,18 @@ def _r_CreateDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[Creat
     return o, pos
 
 
-def _w_CreateDelegationTokenResponse_2(o: CreateDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_CreateDelegationTokenResponse_v2(o: CreateDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     if o.token_requester_principal_type != '':
         raise UnsupportedVersionError('CreateDelegationTokenResponse.token_requester_principal_type has a non-default value this version cannot carry')
     if o.token_requester_principal_name != '':
         raise UnsupportedVersionError('CreateDelegationTokenResponse.token_requester_principal_name has a non-default value this version cannot carry')
-    out += _S_qqq.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
     write_compact_string(out, o.token_id)
     write_compact_bytes(out, o.hmac)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -566,17 +387,17 @@ def _w_CreateDelegationTokenResponse_2(o: CreateDelegationTokenResponse, out: by
         out.append(0)
 
 
-def _r_CreateDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
+def _read_CreateDelegationTokenResponse_v2(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
     o = CreateDelegationTokenResponse.__new__(CreateDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
-    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_compact_string(buf, pos)
     o.hmac, pos = read_compact_bytes(buf, pos)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.token_requester_principal_type = ''
     o.token_requester_principal_name = ''
@@ -588,16 +409,16 @@ def _r_CreateDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[Creat
     return o, pos
 
 
-def _w_CreateDelegationTokenResponse_3(o: CreateDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_CreateDelegationTokenResponse_v3(o: CreateDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     write_compact_string(out, o.token_requester_principal_type)
     write_compact_string(out, o.token_requester_principal_name)
-    out += _S_qqq.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms)
     write_compact_string(out, o.token_id)
     write_compact_bytes(out, o.hmac)
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -605,19 +426,19 @@ def _w_CreateDelegationTokenResponse_3(o: CreateDelegationTokenResponse, out: by
         out.append(0)
 
 
-def _r_CreateDelegationTokenResponse_3(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
+def _read_CreateDelegationTokenResponse_v3(buf: memoryview, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
     o = CreateDelegationTokenResponse.__new__(CreateDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
     o.token_requester_principal_type, pos = read_compact_string(buf, pos)
     o.token_requester_principal_name, pos = read_compact_string(buf, pos)
-    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp_ms, o.expiry_timestamp_ms, o.max_timestamp_ms = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_compact_string(buf, pos)
     o.hmac, pos = read_compact_bytes(buf, pos)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -627,30 +448,32 @@ def _r_CreateDelegationTokenResponse_3(buf: memoryview, pos: int) -> tuple[Creat
     return o, pos
 
 
-_W_CreatableRenewers: tuple[Callable[[CreatableRenewers, bytearray], None], ...] = (
-    _w_CreatableRenewers_1,
-    _w_CreatableRenewers_2,
-    _w_CreatableRenewers_2,
+CreatableRenewers._LOWEST = 1
+CreatableRenewers._WRITERS = (
+    _write_CreatableRenewers_v1,
+    _write_CreatableRenewers_v2,
+    _write_CreatableRenewers_v2,
 )
-_R_CreatableRenewers: tuple[Callable[[memoryview, int], tuple[CreatableRenewers, int]], ...] = (
-    _r_CreatableRenewers_1,
-    _r_CreatableRenewers_2,
-    _r_CreatableRenewers_2,
+CreatableRenewers._READERS = (
+    _read_CreatableRenewers_v1,
+    _read_CreatableRenewers_v2,
+    _read_CreatableRenewers_v2,
 )
 CreatableRenewers._FIELDS = (
     FieldSpec('principal_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('principal_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_CreateDelegationTokenRequest: tuple[Callable[[CreateDelegationTokenRequest, bytearray], None], ...] = (
-    _w_CreateDelegationTokenRequest_1,
-    _w_CreateDelegationTokenRequest_2,
-    _w_CreateDelegationTokenRequest_3,
+CreateDelegationTokenRequest._LOWEST = 1
+CreateDelegationTokenRequest._WRITERS = (
+    _write_CreateDelegationTokenRequest_v1,
+    _write_CreateDelegationTokenRequest_v2,
+    _write_CreateDelegationTokenRequest_v3,
 )
-_R_CreateDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[CreateDelegationTokenRequest, int]], ...] = (
-    _r_CreateDelegationTokenRequest_1,
-    _r_CreateDelegationTokenRequest_2,
-    _r_CreateDelegationTokenRequest_3,
+CreateDelegationTokenRequest._READERS = (
+    _read_CreateDelegationTokenRequest_v1,
+    _read_CreateDelegationTokenRequest_v2,
+    _read_CreateDelegationTokenRequest_v3,
 )
 CreateDelegationTokenRequest._FIELDS = (
     FieldSpec('owner_principal_type', 'string', None, (3, 32767), (3, 32767), None, None, None),
@@ -659,15 +482,16 @@ CreateDelegationTokenRequest._FIELDS = (
     FieldSpec('max_lifetime_ms', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_CreateDelegationTokenResponse: tuple[Callable[[CreateDelegationTokenResponse, bytearray], None], ...] = (
-    _w_CreateDelegationTokenResponse_1,
-    _w_CreateDelegationTokenResponse_2,
-    _w_CreateDelegationTokenResponse_3,
+CreateDelegationTokenResponse._LOWEST = 1
+CreateDelegationTokenResponse._WRITERS = (
+    _write_CreateDelegationTokenResponse_v1,
+    _write_CreateDelegationTokenResponse_v2,
+    _write_CreateDelegationTokenResponse_v3,
 )
-_R_CreateDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[CreateDelegationTokenResponse, int]], ...] = (
-    _r_CreateDelegationTokenResponse_1,
-    _r_CreateDelegationTokenResponse_2,
-    _r_CreateDelegationTokenResponse_3,
+CreateDelegationTokenResponse._READERS = (
+    _read_CreateDelegationTokenResponse_v1,
+    _read_CreateDelegationTokenResponse_v2,
+    _read_CreateDelegationTokenResponse_v3,
 )
 CreateDelegationTokenResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -31,6 +29,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'CreatePartitionsAssignment',
@@ -40,13 +39,17 @@ __all__ = [
     'CreatePartitionsTopicResult',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_io = struct.Struct('>i?')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_BOOL = struct.Struct('>i?')
 
 
-class CreatePartitionsRequest:
-    """Kafka request ``CreatePartitionsRequest`` (API key 37), versions 0-3."""
+class CreatePartitionsRequest(Request['CreatePartitionsResponse']):
+    """Kafka request ``CreatePartitionsRequest`` (API key 37), versions 0-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/CreatePartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'timeout_ms', 'validate_only', 'unknown_tags',)
 
@@ -54,12 +57,11 @@ class CreatePartitionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsRequest'
 
-    topics: list[CreatePartitionsTopic]
-    timeout_ms: int
-    validate_only: bool
+    topics: list[CreatePartitionsTopic]  # Topics []CreatePartitionsTopic
+    timeout_ms: int  # TimeoutMs int32
+    validate_only: bool  # ValidateOnly bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -75,78 +77,21 @@ class CreatePartitionsRequest:
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatePartitionsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.timeout_ms == other.timeout_ms and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreatePartitionsRequest(topics={self.topics!r}, timeout_ms={self.timeout_ms!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreatePartitionsTopic(Struct):
+    """Struct ``CreatePartitionsTopic`` of ``CreatePartitionsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsRequest has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _W_CreatePartitionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatePartitionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatePartitionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatePartitionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsRequest has no version {version} (valid 0-3)')
-        try:
-            return _R_CreatePartitionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatePartitionsRequest v{version}: {exc}') from None
-
-
-class CreatePartitionsTopic:
-    """Schema struct ``CreatePartitionsTopic`` of ``CreatePartitionsRequest``."""
+    Schema: ``tools/kafka-protocol/message/CreatePartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'count', 'assignments', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsTopic'
 
-    name: str
-    count: int
-    assignments: list[CreatePartitionsAssignment] | None
+    name: str  # Name string
+    count: int  # Count int32
+    assignments: list[CreatePartitionsAssignment] | None  # Assignments []CreatePartitionsAssignment; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -162,76 +107,19 @@ class CreatePartitionsTopic:
         self.assignments = None if assignments is None else list(assignments)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatePartitionsTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.count == other.count and
-            self.assignments == other.assignments and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreatePartitionsTopic(name={self.name!r}, count={self.count!r}, assignments={self.assignments!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreatePartitionsAssignment(Struct):
+    """Struct ``CreatePartitionsAssignment`` of ``CreatePartitionsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsTopic has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _W_CreatePartitionsTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatePartitionsTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatePartitionsTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatePartitionsTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsTopic has no version {version} (valid 0-3)')
-        try:
-            return _R_CreatePartitionsTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatePartitionsTopic v{version}: {exc}') from None
-
-
-class CreatePartitionsAssignment:
-    """Schema struct ``CreatePartitionsAssignment`` of ``CreatePartitionsRequest``."""
+    Schema: ``tools/kafka-protocol/message/CreatePartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('broker_ids', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsAssignment'
 
-    broker_ids: list[int]
+    broker_ids: list[int]  # BrokerIds []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -243,67 +131,13 @@ class CreatePartitionsAssignment:
         self.broker_ids = list(broker_ids)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatePartitionsAssignment):
-            return NotImplemented
-        return (
-            self.broker_ids == other.broker_ids and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreatePartitionsAssignment(broker_ids={self.broker_ids!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreatePartitionsResponse(Response):
+    """Kafka response ``CreatePartitionsResponse`` (API key 37), versions 0-3, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsAssignment has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _W_CreatePartitionsAssignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatePartitionsAssignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsAssignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatePartitionsAssignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatePartitionsAssignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsAssignment has no version {version} (valid 0-3)')
-        try:
-            return _R_CreatePartitionsAssignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatePartitionsAssignment v{version}: {exc}') from None
-
-
-class CreatePartitionsResponse:
-    """Kafka response ``CreatePartitionsResponse`` (API key 37), versions 0-3."""
+    Schema: ``tools/kafka-protocol/message/CreatePartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
@@ -311,11 +145,10 @@ class CreatePartitionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsResponse'
 
-    throttle_time_ms: int
-    results: list[CreatePartitionsTopicResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    results: list[CreatePartitionsTopicResult]  # Results []CreatePartitionsTopicResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -329,77 +162,21 @@ class CreatePartitionsResponse:
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatePartitionsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreatePartitionsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreatePartitionsTopicResult(Struct):
+    """Struct ``CreatePartitionsTopicResult`` of ``CreatePartitionsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsResponse has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _W_CreatePartitionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatePartitionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatePartitionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatePartitionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsResponse has no version {version} (valid 0-3)')
-        try:
-            return _R_CreatePartitionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatePartitionsResponse v{version}: {exc}') from None
-
-
-class CreatePartitionsTopicResult:
-    """Schema struct ``CreatePartitionsTopicResult`` of ``CreatePartitionsResponse``."""
+    Schema: ``tools/kafka-protocol/message/CreatePartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatePartitionsTopicResult'
 
-    name: str
-    error_code: int
-    error_message: str | None
+    name: str  # Name string
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -415,66 +192,6 @@ class CreatePartitionsTopicResult:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatePartitionsTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatePartitionsTopicResult(name={self.name!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsTopicResult has no version {version} (valid 0-3)')
-        start = len(out)
-        try:
-            _W_CreatePartitionsTopicResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatePartitionsTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatePartitionsTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatePartitionsTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatePartitionsTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 3:
-            raise UnsupportedVersionError(f'CreatePartitionsTopicResult has no version {version} (valid 0-3)')
-        try:
-            return _R_CreatePartitionsTopicResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatePartitionsTopicResult v{version}: {exc}') from None
-
 
 def _new_CreatePartitionsAssignment() -> CreatePartitionsAssignment:
     o = CreatePartitionsAssignment.__new__(CreatePartitionsAssignment)
@@ -483,25 +200,25 @@ def _new_CreatePartitionsAssignment() -> CreatePartitionsAssignment:
     return o
 
 
-def _w_CreatePartitionsAssignment_0(o: CreatePartitionsAssignment, out: bytearray) -> None:
-    x1 = o.broker_ids
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+def _write_CreatePartitionsAssignment_v0(o: CreatePartitionsAssignment, out: bytearray) -> None:
+    broker_ids = o.broker_ids
+    out += _INT32.pack(len(broker_ids))
+    out += struct.pack('>%di' % len(broker_ids), *broker_ids)
 
 
-def _r_CreatePartitionsAssignment_0(buf: memoryview, pos: int) -> tuple[CreatePartitionsAssignment, int]:
+def _read_CreatePartitionsAssignment_v0(buf: memoryview, pos: int) -> tuple[CreatePartitionsAssignment, int]:
     o = CreatePartitionsAssignment.__new__(CreatePartitionsAssignment)
-    n1, pos = read_array_len(buf, pos)
-    o.broker_ids = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_broker_ids, pos = read_array_len(buf, pos)
+    o.broker_ids = list(struct.unpack_from('>%di' % n_broker_ids, buf, pos))
+    pos += 4 * n_broker_ids
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatePartitionsAssignment_2(o: CreatePartitionsAssignment, out: bytearray) -> None:
-    x1 = o.broker_ids
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+def _write_CreatePartitionsAssignment_v2(o: CreatePartitionsAssignment, out: bytearray) -> None:
+    broker_ids = o.broker_ids
+    write_uvarint(out, len(broker_ids) + 1)
+    out += struct.pack('>%di' % len(broker_ids), *broker_ids)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -509,11 +226,11 @@ def _w_CreatePartitionsAssignment_2(o: CreatePartitionsAssignment, out: bytearra
         out.append(0)
 
 
-def _r_CreatePartitionsAssignment_2(buf: memoryview, pos: int) -> tuple[CreatePartitionsAssignment, int]:
+def _read_CreatePartitionsAssignment_v2(buf: memoryview, pos: int) -> tuple[CreatePartitionsAssignment, int]:
     o = CreatePartitionsAssignment.__new__(CreatePartitionsAssignment)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.broker_ids = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_broker_ids, pos = read_compact_array_len(buf, pos)
+    o.broker_ids = list(struct.unpack_from('>%di' % n_broker_ids, buf, pos))
+    pos += 4 * n_broker_ids
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -531,46 +248,46 @@ def _new_CreatePartitionsTopic() -> CreatePartitionsTopic:
     return o
 
 
-def _w_CreatePartitionsTopic_0(o: CreatePartitionsTopic, out: bytearray) -> None:
+def _write_CreatePartitionsTopic_v0(o: CreatePartitionsTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    out += _S_i.pack(o.count)
-    x1 = o.assignments
-    if x1 is None:
+    out += _INT32.pack(o.count)
+    assignments = o.assignments
+    if assignments is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_CreatePartitionsAssignment_0(e2, out)
+        out += _INT32.pack(len(assignments))
+        for assignments_item in assignments:
+            _write_CreatePartitionsAssignment_v0(assignments_item, out)
 
 
-def _r_CreatePartitionsTopic_0(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopic, int]:
+def _read_CreatePartitionsTopic_v0(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopic, int]:
     o = CreatePartitionsTopic.__new__(CreatePartitionsTopic)
     o.name, pos = read_string(buf, pos)
-    o.count = _S_i.unpack_from(buf, pos)[0]
+    o.count = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_assignments, pos = read_nullable_array_len(buf, pos)
+    if n_assignments < 0:
         o.assignments = None
     else:
-        a2: list[CreatePartitionsAssignment] = []
-        for _ in range(n1):
-            e3, pos = _r_CreatePartitionsAssignment_0(buf, pos)
-            a2.append(e3)
-        o.assignments = a2
+        assignments: list[CreatePartitionsAssignment] = []
+        for _ in range(n_assignments):
+            assignments_item, pos = _read_CreatePartitionsAssignment_v0(buf, pos)
+            assignments.append(assignments_item)
+        o.assignments = assignments
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatePartitionsTopic_2(o: CreatePartitionsTopic, out: bytearray) -> None:
+def _write_CreatePartitionsTopic_v2(o: CreatePartitionsTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_i.pack(o.count)
-    x1 = o.assignments
-    if x1 is None:
+    out += _INT32.pack(o.count)
+    assignments = o.assignments
+    if assignments is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_CreatePartitionsAssignment_2(e2, out)
+        write_uvarint(out, len(assignments) + 1)
+        for assignments_item in assignments:
+            _write_CreatePartitionsAssignment_v2(assignments_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -578,20 +295,20 @@ def _w_CreatePartitionsTopic_2(o: CreatePartitionsTopic, out: bytearray) -> None
         out.append(0)
 
 
-def _r_CreatePartitionsTopic_2(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopic, int]:
+def _read_CreatePartitionsTopic_v2(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopic, int]:
     o = CreatePartitionsTopic.__new__(CreatePartitionsTopic)
     o.name, pos = read_compact_string(buf, pos)
-    o.count = _S_i.unpack_from(buf, pos)[0]
+    o.count = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_assignments, pos = read_compact_nullable_array_len(buf, pos)
+    if n_assignments < 0:
         o.assignments = None
     else:
-        a2: list[CreatePartitionsAssignment] = []
-        for _ in range(n1):
-            e3, pos = _r_CreatePartitionsAssignment_2(buf, pos)
-            a2.append(e3)
-        o.assignments = a2
+        assignments: list[CreatePartitionsAssignment] = []
+        for _ in range(n_assignments):
+            assignments_item, pos = _read_CreatePartitionsAssignment_v2(buf, pos)
+            assignments.append(assignments_item)
+        o.assignments = assignments
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -609,34 +326,34 @@ def _new_CreatePartitionsRequest() -> CreatePartitionsRequest:
     return o
 
 
-def _w_CreatePartitionsRequest_0(o: CreatePartitionsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatePartitionsTopic_0(e2, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+def _write_CreatePartitionsRequest_v0(o: CreatePartitionsRequest, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_CreatePartitionsTopic_v0(topics_item, out)
+    out += _INT32_BOOL.pack(o.timeout_ms, o.validate_only)
 
 
-def _r_CreatePartitionsRequest_0(buf: memoryview, pos: int) -> tuple[CreatePartitionsRequest, int]:
+def _read_CreatePartitionsRequest_v0(buf: memoryview, pos: int) -> tuple[CreatePartitionsRequest, int]:
     o = CreatePartitionsRequest.__new__(CreatePartitionsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatePartitionsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatePartitionsTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[CreatePartitionsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatePartitionsTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms, o.validate_only = _INT32_BOOL.unpack_from(buf, pos)
     pos += 5
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatePartitionsRequest_2(o: CreatePartitionsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatePartitionsTopic_2(e2, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+def _write_CreatePartitionsRequest_v2(o: CreatePartitionsRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_CreatePartitionsTopic_v2(topics_item, out)
+    out += _INT32_BOOL.pack(o.timeout_ms, o.validate_only)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -644,15 +361,15 @@ def _w_CreatePartitionsRequest_2(o: CreatePartitionsRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_CreatePartitionsRequest_2(buf: memoryview, pos: int) -> tuple[CreatePartitionsRequest, int]:
+def _read_CreatePartitionsRequest_v2(buf: memoryview, pos: int) -> tuple[CreatePartitionsRequest, int]:
     o = CreatePartitionsRequest.__new__(CreatePartitionsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatePartitionsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatePartitionsTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[CreatePartitionsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatePartitionsTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms, o.validate_only = _INT32_BOOL.unpack_from(buf, pos)
     pos += 5
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -671,25 +388,25 @@ def _new_CreatePartitionsTopicResult() -> CreatePartitionsTopicResult:
     return o
 
 
-def _w_CreatePartitionsTopicResult_0(o: CreatePartitionsTopicResult, out: bytearray) -> None:
+def _write_CreatePartitionsTopicResult_v0(o: CreatePartitionsTopicResult, out: bytearray) -> None:
     write_string(out, o.name)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
 
 
-def _r_CreatePartitionsTopicResult_0(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
+def _read_CreatePartitionsTopicResult_v0(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
     o = CreatePartitionsTopicResult.__new__(CreatePartitionsTopicResult)
     o.name, pos = read_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatePartitionsTopicResult_2(o: CreatePartitionsTopicResult, out: bytearray) -> None:
+def _write_CreatePartitionsTopicResult_v2(o: CreatePartitionsTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -698,10 +415,10 @@ def _w_CreatePartitionsTopicResult_2(o: CreatePartitionsTopicResult, out: bytear
         out.append(0)
 
 
-def _r_CreatePartitionsTopicResult_2(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
+def _read_CreatePartitionsTopicResult_v2(buf: memoryview, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
     o = CreatePartitionsTopicResult.__new__(CreatePartitionsTopicResult)
     o.name, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -720,34 +437,34 @@ def _new_CreatePartitionsResponse() -> CreatePartitionsResponse:
     return o
 
 
-def _w_CreatePartitionsResponse_0(o: CreatePartitionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatePartitionsTopicResult_0(e2, out)
+def _write_CreatePartitionsResponse_v0(o: CreatePartitionsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    out += _INT32.pack(len(results))
+    for results_item in results:
+        _write_CreatePartitionsTopicResult_v0(results_item, out)
 
 
-def _r_CreatePartitionsResponse_0(buf: memoryview, pos: int) -> tuple[CreatePartitionsResponse, int]:
+def _read_CreatePartitionsResponse_v0(buf: memoryview, pos: int) -> tuple[CreatePartitionsResponse, int]:
     o = CreatePartitionsResponse.__new__(CreatePartitionsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatePartitionsTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatePartitionsTopicResult_0(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_array_len(buf, pos)
+    results: list[CreatePartitionsTopicResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_CreatePartitionsTopicResult_v0(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatePartitionsResponse_2(o: CreatePartitionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatePartitionsTopicResult_2(e2, out)
+def _write_CreatePartitionsResponse_v2(o: CreatePartitionsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_CreatePartitionsTopicResult_v2(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -755,16 +472,16 @@ def _w_CreatePartitionsResponse_2(o: CreatePartitionsResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_CreatePartitionsResponse_2(buf: memoryview, pos: int) -> tuple[CreatePartitionsResponse, int]:
+def _read_CreatePartitionsResponse_v2(buf: memoryview, pos: int) -> tuple[CreatePartitionsResponse, int]:
     o = CreatePartitionsResponse.__new__(CreatePartitionsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatePartitionsTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatePartitionsTopicResult_2(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[CreatePartitionsTopicResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_CreatePartitionsTopicResult_v2(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -773,33 +490,35 @@ def _r_CreatePartitionsResponse_2(buf: memoryview, pos: int) -> tuple[CreatePart
     return o, pos
 
 
-_W_CreatePartitionsAssignment: tuple[Callable[[CreatePartitionsAssignment, bytearray], None], ...] = (
-    _w_CreatePartitionsAssignment_0,
-    _w_CreatePartitionsAssignment_0,
-    _w_CreatePartitionsAssignment_2,
-    _w_CreatePartitionsAssignment_2,
+CreatePartitionsAssignment._LOWEST = 0
+CreatePartitionsAssignment._WRITERS = (
+    _write_CreatePartitionsAssignment_v0,
+    _write_CreatePartitionsAssignment_v0,
+    _write_CreatePartitionsAssignment_v2,
+    _write_CreatePartitionsAssignment_v2,
 )
-_R_CreatePartitionsAssignment: tuple[Callable[[memoryview, int], tuple[CreatePartitionsAssignment, int]], ...] = (
-    _r_CreatePartitionsAssignment_0,
-    _r_CreatePartitionsAssignment_0,
-    _r_CreatePartitionsAssignment_2,
-    _r_CreatePartitionsAssignment_2,
+CreatePartitionsAssignment._READERS = (
+    _read_CreatePartitionsAssignment_v0,
+    _read_CreatePartitionsAssignment_v0,
+    _read_CreatePartitionsAssignment_v2,
+    _read_CreatePartitionsAssignment_v2,
 )
 CreatePartitionsAssignment._FIELDS = (
     FieldSpec('broker_ids', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_CreatePartitionsTopic: tuple[Callable[[CreatePartitionsTopic, bytearray], None], ...] = (
-    _w_CreatePartitionsTopic_0,
-    _w_CreatePartitionsTopic_0,
-    _w_CreatePartitionsTopic_2,
-    _w_CreatePartitionsTopic_2,
+CreatePartitionsTopic._LOWEST = 0
+CreatePartitionsTopic._WRITERS = (
+    _write_CreatePartitionsTopic_v0,
+    _write_CreatePartitionsTopic_v0,
+    _write_CreatePartitionsTopic_v2,
+    _write_CreatePartitionsTopic_v2,
 )
-_R_CreatePartitionsTopic: tuple[Callable[[memoryview, int], tuple[CreatePartitionsTopic, int]], ...] = (
-    _r_CreatePartitionsTopic_0,
-    _r_CreatePartitionsTopic_0,
-    _r_CreatePartitionsTopic_2,
-    _r_CreatePartitionsTopic_2,
+CreatePartitionsTopic._READERS = (
+    _read_CreatePartitionsTopic_v0,
+    _read_CreatePartitionsTopic_v0,
+    _read_CreatePartitionsTopic_v2,
+    _read_CreatePartitionsTopic_v2,
 )
 CreatePartitionsTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -807,17 +526,18 @@ CreatePartitionsTopic._FIELDS = (
     FieldSpec('assignments', 'array', 'struct', (0, 32767), (0, 32767), None, None, CreatePartitionsAssignment),
 )
 
-_W_CreatePartitionsRequest: tuple[Callable[[CreatePartitionsRequest, bytearray], None], ...] = (
-    _w_CreatePartitionsRequest_0,
-    _w_CreatePartitionsRequest_0,
-    _w_CreatePartitionsRequest_2,
-    _w_CreatePartitionsRequest_2,
+CreatePartitionsRequest._LOWEST = 0
+CreatePartitionsRequest._WRITERS = (
+    _write_CreatePartitionsRequest_v0,
+    _write_CreatePartitionsRequest_v0,
+    _write_CreatePartitionsRequest_v2,
+    _write_CreatePartitionsRequest_v2,
 )
-_R_CreatePartitionsRequest: tuple[Callable[[memoryview, int], tuple[CreatePartitionsRequest, int]], ...] = (
-    _r_CreatePartitionsRequest_0,
-    _r_CreatePartitionsRequest_0,
-    _r_CreatePartitionsRequest_2,
-    _r_CreatePartitionsRequest_2,
+CreatePartitionsRequest._READERS = (
+    _read_CreatePartitionsRequest_v0,
+    _read_CreatePartitionsRequest_v0,
+    _read_CreatePartitionsRequest_v2,
+    _read_CreatePartitionsRequest_v2,
 )
 CreatePartitionsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, CreatePartitionsTopic),
@@ -825,17 +545,18 @@ CreatePartitionsRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_CreatePartitionsTopicResult: tuple[Callable[[CreatePartitionsTopicResult, bytearray], None], ...] = (
-    _w_CreatePartitionsTopicResult_0,
-    _w_CreatePartitionsTopicResult_0,
-    _w_CreatePartitionsTopicResult_2,
-    _w_CreatePartitionsTopicResult_2,
+CreatePartitionsTopicResult._LOWEST = 0
+CreatePartitionsTopicResult._WRITERS = (
+    _write_CreatePartitionsTopicResult_v0,
+    _write_CreatePartitionsTopicResult_v0,
+    _write_CreatePartitionsTopicResult_v2,
+    _write_CreatePartitionsTopicResult_v2,
 )
-_R_CreatePartitionsTopicResult: tuple[Callable[[memoryview, int], tuple[CreatePartitionsTopicResult, int]], ...] = (
-    _r_CreatePartitionsTopicResult_0,
-    _r_CreatePartitionsTopicResult_0,
-    _r_CreatePartitionsTopicResult_2,
-    _r_CreatePartitionsTopicResult_2,
+CreatePartitionsTopicResult._READERS = (
+    _read_CreatePartitionsTopicResult_v0,
+    _read_CreatePartitionsTopicResult_v0,
+    _read_CreatePartitionsTopicResult_v2,
+    _read_CreatePartitionsTopicResult_v2,
 )
 CreatePartitionsTopicResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -843,17 +564,18 @@ CreatePartitionsTopicResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_CreatePartitionsResponse: tuple[Callable[[CreatePartitionsResponse, bytearray], None], ...] = (
-    _w_CreatePartitionsResponse_0,
-    _w_CreatePartitionsResponse_0,
-    _w_CreatePartitionsResponse_2,
-    _w_CreatePartitionsResponse_2,
+CreatePartitionsResponse._LOWEST = 0
+CreatePartitionsResponse._WRITERS = (
+    _write_CreatePartitionsResponse_v0,
+    _write_CreatePartitionsResponse_v0,
+    _write_CreatePartitionsResponse_v2,
+    _write_CreatePartitionsResponse_v2,
 )
-_R_CreatePartitionsResponse: tuple[Callable[[memoryview, int], tuple[CreatePartitionsResponse, int]], ...] = (
-    _r_CreatePartitionsResponse_0,
-    _r_CreatePartitionsResponse_0,
-    _r_CreatePartitionsResponse_2,
-    _r_CreatePartitionsResponse_2,
+CreatePartitionsResponse._READERS = (
+    _read_CreatePartitionsResponse_v0,
+    _read_CreatePartitionsResponse_v0,
+    _read_CreatePartitionsResponse_v2,
+    _read_CreatePartitionsResponse_v2,
 )
 CreatePartitionsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

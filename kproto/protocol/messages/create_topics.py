@@ -33,6 +33,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'CreatableReplicaAssignment',
@@ -44,15 +45,19 @@ __all__ = [
     'CreateTopicsResponse',
 ]
 
-_S_obo = struct.Struct('>?b?')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_io = struct.Struct('>i?')
-_S_ih = struct.Struct('>ih')
+_BOOL_INT8_BOOL = struct.Struct('>?b?')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_BOOL = struct.Struct('>i?')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class CreateTopicsRequest:
-    """Kafka request ``CreateTopicsRequest`` (API key 19), versions 2-7."""
+class CreateTopicsRequest(Request['CreateTopicsResponse']):
+    """Kafka request ``CreateTopicsRequest`` (API key 19), versions 2-7, flexible from v5.
+
+    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'timeout_ms', 'validate_only', 'unknown_tags',)
 
@@ -60,12 +65,11 @@ class CreateTopicsRequest:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateTopicsRequest'
 
-    topics: list[CreatableTopic]
-    timeout_ms: int
-    validate_only: bool
+    topics: list[CreatableTopic]  # Topics []CreatableTopic
+    timeout_ms: int  # timeoutMs int32; default 60000
+    validate_only: bool  # validateOnly bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -81,80 +85,23 @@ class CreateTopicsRequest:
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateTopicsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.timeout_ms == other.timeout_ms and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreateTopicsRequest(topics={self.topics!r}, timeout_ms={self.timeout_ms!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreatableTopic(Struct):
+    """Struct ``CreatableTopic`` of ``CreateTopicsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsRequest has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _W_CreateTopicsRequest[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateTopicsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateTopicsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateTopicsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateTopicsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsRequest has no version {version} (valid 2-7)')
-        try:
-            return _R_CreateTopicsRequest[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateTopicsRequest v{version}: {exc}') from None
-
-
-class CreatableTopic:
-    """Schema struct ``CreatableTopic`` of ``CreateTopicsRequest``."""
+    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'num_partitions', 'replication_factor', 'assignments', 'configs', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopic'
 
-    name: str
-    num_partitions: int
-    replication_factor: int
-    assignments: list[CreatableReplicaAssignment]
-    configs: list[CreatableTopicConfig]
+    name: str  # Name string
+    num_partitions: int  # NumPartitions int32
+    replication_factor: int  # ReplicationFactor int16
+    assignments: list[CreatableReplicaAssignment]  # Assignments []CreatableReplicaAssignment
+    configs: list[CreatableTopicConfig]  # Configs []CreatableTopicConfig
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -174,79 +121,20 @@ class CreatableTopic:
         self.configs = list(configs)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.num_partitions == other.num_partitions and
-            self.replication_factor == other.replication_factor and
-            self.assignments == other.assignments and
-            self.configs == other.configs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreatableTopic(name={self.name!r}, num_partitions={self.num_partitions!r}, replication_factor={self.replication_factor!r}, assignments={self.assignments!r}, configs={self.configs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreatableTopicConfig(Struct):
+    """Struct ``CreatableTopicConfig`` of ``CreateTopicsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopic has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _W_CreatableTopic[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopic has no version {version} (valid 2-7)')
-        try:
-            return _R_CreatableTopic[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableTopic v{version}: {exc}') from None
-
-
-class CreatableTopicConfig:
-    """Schema struct ``CreatableTopicConfig`` of ``CreateTopicsRequest``."""
+    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'value', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicConfig'
 
-    name: str
-    value: str | None
+    name: str  # Name string
+    value: str | None  # Value string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -260,76 +148,20 @@ class CreatableTopicConfig:
         self.value = value
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableTopicConfig):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.value == other.value and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreatableTopicConfig(name={self.name!r}, value={self.value!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreatableReplicaAssignment(Struct):
+    """Struct ``CreatableReplicaAssignment`` of ``CreateTopicsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfig has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _W_CreatableTopicConfig[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableTopicConfig v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopicConfig:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableTopicConfig v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopicConfig, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfig has no version {version} (valid 2-7)')
-        try:
-            return _R_CreatableTopicConfig[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableTopicConfig v{version}: {exc}') from None
-
-
-class CreatableReplicaAssignment:
-    """Schema struct ``CreatableReplicaAssignment`` of ``CreateTopicsRequest``."""
+    Schema: ``tools/kafka-protocol/message/CreateTopicsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'broker_ids', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableReplicaAssignment'
 
-    partition_index: int
-    broker_ids: list[int]
+    partition_index: int  # PartitionIndex int32
+    broker_ids: list[int]  # BrokerIds []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -343,68 +175,13 @@ class CreatableReplicaAssignment:
         self.broker_ids = list(broker_ids)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableReplicaAssignment):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.broker_ids == other.broker_ids and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreatableReplicaAssignment(partition_index={self.partition_index!r}, broker_ids={self.broker_ids!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreateTopicsResponse(Response):
+    """Kafka response ``CreateTopicsResponse`` (API key 19), versions 2-7, flexible from v5.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableReplicaAssignment has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _W_CreatableReplicaAssignment[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableReplicaAssignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableReplicaAssignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableReplicaAssignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableReplicaAssignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableReplicaAssignment has no version {version} (valid 2-7)')
-        try:
-            return _R_CreatableReplicaAssignment[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableReplicaAssignment v{version}: {exc}') from None
-
-
-class CreateTopicsResponse:
-    """Kafka response ``CreateTopicsResponse`` (API key 19), versions 2-7."""
+    Schema: ``tools/kafka-protocol/message/CreateTopicsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -412,11 +189,10 @@ class CreateTopicsResponse:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 7
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreateTopicsResponse'
 
-    throttle_time_ms: int
-    topics: list[CreatableTopicResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    topics: list[CreatableTopicResult]  # Topics []CreatableTopicResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -430,82 +206,26 @@ class CreateTopicsResponse:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreateTopicsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreateTopicsResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreatableTopicResult(Struct):
+    """Struct ``CreatableTopicResult`` of ``CreateTopicsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsResponse has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _W_CreateTopicsResponse[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreateTopicsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreateTopicsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreateTopicsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreateTopicsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreateTopicsResponse has no version {version} (valid 2-7)')
-        try:
-            return _R_CreateTopicsResponse[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreateTopicsResponse v{version}: {exc}') from None
-
-
-class CreatableTopicResult:
-    """Schema struct ``CreatableTopicResult`` of ``CreateTopicsResponse``."""
+    Schema: ``tools/kafka-protocol/message/CreateTopicsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'topic_config_error_code', 'num_partitions', 'replication_factor', 'configs', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicResult'
 
-    name: str
-    topic_id: uuid.UUID
-    error_code: int
-    error_message: str | None
-    topic_config_error_code: int
-    num_partitions: int
-    replication_factor: int
-    configs: list[CreatableTopicConfigs] | None
+    name: str  # Name string
+    topic_id: uuid.UUID  # TopicId uuid; v7+; ignorable
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable; ignorable
+    topic_config_error_code: int  # TopicConfigErrorCode int16; v5+; tag 0 v5+; ignorable
+    num_partitions: int  # NumPartitions int32; v5+; default -1; ignorable
+    replication_factor: int  # ReplicationFactor int16; v5+; default -1; ignorable
+    configs: list[CreatableTopicConfigs] | None  # Configs []CreatableTopicConfigs; v5+; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -531,85 +251,23 @@ class CreatableTopicResult:
         self.configs = None if configs is None else list(configs)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.topic_config_error_code == other.topic_config_error_code and
-            self.num_partitions == other.num_partitions and
-            self.replication_factor == other.replication_factor and
-            self.configs == other.configs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"CreatableTopicResult(name={self.name!r}, topic_id={self.topic_id!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, topic_config_error_code={self.topic_config_error_code!r}, num_partitions={self.num_partitions!r}, replication_factor={self.replication_factor!r}, configs={self.configs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CreatableTopicConfigs(Struct):
+    """Struct ``CreatableTopicConfigs`` of ``CreateTopicsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicResult has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _W_CreatableTopicResult[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicResult has no version {version} (valid 2-7)')
-        try:
-            return _R_CreatableTopicResult[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableTopicResult v{version}: {exc}') from None
-
-
-class CreatableTopicConfigs:
-    """Schema struct ``CreatableTopicConfigs`` of ``CreateTopicsResponse``."""
+    Schema: ``tools/kafka-protocol/message/CreateTopicsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CreatableTopicConfigs'
 
-    name: str
-    value: str | None
-    read_only: bool
-    config_source: int
-    is_sensitive: bool
+    name: str  # Name string; v5+
+    value: str | None  # Value string; v5+; nullable
+    read_only: bool  # ReadOnly bool; v5+
+    config_source: int  # ConfigSource int8; v5+; default -1; ignorable
+    is_sensitive: bool  # IsSensitive bool; v5+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -629,68 +287,6 @@ class CreatableTopicConfigs:
         self.is_sensitive = is_sensitive
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CreatableTopicConfigs):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.value == other.value and
-            self.read_only == other.read_only and
-            self.config_source == other.config_source and
-            self.is_sensitive == other.is_sensitive and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CreatableTopicConfigs(name={self.name!r}, value={self.value!r}, read_only={self.read_only!r}, config_source={self.config_source!r}, is_sensitive={self.is_sensitive!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfigs has no version {version} (valid 2-7)')
-        start = len(out)
-        try:
-            _W_CreatableTopicConfigs[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CreatableTopicConfigs v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CreatableTopicConfigs:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CreatableTopicConfigs v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CreatableTopicConfigs, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 7:
-            raise UnsupportedVersionError(f'CreatableTopicConfigs has no version {version} (valid 2-7)')
-        try:
-            return _R_CreatableTopicConfigs[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CreatableTopicConfigs v{version}: {exc}') from None
-
 
 def _new_CreatableReplicaAssignment() -> CreatableReplicaAssignment:
     o = CreatableReplicaAssignment.__new__(CreatableReplicaAssignment)
@@ -700,29 +296,29 @@ def _new_CreatableReplicaAssignment() -> CreatableReplicaAssignment:
     return o
 
 
-def _w_CreatableReplicaAssignment_2(o: CreatableReplicaAssignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
-    x1 = o.broker_ids
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+def _write_CreatableReplicaAssignment_v2(o: CreatableReplicaAssignment, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
+    broker_ids = o.broker_ids
+    out += _INT32.pack(len(broker_ids))
+    out += struct.pack('>%di' % len(broker_ids), *broker_ids)
 
 
-def _r_CreatableReplicaAssignment_2(buf: memoryview, pos: int) -> tuple[CreatableReplicaAssignment, int]:
+def _read_CreatableReplicaAssignment_v2(buf: memoryview, pos: int) -> tuple[CreatableReplicaAssignment, int]:
     o = CreatableReplicaAssignment.__new__(CreatableReplicaAssignment)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    o.broker_ids = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_broker_ids, pos = read_array_len(buf, pos)
+    o.broker_ids = list(struct.unpack_from('>%di' % n_broker_ids, buf, pos))
+    pos += 4 * n_broker_ids
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatableReplicaAssignment_5(o: CreatableReplicaAssignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
-    x1 = o.broker_ids
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+def _write_CreatableReplicaAssignment_v5(o: CreatableReplicaAssignment, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
+    broker_ids = o.broker_ids
+    write_uvarint(out, len(broker_ids) + 1)
+    out += struct.pack('>%di' % len(broker_ids), *broker_ids)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -730,13 +326,13 @@ def _w_CreatableReplicaAssignment_5(o: CreatableReplicaAssignment, out: bytearra
         out.append(0)
 
 
-def _r_CreatableReplicaAssignment_5(buf: memoryview, pos: int) -> tuple[CreatableReplicaAssignment, int]:
+def _read_CreatableReplicaAssignment_v5(buf: memoryview, pos: int) -> tuple[CreatableReplicaAssignment, int]:
     o = CreatableReplicaAssignment.__new__(CreatableReplicaAssignment)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    o.broker_ids = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_broker_ids, pos = read_compact_array_len(buf, pos)
+    o.broker_ids = list(struct.unpack_from('>%di' % n_broker_ids, buf, pos))
+    pos += 4 * n_broker_ids
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -753,12 +349,12 @@ def _new_CreatableTopicConfig() -> CreatableTopicConfig:
     return o
 
 
-def _w_CreatableTopicConfig_2(o: CreatableTopicConfig, out: bytearray) -> None:
+def _write_CreatableTopicConfig_v2(o: CreatableTopicConfig, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
 
 
-def _r_CreatableTopicConfig_2(buf: memoryview, pos: int) -> tuple[CreatableTopicConfig, int]:
+def _read_CreatableTopicConfig_v2(buf: memoryview, pos: int) -> tuple[CreatableTopicConfig, int]:
     o = CreatableTopicConfig.__new__(CreatableTopicConfig)
     o.name, pos = read_string(buf, pos)
     o.value, pos = read_nullable_string(buf, pos)
@@ -766,7 +362,7 @@ def _r_CreatableTopicConfig_2(buf: memoryview, pos: int) -> tuple[CreatableTopic
     return o, pos
 
 
-def _w_CreatableTopicConfig_5(o: CreatableTopicConfig, out: bytearray) -> None:
+def _write_CreatableTopicConfig_v5(o: CreatableTopicConfig, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_nullable_string(out, o.value)
     uk = o.unknown_tags
@@ -776,7 +372,7 @@ def _w_CreatableTopicConfig_5(o: CreatableTopicConfig, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreatableTopicConfig_5(buf: memoryview, pos: int) -> tuple[CreatableTopicConfig, int]:
+def _read_CreatableTopicConfig_v5(buf: memoryview, pos: int) -> tuple[CreatableTopicConfig, int]:
     o = CreatableTopicConfig.__new__(CreatableTopicConfig)
     o.name, pos = read_compact_string(buf, pos)
     o.value, pos = read_compact_nullable_string(buf, pos)
@@ -799,51 +395,51 @@ def _new_CreatableTopic() -> CreatableTopic:
     return o
 
 
-def _w_CreatableTopic_2(o: CreatableTopic, out: bytearray) -> None:
+def _write_CreatableTopic_v2(o: CreatableTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
-    x1 = o.assignments
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatableReplicaAssignment_2(e2, out)
-    x3 = o.configs
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_CreatableTopicConfig_2(e4, out)
+    out += _INT32_INT16.pack(o.num_partitions, o.replication_factor)
+    assignments = o.assignments
+    out += _INT32.pack(len(assignments))
+    for assignments_item in assignments:
+        _write_CreatableReplicaAssignment_v2(assignments_item, out)
+    configs = o.configs
+    out += _INT32.pack(len(configs))
+    for configs_item in configs:
+        _write_CreatableTopicConfig_v2(configs_item, out)
 
 
-def _r_CreatableTopic_2(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]:
+def _read_CreatableTopic_v2(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]:
     o = CreatableTopic.__new__(CreatableTopic)
     o.name, pos = read_string(buf, pos)
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+    o.num_partitions, o.replication_factor = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatableReplicaAssignment] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableReplicaAssignment_2(buf, pos)
-        a2.append(e3)
-    o.assignments = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[CreatableTopicConfig] = []
-    for _ in range(n4):
-        e6, pos = _r_CreatableTopicConfig_2(buf, pos)
-        a5.append(e6)
-    o.configs = a5
+    n_assignments, pos = read_array_len(buf, pos)
+    assignments: list[CreatableReplicaAssignment] = []
+    for _ in range(n_assignments):
+        assignments_item, pos = _read_CreatableReplicaAssignment_v2(buf, pos)
+        assignments.append(assignments_item)
+    o.assignments = assignments
+    n_configs, pos = read_array_len(buf, pos)
+    configs: list[CreatableTopicConfig] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_CreatableTopicConfig_v2(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreatableTopic_5(o: CreatableTopic, out: bytearray) -> None:
+def _write_CreatableTopic_v5(o: CreatableTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
-    x1 = o.assignments
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableReplicaAssignment_5(e2, out)
-    x3 = o.configs
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_CreatableTopicConfig_5(e4, out)
+    out += _INT32_INT16.pack(o.num_partitions, o.replication_factor)
+    assignments = o.assignments
+    write_uvarint(out, len(assignments) + 1)
+    for assignments_item in assignments:
+        _write_CreatableReplicaAssignment_v5(assignments_item, out)
+    configs = o.configs
+    write_uvarint(out, len(configs) + 1)
+    for configs_item in configs:
+        _write_CreatableTopicConfig_v5(configs_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -851,23 +447,23 @@ def _w_CreatableTopic_5(o: CreatableTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreatableTopic_5(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]:
+def _read_CreatableTopic_v5(buf: memoryview, pos: int) -> tuple[CreatableTopic, int]:
     o = CreatableTopic.__new__(CreatableTopic)
     o.name, pos = read_compact_string(buf, pos)
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+    o.num_partitions, o.replication_factor = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableReplicaAssignment] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableReplicaAssignment_5(buf, pos)
-        a2.append(e3)
-    o.assignments = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[CreatableTopicConfig] = []
-    for _ in range(n4):
-        e6, pos = _r_CreatableTopicConfig_5(buf, pos)
-        a5.append(e6)
-    o.configs = a5
+    n_assignments, pos = read_compact_array_len(buf, pos)
+    assignments: list[CreatableReplicaAssignment] = []
+    for _ in range(n_assignments):
+        assignments_item, pos = _read_CreatableReplicaAssignment_v5(buf, pos)
+        assignments.append(assignments_item)
+    o.assignments = assignments
+    n_configs, pos = read_compact_array_len(buf, pos)
+    configs: list[CreatableTopicConfig] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_CreatableTopicConfig_v5(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -885,34 +481,34 @@ def _new_CreateTopicsRequest() -> CreateTopicsRequest:
     return o
 
 
-def _w_CreateTopicsRequest_2(o: CreateTopicsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatableTopic_2(e2, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+def _write_CreateTopicsRequest_v2(o: CreateTopicsRequest, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_CreatableTopic_v2(topics_item, out)
+    out += _INT32_BOOL.pack(o.timeout_ms, o.validate_only)
 
 
-def _r_CreateTopicsRequest_2(buf: memoryview, pos: int) -> tuple[CreateTopicsRequest, int]:
+def _read_CreateTopicsRequest_v2(buf: memoryview, pos: int) -> tuple[CreateTopicsRequest, int]:
     o = CreateTopicsRequest.__new__(CreateTopicsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatableTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[CreatableTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatableTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms, o.validate_only = _INT32_BOOL.unpack_from(buf, pos)
     pos += 5
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreateTopicsRequest_5(o: CreateTopicsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableTopic_5(e2, out)
-    out += _S_io.pack(o.timeout_ms, o.validate_only)
+def _write_CreateTopicsRequest_v5(o: CreateTopicsRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_CreatableTopic_v5(topics_item, out)
+    out += _INT32_BOOL.pack(o.timeout_ms, o.validate_only)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -920,15 +516,15 @@ def _w_CreateTopicsRequest_5(o: CreateTopicsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreateTopicsRequest_5(buf: memoryview, pos: int) -> tuple[CreateTopicsRequest, int]:
+def _read_CreateTopicsRequest_v5(buf: memoryview, pos: int) -> tuple[CreateTopicsRequest, int]:
     o = CreateTopicsRequest.__new__(CreateTopicsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopic_5(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms, o.validate_only = _S_io.unpack_from(buf, pos)
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[CreatableTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatableTopic_v5(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms, o.validate_only = _INT32_BOOL.unpack_from(buf, pos)
     pos += 5
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -949,7 +545,7 @@ def _new_CreatableTopicConfigs() -> CreatableTopicConfigs:
     return o
 
 
-def _w_CreatableTopicConfigs_2(o: CreatableTopicConfigs, out: bytearray) -> None:
+def _write_CreatableTopicConfigs_v2(o: CreatableTopicConfigs, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('CreatableTopicConfigs.name has a non-default value this version cannot carry')
     if o.value != '':
@@ -960,7 +556,7 @@ def _w_CreatableTopicConfigs_2(o: CreatableTopicConfigs, out: bytearray) -> None
         raise UnsupportedVersionError('CreatableTopicConfigs.is_sensitive has a non-default value this version cannot carry')
 
 
-def _r_CreatableTopicConfigs_2(buf: memoryview, pos: int) -> tuple[CreatableTopicConfigs, int]:
+def _read_CreatableTopicConfigs_v2(buf: memoryview, pos: int) -> tuple[CreatableTopicConfigs, int]:
     o = CreatableTopicConfigs.__new__(CreatableTopicConfigs)
     o.name = ''
     o.value = ''
@@ -971,10 +567,10 @@ def _r_CreatableTopicConfigs_2(buf: memoryview, pos: int) -> tuple[CreatableTopi
     return o, pos
 
 
-def _w_CreatableTopicConfigs_5(o: CreatableTopicConfigs, out: bytearray) -> None:
+def _write_CreatableTopicConfigs_v5(o: CreatableTopicConfigs, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_nullable_string(out, o.value)
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
+    out += _BOOL_INT8_BOOL.pack(o.read_only, o.config_source, o.is_sensitive)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -982,11 +578,11 @@ def _w_CreatableTopicConfigs_5(o: CreatableTopicConfigs, out: bytearray) -> None
         out.append(0)
 
 
-def _r_CreatableTopicConfigs_5(buf: memoryview, pos: int) -> tuple[CreatableTopicConfigs, int]:
+def _read_CreatableTopicConfigs_v5(buf: memoryview, pos: int) -> tuple[CreatableTopicConfigs, int]:
     o = CreatableTopicConfigs.__new__(CreatableTopicConfigs)
     o.name, pos = read_compact_string(buf, pos)
     o.value, pos = read_compact_nullable_string(buf, pos)
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
+    o.read_only, o.config_source, o.is_sensitive = _BOOL_INT8_BOOL.unpack_from(buf, pos)
     pos += 3
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1010,16 +606,16 @@ def _new_CreatableTopicResult() -> CreatableTopicResult:
     return o
 
 
-def _w_CreatableTopicResult_2(o: CreatableTopicResult, out: bytearray) -> None:
+def _write_CreatableTopicResult_v2(o: CreatableTopicResult, out: bytearray) -> None:
     write_string(out, o.name)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
 
 
-def _r_CreatableTopicResult_2(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
+def _read_CreatableTopicResult_v2(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
     o = CreatableTopicResult.__new__(CreatableTopicResult)
     o.name, pos = read_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
     o.topic_id = ZERO_UUID
@@ -1031,48 +627,51 @@ def _r_CreatableTopicResult_2(buf: memoryview, pos: int) -> tuple[CreatableTopic
     return o, pos
 
 
-def _w_CreatableTopicResult_5(o: CreatableTopicResult, out: bytearray) -> None:
+def _write_CreatableTopicResult_v5(o: CreatableTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
-    x1 = o.configs
-    if x1 is None:
+    out += _INT32_INT16.pack(o.num_partitions, o.replication_factor)
+    configs = o.configs
+    if configs is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_CreatableTopicConfigs_5(e2, out)
+        write_uvarint(out, len(configs) + 1)
+        for configs_item in configs:
+            _write_CreatableTopicConfigs_v5(configs_item, out)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.topic_config_error_code
-    if x3 != 0:
+    topic_config_error_code = o.topic_config_error_code
+    if topic_config_error_code != 0:
         t = bytearray()
-        t += _S_h.pack(x3)
+        t += _INT16.pack(topic_config_error_code)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_CreatableTopicResult_5(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
+def _read_CreatableTopicResult_v5(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
     o = CreatableTopicResult.__new__(CreatableTopicResult)
     o.name, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+    o.num_partitions, o.replication_factor = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_configs, pos = read_compact_nullable_array_len(buf, pos)
+    if n_configs < 0:
         o.configs = None
     else:
-        a2: list[CreatableTopicConfigs] = []
-        for _ in range(n1):
-            e3, pos = _r_CreatableTopicConfigs_5(buf, pos)
-            a2.append(e3)
-        o.configs = a2
+        configs: list[CreatableTopicConfigs] = []
+        for _ in range(n_configs):
+            configs_item, pos = _read_CreatableTopicConfigs_v5(buf, pos)
+            configs.append(configs_item)
+        o.configs = configs
     o.topic_id = ZERO_UUID
     o.topic_config_error_code = 0
     uk: dict[int, bytes] | None = None
@@ -1090,7 +689,7 @@ def _r_CreatableTopicResult_5(buf: memoryview, pos: int) -> tuple[CreatableTopic
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            o.topic_config_error_code = _S_h.unpack_from(tb, tp)[0]
+            o.topic_config_error_code = _INT16.unpack_from(tb, tp)[0]
             tp += 2
         else:
             if uk is None:
@@ -1101,50 +700,53 @@ def _r_CreatableTopicResult_5(buf: memoryview, pos: int) -> tuple[CreatableTopic
     return o, pos
 
 
-def _w_CreatableTopicResult_7(o: CreatableTopicResult, out: bytearray) -> None:
+def _write_CreatableTopicResult_v7(o: CreatableTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
     out += o.topic_id.bytes
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_ih.pack(o.num_partitions, o.replication_factor)
-    x1 = o.configs
-    if x1 is None:
+    out += _INT32_INT16.pack(o.num_partitions, o.replication_factor)
+    configs = o.configs
+    if configs is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_CreatableTopicConfigs_5(e2, out)
+        write_uvarint(out, len(configs) + 1)
+        for configs_item in configs:
+            _write_CreatableTopicConfigs_v5(configs_item, out)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.topic_config_error_code
-    if x3 != 0:
+    topic_config_error_code = o.topic_config_error_code
+    if topic_config_error_code != 0:
         t = bytearray()
-        t += _S_h.pack(x3)
+        t += _INT16.pack(topic_config_error_code)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_CreatableTopicResult_7(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
+def _read_CreatableTopicResult_v7(buf: memoryview, pos: int) -> tuple[CreatableTopicResult, int]:
     o = CreatableTopicResult.__new__(CreatableTopicResult)
     o.name, pos = read_compact_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.num_partitions, o.replication_factor = _S_ih.unpack_from(buf, pos)
+    o.num_partitions, o.replication_factor = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_configs, pos = read_compact_nullable_array_len(buf, pos)
+    if n_configs < 0:
         o.configs = None
     else:
-        a2: list[CreatableTopicConfigs] = []
-        for _ in range(n1):
-            e3, pos = _r_CreatableTopicConfigs_5(buf, pos)
-            a2.append(e3)
-        o.configs = a2
+        configs: list[CreatableTopicConfigs] = []
+        for _ in range(n_configs):
+            configs_item, pos = _read_CreatableTopicConfigs_v5(buf, pos)
+            configs.append(configs_item)
+        o.configs = configs
     o.topic_config_error_code = 0
     uk: dict[int, bytes] | None = None
     nt = buf[pos]
@@ -1161,7 +763,7 @@ def _r_CreatableTopicResult_7(buf: memoryview, pos: int) -> tuple[CreatableTopic
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            o.topic_config_error_code = _S_h.unpack_from(tb, tp)[0]
+            o.topic_config_error_code = _INT16.unpack_from(tb, tp)[0]
             tp += 2
         else:
             if uk is None:
@@ -1180,34 +782,34 @@ def _new_CreateTopicsResponse() -> CreateTopicsResponse:
     return o
 
 
-def _w_CreateTopicsResponse_2(o: CreateTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_CreatableTopicResult_2(e2, out)
+def _write_CreateTopicsResponse_v2(o: CreateTopicsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_CreatableTopicResult_v2(topics_item, out)
 
 
-def _r_CreateTopicsResponse_2(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
+def _read_CreateTopicsResponse_v2(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
     o = CreateTopicsResponse.__new__(CreateTopicsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[CreatableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopicResult_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[CreatableTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatableTopicResult_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_CreateTopicsResponse_5(o: CreateTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableTopicResult_5(e2, out)
+def _write_CreateTopicsResponse_v5(o: CreateTopicsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_CreatableTopicResult_v5(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1215,16 +817,16 @@ def _w_CreateTopicsResponse_5(o: CreateTopicsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreateTopicsResponse_5(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
+def _read_CreateTopicsResponse_v5(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
     o = CreateTopicsResponse.__new__(CreateTopicsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopicResult_5(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[CreatableTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatableTopicResult_v5(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1233,12 +835,12 @@ def _r_CreateTopicsResponse_5(buf: memoryview, pos: int) -> tuple[CreateTopicsRe
     return o, pos
 
 
-def _w_CreateTopicsResponse_7(o: CreateTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CreatableTopicResult_7(e2, out)
+def _write_CreateTopicsResponse_v7(o: CreateTopicsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_CreatableTopicResult_v7(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1246,16 +848,16 @@ def _w_CreateTopicsResponse_7(o: CreateTopicsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CreateTopicsResponse_7(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
+def _read_CreateTopicsResponse_v7(buf: memoryview, pos: int) -> tuple[CreateTopicsResponse, int]:
     o = CreateTopicsResponse.__new__(CreateTopicsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CreatableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_CreatableTopicResult_7(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[CreatableTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_CreatableTopicResult_v7(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1264,63 +866,66 @@ def _r_CreateTopicsResponse_7(buf: memoryview, pos: int) -> tuple[CreateTopicsRe
     return o, pos
 
 
-_W_CreatableReplicaAssignment: tuple[Callable[[CreatableReplicaAssignment, bytearray], None], ...] = (
-    _w_CreatableReplicaAssignment_2,
-    _w_CreatableReplicaAssignment_2,
-    _w_CreatableReplicaAssignment_2,
-    _w_CreatableReplicaAssignment_5,
-    _w_CreatableReplicaAssignment_5,
-    _w_CreatableReplicaAssignment_5,
+CreatableReplicaAssignment._LOWEST = 2
+CreatableReplicaAssignment._WRITERS = (
+    _write_CreatableReplicaAssignment_v2,
+    _write_CreatableReplicaAssignment_v2,
+    _write_CreatableReplicaAssignment_v2,
+    _write_CreatableReplicaAssignment_v5,
+    _write_CreatableReplicaAssignment_v5,
+    _write_CreatableReplicaAssignment_v5,
 )
-_R_CreatableReplicaAssignment: tuple[Callable[[memoryview, int], tuple[CreatableReplicaAssignment, int]], ...] = (
-    _r_CreatableReplicaAssignment_2,
-    _r_CreatableReplicaAssignment_2,
-    _r_CreatableReplicaAssignment_2,
-    _r_CreatableReplicaAssignment_5,
-    _r_CreatableReplicaAssignment_5,
-    _r_CreatableReplicaAssignment_5,
+CreatableReplicaAssignment._READERS = (
+    _read_CreatableReplicaAssignment_v2,
+    _read_CreatableReplicaAssignment_v2,
+    _read_CreatableReplicaAssignment_v2,
+    _read_CreatableReplicaAssignment_v5,
+    _read_CreatableReplicaAssignment_v5,
+    _read_CreatableReplicaAssignment_v5,
 )
 CreatableReplicaAssignment._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('broker_ids', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_CreatableTopicConfig: tuple[Callable[[CreatableTopicConfig, bytearray], None], ...] = (
-    _w_CreatableTopicConfig_2,
-    _w_CreatableTopicConfig_2,
-    _w_CreatableTopicConfig_2,
-    _w_CreatableTopicConfig_5,
-    _w_CreatableTopicConfig_5,
-    _w_CreatableTopicConfig_5,
+CreatableTopicConfig._LOWEST = 2
+CreatableTopicConfig._WRITERS = (
+    _write_CreatableTopicConfig_v2,
+    _write_CreatableTopicConfig_v2,
+    _write_CreatableTopicConfig_v2,
+    _write_CreatableTopicConfig_v5,
+    _write_CreatableTopicConfig_v5,
+    _write_CreatableTopicConfig_v5,
 )
-_R_CreatableTopicConfig: tuple[Callable[[memoryview, int], tuple[CreatableTopicConfig, int]], ...] = (
-    _r_CreatableTopicConfig_2,
-    _r_CreatableTopicConfig_2,
-    _r_CreatableTopicConfig_2,
-    _r_CreatableTopicConfig_5,
-    _r_CreatableTopicConfig_5,
-    _r_CreatableTopicConfig_5,
+CreatableTopicConfig._READERS = (
+    _read_CreatableTopicConfig_v2,
+    _read_CreatableTopicConfig_v2,
+    _read_CreatableTopicConfig_v2,
+    _read_CreatableTopicConfig_v5,
+    _read_CreatableTopicConfig_v5,
+    _read_CreatableTopicConfig_v5,
 )
 CreatableTopicConfig._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('value', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_CreatableTopic: tuple[Callable[[CreatableTopic, bytearray], None], ...] = (
-    _w_CreatableTopic_2,
-    _w_CreatableTopic_2,
-    _w_CreatableTopic_2,
-    _w_CreatableTopic_5,
-    _w_CreatableTopic_5,
-    _w_CreatableTopic_5,
+CreatableTopic._LOWEST = 2
+CreatableTopic._WRITERS = (
+    _write_CreatableTopic_v2,
+    _write_CreatableTopic_v2,
+    _write_CreatableTopic_v2,
+    _write_CreatableTopic_v5,
+    _write_CreatableTopic_v5,
+    _write_CreatableTopic_v5,
 )
-_R_CreatableTopic: tuple[Callable[[memoryview, int], tuple[CreatableTopic, int]], ...] = (
-    _r_CreatableTopic_2,
-    _r_CreatableTopic_2,
-    _r_CreatableTopic_2,
-    _r_CreatableTopic_5,
-    _r_CreatableTopic_5,
-    _r_CreatableTopic_5,
+CreatableTopic._READERS = (
+    _read_CreatableTopic_v2,
+    _read_CreatableTopic_v2,
+    _read_CreatableTopic_v2,
+    _read_CreatableTopic_v5,
+    _read_CreatableTopic_v5,
+    _read_CreatableTopic_v5,
 )
 CreatableTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -1330,21 +935,22 @@ CreatableTopic._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (0, 32767), None, None, None, CreatableTopicConfig),
 )
 
-_W_CreateTopicsRequest: tuple[Callable[[CreateTopicsRequest, bytearray], None], ...] = (
-    _w_CreateTopicsRequest_2,
-    _w_CreateTopicsRequest_2,
-    _w_CreateTopicsRequest_2,
-    _w_CreateTopicsRequest_5,
-    _w_CreateTopicsRequest_5,
-    _w_CreateTopicsRequest_5,
+CreateTopicsRequest._LOWEST = 2
+CreateTopicsRequest._WRITERS = (
+    _write_CreateTopicsRequest_v2,
+    _write_CreateTopicsRequest_v2,
+    _write_CreateTopicsRequest_v2,
+    _write_CreateTopicsRequest_v5,
+    _write_CreateTopicsRequest_v5,
+    _write_CreateTopicsRequest_v5,
 )
-_R_CreateTopicsRequest: tuple[Callable[[memoryview, int], tuple[CreateTopicsRequest, int]], ...] = (
-    _r_CreateTopicsRequest_2,
-    _r_CreateTopicsRequest_2,
-    _r_CreateTopicsRequest_2,
-    _r_CreateTopicsRequest_5,
-    _r_CreateTopicsRequest_5,
-    _r_CreateTopicsRequest_5,
+CreateTopicsRequest._READERS = (
+    _read_CreateTopicsRequest_v2,
+    _read_CreateTopicsRequest_v2,
+    _read_CreateTopicsRequest_v2,
+    _read_CreateTopicsRequest_v5,
+    _read_CreateTopicsRequest_v5,
+    _read_CreateTopicsRequest_v5,
 )
 CreateTopicsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, CreatableTopic),
@@ -1352,21 +958,22 @@ CreateTopicsRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (1, 32767), None, None, None, None),
 )
 
-_W_CreatableTopicConfigs: tuple[Callable[[CreatableTopicConfigs, bytearray], None], ...] = (
-    _w_CreatableTopicConfigs_2,
-    _w_CreatableTopicConfigs_2,
-    _w_CreatableTopicConfigs_2,
-    _w_CreatableTopicConfigs_5,
-    _w_CreatableTopicConfigs_5,
-    _w_CreatableTopicConfigs_5,
+CreatableTopicConfigs._LOWEST = 2
+CreatableTopicConfigs._WRITERS = (
+    _write_CreatableTopicConfigs_v2,
+    _write_CreatableTopicConfigs_v2,
+    _write_CreatableTopicConfigs_v2,
+    _write_CreatableTopicConfigs_v5,
+    _write_CreatableTopicConfigs_v5,
+    _write_CreatableTopicConfigs_v5,
 )
-_R_CreatableTopicConfigs: tuple[Callable[[memoryview, int], tuple[CreatableTopicConfigs, int]], ...] = (
-    _r_CreatableTopicConfigs_2,
-    _r_CreatableTopicConfigs_2,
-    _r_CreatableTopicConfigs_2,
-    _r_CreatableTopicConfigs_5,
-    _r_CreatableTopicConfigs_5,
-    _r_CreatableTopicConfigs_5,
+CreatableTopicConfigs._READERS = (
+    _read_CreatableTopicConfigs_v2,
+    _read_CreatableTopicConfigs_v2,
+    _read_CreatableTopicConfigs_v2,
+    _read_CreatableTopicConfigs_v5,
+    _read_CreatableTopicConfigs_v5,
+    _read_CreatableTopicConfigs_v5,
 )
 CreatableTopicConfigs._FIELDS = (
     FieldSpec('name', 'string', None, (5, 32767), None, None, None, None),
@@ -1376,21 +983,22 @@ CreatableTopicConfigs._FIELDS = (
     FieldSpec('is_sensitive', 'bool', None, (5, 32767), None, None, None, None),
 )
 
-_W_CreatableTopicResult: tuple[Callable[[CreatableTopicResult, bytearray], None], ...] = (
-    _w_CreatableTopicResult_2,
-    _w_CreatableTopicResult_2,
-    _w_CreatableTopicResult_2,
-    _w_CreatableTopicResult_5,
-    _w_CreatableTopicResult_5,
-    _w_CreatableTopicResult_7,
+CreatableTopicResult._LOWEST = 2
+CreatableTopicResult._WRITERS = (
+    _write_CreatableTopicResult_v2,
+    _write_CreatableTopicResult_v2,
+    _write_CreatableTopicResult_v2,
+    _write_CreatableTopicResult_v5,
+    _write_CreatableTopicResult_v5,
+    _write_CreatableTopicResult_v7,
 )
-_R_CreatableTopicResult: tuple[Callable[[memoryview, int], tuple[CreatableTopicResult, int]], ...] = (
-    _r_CreatableTopicResult_2,
-    _r_CreatableTopicResult_2,
-    _r_CreatableTopicResult_2,
-    _r_CreatableTopicResult_5,
-    _r_CreatableTopicResult_5,
-    _r_CreatableTopicResult_7,
+CreatableTopicResult._READERS = (
+    _read_CreatableTopicResult_v2,
+    _read_CreatableTopicResult_v2,
+    _read_CreatableTopicResult_v2,
+    _read_CreatableTopicResult_v5,
+    _read_CreatableTopicResult_v5,
+    _read_CreatableTopicResult_v7,
 )
 CreatableTopicResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -1403,21 +1011,22 @@ CreatableTopicResult._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (5, 32767), (5, 32767), None, None, CreatableTopicConfigs),
 )
 
-_W_CreateTopicsResponse: tuple[Callable[[CreateTopicsResponse, bytearray], None], ...] = (
-    _w_CreateTopicsResponse_2,
-    _w_CreateTopicsResponse_2,
-    _w_CreateTopicsResponse_2,
-    _w_CreateTopicsResponse_5,
-    _w_CreateTopicsResponse_5,
-    _w_CreateTopicsResponse_7,
+CreateTopicsResponse._LOWEST = 2
+CreateTopicsResponse._WRITERS = (
+    _write_CreateTopicsResponse_v2,
+    _write_CreateTopicsResponse_v2,
+    _write_CreateTopicsResponse_v2,
+    _write_CreateTopicsResponse_v5,
+    _write_CreateTopicsResponse_v5,
+    _write_CreateTopicsResponse_v7,
 )
-_R_CreateTopicsResponse: tuple[Callable[[memoryview, int], tuple[CreateTopicsResponse, int]], ...] = (
-    _r_CreateTopicsResponse_2,
-    _r_CreateTopicsResponse_2,
-    _r_CreateTopicsResponse_2,
-    _r_CreateTopicsResponse_5,
-    _r_CreateTopicsResponse_5,
-    _r_CreateTopicsResponse_7,
+CreateTopicsResponse._READERS = (
+    _read_CreateTopicsResponse_v2,
+    _read_CreateTopicsResponse_v2,
+    _read_CreateTopicsResponse_v2,
+    _read_CreateTopicsResponse_v5,
+    _read_CreateTopicsResponse_v5,
+    _read_CreateTopicsResponse_v7,
 )
 CreateTopicsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (2, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -29,6 +27,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DeleteAclsFilter',
@@ -38,14 +37,18 @@ __all__ = [
     'DeleteAclsResponse',
 ]
 
-_S_b = struct.Struct('>b')
-_S_bb = struct.Struct('>bb')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_INT8 = struct.Struct('>b')
+_INT8_INT8 = struct.Struct('>bb')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
-class DeleteAclsRequest:
-    """Kafka request ``DeleteAclsRequest`` (API key 31), versions 1-3."""
+class DeleteAclsRequest(Request['DeleteAclsResponse']):
+    """Kafka request ``DeleteAclsRequest`` (API key 31), versions 1-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DeleteAclsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('filters', 'unknown_tags',)
 
@@ -53,10 +56,9 @@ class DeleteAclsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsRequest'
 
-    filters: list[DeleteAclsFilter]
+    filters: list[DeleteAclsFilter]  # Filters []DeleteAclsFilter
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -68,80 +70,25 @@ class DeleteAclsRequest:
         self.filters = list(filters)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteAclsRequest):
-            return NotImplemented
-        return (
-            self.filters == other.filters and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteAclsRequest(filters={self.filters!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteAclsFilter(Struct):
+    """Struct ``DeleteAclsFilter`` of ``DeleteAclsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsRequest has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DeleteAclsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteAclsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteAclsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsRequest has no version {version} (valid 1-3)')
-        try:
-            return _R_DeleteAclsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteAclsRequest v{version}: {exc}') from None
-
-
-class DeleteAclsFilter:
-    """Schema struct ``DeleteAclsFilter`` of ``DeleteAclsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DeleteAclsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsFilter'
 
-    resource_type_filter: int
-    resource_name_filter: str | None
-    pattern_type_filter: int
-    principal_filter: str | None
-    host_filter: str | None
-    operation: int
-    permission_type: int
+    resource_type_filter: int  # ResourceTypeFilter int8
+    resource_name_filter: str | None  # ResourceNameFilter string; nullable
+    pattern_type_filter: int  # PatternTypeFilter int8; default 3
+    principal_filter: str | None  # PrincipalFilter string; nullable
+    host_filter: str | None  # HostFilter string; nullable
+    operation: int  # Operation int8
+    permission_type: int  # PermissionType int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -165,73 +112,13 @@ class DeleteAclsFilter:
         self.permission_type = permission_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteAclsFilter):
-            return NotImplemented
-        return (
-            self.resource_type_filter == other.resource_type_filter and
-            self.resource_name_filter == other.resource_name_filter and
-            self.pattern_type_filter == other.pattern_type_filter and
-            self.principal_filter == other.principal_filter and
-            self.host_filter == other.host_filter and
-            self.operation == other.operation and
-            self.permission_type == other.permission_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteAclsFilter(resource_type_filter={self.resource_type_filter!r}, resource_name_filter={self.resource_name_filter!r}, pattern_type_filter={self.pattern_type_filter!r}, principal_filter={self.principal_filter!r}, host_filter={self.host_filter!r}, operation={self.operation!r}, permission_type={self.permission_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteAclsResponse(Response):
+    """Kafka response ``DeleteAclsResponse`` (API key 31), versions 1-3, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilter has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DeleteAclsFilter[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteAclsFilter v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsFilter:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteAclsFilter v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsFilter, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilter has no version {version} (valid 1-3)')
-        try:
-            return _R_DeleteAclsFilter[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteAclsFilter v{version}: {exc}') from None
-
-
-class DeleteAclsResponse:
-    """Kafka response ``DeleteAclsResponse`` (API key 31), versions 1-3."""
+    Schema: ``tools/kafka-protocol/message/DeleteAclsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'filter_results', 'unknown_tags',)
 
@@ -239,11 +126,10 @@ class DeleteAclsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsResponse'
 
-    throttle_time_ms: int
-    filter_results: list[DeleteAclsFilterResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    filter_results: list[DeleteAclsFilterResult]  # FilterResults []DeleteAclsFilterResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -257,77 +143,21 @@ class DeleteAclsResponse:
         self.filter_results = list(filter_results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteAclsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.filter_results == other.filter_results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteAclsResponse(throttle_time_ms={self.throttle_time_ms!r}, filter_results={self.filter_results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteAclsFilterResult(Struct):
+    """Struct ``DeleteAclsFilterResult`` of ``DeleteAclsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsResponse has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DeleteAclsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteAclsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteAclsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsResponse has no version {version} (valid 1-3)')
-        try:
-            return _R_DeleteAclsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteAclsResponse v{version}: {exc}') from None
-
-
-class DeleteAclsFilterResult:
-    """Schema struct ``DeleteAclsFilterResult`` of ``DeleteAclsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DeleteAclsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'matching_acls', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsFilterResult'
 
-    error_code: int
-    error_message: str | None
-    matching_acls: list[DeleteAclsMatchingAcl]
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    matching_acls: list[DeleteAclsMatchingAcl]  # MatchingAcls []DeleteAclsMatchingAcl
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -343,84 +173,27 @@ class DeleteAclsFilterResult:
         self.matching_acls = list(matching_acls)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteAclsFilterResult):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.matching_acls == other.matching_acls and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteAclsFilterResult(error_code={self.error_code!r}, error_message={self.error_message!r}, matching_acls={self.matching_acls!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteAclsMatchingAcl(Struct):
+    """Struct ``DeleteAclsMatchingAcl`` of ``DeleteAclsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilterResult has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DeleteAclsFilterResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteAclsFilterResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsFilterResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteAclsFilterResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsFilterResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsFilterResult has no version {version} (valid 1-3)')
-        try:
-            return _R_DeleteAclsFilterResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteAclsFilterResult v{version}: {exc}') from None
-
-
-class DeleteAclsMatchingAcl:
-    """Schema struct ``DeleteAclsMatchingAcl`` of ``DeleteAclsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DeleteAclsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'pattern_type', 'principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteAclsMatchingAcl'
 
-    error_code: int
-    error_message: str | None
-    resource_type: int
-    resource_name: str
-    pattern_type: int
-    principal: str
-    host: str
-    operation: int
-    permission_type: int
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
+    pattern_type: int  # PatternType int8; default 3
+    principal: str  # Principal string
+    host: str  # Host string
+    operation: int  # Operation int8
+    permission_type: int  # PermissionType int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -448,72 +221,6 @@ class DeleteAclsMatchingAcl:
         self.permission_type = permission_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteAclsMatchingAcl):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.pattern_type == other.pattern_type and
-            self.principal == other.principal and
-            self.host == other.host and
-            self.operation == other.operation and
-            self.permission_type == other.permission_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteAclsMatchingAcl(error_code={self.error_code!r}, error_message={self.error_message!r}, resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, pattern_type={self.pattern_type!r}, principal={self.principal!r}, host={self.host!r}, operation={self.operation!r}, permission_type={self.permission_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsMatchingAcl has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DeleteAclsMatchingAcl[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteAclsMatchingAcl v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteAclsMatchingAcl:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteAclsMatchingAcl v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteAclsMatchingAcl, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DeleteAclsMatchingAcl has no version {version} (valid 1-3)')
-        try:
-            return _R_DeleteAclsMatchingAcl[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteAclsMatchingAcl v{version}: {exc}') from None
-
 
 def _new_DeleteAclsFilter() -> DeleteAclsFilter:
     o = DeleteAclsFilter.__new__(DeleteAclsFilter)
@@ -528,37 +235,37 @@ def _new_DeleteAclsFilter() -> DeleteAclsFilter:
     return o
 
 
-def _w_DeleteAclsFilter_1(o: DeleteAclsFilter, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
+def _write_DeleteAclsFilter_v1(o: DeleteAclsFilter, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type_filter)
     write_nullable_string(out, o.resource_name_filter)
-    out += _S_b.pack(o.pattern_type_filter)
+    out += _INT8.pack(o.pattern_type_filter)
     write_nullable_string(out, o.principal_filter)
     write_nullable_string(out, o.host_filter)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
 
 
-def _r_DeleteAclsFilter_1(buf: memoryview, pos: int) -> tuple[DeleteAclsFilter, int]:
+def _read_DeleteAclsFilter_v1(buf: memoryview, pos: int) -> tuple[DeleteAclsFilter, int]:
     o = DeleteAclsFilter.__new__(DeleteAclsFilter)
-    o.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name_filter, pos = read_nullable_string(buf, pos)
-    o.pattern_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal_filter, pos = read_nullable_string(buf, pos)
     o.host_filter, pos = read_nullable_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteAclsFilter_2(o: DeleteAclsFilter, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
+def _write_DeleteAclsFilter_v2(o: DeleteAclsFilter, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type_filter)
     write_compact_nullable_string(out, o.resource_name_filter)
-    out += _S_b.pack(o.pattern_type_filter)
+    out += _INT8.pack(o.pattern_type_filter)
     write_compact_nullable_string(out, o.principal_filter)
     write_compact_nullable_string(out, o.host_filter)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -566,16 +273,16 @@ def _w_DeleteAclsFilter_2(o: DeleteAclsFilter, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteAclsFilter_2(buf: memoryview, pos: int) -> tuple[DeleteAclsFilter, int]:
+def _read_DeleteAclsFilter_v2(buf: memoryview, pos: int) -> tuple[DeleteAclsFilter, int]:
     o = DeleteAclsFilter.__new__(DeleteAclsFilter)
-    o.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name_filter, pos = read_compact_nullable_string(buf, pos)
-    o.pattern_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal_filter, pos = read_compact_nullable_string(buf, pos)
     o.host_filter, pos = read_compact_nullable_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -592,30 +299,30 @@ def _new_DeleteAclsRequest() -> DeleteAclsRequest:
     return o
 
 
-def _w_DeleteAclsRequest_1(o: DeleteAclsRequest, out: bytearray) -> None:
-    x1 = o.filters
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteAclsFilter_1(e2, out)
+def _write_DeleteAclsRequest_v1(o: DeleteAclsRequest, out: bytearray) -> None:
+    filters = o.filters
+    out += _INT32.pack(len(filters))
+    for filters_item in filters:
+        _write_DeleteAclsFilter_v1(filters_item, out)
 
 
-def _r_DeleteAclsRequest_1(buf: memoryview, pos: int) -> tuple[DeleteAclsRequest, int]:
+def _read_DeleteAclsRequest_v1(buf: memoryview, pos: int) -> tuple[DeleteAclsRequest, int]:
     o = DeleteAclsRequest.__new__(DeleteAclsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteAclsFilter] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsFilter_1(buf, pos)
-        a2.append(e3)
-    o.filters = a2
+    n_filters, pos = read_array_len(buf, pos)
+    filters: list[DeleteAclsFilter] = []
+    for _ in range(n_filters):
+        filters_item, pos = _read_DeleteAclsFilter_v1(buf, pos)
+        filters.append(filters_item)
+    o.filters = filters
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteAclsRequest_2(o: DeleteAclsRequest, out: bytearray) -> None:
-    x1 = o.filters
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteAclsFilter_2(e2, out)
+def _write_DeleteAclsRequest_v2(o: DeleteAclsRequest, out: bytearray) -> None:
+    filters = o.filters
+    write_uvarint(out, len(filters) + 1)
+    for filters_item in filters:
+        _write_DeleteAclsFilter_v2(filters_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -623,14 +330,14 @@ def _w_DeleteAclsRequest_2(o: DeleteAclsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteAclsRequest_2(buf: memoryview, pos: int) -> tuple[DeleteAclsRequest, int]:
+def _read_DeleteAclsRequest_v2(buf: memoryview, pos: int) -> tuple[DeleteAclsRequest, int]:
     o = DeleteAclsRequest.__new__(DeleteAclsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteAclsFilter] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsFilter_2(buf, pos)
-        a2.append(e3)
-    o.filters = a2
+    n_filters, pos = read_compact_array_len(buf, pos)
+    filters: list[DeleteAclsFilter] = []
+    for _ in range(n_filters):
+        filters_item, pos = _read_DeleteAclsFilter_v2(buf, pos)
+        filters.append(filters_item)
+    o.filters = filters
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -654,44 +361,44 @@ def _new_DeleteAclsMatchingAcl() -> DeleteAclsMatchingAcl:
     return o
 
 
-def _w_DeleteAclsMatchingAcl_1(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DeleteAclsMatchingAcl_v1(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    out += _S_b.pack(o.pattern_type)
+    out += _INT8.pack(o.pattern_type)
     write_string(out, o.principal)
     write_string(out, o.host)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
 
 
-def _r_DeleteAclsMatchingAcl_1(buf: memoryview, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
+def _read_DeleteAclsMatchingAcl_v1(buf: memoryview, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
     o = DeleteAclsMatchingAcl.__new__(DeleteAclsMatchingAcl)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    o.pattern_type = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal, pos = read_string(buf, pos)
     o.host, pos = read_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteAclsMatchingAcl_2(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DeleteAclsMatchingAcl_v2(o: DeleteAclsMatchingAcl, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
-    out += _S_b.pack(o.pattern_type)
+    out += _INT8.pack(o.pattern_type)
     write_compact_string(out, o.principal)
     write_compact_string(out, o.host)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -699,19 +406,19 @@ def _w_DeleteAclsMatchingAcl_2(o: DeleteAclsMatchingAcl, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DeleteAclsMatchingAcl_2(buf: memoryview, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
+def _read_DeleteAclsMatchingAcl_v2(buf: memoryview, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
     o = DeleteAclsMatchingAcl.__new__(DeleteAclsMatchingAcl)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
-    o.pattern_type = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal, pos = read_compact_string(buf, pos)
     o.host, pos = read_compact_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -730,37 +437,37 @@ def _new_DeleteAclsFilterResult() -> DeleteAclsFilterResult:
     return o
 
 
-def _w_DeleteAclsFilterResult_1(o: DeleteAclsFilterResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DeleteAclsFilterResult_v1(o: DeleteAclsFilterResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    x1 = o.matching_acls
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteAclsMatchingAcl_1(e2, out)
+    matching_acls = o.matching_acls
+    out += _INT32.pack(len(matching_acls))
+    for matching_acls_item in matching_acls:
+        _write_DeleteAclsMatchingAcl_v1(matching_acls_item, out)
 
 
-def _r_DeleteAclsFilterResult_1(buf: memoryview, pos: int) -> tuple[DeleteAclsFilterResult, int]:
+def _read_DeleteAclsFilterResult_v1(buf: memoryview, pos: int) -> tuple[DeleteAclsFilterResult, int]:
     o = DeleteAclsFilterResult.__new__(DeleteAclsFilterResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteAclsMatchingAcl] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsMatchingAcl_1(buf, pos)
-        a2.append(e3)
-    o.matching_acls = a2
+    n_matching_acls, pos = read_array_len(buf, pos)
+    matching_acls: list[DeleteAclsMatchingAcl] = []
+    for _ in range(n_matching_acls):
+        matching_acls_item, pos = _read_DeleteAclsMatchingAcl_v1(buf, pos)
+        matching_acls.append(matching_acls_item)
+    o.matching_acls = matching_acls
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteAclsFilterResult_2(o: DeleteAclsFilterResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DeleteAclsFilterResult_v2(o: DeleteAclsFilterResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.matching_acls
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteAclsMatchingAcl_2(e2, out)
+    matching_acls = o.matching_acls
+    write_uvarint(out, len(matching_acls) + 1)
+    for matching_acls_item in matching_acls:
+        _write_DeleteAclsMatchingAcl_v2(matching_acls_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -768,17 +475,17 @@ def _w_DeleteAclsFilterResult_2(o: DeleteAclsFilterResult, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DeleteAclsFilterResult_2(buf: memoryview, pos: int) -> tuple[DeleteAclsFilterResult, int]:
+def _read_DeleteAclsFilterResult_v2(buf: memoryview, pos: int) -> tuple[DeleteAclsFilterResult, int]:
     o = DeleteAclsFilterResult.__new__(DeleteAclsFilterResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteAclsMatchingAcl] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsMatchingAcl_2(buf, pos)
-        a2.append(e3)
-    o.matching_acls = a2
+    n_matching_acls, pos = read_compact_array_len(buf, pos)
+    matching_acls: list[DeleteAclsMatchingAcl] = []
+    for _ in range(n_matching_acls):
+        matching_acls_item, pos = _read_DeleteAclsMatchingAcl_v2(buf, pos)
+        matching_acls.append(matching_acls_item)
+    o.matching_acls = matching_acls
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -795,34 +502,34 @@ def _new_DeleteAclsResponse() -> DeleteAclsResponse:
     return o
 
 
-def _w_DeleteAclsResponse_1(o: DeleteAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.filter_results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteAclsFilterResult_1(e2, out)
+def _write_DeleteAclsResponse_v1(o: DeleteAclsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    filter_results = o.filter_results
+    out += _INT32.pack(len(filter_results))
+    for filter_results_item in filter_results:
+        _write_DeleteAclsFilterResult_v1(filter_results_item, out)
 
 
-def _r_DeleteAclsResponse_1(buf: memoryview, pos: int) -> tuple[DeleteAclsResponse, int]:
+def _read_DeleteAclsResponse_v1(buf: memoryview, pos: int) -> tuple[DeleteAclsResponse, int]:
     o = DeleteAclsResponse.__new__(DeleteAclsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteAclsFilterResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsFilterResult_1(buf, pos)
-        a2.append(e3)
-    o.filter_results = a2
+    n_filter_results, pos = read_array_len(buf, pos)
+    filter_results: list[DeleteAclsFilterResult] = []
+    for _ in range(n_filter_results):
+        filter_results_item, pos = _read_DeleteAclsFilterResult_v1(buf, pos)
+        filter_results.append(filter_results_item)
+    o.filter_results = filter_results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteAclsResponse_2(o: DeleteAclsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.filter_results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteAclsFilterResult_2(e2, out)
+def _write_DeleteAclsResponse_v2(o: DeleteAclsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    filter_results = o.filter_results
+    write_uvarint(out, len(filter_results) + 1)
+    for filter_results_item in filter_results:
+        _write_DeleteAclsFilterResult_v2(filter_results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -830,16 +537,16 @@ def _w_DeleteAclsResponse_2(o: DeleteAclsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteAclsResponse_2(buf: memoryview, pos: int) -> tuple[DeleteAclsResponse, int]:
+def _read_DeleteAclsResponse_v2(buf: memoryview, pos: int) -> tuple[DeleteAclsResponse, int]:
     o = DeleteAclsResponse.__new__(DeleteAclsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteAclsFilterResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteAclsFilterResult_2(buf, pos)
-        a2.append(e3)
-    o.filter_results = a2
+    n_filter_results, pos = read_compact_array_len(buf, pos)
+    filter_results: list[DeleteAclsFilterResult] = []
+    for _ in range(n_filter_results):
+        filter_results_item, pos = _read_DeleteAclsFilterResult_v2(buf, pos)
+        filter_results.append(filter_results_item)
+    o.filter_results = filter_results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -848,15 +555,16 @@ def _r_DeleteAclsResponse_2(buf: memoryview, pos: int) -> tuple[DeleteAclsRespon
     return o, pos
 
 
-_W_DeleteAclsFilter: tuple[Callable[[DeleteAclsFilter, bytearray], None], ...] = (
-    _w_DeleteAclsFilter_1,
-    _w_DeleteAclsFilter_2,
-    _w_DeleteAclsFilter_2,
+DeleteAclsFilter._LOWEST = 1
+DeleteAclsFilter._WRITERS = (
+    _write_DeleteAclsFilter_v1,
+    _write_DeleteAclsFilter_v2,
+    _write_DeleteAclsFilter_v2,
 )
-_R_DeleteAclsFilter: tuple[Callable[[memoryview, int], tuple[DeleteAclsFilter, int]], ...] = (
-    _r_DeleteAclsFilter_1,
-    _r_DeleteAclsFilter_2,
-    _r_DeleteAclsFilter_2,
+DeleteAclsFilter._READERS = (
+    _read_DeleteAclsFilter_v1,
+    _read_DeleteAclsFilter_v2,
+    _read_DeleteAclsFilter_v2,
 )
 DeleteAclsFilter._FIELDS = (
     FieldSpec('resource_type_filter', 'int8', None, (0, 32767), None, None, None, None),
@@ -868,29 +576,31 @@ DeleteAclsFilter._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteAclsRequest: tuple[Callable[[DeleteAclsRequest, bytearray], None], ...] = (
-    _w_DeleteAclsRequest_1,
-    _w_DeleteAclsRequest_2,
-    _w_DeleteAclsRequest_2,
+DeleteAclsRequest._LOWEST = 1
+DeleteAclsRequest._WRITERS = (
+    _write_DeleteAclsRequest_v1,
+    _write_DeleteAclsRequest_v2,
+    _write_DeleteAclsRequest_v2,
 )
-_R_DeleteAclsRequest: tuple[Callable[[memoryview, int], tuple[DeleteAclsRequest, int]], ...] = (
-    _r_DeleteAclsRequest_1,
-    _r_DeleteAclsRequest_2,
-    _r_DeleteAclsRequest_2,
+DeleteAclsRequest._READERS = (
+    _read_DeleteAclsRequest_v1,
+    _read_DeleteAclsRequest_v2,
+    _read_DeleteAclsRequest_v2,
 )
 DeleteAclsRequest._FIELDS = (
     FieldSpec('filters', 'array', 'struct', (0, 32767), None, None, None, DeleteAclsFilter),
 )
 
-_W_DeleteAclsMatchingAcl: tuple[Callable[[DeleteAclsMatchingAcl, bytearray], None], ...] = (
-    _w_DeleteAclsMatchingAcl_1,
-    _w_DeleteAclsMatchingAcl_2,
-    _w_DeleteAclsMatchingAcl_2,
+DeleteAclsMatchingAcl._LOWEST = 1
+DeleteAclsMatchingAcl._WRITERS = (
+    _write_DeleteAclsMatchingAcl_v1,
+    _write_DeleteAclsMatchingAcl_v2,
+    _write_DeleteAclsMatchingAcl_v2,
 )
-_R_DeleteAclsMatchingAcl: tuple[Callable[[memoryview, int], tuple[DeleteAclsMatchingAcl, int]], ...] = (
-    _r_DeleteAclsMatchingAcl_1,
-    _r_DeleteAclsMatchingAcl_2,
-    _r_DeleteAclsMatchingAcl_2,
+DeleteAclsMatchingAcl._READERS = (
+    _read_DeleteAclsMatchingAcl_v1,
+    _read_DeleteAclsMatchingAcl_v2,
+    _read_DeleteAclsMatchingAcl_v2,
 )
 DeleteAclsMatchingAcl._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -904,15 +614,16 @@ DeleteAclsMatchingAcl._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteAclsFilterResult: tuple[Callable[[DeleteAclsFilterResult, bytearray], None], ...] = (
-    _w_DeleteAclsFilterResult_1,
-    _w_DeleteAclsFilterResult_2,
-    _w_DeleteAclsFilterResult_2,
+DeleteAclsFilterResult._LOWEST = 1
+DeleteAclsFilterResult._WRITERS = (
+    _write_DeleteAclsFilterResult_v1,
+    _write_DeleteAclsFilterResult_v2,
+    _write_DeleteAclsFilterResult_v2,
 )
-_R_DeleteAclsFilterResult: tuple[Callable[[memoryview, int], tuple[DeleteAclsFilterResult, int]], ...] = (
-    _r_DeleteAclsFilterResult_1,
-    _r_DeleteAclsFilterResult_2,
-    _r_DeleteAclsFilterResult_2,
+DeleteAclsFilterResult._READERS = (
+    _read_DeleteAclsFilterResult_v1,
+    _read_DeleteAclsFilterResult_v2,
+    _read_DeleteAclsFilterResult_v2,
 )
 DeleteAclsFilterResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -920,15 +631,16 @@ DeleteAclsFilterResult._FIELDS = (
     FieldSpec('matching_acls', 'array', 'struct', (0, 32767), None, None, None, DeleteAclsMatchingAcl),
 )
 
-_W_DeleteAclsResponse: tuple[Callable[[DeleteAclsResponse, bytearray], None], ...] = (
-    _w_DeleteAclsResponse_1,
-    _w_DeleteAclsResponse_2,
-    _w_DeleteAclsResponse_2,
+DeleteAclsResponse._LOWEST = 1
+DeleteAclsResponse._WRITERS = (
+    _write_DeleteAclsResponse_v1,
+    _write_DeleteAclsResponse_v2,
+    _write_DeleteAclsResponse_v2,
 )
-_R_DeleteAclsResponse: tuple[Callable[[memoryview, int], tuple[DeleteAclsResponse, int]], ...] = (
-    _r_DeleteAclsResponse_1,
-    _r_DeleteAclsResponse_2,
-    _r_DeleteAclsResponse_2,
+DeleteAclsResponse._READERS = (
+    _read_DeleteAclsResponse_v1,
+    _read_DeleteAclsResponse_v2,
+    _read_DeleteAclsResponse_v2,
 )
 DeleteAclsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

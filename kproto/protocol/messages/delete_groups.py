@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DeletableGroupResult',
@@ -32,12 +31,16 @@ __all__ = [
     'DeleteGroupsResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
-class DeleteGroupsRequest:
-    """Kafka request ``DeleteGroupsRequest`` (API key 42), versions 0-2."""
+class DeleteGroupsRequest(Request['DeleteGroupsResponse']):
+    """Kafka request ``DeleteGroupsRequest`` (API key 42), versions 0-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DeleteGroupsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('groups_names', 'unknown_tags',)
 
@@ -45,10 +48,9 @@ class DeleteGroupsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteGroupsRequest'
 
-    groups_names: list[str]
+    groups_names: list[str]  # GroupsNames []string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -60,67 +62,13 @@ class DeleteGroupsRequest:
         self.groups_names = list(groups_names)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteGroupsRequest):
-            return NotImplemented
-        return (
-            self.groups_names == other.groups_names and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteGroupsRequest(groups_names={self.groups_names!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteGroupsResponse(Response):
+    """Kafka response ``DeleteGroupsResponse`` (API key 42), versions 0-2, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteGroupsRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DeleteGroupsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteGroupsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteGroupsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteGroupsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteGroupsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteGroupsRequest has no version {version} (valid 0-2)')
-        try:
-            return _R_DeleteGroupsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteGroupsRequest v{version}: {exc}') from None
-
-
-class DeleteGroupsResponse:
-    """Kafka response ``DeleteGroupsResponse`` (API key 42), versions 0-2."""
+    Schema: ``tools/kafka-protocol/message/DeleteGroupsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
@@ -128,11 +76,10 @@ class DeleteGroupsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteGroupsResponse'
 
-    throttle_time_ms: int
-    results: list[DeletableGroupResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    results: list[DeletableGroupResult]  # Results []DeletableGroupResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -146,76 +93,20 @@ class DeleteGroupsResponse:
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteGroupsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteGroupsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeletableGroupResult(Struct):
+    """Struct ``DeletableGroupResult`` of ``DeleteGroupsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteGroupsResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DeleteGroupsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteGroupsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteGroupsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteGroupsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteGroupsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteGroupsResponse has no version {version} (valid 0-2)')
-        try:
-            return _R_DeleteGroupsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteGroupsResponse v{version}: {exc}') from None
-
-
-class DeletableGroupResult:
-    """Schema struct ``DeletableGroupResult`` of ``DeleteGroupsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DeleteGroupsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeletableGroupResult'
 
-    group_id: str
-    error_code: int
+    group_id: str  # GroupId string
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -229,65 +120,6 @@ class DeletableGroupResult:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeletableGroupResult):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeletableGroupResult(group_id={self.group_id!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeletableGroupResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DeletableGroupResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeletableGroupResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeletableGroupResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeletableGroupResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeletableGroupResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeletableGroupResult has no version {version} (valid 0-2)')
-        try:
-            return _R_DeletableGroupResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeletableGroupResult v{version}: {exc}') from None
-
 
 def _new_DeleteGroupsRequest() -> DeleteGroupsRequest:
     o = DeleteGroupsRequest.__new__(DeleteGroupsRequest)
@@ -296,30 +128,30 @@ def _new_DeleteGroupsRequest() -> DeleteGroupsRequest:
     return o
 
 
-def _w_DeleteGroupsRequest_0(o: DeleteGroupsRequest, out: bytearray) -> None:
-    x1 = o.groups_names
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        write_string(out, e2)
+def _write_DeleteGroupsRequest_v0(o: DeleteGroupsRequest, out: bytearray) -> None:
+    groups_names = o.groups_names
+    out += _INT32.pack(len(groups_names))
+    for groups_names_item in groups_names:
+        write_string(out, groups_names_item)
 
 
-def _r_DeleteGroupsRequest_0(buf: memoryview, pos: int) -> tuple[DeleteGroupsRequest, int]:
+def _read_DeleteGroupsRequest_v0(buf: memoryview, pos: int) -> tuple[DeleteGroupsRequest, int]:
     o = DeleteGroupsRequest.__new__(DeleteGroupsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_string(buf, pos)
-        a2.append(e3)
-    o.groups_names = a2
+    n_groups_names, pos = read_array_len(buf, pos)
+    groups_names: list[str] = []
+    for _ in range(n_groups_names):
+        groups_names_item, pos = read_string(buf, pos)
+        groups_names.append(groups_names_item)
+    o.groups_names = groups_names
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteGroupsRequest_2(o: DeleteGroupsRequest, out: bytearray) -> None:
-    x1 = o.groups_names
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
+def _write_DeleteGroupsRequest_v2(o: DeleteGroupsRequest, out: bytearray) -> None:
+    groups_names = o.groups_names
+    write_uvarint(out, len(groups_names) + 1)
+    for groups_names_item in groups_names:
+        write_compact_string(out, groups_names_item)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -327,14 +159,14 @@ def _w_DeleteGroupsRequest_2(o: DeleteGroupsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteGroupsRequest_2(buf: memoryview, pos: int) -> tuple[DeleteGroupsRequest, int]:
+def _read_DeleteGroupsRequest_v2(buf: memoryview, pos: int) -> tuple[DeleteGroupsRequest, int]:
     o = DeleteGroupsRequest.__new__(DeleteGroupsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.groups_names = a2
+    n_groups_names, pos = read_compact_array_len(buf, pos)
+    groups_names: list[str] = []
+    for _ in range(n_groups_names):
+        groups_names_item, pos = read_compact_string(buf, pos)
+        groups_names.append(groups_names_item)
+    o.groups_names = groups_names
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -351,23 +183,23 @@ def _new_DeletableGroupResult() -> DeletableGroupResult:
     return o
 
 
-def _w_DeletableGroupResult_0(o: DeletableGroupResult, out: bytearray) -> None:
+def _write_DeletableGroupResult_v0(o: DeletableGroupResult, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
 
 
-def _r_DeletableGroupResult_0(buf: memoryview, pos: int) -> tuple[DeletableGroupResult, int]:
+def _read_DeletableGroupResult_v0(buf: memoryview, pos: int) -> tuple[DeletableGroupResult, int]:
     o = DeletableGroupResult.__new__(DeletableGroupResult)
     o.group_id, pos = read_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeletableGroupResult_2(o: DeletableGroupResult, out: bytearray) -> None:
+def _write_DeletableGroupResult_v2(o: DeletableGroupResult, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -375,10 +207,10 @@ def _w_DeletableGroupResult_2(o: DeletableGroupResult, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeletableGroupResult_2(buf: memoryview, pos: int) -> tuple[DeletableGroupResult, int]:
+def _read_DeletableGroupResult_v2(buf: memoryview, pos: int) -> tuple[DeletableGroupResult, int]:
     o = DeletableGroupResult.__new__(DeletableGroupResult)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -396,34 +228,34 @@ def _new_DeleteGroupsResponse() -> DeleteGroupsResponse:
     return o
 
 
-def _w_DeleteGroupsResponse_0(o: DeleteGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeletableGroupResult_0(e2, out)
+def _write_DeleteGroupsResponse_v0(o: DeleteGroupsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    out += _INT32.pack(len(results))
+    for results_item in results:
+        _write_DeletableGroupResult_v0(results_item, out)
 
 
-def _r_DeleteGroupsResponse_0(buf: memoryview, pos: int) -> tuple[DeleteGroupsResponse, int]:
+def _read_DeleteGroupsResponse_v0(buf: memoryview, pos: int) -> tuple[DeleteGroupsResponse, int]:
     o = DeleteGroupsResponse.__new__(DeleteGroupsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeletableGroupResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeletableGroupResult_0(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_array_len(buf, pos)
+    results: list[DeletableGroupResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DeletableGroupResult_v0(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteGroupsResponse_2(o: DeleteGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeletableGroupResult_2(e2, out)
+def _write_DeleteGroupsResponse_v2(o: DeleteGroupsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_DeletableGroupResult_v2(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -431,16 +263,16 @@ def _w_DeleteGroupsResponse_2(o: DeleteGroupsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteGroupsResponse_2(buf: memoryview, pos: int) -> tuple[DeleteGroupsResponse, int]:
+def _read_DeleteGroupsResponse_v2(buf: memoryview, pos: int) -> tuple[DeleteGroupsResponse, int]:
     o = DeleteGroupsResponse.__new__(DeleteGroupsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeletableGroupResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeletableGroupResult_2(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[DeletableGroupResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DeletableGroupResult_v2(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -449,44 +281,47 @@ def _r_DeleteGroupsResponse_2(buf: memoryview, pos: int) -> tuple[DeleteGroupsRe
     return o, pos
 
 
-_W_DeleteGroupsRequest: tuple[Callable[[DeleteGroupsRequest, bytearray], None], ...] = (
-    _w_DeleteGroupsRequest_0,
-    _w_DeleteGroupsRequest_0,
-    _w_DeleteGroupsRequest_2,
+DeleteGroupsRequest._LOWEST = 0
+DeleteGroupsRequest._WRITERS = (
+    _write_DeleteGroupsRequest_v0,
+    _write_DeleteGroupsRequest_v0,
+    _write_DeleteGroupsRequest_v2,
 )
-_R_DeleteGroupsRequest: tuple[Callable[[memoryview, int], tuple[DeleteGroupsRequest, int]], ...] = (
-    _r_DeleteGroupsRequest_0,
-    _r_DeleteGroupsRequest_0,
-    _r_DeleteGroupsRequest_2,
+DeleteGroupsRequest._READERS = (
+    _read_DeleteGroupsRequest_v0,
+    _read_DeleteGroupsRequest_v0,
+    _read_DeleteGroupsRequest_v2,
 )
 DeleteGroupsRequest._FIELDS = (
     FieldSpec('groups_names', 'array', 'string', (0, 32767), None, None, None, None),
 )
 
-_W_DeletableGroupResult: tuple[Callable[[DeletableGroupResult, bytearray], None], ...] = (
-    _w_DeletableGroupResult_0,
-    _w_DeletableGroupResult_0,
-    _w_DeletableGroupResult_2,
+DeletableGroupResult._LOWEST = 0
+DeletableGroupResult._WRITERS = (
+    _write_DeletableGroupResult_v0,
+    _write_DeletableGroupResult_v0,
+    _write_DeletableGroupResult_v2,
 )
-_R_DeletableGroupResult: tuple[Callable[[memoryview, int], tuple[DeletableGroupResult, int]], ...] = (
-    _r_DeletableGroupResult_0,
-    _r_DeletableGroupResult_0,
-    _r_DeletableGroupResult_2,
+DeletableGroupResult._READERS = (
+    _read_DeletableGroupResult_v0,
+    _read_DeletableGroupResult_v0,
+    _read_DeletableGroupResult_v2,
 )
 DeletableGroupResult._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteGroupsResponse: tuple[Callable[[DeleteGroupsResponse, bytearray], None], ...] = (
-    _w_DeleteGroupsResponse_0,
-    _w_DeleteGroupsResponse_0,
-    _w_DeleteGroupsResponse_2,
+DeleteGroupsResponse._LOWEST = 0
+DeleteGroupsResponse._WRITERS = (
+    _write_DeleteGroupsResponse_v0,
+    _write_DeleteGroupsResponse_v0,
+    _write_DeleteGroupsResponse_v2,
 )
-_R_DeleteGroupsResponse: tuple[Callable[[memoryview, int], tuple[DeleteGroupsResponse, int]], ...] = (
-    _r_DeleteGroupsResponse_0,
-    _r_DeleteGroupsResponse_0,
-    _r_DeleteGroupsResponse_2,
+DeleteGroupsResponse._READERS = (
+    _read_DeleteGroupsResponse_v0,
+    _read_DeleteGroupsResponse_v0,
+    _read_DeleteGroupsResponse_v2,
 )
 DeleteGroupsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

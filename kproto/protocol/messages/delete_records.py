@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DeleteRecordsPartition',
@@ -35,13 +34,17 @@ __all__ = [
     'DeleteRecordsTopicResult',
 ]
 
-_S_i = struct.Struct('>i')
-_S_iq = struct.Struct('>iq')
-_S_iqh = struct.Struct('>iqh')
+_INT32 = struct.Struct('>i')
+_INT32_INT64 = struct.Struct('>iq')
+_INT32_INT64_INT16 = struct.Struct('>iqh')
 
 
-class DeleteRecordsRequest:
-    """Kafka request ``DeleteRecordsRequest`` (API key 21), versions 0-2."""
+class DeleteRecordsRequest(Request['DeleteRecordsResponse']):
+    """Kafka request ``DeleteRecordsRequest`` (API key 21), versions 0-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'timeout_ms', 'unknown_tags',)
 
@@ -49,11 +52,10 @@ class DeleteRecordsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsRequest'
 
-    topics: list[DeleteRecordsTopic]
-    timeout_ms: int
+    topics: list[DeleteRecordsTopic]  # Topics []DeleteRecordsTopic
+    timeout_ms: int  # TimeoutMs int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -67,76 +69,20 @@ class DeleteRecordsRequest:
         self.timeout_ms = timeout_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.timeout_ms == other.timeout_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsRequest(topics={self.topics!r}, timeout_ms={self.timeout_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteRecordsTopic(Struct):
+    """Struct ``DeleteRecordsTopic`` of ``DeleteRecordsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DeleteRecordsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsRequest has no version {version} (valid 0-2)')
-        try:
-            return _R_DeleteRecordsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsRequest v{version}: {exc}') from None
-
-
-class DeleteRecordsTopic:
-    """Schema struct ``DeleteRecordsTopic`` of ``DeleteRecordsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsTopic'
 
-    name: str
-    partitions: list[DeleteRecordsPartition]
+    name: str  # Name string
+    partitions: list[DeleteRecordsPartition]  # Partitions []DeleteRecordsPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -150,76 +96,20 @@ class DeleteRecordsTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteRecordsPartition(Struct):
+    """Struct ``DeleteRecordsPartition`` of ``DeleteRecordsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsTopic has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DeleteRecordsTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsTopic has no version {version} (valid 0-2)')
-        try:
-            return _R_DeleteRecordsTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsTopic v{version}: {exc}') from None
-
-
-class DeleteRecordsPartition:
-    """Schema struct ``DeleteRecordsPartition`` of ``DeleteRecordsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsPartition'
 
-    partition_index: int
-    offset: int
+    partition_index: int  # PartitionIndex int32
+    offset: int  # Offset int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -233,68 +123,13 @@ class DeleteRecordsPartition:
         self.offset = offset
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.offset == other.offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsPartition(partition_index={self.partition_index!r}, offset={self.offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteRecordsResponse(Response):
+    """Kafka response ``DeleteRecordsResponse`` (API key 21), versions 0-2, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsPartition has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DeleteRecordsPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsPartition has no version {version} (valid 0-2)')
-        try:
-            return _R_DeleteRecordsPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsPartition v{version}: {exc}') from None
-
-
-class DeleteRecordsResponse:
-    """Kafka response ``DeleteRecordsResponse`` (API key 21), versions 0-2."""
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -302,11 +137,10 @@ class DeleteRecordsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsResponse'
 
-    throttle_time_ms: int
-    topics: list[DeleteRecordsTopicResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    topics: list[DeleteRecordsTopicResult]  # Topics []DeleteRecordsTopicResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -320,76 +154,20 @@ class DeleteRecordsResponse:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteRecordsTopicResult(Struct):
+    """Struct ``DeleteRecordsTopicResult`` of ``DeleteRecordsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DeleteRecordsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsResponse has no version {version} (valid 0-2)')
-        try:
-            return _R_DeleteRecordsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsResponse v{version}: {exc}') from None
-
-
-class DeleteRecordsTopicResult:
-    """Schema struct ``DeleteRecordsTopicResult`` of ``DeleteRecordsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsTopicResult'
 
-    name: str
-    partitions: list[DeleteRecordsPartitionResult]
+    name: str  # Name string
+    partitions: list[DeleteRecordsPartitionResult]  # Partitions []DeleteRecordsPartitionResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -403,77 +181,21 @@ class DeleteRecordsTopicResult:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsTopicResult(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteRecordsPartitionResult(Struct):
+    """Struct ``DeleteRecordsPartitionResult`` of ``DeleteRecordsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsTopicResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DeleteRecordsTopicResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsTopicResult has no version {version} (valid 0-2)')
-        try:
-            return _R_DeleteRecordsTopicResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsTopicResult v{version}: {exc}') from None
-
-
-class DeleteRecordsPartitionResult:
-    """Schema struct ``DeleteRecordsPartitionResult`` of ``DeleteRecordsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DeleteRecordsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'low_watermark', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteRecordsPartitionResult'
 
-    partition_index: int
-    low_watermark: int
-    error_code: int
+    partition_index: int  # PartitionIndex int32
+    low_watermark: int  # LowWatermark int64
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -489,66 +211,6 @@ class DeleteRecordsPartitionResult:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteRecordsPartitionResult):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.low_watermark == other.low_watermark and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteRecordsPartitionResult(partition_index={self.partition_index!r}, low_watermark={self.low_watermark!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsPartitionResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DeleteRecordsPartitionResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteRecordsPartitionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteRecordsPartitionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteRecordsPartitionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteRecordsPartitionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DeleteRecordsPartitionResult has no version {version} (valid 0-2)')
-        try:
-            return _R_DeleteRecordsPartitionResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteRecordsPartitionResult v{version}: {exc}') from None
-
 
 def _new_DeleteRecordsPartition() -> DeleteRecordsPartition:
     o = DeleteRecordsPartition.__new__(DeleteRecordsPartition)
@@ -558,20 +220,20 @@ def _new_DeleteRecordsPartition() -> DeleteRecordsPartition:
     return o
 
 
-def _w_DeleteRecordsPartition_0(o: DeleteRecordsPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.offset)
+def _write_DeleteRecordsPartition_v0(o: DeleteRecordsPartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.offset)
 
 
-def _r_DeleteRecordsPartition_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartition, int]:
+def _read_DeleteRecordsPartition_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartition, int]:
     o = DeleteRecordsPartition.__new__(DeleteRecordsPartition)
-    o.partition_index, o.offset = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsPartition_2(o: DeleteRecordsPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.offset)
+def _write_DeleteRecordsPartition_v2(o: DeleteRecordsPartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -579,9 +241,9 @@ def _w_DeleteRecordsPartition_2(o: DeleteRecordsPartition, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DeleteRecordsPartition_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartition, int]:
+def _read_DeleteRecordsPartition_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartition, int]:
     o = DeleteRecordsPartition.__new__(DeleteRecordsPartition)
-    o.partition_index, o.offset = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -599,33 +261,33 @@ def _new_DeleteRecordsTopic() -> DeleteRecordsTopic:
     return o
 
 
-def _w_DeleteRecordsTopic_0(o: DeleteRecordsTopic, out: bytearray) -> None:
+def _write_DeleteRecordsTopic_v0(o: DeleteRecordsTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteRecordsPartition_0(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_DeleteRecordsPartition_v0(partitions_item, out)
 
 
-def _r_DeleteRecordsTopic_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopic, int]:
+def _read_DeleteRecordsTopic_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopic, int]:
     o = DeleteRecordsTopic.__new__(DeleteRecordsTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteRecordsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsPartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[DeleteRecordsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DeleteRecordsPartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsTopic_2(o: DeleteRecordsTopic, out: bytearray) -> None:
+def _write_DeleteRecordsTopic_v2(o: DeleteRecordsTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteRecordsPartition_2(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DeleteRecordsPartition_v2(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -633,15 +295,15 @@ def _w_DeleteRecordsTopic_2(o: DeleteRecordsTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteRecordsTopic_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopic, int]:
+def _read_DeleteRecordsTopic_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopic, int]:
     o = DeleteRecordsTopic.__new__(DeleteRecordsTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteRecordsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsPartition_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DeleteRecordsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DeleteRecordsPartition_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -658,34 +320,34 @@ def _new_DeleteRecordsRequest() -> DeleteRecordsRequest:
     return o
 
 
-def _w_DeleteRecordsRequest_0(o: DeleteRecordsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteRecordsTopic_0(e2, out)
-    out += _S_i.pack(o.timeout_ms)
+def _write_DeleteRecordsRequest_v0(o: DeleteRecordsRequest, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_DeleteRecordsTopic_v0(topics_item, out)
+    out += _INT32.pack(o.timeout_ms)
 
 
-def _r_DeleteRecordsRequest_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsRequest, int]:
+def _read_DeleteRecordsRequest_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsRequest, int]:
     o = DeleteRecordsRequest.__new__(DeleteRecordsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteRecordsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[DeleteRecordsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DeleteRecordsTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsRequest_2(o: DeleteRecordsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteRecordsTopic_2(e2, out)
-    out += _S_i.pack(o.timeout_ms)
+def _write_DeleteRecordsRequest_v2(o: DeleteRecordsRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DeleteRecordsTopic_v2(topics_item, out)
+    out += _INT32.pack(o.timeout_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -693,15 +355,15 @@ def _w_DeleteRecordsRequest_2(o: DeleteRecordsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteRecordsRequest_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsRequest, int]:
+def _read_DeleteRecordsRequest_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsRequest, int]:
     o = DeleteRecordsRequest.__new__(DeleteRecordsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteRecordsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DeleteRecordsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DeleteRecordsTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -720,20 +382,20 @@ def _new_DeleteRecordsPartitionResult() -> DeleteRecordsPartitionResult:
     return o
 
 
-def _w_DeleteRecordsPartitionResult_0(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
-    out += _S_iqh.pack(o.partition_index, o.low_watermark, o.error_code)
+def _write_DeleteRecordsPartitionResult_v0(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
+    out += _INT32_INT64_INT16.pack(o.partition_index, o.low_watermark, o.error_code)
 
 
-def _r_DeleteRecordsPartitionResult_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
+def _read_DeleteRecordsPartitionResult_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
     o = DeleteRecordsPartitionResult.__new__(DeleteRecordsPartitionResult)
-    o.partition_index, o.low_watermark, o.error_code = _S_iqh.unpack_from(buf, pos)
+    o.partition_index, o.low_watermark, o.error_code = _INT32_INT64_INT16.unpack_from(buf, pos)
     pos += 14
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsPartitionResult_2(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
-    out += _S_iqh.pack(o.partition_index, o.low_watermark, o.error_code)
+def _write_DeleteRecordsPartitionResult_v2(o: DeleteRecordsPartitionResult, out: bytearray) -> None:
+    out += _INT32_INT64_INT16.pack(o.partition_index, o.low_watermark, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -741,9 +403,9 @@ def _w_DeleteRecordsPartitionResult_2(o: DeleteRecordsPartitionResult, out: byte
         out.append(0)
 
 
-def _r_DeleteRecordsPartitionResult_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
+def _read_DeleteRecordsPartitionResult_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
     o = DeleteRecordsPartitionResult.__new__(DeleteRecordsPartitionResult)
-    o.partition_index, o.low_watermark, o.error_code = _S_iqh.unpack_from(buf, pos)
+    o.partition_index, o.low_watermark, o.error_code = _INT32_INT64_INT16.unpack_from(buf, pos)
     pos += 14
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -761,33 +423,33 @@ def _new_DeleteRecordsTopicResult() -> DeleteRecordsTopicResult:
     return o
 
 
-def _w_DeleteRecordsTopicResult_0(o: DeleteRecordsTopicResult, out: bytearray) -> None:
+def _write_DeleteRecordsTopicResult_v0(o: DeleteRecordsTopicResult, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteRecordsPartitionResult_0(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_DeleteRecordsPartitionResult_v0(partitions_item, out)
 
 
-def _r_DeleteRecordsTopicResult_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopicResult, int]:
+def _read_DeleteRecordsTopicResult_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopicResult, int]:
     o = DeleteRecordsTopicResult.__new__(DeleteRecordsTopicResult)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteRecordsPartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsPartitionResult_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[DeleteRecordsPartitionResult] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DeleteRecordsPartitionResult_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsTopicResult_2(o: DeleteRecordsTopicResult, out: bytearray) -> None:
+def _write_DeleteRecordsTopicResult_v2(o: DeleteRecordsTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteRecordsPartitionResult_2(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DeleteRecordsPartitionResult_v2(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -795,15 +457,15 @@ def _w_DeleteRecordsTopicResult_2(o: DeleteRecordsTopicResult, out: bytearray) -
         out.append(0)
 
 
-def _r_DeleteRecordsTopicResult_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopicResult, int]:
+def _read_DeleteRecordsTopicResult_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsTopicResult, int]:
     o = DeleteRecordsTopicResult.__new__(DeleteRecordsTopicResult)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteRecordsPartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsPartitionResult_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DeleteRecordsPartitionResult] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DeleteRecordsPartitionResult_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -820,34 +482,34 @@ def _new_DeleteRecordsResponse() -> DeleteRecordsResponse:
     return o
 
 
-def _w_DeleteRecordsResponse_0(o: DeleteRecordsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeleteRecordsTopicResult_0(e2, out)
+def _write_DeleteRecordsResponse_v0(o: DeleteRecordsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_DeleteRecordsTopicResult_v0(topics_item, out)
 
 
-def _r_DeleteRecordsResponse_0(buf: memoryview, pos: int) -> tuple[DeleteRecordsResponse, int]:
+def _read_DeleteRecordsResponse_v0(buf: memoryview, pos: int) -> tuple[DeleteRecordsResponse, int]:
     o = DeleteRecordsResponse.__new__(DeleteRecordsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeleteRecordsTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsTopicResult_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[DeleteRecordsTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DeleteRecordsTopicResult_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteRecordsResponse_2(o: DeleteRecordsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteRecordsTopicResult_2(e2, out)
+def _write_DeleteRecordsResponse_v2(o: DeleteRecordsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DeleteRecordsTopicResult_v2(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -855,16 +517,16 @@ def _w_DeleteRecordsResponse_2(o: DeleteRecordsResponse, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DeleteRecordsResponse_2(buf: memoryview, pos: int) -> tuple[DeleteRecordsResponse, int]:
+def _read_DeleteRecordsResponse_v2(buf: memoryview, pos: int) -> tuple[DeleteRecordsResponse, int]:
     o = DeleteRecordsResponse.__new__(DeleteRecordsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteRecordsTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteRecordsTopicResult_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DeleteRecordsTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DeleteRecordsTopicResult_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -873,60 +535,64 @@ def _r_DeleteRecordsResponse_2(buf: memoryview, pos: int) -> tuple[DeleteRecords
     return o, pos
 
 
-_W_DeleteRecordsPartition: tuple[Callable[[DeleteRecordsPartition, bytearray], None], ...] = (
-    _w_DeleteRecordsPartition_0,
-    _w_DeleteRecordsPartition_0,
-    _w_DeleteRecordsPartition_2,
+DeleteRecordsPartition._LOWEST = 0
+DeleteRecordsPartition._WRITERS = (
+    _write_DeleteRecordsPartition_v0,
+    _write_DeleteRecordsPartition_v0,
+    _write_DeleteRecordsPartition_v2,
 )
-_R_DeleteRecordsPartition: tuple[Callable[[memoryview, int], tuple[DeleteRecordsPartition, int]], ...] = (
-    _r_DeleteRecordsPartition_0,
-    _r_DeleteRecordsPartition_0,
-    _r_DeleteRecordsPartition_2,
+DeleteRecordsPartition._READERS = (
+    _read_DeleteRecordsPartition_v0,
+    _read_DeleteRecordsPartition_v0,
+    _read_DeleteRecordsPartition_v2,
 )
 DeleteRecordsPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteRecordsTopic: tuple[Callable[[DeleteRecordsTopic, bytearray], None], ...] = (
-    _w_DeleteRecordsTopic_0,
-    _w_DeleteRecordsTopic_0,
-    _w_DeleteRecordsTopic_2,
+DeleteRecordsTopic._LOWEST = 0
+DeleteRecordsTopic._WRITERS = (
+    _write_DeleteRecordsTopic_v0,
+    _write_DeleteRecordsTopic_v0,
+    _write_DeleteRecordsTopic_v2,
 )
-_R_DeleteRecordsTopic: tuple[Callable[[memoryview, int], tuple[DeleteRecordsTopic, int]], ...] = (
-    _r_DeleteRecordsTopic_0,
-    _r_DeleteRecordsTopic_0,
-    _r_DeleteRecordsTopic_2,
+DeleteRecordsTopic._READERS = (
+    _read_DeleteRecordsTopic_v0,
+    _read_DeleteRecordsTopic_v0,
+    _read_DeleteRecordsTopic_v2,
 )
 DeleteRecordsTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DeleteRecordsPartition),
 )
 
-_W_DeleteRecordsRequest: tuple[Callable[[DeleteRecordsRequest, bytearray], None], ...] = (
-    _w_DeleteRecordsRequest_0,
-    _w_DeleteRecordsRequest_0,
-    _w_DeleteRecordsRequest_2,
+DeleteRecordsRequest._LOWEST = 0
+DeleteRecordsRequest._WRITERS = (
+    _write_DeleteRecordsRequest_v0,
+    _write_DeleteRecordsRequest_v0,
+    _write_DeleteRecordsRequest_v2,
 )
-_R_DeleteRecordsRequest: tuple[Callable[[memoryview, int], tuple[DeleteRecordsRequest, int]], ...] = (
-    _r_DeleteRecordsRequest_0,
-    _r_DeleteRecordsRequest_0,
-    _r_DeleteRecordsRequest_2,
+DeleteRecordsRequest._READERS = (
+    _read_DeleteRecordsRequest_v0,
+    _read_DeleteRecordsRequest_v0,
+    _read_DeleteRecordsRequest_v2,
 )
 DeleteRecordsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, DeleteRecordsTopic),
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteRecordsPartitionResult: tuple[Callable[[DeleteRecordsPartitionResult, bytearray], None], ...] = (
-    _w_DeleteRecordsPartitionResult_0,
-    _w_DeleteRecordsPartitionResult_0,
-    _w_DeleteRecordsPartitionResult_2,
+DeleteRecordsPartitionResult._LOWEST = 0
+DeleteRecordsPartitionResult._WRITERS = (
+    _write_DeleteRecordsPartitionResult_v0,
+    _write_DeleteRecordsPartitionResult_v0,
+    _write_DeleteRecordsPartitionResult_v2,
 )
-_R_DeleteRecordsPartitionResult: tuple[Callable[[memoryview, int], tuple[DeleteRecordsPartitionResult, int]], ...] = (
-    _r_DeleteRecordsPartitionResult_0,
-    _r_DeleteRecordsPartitionResult_0,
-    _r_DeleteRecordsPartitionResult_2,
+DeleteRecordsPartitionResult._READERS = (
+    _read_DeleteRecordsPartitionResult_v0,
+    _read_DeleteRecordsPartitionResult_v0,
+    _read_DeleteRecordsPartitionResult_v2,
 )
 DeleteRecordsPartitionResult._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -934,30 +600,32 @@ DeleteRecordsPartitionResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteRecordsTopicResult: tuple[Callable[[DeleteRecordsTopicResult, bytearray], None], ...] = (
-    _w_DeleteRecordsTopicResult_0,
-    _w_DeleteRecordsTopicResult_0,
-    _w_DeleteRecordsTopicResult_2,
+DeleteRecordsTopicResult._LOWEST = 0
+DeleteRecordsTopicResult._WRITERS = (
+    _write_DeleteRecordsTopicResult_v0,
+    _write_DeleteRecordsTopicResult_v0,
+    _write_DeleteRecordsTopicResult_v2,
 )
-_R_DeleteRecordsTopicResult: tuple[Callable[[memoryview, int], tuple[DeleteRecordsTopicResult, int]], ...] = (
-    _r_DeleteRecordsTopicResult_0,
-    _r_DeleteRecordsTopicResult_0,
-    _r_DeleteRecordsTopicResult_2,
+DeleteRecordsTopicResult._READERS = (
+    _read_DeleteRecordsTopicResult_v0,
+    _read_DeleteRecordsTopicResult_v0,
+    _read_DeleteRecordsTopicResult_v2,
 )
 DeleteRecordsTopicResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DeleteRecordsPartitionResult),
 )
 
-_W_DeleteRecordsResponse: tuple[Callable[[DeleteRecordsResponse, bytearray], None], ...] = (
-    _w_DeleteRecordsResponse_0,
-    _w_DeleteRecordsResponse_0,
-    _w_DeleteRecordsResponse_2,
+DeleteRecordsResponse._LOWEST = 0
+DeleteRecordsResponse._WRITERS = (
+    _write_DeleteRecordsResponse_v0,
+    _write_DeleteRecordsResponse_v0,
+    _write_DeleteRecordsResponse_v2,
 )
-_R_DeleteRecordsResponse: tuple[Callable[[memoryview, int], tuple[DeleteRecordsResponse, int]], ...] = (
-    _r_DeleteRecordsResponse_0,
-    _r_DeleteRecordsResponse_0,
-    _r_DeleteRecordsResponse_2,
+DeleteRecordsResponse._READERS = (
+    _read_DeleteRecordsResponse_v0,
+    _read_DeleteRecordsResponse_v0,
+    _read_DeleteRecordsResponse_v2,
 )
 DeleteRecordsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DeleteShareGroupOffsetsRequest',
@@ -33,12 +32,16 @@ __all__ = [
     'DeleteShareGroupOffsetsResponseTopic',
 ]
 
-_S_h = struct.Struct('>h')
-_S_ih = struct.Struct('>ih')
+_INT16 = struct.Struct('>h')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class DeleteShareGroupOffsetsRequest:
-    """Kafka request ``DeleteShareGroupOffsetsRequest`` (API key 92), versions 0-0."""
+class DeleteShareGroupOffsetsRequest(Request['DeleteShareGroupOffsetsResponse']):
+    """Kafka request ``DeleteShareGroupOffsetsRequest`` (API key 92), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
 
@@ -46,11 +49,10 @@ class DeleteShareGroupOffsetsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsRequest'
 
-    group_id: str
-    topics: list[DeleteShareGroupOffsetsRequestTopic]
+    group_id: str  # GroupId string
+    topics: list[DeleteShareGroupOffsetsRequestTopic]  # Topics []DeleteShareGroupOffsetsRequestTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -64,75 +66,19 @@ class DeleteShareGroupOffsetsRequest:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteShareGroupOffsetsRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteShareGroupOffsetsRequest(group_id={self.group_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteShareGroupOffsetsRequestTopic(Struct):
+    """Struct ``DeleteShareGroupOffsetsRequestTopic`` of ``DeleteShareGroupOffsetsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DeleteShareGroupOffsetsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteShareGroupOffsetsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteShareGroupOffsetsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteShareGroupOffsetsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteShareGroupOffsetsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_DeleteShareGroupOffsetsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteShareGroupOffsetsRequest v{version}: {exc}') from None
-
-
-class DeleteShareGroupOffsetsRequestTopic:
-    """Schema struct ``DeleteShareGroupOffsetsRequestTopic`` of ``DeleteShareGroupOffsetsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsRequestTopic'
 
-    topic_name: str
+    topic_name: str  # TopicName string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -144,67 +90,13 @@ class DeleteShareGroupOffsetsRequestTopic:
         self.topic_name = topic_name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteShareGroupOffsetsRequestTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteShareGroupOffsetsRequestTopic(topic_name={self.topic_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteShareGroupOffsetsResponse(Response):
+    """Kafka response ``DeleteShareGroupOffsetsResponse`` (API key 92), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DeleteShareGroupOffsetsRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteShareGroupOffsetsRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteShareGroupOffsetsRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteShareGroupOffsetsRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteShareGroupOffsetsRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        try:
-            return _R_DeleteShareGroupOffsetsRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteShareGroupOffsetsRequestTopic v{version}: {exc}') from None
-
-
-class DeleteShareGroupOffsetsResponse:
-    """Kafka response ``DeleteShareGroupOffsetsResponse`` (API key 92), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'unknown_tags',)
 
@@ -212,13 +104,12 @@ class DeleteShareGroupOffsetsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    responses: list[DeleteShareGroupOffsetsResponseTopic]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    responses: list[DeleteShareGroupOffsetsResponseTopic]  # Responses []DeleteShareGroupOffsetsResponseTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -236,80 +127,22 @@ class DeleteShareGroupOffsetsResponse:
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteShareGroupOffsetsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteShareGroupOffsetsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteShareGroupOffsetsResponseTopic(Struct):
+    """Struct ``DeleteShareGroupOffsetsResponseTopic`` of ``DeleteShareGroupOffsetsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DeleteShareGroupOffsetsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteShareGroupOffsetsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteShareGroupOffsetsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteShareGroupOffsetsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteShareGroupOffsetsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_DeleteShareGroupOffsetsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteShareGroupOffsetsResponse v{version}: {exc}') from None
-
-
-class DeleteShareGroupOffsetsResponseTopic:
-    """Schema struct ``DeleteShareGroupOffsetsResponseTopic`` of ``DeleteShareGroupOffsetsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DeleteShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'topic_id', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteShareGroupOffsetsResponseTopic'
 
-    topic_name: str
-    topic_id: uuid.UUID
-    error_code: int
-    error_message: str | None
+    topic_name: str  # TopicName string
+    topic_id: uuid.UUID  # TopicId uuid
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -327,67 +160,6 @@ class DeleteShareGroupOffsetsResponseTopic:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteShareGroupOffsetsResponseTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.topic_id == other.topic_id and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeleteShareGroupOffsetsResponseTopic(topic_name={self.topic_name!r}, topic_id={self.topic_id!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DeleteShareGroupOffsetsResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteShareGroupOffsetsResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteShareGroupOffsetsResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteShareGroupOffsetsResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteShareGroupOffsetsResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DeleteShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        try:
-            return _R_DeleteShareGroupOffsetsResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteShareGroupOffsetsResponseTopic v{version}: {exc}') from None
-
 
 def _new_DeleteShareGroupOffsetsRequestTopic() -> DeleteShareGroupOffsetsRequestTopic:
     o = DeleteShareGroupOffsetsRequestTopic.__new__(DeleteShareGroupOffsetsRequestTopic)
@@ -396,7 +168,7 @@ def _new_DeleteShareGroupOffsetsRequestTopic() -> DeleteShareGroupOffsetsRequest
     return o
 
 
-def _w_DeleteShareGroupOffsetsRequestTopic_0(o: DeleteShareGroupOffsetsRequestTopic, out: bytearray) -> None:
+def _write_DeleteShareGroupOffsetsRequestTopic_v0(o: DeleteShareGroupOffsetsRequestTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
     uk = o.unknown_tags
     if uk:
@@ -405,7 +177,7 @@ def _w_DeleteShareGroupOffsetsRequestTopic_0(o: DeleteShareGroupOffsetsRequestTo
         out.append(0)
 
 
-def _r_DeleteShareGroupOffsetsRequestTopic_0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsRequestTopic, int]:
+def _read_DeleteShareGroupOffsetsRequestTopic_v0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsRequestTopic, int]:
     o = DeleteShareGroupOffsetsRequestTopic.__new__(DeleteShareGroupOffsetsRequestTopic)
     o.topic_name, pos = read_compact_string(buf, pos)
     if buf[pos] == 0:
@@ -424,12 +196,12 @@ def _new_DeleteShareGroupOffsetsRequest() -> DeleteShareGroupOffsetsRequest:
     return o
 
 
-def _w_DeleteShareGroupOffsetsRequest_0(o: DeleteShareGroupOffsetsRequest, out: bytearray) -> None:
+def _write_DeleteShareGroupOffsetsRequest_v0(o: DeleteShareGroupOffsetsRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteShareGroupOffsetsRequestTopic_0(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DeleteShareGroupOffsetsRequestTopic_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -437,15 +209,15 @@ def _w_DeleteShareGroupOffsetsRequest_0(o: DeleteShareGroupOffsetsRequest, out: 
         out.append(0)
 
 
-def _r_DeleteShareGroupOffsetsRequest_0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsRequest, int]:
+def _read_DeleteShareGroupOffsetsRequest_v0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsRequest, int]:
     o = DeleteShareGroupOffsetsRequest.__new__(DeleteShareGroupOffsetsRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteShareGroupOffsetsRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteShareGroupOffsetsRequestTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DeleteShareGroupOffsetsRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DeleteShareGroupOffsetsRequestTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -464,10 +236,10 @@ def _new_DeleteShareGroupOffsetsResponseTopic() -> DeleteShareGroupOffsetsRespon
     return o
 
 
-def _w_DeleteShareGroupOffsetsResponseTopic_0(o: DeleteShareGroupOffsetsResponseTopic, out: bytearray) -> None:
+def _write_DeleteShareGroupOffsetsResponseTopic_v0(o: DeleteShareGroupOffsetsResponseTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
     out += o.topic_id.bytes
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -476,11 +248,11 @@ def _w_DeleteShareGroupOffsetsResponseTopic_0(o: DeleteShareGroupOffsetsResponse
         out.append(0)
 
 
-def _r_DeleteShareGroupOffsetsResponseTopic_0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsResponseTopic, int]:
+def _read_DeleteShareGroupOffsetsResponseTopic_v0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsResponseTopic, int]:
     o = DeleteShareGroupOffsetsResponseTopic.__new__(DeleteShareGroupOffsetsResponseTopic)
     o.topic_name, pos = read_compact_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -501,13 +273,13 @@ def _new_DeleteShareGroupOffsetsResponse() -> DeleteShareGroupOffsetsResponse:
     return o
 
 
-def _w_DeleteShareGroupOffsetsResponse_0(o: DeleteShareGroupOffsetsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DeleteShareGroupOffsetsResponse_v0(o: DeleteShareGroupOffsetsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteShareGroupOffsetsResponseTopic_0(e2, out)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_DeleteShareGroupOffsetsResponseTopic_v0(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -515,17 +287,17 @@ def _w_DeleteShareGroupOffsetsResponse_0(o: DeleteShareGroupOffsetsResponse, out
         out.append(0)
 
 
-def _r_DeleteShareGroupOffsetsResponse_0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsResponse, int]:
+def _read_DeleteShareGroupOffsetsResponse_v0(buf: memoryview, pos: int) -> tuple[DeleteShareGroupOffsetsResponse, int]:
     o = DeleteShareGroupOffsetsResponse.__new__(DeleteShareGroupOffsetsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteShareGroupOffsetsResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteShareGroupOffsetsResponseTopic_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[DeleteShareGroupOffsetsResponseTopic] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_DeleteShareGroupOffsetsResponseTopic_v0(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -534,32 +306,35 @@ def _r_DeleteShareGroupOffsetsResponse_0(buf: memoryview, pos: int) -> tuple[Del
     return o, pos
 
 
-_W_DeleteShareGroupOffsetsRequestTopic: tuple[Callable[[DeleteShareGroupOffsetsRequestTopic, bytearray], None], ...] = (
-    _w_DeleteShareGroupOffsetsRequestTopic_0,
+DeleteShareGroupOffsetsRequestTopic._LOWEST = 0
+DeleteShareGroupOffsetsRequestTopic._WRITERS = (
+    _write_DeleteShareGroupOffsetsRequestTopic_v0,
 )
-_R_DeleteShareGroupOffsetsRequestTopic: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsRequestTopic, int]], ...] = (
-    _r_DeleteShareGroupOffsetsRequestTopic_0,
+DeleteShareGroupOffsetsRequestTopic._READERS = (
+    _read_DeleteShareGroupOffsetsRequestTopic_v0,
 )
 DeleteShareGroupOffsetsRequestTopic._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeleteShareGroupOffsetsRequest: tuple[Callable[[DeleteShareGroupOffsetsRequest, bytearray], None], ...] = (
-    _w_DeleteShareGroupOffsetsRequest_0,
+DeleteShareGroupOffsetsRequest._LOWEST = 0
+DeleteShareGroupOffsetsRequest._WRITERS = (
+    _write_DeleteShareGroupOffsetsRequest_v0,
 )
-_R_DeleteShareGroupOffsetsRequest: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsRequest, int]], ...] = (
-    _r_DeleteShareGroupOffsetsRequest_0,
+DeleteShareGroupOffsetsRequest._READERS = (
+    _read_DeleteShareGroupOffsetsRequest_v0,
 )
 DeleteShareGroupOffsetsRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, DeleteShareGroupOffsetsRequestTopic),
 )
 
-_W_DeleteShareGroupOffsetsResponseTopic: tuple[Callable[[DeleteShareGroupOffsetsResponseTopic, bytearray], None], ...] = (
-    _w_DeleteShareGroupOffsetsResponseTopic_0,
+DeleteShareGroupOffsetsResponseTopic._LOWEST = 0
+DeleteShareGroupOffsetsResponseTopic._WRITERS = (
+    _write_DeleteShareGroupOffsetsResponseTopic_v0,
 )
-_R_DeleteShareGroupOffsetsResponseTopic: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsResponseTopic, int]], ...] = (
-    _r_DeleteShareGroupOffsetsResponseTopic_0,
+DeleteShareGroupOffsetsResponseTopic._READERS = (
+    _read_DeleteShareGroupOffsetsResponseTopic_v0,
 )
 DeleteShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
@@ -568,11 +343,12 @@ DeleteShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_DeleteShareGroupOffsetsResponse: tuple[Callable[[DeleteShareGroupOffsetsResponse, bytearray], None], ...] = (
-    _w_DeleteShareGroupOffsetsResponse_0,
+DeleteShareGroupOffsetsResponse._LOWEST = 0
+DeleteShareGroupOffsetsResponse._WRITERS = (
+    _write_DeleteShareGroupOffsetsResponse_v0,
 )
-_R_DeleteShareGroupOffsetsResponse: tuple[Callable[[memoryview, int], tuple[DeleteShareGroupOffsetsResponse, int]], ...] = (
-    _r_DeleteShareGroupOffsetsResponse_0,
+DeleteShareGroupOffsetsResponse._READERS = (
+    _read_DeleteShareGroupOffsetsResponse_v0,
 )
 DeleteShareGroupOffsetsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

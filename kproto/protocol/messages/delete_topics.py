@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -28,6 +27,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DeletableTopicResult',
@@ -36,12 +36,16 @@ __all__ = [
     'DeleteTopicsResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
-class DeleteTopicsRequest:
-    """Kafka request ``DeleteTopicsRequest`` (API key 20), versions 1-6."""
+class DeleteTopicsRequest(Request['DeleteTopicsResponse']):
+    """Kafka request ``DeleteTopicsRequest`` (API key 20), versions 1-6, flexible from v4.
+
+    Schema: ``tools/kafka-protocol/message/DeleteTopicsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'topic_names', 'timeout_ms', 'unknown_tags',)
 
@@ -49,12 +53,11 @@ class DeleteTopicsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicsRequest'
 
-    topics: list[DeleteTopicState]
-    topic_names: list[str]
-    timeout_ms: int
+    topics: list[DeleteTopicState]  # Topics []DeleteTopicState; v6+
+    topic_names: list[str]  # TopicNames []string; v1-5; ignorable
+    timeout_ms: int  # TimeoutMs int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -70,77 +73,20 @@ class DeleteTopicsRequest:
         self.timeout_ms = timeout_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteTopicsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.topic_names == other.topic_names and
-            self.timeout_ms == other.timeout_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteTopicsRequest(topics={self.topics!r}, topic_names={self.topic_names!r}, timeout_ms={self.timeout_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteTopicState(Struct):
+    """Struct ``DeleteTopicState`` of ``DeleteTopicsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsRequest has no version {version} (valid 1-6)')
-        start = len(out)
-        try:
-            _W_DeleteTopicsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteTopicsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteTopicsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteTopicsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteTopicsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsRequest has no version {version} (valid 1-6)')
-        try:
-            return _R_DeleteTopicsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteTopicsRequest v{version}: {exc}') from None
-
-
-class DeleteTopicState:
-    """Schema struct ``DeleteTopicState`` of ``DeleteTopicsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DeleteTopicsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicState'
 
-    name: str | None
-    topic_id: uuid.UUID
+    name: str | None  # Name string; v6+; nullable
+    topic_id: uuid.UUID  # TopicId uuid; v6+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -154,68 +100,13 @@ class DeleteTopicState:
         self.topic_id = topic_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteTopicState):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteTopicState(name={self.name!r}, topic_id={self.topic_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeleteTopicsResponse(Response):
+    """Kafka response ``DeleteTopicsResponse`` (API key 20), versions 1-6, flexible from v4.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicState has no version {version} (valid 1-6)')
-        start = len(out)
-        try:
-            _W_DeleteTopicState[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteTopicState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteTopicState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteTopicState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteTopicState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicState has no version {version} (valid 1-6)')
-        try:
-            return _R_DeleteTopicState[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteTopicState v{version}: {exc}') from None
-
-
-class DeleteTopicsResponse:
-    """Kafka response ``DeleteTopicsResponse`` (API key 20), versions 1-6."""
+    Schema: ``tools/kafka-protocol/message/DeleteTopicsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tags',)
 
@@ -223,11 +114,10 @@ class DeleteTopicsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeleteTopicsResponse'
 
-    throttle_time_ms: int
-    responses: list[DeletableTopicResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    responses: list[DeletableTopicResult]  # Responses []DeletableTopicResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -241,78 +131,22 @@ class DeleteTopicsResponse:
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeleteTopicsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DeleteTopicsResponse(throttle_time_ms={self.throttle_time_ms!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DeletableTopicResult(Struct):
+    """Struct ``DeletableTopicResult`` of ``DeleteTopicsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsResponse has no version {version} (valid 1-6)')
-        start = len(out)
-        try:
-            _W_DeleteTopicsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeleteTopicsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeleteTopicsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeleteTopicsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeleteTopicsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeleteTopicsResponse has no version {version} (valid 1-6)')
-        try:
-            return _R_DeleteTopicsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeleteTopicsResponse v{version}: {exc}') from None
-
-
-class DeletableTopicResult:
-    """Schema struct ``DeletableTopicResult`` of ``DeleteTopicsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DeleteTopicsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DeletableTopicResult'
 
-    name: str | None
-    topic_id: uuid.UUID
-    error_code: int
-    error_message: str | None
+    name: str | None  # Name string; nullable v6+
+    topic_id: uuid.UUID  # TopicId uuid; v6+; ignorable
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; v5+; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -330,67 +164,6 @@ class DeletableTopicResult:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DeletableTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DeletableTopicResult(name={self.name!r}, topic_id={self.topic_id!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeletableTopicResult has no version {version} (valid 1-6)')
-        start = len(out)
-        try:
-            _W_DeletableTopicResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DeletableTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DeletableTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DeletableTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DeletableTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 6:
-            raise UnsupportedVersionError(f'DeletableTopicResult has no version {version} (valid 1-6)')
-        try:
-            return _R_DeletableTopicResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DeletableTopicResult v{version}: {exc}') from None
-
 
 def _new_DeleteTopicState() -> DeleteTopicState:
     o = DeleteTopicState.__new__(DeleteTopicState)
@@ -400,14 +173,14 @@ def _new_DeleteTopicState() -> DeleteTopicState:
     return o
 
 
-def _w_DeleteTopicState_1(o: DeleteTopicState, out: bytearray) -> None:
+def _write_DeleteTopicState_v1(o: DeleteTopicState, out: bytearray) -> None:
     if o.name is not None:
         raise UnsupportedVersionError('DeleteTopicState.name has a non-default value this version cannot carry')
-    if o.topic_id != ZERO_UUID:
+    if (o.topic_id is not ZERO_UUID and o.topic_id != ZERO_UUID):
         raise UnsupportedVersionError('DeleteTopicState.topic_id has a non-default value this version cannot carry')
 
 
-def _r_DeleteTopicState_1(buf: memoryview, pos: int) -> tuple[DeleteTopicState, int]:
+def _read_DeleteTopicState_v1(buf: memoryview, pos: int) -> tuple[DeleteTopicState, int]:
     o = DeleteTopicState.__new__(DeleteTopicState)
     o.name = None
     o.topic_id = ZERO_UUID
@@ -415,10 +188,10 @@ def _r_DeleteTopicState_1(buf: memoryview, pos: int) -> tuple[DeleteTopicState, 
     return o, pos
 
 
-def _w_DeleteTopicState_4(o: DeleteTopicState, out: bytearray) -> None:
+def _write_DeleteTopicState_v4(o: DeleteTopicState, out: bytearray) -> None:
     if o.name is not None:
         raise UnsupportedVersionError('DeleteTopicState.name has a non-default value this version cannot carry')
-    if o.topic_id != ZERO_UUID:
+    if (o.topic_id is not ZERO_UUID and o.topic_id != ZERO_UUID):
         raise UnsupportedVersionError('DeleteTopicState.topic_id has a non-default value this version cannot carry')
     uk = o.unknown_tags
     if uk:
@@ -427,7 +200,7 @@ def _w_DeleteTopicState_4(o: DeleteTopicState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteTopicState_4(buf: memoryview, pos: int) -> tuple[DeleteTopicState, int]:
+def _read_DeleteTopicState_v4(buf: memoryview, pos: int) -> tuple[DeleteTopicState, int]:
     o = DeleteTopicState.__new__(DeleteTopicState)
     o.name = None
     o.topic_id = ZERO_UUID
@@ -439,7 +212,7 @@ def _r_DeleteTopicState_4(buf: memoryview, pos: int) -> tuple[DeleteTopicState, 
     return o, pos
 
 
-def _w_DeleteTopicState_6(o: DeleteTopicState, out: bytearray) -> None:
+def _write_DeleteTopicState_v6(o: DeleteTopicState, out: bytearray) -> None:
     write_compact_nullable_string(out, o.name)
     out += o.topic_id.bytes
     uk = o.unknown_tags
@@ -449,7 +222,7 @@ def _w_DeleteTopicState_6(o: DeleteTopicState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteTopicState_6(buf: memoryview, pos: int) -> tuple[DeleteTopicState, int]:
+def _read_DeleteTopicState_v6(buf: memoryview, pos: int) -> tuple[DeleteTopicState, int]:
     o = DeleteTopicState.__new__(DeleteTopicState)
     o.name, pos = read_compact_nullable_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
@@ -470,39 +243,39 @@ def _new_DeleteTopicsRequest() -> DeleteTopicsRequest:
     return o
 
 
-def _w_DeleteTopicsRequest_1(o: DeleteTopicsRequest, out: bytearray) -> None:
+def _write_DeleteTopicsRequest_v1(o: DeleteTopicsRequest, out: bytearray) -> None:
     if len(o.topics) != 0:
         raise UnsupportedVersionError('DeleteTopicsRequest.topics has a non-default value this version cannot carry')
-    x1 = o.topic_names
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        write_string(out, e2)
-    out += _S_i.pack(o.timeout_ms)
+    topic_names = o.topic_names
+    out += _INT32.pack(len(topic_names))
+    for topic_names_item in topic_names:
+        write_string(out, topic_names_item)
+    out += _INT32.pack(o.timeout_ms)
 
 
-def _r_DeleteTopicsRequest_1(buf: memoryview, pos: int) -> tuple[DeleteTopicsRequest, int]:
+def _read_DeleteTopicsRequest_v1(buf: memoryview, pos: int) -> tuple[DeleteTopicsRequest, int]:
     o = DeleteTopicsRequest.__new__(DeleteTopicsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_string(buf, pos)
-        a2.append(e3)
-    o.topic_names = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    n_topic_names, pos = read_array_len(buf, pos)
+    topic_names: list[str] = []
+    for _ in range(n_topic_names):
+        topic_names_item, pos = read_string(buf, pos)
+        topic_names.append(topic_names_item)
+    o.topic_names = topic_names
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.topics = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteTopicsRequest_4(o: DeleteTopicsRequest, out: bytearray) -> None:
+def _write_DeleteTopicsRequest_v4(o: DeleteTopicsRequest, out: bytearray) -> None:
     if len(o.topics) != 0:
         raise UnsupportedVersionError('DeleteTopicsRequest.topics has a non-default value this version cannot carry')
-    x1 = o.topic_names
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    out += _S_i.pack(o.timeout_ms)
+    topic_names = o.topic_names
+    write_uvarint(out, len(topic_names) + 1)
+    for topic_names_item in topic_names:
+        write_compact_string(out, topic_names_item)
+    out += _INT32.pack(o.timeout_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -510,15 +283,15 @@ def _w_DeleteTopicsRequest_4(o: DeleteTopicsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteTopicsRequest_4(buf: memoryview, pos: int) -> tuple[DeleteTopicsRequest, int]:
+def _read_DeleteTopicsRequest_v4(buf: memoryview, pos: int) -> tuple[DeleteTopicsRequest, int]:
     o = DeleteTopicsRequest.__new__(DeleteTopicsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.topic_names = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    n_topic_names, pos = read_compact_array_len(buf, pos)
+    topic_names: list[str] = []
+    for _ in range(n_topic_names):
+        topic_names_item, pos = read_compact_string(buf, pos)
+        topic_names.append(topic_names_item)
+    o.topic_names = topic_names
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.topics = []
     if buf[pos] == 0:
@@ -529,12 +302,12 @@ def _r_DeleteTopicsRequest_4(buf: memoryview, pos: int) -> tuple[DeleteTopicsReq
     return o, pos
 
 
-def _w_DeleteTopicsRequest_6(o: DeleteTopicsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeleteTopicState_6(e2, out)
-    out += _S_i.pack(o.timeout_ms)
+def _write_DeleteTopicsRequest_v6(o: DeleteTopicsRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DeleteTopicState_v6(topics_item, out)
+    out += _INT32.pack(o.timeout_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -542,15 +315,15 @@ def _w_DeleteTopicsRequest_6(o: DeleteTopicsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteTopicsRequest_6(buf: memoryview, pos: int) -> tuple[DeleteTopicsRequest, int]:
+def _read_DeleteTopicsRequest_v6(buf: memoryview, pos: int) -> tuple[DeleteTopicsRequest, int]:
     o = DeleteTopicsRequest.__new__(DeleteTopicsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeleteTopicState] = []
-    for _ in range(n1):
-        e3, pos = _r_DeleteTopicState_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DeleteTopicState] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DeleteTopicState_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.topic_names = []
     if buf[pos] == 0:
@@ -571,18 +344,18 @@ def _new_DeletableTopicResult() -> DeletableTopicResult:
     return o
 
 
-def _w_DeletableTopicResult_1(o: DeletableTopicResult, out: bytearray) -> None:
-    x1 = o.name
-    if x1 is None:
+def _write_DeletableTopicResult_v1(o: DeletableTopicResult, out: bytearray) -> None:
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_string(out, x1)
-    out += _S_h.pack(o.error_code)
+    write_string(out, name)
+    out += _INT16.pack(o.error_code)
 
 
-def _r_DeletableTopicResult_1(buf: memoryview, pos: int) -> tuple[DeletableTopicResult, int]:
+def _read_DeletableTopicResult_v1(buf: memoryview, pos: int) -> tuple[DeletableTopicResult, int]:
     o = DeletableTopicResult.__new__(DeletableTopicResult)
     o.name, pos = read_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.topic_id = ZERO_UUID
     o.error_message = None
@@ -590,12 +363,12 @@ def _r_DeletableTopicResult_1(buf: memoryview, pos: int) -> tuple[DeletableTopic
     return o, pos
 
 
-def _w_DeletableTopicResult_4(o: DeletableTopicResult, out: bytearray) -> None:
-    x1 = o.name
-    if x1 is None:
+def _write_DeletableTopicResult_v4(o: DeletableTopicResult, out: bytearray) -> None:
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_compact_string(out, x1)
-    out += _S_h.pack(o.error_code)
+    write_compact_string(out, name)
+    out += _INT16.pack(o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -603,10 +376,10 @@ def _w_DeletableTopicResult_4(o: DeletableTopicResult, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeletableTopicResult_4(buf: memoryview, pos: int) -> tuple[DeletableTopicResult, int]:
+def _read_DeletableTopicResult_v4(buf: memoryview, pos: int) -> tuple[DeletableTopicResult, int]:
     o = DeletableTopicResult.__new__(DeletableTopicResult)
     o.name, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.topic_id = ZERO_UUID
     o.error_message = None
@@ -618,12 +391,12 @@ def _r_DeletableTopicResult_4(buf: memoryview, pos: int) -> tuple[DeletableTopic
     return o, pos
 
 
-def _w_DeletableTopicResult_5(o: DeletableTopicResult, out: bytearray) -> None:
-    x1 = o.name
-    if x1 is None:
+def _write_DeletableTopicResult_v5(o: DeletableTopicResult, out: bytearray) -> None:
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_compact_string(out, x1)
-    out += _S_h.pack(o.error_code)
+    write_compact_string(out, name)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -632,10 +405,10 @@ def _w_DeletableTopicResult_5(o: DeletableTopicResult, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeletableTopicResult_5(buf: memoryview, pos: int) -> tuple[DeletableTopicResult, int]:
+def _read_DeletableTopicResult_v5(buf: memoryview, pos: int) -> tuple[DeletableTopicResult, int]:
     o = DeletableTopicResult.__new__(DeletableTopicResult)
     o.name, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.topic_id = ZERO_UUID
@@ -647,10 +420,10 @@ def _r_DeletableTopicResult_5(buf: memoryview, pos: int) -> tuple[DeletableTopic
     return o, pos
 
 
-def _w_DeletableTopicResult_6(o: DeletableTopicResult, out: bytearray) -> None:
+def _write_DeletableTopicResult_v6(o: DeletableTopicResult, out: bytearray) -> None:
     write_compact_nullable_string(out, o.name)
     out += o.topic_id.bytes
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -659,11 +432,11 @@ def _w_DeletableTopicResult_6(o: DeletableTopicResult, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeletableTopicResult_6(buf: memoryview, pos: int) -> tuple[DeletableTopicResult, int]:
+def _read_DeletableTopicResult_v6(buf: memoryview, pos: int) -> tuple[DeletableTopicResult, int]:
     o = DeletableTopicResult.__new__(DeletableTopicResult)
     o.name, pos = read_compact_nullable_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -682,34 +455,34 @@ def _new_DeleteTopicsResponse() -> DeleteTopicsResponse:
     return o
 
 
-def _w_DeleteTopicsResponse_1(o: DeleteTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DeletableTopicResult_1(e2, out)
+def _write_DeleteTopicsResponse_v1(o: DeleteTopicsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_DeletableTopicResult_v1(responses_item, out)
 
 
-def _r_DeleteTopicsResponse_1(buf: memoryview, pos: int) -> tuple[DeleteTopicsResponse, int]:
+def _read_DeleteTopicsResponse_v1(buf: memoryview, pos: int) -> tuple[DeleteTopicsResponse, int]:
     o = DeleteTopicsResponse.__new__(DeleteTopicsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DeletableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeletableTopicResult_1(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[DeletableTopicResult] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_DeletableTopicResult_v1(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DeleteTopicsResponse_4(o: DeleteTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeletableTopicResult_4(e2, out)
+def _write_DeleteTopicsResponse_v4(o: DeleteTopicsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_DeletableTopicResult_v4(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -717,16 +490,16 @@ def _w_DeleteTopicsResponse_4(o: DeleteTopicsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteTopicsResponse_4(buf: memoryview, pos: int) -> tuple[DeleteTopicsResponse, int]:
+def _read_DeleteTopicsResponse_v4(buf: memoryview, pos: int) -> tuple[DeleteTopicsResponse, int]:
     o = DeleteTopicsResponse.__new__(DeleteTopicsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeletableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeletableTopicResult_4(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[DeletableTopicResult] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_DeletableTopicResult_v4(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -735,12 +508,12 @@ def _r_DeleteTopicsResponse_4(buf: memoryview, pos: int) -> tuple[DeleteTopicsRe
     return o, pos
 
 
-def _w_DeleteTopicsResponse_5(o: DeleteTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeletableTopicResult_5(e2, out)
+def _write_DeleteTopicsResponse_v5(o: DeleteTopicsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_DeletableTopicResult_v5(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -748,16 +521,16 @@ def _w_DeleteTopicsResponse_5(o: DeleteTopicsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteTopicsResponse_5(buf: memoryview, pos: int) -> tuple[DeleteTopicsResponse, int]:
+def _read_DeleteTopicsResponse_v5(buf: memoryview, pos: int) -> tuple[DeleteTopicsResponse, int]:
     o = DeleteTopicsResponse.__new__(DeleteTopicsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeletableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeletableTopicResult_5(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[DeletableTopicResult] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_DeletableTopicResult_v5(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -766,12 +539,12 @@ def _r_DeleteTopicsResponse_5(buf: memoryview, pos: int) -> tuple[DeleteTopicsRe
     return o, pos
 
 
-def _w_DeleteTopicsResponse_6(o: DeleteTopicsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DeletableTopicResult_6(e2, out)
+def _write_DeleteTopicsResponse_v6(o: DeleteTopicsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_DeletableTopicResult_v6(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -779,16 +552,16 @@ def _w_DeleteTopicsResponse_6(o: DeleteTopicsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DeleteTopicsResponse_6(buf: memoryview, pos: int) -> tuple[DeleteTopicsResponse, int]:
+def _read_DeleteTopicsResponse_v6(buf: memoryview, pos: int) -> tuple[DeleteTopicsResponse, int]:
     o = DeleteTopicsResponse.__new__(DeleteTopicsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DeletableTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DeletableTopicResult_6(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[DeletableTopicResult] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_DeletableTopicResult_v6(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -797,42 +570,44 @@ def _r_DeleteTopicsResponse_6(buf: memoryview, pos: int) -> tuple[DeleteTopicsRe
     return o, pos
 
 
-_W_DeleteTopicState: tuple[Callable[[DeleteTopicState, bytearray], None], ...] = (
-    _w_DeleteTopicState_1,
-    _w_DeleteTopicState_1,
-    _w_DeleteTopicState_1,
-    _w_DeleteTopicState_4,
-    _w_DeleteTopicState_4,
-    _w_DeleteTopicState_6,
+DeleteTopicState._LOWEST = 1
+DeleteTopicState._WRITERS = (
+    _write_DeleteTopicState_v1,
+    _write_DeleteTopicState_v1,
+    _write_DeleteTopicState_v1,
+    _write_DeleteTopicState_v4,
+    _write_DeleteTopicState_v4,
+    _write_DeleteTopicState_v6,
 )
-_R_DeleteTopicState: tuple[Callable[[memoryview, int], tuple[DeleteTopicState, int]], ...] = (
-    _r_DeleteTopicState_1,
-    _r_DeleteTopicState_1,
-    _r_DeleteTopicState_1,
-    _r_DeleteTopicState_4,
-    _r_DeleteTopicState_4,
-    _r_DeleteTopicState_6,
+DeleteTopicState._READERS = (
+    _read_DeleteTopicState_v1,
+    _read_DeleteTopicState_v1,
+    _read_DeleteTopicState_v1,
+    _read_DeleteTopicState_v4,
+    _read_DeleteTopicState_v4,
+    _read_DeleteTopicState_v6,
 )
 DeleteTopicState._FIELDS = (
     FieldSpec('name', 'string', None, (6, 32767), (6, 32767), None, None, None),
     FieldSpec('topic_id', 'uuid', None, (6, 32767), None, None, None, None),
 )
 
-_W_DeleteTopicsRequest: tuple[Callable[[DeleteTopicsRequest, bytearray], None], ...] = (
-    _w_DeleteTopicsRequest_1,
-    _w_DeleteTopicsRequest_1,
-    _w_DeleteTopicsRequest_1,
-    _w_DeleteTopicsRequest_4,
-    _w_DeleteTopicsRequest_4,
-    _w_DeleteTopicsRequest_6,
+DeleteTopicsRequest._LOWEST = 1
+DeleteTopicsRequest._WRITERS = (
+    _write_DeleteTopicsRequest_v1,
+    _write_DeleteTopicsRequest_v1,
+    _write_DeleteTopicsRequest_v1,
+    _write_DeleteTopicsRequest_v4,
+    _write_DeleteTopicsRequest_v4,
+    _write_DeleteTopicsRequest_v6,
 )
-_R_DeleteTopicsRequest: tuple[Callable[[memoryview, int], tuple[DeleteTopicsRequest, int]], ...] = (
-    _r_DeleteTopicsRequest_1,
-    _r_DeleteTopicsRequest_1,
-    _r_DeleteTopicsRequest_1,
-    _r_DeleteTopicsRequest_4,
-    _r_DeleteTopicsRequest_4,
-    _r_DeleteTopicsRequest_6,
+DeleteTopicsRequest._READERS = (
+    _read_DeleteTopicsRequest_v1,
+    _read_DeleteTopicsRequest_v1,
+    _read_DeleteTopicsRequest_v1,
+    _read_DeleteTopicsRequest_v4,
+    _read_DeleteTopicsRequest_v4,
+    _read_DeleteTopicsRequest_v6,
 )
 DeleteTopicsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (6, 32767), None, None, None, DeleteTopicState),
@@ -840,21 +615,22 @@ DeleteTopicsRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DeletableTopicResult: tuple[Callable[[DeletableTopicResult, bytearray], None], ...] = (
-    _w_DeletableTopicResult_1,
-    _w_DeletableTopicResult_1,
-    _w_DeletableTopicResult_1,
-    _w_DeletableTopicResult_4,
-    _w_DeletableTopicResult_5,
-    _w_DeletableTopicResult_6,
+DeletableTopicResult._LOWEST = 1
+DeletableTopicResult._WRITERS = (
+    _write_DeletableTopicResult_v1,
+    _write_DeletableTopicResult_v1,
+    _write_DeletableTopicResult_v1,
+    _write_DeletableTopicResult_v4,
+    _write_DeletableTopicResult_v5,
+    _write_DeletableTopicResult_v6,
 )
-_R_DeletableTopicResult: tuple[Callable[[memoryview, int], tuple[DeletableTopicResult, int]], ...] = (
-    _r_DeletableTopicResult_1,
-    _r_DeletableTopicResult_1,
-    _r_DeletableTopicResult_1,
-    _r_DeletableTopicResult_4,
-    _r_DeletableTopicResult_5,
-    _r_DeletableTopicResult_6,
+DeletableTopicResult._READERS = (
+    _read_DeletableTopicResult_v1,
+    _read_DeletableTopicResult_v1,
+    _read_DeletableTopicResult_v1,
+    _read_DeletableTopicResult_v4,
+    _read_DeletableTopicResult_v5,
+    _read_DeletableTopicResult_v6,
 )
 DeletableTopicResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), (6, 32767), None, None, None),
@@ -863,21 +639,22 @@ DeletableTopicResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (5, 32767), (5, 32767), None, None, None),
 )
 
-_W_DeleteTopicsResponse: tuple[Callable[[DeleteTopicsResponse, bytearray], None], ...] = (
-    _w_DeleteTopicsResponse_1,
-    _w_DeleteTopicsResponse_1,
-    _w_DeleteTopicsResponse_1,
-    _w_DeleteTopicsResponse_4,
-    _w_DeleteTopicsResponse_5,
-    _w_DeleteTopicsResponse_6,
+DeleteTopicsResponse._LOWEST = 1
+DeleteTopicsResponse._WRITERS = (
+    _write_DeleteTopicsResponse_v1,
+    _write_DeleteTopicsResponse_v1,
+    _write_DeleteTopicsResponse_v1,
+    _write_DeleteTopicsResponse_v4,
+    _write_DeleteTopicsResponse_v5,
+    _write_DeleteTopicsResponse_v6,
 )
-_R_DeleteTopicsResponse: tuple[Callable[[memoryview, int], tuple[DeleteTopicsResponse, int]], ...] = (
-    _r_DeleteTopicsResponse_1,
-    _r_DeleteTopicsResponse_1,
-    _r_DeleteTopicsResponse_1,
-    _r_DeleteTopicsResponse_4,
-    _r_DeleteTopicsResponse_5,
-    _r_DeleteTopicsResponse_6,
+DeleteTopicsResponse._READERS = (
+    _read_DeleteTopicsResponse_v1,
+    _read_DeleteTopicsResponse_v1,
+    _read_DeleteTopicsResponse_v1,
+    _read_DeleteTopicsResponse_v4,
+    _read_DeleteTopicsResponse_v5,
+    _read_DeleteTopicsResponse_v6,
 )
 DeleteTopicsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (1, 32767), None, None, None, None),

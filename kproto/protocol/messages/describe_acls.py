@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -29,6 +27,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AclDescription',
@@ -37,14 +36,18 @@ __all__ = [
     'DescribeAclsResponse',
 ]
 
-_S_b = struct.Struct('>b')
-_S_bb = struct.Struct('>bb')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT8 = struct.Struct('>b')
+_INT8_INT8 = struct.Struct('>bb')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class DescribeAclsRequest:
-    """Kafka request ``DescribeAclsRequest`` (API key 29), versions 1-3."""
+class DescribeAclsRequest(Request['DescribeAclsResponse']):
+    """Kafka request ``DescribeAclsRequest`` (API key 29), versions 1-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DescribeAclsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', 'unknown_tags',)
 
@@ -52,16 +55,15 @@ class DescribeAclsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsRequest'
 
-    resource_type_filter: int
-    resource_name_filter: str | None
-    pattern_type_filter: int
-    principal_filter: str | None
-    host_filter: str | None
-    operation: int
-    permission_type: int
+    resource_type_filter: int  # ResourceTypeFilter int8
+    resource_name_filter: str | None  # ResourceNameFilter string; nullable
+    pattern_type_filter: int  # PatternTypeFilter int8; default 3
+    principal_filter: str | None  # PrincipalFilter string; nullable
+    host_filter: str | None  # HostFilter string; nullable
+    operation: int  # Operation int8
+    permission_type: int  # PermissionType int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -85,73 +87,13 @@ class DescribeAclsRequest:
         self.permission_type = permission_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeAclsRequest):
-            return NotImplemented
-        return (
-            self.resource_type_filter == other.resource_type_filter and
-            self.resource_name_filter == other.resource_name_filter and
-            self.pattern_type_filter == other.pattern_type_filter and
-            self.principal_filter == other.principal_filter and
-            self.host_filter == other.host_filter and
-            self.operation == other.operation and
-            self.permission_type == other.permission_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeAclsRequest(resource_type_filter={self.resource_type_filter!r}, resource_name_filter={self.resource_name_filter!r}, pattern_type_filter={self.pattern_type_filter!r}, principal_filter={self.principal_filter!r}, host_filter={self.host_filter!r}, operation={self.operation!r}, permission_type={self.permission_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeAclsResponse(Response):
+    """Kafka response ``DescribeAclsResponse`` (API key 29), versions 1-3, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsRequest has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DescribeAclsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeAclsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeAclsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeAclsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeAclsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsRequest has no version {version} (valid 1-3)')
-        try:
-            return _R_DescribeAclsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeAclsRequest v{version}: {exc}') from None
-
-
-class DescribeAclsResponse:
-    """Kafka response ``DescribeAclsResponse`` (API key 29), versions 1-3."""
+    Schema: ``tools/kafka-protocol/message/DescribeAclsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'resources', 'unknown_tags',)
 
@@ -159,13 +101,12 @@ class DescribeAclsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    resources: list[DescribeAclsResource]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    resources: list[DescribeAclsResource]  # Resources []DescribeAclsResource
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -183,80 +124,22 @@ class DescribeAclsResponse:
         self.resources = list(resources)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeAclsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.resources == other.resources and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeAclsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, resources={self.resources!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeAclsResource(Struct):
+    """Struct ``DescribeAclsResource`` of ``DescribeAclsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResponse has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DescribeAclsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeAclsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeAclsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeAclsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeAclsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResponse has no version {version} (valid 1-3)')
-        try:
-            return _R_DescribeAclsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeAclsResponse v{version}: {exc}') from None
-
-
-class DescribeAclsResource:
-    """Schema struct ``DescribeAclsResource`` of ``DescribeAclsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeAclsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_type', 'resource_name', 'pattern_type', 'acls', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeAclsResource'
 
-    resource_type: int
-    resource_name: str
-    pattern_type: int
-    acls: list[AclDescription]
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
+    pattern_type: int  # PatternType int8; default 3
+    acls: list[AclDescription]  # Acls []AclDescription
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -274,80 +157,22 @@ class DescribeAclsResource:
         self.acls = list(acls)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeAclsResource):
-            return NotImplemented
-        return (
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.pattern_type == other.pattern_type and
-            self.acls == other.acls and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeAclsResource(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, pattern_type={self.pattern_type!r}, acls={self.acls!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AclDescription(Struct):
+    """Struct ``AclDescription`` of ``DescribeAclsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResource has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DescribeAclsResource[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeAclsResource v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeAclsResource:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeAclsResource v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeAclsResource, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeAclsResource has no version {version} (valid 1-3)')
-        try:
-            return _R_DescribeAclsResource[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeAclsResource v{version}: {exc}') from None
-
-
-class AclDescription:
-    """Schema struct ``AclDescription`` of ``DescribeAclsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeAclsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('principal', 'host', 'operation', 'permission_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AclDescription'
 
-    principal: str
-    host: str
-    operation: int
-    permission_type: int
+    principal: str  # Principal string
+    host: str  # Host string
+    operation: int  # Operation int8
+    permission_type: int  # PermissionType int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -365,67 +190,6 @@ class AclDescription:
         self.permission_type = permission_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AclDescription):
-            return NotImplemented
-        return (
-            self.principal == other.principal and
-            self.host == other.host and
-            self.operation == other.operation and
-            self.permission_type == other.permission_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AclDescription(principal={self.principal!r}, host={self.host!r}, operation={self.operation!r}, permission_type={self.permission_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclDescription has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_AclDescription[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AclDescription v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AclDescription:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AclDescription v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AclDescription, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'AclDescription has no version {version} (valid 1-3)')
-        try:
-            return _R_AclDescription[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AclDescription v{version}: {exc}') from None
-
 
 def _new_DescribeAclsRequest() -> DescribeAclsRequest:
     o = DescribeAclsRequest.__new__(DescribeAclsRequest)
@@ -440,37 +204,37 @@ def _new_DescribeAclsRequest() -> DescribeAclsRequest:
     return o
 
 
-def _w_DescribeAclsRequest_1(o: DescribeAclsRequest, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
+def _write_DescribeAclsRequest_v1(o: DescribeAclsRequest, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type_filter)
     write_nullable_string(out, o.resource_name_filter)
-    out += _S_b.pack(o.pattern_type_filter)
+    out += _INT8.pack(o.pattern_type_filter)
     write_nullable_string(out, o.principal_filter)
     write_nullable_string(out, o.host_filter)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
 
 
-def _r_DescribeAclsRequest_1(buf: memoryview, pos: int) -> tuple[DescribeAclsRequest, int]:
+def _read_DescribeAclsRequest_v1(buf: memoryview, pos: int) -> tuple[DescribeAclsRequest, int]:
     o = DescribeAclsRequest.__new__(DescribeAclsRequest)
-    o.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name_filter, pos = read_nullable_string(buf, pos)
-    o.pattern_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal_filter, pos = read_nullable_string(buf, pos)
     o.host_filter, pos = read_nullable_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeAclsRequest_2(o: DescribeAclsRequest, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type_filter)
+def _write_DescribeAclsRequest_v2(o: DescribeAclsRequest, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type_filter)
     write_compact_nullable_string(out, o.resource_name_filter)
-    out += _S_b.pack(o.pattern_type_filter)
+    out += _INT8.pack(o.pattern_type_filter)
     write_compact_nullable_string(out, o.principal_filter)
     write_compact_nullable_string(out, o.host_filter)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -478,16 +242,16 @@ def _w_DescribeAclsRequest_2(o: DescribeAclsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribeAclsRequest_2(buf: memoryview, pos: int) -> tuple[DescribeAclsRequest, int]:
+def _read_DescribeAclsRequest_v2(buf: memoryview, pos: int) -> tuple[DescribeAclsRequest, int]:
     o = DescribeAclsRequest.__new__(DescribeAclsRequest)
-    o.resource_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name_filter, pos = read_compact_nullable_string(buf, pos)
-    o.pattern_type_filter = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type_filter = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.principal_filter, pos = read_compact_nullable_string(buf, pos)
     o.host_filter, pos = read_compact_nullable_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -507,26 +271,26 @@ def _new_AclDescription() -> AclDescription:
     return o
 
 
-def _w_AclDescription_1(o: AclDescription, out: bytearray) -> None:
+def _write_AclDescription_v1(o: AclDescription, out: bytearray) -> None:
     write_string(out, o.principal)
     write_string(out, o.host)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
 
 
-def _r_AclDescription_1(buf: memoryview, pos: int) -> tuple[AclDescription, int]:
+def _read_AclDescription_v1(buf: memoryview, pos: int) -> tuple[AclDescription, int]:
     o = AclDescription.__new__(AclDescription)
     o.principal, pos = read_string(buf, pos)
     o.host, pos = read_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AclDescription_2(o: AclDescription, out: bytearray) -> None:
+def _write_AclDescription_v2(o: AclDescription, out: bytearray) -> None:
     write_compact_string(out, o.principal)
     write_compact_string(out, o.host)
-    out += _S_bb.pack(o.operation, o.permission_type)
+    out += _INT8_INT8.pack(o.operation, o.permission_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -534,11 +298,11 @@ def _w_AclDescription_2(o: AclDescription, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AclDescription_2(buf: memoryview, pos: int) -> tuple[AclDescription, int]:
+def _read_AclDescription_v2(buf: memoryview, pos: int) -> tuple[AclDescription, int]:
     o = AclDescription.__new__(AclDescription)
     o.principal, pos = read_compact_string(buf, pos)
     o.host, pos = read_compact_string(buf, pos)
-    o.operation, o.permission_type = _S_bb.unpack_from(buf, pos)
+    o.operation, o.permission_type = _INT8_INT8.unpack_from(buf, pos)
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -558,41 +322,41 @@ def _new_DescribeAclsResource() -> DescribeAclsResource:
     return o
 
 
-def _w_DescribeAclsResource_1(o: DescribeAclsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_DescribeAclsResource_v1(o: DescribeAclsResource, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    out += _S_b.pack(o.pattern_type)
-    x1 = o.acls
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AclDescription_1(e2, out)
+    out += _INT8.pack(o.pattern_type)
+    acls = o.acls
+    out += _INT32.pack(len(acls))
+    for acls_item in acls:
+        _write_AclDescription_v1(acls_item, out)
 
 
-def _r_DescribeAclsResource_1(buf: memoryview, pos: int) -> tuple[DescribeAclsResource, int]:
+def _read_DescribeAclsResource_v1(buf: memoryview, pos: int) -> tuple[DescribeAclsResource, int]:
     o = DescribeAclsResource.__new__(DescribeAclsResource)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    o.pattern_type = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AclDescription] = []
-    for _ in range(n1):
-        e3, pos = _r_AclDescription_1(buf, pos)
-        a2.append(e3)
-    o.acls = a2
+    n_acls, pos = read_array_len(buf, pos)
+    acls: list[AclDescription] = []
+    for _ in range(n_acls):
+        acls_item, pos = _read_AclDescription_v1(buf, pos)
+        acls.append(acls_item)
+    o.acls = acls
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeAclsResource_2(o: DescribeAclsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_DescribeAclsResource_v2(o: DescribeAclsResource, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
-    out += _S_b.pack(o.pattern_type)
-    x1 = o.acls
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AclDescription_2(e2, out)
+    out += _INT8.pack(o.pattern_type)
+    acls = o.acls
+    write_uvarint(out, len(acls) + 1)
+    for acls_item in acls:
+        _write_AclDescription_v2(acls_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -600,19 +364,19 @@ def _w_DescribeAclsResource_2(o: DescribeAclsResource, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribeAclsResource_2(buf: memoryview, pos: int) -> tuple[DescribeAclsResource, int]:
+def _read_DescribeAclsResource_v2(buf: memoryview, pos: int) -> tuple[DescribeAclsResource, int]:
     o = DescribeAclsResource.__new__(DescribeAclsResource)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
-    o.pattern_type = _S_b.unpack_from(buf, pos)[0]
+    o.pattern_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AclDescription] = []
-    for _ in range(n1):
-        e3, pos = _r_AclDescription_2(buf, pos)
-        a2.append(e3)
-    o.acls = a2
+    n_acls, pos = read_compact_array_len(buf, pos)
+    acls: list[AclDescription] = []
+    for _ in range(n_acls):
+        acls_item, pos = _read_AclDescription_v2(buf, pos)
+        acls.append(acls_item)
+    o.acls = acls
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -631,37 +395,37 @@ def _new_DescribeAclsResponse() -> DescribeAclsResponse:
     return o
 
 
-def _w_DescribeAclsResponse_1(o: DescribeAclsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DescribeAclsResponse_v1(o: DescribeAclsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_nullable_string(out, o.error_message)
-    x1 = o.resources
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeAclsResource_1(e2, out)
+    resources = o.resources
+    out += _INT32.pack(len(resources))
+    for resources_item in resources:
+        _write_DescribeAclsResource_v1(resources_item, out)
 
 
-def _r_DescribeAclsResponse_1(buf: memoryview, pos: int) -> tuple[DescribeAclsResponse, int]:
+def _read_DescribeAclsResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeAclsResponse, int]:
     o = DescribeAclsResponse.__new__(DescribeAclsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_nullable_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeAclsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeAclsResource_1(buf, pos)
-        a2.append(e3)
-    o.resources = a2
+    n_resources, pos = read_array_len(buf, pos)
+    resources: list[DescribeAclsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_DescribeAclsResource_v1(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeAclsResponse_2(o: DescribeAclsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DescribeAclsResponse_v2(o: DescribeAclsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.resources
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeAclsResource_2(e2, out)
+    resources = o.resources
+    write_uvarint(out, len(resources) + 1)
+    for resources_item in resources:
+        _write_DescribeAclsResource_v2(resources_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -669,17 +433,17 @@ def _w_DescribeAclsResponse_2(o: DescribeAclsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribeAclsResponse_2(buf: memoryview, pos: int) -> tuple[DescribeAclsResponse, int]:
+def _read_DescribeAclsResponse_v2(buf: memoryview, pos: int) -> tuple[DescribeAclsResponse, int]:
     o = DescribeAclsResponse.__new__(DescribeAclsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeAclsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeAclsResource_2(buf, pos)
-        a2.append(e3)
-    o.resources = a2
+    n_resources, pos = read_compact_array_len(buf, pos)
+    resources: list[DescribeAclsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_DescribeAclsResource_v2(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -688,15 +452,16 @@ def _r_DescribeAclsResponse_2(buf: memoryview, pos: int) -> tuple[DescribeAclsRe
     return o, pos
 
 
-_W_DescribeAclsRequest: tuple[Callable[[DescribeAclsRequest, bytearray], None], ...] = (
-    _w_DescribeAclsRequest_1,
-    _w_DescribeAclsRequest_2,
-    _w_DescribeAclsRequest_2,
+DescribeAclsRequest._LOWEST = 1
+DescribeAclsRequest._WRITERS = (
+    _write_DescribeAclsRequest_v1,
+    _write_DescribeAclsRequest_v2,
+    _write_DescribeAclsRequest_v2,
 )
-_R_DescribeAclsRequest: tuple[Callable[[memoryview, int], tuple[DescribeAclsRequest, int]], ...] = (
-    _r_DescribeAclsRequest_1,
-    _r_DescribeAclsRequest_2,
-    _r_DescribeAclsRequest_2,
+DescribeAclsRequest._READERS = (
+    _read_DescribeAclsRequest_v1,
+    _read_DescribeAclsRequest_v2,
+    _read_DescribeAclsRequest_v2,
 )
 DescribeAclsRequest._FIELDS = (
     FieldSpec('resource_type_filter', 'int8', None, (0, 32767), None, None, None, None),
@@ -708,15 +473,16 @@ DescribeAclsRequest._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_W_AclDescription: tuple[Callable[[AclDescription, bytearray], None], ...] = (
-    _w_AclDescription_1,
-    _w_AclDescription_2,
-    _w_AclDescription_2,
+AclDescription._LOWEST = 1
+AclDescription._WRITERS = (
+    _write_AclDescription_v1,
+    _write_AclDescription_v2,
+    _write_AclDescription_v2,
 )
-_R_AclDescription: tuple[Callable[[memoryview, int], tuple[AclDescription, int]], ...] = (
-    _r_AclDescription_1,
-    _r_AclDescription_2,
-    _r_AclDescription_2,
+AclDescription._READERS = (
+    _read_AclDescription_v1,
+    _read_AclDescription_v2,
+    _read_AclDescription_v2,
 )
 AclDescription._FIELDS = (
     FieldSpec('principal', 'string', None, (0, 32767), None, None, None, None),
@@ -725,15 +491,16 @@ AclDescription._FIELDS = (
     FieldSpec('permission_type', 'int8', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeAclsResource: tuple[Callable[[DescribeAclsResource, bytearray], None], ...] = (
-    _w_DescribeAclsResource_1,
-    _w_DescribeAclsResource_2,
-    _w_DescribeAclsResource_2,
+DescribeAclsResource._LOWEST = 1
+DescribeAclsResource._WRITERS = (
+    _write_DescribeAclsResource_v1,
+    _write_DescribeAclsResource_v2,
+    _write_DescribeAclsResource_v2,
 )
-_R_DescribeAclsResource: tuple[Callable[[memoryview, int], tuple[DescribeAclsResource, int]], ...] = (
-    _r_DescribeAclsResource_1,
-    _r_DescribeAclsResource_2,
-    _r_DescribeAclsResource_2,
+DescribeAclsResource._READERS = (
+    _read_DescribeAclsResource_v1,
+    _read_DescribeAclsResource_v2,
+    _read_DescribeAclsResource_v2,
 )
 DescribeAclsResource._FIELDS = (
     FieldSpec('resource_type', 'int8', None, (0, 32767), None, None, None, None),
@@ -742,15 +509,16 @@ DescribeAclsResource._FIELDS = (
     FieldSpec('acls', 'array', 'struct', (0, 32767), None, None, None, AclDescription),
 )
 
-_W_DescribeAclsResponse: tuple[Callable[[DescribeAclsResponse, bytearray], None], ...] = (
-    _w_DescribeAclsResponse_1,
-    _w_DescribeAclsResponse_2,
-    _w_DescribeAclsResponse_2,
+DescribeAclsResponse._LOWEST = 1
+DescribeAclsResponse._WRITERS = (
+    _write_DescribeAclsResponse_v1,
+    _write_DescribeAclsResponse_v2,
+    _write_DescribeAclsResponse_v2,
 )
-_R_DescribeAclsResponse: tuple[Callable[[memoryview, int], tuple[DescribeAclsResponse, int]], ...] = (
-    _r_DescribeAclsResponse_1,
-    _r_DescribeAclsResponse_2,
-    _r_DescribeAclsResponse_2,
+DescribeAclsResponse._READERS = (
+    _read_DescribeAclsResponse_v1,
+    _read_DescribeAclsResponse_v2,
+    _read_DescribeAclsResponse_v2,
 )
 DescribeAclsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

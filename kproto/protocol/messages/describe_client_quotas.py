@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -31,6 +29,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ComponentData',
@@ -41,15 +40,19 @@ __all__ = [
     'ValueData',
 ]
 
-_S_o = struct.Struct('>?')
-_S_b = struct.Struct('>b')
-_S_d = struct.Struct('>d')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_BOOL = struct.Struct('>?')
+_INT8 = struct.Struct('>b')
+_FLOAT64 = struct.Struct('>d')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class DescribeClientQuotasRequest:
-    """Kafka request ``DescribeClientQuotasRequest`` (API key 48), versions 0-1."""
+class DescribeClientQuotasRequest(Request['DescribeClientQuotasResponse']):
+    """Kafka request ``DescribeClientQuotasRequest`` (API key 48), versions 0-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('components', 'strict', 'unknown_tags',)
 
@@ -57,11 +60,10 @@ class DescribeClientQuotasRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClientQuotasRequest'
 
-    components: list[ComponentData]
-    strict: bool
+    components: list[ComponentData]  # Components []ComponentData
+    strict: bool  # Strict bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -75,77 +77,21 @@ class DescribeClientQuotasRequest:
         self.strict = strict
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeClientQuotasRequest):
-            return NotImplemented
-        return (
-            self.components == other.components and
-            self.strict == other.strict and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeClientQuotasRequest(components={self.components!r}, strict={self.strict!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ComponentData(Struct):
+    """Struct ``ComponentData`` of ``DescribeClientQuotasRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClientQuotasRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_DescribeClientQuotasRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeClientQuotasRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeClientQuotasRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeClientQuotasRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClientQuotasRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClientQuotasRequest has no version {version} (valid 0-1)')
-        try:
-            return _R_DescribeClientQuotasRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeClientQuotasRequest v{version}: {exc}') from None
-
-
-class ComponentData:
-    """Schema struct ``ComponentData`` of ``DescribeClientQuotasRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity_type', 'match_type', 'match_', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ComponentData'
 
-    entity_type: str
-    match_type: int
-    match_: str | None
+    entity_type: str  # EntityType string
+    match_type: int  # MatchType int8
+    match_: str | None  # Match string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -161,69 +107,13 @@ class ComponentData:
         self.match_ = match_
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ComponentData):
-            return NotImplemented
-        return (
-            self.entity_type == other.entity_type and
-            self.match_type == other.match_type and
-            self.match_ == other.match_ and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ComponentData(entity_type={self.entity_type!r}, match_type={self.match_type!r}, match_={self.match_!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeClientQuotasResponse(Response):
+    """Kafka response ``DescribeClientQuotasResponse`` (API key 48), versions 0-1, flexible from v1.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ComponentData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ComponentData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ComponentData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ComponentData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ComponentData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ComponentData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ComponentData has no version {version} (valid 0-1)')
-        try:
-            return _R_ComponentData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ComponentData v{version}: {exc}') from None
-
-
-class DescribeClientQuotasResponse:
-    """Kafka response ``DescribeClientQuotasResponse`` (API key 48), versions 0-1."""
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'entries', 'unknown_tags',)
 
@@ -231,13 +121,12 @@ class DescribeClientQuotasResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClientQuotasResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    entries: list[EntryData] | None
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    entries: list[EntryData] | None  # Entries []EntryData; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -255,78 +144,20 @@ class DescribeClientQuotasResponse:
         self.entries = None if entries is None else list(entries)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeClientQuotasResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.entries == other.entries and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeClientQuotasResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, entries={self.entries!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class EntryData(Struct):
+    """Struct ``EntryData`` of ``DescribeClientQuotasResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClientQuotasResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_DescribeClientQuotasResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeClientQuotasResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeClientQuotasResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeClientQuotasResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClientQuotasResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribeClientQuotasResponse has no version {version} (valid 0-1)')
-        try:
-            return _R_DescribeClientQuotasResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeClientQuotasResponse v{version}: {exc}') from None
-
-
-class EntryData:
-    """Schema struct ``EntryData`` of ``DescribeClientQuotasResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity', 'values', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntryData'
 
-    entity: list[EntityData]
-    values: list[ValueData]
+    entity: list[EntityData]  # Entity []EntityData
+    values: list[ValueData]  # Values []ValueData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -340,76 +171,20 @@ class EntryData:
         self.values = list(values)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EntryData):
-            return NotImplemented
-        return (
-            self.entity == other.entity and
-            self.values == other.values and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"EntryData(entity={self.entity!r}, values={self.values!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ValueData(Struct):
+    """Struct ``ValueData`` of ``DescribeClientQuotasResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'EntryData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_EntryData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EntryData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EntryData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EntryData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EntryData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'EntryData has no version {version} (valid 0-1)')
-        try:
-            return _R_EntryData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EntryData v{version}: {exc}') from None
-
-
-class ValueData:
-    """Schema struct ``ValueData`` of ``DescribeClientQuotasResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('key', 'value', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ValueData'
 
-    key: str
-    value: float
+    key: str  # Key string
+    value: float  # Value float64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -423,76 +198,20 @@ class ValueData:
         self.value = value
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ValueData):
-            return NotImplemented
-        return (
-            self.key == other.key and
-            self.value == other.value and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ValueData(key={self.key!r}, value={self.value!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class EntityData(Struct):
+    """Struct ``EntityData`` of ``DescribeClientQuotasResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ValueData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ValueData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ValueData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ValueData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ValueData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ValueData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ValueData has no version {version} (valid 0-1)')
-        try:
-            return _R_ValueData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ValueData v{version}: {exc}') from None
-
-
-class EntityData:
-    """Schema struct ``EntityData`` of ``DescribeClientQuotasResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeClientQuotasResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('entity_type', 'entity_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EntityData'
 
-    entity_type: str
-    entity_name: str | None
+    entity_type: str  # EntityType string
+    entity_name: str | None  # EntityName string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -506,65 +225,6 @@ class EntityData:
         self.entity_name = entity_name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EntityData):
-            return NotImplemented
-        return (
-            self.entity_type == other.entity_type and
-            self.entity_name == other.entity_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"EntityData(entity_type={self.entity_type!r}, entity_name={self.entity_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'EntityData has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_EntityData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EntityData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EntityData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EntityData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EntityData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'EntityData has no version {version} (valid 0-1)')
-        try:
-            return _R_EntityData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EntityData v{version}: {exc}') from None
-
 
 def _new_ComponentData() -> ComponentData:
     o = ComponentData.__new__(ComponentData)
@@ -575,25 +235,25 @@ def _new_ComponentData() -> ComponentData:
     return o
 
 
-def _w_ComponentData_0(o: ComponentData, out: bytearray) -> None:
+def _write_ComponentData_v0(o: ComponentData, out: bytearray) -> None:
     write_string(out, o.entity_type)
-    out += _S_b.pack(o.match_type)
+    out += _INT8.pack(o.match_type)
     write_nullable_string(out, o.match_)
 
 
-def _r_ComponentData_0(buf: memoryview, pos: int) -> tuple[ComponentData, int]:
+def _read_ComponentData_v0(buf: memoryview, pos: int) -> tuple[ComponentData, int]:
     o = ComponentData.__new__(ComponentData)
     o.entity_type, pos = read_string(buf, pos)
-    o.match_type = _S_b.unpack_from(buf, pos)[0]
+    o.match_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.match_, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ComponentData_1(o: ComponentData, out: bytearray) -> None:
+def _write_ComponentData_v1(o: ComponentData, out: bytearray) -> None:
     write_compact_string(out, o.entity_type)
-    out += _S_b.pack(o.match_type)
+    out += _INT8.pack(o.match_type)
     write_compact_nullable_string(out, o.match_)
     uk = o.unknown_tags
     if uk:
@@ -602,10 +262,10 @@ def _w_ComponentData_1(o: ComponentData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ComponentData_1(buf: memoryview, pos: int) -> tuple[ComponentData, int]:
+def _read_ComponentData_v1(buf: memoryview, pos: int) -> tuple[ComponentData, int]:
     o = ComponentData.__new__(ComponentData)
     o.entity_type, pos = read_compact_string(buf, pos)
-    o.match_type = _S_b.unpack_from(buf, pos)[0]
+    o.match_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.match_, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -624,34 +284,34 @@ def _new_DescribeClientQuotasRequest() -> DescribeClientQuotasRequest:
     return o
 
 
-def _w_DescribeClientQuotasRequest_0(o: DescribeClientQuotasRequest, out: bytearray) -> None:
-    x1 = o.components
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ComponentData_0(e2, out)
-    out += _S_o.pack(o.strict)
+def _write_DescribeClientQuotasRequest_v0(o: DescribeClientQuotasRequest, out: bytearray) -> None:
+    components = o.components
+    out += _INT32.pack(len(components))
+    for components_item in components:
+        _write_ComponentData_v0(components_item, out)
+    out += _BOOL.pack(o.strict)
 
 
-def _r_DescribeClientQuotasRequest_0(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasRequest, int]:
+def _read_DescribeClientQuotasRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasRequest, int]:
     o = DescribeClientQuotasRequest.__new__(DescribeClientQuotasRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ComponentData] = []
-    for _ in range(n1):
-        e3, pos = _r_ComponentData_0(buf, pos)
-        a2.append(e3)
-    o.components = a2
-    o.strict = _S_o.unpack_from(buf, pos)[0]
+    n_components, pos = read_array_len(buf, pos)
+    components: list[ComponentData] = []
+    for _ in range(n_components):
+        components_item, pos = _read_ComponentData_v0(buf, pos)
+        components.append(components_item)
+    o.components = components
+    o.strict = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeClientQuotasRequest_1(o: DescribeClientQuotasRequest, out: bytearray) -> None:
-    x1 = o.components
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ComponentData_1(e2, out)
-    out += _S_o.pack(o.strict)
+def _write_DescribeClientQuotasRequest_v1(o: DescribeClientQuotasRequest, out: bytearray) -> None:
+    components = o.components
+    write_uvarint(out, len(components) + 1)
+    for components_item in components:
+        _write_ComponentData_v1(components_item, out)
+    out += _BOOL.pack(o.strict)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -659,15 +319,15 @@ def _w_DescribeClientQuotasRequest_1(o: DescribeClientQuotasRequest, out: bytear
         out.append(0)
 
 
-def _r_DescribeClientQuotasRequest_1(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasRequest, int]:
+def _read_DescribeClientQuotasRequest_v1(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasRequest, int]:
     o = DescribeClientQuotasRequest.__new__(DescribeClientQuotasRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ComponentData] = []
-    for _ in range(n1):
-        e3, pos = _r_ComponentData_1(buf, pos)
-        a2.append(e3)
-    o.components = a2
-    o.strict = _S_o.unpack_from(buf, pos)[0]
+    n_components, pos = read_compact_array_len(buf, pos)
+    components: list[ComponentData] = []
+    for _ in range(n_components):
+        components_item, pos = _read_ComponentData_v1(buf, pos)
+        components.append(components_item)
+    o.components = components
+    o.strict = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -685,12 +345,12 @@ def _new_EntityData() -> EntityData:
     return o
 
 
-def _w_EntityData_0(o: EntityData, out: bytearray) -> None:
+def _write_EntityData_v0(o: EntityData, out: bytearray) -> None:
     write_string(out, o.entity_type)
     write_nullable_string(out, o.entity_name)
 
 
-def _r_EntityData_0(buf: memoryview, pos: int) -> tuple[EntityData, int]:
+def _read_EntityData_v0(buf: memoryview, pos: int) -> tuple[EntityData, int]:
     o = EntityData.__new__(EntityData)
     o.entity_type, pos = read_string(buf, pos)
     o.entity_name, pos = read_nullable_string(buf, pos)
@@ -698,7 +358,7 @@ def _r_EntityData_0(buf: memoryview, pos: int) -> tuple[EntityData, int]:
     return o, pos
 
 
-def _w_EntityData_1(o: EntityData, out: bytearray) -> None:
+def _write_EntityData_v1(o: EntityData, out: bytearray) -> None:
     write_compact_string(out, o.entity_type)
     write_compact_nullable_string(out, o.entity_name)
     uk = o.unknown_tags
@@ -708,7 +368,7 @@ def _w_EntityData_1(o: EntityData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EntityData_1(buf: memoryview, pos: int) -> tuple[EntityData, int]:
+def _read_EntityData_v1(buf: memoryview, pos: int) -> tuple[EntityData, int]:
     o = EntityData.__new__(EntityData)
     o.entity_type, pos = read_compact_string(buf, pos)
     o.entity_name, pos = read_compact_nullable_string(buf, pos)
@@ -728,23 +388,23 @@ def _new_ValueData() -> ValueData:
     return o
 
 
-def _w_ValueData_0(o: ValueData, out: bytearray) -> None:
+def _write_ValueData_v0(o: ValueData, out: bytearray) -> None:
     write_string(out, o.key)
-    out += _S_d.pack(o.value)
+    out += _FLOAT64.pack(o.value)
 
 
-def _r_ValueData_0(buf: memoryview, pos: int) -> tuple[ValueData, int]:
+def _read_ValueData_v0(buf: memoryview, pos: int) -> tuple[ValueData, int]:
     o = ValueData.__new__(ValueData)
     o.key, pos = read_string(buf, pos)
-    o.value = _S_d.unpack_from(buf, pos)[0]
+    o.value = _FLOAT64.unpack_from(buf, pos)[0]
     pos += 8
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ValueData_1(o: ValueData, out: bytearray) -> None:
+def _write_ValueData_v1(o: ValueData, out: bytearray) -> None:
     write_compact_string(out, o.key)
-    out += _S_d.pack(o.value)
+    out += _FLOAT64.pack(o.value)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -752,10 +412,10 @@ def _w_ValueData_1(o: ValueData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ValueData_1(buf: memoryview, pos: int) -> tuple[ValueData, int]:
+def _read_ValueData_v1(buf: memoryview, pos: int) -> tuple[ValueData, int]:
     o = ValueData.__new__(ValueData)
     o.key, pos = read_compact_string(buf, pos)
-    o.value = _S_d.unpack_from(buf, pos)[0]
+    o.value = _FLOAT64.unpack_from(buf, pos)[0]
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -773,44 +433,44 @@ def _new_EntryData() -> EntryData:
     return o
 
 
-def _w_EntryData_0(o: EntryData, out: bytearray) -> None:
-    x1 = o.entity
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_EntityData_0(e2, out)
-    x3 = o.values
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_ValueData_0(e4, out)
+def _write_EntryData_v0(o: EntryData, out: bytearray) -> None:
+    entity = o.entity
+    out += _INT32.pack(len(entity))
+    for entity_item in entity:
+        _write_EntityData_v0(entity_item, out)
+    values = o.values
+    out += _INT32.pack(len(values))
+    for values_item in values:
+        _write_ValueData_v0(values_item, out)
 
 
-def _r_EntryData_0(buf: memoryview, pos: int) -> tuple[EntryData, int]:
+def _read_EntryData_v0(buf: memoryview, pos: int) -> tuple[EntryData, int]:
     o = EntryData.__new__(EntryData)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[EntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_EntityData_0(buf, pos)
-        a2.append(e3)
-    o.entity = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[ValueData] = []
-    for _ in range(n4):
-        e6, pos = _r_ValueData_0(buf, pos)
-        a5.append(e6)
-    o.values = a5
+    n_entity, pos = read_array_len(buf, pos)
+    entity: list[EntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_EntityData_v0(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
+    n_values, pos = read_array_len(buf, pos)
+    values: list[ValueData] = []
+    for _ in range(n_values):
+        values_item, pos = _read_ValueData_v0(buf, pos)
+        values.append(values_item)
+    o.values = values
     o.unknown_tags = None
     return o, pos
 
 
-def _w_EntryData_1(o: EntryData, out: bytearray) -> None:
-    x1 = o.entity
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_EntityData_1(e2, out)
-    x3 = o.values
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ValueData_1(e4, out)
+def _write_EntryData_v1(o: EntryData, out: bytearray) -> None:
+    entity = o.entity
+    write_uvarint(out, len(entity) + 1)
+    for entity_item in entity:
+        _write_EntityData_v1(entity_item, out)
+    values = o.values
+    write_uvarint(out, len(values) + 1)
+    for values_item in values:
+        _write_ValueData_v1(values_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -818,20 +478,20 @@ def _w_EntryData_1(o: EntryData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EntryData_1(buf: memoryview, pos: int) -> tuple[EntryData, int]:
+def _read_EntryData_v1(buf: memoryview, pos: int) -> tuple[EntryData, int]:
     o = EntryData.__new__(EntryData)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[EntityData] = []
-    for _ in range(n1):
-        e3, pos = _r_EntityData_1(buf, pos)
-        a2.append(e3)
-    o.entity = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ValueData] = []
-    for _ in range(n4):
-        e6, pos = _r_ValueData_1(buf, pos)
-        a5.append(e6)
-    o.values = a5
+    n_entity, pos = read_compact_array_len(buf, pos)
+    entity: list[EntityData] = []
+    for _ in range(n_entity):
+        entity_item, pos = _read_EntityData_v1(buf, pos)
+        entity.append(entity_item)
+    o.entity = entity
+    n_values, pos = read_compact_array_len(buf, pos)
+    values: list[ValueData] = []
+    for _ in range(n_values):
+        values_item, pos = _read_ValueData_v1(buf, pos)
+        values.append(values_item)
+    o.values = values
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -850,46 +510,46 @@ def _new_DescribeClientQuotasResponse() -> DescribeClientQuotasResponse:
     return o
 
 
-def _w_DescribeClientQuotasResponse_0(o: DescribeClientQuotasResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DescribeClientQuotasResponse_v0(o: DescribeClientQuotasResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_nullable_string(out, o.error_message)
-    x1 = o.entries
-    if x1 is None:
+    entries = o.entries
+    if entries is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_EntryData_0(e2, out)
+        out += _INT32.pack(len(entries))
+        for entries_item in entries:
+            _write_EntryData_v0(entries_item, out)
 
 
-def _r_DescribeClientQuotasResponse_0(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasResponse, int]:
+def _read_DescribeClientQuotasResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasResponse, int]:
     o = DescribeClientQuotasResponse.__new__(DescribeClientQuotasResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_nullable_string(buf, pos)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_entries, pos = read_nullable_array_len(buf, pos)
+    if n_entries < 0:
         o.entries = None
     else:
-        a2: list[EntryData] = []
-        for _ in range(n1):
-            e3, pos = _r_EntryData_0(buf, pos)
-            a2.append(e3)
-        o.entries = a2
+        entries: list[EntryData] = []
+        for _ in range(n_entries):
+            entries_item, pos = _read_EntryData_v0(buf, pos)
+            entries.append(entries_item)
+        o.entries = entries
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeClientQuotasResponse_1(o: DescribeClientQuotasResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DescribeClientQuotasResponse_v1(o: DescribeClientQuotasResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.entries
-    if x1 is None:
+    entries = o.entries
+    if entries is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_EntryData_1(e2, out)
+        write_uvarint(out, len(entries) + 1)
+        for entries_item in entries:
+            _write_EntryData_v1(entries_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -897,20 +557,20 @@ def _w_DescribeClientQuotasResponse_1(o: DescribeClientQuotasResponse, out: byte
         out.append(0)
 
 
-def _r_DescribeClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasResponse, int]:
+def _read_DescribeClientQuotasResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeClientQuotasResponse, int]:
     o = DescribeClientQuotasResponse.__new__(DescribeClientQuotasResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_entries, pos = read_compact_nullable_array_len(buf, pos)
+    if n_entries < 0:
         o.entries = None
     else:
-        a2: list[EntryData] = []
-        for _ in range(n1):
-            e3, pos = _r_EntryData_1(buf, pos)
-            a2.append(e3)
-        o.entries = a2
+        entries: list[EntryData] = []
+        for _ in range(n_entries):
+            entries_item, pos = _read_EntryData_v1(buf, pos)
+            entries.append(entries_item)
+        o.entries = entries
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -919,13 +579,14 @@ def _r_DescribeClientQuotasResponse_1(buf: memoryview, pos: int) -> tuple[Descri
     return o, pos
 
 
-_W_ComponentData: tuple[Callable[[ComponentData, bytearray], None], ...] = (
-    _w_ComponentData_0,
-    _w_ComponentData_1,
+ComponentData._LOWEST = 0
+ComponentData._WRITERS = (
+    _write_ComponentData_v0,
+    _write_ComponentData_v1,
 )
-_R_ComponentData: tuple[Callable[[memoryview, int], tuple[ComponentData, int]], ...] = (
-    _r_ComponentData_0,
-    _r_ComponentData_1,
+ComponentData._READERS = (
+    _read_ComponentData_v0,
+    _read_ComponentData_v1,
 )
 ComponentData._FIELDS = (
     FieldSpec('entity_type', 'string', None, (0, 32767), None, None, None, None),
@@ -933,65 +594,70 @@ ComponentData._FIELDS = (
     FieldSpec('match_', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_DescribeClientQuotasRequest: tuple[Callable[[DescribeClientQuotasRequest, bytearray], None], ...] = (
-    _w_DescribeClientQuotasRequest_0,
-    _w_DescribeClientQuotasRequest_1,
+DescribeClientQuotasRequest._LOWEST = 0
+DescribeClientQuotasRequest._WRITERS = (
+    _write_DescribeClientQuotasRequest_v0,
+    _write_DescribeClientQuotasRequest_v1,
 )
-_R_DescribeClientQuotasRequest: tuple[Callable[[memoryview, int], tuple[DescribeClientQuotasRequest, int]], ...] = (
-    _r_DescribeClientQuotasRequest_0,
-    _r_DescribeClientQuotasRequest_1,
+DescribeClientQuotasRequest._READERS = (
+    _read_DescribeClientQuotasRequest_v0,
+    _read_DescribeClientQuotasRequest_v1,
 )
 DescribeClientQuotasRequest._FIELDS = (
     FieldSpec('components', 'array', 'struct', (0, 32767), None, None, None, ComponentData),
     FieldSpec('strict', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_EntityData: tuple[Callable[[EntityData, bytearray], None], ...] = (
-    _w_EntityData_0,
-    _w_EntityData_1,
+EntityData._LOWEST = 0
+EntityData._WRITERS = (
+    _write_EntityData_v0,
+    _write_EntityData_v1,
 )
-_R_EntityData: tuple[Callable[[memoryview, int], tuple[EntityData, int]], ...] = (
-    _r_EntityData_0,
-    _r_EntityData_1,
+EntityData._READERS = (
+    _read_EntityData_v0,
+    _read_EntityData_v1,
 )
 EntityData._FIELDS = (
     FieldSpec('entity_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('entity_name', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_ValueData: tuple[Callable[[ValueData, bytearray], None], ...] = (
-    _w_ValueData_0,
-    _w_ValueData_1,
+ValueData._LOWEST = 0
+ValueData._WRITERS = (
+    _write_ValueData_v0,
+    _write_ValueData_v1,
 )
-_R_ValueData: tuple[Callable[[memoryview, int], tuple[ValueData, int]], ...] = (
-    _r_ValueData_0,
-    _r_ValueData_1,
+ValueData._READERS = (
+    _read_ValueData_v0,
+    _read_ValueData_v1,
 )
 ValueData._FIELDS = (
     FieldSpec('key', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('value', 'float64', None, (0, 32767), None, None, None, None),
 )
 
-_W_EntryData: tuple[Callable[[EntryData, bytearray], None], ...] = (
-    _w_EntryData_0,
-    _w_EntryData_1,
+EntryData._LOWEST = 0
+EntryData._WRITERS = (
+    _write_EntryData_v0,
+    _write_EntryData_v1,
 )
-_R_EntryData: tuple[Callable[[memoryview, int], tuple[EntryData, int]], ...] = (
-    _r_EntryData_0,
-    _r_EntryData_1,
+EntryData._READERS = (
+    _read_EntryData_v0,
+    _read_EntryData_v1,
 )
 EntryData._FIELDS = (
     FieldSpec('entity', 'array', 'struct', (0, 32767), None, None, None, EntityData),
     FieldSpec('values', 'array', 'struct', (0, 32767), None, None, None, ValueData),
 )
 
-_W_DescribeClientQuotasResponse: tuple[Callable[[DescribeClientQuotasResponse, bytearray], None], ...] = (
-    _w_DescribeClientQuotasResponse_0,
-    _w_DescribeClientQuotasResponse_1,
+DescribeClientQuotasResponse._LOWEST = 0
+DescribeClientQuotasResponse._WRITERS = (
+    _write_DescribeClientQuotasResponse_v0,
+    _write_DescribeClientQuotasResponse_v1,
 )
-_R_DescribeClientQuotasResponse: tuple[Callable[[memoryview, int], tuple[DescribeClientQuotasResponse, int]], ...] = (
-    _r_DescribeClientQuotasResponse_0,
-    _r_DescribeClientQuotasResponse_1,
+DescribeClientQuotasResponse._READERS = (
+    _read_DescribeClientQuotasResponse_v0,
+    _read_DescribeClientQuotasResponse_v1,
 )
 DescribeClientQuotasResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -24,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeClusterBroker',
@@ -31,16 +31,20 @@ __all__ = [
     'DescribeClusterResponse',
 ]
 
-_S_o = struct.Struct('>?')
-_S_ob = struct.Struct('>?b')
-_S_obo = struct.Struct('>?b?')
-_S_b = struct.Struct('>b')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_BOOL = struct.Struct('>?')
+_BOOL_INT8 = struct.Struct('>?b')
+_BOOL_INT8_BOOL = struct.Struct('>?b?')
+_INT8 = struct.Struct('>b')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class DescribeClusterRequest:
-    """Kafka request ``DescribeClusterRequest`` (API key 60), versions 0-2."""
+class DescribeClusterRequest(Request['DescribeClusterResponse']):
+    """Kafka request ``DescribeClusterRequest`` (API key 60), versions 0-2, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeClusterRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('include_cluster_authorized_operations', 'endpoint_type', 'include_fenced_brokers', 'unknown_tags',)
 
@@ -48,12 +52,11 @@ class DescribeClusterRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterRequest'
 
-    include_cluster_authorized_operations: bool
-    endpoint_type: int
-    include_fenced_brokers: bool
+    include_cluster_authorized_operations: bool  # IncludeClusterAuthorizedOperations bool
+    endpoint_type: int  # EndpointType int8; v1+; default 1
+    include_fenced_brokers: bool  # IncludeFencedBrokers bool; v2+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -69,69 +72,13 @@ class DescribeClusterRequest:
         self.include_fenced_brokers = include_fenced_brokers
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeClusterRequest):
-            return NotImplemented
-        return (
-            self.include_cluster_authorized_operations == other.include_cluster_authorized_operations and
-            self.endpoint_type == other.endpoint_type and
-            self.include_fenced_brokers == other.include_fenced_brokers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeClusterRequest(include_cluster_authorized_operations={self.include_cluster_authorized_operations!r}, endpoint_type={self.endpoint_type!r}, include_fenced_brokers={self.include_fenced_brokers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeClusterResponse(Response):
+    """Kafka response ``DescribeClusterResponse`` (API key 60), versions 0-2, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DescribeClusterRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeClusterRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeClusterRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeClusterRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClusterRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterRequest has no version {version} (valid 0-2)')
-        try:
-            return _R_DescribeClusterRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeClusterRequest v{version}: {exc}') from None
-
-
-class DescribeClusterResponse:
-    """Kafka response ``DescribeClusterResponse`` (API key 60), versions 0-2."""
+    Schema: ``tools/kafka-protocol/message/DescribeClusterResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'endpoint_type', 'cluster_id', 'controller_id', 'brokers', 'cluster_authorized_operations', 'unknown_tags',)
 
@@ -139,17 +86,16 @@ class DescribeClusterResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    endpoint_type: int
-    cluster_id: str
-    controller_id: int
-    brokers: list[DescribeClusterBroker]
-    cluster_authorized_operations: int
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    endpoint_type: int  # EndpointType int8; v1+; default 1
+    cluster_id: str  # ClusterId string
+    controller_id: int  # ControllerId int32; default -1
+    brokers: list[DescribeClusterBroker]  # Brokers []DescribeClusterBroker
+    cluster_authorized_operations: int  # ClusterAuthorizedOperations int32; default -2147483648
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -175,85 +121,23 @@ class DescribeClusterResponse:
         self.cluster_authorized_operations = cluster_authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeClusterResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.endpoint_type == other.endpoint_type and
-            self.cluster_id == other.cluster_id and
-            self.controller_id == other.controller_id and
-            self.brokers == other.brokers and
-            self.cluster_authorized_operations == other.cluster_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeClusterResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, endpoint_type={self.endpoint_type!r}, cluster_id={self.cluster_id!r}, controller_id={self.controller_id!r}, brokers={self.brokers!r}, cluster_authorized_operations={self.cluster_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeClusterBroker(Struct):
+    """Struct ``DescribeClusterBroker`` of ``DescribeClusterResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DescribeClusterResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeClusterResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeClusterResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeClusterResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClusterResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterResponse has no version {version} (valid 0-2)')
-        try:
-            return _R_DescribeClusterResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeClusterResponse v{version}: {exc}') from None
-
-
-class DescribeClusterBroker:
-    """Schema struct ``DescribeClusterBroker`` of ``DescribeClusterResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeClusterResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('broker_id', 'host', 'port', 'rack', 'is_fenced', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeClusterBroker'
 
-    broker_id: int
-    host: str
-    port: int
-    rack: str | None
-    is_fenced: bool
+    broker_id: int  # BrokerId int32
+    host: str  # Host string
+    port: int  # Port int32
+    rack: str | None  # Rack string; nullable
+    is_fenced: bool  # IsFenced bool; v2+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -273,68 +157,6 @@ class DescribeClusterBroker:
         self.is_fenced = is_fenced
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeClusterBroker):
-            return NotImplemented
-        return (
-            self.broker_id == other.broker_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            self.is_fenced == other.is_fenced and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeClusterBroker(broker_id={self.broker_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}, is_fenced={self.is_fenced!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterBroker has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DescribeClusterBroker[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeClusterBroker v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeClusterBroker:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeClusterBroker v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeClusterBroker, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeClusterBroker has no version {version} (valid 0-2)')
-        try:
-            return _R_DescribeClusterBroker[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeClusterBroker v{version}: {exc}') from None
-
 
 def _new_DescribeClusterRequest() -> DescribeClusterRequest:
     o = DescribeClusterRequest.__new__(DescribeClusterRequest)
@@ -345,12 +167,12 @@ def _new_DescribeClusterRequest() -> DescribeClusterRequest:
     return o
 
 
-def _w_DescribeClusterRequest_0(o: DescribeClusterRequest, out: bytearray) -> None:
+def _write_DescribeClusterRequest_v0(o: DescribeClusterRequest, out: bytearray) -> None:
     if o.endpoint_type != 1:
         raise UnsupportedVersionError('DescribeClusterRequest.endpoint_type has a non-default value this version cannot carry')
     if o.include_fenced_brokers != False:
         raise UnsupportedVersionError('DescribeClusterRequest.include_fenced_brokers has a non-default value this version cannot carry')
-    out += _S_o.pack(o.include_cluster_authorized_operations)
+    out += _BOOL.pack(o.include_cluster_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -358,9 +180,9 @@ def _w_DescribeClusterRequest_0(o: DescribeClusterRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeClusterRequest_0(buf: memoryview, pos: int) -> tuple[DescribeClusterRequest, int]:
+def _read_DescribeClusterRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeClusterRequest, int]:
     o = DescribeClusterRequest.__new__(DescribeClusterRequest)
-    o.include_cluster_authorized_operations = _S_o.unpack_from(buf, pos)[0]
+    o.include_cluster_authorized_operations = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.endpoint_type = 1
     o.include_fenced_brokers = False
@@ -372,10 +194,10 @@ def _r_DescribeClusterRequest_0(buf: memoryview, pos: int) -> tuple[DescribeClus
     return o, pos
 
 
-def _w_DescribeClusterRequest_1(o: DescribeClusterRequest, out: bytearray) -> None:
+def _write_DescribeClusterRequest_v1(o: DescribeClusterRequest, out: bytearray) -> None:
     if o.include_fenced_brokers != False:
         raise UnsupportedVersionError('DescribeClusterRequest.include_fenced_brokers has a non-default value this version cannot carry')
-    out += _S_ob.pack(o.include_cluster_authorized_operations, o.endpoint_type)
+    out += _BOOL_INT8.pack(o.include_cluster_authorized_operations, o.endpoint_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -383,9 +205,9 @@ def _w_DescribeClusterRequest_1(o: DescribeClusterRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeClusterRequest_1(buf: memoryview, pos: int) -> tuple[DescribeClusterRequest, int]:
+def _read_DescribeClusterRequest_v1(buf: memoryview, pos: int) -> tuple[DescribeClusterRequest, int]:
     o = DescribeClusterRequest.__new__(DescribeClusterRequest)
-    o.include_cluster_authorized_operations, o.endpoint_type = _S_ob.unpack_from(buf, pos)
+    o.include_cluster_authorized_operations, o.endpoint_type = _BOOL_INT8.unpack_from(buf, pos)
     pos += 2
     o.include_fenced_brokers = False
     if buf[pos] == 0:
@@ -396,8 +218,8 @@ def _r_DescribeClusterRequest_1(buf: memoryview, pos: int) -> tuple[DescribeClus
     return o, pos
 
 
-def _w_DescribeClusterRequest_2(o: DescribeClusterRequest, out: bytearray) -> None:
-    out += _S_obo.pack(o.include_cluster_authorized_operations, o.endpoint_type, o.include_fenced_brokers)
+def _write_DescribeClusterRequest_v2(o: DescribeClusterRequest, out: bytearray) -> None:
+    out += _BOOL_INT8_BOOL.pack(o.include_cluster_authorized_operations, o.endpoint_type, o.include_fenced_brokers)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -405,9 +227,9 @@ def _w_DescribeClusterRequest_2(o: DescribeClusterRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeClusterRequest_2(buf: memoryview, pos: int) -> tuple[DescribeClusterRequest, int]:
+def _read_DescribeClusterRequest_v2(buf: memoryview, pos: int) -> tuple[DescribeClusterRequest, int]:
     o = DescribeClusterRequest.__new__(DescribeClusterRequest)
-    o.include_cluster_authorized_operations, o.endpoint_type, o.include_fenced_brokers = _S_obo.unpack_from(buf, pos)
+    o.include_cluster_authorized_operations, o.endpoint_type, o.include_fenced_brokers = _BOOL_INT8_BOOL.unpack_from(buf, pos)
     pos += 3
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -428,10 +250,10 @@ def _new_DescribeClusterBroker() -> DescribeClusterBroker:
     return o
 
 
-def _w_DescribeClusterBroker_0(o: DescribeClusterBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+def _write_DescribeClusterBroker_v0(o: DescribeClusterBroker, out: bytearray) -> None:
+    out += _INT32.pack(o.broker_id)
     write_compact_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_compact_nullable_string(out, o.rack)
     if o.is_fenced != False:
         raise UnsupportedVersionError('DescribeClusterBroker.is_fenced has a non-default value this version cannot carry')
@@ -442,12 +264,12 @@ def _w_DescribeClusterBroker_0(o: DescribeClusterBroker, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DescribeClusterBroker_0(buf: memoryview, pos: int) -> tuple[DescribeClusterBroker, int]:
+def _read_DescribeClusterBroker_v0(buf: memoryview, pos: int) -> tuple[DescribeClusterBroker, int]:
     o = DescribeClusterBroker.__new__(DescribeClusterBroker)
-    o.broker_id = _S_i.unpack_from(buf, pos)[0]
+    o.broker_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
     o.is_fenced = False
@@ -459,12 +281,12 @@ def _r_DescribeClusterBroker_0(buf: memoryview, pos: int) -> tuple[DescribeClust
     return o, pos
 
 
-def _w_DescribeClusterBroker_2(o: DescribeClusterBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+def _write_DescribeClusterBroker_v2(o: DescribeClusterBroker, out: bytearray) -> None:
+    out += _INT32.pack(o.broker_id)
     write_compact_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_compact_nullable_string(out, o.rack)
-    out += _S_o.pack(o.is_fenced)
+    out += _BOOL.pack(o.is_fenced)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -472,15 +294,15 @@ def _w_DescribeClusterBroker_2(o: DescribeClusterBroker, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DescribeClusterBroker_2(buf: memoryview, pos: int) -> tuple[DescribeClusterBroker, int]:
+def _read_DescribeClusterBroker_v2(buf: memoryview, pos: int) -> tuple[DescribeClusterBroker, int]:
     o = DescribeClusterBroker.__new__(DescribeClusterBroker)
-    o.broker_id = _S_i.unpack_from(buf, pos)[0]
+    o.broker_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
-    o.is_fenced = _S_o.unpack_from(buf, pos)[0]
+    o.is_fenced = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -504,18 +326,18 @@ def _new_DescribeClusterResponse() -> DescribeClusterResponse:
     return o
 
 
-def _w_DescribeClusterResponse_0(o: DescribeClusterResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DescribeClusterResponse_v0(o: DescribeClusterResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     if o.endpoint_type != 1:
         raise UnsupportedVersionError('DescribeClusterResponse.endpoint_type has a non-default value this version cannot carry')
     write_compact_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x1 = o.brokers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeClusterBroker_0(e2, out)
-    out += _S_i.pack(o.cluster_authorized_operations)
+    out += _INT32.pack(o.controller_id)
+    brokers = o.brokers
+    write_uvarint(out, len(brokers) + 1)
+    for brokers_item in brokers:
+        _write_DescribeClusterBroker_v0(brokers_item, out)
+    out += _INT32.pack(o.cluster_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -523,21 +345,21 @@ def _w_DescribeClusterResponse_0(o: DescribeClusterResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeClusterResponse_0(buf: memoryview, pos: int) -> tuple[DescribeClusterResponse, int]:
+def _read_DescribeClusterResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeClusterResponse, int]:
     o = DescribeClusterResponse.__new__(DescribeClusterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.cluster_id, pos = read_compact_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeClusterBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeClusterBroker_0(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
-    o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_brokers, pos = read_compact_array_len(buf, pos)
+    brokers: list[DescribeClusterBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_DescribeClusterBroker_v0(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
+    o.cluster_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.endpoint_type = 1
     if buf[pos] == 0:
@@ -548,17 +370,17 @@ def _r_DescribeClusterResponse_0(buf: memoryview, pos: int) -> tuple[DescribeClu
     return o, pos
 
 
-def _w_DescribeClusterResponse_1(o: DescribeClusterResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DescribeClusterResponse_v1(o: DescribeClusterResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.endpoint_type)
+    out += _INT8.pack(o.endpoint_type)
     write_compact_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x1 = o.brokers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeClusterBroker_0(e2, out)
-    out += _S_i.pack(o.cluster_authorized_operations)
+    out += _INT32.pack(o.controller_id)
+    brokers = o.brokers
+    write_uvarint(out, len(brokers) + 1)
+    for brokers_item in brokers:
+        _write_DescribeClusterBroker_v0(brokers_item, out)
+    out += _INT32.pack(o.cluster_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -566,23 +388,23 @@ def _w_DescribeClusterResponse_1(o: DescribeClusterResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeClusterResponse_1(buf: memoryview, pos: int) -> tuple[DescribeClusterResponse, int]:
+def _read_DescribeClusterResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeClusterResponse, int]:
     o = DescribeClusterResponse.__new__(DescribeClusterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.endpoint_type = _S_b.unpack_from(buf, pos)[0]
+    o.endpoint_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.cluster_id, pos = read_compact_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeClusterBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeClusterBroker_0(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
-    o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_brokers, pos = read_compact_array_len(buf, pos)
+    brokers: list[DescribeClusterBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_DescribeClusterBroker_v0(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
+    o.cluster_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -592,17 +414,17 @@ def _r_DescribeClusterResponse_1(buf: memoryview, pos: int) -> tuple[DescribeClu
     return o, pos
 
 
-def _w_DescribeClusterResponse_2(o: DescribeClusterResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DescribeClusterResponse_v2(o: DescribeClusterResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.endpoint_type)
+    out += _INT8.pack(o.endpoint_type)
     write_compact_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x1 = o.brokers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeClusterBroker_2(e2, out)
-    out += _S_i.pack(o.cluster_authorized_operations)
+    out += _INT32.pack(o.controller_id)
+    brokers = o.brokers
+    write_uvarint(out, len(brokers) + 1)
+    for brokers_item in brokers:
+        _write_DescribeClusterBroker_v2(brokers_item, out)
+    out += _INT32.pack(o.cluster_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -610,23 +432,23 @@ def _w_DescribeClusterResponse_2(o: DescribeClusterResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeClusterResponse_2(buf: memoryview, pos: int) -> tuple[DescribeClusterResponse, int]:
+def _read_DescribeClusterResponse_v2(buf: memoryview, pos: int) -> tuple[DescribeClusterResponse, int]:
     o = DescribeClusterResponse.__new__(DescribeClusterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.endpoint_type = _S_b.unpack_from(buf, pos)[0]
+    o.endpoint_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.cluster_id, pos = read_compact_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeClusterBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeClusterBroker_2(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
-    o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_brokers, pos = read_compact_array_len(buf, pos)
+    brokers: list[DescribeClusterBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_DescribeClusterBroker_v2(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
+    o.cluster_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -636,15 +458,16 @@ def _r_DescribeClusterResponse_2(buf: memoryview, pos: int) -> tuple[DescribeClu
     return o, pos
 
 
-_W_DescribeClusterRequest: tuple[Callable[[DescribeClusterRequest, bytearray], None], ...] = (
-    _w_DescribeClusterRequest_0,
-    _w_DescribeClusterRequest_1,
-    _w_DescribeClusterRequest_2,
+DescribeClusterRequest._LOWEST = 0
+DescribeClusterRequest._WRITERS = (
+    _write_DescribeClusterRequest_v0,
+    _write_DescribeClusterRequest_v1,
+    _write_DescribeClusterRequest_v2,
 )
-_R_DescribeClusterRequest: tuple[Callable[[memoryview, int], tuple[DescribeClusterRequest, int]], ...] = (
-    _r_DescribeClusterRequest_0,
-    _r_DescribeClusterRequest_1,
-    _r_DescribeClusterRequest_2,
+DescribeClusterRequest._READERS = (
+    _read_DescribeClusterRequest_v0,
+    _read_DescribeClusterRequest_v1,
+    _read_DescribeClusterRequest_v2,
 )
 DescribeClusterRequest._FIELDS = (
     FieldSpec('include_cluster_authorized_operations', 'bool', None, (0, 32767), None, None, None, None),
@@ -652,15 +475,16 @@ DescribeClusterRequest._FIELDS = (
     FieldSpec('include_fenced_brokers', 'bool', None, (2, 32767), None, None, None, None),
 )
 
-_W_DescribeClusterBroker: tuple[Callable[[DescribeClusterBroker, bytearray], None], ...] = (
-    _w_DescribeClusterBroker_0,
-    _w_DescribeClusterBroker_0,
-    _w_DescribeClusterBroker_2,
+DescribeClusterBroker._LOWEST = 0
+DescribeClusterBroker._WRITERS = (
+    _write_DescribeClusterBroker_v0,
+    _write_DescribeClusterBroker_v0,
+    _write_DescribeClusterBroker_v2,
 )
-_R_DescribeClusterBroker: tuple[Callable[[memoryview, int], tuple[DescribeClusterBroker, int]], ...] = (
-    _r_DescribeClusterBroker_0,
-    _r_DescribeClusterBroker_0,
-    _r_DescribeClusterBroker_2,
+DescribeClusterBroker._READERS = (
+    _read_DescribeClusterBroker_v0,
+    _read_DescribeClusterBroker_v0,
+    _read_DescribeClusterBroker_v2,
 )
 DescribeClusterBroker._FIELDS = (
     FieldSpec('broker_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -670,15 +494,16 @@ DescribeClusterBroker._FIELDS = (
     FieldSpec('is_fenced', 'bool', None, (2, 32767), None, None, None, None),
 )
 
-_W_DescribeClusterResponse: tuple[Callable[[DescribeClusterResponse, bytearray], None], ...] = (
-    _w_DescribeClusterResponse_0,
-    _w_DescribeClusterResponse_1,
-    _w_DescribeClusterResponse_2,
+DescribeClusterResponse._LOWEST = 0
+DescribeClusterResponse._WRITERS = (
+    _write_DescribeClusterResponse_v0,
+    _write_DescribeClusterResponse_v1,
+    _write_DescribeClusterResponse_v2,
 )
-_R_DescribeClusterResponse: tuple[Callable[[memoryview, int], tuple[DescribeClusterResponse, int]], ...] = (
-    _r_DescribeClusterResponse_0,
-    _r_DescribeClusterResponse_1,
-    _r_DescribeClusterResponse_2,
+DescribeClusterResponse._READERS = (
+    _read_DescribeClusterResponse_v0,
+    _read_DescribeClusterResponse_v1,
+    _read_DescribeClusterResponse_v2,
 )
 DescribeClusterResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

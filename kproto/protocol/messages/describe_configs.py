@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -31,6 +30,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeConfigsRequest',
@@ -41,16 +41,20 @@ __all__ = [
     'DescribeConfigsSynonym',
 ]
 
-_S_o = struct.Struct('>?')
-_S_oo = struct.Struct('>??')
-_S_obo = struct.Struct('>?b?')
-_S_b = struct.Struct('>b')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_BOOL = struct.Struct('>?')
+_BOOL_BOOL = struct.Struct('>??')
+_BOOL_INT8_BOOL = struct.Struct('>?b?')
+_INT8 = struct.Struct('>b')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
-class DescribeConfigsRequest:
-    """Kafka request ``DescribeConfigsRequest`` (API key 32), versions 1-4."""
+class DescribeConfigsRequest(Request['DescribeConfigsResponse']):
+    """Kafka request ``DescribeConfigsRequest`` (API key 32), versions 1-4, flexible from v4.
+
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resources', 'include_synonyms', 'include_documentation', 'unknown_tags',)
 
@@ -58,12 +62,11 @@ class DescribeConfigsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsRequest'
 
-    resources: list[DescribeConfigsResource]
-    include_synonyms: bool
-    include_documentation: bool
+    resources: list[DescribeConfigsResource]  # Resources []DescribeConfigsResource
+    include_synonyms: bool  # IncludeSynonyms bool
+    include_documentation: bool  # IncludeDocumentation bool; v3+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -79,78 +82,21 @@ class DescribeConfigsRequest:
         self.include_documentation = include_documentation
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsRequest):
-            return NotImplemented
-        return (
-            self.resources == other.resources and
-            self.include_synonyms == other.include_synonyms and
-            self.include_documentation == other.include_documentation and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsRequest(resources={self.resources!r}, include_synonyms={self.include_synonyms!r}, include_documentation={self.include_documentation!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeConfigsResource(Struct):
+    """Struct ``DescribeConfigsResource`` of ``DescribeConfigsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsRequest has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribeConfigsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsRequest has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribeConfigsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsRequest v{version}: {exc}') from None
-
-
-class DescribeConfigsResource:
-    """Schema struct ``DescribeConfigsResource`` of ``DescribeConfigsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_type', 'resource_name', 'configuration_keys', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResource'
 
-    resource_type: int
-    resource_name: str
-    configuration_keys: list[str] | None
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
+    configuration_keys: list[str] | None  # ConfigurationKeys []string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -166,69 +112,13 @@ class DescribeConfigsResource:
         self.configuration_keys = None if configuration_keys is None else list(configuration_keys)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsResource):
-            return NotImplemented
-        return (
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.configuration_keys == other.configuration_keys and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsResource(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, configuration_keys={self.configuration_keys!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeConfigsResponse(Response):
+    """Kafka response ``DescribeConfigsResponse`` (API key 32), versions 1-4, flexible from v4.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResource has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribeConfigsResource[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsResource v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResource:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsResource v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResource, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResource has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribeConfigsResource[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsResource v{version}: {exc}') from None
-
-
-class DescribeConfigsResponse:
-    """Kafka response ``DescribeConfigsResponse`` (API key 32), versions 1-4."""
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'results', 'unknown_tags',)
 
@@ -236,11 +126,10 @@ class DescribeConfigsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResponse'
 
-    throttle_time_ms: int
-    results: list[DescribeConfigsResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    results: list[DescribeConfigsResult]  # Results []DescribeConfigsResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -254,79 +143,23 @@ class DescribeConfigsResponse:
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeConfigsResult(Struct):
+    """Struct ``DescribeConfigsResult`` of ``DescribeConfigsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResponse has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribeConfigsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResponse has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribeConfigsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsResponse v{version}: {exc}') from None
-
-
-class DescribeConfigsResult:
-    """Schema struct ``DescribeConfigsResult`` of ``DescribeConfigsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResult'
 
-    error_code: int
-    error_message: str | None
-    resource_type: int
-    resource_name: str
-    configs: list[DescribeConfigsResourceResult]
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
+    configs: list[DescribeConfigsResourceResult]  # Configs []DescribeConfigsResourceResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -346,85 +179,26 @@ class DescribeConfigsResult:
         self.configs = list(configs)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsResult):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.configs == other.configs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsResult(error_code={self.error_code!r}, error_message={self.error_message!r}, resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, configs={self.configs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeConfigsResourceResult(Struct):
+    """Struct ``DescribeConfigsResourceResult`` of ``DescribeConfigsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResult has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribeConfigsResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResult has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribeConfigsResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsResult v{version}: {exc}') from None
-
-
-class DescribeConfigsResourceResult:
-    """Schema struct ``DescribeConfigsResourceResult`` of ``DescribeConfigsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive', 'synonyms', 'config_type', 'documentation', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsResourceResult'
 
-    name: str
-    value: str | None
-    read_only: bool
-    config_source: int
-    is_sensitive: bool
-    synonyms: list[DescribeConfigsSynonym]
-    config_type: int
-    documentation: str | None
+    name: str  # Name string
+    value: str | None  # Value string; nullable
+    read_only: bool  # ReadOnly bool
+    config_source: int  # ConfigSource int8; default -1; ignorable
+    is_sensitive: bool  # IsSensitive bool
+    synonyms: list[DescribeConfigsSynonym]  # Synonyms []DescribeConfigsSynonym; ignorable
+    config_type: int  # ConfigType int8; v3+; ignorable
+    documentation: str | None  # Documentation string; v3+; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -450,83 +224,21 @@ class DescribeConfigsResourceResult:
         self.documentation = documentation
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsResourceResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.value == other.value and
-            self.read_only == other.read_only and
-            self.config_source == other.config_source and
-            self.is_sensitive == other.is_sensitive and
-            self.synonyms == other.synonyms and
-            self.config_type == other.config_type and
-            self.documentation == other.documentation and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsResourceResult(name={self.name!r}, value={self.value!r}, read_only={self.read_only!r}, config_source={self.config_source!r}, is_sensitive={self.is_sensitive!r}, synonyms={self.synonyms!r}, config_type={self.config_type!r}, documentation={self.documentation!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeConfigsSynonym(Struct):
+    """Struct ``DescribeConfigsSynonym`` of ``DescribeConfigsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResourceResult has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribeConfigsResourceResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsResourceResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsResourceResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsResourceResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsResourceResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsResourceResult has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribeConfigsResourceResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsResourceResult v{version}: {exc}') from None
-
-
-class DescribeConfigsSynonym:
-    """Schema struct ``DescribeConfigsSynonym`` of ``DescribeConfigsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'value', 'source', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeConfigsSynonym'
 
-    name: str
-    value: str | None
-    source: int
+    name: str  # Name string
+    value: str | None  # Value string; nullable
+    source: int  # Source int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -542,66 +254,6 @@ class DescribeConfigsSynonym:
         self.source = source
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeConfigsSynonym):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.value == other.value and
-            self.source == other.source and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeConfigsSynonym(name={self.name!r}, value={self.value!r}, source={self.source!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsSynonym has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribeConfigsSynonym[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeConfigsSynonym v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeConfigsSynonym:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeConfigsSynonym v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeConfigsSynonym, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeConfigsSynonym has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribeConfigsSynonym[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeConfigsSynonym v{version}: {exc}') from None
-
 
 def _new_DescribeConfigsResource() -> DescribeConfigsResource:
     o = DescribeConfigsResource.__new__(DescribeConfigsResource)
@@ -612,46 +264,46 @@ def _new_DescribeConfigsResource() -> DescribeConfigsResource:
     return o
 
 
-def _w_DescribeConfigsResource_1(o: DescribeConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_DescribeConfigsResource_v1(o: DescribeConfigsResource, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    x1 = o.configuration_keys
-    if x1 is None:
+    configuration_keys = o.configuration_keys
+    if configuration_keys is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            write_string(out, e2)
+        out += _INT32.pack(len(configuration_keys))
+        for configuration_keys_item in configuration_keys:
+            write_string(out, configuration_keys_item)
 
 
-def _r_DescribeConfigsResource_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResource, int]:
+def _read_DescribeConfigsResource_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResource, int]:
     o = DescribeConfigsResource.__new__(DescribeConfigsResource)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_configuration_keys, pos = read_nullable_array_len(buf, pos)
+    if n_configuration_keys < 0:
         o.configuration_keys = None
     else:
-        a2: list[str] = []
-        for _ in range(n1):
-            e3, pos = read_string(buf, pos)
-            a2.append(e3)
-        o.configuration_keys = a2
+        configuration_keys: list[str] = []
+        for _ in range(n_configuration_keys):
+            configuration_keys_item, pos = read_string(buf, pos)
+            configuration_keys.append(configuration_keys_item)
+        o.configuration_keys = configuration_keys
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResource_4(o: DescribeConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_DescribeConfigsResource_v4(o: DescribeConfigsResource, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
-    x1 = o.configuration_keys
-    if x1 is None:
+    configuration_keys = o.configuration_keys
+    if configuration_keys is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            write_compact_string(out, e2)
+        write_uvarint(out, len(configuration_keys) + 1)
+        for configuration_keys_item in configuration_keys:
+            write_compact_string(out, configuration_keys_item)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -659,20 +311,20 @@ def _w_DescribeConfigsResource_4(o: DescribeConfigsResource, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeConfigsResource_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResource, int]:
+def _read_DescribeConfigsResource_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResource, int]:
     o = DescribeConfigsResource.__new__(DescribeConfigsResource)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_configuration_keys, pos = read_compact_nullable_array_len(buf, pos)
+    if n_configuration_keys < 0:
         o.configuration_keys = None
     else:
-        a2: list[str] = []
-        for _ in range(n1):
-            e3, pos = read_compact_string(buf, pos)
-            a2.append(e3)
-        o.configuration_keys = a2
+        configuration_keys: list[str] = []
+        for _ in range(n_configuration_keys):
+            configuration_keys_item, pos = read_compact_string(buf, pos)
+            configuration_keys.append(configuration_keys_item)
+        o.configuration_keys = configuration_keys
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -690,59 +342,59 @@ def _new_DescribeConfigsRequest() -> DescribeConfigsRequest:
     return o
 
 
-def _w_DescribeConfigsRequest_1(o: DescribeConfigsRequest, out: bytearray) -> None:
-    x1 = o.resources
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResource_1(e2, out)
+def _write_DescribeConfigsRequest_v1(o: DescribeConfigsRequest, out: bytearray) -> None:
+    resources = o.resources
+    out += _INT32.pack(len(resources))
+    for resources_item in resources:
+        _write_DescribeConfigsResource_v1(resources_item, out)
     if o.include_documentation != False:
         raise UnsupportedVersionError('DescribeConfigsRequest.include_documentation has a non-default value this version cannot carry')
-    out += _S_o.pack(o.include_synonyms)
+    out += _BOOL.pack(o.include_synonyms)
 
 
-def _r_DescribeConfigsRequest_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
+def _read_DescribeConfigsRequest_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
     o = DescribeConfigsRequest.__new__(DescribeConfigsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResource_1(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.include_synonyms = _S_o.unpack_from(buf, pos)[0]
+    n_resources, pos = read_array_len(buf, pos)
+    resources: list[DescribeConfigsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_DescribeConfigsResource_v1(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
+    o.include_synonyms = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.include_documentation = False
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsRequest_3(o: DescribeConfigsRequest, out: bytearray) -> None:
-    x1 = o.resources
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResource_1(e2, out)
-    out += _S_oo.pack(o.include_synonyms, o.include_documentation)
+def _write_DescribeConfigsRequest_v3(o: DescribeConfigsRequest, out: bytearray) -> None:
+    resources = o.resources
+    out += _INT32.pack(len(resources))
+    for resources_item in resources:
+        _write_DescribeConfigsResource_v1(resources_item, out)
+    out += _BOOL_BOOL.pack(o.include_synonyms, o.include_documentation)
 
 
-def _r_DescribeConfigsRequest_3(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
+def _read_DescribeConfigsRequest_v3(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
     o = DescribeConfigsRequest.__new__(DescribeConfigsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResource_1(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.include_synonyms, o.include_documentation = _S_oo.unpack_from(buf, pos)
+    n_resources, pos = read_array_len(buf, pos)
+    resources: list[DescribeConfigsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_DescribeConfigsResource_v1(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
+    o.include_synonyms, o.include_documentation = _BOOL_BOOL.unpack_from(buf, pos)
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsRequest_4(o: DescribeConfigsRequest, out: bytearray) -> None:
-    x1 = o.resources
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeConfigsResource_4(e2, out)
-    out += _S_oo.pack(o.include_synonyms, o.include_documentation)
+def _write_DescribeConfigsRequest_v4(o: DescribeConfigsRequest, out: bytearray) -> None:
+    resources = o.resources
+    write_uvarint(out, len(resources) + 1)
+    for resources_item in resources:
+        _write_DescribeConfigsResource_v4(resources_item, out)
+    out += _BOOL_BOOL.pack(o.include_synonyms, o.include_documentation)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -750,15 +402,15 @@ def _w_DescribeConfigsRequest_4(o: DescribeConfigsRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeConfigsRequest_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
+def _read_DescribeConfigsRequest_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsRequest, int]:
     o = DescribeConfigsRequest.__new__(DescribeConfigsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeConfigsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResource_4(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.include_synonyms, o.include_documentation = _S_oo.unpack_from(buf, pos)
+    n_resources, pos = read_compact_array_len(buf, pos)
+    resources: list[DescribeConfigsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_DescribeConfigsResource_v4(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
+    o.include_synonyms, o.include_documentation = _BOOL_BOOL.unpack_from(buf, pos)
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -777,26 +429,26 @@ def _new_DescribeConfigsSynonym() -> DescribeConfigsSynonym:
     return o
 
 
-def _w_DescribeConfigsSynonym_1(o: DescribeConfigsSynonym, out: bytearray) -> None:
+def _write_DescribeConfigsSynonym_v1(o: DescribeConfigsSynonym, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
-    out += _S_b.pack(o.source)
+    out += _INT8.pack(o.source)
 
 
-def _r_DescribeConfigsSynonym_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsSynonym, int]:
+def _read_DescribeConfigsSynonym_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsSynonym, int]:
     o = DescribeConfigsSynonym.__new__(DescribeConfigsSynonym)
     o.name, pos = read_string(buf, pos)
     o.value, pos = read_nullable_string(buf, pos)
-    o.source = _S_b.unpack_from(buf, pos)[0]
+    o.source = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsSynonym_4(o: DescribeConfigsSynonym, out: bytearray) -> None:
+def _write_DescribeConfigsSynonym_v4(o: DescribeConfigsSynonym, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_nullable_string(out, o.value)
-    out += _S_b.pack(o.source)
+    out += _INT8.pack(o.source)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -804,11 +456,11 @@ def _w_DescribeConfigsSynonym_4(o: DescribeConfigsSynonym, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeConfigsSynonym_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsSynonym, int]:
+def _read_DescribeConfigsSynonym_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsSynonym, int]:
     o = DescribeConfigsSynonym.__new__(DescribeConfigsSynonym)
     o.name, pos = read_compact_string(buf, pos)
     o.value, pos = read_compact_nullable_string(buf, pos)
-    o.source = _S_b.unpack_from(buf, pos)[0]
+    o.source = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -832,74 +484,74 @@ def _new_DescribeConfigsResourceResult() -> DescribeConfigsResourceResult:
     return o
 
 
-def _w_DescribeConfigsResourceResult_1(o: DescribeConfigsResourceResult, out: bytearray) -> None:
+def _write_DescribeConfigsResourceResult_v1(o: DescribeConfigsResourceResult, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
-    x1 = o.synonyms
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsSynonym_1(e2, out)
+    out += _BOOL_INT8_BOOL.pack(o.read_only, o.config_source, o.is_sensitive)
+    synonyms = o.synonyms
+    out += _INT32.pack(len(synonyms))
+    for synonyms_item in synonyms:
+        _write_DescribeConfigsSynonym_v1(synonyms_item, out)
 
 
-def _r_DescribeConfigsResourceResult_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
+def _read_DescribeConfigsResourceResult_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
     o = DescribeConfigsResourceResult.__new__(DescribeConfigsResourceResult)
     o.name, pos = read_string(buf, pos)
     o.value, pos = read_nullable_string(buf, pos)
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
+    o.read_only, o.config_source, o.is_sensitive = _BOOL_INT8_BOOL.unpack_from(buf, pos)
     pos += 3
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsSynonym] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsSynonym_1(buf, pos)
-        a2.append(e3)
-    o.synonyms = a2
+    n_synonyms, pos = read_array_len(buf, pos)
+    synonyms: list[DescribeConfigsSynonym] = []
+    for _ in range(n_synonyms):
+        synonyms_item, pos = _read_DescribeConfigsSynonym_v1(buf, pos)
+        synonyms.append(synonyms_item)
+    o.synonyms = synonyms
     o.config_type = 0
     o.documentation = ''
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResourceResult_3(o: DescribeConfigsResourceResult, out: bytearray) -> None:
+def _write_DescribeConfigsResourceResult_v3(o: DescribeConfigsResourceResult, out: bytearray) -> None:
     write_string(out, o.name)
     write_nullable_string(out, o.value)
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
-    x1 = o.synonyms
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsSynonym_1(e2, out)
-    out += _S_b.pack(o.config_type)
+    out += _BOOL_INT8_BOOL.pack(o.read_only, o.config_source, o.is_sensitive)
+    synonyms = o.synonyms
+    out += _INT32.pack(len(synonyms))
+    for synonyms_item in synonyms:
+        _write_DescribeConfigsSynonym_v1(synonyms_item, out)
+    out += _INT8.pack(o.config_type)
     write_nullable_string(out, o.documentation)
 
 
-def _r_DescribeConfigsResourceResult_3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
+def _read_DescribeConfigsResourceResult_v3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
     o = DescribeConfigsResourceResult.__new__(DescribeConfigsResourceResult)
     o.name, pos = read_string(buf, pos)
     o.value, pos = read_nullable_string(buf, pos)
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
+    o.read_only, o.config_source, o.is_sensitive = _BOOL_INT8_BOOL.unpack_from(buf, pos)
     pos += 3
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsSynonym] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsSynonym_1(buf, pos)
-        a2.append(e3)
-    o.synonyms = a2
-    o.config_type = _S_b.unpack_from(buf, pos)[0]
+    n_synonyms, pos = read_array_len(buf, pos)
+    synonyms: list[DescribeConfigsSynonym] = []
+    for _ in range(n_synonyms):
+        synonyms_item, pos = _read_DescribeConfigsSynonym_v1(buf, pos)
+        synonyms.append(synonyms_item)
+    o.synonyms = synonyms
+    o.config_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.documentation, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResourceResult_4(o: DescribeConfigsResourceResult, out: bytearray) -> None:
+def _write_DescribeConfigsResourceResult_v4(o: DescribeConfigsResourceResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_nullable_string(out, o.value)
-    out += _S_obo.pack(o.read_only, o.config_source, o.is_sensitive)
-    x1 = o.synonyms
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeConfigsSynonym_4(e2, out)
-    out += _S_b.pack(o.config_type)
+    out += _BOOL_INT8_BOOL.pack(o.read_only, o.config_source, o.is_sensitive)
+    synonyms = o.synonyms
+    write_uvarint(out, len(synonyms) + 1)
+    for synonyms_item in synonyms:
+        _write_DescribeConfigsSynonym_v4(synonyms_item, out)
+    out += _INT8.pack(o.config_type)
     write_compact_nullable_string(out, o.documentation)
     uk = o.unknown_tags
     if uk:
@@ -908,19 +560,19 @@ def _w_DescribeConfigsResourceResult_4(o: DescribeConfigsResourceResult, out: by
         out.append(0)
 
 
-def _r_DescribeConfigsResourceResult_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
+def _read_DescribeConfigsResourceResult_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
     o = DescribeConfigsResourceResult.__new__(DescribeConfigsResourceResult)
     o.name, pos = read_compact_string(buf, pos)
     o.value, pos = read_compact_nullable_string(buf, pos)
-    o.read_only, o.config_source, o.is_sensitive = _S_obo.unpack_from(buf, pos)
+    o.read_only, o.config_source, o.is_sensitive = _BOOL_INT8_BOOL.unpack_from(buf, pos)
     pos += 3
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeConfigsSynonym] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsSynonym_4(buf, pos)
-        a2.append(e3)
-    o.synonyms = a2
-    o.config_type = _S_b.unpack_from(buf, pos)[0]
+    n_synonyms, pos = read_compact_array_len(buf, pos)
+    synonyms: list[DescribeConfigsSynonym] = []
+    for _ in range(n_synonyms):
+        synonyms_item, pos = _read_DescribeConfigsSynonym_v4(buf, pos)
+        synonyms.append(synonyms_item)
+    o.synonyms = synonyms
+    o.config_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.documentation, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -942,73 +594,73 @@ def _new_DescribeConfigsResult() -> DescribeConfigsResult:
     return o
 
 
-def _w_DescribeConfigsResult_1(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeConfigsResult_v1(o: DescribeConfigsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    x1 = o.configs
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResourceResult_1(e2, out)
+    configs = o.configs
+    out += _INT32.pack(len(configs))
+    for configs_item in configs:
+        _write_DescribeConfigsResourceResult_v1(configs_item, out)
 
 
-def _r_DescribeConfigsResult_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
+def _read_DescribeConfigsResult_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
     o = DescribeConfigsResult.__new__(DescribeConfigsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResourceResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResourceResult_1(buf, pos)
-        a2.append(e3)
-    o.configs = a2
+    n_configs, pos = read_array_len(buf, pos)
+    configs: list[DescribeConfigsResourceResult] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_DescribeConfigsResourceResult_v1(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResult_3(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeConfigsResult_v3(o: DescribeConfigsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    x1 = o.configs
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResourceResult_3(e2, out)
+    configs = o.configs
+    out += _INT32.pack(len(configs))
+    for configs_item in configs:
+        _write_DescribeConfigsResourceResult_v3(configs_item, out)
 
 
-def _r_DescribeConfigsResult_3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
+def _read_DescribeConfigsResult_v3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
     o = DescribeConfigsResult.__new__(DescribeConfigsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResourceResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResourceResult_3(buf, pos)
-        a2.append(e3)
-    o.configs = a2
+    n_configs, pos = read_array_len(buf, pos)
+    configs: list[DescribeConfigsResourceResult] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_DescribeConfigsResourceResult_v3(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResult_4(o: DescribeConfigsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeConfigsResult_v4(o: DescribeConfigsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
-    x1 = o.configs
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeConfigsResourceResult_4(e2, out)
+    configs = o.configs
+    write_uvarint(out, len(configs) + 1)
+    for configs_item in configs:
+        _write_DescribeConfigsResourceResult_v4(configs_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1016,20 +668,20 @@ def _w_DescribeConfigsResult_4(o: DescribeConfigsResult, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DescribeConfigsResult_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
+def _read_DescribeConfigsResult_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResult, int]:
     o = DescribeConfigsResult.__new__(DescribeConfigsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeConfigsResourceResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResourceResult_4(buf, pos)
-        a2.append(e3)
-    o.configs = a2
+    n_configs, pos = read_compact_array_len(buf, pos)
+    configs: list[DescribeConfigsResourceResult] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_DescribeConfigsResourceResult_v4(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1046,56 +698,56 @@ def _new_DescribeConfigsResponse() -> DescribeConfigsResponse:
     return o
 
 
-def _w_DescribeConfigsResponse_1(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResult_1(e2, out)
+def _write_DescribeConfigsResponse_v1(o: DescribeConfigsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    out += _INT32.pack(len(results))
+    for results_item in results:
+        _write_DescribeConfigsResult_v1(results_item, out)
 
 
-def _r_DescribeConfigsResponse_1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
+def _read_DescribeConfigsResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
     o = DescribeConfigsResponse.__new__(DescribeConfigsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResult_1(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_array_len(buf, pos)
+    results: list[DescribeConfigsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeConfigsResult_v1(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResponse_3(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeConfigsResult_3(e2, out)
+def _write_DescribeConfigsResponse_v3(o: DescribeConfigsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    out += _INT32.pack(len(results))
+    for results_item in results:
+        _write_DescribeConfigsResult_v3(results_item, out)
 
 
-def _r_DescribeConfigsResponse_3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
+def _read_DescribeConfigsResponse_v3(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
     o = DescribeConfigsResponse.__new__(DescribeConfigsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeConfigsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResult_3(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_array_len(buf, pos)
+    results: list[DescribeConfigsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeConfigsResult_v3(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeConfigsResponse_4(o: DescribeConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeConfigsResult_4(e2, out)
+def _write_DescribeConfigsResponse_v4(o: DescribeConfigsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_DescribeConfigsResult_v4(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1103,16 +755,16 @@ def _w_DescribeConfigsResponse_4(o: DescribeConfigsResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeConfigsResponse_4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
+def _read_DescribeConfigsResponse_v4(buf: memoryview, pos: int) -> tuple[DescribeConfigsResponse, int]:
     o = DescribeConfigsResponse.__new__(DescribeConfigsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeConfigsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeConfigsResult_4(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[DescribeConfigsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeConfigsResult_v4(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1121,17 +773,18 @@ def _r_DescribeConfigsResponse_4(buf: memoryview, pos: int) -> tuple[DescribeCon
     return o, pos
 
 
-_W_DescribeConfigsResource: tuple[Callable[[DescribeConfigsResource, bytearray], None], ...] = (
-    _w_DescribeConfigsResource_1,
-    _w_DescribeConfigsResource_1,
-    _w_DescribeConfigsResource_1,
-    _w_DescribeConfigsResource_4,
+DescribeConfigsResource._LOWEST = 1
+DescribeConfigsResource._WRITERS = (
+    _write_DescribeConfigsResource_v1,
+    _write_DescribeConfigsResource_v1,
+    _write_DescribeConfigsResource_v1,
+    _write_DescribeConfigsResource_v4,
 )
-_R_DescribeConfigsResource: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResource, int]], ...] = (
-    _r_DescribeConfigsResource_1,
-    _r_DescribeConfigsResource_1,
-    _r_DescribeConfigsResource_1,
-    _r_DescribeConfigsResource_4,
+DescribeConfigsResource._READERS = (
+    _read_DescribeConfigsResource_v1,
+    _read_DescribeConfigsResource_v1,
+    _read_DescribeConfigsResource_v1,
+    _read_DescribeConfigsResource_v4,
 )
 DescribeConfigsResource._FIELDS = (
     FieldSpec('resource_type', 'int8', None, (0, 32767), None, None, None, None),
@@ -1139,17 +792,18 @@ DescribeConfigsResource._FIELDS = (
     FieldSpec('configuration_keys', 'array', 'string', (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_DescribeConfigsRequest: tuple[Callable[[DescribeConfigsRequest, bytearray], None], ...] = (
-    _w_DescribeConfigsRequest_1,
-    _w_DescribeConfigsRequest_1,
-    _w_DescribeConfigsRequest_3,
-    _w_DescribeConfigsRequest_4,
+DescribeConfigsRequest._LOWEST = 1
+DescribeConfigsRequest._WRITERS = (
+    _write_DescribeConfigsRequest_v1,
+    _write_DescribeConfigsRequest_v1,
+    _write_DescribeConfigsRequest_v3,
+    _write_DescribeConfigsRequest_v4,
 )
-_R_DescribeConfigsRequest: tuple[Callable[[memoryview, int], tuple[DescribeConfigsRequest, int]], ...] = (
-    _r_DescribeConfigsRequest_1,
-    _r_DescribeConfigsRequest_1,
-    _r_DescribeConfigsRequest_3,
-    _r_DescribeConfigsRequest_4,
+DescribeConfigsRequest._READERS = (
+    _read_DescribeConfigsRequest_v1,
+    _read_DescribeConfigsRequest_v1,
+    _read_DescribeConfigsRequest_v3,
+    _read_DescribeConfigsRequest_v4,
 )
 DescribeConfigsRequest._FIELDS = (
     FieldSpec('resources', 'array', 'struct', (0, 32767), None, None, None, DescribeConfigsResource),
@@ -1157,17 +811,18 @@ DescribeConfigsRequest._FIELDS = (
     FieldSpec('include_documentation', 'bool', None, (3, 32767), None, None, None, None),
 )
 
-_W_DescribeConfigsSynonym: tuple[Callable[[DescribeConfigsSynonym, bytearray], None], ...] = (
-    _w_DescribeConfigsSynonym_1,
-    _w_DescribeConfigsSynonym_1,
-    _w_DescribeConfigsSynonym_1,
-    _w_DescribeConfigsSynonym_4,
+DescribeConfigsSynonym._LOWEST = 1
+DescribeConfigsSynonym._WRITERS = (
+    _write_DescribeConfigsSynonym_v1,
+    _write_DescribeConfigsSynonym_v1,
+    _write_DescribeConfigsSynonym_v1,
+    _write_DescribeConfigsSynonym_v4,
 )
-_R_DescribeConfigsSynonym: tuple[Callable[[memoryview, int], tuple[DescribeConfigsSynonym, int]], ...] = (
-    _r_DescribeConfigsSynonym_1,
-    _r_DescribeConfigsSynonym_1,
-    _r_DescribeConfigsSynonym_1,
-    _r_DescribeConfigsSynonym_4,
+DescribeConfigsSynonym._READERS = (
+    _read_DescribeConfigsSynonym_v1,
+    _read_DescribeConfigsSynonym_v1,
+    _read_DescribeConfigsSynonym_v1,
+    _read_DescribeConfigsSynonym_v4,
 )
 DescribeConfigsSynonym._FIELDS = (
     FieldSpec('name', 'string', None, (1, 32767), None, None, None, None),
@@ -1175,17 +830,18 @@ DescribeConfigsSynonym._FIELDS = (
     FieldSpec('source', 'int8', None, (1, 32767), None, None, None, None),
 )
 
-_W_DescribeConfigsResourceResult: tuple[Callable[[DescribeConfigsResourceResult, bytearray], None], ...] = (
-    _w_DescribeConfigsResourceResult_1,
-    _w_DescribeConfigsResourceResult_1,
-    _w_DescribeConfigsResourceResult_3,
-    _w_DescribeConfigsResourceResult_4,
+DescribeConfigsResourceResult._LOWEST = 1
+DescribeConfigsResourceResult._WRITERS = (
+    _write_DescribeConfigsResourceResult_v1,
+    _write_DescribeConfigsResourceResult_v1,
+    _write_DescribeConfigsResourceResult_v3,
+    _write_DescribeConfigsResourceResult_v4,
 )
-_R_DescribeConfigsResourceResult: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResourceResult, int]], ...] = (
-    _r_DescribeConfigsResourceResult_1,
-    _r_DescribeConfigsResourceResult_1,
-    _r_DescribeConfigsResourceResult_3,
-    _r_DescribeConfigsResourceResult_4,
+DescribeConfigsResourceResult._READERS = (
+    _read_DescribeConfigsResourceResult_v1,
+    _read_DescribeConfigsResourceResult_v1,
+    _read_DescribeConfigsResourceResult_v3,
+    _read_DescribeConfigsResourceResult_v4,
 )
 DescribeConfigsResourceResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -1198,17 +854,18 @@ DescribeConfigsResourceResult._FIELDS = (
     FieldSpec('documentation', 'string', None, (3, 32767), (0, 32767), None, None, None),
 )
 
-_W_DescribeConfigsResult: tuple[Callable[[DescribeConfigsResult, bytearray], None], ...] = (
-    _w_DescribeConfigsResult_1,
-    _w_DescribeConfigsResult_1,
-    _w_DescribeConfigsResult_3,
-    _w_DescribeConfigsResult_4,
+DescribeConfigsResult._LOWEST = 1
+DescribeConfigsResult._WRITERS = (
+    _write_DescribeConfigsResult_v1,
+    _write_DescribeConfigsResult_v1,
+    _write_DescribeConfigsResult_v3,
+    _write_DescribeConfigsResult_v4,
 )
-_R_DescribeConfigsResult: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResult, int]], ...] = (
-    _r_DescribeConfigsResult_1,
-    _r_DescribeConfigsResult_1,
-    _r_DescribeConfigsResult_3,
-    _r_DescribeConfigsResult_4,
+DescribeConfigsResult._READERS = (
+    _read_DescribeConfigsResult_v1,
+    _read_DescribeConfigsResult_v1,
+    _read_DescribeConfigsResult_v3,
+    _read_DescribeConfigsResult_v4,
 )
 DescribeConfigsResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1218,17 +875,18 @@ DescribeConfigsResult._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (0, 32767), None, None, None, DescribeConfigsResourceResult),
 )
 
-_W_DescribeConfigsResponse: tuple[Callable[[DescribeConfigsResponse, bytearray], None], ...] = (
-    _w_DescribeConfigsResponse_1,
-    _w_DescribeConfigsResponse_1,
-    _w_DescribeConfigsResponse_3,
-    _w_DescribeConfigsResponse_4,
+DescribeConfigsResponse._LOWEST = 1
+DescribeConfigsResponse._WRITERS = (
+    _write_DescribeConfigsResponse_v1,
+    _write_DescribeConfigsResponse_v1,
+    _write_DescribeConfigsResponse_v3,
+    _write_DescribeConfigsResponse_v4,
 )
-_R_DescribeConfigsResponse: tuple[Callable[[memoryview, int], tuple[DescribeConfigsResponse, int]], ...] = (
-    _r_DescribeConfigsResponse_1,
-    _r_DescribeConfigsResponse_1,
-    _r_DescribeConfigsResponse_3,
-    _r_DescribeConfigsResponse_4,
+DescribeConfigsResponse._READERS = (
+    _read_DescribeConfigsResponse_v1,
+    _read_DescribeConfigsResponse_v1,
+    _read_DescribeConfigsResponse_v3,
+    _read_DescribeConfigsResponse_v4,
 )
 DescribeConfigsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -31,6 +30,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeDelegationTokenOwner',
@@ -40,13 +40,17 @@ __all__ = [
     'DescribedDelegationTokenRenewer',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_qqq = struct.Struct('>qqq')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT64_INT64_INT64 = struct.Struct('>qqq')
 
 
-class DescribeDelegationTokenRequest:
-    """Kafka request ``DescribeDelegationTokenRequest`` (API key 41), versions 1-3."""
+class DescribeDelegationTokenRequest(Request['DescribeDelegationTokenResponse']):
+    """Kafka request ``DescribeDelegationTokenRequest`` (API key 41), versions 1-3, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('owners', 'unknown_tags',)
 
@@ -54,10 +58,9 @@ class DescribeDelegationTokenRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenRequest'
 
-    owners: list[DescribeDelegationTokenOwner] | None
+    owners: list[DescribeDelegationTokenOwner] | None  # Owners []DescribeDelegationTokenOwner; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -69,75 +72,20 @@ class DescribeDelegationTokenRequest:
         self.owners = None if owners is None else list(owners)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeDelegationTokenRequest):
-            return NotImplemented
-        return (
-            self.owners == other.owners and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeDelegationTokenRequest(owners={self.owners!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeDelegationTokenOwner(Struct):
+    """Struct ``DescribeDelegationTokenOwner`` of ``DescribeDelegationTokenRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenRequest has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DescribeDelegationTokenRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeDelegationTokenRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeDelegationTokenRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeDelegationTokenRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeDelegationTokenRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenRequest has no version {version} (valid 1-3)')
-        try:
-            return _R_DescribeDelegationTokenRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeDelegationTokenRequest v{version}: {exc}') from None
-
-
-class DescribeDelegationTokenOwner:
-    """Schema struct ``DescribeDelegationTokenOwner`` of ``DescribeDelegationTokenRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenOwner'
 
-    principal_type: str
-    principal_name: str
+    principal_type: str  # PrincipalType string
+    principal_name: str  # PrincipalName string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -151,68 +99,13 @@ class DescribeDelegationTokenOwner:
         self.principal_name = principal_name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeDelegationTokenOwner):
-            return NotImplemented
-        return (
-            self.principal_type == other.principal_type and
-            self.principal_name == other.principal_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeDelegationTokenOwner(principal_type={self.principal_type!r}, principal_name={self.principal_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeDelegationTokenResponse(Response):
+    """Kafka response ``DescribeDelegationTokenResponse`` (API key 41), versions 1-3, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenOwner has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DescribeDelegationTokenOwner[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeDelegationTokenOwner v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeDelegationTokenOwner:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeDelegationTokenOwner v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeDelegationTokenOwner, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenOwner has no version {version} (valid 1-3)')
-        try:
-            return _R_DescribeDelegationTokenOwner[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeDelegationTokenOwner v{version}: {exc}') from None
-
-
-class DescribeDelegationTokenResponse:
-    """Kafka response ``DescribeDelegationTokenResponse`` (API key 41), versions 1-3."""
+    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'tokens', 'throttle_time_ms', 'unknown_tags',)
 
@@ -220,12 +113,11 @@ class DescribeDelegationTokenResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 3
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeDelegationTokenResponse'
 
-    error_code: int
-    tokens: list[DescribedDelegationToken]
-    throttle_time_ms: int
+    error_code: int  # ErrorCode int16
+    tokens: list[DescribedDelegationToken]  # Tokens []DescribedDelegationToken
+    throttle_time_ms: int  # ThrottleTimeMs int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -241,85 +133,28 @@ class DescribeDelegationTokenResponse:
         self.throttle_time_ms = throttle_time_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeDelegationTokenResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.tokens == other.tokens and
-            self.throttle_time_ms == other.throttle_time_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeDelegationTokenResponse(error_code={self.error_code!r}, tokens={self.tokens!r}, throttle_time_ms={self.throttle_time_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribedDelegationToken(Struct):
+    """Struct ``DescribedDelegationToken`` of ``DescribeDelegationTokenResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenResponse has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DescribeDelegationTokenResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeDelegationTokenResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeDelegationTokenResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeDelegationTokenResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeDelegationTokenResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribeDelegationTokenResponse has no version {version} (valid 1-3)')
-        try:
-            return _R_DescribeDelegationTokenResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeDelegationTokenResponse v{version}: {exc}') from None
-
-
-class DescribedDelegationToken:
-    """Schema struct ``DescribedDelegationToken`` of ``DescribeDelegationTokenResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp', 'expiry_timestamp', 'max_timestamp', 'token_id', 'hmac', 'renewers', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedDelegationToken'
 
-    principal_type: str
-    principal_name: str
-    token_requester_principal_type: str
-    token_requester_principal_name: str
-    issue_timestamp: int
-    expiry_timestamp: int
-    max_timestamp: int
-    token_id: str
-    hmac: bytes
-    renewers: list[DescribedDelegationTokenRenewer]
+    principal_type: str  # PrincipalType string
+    principal_name: str  # PrincipalName string
+    token_requester_principal_type: str  # TokenRequesterPrincipalType string; v3+
+    token_requester_principal_name: str  # TokenRequesterPrincipalName string; v3+
+    issue_timestamp: int  # IssueTimestamp int64
+    expiry_timestamp: int  # ExpiryTimestamp int64
+    max_timestamp: int  # MaxTimestamp int64
+    token_id: str  # TokenId string
+    hmac: bytes  # Hmac bytes
+    renewers: list[DescribedDelegationTokenRenewer]  # Renewers []DescribedDelegationTokenRenewer
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -349,84 +184,20 @@ class DescribedDelegationToken:
         self.renewers = list(renewers)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribedDelegationToken):
-            return NotImplemented
-        return (
-            self.principal_type == other.principal_type and
-            self.principal_name == other.principal_name and
-            self.token_requester_principal_type == other.token_requester_principal_type and
-            self.token_requester_principal_name == other.token_requester_principal_name and
-            self.issue_timestamp == other.issue_timestamp and
-            self.expiry_timestamp == other.expiry_timestamp and
-            self.max_timestamp == other.max_timestamp and
-            self.token_id == other.token_id and
-            self.hmac == other.hmac and
-            self.renewers == other.renewers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribedDelegationToken(principal_type={self.principal_type!r}, principal_name={self.principal_name!r}, token_requester_principal_type={self.token_requester_principal_type!r}, token_requester_principal_name={self.token_requester_principal_name!r}, issue_timestamp={self.issue_timestamp!r}, expiry_timestamp={self.expiry_timestamp!r}, max_timestamp={self.max_timestamp!r}, token_id={self.token_id!r}, hmac={self.hmac!r}, renewers={self.renewers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribedDelegationTokenRenewer(Struct):
+    """Struct ``DescribedDelegationTokenRenewer`` of ``DescribeDelegationTokenResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationToken has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DescribedDelegationToken[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribedDelegationToken v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedDelegationToken:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribedDelegationToken v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedDelegationToken, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationToken has no version {version} (valid 1-3)')
-        try:
-            return _R_DescribedDelegationToken[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribedDelegationToken v{version}: {exc}') from None
-
-
-class DescribedDelegationTokenRenewer:
-    """Schema struct ``DescribedDelegationTokenRenewer`` of ``DescribeDelegationTokenResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeDelegationTokenResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('principal_type', 'principal_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedDelegationTokenRenewer'
 
-    principal_type: str
-    principal_name: str
+    principal_type: str  # PrincipalType string
+    principal_name: str  # PrincipalName string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -440,65 +211,6 @@ class DescribedDelegationTokenRenewer:
         self.principal_name = principal_name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribedDelegationTokenRenewer):
-            return NotImplemented
-        return (
-            self.principal_type == other.principal_type and
-            self.principal_name == other.principal_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribedDelegationTokenRenewer(principal_type={self.principal_type!r}, principal_name={self.principal_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationTokenRenewer has no version {version} (valid 1-3)')
-        start = len(out)
-        try:
-            _W_DescribedDelegationTokenRenewer[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribedDelegationTokenRenewer v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedDelegationTokenRenewer:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribedDelegationTokenRenewer v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedDelegationTokenRenewer, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 3:
-            raise UnsupportedVersionError(f'DescribedDelegationTokenRenewer has no version {version} (valid 1-3)')
-        try:
-            return _R_DescribedDelegationTokenRenewer[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribedDelegationTokenRenewer v{version}: {exc}') from None
-
 
 def _new_DescribeDelegationTokenOwner() -> DescribeDelegationTokenOwner:
     o = DescribeDelegationTokenOwner.__new__(DescribeDelegationTokenOwner)
@@ -508,12 +220,12 @@ def _new_DescribeDelegationTokenOwner() -> DescribeDelegationTokenOwner:
     return o
 
 
-def _w_DescribeDelegationTokenOwner_1(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
+def _write_DescribeDelegationTokenOwner_v1(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
 
 
-def _r_DescribeDelegationTokenOwner_1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
+def _read_DescribeDelegationTokenOwner_v1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
     o = DescribeDelegationTokenOwner.__new__(DescribeDelegationTokenOwner)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
@@ -521,7 +233,7 @@ def _r_DescribeDelegationTokenOwner_1(buf: memoryview, pos: int) -> tuple[Descri
     return o, pos
 
 
-def _w_DescribeDelegationTokenOwner_2(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
+def _write_DescribeDelegationTokenOwner_v2(o: DescribeDelegationTokenOwner, out: bytearray) -> None:
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     uk = o.unknown_tags
@@ -531,7 +243,7 @@ def _w_DescribeDelegationTokenOwner_2(o: DescribeDelegationTokenOwner, out: byte
         out.append(0)
 
 
-def _r_DescribeDelegationTokenOwner_2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
+def _read_DescribeDelegationTokenOwner_v2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
     o = DescribeDelegationTokenOwner.__new__(DescribeDelegationTokenOwner)
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
@@ -550,39 +262,39 @@ def _new_DescribeDelegationTokenRequest() -> DescribeDelegationTokenRequest:
     return o
 
 
-def _w_DescribeDelegationTokenRequest_1(o: DescribeDelegationTokenRequest, out: bytearray) -> None:
-    x1 = o.owners
-    if x1 is None:
+def _write_DescribeDelegationTokenRequest_v1(o: DescribeDelegationTokenRequest, out: bytearray) -> None:
+    owners = o.owners
+    if owners is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_DescribeDelegationTokenOwner_1(e2, out)
+        out += _INT32.pack(len(owners))
+        for owners_item in owners:
+            _write_DescribeDelegationTokenOwner_v1(owners_item, out)
 
 
-def _r_DescribeDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
+def _read_DescribeDelegationTokenRequest_v1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
     o = DescribeDelegationTokenRequest.__new__(DescribeDelegationTokenRequest)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_owners, pos = read_nullable_array_len(buf, pos)
+    if n_owners < 0:
         o.owners = None
     else:
-        a2: list[DescribeDelegationTokenOwner] = []
-        for _ in range(n1):
-            e3, pos = _r_DescribeDelegationTokenOwner_1(buf, pos)
-            a2.append(e3)
-        o.owners = a2
+        owners: list[DescribeDelegationTokenOwner] = []
+        for _ in range(n_owners):
+            owners_item, pos = _read_DescribeDelegationTokenOwner_v1(buf, pos)
+            owners.append(owners_item)
+        o.owners = owners
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeDelegationTokenRequest_2(o: DescribeDelegationTokenRequest, out: bytearray) -> None:
-    x1 = o.owners
-    if x1 is None:
+def _write_DescribeDelegationTokenRequest_v2(o: DescribeDelegationTokenRequest, out: bytearray) -> None:
+    owners = o.owners
+    if owners is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_DescribeDelegationTokenOwner_2(e2, out)
+        write_uvarint(out, len(owners) + 1)
+        for owners_item in owners:
+            _write_DescribeDelegationTokenOwner_v2(owners_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -590,17 +302,17 @@ def _w_DescribeDelegationTokenRequest_2(o: DescribeDelegationTokenRequest, out: 
         out.append(0)
 
 
-def _r_DescribeDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
+def _read_DescribeDelegationTokenRequest_v2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenRequest, int]:
     o = DescribeDelegationTokenRequest.__new__(DescribeDelegationTokenRequest)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_owners, pos = read_compact_nullable_array_len(buf, pos)
+    if n_owners < 0:
         o.owners = None
     else:
-        a2: list[DescribeDelegationTokenOwner] = []
-        for _ in range(n1):
-            e3, pos = _r_DescribeDelegationTokenOwner_2(buf, pos)
-            a2.append(e3)
-        o.owners = a2
+        owners: list[DescribeDelegationTokenOwner] = []
+        for _ in range(n_owners):
+            owners_item, pos = _read_DescribeDelegationTokenOwner_v2(buf, pos)
+            owners.append(owners_item)
+        o.owners = owners
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -617,12 +329,12 @@ def _new_DescribedDelegationTokenRenewer() -> DescribedDelegationTokenRenewer:
     return o
 
 
-def _w_DescribedDelegationTokenRenewer_1(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
+def _write_DescribedDelegationTokenRenewer_v1(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
 
 
-def _r_DescribedDelegationTokenRenewer_1(buf: memoryview, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
+def _read_DescribedDelegationTokenRenewer_v1(buf: memoryview, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
     o = DescribedDelegationTokenRenewer.__new__(DescribedDelegationTokenRenewer)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
@@ -630,7 +342,7 @@ def _r_DescribedDelegationTokenRenewer_1(buf: memoryview, pos: int) -> tuple[Des
     return o, pos
 
 
-def _w_DescribedDelegationTokenRenewer_2(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
+def _write_DescribedDelegationTokenRenewer_v2(o: DescribedDelegationTokenRenewer, out: bytearray) -> None:
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     uk = o.unknown_tags
@@ -640,7 +352,7 @@ def _w_DescribedDelegationTokenRenewer_2(o: DescribedDelegationTokenRenewer, out
         out.append(0)
 
 
-def _r_DescribedDelegationTokenRenewer_2(buf: memoryview, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
+def _read_DescribedDelegationTokenRenewer_v2(buf: memoryview, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
     o = DescribedDelegationTokenRenewer.__new__(DescribedDelegationTokenRenewer)
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
@@ -668,56 +380,56 @@ def _new_DescribedDelegationToken() -> DescribedDelegationToken:
     return o
 
 
-def _w_DescribedDelegationToken_1(o: DescribedDelegationToken, out: bytearray) -> None:
+def _write_DescribedDelegationToken_v1(o: DescribedDelegationToken, out: bytearray) -> None:
     write_string(out, o.principal_type)
     write_string(out, o.principal_name)
     if o.token_requester_principal_type != '':
         raise UnsupportedVersionError('DescribedDelegationToken.token_requester_principal_type has a non-default value this version cannot carry')
     if o.token_requester_principal_name != '':
         raise UnsupportedVersionError('DescribedDelegationToken.token_requester_principal_name has a non-default value this version cannot carry')
-    out += _S_qqq.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
     write_string(out, o.token_id)
     write_bytes(out, o.hmac)
-    x1 = o.renewers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribedDelegationTokenRenewer_1(e2, out)
+    renewers = o.renewers
+    out += _INT32.pack(len(renewers))
+    for renewers_item in renewers:
+        _write_DescribedDelegationTokenRenewer_v1(renewers_item, out)
 
 
-def _r_DescribedDelegationToken_1(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
+def _read_DescribedDelegationToken_v1(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
     o = DescribedDelegationToken.__new__(DescribedDelegationToken)
     o.principal_type, pos = read_string(buf, pos)
     o.principal_name, pos = read_string(buf, pos)
-    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_string(buf, pos)
     o.hmac, pos = read_bytes(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribedDelegationTokenRenewer] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationTokenRenewer_1(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
+    n_renewers, pos = read_array_len(buf, pos)
+    renewers: list[DescribedDelegationTokenRenewer] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_DescribedDelegationTokenRenewer_v1(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
     o.token_requester_principal_type = ''
     o.token_requester_principal_name = ''
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribedDelegationToken_2(o: DescribedDelegationToken, out: bytearray) -> None:
+def _write_DescribedDelegationToken_v2(o: DescribedDelegationToken, out: bytearray) -> None:
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     if o.token_requester_principal_type != '':
         raise UnsupportedVersionError('DescribedDelegationToken.token_requester_principal_type has a non-default value this version cannot carry')
     if o.token_requester_principal_name != '':
         raise UnsupportedVersionError('DescribedDelegationToken.token_requester_principal_name has a non-default value this version cannot carry')
-    out += _S_qqq.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
     write_compact_string(out, o.token_id)
     write_compact_bytes(out, o.hmac)
-    x1 = o.renewers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedDelegationTokenRenewer_2(e2, out)
+    renewers = o.renewers
+    write_uvarint(out, len(renewers) + 1)
+    for renewers_item in renewers:
+        _write_DescribedDelegationTokenRenewer_v2(renewers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -725,20 +437,20 @@ def _w_DescribedDelegationToken_2(o: DescribedDelegationToken, out: bytearray) -
         out.append(0)
 
 
-def _r_DescribedDelegationToken_2(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
+def _read_DescribedDelegationToken_v2(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
     o = DescribedDelegationToken.__new__(DescribedDelegationToken)
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
-    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_compact_string(buf, pos)
     o.hmac, pos = read_compact_bytes(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedDelegationTokenRenewer] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationTokenRenewer_2(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
+    n_renewers, pos = read_compact_array_len(buf, pos)
+    renewers: list[DescribedDelegationTokenRenewer] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_DescribedDelegationTokenRenewer_v2(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
     o.token_requester_principal_type = ''
     o.token_requester_principal_name = ''
     if buf[pos] == 0:
@@ -749,18 +461,18 @@ def _r_DescribedDelegationToken_2(buf: memoryview, pos: int) -> tuple[DescribedD
     return o, pos
 
 
-def _w_DescribedDelegationToken_3(o: DescribedDelegationToken, out: bytearray) -> None:
+def _write_DescribedDelegationToken_v3(o: DescribedDelegationToken, out: bytearray) -> None:
     write_compact_string(out, o.principal_type)
     write_compact_string(out, o.principal_name)
     write_compact_string(out, o.token_requester_principal_type)
     write_compact_string(out, o.token_requester_principal_name)
-    out += _S_qqq.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
+    out += _INT64_INT64_INT64.pack(o.issue_timestamp, o.expiry_timestamp, o.max_timestamp)
     write_compact_string(out, o.token_id)
     write_compact_bytes(out, o.hmac)
-    x1 = o.renewers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedDelegationTokenRenewer_2(e2, out)
+    renewers = o.renewers
+    write_uvarint(out, len(renewers) + 1)
+    for renewers_item in renewers:
+        _write_DescribedDelegationTokenRenewer_v2(renewers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -768,22 +480,22 @@ def _w_DescribedDelegationToken_3(o: DescribedDelegationToken, out: bytearray) -
         out.append(0)
 
 
-def _r_DescribedDelegationToken_3(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
+def _read_DescribedDelegationToken_v3(buf: memoryview, pos: int) -> tuple[DescribedDelegationToken, int]:
     o = DescribedDelegationToken.__new__(DescribedDelegationToken)
     o.principal_type, pos = read_compact_string(buf, pos)
     o.principal_name, pos = read_compact_string(buf, pos)
     o.token_requester_principal_type, pos = read_compact_string(buf, pos)
     o.token_requester_principal_name, pos = read_compact_string(buf, pos)
-    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _S_qqq.unpack_from(buf, pos)
+    o.issue_timestamp, o.expiry_timestamp, o.max_timestamp = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     o.token_id, pos = read_compact_string(buf, pos)
     o.hmac, pos = read_compact_bytes(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedDelegationTokenRenewer] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationTokenRenewer_2(buf, pos)
-        a2.append(e3)
-    o.renewers = a2
+    n_renewers, pos = read_compact_array_len(buf, pos)
+    renewers: list[DescribedDelegationTokenRenewer] = []
+    for _ in range(n_renewers):
+        renewers_item, pos = _read_DescribedDelegationTokenRenewer_v2(buf, pos)
+        renewers.append(renewers_item)
+    o.renewers = renewers
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -801,38 +513,38 @@ def _new_DescribeDelegationTokenResponse() -> DescribeDelegationTokenResponse:
     return o
 
 
-def _w_DescribeDelegationTokenResponse_1(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.tokens
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribedDelegationToken_1(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_DescribeDelegationTokenResponse_v1(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    tokens = o.tokens
+    out += _INT32.pack(len(tokens))
+    for tokens_item in tokens:
+        _write_DescribedDelegationToken_v1(tokens_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
 
 
-def _r_DescribeDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
+def _read_DescribeDelegationTokenResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
     o = DescribeDelegationTokenResponse.__new__(DescribeDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribedDelegationToken] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationToken_1(buf, pos)
-        a2.append(e3)
-    o.tokens = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_tokens, pos = read_array_len(buf, pos)
+    tokens: list[DescribedDelegationToken] = []
+    for _ in range(n_tokens):
+        tokens_item, pos = _read_DescribedDelegationToken_v1(buf, pos)
+        tokens.append(tokens_item)
+    o.tokens = tokens
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeDelegationTokenResponse_2(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.tokens
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedDelegationToken_2(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_DescribeDelegationTokenResponse_v2(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    tokens = o.tokens
+    write_uvarint(out, len(tokens) + 1)
+    for tokens_item in tokens:
+        _write_DescribedDelegationToken_v2(tokens_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -840,17 +552,17 @@ def _w_DescribeDelegationTokenResponse_2(o: DescribeDelegationTokenResponse, out
         out.append(0)
 
 
-def _r_DescribeDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
+def _read_DescribeDelegationTokenResponse_v2(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
     o = DescribeDelegationTokenResponse.__new__(DescribeDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedDelegationToken] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationToken_2(buf, pos)
-        a2.append(e3)
-    o.tokens = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_tokens, pos = read_compact_array_len(buf, pos)
+    tokens: list[DescribedDelegationToken] = []
+    for _ in range(n_tokens):
+        tokens_item, pos = _read_DescribedDelegationToken_v2(buf, pos)
+        tokens.append(tokens_item)
+    o.tokens = tokens
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -860,13 +572,13 @@ def _r_DescribeDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[Des
     return o, pos
 
 
-def _w_DescribeDelegationTokenResponse_3(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.tokens
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedDelegationToken_3(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_DescribeDelegationTokenResponse_v3(o: DescribeDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    tokens = o.tokens
+    write_uvarint(out, len(tokens) + 1)
+    for tokens_item in tokens:
+        _write_DescribedDelegationToken_v3(tokens_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -874,17 +586,17 @@ def _w_DescribeDelegationTokenResponse_3(o: DescribeDelegationTokenResponse, out
         out.append(0)
 
 
-def _r_DescribeDelegationTokenResponse_3(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
+def _read_DescribeDelegationTokenResponse_v3(buf: memoryview, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
     o = DescribeDelegationTokenResponse.__new__(DescribeDelegationTokenResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedDelegationToken] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedDelegationToken_3(buf, pos)
-        a2.append(e3)
-    o.tokens = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_tokens, pos = read_compact_array_len(buf, pos)
+    tokens: list[DescribedDelegationToken] = []
+    for _ in range(n_tokens):
+        tokens_item, pos = _read_DescribedDelegationToken_v3(buf, pos)
+        tokens.append(tokens_item)
+    o.tokens = tokens
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -894,59 +606,63 @@ def _r_DescribeDelegationTokenResponse_3(buf: memoryview, pos: int) -> tuple[Des
     return o, pos
 
 
-_W_DescribeDelegationTokenOwner: tuple[Callable[[DescribeDelegationTokenOwner, bytearray], None], ...] = (
-    _w_DescribeDelegationTokenOwner_1,
-    _w_DescribeDelegationTokenOwner_2,
-    _w_DescribeDelegationTokenOwner_2,
+DescribeDelegationTokenOwner._LOWEST = 1
+DescribeDelegationTokenOwner._WRITERS = (
+    _write_DescribeDelegationTokenOwner_v1,
+    _write_DescribeDelegationTokenOwner_v2,
+    _write_DescribeDelegationTokenOwner_v2,
 )
-_R_DescribeDelegationTokenOwner: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenOwner, int]], ...] = (
-    _r_DescribeDelegationTokenOwner_1,
-    _r_DescribeDelegationTokenOwner_2,
-    _r_DescribeDelegationTokenOwner_2,
+DescribeDelegationTokenOwner._READERS = (
+    _read_DescribeDelegationTokenOwner_v1,
+    _read_DescribeDelegationTokenOwner_v2,
+    _read_DescribeDelegationTokenOwner_v2,
 )
 DescribeDelegationTokenOwner._FIELDS = (
     FieldSpec('principal_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('principal_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeDelegationTokenRequest: tuple[Callable[[DescribeDelegationTokenRequest, bytearray], None], ...] = (
-    _w_DescribeDelegationTokenRequest_1,
-    _w_DescribeDelegationTokenRequest_2,
-    _w_DescribeDelegationTokenRequest_2,
+DescribeDelegationTokenRequest._LOWEST = 1
+DescribeDelegationTokenRequest._WRITERS = (
+    _write_DescribeDelegationTokenRequest_v1,
+    _write_DescribeDelegationTokenRequest_v2,
+    _write_DescribeDelegationTokenRequest_v2,
 )
-_R_DescribeDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenRequest, int]], ...] = (
-    _r_DescribeDelegationTokenRequest_1,
-    _r_DescribeDelegationTokenRequest_2,
-    _r_DescribeDelegationTokenRequest_2,
+DescribeDelegationTokenRequest._READERS = (
+    _read_DescribeDelegationTokenRequest_v1,
+    _read_DescribeDelegationTokenRequest_v2,
+    _read_DescribeDelegationTokenRequest_v2,
 )
 DescribeDelegationTokenRequest._FIELDS = (
     FieldSpec('owners', 'array', 'struct', (0, 32767), (0, 32767), None, None, DescribeDelegationTokenOwner),
 )
 
-_W_DescribedDelegationTokenRenewer: tuple[Callable[[DescribedDelegationTokenRenewer, bytearray], None], ...] = (
-    _w_DescribedDelegationTokenRenewer_1,
-    _w_DescribedDelegationTokenRenewer_2,
-    _w_DescribedDelegationTokenRenewer_2,
+DescribedDelegationTokenRenewer._LOWEST = 1
+DescribedDelegationTokenRenewer._WRITERS = (
+    _write_DescribedDelegationTokenRenewer_v1,
+    _write_DescribedDelegationTokenRenewer_v2,
+    _write_DescribedDelegationTokenRenewer_v2,
 )
-_R_DescribedDelegationTokenRenewer: tuple[Callable[[memoryview, int], tuple[DescribedDelegationTokenRenewer, int]], ...] = (
-    _r_DescribedDelegationTokenRenewer_1,
-    _r_DescribedDelegationTokenRenewer_2,
-    _r_DescribedDelegationTokenRenewer_2,
+DescribedDelegationTokenRenewer._READERS = (
+    _read_DescribedDelegationTokenRenewer_v1,
+    _read_DescribedDelegationTokenRenewer_v2,
+    _read_DescribedDelegationTokenRenewer_v2,
 )
 DescribedDelegationTokenRenewer._FIELDS = (
     FieldSpec('principal_type', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('principal_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribedDelegationToken: tuple[Callable[[DescribedDelegationToken, bytearray], None], ...] = (
-    _w_DescribedDelegationToken_1,
-    _w_DescribedDelegationToken_2,
-    _w_DescribedDelegationToken_3,
+DescribedDelegationToken._LOWEST = 1
+DescribedDelegationToken._WRITERS = (
+    _write_DescribedDelegationToken_v1,
+    _write_DescribedDelegationToken_v2,
+    _write_DescribedDelegationToken_v3,
 )
-_R_DescribedDelegationToken: tuple[Callable[[memoryview, int], tuple[DescribedDelegationToken, int]], ...] = (
-    _r_DescribedDelegationToken_1,
-    _r_DescribedDelegationToken_2,
-    _r_DescribedDelegationToken_3,
+DescribedDelegationToken._READERS = (
+    _read_DescribedDelegationToken_v1,
+    _read_DescribedDelegationToken_v2,
+    _read_DescribedDelegationToken_v3,
 )
 DescribedDelegationToken._FIELDS = (
     FieldSpec('principal_type', 'string', None, (0, 32767), None, None, None, None),
@@ -961,15 +677,16 @@ DescribedDelegationToken._FIELDS = (
     FieldSpec('renewers', 'array', 'struct', (0, 32767), None, None, None, DescribedDelegationTokenRenewer),
 )
 
-_W_DescribeDelegationTokenResponse: tuple[Callable[[DescribeDelegationTokenResponse, bytearray], None], ...] = (
-    _w_DescribeDelegationTokenResponse_1,
-    _w_DescribeDelegationTokenResponse_2,
-    _w_DescribeDelegationTokenResponse_3,
+DescribeDelegationTokenResponse._LOWEST = 1
+DescribeDelegationTokenResponse._WRITERS = (
+    _write_DescribeDelegationTokenResponse_v1,
+    _write_DescribeDelegationTokenResponse_v2,
+    _write_DescribeDelegationTokenResponse_v3,
 )
-_R_DescribeDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[DescribeDelegationTokenResponse, int]], ...] = (
-    _r_DescribeDelegationTokenResponse_1,
-    _r_DescribeDelegationTokenResponse_2,
-    _r_DescribeDelegationTokenResponse_3,
+DescribeDelegationTokenResponse._READERS = (
+    _read_DescribeDelegationTokenResponse_v1,
+    _read_DescribeDelegationTokenResponse_v2,
+    _read_DescribeDelegationTokenResponse_v3,
 )
 DescribeDelegationTokenResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

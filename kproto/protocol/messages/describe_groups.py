@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -33,6 +32,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeGroupsRequest',
@@ -41,13 +41,17 @@ __all__ = [
     'DescribedGroupMember',
 ]
 
-_S_o = struct.Struct('>?')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_BOOL = struct.Struct('>?')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
-class DescribeGroupsRequest:
-    """Kafka request ``DescribeGroupsRequest`` (API key 15), versions 0-6."""
+class DescribeGroupsRequest(Request['DescribeGroupsResponse']):
+    """Kafka request ``DescribeGroupsRequest`` (API key 15), versions 0-6, flexible from v5.
+
+    Schema: ``tools/kafka-protocol/message/DescribeGroupsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('groups', 'include_authorized_operations', 'unknown_tags',)
 
@@ -55,11 +59,10 @@ class DescribeGroupsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeGroupsRequest'
 
-    groups: list[str]
-    include_authorized_operations: bool
+    groups: list[str]  # Groups []string
+    include_authorized_operations: bool  # IncludeAuthorizedOperations bool; v3+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -73,68 +76,13 @@ class DescribeGroupsRequest:
         self.include_authorized_operations = include_authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeGroupsRequest):
-            return NotImplemented
-        return (
-            self.groups == other.groups and
-            self.include_authorized_operations == other.include_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeGroupsRequest(groups={self.groups!r}, include_authorized_operations={self.include_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeGroupsResponse(Response):
+    """Kafka response ``DescribeGroupsResponse`` (API key 15), versions 0-6, flexible from v5.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribeGroupsRequest has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _W_DescribeGroupsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeGroupsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeGroupsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeGroupsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeGroupsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribeGroupsRequest has no version {version} (valid 0-6)')
-        try:
-            return _R_DescribeGroupsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeGroupsRequest v{version}: {exc}') from None
-
-
-class DescribeGroupsResponse:
-    """Kafka response ``DescribeGroupsResponse`` (API key 15), versions 0-6."""
+    Schema: ``tools/kafka-protocol/message/DescribeGroupsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
 
@@ -142,11 +90,10 @@ class DescribeGroupsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 5
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeGroupsResponse'
 
-    throttle_time_ms: int
-    groups: list[DescribedGroup]
+    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
+    groups: list[DescribedGroup]  # Groups []DescribedGroup
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -160,82 +107,26 @@ class DescribeGroupsResponse:
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeGroupsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeGroupsResponse(throttle_time_ms={self.throttle_time_ms!r}, groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribedGroup(Struct):
+    """Struct ``DescribedGroup`` of ``DescribeGroupsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribeGroupsResponse has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _W_DescribeGroupsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeGroupsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeGroupsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeGroupsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeGroupsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribeGroupsResponse has no version {version} (valid 0-6)')
-        try:
-            return _R_DescribeGroupsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeGroupsResponse v{version}: {exc}') from None
-
-
-class DescribedGroup:
-    """Schema struct ``DescribedGroup`` of ``DescribeGroupsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeGroupsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'protocol_type', 'protocol_data', 'members', 'authorized_operations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
-    error_code: int
-    error_message: str | None
-    group_id: str
-    group_state: str
-    protocol_type: str
-    protocol_data: str
-    members: list[DescribedGroupMember]
-    authorized_operations: int
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; v6+; nullable
+    group_id: str  # GroupId string
+    group_state: str  # GroupState string
+    protocol_type: str  # ProtocolType string
+    protocol_data: str  # ProtocolData string
+    members: list[DescribedGroupMember]  # Members []DescribedGroupMember
+    authorized_operations: int  # AuthorizedOperations int32; v3+; default -2147483648
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -261,86 +152,24 @@ class DescribedGroup:
         self.authorized_operations = authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribedGroup):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.group_id == other.group_id and
-            self.group_state == other.group_state and
-            self.protocol_type == other.protocol_type and
-            self.protocol_data == other.protocol_data and
-            self.members == other.members and
-            self.authorized_operations == other.authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribedGroup(error_code={self.error_code!r}, error_message={self.error_message!r}, group_id={self.group_id!r}, group_state={self.group_state!r}, protocol_type={self.protocol_type!r}, protocol_data={self.protocol_data!r}, members={self.members!r}, authorized_operations={self.authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribedGroupMember(Struct):
+    """Struct ``DescribedGroupMember`` of ``DescribeGroupsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _W_DescribedGroup[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribedGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribedGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 0-6)')
-        try:
-            return _R_DescribedGroup[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribedGroup v{version}: {exc}') from None
-
-
-class DescribedGroupMember:
-    """Schema struct ``DescribedGroupMember`` of ``DescribeGroupsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeGroupsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('member_id', 'group_instance_id', 'client_id', 'client_host', 'member_metadata', 'member_assignment', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroupMember'
 
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    member_metadata: bytes
-    member_assignment: bytes
+    member_id: str  # MemberId string
+    group_instance_id: str | None  # GroupInstanceId string; v4+; nullable; ignorable
+    client_id: str  # ClientId string
+    client_host: str  # ClientHost string
+    member_metadata: bytes  # MemberMetadata bytes
+    member_assignment: bytes  # MemberAssignment bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -362,69 +191,6 @@ class DescribedGroupMember:
         self.member_assignment = member_assignment
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribedGroupMember):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.client_id == other.client_id and
-            self.client_host == other.client_host and
-            self.member_metadata == other.member_metadata and
-            self.member_assignment == other.member_assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribedGroupMember(member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, client_id={self.client_id!r}, client_host={self.client_host!r}, member_metadata={self.member_metadata!r}, member_assignment={self.member_assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribedGroupMember has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _W_DescribedGroupMember[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribedGroupMember v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedGroupMember:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribedGroupMember v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedGroupMember, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'DescribedGroupMember has no version {version} (valid 0-6)')
-        try:
-            return _R_DescribedGroupMember[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribedGroupMember v{version}: {exc}') from None
-
 
 def _new_DescribeGroupsRequest() -> DescribeGroupsRequest:
     o = DescribeGroupsRequest.__new__(DescribeGroupsRequest)
@@ -434,56 +200,56 @@ def _new_DescribeGroupsRequest() -> DescribeGroupsRequest:
     return o
 
 
-def _w_DescribeGroupsRequest_0(o: DescribeGroupsRequest, out: bytearray) -> None:
-    x1 = o.groups
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        write_string(out, e2)
+def _write_DescribeGroupsRequest_v0(o: DescribeGroupsRequest, out: bytearray) -> None:
+    groups = o.groups
+    out += _INT32.pack(len(groups))
+    for groups_item in groups:
+        write_string(out, groups_item)
     if o.include_authorized_operations != False:
         raise UnsupportedVersionError('DescribeGroupsRequest.include_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_DescribeGroupsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeGroupsRequest, int]:
+def _read_DescribeGroupsRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeGroupsRequest, int]:
     o = DescribeGroupsRequest.__new__(DescribeGroupsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_string(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_array_len(buf, pos)
+    groups: list[str] = []
+    for _ in range(n_groups):
+        groups_item, pos = read_string(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     o.include_authorized_operations = False
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeGroupsRequest_3(o: DescribeGroupsRequest, out: bytearray) -> None:
-    x1 = o.groups
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        write_string(out, e2)
-    out += _S_o.pack(o.include_authorized_operations)
+def _write_DescribeGroupsRequest_v3(o: DescribeGroupsRequest, out: bytearray) -> None:
+    groups = o.groups
+    out += _INT32.pack(len(groups))
+    for groups_item in groups:
+        write_string(out, groups_item)
+    out += _BOOL.pack(o.include_authorized_operations)
 
 
-def _r_DescribeGroupsRequest_3(buf: memoryview, pos: int) -> tuple[DescribeGroupsRequest, int]:
+def _read_DescribeGroupsRequest_v3(buf: memoryview, pos: int) -> tuple[DescribeGroupsRequest, int]:
     o = DescribeGroupsRequest.__new__(DescribeGroupsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_string(buf, pos)
-        a2.append(e3)
-    o.groups = a2
-    o.include_authorized_operations = _S_o.unpack_from(buf, pos)[0]
+    n_groups, pos = read_array_len(buf, pos)
+    groups: list[str] = []
+    for _ in range(n_groups):
+        groups_item, pos = read_string(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
+    o.include_authorized_operations = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeGroupsRequest_5(o: DescribeGroupsRequest, out: bytearray) -> None:
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    out += _S_o.pack(o.include_authorized_operations)
+def _write_DescribeGroupsRequest_v5(o: DescribeGroupsRequest, out: bytearray) -> None:
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        write_compact_string(out, groups_item)
+    out += _BOOL.pack(o.include_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -491,15 +257,15 @@ def _w_DescribeGroupsRequest_5(o: DescribeGroupsRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DescribeGroupsRequest_5(buf: memoryview, pos: int) -> tuple[DescribeGroupsRequest, int]:
+def _read_DescribeGroupsRequest_v5(buf: memoryview, pos: int) -> tuple[DescribeGroupsRequest, int]:
     o = DescribeGroupsRequest.__new__(DescribeGroupsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.groups = a2
-    o.include_authorized_operations = _S_o.unpack_from(buf, pos)[0]
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[str] = []
+    for _ in range(n_groups):
+        groups_item, pos = read_compact_string(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
+    o.include_authorized_operations = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -521,7 +287,7 @@ def _new_DescribedGroupMember() -> DescribedGroupMember:
     return o
 
 
-def _w_DescribedGroupMember_0(o: DescribedGroupMember, out: bytearray) -> None:
+def _write_DescribedGroupMember_v0(o: DescribedGroupMember, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_string(out, o.client_id)
     write_string(out, o.client_host)
@@ -529,7 +295,7 @@ def _w_DescribedGroupMember_0(o: DescribedGroupMember, out: bytearray) -> None:
     write_bytes(out, o.member_assignment)
 
 
-def _r_DescribedGroupMember_0(buf: memoryview, pos: int) -> tuple[DescribedGroupMember, int]:
+def _read_DescribedGroupMember_v0(buf: memoryview, pos: int) -> tuple[DescribedGroupMember, int]:
     o = DescribedGroupMember.__new__(DescribedGroupMember)
     o.member_id, pos = read_string(buf, pos)
     o.client_id, pos = read_string(buf, pos)
@@ -541,7 +307,7 @@ def _r_DescribedGroupMember_0(buf: memoryview, pos: int) -> tuple[DescribedGroup
     return o, pos
 
 
-def _w_DescribedGroupMember_4(o: DescribedGroupMember, out: bytearray) -> None:
+def _write_DescribedGroupMember_v4(o: DescribedGroupMember, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
     write_string(out, o.client_id)
@@ -550,7 +316,7 @@ def _w_DescribedGroupMember_4(o: DescribedGroupMember, out: bytearray) -> None:
     write_bytes(out, o.member_assignment)
 
 
-def _r_DescribedGroupMember_4(buf: memoryview, pos: int) -> tuple[DescribedGroupMember, int]:
+def _read_DescribedGroupMember_v4(buf: memoryview, pos: int) -> tuple[DescribedGroupMember, int]:
     o = DescribedGroupMember.__new__(DescribedGroupMember)
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
@@ -562,7 +328,7 @@ def _r_DescribedGroupMember_4(buf: memoryview, pos: int) -> tuple[DescribedGroup
     return o, pos
 
 
-def _w_DescribedGroupMember_5(o: DescribedGroupMember, out: bytearray) -> None:
+def _write_DescribedGroupMember_v5(o: DescribedGroupMember, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     write_compact_string(out, o.client_id)
@@ -576,7 +342,7 @@ def _w_DescribedGroupMember_5(o: DescribedGroupMember, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribedGroupMember_5(buf: memoryview, pos: int) -> tuple[DescribedGroupMember, int]:
+def _read_DescribedGroupMember_v5(buf: memoryview, pos: int) -> tuple[DescribedGroupMember, int]:
     o = DescribedGroupMember.__new__(DescribedGroupMember)
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
@@ -606,127 +372,127 @@ def _new_DescribedGroup() -> DescribedGroup:
     return o
 
 
-def _w_DescribedGroup_0(o: DescribedGroup, out: bytearray) -> None:
+def _write_DescribedGroup_v0(o: DescribedGroup, out: bytearray) -> None:
     if o.error_message is not None:
         raise UnsupportedVersionError('DescribedGroup.error_message has a non-default value this version cannot carry')
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_string(out, o.group_id)
     write_string(out, o.group_state)
     write_string(out, o.protocol_type)
     write_string(out, o.protocol_data)
-    x1 = o.members
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribedGroupMember_0(e2, out)
+    members = o.members
+    out += _INT32.pack(len(members))
+    for members_item in members:
+        _write_DescribedGroupMember_v0(members_item, out)
     if o.authorized_operations != -2147483648:
         raise UnsupportedVersionError('DescribedGroup.authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_DescribedGroup_0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _read_DescribedGroup_v0(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.group_id, pos = read_string(buf, pos)
     o.group_state, pos = read_string(buf, pos)
     o.protocol_type, pos = read_string(buf, pos)
     o.protocol_data, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribedGroupMember] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroupMember_0(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_array_len(buf, pos)
+    members: list[DescribedGroupMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_DescribedGroupMember_v0(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.error_message = None
     o.authorized_operations = -2147483648
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribedGroup_3(o: DescribedGroup, out: bytearray) -> None:
+def _write_DescribedGroup_v3(o: DescribedGroup, out: bytearray) -> None:
     if o.error_message is not None:
         raise UnsupportedVersionError('DescribedGroup.error_message has a non-default value this version cannot carry')
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_string(out, o.group_id)
     write_string(out, o.group_state)
     write_string(out, o.protocol_type)
     write_string(out, o.protocol_data)
-    x1 = o.members
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribedGroupMember_0(e2, out)
-    out += _S_i.pack(o.authorized_operations)
+    members = o.members
+    out += _INT32.pack(len(members))
+    for members_item in members:
+        _write_DescribedGroupMember_v0(members_item, out)
+    out += _INT32.pack(o.authorized_operations)
 
 
-def _r_DescribedGroup_3(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _read_DescribedGroup_v3(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.group_id, pos = read_string(buf, pos)
     o.group_state, pos = read_string(buf, pos)
     o.protocol_type, pos = read_string(buf, pos)
     o.protocol_data, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribedGroupMember] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroupMember_0(buf, pos)
-        a2.append(e3)
-    o.members = a2
-    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_members, pos = read_array_len(buf, pos)
+    members: list[DescribedGroupMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_DescribedGroupMember_v0(buf, pos)
+        members.append(members_item)
+    o.members = members
+    o.authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.error_message = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribedGroup_4(o: DescribedGroup, out: bytearray) -> None:
+def _write_DescribedGroup_v4(o: DescribedGroup, out: bytearray) -> None:
     if o.error_message is not None:
         raise UnsupportedVersionError('DescribedGroup.error_message has a non-default value this version cannot carry')
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_string(out, o.group_id)
     write_string(out, o.group_state)
     write_string(out, o.protocol_type)
     write_string(out, o.protocol_data)
-    x1 = o.members
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribedGroupMember_4(e2, out)
-    out += _S_i.pack(o.authorized_operations)
+    members = o.members
+    out += _INT32.pack(len(members))
+    for members_item in members:
+        _write_DescribedGroupMember_v4(members_item, out)
+    out += _INT32.pack(o.authorized_operations)
 
 
-def _r_DescribedGroup_4(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _read_DescribedGroup_v4(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.group_id, pos = read_string(buf, pos)
     o.group_state, pos = read_string(buf, pos)
     o.protocol_type, pos = read_string(buf, pos)
     o.protocol_data, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribedGroupMember] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroupMember_4(buf, pos)
-        a2.append(e3)
-    o.members = a2
-    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_members, pos = read_array_len(buf, pos)
+    members: list[DescribedGroupMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_DescribedGroupMember_v4(buf, pos)
+        members.append(members_item)
+    o.members = members
+    o.authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.error_message = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribedGroup_5(o: DescribedGroup, out: bytearray) -> None:
+def _write_DescribedGroup_v5(o: DescribedGroup, out: bytearray) -> None:
     if o.error_message is not None:
         raise UnsupportedVersionError('DescribedGroup.error_message has a non-default value this version cannot carry')
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.group_state)
     write_compact_string(out, o.protocol_type)
     write_compact_string(out, o.protocol_data)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedGroupMember_5(e2, out)
-    out += _S_i.pack(o.authorized_operations)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_DescribedGroupMember_v5(members_item, out)
+    out += _INT32.pack(o.authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -734,21 +500,21 @@ def _w_DescribedGroup_5(o: DescribedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribedGroup_5(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _read_DescribedGroup_v5(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.group_id, pos = read_compact_string(buf, pos)
     o.group_state, pos = read_compact_string(buf, pos)
     o.protocol_type, pos = read_compact_string(buf, pos)
     o.protocol_data, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedGroupMember] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroupMember_5(buf, pos)
-        a2.append(e3)
-    o.members = a2
-    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[DescribedGroupMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_DescribedGroupMember_v5(buf, pos)
+        members.append(members_item)
+    o.members = members
+    o.authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.error_message = None
     if buf[pos] == 0:
@@ -759,18 +525,18 @@ def _r_DescribedGroup_5(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]
     return o, pos
 
 
-def _w_DescribedGroup_6(o: DescribedGroup, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribedGroup_v6(o: DescribedGroup, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.group_state)
     write_compact_string(out, o.protocol_type)
     write_compact_string(out, o.protocol_data)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedGroupMember_5(e2, out)
-    out += _S_i.pack(o.authorized_operations)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_DescribedGroupMember_v5(members_item, out)
+    out += _INT32.pack(o.authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -778,22 +544,22 @@ def _w_DescribedGroup_6(o: DescribedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribedGroup_6(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _read_DescribedGroup_v6(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.group_id, pos = read_compact_string(buf, pos)
     o.group_state, pos = read_compact_string(buf, pos)
     o.protocol_type, pos = read_compact_string(buf, pos)
     o.protocol_data, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedGroupMember] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroupMember_5(buf, pos)
-        a2.append(e3)
-    o.members = a2
-    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[DescribedGroupMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_DescribedGroupMember_v5(buf, pos)
+        members.append(members_item)
+    o.members = members
+    o.authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -811,98 +577,98 @@ def _new_DescribeGroupsResponse() -> DescribeGroupsResponse:
     return o
 
 
-def _w_DescribeGroupsResponse_0(o: DescribeGroupsResponse, out: bytearray) -> None:
-    x1 = o.groups
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribedGroup_0(e2, out)
+def _write_DescribeGroupsResponse_v0(o: DescribeGroupsResponse, out: bytearray) -> None:
+    groups = o.groups
+    out += _INT32.pack(len(groups))
+    for groups_item in groups:
+        _write_DescribedGroup_v0(groups_item, out)
 
 
-def _r_DescribeGroupsResponse_0(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
+def _read_DescribeGroupsResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
     o = DescribeGroupsResponse.__new__(DescribeGroupsResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_0(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v0(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     o.throttle_time_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeGroupsResponse_1(o: DescribeGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribedGroup_0(e2, out)
+def _write_DescribeGroupsResponse_v1(o: DescribeGroupsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    out += _INT32.pack(len(groups))
+    for groups_item in groups:
+        _write_DescribedGroup_v0(groups_item, out)
 
 
-def _r_DescribeGroupsResponse_1(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
+def _read_DescribeGroupsResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
     o = DescribeGroupsResponse.__new__(DescribeGroupsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_0(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v0(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeGroupsResponse_3(o: DescribeGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribedGroup_3(e2, out)
+def _write_DescribeGroupsResponse_v3(o: DescribeGroupsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    out += _INT32.pack(len(groups))
+    for groups_item in groups:
+        _write_DescribedGroup_v3(groups_item, out)
 
 
-def _r_DescribeGroupsResponse_3(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
+def _read_DescribeGroupsResponse_v3(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
     o = DescribeGroupsResponse.__new__(DescribeGroupsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_3(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v3(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeGroupsResponse_4(o: DescribeGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribedGroup_4(e2, out)
+def _write_DescribeGroupsResponse_v4(o: DescribeGroupsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    out += _INT32.pack(len(groups))
+    for groups_item in groups:
+        _write_DescribedGroup_v4(groups_item, out)
 
 
-def _r_DescribeGroupsResponse_4(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
+def _read_DescribeGroupsResponse_v4(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
     o = DescribeGroupsResponse.__new__(DescribeGroupsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_4(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v4(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeGroupsResponse_5(o: DescribeGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedGroup_5(e2, out)
+def _write_DescribeGroupsResponse_v5(o: DescribeGroupsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_DescribedGroup_v5(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -910,16 +676,16 @@ def _w_DescribeGroupsResponse_5(o: DescribeGroupsResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeGroupsResponse_5(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
+def _read_DescribeGroupsResponse_v5(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
     o = DescribeGroupsResponse.__new__(DescribeGroupsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_5(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v5(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -928,12 +694,12 @@ def _r_DescribeGroupsResponse_5(buf: memoryview, pos: int) -> tuple[DescribeGrou
     return o, pos
 
 
-def _w_DescribeGroupsResponse_6(o: DescribeGroupsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedGroup_6(e2, out)
+def _write_DescribeGroupsResponse_v6(o: DescribeGroupsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_DescribedGroup_v6(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -941,16 +707,16 @@ def _w_DescribeGroupsResponse_6(o: DescribeGroupsResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeGroupsResponse_6(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
+def _read_DescribeGroupsResponse_v6(buf: memoryview, pos: int) -> tuple[DescribeGroupsResponse, int]:
     o = DescribeGroupsResponse.__new__(DescribeGroupsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_6(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v6(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -959,46 +725,48 @@ def _r_DescribeGroupsResponse_6(buf: memoryview, pos: int) -> tuple[DescribeGrou
     return o, pos
 
 
-_W_DescribeGroupsRequest: tuple[Callable[[DescribeGroupsRequest, bytearray], None], ...] = (
-    _w_DescribeGroupsRequest_0,
-    _w_DescribeGroupsRequest_0,
-    _w_DescribeGroupsRequest_0,
-    _w_DescribeGroupsRequest_3,
-    _w_DescribeGroupsRequest_3,
-    _w_DescribeGroupsRequest_5,
-    _w_DescribeGroupsRequest_5,
+DescribeGroupsRequest._LOWEST = 0
+DescribeGroupsRequest._WRITERS = (
+    _write_DescribeGroupsRequest_v0,
+    _write_DescribeGroupsRequest_v0,
+    _write_DescribeGroupsRequest_v0,
+    _write_DescribeGroupsRequest_v3,
+    _write_DescribeGroupsRequest_v3,
+    _write_DescribeGroupsRequest_v5,
+    _write_DescribeGroupsRequest_v5,
 )
-_R_DescribeGroupsRequest: tuple[Callable[[memoryview, int], tuple[DescribeGroupsRequest, int]], ...] = (
-    _r_DescribeGroupsRequest_0,
-    _r_DescribeGroupsRequest_0,
-    _r_DescribeGroupsRequest_0,
-    _r_DescribeGroupsRequest_3,
-    _r_DescribeGroupsRequest_3,
-    _r_DescribeGroupsRequest_5,
-    _r_DescribeGroupsRequest_5,
+DescribeGroupsRequest._READERS = (
+    _read_DescribeGroupsRequest_v0,
+    _read_DescribeGroupsRequest_v0,
+    _read_DescribeGroupsRequest_v0,
+    _read_DescribeGroupsRequest_v3,
+    _read_DescribeGroupsRequest_v3,
+    _read_DescribeGroupsRequest_v5,
+    _read_DescribeGroupsRequest_v5,
 )
 DescribeGroupsRequest._FIELDS = (
     FieldSpec('groups', 'array', 'string', (0, 32767), None, None, None, None),
     FieldSpec('include_authorized_operations', 'bool', None, (3, 32767), None, None, None, None),
 )
 
-_W_DescribedGroupMember: tuple[Callable[[DescribedGroupMember, bytearray], None], ...] = (
-    _w_DescribedGroupMember_0,
-    _w_DescribedGroupMember_0,
-    _w_DescribedGroupMember_0,
-    _w_DescribedGroupMember_0,
-    _w_DescribedGroupMember_4,
-    _w_DescribedGroupMember_5,
-    _w_DescribedGroupMember_5,
+DescribedGroupMember._LOWEST = 0
+DescribedGroupMember._WRITERS = (
+    _write_DescribedGroupMember_v0,
+    _write_DescribedGroupMember_v0,
+    _write_DescribedGroupMember_v0,
+    _write_DescribedGroupMember_v0,
+    _write_DescribedGroupMember_v4,
+    _write_DescribedGroupMember_v5,
+    _write_DescribedGroupMember_v5,
 )
-_R_DescribedGroupMember: tuple[Callable[[memoryview, int], tuple[DescribedGroupMember, int]], ...] = (
-    _r_DescribedGroupMember_0,
-    _r_DescribedGroupMember_0,
-    _r_DescribedGroupMember_0,
-    _r_DescribedGroupMember_0,
-    _r_DescribedGroupMember_4,
-    _r_DescribedGroupMember_5,
-    _r_DescribedGroupMember_5,
+DescribedGroupMember._READERS = (
+    _read_DescribedGroupMember_v0,
+    _read_DescribedGroupMember_v0,
+    _read_DescribedGroupMember_v0,
+    _read_DescribedGroupMember_v0,
+    _read_DescribedGroupMember_v4,
+    _read_DescribedGroupMember_v5,
+    _read_DescribedGroupMember_v5,
 )
 DescribedGroupMember._FIELDS = (
     FieldSpec('member_id', 'string', None, (0, 32767), None, None, None, None),
@@ -1009,23 +777,24 @@ DescribedGroupMember._FIELDS = (
     FieldSpec('member_assignment', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
-    _w_DescribedGroup_0,
-    _w_DescribedGroup_0,
-    _w_DescribedGroup_0,
-    _w_DescribedGroup_3,
-    _w_DescribedGroup_4,
-    _w_DescribedGroup_5,
-    _w_DescribedGroup_6,
+DescribedGroup._LOWEST = 0
+DescribedGroup._WRITERS = (
+    _write_DescribedGroup_v0,
+    _write_DescribedGroup_v0,
+    _write_DescribedGroup_v0,
+    _write_DescribedGroup_v3,
+    _write_DescribedGroup_v4,
+    _write_DescribedGroup_v5,
+    _write_DescribedGroup_v6,
 )
-_R_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
-    _r_DescribedGroup_0,
-    _r_DescribedGroup_0,
-    _r_DescribedGroup_0,
-    _r_DescribedGroup_3,
-    _r_DescribedGroup_4,
-    _r_DescribedGroup_5,
-    _r_DescribedGroup_6,
+DescribedGroup._READERS = (
+    _read_DescribedGroup_v0,
+    _read_DescribedGroup_v0,
+    _read_DescribedGroup_v0,
+    _read_DescribedGroup_v3,
+    _read_DescribedGroup_v4,
+    _read_DescribedGroup_v5,
+    _read_DescribedGroup_v6,
 )
 DescribedGroup._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1038,23 +807,24 @@ DescribedGroup._FIELDS = (
     FieldSpec('authorized_operations', 'int32', None, (3, 32767), None, None, None, None),
 )
 
-_W_DescribeGroupsResponse: tuple[Callable[[DescribeGroupsResponse, bytearray], None], ...] = (
-    _w_DescribeGroupsResponse_0,
-    _w_DescribeGroupsResponse_1,
-    _w_DescribeGroupsResponse_1,
-    _w_DescribeGroupsResponse_3,
-    _w_DescribeGroupsResponse_4,
-    _w_DescribeGroupsResponse_5,
-    _w_DescribeGroupsResponse_6,
+DescribeGroupsResponse._LOWEST = 0
+DescribeGroupsResponse._WRITERS = (
+    _write_DescribeGroupsResponse_v0,
+    _write_DescribeGroupsResponse_v1,
+    _write_DescribeGroupsResponse_v1,
+    _write_DescribeGroupsResponse_v3,
+    _write_DescribeGroupsResponse_v4,
+    _write_DescribeGroupsResponse_v5,
+    _write_DescribeGroupsResponse_v6,
 )
-_R_DescribeGroupsResponse: tuple[Callable[[memoryview, int], tuple[DescribeGroupsResponse, int]], ...] = (
-    _r_DescribeGroupsResponse_0,
-    _r_DescribeGroupsResponse_1,
-    _r_DescribeGroupsResponse_1,
-    _r_DescribeGroupsResponse_3,
-    _r_DescribeGroupsResponse_4,
-    _r_DescribeGroupsResponse_5,
-    _r_DescribeGroupsResponse_6,
+DescribeGroupsResponse._READERS = (
+    _read_DescribeGroupsResponse_v0,
+    _read_DescribeGroupsResponse_v1,
+    _read_DescribeGroupsResponse_v1,
+    _read_DescribeGroupsResponse_v3,
+    _read_DescribeGroupsResponse_v4,
+    _read_DescribeGroupsResponse_v5,
+    _read_DescribeGroupsResponse_v6,
 )
 DescribeGroupsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (1, 32767), None, None, None, None),

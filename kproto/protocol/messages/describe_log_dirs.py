@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -27,6 +25,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribableLogDirTopic',
@@ -37,15 +36,19 @@ __all__ = [
     'DescribeLogDirsTopic',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_iqqo = struct.Struct('>iqq?')
-_S_qq = struct.Struct('>qq')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT64_INT64_BOOL = struct.Struct('>iqq?')
+_INT64_INT64 = struct.Struct('>qq')
 
 
-class DescribeLogDirsRequest:
-    """Kafka request ``DescribeLogDirsRequest`` (API key 35), versions 1-4."""
+class DescribeLogDirsRequest(Request['DescribeLogDirsResponse']):
+    """Kafka request ``DescribeLogDirsRequest`` (API key 35), versions 1-4, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'unknown_tags',)
 
@@ -53,10 +56,9 @@ class DescribeLogDirsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsRequest'
 
-    topics: list[DescribableLogDirTopic] | None
+    topics: list[DescribableLogDirTopic] | None  # Topics []DescribableLogDirTopic; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -68,75 +70,20 @@ class DescribeLogDirsRequest:
         self.topics = None if topics is None else list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeLogDirsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeLogDirsRequest(topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribableLogDirTopic(Struct):
+    """Struct ``DescribableLogDirTopic`` of ``DescribeLogDirsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsRequest has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribeLogDirsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeLogDirsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeLogDirsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeLogDirsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsRequest has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribeLogDirsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeLogDirsRequest v{version}: {exc}') from None
-
-
-class DescribableLogDirTopic:
-    """Schema struct ``DescribableLogDirTopic`` of ``DescribeLogDirsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribableLogDirTopic'
 
-    topic: str
-    partitions: list[int]
+    topic: str  # Topic string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -150,68 +97,13 @@ class DescribableLogDirTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribableLogDirTopic):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribableLogDirTopic(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeLogDirsResponse(Response):
+    """Kafka response ``DescribeLogDirsResponse`` (API key 35), versions 1-4, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribableLogDirTopic has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribableLogDirTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribableLogDirTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribableLogDirTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribableLogDirTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribableLogDirTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribableLogDirTopic has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribableLogDirTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribableLogDirTopic v{version}: {exc}') from None
-
-
-class DescribeLogDirsResponse:
-    """Kafka response ``DescribeLogDirsResponse`` (API key 35), versions 1-4."""
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'results', 'unknown_tags',)
 
@@ -219,12 +111,11 @@ class DescribeLogDirsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    results: list[DescribeLogDirsResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16; v3+; ignorable
+    results: list[DescribeLogDirsResult]  # Results []DescribeLogDirsResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -240,80 +131,23 @@ class DescribeLogDirsResponse:
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeLogDirsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeLogDirsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeLogDirsResult(Struct):
+    """Struct ``DescribeLogDirsResult`` of ``DescribeLogDirsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResponse has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribeLogDirsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeLogDirsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeLogDirsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeLogDirsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResponse has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribeLogDirsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeLogDirsResponse v{version}: {exc}') from None
-
-
-class DescribeLogDirsResult:
-    """Schema struct ``DescribeLogDirsResult`` of ``DescribeLogDirsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsResult'
 
-    error_code: int
-    log_dir: str
-    topics: list[DescribeLogDirsTopic]
-    total_bytes: int
-    usable_bytes: int
+    error_code: int  # ErrorCode int16
+    log_dir: str  # LogDir string
+    topics: list[DescribeLogDirsTopic]  # Topics []DescribeLogDirsTopic
+    total_bytes: int  # TotalBytes int64; v4+; default -1; ignorable
+    usable_bytes: int  # UsableBytes int64; v4+; default -1; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -333,79 +167,20 @@ class DescribeLogDirsResult:
         self.usable_bytes = usable_bytes
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeLogDirsResult):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.log_dir == other.log_dir and
-            self.topics == other.topics and
-            self.total_bytes == other.total_bytes and
-            self.usable_bytes == other.usable_bytes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeLogDirsResult(error_code={self.error_code!r}, log_dir={self.log_dir!r}, topics={self.topics!r}, total_bytes={self.total_bytes!r}, usable_bytes={self.usable_bytes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeLogDirsTopic(Struct):
+    """Struct ``DescribeLogDirsTopic`` of ``DescribeLogDirsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResult has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribeLogDirsResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeLogDirsResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeLogDirsResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeLogDirsResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsResult has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribeLogDirsResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeLogDirsResult v{version}: {exc}') from None
-
-
-class DescribeLogDirsTopic:
-    """Schema struct ``DescribeLogDirsTopic`` of ``DescribeLogDirsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsTopic'
 
-    name: str
-    partitions: list[DescribeLogDirsPartition]
+    name: str  # Name string
+    partitions: list[DescribeLogDirsPartition]  # Partitions []DescribeLogDirsPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -419,78 +194,22 @@ class DescribeLogDirsTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeLogDirsTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeLogDirsTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeLogDirsPartition(Struct):
+    """Struct ``DescribeLogDirsPartition`` of ``DescribeLogDirsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsTopic has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribeLogDirsTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeLogDirsTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeLogDirsTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeLogDirsTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsTopic has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribeLogDirsTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeLogDirsTopic v{version}: {exc}') from None
-
-
-class DescribeLogDirsPartition:
-    """Schema struct ``DescribeLogDirsPartition`` of ``DescribeLogDirsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeLogDirsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'partition_size', 'offset_lag', 'is_future_key', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeLogDirsPartition'
 
-    partition_index: int
-    partition_size: int
-    offset_lag: int
-    is_future_key: bool
+    partition_index: int  # PartitionIndex int32
+    partition_size: int  # PartitionSize int64
+    offset_lag: int  # OffsetLag int64
+    is_future_key: bool  # IsFutureKey bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -508,67 +227,6 @@ class DescribeLogDirsPartition:
         self.is_future_key = is_future_key
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeLogDirsPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.partition_size == other.partition_size and
-            self.offset_lag == other.offset_lag and
-            self.is_future_key == other.is_future_key and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeLogDirsPartition(partition_index={self.partition_index!r}, partition_size={self.partition_size!r}, offset_lag={self.offset_lag!r}, is_future_key={self.is_future_key!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsPartition has no version {version} (valid 1-4)')
-        start = len(out)
-        try:
-            _W_DescribeLogDirsPartition[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeLogDirsPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeLogDirsPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeLogDirsPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeLogDirsPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 4:
-            raise UnsupportedVersionError(f'DescribeLogDirsPartition has no version {version} (valid 1-4)')
-        try:
-            return _R_DescribeLogDirsPartition[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeLogDirsPartition v{version}: {exc}') from None
-
 
 def _new_DescribableLogDirTopic() -> DescribableLogDirTopic:
     o = DescribableLogDirTopic.__new__(DescribableLogDirTopic)
@@ -578,28 +236,28 @@ def _new_DescribableLogDirTopic() -> DescribableLogDirTopic:
     return o
 
 
-def _w_DescribableLogDirTopic_1(o: DescribableLogDirTopic, out: bytearray) -> None:
+def _write_DescribableLogDirTopic_v1(o: DescribableLogDirTopic, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    out += struct.pack('>%di' % len(partitions), *partitions)
 
 
-def _r_DescribableLogDirTopic_1(buf: memoryview, pos: int) -> tuple[DescribableLogDirTopic, int]:
+def _read_DescribableLogDirTopic_v1(buf: memoryview, pos: int) -> tuple[DescribableLogDirTopic, int]:
     o = DescribableLogDirTopic.__new__(DescribableLogDirTopic)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribableLogDirTopic_2(o: DescribableLogDirTopic, out: bytearray) -> None:
+def _write_DescribableLogDirTopic_v2(o: DescribableLogDirTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -607,12 +265,12 @@ def _w_DescribableLogDirTopic_2(o: DescribableLogDirTopic, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribableLogDirTopic_2(buf: memoryview, pos: int) -> tuple[DescribableLogDirTopic, int]:
+def _read_DescribableLogDirTopic_v2(buf: memoryview, pos: int) -> tuple[DescribableLogDirTopic, int]:
     o = DescribableLogDirTopic.__new__(DescribableLogDirTopic)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -628,39 +286,39 @@ def _new_DescribeLogDirsRequest() -> DescribeLogDirsRequest:
     return o
 
 
-def _w_DescribeLogDirsRequest_1(o: DescribeLogDirsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    if x1 is None:
+def _write_DescribeLogDirsRequest_v1(o: DescribeLogDirsRequest, out: bytearray) -> None:
+    topics = o.topics
+    if topics is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_DescribableLogDirTopic_1(e2, out)
+        out += _INT32.pack(len(topics))
+        for topics_item in topics:
+            _write_DescribableLogDirTopic_v1(topics_item, out)
 
 
-def _r_DescribeLogDirsRequest_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsRequest, int]:
+def _read_DescribeLogDirsRequest_v1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsRequest, int]:
     o = DescribeLogDirsRequest.__new__(DescribeLogDirsRequest)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[DescribableLogDirTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_DescribableLogDirTopic_1(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[DescribableLogDirTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_DescribableLogDirTopic_v1(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeLogDirsRequest_2(o: DescribeLogDirsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    if x1 is None:
+def _write_DescribeLogDirsRequest_v2(o: DescribeLogDirsRequest, out: bytearray) -> None:
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_DescribableLogDirTopic_2(e2, out)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_DescribableLogDirTopic_v2(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -668,17 +326,17 @@ def _w_DescribeLogDirsRequest_2(o: DescribeLogDirsRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeLogDirsRequest_2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsRequest, int]:
+def _read_DescribeLogDirsRequest_v2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsRequest, int]:
     o = DescribeLogDirsRequest.__new__(DescribeLogDirsRequest)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[DescribableLogDirTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_DescribableLogDirTopic_2(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[DescribableLogDirTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_DescribableLogDirTopic_v2(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -697,20 +355,20 @@ def _new_DescribeLogDirsPartition() -> DescribeLogDirsPartition:
     return o
 
 
-def _w_DescribeLogDirsPartition_1(o: DescribeLogDirsPartition, out: bytearray) -> None:
-    out += _S_iqqo.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
+def _write_DescribeLogDirsPartition_v1(o: DescribeLogDirsPartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT64_BOOL.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
 
 
-def _r_DescribeLogDirsPartition_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsPartition, int]:
+def _read_DescribeLogDirsPartition_v1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsPartition, int]:
     o = DescribeLogDirsPartition.__new__(DescribeLogDirsPartition)
-    o.partition_index, o.partition_size, o.offset_lag, o.is_future_key = _S_iqqo.unpack_from(buf, pos)
+    o.partition_index, o.partition_size, o.offset_lag, o.is_future_key = _INT32_INT64_INT64_BOOL.unpack_from(buf, pos)
     pos += 21
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeLogDirsPartition_2(o: DescribeLogDirsPartition, out: bytearray) -> None:
-    out += _S_iqqo.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
+def _write_DescribeLogDirsPartition_v2(o: DescribeLogDirsPartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT64_BOOL.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -718,9 +376,9 @@ def _w_DescribeLogDirsPartition_2(o: DescribeLogDirsPartition, out: bytearray) -
         out.append(0)
 
 
-def _r_DescribeLogDirsPartition_2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsPartition, int]:
+def _read_DescribeLogDirsPartition_v2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsPartition, int]:
     o = DescribeLogDirsPartition.__new__(DescribeLogDirsPartition)
-    o.partition_index, o.partition_size, o.offset_lag, o.is_future_key = _S_iqqo.unpack_from(buf, pos)
+    o.partition_index, o.partition_size, o.offset_lag, o.is_future_key = _INT32_INT64_INT64_BOOL.unpack_from(buf, pos)
     pos += 21
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -738,33 +396,33 @@ def _new_DescribeLogDirsTopic() -> DescribeLogDirsTopic:
     return o
 
 
-def _w_DescribeLogDirsTopic_1(o: DescribeLogDirsTopic, out: bytearray) -> None:
+def _write_DescribeLogDirsTopic_v1(o: DescribeLogDirsTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeLogDirsPartition_1(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_DescribeLogDirsPartition_v1(partitions_item, out)
 
 
-def _r_DescribeLogDirsTopic_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsTopic, int]:
+def _read_DescribeLogDirsTopic_v1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsTopic, int]:
     o = DescribeLogDirsTopic.__new__(DescribeLogDirsTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeLogDirsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsPartition_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[DescribeLogDirsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DescribeLogDirsPartition_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeLogDirsTopic_2(o: DescribeLogDirsTopic, out: bytearray) -> None:
+def _write_DescribeLogDirsTopic_v2(o: DescribeLogDirsTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsPartition_2(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DescribeLogDirsPartition_v2(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -772,15 +430,15 @@ def _w_DescribeLogDirsTopic_2(o: DescribeLogDirsTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribeLogDirsTopic_2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsTopic, int]:
+def _read_DescribeLogDirsTopic_v2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsTopic, int]:
     o = DescribeLogDirsTopic.__new__(DescribeLogDirsTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsPartition_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DescribeLogDirsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DescribeLogDirsPartition_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -800,39 +458,39 @@ def _new_DescribeLogDirsResult() -> DescribeLogDirsResult:
     return o
 
 
-def _w_DescribeLogDirsResult_1(o: DescribeLogDirsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeLogDirsResult_v1(o: DescribeLogDirsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_string(out, o.log_dir)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeLogDirsTopic_1(e2, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_DescribeLogDirsTopic_v1(topics_item, out)
 
 
-def _r_DescribeLogDirsResult_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
+def _read_DescribeLogDirsResult_v1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
     o = DescribeLogDirsResult.__new__(DescribeLogDirsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeLogDirsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[DescribeLogDirsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeLogDirsTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.total_bytes = -1
     o.usable_bytes = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeLogDirsResult_2(o: DescribeLogDirsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeLogDirsResult_v2(o: DescribeLogDirsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_string(out, o.log_dir)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsTopic_2(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DescribeLogDirsTopic_v2(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -840,17 +498,17 @@ def _w_DescribeLogDirsResult_2(o: DescribeLogDirsResult, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DescribeLogDirsResult_2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
+def _read_DescribeLogDirsResult_v2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
     o = DescribeLogDirsResult.__new__(DescribeLogDirsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DescribeLogDirsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeLogDirsTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.total_bytes = -1
     o.usable_bytes = -1
     if buf[pos] == 0:
@@ -861,14 +519,14 @@ def _r_DescribeLogDirsResult_2(buf: memoryview, pos: int) -> tuple[DescribeLogDi
     return o, pos
 
 
-def _w_DescribeLogDirsResult_4(o: DescribeLogDirsResult, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeLogDirsResult_v4(o: DescribeLogDirsResult, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_string(out, o.log_dir)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsTopic_2(e2, out)
-    out += _S_qq.pack(o.total_bytes, o.usable_bytes)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DescribeLogDirsTopic_v2(topics_item, out)
+    out += _INT64_INT64.pack(o.total_bytes, o.usable_bytes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -876,18 +534,18 @@ def _w_DescribeLogDirsResult_4(o: DescribeLogDirsResult, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DescribeLogDirsResult_4(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
+def _read_DescribeLogDirsResult_v4(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResult, int]:
     o = DescribeLogDirsResult.__new__(DescribeLogDirsResult)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.log_dir, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.total_bytes, o.usable_bytes = _S_qq.unpack_from(buf, pos)
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DescribeLogDirsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeLogDirsTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.total_bytes, o.usable_bytes = _INT64_INT64.unpack_from(buf, pos)
     pos += 16
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -906,35 +564,35 @@ def _new_DescribeLogDirsResponse() -> DescribeLogDirsResponse:
     return o
 
 
-def _w_DescribeLogDirsResponse_1(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_DescribeLogDirsResult_1(e2, out)
+def _write_DescribeLogDirsResponse_v1(o: DescribeLogDirsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    out += _INT32.pack(len(results))
+    for results_item in results:
+        _write_DescribeLogDirsResult_v1(results_item, out)
 
 
-def _r_DescribeLogDirsResponse_1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
+def _read_DescribeLogDirsResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
     o = DescribeLogDirsResponse.__new__(DescribeLogDirsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[DescribeLogDirsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsResult_1(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_array_len(buf, pos)
+    results: list[DescribeLogDirsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeLogDirsResult_v1(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_DescribeLogDirsResponse_2(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsResult_2(e2, out)
+def _write_DescribeLogDirsResponse_v2(o: DescribeLogDirsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_DescribeLogDirsResult_v2(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -942,16 +600,16 @@ def _w_DescribeLogDirsResponse_2(o: DescribeLogDirsResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeLogDirsResponse_2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
+def _read_DescribeLogDirsResponse_v2(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
     o = DescribeLogDirsResponse.__new__(DescribeLogDirsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsResult_2(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[DescribeLogDirsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeLogDirsResult_v2(buf, pos)
+        results.append(results_item)
+    o.results = results
     o.error_code = 0
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -961,12 +619,12 @@ def _r_DescribeLogDirsResponse_2(buf: memoryview, pos: int) -> tuple[DescribeLog
     return o, pos
 
 
-def _w_DescribeLogDirsResponse_3(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsResult_2(e2, out)
+def _write_DescribeLogDirsResponse_v3(o: DescribeLogDirsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_DescribeLogDirsResult_v2(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -974,16 +632,16 @@ def _w_DescribeLogDirsResponse_3(o: DescribeLogDirsResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeLogDirsResponse_3(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
+def _read_DescribeLogDirsResponse_v3(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
     o = DescribeLogDirsResponse.__new__(DescribeLogDirsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsResult_2(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[DescribeLogDirsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeLogDirsResult_v2(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -992,12 +650,12 @@ def _r_DescribeLogDirsResponse_3(buf: memoryview, pos: int) -> tuple[DescribeLog
     return o, pos
 
 
-def _w_DescribeLogDirsResponse_4(o: DescribeLogDirsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeLogDirsResult_4(e2, out)
+def _write_DescribeLogDirsResponse_v4(o: DescribeLogDirsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_DescribeLogDirsResult_v4(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1005,16 +663,16 @@ def _w_DescribeLogDirsResponse_4(o: DescribeLogDirsResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_DescribeLogDirsResponse_4(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
+def _read_DescribeLogDirsResponse_v4(buf: memoryview, pos: int) -> tuple[DescribeLogDirsResponse, int]:
     o = DescribeLogDirsResponse.__new__(DescribeLogDirsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeLogDirsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeLogDirsResult_4(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[DescribeLogDirsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeLogDirsResult_v4(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1023,50 +681,53 @@ def _r_DescribeLogDirsResponse_4(buf: memoryview, pos: int) -> tuple[DescribeLog
     return o, pos
 
 
-_W_DescribableLogDirTopic: tuple[Callable[[DescribableLogDirTopic, bytearray], None], ...] = (
-    _w_DescribableLogDirTopic_1,
-    _w_DescribableLogDirTopic_2,
-    _w_DescribableLogDirTopic_2,
-    _w_DescribableLogDirTopic_2,
+DescribableLogDirTopic._LOWEST = 1
+DescribableLogDirTopic._WRITERS = (
+    _write_DescribableLogDirTopic_v1,
+    _write_DescribableLogDirTopic_v2,
+    _write_DescribableLogDirTopic_v2,
+    _write_DescribableLogDirTopic_v2,
 )
-_R_DescribableLogDirTopic: tuple[Callable[[memoryview, int], tuple[DescribableLogDirTopic, int]], ...] = (
-    _r_DescribableLogDirTopic_1,
-    _r_DescribableLogDirTopic_2,
-    _r_DescribableLogDirTopic_2,
-    _r_DescribableLogDirTopic_2,
+DescribableLogDirTopic._READERS = (
+    _read_DescribableLogDirTopic_v1,
+    _read_DescribableLogDirTopic_v2,
+    _read_DescribableLogDirTopic_v2,
+    _read_DescribableLogDirTopic_v2,
 )
 DescribableLogDirTopic._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_DescribeLogDirsRequest: tuple[Callable[[DescribeLogDirsRequest, bytearray], None], ...] = (
-    _w_DescribeLogDirsRequest_1,
-    _w_DescribeLogDirsRequest_2,
-    _w_DescribeLogDirsRequest_2,
-    _w_DescribeLogDirsRequest_2,
+DescribeLogDirsRequest._LOWEST = 1
+DescribeLogDirsRequest._WRITERS = (
+    _write_DescribeLogDirsRequest_v1,
+    _write_DescribeLogDirsRequest_v2,
+    _write_DescribeLogDirsRequest_v2,
+    _write_DescribeLogDirsRequest_v2,
 )
-_R_DescribeLogDirsRequest: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsRequest, int]], ...] = (
-    _r_DescribeLogDirsRequest_1,
-    _r_DescribeLogDirsRequest_2,
-    _r_DescribeLogDirsRequest_2,
-    _r_DescribeLogDirsRequest_2,
+DescribeLogDirsRequest._READERS = (
+    _read_DescribeLogDirsRequest_v1,
+    _read_DescribeLogDirsRequest_v2,
+    _read_DescribeLogDirsRequest_v2,
+    _read_DescribeLogDirsRequest_v2,
 )
 DescribeLogDirsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), (0, 32767), None, None, DescribableLogDirTopic),
 )
 
-_W_DescribeLogDirsPartition: tuple[Callable[[DescribeLogDirsPartition, bytearray], None], ...] = (
-    _w_DescribeLogDirsPartition_1,
-    _w_DescribeLogDirsPartition_2,
-    _w_DescribeLogDirsPartition_2,
-    _w_DescribeLogDirsPartition_2,
+DescribeLogDirsPartition._LOWEST = 1
+DescribeLogDirsPartition._WRITERS = (
+    _write_DescribeLogDirsPartition_v1,
+    _write_DescribeLogDirsPartition_v2,
+    _write_DescribeLogDirsPartition_v2,
+    _write_DescribeLogDirsPartition_v2,
 )
-_R_DescribeLogDirsPartition: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsPartition, int]], ...] = (
-    _r_DescribeLogDirsPartition_1,
-    _r_DescribeLogDirsPartition_2,
-    _r_DescribeLogDirsPartition_2,
-    _r_DescribeLogDirsPartition_2,
+DescribeLogDirsPartition._READERS = (
+    _read_DescribeLogDirsPartition_v1,
+    _read_DescribeLogDirsPartition_v2,
+    _read_DescribeLogDirsPartition_v2,
+    _read_DescribeLogDirsPartition_v2,
 )
 DescribeLogDirsPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1075,34 +736,36 @@ DescribeLogDirsPartition._FIELDS = (
     FieldSpec('is_future_key', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeLogDirsTopic: tuple[Callable[[DescribeLogDirsTopic, bytearray], None], ...] = (
-    _w_DescribeLogDirsTopic_1,
-    _w_DescribeLogDirsTopic_2,
-    _w_DescribeLogDirsTopic_2,
-    _w_DescribeLogDirsTopic_2,
+DescribeLogDirsTopic._LOWEST = 1
+DescribeLogDirsTopic._WRITERS = (
+    _write_DescribeLogDirsTopic_v1,
+    _write_DescribeLogDirsTopic_v2,
+    _write_DescribeLogDirsTopic_v2,
+    _write_DescribeLogDirsTopic_v2,
 )
-_R_DescribeLogDirsTopic: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsTopic, int]], ...] = (
-    _r_DescribeLogDirsTopic_1,
-    _r_DescribeLogDirsTopic_2,
-    _r_DescribeLogDirsTopic_2,
-    _r_DescribeLogDirsTopic_2,
+DescribeLogDirsTopic._READERS = (
+    _read_DescribeLogDirsTopic_v1,
+    _read_DescribeLogDirsTopic_v2,
+    _read_DescribeLogDirsTopic_v2,
+    _read_DescribeLogDirsTopic_v2,
 )
 DescribeLogDirsTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DescribeLogDirsPartition),
 )
 
-_W_DescribeLogDirsResult: tuple[Callable[[DescribeLogDirsResult, bytearray], None], ...] = (
-    _w_DescribeLogDirsResult_1,
-    _w_DescribeLogDirsResult_2,
-    _w_DescribeLogDirsResult_2,
-    _w_DescribeLogDirsResult_4,
+DescribeLogDirsResult._LOWEST = 1
+DescribeLogDirsResult._WRITERS = (
+    _write_DescribeLogDirsResult_v1,
+    _write_DescribeLogDirsResult_v2,
+    _write_DescribeLogDirsResult_v2,
+    _write_DescribeLogDirsResult_v4,
 )
-_R_DescribeLogDirsResult: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsResult, int]], ...] = (
-    _r_DescribeLogDirsResult_1,
-    _r_DescribeLogDirsResult_2,
-    _r_DescribeLogDirsResult_2,
-    _r_DescribeLogDirsResult_4,
+DescribeLogDirsResult._READERS = (
+    _read_DescribeLogDirsResult_v1,
+    _read_DescribeLogDirsResult_v2,
+    _read_DescribeLogDirsResult_v2,
+    _read_DescribeLogDirsResult_v4,
 )
 DescribeLogDirsResult._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1112,17 +775,18 @@ DescribeLogDirsResult._FIELDS = (
     FieldSpec('usable_bytes', 'int64', None, (4, 32767), None, None, None, None),
 )
 
-_W_DescribeLogDirsResponse: tuple[Callable[[DescribeLogDirsResponse, bytearray], None], ...] = (
-    _w_DescribeLogDirsResponse_1,
-    _w_DescribeLogDirsResponse_2,
-    _w_DescribeLogDirsResponse_3,
-    _w_DescribeLogDirsResponse_4,
+DescribeLogDirsResponse._LOWEST = 1
+DescribeLogDirsResponse._WRITERS = (
+    _write_DescribeLogDirsResponse_v1,
+    _write_DescribeLogDirsResponse_v2,
+    _write_DescribeLogDirsResponse_v3,
+    _write_DescribeLogDirsResponse_v4,
 )
-_R_DescribeLogDirsResponse: tuple[Callable[[memoryview, int], tuple[DescribeLogDirsResponse, int]], ...] = (
-    _r_DescribeLogDirsResponse_1,
-    _r_DescribeLogDirsResponse_2,
-    _r_DescribeLogDirsResponse_3,
-    _r_DescribeLogDirsResponse_4,
+DescribeLogDirsResponse._READERS = (
+    _read_DescribeLogDirsResponse_v1,
+    _read_DescribeLogDirsResponse_v2,
+    _read_DescribeLogDirsResponse_v3,
+    _read_DescribeLogDirsResponse_v4,
 )
 DescribeLogDirsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -24,6 +22,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeProducersRequest',
@@ -34,13 +33,17 @@ __all__ = [
     'TopicResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_qiiqiq = struct.Struct('>qiiqiq')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT64_INT32_INT32_INT64_INT32_INT64 = struct.Struct('>qiiqiq')
 
 
-class DescribeProducersRequest:
-    """Kafka request ``DescribeProducersRequest`` (API key 61), versions 0-0."""
+class DescribeProducersRequest(Request['DescribeProducersResponse']):
+    """Kafka request ``DescribeProducersRequest`` (API key 61), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeProducersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'unknown_tags',)
 
@@ -48,10 +51,9 @@ class DescribeProducersRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeProducersRequest'
 
-    topics: list[TopicRequest]
+    topics: list[TopicRequest]  # Topics []TopicRequest
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -63,75 +65,20 @@ class DescribeProducersRequest:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeProducersRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeProducersRequest(topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicRequest(Struct):
+    """Struct ``TopicRequest`` of ``DescribeProducersRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeProducersRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeProducersRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeProducersRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeProducersRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeProducersRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeProducersRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeProducersRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeProducersRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeProducersRequest v{version}: {exc}') from None
-
-
-class TopicRequest:
-    """Schema struct ``TopicRequest`` of ``DescribeProducersRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeProducersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicRequest'
 
-    name: str
-    partition_indexes: list[int]
+    name: str  # Name string
+    partition_indexes: list[int]  # PartitionIndexes []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -145,68 +92,13 @@ class TopicRequest:
         self.partition_indexes = list(partition_indexes)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicRequest):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partition_indexes == other.partition_indexes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TopicRequest(name={self.name!r}, partition_indexes={self.partition_indexes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeProducersResponse(Response):
+    """Kafka response ``DescribeProducersResponse`` (API key 61), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_TopicRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_TopicRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicRequest v{version}: {exc}') from None
-
-
-class DescribeProducersResponse:
-    """Kafka response ``DescribeProducersResponse`` (API key 61), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -214,11 +106,10 @@ class DescribeProducersResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeProducersResponse'
 
-    throttle_time_ms: int
-    topics: list[TopicResponse]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    topics: list[TopicResponse]  # Topics []TopicResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -232,76 +123,20 @@ class DescribeProducersResponse:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeProducersResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeProducersResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicResponse(Struct):
+    """Struct ``TopicResponse`` of ``DescribeProducersResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeProducersResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeProducersResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeProducersResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeProducersResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeProducersResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeProducersResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeProducersResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeProducersResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeProducersResponse v{version}: {exc}') from None
-
-
-class TopicResponse:
-    """Schema struct ``TopicResponse`` of ``DescribeProducersResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicResponse'
 
-    name: str
-    partitions: list[PartitionResponse]
+    name: str  # Name string
+    partitions: list[PartitionResponse]  # Partitions []PartitionResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -315,78 +150,22 @@ class TopicResponse:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicResponse):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TopicResponse(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class PartitionResponse(Struct):
+    """Struct ``PartitionResponse`` of ``DescribeProducersResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_TopicResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_TopicResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicResponse v{version}: {exc}') from None
-
-
-class PartitionResponse:
-    """Schema struct ``PartitionResponse`` of ``DescribeProducersResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'active_producers', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResponse'
 
-    partition_index: int
-    error_code: int
-    error_message: str | None
-    active_producers: list[ProducerState]
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    active_producers: list[ProducerState]  # ActiveProducers []ProducerState
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -404,82 +183,24 @@ class PartitionResponse:
         self.active_producers = list(active_producers)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionResponse):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.active_producers == other.active_producers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"PartitionResponse(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, active_producers={self.active_producers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ProducerState(Struct):
+    """Struct ``ProducerState`` of ``DescribeProducersResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PartitionResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_PartitionResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PartitionResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_PartitionResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionResponse v{version}: {exc}') from None
-
-
-class ProducerState:
-    """Schema struct ``ProducerState`` of ``DescribeProducersResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeProducersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('producer_id', 'producer_epoch', 'last_sequence', 'last_timestamp', 'coordinator_epoch', 'current_txn_start_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ProducerState'
 
-    producer_id: int
-    producer_epoch: int
-    last_sequence: int
-    last_timestamp: int
-    coordinator_epoch: int
-    current_txn_start_offset: int
+    producer_id: int  # ProducerId int64
+    producer_epoch: int  # ProducerEpoch int32
+    last_sequence: int  # LastSequence int32; default -1
+    last_timestamp: int  # LastTimestamp int64; default -1
+    coordinator_epoch: int  # CoordinatorEpoch int32
+    current_txn_start_offset: int  # CurrentTxnStartOffset int64; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -501,69 +222,6 @@ class ProducerState:
         self.current_txn_start_offset = current_txn_start_offset
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ProducerState):
-            return NotImplemented
-        return (
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.last_sequence == other.last_sequence and
-            self.last_timestamp == other.last_timestamp and
-            self.coordinator_epoch == other.coordinator_epoch and
-            self.current_txn_start_offset == other.current_txn_start_offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ProducerState(producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, last_sequence={self.last_sequence!r}, last_timestamp={self.last_timestamp!r}, coordinator_epoch={self.coordinator_epoch!r}, current_txn_start_offset={self.current_txn_start_offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ProducerState has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_ProducerState[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ProducerState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ProducerState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ProducerState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ProducerState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ProducerState has no version {version} (valid 0-0)')
-        try:
-            return _R_ProducerState[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ProducerState v{version}: {exc}') from None
-
 
 def _new_TopicRequest() -> TopicRequest:
     o = TopicRequest.__new__(TopicRequest)
@@ -573,11 +231,11 @@ def _new_TopicRequest() -> TopicRequest:
     return o
 
 
-def _w_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
+def _write_TopicRequest_v0(o: TopicRequest, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_indexes
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partition_indexes = o.partition_indexes
+    write_uvarint(out, len(partition_indexes) + 1)
+    out += struct.pack('>%di' % len(partition_indexes), *partition_indexes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -585,12 +243,12 @@ def _w_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicRequest_0(buf: memoryview, pos: int) -> tuple[TopicRequest, int]:
+def _read_TopicRequest_v0(buf: memoryview, pos: int) -> tuple[TopicRequest, int]:
     o = TopicRequest.__new__(TopicRequest)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partition_indexes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partition_indexes, pos = read_compact_array_len(buf, pos)
+    o.partition_indexes = list(struct.unpack_from('>%di' % n_partition_indexes, buf, pos))
+    pos += 4 * n_partition_indexes
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -606,11 +264,11 @@ def _new_DescribeProducersRequest() -> DescribeProducersRequest:
     return o
 
 
-def _w_DescribeProducersRequest_0(o: DescribeProducersRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicRequest_0(e2, out)
+def _write_DescribeProducersRequest_v0(o: DescribeProducersRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_TopicRequest_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -618,14 +276,14 @@ def _w_DescribeProducersRequest_0(o: DescribeProducersRequest, out: bytearray) -
         out.append(0)
 
 
-def _r_DescribeProducersRequest_0(buf: memoryview, pos: int) -> tuple[DescribeProducersRequest, int]:
+def _read_DescribeProducersRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeProducersRequest, int]:
     o = DescribeProducersRequest.__new__(DescribeProducersRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicRequest] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicRequest_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[TopicRequest] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TopicRequest_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -646,8 +304,8 @@ def _new_ProducerState() -> ProducerState:
     return o
 
 
-def _w_ProducerState_0(o: ProducerState, out: bytearray) -> None:
-    out += _S_qiiqiq.pack(o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset)
+def _write_ProducerState_v0(o: ProducerState, out: bytearray) -> None:
+    out += _INT64_INT32_INT32_INT64_INT32_INT64.pack(o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -655,9 +313,9 @@ def _w_ProducerState_0(o: ProducerState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ProducerState_0(buf: memoryview, pos: int) -> tuple[ProducerState, int]:
+def _read_ProducerState_v0(buf: memoryview, pos: int) -> tuple[ProducerState, int]:
     o = ProducerState.__new__(ProducerState)
-    o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset = _S_qiiqiq.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch, o.last_sequence, o.last_timestamp, o.coordinator_epoch, o.current_txn_start_offset = _INT64_INT32_INT32_INT64_INT32_INT64.unpack_from(buf, pos)
     pos += 36
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -677,13 +335,13 @@ def _new_PartitionResponse() -> PartitionResponse:
     return o
 
 
-def _w_PartitionResponse_0(o: PartitionResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_PartitionResponse_v0(o: PartitionResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.active_producers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ProducerState_0(e2, out)
+    active_producers = o.active_producers
+    write_uvarint(out, len(active_producers) + 1)
+    for active_producers_item in active_producers:
+        _write_ProducerState_v0(active_producers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -691,17 +349,17 @@ def _w_PartitionResponse_0(o: PartitionResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PartitionResponse_0(buf: memoryview, pos: int) -> tuple[PartitionResponse, int]:
+def _read_PartitionResponse_v0(buf: memoryview, pos: int) -> tuple[PartitionResponse, int]:
     o = PartitionResponse.__new__(PartitionResponse)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ProducerState] = []
-    for _ in range(n1):
-        e3, pos = _r_ProducerState_0(buf, pos)
-        a2.append(e3)
-    o.active_producers = a2
+    n_active_producers, pos = read_compact_array_len(buf, pos)
+    active_producers: list[ProducerState] = []
+    for _ in range(n_active_producers):
+        active_producers_item, pos = _read_ProducerState_v0(buf, pos)
+        active_producers.append(active_producers_item)
+    o.active_producers = active_producers
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -718,12 +376,12 @@ def _new_TopicResponse() -> TopicResponse:
     return o
 
 
-def _w_TopicResponse_0(o: TopicResponse, out: bytearray) -> None:
+def _write_TopicResponse_v0(o: TopicResponse, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionResponse_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_PartitionResponse_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -731,15 +389,15 @@ def _w_TopicResponse_0(o: TopicResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicResponse_0(buf: memoryview, pos: int) -> tuple[TopicResponse, int]:
+def _read_TopicResponse_v0(buf: memoryview, pos: int) -> tuple[TopicResponse, int]:
     o = TopicResponse.__new__(TopicResponse)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionResponse_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[PartitionResponse] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionResponse_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -756,12 +414,12 @@ def _new_DescribeProducersResponse() -> DescribeProducersResponse:
     return o
 
 
-def _w_DescribeProducersResponse_0(o: DescribeProducersResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicResponse_0(e2, out)
+def _write_DescribeProducersResponse_v0(o: DescribeProducersResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_TopicResponse_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -769,16 +427,16 @@ def _w_DescribeProducersResponse_0(o: DescribeProducersResponse, out: bytearray)
         out.append(0)
 
 
-def _r_DescribeProducersResponse_0(buf: memoryview, pos: int) -> tuple[DescribeProducersResponse, int]:
+def _read_DescribeProducersResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeProducersResponse, int]:
     o = DescribeProducersResponse.__new__(DescribeProducersResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicResponse_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[TopicResponse] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TopicResponse_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -787,32 +445,35 @@ def _r_DescribeProducersResponse_0(buf: memoryview, pos: int) -> tuple[DescribeP
     return o, pos
 
 
-_W_TopicRequest: tuple[Callable[[TopicRequest, bytearray], None], ...] = (
-    _w_TopicRequest_0,
+TopicRequest._LOWEST = 0
+TopicRequest._WRITERS = (
+    _write_TopicRequest_v0,
 )
-_R_TopicRequest: tuple[Callable[[memoryview, int], tuple[TopicRequest, int]], ...] = (
-    _r_TopicRequest_0,
+TopicRequest._READERS = (
+    _read_TopicRequest_v0,
 )
 TopicRequest._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_indexes', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_DescribeProducersRequest: tuple[Callable[[DescribeProducersRequest, bytearray], None], ...] = (
-    _w_DescribeProducersRequest_0,
+DescribeProducersRequest._LOWEST = 0
+DescribeProducersRequest._WRITERS = (
+    _write_DescribeProducersRequest_v0,
 )
-_R_DescribeProducersRequest: tuple[Callable[[memoryview, int], tuple[DescribeProducersRequest, int]], ...] = (
-    _r_DescribeProducersRequest_0,
+DescribeProducersRequest._READERS = (
+    _read_DescribeProducersRequest_v0,
 )
 DescribeProducersRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, TopicRequest),
 )
 
-_W_ProducerState: tuple[Callable[[ProducerState, bytearray], None], ...] = (
-    _w_ProducerState_0,
+ProducerState._LOWEST = 0
+ProducerState._WRITERS = (
+    _write_ProducerState_v0,
 )
-_R_ProducerState: tuple[Callable[[memoryview, int], tuple[ProducerState, int]], ...] = (
-    _r_ProducerState_0,
+ProducerState._READERS = (
+    _read_ProducerState_v0,
 )
 ProducerState._FIELDS = (
     FieldSpec('producer_id', 'int64', None, (0, 32767), None, None, None, None),
@@ -823,11 +484,12 @@ ProducerState._FIELDS = (
     FieldSpec('current_txn_start_offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_PartitionResponse: tuple[Callable[[PartitionResponse, bytearray], None], ...] = (
-    _w_PartitionResponse_0,
+PartitionResponse._LOWEST = 0
+PartitionResponse._WRITERS = (
+    _write_PartitionResponse_v0,
 )
-_R_PartitionResponse: tuple[Callable[[memoryview, int], tuple[PartitionResponse, int]], ...] = (
-    _r_PartitionResponse_0,
+PartitionResponse._READERS = (
+    _read_PartitionResponse_v0,
 )
 PartitionResponse._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -836,22 +498,24 @@ PartitionResponse._FIELDS = (
     FieldSpec('active_producers', 'array', 'struct', (0, 32767), None, None, None, ProducerState),
 )
 
-_W_TopicResponse: tuple[Callable[[TopicResponse, bytearray], None], ...] = (
-    _w_TopicResponse_0,
+TopicResponse._LOWEST = 0
+TopicResponse._WRITERS = (
+    _write_TopicResponse_v0,
 )
-_R_TopicResponse: tuple[Callable[[memoryview, int], tuple[TopicResponse, int]], ...] = (
-    _r_TopicResponse_0,
+TopicResponse._READERS = (
+    _read_TopicResponse_v0,
 )
 TopicResponse._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionResponse),
 )
 
-_W_DescribeProducersResponse: tuple[Callable[[DescribeProducersResponse, bytearray], None], ...] = (
-    _w_DescribeProducersResponse_0,
+DescribeProducersResponse._LOWEST = 0
+DescribeProducersResponse._WRITERS = (
+    _write_DescribeProducersResponse_v0,
 )
-_R_DescribeProducersResponse: tuple[Callable[[memoryview, int], tuple[DescribeProducersResponse, int]], ...] = (
-    _r_DescribeProducersResponse_0,
+DescribeProducersResponse._READERS = (
+    _read_DescribeProducersResponse_v0,
 )
 DescribeProducersResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -25,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeQuorumRequest',
@@ -38,19 +38,23 @@ __all__ = [
     'ReplicaState',
 ]
 
-_S_H = struct.Struct('>H')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_ihiiq = struct.Struct('>ihiiq')
-_S_iiq = struct.Struct('>iiq')
-_S_iq = struct.Struct('>iq')
-_S_iqqq = struct.Struct('>iqqq')
-_S_qqq = struct.Struct('>qqq')
+_UINT16 = struct.Struct('>H')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT16_INT32_INT32_INT64 = struct.Struct('>ihiiq')
+_INT32_INT32_INT64 = struct.Struct('>iiq')
+_INT32_INT64 = struct.Struct('>iq')
+_INT32_INT64_INT64_INT64 = struct.Struct('>iqqq')
+_INT64_INT64_INT64 = struct.Struct('>qqq')
 
 
-class DescribeQuorumRequest:
-    """Kafka request ``DescribeQuorumRequest`` (API key 55), versions 0-2."""
+class DescribeQuorumRequest(Request['DescribeQuorumResponse']):
+    """Kafka request ``DescribeQuorumRequest`` (API key 55), versions 0-2, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeQuorumRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'unknown_tags',)
 
@@ -58,10 +62,9 @@ class DescribeQuorumRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeQuorumRequest'
 
-    topics: list[DescribeQuorumRequestTopicData]
+    topics: list[DescribeQuorumRequestTopicData]  # Topics []TopicData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -73,75 +76,20 @@ class DescribeQuorumRequest:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumRequest(topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeQuorumRequestTopicData(Struct):
+    """Struct ``TopicData`` of ``DescribeQuorumRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DescribeQuorumRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequest has no version {version} (valid 0-2)')
-        try:
-            return _R_DescribeQuorumRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumRequest v{version}: {exc}') from None
-
-
-class DescribeQuorumRequestTopicData:
-    """Schema struct ``TopicData`` of ``DescribeQuorumRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeQuorumRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
-    topic_name: str
-    partitions: list[DescribeQuorumRequestPartitionData]
+    topic_name: str  # TopicName string
+    partitions: list[DescribeQuorumRequestPartitionData]  # Partitions []PartitionData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -155,75 +103,19 @@ class DescribeQuorumRequestTopicData:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumRequestTopicData):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumRequestTopicData(topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeQuorumRequestPartitionData(Struct):
+    """Struct ``PartitionData`` of ``DescribeQuorumRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequestTopicData has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DescribeQuorumRequestTopicData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumRequestTopicData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumRequestTopicData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumRequestTopicData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumRequestTopicData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequestTopicData has no version {version} (valid 0-2)')
-        try:
-            return _R_DescribeQuorumRequestTopicData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumRequestTopicData v{version}: {exc}') from None
-
-
-class DescribeQuorumRequestPartitionData:
-    """Schema struct ``PartitionData`` of ``DescribeQuorumRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeQuorumRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int
+    partition_index: int  # PartitionIndex int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -235,67 +127,13 @@ class DescribeQuorumRequestPartitionData:
         self.partition_index = partition_index
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumRequestPartitionData):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumRequestPartitionData(partition_index={self.partition_index!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeQuorumResponse(Response):
+    """Kafka response ``DescribeQuorumResponse`` (API key 55), versions 0-2, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequestPartitionData has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DescribeQuorumRequestPartitionData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumRequestPartitionData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumRequestPartitionData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumRequestPartitionData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumRequestPartitionData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumRequestPartitionData has no version {version} (valid 0-2)')
-        try:
-            return _R_DescribeQuorumRequestPartitionData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumRequestPartitionData v{version}: {exc}') from None
-
-
-class DescribeQuorumResponse:
-    """Kafka response ``DescribeQuorumResponse`` (API key 55), versions 0-2."""
+    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'topics', 'nodes', 'unknown_tags',)
 
@@ -303,13 +141,12 @@ class DescribeQuorumResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeQuorumResponse'
 
-    error_code: int
-    error_message: str | None
-    topics: list[DescribeQuorumResponseTopicData]
-    nodes: list[Node]
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; v2+; nullable; ignorable
+    topics: list[DescribeQuorumResponseTopicData]  # Topics []TopicData
+    nodes: list[Node]  # Nodes []Node; v2+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -327,78 +164,20 @@ class DescribeQuorumResponse:
         self.nodes = list(nodes)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.topics == other.topics and
-            self.nodes == other.nodes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumResponse(error_code={self.error_code!r}, error_message={self.error_message!r}, topics={self.topics!r}, nodes={self.nodes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class Node(Struct):
+    """Struct ``Node`` of ``DescribeQuorumResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DescribeQuorumResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponse has no version {version} (valid 0-2)')
-        try:
-            return _R_DescribeQuorumResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumResponse v{version}: {exc}') from None
-
-
-class Node:
-    """Schema struct ``Node`` of ``DescribeQuorumResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('node_id', 'listeners', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Node'
 
-    node_id: int
-    listeners: list[Listener]
+    node_id: int  # NodeId int32; v2+
+    listeners: list[Listener]  # Listeners []Listener; v2+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -412,77 +191,21 @@ class Node:
         self.listeners = list(listeners)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Node):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.listeners == other.listeners and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"Node(node_id={self.node_id!r}, listeners={self.listeners!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class Listener(Struct):
+    """Struct ``Listener`` of ``DescribeQuorumResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'Node has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_Node[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Node v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Node:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Node v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Node, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'Node has no version {version} (valid 0-2)')
-        try:
-            return _R_Node[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Node v{version}: {exc}') from None
-
-
-class Listener:
-    """Schema struct ``Listener`` of ``DescribeQuorumResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'host', 'port', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Listener'
 
-    name: str
-    host: str
-    port: int
+    name: str  # Name string; v2+
+    host: str  # Host string; v2+
+    port: int  # Port uint16; v2+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -498,77 +221,20 @@ class Listener:
         self.port = port
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Listener):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.host == other.host and
-            self.port == other.port and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"Listener(name={self.name!r}, host={self.host!r}, port={self.port!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeQuorumResponseTopicData(Struct):
+    """Struct ``TopicData`` of ``DescribeQuorumResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'Listener has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_Listener[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Listener v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Listener:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Listener v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Listener, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'Listener has no version {version} (valid 0-2)')
-        try:
-            return _R_Listener[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Listener v{version}: {exc}') from None
-
-
-class DescribeQuorumResponseTopicData:
-    """Schema struct ``TopicData`` of ``DescribeQuorumResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
-    topic_name: str
-    partitions: list[DescribeQuorumResponsePartitionData]
+    topic_name: str  # TopicName string
+    partitions: list[DescribeQuorumResponsePartitionData]  # Partitions []PartitionData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -582,82 +248,26 @@ class DescribeQuorumResponseTopicData:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumResponseTopicData):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumResponseTopicData(topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeQuorumResponsePartitionData(Struct):
+    """Struct ``PartitionData`` of ``DescribeQuorumResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponseTopicData has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DescribeQuorumResponseTopicData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumResponseTopicData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumResponseTopicData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumResponseTopicData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumResponseTopicData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponseTopicData has no version {version} (valid 0-2)')
-        try:
-            return _R_DescribeQuorumResponseTopicData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumResponseTopicData v{version}: {exc}') from None
-
-
-class DescribeQuorumResponsePartitionData:
-    """Schema struct ``PartitionData`` of ``DescribeQuorumResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'leader_id', 'leader_epoch', 'high_watermark', 'current_voters', 'observers', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int
-    error_code: int
-    error_message: str | None
-    leader_id: int
-    leader_epoch: int
-    high_watermark: int
-    current_voters: list[ReplicaState]
-    observers: list[ReplicaState]
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; v2+; nullable; ignorable
+    leader_id: int  # LeaderId int32
+    leader_epoch: int  # LeaderEpoch int32
+    high_watermark: int  # HighWatermark int64
+    current_voters: list[ReplicaState]  # CurrentVoters []ReplicaState
+    observers: list[ReplicaState]  # Observers []ReplicaState
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -683,85 +293,23 @@ class DescribeQuorumResponsePartitionData:
         self.observers = list(observers)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeQuorumResponsePartitionData):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            self.high_watermark == other.high_watermark and
-            self.current_voters == other.current_voters and
-            self.observers == other.observers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeQuorumResponsePartitionData(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}, high_watermark={self.high_watermark!r}, current_voters={self.current_voters!r}, observers={self.observers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ReplicaState(Struct):
+    """Struct ``ReplicaState`` of ``DescribeQuorumResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponsePartitionData has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_DescribeQuorumResponsePartitionData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeQuorumResponsePartitionData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeQuorumResponsePartitionData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeQuorumResponsePartitionData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeQuorumResponsePartitionData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'DescribeQuorumResponsePartitionData has no version {version} (valid 0-2)')
-        try:
-            return _R_DescribeQuorumResponsePartitionData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeQuorumResponsePartitionData v{version}: {exc}') from None
-
-
-class ReplicaState:
-    """Schema struct ``ReplicaState`` of ``DescribeQuorumResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeQuorumResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('replica_id', 'replica_directory_id', 'log_end_offset', 'last_fetch_timestamp', 'last_caught_up_timestamp', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReplicaState'
 
-    replica_id: int
-    replica_directory_id: uuid.UUID
-    log_end_offset: int
-    last_fetch_timestamp: int
-    last_caught_up_timestamp: int
+    replica_id: int  # ReplicaId int32
+    replica_directory_id: uuid.UUID  # ReplicaDirectoryId uuid; v2+
+    log_end_offset: int  # LogEndOffset int64
+    last_fetch_timestamp: int  # LastFetchTimestamp int64; v1+; default -1; ignorable
+    last_caught_up_timestamp: int  # LastCaughtUpTimestamp int64; v1+; default -1; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -781,68 +329,6 @@ class ReplicaState:
         self.last_caught_up_timestamp = last_caught_up_timestamp
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReplicaState):
-            return NotImplemented
-        return (
-            self.replica_id == other.replica_id and
-            self.replica_directory_id == other.replica_directory_id and
-            self.log_end_offset == other.log_end_offset and
-            self.last_fetch_timestamp == other.last_fetch_timestamp and
-            self.last_caught_up_timestamp == other.last_caught_up_timestamp and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ReplicaState(replica_id={self.replica_id!r}, replica_directory_id={self.replica_directory_id!r}, log_end_offset={self.log_end_offset!r}, last_fetch_timestamp={self.last_fetch_timestamp!r}, last_caught_up_timestamp={self.last_caught_up_timestamp!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_ReplicaState[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReplicaState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReplicaState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReplicaState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReplicaState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 0-2)')
-        try:
-            return _R_ReplicaState[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReplicaState v{version}: {exc}') from None
-
 
 def _new_DescribeQuorumRequestPartitionData() -> DescribeQuorumRequestPartitionData:
     o = DescribeQuorumRequestPartitionData.__new__(DescribeQuorumRequestPartitionData)
@@ -851,8 +337,8 @@ def _new_DescribeQuorumRequestPartitionData() -> DescribeQuorumRequestPartitionD
     return o
 
 
-def _w_DescribeQuorumRequestPartitionData_0(o: DescribeQuorumRequestPartitionData, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+def _write_DescribeQuorumRequestPartitionData_v0(o: DescribeQuorumRequestPartitionData, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -860,9 +346,9 @@ def _w_DescribeQuorumRequestPartitionData_0(o: DescribeQuorumRequestPartitionDat
         out.append(0)
 
 
-def _r_DescribeQuorumRequestPartitionData_0(buf: memoryview, pos: int) -> tuple[DescribeQuorumRequestPartitionData, int]:
+def _read_DescribeQuorumRequestPartitionData_v0(buf: memoryview, pos: int) -> tuple[DescribeQuorumRequestPartitionData, int]:
     o = DescribeQuorumRequestPartitionData.__new__(DescribeQuorumRequestPartitionData)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -880,12 +366,12 @@ def _new_DescribeQuorumRequestTopicData() -> DescribeQuorumRequestTopicData:
     return o
 
 
-def _w_DescribeQuorumRequestTopicData_0(o: DescribeQuorumRequestTopicData, out: bytearray) -> None:
+def _write_DescribeQuorumRequestTopicData_v0(o: DescribeQuorumRequestTopicData, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeQuorumRequestPartitionData_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DescribeQuorumRequestPartitionData_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -893,15 +379,15 @@ def _w_DescribeQuorumRequestTopicData_0(o: DescribeQuorumRequestTopicData, out: 
         out.append(0)
 
 
-def _r_DescribeQuorumRequestTopicData_0(buf: memoryview, pos: int) -> tuple[DescribeQuorumRequestTopicData, int]:
+def _read_DescribeQuorumRequestTopicData_v0(buf: memoryview, pos: int) -> tuple[DescribeQuorumRequestTopicData, int]:
     o = DescribeQuorumRequestTopicData.__new__(DescribeQuorumRequestTopicData)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeQuorumRequestPartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeQuorumRequestPartitionData_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DescribeQuorumRequestPartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DescribeQuorumRequestPartitionData_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -917,11 +403,11 @@ def _new_DescribeQuorumRequest() -> DescribeQuorumRequest:
     return o
 
 
-def _w_DescribeQuorumRequest_0(o: DescribeQuorumRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeQuorumRequestTopicData_0(e2, out)
+def _write_DescribeQuorumRequest_v0(o: DescribeQuorumRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DescribeQuorumRequestTopicData_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -929,14 +415,14 @@ def _w_DescribeQuorumRequest_0(o: DescribeQuorumRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _r_DescribeQuorumRequest_0(buf: memoryview, pos: int) -> tuple[DescribeQuorumRequest, int]:
+def _read_DescribeQuorumRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeQuorumRequest, int]:
     o = DescribeQuorumRequest.__new__(DescribeQuorumRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeQuorumRequestTopicData] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeQuorumRequestTopicData_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DescribeQuorumRequestTopicData] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeQuorumRequestTopicData_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -956,10 +442,10 @@ def _new_ReplicaState() -> ReplicaState:
     return o
 
 
-def _w_ReplicaState_0(o: ReplicaState, out: bytearray) -> None:
-    if o.replica_directory_id != ZERO_UUID:
+def _write_ReplicaState_v0(o: ReplicaState, out: bytearray) -> None:
+    if (o.replica_directory_id is not ZERO_UUID and o.replica_directory_id != ZERO_UUID):
         raise UnsupportedVersionError('ReplicaState.replica_directory_id has a non-default value this version cannot carry')
-    out += _S_iq.pack(o.replica_id, o.log_end_offset)
+    out += _INT32_INT64.pack(o.replica_id, o.log_end_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -967,9 +453,9 @@ def _w_ReplicaState_0(o: ReplicaState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ReplicaState_0(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
+def _read_ReplicaState_v0(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     o = ReplicaState.__new__(ReplicaState)
-    o.replica_id, o.log_end_offset = _S_iq.unpack_from(buf, pos)
+    o.replica_id, o.log_end_offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     o.replica_directory_id = ZERO_UUID
     o.last_fetch_timestamp = -1
@@ -982,10 +468,10 @@ def _r_ReplicaState_0(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     return o, pos
 
 
-def _w_ReplicaState_1(o: ReplicaState, out: bytearray) -> None:
-    if o.replica_directory_id != ZERO_UUID:
+def _write_ReplicaState_v1(o: ReplicaState, out: bytearray) -> None:
+    if (o.replica_directory_id is not ZERO_UUID and o.replica_directory_id != ZERO_UUID):
         raise UnsupportedVersionError('ReplicaState.replica_directory_id has a non-default value this version cannot carry')
-    out += _S_iqqq.pack(o.replica_id, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp)
+    out += _INT32_INT64_INT64_INT64.pack(o.replica_id, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -993,9 +479,9 @@ def _w_ReplicaState_1(o: ReplicaState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ReplicaState_1(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
+def _read_ReplicaState_v1(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     o = ReplicaState.__new__(ReplicaState)
-    o.replica_id, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp = _S_iqqq.unpack_from(buf, pos)
+    o.replica_id, o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp = _INT32_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 28
     o.replica_directory_id = ZERO_UUID
     if buf[pos] == 0:
@@ -1006,10 +492,10 @@ def _r_ReplicaState_1(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     return o, pos
 
 
-def _w_ReplicaState_2(o: ReplicaState, out: bytearray) -> None:
-    out += _S_i.pack(o.replica_id)
+def _write_ReplicaState_v2(o: ReplicaState, out: bytearray) -> None:
+    out += _INT32.pack(o.replica_id)
     out += o.replica_directory_id.bytes
-    out += _S_qqq.pack(o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp)
+    out += _INT64_INT64_INT64.pack(o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1017,12 +503,12 @@ def _w_ReplicaState_2(o: ReplicaState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ReplicaState_2(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
+def _read_ReplicaState_v2(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     o = ReplicaState.__new__(ReplicaState)
-    o.replica_id = _S_i.unpack_from(buf, pos)[0]
+    o.replica_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.replica_directory_id, pos = read_uuid(buf, pos)
-    o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp = _S_qqq.unpack_from(buf, pos)
+    o.log_end_offset, o.last_fetch_timestamp, o.last_caught_up_timestamp = _INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 24
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1046,16 +532,16 @@ def _new_DescribeQuorumResponsePartitionData() -> DescribeQuorumResponsePartitio
     return o
 
 
-def _w_DescribeQuorumResponsePartitionData_0(o: DescribeQuorumResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihiiq.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark)
-    x1 = o.current_voters
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReplicaState_0(e2, out)
-    x3 = o.observers
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ReplicaState_0(e4, out)
+def _write_DescribeQuorumResponsePartitionData_v0(o: DescribeQuorumResponsePartitionData, out: bytearray) -> None:
+    out += _INT32_INT16_INT32_INT32_INT64.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark)
+    current_voters = o.current_voters
+    write_uvarint(out, len(current_voters) + 1)
+    for current_voters_item in current_voters:
+        _write_ReplicaState_v0(current_voters_item, out)
+    observers = o.observers
+    write_uvarint(out, len(observers) + 1)
+    for observers_item in observers:
+        _write_ReplicaState_v0(observers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1063,22 +549,22 @@ def _w_DescribeQuorumResponsePartitionData_0(o: DescribeQuorumResponsePartitionD
         out.append(0)
 
 
-def _r_DescribeQuorumResponsePartitionData_0(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponsePartitionData, int]:
+def _read_DescribeQuorumResponsePartitionData_v0(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponsePartitionData, int]:
     o = DescribeQuorumResponsePartitionData.__new__(DescribeQuorumResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark = _S_ihiiq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark = _INT32_INT16_INT32_INT32_INT64.unpack_from(buf, pos)
     pos += 22
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReplicaState] = []
-    for _ in range(n1):
-        e3, pos = _r_ReplicaState_0(buf, pos)
-        a2.append(e3)
-    o.current_voters = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ReplicaState] = []
-    for _ in range(n4):
-        e6, pos = _r_ReplicaState_0(buf, pos)
-        a5.append(e6)
-    o.observers = a5
+    n_current_voters, pos = read_compact_array_len(buf, pos)
+    current_voters: list[ReplicaState] = []
+    for _ in range(n_current_voters):
+        current_voters_item, pos = _read_ReplicaState_v0(buf, pos)
+        current_voters.append(current_voters_item)
+    o.current_voters = current_voters
+    n_observers, pos = read_compact_array_len(buf, pos)
+    observers: list[ReplicaState] = []
+    for _ in range(n_observers):
+        observers_item, pos = _read_ReplicaState_v0(buf, pos)
+        observers.append(observers_item)
+    o.observers = observers
     o.error_message = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1088,16 +574,16 @@ def _r_DescribeQuorumResponsePartitionData_0(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-def _w_DescribeQuorumResponsePartitionData_1(o: DescribeQuorumResponsePartitionData, out: bytearray) -> None:
-    out += _S_ihiiq.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark)
-    x1 = o.current_voters
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReplicaState_1(e2, out)
-    x3 = o.observers
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ReplicaState_1(e4, out)
+def _write_DescribeQuorumResponsePartitionData_v1(o: DescribeQuorumResponsePartitionData, out: bytearray) -> None:
+    out += _INT32_INT16_INT32_INT32_INT64.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark)
+    current_voters = o.current_voters
+    write_uvarint(out, len(current_voters) + 1)
+    for current_voters_item in current_voters:
+        _write_ReplicaState_v1(current_voters_item, out)
+    observers = o.observers
+    write_uvarint(out, len(observers) + 1)
+    for observers_item in observers:
+        _write_ReplicaState_v1(observers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1105,22 +591,22 @@ def _w_DescribeQuorumResponsePartitionData_1(o: DescribeQuorumResponsePartitionD
         out.append(0)
 
 
-def _r_DescribeQuorumResponsePartitionData_1(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponsePartitionData, int]:
+def _read_DescribeQuorumResponsePartitionData_v1(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponsePartitionData, int]:
     o = DescribeQuorumResponsePartitionData.__new__(DescribeQuorumResponsePartitionData)
-    o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark = _S_ihiiq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark = _INT32_INT16_INT32_INT32_INT64.unpack_from(buf, pos)
     pos += 22
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReplicaState] = []
-    for _ in range(n1):
-        e3, pos = _r_ReplicaState_1(buf, pos)
-        a2.append(e3)
-    o.current_voters = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ReplicaState] = []
-    for _ in range(n4):
-        e6, pos = _r_ReplicaState_1(buf, pos)
-        a5.append(e6)
-    o.observers = a5
+    n_current_voters, pos = read_compact_array_len(buf, pos)
+    current_voters: list[ReplicaState] = []
+    for _ in range(n_current_voters):
+        current_voters_item, pos = _read_ReplicaState_v1(buf, pos)
+        current_voters.append(current_voters_item)
+    o.current_voters = current_voters
+    n_observers, pos = read_compact_array_len(buf, pos)
+    observers: list[ReplicaState] = []
+    for _ in range(n_observers):
+        observers_item, pos = _read_ReplicaState_v1(buf, pos)
+        observers.append(observers_item)
+    o.observers = observers
     o.error_message = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1130,18 +616,18 @@ def _r_DescribeQuorumResponsePartitionData_1(buf: memoryview, pos: int) -> tuple
     return o, pos
 
 
-def _w_DescribeQuorumResponsePartitionData_2(o: DescribeQuorumResponsePartitionData, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_DescribeQuorumResponsePartitionData_v2(o: DescribeQuorumResponsePartitionData, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_iiq.pack(o.leader_id, o.leader_epoch, o.high_watermark)
-    x1 = o.current_voters
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReplicaState_2(e2, out)
-    x3 = o.observers
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ReplicaState_2(e4, out)
+    out += _INT32_INT32_INT64.pack(o.leader_id, o.leader_epoch, o.high_watermark)
+    current_voters = o.current_voters
+    write_uvarint(out, len(current_voters) + 1)
+    for current_voters_item in current_voters:
+        _write_ReplicaState_v2(current_voters_item, out)
+    observers = o.observers
+    write_uvarint(out, len(observers) + 1)
+    for observers_item in observers:
+        _write_ReplicaState_v2(observers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1149,25 +635,25 @@ def _w_DescribeQuorumResponsePartitionData_2(o: DescribeQuorumResponsePartitionD
         out.append(0)
 
 
-def _r_DescribeQuorumResponsePartitionData_2(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponsePartitionData, int]:
+def _read_DescribeQuorumResponsePartitionData_v2(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponsePartitionData, int]:
     o = DescribeQuorumResponsePartitionData.__new__(DescribeQuorumResponsePartitionData)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.leader_id, o.leader_epoch, o.high_watermark = _S_iiq.unpack_from(buf, pos)
+    o.leader_id, o.leader_epoch, o.high_watermark = _INT32_INT32_INT64.unpack_from(buf, pos)
     pos += 16
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReplicaState] = []
-    for _ in range(n1):
-        e3, pos = _r_ReplicaState_2(buf, pos)
-        a2.append(e3)
-    o.current_voters = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ReplicaState] = []
-    for _ in range(n4):
-        e6, pos = _r_ReplicaState_2(buf, pos)
-        a5.append(e6)
-    o.observers = a5
+    n_current_voters, pos = read_compact_array_len(buf, pos)
+    current_voters: list[ReplicaState] = []
+    for _ in range(n_current_voters):
+        current_voters_item, pos = _read_ReplicaState_v2(buf, pos)
+        current_voters.append(current_voters_item)
+    o.current_voters = current_voters
+    n_observers, pos = read_compact_array_len(buf, pos)
+    observers: list[ReplicaState] = []
+    for _ in range(n_observers):
+        observers_item, pos = _read_ReplicaState_v2(buf, pos)
+        observers.append(observers_item)
+    o.observers = observers
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1184,12 +670,12 @@ def _new_DescribeQuorumResponseTopicData() -> DescribeQuorumResponseTopicData:
     return o
 
 
-def _w_DescribeQuorumResponseTopicData_0(o: DescribeQuorumResponseTopicData, out: bytearray) -> None:
+def _write_DescribeQuorumResponseTopicData_v0(o: DescribeQuorumResponseTopicData, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeQuorumResponsePartitionData_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DescribeQuorumResponsePartitionData_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1197,15 +683,15 @@ def _w_DescribeQuorumResponseTopicData_0(o: DescribeQuorumResponseTopicData, out
         out.append(0)
 
 
-def _r_DescribeQuorumResponseTopicData_0(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponseTopicData, int]:
+def _read_DescribeQuorumResponseTopicData_v0(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponseTopicData, int]:
     o = DescribeQuorumResponseTopicData.__new__(DescribeQuorumResponseTopicData)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeQuorumResponsePartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeQuorumResponsePartitionData_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DescribeQuorumResponsePartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DescribeQuorumResponsePartitionData_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1214,12 +700,12 @@ def _r_DescribeQuorumResponseTopicData_0(buf: memoryview, pos: int) -> tuple[Des
     return o, pos
 
 
-def _w_DescribeQuorumResponseTopicData_1(o: DescribeQuorumResponseTopicData, out: bytearray) -> None:
+def _write_DescribeQuorumResponseTopicData_v1(o: DescribeQuorumResponseTopicData, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeQuorumResponsePartitionData_1(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DescribeQuorumResponsePartitionData_v1(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1227,15 +713,15 @@ def _w_DescribeQuorumResponseTopicData_1(o: DescribeQuorumResponseTopicData, out
         out.append(0)
 
 
-def _r_DescribeQuorumResponseTopicData_1(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponseTopicData, int]:
+def _read_DescribeQuorumResponseTopicData_v1(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponseTopicData, int]:
     o = DescribeQuorumResponseTopicData.__new__(DescribeQuorumResponseTopicData)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeQuorumResponsePartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeQuorumResponsePartitionData_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DescribeQuorumResponsePartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DescribeQuorumResponsePartitionData_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1244,12 +730,12 @@ def _r_DescribeQuorumResponseTopicData_1(buf: memoryview, pos: int) -> tuple[Des
     return o, pos
 
 
-def _w_DescribeQuorumResponseTopicData_2(o: DescribeQuorumResponseTopicData, out: bytearray) -> None:
+def _write_DescribeQuorumResponseTopicData_v2(o: DescribeQuorumResponseTopicData, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeQuorumResponsePartitionData_2(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DescribeQuorumResponsePartitionData_v2(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1257,15 +743,15 @@ def _w_DescribeQuorumResponseTopicData_2(o: DescribeQuorumResponseTopicData, out
         out.append(0)
 
 
-def _r_DescribeQuorumResponseTopicData_2(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponseTopicData, int]:
+def _read_DescribeQuorumResponseTopicData_v2(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponseTopicData, int]:
     o = DescribeQuorumResponseTopicData.__new__(DescribeQuorumResponseTopicData)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeQuorumResponsePartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeQuorumResponsePartitionData_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DescribeQuorumResponsePartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DescribeQuorumResponsePartitionData_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1283,7 +769,7 @@ def _new_Listener() -> Listener:
     return o
 
 
-def _w_Listener_0(o: Listener, out: bytearray) -> None:
+def _write_Listener_v0(o: Listener, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('Listener.name has a non-default value this version cannot carry')
     if o.host != '':
@@ -1297,7 +783,7 @@ def _w_Listener_0(o: Listener, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Listener_0(buf: memoryview, pos: int) -> tuple[Listener, int]:
+def _read_Listener_v0(buf: memoryview, pos: int) -> tuple[Listener, int]:
     o = Listener.__new__(Listener)
     o.name = ''
     o.host = ''
@@ -1310,10 +796,10 @@ def _r_Listener_0(buf: memoryview, pos: int) -> tuple[Listener, int]:
     return o, pos
 
 
-def _w_Listener_2(o: Listener, out: bytearray) -> None:
+def _write_Listener_v2(o: Listener, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_string(out, o.host)
-    out += _S_H.pack(o.port)
+    out += _UINT16.pack(o.port)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1321,11 +807,11 @@ def _w_Listener_2(o: Listener, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Listener_2(buf: memoryview, pos: int) -> tuple[Listener, int]:
+def _read_Listener_v2(buf: memoryview, pos: int) -> tuple[Listener, int]:
     o = Listener.__new__(Listener)
     o.name, pos = read_compact_string(buf, pos)
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_H.unpack_from(buf, pos)[0]
+    o.port = _UINT16.unpack_from(buf, pos)[0]
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1343,7 +829,7 @@ def _new_Node() -> Node:
     return o
 
 
-def _w_Node_0(o: Node, out: bytearray) -> None:
+def _write_Node_v0(o: Node, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('Node.node_id has a non-default value this version cannot carry')
     if len(o.listeners) != 0:
@@ -1355,7 +841,7 @@ def _w_Node_0(o: Node, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Node_0(buf: memoryview, pos: int) -> tuple[Node, int]:
+def _read_Node_v0(buf: memoryview, pos: int) -> tuple[Node, int]:
     o = Node.__new__(Node)
     o.node_id = 0
     o.listeners = []
@@ -1367,12 +853,12 @@ def _r_Node_0(buf: memoryview, pos: int) -> tuple[Node, int]:
     return o, pos
 
 
-def _w_Node_2(o: Node, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
-    x1 = o.listeners
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_Listener_2(e2, out)
+def _write_Node_v2(o: Node, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
+    listeners = o.listeners
+    write_uvarint(out, len(listeners) + 1)
+    for listeners_item in listeners:
+        _write_Listener_v2(listeners_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1380,16 +866,16 @@ def _w_Node_2(o: Node, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Node_2(buf: memoryview, pos: int) -> tuple[Node, int]:
+def _read_Node_v2(buf: memoryview, pos: int) -> tuple[Node, int]:
     o = Node.__new__(Node)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[Listener] = []
-    for _ in range(n1):
-        e3, pos = _r_Listener_2(buf, pos)
-        a2.append(e3)
-    o.listeners = a2
+    n_listeners, pos = read_compact_array_len(buf, pos)
+    listeners: list[Listener] = []
+    for _ in range(n_listeners):
+        listeners_item, pos = _read_Listener_v2(buf, pos)
+        listeners.append(listeners_item)
+    o.listeners = listeners
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1408,12 +894,12 @@ def _new_DescribeQuorumResponse() -> DescribeQuorumResponse:
     return o
 
 
-def _w_DescribeQuorumResponse_0(o: DescribeQuorumResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeQuorumResponseTopicData_0(e2, out)
+def _write_DescribeQuorumResponse_v0(o: DescribeQuorumResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DescribeQuorumResponseTopicData_v0(topics_item, out)
     if len(o.nodes) != 0:
         raise UnsupportedVersionError('DescribeQuorumResponse.nodes has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -1423,16 +909,16 @@ def _w_DescribeQuorumResponse_0(o: DescribeQuorumResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeQuorumResponse_0(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponse, int]:
+def _read_DescribeQuorumResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponse, int]:
     o = DescribeQuorumResponse.__new__(DescribeQuorumResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeQuorumResponseTopicData] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeQuorumResponseTopicData_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DescribeQuorumResponseTopicData] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeQuorumResponseTopicData_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.error_message = ''
     o.nodes = []
     if buf[pos] == 0:
@@ -1443,12 +929,12 @@ def _r_DescribeQuorumResponse_0(buf: memoryview, pos: int) -> tuple[DescribeQuor
     return o, pos
 
 
-def _w_DescribeQuorumResponse_1(o: DescribeQuorumResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeQuorumResponseTopicData_1(e2, out)
+def _write_DescribeQuorumResponse_v1(o: DescribeQuorumResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DescribeQuorumResponseTopicData_v1(topics_item, out)
     if len(o.nodes) != 0:
         raise UnsupportedVersionError('DescribeQuorumResponse.nodes has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -1458,16 +944,16 @@ def _w_DescribeQuorumResponse_1(o: DescribeQuorumResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeQuorumResponse_1(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponse, int]:
+def _read_DescribeQuorumResponse_v1(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponse, int]:
     o = DescribeQuorumResponse.__new__(DescribeQuorumResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeQuorumResponseTopicData] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeQuorumResponseTopicData_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DescribeQuorumResponseTopicData] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeQuorumResponseTopicData_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.error_message = ''
     o.nodes = []
     if buf[pos] == 0:
@@ -1478,17 +964,17 @@ def _r_DescribeQuorumResponse_1(buf: memoryview, pos: int) -> tuple[DescribeQuor
     return o, pos
 
 
-def _w_DescribeQuorumResponse_2(o: DescribeQuorumResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeQuorumResponse_v2(o: DescribeQuorumResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeQuorumResponseTopicData_2(e2, out)
-    x3 = o.nodes
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_Node_2(e4, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DescribeQuorumResponseTopicData_v2(topics_item, out)
+    nodes = o.nodes
+    write_uvarint(out, len(nodes) + 1)
+    for nodes_item in nodes:
+        _write_Node_v2(nodes_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1496,23 +982,23 @@ def _w_DescribeQuorumResponse_2(o: DescribeQuorumResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _r_DescribeQuorumResponse_2(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponse, int]:
+def _read_DescribeQuorumResponse_v2(buf: memoryview, pos: int) -> tuple[DescribeQuorumResponse, int]:
     o = DescribeQuorumResponse.__new__(DescribeQuorumResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeQuorumResponseTopicData] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeQuorumResponseTopicData_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[Node] = []
-    for _ in range(n4):
-        e6, pos = _r_Node_2(buf, pos)
-        a5.append(e6)
-    o.nodes = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DescribeQuorumResponseTopicData] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeQuorumResponseTopicData_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_nodes, pos = read_compact_array_len(buf, pos)
+    nodes: list[Node] = []
+    for _ in range(n_nodes):
+        nodes_item, pos = _read_Node_v2(buf, pos)
+        nodes.append(nodes_item)
+    o.nodes = nodes
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1521,58 +1007,62 @@ def _r_DescribeQuorumResponse_2(buf: memoryview, pos: int) -> tuple[DescribeQuor
     return o, pos
 
 
-_W_DescribeQuorumRequestPartitionData: tuple[Callable[[DescribeQuorumRequestPartitionData, bytearray], None], ...] = (
-    _w_DescribeQuorumRequestPartitionData_0,
-    _w_DescribeQuorumRequestPartitionData_0,
-    _w_DescribeQuorumRequestPartitionData_0,
+DescribeQuorumRequestPartitionData._LOWEST = 0
+DescribeQuorumRequestPartitionData._WRITERS = (
+    _write_DescribeQuorumRequestPartitionData_v0,
+    _write_DescribeQuorumRequestPartitionData_v0,
+    _write_DescribeQuorumRequestPartitionData_v0,
 )
-_R_DescribeQuorumRequestPartitionData: tuple[Callable[[memoryview, int], tuple[DescribeQuorumRequestPartitionData, int]], ...] = (
-    _r_DescribeQuorumRequestPartitionData_0,
-    _r_DescribeQuorumRequestPartitionData_0,
-    _r_DescribeQuorumRequestPartitionData_0,
+DescribeQuorumRequestPartitionData._READERS = (
+    _read_DescribeQuorumRequestPartitionData_v0,
+    _read_DescribeQuorumRequestPartitionData_v0,
+    _read_DescribeQuorumRequestPartitionData_v0,
 )
 DescribeQuorumRequestPartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeQuorumRequestTopicData: tuple[Callable[[DescribeQuorumRequestTopicData, bytearray], None], ...] = (
-    _w_DescribeQuorumRequestTopicData_0,
-    _w_DescribeQuorumRequestTopicData_0,
-    _w_DescribeQuorumRequestTopicData_0,
+DescribeQuorumRequestTopicData._LOWEST = 0
+DescribeQuorumRequestTopicData._WRITERS = (
+    _write_DescribeQuorumRequestTopicData_v0,
+    _write_DescribeQuorumRequestTopicData_v0,
+    _write_DescribeQuorumRequestTopicData_v0,
 )
-_R_DescribeQuorumRequestTopicData: tuple[Callable[[memoryview, int], tuple[DescribeQuorumRequestTopicData, int]], ...] = (
-    _r_DescribeQuorumRequestTopicData_0,
-    _r_DescribeQuorumRequestTopicData_0,
-    _r_DescribeQuorumRequestTopicData_0,
+DescribeQuorumRequestTopicData._READERS = (
+    _read_DescribeQuorumRequestTopicData_v0,
+    _read_DescribeQuorumRequestTopicData_v0,
+    _read_DescribeQuorumRequestTopicData_v0,
 )
 DescribeQuorumRequestTopicData._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DescribeQuorumRequestPartitionData),
 )
 
-_W_DescribeQuorumRequest: tuple[Callable[[DescribeQuorumRequest, bytearray], None], ...] = (
-    _w_DescribeQuorumRequest_0,
-    _w_DescribeQuorumRequest_0,
-    _w_DescribeQuorumRequest_0,
+DescribeQuorumRequest._LOWEST = 0
+DescribeQuorumRequest._WRITERS = (
+    _write_DescribeQuorumRequest_v0,
+    _write_DescribeQuorumRequest_v0,
+    _write_DescribeQuorumRequest_v0,
 )
-_R_DescribeQuorumRequest: tuple[Callable[[memoryview, int], tuple[DescribeQuorumRequest, int]], ...] = (
-    _r_DescribeQuorumRequest_0,
-    _r_DescribeQuorumRequest_0,
-    _r_DescribeQuorumRequest_0,
+DescribeQuorumRequest._READERS = (
+    _read_DescribeQuorumRequest_v0,
+    _read_DescribeQuorumRequest_v0,
+    _read_DescribeQuorumRequest_v0,
 )
 DescribeQuorumRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, DescribeQuorumRequestTopicData),
 )
 
-_W_ReplicaState: tuple[Callable[[ReplicaState, bytearray], None], ...] = (
-    _w_ReplicaState_0,
-    _w_ReplicaState_1,
-    _w_ReplicaState_2,
+ReplicaState._LOWEST = 0
+ReplicaState._WRITERS = (
+    _write_ReplicaState_v0,
+    _write_ReplicaState_v1,
+    _write_ReplicaState_v2,
 )
-_R_ReplicaState: tuple[Callable[[memoryview, int], tuple[ReplicaState, int]], ...] = (
-    _r_ReplicaState_0,
-    _r_ReplicaState_1,
-    _r_ReplicaState_2,
+ReplicaState._READERS = (
+    _read_ReplicaState_v0,
+    _read_ReplicaState_v1,
+    _read_ReplicaState_v2,
 )
 ReplicaState._FIELDS = (
     FieldSpec('replica_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -1582,15 +1072,16 @@ ReplicaState._FIELDS = (
     FieldSpec('last_caught_up_timestamp', 'int64', None, (1, 32767), None, None, None, None),
 )
 
-_W_DescribeQuorumResponsePartitionData: tuple[Callable[[DescribeQuorumResponsePartitionData, bytearray], None], ...] = (
-    _w_DescribeQuorumResponsePartitionData_0,
-    _w_DescribeQuorumResponsePartitionData_1,
-    _w_DescribeQuorumResponsePartitionData_2,
+DescribeQuorumResponsePartitionData._LOWEST = 0
+DescribeQuorumResponsePartitionData._WRITERS = (
+    _write_DescribeQuorumResponsePartitionData_v0,
+    _write_DescribeQuorumResponsePartitionData_v1,
+    _write_DescribeQuorumResponsePartitionData_v2,
 )
-_R_DescribeQuorumResponsePartitionData: tuple[Callable[[memoryview, int], tuple[DescribeQuorumResponsePartitionData, int]], ...] = (
-    _r_DescribeQuorumResponsePartitionData_0,
-    _r_DescribeQuorumResponsePartitionData_1,
-    _r_DescribeQuorumResponsePartitionData_2,
+DescribeQuorumResponsePartitionData._READERS = (
+    _read_DescribeQuorumResponsePartitionData_v0,
+    _read_DescribeQuorumResponsePartitionData_v1,
+    _read_DescribeQuorumResponsePartitionData_v2,
 )
 DescribeQuorumResponsePartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1603,30 +1094,32 @@ DescribeQuorumResponsePartitionData._FIELDS = (
     FieldSpec('observers', 'array', 'struct', (0, 32767), None, None, None, ReplicaState),
 )
 
-_W_DescribeQuorumResponseTopicData: tuple[Callable[[DescribeQuorumResponseTopicData, bytearray], None], ...] = (
-    _w_DescribeQuorumResponseTopicData_0,
-    _w_DescribeQuorumResponseTopicData_1,
-    _w_DescribeQuorumResponseTopicData_2,
+DescribeQuorumResponseTopicData._LOWEST = 0
+DescribeQuorumResponseTopicData._WRITERS = (
+    _write_DescribeQuorumResponseTopicData_v0,
+    _write_DescribeQuorumResponseTopicData_v1,
+    _write_DescribeQuorumResponseTopicData_v2,
 )
-_R_DescribeQuorumResponseTopicData: tuple[Callable[[memoryview, int], tuple[DescribeQuorumResponseTopicData, int]], ...] = (
-    _r_DescribeQuorumResponseTopicData_0,
-    _r_DescribeQuorumResponseTopicData_1,
-    _r_DescribeQuorumResponseTopicData_2,
+DescribeQuorumResponseTopicData._READERS = (
+    _read_DescribeQuorumResponseTopicData_v0,
+    _read_DescribeQuorumResponseTopicData_v1,
+    _read_DescribeQuorumResponseTopicData_v2,
 )
 DescribeQuorumResponseTopicData._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DescribeQuorumResponsePartitionData),
 )
 
-_W_Listener: tuple[Callable[[Listener, bytearray], None], ...] = (
-    _w_Listener_0,
-    _w_Listener_0,
-    _w_Listener_2,
+Listener._LOWEST = 0
+Listener._WRITERS = (
+    _write_Listener_v0,
+    _write_Listener_v0,
+    _write_Listener_v2,
 )
-_R_Listener: tuple[Callable[[memoryview, int], tuple[Listener, int]], ...] = (
-    _r_Listener_0,
-    _r_Listener_0,
-    _r_Listener_2,
+Listener._READERS = (
+    _read_Listener_v0,
+    _read_Listener_v0,
+    _read_Listener_v2,
 )
 Listener._FIELDS = (
     FieldSpec('name', 'string', None, (2, 32767), None, None, None, None),
@@ -1634,30 +1127,32 @@ Listener._FIELDS = (
     FieldSpec('port', 'uint16', None, (2, 32767), None, None, None, None),
 )
 
-_W_Node: tuple[Callable[[Node, bytearray], None], ...] = (
-    _w_Node_0,
-    _w_Node_0,
-    _w_Node_2,
+Node._LOWEST = 0
+Node._WRITERS = (
+    _write_Node_v0,
+    _write_Node_v0,
+    _write_Node_v2,
 )
-_R_Node: tuple[Callable[[memoryview, int], tuple[Node, int]], ...] = (
-    _r_Node_0,
-    _r_Node_0,
-    _r_Node_2,
+Node._READERS = (
+    _read_Node_v0,
+    _read_Node_v0,
+    _read_Node_v2,
 )
 Node._FIELDS = (
     FieldSpec('node_id', 'int32', None, (2, 32767), None, None, None, None),
     FieldSpec('listeners', 'array', 'struct', (2, 32767), None, None, None, Listener),
 )
 
-_W_DescribeQuorumResponse: tuple[Callable[[DescribeQuorumResponse, bytearray], None], ...] = (
-    _w_DescribeQuorumResponse_0,
-    _w_DescribeQuorumResponse_1,
-    _w_DescribeQuorumResponse_2,
+DescribeQuorumResponse._LOWEST = 0
+DescribeQuorumResponse._WRITERS = (
+    _write_DescribeQuorumResponse_v0,
+    _write_DescribeQuorumResponse_v1,
+    _write_DescribeQuorumResponse_v2,
 )
-_R_DescribeQuorumResponse: tuple[Callable[[memoryview, int], tuple[DescribeQuorumResponse, int]], ...] = (
-    _r_DescribeQuorumResponse_0,
-    _r_DescribeQuorumResponse_1,
-    _r_DescribeQuorumResponse_2,
+DescribeQuorumResponse._READERS = (
+    _read_DescribeQuorumResponse_v0,
+    _read_DescribeQuorumResponse_v1,
+    _read_DescribeQuorumResponse_v2,
 )
 DescribeQuorumResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_array_len,
@@ -26,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeShareGroupOffsetsRequest',
@@ -37,13 +36,17 @@ __all__ = [
     'DescribeShareGroupOffsetsResponseTopic',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_iqih = struct.Struct('>iqih')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT64_INT32_INT16 = struct.Struct('>iqih')
 
 
-class DescribeShareGroupOffsetsRequest:
-    """Kafka request ``DescribeShareGroupOffsetsRequest`` (API key 90), versions 0-0."""
+class DescribeShareGroupOffsetsRequest(Request['DescribeShareGroupOffsetsResponse']):
+    """Kafka request ``DescribeShareGroupOffsetsRequest`` (API key 90), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('groups', 'unknown_tags',)
 
@@ -51,10 +54,9 @@ class DescribeShareGroupOffsetsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsRequest'
 
-    groups: list[DescribeShareGroupOffsetsRequestGroup]
+    groups: list[DescribeShareGroupOffsetsRequestGroup]  # Groups []DescribeShareGroupOffsetsRequestGroup
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -66,75 +68,20 @@ class DescribeShareGroupOffsetsRequest:
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsRequest):
-            return NotImplemented
-        return (
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsRequest(groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeShareGroupOffsetsRequestGroup(Struct):
+    """Struct ``DescribeShareGroupOffsetsRequestGroup`` of ``DescribeShareGroupOffsetsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeShareGroupOffsetsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeShareGroupOffsetsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsRequest v{version}: {exc}') from None
-
-
-class DescribeShareGroupOffsetsRequestGroup:
-    """Schema struct ``DescribeShareGroupOffsetsRequestGroup`` of ``DescribeShareGroupOffsetsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsRequestGroup'
 
-    group_id: str
-    topics: list[DescribeShareGroupOffsetsRequestTopic] | None
+    group_id: str  # GroupId string
+    topics: list[DescribeShareGroupOffsetsRequestTopic] | None  # Topics []DescribeShareGroupOffsetsRequestTopic; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -148,76 +95,20 @@ class DescribeShareGroupOffsetsRequestGroup:
         self.topics = None if topics is None else list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsRequestGroup):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsRequestGroup(group_id={self.group_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeShareGroupOffsetsRequestTopic(Struct):
+    """Struct ``DescribeShareGroupOffsetsRequestTopic`` of ``DescribeShareGroupOffsetsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequestGroup has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeShareGroupOffsetsRequestGroup[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsRequestGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsRequestGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsRequestGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsRequestGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequestGroup has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeShareGroupOffsetsRequestGroup[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsRequestGroup v{version}: {exc}') from None
-
-
-class DescribeShareGroupOffsetsRequestTopic:
-    """Schema struct ``DescribeShareGroupOffsetsRequestTopic`` of ``DescribeShareGroupOffsetsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsRequestTopic'
 
-    topic_name: str
-    partitions: list[int]
+    topic_name: str  # TopicName string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -231,68 +122,13 @@ class DescribeShareGroupOffsetsRequestTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsRequestTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsRequestTopic(topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeShareGroupOffsetsResponse(Response):
+    """Kafka response ``DescribeShareGroupOffsetsResponse`` (API key 90), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeShareGroupOffsetsRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsRequestTopic has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeShareGroupOffsetsRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsRequestTopic v{version}: {exc}') from None
-
-
-class DescribeShareGroupOffsetsResponse:
-    """Kafka response ``DescribeShareGroupOffsetsResponse`` (API key 90), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
 
@@ -300,11 +136,10 @@ class DescribeShareGroupOffsetsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponse'
 
-    throttle_time_ms: int
-    groups: list[DescribeShareGroupOffsetsResponseGroup]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    groups: list[DescribeShareGroupOffsetsResponseGroup]  # Groups []DescribeShareGroupOffsetsResponseGroup
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -318,78 +153,22 @@ class DescribeShareGroupOffsetsResponse:
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsResponse(throttle_time_ms={self.throttle_time_ms!r}, groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeShareGroupOffsetsResponseGroup(Struct):
+    """Struct ``DescribeShareGroupOffsetsResponseGroup`` of ``DescribeShareGroupOffsetsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeShareGroupOffsetsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeShareGroupOffsetsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsResponse v{version}: {exc}') from None
-
-
-class DescribeShareGroupOffsetsResponseGroup:
-    """Schema struct ``DescribeShareGroupOffsetsResponseGroup`` of ``DescribeShareGroupOffsetsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'topics', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponseGroup'
 
-    group_id: str
-    topics: list[DescribeShareGroupOffsetsResponseTopic]
-    error_code: int
-    error_message: str | None
+    group_id: str  # GroupId string
+    topics: list[DescribeShareGroupOffsetsResponseTopic]  # Topics []DescribeShareGroupOffsetsResponseTopic
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -407,79 +186,21 @@ class DescribeShareGroupOffsetsResponseGroup:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsResponseGroup):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsResponseGroup(group_id={self.group_id!r}, topics={self.topics!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeShareGroupOffsetsResponseTopic(Struct):
+    """Struct ``DescribeShareGroupOffsetsResponseTopic`` of ``DescribeShareGroupOffsetsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponseGroup has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeShareGroupOffsetsResponseGroup[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsResponseGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsResponseGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsResponseGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsResponseGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponseGroup has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeShareGroupOffsetsResponseGroup[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsResponseGroup v{version}: {exc}') from None
-
-
-class DescribeShareGroupOffsetsResponseTopic:
-    """Schema struct ``DescribeShareGroupOffsetsResponseTopic`` of ``DescribeShareGroupOffsetsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponseTopic'
 
-    topic_name: str
-    topic_id: uuid.UUID
-    partitions: list[DescribeShareGroupOffsetsResponsePartition]
+    topic_name: str  # TopicName string
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[DescribeShareGroupOffsetsResponsePartition]  # Partitions []DescribeShareGroupOffsetsResponsePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -495,80 +216,23 @@ class DescribeShareGroupOffsetsResponseTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsResponseTopic):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsResponseTopic(topic_name={self.topic_name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeShareGroupOffsetsResponsePartition(Struct):
+    """Struct ``DescribeShareGroupOffsetsResponsePartition`` of ``DescribeShareGroupOffsetsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeShareGroupOffsetsResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponseTopic has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeShareGroupOffsetsResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsResponseTopic v{version}: {exc}') from None
-
-
-class DescribeShareGroupOffsetsResponsePartition:
-    """Schema struct ``DescribeShareGroupOffsetsResponsePartition`` of ``DescribeShareGroupOffsetsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeShareGroupOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'start_offset', 'leader_epoch', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeShareGroupOffsetsResponsePartition'
 
-    partition_index: int
-    start_offset: int
-    leader_epoch: int
-    error_code: int
-    error_message: str | None
+    partition_index: int  # PartitionIndex int32
+    start_offset: int  # StartOffset int64
+    leader_epoch: int  # LeaderEpoch int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -588,68 +252,6 @@ class DescribeShareGroupOffsetsResponsePartition:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeShareGroupOffsetsResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.start_offset == other.start_offset and
-            self.leader_epoch == other.leader_epoch and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeShareGroupOffsetsResponsePartition(partition_index={self.partition_index!r}, start_offset={self.start_offset!r}, leader_epoch={self.leader_epoch!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponsePartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeShareGroupOffsetsResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeShareGroupOffsetsResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeShareGroupOffsetsResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeShareGroupOffsetsResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeShareGroupOffsetsResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeShareGroupOffsetsResponsePartition has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeShareGroupOffsetsResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeShareGroupOffsetsResponsePartition v{version}: {exc}') from None
-
 
 def _new_DescribeShareGroupOffsetsRequestTopic() -> DescribeShareGroupOffsetsRequestTopic:
     o = DescribeShareGroupOffsetsRequestTopic.__new__(DescribeShareGroupOffsetsRequestTopic)
@@ -659,11 +261,11 @@ def _new_DescribeShareGroupOffsetsRequestTopic() -> DescribeShareGroupOffsetsReq
     return o
 
 
-def _w_DescribeShareGroupOffsetsRequestTopic_0(o: DescribeShareGroupOffsetsRequestTopic, out: bytearray) -> None:
+def _write_DescribeShareGroupOffsetsRequestTopic_v0(o: DescribeShareGroupOffsetsRequestTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -671,12 +273,12 @@ def _w_DescribeShareGroupOffsetsRequestTopic_0(o: DescribeShareGroupOffsetsReque
         out.append(0)
 
 
-def _r_DescribeShareGroupOffsetsRequestTopic_0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsRequestTopic, int]:
+def _read_DescribeShareGroupOffsetsRequestTopic_v0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsRequestTopic, int]:
     o = DescribeShareGroupOffsetsRequestTopic.__new__(DescribeShareGroupOffsetsRequestTopic)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -693,15 +295,15 @@ def _new_DescribeShareGroupOffsetsRequestGroup() -> DescribeShareGroupOffsetsReq
     return o
 
 
-def _w_DescribeShareGroupOffsetsRequestGroup_0(o: DescribeShareGroupOffsetsRequestGroup, out: bytearray) -> None:
+def _write_DescribeShareGroupOffsetsRequestGroup_v0(o: DescribeShareGroupOffsetsRequestGroup, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    x1 = o.topics
-    if x1 is None:
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_DescribeShareGroupOffsetsRequestTopic_0(e2, out)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_DescribeShareGroupOffsetsRequestTopic_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -709,18 +311,18 @@ def _w_DescribeShareGroupOffsetsRequestGroup_0(o: DescribeShareGroupOffsetsReque
         out.append(0)
 
 
-def _r_DescribeShareGroupOffsetsRequestGroup_0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsRequestGroup, int]:
+def _read_DescribeShareGroupOffsetsRequestGroup_v0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsRequestGroup, int]:
     o = DescribeShareGroupOffsetsRequestGroup.__new__(DescribeShareGroupOffsetsRequestGroup)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[DescribeShareGroupOffsetsRequestTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_DescribeShareGroupOffsetsRequestTopic_0(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[DescribeShareGroupOffsetsRequestTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_DescribeShareGroupOffsetsRequestTopic_v0(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -736,11 +338,11 @@ def _new_DescribeShareGroupOffsetsRequest() -> DescribeShareGroupOffsetsRequest:
     return o
 
 
-def _w_DescribeShareGroupOffsetsRequest_0(o: DescribeShareGroupOffsetsRequest, out: bytearray) -> None:
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeShareGroupOffsetsRequestGroup_0(e2, out)
+def _write_DescribeShareGroupOffsetsRequest_v0(o: DescribeShareGroupOffsetsRequest, out: bytearray) -> None:
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_DescribeShareGroupOffsetsRequestGroup_v0(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -748,14 +350,14 @@ def _w_DescribeShareGroupOffsetsRequest_0(o: DescribeShareGroupOffsetsRequest, o
         out.append(0)
 
 
-def _r_DescribeShareGroupOffsetsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsRequest, int]:
+def _read_DescribeShareGroupOffsetsRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsRequest, int]:
     o = DescribeShareGroupOffsetsRequest.__new__(DescribeShareGroupOffsetsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeShareGroupOffsetsRequestGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeShareGroupOffsetsRequestGroup_0(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[DescribeShareGroupOffsetsRequestGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribeShareGroupOffsetsRequestGroup_v0(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -775,8 +377,8 @@ def _new_DescribeShareGroupOffsetsResponsePartition() -> DescribeShareGroupOffse
     return o
 
 
-def _w_DescribeShareGroupOffsetsResponsePartition_0(o: DescribeShareGroupOffsetsResponsePartition, out: bytearray) -> None:
-    out += _S_iqih.pack(o.partition_index, o.start_offset, o.leader_epoch, o.error_code)
+def _write_DescribeShareGroupOffsetsResponsePartition_v0(o: DescribeShareGroupOffsetsResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT32_INT16.pack(o.partition_index, o.start_offset, o.leader_epoch, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -785,9 +387,9 @@ def _w_DescribeShareGroupOffsetsResponsePartition_0(o: DescribeShareGroupOffsets
         out.append(0)
 
 
-def _r_DescribeShareGroupOffsetsResponsePartition_0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsResponsePartition, int]:
+def _read_DescribeShareGroupOffsetsResponsePartition_v0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsResponsePartition, int]:
     o = DescribeShareGroupOffsetsResponsePartition.__new__(DescribeShareGroupOffsetsResponsePartition)
-    o.partition_index, o.start_offset, o.leader_epoch, o.error_code = _S_iqih.unpack_from(buf, pos)
+    o.partition_index, o.start_offset, o.leader_epoch, o.error_code = _INT32_INT64_INT32_INT16.unpack_from(buf, pos)
     pos += 18
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -807,13 +409,13 @@ def _new_DescribeShareGroupOffsetsResponseTopic() -> DescribeShareGroupOffsetsRe
     return o
 
 
-def _w_DescribeShareGroupOffsetsResponseTopic_0(o: DescribeShareGroupOffsetsResponseTopic, out: bytearray) -> None:
+def _write_DescribeShareGroupOffsetsResponseTopic_v0(o: DescribeShareGroupOffsetsResponseTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeShareGroupOffsetsResponsePartition_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DescribeShareGroupOffsetsResponsePartition_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -821,16 +423,16 @@ def _w_DescribeShareGroupOffsetsResponseTopic_0(o: DescribeShareGroupOffsetsResp
         out.append(0)
 
 
-def _r_DescribeShareGroupOffsetsResponseTopic_0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsResponseTopic, int]:
+def _read_DescribeShareGroupOffsetsResponseTopic_v0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsResponseTopic, int]:
     o = DescribeShareGroupOffsetsResponseTopic.__new__(DescribeShareGroupOffsetsResponseTopic)
     o.topic_name, pos = read_compact_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeShareGroupOffsetsResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeShareGroupOffsetsResponsePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DescribeShareGroupOffsetsResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DescribeShareGroupOffsetsResponsePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -849,13 +451,13 @@ def _new_DescribeShareGroupOffsetsResponseGroup() -> DescribeShareGroupOffsetsRe
     return o
 
 
-def _w_DescribeShareGroupOffsetsResponseGroup_0(o: DescribeShareGroupOffsetsResponseGroup, out: bytearray) -> None:
+def _write_DescribeShareGroupOffsetsResponseGroup_v0(o: DescribeShareGroupOffsetsResponseGroup, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeShareGroupOffsetsResponseTopic_0(e2, out)
-    out += _S_h.pack(o.error_code)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DescribeShareGroupOffsetsResponseTopic_v0(topics_item, out)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -864,16 +466,16 @@ def _w_DescribeShareGroupOffsetsResponseGroup_0(o: DescribeShareGroupOffsetsResp
         out.append(0)
 
 
-def _r_DescribeShareGroupOffsetsResponseGroup_0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsResponseGroup, int]:
+def _read_DescribeShareGroupOffsetsResponseGroup_v0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsResponseGroup, int]:
     o = DescribeShareGroupOffsetsResponseGroup.__new__(DescribeShareGroupOffsetsResponseGroup)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeShareGroupOffsetsResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeShareGroupOffsetsResponseTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DescribeShareGroupOffsetsResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeShareGroupOffsetsResponseTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -892,12 +494,12 @@ def _new_DescribeShareGroupOffsetsResponse() -> DescribeShareGroupOffsetsRespons
     return o
 
 
-def _w_DescribeShareGroupOffsetsResponse_0(o: DescribeShareGroupOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeShareGroupOffsetsResponseGroup_0(e2, out)
+def _write_DescribeShareGroupOffsetsResponse_v0(o: DescribeShareGroupOffsetsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_DescribeShareGroupOffsetsResponseGroup_v0(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -905,16 +507,16 @@ def _w_DescribeShareGroupOffsetsResponse_0(o: DescribeShareGroupOffsetsResponse,
         out.append(0)
 
 
-def _r_DescribeShareGroupOffsetsResponse_0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsResponse, int]:
+def _read_DescribeShareGroupOffsetsResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeShareGroupOffsetsResponse, int]:
     o = DescribeShareGroupOffsetsResponse.__new__(DescribeShareGroupOffsetsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeShareGroupOffsetsResponseGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeShareGroupOffsetsResponseGroup_0(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[DescribeShareGroupOffsetsResponseGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribeShareGroupOffsetsResponseGroup_v0(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -923,43 +525,47 @@ def _r_DescribeShareGroupOffsetsResponse_0(buf: memoryview, pos: int) -> tuple[D
     return o, pos
 
 
-_W_DescribeShareGroupOffsetsRequestTopic: tuple[Callable[[DescribeShareGroupOffsetsRequestTopic, bytearray], None], ...] = (
-    _w_DescribeShareGroupOffsetsRequestTopic_0,
+DescribeShareGroupOffsetsRequestTopic._LOWEST = 0
+DescribeShareGroupOffsetsRequestTopic._WRITERS = (
+    _write_DescribeShareGroupOffsetsRequestTopic_v0,
 )
-_R_DescribeShareGroupOffsetsRequestTopic: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsRequestTopic, int]], ...] = (
-    _r_DescribeShareGroupOffsetsRequestTopic_0,
+DescribeShareGroupOffsetsRequestTopic._READERS = (
+    _read_DescribeShareGroupOffsetsRequestTopic_v0,
 )
 DescribeShareGroupOffsetsRequestTopic._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_DescribeShareGroupOffsetsRequestGroup: tuple[Callable[[DescribeShareGroupOffsetsRequestGroup, bytearray], None], ...] = (
-    _w_DescribeShareGroupOffsetsRequestGroup_0,
+DescribeShareGroupOffsetsRequestGroup._LOWEST = 0
+DescribeShareGroupOffsetsRequestGroup._WRITERS = (
+    _write_DescribeShareGroupOffsetsRequestGroup_v0,
 )
-_R_DescribeShareGroupOffsetsRequestGroup: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsRequestGroup, int]], ...] = (
-    _r_DescribeShareGroupOffsetsRequestGroup_0,
+DescribeShareGroupOffsetsRequestGroup._READERS = (
+    _read_DescribeShareGroupOffsetsRequestGroup_v0,
 )
 DescribeShareGroupOffsetsRequestGroup._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), (0, 32767), None, None, DescribeShareGroupOffsetsRequestTopic),
 )
 
-_W_DescribeShareGroupOffsetsRequest: tuple[Callable[[DescribeShareGroupOffsetsRequest, bytearray], None], ...] = (
-    _w_DescribeShareGroupOffsetsRequest_0,
+DescribeShareGroupOffsetsRequest._LOWEST = 0
+DescribeShareGroupOffsetsRequest._WRITERS = (
+    _write_DescribeShareGroupOffsetsRequest_v0,
 )
-_R_DescribeShareGroupOffsetsRequest: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsRequest, int]], ...] = (
-    _r_DescribeShareGroupOffsetsRequest_0,
+DescribeShareGroupOffsetsRequest._READERS = (
+    _read_DescribeShareGroupOffsetsRequest_v0,
 )
 DescribeShareGroupOffsetsRequest._FIELDS = (
     FieldSpec('groups', 'array', 'struct', (0, 32767), None, None, None, DescribeShareGroupOffsetsRequestGroup),
 )
 
-_W_DescribeShareGroupOffsetsResponsePartition: tuple[Callable[[DescribeShareGroupOffsetsResponsePartition, bytearray], None], ...] = (
-    _w_DescribeShareGroupOffsetsResponsePartition_0,
+DescribeShareGroupOffsetsResponsePartition._LOWEST = 0
+DescribeShareGroupOffsetsResponsePartition._WRITERS = (
+    _write_DescribeShareGroupOffsetsResponsePartition_v0,
 )
-_R_DescribeShareGroupOffsetsResponsePartition: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsResponsePartition, int]], ...] = (
-    _r_DescribeShareGroupOffsetsResponsePartition_0,
+DescribeShareGroupOffsetsResponsePartition._READERS = (
+    _read_DescribeShareGroupOffsetsResponsePartition_v0,
 )
 DescribeShareGroupOffsetsResponsePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -969,11 +575,12 @@ DescribeShareGroupOffsetsResponsePartition._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_DescribeShareGroupOffsetsResponseTopic: tuple[Callable[[DescribeShareGroupOffsetsResponseTopic, bytearray], None], ...] = (
-    _w_DescribeShareGroupOffsetsResponseTopic_0,
+DescribeShareGroupOffsetsResponseTopic._LOWEST = 0
+DescribeShareGroupOffsetsResponseTopic._WRITERS = (
+    _write_DescribeShareGroupOffsetsResponseTopic_v0,
 )
-_R_DescribeShareGroupOffsetsResponseTopic: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsResponseTopic, int]], ...] = (
-    _r_DescribeShareGroupOffsetsResponseTopic_0,
+DescribeShareGroupOffsetsResponseTopic._READERS = (
+    _read_DescribeShareGroupOffsetsResponseTopic_v0,
 )
 DescribeShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
@@ -981,11 +588,12 @@ DescribeShareGroupOffsetsResponseTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, DescribeShareGroupOffsetsResponsePartition),
 )
 
-_W_DescribeShareGroupOffsetsResponseGroup: tuple[Callable[[DescribeShareGroupOffsetsResponseGroup, bytearray], None], ...] = (
-    _w_DescribeShareGroupOffsetsResponseGroup_0,
+DescribeShareGroupOffsetsResponseGroup._LOWEST = 0
+DescribeShareGroupOffsetsResponseGroup._WRITERS = (
+    _write_DescribeShareGroupOffsetsResponseGroup_v0,
 )
-_R_DescribeShareGroupOffsetsResponseGroup: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsResponseGroup, int]], ...] = (
-    _r_DescribeShareGroupOffsetsResponseGroup_0,
+DescribeShareGroupOffsetsResponseGroup._READERS = (
+    _read_DescribeShareGroupOffsetsResponseGroup_v0,
 )
 DescribeShareGroupOffsetsResponseGroup._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -994,11 +602,12 @@ DescribeShareGroupOffsetsResponseGroup._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_DescribeShareGroupOffsetsResponse: tuple[Callable[[DescribeShareGroupOffsetsResponse, bytearray], None], ...] = (
-    _w_DescribeShareGroupOffsetsResponse_0,
+DescribeShareGroupOffsetsResponse._LOWEST = 0
+DescribeShareGroupOffsetsResponse._WRITERS = (
+    _write_DescribeShareGroupOffsetsResponse_v0,
 )
-_R_DescribeShareGroupOffsetsResponse: tuple[Callable[[memoryview, int], tuple[DescribeShareGroupOffsetsResponse, int]], ...] = (
-    _r_DescribeShareGroupOffsetsResponse_0,
+DescribeShareGroupOffsetsResponse._READERS = (
+    _read_DescribeShareGroupOffsetsResponse_v0,
 )
 DescribeShareGroupOffsetsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_array_len,
@@ -26,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeTopicPartitionsRequest',
@@ -37,14 +36,18 @@ __all__ = [
     'TopicRequest',
 ]
 
-_S_o = struct.Struct('>?')
-_S_h = struct.Struct('>h')
-_S_hiii = struct.Struct('>hiii')
-_S_i = struct.Struct('>i')
+_BOOL = struct.Struct('>?')
+_INT16 = struct.Struct('>h')
+_INT16_INT32_INT32_INT32 = struct.Struct('>hiii')
+_INT32 = struct.Struct('>i')
 
 
-class DescribeTopicPartitionsRequest:
-    """Kafka request ``DescribeTopicPartitionsRequest`` (API key 75), versions 0-0."""
+class DescribeTopicPartitionsRequest(Request['DescribeTopicPartitionsResponse']):
+    """Kafka request ``DescribeTopicPartitionsRequest`` (API key 75), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'response_partition_limit', 'cursor', 'unknown_tags',)
 
@@ -52,12 +55,11 @@ class DescribeTopicPartitionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsRequest'
 
-    topics: list[TopicRequest]
-    response_partition_limit: int
-    cursor: DescribeTopicPartitionsRequestCursor | None
+    topics: list[TopicRequest]  # Topics []TopicRequest
+    response_partition_limit: int  # ResponsePartitionLimit int32; default 2000
+    cursor: DescribeTopicPartitionsRequestCursor | None  # Cursor Cursor; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -73,77 +75,20 @@ class DescribeTopicPartitionsRequest:
         self.cursor = cursor
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.response_partition_limit == other.response_partition_limit and
-            self.cursor == other.cursor and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsRequest(topics={self.topics!r}, response_partition_limit={self.response_partition_limit!r}, cursor={self.cursor!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeTopicPartitionsRequestCursor(Struct):
+    """Struct ``Cursor`` of ``DescribeTopicPartitionsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeTopicPartitionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeTopicPartitionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsRequest v{version}: {exc}') from None
-
-
-class DescribeTopicPartitionsRequestCursor:
-    """Schema struct ``Cursor`` of ``DescribeTopicPartitionsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Cursor'
 
-    topic_name: str
-    partition_index: int
+    topic_name: str  # TopicName string
+    partition_index: int  # PartitionIndex int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -157,75 +102,19 @@ class DescribeTopicPartitionsRequestCursor:
         self.partition_index = partition_index
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsRequestCursor):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partition_index == other.partition_index and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsRequestCursor(topic_name={self.topic_name!r}, partition_index={self.partition_index!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicRequest(Struct):
+    """Struct ``TopicRequest`` of ``DescribeTopicPartitionsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsRequestCursor has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeTopicPartitionsRequestCursor[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsRequestCursor v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsRequestCursor:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsRequestCursor v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsRequestCursor, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsRequestCursor has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeTopicPartitionsRequestCursor[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsRequestCursor v{version}: {exc}') from None
-
-
-class TopicRequest:
-    """Schema struct ``TopicRequest`` of ``DescribeTopicPartitionsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicRequest'
 
-    name: str
+    name: str  # Name string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -237,67 +126,13 @@ class TopicRequest:
         self.name = name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicRequest):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TopicRequest(name={self.name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeTopicPartitionsResponse(Response):
+    """Kafka response ``DescribeTopicPartitionsResponse`` (API key 75), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_TopicRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_TopicRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicRequest v{version}: {exc}') from None
-
-
-class DescribeTopicPartitionsResponse:
-    """Kafka response ``DescribeTopicPartitionsResponse`` (API key 75), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'next_cursor', 'unknown_tags',)
 
@@ -305,12 +140,11 @@ class DescribeTopicPartitionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponse'
 
-    throttle_time_ms: int
-    topics: list[DescribeTopicPartitionsResponseTopic]
-    next_cursor: DescribeTopicPartitionsResponseCursor | None
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    topics: list[DescribeTopicPartitionsResponseTopic]  # Topics []DescribeTopicPartitionsResponseTopic
+    next_cursor: DescribeTopicPartitionsResponseCursor | None  # NextCursor Cursor; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -326,77 +160,20 @@ class DescribeTopicPartitionsResponse:
         self.next_cursor = next_cursor
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            self.next_cursor == other.next_cursor and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}, next_cursor={self.next_cursor!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeTopicPartitionsResponseCursor(Struct):
+    """Struct ``Cursor`` of ``DescribeTopicPartitionsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeTopicPartitionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeTopicPartitionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsResponse v{version}: {exc}') from None
-
-
-class DescribeTopicPartitionsResponseCursor:
-    """Schema struct ``Cursor`` of ``DescribeTopicPartitionsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_name', 'partition_index', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Cursor'
 
-    topic_name: str
-    partition_index: int
+    topic_name: str  # TopicName string
+    partition_index: int  # PartitionIndex int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -410,80 +187,24 @@ class DescribeTopicPartitionsResponseCursor:
         self.partition_index = partition_index
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsResponseCursor):
-            return NotImplemented
-        return (
-            self.topic_name == other.topic_name and
-            self.partition_index == other.partition_index and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsResponseCursor(topic_name={self.topic_name!r}, partition_index={self.partition_index!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeTopicPartitionsResponseTopic(Struct):
+    """Struct ``DescribeTopicPartitionsResponseTopic`` of ``DescribeTopicPartitionsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseCursor has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeTopicPartitionsResponseCursor[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsResponseCursor v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponseCursor:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsResponseCursor v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsResponseCursor, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseCursor has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeTopicPartitionsResponseCursor[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsResponseCursor v{version}: {exc}') from None
-
-
-class DescribeTopicPartitionsResponseTopic:
-    """Schema struct ``DescribeTopicPartitionsResponseTopic`` of ``DescribeTopicPartitionsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponseTopic'
 
-    error_code: int
-    name: str | None
-    topic_id: uuid.UUID
-    is_internal: bool
-    partitions: list[DescribeTopicPartitionsResponsePartition]
-    topic_authorized_operations: int
+    error_code: int  # ErrorCode int16
+    name: str | None  # Name string; nullable
+    topic_id: uuid.UUID  # TopicId uuid; ignorable
+    is_internal: bool  # IsInternal bool; ignorable
+    partitions: list[DescribeTopicPartitionsResponsePartition]  # Partitions []DescribeTopicPartitionsResponsePartition
+    topic_authorized_operations: int  # TopicAuthorizedOperations int32; default -2147483648
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -505,87 +226,27 @@ class DescribeTopicPartitionsResponseTopic:
         self.topic_authorized_operations = topic_authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsResponseTopic):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.is_internal == other.is_internal and
-            self.partitions == other.partitions and
-            self.topic_authorized_operations == other.topic_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsResponseTopic(error_code={self.error_code!r}, name={self.name!r}, topic_id={self.topic_id!r}, is_internal={self.is_internal!r}, partitions={self.partitions!r}, topic_authorized_operations={self.topic_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeTopicPartitionsResponsePartition(Struct):
+    """Struct ``DescribeTopicPartitionsResponsePartition`` of ``DescribeTopicPartitionsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeTopicPartitionsResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponseTopic has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeTopicPartitionsResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsResponseTopic v{version}: {exc}') from None
-
-
-class DescribeTopicPartitionsResponsePartition:
-    """Schema struct ``DescribeTopicPartitionsResponsePartition`` of ``DescribeTopicPartitionsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeTopicPartitionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'eligible_leader_replicas', 'last_known_elr', 'offline_replicas', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTopicPartitionsResponsePartition'
 
-    error_code: int
-    partition_index: int
-    leader_id: int
-    leader_epoch: int
-    replica_nodes: list[int]
-    isr_nodes: list[int]
-    eligible_leader_replicas: list[int] | None
-    last_known_elr: list[int] | None
-    offline_replicas: list[int]
+    error_code: int  # ErrorCode int16
+    partition_index: int  # PartitionIndex int32
+    leader_id: int  # LeaderId int32
+    leader_epoch: int  # LeaderEpoch int32; default -1; ignorable
+    replica_nodes: list[int]  # ReplicaNodes []int32
+    isr_nodes: list[int]  # IsrNodes []int32
+    eligible_leader_replicas: list[int] | None  # EligibleLeaderReplicas []int32; nullable
+    last_known_elr: list[int] | None  # LastKnownElr []int32; nullable
+    offline_replicas: list[int]  # OfflineReplicas []int32; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -613,72 +274,6 @@ class DescribeTopicPartitionsResponsePartition:
         self.offline_replicas = list(offline_replicas)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTopicPartitionsResponsePartition):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.partition_index == other.partition_index and
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            self.replica_nodes == other.replica_nodes and
-            self.isr_nodes == other.isr_nodes and
-            self.eligible_leader_replicas == other.eligible_leader_replicas and
-            self.last_known_elr == other.last_known_elr and
-            self.offline_replicas == other.offline_replicas and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"DescribeTopicPartitionsResponsePartition(error_code={self.error_code!r}, partition_index={self.partition_index!r}, leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}, replica_nodes={self.replica_nodes!r}, isr_nodes={self.isr_nodes!r}, eligible_leader_replicas={self.eligible_leader_replicas!r}, last_known_elr={self.last_known_elr!r}, offline_replicas={self.offline_replicas!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponsePartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeTopicPartitionsResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTopicPartitionsResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTopicPartitionsResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTopicPartitionsResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTopicPartitionsResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTopicPartitionsResponsePartition has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeTopicPartitionsResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTopicPartitionsResponsePartition v{version}: {exc}') from None
-
 
 def _new_TopicRequest() -> TopicRequest:
     o = TopicRequest.__new__(TopicRequest)
@@ -687,7 +282,7 @@ def _new_TopicRequest() -> TopicRequest:
     return o
 
 
-def _w_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
+def _write_TopicRequest_v0(o: TopicRequest, out: bytearray) -> None:
     write_compact_string(out, o.name)
     uk = o.unknown_tags
     if uk:
@@ -696,7 +291,7 @@ def _w_TopicRequest_0(o: TopicRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicRequest_0(buf: memoryview, pos: int) -> tuple[TopicRequest, int]:
+def _read_TopicRequest_v0(buf: memoryview, pos: int) -> tuple[TopicRequest, int]:
     o = TopicRequest.__new__(TopicRequest)
     o.name, pos = read_compact_string(buf, pos)
     if buf[pos] == 0:
@@ -715,9 +310,9 @@ def _new_DescribeTopicPartitionsRequestCursor() -> DescribeTopicPartitionsReques
     return o
 
 
-def _w_DescribeTopicPartitionsRequestCursor_0(o: DescribeTopicPartitionsRequestCursor, out: bytearray) -> None:
+def _write_DescribeTopicPartitionsRequestCursor_v0(o: DescribeTopicPartitionsRequestCursor, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    out += _S_i.pack(o.partition_index)
+    out += _INT32.pack(o.partition_index)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -725,10 +320,10 @@ def _w_DescribeTopicPartitionsRequestCursor_0(o: DescribeTopicPartitionsRequestC
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsRequestCursor_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsRequestCursor, int]:
+def _read_DescribeTopicPartitionsRequestCursor_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsRequestCursor, int]:
     o = DescribeTopicPartitionsRequestCursor.__new__(DescribeTopicPartitionsRequestCursor)
     o.topic_name, pos = read_compact_string(buf, pos)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -747,18 +342,18 @@ def _new_DescribeTopicPartitionsRequest() -> DescribeTopicPartitionsRequest:
     return o
 
 
-def _w_DescribeTopicPartitionsRequest_0(o: DescribeTopicPartitionsRequest, out: bytearray) -> None:
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicRequest_0(e2, out)
-    out += _S_i.pack(o.response_partition_limit)
-    x3 = o.cursor
-    if x3 is None:
+def _write_DescribeTopicPartitionsRequest_v0(o: DescribeTopicPartitionsRequest, out: bytearray) -> None:
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_TopicRequest_v0(topics_item, out)
+    out += _INT32.pack(o.response_partition_limit)
+    cursor = o.cursor
+    if cursor is None:
         out += b'\xff'
     else:
         out.append(1)
-        _w_DescribeTopicPartitionsRequestCursor_0(x3, out)
+        _write_DescribeTopicPartitionsRequestCursor_v0(cursor, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -766,21 +361,21 @@ def _w_DescribeTopicPartitionsRequest_0(o: DescribeTopicPartitionsRequest, out: 
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsRequest, int]:
+def _read_DescribeTopicPartitionsRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsRequest, int]:
     o = DescribeTopicPartitionsRequest.__new__(DescribeTopicPartitionsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicRequest] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicRequest_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.response_partition_limit = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[TopicRequest] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TopicRequest_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.response_partition_limit = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] >= 0x80:
         o.cursor = None
         pos += 1
     else:
-        o.cursor, pos = _r_DescribeTopicPartitionsRequestCursor_0(buf, pos + 1)
+        o.cursor, pos = _read_DescribeTopicPartitionsRequestCursor_v0(buf, pos + 1)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -804,29 +399,29 @@ def _new_DescribeTopicPartitionsResponsePartition() -> DescribeTopicPartitionsRe
     return o
 
 
-def _w_DescribeTopicPartitionsResponsePartition_0(o: DescribeTopicPartitionsResponsePartition, out: bytearray) -> None:
-    out += _S_hiii.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
-    x1 = o.replica_nodes
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
-    x2 = o.isr_nodes
-    write_uvarint(out, len(x2) + 1)
-    out += struct.pack('>%di' % len(x2), *x2)
-    x3 = o.eligible_leader_replicas
-    if x3 is None:
+def _write_DescribeTopicPartitionsResponsePartition_v0(o: DescribeTopicPartitionsResponsePartition, out: bytearray) -> None:
+    out += _INT16_INT32_INT32_INT32.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
+    replica_nodes = o.replica_nodes
+    write_uvarint(out, len(replica_nodes) + 1)
+    out += struct.pack('>%di' % len(replica_nodes), *replica_nodes)
+    isr_nodes = o.isr_nodes
+    write_uvarint(out, len(isr_nodes) + 1)
+    out += struct.pack('>%di' % len(isr_nodes), *isr_nodes)
+    eligible_leader_replicas = o.eligible_leader_replicas
+    if eligible_leader_replicas is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x3) + 1)
-        out += struct.pack('>%di' % len(x3), *x3)
-    x4 = o.last_known_elr
-    if x4 is None:
+        write_uvarint(out, len(eligible_leader_replicas) + 1)
+        out += struct.pack('>%di' % len(eligible_leader_replicas), *eligible_leader_replicas)
+    last_known_elr = o.last_known_elr
+    if last_known_elr is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x4) + 1)
-        out += struct.pack('>%di' % len(x4), *x4)
-    x5 = o.offline_replicas
-    write_uvarint(out, len(x5) + 1)
-    out += struct.pack('>%di' % len(x5), *x5)
+        write_uvarint(out, len(last_known_elr) + 1)
+        out += struct.pack('>%di' % len(last_known_elr), *last_known_elr)
+    offline_replicas = o.offline_replicas
+    write_uvarint(out, len(offline_replicas) + 1)
+    out += struct.pack('>%di' % len(offline_replicas), *offline_replicas)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -834,31 +429,31 @@ def _w_DescribeTopicPartitionsResponsePartition_0(o: DescribeTopicPartitionsResp
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsResponsePartition_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponsePartition, int]:
+def _read_DescribeTopicPartitionsResponsePartition_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponsePartition, int]:
     o = DescribeTopicPartitionsResponsePartition.__new__(DescribeTopicPartitionsResponsePartition)
-    o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _S_hiii.unpack_from(buf, pos)
+    o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _INT16_INT32_INT32_INT32.unpack_from(buf, pos)
     pos += 14
-    n1, pos = read_compact_array_len(buf, pos)
-    o.replica_nodes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
-    n2, pos = read_compact_array_len(buf, pos)
-    o.isr_nodes = list(struct.unpack_from('>%di' % n2, buf, pos))
-    pos += 4 * n2
-    n3, pos = read_compact_nullable_array_len(buf, pos)
-    if n3 < 0:
+    n_replica_nodes, pos = read_compact_array_len(buf, pos)
+    o.replica_nodes = list(struct.unpack_from('>%di' % n_replica_nodes, buf, pos))
+    pos += 4 * n_replica_nodes
+    n_isr_nodes, pos = read_compact_array_len(buf, pos)
+    o.isr_nodes = list(struct.unpack_from('>%di' % n_isr_nodes, buf, pos))
+    pos += 4 * n_isr_nodes
+    n_eligible_leader_replicas, pos = read_compact_nullable_array_len(buf, pos)
+    if n_eligible_leader_replicas < 0:
         o.eligible_leader_replicas = None
     else:
-        o.eligible_leader_replicas = list(struct.unpack_from('>%di' % n3, buf, pos))
-        pos += 4 * n3
-    n4, pos = read_compact_nullable_array_len(buf, pos)
-    if n4 < 0:
+        o.eligible_leader_replicas = list(struct.unpack_from('>%di' % n_eligible_leader_replicas, buf, pos))
+        pos += 4 * n_eligible_leader_replicas
+    n_last_known_elr, pos = read_compact_nullable_array_len(buf, pos)
+    if n_last_known_elr < 0:
         o.last_known_elr = None
     else:
-        o.last_known_elr = list(struct.unpack_from('>%di' % n4, buf, pos))
-        pos += 4 * n4
-    n5, pos = read_compact_array_len(buf, pos)
-    o.offline_replicas = list(struct.unpack_from('>%di' % n5, buf, pos))
-    pos += 4 * n5
+        o.last_known_elr = list(struct.unpack_from('>%di' % n_last_known_elr, buf, pos))
+        pos += 4 * n_last_known_elr
+    n_offline_replicas, pos = read_compact_array_len(buf, pos)
+    o.offline_replicas = list(struct.unpack_from('>%di' % n_offline_replicas, buf, pos))
+    pos += 4 * n_offline_replicas
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -879,16 +474,16 @@ def _new_DescribeTopicPartitionsResponseTopic() -> DescribeTopicPartitionsRespon
     return o
 
 
-def _w_DescribeTopicPartitionsResponseTopic_0(o: DescribeTopicPartitionsResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribeTopicPartitionsResponseTopic_v0(o: DescribeTopicPartitionsResponseTopic, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.name)
     out += o.topic_id.bytes
-    out += _S_o.pack(o.is_internal)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeTopicPartitionsResponsePartition_0(e2, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    out += _BOOL.pack(o.is_internal)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_DescribeTopicPartitionsResponsePartition_v0(partitions_item, out)
+    out += _INT32.pack(o.topic_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -896,21 +491,21 @@ def _w_DescribeTopicPartitionsResponseTopic_0(o: DescribeTopicPartitionsResponse
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsResponseTopic_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponseTopic, int]:
+def _read_DescribeTopicPartitionsResponseTopic_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponseTopic, int]:
     o = DescribeTopicPartitionsResponseTopic.__new__(DescribeTopicPartitionsResponseTopic)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = read_compact_nullable_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    o.is_internal = _S_o.unpack_from(buf, pos)[0]
+    o.is_internal = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeTopicPartitionsResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeTopicPartitionsResponsePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.topic_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[DescribeTopicPartitionsResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_DescribeTopicPartitionsResponsePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
+    o.topic_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -928,9 +523,9 @@ def _new_DescribeTopicPartitionsResponseCursor() -> DescribeTopicPartitionsRespo
     return o
 
 
-def _w_DescribeTopicPartitionsResponseCursor_0(o: DescribeTopicPartitionsResponseCursor, out: bytearray) -> None:
+def _write_DescribeTopicPartitionsResponseCursor_v0(o: DescribeTopicPartitionsResponseCursor, out: bytearray) -> None:
     write_compact_string(out, o.topic_name)
-    out += _S_i.pack(o.partition_index)
+    out += _INT32.pack(o.partition_index)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -938,10 +533,10 @@ def _w_DescribeTopicPartitionsResponseCursor_0(o: DescribeTopicPartitionsRespons
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsResponseCursor_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponseCursor, int]:
+def _read_DescribeTopicPartitionsResponseCursor_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponseCursor, int]:
     o = DescribeTopicPartitionsResponseCursor.__new__(DescribeTopicPartitionsResponseCursor)
     o.topic_name, pos = read_compact_string(buf, pos)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -960,18 +555,18 @@ def _new_DescribeTopicPartitionsResponse() -> DescribeTopicPartitionsResponse:
     return o
 
 
-def _w_DescribeTopicPartitionsResponse_0(o: DescribeTopicPartitionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeTopicPartitionsResponseTopic_0(e2, out)
-    x3 = o.next_cursor
-    if x3 is None:
+def _write_DescribeTopicPartitionsResponse_v0(o: DescribeTopicPartitionsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_DescribeTopicPartitionsResponseTopic_v0(topics_item, out)
+    next_cursor = o.next_cursor
+    if next_cursor is None:
         out += b'\xff'
     else:
         out.append(1)
-        _w_DescribeTopicPartitionsResponseCursor_0(x3, out)
+        _write_DescribeTopicPartitionsResponseCursor_v0(next_cursor, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -979,21 +574,21 @@ def _w_DescribeTopicPartitionsResponse_0(o: DescribeTopicPartitionsResponse, out
         out.append(0)
 
 
-def _r_DescribeTopicPartitionsResponse_0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponse, int]:
+def _read_DescribeTopicPartitionsResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeTopicPartitionsResponse, int]:
     o = DescribeTopicPartitionsResponse.__new__(DescribeTopicPartitionsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeTopicPartitionsResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeTopicPartitionsResponseTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[DescribeTopicPartitionsResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_DescribeTopicPartitionsResponseTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] >= 0x80:
         o.next_cursor = None
         pos += 1
     else:
-        o.next_cursor, pos = _r_DescribeTopicPartitionsResponseCursor_0(buf, pos + 1)
+        o.next_cursor, pos = _read_DescribeTopicPartitionsResponseCursor_v0(buf, pos + 1)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1002,32 +597,35 @@ def _r_DescribeTopicPartitionsResponse_0(buf: memoryview, pos: int) -> tuple[Des
     return o, pos
 
 
-_W_TopicRequest: tuple[Callable[[TopicRequest, bytearray], None], ...] = (
-    _w_TopicRequest_0,
+TopicRequest._LOWEST = 0
+TopicRequest._WRITERS = (
+    _write_TopicRequest_v0,
 )
-_R_TopicRequest: tuple[Callable[[memoryview, int], tuple[TopicRequest, int]], ...] = (
-    _r_TopicRequest_0,
+TopicRequest._READERS = (
+    _read_TopicRequest_v0,
 )
 TopicRequest._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeTopicPartitionsRequestCursor: tuple[Callable[[DescribeTopicPartitionsRequestCursor, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsRequestCursor_0,
+DescribeTopicPartitionsRequestCursor._LOWEST = 0
+DescribeTopicPartitionsRequestCursor._WRITERS = (
+    _write_DescribeTopicPartitionsRequestCursor_v0,
 )
-_R_DescribeTopicPartitionsRequestCursor: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsRequestCursor, int]], ...] = (
-    _r_DescribeTopicPartitionsRequestCursor_0,
+DescribeTopicPartitionsRequestCursor._READERS = (
+    _read_DescribeTopicPartitionsRequestCursor_v0,
 )
 DescribeTopicPartitionsRequestCursor._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeTopicPartitionsRequest: tuple[Callable[[DescribeTopicPartitionsRequest, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsRequest_0,
+DescribeTopicPartitionsRequest._LOWEST = 0
+DescribeTopicPartitionsRequest._WRITERS = (
+    _write_DescribeTopicPartitionsRequest_v0,
 )
-_R_DescribeTopicPartitionsRequest: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsRequest, int]], ...] = (
-    _r_DescribeTopicPartitionsRequest_0,
+DescribeTopicPartitionsRequest._READERS = (
+    _read_DescribeTopicPartitionsRequest_v0,
 )
 DescribeTopicPartitionsRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, TopicRequest),
@@ -1035,11 +633,12 @@ DescribeTopicPartitionsRequest._FIELDS = (
     FieldSpec('cursor', 'struct', None, (0, 32767), (0, 32767), None, None, DescribeTopicPartitionsRequestCursor),
 )
 
-_W_DescribeTopicPartitionsResponsePartition: tuple[Callable[[DescribeTopicPartitionsResponsePartition, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsResponsePartition_0,
+DescribeTopicPartitionsResponsePartition._LOWEST = 0
+DescribeTopicPartitionsResponsePartition._WRITERS = (
+    _write_DescribeTopicPartitionsResponsePartition_v0,
 )
-_R_DescribeTopicPartitionsResponsePartition: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponsePartition, int]], ...] = (
-    _r_DescribeTopicPartitionsResponsePartition_0,
+DescribeTopicPartitionsResponsePartition._READERS = (
+    _read_DescribeTopicPartitionsResponsePartition_v0,
 )
 DescribeTopicPartitionsResponsePartition._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1053,11 +652,12 @@ DescribeTopicPartitionsResponsePartition._FIELDS = (
     FieldSpec('offline_replicas', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_DescribeTopicPartitionsResponseTopic: tuple[Callable[[DescribeTopicPartitionsResponseTopic, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsResponseTopic_0,
+DescribeTopicPartitionsResponseTopic._LOWEST = 0
+DescribeTopicPartitionsResponseTopic._WRITERS = (
+    _write_DescribeTopicPartitionsResponseTopic_v0,
 )
-_R_DescribeTopicPartitionsResponseTopic: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponseTopic, int]], ...] = (
-    _r_DescribeTopicPartitionsResponseTopic_0,
+DescribeTopicPartitionsResponseTopic._READERS = (
+    _read_DescribeTopicPartitionsResponseTopic_v0,
 )
 DescribeTopicPartitionsResponseTopic._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -1068,22 +668,24 @@ DescribeTopicPartitionsResponseTopic._FIELDS = (
     FieldSpec('topic_authorized_operations', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeTopicPartitionsResponseCursor: tuple[Callable[[DescribeTopicPartitionsResponseCursor, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsResponseCursor_0,
+DescribeTopicPartitionsResponseCursor._LOWEST = 0
+DescribeTopicPartitionsResponseCursor._WRITERS = (
+    _write_DescribeTopicPartitionsResponseCursor_v0,
 )
-_R_DescribeTopicPartitionsResponseCursor: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponseCursor, int]], ...] = (
-    _r_DescribeTopicPartitionsResponseCursor_0,
+DescribeTopicPartitionsResponseCursor._READERS = (
+    _read_DescribeTopicPartitionsResponseCursor_v0,
 )
 DescribeTopicPartitionsResponseCursor._FIELDS = (
     FieldSpec('topic_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeTopicPartitionsResponse: tuple[Callable[[DescribeTopicPartitionsResponse, bytearray], None], ...] = (
-    _w_DescribeTopicPartitionsResponse_0,
+DescribeTopicPartitionsResponse._LOWEST = 0
+DescribeTopicPartitionsResponse._WRITERS = (
+    _write_DescribeTopicPartitionsResponse_v0,
 )
-_R_DescribeTopicPartitionsResponse: tuple[Callable[[memoryview, int], tuple[DescribeTopicPartitionsResponse, int]], ...] = (
-    _r_DescribeTopicPartitionsResponse_0,
+DescribeTopicPartitionsResponse._READERS = (
+    _read_DescribeTopicPartitionsResponse_v0,
 )
 DescribeTopicPartitionsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_string,
@@ -22,6 +20,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'DescribeTransactionsRequest',
@@ -30,13 +29,17 @@ __all__ = [
     'TransactionState',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_iqqh = struct.Struct('>iqqh')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT64_INT64_INT16 = struct.Struct('>iqqh')
 
 
-class DescribeTransactionsRequest:
-    """Kafka request ``DescribeTransactionsRequest`` (API key 65), versions 0-0."""
+class DescribeTransactionsRequest(Request['DescribeTransactionsResponse']):
+    """Kafka request ``DescribeTransactionsRequest`` (API key 65), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeTransactionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_ids', 'unknown_tags',)
 
@@ -44,10 +47,9 @@ class DescribeTransactionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTransactionsRequest'
 
-    transactional_ids: list[str]
+    transactional_ids: list[str]  # TransactionalIds []string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -59,67 +61,13 @@ class DescribeTransactionsRequest:
         self.transactional_ids = list(transactional_ids)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTransactionsRequest):
-            return NotImplemented
-        return (
-            self.transactional_ids == other.transactional_ids and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeTransactionsRequest(transactional_ids={self.transactional_ids!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeTransactionsResponse(Response):
+    """Kafka response ``DescribeTransactionsResponse`` (API key 65), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTransactionsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeTransactionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTransactionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTransactionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTransactionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTransactionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTransactionsRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeTransactionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTransactionsRequest v{version}: {exc}') from None
-
-
-class DescribeTransactionsResponse:
-    """Kafka response ``DescribeTransactionsResponse`` (API key 65), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'transaction_states', 'unknown_tags',)
 
@@ -127,11 +75,10 @@ class DescribeTransactionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeTransactionsResponse'
 
-    throttle_time_ms: int
-    transaction_states: list[TransactionState]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    transaction_states: list[TransactionState]  # TransactionStates []TransactionState
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -145,82 +92,26 @@ class DescribeTransactionsResponse:
         self.transaction_states = list(transaction_states)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeTransactionsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.transaction_states == other.transaction_states and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeTransactionsResponse(throttle_time_ms={self.throttle_time_ms!r}, transaction_states={self.transaction_states!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TransactionState(Struct):
+    """Struct ``TransactionState`` of ``DescribeTransactionsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTransactionsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeTransactionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeTransactionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeTransactionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeTransactionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeTransactionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeTransactionsResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeTransactionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeTransactionsResponse v{version}: {exc}') from None
-
-
-class TransactionState:
-    """Schema struct ``TransactionState`` of ``DescribeTransactionsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'transactional_id', 'transaction_state', 'transaction_timeout_ms', 'transaction_start_time_ms', 'producer_id', 'producer_epoch', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TransactionState'
 
-    error_code: int
-    transactional_id: str
-    transaction_state: str
-    transaction_timeout_ms: int
-    transaction_start_time_ms: int
-    producer_id: int
-    producer_epoch: int
-    topics: list[TopicData]
+    error_code: int  # ErrorCode int16
+    transactional_id: str  # TransactionalId string
+    transaction_state: str  # TransactionState string
+    transaction_timeout_ms: int  # TransactionTimeoutMs int32
+    transaction_start_time_ms: int  # TransactionStartTimeMs int64
+    producer_id: int  # ProducerId int64
+    producer_epoch: int  # ProducerEpoch int16
+    topics: list[TopicData]  # Topics []TopicData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -246,82 +137,20 @@ class TransactionState:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TransactionState):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.transactional_id == other.transactional_id and
-            self.transaction_state == other.transaction_state and
-            self.transaction_timeout_ms == other.transaction_timeout_ms and
-            self.transaction_start_time_ms == other.transaction_start_time_ms and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TransactionState(error_code={self.error_code!r}, transactional_id={self.transactional_id!r}, transaction_state={self.transaction_state!r}, transaction_timeout_ms={self.transaction_timeout_ms!r}, transaction_start_time_ms={self.transaction_start_time_ms!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicData(Struct):
+    """Struct ``TopicData`` of ``DescribeTransactionsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_TransactionState[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TransactionState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TransactionState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TransactionState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TransactionState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-0)')
-        try:
-            return _R_TransactionState[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TransactionState v{version}: {exc}') from None
-
-
-class TopicData:
-    """Schema struct ``TopicData`` of ``DescribeTransactionsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeTransactionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicData'
 
-    topic: str
-    partitions: list[int]
+    topic: str  # Topic string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -335,65 +164,6 @@ class TopicData:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicData):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicData(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicData has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_TopicData[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'TopicData has no version {version} (valid 0-0)')
-        try:
-            return _R_TopicData[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicData v{version}: {exc}') from None
-
 
 def _new_DescribeTransactionsRequest() -> DescribeTransactionsRequest:
     o = DescribeTransactionsRequest.__new__(DescribeTransactionsRequest)
@@ -402,11 +172,11 @@ def _new_DescribeTransactionsRequest() -> DescribeTransactionsRequest:
     return o
 
 
-def _w_DescribeTransactionsRequest_0(o: DescribeTransactionsRequest, out: bytearray) -> None:
-    x1 = o.transactional_ids
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
+def _write_DescribeTransactionsRequest_v0(o: DescribeTransactionsRequest, out: bytearray) -> None:
+    transactional_ids = o.transactional_ids
+    write_uvarint(out, len(transactional_ids) + 1)
+    for transactional_ids_item in transactional_ids:
+        write_compact_string(out, transactional_ids_item)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -414,14 +184,14 @@ def _w_DescribeTransactionsRequest_0(o: DescribeTransactionsRequest, out: bytear
         out.append(0)
 
 
-def _r_DescribeTransactionsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeTransactionsRequest, int]:
+def _read_DescribeTransactionsRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeTransactionsRequest, int]:
     o = DescribeTransactionsRequest.__new__(DescribeTransactionsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.transactional_ids = a2
+    n_transactional_ids, pos = read_compact_array_len(buf, pos)
+    transactional_ids: list[str] = []
+    for _ in range(n_transactional_ids):
+        transactional_ids_item, pos = read_compact_string(buf, pos)
+        transactional_ids.append(transactional_ids_item)
+    o.transactional_ids = transactional_ids
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -438,11 +208,11 @@ def _new_TopicData() -> TopicData:
     return o
 
 
-def _w_TopicData_0(o: TopicData, out: bytearray) -> None:
+def _write_TopicData_v0(o: TopicData, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -450,12 +220,12 @@ def _w_TopicData_0(o: TopicData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicData_0(buf: memoryview, pos: int) -> tuple[TopicData, int]:
+def _read_TopicData_v0(buf: memoryview, pos: int) -> tuple[TopicData, int]:
     o = TopicData.__new__(TopicData)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -478,15 +248,15 @@ def _new_TransactionState() -> TransactionState:
     return o
 
 
-def _w_TransactionState_0(o: TransactionState, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_TransactionState_v0(o: TransactionState, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_string(out, o.transactional_id)
     write_compact_string(out, o.transaction_state)
-    out += _S_iqqh.pack(o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicData_0(e2, out)
+    out += _INT32_INT64_INT64_INT16.pack(o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_TopicData_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -494,20 +264,20 @@ def _w_TransactionState_0(o: TransactionState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TransactionState_0(buf: memoryview, pos: int) -> tuple[TransactionState, int]:
+def _read_TransactionState_v0(buf: memoryview, pos: int) -> tuple[TransactionState, int]:
     o = TransactionState.__new__(TransactionState)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.transactional_id, pos = read_compact_string(buf, pos)
     o.transaction_state, pos = read_compact_string(buf, pos)
-    o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch = _S_iqqh.unpack_from(buf, pos)
+    o.transaction_timeout_ms, o.transaction_start_time_ms, o.producer_id, o.producer_epoch = _INT32_INT64_INT64_INT16.unpack_from(buf, pos)
     pos += 22
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicData] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicData_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[TopicData] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TopicData_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -524,12 +294,12 @@ def _new_DescribeTransactionsResponse() -> DescribeTransactionsResponse:
     return o
 
 
-def _w_DescribeTransactionsResponse_0(o: DescribeTransactionsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.transaction_states
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TransactionState_0(e2, out)
+def _write_DescribeTransactionsResponse_v0(o: DescribeTransactionsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    transaction_states = o.transaction_states
+    write_uvarint(out, len(transaction_states) + 1)
+    for transaction_states_item in transaction_states:
+        _write_TransactionState_v0(transaction_states_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -537,16 +307,16 @@ def _w_DescribeTransactionsResponse_0(o: DescribeTransactionsResponse, out: byte
         out.append(0)
 
 
-def _r_DescribeTransactionsResponse_0(buf: memoryview, pos: int) -> tuple[DescribeTransactionsResponse, int]:
+def _read_DescribeTransactionsResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeTransactionsResponse, int]:
     o = DescribeTransactionsResponse.__new__(DescribeTransactionsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TransactionState] = []
-    for _ in range(n1):
-        e3, pos = _r_TransactionState_0(buf, pos)
-        a2.append(e3)
-    o.transaction_states = a2
+    n_transaction_states, pos = read_compact_array_len(buf, pos)
+    transaction_states: list[TransactionState] = []
+    for _ in range(n_transaction_states):
+        transaction_states_item, pos = _read_TransactionState_v0(buf, pos)
+        transaction_states.append(transaction_states_item)
+    o.transaction_states = transaction_states
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -555,32 +325,35 @@ def _r_DescribeTransactionsResponse_0(buf: memoryview, pos: int) -> tuple[Descri
     return o, pos
 
 
-_W_DescribeTransactionsRequest: tuple[Callable[[DescribeTransactionsRequest, bytearray], None], ...] = (
-    _w_DescribeTransactionsRequest_0,
+DescribeTransactionsRequest._LOWEST = 0
+DescribeTransactionsRequest._WRITERS = (
+    _write_DescribeTransactionsRequest_v0,
 )
-_R_DescribeTransactionsRequest: tuple[Callable[[memoryview, int], tuple[DescribeTransactionsRequest, int]], ...] = (
-    _r_DescribeTransactionsRequest_0,
+DescribeTransactionsRequest._READERS = (
+    _read_DescribeTransactionsRequest_v0,
 )
 DescribeTransactionsRequest._FIELDS = (
     FieldSpec('transactional_ids', 'array', 'string', (0, 32767), None, None, None, None),
 )
 
-_W_TopicData: tuple[Callable[[TopicData, bytearray], None], ...] = (
-    _w_TopicData_0,
+TopicData._LOWEST = 0
+TopicData._WRITERS = (
+    _write_TopicData_v0,
 )
-_R_TopicData: tuple[Callable[[memoryview, int], tuple[TopicData, int]], ...] = (
-    _r_TopicData_0,
+TopicData._READERS = (
+    _read_TopicData_v0,
 )
 TopicData._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_TransactionState: tuple[Callable[[TransactionState, bytearray], None], ...] = (
-    _w_TransactionState_0,
+TransactionState._LOWEST = 0
+TransactionState._WRITERS = (
+    _write_TransactionState_v0,
 )
-_R_TransactionState: tuple[Callable[[memoryview, int], tuple[TransactionState, int]], ...] = (
-    _r_TransactionState_0,
+TransactionState._READERS = (
+    _read_TransactionState_v0,
 )
 TransactionState._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -593,11 +366,12 @@ TransactionState._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, TopicData),
 )
 
-_W_DescribeTransactionsResponse: tuple[Callable[[DescribeTransactionsResponse, bytearray], None], ...] = (
-    _w_DescribeTransactionsResponse_0,
+DescribeTransactionsResponse._LOWEST = 0
+DescribeTransactionsResponse._WRITERS = (
+    _write_DescribeTransactionsResponse_v0,
 )
-_R_DescribeTransactionsResponse: tuple[Callable[[memoryview, int], tuple[DescribeTransactionsResponse, int]], ...] = (
-    _r_DescribeTransactionsResponse_0,
+DescribeTransactionsResponse._READERS = (
+    _read_DescribeTransactionsResponse_v0,
 )
 DescribeTransactionsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

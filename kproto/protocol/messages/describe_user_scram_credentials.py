@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_array_len,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'CredentialInfo',
@@ -34,13 +33,17 @@ __all__ = [
     'UserName',
 ]
 
-_S_bi = struct.Struct('>bi')
-_S_h = struct.Struct('>h')
-_S_ih = struct.Struct('>ih')
+_INT8_INT32 = struct.Struct('>bi')
+_INT16 = struct.Struct('>h')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class DescribeUserScramCredentialsRequest:
-    """Kafka request ``DescribeUserScramCredentialsRequest`` (API key 50), versions 0-0."""
+class DescribeUserScramCredentialsRequest(Request['DescribeUserScramCredentialsResponse']):
+    """Kafka request ``DescribeUserScramCredentialsRequest`` (API key 50), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('users', 'unknown_tags',)
 
@@ -48,10 +51,9 @@ class DescribeUserScramCredentialsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsRequest'
 
-    users: list[UserName] | None
+    users: list[UserName] | None  # Users []UserName; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -63,74 +65,19 @@ class DescribeUserScramCredentialsRequest:
         self.users = None if users is None else list(users)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeUserScramCredentialsRequest):
-            return NotImplemented
-        return (
-            self.users == other.users and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeUserScramCredentialsRequest(users={self.users!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class UserName(Struct):
+    """Struct ``UserName`` of ``DescribeUserScramCredentialsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeUserScramCredentialsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeUserScramCredentialsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeUserScramCredentialsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeUserScramCredentialsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeUserScramCredentialsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeUserScramCredentialsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeUserScramCredentialsRequest v{version}: {exc}') from None
-
-
-class UserName:
-    """Schema struct ``UserName`` of ``DescribeUserScramCredentialsRequest``."""
+    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UserName'
 
-    name: str
+    name: str  # Name string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -142,67 +89,13 @@ class UserName:
         self.name = name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UserName):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"UserName(name={self.name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeUserScramCredentialsResponse(Response):
+    """Kafka response ``DescribeUserScramCredentialsResponse`` (API key 50), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UserName has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_UserName[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UserName v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UserName:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UserName v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UserName, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UserName has no version {version} (valid 0-0)')
-        try:
-            return _R_UserName[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UserName v{version}: {exc}') from None
-
-
-class DescribeUserScramCredentialsResponse:
-    """Kafka response ``DescribeUserScramCredentialsResponse`` (API key 50), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results', 'unknown_tags',)
 
@@ -210,13 +103,12 @@ class DescribeUserScramCredentialsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    results: list[DescribeUserScramCredentialsResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    results: list[DescribeUserScramCredentialsResult]  # Results []DescribeUserScramCredentialsResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -234,80 +126,22 @@ class DescribeUserScramCredentialsResponse:
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeUserScramCredentialsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeUserScramCredentialsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribeUserScramCredentialsResult(Struct):
+    """Struct ``DescribeUserScramCredentialsResult`` of ``DescribeUserScramCredentialsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeUserScramCredentialsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeUserScramCredentialsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeUserScramCredentialsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeUserScramCredentialsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeUserScramCredentialsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeUserScramCredentialsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeUserScramCredentialsResponse v{version}: {exc}') from None
-
-
-class DescribeUserScramCredentialsResult:
-    """Schema struct ``DescribeUserScramCredentialsResult`` of ``DescribeUserScramCredentialsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('user', 'error_code', 'error_message', 'credential_infos', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribeUserScramCredentialsResult'
 
-    user: str
-    error_code: int
-    error_message: str | None
-    credential_infos: list[CredentialInfo]
+    user: str  # User string
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    credential_infos: list[CredentialInfo]  # CredentialInfos []CredentialInfo
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -325,78 +159,20 @@ class DescribeUserScramCredentialsResult:
         self.credential_infos = list(credential_infos)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribeUserScramCredentialsResult):
-            return NotImplemented
-        return (
-            self.user == other.user and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.credential_infos == other.credential_infos and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribeUserScramCredentialsResult(user={self.user!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, credential_infos={self.credential_infos!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class CredentialInfo(Struct):
+    """Struct ``CredentialInfo`` of ``DescribeUserScramCredentialsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsResult has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_DescribeUserScramCredentialsResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribeUserScramCredentialsResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribeUserScramCredentialsResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribeUserScramCredentialsResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribeUserScramCredentialsResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'DescribeUserScramCredentialsResult has no version {version} (valid 0-0)')
-        try:
-            return _R_DescribeUserScramCredentialsResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribeUserScramCredentialsResult v{version}: {exc}') from None
-
-
-class CredentialInfo:
-    """Schema struct ``CredentialInfo`` of ``DescribeUserScramCredentialsResponse``."""
+    Schema: ``tools/kafka-protocol/message/DescribeUserScramCredentialsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('mechanism', 'iterations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'CredentialInfo'
 
-    mechanism: int
-    iterations: int
+    mechanism: int  # Mechanism int8
+    iterations: int  # Iterations int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -410,65 +186,6 @@ class CredentialInfo:
         self.iterations = iterations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CredentialInfo):
-            return NotImplemented
-        return (
-            self.mechanism == other.mechanism and
-            self.iterations == other.iterations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"CredentialInfo(mechanism={self.mechanism!r}, iterations={self.iterations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'CredentialInfo has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_CredentialInfo[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode CredentialInfo v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> CredentialInfo:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after CredentialInfo v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[CredentialInfo, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'CredentialInfo has no version {version} (valid 0-0)')
-        try:
-            return _R_CredentialInfo[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed CredentialInfo v{version}: {exc}') from None
-
 
 def _new_UserName() -> UserName:
     o = UserName.__new__(UserName)
@@ -477,7 +194,7 @@ def _new_UserName() -> UserName:
     return o
 
 
-def _w_UserName_0(o: UserName, out: bytearray) -> None:
+def _write_UserName_v0(o: UserName, out: bytearray) -> None:
     write_compact_string(out, o.name)
     uk = o.unknown_tags
     if uk:
@@ -486,7 +203,7 @@ def _w_UserName_0(o: UserName, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_UserName_0(buf: memoryview, pos: int) -> tuple[UserName, int]:
+def _read_UserName_v0(buf: memoryview, pos: int) -> tuple[UserName, int]:
     o = UserName.__new__(UserName)
     o.name, pos = read_compact_string(buf, pos)
     if buf[pos] == 0:
@@ -504,14 +221,14 @@ def _new_DescribeUserScramCredentialsRequest() -> DescribeUserScramCredentialsRe
     return o
 
 
-def _w_DescribeUserScramCredentialsRequest_0(o: DescribeUserScramCredentialsRequest, out: bytearray) -> None:
-    x1 = o.users
-    if x1 is None:
+def _write_DescribeUserScramCredentialsRequest_v0(o: DescribeUserScramCredentialsRequest, out: bytearray) -> None:
+    users = o.users
+    if users is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_UserName_0(e2, out)
+        write_uvarint(out, len(users) + 1)
+        for users_item in users:
+            _write_UserName_v0(users_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -519,17 +236,17 @@ def _w_DescribeUserScramCredentialsRequest_0(o: DescribeUserScramCredentialsRequ
         out.append(0)
 
 
-def _r_DescribeUserScramCredentialsRequest_0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsRequest, int]:
+def _read_DescribeUserScramCredentialsRequest_v0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsRequest, int]:
     o = DescribeUserScramCredentialsRequest.__new__(DescribeUserScramCredentialsRequest)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_users, pos = read_compact_nullable_array_len(buf, pos)
+    if n_users < 0:
         o.users = None
     else:
-        a2: list[UserName] = []
-        for _ in range(n1):
-            e3, pos = _r_UserName_0(buf, pos)
-            a2.append(e3)
-        o.users = a2
+        users: list[UserName] = []
+        for _ in range(n_users):
+            users_item, pos = _read_UserName_v0(buf, pos)
+            users.append(users_item)
+        o.users = users
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -546,8 +263,8 @@ def _new_CredentialInfo() -> CredentialInfo:
     return o
 
 
-def _w_CredentialInfo_0(o: CredentialInfo, out: bytearray) -> None:
-    out += _S_bi.pack(o.mechanism, o.iterations)
+def _write_CredentialInfo_v0(o: CredentialInfo, out: bytearray) -> None:
+    out += _INT8_INT32.pack(o.mechanism, o.iterations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -555,9 +272,9 @@ def _w_CredentialInfo_0(o: CredentialInfo, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_CredentialInfo_0(buf: memoryview, pos: int) -> tuple[CredentialInfo, int]:
+def _read_CredentialInfo_v0(buf: memoryview, pos: int) -> tuple[CredentialInfo, int]:
     o = CredentialInfo.__new__(CredentialInfo)
-    o.mechanism, o.iterations = _S_bi.unpack_from(buf, pos)
+    o.mechanism, o.iterations = _INT8_INT32.unpack_from(buf, pos)
     pos += 5
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -577,14 +294,14 @@ def _new_DescribeUserScramCredentialsResult() -> DescribeUserScramCredentialsRes
     return o
 
 
-def _w_DescribeUserScramCredentialsResult_0(o: DescribeUserScramCredentialsResult, out: bytearray) -> None:
+def _write_DescribeUserScramCredentialsResult_v0(o: DescribeUserScramCredentialsResult, out: bytearray) -> None:
     write_compact_string(out, o.user)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.credential_infos
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_CredentialInfo_0(e2, out)
+    credential_infos = o.credential_infos
+    write_uvarint(out, len(credential_infos) + 1)
+    for credential_infos_item in credential_infos:
+        _write_CredentialInfo_v0(credential_infos_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -592,18 +309,18 @@ def _w_DescribeUserScramCredentialsResult_0(o: DescribeUserScramCredentialsResul
         out.append(0)
 
 
-def _r_DescribeUserScramCredentialsResult_0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsResult, int]:
+def _read_DescribeUserScramCredentialsResult_v0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsResult, int]:
     o = DescribeUserScramCredentialsResult.__new__(DescribeUserScramCredentialsResult)
     o.user, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[CredentialInfo] = []
-    for _ in range(n1):
-        e3, pos = _r_CredentialInfo_0(buf, pos)
-        a2.append(e3)
-    o.credential_infos = a2
+    n_credential_infos, pos = read_compact_array_len(buf, pos)
+    credential_infos: list[CredentialInfo] = []
+    for _ in range(n_credential_infos):
+        credential_infos_item, pos = _read_CredentialInfo_v0(buf, pos)
+        credential_infos.append(credential_infos_item)
+    o.credential_infos = credential_infos
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -622,13 +339,13 @@ def _new_DescribeUserScramCredentialsResponse() -> DescribeUserScramCredentialsR
     return o
 
 
-def _w_DescribeUserScramCredentialsResponse_0(o: DescribeUserScramCredentialsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_DescribeUserScramCredentialsResponse_v0(o: DescribeUserScramCredentialsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribeUserScramCredentialsResult_0(e2, out)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_DescribeUserScramCredentialsResult_v0(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -636,17 +353,17 @@ def _w_DescribeUserScramCredentialsResponse_0(o: DescribeUserScramCredentialsRes
         out.append(0)
 
 
-def _r_DescribeUserScramCredentialsResponse_0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsResponse, int]:
+def _read_DescribeUserScramCredentialsResponse_v0(buf: memoryview, pos: int) -> tuple[DescribeUserScramCredentialsResponse, int]:
     o = DescribeUserScramCredentialsResponse.__new__(DescribeUserScramCredentialsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribeUserScramCredentialsResult] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribeUserScramCredentialsResult_0(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[DescribeUserScramCredentialsResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_DescribeUserScramCredentialsResult_v0(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -655,42 +372,46 @@ def _r_DescribeUserScramCredentialsResponse_0(buf: memoryview, pos: int) -> tupl
     return o, pos
 
 
-_W_UserName: tuple[Callable[[UserName, bytearray], None], ...] = (
-    _w_UserName_0,
+UserName._LOWEST = 0
+UserName._WRITERS = (
+    _write_UserName_v0,
 )
-_R_UserName: tuple[Callable[[memoryview, int], tuple[UserName, int]], ...] = (
-    _r_UserName_0,
+UserName._READERS = (
+    _read_UserName_v0,
 )
 UserName._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeUserScramCredentialsRequest: tuple[Callable[[DescribeUserScramCredentialsRequest, bytearray], None], ...] = (
-    _w_DescribeUserScramCredentialsRequest_0,
+DescribeUserScramCredentialsRequest._LOWEST = 0
+DescribeUserScramCredentialsRequest._WRITERS = (
+    _write_DescribeUserScramCredentialsRequest_v0,
 )
-_R_DescribeUserScramCredentialsRequest: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsRequest, int]], ...] = (
-    _r_DescribeUserScramCredentialsRequest_0,
+DescribeUserScramCredentialsRequest._READERS = (
+    _read_DescribeUserScramCredentialsRequest_v0,
 )
 DescribeUserScramCredentialsRequest._FIELDS = (
     FieldSpec('users', 'array', 'struct', (0, 32767), (0, 32767), None, None, UserName),
 )
 
-_W_CredentialInfo: tuple[Callable[[CredentialInfo, bytearray], None], ...] = (
-    _w_CredentialInfo_0,
+CredentialInfo._LOWEST = 0
+CredentialInfo._WRITERS = (
+    _write_CredentialInfo_v0,
 )
-_R_CredentialInfo: tuple[Callable[[memoryview, int], tuple[CredentialInfo, int]], ...] = (
-    _r_CredentialInfo_0,
+CredentialInfo._READERS = (
+    _read_CredentialInfo_v0,
 )
 CredentialInfo._FIELDS = (
     FieldSpec('mechanism', 'int8', None, (0, 32767), None, None, None, None),
     FieldSpec('iterations', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_DescribeUserScramCredentialsResult: tuple[Callable[[DescribeUserScramCredentialsResult, bytearray], None], ...] = (
-    _w_DescribeUserScramCredentialsResult_0,
+DescribeUserScramCredentialsResult._LOWEST = 0
+DescribeUserScramCredentialsResult._WRITERS = (
+    _write_DescribeUserScramCredentialsResult_v0,
 )
-_R_DescribeUserScramCredentialsResult: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsResult, int]], ...] = (
-    _r_DescribeUserScramCredentialsResult_0,
+DescribeUserScramCredentialsResult._READERS = (
+    _read_DescribeUserScramCredentialsResult_v0,
 )
 DescribeUserScramCredentialsResult._FIELDS = (
     FieldSpec('user', 'string', None, (0, 32767), None, None, None, None),
@@ -699,11 +420,12 @@ DescribeUserScramCredentialsResult._FIELDS = (
     FieldSpec('credential_infos', 'array', 'struct', (0, 32767), None, None, None, CredentialInfo),
 )
 
-_W_DescribeUserScramCredentialsResponse: tuple[Callable[[DescribeUserScramCredentialsResponse, bytearray], None], ...] = (
-    _w_DescribeUserScramCredentialsResponse_0,
+DescribeUserScramCredentialsResponse._LOWEST = 0
+DescribeUserScramCredentialsResponse._WRITERS = (
+    _write_DescribeUserScramCredentialsResponse_v0,
 )
-_R_DescribeUserScramCredentialsResponse: tuple[Callable[[memoryview, int], tuple[DescribeUserScramCredentialsResponse, int]], ...] = (
-    _r_DescribeUserScramCredentialsResponse_0,
+DescribeUserScramCredentialsResponse._READERS = (
+    _read_DescribeUserScramCredentialsResponse_v0,
 )
 DescribeUserScramCredentialsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

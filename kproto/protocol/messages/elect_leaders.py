@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -31,6 +30,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ElectLeadersRequest',
@@ -40,13 +40,17 @@ __all__ = [
     'TopicPartitions',
 ]
 
-_S_b = struct.Struct('>b')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT8 = struct.Struct('>b')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class ElectLeadersRequest:
-    """Kafka request ``ElectLeadersRequest`` (API key 43), versions 0-2."""
+class ElectLeadersRequest(Request['ElectLeadersResponse']):
+    """Kafka request ``ElectLeadersRequest`` (API key 43), versions 0-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/ElectLeadersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('election_type', 'topic_partitions', 'timeout_ms', 'unknown_tags',)
 
@@ -54,12 +58,11 @@ class ElectLeadersRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ElectLeadersRequest'
 
-    election_type: int
-    topic_partitions: list[TopicPartitions] | None
-    timeout_ms: int
+    election_type: int  # ElectionType int8; v1+
+    topic_partitions: list[TopicPartitions] | None  # TopicPartitions []TopicPartitions; nullable
+    timeout_ms: int  # TimeoutMs int32; default 60000
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -75,77 +78,20 @@ class ElectLeadersRequest:
         self.timeout_ms = timeout_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ElectLeadersRequest):
-            return NotImplemented
-        return (
-            self.election_type == other.election_type and
-            self.topic_partitions == other.topic_partitions and
-            self.timeout_ms == other.timeout_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ElectLeadersRequest(election_type={self.election_type!r}, topic_partitions={self.topic_partitions!r}, timeout_ms={self.timeout_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicPartitions(Struct):
+    """Struct ``TopicPartitions`` of ``ElectLeadersRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ElectLeadersRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_ElectLeadersRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ElectLeadersRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ElectLeadersRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ElectLeadersRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ElectLeadersRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ElectLeadersRequest has no version {version} (valid 0-2)')
-        try:
-            return _R_ElectLeadersRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ElectLeadersRequest v{version}: {exc}') from None
-
-
-class TopicPartitions:
-    """Schema struct ``TopicPartitions`` of ``ElectLeadersRequest``."""
+    Schema: ``tools/kafka-protocol/message/ElectLeadersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic: str
-    partitions: list[int]
+    topic: str  # Topic string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -159,68 +105,13 @@ class TopicPartitions:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicPartitions):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TopicPartitions(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ElectLeadersResponse(Response):
+    """Kafka response ``ElectLeadersResponse`` (API key 43), versions 0-2, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_TopicPartitions[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicPartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 0-2)')
-        try:
-            return _R_TopicPartitions[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
-
-
-class ElectLeadersResponse:
-    """Kafka response ``ElectLeadersResponse`` (API key 43), versions 0-2."""
+    Schema: ``tools/kafka-protocol/message/ElectLeadersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'replica_election_results', 'unknown_tags',)
 
@@ -228,12 +119,11 @@ class ElectLeadersResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ElectLeadersResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    replica_election_results: list[ReplicaElectionResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16; v1+
+    replica_election_results: list[ReplicaElectionResult]  # ReplicaElectionResults []ReplicaElectionResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -249,77 +139,20 @@ class ElectLeadersResponse:
         self.replica_election_results = list(replica_election_results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ElectLeadersResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.replica_election_results == other.replica_election_results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ElectLeadersResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, replica_election_results={self.replica_election_results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ReplicaElectionResult(Struct):
+    """Struct ``ReplicaElectionResult`` of ``ElectLeadersResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ElectLeadersResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_ElectLeadersResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ElectLeadersResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ElectLeadersResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ElectLeadersResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ElectLeadersResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ElectLeadersResponse has no version {version} (valid 0-2)')
-        try:
-            return _R_ElectLeadersResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ElectLeadersResponse v{version}: {exc}') from None
-
-
-class ReplicaElectionResult:
-    """Schema struct ``ReplicaElectionResult`` of ``ElectLeadersResponse``."""
+    Schema: ``tools/kafka-protocol/message/ElectLeadersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'partition_result', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReplicaElectionResult'
 
-    topic: str
-    partition_result: list[PartitionResult]
+    topic: str  # Topic string
+    partition_result: list[PartitionResult]  # PartitionResult []PartitionResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -333,77 +166,21 @@ class ReplicaElectionResult:
         self.partition_result = list(partition_result)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReplicaElectionResult):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partition_result == other.partition_result and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ReplicaElectionResult(topic={self.topic!r}, partition_result={self.partition_result!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class PartitionResult(Struct):
+    """Struct ``PartitionResult`` of ``ElectLeadersResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ReplicaElectionResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_ReplicaElectionResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReplicaElectionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReplicaElectionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReplicaElectionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReplicaElectionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ReplicaElectionResult has no version {version} (valid 0-2)')
-        try:
-            return _R_ReplicaElectionResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReplicaElectionResult v{version}: {exc}') from None
-
-
-class PartitionResult:
-    """Schema struct ``PartitionResult`` of ``ElectLeadersResponse``."""
+    Schema: ``tools/kafka-protocol/message/ElectLeadersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_id', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionResult'
 
-    partition_id: int
-    error_code: int
-    error_message: str | None
+    partition_id: int  # PartitionId int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -419,66 +196,6 @@ class PartitionResult:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionResult):
-            return NotImplemented
-        return (
-            self.partition_id == other.partition_id and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"PartitionResult(partition_id={self.partition_id!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'PartitionResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_PartitionResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'PartitionResult has no version {version} (valid 0-2)')
-        try:
-            return _R_PartitionResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionResult v{version}: {exc}') from None
-
 
 def _new_TopicPartitions() -> TopicPartitions:
     o = TopicPartitions.__new__(TopicPartitions)
@@ -488,28 +205,28 @@ def _new_TopicPartitions() -> TopicPartitions:
     return o
 
 
-def _w_TopicPartitions_0(o: TopicPartitions, out: bytearray) -> None:
+def _write_TopicPartitions_v0(o: TopicPartitions, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    out += struct.pack('>%di' % len(partitions), *partitions)
 
 
-def _r_TopicPartitions_0(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
+def _read_TopicPartitions_v0(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
     o = TopicPartitions.__new__(TopicPartitions)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TopicPartitions_2(o: TopicPartitions, out: bytearray) -> None:
+def _write_TopicPartitions_v2(o: TopicPartitions, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -517,12 +234,12 @@ def _w_TopicPartitions_2(o: TopicPartitions, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicPartitions_2(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
+def _read_TopicPartitions_v2(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
     o = TopicPartitions.__new__(TopicPartitions)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -540,78 +257,78 @@ def _new_ElectLeadersRequest() -> ElectLeadersRequest:
     return o
 
 
-def _w_ElectLeadersRequest_0(o: ElectLeadersRequest, out: bytearray) -> None:
+def _write_ElectLeadersRequest_v0(o: ElectLeadersRequest, out: bytearray) -> None:
     if o.election_type != 0:
         raise UnsupportedVersionError('ElectLeadersRequest.election_type has a non-default value this version cannot carry')
-    x1 = o.topic_partitions
-    if x1 is None:
+    topic_partitions = o.topic_partitions
+    if topic_partitions is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_TopicPartitions_0(e2, out)
-    out += _S_i.pack(o.timeout_ms)
+        out += _INT32.pack(len(topic_partitions))
+        for topic_partitions_item in topic_partitions:
+            _write_TopicPartitions_v0(topic_partitions_item, out)
+    out += _INT32.pack(o.timeout_ms)
 
 
-def _r_ElectLeadersRequest_0(buf: memoryview, pos: int) -> tuple[ElectLeadersRequest, int]:
+def _read_ElectLeadersRequest_v0(buf: memoryview, pos: int) -> tuple[ElectLeadersRequest, int]:
     o = ElectLeadersRequest.__new__(ElectLeadersRequest)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topic_partitions, pos = read_nullable_array_len(buf, pos)
+    if n_topic_partitions < 0:
         o.topic_partitions = None
     else:
-        a2: list[TopicPartitions] = []
-        for _ in range(n1):
-            e3, pos = _r_TopicPartitions_0(buf, pos)
-            a2.append(e3)
-        o.topic_partitions = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+        topic_partitions: list[TopicPartitions] = []
+        for _ in range(n_topic_partitions):
+            topic_partitions_item, pos = _read_TopicPartitions_v0(buf, pos)
+            topic_partitions.append(topic_partitions_item)
+        o.topic_partitions = topic_partitions
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.election_type = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ElectLeadersRequest_1(o: ElectLeadersRequest, out: bytearray) -> None:
-    out += _S_b.pack(o.election_type)
-    x1 = o.topic_partitions
-    if x1 is None:
+def _write_ElectLeadersRequest_v1(o: ElectLeadersRequest, out: bytearray) -> None:
+    out += _INT8.pack(o.election_type)
+    topic_partitions = o.topic_partitions
+    if topic_partitions is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_TopicPartitions_0(e2, out)
-    out += _S_i.pack(o.timeout_ms)
+        out += _INT32.pack(len(topic_partitions))
+        for topic_partitions_item in topic_partitions:
+            _write_TopicPartitions_v0(topic_partitions_item, out)
+    out += _INT32.pack(o.timeout_ms)
 
 
-def _r_ElectLeadersRequest_1(buf: memoryview, pos: int) -> tuple[ElectLeadersRequest, int]:
+def _read_ElectLeadersRequest_v1(buf: memoryview, pos: int) -> tuple[ElectLeadersRequest, int]:
     o = ElectLeadersRequest.__new__(ElectLeadersRequest)
-    o.election_type = _S_b.unpack_from(buf, pos)[0]
+    o.election_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topic_partitions, pos = read_nullable_array_len(buf, pos)
+    if n_topic_partitions < 0:
         o.topic_partitions = None
     else:
-        a2: list[TopicPartitions] = []
-        for _ in range(n1):
-            e3, pos = _r_TopicPartitions_0(buf, pos)
-            a2.append(e3)
-        o.topic_partitions = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+        topic_partitions: list[TopicPartitions] = []
+        for _ in range(n_topic_partitions):
+            topic_partitions_item, pos = _read_TopicPartitions_v0(buf, pos)
+            topic_partitions.append(topic_partitions_item)
+        o.topic_partitions = topic_partitions
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ElectLeadersRequest_2(o: ElectLeadersRequest, out: bytearray) -> None:
-    out += _S_b.pack(o.election_type)
-    x1 = o.topic_partitions
-    if x1 is None:
+def _write_ElectLeadersRequest_v2(o: ElectLeadersRequest, out: bytearray) -> None:
+    out += _INT8.pack(o.election_type)
+    topic_partitions = o.topic_partitions
+    if topic_partitions is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_TopicPartitions_2(e2, out)
-    out += _S_i.pack(o.timeout_ms)
+        write_uvarint(out, len(topic_partitions) + 1)
+        for topic_partitions_item in topic_partitions:
+            _write_TopicPartitions_v2(topic_partitions_item, out)
+    out += _INT32.pack(o.timeout_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -619,20 +336,20 @@ def _w_ElectLeadersRequest_2(o: ElectLeadersRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ElectLeadersRequest_2(buf: memoryview, pos: int) -> tuple[ElectLeadersRequest, int]:
+def _read_ElectLeadersRequest_v2(buf: memoryview, pos: int) -> tuple[ElectLeadersRequest, int]:
     o = ElectLeadersRequest.__new__(ElectLeadersRequest)
-    o.election_type = _S_b.unpack_from(buf, pos)[0]
+    o.election_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topic_partitions, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topic_partitions < 0:
         o.topic_partitions = None
     else:
-        a2: list[TopicPartitions] = []
-        for _ in range(n1):
-            e3, pos = _r_TopicPartitions_2(buf, pos)
-            a2.append(e3)
-        o.topic_partitions = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+        topic_partitions: list[TopicPartitions] = []
+        for _ in range(n_topic_partitions):
+            topic_partitions_item, pos = _read_TopicPartitions_v2(buf, pos)
+            topic_partitions.append(topic_partitions_item)
+        o.topic_partitions = topic_partitions
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -651,22 +368,22 @@ def _new_PartitionResult() -> PartitionResult:
     return o
 
 
-def _w_PartitionResult_0(o: PartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_id, o.error_code)
+def _write_PartitionResult_v0(o: PartitionResult, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_id, o.error_code)
     write_nullable_string(out, o.error_message)
 
 
-def _r_PartitionResult_0(buf: memoryview, pos: int) -> tuple[PartitionResult, int]:
+def _read_PartitionResult_v0(buf: memoryview, pos: int) -> tuple[PartitionResult, int]:
     o = PartitionResult.__new__(PartitionResult)
-    o.partition_id, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_id, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_PartitionResult_2(o: PartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_id, o.error_code)
+def _write_PartitionResult_v2(o: PartitionResult, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_id, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -675,9 +392,9 @@ def _w_PartitionResult_2(o: PartitionResult, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PartitionResult_2(buf: memoryview, pos: int) -> tuple[PartitionResult, int]:
+def _read_PartitionResult_v2(buf: memoryview, pos: int) -> tuple[PartitionResult, int]:
     o = PartitionResult.__new__(PartitionResult)
-    o.partition_id, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_id, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -696,33 +413,33 @@ def _new_ReplicaElectionResult() -> ReplicaElectionResult:
     return o
 
 
-def _w_ReplicaElectionResult_0(o: ReplicaElectionResult, out: bytearray) -> None:
+def _write_ReplicaElectionResult_v0(o: ReplicaElectionResult, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partition_result
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionResult_0(e2, out)
+    partition_result = o.partition_result
+    out += _INT32.pack(len(partition_result))
+    for partition_result_item in partition_result:
+        _write_PartitionResult_v0(partition_result_item, out)
 
 
-def _r_ReplicaElectionResult_0(buf: memoryview, pos: int) -> tuple[ReplicaElectionResult, int]:
+def _read_ReplicaElectionResult_v0(buf: memoryview, pos: int) -> tuple[ReplicaElectionResult, int]:
     o = ReplicaElectionResult.__new__(ReplicaElectionResult)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionResult_0(buf, pos)
-        a2.append(e3)
-    o.partition_result = a2
+    n_partition_result, pos = read_array_len(buf, pos)
+    partition_result: list[PartitionResult] = []
+    for _ in range(n_partition_result):
+        partition_result_item, pos = _read_PartitionResult_v0(buf, pos)
+        partition_result.append(partition_result_item)
+    o.partition_result = partition_result
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ReplicaElectionResult_2(o: ReplicaElectionResult, out: bytearray) -> None:
+def _write_ReplicaElectionResult_v2(o: ReplicaElectionResult, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partition_result
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionResult_2(e2, out)
+    partition_result = o.partition_result
+    write_uvarint(out, len(partition_result) + 1)
+    for partition_result_item in partition_result:
+        _write_PartitionResult_v2(partition_result_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -730,15 +447,15 @@ def _w_ReplicaElectionResult_2(o: ReplicaElectionResult, out: bytearray) -> None
         out.append(0)
 
 
-def _r_ReplicaElectionResult_2(buf: memoryview, pos: int) -> tuple[ReplicaElectionResult, int]:
+def _read_ReplicaElectionResult_v2(buf: memoryview, pos: int) -> tuple[ReplicaElectionResult, int]:
     o = ReplicaElectionResult.__new__(ReplicaElectionResult)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionResult_2(buf, pos)
-        a2.append(e3)
-    o.partition_result = a2
+    n_partition_result, pos = read_compact_array_len(buf, pos)
+    partition_result: list[PartitionResult] = []
+    for _ in range(n_partition_result):
+        partition_result_item, pos = _read_PartitionResult_v2(buf, pos)
+        partition_result.append(partition_result_item)
+    o.partition_result = partition_result
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -756,59 +473,59 @@ def _new_ElectLeadersResponse() -> ElectLeadersResponse:
     return o
 
 
-def _w_ElectLeadersResponse_0(o: ElectLeadersResponse, out: bytearray) -> None:
+def _write_ElectLeadersResponse_v0(o: ElectLeadersResponse, out: bytearray) -> None:
     if o.error_code != 0:
         raise UnsupportedVersionError('ElectLeadersResponse.error_code has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.replica_election_results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ReplicaElectionResult_0(e2, out)
+    out += _INT32.pack(o.throttle_time_ms)
+    replica_election_results = o.replica_election_results
+    out += _INT32.pack(len(replica_election_results))
+    for replica_election_results_item in replica_election_results:
+        _write_ReplicaElectionResult_v0(replica_election_results_item, out)
 
 
-def _r_ElectLeadersResponse_0(buf: memoryview, pos: int) -> tuple[ElectLeadersResponse, int]:
+def _read_ElectLeadersResponse_v0(buf: memoryview, pos: int) -> tuple[ElectLeadersResponse, int]:
     o = ElectLeadersResponse.__new__(ElectLeadersResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ReplicaElectionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_ReplicaElectionResult_0(buf, pos)
-        a2.append(e3)
-    o.replica_election_results = a2
+    n_replica_election_results, pos = read_array_len(buf, pos)
+    replica_election_results: list[ReplicaElectionResult] = []
+    for _ in range(n_replica_election_results):
+        replica_election_results_item, pos = _read_ReplicaElectionResult_v0(buf, pos)
+        replica_election_results.append(replica_election_results_item)
+    o.replica_election_results = replica_election_results
     o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ElectLeadersResponse_1(o: ElectLeadersResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.replica_election_results
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ReplicaElectionResult_0(e2, out)
+def _write_ElectLeadersResponse_v1(o: ElectLeadersResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    replica_election_results = o.replica_election_results
+    out += _INT32.pack(len(replica_election_results))
+    for replica_election_results_item in replica_election_results:
+        _write_ReplicaElectionResult_v0(replica_election_results_item, out)
 
 
-def _r_ElectLeadersResponse_1(buf: memoryview, pos: int) -> tuple[ElectLeadersResponse, int]:
+def _read_ElectLeadersResponse_v1(buf: memoryview, pos: int) -> tuple[ElectLeadersResponse, int]:
     o = ElectLeadersResponse.__new__(ElectLeadersResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ReplicaElectionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_ReplicaElectionResult_0(buf, pos)
-        a2.append(e3)
-    o.replica_election_results = a2
+    n_replica_election_results, pos = read_array_len(buf, pos)
+    replica_election_results: list[ReplicaElectionResult] = []
+    for _ in range(n_replica_election_results):
+        replica_election_results_item, pos = _read_ReplicaElectionResult_v0(buf, pos)
+        replica_election_results.append(replica_election_results_item)
+    o.replica_election_results = replica_election_results
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ElectLeadersResponse_2(o: ElectLeadersResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.replica_election_results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ReplicaElectionResult_2(e2, out)
+def _write_ElectLeadersResponse_v2(o: ElectLeadersResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    replica_election_results = o.replica_election_results
+    write_uvarint(out, len(replica_election_results) + 1)
+    for replica_election_results_item in replica_election_results:
+        _write_ReplicaElectionResult_v2(replica_election_results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -816,16 +533,16 @@ def _w_ElectLeadersResponse_2(o: ElectLeadersResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ElectLeadersResponse_2(buf: memoryview, pos: int) -> tuple[ElectLeadersResponse, int]:
+def _read_ElectLeadersResponse_v2(buf: memoryview, pos: int) -> tuple[ElectLeadersResponse, int]:
     o = ElectLeadersResponse.__new__(ElectLeadersResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ReplicaElectionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_ReplicaElectionResult_2(buf, pos)
-        a2.append(e3)
-    o.replica_election_results = a2
+    n_replica_election_results, pos = read_compact_array_len(buf, pos)
+    replica_election_results: list[ReplicaElectionResult] = []
+    for _ in range(n_replica_election_results):
+        replica_election_results_item, pos = _read_ReplicaElectionResult_v2(buf, pos)
+        replica_election_results.append(replica_election_results_item)
+    o.replica_election_results = replica_election_results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -834,30 +551,32 @@ def _r_ElectLeadersResponse_2(buf: memoryview, pos: int) -> tuple[ElectLeadersRe
     return o, pos
 
 
-_W_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
-    _w_TopicPartitions_0,
-    _w_TopicPartitions_0,
-    _w_TopicPartitions_2,
+TopicPartitions._LOWEST = 0
+TopicPartitions._WRITERS = (
+    _write_TopicPartitions_v0,
+    _write_TopicPartitions_v0,
+    _write_TopicPartitions_v2,
 )
-_R_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
-    _r_TopicPartitions_0,
-    _r_TopicPartitions_0,
-    _r_TopicPartitions_2,
+TopicPartitions._READERS = (
+    _read_TopicPartitions_v0,
+    _read_TopicPartitions_v0,
+    _read_TopicPartitions_v2,
 )
 TopicPartitions._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_ElectLeadersRequest: tuple[Callable[[ElectLeadersRequest, bytearray], None], ...] = (
-    _w_ElectLeadersRequest_0,
-    _w_ElectLeadersRequest_1,
-    _w_ElectLeadersRequest_2,
+ElectLeadersRequest._LOWEST = 0
+ElectLeadersRequest._WRITERS = (
+    _write_ElectLeadersRequest_v0,
+    _write_ElectLeadersRequest_v1,
+    _write_ElectLeadersRequest_v2,
 )
-_R_ElectLeadersRequest: tuple[Callable[[memoryview, int], tuple[ElectLeadersRequest, int]], ...] = (
-    _r_ElectLeadersRequest_0,
-    _r_ElectLeadersRequest_1,
-    _r_ElectLeadersRequest_2,
+ElectLeadersRequest._READERS = (
+    _read_ElectLeadersRequest_v0,
+    _read_ElectLeadersRequest_v1,
+    _read_ElectLeadersRequest_v2,
 )
 ElectLeadersRequest._FIELDS = (
     FieldSpec('election_type', 'int8', None, (1, 32767), None, None, None, None),
@@ -865,15 +584,16 @@ ElectLeadersRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_PartitionResult: tuple[Callable[[PartitionResult, bytearray], None], ...] = (
-    _w_PartitionResult_0,
-    _w_PartitionResult_0,
-    _w_PartitionResult_2,
+PartitionResult._LOWEST = 0
+PartitionResult._WRITERS = (
+    _write_PartitionResult_v0,
+    _write_PartitionResult_v0,
+    _write_PartitionResult_v2,
 )
-_R_PartitionResult: tuple[Callable[[memoryview, int], tuple[PartitionResult, int]], ...] = (
-    _r_PartitionResult_0,
-    _r_PartitionResult_0,
-    _r_PartitionResult_2,
+PartitionResult._READERS = (
+    _read_PartitionResult_v0,
+    _read_PartitionResult_v0,
+    _read_PartitionResult_v2,
 )
 PartitionResult._FIELDS = (
     FieldSpec('partition_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -881,30 +601,32 @@ PartitionResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_ReplicaElectionResult: tuple[Callable[[ReplicaElectionResult, bytearray], None], ...] = (
-    _w_ReplicaElectionResult_0,
-    _w_ReplicaElectionResult_0,
-    _w_ReplicaElectionResult_2,
+ReplicaElectionResult._LOWEST = 0
+ReplicaElectionResult._WRITERS = (
+    _write_ReplicaElectionResult_v0,
+    _write_ReplicaElectionResult_v0,
+    _write_ReplicaElectionResult_v2,
 )
-_R_ReplicaElectionResult: tuple[Callable[[memoryview, int], tuple[ReplicaElectionResult, int]], ...] = (
-    _r_ReplicaElectionResult_0,
-    _r_ReplicaElectionResult_0,
-    _r_ReplicaElectionResult_2,
+ReplicaElectionResult._READERS = (
+    _read_ReplicaElectionResult_v0,
+    _read_ReplicaElectionResult_v0,
+    _read_ReplicaElectionResult_v2,
 )
 ReplicaElectionResult._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_result', 'array', 'struct', (0, 32767), None, None, None, PartitionResult),
 )
 
-_W_ElectLeadersResponse: tuple[Callable[[ElectLeadersResponse, bytearray], None], ...] = (
-    _w_ElectLeadersResponse_0,
-    _w_ElectLeadersResponse_1,
-    _w_ElectLeadersResponse_2,
+ElectLeadersResponse._LOWEST = 0
+ElectLeadersResponse._WRITERS = (
+    _write_ElectLeadersResponse_v0,
+    _write_ElectLeadersResponse_v1,
+    _write_ElectLeadersResponse_v2,
 )
-_R_ElectLeadersResponse: tuple[Callable[[memoryview, int], tuple[ElectLeadersResponse, int]], ...] = (
-    _r_ElectLeadersResponse_0,
-    _r_ElectLeadersResponse_1,
-    _r_ElectLeadersResponse_2,
+ElectLeadersResponse._READERS = (
+    _read_ElectLeadersResponse_v0,
+    _read_ElectLeadersResponse_v1,
+    _read_ElectLeadersResponse_v2,
 )
 ElectLeadersResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

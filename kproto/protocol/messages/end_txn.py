@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_string,
     read_string,
@@ -22,19 +20,24 @@ from kproto.protocol._primitives import (
     write_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'EndTxnRequest',
     'EndTxnResponse',
 ]
 
-_S_ih = struct.Struct('>ih')
-_S_ihqh = struct.Struct('>ihqh')
-_S_qho = struct.Struct('>qh?')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT16_INT64_INT16 = struct.Struct('>ihqh')
+_INT64_INT16_BOOL = struct.Struct('>qh?')
 
 
-class EndTxnRequest:
-    """Kafka request ``EndTxnRequest`` (API key 26), versions 0-5."""
+class EndTxnRequest(Request['EndTxnResponse']):
+    """Kafka request ``EndTxnRequest`` (API key 26), versions 0-5, flexible from v3.
+
+    Schema: ``tools/kafka-protocol/message/EndTxnRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'committed', 'unknown_tags',)
 
@@ -42,13 +45,12 @@ class EndTxnRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnRequest'
 
-    transactional_id: str
-    producer_id: int
-    producer_epoch: int
-    committed: bool
+    transactional_id: str  # TransactionalId string
+    producer_id: int  # ProducerId int64
+    producer_epoch: int  # ProducerEpoch int16
+    committed: bool  # Committed bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -66,70 +68,13 @@ class EndTxnRequest:
         self.committed = committed
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EndTxnRequest):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.committed == other.committed and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"EndTxnRequest(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, committed={self.committed!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class EndTxnResponse(Response):
+    """Kafka response ``EndTxnResponse`` (API key 26), versions 0-5, flexible from v3.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'EndTxnRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_EndTxnRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EndTxnRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EndTxnRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EndTxnRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EndTxnRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'EndTxnRequest has no version {version} (valid 0-5)')
-        try:
-            return _R_EndTxnRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EndTxnRequest v{version}: {exc}') from None
-
-
-class EndTxnResponse:
-    """Kafka response ``EndTxnResponse`` (API key 26), versions 0-5."""
+    Schema: ``tools/kafka-protocol/message/EndTxnResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'unknown_tags',)
 
@@ -137,13 +82,12 @@ class EndTxnResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    producer_id: int
-    producer_epoch: int
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    producer_id: int  # ProducerId int64; v5+; default -1; ignorable
+    producer_epoch: int  # ProducerEpoch int16; v5+; default -1; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -161,67 +105,6 @@ class EndTxnResponse:
         self.producer_epoch = producer_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EndTxnResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"EndTxnResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'EndTxnResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_EndTxnResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EndTxnResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EndTxnResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EndTxnResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EndTxnResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'EndTxnResponse has no version {version} (valid 0-5)')
-        try:
-            return _R_EndTxnResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EndTxnResponse v{version}: {exc}') from None
-
 
 def _new_EndTxnRequest() -> EndTxnRequest:
     o = EndTxnRequest.__new__(EndTxnRequest)
@@ -233,23 +116,23 @@ def _new_EndTxnRequest() -> EndTxnRequest:
     return o
 
 
-def _w_EndTxnRequest_0(o: EndTxnRequest, out: bytearray) -> None:
+def _write_EndTxnRequest_v0(o: EndTxnRequest, out: bytearray) -> None:
     write_string(out, o.transactional_id)
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.committed)
+    out += _INT64_INT16_BOOL.pack(o.producer_id, o.producer_epoch, o.committed)
 
 
-def _r_EndTxnRequest_0(buf: memoryview, pos: int) -> tuple[EndTxnRequest, int]:
+def _read_EndTxnRequest_v0(buf: memoryview, pos: int) -> tuple[EndTxnRequest, int]:
     o = EndTxnRequest.__new__(EndTxnRequest)
     o.transactional_id, pos = read_string(buf, pos)
-    o.producer_id, o.producer_epoch, o.committed = _S_qho.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch, o.committed = _INT64_INT16_BOOL.unpack_from(buf, pos)
     pos += 11
     o.unknown_tags = None
     return o, pos
 
 
-def _w_EndTxnRequest_3(o: EndTxnRequest, out: bytearray) -> None:
+def _write_EndTxnRequest_v3(o: EndTxnRequest, out: bytearray) -> None:
     write_compact_string(out, o.transactional_id)
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.committed)
+    out += _INT64_INT16_BOOL.pack(o.producer_id, o.producer_epoch, o.committed)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -257,10 +140,10 @@ def _w_EndTxnRequest_3(o: EndTxnRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EndTxnRequest_3(buf: memoryview, pos: int) -> tuple[EndTxnRequest, int]:
+def _read_EndTxnRequest_v3(buf: memoryview, pos: int) -> tuple[EndTxnRequest, int]:
     o = EndTxnRequest.__new__(EndTxnRequest)
     o.transactional_id, pos = read_compact_string(buf, pos)
-    o.producer_id, o.producer_epoch, o.committed = _S_qho.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch, o.committed = _INT64_INT16_BOOL.unpack_from(buf, pos)
     pos += 11
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -280,13 +163,13 @@ def _new_EndTxnResponse() -> EndTxnResponse:
     return o
 
 
-def _w_EndTxnResponse_0(o: EndTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_EndTxnResponse_v0(o: EndTxnResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
 
 
-def _r_EndTxnResponse_0(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
+def _read_EndTxnResponse_v0(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
     o = EndTxnResponse.__new__(EndTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.producer_id = -1
     o.producer_epoch = -1
@@ -294,8 +177,8 @@ def _r_EndTxnResponse_0(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]
     return o, pos
 
 
-def _w_EndTxnResponse_3(o: EndTxnResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_EndTxnResponse_v3(o: EndTxnResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -303,9 +186,9 @@ def _w_EndTxnResponse_3(o: EndTxnResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EndTxnResponse_3(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
+def _read_EndTxnResponse_v3(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
     o = EndTxnResponse.__new__(EndTxnResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.producer_id = -1
     o.producer_epoch = -1
@@ -317,8 +200,8 @@ def _r_EndTxnResponse_3(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]
     return o, pos
 
 
-def _w_EndTxnResponse_5(o: EndTxnResponse, out: bytearray) -> None:
-    out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
+def _write_EndTxnResponse_v5(o: EndTxnResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT16.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -326,9 +209,9 @@ def _w_EndTxnResponse_5(o: EndTxnResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EndTxnResponse_5(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
+def _read_EndTxnResponse_v5(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]:
     o = EndTxnResponse.__new__(EndTxnResponse)
-    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _S_ihqh.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _INT32_INT16_INT64_INT16.unpack_from(buf, pos)
     pos += 16
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -338,21 +221,22 @@ def _r_EndTxnResponse_5(buf: memoryview, pos: int) -> tuple[EndTxnResponse, int]
     return o, pos
 
 
-_W_EndTxnRequest: tuple[Callable[[EndTxnRequest, bytearray], None], ...] = (
-    _w_EndTxnRequest_0,
-    _w_EndTxnRequest_0,
-    _w_EndTxnRequest_0,
-    _w_EndTxnRequest_3,
-    _w_EndTxnRequest_3,
-    _w_EndTxnRequest_3,
+EndTxnRequest._LOWEST = 0
+EndTxnRequest._WRITERS = (
+    _write_EndTxnRequest_v0,
+    _write_EndTxnRequest_v0,
+    _write_EndTxnRequest_v0,
+    _write_EndTxnRequest_v3,
+    _write_EndTxnRequest_v3,
+    _write_EndTxnRequest_v3,
 )
-_R_EndTxnRequest: tuple[Callable[[memoryview, int], tuple[EndTxnRequest, int]], ...] = (
-    _r_EndTxnRequest_0,
-    _r_EndTxnRequest_0,
-    _r_EndTxnRequest_0,
-    _r_EndTxnRequest_3,
-    _r_EndTxnRequest_3,
-    _r_EndTxnRequest_3,
+EndTxnRequest._READERS = (
+    _read_EndTxnRequest_v0,
+    _read_EndTxnRequest_v0,
+    _read_EndTxnRequest_v0,
+    _read_EndTxnRequest_v3,
+    _read_EndTxnRequest_v3,
+    _read_EndTxnRequest_v3,
 )
 EndTxnRequest._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (0, 32767), None, None, None, None),
@@ -361,21 +245,22 @@ EndTxnRequest._FIELDS = (
     FieldSpec('committed', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_EndTxnResponse: tuple[Callable[[EndTxnResponse, bytearray], None], ...] = (
-    _w_EndTxnResponse_0,
-    _w_EndTxnResponse_0,
-    _w_EndTxnResponse_0,
-    _w_EndTxnResponse_3,
-    _w_EndTxnResponse_3,
-    _w_EndTxnResponse_5,
+EndTxnResponse._LOWEST = 0
+EndTxnResponse._WRITERS = (
+    _write_EndTxnResponse_v0,
+    _write_EndTxnResponse_v0,
+    _write_EndTxnResponse_v0,
+    _write_EndTxnResponse_v3,
+    _write_EndTxnResponse_v3,
+    _write_EndTxnResponse_v5,
 )
-_R_EndTxnResponse: tuple[Callable[[memoryview, int], tuple[EndTxnResponse, int]], ...] = (
-    _r_EndTxnResponse_0,
-    _r_EndTxnResponse_0,
-    _r_EndTxnResponse_0,
-    _r_EndTxnResponse_3,
-    _r_EndTxnResponse_3,
-    _r_EndTxnResponse_5,
+EndTxnResponse._READERS = (
+    _read_EndTxnResponse_v0,
+    _read_EndTxnResponse_v0,
+    _read_EndTxnResponse_v0,
+    _read_EndTxnResponse_v3,
+    _read_EndTxnResponse_v3,
+    _read_EndTxnResponse_v5,
 )
 EndTxnResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,31 +11,33 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
 )
+from kproto.protocol.message import Message
 
 __all__ = [
     'EndTxnMarker',
 ]
 
-_S_i = struct.Struct('>i')
+_INT32 = struct.Struct('>i')
 
 
-class EndTxnMarker:
-    """Kafka data schema ``EndTxnMarker``, versions 0-0."""
+class EndTxnMarker(Message):
+    """Kafka data schema ``EndTxnMarker``, versions 0-0.
+
+    Schema: ``tools/kafka-protocol/message/EndTxnMarker.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('coordinator_epoch', 'unknown_tags',)
 
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EndTxnMarker'
 
-    coordinator_epoch: int
+    coordinator_epoch: int  # CoordinatorEpoch int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -47,64 +49,6 @@ class EndTxnMarker:
         self.coordinator_epoch = coordinator_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EndTxnMarker):
-            return NotImplemented
-        return (
-            self.coordinator_epoch == other.coordinator_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"EndTxnMarker(coordinator_epoch={self.coordinator_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'EndTxnMarker has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_EndTxnMarker[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EndTxnMarker v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EndTxnMarker:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EndTxnMarker v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EndTxnMarker, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'EndTxnMarker has no version {version} (valid 0-0)')
-        try:
-            return _R_EndTxnMarker[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EndTxnMarker v{version}: {exc}') from None
-
 
 def _new_EndTxnMarker() -> EndTxnMarker:
     o = EndTxnMarker.__new__(EndTxnMarker)
@@ -113,23 +57,24 @@ def _new_EndTxnMarker() -> EndTxnMarker:
     return o
 
 
-def _w_EndTxnMarker_0(o: EndTxnMarker, out: bytearray) -> None:
-    out += _S_i.pack(o.coordinator_epoch)
+def _write_EndTxnMarker_v0(o: EndTxnMarker, out: bytearray) -> None:
+    out += _INT32.pack(o.coordinator_epoch)
 
 
-def _r_EndTxnMarker_0(buf: memoryview, pos: int) -> tuple[EndTxnMarker, int]:
+def _read_EndTxnMarker_v0(buf: memoryview, pos: int) -> tuple[EndTxnMarker, int]:
     o = EndTxnMarker.__new__(EndTxnMarker)
-    o.coordinator_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.coordinator_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.unknown_tags = None
     return o, pos
 
 
-_W_EndTxnMarker: tuple[Callable[[EndTxnMarker, bytearray], None], ...] = (
-    _w_EndTxnMarker_0,
+EndTxnMarker._LOWEST = 0
+EndTxnMarker._WRITERS = (
+    _write_EndTxnMarker_v0,
 )
-_R_EndTxnMarker: tuple[Callable[[memoryview, int], tuple[EndTxnMarker, int]], ...] = (
-    _r_EndTxnMarker_0,
+EndTxnMarker._READERS = (
+    _read_EndTxnMarker_v0,
 )
 EndTxnMarker._FIELDS = (
     FieldSpec('coordinator_epoch', 'int32', None, (0, 32767), None, None, None, None),

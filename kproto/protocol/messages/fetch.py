@@ -27,7 +27,6 @@ from kproto.protocol._primitives import (
     read_unknown_tags,
     read_uuid,
     read_uvarint,
-    records_repr,
     write_compact_nullable_bytes,
     write_compact_nullable_string,
     write_compact_string,
@@ -37,6 +36,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AbortedTransaction',
@@ -54,26 +54,30 @@ __all__ = [
     'SnapshotId',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ihi = struct.Struct('>ihi')
-_S_ihqq = struct.Struct('>ihqq')
-_S_ihqqq = struct.Struct('>ihqqq')
-_S_ii = struct.Struct('>ii')
-_S_iiibii = struct.Struct('>iiibii')
-_S_iiiib = struct.Struct('>iiiib')
-_S_iiiibii = struct.Struct('>iiiibii')
-_S_iiqiqi = struct.Struct('>iiqiqi')
-_S_iiqqi = struct.Struct('>iiqqi')
-_S_iq = struct.Struct('>iq')
-_S_iqi = struct.Struct('>iqi')
-_S_iqqi = struct.Struct('>iqqi')
-_S_q = struct.Struct('>q')
-_S_qi = struct.Struct('>qi')
-_S_qq = struct.Struct('>qq')
+_INT32 = struct.Struct('>i')
+_INT32_INT16_INT32 = struct.Struct('>ihi')
+_INT32_INT16_INT64_INT64 = struct.Struct('>ihqq')
+_INT32_INT16_INT64_INT64_INT64 = struct.Struct('>ihqqq')
+_INT32_INT32 = struct.Struct('>ii')
+_INT32_INT32_INT32_INT8_INT32_INT32 = struct.Struct('>iiibii')
+_INT32_INT32_INT32_INT32_INT8 = struct.Struct('>iiiib')
+_INT32_INT32_INT32_INT32_INT8_INT32_INT32 = struct.Struct('>iiiibii')
+_INT32_INT32_INT64_INT32_INT64_INT32 = struct.Struct('>iiqiqi')
+_INT32_INT32_INT64_INT64_INT32 = struct.Struct('>iiqqi')
+_INT32_INT64 = struct.Struct('>iq')
+_INT32_INT64_INT32 = struct.Struct('>iqi')
+_INT32_INT64_INT64_INT32 = struct.Struct('>iqqi')
+_INT64 = struct.Struct('>q')
+_INT64_INT32 = struct.Struct('>qi')
+_INT64_INT64 = struct.Struct('>qq')
 
 
-class FetchRequest:
-    """Kafka request ``FetchRequest`` (API key 1), versions 4-18."""
+class FetchRequest(Request['FetchResponse']):
+    """Kafka request ``FetchRequest`` (API key 1), versions 4-18, flexible from v12.
+
+    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('cluster_id', 'replica_id', 'replica_state', 'max_wait_ms', 'min_bytes', 'max_bytes', 'isolation_level', 'session_id', 'session_epoch', 'topics', 'forgotten_topics_data', 'rack_id', 'unknown_tags',)
 
@@ -81,21 +85,20 @@ class FetchRequest:
     MIN_VERSION: ClassVar[int] = 4
     MAX_VERSION: ClassVar[int] = 18
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchRequest'
 
-    cluster_id: str | None
-    replica_id: int
-    replica_state: ReplicaState
-    max_wait_ms: int
-    min_bytes: int
-    max_bytes: int
-    isolation_level: int
-    session_id: int
-    session_epoch: int
-    topics: list[FetchTopic]
-    forgotten_topics_data: list[ForgottenTopic]
-    rack_id: str
+    cluster_id: str | None  # ClusterId string; v12+; nullable; tag 0 v12+; ignorable
+    replica_id: int  # ReplicaId int32; v4-14; default -1
+    replica_state: ReplicaState  # ReplicaState ReplicaState; v15+; tag 1 v15+
+    max_wait_ms: int  # MaxWaitMs int32
+    min_bytes: int  # MinBytes int32
+    max_bytes: int  # MaxBytes int32; default 0x7fffffff; ignorable
+    isolation_level: int  # IsolationLevel int8; ignorable
+    session_id: int  # SessionId int32; v7+; ignorable
+    session_epoch: int  # SessionEpoch int32; v7+; default -1; ignorable
+    topics: list[FetchTopic]  # Topics []FetchTopic
+    forgotten_topics_data: list[ForgottenTopic]  # ForgottenTopicsData []ForgottenTopic; v7+
+    rack_id: str  # RackId string; v11+; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -129,87 +132,21 @@ class FetchRequest:
         self.rack_id = rack_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchRequest):
-            return NotImplemented
-        return (
-            self.cluster_id == other.cluster_id and
-            self.replica_id == other.replica_id and
-            self.replica_state == other.replica_state and
-            self.max_wait_ms == other.max_wait_ms and
-            self.min_bytes == other.min_bytes and
-            self.max_bytes == other.max_bytes and
-            self.isolation_level == other.isolation_level and
-            self.session_id == other.session_id and
-            self.session_epoch == other.session_epoch and
-            self.topics == other.topics and
-            self.forgotten_topics_data == other.forgotten_topics_data and
-            self.rack_id == other.rack_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"FetchRequest(cluster_id={self.cluster_id!r}, replica_id={self.replica_id!r}, replica_state={self.replica_state!r}, max_wait_ms={self.max_wait_ms!r}, min_bytes={self.min_bytes!r}, max_bytes={self.max_bytes!r}, isolation_level={self.isolation_level!r}, session_id={self.session_id!r}, session_epoch={self.session_epoch!r}, topics={self.topics!r}, forgotten_topics_data={self.forgotten_topics_data!r}, rack_id={self.rack_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ForgottenTopic(Struct):
+    """Struct ``ForgottenTopic`` of ``FetchRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchRequest has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_FetchRequest[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchRequest has no version {version} (valid 4-18)')
-        try:
-            return _R_FetchRequest[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchRequest v{version}: {exc}') from None
-
-
-class ForgottenTopic:
-    """Schema struct ``ForgottenTopic`` of ``FetchRequest``."""
+    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ForgottenTopic'
 
-    topic: str
-    topic_id: uuid.UUID
-    partitions: list[int]
+    topic: str  # Topic string; v7-12; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
+    partitions: list[int]  # Partitions []int32; v7+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -225,78 +162,21 @@ class ForgottenTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ForgottenTopic):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ForgottenTopic(topic={self.topic!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class FetchTopic(Struct):
+    """Struct ``FetchTopic`` of ``FetchRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_ForgottenTopic[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ForgottenTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ForgottenTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ForgottenTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ForgottenTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 4-18)')
-        try:
-            return _R_ForgottenTopic[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ForgottenTopic v{version}: {exc}') from None
-
-
-class FetchTopic:
-    """Schema struct ``FetchTopic`` of ``FetchRequest``."""
+    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchTopic'
 
-    topic: str
-    topic_id: uuid.UUID
-    partitions: list[FetchPartition]
+    topic: str  # Topic string; v4-12; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
+    partitions: list[FetchPartition]  # Partitions []FetchPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -312,83 +192,26 @@ class FetchTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchTopic):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"FetchTopic(topic={self.topic!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class FetchPartition(Struct):
+    """Struct ``FetchPartition`` of ``FetchRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_FetchTopic[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 4-18)')
-        try:
-            return _R_FetchTopic[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchTopic v{version}: {exc}') from None
-
-
-class FetchPartition:
-    """Schema struct ``FetchPartition`` of ``FetchRequest``."""
+    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition', 'current_leader_epoch', 'fetch_offset', 'last_fetched_epoch', 'log_start_offset', 'partition_max_bytes', 'replica_directory_id', 'high_watermark', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchPartition'
 
-    partition: int
-    current_leader_epoch: int
-    fetch_offset: int
-    last_fetched_epoch: int
-    log_start_offset: int
-    partition_max_bytes: int
-    replica_directory_id: uuid.UUID
-    high_watermark: int
+    partition: int  # Partition int32
+    current_leader_epoch: int  # CurrentLeaderEpoch int32; v9+; default -1; ignorable
+    fetch_offset: int  # FetchOffset int64
+    last_fetched_epoch: int  # LastFetchedEpoch int32; v12+; default -1
+    log_start_offset: int  # LogStartOffset int64; v5+; default -1; ignorable
+    partition_max_bytes: int  # PartitionMaxBytes int32
+    replica_directory_id: uuid.UUID  # ReplicaDirectoryId uuid; v17+; tag 0 v17+; ignorable
+    high_watermark: int  # HighWatermark int64; v18+; tag 1 v18+; default 9223372036854775807; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -414,82 +237,20 @@ class FetchPartition:
         self.high_watermark = high_watermark
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchPartition):
-            return NotImplemented
-        return (
-            self.partition == other.partition and
-            self.current_leader_epoch == other.current_leader_epoch and
-            self.fetch_offset == other.fetch_offset and
-            self.last_fetched_epoch == other.last_fetched_epoch and
-            self.log_start_offset == other.log_start_offset and
-            self.partition_max_bytes == other.partition_max_bytes and
-            self.replica_directory_id == other.replica_directory_id and
-            self.high_watermark == other.high_watermark and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"FetchPartition(partition={self.partition!r}, current_leader_epoch={self.current_leader_epoch!r}, fetch_offset={self.fetch_offset!r}, last_fetched_epoch={self.last_fetched_epoch!r}, log_start_offset={self.log_start_offset!r}, partition_max_bytes={self.partition_max_bytes!r}, replica_directory_id={self.replica_directory_id!r}, high_watermark={self.high_watermark!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ReplicaState(Struct):
+    """Struct ``ReplicaState`` of ``FetchRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_FetchPartition[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 4-18)')
-        try:
-            return _R_FetchPartition[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchPartition v{version}: {exc}') from None
-
-
-class ReplicaState:
-    """Schema struct ``ReplicaState`` of ``FetchRequest``."""
+    Schema: ``tools/kafka-protocol/message/FetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('replica_id', 'replica_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ReplicaState'
 
-    replica_id: int
-    replica_epoch: int
+    replica_id: int  # ReplicaId int32; v15+; default -1
+    replica_epoch: int  # ReplicaEpoch int64; v15+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -503,68 +264,13 @@ class ReplicaState:
         self.replica_epoch = replica_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReplicaState):
-            return NotImplemented
-        return (
-            self.replica_id == other.replica_id and
-            self.replica_epoch == other.replica_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ReplicaState(replica_id={self.replica_id!r}, replica_epoch={self.replica_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class FetchResponse(Response):
+    """Kafka response ``FetchResponse`` (API key 1), versions 4-18, flexible from v12.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_ReplicaState[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ReplicaState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ReplicaState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ReplicaState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ReplicaState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'ReplicaState has no version {version} (valid 4-18)')
-        try:
-            return _R_ReplicaState[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ReplicaState v{version}: {exc}') from None
-
-
-class FetchResponse:
-    """Kafka response ``FetchResponse`` (API key 1), versions 4-18."""
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'session_id', 'responses', 'node_endpoints', 'unknown_tags',)
 
@@ -572,14 +278,13 @@ class FetchResponse:
     MIN_VERSION: ClassVar[int] = 4
     MAX_VERSION: ClassVar[int] = 18
     FLEXIBLE_VERSION: ClassVar[int | None] = 12
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    session_id: int
-    responses: list[FetchableTopicResponse]
-    node_endpoints: list[NodeEndpoint]
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    error_code: int  # ErrorCode int16; v7+; ignorable
+    session_id: int  # SessionId int32; v7+
+    responses: list[FetchableTopicResponse]  # Responses []FetchableTopicResponse
+    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint; v16+; tag 0 v16+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -599,81 +304,22 @@ class FetchResponse:
         self.node_endpoints = list(node_endpoints)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.session_id == other.session_id and
-            self.responses == other.responses and
-            self.node_endpoints == other.node_endpoints and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"FetchResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, session_id={self.session_id!r}, responses={self.responses!r}, node_endpoints={self.node_endpoints!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class NodeEndpoint(Struct):
+    """Struct ``NodeEndpoint`` of ``FetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchResponse has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_FetchResponse[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchResponse has no version {version} (valid 4-18)')
-        try:
-            return _R_FetchResponse[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchResponse v{version}: {exc}') from None
-
-
-class NodeEndpoint:
-    """Schema struct ``NodeEndpoint`` of ``FetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int
-    host: str
-    port: int
-    rack: str | None
+    node_id: int  # NodeId int32; v16+
+    host: str  # Host string; v16+
+    port: int  # Port int32; v16+
+    rack: str | None  # Rack string; v16+; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -691,79 +337,21 @@ class NodeEndpoint:
         self.rack = rack
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, NodeEndpoint):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"NodeEndpoint(node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class FetchableTopicResponse(Struct):
+    """Struct ``FetchableTopicResponse`` of ``FetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_NodeEndpoint[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after NodeEndpoint v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 4-18)')
-        try:
-            return _R_NodeEndpoint[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
-
-
-class FetchableTopicResponse:
-    """Schema struct ``FetchableTopicResponse`` of ``FetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchableTopicResponse'
 
-    topic: str
-    topic_id: uuid.UUID
-    partitions: list[PartitionData]
+    topic: str  # Topic string; v4-12; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
+    partitions: list[PartitionData]  # Partitions []PartitionData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -779,86 +367,29 @@ class FetchableTopicResponse:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchableTopicResponse):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"FetchableTopicResponse(topic={self.topic!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class PartitionData(Struct):
+    """Struct ``PartitionData`` of ``FetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchableTopicResponse has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_FetchableTopicResponse[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchableTopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchableTopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchableTopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchableTopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'FetchableTopicResponse has no version {version} (valid 4-18)')
-        try:
-            return _R_FetchableTopicResponse[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchableTopicResponse v{version}: {exc}') from None
-
-
-class PartitionData:
-    """Schema struct ``PartitionData`` of ``FetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'high_watermark', 'last_stable_offset', 'log_start_offset', 'diverging_epoch', 'current_leader', 'snapshot_id', 'aborted_transactions', 'preferred_read_replica', 'records', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int
-    error_code: int
-    high_watermark: int
-    last_stable_offset: int
-    log_start_offset: int
-    diverging_epoch: EpochEndOffset
-    current_leader: LeaderIdAndEpoch
-    snapshot_id: SnapshotId
-    aborted_transactions: list[AbortedTransaction] | None
-    preferred_read_replica: int
-    records: Buffer | None
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    high_watermark: int  # HighWatermark int64
+    last_stable_offset: int  # LastStableOffset int64; default -1; ignorable
+    log_start_offset: int  # LogStartOffset int64; v5+; default -1; ignorable
+    diverging_epoch: EpochEndOffset  # DivergingEpoch EpochEndOffset; v12+; tag 0 v12+
+    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch; v12+; tag 1 v12+
+    snapshot_id: SnapshotId  # SnapshotId SnapshotId; v12+; tag 2 v12+
+    aborted_transactions: list[AbortedTransaction] | None  # AbortedTransactions []AbortedTransaction; nullable; ignorable
+    preferred_read_replica: int  # PreferredReadReplica int32; v11+; default -1
+    records: Buffer | None  # Records records; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -890,85 +421,20 @@ class PartitionData:
         self.records = records
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionData):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.high_watermark == other.high_watermark and
-            self.last_stable_offset == other.last_stable_offset and
-            self.log_start_offset == other.log_start_offset and
-            self.diverging_epoch == other.diverging_epoch and
-            self.current_leader == other.current_leader and
-            self.snapshot_id == other.snapshot_id and
-            self.aborted_transactions == other.aborted_transactions and
-            self.preferred_read_replica == other.preferred_read_replica and
-            self.records == other.records and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"PartitionData(partition_index={self.partition_index!r}, error_code={self.error_code!r}, high_watermark={self.high_watermark!r}, last_stable_offset={self.last_stable_offset!r}, log_start_offset={self.log_start_offset!r}, diverging_epoch={self.diverging_epoch!r}, current_leader={self.current_leader!r}, snapshot_id={self.snapshot_id!r}, aborted_transactions={self.aborted_transactions!r}, preferred_read_replica={self.preferred_read_replica!r}, records={records_repr(self.records)}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AbortedTransaction(Struct):
+    """Struct ``AbortedTransaction`` of ``FetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_PartitionData[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 4-18)')
-        try:
-            return _R_PartitionData[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
-
-
-class AbortedTransaction:
-    """Schema struct ``AbortedTransaction`` of ``FetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('producer_id', 'first_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AbortedTransaction'
 
-    producer_id: int
-    first_offset: int
+    producer_id: int  # ProducerId int64
+    first_offset: int  # FirstOffset int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -982,76 +448,20 @@ class AbortedTransaction:
         self.first_offset = first_offset
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AbortedTransaction):
-            return NotImplemented
-        return (
-            self.producer_id == other.producer_id and
-            self.first_offset == other.first_offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AbortedTransaction(producer_id={self.producer_id!r}, first_offset={self.first_offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class SnapshotId(Struct):
+    """Struct ``SnapshotId`` of ``FetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'AbortedTransaction has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_AbortedTransaction[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AbortedTransaction v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AbortedTransaction:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AbortedTransaction v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AbortedTransaction, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'AbortedTransaction has no version {version} (valid 4-18)')
-        try:
-            return _R_AbortedTransaction[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AbortedTransaction v{version}: {exc}') from None
-
-
-class SnapshotId:
-    """Schema struct ``SnapshotId`` of ``FetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('end_offset', 'epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SnapshotId'
 
-    end_offset: int
-    epoch: int
+    end_offset: int  # EndOffset int64; default -1
+    epoch: int  # Epoch int32; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -1065,76 +475,20 @@ class SnapshotId:
         self.epoch = epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SnapshotId):
-            return NotImplemented
-        return (
-            self.end_offset == other.end_offset and
-            self.epoch == other.epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"SnapshotId(end_offset={self.end_offset!r}, epoch={self.epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class LeaderIdAndEpoch(Struct):
+    """Struct ``LeaderIdAndEpoch`` of ``FetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'SnapshotId has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_SnapshotId[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SnapshotId v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SnapshotId:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SnapshotId v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SnapshotId, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'SnapshotId has no version {version} (valid 4-18)')
-        try:
-            return _R_SnapshotId[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SnapshotId v{version}: {exc}') from None
-
-
-class LeaderIdAndEpoch:
-    """Schema struct ``LeaderIdAndEpoch`` of ``FetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int
-    leader_epoch: int
+    leader_id: int  # LeaderId int32; v12+; default -1
+    leader_epoch: int  # LeaderEpoch int32; v12+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -1148,76 +502,20 @@ class LeaderIdAndEpoch:
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaderIdAndEpoch):
-            return NotImplemented
-        return (
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"LeaderIdAndEpoch(leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class EpochEndOffset(Struct):
+    """Struct ``EpochEndOffset`` of ``FetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_LeaderIdAndEpoch[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderIdAndEpoch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaderIdAndEpoch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 4-18)')
-        try:
-            return _R_LeaderIdAndEpoch[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
-
-
-class EpochEndOffset:
-    """Schema struct ``EpochEndOffset`` of ``FetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/FetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('epoch', 'end_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EpochEndOffset'
 
-    epoch: int
-    end_offset: int
+    epoch: int  # Epoch int32; v12+; default -1
+    end_offset: int  # EndOffset int64; v12+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -1231,65 +529,6 @@ class EpochEndOffset:
         self.end_offset = end_offset
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EpochEndOffset):
-            return NotImplemented
-        return (
-            self.epoch == other.epoch and
-            self.end_offset == other.end_offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"EpochEndOffset(epoch={self.epoch!r}, end_offset={self.end_offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 4-18)')
-        start = len(out)
-        try:
-            _W_EpochEndOffset[version - 4](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EpochEndOffset v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EpochEndOffset:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EpochEndOffset v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EpochEndOffset, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 4 <= version <= 18:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 4-18)')
-        try:
-            return _R_EpochEndOffset[version - 4](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EpochEndOffset v{version}: {exc}') from None
-
 
 def _new_ReplicaState() -> ReplicaState:
     o = ReplicaState.__new__(ReplicaState)
@@ -1299,14 +538,14 @@ def _new_ReplicaState() -> ReplicaState:
     return o
 
 
-def _w_ReplicaState_4(o: ReplicaState, out: bytearray) -> None:
+def _write_ReplicaState_v4(o: ReplicaState, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('ReplicaState.replica_id has a non-default value this version cannot carry')
     if o.replica_epoch != -1:
         raise UnsupportedVersionError('ReplicaState.replica_epoch has a non-default value this version cannot carry')
 
 
-def _r_ReplicaState_4(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
+def _read_ReplicaState_v4(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     o = ReplicaState.__new__(ReplicaState)
     o.replica_id = -1
     o.replica_epoch = -1
@@ -1314,7 +553,7 @@ def _r_ReplicaState_4(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     return o, pos
 
 
-def _w_ReplicaState_12(o: ReplicaState, out: bytearray) -> None:
+def _write_ReplicaState_v12(o: ReplicaState, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('ReplicaState.replica_id has a non-default value this version cannot carry')
     if o.replica_epoch != -1:
@@ -1326,7 +565,7 @@ def _w_ReplicaState_12(o: ReplicaState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ReplicaState_12(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
+def _read_ReplicaState_v12(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     o = ReplicaState.__new__(ReplicaState)
     o.replica_id = -1
     o.replica_epoch = -1
@@ -1338,8 +577,8 @@ def _r_ReplicaState_12(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     return o, pos
 
 
-def _w_ReplicaState_15(o: ReplicaState, out: bytearray) -> None:
-    out += _S_iq.pack(o.replica_id, o.replica_epoch)
+def _write_ReplicaState_v15(o: ReplicaState, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.replica_id, o.replica_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1347,9 +586,9 @@ def _w_ReplicaState_15(o: ReplicaState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ReplicaState_15(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
+def _read_ReplicaState_v15(buf: memoryview, pos: int) -> tuple[ReplicaState, int]:
     o = ReplicaState.__new__(ReplicaState)
-    o.replica_id, o.replica_epoch = _S_iq.unpack_from(buf, pos)
+    o.replica_id, o.replica_epoch = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1373,15 +612,15 @@ def _new_FetchPartition() -> FetchPartition:
     return o
 
 
-def _w_FetchPartition_4(o: FetchPartition, out: bytearray) -> None:
+def _write_FetchPartition_v4(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise UnsupportedVersionError('FetchPartition.last_fetched_epoch has a non-default value this version cannot carry')
-    out += _S_iqi.pack(o.partition, o.fetch_offset, o.partition_max_bytes)
+    out += _INT32_INT64_INT32.pack(o.partition, o.fetch_offset, o.partition_max_bytes)
 
 
-def _r_FetchPartition_4(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v4(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.fetch_offset, o.partition_max_bytes = _S_iqi.unpack_from(buf, pos)
+    o.partition, o.fetch_offset, o.partition_max_bytes = _INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 16
     o.current_leader_epoch = -1
     o.last_fetched_epoch = -1
@@ -1392,15 +631,15 @@ def _r_FetchPartition_4(buf: memoryview, pos: int) -> tuple[FetchPartition, int]
     return o, pos
 
 
-def _w_FetchPartition_5(o: FetchPartition, out: bytearray) -> None:
+def _write_FetchPartition_v5(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise UnsupportedVersionError('FetchPartition.last_fetched_epoch has a non-default value this version cannot carry')
-    out += _S_iqqi.pack(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
+    out += _INT32_INT64_INT64_INT32.pack(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
 
 
-def _r_FetchPartition_5(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v5(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes = _S_iqqi.unpack_from(buf, pos)
+    o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes = _INT32_INT64_INT64_INT32.unpack_from(buf, pos)
     pos += 24
     o.current_leader_epoch = -1
     o.last_fetched_epoch = -1
@@ -1410,15 +649,15 @@ def _r_FetchPartition_5(buf: memoryview, pos: int) -> tuple[FetchPartition, int]
     return o, pos
 
 
-def _w_FetchPartition_9(o: FetchPartition, out: bytearray) -> None:
+def _write_FetchPartition_v9(o: FetchPartition, out: bytearray) -> None:
     if o.last_fetched_epoch != -1:
         raise UnsupportedVersionError('FetchPartition.last_fetched_epoch has a non-default value this version cannot carry')
-    out += _S_iiqqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
+    out += _INT32_INT32_INT64_INT64_INT32.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes)
 
 
-def _r_FetchPartition_9(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v9(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes = _S_iiqqi.unpack_from(buf, pos)
+    o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes = _INT32_INT32_INT64_INT64_INT32.unpack_from(buf, pos)
     pos += 28
     o.last_fetched_epoch = -1
     o.replica_directory_id = ZERO_UUID
@@ -1427,8 +666,8 @@ def _r_FetchPartition_9(buf: memoryview, pos: int) -> tuple[FetchPartition, int]
     return o, pos
 
 
-def _w_FetchPartition_12(o: FetchPartition, out: bytearray) -> None:
-    out += _S_iiqiqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
+def _write_FetchPartition_v12(o: FetchPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT64_INT32_INT64_INT32.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1436,9 +675,9 @@ def _w_FetchPartition_12(o: FetchPartition, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchPartition_12(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v12(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
+    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _INT32_INT32_INT64_INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 32
     o.replica_directory_id = ZERO_UUID
     o.high_watermark = 9223372036854775807
@@ -1450,24 +689,27 @@ def _r_FetchPartition_12(buf: memoryview, pos: int) -> tuple[FetchPartition, int
     return o, pos
 
 
-def _w_FetchPartition_17(o: FetchPartition, out: bytearray) -> None:
-    out += _S_iiqiqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
+def _write_FetchPartition_v17(o: FetchPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT64_INT32_INT64_INT32.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
     tags: list[tuple[int, bytes]] = []
-    x1 = o.replica_directory_id
-    if x1 != ZERO_UUID:
+    replica_directory_id = o.replica_directory_id
+    if (replica_directory_id is not ZERO_UUID and replica_directory_id != ZERO_UUID):
         t = bytearray()
-        t += x1.bytes
+        t += replica_directory_id.bytes
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_FetchPartition_17(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v17(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
+    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _INT32_INT32_INT64_INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 32
     o.high_watermark = 9223372036854775807
     o.replica_directory_id = ZERO_UUID
@@ -1496,29 +738,32 @@ def _r_FetchPartition_17(buf: memoryview, pos: int) -> tuple[FetchPartition, int
     return o, pos
 
 
-def _w_FetchPartition_18(o: FetchPartition, out: bytearray) -> None:
-    out += _S_iiqiqi.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
+def _write_FetchPartition_v18(o: FetchPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT64_INT32_INT64_INT32.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes)
     tags: list[tuple[int, bytes]] = []
-    x1 = o.replica_directory_id
-    if x1 != ZERO_UUID:
+    replica_directory_id = o.replica_directory_id
+    if (replica_directory_id is not ZERO_UUID and replica_directory_id != ZERO_UUID):
         t = bytearray()
-        t += x1.bytes
+        t += replica_directory_id.bytes
         tags.append((0, bytes(t)))
-    x2 = o.high_watermark
-    if x2 != 9223372036854775807:
+    high_watermark = o.high_watermark
+    if high_watermark != 9223372036854775807:
         t = bytearray()
-        t += _S_q.pack(x2)
+        t += _INT64.pack(high_watermark)
         tags.append((1, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_FetchPartition_18(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v18(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _S_iiqiqi.unpack_from(buf, pos)
+    o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes = _INT32_INT32_INT64_INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 32
     o.replica_directory_id = ZERO_UUID
     o.high_watermark = 9223372036854775807
@@ -1541,7 +786,7 @@ def _r_FetchPartition_18(buf: memoryview, pos: int) -> tuple[FetchPartition, int
         elif tag == 1:
             tb = buf[:end]
             tp = pos
-            o.high_watermark = _S_q.unpack_from(tb, tp)[0]
+            o.high_watermark = _INT64.unpack_from(tb, tp)[0]
             tp += 8
         else:
             if uk is None:
@@ -1561,78 +806,78 @@ def _new_FetchTopic() -> FetchTopic:
     return o
 
 
-def _w_FetchTopic_4(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v4(o: FetchTopic, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchPartition_4(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_FetchPartition_v4(partitions_item, out)
 
 
-def _r_FetchTopic_4(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v4(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_4(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v4(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchTopic_5(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v5(o: FetchTopic, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchPartition_5(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_FetchPartition_v5(partitions_item, out)
 
 
-def _r_FetchTopic_5(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v5(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_5(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v5(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchTopic_9(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v9(o: FetchTopic, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchPartition_9(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_FetchPartition_v9(partitions_item, out)
 
 
-def _r_FetchTopic_9(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v9(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_9(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v9(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchTopic_12(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v12(o: FetchTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchPartition_12(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_FetchPartition_v12(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1640,15 +885,15 @@ def _w_FetchTopic_12(o: FetchTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchTopic_12(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v12(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_12(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v12(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1658,12 +903,12 @@ def _r_FetchTopic_12(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     return o, pos
 
 
-def _w_FetchTopic_13(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v13(o: FetchTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchPartition_12(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_FetchPartition_v12(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1671,15 +916,15 @@ def _w_FetchTopic_13(o: FetchTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchTopic_13(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v13(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_12(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v12(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1689,12 +934,12 @@ def _r_FetchTopic_13(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     return o, pos
 
 
-def _w_FetchTopic_17(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v17(o: FetchTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchPartition_17(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_FetchPartition_v17(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1702,15 +947,15 @@ def _w_FetchTopic_17(o: FetchTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchTopic_17(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v17(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_17(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v17(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1720,12 +965,12 @@ def _r_FetchTopic_17(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     return o, pos
 
 
-def _w_FetchTopic_18(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v18(o: FetchTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchPartition_18(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_FetchPartition_v18(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1733,15 +978,15 @@ def _w_FetchTopic_18(o: FetchTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchTopic_18(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v18(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_18(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v18(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1760,12 +1005,12 @@ def _new_ForgottenTopic() -> ForgottenTopic:
     return o
 
 
-def _w_ForgottenTopic_4(o: ForgottenTopic, out: bytearray) -> None:
+def _write_ForgottenTopic_v4(o: ForgottenTopic, out: bytearray) -> None:
     if len(o.partitions) != 0:
         raise UnsupportedVersionError('ForgottenTopic.partitions has a non-default value this version cannot carry')
 
 
-def _r_ForgottenTopic_4(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _read_ForgottenTopic_v4(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic = ''
     o.topic_id = ZERO_UUID
@@ -1774,29 +1019,29 @@ def _r_ForgottenTopic_4(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]
     return o, pos
 
 
-def _w_ForgottenTopic_7(o: ForgottenTopic, out: bytearray) -> None:
+def _write_ForgottenTopic_v7(o: ForgottenTopic, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    out += struct.pack('>%di' % len(partitions), *partitions)
 
 
-def _r_ForgottenTopic_7(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _read_ForgottenTopic_v7(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ForgottenTopic_12(o: ForgottenTopic, out: bytearray) -> None:
+def _write_ForgottenTopic_v12(o: ForgottenTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1804,12 +1049,12 @@ def _w_ForgottenTopic_12(o: ForgottenTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ForgottenTopic_12(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _read_ForgottenTopic_v12(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1819,11 +1064,11 @@ def _r_ForgottenTopic_12(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int
     return o, pos
 
 
-def _w_ForgottenTopic_13(o: ForgottenTopic, out: bytearray) -> None:
+def _write_ForgottenTopic_v13(o: ForgottenTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1831,12 +1076,12 @@ def _w_ForgottenTopic_13(o: ForgottenTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ForgottenTopic_13(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _read_ForgottenTopic_v13(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     o.topic = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1864,28 +1109,28 @@ def _new_FetchRequest() -> FetchRequest:
     return o
 
 
-def _w_FetchRequest_4(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v4(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiib.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_4(e2, out)
+    out += _INT32_INT32_INT32_INT32_INT8.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_FetchTopic_v4(topics_item, out)
     if len(o.forgotten_topics_data) != 0:
         raise UnsupportedVersionError('FetchRequest.forgotten_topics_data has a non-default value this version cannot carry')
 
 
-def _r_FetchRequest_4(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v4(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _S_iiiib.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _INT32_INT32_INT32_INT32_INT8.unpack_from(buf, pos)
     pos += 17
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_4(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v4(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.cluster_id = None
     o.replica_state = _new_ReplicaState()
     o.session_id = 0
@@ -1896,28 +1141,28 @@ def _r_FetchRequest_4(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_5(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v5(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiib.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_5(e2, out)
+    out += _INT32_INT32_INT32_INT32_INT8.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_FetchTopic_v5(topics_item, out)
     if len(o.forgotten_topics_data) != 0:
         raise UnsupportedVersionError('FetchRequest.forgotten_topics_data has a non-default value this version cannot carry')
 
 
-def _r_FetchRequest_5(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v5(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _S_iiiib.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level = _INT32_INT32_INT32_INT32_INT8.unpack_from(buf, pos)
     pos += 17
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_5(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v5(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.cluster_id = None
     o.replica_state = _new_ReplicaState()
     o.session_id = 0
@@ -1928,36 +1173,36 @@ def _r_FetchRequest_5(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_7(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v7(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_5(e2, out)
-    x3 = o.forgotten_topics_data
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_ForgottenTopic_7(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT8_INT32_INT32.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_FetchTopic_v5(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    out += _INT32.pack(len(forgotten_topics_data))
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v7(forgotten_topics_data_item, out)
 
 
-def _r_FetchRequest_7(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v7(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 25
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_5(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_7(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v5(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v7(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.cluster_id = None
     o.replica_state = _new_ReplicaState()
     o.rack_id = ''
@@ -1965,36 +1210,36 @@ def _r_FetchRequest_7(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_9(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v9(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_9(e2, out)
-    x3 = o.forgotten_topics_data
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_ForgottenTopic_7(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT8_INT32_INT32.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_FetchTopic_v9(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    out += _INT32.pack(len(forgotten_topics_data))
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v7(forgotten_topics_data_item, out)
 
 
-def _r_FetchRequest_9(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v9(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 25
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_9(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_7(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v9(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v7(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.cluster_id = None
     o.replica_state = _new_ReplicaState()
     o.rack_id = ''
@@ -2002,37 +1247,37 @@ def _r_FetchRequest_9(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_11(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v11(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchTopic_9(e2, out)
-    x3 = o.forgotten_topics_data
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_ForgottenTopic_7(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT8_INT32_INT32.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_FetchTopic_v9(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    out += _INT32.pack(len(forgotten_topics_data))
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v7(forgotten_topics_data_item, out)
     write_string(out, o.rack_id)
 
 
-def _r_FetchRequest_11(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v11(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 25
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_9(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_7(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v9(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v7(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_string(buf, pos)
     o.cluster_id = None
     o.replica_state = _new_ReplicaState()
@@ -2040,48 +1285,51 @@ def _r_FetchRequest_11(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_12(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v12(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_12(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_12(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT8_INT32_INT32.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v12(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v12(forgotten_topics_data_item, out)
     write_compact_string(out, o.rack_id)
     tags: list[tuple[int, bytes]] = []
-    x5 = o.cluster_id
-    if x5 is not None:
+    cluster_id = o.cluster_id
+    if cluster_id is not None:
         t = bytearray()
-        write_compact_nullable_string(t, x5)
+        write_compact_nullable_string(t, cluster_id)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_FetchRequest_12(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v12(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 25
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_12(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_12(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v12(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v12(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_state = _new_ReplicaState()
     o.cluster_id = None
@@ -2110,48 +1358,51 @@ def _r_FetchRequest_12(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_13(o: FetchRequest, out: bytearray) -> None:
-    if o.replica_state != _DEF_ReplicaState:
+def _write_FetchRequest_v13(o: FetchRequest, out: bytearray) -> None:
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise UnsupportedVersionError('FetchRequest.replica_state has a non-default value this version cannot carry')
-    out += _S_iiiibii.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_13(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_13(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT8_INT32_INT32.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v13(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v13(forgotten_topics_data_item, out)
     write_compact_string(out, o.rack_id)
     tags: list[tuple[int, bytes]] = []
-    x5 = o.cluster_id
-    if x5 is not None:
+    cluster_id = o.cluster_id
+    if cluster_id is not None:
         t = bytearray()
-        write_compact_nullable_string(t, x5)
+        write_compact_nullable_string(t, cluster_id)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_FetchRequest_13(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v13(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiiibii.unpack_from(buf, pos)
+    o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 25
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_13(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_13(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v13(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v13(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_state = _new_ReplicaState()
     o.cluster_id = None
@@ -2180,53 +1431,56 @@ def _r_FetchRequest_13(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_15(o: FetchRequest, out: bytearray) -> None:
+def _write_FetchRequest_v15(o: FetchRequest, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('FetchRequest.replica_id has a non-default value this version cannot carry')
-    out += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_13(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_13(e4, out)
+    out += _INT32_INT32_INT32_INT8_INT32_INT32.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v13(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v13(forgotten_topics_data_item, out)
     write_compact_string(out, o.rack_id)
     tags: list[tuple[int, bytes]] = []
-    x5 = o.cluster_id
-    if x5 is not None:
+    cluster_id = o.cluster_id
+    if cluster_id is not None:
         t = bytearray()
-        write_compact_nullable_string(t, x5)
+        write_compact_nullable_string(t, cluster_id)
         tags.append((0, bytes(t)))
-    x6 = o.replica_state
-    if x6 != _DEF_ReplicaState:
+    replica_state = o.replica_state
+    if replica_state != _DEFAULT_ReplicaState:
         t = bytearray()
-        _w_ReplicaState_15(x6, t)
+        _write_ReplicaState_v15(replica_state, t)
         tags.append((1, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_FetchRequest_15(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v15(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
+    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 21
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_13(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_13(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v13(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v13(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_id = -1
     o.cluster_id = None
@@ -2250,7 +1504,7 @@ def _r_FetchRequest_15(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         elif tag == 1:
             tb = buf[:end]
             tp = pos
-            o.replica_state, tp = _r_ReplicaState_15(tb, tp)
+            o.replica_state, tp = _read_ReplicaState_v15(tb, tp)
         else:
             if uk is None:
                 uk = {}
@@ -2260,53 +1514,56 @@ def _r_FetchRequest_15(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_17(o: FetchRequest, out: bytearray) -> None:
+def _write_FetchRequest_v17(o: FetchRequest, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('FetchRequest.replica_id has a non-default value this version cannot carry')
-    out += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_17(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_13(e4, out)
+    out += _INT32_INT32_INT32_INT8_INT32_INT32.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v17(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v13(forgotten_topics_data_item, out)
     write_compact_string(out, o.rack_id)
     tags: list[tuple[int, bytes]] = []
-    x5 = o.cluster_id
-    if x5 is not None:
+    cluster_id = o.cluster_id
+    if cluster_id is not None:
         t = bytearray()
-        write_compact_nullable_string(t, x5)
+        write_compact_nullable_string(t, cluster_id)
         tags.append((0, bytes(t)))
-    x6 = o.replica_state
-    if x6 != _DEF_ReplicaState:
+    replica_state = o.replica_state
+    if replica_state != _DEFAULT_ReplicaState:
         t = bytearray()
-        _w_ReplicaState_15(x6, t)
+        _write_ReplicaState_v15(replica_state, t)
         tags.append((1, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_FetchRequest_17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
+    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 21
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_17(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_13(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v17(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v13(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_id = -1
     o.cluster_id = None
@@ -2330,7 +1587,7 @@ def _r_FetchRequest_17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         elif tag == 1:
             tb = buf[:end]
             tp = pos
-            o.replica_state, tp = _r_ReplicaState_15(tb, tp)
+            o.replica_state, tp = _read_ReplicaState_v15(tb, tp)
         else:
             if uk is None:
                 uk = {}
@@ -2340,53 +1597,56 @@ def _r_FetchRequest_17(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     return o, pos
 
 
-def _w_FetchRequest_18(o: FetchRequest, out: bytearray) -> None:
+def _write_FetchRequest_v18(o: FetchRequest, out: bytearray) -> None:
     if o.replica_id != -1:
         raise UnsupportedVersionError('FetchRequest.replica_id has a non-default value this version cannot carry')
-    out += _S_iiibii.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_18(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_13(e4, out)
+    out += _INT32_INT32_INT32_INT8_INT32_INT32.pack(o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v18(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v13(forgotten_topics_data_item, out)
     write_compact_string(out, o.rack_id)
     tags: list[tuple[int, bytes]] = []
-    x5 = o.cluster_id
-    if x5 is not None:
+    cluster_id = o.cluster_id
+    if cluster_id is not None:
         t = bytearray()
-        write_compact_nullable_string(t, x5)
+        write_compact_nullable_string(t, cluster_id)
         tags.append((0, bytes(t)))
-    x6 = o.replica_state
-    if x6 != _DEF_ReplicaState:
+    replica_state = o.replica_state
+    if replica_state != _DEFAULT_ReplicaState:
         t = bytearray()
-        _w_ReplicaState_15(x6, t)
+        _write_ReplicaState_v15(replica_state, t)
         tags.append((1, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_FetchRequest_18(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
+def _read_FetchRequest_v18(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
     o = FetchRequest.__new__(FetchRequest)
-    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _S_iiibii.unpack_from(buf, pos)
+    o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch = _INT32_INT32_INT32_INT8_INT32_INT32.unpack_from(buf, pos)
     pos += 21
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_18(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_13(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v18(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v13(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     o.rack_id, pos = read_compact_string(buf, pos)
     o.replica_id = -1
     o.cluster_id = None
@@ -2410,7 +1670,7 @@ def _r_FetchRequest_18(buf: memoryview, pos: int) -> tuple[FetchRequest, int]:
         elif tag == 1:
             tb = buf[:end]
             tp = pos
-            o.replica_state, tp = _r_ReplicaState_15(tb, tp)
+            o.replica_state, tp = _read_ReplicaState_v15(tb, tp)
         else:
             if uk is None:
                 uk = {}
@@ -2428,14 +1688,14 @@ def _new_EpochEndOffset() -> EpochEndOffset:
     return o
 
 
-def _w_EpochEndOffset_4(o: EpochEndOffset, out: bytearray) -> None:
+def _write_EpochEndOffset_v4(o: EpochEndOffset, out: bytearray) -> None:
     if o.epoch != -1:
         raise UnsupportedVersionError('EpochEndOffset.epoch has a non-default value this version cannot carry')
     if o.end_offset != -1:
         raise UnsupportedVersionError('EpochEndOffset.end_offset has a non-default value this version cannot carry')
 
 
-def _r_EpochEndOffset_4(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
+def _read_EpochEndOffset_v4(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
     o = EpochEndOffset.__new__(EpochEndOffset)
     o.epoch = -1
     o.end_offset = -1
@@ -2443,8 +1703,8 @@ def _r_EpochEndOffset_4(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]
     return o, pos
 
 
-def _w_EpochEndOffset_12(o: EpochEndOffset, out: bytearray) -> None:
-    out += _S_iq.pack(o.epoch, o.end_offset)
+def _write_EpochEndOffset_v12(o: EpochEndOffset, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.epoch, o.end_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2452,9 +1712,9 @@ def _w_EpochEndOffset_12(o: EpochEndOffset, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EpochEndOffset_12(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
+def _read_EpochEndOffset_v12(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
     o = EpochEndOffset.__new__(EpochEndOffset)
-    o.epoch, o.end_offset = _S_iq.unpack_from(buf, pos)
+    o.epoch, o.end_offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2472,14 +1732,14 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_4(o: LeaderIdAndEpoch, out: bytearray) -> None:
+def _write_LeaderIdAndEpoch_v4(o: LeaderIdAndEpoch, out: bytearray) -> None:
     if o.leader_id != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_id has a non-default value this version cannot carry')
     if o.leader_epoch != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_epoch has a non-default value this version cannot carry')
 
 
-def _r_LeaderIdAndEpoch_4(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v4(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
     o.leader_id = -1
     o.leader_epoch = -1
@@ -2487,8 +1747,8 @@ def _r_LeaderIdAndEpoch_4(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, 
     return o, pos
 
 
-def _w_LeaderIdAndEpoch_12(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+def _write_LeaderIdAndEpoch_v12(o: LeaderIdAndEpoch, out: bytearray) -> None:
+    out += _INT32_INT32.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2496,9 +1756,9 @@ def _w_LeaderIdAndEpoch_12(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_12(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v12(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o.leader_id, o.leader_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2516,20 +1776,20 @@ def _new_SnapshotId() -> SnapshotId:
     return o
 
 
-def _w_SnapshotId_4(o: SnapshotId, out: bytearray) -> None:
-    out += _S_qi.pack(o.end_offset, o.epoch)
+def _write_SnapshotId_v4(o: SnapshotId, out: bytearray) -> None:
+    out += _INT64_INT32.pack(o.end_offset, o.epoch)
 
 
-def _r_SnapshotId_4(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
+def _read_SnapshotId_v4(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
     o = SnapshotId.__new__(SnapshotId)
-    o.end_offset, o.epoch = _S_qi.unpack_from(buf, pos)
+    o.end_offset, o.epoch = _INT64_INT32.unpack_from(buf, pos)
     pos += 12
     o.unknown_tags = None
     return o, pos
 
 
-def _w_SnapshotId_12(o: SnapshotId, out: bytearray) -> None:
-    out += _S_qi.pack(o.end_offset, o.epoch)
+def _write_SnapshotId_v12(o: SnapshotId, out: bytearray) -> None:
+    out += _INT64_INT32.pack(o.end_offset, o.epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2537,9 +1797,9 @@ def _w_SnapshotId_12(o: SnapshotId, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_SnapshotId_12(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
+def _read_SnapshotId_v12(buf: memoryview, pos: int) -> tuple[SnapshotId, int]:
     o = SnapshotId.__new__(SnapshotId)
-    o.end_offset, o.epoch = _S_qi.unpack_from(buf, pos)
+    o.end_offset, o.epoch = _INT64_INT32.unpack_from(buf, pos)
     pos += 12
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2557,20 +1817,20 @@ def _new_AbortedTransaction() -> AbortedTransaction:
     return o
 
 
-def _w_AbortedTransaction_4(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+def _write_AbortedTransaction_v4(o: AbortedTransaction, out: bytearray) -> None:
+    out += _INT64_INT64.pack(o.producer_id, o.first_offset)
 
 
-def _r_AbortedTransaction_4(buf: memoryview, pos: int) -> tuple[AbortedTransaction, int]:
+def _read_AbortedTransaction_v4(buf: memoryview, pos: int) -> tuple[AbortedTransaction, int]:
     o = AbortedTransaction.__new__(AbortedTransaction)
-    o.producer_id, o.first_offset = _S_qq.unpack_from(buf, pos)
+    o.producer_id, o.first_offset = _INT64_INT64.unpack_from(buf, pos)
     pos += 16
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AbortedTransaction_12(o: AbortedTransaction, out: bytearray) -> None:
-    out += _S_qq.pack(o.producer_id, o.first_offset)
+def _write_AbortedTransaction_v12(o: AbortedTransaction, out: bytearray) -> None:
+    out += _INT64_INT64.pack(o.producer_id, o.first_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2578,9 +1838,9 @@ def _w_AbortedTransaction_12(o: AbortedTransaction, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AbortedTransaction_12(buf: memoryview, pos: int) -> tuple[AbortedTransaction, int]:
+def _read_AbortedTransaction_v12(buf: memoryview, pos: int) -> tuple[AbortedTransaction, int]:
     o = AbortedTransaction.__new__(AbortedTransaction)
-    o.producer_id, o.first_offset = _S_qq.unpack_from(buf, pos)
+    o.producer_id, o.first_offset = _INT64_INT64.unpack_from(buf, pos)
     pos += 16
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2607,39 +1867,39 @@ def _new_PartitionData() -> PartitionData:
     return o
 
 
-def _w_PartitionData_4(o: PartitionData, out: bytearray) -> None:
-    if o.diverging_epoch != _DEF_EpochEndOffset:
+def _write_PartitionData_v4(o: PartitionData, out: bytearray) -> None:
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise UnsupportedVersionError('PartitionData.diverging_epoch has a non-default value this version cannot carry')
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionData.current_leader has a non-default value this version cannot carry')
-    if o.snapshot_id != _DEF_SnapshotId:
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise UnsupportedVersionError('PartitionData.snapshot_id has a non-default value this version cannot carry')
-    out += _S_ihqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset)
-    x1 = o.aborted_transactions
-    if x1 is None:
+    out += _INT32_INT16_INT64_INT64.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset)
+    aborted_transactions = o.aborted_transactions
+    if aborted_transactions is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_AbortedTransaction_4(e2, out)
+        out += _INT32.pack(len(aborted_transactions))
+        for aborted_transactions_item in aborted_transactions:
+            _write_AbortedTransaction_v4(aborted_transactions_item, out)
     if o.preferred_read_replica != -1:
         raise UnsupportedVersionError('PartitionData.preferred_read_replica has a non-default value this version cannot carry')
     write_nullable_bytes(out, o.records)
 
 
-def _r_PartitionData_4(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v4(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset = _S_ihqq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset = _INT32_INT16_INT64_INT64.unpack_from(buf, pos)
     pos += 22
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_aborted_transactions, pos = read_nullable_array_len(buf, pos)
+    if n_aborted_transactions < 0:
         o.aborted_transactions = None
     else:
-        a2: list[AbortedTransaction] = []
-        for _ in range(n1):
-            e3, pos = _r_AbortedTransaction_4(buf, pos)
-            a2.append(e3)
-        o.aborted_transactions = a2
+        aborted_transactions: list[AbortedTransaction] = []
+        for _ in range(n_aborted_transactions):
+            aborted_transactions_item, pos = _read_AbortedTransaction_v4(buf, pos)
+            aborted_transactions.append(aborted_transactions_item)
+        o.aborted_transactions = aborted_transactions
     o.records, pos = read_nullable_records(buf, pos)
     o.log_start_offset = -1
     o.diverging_epoch = _new_EpochEndOffset()
@@ -2650,39 +1910,39 @@ def _r_PartitionData_4(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     return o, pos
 
 
-def _w_PartitionData_5(o: PartitionData, out: bytearray) -> None:
-    if o.diverging_epoch != _DEF_EpochEndOffset:
+def _write_PartitionData_v5(o: PartitionData, out: bytearray) -> None:
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise UnsupportedVersionError('PartitionData.diverging_epoch has a non-default value this version cannot carry')
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionData.current_leader has a non-default value this version cannot carry')
-    if o.snapshot_id != _DEF_SnapshotId:
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise UnsupportedVersionError('PartitionData.snapshot_id has a non-default value this version cannot carry')
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
-    x1 = o.aborted_transactions
-    if x1 is None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    aborted_transactions = o.aborted_transactions
+    if aborted_transactions is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_AbortedTransaction_4(e2, out)
+        out += _INT32.pack(len(aborted_transactions))
+        for aborted_transactions_item in aborted_transactions:
+            _write_AbortedTransaction_v4(aborted_transactions_item, out)
     if o.preferred_read_replica != -1:
         raise UnsupportedVersionError('PartitionData.preferred_read_replica has a non-default value this version cannot carry')
     write_nullable_bytes(out, o.records)
 
 
-def _r_PartitionData_5(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v5(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_aborted_transactions, pos = read_nullable_array_len(buf, pos)
+    if n_aborted_transactions < 0:
         o.aborted_transactions = None
     else:
-        a2: list[AbortedTransaction] = []
-        for _ in range(n1):
-            e3, pos = _r_AbortedTransaction_4(buf, pos)
-            a2.append(e3)
-        o.aborted_transactions = a2
+        aborted_transactions: list[AbortedTransaction] = []
+        for _ in range(n_aborted_transactions):
+            aborted_transactions_item, pos = _read_AbortedTransaction_v4(buf, pos)
+            aborted_transactions.append(aborted_transactions_item)
+        o.aborted_transactions = aborted_transactions
     o.records, pos = read_nullable_records(buf, pos)
     o.diverging_epoch = _new_EpochEndOffset()
     o.current_leader = _new_LeaderIdAndEpoch()
@@ -2692,39 +1952,39 @@ def _r_PartitionData_5(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     return o, pos
 
 
-def _w_PartitionData_11(o: PartitionData, out: bytearray) -> None:
-    if o.diverging_epoch != _DEF_EpochEndOffset:
+def _write_PartitionData_v11(o: PartitionData, out: bytearray) -> None:
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise UnsupportedVersionError('PartitionData.diverging_epoch has a non-default value this version cannot carry')
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionData.current_leader has a non-default value this version cannot carry')
-    if o.snapshot_id != _DEF_SnapshotId:
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise UnsupportedVersionError('PartitionData.snapshot_id has a non-default value this version cannot carry')
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
-    x1 = o.aborted_transactions
-    if x1 is None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    aborted_transactions = o.aborted_transactions
+    if aborted_transactions is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_AbortedTransaction_4(e2, out)
-    out += _S_i.pack(o.preferred_read_replica)
+        out += _INT32.pack(len(aborted_transactions))
+        for aborted_transactions_item in aborted_transactions:
+            _write_AbortedTransaction_v4(aborted_transactions_item, out)
+    out += _INT32.pack(o.preferred_read_replica)
     write_nullable_bytes(out, o.records)
 
 
-def _r_PartitionData_11(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v11(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_aborted_transactions, pos = read_nullable_array_len(buf, pos)
+    if n_aborted_transactions < 0:
         o.aborted_transactions = None
     else:
-        a2: list[AbortedTransaction] = []
-        for _ in range(n1):
-            e3, pos = _r_AbortedTransaction_4(buf, pos)
-            a2.append(e3)
-        o.aborted_transactions = a2
-    o.preferred_read_replica = _S_i.unpack_from(buf, pos)[0]
+        aborted_transactions: list[AbortedTransaction] = []
+        for _ in range(n_aborted_transactions):
+            aborted_transactions_item, pos = _read_AbortedTransaction_v4(buf, pos)
+            aborted_transactions.append(aborted_transactions_item)
+        o.aborted_transactions = aborted_transactions
+    o.preferred_read_replica = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.records, pos = read_nullable_records(buf, pos)
     o.diverging_epoch = _new_EpochEndOffset()
@@ -2734,54 +1994,57 @@ def _r_PartitionData_11(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     return o, pos
 
 
-def _w_PartitionData_12(o: PartitionData, out: bytearray) -> None:
-    out += _S_ihqqq.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
-    x1 = o.aborted_transactions
-    if x1 is None:
+def _write_PartitionData_v12(o: PartitionData, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset)
+    aborted_transactions = o.aborted_transactions
+    if aborted_transactions is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_AbortedTransaction_12(e2, out)
-    out += _S_i.pack(o.preferred_read_replica)
+        write_uvarint(out, len(aborted_transactions) + 1)
+        for aborted_transactions_item in aborted_transactions:
+            _write_AbortedTransaction_v12(aborted_transactions_item, out)
+    out += _INT32.pack(o.preferred_read_replica)
     write_compact_nullable_bytes(out, o.records)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.diverging_epoch
-    if x3 != _DEF_EpochEndOffset:
+    diverging_epoch = o.diverging_epoch
+    if diverging_epoch != _DEFAULT_EpochEndOffset:
         t = bytearray()
-        _w_EpochEndOffset_12(x3, t)
+        _write_EpochEndOffset_v12(diverging_epoch, t)
         tags.append((0, bytes(t)))
-    x4 = o.current_leader
-    if x4 != _DEF_LeaderIdAndEpoch:
+    current_leader = o.current_leader
+    if current_leader != _DEFAULT_LeaderIdAndEpoch:
         t = bytearray()
-        _w_LeaderIdAndEpoch_12(x4, t)
+        _write_LeaderIdAndEpoch_v12(current_leader, t)
         tags.append((1, bytes(t)))
-    x5 = o.snapshot_id
-    if x5 != _DEF_SnapshotId:
+    snapshot_id = o.snapshot_id
+    if snapshot_id != _DEFAULT_SnapshotId:
         t = bytearray()
-        _w_SnapshotId_12(x5, t)
+        _write_SnapshotId_v12(snapshot_id, t)
         tags.append((2, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_PartitionData_12(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v12(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_aborted_transactions, pos = read_compact_nullable_array_len(buf, pos)
+    if n_aborted_transactions < 0:
         o.aborted_transactions = None
     else:
-        a2: list[AbortedTransaction] = []
-        for _ in range(n1):
-            e3, pos = _r_AbortedTransaction_12(buf, pos)
-            a2.append(e3)
-        o.aborted_transactions = a2
-    o.preferred_read_replica = _S_i.unpack_from(buf, pos)[0]
+        aborted_transactions: list[AbortedTransaction] = []
+        for _ in range(n_aborted_transactions):
+            aborted_transactions_item, pos = _read_AbortedTransaction_v12(buf, pos)
+            aborted_transactions.append(aborted_transactions_item)
+        o.aborted_transactions = aborted_transactions
+    o.preferred_read_replica = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.records, pos = read_compact_nullable_records(buf, pos)
     o.diverging_epoch = _new_EpochEndOffset()
@@ -2802,15 +2065,15 @@ def _r_PartitionData_12(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            o.diverging_epoch, tp = _r_EpochEndOffset_12(tb, tp)
+            o.diverging_epoch, tp = _read_EpochEndOffset_v12(tb, tp)
         elif tag == 1:
             tb = buf[:end]
             tp = pos
-            o.current_leader, tp = _r_LeaderIdAndEpoch_12(tb, tp)
+            o.current_leader, tp = _read_LeaderIdAndEpoch_v12(tb, tp)
         elif tag == 2:
             tb = buf[:end]
             tp = pos
-            o.snapshot_id, tp = _r_SnapshotId_12(tb, tp)
+            o.snapshot_id, tp = _read_SnapshotId_v12(tb, tp)
         else:
             if uk is None:
                 uk = {}
@@ -2829,78 +2092,78 @@ def _new_FetchableTopicResponse() -> FetchableTopicResponse:
     return o
 
 
-def _w_FetchableTopicResponse_4(o: FetchableTopicResponse, out: bytearray) -> None:
+def _write_FetchableTopicResponse_v4(o: FetchableTopicResponse, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionData_4(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_PartitionData_v4(partitions_item, out)
 
 
-def _r_FetchableTopicResponse_4(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
+def _read_FetchableTopicResponse_v4(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
     o = FetchableTopicResponse.__new__(FetchableTopicResponse)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_4(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v4(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchableTopicResponse_5(o: FetchableTopicResponse, out: bytearray) -> None:
+def _write_FetchableTopicResponse_v5(o: FetchableTopicResponse, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionData_5(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_PartitionData_v5(partitions_item, out)
 
 
-def _r_FetchableTopicResponse_5(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
+def _read_FetchableTopicResponse_v5(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
     o = FetchableTopicResponse.__new__(FetchableTopicResponse)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_5(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v5(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchableTopicResponse_11(o: FetchableTopicResponse, out: bytearray) -> None:
+def _write_FetchableTopicResponse_v11(o: FetchableTopicResponse, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionData_11(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_PartitionData_v11(partitions_item, out)
 
 
-def _r_FetchableTopicResponse_11(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
+def _read_FetchableTopicResponse_v11(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
     o = FetchableTopicResponse.__new__(FetchableTopicResponse)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_11(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v11(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchableTopicResponse_12(o: FetchableTopicResponse, out: bytearray) -> None:
+def _write_FetchableTopicResponse_v12(o: FetchableTopicResponse, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionData_12(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_PartitionData_v12(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2908,15 +2171,15 @@ def _w_FetchableTopicResponse_12(o: FetchableTopicResponse, out: bytearray) -> N
         out.append(0)
 
 
-def _r_FetchableTopicResponse_12(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
+def _read_FetchableTopicResponse_v12(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
     o = FetchableTopicResponse.__new__(FetchableTopicResponse)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_12(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v12(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2926,12 +2189,12 @@ def _r_FetchableTopicResponse_12(buf: memoryview, pos: int) -> tuple[FetchableTo
     return o, pos
 
 
-def _w_FetchableTopicResponse_13(o: FetchableTopicResponse, out: bytearray) -> None:
+def _write_FetchableTopicResponse_v13(o: FetchableTopicResponse, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionData_12(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_PartitionData_v12(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2939,15 +2202,15 @@ def _w_FetchableTopicResponse_13(o: FetchableTopicResponse, out: bytearray) -> N
         out.append(0)
 
 
-def _r_FetchableTopicResponse_13(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
+def _read_FetchableTopicResponse_v13(buf: memoryview, pos: int) -> tuple[FetchableTopicResponse, int]:
     o = FetchableTopicResponse.__new__(FetchableTopicResponse)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_12(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v12(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -2967,7 +2230,7 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_4(o: NodeEndpoint, out: bytearray) -> None:
+def _write_NodeEndpoint_v4(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
     if o.host != '':
@@ -2978,7 +2241,7 @@ def _w_NodeEndpoint_4(o: NodeEndpoint, out: bytearray) -> None:
         raise UnsupportedVersionError('NodeEndpoint.rack has a non-default value this version cannot carry')
 
 
-def _r_NodeEndpoint_4(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v4(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = 0
     o.host = ''
@@ -2988,7 +2251,7 @@ def _r_NodeEndpoint_4(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     return o, pos
 
 
-def _w_NodeEndpoint_12(o: NodeEndpoint, out: bytearray) -> None:
+def _write_NodeEndpoint_v12(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
     if o.host != '':
@@ -3004,7 +2267,7 @@ def _w_NodeEndpoint_12(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_12(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v12(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = 0
     o.host = ''
@@ -3018,10 +2281,10 @@ def _r_NodeEndpoint_12(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     return o, pos
 
 
-def _w_NodeEndpoint_16(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+def _write_NodeEndpoint_v16(o: NodeEndpoint, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
     write_compact_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_compact_nullable_string(out, o.rack)
     uk = o.unknown_tags
     if uk:
@@ -3030,12 +2293,12 @@ def _w_NodeEndpoint_16(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_16(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v16(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -3057,28 +2320,28 @@ def _new_FetchResponse() -> FetchResponse:
     return o
 
 
-def _w_FetchResponse_4(o: FetchResponse, out: bytearray) -> None:
+def _write_FetchResponse_v4(o: FetchResponse, out: bytearray) -> None:
     if o.session_id != 0:
         raise UnsupportedVersionError('FetchResponse.session_id has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchableTopicResponse_4(e2, out)
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v4(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
 
 
-def _r_FetchResponse_4(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v4(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_4(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v4(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.error_code = 0
     o.session_id = 0
     o.node_endpoints = []
@@ -3086,28 +2349,28 @@ def _r_FetchResponse_4(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     return o, pos
 
 
-def _w_FetchResponse_5(o: FetchResponse, out: bytearray) -> None:
+def _write_FetchResponse_v5(o: FetchResponse, out: bytearray) -> None:
     if o.session_id != 0:
         raise UnsupportedVersionError('FetchResponse.session_id has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchableTopicResponse_5(e2, out)
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v5(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
 
 
-def _r_FetchResponse_5(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v5(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_5(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v5(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.error_code = 0
     o.session_id = 0
     o.node_endpoints = []
@@ -3115,62 +2378,62 @@ def _r_FetchResponse_5(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     return o, pos
 
 
-def _w_FetchResponse_7(o: FetchResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchableTopicResponse_5(e2, out)
+def _write_FetchResponse_v7(o: FetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v5(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
 
 
-def _r_FetchResponse_7(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v7(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.session_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_5(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v5(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.node_endpoints = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchResponse_11(o: FetchResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_FetchableTopicResponse_11(e2, out)
+def _write_FetchResponse_v11(o: FetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v11(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
 
 
-def _r_FetchResponse_11(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v11(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.session_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_11(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v11(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.node_endpoints = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FetchResponse_12(o: FetchResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchableTopicResponse_12(e2, out)
+def _write_FetchResponse_v12(o: FetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v12(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -3180,16 +2443,16 @@ def _w_FetchResponse_12(o: FetchResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchResponse_12(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v12(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.session_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_12(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v12(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.node_endpoints = []
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -3199,12 +2462,12 @@ def _r_FetchResponse_12(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     return o, pos
 
 
-def _w_FetchResponse_13(o: FetchResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchableTopicResponse_13(e2, out)
+def _write_FetchResponse_v13(o: FetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v13(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('FetchResponse.node_endpoints has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -3214,16 +2477,16 @@ def _w_FetchResponse_13(o: FetchResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchResponse_13(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v13(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.session_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_13(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v13(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.node_endpoints = []
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -3233,37 +2496,40 @@ def _r_FetchResponse_13(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     return o, pos
 
 
-def _w_FetchResponse_16(o: FetchResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.session_id)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchableTopicResponse_13(e2, out)
+def _write_FetchResponse_v16(o: FetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.session_id)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_FetchableTopicResponse_v13(responses_item, out)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.node_endpoints
-    if len(x3) != 0:
+    node_endpoints = o.node_endpoints
+    if len(node_endpoints) != 0:
         t = bytearray()
-        write_uvarint(t, len(x3) + 1)
-        for e4 in x3:
-            _w_NodeEndpoint_16(e4, t)
+        write_uvarint(t, len(node_endpoints) + 1)
+        for node_endpoints_item in node_endpoints:
+            _write_NodeEndpoint_v16(node_endpoints_item, t)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_FetchResponse_16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
+def _read_FetchResponse_v16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     o = FetchResponse.__new__(FetchResponse)
-    o.throttle_time_ms, o.error_code, o.session_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.session_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchableTopicResponse_13(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[FetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_FetchableTopicResponse_v13(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
     nt = buf[pos]
@@ -3280,12 +2546,12 @@ def _r_FetchResponse_16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            n4, tp = read_compact_array_len(tb, tp)
-            a5: list[NodeEndpoint] = []
-            for _ in range(n4):
-                e6, tp = _r_NodeEndpoint_16(tb, tp)
-                a5.append(e6)
-            o.node_endpoints = a5
+            n_node_endpoints, tp = read_compact_array_len(tb, tp)
+            node_endpoints: list[NodeEndpoint] = []
+            for _ in range(n_node_endpoints):
+                node_endpoints_item, tp = _read_NodeEndpoint_v16(tb, tp)
+                node_endpoints.append(node_endpoints_item)
+            o.node_endpoints = node_endpoints
         else:
             if uk is None:
                 uk = {}
@@ -3295,79 +2561,81 @@ def _r_FetchResponse_16(buf: memoryview, pos: int) -> tuple[FetchResponse, int]:
     return o, pos
 
 
-_W_ReplicaState: tuple[Callable[[ReplicaState, bytearray], None], ...] = (
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_4,
-    _w_ReplicaState_12,
-    _w_ReplicaState_12,
-    _w_ReplicaState_12,
-    _w_ReplicaState_15,
-    _w_ReplicaState_15,
-    _w_ReplicaState_15,
-    _w_ReplicaState_15,
+ReplicaState._LOWEST = 4
+ReplicaState._WRITERS = (
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v4,
+    _write_ReplicaState_v12,
+    _write_ReplicaState_v12,
+    _write_ReplicaState_v12,
+    _write_ReplicaState_v15,
+    _write_ReplicaState_v15,
+    _write_ReplicaState_v15,
+    _write_ReplicaState_v15,
 )
-_R_ReplicaState: tuple[Callable[[memoryview, int], tuple[ReplicaState, int]], ...] = (
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_4,
-    _r_ReplicaState_12,
-    _r_ReplicaState_12,
-    _r_ReplicaState_12,
-    _r_ReplicaState_15,
-    _r_ReplicaState_15,
-    _r_ReplicaState_15,
-    _r_ReplicaState_15,
+ReplicaState._READERS = (
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v4,
+    _read_ReplicaState_v12,
+    _read_ReplicaState_v12,
+    _read_ReplicaState_v12,
+    _read_ReplicaState_v15,
+    _read_ReplicaState_v15,
+    _read_ReplicaState_v15,
+    _read_ReplicaState_v15,
 )
 ReplicaState._FIELDS = (
     FieldSpec('replica_id', 'int32', None, (15, 32767), None, None, None, None),
     FieldSpec('replica_epoch', 'int64', None, (15, 32767), None, None, None, None),
 )
-_DEF_ReplicaState = ReplicaState()
+_DEFAULT_ReplicaState = ReplicaState()
 
-_W_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...] = (
-    _w_FetchPartition_4,
-    _w_FetchPartition_5,
-    _w_FetchPartition_5,
-    _w_FetchPartition_5,
-    _w_FetchPartition_5,
-    _w_FetchPartition_9,
-    _w_FetchPartition_9,
-    _w_FetchPartition_9,
-    _w_FetchPartition_12,
-    _w_FetchPartition_12,
-    _w_FetchPartition_12,
-    _w_FetchPartition_12,
-    _w_FetchPartition_12,
-    _w_FetchPartition_17,
-    _w_FetchPartition_18,
+FetchPartition._LOWEST = 4
+FetchPartition._WRITERS = (
+    _write_FetchPartition_v4,
+    _write_FetchPartition_v5,
+    _write_FetchPartition_v5,
+    _write_FetchPartition_v5,
+    _write_FetchPartition_v5,
+    _write_FetchPartition_v9,
+    _write_FetchPartition_v9,
+    _write_FetchPartition_v9,
+    _write_FetchPartition_v12,
+    _write_FetchPartition_v12,
+    _write_FetchPartition_v12,
+    _write_FetchPartition_v12,
+    _write_FetchPartition_v12,
+    _write_FetchPartition_v17,
+    _write_FetchPartition_v18,
 )
-_R_FetchPartition: tuple[Callable[[memoryview, int], tuple[FetchPartition, int]], ...] = (
-    _r_FetchPartition_4,
-    _r_FetchPartition_5,
-    _r_FetchPartition_5,
-    _r_FetchPartition_5,
-    _r_FetchPartition_5,
-    _r_FetchPartition_9,
-    _r_FetchPartition_9,
-    _r_FetchPartition_9,
-    _r_FetchPartition_12,
-    _r_FetchPartition_12,
-    _r_FetchPartition_12,
-    _r_FetchPartition_12,
-    _r_FetchPartition_12,
-    _r_FetchPartition_17,
-    _r_FetchPartition_18,
+FetchPartition._READERS = (
+    _read_FetchPartition_v4,
+    _read_FetchPartition_v5,
+    _read_FetchPartition_v5,
+    _read_FetchPartition_v5,
+    _read_FetchPartition_v5,
+    _read_FetchPartition_v9,
+    _read_FetchPartition_v9,
+    _read_FetchPartition_v9,
+    _read_FetchPartition_v12,
+    _read_FetchPartition_v12,
+    _read_FetchPartition_v12,
+    _read_FetchPartition_v12,
+    _read_FetchPartition_v12,
+    _read_FetchPartition_v17,
+    _read_FetchPartition_v18,
 )
 FetchPartition._FIELDS = (
     FieldSpec('partition', 'int32', None, (0, 32767), None, None, None, None),
@@ -3380,39 +2648,40 @@ FetchPartition._FIELDS = (
     FieldSpec('high_watermark', 'int64', None, (18, 32767), None, (18, 32767), 1, None),
 )
 
-_W_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
-    _w_FetchTopic_4,
-    _w_FetchTopic_5,
-    _w_FetchTopic_5,
-    _w_FetchTopic_5,
-    _w_FetchTopic_5,
-    _w_FetchTopic_9,
-    _w_FetchTopic_9,
-    _w_FetchTopic_9,
-    _w_FetchTopic_12,
-    _w_FetchTopic_13,
-    _w_FetchTopic_13,
-    _w_FetchTopic_13,
-    _w_FetchTopic_13,
-    _w_FetchTopic_17,
-    _w_FetchTopic_18,
+FetchTopic._LOWEST = 4
+FetchTopic._WRITERS = (
+    _write_FetchTopic_v4,
+    _write_FetchTopic_v5,
+    _write_FetchTopic_v5,
+    _write_FetchTopic_v5,
+    _write_FetchTopic_v5,
+    _write_FetchTopic_v9,
+    _write_FetchTopic_v9,
+    _write_FetchTopic_v9,
+    _write_FetchTopic_v12,
+    _write_FetchTopic_v13,
+    _write_FetchTopic_v13,
+    _write_FetchTopic_v13,
+    _write_FetchTopic_v13,
+    _write_FetchTopic_v17,
+    _write_FetchTopic_v18,
 )
-_R_FetchTopic: tuple[Callable[[memoryview, int], tuple[FetchTopic, int]], ...] = (
-    _r_FetchTopic_4,
-    _r_FetchTopic_5,
-    _r_FetchTopic_5,
-    _r_FetchTopic_5,
-    _r_FetchTopic_5,
-    _r_FetchTopic_9,
-    _r_FetchTopic_9,
-    _r_FetchTopic_9,
-    _r_FetchTopic_12,
-    _r_FetchTopic_13,
-    _r_FetchTopic_13,
-    _r_FetchTopic_13,
-    _r_FetchTopic_13,
-    _r_FetchTopic_17,
-    _r_FetchTopic_18,
+FetchTopic._READERS = (
+    _read_FetchTopic_v4,
+    _read_FetchTopic_v5,
+    _read_FetchTopic_v5,
+    _read_FetchTopic_v5,
+    _read_FetchTopic_v5,
+    _read_FetchTopic_v9,
+    _read_FetchTopic_v9,
+    _read_FetchTopic_v9,
+    _read_FetchTopic_v12,
+    _read_FetchTopic_v13,
+    _read_FetchTopic_v13,
+    _read_FetchTopic_v13,
+    _read_FetchTopic_v13,
+    _read_FetchTopic_v17,
+    _read_FetchTopic_v18,
 )
 FetchTopic._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 12), None, None, None, None),
@@ -3420,39 +2689,40 @@ FetchTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, FetchPartition),
 )
 
-_W_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...] = (
-    _w_ForgottenTopic_4,
-    _w_ForgottenTopic_4,
-    _w_ForgottenTopic_4,
-    _w_ForgottenTopic_7,
-    _w_ForgottenTopic_7,
-    _w_ForgottenTopic_7,
-    _w_ForgottenTopic_7,
-    _w_ForgottenTopic_7,
-    _w_ForgottenTopic_12,
-    _w_ForgottenTopic_13,
-    _w_ForgottenTopic_13,
-    _w_ForgottenTopic_13,
-    _w_ForgottenTopic_13,
-    _w_ForgottenTopic_13,
-    _w_ForgottenTopic_13,
+ForgottenTopic._LOWEST = 4
+ForgottenTopic._WRITERS = (
+    _write_ForgottenTopic_v4,
+    _write_ForgottenTopic_v4,
+    _write_ForgottenTopic_v4,
+    _write_ForgottenTopic_v7,
+    _write_ForgottenTopic_v7,
+    _write_ForgottenTopic_v7,
+    _write_ForgottenTopic_v7,
+    _write_ForgottenTopic_v7,
+    _write_ForgottenTopic_v12,
+    _write_ForgottenTopic_v13,
+    _write_ForgottenTopic_v13,
+    _write_ForgottenTopic_v13,
+    _write_ForgottenTopic_v13,
+    _write_ForgottenTopic_v13,
+    _write_ForgottenTopic_v13,
 )
-_R_ForgottenTopic: tuple[Callable[[memoryview, int], tuple[ForgottenTopic, int]], ...] = (
-    _r_ForgottenTopic_4,
-    _r_ForgottenTopic_4,
-    _r_ForgottenTopic_4,
-    _r_ForgottenTopic_7,
-    _r_ForgottenTopic_7,
-    _r_ForgottenTopic_7,
-    _r_ForgottenTopic_7,
-    _r_ForgottenTopic_7,
-    _r_ForgottenTopic_12,
-    _r_ForgottenTopic_13,
-    _r_ForgottenTopic_13,
-    _r_ForgottenTopic_13,
-    _r_ForgottenTopic_13,
-    _r_ForgottenTopic_13,
-    _r_ForgottenTopic_13,
+ForgottenTopic._READERS = (
+    _read_ForgottenTopic_v4,
+    _read_ForgottenTopic_v4,
+    _read_ForgottenTopic_v4,
+    _read_ForgottenTopic_v7,
+    _read_ForgottenTopic_v7,
+    _read_ForgottenTopic_v7,
+    _read_ForgottenTopic_v7,
+    _read_ForgottenTopic_v7,
+    _read_ForgottenTopic_v12,
+    _read_ForgottenTopic_v13,
+    _read_ForgottenTopic_v13,
+    _read_ForgottenTopic_v13,
+    _read_ForgottenTopic_v13,
+    _read_ForgottenTopic_v13,
+    _read_ForgottenTopic_v13,
 )
 ForgottenTopic._FIELDS = (
     FieldSpec('topic', 'string', None, (7, 12), None, None, None, None),
@@ -3460,39 +2730,40 @@ ForgottenTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (7, 32767), None, None, None, None),
 )
 
-_W_FetchRequest: tuple[Callable[[FetchRequest, bytearray], None], ...] = (
-    _w_FetchRequest_4,
-    _w_FetchRequest_5,
-    _w_FetchRequest_5,
-    _w_FetchRequest_7,
-    _w_FetchRequest_7,
-    _w_FetchRequest_9,
-    _w_FetchRequest_9,
-    _w_FetchRequest_11,
-    _w_FetchRequest_12,
-    _w_FetchRequest_13,
-    _w_FetchRequest_13,
-    _w_FetchRequest_15,
-    _w_FetchRequest_15,
-    _w_FetchRequest_17,
-    _w_FetchRequest_18,
+FetchRequest._LOWEST = 4
+FetchRequest._WRITERS = (
+    _write_FetchRequest_v4,
+    _write_FetchRequest_v5,
+    _write_FetchRequest_v5,
+    _write_FetchRequest_v7,
+    _write_FetchRequest_v7,
+    _write_FetchRequest_v9,
+    _write_FetchRequest_v9,
+    _write_FetchRequest_v11,
+    _write_FetchRequest_v12,
+    _write_FetchRequest_v13,
+    _write_FetchRequest_v13,
+    _write_FetchRequest_v15,
+    _write_FetchRequest_v15,
+    _write_FetchRequest_v17,
+    _write_FetchRequest_v18,
 )
-_R_FetchRequest: tuple[Callable[[memoryview, int], tuple[FetchRequest, int]], ...] = (
-    _r_FetchRequest_4,
-    _r_FetchRequest_5,
-    _r_FetchRequest_5,
-    _r_FetchRequest_7,
-    _r_FetchRequest_7,
-    _r_FetchRequest_9,
-    _r_FetchRequest_9,
-    _r_FetchRequest_11,
-    _r_FetchRequest_12,
-    _r_FetchRequest_13,
-    _r_FetchRequest_13,
-    _r_FetchRequest_15,
-    _r_FetchRequest_15,
-    _r_FetchRequest_17,
-    _r_FetchRequest_18,
+FetchRequest._READERS = (
+    _read_FetchRequest_v4,
+    _read_FetchRequest_v5,
+    _read_FetchRequest_v5,
+    _read_FetchRequest_v7,
+    _read_FetchRequest_v7,
+    _read_FetchRequest_v9,
+    _read_FetchRequest_v9,
+    _read_FetchRequest_v11,
+    _read_FetchRequest_v12,
+    _read_FetchRequest_v13,
+    _read_FetchRequest_v13,
+    _read_FetchRequest_v15,
+    _read_FetchRequest_v15,
+    _read_FetchRequest_v17,
+    _read_FetchRequest_v18,
 )
 FetchRequest._FIELDS = (
     FieldSpec('cluster_id', 'string', None, (12, 32767), (12, 32767), (12, 32767), 0, None),
@@ -3509,198 +2780,203 @@ FetchRequest._FIELDS = (
     FieldSpec('rack_id', 'string', None, (11, 32767), None, None, None, None),
 )
 
-_W_EpochEndOffset: tuple[Callable[[EpochEndOffset, bytearray], None], ...] = (
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_4,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
-    _w_EpochEndOffset_12,
+EpochEndOffset._LOWEST = 4
+EpochEndOffset._WRITERS = (
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v4,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
+    _write_EpochEndOffset_v12,
 )
-_R_EpochEndOffset: tuple[Callable[[memoryview, int], tuple[EpochEndOffset, int]], ...] = (
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_4,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
-    _r_EpochEndOffset_12,
+EpochEndOffset._READERS = (
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v4,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
+    _read_EpochEndOffset_v12,
 )
 EpochEndOffset._FIELDS = (
     FieldSpec('epoch', 'int32', None, (12, 32767), None, None, None, None),
     FieldSpec('end_offset', 'int64', None, (12, 32767), None, None, None, None),
 )
-_DEF_EpochEndOffset = EpochEndOffset()
+_DEFAULT_EpochEndOffset = EpochEndOffset()
 
-_W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_4,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
-    _w_LeaderIdAndEpoch_12,
+LeaderIdAndEpoch._LOWEST = 4
+LeaderIdAndEpoch._WRITERS = (
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v4,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
+    _write_LeaderIdAndEpoch_v12,
 )
-_R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_4,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
-    _r_LeaderIdAndEpoch_12,
+LeaderIdAndEpoch._READERS = (
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v4,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
+    _read_LeaderIdAndEpoch_v12,
 )
 LeaderIdAndEpoch._FIELDS = (
     FieldSpec('leader_id', 'int32', None, (12, 32767), None, None, None, None),
     FieldSpec('leader_epoch', 'int32', None, (12, 32767), None, None, None, None),
 )
-_DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_W_SnapshotId: tuple[Callable[[SnapshotId, bytearray], None], ...] = (
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_4,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
-    _w_SnapshotId_12,
+SnapshotId._LOWEST = 4
+SnapshotId._WRITERS = (
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v4,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
+    _write_SnapshotId_v12,
 )
-_R_SnapshotId: tuple[Callable[[memoryview, int], tuple[SnapshotId, int]], ...] = (
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_4,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
-    _r_SnapshotId_12,
+SnapshotId._READERS = (
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v4,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
+    _read_SnapshotId_v12,
 )
 SnapshotId._FIELDS = (
     FieldSpec('end_offset', 'int64', None, (0, 32767), None, None, None, None),
     FieldSpec('epoch', 'int32', None, (0, 32767), None, None, None, None),
 )
-_DEF_SnapshotId = SnapshotId()
+_DEFAULT_SnapshotId = SnapshotId()
 
-_W_AbortedTransaction: tuple[Callable[[AbortedTransaction, bytearray], None], ...] = (
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_4,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
-    _w_AbortedTransaction_12,
+AbortedTransaction._LOWEST = 4
+AbortedTransaction._WRITERS = (
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v4,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
+    _write_AbortedTransaction_v12,
 )
-_R_AbortedTransaction: tuple[Callable[[memoryview, int], tuple[AbortedTransaction, int]], ...] = (
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_4,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
-    _r_AbortedTransaction_12,
+AbortedTransaction._READERS = (
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v4,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
+    _read_AbortedTransaction_v12,
 )
 AbortedTransaction._FIELDS = (
     FieldSpec('producer_id', 'int64', None, (4, 32767), None, None, None, None),
     FieldSpec('first_offset', 'int64', None, (4, 32767), None, None, None, None),
 )
 
-_W_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
-    _w_PartitionData_4,
-    _w_PartitionData_5,
-    _w_PartitionData_5,
-    _w_PartitionData_5,
-    _w_PartitionData_5,
-    _w_PartitionData_5,
-    _w_PartitionData_5,
-    _w_PartitionData_11,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
-    _w_PartitionData_12,
+PartitionData._LOWEST = 4
+PartitionData._WRITERS = (
+    _write_PartitionData_v4,
+    _write_PartitionData_v5,
+    _write_PartitionData_v5,
+    _write_PartitionData_v5,
+    _write_PartitionData_v5,
+    _write_PartitionData_v5,
+    _write_PartitionData_v5,
+    _write_PartitionData_v11,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
+    _write_PartitionData_v12,
 )
-_R_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
-    _r_PartitionData_4,
-    _r_PartitionData_5,
-    _r_PartitionData_5,
-    _r_PartitionData_5,
-    _r_PartitionData_5,
-    _r_PartitionData_5,
-    _r_PartitionData_5,
-    _r_PartitionData_11,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
-    _r_PartitionData_12,
+PartitionData._READERS = (
+    _read_PartitionData_v4,
+    _read_PartitionData_v5,
+    _read_PartitionData_v5,
+    _read_PartitionData_v5,
+    _read_PartitionData_v5,
+    _read_PartitionData_v5,
+    _read_PartitionData_v5,
+    _read_PartitionData_v11,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
+    _read_PartitionData_v12,
 )
 PartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -3716,39 +2992,40 @@ PartitionData._FIELDS = (
     FieldSpec('records', 'records', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_FetchableTopicResponse: tuple[Callable[[FetchableTopicResponse, bytearray], None], ...] = (
-    _w_FetchableTopicResponse_4,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_5,
-    _w_FetchableTopicResponse_11,
-    _w_FetchableTopicResponse_12,
-    _w_FetchableTopicResponse_13,
-    _w_FetchableTopicResponse_13,
-    _w_FetchableTopicResponse_13,
-    _w_FetchableTopicResponse_13,
-    _w_FetchableTopicResponse_13,
-    _w_FetchableTopicResponse_13,
+FetchableTopicResponse._LOWEST = 4
+FetchableTopicResponse._WRITERS = (
+    _write_FetchableTopicResponse_v4,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v5,
+    _write_FetchableTopicResponse_v11,
+    _write_FetchableTopicResponse_v12,
+    _write_FetchableTopicResponse_v13,
+    _write_FetchableTopicResponse_v13,
+    _write_FetchableTopicResponse_v13,
+    _write_FetchableTopicResponse_v13,
+    _write_FetchableTopicResponse_v13,
+    _write_FetchableTopicResponse_v13,
 )
-_R_FetchableTopicResponse: tuple[Callable[[memoryview, int], tuple[FetchableTopicResponse, int]], ...] = (
-    _r_FetchableTopicResponse_4,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_5,
-    _r_FetchableTopicResponse_11,
-    _r_FetchableTopicResponse_12,
-    _r_FetchableTopicResponse_13,
-    _r_FetchableTopicResponse_13,
-    _r_FetchableTopicResponse_13,
-    _r_FetchableTopicResponse_13,
-    _r_FetchableTopicResponse_13,
-    _r_FetchableTopicResponse_13,
+FetchableTopicResponse._READERS = (
+    _read_FetchableTopicResponse_v4,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v5,
+    _read_FetchableTopicResponse_v11,
+    _read_FetchableTopicResponse_v12,
+    _read_FetchableTopicResponse_v13,
+    _read_FetchableTopicResponse_v13,
+    _read_FetchableTopicResponse_v13,
+    _read_FetchableTopicResponse_v13,
+    _read_FetchableTopicResponse_v13,
+    _read_FetchableTopicResponse_v13,
 )
 FetchableTopicResponse._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 12), None, None, None, None),
@@ -3756,39 +3033,40 @@ FetchableTopicResponse._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionData),
 )
 
-_W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_4,
-    _w_NodeEndpoint_12,
-    _w_NodeEndpoint_12,
-    _w_NodeEndpoint_12,
-    _w_NodeEndpoint_12,
-    _w_NodeEndpoint_16,
-    _w_NodeEndpoint_16,
-    _w_NodeEndpoint_16,
+NodeEndpoint._LOWEST = 4
+NodeEndpoint._WRITERS = (
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v4,
+    _write_NodeEndpoint_v12,
+    _write_NodeEndpoint_v12,
+    _write_NodeEndpoint_v12,
+    _write_NodeEndpoint_v12,
+    _write_NodeEndpoint_v16,
+    _write_NodeEndpoint_v16,
+    _write_NodeEndpoint_v16,
 )
-_R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_4,
-    _r_NodeEndpoint_12,
-    _r_NodeEndpoint_12,
-    _r_NodeEndpoint_12,
-    _r_NodeEndpoint_12,
-    _r_NodeEndpoint_16,
-    _r_NodeEndpoint_16,
-    _r_NodeEndpoint_16,
+NodeEndpoint._READERS = (
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v4,
+    _read_NodeEndpoint_v12,
+    _read_NodeEndpoint_v12,
+    _read_NodeEndpoint_v12,
+    _read_NodeEndpoint_v12,
+    _read_NodeEndpoint_v16,
+    _read_NodeEndpoint_v16,
+    _read_NodeEndpoint_v16,
 )
 NodeEndpoint._FIELDS = (
     FieldSpec('node_id', 'int32', None, (16, 32767), None, None, None, None),
@@ -3797,39 +3075,40 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (16, 32767), (16, 32767), None, None, None),
 )
 
-_W_FetchResponse: tuple[Callable[[FetchResponse, bytearray], None], ...] = (
-    _w_FetchResponse_4,
-    _w_FetchResponse_5,
-    _w_FetchResponse_5,
-    _w_FetchResponse_7,
-    _w_FetchResponse_7,
-    _w_FetchResponse_7,
-    _w_FetchResponse_7,
-    _w_FetchResponse_11,
-    _w_FetchResponse_12,
-    _w_FetchResponse_13,
-    _w_FetchResponse_13,
-    _w_FetchResponse_13,
-    _w_FetchResponse_16,
-    _w_FetchResponse_16,
-    _w_FetchResponse_16,
+FetchResponse._LOWEST = 4
+FetchResponse._WRITERS = (
+    _write_FetchResponse_v4,
+    _write_FetchResponse_v5,
+    _write_FetchResponse_v5,
+    _write_FetchResponse_v7,
+    _write_FetchResponse_v7,
+    _write_FetchResponse_v7,
+    _write_FetchResponse_v7,
+    _write_FetchResponse_v11,
+    _write_FetchResponse_v12,
+    _write_FetchResponse_v13,
+    _write_FetchResponse_v13,
+    _write_FetchResponse_v13,
+    _write_FetchResponse_v16,
+    _write_FetchResponse_v16,
+    _write_FetchResponse_v16,
 )
-_R_FetchResponse: tuple[Callable[[memoryview, int], tuple[FetchResponse, int]], ...] = (
-    _r_FetchResponse_4,
-    _r_FetchResponse_5,
-    _r_FetchResponse_5,
-    _r_FetchResponse_7,
-    _r_FetchResponse_7,
-    _r_FetchResponse_7,
-    _r_FetchResponse_7,
-    _r_FetchResponse_11,
-    _r_FetchResponse_12,
-    _r_FetchResponse_13,
-    _r_FetchResponse_13,
-    _r_FetchResponse_13,
-    _r_FetchResponse_16,
-    _r_FetchResponse_16,
-    _r_FetchResponse_16,
+FetchResponse._READERS = (
+    _read_FetchResponse_v4,
+    _read_FetchResponse_v5,
+    _read_FetchResponse_v5,
+    _read_FetchResponse_v7,
+    _read_FetchResponse_v7,
+    _read_FetchResponse_v7,
+    _read_FetchResponse_v7,
+    _read_FetchResponse_v11,
+    _read_FetchResponse_v12,
+    _read_FetchResponse_v13,
+    _read_FetchResponse_v13,
+    _read_FetchResponse_v13,
+    _read_FetchResponse_v16,
+    _read_FetchResponse_v16,
+    _read_FetchResponse_v16,
 )
 FetchResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (1, 32767), None, None, None, None),

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -28,6 +27,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'Coordinator',
@@ -35,14 +35,18 @@ __all__ = [
     'FindCoordinatorResponse',
 ]
 
-_S_b = struct.Struct('>b')
-_S_hi = struct.Struct('>hi')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT8 = struct.Struct('>b')
+_INT16_INT32 = struct.Struct('>hi')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class FindCoordinatorRequest:
-    """Kafka request ``FindCoordinatorRequest`` (API key 10), versions 0-6."""
+class FindCoordinatorRequest(Request['FindCoordinatorResponse']):
+    """Kafka request ``FindCoordinatorRequest`` (API key 10), versions 0-6, flexible from v3.
+
+    Schema: ``tools/kafka-protocol/message/FindCoordinatorRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('key', 'key_type', 'coordinator_keys', 'unknown_tags',)
 
@@ -50,12 +54,11 @@ class FindCoordinatorRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FindCoordinatorRequest'
 
-    key: str
-    key_type: int
-    coordinator_keys: list[str]
+    key: str  # Key string; v0-3
+    key_type: int  # KeyType int8; v1+
+    coordinator_keys: list[str]  # CoordinatorKeys []string; v4+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -71,69 +74,13 @@ class FindCoordinatorRequest:
         self.coordinator_keys = list(coordinator_keys)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FindCoordinatorRequest):
-            return NotImplemented
-        return (
-            self.key == other.key and
-            self.key_type == other.key_type and
-            self.coordinator_keys == other.coordinator_keys and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"FindCoordinatorRequest(key={self.key!r}, key_type={self.key_type!r}, coordinator_keys={self.coordinator_keys!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class FindCoordinatorResponse(Response):
+    """Kafka response ``FindCoordinatorResponse`` (API key 10), versions 0-6, flexible from v3.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'FindCoordinatorRequest has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _W_FindCoordinatorRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FindCoordinatorRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FindCoordinatorRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FindCoordinatorRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FindCoordinatorRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'FindCoordinatorRequest has no version {version} (valid 0-6)')
-        try:
-            return _R_FindCoordinatorRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FindCoordinatorRequest v{version}: {exc}') from None
-
-
-class FindCoordinatorResponse:
-    """Kafka response ``FindCoordinatorResponse`` (API key 10), versions 0-6."""
+    Schema: ``tools/kafka-protocol/message/FindCoordinatorResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'node_id', 'host', 'port', 'coordinators', 'unknown_tags',)
 
@@ -141,16 +88,15 @@ class FindCoordinatorResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 6
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FindCoordinatorResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    node_id: int
-    host: str
-    port: int
-    coordinators: list[Coordinator]
+    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
+    error_code: int  # ErrorCode int16; v0-3
+    error_message: str | None  # ErrorMessage string; v1-3; nullable; ignorable
+    node_id: int  # NodeId int32; v0-3
+    host: str  # Host string; v0-3
+    port: int  # Port int32; v0-3
+    coordinators: list[Coordinator]  # Coordinators []Coordinator; v4+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -174,85 +120,24 @@ class FindCoordinatorResponse:
         self.coordinators = list(coordinators)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FindCoordinatorResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.coordinators == other.coordinators and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"FindCoordinatorResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, coordinators={self.coordinators!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class Coordinator(Struct):
+    """Struct ``Coordinator`` of ``FindCoordinatorResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'FindCoordinatorResponse has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _W_FindCoordinatorResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FindCoordinatorResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FindCoordinatorResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FindCoordinatorResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FindCoordinatorResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'FindCoordinatorResponse has no version {version} (valid 0-6)')
-        try:
-            return _R_FindCoordinatorResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FindCoordinatorResponse v{version}: {exc}') from None
-
-
-class Coordinator:
-    """Schema struct ``Coordinator`` of ``FindCoordinatorResponse``."""
+    Schema: ``tools/kafka-protocol/message/FindCoordinatorResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('key', 'node_id', 'host', 'port', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Coordinator'
 
-    key: str
-    node_id: int
-    host: str
-    port: int
-    error_code: int
-    error_message: str | None
+    key: str  # Key string; v4+
+    node_id: int  # NodeId int32; v4+
+    host: str  # Host string; v4+
+    port: int  # Port int32; v4+
+    error_code: int  # ErrorCode int16; v4+
+    error_message: str | None  # ErrorMessage string; v4+; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -274,69 +159,6 @@ class Coordinator:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Coordinator):
-            return NotImplemented
-        return (
-            self.key == other.key and
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"Coordinator(key={self.key!r}, node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'Coordinator has no version {version} (valid 0-6)')
-        start = len(out)
-        try:
-            _W_Coordinator[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Coordinator v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Coordinator:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Coordinator v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Coordinator, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 6:
-            raise UnsupportedVersionError(f'Coordinator has no version {version} (valid 0-6)')
-        try:
-            return _R_Coordinator[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Coordinator v{version}: {exc}') from None
-
 
 def _new_FindCoordinatorRequest() -> FindCoordinatorRequest:
     o = FindCoordinatorRequest.__new__(FindCoordinatorRequest)
@@ -347,7 +169,7 @@ def _new_FindCoordinatorRequest() -> FindCoordinatorRequest:
     return o
 
 
-def _w_FindCoordinatorRequest_0(o: FindCoordinatorRequest, out: bytearray) -> None:
+def _write_FindCoordinatorRequest_v0(o: FindCoordinatorRequest, out: bytearray) -> None:
     write_string(out, o.key)
     if o.key_type != 0:
         raise UnsupportedVersionError('FindCoordinatorRequest.key_type has a non-default value this version cannot carry')
@@ -355,7 +177,7 @@ def _w_FindCoordinatorRequest_0(o: FindCoordinatorRequest, out: bytearray) -> No
         raise UnsupportedVersionError('FindCoordinatorRequest.coordinator_keys has a non-default value this version cannot carry')
 
 
-def _r_FindCoordinatorRequest_0(buf: memoryview, pos: int) -> tuple[FindCoordinatorRequest, int]:
+def _read_FindCoordinatorRequest_v0(buf: memoryview, pos: int) -> tuple[FindCoordinatorRequest, int]:
     o = FindCoordinatorRequest.__new__(FindCoordinatorRequest)
     o.key, pos = read_string(buf, pos)
     o.key_type = 0
@@ -364,28 +186,28 @@ def _r_FindCoordinatorRequest_0(buf: memoryview, pos: int) -> tuple[FindCoordina
     return o, pos
 
 
-def _w_FindCoordinatorRequest_1(o: FindCoordinatorRequest, out: bytearray) -> None:
+def _write_FindCoordinatorRequest_v1(o: FindCoordinatorRequest, out: bytearray) -> None:
     write_string(out, o.key)
     if len(o.coordinator_keys) != 0:
         raise UnsupportedVersionError('FindCoordinatorRequest.coordinator_keys has a non-default value this version cannot carry')
-    out += _S_b.pack(o.key_type)
+    out += _INT8.pack(o.key_type)
 
 
-def _r_FindCoordinatorRequest_1(buf: memoryview, pos: int) -> tuple[FindCoordinatorRequest, int]:
+def _read_FindCoordinatorRequest_v1(buf: memoryview, pos: int) -> tuple[FindCoordinatorRequest, int]:
     o = FindCoordinatorRequest.__new__(FindCoordinatorRequest)
     o.key, pos = read_string(buf, pos)
-    o.key_type = _S_b.unpack_from(buf, pos)[0]
+    o.key_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.coordinator_keys = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FindCoordinatorRequest_3(o: FindCoordinatorRequest, out: bytearray) -> None:
+def _write_FindCoordinatorRequest_v3(o: FindCoordinatorRequest, out: bytearray) -> None:
     write_compact_string(out, o.key)
     if len(o.coordinator_keys) != 0:
         raise UnsupportedVersionError('FindCoordinatorRequest.coordinator_keys has a non-default value this version cannot carry')
-    out += _S_b.pack(o.key_type)
+    out += _INT8.pack(o.key_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -393,10 +215,10 @@ def _w_FindCoordinatorRequest_3(o: FindCoordinatorRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_FindCoordinatorRequest_3(buf: memoryview, pos: int) -> tuple[FindCoordinatorRequest, int]:
+def _read_FindCoordinatorRequest_v3(buf: memoryview, pos: int) -> tuple[FindCoordinatorRequest, int]:
     o = FindCoordinatorRequest.__new__(FindCoordinatorRequest)
     o.key, pos = read_compact_string(buf, pos)
-    o.key_type = _S_b.unpack_from(buf, pos)[0]
+    o.key_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.coordinator_keys = []
     if buf[pos] == 0:
@@ -407,14 +229,14 @@ def _r_FindCoordinatorRequest_3(buf: memoryview, pos: int) -> tuple[FindCoordina
     return o, pos
 
 
-def _w_FindCoordinatorRequest_4(o: FindCoordinatorRequest, out: bytearray) -> None:
+def _write_FindCoordinatorRequest_v4(o: FindCoordinatorRequest, out: bytearray) -> None:
     if o.key != '':
         raise UnsupportedVersionError('FindCoordinatorRequest.key has a non-default value this version cannot carry')
-    out += _S_b.pack(o.key_type)
-    x1 = o.coordinator_keys
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
+    out += _INT8.pack(o.key_type)
+    coordinator_keys = o.coordinator_keys
+    write_uvarint(out, len(coordinator_keys) + 1)
+    for coordinator_keys_item in coordinator_keys:
+        write_compact_string(out, coordinator_keys_item)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -422,16 +244,16 @@ def _w_FindCoordinatorRequest_4(o: FindCoordinatorRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_FindCoordinatorRequest_4(buf: memoryview, pos: int) -> tuple[FindCoordinatorRequest, int]:
+def _read_FindCoordinatorRequest_v4(buf: memoryview, pos: int) -> tuple[FindCoordinatorRequest, int]:
     o = FindCoordinatorRequest.__new__(FindCoordinatorRequest)
-    o.key_type = _S_b.unpack_from(buf, pos)[0]
+    o.key_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.coordinator_keys = a2
+    n_coordinator_keys, pos = read_compact_array_len(buf, pos)
+    coordinator_keys: list[str] = []
+    for _ in range(n_coordinator_keys):
+        coordinator_keys_item, pos = read_compact_string(buf, pos)
+        coordinator_keys.append(coordinator_keys_item)
+    o.coordinator_keys = coordinator_keys
     o.key = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -453,7 +275,7 @@ def _new_Coordinator() -> Coordinator:
     return o
 
 
-def _w_Coordinator_0(o: Coordinator, out: bytearray) -> None:
+def _write_Coordinator_v0(o: Coordinator, out: bytearray) -> None:
     if o.key != '':
         raise UnsupportedVersionError('Coordinator.key has a non-default value this version cannot carry')
     if o.node_id != 0:
@@ -466,7 +288,7 @@ def _w_Coordinator_0(o: Coordinator, out: bytearray) -> None:
         raise UnsupportedVersionError('Coordinator.error_code has a non-default value this version cannot carry')
 
 
-def _r_Coordinator_0(buf: memoryview, pos: int) -> tuple[Coordinator, int]:
+def _read_Coordinator_v0(buf: memoryview, pos: int) -> tuple[Coordinator, int]:
     o = Coordinator.__new__(Coordinator)
     o.key = ''
     o.node_id = 0
@@ -478,7 +300,7 @@ def _r_Coordinator_0(buf: memoryview, pos: int) -> tuple[Coordinator, int]:
     return o, pos
 
 
-def _w_Coordinator_3(o: Coordinator, out: bytearray) -> None:
+def _write_Coordinator_v3(o: Coordinator, out: bytearray) -> None:
     if o.key != '':
         raise UnsupportedVersionError('Coordinator.key has a non-default value this version cannot carry')
     if o.node_id != 0:
@@ -496,7 +318,7 @@ def _w_Coordinator_3(o: Coordinator, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Coordinator_3(buf: memoryview, pos: int) -> tuple[Coordinator, int]:
+def _read_Coordinator_v3(buf: memoryview, pos: int) -> tuple[Coordinator, int]:
     o = Coordinator.__new__(Coordinator)
     o.key = ''
     o.node_id = 0
@@ -512,11 +334,11 @@ def _r_Coordinator_3(buf: memoryview, pos: int) -> tuple[Coordinator, int]:
     return o, pos
 
 
-def _w_Coordinator_4(o: Coordinator, out: bytearray) -> None:
+def _write_Coordinator_v4(o: Coordinator, out: bytearray) -> None:
     write_compact_string(out, o.key)
-    out += _S_i.pack(o.node_id)
+    out += _INT32.pack(o.node_id)
     write_compact_string(out, o.host)
-    out += _S_ih.pack(o.port, o.error_code)
+    out += _INT32_INT16.pack(o.port, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -525,13 +347,13 @@ def _w_Coordinator_4(o: Coordinator, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Coordinator_4(buf: memoryview, pos: int) -> tuple[Coordinator, int]:
+def _read_Coordinator_v4(buf: memoryview, pos: int) -> tuple[Coordinator, int]:
     o = Coordinator.__new__(Coordinator)
     o.key, pos = read_compact_string(buf, pos)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.port, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -555,20 +377,20 @@ def _new_FindCoordinatorResponse() -> FindCoordinatorResponse:
     return o
 
 
-def _w_FindCoordinatorResponse_0(o: FindCoordinatorResponse, out: bytearray) -> None:
-    out += _S_hi.pack(o.error_code, o.node_id)
+def _write_FindCoordinatorResponse_v0(o: FindCoordinatorResponse, out: bytearray) -> None:
+    out += _INT16_INT32.pack(o.error_code, o.node_id)
     write_string(out, o.host)
     if len(o.coordinators) != 0:
         raise UnsupportedVersionError('FindCoordinatorResponse.coordinators has a non-default value this version cannot carry')
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
 
 
-def _r_FindCoordinatorResponse_0(buf: memoryview, pos: int) -> tuple[FindCoordinatorResponse, int]:
+def _read_FindCoordinatorResponse_v0(buf: memoryview, pos: int) -> tuple[FindCoordinatorResponse, int]:
     o = FindCoordinatorResponse.__new__(FindCoordinatorResponse)
-    o.error_code, o.node_id = _S_hi.unpack_from(buf, pos)
+    o.error_code, o.node_id = _INT16_INT32.unpack_from(buf, pos)
     pos += 6
     o.host, pos = read_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.throttle_time_ms = 0
     o.error_message = ''
@@ -577,39 +399,39 @@ def _r_FindCoordinatorResponse_0(buf: memoryview, pos: int) -> tuple[FindCoordin
     return o, pos
 
 
-def _w_FindCoordinatorResponse_1(o: FindCoordinatorResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_FindCoordinatorResponse_v1(o: FindCoordinatorResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_nullable_string(out, o.error_message)
-    out += _S_i.pack(o.node_id)
+    out += _INT32.pack(o.node_id)
     write_string(out, o.host)
     if len(o.coordinators) != 0:
         raise UnsupportedVersionError('FindCoordinatorResponse.coordinators has a non-default value this version cannot carry')
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
 
 
-def _r_FindCoordinatorResponse_1(buf: memoryview, pos: int) -> tuple[FindCoordinatorResponse, int]:
+def _read_FindCoordinatorResponse_v1(buf: memoryview, pos: int) -> tuple[FindCoordinatorResponse, int]:
     o = FindCoordinatorResponse.__new__(FindCoordinatorResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_nullable_string(buf, pos)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.coordinators = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_FindCoordinatorResponse_3(o: FindCoordinatorResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_FindCoordinatorResponse_v3(o: FindCoordinatorResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_i.pack(o.node_id)
+    out += _INT32.pack(o.node_id)
     write_compact_string(out, o.host)
     if len(o.coordinators) != 0:
         raise UnsupportedVersionError('FindCoordinatorResponse.coordinators has a non-default value this version cannot carry')
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -617,15 +439,15 @@ def _w_FindCoordinatorResponse_3(o: FindCoordinatorResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_FindCoordinatorResponse_3(buf: memoryview, pos: int) -> tuple[FindCoordinatorResponse, int]:
+def _read_FindCoordinatorResponse_v3(buf: memoryview, pos: int) -> tuple[FindCoordinatorResponse, int]:
     o = FindCoordinatorResponse.__new__(FindCoordinatorResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.coordinators = []
     if buf[pos] == 0:
@@ -636,7 +458,7 @@ def _r_FindCoordinatorResponse_3(buf: memoryview, pos: int) -> tuple[FindCoordin
     return o, pos
 
 
-def _w_FindCoordinatorResponse_4(o: FindCoordinatorResponse, out: bytearray) -> None:
+def _write_FindCoordinatorResponse_v4(o: FindCoordinatorResponse, out: bytearray) -> None:
     if o.error_code != 0:
         raise UnsupportedVersionError('FindCoordinatorResponse.error_code has a non-default value this version cannot carry')
     if o.node_id != 0:
@@ -645,11 +467,11 @@ def _w_FindCoordinatorResponse_4(o: FindCoordinatorResponse, out: bytearray) -> 
         raise UnsupportedVersionError('FindCoordinatorResponse.host has a non-default value this version cannot carry')
     if o.port != 0:
         raise UnsupportedVersionError('FindCoordinatorResponse.port has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.coordinators
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_Coordinator_4(e2, out)
+    out += _INT32.pack(o.throttle_time_ms)
+    coordinators = o.coordinators
+    write_uvarint(out, len(coordinators) + 1)
+    for coordinators_item in coordinators:
+        _write_Coordinator_v4(coordinators_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -657,16 +479,16 @@ def _w_FindCoordinatorResponse_4(o: FindCoordinatorResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_FindCoordinatorResponse_4(buf: memoryview, pos: int) -> tuple[FindCoordinatorResponse, int]:
+def _read_FindCoordinatorResponse_v4(buf: memoryview, pos: int) -> tuple[FindCoordinatorResponse, int]:
     o = FindCoordinatorResponse.__new__(FindCoordinatorResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[Coordinator] = []
-    for _ in range(n1):
-        e3, pos = _r_Coordinator_4(buf, pos)
-        a2.append(e3)
-    o.coordinators = a2
+    n_coordinators, pos = read_compact_array_len(buf, pos)
+    coordinators: list[Coordinator] = []
+    for _ in range(n_coordinators):
+        coordinators_item, pos = _read_Coordinator_v4(buf, pos)
+        coordinators.append(coordinators_item)
+    o.coordinators = coordinators
     o.error_code = 0
     o.error_message = ''
     o.node_id = 0
@@ -680,23 +502,24 @@ def _r_FindCoordinatorResponse_4(buf: memoryview, pos: int) -> tuple[FindCoordin
     return o, pos
 
 
-_W_FindCoordinatorRequest: tuple[Callable[[FindCoordinatorRequest, bytearray], None], ...] = (
-    _w_FindCoordinatorRequest_0,
-    _w_FindCoordinatorRequest_1,
-    _w_FindCoordinatorRequest_1,
-    _w_FindCoordinatorRequest_3,
-    _w_FindCoordinatorRequest_4,
-    _w_FindCoordinatorRequest_4,
-    _w_FindCoordinatorRequest_4,
+FindCoordinatorRequest._LOWEST = 0
+FindCoordinatorRequest._WRITERS = (
+    _write_FindCoordinatorRequest_v0,
+    _write_FindCoordinatorRequest_v1,
+    _write_FindCoordinatorRequest_v1,
+    _write_FindCoordinatorRequest_v3,
+    _write_FindCoordinatorRequest_v4,
+    _write_FindCoordinatorRequest_v4,
+    _write_FindCoordinatorRequest_v4,
 )
-_R_FindCoordinatorRequest: tuple[Callable[[memoryview, int], tuple[FindCoordinatorRequest, int]], ...] = (
-    _r_FindCoordinatorRequest_0,
-    _r_FindCoordinatorRequest_1,
-    _r_FindCoordinatorRequest_1,
-    _r_FindCoordinatorRequest_3,
-    _r_FindCoordinatorRequest_4,
-    _r_FindCoordinatorRequest_4,
-    _r_FindCoordinatorRequest_4,
+FindCoordinatorRequest._READERS = (
+    _read_FindCoordinatorRequest_v0,
+    _read_FindCoordinatorRequest_v1,
+    _read_FindCoordinatorRequest_v1,
+    _read_FindCoordinatorRequest_v3,
+    _read_FindCoordinatorRequest_v4,
+    _read_FindCoordinatorRequest_v4,
+    _read_FindCoordinatorRequest_v4,
 )
 FindCoordinatorRequest._FIELDS = (
     FieldSpec('key', 'string', None, (0, 3), None, None, None, None),
@@ -704,23 +527,24 @@ FindCoordinatorRequest._FIELDS = (
     FieldSpec('coordinator_keys', 'array', 'string', (4, 32767), None, None, None, None),
 )
 
-_W_Coordinator: tuple[Callable[[Coordinator, bytearray], None], ...] = (
-    _w_Coordinator_0,
-    _w_Coordinator_0,
-    _w_Coordinator_0,
-    _w_Coordinator_3,
-    _w_Coordinator_4,
-    _w_Coordinator_4,
-    _w_Coordinator_4,
+Coordinator._LOWEST = 0
+Coordinator._WRITERS = (
+    _write_Coordinator_v0,
+    _write_Coordinator_v0,
+    _write_Coordinator_v0,
+    _write_Coordinator_v3,
+    _write_Coordinator_v4,
+    _write_Coordinator_v4,
+    _write_Coordinator_v4,
 )
-_R_Coordinator: tuple[Callable[[memoryview, int], tuple[Coordinator, int]], ...] = (
-    _r_Coordinator_0,
-    _r_Coordinator_0,
-    _r_Coordinator_0,
-    _r_Coordinator_3,
-    _r_Coordinator_4,
-    _r_Coordinator_4,
-    _r_Coordinator_4,
+Coordinator._READERS = (
+    _read_Coordinator_v0,
+    _read_Coordinator_v0,
+    _read_Coordinator_v0,
+    _read_Coordinator_v3,
+    _read_Coordinator_v4,
+    _read_Coordinator_v4,
+    _read_Coordinator_v4,
 )
 Coordinator._FIELDS = (
     FieldSpec('key', 'string', None, (4, 32767), None, None, None, None),
@@ -731,23 +555,24 @@ Coordinator._FIELDS = (
     FieldSpec('error_message', 'string', None, (4, 32767), (4, 32767), None, None, None),
 )
 
-_W_FindCoordinatorResponse: tuple[Callable[[FindCoordinatorResponse, bytearray], None], ...] = (
-    _w_FindCoordinatorResponse_0,
-    _w_FindCoordinatorResponse_1,
-    _w_FindCoordinatorResponse_1,
-    _w_FindCoordinatorResponse_3,
-    _w_FindCoordinatorResponse_4,
-    _w_FindCoordinatorResponse_4,
-    _w_FindCoordinatorResponse_4,
+FindCoordinatorResponse._LOWEST = 0
+FindCoordinatorResponse._WRITERS = (
+    _write_FindCoordinatorResponse_v0,
+    _write_FindCoordinatorResponse_v1,
+    _write_FindCoordinatorResponse_v1,
+    _write_FindCoordinatorResponse_v3,
+    _write_FindCoordinatorResponse_v4,
+    _write_FindCoordinatorResponse_v4,
+    _write_FindCoordinatorResponse_v4,
 )
-_R_FindCoordinatorResponse: tuple[Callable[[memoryview, int], tuple[FindCoordinatorResponse, int]], ...] = (
-    _r_FindCoordinatorResponse_0,
-    _r_FindCoordinatorResponse_1,
-    _r_FindCoordinatorResponse_1,
-    _r_FindCoordinatorResponse_3,
-    _r_FindCoordinatorResponse_4,
-    _r_FindCoordinatorResponse_4,
-    _r_FindCoordinatorResponse_4,
+FindCoordinatorResponse._READERS = (
+    _read_FindCoordinatorResponse_v0,
+    _read_FindCoordinatorResponse_v1,
+    _read_FindCoordinatorResponse_v1,
+    _read_FindCoordinatorResponse_v3,
+    _read_FindCoordinatorResponse_v4,
+    _read_FindCoordinatorResponse_v4,
+    _read_FindCoordinatorResponse_v4,
 )
 FindCoordinatorResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (1, 32767), None, None, None, None),

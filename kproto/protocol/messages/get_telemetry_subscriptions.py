@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_string,
@@ -23,19 +21,24 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'GetTelemetrySubscriptionsRequest',
     'GetTelemetrySubscriptionsResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_iio = struct.Struct('>ii?')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT32_BOOL = struct.Struct('>ii?')
 
 
-class GetTelemetrySubscriptionsRequest:
-    """Kafka request ``GetTelemetrySubscriptionsRequest`` (API key 71), versions 0-0."""
+class GetTelemetrySubscriptionsRequest(Request['GetTelemetrySubscriptionsResponse']):
+    """Kafka request ``GetTelemetrySubscriptionsRequest`` (API key 71), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/GetTelemetrySubscriptionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('client_instance_id', 'unknown_tags',)
 
@@ -43,10 +46,9 @@ class GetTelemetrySubscriptionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'GetTelemetrySubscriptionsRequest'
 
-    client_instance_id: uuid.UUID
+    client_instance_id: uuid.UUID  # ClientInstanceId uuid
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -58,67 +60,13 @@ class GetTelemetrySubscriptionsRequest:
         self.client_instance_id = client_instance_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, GetTelemetrySubscriptionsRequest):
-            return NotImplemented
-        return (
-            self.client_instance_id == other.client_instance_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"GetTelemetrySubscriptionsRequest(client_instance_id={self.client_instance_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class GetTelemetrySubscriptionsResponse(Response):
+    """Kafka response ``GetTelemetrySubscriptionsResponse`` (API key 71), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'GetTelemetrySubscriptionsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_GetTelemetrySubscriptionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode GetTelemetrySubscriptionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> GetTelemetrySubscriptionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after GetTelemetrySubscriptionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[GetTelemetrySubscriptionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'GetTelemetrySubscriptionsRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_GetTelemetrySubscriptionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed GetTelemetrySubscriptionsRequest v{version}: {exc}') from None
-
-
-class GetTelemetrySubscriptionsResponse:
-    """Kafka response ``GetTelemetrySubscriptionsResponse`` (API key 71), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/GetTelemetrySubscriptionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'client_instance_id', 'subscription_id', 'accepted_compression_types', 'push_interval_ms', 'telemetry_max_bytes', 'delta_temporality', 'requested_metrics', 'unknown_tags',)
 
@@ -126,18 +74,17 @@ class GetTelemetrySubscriptionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'GetTelemetrySubscriptionsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    client_instance_id: uuid.UUID
-    subscription_id: int
-    accepted_compression_types: list[int]
-    push_interval_ms: int
-    telemetry_max_bytes: int
-    delta_temporality: bool
-    requested_metrics: list[str]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    client_instance_id: uuid.UUID  # ClientInstanceId uuid
+    subscription_id: int  # SubscriptionId int32
+    accepted_compression_types: list[int]  # AcceptedCompressionTypes []int8
+    push_interval_ms: int  # PushIntervalMs int32
+    telemetry_max_bytes: int  # TelemetryMaxBytes int32
+    delta_temporality: bool  # DeltaTemporality bool
+    requested_metrics: list[str]  # RequestedMetrics []string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -165,72 +112,6 @@ class GetTelemetrySubscriptionsResponse:
         self.requested_metrics = list(requested_metrics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, GetTelemetrySubscriptionsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.client_instance_id == other.client_instance_id and
-            self.subscription_id == other.subscription_id and
-            self.accepted_compression_types == other.accepted_compression_types and
-            self.push_interval_ms == other.push_interval_ms and
-            self.telemetry_max_bytes == other.telemetry_max_bytes and
-            self.delta_temporality == other.delta_temporality and
-            self.requested_metrics == other.requested_metrics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"GetTelemetrySubscriptionsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, client_instance_id={self.client_instance_id!r}, subscription_id={self.subscription_id!r}, accepted_compression_types={self.accepted_compression_types!r}, push_interval_ms={self.push_interval_ms!r}, telemetry_max_bytes={self.telemetry_max_bytes!r}, delta_temporality={self.delta_temporality!r}, requested_metrics={self.requested_metrics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'GetTelemetrySubscriptionsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_GetTelemetrySubscriptionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode GetTelemetrySubscriptionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> GetTelemetrySubscriptionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after GetTelemetrySubscriptionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[GetTelemetrySubscriptionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'GetTelemetrySubscriptionsResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_GetTelemetrySubscriptionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed GetTelemetrySubscriptionsResponse v{version}: {exc}') from None
-
 
 def _new_GetTelemetrySubscriptionsRequest() -> GetTelemetrySubscriptionsRequest:
     o = GetTelemetrySubscriptionsRequest.__new__(GetTelemetrySubscriptionsRequest)
@@ -239,7 +120,7 @@ def _new_GetTelemetrySubscriptionsRequest() -> GetTelemetrySubscriptionsRequest:
     return o
 
 
-def _w_GetTelemetrySubscriptionsRequest_0(o: GetTelemetrySubscriptionsRequest, out: bytearray) -> None:
+def _write_GetTelemetrySubscriptionsRequest_v0(o: GetTelemetrySubscriptionsRequest, out: bytearray) -> None:
     out += o.client_instance_id.bytes
     uk = o.unknown_tags
     if uk:
@@ -248,7 +129,7 @@ def _w_GetTelemetrySubscriptionsRequest_0(o: GetTelemetrySubscriptionsRequest, o
         out.append(0)
 
 
-def _r_GetTelemetrySubscriptionsRequest_0(buf: memoryview, pos: int) -> tuple[GetTelemetrySubscriptionsRequest, int]:
+def _read_GetTelemetrySubscriptionsRequest_v0(buf: memoryview, pos: int) -> tuple[GetTelemetrySubscriptionsRequest, int]:
     o = GetTelemetrySubscriptionsRequest.__new__(GetTelemetrySubscriptionsRequest)
     o.client_instance_id, pos = read_uuid(buf, pos)
     if buf[pos] == 0:
@@ -274,18 +155,18 @@ def _new_GetTelemetrySubscriptionsResponse() -> GetTelemetrySubscriptionsRespons
     return o
 
 
-def _w_GetTelemetrySubscriptionsResponse_0(o: GetTelemetrySubscriptionsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_GetTelemetrySubscriptionsResponse_v0(o: GetTelemetrySubscriptionsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     out += o.client_instance_id.bytes
-    out += _S_i.pack(o.subscription_id)
-    x1 = o.accepted_compression_types
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%db' % len(x1), *x1)
-    out += _S_iio.pack(o.push_interval_ms, o.telemetry_max_bytes, o.delta_temporality)
-    x2 = o.requested_metrics
-    write_uvarint(out, len(x2) + 1)
-    for e3 in x2:
-        write_compact_string(out, e3)
+    out += _INT32.pack(o.subscription_id)
+    accepted_compression_types = o.accepted_compression_types
+    write_uvarint(out, len(accepted_compression_types) + 1)
+    out += struct.pack('>%db' % len(accepted_compression_types), *accepted_compression_types)
+    out += _INT32_INT32_BOOL.pack(o.push_interval_ms, o.telemetry_max_bytes, o.delta_temporality)
+    requested_metrics = o.requested_metrics
+    write_uvarint(out, len(requested_metrics) + 1)
+    for requested_metrics_item in requested_metrics:
+        write_compact_string(out, requested_metrics_item)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -293,24 +174,24 @@ def _w_GetTelemetrySubscriptionsResponse_0(o: GetTelemetrySubscriptionsResponse,
         out.append(0)
 
 
-def _r_GetTelemetrySubscriptionsResponse_0(buf: memoryview, pos: int) -> tuple[GetTelemetrySubscriptionsResponse, int]:
+def _read_GetTelemetrySubscriptionsResponse_v0(buf: memoryview, pos: int) -> tuple[GetTelemetrySubscriptionsResponse, int]:
     o = GetTelemetrySubscriptionsResponse.__new__(GetTelemetrySubscriptionsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.client_instance_id, pos = read_uuid(buf, pos)
-    o.subscription_id = _S_i.unpack_from(buf, pos)[0]
+    o.subscription_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    o.accepted_compression_types = list(struct.unpack_from('>%db' % n1, buf, pos))
-    pos += 1 * n1
-    o.push_interval_ms, o.telemetry_max_bytes, o.delta_temporality = _S_iio.unpack_from(buf, pos)
+    n_accepted_compression_types, pos = read_compact_array_len(buf, pos)
+    o.accepted_compression_types = list(struct.unpack_from('>%db' % n_accepted_compression_types, buf, pos))
+    pos += 1 * n_accepted_compression_types
+    o.push_interval_ms, o.telemetry_max_bytes, o.delta_temporality = _INT32_INT32_BOOL.unpack_from(buf, pos)
     pos += 9
-    n2, pos = read_compact_array_len(buf, pos)
-    a3: list[str] = []
-    for _ in range(n2):
-        e4, pos = read_compact_string(buf, pos)
-        a3.append(e4)
-    o.requested_metrics = a3
+    n_requested_metrics, pos = read_compact_array_len(buf, pos)
+    requested_metrics: list[str] = []
+    for _ in range(n_requested_metrics):
+        requested_metrics_item, pos = read_compact_string(buf, pos)
+        requested_metrics.append(requested_metrics_item)
+    o.requested_metrics = requested_metrics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -319,21 +200,23 @@ def _r_GetTelemetrySubscriptionsResponse_0(buf: memoryview, pos: int) -> tuple[G
     return o, pos
 
 
-_W_GetTelemetrySubscriptionsRequest: tuple[Callable[[GetTelemetrySubscriptionsRequest, bytearray], None], ...] = (
-    _w_GetTelemetrySubscriptionsRequest_0,
+GetTelemetrySubscriptionsRequest._LOWEST = 0
+GetTelemetrySubscriptionsRequest._WRITERS = (
+    _write_GetTelemetrySubscriptionsRequest_v0,
 )
-_R_GetTelemetrySubscriptionsRequest: tuple[Callable[[memoryview, int], tuple[GetTelemetrySubscriptionsRequest, int]], ...] = (
-    _r_GetTelemetrySubscriptionsRequest_0,
+GetTelemetrySubscriptionsRequest._READERS = (
+    _read_GetTelemetrySubscriptionsRequest_v0,
 )
 GetTelemetrySubscriptionsRequest._FIELDS = (
     FieldSpec('client_instance_id', 'uuid', None, (0, 32767), None, None, None, None),
 )
 
-_W_GetTelemetrySubscriptionsResponse: tuple[Callable[[GetTelemetrySubscriptionsResponse, bytearray], None], ...] = (
-    _w_GetTelemetrySubscriptionsResponse_0,
+GetTelemetrySubscriptionsResponse._LOWEST = 0
+GetTelemetrySubscriptionsResponse._WRITERS = (
+    _write_GetTelemetrySubscriptionsResponse_v0,
 )
-_R_GetTelemetrySubscriptionsResponse: tuple[Callable[[memoryview, int], tuple[GetTelemetrySubscriptionsResponse, int]], ...] = (
-    _r_GetTelemetrySubscriptionsResponse_0,
+GetTelemetrySubscriptionsResponse._READERS = (
+    _read_GetTelemetrySubscriptionsResponse_v0,
 )
 GetTelemetrySubscriptionsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -26,19 +25,24 @@ from kproto.protocol._primitives import (
     write_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'HeartbeatRequest',
     'HeartbeatResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class HeartbeatRequest:
-    """Kafka request ``HeartbeatRequest`` (API key 12), versions 0-4."""
+class HeartbeatRequest(Request['HeartbeatResponse']):
+    """Kafka request ``HeartbeatRequest`` (API key 12), versions 0-4, flexible from v4.
+
+    Schema: ``tools/kafka-protocol/message/HeartbeatRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id', 'unknown_tags',)
 
@@ -46,13 +50,12 @@ class HeartbeatRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'HeartbeatRequest'
 
-    group_id: str
-    generation_id: int
-    member_id: str
-    group_instance_id: str | None
+    group_id: str  # GroupId string
+    generation_id: int  # GenerationId int32
+    member_id: str  # MemberId string
+    group_instance_id: str | None  # GroupInstanceId string; v3+; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -70,70 +73,13 @@ class HeartbeatRequest:
         self.group_instance_id = group_instance_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, HeartbeatRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.generation_id == other.generation_id and
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"HeartbeatRequest(group_id={self.group_id!r}, generation_id={self.generation_id!r}, member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class HeartbeatResponse(Response):
+    """Kafka response ``HeartbeatResponse`` (API key 12), versions 0-4, flexible from v4.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'HeartbeatRequest has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _W_HeartbeatRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode HeartbeatRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> HeartbeatRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after HeartbeatRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[HeartbeatRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'HeartbeatRequest has no version {version} (valid 0-4)')
-        try:
-            return _R_HeartbeatRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed HeartbeatRequest v{version}: {exc}') from None
-
-
-class HeartbeatResponse:
-    """Kafka response ``HeartbeatResponse`` (API key 12), versions 0-4."""
+    Schema: ``tools/kafka-protocol/message/HeartbeatResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
 
@@ -141,11 +87,10 @@ class HeartbeatResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'HeartbeatResponse'
 
-    throttle_time_ms: int
-    error_code: int
+    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -159,65 +104,6 @@ class HeartbeatResponse:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, HeartbeatResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"HeartbeatResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'HeartbeatResponse has no version {version} (valid 0-4)')
-        start = len(out)
-        try:
-            _W_HeartbeatResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode HeartbeatResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> HeartbeatResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after HeartbeatResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[HeartbeatResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 4:
-            raise UnsupportedVersionError(f'HeartbeatResponse has no version {version} (valid 0-4)')
-        try:
-            return _R_HeartbeatResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed HeartbeatResponse v{version}: {exc}') from None
-
 
 def _new_HeartbeatRequest() -> HeartbeatRequest:
     o = HeartbeatRequest.__new__(HeartbeatRequest)
@@ -229,18 +115,18 @@ def _new_HeartbeatRequest() -> HeartbeatRequest:
     return o
 
 
-def _w_HeartbeatRequest_0(o: HeartbeatRequest, out: bytearray) -> None:
+def _write_HeartbeatRequest_v0(o: HeartbeatRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id)
+    out += _INT32.pack(o.generation_id)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('HeartbeatRequest.group_instance_id has a non-default value this version cannot carry')
 
 
-def _r_HeartbeatRequest_0(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
+def _read_HeartbeatRequest_v0(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
     o = HeartbeatRequest.__new__(HeartbeatRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id = None
@@ -248,17 +134,17 @@ def _r_HeartbeatRequest_0(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, 
     return o, pos
 
 
-def _w_HeartbeatRequest_3(o: HeartbeatRequest, out: bytearray) -> None:
+def _write_HeartbeatRequest_v3(o: HeartbeatRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id)
+    out += _INT32.pack(o.generation_id)
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
 
 
-def _r_HeartbeatRequest_3(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
+def _read_HeartbeatRequest_v3(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
     o = HeartbeatRequest.__new__(HeartbeatRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
@@ -266,9 +152,9 @@ def _r_HeartbeatRequest_3(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, 
     return o, pos
 
 
-def _w_HeartbeatRequest_4(o: HeartbeatRequest, out: bytearray) -> None:
+def _write_HeartbeatRequest_v4(o: HeartbeatRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id)
+    out += _INT32.pack(o.generation_id)
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     uk = o.unknown_tags
@@ -278,10 +164,10 @@ def _w_HeartbeatRequest_4(o: HeartbeatRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_HeartbeatRequest_4(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
+def _read_HeartbeatRequest_v4(buf: memoryview, pos: int) -> tuple[HeartbeatRequest, int]:
     o = HeartbeatRequest.__new__(HeartbeatRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
@@ -301,33 +187,33 @@ def _new_HeartbeatResponse() -> HeartbeatResponse:
     return o
 
 
-def _w_HeartbeatResponse_0(o: HeartbeatResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_HeartbeatResponse_v0(o: HeartbeatResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
 
 
-def _r_HeartbeatResponse_0(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
+def _read_HeartbeatResponse_v0(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
     o = HeartbeatResponse.__new__(HeartbeatResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.throttle_time_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_HeartbeatResponse_1(o: HeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_HeartbeatResponse_v1(o: HeartbeatResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
 
 
-def _r_HeartbeatResponse_1(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
+def _read_HeartbeatResponse_v1(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
     o = HeartbeatResponse.__new__(HeartbeatResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
 
 
-def _w_HeartbeatResponse_4(o: HeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_HeartbeatResponse_v4(o: HeartbeatResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -335,9 +221,9 @@ def _w_HeartbeatResponse_4(o: HeartbeatResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_HeartbeatResponse_4(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
+def _read_HeartbeatResponse_v4(buf: memoryview, pos: int) -> tuple[HeartbeatResponse, int]:
     o = HeartbeatResponse.__new__(HeartbeatResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -347,19 +233,20 @@ def _r_HeartbeatResponse_4(buf: memoryview, pos: int) -> tuple[HeartbeatResponse
     return o, pos
 
 
-_W_HeartbeatRequest: tuple[Callable[[HeartbeatRequest, bytearray], None], ...] = (
-    _w_HeartbeatRequest_0,
-    _w_HeartbeatRequest_0,
-    _w_HeartbeatRequest_0,
-    _w_HeartbeatRequest_3,
-    _w_HeartbeatRequest_4,
+HeartbeatRequest._LOWEST = 0
+HeartbeatRequest._WRITERS = (
+    _write_HeartbeatRequest_v0,
+    _write_HeartbeatRequest_v0,
+    _write_HeartbeatRequest_v0,
+    _write_HeartbeatRequest_v3,
+    _write_HeartbeatRequest_v4,
 )
-_R_HeartbeatRequest: tuple[Callable[[memoryview, int], tuple[HeartbeatRequest, int]], ...] = (
-    _r_HeartbeatRequest_0,
-    _r_HeartbeatRequest_0,
-    _r_HeartbeatRequest_0,
-    _r_HeartbeatRequest_3,
-    _r_HeartbeatRequest_4,
+HeartbeatRequest._READERS = (
+    _read_HeartbeatRequest_v0,
+    _read_HeartbeatRequest_v0,
+    _read_HeartbeatRequest_v0,
+    _read_HeartbeatRequest_v3,
+    _read_HeartbeatRequest_v4,
 )
 HeartbeatRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -368,19 +255,20 @@ HeartbeatRequest._FIELDS = (
     FieldSpec('group_instance_id', 'string', None, (3, 32767), (3, 32767), None, None, None),
 )
 
-_W_HeartbeatResponse: tuple[Callable[[HeartbeatResponse, bytearray], None], ...] = (
-    _w_HeartbeatResponse_0,
-    _w_HeartbeatResponse_1,
-    _w_HeartbeatResponse_1,
-    _w_HeartbeatResponse_1,
-    _w_HeartbeatResponse_4,
+HeartbeatResponse._LOWEST = 0
+HeartbeatResponse._WRITERS = (
+    _write_HeartbeatResponse_v0,
+    _write_HeartbeatResponse_v1,
+    _write_HeartbeatResponse_v1,
+    _write_HeartbeatResponse_v1,
+    _write_HeartbeatResponse_v4,
 )
-_R_HeartbeatResponse: tuple[Callable[[memoryview, int], tuple[HeartbeatResponse, int]], ...] = (
-    _r_HeartbeatResponse_0,
-    _r_HeartbeatResponse_1,
-    _r_HeartbeatResponse_1,
-    _r_HeartbeatResponse_1,
-    _r_HeartbeatResponse_4,
+HeartbeatResponse._READERS = (
+    _read_HeartbeatResponse_v0,
+    _read_HeartbeatResponse_v1,
+    _read_HeartbeatResponse_v1,
+    _read_HeartbeatResponse_v1,
+    _read_HeartbeatResponse_v4,
 )
 HeartbeatResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (1, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -29,6 +27,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AlterConfigsResource',
@@ -38,14 +37,18 @@ __all__ = [
     'IncrementalAlterConfigsResponse',
 ]
 
-_S_o = struct.Struct('>?')
-_S_b = struct.Struct('>b')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_BOOL = struct.Struct('>?')
+_INT8 = struct.Struct('>b')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
-class IncrementalAlterConfigsRequest:
-    """Kafka request ``IncrementalAlterConfigsRequest`` (API key 44), versions 0-1."""
+class IncrementalAlterConfigsRequest(Request['IncrementalAlterConfigsResponse']):
+    """Kafka request ``IncrementalAlterConfigsRequest`` (API key 44), versions 0-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/IncrementalAlterConfigsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resources', 'validate_only', 'unknown_tags',)
 
@@ -53,11 +56,10 @@ class IncrementalAlterConfigsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'IncrementalAlterConfigsRequest'
 
-    resources: list[AlterConfigsResource]
-    validate_only: bool
+    resources: list[AlterConfigsResource]  # Resources []AlterConfigsResource
+    validate_only: bool  # ValidateOnly bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -71,77 +73,21 @@ class IncrementalAlterConfigsRequest:
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, IncrementalAlterConfigsRequest):
-            return NotImplemented
-        return (
-            self.resources == other.resources and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"IncrementalAlterConfigsRequest(resources={self.resources!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterConfigsResource(Struct):
+    """Struct ``AlterConfigsResource`` of ``IncrementalAlterConfigsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'IncrementalAlterConfigsRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_IncrementalAlterConfigsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode IncrementalAlterConfigsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> IncrementalAlterConfigsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after IncrementalAlterConfigsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[IncrementalAlterConfigsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'IncrementalAlterConfigsRequest has no version {version} (valid 0-1)')
-        try:
-            return _R_IncrementalAlterConfigsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed IncrementalAlterConfigsRequest v{version}: {exc}') from None
-
-
-class AlterConfigsResource:
-    """Schema struct ``AlterConfigsResource`` of ``IncrementalAlterConfigsRequest``."""
+    Schema: ``tools/kafka-protocol/message/IncrementalAlterConfigsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_type', 'resource_name', 'configs', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResource'
 
-    resource_type: int
-    resource_name: str
-    configs: list[AlterableConfig]
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
+    configs: list[AlterableConfig]  # Configs []AlterableConfig
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -157,78 +103,21 @@ class AlterConfigsResource:
         self.configs = list(configs)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsResource):
-            return NotImplemented
-        return (
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            self.configs == other.configs and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterConfigsResource(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, configs={self.configs!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterableConfig(Struct):
+    """Struct ``AlterableConfig`` of ``IncrementalAlterConfigsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterConfigsResource has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_AlterConfigsResource[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsResource v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsResource:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsResource v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsResource, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterConfigsResource has no version {version} (valid 0-1)')
-        try:
-            return _R_AlterConfigsResource[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsResource v{version}: {exc}') from None
-
-
-class AlterableConfig:
-    """Schema struct ``AlterableConfig`` of ``IncrementalAlterConfigsRequest``."""
+    Schema: ``tools/kafka-protocol/message/IncrementalAlterConfigsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'config_operation', 'value', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterableConfig'
 
-    name: str
-    config_operation: int
-    value: str | None
+    name: str  # Name string
+    config_operation: int  # ConfigOperation int8
+    value: str | None  # Value string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -244,69 +133,13 @@ class AlterableConfig:
         self.value = value
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterableConfig):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.config_operation == other.config_operation and
-            self.value == other.value and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AlterableConfig(name={self.name!r}, config_operation={self.config_operation!r}, value={self.value!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class IncrementalAlterConfigsResponse(Response):
+    """Kafka response ``IncrementalAlterConfigsResponse`` (API key 44), versions 0-1, flexible from v1.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterableConfig has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_AlterableConfig[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterableConfig v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterableConfig:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterableConfig v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterableConfig, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterableConfig has no version {version} (valid 0-1)')
-        try:
-            return _R_AlterableConfig[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterableConfig v{version}: {exc}') from None
-
-
-class IncrementalAlterConfigsResponse:
-    """Kafka response ``IncrementalAlterConfigsResponse`` (API key 44), versions 0-1."""
+    Schema: ``tools/kafka-protocol/message/IncrementalAlterConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'responses', 'unknown_tags',)
 
@@ -314,11 +147,10 @@ class IncrementalAlterConfigsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'IncrementalAlterConfigsResponse'
 
-    throttle_time_ms: int
-    responses: list[AlterConfigsResourceResponse]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    responses: list[AlterConfigsResourceResponse]  # Responses []AlterConfigsResourceResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -332,78 +164,22 @@ class IncrementalAlterConfigsResponse:
         self.responses = list(responses)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, IncrementalAlterConfigsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.responses == other.responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"IncrementalAlterConfigsResponse(throttle_time_ms={self.throttle_time_ms!r}, responses={self.responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AlterConfigsResourceResponse(Struct):
+    """Struct ``AlterConfigsResourceResponse`` of ``IncrementalAlterConfigsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'IncrementalAlterConfigsResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_IncrementalAlterConfigsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode IncrementalAlterConfigsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> IncrementalAlterConfigsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after IncrementalAlterConfigsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[IncrementalAlterConfigsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'IncrementalAlterConfigsResponse has no version {version} (valid 0-1)')
-        try:
-            return _R_IncrementalAlterConfigsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed IncrementalAlterConfigsResponse v{version}: {exc}') from None
-
-
-class AlterConfigsResourceResponse:
-    """Schema struct ``AlterConfigsResourceResponse`` of ``IncrementalAlterConfigsResponse``."""
+    Schema: ``tools/kafka-protocol/message/IncrementalAlterConfigsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AlterConfigsResourceResponse'
 
-    error_code: int
-    error_message: str | None
-    resource_type: int
-    resource_name: str
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    resource_type: int  # ResourceType int8
+    resource_name: str  # ResourceName string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -421,67 +197,6 @@ class AlterConfigsResourceResponse:
         self.resource_name = resource_name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AlterConfigsResourceResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.resource_type == other.resource_type and
-            self.resource_name == other.resource_name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"AlterConfigsResourceResponse(error_code={self.error_code!r}, error_message={self.error_message!r}, resource_type={self.resource_type!r}, resource_name={self.resource_name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterConfigsResourceResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_AlterConfigsResourceResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AlterConfigsResourceResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AlterConfigsResourceResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AlterConfigsResourceResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AlterConfigsResourceResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'AlterConfigsResourceResponse has no version {version} (valid 0-1)')
-        try:
-            return _R_AlterConfigsResourceResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AlterConfigsResourceResponse v{version}: {exc}') from None
-
 
 def _new_AlterableConfig() -> AlterableConfig:
     o = AlterableConfig.__new__(AlterableConfig)
@@ -492,25 +207,25 @@ def _new_AlterableConfig() -> AlterableConfig:
     return o
 
 
-def _w_AlterableConfig_0(o: AlterableConfig, out: bytearray) -> None:
+def _write_AlterableConfig_v0(o: AlterableConfig, out: bytearray) -> None:
     write_string(out, o.name)
-    out += _S_b.pack(o.config_operation)
+    out += _INT8.pack(o.config_operation)
     write_nullable_string(out, o.value)
 
 
-def _r_AlterableConfig_0(buf: memoryview, pos: int) -> tuple[AlterableConfig, int]:
+def _read_AlterableConfig_v0(buf: memoryview, pos: int) -> tuple[AlterableConfig, int]:
     o = AlterableConfig.__new__(AlterableConfig)
     o.name, pos = read_string(buf, pos)
-    o.config_operation = _S_b.unpack_from(buf, pos)[0]
+    o.config_operation = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.value, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterableConfig_1(o: AlterableConfig, out: bytearray) -> None:
+def _write_AlterableConfig_v1(o: AlterableConfig, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    out += _S_b.pack(o.config_operation)
+    out += _INT8.pack(o.config_operation)
     write_compact_nullable_string(out, o.value)
     uk = o.unknown_tags
     if uk:
@@ -519,10 +234,10 @@ def _w_AlterableConfig_1(o: AlterableConfig, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AlterableConfig_1(buf: memoryview, pos: int) -> tuple[AlterableConfig, int]:
+def _read_AlterableConfig_v1(buf: memoryview, pos: int) -> tuple[AlterableConfig, int]:
     o = AlterableConfig.__new__(AlterableConfig)
     o.name, pos = read_compact_string(buf, pos)
-    o.config_operation = _S_b.unpack_from(buf, pos)[0]
+    o.config_operation = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.value, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -542,37 +257,37 @@ def _new_AlterConfigsResource() -> AlterConfigsResource:
     return o
 
 
-def _w_AlterConfigsResource_0(o: AlterConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_AlterConfigsResource_v0(o: AlterConfigsResource, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
-    x1 = o.configs
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterableConfig_0(e2, out)
+    configs = o.configs
+    out += _INT32.pack(len(configs))
+    for configs_item in configs:
+        _write_AlterableConfig_v0(configs_item, out)
 
 
-def _r_AlterConfigsResource_0(buf: memoryview, pos: int) -> tuple[AlterConfigsResource, int]:
+def _read_AlterConfigsResource_v0(buf: memoryview, pos: int) -> tuple[AlterConfigsResource, int]:
     o = AlterConfigsResource.__new__(AlterConfigsResource)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterableConfig] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterableConfig_0(buf, pos)
-        a2.append(e3)
-    o.configs = a2
+    n_configs, pos = read_array_len(buf, pos)
+    configs: list[AlterableConfig] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_AlterableConfig_v0(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterConfigsResource_1(o: AlterConfigsResource, out: bytearray) -> None:
-    out += _S_b.pack(o.resource_type)
+def _write_AlterConfigsResource_v1(o: AlterConfigsResource, out: bytearray) -> None:
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
-    x1 = o.configs
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterableConfig_1(e2, out)
+    configs = o.configs
+    write_uvarint(out, len(configs) + 1)
+    for configs_item in configs:
+        _write_AlterableConfig_v1(configs_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -580,17 +295,17 @@ def _w_AlterConfigsResource_1(o: AlterConfigsResource, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AlterConfigsResource_1(buf: memoryview, pos: int) -> tuple[AlterConfigsResource, int]:
+def _read_AlterConfigsResource_v1(buf: memoryview, pos: int) -> tuple[AlterConfigsResource, int]:
     o = AlterConfigsResource.__new__(AlterConfigsResource)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterableConfig] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterableConfig_1(buf, pos)
-        a2.append(e3)
-    o.configs = a2
+    n_configs, pos = read_compact_array_len(buf, pos)
+    configs: list[AlterableConfig] = []
+    for _ in range(n_configs):
+        configs_item, pos = _read_AlterableConfig_v1(buf, pos)
+        configs.append(configs_item)
+    o.configs = configs
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -607,34 +322,34 @@ def _new_IncrementalAlterConfigsRequest() -> IncrementalAlterConfigsRequest:
     return o
 
 
-def _w_IncrementalAlterConfigsRequest_0(o: IncrementalAlterConfigsRequest, out: bytearray) -> None:
-    x1 = o.resources
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterConfigsResource_0(e2, out)
-    out += _S_o.pack(o.validate_only)
+def _write_IncrementalAlterConfigsRequest_v0(o: IncrementalAlterConfigsRequest, out: bytearray) -> None:
+    resources = o.resources
+    out += _INT32.pack(len(resources))
+    for resources_item in resources:
+        _write_AlterConfigsResource_v0(resources_item, out)
+    out += _BOOL.pack(o.validate_only)
 
 
-def _r_IncrementalAlterConfigsRequest_0(buf: memoryview, pos: int) -> tuple[IncrementalAlterConfigsRequest, int]:
+def _read_IncrementalAlterConfigsRequest_v0(buf: memoryview, pos: int) -> tuple[IncrementalAlterConfigsRequest, int]:
     o = IncrementalAlterConfigsRequest.__new__(IncrementalAlterConfigsRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterConfigsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterConfigsResource_0(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.validate_only = _S_o.unpack_from(buf, pos)[0]
+    n_resources, pos = read_array_len(buf, pos)
+    resources: list[AlterConfigsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_AlterConfigsResource_v0(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
+    o.validate_only = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_IncrementalAlterConfigsRequest_1(o: IncrementalAlterConfigsRequest, out: bytearray) -> None:
-    x1 = o.resources
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterConfigsResource_1(e2, out)
-    out += _S_o.pack(o.validate_only)
+def _write_IncrementalAlterConfigsRequest_v1(o: IncrementalAlterConfigsRequest, out: bytearray) -> None:
+    resources = o.resources
+    write_uvarint(out, len(resources) + 1)
+    for resources_item in resources:
+        _write_AlterConfigsResource_v1(resources_item, out)
+    out += _BOOL.pack(o.validate_only)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -642,15 +357,15 @@ def _w_IncrementalAlterConfigsRequest_1(o: IncrementalAlterConfigsRequest, out: 
         out.append(0)
 
 
-def _r_IncrementalAlterConfigsRequest_1(buf: memoryview, pos: int) -> tuple[IncrementalAlterConfigsRequest, int]:
+def _read_IncrementalAlterConfigsRequest_v1(buf: memoryview, pos: int) -> tuple[IncrementalAlterConfigsRequest, int]:
     o = IncrementalAlterConfigsRequest.__new__(IncrementalAlterConfigsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterConfigsResource] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterConfigsResource_1(buf, pos)
-        a2.append(e3)
-    o.resources = a2
-    o.validate_only = _S_o.unpack_from(buf, pos)[0]
+    n_resources, pos = read_compact_array_len(buf, pos)
+    resources: list[AlterConfigsResource] = []
+    for _ in range(n_resources):
+        resources_item, pos = _read_AlterConfigsResource_v1(buf, pos)
+        resources.append(resources_item)
+    o.resources = resources
+    o.validate_only = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -670,29 +385,29 @@ def _new_AlterConfigsResourceResponse() -> AlterConfigsResourceResponse:
     return o
 
 
-def _w_AlterConfigsResourceResponse_0(o: AlterConfigsResourceResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_AlterConfigsResourceResponse_v0(o: AlterConfigsResourceResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_string(out, o.resource_name)
 
 
-def _r_AlterConfigsResourceResponse_0(buf: memoryview, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
+def _read_AlterConfigsResourceResponse_v0(buf: memoryview, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
     o = AlterConfigsResourceResponse.__new__(AlterConfigsResourceResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_AlterConfigsResourceResponse_1(o: AlterConfigsResourceResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_AlterConfigsResourceResponse_v1(o: AlterConfigsResourceResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     write_compact_string(out, o.resource_name)
     uk = o.unknown_tags
     if uk:
@@ -701,12 +416,12 @@ def _w_AlterConfigsResourceResponse_1(o: AlterConfigsResourceResponse, out: byte
         out.append(0)
 
 
-def _r_AlterConfigsResourceResponse_1(buf: memoryview, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
+def _read_AlterConfigsResourceResponse_v1(buf: memoryview, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
     o = AlterConfigsResourceResponse.__new__(AlterConfigsResourceResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     o.resource_name, pos = read_compact_string(buf, pos)
     if buf[pos] == 0:
@@ -725,34 +440,34 @@ def _new_IncrementalAlterConfigsResponse() -> IncrementalAlterConfigsResponse:
     return o
 
 
-def _w_IncrementalAlterConfigsResponse_0(o: IncrementalAlterConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_AlterConfigsResourceResponse_0(e2, out)
+def _write_IncrementalAlterConfigsResponse_v0(o: IncrementalAlterConfigsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_AlterConfigsResourceResponse_v0(responses_item, out)
 
 
-def _r_IncrementalAlterConfigsResponse_0(buf: memoryview, pos: int) -> tuple[IncrementalAlterConfigsResponse, int]:
+def _read_IncrementalAlterConfigsResponse_v0(buf: memoryview, pos: int) -> tuple[IncrementalAlterConfigsResponse, int]:
     o = IncrementalAlterConfigsResponse.__new__(IncrementalAlterConfigsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[AlterConfigsResourceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterConfigsResourceResponse_0(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[AlterConfigsResourceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_AlterConfigsResourceResponse_v0(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     o.unknown_tags = None
     return o, pos
 
 
-def _w_IncrementalAlterConfigsResponse_1(o: IncrementalAlterConfigsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AlterConfigsResourceResponse_1(e2, out)
+def _write_IncrementalAlterConfigsResponse_v1(o: IncrementalAlterConfigsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_AlterConfigsResourceResponse_v1(responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -760,16 +475,16 @@ def _w_IncrementalAlterConfigsResponse_1(o: IncrementalAlterConfigsResponse, out
         out.append(0)
 
 
-def _r_IncrementalAlterConfigsResponse_1(buf: memoryview, pos: int) -> tuple[IncrementalAlterConfigsResponse, int]:
+def _read_IncrementalAlterConfigsResponse_v1(buf: memoryview, pos: int) -> tuple[IncrementalAlterConfigsResponse, int]:
     o = IncrementalAlterConfigsResponse.__new__(IncrementalAlterConfigsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AlterConfigsResourceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_AlterConfigsResourceResponse_1(buf, pos)
-        a2.append(e3)
-    o.responses = a2
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[AlterConfigsResourceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_AlterConfigsResourceResponse_v1(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -778,13 +493,14 @@ def _r_IncrementalAlterConfigsResponse_1(buf: memoryview, pos: int) -> tuple[Inc
     return o, pos
 
 
-_W_AlterableConfig: tuple[Callable[[AlterableConfig, bytearray], None], ...] = (
-    _w_AlterableConfig_0,
-    _w_AlterableConfig_1,
+AlterableConfig._LOWEST = 0
+AlterableConfig._WRITERS = (
+    _write_AlterableConfig_v0,
+    _write_AlterableConfig_v1,
 )
-_R_AlterableConfig: tuple[Callable[[memoryview, int], tuple[AlterableConfig, int]], ...] = (
-    _r_AlterableConfig_0,
-    _r_AlterableConfig_1,
+AlterableConfig._READERS = (
+    _read_AlterableConfig_v0,
+    _read_AlterableConfig_v1,
 )
 AlterableConfig._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
@@ -792,13 +508,14 @@ AlterableConfig._FIELDS = (
     FieldSpec('value', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_AlterConfigsResource: tuple[Callable[[AlterConfigsResource, bytearray], None], ...] = (
-    _w_AlterConfigsResource_0,
-    _w_AlterConfigsResource_1,
+AlterConfigsResource._LOWEST = 0
+AlterConfigsResource._WRITERS = (
+    _write_AlterConfigsResource_v0,
+    _write_AlterConfigsResource_v1,
 )
-_R_AlterConfigsResource: tuple[Callable[[memoryview, int], tuple[AlterConfigsResource, int]], ...] = (
-    _r_AlterConfigsResource_0,
-    _r_AlterConfigsResource_1,
+AlterConfigsResource._READERS = (
+    _read_AlterConfigsResource_v0,
+    _read_AlterConfigsResource_v1,
 )
 AlterConfigsResource._FIELDS = (
     FieldSpec('resource_type', 'int8', None, (0, 32767), None, None, None, None),
@@ -806,26 +523,28 @@ AlterConfigsResource._FIELDS = (
     FieldSpec('configs', 'array', 'struct', (0, 32767), None, None, None, AlterableConfig),
 )
 
-_W_IncrementalAlterConfigsRequest: tuple[Callable[[IncrementalAlterConfigsRequest, bytearray], None], ...] = (
-    _w_IncrementalAlterConfigsRequest_0,
-    _w_IncrementalAlterConfigsRequest_1,
+IncrementalAlterConfigsRequest._LOWEST = 0
+IncrementalAlterConfigsRequest._WRITERS = (
+    _write_IncrementalAlterConfigsRequest_v0,
+    _write_IncrementalAlterConfigsRequest_v1,
 )
-_R_IncrementalAlterConfigsRequest: tuple[Callable[[memoryview, int], tuple[IncrementalAlterConfigsRequest, int]], ...] = (
-    _r_IncrementalAlterConfigsRequest_0,
-    _r_IncrementalAlterConfigsRequest_1,
+IncrementalAlterConfigsRequest._READERS = (
+    _read_IncrementalAlterConfigsRequest_v0,
+    _read_IncrementalAlterConfigsRequest_v1,
 )
 IncrementalAlterConfigsRequest._FIELDS = (
     FieldSpec('resources', 'array', 'struct', (0, 32767), None, None, None, AlterConfigsResource),
     FieldSpec('validate_only', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_AlterConfigsResourceResponse: tuple[Callable[[AlterConfigsResourceResponse, bytearray], None], ...] = (
-    _w_AlterConfigsResourceResponse_0,
-    _w_AlterConfigsResourceResponse_1,
+AlterConfigsResourceResponse._LOWEST = 0
+AlterConfigsResourceResponse._WRITERS = (
+    _write_AlterConfigsResourceResponse_v0,
+    _write_AlterConfigsResourceResponse_v1,
 )
-_R_AlterConfigsResourceResponse: tuple[Callable[[memoryview, int], tuple[AlterConfigsResourceResponse, int]], ...] = (
-    _r_AlterConfigsResourceResponse_0,
-    _r_AlterConfigsResourceResponse_1,
+AlterConfigsResourceResponse._READERS = (
+    _read_AlterConfigsResourceResponse_v0,
+    _read_AlterConfigsResourceResponse_v1,
 )
 AlterConfigsResourceResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -834,13 +553,14 @@ AlterConfigsResourceResponse._FIELDS = (
     FieldSpec('resource_name', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_IncrementalAlterConfigsResponse: tuple[Callable[[IncrementalAlterConfigsResponse, bytearray], None], ...] = (
-    _w_IncrementalAlterConfigsResponse_0,
-    _w_IncrementalAlterConfigsResponse_1,
+IncrementalAlterConfigsResponse._LOWEST = 0
+IncrementalAlterConfigsResponse._WRITERS = (
+    _write_IncrementalAlterConfigsResponse_v0,
+    _write_IncrementalAlterConfigsResponse_v1,
 )
-_R_IncrementalAlterConfigsResponse: tuple[Callable[[memoryview, int], tuple[IncrementalAlterConfigsResponse, int]], ...] = (
-    _r_IncrementalAlterConfigsResponse_0,
-    _r_IncrementalAlterConfigsResponse_1,
+IncrementalAlterConfigsResponse._READERS = (
+    _read_IncrementalAlterConfigsResponse_v0,
+    _read_IncrementalAlterConfigsResponse_v1,
 )
 IncrementalAlterConfigsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -22,19 +21,24 @@ from kproto.protocol._primitives import (
     write_nullable_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'InitProducerIdRequest',
     'InitProducerIdResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ihqh = struct.Struct('>ihqh')
-_S_iqh = struct.Struct('>iqh')
+_INT32 = struct.Struct('>i')
+_INT32_INT16_INT64_INT16 = struct.Struct('>ihqh')
+_INT32_INT64_INT16 = struct.Struct('>iqh')
 
 
-class InitProducerIdRequest:
-    """Kafka request ``InitProducerIdRequest`` (API key 22), versions 0-5."""
+class InitProducerIdRequest(Request['InitProducerIdResponse']):
+    """Kafka request ``InitProducerIdRequest`` (API key 22), versions 0-5, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/InitProducerIdRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'transaction_timeout_ms', 'producer_id', 'producer_epoch', 'enable2_pc', 'keep_prepared_txn', 'unknown_tags',)
 
@@ -42,15 +46,14 @@ class InitProducerIdRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'InitProducerIdRequest'
 
-    transactional_id: str | None
-    transaction_timeout_ms: int
-    producer_id: int
-    producer_epoch: int
-    enable2_pc: bool
-    keep_prepared_txn: bool
+    transactional_id: str | None  # TransactionalId string; nullable
+    transaction_timeout_ms: int  # TransactionTimeoutMs int32
+    producer_id: int  # ProducerId int64; v3+; default -1
+    producer_epoch: int  # ProducerEpoch int16; v3+; default -1
+    enable2_pc: bool  # Enable2Pc bool; v6+
+    keep_prepared_txn: bool  # KeepPreparedTxn bool; v6+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -72,72 +75,13 @@ class InitProducerIdRequest:
         self.keep_prepared_txn = keep_prepared_txn
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, InitProducerIdRequest):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.transaction_timeout_ms == other.transaction_timeout_ms and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.enable2_pc == other.enable2_pc and
-            self.keep_prepared_txn == other.keep_prepared_txn and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"InitProducerIdRequest(transactional_id={self.transactional_id!r}, transaction_timeout_ms={self.transaction_timeout_ms!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, enable2_pc={self.enable2_pc!r}, keep_prepared_txn={self.keep_prepared_txn!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class InitProducerIdResponse(Response):
+    """Kafka response ``InitProducerIdResponse`` (API key 22), versions 0-5, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'InitProducerIdRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_InitProducerIdRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode InitProducerIdRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> InitProducerIdRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after InitProducerIdRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[InitProducerIdRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'InitProducerIdRequest has no version {version} (valid 0-5)')
-        try:
-            return _R_InitProducerIdRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed InitProducerIdRequest v{version}: {exc}') from None
-
-
-class InitProducerIdResponse:
-    """Kafka response ``InitProducerIdResponse`` (API key 22), versions 0-5."""
+    Schema: ``tools/kafka-protocol/message/InitProducerIdResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', 'ongoing_txn_producer_id', 'ongoing_txn_producer_epoch', 'unknown_tags',)
 
@@ -145,15 +89,14 @@ class InitProducerIdResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'InitProducerIdResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    producer_id: int
-    producer_epoch: int
-    ongoing_txn_producer_id: int
-    ongoing_txn_producer_epoch: int
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    error_code: int  # ErrorCode int16
+    producer_id: int  # ProducerId int64; default -1
+    producer_epoch: int  # ProducerEpoch int16
+    ongoing_txn_producer_id: int  # OngoingTxnProducerId int64; v6+; default -1
+    ongoing_txn_producer_epoch: int  # OngoingTxnProducerEpoch int16; v6+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -175,69 +118,6 @@ class InitProducerIdResponse:
         self.ongoing_txn_producer_epoch = ongoing_txn_producer_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, InitProducerIdResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.ongoing_txn_producer_id == other.ongoing_txn_producer_id and
-            self.ongoing_txn_producer_epoch == other.ongoing_txn_producer_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"InitProducerIdResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, ongoing_txn_producer_id={self.ongoing_txn_producer_id!r}, ongoing_txn_producer_epoch={self.ongoing_txn_producer_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'InitProducerIdResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_InitProducerIdResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode InitProducerIdResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> InitProducerIdResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after InitProducerIdResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[InitProducerIdResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'InitProducerIdResponse has no version {version} (valid 0-5)')
-        try:
-            return _R_InitProducerIdResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed InitProducerIdResponse v{version}: {exc}') from None
-
 
 def _new_InitProducerIdRequest() -> InitProducerIdRequest:
     o = InitProducerIdRequest.__new__(InitProducerIdRequest)
@@ -251,7 +131,7 @@ def _new_InitProducerIdRequest() -> InitProducerIdRequest:
     return o
 
 
-def _w_InitProducerIdRequest_0(o: InitProducerIdRequest, out: bytearray) -> None:
+def _write_InitProducerIdRequest_v0(o: InitProducerIdRequest, out: bytearray) -> None:
     write_nullable_string(out, o.transactional_id)
     if o.producer_id != -1:
         raise UnsupportedVersionError('InitProducerIdRequest.producer_id has a non-default value this version cannot carry')
@@ -261,13 +141,13 @@ def _w_InitProducerIdRequest_0(o: InitProducerIdRequest, out: bytearray) -> None
         raise UnsupportedVersionError('InitProducerIdRequest.enable2_pc has a non-default value this version cannot carry')
     if o.keep_prepared_txn != False:
         raise UnsupportedVersionError('InitProducerIdRequest.keep_prepared_txn has a non-default value this version cannot carry')
-    out += _S_i.pack(o.transaction_timeout_ms)
+    out += _INT32.pack(o.transaction_timeout_ms)
 
 
-def _r_InitProducerIdRequest_0(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
+def _read_InitProducerIdRequest_v0(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
     o = InitProducerIdRequest.__new__(InitProducerIdRequest)
     o.transactional_id, pos = read_nullable_string(buf, pos)
-    o.transaction_timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.transaction_timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.producer_id = -1
     o.producer_epoch = -1
@@ -277,7 +157,7 @@ def _r_InitProducerIdRequest_0(buf: memoryview, pos: int) -> tuple[InitProducerI
     return o, pos
 
 
-def _w_InitProducerIdRequest_2(o: InitProducerIdRequest, out: bytearray) -> None:
+def _write_InitProducerIdRequest_v2(o: InitProducerIdRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.transactional_id)
     if o.producer_id != -1:
         raise UnsupportedVersionError('InitProducerIdRequest.producer_id has a non-default value this version cannot carry')
@@ -287,7 +167,7 @@ def _w_InitProducerIdRequest_2(o: InitProducerIdRequest, out: bytearray) -> None
         raise UnsupportedVersionError('InitProducerIdRequest.enable2_pc has a non-default value this version cannot carry')
     if o.keep_prepared_txn != False:
         raise UnsupportedVersionError('InitProducerIdRequest.keep_prepared_txn has a non-default value this version cannot carry')
-    out += _S_i.pack(o.transaction_timeout_ms)
+    out += _INT32.pack(o.transaction_timeout_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -295,10 +175,10 @@ def _w_InitProducerIdRequest_2(o: InitProducerIdRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _r_InitProducerIdRequest_2(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
+def _read_InitProducerIdRequest_v2(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
     o = InitProducerIdRequest.__new__(InitProducerIdRequest)
     o.transactional_id, pos = read_compact_nullable_string(buf, pos)
-    o.transaction_timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.transaction_timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.producer_id = -1
     o.producer_epoch = -1
@@ -312,13 +192,13 @@ def _r_InitProducerIdRequest_2(buf: memoryview, pos: int) -> tuple[InitProducerI
     return o, pos
 
 
-def _w_InitProducerIdRequest_3(o: InitProducerIdRequest, out: bytearray) -> None:
+def _write_InitProducerIdRequest_v3(o: InitProducerIdRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.transactional_id)
     if o.enable2_pc != False:
         raise UnsupportedVersionError('InitProducerIdRequest.enable2_pc has a non-default value this version cannot carry')
     if o.keep_prepared_txn != False:
         raise UnsupportedVersionError('InitProducerIdRequest.keep_prepared_txn has a non-default value this version cannot carry')
-    out += _S_iqh.pack(o.transaction_timeout_ms, o.producer_id, o.producer_epoch)
+    out += _INT32_INT64_INT16.pack(o.transaction_timeout_ms, o.producer_id, o.producer_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -326,10 +206,10 @@ def _w_InitProducerIdRequest_3(o: InitProducerIdRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _r_InitProducerIdRequest_3(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
+def _read_InitProducerIdRequest_v3(buf: memoryview, pos: int) -> tuple[InitProducerIdRequest, int]:
     o = InitProducerIdRequest.__new__(InitProducerIdRequest)
     o.transactional_id, pos = read_compact_nullable_string(buf, pos)
-    o.transaction_timeout_ms, o.producer_id, o.producer_epoch = _S_iqh.unpack_from(buf, pos)
+    o.transaction_timeout_ms, o.producer_id, o.producer_epoch = _INT32_INT64_INT16.unpack_from(buf, pos)
     pos += 14
     o.enable2_pc = False
     o.keep_prepared_txn = False
@@ -353,17 +233,17 @@ def _new_InitProducerIdResponse() -> InitProducerIdResponse:
     return o
 
 
-def _w_InitProducerIdResponse_0(o: InitProducerIdResponse, out: bytearray) -> None:
+def _write_InitProducerIdResponse_v0(o: InitProducerIdResponse, out: bytearray) -> None:
     if o.ongoing_txn_producer_id != -1:
         raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_id has a non-default value this version cannot carry')
     if o.ongoing_txn_producer_epoch != -1:
         raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_epoch has a non-default value this version cannot carry')
-    out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
+    out += _INT32_INT16_INT64_INT16.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
 
 
-def _r_InitProducerIdResponse_0(buf: memoryview, pos: int) -> tuple[InitProducerIdResponse, int]:
+def _read_InitProducerIdResponse_v0(buf: memoryview, pos: int) -> tuple[InitProducerIdResponse, int]:
     o = InitProducerIdResponse.__new__(InitProducerIdResponse)
-    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _S_ihqh.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _INT32_INT16_INT64_INT16.unpack_from(buf, pos)
     pos += 16
     o.ongoing_txn_producer_id = -1
     o.ongoing_txn_producer_epoch = -1
@@ -371,12 +251,12 @@ def _r_InitProducerIdResponse_0(buf: memoryview, pos: int) -> tuple[InitProducer
     return o, pos
 
 
-def _w_InitProducerIdResponse_2(o: InitProducerIdResponse, out: bytearray) -> None:
+def _write_InitProducerIdResponse_v2(o: InitProducerIdResponse, out: bytearray) -> None:
     if o.ongoing_txn_producer_id != -1:
         raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_id has a non-default value this version cannot carry')
     if o.ongoing_txn_producer_epoch != -1:
         raise UnsupportedVersionError('InitProducerIdResponse.ongoing_txn_producer_epoch has a non-default value this version cannot carry')
-    out += _S_ihqh.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
+    out += _INT32_INT16_INT64_INT16.pack(o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -384,9 +264,9 @@ def _w_InitProducerIdResponse_2(o: InitProducerIdResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _r_InitProducerIdResponse_2(buf: memoryview, pos: int) -> tuple[InitProducerIdResponse, int]:
+def _read_InitProducerIdResponse_v2(buf: memoryview, pos: int) -> tuple[InitProducerIdResponse, int]:
     o = InitProducerIdResponse.__new__(InitProducerIdResponse)
-    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _S_ihqh.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.producer_id, o.producer_epoch = _INT32_INT16_INT64_INT16.unpack_from(buf, pos)
     pos += 16
     o.ongoing_txn_producer_id = -1
     o.ongoing_txn_producer_epoch = -1
@@ -398,21 +278,22 @@ def _r_InitProducerIdResponse_2(buf: memoryview, pos: int) -> tuple[InitProducer
     return o, pos
 
 
-_W_InitProducerIdRequest: tuple[Callable[[InitProducerIdRequest, bytearray], None], ...] = (
-    _w_InitProducerIdRequest_0,
-    _w_InitProducerIdRequest_0,
-    _w_InitProducerIdRequest_2,
-    _w_InitProducerIdRequest_3,
-    _w_InitProducerIdRequest_3,
-    _w_InitProducerIdRequest_3,
+InitProducerIdRequest._LOWEST = 0
+InitProducerIdRequest._WRITERS = (
+    _write_InitProducerIdRequest_v0,
+    _write_InitProducerIdRequest_v0,
+    _write_InitProducerIdRequest_v2,
+    _write_InitProducerIdRequest_v3,
+    _write_InitProducerIdRequest_v3,
+    _write_InitProducerIdRequest_v3,
 )
-_R_InitProducerIdRequest: tuple[Callable[[memoryview, int], tuple[InitProducerIdRequest, int]], ...] = (
-    _r_InitProducerIdRequest_0,
-    _r_InitProducerIdRequest_0,
-    _r_InitProducerIdRequest_2,
-    _r_InitProducerIdRequest_3,
-    _r_InitProducerIdRequest_3,
-    _r_InitProducerIdRequest_3,
+InitProducerIdRequest._READERS = (
+    _read_InitProducerIdRequest_v0,
+    _read_InitProducerIdRequest_v0,
+    _read_InitProducerIdRequest_v2,
+    _read_InitProducerIdRequest_v3,
+    _read_InitProducerIdRequest_v3,
+    _read_InitProducerIdRequest_v3,
 )
 InitProducerIdRequest._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -423,21 +304,22 @@ InitProducerIdRequest._FIELDS = (
     FieldSpec('keep_prepared_txn', 'bool', None, (6, 32767), None, None, None, None),
 )
 
-_W_InitProducerIdResponse: tuple[Callable[[InitProducerIdResponse, bytearray], None], ...] = (
-    _w_InitProducerIdResponse_0,
-    _w_InitProducerIdResponse_0,
-    _w_InitProducerIdResponse_2,
-    _w_InitProducerIdResponse_2,
-    _w_InitProducerIdResponse_2,
-    _w_InitProducerIdResponse_2,
+InitProducerIdResponse._LOWEST = 0
+InitProducerIdResponse._WRITERS = (
+    _write_InitProducerIdResponse_v0,
+    _write_InitProducerIdResponse_v0,
+    _write_InitProducerIdResponse_v2,
+    _write_InitProducerIdResponse_v2,
+    _write_InitProducerIdResponse_v2,
+    _write_InitProducerIdResponse_v2,
 )
-_R_InitProducerIdResponse: tuple[Callable[[memoryview, int], tuple[InitProducerIdResponse, int]], ...] = (
-    _r_InitProducerIdResponse_0,
-    _r_InitProducerIdResponse_0,
-    _r_InitProducerIdResponse_2,
-    _r_InitProducerIdResponse_2,
-    _r_InitProducerIdResponse_2,
-    _r_InitProducerIdResponse_2,
+InitProducerIdResponse._READERS = (
+    _read_InitProducerIdResponse_v0,
+    _read_InitProducerIdResponse_v0,
+    _read_InitProducerIdResponse_v2,
+    _read_InitProducerIdResponse_v2,
+    _read_InitProducerIdResponse_v2,
+    _read_InitProducerIdResponse_v2,
 )
 InitProducerIdResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

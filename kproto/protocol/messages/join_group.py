@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -33,6 +32,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'JoinGroupRequest',
@@ -41,15 +41,19 @@ __all__ = [
     'JoinGroupResponseMember',
 ]
 
-_S_o = struct.Struct('>?')
-_S_hi = struct.Struct('>hi')
-_S_i = struct.Struct('>i')
-_S_ihi = struct.Struct('>ihi')
-_S_ii = struct.Struct('>ii')
+_BOOL = struct.Struct('>?')
+_INT16_INT32 = struct.Struct('>hi')
+_INT32 = struct.Struct('>i')
+_INT32_INT16_INT32 = struct.Struct('>ihi')
+_INT32_INT32 = struct.Struct('>ii')
 
 
-class JoinGroupRequest:
-    """Kafka request ``JoinGroupRequest`` (API key 11), versions 0-9."""
+class JoinGroupRequest(Request['JoinGroupResponse']):
+    """Kafka request ``JoinGroupRequest`` (API key 11), versions 0-9, flexible from v6.
+
+    Schema: ``tools/kafka-protocol/message/JoinGroupRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'session_timeout_ms', 'rebalance_timeout_ms', 'member_id', 'group_instance_id', 'protocol_type', 'protocols', 'reason', 'unknown_tags',)
 
@@ -57,17 +61,16 @@ class JoinGroupRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupRequest'
 
-    group_id: str
-    session_timeout_ms: int
-    rebalance_timeout_ms: int
-    member_id: str
-    group_instance_id: str | None
-    protocol_type: str
-    protocols: list[JoinGroupRequestProtocol]
-    reason: str | None
+    group_id: str  # GroupId string
+    session_timeout_ms: int  # SessionTimeoutMs int32
+    rebalance_timeout_ms: int  # RebalanceTimeoutMs int32; v1+; default -1; ignorable
+    member_id: str  # MemberId string
+    group_instance_id: str | None  # GroupInstanceId string; v5+; nullable
+    protocol_type: str  # ProtocolType string
+    protocols: list[JoinGroupRequestProtocol]  # Protocols []JoinGroupRequestProtocol
+    reason: str | None  # Reason string; v8+; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -93,82 +96,20 @@ class JoinGroupRequest:
         self.reason = reason
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JoinGroupRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.session_timeout_ms == other.session_timeout_ms and
-            self.rebalance_timeout_ms == other.rebalance_timeout_ms and
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.protocol_type == other.protocol_type and
-            self.protocols == other.protocols and
-            self.reason == other.reason and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"JoinGroupRequest(group_id={self.group_id!r}, session_timeout_ms={self.session_timeout_ms!r}, rebalance_timeout_ms={self.rebalance_timeout_ms!r}, member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, protocol_type={self.protocol_type!r}, protocols={self.protocols!r}, reason={self.reason!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class JoinGroupRequestProtocol(Struct):
+    """Struct ``JoinGroupRequestProtocol`` of ``JoinGroupRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupRequest has no version {version} (valid 0-9)')
-        start = len(out)
-        try:
-            _W_JoinGroupRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode JoinGroupRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after JoinGroupRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[JoinGroupRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupRequest has no version {version} (valid 0-9)')
-        try:
-            return _R_JoinGroupRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed JoinGroupRequest v{version}: {exc}') from None
-
-
-class JoinGroupRequestProtocol:
-    """Schema struct ``JoinGroupRequestProtocol`` of ``JoinGroupRequest``."""
+    Schema: ``tools/kafka-protocol/message/JoinGroupRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'metadata', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupRequestProtocol'
 
-    name: str
-    metadata: bytes
+    name: str  # Name string
+    metadata: bytes  # Metadata bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -182,68 +123,13 @@ class JoinGroupRequestProtocol:
         self.metadata = metadata
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JoinGroupRequestProtocol):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.metadata == other.metadata and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"JoinGroupRequestProtocol(name={self.name!r}, metadata={self.metadata!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class JoinGroupResponse(Response):
+    """Kafka response ``JoinGroupResponse`` (API key 11), versions 0-9, flexible from v6.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupRequestProtocol has no version {version} (valid 0-9)')
-        start = len(out)
-        try:
-            _W_JoinGroupRequestProtocol[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode JoinGroupRequestProtocol v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupRequestProtocol:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after JoinGroupRequestProtocol v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[JoinGroupRequestProtocol, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupRequestProtocol has no version {version} (valid 0-9)')
-        try:
-            return _R_JoinGroupRequestProtocol[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed JoinGroupRequestProtocol v{version}: {exc}') from None
-
-
-class JoinGroupResponse:
-    """Kafka response ``JoinGroupResponse`` (API key 11), versions 0-9."""
+    Schema: ``tools/kafka-protocol/message/JoinGroupResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'generation_id', 'protocol_type', 'protocol_name', 'leader', 'skip_assignment', 'member_id', 'members', 'unknown_tags',)
 
@@ -251,18 +137,17 @@ class JoinGroupResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    generation_id: int
-    protocol_type: str | None
-    protocol_name: str | None
-    leader: str
-    skip_assignment: bool
-    member_id: str
-    members: list[JoinGroupResponseMember]
+    throttle_time_ms: int  # ThrottleTimeMs int32; v2+; ignorable
+    error_code: int  # ErrorCode int16
+    generation_id: int  # GenerationId int32; default -1
+    protocol_type: str | None  # ProtocolType string; v7+; nullable; ignorable
+    protocol_name: str | None  # ProtocolName string; nullable v7+
+    leader: str  # Leader string
+    skip_assignment: bool  # SkipAssignment bool; v9+
+    member_id: str  # MemberId string
+    members: list[JoinGroupResponseMember]  # Members []JoinGroupResponseMember
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -290,84 +175,21 @@ class JoinGroupResponse:
         self.members = list(members)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JoinGroupResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.generation_id == other.generation_id and
-            self.protocol_type == other.protocol_type and
-            self.protocol_name == other.protocol_name and
-            self.leader == other.leader and
-            self.skip_assignment == other.skip_assignment and
-            self.member_id == other.member_id and
-            self.members == other.members and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"JoinGroupResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, generation_id={self.generation_id!r}, protocol_type={self.protocol_type!r}, protocol_name={self.protocol_name!r}, leader={self.leader!r}, skip_assignment={self.skip_assignment!r}, member_id={self.member_id!r}, members={self.members!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class JoinGroupResponseMember(Struct):
+    """Struct ``JoinGroupResponseMember`` of ``JoinGroupResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupResponse has no version {version} (valid 0-9)')
-        start = len(out)
-        try:
-            _W_JoinGroupResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode JoinGroupResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after JoinGroupResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[JoinGroupResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupResponse has no version {version} (valid 0-9)')
-        try:
-            return _R_JoinGroupResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed JoinGroupResponse v{version}: {exc}') from None
-
-
-class JoinGroupResponseMember:
-    """Schema struct ``JoinGroupResponseMember`` of ``JoinGroupResponse``."""
+    Schema: ``tools/kafka-protocol/message/JoinGroupResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('member_id', 'group_instance_id', 'metadata', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'JoinGroupResponseMember'
 
-    member_id: str
-    group_instance_id: str | None
-    metadata: bytes
+    member_id: str  # MemberId string
+    group_instance_id: str | None  # GroupInstanceId string; v5+; nullable; ignorable
+    metadata: bytes  # Metadata bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -383,66 +205,6 @@ class JoinGroupResponseMember:
         self.metadata = metadata
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JoinGroupResponseMember):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.metadata == other.metadata and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"JoinGroupResponseMember(member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, metadata={self.metadata!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupResponseMember has no version {version} (valid 0-9)')
-        start = len(out)
-        try:
-            _W_JoinGroupResponseMember[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode JoinGroupResponseMember v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> JoinGroupResponseMember:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after JoinGroupResponseMember v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[JoinGroupResponseMember, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 9:
-            raise UnsupportedVersionError(f'JoinGroupResponseMember has no version {version} (valid 0-9)')
-        try:
-            return _R_JoinGroupResponseMember[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed JoinGroupResponseMember v{version}: {exc}') from None
-
 
 def _new_JoinGroupRequestProtocol() -> JoinGroupRequestProtocol:
     o = JoinGroupRequestProtocol.__new__(JoinGroupRequestProtocol)
@@ -452,12 +214,12 @@ def _new_JoinGroupRequestProtocol() -> JoinGroupRequestProtocol:
     return o
 
 
-def _w_JoinGroupRequestProtocol_0(o: JoinGroupRequestProtocol, out: bytearray) -> None:
+def _write_JoinGroupRequestProtocol_v0(o: JoinGroupRequestProtocol, out: bytearray) -> None:
     write_string(out, o.name)
     write_bytes(out, o.metadata)
 
 
-def _r_JoinGroupRequestProtocol_0(buf: memoryview, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
+def _read_JoinGroupRequestProtocol_v0(buf: memoryview, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
     o = JoinGroupRequestProtocol.__new__(JoinGroupRequestProtocol)
     o.name, pos = read_string(buf, pos)
     o.metadata, pos = read_bytes(buf, pos)
@@ -465,7 +227,7 @@ def _r_JoinGroupRequestProtocol_0(buf: memoryview, pos: int) -> tuple[JoinGroupR
     return o, pos
 
 
-def _w_JoinGroupRequestProtocol_6(o: JoinGroupRequestProtocol, out: bytearray) -> None:
+def _write_JoinGroupRequestProtocol_v6(o: JoinGroupRequestProtocol, out: bytearray) -> None:
     write_compact_string(out, o.name)
     write_compact_bytes(out, o.metadata)
     uk = o.unknown_tags
@@ -475,7 +237,7 @@ def _w_JoinGroupRequestProtocol_6(o: JoinGroupRequestProtocol, out: bytearray) -
         out.append(0)
 
 
-def _r_JoinGroupRequestProtocol_6(buf: memoryview, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
+def _read_JoinGroupRequestProtocol_v6(buf: memoryview, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
     o = JoinGroupRequestProtocol.__new__(JoinGroupRequestProtocol)
     o.name, pos = read_compact_string(buf, pos)
     o.metadata, pos = read_compact_bytes(buf, pos)
@@ -501,32 +263,32 @@ def _new_JoinGroupRequest() -> JoinGroupRequest:
     return o
 
 
-def _w_JoinGroupRequest_0(o: JoinGroupRequest, out: bytearray) -> None:
+def _write_JoinGroupRequest_v0(o: JoinGroupRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.session_timeout_ms)
+    out += _INT32.pack(o.session_timeout_ms)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('JoinGroupRequest.group_instance_id has a non-default value this version cannot carry')
     write_string(out, o.protocol_type)
-    x1 = o.protocols
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_JoinGroupRequestProtocol_0(e2, out)
+    protocols = o.protocols
+    out += _INT32.pack(len(protocols))
+    for protocols_item in protocols:
+        _write_JoinGroupRequestProtocol_v0(protocols_item, out)
 
 
-def _r_JoinGroupRequest_0(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
+def _read_JoinGroupRequest_v0(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
     o = JoinGroupRequest.__new__(JoinGroupRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.session_timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.session_timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
     o.protocol_type, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupRequestProtocol] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupRequestProtocol_0(buf, pos)
-        a2.append(e3)
-    o.protocols = a2
+    n_protocols, pos = read_array_len(buf, pos)
+    protocols: list[JoinGroupRequestProtocol] = []
+    for _ in range(n_protocols):
+        protocols_item, pos = _read_JoinGroupRequestProtocol_v0(buf, pos)
+        protocols.append(protocols_item)
+    o.protocols = protocols
     o.rebalance_timeout_ms = -1
     o.group_instance_id = None
     o.reason = None
@@ -534,79 +296,79 @@ def _r_JoinGroupRequest_0(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, 
     return o, pos
 
 
-def _w_JoinGroupRequest_1(o: JoinGroupRequest, out: bytearray) -> None:
+def _write_JoinGroupRequest_v1(o: JoinGroupRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _INT32_INT32.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('JoinGroupRequest.group_instance_id has a non-default value this version cannot carry')
     write_string(out, o.protocol_type)
-    x1 = o.protocols
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_JoinGroupRequestProtocol_0(e2, out)
+    protocols = o.protocols
+    out += _INT32.pack(len(protocols))
+    for protocols_item in protocols:
+        _write_JoinGroupRequestProtocol_v0(protocols_item, out)
 
 
-def _r_JoinGroupRequest_1(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
+def _read_JoinGroupRequest_v1(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
     o = JoinGroupRequest.__new__(JoinGroupRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+    o.session_timeout_ms, o.rebalance_timeout_ms = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.member_id, pos = read_string(buf, pos)
     o.protocol_type, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupRequestProtocol] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupRequestProtocol_0(buf, pos)
-        a2.append(e3)
-    o.protocols = a2
+    n_protocols, pos = read_array_len(buf, pos)
+    protocols: list[JoinGroupRequestProtocol] = []
+    for _ in range(n_protocols):
+        protocols_item, pos = _read_JoinGroupRequestProtocol_v0(buf, pos)
+        protocols.append(protocols_item)
+    o.protocols = protocols
     o.group_instance_id = None
     o.reason = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_JoinGroupRequest_5(o: JoinGroupRequest, out: bytearray) -> None:
+def _write_JoinGroupRequest_v5(o: JoinGroupRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _INT32_INT32.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
     write_string(out, o.protocol_type)
-    x1 = o.protocols
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_JoinGroupRequestProtocol_0(e2, out)
+    protocols = o.protocols
+    out += _INT32.pack(len(protocols))
+    for protocols_item in protocols:
+        _write_JoinGroupRequestProtocol_v0(protocols_item, out)
 
 
-def _r_JoinGroupRequest_5(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
+def _read_JoinGroupRequest_v5(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
     o = JoinGroupRequest.__new__(JoinGroupRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+    o.session_timeout_ms, o.rebalance_timeout_ms = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
     o.protocol_type, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupRequestProtocol] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupRequestProtocol_0(buf, pos)
-        a2.append(e3)
-    o.protocols = a2
+    n_protocols, pos = read_array_len(buf, pos)
+    protocols: list[JoinGroupRequestProtocol] = []
+    for _ in range(n_protocols):
+        protocols_item, pos = _read_JoinGroupRequestProtocol_v0(buf, pos)
+        protocols.append(protocols_item)
+    o.protocols = protocols
     o.reason = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_JoinGroupRequest_6(o: JoinGroupRequest, out: bytearray) -> None:
+def _write_JoinGroupRequest_v6(o: JoinGroupRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _INT32_INT32.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     write_compact_string(out, o.protocol_type)
-    x1 = o.protocols
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_JoinGroupRequestProtocol_6(e2, out)
+    protocols = o.protocols
+    write_uvarint(out, len(protocols) + 1)
+    for protocols_item in protocols:
+        _write_JoinGroupRequestProtocol_v6(protocols_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -614,20 +376,20 @@ def _w_JoinGroupRequest_6(o: JoinGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_JoinGroupRequest_6(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
+def _read_JoinGroupRequest_v6(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
     o = JoinGroupRequest.__new__(JoinGroupRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+    o.session_timeout_ms, o.rebalance_timeout_ms = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
     o.protocol_type, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[JoinGroupRequestProtocol] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupRequestProtocol_6(buf, pos)
-        a2.append(e3)
-    o.protocols = a2
+    n_protocols, pos = read_compact_array_len(buf, pos)
+    protocols: list[JoinGroupRequestProtocol] = []
+    for _ in range(n_protocols):
+        protocols_item, pos = _read_JoinGroupRequestProtocol_v6(buf, pos)
+        protocols.append(protocols_item)
+    o.protocols = protocols
     o.reason = None
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -637,16 +399,16 @@ def _r_JoinGroupRequest_6(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, 
     return o, pos
 
 
-def _w_JoinGroupRequest_8(o: JoinGroupRequest, out: bytearray) -> None:
+def _write_JoinGroupRequest_v8(o: JoinGroupRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    out += _S_ii.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
+    out += _INT32_INT32.pack(o.session_timeout_ms, o.rebalance_timeout_ms)
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     write_compact_string(out, o.protocol_type)
-    x1 = o.protocols
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_JoinGroupRequestProtocol_6(e2, out)
+    protocols = o.protocols
+    write_uvarint(out, len(protocols) + 1)
+    for protocols_item in protocols:
+        _write_JoinGroupRequestProtocol_v6(protocols_item, out)
     write_compact_nullable_string(out, o.reason)
     uk = o.unknown_tags
     if uk:
@@ -655,20 +417,20 @@ def _w_JoinGroupRequest_8(o: JoinGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_JoinGroupRequest_8(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
+def _read_JoinGroupRequest_v8(buf: memoryview, pos: int) -> tuple[JoinGroupRequest, int]:
     o = JoinGroupRequest.__new__(JoinGroupRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.session_timeout_ms, o.rebalance_timeout_ms = _S_ii.unpack_from(buf, pos)
+    o.session_timeout_ms, o.rebalance_timeout_ms = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
     o.protocol_type, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[JoinGroupRequestProtocol] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupRequestProtocol_6(buf, pos)
-        a2.append(e3)
-    o.protocols = a2
+    n_protocols, pos = read_compact_array_len(buf, pos)
+    protocols: list[JoinGroupRequestProtocol] = []
+    for _ in range(n_protocols):
+        protocols_item, pos = _read_JoinGroupRequestProtocol_v6(buf, pos)
+        protocols.append(protocols_item)
+    o.protocols = protocols
     o.reason, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -687,12 +449,12 @@ def _new_JoinGroupResponseMember() -> JoinGroupResponseMember:
     return o
 
 
-def _w_JoinGroupResponseMember_0(o: JoinGroupResponseMember, out: bytearray) -> None:
+def _write_JoinGroupResponseMember_v0(o: JoinGroupResponseMember, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_bytes(out, o.metadata)
 
 
-def _r_JoinGroupResponseMember_0(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
+def _read_JoinGroupResponseMember_v0(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
     o = JoinGroupResponseMember.__new__(JoinGroupResponseMember)
     o.member_id, pos = read_string(buf, pos)
     o.metadata, pos = read_bytes(buf, pos)
@@ -701,13 +463,13 @@ def _r_JoinGroupResponseMember_0(buf: memoryview, pos: int) -> tuple[JoinGroupRe
     return o, pos
 
 
-def _w_JoinGroupResponseMember_5(o: JoinGroupResponseMember, out: bytearray) -> None:
+def _write_JoinGroupResponseMember_v5(o: JoinGroupResponseMember, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
     write_bytes(out, o.metadata)
 
 
-def _r_JoinGroupResponseMember_5(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
+def _read_JoinGroupResponseMember_v5(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
     o = JoinGroupResponseMember.__new__(JoinGroupResponseMember)
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
@@ -716,7 +478,7 @@ def _r_JoinGroupResponseMember_5(buf: memoryview, pos: int) -> tuple[JoinGroupRe
     return o, pos
 
 
-def _w_JoinGroupResponseMember_6(o: JoinGroupResponseMember, out: bytearray) -> None:
+def _write_JoinGroupResponseMember_v6(o: JoinGroupResponseMember, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     write_compact_bytes(out, o.metadata)
@@ -727,7 +489,7 @@ def _w_JoinGroupResponseMember_6(o: JoinGroupResponseMember, out: bytearray) -> 
         out.append(0)
 
 
-def _r_JoinGroupResponseMember_6(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
+def _read_JoinGroupResponseMember_v6(buf: memoryview, pos: int) -> tuple[JoinGroupResponseMember, int]:
     o = JoinGroupResponseMember.__new__(JoinGroupResponseMember)
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
@@ -755,35 +517,35 @@ def _new_JoinGroupResponse() -> JoinGroupResponse:
     return o
 
 
-def _w_JoinGroupResponse_0(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_hi.pack(o.error_code, o.generation_id)
-    x1 = o.protocol_name
-    if x1 is None:
+def _write_JoinGroupResponse_v0(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT16_INT32.pack(o.error_code, o.generation_id)
+    protocol_name = o.protocol_name
+    if protocol_name is None:
         raise ValueError('protocol_name' + ' is None but not nullable in this version')
-    write_string(out, x1)
+    write_string(out, protocol_name)
     write_string(out, o.leader)
     if o.skip_assignment != False:
         raise UnsupportedVersionError('JoinGroupResponse.skip_assignment has a non-default value this version cannot carry')
     write_string(out, o.member_id)
-    x2 = o.members
-    out += _S_i.pack(len(x2))
-    for e3 in x2:
-        _w_JoinGroupResponseMember_0(e3, out)
+    members = o.members
+    out += _INT32.pack(len(members))
+    for members_item in members:
+        _write_JoinGroupResponseMember_v0(members_item, out)
 
 
-def _r_JoinGroupResponse_0(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v0(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.error_code, o.generation_id = _S_hi.unpack_from(buf, pos)
+    o.error_code, o.generation_id = _INT16_INT32.unpack_from(buf, pos)
     pos += 6
     o.protocol_name, pos = read_string(buf, pos)
     o.leader, pos = read_string(buf, pos)
     o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_0(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v0(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.throttle_time_ms = 0
     o.protocol_type = None
     o.skip_assignment = False
@@ -791,90 +553,90 @@ def _r_JoinGroupResponse_0(buf: memoryview, pos: int) -> tuple[JoinGroupResponse
     return o, pos
 
 
-def _w_JoinGroupResponse_2(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    x1 = o.protocol_name
-    if x1 is None:
+def _write_JoinGroupResponse_v2(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    protocol_name = o.protocol_name
+    if protocol_name is None:
         raise ValueError('protocol_name' + ' is None but not nullable in this version')
-    write_string(out, x1)
+    write_string(out, protocol_name)
     write_string(out, o.leader)
     if o.skip_assignment != False:
         raise UnsupportedVersionError('JoinGroupResponse.skip_assignment has a non-default value this version cannot carry')
     write_string(out, o.member_id)
-    x2 = o.members
-    out += _S_i.pack(len(x2))
-    for e3 in x2:
-        _w_JoinGroupResponseMember_0(e3, out)
+    members = o.members
+    out += _INT32.pack(len(members))
+    for members_item in members:
+        _write_JoinGroupResponseMember_v0(members_item, out)
 
 
-def _r_JoinGroupResponse_2(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v2(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.generation_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
     o.protocol_name, pos = read_string(buf, pos)
     o.leader, pos = read_string(buf, pos)
     o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_0(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v0(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.protocol_type = None
     o.skip_assignment = False
     o.unknown_tags = None
     return o, pos
 
 
-def _w_JoinGroupResponse_5(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    x1 = o.protocol_name
-    if x1 is None:
+def _write_JoinGroupResponse_v5(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    protocol_name = o.protocol_name
+    if protocol_name is None:
         raise ValueError('protocol_name' + ' is None but not nullable in this version')
-    write_string(out, x1)
+    write_string(out, protocol_name)
     write_string(out, o.leader)
     if o.skip_assignment != False:
         raise UnsupportedVersionError('JoinGroupResponse.skip_assignment has a non-default value this version cannot carry')
     write_string(out, o.member_id)
-    x2 = o.members
-    out += _S_i.pack(len(x2))
-    for e3 in x2:
-        _w_JoinGroupResponseMember_5(e3, out)
+    members = o.members
+    out += _INT32.pack(len(members))
+    for members_item in members:
+        _write_JoinGroupResponseMember_v5(members_item, out)
 
 
-def _r_JoinGroupResponse_5(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v5(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.generation_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
     o.protocol_name, pos = read_string(buf, pos)
     o.leader, pos = read_string(buf, pos)
     o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_5(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v5(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.protocol_type = None
     o.skip_assignment = False
     o.unknown_tags = None
     return o, pos
 
 
-def _w_JoinGroupResponse_6(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
-    x1 = o.protocol_name
-    if x1 is None:
+def _write_JoinGroupResponse_v6(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+    protocol_name = o.protocol_name
+    if protocol_name is None:
         raise ValueError('protocol_name' + ' is None but not nullable in this version')
-    write_compact_string(out, x1)
+    write_compact_string(out, protocol_name)
     write_compact_string(out, o.leader)
     if o.skip_assignment != False:
         raise UnsupportedVersionError('JoinGroupResponse.skip_assignment has a non-default value this version cannot carry')
     write_compact_string(out, o.member_id)
-    x2 = o.members
-    write_uvarint(out, len(x2) + 1)
-    for e3 in x2:
-        _w_JoinGroupResponseMember_6(e3, out)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_JoinGroupResponseMember_v6(members_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -882,19 +644,19 @@ def _w_JoinGroupResponse_6(o: JoinGroupResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_JoinGroupResponse_6(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v6(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.generation_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
     o.protocol_name, pos = read_compact_string(buf, pos)
     o.leader, pos = read_compact_string(buf, pos)
     o.member_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_6(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v6(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.protocol_type = None
     o.skip_assignment = False
     if buf[pos] == 0:
@@ -905,18 +667,18 @@ def _r_JoinGroupResponse_6(buf: memoryview, pos: int) -> tuple[JoinGroupResponse
     return o, pos
 
 
-def _w_JoinGroupResponse_7(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+def _write_JoinGroupResponse_v7(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.generation_id)
     write_compact_nullable_string(out, o.protocol_type)
     write_compact_nullable_string(out, o.protocol_name)
     write_compact_string(out, o.leader)
     if o.skip_assignment != False:
         raise UnsupportedVersionError('JoinGroupResponse.skip_assignment has a non-default value this version cannot carry')
     write_compact_string(out, o.member_id)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_JoinGroupResponseMember_6(e2, out)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_JoinGroupResponseMember_v6(members_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -924,20 +686,20 @@ def _w_JoinGroupResponse_7(o: JoinGroupResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_JoinGroupResponse_7(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v7(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.generation_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
     o.protocol_type, pos = read_compact_nullable_string(buf, pos)
     o.protocol_name, pos = read_compact_nullable_string(buf, pos)
     o.leader, pos = read_compact_string(buf, pos)
     o.member_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_6(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v6(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.skip_assignment = False
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -947,17 +709,17 @@ def _r_JoinGroupResponse_7(buf: memoryview, pos: int) -> tuple[JoinGroupResponse
     return o, pos
 
 
-def _w_JoinGroupResponse_9(o: JoinGroupResponse, out: bytearray) -> None:
-    out += _S_ihi.pack(o.throttle_time_ms, o.error_code, o.generation_id)
+def _write_JoinGroupResponse_v9(o: JoinGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT32.pack(o.throttle_time_ms, o.error_code, o.generation_id)
     write_compact_nullable_string(out, o.protocol_type)
     write_compact_nullable_string(out, o.protocol_name)
     write_compact_string(out, o.leader)
-    out += _S_o.pack(o.skip_assignment)
+    out += _BOOL.pack(o.skip_assignment)
     write_compact_string(out, o.member_id)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_JoinGroupResponseMember_6(e2, out)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_JoinGroupResponseMember_v6(members_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -965,22 +727,22 @@ def _w_JoinGroupResponse_9(o: JoinGroupResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_JoinGroupResponse_9(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
+def _read_JoinGroupResponse_v9(buf: memoryview, pos: int) -> tuple[JoinGroupResponse, int]:
     o = JoinGroupResponse.__new__(JoinGroupResponse)
-    o.throttle_time_ms, o.error_code, o.generation_id = _S_ihi.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code, o.generation_id = _INT32_INT16_INT32.unpack_from(buf, pos)
     pos += 10
     o.protocol_type, pos = read_compact_nullable_string(buf, pos)
     o.protocol_name, pos = read_compact_nullable_string(buf, pos)
     o.leader, pos = read_compact_string(buf, pos)
-    o.skip_assignment = _S_o.unpack_from(buf, pos)[0]
+    o.skip_assignment = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.member_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[JoinGroupResponseMember] = []
-    for _ in range(n1):
-        e3, pos = _r_JoinGroupResponseMember_6(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[JoinGroupResponseMember] = []
+    for _ in range(n_members):
+        members_item, pos = _read_JoinGroupResponseMember_v6(buf, pos)
+        members.append(members_item)
+    o.members = members
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -989,58 +751,60 @@ def _r_JoinGroupResponse_9(buf: memoryview, pos: int) -> tuple[JoinGroupResponse
     return o, pos
 
 
-_W_JoinGroupRequestProtocol: tuple[Callable[[JoinGroupRequestProtocol, bytearray], None], ...] = (
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_0,
-    _w_JoinGroupRequestProtocol_6,
-    _w_JoinGroupRequestProtocol_6,
-    _w_JoinGroupRequestProtocol_6,
-    _w_JoinGroupRequestProtocol_6,
+JoinGroupRequestProtocol._LOWEST = 0
+JoinGroupRequestProtocol._WRITERS = (
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v0,
+    _write_JoinGroupRequestProtocol_v6,
+    _write_JoinGroupRequestProtocol_v6,
+    _write_JoinGroupRequestProtocol_v6,
+    _write_JoinGroupRequestProtocol_v6,
 )
-_R_JoinGroupRequestProtocol: tuple[Callable[[memoryview, int], tuple[JoinGroupRequestProtocol, int]], ...] = (
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_0,
-    _r_JoinGroupRequestProtocol_6,
-    _r_JoinGroupRequestProtocol_6,
-    _r_JoinGroupRequestProtocol_6,
-    _r_JoinGroupRequestProtocol_6,
+JoinGroupRequestProtocol._READERS = (
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v0,
+    _read_JoinGroupRequestProtocol_v6,
+    _read_JoinGroupRequestProtocol_v6,
+    _read_JoinGroupRequestProtocol_v6,
+    _read_JoinGroupRequestProtocol_v6,
 )
 JoinGroupRequestProtocol._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('metadata', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_JoinGroupRequest: tuple[Callable[[JoinGroupRequest, bytearray], None], ...] = (
-    _w_JoinGroupRequest_0,
-    _w_JoinGroupRequest_1,
-    _w_JoinGroupRequest_1,
-    _w_JoinGroupRequest_1,
-    _w_JoinGroupRequest_1,
-    _w_JoinGroupRequest_5,
-    _w_JoinGroupRequest_6,
-    _w_JoinGroupRequest_6,
-    _w_JoinGroupRequest_8,
-    _w_JoinGroupRequest_8,
+JoinGroupRequest._LOWEST = 0
+JoinGroupRequest._WRITERS = (
+    _write_JoinGroupRequest_v0,
+    _write_JoinGroupRequest_v1,
+    _write_JoinGroupRequest_v1,
+    _write_JoinGroupRequest_v1,
+    _write_JoinGroupRequest_v1,
+    _write_JoinGroupRequest_v5,
+    _write_JoinGroupRequest_v6,
+    _write_JoinGroupRequest_v6,
+    _write_JoinGroupRequest_v8,
+    _write_JoinGroupRequest_v8,
 )
-_R_JoinGroupRequest: tuple[Callable[[memoryview, int], tuple[JoinGroupRequest, int]], ...] = (
-    _r_JoinGroupRequest_0,
-    _r_JoinGroupRequest_1,
-    _r_JoinGroupRequest_1,
-    _r_JoinGroupRequest_1,
-    _r_JoinGroupRequest_1,
-    _r_JoinGroupRequest_5,
-    _r_JoinGroupRequest_6,
-    _r_JoinGroupRequest_6,
-    _r_JoinGroupRequest_8,
-    _r_JoinGroupRequest_8,
+JoinGroupRequest._READERS = (
+    _read_JoinGroupRequest_v0,
+    _read_JoinGroupRequest_v1,
+    _read_JoinGroupRequest_v1,
+    _read_JoinGroupRequest_v1,
+    _read_JoinGroupRequest_v1,
+    _read_JoinGroupRequest_v5,
+    _read_JoinGroupRequest_v6,
+    _read_JoinGroupRequest_v6,
+    _read_JoinGroupRequest_v8,
+    _read_JoinGroupRequest_v8,
 )
 JoinGroupRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -1053,29 +817,30 @@ JoinGroupRequest._FIELDS = (
     FieldSpec('reason', 'string', None, (8, 32767), (8, 32767), None, None, None),
 )
 
-_W_JoinGroupResponseMember: tuple[Callable[[JoinGroupResponseMember, bytearray], None], ...] = (
-    _w_JoinGroupResponseMember_0,
-    _w_JoinGroupResponseMember_0,
-    _w_JoinGroupResponseMember_0,
-    _w_JoinGroupResponseMember_0,
-    _w_JoinGroupResponseMember_0,
-    _w_JoinGroupResponseMember_5,
-    _w_JoinGroupResponseMember_6,
-    _w_JoinGroupResponseMember_6,
-    _w_JoinGroupResponseMember_6,
-    _w_JoinGroupResponseMember_6,
+JoinGroupResponseMember._LOWEST = 0
+JoinGroupResponseMember._WRITERS = (
+    _write_JoinGroupResponseMember_v0,
+    _write_JoinGroupResponseMember_v0,
+    _write_JoinGroupResponseMember_v0,
+    _write_JoinGroupResponseMember_v0,
+    _write_JoinGroupResponseMember_v0,
+    _write_JoinGroupResponseMember_v5,
+    _write_JoinGroupResponseMember_v6,
+    _write_JoinGroupResponseMember_v6,
+    _write_JoinGroupResponseMember_v6,
+    _write_JoinGroupResponseMember_v6,
 )
-_R_JoinGroupResponseMember: tuple[Callable[[memoryview, int], tuple[JoinGroupResponseMember, int]], ...] = (
-    _r_JoinGroupResponseMember_0,
-    _r_JoinGroupResponseMember_0,
-    _r_JoinGroupResponseMember_0,
-    _r_JoinGroupResponseMember_0,
-    _r_JoinGroupResponseMember_0,
-    _r_JoinGroupResponseMember_5,
-    _r_JoinGroupResponseMember_6,
-    _r_JoinGroupResponseMember_6,
-    _r_JoinGroupResponseMember_6,
-    _r_JoinGroupResponseMember_6,
+JoinGroupResponseMember._READERS = (
+    _read_JoinGroupResponseMember_v0,
+    _read_JoinGroupResponseMember_v0,
+    _read_JoinGroupResponseMember_v0,
+    _read_JoinGroupResponseMember_v0,
+    _read_JoinGroupResponseMember_v0,
+    _read_JoinGroupResponseMember_v5,
+    _read_JoinGroupResponseMember_v6,
+    _read_JoinGroupResponseMember_v6,
+    _read_JoinGroupResponseMember_v6,
+    _read_JoinGroupResponseMember_v6,
 )
 JoinGroupResponseMember._FIELDS = (
     FieldSpec('member_id', 'string', None, (0, 32767), None, None, None, None),
@@ -1083,29 +848,30 @@ JoinGroupResponseMember._FIELDS = (
     FieldSpec('metadata', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_JoinGroupResponse: tuple[Callable[[JoinGroupResponse, bytearray], None], ...] = (
-    _w_JoinGroupResponse_0,
-    _w_JoinGroupResponse_0,
-    _w_JoinGroupResponse_2,
-    _w_JoinGroupResponse_2,
-    _w_JoinGroupResponse_2,
-    _w_JoinGroupResponse_5,
-    _w_JoinGroupResponse_6,
-    _w_JoinGroupResponse_7,
-    _w_JoinGroupResponse_7,
-    _w_JoinGroupResponse_9,
+JoinGroupResponse._LOWEST = 0
+JoinGroupResponse._WRITERS = (
+    _write_JoinGroupResponse_v0,
+    _write_JoinGroupResponse_v0,
+    _write_JoinGroupResponse_v2,
+    _write_JoinGroupResponse_v2,
+    _write_JoinGroupResponse_v2,
+    _write_JoinGroupResponse_v5,
+    _write_JoinGroupResponse_v6,
+    _write_JoinGroupResponse_v7,
+    _write_JoinGroupResponse_v7,
+    _write_JoinGroupResponse_v9,
 )
-_R_JoinGroupResponse: tuple[Callable[[memoryview, int], tuple[JoinGroupResponse, int]], ...] = (
-    _r_JoinGroupResponse_0,
-    _r_JoinGroupResponse_0,
-    _r_JoinGroupResponse_2,
-    _r_JoinGroupResponse_2,
-    _r_JoinGroupResponse_2,
-    _r_JoinGroupResponse_5,
-    _r_JoinGroupResponse_6,
-    _r_JoinGroupResponse_7,
-    _r_JoinGroupResponse_7,
-    _r_JoinGroupResponse_9,
+JoinGroupResponse._READERS = (
+    _read_JoinGroupResponse_v0,
+    _read_JoinGroupResponse_v0,
+    _read_JoinGroupResponse_v2,
+    _read_JoinGroupResponse_v2,
+    _read_JoinGroupResponse_v2,
+    _read_JoinGroupResponse_v5,
+    _read_JoinGroupResponse_v6,
+    _read_JoinGroupResponse_v7,
+    _read_JoinGroupResponse_v7,
+    _read_JoinGroupResponse_v9,
 )
 JoinGroupResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (2, 32767), None, None, None, None),

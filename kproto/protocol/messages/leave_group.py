@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -29,6 +28,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'LeaveGroupRequest',
@@ -37,13 +37,17 @@ __all__ = [
     'MemberResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class LeaveGroupRequest:
-    """Kafka request ``LeaveGroupRequest`` (API key 13), versions 0-5."""
+class LeaveGroupRequest(Request['LeaveGroupResponse']):
+    """Kafka request ``LeaveGroupRequest`` (API key 13), versions 0-5, flexible from v4.
+
+    Schema: ``tools/kafka-protocol/message/LeaveGroupRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'member_id', 'members', 'unknown_tags',)
 
@@ -51,12 +55,11 @@ class LeaveGroupRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaveGroupRequest'
 
-    group_id: str
-    member_id: str
-    members: list[MemberIdentity]
+    group_id: str  # GroupId string
+    member_id: str  # MemberId string; v0-2
+    members: list[MemberIdentity]  # Members []MemberIdentity; v3+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -72,78 +75,21 @@ class LeaveGroupRequest:
         self.members = list(members)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaveGroupRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.members == other.members and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"LeaveGroupRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, members={self.members!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class MemberIdentity(Struct):
+    """Struct ``MemberIdentity`` of ``LeaveGroupRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'LeaveGroupRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_LeaveGroupRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaveGroupRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaveGroupRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaveGroupRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaveGroupRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'LeaveGroupRequest has no version {version} (valid 0-5)')
-        try:
-            return _R_LeaveGroupRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaveGroupRequest v{version}: {exc}') from None
-
-
-class MemberIdentity:
-    """Schema struct ``MemberIdentity`` of ``LeaveGroupRequest``."""
+    Schema: ``tools/kafka-protocol/message/LeaveGroupRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('member_id', 'group_instance_id', 'reason', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MemberIdentity'
 
-    member_id: str
-    group_instance_id: str | None
-    reason: str | None
+    member_id: str  # MemberId string; v3+
+    group_instance_id: str | None  # GroupInstanceId string; v3+; nullable
+    reason: str | None  # Reason string; v5+; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -159,69 +105,13 @@ class MemberIdentity:
         self.reason = reason
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MemberIdentity):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.reason == other.reason and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"MemberIdentity(member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, reason={self.reason!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class LeaveGroupResponse(Response):
+    """Kafka response ``LeaveGroupResponse`` (API key 13), versions 0-5, flexible from v4.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'MemberIdentity has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_MemberIdentity[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MemberIdentity v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MemberIdentity:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MemberIdentity v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MemberIdentity, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'MemberIdentity has no version {version} (valid 0-5)')
-        try:
-            return _R_MemberIdentity[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MemberIdentity v{version}: {exc}') from None
-
-
-class LeaveGroupResponse:
-    """Kafka response ``LeaveGroupResponse`` (API key 13), versions 0-5."""
+    Schema: ``tools/kafka-protocol/message/LeaveGroupResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'members', 'unknown_tags',)
 
@@ -229,12 +119,11 @@ class LeaveGroupResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaveGroupResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    members: list[MemberResponse]
+    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
+    error_code: int  # ErrorCode int16
+    members: list[MemberResponse]  # Members []MemberResponse; v3+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -250,78 +139,21 @@ class LeaveGroupResponse:
         self.members = list(members)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaveGroupResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.members == other.members and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"LeaveGroupResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, members={self.members!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class MemberResponse(Struct):
+    """Struct ``MemberResponse`` of ``LeaveGroupResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'LeaveGroupResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_LeaveGroupResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaveGroupResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaveGroupResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaveGroupResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaveGroupResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'LeaveGroupResponse has no version {version} (valid 0-5)')
-        try:
-            return _R_LeaveGroupResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaveGroupResponse v{version}: {exc}') from None
-
-
-class MemberResponse:
-    """Schema struct ``MemberResponse`` of ``LeaveGroupResponse``."""
+    Schema: ``tools/kafka-protocol/message/LeaveGroupResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('member_id', 'group_instance_id', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MemberResponse'
 
-    member_id: str
-    group_instance_id: str | None
-    error_code: int
+    member_id: str  # MemberId string; v3+
+    group_instance_id: str | None  # GroupInstanceId string; v3+; nullable
+    error_code: int  # ErrorCode int16; v3+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -337,66 +169,6 @@ class MemberResponse:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MemberResponse):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"MemberResponse(member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'MemberResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_MemberResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MemberResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MemberResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MemberResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MemberResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'MemberResponse has no version {version} (valid 0-5)')
-        try:
-            return _R_MemberResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MemberResponse v{version}: {exc}') from None
-
 
 def _new_MemberIdentity() -> MemberIdentity:
     o = MemberIdentity.__new__(MemberIdentity)
@@ -407,14 +179,14 @@ def _new_MemberIdentity() -> MemberIdentity:
     return o
 
 
-def _w_MemberIdentity_0(o: MemberIdentity, out: bytearray) -> None:
+def _write_MemberIdentity_v0(o: MemberIdentity, out: bytearray) -> None:
     if o.member_id != '':
         raise UnsupportedVersionError('MemberIdentity.member_id has a non-default value this version cannot carry')
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('MemberIdentity.group_instance_id has a non-default value this version cannot carry')
 
 
-def _r_MemberIdentity_0(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]:
+def _read_MemberIdentity_v0(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]:
     o = MemberIdentity.__new__(MemberIdentity)
     o.member_id = ''
     o.group_instance_id = None
@@ -423,12 +195,12 @@ def _r_MemberIdentity_0(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]
     return o, pos
 
 
-def _w_MemberIdentity_3(o: MemberIdentity, out: bytearray) -> None:
+def _write_MemberIdentity_v3(o: MemberIdentity, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
 
 
-def _r_MemberIdentity_3(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]:
+def _read_MemberIdentity_v3(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]:
     o = MemberIdentity.__new__(MemberIdentity)
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
@@ -437,7 +209,7 @@ def _r_MemberIdentity_3(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]
     return o, pos
 
 
-def _w_MemberIdentity_4(o: MemberIdentity, out: bytearray) -> None:
+def _write_MemberIdentity_v4(o: MemberIdentity, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     uk = o.unknown_tags
@@ -447,7 +219,7 @@ def _w_MemberIdentity_4(o: MemberIdentity, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MemberIdentity_4(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]:
+def _read_MemberIdentity_v4(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]:
     o = MemberIdentity.__new__(MemberIdentity)
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
@@ -460,7 +232,7 @@ def _r_MemberIdentity_4(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]
     return o, pos
 
 
-def _w_MemberIdentity_5(o: MemberIdentity, out: bytearray) -> None:
+def _write_MemberIdentity_v5(o: MemberIdentity, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     write_compact_nullable_string(out, o.reason)
@@ -471,7 +243,7 @@ def _w_MemberIdentity_5(o: MemberIdentity, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MemberIdentity_5(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]:
+def _read_MemberIdentity_v5(buf: memoryview, pos: int) -> tuple[MemberIdentity, int]:
     o = MemberIdentity.__new__(MemberIdentity)
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
@@ -493,14 +265,14 @@ def _new_LeaveGroupRequest() -> LeaveGroupRequest:
     return o
 
 
-def _w_LeaveGroupRequest_0(o: LeaveGroupRequest, out: bytearray) -> None:
+def _write_LeaveGroupRequest_v0(o: LeaveGroupRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
     write_string(out, o.member_id)
     if len(o.members) != 0:
         raise UnsupportedVersionError('LeaveGroupRequest.members has a non-default value this version cannot carry')
 
 
-def _r_LeaveGroupRequest_0(buf: memoryview, pos: int) -> tuple[LeaveGroupRequest, int]:
+def _read_LeaveGroupRequest_v0(buf: memoryview, pos: int) -> tuple[LeaveGroupRequest, int]:
     o = LeaveGroupRequest.__new__(LeaveGroupRequest)
     o.group_id, pos = read_string(buf, pos)
     o.member_id, pos = read_string(buf, pos)
@@ -509,38 +281,38 @@ def _r_LeaveGroupRequest_0(buf: memoryview, pos: int) -> tuple[LeaveGroupRequest
     return o, pos
 
 
-def _w_LeaveGroupRequest_3(o: LeaveGroupRequest, out: bytearray) -> None:
+def _write_LeaveGroupRequest_v3(o: LeaveGroupRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
     if o.member_id != '':
         raise UnsupportedVersionError('LeaveGroupRequest.member_id has a non-default value this version cannot carry')
-    x1 = o.members
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_MemberIdentity_3(e2, out)
+    members = o.members
+    out += _INT32.pack(len(members))
+    for members_item in members:
+        _write_MemberIdentity_v3(members_item, out)
 
 
-def _r_LeaveGroupRequest_3(buf: memoryview, pos: int) -> tuple[LeaveGroupRequest, int]:
+def _read_LeaveGroupRequest_v3(buf: memoryview, pos: int) -> tuple[LeaveGroupRequest, int]:
     o = LeaveGroupRequest.__new__(LeaveGroupRequest)
     o.group_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MemberIdentity] = []
-    for _ in range(n1):
-        e3, pos = _r_MemberIdentity_3(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_array_len(buf, pos)
+    members: list[MemberIdentity] = []
+    for _ in range(n_members):
+        members_item, pos = _read_MemberIdentity_v3(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.member_id = ''
     o.unknown_tags = None
     return o, pos
 
 
-def _w_LeaveGroupRequest_4(o: LeaveGroupRequest, out: bytearray) -> None:
+def _write_LeaveGroupRequest_v4(o: LeaveGroupRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     if o.member_id != '':
         raise UnsupportedVersionError('LeaveGroupRequest.member_id has a non-default value this version cannot carry')
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_MemberIdentity_4(e2, out)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_MemberIdentity_v4(members_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -548,15 +320,15 @@ def _w_LeaveGroupRequest_4(o: LeaveGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaveGroupRequest_4(buf: memoryview, pos: int) -> tuple[LeaveGroupRequest, int]:
+def _read_LeaveGroupRequest_v4(buf: memoryview, pos: int) -> tuple[LeaveGroupRequest, int]:
     o = LeaveGroupRequest.__new__(LeaveGroupRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[MemberIdentity] = []
-    for _ in range(n1):
-        e3, pos = _r_MemberIdentity_4(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[MemberIdentity] = []
+    for _ in range(n_members):
+        members_item, pos = _read_MemberIdentity_v4(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.member_id = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -566,14 +338,14 @@ def _r_LeaveGroupRequest_4(buf: memoryview, pos: int) -> tuple[LeaveGroupRequest
     return o, pos
 
 
-def _w_LeaveGroupRequest_5(o: LeaveGroupRequest, out: bytearray) -> None:
+def _write_LeaveGroupRequest_v5(o: LeaveGroupRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     if o.member_id != '':
         raise UnsupportedVersionError('LeaveGroupRequest.member_id has a non-default value this version cannot carry')
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_MemberIdentity_5(e2, out)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_MemberIdentity_v5(members_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -581,15 +353,15 @@ def _w_LeaveGroupRequest_5(o: LeaveGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaveGroupRequest_5(buf: memoryview, pos: int) -> tuple[LeaveGroupRequest, int]:
+def _read_LeaveGroupRequest_v5(buf: memoryview, pos: int) -> tuple[LeaveGroupRequest, int]:
     o = LeaveGroupRequest.__new__(LeaveGroupRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[MemberIdentity] = []
-    for _ in range(n1):
-        e3, pos = _r_MemberIdentity_5(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[MemberIdentity] = []
+    for _ in range(n_members):
+        members_item, pos = _read_MemberIdentity_v5(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.member_id = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -608,7 +380,7 @@ def _new_MemberResponse() -> MemberResponse:
     return o
 
 
-def _w_MemberResponse_0(o: MemberResponse, out: bytearray) -> None:
+def _write_MemberResponse_v0(o: MemberResponse, out: bytearray) -> None:
     if o.member_id != '':
         raise UnsupportedVersionError('MemberResponse.member_id has a non-default value this version cannot carry')
     if o.group_instance_id != '':
@@ -617,7 +389,7 @@ def _w_MemberResponse_0(o: MemberResponse, out: bytearray) -> None:
         raise UnsupportedVersionError('MemberResponse.error_code has a non-default value this version cannot carry')
 
 
-def _r_MemberResponse_0(buf: memoryview, pos: int) -> tuple[MemberResponse, int]:
+def _read_MemberResponse_v0(buf: memoryview, pos: int) -> tuple[MemberResponse, int]:
     o = MemberResponse.__new__(MemberResponse)
     o.member_id = ''
     o.group_instance_id = ''
@@ -626,26 +398,26 @@ def _r_MemberResponse_0(buf: memoryview, pos: int) -> tuple[MemberResponse, int]
     return o, pos
 
 
-def _w_MemberResponse_3(o: MemberResponse, out: bytearray) -> None:
+def _write_MemberResponse_v3(o: MemberResponse, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
 
 
-def _r_MemberResponse_3(buf: memoryview, pos: int) -> tuple[MemberResponse, int]:
+def _read_MemberResponse_v3(buf: memoryview, pos: int) -> tuple[MemberResponse, int]:
     o = MemberResponse.__new__(MemberResponse)
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MemberResponse_4(o: MemberResponse, out: bytearray) -> None:
+def _write_MemberResponse_v4(o: MemberResponse, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -653,11 +425,11 @@ def _w_MemberResponse_4(o: MemberResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MemberResponse_4(buf: memoryview, pos: int) -> tuple[MemberResponse, int]:
+def _read_MemberResponse_v4(buf: memoryview, pos: int) -> tuple[MemberResponse, int]:
     o = MemberResponse.__new__(MemberResponse)
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -676,15 +448,15 @@ def _new_LeaveGroupResponse() -> LeaveGroupResponse:
     return o
 
 
-def _w_LeaveGroupResponse_0(o: LeaveGroupResponse, out: bytearray) -> None:
+def _write_LeaveGroupResponse_v0(o: LeaveGroupResponse, out: bytearray) -> None:
     if len(o.members) != 0:
         raise UnsupportedVersionError('LeaveGroupResponse.members has a non-default value this version cannot carry')
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
 
 
-def _r_LeaveGroupResponse_0(buf: memoryview, pos: int) -> tuple[LeaveGroupResponse, int]:
+def _read_LeaveGroupResponse_v0(buf: memoryview, pos: int) -> tuple[LeaveGroupResponse, int]:
     o = LeaveGroupResponse.__new__(LeaveGroupResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.throttle_time_ms = 0
     o.members = []
@@ -692,49 +464,49 @@ def _r_LeaveGroupResponse_0(buf: memoryview, pos: int) -> tuple[LeaveGroupRespon
     return o, pos
 
 
-def _w_LeaveGroupResponse_1(o: LeaveGroupResponse, out: bytearray) -> None:
+def _write_LeaveGroupResponse_v1(o: LeaveGroupResponse, out: bytearray) -> None:
     if len(o.members) != 0:
         raise UnsupportedVersionError('LeaveGroupResponse.members has a non-default value this version cannot carry')
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
 
 
-def _r_LeaveGroupResponse_1(buf: memoryview, pos: int) -> tuple[LeaveGroupResponse, int]:
+def _read_LeaveGroupResponse_v1(buf: memoryview, pos: int) -> tuple[LeaveGroupResponse, int]:
     o = LeaveGroupResponse.__new__(LeaveGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.members = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_LeaveGroupResponse_3(o: LeaveGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.members
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_MemberResponse_3(e2, out)
+def _write_LeaveGroupResponse_v3(o: LeaveGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    members = o.members
+    out += _INT32.pack(len(members))
+    for members_item in members:
+        _write_MemberResponse_v3(members_item, out)
 
 
-def _r_LeaveGroupResponse_3(buf: memoryview, pos: int) -> tuple[LeaveGroupResponse, int]:
+def _read_LeaveGroupResponse_v3(buf: memoryview, pos: int) -> tuple[LeaveGroupResponse, int]:
     o = LeaveGroupResponse.__new__(LeaveGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MemberResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_MemberResponse_3(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_array_len(buf, pos)
+    members: list[MemberResponse] = []
+    for _ in range(n_members):
+        members_item, pos = _read_MemberResponse_v3(buf, pos)
+        members.append(members_item)
+    o.members = members
     o.unknown_tags = None
     return o, pos
 
 
-def _w_LeaveGroupResponse_4(o: LeaveGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_MemberResponse_4(e2, out)
+def _write_LeaveGroupResponse_v4(o: LeaveGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_MemberResponse_v4(members_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -742,16 +514,16 @@ def _w_LeaveGroupResponse_4(o: LeaveGroupResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaveGroupResponse_4(buf: memoryview, pos: int) -> tuple[LeaveGroupResponse, int]:
+def _read_LeaveGroupResponse_v4(buf: memoryview, pos: int) -> tuple[LeaveGroupResponse, int]:
     o = LeaveGroupResponse.__new__(LeaveGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[MemberResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_MemberResponse_4(buf, pos)
-        a2.append(e3)
-    o.members = a2
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[MemberResponse] = []
+    for _ in range(n_members):
+        members_item, pos = _read_MemberResponse_v4(buf, pos)
+        members.append(members_item)
+    o.members = members
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -760,21 +532,22 @@ def _r_LeaveGroupResponse_4(buf: memoryview, pos: int) -> tuple[LeaveGroupRespon
     return o, pos
 
 
-_W_MemberIdentity: tuple[Callable[[MemberIdentity, bytearray], None], ...] = (
-    _w_MemberIdentity_0,
-    _w_MemberIdentity_0,
-    _w_MemberIdentity_0,
-    _w_MemberIdentity_3,
-    _w_MemberIdentity_4,
-    _w_MemberIdentity_5,
+MemberIdentity._LOWEST = 0
+MemberIdentity._WRITERS = (
+    _write_MemberIdentity_v0,
+    _write_MemberIdentity_v0,
+    _write_MemberIdentity_v0,
+    _write_MemberIdentity_v3,
+    _write_MemberIdentity_v4,
+    _write_MemberIdentity_v5,
 )
-_R_MemberIdentity: tuple[Callable[[memoryview, int], tuple[MemberIdentity, int]], ...] = (
-    _r_MemberIdentity_0,
-    _r_MemberIdentity_0,
-    _r_MemberIdentity_0,
-    _r_MemberIdentity_3,
-    _r_MemberIdentity_4,
-    _r_MemberIdentity_5,
+MemberIdentity._READERS = (
+    _read_MemberIdentity_v0,
+    _read_MemberIdentity_v0,
+    _read_MemberIdentity_v0,
+    _read_MemberIdentity_v3,
+    _read_MemberIdentity_v4,
+    _read_MemberIdentity_v5,
 )
 MemberIdentity._FIELDS = (
     FieldSpec('member_id', 'string', None, (3, 32767), None, None, None, None),
@@ -782,21 +555,22 @@ MemberIdentity._FIELDS = (
     FieldSpec('reason', 'string', None, (5, 32767), (5, 32767), None, None, None),
 )
 
-_W_LeaveGroupRequest: tuple[Callable[[LeaveGroupRequest, bytearray], None], ...] = (
-    _w_LeaveGroupRequest_0,
-    _w_LeaveGroupRequest_0,
-    _w_LeaveGroupRequest_0,
-    _w_LeaveGroupRequest_3,
-    _w_LeaveGroupRequest_4,
-    _w_LeaveGroupRequest_5,
+LeaveGroupRequest._LOWEST = 0
+LeaveGroupRequest._WRITERS = (
+    _write_LeaveGroupRequest_v0,
+    _write_LeaveGroupRequest_v0,
+    _write_LeaveGroupRequest_v0,
+    _write_LeaveGroupRequest_v3,
+    _write_LeaveGroupRequest_v4,
+    _write_LeaveGroupRequest_v5,
 )
-_R_LeaveGroupRequest: tuple[Callable[[memoryview, int], tuple[LeaveGroupRequest, int]], ...] = (
-    _r_LeaveGroupRequest_0,
-    _r_LeaveGroupRequest_0,
-    _r_LeaveGroupRequest_0,
-    _r_LeaveGroupRequest_3,
-    _r_LeaveGroupRequest_4,
-    _r_LeaveGroupRequest_5,
+LeaveGroupRequest._READERS = (
+    _read_LeaveGroupRequest_v0,
+    _read_LeaveGroupRequest_v0,
+    _read_LeaveGroupRequest_v0,
+    _read_LeaveGroupRequest_v3,
+    _read_LeaveGroupRequest_v4,
+    _read_LeaveGroupRequest_v5,
 )
 LeaveGroupRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -804,21 +578,22 @@ LeaveGroupRequest._FIELDS = (
     FieldSpec('members', 'array', 'struct', (3, 32767), None, None, None, MemberIdentity),
 )
 
-_W_MemberResponse: tuple[Callable[[MemberResponse, bytearray], None], ...] = (
-    _w_MemberResponse_0,
-    _w_MemberResponse_0,
-    _w_MemberResponse_0,
-    _w_MemberResponse_3,
-    _w_MemberResponse_4,
-    _w_MemberResponse_4,
+MemberResponse._LOWEST = 0
+MemberResponse._WRITERS = (
+    _write_MemberResponse_v0,
+    _write_MemberResponse_v0,
+    _write_MemberResponse_v0,
+    _write_MemberResponse_v3,
+    _write_MemberResponse_v4,
+    _write_MemberResponse_v4,
 )
-_R_MemberResponse: tuple[Callable[[memoryview, int], tuple[MemberResponse, int]], ...] = (
-    _r_MemberResponse_0,
-    _r_MemberResponse_0,
-    _r_MemberResponse_0,
-    _r_MemberResponse_3,
-    _r_MemberResponse_4,
-    _r_MemberResponse_4,
+MemberResponse._READERS = (
+    _read_MemberResponse_v0,
+    _read_MemberResponse_v0,
+    _read_MemberResponse_v0,
+    _read_MemberResponse_v3,
+    _read_MemberResponse_v4,
+    _read_MemberResponse_v4,
 )
 MemberResponse._FIELDS = (
     FieldSpec('member_id', 'string', None, (3, 32767), None, None, None, None),
@@ -826,21 +601,22 @@ MemberResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (3, 32767), None, None, None, None),
 )
 
-_W_LeaveGroupResponse: tuple[Callable[[LeaveGroupResponse, bytearray], None], ...] = (
-    _w_LeaveGroupResponse_0,
-    _w_LeaveGroupResponse_1,
-    _w_LeaveGroupResponse_1,
-    _w_LeaveGroupResponse_3,
-    _w_LeaveGroupResponse_4,
-    _w_LeaveGroupResponse_4,
+LeaveGroupResponse._LOWEST = 0
+LeaveGroupResponse._WRITERS = (
+    _write_LeaveGroupResponse_v0,
+    _write_LeaveGroupResponse_v1,
+    _write_LeaveGroupResponse_v1,
+    _write_LeaveGroupResponse_v3,
+    _write_LeaveGroupResponse_v4,
+    _write_LeaveGroupResponse_v4,
 )
-_R_LeaveGroupResponse: tuple[Callable[[memoryview, int], tuple[LeaveGroupResponse, int]], ...] = (
-    _r_LeaveGroupResponse_0,
-    _r_LeaveGroupResponse_1,
-    _r_LeaveGroupResponse_1,
-    _r_LeaveGroupResponse_3,
-    _r_LeaveGroupResponse_4,
-    _r_LeaveGroupResponse_4,
+LeaveGroupResponse._READERS = (
+    _read_LeaveGroupResponse_v0,
+    _read_LeaveGroupResponse_v1,
+    _read_LeaveGroupResponse_v1,
+    _read_LeaveGroupResponse_v3,
+    _read_LeaveGroupResponse_v4,
+    _read_LeaveGroupResponse_v4,
 )
 LeaveGroupResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (1, 32767), None, None, None, None),

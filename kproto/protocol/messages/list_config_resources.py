@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -22,6 +21,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ConfigResource',
@@ -29,12 +29,16 @@ __all__ = [
     'ListConfigResourcesResponse',
 ]
 
-_S_b = struct.Struct('>b')
-_S_ih = struct.Struct('>ih')
+_INT8 = struct.Struct('>b')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class ListConfigResourcesRequest:
-    """Kafka request ``ListConfigResourcesRequest`` (API key 74), versions 0-1."""
+class ListConfigResourcesRequest(Request['ListConfigResourcesResponse']):
+    """Kafka request ``ListConfigResourcesRequest`` (API key 74), versions 0-1, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/ListConfigResourcesRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_types', 'unknown_tags',)
 
@@ -42,10 +46,9 @@ class ListConfigResourcesRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListConfigResourcesRequest'
 
-    resource_types: list[int]
+    resource_types: list[int]  # ResourceTypes []int8; v1+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -57,67 +60,13 @@ class ListConfigResourcesRequest:
         self.resource_types = list(resource_types)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListConfigResourcesRequest):
-            return NotImplemented
-        return (
-            self.resource_types == other.resource_types and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListConfigResourcesRequest(resource_types={self.resource_types!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ListConfigResourcesResponse(Response):
+    """Kafka response ``ListConfigResourcesResponse`` (API key 74), versions 0-1, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListConfigResourcesRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ListConfigResourcesRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListConfigResourcesRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListConfigResourcesRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListConfigResourcesRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListConfigResourcesRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListConfigResourcesRequest has no version {version} (valid 0-1)')
-        try:
-            return _R_ListConfigResourcesRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListConfigResourcesRequest v{version}: {exc}') from None
-
-
-class ListConfigResourcesResponse:
-    """Kafka response ``ListConfigResourcesResponse`` (API key 74), versions 0-1."""
+    Schema: ``tools/kafka-protocol/message/ListConfigResourcesResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'config_resources', 'unknown_tags',)
 
@@ -125,12 +74,11 @@ class ListConfigResourcesResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListConfigResourcesResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    config_resources: list[ConfigResource]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    config_resources: list[ConfigResource]  # ConfigResources []ConfigResource
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -146,77 +94,20 @@ class ListConfigResourcesResponse:
         self.config_resources = list(config_resources)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListConfigResourcesResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.config_resources == other.config_resources and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListConfigResourcesResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, config_resources={self.config_resources!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ConfigResource(Struct):
+    """Struct ``ConfigResource`` of ``ListConfigResourcesResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListConfigResourcesResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ListConfigResourcesResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListConfigResourcesResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListConfigResourcesResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListConfigResourcesResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListConfigResourcesResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ListConfigResourcesResponse has no version {version} (valid 0-1)')
-        try:
-            return _R_ListConfigResourcesResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListConfigResourcesResponse v{version}: {exc}') from None
-
-
-class ConfigResource:
-    """Schema struct ``ConfigResource`` of ``ListConfigResourcesResponse``."""
+    Schema: ``tools/kafka-protocol/message/ListConfigResourcesResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('resource_name', 'resource_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ConfigResource'
 
-    resource_name: str
-    resource_type: int
+    resource_name: str  # ResourceName string
+    resource_type: int  # ResourceType int8; v1+; default 16; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -230,65 +121,6 @@ class ConfigResource:
         self.resource_type = resource_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ConfigResource):
-            return NotImplemented
-        return (
-            self.resource_name == other.resource_name and
-            self.resource_type == other.resource_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ConfigResource(resource_name={self.resource_name!r}, resource_type={self.resource_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConfigResource has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_ConfigResource[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ConfigResource v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ConfigResource:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ConfigResource v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ConfigResource, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'ConfigResource has no version {version} (valid 0-1)')
-        try:
-            return _R_ConfigResource[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ConfigResource v{version}: {exc}') from None
-
 
 def _new_ListConfigResourcesRequest() -> ListConfigResourcesRequest:
     o = ListConfigResourcesRequest.__new__(ListConfigResourcesRequest)
@@ -297,7 +129,7 @@ def _new_ListConfigResourcesRequest() -> ListConfigResourcesRequest:
     return o
 
 
-def _w_ListConfigResourcesRequest_0(o: ListConfigResourcesRequest, out: bytearray) -> None:
+def _write_ListConfigResourcesRequest_v0(o: ListConfigResourcesRequest, out: bytearray) -> None:
     if len(o.resource_types) != 0:
         raise UnsupportedVersionError('ListConfigResourcesRequest.resource_types has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -307,7 +139,7 @@ def _w_ListConfigResourcesRequest_0(o: ListConfigResourcesRequest, out: bytearra
         out.append(0)
 
 
-def _r_ListConfigResourcesRequest_0(buf: memoryview, pos: int) -> tuple[ListConfigResourcesRequest, int]:
+def _read_ListConfigResourcesRequest_v0(buf: memoryview, pos: int) -> tuple[ListConfigResourcesRequest, int]:
     o = ListConfigResourcesRequest.__new__(ListConfigResourcesRequest)
     o.resource_types = []
     if buf[pos] == 0:
@@ -318,10 +150,10 @@ def _r_ListConfigResourcesRequest_0(buf: memoryview, pos: int) -> tuple[ListConf
     return o, pos
 
 
-def _w_ListConfigResourcesRequest_1(o: ListConfigResourcesRequest, out: bytearray) -> None:
-    x1 = o.resource_types
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%db' % len(x1), *x1)
+def _write_ListConfigResourcesRequest_v1(o: ListConfigResourcesRequest, out: bytearray) -> None:
+    resource_types = o.resource_types
+    write_uvarint(out, len(resource_types) + 1)
+    out += struct.pack('>%db' % len(resource_types), *resource_types)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -329,11 +161,11 @@ def _w_ListConfigResourcesRequest_1(o: ListConfigResourcesRequest, out: bytearra
         out.append(0)
 
 
-def _r_ListConfigResourcesRequest_1(buf: memoryview, pos: int) -> tuple[ListConfigResourcesRequest, int]:
+def _read_ListConfigResourcesRequest_v1(buf: memoryview, pos: int) -> tuple[ListConfigResourcesRequest, int]:
     o = ListConfigResourcesRequest.__new__(ListConfigResourcesRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.resource_types = list(struct.unpack_from('>%db' % n1, buf, pos))
-    pos += 1 * n1
+    n_resource_types, pos = read_compact_array_len(buf, pos)
+    o.resource_types = list(struct.unpack_from('>%db' % n_resource_types, buf, pos))
+    pos += 1 * n_resource_types
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -350,7 +182,7 @@ def _new_ConfigResource() -> ConfigResource:
     return o
 
 
-def _w_ConfigResource_0(o: ConfigResource, out: bytearray) -> None:
+def _write_ConfigResource_v0(o: ConfigResource, out: bytearray) -> None:
     write_compact_string(out, o.resource_name)
     uk = o.unknown_tags
     if uk:
@@ -359,7 +191,7 @@ def _w_ConfigResource_0(o: ConfigResource, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ConfigResource_0(buf: memoryview, pos: int) -> tuple[ConfigResource, int]:
+def _read_ConfigResource_v0(buf: memoryview, pos: int) -> tuple[ConfigResource, int]:
     o = ConfigResource.__new__(ConfigResource)
     o.resource_name, pos = read_compact_string(buf, pos)
     o.resource_type = 16
@@ -371,9 +203,9 @@ def _r_ConfigResource_0(buf: memoryview, pos: int) -> tuple[ConfigResource, int]
     return o, pos
 
 
-def _w_ConfigResource_1(o: ConfigResource, out: bytearray) -> None:
+def _write_ConfigResource_v1(o: ConfigResource, out: bytearray) -> None:
     write_compact_string(out, o.resource_name)
-    out += _S_b.pack(o.resource_type)
+    out += _INT8.pack(o.resource_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -381,10 +213,10 @@ def _w_ConfigResource_1(o: ConfigResource, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ConfigResource_1(buf: memoryview, pos: int) -> tuple[ConfigResource, int]:
+def _read_ConfigResource_v1(buf: memoryview, pos: int) -> tuple[ConfigResource, int]:
     o = ConfigResource.__new__(ConfigResource)
     o.resource_name, pos = read_compact_string(buf, pos)
-    o.resource_type = _S_b.unpack_from(buf, pos)[0]
+    o.resource_type = _INT8.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -403,12 +235,12 @@ def _new_ListConfigResourcesResponse() -> ListConfigResourcesResponse:
     return o
 
 
-def _w_ListConfigResourcesResponse_0(o: ListConfigResourcesResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.config_resources
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ConfigResource_0(e2, out)
+def _write_ListConfigResourcesResponse_v0(o: ListConfigResourcesResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    config_resources = o.config_resources
+    write_uvarint(out, len(config_resources) + 1)
+    for config_resources_item in config_resources:
+        _write_ConfigResource_v0(config_resources_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -416,16 +248,16 @@ def _w_ListConfigResourcesResponse_0(o: ListConfigResourcesResponse, out: bytear
         out.append(0)
 
 
-def _r_ListConfigResourcesResponse_0(buf: memoryview, pos: int) -> tuple[ListConfigResourcesResponse, int]:
+def _read_ListConfigResourcesResponse_v0(buf: memoryview, pos: int) -> tuple[ListConfigResourcesResponse, int]:
     o = ListConfigResourcesResponse.__new__(ListConfigResourcesResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ConfigResource] = []
-    for _ in range(n1):
-        e3, pos = _r_ConfigResource_0(buf, pos)
-        a2.append(e3)
-    o.config_resources = a2
+    n_config_resources, pos = read_compact_array_len(buf, pos)
+    config_resources: list[ConfigResource] = []
+    for _ in range(n_config_resources):
+        config_resources_item, pos = _read_ConfigResource_v0(buf, pos)
+        config_resources.append(config_resources_item)
+    o.config_resources = config_resources
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -434,12 +266,12 @@ def _r_ListConfigResourcesResponse_0(buf: memoryview, pos: int) -> tuple[ListCon
     return o, pos
 
 
-def _w_ListConfigResourcesResponse_1(o: ListConfigResourcesResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.config_resources
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ConfigResource_1(e2, out)
+def _write_ListConfigResourcesResponse_v1(o: ListConfigResourcesResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    config_resources = o.config_resources
+    write_uvarint(out, len(config_resources) + 1)
+    for config_resources_item in config_resources:
+        _write_ConfigResource_v1(config_resources_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -447,16 +279,16 @@ def _w_ListConfigResourcesResponse_1(o: ListConfigResourcesResponse, out: bytear
         out.append(0)
 
 
-def _r_ListConfigResourcesResponse_1(buf: memoryview, pos: int) -> tuple[ListConfigResourcesResponse, int]:
+def _read_ListConfigResourcesResponse_v1(buf: memoryview, pos: int) -> tuple[ListConfigResourcesResponse, int]:
     o = ListConfigResourcesResponse.__new__(ListConfigResourcesResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ConfigResource] = []
-    for _ in range(n1):
-        e3, pos = _r_ConfigResource_1(buf, pos)
-        a2.append(e3)
-    o.config_resources = a2
+    n_config_resources, pos = read_compact_array_len(buf, pos)
+    config_resources: list[ConfigResource] = []
+    for _ in range(n_config_resources):
+        config_resources_item, pos = _read_ConfigResource_v1(buf, pos)
+        config_resources.append(config_resources_item)
+    o.config_resources = config_resources
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -465,38 +297,41 @@ def _r_ListConfigResourcesResponse_1(buf: memoryview, pos: int) -> tuple[ListCon
     return o, pos
 
 
-_W_ListConfigResourcesRequest: tuple[Callable[[ListConfigResourcesRequest, bytearray], None], ...] = (
-    _w_ListConfigResourcesRequest_0,
-    _w_ListConfigResourcesRequest_1,
+ListConfigResourcesRequest._LOWEST = 0
+ListConfigResourcesRequest._WRITERS = (
+    _write_ListConfigResourcesRequest_v0,
+    _write_ListConfigResourcesRequest_v1,
 )
-_R_ListConfigResourcesRequest: tuple[Callable[[memoryview, int], tuple[ListConfigResourcesRequest, int]], ...] = (
-    _r_ListConfigResourcesRequest_0,
-    _r_ListConfigResourcesRequest_1,
+ListConfigResourcesRequest._READERS = (
+    _read_ListConfigResourcesRequest_v0,
+    _read_ListConfigResourcesRequest_v1,
 )
 ListConfigResourcesRequest._FIELDS = (
     FieldSpec('resource_types', 'array', 'int8', (1, 32767), None, None, None, None),
 )
 
-_W_ConfigResource: tuple[Callable[[ConfigResource, bytearray], None], ...] = (
-    _w_ConfigResource_0,
-    _w_ConfigResource_1,
+ConfigResource._LOWEST = 0
+ConfigResource._WRITERS = (
+    _write_ConfigResource_v0,
+    _write_ConfigResource_v1,
 )
-_R_ConfigResource: tuple[Callable[[memoryview, int], tuple[ConfigResource, int]], ...] = (
-    _r_ConfigResource_0,
-    _r_ConfigResource_1,
+ConfigResource._READERS = (
+    _read_ConfigResource_v0,
+    _read_ConfigResource_v1,
 )
 ConfigResource._FIELDS = (
     FieldSpec('resource_name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('resource_type', 'int8', None, (1, 32767), None, None, None, None),
 )
 
-_W_ListConfigResourcesResponse: tuple[Callable[[ListConfigResourcesResponse, bytearray], None], ...] = (
-    _w_ListConfigResourcesResponse_0,
-    _w_ListConfigResourcesResponse_1,
+ListConfigResourcesResponse._LOWEST = 0
+ListConfigResourcesResponse._WRITERS = (
+    _write_ListConfigResourcesResponse_v0,
+    _write_ListConfigResourcesResponse_v1,
 )
-_R_ListConfigResourcesResponse: tuple[Callable[[memoryview, int], tuple[ListConfigResourcesResponse, int]], ...] = (
-    _r_ListConfigResourcesResponse_0,
-    _r_ListConfigResourcesResponse_1,
+ListConfigResourcesResponse._READERS = (
+    _read_ListConfigResourcesResponse_v0,
+    _read_ListConfigResourcesResponse_v1,
 )
 ListConfigResourcesResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

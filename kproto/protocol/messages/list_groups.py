@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -25,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ListGroupsRequest',
@@ -32,13 +32,17 @@ __all__ = [
     'ListedGroup',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class ListGroupsRequest:
-    """Kafka request ``ListGroupsRequest`` (API key 16), versions 0-5."""
+class ListGroupsRequest(Request['ListGroupsResponse']):
+    """Kafka request ``ListGroupsRequest`` (API key 16), versions 0-5, flexible from v3.
+
+    Schema: ``tools/kafka-protocol/message/ListGroupsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('states_filter', 'types_filter', 'unknown_tags',)
 
@@ -46,11 +50,10 @@ class ListGroupsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListGroupsRequest'
 
-    states_filter: list[str]
-    types_filter: list[str]
+    states_filter: list[str]  # StatesFilter []string; v4+
+    types_filter: list[str]  # TypesFilter []string; v5+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -64,68 +67,13 @@ class ListGroupsRequest:
         self.types_filter = list(types_filter)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListGroupsRequest):
-            return NotImplemented
-        return (
-            self.states_filter == other.states_filter and
-            self.types_filter == other.types_filter and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListGroupsRequest(states_filter={self.states_filter!r}, types_filter={self.types_filter!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ListGroupsResponse(Response):
+    """Kafka response ``ListGroupsResponse`` (API key 16), versions 0-5, flexible from v3.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListGroupsRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_ListGroupsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListGroupsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListGroupsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListGroupsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListGroupsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListGroupsRequest has no version {version} (valid 0-5)')
-        try:
-            return _R_ListGroupsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListGroupsRequest v{version}: {exc}') from None
-
-
-class ListGroupsResponse:
-    """Kafka response ``ListGroupsResponse`` (API key 16), versions 0-5."""
+    Schema: ``tools/kafka-protocol/message/ListGroupsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'groups', 'unknown_tags',)
 
@@ -133,12 +81,11 @@ class ListGroupsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListGroupsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    groups: list[ListedGroup]
+    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
+    error_code: int  # ErrorCode int16
+    groups: list[ListedGroup]  # Groups []ListedGroup
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -154,79 +101,22 @@ class ListGroupsResponse:
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListGroupsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListGroupsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ListedGroup(Struct):
+    """Struct ``ListedGroup`` of ``ListGroupsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListGroupsResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_ListGroupsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListGroupsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListGroupsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListGroupsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListGroupsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListGroupsResponse has no version {version} (valid 0-5)')
-        try:
-            return _R_ListGroupsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListGroupsResponse v{version}: {exc}') from None
-
-
-class ListedGroup:
-    """Schema struct ``ListedGroup`` of ``ListGroupsResponse``."""
+    Schema: ``tools/kafka-protocol/message/ListGroupsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'protocol_type', 'group_state', 'group_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListedGroup'
 
-    group_id: str
-    protocol_type: str
-    group_state: str
-    group_type: str
+    group_id: str  # GroupId string
+    protocol_type: str  # ProtocolType string
+    group_state: str  # GroupState string; v4+; ignorable
+    group_type: str  # GroupType string; v5+; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -244,67 +134,6 @@ class ListedGroup:
         self.group_type = group_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListedGroup):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.protocol_type == other.protocol_type and
-            self.group_state == other.group_state and
-            self.group_type == other.group_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListedGroup(group_id={self.group_id!r}, protocol_type={self.protocol_type!r}, group_state={self.group_state!r}, group_type={self.group_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListedGroup has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_ListedGroup[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListedGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListedGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListedGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListedGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'ListedGroup has no version {version} (valid 0-5)')
-        try:
-            return _R_ListedGroup[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListedGroup v{version}: {exc}') from None
-
 
 def _new_ListGroupsRequest() -> ListGroupsRequest:
     o = ListGroupsRequest.__new__(ListGroupsRequest)
@@ -314,14 +143,14 @@ def _new_ListGroupsRequest() -> ListGroupsRequest:
     return o
 
 
-def _w_ListGroupsRequest_0(o: ListGroupsRequest, out: bytearray) -> None:
+def _write_ListGroupsRequest_v0(o: ListGroupsRequest, out: bytearray) -> None:
     if len(o.states_filter) != 0:
         raise UnsupportedVersionError('ListGroupsRequest.states_filter has a non-default value this version cannot carry')
     if len(o.types_filter) != 0:
         raise UnsupportedVersionError('ListGroupsRequest.types_filter has a non-default value this version cannot carry')
 
 
-def _r_ListGroupsRequest_0(buf: memoryview, pos: int) -> tuple[ListGroupsRequest, int]:
+def _read_ListGroupsRequest_v0(buf: memoryview, pos: int) -> tuple[ListGroupsRequest, int]:
     o = ListGroupsRequest.__new__(ListGroupsRequest)
     o.states_filter = []
     o.types_filter = []
@@ -329,7 +158,7 @@ def _r_ListGroupsRequest_0(buf: memoryview, pos: int) -> tuple[ListGroupsRequest
     return o, pos
 
 
-def _w_ListGroupsRequest_3(o: ListGroupsRequest, out: bytearray) -> None:
+def _write_ListGroupsRequest_v3(o: ListGroupsRequest, out: bytearray) -> None:
     if len(o.states_filter) != 0:
         raise UnsupportedVersionError('ListGroupsRequest.states_filter has a non-default value this version cannot carry')
     if len(o.types_filter) != 0:
@@ -341,7 +170,7 @@ def _w_ListGroupsRequest_3(o: ListGroupsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListGroupsRequest_3(buf: memoryview, pos: int) -> tuple[ListGroupsRequest, int]:
+def _read_ListGroupsRequest_v3(buf: memoryview, pos: int) -> tuple[ListGroupsRequest, int]:
     o = ListGroupsRequest.__new__(ListGroupsRequest)
     o.states_filter = []
     o.types_filter = []
@@ -353,11 +182,11 @@ def _r_ListGroupsRequest_3(buf: memoryview, pos: int) -> tuple[ListGroupsRequest
     return o, pos
 
 
-def _w_ListGroupsRequest_4(o: ListGroupsRequest, out: bytearray) -> None:
-    x1 = o.states_filter
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
+def _write_ListGroupsRequest_v4(o: ListGroupsRequest, out: bytearray) -> None:
+    states_filter = o.states_filter
+    write_uvarint(out, len(states_filter) + 1)
+    for states_filter_item in states_filter:
+        write_compact_string(out, states_filter_item)
     if len(o.types_filter) != 0:
         raise UnsupportedVersionError('ListGroupsRequest.types_filter has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -367,14 +196,14 @@ def _w_ListGroupsRequest_4(o: ListGroupsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListGroupsRequest_4(buf: memoryview, pos: int) -> tuple[ListGroupsRequest, int]:
+def _read_ListGroupsRequest_v4(buf: memoryview, pos: int) -> tuple[ListGroupsRequest, int]:
     o = ListGroupsRequest.__new__(ListGroupsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.states_filter = a2
+    n_states_filter, pos = read_compact_array_len(buf, pos)
+    states_filter: list[str] = []
+    for _ in range(n_states_filter):
+        states_filter_item, pos = read_compact_string(buf, pos)
+        states_filter.append(states_filter_item)
+    o.states_filter = states_filter
     o.types_filter = []
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -384,15 +213,15 @@ def _r_ListGroupsRequest_4(buf: memoryview, pos: int) -> tuple[ListGroupsRequest
     return o, pos
 
 
-def _w_ListGroupsRequest_5(o: ListGroupsRequest, out: bytearray) -> None:
-    x1 = o.states_filter
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    x3 = o.types_filter
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        write_compact_string(out, e4)
+def _write_ListGroupsRequest_v5(o: ListGroupsRequest, out: bytearray) -> None:
+    states_filter = o.states_filter
+    write_uvarint(out, len(states_filter) + 1)
+    for states_filter_item in states_filter:
+        write_compact_string(out, states_filter_item)
+    types_filter = o.types_filter
+    write_uvarint(out, len(types_filter) + 1)
+    for types_filter_item in types_filter:
+        write_compact_string(out, types_filter_item)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -400,20 +229,20 @@ def _w_ListGroupsRequest_5(o: ListGroupsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListGroupsRequest_5(buf: memoryview, pos: int) -> tuple[ListGroupsRequest, int]:
+def _read_ListGroupsRequest_v5(buf: memoryview, pos: int) -> tuple[ListGroupsRequest, int]:
     o = ListGroupsRequest.__new__(ListGroupsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.states_filter = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[str] = []
-    for _ in range(n4):
-        e6, pos = read_compact_string(buf, pos)
-        a5.append(e6)
-    o.types_filter = a5
+    n_states_filter, pos = read_compact_array_len(buf, pos)
+    states_filter: list[str] = []
+    for _ in range(n_states_filter):
+        states_filter_item, pos = read_compact_string(buf, pos)
+        states_filter.append(states_filter_item)
+    o.states_filter = states_filter
+    n_types_filter, pos = read_compact_array_len(buf, pos)
+    types_filter: list[str] = []
+    for _ in range(n_types_filter):
+        types_filter_item, pos = read_compact_string(buf, pos)
+        types_filter.append(types_filter_item)
+    o.types_filter = types_filter
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -432,12 +261,12 @@ def _new_ListedGroup() -> ListedGroup:
     return o
 
 
-def _w_ListedGroup_0(o: ListedGroup, out: bytearray) -> None:
+def _write_ListedGroup_v0(o: ListedGroup, out: bytearray) -> None:
     write_string(out, o.group_id)
     write_string(out, o.protocol_type)
 
 
-def _r_ListedGroup_0(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
+def _read_ListedGroup_v0(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
     o = ListedGroup.__new__(ListedGroup)
     o.group_id, pos = read_string(buf, pos)
     o.protocol_type, pos = read_string(buf, pos)
@@ -447,7 +276,7 @@ def _r_ListedGroup_0(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
     return o, pos
 
 
-def _w_ListedGroup_3(o: ListedGroup, out: bytearray) -> None:
+def _write_ListedGroup_v3(o: ListedGroup, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.protocol_type)
     uk = o.unknown_tags
@@ -457,7 +286,7 @@ def _w_ListedGroup_3(o: ListedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListedGroup_3(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
+def _read_ListedGroup_v3(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
     o = ListedGroup.__new__(ListedGroup)
     o.group_id, pos = read_compact_string(buf, pos)
     o.protocol_type, pos = read_compact_string(buf, pos)
@@ -471,7 +300,7 @@ def _r_ListedGroup_3(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
     return o, pos
 
 
-def _w_ListedGroup_4(o: ListedGroup, out: bytearray) -> None:
+def _write_ListedGroup_v4(o: ListedGroup, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.protocol_type)
     write_compact_string(out, o.group_state)
@@ -482,7 +311,7 @@ def _w_ListedGroup_4(o: ListedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListedGroup_4(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
+def _read_ListedGroup_v4(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
     o = ListedGroup.__new__(ListedGroup)
     o.group_id, pos = read_compact_string(buf, pos)
     o.protocol_type, pos = read_compact_string(buf, pos)
@@ -496,7 +325,7 @@ def _r_ListedGroup_4(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
     return o, pos
 
 
-def _w_ListedGroup_5(o: ListedGroup, out: bytearray) -> None:
+def _write_ListedGroup_v5(o: ListedGroup, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.protocol_type)
     write_compact_string(out, o.group_state)
@@ -508,7 +337,7 @@ def _w_ListedGroup_5(o: ListedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListedGroup_5(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
+def _read_ListedGroup_v5(buf: memoryview, pos: int) -> tuple[ListedGroup, int]:
     o = ListedGroup.__new__(ListedGroup)
     o.group_id, pos = read_compact_string(buf, pos)
     o.protocol_type, pos = read_compact_string(buf, pos)
@@ -531,57 +360,57 @@ def _new_ListGroupsResponse() -> ListGroupsResponse:
     return o
 
 
-def _w_ListGroupsResponse_0(o: ListGroupsResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.groups
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListedGroup_0(e2, out)
+def _write_ListGroupsResponse_v0(o: ListGroupsResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    groups = o.groups
+    out += _INT32.pack(len(groups))
+    for groups_item in groups:
+        _write_ListedGroup_v0(groups_item, out)
 
 
-def _r_ListGroupsResponse_0(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
+def _read_ListGroupsResponse_v0(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
     o = ListGroupsResponse.__new__(ListGroupsResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_ListedGroup_0(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_array_len(buf, pos)
+    groups: list[ListedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_ListedGroup_v0(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     o.throttle_time_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListGroupsResponse_1(o: ListGroupsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.groups
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListedGroup_0(e2, out)
+def _write_ListGroupsResponse_v1(o: ListGroupsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    groups = o.groups
+    out += _INT32.pack(len(groups))
+    for groups_item in groups:
+        _write_ListedGroup_v0(groups_item, out)
 
 
-def _r_ListGroupsResponse_1(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
+def _read_ListGroupsResponse_v1(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
     o = ListGroupsResponse.__new__(ListGroupsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_ListedGroup_0(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_array_len(buf, pos)
+    groups: list[ListedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_ListedGroup_v0(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListGroupsResponse_3(o: ListGroupsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListedGroup_3(e2, out)
+def _write_ListGroupsResponse_v3(o: ListGroupsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_ListedGroup_v3(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -589,16 +418,16 @@ def _w_ListGroupsResponse_3(o: ListGroupsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListGroupsResponse_3(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
+def _read_ListGroupsResponse_v3(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
     o = ListGroupsResponse.__new__(ListGroupsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_ListedGroup_3(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[ListedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_ListedGroup_v3(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -607,12 +436,12 @@ def _r_ListGroupsResponse_3(buf: memoryview, pos: int) -> tuple[ListGroupsRespon
     return o, pos
 
 
-def _w_ListGroupsResponse_4(o: ListGroupsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListedGroup_4(e2, out)
+def _write_ListGroupsResponse_v4(o: ListGroupsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_ListedGroup_v4(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -620,16 +449,16 @@ def _w_ListGroupsResponse_4(o: ListGroupsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListGroupsResponse_4(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
+def _read_ListGroupsResponse_v4(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
     o = ListGroupsResponse.__new__(ListGroupsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_ListedGroup_4(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[ListedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_ListedGroup_v4(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -638,12 +467,12 @@ def _r_ListGroupsResponse_4(buf: memoryview, pos: int) -> tuple[ListGroupsRespon
     return o, pos
 
 
-def _w_ListGroupsResponse_5(o: ListGroupsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListedGroup_5(e2, out)
+def _write_ListGroupsResponse_v5(o: ListGroupsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_ListedGroup_v5(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -651,16 +480,16 @@ def _w_ListGroupsResponse_5(o: ListGroupsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListGroupsResponse_5(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
+def _read_ListGroupsResponse_v5(buf: memoryview, pos: int) -> tuple[ListGroupsResponse, int]:
     o = ListGroupsResponse.__new__(ListGroupsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_ListedGroup_5(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[ListedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_ListedGroup_v5(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -669,42 +498,44 @@ def _r_ListGroupsResponse_5(buf: memoryview, pos: int) -> tuple[ListGroupsRespon
     return o, pos
 
 
-_W_ListGroupsRequest: tuple[Callable[[ListGroupsRequest, bytearray], None], ...] = (
-    _w_ListGroupsRequest_0,
-    _w_ListGroupsRequest_0,
-    _w_ListGroupsRequest_0,
-    _w_ListGroupsRequest_3,
-    _w_ListGroupsRequest_4,
-    _w_ListGroupsRequest_5,
+ListGroupsRequest._LOWEST = 0
+ListGroupsRequest._WRITERS = (
+    _write_ListGroupsRequest_v0,
+    _write_ListGroupsRequest_v0,
+    _write_ListGroupsRequest_v0,
+    _write_ListGroupsRequest_v3,
+    _write_ListGroupsRequest_v4,
+    _write_ListGroupsRequest_v5,
 )
-_R_ListGroupsRequest: tuple[Callable[[memoryview, int], tuple[ListGroupsRequest, int]], ...] = (
-    _r_ListGroupsRequest_0,
-    _r_ListGroupsRequest_0,
-    _r_ListGroupsRequest_0,
-    _r_ListGroupsRequest_3,
-    _r_ListGroupsRequest_4,
-    _r_ListGroupsRequest_5,
+ListGroupsRequest._READERS = (
+    _read_ListGroupsRequest_v0,
+    _read_ListGroupsRequest_v0,
+    _read_ListGroupsRequest_v0,
+    _read_ListGroupsRequest_v3,
+    _read_ListGroupsRequest_v4,
+    _read_ListGroupsRequest_v5,
 )
 ListGroupsRequest._FIELDS = (
     FieldSpec('states_filter', 'array', 'string', (4, 32767), None, None, None, None),
     FieldSpec('types_filter', 'array', 'string', (5, 32767), None, None, None, None),
 )
 
-_W_ListedGroup: tuple[Callable[[ListedGroup, bytearray], None], ...] = (
-    _w_ListedGroup_0,
-    _w_ListedGroup_0,
-    _w_ListedGroup_0,
-    _w_ListedGroup_3,
-    _w_ListedGroup_4,
-    _w_ListedGroup_5,
+ListedGroup._LOWEST = 0
+ListedGroup._WRITERS = (
+    _write_ListedGroup_v0,
+    _write_ListedGroup_v0,
+    _write_ListedGroup_v0,
+    _write_ListedGroup_v3,
+    _write_ListedGroup_v4,
+    _write_ListedGroup_v5,
 )
-_R_ListedGroup: tuple[Callable[[memoryview, int], tuple[ListedGroup, int]], ...] = (
-    _r_ListedGroup_0,
-    _r_ListedGroup_0,
-    _r_ListedGroup_0,
-    _r_ListedGroup_3,
-    _r_ListedGroup_4,
-    _r_ListedGroup_5,
+ListedGroup._READERS = (
+    _read_ListedGroup_v0,
+    _read_ListedGroup_v0,
+    _read_ListedGroup_v0,
+    _read_ListedGroup_v3,
+    _read_ListedGroup_v4,
+    _read_ListedGroup_v5,
 )
 ListedGroup._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -713,21 +544,22 @@ ListedGroup._FIELDS = (
     FieldSpec('group_type', 'string', None, (5, 32767), None, None, None, None),
 )
 
-_W_ListGroupsResponse: tuple[Callable[[ListGroupsResponse, bytearray], None], ...] = (
-    _w_ListGroupsResponse_0,
-    _w_ListGroupsResponse_1,
-    _w_ListGroupsResponse_1,
-    _w_ListGroupsResponse_3,
-    _w_ListGroupsResponse_4,
-    _w_ListGroupsResponse_5,
+ListGroupsResponse._LOWEST = 0
+ListGroupsResponse._WRITERS = (
+    _write_ListGroupsResponse_v0,
+    _write_ListGroupsResponse_v1,
+    _write_ListGroupsResponse_v1,
+    _write_ListGroupsResponse_v3,
+    _write_ListGroupsResponse_v4,
+    _write_ListGroupsResponse_v5,
 )
-_R_ListGroupsResponse: tuple[Callable[[memoryview, int], tuple[ListGroupsResponse, int]], ...] = (
-    _r_ListGroupsResponse_0,
-    _r_ListGroupsResponse_1,
-    _r_ListGroupsResponse_1,
-    _r_ListGroupsResponse_3,
-    _r_ListGroupsResponse_4,
-    _r_ListGroupsResponse_5,
+ListGroupsResponse._READERS = (
+    _read_ListGroupsResponse_v0,
+    _read_ListGroupsResponse_v1,
+    _read_ListGroupsResponse_v1,
+    _read_ListGroupsResponse_v3,
+    _read_ListGroupsResponse_v4,
+    _read_ListGroupsResponse_v5,
 )
 ListGroupsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (1, 32767), None, None, None, None),

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -25,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ListOffsetsPartition',
@@ -35,16 +35,20 @@ __all__ = [
     'ListOffsetsTopicResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ib = struct.Struct('>ib')
-_S_ihqq = struct.Struct('>ihqq')
-_S_ihqqi = struct.Struct('>ihqqi')
-_S_iiq = struct.Struct('>iiq')
-_S_iq = struct.Struct('>iq')
+_INT32 = struct.Struct('>i')
+_INT32_INT8 = struct.Struct('>ib')
+_INT32_INT16_INT64_INT64 = struct.Struct('>ihqq')
+_INT32_INT16_INT64_INT64_INT32 = struct.Struct('>ihqqi')
+_INT32_INT32_INT64 = struct.Struct('>iiq')
+_INT32_INT64 = struct.Struct('>iq')
 
 
-class ListOffsetsRequest:
-    """Kafka request ``ListOffsetsRequest`` (API key 2), versions 1-10."""
+class ListOffsetsRequest(Request['ListOffsetsResponse']):
+    """Kafka request ``ListOffsetsRequest`` (API key 2), versions 1-10, flexible from v6.
+
+    Schema: ``tools/kafka-protocol/message/ListOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('replica_id', 'isolation_level', 'topics', 'timeout_ms', 'unknown_tags',)
 
@@ -52,13 +56,12 @@ class ListOffsetsRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 10
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsRequest'
 
-    replica_id: int
-    isolation_level: int
-    topics: list[ListOffsetsTopic]
-    timeout_ms: int
+    replica_id: int  # ReplicaId int32
+    isolation_level: int  # IsolationLevel int8; v2+
+    topics: list[ListOffsetsTopic]  # Topics []ListOffsetsTopic
+    timeout_ms: int  # TimeoutMs int32; v10+; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -76,78 +79,20 @@ class ListOffsetsRequest:
         self.timeout_ms = timeout_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsRequest):
-            return NotImplemented
-        return (
-            self.replica_id == other.replica_id and
-            self.isolation_level == other.isolation_level and
-            self.topics == other.topics and
-            self.timeout_ms == other.timeout_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListOffsetsRequest(replica_id={self.replica_id!r}, isolation_level={self.isolation_level!r}, topics={self.topics!r}, timeout_ms={self.timeout_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ListOffsetsTopic(Struct):
+    """Struct ``ListOffsetsTopic`` of ``ListOffsetsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsRequest has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _W_ListOffsetsRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsRequest has no version {version} (valid 1-10)')
-        try:
-            return _R_ListOffsetsRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsRequest v{version}: {exc}') from None
-
-
-class ListOffsetsTopic:
-    """Schema struct ``ListOffsetsTopic`` of ``ListOffsetsRequest``."""
+    Schema: ``tools/kafka-protocol/message/ListOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsTopic'
 
-    name: str
-    partitions: list[ListOffsetsPartition]
+    name: str  # Name string
+    partitions: list[ListOffsetsPartition]  # Partitions []ListOffsetsPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -161,77 +106,21 @@ class ListOffsetsTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListOffsetsTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ListOffsetsPartition(Struct):
+    """Struct ``ListOffsetsPartition`` of ``ListOffsetsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopic has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _W_ListOffsetsTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopic has no version {version} (valid 1-10)')
-        try:
-            return _R_ListOffsetsTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsTopic v{version}: {exc}') from None
-
-
-class ListOffsetsPartition:
-    """Schema struct ``ListOffsetsPartition`` of ``ListOffsetsRequest``."""
+    Schema: ``tools/kafka-protocol/message/ListOffsetsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartition'
 
-    partition_index: int
-    current_leader_epoch: int
-    timestamp: int
+    partition_index: int  # PartitionIndex int32
+    current_leader_epoch: int  # CurrentLeaderEpoch int32; v4+; default -1; ignorable
+    timestamp: int  # Timestamp int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -247,69 +136,13 @@ class ListOffsetsPartition:
         self.timestamp = timestamp
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.current_leader_epoch == other.current_leader_epoch and
-            self.timestamp == other.timestamp and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListOffsetsPartition(partition_index={self.partition_index!r}, current_leader_epoch={self.current_leader_epoch!r}, timestamp={self.timestamp!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ListOffsetsResponse(Response):
+    """Kafka response ``ListOffsetsResponse`` (API key 2), versions 1-10, flexible from v6.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartition has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _W_ListOffsetsPartition[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartition has no version {version} (valid 1-10)')
-        try:
-            return _R_ListOffsetsPartition[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsPartition v{version}: {exc}') from None
-
-
-class ListOffsetsResponse:
-    """Kafka response ``ListOffsetsResponse`` (API key 2), versions 1-10."""
+    Schema: ``tools/kafka-protocol/message/ListOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -317,11 +150,10 @@ class ListOffsetsResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 10
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsResponse'
 
-    throttle_time_ms: int
-    topics: list[ListOffsetsTopicResponse]
+    throttle_time_ms: int  # ThrottleTimeMs int32; v2+; ignorable
+    topics: list[ListOffsetsTopicResponse]  # Topics []ListOffsetsTopicResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -335,76 +167,20 @@ class ListOffsetsResponse:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListOffsetsResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ListOffsetsTopicResponse(Struct):
+    """Struct ``ListOffsetsTopicResponse`` of ``ListOffsetsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsResponse has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _W_ListOffsetsResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsResponse has no version {version} (valid 1-10)')
-        try:
-            return _R_ListOffsetsResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsResponse v{version}: {exc}') from None
-
-
-class ListOffsetsTopicResponse:
-    """Schema struct ``ListOffsetsTopicResponse`` of ``ListOffsetsResponse``."""
+    Schema: ``tools/kafka-protocol/message/ListOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsTopicResponse'
 
-    name: str
-    partitions: list[ListOffsetsPartitionResponse]
+    name: str  # Name string
+    partitions: list[ListOffsetsPartitionResponse]  # Partitions []ListOffsetsPartitionResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -418,79 +194,23 @@ class ListOffsetsTopicResponse:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsTopicResponse):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListOffsetsTopicResponse(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ListOffsetsPartitionResponse(Struct):
+    """Struct ``ListOffsetsPartitionResponse`` of ``ListOffsetsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopicResponse has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _W_ListOffsetsTopicResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsTopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsTopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsTopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsTopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsTopicResponse has no version {version} (valid 1-10)')
-        try:
-            return _R_ListOffsetsTopicResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsTopicResponse v{version}: {exc}') from None
-
-
-class ListOffsetsPartitionResponse:
-    """Schema struct ``ListOffsetsPartitionResponse`` of ``ListOffsetsResponse``."""
+    Schema: ``tools/kafka-protocol/message/ListOffsetsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'timestamp', 'offset', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListOffsetsPartitionResponse'
 
-    partition_index: int
-    error_code: int
-    timestamp: int
-    offset: int
-    leader_epoch: int
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    timestamp: int  # Timestamp int64; default -1
+    offset: int  # Offset int64; default -1
+    leader_epoch: int  # LeaderEpoch int32; v4+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -510,68 +230,6 @@ class ListOffsetsPartitionResponse:
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListOffsetsPartitionResponse):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.timestamp == other.timestamp and
-            self.offset == other.offset and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"ListOffsetsPartitionResponse(partition_index={self.partition_index!r}, error_code={self.error_code!r}, timestamp={self.timestamp!r}, offset={self.offset!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartitionResponse has no version {version} (valid 1-10)')
-        start = len(out)
-        try:
-            _W_ListOffsetsPartitionResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListOffsetsPartitionResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListOffsetsPartitionResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListOffsetsPartitionResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListOffsetsPartitionResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 10:
-            raise UnsupportedVersionError(f'ListOffsetsPartitionResponse has no version {version} (valid 1-10)')
-        try:
-            return _R_ListOffsetsPartitionResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListOffsetsPartitionResponse v{version}: {exc}') from None
-
 
 def _new_ListOffsetsPartition() -> ListOffsetsPartition:
     o = ListOffsetsPartition.__new__(ListOffsetsPartition)
@@ -582,33 +240,33 @@ def _new_ListOffsetsPartition() -> ListOffsetsPartition:
     return o
 
 
-def _w_ListOffsetsPartition_1(o: ListOffsetsPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.timestamp)
+def _write_ListOffsetsPartition_v1(o: ListOffsetsPartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.timestamp)
 
 
-def _r_ListOffsetsPartition_1(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
+def _read_ListOffsetsPartition_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
     o = ListOffsetsPartition.__new__(ListOffsetsPartition)
-    o.partition_index, o.timestamp = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.timestamp = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     o.current_leader_epoch = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsPartition_4(o: ListOffsetsPartition, out: bytearray) -> None:
-    out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
+def _write_ListOffsetsPartition_v4(o: ListOffsetsPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT64.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
 
 
-def _r_ListOffsetsPartition_4(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
+def _read_ListOffsetsPartition_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
     o = ListOffsetsPartition.__new__(ListOffsetsPartition)
-    o.partition_index, o.current_leader_epoch, o.timestamp = _S_iiq.unpack_from(buf, pos)
+    o.partition_index, o.current_leader_epoch, o.timestamp = _INT32_INT32_INT64.unpack_from(buf, pos)
     pos += 16
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsPartition_6(o: ListOffsetsPartition, out: bytearray) -> None:
-    out += _S_iiq.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
+def _write_ListOffsetsPartition_v6(o: ListOffsetsPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT64.pack(o.partition_index, o.current_leader_epoch, o.timestamp)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -616,9 +274,9 @@ def _w_ListOffsetsPartition_6(o: ListOffsetsPartition, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListOffsetsPartition_6(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
+def _read_ListOffsetsPartition_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsPartition, int]:
     o = ListOffsetsPartition.__new__(ListOffsetsPartition)
-    o.partition_index, o.current_leader_epoch, o.timestamp = _S_iiq.unpack_from(buf, pos)
+    o.partition_index, o.current_leader_epoch, o.timestamp = _INT32_INT32_INT64.unpack_from(buf, pos)
     pos += 16
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -636,54 +294,54 @@ def _new_ListOffsetsTopic() -> ListOffsetsTopic:
     return o
 
 
-def _w_ListOffsetsTopic_1(o: ListOffsetsTopic, out: bytearray) -> None:
+def _write_ListOffsetsTopic_v1(o: ListOffsetsTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsPartition_1(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_ListOffsetsPartition_v1(partitions_item, out)
 
 
-def _r_ListOffsetsTopic_1(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
+def _read_ListOffsetsTopic_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
     o = ListOffsetsTopic.__new__(ListOffsetsTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartition_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[ListOffsetsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartition_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsTopic_4(o: ListOffsetsTopic, out: bytearray) -> None:
+def _write_ListOffsetsTopic_v4(o: ListOffsetsTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsPartition_4(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_ListOffsetsPartition_v4(partitions_item, out)
 
 
-def _r_ListOffsetsTopic_4(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
+def _read_ListOffsetsTopic_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
     o = ListOffsetsTopic.__new__(ListOffsetsTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartition_4(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[ListOffsetsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartition_v4(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsTopic_6(o: ListOffsetsTopic, out: bytearray) -> None:
+def _write_ListOffsetsTopic_v6(o: ListOffsetsTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListOffsetsPartition_6(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_ListOffsetsPartition_v6(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -691,15 +349,15 @@ def _w_ListOffsetsTopic_6(o: ListOffsetsTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListOffsetsTopic_6(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
+def _read_ListOffsetsTopic_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsTopic, int]:
     o = ListOffsetsTopic.__new__(ListOffsetsTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListOffsetsPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartition_6(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[ListOffsetsPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartition_v6(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -718,84 +376,84 @@ def _new_ListOffsetsRequest() -> ListOffsetsRequest:
     return o
 
 
-def _w_ListOffsetsRequest_1(o: ListOffsetsRequest, out: bytearray) -> None:
+def _write_ListOffsetsRequest_v1(o: ListOffsetsRequest, out: bytearray) -> None:
     if o.isolation_level != 0:
         raise UnsupportedVersionError('ListOffsetsRequest.isolation_level has a non-default value this version cannot carry')
-    out += _S_i.pack(o.replica_id)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopic_1(e2, out)
+    out += _INT32.pack(o.replica_id)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopic_v1(topics_item, out)
 
 
-def _r_ListOffsetsRequest_1(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
+def _read_ListOffsetsRequest_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
     o = ListOffsetsRequest.__new__(ListOffsetsRequest)
-    o.replica_id = _S_i.unpack_from(buf, pos)[0]
+    o.replica_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.isolation_level = 0
     o.timeout_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsRequest_2(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopic_1(e2, out)
+def _write_ListOffsetsRequest_v2(o: ListOffsetsRequest, out: bytearray) -> None:
+    out += _INT32_INT8.pack(o.replica_id, o.isolation_level)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopic_v1(topics_item, out)
 
 
-def _r_ListOffsetsRequest_2(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
+def _read_ListOffsetsRequest_v2(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
     o = ListOffsetsRequest.__new__(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o.replica_id, o.isolation_level = _INT32_INT8.unpack_from(buf, pos)
     pos += 5
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.timeout_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsRequest_4(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopic_4(e2, out)
+def _write_ListOffsetsRequest_v4(o: ListOffsetsRequest, out: bytearray) -> None:
+    out += _INT32_INT8.pack(o.replica_id, o.isolation_level)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopic_v4(topics_item, out)
 
 
-def _r_ListOffsetsRequest_4(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
+def _read_ListOffsetsRequest_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
     o = ListOffsetsRequest.__new__(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o.replica_id, o.isolation_level = _INT32_INT8.unpack_from(buf, pos)
     pos += 5
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopic_4(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopic_v4(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.timeout_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsRequest_6(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListOffsetsTopic_6(e2, out)
+def _write_ListOffsetsRequest_v6(o: ListOffsetsRequest, out: bytearray) -> None:
+    out += _INT32_INT8.pack(o.replica_id, o.isolation_level)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_ListOffsetsTopic_v6(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -803,16 +461,16 @@ def _w_ListOffsetsRequest_6(o: ListOffsetsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListOffsetsRequest_6(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
+def _read_ListOffsetsRequest_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
     o = ListOffsetsRequest.__new__(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o.replica_id, o.isolation_level = _INT32_INT8.unpack_from(buf, pos)
     pos += 5
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListOffsetsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopic_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[ListOffsetsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopic_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.timeout_ms = 0
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -822,13 +480,13 @@ def _r_ListOffsetsRequest_6(buf: memoryview, pos: int) -> tuple[ListOffsetsReque
     return o, pos
 
 
-def _w_ListOffsetsRequest_10(o: ListOffsetsRequest, out: bytearray) -> None:
-    out += _S_ib.pack(o.replica_id, o.isolation_level)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListOffsetsTopic_6(e2, out)
-    out += _S_i.pack(o.timeout_ms)
+def _write_ListOffsetsRequest_v10(o: ListOffsetsRequest, out: bytearray) -> None:
+    out += _INT32_INT8.pack(o.replica_id, o.isolation_level)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_ListOffsetsTopic_v6(topics_item, out)
+    out += _INT32.pack(o.timeout_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -836,17 +494,17 @@ def _w_ListOffsetsRequest_10(o: ListOffsetsRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListOffsetsRequest_10(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
+def _read_ListOffsetsRequest_v10(buf: memoryview, pos: int) -> tuple[ListOffsetsRequest, int]:
     o = ListOffsetsRequest.__new__(ListOffsetsRequest)
-    o.replica_id, o.isolation_level = _S_ib.unpack_from(buf, pos)
+    o.replica_id, o.isolation_level = _INT32_INT8.unpack_from(buf, pos)
     pos += 5
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListOffsetsTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopic_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[ListOffsetsTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopic_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -867,35 +525,35 @@ def _new_ListOffsetsPartitionResponse() -> ListOffsetsPartitionResponse:
     return o
 
 
-def _w_ListOffsetsPartitionResponse_1(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
+def _write_ListOffsetsPartitionResponse_v1(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
     if o.leader_epoch != -1:
         raise UnsupportedVersionError('ListOffsetsPartitionResponse.leader_epoch has a non-default value this version cannot carry')
-    out += _S_ihqq.pack(o.partition_index, o.error_code, o.timestamp, o.offset)
+    out += _INT32_INT16_INT64_INT64.pack(o.partition_index, o.error_code, o.timestamp, o.offset)
 
 
-def _r_ListOffsetsPartitionResponse_1(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
+def _read_ListOffsetsPartitionResponse_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
     o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
-    o.partition_index, o.error_code, o.timestamp, o.offset = _S_ihqq.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.timestamp, o.offset = _INT32_INT16_INT64_INT64.unpack_from(buf, pos)
     pos += 22
     o.leader_epoch = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsPartitionResponse_4(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
-    out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
+def _write_ListOffsetsPartitionResponse_v4(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT32.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
 
 
-def _r_ListOffsetsPartitionResponse_4(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
+def _read_ListOffsetsPartitionResponse_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
     o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
-    o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _S_ihqqi.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _INT32_INT16_INT64_INT64_INT32.unpack_from(buf, pos)
     pos += 26
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsPartitionResponse_6(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
-    out += _S_ihqqi.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
+def _write_ListOffsetsPartitionResponse_v6(o: ListOffsetsPartitionResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT32.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -903,9 +561,9 @@ def _w_ListOffsetsPartitionResponse_6(o: ListOffsetsPartitionResponse, out: byte
         out.append(0)
 
 
-def _r_ListOffsetsPartitionResponse_6(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
+def _read_ListOffsetsPartitionResponse_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
     o = ListOffsetsPartitionResponse.__new__(ListOffsetsPartitionResponse)
-    o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _S_ihqqi.unpack_from(buf, pos)
+    o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch = _INT32_INT16_INT64_INT64_INT32.unpack_from(buf, pos)
     pos += 26
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -923,54 +581,54 @@ def _new_ListOffsetsTopicResponse() -> ListOffsetsTopicResponse:
     return o
 
 
-def _w_ListOffsetsTopicResponse_1(o: ListOffsetsTopicResponse, out: bytearray) -> None:
+def _write_ListOffsetsTopicResponse_v1(o: ListOffsetsTopicResponse, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsPartitionResponse_1(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_ListOffsetsPartitionResponse_v1(partitions_item, out)
 
 
-def _r_ListOffsetsTopicResponse_1(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
+def _read_ListOffsetsTopicResponse_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
     o = ListOffsetsTopicResponse.__new__(ListOffsetsTopicResponse)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsPartitionResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartitionResponse_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[ListOffsetsPartitionResponse] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartitionResponse_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsTopicResponse_4(o: ListOffsetsTopicResponse, out: bytearray) -> None:
+def _write_ListOffsetsTopicResponse_v4(o: ListOffsetsTopicResponse, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsPartitionResponse_4(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_ListOffsetsPartitionResponse_v4(partitions_item, out)
 
 
-def _r_ListOffsetsTopicResponse_4(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
+def _read_ListOffsetsTopicResponse_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
     o = ListOffsetsTopicResponse.__new__(ListOffsetsTopicResponse)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsPartitionResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartitionResponse_4(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[ListOffsetsPartitionResponse] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartitionResponse_v4(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsTopicResponse_6(o: ListOffsetsTopicResponse, out: bytearray) -> None:
+def _write_ListOffsetsTopicResponse_v6(o: ListOffsetsTopicResponse, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListOffsetsPartitionResponse_6(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_ListOffsetsPartitionResponse_v6(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -978,15 +636,15 @@ def _w_ListOffsetsTopicResponse_6(o: ListOffsetsTopicResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_ListOffsetsTopicResponse_6(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
+def _read_ListOffsetsTopicResponse_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsTopicResponse, int]:
     o = ListOffsetsTopicResponse.__new__(ListOffsetsTopicResponse)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListOffsetsPartitionResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsPartitionResponse_6(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[ListOffsetsPartitionResponse] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_ListOffsetsPartitionResponse_v6(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1003,76 +661,76 @@ def _new_ListOffsetsResponse() -> ListOffsetsResponse:
     return o
 
 
-def _w_ListOffsetsResponse_1(o: ListOffsetsResponse, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopicResponse_1(e2, out)
+def _write_ListOffsetsResponse_v1(o: ListOffsetsResponse, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopicResponse_v1(topics_item, out)
 
 
-def _r_ListOffsetsResponse_1(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
+def _read_ListOffsetsResponse_v1(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
     o = ListOffsetsResponse.__new__(ListOffsetsResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopicResponse_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopicResponse] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopicResponse_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.throttle_time_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsResponse_2(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopicResponse_1(e2, out)
+def _write_ListOffsetsResponse_v2(o: ListOffsetsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopicResponse_v1(topics_item, out)
 
 
-def _r_ListOffsetsResponse_2(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
+def _read_ListOffsetsResponse_v2(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
     o = ListOffsetsResponse.__new__(ListOffsetsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopicResponse_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopicResponse] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopicResponse_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsResponse_4(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_ListOffsetsTopicResponse_4(e2, out)
+def _write_ListOffsetsResponse_v4(o: ListOffsetsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_ListOffsetsTopicResponse_v4(topics_item, out)
 
 
-def _r_ListOffsetsResponse_4(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
+def _read_ListOffsetsResponse_v4(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
     o = ListOffsetsResponse.__new__(ListOffsetsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[ListOffsetsTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopicResponse_4(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[ListOffsetsTopicResponse] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopicResponse_v4(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ListOffsetsResponse_6(o: ListOffsetsResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ListOffsetsTopicResponse_6(e2, out)
+def _write_ListOffsetsResponse_v6(o: ListOffsetsResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_ListOffsetsTopicResponse_v6(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1080,16 +738,16 @@ def _w_ListOffsetsResponse_6(o: ListOffsetsResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ListOffsetsResponse_6(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
+def _read_ListOffsetsResponse_v6(buf: memoryview, pos: int) -> tuple[ListOffsetsResponse, int]:
     o = ListOffsetsResponse.__new__(ListOffsetsResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ListOffsetsTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ListOffsetsTopicResponse_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[ListOffsetsTopicResponse] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_ListOffsetsTopicResponse_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1098,29 +756,30 @@ def _r_ListOffsetsResponse_6(buf: memoryview, pos: int) -> tuple[ListOffsetsResp
     return o, pos
 
 
-_W_ListOffsetsPartition: tuple[Callable[[ListOffsetsPartition, bytearray], None], ...] = (
-    _w_ListOffsetsPartition_1,
-    _w_ListOffsetsPartition_1,
-    _w_ListOffsetsPartition_1,
-    _w_ListOffsetsPartition_4,
-    _w_ListOffsetsPartition_4,
-    _w_ListOffsetsPartition_6,
-    _w_ListOffsetsPartition_6,
-    _w_ListOffsetsPartition_6,
-    _w_ListOffsetsPartition_6,
-    _w_ListOffsetsPartition_6,
+ListOffsetsPartition._LOWEST = 1
+ListOffsetsPartition._WRITERS = (
+    _write_ListOffsetsPartition_v1,
+    _write_ListOffsetsPartition_v1,
+    _write_ListOffsetsPartition_v1,
+    _write_ListOffsetsPartition_v4,
+    _write_ListOffsetsPartition_v4,
+    _write_ListOffsetsPartition_v6,
+    _write_ListOffsetsPartition_v6,
+    _write_ListOffsetsPartition_v6,
+    _write_ListOffsetsPartition_v6,
+    _write_ListOffsetsPartition_v6,
 )
-_R_ListOffsetsPartition: tuple[Callable[[memoryview, int], tuple[ListOffsetsPartition, int]], ...] = (
-    _r_ListOffsetsPartition_1,
-    _r_ListOffsetsPartition_1,
-    _r_ListOffsetsPartition_1,
-    _r_ListOffsetsPartition_4,
-    _r_ListOffsetsPartition_4,
-    _r_ListOffsetsPartition_6,
-    _r_ListOffsetsPartition_6,
-    _r_ListOffsetsPartition_6,
-    _r_ListOffsetsPartition_6,
-    _r_ListOffsetsPartition_6,
+ListOffsetsPartition._READERS = (
+    _read_ListOffsetsPartition_v1,
+    _read_ListOffsetsPartition_v1,
+    _read_ListOffsetsPartition_v1,
+    _read_ListOffsetsPartition_v4,
+    _read_ListOffsetsPartition_v4,
+    _read_ListOffsetsPartition_v6,
+    _read_ListOffsetsPartition_v6,
+    _read_ListOffsetsPartition_v6,
+    _read_ListOffsetsPartition_v6,
+    _read_ListOffsetsPartition_v6,
 )
 ListOffsetsPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1128,58 +787,60 @@ ListOffsetsPartition._FIELDS = (
     FieldSpec('timestamp', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_ListOffsetsTopic: tuple[Callable[[ListOffsetsTopic, bytearray], None], ...] = (
-    _w_ListOffsetsTopic_1,
-    _w_ListOffsetsTopic_1,
-    _w_ListOffsetsTopic_1,
-    _w_ListOffsetsTopic_4,
-    _w_ListOffsetsTopic_4,
-    _w_ListOffsetsTopic_6,
-    _w_ListOffsetsTopic_6,
-    _w_ListOffsetsTopic_6,
-    _w_ListOffsetsTopic_6,
-    _w_ListOffsetsTopic_6,
+ListOffsetsTopic._LOWEST = 1
+ListOffsetsTopic._WRITERS = (
+    _write_ListOffsetsTopic_v1,
+    _write_ListOffsetsTopic_v1,
+    _write_ListOffsetsTopic_v1,
+    _write_ListOffsetsTopic_v4,
+    _write_ListOffsetsTopic_v4,
+    _write_ListOffsetsTopic_v6,
+    _write_ListOffsetsTopic_v6,
+    _write_ListOffsetsTopic_v6,
+    _write_ListOffsetsTopic_v6,
+    _write_ListOffsetsTopic_v6,
 )
-_R_ListOffsetsTopic: tuple[Callable[[memoryview, int], tuple[ListOffsetsTopic, int]], ...] = (
-    _r_ListOffsetsTopic_1,
-    _r_ListOffsetsTopic_1,
-    _r_ListOffsetsTopic_1,
-    _r_ListOffsetsTopic_4,
-    _r_ListOffsetsTopic_4,
-    _r_ListOffsetsTopic_6,
-    _r_ListOffsetsTopic_6,
-    _r_ListOffsetsTopic_6,
-    _r_ListOffsetsTopic_6,
-    _r_ListOffsetsTopic_6,
+ListOffsetsTopic._READERS = (
+    _read_ListOffsetsTopic_v1,
+    _read_ListOffsetsTopic_v1,
+    _read_ListOffsetsTopic_v1,
+    _read_ListOffsetsTopic_v4,
+    _read_ListOffsetsTopic_v4,
+    _read_ListOffsetsTopic_v6,
+    _read_ListOffsetsTopic_v6,
+    _read_ListOffsetsTopic_v6,
+    _read_ListOffsetsTopic_v6,
+    _read_ListOffsetsTopic_v6,
 )
 ListOffsetsTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ListOffsetsPartition),
 )
 
-_W_ListOffsetsRequest: tuple[Callable[[ListOffsetsRequest, bytearray], None], ...] = (
-    _w_ListOffsetsRequest_1,
-    _w_ListOffsetsRequest_2,
-    _w_ListOffsetsRequest_2,
-    _w_ListOffsetsRequest_4,
-    _w_ListOffsetsRequest_4,
-    _w_ListOffsetsRequest_6,
-    _w_ListOffsetsRequest_6,
-    _w_ListOffsetsRequest_6,
-    _w_ListOffsetsRequest_6,
-    _w_ListOffsetsRequest_10,
+ListOffsetsRequest._LOWEST = 1
+ListOffsetsRequest._WRITERS = (
+    _write_ListOffsetsRequest_v1,
+    _write_ListOffsetsRequest_v2,
+    _write_ListOffsetsRequest_v2,
+    _write_ListOffsetsRequest_v4,
+    _write_ListOffsetsRequest_v4,
+    _write_ListOffsetsRequest_v6,
+    _write_ListOffsetsRequest_v6,
+    _write_ListOffsetsRequest_v6,
+    _write_ListOffsetsRequest_v6,
+    _write_ListOffsetsRequest_v10,
 )
-_R_ListOffsetsRequest: tuple[Callable[[memoryview, int], tuple[ListOffsetsRequest, int]], ...] = (
-    _r_ListOffsetsRequest_1,
-    _r_ListOffsetsRequest_2,
-    _r_ListOffsetsRequest_2,
-    _r_ListOffsetsRequest_4,
-    _r_ListOffsetsRequest_4,
-    _r_ListOffsetsRequest_6,
-    _r_ListOffsetsRequest_6,
-    _r_ListOffsetsRequest_6,
-    _r_ListOffsetsRequest_6,
-    _r_ListOffsetsRequest_10,
+ListOffsetsRequest._READERS = (
+    _read_ListOffsetsRequest_v1,
+    _read_ListOffsetsRequest_v2,
+    _read_ListOffsetsRequest_v2,
+    _read_ListOffsetsRequest_v4,
+    _read_ListOffsetsRequest_v4,
+    _read_ListOffsetsRequest_v6,
+    _read_ListOffsetsRequest_v6,
+    _read_ListOffsetsRequest_v6,
+    _read_ListOffsetsRequest_v6,
+    _read_ListOffsetsRequest_v10,
 )
 ListOffsetsRequest._FIELDS = (
     FieldSpec('replica_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -1188,29 +849,30 @@ ListOffsetsRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (10, 32767), None, None, None, None),
 )
 
-_W_ListOffsetsPartitionResponse: tuple[Callable[[ListOffsetsPartitionResponse, bytearray], None], ...] = (
-    _w_ListOffsetsPartitionResponse_1,
-    _w_ListOffsetsPartitionResponse_1,
-    _w_ListOffsetsPartitionResponse_1,
-    _w_ListOffsetsPartitionResponse_4,
-    _w_ListOffsetsPartitionResponse_4,
-    _w_ListOffsetsPartitionResponse_6,
-    _w_ListOffsetsPartitionResponse_6,
-    _w_ListOffsetsPartitionResponse_6,
-    _w_ListOffsetsPartitionResponse_6,
-    _w_ListOffsetsPartitionResponse_6,
+ListOffsetsPartitionResponse._LOWEST = 1
+ListOffsetsPartitionResponse._WRITERS = (
+    _write_ListOffsetsPartitionResponse_v1,
+    _write_ListOffsetsPartitionResponse_v1,
+    _write_ListOffsetsPartitionResponse_v1,
+    _write_ListOffsetsPartitionResponse_v4,
+    _write_ListOffsetsPartitionResponse_v4,
+    _write_ListOffsetsPartitionResponse_v6,
+    _write_ListOffsetsPartitionResponse_v6,
+    _write_ListOffsetsPartitionResponse_v6,
+    _write_ListOffsetsPartitionResponse_v6,
+    _write_ListOffsetsPartitionResponse_v6,
 )
-_R_ListOffsetsPartitionResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsPartitionResponse, int]], ...] = (
-    _r_ListOffsetsPartitionResponse_1,
-    _r_ListOffsetsPartitionResponse_1,
-    _r_ListOffsetsPartitionResponse_1,
-    _r_ListOffsetsPartitionResponse_4,
-    _r_ListOffsetsPartitionResponse_4,
-    _r_ListOffsetsPartitionResponse_6,
-    _r_ListOffsetsPartitionResponse_6,
-    _r_ListOffsetsPartitionResponse_6,
-    _r_ListOffsetsPartitionResponse_6,
-    _r_ListOffsetsPartitionResponse_6,
+ListOffsetsPartitionResponse._READERS = (
+    _read_ListOffsetsPartitionResponse_v1,
+    _read_ListOffsetsPartitionResponse_v1,
+    _read_ListOffsetsPartitionResponse_v1,
+    _read_ListOffsetsPartitionResponse_v4,
+    _read_ListOffsetsPartitionResponse_v4,
+    _read_ListOffsetsPartitionResponse_v6,
+    _read_ListOffsetsPartitionResponse_v6,
+    _read_ListOffsetsPartitionResponse_v6,
+    _read_ListOffsetsPartitionResponse_v6,
+    _read_ListOffsetsPartitionResponse_v6,
 )
 ListOffsetsPartitionResponse._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1220,58 +882,60 @@ ListOffsetsPartitionResponse._FIELDS = (
     FieldSpec('leader_epoch', 'int32', None, (4, 32767), None, None, None, None),
 )
 
-_W_ListOffsetsTopicResponse: tuple[Callable[[ListOffsetsTopicResponse, bytearray], None], ...] = (
-    _w_ListOffsetsTopicResponse_1,
-    _w_ListOffsetsTopicResponse_1,
-    _w_ListOffsetsTopicResponse_1,
-    _w_ListOffsetsTopicResponse_4,
-    _w_ListOffsetsTopicResponse_4,
-    _w_ListOffsetsTopicResponse_6,
-    _w_ListOffsetsTopicResponse_6,
-    _w_ListOffsetsTopicResponse_6,
-    _w_ListOffsetsTopicResponse_6,
-    _w_ListOffsetsTopicResponse_6,
+ListOffsetsTopicResponse._LOWEST = 1
+ListOffsetsTopicResponse._WRITERS = (
+    _write_ListOffsetsTopicResponse_v1,
+    _write_ListOffsetsTopicResponse_v1,
+    _write_ListOffsetsTopicResponse_v1,
+    _write_ListOffsetsTopicResponse_v4,
+    _write_ListOffsetsTopicResponse_v4,
+    _write_ListOffsetsTopicResponse_v6,
+    _write_ListOffsetsTopicResponse_v6,
+    _write_ListOffsetsTopicResponse_v6,
+    _write_ListOffsetsTopicResponse_v6,
+    _write_ListOffsetsTopicResponse_v6,
 )
-_R_ListOffsetsTopicResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsTopicResponse, int]], ...] = (
-    _r_ListOffsetsTopicResponse_1,
-    _r_ListOffsetsTopicResponse_1,
-    _r_ListOffsetsTopicResponse_1,
-    _r_ListOffsetsTopicResponse_4,
-    _r_ListOffsetsTopicResponse_4,
-    _r_ListOffsetsTopicResponse_6,
-    _r_ListOffsetsTopicResponse_6,
-    _r_ListOffsetsTopicResponse_6,
-    _r_ListOffsetsTopicResponse_6,
-    _r_ListOffsetsTopicResponse_6,
+ListOffsetsTopicResponse._READERS = (
+    _read_ListOffsetsTopicResponse_v1,
+    _read_ListOffsetsTopicResponse_v1,
+    _read_ListOffsetsTopicResponse_v1,
+    _read_ListOffsetsTopicResponse_v4,
+    _read_ListOffsetsTopicResponse_v4,
+    _read_ListOffsetsTopicResponse_v6,
+    _read_ListOffsetsTopicResponse_v6,
+    _read_ListOffsetsTopicResponse_v6,
+    _read_ListOffsetsTopicResponse_v6,
+    _read_ListOffsetsTopicResponse_v6,
 )
 ListOffsetsTopicResponse._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, ListOffsetsPartitionResponse),
 )
 
-_W_ListOffsetsResponse: tuple[Callable[[ListOffsetsResponse, bytearray], None], ...] = (
-    _w_ListOffsetsResponse_1,
-    _w_ListOffsetsResponse_2,
-    _w_ListOffsetsResponse_2,
-    _w_ListOffsetsResponse_4,
-    _w_ListOffsetsResponse_4,
-    _w_ListOffsetsResponse_6,
-    _w_ListOffsetsResponse_6,
-    _w_ListOffsetsResponse_6,
-    _w_ListOffsetsResponse_6,
-    _w_ListOffsetsResponse_6,
+ListOffsetsResponse._LOWEST = 1
+ListOffsetsResponse._WRITERS = (
+    _write_ListOffsetsResponse_v1,
+    _write_ListOffsetsResponse_v2,
+    _write_ListOffsetsResponse_v2,
+    _write_ListOffsetsResponse_v4,
+    _write_ListOffsetsResponse_v4,
+    _write_ListOffsetsResponse_v6,
+    _write_ListOffsetsResponse_v6,
+    _write_ListOffsetsResponse_v6,
+    _write_ListOffsetsResponse_v6,
+    _write_ListOffsetsResponse_v6,
 )
-_R_ListOffsetsResponse: tuple[Callable[[memoryview, int], tuple[ListOffsetsResponse, int]], ...] = (
-    _r_ListOffsetsResponse_1,
-    _r_ListOffsetsResponse_2,
-    _r_ListOffsetsResponse_2,
-    _r_ListOffsetsResponse_4,
-    _r_ListOffsetsResponse_4,
-    _r_ListOffsetsResponse_6,
-    _r_ListOffsetsResponse_6,
-    _r_ListOffsetsResponse_6,
-    _r_ListOffsetsResponse_6,
-    _r_ListOffsetsResponse_6,
+ListOffsetsResponse._READERS = (
+    _read_ListOffsetsResponse_v1,
+    _read_ListOffsetsResponse_v2,
+    _read_ListOffsetsResponse_v2,
+    _read_ListOffsetsResponse_v4,
+    _read_ListOffsetsResponse_v4,
+    _read_ListOffsetsResponse_v6,
+    _read_ListOffsetsResponse_v6,
+    _read_ListOffsetsResponse_v6,
+    _read_ListOffsetsResponse_v6,
+    _read_ListOffsetsResponse_v6,
 )
 ListOffsetsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (2, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_array_len,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ListPartitionReassignmentsRequest',
@@ -34,12 +33,16 @@ __all__ = [
     'OngoingTopicReassignment',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class ListPartitionReassignmentsRequest:
-    """Kafka request ``ListPartitionReassignmentsRequest`` (API key 46), versions 0-0."""
+class ListPartitionReassignmentsRequest(Request['ListPartitionReassignmentsResponse']):
+    """Kafka request ``ListPartitionReassignmentsRequest`` (API key 46), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('timeout_ms', 'topics', 'unknown_tags',)
 
@@ -47,11 +50,10 @@ class ListPartitionReassignmentsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsRequest'
 
-    timeout_ms: int
-    topics: list[ListPartitionReassignmentsTopics] | None
+    timeout_ms: int  # TimeoutMs int32; default 60000
+    topics: list[ListPartitionReassignmentsTopics] | None  # Topics []ListPartitionReassignmentsTopics; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -65,76 +67,20 @@ class ListPartitionReassignmentsRequest:
         self.topics = None if topics is None else list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListPartitionReassignmentsRequest):
-            return NotImplemented
-        return (
-            self.timeout_ms == other.timeout_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListPartitionReassignmentsRequest(timeout_ms={self.timeout_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ListPartitionReassignmentsTopics(Struct):
+    """Struct ``ListPartitionReassignmentsTopics`` of ``ListPartitionReassignmentsRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_ListPartitionReassignmentsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListPartitionReassignmentsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListPartitionReassignmentsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListPartitionReassignmentsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListPartitionReassignmentsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_ListPartitionReassignmentsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListPartitionReassignmentsRequest v{version}: {exc}') from None
-
-
-class ListPartitionReassignmentsTopics:
-    """Schema struct ``ListPartitionReassignmentsTopics`` of ``ListPartitionReassignmentsRequest``."""
+    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsTopics'
 
-    name: str
-    partition_indexes: list[int]
+    name: str  # Name string
+    partition_indexes: list[int]  # PartitionIndexes []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -148,68 +94,13 @@ class ListPartitionReassignmentsTopics:
         self.partition_indexes = list(partition_indexes)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListPartitionReassignmentsTopics):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partition_indexes == other.partition_indexes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListPartitionReassignmentsTopics(name={self.name!r}, partition_indexes={self.partition_indexes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ListPartitionReassignmentsResponse(Response):
+    """Kafka response ``ListPartitionReassignmentsResponse`` (API key 46), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsTopics has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_ListPartitionReassignmentsTopics[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListPartitionReassignmentsTopics v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListPartitionReassignmentsTopics:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListPartitionReassignmentsTopics v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListPartitionReassignmentsTopics, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsTopics has no version {version} (valid 0-0)')
-        try:
-            return _R_ListPartitionReassignmentsTopics[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListPartitionReassignmentsTopics v{version}: {exc}') from None
-
-
-class ListPartitionReassignmentsResponse:
-    """Kafka response ``ListPartitionReassignmentsResponse`` (API key 46), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'topics', 'unknown_tags',)
 
@@ -217,13 +108,12 @@ class ListPartitionReassignmentsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListPartitionReassignmentsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    topics: list[OngoingTopicReassignment]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    topics: list[OngoingTopicReassignment]  # Topics []OngoingTopicReassignment
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -241,78 +131,20 @@ class ListPartitionReassignmentsResponse:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListPartitionReassignmentsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListPartitionReassignmentsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OngoingTopicReassignment(Struct):
+    """Struct ``OngoingTopicReassignment`` of ``ListPartitionReassignmentsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_ListPartitionReassignmentsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListPartitionReassignmentsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListPartitionReassignmentsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListPartitionReassignmentsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListPartitionReassignmentsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'ListPartitionReassignmentsResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_ListPartitionReassignmentsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListPartitionReassignmentsResponse v{version}: {exc}') from None
-
-
-class OngoingTopicReassignment:
-    """Schema struct ``OngoingTopicReassignment`` of ``ListPartitionReassignmentsResponse``."""
+    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OngoingTopicReassignment'
 
-    name: str
-    partitions: list[OngoingPartitionReassignment]
+    name: str  # Name string
+    partitions: list[OngoingPartitionReassignment]  # Partitions []OngoingPartitionReassignment
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -326,78 +158,22 @@ class OngoingTopicReassignment:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OngoingTopicReassignment):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OngoingTopicReassignment(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OngoingPartitionReassignment(Struct):
+    """Struct ``OngoingPartitionReassignment`` of ``ListPartitionReassignmentsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OngoingTopicReassignment has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_OngoingTopicReassignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OngoingTopicReassignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OngoingTopicReassignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OngoingTopicReassignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OngoingTopicReassignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OngoingTopicReassignment has no version {version} (valid 0-0)')
-        try:
-            return _R_OngoingTopicReassignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OngoingTopicReassignment v{version}: {exc}') from None
-
-
-class OngoingPartitionReassignment:
-    """Schema struct ``OngoingPartitionReassignment`` of ``ListPartitionReassignmentsResponse``."""
+    Schema: ``tools/kafka-protocol/message/ListPartitionReassignmentsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'replicas', 'adding_replicas', 'removing_replicas', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OngoingPartitionReassignment'
 
-    partition_index: int
-    replicas: list[int]
-    adding_replicas: list[int]
-    removing_replicas: list[int]
+    partition_index: int  # PartitionIndex int32
+    replicas: list[int]  # Replicas []int32
+    adding_replicas: list[int]  # AddingReplicas []int32
+    removing_replicas: list[int]  # RemovingReplicas []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -415,67 +191,6 @@ class OngoingPartitionReassignment:
         self.removing_replicas = list(removing_replicas)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OngoingPartitionReassignment):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.replicas == other.replicas and
-            self.adding_replicas == other.adding_replicas and
-            self.removing_replicas == other.removing_replicas and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OngoingPartitionReassignment(partition_index={self.partition_index!r}, replicas={self.replicas!r}, adding_replicas={self.adding_replicas!r}, removing_replicas={self.removing_replicas!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OngoingPartitionReassignment has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_OngoingPartitionReassignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OngoingPartitionReassignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OngoingPartitionReassignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OngoingPartitionReassignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OngoingPartitionReassignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OngoingPartitionReassignment has no version {version} (valid 0-0)')
-        try:
-            return _R_OngoingPartitionReassignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OngoingPartitionReassignment v{version}: {exc}') from None
-
 
 def _new_ListPartitionReassignmentsTopics() -> ListPartitionReassignmentsTopics:
     o = ListPartitionReassignmentsTopics.__new__(ListPartitionReassignmentsTopics)
@@ -485,11 +200,11 @@ def _new_ListPartitionReassignmentsTopics() -> ListPartitionReassignmentsTopics:
     return o
 
 
-def _w_ListPartitionReassignmentsTopics_0(o: ListPartitionReassignmentsTopics, out: bytearray) -> None:
+def _write_ListPartitionReassignmentsTopics_v0(o: ListPartitionReassignmentsTopics, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_indexes
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partition_indexes = o.partition_indexes
+    write_uvarint(out, len(partition_indexes) + 1)
+    out += struct.pack('>%di' % len(partition_indexes), *partition_indexes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -497,12 +212,12 @@ def _w_ListPartitionReassignmentsTopics_0(o: ListPartitionReassignmentsTopics, o
         out.append(0)
 
 
-def _r_ListPartitionReassignmentsTopics_0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsTopics, int]:
+def _read_ListPartitionReassignmentsTopics_v0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsTopics, int]:
     o = ListPartitionReassignmentsTopics.__new__(ListPartitionReassignmentsTopics)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partition_indexes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partition_indexes, pos = read_compact_array_len(buf, pos)
+    o.partition_indexes = list(struct.unpack_from('>%di' % n_partition_indexes, buf, pos))
+    pos += 4 * n_partition_indexes
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -519,15 +234,15 @@ def _new_ListPartitionReassignmentsRequest() -> ListPartitionReassignmentsReques
     return o
 
 
-def _w_ListPartitionReassignmentsRequest_0(o: ListPartitionReassignmentsRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.timeout_ms)
-    x1 = o.topics
-    if x1 is None:
+def _write_ListPartitionReassignmentsRequest_v0(o: ListPartitionReassignmentsRequest, out: bytearray) -> None:
+    out += _INT32.pack(o.timeout_ms)
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_ListPartitionReassignmentsTopics_0(e2, out)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_ListPartitionReassignmentsTopics_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -535,19 +250,19 @@ def _w_ListPartitionReassignmentsRequest_0(o: ListPartitionReassignmentsRequest,
         out.append(0)
 
 
-def _r_ListPartitionReassignmentsRequest_0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsRequest, int]:
+def _read_ListPartitionReassignmentsRequest_v0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsRequest, int]:
     o = ListPartitionReassignmentsRequest.__new__(ListPartitionReassignmentsRequest)
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[ListPartitionReassignmentsTopics] = []
-        for _ in range(n1):
-            e3, pos = _r_ListPartitionReassignmentsTopics_0(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[ListPartitionReassignmentsTopics] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_ListPartitionReassignmentsTopics_v0(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -566,17 +281,17 @@ def _new_OngoingPartitionReassignment() -> OngoingPartitionReassignment:
     return o
 
 
-def _w_OngoingPartitionReassignment_0(o: OngoingPartitionReassignment, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
-    x1 = o.replicas
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
-    x2 = o.adding_replicas
-    write_uvarint(out, len(x2) + 1)
-    out += struct.pack('>%di' % len(x2), *x2)
-    x3 = o.removing_replicas
-    write_uvarint(out, len(x3) + 1)
-    out += struct.pack('>%di' % len(x3), *x3)
+def _write_OngoingPartitionReassignment_v0(o: OngoingPartitionReassignment, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
+    replicas = o.replicas
+    write_uvarint(out, len(replicas) + 1)
+    out += struct.pack('>%di' % len(replicas), *replicas)
+    adding_replicas = o.adding_replicas
+    write_uvarint(out, len(adding_replicas) + 1)
+    out += struct.pack('>%di' % len(adding_replicas), *adding_replicas)
+    removing_replicas = o.removing_replicas
+    write_uvarint(out, len(removing_replicas) + 1)
+    out += struct.pack('>%di' % len(removing_replicas), *removing_replicas)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -584,19 +299,19 @@ def _w_OngoingPartitionReassignment_0(o: OngoingPartitionReassignment, out: byte
         out.append(0)
 
 
-def _r_OngoingPartitionReassignment_0(buf: memoryview, pos: int) -> tuple[OngoingPartitionReassignment, int]:
+def _read_OngoingPartitionReassignment_v0(buf: memoryview, pos: int) -> tuple[OngoingPartitionReassignment, int]:
     o = OngoingPartitionReassignment.__new__(OngoingPartitionReassignment)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    o.replicas = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
-    n2, pos = read_compact_array_len(buf, pos)
-    o.adding_replicas = list(struct.unpack_from('>%di' % n2, buf, pos))
-    pos += 4 * n2
-    n3, pos = read_compact_array_len(buf, pos)
-    o.removing_replicas = list(struct.unpack_from('>%di' % n3, buf, pos))
-    pos += 4 * n3
+    n_replicas, pos = read_compact_array_len(buf, pos)
+    o.replicas = list(struct.unpack_from('>%di' % n_replicas, buf, pos))
+    pos += 4 * n_replicas
+    n_adding_replicas, pos = read_compact_array_len(buf, pos)
+    o.adding_replicas = list(struct.unpack_from('>%di' % n_adding_replicas, buf, pos))
+    pos += 4 * n_adding_replicas
+    n_removing_replicas, pos = read_compact_array_len(buf, pos)
+    o.removing_replicas = list(struct.unpack_from('>%di' % n_removing_replicas, buf, pos))
+    pos += 4 * n_removing_replicas
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -613,12 +328,12 @@ def _new_OngoingTopicReassignment() -> OngoingTopicReassignment:
     return o
 
 
-def _w_OngoingTopicReassignment_0(o: OngoingTopicReassignment, out: bytearray) -> None:
+def _write_OngoingTopicReassignment_v0(o: OngoingTopicReassignment, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OngoingPartitionReassignment_0(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_OngoingPartitionReassignment_v0(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -626,15 +341,15 @@ def _w_OngoingTopicReassignment_0(o: OngoingTopicReassignment, out: bytearray) -
         out.append(0)
 
 
-def _r_OngoingTopicReassignment_0(buf: memoryview, pos: int) -> tuple[OngoingTopicReassignment, int]:
+def _read_OngoingTopicReassignment_v0(buf: memoryview, pos: int) -> tuple[OngoingTopicReassignment, int]:
     o = OngoingTopicReassignment.__new__(OngoingTopicReassignment)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OngoingPartitionReassignment] = []
-    for _ in range(n1):
-        e3, pos = _r_OngoingPartitionReassignment_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[OngoingPartitionReassignment] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OngoingPartitionReassignment_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -653,13 +368,13 @@ def _new_ListPartitionReassignmentsResponse() -> ListPartitionReassignmentsRespo
     return o
 
 
-def _w_ListPartitionReassignmentsResponse_0(o: ListPartitionReassignmentsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_ListPartitionReassignmentsResponse_v0(o: ListPartitionReassignmentsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OngoingTopicReassignment_0(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_OngoingTopicReassignment_v0(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -667,17 +382,17 @@ def _w_ListPartitionReassignmentsResponse_0(o: ListPartitionReassignmentsRespons
         out.append(0)
 
 
-def _r_ListPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsResponse, int]:
+def _read_ListPartitionReassignmentsResponse_v0(buf: memoryview, pos: int) -> tuple[ListPartitionReassignmentsResponse, int]:
     o = ListPartitionReassignmentsResponse.__new__(ListPartitionReassignmentsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OngoingTopicReassignment] = []
-    for _ in range(n1):
-        e3, pos = _r_OngoingTopicReassignment_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[OngoingTopicReassignment] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OngoingTopicReassignment_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -686,33 +401,36 @@ def _r_ListPartitionReassignmentsResponse_0(buf: memoryview, pos: int) -> tuple[
     return o, pos
 
 
-_W_ListPartitionReassignmentsTopics: tuple[Callable[[ListPartitionReassignmentsTopics, bytearray], None], ...] = (
-    _w_ListPartitionReassignmentsTopics_0,
+ListPartitionReassignmentsTopics._LOWEST = 0
+ListPartitionReassignmentsTopics._WRITERS = (
+    _write_ListPartitionReassignmentsTopics_v0,
 )
-_R_ListPartitionReassignmentsTopics: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsTopics, int]], ...] = (
-    _r_ListPartitionReassignmentsTopics_0,
+ListPartitionReassignmentsTopics._READERS = (
+    _read_ListPartitionReassignmentsTopics_v0,
 )
 ListPartitionReassignmentsTopics._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_indexes', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_ListPartitionReassignmentsRequest: tuple[Callable[[ListPartitionReassignmentsRequest, bytearray], None], ...] = (
-    _w_ListPartitionReassignmentsRequest_0,
+ListPartitionReassignmentsRequest._LOWEST = 0
+ListPartitionReassignmentsRequest._WRITERS = (
+    _write_ListPartitionReassignmentsRequest_v0,
 )
-_R_ListPartitionReassignmentsRequest: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsRequest, int]], ...] = (
-    _r_ListPartitionReassignmentsRequest_0,
+ListPartitionReassignmentsRequest._READERS = (
+    _read_ListPartitionReassignmentsRequest_v0,
 )
 ListPartitionReassignmentsRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), (0, 32767), None, None, ListPartitionReassignmentsTopics),
 )
 
-_W_OngoingPartitionReassignment: tuple[Callable[[OngoingPartitionReassignment, bytearray], None], ...] = (
-    _w_OngoingPartitionReassignment_0,
+OngoingPartitionReassignment._LOWEST = 0
+OngoingPartitionReassignment._WRITERS = (
+    _write_OngoingPartitionReassignment_v0,
 )
-_R_OngoingPartitionReassignment: tuple[Callable[[memoryview, int], tuple[OngoingPartitionReassignment, int]], ...] = (
-    _r_OngoingPartitionReassignment_0,
+OngoingPartitionReassignment._READERS = (
+    _read_OngoingPartitionReassignment_v0,
 )
 OngoingPartitionReassignment._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -721,22 +439,24 @@ OngoingPartitionReassignment._FIELDS = (
     FieldSpec('removing_replicas', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_OngoingTopicReassignment: tuple[Callable[[OngoingTopicReassignment, bytearray], None], ...] = (
-    _w_OngoingTopicReassignment_0,
+OngoingTopicReassignment._LOWEST = 0
+OngoingTopicReassignment._WRITERS = (
+    _write_OngoingTopicReassignment_v0,
 )
-_R_OngoingTopicReassignment: tuple[Callable[[memoryview, int], tuple[OngoingTopicReassignment, int]], ...] = (
-    _r_OngoingTopicReassignment_0,
+OngoingTopicReassignment._READERS = (
+    _read_OngoingTopicReassignment_v0,
 )
 OngoingTopicReassignment._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OngoingPartitionReassignment),
 )
 
-_W_ListPartitionReassignmentsResponse: tuple[Callable[[ListPartitionReassignmentsResponse, bytearray], None], ...] = (
-    _w_ListPartitionReassignmentsResponse_0,
+ListPartitionReassignmentsResponse._LOWEST = 0
+ListPartitionReassignmentsResponse._WRITERS = (
+    _write_ListPartitionReassignmentsResponse_v0,
 )
-_R_ListPartitionReassignmentsResponse: tuple[Callable[[memoryview, int], tuple[ListPartitionReassignmentsResponse, int]], ...] = (
-    _r_ListPartitionReassignmentsResponse_0,
+ListPartitionReassignmentsResponse._READERS = (
+    _read_ListPartitionReassignmentsResponse_v0,
 )
 ListPartitionReassignmentsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

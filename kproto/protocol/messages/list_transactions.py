@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -24,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'ListTransactionsRequest',
@@ -31,12 +31,16 @@ __all__ = [
     'TransactionState',
 ]
 
-_S_ih = struct.Struct('>ih')
-_S_q = struct.Struct('>q')
+_INT32_INT16 = struct.Struct('>ih')
+_INT64 = struct.Struct('>q')
 
 
-class ListTransactionsRequest:
-    """Kafka request ``ListTransactionsRequest`` (API key 66), versions 0-2."""
+class ListTransactionsRequest(Request['ListTransactionsResponse']):
+    """Kafka request ``ListTransactionsRequest`` (API key 66), versions 0-2, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/ListTransactionsRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('state_filters', 'producer_id_filters', 'duration_filter', 'transactional_id_pattern', 'unknown_tags',)
 
@@ -44,13 +48,12 @@ class ListTransactionsRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListTransactionsRequest'
 
-    state_filters: list[str]
-    producer_id_filters: list[int]
-    duration_filter: int
-    transactional_id_pattern: str | None
+    state_filters: list[str]  # StateFilters []string
+    producer_id_filters: list[int]  # ProducerIdFilters []int64
+    duration_filter: int  # DurationFilter int64; v1+; default -1
+    transactional_id_pattern: str | None  # TransactionalIdPattern string; v2+; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -68,70 +71,13 @@ class ListTransactionsRequest:
         self.transactional_id_pattern = transactional_id_pattern
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListTransactionsRequest):
-            return NotImplemented
-        return (
-            self.state_filters == other.state_filters and
-            self.producer_id_filters == other.producer_id_filters and
-            self.duration_filter == other.duration_filter and
-            self.transactional_id_pattern == other.transactional_id_pattern and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListTransactionsRequest(state_filters={self.state_filters!r}, producer_id_filters={self.producer_id_filters!r}, duration_filter={self.duration_filter!r}, transactional_id_pattern={self.transactional_id_pattern!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ListTransactionsResponse(Response):
+    """Kafka response ``ListTransactionsResponse`` (API key 66), versions 0-2, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ListTransactionsRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_ListTransactionsRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListTransactionsRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListTransactionsRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListTransactionsRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListTransactionsRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ListTransactionsRequest has no version {version} (valid 0-2)')
-        try:
-            return _R_ListTransactionsRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListTransactionsRequest v{version}: {exc}') from None
-
-
-class ListTransactionsResponse:
-    """Kafka response ``ListTransactionsResponse`` (API key 66), versions 0-2."""
+    Schema: ``tools/kafka-protocol/message/ListTransactionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_state_filters', 'transaction_states', 'unknown_tags',)
 
@@ -139,13 +85,12 @@ class ListTransactionsResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ListTransactionsResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    unknown_state_filters: list[str]
-    transaction_states: list[TransactionState]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    unknown_state_filters: list[str]  # UnknownStateFilters []string
+    transaction_states: list[TransactionState]  # TransactionStates []TransactionState
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -163,79 +108,21 @@ class ListTransactionsResponse:
         self.transaction_states = list(transaction_states)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ListTransactionsResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.unknown_state_filters == other.unknown_state_filters and
-            self.transaction_states == other.transaction_states and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ListTransactionsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, unknown_state_filters={self.unknown_state_filters!r}, transaction_states={self.transaction_states!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TransactionState(Struct):
+    """Struct ``TransactionState`` of ``ListTransactionsResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ListTransactionsResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_ListTransactionsResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ListTransactionsResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ListTransactionsResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ListTransactionsResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ListTransactionsResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'ListTransactionsResponse has no version {version} (valid 0-2)')
-        try:
-            return _R_ListTransactionsResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ListTransactionsResponse v{version}: {exc}') from None
-
-
-class TransactionState:
-    """Schema struct ``TransactionState`` of ``ListTransactionsResponse``."""
+    Schema: ``tools/kafka-protocol/message/ListTransactionsResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'producer_id', 'transaction_state', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TransactionState'
 
-    transactional_id: str
-    producer_id: int
-    transaction_state: str
+    transactional_id: str  # TransactionalId string
+    producer_id: int  # ProducerId int64
+    transaction_state: str  # TransactionState string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -251,66 +138,6 @@ class TransactionState:
         self.transaction_state = transaction_state
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TransactionState):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.producer_id == other.producer_id and
-            self.transaction_state == other.transaction_state and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TransactionState(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, transaction_state={self.transaction_state!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_TransactionState[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TransactionState v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TransactionState:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TransactionState v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TransactionState, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'TransactionState has no version {version} (valid 0-2)')
-        try:
-            return _R_TransactionState[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TransactionState v{version}: {exc}') from None
-
 
 def _new_ListTransactionsRequest() -> ListTransactionsRequest:
     o = ListTransactionsRequest.__new__(ListTransactionsRequest)
@@ -322,14 +149,14 @@ def _new_ListTransactionsRequest() -> ListTransactionsRequest:
     return o
 
 
-def _w_ListTransactionsRequest_0(o: ListTransactionsRequest, out: bytearray) -> None:
-    x1 = o.state_filters
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    x3 = o.producer_id_filters
-    write_uvarint(out, len(x3) + 1)
-    out += struct.pack('>%dq' % len(x3), *x3)
+def _write_ListTransactionsRequest_v0(o: ListTransactionsRequest, out: bytearray) -> None:
+    state_filters = o.state_filters
+    write_uvarint(out, len(state_filters) + 1)
+    for state_filters_item in state_filters:
+        write_compact_string(out, state_filters_item)
+    producer_id_filters = o.producer_id_filters
+    write_uvarint(out, len(producer_id_filters) + 1)
+    out += struct.pack('>%dq' % len(producer_id_filters), *producer_id_filters)
     if o.duration_filter != -1:
         raise UnsupportedVersionError('ListTransactionsRequest.duration_filter has a non-default value this version cannot carry')
     if o.transactional_id_pattern is not None:
@@ -341,17 +168,17 @@ def _w_ListTransactionsRequest_0(o: ListTransactionsRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_ListTransactionsRequest_0(buf: memoryview, pos: int) -> tuple[ListTransactionsRequest, int]:
+def _read_ListTransactionsRequest_v0(buf: memoryview, pos: int) -> tuple[ListTransactionsRequest, int]:
     o = ListTransactionsRequest.__new__(ListTransactionsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.state_filters = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    o.producer_id_filters = list(struct.unpack_from('>%dq' % n4, buf, pos))
-    pos += 8 * n4
+    n_state_filters, pos = read_compact_array_len(buf, pos)
+    state_filters: list[str] = []
+    for _ in range(n_state_filters):
+        state_filters_item, pos = read_compact_string(buf, pos)
+        state_filters.append(state_filters_item)
+    o.state_filters = state_filters
+    n_producer_id_filters, pos = read_compact_array_len(buf, pos)
+    o.producer_id_filters = list(struct.unpack_from('>%dq' % n_producer_id_filters, buf, pos))
+    pos += 8 * n_producer_id_filters
     o.duration_filter = -1
     o.transactional_id_pattern = None
     if buf[pos] == 0:
@@ -362,17 +189,17 @@ def _r_ListTransactionsRequest_0(buf: memoryview, pos: int) -> tuple[ListTransac
     return o, pos
 
 
-def _w_ListTransactionsRequest_1(o: ListTransactionsRequest, out: bytearray) -> None:
-    x1 = o.state_filters
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    x3 = o.producer_id_filters
-    write_uvarint(out, len(x3) + 1)
-    out += struct.pack('>%dq' % len(x3), *x3)
+def _write_ListTransactionsRequest_v1(o: ListTransactionsRequest, out: bytearray) -> None:
+    state_filters = o.state_filters
+    write_uvarint(out, len(state_filters) + 1)
+    for state_filters_item in state_filters:
+        write_compact_string(out, state_filters_item)
+    producer_id_filters = o.producer_id_filters
+    write_uvarint(out, len(producer_id_filters) + 1)
+    out += struct.pack('>%dq' % len(producer_id_filters), *producer_id_filters)
     if o.transactional_id_pattern is not None:
         raise UnsupportedVersionError('ListTransactionsRequest.transactional_id_pattern has a non-default value this version cannot carry')
-    out += _S_q.pack(o.duration_filter)
+    out += _INT64.pack(o.duration_filter)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -380,18 +207,18 @@ def _w_ListTransactionsRequest_1(o: ListTransactionsRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_ListTransactionsRequest_1(buf: memoryview, pos: int) -> tuple[ListTransactionsRequest, int]:
+def _read_ListTransactionsRequest_v1(buf: memoryview, pos: int) -> tuple[ListTransactionsRequest, int]:
     o = ListTransactionsRequest.__new__(ListTransactionsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.state_filters = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    o.producer_id_filters = list(struct.unpack_from('>%dq' % n4, buf, pos))
-    pos += 8 * n4
-    o.duration_filter = _S_q.unpack_from(buf, pos)[0]
+    n_state_filters, pos = read_compact_array_len(buf, pos)
+    state_filters: list[str] = []
+    for _ in range(n_state_filters):
+        state_filters_item, pos = read_compact_string(buf, pos)
+        state_filters.append(state_filters_item)
+    o.state_filters = state_filters
+    n_producer_id_filters, pos = read_compact_array_len(buf, pos)
+    o.producer_id_filters = list(struct.unpack_from('>%dq' % n_producer_id_filters, buf, pos))
+    pos += 8 * n_producer_id_filters
+    o.duration_filter = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.transactional_id_pattern = None
     if buf[pos] == 0:
@@ -402,15 +229,15 @@ def _r_ListTransactionsRequest_1(buf: memoryview, pos: int) -> tuple[ListTransac
     return o, pos
 
 
-def _w_ListTransactionsRequest_2(o: ListTransactionsRequest, out: bytearray) -> None:
-    x1 = o.state_filters
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    x3 = o.producer_id_filters
-    write_uvarint(out, len(x3) + 1)
-    out += struct.pack('>%dq' % len(x3), *x3)
-    out += _S_q.pack(o.duration_filter)
+def _write_ListTransactionsRequest_v2(o: ListTransactionsRequest, out: bytearray) -> None:
+    state_filters = o.state_filters
+    write_uvarint(out, len(state_filters) + 1)
+    for state_filters_item in state_filters:
+        write_compact_string(out, state_filters_item)
+    producer_id_filters = o.producer_id_filters
+    write_uvarint(out, len(producer_id_filters) + 1)
+    out += struct.pack('>%dq' % len(producer_id_filters), *producer_id_filters)
+    out += _INT64.pack(o.duration_filter)
     write_compact_nullable_string(out, o.transactional_id_pattern)
     uk = o.unknown_tags
     if uk:
@@ -419,18 +246,18 @@ def _w_ListTransactionsRequest_2(o: ListTransactionsRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_ListTransactionsRequest_2(buf: memoryview, pos: int) -> tuple[ListTransactionsRequest, int]:
+def _read_ListTransactionsRequest_v2(buf: memoryview, pos: int) -> tuple[ListTransactionsRequest, int]:
     o = ListTransactionsRequest.__new__(ListTransactionsRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.state_filters = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    o.producer_id_filters = list(struct.unpack_from('>%dq' % n4, buf, pos))
-    pos += 8 * n4
-    o.duration_filter = _S_q.unpack_from(buf, pos)[0]
+    n_state_filters, pos = read_compact_array_len(buf, pos)
+    state_filters: list[str] = []
+    for _ in range(n_state_filters):
+        state_filters_item, pos = read_compact_string(buf, pos)
+        state_filters.append(state_filters_item)
+    o.state_filters = state_filters
+    n_producer_id_filters, pos = read_compact_array_len(buf, pos)
+    o.producer_id_filters = list(struct.unpack_from('>%dq' % n_producer_id_filters, buf, pos))
+    pos += 8 * n_producer_id_filters
+    o.duration_filter = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.transactional_id_pattern, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -450,9 +277,9 @@ def _new_TransactionState() -> TransactionState:
     return o
 
 
-def _w_TransactionState_0(o: TransactionState, out: bytearray) -> None:
+def _write_TransactionState_v0(o: TransactionState, out: bytearray) -> None:
     write_compact_string(out, o.transactional_id)
-    out += _S_q.pack(o.producer_id)
+    out += _INT64.pack(o.producer_id)
     write_compact_string(out, o.transaction_state)
     uk = o.unknown_tags
     if uk:
@@ -461,10 +288,10 @@ def _w_TransactionState_0(o: TransactionState, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TransactionState_0(buf: memoryview, pos: int) -> tuple[TransactionState, int]:
+def _read_TransactionState_v0(buf: memoryview, pos: int) -> tuple[TransactionState, int]:
     o = TransactionState.__new__(TransactionState)
     o.transactional_id, pos = read_compact_string(buf, pos)
-    o.producer_id = _S_q.unpack_from(buf, pos)[0]
+    o.producer_id = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.transaction_state, pos = read_compact_string(buf, pos)
     if buf[pos] == 0:
@@ -485,16 +312,16 @@ def _new_ListTransactionsResponse() -> ListTransactionsResponse:
     return o
 
 
-def _w_ListTransactionsResponse_0(o: ListTransactionsResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
-    x1 = o.unknown_state_filters
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    x3 = o.transaction_states
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_TransactionState_0(e4, out)
+def _write_ListTransactionsResponse_v0(o: ListTransactionsResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
+    unknown_state_filters = o.unknown_state_filters
+    write_uvarint(out, len(unknown_state_filters) + 1)
+    for unknown_state_filters_item in unknown_state_filters:
+        write_compact_string(out, unknown_state_filters_item)
+    transaction_states = o.transaction_states
+    write_uvarint(out, len(transaction_states) + 1)
+    for transaction_states_item in transaction_states:
+        _write_TransactionState_v0(transaction_states_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -502,22 +329,22 @@ def _w_ListTransactionsResponse_0(o: ListTransactionsResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_ListTransactionsResponse_0(buf: memoryview, pos: int) -> tuple[ListTransactionsResponse, int]:
+def _read_ListTransactionsResponse_v0(buf: memoryview, pos: int) -> tuple[ListTransactionsResponse, int]:
     o = ListTransactionsResponse.__new__(ListTransactionsResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.unknown_state_filters = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[TransactionState] = []
-    for _ in range(n4):
-        e6, pos = _r_TransactionState_0(buf, pos)
-        a5.append(e6)
-    o.transaction_states = a5
+    n_unknown_state_filters, pos = read_compact_array_len(buf, pos)
+    unknown_state_filters: list[str] = []
+    for _ in range(n_unknown_state_filters):
+        unknown_state_filters_item, pos = read_compact_string(buf, pos)
+        unknown_state_filters.append(unknown_state_filters_item)
+    o.unknown_state_filters = unknown_state_filters
+    n_transaction_states, pos = read_compact_array_len(buf, pos)
+    transaction_states: list[TransactionState] = []
+    for _ in range(n_transaction_states):
+        transaction_states_item, pos = _read_TransactionState_v0(buf, pos)
+        transaction_states.append(transaction_states_item)
+    o.transaction_states = transaction_states
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -526,15 +353,16 @@ def _r_ListTransactionsResponse_0(buf: memoryview, pos: int) -> tuple[ListTransa
     return o, pos
 
 
-_W_ListTransactionsRequest: tuple[Callable[[ListTransactionsRequest, bytearray], None], ...] = (
-    _w_ListTransactionsRequest_0,
-    _w_ListTransactionsRequest_1,
-    _w_ListTransactionsRequest_2,
+ListTransactionsRequest._LOWEST = 0
+ListTransactionsRequest._WRITERS = (
+    _write_ListTransactionsRequest_v0,
+    _write_ListTransactionsRequest_v1,
+    _write_ListTransactionsRequest_v2,
 )
-_R_ListTransactionsRequest: tuple[Callable[[memoryview, int], tuple[ListTransactionsRequest, int]], ...] = (
-    _r_ListTransactionsRequest_0,
-    _r_ListTransactionsRequest_1,
-    _r_ListTransactionsRequest_2,
+ListTransactionsRequest._READERS = (
+    _read_ListTransactionsRequest_v0,
+    _read_ListTransactionsRequest_v1,
+    _read_ListTransactionsRequest_v2,
 )
 ListTransactionsRequest._FIELDS = (
     FieldSpec('state_filters', 'array', 'string', (0, 32767), None, None, None, None),
@@ -543,15 +371,16 @@ ListTransactionsRequest._FIELDS = (
     FieldSpec('transactional_id_pattern', 'string', None, (2, 32767), (2, 32767), None, None, None),
 )
 
-_W_TransactionState: tuple[Callable[[TransactionState, bytearray], None], ...] = (
-    _w_TransactionState_0,
-    _w_TransactionState_0,
-    _w_TransactionState_0,
+TransactionState._LOWEST = 0
+TransactionState._WRITERS = (
+    _write_TransactionState_v0,
+    _write_TransactionState_v0,
+    _write_TransactionState_v0,
 )
-_R_TransactionState: tuple[Callable[[memoryview, int], tuple[TransactionState, int]], ...] = (
-    _r_TransactionState_0,
-    _r_TransactionState_0,
-    _r_TransactionState_0,
+TransactionState._READERS = (
+    _read_TransactionState_v0,
+    _read_TransactionState_v0,
+    _read_TransactionState_v0,
 )
 TransactionState._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (0, 32767), None, None, None, None),
@@ -559,15 +388,16 @@ TransactionState._FIELDS = (
     FieldSpec('transaction_state', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_ListTransactionsResponse: tuple[Callable[[ListTransactionsResponse, bytearray], None], ...] = (
-    _w_ListTransactionsResponse_0,
-    _w_ListTransactionsResponse_0,
-    _w_ListTransactionsResponse_0,
+ListTransactionsResponse._LOWEST = 0
+ListTransactionsResponse._WRITERS = (
+    _write_ListTransactionsResponse_v0,
+    _write_ListTransactionsResponse_v0,
+    _write_ListTransactionsResponse_v0,
 )
-_R_ListTransactionsResponse: tuple[Callable[[memoryview, int], tuple[ListTransactionsResponse, int]], ...] = (
-    _r_ListTransactionsResponse_0,
-    _r_ListTransactionsResponse_0,
-    _r_ListTransactionsResponse_0,
+ListTransactionsResponse._READERS = (
+    _read_ListTransactionsResponse_v0,
+    _read_ListTransactionsResponse_v0,
+    _read_ListTransactionsResponse_v0,
 )
 ListTransactionsResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

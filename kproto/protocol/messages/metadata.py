@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -32,6 +31,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'MetadataRequest',
@@ -42,17 +42,21 @@ __all__ = [
     'MetadataResponseTopic',
 ]
 
-_S_o = struct.Struct('>?')
-_S_oo = struct.Struct('>??')
-_S_ooo = struct.Struct('>???')
-_S_h = struct.Struct('>h')
-_S_hii = struct.Struct('>hii')
-_S_hiii = struct.Struct('>hiii')
-_S_i = struct.Struct('>i')
+_BOOL = struct.Struct('>?')
+_BOOL_BOOL = struct.Struct('>??')
+_BOOL_BOOL_BOOL = struct.Struct('>???')
+_INT16 = struct.Struct('>h')
+_INT16_INT32_INT32 = struct.Struct('>hii')
+_INT16_INT32_INT32_INT32 = struct.Struct('>hiii')
+_INT32 = struct.Struct('>i')
 
 
-class MetadataRequest:
-    """Kafka request ``MetadataRequest`` (API key 3), versions 0-13."""
+class MetadataRequest(Request['MetadataResponse']):
+    """Kafka request ``MetadataRequest`` (API key 3), versions 0-13, flexible from v9.
+
+    Schema: ``tools/kafka-protocol/message/MetadataRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topics', 'allow_auto_topic_creation', 'include_cluster_authorized_operations', 'include_topic_authorized_operations', 'unknown_tags',)
 
@@ -60,13 +64,12 @@ class MetadataRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataRequest'
 
-    topics: list[MetadataRequestTopic] | None
-    allow_auto_topic_creation: bool
-    include_cluster_authorized_operations: bool
-    include_topic_authorized_operations: bool
+    topics: list[MetadataRequestTopic] | None  # Topics []MetadataRequestTopic; nullable v1+
+    allow_auto_topic_creation: bool  # AllowAutoTopicCreation bool; v4+; default true
+    include_cluster_authorized_operations: bool  # IncludeClusterAuthorizedOperations bool; v8-10
+    include_topic_authorized_operations: bool  # IncludeTopicAuthorizedOperations bool; v8+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -84,78 +87,20 @@ class MetadataRequest:
         self.include_topic_authorized_operations = include_topic_authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataRequest):
-            return NotImplemented
-        return (
-            self.topics == other.topics and
-            self.allow_auto_topic_creation == other.allow_auto_topic_creation and
-            self.include_cluster_authorized_operations == other.include_cluster_authorized_operations and
-            self.include_topic_authorized_operations == other.include_topic_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"MetadataRequest(topics={self.topics!r}, allow_auto_topic_creation={self.allow_auto_topic_creation!r}, include_cluster_authorized_operations={self.include_cluster_authorized_operations!r}, include_topic_authorized_operations={self.include_topic_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class MetadataRequestTopic(Struct):
+    """Struct ``MetadataRequestTopic`` of ``MetadataRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataRequest has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _W_MetadataRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataRequest has no version {version} (valid 0-13)')
-        try:
-            return _R_MetadataRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataRequest v{version}: {exc}') from None
-
-
-class MetadataRequestTopic:
-    """Schema struct ``MetadataRequestTopic`` of ``MetadataRequest``."""
+    Schema: ``tools/kafka-protocol/message/MetadataRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'name', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataRequestTopic'
 
-    topic_id: uuid.UUID
-    name: str | None
+    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
+    name: str | None  # Name string; nullable v10+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -169,68 +114,13 @@ class MetadataRequestTopic:
         self.name = name
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataRequestTopic):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.name == other.name and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"MetadataRequestTopic(topic_id={self.topic_id!r}, name={self.name!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class MetadataResponse(Response):
+    """Kafka response ``MetadataResponse`` (API key 3), versions 0-13, flexible from v9.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataRequestTopic has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _W_MetadataRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataRequestTopic has no version {version} (valid 0-13)')
-        try:
-            return _R_MetadataRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataRequestTopic v{version}: {exc}') from None
-
-
-class MetadataResponse:
-    """Kafka response ``MetadataResponse`` (API key 3), versions 0-13."""
+    Schema: ``tools/kafka-protocol/message/MetadataResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'brokers', 'cluster_id', 'controller_id', 'topics', 'cluster_authorized_operations', 'error_code', 'unknown_tags',)
 
@@ -238,16 +128,15 @@ class MetadataResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponse'
 
-    throttle_time_ms: int
-    brokers: list[MetadataResponseBroker]
-    cluster_id: str | None
-    controller_id: int
-    topics: list[MetadataResponseTopic]
-    cluster_authorized_operations: int
-    error_code: int
+    throttle_time_ms: int  # ThrottleTimeMs int32; v3+; ignorable
+    brokers: list[MetadataResponseBroker]  # Brokers []MetadataResponseBroker
+    cluster_id: str | None  # ClusterId string; v2+; nullable; ignorable
+    controller_id: int  # ControllerId int32; v1+; default -1; ignorable
+    topics: list[MetadataResponseTopic]  # Topics []MetadataResponseTopic
+    cluster_authorized_operations: int  # ClusterAuthorizedOperations int32; v8-10; default -2147483648
+    error_code: int  # ErrorCode int16; v13+; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -271,85 +160,24 @@ class MetadataResponse:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.brokers == other.brokers and
-            self.cluster_id == other.cluster_id and
-            self.controller_id == other.controller_id and
-            self.topics == other.topics and
-            self.cluster_authorized_operations == other.cluster_authorized_operations and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"MetadataResponse(throttle_time_ms={self.throttle_time_ms!r}, brokers={self.brokers!r}, cluster_id={self.cluster_id!r}, controller_id={self.controller_id!r}, topics={self.topics!r}, cluster_authorized_operations={self.cluster_authorized_operations!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class MetadataResponseTopic(Struct):
+    """Struct ``MetadataResponseTopic`` of ``MetadataResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponse has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _W_MetadataResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponse has no version {version} (valid 0-13)')
-        try:
-            return _R_MetadataResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataResponse v{version}: {exc}') from None
-
-
-class MetadataResponseTopic:
-    """Schema struct ``MetadataResponseTopic`` of ``MetadataResponse``."""
+    Schema: ``tools/kafka-protocol/message/MetadataResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponseTopic'
 
-    error_code: int
-    name: str | None
-    topic_id: uuid.UUID
-    is_internal: bool
-    partitions: list[MetadataResponsePartition]
-    topic_authorized_operations: int
+    error_code: int  # ErrorCode int16
+    name: str | None  # Name string; nullable v12+
+    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
+    is_internal: bool  # IsInternal bool; v1+; ignorable
+    partitions: list[MetadataResponsePartition]  # Partitions []MetadataResponsePartition
+    topic_authorized_operations: int  # TopicAuthorizedOperations int32; v8+; default -2147483648
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -371,85 +199,25 @@ class MetadataResponseTopic:
         self.topic_authorized_operations = topic_authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataResponseTopic):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.is_internal == other.is_internal and
-            self.partitions == other.partitions and
-            self.topic_authorized_operations == other.topic_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"MetadataResponseTopic(error_code={self.error_code!r}, name={self.name!r}, topic_id={self.topic_id!r}, is_internal={self.is_internal!r}, partitions={self.partitions!r}, topic_authorized_operations={self.topic_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class MetadataResponsePartition(Struct):
+    """Struct ``MetadataResponsePartition`` of ``MetadataResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponseTopic has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _W_MetadataResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponseTopic has no version {version} (valid 0-13)')
-        try:
-            return _R_MetadataResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataResponseTopic v{version}: {exc}') from None
-
-
-class MetadataResponsePartition:
-    """Schema struct ``MetadataResponsePartition`` of ``MetadataResponse``."""
+    Schema: ``tools/kafka-protocol/message/MetadataResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'offline_replicas', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponsePartition'
 
-    error_code: int
-    partition_index: int
-    leader_id: int
-    leader_epoch: int
-    replica_nodes: list[int]
-    isr_nodes: list[int]
-    offline_replicas: list[int]
+    error_code: int  # ErrorCode int16
+    partition_index: int  # PartitionIndex int32
+    leader_id: int  # LeaderId int32
+    leader_epoch: int  # LeaderEpoch int32; v7+; default -1; ignorable
+    replica_nodes: list[int]  # ReplicaNodes []int32
+    isr_nodes: list[int]  # IsrNodes []int32
+    offline_replicas: list[int]  # OfflineReplicas []int32; v5+; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -473,83 +241,22 @@ class MetadataResponsePartition:
         self.offline_replicas = list(offline_replicas)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataResponsePartition):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.partition_index == other.partition_index and
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            self.replica_nodes == other.replica_nodes and
-            self.isr_nodes == other.isr_nodes and
-            self.offline_replicas == other.offline_replicas and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"MetadataResponsePartition(error_code={self.error_code!r}, partition_index={self.partition_index!r}, leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}, replica_nodes={self.replica_nodes!r}, isr_nodes={self.isr_nodes!r}, offline_replicas={self.offline_replicas!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class MetadataResponseBroker(Struct):
+    """Struct ``MetadataResponseBroker`` of ``MetadataResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponsePartition has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _W_MetadataResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponsePartition has no version {version} (valid 0-13)')
-        try:
-            return _R_MetadataResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataResponsePartition v{version}: {exc}') from None
-
-
-class MetadataResponseBroker:
-    """Schema struct ``MetadataResponseBroker`` of ``MetadataResponse``."""
+    Schema: ``tools/kafka-protocol/message/MetadataResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'MetadataResponseBroker'
 
-    node_id: int
-    host: str
-    port: int
-    rack: str | None
+    node_id: int  # NodeId int32
+    host: str  # Host string
+    port: int  # Port int32
+    rack: str | None  # Rack string; v1+; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -567,67 +274,6 @@ class MetadataResponseBroker:
         self.rack = rack
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, MetadataResponseBroker):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"MetadataResponseBroker(node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponseBroker has no version {version} (valid 0-13)')
-        start = len(out)
-        try:
-            _W_MetadataResponseBroker[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode MetadataResponseBroker v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> MetadataResponseBroker:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after MetadataResponseBroker v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[MetadataResponseBroker, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 13:
-            raise UnsupportedVersionError(f'MetadataResponseBroker has no version {version} (valid 0-13)')
-        try:
-            return _R_MetadataResponseBroker[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed MetadataResponseBroker v{version}: {exc}') from None
-
 
 def _new_MetadataRequestTopic() -> MetadataRequestTopic:
     o = MetadataRequestTopic.__new__(MetadataRequestTopic)
@@ -637,14 +283,14 @@ def _new_MetadataRequestTopic() -> MetadataRequestTopic:
     return o
 
 
-def _w_MetadataRequestTopic_0(o: MetadataRequestTopic, out: bytearray) -> None:
-    x1 = o.name
-    if x1 is None:
+def _write_MetadataRequestTopic_v0(o: MetadataRequestTopic, out: bytearray) -> None:
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_string(out, x1)
+    write_string(out, name)
 
 
-def _r_MetadataRequestTopic_0(buf: memoryview, pos: int) -> tuple[MetadataRequestTopic, int]:
+def _read_MetadataRequestTopic_v0(buf: memoryview, pos: int) -> tuple[MetadataRequestTopic, int]:
     o = MetadataRequestTopic.__new__(MetadataRequestTopic)
     o.name, pos = read_string(buf, pos)
     o.topic_id = ZERO_UUID
@@ -652,11 +298,11 @@ def _r_MetadataRequestTopic_0(buf: memoryview, pos: int) -> tuple[MetadataReques
     return o, pos
 
 
-def _w_MetadataRequestTopic_9(o: MetadataRequestTopic, out: bytearray) -> None:
-    x1 = o.name
-    if x1 is None:
+def _write_MetadataRequestTopic_v9(o: MetadataRequestTopic, out: bytearray) -> None:
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_compact_string(out, x1)
+    write_compact_string(out, name)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -664,7 +310,7 @@ def _w_MetadataRequestTopic_9(o: MetadataRequestTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MetadataRequestTopic_9(buf: memoryview, pos: int) -> tuple[MetadataRequestTopic, int]:
+def _read_MetadataRequestTopic_v9(buf: memoryview, pos: int) -> tuple[MetadataRequestTopic, int]:
     o = MetadataRequestTopic.__new__(MetadataRequestTopic)
     o.name, pos = read_compact_string(buf, pos)
     o.topic_id = ZERO_UUID
@@ -676,7 +322,7 @@ def _r_MetadataRequestTopic_9(buf: memoryview, pos: int) -> tuple[MetadataReques
     return o, pos
 
 
-def _w_MetadataRequestTopic_10(o: MetadataRequestTopic, out: bytearray) -> None:
+def _write_MetadataRequestTopic_v10(o: MetadataRequestTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
     write_compact_nullable_string(out, o.name)
     uk = o.unknown_tags
@@ -686,7 +332,7 @@ def _w_MetadataRequestTopic_10(o: MetadataRequestTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MetadataRequestTopic_10(buf: memoryview, pos: int) -> tuple[MetadataRequestTopic, int]:
+def _read_MetadataRequestTopic_v10(buf: memoryview, pos: int) -> tuple[MetadataRequestTopic, int]:
     o = MetadataRequestTopic.__new__(MetadataRequestTopic)
     o.topic_id, pos = read_uuid(buf, pos)
     o.name, pos = read_compact_nullable_string(buf, pos)
@@ -708,13 +354,13 @@ def _new_MetadataRequest() -> MetadataRequest:
     return o
 
 
-def _w_MetadataRequest_0(o: MetadataRequest, out: bytearray) -> None:
-    x1 = o.topics
-    if x1 is None:
+def _write_MetadataRequest_v0(o: MetadataRequest, out: bytearray) -> None:
+    topics = o.topics
+    if topics is None:
         raise ValueError('topics' + ' is None but not nullable in this version')
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_MetadataRequestTopic_0(e2, out)
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_MetadataRequestTopic_v0(topics_item, out)
     if o.allow_auto_topic_creation != True:
         raise UnsupportedVersionError('MetadataRequest.allow_auto_topic_creation has a non-default value this version cannot carry')
     if o.include_cluster_authorized_operations != False:
@@ -723,14 +369,14 @@ def _w_MetadataRequest_0(o: MetadataRequest, out: bytearray) -> None:
         raise UnsupportedVersionError('MetadataRequest.include_topic_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataRequest_0(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
+def _read_MetadataRequest_v0(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
     o = MetadataRequest.__new__(MetadataRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataRequestTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[MetadataRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataRequestTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.allow_auto_topic_creation = True
     o.include_cluster_authorized_operations = False
     o.include_topic_authorized_operations = False
@@ -738,14 +384,14 @@ def _r_MetadataRequest_0(buf: memoryview, pos: int) -> tuple[MetadataRequest, in
     return o, pos
 
 
-def _w_MetadataRequest_1(o: MetadataRequest, out: bytearray) -> None:
-    x1 = o.topics
-    if x1 is None:
+def _write_MetadataRequest_v1(o: MetadataRequest, out: bytearray) -> None:
+    topics = o.topics
+    if topics is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_MetadataRequestTopic_0(e2, out)
+        out += _INT32.pack(len(topics))
+        for topics_item in topics:
+            _write_MetadataRequestTopic_v0(topics_item, out)
     if o.allow_auto_topic_creation != True:
         raise UnsupportedVersionError('MetadataRequest.allow_auto_topic_creation has a non-default value this version cannot carry')
     if o.include_cluster_authorized_operations != False:
@@ -754,17 +400,17 @@ def _w_MetadataRequest_1(o: MetadataRequest, out: bytearray) -> None:
         raise UnsupportedVersionError('MetadataRequest.include_topic_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataRequest_1(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
+def _read_MetadataRequest_v1(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
     o = MetadataRequest.__new__(MetadataRequest)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[MetadataRequestTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_MetadataRequestTopic_0(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[MetadataRequestTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_MetadataRequestTopic_v0(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     o.allow_auto_topic_creation = True
     o.include_cluster_authorized_operations = False
     o.include_topic_authorized_operations = False
@@ -772,33 +418,33 @@ def _r_MetadataRequest_1(buf: memoryview, pos: int) -> tuple[MetadataRequest, in
     return o, pos
 
 
-def _w_MetadataRequest_4(o: MetadataRequest, out: bytearray) -> None:
-    x1 = o.topics
-    if x1 is None:
+def _write_MetadataRequest_v4(o: MetadataRequest, out: bytearray) -> None:
+    topics = o.topics
+    if topics is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_MetadataRequestTopic_0(e2, out)
+        out += _INT32.pack(len(topics))
+        for topics_item in topics:
+            _write_MetadataRequestTopic_v0(topics_item, out)
     if o.include_cluster_authorized_operations != False:
         raise UnsupportedVersionError('MetadataRequest.include_cluster_authorized_operations has a non-default value this version cannot carry')
     if o.include_topic_authorized_operations != False:
         raise UnsupportedVersionError('MetadataRequest.include_topic_authorized_operations has a non-default value this version cannot carry')
-    out += _S_o.pack(o.allow_auto_topic_creation)
+    out += _BOOL.pack(o.allow_auto_topic_creation)
 
 
-def _r_MetadataRequest_4(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
+def _read_MetadataRequest_v4(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
     o = MetadataRequest.__new__(MetadataRequest)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[MetadataRequestTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_MetadataRequestTopic_0(buf, pos)
-            a2.append(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation = _S_o.unpack_from(buf, pos)[0]
+        topics: list[MetadataRequestTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_MetadataRequestTopic_v0(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
+    o.allow_auto_topic_creation = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.include_cluster_authorized_operations = False
     o.include_topic_authorized_operations = False
@@ -806,43 +452,43 @@ def _r_MetadataRequest_4(buf: memoryview, pos: int) -> tuple[MetadataRequest, in
     return o, pos
 
 
-def _w_MetadataRequest_8(o: MetadataRequest, out: bytearray) -> None:
-    x1 = o.topics
-    if x1 is None:
+def _write_MetadataRequest_v8(o: MetadataRequest, out: bytearray) -> None:
+    topics = o.topics
+    if topics is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_MetadataRequestTopic_0(e2, out)
-    out += _S_ooo.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
+        out += _INT32.pack(len(topics))
+        for topics_item in topics:
+            _write_MetadataRequestTopic_v0(topics_item, out)
+    out += _BOOL_BOOL_BOOL.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
 
 
-def _r_MetadataRequest_8(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
+def _read_MetadataRequest_v8(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
     o = MetadataRequest.__new__(MetadataRequest)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[MetadataRequestTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_MetadataRequestTopic_0(buf, pos)
-            a2.append(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _S_ooo.unpack_from(buf, pos)
+        topics: list[MetadataRequestTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_MetadataRequestTopic_v0(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
+    o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _BOOL_BOOL_BOOL.unpack_from(buf, pos)
     pos += 3
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataRequest_9(o: MetadataRequest, out: bytearray) -> None:
-    x1 = o.topics
-    if x1 is None:
+def _write_MetadataRequest_v9(o: MetadataRequest, out: bytearray) -> None:
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_MetadataRequestTopic_9(e2, out)
-    out += _S_ooo.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_MetadataRequestTopic_v9(topics_item, out)
+    out += _BOOL_BOOL_BOOL.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -850,18 +496,18 @@ def _w_MetadataRequest_9(o: MetadataRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MetadataRequest_9(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
+def _read_MetadataRequest_v9(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
     o = MetadataRequest.__new__(MetadataRequest)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[MetadataRequestTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_MetadataRequestTopic_9(buf, pos)
-            a2.append(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _S_ooo.unpack_from(buf, pos)
+        topics: list[MetadataRequestTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_MetadataRequestTopic_v9(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
+    o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _BOOL_BOOL_BOOL.unpack_from(buf, pos)
     pos += 3
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -871,15 +517,15 @@ def _r_MetadataRequest_9(buf: memoryview, pos: int) -> tuple[MetadataRequest, in
     return o, pos
 
 
-def _w_MetadataRequest_10(o: MetadataRequest, out: bytearray) -> None:
-    x1 = o.topics
-    if x1 is None:
+def _write_MetadataRequest_v10(o: MetadataRequest, out: bytearray) -> None:
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_MetadataRequestTopic_10(e2, out)
-    out += _S_ooo.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_MetadataRequestTopic_v10(topics_item, out)
+    out += _BOOL_BOOL_BOOL.pack(o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -887,18 +533,18 @@ def _w_MetadataRequest_10(o: MetadataRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MetadataRequest_10(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
+def _read_MetadataRequest_v10(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
     o = MetadataRequest.__new__(MetadataRequest)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[MetadataRequestTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_MetadataRequestTopic_10(buf, pos)
-            a2.append(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _S_ooo.unpack_from(buf, pos)
+        topics: list[MetadataRequestTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_MetadataRequestTopic_v10(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
+    o.allow_auto_topic_creation, o.include_cluster_authorized_operations, o.include_topic_authorized_operations = _BOOL_BOOL_BOOL.unpack_from(buf, pos)
     pos += 3
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -908,17 +554,17 @@ def _r_MetadataRequest_10(buf: memoryview, pos: int) -> tuple[MetadataRequest, i
     return o, pos
 
 
-def _w_MetadataRequest_11(o: MetadataRequest, out: bytearray) -> None:
-    x1 = o.topics
-    if x1 is None:
+def _write_MetadataRequest_v11(o: MetadataRequest, out: bytearray) -> None:
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_MetadataRequestTopic_10(e2, out)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_MetadataRequestTopic_v10(topics_item, out)
     if o.include_cluster_authorized_operations != False:
         raise UnsupportedVersionError('MetadataRequest.include_cluster_authorized_operations has a non-default value this version cannot carry')
-    out += _S_oo.pack(o.allow_auto_topic_creation, o.include_topic_authorized_operations)
+    out += _BOOL_BOOL.pack(o.allow_auto_topic_creation, o.include_topic_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -926,18 +572,18 @@ def _w_MetadataRequest_11(o: MetadataRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MetadataRequest_11(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
+def _read_MetadataRequest_v11(buf: memoryview, pos: int) -> tuple[MetadataRequest, int]:
     o = MetadataRequest.__new__(MetadataRequest)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[MetadataRequestTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_MetadataRequestTopic_10(buf, pos)
-            a2.append(e3)
-        o.topics = a2
-    o.allow_auto_topic_creation, o.include_topic_authorized_operations = _S_oo.unpack_from(buf, pos)
+        topics: list[MetadataRequestTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_MetadataRequestTopic_v10(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
+    o.allow_auto_topic_creation, o.include_topic_authorized_operations = _BOOL_BOOL.unpack_from(buf, pos)
     pos += 2
     o.include_cluster_authorized_operations = False
     if buf[pos] == 0:
@@ -958,47 +604,47 @@ def _new_MetadataResponseBroker() -> MetadataResponseBroker:
     return o
 
 
-def _w_MetadataResponseBroker_0(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+def _write_MetadataResponseBroker_v0(o: MetadataResponseBroker, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
     write_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
 
 
-def _r_MetadataResponseBroker_0(buf: memoryview, pos: int) -> tuple[MetadataResponseBroker, int]:
+def _read_MetadataResponseBroker_v0(buf: memoryview, pos: int) -> tuple[MetadataResponseBroker, int]:
     o = MetadataResponseBroker.__new__(MetadataResponseBroker)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponseBroker_1(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+def _write_MetadataResponseBroker_v1(o: MetadataResponseBroker, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
     write_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_nullable_string(out, o.rack)
 
 
-def _r_MetadataResponseBroker_1(buf: memoryview, pos: int) -> tuple[MetadataResponseBroker, int]:
+def _read_MetadataResponseBroker_v1(buf: memoryview, pos: int) -> tuple[MetadataResponseBroker, int]:
     o = MetadataResponseBroker.__new__(MetadataResponseBroker)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponseBroker_9(o: MetadataResponseBroker, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+def _write_MetadataResponseBroker_v9(o: MetadataResponseBroker, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
     write_compact_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_compact_nullable_string(out, o.rack)
     uk = o.unknown_tags
     if uk:
@@ -1007,12 +653,12 @@ def _w_MetadataResponseBroker_9(o: MetadataResponseBroker, out: bytearray) -> No
         out.append(0)
 
 
-def _r_MetadataResponseBroker_9(buf: memoryview, pos: int) -> tuple[MetadataResponseBroker, int]:
+def _read_MetadataResponseBroker_v9(buf: memoryview, pos: int) -> tuple[MetadataResponseBroker, int]:
     o = MetadataResponseBroker.__new__(MetadataResponseBroker)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -1036,104 +682,104 @@ def _new_MetadataResponsePartition() -> MetadataResponsePartition:
     return o
 
 
-def _w_MetadataResponsePartition_0(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hii.pack(o.error_code, o.partition_index, o.leader_id)
-    x1 = o.replica_nodes
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
-    x2 = o.isr_nodes
-    out += _S_i.pack(len(x2))
-    out += struct.pack('>%di' % len(x2), *x2)
+def _write_MetadataResponsePartition_v0(o: MetadataResponsePartition, out: bytearray) -> None:
+    out += _INT16_INT32_INT32.pack(o.error_code, o.partition_index, o.leader_id)
+    replica_nodes = o.replica_nodes
+    out += _INT32.pack(len(replica_nodes))
+    out += struct.pack('>%di' % len(replica_nodes), *replica_nodes)
+    isr_nodes = o.isr_nodes
+    out += _INT32.pack(len(isr_nodes))
+    out += struct.pack('>%di' % len(isr_nodes), *isr_nodes)
 
 
-def _r_MetadataResponsePartition_0(buf: memoryview, pos: int) -> tuple[MetadataResponsePartition, int]:
+def _read_MetadataResponsePartition_v0(buf: memoryview, pos: int) -> tuple[MetadataResponsePartition, int]:
     o = MetadataResponsePartition.__new__(MetadataResponsePartition)
-    o.error_code, o.partition_index, o.leader_id = _S_hii.unpack_from(buf, pos)
+    o.error_code, o.partition_index, o.leader_id = _INT16_INT32_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_array_len(buf, pos)
-    o.replica_nodes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
-    n2, pos = read_array_len(buf, pos)
-    o.isr_nodes = list(struct.unpack_from('>%di' % n2, buf, pos))
-    pos += 4 * n2
+    n_replica_nodes, pos = read_array_len(buf, pos)
+    o.replica_nodes = list(struct.unpack_from('>%di' % n_replica_nodes, buf, pos))
+    pos += 4 * n_replica_nodes
+    n_isr_nodes, pos = read_array_len(buf, pos)
+    o.isr_nodes = list(struct.unpack_from('>%di' % n_isr_nodes, buf, pos))
+    pos += 4 * n_isr_nodes
     o.leader_epoch = -1
     o.offline_replicas = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponsePartition_5(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hii.pack(o.error_code, o.partition_index, o.leader_id)
-    x1 = o.replica_nodes
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
-    x2 = o.isr_nodes
-    out += _S_i.pack(len(x2))
-    out += struct.pack('>%di' % len(x2), *x2)
-    x3 = o.offline_replicas
-    out += _S_i.pack(len(x3))
-    out += struct.pack('>%di' % len(x3), *x3)
+def _write_MetadataResponsePartition_v5(o: MetadataResponsePartition, out: bytearray) -> None:
+    out += _INT16_INT32_INT32.pack(o.error_code, o.partition_index, o.leader_id)
+    replica_nodes = o.replica_nodes
+    out += _INT32.pack(len(replica_nodes))
+    out += struct.pack('>%di' % len(replica_nodes), *replica_nodes)
+    isr_nodes = o.isr_nodes
+    out += _INT32.pack(len(isr_nodes))
+    out += struct.pack('>%di' % len(isr_nodes), *isr_nodes)
+    offline_replicas = o.offline_replicas
+    out += _INT32.pack(len(offline_replicas))
+    out += struct.pack('>%di' % len(offline_replicas), *offline_replicas)
 
 
-def _r_MetadataResponsePartition_5(buf: memoryview, pos: int) -> tuple[MetadataResponsePartition, int]:
+def _read_MetadataResponsePartition_v5(buf: memoryview, pos: int) -> tuple[MetadataResponsePartition, int]:
     o = MetadataResponsePartition.__new__(MetadataResponsePartition)
-    o.error_code, o.partition_index, o.leader_id = _S_hii.unpack_from(buf, pos)
+    o.error_code, o.partition_index, o.leader_id = _INT16_INT32_INT32.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_array_len(buf, pos)
-    o.replica_nodes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
-    n2, pos = read_array_len(buf, pos)
-    o.isr_nodes = list(struct.unpack_from('>%di' % n2, buf, pos))
-    pos += 4 * n2
-    n3, pos = read_array_len(buf, pos)
-    o.offline_replicas = list(struct.unpack_from('>%di' % n3, buf, pos))
-    pos += 4 * n3
+    n_replica_nodes, pos = read_array_len(buf, pos)
+    o.replica_nodes = list(struct.unpack_from('>%di' % n_replica_nodes, buf, pos))
+    pos += 4 * n_replica_nodes
+    n_isr_nodes, pos = read_array_len(buf, pos)
+    o.isr_nodes = list(struct.unpack_from('>%di' % n_isr_nodes, buf, pos))
+    pos += 4 * n_isr_nodes
+    n_offline_replicas, pos = read_array_len(buf, pos)
+    o.offline_replicas = list(struct.unpack_from('>%di' % n_offline_replicas, buf, pos))
+    pos += 4 * n_offline_replicas
     o.leader_epoch = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponsePartition_7(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hiii.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
-    x1 = o.replica_nodes
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
-    x2 = o.isr_nodes
-    out += _S_i.pack(len(x2))
-    out += struct.pack('>%di' % len(x2), *x2)
-    x3 = o.offline_replicas
-    out += _S_i.pack(len(x3))
-    out += struct.pack('>%di' % len(x3), *x3)
+def _write_MetadataResponsePartition_v7(o: MetadataResponsePartition, out: bytearray) -> None:
+    out += _INT16_INT32_INT32_INT32.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
+    replica_nodes = o.replica_nodes
+    out += _INT32.pack(len(replica_nodes))
+    out += struct.pack('>%di' % len(replica_nodes), *replica_nodes)
+    isr_nodes = o.isr_nodes
+    out += _INT32.pack(len(isr_nodes))
+    out += struct.pack('>%di' % len(isr_nodes), *isr_nodes)
+    offline_replicas = o.offline_replicas
+    out += _INT32.pack(len(offline_replicas))
+    out += struct.pack('>%di' % len(offline_replicas), *offline_replicas)
 
 
-def _r_MetadataResponsePartition_7(buf: memoryview, pos: int) -> tuple[MetadataResponsePartition, int]:
+def _read_MetadataResponsePartition_v7(buf: memoryview, pos: int) -> tuple[MetadataResponsePartition, int]:
     o = MetadataResponsePartition.__new__(MetadataResponsePartition)
-    o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _S_hiii.unpack_from(buf, pos)
+    o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _INT16_INT32_INT32_INT32.unpack_from(buf, pos)
     pos += 14
-    n1, pos = read_array_len(buf, pos)
-    o.replica_nodes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
-    n2, pos = read_array_len(buf, pos)
-    o.isr_nodes = list(struct.unpack_from('>%di' % n2, buf, pos))
-    pos += 4 * n2
-    n3, pos = read_array_len(buf, pos)
-    o.offline_replicas = list(struct.unpack_from('>%di' % n3, buf, pos))
-    pos += 4 * n3
+    n_replica_nodes, pos = read_array_len(buf, pos)
+    o.replica_nodes = list(struct.unpack_from('>%di' % n_replica_nodes, buf, pos))
+    pos += 4 * n_replica_nodes
+    n_isr_nodes, pos = read_array_len(buf, pos)
+    o.isr_nodes = list(struct.unpack_from('>%di' % n_isr_nodes, buf, pos))
+    pos += 4 * n_isr_nodes
+    n_offline_replicas, pos = read_array_len(buf, pos)
+    o.offline_replicas = list(struct.unpack_from('>%di' % n_offline_replicas, buf, pos))
+    pos += 4 * n_offline_replicas
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponsePartition_9(o: MetadataResponsePartition, out: bytearray) -> None:
-    out += _S_hiii.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
-    x1 = o.replica_nodes
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
-    x2 = o.isr_nodes
-    write_uvarint(out, len(x2) + 1)
-    out += struct.pack('>%di' % len(x2), *x2)
-    x3 = o.offline_replicas
-    write_uvarint(out, len(x3) + 1)
-    out += struct.pack('>%di' % len(x3), *x3)
+def _write_MetadataResponsePartition_v9(o: MetadataResponsePartition, out: bytearray) -> None:
+    out += _INT16_INT32_INT32_INT32.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch)
+    replica_nodes = o.replica_nodes
+    write_uvarint(out, len(replica_nodes) + 1)
+    out += struct.pack('>%di' % len(replica_nodes), *replica_nodes)
+    isr_nodes = o.isr_nodes
+    write_uvarint(out, len(isr_nodes) + 1)
+    out += struct.pack('>%di' % len(isr_nodes), *isr_nodes)
+    offline_replicas = o.offline_replicas
+    write_uvarint(out, len(offline_replicas) + 1)
+    out += struct.pack('>%di' % len(offline_replicas), *offline_replicas)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1141,19 +787,19 @@ def _w_MetadataResponsePartition_9(o: MetadataResponsePartition, out: bytearray)
         out.append(0)
 
 
-def _r_MetadataResponsePartition_9(buf: memoryview, pos: int) -> tuple[MetadataResponsePartition, int]:
+def _read_MetadataResponsePartition_v9(buf: memoryview, pos: int) -> tuple[MetadataResponsePartition, int]:
     o = MetadataResponsePartition.__new__(MetadataResponsePartition)
-    o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _S_hiii.unpack_from(buf, pos)
+    o.error_code, o.partition_index, o.leader_id, o.leader_epoch = _INT16_INT32_INT32_INT32.unpack_from(buf, pos)
     pos += 14
-    n1, pos = read_compact_array_len(buf, pos)
-    o.replica_nodes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
-    n2, pos = read_compact_array_len(buf, pos)
-    o.isr_nodes = list(struct.unpack_from('>%di' % n2, buf, pos))
-    pos += 4 * n2
-    n3, pos = read_compact_array_len(buf, pos)
-    o.offline_replicas = list(struct.unpack_from('>%di' % n3, buf, pos))
-    pos += 4 * n3
+    n_replica_nodes, pos = read_compact_array_len(buf, pos)
+    o.replica_nodes = list(struct.unpack_from('>%di' % n_replica_nodes, buf, pos))
+    pos += 4 * n_replica_nodes
+    n_isr_nodes, pos = read_compact_array_len(buf, pos)
+    o.isr_nodes = list(struct.unpack_from('>%di' % n_isr_nodes, buf, pos))
+    pos += 4 * n_isr_nodes
+    n_offline_replicas, pos = read_compact_array_len(buf, pos)
+    o.offline_replicas = list(struct.unpack_from('>%di' % n_offline_replicas, buf, pos))
+    pos += 4 * n_offline_replicas
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1174,31 +820,31 @@ def _new_MetadataResponseTopic() -> MetadataResponseTopic:
     return o
 
 
-def _w_MetadataResponseTopic_0(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.name
-    if x1 is None:
+def _write_MetadataResponseTopic_v0(o: MetadataResponseTopic, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_string(out, x1)
-    x2 = o.partitions
-    out += _S_i.pack(len(x2))
-    for e3 in x2:
-        _w_MetadataResponsePartition_0(e3, out)
+    write_string(out, name)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_MetadataResponsePartition_v0(partitions_item, out)
     if o.topic_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponseTopic.topic_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataResponseTopic_0(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
+def _read_MetadataResponseTopic_v0(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
     o = MetadataResponseTopic.__new__(MetadataResponseTopic)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponsePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[MetadataResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_MetadataResponsePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.is_internal = False
     o.topic_authorized_operations = -2147483648
@@ -1206,154 +852,154 @@ def _r_MetadataResponseTopic_0(buf: memoryview, pos: int) -> tuple[MetadataRespo
     return o, pos
 
 
-def _w_MetadataResponseTopic_1(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.name
-    if x1 is None:
+def _write_MetadataResponseTopic_v1(o: MetadataResponseTopic, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_string(out, x1)
-    out += _S_o.pack(o.is_internal)
-    x2 = o.partitions
-    out += _S_i.pack(len(x2))
-    for e3 in x2:
-        _w_MetadataResponsePartition_0(e3, out)
+    write_string(out, name)
+    out += _BOOL.pack(o.is_internal)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_MetadataResponsePartition_v0(partitions_item, out)
     if o.topic_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponseTopic.topic_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataResponseTopic_1(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
+def _read_MetadataResponseTopic_v1(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
     o = MetadataResponseTopic.__new__(MetadataResponseTopic)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = read_string(buf, pos)
-    o.is_internal = _S_o.unpack_from(buf, pos)[0]
+    o.is_internal = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponsePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[MetadataResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_MetadataResponsePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.topic_authorized_operations = -2147483648
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponseTopic_5(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.name
-    if x1 is None:
+def _write_MetadataResponseTopic_v5(o: MetadataResponseTopic, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_string(out, x1)
-    out += _S_o.pack(o.is_internal)
-    x2 = o.partitions
-    out += _S_i.pack(len(x2))
-    for e3 in x2:
-        _w_MetadataResponsePartition_5(e3, out)
+    write_string(out, name)
+    out += _BOOL.pack(o.is_internal)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_MetadataResponsePartition_v5(partitions_item, out)
     if o.topic_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponseTopic.topic_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataResponseTopic_5(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
+def _read_MetadataResponseTopic_v5(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
     o = MetadataResponseTopic.__new__(MetadataResponseTopic)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = read_string(buf, pos)
-    o.is_internal = _S_o.unpack_from(buf, pos)[0]
+    o.is_internal = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponsePartition_5(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[MetadataResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_MetadataResponsePartition_v5(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.topic_authorized_operations = -2147483648
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponseTopic_7(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.name
-    if x1 is None:
+def _write_MetadataResponseTopic_v7(o: MetadataResponseTopic, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_string(out, x1)
-    out += _S_o.pack(o.is_internal)
-    x2 = o.partitions
-    out += _S_i.pack(len(x2))
-    for e3 in x2:
-        _w_MetadataResponsePartition_7(e3, out)
+    write_string(out, name)
+    out += _BOOL.pack(o.is_internal)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_MetadataResponsePartition_v7(partitions_item, out)
     if o.topic_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponseTopic.topic_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataResponseTopic_7(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
+def _read_MetadataResponseTopic_v7(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
     o = MetadataResponseTopic.__new__(MetadataResponseTopic)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = read_string(buf, pos)
-    o.is_internal = _S_o.unpack_from(buf, pos)[0]
+    o.is_internal = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponsePartition_7(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[MetadataResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_MetadataResponsePartition_v7(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.topic_authorized_operations = -2147483648
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponseTopic_8(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.name
-    if x1 is None:
+def _write_MetadataResponseTopic_v8(o: MetadataResponseTopic, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_string(out, x1)
-    out += _S_o.pack(o.is_internal)
-    x2 = o.partitions
-    out += _S_i.pack(len(x2))
-    for e3 in x2:
-        _w_MetadataResponsePartition_7(e3, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    write_string(out, name)
+    out += _BOOL.pack(o.is_internal)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_MetadataResponsePartition_v7(partitions_item, out)
+    out += _INT32.pack(o.topic_authorized_operations)
 
 
-def _r_MetadataResponseTopic_8(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
+def _read_MetadataResponseTopic_v8(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
     o = MetadataResponseTopic.__new__(MetadataResponseTopic)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = read_string(buf, pos)
-    o.is_internal = _S_o.unpack_from(buf, pos)[0]
+    o.is_internal = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponsePartition_7(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.topic_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[MetadataResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_MetadataResponsePartition_v7(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
+    o.topic_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponseTopic_9(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.name
-    if x1 is None:
+def _write_MetadataResponseTopic_v9(o: MetadataResponseTopic, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_compact_string(out, x1)
-    out += _S_o.pack(o.is_internal)
-    x2 = o.partitions
-    write_uvarint(out, len(x2) + 1)
-    for e3 in x2:
-        _w_MetadataResponsePartition_9(e3, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    write_compact_string(out, name)
+    out += _BOOL.pack(o.is_internal)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_MetadataResponsePartition_v9(partitions_item, out)
+    out += _INT32.pack(o.topic_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1361,20 +1007,20 @@ def _w_MetadataResponseTopic_9(o: MetadataResponseTopic, out: bytearray) -> None
         out.append(0)
 
 
-def _r_MetadataResponseTopic_9(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
+def _read_MetadataResponseTopic_v9(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
     o = MetadataResponseTopic.__new__(MetadataResponseTopic)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = read_compact_string(buf, pos)
-    o.is_internal = _S_o.unpack_from(buf, pos)[0]
+    o.is_internal = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[MetadataResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponsePartition_9(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.topic_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[MetadataResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_MetadataResponsePartition_v9(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
+    o.topic_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
@@ -1385,19 +1031,19 @@ def _r_MetadataResponseTopic_9(buf: memoryview, pos: int) -> tuple[MetadataRespo
     return o, pos
 
 
-def _w_MetadataResponseTopic_10(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.name
-    if x1 is None:
+def _write_MetadataResponseTopic_v10(o: MetadataResponseTopic, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    name = o.name
+    if name is None:
         raise ValueError('name' + ' is None but not nullable in this version')
-    write_compact_string(out, x1)
+    write_compact_string(out, name)
     out += o.topic_id.bytes
-    out += _S_o.pack(o.is_internal)
-    x2 = o.partitions
-    write_uvarint(out, len(x2) + 1)
-    for e3 in x2:
-        _w_MetadataResponsePartition_9(e3, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    out += _BOOL.pack(o.is_internal)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_MetadataResponsePartition_v9(partitions_item, out)
+    out += _INT32.pack(o.topic_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1405,21 +1051,21 @@ def _w_MetadataResponseTopic_10(o: MetadataResponseTopic, out: bytearray) -> Non
         out.append(0)
 
 
-def _r_MetadataResponseTopic_10(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
+def _read_MetadataResponseTopic_v10(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
     o = MetadataResponseTopic.__new__(MetadataResponseTopic)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = read_compact_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    o.is_internal = _S_o.unpack_from(buf, pos)[0]
+    o.is_internal = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[MetadataResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponsePartition_9(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.topic_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[MetadataResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_MetadataResponsePartition_v9(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
+    o.topic_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1429,16 +1075,16 @@ def _r_MetadataResponseTopic_10(buf: memoryview, pos: int) -> tuple[MetadataResp
     return o, pos
 
 
-def _w_MetadataResponseTopic_12(o: MetadataResponseTopic, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_MetadataResponseTopic_v12(o: MetadataResponseTopic, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.name)
     out += o.topic_id.bytes
-    out += _S_o.pack(o.is_internal)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_MetadataResponsePartition_9(e2, out)
-    out += _S_i.pack(o.topic_authorized_operations)
+    out += _BOOL.pack(o.is_internal)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_MetadataResponsePartition_v9(partitions_item, out)
+    out += _INT32.pack(o.topic_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1446,21 +1092,21 @@ def _w_MetadataResponseTopic_12(o: MetadataResponseTopic, out: bytearray) -> Non
         out.append(0)
 
 
-def _r_MetadataResponseTopic_12(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
+def _read_MetadataResponseTopic_v12(buf: memoryview, pos: int) -> tuple[MetadataResponseTopic, int]:
     o = MetadataResponseTopic.__new__(MetadataResponseTopic)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.name, pos = read_compact_nullable_string(buf, pos)
     o.topic_id, pos = read_uuid(buf, pos)
-    o.is_internal = _S_o.unpack_from(buf, pos)[0]
+    o.is_internal = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[MetadataResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponsePartition_9(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
-    o.topic_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[MetadataResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_MetadataResponsePartition_v9(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
+    o.topic_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1483,33 +1129,33 @@ def _new_MetadataResponse() -> MetadataResponse:
     return o
 
 
-def _w_MetadataResponse_0(o: MetadataResponse, out: bytearray) -> None:
-    x1 = o.brokers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_MetadataResponseBroker_0(e2, out)
-    x3 = o.topics
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_MetadataResponseTopic_0(e4, out)
+def _write_MetadataResponse_v0(o: MetadataResponse, out: bytearray) -> None:
+    brokers = o.brokers
+    out += _INT32.pack(len(brokers))
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v0(brokers_item, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v0(topics_item, out)
     if o.cluster_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponse.cluster_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataResponse_0(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v0(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_0(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
-    n4, pos = read_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_0(buf, pos)
-        a5.append(e6)
-    o.topics = a5
+    n_brokers, pos = read_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v0(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.throttle_time_ms = 0
     o.cluster_id = None
     o.controller_id = -1
@@ -1519,36 +1165,36 @@ def _r_MetadataResponse_0(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
     return o, pos
 
 
-def _w_MetadataResponse_1(o: MetadataResponse, out: bytearray) -> None:
-    x1 = o.brokers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_MetadataResponseBroker_1(e2, out)
-    out += _S_i.pack(o.controller_id)
-    x3 = o.topics
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_MetadataResponseTopic_1(e4, out)
+def _write_MetadataResponse_v1(o: MetadataResponse, out: bytearray) -> None:
+    brokers = o.brokers
+    out += _INT32.pack(len(brokers))
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v1(brokers_item, out)
+    out += _INT32.pack(o.controller_id)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v1(topics_item, out)
     if o.cluster_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponse.cluster_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataResponse_1(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v1(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_1(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    n_brokers, pos = read_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v1(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n4, pos = read_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_1(buf, pos)
-        a5.append(e6)
-    o.topics = a5
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.throttle_time_ms = 0
     o.cluster_id = None
     o.cluster_authorized_operations = -2147483648
@@ -1557,38 +1203,38 @@ def _r_MetadataResponse_1(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
     return o, pos
 
 
-def _w_MetadataResponse_2(o: MetadataResponse, out: bytearray) -> None:
-    x1 = o.brokers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_MetadataResponseBroker_1(e2, out)
+def _write_MetadataResponse_v2(o: MetadataResponse, out: bytearray) -> None:
+    brokers = o.brokers
+    out += _INT32.pack(len(brokers))
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v1(brokers_item, out)
     write_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x3 = o.topics
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_MetadataResponseTopic_1(e4, out)
+    out += _INT32.pack(o.controller_id)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v1(topics_item, out)
     if o.cluster_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponse.cluster_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataResponse_2(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v2(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_1(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
+    n_brokers, pos = read_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v1(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
     o.cluster_id, pos = read_nullable_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n4, pos = read_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_1(buf, pos)
-        a5.append(e6)
-    o.topics = a5
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.throttle_time_ms = 0
     o.cluster_authorized_operations = -2147483648
     o.error_code = 0
@@ -1596,183 +1242,183 @@ def _r_MetadataResponse_2(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
     return o, pos
 
 
-def _w_MetadataResponse_3(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.brokers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_MetadataResponseBroker_1(e2, out)
+def _write_MetadataResponse_v3(o: MetadataResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    brokers = o.brokers
+    out += _INT32.pack(len(brokers))
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v1(brokers_item, out)
     write_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x3 = o.topics
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_MetadataResponseTopic_1(e4, out)
+    out += _INT32.pack(o.controller_id)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v1(topics_item, out)
     if o.cluster_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponse.cluster_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataResponse_3(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v3(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_1(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
+    n_brokers, pos = read_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v1(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
     o.cluster_id, pos = read_nullable_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n4, pos = read_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_1(buf, pos)
-        a5.append(e6)
-    o.topics = a5
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.cluster_authorized_operations = -2147483648
     o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponse_5(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.brokers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_MetadataResponseBroker_1(e2, out)
+def _write_MetadataResponse_v5(o: MetadataResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    brokers = o.brokers
+    out += _INT32.pack(len(brokers))
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v1(brokers_item, out)
     write_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x3 = o.topics
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_MetadataResponseTopic_5(e4, out)
+    out += _INT32.pack(o.controller_id)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v5(topics_item, out)
     if o.cluster_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponse.cluster_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataResponse_5(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v5(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_1(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
+    n_brokers, pos = read_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v1(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
     o.cluster_id, pos = read_nullable_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n4, pos = read_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_5(buf, pos)
-        a5.append(e6)
-    o.topics = a5
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v5(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.cluster_authorized_operations = -2147483648
     o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponse_7(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.brokers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_MetadataResponseBroker_1(e2, out)
+def _write_MetadataResponse_v7(o: MetadataResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    brokers = o.brokers
+    out += _INT32.pack(len(brokers))
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v1(brokers_item, out)
     write_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x3 = o.topics
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_MetadataResponseTopic_7(e4, out)
+    out += _INT32.pack(o.controller_id)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v7(topics_item, out)
     if o.cluster_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponse.cluster_authorized_operations has a non-default value this version cannot carry')
 
 
-def _r_MetadataResponse_7(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v7(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_1(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
+    n_brokers, pos = read_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v1(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
     o.cluster_id, pos = read_nullable_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n4, pos = read_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_7(buf, pos)
-        a5.append(e6)
-    o.topics = a5
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v7(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.cluster_authorized_operations = -2147483648
     o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponse_8(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.brokers
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_MetadataResponseBroker_1(e2, out)
+def _write_MetadataResponse_v8(o: MetadataResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    brokers = o.brokers
+    out += _INT32.pack(len(brokers))
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v1(brokers_item, out)
     write_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x3 = o.topics
-    out += _S_i.pack(len(x3))
-    for e4 in x3:
-        _w_MetadataResponseTopic_8(e4, out)
-    out += _S_i.pack(o.cluster_authorized_operations)
+    out += _INT32.pack(o.controller_id)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v8(topics_item, out)
+    out += _INT32.pack(o.cluster_authorized_operations)
 
 
-def _r_MetadataResponse_8(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v8(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_1(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
+    n_brokers, pos = read_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v1(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
     o.cluster_id, pos = read_nullable_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n4, pos = read_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_8(buf, pos)
-        a5.append(e6)
-    o.topics = a5
-    o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v8(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.cluster_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.error_code = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_MetadataResponse_9(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.brokers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_MetadataResponseBroker_9(e2, out)
+def _write_MetadataResponse_v9(o: MetadataResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    brokers = o.brokers
+    write_uvarint(out, len(brokers) + 1)
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v9(brokers_item, out)
     write_compact_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x3 = o.topics
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_MetadataResponseTopic_9(e4, out)
-    out += _S_i.pack(o.cluster_authorized_operations)
+    out += _INT32.pack(o.controller_id)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v9(topics_item, out)
+    out += _INT32.pack(o.cluster_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1780,26 +1426,26 @@ def _w_MetadataResponse_9(o: MetadataResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MetadataResponse_9(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v9(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_9(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
+    n_brokers, pos = read_compact_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v9(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
     o.cluster_id, pos = read_compact_nullable_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_9(buf, pos)
-        a5.append(e6)
-    o.topics = a5
-    o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v9(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.cluster_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.error_code = 0
     if buf[pos] == 0:
@@ -1810,19 +1456,19 @@ def _r_MetadataResponse_9(buf: memoryview, pos: int) -> tuple[MetadataResponse, 
     return o, pos
 
 
-def _w_MetadataResponse_10(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.brokers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_MetadataResponseBroker_9(e2, out)
+def _write_MetadataResponse_v10(o: MetadataResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    brokers = o.brokers
+    write_uvarint(out, len(brokers) + 1)
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v9(brokers_item, out)
     write_compact_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x3 = o.topics
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_MetadataResponseTopic_10(e4, out)
-    out += _S_i.pack(o.cluster_authorized_operations)
+    out += _INT32.pack(o.controller_id)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v10(topics_item, out)
+    out += _INT32.pack(o.cluster_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1830,26 +1476,26 @@ def _w_MetadataResponse_10(o: MetadataResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MetadataResponse_10(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v10(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_9(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
+    n_brokers, pos = read_compact_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v9(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
     o.cluster_id, pos = read_compact_nullable_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_10(buf, pos)
-        a5.append(e6)
-    o.topics = a5
-    o.cluster_authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v10(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.cluster_authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.error_code = 0
     if buf[pos] == 0:
@@ -1860,18 +1506,18 @@ def _r_MetadataResponse_10(buf: memoryview, pos: int) -> tuple[MetadataResponse,
     return o, pos
 
 
-def _w_MetadataResponse_11(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.brokers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_MetadataResponseBroker_9(e2, out)
+def _write_MetadataResponse_v11(o: MetadataResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    brokers = o.brokers
+    write_uvarint(out, len(brokers) + 1)
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v9(brokers_item, out)
     write_compact_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x3 = o.topics
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_MetadataResponseTopic_10(e4, out)
+    out += _INT32.pack(o.controller_id)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v10(topics_item, out)
     if o.cluster_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponse.cluster_authorized_operations has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -1881,25 +1527,25 @@ def _w_MetadataResponse_11(o: MetadataResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MetadataResponse_11(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v11(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_9(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
+    n_brokers, pos = read_compact_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v9(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
     o.cluster_id, pos = read_compact_nullable_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_10(buf, pos)
-        a5.append(e6)
-    o.topics = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v10(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.cluster_authorized_operations = -2147483648
     o.error_code = 0
     if buf[pos] == 0:
@@ -1910,18 +1556,18 @@ def _r_MetadataResponse_11(buf: memoryview, pos: int) -> tuple[MetadataResponse,
     return o, pos
 
 
-def _w_MetadataResponse_12(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.brokers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_MetadataResponseBroker_9(e2, out)
+def _write_MetadataResponse_v12(o: MetadataResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    brokers = o.brokers
+    write_uvarint(out, len(brokers) + 1)
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v9(brokers_item, out)
     write_compact_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x3 = o.topics
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_MetadataResponseTopic_12(e4, out)
+    out += _INT32.pack(o.controller_id)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v12(topics_item, out)
     if o.cluster_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponse.cluster_authorized_operations has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -1931,25 +1577,25 @@ def _w_MetadataResponse_12(o: MetadataResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MetadataResponse_12(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v12(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_9(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
+    n_brokers, pos = read_compact_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v9(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
     o.cluster_id, pos = read_compact_nullable_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_12(buf, pos)
-        a5.append(e6)
-    o.topics = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v12(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.cluster_authorized_operations = -2147483648
     o.error_code = 0
     if buf[pos] == 0:
@@ -1960,21 +1606,21 @@ def _r_MetadataResponse_12(buf: memoryview, pos: int) -> tuple[MetadataResponse,
     return o, pos
 
 
-def _w_MetadataResponse_13(o: MetadataResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.brokers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_MetadataResponseBroker_9(e2, out)
+def _write_MetadataResponse_v13(o: MetadataResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    brokers = o.brokers
+    write_uvarint(out, len(brokers) + 1)
+    for brokers_item in brokers:
+        _write_MetadataResponseBroker_v9(brokers_item, out)
     write_compact_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.controller_id)
-    x3 = o.topics
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_MetadataResponseTopic_12(e4, out)
+    out += _INT32.pack(o.controller_id)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_MetadataResponseTopic_v12(topics_item, out)
     if o.cluster_authorized_operations != -2147483648:
         raise UnsupportedVersionError('MetadataResponse.cluster_authorized_operations has a non-default value this version cannot carry')
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1982,26 +1628,26 @@ def _w_MetadataResponse_13(o: MetadataResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_MetadataResponse_13(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
+def _read_MetadataResponse_v13(buf: memoryview, pos: int) -> tuple[MetadataResponse, int]:
     o = MetadataResponse.__new__(MetadataResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[MetadataResponseBroker] = []
-    for _ in range(n1):
-        e3, pos = _r_MetadataResponseBroker_9(buf, pos)
-        a2.append(e3)
-    o.brokers = a2
+    n_brokers, pos = read_compact_array_len(buf, pos)
+    brokers: list[MetadataResponseBroker] = []
+    for _ in range(n_brokers):
+        brokers_item, pos = _read_MetadataResponseBroker_v9(buf, pos)
+        brokers.append(brokers_item)
+    o.brokers = brokers
     o.cluster_id, pos = read_compact_nullable_string(buf, pos)
-    o.controller_id = _S_i.unpack_from(buf, pos)[0]
+    o.controller_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[MetadataResponseTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_MetadataResponseTopic_12(buf, pos)
-        a5.append(e6)
-    o.topics = a5
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[MetadataResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_MetadataResponseTopic_v12(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.cluster_authorized_operations = -2147483648
     if buf[pos] == 0:
@@ -2012,74 +1658,76 @@ def _r_MetadataResponse_13(buf: memoryview, pos: int) -> tuple[MetadataResponse,
     return o, pos
 
 
-_W_MetadataRequestTopic: tuple[Callable[[MetadataRequestTopic, bytearray], None], ...] = (
-    _w_MetadataRequestTopic_0,
-    _w_MetadataRequestTopic_0,
-    _w_MetadataRequestTopic_0,
-    _w_MetadataRequestTopic_0,
-    _w_MetadataRequestTopic_0,
-    _w_MetadataRequestTopic_0,
-    _w_MetadataRequestTopic_0,
-    _w_MetadataRequestTopic_0,
-    _w_MetadataRequestTopic_0,
-    _w_MetadataRequestTopic_9,
-    _w_MetadataRequestTopic_10,
-    _w_MetadataRequestTopic_10,
-    _w_MetadataRequestTopic_10,
-    _w_MetadataRequestTopic_10,
+MetadataRequestTopic._LOWEST = 0
+MetadataRequestTopic._WRITERS = (
+    _write_MetadataRequestTopic_v0,
+    _write_MetadataRequestTopic_v0,
+    _write_MetadataRequestTopic_v0,
+    _write_MetadataRequestTopic_v0,
+    _write_MetadataRequestTopic_v0,
+    _write_MetadataRequestTopic_v0,
+    _write_MetadataRequestTopic_v0,
+    _write_MetadataRequestTopic_v0,
+    _write_MetadataRequestTopic_v0,
+    _write_MetadataRequestTopic_v9,
+    _write_MetadataRequestTopic_v10,
+    _write_MetadataRequestTopic_v10,
+    _write_MetadataRequestTopic_v10,
+    _write_MetadataRequestTopic_v10,
 )
-_R_MetadataRequestTopic: tuple[Callable[[memoryview, int], tuple[MetadataRequestTopic, int]], ...] = (
-    _r_MetadataRequestTopic_0,
-    _r_MetadataRequestTopic_0,
-    _r_MetadataRequestTopic_0,
-    _r_MetadataRequestTopic_0,
-    _r_MetadataRequestTopic_0,
-    _r_MetadataRequestTopic_0,
-    _r_MetadataRequestTopic_0,
-    _r_MetadataRequestTopic_0,
-    _r_MetadataRequestTopic_0,
-    _r_MetadataRequestTopic_9,
-    _r_MetadataRequestTopic_10,
-    _r_MetadataRequestTopic_10,
-    _r_MetadataRequestTopic_10,
-    _r_MetadataRequestTopic_10,
+MetadataRequestTopic._READERS = (
+    _read_MetadataRequestTopic_v0,
+    _read_MetadataRequestTopic_v0,
+    _read_MetadataRequestTopic_v0,
+    _read_MetadataRequestTopic_v0,
+    _read_MetadataRequestTopic_v0,
+    _read_MetadataRequestTopic_v0,
+    _read_MetadataRequestTopic_v0,
+    _read_MetadataRequestTopic_v0,
+    _read_MetadataRequestTopic_v0,
+    _read_MetadataRequestTopic_v9,
+    _read_MetadataRequestTopic_v10,
+    _read_MetadataRequestTopic_v10,
+    _read_MetadataRequestTopic_v10,
+    _read_MetadataRequestTopic_v10,
 )
 MetadataRequestTopic._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (10, 32767), None, None, None, None),
     FieldSpec('name', 'string', None, (0, 32767), (10, 32767), None, None, None),
 )
 
-_W_MetadataRequest: tuple[Callable[[MetadataRequest, bytearray], None], ...] = (
-    _w_MetadataRequest_0,
-    _w_MetadataRequest_1,
-    _w_MetadataRequest_1,
-    _w_MetadataRequest_1,
-    _w_MetadataRequest_4,
-    _w_MetadataRequest_4,
-    _w_MetadataRequest_4,
-    _w_MetadataRequest_4,
-    _w_MetadataRequest_8,
-    _w_MetadataRequest_9,
-    _w_MetadataRequest_10,
-    _w_MetadataRequest_11,
-    _w_MetadataRequest_11,
-    _w_MetadataRequest_11,
+MetadataRequest._LOWEST = 0
+MetadataRequest._WRITERS = (
+    _write_MetadataRequest_v0,
+    _write_MetadataRequest_v1,
+    _write_MetadataRequest_v1,
+    _write_MetadataRequest_v1,
+    _write_MetadataRequest_v4,
+    _write_MetadataRequest_v4,
+    _write_MetadataRequest_v4,
+    _write_MetadataRequest_v4,
+    _write_MetadataRequest_v8,
+    _write_MetadataRequest_v9,
+    _write_MetadataRequest_v10,
+    _write_MetadataRequest_v11,
+    _write_MetadataRequest_v11,
+    _write_MetadataRequest_v11,
 )
-_R_MetadataRequest: tuple[Callable[[memoryview, int], tuple[MetadataRequest, int]], ...] = (
-    _r_MetadataRequest_0,
-    _r_MetadataRequest_1,
-    _r_MetadataRequest_1,
-    _r_MetadataRequest_1,
-    _r_MetadataRequest_4,
-    _r_MetadataRequest_4,
-    _r_MetadataRequest_4,
-    _r_MetadataRequest_4,
-    _r_MetadataRequest_8,
-    _r_MetadataRequest_9,
-    _r_MetadataRequest_10,
-    _r_MetadataRequest_11,
-    _r_MetadataRequest_11,
-    _r_MetadataRequest_11,
+MetadataRequest._READERS = (
+    _read_MetadataRequest_v0,
+    _read_MetadataRequest_v1,
+    _read_MetadataRequest_v1,
+    _read_MetadataRequest_v1,
+    _read_MetadataRequest_v4,
+    _read_MetadataRequest_v4,
+    _read_MetadataRequest_v4,
+    _read_MetadataRequest_v4,
+    _read_MetadataRequest_v8,
+    _read_MetadataRequest_v9,
+    _read_MetadataRequest_v10,
+    _read_MetadataRequest_v11,
+    _read_MetadataRequest_v11,
+    _read_MetadataRequest_v11,
 )
 MetadataRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), (1, 32767), None, None, MetadataRequestTopic),
@@ -2088,37 +1736,38 @@ MetadataRequest._FIELDS = (
     FieldSpec('include_topic_authorized_operations', 'bool', None, (8, 32767), None, None, None, None),
 )
 
-_W_MetadataResponseBroker: tuple[Callable[[MetadataResponseBroker, bytearray], None], ...] = (
-    _w_MetadataResponseBroker_0,
-    _w_MetadataResponseBroker_1,
-    _w_MetadataResponseBroker_1,
-    _w_MetadataResponseBroker_1,
-    _w_MetadataResponseBroker_1,
-    _w_MetadataResponseBroker_1,
-    _w_MetadataResponseBroker_1,
-    _w_MetadataResponseBroker_1,
-    _w_MetadataResponseBroker_1,
-    _w_MetadataResponseBroker_9,
-    _w_MetadataResponseBroker_9,
-    _w_MetadataResponseBroker_9,
-    _w_MetadataResponseBroker_9,
-    _w_MetadataResponseBroker_9,
+MetadataResponseBroker._LOWEST = 0
+MetadataResponseBroker._WRITERS = (
+    _write_MetadataResponseBroker_v0,
+    _write_MetadataResponseBroker_v1,
+    _write_MetadataResponseBroker_v1,
+    _write_MetadataResponseBroker_v1,
+    _write_MetadataResponseBroker_v1,
+    _write_MetadataResponseBroker_v1,
+    _write_MetadataResponseBroker_v1,
+    _write_MetadataResponseBroker_v1,
+    _write_MetadataResponseBroker_v1,
+    _write_MetadataResponseBroker_v9,
+    _write_MetadataResponseBroker_v9,
+    _write_MetadataResponseBroker_v9,
+    _write_MetadataResponseBroker_v9,
+    _write_MetadataResponseBroker_v9,
 )
-_R_MetadataResponseBroker: tuple[Callable[[memoryview, int], tuple[MetadataResponseBroker, int]], ...] = (
-    _r_MetadataResponseBroker_0,
-    _r_MetadataResponseBroker_1,
-    _r_MetadataResponseBroker_1,
-    _r_MetadataResponseBroker_1,
-    _r_MetadataResponseBroker_1,
-    _r_MetadataResponseBroker_1,
-    _r_MetadataResponseBroker_1,
-    _r_MetadataResponseBroker_1,
-    _r_MetadataResponseBroker_1,
-    _r_MetadataResponseBroker_9,
-    _r_MetadataResponseBroker_9,
-    _r_MetadataResponseBroker_9,
-    _r_MetadataResponseBroker_9,
-    _r_MetadataResponseBroker_9,
+MetadataResponseBroker._READERS = (
+    _read_MetadataResponseBroker_v0,
+    _read_MetadataResponseBroker_v1,
+    _read_MetadataResponseBroker_v1,
+    _read_MetadataResponseBroker_v1,
+    _read_MetadataResponseBroker_v1,
+    _read_MetadataResponseBroker_v1,
+    _read_MetadataResponseBroker_v1,
+    _read_MetadataResponseBroker_v1,
+    _read_MetadataResponseBroker_v1,
+    _read_MetadataResponseBroker_v9,
+    _read_MetadataResponseBroker_v9,
+    _read_MetadataResponseBroker_v9,
+    _read_MetadataResponseBroker_v9,
+    _read_MetadataResponseBroker_v9,
 )
 MetadataResponseBroker._FIELDS = (
     FieldSpec('node_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -2127,37 +1776,38 @@ MetadataResponseBroker._FIELDS = (
     FieldSpec('rack', 'string', None, (1, 32767), (1, 32767), None, None, None),
 )
 
-_W_MetadataResponsePartition: tuple[Callable[[MetadataResponsePartition, bytearray], None], ...] = (
-    _w_MetadataResponsePartition_0,
-    _w_MetadataResponsePartition_0,
-    _w_MetadataResponsePartition_0,
-    _w_MetadataResponsePartition_0,
-    _w_MetadataResponsePartition_0,
-    _w_MetadataResponsePartition_5,
-    _w_MetadataResponsePartition_5,
-    _w_MetadataResponsePartition_7,
-    _w_MetadataResponsePartition_7,
-    _w_MetadataResponsePartition_9,
-    _w_MetadataResponsePartition_9,
-    _w_MetadataResponsePartition_9,
-    _w_MetadataResponsePartition_9,
-    _w_MetadataResponsePartition_9,
+MetadataResponsePartition._LOWEST = 0
+MetadataResponsePartition._WRITERS = (
+    _write_MetadataResponsePartition_v0,
+    _write_MetadataResponsePartition_v0,
+    _write_MetadataResponsePartition_v0,
+    _write_MetadataResponsePartition_v0,
+    _write_MetadataResponsePartition_v0,
+    _write_MetadataResponsePartition_v5,
+    _write_MetadataResponsePartition_v5,
+    _write_MetadataResponsePartition_v7,
+    _write_MetadataResponsePartition_v7,
+    _write_MetadataResponsePartition_v9,
+    _write_MetadataResponsePartition_v9,
+    _write_MetadataResponsePartition_v9,
+    _write_MetadataResponsePartition_v9,
+    _write_MetadataResponsePartition_v9,
 )
-_R_MetadataResponsePartition: tuple[Callable[[memoryview, int], tuple[MetadataResponsePartition, int]], ...] = (
-    _r_MetadataResponsePartition_0,
-    _r_MetadataResponsePartition_0,
-    _r_MetadataResponsePartition_0,
-    _r_MetadataResponsePartition_0,
-    _r_MetadataResponsePartition_0,
-    _r_MetadataResponsePartition_5,
-    _r_MetadataResponsePartition_5,
-    _r_MetadataResponsePartition_7,
-    _r_MetadataResponsePartition_7,
-    _r_MetadataResponsePartition_9,
-    _r_MetadataResponsePartition_9,
-    _r_MetadataResponsePartition_9,
-    _r_MetadataResponsePartition_9,
-    _r_MetadataResponsePartition_9,
+MetadataResponsePartition._READERS = (
+    _read_MetadataResponsePartition_v0,
+    _read_MetadataResponsePartition_v0,
+    _read_MetadataResponsePartition_v0,
+    _read_MetadataResponsePartition_v0,
+    _read_MetadataResponsePartition_v0,
+    _read_MetadataResponsePartition_v5,
+    _read_MetadataResponsePartition_v5,
+    _read_MetadataResponsePartition_v7,
+    _read_MetadataResponsePartition_v7,
+    _read_MetadataResponsePartition_v9,
+    _read_MetadataResponsePartition_v9,
+    _read_MetadataResponsePartition_v9,
+    _read_MetadataResponsePartition_v9,
+    _read_MetadataResponsePartition_v9,
 )
 MetadataResponsePartition._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -2169,37 +1819,38 @@ MetadataResponsePartition._FIELDS = (
     FieldSpec('offline_replicas', 'array', 'int32', (5, 32767), None, None, None, None),
 )
 
-_W_MetadataResponseTopic: tuple[Callable[[MetadataResponseTopic, bytearray], None], ...] = (
-    _w_MetadataResponseTopic_0,
-    _w_MetadataResponseTopic_1,
-    _w_MetadataResponseTopic_1,
-    _w_MetadataResponseTopic_1,
-    _w_MetadataResponseTopic_1,
-    _w_MetadataResponseTopic_5,
-    _w_MetadataResponseTopic_5,
-    _w_MetadataResponseTopic_7,
-    _w_MetadataResponseTopic_8,
-    _w_MetadataResponseTopic_9,
-    _w_MetadataResponseTopic_10,
-    _w_MetadataResponseTopic_10,
-    _w_MetadataResponseTopic_12,
-    _w_MetadataResponseTopic_12,
+MetadataResponseTopic._LOWEST = 0
+MetadataResponseTopic._WRITERS = (
+    _write_MetadataResponseTopic_v0,
+    _write_MetadataResponseTopic_v1,
+    _write_MetadataResponseTopic_v1,
+    _write_MetadataResponseTopic_v1,
+    _write_MetadataResponseTopic_v1,
+    _write_MetadataResponseTopic_v5,
+    _write_MetadataResponseTopic_v5,
+    _write_MetadataResponseTopic_v7,
+    _write_MetadataResponseTopic_v8,
+    _write_MetadataResponseTopic_v9,
+    _write_MetadataResponseTopic_v10,
+    _write_MetadataResponseTopic_v10,
+    _write_MetadataResponseTopic_v12,
+    _write_MetadataResponseTopic_v12,
 )
-_R_MetadataResponseTopic: tuple[Callable[[memoryview, int], tuple[MetadataResponseTopic, int]], ...] = (
-    _r_MetadataResponseTopic_0,
-    _r_MetadataResponseTopic_1,
-    _r_MetadataResponseTopic_1,
-    _r_MetadataResponseTopic_1,
-    _r_MetadataResponseTopic_1,
-    _r_MetadataResponseTopic_5,
-    _r_MetadataResponseTopic_5,
-    _r_MetadataResponseTopic_7,
-    _r_MetadataResponseTopic_8,
-    _r_MetadataResponseTopic_9,
-    _r_MetadataResponseTopic_10,
-    _r_MetadataResponseTopic_10,
-    _r_MetadataResponseTopic_12,
-    _r_MetadataResponseTopic_12,
+MetadataResponseTopic._READERS = (
+    _read_MetadataResponseTopic_v0,
+    _read_MetadataResponseTopic_v1,
+    _read_MetadataResponseTopic_v1,
+    _read_MetadataResponseTopic_v1,
+    _read_MetadataResponseTopic_v1,
+    _read_MetadataResponseTopic_v5,
+    _read_MetadataResponseTopic_v5,
+    _read_MetadataResponseTopic_v7,
+    _read_MetadataResponseTopic_v8,
+    _read_MetadataResponseTopic_v9,
+    _read_MetadataResponseTopic_v10,
+    _read_MetadataResponseTopic_v10,
+    _read_MetadataResponseTopic_v12,
+    _read_MetadataResponseTopic_v12,
 )
 MetadataResponseTopic._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -2210,37 +1861,38 @@ MetadataResponseTopic._FIELDS = (
     FieldSpec('topic_authorized_operations', 'int32', None, (8, 32767), None, None, None, None),
 )
 
-_W_MetadataResponse: tuple[Callable[[MetadataResponse, bytearray], None], ...] = (
-    _w_MetadataResponse_0,
-    _w_MetadataResponse_1,
-    _w_MetadataResponse_2,
-    _w_MetadataResponse_3,
-    _w_MetadataResponse_3,
-    _w_MetadataResponse_5,
-    _w_MetadataResponse_5,
-    _w_MetadataResponse_7,
-    _w_MetadataResponse_8,
-    _w_MetadataResponse_9,
-    _w_MetadataResponse_10,
-    _w_MetadataResponse_11,
-    _w_MetadataResponse_12,
-    _w_MetadataResponse_13,
+MetadataResponse._LOWEST = 0
+MetadataResponse._WRITERS = (
+    _write_MetadataResponse_v0,
+    _write_MetadataResponse_v1,
+    _write_MetadataResponse_v2,
+    _write_MetadataResponse_v3,
+    _write_MetadataResponse_v3,
+    _write_MetadataResponse_v5,
+    _write_MetadataResponse_v5,
+    _write_MetadataResponse_v7,
+    _write_MetadataResponse_v8,
+    _write_MetadataResponse_v9,
+    _write_MetadataResponse_v10,
+    _write_MetadataResponse_v11,
+    _write_MetadataResponse_v12,
+    _write_MetadataResponse_v13,
 )
-_R_MetadataResponse: tuple[Callable[[memoryview, int], tuple[MetadataResponse, int]], ...] = (
-    _r_MetadataResponse_0,
-    _r_MetadataResponse_1,
-    _r_MetadataResponse_2,
-    _r_MetadataResponse_3,
-    _r_MetadataResponse_3,
-    _r_MetadataResponse_5,
-    _r_MetadataResponse_5,
-    _r_MetadataResponse_7,
-    _r_MetadataResponse_8,
-    _r_MetadataResponse_9,
-    _r_MetadataResponse_10,
-    _r_MetadataResponse_11,
-    _r_MetadataResponse_12,
-    _r_MetadataResponse_13,
+MetadataResponse._READERS = (
+    _read_MetadataResponse_v0,
+    _read_MetadataResponse_v1,
+    _read_MetadataResponse_v2,
+    _read_MetadataResponse_v3,
+    _read_MetadataResponse_v3,
+    _read_MetadataResponse_v5,
+    _read_MetadataResponse_v5,
+    _read_MetadataResponse_v7,
+    _read_MetadataResponse_v8,
+    _read_MetadataResponse_v9,
+    _read_MetadataResponse_v10,
+    _read_MetadataResponse_v11,
+    _read_MetadataResponse_v12,
+    _read_MetadataResponse_v13,
 )
 MetadataResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (3, 32767), None, None, None, None),

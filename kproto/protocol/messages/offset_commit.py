@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -29,6 +28,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'OffsetCommitRequest',
@@ -39,15 +39,19 @@ __all__ = [
     'OffsetCommitResponseTopic',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_iq = struct.Struct('>iq')
-_S_iqi = struct.Struct('>iqi')
-_S_q = struct.Struct('>q')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT64 = struct.Struct('>iq')
+_INT32_INT64_INT32 = struct.Struct('>iqi')
+_INT64 = struct.Struct('>q')
 
 
-class OffsetCommitRequest:
-    """Kafka request ``OffsetCommitRequest`` (API key 8), versions 2-9."""
+class OffsetCommitRequest(Request['OffsetCommitResponse']):
+    """Kafka request ``OffsetCommitRequest`` (API key 8), versions 2-9, flexible from v8.
+
+    Schema: ``tools/kafka-protocol/message/OffsetCommitRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'generation_id_or_member_epoch', 'member_id', 'group_instance_id', 'retention_time_ms', 'topics', 'unknown_tags',)
 
@@ -55,15 +59,14 @@ class OffsetCommitRequest:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequest'
 
-    group_id: str
-    generation_id_or_member_epoch: int
-    member_id: str
-    group_instance_id: str | None
-    retention_time_ms: int
-    topics: list[OffsetCommitRequestTopic]
+    group_id: str  # GroupId string
+    generation_id_or_member_epoch: int  # GenerationIdOrMemberEpoch int32; default -1; ignorable
+    member_id: str  # MemberId string; ignorable
+    group_instance_id: str | None  # GroupInstanceId string; v7+; nullable
+    retention_time_ms: int  # RetentionTimeMs int64; v2-4; default -1; ignorable
+    topics: list[OffsetCommitRequestTopic]  # Topics []OffsetCommitRequestTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -85,81 +88,21 @@ class OffsetCommitRequest:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.generation_id_or_member_epoch == other.generation_id_or_member_epoch and
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.retention_time_ms == other.retention_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetCommitRequest(group_id={self.group_id!r}, generation_id_or_member_epoch={self.generation_id_or_member_epoch!r}, member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, retention_time_ms={self.retention_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetCommitRequestTopic(Struct):
+    """Struct ``OffsetCommitRequestTopic`` of ``OffsetCommitRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequest has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _W_OffsetCommitRequest[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequest has no version {version} (valid 2-9)')
-        try:
-            return _R_OffsetCommitRequest[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitRequest v{version}: {exc}') from None
-
-
-class OffsetCommitRequestTopic:
-    """Schema struct ``OffsetCommitRequestTopic`` of ``OffsetCommitRequest``."""
+    Schema: ``tools/kafka-protocol/message/OffsetCommitRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestTopic'
 
-    name: str
-    topic_id: uuid.UUID
-    partitions: list[OffsetCommitRequestPartition]
+    name: str  # Name string; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
+    partitions: list[OffsetCommitRequestPartition]  # Partitions []OffsetCommitRequestPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -175,79 +118,22 @@ class OffsetCommitRequestTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitRequestTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetCommitRequestTopic(name={self.name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetCommitRequestPartition(Struct):
+    """Struct ``OffsetCommitRequestPartition`` of ``OffsetCommitRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestTopic has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _W_OffsetCommitRequestTopic[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestTopic has no version {version} (valid 2-9)')
-        try:
-            return _R_OffsetCommitRequestTopic[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitRequestTopic v{version}: {exc}') from None
-
-
-class OffsetCommitRequestPartition:
-    """Schema struct ``OffsetCommitRequestPartition`` of ``OffsetCommitRequest``."""
+    Schema: ``tools/kafka-protocol/message/OffsetCommitRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitRequestPartition'
 
-    partition_index: int
-    committed_offset: int
-    committed_leader_epoch: int
-    committed_metadata: str | None
+    partition_index: int  # PartitionIndex int32
+    committed_offset: int  # CommittedOffset int64
+    committed_leader_epoch: int  # CommittedLeaderEpoch int32; v6+; default -1; ignorable
+    committed_metadata: str | None  # CommittedMetadata string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -265,70 +151,13 @@ class OffsetCommitRequestPartition:
         self.committed_metadata = committed_metadata
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitRequestPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.committed_offset == other.committed_offset and
-            self.committed_leader_epoch == other.committed_leader_epoch and
-            self.committed_metadata == other.committed_metadata and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetCommitRequestPartition(partition_index={self.partition_index!r}, committed_offset={self.committed_offset!r}, committed_leader_epoch={self.committed_leader_epoch!r}, committed_metadata={self.committed_metadata!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetCommitResponse(Response):
+    """Kafka response ``OffsetCommitResponse`` (API key 8), versions 2-9, flexible from v8.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestPartition has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _W_OffsetCommitRequestPartition[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitRequestPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitRequestPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitRequestPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitRequestPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitRequestPartition has no version {version} (valid 2-9)')
-        try:
-            return _R_OffsetCommitRequestPartition[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitRequestPartition v{version}: {exc}') from None
-
-
-class OffsetCommitResponse:
-    """Kafka response ``OffsetCommitResponse`` (API key 8), versions 2-9."""
+    Schema: ``tools/kafka-protocol/message/OffsetCommitResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -336,11 +165,10 @@ class OffsetCommitResponse:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 8
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponse'
 
-    throttle_time_ms: int
-    topics: list[OffsetCommitResponseTopic]
+    throttle_time_ms: int  # ThrottleTimeMs int32; v3+; ignorable
+    topics: list[OffsetCommitResponseTopic]  # Topics []OffsetCommitResponseTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -354,77 +182,21 @@ class OffsetCommitResponse:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetCommitResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetCommitResponseTopic(Struct):
+    """Struct ``OffsetCommitResponseTopic`` of ``OffsetCommitResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponse has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _W_OffsetCommitResponse[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponse has no version {version} (valid 2-9)')
-        try:
-            return _R_OffsetCommitResponse[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitResponse v{version}: {exc}') from None
-
-
-class OffsetCommitResponseTopic:
-    """Schema struct ``OffsetCommitResponseTopic`` of ``OffsetCommitResponse``."""
+    Schema: ``tools/kafka-protocol/message/OffsetCommitResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponseTopic'
 
-    name: str
-    topic_id: uuid.UUID
-    partitions: list[OffsetCommitResponsePartition]
+    name: str  # Name string; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
+    partitions: list[OffsetCommitResponsePartition]  # Partitions []OffsetCommitResponsePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -440,77 +212,20 @@ class OffsetCommitResponseTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitResponseTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetCommitResponseTopic(name={self.name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetCommitResponsePartition(Struct):
+    """Struct ``OffsetCommitResponsePartition`` of ``OffsetCommitResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponseTopic has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _W_OffsetCommitResponseTopic[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponseTopic has no version {version} (valid 2-9)')
-        try:
-            return _R_OffsetCommitResponseTopic[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitResponseTopic v{version}: {exc}') from None
-
-
-class OffsetCommitResponsePartition:
-    """Schema struct ``OffsetCommitResponsePartition`` of ``OffsetCommitResponse``."""
+    Schema: ``tools/kafka-protocol/message/OffsetCommitResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetCommitResponsePartition'
 
-    partition_index: int
-    error_code: int
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -524,65 +239,6 @@ class OffsetCommitResponsePartition:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetCommitResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetCommitResponsePartition(partition_index={self.partition_index!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponsePartition has no version {version} (valid 2-9)')
-        start = len(out)
-        try:
-            _W_OffsetCommitResponsePartition[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetCommitResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetCommitResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetCommitResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetCommitResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetCommitResponsePartition has no version {version} (valid 2-9)')
-        try:
-            return _R_OffsetCommitResponsePartition[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetCommitResponsePartition v{version}: {exc}') from None
-
 
 def _new_OffsetCommitRequestPartition() -> OffsetCommitRequestPartition:
     o = OffsetCommitRequestPartition.__new__(OffsetCommitRequestPartition)
@@ -594,14 +250,14 @@ def _new_OffsetCommitRequestPartition() -> OffsetCommitRequestPartition:
     return o
 
 
-def _w_OffsetCommitRequestPartition_2(o: OffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+def _write_OffsetCommitRequestPartition_v2(o: OffsetCommitRequestPartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.committed_offset)
     write_nullable_string(out, o.committed_metadata)
 
 
-def _r_OffsetCommitRequestPartition_2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
+def _read_OffsetCommitRequestPartition_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
     o = OffsetCommitRequestPartition.__new__(OffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     o.committed_metadata, pos = read_nullable_string(buf, pos)
     o.committed_leader_epoch = -1
@@ -609,22 +265,22 @@ def _r_OffsetCommitRequestPartition_2(buf: memoryview, pos: int) -> tuple[Offset
     return o, pos
 
 
-def _w_OffsetCommitRequestPartition_6(o: OffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+def _write_OffsetCommitRequestPartition_v6(o: OffsetCommitRequestPartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT32.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     write_nullable_string(out, o.committed_metadata)
 
 
-def _r_OffsetCommitRequestPartition_6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
+def _read_OffsetCommitRequestPartition_v6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
     o = OffsetCommitRequestPartition.__new__(OffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset, o.committed_leader_epoch = _INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 16
     o.committed_metadata, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequestPartition_8(o: OffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+def _write_OffsetCommitRequestPartition_v8(o: OffsetCommitRequestPartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT32.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     write_compact_nullable_string(out, o.committed_metadata)
     uk = o.unknown_tags
     if uk:
@@ -633,9 +289,9 @@ def _w_OffsetCommitRequestPartition_8(o: OffsetCommitRequestPartition, out: byte
         out.append(0)
 
 
-def _r_OffsetCommitRequestPartition_8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
+def _read_OffsetCommitRequestPartition_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
     o = OffsetCommitRequestPartition.__new__(OffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset, o.committed_leader_epoch = _INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 16
     o.committed_metadata, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -655,56 +311,56 @@ def _new_OffsetCommitRequestTopic() -> OffsetCommitRequestTopic:
     return o
 
 
-def _w_OffsetCommitRequestTopic_2(o: OffsetCommitRequestTopic, out: bytearray) -> None:
+def _write_OffsetCommitRequestTopic_v2(o: OffsetCommitRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestPartition_2(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetCommitRequestPartition_v2(partitions_item, out)
 
 
-def _r_OffsetCommitRequestTopic_2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
+def _read_OffsetCommitRequestTopic_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
     o = OffsetCommitRequestTopic.__new__(OffsetCommitRequestTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestPartition_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetCommitRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetCommitRequestPartition_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequestTopic_6(o: OffsetCommitRequestTopic, out: bytearray) -> None:
+def _write_OffsetCommitRequestTopic_v6(o: OffsetCommitRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestPartition_6(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetCommitRequestPartition_v6(partitions_item, out)
 
 
-def _r_OffsetCommitRequestTopic_6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
+def _read_OffsetCommitRequestTopic_v6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
     o = OffsetCommitRequestTopic.__new__(OffsetCommitRequestTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestPartition_6(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetCommitRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetCommitRequestPartition_v6(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequestTopic_8(o: OffsetCommitRequestTopic, out: bytearray) -> None:
+def _write_OffsetCommitRequestTopic_v8(o: OffsetCommitRequestTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetCommitRequestPartition_8(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_OffsetCommitRequestPartition_v8(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -712,15 +368,15 @@ def _w_OffsetCommitRequestTopic_8(o: OffsetCommitRequestTopic, out: bytearray) -
         out.append(0)
 
 
-def _r_OffsetCommitRequestTopic_8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
+def _read_OffsetCommitRequestTopic_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequestTopic, int]:
     o = OffsetCommitRequestTopic.__new__(OffsetCommitRequestTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetCommitRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestPartition_8(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[OffsetCommitRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetCommitRequestPartition_v8(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -742,136 +398,136 @@ def _new_OffsetCommitRequest() -> OffsetCommitRequest:
     return o
 
 
-def _w_OffsetCommitRequest_2(o: OffsetCommitRequest, out: bytearray) -> None:
+def _write_OffsetCommitRequest_v2(o: OffsetCommitRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _INT32.pack(o.generation_id_or_member_epoch)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('OffsetCommitRequest.group_instance_id has a non-default value this version cannot carry')
-    out += _S_q.pack(o.retention_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_2(e2, out)
+    out += _INT64.pack(o.retention_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitRequestTopic_v2(topics_item, out)
 
 
-def _r_OffsetCommitRequest_2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
+def _read_OffsetCommitRequest_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
     o = OffsetCommitRequest.__new__(OffsetCommitRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id_or_member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
-    o.retention_time_ms = _S_q.unpack_from(buf, pos)[0]
+    o.retention_time_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitRequestTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.group_instance_id = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequest_5(o: OffsetCommitRequest, out: bytearray) -> None:
+def _write_OffsetCommitRequest_v5(o: OffsetCommitRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _INT32.pack(o.generation_id_or_member_epoch)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('OffsetCommitRequest.group_instance_id has a non-default value this version cannot carry')
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_2(e2, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitRequestTopic_v2(topics_item, out)
 
 
-def _r_OffsetCommitRequest_5(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
+def _read_OffsetCommitRequest_v5(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
     o = OffsetCommitRequest.__new__(OffsetCommitRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id_or_member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitRequestTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.group_instance_id = None
     o.retention_time_ms = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequest_6(o: OffsetCommitRequest, out: bytearray) -> None:
+def _write_OffsetCommitRequest_v6(o: OffsetCommitRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _INT32.pack(o.generation_id_or_member_epoch)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('OffsetCommitRequest.group_instance_id has a non-default value this version cannot carry')
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_6(e2, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitRequestTopic_v6(topics_item, out)
 
 
-def _r_OffsetCommitRequest_6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
+def _read_OffsetCommitRequest_v6(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
     o = OffsetCommitRequest.__new__(OffsetCommitRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id_or_member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitRequestTopic_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.group_instance_id = None
     o.retention_time_ms = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequest_7(o: OffsetCommitRequest, out: bytearray) -> None:
+def _write_OffsetCommitRequest_v7(o: OffsetCommitRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _INT32.pack(o.generation_id_or_member_epoch)
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_6(e2, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitRequestTopic_v6(topics_item, out)
 
 
-def _r_OffsetCommitRequest_7(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
+def _read_OffsetCommitRequest_v7(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
     o = OffsetCommitRequest.__new__(OffsetCommitRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id_or_member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitRequestTopic_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.retention_time_ms = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitRequest_8(o: OffsetCommitRequest, out: bytearray) -> None:
+def _write_OffsetCommitRequest_v8(o: OffsetCommitRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id_or_member_epoch)
+    out += _INT32.pack(o.generation_id_or_member_epoch)
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetCommitRequestTopic_8(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_OffsetCommitRequestTopic_v8(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -879,19 +535,19 @@ def _w_OffsetCommitRequest_8(o: OffsetCommitRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OffsetCommitRequest_8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
+def _read_OffsetCommitRequest_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitRequest, int]:
     o = OffsetCommitRequest.__new__(OffsetCommitRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.generation_id_or_member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id_or_member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitRequestTopic_8(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[OffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitRequestTopic_v8(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.retention_time_ms = -1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -909,20 +565,20 @@ def _new_OffsetCommitResponsePartition() -> OffsetCommitResponsePartition:
     return o
 
 
-def _w_OffsetCommitResponsePartition_2(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_OffsetCommitResponsePartition_v2(o: OffsetCommitResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
 
 
-def _r_OffsetCommitResponsePartition_2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
+def _read_OffsetCommitResponsePartition_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
     o = OffsetCommitResponsePartition.__new__(OffsetCommitResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitResponsePartition_8(o: OffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_OffsetCommitResponsePartition_v8(o: OffsetCommitResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -930,9 +586,9 @@ def _w_OffsetCommitResponsePartition_8(o: OffsetCommitResponsePartition, out: by
         out.append(0)
 
 
-def _r_OffsetCommitResponsePartition_8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
+def _read_OffsetCommitResponsePartition_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
     o = OffsetCommitResponsePartition.__new__(OffsetCommitResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -951,34 +607,34 @@ def _new_OffsetCommitResponseTopic() -> OffsetCommitResponseTopic:
     return o
 
 
-def _w_OffsetCommitResponseTopic_2(o: OffsetCommitResponseTopic, out: bytearray) -> None:
+def _write_OffsetCommitResponseTopic_v2(o: OffsetCommitResponseTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitResponsePartition_2(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetCommitResponsePartition_v2(partitions_item, out)
 
 
-def _r_OffsetCommitResponseTopic_2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
+def _read_OffsetCommitResponseTopic_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
     o = OffsetCommitResponseTopic.__new__(OffsetCommitResponseTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponsePartition_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetCommitResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetCommitResponsePartition_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitResponseTopic_8(o: OffsetCommitResponseTopic, out: bytearray) -> None:
+def _write_OffsetCommitResponseTopic_v8(o: OffsetCommitResponseTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetCommitResponsePartition_8(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_OffsetCommitResponsePartition_v8(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -986,15 +642,15 @@ def _w_OffsetCommitResponseTopic_8(o: OffsetCommitResponseTopic, out: bytearray)
         out.append(0)
 
 
-def _r_OffsetCommitResponseTopic_8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
+def _read_OffsetCommitResponseTopic_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponseTopic, int]:
     o = OffsetCommitResponseTopic.__new__(OffsetCommitResponseTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetCommitResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponsePartition_8(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[OffsetCommitResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetCommitResponsePartition_v8(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1012,54 +668,54 @@ def _new_OffsetCommitResponse() -> OffsetCommitResponse:
     return o
 
 
-def _w_OffsetCommitResponse_2(o: OffsetCommitResponse, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitResponseTopic_2(e2, out)
+def _write_OffsetCommitResponse_v2(o: OffsetCommitResponse, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitResponseTopic_v2(topics_item, out)
 
 
-def _r_OffsetCommitResponse_2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
+def _read_OffsetCommitResponse_v2(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
     o = OffsetCommitResponse.__new__(OffsetCommitResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponseTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitResponseTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.throttle_time_ms = 0
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitResponse_3(o: OffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetCommitResponseTopic_2(e2, out)
+def _write_OffsetCommitResponse_v3(o: OffsetCommitResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetCommitResponseTopic_v2(topics_item, out)
 
 
-def _r_OffsetCommitResponse_3(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
+def _read_OffsetCommitResponse_v3(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
     o = OffsetCommitResponse.__new__(OffsetCommitResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetCommitResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponseTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetCommitResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitResponseTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetCommitResponse_8(o: OffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetCommitResponseTopic_8(e2, out)
+def _write_OffsetCommitResponse_v8(o: OffsetCommitResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_OffsetCommitResponseTopic_v8(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1067,16 +723,16 @@ def _w_OffsetCommitResponse_8(o: OffsetCommitResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OffsetCommitResponse_8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
+def _read_OffsetCommitResponse_v8(buf: memoryview, pos: int) -> tuple[OffsetCommitResponse, int]:
     o = OffsetCommitResponse.__new__(OffsetCommitResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetCommitResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetCommitResponseTopic_8(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[OffsetCommitResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetCommitResponseTopic_v8(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1085,25 +741,26 @@ def _r_OffsetCommitResponse_8(buf: memoryview, pos: int) -> tuple[OffsetCommitRe
     return o, pos
 
 
-_W_OffsetCommitRequestPartition: tuple[Callable[[OffsetCommitRequestPartition, bytearray], None], ...] = (
-    _w_OffsetCommitRequestPartition_2,
-    _w_OffsetCommitRequestPartition_2,
-    _w_OffsetCommitRequestPartition_2,
-    _w_OffsetCommitRequestPartition_2,
-    _w_OffsetCommitRequestPartition_6,
-    _w_OffsetCommitRequestPartition_6,
-    _w_OffsetCommitRequestPartition_8,
-    _w_OffsetCommitRequestPartition_8,
+OffsetCommitRequestPartition._LOWEST = 2
+OffsetCommitRequestPartition._WRITERS = (
+    _write_OffsetCommitRequestPartition_v2,
+    _write_OffsetCommitRequestPartition_v2,
+    _write_OffsetCommitRequestPartition_v2,
+    _write_OffsetCommitRequestPartition_v2,
+    _write_OffsetCommitRequestPartition_v6,
+    _write_OffsetCommitRequestPartition_v6,
+    _write_OffsetCommitRequestPartition_v8,
+    _write_OffsetCommitRequestPartition_v8,
 )
-_R_OffsetCommitRequestPartition: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequestPartition, int]], ...] = (
-    _r_OffsetCommitRequestPartition_2,
-    _r_OffsetCommitRequestPartition_2,
-    _r_OffsetCommitRequestPartition_2,
-    _r_OffsetCommitRequestPartition_2,
-    _r_OffsetCommitRequestPartition_6,
-    _r_OffsetCommitRequestPartition_6,
-    _r_OffsetCommitRequestPartition_8,
-    _r_OffsetCommitRequestPartition_8,
+OffsetCommitRequestPartition._READERS = (
+    _read_OffsetCommitRequestPartition_v2,
+    _read_OffsetCommitRequestPartition_v2,
+    _read_OffsetCommitRequestPartition_v2,
+    _read_OffsetCommitRequestPartition_v2,
+    _read_OffsetCommitRequestPartition_v6,
+    _read_OffsetCommitRequestPartition_v6,
+    _read_OffsetCommitRequestPartition_v8,
+    _read_OffsetCommitRequestPartition_v8,
 )
 OffsetCommitRequestPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1112,25 +769,26 @@ OffsetCommitRequestPartition._FIELDS = (
     FieldSpec('committed_metadata', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_OffsetCommitRequestTopic: tuple[Callable[[OffsetCommitRequestTopic, bytearray], None], ...] = (
-    _w_OffsetCommitRequestTopic_2,
-    _w_OffsetCommitRequestTopic_2,
-    _w_OffsetCommitRequestTopic_2,
-    _w_OffsetCommitRequestTopic_2,
-    _w_OffsetCommitRequestTopic_6,
-    _w_OffsetCommitRequestTopic_6,
-    _w_OffsetCommitRequestTopic_8,
-    _w_OffsetCommitRequestTopic_8,
+OffsetCommitRequestTopic._LOWEST = 2
+OffsetCommitRequestTopic._WRITERS = (
+    _write_OffsetCommitRequestTopic_v2,
+    _write_OffsetCommitRequestTopic_v2,
+    _write_OffsetCommitRequestTopic_v2,
+    _write_OffsetCommitRequestTopic_v2,
+    _write_OffsetCommitRequestTopic_v6,
+    _write_OffsetCommitRequestTopic_v6,
+    _write_OffsetCommitRequestTopic_v8,
+    _write_OffsetCommitRequestTopic_v8,
 )
-_R_OffsetCommitRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequestTopic, int]], ...] = (
-    _r_OffsetCommitRequestTopic_2,
-    _r_OffsetCommitRequestTopic_2,
-    _r_OffsetCommitRequestTopic_2,
-    _r_OffsetCommitRequestTopic_2,
-    _r_OffsetCommitRequestTopic_6,
-    _r_OffsetCommitRequestTopic_6,
-    _r_OffsetCommitRequestTopic_8,
-    _r_OffsetCommitRequestTopic_8,
+OffsetCommitRequestTopic._READERS = (
+    _read_OffsetCommitRequestTopic_v2,
+    _read_OffsetCommitRequestTopic_v2,
+    _read_OffsetCommitRequestTopic_v2,
+    _read_OffsetCommitRequestTopic_v2,
+    _read_OffsetCommitRequestTopic_v6,
+    _read_OffsetCommitRequestTopic_v6,
+    _read_OffsetCommitRequestTopic_v8,
+    _read_OffsetCommitRequestTopic_v8,
 )
 OffsetCommitRequestTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 9), None, None, None, None),
@@ -1138,25 +796,26 @@ OffsetCommitRequestTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetCommitRequestPartition),
 )
 
-_W_OffsetCommitRequest: tuple[Callable[[OffsetCommitRequest, bytearray], None], ...] = (
-    _w_OffsetCommitRequest_2,
-    _w_OffsetCommitRequest_2,
-    _w_OffsetCommitRequest_2,
-    _w_OffsetCommitRequest_5,
-    _w_OffsetCommitRequest_6,
-    _w_OffsetCommitRequest_7,
-    _w_OffsetCommitRequest_8,
-    _w_OffsetCommitRequest_8,
+OffsetCommitRequest._LOWEST = 2
+OffsetCommitRequest._WRITERS = (
+    _write_OffsetCommitRequest_v2,
+    _write_OffsetCommitRequest_v2,
+    _write_OffsetCommitRequest_v2,
+    _write_OffsetCommitRequest_v5,
+    _write_OffsetCommitRequest_v6,
+    _write_OffsetCommitRequest_v7,
+    _write_OffsetCommitRequest_v8,
+    _write_OffsetCommitRequest_v8,
 )
-_R_OffsetCommitRequest: tuple[Callable[[memoryview, int], tuple[OffsetCommitRequest, int]], ...] = (
-    _r_OffsetCommitRequest_2,
-    _r_OffsetCommitRequest_2,
-    _r_OffsetCommitRequest_2,
-    _r_OffsetCommitRequest_5,
-    _r_OffsetCommitRequest_6,
-    _r_OffsetCommitRequest_7,
-    _r_OffsetCommitRequest_8,
-    _r_OffsetCommitRequest_8,
+OffsetCommitRequest._READERS = (
+    _read_OffsetCommitRequest_v2,
+    _read_OffsetCommitRequest_v2,
+    _read_OffsetCommitRequest_v2,
+    _read_OffsetCommitRequest_v5,
+    _read_OffsetCommitRequest_v6,
+    _read_OffsetCommitRequest_v7,
+    _read_OffsetCommitRequest_v8,
+    _read_OffsetCommitRequest_v8,
 )
 OffsetCommitRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -1167,50 +826,52 @@ OffsetCommitRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, OffsetCommitRequestTopic),
 )
 
-_W_OffsetCommitResponsePartition: tuple[Callable[[OffsetCommitResponsePartition, bytearray], None], ...] = (
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_2,
-    _w_OffsetCommitResponsePartition_8,
-    _w_OffsetCommitResponsePartition_8,
+OffsetCommitResponsePartition._LOWEST = 2
+OffsetCommitResponsePartition._WRITERS = (
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v2,
+    _write_OffsetCommitResponsePartition_v8,
+    _write_OffsetCommitResponsePartition_v8,
 )
-_R_OffsetCommitResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponsePartition, int]], ...] = (
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_2,
-    _r_OffsetCommitResponsePartition_8,
-    _r_OffsetCommitResponsePartition_8,
+OffsetCommitResponsePartition._READERS = (
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v2,
+    _read_OffsetCommitResponsePartition_v8,
+    _read_OffsetCommitResponsePartition_v8,
 )
 OffsetCommitResponsePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_OffsetCommitResponseTopic: tuple[Callable[[OffsetCommitResponseTopic, bytearray], None], ...] = (
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_2,
-    _w_OffsetCommitResponseTopic_8,
-    _w_OffsetCommitResponseTopic_8,
+OffsetCommitResponseTopic._LOWEST = 2
+OffsetCommitResponseTopic._WRITERS = (
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v2,
+    _write_OffsetCommitResponseTopic_v8,
+    _write_OffsetCommitResponseTopic_v8,
 )
-_R_OffsetCommitResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponseTopic, int]], ...] = (
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_2,
-    _r_OffsetCommitResponseTopic_8,
-    _r_OffsetCommitResponseTopic_8,
+OffsetCommitResponseTopic._READERS = (
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v2,
+    _read_OffsetCommitResponseTopic_v8,
+    _read_OffsetCommitResponseTopic_v8,
 )
 OffsetCommitResponseTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 9), None, None, None, None),
@@ -1218,25 +879,26 @@ OffsetCommitResponseTopic._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetCommitResponsePartition),
 )
 
-_W_OffsetCommitResponse: tuple[Callable[[OffsetCommitResponse, bytearray], None], ...] = (
-    _w_OffsetCommitResponse_2,
-    _w_OffsetCommitResponse_3,
-    _w_OffsetCommitResponse_3,
-    _w_OffsetCommitResponse_3,
-    _w_OffsetCommitResponse_3,
-    _w_OffsetCommitResponse_3,
-    _w_OffsetCommitResponse_8,
-    _w_OffsetCommitResponse_8,
+OffsetCommitResponse._LOWEST = 2
+OffsetCommitResponse._WRITERS = (
+    _write_OffsetCommitResponse_v2,
+    _write_OffsetCommitResponse_v3,
+    _write_OffsetCommitResponse_v3,
+    _write_OffsetCommitResponse_v3,
+    _write_OffsetCommitResponse_v3,
+    _write_OffsetCommitResponse_v3,
+    _write_OffsetCommitResponse_v8,
+    _write_OffsetCommitResponse_v8,
 )
-_R_OffsetCommitResponse: tuple[Callable[[memoryview, int], tuple[OffsetCommitResponse, int]], ...] = (
-    _r_OffsetCommitResponse_2,
-    _r_OffsetCommitResponse_3,
-    _r_OffsetCommitResponse_3,
-    _r_OffsetCommitResponse_3,
-    _r_OffsetCommitResponse_3,
-    _r_OffsetCommitResponse_3,
-    _r_OffsetCommitResponse_8,
-    _r_OffsetCommitResponse_8,
+OffsetCommitResponse._READERS = (
+    _read_OffsetCommitResponse_v2,
+    _read_OffsetCommitResponse_v3,
+    _read_OffsetCommitResponse_v3,
+    _read_OffsetCommitResponse_v3,
+    _read_OffsetCommitResponse_v3,
+    _read_OffsetCommitResponse_v3,
+    _read_OffsetCommitResponse_v8,
+    _read_OffsetCommitResponse_v8,
 )
 OffsetCommitResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (3, 32767), None, None, None, None),

@@ -11,14 +11,13 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_string,
     write_string,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'OffsetDeleteRequest',
@@ -29,13 +28,17 @@ __all__ = [
     'OffsetDeleteResponseTopic',
 ]
 
-_S_hi = struct.Struct('>hi')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT16_INT32 = struct.Struct('>hi')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class OffsetDeleteRequest:
-    """Kafka request ``OffsetDeleteRequest`` (API key 47), versions 0-0."""
+class OffsetDeleteRequest(Request['OffsetDeleteResponse']):
+    """Kafka request ``OffsetDeleteRequest`` (API key 47), versions 0-0.
+
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'topics', 'unknown_tags',)
 
@@ -43,11 +46,10 @@ class OffsetDeleteRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequest'
 
-    group_id: str
-    topics: list[OffsetDeleteRequestTopic]
+    group_id: str  # GroupId string
+    topics: list[OffsetDeleteRequestTopic]  # Topics []OffsetDeleteRequestTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -61,76 +63,20 @@ class OffsetDeleteRequest:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteRequest(group_id={self.group_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetDeleteRequestTopic(Struct):
+    """Struct ``OffsetDeleteRequestTopic`` of ``OffsetDeleteRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_OffsetDeleteRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_OffsetDeleteRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteRequest v{version}: {exc}') from None
-
-
-class OffsetDeleteRequestTopic:
-    """Schema struct ``OffsetDeleteRequestTopic`` of ``OffsetDeleteRequest``."""
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequestTopic'
 
-    name: str
-    partitions: list[OffsetDeleteRequestPartition]
+    name: str  # Name string
+    partitions: list[OffsetDeleteRequestPartition]  # Partitions []OffsetDeleteRequestPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -144,75 +90,19 @@ class OffsetDeleteRequestTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteRequestTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteRequestTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetDeleteRequestPartition(Struct):
+    """Struct ``OffsetDeleteRequestPartition`` of ``OffsetDeleteRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequestTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_OffsetDeleteRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequestTopic has no version {version} (valid 0-0)')
-        try:
-            return _R_OffsetDeleteRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteRequestTopic v{version}: {exc}') from None
-
-
-class OffsetDeleteRequestPartition:
-    """Schema struct ``OffsetDeleteRequestPartition`` of ``OffsetDeleteRequest``."""
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteRequestPartition'
 
-    partition_index: int
+    partition_index: int  # PartitionIndex int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -224,67 +114,13 @@ class OffsetDeleteRequestPartition:
         self.partition_index = partition_index
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteRequestPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteRequestPartition(partition_index={self.partition_index!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetDeleteResponse(Response):
+    """Kafka response ``OffsetDeleteResponse`` (API key 47), versions 0-0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequestPartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_OffsetDeleteRequestPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteRequestPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteRequestPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteRequestPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteRequestPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteRequestPartition has no version {version} (valid 0-0)')
-        try:
-            return _R_OffsetDeleteRequestPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteRequestPartition v{version}: {exc}') from None
-
-
-class OffsetDeleteResponse:
-    """Kafka response ``OffsetDeleteResponse`` (API key 47), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -292,12 +128,11 @@ class OffsetDeleteResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponse'
 
-    error_code: int
-    throttle_time_ms: int
-    topics: list[OffsetDeleteResponseTopic]
+    error_code: int  # ErrorCode int16
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    topics: list[OffsetDeleteResponseTopic]  # Topics []OffsetDeleteResponseTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -313,77 +148,20 @@ class OffsetDeleteResponse:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteResponse(error_code={self.error_code!r}, throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetDeleteResponseTopic(Struct):
+    """Struct ``OffsetDeleteResponseTopic`` of ``OffsetDeleteResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_OffsetDeleteResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_OffsetDeleteResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteResponse v{version}: {exc}') from None
-
-
-class OffsetDeleteResponseTopic:
-    """Schema struct ``OffsetDeleteResponseTopic`` of ``OffsetDeleteResponse``."""
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponseTopic'
 
-    name: str
-    partitions: list[OffsetDeleteResponsePartition]
+    name: str  # Name string
+    partitions: list[OffsetDeleteResponsePartition]  # Partitions []OffsetDeleteResponsePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -397,76 +175,20 @@ class OffsetDeleteResponseTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteResponseTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteResponseTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetDeleteResponsePartition(Struct):
+    """Struct ``OffsetDeleteResponsePartition`` of ``OffsetDeleteResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponseTopic has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_OffsetDeleteResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponseTopic has no version {version} (valid 0-0)')
-        try:
-            return _R_OffsetDeleteResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteResponseTopic v{version}: {exc}') from None
-
-
-class OffsetDeleteResponsePartition:
-    """Schema struct ``OffsetDeleteResponsePartition`` of ``OffsetDeleteResponse``."""
+    Schema: ``tools/kafka-protocol/message/OffsetDeleteResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetDeleteResponsePartition'
 
-    partition_index: int
-    error_code: int
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -480,65 +202,6 @@ class OffsetDeleteResponsePartition:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetDeleteResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetDeleteResponsePartition(partition_index={self.partition_index!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponsePartition has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_OffsetDeleteResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetDeleteResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetDeleteResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetDeleteResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetDeleteResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'OffsetDeleteResponsePartition has no version {version} (valid 0-0)')
-        try:
-            return _R_OffsetDeleteResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetDeleteResponsePartition v{version}: {exc}') from None
-
 
 def _new_OffsetDeleteRequestPartition() -> OffsetDeleteRequestPartition:
     o = OffsetDeleteRequestPartition.__new__(OffsetDeleteRequestPartition)
@@ -547,13 +210,13 @@ def _new_OffsetDeleteRequestPartition() -> OffsetDeleteRequestPartition:
     return o
 
 
-def _w_OffsetDeleteRequestPartition_0(o: OffsetDeleteRequestPartition, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
+def _write_OffsetDeleteRequestPartition_v0(o: OffsetDeleteRequestPartition, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
 
 
-def _r_OffsetDeleteRequestPartition_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequestPartition, int]:
+def _read_OffsetDeleteRequestPartition_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequestPartition, int]:
     o = OffsetDeleteRequestPartition.__new__(OffsetDeleteRequestPartition)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.unknown_tags = None
     return o, pos
@@ -567,23 +230,23 @@ def _new_OffsetDeleteRequestTopic() -> OffsetDeleteRequestTopic:
     return o
 
 
-def _w_OffsetDeleteRequestTopic_0(o: OffsetDeleteRequestTopic, out: bytearray) -> None:
+def _write_OffsetDeleteRequestTopic_v0(o: OffsetDeleteRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetDeleteRequestPartition_0(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetDeleteRequestPartition_v0(partitions_item, out)
 
 
-def _r_OffsetDeleteRequestTopic_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequestTopic, int]:
+def _read_OffsetDeleteRequestTopic_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequestTopic, int]:
     o = OffsetDeleteRequestTopic.__new__(OffsetDeleteRequestTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetDeleteRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetDeleteRequestPartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetDeleteRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetDeleteRequestPartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
@@ -596,23 +259,23 @@ def _new_OffsetDeleteRequest() -> OffsetDeleteRequest:
     return o
 
 
-def _w_OffsetDeleteRequest_0(o: OffsetDeleteRequest, out: bytearray) -> None:
+def _write_OffsetDeleteRequest_v0(o: OffsetDeleteRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetDeleteRequestTopic_0(e2, out)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetDeleteRequestTopic_v0(topics_item, out)
 
 
-def _r_OffsetDeleteRequest_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequest, int]:
+def _read_OffsetDeleteRequest_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteRequest, int]:
     o = OffsetDeleteRequest.__new__(OffsetDeleteRequest)
     o.group_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetDeleteRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetDeleteRequestTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetDeleteRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetDeleteRequestTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
@@ -625,13 +288,13 @@ def _new_OffsetDeleteResponsePartition() -> OffsetDeleteResponsePartition:
     return o
 
 
-def _w_OffsetDeleteResponsePartition_0(o: OffsetDeleteResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_OffsetDeleteResponsePartition_v0(o: OffsetDeleteResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
 
 
-def _r_OffsetDeleteResponsePartition_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponsePartition, int]:
+def _read_OffsetDeleteResponsePartition_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponsePartition, int]:
     o = OffsetDeleteResponsePartition.__new__(OffsetDeleteResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
@@ -645,23 +308,23 @@ def _new_OffsetDeleteResponseTopic() -> OffsetDeleteResponseTopic:
     return o
 
 
-def _w_OffsetDeleteResponseTopic_0(o: OffsetDeleteResponseTopic, out: bytearray) -> None:
+def _write_OffsetDeleteResponseTopic_v0(o: OffsetDeleteResponseTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetDeleteResponsePartition_0(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetDeleteResponsePartition_v0(partitions_item, out)
 
 
-def _r_OffsetDeleteResponseTopic_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponseTopic, int]:
+def _read_OffsetDeleteResponseTopic_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponseTopic, int]:
     o = OffsetDeleteResponseTopic.__new__(OffsetDeleteResponseTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetDeleteResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetDeleteResponsePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetDeleteResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetDeleteResponsePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
@@ -675,87 +338,93 @@ def _new_OffsetDeleteResponse() -> OffsetDeleteResponse:
     return o
 
 
-def _w_OffsetDeleteResponse_0(o: OffsetDeleteResponse, out: bytearray) -> None:
-    out += _S_hi.pack(o.error_code, o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetDeleteResponseTopic_0(e2, out)
+def _write_OffsetDeleteResponse_v0(o: OffsetDeleteResponse, out: bytearray) -> None:
+    out += _INT16_INT32.pack(o.error_code, o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetDeleteResponseTopic_v0(topics_item, out)
 
 
-def _r_OffsetDeleteResponse_0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponse, int]:
+def _read_OffsetDeleteResponse_v0(buf: memoryview, pos: int) -> tuple[OffsetDeleteResponse, int]:
     o = OffsetDeleteResponse.__new__(OffsetDeleteResponse)
-    o.error_code, o.throttle_time_ms = _S_hi.unpack_from(buf, pos)
+    o.error_code, o.throttle_time_ms = _INT16_INT32.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetDeleteResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetDeleteResponseTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetDeleteResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetDeleteResponseTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-_W_OffsetDeleteRequestPartition: tuple[Callable[[OffsetDeleteRequestPartition, bytearray], None], ...] = (
-    _w_OffsetDeleteRequestPartition_0,
+OffsetDeleteRequestPartition._LOWEST = 0
+OffsetDeleteRequestPartition._WRITERS = (
+    _write_OffsetDeleteRequestPartition_v0,
 )
-_R_OffsetDeleteRequestPartition: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequestPartition, int]], ...] = (
-    _r_OffsetDeleteRequestPartition_0,
+OffsetDeleteRequestPartition._READERS = (
+    _read_OffsetDeleteRequestPartition_v0,
 )
 OffsetDeleteRequestPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_OffsetDeleteRequestTopic: tuple[Callable[[OffsetDeleteRequestTopic, bytearray], None], ...] = (
-    _w_OffsetDeleteRequestTopic_0,
+OffsetDeleteRequestTopic._LOWEST = 0
+OffsetDeleteRequestTopic._WRITERS = (
+    _write_OffsetDeleteRequestTopic_v0,
 )
-_R_OffsetDeleteRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequestTopic, int]], ...] = (
-    _r_OffsetDeleteRequestTopic_0,
+OffsetDeleteRequestTopic._READERS = (
+    _read_OffsetDeleteRequestTopic_v0,
 )
 OffsetDeleteRequestTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetDeleteRequestPartition),
 )
 
-_W_OffsetDeleteRequest: tuple[Callable[[OffsetDeleteRequest, bytearray], None], ...] = (
-    _w_OffsetDeleteRequest_0,
+OffsetDeleteRequest._LOWEST = 0
+OffsetDeleteRequest._WRITERS = (
+    _write_OffsetDeleteRequest_v0,
 )
-_R_OffsetDeleteRequest: tuple[Callable[[memoryview, int], tuple[OffsetDeleteRequest, int]], ...] = (
-    _r_OffsetDeleteRequest_0,
+OffsetDeleteRequest._READERS = (
+    _read_OffsetDeleteRequest_v0,
 )
 OffsetDeleteRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, OffsetDeleteRequestTopic),
 )
 
-_W_OffsetDeleteResponsePartition: tuple[Callable[[OffsetDeleteResponsePartition, bytearray], None], ...] = (
-    _w_OffsetDeleteResponsePartition_0,
+OffsetDeleteResponsePartition._LOWEST = 0
+OffsetDeleteResponsePartition._WRITERS = (
+    _write_OffsetDeleteResponsePartition_v0,
 )
-_R_OffsetDeleteResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponsePartition, int]], ...] = (
-    _r_OffsetDeleteResponsePartition_0,
+OffsetDeleteResponsePartition._READERS = (
+    _read_OffsetDeleteResponsePartition_v0,
 )
 OffsetDeleteResponsePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_OffsetDeleteResponseTopic: tuple[Callable[[OffsetDeleteResponseTopic, bytearray], None], ...] = (
-    _w_OffsetDeleteResponseTopic_0,
+OffsetDeleteResponseTopic._LOWEST = 0
+OffsetDeleteResponseTopic._WRITERS = (
+    _write_OffsetDeleteResponseTopic_v0,
 )
-_R_OffsetDeleteResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponseTopic, int]], ...] = (
-    _r_OffsetDeleteResponseTopic_0,
+OffsetDeleteResponseTopic._READERS = (
+    _read_OffsetDeleteResponseTopic_v0,
 )
 OffsetDeleteResponseTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetDeleteResponsePartition),
 )
 
-_W_OffsetDeleteResponse: tuple[Callable[[OffsetDeleteResponse, bytearray], None], ...] = (
-    _w_OffsetDeleteResponse_0,
+OffsetDeleteResponse._LOWEST = 0
+OffsetDeleteResponse._WRITERS = (
+    _write_OffsetDeleteResponse_v0,
 )
-_R_OffsetDeleteResponse: tuple[Callable[[memoryview, int], tuple[OffsetDeleteResponse, int]], ...] = (
-    _r_OffsetDeleteResponse_0,
+OffsetDeleteResponse._READERS = (
+    _read_OffsetDeleteResponse_v0,
 )
 OffsetDeleteResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -31,6 +30,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'OffsetFetchRequest',
@@ -45,15 +45,19 @@ __all__ = [
     'OffsetFetchResponseTopics',
 ]
 
-_S_o = struct.Struct('>?')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_iq = struct.Struct('>iq')
-_S_iqi = struct.Struct('>iqi')
+_BOOL = struct.Struct('>?')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT64 = struct.Struct('>iq')
+_INT32_INT64_INT32 = struct.Struct('>iqi')
 
 
-class OffsetFetchRequest:
-    """Kafka request ``OffsetFetchRequest`` (API key 9), versions 1-9."""
+class OffsetFetchRequest(Request['OffsetFetchResponse']):
+    """Kafka request ``OffsetFetchRequest`` (API key 9), versions 1-9, flexible from v6.
+
+    Schema: ``tools/kafka-protocol/message/OffsetFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'topics', 'groups', 'require_stable', 'unknown_tags',)
 
@@ -61,13 +65,12 @@ class OffsetFetchRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequest'
 
-    group_id: str
-    topics: list[OffsetFetchRequestTopic] | None
-    groups: list[OffsetFetchRequestGroup]
-    require_stable: bool
+    group_id: str  # GroupId string; v1-7
+    topics: list[OffsetFetchRequestTopic] | None  # Topics []OffsetFetchRequestTopic; v1-7; nullable v2-7
+    groups: list[OffsetFetchRequestGroup]  # Groups []OffsetFetchRequestGroup; v8+
+    require_stable: bool  # RequireStable bool; v7+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -85,80 +88,22 @@ class OffsetFetchRequest:
         self.require_stable = require_stable
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            self.groups == other.groups and
-            self.require_stable == other.require_stable and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetFetchRequest(group_id={self.group_id!r}, topics={self.topics!r}, groups={self.groups!r}, require_stable={self.require_stable!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetFetchRequestGroup(Struct):
+    """Struct ``OffsetFetchRequestGroup`` of ``OffsetFetchRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequest has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _W_OffsetFetchRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequest has no version {version} (valid 1-9)')
-        try:
-            return _R_OffsetFetchRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchRequest v{version}: {exc}') from None
-
-
-class OffsetFetchRequestGroup:
-    """Schema struct ``OffsetFetchRequestGroup`` of ``OffsetFetchRequest``."""
+    Schema: ``tools/kafka-protocol/message/OffsetFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestGroup'
 
-    group_id: str
-    member_id: str | None
-    member_epoch: int
-    topics: list[OffsetFetchRequestTopics] | None
+    group_id: str  # GroupId string; v8+
+    member_id: str | None  # MemberId string; v9+; nullable; ignorable
+    member_epoch: int  # MemberEpoch int32; v9+; default -1; ignorable
+    topics: list[OffsetFetchRequestTopics] | None  # Topics []OffsetFetchRequestTopics; v8+; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -176,79 +121,21 @@ class OffsetFetchRequestGroup:
         self.topics = None if topics is None else list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchRequestGroup):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.member_epoch == other.member_epoch and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetFetchRequestGroup(group_id={self.group_id!r}, member_id={self.member_id!r}, member_epoch={self.member_epoch!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetFetchRequestTopics(Struct):
+    """Struct ``OffsetFetchRequestTopics`` of ``OffsetFetchRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestGroup has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _W_OffsetFetchRequestGroup[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchRequestGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequestGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchRequestGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequestGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestGroup has no version {version} (valid 1-9)')
-        try:
-            return _R_OffsetFetchRequestGroup[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchRequestGroup v{version}: {exc}') from None
-
-
-class OffsetFetchRequestTopics:
-    """Schema struct ``OffsetFetchRequestTopics`` of ``OffsetFetchRequest``."""
+    Schema: ``tools/kafka-protocol/message/OffsetFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'partition_indexes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestTopics'
 
-    name: str
-    topic_id: uuid.UUID
-    partition_indexes: list[int]
+    name: str  # Name string; v8-9; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
+    partition_indexes: list[int]  # PartitionIndexes []int32; v8+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -264,77 +151,20 @@ class OffsetFetchRequestTopics:
         self.partition_indexes = list(partition_indexes)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchRequestTopics):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partition_indexes == other.partition_indexes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetFetchRequestTopics(name={self.name!r}, topic_id={self.topic_id!r}, partition_indexes={self.partition_indexes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetFetchRequestTopic(Struct):
+    """Struct ``OffsetFetchRequestTopic`` of ``OffsetFetchRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopics has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _W_OffsetFetchRequestTopics[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchRequestTopics v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequestTopics:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchRequestTopics v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequestTopics, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopics has no version {version} (valid 1-9)')
-        try:
-            return _R_OffsetFetchRequestTopics[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchRequestTopics v{version}: {exc}') from None
-
-
-class OffsetFetchRequestTopic:
-    """Schema struct ``OffsetFetchRequestTopic`` of ``OffsetFetchRequest``."""
+    Schema: ``tools/kafka-protocol/message/OffsetFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchRequestTopic'
 
-    name: str
-    partition_indexes: list[int]
+    name: str  # Name string; v1-7
+    partition_indexes: list[int]  # PartitionIndexes []int32; v1-7
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -348,68 +178,13 @@ class OffsetFetchRequestTopic:
         self.partition_indexes = list(partition_indexes)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchRequestTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partition_indexes == other.partition_indexes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetFetchRequestTopic(name={self.name!r}, partition_indexes={self.partition_indexes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetFetchResponse(Response):
+    """Kafka response ``OffsetFetchResponse`` (API key 9), versions 1-9, flexible from v6.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopic has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _W_OffsetFetchRequestTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchRequestTopic has no version {version} (valid 1-9)')
-        try:
-            return _R_OffsetFetchRequestTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchRequestTopic v{version}: {exc}') from None
-
-
-class OffsetFetchResponse:
-    """Kafka response ``OffsetFetchResponse`` (API key 9), versions 1-9."""
+    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'error_code', 'groups', 'unknown_tags',)
 
@@ -417,13 +192,12 @@ class OffsetFetchResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 9
     FLEXIBLE_VERSION: ClassVar[int | None] = 6
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponse'
 
-    throttle_time_ms: int
-    topics: list[OffsetFetchResponseTopic]
-    error_code: int
-    groups: list[OffsetFetchResponseGroup]
+    throttle_time_ms: int  # ThrottleTimeMs int32; v3+; ignorable
+    topics: list[OffsetFetchResponseTopic]  # Topics []OffsetFetchResponseTopic; v1-7
+    error_code: int  # ErrorCode int16; v2-7; ignorable
+    groups: list[OffsetFetchResponseGroup]  # Groups []OffsetFetchResponseGroup; v8+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -441,79 +215,21 @@ class OffsetFetchResponse:
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            self.error_code == other.error_code and
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}, error_code={self.error_code!r}, groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetFetchResponseGroup(Struct):
+    """Struct ``OffsetFetchResponseGroup`` of ``OffsetFetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponse has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _W_OffsetFetchResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponse has no version {version} (valid 1-9)')
-        try:
-            return _R_OffsetFetchResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponse v{version}: {exc}') from None
-
-
-class OffsetFetchResponseGroup:
-    """Schema struct ``OffsetFetchResponseGroup`` of ``OffsetFetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'topics', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseGroup'
 
-    group_id: str
-    topics: list[OffsetFetchResponseTopics]
-    error_code: int
+    group_id: str  # GroupId string; v8+
+    topics: list[OffsetFetchResponseTopics]  # Topics []OffsetFetchResponseTopics; v8+
+    error_code: int  # ErrorCode int16; v8+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -529,78 +245,21 @@ class OffsetFetchResponseGroup:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponseGroup):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.topics == other.topics and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponseGroup(group_id={self.group_id!r}, topics={self.topics!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetFetchResponseTopics(Struct):
+    """Struct ``OffsetFetchResponseTopics`` of ``OffsetFetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseGroup has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _W_OffsetFetchResponseGroup[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponseGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponseGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponseGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponseGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseGroup has no version {version} (valid 1-9)')
-        try:
-            return _R_OffsetFetchResponseGroup[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponseGroup v{version}: {exc}') from None
-
-
-class OffsetFetchResponseTopics:
-    """Schema struct ``OffsetFetchResponseTopics`` of ``OffsetFetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseTopics'
 
-    name: str
-    topic_id: uuid.UUID
-    partitions: list[OffsetFetchResponsePartitions]
+    name: str  # Name string; v8-9; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v10+; ignorable
+    partitions: list[OffsetFetchResponsePartitions]  # Partitions []OffsetFetchResponsePartitions; v8+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -616,80 +275,23 @@ class OffsetFetchResponseTopics:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponseTopics):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponseTopics(name={self.name!r}, topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetFetchResponsePartitions(Struct):
+    """Struct ``OffsetFetchResponsePartitions`` of ``OffsetFetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopics has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _W_OffsetFetchResponseTopics[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponseTopics v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponseTopics:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponseTopics v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponseTopics, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopics has no version {version} (valid 1-9)')
-        try:
-            return _R_OffsetFetchResponseTopics[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponseTopics v{version}: {exc}') from None
-
-
-class OffsetFetchResponsePartitions:
-    """Schema struct ``OffsetFetchResponsePartitions`` of ``OffsetFetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponsePartitions'
 
-    partition_index: int
-    committed_offset: int
-    committed_leader_epoch: int
-    metadata: str | None
-    error_code: int
+    partition_index: int  # PartitionIndex int32; v8+
+    committed_offset: int  # CommittedOffset int64; v8+
+    committed_leader_epoch: int  # CommittedLeaderEpoch int32; v8+; default -1; ignorable
+    metadata: str | None  # Metadata string; v8+; nullable
+    error_code: int  # ErrorCode int16; v8+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -709,79 +311,20 @@ class OffsetFetchResponsePartitions:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponsePartitions):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.committed_offset == other.committed_offset and
-            self.committed_leader_epoch == other.committed_leader_epoch and
-            self.metadata == other.metadata and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponsePartitions(partition_index={self.partition_index!r}, committed_offset={self.committed_offset!r}, committed_leader_epoch={self.committed_leader_epoch!r}, metadata={self.metadata!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetFetchResponseTopic(Struct):
+    """Struct ``OffsetFetchResponseTopic`` of ``OffsetFetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartitions has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _W_OffsetFetchResponsePartitions[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponsePartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponsePartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponsePartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponsePartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartitions has no version {version} (valid 1-9)')
-        try:
-            return _R_OffsetFetchResponsePartitions[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponsePartitions v{version}: {exc}') from None
-
-
-class OffsetFetchResponseTopic:
-    """Schema struct ``OffsetFetchResponseTopic`` of ``OffsetFetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponseTopic'
 
-    name: str
-    partitions: list[OffsetFetchResponsePartition]
+    name: str  # Name string; v1-7
+    partitions: list[OffsetFetchResponsePartition]  # Partitions []OffsetFetchResponsePartition; v1-7
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -795,79 +338,23 @@ class OffsetFetchResponseTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponseTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponseTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetFetchResponsePartition(Struct):
+    """Struct ``OffsetFetchResponsePartition`` of ``OffsetFetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopic has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _W_OffsetFetchResponseTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponseTopic has no version {version} (valid 1-9)')
-        try:
-            return _R_OffsetFetchResponseTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponseTopic v{version}: {exc}') from None
-
-
-class OffsetFetchResponsePartition:
-    """Schema struct ``OffsetFetchResponsePartition`` of ``OffsetFetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/OffsetFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetFetchResponsePartition'
 
-    partition_index: int
-    committed_offset: int
-    committed_leader_epoch: int
-    metadata: str | None
-    error_code: int
+    partition_index: int  # PartitionIndex int32; v1-7
+    committed_offset: int  # CommittedOffset int64; v1-7
+    committed_leader_epoch: int  # CommittedLeaderEpoch int32; v5-7; default -1; ignorable
+    metadata: str | None  # Metadata string; v1-7; nullable
+    error_code: int  # ErrorCode int16; v1-7
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -887,68 +374,6 @@ class OffsetFetchResponsePartition:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetFetchResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.committed_offset == other.committed_offset and
-            self.committed_leader_epoch == other.committed_leader_epoch and
-            self.metadata == other.metadata and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"OffsetFetchResponsePartition(partition_index={self.partition_index!r}, committed_offset={self.committed_offset!r}, committed_leader_epoch={self.committed_leader_epoch!r}, metadata={self.metadata!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartition has no version {version} (valid 1-9)')
-        start = len(out)
-        try:
-            _W_OffsetFetchResponsePartition[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetFetchResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetFetchResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetFetchResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetFetchResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 9:
-            raise UnsupportedVersionError(f'OffsetFetchResponsePartition has no version {version} (valid 1-9)')
-        try:
-            return _R_OffsetFetchResponsePartition[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetFetchResponsePartition v{version}: {exc}') from None
-
 
 def _new_OffsetFetchRequestTopic() -> OffsetFetchRequestTopic:
     o = OffsetFetchRequestTopic.__new__(OffsetFetchRequestTopic)
@@ -958,28 +383,28 @@ def _new_OffsetFetchRequestTopic() -> OffsetFetchRequestTopic:
     return o
 
 
-def _w_OffsetFetchRequestTopic_1(o: OffsetFetchRequestTopic, out: bytearray) -> None:
+def _write_OffsetFetchRequestTopic_v1(o: OffsetFetchRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partition_indexes
-    out += _S_i.pack(len(x1))
-    out += struct.pack('>%di' % len(x1), *x1)
+    partition_indexes = o.partition_indexes
+    out += _INT32.pack(len(partition_indexes))
+    out += struct.pack('>%di' % len(partition_indexes), *partition_indexes)
 
 
-def _r_OffsetFetchRequestTopic_1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopic, int]:
+def _read_OffsetFetchRequestTopic_v1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopic, int]:
     o = OffsetFetchRequestTopic.__new__(OffsetFetchRequestTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    o.partition_indexes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partition_indexes, pos = read_array_len(buf, pos)
+    o.partition_indexes = list(struct.unpack_from('>%di' % n_partition_indexes, buf, pos))
+    pos += 4 * n_partition_indexes
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetFetchRequestTopic_6(o: OffsetFetchRequestTopic, out: bytearray) -> None:
+def _write_OffsetFetchRequestTopic_v6(o: OffsetFetchRequestTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_indexes
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partition_indexes = o.partition_indexes
+    write_uvarint(out, len(partition_indexes) + 1)
+    out += struct.pack('>%di' % len(partition_indexes), *partition_indexes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -987,12 +412,12 @@ def _w_OffsetFetchRequestTopic_6(o: OffsetFetchRequestTopic, out: bytearray) -> 
         out.append(0)
 
 
-def _r_OffsetFetchRequestTopic_6(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopic, int]:
+def _read_OffsetFetchRequestTopic_v6(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopic, int]:
     o = OffsetFetchRequestTopic.__new__(OffsetFetchRequestTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partition_indexes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partition_indexes, pos = read_compact_array_len(buf, pos)
+    o.partition_indexes = list(struct.unpack_from('>%di' % n_partition_indexes, buf, pos))
+    pos += 4 * n_partition_indexes
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1001,7 +426,7 @@ def _r_OffsetFetchRequestTopic_6(buf: memoryview, pos: int) -> tuple[OffsetFetch
     return o, pos
 
 
-def _w_OffsetFetchRequestTopic_8(o: OffsetFetchRequestTopic, out: bytearray) -> None:
+def _write_OffsetFetchRequestTopic_v8(o: OffsetFetchRequestTopic, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('OffsetFetchRequestTopic.name has a non-default value this version cannot carry')
     if len(o.partition_indexes) != 0:
@@ -1013,7 +438,7 @@ def _w_OffsetFetchRequestTopic_8(o: OffsetFetchRequestTopic, out: bytearray) -> 
         out.append(0)
 
 
-def _r_OffsetFetchRequestTopic_8(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopic, int]:
+def _read_OffsetFetchRequestTopic_v8(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopic, int]:
     o = OffsetFetchRequestTopic.__new__(OffsetFetchRequestTopic)
     o.name = ''
     o.partition_indexes = []
@@ -1034,12 +459,12 @@ def _new_OffsetFetchRequestTopics() -> OffsetFetchRequestTopics:
     return o
 
 
-def _w_OffsetFetchRequestTopics_1(o: OffsetFetchRequestTopics, out: bytearray) -> None:
+def _write_OffsetFetchRequestTopics_v1(o: OffsetFetchRequestTopics, out: bytearray) -> None:
     if len(o.partition_indexes) != 0:
         raise UnsupportedVersionError('OffsetFetchRequestTopics.partition_indexes has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchRequestTopics_1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopics, int]:
+def _read_OffsetFetchRequestTopics_v1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopics, int]:
     o = OffsetFetchRequestTopics.__new__(OffsetFetchRequestTopics)
     o.name = ''
     o.topic_id = ZERO_UUID
@@ -1048,7 +473,7 @@ def _r_OffsetFetchRequestTopics_1(buf: memoryview, pos: int) -> tuple[OffsetFetc
     return o, pos
 
 
-def _w_OffsetFetchRequestTopics_6(o: OffsetFetchRequestTopics, out: bytearray) -> None:
+def _write_OffsetFetchRequestTopics_v6(o: OffsetFetchRequestTopics, out: bytearray) -> None:
     if len(o.partition_indexes) != 0:
         raise UnsupportedVersionError('OffsetFetchRequestTopics.partition_indexes has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -1058,7 +483,7 @@ def _w_OffsetFetchRequestTopics_6(o: OffsetFetchRequestTopics, out: bytearray) -
         out.append(0)
 
 
-def _r_OffsetFetchRequestTopics_6(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopics, int]:
+def _read_OffsetFetchRequestTopics_v6(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopics, int]:
     o = OffsetFetchRequestTopics.__new__(OffsetFetchRequestTopics)
     o.name = ''
     o.topic_id = ZERO_UUID
@@ -1071,11 +496,11 @@ def _r_OffsetFetchRequestTopics_6(buf: memoryview, pos: int) -> tuple[OffsetFetc
     return o, pos
 
 
-def _w_OffsetFetchRequestTopics_8(o: OffsetFetchRequestTopics, out: bytearray) -> None:
+def _write_OffsetFetchRequestTopics_v8(o: OffsetFetchRequestTopics, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_indexes
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partition_indexes = o.partition_indexes
+    write_uvarint(out, len(partition_indexes) + 1)
+    out += struct.pack('>%di' % len(partition_indexes), *partition_indexes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1083,12 +508,12 @@ def _w_OffsetFetchRequestTopics_8(o: OffsetFetchRequestTopics, out: bytearray) -
         out.append(0)
 
 
-def _r_OffsetFetchRequestTopics_8(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopics, int]:
+def _read_OffsetFetchRequestTopics_v8(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestTopics, int]:
     o = OffsetFetchRequestTopics.__new__(OffsetFetchRequestTopics)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partition_indexes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partition_indexes, pos = read_compact_array_len(buf, pos)
+    o.partition_indexes = list(struct.unpack_from('>%di' % n_partition_indexes, buf, pos))
+    pos += 4 * n_partition_indexes
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1108,14 +533,14 @@ def _new_OffsetFetchRequestGroup() -> OffsetFetchRequestGroup:
     return o
 
 
-def _w_OffsetFetchRequestGroup_1(o: OffsetFetchRequestGroup, out: bytearray) -> None:
+def _write_OffsetFetchRequestGroup_v1(o: OffsetFetchRequestGroup, out: bytearray) -> None:
     if o.group_id != '':
         raise UnsupportedVersionError('OffsetFetchRequestGroup.group_id has a non-default value this version cannot carry')
     if (o.topics is None or len(o.topics) != 0):
         raise UnsupportedVersionError('OffsetFetchRequestGroup.topics has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchRequestGroup_1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
+def _read_OffsetFetchRequestGroup_v1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
     o = OffsetFetchRequestGroup.__new__(OffsetFetchRequestGroup)
     o.group_id = ''
     o.member_id = None
@@ -1125,7 +550,7 @@ def _r_OffsetFetchRequestGroup_1(buf: memoryview, pos: int) -> tuple[OffsetFetch
     return o, pos
 
 
-def _w_OffsetFetchRequestGroup_6(o: OffsetFetchRequestGroup, out: bytearray) -> None:
+def _write_OffsetFetchRequestGroup_v6(o: OffsetFetchRequestGroup, out: bytearray) -> None:
     if o.group_id != '':
         raise UnsupportedVersionError('OffsetFetchRequestGroup.group_id has a non-default value this version cannot carry')
     if (o.topics is None or len(o.topics) != 0):
@@ -1137,7 +562,7 @@ def _w_OffsetFetchRequestGroup_6(o: OffsetFetchRequestGroup, out: bytearray) -> 
         out.append(0)
 
 
-def _r_OffsetFetchRequestGroup_6(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
+def _read_OffsetFetchRequestGroup_v6(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
     o = OffsetFetchRequestGroup.__new__(OffsetFetchRequestGroup)
     o.group_id = ''
     o.member_id = None
@@ -1151,15 +576,15 @@ def _r_OffsetFetchRequestGroup_6(buf: memoryview, pos: int) -> tuple[OffsetFetch
     return o, pos
 
 
-def _w_OffsetFetchRequestGroup_8(o: OffsetFetchRequestGroup, out: bytearray) -> None:
+def _write_OffsetFetchRequestGroup_v8(o: OffsetFetchRequestGroup, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    x1 = o.topics
-    if x1 is None:
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_OffsetFetchRequestTopics_8(e2, out)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_OffsetFetchRequestTopics_v8(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1167,18 +592,18 @@ def _w_OffsetFetchRequestGroup_8(o: OffsetFetchRequestGroup, out: bytearray) -> 
         out.append(0)
 
 
-def _r_OffsetFetchRequestGroup_8(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
+def _read_OffsetFetchRequestGroup_v8(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
     o = OffsetFetchRequestGroup.__new__(OffsetFetchRequestGroup)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[OffsetFetchRequestTopics] = []
-        for _ in range(n1):
-            e3, pos = _r_OffsetFetchRequestTopics_8(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[OffsetFetchRequestTopics] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_OffsetFetchRequestTopics_v8(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     o.member_id = None
     o.member_epoch = -1
     if buf[pos] == 0:
@@ -1189,17 +614,17 @@ def _r_OffsetFetchRequestGroup_8(buf: memoryview, pos: int) -> tuple[OffsetFetch
     return o, pos
 
 
-def _w_OffsetFetchRequestGroup_9(o: OffsetFetchRequestGroup, out: bytearray) -> None:
+def _write_OffsetFetchRequestGroup_v9(o: OffsetFetchRequestGroup, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     write_compact_nullable_string(out, o.member_id)
-    out += _S_i.pack(o.member_epoch)
-    x1 = o.topics
-    if x1 is None:
+    out += _INT32.pack(o.member_epoch)
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_OffsetFetchRequestTopics_8(e2, out)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_OffsetFetchRequestTopics_v8(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1207,21 +632,21 @@ def _w_OffsetFetchRequestGroup_9(o: OffsetFetchRequestGroup, out: bytearray) -> 
         out.append(0)
 
 
-def _r_OffsetFetchRequestGroup_9(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
+def _read_OffsetFetchRequestGroup_v9(buf: memoryview, pos: int) -> tuple[OffsetFetchRequestGroup, int]:
     o = OffsetFetchRequestGroup.__new__(OffsetFetchRequestGroup)
     o.group_id, pos = read_compact_string(buf, pos)
     o.member_id, pos = read_compact_nullable_string(buf, pos)
-    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[OffsetFetchRequestTopics] = []
-        for _ in range(n1):
-            e3, pos = _r_OffsetFetchRequestTopics_8(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[OffsetFetchRequestTopics] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_OffsetFetchRequestTopics_v8(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1240,77 +665,77 @@ def _new_OffsetFetchRequest() -> OffsetFetchRequest:
     return o
 
 
-def _w_OffsetFetchRequest_1(o: OffsetFetchRequest, out: bytearray) -> None:
+def _write_OffsetFetchRequest_v1(o: OffsetFetchRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    x1 = o.topics
-    if x1 is None:
+    topics = o.topics
+    if topics is None:
         raise ValueError('topics' + ' is None but not nullable in this version')
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetFetchRequestTopic_1(e2, out)
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetFetchRequestTopic_v1(topics_item, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchRequest.groups has a non-default value this version cannot carry')
     if o.require_stable != False:
         raise UnsupportedVersionError('OffsetFetchRequest.require_stable has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchRequest_1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
+def _read_OffsetFetchRequest_v1(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
     o = OffsetFetchRequest.__new__(OffsetFetchRequest)
     o.group_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetFetchRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchRequestTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetFetchRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetFetchRequestTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.groups = []
     o.require_stable = False
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetFetchRequest_2(o: OffsetFetchRequest, out: bytearray) -> None:
+def _write_OffsetFetchRequest_v2(o: OffsetFetchRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    x1 = o.topics
-    if x1 is None:
+    topics = o.topics
+    if topics is None:
         out += b'\xff\xff\xff\xff'
     else:
-        out += _S_i.pack(len(x1))
-        for e2 in x1:
-            _w_OffsetFetchRequestTopic_1(e2, out)
+        out += _INT32.pack(len(topics))
+        for topics_item in topics:
+            _write_OffsetFetchRequestTopic_v1(topics_item, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchRequest.groups has a non-default value this version cannot carry')
     if o.require_stable != False:
         raise UnsupportedVersionError('OffsetFetchRequest.require_stable has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchRequest_2(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
+def _read_OffsetFetchRequest_v2(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
     o = OffsetFetchRequest.__new__(OffsetFetchRequest)
     o.group_id, pos = read_string(buf, pos)
-    n1, pos = read_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[OffsetFetchRequestTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_OffsetFetchRequestTopic_1(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[OffsetFetchRequestTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_OffsetFetchRequestTopic_v1(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     o.groups = []
     o.require_stable = False
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetFetchRequest_6(o: OffsetFetchRequest, out: bytearray) -> None:
+def _write_OffsetFetchRequest_v6(o: OffsetFetchRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    x1 = o.topics
-    if x1 is None:
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_OffsetFetchRequestTopic_6(e2, out)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_OffsetFetchRequestTopic_v6(topics_item, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchRequest.groups has a non-default value this version cannot carry')
     if o.require_stable != False:
@@ -1322,18 +747,18 @@ def _w_OffsetFetchRequest_6(o: OffsetFetchRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OffsetFetchRequest_6(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
+def _read_OffsetFetchRequest_v6(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
     o = OffsetFetchRequest.__new__(OffsetFetchRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[OffsetFetchRequestTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_OffsetFetchRequestTopic_6(buf, pos)
-            a2.append(e3)
-        o.topics = a2
+        topics: list[OffsetFetchRequestTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_OffsetFetchRequestTopic_v6(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
     o.groups = []
     o.require_stable = False
     if buf[pos] == 0:
@@ -1344,18 +769,18 @@ def _r_OffsetFetchRequest_6(buf: memoryview, pos: int) -> tuple[OffsetFetchReque
     return o, pos
 
 
-def _w_OffsetFetchRequest_7(o: OffsetFetchRequest, out: bytearray) -> None:
+def _write_OffsetFetchRequest_v7(o: OffsetFetchRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    x1 = o.topics
-    if x1 is None:
+    topics = o.topics
+    if topics is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            _w_OffsetFetchRequestTopic_6(e2, out)
+        write_uvarint(out, len(topics) + 1)
+        for topics_item in topics:
+            _write_OffsetFetchRequestTopic_v6(topics_item, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchRequest.groups has a non-default value this version cannot carry')
-    out += _S_o.pack(o.require_stable)
+    out += _BOOL.pack(o.require_stable)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1363,19 +788,19 @@ def _w_OffsetFetchRequest_7(o: OffsetFetchRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OffsetFetchRequest_7(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
+def _read_OffsetFetchRequest_v7(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
     o = OffsetFetchRequest.__new__(OffsetFetchRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_topics, pos = read_compact_nullable_array_len(buf, pos)
+    if n_topics < 0:
         o.topics = None
     else:
-        a2: list[OffsetFetchRequestTopic] = []
-        for _ in range(n1):
-            e3, pos = _r_OffsetFetchRequestTopic_6(buf, pos)
-            a2.append(e3)
-        o.topics = a2
-    o.require_stable = _S_o.unpack_from(buf, pos)[0]
+        topics: list[OffsetFetchRequestTopic] = []
+        for _ in range(n_topics):
+            topics_item, pos = _read_OffsetFetchRequestTopic_v6(buf, pos)
+            topics.append(topics_item)
+        o.topics = topics
+    o.require_stable = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.groups = []
     if buf[pos] == 0:
@@ -1386,16 +811,16 @@ def _r_OffsetFetchRequest_7(buf: memoryview, pos: int) -> tuple[OffsetFetchReque
     return o, pos
 
 
-def _w_OffsetFetchRequest_8(o: OffsetFetchRequest, out: bytearray) -> None:
+def _write_OffsetFetchRequest_v8(o: OffsetFetchRequest, out: bytearray) -> None:
     if o.group_id != '':
         raise UnsupportedVersionError('OffsetFetchRequest.group_id has a non-default value this version cannot carry')
     if (o.topics is None or len(o.topics) != 0):
         raise UnsupportedVersionError('OffsetFetchRequest.topics has a non-default value this version cannot carry')
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetFetchRequestGroup_8(e2, out)
-    out += _S_o.pack(o.require_stable)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_OffsetFetchRequestGroup_v8(groups_item, out)
+    out += _BOOL.pack(o.require_stable)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1403,15 +828,15 @@ def _w_OffsetFetchRequest_8(o: OffsetFetchRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OffsetFetchRequest_8(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
+def _read_OffsetFetchRequest_v8(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
     o = OffsetFetchRequest.__new__(OffsetFetchRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetFetchRequestGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchRequestGroup_8(buf, pos)
-        a2.append(e3)
-    o.groups = a2
-    o.require_stable = _S_o.unpack_from(buf, pos)[0]
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[OffsetFetchRequestGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_OffsetFetchRequestGroup_v8(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
+    o.require_stable = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.group_id = ''
     o.topics = []
@@ -1423,16 +848,16 @@ def _r_OffsetFetchRequest_8(buf: memoryview, pos: int) -> tuple[OffsetFetchReque
     return o, pos
 
 
-def _w_OffsetFetchRequest_9(o: OffsetFetchRequest, out: bytearray) -> None:
+def _write_OffsetFetchRequest_v9(o: OffsetFetchRequest, out: bytearray) -> None:
     if o.group_id != '':
         raise UnsupportedVersionError('OffsetFetchRequest.group_id has a non-default value this version cannot carry')
     if (o.topics is None or len(o.topics) != 0):
         raise UnsupportedVersionError('OffsetFetchRequest.topics has a non-default value this version cannot carry')
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetFetchRequestGroup_9(e2, out)
-    out += _S_o.pack(o.require_stable)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_OffsetFetchRequestGroup_v9(groups_item, out)
+    out += _BOOL.pack(o.require_stable)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1440,15 +865,15 @@ def _w_OffsetFetchRequest_9(o: OffsetFetchRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OffsetFetchRequest_9(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
+def _read_OffsetFetchRequest_v9(buf: memoryview, pos: int) -> tuple[OffsetFetchRequest, int]:
     o = OffsetFetchRequest.__new__(OffsetFetchRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetFetchRequestGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchRequestGroup_9(buf, pos)
-        a2.append(e3)
-    o.groups = a2
-    o.require_stable = _S_o.unpack_from(buf, pos)[0]
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[OffsetFetchRequestGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_OffsetFetchRequestGroup_v9(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
+    o.require_stable = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     o.group_id = ''
     o.topics = []
@@ -1471,45 +896,45 @@ def _new_OffsetFetchResponsePartition() -> OffsetFetchResponsePartition:
     return o
 
 
-def _w_OffsetFetchResponsePartition_1(o: OffsetFetchResponsePartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+def _write_OffsetFetchResponsePartition_v1(o: OffsetFetchResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.committed_offset)
     write_nullable_string(out, o.metadata)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
 
 
-def _r_OffsetFetchResponsePartition_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
+def _read_OffsetFetchResponsePartition_v1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
     o = OffsetFetchResponsePartition.__new__(OffsetFetchResponsePartition)
-    o.partition_index, o.committed_offset = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     o.metadata, pos = read_nullable_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.committed_leader_epoch = -1
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetFetchResponsePartition_5(o: OffsetFetchResponsePartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+def _write_OffsetFetchResponsePartition_v5(o: OffsetFetchResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT32.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     write_nullable_string(out, o.metadata)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
 
 
-def _r_OffsetFetchResponsePartition_5(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
+def _read_OffsetFetchResponsePartition_v5(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
     o = OffsetFetchResponsePartition.__new__(OffsetFetchResponsePartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset, o.committed_leader_epoch = _INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 16
     o.metadata, pos = read_nullable_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetFetchResponsePartition_6(o: OffsetFetchResponsePartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+def _write_OffsetFetchResponsePartition_v6(o: OffsetFetchResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT32.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     write_compact_nullable_string(out, o.metadata)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1517,12 +942,12 @@ def _w_OffsetFetchResponsePartition_6(o: OffsetFetchResponsePartition, out: byte
         out.append(0)
 
 
-def _r_OffsetFetchResponsePartition_6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
+def _read_OffsetFetchResponsePartition_v6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
     o = OffsetFetchResponsePartition.__new__(OffsetFetchResponsePartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset, o.committed_leader_epoch = _INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 16
     o.metadata, pos = read_compact_nullable_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1532,7 +957,7 @@ def _r_OffsetFetchResponsePartition_6(buf: memoryview, pos: int) -> tuple[Offset
     return o, pos
 
 
-def _w_OffsetFetchResponsePartition_8(o: OffsetFetchResponsePartition, out: bytearray) -> None:
+def _write_OffsetFetchResponsePartition_v8(o: OffsetFetchResponsePartition, out: bytearray) -> None:
     if o.partition_index != 0:
         raise UnsupportedVersionError('OffsetFetchResponsePartition.partition_index has a non-default value this version cannot carry')
     if o.committed_offset != 0:
@@ -1548,7 +973,7 @@ def _w_OffsetFetchResponsePartition_8(o: OffsetFetchResponsePartition, out: byte
         out.append(0)
 
 
-def _r_OffsetFetchResponsePartition_8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
+def _read_OffsetFetchResponsePartition_v8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
     o = OffsetFetchResponsePartition.__new__(OffsetFetchResponsePartition)
     o.partition_index = 0
     o.committed_offset = 0
@@ -1571,54 +996,54 @@ def _new_OffsetFetchResponseTopic() -> OffsetFetchResponseTopic:
     return o
 
 
-def _w_OffsetFetchResponseTopic_1(o: OffsetFetchResponseTopic, out: bytearray) -> None:
+def _write_OffsetFetchResponseTopic_v1(o: OffsetFetchResponseTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetFetchResponsePartition_1(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetFetchResponsePartition_v1(partitions_item, out)
 
 
-def _r_OffsetFetchResponseTopic_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
+def _read_OffsetFetchResponseTopic_v1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
     o = OffsetFetchResponseTopic.__new__(OffsetFetchResponseTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetFetchResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponsePartition_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetFetchResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetFetchResponsePartition_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetFetchResponseTopic_5(o: OffsetFetchResponseTopic, out: bytearray) -> None:
+def _write_OffsetFetchResponseTopic_v5(o: OffsetFetchResponseTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetFetchResponsePartition_5(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetFetchResponsePartition_v5(partitions_item, out)
 
 
-def _r_OffsetFetchResponseTopic_5(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
+def _read_OffsetFetchResponseTopic_v5(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
     o = OffsetFetchResponseTopic.__new__(OffsetFetchResponseTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetFetchResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponsePartition_5(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetFetchResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetFetchResponsePartition_v5(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetFetchResponseTopic_6(o: OffsetFetchResponseTopic, out: bytearray) -> None:
+def _write_OffsetFetchResponseTopic_v6(o: OffsetFetchResponseTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetFetchResponsePartition_6(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_OffsetFetchResponsePartition_v6(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1626,15 +1051,15 @@ def _w_OffsetFetchResponseTopic_6(o: OffsetFetchResponseTopic, out: bytearray) -
         out.append(0)
 
 
-def _r_OffsetFetchResponseTopic_6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
+def _read_OffsetFetchResponseTopic_v6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
     o = OffsetFetchResponseTopic.__new__(OffsetFetchResponseTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetFetchResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponsePartition_6(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[OffsetFetchResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetFetchResponsePartition_v6(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1643,7 +1068,7 @@ def _r_OffsetFetchResponseTopic_6(buf: memoryview, pos: int) -> tuple[OffsetFetc
     return o, pos
 
 
-def _w_OffsetFetchResponseTopic_8(o: OffsetFetchResponseTopic, out: bytearray) -> None:
+def _write_OffsetFetchResponseTopic_v8(o: OffsetFetchResponseTopic, out: bytearray) -> None:
     if o.name != '':
         raise UnsupportedVersionError('OffsetFetchResponseTopic.name has a non-default value this version cannot carry')
     if len(o.partitions) != 0:
@@ -1655,7 +1080,7 @@ def _w_OffsetFetchResponseTopic_8(o: OffsetFetchResponseTopic, out: bytearray) -
         out.append(0)
 
 
-def _r_OffsetFetchResponseTopic_8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
+def _read_OffsetFetchResponseTopic_v8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopic, int]:
     o = OffsetFetchResponseTopic.__new__(OffsetFetchResponseTopic)
     o.name = ''
     o.partitions = []
@@ -1678,7 +1103,7 @@ def _new_OffsetFetchResponsePartitions() -> OffsetFetchResponsePartitions:
     return o
 
 
-def _w_OffsetFetchResponsePartitions_1(o: OffsetFetchResponsePartitions, out: bytearray) -> None:
+def _write_OffsetFetchResponsePartitions_v1(o: OffsetFetchResponsePartitions, out: bytearray) -> None:
     if o.partition_index != 0:
         raise UnsupportedVersionError('OffsetFetchResponsePartitions.partition_index has a non-default value this version cannot carry')
     if o.committed_offset != 0:
@@ -1689,7 +1114,7 @@ def _w_OffsetFetchResponsePartitions_1(o: OffsetFetchResponsePartitions, out: by
         raise UnsupportedVersionError('OffsetFetchResponsePartitions.error_code has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchResponsePartitions_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartitions, int]:
+def _read_OffsetFetchResponsePartitions_v1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartitions, int]:
     o = OffsetFetchResponsePartitions.__new__(OffsetFetchResponsePartitions)
     o.partition_index = 0
     o.committed_offset = 0
@@ -1700,7 +1125,7 @@ def _r_OffsetFetchResponsePartitions_1(buf: memoryview, pos: int) -> tuple[Offse
     return o, pos
 
 
-def _w_OffsetFetchResponsePartitions_6(o: OffsetFetchResponsePartitions, out: bytearray) -> None:
+def _write_OffsetFetchResponsePartitions_v6(o: OffsetFetchResponsePartitions, out: bytearray) -> None:
     if o.partition_index != 0:
         raise UnsupportedVersionError('OffsetFetchResponsePartitions.partition_index has a non-default value this version cannot carry')
     if o.committed_offset != 0:
@@ -1716,7 +1141,7 @@ def _w_OffsetFetchResponsePartitions_6(o: OffsetFetchResponsePartitions, out: by
         out.append(0)
 
 
-def _r_OffsetFetchResponsePartitions_6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartitions, int]:
+def _read_OffsetFetchResponsePartitions_v6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartitions, int]:
     o = OffsetFetchResponsePartitions.__new__(OffsetFetchResponsePartitions)
     o.partition_index = 0
     o.committed_offset = 0
@@ -1731,10 +1156,10 @@ def _r_OffsetFetchResponsePartitions_6(buf: memoryview, pos: int) -> tuple[Offse
     return o, pos
 
 
-def _w_OffsetFetchResponsePartitions_8(o: OffsetFetchResponsePartitions, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+def _write_OffsetFetchResponsePartitions_v8(o: OffsetFetchResponsePartitions, out: bytearray) -> None:
+    out += _INT32_INT64_INT32.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     write_compact_nullable_string(out, o.metadata)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1742,12 +1167,12 @@ def _w_OffsetFetchResponsePartitions_8(o: OffsetFetchResponsePartitions, out: by
         out.append(0)
 
 
-def _r_OffsetFetchResponsePartitions_8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartitions, int]:
+def _read_OffsetFetchResponsePartitions_v8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponsePartitions, int]:
     o = OffsetFetchResponsePartitions.__new__(OffsetFetchResponsePartitions)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset, o.committed_leader_epoch = _INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 16
     o.metadata, pos = read_compact_nullable_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1766,12 +1191,12 @@ def _new_OffsetFetchResponseTopics() -> OffsetFetchResponseTopics:
     return o
 
 
-def _w_OffsetFetchResponseTopics_1(o: OffsetFetchResponseTopics, out: bytearray) -> None:
+def _write_OffsetFetchResponseTopics_v1(o: OffsetFetchResponseTopics, out: bytearray) -> None:
     if len(o.partitions) != 0:
         raise UnsupportedVersionError('OffsetFetchResponseTopics.partitions has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchResponseTopics_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopics, int]:
+def _read_OffsetFetchResponseTopics_v1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopics, int]:
     o = OffsetFetchResponseTopics.__new__(OffsetFetchResponseTopics)
     o.name = ''
     o.topic_id = ZERO_UUID
@@ -1780,7 +1205,7 @@ def _r_OffsetFetchResponseTopics_1(buf: memoryview, pos: int) -> tuple[OffsetFet
     return o, pos
 
 
-def _w_OffsetFetchResponseTopics_6(o: OffsetFetchResponseTopics, out: bytearray) -> None:
+def _write_OffsetFetchResponseTopics_v6(o: OffsetFetchResponseTopics, out: bytearray) -> None:
     if len(o.partitions) != 0:
         raise UnsupportedVersionError('OffsetFetchResponseTopics.partitions has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -1790,7 +1215,7 @@ def _w_OffsetFetchResponseTopics_6(o: OffsetFetchResponseTopics, out: bytearray)
         out.append(0)
 
 
-def _r_OffsetFetchResponseTopics_6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopics, int]:
+def _read_OffsetFetchResponseTopics_v6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopics, int]:
     o = OffsetFetchResponseTopics.__new__(OffsetFetchResponseTopics)
     o.name = ''
     o.topic_id = ZERO_UUID
@@ -1803,12 +1228,12 @@ def _r_OffsetFetchResponseTopics_6(buf: memoryview, pos: int) -> tuple[OffsetFet
     return o, pos
 
 
-def _w_OffsetFetchResponseTopics_8(o: OffsetFetchResponseTopics, out: bytearray) -> None:
+def _write_OffsetFetchResponseTopics_v8(o: OffsetFetchResponseTopics, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetFetchResponsePartitions_8(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_OffsetFetchResponsePartitions_v8(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1816,15 +1241,15 @@ def _w_OffsetFetchResponseTopics_8(o: OffsetFetchResponseTopics, out: bytearray)
         out.append(0)
 
 
-def _r_OffsetFetchResponseTopics_8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopics, int]:
+def _read_OffsetFetchResponseTopics_v8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseTopics, int]:
     o = OffsetFetchResponseTopics.__new__(OffsetFetchResponseTopics)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetFetchResponsePartitions] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponsePartitions_8(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[OffsetFetchResponsePartitions] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetFetchResponsePartitions_v8(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1843,7 +1268,7 @@ def _new_OffsetFetchResponseGroup() -> OffsetFetchResponseGroup:
     return o
 
 
-def _w_OffsetFetchResponseGroup_1(o: OffsetFetchResponseGroup, out: bytearray) -> None:
+def _write_OffsetFetchResponseGroup_v1(o: OffsetFetchResponseGroup, out: bytearray) -> None:
     if o.group_id != '':
         raise UnsupportedVersionError('OffsetFetchResponseGroup.group_id has a non-default value this version cannot carry')
     if len(o.topics) != 0:
@@ -1852,7 +1277,7 @@ def _w_OffsetFetchResponseGroup_1(o: OffsetFetchResponseGroup, out: bytearray) -
         raise UnsupportedVersionError('OffsetFetchResponseGroup.error_code has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchResponseGroup_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseGroup, int]:
+def _read_OffsetFetchResponseGroup_v1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseGroup, int]:
     o = OffsetFetchResponseGroup.__new__(OffsetFetchResponseGroup)
     o.group_id = ''
     o.topics = []
@@ -1861,7 +1286,7 @@ def _r_OffsetFetchResponseGroup_1(buf: memoryview, pos: int) -> tuple[OffsetFetc
     return o, pos
 
 
-def _w_OffsetFetchResponseGroup_6(o: OffsetFetchResponseGroup, out: bytearray) -> None:
+def _write_OffsetFetchResponseGroup_v6(o: OffsetFetchResponseGroup, out: bytearray) -> None:
     if o.group_id != '':
         raise UnsupportedVersionError('OffsetFetchResponseGroup.group_id has a non-default value this version cannot carry')
     if len(o.topics) != 0:
@@ -1875,7 +1300,7 @@ def _w_OffsetFetchResponseGroup_6(o: OffsetFetchResponseGroup, out: bytearray) -
         out.append(0)
 
 
-def _r_OffsetFetchResponseGroup_6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseGroup, int]:
+def _read_OffsetFetchResponseGroup_v6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseGroup, int]:
     o = OffsetFetchResponseGroup.__new__(OffsetFetchResponseGroup)
     o.group_id = ''
     o.topics = []
@@ -1888,13 +1313,13 @@ def _r_OffsetFetchResponseGroup_6(buf: memoryview, pos: int) -> tuple[OffsetFetc
     return o, pos
 
 
-def _w_OffsetFetchResponseGroup_8(o: OffsetFetchResponseGroup, out: bytearray) -> None:
+def _write_OffsetFetchResponseGroup_v8(o: OffsetFetchResponseGroup, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetFetchResponseTopics_8(e2, out)
-    out += _S_h.pack(o.error_code)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_OffsetFetchResponseTopics_v8(topics_item, out)
+    out += _INT16.pack(o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1902,16 +1327,16 @@ def _w_OffsetFetchResponseGroup_8(o: OffsetFetchResponseGroup, out: bytearray) -
         out.append(0)
 
 
-def _r_OffsetFetchResponseGroup_8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseGroup, int]:
+def _read_OffsetFetchResponseGroup_v8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponseGroup, int]:
     o = OffsetFetchResponseGroup.__new__(OffsetFetchResponseGroup)
     o.group_id, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetFetchResponseTopics] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponseTopics_8(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[OffsetFetchResponseTopics] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetFetchResponseTopics_v8(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1931,23 +1356,23 @@ def _new_OffsetFetchResponse() -> OffsetFetchResponse:
     return o
 
 
-def _w_OffsetFetchResponse_1(o: OffsetFetchResponse, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetFetchResponseTopic_1(e2, out)
+def _write_OffsetFetchResponse_v1(o: OffsetFetchResponse, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetFetchResponseTopic_v1(topics_item, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchResponse.groups has a non-default value this version cannot carry')
 
 
-def _r_OffsetFetchResponse_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
+def _read_OffsetFetchResponse_v1(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
     o = OffsetFetchResponse.__new__(OffsetFetchResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetFetchResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponseTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetFetchResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetFetchResponseTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.throttle_time_ms = 0
     o.error_code = 0
     o.groups = []
@@ -1955,25 +1380,25 @@ def _r_OffsetFetchResponse_1(buf: memoryview, pos: int) -> tuple[OffsetFetchResp
     return o, pos
 
 
-def _w_OffsetFetchResponse_2(o: OffsetFetchResponse, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetFetchResponseTopic_1(e2, out)
+def _write_OffsetFetchResponse_v2(o: OffsetFetchResponse, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetFetchResponseTopic_v1(topics_item, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchResponse.groups has a non-default value this version cannot carry')
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
 
 
-def _r_OffsetFetchResponse_2(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
+def _read_OffsetFetchResponse_v2(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
     o = OffsetFetchResponse.__new__(OffsetFetchResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetFetchResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponseTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetFetchResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetFetchResponseTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.throttle_time_ms = 0
     o.groups = []
@@ -1981,71 +1406,71 @@ def _r_OffsetFetchResponse_2(buf: memoryview, pos: int) -> tuple[OffsetFetchResp
     return o, pos
 
 
-def _w_OffsetFetchResponse_3(o: OffsetFetchResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetFetchResponseTopic_1(e2, out)
+def _write_OffsetFetchResponse_v3(o: OffsetFetchResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetFetchResponseTopic_v1(topics_item, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchResponse.groups has a non-default value this version cannot carry')
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
 
 
-def _r_OffsetFetchResponse_3(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
+def _read_OffsetFetchResponse_v3(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
     o = OffsetFetchResponse.__new__(OffsetFetchResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetFetchResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponseTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetFetchResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetFetchResponseTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.groups = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetFetchResponse_5(o: OffsetFetchResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetFetchResponseTopic_5(e2, out)
+def _write_OffsetFetchResponse_v5(o: OffsetFetchResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetFetchResponseTopic_v5(topics_item, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchResponse.groups has a non-default value this version cannot carry')
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
 
 
-def _r_OffsetFetchResponse_5(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
+def _read_OffsetFetchResponse_v5(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
     o = OffsetFetchResponse.__new__(OffsetFetchResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetFetchResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponseTopic_5(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetFetchResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetFetchResponseTopic_v5(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.groups = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetFetchResponse_6(o: OffsetFetchResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetFetchResponseTopic_6(e2, out)
+def _write_OffsetFetchResponse_v6(o: OffsetFetchResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_OffsetFetchResponseTopic_v6(topics_item, out)
     if len(o.groups) != 0:
         raise UnsupportedVersionError('OffsetFetchResponse.groups has a non-default value this version cannot carry')
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2053,17 +1478,17 @@ def _w_OffsetFetchResponse_6(o: OffsetFetchResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OffsetFetchResponse_6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
+def _read_OffsetFetchResponse_v6(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
     o = OffsetFetchResponse.__new__(OffsetFetchResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetFetchResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponseTopic_6(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[OffsetFetchResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetFetchResponseTopic_v6(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.groups = []
     if buf[pos] == 0:
@@ -2074,14 +1499,14 @@ def _r_OffsetFetchResponse_6(buf: memoryview, pos: int) -> tuple[OffsetFetchResp
     return o, pos
 
 
-def _w_OffsetFetchResponse_8(o: OffsetFetchResponse, out: bytearray) -> None:
+def _write_OffsetFetchResponse_v8(o: OffsetFetchResponse, out: bytearray) -> None:
     if len(o.topics) != 0:
         raise UnsupportedVersionError('OffsetFetchResponse.topics has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetFetchResponseGroup_8(e2, out)
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_OffsetFetchResponseGroup_v8(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -2089,16 +1514,16 @@ def _w_OffsetFetchResponse_8(o: OffsetFetchResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OffsetFetchResponse_8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
+def _read_OffsetFetchResponse_v8(buf: memoryview, pos: int) -> tuple[OffsetFetchResponse, int]:
     o = OffsetFetchResponse.__new__(OffsetFetchResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetFetchResponseGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetFetchResponseGroup_8(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[OffsetFetchResponseGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_OffsetFetchResponseGroup_v8(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     o.topics = []
     o.error_code = 0
     if buf[pos] == 0:
@@ -2109,54 +1534,56 @@ def _r_OffsetFetchResponse_8(buf: memoryview, pos: int) -> tuple[OffsetFetchResp
     return o, pos
 
 
-_W_OffsetFetchRequestTopic: tuple[Callable[[OffsetFetchRequestTopic, bytearray], None], ...] = (
-    _w_OffsetFetchRequestTopic_1,
-    _w_OffsetFetchRequestTopic_1,
-    _w_OffsetFetchRequestTopic_1,
-    _w_OffsetFetchRequestTopic_1,
-    _w_OffsetFetchRequestTopic_1,
-    _w_OffsetFetchRequestTopic_6,
-    _w_OffsetFetchRequestTopic_6,
-    _w_OffsetFetchRequestTopic_8,
-    _w_OffsetFetchRequestTopic_8,
+OffsetFetchRequestTopic._LOWEST = 1
+OffsetFetchRequestTopic._WRITERS = (
+    _write_OffsetFetchRequestTopic_v1,
+    _write_OffsetFetchRequestTopic_v1,
+    _write_OffsetFetchRequestTopic_v1,
+    _write_OffsetFetchRequestTopic_v1,
+    _write_OffsetFetchRequestTopic_v1,
+    _write_OffsetFetchRequestTopic_v6,
+    _write_OffsetFetchRequestTopic_v6,
+    _write_OffsetFetchRequestTopic_v8,
+    _write_OffsetFetchRequestTopic_v8,
 )
-_R_OffsetFetchRequestTopic: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequestTopic, int]], ...] = (
-    _r_OffsetFetchRequestTopic_1,
-    _r_OffsetFetchRequestTopic_1,
-    _r_OffsetFetchRequestTopic_1,
-    _r_OffsetFetchRequestTopic_1,
-    _r_OffsetFetchRequestTopic_1,
-    _r_OffsetFetchRequestTopic_6,
-    _r_OffsetFetchRequestTopic_6,
-    _r_OffsetFetchRequestTopic_8,
-    _r_OffsetFetchRequestTopic_8,
+OffsetFetchRequestTopic._READERS = (
+    _read_OffsetFetchRequestTopic_v1,
+    _read_OffsetFetchRequestTopic_v1,
+    _read_OffsetFetchRequestTopic_v1,
+    _read_OffsetFetchRequestTopic_v1,
+    _read_OffsetFetchRequestTopic_v1,
+    _read_OffsetFetchRequestTopic_v6,
+    _read_OffsetFetchRequestTopic_v6,
+    _read_OffsetFetchRequestTopic_v8,
+    _read_OffsetFetchRequestTopic_v8,
 )
 OffsetFetchRequestTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 7), None, None, None, None),
     FieldSpec('partition_indexes', 'array', 'int32', (0, 7), None, None, None, None),
 )
 
-_W_OffsetFetchRequestTopics: tuple[Callable[[OffsetFetchRequestTopics, bytearray], None], ...] = (
-    _w_OffsetFetchRequestTopics_1,
-    _w_OffsetFetchRequestTopics_1,
-    _w_OffsetFetchRequestTopics_1,
-    _w_OffsetFetchRequestTopics_1,
-    _w_OffsetFetchRequestTopics_1,
-    _w_OffsetFetchRequestTopics_6,
-    _w_OffsetFetchRequestTopics_6,
-    _w_OffsetFetchRequestTopics_8,
-    _w_OffsetFetchRequestTopics_8,
+OffsetFetchRequestTopics._LOWEST = 1
+OffsetFetchRequestTopics._WRITERS = (
+    _write_OffsetFetchRequestTopics_v1,
+    _write_OffsetFetchRequestTopics_v1,
+    _write_OffsetFetchRequestTopics_v1,
+    _write_OffsetFetchRequestTopics_v1,
+    _write_OffsetFetchRequestTopics_v1,
+    _write_OffsetFetchRequestTopics_v6,
+    _write_OffsetFetchRequestTopics_v6,
+    _write_OffsetFetchRequestTopics_v8,
+    _write_OffsetFetchRequestTopics_v8,
 )
-_R_OffsetFetchRequestTopics: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequestTopics, int]], ...] = (
-    _r_OffsetFetchRequestTopics_1,
-    _r_OffsetFetchRequestTopics_1,
-    _r_OffsetFetchRequestTopics_1,
-    _r_OffsetFetchRequestTopics_1,
-    _r_OffsetFetchRequestTopics_1,
-    _r_OffsetFetchRequestTopics_6,
-    _r_OffsetFetchRequestTopics_6,
-    _r_OffsetFetchRequestTopics_8,
-    _r_OffsetFetchRequestTopics_8,
+OffsetFetchRequestTopics._READERS = (
+    _read_OffsetFetchRequestTopics_v1,
+    _read_OffsetFetchRequestTopics_v1,
+    _read_OffsetFetchRequestTopics_v1,
+    _read_OffsetFetchRequestTopics_v1,
+    _read_OffsetFetchRequestTopics_v1,
+    _read_OffsetFetchRequestTopics_v6,
+    _read_OffsetFetchRequestTopics_v6,
+    _read_OffsetFetchRequestTopics_v8,
+    _read_OffsetFetchRequestTopics_v8,
 )
 OffsetFetchRequestTopics._FIELDS = (
     FieldSpec('name', 'string', None, (8, 9), None, None, None, None),
@@ -2164,27 +1591,28 @@ OffsetFetchRequestTopics._FIELDS = (
     FieldSpec('partition_indexes', 'array', 'int32', (8, 32767), None, None, None, None),
 )
 
-_W_OffsetFetchRequestGroup: tuple[Callable[[OffsetFetchRequestGroup, bytearray], None], ...] = (
-    _w_OffsetFetchRequestGroup_1,
-    _w_OffsetFetchRequestGroup_1,
-    _w_OffsetFetchRequestGroup_1,
-    _w_OffsetFetchRequestGroup_1,
-    _w_OffsetFetchRequestGroup_1,
-    _w_OffsetFetchRequestGroup_6,
-    _w_OffsetFetchRequestGroup_6,
-    _w_OffsetFetchRequestGroup_8,
-    _w_OffsetFetchRequestGroup_9,
+OffsetFetchRequestGroup._LOWEST = 1
+OffsetFetchRequestGroup._WRITERS = (
+    _write_OffsetFetchRequestGroup_v1,
+    _write_OffsetFetchRequestGroup_v1,
+    _write_OffsetFetchRequestGroup_v1,
+    _write_OffsetFetchRequestGroup_v1,
+    _write_OffsetFetchRequestGroup_v1,
+    _write_OffsetFetchRequestGroup_v6,
+    _write_OffsetFetchRequestGroup_v6,
+    _write_OffsetFetchRequestGroup_v8,
+    _write_OffsetFetchRequestGroup_v9,
 )
-_R_OffsetFetchRequestGroup: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequestGroup, int]], ...] = (
-    _r_OffsetFetchRequestGroup_1,
-    _r_OffsetFetchRequestGroup_1,
-    _r_OffsetFetchRequestGroup_1,
-    _r_OffsetFetchRequestGroup_1,
-    _r_OffsetFetchRequestGroup_1,
-    _r_OffsetFetchRequestGroup_6,
-    _r_OffsetFetchRequestGroup_6,
-    _r_OffsetFetchRequestGroup_8,
-    _r_OffsetFetchRequestGroup_9,
+OffsetFetchRequestGroup._READERS = (
+    _read_OffsetFetchRequestGroup_v1,
+    _read_OffsetFetchRequestGroup_v1,
+    _read_OffsetFetchRequestGroup_v1,
+    _read_OffsetFetchRequestGroup_v1,
+    _read_OffsetFetchRequestGroup_v1,
+    _read_OffsetFetchRequestGroup_v6,
+    _read_OffsetFetchRequestGroup_v6,
+    _read_OffsetFetchRequestGroup_v8,
+    _read_OffsetFetchRequestGroup_v9,
 )
 OffsetFetchRequestGroup._FIELDS = (
     FieldSpec('group_id', 'string', None, (8, 32767), None, None, None, None),
@@ -2193,27 +1621,28 @@ OffsetFetchRequestGroup._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (8, 32767), (8, 32767), None, None, OffsetFetchRequestTopics),
 )
 
-_W_OffsetFetchRequest: tuple[Callable[[OffsetFetchRequest, bytearray], None], ...] = (
-    _w_OffsetFetchRequest_1,
-    _w_OffsetFetchRequest_2,
-    _w_OffsetFetchRequest_2,
-    _w_OffsetFetchRequest_2,
-    _w_OffsetFetchRequest_2,
-    _w_OffsetFetchRequest_6,
-    _w_OffsetFetchRequest_7,
-    _w_OffsetFetchRequest_8,
-    _w_OffsetFetchRequest_9,
+OffsetFetchRequest._LOWEST = 1
+OffsetFetchRequest._WRITERS = (
+    _write_OffsetFetchRequest_v1,
+    _write_OffsetFetchRequest_v2,
+    _write_OffsetFetchRequest_v2,
+    _write_OffsetFetchRequest_v2,
+    _write_OffsetFetchRequest_v2,
+    _write_OffsetFetchRequest_v6,
+    _write_OffsetFetchRequest_v7,
+    _write_OffsetFetchRequest_v8,
+    _write_OffsetFetchRequest_v9,
 )
-_R_OffsetFetchRequest: tuple[Callable[[memoryview, int], tuple[OffsetFetchRequest, int]], ...] = (
-    _r_OffsetFetchRequest_1,
-    _r_OffsetFetchRequest_2,
-    _r_OffsetFetchRequest_2,
-    _r_OffsetFetchRequest_2,
-    _r_OffsetFetchRequest_2,
-    _r_OffsetFetchRequest_6,
-    _r_OffsetFetchRequest_7,
-    _r_OffsetFetchRequest_8,
-    _r_OffsetFetchRequest_9,
+OffsetFetchRequest._READERS = (
+    _read_OffsetFetchRequest_v1,
+    _read_OffsetFetchRequest_v2,
+    _read_OffsetFetchRequest_v2,
+    _read_OffsetFetchRequest_v2,
+    _read_OffsetFetchRequest_v2,
+    _read_OffsetFetchRequest_v6,
+    _read_OffsetFetchRequest_v7,
+    _read_OffsetFetchRequest_v8,
+    _read_OffsetFetchRequest_v9,
 )
 OffsetFetchRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 7), None, None, None, None),
@@ -2222,27 +1651,28 @@ OffsetFetchRequest._FIELDS = (
     FieldSpec('require_stable', 'bool', None, (7, 32767), None, None, None, None),
 )
 
-_W_OffsetFetchResponsePartition: tuple[Callable[[OffsetFetchResponsePartition, bytearray], None], ...] = (
-    _w_OffsetFetchResponsePartition_1,
-    _w_OffsetFetchResponsePartition_1,
-    _w_OffsetFetchResponsePartition_1,
-    _w_OffsetFetchResponsePartition_1,
-    _w_OffsetFetchResponsePartition_5,
-    _w_OffsetFetchResponsePartition_6,
-    _w_OffsetFetchResponsePartition_6,
-    _w_OffsetFetchResponsePartition_8,
-    _w_OffsetFetchResponsePartition_8,
+OffsetFetchResponsePartition._LOWEST = 1
+OffsetFetchResponsePartition._WRITERS = (
+    _write_OffsetFetchResponsePartition_v1,
+    _write_OffsetFetchResponsePartition_v1,
+    _write_OffsetFetchResponsePartition_v1,
+    _write_OffsetFetchResponsePartition_v1,
+    _write_OffsetFetchResponsePartition_v5,
+    _write_OffsetFetchResponsePartition_v6,
+    _write_OffsetFetchResponsePartition_v6,
+    _write_OffsetFetchResponsePartition_v8,
+    _write_OffsetFetchResponsePartition_v8,
 )
-_R_OffsetFetchResponsePartition: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponsePartition, int]], ...] = (
-    _r_OffsetFetchResponsePartition_1,
-    _r_OffsetFetchResponsePartition_1,
-    _r_OffsetFetchResponsePartition_1,
-    _r_OffsetFetchResponsePartition_1,
-    _r_OffsetFetchResponsePartition_5,
-    _r_OffsetFetchResponsePartition_6,
-    _r_OffsetFetchResponsePartition_6,
-    _r_OffsetFetchResponsePartition_8,
-    _r_OffsetFetchResponsePartition_8,
+OffsetFetchResponsePartition._READERS = (
+    _read_OffsetFetchResponsePartition_v1,
+    _read_OffsetFetchResponsePartition_v1,
+    _read_OffsetFetchResponsePartition_v1,
+    _read_OffsetFetchResponsePartition_v1,
+    _read_OffsetFetchResponsePartition_v5,
+    _read_OffsetFetchResponsePartition_v6,
+    _read_OffsetFetchResponsePartition_v6,
+    _read_OffsetFetchResponsePartition_v8,
+    _read_OffsetFetchResponsePartition_v8,
 )
 OffsetFetchResponsePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 7), None, None, None, None),
@@ -2252,54 +1682,56 @@ OffsetFetchResponsePartition._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 7), None, None, None, None),
 )
 
-_W_OffsetFetchResponseTopic: tuple[Callable[[OffsetFetchResponseTopic, bytearray], None], ...] = (
-    _w_OffsetFetchResponseTopic_1,
-    _w_OffsetFetchResponseTopic_1,
-    _w_OffsetFetchResponseTopic_1,
-    _w_OffsetFetchResponseTopic_1,
-    _w_OffsetFetchResponseTopic_5,
-    _w_OffsetFetchResponseTopic_6,
-    _w_OffsetFetchResponseTopic_6,
-    _w_OffsetFetchResponseTopic_8,
-    _w_OffsetFetchResponseTopic_8,
+OffsetFetchResponseTopic._LOWEST = 1
+OffsetFetchResponseTopic._WRITERS = (
+    _write_OffsetFetchResponseTopic_v1,
+    _write_OffsetFetchResponseTopic_v1,
+    _write_OffsetFetchResponseTopic_v1,
+    _write_OffsetFetchResponseTopic_v1,
+    _write_OffsetFetchResponseTopic_v5,
+    _write_OffsetFetchResponseTopic_v6,
+    _write_OffsetFetchResponseTopic_v6,
+    _write_OffsetFetchResponseTopic_v8,
+    _write_OffsetFetchResponseTopic_v8,
 )
-_R_OffsetFetchResponseTopic: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponseTopic, int]], ...] = (
-    _r_OffsetFetchResponseTopic_1,
-    _r_OffsetFetchResponseTopic_1,
-    _r_OffsetFetchResponseTopic_1,
-    _r_OffsetFetchResponseTopic_1,
-    _r_OffsetFetchResponseTopic_5,
-    _r_OffsetFetchResponseTopic_6,
-    _r_OffsetFetchResponseTopic_6,
-    _r_OffsetFetchResponseTopic_8,
-    _r_OffsetFetchResponseTopic_8,
+OffsetFetchResponseTopic._READERS = (
+    _read_OffsetFetchResponseTopic_v1,
+    _read_OffsetFetchResponseTopic_v1,
+    _read_OffsetFetchResponseTopic_v1,
+    _read_OffsetFetchResponseTopic_v1,
+    _read_OffsetFetchResponseTopic_v5,
+    _read_OffsetFetchResponseTopic_v6,
+    _read_OffsetFetchResponseTopic_v6,
+    _read_OffsetFetchResponseTopic_v8,
+    _read_OffsetFetchResponseTopic_v8,
 )
 OffsetFetchResponseTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 7), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 7), None, None, None, OffsetFetchResponsePartition),
 )
 
-_W_OffsetFetchResponsePartitions: tuple[Callable[[OffsetFetchResponsePartitions, bytearray], None], ...] = (
-    _w_OffsetFetchResponsePartitions_1,
-    _w_OffsetFetchResponsePartitions_1,
-    _w_OffsetFetchResponsePartitions_1,
-    _w_OffsetFetchResponsePartitions_1,
-    _w_OffsetFetchResponsePartitions_1,
-    _w_OffsetFetchResponsePartitions_6,
-    _w_OffsetFetchResponsePartitions_6,
-    _w_OffsetFetchResponsePartitions_8,
-    _w_OffsetFetchResponsePartitions_8,
+OffsetFetchResponsePartitions._LOWEST = 1
+OffsetFetchResponsePartitions._WRITERS = (
+    _write_OffsetFetchResponsePartitions_v1,
+    _write_OffsetFetchResponsePartitions_v1,
+    _write_OffsetFetchResponsePartitions_v1,
+    _write_OffsetFetchResponsePartitions_v1,
+    _write_OffsetFetchResponsePartitions_v1,
+    _write_OffsetFetchResponsePartitions_v6,
+    _write_OffsetFetchResponsePartitions_v6,
+    _write_OffsetFetchResponsePartitions_v8,
+    _write_OffsetFetchResponsePartitions_v8,
 )
-_R_OffsetFetchResponsePartitions: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponsePartitions, int]], ...] = (
-    _r_OffsetFetchResponsePartitions_1,
-    _r_OffsetFetchResponsePartitions_1,
-    _r_OffsetFetchResponsePartitions_1,
-    _r_OffsetFetchResponsePartitions_1,
-    _r_OffsetFetchResponsePartitions_1,
-    _r_OffsetFetchResponsePartitions_6,
-    _r_OffsetFetchResponsePartitions_6,
-    _r_OffsetFetchResponsePartitions_8,
-    _r_OffsetFetchResponsePartitions_8,
+OffsetFetchResponsePartitions._READERS = (
+    _read_OffsetFetchResponsePartitions_v1,
+    _read_OffsetFetchResponsePartitions_v1,
+    _read_OffsetFetchResponsePartitions_v1,
+    _read_OffsetFetchResponsePartitions_v1,
+    _read_OffsetFetchResponsePartitions_v1,
+    _read_OffsetFetchResponsePartitions_v6,
+    _read_OffsetFetchResponsePartitions_v6,
+    _read_OffsetFetchResponsePartitions_v8,
+    _read_OffsetFetchResponsePartitions_v8,
 )
 OffsetFetchResponsePartitions._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (8, 32767), None, None, None, None),
@@ -2309,27 +1741,28 @@ OffsetFetchResponsePartitions._FIELDS = (
     FieldSpec('error_code', 'int16', None, (8, 32767), None, None, None, None),
 )
 
-_W_OffsetFetchResponseTopics: tuple[Callable[[OffsetFetchResponseTopics, bytearray], None], ...] = (
-    _w_OffsetFetchResponseTopics_1,
-    _w_OffsetFetchResponseTopics_1,
-    _w_OffsetFetchResponseTopics_1,
-    _w_OffsetFetchResponseTopics_1,
-    _w_OffsetFetchResponseTopics_1,
-    _w_OffsetFetchResponseTopics_6,
-    _w_OffsetFetchResponseTopics_6,
-    _w_OffsetFetchResponseTopics_8,
-    _w_OffsetFetchResponseTopics_8,
+OffsetFetchResponseTopics._LOWEST = 1
+OffsetFetchResponseTopics._WRITERS = (
+    _write_OffsetFetchResponseTopics_v1,
+    _write_OffsetFetchResponseTopics_v1,
+    _write_OffsetFetchResponseTopics_v1,
+    _write_OffsetFetchResponseTopics_v1,
+    _write_OffsetFetchResponseTopics_v1,
+    _write_OffsetFetchResponseTopics_v6,
+    _write_OffsetFetchResponseTopics_v6,
+    _write_OffsetFetchResponseTopics_v8,
+    _write_OffsetFetchResponseTopics_v8,
 )
-_R_OffsetFetchResponseTopics: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponseTopics, int]], ...] = (
-    _r_OffsetFetchResponseTopics_1,
-    _r_OffsetFetchResponseTopics_1,
-    _r_OffsetFetchResponseTopics_1,
-    _r_OffsetFetchResponseTopics_1,
-    _r_OffsetFetchResponseTopics_1,
-    _r_OffsetFetchResponseTopics_6,
-    _r_OffsetFetchResponseTopics_6,
-    _r_OffsetFetchResponseTopics_8,
-    _r_OffsetFetchResponseTopics_8,
+OffsetFetchResponseTopics._READERS = (
+    _read_OffsetFetchResponseTopics_v1,
+    _read_OffsetFetchResponseTopics_v1,
+    _read_OffsetFetchResponseTopics_v1,
+    _read_OffsetFetchResponseTopics_v1,
+    _read_OffsetFetchResponseTopics_v1,
+    _read_OffsetFetchResponseTopics_v6,
+    _read_OffsetFetchResponseTopics_v6,
+    _read_OffsetFetchResponseTopics_v8,
+    _read_OffsetFetchResponseTopics_v8,
 )
 OffsetFetchResponseTopics._FIELDS = (
     FieldSpec('name', 'string', None, (8, 9), None, None, None, None),
@@ -2337,27 +1770,28 @@ OffsetFetchResponseTopics._FIELDS = (
     FieldSpec('partitions', 'array', 'struct', (8, 32767), None, None, None, OffsetFetchResponsePartitions),
 )
 
-_W_OffsetFetchResponseGroup: tuple[Callable[[OffsetFetchResponseGroup, bytearray], None], ...] = (
-    _w_OffsetFetchResponseGroup_1,
-    _w_OffsetFetchResponseGroup_1,
-    _w_OffsetFetchResponseGroup_1,
-    _w_OffsetFetchResponseGroup_1,
-    _w_OffsetFetchResponseGroup_1,
-    _w_OffsetFetchResponseGroup_6,
-    _w_OffsetFetchResponseGroup_6,
-    _w_OffsetFetchResponseGroup_8,
-    _w_OffsetFetchResponseGroup_8,
+OffsetFetchResponseGroup._LOWEST = 1
+OffsetFetchResponseGroup._WRITERS = (
+    _write_OffsetFetchResponseGroup_v1,
+    _write_OffsetFetchResponseGroup_v1,
+    _write_OffsetFetchResponseGroup_v1,
+    _write_OffsetFetchResponseGroup_v1,
+    _write_OffsetFetchResponseGroup_v1,
+    _write_OffsetFetchResponseGroup_v6,
+    _write_OffsetFetchResponseGroup_v6,
+    _write_OffsetFetchResponseGroup_v8,
+    _write_OffsetFetchResponseGroup_v8,
 )
-_R_OffsetFetchResponseGroup: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponseGroup, int]], ...] = (
-    _r_OffsetFetchResponseGroup_1,
-    _r_OffsetFetchResponseGroup_1,
-    _r_OffsetFetchResponseGroup_1,
-    _r_OffsetFetchResponseGroup_1,
-    _r_OffsetFetchResponseGroup_1,
-    _r_OffsetFetchResponseGroup_6,
-    _r_OffsetFetchResponseGroup_6,
-    _r_OffsetFetchResponseGroup_8,
-    _r_OffsetFetchResponseGroup_8,
+OffsetFetchResponseGroup._READERS = (
+    _read_OffsetFetchResponseGroup_v1,
+    _read_OffsetFetchResponseGroup_v1,
+    _read_OffsetFetchResponseGroup_v1,
+    _read_OffsetFetchResponseGroup_v1,
+    _read_OffsetFetchResponseGroup_v1,
+    _read_OffsetFetchResponseGroup_v6,
+    _read_OffsetFetchResponseGroup_v6,
+    _read_OffsetFetchResponseGroup_v8,
+    _read_OffsetFetchResponseGroup_v8,
 )
 OffsetFetchResponseGroup._FIELDS = (
     FieldSpec('group_id', 'string', None, (8, 32767), None, None, None, None),
@@ -2365,27 +1799,28 @@ OffsetFetchResponseGroup._FIELDS = (
     FieldSpec('error_code', 'int16', None, (8, 32767), None, None, None, None),
 )
 
-_W_OffsetFetchResponse: tuple[Callable[[OffsetFetchResponse, bytearray], None], ...] = (
-    _w_OffsetFetchResponse_1,
-    _w_OffsetFetchResponse_2,
-    _w_OffsetFetchResponse_3,
-    _w_OffsetFetchResponse_3,
-    _w_OffsetFetchResponse_5,
-    _w_OffsetFetchResponse_6,
-    _w_OffsetFetchResponse_6,
-    _w_OffsetFetchResponse_8,
-    _w_OffsetFetchResponse_8,
+OffsetFetchResponse._LOWEST = 1
+OffsetFetchResponse._WRITERS = (
+    _write_OffsetFetchResponse_v1,
+    _write_OffsetFetchResponse_v2,
+    _write_OffsetFetchResponse_v3,
+    _write_OffsetFetchResponse_v3,
+    _write_OffsetFetchResponse_v5,
+    _write_OffsetFetchResponse_v6,
+    _write_OffsetFetchResponse_v6,
+    _write_OffsetFetchResponse_v8,
+    _write_OffsetFetchResponse_v8,
 )
-_R_OffsetFetchResponse: tuple[Callable[[memoryview, int], tuple[OffsetFetchResponse, int]], ...] = (
-    _r_OffsetFetchResponse_1,
-    _r_OffsetFetchResponse_2,
-    _r_OffsetFetchResponse_3,
-    _r_OffsetFetchResponse_3,
-    _r_OffsetFetchResponse_5,
-    _r_OffsetFetchResponse_6,
-    _r_OffsetFetchResponse_6,
-    _r_OffsetFetchResponse_8,
-    _r_OffsetFetchResponse_8,
+OffsetFetchResponse._READERS = (
+    _read_OffsetFetchResponse_v1,
+    _read_OffsetFetchResponse_v2,
+    _read_OffsetFetchResponse_v3,
+    _read_OffsetFetchResponse_v3,
+    _read_OffsetFetchResponse_v5,
+    _read_OffsetFetchResponse_v6,
+    _read_OffsetFetchResponse_v6,
+    _read_OffsetFetchResponse_v8,
+    _read_OffsetFetchResponse_v8,
 )
 OffsetFetchResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (3, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_compact_array_len,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'EpochEndOffset',
@@ -35,13 +34,17 @@ __all__ = [
     'OffsetForLeaderTopicResult',
 ]
 
-_S_hiiq = struct.Struct('>hiiq')
-_S_i = struct.Struct('>i')
-_S_iii = struct.Struct('>iii')
+_INT16_INT32_INT32_INT64 = struct.Struct('>hiiq')
+_INT32 = struct.Struct('>i')
+_INT32_INT32_INT32 = struct.Struct('>iii')
 
 
-class OffsetForLeaderEpochRequest:
-    """Kafka request ``OffsetForLeaderEpochRequest`` (API key 23), versions 2-4."""
+class OffsetForLeaderEpochRequest(Request['OffsetForLeaderEpochResponse']):
+    """Kafka request ``OffsetForLeaderEpochRequest`` (API key 23), versions 2-4, flexible from v4.
+
+    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('replica_id', 'topics', 'unknown_tags',)
 
@@ -49,11 +52,10 @@ class OffsetForLeaderEpochRequest:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderEpochRequest'
 
-    replica_id: int
-    topics: list[OffsetForLeaderTopic]
+    replica_id: int  # ReplicaId int32; v3+; default -2; ignorable
+    topics: list[OffsetForLeaderTopic]  # Topics []OffsetForLeaderTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -67,76 +69,20 @@ class OffsetForLeaderEpochRequest:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetForLeaderEpochRequest):
-            return NotImplemented
-        return (
-            self.replica_id == other.replica_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetForLeaderEpochRequest(replica_id={self.replica_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetForLeaderTopic(Struct):
+    """Struct ``OffsetForLeaderTopic`` of ``OffsetForLeaderEpochRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochRequest has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _W_OffsetForLeaderEpochRequest[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetForLeaderEpochRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderEpochRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetForLeaderEpochRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderEpochRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochRequest has no version {version} (valid 2-4)')
-        try:
-            return _R_OffsetForLeaderEpochRequest[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetForLeaderEpochRequest v{version}: {exc}') from None
-
-
-class OffsetForLeaderTopic:
-    """Schema struct ``OffsetForLeaderTopic`` of ``OffsetForLeaderEpochRequest``."""
+    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderTopic'
 
-    topic: str
-    partitions: list[OffsetForLeaderPartition]
+    topic: str  # Topic string
+    partitions: list[OffsetForLeaderPartition]  # Partitions []OffsetForLeaderPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -150,77 +96,21 @@ class OffsetForLeaderTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetForLeaderTopic):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetForLeaderTopic(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetForLeaderPartition(Struct):
+    """Struct ``OffsetForLeaderPartition`` of ``OffsetForLeaderEpochRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopic has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _W_OffsetForLeaderTopic[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetForLeaderTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetForLeaderTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopic has no version {version} (valid 2-4)')
-        try:
-            return _R_OffsetForLeaderTopic[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetForLeaderTopic v{version}: {exc}') from None
-
-
-class OffsetForLeaderPartition:
-    """Schema struct ``OffsetForLeaderPartition`` of ``OffsetForLeaderEpochRequest``."""
+    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition', 'current_leader_epoch', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderPartition'
 
-    partition: int
-    current_leader_epoch: int
-    leader_epoch: int
+    partition: int  # Partition int32
+    current_leader_epoch: int  # CurrentLeaderEpoch int32; default -1; ignorable
+    leader_epoch: int  # LeaderEpoch int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -236,69 +126,13 @@ class OffsetForLeaderPartition:
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetForLeaderPartition):
-            return NotImplemented
-        return (
-            self.partition == other.partition and
-            self.current_leader_epoch == other.current_leader_epoch and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetForLeaderPartition(partition={self.partition!r}, current_leader_epoch={self.current_leader_epoch!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetForLeaderEpochResponse(Response):
+    """Kafka response ``OffsetForLeaderEpochResponse`` (API key 23), versions 2-4, flexible from v4.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderPartition has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _W_OffsetForLeaderPartition[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetForLeaderPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetForLeaderPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderPartition has no version {version} (valid 2-4)')
-        try:
-            return _R_OffsetForLeaderPartition[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetForLeaderPartition v{version}: {exc}') from None
-
-
-class OffsetForLeaderEpochResponse:
-    """Kafka response ``OffsetForLeaderEpochResponse`` (API key 23), versions 2-4."""
+    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -306,11 +140,10 @@ class OffsetForLeaderEpochResponse:
     MIN_VERSION: ClassVar[int] = 2
     MAX_VERSION: ClassVar[int] = 4
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderEpochResponse'
 
-    throttle_time_ms: int
-    topics: list[OffsetForLeaderTopicResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    topics: list[OffsetForLeaderTopicResult]  # Topics []OffsetForLeaderTopicResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -324,76 +157,20 @@ class OffsetForLeaderEpochResponse:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetForLeaderEpochResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetForLeaderEpochResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class OffsetForLeaderTopicResult(Struct):
+    """Struct ``OffsetForLeaderTopicResult`` of ``OffsetForLeaderEpochResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochResponse has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _W_OffsetForLeaderEpochResponse[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetForLeaderEpochResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderEpochResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetForLeaderEpochResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderEpochResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderEpochResponse has no version {version} (valid 2-4)')
-        try:
-            return _R_OffsetForLeaderEpochResponse[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetForLeaderEpochResponse v{version}: {exc}') from None
-
-
-class OffsetForLeaderTopicResult:
-    """Schema struct ``OffsetForLeaderTopicResult`` of ``OffsetForLeaderEpochResponse``."""
+    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'OffsetForLeaderTopicResult'
 
-    topic: str
-    partitions: list[EpochEndOffset]
+    topic: str  # Topic string
+    partitions: list[EpochEndOffset]  # Partitions []EpochEndOffset
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -407,78 +184,22 @@ class OffsetForLeaderTopicResult:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetForLeaderTopicResult):
-            return NotImplemented
-        return (
-            self.topic == other.topic and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"OffsetForLeaderTopicResult(topic={self.topic!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class EpochEndOffset(Struct):
+    """Struct ``EpochEndOffset`` of ``OffsetForLeaderEpochResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopicResult has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _W_OffsetForLeaderTopicResult[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode OffsetForLeaderTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> OffsetForLeaderTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after OffsetForLeaderTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[OffsetForLeaderTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'OffsetForLeaderTopicResult has no version {version} (valid 2-4)')
-        try:
-            return _R_OffsetForLeaderTopicResult[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed OffsetForLeaderTopicResult v{version}: {exc}') from None
-
-
-class EpochEndOffset:
-    """Schema struct ``EpochEndOffset`` of ``OffsetForLeaderEpochResponse``."""
+    Schema: ``tools/kafka-protocol/message/OffsetForLeaderEpochResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'partition', 'leader_epoch', 'end_offset', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'EpochEndOffset'
 
-    error_code: int
-    partition: int
-    leader_epoch: int
-    end_offset: int
+    error_code: int  # ErrorCode int16
+    partition: int  # Partition int32
+    leader_epoch: int  # LeaderEpoch int32; default -1; ignorable
+    end_offset: int  # EndOffset int64; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -496,67 +217,6 @@ class EpochEndOffset:
         self.end_offset = end_offset
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EpochEndOffset):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.partition == other.partition and
-            self.leader_epoch == other.leader_epoch and
-            self.end_offset == other.end_offset and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"EpochEndOffset(error_code={self.error_code!r}, partition={self.partition!r}, leader_epoch={self.leader_epoch!r}, end_offset={self.end_offset!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 2-4)')
-        start = len(out)
-        try:
-            _W_EpochEndOffset[version - 2](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode EpochEndOffset v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> EpochEndOffset:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after EpochEndOffset v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[EpochEndOffset, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 2 <= version <= 4:
-            raise UnsupportedVersionError(f'EpochEndOffset has no version {version} (valid 2-4)')
-        try:
-            return _R_EpochEndOffset[version - 2](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed EpochEndOffset v{version}: {exc}') from None
-
 
 def _new_OffsetForLeaderPartition() -> OffsetForLeaderPartition:
     o = OffsetForLeaderPartition.__new__(OffsetForLeaderPartition)
@@ -567,20 +227,20 @@ def _new_OffsetForLeaderPartition() -> OffsetForLeaderPartition:
     return o
 
 
-def _w_OffsetForLeaderPartition_2(o: OffsetForLeaderPartition, out: bytearray) -> None:
-    out += _S_iii.pack(o.partition, o.current_leader_epoch, o.leader_epoch)
+def _write_OffsetForLeaderPartition_v2(o: OffsetForLeaderPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT32.pack(o.partition, o.current_leader_epoch, o.leader_epoch)
 
 
-def _r_OffsetForLeaderPartition_2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderPartition, int]:
+def _read_OffsetForLeaderPartition_v2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderPartition, int]:
     o = OffsetForLeaderPartition.__new__(OffsetForLeaderPartition)
-    o.partition, o.current_leader_epoch, o.leader_epoch = _S_iii.unpack_from(buf, pos)
+    o.partition, o.current_leader_epoch, o.leader_epoch = _INT32_INT32_INT32.unpack_from(buf, pos)
     pos += 12
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetForLeaderPartition_4(o: OffsetForLeaderPartition, out: bytearray) -> None:
-    out += _S_iii.pack(o.partition, o.current_leader_epoch, o.leader_epoch)
+def _write_OffsetForLeaderPartition_v4(o: OffsetForLeaderPartition, out: bytearray) -> None:
+    out += _INT32_INT32_INT32.pack(o.partition, o.current_leader_epoch, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -588,9 +248,9 @@ def _w_OffsetForLeaderPartition_4(o: OffsetForLeaderPartition, out: bytearray) -
         out.append(0)
 
 
-def _r_OffsetForLeaderPartition_4(buf: memoryview, pos: int) -> tuple[OffsetForLeaderPartition, int]:
+def _read_OffsetForLeaderPartition_v4(buf: memoryview, pos: int) -> tuple[OffsetForLeaderPartition, int]:
     o = OffsetForLeaderPartition.__new__(OffsetForLeaderPartition)
-    o.partition, o.current_leader_epoch, o.leader_epoch = _S_iii.unpack_from(buf, pos)
+    o.partition, o.current_leader_epoch, o.leader_epoch = _INT32_INT32_INT32.unpack_from(buf, pos)
     pos += 12
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -608,33 +268,33 @@ def _new_OffsetForLeaderTopic() -> OffsetForLeaderTopic:
     return o
 
 
-def _w_OffsetForLeaderTopic_2(o: OffsetForLeaderTopic, out: bytearray) -> None:
+def _write_OffsetForLeaderTopic_v2(o: OffsetForLeaderTopic, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetForLeaderPartition_2(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_OffsetForLeaderPartition_v2(partitions_item, out)
 
 
-def _r_OffsetForLeaderTopic_2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopic, int]:
+def _read_OffsetForLeaderTopic_v2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopic, int]:
     o = OffsetForLeaderTopic.__new__(OffsetForLeaderTopic)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetForLeaderPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderPartition_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[OffsetForLeaderPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetForLeaderPartition_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetForLeaderTopic_4(o: OffsetForLeaderTopic, out: bytearray) -> None:
+def _write_OffsetForLeaderTopic_v4(o: OffsetForLeaderTopic, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetForLeaderPartition_4(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_OffsetForLeaderPartition_v4(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -642,15 +302,15 @@ def _w_OffsetForLeaderTopic_4(o: OffsetForLeaderTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_OffsetForLeaderTopic_4(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopic, int]:
+def _read_OffsetForLeaderTopic_v4(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopic, int]:
     o = OffsetForLeaderTopic.__new__(OffsetForLeaderTopic)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetForLeaderPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderPartition_4(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[OffsetForLeaderPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_OffsetForLeaderPartition_v4(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -667,54 +327,54 @@ def _new_OffsetForLeaderEpochRequest() -> OffsetForLeaderEpochRequest:
     return o
 
 
-def _w_OffsetForLeaderEpochRequest_2(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetForLeaderTopic_2(e2, out)
+def _write_OffsetForLeaderEpochRequest_v2(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetForLeaderTopic_v2(topics_item, out)
 
 
-def _r_OffsetForLeaderEpochRequest_2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochRequest, int]:
+def _read_OffsetForLeaderEpochRequest_v2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochRequest, int]:
     o = OffsetForLeaderEpochRequest.__new__(OffsetForLeaderEpochRequest)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetForLeaderTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetForLeaderTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetForLeaderTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.replica_id = -2
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetForLeaderEpochRequest_3(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.replica_id)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetForLeaderTopic_2(e2, out)
+def _write_OffsetForLeaderEpochRequest_v3(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
+    out += _INT32.pack(o.replica_id)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetForLeaderTopic_v2(topics_item, out)
 
 
-def _r_OffsetForLeaderEpochRequest_3(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochRequest, int]:
+def _read_OffsetForLeaderEpochRequest_v3(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochRequest, int]:
     o = OffsetForLeaderEpochRequest.__new__(OffsetForLeaderEpochRequest)
-    o.replica_id = _S_i.unpack_from(buf, pos)[0]
+    o.replica_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetForLeaderTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetForLeaderTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetForLeaderTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetForLeaderEpochRequest_4(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.replica_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetForLeaderTopic_4(e2, out)
+def _write_OffsetForLeaderEpochRequest_v4(o: OffsetForLeaderEpochRequest, out: bytearray) -> None:
+    out += _INT32.pack(o.replica_id)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_OffsetForLeaderTopic_v4(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -722,16 +382,16 @@ def _w_OffsetForLeaderEpochRequest_4(o: OffsetForLeaderEpochRequest, out: bytear
         out.append(0)
 
 
-def _r_OffsetForLeaderEpochRequest_4(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochRequest, int]:
+def _read_OffsetForLeaderEpochRequest_v4(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochRequest, int]:
     o = OffsetForLeaderEpochRequest.__new__(OffsetForLeaderEpochRequest)
-    o.replica_id = _S_i.unpack_from(buf, pos)[0]
+    o.replica_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetForLeaderTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderTopic_4(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[OffsetForLeaderTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetForLeaderTopic_v4(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -750,20 +410,20 @@ def _new_EpochEndOffset() -> EpochEndOffset:
     return o
 
 
-def _w_EpochEndOffset_2(o: EpochEndOffset, out: bytearray) -> None:
-    out += _S_hiiq.pack(o.error_code, o.partition, o.leader_epoch, o.end_offset)
+def _write_EpochEndOffset_v2(o: EpochEndOffset, out: bytearray) -> None:
+    out += _INT16_INT32_INT32_INT64.pack(o.error_code, o.partition, o.leader_epoch, o.end_offset)
 
 
-def _r_EpochEndOffset_2(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
+def _read_EpochEndOffset_v2(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
     o = EpochEndOffset.__new__(EpochEndOffset)
-    o.error_code, o.partition, o.leader_epoch, o.end_offset = _S_hiiq.unpack_from(buf, pos)
+    o.error_code, o.partition, o.leader_epoch, o.end_offset = _INT16_INT32_INT32_INT64.unpack_from(buf, pos)
     pos += 18
     o.unknown_tags = None
     return o, pos
 
 
-def _w_EpochEndOffset_4(o: EpochEndOffset, out: bytearray) -> None:
-    out += _S_hiiq.pack(o.error_code, o.partition, o.leader_epoch, o.end_offset)
+def _write_EpochEndOffset_v4(o: EpochEndOffset, out: bytearray) -> None:
+    out += _INT16_INT32_INT32_INT64.pack(o.error_code, o.partition, o.leader_epoch, o.end_offset)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -771,9 +431,9 @@ def _w_EpochEndOffset_4(o: EpochEndOffset, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_EpochEndOffset_4(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
+def _read_EpochEndOffset_v4(buf: memoryview, pos: int) -> tuple[EpochEndOffset, int]:
     o = EpochEndOffset.__new__(EpochEndOffset)
-    o.error_code, o.partition, o.leader_epoch, o.end_offset = _S_hiiq.unpack_from(buf, pos)
+    o.error_code, o.partition, o.leader_epoch, o.end_offset = _INT16_INT32_INT32_INT64.unpack_from(buf, pos)
     pos += 18
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -791,33 +451,33 @@ def _new_OffsetForLeaderTopicResult() -> OffsetForLeaderTopicResult:
     return o
 
 
-def _w_OffsetForLeaderTopicResult_2(o: OffsetForLeaderTopicResult, out: bytearray) -> None:
+def _write_OffsetForLeaderTopicResult_v2(o: OffsetForLeaderTopicResult, out: bytearray) -> None:
     write_string(out, o.topic)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_EpochEndOffset_2(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_EpochEndOffset_v2(partitions_item, out)
 
 
-def _r_OffsetForLeaderTopicResult_2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopicResult, int]:
+def _read_OffsetForLeaderTopicResult_v2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopicResult, int]:
     o = OffsetForLeaderTopicResult.__new__(OffsetForLeaderTopicResult)
     o.topic, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[EpochEndOffset] = []
-    for _ in range(n1):
-        e3, pos = _r_EpochEndOffset_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[EpochEndOffset] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_EpochEndOffset_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetForLeaderTopicResult_4(o: OffsetForLeaderTopicResult, out: bytearray) -> None:
+def _write_OffsetForLeaderTopicResult_v4(o: OffsetForLeaderTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.topic)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_EpochEndOffset_4(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_EpochEndOffset_v4(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -825,15 +485,15 @@ def _w_OffsetForLeaderTopicResult_4(o: OffsetForLeaderTopicResult, out: bytearra
         out.append(0)
 
 
-def _r_OffsetForLeaderTopicResult_4(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopicResult, int]:
+def _read_OffsetForLeaderTopicResult_v4(buf: memoryview, pos: int) -> tuple[OffsetForLeaderTopicResult, int]:
     o = OffsetForLeaderTopicResult.__new__(OffsetForLeaderTopicResult)
     o.topic, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[EpochEndOffset] = []
-    for _ in range(n1):
-        e3, pos = _r_EpochEndOffset_4(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[EpochEndOffset] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_EpochEndOffset_v4(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -850,34 +510,34 @@ def _new_OffsetForLeaderEpochResponse() -> OffsetForLeaderEpochResponse:
     return o
 
 
-def _w_OffsetForLeaderEpochResponse_2(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_OffsetForLeaderTopicResult_2(e2, out)
+def _write_OffsetForLeaderEpochResponse_v2(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_OffsetForLeaderTopicResult_v2(topics_item, out)
 
 
-def _r_OffsetForLeaderEpochResponse_2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochResponse, int]:
+def _read_OffsetForLeaderEpochResponse_v2(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochResponse, int]:
     o = OffsetForLeaderEpochResponse.__new__(OffsetForLeaderEpochResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[OffsetForLeaderTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderTopicResult_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[OffsetForLeaderTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetForLeaderTopicResult_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_OffsetForLeaderEpochResponse_4(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_OffsetForLeaderTopicResult_4(e2, out)
+def _write_OffsetForLeaderEpochResponse_v4(o: OffsetForLeaderEpochResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_OffsetForLeaderTopicResult_v4(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -885,16 +545,16 @@ def _w_OffsetForLeaderEpochResponse_4(o: OffsetForLeaderEpochResponse, out: byte
         out.append(0)
 
 
-def _r_OffsetForLeaderEpochResponse_4(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochResponse, int]:
+def _read_OffsetForLeaderEpochResponse_v4(buf: memoryview, pos: int) -> tuple[OffsetForLeaderEpochResponse, int]:
     o = OffsetForLeaderEpochResponse.__new__(OffsetForLeaderEpochResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[OffsetForLeaderTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_OffsetForLeaderTopicResult_4(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[OffsetForLeaderTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_OffsetForLeaderTopicResult_v4(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -903,15 +563,16 @@ def _r_OffsetForLeaderEpochResponse_4(buf: memoryview, pos: int) -> tuple[Offset
     return o, pos
 
 
-_W_OffsetForLeaderPartition: tuple[Callable[[OffsetForLeaderPartition, bytearray], None], ...] = (
-    _w_OffsetForLeaderPartition_2,
-    _w_OffsetForLeaderPartition_2,
-    _w_OffsetForLeaderPartition_4,
+OffsetForLeaderPartition._LOWEST = 2
+OffsetForLeaderPartition._WRITERS = (
+    _write_OffsetForLeaderPartition_v2,
+    _write_OffsetForLeaderPartition_v2,
+    _write_OffsetForLeaderPartition_v4,
 )
-_R_OffsetForLeaderPartition: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderPartition, int]], ...] = (
-    _r_OffsetForLeaderPartition_2,
-    _r_OffsetForLeaderPartition_2,
-    _r_OffsetForLeaderPartition_4,
+OffsetForLeaderPartition._READERS = (
+    _read_OffsetForLeaderPartition_v2,
+    _read_OffsetForLeaderPartition_v2,
+    _read_OffsetForLeaderPartition_v4,
 )
 OffsetForLeaderPartition._FIELDS = (
     FieldSpec('partition', 'int32', None, (0, 32767), None, None, None, None),
@@ -919,45 +580,48 @@ OffsetForLeaderPartition._FIELDS = (
     FieldSpec('leader_epoch', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_OffsetForLeaderTopic: tuple[Callable[[OffsetForLeaderTopic, bytearray], None], ...] = (
-    _w_OffsetForLeaderTopic_2,
-    _w_OffsetForLeaderTopic_2,
-    _w_OffsetForLeaderTopic_4,
+OffsetForLeaderTopic._LOWEST = 2
+OffsetForLeaderTopic._WRITERS = (
+    _write_OffsetForLeaderTopic_v2,
+    _write_OffsetForLeaderTopic_v2,
+    _write_OffsetForLeaderTopic_v4,
 )
-_R_OffsetForLeaderTopic: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderTopic, int]], ...] = (
-    _r_OffsetForLeaderTopic_2,
-    _r_OffsetForLeaderTopic_2,
-    _r_OffsetForLeaderTopic_4,
+OffsetForLeaderTopic._READERS = (
+    _read_OffsetForLeaderTopic_v2,
+    _read_OffsetForLeaderTopic_v2,
+    _read_OffsetForLeaderTopic_v4,
 )
 OffsetForLeaderTopic._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, OffsetForLeaderPartition),
 )
 
-_W_OffsetForLeaderEpochRequest: tuple[Callable[[OffsetForLeaderEpochRequest, bytearray], None], ...] = (
-    _w_OffsetForLeaderEpochRequest_2,
-    _w_OffsetForLeaderEpochRequest_3,
-    _w_OffsetForLeaderEpochRequest_4,
+OffsetForLeaderEpochRequest._LOWEST = 2
+OffsetForLeaderEpochRequest._WRITERS = (
+    _write_OffsetForLeaderEpochRequest_v2,
+    _write_OffsetForLeaderEpochRequest_v3,
+    _write_OffsetForLeaderEpochRequest_v4,
 )
-_R_OffsetForLeaderEpochRequest: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderEpochRequest, int]], ...] = (
-    _r_OffsetForLeaderEpochRequest_2,
-    _r_OffsetForLeaderEpochRequest_3,
-    _r_OffsetForLeaderEpochRequest_4,
+OffsetForLeaderEpochRequest._READERS = (
+    _read_OffsetForLeaderEpochRequest_v2,
+    _read_OffsetForLeaderEpochRequest_v3,
+    _read_OffsetForLeaderEpochRequest_v4,
 )
 OffsetForLeaderEpochRequest._FIELDS = (
     FieldSpec('replica_id', 'int32', None, (3, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, OffsetForLeaderTopic),
 )
 
-_W_EpochEndOffset: tuple[Callable[[EpochEndOffset, bytearray], None], ...] = (
-    _w_EpochEndOffset_2,
-    _w_EpochEndOffset_2,
-    _w_EpochEndOffset_4,
+EpochEndOffset._LOWEST = 2
+EpochEndOffset._WRITERS = (
+    _write_EpochEndOffset_v2,
+    _write_EpochEndOffset_v2,
+    _write_EpochEndOffset_v4,
 )
-_R_EpochEndOffset: tuple[Callable[[memoryview, int], tuple[EpochEndOffset, int]], ...] = (
-    _r_EpochEndOffset_2,
-    _r_EpochEndOffset_2,
-    _r_EpochEndOffset_4,
+EpochEndOffset._READERS = (
+    _read_EpochEndOffset_v2,
+    _read_EpochEndOffset_v2,
+    _read_EpochEndOffset_v4,
 )
 EpochEndOffset._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -966,30 +630,32 @@ EpochEndOffset._FIELDS = (
     FieldSpec('end_offset', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_OffsetForLeaderTopicResult: tuple[Callable[[OffsetForLeaderTopicResult, bytearray], None], ...] = (
-    _w_OffsetForLeaderTopicResult_2,
-    _w_OffsetForLeaderTopicResult_2,
-    _w_OffsetForLeaderTopicResult_4,
+OffsetForLeaderTopicResult._LOWEST = 2
+OffsetForLeaderTopicResult._WRITERS = (
+    _write_OffsetForLeaderTopicResult_v2,
+    _write_OffsetForLeaderTopicResult_v2,
+    _write_OffsetForLeaderTopicResult_v4,
 )
-_R_OffsetForLeaderTopicResult: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderTopicResult, int]], ...] = (
-    _r_OffsetForLeaderTopicResult_2,
-    _r_OffsetForLeaderTopicResult_2,
-    _r_OffsetForLeaderTopicResult_4,
+OffsetForLeaderTopicResult._READERS = (
+    _read_OffsetForLeaderTopicResult_v2,
+    _read_OffsetForLeaderTopicResult_v2,
+    _read_OffsetForLeaderTopicResult_v4,
 )
 OffsetForLeaderTopicResult._FIELDS = (
     FieldSpec('topic', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, EpochEndOffset),
 )
 
-_W_OffsetForLeaderEpochResponse: tuple[Callable[[OffsetForLeaderEpochResponse, bytearray], None], ...] = (
-    _w_OffsetForLeaderEpochResponse_2,
-    _w_OffsetForLeaderEpochResponse_2,
-    _w_OffsetForLeaderEpochResponse_4,
+OffsetForLeaderEpochResponse._LOWEST = 2
+OffsetForLeaderEpochResponse._WRITERS = (
+    _write_OffsetForLeaderEpochResponse_v2,
+    _write_OffsetForLeaderEpochResponse_v2,
+    _write_OffsetForLeaderEpochResponse_v4,
 )
-_R_OffsetForLeaderEpochResponse: tuple[Callable[[memoryview, int], tuple[OffsetForLeaderEpochResponse, int]], ...] = (
-    _r_OffsetForLeaderEpochResponse_2,
-    _r_OffsetForLeaderEpochResponse_2,
-    _r_OffsetForLeaderEpochResponse_4,
+OffsetForLeaderEpochResponse._READERS = (
+    _read_OffsetForLeaderEpochResponse_v2,
+    _read_OffsetForLeaderEpochResponse_v2,
+    _read_OffsetForLeaderEpochResponse_v4,
 )
 OffsetForLeaderEpochResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (2, 32767), None, None, None, None),

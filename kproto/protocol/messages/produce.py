@@ -26,7 +26,6 @@ from kproto.protocol._primitives import (
     read_unknown_tags,
     read_uuid,
     read_uvarint,
-    records_repr,
     write_compact_nullable_bytes,
     write_compact_nullable_string,
     write_compact_string,
@@ -37,6 +36,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'BatchIndexAndErrorMessage',
@@ -50,15 +50,19 @@ __all__ = [
     'TopicProduceResponse',
 ]
 
-_S_hi = struct.Struct('>hi')
-_S_i = struct.Struct('>i')
-_S_ihqq = struct.Struct('>ihqq')
-_S_ihqqq = struct.Struct('>ihqqq')
-_S_ii = struct.Struct('>ii')
+_INT16_INT32 = struct.Struct('>hi')
+_INT32 = struct.Struct('>i')
+_INT32_INT16_INT64_INT64 = struct.Struct('>ihqq')
+_INT32_INT16_INT64_INT64_INT64 = struct.Struct('>ihqqq')
+_INT32_INT32 = struct.Struct('>ii')
 
 
-class ProduceRequest:
-    """Kafka request ``ProduceRequest`` (API key 0), versions 3-13."""
+class ProduceRequest(Request['ProduceResponse']):
+    """Kafka request ``ProduceRequest`` (API key 0), versions 3-13, flexible from v9.
+
+    Schema: ``tools/kafka-protocol/message/ProduceRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'acks', 'timeout_ms', 'topic_data', 'unknown_tags',)
 
@@ -66,13 +70,12 @@ class ProduceRequest:
     MIN_VERSION: ClassVar[int] = 3
     MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ProduceRequest'
 
-    transactional_id: str | None
-    acks: int
-    timeout_ms: int
-    topic_data: list[TopicProduceData]
+    transactional_id: str | None  # TransactionalId string; nullable
+    acks: int  # Acks int16
+    timeout_ms: int  # TimeoutMs int32
+    topic_data: list[TopicProduceData]  # TopicData []TopicProduceData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -90,79 +93,21 @@ class ProduceRequest:
         self.topic_data = list(topic_data)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ProduceRequest):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.acks == other.acks and
-            self.timeout_ms == other.timeout_ms and
-            self.topic_data == other.topic_data and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ProduceRequest(transactional_id={self.transactional_id!r}, acks={self.acks!r}, timeout_ms={self.timeout_ms!r}, topic_data={self.topic_data!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicProduceData(Struct):
+    """Struct ``TopicProduceData`` of ``ProduceRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'ProduceRequest has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _W_ProduceRequest[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ProduceRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ProduceRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ProduceRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ProduceRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'ProduceRequest has no version {version} (valid 3-13)')
-        try:
-            return _R_ProduceRequest[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ProduceRequest v{version}: {exc}') from None
-
-
-class TopicProduceData:
-    """Schema struct ``TopicProduceData`` of ``ProduceRequest``."""
+    Schema: ``tools/kafka-protocol/message/ProduceRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'partition_data', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicProduceData'
 
-    name: str
-    topic_id: uuid.UUID
-    partition_data: list[PartitionProduceData]
+    name: str  # Name string; v3-12; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
+    partition_data: list[PartitionProduceData]  # PartitionData []PartitionProduceData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -178,77 +123,20 @@ class TopicProduceData:
         self.partition_data = list(partition_data)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicProduceData):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partition_data == other.partition_data and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TopicProduceData(name={self.name!r}, topic_id={self.topic_id!r}, partition_data={self.partition_data!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class PartitionProduceData(Struct):
+    """Struct ``PartitionProduceData`` of ``ProduceRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'TopicProduceData has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _W_TopicProduceData[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicProduceData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicProduceData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicProduceData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicProduceData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'TopicProduceData has no version {version} (valid 3-13)')
-        try:
-            return _R_TopicProduceData[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicProduceData v{version}: {exc}') from None
-
-
-class PartitionProduceData:
-    """Schema struct ``PartitionProduceData`` of ``ProduceRequest``."""
+    Schema: ``tools/kafka-protocol/message/ProduceRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('index', 'records', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionProduceData'
 
-    index: int
-    records: Buffer | None
+    index: int  # Index int32
+    records: Buffer | None  # Records records; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -262,68 +150,13 @@ class PartitionProduceData:
         self.records = records
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionProduceData):
-            return NotImplemented
-        return (
-            self.index == other.index and
-            self.records == other.records and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"PartitionProduceData(index={self.index!r}, records={records_repr(self.records)}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ProduceResponse(Response):
+    """Kafka response ``ProduceResponse`` (API key 0), versions 3-13, flexible from v9.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'PartitionProduceData has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _W_PartitionProduceData[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionProduceData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionProduceData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionProduceData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionProduceData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'PartitionProduceData has no version {version} (valid 3-13)')
-        try:
-            return _R_PartitionProduceData[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionProduceData v{version}: {exc}') from None
-
-
-class ProduceResponse:
-    """Kafka response ``ProduceResponse`` (API key 0), versions 3-13."""
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('responses', 'throttle_time_ms', 'node_endpoints', 'unknown_tags',)
 
@@ -331,12 +164,11 @@ class ProduceResponse:
     MIN_VERSION: ClassVar[int] = 3
     MAX_VERSION: ClassVar[int] = 13
     FLEXIBLE_VERSION: ClassVar[int | None] = 9
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ProduceResponse'
 
-    responses: list[TopicProduceResponse]
-    throttle_time_ms: int
-    node_endpoints: list[NodeEndpoint]
+    responses: list[TopicProduceResponse]  # Responses []TopicProduceResponse
+    throttle_time_ms: int  # ThrottleTimeMs int32; ignorable
+    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint; v10+; tag 0 v10+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -352,79 +184,22 @@ class ProduceResponse:
         self.node_endpoints = list(node_endpoints)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ProduceResponse):
-            return NotImplemented
-        return (
-            self.responses == other.responses and
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.node_endpoints == other.node_endpoints and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ProduceResponse(responses={self.responses!r}, throttle_time_ms={self.throttle_time_ms!r}, node_endpoints={self.node_endpoints!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class NodeEndpoint(Struct):
+    """Struct ``NodeEndpoint`` of ``ProduceResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'ProduceResponse has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _W_ProduceResponse[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ProduceResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ProduceResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ProduceResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ProduceResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'ProduceResponse has no version {version} (valid 3-13)')
-        try:
-            return _R_ProduceResponse[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ProduceResponse v{version}: {exc}') from None
-
-
-class NodeEndpoint:
-    """Schema struct ``NodeEndpoint`` of ``ProduceResponse``."""
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int
-    host: str
-    port: int
-    rack: str | None
+    node_id: int  # NodeId int32; v10+
+    host: str  # Host string; v10+
+    port: int  # Port int32; v10+
+    rack: str | None  # Rack string; v10+; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -442,79 +217,21 @@ class NodeEndpoint:
         self.rack = rack
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, NodeEndpoint):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"NodeEndpoint(node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicProduceResponse(Struct):
+    """Struct ``TopicProduceResponse`` of ``ProduceResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _W_NodeEndpoint[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after NodeEndpoint v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 3-13)')
-        try:
-            return _R_NodeEndpoint[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
-
-
-class TopicProduceResponse:
-    """Schema struct ``TopicProduceResponse`` of ``ProduceResponse``."""
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'topic_id', 'partition_responses', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicProduceResponse'
 
-    name: str
-    topic_id: uuid.UUID
-    partition_responses: list[PartitionProduceResponse]
+    name: str  # Name string; v3-12; ignorable
+    topic_id: uuid.UUID  # TopicId uuid; v13+; ignorable
+    partition_responses: list[PartitionProduceResponse]  # PartitionResponses []PartitionProduceResponse
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -530,83 +247,26 @@ class TopicProduceResponse:
         self.partition_responses = list(partition_responses)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicProduceResponse):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.topic_id == other.topic_id and
-            self.partition_responses == other.partition_responses and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TopicProduceResponse(name={self.name!r}, topic_id={self.topic_id!r}, partition_responses={self.partition_responses!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class PartitionProduceResponse(Struct):
+    """Struct ``PartitionProduceResponse`` of ``ProduceResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'TopicProduceResponse has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _W_TopicProduceResponse[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicProduceResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicProduceResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicProduceResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicProduceResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'TopicProduceResponse has no version {version} (valid 3-13)')
-        try:
-            return _R_TopicProduceResponse[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicProduceResponse v{version}: {exc}') from None
-
-
-class PartitionProduceResponse:
-    """Schema struct ``PartitionProduceResponse`` of ``ProduceResponse``."""
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('index', 'error_code', 'base_offset', 'log_append_time_ms', 'log_start_offset', 'record_errors', 'error_message', 'current_leader', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionProduceResponse'
 
-    index: int
-    error_code: int
-    base_offset: int
-    log_append_time_ms: int
-    log_start_offset: int
-    record_errors: list[BatchIndexAndErrorMessage]
-    error_message: str | None
-    current_leader: LeaderIdAndEpoch
+    index: int  # Index int32
+    error_code: int  # ErrorCode int16
+    base_offset: int  # BaseOffset int64
+    log_append_time_ms: int  # LogAppendTimeMs int64; default -1; ignorable
+    log_start_offset: int  # LogStartOffset int64; v5+; default -1; ignorable
+    record_errors: list[BatchIndexAndErrorMessage]  # RecordErrors []BatchIndexAndErrorMessage; v8+; ignorable
+    error_message: str | None  # ErrorMessage string; v8+; nullable; ignorable
+    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch; v10+; tag 0 v10+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -632,82 +292,20 @@ class PartitionProduceResponse:
         self.current_leader = LeaderIdAndEpoch() if current_leader is None else current_leader
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionProduceResponse):
-            return NotImplemented
-        return (
-            self.index == other.index and
-            self.error_code == other.error_code and
-            self.base_offset == other.base_offset and
-            self.log_append_time_ms == other.log_append_time_ms and
-            self.log_start_offset == other.log_start_offset and
-            self.record_errors == other.record_errors and
-            self.error_message == other.error_message and
-            self.current_leader == other.current_leader and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"PartitionProduceResponse(index={self.index!r}, error_code={self.error_code!r}, base_offset={self.base_offset!r}, log_append_time_ms={self.log_append_time_ms!r}, log_start_offset={self.log_start_offset!r}, record_errors={self.record_errors!r}, error_message={self.error_message!r}, current_leader={self.current_leader!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class LeaderIdAndEpoch(Struct):
+    """Struct ``LeaderIdAndEpoch`` of ``ProduceResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'PartitionProduceResponse has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _W_PartitionProduceResponse[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionProduceResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionProduceResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionProduceResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionProduceResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'PartitionProduceResponse has no version {version} (valid 3-13)')
-        try:
-            return _R_PartitionProduceResponse[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionProduceResponse v{version}: {exc}') from None
-
-
-class LeaderIdAndEpoch:
-    """Schema struct ``LeaderIdAndEpoch`` of ``ProduceResponse``."""
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int
-    leader_epoch: int
+    leader_id: int  # LeaderId int32; v10+; default -1
+    leader_epoch: int  # LeaderEpoch int32; v10+; default -1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -721,76 +319,20 @@ class LeaderIdAndEpoch:
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaderIdAndEpoch):
-            return NotImplemented
-        return (
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"LeaderIdAndEpoch(leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class BatchIndexAndErrorMessage(Struct):
+    """Struct ``BatchIndexAndErrorMessage`` of ``ProduceResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _W_LeaderIdAndEpoch[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderIdAndEpoch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaderIdAndEpoch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 3-13)')
-        try:
-            return _R_LeaderIdAndEpoch[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
-
-
-class BatchIndexAndErrorMessage:
-    """Schema struct ``BatchIndexAndErrorMessage`` of ``ProduceResponse``."""
+    Schema: ``tools/kafka-protocol/message/ProduceResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('batch_index', 'batch_index_error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'BatchIndexAndErrorMessage'
 
-    batch_index: int
-    batch_index_error_message: str | None
+    batch_index: int  # BatchIndex int32; v8+
+    batch_index_error_message: str | None  # BatchIndexErrorMessage string; v8+; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -804,65 +346,6 @@ class BatchIndexAndErrorMessage:
         self.batch_index_error_message = batch_index_error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, BatchIndexAndErrorMessage):
-            return NotImplemented
-        return (
-            self.batch_index == other.batch_index and
-            self.batch_index_error_message == other.batch_index_error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"BatchIndexAndErrorMessage(batch_index={self.batch_index!r}, batch_index_error_message={self.batch_index_error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'BatchIndexAndErrorMessage has no version {version} (valid 3-13)')
-        start = len(out)
-        try:
-            _W_BatchIndexAndErrorMessage[version - 3](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode BatchIndexAndErrorMessage v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> BatchIndexAndErrorMessage:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after BatchIndexAndErrorMessage v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[BatchIndexAndErrorMessage, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 3 <= version <= 13:
-            raise UnsupportedVersionError(f'BatchIndexAndErrorMessage has no version {version} (valid 3-13)')
-        try:
-            return _R_BatchIndexAndErrorMessage[version - 3](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed BatchIndexAndErrorMessage v{version}: {exc}') from None
-
 
 def _new_PartitionProduceData() -> PartitionProduceData:
     o = PartitionProduceData.__new__(PartitionProduceData)
@@ -872,22 +355,22 @@ def _new_PartitionProduceData() -> PartitionProduceData:
     return o
 
 
-def _w_PartitionProduceData_3(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+def _write_PartitionProduceData_v3(o: PartitionProduceData, out: bytearray) -> None:
+    out += _INT32.pack(o.index)
     write_nullable_bytes(out, o.records)
 
 
-def _r_PartitionProduceData_3(buf: memoryview, pos: int) -> tuple[PartitionProduceData, int]:
+def _read_PartitionProduceData_v3(buf: memoryview, pos: int) -> tuple[PartitionProduceData, int]:
     o = PartitionProduceData.__new__(PartitionProduceData)
-    o.index = _S_i.unpack_from(buf, pos)[0]
+    o.index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.records, pos = read_nullable_records(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_PartitionProduceData_9(o: PartitionProduceData, out: bytearray) -> None:
-    out += _S_i.pack(o.index)
+def _write_PartitionProduceData_v9(o: PartitionProduceData, out: bytearray) -> None:
+    out += _INT32.pack(o.index)
     write_compact_nullable_bytes(out, o.records)
     uk = o.unknown_tags
     if uk:
@@ -896,9 +379,9 @@ def _w_PartitionProduceData_9(o: PartitionProduceData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PartitionProduceData_9(buf: memoryview, pos: int) -> tuple[PartitionProduceData, int]:
+def _read_PartitionProduceData_v9(buf: memoryview, pos: int) -> tuple[PartitionProduceData, int]:
     o = PartitionProduceData.__new__(PartitionProduceData)
-    o.index = _S_i.unpack_from(buf, pos)[0]
+    o.index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.records, pos = read_compact_nullable_records(buf, pos)
     if buf[pos] == 0:
@@ -918,34 +401,34 @@ def _new_TopicProduceData() -> TopicProduceData:
     return o
 
 
-def _w_TopicProduceData_3(o: TopicProduceData, out: bytearray) -> None:
+def _write_TopicProduceData_v3(o: TopicProduceData, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partition_data
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionProduceData_3(e2, out)
+    partition_data = o.partition_data
+    out += _INT32.pack(len(partition_data))
+    for partition_data_item in partition_data:
+        _write_PartitionProduceData_v3(partition_data_item, out)
 
 
-def _r_TopicProduceData_3(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
+def _read_TopicProduceData_v3(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
     o = TopicProduceData.__new__(TopicProduceData)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceData_3(buf, pos)
-        a2.append(e3)
-    o.partition_data = a2
+    n_partition_data, pos = read_array_len(buf, pos)
+    partition_data: list[PartitionProduceData] = []
+    for _ in range(n_partition_data):
+        partition_data_item, pos = _read_PartitionProduceData_v3(buf, pos)
+        partition_data.append(partition_data_item)
+    o.partition_data = partition_data
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TopicProduceData_9(o: TopicProduceData, out: bytearray) -> None:
+def _write_TopicProduceData_v9(o: TopicProduceData, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_data
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionProduceData_9(e2, out)
+    partition_data = o.partition_data
+    write_uvarint(out, len(partition_data) + 1)
+    for partition_data_item in partition_data:
+        _write_PartitionProduceData_v9(partition_data_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -953,15 +436,15 @@ def _w_TopicProduceData_9(o: TopicProduceData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicProduceData_9(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
+def _read_TopicProduceData_v9(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
     o = TopicProduceData.__new__(TopicProduceData)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceData_9(buf, pos)
-        a2.append(e3)
-    o.partition_data = a2
+    n_partition_data, pos = read_compact_array_len(buf, pos)
+    partition_data: list[PartitionProduceData] = []
+    for _ in range(n_partition_data):
+        partition_data_item, pos = _read_PartitionProduceData_v9(buf, pos)
+        partition_data.append(partition_data_item)
+    o.partition_data = partition_data
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -971,12 +454,12 @@ def _r_TopicProduceData_9(buf: memoryview, pos: int) -> tuple[TopicProduceData, 
     return o, pos
 
 
-def _w_TopicProduceData_13(o: TopicProduceData, out: bytearray) -> None:
+def _write_TopicProduceData_v13(o: TopicProduceData, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partition_data
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionProduceData_9(e2, out)
+    partition_data = o.partition_data
+    write_uvarint(out, len(partition_data) + 1)
+    for partition_data_item in partition_data:
+        _write_PartitionProduceData_v9(partition_data_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -984,15 +467,15 @@ def _w_TopicProduceData_13(o: TopicProduceData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicProduceData_13(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
+def _read_TopicProduceData_v13(buf: memoryview, pos: int) -> tuple[TopicProduceData, int]:
     o = TopicProduceData.__new__(TopicProduceData)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceData_9(buf, pos)
-        a2.append(e3)
-    o.partition_data = a2
+    n_partition_data, pos = read_compact_array_len(buf, pos)
+    partition_data: list[PartitionProduceData] = []
+    for _ in range(n_partition_data):
+        partition_data_item, pos = _read_PartitionProduceData_v9(buf, pos)
+        partition_data.append(partition_data_item)
+    o.partition_data = partition_data
     o.name = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1012,37 +495,37 @@ def _new_ProduceRequest() -> ProduceRequest:
     return o
 
 
-def _w_ProduceRequest_3(o: ProduceRequest, out: bytearray) -> None:
+def _write_ProduceRequest_v3(o: ProduceRequest, out: bytearray) -> None:
     write_nullable_string(out, o.transactional_id)
-    out += _S_hi.pack(o.acks, o.timeout_ms)
-    x1 = o.topic_data
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicProduceData_3(e2, out)
+    out += _INT16_INT32.pack(o.acks, o.timeout_ms)
+    topic_data = o.topic_data
+    out += _INT32.pack(len(topic_data))
+    for topic_data_item in topic_data:
+        _write_TopicProduceData_v3(topic_data_item, out)
 
 
-def _r_ProduceRequest_3(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
+def _read_ProduceRequest_v3(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
     o = ProduceRequest.__new__(ProduceRequest)
     o.transactional_id, pos = read_nullable_string(buf, pos)
-    o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
+    o.acks, o.timeout_ms = _INT16_INT32.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceData_3(buf, pos)
-        a2.append(e3)
-    o.topic_data = a2
+    n_topic_data, pos = read_array_len(buf, pos)
+    topic_data: list[TopicProduceData] = []
+    for _ in range(n_topic_data):
+        topic_data_item, pos = _read_TopicProduceData_v3(buf, pos)
+        topic_data.append(topic_data_item)
+    o.topic_data = topic_data
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ProduceRequest_9(o: ProduceRequest, out: bytearray) -> None:
+def _write_ProduceRequest_v9(o: ProduceRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.transactional_id)
-    out += _S_hi.pack(o.acks, o.timeout_ms)
-    x1 = o.topic_data
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicProduceData_9(e2, out)
+    out += _INT16_INT32.pack(o.acks, o.timeout_ms)
+    topic_data = o.topic_data
+    write_uvarint(out, len(topic_data) + 1)
+    for topic_data_item in topic_data:
+        _write_TopicProduceData_v9(topic_data_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1050,17 +533,17 @@ def _w_ProduceRequest_9(o: ProduceRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ProduceRequest_9(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
+def _read_ProduceRequest_v9(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
     o = ProduceRequest.__new__(ProduceRequest)
     o.transactional_id, pos = read_compact_nullable_string(buf, pos)
-    o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
+    o.acks, o.timeout_ms = _INT16_INT32.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceData_9(buf, pos)
-        a2.append(e3)
-    o.topic_data = a2
+    n_topic_data, pos = read_compact_array_len(buf, pos)
+    topic_data: list[TopicProduceData] = []
+    for _ in range(n_topic_data):
+        topic_data_item, pos = _read_TopicProduceData_v9(buf, pos)
+        topic_data.append(topic_data_item)
+    o.topic_data = topic_data
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1069,13 +552,13 @@ def _r_ProduceRequest_9(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]
     return o, pos
 
 
-def _w_ProduceRequest_13(o: ProduceRequest, out: bytearray) -> None:
+def _write_ProduceRequest_v13(o: ProduceRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.transactional_id)
-    out += _S_hi.pack(o.acks, o.timeout_ms)
-    x1 = o.topic_data
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicProduceData_13(e2, out)
+    out += _INT16_INT32.pack(o.acks, o.timeout_ms)
+    topic_data = o.topic_data
+    write_uvarint(out, len(topic_data) + 1)
+    for topic_data_item in topic_data:
+        _write_TopicProduceData_v13(topic_data_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1083,17 +566,17 @@ def _w_ProduceRequest_13(o: ProduceRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ProduceRequest_13(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
+def _read_ProduceRequest_v13(buf: memoryview, pos: int) -> tuple[ProduceRequest, int]:
     o = ProduceRequest.__new__(ProduceRequest)
     o.transactional_id, pos = read_compact_nullable_string(buf, pos)
-    o.acks, o.timeout_ms = _S_hi.unpack_from(buf, pos)
+    o.acks, o.timeout_ms = _INT16_INT32.unpack_from(buf, pos)
     pos += 6
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicProduceData] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceData_13(buf, pos)
-        a2.append(e3)
-    o.topic_data = a2
+    n_topic_data, pos = read_compact_array_len(buf, pos)
+    topic_data: list[TopicProduceData] = []
+    for _ in range(n_topic_data):
+        topic_data_item, pos = _read_TopicProduceData_v13(buf, pos)
+        topic_data.append(topic_data_item)
+    o.topic_data = topic_data
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1110,14 +593,14 @@ def _new_BatchIndexAndErrorMessage() -> BatchIndexAndErrorMessage:
     return o
 
 
-def _w_BatchIndexAndErrorMessage_3(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
+def _write_BatchIndexAndErrorMessage_v3(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
     if o.batch_index != 0:
         raise UnsupportedVersionError('BatchIndexAndErrorMessage.batch_index has a non-default value this version cannot carry')
     if o.batch_index_error_message is not None:
         raise UnsupportedVersionError('BatchIndexAndErrorMessage.batch_index_error_message has a non-default value this version cannot carry')
 
 
-def _r_BatchIndexAndErrorMessage_3(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
+def _read_BatchIndexAndErrorMessage_v3(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
     o = BatchIndexAndErrorMessage.__new__(BatchIndexAndErrorMessage)
     o.batch_index = 0
     o.batch_index_error_message = None
@@ -1125,22 +608,22 @@ def _r_BatchIndexAndErrorMessage_3(buf: memoryview, pos: int) -> tuple[BatchInde
     return o, pos
 
 
-def _w_BatchIndexAndErrorMessage_8(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
-    out += _S_i.pack(o.batch_index)
+def _write_BatchIndexAndErrorMessage_v8(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
+    out += _INT32.pack(o.batch_index)
     write_nullable_string(out, o.batch_index_error_message)
 
 
-def _r_BatchIndexAndErrorMessage_8(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
+def _read_BatchIndexAndErrorMessage_v8(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
     o = BatchIndexAndErrorMessage.__new__(BatchIndexAndErrorMessage)
-    o.batch_index = _S_i.unpack_from(buf, pos)[0]
+    o.batch_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.batch_index_error_message, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_BatchIndexAndErrorMessage_9(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
-    out += _S_i.pack(o.batch_index)
+def _write_BatchIndexAndErrorMessage_v9(o: BatchIndexAndErrorMessage, out: bytearray) -> None:
+    out += _INT32.pack(o.batch_index)
     write_compact_nullable_string(out, o.batch_index_error_message)
     uk = o.unknown_tags
     if uk:
@@ -1149,9 +632,9 @@ def _w_BatchIndexAndErrorMessage_9(o: BatchIndexAndErrorMessage, out: bytearray)
         out.append(0)
 
 
-def _r_BatchIndexAndErrorMessage_9(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
+def _read_BatchIndexAndErrorMessage_v9(buf: memoryview, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
     o = BatchIndexAndErrorMessage.__new__(BatchIndexAndErrorMessage)
-    o.batch_index = _S_i.unpack_from(buf, pos)[0]
+    o.batch_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.batch_index_error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -1170,14 +653,14 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_3(o: LeaderIdAndEpoch, out: bytearray) -> None:
+def _write_LeaderIdAndEpoch_v3(o: LeaderIdAndEpoch, out: bytearray) -> None:
     if o.leader_id != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_id has a non-default value this version cannot carry')
     if o.leader_epoch != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_epoch has a non-default value this version cannot carry')
 
 
-def _r_LeaderIdAndEpoch_3(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v3(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
     o.leader_id = -1
     o.leader_epoch = -1
@@ -1185,7 +668,7 @@ def _r_LeaderIdAndEpoch_3(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, 
     return o, pos
 
 
-def _w_LeaderIdAndEpoch_9(o: LeaderIdAndEpoch, out: bytearray) -> None:
+def _write_LeaderIdAndEpoch_v9(o: LeaderIdAndEpoch, out: bytearray) -> None:
     if o.leader_id != -1:
         raise UnsupportedVersionError('LeaderIdAndEpoch.leader_id has a non-default value this version cannot carry')
     if o.leader_epoch != -1:
@@ -1197,7 +680,7 @@ def _w_LeaderIdAndEpoch_9(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_9(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v9(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
     o.leader_id = -1
     o.leader_epoch = -1
@@ -1209,8 +692,8 @@ def _r_LeaderIdAndEpoch_9(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, 
     return o, pos
 
 
-def _w_LeaderIdAndEpoch_10(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+def _write_LeaderIdAndEpoch_v10(o: LeaderIdAndEpoch, out: bytearray) -> None:
+    out += _INT32_INT32.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1218,9 +701,9 @@ def _w_LeaderIdAndEpoch_10(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_10(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v10(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o.leader_id, o.leader_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1244,15 +727,15 @@ def _new_PartitionProduceResponse() -> PartitionProduceResponse:
     return o
 
 
-def _w_PartitionProduceResponse_3(o: PartitionProduceResponse, out: bytearray) -> None:
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+def _write_PartitionProduceResponse_v3(o: PartitionProduceResponse, out: bytearray) -> None:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionProduceResponse.current_leader has a non-default value this version cannot carry')
-    out += _S_ihqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms)
+    out += _INT32_INT16_INT64_INT64.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms)
 
 
-def _r_PartitionProduceResponse_3(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
+def _read_PartitionProduceResponse_v3(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
     o = PartitionProduceResponse.__new__(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms = _S_ihqq.unpack_from(buf, pos)
+    o.index, o.error_code, o.base_offset, o.log_append_time_ms = _INT32_INT16_INT64_INT64.unpack_from(buf, pos)
     pos += 22
     o.log_start_offset = -1
     o.record_errors = []
@@ -1262,15 +745,15 @@ def _r_PartitionProduceResponse_3(buf: memoryview, pos: int) -> tuple[PartitionP
     return o, pos
 
 
-def _w_PartitionProduceResponse_5(o: PartitionProduceResponse, out: bytearray) -> None:
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+def _write_PartitionProduceResponse_v5(o: PartitionProduceResponse, out: bytearray) -> None:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionProduceResponse.current_leader has a non-default value this version cannot carry')
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
 
 
-def _r_PartitionProduceResponse_5(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
+def _read_PartitionProduceResponse_v5(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
     o = PartitionProduceResponse.__new__(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
     o.record_errors = []
     o.error_message = None
@@ -1279,41 +762,41 @@ def _r_PartitionProduceResponse_5(buf: memoryview, pos: int) -> tuple[PartitionP
     return o, pos
 
 
-def _w_PartitionProduceResponse_8(o: PartitionProduceResponse, out: bytearray) -> None:
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
-    x1 = o.record_errors
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_BatchIndexAndErrorMessage_8(e2, out)
+def _write_PartitionProduceResponse_v8(o: PartitionProduceResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    record_errors = o.record_errors
+    out += _INT32.pack(len(record_errors))
+    for record_errors_item in record_errors:
+        _write_BatchIndexAndErrorMessage_v8(record_errors_item, out)
     write_nullable_string(out, o.error_message)
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionProduceResponse.current_leader has a non-default value this version cannot carry')
 
 
-def _r_PartitionProduceResponse_8(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
+def _read_PartitionProduceResponse_v8(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
     o = PartitionProduceResponse.__new__(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_array_len(buf, pos)
-    a2: list[BatchIndexAndErrorMessage] = []
-    for _ in range(n1):
-        e3, pos = _r_BatchIndexAndErrorMessage_8(buf, pos)
-        a2.append(e3)
-    o.record_errors = a2
+    n_record_errors, pos = read_array_len(buf, pos)
+    record_errors: list[BatchIndexAndErrorMessage] = []
+    for _ in range(n_record_errors):
+        record_errors_item, pos = _read_BatchIndexAndErrorMessage_v8(buf, pos)
+        record_errors.append(record_errors_item)
+    o.record_errors = record_errors
     o.error_message, pos = read_nullable_string(buf, pos)
     o.current_leader = _new_LeaderIdAndEpoch()
     o.unknown_tags = None
     return o, pos
 
 
-def _w_PartitionProduceResponse_9(o: PartitionProduceResponse, out: bytearray) -> None:
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
-    x1 = o.record_errors
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_BatchIndexAndErrorMessage_9(e2, out)
+def _write_PartitionProduceResponse_v9(o: PartitionProduceResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    record_errors = o.record_errors
+    write_uvarint(out, len(record_errors) + 1)
+    for record_errors_item in record_errors:
+        _write_BatchIndexAndErrorMessage_v9(record_errors_item, out)
     write_compact_nullable_string(out, o.error_message)
-    if o.current_leader != _DEF_LeaderIdAndEpoch:
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise UnsupportedVersionError('PartitionProduceResponse.current_leader has a non-default value this version cannot carry')
     uk = o.unknown_tags
     if uk:
@@ -1322,16 +805,16 @@ def _w_PartitionProduceResponse_9(o: PartitionProduceResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_PartitionProduceResponse_9(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
+def _read_PartitionProduceResponse_v9(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
     o = PartitionProduceResponse.__new__(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[BatchIndexAndErrorMessage] = []
-    for _ in range(n1):
-        e3, pos = _r_BatchIndexAndErrorMessage_9(buf, pos)
-        a2.append(e3)
-    o.record_errors = a2
+    n_record_errors, pos = read_compact_array_len(buf, pos)
+    record_errors: list[BatchIndexAndErrorMessage] = []
+    for _ in range(n_record_errors):
+        record_errors_item, pos = _read_BatchIndexAndErrorMessage_v9(buf, pos)
+        record_errors.append(record_errors_item)
+    o.record_errors = record_errors
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.current_leader = _new_LeaderIdAndEpoch()
     if buf[pos] == 0:
@@ -1342,36 +825,39 @@ def _r_PartitionProduceResponse_9(buf: memoryview, pos: int) -> tuple[PartitionP
     return o, pos
 
 
-def _w_PartitionProduceResponse_10(o: PartitionProduceResponse, out: bytearray) -> None:
-    out += _S_ihqqq.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
-    x1 = o.record_errors
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_BatchIndexAndErrorMessage_9(e2, out)
+def _write_PartitionProduceResponse_v10(o: PartitionProduceResponse, out: bytearray) -> None:
+    out += _INT32_INT16_INT64_INT64_INT64.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset)
+    record_errors = o.record_errors
+    write_uvarint(out, len(record_errors) + 1)
+    for record_errors_item in record_errors:
+        _write_BatchIndexAndErrorMessage_v9(record_errors_item, out)
     write_compact_nullable_string(out, o.error_message)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.current_leader
-    if x3 != _DEF_LeaderIdAndEpoch:
+    current_leader = o.current_leader
+    if current_leader != _DEFAULT_LeaderIdAndEpoch:
         t = bytearray()
-        _w_LeaderIdAndEpoch_10(x3, t)
+        _write_LeaderIdAndEpoch_v10(current_leader, t)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_PartitionProduceResponse_10(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
+def _read_PartitionProduceResponse_v10(buf: memoryview, pos: int) -> tuple[PartitionProduceResponse, int]:
     o = PartitionProduceResponse.__new__(PartitionProduceResponse)
-    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _S_ihqqq.unpack_from(buf, pos)
+    o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset = _INT32_INT16_INT64_INT64_INT64.unpack_from(buf, pos)
     pos += 30
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[BatchIndexAndErrorMessage] = []
-    for _ in range(n1):
-        e3, pos = _r_BatchIndexAndErrorMessage_9(buf, pos)
-        a2.append(e3)
-    o.record_errors = a2
+    n_record_errors, pos = read_compact_array_len(buf, pos)
+    record_errors: list[BatchIndexAndErrorMessage] = []
+    for _ in range(n_record_errors):
+        record_errors_item, pos = _read_BatchIndexAndErrorMessage_v9(buf, pos)
+        record_errors.append(record_errors_item)
+    o.record_errors = record_errors
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.current_leader = _new_LeaderIdAndEpoch()
     uk: dict[int, bytes] | None = None
@@ -1389,7 +875,7 @@ def _r_PartitionProduceResponse_10(buf: memoryview, pos: int) -> tuple[Partition
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            o.current_leader, tp = _r_LeaderIdAndEpoch_10(tb, tp)
+            o.current_leader, tp = _read_LeaderIdAndEpoch_v10(tb, tp)
         else:
             if uk is None:
                 uk = {}
@@ -1408,78 +894,78 @@ def _new_TopicProduceResponse() -> TopicProduceResponse:
     return o
 
 
-def _w_TopicProduceResponse_3(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v3(o: TopicProduceResponse, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partition_responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionProduceResponse_3(e2, out)
+    partition_responses = o.partition_responses
+    out += _INT32.pack(len(partition_responses))
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v3(partition_responses_item, out)
 
 
-def _r_TopicProduceResponse_3(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v3(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_3(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v3(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TopicProduceResponse_5(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v5(o: TopicProduceResponse, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partition_responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionProduceResponse_5(e2, out)
+    partition_responses = o.partition_responses
+    out += _INT32.pack(len(partition_responses))
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v5(partition_responses_item, out)
 
 
-def _r_TopicProduceResponse_5(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v5(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_5(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v5(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TopicProduceResponse_8(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v8(o: TopicProduceResponse, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partition_responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_PartitionProduceResponse_8(e2, out)
+    partition_responses = o.partition_responses
+    out += _INT32.pack(len(partition_responses))
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v8(partition_responses_item, out)
 
 
-def _r_TopicProduceResponse_8(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v8(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_8(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v8(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.topic_id = ZERO_UUID
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TopicProduceResponse_9(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v9(o: TopicProduceResponse, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionProduceResponse_9(e2, out)
+    partition_responses = o.partition_responses
+    write_uvarint(out, len(partition_responses) + 1)
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v9(partition_responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1487,15 +973,15 @@ def _w_TopicProduceResponse_9(o: TopicProduceResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicProduceResponse_9(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v9(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_9(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_compact_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v9(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1505,12 +991,12 @@ def _r_TopicProduceResponse_9(buf: memoryview, pos: int) -> tuple[TopicProduceRe
     return o, pos
 
 
-def _w_TopicProduceResponse_10(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v10(o: TopicProduceResponse, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionProduceResponse_10(e2, out)
+    partition_responses = o.partition_responses
+    write_uvarint(out, len(partition_responses) + 1)
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v10(partition_responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1518,15 +1004,15 @@ def _w_TopicProduceResponse_10(o: TopicProduceResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicProduceResponse_10(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v10(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_10(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_compact_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v10(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.topic_id = ZERO_UUID
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1536,12 +1022,12 @@ def _r_TopicProduceResponse_10(buf: memoryview, pos: int) -> tuple[TopicProduceR
     return o, pos
 
 
-def _w_TopicProduceResponse_13(o: TopicProduceResponse, out: bytearray) -> None:
+def _write_TopicProduceResponse_v13(o: TopicProduceResponse, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partition_responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionProduceResponse_10(e2, out)
+    partition_responses = o.partition_responses
+    write_uvarint(out, len(partition_responses) + 1)
+    for partition_responses_item in partition_responses:
+        _write_PartitionProduceResponse_v10(partition_responses_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1549,15 +1035,15 @@ def _w_TopicProduceResponse_13(o: TopicProduceResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicProduceResponse_13(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
+def _read_TopicProduceResponse_v13(buf: memoryview, pos: int) -> tuple[TopicProduceResponse, int]:
     o = TopicProduceResponse.__new__(TopicProduceResponse)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionProduceResponse_10(buf, pos)
-        a2.append(e3)
-    o.partition_responses = a2
+    n_partition_responses, pos = read_compact_array_len(buf, pos)
+    partition_responses: list[PartitionProduceResponse] = []
+    for _ in range(n_partition_responses):
+        partition_responses_item, pos = _read_PartitionProduceResponse_v10(buf, pos)
+        partition_responses.append(partition_responses_item)
+    o.partition_responses = partition_responses
     o.name = ''
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1577,7 +1063,7 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_3(o: NodeEndpoint, out: bytearray) -> None:
+def _write_NodeEndpoint_v3(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
     if o.host != '':
@@ -1588,7 +1074,7 @@ def _w_NodeEndpoint_3(o: NodeEndpoint, out: bytearray) -> None:
         raise UnsupportedVersionError('NodeEndpoint.rack has a non-default value this version cannot carry')
 
 
-def _r_NodeEndpoint_3(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v3(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = 0
     o.host = ''
@@ -1598,7 +1084,7 @@ def _r_NodeEndpoint_3(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     return o, pos
 
 
-def _w_NodeEndpoint_9(o: NodeEndpoint, out: bytearray) -> None:
+def _write_NodeEndpoint_v9(o: NodeEndpoint, out: bytearray) -> None:
     if o.node_id != 0:
         raise UnsupportedVersionError('NodeEndpoint.node_id has a non-default value this version cannot carry')
     if o.host != '':
@@ -1614,7 +1100,7 @@ def _w_NodeEndpoint_9(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_9(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v9(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
     o.node_id = 0
     o.host = ''
@@ -1628,10 +1114,10 @@ def _r_NodeEndpoint_9(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     return o, pos
 
 
-def _w_NodeEndpoint_10(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+def _write_NodeEndpoint_v10(o: NodeEndpoint, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
     write_compact_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_compact_nullable_string(out, o.rack)
     uk = o.unknown_tags
     if uk:
@@ -1640,12 +1126,12 @@ def _w_NodeEndpoint_10(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_10(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v10(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -1665,89 +1151,89 @@ def _new_ProduceResponse() -> ProduceResponse:
     return o
 
 
-def _w_ProduceResponse_3(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicProduceResponse_3(e2, out)
+def _write_ProduceResponse_v3(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_TopicProduceResponse_v3(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('ProduceResponse.node_endpoints has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
 
 
-def _r_ProduceResponse_3(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v3(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_3(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v3(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ProduceResponse_5(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicProduceResponse_5(e2, out)
+def _write_ProduceResponse_v5(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_TopicProduceResponse_v5(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('ProduceResponse.node_endpoints has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
 
 
-def _r_ProduceResponse_5(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v5(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_5(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v5(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ProduceResponse_8(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TopicProduceResponse_8(e2, out)
+def _write_ProduceResponse_v8(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    out += _INT32.pack(len(responses))
+    for responses_item in responses:
+        _write_TopicProduceResponse_v8(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('ProduceResponse.node_endpoints has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
 
 
-def _r_ProduceResponse_8(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v8(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_8(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v8(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     o.unknown_tags = None
     return o, pos
 
 
-def _w_ProduceResponse_9(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicProduceResponse_9(e2, out)
+def _write_ProduceResponse_v9(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_TopicProduceResponse_v9(responses_item, out)
     if len(o.node_endpoints) != 0:
         raise UnsupportedVersionError('ProduceResponse.node_endpoints has a non-default value this version cannot carry')
-    out += _S_i.pack(o.throttle_time_ms)
+    out += _INT32.pack(o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1755,15 +1241,15 @@ def _w_ProduceResponse_9(o: ProduceResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ProduceResponse_9(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v9(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_9(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v9(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     if buf[pos] == 0:
@@ -1774,36 +1260,39 @@ def _r_ProduceResponse_9(buf: memoryview, pos: int) -> tuple[ProduceResponse, in
     return o, pos
 
 
-def _w_ProduceResponse_10(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicProduceResponse_10(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_ProduceResponse_v10(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_TopicProduceResponse_v10(responses_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.node_endpoints
-    if len(x3) != 0:
+    node_endpoints = o.node_endpoints
+    if len(node_endpoints) != 0:
         t = bytearray()
-        write_uvarint(t, len(x3) + 1)
-        for e4 in x3:
-            _w_NodeEndpoint_10(e4, t)
+        write_uvarint(t, len(node_endpoints) + 1)
+        for node_endpoints_item in node_endpoints:
+            _write_NodeEndpoint_v10(node_endpoints_item, t)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_ProduceResponse_10(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v10(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_10(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v10(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
@@ -1821,12 +1310,12 @@ def _r_ProduceResponse_10(buf: memoryview, pos: int) -> tuple[ProduceResponse, i
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            n4, tp = read_compact_array_len(tb, tp)
-            a5: list[NodeEndpoint] = []
-            for _ in range(n4):
-                e6, tp = _r_NodeEndpoint_10(tb, tp)
-                a5.append(e6)
-            o.node_endpoints = a5
+            n_node_endpoints, tp = read_compact_array_len(tb, tp)
+            node_endpoints: list[NodeEndpoint] = []
+            for _ in range(n_node_endpoints):
+                node_endpoints_item, tp = _read_NodeEndpoint_v10(tb, tp)
+                node_endpoints.append(node_endpoints_item)
+            o.node_endpoints = node_endpoints
         else:
             if uk is None:
                 uk = {}
@@ -1836,36 +1325,39 @@ def _r_ProduceResponse_10(buf: memoryview, pos: int) -> tuple[ProduceResponse, i
     return o, pos
 
 
-def _w_ProduceResponse_13(o: ProduceResponse, out: bytearray) -> None:
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicProduceResponse_13(e2, out)
-    out += _S_i.pack(o.throttle_time_ms)
+def _write_ProduceResponse_v13(o: ProduceResponse, out: bytearray) -> None:
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_TopicProduceResponse_v13(responses_item, out)
+    out += _INT32.pack(o.throttle_time_ms)
     tags: list[tuple[int, bytes]] = []
-    x3 = o.node_endpoints
-    if len(x3) != 0:
+    node_endpoints = o.node_endpoints
+    if len(node_endpoints) != 0:
         t = bytearray()
-        write_uvarint(t, len(x3) + 1)
-        for e4 in x3:
-            _w_NodeEndpoint_10(e4, t)
+        write_uvarint(t, len(node_endpoints) + 1)
+        for node_endpoints_item in node_endpoints:
+            _write_NodeEndpoint_v10(node_endpoints_item, t)
         tags.append((0, bytes(t)))
     uk = o.unknown_tags
     if uk:
         tags.extend(uk.items())
         tags.sort()
-    write_tag_section(out, tags)
+    if tags:
+        write_tag_section(out, tags)
+    else:
+        out.append(0)  # no tagged fields: the usual case, one byte
 
 
-def _r_ProduceResponse_13(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
+def _read_ProduceResponse_v13(buf: memoryview, pos: int) -> tuple[ProduceResponse, int]:
     o = ProduceResponse.__new__(ProduceResponse)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicProduceResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicProduceResponse_13(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[TopicProduceResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_TopicProduceResponse_v13(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.node_endpoints = []
     uk: dict[int, bytes] | None = None
@@ -1883,12 +1375,12 @@ def _r_ProduceResponse_13(buf: memoryview, pos: int) -> tuple[ProduceResponse, i
         if tag == 0:
             tb = buf[:end]
             tp = pos
-            n4, tp = read_compact_array_len(tb, tp)
-            a5: list[NodeEndpoint] = []
-            for _ in range(n4):
-                e6, tp = _r_NodeEndpoint_10(tb, tp)
-                a5.append(e6)
-            o.node_endpoints = a5
+            n_node_endpoints, tp = read_compact_array_len(tb, tp)
+            node_endpoints: list[NodeEndpoint] = []
+            for _ in range(n_node_endpoints):
+                node_endpoints_item, tp = _read_NodeEndpoint_v10(tb, tp)
+                node_endpoints.append(node_endpoints_item)
+            o.node_endpoints = node_endpoints
         else:
             if uk is None:
                 uk = {}
@@ -1898,62 +1390,64 @@ def _r_ProduceResponse_13(buf: memoryview, pos: int) -> tuple[ProduceResponse, i
     return o, pos
 
 
-_W_PartitionProduceData: tuple[Callable[[PartitionProduceData, bytearray], None], ...] = (
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_3,
-    _w_PartitionProduceData_9,
-    _w_PartitionProduceData_9,
-    _w_PartitionProduceData_9,
-    _w_PartitionProduceData_9,
-    _w_PartitionProduceData_9,
+PartitionProduceData._LOWEST = 3
+PartitionProduceData._WRITERS = (
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v3,
+    _write_PartitionProduceData_v9,
+    _write_PartitionProduceData_v9,
+    _write_PartitionProduceData_v9,
+    _write_PartitionProduceData_v9,
+    _write_PartitionProduceData_v9,
 )
-_R_PartitionProduceData: tuple[Callable[[memoryview, int], tuple[PartitionProduceData, int]], ...] = (
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_3,
-    _r_PartitionProduceData_9,
-    _r_PartitionProduceData_9,
-    _r_PartitionProduceData_9,
-    _r_PartitionProduceData_9,
-    _r_PartitionProduceData_9,
+PartitionProduceData._READERS = (
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v3,
+    _read_PartitionProduceData_v9,
+    _read_PartitionProduceData_v9,
+    _read_PartitionProduceData_v9,
+    _read_PartitionProduceData_v9,
+    _read_PartitionProduceData_v9,
 )
 PartitionProduceData._FIELDS = (
     FieldSpec('index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('records', 'records', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_TopicProduceData: tuple[Callable[[TopicProduceData, bytearray], None], ...] = (
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_3,
-    _w_TopicProduceData_9,
-    _w_TopicProduceData_9,
-    _w_TopicProduceData_9,
-    _w_TopicProduceData_9,
-    _w_TopicProduceData_13,
+TopicProduceData._LOWEST = 3
+TopicProduceData._WRITERS = (
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v3,
+    _write_TopicProduceData_v9,
+    _write_TopicProduceData_v9,
+    _write_TopicProduceData_v9,
+    _write_TopicProduceData_v9,
+    _write_TopicProduceData_v13,
 )
-_R_TopicProduceData: tuple[Callable[[memoryview, int], tuple[TopicProduceData, int]], ...] = (
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_3,
-    _r_TopicProduceData_9,
-    _r_TopicProduceData_9,
-    _r_TopicProduceData_9,
-    _r_TopicProduceData_9,
-    _r_TopicProduceData_13,
+TopicProduceData._READERS = (
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v3,
+    _read_TopicProduceData_v9,
+    _read_TopicProduceData_v9,
+    _read_TopicProduceData_v9,
+    _read_TopicProduceData_v9,
+    _read_TopicProduceData_v13,
 )
 TopicProduceData._FIELDS = (
     FieldSpec('name', 'string', None, (0, 12), None, None, None, None),
@@ -1961,31 +1455,32 @@ TopicProduceData._FIELDS = (
     FieldSpec('partition_data', 'array', 'struct', (0, 32767), None, None, None, PartitionProduceData),
 )
 
-_W_ProduceRequest: tuple[Callable[[ProduceRequest, bytearray], None], ...] = (
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_3,
-    _w_ProduceRequest_9,
-    _w_ProduceRequest_9,
-    _w_ProduceRequest_9,
-    _w_ProduceRequest_9,
-    _w_ProduceRequest_13,
+ProduceRequest._LOWEST = 3
+ProduceRequest._WRITERS = (
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v3,
+    _write_ProduceRequest_v9,
+    _write_ProduceRequest_v9,
+    _write_ProduceRequest_v9,
+    _write_ProduceRequest_v9,
+    _write_ProduceRequest_v13,
 )
-_R_ProduceRequest: tuple[Callable[[memoryview, int], tuple[ProduceRequest, int]], ...] = (
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_3,
-    _r_ProduceRequest_9,
-    _r_ProduceRequest_9,
-    _r_ProduceRequest_9,
-    _r_ProduceRequest_9,
-    _r_ProduceRequest_13,
+ProduceRequest._READERS = (
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v3,
+    _read_ProduceRequest_v9,
+    _read_ProduceRequest_v9,
+    _read_ProduceRequest_v9,
+    _read_ProduceRequest_v9,
+    _read_ProduceRequest_v13,
 )
 ProduceRequest._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (3, 32767), (3, 32767), None, None, None),
@@ -1994,94 +1489,97 @@ ProduceRequest._FIELDS = (
     FieldSpec('topic_data', 'array', 'struct', (0, 32767), None, None, None, TopicProduceData),
 )
 
-_W_BatchIndexAndErrorMessage: tuple[Callable[[BatchIndexAndErrorMessage, bytearray], None], ...] = (
-    _w_BatchIndexAndErrorMessage_3,
-    _w_BatchIndexAndErrorMessage_3,
-    _w_BatchIndexAndErrorMessage_3,
-    _w_BatchIndexAndErrorMessage_3,
-    _w_BatchIndexAndErrorMessage_3,
-    _w_BatchIndexAndErrorMessage_8,
-    _w_BatchIndexAndErrorMessage_9,
-    _w_BatchIndexAndErrorMessage_9,
-    _w_BatchIndexAndErrorMessage_9,
-    _w_BatchIndexAndErrorMessage_9,
-    _w_BatchIndexAndErrorMessage_9,
+BatchIndexAndErrorMessage._LOWEST = 3
+BatchIndexAndErrorMessage._WRITERS = (
+    _write_BatchIndexAndErrorMessage_v3,
+    _write_BatchIndexAndErrorMessage_v3,
+    _write_BatchIndexAndErrorMessage_v3,
+    _write_BatchIndexAndErrorMessage_v3,
+    _write_BatchIndexAndErrorMessage_v3,
+    _write_BatchIndexAndErrorMessage_v8,
+    _write_BatchIndexAndErrorMessage_v9,
+    _write_BatchIndexAndErrorMessage_v9,
+    _write_BatchIndexAndErrorMessage_v9,
+    _write_BatchIndexAndErrorMessage_v9,
+    _write_BatchIndexAndErrorMessage_v9,
 )
-_R_BatchIndexAndErrorMessage: tuple[Callable[[memoryview, int], tuple[BatchIndexAndErrorMessage, int]], ...] = (
-    _r_BatchIndexAndErrorMessage_3,
-    _r_BatchIndexAndErrorMessage_3,
-    _r_BatchIndexAndErrorMessage_3,
-    _r_BatchIndexAndErrorMessage_3,
-    _r_BatchIndexAndErrorMessage_3,
-    _r_BatchIndexAndErrorMessage_8,
-    _r_BatchIndexAndErrorMessage_9,
-    _r_BatchIndexAndErrorMessage_9,
-    _r_BatchIndexAndErrorMessage_9,
-    _r_BatchIndexAndErrorMessage_9,
-    _r_BatchIndexAndErrorMessage_9,
+BatchIndexAndErrorMessage._READERS = (
+    _read_BatchIndexAndErrorMessage_v3,
+    _read_BatchIndexAndErrorMessage_v3,
+    _read_BatchIndexAndErrorMessage_v3,
+    _read_BatchIndexAndErrorMessage_v3,
+    _read_BatchIndexAndErrorMessage_v3,
+    _read_BatchIndexAndErrorMessage_v8,
+    _read_BatchIndexAndErrorMessage_v9,
+    _read_BatchIndexAndErrorMessage_v9,
+    _read_BatchIndexAndErrorMessage_v9,
+    _read_BatchIndexAndErrorMessage_v9,
+    _read_BatchIndexAndErrorMessage_v9,
 )
 BatchIndexAndErrorMessage._FIELDS = (
     FieldSpec('batch_index', 'int32', None, (8, 32767), None, None, None, None),
     FieldSpec('batch_index_error_message', 'string', None, (8, 32767), (8, 32767), None, None, None),
 )
 
-_W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_3,
-    _w_LeaderIdAndEpoch_9,
-    _w_LeaderIdAndEpoch_10,
-    _w_LeaderIdAndEpoch_10,
-    _w_LeaderIdAndEpoch_10,
-    _w_LeaderIdAndEpoch_10,
+LeaderIdAndEpoch._LOWEST = 3
+LeaderIdAndEpoch._WRITERS = (
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v3,
+    _write_LeaderIdAndEpoch_v9,
+    _write_LeaderIdAndEpoch_v10,
+    _write_LeaderIdAndEpoch_v10,
+    _write_LeaderIdAndEpoch_v10,
+    _write_LeaderIdAndEpoch_v10,
 )
-_R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_3,
-    _r_LeaderIdAndEpoch_9,
-    _r_LeaderIdAndEpoch_10,
-    _r_LeaderIdAndEpoch_10,
-    _r_LeaderIdAndEpoch_10,
-    _r_LeaderIdAndEpoch_10,
+LeaderIdAndEpoch._READERS = (
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v3,
+    _read_LeaderIdAndEpoch_v9,
+    _read_LeaderIdAndEpoch_v10,
+    _read_LeaderIdAndEpoch_v10,
+    _read_LeaderIdAndEpoch_v10,
+    _read_LeaderIdAndEpoch_v10,
 )
 LeaderIdAndEpoch._FIELDS = (
     FieldSpec('leader_id', 'int32', None, (10, 32767), None, None, None, None),
     FieldSpec('leader_epoch', 'int32', None, (10, 32767), None, None, None, None),
 )
-_DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_W_PartitionProduceResponse: tuple[Callable[[PartitionProduceResponse, bytearray], None], ...] = (
-    _w_PartitionProduceResponse_3,
-    _w_PartitionProduceResponse_3,
-    _w_PartitionProduceResponse_5,
-    _w_PartitionProduceResponse_5,
-    _w_PartitionProduceResponse_5,
-    _w_PartitionProduceResponse_8,
-    _w_PartitionProduceResponse_9,
-    _w_PartitionProduceResponse_10,
-    _w_PartitionProduceResponse_10,
-    _w_PartitionProduceResponse_10,
-    _w_PartitionProduceResponse_10,
+PartitionProduceResponse._LOWEST = 3
+PartitionProduceResponse._WRITERS = (
+    _write_PartitionProduceResponse_v3,
+    _write_PartitionProduceResponse_v3,
+    _write_PartitionProduceResponse_v5,
+    _write_PartitionProduceResponse_v5,
+    _write_PartitionProduceResponse_v5,
+    _write_PartitionProduceResponse_v8,
+    _write_PartitionProduceResponse_v9,
+    _write_PartitionProduceResponse_v10,
+    _write_PartitionProduceResponse_v10,
+    _write_PartitionProduceResponse_v10,
+    _write_PartitionProduceResponse_v10,
 )
-_R_PartitionProduceResponse: tuple[Callable[[memoryview, int], tuple[PartitionProduceResponse, int]], ...] = (
-    _r_PartitionProduceResponse_3,
-    _r_PartitionProduceResponse_3,
-    _r_PartitionProduceResponse_5,
-    _r_PartitionProduceResponse_5,
-    _r_PartitionProduceResponse_5,
-    _r_PartitionProduceResponse_8,
-    _r_PartitionProduceResponse_9,
-    _r_PartitionProduceResponse_10,
-    _r_PartitionProduceResponse_10,
-    _r_PartitionProduceResponse_10,
-    _r_PartitionProduceResponse_10,
+PartitionProduceResponse._READERS = (
+    _read_PartitionProduceResponse_v3,
+    _read_PartitionProduceResponse_v3,
+    _read_PartitionProduceResponse_v5,
+    _read_PartitionProduceResponse_v5,
+    _read_PartitionProduceResponse_v5,
+    _read_PartitionProduceResponse_v8,
+    _read_PartitionProduceResponse_v9,
+    _read_PartitionProduceResponse_v10,
+    _read_PartitionProduceResponse_v10,
+    _read_PartitionProduceResponse_v10,
+    _read_PartitionProduceResponse_v10,
 )
 PartitionProduceResponse._FIELDS = (
     FieldSpec('index', 'int32', None, (0, 32767), None, None, None, None),
@@ -2094,31 +1592,32 @@ PartitionProduceResponse._FIELDS = (
     FieldSpec('current_leader', 'struct', None, (10, 32767), None, (10, 32767), 0, LeaderIdAndEpoch),
 )
 
-_W_TopicProduceResponse: tuple[Callable[[TopicProduceResponse, bytearray], None], ...] = (
-    _w_TopicProduceResponse_3,
-    _w_TopicProduceResponse_3,
-    _w_TopicProduceResponse_5,
-    _w_TopicProduceResponse_5,
-    _w_TopicProduceResponse_5,
-    _w_TopicProduceResponse_8,
-    _w_TopicProduceResponse_9,
-    _w_TopicProduceResponse_10,
-    _w_TopicProduceResponse_10,
-    _w_TopicProduceResponse_10,
-    _w_TopicProduceResponse_13,
+TopicProduceResponse._LOWEST = 3
+TopicProduceResponse._WRITERS = (
+    _write_TopicProduceResponse_v3,
+    _write_TopicProduceResponse_v3,
+    _write_TopicProduceResponse_v5,
+    _write_TopicProduceResponse_v5,
+    _write_TopicProduceResponse_v5,
+    _write_TopicProduceResponse_v8,
+    _write_TopicProduceResponse_v9,
+    _write_TopicProduceResponse_v10,
+    _write_TopicProduceResponse_v10,
+    _write_TopicProduceResponse_v10,
+    _write_TopicProduceResponse_v13,
 )
-_R_TopicProduceResponse: tuple[Callable[[memoryview, int], tuple[TopicProduceResponse, int]], ...] = (
-    _r_TopicProduceResponse_3,
-    _r_TopicProduceResponse_3,
-    _r_TopicProduceResponse_5,
-    _r_TopicProduceResponse_5,
-    _r_TopicProduceResponse_5,
-    _r_TopicProduceResponse_8,
-    _r_TopicProduceResponse_9,
-    _r_TopicProduceResponse_10,
-    _r_TopicProduceResponse_10,
-    _r_TopicProduceResponse_10,
-    _r_TopicProduceResponse_13,
+TopicProduceResponse._READERS = (
+    _read_TopicProduceResponse_v3,
+    _read_TopicProduceResponse_v3,
+    _read_TopicProduceResponse_v5,
+    _read_TopicProduceResponse_v5,
+    _read_TopicProduceResponse_v5,
+    _read_TopicProduceResponse_v8,
+    _read_TopicProduceResponse_v9,
+    _read_TopicProduceResponse_v10,
+    _read_TopicProduceResponse_v10,
+    _read_TopicProduceResponse_v10,
+    _read_TopicProduceResponse_v13,
 )
 TopicProduceResponse._FIELDS = (
     FieldSpec('name', 'string', None, (0, 12), None, None, None, None),
@@ -2126,31 +1625,32 @@ TopicProduceResponse._FIELDS = (
     FieldSpec('partition_responses', 'array', 'struct', (0, 32767), None, None, None, PartitionProduceResponse),
 )
 
-_W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_3,
-    _w_NodeEndpoint_9,
-    _w_NodeEndpoint_10,
-    _w_NodeEndpoint_10,
-    _w_NodeEndpoint_10,
-    _w_NodeEndpoint_10,
+NodeEndpoint._LOWEST = 3
+NodeEndpoint._WRITERS = (
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v3,
+    _write_NodeEndpoint_v9,
+    _write_NodeEndpoint_v10,
+    _write_NodeEndpoint_v10,
+    _write_NodeEndpoint_v10,
+    _write_NodeEndpoint_v10,
 )
-_R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_3,
-    _r_NodeEndpoint_9,
-    _r_NodeEndpoint_10,
-    _r_NodeEndpoint_10,
-    _r_NodeEndpoint_10,
-    _r_NodeEndpoint_10,
+NodeEndpoint._READERS = (
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v3,
+    _read_NodeEndpoint_v9,
+    _read_NodeEndpoint_v10,
+    _read_NodeEndpoint_v10,
+    _read_NodeEndpoint_v10,
+    _read_NodeEndpoint_v10,
 )
 NodeEndpoint._FIELDS = (
     FieldSpec('node_id', 'int32', None, (10, 32767), None, None, None, None),
@@ -2159,31 +1659,32 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (10, 32767), (10, 32767), None, None, None),
 )
 
-_W_ProduceResponse: tuple[Callable[[ProduceResponse, bytearray], None], ...] = (
-    _w_ProduceResponse_3,
-    _w_ProduceResponse_3,
-    _w_ProduceResponse_5,
-    _w_ProduceResponse_5,
-    _w_ProduceResponse_5,
-    _w_ProduceResponse_8,
-    _w_ProduceResponse_9,
-    _w_ProduceResponse_10,
-    _w_ProduceResponse_10,
-    _w_ProduceResponse_10,
-    _w_ProduceResponse_13,
+ProduceResponse._LOWEST = 3
+ProduceResponse._WRITERS = (
+    _write_ProduceResponse_v3,
+    _write_ProduceResponse_v3,
+    _write_ProduceResponse_v5,
+    _write_ProduceResponse_v5,
+    _write_ProduceResponse_v5,
+    _write_ProduceResponse_v8,
+    _write_ProduceResponse_v9,
+    _write_ProduceResponse_v10,
+    _write_ProduceResponse_v10,
+    _write_ProduceResponse_v10,
+    _write_ProduceResponse_v13,
 )
-_R_ProduceResponse: tuple[Callable[[memoryview, int], tuple[ProduceResponse, int]], ...] = (
-    _r_ProduceResponse_3,
-    _r_ProduceResponse_3,
-    _r_ProduceResponse_5,
-    _r_ProduceResponse_5,
-    _r_ProduceResponse_5,
-    _r_ProduceResponse_8,
-    _r_ProduceResponse_9,
-    _r_ProduceResponse_10,
-    _r_ProduceResponse_10,
-    _r_ProduceResponse_10,
-    _r_ProduceResponse_13,
+ProduceResponse._READERS = (
+    _read_ProduceResponse_v3,
+    _read_ProduceResponse_v3,
+    _read_ProduceResponse_v5,
+    _read_ProduceResponse_v5,
+    _read_ProduceResponse_v5,
+    _read_ProduceResponse_v8,
+    _read_ProduceResponse_v9,
+    _read_ProduceResponse_v10,
+    _read_ProduceResponse_v10,
+    _read_ProduceResponse_v10,
+    _read_ProduceResponse_v13,
 )
 ProduceResponse._FIELDS = (
     FieldSpec('responses', 'array', 'struct', (0, 32767), None, None, None, TopicProduceResponse),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_bytes,
     read_unknown_tags,
@@ -21,18 +19,23 @@ from kproto.protocol._primitives import (
     write_compact_bytes,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'PushTelemetryRequest',
     'PushTelemetryResponse',
 ]
 
-_S_iob = struct.Struct('>i?b')
-_S_ih = struct.Struct('>ih')
+_INT32_BOOL_INT8 = struct.Struct('>i?b')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class PushTelemetryRequest:
-    """Kafka request ``PushTelemetryRequest`` (API key 72), versions 0-0."""
+class PushTelemetryRequest(Request['PushTelemetryResponse']):
+    """Kafka request ``PushTelemetryRequest`` (API key 72), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/PushTelemetryRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('client_instance_id', 'subscription_id', 'terminating', 'compression_type', 'metrics', 'unknown_tags',)
 
@@ -40,14 +43,13 @@ class PushTelemetryRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PushTelemetryRequest'
 
-    client_instance_id: uuid.UUID
-    subscription_id: int
-    terminating: bool
-    compression_type: int
-    metrics: bytes
+    client_instance_id: uuid.UUID  # ClientInstanceId uuid
+    subscription_id: int  # SubscriptionId int32
+    terminating: bool  # Terminating bool
+    compression_type: int  # CompressionType int8
+    metrics: bytes  # Metrics bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -67,71 +69,13 @@ class PushTelemetryRequest:
         self.metrics = metrics
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PushTelemetryRequest):
-            return NotImplemented
-        return (
-            self.client_instance_id == other.client_instance_id and
-            self.subscription_id == other.subscription_id and
-            self.terminating == other.terminating and
-            self.compression_type == other.compression_type and
-            self.metrics == other.metrics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"PushTelemetryRequest(client_instance_id={self.client_instance_id!r}, subscription_id={self.subscription_id!r}, terminating={self.terminating!r}, compression_type={self.compression_type!r}, metrics={self.metrics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class PushTelemetryResponse(Response):
+    """Kafka response ``PushTelemetryResponse`` (API key 72), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PushTelemetryRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_PushTelemetryRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PushTelemetryRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PushTelemetryRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PushTelemetryRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PushTelemetryRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PushTelemetryRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_PushTelemetryRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PushTelemetryRequest v{version}: {exc}') from None
-
-
-class PushTelemetryResponse:
-    """Kafka response ``PushTelemetryResponse`` (API key 72), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/PushTelemetryResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'unknown_tags',)
 
@@ -139,11 +83,10 @@ class PushTelemetryResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PushTelemetryResponse'
 
-    throttle_time_ms: int
-    error_code: int
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -157,65 +100,6 @@ class PushTelemetryResponse:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PushTelemetryResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"PushTelemetryResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PushTelemetryResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_PushTelemetryResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PushTelemetryResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PushTelemetryResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PushTelemetryResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PushTelemetryResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'PushTelemetryResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_PushTelemetryResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PushTelemetryResponse v{version}: {exc}') from None
-
 
 def _new_PushTelemetryRequest() -> PushTelemetryRequest:
     o = PushTelemetryRequest.__new__(PushTelemetryRequest)
@@ -228,9 +112,9 @@ def _new_PushTelemetryRequest() -> PushTelemetryRequest:
     return o
 
 
-def _w_PushTelemetryRequest_0(o: PushTelemetryRequest, out: bytearray) -> None:
+def _write_PushTelemetryRequest_v0(o: PushTelemetryRequest, out: bytearray) -> None:
     out += o.client_instance_id.bytes
-    out += _S_iob.pack(o.subscription_id, o.terminating, o.compression_type)
+    out += _INT32_BOOL_INT8.pack(o.subscription_id, o.terminating, o.compression_type)
     write_compact_bytes(out, o.metrics)
     uk = o.unknown_tags
     if uk:
@@ -239,10 +123,10 @@ def _w_PushTelemetryRequest_0(o: PushTelemetryRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PushTelemetryRequest_0(buf: memoryview, pos: int) -> tuple[PushTelemetryRequest, int]:
+def _read_PushTelemetryRequest_v0(buf: memoryview, pos: int) -> tuple[PushTelemetryRequest, int]:
     o = PushTelemetryRequest.__new__(PushTelemetryRequest)
     o.client_instance_id, pos = read_uuid(buf, pos)
-    o.subscription_id, o.terminating, o.compression_type = _S_iob.unpack_from(buf, pos)
+    o.subscription_id, o.terminating, o.compression_type = _INT32_BOOL_INT8.unpack_from(buf, pos)
     pos += 6
     o.metrics, pos = read_compact_bytes(buf, pos)
     if buf[pos] == 0:
@@ -261,8 +145,8 @@ def _new_PushTelemetryResponse() -> PushTelemetryResponse:
     return o
 
 
-def _w_PushTelemetryResponse_0(o: PushTelemetryResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_PushTelemetryResponse_v0(o: PushTelemetryResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -270,9 +154,9 @@ def _w_PushTelemetryResponse_0(o: PushTelemetryResponse, out: bytearray) -> None
         out.append(0)
 
 
-def _r_PushTelemetryResponse_0(buf: memoryview, pos: int) -> tuple[PushTelemetryResponse, int]:
+def _read_PushTelemetryResponse_v0(buf: memoryview, pos: int) -> tuple[PushTelemetryResponse, int]:
     o = PushTelemetryResponse.__new__(PushTelemetryResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -282,11 +166,12 @@ def _r_PushTelemetryResponse_0(buf: memoryview, pos: int) -> tuple[PushTelemetry
     return o, pos
 
 
-_W_PushTelemetryRequest: tuple[Callable[[PushTelemetryRequest, bytearray], None], ...] = (
-    _w_PushTelemetryRequest_0,
+PushTelemetryRequest._LOWEST = 0
+PushTelemetryRequest._WRITERS = (
+    _write_PushTelemetryRequest_v0,
 )
-_R_PushTelemetryRequest: tuple[Callable[[memoryview, int], tuple[PushTelemetryRequest, int]], ...] = (
-    _r_PushTelemetryRequest_0,
+PushTelemetryRequest._READERS = (
+    _read_PushTelemetryRequest_v0,
 )
 PushTelemetryRequest._FIELDS = (
     FieldSpec('client_instance_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -296,11 +181,12 @@ PushTelemetryRequest._FIELDS = (
     FieldSpec('metrics', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_PushTelemetryResponse: tuple[Callable[[PushTelemetryResponse, bytearray], None], ...] = (
-    _w_PushTelemetryResponse_0,
+PushTelemetryResponse._LOWEST = 0
+PushTelemetryResponse._WRITERS = (
+    _write_PushTelemetryResponse_v0,
 )
-_R_PushTelemetryResponse: tuple[Callable[[memoryview, int], tuple[PushTelemetryResponse, int]], ...] = (
-    _r_PushTelemetryResponse_0,
+PushTelemetryResponse._READERS = (
+    _read_PushTelemetryResponse_v0,
 )
 PushTelemetryResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_nullable_string,
     read_unknown_tags,
@@ -21,18 +19,23 @@ from kproto.protocol._primitives import (
     write_compact_nullable_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'RemoveRaftVoterRequest',
     'RemoveRaftVoterResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class RemoveRaftVoterRequest:
-    """Kafka request ``RemoveRaftVoterRequest`` (API key 81), versions 0-0."""
+class RemoveRaftVoterRequest(Request['RemoveRaftVoterResponse']):
+    """Kafka request ``RemoveRaftVoterRequest`` (API key 81), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/RemoveRaftVoterRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('cluster_id', 'voter_id', 'voter_directory_id', 'unknown_tags',)
 
@@ -40,12 +43,11 @@ class RemoveRaftVoterRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'RemoveRaftVoterRequest'
 
-    cluster_id: str | None
-    voter_id: int
-    voter_directory_id: uuid.UUID
+    cluster_id: str | None  # ClusterId string; nullable
+    voter_id: int  # VoterId int32
+    voter_directory_id: uuid.UUID  # VoterDirectoryId uuid
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -61,69 +63,13 @@ class RemoveRaftVoterRequest:
         self.voter_directory_id = voter_directory_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RemoveRaftVoterRequest):
-            return NotImplemented
-        return (
-            self.cluster_id == other.cluster_id and
-            self.voter_id == other.voter_id and
-            self.voter_directory_id == other.voter_directory_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"RemoveRaftVoterRequest(cluster_id={self.cluster_id!r}, voter_id={self.voter_id!r}, voter_directory_id={self.voter_directory_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class RemoveRaftVoterResponse(Response):
+    """Kafka response ``RemoveRaftVoterResponse`` (API key 81), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'RemoveRaftVoterRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_RemoveRaftVoterRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode RemoveRaftVoterRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> RemoveRaftVoterRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after RemoveRaftVoterRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[RemoveRaftVoterRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'RemoveRaftVoterRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_RemoveRaftVoterRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed RemoveRaftVoterRequest v{version}: {exc}') from None
-
-
-class RemoveRaftVoterResponse:
-    """Kafka response ``RemoveRaftVoterResponse`` (API key 81), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/RemoveRaftVoterResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
 
@@ -131,12 +77,11 @@ class RemoveRaftVoterResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'RemoveRaftVoterResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -152,66 +97,6 @@ class RemoveRaftVoterResponse:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RemoveRaftVoterResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"RemoveRaftVoterResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'RemoveRaftVoterResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_RemoveRaftVoterResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode RemoveRaftVoterResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> RemoveRaftVoterResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after RemoveRaftVoterResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[RemoveRaftVoterResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'RemoveRaftVoterResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_RemoveRaftVoterResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed RemoveRaftVoterResponse v{version}: {exc}') from None
-
 
 def _new_RemoveRaftVoterRequest() -> RemoveRaftVoterRequest:
     o = RemoveRaftVoterRequest.__new__(RemoveRaftVoterRequest)
@@ -222,9 +107,9 @@ def _new_RemoveRaftVoterRequest() -> RemoveRaftVoterRequest:
     return o
 
 
-def _w_RemoveRaftVoterRequest_0(o: RemoveRaftVoterRequest, out: bytearray) -> None:
+def _write_RemoveRaftVoterRequest_v0(o: RemoveRaftVoterRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.cluster_id)
-    out += _S_i.pack(o.voter_id)
+    out += _INT32.pack(o.voter_id)
     out += o.voter_directory_id.bytes
     uk = o.unknown_tags
     if uk:
@@ -233,10 +118,10 @@ def _w_RemoveRaftVoterRequest_0(o: RemoveRaftVoterRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_RemoveRaftVoterRequest_0(buf: memoryview, pos: int) -> tuple[RemoveRaftVoterRequest, int]:
+def _read_RemoveRaftVoterRequest_v0(buf: memoryview, pos: int) -> tuple[RemoveRaftVoterRequest, int]:
     o = RemoveRaftVoterRequest.__new__(RemoveRaftVoterRequest)
     o.cluster_id, pos = read_compact_nullable_string(buf, pos)
-    o.voter_id = _S_i.unpack_from(buf, pos)[0]
+    o.voter_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.voter_directory_id, pos = read_uuid(buf, pos)
     if buf[pos] == 0:
@@ -256,8 +141,8 @@ def _new_RemoveRaftVoterResponse() -> RemoveRaftVoterResponse:
     return o
 
 
-def _w_RemoveRaftVoterResponse_0(o: RemoveRaftVoterResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_RemoveRaftVoterResponse_v0(o: RemoveRaftVoterResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -266,9 +151,9 @@ def _w_RemoveRaftVoterResponse_0(o: RemoveRaftVoterResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_RemoveRaftVoterResponse_0(buf: memoryview, pos: int) -> tuple[RemoveRaftVoterResponse, int]:
+def _read_RemoveRaftVoterResponse_v0(buf: memoryview, pos: int) -> tuple[RemoveRaftVoterResponse, int]:
     o = RemoveRaftVoterResponse.__new__(RemoveRaftVoterResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -279,11 +164,12 @@ def _r_RemoveRaftVoterResponse_0(buf: memoryview, pos: int) -> tuple[RemoveRaftV
     return o, pos
 
 
-_W_RemoveRaftVoterRequest: tuple[Callable[[RemoveRaftVoterRequest, bytearray], None], ...] = (
-    _w_RemoveRaftVoterRequest_0,
+RemoveRaftVoterRequest._LOWEST = 0
+RemoveRaftVoterRequest._WRITERS = (
+    _write_RemoveRaftVoterRequest_v0,
 )
-_R_RemoveRaftVoterRequest: tuple[Callable[[memoryview, int], tuple[RemoveRaftVoterRequest, int]], ...] = (
-    _r_RemoveRaftVoterRequest_0,
+RemoveRaftVoterRequest._READERS = (
+    _read_RemoveRaftVoterRequest_v0,
 )
 RemoveRaftVoterRequest._FIELDS = (
     FieldSpec('cluster_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -291,11 +177,12 @@ RemoveRaftVoterRequest._FIELDS = (
     FieldSpec('voter_directory_id', 'uuid', None, (0, 32767), None, None, None, None),
 )
 
-_W_RemoveRaftVoterResponse: tuple[Callable[[RemoveRaftVoterResponse, bytearray], None], ...] = (
-    _w_RemoveRaftVoterResponse_0,
+RemoveRaftVoterResponse._LOWEST = 0
+RemoveRaftVoterResponse._WRITERS = (
+    _write_RemoveRaftVoterResponse_v0,
 )
-_R_RemoveRaftVoterResponse: tuple[Callable[[memoryview, int], tuple[RemoveRaftVoterResponse, int]], ...] = (
-    _r_RemoveRaftVoterResponse_0,
+RemoveRaftVoterResponse._READERS = (
+    _read_RemoveRaftVoterResponse_v0,
 )
 RemoveRaftVoterResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

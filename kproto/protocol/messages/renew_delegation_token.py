@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_bytes,
     read_compact_bytes,
@@ -22,18 +20,23 @@ from kproto.protocol._primitives import (
     write_compact_bytes,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'RenewDelegationTokenRequest',
     'RenewDelegationTokenResponse',
 ]
 
-_S_hqi = struct.Struct('>hqi')
-_S_q = struct.Struct('>q')
+_INT16_INT64_INT32 = struct.Struct('>hqi')
+_INT64 = struct.Struct('>q')
 
 
-class RenewDelegationTokenRequest:
-    """Kafka request ``RenewDelegationTokenRequest`` (API key 39), versions 1-2."""
+class RenewDelegationTokenRequest(Request['RenewDelegationTokenResponse']):
+    """Kafka request ``RenewDelegationTokenRequest`` (API key 39), versions 1-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/RenewDelegationTokenRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('hmac', 'renew_period_ms', 'unknown_tags',)
 
@@ -41,11 +44,10 @@ class RenewDelegationTokenRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'RenewDelegationTokenRequest'
 
-    hmac: bytes
-    renew_period_ms: int
+    hmac: bytes  # Hmac bytes
+    renew_period_ms: int  # RenewPeriodMs int64
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -59,68 +61,13 @@ class RenewDelegationTokenRequest:
         self.renew_period_ms = renew_period_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RenewDelegationTokenRequest):
-            return NotImplemented
-        return (
-            self.hmac == other.hmac and
-            self.renew_period_ms == other.renew_period_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"RenewDelegationTokenRequest(hmac={self.hmac!r}, renew_period_ms={self.renew_period_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class RenewDelegationTokenResponse(Response):
+    """Kafka response ``RenewDelegationTokenResponse`` (API key 39), versions 1-2, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenRequest has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _W_RenewDelegationTokenRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode RenewDelegationTokenRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> RenewDelegationTokenRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after RenewDelegationTokenRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[RenewDelegationTokenRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenRequest has no version {version} (valid 1-2)')
-        try:
-            return _R_RenewDelegationTokenRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed RenewDelegationTokenRequest v{version}: {exc}') from None
-
-
-class RenewDelegationTokenResponse:
-    """Kafka response ``RenewDelegationTokenResponse`` (API key 39), versions 1-2."""
+    Schema: ``tools/kafka-protocol/message/RenewDelegationTokenResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms', 'unknown_tags',)
 
@@ -128,12 +75,11 @@ class RenewDelegationTokenResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'RenewDelegationTokenResponse'
 
-    error_code: int
-    expiry_timestamp_ms: int
-    throttle_time_ms: int
+    error_code: int  # ErrorCode int16
+    expiry_timestamp_ms: int  # ExpiryTimestampMs int64
+    throttle_time_ms: int  # ThrottleTimeMs int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -149,66 +95,6 @@ class RenewDelegationTokenResponse:
         self.throttle_time_ms = throttle_time_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RenewDelegationTokenResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.expiry_timestamp_ms == other.expiry_timestamp_ms and
-            self.throttle_time_ms == other.throttle_time_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"RenewDelegationTokenResponse(error_code={self.error_code!r}, expiry_timestamp_ms={self.expiry_timestamp_ms!r}, throttle_time_ms={self.throttle_time_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenResponse has no version {version} (valid 1-2)')
-        start = len(out)
-        try:
-            _W_RenewDelegationTokenResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode RenewDelegationTokenResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> RenewDelegationTokenResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after RenewDelegationTokenResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[RenewDelegationTokenResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 2:
-            raise UnsupportedVersionError(f'RenewDelegationTokenResponse has no version {version} (valid 1-2)')
-        try:
-            return _R_RenewDelegationTokenResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed RenewDelegationTokenResponse v{version}: {exc}') from None
-
 
 def _new_RenewDelegationTokenRequest() -> RenewDelegationTokenRequest:
     o = RenewDelegationTokenRequest.__new__(RenewDelegationTokenRequest)
@@ -218,23 +104,23 @@ def _new_RenewDelegationTokenRequest() -> RenewDelegationTokenRequest:
     return o
 
 
-def _w_RenewDelegationTokenRequest_1(o: RenewDelegationTokenRequest, out: bytearray) -> None:
+def _write_RenewDelegationTokenRequest_v1(o: RenewDelegationTokenRequest, out: bytearray) -> None:
     write_bytes(out, o.hmac)
-    out += _S_q.pack(o.renew_period_ms)
+    out += _INT64.pack(o.renew_period_ms)
 
 
-def _r_RenewDelegationTokenRequest_1(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenRequest, int]:
+def _read_RenewDelegationTokenRequest_v1(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenRequest, int]:
     o = RenewDelegationTokenRequest.__new__(RenewDelegationTokenRequest)
     o.hmac, pos = read_bytes(buf, pos)
-    o.renew_period_ms = _S_q.unpack_from(buf, pos)[0]
+    o.renew_period_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.unknown_tags = None
     return o, pos
 
 
-def _w_RenewDelegationTokenRequest_2(o: RenewDelegationTokenRequest, out: bytearray) -> None:
+def _write_RenewDelegationTokenRequest_v2(o: RenewDelegationTokenRequest, out: bytearray) -> None:
     write_compact_bytes(out, o.hmac)
-    out += _S_q.pack(o.renew_period_ms)
+    out += _INT64.pack(o.renew_period_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -242,10 +128,10 @@ def _w_RenewDelegationTokenRequest_2(o: RenewDelegationTokenRequest, out: bytear
         out.append(0)
 
 
-def _r_RenewDelegationTokenRequest_2(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenRequest, int]:
+def _read_RenewDelegationTokenRequest_v2(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenRequest, int]:
     o = RenewDelegationTokenRequest.__new__(RenewDelegationTokenRequest)
     o.hmac, pos = read_compact_bytes(buf, pos)
-    o.renew_period_ms = _S_q.unpack_from(buf, pos)[0]
+    o.renew_period_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -264,20 +150,20 @@ def _new_RenewDelegationTokenResponse() -> RenewDelegationTokenResponse:
     return o
 
 
-def _w_RenewDelegationTokenResponse_1(o: RenewDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_hqi.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
+def _write_RenewDelegationTokenResponse_v1(o: RenewDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16_INT64_INT32.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
 
 
-def _r_RenewDelegationTokenResponse_1(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenResponse, int]:
+def _read_RenewDelegationTokenResponse_v1(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenResponse, int]:
     o = RenewDelegationTokenResponse.__new__(RenewDelegationTokenResponse)
-    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _S_hqi.unpack_from(buf, pos)
+    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _INT16_INT64_INT32.unpack_from(buf, pos)
     pos += 14
     o.unknown_tags = None
     return o, pos
 
 
-def _w_RenewDelegationTokenResponse_2(o: RenewDelegationTokenResponse, out: bytearray) -> None:
-    out += _S_hqi.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
+def _write_RenewDelegationTokenResponse_v2(o: RenewDelegationTokenResponse, out: bytearray) -> None:
+    out += _INT16_INT64_INT32.pack(o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -285,9 +171,9 @@ def _w_RenewDelegationTokenResponse_2(o: RenewDelegationTokenResponse, out: byte
         out.append(0)
 
 
-def _r_RenewDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenResponse, int]:
+def _read_RenewDelegationTokenResponse_v2(buf: memoryview, pos: int) -> tuple[RenewDelegationTokenResponse, int]:
     o = RenewDelegationTokenResponse.__new__(RenewDelegationTokenResponse)
-    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _S_hqi.unpack_from(buf, pos)
+    o.error_code, o.expiry_timestamp_ms, o.throttle_time_ms = _INT16_INT64_INT32.unpack_from(buf, pos)
     pos += 14
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -297,26 +183,28 @@ def _r_RenewDelegationTokenResponse_2(buf: memoryview, pos: int) -> tuple[RenewD
     return o, pos
 
 
-_W_RenewDelegationTokenRequest: tuple[Callable[[RenewDelegationTokenRequest, bytearray], None], ...] = (
-    _w_RenewDelegationTokenRequest_1,
-    _w_RenewDelegationTokenRequest_2,
+RenewDelegationTokenRequest._LOWEST = 1
+RenewDelegationTokenRequest._WRITERS = (
+    _write_RenewDelegationTokenRequest_v1,
+    _write_RenewDelegationTokenRequest_v2,
 )
-_R_RenewDelegationTokenRequest: tuple[Callable[[memoryview, int], tuple[RenewDelegationTokenRequest, int]], ...] = (
-    _r_RenewDelegationTokenRequest_1,
-    _r_RenewDelegationTokenRequest_2,
+RenewDelegationTokenRequest._READERS = (
+    _read_RenewDelegationTokenRequest_v1,
+    _read_RenewDelegationTokenRequest_v2,
 )
 RenewDelegationTokenRequest._FIELDS = (
     FieldSpec('hmac', 'bytes', None, (0, 32767), None, None, None, None),
     FieldSpec('renew_period_ms', 'int64', None, (0, 32767), None, None, None, None),
 )
 
-_W_RenewDelegationTokenResponse: tuple[Callable[[RenewDelegationTokenResponse, bytearray], None], ...] = (
-    _w_RenewDelegationTokenResponse_1,
-    _w_RenewDelegationTokenResponse_2,
+RenewDelegationTokenResponse._LOWEST = 1
+RenewDelegationTokenResponse._WRITERS = (
+    _write_RenewDelegationTokenResponse_v1,
+    _write_RenewDelegationTokenResponse_v2,
 )
-_R_RenewDelegationTokenResponse: tuple[Callable[[memoryview, int], tuple[RenewDelegationTokenResponse, int]], ...] = (
-    _r_RenewDelegationTokenResponse_1,
-    _r_RenewDelegationTokenResponse_2,
+RenewDelegationTokenResponse._READERS = (
+    _read_RenewDelegationTokenResponse_v1,
+    _read_RenewDelegationTokenResponse_v2,
 )
 RenewDelegationTokenResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_bytes,
     read_compact_bytes,
@@ -26,18 +24,23 @@ from kproto.protocol._primitives import (
     write_nullable_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'SaslAuthenticateRequest',
     'SaslAuthenticateResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_q = struct.Struct('>q')
+_INT16 = struct.Struct('>h')
+_INT64 = struct.Struct('>q')
 
 
-class SaslAuthenticateRequest:
-    """Kafka request ``SaslAuthenticateRequest`` (API key 36), versions 0-2."""
+class SaslAuthenticateRequest(Request['SaslAuthenticateResponse']):
+    """Kafka request ``SaslAuthenticateRequest`` (API key 36), versions 0-2, flexible from v2.
+
+    Schema: ``tools/kafka-protocol/message/SaslAuthenticateRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('auth_bytes', 'unknown_tags',)
 
@@ -45,10 +48,9 @@ class SaslAuthenticateRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SaslAuthenticateRequest'
 
-    auth_bytes: bytes
+    auth_bytes: bytes  # AuthBytes bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -60,67 +62,13 @@ class SaslAuthenticateRequest:
         self.auth_bytes = auth_bytes
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SaslAuthenticateRequest):
-            return NotImplemented
-        return (
-            self.auth_bytes == other.auth_bytes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"SaslAuthenticateRequest(auth_bytes={self.auth_bytes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class SaslAuthenticateResponse(Response):
+    """Kafka response ``SaslAuthenticateResponse`` (API key 36), versions 0-2, flexible from v2.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'SaslAuthenticateRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_SaslAuthenticateRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SaslAuthenticateRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SaslAuthenticateRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SaslAuthenticateRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SaslAuthenticateRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'SaslAuthenticateRequest has no version {version} (valid 0-2)')
-        try:
-            return _R_SaslAuthenticateRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SaslAuthenticateRequest v{version}: {exc}') from None
-
-
-class SaslAuthenticateResponse:
-    """Kafka response ``SaslAuthenticateResponse`` (API key 36), versions 0-2."""
+    Schema: ``tools/kafka-protocol/message/SaslAuthenticateResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'auth_bytes', 'session_lifetime_ms', 'unknown_tags',)
 
@@ -128,13 +76,12 @@ class SaslAuthenticateResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 2
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SaslAuthenticateResponse'
 
-    error_code: int
-    error_message: str | None
-    auth_bytes: bytes
-    session_lifetime_ms: int
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    auth_bytes: bytes  # AuthBytes bytes
+    session_lifetime_ms: int  # SessionLifetimeMs int64; v1+; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -152,67 +99,6 @@ class SaslAuthenticateResponse:
         self.session_lifetime_ms = session_lifetime_ms
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SaslAuthenticateResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.auth_bytes == other.auth_bytes and
-            self.session_lifetime_ms == other.session_lifetime_ms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SaslAuthenticateResponse(error_code={self.error_code!r}, error_message={self.error_message!r}, auth_bytes={self.auth_bytes!r}, session_lifetime_ms={self.session_lifetime_ms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'SaslAuthenticateResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_SaslAuthenticateResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SaslAuthenticateResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SaslAuthenticateResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SaslAuthenticateResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SaslAuthenticateResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'SaslAuthenticateResponse has no version {version} (valid 0-2)')
-        try:
-            return _R_SaslAuthenticateResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SaslAuthenticateResponse v{version}: {exc}') from None
-
 
 def _new_SaslAuthenticateRequest() -> SaslAuthenticateRequest:
     o = SaslAuthenticateRequest.__new__(SaslAuthenticateRequest)
@@ -221,18 +107,18 @@ def _new_SaslAuthenticateRequest() -> SaslAuthenticateRequest:
     return o
 
 
-def _w_SaslAuthenticateRequest_0(o: SaslAuthenticateRequest, out: bytearray) -> None:
+def _write_SaslAuthenticateRequest_v0(o: SaslAuthenticateRequest, out: bytearray) -> None:
     write_bytes(out, o.auth_bytes)
 
 
-def _r_SaslAuthenticateRequest_0(buf: memoryview, pos: int) -> tuple[SaslAuthenticateRequest, int]:
+def _read_SaslAuthenticateRequest_v0(buf: memoryview, pos: int) -> tuple[SaslAuthenticateRequest, int]:
     o = SaslAuthenticateRequest.__new__(SaslAuthenticateRequest)
     o.auth_bytes, pos = read_bytes(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_SaslAuthenticateRequest_2(o: SaslAuthenticateRequest, out: bytearray) -> None:
+def _write_SaslAuthenticateRequest_v2(o: SaslAuthenticateRequest, out: bytearray) -> None:
     write_compact_bytes(out, o.auth_bytes)
     uk = o.unknown_tags
     if uk:
@@ -241,7 +127,7 @@ def _w_SaslAuthenticateRequest_2(o: SaslAuthenticateRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_SaslAuthenticateRequest_2(buf: memoryview, pos: int) -> tuple[SaslAuthenticateRequest, int]:
+def _read_SaslAuthenticateRequest_v2(buf: memoryview, pos: int) -> tuple[SaslAuthenticateRequest, int]:
     o = SaslAuthenticateRequest.__new__(SaslAuthenticateRequest)
     o.auth_bytes, pos = read_compact_bytes(buf, pos)
     if buf[pos] == 0:
@@ -262,15 +148,15 @@ def _new_SaslAuthenticateResponse() -> SaslAuthenticateResponse:
     return o
 
 
-def _w_SaslAuthenticateResponse_0(o: SaslAuthenticateResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_SaslAuthenticateResponse_v0(o: SaslAuthenticateResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
     write_bytes(out, o.auth_bytes)
 
 
-def _r_SaslAuthenticateResponse_0(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
+def _read_SaslAuthenticateResponse_v0(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
     o = SaslAuthenticateResponse.__new__(SaslAuthenticateResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
     o.auth_bytes, pos = read_bytes(buf, pos)
@@ -279,30 +165,30 @@ def _r_SaslAuthenticateResponse_0(buf: memoryview, pos: int) -> tuple[SaslAuthen
     return o, pos
 
 
-def _w_SaslAuthenticateResponse_1(o: SaslAuthenticateResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_SaslAuthenticateResponse_v1(o: SaslAuthenticateResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_nullable_string(out, o.error_message)
     write_bytes(out, o.auth_bytes)
-    out += _S_q.pack(o.session_lifetime_ms)
+    out += _INT64.pack(o.session_lifetime_ms)
 
 
-def _r_SaslAuthenticateResponse_1(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
+def _read_SaslAuthenticateResponse_v1(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
     o = SaslAuthenticateResponse.__new__(SaslAuthenticateResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_nullable_string(buf, pos)
     o.auth_bytes, pos = read_bytes(buf, pos)
-    o.session_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
+    o.session_lifetime_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     o.unknown_tags = None
     return o, pos
 
 
-def _w_SaslAuthenticateResponse_2(o: SaslAuthenticateResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_SaslAuthenticateResponse_v2(o: SaslAuthenticateResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_bytes(out, o.auth_bytes)
-    out += _S_q.pack(o.session_lifetime_ms)
+    out += _INT64.pack(o.session_lifetime_ms)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -310,13 +196,13 @@ def _w_SaslAuthenticateResponse_2(o: SaslAuthenticateResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_SaslAuthenticateResponse_2(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
+def _read_SaslAuthenticateResponse_v2(buf: memoryview, pos: int) -> tuple[SaslAuthenticateResponse, int]:
     o = SaslAuthenticateResponse.__new__(SaslAuthenticateResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.auth_bytes, pos = read_compact_bytes(buf, pos)
-    o.session_lifetime_ms = _S_q.unpack_from(buf, pos)[0]
+    o.session_lifetime_ms = _INT64.unpack_from(buf, pos)[0]
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -326,29 +212,31 @@ def _r_SaslAuthenticateResponse_2(buf: memoryview, pos: int) -> tuple[SaslAuthen
     return o, pos
 
 
-_W_SaslAuthenticateRequest: tuple[Callable[[SaslAuthenticateRequest, bytearray], None], ...] = (
-    _w_SaslAuthenticateRequest_0,
-    _w_SaslAuthenticateRequest_0,
-    _w_SaslAuthenticateRequest_2,
+SaslAuthenticateRequest._LOWEST = 0
+SaslAuthenticateRequest._WRITERS = (
+    _write_SaslAuthenticateRequest_v0,
+    _write_SaslAuthenticateRequest_v0,
+    _write_SaslAuthenticateRequest_v2,
 )
-_R_SaslAuthenticateRequest: tuple[Callable[[memoryview, int], tuple[SaslAuthenticateRequest, int]], ...] = (
-    _r_SaslAuthenticateRequest_0,
-    _r_SaslAuthenticateRequest_0,
-    _r_SaslAuthenticateRequest_2,
+SaslAuthenticateRequest._READERS = (
+    _read_SaslAuthenticateRequest_v0,
+    _read_SaslAuthenticateRequest_v0,
+    _read_SaslAuthenticateRequest_v2,
 )
 SaslAuthenticateRequest._FIELDS = (
     FieldSpec('auth_bytes', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_SaslAuthenticateResponse: tuple[Callable[[SaslAuthenticateResponse, bytearray], None], ...] = (
-    _w_SaslAuthenticateResponse_0,
-    _w_SaslAuthenticateResponse_1,
-    _w_SaslAuthenticateResponse_2,
+SaslAuthenticateResponse._LOWEST = 0
+SaslAuthenticateResponse._WRITERS = (
+    _write_SaslAuthenticateResponse_v0,
+    _write_SaslAuthenticateResponse_v1,
+    _write_SaslAuthenticateResponse_v2,
 )
-_R_SaslAuthenticateResponse: tuple[Callable[[memoryview, int], tuple[SaslAuthenticateResponse, int]], ...] = (
-    _r_SaslAuthenticateResponse_0,
-    _r_SaslAuthenticateResponse_1,
-    _r_SaslAuthenticateResponse_2,
+SaslAuthenticateResponse._READERS = (
+    _read_SaslAuthenticateResponse_v0,
+    _read_SaslAuthenticateResponse_v1,
+    _read_SaslAuthenticateResponse_v2,
 )
 SaslAuthenticateResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

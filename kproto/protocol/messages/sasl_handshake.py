@@ -11,26 +11,29 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_array_len,
     read_string,
     write_string,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'SaslHandshakeRequest',
     'SaslHandshakeResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
 
 
-class SaslHandshakeRequest:
-    """Kafka request ``SaslHandshakeRequest`` (API key 17), versions 0-1."""
+class SaslHandshakeRequest(Request['SaslHandshakeResponse']):
+    """Kafka request ``SaslHandshakeRequest`` (API key 17), versions 0-1.
+
+    Schema: ``tools/kafka-protocol/message/SaslHandshakeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('mechanism', 'unknown_tags',)
 
@@ -38,10 +41,9 @@ class SaslHandshakeRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SaslHandshakeRequest'
 
-    mechanism: str
+    mechanism: str  # Mechanism string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -53,67 +55,13 @@ class SaslHandshakeRequest:
         self.mechanism = mechanism
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SaslHandshakeRequest):
-            return NotImplemented
-        return (
-            self.mechanism == other.mechanism and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"SaslHandshakeRequest(mechanism={self.mechanism!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class SaslHandshakeResponse(Response):
+    """Kafka response ``SaslHandshakeResponse`` (API key 17), versions 0-1.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'SaslHandshakeRequest has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_SaslHandshakeRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SaslHandshakeRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SaslHandshakeRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SaslHandshakeRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SaslHandshakeRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'SaslHandshakeRequest has no version {version} (valid 0-1)')
-        try:
-            return _R_SaslHandshakeRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SaslHandshakeRequest v{version}: {exc}') from None
-
-
-class SaslHandshakeResponse:
-    """Kafka response ``SaslHandshakeResponse`` (API key 17), versions 0-1."""
+    Schema: ``tools/kafka-protocol/message/SaslHandshakeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'mechanisms', 'unknown_tags',)
 
@@ -121,11 +69,10 @@ class SaslHandshakeResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = None
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SaslHandshakeResponse'
 
-    error_code: int
-    mechanisms: list[str]
+    error_code: int  # ErrorCode int16
+    mechanisms: list[str]  # Mechanisms []string
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -139,65 +86,6 @@ class SaslHandshakeResponse:
         self.mechanisms = list(mechanisms)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SaslHandshakeResponse):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.mechanisms == other.mechanisms and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SaslHandshakeResponse(error_code={self.error_code!r}, mechanisms={self.mechanisms!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'SaslHandshakeResponse has no version {version} (valid 0-1)')
-        start = len(out)
-        try:
-            _W_SaslHandshakeResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SaslHandshakeResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SaslHandshakeResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SaslHandshakeResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SaslHandshakeResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 1:
-            raise UnsupportedVersionError(f'SaslHandshakeResponse has no version {version} (valid 0-1)')
-        try:
-            return _R_SaslHandshakeResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SaslHandshakeResponse v{version}: {exc}') from None
-
 
 def _new_SaslHandshakeRequest() -> SaslHandshakeRequest:
     o = SaslHandshakeRequest.__new__(SaslHandshakeRequest)
@@ -206,11 +94,11 @@ def _new_SaslHandshakeRequest() -> SaslHandshakeRequest:
     return o
 
 
-def _w_SaslHandshakeRequest_0(o: SaslHandshakeRequest, out: bytearray) -> None:
+def _write_SaslHandshakeRequest_v0(o: SaslHandshakeRequest, out: bytearray) -> None:
     write_string(out, o.mechanism)
 
 
-def _r_SaslHandshakeRequest_0(buf: memoryview, pos: int) -> tuple[SaslHandshakeRequest, int]:
+def _read_SaslHandshakeRequest_v0(buf: memoryview, pos: int) -> tuple[SaslHandshakeRequest, int]:
     o = SaslHandshakeRequest.__new__(SaslHandshakeRequest)
     o.mechanism, pos = read_string(buf, pos)
     o.unknown_tags = None
@@ -225,47 +113,49 @@ def _new_SaslHandshakeResponse() -> SaslHandshakeResponse:
     return o
 
 
-def _w_SaslHandshakeResponse_0(o: SaslHandshakeResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
-    x1 = o.mechanisms
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        write_string(out, e2)
+def _write_SaslHandshakeResponse_v0(o: SaslHandshakeResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
+    mechanisms = o.mechanisms
+    out += _INT32.pack(len(mechanisms))
+    for mechanisms_item in mechanisms:
+        write_string(out, mechanisms_item)
 
 
-def _r_SaslHandshakeResponse_0(buf: memoryview, pos: int) -> tuple[SaslHandshakeResponse, int]:
+def _read_SaslHandshakeResponse_v0(buf: memoryview, pos: int) -> tuple[SaslHandshakeResponse, int]:
     o = SaslHandshakeResponse.__new__(SaslHandshakeResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
-    n1, pos = read_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_string(buf, pos)
-        a2.append(e3)
-    o.mechanisms = a2
+    n_mechanisms, pos = read_array_len(buf, pos)
+    mechanisms: list[str] = []
+    for _ in range(n_mechanisms):
+        mechanisms_item, pos = read_string(buf, pos)
+        mechanisms.append(mechanisms_item)
+    o.mechanisms = mechanisms
     o.unknown_tags = None
     return o, pos
 
 
-_W_SaslHandshakeRequest: tuple[Callable[[SaslHandshakeRequest, bytearray], None], ...] = (
-    _w_SaslHandshakeRequest_0,
-    _w_SaslHandshakeRequest_0,
+SaslHandshakeRequest._LOWEST = 0
+SaslHandshakeRequest._WRITERS = (
+    _write_SaslHandshakeRequest_v0,
+    _write_SaslHandshakeRequest_v0,
 )
-_R_SaslHandshakeRequest: tuple[Callable[[memoryview, int], tuple[SaslHandshakeRequest, int]], ...] = (
-    _r_SaslHandshakeRequest_0,
-    _r_SaslHandshakeRequest_0,
+SaslHandshakeRequest._READERS = (
+    _read_SaslHandshakeRequest_v0,
+    _read_SaslHandshakeRequest_v0,
 )
 SaslHandshakeRequest._FIELDS = (
     FieldSpec('mechanism', 'string', None, (0, 32767), None, None, None, None),
 )
 
-_W_SaslHandshakeResponse: tuple[Callable[[SaslHandshakeResponse, bytearray], None], ...] = (
-    _w_SaslHandshakeResponse_0,
-    _w_SaslHandshakeResponse_0,
+SaslHandshakeResponse._LOWEST = 0
+SaslHandshakeResponse._WRITERS = (
+    _write_SaslHandshakeResponse_v0,
+    _write_SaslHandshakeResponse_v0,
 )
-_R_SaslHandshakeResponse: tuple[Callable[[memoryview, int], tuple[SaslHandshakeResponse, int]], ...] = (
-    _r_SaslHandshakeResponse_0,
-    _r_SaslHandshakeResponse_0,
+SaslHandshakeResponse._READERS = (
+    _read_SaslHandshakeResponse_v0,
+    _read_SaslHandshakeResponse_v0,
 )
 SaslHandshakeResponse._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AcknowledgePartition',
@@ -38,14 +37,18 @@ __all__ = [
     'ShareAcknowledgeTopicResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_ii = struct.Struct('>ii')
-_S_qq = struct.Struct('>qq')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT32 = struct.Struct('>ii')
+_INT64_INT64 = struct.Struct('>qq')
 
 
-class ShareAcknowledgeRequest:
-    """Kafka request ``ShareAcknowledgeRequest`` (API key 79), versions 1-1."""
+class ShareAcknowledgeRequest(Request['ShareAcknowledgeResponse']):
+    """Kafka request ``ShareAcknowledgeRequest`` (API key 79), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'topics', 'unknown_tags',)
 
@@ -53,13 +56,12 @@ class ShareAcknowledgeRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeRequest'
 
-    group_id: str | None
-    member_id: str | None
-    share_session_epoch: int
-    topics: list[AcknowledgeTopic]
+    group_id: str | None  # GroupId string; nullable
+    member_id: str | None  # MemberId string; nullable
+    share_session_epoch: int  # ShareSessionEpoch int32
+    topics: list[AcknowledgeTopic]  # Topics []AcknowledgeTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -77,78 +79,20 @@ class ShareAcknowledgeRequest:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareAcknowledgeRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.share_session_epoch == other.share_session_epoch and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ShareAcknowledgeRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, share_session_epoch={self.share_session_epoch!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AcknowledgeTopic(Struct):
+    """Struct ``AcknowledgeTopic`` of ``ShareAcknowledgeRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeRequest has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_ShareAcknowledgeRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareAcknowledgeRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareAcknowledgeRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareAcknowledgeRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareAcknowledgeRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeRequest has no version {version} (valid 1-1)')
-        try:
-            return _R_ShareAcknowledgeRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareAcknowledgeRequest v{version}: {exc}') from None
-
-
-class AcknowledgeTopic:
-    """Schema struct ``AcknowledgeTopic`` of ``ShareAcknowledgeRequest``."""
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgeTopic'
 
-    topic_id: uuid.UUID
-    partitions: list[AcknowledgePartition]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[AcknowledgePartition]  # Partitions []AcknowledgePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -162,76 +106,20 @@ class AcknowledgeTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AcknowledgeTopic):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AcknowledgeTopic(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AcknowledgePartition(Struct):
+    """Struct ``AcknowledgePartition`` of ``ShareAcknowledgeRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgeTopic has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_AcknowledgeTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AcknowledgeTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcknowledgeTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AcknowledgeTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgeTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgeTopic has no version {version} (valid 1-1)')
-        try:
-            return _R_AcknowledgeTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AcknowledgeTopic v{version}: {exc}') from None
-
-
-class AcknowledgePartition:
-    """Schema struct ``AcknowledgePartition`` of ``ShareAcknowledgeRequest``."""
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'acknowledgement_batches', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgePartition'
 
-    partition_index: int
-    acknowledgement_batches: list[AcknowledgementBatch]
+    partition_index: int  # PartitionIndex int32
+    acknowledgement_batches: list[AcknowledgementBatch]  # AcknowledgementBatches []AcknowledgementBatch
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -245,77 +133,21 @@ class AcknowledgePartition:
         self.acknowledgement_batches = list(acknowledgement_batches)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AcknowledgePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.acknowledgement_batches == other.acknowledgement_batches and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AcknowledgePartition(partition_index={self.partition_index!r}, acknowledgement_batches={self.acknowledgement_batches!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AcknowledgementBatch(Struct):
+    """Struct ``AcknowledgementBatch`` of ``ShareAcknowledgeRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgePartition has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_AcknowledgePartition[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AcknowledgePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcknowledgePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AcknowledgePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgePartition has no version {version} (valid 1-1)')
-        try:
-            return _R_AcknowledgePartition[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AcknowledgePartition v{version}: {exc}') from None
-
-
-class AcknowledgementBatch:
-    """Schema struct ``AcknowledgementBatch`` of ``ShareAcknowledgeRequest``."""
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('first_offset', 'last_offset', 'acknowledge_types', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgementBatch'
 
-    first_offset: int
-    last_offset: int
-    acknowledge_types: list[int]
+    first_offset: int  # FirstOffset int64
+    last_offset: int  # LastOffset int64
+    acknowledge_types: list[int]  # AcknowledgeTypes []int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -331,69 +163,13 @@ class AcknowledgementBatch:
         self.acknowledge_types = list(acknowledge_types)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AcknowledgementBatch):
-            return NotImplemented
-        return (
-            self.first_offset == other.first_offset and
-            self.last_offset == other.last_offset and
-            self.acknowledge_types == other.acknowledge_types and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AcknowledgementBatch(first_offset={self.first_offset!r}, last_offset={self.last_offset!r}, acknowledge_types={self.acknowledge_types!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ShareAcknowledgeResponse(Response):
+    """Kafka response ``ShareAcknowledgeResponse`` (API key 79), versions 1-1, flexible from v1.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_AcknowledgementBatch[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AcknowledgementBatch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcknowledgementBatch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AcknowledgementBatch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgementBatch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
-        try:
-            return _R_AcknowledgementBatch[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AcknowledgementBatch v{version}: {exc}') from None
-
-
-class ShareAcknowledgeResponse:
-    """Kafka response ``ShareAcknowledgeResponse`` (API key 79), versions 1-1."""
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'node_endpoints', 'unknown_tags',)
 
@@ -401,14 +177,13 @@ class ShareAcknowledgeResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    responses: list[ShareAcknowledgeTopicResponse]
-    node_endpoints: list[NodeEndpoint]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    responses: list[ShareAcknowledgeTopicResponse]  # Responses []ShareAcknowledgeTopicResponse
+    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -428,81 +203,22 @@ class ShareAcknowledgeResponse:
         self.node_endpoints = list(node_endpoints)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareAcknowledgeResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.responses == other.responses and
-            self.node_endpoints == other.node_endpoints and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ShareAcknowledgeResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, responses={self.responses!r}, node_endpoints={self.node_endpoints!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class NodeEndpoint(Struct):
+    """Struct ``NodeEndpoint`` of ``ShareAcknowledgeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_ShareAcknowledgeResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareAcknowledgeResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareAcknowledgeResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareAcknowledgeResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareAcknowledgeResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeResponse has no version {version} (valid 1-1)')
-        try:
-            return _R_ShareAcknowledgeResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareAcknowledgeResponse v{version}: {exc}') from None
-
-
-class NodeEndpoint:
-    """Schema struct ``NodeEndpoint`` of ``ShareAcknowledgeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int
-    host: str
-    port: int
-    rack: str | None
+    node_id: int  # NodeId int32
+    host: str  # Host string
+    port: int  # Port int32
+    rack: str | None  # Rack string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -520,78 +236,20 @@ class NodeEndpoint:
         self.rack = rack
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, NodeEndpoint):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"NodeEndpoint(node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ShareAcknowledgeTopicResponse(Struct):
+    """Struct ``ShareAcknowledgeTopicResponse`` of ``ShareAcknowledgeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_NodeEndpoint[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after NodeEndpoint v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
-        try:
-            return _R_NodeEndpoint[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
-
-
-class ShareAcknowledgeTopicResponse:
-    """Schema struct ``ShareAcknowledgeTopicResponse`` of ``ShareAcknowledgeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareAcknowledgeTopicResponse'
 
-    topic_id: uuid.UUID
-    partitions: list[PartitionData]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[PartitionData]  # Partitions []PartitionData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -605,78 +263,22 @@ class ShareAcknowledgeTopicResponse:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareAcknowledgeTopicResponse):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ShareAcknowledgeTopicResponse(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class PartitionData(Struct):
+    """Struct ``PartitionData`` of ``ShareAcknowledgeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeTopicResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_ShareAcknowledgeTopicResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareAcknowledgeTopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareAcknowledgeTopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareAcknowledgeTopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareAcknowledgeTopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareAcknowledgeTopicResponse has no version {version} (valid 1-1)')
-        try:
-            return _R_ShareAcknowledgeTopicResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareAcknowledgeTopicResponse v{version}: {exc}') from None
-
-
-class PartitionData:
-    """Schema struct ``PartitionData`` of ``ShareAcknowledgeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'current_leader', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int
-    error_code: int
-    error_message: str | None
-    current_leader: LeaderIdAndEpoch
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -694,78 +296,20 @@ class PartitionData:
         self.current_leader = LeaderIdAndEpoch() if current_leader is None else current_leader
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionData):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.current_leader == other.current_leader and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"PartitionData(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, current_leader={self.current_leader!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class LeaderIdAndEpoch(Struct):
+    """Struct ``LeaderIdAndEpoch`` of ``ShareAcknowledgeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_PartitionData[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
-        try:
-            return _R_PartitionData[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
-
-
-class LeaderIdAndEpoch:
-    """Schema struct ``LeaderIdAndEpoch`` of ``ShareAcknowledgeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareAcknowledgeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int
-    leader_epoch: int
+    leader_id: int  # LeaderId int32
+    leader_epoch: int  # LeaderEpoch int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -779,65 +323,6 @@ class LeaderIdAndEpoch:
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaderIdAndEpoch):
-            return NotImplemented
-        return (
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"LeaderIdAndEpoch(leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_LeaderIdAndEpoch[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderIdAndEpoch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaderIdAndEpoch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
-        try:
-            return _R_LeaderIdAndEpoch[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
-
 
 def _new_AcknowledgementBatch() -> AcknowledgementBatch:
     o = AcknowledgementBatch.__new__(AcknowledgementBatch)
@@ -848,11 +333,11 @@ def _new_AcknowledgementBatch() -> AcknowledgementBatch:
     return o
 
 
-def _w_AcknowledgementBatch_1(o: AcknowledgementBatch, out: bytearray) -> None:
-    out += _S_qq.pack(o.first_offset, o.last_offset)
-    x1 = o.acknowledge_types
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%db' % len(x1), *x1)
+def _write_AcknowledgementBatch_v1(o: AcknowledgementBatch, out: bytearray) -> None:
+    out += _INT64_INT64.pack(o.first_offset, o.last_offset)
+    acknowledge_types = o.acknowledge_types
+    write_uvarint(out, len(acknowledge_types) + 1)
+    out += struct.pack('>%db' % len(acknowledge_types), *acknowledge_types)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -860,13 +345,13 @@ def _w_AcknowledgementBatch_1(o: AcknowledgementBatch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgementBatch_1(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
+def _read_AcknowledgementBatch_v1(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
     o = AcknowledgementBatch.__new__(AcknowledgementBatch)
-    o.first_offset, o.last_offset = _S_qq.unpack_from(buf, pos)
+    o.first_offset, o.last_offset = _INT64_INT64.unpack_from(buf, pos)
     pos += 16
-    n1, pos = read_compact_array_len(buf, pos)
-    o.acknowledge_types = list(struct.unpack_from('>%db' % n1, buf, pos))
-    pos += 1 * n1
+    n_acknowledge_types, pos = read_compact_array_len(buf, pos)
+    o.acknowledge_types = list(struct.unpack_from('>%db' % n_acknowledge_types, buf, pos))
+    pos += 1 * n_acknowledge_types
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -883,12 +368,12 @@ def _new_AcknowledgePartition() -> AcknowledgePartition:
     return o
 
 
-def _w_AcknowledgePartition_1(o: AcknowledgePartition, out: bytearray) -> None:
-    out += _S_i.pack(o.partition_index)
-    x1 = o.acknowledgement_batches
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AcknowledgementBatch_1(e2, out)
+def _write_AcknowledgePartition_v1(o: AcknowledgePartition, out: bytearray) -> None:
+    out += _INT32.pack(o.partition_index)
+    acknowledgement_batches = o.acknowledgement_batches
+    write_uvarint(out, len(acknowledgement_batches) + 1)
+    for acknowledgement_batches_item in acknowledgement_batches:
+        _write_AcknowledgementBatch_v1(acknowledgement_batches_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -896,16 +381,16 @@ def _w_AcknowledgePartition_1(o: AcknowledgePartition, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgePartition_1(buf: memoryview, pos: int) -> tuple[AcknowledgePartition, int]:
+def _read_AcknowledgePartition_v1(buf: memoryview, pos: int) -> tuple[AcknowledgePartition, int]:
     o = AcknowledgePartition.__new__(AcknowledgePartition)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AcknowledgementBatch] = []
-    for _ in range(n1):
-        e3, pos = _r_AcknowledgementBatch_1(buf, pos)
-        a2.append(e3)
-    o.acknowledgement_batches = a2
+    n_acknowledgement_batches, pos = read_compact_array_len(buf, pos)
+    acknowledgement_batches: list[AcknowledgementBatch] = []
+    for _ in range(n_acknowledgement_batches):
+        acknowledgement_batches_item, pos = _read_AcknowledgementBatch_v1(buf, pos)
+        acknowledgement_batches.append(acknowledgement_batches_item)
+    o.acknowledgement_batches = acknowledgement_batches
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -922,12 +407,12 @@ def _new_AcknowledgeTopic() -> AcknowledgeTopic:
     return o
 
 
-def _w_AcknowledgeTopic_1(o: AcknowledgeTopic, out: bytearray) -> None:
+def _write_AcknowledgeTopic_v1(o: AcknowledgeTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AcknowledgePartition_1(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_AcknowledgePartition_v1(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -935,15 +420,15 @@ def _w_AcknowledgeTopic_1(o: AcknowledgeTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgeTopic_1(buf: memoryview, pos: int) -> tuple[AcknowledgeTopic, int]:
+def _read_AcknowledgeTopic_v1(buf: memoryview, pos: int) -> tuple[AcknowledgeTopic, int]:
     o = AcknowledgeTopic.__new__(AcknowledgeTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AcknowledgePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_AcknowledgePartition_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[AcknowledgePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_AcknowledgePartition_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -962,14 +447,14 @@ def _new_ShareAcknowledgeRequest() -> ShareAcknowledgeRequest:
     return o
 
 
-def _w_ShareAcknowledgeRequest_1(o: ShareAcknowledgeRequest, out: bytearray) -> None:
+def _write_ShareAcknowledgeRequest_v1(o: ShareAcknowledgeRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.group_id)
     write_compact_nullable_string(out, o.member_id)
-    out += _S_i.pack(o.share_session_epoch)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AcknowledgeTopic_1(e2, out)
+    out += _INT32.pack(o.share_session_epoch)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_AcknowledgeTopic_v1(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -977,18 +462,18 @@ def _w_ShareAcknowledgeRequest_1(o: ShareAcknowledgeRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_ShareAcknowledgeRequest_1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeRequest, int]:
+def _read_ShareAcknowledgeRequest_v1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeRequest, int]:
     o = ShareAcknowledgeRequest.__new__(ShareAcknowledgeRequest)
     o.group_id, pos = read_compact_nullable_string(buf, pos)
     o.member_id, pos = read_compact_nullable_string(buf, pos)
-    o.share_session_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.share_session_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AcknowledgeTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_AcknowledgeTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[AcknowledgeTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_AcknowledgeTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1005,8 +490,8 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_1(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+def _write_LeaderIdAndEpoch_v1(o: LeaderIdAndEpoch, out: bytearray) -> None:
+    out += _INT32_INT32.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1014,9 +499,9 @@ def _w_LeaderIdAndEpoch_1(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_1(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v1(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o.leader_id, o.leader_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1036,11 +521,11 @@ def _new_PartitionData() -> PartitionData:
     return o
 
 
-def _w_PartitionData_1(o: PartitionData, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_PartitionData_v1(o: PartitionData, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.current_leader
-    _w_LeaderIdAndEpoch_1(x1, out)
+    current_leader = o.current_leader
+    _write_LeaderIdAndEpoch_v1(current_leader, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1048,12 +533,12 @@ def _w_PartitionData_1(o: PartitionData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PartitionData_1(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v1(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.current_leader, pos = _r_LeaderIdAndEpoch_1(buf, pos)
+    o.current_leader, pos = _read_LeaderIdAndEpoch_v1(buf, pos)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1070,12 +555,12 @@ def _new_ShareAcknowledgeTopicResponse() -> ShareAcknowledgeTopicResponse:
     return o
 
 
-def _w_ShareAcknowledgeTopicResponse_1(o: ShareAcknowledgeTopicResponse, out: bytearray) -> None:
+def _write_ShareAcknowledgeTopicResponse_v1(o: ShareAcknowledgeTopicResponse, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionData_1(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_PartitionData_v1(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1083,15 +568,15 @@ def _w_ShareAcknowledgeTopicResponse_1(o: ShareAcknowledgeTopicResponse, out: by
         out.append(0)
 
 
-def _r_ShareAcknowledgeTopicResponse_1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeTopicResponse, int]:
+def _read_ShareAcknowledgeTopicResponse_v1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeTopicResponse, int]:
     o = ShareAcknowledgeTopicResponse.__new__(ShareAcknowledgeTopicResponse)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1110,10 +595,10 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+def _write_NodeEndpoint_v1(o: NodeEndpoint, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
     write_compact_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_compact_nullable_string(out, o.rack)
     uk = o.unknown_tags
     if uk:
@@ -1122,12 +607,12 @@ def _w_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -1149,17 +634,17 @@ def _new_ShareAcknowledgeResponse() -> ShareAcknowledgeResponse:
     return o
 
 
-def _w_ShareAcknowledgeResponse_1(o: ShareAcknowledgeResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_ShareAcknowledgeResponse_v1(o: ShareAcknowledgeResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ShareAcknowledgeTopicResponse_1(e2, out)
-    x3 = o.node_endpoints
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_NodeEndpoint_1(e4, out)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_ShareAcknowledgeTopicResponse_v1(responses_item, out)
+    node_endpoints = o.node_endpoints
+    write_uvarint(out, len(node_endpoints) + 1)
+    for node_endpoints_item in node_endpoints:
+        _write_NodeEndpoint_v1(node_endpoints_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1167,23 +652,23 @@ def _w_ShareAcknowledgeResponse_1(o: ShareAcknowledgeResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_ShareAcknowledgeResponse_1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeResponse, int]:
+def _read_ShareAcknowledgeResponse_v1(buf: memoryview, pos: int) -> tuple[ShareAcknowledgeResponse, int]:
     o = ShareAcknowledgeResponse.__new__(ShareAcknowledgeResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ShareAcknowledgeTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ShareAcknowledgeTopicResponse_1(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[NodeEndpoint] = []
-    for _ in range(n4):
-        e6, pos = _r_NodeEndpoint_1(buf, pos)
-        a5.append(e6)
-    o.node_endpoints = a5
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[ShareAcknowledgeTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_ShareAcknowledgeTopicResponse_v1(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    n_node_endpoints, pos = read_compact_array_len(buf, pos)
+    node_endpoints: list[NodeEndpoint] = []
+    for _ in range(n_node_endpoints):
+        node_endpoints_item, pos = _read_NodeEndpoint_v1(buf, pos)
+        node_endpoints.append(node_endpoints_item)
+    o.node_endpoints = node_endpoints
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1192,11 +677,12 @@ def _r_ShareAcknowledgeResponse_1(buf: memoryview, pos: int) -> tuple[ShareAckno
     return o, pos
 
 
-_W_AcknowledgementBatch: tuple[Callable[[AcknowledgementBatch, bytearray], None], ...] = (
-    _w_AcknowledgementBatch_1,
+AcknowledgementBatch._LOWEST = 1
+AcknowledgementBatch._WRITERS = (
+    _write_AcknowledgementBatch_v1,
 )
-_R_AcknowledgementBatch: tuple[Callable[[memoryview, int], tuple[AcknowledgementBatch, int]], ...] = (
-    _r_AcknowledgementBatch_1,
+AcknowledgementBatch._READERS = (
+    _read_AcknowledgementBatch_v1,
 )
 AcknowledgementBatch._FIELDS = (
     FieldSpec('first_offset', 'int64', None, (0, 32767), None, None, None, None),
@@ -1204,33 +690,36 @@ AcknowledgementBatch._FIELDS = (
     FieldSpec('acknowledge_types', 'array', 'int8', (0, 32767), None, None, None, None),
 )
 
-_W_AcknowledgePartition: tuple[Callable[[AcknowledgePartition, bytearray], None], ...] = (
-    _w_AcknowledgePartition_1,
+AcknowledgePartition._LOWEST = 1
+AcknowledgePartition._WRITERS = (
+    _write_AcknowledgePartition_v1,
 )
-_R_AcknowledgePartition: tuple[Callable[[memoryview, int], tuple[AcknowledgePartition, int]], ...] = (
-    _r_AcknowledgePartition_1,
+AcknowledgePartition._READERS = (
+    _read_AcknowledgePartition_v1,
 )
 AcknowledgePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('acknowledgement_batches', 'array', 'struct', (0, 32767), None, None, None, AcknowledgementBatch),
 )
 
-_W_AcknowledgeTopic: tuple[Callable[[AcknowledgeTopic, bytearray], None], ...] = (
-    _w_AcknowledgeTopic_1,
+AcknowledgeTopic._LOWEST = 1
+AcknowledgeTopic._WRITERS = (
+    _write_AcknowledgeTopic_v1,
 )
-_R_AcknowledgeTopic: tuple[Callable[[memoryview, int], tuple[AcknowledgeTopic, int]], ...] = (
-    _r_AcknowledgeTopic_1,
+AcknowledgeTopic._READERS = (
+    _read_AcknowledgeTopic_v1,
 )
 AcknowledgeTopic._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, AcknowledgePartition),
 )
 
-_W_ShareAcknowledgeRequest: tuple[Callable[[ShareAcknowledgeRequest, bytearray], None], ...] = (
-    _w_ShareAcknowledgeRequest_1,
+ShareAcknowledgeRequest._LOWEST = 1
+ShareAcknowledgeRequest._WRITERS = (
+    _write_ShareAcknowledgeRequest_v1,
 )
-_R_ShareAcknowledgeRequest: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeRequest, int]], ...] = (
-    _r_ShareAcknowledgeRequest_1,
+ShareAcknowledgeRequest._READERS = (
+    _read_ShareAcknowledgeRequest_v1,
 )
 ShareAcknowledgeRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -1239,23 +728,25 @@ ShareAcknowledgeRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, AcknowledgeTopic),
 )
 
-_W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_1,
+LeaderIdAndEpoch._LOWEST = 1
+LeaderIdAndEpoch._WRITERS = (
+    _write_LeaderIdAndEpoch_v1,
 )
-_R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_1,
+LeaderIdAndEpoch._READERS = (
+    _read_LeaderIdAndEpoch_v1,
 )
 LeaderIdAndEpoch._FIELDS = (
     FieldSpec('leader_id', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('leader_epoch', 'int32', None, (0, 32767), None, None, None, None),
 )
-_DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_W_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
-    _w_PartitionData_1,
+PartitionData._LOWEST = 1
+PartitionData._WRITERS = (
+    _write_PartitionData_v1,
 )
-_R_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
-    _r_PartitionData_1,
+PartitionData._READERS = (
+    _read_PartitionData_v1,
 )
 PartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1264,22 +755,24 @@ PartitionData._FIELDS = (
     FieldSpec('current_leader', 'struct', None, (0, 32767), None, None, None, LeaderIdAndEpoch),
 )
 
-_W_ShareAcknowledgeTopicResponse: tuple[Callable[[ShareAcknowledgeTopicResponse, bytearray], None], ...] = (
-    _w_ShareAcknowledgeTopicResponse_1,
+ShareAcknowledgeTopicResponse._LOWEST = 1
+ShareAcknowledgeTopicResponse._WRITERS = (
+    _write_ShareAcknowledgeTopicResponse_v1,
 )
-_R_ShareAcknowledgeTopicResponse: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeTopicResponse, int]], ...] = (
-    _r_ShareAcknowledgeTopicResponse_1,
+ShareAcknowledgeTopicResponse._READERS = (
+    _read_ShareAcknowledgeTopicResponse_v1,
 )
 ShareAcknowledgeTopicResponse._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionData),
 )
 
-_W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_1,
+NodeEndpoint._LOWEST = 1
+NodeEndpoint._WRITERS = (
+    _write_NodeEndpoint_v1,
 )
-_R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_1,
+NodeEndpoint._READERS = (
+    _read_NodeEndpoint_v1,
 )
 NodeEndpoint._FIELDS = (
     FieldSpec('node_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -1288,11 +781,12 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_ShareAcknowledgeResponse: tuple[Callable[[ShareAcknowledgeResponse, bytearray], None], ...] = (
-    _w_ShareAcknowledgeResponse_1,
+ShareAcknowledgeResponse._LOWEST = 1
+ShareAcknowledgeResponse._WRITERS = (
+    _write_ShareAcknowledgeResponse_v1,
 )
-_R_ShareAcknowledgeResponse: tuple[Callable[[memoryview, int], tuple[ShareAcknowledgeResponse, int]], ...] = (
-    _r_ShareAcknowledgeResponse_1,
+ShareAcknowledgeResponse._READERS = (
+    _read_ShareAcknowledgeResponse_v1,
 )
 ShareAcknowledgeResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -21,13 +20,13 @@ from kproto.protocol._primitives import (
     read_compact_string,
     read_unknown_tags,
     read_uuid,
-    records_repr,
     write_compact_bytes,
     write_compact_nullable_string,
     write_compact_string,
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'AcknowledgementBatch',
@@ -43,17 +42,21 @@ __all__ = [
     'ShareFetchableTopicResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_ii = struct.Struct('>ii')
-_S_iiiiii = struct.Struct('>iiiiii')
-_S_qq = struct.Struct('>qq')
-_S_qqh = struct.Struct('>qqh')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT32 = struct.Struct('>ii')
+_INT32_INT32_INT32_INT32_INT32_INT32 = struct.Struct('>iiiiii')
+_INT64_INT64 = struct.Struct('>qq')
+_INT64_INT64_INT16 = struct.Struct('>qqh')
 
 
-class ShareFetchRequest:
-    """Kafka request ``ShareFetchRequest`` (API key 78), versions 1-1."""
+class ShareFetchRequest(Request['ShareFetchResponse']):
+    """Kafka request ``ShareFetchRequest`` (API key 78), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'max_wait_ms', 'min_bytes', 'max_bytes', 'max_records', 'batch_size', 'topics', 'forgotten_topics_data', 'unknown_tags',)
 
@@ -61,19 +64,18 @@ class ShareFetchRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchRequest'
 
-    group_id: str | None
-    member_id: str | None
-    share_session_epoch: int
-    max_wait_ms: int
-    min_bytes: int
-    max_bytes: int
-    max_records: int
-    batch_size: int
-    topics: list[FetchTopic]
-    forgotten_topics_data: list[ForgottenTopic]
+    group_id: str | None  # GroupId string; nullable
+    member_id: str | None  # MemberId string; nullable
+    share_session_epoch: int  # ShareSessionEpoch int32
+    max_wait_ms: int  # MaxWaitMs int32
+    min_bytes: int  # MinBytes int32
+    max_bytes: int  # MaxBytes int32; default 0x7fffffff
+    max_records: int  # MaxRecords int32
+    batch_size: int  # BatchSize int32
+    topics: list[FetchTopic]  # Topics []FetchTopic
+    forgotten_topics_data: list[ForgottenTopic]  # ForgottenTopicsData []ForgottenTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -103,84 +105,20 @@ class ShareFetchRequest:
         self.forgotten_topics_data = list(forgotten_topics_data)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareFetchRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.share_session_epoch == other.share_session_epoch and
-            self.max_wait_ms == other.max_wait_ms and
-            self.min_bytes == other.min_bytes and
-            self.max_bytes == other.max_bytes and
-            self.max_records == other.max_records and
-            self.batch_size == other.batch_size and
-            self.topics == other.topics and
-            self.forgotten_topics_data == other.forgotten_topics_data and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ShareFetchRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, share_session_epoch={self.share_session_epoch!r}, max_wait_ms={self.max_wait_ms!r}, min_bytes={self.min_bytes!r}, max_bytes={self.max_bytes!r}, max_records={self.max_records!r}, batch_size={self.batch_size!r}, topics={self.topics!r}, forgotten_topics_data={self.forgotten_topics_data!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ForgottenTopic(Struct):
+    """Struct ``ForgottenTopic`` of ``ShareFetchRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchRequest has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_ShareFetchRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareFetchRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareFetchRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareFetchRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareFetchRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchRequest has no version {version} (valid 1-1)')
-        try:
-            return _R_ShareFetchRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareFetchRequest v{version}: {exc}') from None
-
-
-class ForgottenTopic:
-    """Schema struct ``ForgottenTopic`` of ``ShareFetchRequest``."""
+    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ForgottenTopic'
 
-    topic_id: uuid.UUID
-    partitions: list[int]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -194,76 +132,20 @@ class ForgottenTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ForgottenTopic):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ForgottenTopic(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class FetchTopic(Struct):
+    """Struct ``FetchTopic`` of ``ShareFetchRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_ForgottenTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ForgottenTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ForgottenTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ForgottenTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ForgottenTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ForgottenTopic has no version {version} (valid 1-1)')
-        try:
-            return _R_ForgottenTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ForgottenTopic v{version}: {exc}') from None
-
-
-class FetchTopic:
-    """Schema struct ``FetchTopic`` of ``ShareFetchRequest``."""
+    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchTopic'
 
-    topic_id: uuid.UUID
-    partitions: list[FetchPartition]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[FetchPartition]  # Partitions []FetchPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -277,77 +159,21 @@ class FetchTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchTopic):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"FetchTopic(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class FetchPartition(Struct):
+    """Struct ``FetchPartition`` of ``ShareFetchRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_FetchTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'FetchTopic has no version {version} (valid 1-1)')
-        try:
-            return _R_FetchTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchTopic v{version}: {exc}') from None
-
-
-class FetchPartition:
-    """Schema struct ``FetchPartition`` of ``ShareFetchRequest``."""
+    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'partition_max_bytes', 'acknowledgement_batches', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FetchPartition'
 
-    partition_index: int
-    partition_max_bytes: int
-    acknowledgement_batches: list[AcknowledgementBatch]
+    partition_index: int  # PartitionIndex int32
+    partition_max_bytes: int  # PartitionMaxBytes int32; v1-0
+    acknowledgement_batches: list[AcknowledgementBatch]  # AcknowledgementBatches []AcknowledgementBatch
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -363,78 +189,21 @@ class FetchPartition:
         self.acknowledgement_batches = list(acknowledgement_batches)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FetchPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.partition_max_bytes == other.partition_max_bytes and
-            self.acknowledgement_batches == other.acknowledgement_batches and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"FetchPartition(partition_index={self.partition_index!r}, partition_max_bytes={self.partition_max_bytes!r}, acknowledgement_batches={self.acknowledgement_batches!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AcknowledgementBatch(Struct):
+    """Struct ``AcknowledgementBatch`` of ``ShareFetchRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_FetchPartition[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FetchPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FetchPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FetchPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FetchPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'FetchPartition has no version {version} (valid 1-1)')
-        try:
-            return _R_FetchPartition[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FetchPartition v{version}: {exc}') from None
-
-
-class AcknowledgementBatch:
-    """Schema struct ``AcknowledgementBatch`` of ``ShareFetchRequest``."""
+    Schema: ``tools/kafka-protocol/message/ShareFetchRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('first_offset', 'last_offset', 'acknowledge_types', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AcknowledgementBatch'
 
-    first_offset: int
-    last_offset: int
-    acknowledge_types: list[int]
+    first_offset: int  # FirstOffset int64
+    last_offset: int  # LastOffset int64
+    acknowledge_types: list[int]  # AcknowledgeTypes []int8
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -450,69 +219,13 @@ class AcknowledgementBatch:
         self.acknowledge_types = list(acknowledge_types)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AcknowledgementBatch):
-            return NotImplemented
-        return (
-            self.first_offset == other.first_offset and
-            self.last_offset == other.last_offset and
-            self.acknowledge_types == other.acknowledge_types and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AcknowledgementBatch(first_offset={self.first_offset!r}, last_offset={self.last_offset!r}, acknowledge_types={self.acknowledge_types!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ShareFetchResponse(Response):
+    """Kafka response ``ShareFetchResponse`` (API key 78), versions 1-1, flexible from v1.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_AcknowledgementBatch[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AcknowledgementBatch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcknowledgementBatch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AcknowledgementBatch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcknowledgementBatch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcknowledgementBatch has no version {version} (valid 1-1)')
-        try:
-            return _R_AcknowledgementBatch[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AcknowledgementBatch v{version}: {exc}') from None
-
-
-class ShareFetchResponse:
-    """Kafka response ``ShareFetchResponse`` (API key 78), versions 1-1."""
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'acquisition_lock_timeout_ms', 'responses', 'node_endpoints', 'unknown_tags',)
 
@@ -520,15 +233,14 @@ class ShareFetchResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    acquisition_lock_timeout_ms: int
-    responses: list[ShareFetchableTopicResponse]
-    node_endpoints: list[NodeEndpoint]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    acquisition_lock_timeout_ms: int  # AcquisitionLockTimeoutMs int32
+    responses: list[ShareFetchableTopicResponse]  # Responses []ShareFetchableTopicResponse
+    node_endpoints: list[NodeEndpoint]  # NodeEndpoints []NodeEndpoint
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -550,82 +262,22 @@ class ShareFetchResponse:
         self.node_endpoints = list(node_endpoints)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareFetchResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.acquisition_lock_timeout_ms == other.acquisition_lock_timeout_ms and
-            self.responses == other.responses and
-            self.node_endpoints == other.node_endpoints and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ShareFetchResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, acquisition_lock_timeout_ms={self.acquisition_lock_timeout_ms!r}, responses={self.responses!r}, node_endpoints={self.node_endpoints!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class NodeEndpoint(Struct):
+    """Struct ``NodeEndpoint`` of ``ShareFetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_ShareFetchResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareFetchResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareFetchResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareFetchResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareFetchResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchResponse has no version {version} (valid 1-1)')
-        try:
-            return _R_ShareFetchResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareFetchResponse v{version}: {exc}') from None
-
-
-class NodeEndpoint:
-    """Schema struct ``NodeEndpoint`` of ``ShareFetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('node_id', 'host', 'port', 'rack', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'NodeEndpoint'
 
-    node_id: int
-    host: str
-    port: int
-    rack: str | None
+    node_id: int  # NodeId int32
+    host: str  # Host string
+    port: int  # Port int32
+    rack: str | None  # Rack string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -643,78 +295,20 @@ class NodeEndpoint:
         self.rack = rack
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, NodeEndpoint):
-            return NotImplemented
-        return (
-            self.node_id == other.node_id and
-            self.host == other.host and
-            self.port == other.port and
-            self.rack == other.rack and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"NodeEndpoint(node_id={self.node_id!r}, host={self.host!r}, port={self.port!r}, rack={self.rack!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ShareFetchableTopicResponse(Struct):
+    """Struct ``ShareFetchableTopicResponse`` of ``ShareFetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_NodeEndpoint[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode NodeEndpoint v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> NodeEndpoint:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after NodeEndpoint v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[NodeEndpoint, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'NodeEndpoint has no version {version} (valid 1-1)')
-        try:
-            return _R_NodeEndpoint[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed NodeEndpoint v{version}: {exc}') from None
-
-
-class ShareFetchableTopicResponse:
-    """Schema struct ``ShareFetchableTopicResponse`` of ``ShareFetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareFetchableTopicResponse'
 
-    topic_id: uuid.UUID
-    partitions: list[PartitionData]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[PartitionData]  # Partitions []PartitionData
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -728,82 +322,26 @@ class ShareFetchableTopicResponse:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareFetchableTopicResponse):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ShareFetchableTopicResponse(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class PartitionData(Struct):
+    """Struct ``PartitionData`` of ``ShareFetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchableTopicResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_ShareFetchableTopicResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareFetchableTopicResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareFetchableTopicResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareFetchableTopicResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareFetchableTopicResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareFetchableTopicResponse has no version {version} (valid 1-1)')
-        try:
-            return _R_ShareFetchableTopicResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareFetchableTopicResponse v{version}: {exc}') from None
-
-
-class PartitionData:
-    """Schema struct ``PartitionData`` of ``ShareFetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'error_message', 'acknowledge_error_code', 'acknowledge_error_message', 'current_leader', 'records', 'acquired_records', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'PartitionData'
 
-    partition_index: int
-    error_code: int
-    error_message: str | None
-    acknowledge_error_code: int
-    acknowledge_error_message: str | None
-    current_leader: LeaderIdAndEpoch
-    records: Buffer | None
-    acquired_records: list[AcquiredRecords]
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    acknowledge_error_code: int  # AcknowledgeErrorCode int16
+    acknowledge_error_message: str | None  # AcknowledgeErrorMessage string; nullable
+    current_leader: LeaderIdAndEpoch  # CurrentLeader LeaderIdAndEpoch
+    records: Buffer | None  # Records records; nullable v1-0
+    acquired_records: list[AcquiredRecords]  # AcquiredRecords []AcquiredRecords
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -829,83 +367,21 @@ class PartitionData:
         self.acquired_records = list(acquired_records)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PartitionData):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.acknowledge_error_code == other.acknowledge_error_code and
-            self.acknowledge_error_message == other.acknowledge_error_message and
-            self.current_leader == other.current_leader and
-            self.records == other.records and
-            self.acquired_records == other.acquired_records and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"PartitionData(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, acknowledge_error_code={self.acknowledge_error_code!r}, acknowledge_error_message={self.acknowledge_error_message!r}, current_leader={self.current_leader!r}, records={records_repr(self.records)}, acquired_records={self.acquired_records!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class AcquiredRecords(Struct):
+    """Struct ``AcquiredRecords`` of ``ShareFetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_PartitionData[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode PartitionData v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> PartitionData:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after PartitionData v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[PartitionData, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'PartitionData has no version {version} (valid 1-1)')
-        try:
-            return _R_PartitionData[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed PartitionData v{version}: {exc}') from None
-
-
-class AcquiredRecords:
-    """Schema struct ``AcquiredRecords`` of ``ShareFetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('first_offset', 'last_offset', 'delivery_count', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'AcquiredRecords'
 
-    first_offset: int
-    last_offset: int
-    delivery_count: int
+    first_offset: int  # FirstOffset int64
+    last_offset: int  # LastOffset int64
+    delivery_count: int  # DeliveryCount int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -921,77 +397,20 @@ class AcquiredRecords:
         self.delivery_count = delivery_count
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AcquiredRecords):
-            return NotImplemented
-        return (
-            self.first_offset == other.first_offset and
-            self.last_offset == other.last_offset and
-            self.delivery_count == other.delivery_count and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"AcquiredRecords(first_offset={self.first_offset!r}, last_offset={self.last_offset!r}, delivery_count={self.delivery_count!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class LeaderIdAndEpoch(Struct):
+    """Struct ``LeaderIdAndEpoch`` of ``ShareFetchResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcquiredRecords has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_AcquiredRecords[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode AcquiredRecords v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> AcquiredRecords:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after AcquiredRecords v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[AcquiredRecords, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'AcquiredRecords has no version {version} (valid 1-1)')
-        try:
-            return _R_AcquiredRecords[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed AcquiredRecords v{version}: {exc}') from None
-
-
-class LeaderIdAndEpoch:
-    """Schema struct ``LeaderIdAndEpoch`` of ``ShareFetchResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareFetchResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('leader_id', 'leader_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'LeaderIdAndEpoch'
 
-    leader_id: int
-    leader_epoch: int
+    leader_id: int  # LeaderId int32
+    leader_epoch: int  # LeaderEpoch int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -1005,65 +424,6 @@ class LeaderIdAndEpoch:
         self.leader_epoch = leader_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LeaderIdAndEpoch):
-            return NotImplemented
-        return (
-            self.leader_id == other.leader_id and
-            self.leader_epoch == other.leader_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"LeaderIdAndEpoch(leader_id={self.leader_id!r}, leader_epoch={self.leader_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_LeaderIdAndEpoch[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode LeaderIdAndEpoch v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> LeaderIdAndEpoch:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after LeaderIdAndEpoch v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[LeaderIdAndEpoch, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'LeaderIdAndEpoch has no version {version} (valid 1-1)')
-        try:
-            return _R_LeaderIdAndEpoch[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed LeaderIdAndEpoch v{version}: {exc}') from None
-
 
 def _new_AcknowledgementBatch() -> AcknowledgementBatch:
     o = AcknowledgementBatch.__new__(AcknowledgementBatch)
@@ -1074,11 +434,11 @@ def _new_AcknowledgementBatch() -> AcknowledgementBatch:
     return o
 
 
-def _w_AcknowledgementBatch_1(o: AcknowledgementBatch, out: bytearray) -> None:
-    out += _S_qq.pack(o.first_offset, o.last_offset)
-    x1 = o.acknowledge_types
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%db' % len(x1), *x1)
+def _write_AcknowledgementBatch_v1(o: AcknowledgementBatch, out: bytearray) -> None:
+    out += _INT64_INT64.pack(o.first_offset, o.last_offset)
+    acknowledge_types = o.acknowledge_types
+    write_uvarint(out, len(acknowledge_types) + 1)
+    out += struct.pack('>%db' % len(acknowledge_types), *acknowledge_types)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1086,13 +446,13 @@ def _w_AcknowledgementBatch_1(o: AcknowledgementBatch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcknowledgementBatch_1(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
+def _read_AcknowledgementBatch_v1(buf: memoryview, pos: int) -> tuple[AcknowledgementBatch, int]:
     o = AcknowledgementBatch.__new__(AcknowledgementBatch)
-    o.first_offset, o.last_offset = _S_qq.unpack_from(buf, pos)
+    o.first_offset, o.last_offset = _INT64_INT64.unpack_from(buf, pos)
     pos += 16
-    n1, pos = read_compact_array_len(buf, pos)
-    o.acknowledge_types = list(struct.unpack_from('>%db' % n1, buf, pos))
-    pos += 1 * n1
+    n_acknowledge_types, pos = read_compact_array_len(buf, pos)
+    o.acknowledge_types = list(struct.unpack_from('>%db' % n_acknowledge_types, buf, pos))
+    pos += 1 * n_acknowledge_types
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1110,14 +470,14 @@ def _new_FetchPartition() -> FetchPartition:
     return o
 
 
-def _w_FetchPartition_1(o: FetchPartition, out: bytearray) -> None:
+def _write_FetchPartition_v1(o: FetchPartition, out: bytearray) -> None:
     if o.partition_max_bytes != 0:
         raise UnsupportedVersionError('FetchPartition.partition_max_bytes has a non-default value this version cannot carry')
-    out += _S_i.pack(o.partition_index)
-    x1 = o.acknowledgement_batches
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_AcknowledgementBatch_1(e2, out)
+    out += _INT32.pack(o.partition_index)
+    acknowledgement_batches = o.acknowledgement_batches
+    write_uvarint(out, len(acknowledgement_batches) + 1)
+    for acknowledgement_batches_item in acknowledgement_batches:
+        _write_AcknowledgementBatch_v1(acknowledgement_batches_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1125,16 +485,16 @@ def _w_FetchPartition_1(o: FetchPartition, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchPartition_1(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
+def _read_FetchPartition_v1(buf: memoryview, pos: int) -> tuple[FetchPartition, int]:
     o = FetchPartition.__new__(FetchPartition)
-    o.partition_index = _S_i.unpack_from(buf, pos)[0]
+    o.partition_index = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AcknowledgementBatch] = []
-    for _ in range(n1):
-        e3, pos = _r_AcknowledgementBatch_1(buf, pos)
-        a2.append(e3)
-    o.acknowledgement_batches = a2
+    n_acknowledgement_batches, pos = read_compact_array_len(buf, pos)
+    acknowledgement_batches: list[AcknowledgementBatch] = []
+    for _ in range(n_acknowledgement_batches):
+        acknowledgement_batches_item, pos = _read_AcknowledgementBatch_v1(buf, pos)
+        acknowledgement_batches.append(acknowledgement_batches_item)
+    o.acknowledgement_batches = acknowledgement_batches
     o.partition_max_bytes = 0
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1152,12 +512,12 @@ def _new_FetchTopic() -> FetchTopic:
     return o
 
 
-def _w_FetchTopic_1(o: FetchTopic, out: bytearray) -> None:
+def _write_FetchTopic_v1(o: FetchTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchPartition_1(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_FetchPartition_v1(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1165,15 +525,15 @@ def _w_FetchTopic_1(o: FetchTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FetchTopic_1(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
+def _read_FetchTopic_v1(buf: memoryview, pos: int) -> tuple[FetchTopic, int]:
     o = FetchTopic.__new__(FetchTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchPartition_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[FetchPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_FetchPartition_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1190,11 +550,11 @@ def _new_ForgottenTopic() -> ForgottenTopic:
     return o
 
 
-def _w_ForgottenTopic_1(o: ForgottenTopic, out: bytearray) -> None:
+def _write_ForgottenTopic_v1(o: ForgottenTopic, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1202,12 +562,12 @@ def _w_ForgottenTopic_1(o: ForgottenTopic, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ForgottenTopic_1(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
+def _read_ForgottenTopic_v1(buf: memoryview, pos: int) -> tuple[ForgottenTopic, int]:
     o = ForgottenTopic.__new__(ForgottenTopic)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1232,18 +592,18 @@ def _new_ShareFetchRequest() -> ShareFetchRequest:
     return o
 
 
-def _w_ShareFetchRequest_1(o: ShareFetchRequest, out: bytearray) -> None:
+def _write_ShareFetchRequest_v1(o: ShareFetchRequest, out: bytearray) -> None:
     write_compact_nullable_string(out, o.group_id)
     write_compact_nullable_string(out, o.member_id)
-    out += _S_iiiiii.pack(o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FetchTopic_1(e2, out)
-    x3 = o.forgotten_topics_data
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_ForgottenTopic_1(e4, out)
+    out += _INT32_INT32_INT32_INT32_INT32_INT32.pack(o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_FetchTopic_v1(topics_item, out)
+    forgotten_topics_data = o.forgotten_topics_data
+    write_uvarint(out, len(forgotten_topics_data) + 1)
+    for forgotten_topics_data_item in forgotten_topics_data:
+        _write_ForgottenTopic_v1(forgotten_topics_data_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1251,24 +611,24 @@ def _w_ShareFetchRequest_1(o: ShareFetchRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ShareFetchRequest_1(buf: memoryview, pos: int) -> tuple[ShareFetchRequest, int]:
+def _read_ShareFetchRequest_v1(buf: memoryview, pos: int) -> tuple[ShareFetchRequest, int]:
     o = ShareFetchRequest.__new__(ShareFetchRequest)
     o.group_id, pos = read_compact_nullable_string(buf, pos)
     o.member_id, pos = read_compact_nullable_string(buf, pos)
-    o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size = _S_iiiiii.unpack_from(buf, pos)
+    o.share_session_epoch, o.max_wait_ms, o.min_bytes, o.max_bytes, o.max_records, o.batch_size = _INT32_INT32_INT32_INT32_INT32_INT32.unpack_from(buf, pos)
     pos += 24
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FetchTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_FetchTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[ForgottenTopic] = []
-    for _ in range(n4):
-        e6, pos = _r_ForgottenTopic_1(buf, pos)
-        a5.append(e6)
-    o.forgotten_topics_data = a5
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[FetchTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_FetchTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    n_forgotten_topics_data, pos = read_compact_array_len(buf, pos)
+    forgotten_topics_data: list[ForgottenTopic] = []
+    for _ in range(n_forgotten_topics_data):
+        forgotten_topics_data_item, pos = _read_ForgottenTopic_v1(buf, pos)
+        forgotten_topics_data.append(forgotten_topics_data_item)
+    o.forgotten_topics_data = forgotten_topics_data
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1285,8 +645,8 @@ def _new_LeaderIdAndEpoch() -> LeaderIdAndEpoch:
     return o
 
 
-def _w_LeaderIdAndEpoch_1(o: LeaderIdAndEpoch, out: bytearray) -> None:
-    out += _S_ii.pack(o.leader_id, o.leader_epoch)
+def _write_LeaderIdAndEpoch_v1(o: LeaderIdAndEpoch, out: bytearray) -> None:
+    out += _INT32_INT32.pack(o.leader_id, o.leader_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1294,9 +654,9 @@ def _w_LeaderIdAndEpoch_1(o: LeaderIdAndEpoch, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_LeaderIdAndEpoch_1(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
+def _read_LeaderIdAndEpoch_v1(buf: memoryview, pos: int) -> tuple[LeaderIdAndEpoch, int]:
     o = LeaderIdAndEpoch.__new__(LeaderIdAndEpoch)
-    o.leader_id, o.leader_epoch = _S_ii.unpack_from(buf, pos)
+    o.leader_id, o.leader_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1315,8 +675,8 @@ def _new_AcquiredRecords() -> AcquiredRecords:
     return o
 
 
-def _w_AcquiredRecords_1(o: AcquiredRecords, out: bytearray) -> None:
-    out += _S_qqh.pack(o.first_offset, o.last_offset, o.delivery_count)
+def _write_AcquiredRecords_v1(o: AcquiredRecords, out: bytearray) -> None:
+    out += _INT64_INT64_INT16.pack(o.first_offset, o.last_offset, o.delivery_count)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1324,9 +684,9 @@ def _w_AcquiredRecords_1(o: AcquiredRecords, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_AcquiredRecords_1(buf: memoryview, pos: int) -> tuple[AcquiredRecords, int]:
+def _read_AcquiredRecords_v1(buf: memoryview, pos: int) -> tuple[AcquiredRecords, int]:
     o = AcquiredRecords.__new__(AcquiredRecords)
-    o.first_offset, o.last_offset, o.delivery_count = _S_qqh.unpack_from(buf, pos)
+    o.first_offset, o.last_offset, o.delivery_count = _INT64_INT64_INT16.unpack_from(buf, pos)
     pos += 18
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -1350,21 +710,21 @@ def _new_PartitionData() -> PartitionData:
     return o
 
 
-def _w_PartitionData_1(o: PartitionData, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_PartitionData_v1(o: PartitionData, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_h.pack(o.acknowledge_error_code)
+    out += _INT16.pack(o.acknowledge_error_code)
     write_compact_nullable_string(out, o.acknowledge_error_message)
-    x1 = o.current_leader
-    _w_LeaderIdAndEpoch_1(x1, out)
-    x2 = o.records
-    if x2 is None:
+    current_leader = o.current_leader
+    _write_LeaderIdAndEpoch_v1(current_leader, out)
+    records = o.records
+    if records is None:
         raise ValueError('records' + ' is None but not nullable in this version')
-    write_compact_bytes(out, x2)
-    x3 = o.acquired_records
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_AcquiredRecords_1(e4, out)
+    write_compact_bytes(out, records)
+    acquired_records = o.acquired_records
+    write_uvarint(out, len(acquired_records) + 1)
+    for acquired_records_item in acquired_records:
+        _write_AcquiredRecords_v1(acquired_records_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1372,22 +732,22 @@ def _w_PartitionData_1(o: PartitionData, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_PartitionData_1(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
+def _read_PartitionData_v1(buf: memoryview, pos: int) -> tuple[PartitionData, int]:
     o = PartitionData.__new__(PartitionData)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.acknowledge_error_code = _S_h.unpack_from(buf, pos)[0]
+    o.acknowledge_error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.acknowledge_error_message, pos = read_compact_nullable_string(buf, pos)
-    o.current_leader, pos = _r_LeaderIdAndEpoch_1(buf, pos)
+    o.current_leader, pos = _read_LeaderIdAndEpoch_v1(buf, pos)
     o.records, pos = read_compact_records(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[AcquiredRecords] = []
-    for _ in range(n1):
-        e3, pos = _r_AcquiredRecords_1(buf, pos)
-        a2.append(e3)
-    o.acquired_records = a2
+    n_acquired_records, pos = read_compact_array_len(buf, pos)
+    acquired_records: list[AcquiredRecords] = []
+    for _ in range(n_acquired_records):
+        acquired_records_item, pos = _read_AcquiredRecords_v1(buf, pos)
+        acquired_records.append(acquired_records_item)
+    o.acquired_records = acquired_records
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1404,12 +764,12 @@ def _new_ShareFetchableTopicResponse() -> ShareFetchableTopicResponse:
     return o
 
 
-def _w_ShareFetchableTopicResponse_1(o: ShareFetchableTopicResponse, out: bytearray) -> None:
+def _write_ShareFetchableTopicResponse_v1(o: ShareFetchableTopicResponse, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_PartitionData_1(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_PartitionData_v1(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1417,15 +777,15 @@ def _w_ShareFetchableTopicResponse_1(o: ShareFetchableTopicResponse, out: bytear
         out.append(0)
 
 
-def _r_ShareFetchableTopicResponse_1(buf: memoryview, pos: int) -> tuple[ShareFetchableTopicResponse, int]:
+def _read_ShareFetchableTopicResponse_v1(buf: memoryview, pos: int) -> tuple[ShareFetchableTopicResponse, int]:
     o = ShareFetchableTopicResponse.__new__(ShareFetchableTopicResponse)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[PartitionData] = []
-    for _ in range(n1):
-        e3, pos = _r_PartitionData_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[PartitionData] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_PartitionData_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1444,10 +804,10 @@ def _new_NodeEndpoint() -> NodeEndpoint:
     return o
 
 
-def _w_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
-    out += _S_i.pack(o.node_id)
+def _write_NodeEndpoint_v1(o: NodeEndpoint, out: bytearray) -> None:
+    out += _INT32.pack(o.node_id)
     write_compact_string(out, o.host)
-    out += _S_i.pack(o.port)
+    out += _INT32.pack(o.port)
     write_compact_nullable_string(out, o.rack)
     uk = o.unknown_tags
     if uk:
@@ -1456,12 +816,12 @@ def _w_NodeEndpoint_1(o: NodeEndpoint, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_NodeEndpoint_1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
+def _read_NodeEndpoint_v1(buf: memoryview, pos: int) -> tuple[NodeEndpoint, int]:
     o = NodeEndpoint.__new__(NodeEndpoint)
-    o.node_id = _S_i.unpack_from(buf, pos)[0]
+    o.node_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.host, pos = read_compact_string(buf, pos)
-    o.port = _S_i.unpack_from(buf, pos)[0]
+    o.port = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -1484,18 +844,18 @@ def _new_ShareFetchResponse() -> ShareFetchResponse:
     return o
 
 
-def _w_ShareFetchResponse_1(o: ShareFetchResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_ShareFetchResponse_v1(o: ShareFetchResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    out += _S_i.pack(o.acquisition_lock_timeout_ms)
-    x1 = o.responses
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_ShareFetchableTopicResponse_1(e2, out)
-    x3 = o.node_endpoints
-    write_uvarint(out, len(x3) + 1)
-    for e4 in x3:
-        _w_NodeEndpoint_1(e4, out)
+    out += _INT32.pack(o.acquisition_lock_timeout_ms)
+    responses = o.responses
+    write_uvarint(out, len(responses) + 1)
+    for responses_item in responses:
+        _write_ShareFetchableTopicResponse_v1(responses_item, out)
+    node_endpoints = o.node_endpoints
+    write_uvarint(out, len(node_endpoints) + 1)
+    for node_endpoints_item in node_endpoints:
+        _write_NodeEndpoint_v1(node_endpoints_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -1503,25 +863,25 @@ def _w_ShareFetchResponse_1(o: ShareFetchResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_ShareFetchResponse_1(buf: memoryview, pos: int) -> tuple[ShareFetchResponse, int]:
+def _read_ShareFetchResponse_v1(buf: memoryview, pos: int) -> tuple[ShareFetchResponse, int]:
     o = ShareFetchResponse.__new__(ShareFetchResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    o.acquisition_lock_timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.acquisition_lock_timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[ShareFetchableTopicResponse] = []
-    for _ in range(n1):
-        e3, pos = _r_ShareFetchableTopicResponse_1(buf, pos)
-        a2.append(e3)
-    o.responses = a2
-    n4, pos = read_compact_array_len(buf, pos)
-    a5: list[NodeEndpoint] = []
-    for _ in range(n4):
-        e6, pos = _r_NodeEndpoint_1(buf, pos)
-        a5.append(e6)
-    o.node_endpoints = a5
+    n_responses, pos = read_compact_array_len(buf, pos)
+    responses: list[ShareFetchableTopicResponse] = []
+    for _ in range(n_responses):
+        responses_item, pos = _read_ShareFetchableTopicResponse_v1(buf, pos)
+        responses.append(responses_item)
+    o.responses = responses
+    n_node_endpoints, pos = read_compact_array_len(buf, pos)
+    node_endpoints: list[NodeEndpoint] = []
+    for _ in range(n_node_endpoints):
+        node_endpoints_item, pos = _read_NodeEndpoint_v1(buf, pos)
+        node_endpoints.append(node_endpoints_item)
+    o.node_endpoints = node_endpoints
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1530,11 +890,12 @@ def _r_ShareFetchResponse_1(buf: memoryview, pos: int) -> tuple[ShareFetchRespon
     return o, pos
 
 
-_W_AcknowledgementBatch: tuple[Callable[[AcknowledgementBatch, bytearray], None], ...] = (
-    _w_AcknowledgementBatch_1,
+AcknowledgementBatch._LOWEST = 1
+AcknowledgementBatch._WRITERS = (
+    _write_AcknowledgementBatch_v1,
 )
-_R_AcknowledgementBatch: tuple[Callable[[memoryview, int], tuple[AcknowledgementBatch, int]], ...] = (
-    _r_AcknowledgementBatch_1,
+AcknowledgementBatch._READERS = (
+    _read_AcknowledgementBatch_v1,
 )
 AcknowledgementBatch._FIELDS = (
     FieldSpec('first_offset', 'int64', None, (0, 32767), None, None, None, None),
@@ -1542,11 +903,12 @@ AcknowledgementBatch._FIELDS = (
     FieldSpec('acknowledge_types', 'array', 'int8', (0, 32767), None, None, None, None),
 )
 
-_W_FetchPartition: tuple[Callable[[FetchPartition, bytearray], None], ...] = (
-    _w_FetchPartition_1,
+FetchPartition._LOWEST = 1
+FetchPartition._WRITERS = (
+    _write_FetchPartition_v1,
 )
-_R_FetchPartition: tuple[Callable[[memoryview, int], tuple[FetchPartition, int]], ...] = (
-    _r_FetchPartition_1,
+FetchPartition._READERS = (
+    _read_FetchPartition_v1,
 )
 FetchPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1554,33 +916,36 @@ FetchPartition._FIELDS = (
     FieldSpec('acknowledgement_batches', 'array', 'struct', (0, 32767), None, None, None, AcknowledgementBatch),
 )
 
-_W_FetchTopic: tuple[Callable[[FetchTopic, bytearray], None], ...] = (
-    _w_FetchTopic_1,
+FetchTopic._LOWEST = 1
+FetchTopic._WRITERS = (
+    _write_FetchTopic_v1,
 )
-_R_FetchTopic: tuple[Callable[[memoryview, int], tuple[FetchTopic, int]], ...] = (
-    _r_FetchTopic_1,
+FetchTopic._READERS = (
+    _read_FetchTopic_v1,
 )
 FetchTopic._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, FetchPartition),
 )
 
-_W_ForgottenTopic: tuple[Callable[[ForgottenTopic, bytearray], None], ...] = (
-    _w_ForgottenTopic_1,
+ForgottenTopic._LOWEST = 1
+ForgottenTopic._WRITERS = (
+    _write_ForgottenTopic_v1,
 )
-_R_ForgottenTopic: tuple[Callable[[memoryview, int], tuple[ForgottenTopic, int]], ...] = (
-    _r_ForgottenTopic_1,
+ForgottenTopic._READERS = (
+    _read_ForgottenTopic_v1,
 )
 ForgottenTopic._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_ShareFetchRequest: tuple[Callable[[ShareFetchRequest, bytearray], None], ...] = (
-    _w_ShareFetchRequest_1,
+ShareFetchRequest._LOWEST = 1
+ShareFetchRequest._WRITERS = (
+    _write_ShareFetchRequest_v1,
 )
-_R_ShareFetchRequest: tuple[Callable[[memoryview, int], tuple[ShareFetchRequest, int]], ...] = (
-    _r_ShareFetchRequest_1,
+ShareFetchRequest._READERS = (
+    _read_ShareFetchRequest_v1,
 )
 ShareFetchRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), (0, 32767), None, None, None),
@@ -1595,23 +960,25 @@ ShareFetchRequest._FIELDS = (
     FieldSpec('forgotten_topics_data', 'array', 'struct', (0, 32767), None, None, None, ForgottenTopic),
 )
 
-_W_LeaderIdAndEpoch: tuple[Callable[[LeaderIdAndEpoch, bytearray], None], ...] = (
-    _w_LeaderIdAndEpoch_1,
+LeaderIdAndEpoch._LOWEST = 1
+LeaderIdAndEpoch._WRITERS = (
+    _write_LeaderIdAndEpoch_v1,
 )
-_R_LeaderIdAndEpoch: tuple[Callable[[memoryview, int], tuple[LeaderIdAndEpoch, int]], ...] = (
-    _r_LeaderIdAndEpoch_1,
+LeaderIdAndEpoch._READERS = (
+    _read_LeaderIdAndEpoch_v1,
 )
 LeaderIdAndEpoch._FIELDS = (
     FieldSpec('leader_id', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('leader_epoch', 'int32', None, (0, 32767), None, None, None, None),
 )
-_DEF_LeaderIdAndEpoch = LeaderIdAndEpoch()
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
 
-_W_AcquiredRecords: tuple[Callable[[AcquiredRecords, bytearray], None], ...] = (
-    _w_AcquiredRecords_1,
+AcquiredRecords._LOWEST = 1
+AcquiredRecords._WRITERS = (
+    _write_AcquiredRecords_v1,
 )
-_R_AcquiredRecords: tuple[Callable[[memoryview, int], tuple[AcquiredRecords, int]], ...] = (
-    _r_AcquiredRecords_1,
+AcquiredRecords._READERS = (
+    _read_AcquiredRecords_v1,
 )
 AcquiredRecords._FIELDS = (
     FieldSpec('first_offset', 'int64', None, (0, 32767), None, None, None, None),
@@ -1619,11 +986,12 @@ AcquiredRecords._FIELDS = (
     FieldSpec('delivery_count', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_PartitionData: tuple[Callable[[PartitionData, bytearray], None], ...] = (
-    _w_PartitionData_1,
+PartitionData._LOWEST = 1
+PartitionData._WRITERS = (
+    _write_PartitionData_v1,
 )
-_R_PartitionData: tuple[Callable[[memoryview, int], tuple[PartitionData, int]], ...] = (
-    _r_PartitionData_1,
+PartitionData._READERS = (
+    _read_PartitionData_v1,
 )
 PartitionData._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1636,22 +1004,24 @@ PartitionData._FIELDS = (
     FieldSpec('acquired_records', 'array', 'struct', (0, 32767), None, None, None, AcquiredRecords),
 )
 
-_W_ShareFetchableTopicResponse: tuple[Callable[[ShareFetchableTopicResponse, bytearray], None], ...] = (
-    _w_ShareFetchableTopicResponse_1,
+ShareFetchableTopicResponse._LOWEST = 1
+ShareFetchableTopicResponse._WRITERS = (
+    _write_ShareFetchableTopicResponse_v1,
 )
-_R_ShareFetchableTopicResponse: tuple[Callable[[memoryview, int], tuple[ShareFetchableTopicResponse, int]], ...] = (
-    _r_ShareFetchableTopicResponse_1,
+ShareFetchableTopicResponse._READERS = (
+    _read_ShareFetchableTopicResponse_v1,
 )
 ShareFetchableTopicResponse._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, PartitionData),
 )
 
-_W_NodeEndpoint: tuple[Callable[[NodeEndpoint, bytearray], None], ...] = (
-    _w_NodeEndpoint_1,
+NodeEndpoint._LOWEST = 1
+NodeEndpoint._WRITERS = (
+    _write_NodeEndpoint_v1,
 )
-_R_NodeEndpoint: tuple[Callable[[memoryview, int], tuple[NodeEndpoint, int]], ...] = (
-    _r_NodeEndpoint_1,
+NodeEndpoint._READERS = (
+    _read_NodeEndpoint_v1,
 )
 NodeEndpoint._FIELDS = (
     FieldSpec('node_id', 'int32', None, (0, 32767), None, None, None, None),
@@ -1660,11 +1030,12 @@ NodeEndpoint._FIELDS = (
     FieldSpec('rack', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_ShareFetchResponse: tuple[Callable[[ShareFetchResponse, bytearray], None], ...] = (
-    _w_ShareFetchResponse_1,
+ShareFetchResponse._LOWEST = 1
+ShareFetchResponse._WRITERS = (
+    _write_ShareFetchResponse_v1,
 )
-_R_ShareFetchResponse: tuple[Callable[[memoryview, int], tuple[ShareFetchResponse, int]], ...] = (
-    _r_ShareFetchResponse_1,
+ShareFetchResponse._READERS = (
+    _read_ShareFetchResponse_v1,
 )
 ShareFetchResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_string,
@@ -25,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'Assignment',
@@ -35,14 +34,18 @@ __all__ = [
     'TopicPartitions',
 ]
 
-_S_o = struct.Struct('>?')
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ii = struct.Struct('>ii')
+_BOOL = struct.Struct('>?')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT32 = struct.Struct('>ii')
 
 
-class ShareGroupDescribeRequest:
-    """Kafka request ``ShareGroupDescribeRequest`` (API key 77), versions 1-1."""
+class ShareGroupDescribeRequest(Request['ShareGroupDescribeResponse']):
+    """Kafka request ``ShareGroupDescribeRequest`` (API key 77), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_ids', 'include_authorized_operations', 'unknown_tags',)
 
@@ -50,11 +53,10 @@ class ShareGroupDescribeRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupDescribeRequest'
 
-    group_ids: list[str]
-    include_authorized_operations: bool
+    group_ids: list[str]  # GroupIds []string
+    include_authorized_operations: bool  # IncludeAuthorizedOperations bool
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -68,68 +70,13 @@ class ShareGroupDescribeRequest:
         self.include_authorized_operations = include_authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareGroupDescribeRequest):
-            return NotImplemented
-        return (
-            self.group_ids == other.group_ids and
-            self.include_authorized_operations == other.include_authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ShareGroupDescribeRequest(group_ids={self.group_ids!r}, include_authorized_operations={self.include_authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ShareGroupDescribeResponse(Response):
+    """Kafka response ``ShareGroupDescribeResponse`` (API key 77), versions 1-1, flexible from v1.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupDescribeRequest has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_ShareGroupDescribeRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareGroupDescribeRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareGroupDescribeRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareGroupDescribeRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupDescribeRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupDescribeRequest has no version {version} (valid 1-1)')
-        try:
-            return _R_ShareGroupDescribeRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareGroupDescribeRequest v{version}: {exc}') from None
-
-
-class ShareGroupDescribeResponse:
-    """Kafka response ``ShareGroupDescribeResponse`` (API key 77), versions 1-1."""
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'groups', 'unknown_tags',)
 
@@ -137,11 +84,10 @@ class ShareGroupDescribeResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupDescribeResponse'
 
-    throttle_time_ms: int
-    groups: list[DescribedGroup]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    groups: list[DescribedGroup]  # Groups []DescribedGroup
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -155,83 +101,27 @@ class ShareGroupDescribeResponse:
         self.groups = list(groups)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareGroupDescribeResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.groups == other.groups and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ShareGroupDescribeResponse(throttle_time_ms={self.throttle_time_ms!r}, groups={self.groups!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class DescribedGroup(Struct):
+    """Struct ``DescribedGroup`` of ``ShareGroupDescribeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupDescribeResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_ShareGroupDescribeResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareGroupDescribeResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareGroupDescribeResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareGroupDescribeResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupDescribeResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupDescribeResponse has no version {version} (valid 1-1)')
-        try:
-            return _R_ShareGroupDescribeResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareGroupDescribeResponse v{version}: {exc}') from None
-
-
-class DescribedGroup:
-    """Schema struct ``DescribedGroup`` of ``ShareGroupDescribeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'assignor_name', 'members', 'authorized_operations', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'DescribedGroup'
 
-    error_code: int
-    error_message: str | None
-    group_id: str
-    group_state: str
-    group_epoch: int
-    assignment_epoch: int
-    assignor_name: str
-    members: list[Member]
-    authorized_operations: int
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    group_id: str  # GroupId string
+    group_state: str  # GroupState string
+    group_epoch: int  # GroupEpoch int32
+    assignment_epoch: int  # AssignmentEpoch int32
+    assignor_name: str  # AssignorName string
+    members: list[Member]  # Members []Member
+    authorized_operations: int  # AuthorizedOperations int32; default -2147483648
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -259,88 +149,25 @@ class DescribedGroup:
         self.authorized_operations = authorized_operations
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, DescribedGroup):
-            return NotImplemented
-        return (
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.group_id == other.group_id and
-            self.group_state == other.group_state and
-            self.group_epoch == other.group_epoch and
-            self.assignment_epoch == other.assignment_epoch and
-            self.assignor_name == other.assignor_name and
-            self.members == other.members and
-            self.authorized_operations == other.authorized_operations and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"DescribedGroup(error_code={self.error_code!r}, error_message={self.error_message!r}, group_id={self.group_id!r}, group_state={self.group_state!r}, group_epoch={self.group_epoch!r}, assignment_epoch={self.assignment_epoch!r}, assignor_name={self.assignor_name!r}, members={self.members!r}, authorized_operations={self.authorized_operations!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class Member(Struct):
+    """Struct ``Member`` of ``ShareGroupDescribeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_DescribedGroup[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode DescribedGroup v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> DescribedGroup:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after DescribedGroup v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[DescribedGroup, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'DescribedGroup has no version {version} (valid 1-1)')
-        try:
-            return _R_DescribedGroup[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed DescribedGroup v{version}: {exc}') from None
-
-
-class Member:
-    """Schema struct ``Member`` of ``ShareGroupDescribeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('member_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'assignment', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Member'
 
-    member_id: str
-    rack_id: str | None
-    member_epoch: int
-    client_id: str
-    client_host: str
-    subscribed_topic_names: list[str]
-    assignment: Assignment
+    member_id: str  # MemberId string
+    rack_id: str | None  # RackId string; nullable
+    member_epoch: int  # MemberEpoch int32
+    client_id: str  # ClientId string
+    client_host: str  # ClientHost string
+    subscribed_topic_names: list[str]  # SubscribedTopicNames []string
+    assignment: Assignment  # Assignment Assignment
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -364,80 +191,19 @@ class Member:
         self.assignment = Assignment() if assignment is None else assignment
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Member):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.rack_id == other.rack_id and
-            self.member_epoch == other.member_epoch and
-            self.client_id == other.client_id and
-            self.client_host == other.client_host and
-            self.subscribed_topic_names == other.subscribed_topic_names and
-            self.assignment == other.assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"Member(member_id={self.member_id!r}, rack_id={self.rack_id!r}, member_epoch={self.member_epoch!r}, client_id={self.client_id!r}, client_host={self.client_host!r}, subscribed_topic_names={self.subscribed_topic_names!r}, assignment={self.assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class Assignment(Struct):
+    """Struct ``Assignment`` of ``ShareGroupDescribeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Member has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_Member[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Member v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Member:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Member v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Member, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Member has no version {version} (valid 1-1)')
-        try:
-            return _R_Member[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Member v{version}: {exc}') from None
-
-
-class Assignment:
-    """Schema struct ``Assignment`` of ``ShareGroupDescribeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
-    topic_partitions: list[TopicPartitions]
+    topic_partitions: list[TopicPartitions]  # TopicPartitions []TopicPartitions
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -449,76 +215,21 @@ class Assignment:
         self.topic_partitions = list(topic_partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Assignment):
-            return NotImplemented
-        return (
-            self.topic_partitions == other.topic_partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"Assignment(topic_partitions={self.topic_partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicPartitions(Struct):
+    """Struct ``TopicPartitions`` of ``ShareGroupDescribeResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_Assignment[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Assignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Assignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Assignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
-        try:
-            return _R_Assignment[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
-
-
-class TopicPartitions:
-    """Schema struct ``TopicPartitions`` of ``ShareGroupDescribeResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareGroupDescribeResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'topic_name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID
-    topic_name: str
-    partitions: list[int]
+    topic_id: uuid.UUID  # TopicId uuid
+    topic_name: str  # TopicName string
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -534,66 +245,6 @@ class TopicPartitions:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicPartitions):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.topic_name == other.topic_name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicPartitions(topic_id={self.topic_id!r}, topic_name={self.topic_name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_TopicPartitions[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicPartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
-        try:
-            return _R_TopicPartitions[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
-
 
 def _new_ShareGroupDescribeRequest() -> ShareGroupDescribeRequest:
     o = ShareGroupDescribeRequest.__new__(ShareGroupDescribeRequest)
@@ -603,12 +254,12 @@ def _new_ShareGroupDescribeRequest() -> ShareGroupDescribeRequest:
     return o
 
 
-def _w_ShareGroupDescribeRequest_1(o: ShareGroupDescribeRequest, out: bytearray) -> None:
-    x1 = o.group_ids
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    out += _S_o.pack(o.include_authorized_operations)
+def _write_ShareGroupDescribeRequest_v1(o: ShareGroupDescribeRequest, out: bytearray) -> None:
+    group_ids = o.group_ids
+    write_uvarint(out, len(group_ids) + 1)
+    for group_ids_item in group_ids:
+        write_compact_string(out, group_ids_item)
+    out += _BOOL.pack(o.include_authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -616,15 +267,15 @@ def _w_ShareGroupDescribeRequest_1(o: ShareGroupDescribeRequest, out: bytearray)
         out.append(0)
 
 
-def _r_ShareGroupDescribeRequest_1(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeRequest, int]:
+def _read_ShareGroupDescribeRequest_v1(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeRequest, int]:
     o = ShareGroupDescribeRequest.__new__(ShareGroupDescribeRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.group_ids = a2
-    o.include_authorized_operations = _S_o.unpack_from(buf, pos)[0]
+    n_group_ids, pos = read_compact_array_len(buf, pos)
+    group_ids: list[str] = []
+    for _ in range(n_group_ids):
+        group_ids_item, pos = read_compact_string(buf, pos)
+        group_ids.append(group_ids_item)
+    o.group_ids = group_ids
+    o.include_authorized_operations = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -643,12 +294,12 @@ def _new_TopicPartitions() -> TopicPartitions:
     return o
 
 
-def _w_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
+def _write_TopicPartitions_v1(o: TopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
     write_compact_string(out, o.topic_name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -656,13 +307,13 @@ def _w_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicPartitions_1(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
+def _read_TopicPartitions_v1(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
     o = TopicPartitions.__new__(TopicPartitions)
     o.topic_id, pos = read_uuid(buf, pos)
     o.topic_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -678,11 +329,11 @@ def _new_Assignment() -> Assignment:
     return o
 
 
-def _w_Assignment_1(o: Assignment, out: bytearray) -> None:
-    x1 = o.topic_partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicPartitions_1(e2, out)
+def _write_Assignment_v1(o: Assignment, out: bytearray) -> None:
+    topic_partitions = o.topic_partitions
+    write_uvarint(out, len(topic_partitions) + 1)
+    for topic_partitions_item in topic_partitions:
+        _write_TopicPartitions_v1(topic_partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -690,14 +341,14 @@ def _w_Assignment_1(o: Assignment, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Assignment_1(buf: memoryview, pos: int) -> tuple[Assignment, int]:
+def _read_Assignment_v1(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     o = Assignment.__new__(Assignment)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicPartitions] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicPartitions_1(buf, pos)
-        a2.append(e3)
-    o.topic_partitions = a2
+    n_topic_partitions, pos = read_compact_array_len(buf, pos)
+    topic_partitions: list[TopicPartitions] = []
+    for _ in range(n_topic_partitions):
+        topic_partitions_item, pos = _read_TopicPartitions_v1(buf, pos)
+        topic_partitions.append(topic_partitions_item)
+    o.topic_partitions = topic_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -719,18 +370,18 @@ def _new_Member() -> Member:
     return o
 
 
-def _w_Member_1(o: Member, out: bytearray) -> None:
+def _write_Member_v1(o: Member, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.rack_id)
-    out += _S_i.pack(o.member_epoch)
+    out += _INT32.pack(o.member_epoch)
     write_compact_string(out, o.client_id)
     write_compact_string(out, o.client_host)
-    x1 = o.subscribed_topic_names
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        write_compact_string(out, e2)
-    x3 = o.assignment
-    _w_Assignment_1(x3, out)
+    subscribed_topic_names = o.subscribed_topic_names
+    write_uvarint(out, len(subscribed_topic_names) + 1)
+    for subscribed_topic_names_item in subscribed_topic_names:
+        write_compact_string(out, subscribed_topic_names_item)
+    assignment = o.assignment
+    _write_Assignment_v1(assignment, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -738,21 +389,21 @@ def _w_Member_1(o: Member, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Member_1(buf: memoryview, pos: int) -> tuple[Member, int]:
+def _read_Member_v1(buf: memoryview, pos: int) -> tuple[Member, int]:
     o = Member.__new__(Member)
     o.member_id, pos = read_compact_string(buf, pos)
     o.rack_id, pos = read_compact_nullable_string(buf, pos)
-    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.client_id, pos = read_compact_string(buf, pos)
     o.client_host, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[str] = []
-    for _ in range(n1):
-        e3, pos = read_compact_string(buf, pos)
-        a2.append(e3)
-    o.subscribed_topic_names = a2
-    o.assignment, pos = _r_Assignment_1(buf, pos)
+    n_subscribed_topic_names, pos = read_compact_array_len(buf, pos)
+    subscribed_topic_names: list[str] = []
+    for _ in range(n_subscribed_topic_names):
+        subscribed_topic_names_item, pos = read_compact_string(buf, pos)
+        subscribed_topic_names.append(subscribed_topic_names_item)
+    o.subscribed_topic_names = subscribed_topic_names
+    o.assignment, pos = _read_Assignment_v1(buf, pos)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -776,18 +427,18 @@ def _new_DescribedGroup() -> DescribedGroup:
     return o
 
 
-def _w_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_DescribedGroup_v1(o: DescribedGroup, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.group_state)
-    out += _S_ii.pack(o.group_epoch, o.assignment_epoch)
+    out += _INT32_INT32.pack(o.group_epoch, o.assignment_epoch)
     write_compact_string(out, o.assignor_name)
-    x1 = o.members
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_Member_1(e2, out)
-    out += _S_i.pack(o.authorized_operations)
+    members = o.members
+    write_uvarint(out, len(members) + 1)
+    for members_item in members:
+        _write_Member_v1(members_item, out)
+    out += _INT32.pack(o.authorized_operations)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -795,23 +446,23 @@ def _w_DescribedGroup_1(o: DescribedGroup, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_DescribedGroup_1(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
+def _read_DescribedGroup_v1(buf: memoryview, pos: int) -> tuple[DescribedGroup, int]:
     o = DescribedGroup.__new__(DescribedGroup)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.group_id, pos = read_compact_string(buf, pos)
     o.group_state, pos = read_compact_string(buf, pos)
-    o.group_epoch, o.assignment_epoch = _S_ii.unpack_from(buf, pos)
+    o.group_epoch, o.assignment_epoch = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     o.assignor_name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[Member] = []
-    for _ in range(n1):
-        e3, pos = _r_Member_1(buf, pos)
-        a2.append(e3)
-    o.members = a2
-    o.authorized_operations = _S_i.unpack_from(buf, pos)[0]
+    n_members, pos = read_compact_array_len(buf, pos)
+    members: list[Member] = []
+    for _ in range(n_members):
+        members_item, pos = _read_Member_v1(buf, pos)
+        members.append(members_item)
+    o.members = members
+    o.authorized_operations = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -829,12 +480,12 @@ def _new_ShareGroupDescribeResponse() -> ShareGroupDescribeResponse:
     return o
 
 
-def _w_ShareGroupDescribeResponse_1(o: ShareGroupDescribeResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.groups
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_DescribedGroup_1(e2, out)
+def _write_ShareGroupDescribeResponse_v1(o: ShareGroupDescribeResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    groups = o.groups
+    write_uvarint(out, len(groups) + 1)
+    for groups_item in groups:
+        _write_DescribedGroup_v1(groups_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -842,16 +493,16 @@ def _w_ShareGroupDescribeResponse_1(o: ShareGroupDescribeResponse, out: bytearra
         out.append(0)
 
 
-def _r_ShareGroupDescribeResponse_1(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeResponse, int]:
+def _read_ShareGroupDescribeResponse_v1(buf: memoryview, pos: int) -> tuple[ShareGroupDescribeResponse, int]:
     o = ShareGroupDescribeResponse.__new__(ShareGroupDescribeResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[DescribedGroup] = []
-    for _ in range(n1):
-        e3, pos = _r_DescribedGroup_1(buf, pos)
-        a2.append(e3)
-    o.groups = a2
+    n_groups, pos = read_compact_array_len(buf, pos)
+    groups: list[DescribedGroup] = []
+    for _ in range(n_groups):
+        groups_item, pos = _read_DescribedGroup_v1(buf, pos)
+        groups.append(groups_item)
+    o.groups = groups
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -860,22 +511,24 @@ def _r_ShareGroupDescribeResponse_1(buf: memoryview, pos: int) -> tuple[ShareGro
     return o, pos
 
 
-_W_ShareGroupDescribeRequest: tuple[Callable[[ShareGroupDescribeRequest, bytearray], None], ...] = (
-    _w_ShareGroupDescribeRequest_1,
+ShareGroupDescribeRequest._LOWEST = 1
+ShareGroupDescribeRequest._WRITERS = (
+    _write_ShareGroupDescribeRequest_v1,
 )
-_R_ShareGroupDescribeRequest: tuple[Callable[[memoryview, int], tuple[ShareGroupDescribeRequest, int]], ...] = (
-    _r_ShareGroupDescribeRequest_1,
+ShareGroupDescribeRequest._READERS = (
+    _read_ShareGroupDescribeRequest_v1,
 )
 ShareGroupDescribeRequest._FIELDS = (
     FieldSpec('group_ids', 'array', 'string', (0, 32767), None, None, None, None),
     FieldSpec('include_authorized_operations', 'bool', None, (0, 32767), None, None, None, None),
 )
 
-_W_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
-    _w_TopicPartitions_1,
+TopicPartitions._LOWEST = 1
+TopicPartitions._WRITERS = (
+    _write_TopicPartitions_v1,
 )
-_R_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
-    _r_TopicPartitions_1,
+TopicPartitions._READERS = (
+    _read_TopicPartitions_v1,
 )
 TopicPartitions._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
@@ -883,22 +536,24 @@ TopicPartitions._FIELDS = (
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
-    _w_Assignment_1,
+Assignment._LOWEST = 1
+Assignment._WRITERS = (
+    _write_Assignment_v1,
 )
-_R_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
-    _r_Assignment_1,
+Assignment._READERS = (
+    _read_Assignment_v1,
 )
 Assignment._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), None, None, None, TopicPartitions),
 )
-_DEF_Assignment = Assignment()
+_DEFAULT_Assignment = Assignment()
 
-_W_Member: tuple[Callable[[Member, bytearray], None], ...] = (
-    _w_Member_1,
+Member._LOWEST = 1
+Member._WRITERS = (
+    _write_Member_v1,
 )
-_R_Member: tuple[Callable[[memoryview, int], tuple[Member, int]], ...] = (
-    _r_Member_1,
+Member._READERS = (
+    _read_Member_v1,
 )
 Member._FIELDS = (
     FieldSpec('member_id', 'string', None, (0, 32767), None, None, None, None),
@@ -910,11 +565,12 @@ Member._FIELDS = (
     FieldSpec('assignment', 'struct', None, (0, 32767), None, None, None, Assignment),
 )
 
-_W_DescribedGroup: tuple[Callable[[DescribedGroup, bytearray], None], ...] = (
-    _w_DescribedGroup_1,
+DescribedGroup._LOWEST = 1
+DescribedGroup._WRITERS = (
+    _write_DescribedGroup_v1,
 )
-_R_DescribedGroup: tuple[Callable[[memoryview, int], tuple[DescribedGroup, int]], ...] = (
-    _r_DescribedGroup_1,
+DescribedGroup._READERS = (
+    _read_DescribedGroup_v1,
 )
 DescribedGroup._FIELDS = (
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
@@ -928,11 +584,12 @@ DescribedGroup._FIELDS = (
     FieldSpec('authorized_operations', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_ShareGroupDescribeResponse: tuple[Callable[[ShareGroupDescribeResponse, bytearray], None], ...] = (
-    _w_ShareGroupDescribeResponse_1,
+ShareGroupDescribeResponse._LOWEST = 1
+ShareGroupDescribeResponse._WRITERS = (
+    _write_ShareGroupDescribeResponse_v1,
 )
-_R_ShareGroupDescribeResponse: tuple[Callable[[memoryview, int], tuple[ShareGroupDescribeResponse, int]], ...] = (
-    _r_ShareGroupDescribeResponse_1,
+ShareGroupDescribeResponse._READERS = (
+    _read_ShareGroupDescribeResponse_v1,
 )
 ShareGroupDescribeResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

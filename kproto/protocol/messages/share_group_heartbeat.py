@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_nullable_array_len,
@@ -26,6 +24,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'Assignment',
@@ -34,13 +33,17 @@ __all__ = [
     'TopicPartitions',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_ii = struct.Struct('>ii')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT32 = struct.Struct('>ii')
 
 
-class ShareGroupHeartbeatRequest:
-    """Kafka request ``ShareGroupHeartbeatRequest`` (API key 76), versions 1-1."""
+class ShareGroupHeartbeatRequest(Request['ShareGroupHeartbeatResponse']):
+    """Kafka request ``ShareGroupHeartbeatRequest`` (API key 76), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'member_id', 'member_epoch', 'rack_id', 'subscribed_topic_names', 'unknown_tags',)
 
@@ -48,14 +51,13 @@ class ShareGroupHeartbeatRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatRequest'
 
-    group_id: str
-    member_id: str
-    member_epoch: int
-    rack_id: str | None
-    subscribed_topic_names: list[str] | None
+    group_id: str  # GroupId string
+    member_id: str  # MemberId string
+    member_epoch: int  # MemberEpoch int32
+    rack_id: str | None  # RackId string; nullable
+    subscribed_topic_names: list[str] | None  # SubscribedTopicNames []string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -75,71 +77,13 @@ class ShareGroupHeartbeatRequest:
         self.subscribed_topic_names = None if subscribed_topic_names is None else list(subscribed_topic_names)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareGroupHeartbeatRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.member_id == other.member_id and
-            self.member_epoch == other.member_epoch and
-            self.rack_id == other.rack_id and
-            self.subscribed_topic_names == other.subscribed_topic_names and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ShareGroupHeartbeatRequest(group_id={self.group_id!r}, member_id={self.member_id!r}, member_epoch={self.member_epoch!r}, rack_id={self.rack_id!r}, subscribed_topic_names={self.subscribed_topic_names!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class ShareGroupHeartbeatResponse(Response):
+    """Kafka response ``ShareGroupHeartbeatResponse`` (API key 76), versions 1-1, flexible from v1.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatRequest has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_ShareGroupHeartbeatRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareGroupHeartbeatRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareGroupHeartbeatRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareGroupHeartbeatRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupHeartbeatRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatRequest has no version {version} (valid 1-1)')
-        try:
-            return _R_ShareGroupHeartbeatRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareGroupHeartbeatRequest v{version}: {exc}') from None
-
-
-class ShareGroupHeartbeatResponse:
-    """Kafka response ``ShareGroupHeartbeatResponse`` (API key 76), versions 1-1."""
+    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'member_id', 'member_epoch', 'heartbeat_interval_ms', 'assignment', 'unknown_tags',)
 
@@ -147,16 +91,15 @@ class ShareGroupHeartbeatResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'ShareGroupHeartbeatResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    member_id: str | None
-    member_epoch: int
-    heartbeat_interval_ms: int
-    assignment: Assignment | None
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    member_id: str | None  # MemberId string; nullable
+    member_epoch: int  # MemberEpoch int32
+    heartbeat_interval_ms: int  # HeartbeatIntervalMs int32
+    assignment: Assignment | None  # Assignment Assignment; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -180,80 +123,19 @@ class ShareGroupHeartbeatResponse:
         self.assignment = assignment
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ShareGroupHeartbeatResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.member_id == other.member_id and
-            self.member_epoch == other.member_epoch and
-            self.heartbeat_interval_ms == other.heartbeat_interval_ms and
-            self.assignment == other.assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"ShareGroupHeartbeatResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, member_id={self.member_id!r}, member_epoch={self.member_epoch!r}, heartbeat_interval_ms={self.heartbeat_interval_ms!r}, assignment={self.assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class Assignment(Struct):
+    """Struct ``Assignment`` of ``ShareGroupHeartbeatResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_ShareGroupHeartbeatResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode ShareGroupHeartbeatResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> ShareGroupHeartbeatResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after ShareGroupHeartbeatResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[ShareGroupHeartbeatResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'ShareGroupHeartbeatResponse has no version {version} (valid 1-1)')
-        try:
-            return _R_ShareGroupHeartbeatResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed ShareGroupHeartbeatResponse v{version}: {exc}') from None
-
-
-class Assignment:
-    """Schema struct ``Assignment`` of ``ShareGroupHeartbeatResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'Assignment'
 
-    topic_partitions: list[TopicPartitions]
+    topic_partitions: list[TopicPartitions]  # TopicPartitions []TopicPartitions
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -265,75 +147,20 @@ class Assignment:
         self.topic_partitions = list(topic_partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Assignment):
-            return NotImplemented
-        return (
-            self.topic_partitions == other.topic_partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"Assignment(topic_partitions={self.topic_partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TopicPartitions(Struct):
+    """Struct ``TopicPartitions`` of ``ShareGroupHeartbeatResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_Assignment[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode Assignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> Assignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after Assignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[Assignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'Assignment has no version {version} (valid 1-1)')
-        try:
-            return _R_Assignment[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed Assignment v{version}: {exc}') from None
-
-
-class TopicPartitions:
-    """Schema struct ``TopicPartitions`` of ``ShareGroupHeartbeatResponse``."""
+    Schema: ``tools/kafka-protocol/message/ShareGroupHeartbeatResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('topic_id', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TopicPartitions'
 
-    topic_id: uuid.UUID
-    partitions: list[int]
+    topic_id: uuid.UUID  # TopicId uuid
+    partitions: list[int]  # Partitions []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -347,65 +174,6 @@ class TopicPartitions:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TopicPartitions):
-            return NotImplemented
-        return (
-            self.topic_id == other.topic_id and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TopicPartitions(topic_id={self.topic_id!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_TopicPartitions[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TopicPartitions v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TopicPartitions:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TopicPartitions v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TopicPartitions, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'TopicPartitions has no version {version} (valid 1-1)')
-        try:
-            return _R_TopicPartitions[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TopicPartitions v{version}: {exc}') from None
-
 
 def _new_ShareGroupHeartbeatRequest() -> ShareGroupHeartbeatRequest:
     o = ShareGroupHeartbeatRequest.__new__(ShareGroupHeartbeatRequest)
@@ -418,18 +186,18 @@ def _new_ShareGroupHeartbeatRequest() -> ShareGroupHeartbeatRequest:
     return o
 
 
-def _w_ShareGroupHeartbeatRequest_1(o: ShareGroupHeartbeatRequest, out: bytearray) -> None:
+def _write_ShareGroupHeartbeatRequest_v1(o: ShareGroupHeartbeatRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
     write_compact_string(out, o.member_id)
-    out += _S_i.pack(o.member_epoch)
+    out += _INT32.pack(o.member_epoch)
     write_compact_nullable_string(out, o.rack_id)
-    x1 = o.subscribed_topic_names
-    if x1 is None:
+    subscribed_topic_names = o.subscribed_topic_names
+    if subscribed_topic_names is None:
         out.append(0)
     else:
-        write_uvarint(out, len(x1) + 1)
-        for e2 in x1:
-            write_compact_string(out, e2)
+        write_uvarint(out, len(subscribed_topic_names) + 1)
+        for subscribed_topic_names_item in subscribed_topic_names:
+            write_compact_string(out, subscribed_topic_names_item)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -437,22 +205,22 @@ def _w_ShareGroupHeartbeatRequest_1(o: ShareGroupHeartbeatRequest, out: bytearra
         out.append(0)
 
 
-def _r_ShareGroupHeartbeatRequest_1(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatRequest, int]:
+def _read_ShareGroupHeartbeatRequest_v1(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatRequest, int]:
     o = ShareGroupHeartbeatRequest.__new__(ShareGroupHeartbeatRequest)
     o.group_id, pos = read_compact_string(buf, pos)
     o.member_id, pos = read_compact_string(buf, pos)
-    o.member_epoch = _S_i.unpack_from(buf, pos)[0]
+    o.member_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.rack_id, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_nullable_array_len(buf, pos)
-    if n1 < 0:
+    n_subscribed_topic_names, pos = read_compact_nullable_array_len(buf, pos)
+    if n_subscribed_topic_names < 0:
         o.subscribed_topic_names = None
     else:
-        a2: list[str] = []
-        for _ in range(n1):
-            e3, pos = read_compact_string(buf, pos)
-            a2.append(e3)
-        o.subscribed_topic_names = a2
+        subscribed_topic_names: list[str] = []
+        for _ in range(n_subscribed_topic_names):
+            subscribed_topic_names_item, pos = read_compact_string(buf, pos)
+            subscribed_topic_names.append(subscribed_topic_names_item)
+        o.subscribed_topic_names = subscribed_topic_names
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -469,11 +237,11 @@ def _new_TopicPartitions() -> TopicPartitions:
     return o
 
 
-def _w_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
+def _write_TopicPartitions_v1(o: TopicPartitions, out: bytearray) -> None:
     out += o.topic_id.bytes
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    out += struct.pack('>%di' % len(partitions), *partitions)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -481,12 +249,12 @@ def _w_TopicPartitions_1(o: TopicPartitions, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_TopicPartitions_1(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
+def _read_TopicPartitions_v1(buf: memoryview, pos: int) -> tuple[TopicPartitions, int]:
     o = TopicPartitions.__new__(TopicPartitions)
     o.topic_id, pos = read_uuid(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partitions = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    o.partitions = list(struct.unpack_from('>%di' % n_partitions, buf, pos))
+    pos += 4 * n_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -502,11 +270,11 @@ def _new_Assignment() -> Assignment:
     return o
 
 
-def _w_Assignment_1(o: Assignment, out: bytearray) -> None:
-    x1 = o.topic_partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TopicPartitions_1(e2, out)
+def _write_Assignment_v1(o: Assignment, out: bytearray) -> None:
+    topic_partitions = o.topic_partitions
+    write_uvarint(out, len(topic_partitions) + 1)
+    for topic_partitions_item in topic_partitions:
+        _write_TopicPartitions_v1(topic_partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -514,14 +282,14 @@ def _w_Assignment_1(o: Assignment, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_Assignment_1(buf: memoryview, pos: int) -> tuple[Assignment, int]:
+def _read_Assignment_v1(buf: memoryview, pos: int) -> tuple[Assignment, int]:
     o = Assignment.__new__(Assignment)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TopicPartitions] = []
-    for _ in range(n1):
-        e3, pos = _r_TopicPartitions_1(buf, pos)
-        a2.append(e3)
-    o.topic_partitions = a2
+    n_topic_partitions, pos = read_compact_array_len(buf, pos)
+    topic_partitions: list[TopicPartitions] = []
+    for _ in range(n_topic_partitions):
+        topic_partitions_item, pos = _read_TopicPartitions_v1(buf, pos)
+        topic_partitions.append(topic_partitions_item)
+    o.topic_partitions = topic_partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -543,17 +311,17 @@ def _new_ShareGroupHeartbeatResponse() -> ShareGroupHeartbeatResponse:
     return o
 
 
-def _w_ShareGroupHeartbeatResponse_1(o: ShareGroupHeartbeatResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_ShareGroupHeartbeatResponse_v1(o: ShareGroupHeartbeatResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     write_compact_nullable_string(out, o.member_id)
-    out += _S_ii.pack(o.member_epoch, o.heartbeat_interval_ms)
-    x1 = o.assignment
-    if x1 is None:
+    out += _INT32_INT32.pack(o.member_epoch, o.heartbeat_interval_ms)
+    assignment = o.assignment
+    if assignment is None:
         out += b'\xff'
     else:
         out.append(1)
-        _w_Assignment_1(x1, out)
+        _write_Assignment_v1(assignment, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -561,19 +329,19 @@ def _w_ShareGroupHeartbeatResponse_1(o: ShareGroupHeartbeatResponse, out: bytear
         out.append(0)
 
 
-def _r_ShareGroupHeartbeatResponse_1(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatResponse, int]:
+def _read_ShareGroupHeartbeatResponse_v1(buf: memoryview, pos: int) -> tuple[ShareGroupHeartbeatResponse, int]:
     o = ShareGroupHeartbeatResponse.__new__(ShareGroupHeartbeatResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.member_id, pos = read_compact_nullable_string(buf, pos)
-    o.member_epoch, o.heartbeat_interval_ms = _S_ii.unpack_from(buf, pos)
+    o.member_epoch, o.heartbeat_interval_ms = _INT32_INT32.unpack_from(buf, pos)
     pos += 8
     if buf[pos] >= 0x80:
         o.assignment = None
         pos += 1
     else:
-        o.assignment, pos = _r_Assignment_1(buf, pos + 1)
+        o.assignment, pos = _read_Assignment_v1(buf, pos + 1)
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -582,11 +350,12 @@ def _r_ShareGroupHeartbeatResponse_1(buf: memoryview, pos: int) -> tuple[ShareGr
     return o, pos
 
 
-_W_ShareGroupHeartbeatRequest: tuple[Callable[[ShareGroupHeartbeatRequest, bytearray], None], ...] = (
-    _w_ShareGroupHeartbeatRequest_1,
+ShareGroupHeartbeatRequest._LOWEST = 1
+ShareGroupHeartbeatRequest._WRITERS = (
+    _write_ShareGroupHeartbeatRequest_v1,
 )
-_R_ShareGroupHeartbeatRequest: tuple[Callable[[memoryview, int], tuple[ShareGroupHeartbeatRequest, int]], ...] = (
-    _r_ShareGroupHeartbeatRequest_1,
+ShareGroupHeartbeatRequest._READERS = (
+    _read_ShareGroupHeartbeatRequest_v1,
 )
 ShareGroupHeartbeatRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -596,32 +365,35 @@ ShareGroupHeartbeatRequest._FIELDS = (
     FieldSpec('subscribed_topic_names', 'array', 'string', (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_TopicPartitions: tuple[Callable[[TopicPartitions, bytearray], None], ...] = (
-    _w_TopicPartitions_1,
+TopicPartitions._LOWEST = 1
+TopicPartitions._WRITERS = (
+    _write_TopicPartitions_v1,
 )
-_R_TopicPartitions: tuple[Callable[[memoryview, int], tuple[TopicPartitions, int]], ...] = (
-    _r_TopicPartitions_1,
+TopicPartitions._READERS = (
+    _read_TopicPartitions_v1,
 )
 TopicPartitions._FIELDS = (
     FieldSpec('topic_id', 'uuid', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_Assignment: tuple[Callable[[Assignment, bytearray], None], ...] = (
-    _w_Assignment_1,
+Assignment._LOWEST = 1
+Assignment._WRITERS = (
+    _write_Assignment_v1,
 )
-_R_Assignment: tuple[Callable[[memoryview, int], tuple[Assignment, int]], ...] = (
-    _r_Assignment_1,
+Assignment._READERS = (
+    _read_Assignment_v1,
 )
 Assignment._FIELDS = (
     FieldSpec('topic_partitions', 'array', 'struct', (0, 32767), None, None, None, TopicPartitions),
 )
 
-_W_ShareGroupHeartbeatResponse: tuple[Callable[[ShareGroupHeartbeatResponse, bytearray], None], ...] = (
-    _w_ShareGroupHeartbeatResponse_1,
+ShareGroupHeartbeatResponse._LOWEST = 1
+ShareGroupHeartbeatResponse._WRITERS = (
+    _write_ShareGroupHeartbeatResponse_v1,
 )
-_R_ShareGroupHeartbeatResponse: tuple[Callable[[memoryview, int], tuple[ShareGroupHeartbeatResponse, int]], ...] = (
-    _r_ShareGroupHeartbeatResponse_1,
+ShareGroupHeartbeatResponse._READERS = (
+    _read_ShareGroupHeartbeatResponse_v1,
 )
 ShareGroupHeartbeatResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

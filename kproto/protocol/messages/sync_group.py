@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -33,6 +32,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'SyncGroupRequest',
@@ -40,13 +40,17 @@ __all__ = [
     'SyncGroupResponse',
 ]
 
-_S_h = struct.Struct('>h')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT16 = struct.Struct('>h')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class SyncGroupRequest:
-    """Kafka request ``SyncGroupRequest`` (API key 14), versions 0-5."""
+class SyncGroupRequest(Request['SyncGroupResponse']):
+    """Kafka request ``SyncGroupRequest`` (API key 14), versions 0-5, flexible from v4.
+
+    Schema: ``tools/kafka-protocol/message/SyncGroupRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id', 'protocol_type', 'protocol_name', 'assignments', 'unknown_tags',)
 
@@ -54,16 +58,15 @@ class SyncGroupRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SyncGroupRequest'
 
-    group_id: str
-    generation_id: int
-    member_id: str
-    group_instance_id: str | None
-    protocol_type: str | None
-    protocol_name: str | None
-    assignments: list[SyncGroupRequestAssignment]
+    group_id: str  # GroupId string
+    generation_id: int  # GenerationId int32
+    member_id: str  # MemberId string
+    group_instance_id: str | None  # GroupInstanceId string; v3+; nullable
+    protocol_type: str | None  # ProtocolType string; v5+; nullable; ignorable
+    protocol_name: str | None  # ProtocolName string; v5+; nullable; ignorable
+    assignments: list[SyncGroupRequestAssignment]  # Assignments []SyncGroupRequestAssignment
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -87,81 +90,20 @@ class SyncGroupRequest:
         self.assignments = list(assignments)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SyncGroupRequest):
-            return NotImplemented
-        return (
-            self.group_id == other.group_id and
-            self.generation_id == other.generation_id and
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.protocol_type == other.protocol_type and
-            self.protocol_name == other.protocol_name and
-            self.assignments == other.assignments and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"SyncGroupRequest(group_id={self.group_id!r}, generation_id={self.generation_id!r}, member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, protocol_type={self.protocol_type!r}, protocol_name={self.protocol_name!r}, assignments={self.assignments!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class SyncGroupRequestAssignment(Struct):
+    """Struct ``SyncGroupRequestAssignment`` of ``SyncGroupRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_SyncGroupRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SyncGroupRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SyncGroupRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SyncGroupRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SyncGroupRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupRequest has no version {version} (valid 0-5)')
-        try:
-            return _R_SyncGroupRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SyncGroupRequest v{version}: {exc}') from None
-
-
-class SyncGroupRequestAssignment:
-    """Schema struct ``SyncGroupRequestAssignment`` of ``SyncGroupRequest``."""
+    Schema: ``tools/kafka-protocol/message/SyncGroupRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('member_id', 'assignment', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SyncGroupRequestAssignment'
 
-    member_id: str
-    assignment: bytes
+    member_id: str  # MemberId string
+    assignment: bytes  # Assignment bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -175,68 +117,13 @@ class SyncGroupRequestAssignment:
         self.assignment = assignment
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SyncGroupRequestAssignment):
-            return NotImplemented
-        return (
-            self.member_id == other.member_id and
-            self.assignment == other.assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"SyncGroupRequestAssignment(member_id={self.member_id!r}, assignment={self.assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class SyncGroupResponse(Response):
+    """Kafka response ``SyncGroupResponse`` (API key 14), versions 0-5, flexible from v4.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupRequestAssignment has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_SyncGroupRequestAssignment[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SyncGroupRequestAssignment v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SyncGroupRequestAssignment:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SyncGroupRequestAssignment v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SyncGroupRequestAssignment, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupRequestAssignment has no version {version} (valid 0-5)')
-        try:
-            return _R_SyncGroupRequestAssignment[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SyncGroupRequestAssignment v{version}: {exc}') from None
-
-
-class SyncGroupResponse:
-    """Kafka response ``SyncGroupResponse`` (API key 14), versions 0-5."""
+    Schema: ``tools/kafka-protocol/message/SyncGroupResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'protocol_type', 'protocol_name', 'assignment', 'unknown_tags',)
 
@@ -244,14 +131,13 @@ class SyncGroupResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 4
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'SyncGroupResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    protocol_type: str | None
-    protocol_name: str | None
-    assignment: bytes
+    throttle_time_ms: int  # ThrottleTimeMs int32; v1+; ignorable
+    error_code: int  # ErrorCode int16
+    protocol_type: str | None  # ProtocolType string; v5+; nullable; ignorable
+    protocol_name: str | None  # ProtocolName string; v5+; nullable; ignorable
+    assignment: bytes  # Assignment bytes
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -271,68 +157,6 @@ class SyncGroupResponse:
         self.assignment = assignment
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SyncGroupResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.protocol_type == other.protocol_type and
-            self.protocol_name == other.protocol_name and
-            self.assignment == other.assignment and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"SyncGroupResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, protocol_type={self.protocol_type!r}, protocol_name={self.protocol_name!r}, assignment={self.assignment!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_SyncGroupResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode SyncGroupResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> SyncGroupResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after SyncGroupResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[SyncGroupResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'SyncGroupResponse has no version {version} (valid 0-5)')
-        try:
-            return _R_SyncGroupResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed SyncGroupResponse v{version}: {exc}') from None
-
 
 def _new_SyncGroupRequestAssignment() -> SyncGroupRequestAssignment:
     o = SyncGroupRequestAssignment.__new__(SyncGroupRequestAssignment)
@@ -342,12 +166,12 @@ def _new_SyncGroupRequestAssignment() -> SyncGroupRequestAssignment:
     return o
 
 
-def _w_SyncGroupRequestAssignment_0(o: SyncGroupRequestAssignment, out: bytearray) -> None:
+def _write_SyncGroupRequestAssignment_v0(o: SyncGroupRequestAssignment, out: bytearray) -> None:
     write_string(out, o.member_id)
     write_bytes(out, o.assignment)
 
 
-def _r_SyncGroupRequestAssignment_0(buf: memoryview, pos: int) -> tuple[SyncGroupRequestAssignment, int]:
+def _read_SyncGroupRequestAssignment_v0(buf: memoryview, pos: int) -> tuple[SyncGroupRequestAssignment, int]:
     o = SyncGroupRequestAssignment.__new__(SyncGroupRequestAssignment)
     o.member_id, pos = read_string(buf, pos)
     o.assignment, pos = read_bytes(buf, pos)
@@ -355,7 +179,7 @@ def _r_SyncGroupRequestAssignment_0(buf: memoryview, pos: int) -> tuple[SyncGrou
     return o, pos
 
 
-def _w_SyncGroupRequestAssignment_4(o: SyncGroupRequestAssignment, out: bytearray) -> None:
+def _write_SyncGroupRequestAssignment_v4(o: SyncGroupRequestAssignment, out: bytearray) -> None:
     write_compact_string(out, o.member_id)
     write_compact_bytes(out, o.assignment)
     uk = o.unknown_tags
@@ -365,7 +189,7 @@ def _w_SyncGroupRequestAssignment_4(o: SyncGroupRequestAssignment, out: bytearra
         out.append(0)
 
 
-def _r_SyncGroupRequestAssignment_4(buf: memoryview, pos: int) -> tuple[SyncGroupRequestAssignment, int]:
+def _read_SyncGroupRequestAssignment_v4(buf: memoryview, pos: int) -> tuple[SyncGroupRequestAssignment, int]:
     o = SyncGroupRequestAssignment.__new__(SyncGroupRequestAssignment)
     o.member_id, pos = read_compact_string(buf, pos)
     o.assignment, pos = read_compact_bytes(buf, pos)
@@ -390,30 +214,30 @@ def _new_SyncGroupRequest() -> SyncGroupRequest:
     return o
 
 
-def _w_SyncGroupRequest_0(o: SyncGroupRequest, out: bytearray) -> None:
+def _write_SyncGroupRequest_v0(o: SyncGroupRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id)
+    out += _INT32.pack(o.generation_id)
     write_string(out, o.member_id)
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('SyncGroupRequest.group_instance_id has a non-default value this version cannot carry')
-    x1 = o.assignments
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_SyncGroupRequestAssignment_0(e2, out)
+    assignments = o.assignments
+    out += _INT32.pack(len(assignments))
+    for assignments_item in assignments:
+        _write_SyncGroupRequestAssignment_v0(assignments_item, out)
 
 
-def _r_SyncGroupRequest_0(buf: memoryview, pos: int) -> tuple[SyncGroupRequest, int]:
+def _read_SyncGroupRequest_v0(buf: memoryview, pos: int) -> tuple[SyncGroupRequest, int]:
     o = SyncGroupRequest.__new__(SyncGroupRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[SyncGroupRequestAssignment] = []
-    for _ in range(n1):
-        e3, pos = _r_SyncGroupRequestAssignment_0(buf, pos)
-        a2.append(e3)
-    o.assignments = a2
+    n_assignments, pos = read_array_len(buf, pos)
+    assignments: list[SyncGroupRequestAssignment] = []
+    for _ in range(n_assignments):
+        assignments_item, pos = _read_SyncGroupRequestAssignment_v0(buf, pos)
+        assignments.append(assignments_item)
+    o.assignments = assignments
     o.group_instance_id = None
     o.protocol_type = None
     o.protocol_name = None
@@ -421,45 +245,45 @@ def _r_SyncGroupRequest_0(buf: memoryview, pos: int) -> tuple[SyncGroupRequest, 
     return o, pos
 
 
-def _w_SyncGroupRequest_3(o: SyncGroupRequest, out: bytearray) -> None:
+def _write_SyncGroupRequest_v3(o: SyncGroupRequest, out: bytearray) -> None:
     write_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id)
+    out += _INT32.pack(o.generation_id)
     write_string(out, o.member_id)
     write_nullable_string(out, o.group_instance_id)
-    x1 = o.assignments
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_SyncGroupRequestAssignment_0(e2, out)
+    assignments = o.assignments
+    out += _INT32.pack(len(assignments))
+    for assignments_item in assignments:
+        _write_SyncGroupRequestAssignment_v0(assignments_item, out)
 
 
-def _r_SyncGroupRequest_3(buf: memoryview, pos: int) -> tuple[SyncGroupRequest, int]:
+def _read_SyncGroupRequest_v3(buf: memoryview, pos: int) -> tuple[SyncGroupRequest, int]:
     o = SyncGroupRequest.__new__(SyncGroupRequest)
     o.group_id, pos = read_string(buf, pos)
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_string(buf, pos)
     o.group_instance_id, pos = read_nullable_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[SyncGroupRequestAssignment] = []
-    for _ in range(n1):
-        e3, pos = _r_SyncGroupRequestAssignment_0(buf, pos)
-        a2.append(e3)
-    o.assignments = a2
+    n_assignments, pos = read_array_len(buf, pos)
+    assignments: list[SyncGroupRequestAssignment] = []
+    for _ in range(n_assignments):
+        assignments_item, pos = _read_SyncGroupRequestAssignment_v0(buf, pos)
+        assignments.append(assignments_item)
+    o.assignments = assignments
     o.protocol_type = None
     o.protocol_name = None
     o.unknown_tags = None
     return o, pos
 
 
-def _w_SyncGroupRequest_4(o: SyncGroupRequest, out: bytearray) -> None:
+def _write_SyncGroupRequest_v4(o: SyncGroupRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id)
+    out += _INT32.pack(o.generation_id)
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
-    x1 = o.assignments
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_SyncGroupRequestAssignment_4(e2, out)
+    assignments = o.assignments
+    write_uvarint(out, len(assignments) + 1)
+    for assignments_item in assignments:
+        _write_SyncGroupRequestAssignment_v4(assignments_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -467,19 +291,19 @@ def _w_SyncGroupRequest_4(o: SyncGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_SyncGroupRequest_4(buf: memoryview, pos: int) -> tuple[SyncGroupRequest, int]:
+def _read_SyncGroupRequest_v4(buf: memoryview, pos: int) -> tuple[SyncGroupRequest, int]:
     o = SyncGroupRequest.__new__(SyncGroupRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[SyncGroupRequestAssignment] = []
-    for _ in range(n1):
-        e3, pos = _r_SyncGroupRequestAssignment_4(buf, pos)
-        a2.append(e3)
-    o.assignments = a2
+    n_assignments, pos = read_compact_array_len(buf, pos)
+    assignments: list[SyncGroupRequestAssignment] = []
+    for _ in range(n_assignments):
+        assignments_item, pos = _read_SyncGroupRequestAssignment_v4(buf, pos)
+        assignments.append(assignments_item)
+    o.assignments = assignments
     o.protocol_type = None
     o.protocol_name = None
     if buf[pos] == 0:
@@ -490,17 +314,17 @@ def _r_SyncGroupRequest_4(buf: memoryview, pos: int) -> tuple[SyncGroupRequest, 
     return o, pos
 
 
-def _w_SyncGroupRequest_5(o: SyncGroupRequest, out: bytearray) -> None:
+def _write_SyncGroupRequest_v5(o: SyncGroupRequest, out: bytearray) -> None:
     write_compact_string(out, o.group_id)
-    out += _S_i.pack(o.generation_id)
+    out += _INT32.pack(o.generation_id)
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
     write_compact_nullable_string(out, o.protocol_type)
     write_compact_nullable_string(out, o.protocol_name)
-    x1 = o.assignments
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_SyncGroupRequestAssignment_4(e2, out)
+    assignments = o.assignments
+    write_uvarint(out, len(assignments) + 1)
+    for assignments_item in assignments:
+        _write_SyncGroupRequestAssignment_v4(assignments_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -508,21 +332,21 @@ def _w_SyncGroupRequest_5(o: SyncGroupRequest, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_SyncGroupRequest_5(buf: memoryview, pos: int) -> tuple[SyncGroupRequest, int]:
+def _read_SyncGroupRequest_v5(buf: memoryview, pos: int) -> tuple[SyncGroupRequest, int]:
     o = SyncGroupRequest.__new__(SyncGroupRequest)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.generation_id = _S_i.unpack_from(buf, pos)[0]
+    o.generation_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
     o.protocol_type, pos = read_compact_nullable_string(buf, pos)
     o.protocol_name, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[SyncGroupRequestAssignment] = []
-    for _ in range(n1):
-        e3, pos = _r_SyncGroupRequestAssignment_4(buf, pos)
-        a2.append(e3)
-    o.assignments = a2
+    n_assignments, pos = read_compact_array_len(buf, pos)
+    assignments: list[SyncGroupRequestAssignment] = []
+    for _ in range(n_assignments):
+        assignments_item, pos = _read_SyncGroupRequestAssignment_v4(buf, pos)
+        assignments.append(assignments_item)
+    o.assignments = assignments
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -542,14 +366,14 @@ def _new_SyncGroupResponse() -> SyncGroupResponse:
     return o
 
 
-def _w_SyncGroupResponse_0(o: SyncGroupResponse, out: bytearray) -> None:
-    out += _S_h.pack(o.error_code)
+def _write_SyncGroupResponse_v0(o: SyncGroupResponse, out: bytearray) -> None:
+    out += _INT16.pack(o.error_code)
     write_bytes(out, o.assignment)
 
 
-def _r_SyncGroupResponse_0(buf: memoryview, pos: int) -> tuple[SyncGroupResponse, int]:
+def _read_SyncGroupResponse_v0(buf: memoryview, pos: int) -> tuple[SyncGroupResponse, int]:
     o = SyncGroupResponse.__new__(SyncGroupResponse)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.assignment, pos = read_bytes(buf, pos)
     o.throttle_time_ms = 0
@@ -559,14 +383,14 @@ def _r_SyncGroupResponse_0(buf: memoryview, pos: int) -> tuple[SyncGroupResponse
     return o, pos
 
 
-def _w_SyncGroupResponse_1(o: SyncGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_SyncGroupResponse_v1(o: SyncGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_bytes(out, o.assignment)
 
 
-def _r_SyncGroupResponse_1(buf: memoryview, pos: int) -> tuple[SyncGroupResponse, int]:
+def _read_SyncGroupResponse_v1(buf: memoryview, pos: int) -> tuple[SyncGroupResponse, int]:
     o = SyncGroupResponse.__new__(SyncGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.assignment, pos = read_bytes(buf, pos)
     o.protocol_type = None
@@ -575,8 +399,8 @@ def _r_SyncGroupResponse_1(buf: memoryview, pos: int) -> tuple[SyncGroupResponse
     return o, pos
 
 
-def _w_SyncGroupResponse_4(o: SyncGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_SyncGroupResponse_v4(o: SyncGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_bytes(out, o.assignment)
     uk = o.unknown_tags
     if uk:
@@ -585,9 +409,9 @@ def _w_SyncGroupResponse_4(o: SyncGroupResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_SyncGroupResponse_4(buf: memoryview, pos: int) -> tuple[SyncGroupResponse, int]:
+def _read_SyncGroupResponse_v4(buf: memoryview, pos: int) -> tuple[SyncGroupResponse, int]:
     o = SyncGroupResponse.__new__(SyncGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.assignment, pos = read_compact_bytes(buf, pos)
     o.protocol_type = None
@@ -600,8 +424,8 @@ def _r_SyncGroupResponse_4(buf: memoryview, pos: int) -> tuple[SyncGroupResponse
     return o, pos
 
 
-def _w_SyncGroupResponse_5(o: SyncGroupResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_SyncGroupResponse_v5(o: SyncGroupResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.protocol_type)
     write_compact_nullable_string(out, o.protocol_name)
     write_compact_bytes(out, o.assignment)
@@ -612,9 +436,9 @@ def _w_SyncGroupResponse_5(o: SyncGroupResponse, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_SyncGroupResponse_5(buf: memoryview, pos: int) -> tuple[SyncGroupResponse, int]:
+def _read_SyncGroupResponse_v5(buf: memoryview, pos: int) -> tuple[SyncGroupResponse, int]:
     o = SyncGroupResponse.__new__(SyncGroupResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.protocol_type, pos = read_compact_nullable_string(buf, pos)
     o.protocol_name, pos = read_compact_nullable_string(buf, pos)
@@ -627,42 +451,44 @@ def _r_SyncGroupResponse_5(buf: memoryview, pos: int) -> tuple[SyncGroupResponse
     return o, pos
 
 
-_W_SyncGroupRequestAssignment: tuple[Callable[[SyncGroupRequestAssignment, bytearray], None], ...] = (
-    _w_SyncGroupRequestAssignment_0,
-    _w_SyncGroupRequestAssignment_0,
-    _w_SyncGroupRequestAssignment_0,
-    _w_SyncGroupRequestAssignment_0,
-    _w_SyncGroupRequestAssignment_4,
-    _w_SyncGroupRequestAssignment_4,
+SyncGroupRequestAssignment._LOWEST = 0
+SyncGroupRequestAssignment._WRITERS = (
+    _write_SyncGroupRequestAssignment_v0,
+    _write_SyncGroupRequestAssignment_v0,
+    _write_SyncGroupRequestAssignment_v0,
+    _write_SyncGroupRequestAssignment_v0,
+    _write_SyncGroupRequestAssignment_v4,
+    _write_SyncGroupRequestAssignment_v4,
 )
-_R_SyncGroupRequestAssignment: tuple[Callable[[memoryview, int], tuple[SyncGroupRequestAssignment, int]], ...] = (
-    _r_SyncGroupRequestAssignment_0,
-    _r_SyncGroupRequestAssignment_0,
-    _r_SyncGroupRequestAssignment_0,
-    _r_SyncGroupRequestAssignment_0,
-    _r_SyncGroupRequestAssignment_4,
-    _r_SyncGroupRequestAssignment_4,
+SyncGroupRequestAssignment._READERS = (
+    _read_SyncGroupRequestAssignment_v0,
+    _read_SyncGroupRequestAssignment_v0,
+    _read_SyncGroupRequestAssignment_v0,
+    _read_SyncGroupRequestAssignment_v0,
+    _read_SyncGroupRequestAssignment_v4,
+    _read_SyncGroupRequestAssignment_v4,
 )
 SyncGroupRequestAssignment._FIELDS = (
     FieldSpec('member_id', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('assignment', 'bytes', None, (0, 32767), None, None, None, None),
 )
 
-_W_SyncGroupRequest: tuple[Callable[[SyncGroupRequest, bytearray], None], ...] = (
-    _w_SyncGroupRequest_0,
-    _w_SyncGroupRequest_0,
-    _w_SyncGroupRequest_0,
-    _w_SyncGroupRequest_3,
-    _w_SyncGroupRequest_4,
-    _w_SyncGroupRequest_5,
+SyncGroupRequest._LOWEST = 0
+SyncGroupRequest._WRITERS = (
+    _write_SyncGroupRequest_v0,
+    _write_SyncGroupRequest_v0,
+    _write_SyncGroupRequest_v0,
+    _write_SyncGroupRequest_v3,
+    _write_SyncGroupRequest_v4,
+    _write_SyncGroupRequest_v5,
 )
-_R_SyncGroupRequest: tuple[Callable[[memoryview, int], tuple[SyncGroupRequest, int]], ...] = (
-    _r_SyncGroupRequest_0,
-    _r_SyncGroupRequest_0,
-    _r_SyncGroupRequest_0,
-    _r_SyncGroupRequest_3,
-    _r_SyncGroupRequest_4,
-    _r_SyncGroupRequest_5,
+SyncGroupRequest._READERS = (
+    _read_SyncGroupRequest_v0,
+    _read_SyncGroupRequest_v0,
+    _read_SyncGroupRequest_v0,
+    _read_SyncGroupRequest_v3,
+    _read_SyncGroupRequest_v4,
+    _read_SyncGroupRequest_v5,
 )
 SyncGroupRequest._FIELDS = (
     FieldSpec('group_id', 'string', None, (0, 32767), None, None, None, None),
@@ -674,21 +500,22 @@ SyncGroupRequest._FIELDS = (
     FieldSpec('assignments', 'array', 'struct', (0, 32767), None, None, None, SyncGroupRequestAssignment),
 )
 
-_W_SyncGroupResponse: tuple[Callable[[SyncGroupResponse, bytearray], None], ...] = (
-    _w_SyncGroupResponse_0,
-    _w_SyncGroupResponse_1,
-    _w_SyncGroupResponse_1,
-    _w_SyncGroupResponse_1,
-    _w_SyncGroupResponse_4,
-    _w_SyncGroupResponse_5,
+SyncGroupResponse._LOWEST = 0
+SyncGroupResponse._WRITERS = (
+    _write_SyncGroupResponse_v0,
+    _write_SyncGroupResponse_v1,
+    _write_SyncGroupResponse_v1,
+    _write_SyncGroupResponse_v1,
+    _write_SyncGroupResponse_v4,
+    _write_SyncGroupResponse_v5,
 )
-_R_SyncGroupResponse: tuple[Callable[[memoryview, int], tuple[SyncGroupResponse, int]], ...] = (
-    _r_SyncGroupResponse_0,
-    _r_SyncGroupResponse_1,
-    _r_SyncGroupResponse_1,
-    _r_SyncGroupResponse_1,
-    _r_SyncGroupResponse_4,
-    _r_SyncGroupResponse_5,
+SyncGroupResponse._READERS = (
+    _read_SyncGroupResponse_v0,
+    _read_SyncGroupResponse_v1,
+    _read_SyncGroupResponse_v1,
+    _read_SyncGroupResponse_v1,
+    _read_SyncGroupResponse_v4,
+    _read_SyncGroupResponse_v5,
 )
 SyncGroupResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (1, 32767), None, None, None, None),

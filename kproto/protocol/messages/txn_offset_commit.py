@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -29,6 +28,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'TxnOffsetCommitRequest',
@@ -39,16 +39,20 @@ __all__ = [
     'TxnOffsetCommitResponseTopic',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_iq = struct.Struct('>iq')
-_S_iqi = struct.Struct('>iqi')
-_S_qh = struct.Struct('>qh')
-_S_qhi = struct.Struct('>qhi')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT32_INT64 = struct.Struct('>iq')
+_INT32_INT64_INT32 = struct.Struct('>iqi')
+_INT64_INT16 = struct.Struct('>qh')
+_INT64_INT16_INT32 = struct.Struct('>qhi')
 
 
-class TxnOffsetCommitRequest:
-    """Kafka request ``TxnOffsetCommitRequest`` (API key 28), versions 0-5."""
+class TxnOffsetCommitRequest(Request['TxnOffsetCommitResponse']):
+    """Kafka request ``TxnOffsetCommitRequest`` (API key 28), versions 0-5, flexible from v3.
+
+    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('transactional_id', 'group_id', 'producer_id', 'producer_epoch', 'generation_id', 'member_id', 'group_instance_id', 'topics', 'unknown_tags',)
 
@@ -56,17 +60,16 @@ class TxnOffsetCommitRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequest'
 
-    transactional_id: str
-    group_id: str
-    producer_id: int
-    producer_epoch: int
-    generation_id: int
-    member_id: str
-    group_instance_id: str | None
-    topics: list[TxnOffsetCommitRequestTopic]
+    transactional_id: str  # TransactionalId string
+    group_id: str  # GroupId string
+    producer_id: int  # ProducerId int64
+    producer_epoch: int  # ProducerEpoch int16
+    generation_id: int  # GenerationId int32; v3+; default -1
+    member_id: str  # MemberId string; v3+
+    group_instance_id: str | None  # GroupInstanceId string; v3+; nullable
+    topics: list[TxnOffsetCommitRequestTopic]  # Topics []TxnOffsetCommitRequestTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -92,82 +95,20 @@ class TxnOffsetCommitRequest:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitRequest):
-            return NotImplemented
-        return (
-            self.transactional_id == other.transactional_id and
-            self.group_id == other.group_id and
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.generation_id == other.generation_id and
-            self.member_id == other.member_id and
-            self.group_instance_id == other.group_instance_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitRequest(transactional_id={self.transactional_id!r}, group_id={self.group_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, generation_id={self.generation_id!r}, member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TxnOffsetCommitRequestTopic(Struct):
+    """Struct ``TxnOffsetCommitRequestTopic`` of ``TxnOffsetCommitRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequest has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_TxnOffsetCommitRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequest has no version {version} (valid 0-5)')
-        try:
-            return _R_TxnOffsetCommitRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitRequest v{version}: {exc}') from None
-
-
-class TxnOffsetCommitRequestTopic:
-    """Schema struct ``TxnOffsetCommitRequestTopic`` of ``TxnOffsetCommitRequest``."""
+    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequestTopic'
 
-    name: str
-    partitions: list[TxnOffsetCommitRequestPartition]
+    name: str  # Name string
+    partitions: list[TxnOffsetCommitRequestPartition]  # Partitions []TxnOffsetCommitRequestPartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -181,78 +122,22 @@ class TxnOffsetCommitRequestTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitRequestTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitRequestTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TxnOffsetCommitRequestPartition(Struct):
+    """Struct ``TxnOffsetCommitRequestPartition`` of ``TxnOffsetCommitRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestTopic has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_TxnOffsetCommitRequestTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitRequestTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitRequestTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitRequestTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestTopic has no version {version} (valid 0-5)')
-        try:
-            return _R_TxnOffsetCommitRequestTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitRequestTopic v{version}: {exc}') from None
-
-
-class TxnOffsetCommitRequestPartition:
-    """Schema struct ``TxnOffsetCommitRequestPartition`` of ``TxnOffsetCommitRequest``."""
+    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitRequestPartition'
 
-    partition_index: int
-    committed_offset: int
-    committed_leader_epoch: int
-    committed_metadata: str | None
+    partition_index: int  # PartitionIndex int32
+    committed_offset: int  # CommittedOffset int64
+    committed_leader_epoch: int  # CommittedLeaderEpoch int32; v2+; default -1; ignorable
+    committed_metadata: str | None  # CommittedMetadata string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -270,70 +155,13 @@ class TxnOffsetCommitRequestPartition:
         self.committed_metadata = committed_metadata
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitRequestPartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.committed_offset == other.committed_offset and
-            self.committed_leader_epoch == other.committed_leader_epoch and
-            self.committed_metadata == other.committed_metadata and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitRequestPartition(partition_index={self.partition_index!r}, committed_offset={self.committed_offset!r}, committed_leader_epoch={self.committed_leader_epoch!r}, committed_metadata={self.committed_metadata!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TxnOffsetCommitResponse(Response):
+    """Kafka response ``TxnOffsetCommitResponse`` (API key 28), versions 0-5, flexible from v3.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestPartition has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_TxnOffsetCommitRequestPartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitRequestPartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitRequestPartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitRequestPartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitRequestPartition has no version {version} (valid 0-5)')
-        try:
-            return _R_TxnOffsetCommitRequestPartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitRequestPartition v{version}: {exc}') from None
-
-
-class TxnOffsetCommitResponse:
-    """Kafka response ``TxnOffsetCommitResponse`` (API key 28), versions 0-5."""
+    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'topics', 'unknown_tags',)
 
@@ -341,11 +169,10 @@ class TxnOffsetCommitResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 5
     FLEXIBLE_VERSION: ClassVar[int | None] = 3
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponse'
 
-    throttle_time_ms: int
-    topics: list[TxnOffsetCommitResponseTopic]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    topics: list[TxnOffsetCommitResponseTopic]  # Topics []TxnOffsetCommitResponseTopic
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -359,76 +186,20 @@ class TxnOffsetCommitResponse:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TxnOffsetCommitResponseTopic(Struct):
+    """Struct ``TxnOffsetCommitResponseTopic`` of ``TxnOffsetCommitResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponse has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_TxnOffsetCommitResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponse has no version {version} (valid 0-5)')
-        try:
-            return _R_TxnOffsetCommitResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitResponse v{version}: {exc}') from None
-
-
-class TxnOffsetCommitResponseTopic:
-    """Schema struct ``TxnOffsetCommitResponseTopic`` of ``TxnOffsetCommitResponse``."""
+    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponseTopic'
 
-    name: str
-    partitions: list[TxnOffsetCommitResponsePartition]
+    name: str  # Name string
+    partitions: list[TxnOffsetCommitResponsePartition]  # Partitions []TxnOffsetCommitResponsePartition
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -442,76 +213,20 @@ class TxnOffsetCommitResponseTopic:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitResponseTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitResponseTopic(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class TxnOffsetCommitResponsePartition(Struct):
+    """Struct ``TxnOffsetCommitResponsePartition`` of ``TxnOffsetCommitResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponseTopic has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_TxnOffsetCommitResponseTopic[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitResponseTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitResponseTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitResponseTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitResponseTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponseTopic has no version {version} (valid 0-5)')
-        try:
-            return _R_TxnOffsetCommitResponseTopic[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitResponseTopic v{version}: {exc}') from None
-
-
-class TxnOffsetCommitResponsePartition:
-    """Schema struct ``TxnOffsetCommitResponsePartition`` of ``TxnOffsetCommitResponse``."""
+    Schema: ``tools/kafka-protocol/message/TxnOffsetCommitResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'TxnOffsetCommitResponsePartition'
 
-    partition_index: int
-    error_code: int
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -525,65 +240,6 @@ class TxnOffsetCommitResponsePartition:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TxnOffsetCommitResponsePartition):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"TxnOffsetCommitResponsePartition(partition_index={self.partition_index!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponsePartition has no version {version} (valid 0-5)')
-        start = len(out)
-        try:
-            _W_TxnOffsetCommitResponsePartition[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode TxnOffsetCommitResponsePartition v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> TxnOffsetCommitResponsePartition:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after TxnOffsetCommitResponsePartition v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[TxnOffsetCommitResponsePartition, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 5:
-            raise UnsupportedVersionError(f'TxnOffsetCommitResponsePartition has no version {version} (valid 0-5)')
-        try:
-            return _R_TxnOffsetCommitResponsePartition[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed TxnOffsetCommitResponsePartition v{version}: {exc}') from None
-
 
 def _new_TxnOffsetCommitRequestPartition() -> TxnOffsetCommitRequestPartition:
     o = TxnOffsetCommitRequestPartition.__new__(TxnOffsetCommitRequestPartition)
@@ -595,14 +251,14 @@ def _new_TxnOffsetCommitRequestPartition() -> TxnOffsetCommitRequestPartition:
     return o
 
 
-def _w_TxnOffsetCommitRequestPartition_0(o: TxnOffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iq.pack(o.partition_index, o.committed_offset)
+def _write_TxnOffsetCommitRequestPartition_v0(o: TxnOffsetCommitRequestPartition, out: bytearray) -> None:
+    out += _INT32_INT64.pack(o.partition_index, o.committed_offset)
     write_nullable_string(out, o.committed_metadata)
 
 
-def _r_TxnOffsetCommitRequestPartition_0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
+def _read_TxnOffsetCommitRequestPartition_v0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
     o = TxnOffsetCommitRequestPartition.__new__(TxnOffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset = _S_iq.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset = _INT32_INT64.unpack_from(buf, pos)
     pos += 12
     o.committed_metadata, pos = read_nullable_string(buf, pos)
     o.committed_leader_epoch = -1
@@ -610,22 +266,22 @@ def _r_TxnOffsetCommitRequestPartition_0(buf: memoryview, pos: int) -> tuple[Txn
     return o, pos
 
 
-def _w_TxnOffsetCommitRequestPartition_2(o: TxnOffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+def _write_TxnOffsetCommitRequestPartition_v2(o: TxnOffsetCommitRequestPartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT32.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     write_nullable_string(out, o.committed_metadata)
 
 
-def _r_TxnOffsetCommitRequestPartition_2(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
+def _read_TxnOffsetCommitRequestPartition_v2(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
     o = TxnOffsetCommitRequestPartition.__new__(TxnOffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset, o.committed_leader_epoch = _INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 16
     o.committed_metadata, pos = read_nullable_string(buf, pos)
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TxnOffsetCommitRequestPartition_3(o: TxnOffsetCommitRequestPartition, out: bytearray) -> None:
-    out += _S_iqi.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
+def _write_TxnOffsetCommitRequestPartition_v3(o: TxnOffsetCommitRequestPartition, out: bytearray) -> None:
+    out += _INT32_INT64_INT32.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch)
     write_compact_nullable_string(out, o.committed_metadata)
     uk = o.unknown_tags
     if uk:
@@ -634,9 +290,9 @@ def _w_TxnOffsetCommitRequestPartition_3(o: TxnOffsetCommitRequestPartition, out
         out.append(0)
 
 
-def _r_TxnOffsetCommitRequestPartition_3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
+def _read_TxnOffsetCommitRequestPartition_v3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
     o = TxnOffsetCommitRequestPartition.__new__(TxnOffsetCommitRequestPartition)
-    o.partition_index, o.committed_offset, o.committed_leader_epoch = _S_iqi.unpack_from(buf, pos)
+    o.partition_index, o.committed_offset, o.committed_leader_epoch = _INT32_INT64_INT32.unpack_from(buf, pos)
     pos += 16
     o.committed_metadata, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -655,54 +311,54 @@ def _new_TxnOffsetCommitRequestTopic() -> TxnOffsetCommitRequestTopic:
     return o
 
 
-def _w_TxnOffsetCommitRequestTopic_0(o: TxnOffsetCommitRequestTopic, out: bytearray) -> None:
+def _write_TxnOffsetCommitRequestTopic_v0(o: TxnOffsetCommitRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TxnOffsetCommitRequestPartition_0(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_TxnOffsetCommitRequestPartition_v0(partitions_item, out)
 
 
-def _r_TxnOffsetCommitRequestTopic_0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
+def _read_TxnOffsetCommitRequestTopic_v0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
     o = TxnOffsetCommitRequestTopic.__new__(TxnOffsetCommitRequestTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TxnOffsetCommitRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_TxnOffsetCommitRequestPartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[TxnOffsetCommitRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_TxnOffsetCommitRequestPartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TxnOffsetCommitRequestTopic_2(o: TxnOffsetCommitRequestTopic, out: bytearray) -> None:
+def _write_TxnOffsetCommitRequestTopic_v2(o: TxnOffsetCommitRequestTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TxnOffsetCommitRequestPartition_2(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_TxnOffsetCommitRequestPartition_v2(partitions_item, out)
 
 
-def _r_TxnOffsetCommitRequestTopic_2(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
+def _read_TxnOffsetCommitRequestTopic_v2(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
     o = TxnOffsetCommitRequestTopic.__new__(TxnOffsetCommitRequestTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TxnOffsetCommitRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_TxnOffsetCommitRequestPartition_2(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[TxnOffsetCommitRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_TxnOffsetCommitRequestPartition_v2(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TxnOffsetCommitRequestTopic_3(o: TxnOffsetCommitRequestTopic, out: bytearray) -> None:
+def _write_TxnOffsetCommitRequestTopic_v3(o: TxnOffsetCommitRequestTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TxnOffsetCommitRequestPartition_3(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_TxnOffsetCommitRequestPartition_v3(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -710,15 +366,15 @@ def _w_TxnOffsetCommitRequestTopic_3(o: TxnOffsetCommitRequestTopic, out: bytear
         out.append(0)
 
 
-def _r_TxnOffsetCommitRequestTopic_3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
+def _read_TxnOffsetCommitRequestTopic_v3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequestTopic, int]:
     o = TxnOffsetCommitRequestTopic.__new__(TxnOffsetCommitRequestTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TxnOffsetCommitRequestPartition] = []
-    for _ in range(n1):
-        e3, pos = _r_TxnOffsetCommitRequestPartition_3(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[TxnOffsetCommitRequestPartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_TxnOffsetCommitRequestPartition_v3(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -741,7 +397,7 @@ def _new_TxnOffsetCommitRequest() -> TxnOffsetCommitRequest:
     return o
 
 
-def _w_TxnOffsetCommitRequest_0(o: TxnOffsetCommitRequest, out: bytearray) -> None:
+def _write_TxnOffsetCommitRequest_v0(o: TxnOffsetCommitRequest, out: bytearray) -> None:
     write_string(out, o.transactional_id)
     write_string(out, o.group_id)
     if o.generation_id != -1:
@@ -750,25 +406,25 @@ def _w_TxnOffsetCommitRequest_0(o: TxnOffsetCommitRequest, out: bytearray) -> No
         raise UnsupportedVersionError('TxnOffsetCommitRequest.member_id has a non-default value this version cannot carry')
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('TxnOffsetCommitRequest.group_instance_id has a non-default value this version cannot carry')
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TxnOffsetCommitRequestTopic_0(e2, out)
+    out += _INT64_INT16.pack(o.producer_id, o.producer_epoch)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_TxnOffsetCommitRequestTopic_v0(topics_item, out)
 
 
-def _r_TxnOffsetCommitRequest_0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
+def _read_TxnOffsetCommitRequest_v0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
     o = TxnOffsetCommitRequest.__new__(TxnOffsetCommitRequest)
     o.transactional_id, pos = read_string(buf, pos)
     o.group_id, pos = read_string(buf, pos)
-    o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch = _INT64_INT16.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TxnOffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_TxnOffsetCommitRequestTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[TxnOffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TxnOffsetCommitRequestTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.generation_id = -1
     o.member_id = ''
     o.group_instance_id = None
@@ -776,7 +432,7 @@ def _r_TxnOffsetCommitRequest_0(buf: memoryview, pos: int) -> tuple[TxnOffsetCom
     return o, pos
 
 
-def _w_TxnOffsetCommitRequest_2(o: TxnOffsetCommitRequest, out: bytearray) -> None:
+def _write_TxnOffsetCommitRequest_v2(o: TxnOffsetCommitRequest, out: bytearray) -> None:
     write_string(out, o.transactional_id)
     write_string(out, o.group_id)
     if o.generation_id != -1:
@@ -785,25 +441,25 @@ def _w_TxnOffsetCommitRequest_2(o: TxnOffsetCommitRequest, out: bytearray) -> No
         raise UnsupportedVersionError('TxnOffsetCommitRequest.member_id has a non-default value this version cannot carry')
     if o.group_instance_id is not None:
         raise UnsupportedVersionError('TxnOffsetCommitRequest.group_instance_id has a non-default value this version cannot carry')
-    out += _S_qh.pack(o.producer_id, o.producer_epoch)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TxnOffsetCommitRequestTopic_2(e2, out)
+    out += _INT64_INT16.pack(o.producer_id, o.producer_epoch)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_TxnOffsetCommitRequestTopic_v2(topics_item, out)
 
 
-def _r_TxnOffsetCommitRequest_2(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
+def _read_TxnOffsetCommitRequest_v2(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
     o = TxnOffsetCommitRequest.__new__(TxnOffsetCommitRequest)
     o.transactional_id, pos = read_string(buf, pos)
     o.group_id, pos = read_string(buf, pos)
-    o.producer_id, o.producer_epoch = _S_qh.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch = _INT64_INT16.unpack_from(buf, pos)
     pos += 10
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TxnOffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_TxnOffsetCommitRequestTopic_2(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[TxnOffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TxnOffsetCommitRequestTopic_v2(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.generation_id = -1
     o.member_id = ''
     o.group_instance_id = None
@@ -811,16 +467,16 @@ def _r_TxnOffsetCommitRequest_2(buf: memoryview, pos: int) -> tuple[TxnOffsetCom
     return o, pos
 
 
-def _w_TxnOffsetCommitRequest_3(o: TxnOffsetCommitRequest, out: bytearray) -> None:
+def _write_TxnOffsetCommitRequest_v3(o: TxnOffsetCommitRequest, out: bytearray) -> None:
     write_compact_string(out, o.transactional_id)
     write_compact_string(out, o.group_id)
-    out += _S_qhi.pack(o.producer_id, o.producer_epoch, o.generation_id)
+    out += _INT64_INT16_INT32.pack(o.producer_id, o.producer_epoch, o.generation_id)
     write_compact_string(out, o.member_id)
     write_compact_nullable_string(out, o.group_instance_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TxnOffsetCommitRequestTopic_3(e2, out)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_TxnOffsetCommitRequestTopic_v3(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -828,20 +484,20 @@ def _w_TxnOffsetCommitRequest_3(o: TxnOffsetCommitRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_TxnOffsetCommitRequest_3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
+def _read_TxnOffsetCommitRequest_v3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
     o = TxnOffsetCommitRequest.__new__(TxnOffsetCommitRequest)
     o.transactional_id, pos = read_compact_string(buf, pos)
     o.group_id, pos = read_compact_string(buf, pos)
-    o.producer_id, o.producer_epoch, o.generation_id = _S_qhi.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch, o.generation_id = _INT64_INT16_INT32.unpack_from(buf, pos)
     pos += 14
     o.member_id, pos = read_compact_string(buf, pos)
     o.group_instance_id, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TxnOffsetCommitRequestTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_TxnOffsetCommitRequestTopic_3(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[TxnOffsetCommitRequestTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TxnOffsetCommitRequestTopic_v3(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -858,20 +514,20 @@ def _new_TxnOffsetCommitResponsePartition() -> TxnOffsetCommitResponsePartition:
     return o
 
 
-def _w_TxnOffsetCommitResponsePartition_0(o: TxnOffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_TxnOffsetCommitResponsePartition_v0(o: TxnOffsetCommitResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
 
 
-def _r_TxnOffsetCommitResponsePartition_0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponsePartition, int]:
+def _read_TxnOffsetCommitResponsePartition_v0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponsePartition, int]:
     o = TxnOffsetCommitResponsePartition.__new__(TxnOffsetCommitResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TxnOffsetCommitResponsePartition_3(o: TxnOffsetCommitResponsePartition, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_TxnOffsetCommitResponsePartition_v3(o: TxnOffsetCommitResponsePartition, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -879,9 +535,9 @@ def _w_TxnOffsetCommitResponsePartition_3(o: TxnOffsetCommitResponsePartition, o
         out.append(0)
 
 
-def _r_TxnOffsetCommitResponsePartition_3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponsePartition, int]:
+def _read_TxnOffsetCommitResponsePartition_v3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponsePartition, int]:
     o = TxnOffsetCommitResponsePartition.__new__(TxnOffsetCommitResponsePartition)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -899,33 +555,33 @@ def _new_TxnOffsetCommitResponseTopic() -> TxnOffsetCommitResponseTopic:
     return o
 
 
-def _w_TxnOffsetCommitResponseTopic_0(o: TxnOffsetCommitResponseTopic, out: bytearray) -> None:
+def _write_TxnOffsetCommitResponseTopic_v0(o: TxnOffsetCommitResponseTopic, out: bytearray) -> None:
     write_string(out, o.name)
-    x1 = o.partitions
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TxnOffsetCommitResponsePartition_0(e2, out)
+    partitions = o.partitions
+    out += _INT32.pack(len(partitions))
+    for partitions_item in partitions:
+        _write_TxnOffsetCommitResponsePartition_v0(partitions_item, out)
 
 
-def _r_TxnOffsetCommitResponseTopic_0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponseTopic, int]:
+def _read_TxnOffsetCommitResponseTopic_v0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponseTopic, int]:
     o = TxnOffsetCommitResponseTopic.__new__(TxnOffsetCommitResponseTopic)
     o.name, pos = read_string(buf, pos)
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TxnOffsetCommitResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_TxnOffsetCommitResponsePartition_0(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_array_len(buf, pos)
+    partitions: list[TxnOffsetCommitResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_TxnOffsetCommitResponsePartition_v0(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TxnOffsetCommitResponseTopic_3(o: TxnOffsetCommitResponseTopic, out: bytearray) -> None:
+def _write_TxnOffsetCommitResponseTopic_v3(o: TxnOffsetCommitResponseTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TxnOffsetCommitResponsePartition_3(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_TxnOffsetCommitResponsePartition_v3(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -933,15 +589,15 @@ def _w_TxnOffsetCommitResponseTopic_3(o: TxnOffsetCommitResponseTopic, out: byte
         out.append(0)
 
 
-def _r_TxnOffsetCommitResponseTopic_3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponseTopic, int]:
+def _read_TxnOffsetCommitResponseTopic_v3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponseTopic, int]:
     o = TxnOffsetCommitResponseTopic.__new__(TxnOffsetCommitResponseTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TxnOffsetCommitResponsePartition] = []
-    for _ in range(n1):
-        e3, pos = _r_TxnOffsetCommitResponsePartition_3(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[TxnOffsetCommitResponsePartition] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_TxnOffsetCommitResponsePartition_v3(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -958,34 +614,34 @@ def _new_TxnOffsetCommitResponse() -> TxnOffsetCommitResponse:
     return o
 
 
-def _w_TxnOffsetCommitResponse_0(o: TxnOffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    out += _S_i.pack(len(x1))
-    for e2 in x1:
-        _w_TxnOffsetCommitResponseTopic_0(e2, out)
+def _write_TxnOffsetCommitResponse_v0(o: TxnOffsetCommitResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    out += _INT32.pack(len(topics))
+    for topics_item in topics:
+        _write_TxnOffsetCommitResponseTopic_v0(topics_item, out)
 
 
-def _r_TxnOffsetCommitResponse_0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponse, int]:
+def _read_TxnOffsetCommitResponse_v0(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponse, int]:
     o = TxnOffsetCommitResponse.__new__(TxnOffsetCommitResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_array_len(buf, pos)
-    a2: list[TxnOffsetCommitResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_TxnOffsetCommitResponseTopic_0(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_array_len(buf, pos)
+    topics: list[TxnOffsetCommitResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TxnOffsetCommitResponseTopic_v0(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     o.unknown_tags = None
     return o, pos
 
 
-def _w_TxnOffsetCommitResponse_3(o: TxnOffsetCommitResponse, out: bytearray) -> None:
-    out += _S_i.pack(o.throttle_time_ms)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_TxnOffsetCommitResponseTopic_3(e2, out)
+def _write_TxnOffsetCommitResponse_v3(o: TxnOffsetCommitResponse, out: bytearray) -> None:
+    out += _INT32.pack(o.throttle_time_ms)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_TxnOffsetCommitResponseTopic_v3(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -993,16 +649,16 @@ def _w_TxnOffsetCommitResponse_3(o: TxnOffsetCommitResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_TxnOffsetCommitResponse_3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponse, int]:
+def _read_TxnOffsetCommitResponse_v3(buf: memoryview, pos: int) -> tuple[TxnOffsetCommitResponse, int]:
     o = TxnOffsetCommitResponse.__new__(TxnOffsetCommitResponse)
-    o.throttle_time_ms = _S_i.unpack_from(buf, pos)[0]
+    o.throttle_time_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[TxnOffsetCommitResponseTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_TxnOffsetCommitResponseTopic_3(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[TxnOffsetCommitResponseTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_TxnOffsetCommitResponseTopic_v3(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -1011,21 +667,22 @@ def _r_TxnOffsetCommitResponse_3(buf: memoryview, pos: int) -> tuple[TxnOffsetCo
     return o, pos
 
 
-_W_TxnOffsetCommitRequestPartition: tuple[Callable[[TxnOffsetCommitRequestPartition, bytearray], None], ...] = (
-    _w_TxnOffsetCommitRequestPartition_0,
-    _w_TxnOffsetCommitRequestPartition_0,
-    _w_TxnOffsetCommitRequestPartition_2,
-    _w_TxnOffsetCommitRequestPartition_3,
-    _w_TxnOffsetCommitRequestPartition_3,
-    _w_TxnOffsetCommitRequestPartition_3,
+TxnOffsetCommitRequestPartition._LOWEST = 0
+TxnOffsetCommitRequestPartition._WRITERS = (
+    _write_TxnOffsetCommitRequestPartition_v0,
+    _write_TxnOffsetCommitRequestPartition_v0,
+    _write_TxnOffsetCommitRequestPartition_v2,
+    _write_TxnOffsetCommitRequestPartition_v3,
+    _write_TxnOffsetCommitRequestPartition_v3,
+    _write_TxnOffsetCommitRequestPartition_v3,
 )
-_R_TxnOffsetCommitRequestPartition: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitRequestPartition, int]], ...] = (
-    _r_TxnOffsetCommitRequestPartition_0,
-    _r_TxnOffsetCommitRequestPartition_0,
-    _r_TxnOffsetCommitRequestPartition_2,
-    _r_TxnOffsetCommitRequestPartition_3,
-    _r_TxnOffsetCommitRequestPartition_3,
-    _r_TxnOffsetCommitRequestPartition_3,
+TxnOffsetCommitRequestPartition._READERS = (
+    _read_TxnOffsetCommitRequestPartition_v0,
+    _read_TxnOffsetCommitRequestPartition_v0,
+    _read_TxnOffsetCommitRequestPartition_v2,
+    _read_TxnOffsetCommitRequestPartition_v3,
+    _read_TxnOffsetCommitRequestPartition_v3,
+    _read_TxnOffsetCommitRequestPartition_v3,
 )
 TxnOffsetCommitRequestPartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
@@ -1034,42 +691,44 @@ TxnOffsetCommitRequestPartition._FIELDS = (
     FieldSpec('committed_metadata', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_TxnOffsetCommitRequestTopic: tuple[Callable[[TxnOffsetCommitRequestTopic, bytearray], None], ...] = (
-    _w_TxnOffsetCommitRequestTopic_0,
-    _w_TxnOffsetCommitRequestTopic_0,
-    _w_TxnOffsetCommitRequestTopic_2,
-    _w_TxnOffsetCommitRequestTopic_3,
-    _w_TxnOffsetCommitRequestTopic_3,
-    _w_TxnOffsetCommitRequestTopic_3,
+TxnOffsetCommitRequestTopic._LOWEST = 0
+TxnOffsetCommitRequestTopic._WRITERS = (
+    _write_TxnOffsetCommitRequestTopic_v0,
+    _write_TxnOffsetCommitRequestTopic_v0,
+    _write_TxnOffsetCommitRequestTopic_v2,
+    _write_TxnOffsetCommitRequestTopic_v3,
+    _write_TxnOffsetCommitRequestTopic_v3,
+    _write_TxnOffsetCommitRequestTopic_v3,
 )
-_R_TxnOffsetCommitRequestTopic: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitRequestTopic, int]], ...] = (
-    _r_TxnOffsetCommitRequestTopic_0,
-    _r_TxnOffsetCommitRequestTopic_0,
-    _r_TxnOffsetCommitRequestTopic_2,
-    _r_TxnOffsetCommitRequestTopic_3,
-    _r_TxnOffsetCommitRequestTopic_3,
-    _r_TxnOffsetCommitRequestTopic_3,
+TxnOffsetCommitRequestTopic._READERS = (
+    _read_TxnOffsetCommitRequestTopic_v0,
+    _read_TxnOffsetCommitRequestTopic_v0,
+    _read_TxnOffsetCommitRequestTopic_v2,
+    _read_TxnOffsetCommitRequestTopic_v3,
+    _read_TxnOffsetCommitRequestTopic_v3,
+    _read_TxnOffsetCommitRequestTopic_v3,
 )
 TxnOffsetCommitRequestTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, TxnOffsetCommitRequestPartition),
 )
 
-_W_TxnOffsetCommitRequest: tuple[Callable[[TxnOffsetCommitRequest, bytearray], None], ...] = (
-    _w_TxnOffsetCommitRequest_0,
-    _w_TxnOffsetCommitRequest_0,
-    _w_TxnOffsetCommitRequest_2,
-    _w_TxnOffsetCommitRequest_3,
-    _w_TxnOffsetCommitRequest_3,
-    _w_TxnOffsetCommitRequest_3,
+TxnOffsetCommitRequest._LOWEST = 0
+TxnOffsetCommitRequest._WRITERS = (
+    _write_TxnOffsetCommitRequest_v0,
+    _write_TxnOffsetCommitRequest_v0,
+    _write_TxnOffsetCommitRequest_v2,
+    _write_TxnOffsetCommitRequest_v3,
+    _write_TxnOffsetCommitRequest_v3,
+    _write_TxnOffsetCommitRequest_v3,
 )
-_R_TxnOffsetCommitRequest: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitRequest, int]], ...] = (
-    _r_TxnOffsetCommitRequest_0,
-    _r_TxnOffsetCommitRequest_0,
-    _r_TxnOffsetCommitRequest_2,
-    _r_TxnOffsetCommitRequest_3,
-    _r_TxnOffsetCommitRequest_3,
-    _r_TxnOffsetCommitRequest_3,
+TxnOffsetCommitRequest._READERS = (
+    _read_TxnOffsetCommitRequest_v0,
+    _read_TxnOffsetCommitRequest_v0,
+    _read_TxnOffsetCommitRequest_v2,
+    _read_TxnOffsetCommitRequest_v3,
+    _read_TxnOffsetCommitRequest_v3,
+    _read_TxnOffsetCommitRequest_v3,
 )
 TxnOffsetCommitRequest._FIELDS = (
     FieldSpec('transactional_id', 'string', None, (0, 32767), None, None, None, None),
@@ -1082,63 +741,66 @@ TxnOffsetCommitRequest._FIELDS = (
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, TxnOffsetCommitRequestTopic),
 )
 
-_W_TxnOffsetCommitResponsePartition: tuple[Callable[[TxnOffsetCommitResponsePartition, bytearray], None], ...] = (
-    _w_TxnOffsetCommitResponsePartition_0,
-    _w_TxnOffsetCommitResponsePartition_0,
-    _w_TxnOffsetCommitResponsePartition_0,
-    _w_TxnOffsetCommitResponsePartition_3,
-    _w_TxnOffsetCommitResponsePartition_3,
-    _w_TxnOffsetCommitResponsePartition_3,
+TxnOffsetCommitResponsePartition._LOWEST = 0
+TxnOffsetCommitResponsePartition._WRITERS = (
+    _write_TxnOffsetCommitResponsePartition_v0,
+    _write_TxnOffsetCommitResponsePartition_v0,
+    _write_TxnOffsetCommitResponsePartition_v0,
+    _write_TxnOffsetCommitResponsePartition_v3,
+    _write_TxnOffsetCommitResponsePartition_v3,
+    _write_TxnOffsetCommitResponsePartition_v3,
 )
-_R_TxnOffsetCommitResponsePartition: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitResponsePartition, int]], ...] = (
-    _r_TxnOffsetCommitResponsePartition_0,
-    _r_TxnOffsetCommitResponsePartition_0,
-    _r_TxnOffsetCommitResponsePartition_0,
-    _r_TxnOffsetCommitResponsePartition_3,
-    _r_TxnOffsetCommitResponsePartition_3,
-    _r_TxnOffsetCommitResponsePartition_3,
+TxnOffsetCommitResponsePartition._READERS = (
+    _read_TxnOffsetCommitResponsePartition_v0,
+    _read_TxnOffsetCommitResponsePartition_v0,
+    _read_TxnOffsetCommitResponsePartition_v0,
+    _read_TxnOffsetCommitResponsePartition_v3,
+    _read_TxnOffsetCommitResponsePartition_v3,
+    _read_TxnOffsetCommitResponsePartition_v3,
 )
 TxnOffsetCommitResponsePartition._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_TxnOffsetCommitResponseTopic: tuple[Callable[[TxnOffsetCommitResponseTopic, bytearray], None], ...] = (
-    _w_TxnOffsetCommitResponseTopic_0,
-    _w_TxnOffsetCommitResponseTopic_0,
-    _w_TxnOffsetCommitResponseTopic_0,
-    _w_TxnOffsetCommitResponseTopic_3,
-    _w_TxnOffsetCommitResponseTopic_3,
-    _w_TxnOffsetCommitResponseTopic_3,
+TxnOffsetCommitResponseTopic._LOWEST = 0
+TxnOffsetCommitResponseTopic._WRITERS = (
+    _write_TxnOffsetCommitResponseTopic_v0,
+    _write_TxnOffsetCommitResponseTopic_v0,
+    _write_TxnOffsetCommitResponseTopic_v0,
+    _write_TxnOffsetCommitResponseTopic_v3,
+    _write_TxnOffsetCommitResponseTopic_v3,
+    _write_TxnOffsetCommitResponseTopic_v3,
 )
-_R_TxnOffsetCommitResponseTopic: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitResponseTopic, int]], ...] = (
-    _r_TxnOffsetCommitResponseTopic_0,
-    _r_TxnOffsetCommitResponseTopic_0,
-    _r_TxnOffsetCommitResponseTopic_0,
-    _r_TxnOffsetCommitResponseTopic_3,
-    _r_TxnOffsetCommitResponseTopic_3,
-    _r_TxnOffsetCommitResponseTopic_3,
+TxnOffsetCommitResponseTopic._READERS = (
+    _read_TxnOffsetCommitResponseTopic_v0,
+    _read_TxnOffsetCommitResponseTopic_v0,
+    _read_TxnOffsetCommitResponseTopic_v0,
+    _read_TxnOffsetCommitResponseTopic_v3,
+    _read_TxnOffsetCommitResponseTopic_v3,
+    _read_TxnOffsetCommitResponseTopic_v3,
 )
 TxnOffsetCommitResponseTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, TxnOffsetCommitResponsePartition),
 )
 
-_W_TxnOffsetCommitResponse: tuple[Callable[[TxnOffsetCommitResponse, bytearray], None], ...] = (
-    _w_TxnOffsetCommitResponse_0,
-    _w_TxnOffsetCommitResponse_0,
-    _w_TxnOffsetCommitResponse_0,
-    _w_TxnOffsetCommitResponse_3,
-    _w_TxnOffsetCommitResponse_3,
-    _w_TxnOffsetCommitResponse_3,
+TxnOffsetCommitResponse._LOWEST = 0
+TxnOffsetCommitResponse._WRITERS = (
+    _write_TxnOffsetCommitResponse_v0,
+    _write_TxnOffsetCommitResponse_v0,
+    _write_TxnOffsetCommitResponse_v0,
+    _write_TxnOffsetCommitResponse_v3,
+    _write_TxnOffsetCommitResponse_v3,
+    _write_TxnOffsetCommitResponse_v3,
 )
-_R_TxnOffsetCommitResponse: tuple[Callable[[memoryview, int], tuple[TxnOffsetCommitResponse, int]], ...] = (
-    _r_TxnOffsetCommitResponse_0,
-    _r_TxnOffsetCommitResponse_0,
-    _r_TxnOffsetCommitResponse_0,
-    _r_TxnOffsetCommitResponse_3,
-    _r_TxnOffsetCommitResponse_3,
-    _r_TxnOffsetCommitResponse_3,
+TxnOffsetCommitResponse._READERS = (
+    _read_TxnOffsetCommitResponse_v0,
+    _read_TxnOffsetCommitResponse_v0,
+    _read_TxnOffsetCommitResponse_v0,
+    _read_TxnOffsetCommitResponse_v3,
+    _read_TxnOffsetCommitResponse_v3,
+    _read_TxnOffsetCommitResponse_v3,
 )
 TxnOffsetCommitResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

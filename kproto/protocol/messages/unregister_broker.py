@@ -11,27 +11,30 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_nullable_string,
     read_unknown_tags,
     write_compact_nullable_string,
     write_unknown_tags,
 )
+from kproto.protocol.message import Request, Response
 
 __all__ = [
     'UnregisterBrokerRequest',
     'UnregisterBrokerResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class UnregisterBrokerRequest:
-    """Kafka request ``UnregisterBrokerRequest`` (API key 64), versions 0-0."""
+class UnregisterBrokerRequest(Request['UnregisterBrokerResponse']):
+    """Kafka request ``UnregisterBrokerRequest`` (API key 64), versions 0-0, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/UnregisterBrokerRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('broker_id', 'unknown_tags',)
 
@@ -39,10 +42,9 @@ class UnregisterBrokerRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UnregisterBrokerRequest'
 
-    broker_id: int
+    broker_id: int  # BrokerId int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -54,67 +56,13 @@ class UnregisterBrokerRequest:
         self.broker_id = broker_id
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UnregisterBrokerRequest):
-            return NotImplemented
-        return (
-            self.broker_id == other.broker_id and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"UnregisterBrokerRequest(broker_id={self.broker_id!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class UnregisterBrokerResponse(Response):
+    """Kafka response ``UnregisterBrokerResponse`` (API key 64), versions 0-0, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UnregisterBrokerRequest has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_UnregisterBrokerRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UnregisterBrokerRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UnregisterBrokerRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UnregisterBrokerRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UnregisterBrokerRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UnregisterBrokerRequest has no version {version} (valid 0-0)')
-        try:
-            return _R_UnregisterBrokerRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UnregisterBrokerRequest v{version}: {exc}') from None
-
-
-class UnregisterBrokerResponse:
-    """Kafka response ``UnregisterBrokerResponse`` (API key 64), versions 0-0."""
+    Schema: ``tools/kafka-protocol/message/UnregisterBrokerResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'unknown_tags',)
 
@@ -122,12 +70,11 @@ class UnregisterBrokerResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 0
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UnregisterBrokerResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -143,66 +90,6 @@ class UnregisterBrokerResponse:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UnregisterBrokerResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"UnregisterBrokerResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UnregisterBrokerResponse has no version {version} (valid 0-0)')
-        start = len(out)
-        try:
-            _W_UnregisterBrokerResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UnregisterBrokerResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UnregisterBrokerResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UnregisterBrokerResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UnregisterBrokerResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 0:
-            raise UnsupportedVersionError(f'UnregisterBrokerResponse has no version {version} (valid 0-0)')
-        try:
-            return _R_UnregisterBrokerResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UnregisterBrokerResponse v{version}: {exc}') from None
-
 
 def _new_UnregisterBrokerRequest() -> UnregisterBrokerRequest:
     o = UnregisterBrokerRequest.__new__(UnregisterBrokerRequest)
@@ -211,8 +98,8 @@ def _new_UnregisterBrokerRequest() -> UnregisterBrokerRequest:
     return o
 
 
-def _w_UnregisterBrokerRequest_0(o: UnregisterBrokerRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.broker_id)
+def _write_UnregisterBrokerRequest_v0(o: UnregisterBrokerRequest, out: bytearray) -> None:
+    out += _INT32.pack(o.broker_id)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -220,9 +107,9 @@ def _w_UnregisterBrokerRequest_0(o: UnregisterBrokerRequest, out: bytearray) -> 
         out.append(0)
 
 
-def _r_UnregisterBrokerRequest_0(buf: memoryview, pos: int) -> tuple[UnregisterBrokerRequest, int]:
+def _read_UnregisterBrokerRequest_v0(buf: memoryview, pos: int) -> tuple[UnregisterBrokerRequest, int]:
     o = UnregisterBrokerRequest.__new__(UnregisterBrokerRequest)
-    o.broker_id = _S_i.unpack_from(buf, pos)[0]
+    o.broker_id = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -241,8 +128,8 @@ def _new_UnregisterBrokerResponse() -> UnregisterBrokerResponse:
     return o
 
 
-def _w_UnregisterBrokerResponse_0(o: UnregisterBrokerResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_UnregisterBrokerResponse_v0(o: UnregisterBrokerResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -251,9 +138,9 @@ def _w_UnregisterBrokerResponse_0(o: UnregisterBrokerResponse, out: bytearray) -
         out.append(0)
 
 
-def _r_UnregisterBrokerResponse_0(buf: memoryview, pos: int) -> tuple[UnregisterBrokerResponse, int]:
+def _read_UnregisterBrokerResponse_v0(buf: memoryview, pos: int) -> tuple[UnregisterBrokerResponse, int]:
     o = UnregisterBrokerResponse.__new__(UnregisterBrokerResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -264,21 +151,23 @@ def _r_UnregisterBrokerResponse_0(buf: memoryview, pos: int) -> tuple[Unregister
     return o, pos
 
 
-_W_UnregisterBrokerRequest: tuple[Callable[[UnregisterBrokerRequest, bytearray], None], ...] = (
-    _w_UnregisterBrokerRequest_0,
+UnregisterBrokerRequest._LOWEST = 0
+UnregisterBrokerRequest._WRITERS = (
+    _write_UnregisterBrokerRequest_v0,
 )
-_R_UnregisterBrokerRequest: tuple[Callable[[memoryview, int], tuple[UnregisterBrokerRequest, int]], ...] = (
-    _r_UnregisterBrokerRequest_0,
+UnregisterBrokerRequest._READERS = (
+    _read_UnregisterBrokerRequest_v0,
 )
 UnregisterBrokerRequest._FIELDS = (
     FieldSpec('broker_id', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_UnregisterBrokerResponse: tuple[Callable[[UnregisterBrokerResponse, bytearray], None], ...] = (
-    _w_UnregisterBrokerResponse_0,
+UnregisterBrokerResponse._LOWEST = 0
+UnregisterBrokerResponse._WRITERS = (
+    _write_UnregisterBrokerResponse_v0,
 )
-_R_UnregisterBrokerResponse: tuple[Callable[[memoryview, int], tuple[UnregisterBrokerResponse, int]], ...] = (
-    _r_UnregisterBrokerResponse_0,
+UnregisterBrokerResponse._READERS = (
+    _read_UnregisterBrokerResponse_v0,
 )
 UnregisterBrokerResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

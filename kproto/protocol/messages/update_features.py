@@ -11,7 +11,6 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
     UnsupportedVersionError,
     ZERO_UUID,
@@ -24,6 +23,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'FeatureUpdateKey',
@@ -32,16 +32,20 @@ __all__ = [
     'UpdateFeaturesResponse',
 ]
 
-_S_o = struct.Struct('>?')
-_S_h = struct.Struct('>h')
-_S_ho = struct.Struct('>h?')
-_S_hb = struct.Struct('>hb')
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
+_BOOL = struct.Struct('>?')
+_INT16 = struct.Struct('>h')
+_INT16_BOOL = struct.Struct('>h?')
+_INT16_INT8 = struct.Struct('>hb')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
 
 
-class UpdateFeaturesRequest:
-    """Kafka request ``UpdateFeaturesRequest`` (API key 57), versions 0-2."""
+class UpdateFeaturesRequest(Request['UpdateFeaturesResponse']):
+    """Kafka request ``UpdateFeaturesRequest`` (API key 57), versions 0-2, flexible from v0.
+
+    Schema: ``tools/kafka-protocol/message/UpdateFeaturesRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('timeout_ms', 'feature_updates', 'validate_only', 'unknown_tags',)
 
@@ -49,12 +53,11 @@ class UpdateFeaturesRequest:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UpdateFeaturesRequest'
 
-    timeout_ms: int
-    feature_updates: list[FeatureUpdateKey]
-    validate_only: bool
+    timeout_ms: int  # timeoutMs int32; default 60000
+    feature_updates: list[FeatureUpdateKey]  # FeatureUpdates []FeatureUpdateKey
+    validate_only: bool  # ValidateOnly bool; v1+
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -70,79 +73,22 @@ class UpdateFeaturesRequest:
         self.validate_only = validate_only
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UpdateFeaturesRequest):
-            return NotImplemented
-        return (
-            self.timeout_ms == other.timeout_ms and
-            self.feature_updates == other.feature_updates and
-            self.validate_only == other.validate_only and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"UpdateFeaturesRequest(timeout_ms={self.timeout_ms!r}, feature_updates={self.feature_updates!r}, validate_only={self.validate_only!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class FeatureUpdateKey(Struct):
+    """Struct ``FeatureUpdateKey`` of ``UpdateFeaturesRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdateFeaturesRequest has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_UpdateFeaturesRequest[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UpdateFeaturesRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateFeaturesRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UpdateFeaturesRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UpdateFeaturesRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdateFeaturesRequest has no version {version} (valid 0-2)')
-        try:
-            return _R_UpdateFeaturesRequest[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UpdateFeaturesRequest v{version}: {exc}') from None
-
-
-class FeatureUpdateKey:
-    """Schema struct ``FeatureUpdateKey`` of ``UpdateFeaturesRequest``."""
+    Schema: ``tools/kafka-protocol/message/UpdateFeaturesRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('feature', 'max_version_level', 'allow_downgrade', 'upgrade_type', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'FeatureUpdateKey'
 
-    feature: str
-    max_version_level: int
-    allow_downgrade: bool
-    upgrade_type: int
+    feature: str  # Feature string
+    max_version_level: int  # MaxVersionLevel int16
+    allow_downgrade: bool  # AllowDowngrade bool; v0
+    upgrade_type: int  # UpgradeType int8; v1+; default 1
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -160,70 +106,13 @@ class FeatureUpdateKey:
         self.upgrade_type = upgrade_type
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FeatureUpdateKey):
-            return NotImplemented
-        return (
-            self.feature == other.feature and
-            self.max_version_level == other.max_version_level and
-            self.allow_downgrade == other.allow_downgrade and
-            self.upgrade_type == other.upgrade_type and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"FeatureUpdateKey(feature={self.feature!r}, max_version_level={self.max_version_level!r}, allow_downgrade={self.allow_downgrade!r}, upgrade_type={self.upgrade_type!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class UpdateFeaturesResponse(Response):
+    """Kafka response ``UpdateFeaturesResponse`` (API key 57), versions 0-2, flexible from v0.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'FeatureUpdateKey has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_FeatureUpdateKey[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode FeatureUpdateKey v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> FeatureUpdateKey:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after FeatureUpdateKey v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[FeatureUpdateKey, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'FeatureUpdateKey has no version {version} (valid 0-2)')
-        try:
-            return _R_FeatureUpdateKey[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed FeatureUpdateKey v{version}: {exc}') from None
-
-
-class UpdateFeaturesResponse:
-    """Kafka response ``UpdateFeaturesResponse`` (API key 57), versions 0-2."""
+    Schema: ``tools/kafka-protocol/message/UpdateFeaturesResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results', 'unknown_tags',)
 
@@ -231,13 +120,12 @@ class UpdateFeaturesResponse:
     MIN_VERSION: ClassVar[int] = 0
     MAX_VERSION: ClassVar[int] = 2
     FLEXIBLE_VERSION: ClassVar[int | None] = 0
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UpdateFeaturesResponse'
 
-    throttle_time_ms: int
-    error_code: int
-    error_message: str | None
-    results: list[UpdatableFeatureResult]
+    throttle_time_ms: int  # ThrottleTimeMs int32
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
+    results: list[UpdatableFeatureResult]  # Results []UpdatableFeatureResult; v0-1; ignorable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -255,79 +143,21 @@ class UpdateFeaturesResponse:
         self.results = list(results)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UpdateFeaturesResponse):
-            return NotImplemented
-        return (
-            self.throttle_time_ms == other.throttle_time_ms and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            self.results == other.results and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"UpdateFeaturesResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, results={self.results!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class UpdatableFeatureResult(Struct):
+    """Struct ``UpdatableFeatureResult`` of ``UpdateFeaturesResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdateFeaturesResponse has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_UpdateFeaturesResponse[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UpdateFeaturesResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdateFeaturesResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UpdateFeaturesResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UpdateFeaturesResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdateFeaturesResponse has no version {version} (valid 0-2)')
-        try:
-            return _R_UpdateFeaturesResponse[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UpdateFeaturesResponse v{version}: {exc}') from None
-
-
-class UpdatableFeatureResult:
-    """Schema struct ``UpdatableFeatureResult`` of ``UpdateFeaturesResponse``."""
+    Schema: ``tools/kafka-protocol/message/UpdateFeaturesResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('feature', 'error_code', 'error_message', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'UpdatableFeatureResult'
 
-    feature: str
-    error_code: int
-    error_message: str | None
+    feature: str  # Feature string
+    error_code: int  # ErrorCode int16
+    error_message: str | None  # ErrorMessage string; nullable
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -343,66 +173,6 @@ class UpdatableFeatureResult:
         self.error_message = error_message
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, UpdatableFeatureResult):
-            return NotImplemented
-        return (
-            self.feature == other.feature and
-            self.error_code == other.error_code and
-            self.error_message == other.error_message and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"UpdatableFeatureResult(feature={self.feature!r}, error_code={self.error_code!r}, error_message={self.error_message!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdatableFeatureResult has no version {version} (valid 0-2)')
-        start = len(out)
-        try:
-            _W_UpdatableFeatureResult[version](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode UpdatableFeatureResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> UpdatableFeatureResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after UpdatableFeatureResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[UpdatableFeatureResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 0 <= version <= 2:
-            raise UnsupportedVersionError(f'UpdatableFeatureResult has no version {version} (valid 0-2)')
-        try:
-            return _R_UpdatableFeatureResult[version](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed UpdatableFeatureResult v{version}: {exc}') from None
-
 
 def _new_FeatureUpdateKey() -> FeatureUpdateKey:
     o = FeatureUpdateKey.__new__(FeatureUpdateKey)
@@ -414,11 +184,11 @@ def _new_FeatureUpdateKey() -> FeatureUpdateKey:
     return o
 
 
-def _w_FeatureUpdateKey_0(o: FeatureUpdateKey, out: bytearray) -> None:
+def _write_FeatureUpdateKey_v0(o: FeatureUpdateKey, out: bytearray) -> None:
     write_compact_string(out, o.feature)
     if o.upgrade_type != 1:
         raise UnsupportedVersionError('FeatureUpdateKey.upgrade_type has a non-default value this version cannot carry')
-    out += _S_ho.pack(o.max_version_level, o.allow_downgrade)
+    out += _INT16_BOOL.pack(o.max_version_level, o.allow_downgrade)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -426,10 +196,10 @@ def _w_FeatureUpdateKey_0(o: FeatureUpdateKey, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FeatureUpdateKey_0(buf: memoryview, pos: int) -> tuple[FeatureUpdateKey, int]:
+def _read_FeatureUpdateKey_v0(buf: memoryview, pos: int) -> tuple[FeatureUpdateKey, int]:
     o = FeatureUpdateKey.__new__(FeatureUpdateKey)
     o.feature, pos = read_compact_string(buf, pos)
-    o.max_version_level, o.allow_downgrade = _S_ho.unpack_from(buf, pos)
+    o.max_version_level, o.allow_downgrade = _INT16_BOOL.unpack_from(buf, pos)
     pos += 3
     o.upgrade_type = 1
     if buf[pos] == 0:
@@ -440,11 +210,11 @@ def _r_FeatureUpdateKey_0(buf: memoryview, pos: int) -> tuple[FeatureUpdateKey, 
     return o, pos
 
 
-def _w_FeatureUpdateKey_1(o: FeatureUpdateKey, out: bytearray) -> None:
+def _write_FeatureUpdateKey_v1(o: FeatureUpdateKey, out: bytearray) -> None:
     write_compact_string(out, o.feature)
     if o.allow_downgrade != False:
         raise UnsupportedVersionError('FeatureUpdateKey.allow_downgrade has a non-default value this version cannot carry')
-    out += _S_hb.pack(o.max_version_level, o.upgrade_type)
+    out += _INT16_INT8.pack(o.max_version_level, o.upgrade_type)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -452,10 +222,10 @@ def _w_FeatureUpdateKey_1(o: FeatureUpdateKey, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_FeatureUpdateKey_1(buf: memoryview, pos: int) -> tuple[FeatureUpdateKey, int]:
+def _read_FeatureUpdateKey_v1(buf: memoryview, pos: int) -> tuple[FeatureUpdateKey, int]:
     o = FeatureUpdateKey.__new__(FeatureUpdateKey)
     o.feature, pos = read_compact_string(buf, pos)
-    o.max_version_level, o.upgrade_type = _S_hb.unpack_from(buf, pos)
+    o.max_version_level, o.upgrade_type = _INT16_INT8.unpack_from(buf, pos)
     pos += 3
     o.allow_downgrade = False
     if buf[pos] == 0:
@@ -475,12 +245,12 @@ def _new_UpdateFeaturesRequest() -> UpdateFeaturesRequest:
     return o
 
 
-def _w_UpdateFeaturesRequest_0(o: UpdateFeaturesRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.timeout_ms)
-    x1 = o.feature_updates
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FeatureUpdateKey_0(e2, out)
+def _write_UpdateFeaturesRequest_v0(o: UpdateFeaturesRequest, out: bytearray) -> None:
+    out += _INT32.pack(o.timeout_ms)
+    feature_updates = o.feature_updates
+    write_uvarint(out, len(feature_updates) + 1)
+    for feature_updates_item in feature_updates:
+        _write_FeatureUpdateKey_v0(feature_updates_item, out)
     if o.validate_only != False:
         raise UnsupportedVersionError('UpdateFeaturesRequest.validate_only has a non-default value this version cannot carry')
     uk = o.unknown_tags
@@ -490,16 +260,16 @@ def _w_UpdateFeaturesRequest_0(o: UpdateFeaturesRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _r_UpdateFeaturesRequest_0(buf: memoryview, pos: int) -> tuple[UpdateFeaturesRequest, int]:
+def _read_UpdateFeaturesRequest_v0(buf: memoryview, pos: int) -> tuple[UpdateFeaturesRequest, int]:
     o = UpdateFeaturesRequest.__new__(UpdateFeaturesRequest)
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FeatureUpdateKey] = []
-    for _ in range(n1):
-        e3, pos = _r_FeatureUpdateKey_0(buf, pos)
-        a2.append(e3)
-    o.feature_updates = a2
+    n_feature_updates, pos = read_compact_array_len(buf, pos)
+    feature_updates: list[FeatureUpdateKey] = []
+    for _ in range(n_feature_updates):
+        feature_updates_item, pos = _read_FeatureUpdateKey_v0(buf, pos)
+        feature_updates.append(feature_updates_item)
+    o.feature_updates = feature_updates
     o.validate_only = False
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -509,13 +279,13 @@ def _r_UpdateFeaturesRequest_0(buf: memoryview, pos: int) -> tuple[UpdateFeature
     return o, pos
 
 
-def _w_UpdateFeaturesRequest_1(o: UpdateFeaturesRequest, out: bytearray) -> None:
-    out += _S_i.pack(o.timeout_ms)
-    x1 = o.feature_updates
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_FeatureUpdateKey_1(e2, out)
-    out += _S_o.pack(o.validate_only)
+def _write_UpdateFeaturesRequest_v1(o: UpdateFeaturesRequest, out: bytearray) -> None:
+    out += _INT32.pack(o.timeout_ms)
+    feature_updates = o.feature_updates
+    write_uvarint(out, len(feature_updates) + 1)
+    for feature_updates_item in feature_updates:
+        _write_FeatureUpdateKey_v1(feature_updates_item, out)
+    out += _BOOL.pack(o.validate_only)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -523,17 +293,17 @@ def _w_UpdateFeaturesRequest_1(o: UpdateFeaturesRequest, out: bytearray) -> None
         out.append(0)
 
 
-def _r_UpdateFeaturesRequest_1(buf: memoryview, pos: int) -> tuple[UpdateFeaturesRequest, int]:
+def _read_UpdateFeaturesRequest_v1(buf: memoryview, pos: int) -> tuple[UpdateFeaturesRequest, int]:
     o = UpdateFeaturesRequest.__new__(UpdateFeaturesRequest)
-    o.timeout_ms = _S_i.unpack_from(buf, pos)[0]
+    o.timeout_ms = _INT32.unpack_from(buf, pos)[0]
     pos += 4
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[FeatureUpdateKey] = []
-    for _ in range(n1):
-        e3, pos = _r_FeatureUpdateKey_1(buf, pos)
-        a2.append(e3)
-    o.feature_updates = a2
-    o.validate_only = _S_o.unpack_from(buf, pos)[0]
+    n_feature_updates, pos = read_compact_array_len(buf, pos)
+    feature_updates: list[FeatureUpdateKey] = []
+    for _ in range(n_feature_updates):
+        feature_updates_item, pos = _read_FeatureUpdateKey_v1(buf, pos)
+        feature_updates.append(feature_updates_item)
+    o.feature_updates = feature_updates
+    o.validate_only = _BOOL.unpack_from(buf, pos)[0]
     pos += 1
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -552,9 +322,9 @@ def _new_UpdatableFeatureResult() -> UpdatableFeatureResult:
     return o
 
 
-def _w_UpdatableFeatureResult_0(o: UpdatableFeatureResult, out: bytearray) -> None:
+def _write_UpdatableFeatureResult_v0(o: UpdatableFeatureResult, out: bytearray) -> None:
     write_compact_string(out, o.feature)
-    out += _S_h.pack(o.error_code)
+    out += _INT16.pack(o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -563,10 +333,10 @@ def _w_UpdatableFeatureResult_0(o: UpdatableFeatureResult, out: bytearray) -> No
         out.append(0)
 
 
-def _r_UpdatableFeatureResult_0(buf: memoryview, pos: int) -> tuple[UpdatableFeatureResult, int]:
+def _read_UpdatableFeatureResult_v0(buf: memoryview, pos: int) -> tuple[UpdatableFeatureResult, int]:
     o = UpdatableFeatureResult.__new__(UpdatableFeatureResult)
     o.feature, pos = read_compact_string(buf, pos)
-    o.error_code = _S_h.unpack_from(buf, pos)[0]
+    o.error_code = _INT16.unpack_from(buf, pos)[0]
     pos += 2
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     if buf[pos] == 0:
@@ -587,13 +357,13 @@ def _new_UpdateFeaturesResponse() -> UpdateFeaturesResponse:
     return o
 
 
-def _w_UpdateFeaturesResponse_0(o: UpdateFeaturesResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_UpdateFeaturesResponse_v0(o: UpdateFeaturesResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
-    x1 = o.results
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_UpdatableFeatureResult_0(e2, out)
+    results = o.results
+    write_uvarint(out, len(results) + 1)
+    for results_item in results:
+        _write_UpdatableFeatureResult_v0(results_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -601,17 +371,17 @@ def _w_UpdateFeaturesResponse_0(o: UpdateFeaturesResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _r_UpdateFeaturesResponse_0(buf: memoryview, pos: int) -> tuple[UpdateFeaturesResponse, int]:
+def _read_UpdateFeaturesResponse_v0(buf: memoryview, pos: int) -> tuple[UpdateFeaturesResponse, int]:
     o = UpdateFeaturesResponse.__new__(UpdateFeaturesResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[UpdatableFeatureResult] = []
-    for _ in range(n1):
-        e3, pos = _r_UpdatableFeatureResult_0(buf, pos)
-        a2.append(e3)
-    o.results = a2
+    n_results, pos = read_compact_array_len(buf, pos)
+    results: list[UpdatableFeatureResult] = []
+    for _ in range(n_results):
+        results_item, pos = _read_UpdatableFeatureResult_v0(buf, pos)
+        results.append(results_item)
+    o.results = results
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -620,8 +390,8 @@ def _r_UpdateFeaturesResponse_0(buf: memoryview, pos: int) -> tuple[UpdateFeatur
     return o, pos
 
 
-def _w_UpdateFeaturesResponse_2(o: UpdateFeaturesResponse, out: bytearray) -> None:
-    out += _S_ih.pack(o.throttle_time_ms, o.error_code)
+def _write_UpdateFeaturesResponse_v2(o: UpdateFeaturesResponse, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.throttle_time_ms, o.error_code)
     write_compact_nullable_string(out, o.error_message)
     uk = o.unknown_tags
     if uk:
@@ -630,9 +400,9 @@ def _w_UpdateFeaturesResponse_2(o: UpdateFeaturesResponse, out: bytearray) -> No
         out.append(0)
 
 
-def _r_UpdateFeaturesResponse_2(buf: memoryview, pos: int) -> tuple[UpdateFeaturesResponse, int]:
+def _read_UpdateFeaturesResponse_v2(buf: memoryview, pos: int) -> tuple[UpdateFeaturesResponse, int]:
     o = UpdateFeaturesResponse.__new__(UpdateFeaturesResponse)
-    o.throttle_time_ms, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.throttle_time_ms, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     o.error_message, pos = read_compact_nullable_string(buf, pos)
     o.results = []
@@ -644,15 +414,16 @@ def _r_UpdateFeaturesResponse_2(buf: memoryview, pos: int) -> tuple[UpdateFeatur
     return o, pos
 
 
-_W_FeatureUpdateKey: tuple[Callable[[FeatureUpdateKey, bytearray], None], ...] = (
-    _w_FeatureUpdateKey_0,
-    _w_FeatureUpdateKey_1,
-    _w_FeatureUpdateKey_1,
+FeatureUpdateKey._LOWEST = 0
+FeatureUpdateKey._WRITERS = (
+    _write_FeatureUpdateKey_v0,
+    _write_FeatureUpdateKey_v1,
+    _write_FeatureUpdateKey_v1,
 )
-_R_FeatureUpdateKey: tuple[Callable[[memoryview, int], tuple[FeatureUpdateKey, int]], ...] = (
-    _r_FeatureUpdateKey_0,
-    _r_FeatureUpdateKey_1,
-    _r_FeatureUpdateKey_1,
+FeatureUpdateKey._READERS = (
+    _read_FeatureUpdateKey_v0,
+    _read_FeatureUpdateKey_v1,
+    _read_FeatureUpdateKey_v1,
 )
 FeatureUpdateKey._FIELDS = (
     FieldSpec('feature', 'string', None, (0, 32767), None, None, None, None),
@@ -661,15 +432,16 @@ FeatureUpdateKey._FIELDS = (
     FieldSpec('upgrade_type', 'int8', None, (1, 32767), None, None, None, None),
 )
 
-_W_UpdateFeaturesRequest: tuple[Callable[[UpdateFeaturesRequest, bytearray], None], ...] = (
-    _w_UpdateFeaturesRequest_0,
-    _w_UpdateFeaturesRequest_1,
-    _w_UpdateFeaturesRequest_1,
+UpdateFeaturesRequest._LOWEST = 0
+UpdateFeaturesRequest._WRITERS = (
+    _write_UpdateFeaturesRequest_v0,
+    _write_UpdateFeaturesRequest_v1,
+    _write_UpdateFeaturesRequest_v1,
 )
-_R_UpdateFeaturesRequest: tuple[Callable[[memoryview, int], tuple[UpdateFeaturesRequest, int]], ...] = (
-    _r_UpdateFeaturesRequest_0,
-    _r_UpdateFeaturesRequest_1,
-    _r_UpdateFeaturesRequest_1,
+UpdateFeaturesRequest._READERS = (
+    _read_UpdateFeaturesRequest_v0,
+    _read_UpdateFeaturesRequest_v1,
+    _read_UpdateFeaturesRequest_v1,
 )
 UpdateFeaturesRequest._FIELDS = (
     FieldSpec('timeout_ms', 'int32', None, (0, 32767), None, None, None, None),
@@ -677,15 +449,16 @@ UpdateFeaturesRequest._FIELDS = (
     FieldSpec('validate_only', 'bool', None, (1, 32767), None, None, None, None),
 )
 
-_W_UpdatableFeatureResult: tuple[Callable[[UpdatableFeatureResult, bytearray], None], ...] = (
-    _w_UpdatableFeatureResult_0,
-    _w_UpdatableFeatureResult_0,
-    _w_UpdatableFeatureResult_0,
+UpdatableFeatureResult._LOWEST = 0
+UpdatableFeatureResult._WRITERS = (
+    _write_UpdatableFeatureResult_v0,
+    _write_UpdatableFeatureResult_v0,
+    _write_UpdatableFeatureResult_v0,
 )
-_R_UpdatableFeatureResult: tuple[Callable[[memoryview, int], tuple[UpdatableFeatureResult, int]], ...] = (
-    _r_UpdatableFeatureResult_0,
-    _r_UpdatableFeatureResult_0,
-    _r_UpdatableFeatureResult_0,
+UpdatableFeatureResult._READERS = (
+    _read_UpdatableFeatureResult_v0,
+    _read_UpdatableFeatureResult_v0,
+    _read_UpdatableFeatureResult_v0,
 )
 UpdatableFeatureResult._FIELDS = (
     FieldSpec('feature', 'string', None, (0, 32767), None, None, None, None),
@@ -693,15 +466,16 @@ UpdatableFeatureResult._FIELDS = (
     FieldSpec('error_message', 'string', None, (0, 32767), (0, 32767), None, None, None),
 )
 
-_W_UpdateFeaturesResponse: tuple[Callable[[UpdateFeaturesResponse, bytearray], None], ...] = (
-    _w_UpdateFeaturesResponse_0,
-    _w_UpdateFeaturesResponse_0,
-    _w_UpdateFeaturesResponse_2,
+UpdateFeaturesResponse._LOWEST = 0
+UpdateFeaturesResponse._WRITERS = (
+    _write_UpdateFeaturesResponse_v0,
+    _write_UpdateFeaturesResponse_v0,
+    _write_UpdateFeaturesResponse_v2,
 )
-_R_UpdateFeaturesResponse: tuple[Callable[[memoryview, int], tuple[UpdateFeaturesResponse, int]], ...] = (
-    _r_UpdateFeaturesResponse_0,
-    _r_UpdateFeaturesResponse_0,
-    _r_UpdateFeaturesResponse_2,
+UpdateFeaturesResponse._READERS = (
+    _read_UpdateFeaturesResponse_v0,
+    _read_UpdateFeaturesResponse_v0,
+    _read_UpdateFeaturesResponse_v2,
 )
 UpdateFeaturesResponse._FIELDS = (
     FieldSpec('throttle_time_ms', 'int32', None, (0, 32767), None, None, None, None),

@@ -11,9 +11,7 @@ from typing import ClassVar
 
 from kproto.protocol._primitives import (
     Buffer,
-    DecodeError,
     FieldSpec,
-    UnsupportedVersionError,
     ZERO_UUID,
     read_compact_array_len,
     read_compact_string,
@@ -22,6 +20,7 @@ from kproto.protocol._primitives import (
     write_unknown_tags,
     write_uvarint,
 )
+from kproto.protocol.message import Request, Response, Struct
 
 __all__ = [
     'WritableTxnMarker',
@@ -33,14 +32,18 @@ __all__ = [
     'WriteTxnMarkersResponse',
 ]
 
-_S_i = struct.Struct('>i')
-_S_ih = struct.Struct('>ih')
-_S_q = struct.Struct('>q')
-_S_qho = struct.Struct('>qh?')
+_INT32 = struct.Struct('>i')
+_INT32_INT16 = struct.Struct('>ih')
+_INT64 = struct.Struct('>q')
+_INT64_INT16_BOOL = struct.Struct('>qh?')
 
 
-class WriteTxnMarkersRequest:
-    """Kafka request ``WriteTxnMarkersRequest`` (API key 27), versions 1-1."""
+class WriteTxnMarkersRequest(Request['WriteTxnMarkersResponse']):
+    """Kafka request ``WriteTxnMarkersRequest`` (API key 27), versions 1-1, flexible from v1.
+
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('markers', 'unknown_tags',)
 
@@ -48,10 +51,9 @@ class WriteTxnMarkersRequest:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WriteTxnMarkersRequest'
 
-    markers: list[WritableTxnMarker]
+    markers: list[WritableTxnMarker]  # Markers []WritableTxnMarker
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -63,78 +65,23 @@ class WriteTxnMarkersRequest:
         self.markers = list(markers)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WriteTxnMarkersRequest):
-            return NotImplemented
-        return (
-            self.markers == other.markers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"WriteTxnMarkersRequest(markers={self.markers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class WritableTxnMarker(Struct):
+    """Struct ``WritableTxnMarker`` of ``WriteTxnMarkersRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersRequest has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_WriteTxnMarkersRequest[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WriteTxnMarkersRequest v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WriteTxnMarkersRequest:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WriteTxnMarkersRequest v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WriteTxnMarkersRequest, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersRequest has no version {version} (valid 1-1)')
-        try:
-            return _R_WriteTxnMarkersRequest[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WriteTxnMarkersRequest v{version}: {exc}') from None
-
-
-class WritableTxnMarker:
-    """Schema struct ``WritableTxnMarker`` of ``WriteTxnMarkersRequest``."""
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('producer_id', 'producer_epoch', 'transaction_result', 'topics', 'coordinator_epoch', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarker'
 
-    producer_id: int
-    producer_epoch: int
-    transaction_result: bool
-    topics: list[WritableTxnMarkerTopic]
-    coordinator_epoch: int
+    producer_id: int  # ProducerId int64
+    producer_epoch: int  # ProducerEpoch int16
+    transaction_result: bool  # TransactionResult bool
+    topics: list[WritableTxnMarkerTopic]  # Topics []WritableTxnMarkerTopic
+    coordinator_epoch: int  # CoordinatorEpoch int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -154,79 +101,20 @@ class WritableTxnMarker:
         self.coordinator_epoch = coordinator_epoch
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WritableTxnMarker):
-            return NotImplemented
-        return (
-            self.producer_id == other.producer_id and
-            self.producer_epoch == other.producer_epoch and
-            self.transaction_result == other.transaction_result and
-            self.topics == other.topics and
-            self.coordinator_epoch == other.coordinator_epoch and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"WritableTxnMarker(producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, transaction_result={self.transaction_result!r}, topics={self.topics!r}, coordinator_epoch={self.coordinator_epoch!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class WritableTxnMarkerTopic(Struct):
+    """Struct ``WritableTxnMarkerTopic`` of ``WriteTxnMarkersRequest``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarker has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_WritableTxnMarker[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WritableTxnMarker v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarker:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WritableTxnMarker v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarker, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarker has no version {version} (valid 1-1)')
-        try:
-            return _R_WritableTxnMarker[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WritableTxnMarker v{version}: {exc}') from None
-
-
-class WritableTxnMarkerTopic:
-    """Schema struct ``WritableTxnMarkerTopic`` of ``WriteTxnMarkersRequest``."""
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersRequest.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partition_indexes', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerTopic'
 
-    name: str
-    partition_indexes: list[int]
+    name: str  # Name string
+    partition_indexes: list[int]  # PartitionIndexes []int32
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -240,68 +128,13 @@ class WritableTxnMarkerTopic:
         self.partition_indexes = list(partition_indexes)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WritableTxnMarkerTopic):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partition_indexes == other.partition_indexes and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"WritableTxnMarkerTopic(name={self.name!r}, partition_indexes={self.partition_indexes!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class WriteTxnMarkersResponse(Response):
+    """Kafka response ``WriteTxnMarkersResponse`` (API key 27), versions 1-1, flexible from v1.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopic has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_WritableTxnMarkerTopic[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WritableTxnMarkerTopic v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerTopic:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WritableTxnMarkerTopic v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerTopic, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopic has no version {version} (valid 1-1)')
-        try:
-            return _R_WritableTxnMarkerTopic[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WritableTxnMarkerTopic v{version}: {exc}') from None
-
-
-class WriteTxnMarkersResponse:
-    """Kafka response ``WriteTxnMarkersResponse`` (API key 27), versions 1-1."""
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('markers', 'unknown_tags',)
 
@@ -309,10 +142,9 @@ class WriteTxnMarkersResponse:
     MIN_VERSION: ClassVar[int] = 1
     MAX_VERSION: ClassVar[int] = 1
     FLEXIBLE_VERSION: ClassVar[int | None] = 1
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WriteTxnMarkersResponse'
 
-    markers: list[WritableTxnMarkerResult]
+    markers: list[WritableTxnMarkerResult]  # Markers []WritableTxnMarkerResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -324,75 +156,20 @@ class WriteTxnMarkersResponse:
         self.markers = list(markers)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WriteTxnMarkersResponse):
-            return NotImplemented
-        return (
-            self.markers == other.markers and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"WriteTxnMarkersResponse(markers={self.markers!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class WritableTxnMarkerResult(Struct):
+    """Struct ``WritableTxnMarkerResult`` of ``WriteTxnMarkersResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersResponse has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_WriteTxnMarkersResponse[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WriteTxnMarkersResponse v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WriteTxnMarkersResponse:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WriteTxnMarkersResponse v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WriteTxnMarkersResponse, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WriteTxnMarkersResponse has no version {version} (valid 1-1)')
-        try:
-            return _R_WriteTxnMarkersResponse[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WriteTxnMarkersResponse v{version}: {exc}') from None
-
-
-class WritableTxnMarkerResult:
-    """Schema struct ``WritableTxnMarkerResult`` of ``WriteTxnMarkersResponse``."""
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('producer_id', 'topics', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerResult'
 
-    producer_id: int
-    topics: list[WritableTxnMarkerTopicResult]
+    producer_id: int  # ProducerId int64
+    topics: list[WritableTxnMarkerTopicResult]  # Topics []WritableTxnMarkerTopicResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -406,76 +183,20 @@ class WritableTxnMarkerResult:
         self.topics = list(topics)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WritableTxnMarkerResult):
-            return NotImplemented
-        return (
-            self.producer_id == other.producer_id and
-            self.topics == other.topics and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"WritableTxnMarkerResult(producer_id={self.producer_id!r}, topics={self.topics!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class WritableTxnMarkerTopicResult(Struct):
+    """Struct ``WritableTxnMarkerTopicResult`` of ``WriteTxnMarkersResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerResult has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_WritableTxnMarkerResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WritableTxnMarkerResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WritableTxnMarkerResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerResult has no version {version} (valid 1-1)')
-        try:
-            return _R_WritableTxnMarkerResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WritableTxnMarkerResult v{version}: {exc}') from None
-
-
-class WritableTxnMarkerTopicResult:
-    """Schema struct ``WritableTxnMarkerTopicResult`` of ``WriteTxnMarkersResponse``."""
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('name', 'partitions', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerTopicResult'
 
-    name: str
-    partitions: list[WritableTxnMarkerPartitionResult]
+    name: str  # Name string
+    partitions: list[WritableTxnMarkerPartitionResult]  # Partitions []WritableTxnMarkerPartitionResult
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -489,76 +210,20 @@ class WritableTxnMarkerTopicResult:
         self.partitions = list(partitions)
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WritableTxnMarkerTopicResult):
-            return NotImplemented
-        return (
-            self.name == other.name and
-            self.partitions == other.partitions and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
 
-    def __repr__(self) -> str:
-        s = f"WritableTxnMarkerTopicResult(name={self.name!r}, partitions={self.partitions!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
+class WritableTxnMarkerPartitionResult(Struct):
+    """Struct ``WritableTxnMarkerPartitionResult`` of ``WriteTxnMarkersResponse``.
 
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopicResult has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_WritableTxnMarkerTopicResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WritableTxnMarkerTopicResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerTopicResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WritableTxnMarkerTopicResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerTopicResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerTopicResult has no version {version} (valid 1-1)')
-        try:
-            return _R_WritableTxnMarkerTopicResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WritableTxnMarkerTopicResult v{version}: {exc}') from None
-
-
-class WritableTxnMarkerPartitionResult:
-    """Schema struct ``WritableTxnMarkerPartitionResult`` of ``WriteTxnMarkersResponse``."""
+    Schema: ``tools/kafka-protocol/message/WriteTxnMarkersResponse.json``. Each attribute's
+    comment gives its schema name, wire type and the versions that carry it.
+    """
 
     __slots__ = ('partition_index', 'error_code', 'unknown_tags',)
 
-    _FIELDS: ClassVar[tuple[FieldSpec, ...]]
     _SCHEMA_NAME: ClassVar[str] = 'WritableTxnMarkerPartitionResult'
 
-    partition_index: int
-    error_code: int
+    partition_index: int  # PartitionIndex int32
+    error_code: int  # ErrorCode int16
     unknown_tags: dict[int, bytes] | None
 
     def __init__(
@@ -572,65 +237,6 @@ class WritableTxnMarkerPartitionResult:
         self.error_code = error_code
         self.unknown_tags = unknown_tags
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WritableTxnMarkerPartitionResult):
-            return NotImplemented
-        return (
-            self.partition_index == other.partition_index and
-            self.error_code == other.error_code and
-            (self.unknown_tags or None) == (other.unknown_tags or None)
-        )
-
-    def __repr__(self) -> str:
-        s = f"WritableTxnMarkerPartitionResult(partition_index={self.partition_index!r}, error_code={self.error_code!r}"
-        if self.unknown_tags:
-            s += f", unknown_tags={self.unknown_tags!r}"
-        return s + ")"
-
-    def encode(self, version: int) -> bytes:
-        """Return the body encoded at ``version`` (no header, no size prefix)."""
-        out = bytearray()
-        self.write(out, version)
-        return bytes(out)
-
-    def write(self, out: bytearray, version: int) -> None:
-        """Append the body encoded at ``version`` to ``out``.
-
-        On any error nothing is left appended to ``out``. Raises
-        ``UnsupportedVersionError`` for a version outside the valid range or a
-        non-default value that ``version`` cannot carry, ``ValueError`` for a
-        value out of range for its wire type or None where not nullable."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerPartitionResult has no version {version} (valid 1-1)')
-        start = len(out)
-        try:
-            _W_WritableTxnMarkerPartitionResult[version - 1](self, out)
-        except struct.error as exc:
-            del out[start:]
-            raise ValueError(f'cannot encode WritableTxnMarkerPartitionResult v{version}: {exc}') from None
-        except BaseException:
-            del out[start:]
-            raise
-
-    @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview, version: int) -> WritableTxnMarkerPartitionResult:
-        """Decode a whole body; trailing bytes are a ``DecodeError``."""
-        buf = data if isinstance(data, memoryview) else memoryview(data)
-        obj, pos = cls.read(buf, 0, version)
-        if pos != len(buf):
-            raise DecodeError(f'{len(buf) - pos} trailing bytes after WritableTxnMarkerPartitionResult v{version}')
-        return obj
-
-    @classmethod
-    def read(cls, buf: memoryview, pos: int, version: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
-        """Read one value at ``buf[pos:]``; return it and the position after it."""
-        if not 1 <= version <= 1:
-            raise UnsupportedVersionError(f'WritableTxnMarkerPartitionResult has no version {version} (valid 1-1)')
-        try:
-            return _R_WritableTxnMarkerPartitionResult[version - 1](buf, pos)
-        except (struct.error, IndexError, ValueError) as exc:
-            raise DecodeError(f'malformed WritableTxnMarkerPartitionResult v{version}: {exc}') from None
-
 
 def _new_WritableTxnMarkerTopic() -> WritableTxnMarkerTopic:
     o = WritableTxnMarkerTopic.__new__(WritableTxnMarkerTopic)
@@ -640,11 +246,11 @@ def _new_WritableTxnMarkerTopic() -> WritableTxnMarkerTopic:
     return o
 
 
-def _w_WritableTxnMarkerTopic_1(o: WritableTxnMarkerTopic, out: bytearray) -> None:
+def _write_WritableTxnMarkerTopic_v1(o: WritableTxnMarkerTopic, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partition_indexes
-    write_uvarint(out, len(x1) + 1)
-    out += struct.pack('>%di' % len(x1), *x1)
+    partition_indexes = o.partition_indexes
+    write_uvarint(out, len(partition_indexes) + 1)
+    out += struct.pack('>%di' % len(partition_indexes), *partition_indexes)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -652,12 +258,12 @@ def _w_WritableTxnMarkerTopic_1(o: WritableTxnMarkerTopic, out: bytearray) -> No
         out.append(0)
 
 
-def _r_WritableTxnMarkerTopic_1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerTopic, int]:
+def _read_WritableTxnMarkerTopic_v1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerTopic, int]:
     o = WritableTxnMarkerTopic.__new__(WritableTxnMarkerTopic)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    o.partition_indexes = list(struct.unpack_from('>%di' % n1, buf, pos))
-    pos += 4 * n1
+    n_partition_indexes, pos = read_compact_array_len(buf, pos)
+    o.partition_indexes = list(struct.unpack_from('>%di' % n_partition_indexes, buf, pos))
+    pos += 4 * n_partition_indexes
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -677,13 +283,13 @@ def _new_WritableTxnMarker() -> WritableTxnMarker:
     return o
 
 
-def _w_WritableTxnMarker_1(o: WritableTxnMarker, out: bytearray) -> None:
-    out += _S_qho.pack(o.producer_id, o.producer_epoch, o.transaction_result)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_WritableTxnMarkerTopic_1(e2, out)
-    out += _S_i.pack(o.coordinator_epoch)
+def _write_WritableTxnMarker_v1(o: WritableTxnMarker, out: bytearray) -> None:
+    out += _INT64_INT16_BOOL.pack(o.producer_id, o.producer_epoch, o.transaction_result)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_WritableTxnMarkerTopic_v1(topics_item, out)
+    out += _INT32.pack(o.coordinator_epoch)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -691,17 +297,17 @@ def _w_WritableTxnMarker_1(o: WritableTxnMarker, out: bytearray) -> None:
         out.append(0)
 
 
-def _r_WritableTxnMarker_1(buf: memoryview, pos: int) -> tuple[WritableTxnMarker, int]:
+def _read_WritableTxnMarker_v1(buf: memoryview, pos: int) -> tuple[WritableTxnMarker, int]:
     o = WritableTxnMarker.__new__(WritableTxnMarker)
-    o.producer_id, o.producer_epoch, o.transaction_result = _S_qho.unpack_from(buf, pos)
+    o.producer_id, o.producer_epoch, o.transaction_result = _INT64_INT16_BOOL.unpack_from(buf, pos)
     pos += 11
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[WritableTxnMarkerTopic] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerTopic_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
-    o.coordinator_epoch = _S_i.unpack_from(buf, pos)[0]
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[WritableTxnMarkerTopic] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_WritableTxnMarkerTopic_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
+    o.coordinator_epoch = _INT32.unpack_from(buf, pos)[0]
     pos += 4
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -718,11 +324,11 @@ def _new_WriteTxnMarkersRequest() -> WriteTxnMarkersRequest:
     return o
 
 
-def _w_WriteTxnMarkersRequest_1(o: WriteTxnMarkersRequest, out: bytearray) -> None:
-    x1 = o.markers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_WritableTxnMarker_1(e2, out)
+def _write_WriteTxnMarkersRequest_v1(o: WriteTxnMarkersRequest, out: bytearray) -> None:
+    markers = o.markers
+    write_uvarint(out, len(markers) + 1)
+    for markers_item in markers:
+        _write_WritableTxnMarker_v1(markers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -730,14 +336,14 @@ def _w_WriteTxnMarkersRequest_1(o: WriteTxnMarkersRequest, out: bytearray) -> No
         out.append(0)
 
 
-def _r_WriteTxnMarkersRequest_1(buf: memoryview, pos: int) -> tuple[WriteTxnMarkersRequest, int]:
+def _read_WriteTxnMarkersRequest_v1(buf: memoryview, pos: int) -> tuple[WriteTxnMarkersRequest, int]:
     o = WriteTxnMarkersRequest.__new__(WriteTxnMarkersRequest)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[WritableTxnMarker] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarker_1(buf, pos)
-        a2.append(e3)
-    o.markers = a2
+    n_markers, pos = read_compact_array_len(buf, pos)
+    markers: list[WritableTxnMarker] = []
+    for _ in range(n_markers):
+        markers_item, pos = _read_WritableTxnMarker_v1(buf, pos)
+        markers.append(markers_item)
+    o.markers = markers
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -754,8 +360,8 @@ def _new_WritableTxnMarkerPartitionResult() -> WritableTxnMarkerPartitionResult:
     return o
 
 
-def _w_WritableTxnMarkerPartitionResult_1(o: WritableTxnMarkerPartitionResult, out: bytearray) -> None:
-    out += _S_ih.pack(o.partition_index, o.error_code)
+def _write_WritableTxnMarkerPartitionResult_v1(o: WritableTxnMarkerPartitionResult, out: bytearray) -> None:
+    out += _INT32_INT16.pack(o.partition_index, o.error_code)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -763,9 +369,9 @@ def _w_WritableTxnMarkerPartitionResult_1(o: WritableTxnMarkerPartitionResult, o
         out.append(0)
 
 
-def _r_WritableTxnMarkerPartitionResult_1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
+def _read_WritableTxnMarkerPartitionResult_v1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
     o = WritableTxnMarkerPartitionResult.__new__(WritableTxnMarkerPartitionResult)
-    o.partition_index, o.error_code = _S_ih.unpack_from(buf, pos)
+    o.partition_index, o.error_code = _INT32_INT16.unpack_from(buf, pos)
     pos += 6
     if buf[pos] == 0:
         o.unknown_tags = None
@@ -783,12 +389,12 @@ def _new_WritableTxnMarkerTopicResult() -> WritableTxnMarkerTopicResult:
     return o
 
 
-def _w_WritableTxnMarkerTopicResult_1(o: WritableTxnMarkerTopicResult, out: bytearray) -> None:
+def _write_WritableTxnMarkerTopicResult_v1(o: WritableTxnMarkerTopicResult, out: bytearray) -> None:
     write_compact_string(out, o.name)
-    x1 = o.partitions
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_WritableTxnMarkerPartitionResult_1(e2, out)
+    partitions = o.partitions
+    write_uvarint(out, len(partitions) + 1)
+    for partitions_item in partitions:
+        _write_WritableTxnMarkerPartitionResult_v1(partitions_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -796,15 +402,15 @@ def _w_WritableTxnMarkerTopicResult_1(o: WritableTxnMarkerTopicResult, out: byte
         out.append(0)
 
 
-def _r_WritableTxnMarkerTopicResult_1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerTopicResult, int]:
+def _read_WritableTxnMarkerTopicResult_v1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerTopicResult, int]:
     o = WritableTxnMarkerTopicResult.__new__(WritableTxnMarkerTopicResult)
     o.name, pos = read_compact_string(buf, pos)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[WritableTxnMarkerPartitionResult] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerPartitionResult_1(buf, pos)
-        a2.append(e3)
-    o.partitions = a2
+    n_partitions, pos = read_compact_array_len(buf, pos)
+    partitions: list[WritableTxnMarkerPartitionResult] = []
+    for _ in range(n_partitions):
+        partitions_item, pos = _read_WritableTxnMarkerPartitionResult_v1(buf, pos)
+        partitions.append(partitions_item)
+    o.partitions = partitions
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -821,12 +427,12 @@ def _new_WritableTxnMarkerResult() -> WritableTxnMarkerResult:
     return o
 
 
-def _w_WritableTxnMarkerResult_1(o: WritableTxnMarkerResult, out: bytearray) -> None:
-    out += _S_q.pack(o.producer_id)
-    x1 = o.topics
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_WritableTxnMarkerTopicResult_1(e2, out)
+def _write_WritableTxnMarkerResult_v1(o: WritableTxnMarkerResult, out: bytearray) -> None:
+    out += _INT64.pack(o.producer_id)
+    topics = o.topics
+    write_uvarint(out, len(topics) + 1)
+    for topics_item in topics:
+        _write_WritableTxnMarkerTopicResult_v1(topics_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -834,16 +440,16 @@ def _w_WritableTxnMarkerResult_1(o: WritableTxnMarkerResult, out: bytearray) -> 
         out.append(0)
 
 
-def _r_WritableTxnMarkerResult_1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerResult, int]:
+def _read_WritableTxnMarkerResult_v1(buf: memoryview, pos: int) -> tuple[WritableTxnMarkerResult, int]:
     o = WritableTxnMarkerResult.__new__(WritableTxnMarkerResult)
-    o.producer_id = _S_q.unpack_from(buf, pos)[0]
+    o.producer_id = _INT64.unpack_from(buf, pos)[0]
     pos += 8
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[WritableTxnMarkerTopicResult] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerTopicResult_1(buf, pos)
-        a2.append(e3)
-    o.topics = a2
+    n_topics, pos = read_compact_array_len(buf, pos)
+    topics: list[WritableTxnMarkerTopicResult] = []
+    for _ in range(n_topics):
+        topics_item, pos = _read_WritableTxnMarkerTopicResult_v1(buf, pos)
+        topics.append(topics_item)
+    o.topics = topics
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -859,11 +465,11 @@ def _new_WriteTxnMarkersResponse() -> WriteTxnMarkersResponse:
     return o
 
 
-def _w_WriteTxnMarkersResponse_1(o: WriteTxnMarkersResponse, out: bytearray) -> None:
-    x1 = o.markers
-    write_uvarint(out, len(x1) + 1)
-    for e2 in x1:
-        _w_WritableTxnMarkerResult_1(e2, out)
+def _write_WriteTxnMarkersResponse_v1(o: WriteTxnMarkersResponse, out: bytearray) -> None:
+    markers = o.markers
+    write_uvarint(out, len(markers) + 1)
+    for markers_item in markers:
+        _write_WritableTxnMarkerResult_v1(markers_item, out)
     uk = o.unknown_tags
     if uk:
         write_unknown_tags(out, uk)
@@ -871,14 +477,14 @@ def _w_WriteTxnMarkersResponse_1(o: WriteTxnMarkersResponse, out: bytearray) -> 
         out.append(0)
 
 
-def _r_WriteTxnMarkersResponse_1(buf: memoryview, pos: int) -> tuple[WriteTxnMarkersResponse, int]:
+def _read_WriteTxnMarkersResponse_v1(buf: memoryview, pos: int) -> tuple[WriteTxnMarkersResponse, int]:
     o = WriteTxnMarkersResponse.__new__(WriteTxnMarkersResponse)
-    n1, pos = read_compact_array_len(buf, pos)
-    a2: list[WritableTxnMarkerResult] = []
-    for _ in range(n1):
-        e3, pos = _r_WritableTxnMarkerResult_1(buf, pos)
-        a2.append(e3)
-    o.markers = a2
+    n_markers, pos = read_compact_array_len(buf, pos)
+    markers: list[WritableTxnMarkerResult] = []
+    for _ in range(n_markers):
+        markers_item, pos = _read_WritableTxnMarkerResult_v1(buf, pos)
+        markers.append(markers_item)
+    o.markers = markers
     if buf[pos] == 0:
         o.unknown_tags = None
         pos += 1
@@ -887,22 +493,24 @@ def _r_WriteTxnMarkersResponse_1(buf: memoryview, pos: int) -> tuple[WriteTxnMar
     return o, pos
 
 
-_W_WritableTxnMarkerTopic: tuple[Callable[[WritableTxnMarkerTopic, bytearray], None], ...] = (
-    _w_WritableTxnMarkerTopic_1,
+WritableTxnMarkerTopic._LOWEST = 1
+WritableTxnMarkerTopic._WRITERS = (
+    _write_WritableTxnMarkerTopic_v1,
 )
-_R_WritableTxnMarkerTopic: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerTopic, int]], ...] = (
-    _r_WritableTxnMarkerTopic_1,
+WritableTxnMarkerTopic._READERS = (
+    _read_WritableTxnMarkerTopic_v1,
 )
 WritableTxnMarkerTopic._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partition_indexes', 'array', 'int32', (0, 32767), None, None, None, None),
 )
 
-_W_WritableTxnMarker: tuple[Callable[[WritableTxnMarker, bytearray], None], ...] = (
-    _w_WritableTxnMarker_1,
+WritableTxnMarker._LOWEST = 1
+WritableTxnMarker._WRITERS = (
+    _write_WritableTxnMarker_v1,
 )
-_R_WritableTxnMarker: tuple[Callable[[memoryview, int], tuple[WritableTxnMarker, int]], ...] = (
-    _r_WritableTxnMarker_1,
+WritableTxnMarker._READERS = (
+    _read_WritableTxnMarker_v1,
 )
 WritableTxnMarker._FIELDS = (
     FieldSpec('producer_id', 'int64', None, (0, 32767), None, None, None, None),
@@ -912,54 +520,59 @@ WritableTxnMarker._FIELDS = (
     FieldSpec('coordinator_epoch', 'int32', None, (0, 32767), None, None, None, None),
 )
 
-_W_WriteTxnMarkersRequest: tuple[Callable[[WriteTxnMarkersRequest, bytearray], None], ...] = (
-    _w_WriteTxnMarkersRequest_1,
+WriteTxnMarkersRequest._LOWEST = 1
+WriteTxnMarkersRequest._WRITERS = (
+    _write_WriteTxnMarkersRequest_v1,
 )
-_R_WriteTxnMarkersRequest: tuple[Callable[[memoryview, int], tuple[WriteTxnMarkersRequest, int]], ...] = (
-    _r_WriteTxnMarkersRequest_1,
+WriteTxnMarkersRequest._READERS = (
+    _read_WriteTxnMarkersRequest_v1,
 )
 WriteTxnMarkersRequest._FIELDS = (
     FieldSpec('markers', 'array', 'struct', (0, 32767), None, None, None, WritableTxnMarker),
 )
 
-_W_WritableTxnMarkerPartitionResult: tuple[Callable[[WritableTxnMarkerPartitionResult, bytearray], None], ...] = (
-    _w_WritableTxnMarkerPartitionResult_1,
+WritableTxnMarkerPartitionResult._LOWEST = 1
+WritableTxnMarkerPartitionResult._WRITERS = (
+    _write_WritableTxnMarkerPartitionResult_v1,
 )
-_R_WritableTxnMarkerPartitionResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerPartitionResult, int]], ...] = (
-    _r_WritableTxnMarkerPartitionResult_1,
+WritableTxnMarkerPartitionResult._READERS = (
+    _read_WritableTxnMarkerPartitionResult_v1,
 )
 WritableTxnMarkerPartitionResult._FIELDS = (
     FieldSpec('partition_index', 'int32', None, (0, 32767), None, None, None, None),
     FieldSpec('error_code', 'int16', None, (0, 32767), None, None, None, None),
 )
 
-_W_WritableTxnMarkerTopicResult: tuple[Callable[[WritableTxnMarkerTopicResult, bytearray], None], ...] = (
-    _w_WritableTxnMarkerTopicResult_1,
+WritableTxnMarkerTopicResult._LOWEST = 1
+WritableTxnMarkerTopicResult._WRITERS = (
+    _write_WritableTxnMarkerTopicResult_v1,
 )
-_R_WritableTxnMarkerTopicResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerTopicResult, int]], ...] = (
-    _r_WritableTxnMarkerTopicResult_1,
+WritableTxnMarkerTopicResult._READERS = (
+    _read_WritableTxnMarkerTopicResult_v1,
 )
 WritableTxnMarkerTopicResult._FIELDS = (
     FieldSpec('name', 'string', None, (0, 32767), None, None, None, None),
     FieldSpec('partitions', 'array', 'struct', (0, 32767), None, None, None, WritableTxnMarkerPartitionResult),
 )
 
-_W_WritableTxnMarkerResult: tuple[Callable[[WritableTxnMarkerResult, bytearray], None], ...] = (
-    _w_WritableTxnMarkerResult_1,
+WritableTxnMarkerResult._LOWEST = 1
+WritableTxnMarkerResult._WRITERS = (
+    _write_WritableTxnMarkerResult_v1,
 )
-_R_WritableTxnMarkerResult: tuple[Callable[[memoryview, int], tuple[WritableTxnMarkerResult, int]], ...] = (
-    _r_WritableTxnMarkerResult_1,
+WritableTxnMarkerResult._READERS = (
+    _read_WritableTxnMarkerResult_v1,
 )
 WritableTxnMarkerResult._FIELDS = (
     FieldSpec('producer_id', 'int64', None, (0, 32767), None, None, None, None),
     FieldSpec('topics', 'array', 'struct', (0, 32767), None, None, None, WritableTxnMarkerTopicResult),
 )
 
-_W_WriteTxnMarkersResponse: tuple[Callable[[WriteTxnMarkersResponse, bytearray], None], ...] = (
-    _w_WriteTxnMarkersResponse_1,
+WriteTxnMarkersResponse._LOWEST = 1
+WriteTxnMarkersResponse._WRITERS = (
+    _write_WriteTxnMarkersResponse_v1,
 )
-_R_WriteTxnMarkersResponse: tuple[Callable[[memoryview, int], tuple[WriteTxnMarkersResponse, int]], ...] = (
-    _r_WriteTxnMarkersResponse_1,
+WriteTxnMarkersResponse._READERS = (
+    _read_WriteTxnMarkersResponse_v1,
 )
 WriteTxnMarkersResponse._FIELDS = (
     FieldSpec('markers', 'array', 'struct', (0, 32767), None, None, None, WritableTxnMarkerResult),
