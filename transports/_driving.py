@@ -19,7 +19,7 @@ from kproto.driving import Connect
 __all__ = ["IO", "Driven", "Sink", "pump"]
 
 #: Takes a batch of core events (delivery reports...); None: the core's events are not read.
-Sink = Callable[[list[object]], None]
+Sink = Callable[[list[object]], object]
 
 
 class Driven(driving.Driven, Protocol):
