@@ -14,7 +14,6 @@ handle`` gives the :class:`RecordMetadata`.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Generator
 from typing import Any
 
@@ -39,8 +38,6 @@ from transports._common import (
 from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
-
-log = logging.getLogger(__name__)
 
 _BYTES_PER_READ = 256 * 1024
 
