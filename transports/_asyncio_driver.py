@@ -17,62 +17,37 @@ connection. Only the core raising while told so, or in the loop, is a crash:
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
 from kproto.driving import Connect
-from kproto.errors import IllegalStateError
-from transports._common import crashed_error
-from transports._driving import Sink, pump
+from transports._driving import EventLoopDriver, Sink, pump
 from transports._sockets import bad_address, feed, resolve_failure
-from transports._tls import AsyncTokenCache, lost_error, tls_failure
+from transports._tls import Security, lost_error, tls_failure
 
 __all__ = ["AsyncioDriver", "BrokerProtocol"]
 
 
-class AsyncioDriver:
-    """Drives ``core`` on ``loop`` from one task (:meth:`run`).
-
-    Args:
-        core: The core (a ``Driven`` one; ``Any`` for the producer's extra calls).
-        loop: The running loop.
-        ssl_context: Wrap connections in TLS with it (``security_protocol`` SSL/SASL_SSL).
-        token_cache: An async OAUTHBEARER provider, refreshed before each connection.
-        sink: Takes the core's events (None: they are not read).
-        on_crash: Told ``(core, exc, now)`` when the core raises (a bug).
-        what: Names the driver in errors ("the producer's driver").
-    """
+class AsyncioDriver(EventLoopDriver):
+    """Drives ``core`` on ``loop`` from one task (:meth:`run`); arguments as :class:`EventLoopDriver`."""
 
     def __init__(
         self,
         core: Any,
         loop: asyncio.AbstractEventLoop,
-        ssl_context: ssl.SSLContext | None = None,
-        token_cache: AsyncTokenCache | None = None,
+        security: Security | None,
         *,
         sink: Sink | None,
         on_crash: Callable[[Any, BaseException, float], None],
         what: str,
     ) -> None:
-        self.core = core
+        # BaseEventLoop.time is ``time.monotonic()`` in a Python method: call
+        # monotonic directly then (one frame less per send); a loop with its
+        # own ``time`` (uvloop, a test clock) keeps it.
+        now = time.monotonic if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time else loop.time
+        super().__init__(core, security, now=now, sink=sink, on_crash=on_crash, what=what)
         self.loop = loop
-        self.ssl_context = ssl_context
-        self.token_cache = token_cache
-        self.sink = sink
-        self._on_crash = on_crash
-        self.what = what
-        #: ProducerCore.send_value (the send hot path), None for a core without it.
-        self.send_value: Callable[[str, bytes | None, bytes, int, object, float], bool] | None = getattr(
-            core, "send_value", None
-        )
-        #: The loop's clock. BaseEventLoop.time is ``time.monotonic()`` in a
-        #: Python method: call monotonic directly then (one frame less per
-        #: send); a loop with its own ``time`` (uvloop, a test clock) keeps it.
-        self.now: Callable[[], float] = (
-            time.monotonic if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time else loop.time
-        )
         self.conns: dict[int, BrokerProtocol] = {}
         self._connecting: dict[int, asyncio.Task[None]] = {}
         self._waiter: asyncio.Future[None] | None = None
@@ -81,8 +56,6 @@ class AsyncioDriver:
         #: Waiting on ``_waiter`` and not kicked since: send() reads it to
         #: skip the kick() call when the driver is awake already.
         self.asleep = False
-        #: What killed the driver (a bug); every later call names it.
-        self.crashed: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
@@ -106,17 +79,8 @@ class AsyncioDriver:
         done, _ = await asyncio.wait({fut}, timeout=timeout)
         return bool(done)
 
-    async def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
-        """Let the driver work until ``done()`` or ``timeout`` seconds; returns ``done()``."""
-        deadline = None if timeout is None else self.loop.time() + timeout
-        while not done():
-            if self.crashed is not None:
-                raise crashed_error(self.what, self.crashed)
-            if self.task is None or self.task.done():
-                raise IllegalStateError(f"{self.what} is not running; use 'async with' or start()")
-            if not await self.progress(deadline):
-                return done()
-        return True
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
 
     def start(self, name: str) -> None:
         self.task = self.loop.create_task(self.run(), name=name)
@@ -153,13 +117,6 @@ class AsyncioDriver:
             self.crash(exc)
         finally:
             self.shutdown()
-
-    def crash(self, exc: BaseException) -> None:
-        """The core raised (a bug): fail what is pending, stop, make later calls raise."""
-        if self.crashed is None:
-            self.crashed = exc
-            self._on_crash(self.core, exc, self.loop.time())
-        self.stop()
 
     def pump(self) -> None:
         """Commands, bytes and events until the core has nothing more to say; wakes progress waiters."""

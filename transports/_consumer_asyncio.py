@@ -274,8 +274,7 @@ class KafkaConsumer(AsyncConsumerBase):
         self._driver = AsyncioDriver(
             self._core,
             self._loop,
-            self._ssl_context,
-            self._security.token_cache,
+            self._security,
             sink=None,
             on_crash=crash_consumer,
             what="the consumer's driver",

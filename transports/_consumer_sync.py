@@ -292,7 +292,7 @@ class KafkaConsumer(ConsumerFacadeBase):
         self._bg_stop = False
         self._setup((), configs, time.monotonic)
         self._driver = SelectorDriver(
-            self._core, self._clock, self._ssl_context, on_crash=functools.partial(crash_consumer, self._core)
+            self._core, self._clock, self._ssl_context, on_crash=crash_consumer
         )
         if topics:
             self.subscribe(list(topics))

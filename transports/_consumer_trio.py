@@ -35,7 +35,7 @@ class KafkaConsumer(AsyncConsumerBase):
         self._nursery_cm: Any = None
 
     def _require_running(self) -> None:
-        if self._driver is None or not self._driver.running and self._nursery_cm is None:
+        if self._driver is None or not self._driver.running() and self._nursery_cm is None:
             raise IllegalStateError("use 'async with KafkaConsumer(...)' before poll()")
 
     def _kick(self) -> None:
@@ -62,8 +62,7 @@ class KafkaConsumer(AsyncConsumerBase):
         self._driver = TrioDriver(
             self._core,
             nursery,
-            self._ssl_context,
-            self._security.token_cache,
+            self._security,
             clock=(trio.current_time, 0.0),
             sink=None,
             on_crash=crash_consumer,
@@ -80,7 +79,7 @@ class KafkaConsumer(AsyncConsumerBase):
         driver = self._driver
         try:
             p = self._core.close(self._clock(), autocommit)
-            if driver is not None and driver.running and driver.crashed is None:
+            if driver is not None and driver.running() and driver.crashed is None:
                 driver.kick()
                 timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
                 with trio.CancelScope(shield=True):

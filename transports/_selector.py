@@ -22,7 +22,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from kproto.driving import Connect
 from transports._common import crashed_error
@@ -67,7 +67,7 @@ class SelectorDriver:
         recv_size: Bytes asked of one ``recv``: a fetch response is often
             megabytes, so a large read means fewer syscalls.
         reads: ``recv`` calls per readable socket per step before others get a turn.
-        on_crash: Told ``(exc, now)`` when :meth:`run_once` dies of a bug.
+        on_crash: Told ``(core, exc, now)`` when :meth:`run_once` dies of a bug.
     """
 
     def __init__(
@@ -79,7 +79,7 @@ class SelectorDriver:
         sink: Sink | None = None,
         recv_size: int = 1 << 20,
         reads: int = 8,
-        on_crash: Callable[[BaseException, float], None] | None = None,
+        on_crash: Callable[[Any, BaseException, float], None] | None = None,
     ) -> None:
         self.core = core
         self.clock = clock
@@ -182,7 +182,7 @@ class SelectorDriver:
         except Exception as exc:
             self.crashed = exc
             if self._on_crash is not None:
-                self._on_crash(exc, self.clock())
+                self._on_crash(self.core, exc, self.clock())
             self.close_connections()
             raise crashed_error("the consumer's driver", exc) from exc
 

@@ -15,7 +15,6 @@ and every later call raises it. Nothing escapes into the user's nursery.
 from __future__ import annotations
 
 import math
-import ssl
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -23,11 +22,9 @@ from typing import Any, Final
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
 from kproto.driving import Connect
-from kproto.errors import IllegalStateError
-from transports._common import crashed_error
-from transports._driving import Sink, pump
+from transports._driving import EventLoopDriver, Sink, pump
 from transports._sockets import bad_address, connect_failure, feed, resolve_failure
-from transports._tls import AsyncTokenCache, lost_error
+from transports._tls import Security, lost_error
 
 __all__ = ["TrioDriver", "core_clock"]
 
@@ -70,27 +67,18 @@ class _Conn:
         self.closed_by_us = False
 
 
-class TrioDriver:
-    """Drives ``core`` from tasks in ``nursery``.
+class TrioDriver(EventLoopDriver):
+    """Drives ``core`` from tasks in ``nursery``; arguments as :class:`EventLoopDriver`.
 
-    Args:
-        core: The core (a ``Driven`` one; ``Any`` for the producer's extra calls).
-        nursery: Where the driver and connection tasks run.
-        ssl_context: Wrap connections in TLS with it (``security_protocol`` SSL/SASL_SSL).
-        token_cache: An async OAUTHBEARER provider, refreshed before each connection.
-        clock: The core's clock and its offset to trio's (:func:`core_clock`).
-        sink: Takes the core's events (None: they are not read).
-        on_crash: Told ``(core, exc, now)`` when the core raises (a bug).
-        what: Names the driver in errors ("the producer's driver").
-        recv_size: Bytes asked of one ``receive_some``.
+    ``clock`` is the core's clock and its offset to trio's (:func:`core_clock`):
+    a core time plus the offset is a trio time.
     """
 
     def __init__(
         self,
         core: Any,
         nursery: trio.Nursery,
-        ssl_context: ssl.SSLContext | None = None,
-        token_cache: AsyncTokenCache | None = None,
+        security: Security | None,
         *,
         clock: tuple[Callable[[], float], float],
         sink: Sink | None,
@@ -98,32 +86,19 @@ class TrioDriver:
         what: str,
         recv_size: int = 256 * 1024,
     ) -> None:
-        self.core = core
+        super().__init__(core, security, now=clock[0], sink=sink, on_crash=on_crash, what=what)
+        self.offset = clock[1]
         self.nursery = nursery
-        self.ssl_context = ssl_context
-        self.token_cache = token_cache
-        #: The core's clock: every ``now`` fed to the core comes from it. A
-        #: core time plus ``offset`` is a trio time.
-        self.now, self.offset = clock
-        self.sink = sink
-        self._on_crash = on_crash
-        self.what = what
         self._recv_size = recv_size
-        #: ProducerCore.send_value (the send hot path), None for a core without it.
-        self.send_value: Callable[[str, bytes | None, bytes, int, object, float], bool] | None = getattr(
-            core, "send_value", None
-        )
         self.conns: dict[int, _Conn] = {}
         self._wake = trio.Event()
         #: No kick since the driver last woke: the next kick sets the event
         #: (send() reads it to skip the call when the driver is awake already).
         self.asleep = True
         self._progress = trio.Event()
-        self.running = False
+        self._running = False
         self.stopping = False
         self.stopped = trio.Event()
-        #: What killed the driver (a bug); every later call names it.
-        self.crashed: BaseException | None = None
 
     def kick(self) -> None:
         """Wake the driver task (a flag check when it is already awake)."""
@@ -131,30 +106,20 @@ class TrioDriver:
             self.asleep = False
             self._wake.set()
 
-    async def progress(self, deadline: float) -> bool:
-        """Wait for the driver's next iteration; False if ``deadline`` (core clock) passed."""
+    async def progress(self, deadline: float | None) -> bool:
         ev = self._progress
-        with trio.move_on_at(deadline + self.offset):
+        with trio.move_on_at(math.inf if deadline is None else deadline + self.offset):
             await ev.wait()
             return True
         return False
 
-    async def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
-        """Let the driver work until ``done()`` or ``timeout`` seconds; returns ``done()``."""
-        deadline = math.inf if timeout is None else self.now() + timeout
-        while not done():
-            if self.crashed is not None:
-                raise crashed_error(self.what, self.crashed)
-            if not self.running:
-                raise IllegalStateError(f"{self.what} is not running; use 'async with'")
-            if not await self.progress(deadline):
-                return done()
-        return True
+    def running(self) -> bool:
+        return self._running
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         core = self.core
         clock = self.now
-        self.running = True
+        self._running = True
         task_status.started()
         try:
             while not self.stopping:
@@ -176,15 +141,8 @@ class TrioDriver:
         except Exception as exc:
             self.crash(exc)
         finally:
-            self.running = False
+            self._running = False
             self.shutdown()
-
-    def crash(self, exc: BaseException) -> None:
-        """The core raised (a bug): fail what is pending, stop, make later calls raise."""
-        if self.crashed is None:
-            self.crashed = exc
-            self._on_crash(self.core, exc, self.now())
-        self.stop()
 
     def pump(self) -> None:
         """Commands, bytes and events until the core has nothing more to say; wakes progress waiters."""

@@ -136,12 +136,10 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             raise IllegalStateError("producer is closed")
         loop = asyncio.get_running_loop()
         core = self._make_core(self.config, loop.time(), **self._options.core_kwargs())
-        security = self._options.security
         self._driver = AsyncioDriver(
             core,
             loop,
-            security.ssl_context if security is not None else None,
-            security.token_cache if security is not None else None,
+            self._options.security,
             sink=dispatch_events,
             on_crash=crash_producer,
             what="the producer's driver",

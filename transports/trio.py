@@ -145,12 +145,10 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             raise IllegalStateError("producer already started or closed")
         clock = core_clock()
         core = self._make_core(self.config, clock[0](), **self._options.core_kwargs())
-        security = self._options.security
         self._driver = TrioDriver(
             core,
             nursery,
-            security.ssl_context if security is not None else None,
-            security.token_cache if security is not None else None,
+            self._options.security,
             clock=clock,
             sink=dispatch_events,
             on_crash=crash_producer,
