@@ -63,9 +63,9 @@ def pump(core: Driven, io: IO, sink: Sink | None) -> None:
         out = core.data_to_send()
         if out:
             io.write(out)
-        evs = core.events() if sink is not None else None
+        evs = None if sink is None else core.events()
         if evs:
-            sink(evs)  # type: ignore[misc]  # not None when evs is
+            sink(evs)  # type: ignore[misc]  # evs is None when sink is
         if not cmds and not out and not evs:
             return
 

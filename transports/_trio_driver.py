@@ -206,47 +206,36 @@ class TrioDriver(EventLoopDriver):
 
     async def _connection(self, conn: _Conn) -> None:
         host, port = conn.host, conn.port
+        bad = bad_address(host, port)
         with conn.scope:
-            bad = bad_address(host, port)
-            if bad is not None:
-                self._lost(conn, bad, raw=True)
-                return
             try:
+                if bad is not None:
+                    raise bad
                 if self.token_cache is not None:
                     await self.token_cache.refresh()  # async OAUTHBEARER provider: a fresh token per connection
-                tcp = await trio.open_tcp_stream(host, port)
-                if self.ssl_context is None:
-                    conn.stream = tcp
-                else:
-                    conn.stream = tls = trio.SSLStream(tcp, self.ssl_context, server_hostname=host)
+                conn.stream = await trio.open_tcp_stream(host, port)
+                if self.ssl_context is not None:
+                    conn.stream = tls = trio.SSLStream(conn.stream, self.ssl_context, server_hostname=host)
                     await tls.do_handshake()
             except (OSError, trio.BrokenResourceError) as exc:  # ssl.SSLError is an OSError
-                if conn.stream is not None:
-                    await trio.aclose_forcefully(conn.stream)
                 self._lost(conn, connect_failure(exc))
-                return
-            except Exception as exc:  # UnicodeError from the IDNA codec, ValueError...
-                if conn.stream is not None:
-                    await trio.aclose_forcefully(conn.stream)
-                self._lost(conn, resolve_failure(exc, host, port), raw=True)
-                return
-            if conn.closed_by_us:
-                await trio.aclose_forcefully(conn.stream)
-                return
-            try:
-                self.core.connection_made(conn.node_id, self.now())
-            except Exception as exc:
-                self.crash(exc)
-                await trio.aclose_forcefully(conn.stream)
-                return
-            self.kick()
-            try:
-                async with trio.open_nursery() as n:
-                    n.start_soon(self._writer, conn)
-                    await self._reader(conn)
+            except Exception as exc:  # UnicodeError from the IDNA codec, ValueError, a bad port...
+                self._lost(conn, exc if exc is bad else resolve_failure(exc, host, port), raw=True)
+            else:
+                if not conn.closed_by_us:
+                    try:
+                        self.core.connection_made(conn.node_id, self.now())
+                    except Exception as exc:
+                        self.crash(exc)
+                    else:
+                        self.kick()
+                        async with trio.open_nursery() as n:
+                            n.start_soon(self._writer, conn)
+                            await self._reader(conn)
             finally:
-                with trio.CancelScope(shield=True):
-                    await trio.aclose_forcefully(conn.stream)
+                if conn.stream is not None:
+                    with trio.CancelScope(shield=True):
+                        await trio.aclose_forcefully(conn.stream)
 
     async def _reader(self, conn: _Conn) -> None:
         assert conn.stream is not None
