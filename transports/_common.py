@@ -30,6 +30,7 @@ __all__ = [
     "FACADE_OPTIONS",
     "Delivery",
     "FacadeOptions",
+    "PRODUCER_DRIVER",
     "auth_failure",
     "crash_producer",
     "crashed_error",
@@ -653,6 +654,11 @@ def crash_producer(core: Any, exc: BaseException, now: float) -> None:
         dispatch_events(core.events())
     except Exception:
         log.exception("abort after the crash failed")
+
+
+#: How a producer facade's event-loop driver treats its core: events resolve
+#: the delivery tokens, a crash fails every pending record.
+PRODUCER_DRIVER: dict[str, Any] = {"sink": dispatch_events, "on_crash": crash_producer, "what": "the producer's driver"}
 
 
 def make_core(config: ProducerConfig, now: float, security: Security | None = None) -> Any:

@@ -23,7 +23,7 @@ from kproto.consumer.core import Pending
 from kproto.errors import IllegalStateError, KafkaTimeoutError
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import timeout_error
-from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps, crash_consumer
+from transports._consumer_sync import CONSUMER_DRIVER, ConsumerFacadeBase, _tp, _tps
 
 __all__ = ["AsyncConsumerBase", "KafkaConsumer"]
 
@@ -275,9 +275,7 @@ class KafkaConsumer(AsyncConsumerBase):
             self._core,
             self._loop,
             self._security,
-            sink=None,
-            on_crash=crash_consumer,
-            what="the consumer's driver",
+            **CONSUMER_DRIVER,
         )
 
     async def start(self) -> None:

@@ -36,7 +36,7 @@ from transports._common import auth_failure, crashed_error, timeout_error
 from transports._selector import SelectorDriver
 from transports._tls import Security, client_security_kwargs, security_from_configs
 
-__all__ = ["ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver", "crash_consumer"]
+__all__ = ["CONSUMER_DRIVER", "ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver", "crash_consumer"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,10 @@ def crash_consumer(core: Any, exc: BaseException, now: float) -> None:
             client.close(now)
     except Exception:
         log.exception("closing the client after the crash failed")
+
+#: How a consumer facade's event-loop driver treats its core: its events are
+#: not read, a crash fails what the client has pending.
+CONSUMER_DRIVER: dict[str, Any] = {"sink": None, "on_crash": crash_consumer, "what": "the consumer's driver"}
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ trio streams), and its loop sleeps until the timer or a wake-up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kproto import driving
@@ -24,13 +24,13 @@ if TYPE_CHECKING:
 __all__ = ["IO", "Driven", "EventLoopDriver", "Sink", "pump"]
 
 #: Takes a batch of core events (delivery reports...); None: the core's events are not read.
-Sink = Callable[[list[object]], object]
+Sink = Callable[[Sequence[object]], object]
 
 
 class Driven(driving.Driven, Protocol):
     """A core a transport drives: :class:`kproto.driving.Driven` plus its events."""
 
-    def events(self) -> list[object]:
+    def events(self) -> Sequence[object]:
         """Events since the last call (drains them)."""
 
 

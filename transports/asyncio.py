@@ -25,12 +25,11 @@ from kproto.errors import (
 )
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import (
+    PRODUCER_DRIVER,
     AsyncProducerBase,
     Delivery,
     RecordMetadata,
-    crash_producer,
     crashed_error,
-    dispatch_events,
     make_core,
     split_configs,
     wait_for_topic_async,
@@ -140,9 +139,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             core,
             loop,
             self._options.security,
-            sink=dispatch_events,
-            on_crash=crash_producer,
-            what="the producer's driver",
+            **PRODUCER_DRIVER,
         )
         self._driver.start("kproto-producer")
         await asyncio.sleep(0)

@@ -50,7 +50,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -430,7 +430,7 @@ class _IOLoop(SelectorDriver):
         # sleeping False (and rang no bell) is seen here.
         return bool((self.inbox and not self.blocked) or self.urgent)
 
-    def _delivered(self, evs: list[Any]) -> None:
+    def _delivered(self, evs: Sequence[Any]) -> None:
         """The sink: complete the futures, give back their reserved bytes, take more records."""
         dispatch_events(evs)
         freed = 0

@@ -32,12 +32,11 @@ from kproto.errors import (
     KafkaTimeoutError,
 )
 from transports._common import (
+    PRODUCER_DRIVER,
     AsyncProducerBase,
     Delivery,
     RecordMetadata,
-    crash_producer,
     crashed_error,
-    dispatch_events,
     make_core,
     split_configs,
     wait_for_topic_async,
@@ -150,9 +149,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             nursery,
             self._options.security,
             clock=clock,
-            sink=dispatch_events,
-            on_crash=crash_producer,
-            what="the producer's driver",
+            **PRODUCER_DRIVER,
         )
         nursery.start_soon(self._driver.run, name="kproto-producer")
         await trio.lowlevel.checkpoint()
