@@ -56,9 +56,14 @@ def crash_consumer(core: Any, exc: BaseException, now: float) -> None:
     except Exception:
         log.exception("closing the client after the crash failed")
 
+def _drop_events(events: object) -> None:
+    """The consumer drivers' sink: the facades report commits through ``Pending``, so
+    ``CommitCompleted`` events are read only to keep the core's list from growing."""
+
+
 #: How a consumer facade's event-loop driver treats its core: its events are
-#: not read, a crash fails what the client has pending.
-CONSUMER_DRIVER: dict[str, Any] = {"sink": None, "on_crash": crash_consumer, "what": "the consumer's driver"}
+#: drained and dropped, a crash fails what the client has pending.
+CONSUMER_DRIVER: dict[str, Any] = {"sink": _drop_events, "on_crash": crash_consumer, "what": "the consumer's driver"}
 
 T = TypeVar("T")
 
@@ -296,7 +301,7 @@ class KafkaConsumer(ConsumerFacadeBase):
         self._bg_stop = False
         self._setup((), configs, time.monotonic)
         self._driver = SelectorDriver(
-            self._core, self._clock, self._ssl_context, on_crash=crash_consumer
+            self._core, self._clock, self._ssl_context, sink=_drop_events, on_crash=crash_consumer
         )
         if topics:
             self.subscribe(list(topics))
