@@ -13,13 +13,14 @@ events, so a record's offset is ``base_offset + its index in event.tokens``;
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from kproto.errors import IllegalStateError, KafkaTimeoutError, MessageSizeTooLargeError
+from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from transports._tls import SECURITY_OPTIONS, Security, client_security_kwargs, security_from_configs
 
 if TYPE_CHECKING:
@@ -29,7 +30,9 @@ __all__ = [
     "FACADE_OPTIONS",
     "Delivery",
     "FacadeOptions",
+    "PRODUCER_DRIVER",
     "auth_failure",
+    "crash_producer",
     "crashed_error",
     "last_error",
     "timeout_error",
@@ -43,6 +46,8 @@ __all__ = [
     "wait_for_topic_async",
     "split_configs",
 ]
+
+log = logging.getLogger("transports")
 
 Serializer = Callable[[Any], Any]
 _D = TypeVar("_D", bound="Delivery")
@@ -639,6 +644,21 @@ def crashed_error(what: str, exc: BaseException) -> IllegalStateError:
     error = IllegalStateError(f"{what} crashed: {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error
+
+
+def crash_producer(core: Any, exc: BaseException, now: float) -> None:
+    """A producer driver died of ``exc`` (a bug): log it, fail every pending record at once."""
+    log.error("kproto producer driver crashed", exc_info=exc)
+    try:
+        core.abort(now, KafkaError(f"producer driver crashed: {exc!r}"))
+        dispatch_events(core.events())
+    except Exception:
+        log.exception("abort after the crash failed")
+
+
+#: How a producer facade's event-loop driver treats its core: events resolve
+#: the delivery tokens, a crash fails every pending record.
+PRODUCER_DRIVER: dict[str, Any] = {"sink": dispatch_events, "on_crash": crash_producer, "what": "the producer's driver"}
 
 
 def make_core(config: ProducerConfig, now: float, security: Security | None = None) -> Any:

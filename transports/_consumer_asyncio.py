@@ -15,18 +15,15 @@ reuses it with its own driver.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 from kproto.consumer import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 from kproto.consumer.core import Pending
-from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
-from transports._asyncio_conn import AsyncioConnections, BrokerProtocol
-from transports._common import crashed_error, timeout_error
-from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps, crash_consumer
-from transports._tls import AsyncTokenCache
+from transports._asyncio_driver import AsyncioDriver
+from transports._common import timeout_error
+from transports._consumer_sync import CONSUMER_DRIVER, ConsumerFacadeBase, _tp, _tps
 
 __all__ = ["AsyncConsumerBase", "KafkaConsumer"]
 
@@ -264,124 +261,6 @@ class AsyncConsumerBase(ConsumerFacadeBase):
         self._kick()
 
 
-class _Driver(AsyncioConnections):
-    """Drives a core on the running asyncio loop (one task)."""
-
-    def __init__(
-        self,
-        core: Driven,
-        loop: asyncio.AbstractEventLoop,
-        ssl_context: ssl.SSLContext | None = None,
-        token_cache: AsyncTokenCache | None = None,
-    ) -> None:
-        self.core = core
-        self.loop = loop
-        #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
-        self.ssl_context = ssl_context
-        #: An async OAUTHBEARER provider, refreshed before each connection.
-        self.token_cache = token_cache
-        self.conns: dict[int, BrokerProtocol] = {}
-        self._connecting: dict[int, asyncio.Task[None]] = {}
-        self._wake = asyncio.Event()
-        self._progress = asyncio.Event()
-        self._stop = False
-        self.task: asyncio.Task[None] | None = None
-        #: What killed the driver task (a bug); every later call names it.
-        self.crashed: BaseException | None = None
-
-    def kick(self) -> None:
-        """Wake the driver task."""
-        self._wake.set()
-
-    def crash(self, exc: BaseException) -> None:
-        """The core raised (a bug): stop, fail what the client has pending, make calls raise."""
-        if self.crashed is None:
-            self.crashed = exc
-            crash_consumer(self.core, exc, self.loop.time())
-        self.stop()
-
-    async def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
-        deadline = None if timeout is None else self.loop.time() + timeout
-        while not done():
-            if self.crashed is not None:
-                raise crashed_error("the consumer's driver", self.crashed)
-            if self.task is None or self.task.done():
-                raise IllegalStateError("the consumer's driver is not running; use 'async with' or start()")
-            self._progress.clear()
-            if deadline is None:
-                await self._progress.wait()
-                continue
-            left = deadline - self.loop.time()
-            if left <= 0:
-                return done()
-            try:
-                await asyncio.wait_for(self._progress.wait(), left)
-            except asyncio.TimeoutError:
-                return done()
-        return True
-
-    async def run(self) -> None:
-        loop = self.loop
-        core = self.core
-        try:
-            while not self._stop:
-                now = loop.time()
-                timer = core.get_timer()
-                if timer is not None and timer <= now:
-                    core.handle_timer(now)
-                self.flush()
-                self._progress.set()
-                if self._stop:
-                    break
-                timer = core.get_timer()
-                self._wake.clear()
-                if timer is None:
-                    await self._wake.wait()
-                else:
-                    delay = timer - loop.time()
-                    if delay > 0:
-                        try:
-                            await asyncio.wait_for(self._wake.wait(), delay)
-                        except asyncio.TimeoutError:
-                            pass
-                    else:
-                        await asyncio.sleep(0)  # a due timer never starves the loop
-        except Exception as exc:
-            self.crash(exc)
-        finally:
-            self.shutdown()
-
-    def flush(self) -> None:
-        """Carry out commands and write bytes until the core has nothing more."""
-        core = self.core
-        for _ in range(8):
-            cmds = core.commands()
-            for cmd in cmds:
-                if type(cmd) is Connect:
-                    self._connecting[cmd.node_id] = self.loop.create_task(self._connect(cmd))
-                elif type(cmd) is Close:
-                    self._close(cmd.node_id)
-            out = core.data_to_send()
-            for node_id, data in out:
-                proto = self.conns.get(node_id)
-                if proto is not None and proto.transport is not None:
-                    proto.transport.write(data)
-            if not cmds and not out:
-                break
-
-    def stop(self) -> None:
-        self._stop = True
-        self.kick()
-
-    def shutdown(self) -> None:
-        for task in list(self._connecting.values()):
-            task.cancel()
-        self._connecting.clear()
-        for node_id in list(self.conns):
-            self._close(node_id)
-        self._progress.set()
-
-
 class KafkaConsumer(AsyncConsumerBase):
     """Consume records on asyncio: ``async with KafkaConsumer(*topics, **configs) as c``.
 
@@ -392,13 +271,18 @@ class KafkaConsumer(AsyncConsumerBase):
     def __init__(self, *topics: str, **configs: Any) -> None:
         self._loop = asyncio.get_running_loop()
         self._setup(topics, configs, self._loop.time, allow_async_provider=True)
-        self._driver = _Driver(self._core, self._loop, self._ssl_context, self._security.token_cache)
+        self._driver = AsyncioDriver(
+            self._core,
+            self._loop,
+            self._security,
+            **CONSUMER_DRIVER,
+        )
 
     async def start(self) -> None:
         """Start the driver task (idempotent)."""
         self._check_open()
         if self._driver.task is None:
-            self._driver.task = self._loop.create_task(self._driver.run())
+            self._driver.start("kproto-consumer")
 
     def _require_running(self) -> None:
         if self._driver.task is None:
@@ -408,7 +292,7 @@ class KafkaConsumer(AsyncConsumerBase):
         self._driver.kick()
 
     def _flush(self) -> None:
-        self._driver.flush()
+        self._driver.pump()
         self._driver.kick()
 
     async def _checkpoint(self) -> None:
@@ -430,7 +314,7 @@ class KafkaConsumer(AsyncConsumerBase):
                 driver.kick()
                 timeout = 30.0 if timeout_ms is None else timeout_ms / 1000
                 await driver.run_until(lambda: p.done, timeout)
-                driver.flush()
+                driver.pump()
         finally:
             self._closed = True
             driver.stop()

@@ -14,11 +14,8 @@ handling and the calls that never wait.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import logging
-import selectors
-import socket
 import ssl
 import threading
 import time
@@ -34,20 +31,12 @@ from kproto.consumer import (
     TopicPartition,
 )
 from kproto.consumer.core import ConsumerCore, Pending
-from kproto.driving import Close, Connect, Driven
 from kproto.errors import IllegalStateError, KafkaTimeoutError
 from transports._common import auth_failure, crashed_error, timeout_error
-from transports._sockets import feed, start_connect
-from transports._tls import (
-    Security,
-    TLSSession,
-    client_security_kwargs,
-    closed_error,
-    security_from_configs,
-    tls_failure,
-)
+from transports._selector import SelectorDriver
+from transports._tls import Security, client_security_kwargs, security_from_configs
 
-__all__ = ["ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver", "crash_consumer"]
+__all__ = ["CONSUMER_DRIVER", "ConsumerFacadeBase", "KafkaConsumer", "SelectorDriver", "crash_consumer"]
 
 log = logging.getLogger(__name__)
 
@@ -67,306 +56,19 @@ def crash_consumer(core: Any, exc: BaseException, now: float) -> None:
     except Exception:
         log.exception("closing the client after the crash failed")
 
+def _drop_events(events: object) -> None:
+    """The consumer drivers' sink: the facades report commits through ``Pending``, so
+    ``CommitCompleted`` events are read only to keep the core's list from growing."""
+
+
+#: How a consumer facade's event-loop driver treats its core: its events are
+#: drained and dropped, a crash fails what the client has pending.
+CONSUMER_DRIVER: dict[str, Any] = {"sink": _drop_events, "on_crash": crash_consumer, "what": "the consumer's driver"}
+
 T = TypeVar("T")
 
-#: Bytes asked of ``recv`` at once: a fetch response is often megabytes, so a
-#: large read means fewer syscalls; 1 MiB keeps one read's copy cheap.
-_RECV_SIZE: Final = 1 << 20
-#: Reads per readable socket per loop round before other sockets get a turn.
-_READS_PER_ROUND: Final = 8
 #: kafka-python's ``default_api_timeout_ms``: bound of calls given no timeout.
 _DEFAULT_API_TIMEOUT: Final = 60.0
-
-
-class _Conn:
-    __slots__ = ("connecting", "host", "node_id", "out", "plain", "port", "sock", "tcp_up", "tls")
-
-    def __init__(self, node_id: int, sock: socket.socket, host: str, port: int) -> None:
-        self.node_id = node_id
-        self.sock = sock
-        self.host = host
-        self.port = port
-        #: Raw bytes to write (ciphertext with TLS).
-        self.out = bytearray()
-        #: Not reported to the core yet (TCP connect, then the TLS handshake, under way).
-        self.connecting = True
-        #: The TCP connect finished.
-        self.tcp_up = False
-        #: The TLS session, None without TLS.
-        self.tls: TLSSession | None = None
-        #: Plaintext the core sent before the TLS handshake finished (encrypted after it).
-        self.plain = bytearray()
-
-
-class SelectorDriver:
-    """Runs any :class:`~kproto.driving.Driven` core over non-blocking sockets, in the caller's thread.
-
-    With ``ssl_context`` every connection is TLS: an ``SSLObject`` over memory
-    buffers (:class:`~transports._tls.TLSSession`) whose handshake runs in this
-    loop; the core hears ``connection_made`` once it is done, and a certificate
-    that does not verify is reported as a ``TLSAuthenticationError``.
-    """
-
-    def __init__(
-        self,
-        core: Driven,
-        clock: Callable[[], float] = time.monotonic,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.core = core
-        self.clock = clock
-        self.ssl_context = ssl_context
-        self._sel = selectors.DefaultSelector()
-        self._conns: dict[int, _Conn] = {}
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
-        #: What a loop round died of (a bug in the core or here); later rounds raise it at once.
-        self.crashed: BaseException | None = None
-
-    def enable_wakeup(self) -> None:
-        """Let another thread interrupt :meth:`run_once` with :meth:`wakeup`."""
-        if self._wake_r is None:
-            self._wake_r, self._wake_w = socket.socketpair()
-            self._wake_r.setblocking(False)
-            self._wake_w.setblocking(False)
-            self._sel.register(self._wake_r, selectors.EVENT_READ, None)
-
-    def wakeup(self) -> None:
-        """Make a :meth:`run_once` blocked in another thread return soon."""
-        w = self._wake_w
-        if w is not None:
-            try:
-                w.send(b"x")
-            except OSError:
-                pass  # the buffer is full: a wakeup is already pending
-
-    def flush(self, now: float) -> None:
-        """Carry out the core's commands and write what it has to send."""
-        core = self.core
-        for cmd in core.commands():
-            if isinstance(cmd, Connect):
-                self._connect(cmd, now)
-            elif isinstance(cmd, Close):
-                conn = self._conns.get(cmd.node_id)
-                if conn is not None:
-                    self._drop(conn)
-        for node_id, data in core.data_to_send():
-            conn = self._conns.get(node_id)
-            if conn is None:
-                continue
-            tls = conn.tls
-            if tls is not None:
-                if conn.connecting:
-                    conn.plain += data
-                    continue
-                data = tls.encrypt(data)
-            if conn.out or conn.connecting:
-                conn.out += data
-                continue
-            try:
-                n = conn.sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                n = 0
-            except OSError as exc:
-                self._lost(conn, exc, now)
-                continue
-            if n < len(data):
-                conn.out += memoryview(data)[n:]
-                self._sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
-
-    def run_once(self, timeout: float) -> None:
-        """One loop round: flush, wait for I/O up to ``timeout`` (or the core's timer), feed it.
-
-        Raises:
-            IllegalStateError: This round or an earlier one died of an
-                unexpected exception (named, and chained as ``__cause__``).
-        """
-        if self.crashed is not None:
-            raise crashed_error("the consumer's driver", self.crashed)
-        try:
-            self._round(timeout)
-        except Exception as exc:
-            self.crashed = exc
-            crash_consumer(self.core, exc, self.clock())
-            for conn in list(self._conns.values()):
-                self._drop(conn)
-            raise crashed_error("the consumer's driver", exc) from exc
-
-    def _round(self, timeout: float) -> None:
-        core = self.core
-        now = self.clock()
-        self.flush(now)
-        t = core.get_timer()
-        if t is not None:
-            timeout = min(timeout, max(0.0, t - now))
-        if self._conns or self._wake_r is not None:
-            ready = self._sel.select(max(0.0, timeout))
-        else:
-            if timeout > 0:
-                time.sleep(timeout)
-            ready = []
-        now = self.clock()
-        for key, mask in ready:
-            if key.data is None:
-                self._drain_wakeups()
-                continue
-            conn: _Conn = key.data
-            if self._conns.get(conn.node_id) is not conn:
-                continue
-            if not conn.tcp_up:
-                self._finish_connect(conn, now)
-                continue
-            if mask & selectors.EVENT_WRITE and conn.out:
-                self._write(conn, now)
-            if mask & selectors.EVENT_READ and self._conns.get(conn.node_id) is conn:
-                self._read(conn, now)
-        t = core.get_timer()
-        if t is not None and t <= now:
-            core.handle_timer(now)
-        self.flush(now)
-
-    def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
-        """Run rounds until ``done()`` or ``timeout`` seconds; returns ``done()``."""
-        deadline = None if timeout is None else self.clock() + timeout
-        while not done():
-            if deadline is None:
-                self.run_once(1.0)
-                continue
-            left = deadline - self.clock()
-            if left <= 0:
-                return done()
-            self.run_once(left)
-        return True
-
-    def _drain_wakeups(self) -> None:
-        assert self._wake_r is not None
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        """Close every socket (no ``connection_lost`` reports)."""
-        for conn in list(self._conns.values()):
-            self._drop(conn)
-        for sock in (self._wake_r, self._wake_w):
-            if sock is not None:
-                sock.close()
-        self._wake_r = self._wake_w = None
-        self._sel.close()
-
-    def _connect(self, cmd: Connect, now: float) -> None:
-        opened = start_connect(cmd.host, cmd.port, self.ssl_context)
-        if isinstance(opened, BaseException):
-            self.core.connection_lost(cmd.node_id, opened, now)
-            return
-        sock, tls, _ = opened  # connected at once or not, _finish_connect checks SO_ERROR
-        conn = _Conn(cmd.node_id, sock, cmd.host, cmd.port)
-        conn.tls = tls
-        self._conns[cmd.node_id] = conn
-        self._sel.register(sock, selectors.EVENT_WRITE, conn)
-
-    def _finish_connect(self, conn: _Conn, now: float) -> None:
-        err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self._lost(conn, OSError(err, errno.errorcode.get(err, "connect failed")), now)
-            return
-        conn.tcp_up = True
-        tls = conn.tls
-        if tls is None:
-            conn.connecting = False
-            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
-            self._sel.modify(conn.sock, want, conn)
-            self.core.connection_made(conn.node_id, now)
-            return
-        self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
-        try:
-            done = tls.do_handshake()
-        except ssl.SSLError as exc:
-            self._lost(conn, tls_failure(exc, conn.host, conn.port), now)
-            return
-        self._tls_progress(conn, done, now)
-
-    def _tls_progress(self, conn: _Conn, done: bool, now: float) -> None:
-        """Write what the TLS session has to send; report the connection once the handshake is done."""
-        tls = conn.tls
-        assert tls is not None
-        raw = tls.outgoing()
-        if done and conn.connecting:
-            conn.connecting = False
-            if conn.plain:
-                raw += tls.encrypt(conn.plain)
-                conn.plain.clear()
-            self.core.connection_made(conn.node_id, now)
-        if raw:
-            conn.out += raw
-            self._write(conn, now)
-
-    def _read(self, conn: _Conn, now: float) -> None:
-        sock = conn.sock
-        tls = conn.tls
-        for _ in range(_READS_PER_ROUND):
-            try:
-                data = sock.recv(_RECV_SIZE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self._lost(conn, closed_error(tls, exc, conn.host, conn.port), now)
-                return
-            if not data:
-                self._lost(conn, closed_error(tls, None, conn.host, conn.port), now)
-                return
-            more = len(data) == _RECV_SIZE
-            if tls is not None:
-                try:
-                    plain, closed = tls.receive(data)
-                except ssl.SSLError as exc:
-                    # TLS 1.3: a refused client certificate shows up here, after our handshake.
-                    error = exc if tls.received_data else tls_failure(exc, conn.host, conn.port)
-                    self._lost(conn, error, now)
-                    return
-                self._tls_progress(conn, tls.handshake_done, now)
-                if self._conns.get(conn.node_id) is not conn:
-                    return
-                if plain and (failed := feed(self.core, conn.node_id, plain, now)) is not None:
-                    self._lost(conn, failed, now)  # the core raised on these bytes: that connection goes
-                    return
-                if closed:
-                    if self._conns.get(conn.node_id) is conn:
-                        self._lost(conn, None, now)
-                    return
-            elif (failed := feed(self.core, conn.node_id, data, now)) is not None:
-                self._lost(conn, failed, now)
-                return
-            if not more or self._conns.get(conn.node_id) is not conn:
-                return
-
-    def _write(self, conn: _Conn, now: float) -> None:
-        try:
-            n = conn.sock.send(conn.out)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        except OSError as exc:
-            self._lost(conn, exc, now)
-            return
-        del conn.out[:n]
-        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
-        if self._sel.get_key(conn.sock).events != want:
-            self._sel.modify(conn.sock, want, conn)
-
-    def _lost(self, conn: _Conn, exc: BaseException | None, now: float) -> None:
-        self._drop(conn)
-        self.core.connection_lost(conn.node_id, exc, now)
-
-    def _drop(self, conn: _Conn) -> None:
-        if self._conns.get(conn.node_id) is conn:
-            del self._conns[conn.node_id]
-        try:
-            self._sel.unregister(conn.sock)
-        except (KeyError, ValueError):
-            pass
-        conn.sock.close()
 
 
 def _tp(tp: Any) -> TopicPartition:
@@ -598,7 +300,9 @@ class KafkaConsumer(ConsumerFacadeBase):
         self._bg: threading.Thread | None = None
         self._bg_stop = False
         self._setup((), configs, time.monotonic)
-        self._driver = SelectorDriver(self._core, self._clock, self._ssl_context)
+        self._driver = SelectorDriver(
+            self._core, self._clock, self._ssl_context, sink=_drop_events, on_crash=crash_consumer
+        )
         if topics:
             self.subscribe(list(topics))
         self._driver.flush(self._clock())

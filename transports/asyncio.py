@@ -14,36 +14,29 @@ handle`` gives the :class:`RecordMetadata`.
 from __future__ import annotations
 
 import asyncio
-import logging
-import ssl
-import time
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
-from kproto.driving import Close, Connect
 from kproto.errors import (
     Cancelled,
     IllegalStateError,
     KafkaError,
     KafkaTimeoutError,
 )
-from transports._asyncio_conn import AsyncioConnections, BrokerProtocol
+from transports._asyncio_driver import AsyncioDriver
 from transports._common import (
+    PRODUCER_DRIVER,
     AsyncProducerBase,
     Delivery,
     RecordMetadata,
     crashed_error,
-    dispatch_events,
     make_core,
     split_configs,
     wait_for_topic_async,
 )
-from transports._tls import AsyncTokenCache
 from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
-
-log = logging.getLogger(__name__)
 
 _BYTES_PER_READ = 256 * 1024
 
@@ -105,140 +98,6 @@ class DeliveryHandle(Delivery):
         return self._error
 
 
-class _Driver(AsyncioConnections):
-    """Drives a producer core on the running asyncio loop."""
-
-    def __init__(self, core: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self.core = core
-        self.loop = loop
-        #: ProducerCore.send_value (the send hot path), None for a core without it.
-        self.send_value: Callable[[str, bytes | None, bytes, int, object, float], bool] | None = getattr(
-            core, "send_value", None
-        )
-        #: The loop's clock. BaseEventLoop.time is ``time.monotonic()`` in a
-        #: Python method: call monotonic directly then (one frame less per
-        #: send); a loop with its own ``time`` (uvloop, a test clock) keeps it.
-        self.now: Callable[[], float] = (
-            time.monotonic if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time else loop.time
-        )
-        self.conns: dict[int, BrokerProtocol] = {}
-        self._connecting: dict[int, asyncio.Task[None]] = {}
-        #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
-        self.ssl_context: ssl.SSLContext | None = None
-        #: An async OAUTHBEARER provider, refreshed before each connection.
-        self.token_cache: AsyncTokenCache | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._progress: asyncio.Future[None] | None = None
-        self._stop = False
-        #: Waiting on ``_waiter`` and not kicked since: send() reads it to
-        #: skip the kick() call when the driver is awake already.
-        self.asleep = False
-        self.crashed: BaseException | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    def kick(self) -> None:
-        """Wake the driver task (cheap when it is already awake)."""
-        self.asleep = False
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    async def progress(self, deadline: float | None) -> bool:
-        """Wait for the driver's next iteration; False if ``deadline`` passed."""
-        if self._progress is None or self._progress.done():
-            self._progress = self.loop.create_future()
-        fut = self._progress
-        if deadline is None:
-            await asyncio.shield(fut)
-            return True
-        timeout = deadline - self.loop.time()
-        if timeout <= 0:
-            return False
-        done, _ = await asyncio.wait({fut}, timeout=timeout)
-        return bool(done)
-
-    def stop(self) -> None:
-        self._stop = True
-        self.kick()
-
-    async def run(self) -> None:
-        loop = self.loop
-        core = self.core
-        try:
-            while not self._stop:
-                now = loop.time()
-                timer = core.get_timer()
-                if timer is not None and timer <= now:
-                    core.handle_timer(now)
-                self.pump(now)
-                if self._stop:
-                    break
-                timer = core.get_timer()
-                self._waiter = loop.create_future()
-                self.asleep = True
-                handle = None
-                if timer is not None:
-                    handle = loop.call_at(timer, self.kick)
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
-                    self.asleep = False
-                    if handle is not None:
-                        handle.cancel()
-        except Exception as exc:
-            self.crash(exc)
-        finally:
-            self.shutdown()
-
-    def crash(self, exc: BaseException) -> None:
-        """A bug in the core or here: fail what is pending, stop, make later calls raise."""
-        if self.crashed is not None:
-            return
-        log.error("kproto producer driver crashed", exc_info=exc)
-        self.crashed = exc
-        try:
-            self.core.abort(self.loop.time(), KafkaError(f"producer driver crashed: {exc!r}"))
-            dispatch_events(self.core.events())
-        except Exception:
-            log.exception("abort after the crash failed")
-        self.stop()
-
-    def pump(self, now: float) -> None:
-        """Commands, bytes and events until the core has nothing more to say."""
-        core = self.core
-        for _ in range(8):
-            cmds = core.commands()
-            for cmd in cmds:
-                if type(cmd) is Connect:
-                    self._connecting[cmd.node_id] = self.loop.create_task(self._connect(cmd))
-                elif type(cmd) is Close:
-                    self._close(cmd.node_id)
-            out = core.data_to_send()
-            for node_id, data in out:
-                proto = self.conns.get(node_id)
-                if proto is not None and proto.transport is not None:
-                    proto.transport.write(data)
-            evs = core.events()
-            if evs:
-                dispatch_events(evs)
-            if not cmds and not out and not evs:
-                break
-        p = self._progress
-        if p is not None and not p.done():
-            p.set_result(None)
-
-    def shutdown(self) -> None:
-        for task in list(self._connecting.values()):
-            task.cancel()
-        self._connecting.clear()
-        for node_id in list(self.conns):
-            self._close(node_id)
-        p = self._progress
-        if p is not None and not p.done():
-            p.set_result(None)
-
-
 class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for asyncio, with the spec's options and method names.
 
@@ -262,7 +121,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     def __init__(self, **configs: Any) -> None:
         self._options, self.config = split_configs(configs, allow_async_provider=True)
         self._max_block = self.config.max_block_ms / 1000.0
-        self._driver: _Driver | None = None
+        self._driver: AsyncioDriver | None = None
         self._known_topics: set[str] = set()
         self._plain = self._options.key_serializer is None and self._options.value_serializer is None
         self._closed = False
@@ -276,15 +135,16 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             raise IllegalStateError("producer is closed")
         loop = asyncio.get_running_loop()
         core = self._make_core(self.config, loop.time(), **self._options.core_kwargs())
-        self._driver = _Driver(core, loop)
-        security = self._options.security
-        if security is not None:
-            self._driver.ssl_context = security.ssl_context
-            self._driver.token_cache = security.token_cache
-        self._driver.task = loop.create_task(self._driver.run(), name="kproto-producer")
+        self._driver = AsyncioDriver(
+            core,
+            loop,
+            self._options.security,
+            **PRODUCER_DRIVER,
+        )
+        self._driver.start("kproto-producer")
         await asyncio.sleep(0)
 
-    async def _running(self) -> _Driver:
+    async def _running(self) -> AsyncioDriver:
         if self._closed:
             raise IllegalStateError("producer is closed")
         if self._driver is None:
@@ -294,7 +154,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             raise crashed_error("the producer's driver", self._driver.crashed)
         return self._driver
 
-    async def _ensure_running(self) -> _Driver:
+    async def _ensure_running(self) -> AsyncioDriver:
         return await self._running()
 
     async def _checkpoint(self) -> None:
@@ -320,7 +180,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         handle = await self.send(topic, value, key, headers, partition, timestamp_ms)
         return await handle
 
-    async def _wait_for_topic(self, driver: _Driver, topic: str) -> set[int]:
+    async def _wait_for_topic(self, driver: AsyncioDriver, topic: str) -> set[int]:
         return await wait_for_topic_async(self, driver, topic, driver.loop.time)
 
     async def partitions_for(self, topic: str) -> set[int]:
@@ -356,7 +216,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             if driver.core.pending_count() == 0:
                 # Deliveries the core reported since the driver last ran must be
                 # resolved before flush returns.
-                driver.pump(loop.time())
+                driver.pump()
                 return
             if not await driver.progress(deadline):
                 raise KafkaTimeoutError(f"flush did not complete within {timeout}s")
@@ -392,13 +252,13 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             driver, None if flushed else KafkaTimeoutError(f"closed with records pending after {timeout}s")
         )
 
-    async def _finish(self, driver: _Driver, error: KafkaError | None) -> None:
+    async def _finish(self, driver: AsyncioDriver, error: KafkaError | None) -> None:
         now = driver.loop.time()
         if error is None:
             driver.core.close(now)
         else:
             driver.core.abort(now, error)
-        driver.pump(now)
+        driver.pump()
         driver.stop()
         if driver.task is not None:
             await asyncio.shield(driver.task)

@@ -45,19 +45,15 @@ the crash, at once.
 
 from __future__ import annotations
 
-import errno
 import logging
-import selectors
-import socket
 import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any
 
-from kproto.driving import Close, Connect
 from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError
 from transports._common import (
     Delivery,
@@ -70,8 +66,7 @@ from transports._common import (
     split_configs,
     timeout_error,
 )
-from transports._sockets import feed, start_connect
-from transports._tls import TLSSession, closed_error, tls_failure
+from transports._selector import SelectorDriver
 from transports._txn import SyncTransactions
 
 __all__ = ["FutureRecordMetadata", "KafkaProducer", "RecordMetadata"]
@@ -289,31 +284,18 @@ class _Op:
         self.error: BaseException | None = None
 
 
-class _Conn:
-    __slots__ = ("connecting", "host", "node_id", "out", "port", "sock", "tls")
+class _IOLoop(SelectorDriver):
+    core: Any  # a ProducerCore (or a test's stand-in)
 
-    def __init__(self, node_id: int, sock: socket.socket, host: str, port: int) -> None:
-        self.node_id = node_id
-        self.sock = sock
-        self.host = host
-        self.port = port
-        #: TCP connect (and TLS handshake) not finished: the core does not know it is open.
-        self.connecting = True
-        #: Raw bytes to write (ciphertext with TLS).
-        self.out = bytearray()
-        #: The TLS session, None without TLS.
-        self.tls: TLSSession | None = None
+    """The producer's I/O thread: a :class:`SelectorDriver` step loop plus the user threads' inbox.
 
-
-class _IOLoop:
-    """Drives any :class:`kproto.driving.Driven` core that also has ``send``/``events``.
-
-    Only ``run`` (on the I/O thread) touches ``core``; user threads talk to it
-    through ``inbox`` and ``cond``.
+    Only the I/O thread touches ``core``; user threads talk to it through
+    ``inbox`` (records and ordered ops), ``urgent`` (other ops) and ``cond``.
     """
 
-    def __init__(self, core: Any, name: str) -> None:
-        self.core = core
+    def __init__(self, core: Any, name: str, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1)
+        self.enable_wakeup()
         #: Hands queued records to the core in bulk (ProducerCore.send_many).
         self._send_many: Callable[[deque[Any], float, Callable[[Any, Exception], None]], bool] = getattr(
             core, "send_many", None
@@ -322,13 +304,11 @@ class _IOLoop:
         self.urgent: deque[_Op] = deque()
         self.cond = threading.Condition(threading.Lock())
         self.waiters = 0
-        self.sleeping = False
         self.blocked = False  # the core refused a record: its buffer is full
         self.stopped = False
-        #: The I/O thread crashed: set before pending records are failed, so a
-        #: sender woken by that failure already sees the producer closed.
-        self.crashed = False
-        #: Why the I/O thread crashed (later calls name it).
+        #: Why the I/O thread crashed (later calls name it); ``crashed`` is set
+        #: too, before pending records are failed, so a sender woken by that
+        #: failure already sees the producer closed.
         self.crash_cause: BaseException | None = None
         #: Bytes reserved by ``send()`` and not yet given back (delivered or failed).
         self.held = 0
@@ -337,28 +317,12 @@ class _IOLoop:
         self._stop_requested = False
         #: What records still queued when the thread stops fail with.
         self.close_error: KafkaError | None = None
-        self._wake_pending = False
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
-        self._conns: dict[int, _Conn] = {}
         self._polling: list[_Op] = []
-        #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
-        self.ssl_context: ssl.SSLContext | None = None
         self.thread = threading.Thread(target=self._run_guarded, name=name, daemon=True)
 
     # --- user-thread side ------------------------------------------------
 
-    def wake(self) -> None:
-        """Ring the bell so ``select`` returns (no-op if one is already pending)."""
-        if not self._wake_pending:
-            self._wake_pending = True
-            try:
-                self._wake_w.send(b"\0")
-            except (BlockingIOError, OSError):
-                pass
+    wake = SelectorDriver.wakeup
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
         """Wait on the shared condition until ``predicate()``; False on timeout.
@@ -433,8 +397,7 @@ class _IOLoop:
         try:
             self._run()
         except BaseException as exc:  # a bug in the core or here
-            self.crash_cause = exc
-            self.crashed = True
+            self.crash_cause = self.crashed = exc
             log.exception("producer I/O thread crashed")
             try:
                 self.core.abort(_monotonic(), KafkaError(f"producer I/O thread crashed: {exc!r}"))
@@ -445,102 +408,40 @@ class _IOLoop:
             self._shutdown()
 
     def _run(self) -> None:
-        core = self.core
         inbox = self.inbox
-        sel = self._sel
         while not self._stop_requested:
             now = _monotonic()
             while self.urgent:
                 self._run_op(self.urgent.popleft(), now)
             if inbox and not self.blocked:
                 self._drain_inbox(now)
-            self._flush_io(now)
             if self._polling:
+                self.flush()
                 self._poll_ops(now)
-                self._flush_io(now)
             if self._stop_requested:
+                self.flush()
                 break
-            timer = core.get_timer()
-            if inbox and not self.blocked:
-                timeout: float | None = 0.0
-            elif timer is None:
-                timeout = None
-            else:
-                timeout = max(0.0, timer - _monotonic())
-            if self._polling and (timeout is None or timeout > 0.05):
-                timeout = 0.05  # pending ops (flush...) are re-checked at least this often
-            self.sleeping = True
-            if (inbox and not self.blocked) or self.urgent:
-                timeout = 0.0
-            elif timeout is None or timeout > _MAX_SLEEP:
-                timeout = _MAX_SLEEP
-            ready = sel.select(timeout)
-            self.sleeping = False
-            now = _monotonic()
-            for key, mask in ready:
-                conn = key.data
-                if conn is None:
-                    # Drain first, then re-arm: a wake() between the two leaves
-                    # a byte behind (a spurious wake-up), never a lost one.
-                    try:
-                        while self._wake_r.recv(4096):
-                            pass
-                    except (BlockingIOError, OSError):
-                        pass
-                    self._wake_pending = False
-                elif conn.connecting and conn.tls is None:
-                    self._finish_connect(conn, now)
-                elif conn.connecting:  # TLS: TCP done or handshake under way
-                    if mask & selectors.EVENT_WRITE:
-                        if conn.tls.handshake_done or conn.out:
-                            self._write(conn, now)
-                        else:
-                            self._finish_connect(conn, now)
-                    if mask & selectors.EVENT_READ and conn.node_id in self._conns:
-                        self._read(conn, now)
-                else:
-                    if mask & selectors.EVENT_WRITE:
-                        self._write(conn, now)
-                    if mask & selectors.EVENT_READ and conn.node_id in self._conns:
-                        self._read(conn, now)
-            timer = core.get_timer()
-            if timer is not None and timer <= now:
-                core.handle_timer(now)
+            # Pending ops (flush...) are re-checked at least every 50 ms;
+            # otherwise the wake-up bell ends the sleep, _MAX_SLEEP is a safety net.
+            self.step(0.05 if self._polling else _MAX_SLEEP)
 
-    def _flush_io(self, now: float) -> None:
-        """Commands, bytes and events until the core has nothing more to say."""
-        core = self.core
-        for _ in range(8):
-            cmds = core.commands()
-            for cmd in cmds:
-                if type(cmd) is Connect:
-                    self._connect(cmd, now)
-                elif type(cmd) is Close:
-                    self._close_conn(cmd.node_id)
-            out = core.data_to_send()
-            for node_id, data in out:
-                conn = self._conns.get(node_id)
-                if conn is not None:
-                    tls = conn.tls
-                    conn.out += data if tls is None else tls.encrypt(data)
-            for node_id, _ in out:
-                conn = self._conns.get(node_id)
-                if conn is not None and conn.out and not conn.connecting:
-                    self._write(conn, now)
-            evs = core.events()
-            if evs:
-                dispatch_events(evs)
-                freed = 0
-                for ev in evs:
-                    freed += sum(map(_reserved, ev.tokens))
-                self.held -= freed
-                if self.blocked:
-                    self.blocked = False  # deliveries freed buffer space: try again
-                    if self.inbox and not self._stop_requested:
-                        self._drain_inbox(now)
-                self.notify()
-            if not cmds and not out and not evs:
-                return
+    def busy(self) -> bool:
+        # Read after ``sleeping`` is set: a sender that queued before it saw
+        # sleeping False (and rang no bell) is seen here.
+        return bool((self.inbox and not self.blocked) or self.urgent)
+
+    def _delivered(self, evs: Sequence[Any]) -> None:
+        """The sink: complete the futures, give back their reserved bytes, take more records."""
+        dispatch_events(evs)
+        freed = 0
+        for ev in evs:
+            freed += sum(map(_reserved, ev.tokens))
+        self.held -= freed
+        if self.blocked:
+            self.blocked = False  # deliveries freed buffer space: try again
+            if self.inbox and not self._stop_requested:
+                self._drain_inbox(_monotonic())
+        self.notify()
 
     def _drain_inbox(self, now: float) -> None:
         if self._stop_requested:
@@ -584,128 +485,7 @@ class _IOLoop:
         """Ask the I/O thread to exit after this iteration (from the I/O thread)."""
         self._stop_requested = True
 
-    # --- sockets -------------------------------------------------------------
-
-    def _connect(self, cmd: Connect, now: float) -> None:
-        # With TLS the socket carries an SSLObject over memory BIOs
-        # (transports/_tls.py): the handshake runs in this selector loop and
-        # connection_made is reported when it is done.
-        opened = start_connect(cmd.host, cmd.port, self.ssl_context)
-        if isinstance(opened, BaseException):
-            self.core.connection_lost(cmd.node_id, opened, now)
-            return
-        sock, tls, connected = opened
-        conn = _Conn(cmd.node_id, sock, cmd.host, cmd.port)
-        conn.tls = tls
-        self._conns[cmd.node_id] = conn
-        if connected and tls is None:
-            conn.connecting = False
-            self._sel.register(sock, selectors.EVENT_READ, conn)
-            self.core.connection_made(cmd.node_id, now)
-        elif connected:
-            self._sel.register(sock, selectors.EVENT_READ, conn)
-            self._tls_handshake(conn, now)
-        else:
-            self._sel.register(sock, selectors.EVENT_WRITE, conn)
-
-    def _finish_connect(self, conn: _Conn, now: float) -> None:
-        err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self._lost(conn, OSError(err, errno.errorcode.get(err, "connect failed")), now)
-            return
-        self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
-        if conn.tls is not None:
-            self._tls_handshake(conn, now)
-            return
-        conn.connecting = False
-        self.core.connection_made(conn.node_id, now)
-
-    def _tls_handshake(self, conn: _Conn, now: float) -> None:
-        """Advance the TLS handshake; report connection_made once it is done."""
-        tls = conn.tls
-        assert tls is not None
-        try:
-            done = tls.do_handshake()
-        except ssl.SSLError as exc:
-            self._lost(conn, tls_failure(exc, conn.host, conn.port), now)
-            return
-        self._tls_after(conn, done, now)
-
-    def _tls_after(self, conn: _Conn, done: bool, now: float) -> None:
-        tls = conn.tls
-        assert tls is not None
-        raw = tls.outgoing()
-        if raw:
-            conn.out += raw
-            self._write(conn, now)
-            if conn.node_id not in self._conns:
-                return
-        if done and conn.connecting:
-            conn.connecting = False
-            self.core.connection_made(conn.node_id, now)
-
-    def _read(self, conn: _Conn, now: float) -> None:
-        try:
-            data = conn.sock.recv(_RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._lost(conn, closed_error(conn.tls, exc, conn.host, conn.port), now)
-            return
-        if not data:
-            self._lost(conn, closed_error(conn.tls, None, conn.host, conn.port), now)
-            return
-        tls = conn.tls
-        if tls is not None:
-            try:
-                data, closed = tls.receive(data)
-            except ssl.SSLError as exc:
-                self._lost(conn, exc if tls.received_data else tls_failure(exc, conn.host, conn.port), now)
-                return
-            self._tls_after(conn, tls.handshake_done, now)
-            if conn.node_id not in self._conns:
-                return
-            if data and (failed := feed(self.core, conn.node_id, data, now)) is not None:
-                self._lost(conn, failed, now)  # the core raised on these bytes: that connection goes
-            elif closed:
-                self._lost(conn, None, now)
-            return
-        if (failed := feed(self.core, conn.node_id, data, now)) is not None:
-            self._lost(conn, failed, now)
-
-    def _write(self, conn: _Conn, now: float) -> None:
-        try:
-            n = conn.sock.send(conn.out)
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        except OSError as exc:
-            self._lost(conn, exc, now)
-            return
-        del conn.out[:n]
-        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
-        if self._sel.get_key(conn.sock).events != want:
-            self._sel.modify(conn.sock, want, conn)
-
-    def _lost(self, conn: _Conn, exc: BaseException | None, now: float) -> None:
-        self._drop(conn)
-        self.core.connection_lost(conn.node_id, exc, now)
-
-    def _close_conn(self, node_id: int) -> None:
-        conn = self._conns.get(node_id)
-        if conn is not None:
-            self._drop(conn)
-
-    def _drop(self, conn: _Conn) -> None:
-        self._conns.pop(conn.node_id, None)
-        try:
-            self._sel.unregister(conn.sock)
-        except (KeyError, ValueError):
-            pass
-        conn.sock.close()
-
     def _shutdown(self) -> None:
-        for conn in list(self._conns.values()):
-            self._drop(conn)
         leftovers = [item for item in self.inbox if type(item) is tuple]
         self.inbox.clear()
         error = self.close_error or IllegalStateError("producer closed before the record was sent")
@@ -715,9 +495,7 @@ class _IOLoop:
             op.error = IllegalStateError("producer closed")
             op.done = True
         self._polling = []
-        self._sel.close()
-        self._wake_r.close()
-        self._wake_w.close()
+        self.close()
         with self.cond:
             self.stopped = True
             self.cond.notify_all()
@@ -742,10 +520,13 @@ class KafkaProducer(SyncTransactions):
         self._options, self.config = split_configs(configs)
         self._max_block = self.config.max_block_ms / 1000.0
         self._core = self._make_core(self.config, _monotonic(), **self._options.core_kwargs())
-        self._loop = _IOLoop(self._core, name=f"kproto-producer-{id(self):x}")
-        self._loop.limit = self.config.buffer_memory
         security = self._options.security
-        self._loop.ssl_context = security.ssl_context if security is not None else None
+        self._loop = _IOLoop(
+            self._core,
+            name=f"kproto-producer-{id(self):x}",
+            ssl_context=security.ssl_context if security is not None else None,
+        )
+        self._loop.limit = self.config.buffer_memory
         self._known_topics: set[str] = set()
         self._plain = self._options.key_serializer is None and self._options.value_serializer is None
         self._transactional = self.config.transactional_id is not None
@@ -788,7 +569,7 @@ class KafkaProducer(SyncTransactions):
             Exception: Whatever a serializer raised.
         """
         loop = self._loop
-        if self._closed or loop.stopped or loop.crashed:
+        if self._closed or loop.stopped or loop.crashed is not None:
             raise loop.closed_error("KafkaProducer (send())")
         if self._transactional:  # transactions: only inside one
             self._core.check_transactional_send()
@@ -996,7 +777,7 @@ class KafkaProducer(SyncTransactions):
                     )
                     core.abort(now, loop.close_error)
                 loop.request_stop()  # first: records still queued are failed, not sent
-                loop._flush_io(now)
+                loop.flush()
                 return None
 
             try:

@@ -19,16 +19,12 @@ or ``await handle`` leaves the producer usable.
 
 from __future__ import annotations
 
-import logging
-import ssl
-import time
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from types import TracebackType
 from typing import Any
 
 import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py.typed
 
-from kproto.driving import Close, Connect
 from kproto.errors import (
     Cancelled,
     IllegalStateError,
@@ -36,44 +32,19 @@ from kproto.errors import (
     KafkaTimeoutError,
 )
 from transports._common import (
+    PRODUCER_DRIVER,
     AsyncProducerBase,
     Delivery,
     RecordMetadata,
     crashed_error,
-    dispatch_events,
     make_core,
     split_configs,
     wait_for_topic_async,
 )
-from transports._sockets import bad_address, connect_failure, feed, resolve_failure
-from transports._tls import AsyncTokenCache, lost_error
+from transports._trio_driver import TrioDriver, core_clock
 from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
-
-log = logging.getLogger(__name__)
-
-_BYTES_PER_READ = 256 * 1024
-
-_SystemClock: type | None
-try:  # trio's default clock: ``offset + time.perf_counter()``, offset fixed (a frozen attrs class)
-    from trio._core._run import SystemClock as _SystemClock
-except ImportError:  # pragma: no cover - a trio without it: always read the run's clock
-    _SystemClock = None
-
-
-def _core_clock() -> tuple[Callable[[], float], float]:
-    """The clock the core runs on, and what to add to its times to get trio's.
-
-    Under trio's default clock that is ``time.perf_counter`` (a C call, no
-    Python frame per send) and the clock's offset; under any other clock
-    (``MockClock``, autojump) it is the run's clock itself, offset 0.
-    """
-    clock = trio.lowlevel.current_clock()
-    if _SystemClock is not None and type(clock) is _SystemClock:
-        return time.perf_counter, float(getattr(clock, "offset"))  # noqa: B009 - Clock declares no offset
-    return clock.current_time, 0.0
-
 
 class DeliveryHandle(Delivery):
     """Awaitable outcome of one record: ``await handle`` → :class:`RecordMetadata`.
@@ -132,243 +103,6 @@ class DeliveryHandle(Delivery):
         return self._error
 
 
-class _Conn:
-    __slots__ = ("closed_by_us", "got_data", "has_data", "host", "node_id", "out", "port", "scope", "stream")
-
-    def __init__(self, node_id: int, host: str = "", port: int = 0) -> None:
-        self.node_id = node_id
-        self.host = host
-        self.port = port
-        self.stream: trio.abc.Stream | None = None
-        self.scope = trio.CancelScope()
-        #: Bytes arrived (a TLS error before that is an authentication failure).
-        self.got_data = False
-        #: Bytes the writer has yet to take, in order (joined only when more than one).
-        self.out: list[bytes] = []
-        self.has_data = trio.Event()
-        self.closed_by_us = False
-
-
-class _Driver:
-    """Drives a producer core from tasks in one nursery."""
-
-    def __init__(
-        self, core: Any, nursery: trio.Nursery, clock: tuple[Callable[[], float], float] | None = None
-    ) -> None:
-        self.core = core
-        self.nursery = nursery
-        #: ProducerCore.send_value (the send hot path), None for a core without it.
-        self.send_value: Callable[[str, bytes | None, bytes, int, object, float], bool] | None = getattr(
-            core, "send_value", None
-        )
-        self.conns: dict[int, _Conn] = {}
-        self._wake = trio.Event()
-        #: No kick since the driver last woke: the next kick sets the event
-        #: (send() reads it to skip the call when the driver is awake already).
-        self.asleep = True
-        #: The core's clock: every ``now`` fed to the core comes from it (see
-        #: _core_clock). A core time plus ``offset`` is a trio time.
-        self.now: Callable[[], float]
-        self.offset: float
-        self.now, self.offset = clock if clock is not None else _core_clock()
-        self._progress = trio.Event()
-        self.stopping = False
-        self.stopped = trio.Event()
-        self.crashed: BaseException | None = None
-        #: Wrap connections in TLS with this context (``security_protocol`` SSL/SASL_SSL).
-        self.ssl_context: ssl.SSLContext | None = None
-        #: An async OAUTHBEARER provider, refreshed before each connection.
-        self.token_cache: AsyncTokenCache | None = None
-
-    def kick(self) -> None:
-        """Wake the driver task (a flag check when it is already awake)."""
-        if self.asleep:
-            self.asleep = False
-            self._wake.set()
-
-    async def progress(self, deadline: float) -> bool:
-        """Wait for the driver's next iteration; False if ``deadline`` (core clock, ``now``) passed."""
-        ev = self._progress
-        with trio.move_on_at(deadline + self.offset):
-            await ev.wait()
-            return True
-        return False
-
-    async def run(self) -> None:
-        core = self.core
-        clock = self.now
-        try:
-            while not self.stopping:
-                now = clock()
-                timer = core.get_timer()
-                if timer is not None and timer <= now:
-                    core.handle_timer(now)
-                self.pump(now)
-                if self.stopping:
-                    break
-                timer = core.get_timer()
-                if not self._wake.is_set():
-                    with trio.move_on_at(timer + self.offset if timer is not None else float("inf")):
-                        await self._wake.wait()
-                else:
-                    await trio.lowlevel.checkpoint()
-                self._wake = trio.Event()
-                self.asleep = True
-        except Exception as exc:
-            self.crash(exc)
-        finally:
-            self.shutdown()
-
-    def crash(self, exc: BaseException) -> None:
-        """A bug in the core or here: fail what is pending, stop, make later calls raise."""
-        if self.crashed is not None:
-            return
-        log.error("kproto producer driver crashed", exc_info=exc)
-        self.crashed = exc
-        try:
-            self.core.abort(self.now(), KafkaError(f"producer driver crashed: {exc!r}"))
-            dispatch_events(self.core.events())
-        except Exception:
-            log.exception("abort after the crash failed")
-        self.stopping = True
-        self.kick()
-
-    def pump(self, now: float) -> None:
-        """Commands, bytes and events until the core has nothing more to say."""
-        core = self.core
-        for _ in range(8):
-            cmds = core.commands()
-            for cmd in cmds:
-                if type(cmd) is Connect:
-                    new = _Conn(cmd.node_id, cmd.host, cmd.port)
-                    self.conns[cmd.node_id] = new
-                    self.nursery.start_soon(self._connection, new, cmd.host, cmd.port)
-                elif type(cmd) is Close:
-                    self._close(cmd.node_id)
-            out = core.data_to_send()
-            for node_id, data in out:
-                conn = self.conns.get(node_id)
-                if conn is not None:
-                    conn.out.append(data)
-                    conn.has_data.set()
-            evs = core.events()
-            if evs:
-                dispatch_events(evs)
-            if not cmds and not out and not evs:
-                break
-        self._progress.set()
-        self._progress = trio.Event()
-
-    def _lost(self, conn: _Conn, exc: BaseException | None, *, raw: bool = False) -> None:
-        """Report ``conn`` lost (``exc`` mapped by ``lost_error`` unless ``raw``); a core raise is a crash."""
-        if conn.closed_by_us:
-            return
-        if not raw:
-            # trio wraps the ssl error (BrokenResourceError from SSLError); TLS 1.3
-            # reports a refused client certificate on the first read.
-            exc = lost_error(exc, conn.host, conn.port, tls=self.ssl_context is not None, got_data=conn.got_data)
-        conn.closed_by_us = True
-        if self.conns.get(conn.node_id) is conn:
-            del self.conns[conn.node_id]
-        conn.scope.cancel()
-        try:
-            self.core.connection_lost(conn.node_id, exc, self.now())
-        except Exception as crash:
-            self.crash(crash)
-            return
-        self.kick()
-
-    async def _connection(self, conn: _Conn, host: str, port: int) -> None:
-        with conn.scope:
-            bad = bad_address(host, port)
-            if bad is not None:
-                self._lost(conn, bad, raw=True)
-                return
-            try:
-                if self.token_cache is not None:
-                    await (
-                        self.token_cache.refresh()
-                    )  # async OAUTHBEARER provider: a fresh token per connection
-                # trio.socket.getaddrinfo runs in a worker thread: DNS never blocks the run.
-                tcp = await trio.open_tcp_stream(host, port)
-                if self.ssl_context is None:
-                    conn.stream = tcp
-                else:
-                    conn.stream = tls = trio.SSLStream(tcp, self.ssl_context, server_hostname=host)
-                    await tls.do_handshake()
-            except (OSError, trio.BrokenResourceError) as exc:
-                if conn.stream is not None:
-                    await trio.aclose_forcefully(conn.stream)
-                self._lost(conn, connect_failure(exc))
-                return
-            except Exception as exc:  # UnicodeError from the IDNA codec, ValueError...
-                if conn.stream is not None:
-                    await trio.aclose_forcefully(conn.stream)
-                self._lost(conn, resolve_failure(exc, host, port), raw=True)
-                return
-            if conn.closed_by_us:
-                await trio.aclose_forcefully(conn.stream)
-                return
-            try:
-                self.core.connection_made(conn.node_id, self.now())
-            except Exception as exc:
-                self.crash(exc)
-                await trio.aclose_forcefully(conn.stream)
-                return
-            self.kick()
-            try:
-                async with trio.open_nursery() as n:
-                    n.start_soon(self._writer, conn)
-                    await self._reader(conn)
-            finally:
-                with trio.CancelScope(shield=True):
-                    await trio.aclose_forcefully(conn.stream)
-
-    async def _reader(self, conn: _Conn) -> None:
-        assert conn.stream is not None
-        while True:
-            try:
-                data = await conn.stream.receive_some(_BYTES_PER_READ)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                self._lost(conn, exc)
-                return
-            if not data:
-                self._lost(conn, None)
-                return
-            conn.got_data = True
-            failed = feed(self.core, conn.node_id, data, self.now())
-            if failed is not None:  # that connection goes; the core fails or retries its requests
-                self._lost(conn, failed, raw=True)
-                return
-            self.kick()
-
-    async def _writer(self, conn: _Conn) -> None:
-        assert conn.stream is not None
-        while True:
-            await conn.has_data.wait()
-            conn.has_data = trio.Event()
-            if conn.out:
-                chunks, conn.out = conn.out, []
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                try:
-                    await conn.stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    self._lost(conn, exc)
-                    return
-
-    def _close(self, node_id: int) -> None:
-        conn = self.conns.pop(node_id, None)
-        if conn is not None:
-            conn.closed_by_us = True
-            conn.scope.cancel()
-
-    def shutdown(self) -> None:
-        for node_id in list(self.conns):
-            self._close(node_id)
-        self._progress.set()
-        self.stopped.set()
-
-
 class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     """A Kafka producer for trio, with the spec's options and method names.
 
@@ -389,7 +123,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     def __init__(self, **configs: Any) -> None:
         self._options, self.config = split_configs(configs, allow_async_provider=True)
         self._max_block = self.config.max_block_ms / 1000.0
-        self._driver: _Driver | None = None
+        self._driver: TrioDriver | None = None
         self._known_topics: set[str] = set()
         self._plain = self._options.key_serializer is None and self._options.value_serializer is None
         self._closed = False
@@ -408,17 +142,19 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         """
         if self._driver is not None or self._closed:
             raise IllegalStateError("producer already started or closed")
-        clock = _core_clock()
+        clock = core_clock()
         core = self._make_core(self.config, clock[0](), **self._options.core_kwargs())
-        self._driver = _Driver(core, nursery, clock)
-        security = self._options.security
-        if security is not None:
-            self._driver.ssl_context = security.ssl_context
-            self._driver.token_cache = security.token_cache
+        self._driver = TrioDriver(
+            core,
+            nursery,
+            self._options.security,
+            clock=clock,
+            **PRODUCER_DRIVER,
+        )
         nursery.start_soon(self._driver.run, name="kproto-producer")
         await trio.lowlevel.checkpoint()
 
-    def _running(self) -> _Driver:
+    def _running(self) -> TrioDriver:
         if self._closed:
             raise IllegalStateError("producer is closed")
         if self._driver is None:
@@ -429,7 +165,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             raise crashed_error("the producer's driver", self._driver.crashed)
         return self._driver
 
-    async def _ensure_running(self) -> _Driver:
+    async def _ensure_running(self) -> TrioDriver:
         return self._running()
 
     async def _checkpoint(self) -> None:
@@ -455,7 +191,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         handle = await self.send(topic, value, key, headers, partition, timestamp_ms)
         return await handle.wait()
 
-    async def _wait_for_topic(self, driver: _Driver, topic: str) -> set[int]:
+    async def _wait_for_topic(self, driver: TrioDriver, topic: str) -> set[int]:
         return await wait_for_topic_async(self, driver, topic, driver.now)
 
     async def partitions_for(self, topic: str) -> set[int]:
@@ -491,7 +227,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             if driver.core.pending_count() == 0:
                 # Deliveries the core reported since the driver last ran must be
                 # resolved before flush returns.
-                driver.pump(driver.now())
+                driver.pump()
                 await trio.lowlevel.checkpoint()
                 return
             if not await driver.progress(deadline):
@@ -534,7 +270,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
 
     close = aclose
 
-    def _finish(self, driver: _Driver, error: KafkaError | None) -> None:
+    def _finish(self, driver: TrioDriver, error: KafkaError | None) -> None:
         self._closed = True
         if driver.stopping:
             return
@@ -543,7 +279,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             driver.core.close(now)
         else:
             driver.core.abort(now, error)
-        driver.pump(now)
+        driver.pump()
         driver.stopping = True
         driver.kick()
 

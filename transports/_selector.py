@@ -1,0 +1,363 @@
+"""The blocking-socket driver: one ``selectors`` loop for the sync producer and consumer.
+
+:class:`SelectorDriver` runs any :class:`~transports._driving.Driven` core over
+non-blocking sockets in the thread that calls it (the producer's I/O thread,
+the consumer's caller or heartbeat thread). With ``ssl_context`` every
+connection is TLS: an ``SSLObject`` over memory buffers
+(:class:`~transports._tls.TLSSession`) whose handshake runs in this loop; the
+core hears ``connection_made`` once it is done, and a certificate that does not
+verify is reported as a ``TLSAuthenticationError``.
+
+Nothing a broker sends stops the loop: a connection that fails to open, or
+whose bytes make the core raise, is reported lost (the core retries or fails
+its requests). Names resolve on the calling thread (``getaddrinfo``), never on
+an event loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import selectors
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from kproto.driving import Connect
+from transports._common import crashed_error
+from transports._driving import Driven, Sink, pump
+from transports._sockets import feed, start_connect
+from transports._tls import TLSSession, closed_error, tls_failure
+
+__all__ = ["SelectorDriver"]
+
+_READ: Final = selectors.EVENT_READ
+_RW: Final = selectors.EVENT_READ | selectors.EVENT_WRITE
+
+
+class _Conn:
+    __slots__ = ("connecting", "host", "node_id", "out", "plain", "port", "sock", "tcp_up", "tls")
+
+    def __init__(self, node_id: int, sock: socket.socket, host: str, port: int, tls: TLSSession | None) -> None:
+        self.node_id = node_id
+        self.sock = sock
+        self.host = host
+        self.port = port
+        #: Raw bytes to write (ciphertext with TLS).
+        self.out = bytearray()
+        #: Not reported to the core yet (TCP connect, then the TLS handshake, under way).
+        self.connecting = True
+        #: The TCP connect finished.
+        self.tcp_up = False
+        #: The TLS session, None without TLS.
+        self.tls = tls
+        #: Plaintext the core sent before the TLS handshake finished (encrypted after it).
+        self.plain = bytearray()
+
+
+class SelectorDriver:
+    """Runs a core over non-blocking sockets in the caller's thread, one :meth:`step` at a time.
+
+    Args:
+        core: The core.
+        clock: The core's clock.
+        ssl_context: Wrap every connection in TLS with it.
+        sink: Takes the core's events (None: they are not read).
+        recv_size: Bytes asked of one ``recv``: a fetch response is often
+            megabytes, so a large read means fewer syscalls.
+        reads: ``recv`` calls per readable socket per step before others get a turn.
+        on_crash: Told ``(core, exc, now)`` when :meth:`run_once` dies of a bug.
+    """
+
+    def __init__(
+        self,
+        core: Driven,
+        clock: Callable[[], float] = time.monotonic,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        sink: Sink | None = None,
+        recv_size: int = 1 << 20,
+        reads: int = 8,
+        on_crash: Callable[[Any, BaseException, float], None] | None = None,
+    ) -> None:
+        self.core = core
+        self.clock = clock
+        self.ssl_context = ssl_context
+        self.sink = sink
+        self._recv_size = recv_size
+        self._reads = reads
+        self._on_crash = on_crash
+        self._sel = selectors.DefaultSelector()
+        self._conns: dict[int, _Conn] = {}
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        #: A wake-up byte is in flight (another wakeup() need not send one).
+        self._wake_pending = False
+        #: In ``select`` (or about to be): a thread adding work must call :meth:`wakeup`.
+        self.sleeping = False
+        #: What a step died of (a bug in the core or here); later :meth:`run_once` calls raise it.
+        self.crashed: BaseException | None = None
+
+    # --- waking ------------------------------------------------------------
+
+    def enable_wakeup(self) -> None:
+        """Let another thread interrupt :meth:`step` with :meth:`wakeup`."""
+        if self._wake_r is None:
+            self._wake_r, self._wake_w = socket.socketpair()
+            self._wake_r.setblocking(False)
+            self._wake_w.setblocking(False)
+            self._sel.register(self._wake_r, _READ, None)
+
+    def wakeup(self) -> None:
+        """Make a :meth:`step` blocked in another thread return soon (no-op if one is pending)."""
+        w = self._wake_w
+        if w is not None and not self._wake_pending:
+            self._wake_pending = True
+            try:
+                w.send(b"\0")
+            except OSError:
+                pass  # the buffer is full: a wakeup is already pending
+
+    def busy(self) -> bool:
+        """Work arrived that ``select`` must not sleep on (checked after ``sleeping`` is set)."""
+        return False
+
+    # --- the loop ------------------------------------------------------------
+
+    def flush(self, now: float | None = None) -> None:
+        """Carry out the core's commands, write its bytes, hand its events to the sink."""
+        pump(self.core, self, self.sink)
+
+    def step(self, timeout: float) -> None:
+        """Flush, wait for I/O up to ``timeout`` (or the core's timer), feed what came, run the timer."""
+        core = self.core
+        clock = self.clock
+        pump(core, self, self.sink)
+        now = clock()
+        t = core.get_timer()
+        if t is not None:
+            timeout = min(timeout, t - now)
+        self.sleeping = True
+        if self.busy():
+            timeout = 0.0
+        if self._conns or self._wake_r is not None:
+            ready = self._sel.select(max(0.0, timeout))
+        else:
+            if timeout > 0:
+                time.sleep(timeout)
+            ready = []
+        self.sleeping = False
+        now = clock()
+        conns = self._conns
+        for key, mask in ready:
+            conn: _Conn | None = key.data
+            if conn is None:
+                self._drain_wakeups()
+            elif conns.get(conn.node_id) is not conn:
+                continue
+            elif not conn.tcp_up:
+                self._finish_connect(conn, now)
+            else:
+                if mask & selectors.EVENT_WRITE and conn.out:
+                    self._write(conn, now)
+                if mask & _READ and conns.get(conn.node_id) is conn:
+                    self._read(conn, now)
+        t = core.get_timer()
+        if t is not None and t <= now:
+            core.handle_timer(now)
+        pump(core, self, self.sink)
+
+    def run_once(self, timeout: float) -> None:
+        """One :meth:`step`, guarded: a bug kills the driver, and this and every later call raise it.
+
+        Raises:
+            IllegalStateError: This step or an earlier one died of an
+                unexpected exception (named, and chained as ``__cause__``).
+        """
+        if self.crashed is not None:
+            raise crashed_error("the consumer's driver", self.crashed)
+        try:
+            self.step(timeout)
+        except Exception as exc:
+            self.crashed = exc
+            if self._on_crash is not None:
+                self._on_crash(self.core, exc, self.clock())
+            self.close_connections()
+            raise crashed_error("the consumer's driver", exc) from exc
+
+    def run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Run steps until ``done()`` or ``timeout`` seconds; returns ``done()``."""
+        deadline = None if timeout is None else self.clock() + timeout
+        while not done():
+            if deadline is None:
+                self.run_once(1.0)
+                continue
+            left = deadline - self.clock()
+            if left <= 0:
+                return done()
+            self.run_once(left)
+        return True
+
+    def _drain_wakeups(self) -> None:
+        # Drain first, then re-arm: a wakeup() between the two leaves a byte
+        # behind (a spurious wake-up), never a lost one.
+        assert self._wake_r is not None
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+        self._wake_pending = False
+
+    def close_connections(self) -> None:
+        """Close every broker socket (no ``connection_lost`` reports)."""
+        for conn in list(self._conns.values()):
+            self._drop(conn)
+
+    def close(self) -> None:
+        """Close every socket, the wake-up pair and the selector."""
+        self.close_connections()
+        for sock in (self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
+        self._wake_r = self._wake_w = None
+        self._sel.close()
+
+    # --- the IO backend (transports._driving.IO) ---------------------------------
+
+    def connect(self, cmd: Connect) -> None:
+        opened = start_connect(cmd.host, cmd.port, self.ssl_context)
+        if isinstance(opened, BaseException):
+            self.core.connection_lost(cmd.node_id, opened, self.clock())
+            return
+        sock, tls, _ = opened  # connected at once or not, _finish_connect checks SO_ERROR
+        conn = _Conn(cmd.node_id, sock, cmd.host, cmd.port, tls)
+        self._conns[cmd.node_id] = conn
+        self._sel.register(sock, selectors.EVENT_WRITE, conn)
+
+    def disconnect(self, node_id: int) -> None:
+        conn = self._conns.get(node_id)
+        if conn is not None:
+            self._drop(conn)
+
+    def write(self, out: list[tuple[int, bytes]]) -> None:
+        conns = self._conns
+        for node_id, data in out:
+            conn = conns.get(node_id)
+            if conn is not None:
+                tls = conn.tls
+                if tls is None:
+                    conn.out += data
+                elif conn.connecting:
+                    conn.plain += data
+                else:
+                    conn.out += tls.encrypt(data)
+        now = -1.0
+        for node_id, _ in out:  # one send per node for all its requests
+            conn = conns.get(node_id)
+            if conn is not None and conn.out and not conn.connecting:
+                if now < 0:
+                    now = self.clock()
+                self._write(conn, now)
+
+    # --- sockets ---------------------------------------------------------------
+
+    def _finish_connect(self, conn: _Conn, now: float) -> None:
+        err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._lost(conn, OSError(err, errno.errorcode.get(err, "connect failed")), now)
+            return
+        conn.tcp_up = True
+        tls = conn.tls
+        self._sel.modify(conn.sock, _READ, conn)
+        if tls is None:
+            conn.connecting = False
+            self.core.connection_made(conn.node_id, now)
+            if conn.out:
+                self._write(conn, now)
+            return
+        try:
+            done = tls.do_handshake()
+        except ssl.SSLError as exc:
+            self._lost(conn, tls_failure(exc, conn.host, conn.port), now)
+            return
+        self._tls_progress(conn, done, now)
+
+    def _tls_progress(self, conn: _Conn, done: bool, now: float) -> None:
+        """Write what the TLS session has to send; report the connection once the handshake is done."""
+        tls = conn.tls
+        assert tls is not None
+        raw = tls.outgoing()
+        if done and conn.connecting:
+            conn.connecting = False
+            if conn.plain:
+                raw += tls.encrypt(conn.plain)
+                conn.plain.clear()
+            self.core.connection_made(conn.node_id, now)
+        if raw:
+            conn.out += raw
+            self._write(conn, now)
+
+    def _read(self, conn: _Conn, now: float) -> None:
+        sock = conn.sock
+        tls = conn.tls
+        size = self._recv_size
+        for _ in range(self._reads):
+            try:
+                data = sock.recv(size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._lost(conn, closed_error(tls, exc, conn.host, conn.port), now)
+                return
+            if not data:
+                self._lost(conn, closed_error(tls, None, conn.host, conn.port), now)
+                return
+            more = len(data) == size
+            closed = False
+            if tls is not None:
+                try:
+                    data, closed = tls.receive(data)
+                except ssl.SSLError as exc:
+                    # TLS 1.3: a refused client certificate shows up here, after our handshake.
+                    self._lost(conn, exc if tls.received_data else tls_failure(exc, conn.host, conn.port), now)
+                    return
+                self._tls_progress(conn, tls.handshake_done, now)
+                if self._conns.get(conn.node_id) is not conn:
+                    return
+            if data and (failed := feed(self.core, conn.node_id, data, now)) is not None:
+                self._lost(conn, failed, now)  # the core raised on these bytes: that connection goes
+                return
+            if closed:
+                if self._conns.get(conn.node_id) is conn:
+                    self._lost(conn, None, now)
+                return
+            if not more or self._conns.get(conn.node_id) is not conn:
+                return
+
+    def _write(self, conn: _Conn, now: float) -> None:
+        try:
+            n = conn.sock.send(conn.out)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as exc:
+            self._lost(conn, exc, now)
+            return
+        del conn.out[:n]
+        want = _RW if conn.out else _READ
+        if self._sel.get_key(conn.sock).events != want:
+            self._sel.modify(conn.sock, want, conn)
+
+    def _lost(self, conn: _Conn, exc: BaseException | None, now: float) -> None:
+        self._drop(conn)
+        self.core.connection_lost(conn.node_id, exc, now)
+
+    def _drop(self, conn: _Conn) -> None:
+        if self._conns.get(conn.node_id) is conn:
+            del self._conns[conn.node_id]
+        try:
+            self._sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
