@@ -98,9 +98,7 @@ def describe_consumer_groups(
         return out
 
     keys = list(dict.fromkeys(group_ids))
-    return engine.start(
-        "describe_consumer_groups", keys, COORDINATOR, build, parse, now, timeout_ms, target=lambda k: k
-    )
+    return engine.start("describe_consumer_groups", keys, COORDINATOR, build, parse, now, timeout_ms)
 
 
 def list_consumer_group_offsets(
@@ -140,16 +138,7 @@ def list_consumer_group_offsets(
                     )
         return {g: offsets}
 
-    return engine.start(
-        "list_consumer_group_offsets",
-        [group_id],
-        COORDINATOR,
-        build,
-        parse,
-        now,
-        timeout_ms,
-        target=lambda k: k,
-    )
+    return engine.start("list_consumer_group_offsets", [group_id], COORDINATOR, build, parse, now, timeout_ms)
 
 
 def alter_consumer_group_offsets(
@@ -186,14 +175,7 @@ def alter_consumer_group_offsets(
         return {keys[0]: _partition_results(resp.topics, keys[0])}
 
     return engine.start(
-        "alter_consumer_group_offsets",
-        [group_id],
-        COORDINATOR,
-        build,
-        parse,
-        now,
-        timeout_ms,
-        target=lambda k: k,
+        "alter_consumer_group_offsets", [group_id], COORDINATOR, build, parse, now, timeout_ms
     )
 
 
@@ -222,14 +204,7 @@ def delete_consumer_group_offsets(
         return {g: _partition_results(resp.topics, g)}
 
     return engine.start(
-        "delete_consumer_group_offsets",
-        [group_id],
-        COORDINATOR,
-        build,
-        parse,
-        now,
-        timeout_ms,
-        target=lambda k: k,
+        "delete_consumer_group_offsets", [group_id], COORDINATOR, build, parse, now, timeout_ms
     )
 
 
@@ -250,9 +225,7 @@ def delete_consumer_groups(
         }
 
     keys = list(dict.fromkeys(group_ids))
-    return engine.start(
-        "delete_consumer_groups", keys, COORDINATOR, build, parse, now, timeout_ms, target=lambda k: k
-    )
+    return engine.start("delete_consumer_groups", keys, COORDINATOR, build, parse, now, timeout_ms)
 
 
 def _partition_results(topics: Any, group: str) -> Any:

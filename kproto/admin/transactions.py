@@ -14,6 +14,8 @@ from kproto.admin.engine import (
     LEADER,
     AdminEngine,
     AdminOp,
+    Build,
+    Parse,
 )
 from kproto.client import COORDINATOR_TRANSACTION
 from kproto.consumer import TopicPartition
@@ -76,16 +78,7 @@ def describe_transactions(
         return out
 
     keys = list(dict.fromkeys(transactional_ids))
-    return engine.start(
-        "describe_transactions",
-        keys,
-        COORDINATOR,
-        build,
-        parse,
-        now,
-        timeout_ms,
-        key_type=COORDINATOR_TRANSACTION,
-    )
+    return _at_transaction_coordinator(engine, "describe_transactions", keys, build, parse, now, timeout_ms)
 
 
 def fence_producers(
@@ -112,16 +105,8 @@ def fence_producers(
         return {keys[0]: {"producer_id": resp.producer_id, "producer_epoch": resp.producer_epoch}}
 
     keys = list(dict.fromkeys(transactional_ids))
-    return engine.start(
-        "fence_producers",
-        keys,
-        COORDINATOR,
-        build,
-        parse,
-        now,
-        timeout_ms,
-        key_type=COORDINATOR_TRANSACTION,
-        batch=False,
+    return _at_transaction_coordinator(
+        engine, "fence_producers", keys, build, parse, now, timeout_ms, batch=False
     )
 
 
@@ -153,3 +138,20 @@ def describe_producers(
         return per_partition(resp.topics, "describe producers", producers)
 
     return engine.start("describe_producers", parts, LEADER, build, parse, now, timeout_ms)
+
+
+def _at_transaction_coordinator(
+    engine: AdminEngine,
+    name: str,
+    keys: list[str],
+    build: Build,
+    parse: Parse,
+    now: float,
+    timeout_ms: int | None,
+    *,
+    batch: bool = True,
+) -> AdminOp:
+    """A call whose units are transactional ids, each sent to its transaction coordinator."""
+    return engine.start(
+        name, keys, COORDINATOR, build, parse, now, timeout_ms, key_type=COORDINATOR_TRANSACTION, batch=batch
+    )
