@@ -115,16 +115,6 @@ AdminEvent = (
     | Rebootstrapped
     | RebootstrapRejected
 )
-_EVENT_TYPES = (
-    NodeReady,
-    NodeDisconnected,
-    MetadataUpdated,
-    BootstrapFailed,
-    CoordinatorFound,
-    CoordinatorLookupFailed,
-    Rebootstrapped,
-    RebootstrapRejected,
-)
 
 
 def non_negative(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -468,7 +458,7 @@ class AdminEngine:
                 # Wrong credentials will not fix themselves: fail every open call now
                 # (Java's admin fails its calls with the AuthenticationException).
                 self._fail_all(ev.error)
-            if isinstance(ev, _EVENT_TYPES):  # the client hands out only these (kproto.events)
+            if isinstance(ev, AdminEvent):  # the client hands out only these (kproto.events)
                 self._events.append(ev)
         # Callbacks from the client may have settled units; route what is open.
         self._pump(now)
