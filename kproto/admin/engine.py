@@ -352,7 +352,7 @@ class AdminEngine:
         self, name: str, build: Build, parse: Parse, now: float, timeout_ms: int | None
     ) -> AdminOp:
         """An op with one unit per broker (Java's AllBrokersStrategy); the units
-        are added when the next input finds the metadata naming the brokers once metadata names the brokers."""
+        are added by the first input that finds the metadata naming the brokers."""
         op = self.new_op(name, now, timeout_ms)
         op.expect()  # "brokers not known yet"
         self._pending_brokers_ops.append((op, build, parse))
