@@ -7,8 +7,8 @@ Theory of operation
 :class:`~kproto.admin.core.AdminCore` (the :class:`kproto.driving.Driven` core a
 driver runs) delegates its driving calls here and builds each call with the
 per-area modules (:mod:`kproto.admin.topics`, ``configs``, ``groups``,
-``records``, ``acls``, ``scram``, ``transactions``, ``cluster``). Each admin method (``create_topics``, ``describe_configs``,
-...) returns an :class:`AdminOp` at once; the driver keeps driving until
+``records``, ``acls``, ``scram``, ``transactions``, ``cluster``). Each admin
+method (``create_topics``, ``describe_configs``, ...) returns an :class:`AdminOp` at once; the driver keeps driving until
 ``op.done``, then reads ``op.results`` (resource -> value) and ``op.errors``
 (resource -> :class:`~kproto.errors.KafkaError`). One bad resource fails its
 own entry only.
