@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import secrets
 import struct
 import sys
 import uuid
@@ -753,14 +754,14 @@ def test_describe_producers_at_the_leader() -> None:
 
 def test_alter_and_describe_user_scram_credentials() -> None:
     p = AdminPair()
-    given_salt = b"s" * 24
+    given_salt, bob_given = b"s" * 24, secrets.token_bytes(24)
     op = p.run(
         p.core.alter_user_scram_credentials(
             [
                 UserScramCredentialUpsertion(
                     "alice", "SCRAM-SHA-256", "pw", iterations=8192, salt=given_salt
                 ),
-                UserScramCredentialUpsertion("bob", ScramMechanism.SCRAM_SHA_512, "pw2"),
+                UserScramCredentialUpsertion("bob", ScramMechanism.SCRAM_SHA_512, "pw2", salt=bob_given),
                 UserScramCredentialDeletion("carol", "scram-sha-256"),
             ],
             now=p.now,
@@ -772,7 +773,10 @@ def test_alter_and_describe_user_scram_credentials() -> None:
     assert (iterations, salt) == (8192, given_salt)
     assert salted == hashlib.pbkdf2_hmac("sha256", b"pw", given_salt, 8192)  # RFC 5802 Hi()
     _it, bob_salt, bob_salted = p.state.scram["bob"][2]
-    assert len(bob_salt) == 24 and bob_salted == hashlib.pbkdf2_hmac("sha512", b"pw2", bob_salt, 4096)
+    assert bob_salt == bob_given and bob_salted == hashlib.pbkdf2_hmac("sha512", b"pw2", bob_given, 4096)
+    # kproto draws no salt of its own (no global or non-cryptographic randomness): a missing one is refused.
+    with pytest.raises(IllegalArgumentError, match="'dave' needs a salt"):
+        p.core.alter_user_scram_credentials([UserScramCredentialUpsertion("dave", 1, "pw")], now=p.now)
     op = p.run(p.core.describe_user_scram_credentials(["alice", "nobody"], now=p.now))
     assert op.results == {"alice": [(ScramMechanism.SCRAM_SHA_256, 8192)]}
     assert op.errors["nobody"].errno == 91

@@ -1,0 +1,73 @@
+"""How a unit's answer is spelled: a value, a final error, or :class:`Retry`.
+
+The per-area parsers (:mod:`kproto.admin.topics`, ...) turn a broker's
+answer into one of these per unit; :class:`~kproto.admin.engine.AdminEngine`
+settles the first two and routes a :class:`Retry` again after the backoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kproto.consumer import TopicPartition
+from kproto.errors import KafkaError, NotControllerError, ThrottlingQuotaExceededError, error_from_code
+
+__all__ = ["Retry", "by_topic", "controller_answer", "error_for", "per_partition", "retry_or_fail"]
+
+
+class Retry:
+    """A unit's answer asks for another attempt (a retriable error)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: KafkaError) -> None:
+        self.error = error
+
+
+def error_for(code: int, message: str | None = None, what: str = "") -> KafkaError:
+    """The error class for ``code``, with the broker's message or else ``what``."""
+    return error_from_code(code, message or what or None)
+
+
+def retry_or_fail(code: int, message: str | None, what: str) -> KafkaError | Retry:
+    """A unit's answer for a nonzero code: retry when retriable (Java's
+    ``RetriableException`` rule), else the final error."""
+    err = error_for(code, message, what)
+    return Retry(err) if err.retriable else err
+
+
+def controller_answer(code: int, message: str | None, what: str) -> KafkaError | Retry:
+    """CreateTopics/DeleteTopics/CreatePartitions per-topic errors: final, except
+    NOT_CONTROLLER (Java's ``handleNotControllerError`` retries the call at the
+    new controller) and THROTTLING_QUOTA_EXCEEDED (KIP-599: Java retries it by
+    default, ``retry.on.quota.violation``)."""
+    err = error_for(code, message, what)
+    if isinstance(err, NotControllerError | ThrottlingQuotaExceededError):
+        return Retry(err)
+    return err
+
+
+def by_topic(
+    partitions: Iterable[TopicPartition], entry: Callable[[TopicPartition], Any] = lambda tp: tp.partition
+) -> dict[str, list[Any]]:
+    """``{topic: [entry(tp)...]}`` in first-seen order: the per-topic layout of most requests."""
+    out: dict[str, list[Any]] = {}
+    for tp in partitions:
+        out.setdefault(tp.topic, []).append(entry(tp))
+    return out
+
+
+def per_partition(topics: Any, what: str, value: Callable[[Any], Any]) -> dict[TopicPartition, Any]:
+    """Per partition of a leader's answer: ``value(p)``, or its error (retried when retriable)."""
+    out: dict[TopicPartition, Any] = {}
+    for t in topics:
+        for p in t.partitions:
+            tp = TopicPartition(t.name, p.partition_index)
+            code = p.error_code
+            out[tp] = (
+                retry_or_fail(code, getattr(p, "error_message", None), f"{what} of {tp.topic}-{tp.partition}")
+                if code
+                else value(p)
+            )
+    return out
