@@ -252,6 +252,29 @@ def test_commit_and_committed_with_a_group(transport: str, data: tuple[str, str]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_commit_events_do_not_pile_up(transport: str, data: tuple[str, str]) -> None:
+    """The driver drains the core's events (one CommitCompleted per commit) on every turn."""
+    bootstrap, topic = data
+    tp0 = TopicPartition(topic, 0)
+    backlog: list[int] = []
+
+    async def scenario(transport: str) -> None:
+        async with open_consumer(
+            transport, bootstrap_servers=bootstrap, group_id=f"g-{uuid.uuid4().hex[:8]}",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+        ) as c:  # fmt: skip
+            await c.call("assign", [tp0])
+            for i in range(30):
+                await c.call("commit", {tp0: OffsetAndMetadata(i, "", -1)})
+                await c.call("poll", timeout_ms=10)
+                backlog.append(len(c.c._core._ctx.events))
+            assert await c.call("committed", tp0) == 29
+
+    run(transport, scenario)
+    assert len(backlog) == 30 and max(backlog) <= 1, backlog
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_deserializers_and_a_failing_one(transport: str, data: tuple[str, str]) -> None:
     bootstrap, topic = data
     tp0 = TopicPartition(topic, 0)
