@@ -23,14 +23,14 @@ from typing import Any
 
 import attrs
 
-from kproto.admin import acls as _acls
-from kproto.admin import cluster as _cluster
-from kproto.admin import configs as _configs
-from kproto.admin import groups as _groups
-from kproto.admin import records as _records
-from kproto.admin import scram as _scram
-from kproto.admin import topics as _topics
-from kproto.admin import transactions as _transactions
+import kproto.admin.acls as _acls
+import kproto.admin.cluster as _cluster
+import kproto.admin.configs as _configs
+import kproto.admin.groups as _groups
+import kproto.admin.records as _records
+import kproto.admin.scram as _scram
+import kproto.admin.topics as _topics
+import kproto.admin.transactions as _transactions
 from kproto.admin.engine import AdminConfig, AdminEngine, AdminEvent, AdminOp
 from kproto.admin.types import (
     ACL,

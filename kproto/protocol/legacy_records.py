@@ -32,7 +32,7 @@ from typing import Final
 
 from kproto.errors import CorruptRecordChecksumError, CorruptRecordError, DecodeError, UnsupportedCodecError
 from kproto.protocol.compression import CODEC_LZ4, DEFAULT_MAX_DECOMPRESSED, decompress
-from kproto.protocol.records import (
+from kproto.protocol.record_types import (
     TIMESTAMP_CREATE_TIME,
     TIMESTAMP_LOG_APPEND_TIME,
     TIMESTAMP_NONE,

@@ -42,7 +42,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Sequence
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Union
+from typing import Any, Final, NamedTuple
 
 import crc32c as _crc32c
 
@@ -59,9 +59,15 @@ from kproto.protocol.compression import (
     compress,
     decompress,
 )
-
-if TYPE_CHECKING:
-    from kproto.protocol.legacy_records import LegacyBatch
+from kproto.protocol.legacy_records import LegacyBatch, parse_legacy_batch
+from kproto.protocol.record_types import (
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    TIMESTAMP_NONE,
+    ControlRecord,
+    Record,
+    RecordTuple,
+)
 
 __all__ = [
     "CONTROL_ABORT",
@@ -93,11 +99,6 @@ __all__ = [
     "zigzag_varint",
 ]
 
-#: Record timestamp types (``Record.timestamp_type``); -1 for magic 0 data.
-TIMESTAMP_NONE: Final = -1
-TIMESTAMP_CREATE_TIME: Final = 0
-TIMESTAMP_LOG_APPEND_TIME: Final = 1
-
 #: Control record types (KIP-98): the key's ``type`` field.
 CONTROL_ABORT: Final = 0
 CONTROL_COMMIT: Final = 1
@@ -122,38 +123,7 @@ _PRODUCER_STATE = struct.Struct(">qhi")  # producerId, producerEpoch, baseSequen
 _CRC = struct.Struct(">I")  # at byte 17
 
 
-class Record(NamedTuple):
-    """One record as read from a batch (v2) or message set (v0/v1)."""
-
-    #: Absolute offset in the partition.
-    offset: int
-    #: Milliseconds since the epoch; -1 when the format has none (magic 0).
-    timestamp: int
-    #: TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME or TIMESTAMP_NONE.
-    timestamp_type: int
-    #: The key, or None for a null key.
-    key: bytes | None
-    #: The value, or None for a null value (a tombstone).
-    value: bytes | None
-    #: Headers in wire order; empty for v0/v1.
-    headers: tuple[tuple[str, bytes | None], ...]
-
-
-#: A record as a plain tuple, in Record's field order:
-#: (offset, timestamp, timestamp_type, key, value, headers).
-RecordTuple = tuple[int, int, int, bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]
 _tuple_new = tuple.__new__
-
-
-class ControlRecord(NamedTuple):
-    """A transaction marker: the key and value of a control batch's record."""
-
-    #: Key schema version (0 today).
-    version: int
-    #: CONTROL_ABORT or CONTROL_COMMIT (other values: unknown marker types).
-    type: int
-    #: The transaction coordinator's epoch, from the value; -1 if absent.
-    coordinator_epoch: int
 
 
 # --- varints ---------------------------------------------------------------
@@ -1089,7 +1059,7 @@ def _parse_v2(buf: bytes, start: int, end: int, check_crcs: bool, max_decompress
     return batch
 
 
-AnyBatch = Union[RecordBatch, "LegacyBatch"]
+AnyBatch = RecordBatch | LegacyBatch
 
 
 def read_batches(
@@ -1133,7 +1103,7 @@ def read_batches(
                 raise CorruptRecordError(f"message size {length} below the minimum")
             if end > n:
                 return
-            yield _legacy.parse_legacy_batch(buf, pos, end, check_crcs, max_decompressed)
+            yield parse_legacy_batch(buf, pos, end, check_crcs, max_decompressed)
         else:
             raise CorruptRecordError(f"unknown record batch magic {magic}")
         pos = end
@@ -1155,5 +1125,3 @@ def read_records(
             yield from batch.records()
 
 
-# At the bottom: legacy_records imports Record and friends from this module.
-from kproto.protocol import legacy_records as _legacy  # noqa: E402
