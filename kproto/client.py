@@ -81,11 +81,11 @@ from kproto.connection import (
     R,
     ResponseCallback,
 )
+from kproto.coordinators import CoordinatorAddress, CoordinatorKey, Coordinators
 from kproto.driving import Close, Command, Connect
 from kproto.errors import (
     AuthenticationFailedError,
     Cancelled,
-    CoordinatorNotAvailableError,
     IllegalArgumentError,
     IllegalStateError,
     KafkaConfigurationError,
@@ -93,7 +93,6 @@ from kproto.errors import (
     KafkaError,
     NoBrokersAvailable,
     RebootstrapRequiredError,
-    error_from_code,
 )
 from kproto.events import (
     BootstrapFailed,
@@ -112,8 +111,8 @@ from kproto.protocol.messages import (
     MetadataRequest,
     MetadataResponse,
 )
-from kproto.protocol.messages.find_coordinator import Coordinator
 from kproto.protocol.messages.metadata import MetadataRequestTopic
+from kproto.reconnect import ReconnectPolicy
 
 __all__ = [
     "COORDINATOR_GROUP",
@@ -132,9 +131,6 @@ DEFAULT_PORT = 9092
 #: Coordinator connections use node id ``COORDINATOR_NODE_BASE - broker_id``
 #: (Java: ``Integer.MAX_VALUE - id``), so they never clash with broker ids.
 COORDINATOR_NODE_BASE = 2**31 - 1
-
-#: How an unusable FindCoordinator answer is treated (retriable, look again).
-_NO_COORDINATOR = CoordinatorNotAvailableError.errno
 
 #: FindCoordinator KeyType of a consumer group.
 COORDINATOR_GROUP = 0
@@ -354,12 +350,24 @@ class Client:
     def __init__(self, config: ClientConfig, *, now: float, rng: random.Random | None = None) -> None:
         self.config = config
         self._rng = rng if rng is not None else random.Random()
+        setup_ms = (
+            config.connection_setup_timeout_ms
+            if config.connection_setup_timeout_ms is not None
+            else config.socket_connection_setup_timeout_ms
+        )
+        self._reconnect = ReconnectPolicy(
+            backoff_ms=config.reconnect_backoff_ms,
+            backoff_max_ms=config.reconnect_backoff_max_ms,
+            setup_timeout_ms=setup_ms,
+            setup_timeout_max_ms=config.socket_connection_setup_timeout_max_ms,
+            rng=self._rng,
+        )
         self._conn_config = ConnectionConfig(
             client_id=config.client_id,
             request_timeout_ms=config.request_timeout_ms,
             max_in_flight_requests_per_connection=config.max_in_flight_requests_per_connection,
             max_response_size=config.max_response_size,
-            connection_setup_timeout_ms=self._setup_timeout_base_ms(),
+            connection_setup_timeout_ms=setup_ms,
         )
         self._nodes: dict[int, _Node] = {}
         self._bootstrap_ids: list[int] = []
@@ -399,9 +407,7 @@ class Client:
         # The ApiVersions version connections settled on, by broker id and by address.
         self._api_versions_known: dict[tuple[object, ...], int] = {}
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
-        self._coordinators: dict[tuple[int, str], int] = {}
-        self._coordinator_lookups: dict[tuple[int, str], float | None] = {}
-        self._coordinator_not_before: dict[tuple[int, str], float] = {}
+        self._coordinators = Coordinators(config.retry_backoff_ms / 1000)
 
     # --- the driving surface -------------------------------------------------------
 
@@ -513,9 +519,9 @@ class Client:
         due = self._metadata_due()
         if due < timer:
             timer = due
-        for t in self._coordinator_lookups.values():
-            if t is not None and t < timer:
-                timer = t
+        t = self._coordinators.next_due()
+        if t is not None and t < timer:
+            timer = t
         if self._bootstrap_deadline is not None and self._bootstrap_deadline < timer:
             timer = self._bootstrap_deadline
         if timer == _INF:
@@ -863,11 +869,10 @@ class Client:
         self._check_open()
         self._now = now
         k = (key_type, key)
-        node_id = self._coordinators.get(k)
+        node_id = self._coordinators.known(k)
         if node_id is not None:
             return node_id
-        if k not in self._coordinator_lookups:
-            self._coordinator_lookups[k] = max(now, self._coordinator_not_before.get(k, now))
+        if self._coordinators.want(k, now):
             self._pump(now)
         return None
 
@@ -876,17 +881,13 @@ class Client:
         self._check_open()
         self._now = now
         k = (key_type, key)
-        self._coordinators.pop(k, None)
-        if k not in self._coordinator_lookups:
-            self._coordinator_lookups[k] = max(now, self._coordinator_not_before.get(k, now))
+        self._coordinators.forget(k)
+        if self._coordinators.want(k, now):
             self._pump(now)
 
     def _maybe_find_coordinators(self, now: float) -> None:
-        for k, due in list(self._coordinator_lookups.items()):
-            if due is None or due > now:
-                continue
+        for k in self._coordinators.take_due(now):
             key_type, key = k
-            self._coordinator_lookups[k] = None
             node = self._node(self.least_loaded_node(now))
             assert node is not None
             self._conn_for(node).send(
@@ -896,52 +897,30 @@ class Client:
             )
 
     def _on_find_coordinator(
-        self, k: tuple[int, str], response: FindCoordinatorResponse | None, error: KafkaError | None
+        self, k: CoordinatorKey, response: FindCoordinatorResponse | None, error: KafkaError | None
     ) -> None:
-        now = self._now
         if self._closed:
             return
-        retry_at = now + self.config.retry_backoff_ms / 1000
-        self._coordinator_not_before[k] = retry_at
         key_type, key = k
-        if error is None:
-            assert response is not None
-            answer: FindCoordinatorResponse | Coordinator | None = response
-            if response.coordinators:  # v4+ (KIP-699): our key's entry of the batch
-                answer = next((c for c in response.coordinators if c.key == key), None)
-            code, msg = (
-                (answer.error_code, answer.error_message) if answer is not None else (_NO_COORDINATOR, None)
+        answer = self._coordinators.read_answer(k, response, error, self._now)
+        if isinstance(answer, CoordinatorAddress):
+            node_id = COORDINATOR_NODE_BASE - answer.broker_id
+            node = self._nodes.get(node_id)
+            if node is None:
+                self._nodes[node_id] = _Node(node_id, answer.host, answer.port, "coordinator")
+            elif (node.host, node.port) != (answer.host, answer.port):
+                node.host, node.port = answer.host, answer.port
+            self._coordinators.found(k, node_id)
+            self._events.append(
+                CoordinatorFound(key=key, key_type=key_type, node_id=node_id, broker_id=answer.broker_id)
             )
-            if (
-                code == 0
-                and answer is not None
-                and (answer.node_id < 0 or not answer.host or not 0 < answer.port < 65536)
-            ):
-                # No usable address (a v4+ answer without our key, or a broker
-                # bug): as COORDINATOR_NOT_AVAILABLE, look again after the backoff.
-                code, msg = _NO_COORDINATOR, f"FindCoordinator for {key!r} named no usable coordinator"
-            if code == 0 and answer is not None:
-                broker_id, host, port = answer.node_id, answer.host, answer.port
-                node_id = COORDINATOR_NODE_BASE - broker_id
-                node = self._nodes.get(node_id)
-                if node is None:
-                    self._nodes[node_id] = _Node(node_id, host, port, "coordinator")
-                elif (node.host, node.port) != (host, port):
-                    node.host, node.port = host, port
-                self._coordinators[k] = node_id
-                self._coordinator_lookups.pop(k, None)
-                self._events.append(
-                    CoordinatorFound(key=key, key_type=key_type, node_id=node_id, broker_id=broker_id)
-                )
-                return
-            error = error_from_code(code, msg or f"FindCoordinator for {key!r}")
-        if error.retriable:
-            self._coordinator_lookups[k] = retry_at
-            if error.refresh_metadata:
+        elif answer.retriable:
+            self._coordinators.retry(k)
+            if answer.refresh_metadata:
                 self._metadata_requested = True
-            return
-        self._coordinator_lookups.pop(k, None)
-        self._events.append(CoordinatorLookupFailed(key=key, key_type=key_type, error=error))
+        else:
+            self._coordinators.give_up(k)
+            self._events.append(CoordinatorLookupFailed(key=key, key_type=key_type, error=answer))
 
     # --- bootstrap -----------------------------------------------------------------------
 
@@ -998,7 +977,7 @@ class Client:
             self._completions.extend(conn.completions)
             conn.completions.clear()
             node.conn = None
-        self._coordinator_lookups.clear()
+        self._coordinators.clear_lookups()
         self._run_callbacks()
 
     @property
@@ -1093,36 +1072,6 @@ class Client:
         )
         return SaslAuthenticator(mechanism)
 
-    def _setup_timeout_base_ms(self) -> int:
-        cfg = self.config
-        if cfg.connection_setup_timeout_ms is not None:
-            return cfg.connection_setup_timeout_ms
-        return cfg.socket_connection_setup_timeout_ms
-
-    def _setup_timeout_ms(self, node: _Node) -> int:
-        """Connection setup timeout for ``node``'s next attempt (KIP-601).
-
-        ``socket_connection_setup_timeout_ms`` doubled per consecutive failure,
-        capped at ``socket_connection_setup_timeout_max_ms``. Unlike Java there
-        is no jitter here: the reconnect backoff before each attempt already
-        spreads attempts, and an exact value keeps ``get_timer()`` predictable.
-        """
-        base = self._setup_timeout_base_ms()
-        cap = max(base, self.config.socket_connection_setup_timeout_max_ms)
-        return min(base << min(node.failures, 32), cap)
-
-    def _backoff_cap(self) -> float:
-        """The longest reconnect backoff in seconds (after an authentication failure)."""
-        cap = max(self.config.reconnect_backoff_max_ms, self.config.reconnect_backoff_ms)
-        return cap * self._rng.uniform(0.8, 1.2) / 1000
-
-    def _backoff(self, failures: int) -> float:
-        """Reconnect backoff in seconds after ``failures`` consecutive failures (KIP-144)."""
-        base = self.config.reconnect_backoff_ms
-        cap = self.config.reconnect_backoff_max_ms
-        value = min(base * 2 ** min(failures - 1, 32), cap) if base else 0
-        return value * self._rng.uniform(0.8, 1.2) / 1000
-
     def _after_input(self, now: float) -> None:
         """Settle state after an input: closed connections, due work, callbacks."""
         while True:
@@ -1179,7 +1128,7 @@ class Client:
             # backoff; before any node answered, bootstrap fails at once with
             # this error (the upper layers surface it to the user).
             node.failures += 1
-            node.reconnect_at = now + self._backoff_cap()
+            node.reconnect_at = now + self._reconnect.longest_backoff()
             self._auth_error = error
             if not self._answered and not self._closed and self._bootstrap_error is None:
                 self._bootstrap_deadline = None
@@ -1187,13 +1136,13 @@ class Client:
                 self._events.append(BootstrapFailed(error=error))
         elif error is not None:
             node.failures += 1
-            node.reconnect_at = now + self._backoff(node.failures)
+            node.reconnect_at = now + self._reconnect.backoff(node.failures)
             if not self._closed:
                 self._metadata_requested = True  # leadership may have moved (Java does the same)
         else:
             node.reconnect_at = now
-        for k in [k for k, v in self._coordinators.items() if v == node.node_id and error is not None]:
-            del self._coordinators[k]
+        if error is not None:
+            self._coordinators.forget_node(node.node_id)
         self._events.append(
             NodeDisconnected(node_id=node.node_id, error=error, reconnect_at=node.reconnect_at)
         )
@@ -1203,12 +1152,12 @@ class Client:
         if self._closed:
             return
         self._maybe_fetch_metadata(now)
-        if self._coordinator_lookups:
+        if self._coordinators.pending():
             self._maybe_find_coordinators(now)
         for node in self._nodes.values():
             conn = node.conn
             if conn is not None and conn.state is ConnectionState.WAITING and node.reconnect_at <= now:
-                conn.start_connect(now, setup_timeout_ms=self._setup_timeout_ms(node))
+                conn.start_connect(now, setup_timeout_ms=self._reconnect.setup_timeout(node.failures))
                 node.connects += 1
                 self._commands.append(Connect(node_id=node.node_id, host=node.host, port=node.port))
         if self._bootstrap_deadline is not None and now >= self._bootstrap_deadline:
