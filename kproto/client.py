@@ -104,6 +104,7 @@ from kproto.events import (
     Rebootstrapped,
     RebootstrapRejected,
 )
+from kproto.metadata_schedule import MetadataSchedule
 from kproto.protocol.message import Request
 from kproto.protocol.messages import (
     FindCoordinatorRequest,
@@ -113,6 +114,7 @@ from kproto.protocol.messages import (
 )
 from kproto.protocol.messages.metadata import MetadataRequestTopic
 from kproto.reconnect import ReconnectPolicy
+from kproto.settled_versions import BrokerKey, SettledVersions, broker_keys
 
 __all__ = [
     "COORDINATOR_GROUP",
@@ -137,6 +139,8 @@ COORDINATOR_GROUP = 0
 #: FindCoordinator KeyType of a transactional id.
 COORDINATOR_TRANSACTION = 1
 _INF = float("inf")
+#: A connection being set up.
+_OPENING = frozenset({ConnectionState.CONNECTING, ConnectionState.API_VERSIONS, ConnectionState.AUTHENTICATING})
 
 
 def parse_bootstrap(servers: str | Sequence[str]) -> list[tuple[str, int]]:
@@ -336,6 +340,24 @@ class _Node:
         self.connects = 0
         self.ready_seen = False
 
+    def load(self, now: float) -> int | None:
+        """Requests in flight and queued on a ready, unthrottled connection (None: not usable now)."""
+        conn = self.conn
+        if conn is None or conn.state is not ConnectionState.READY or now < conn.throttled_until:
+            return None
+        return conn.in_flight_count + conn.queued_count
+
+    def opening(self) -> bool:
+        """Whether a connection is being set up (TCP, ApiVersions or authentication)."""
+        return self.conn is not None and self.conn.state in _OPENING
+
+    def available(self, now: float) -> bool:
+        """KIP-899: connected or being set up, or allowed to connect (backoff over)."""
+        conn = self.conn
+        if conn is not None and conn.state not in (ConnectionState.WAITING, ConnectionState.CLOSED):
+            return True
+        return self.reconnect_at <= now
+
 
 class Client:
     """The cluster client core; see the module docstring.
@@ -389,14 +411,9 @@ class Client:
         self._last_error: KafkaError | None = None
         # Metadata (see the module docstring). -inf = never.
         self._topics: set[str] = set()
-        self._metadata_in_flight = False
-        self._metadata_requested = True  # the first fetch bootstraps the client
-        self._metadata_last_attempt = -_INF
-        self._metadata_last_success = -_INF
-        # KIP-899/KIP-1102: when the current run of metadata attempts began
-        # (None: the last one succeeded), how many re-bootstraps so far, and the
-        # cluster id a re-bootstrapped client expects (None: any).
-        self._metadata_attempt_start: float | None = None
+        self._metadata = MetadataSchedule(config.retry_backoff_ms / 1000, config.metadata_max_age_ms / 1000)
+        # KIP-899/KIP-1102: how many re-bootstraps so far, and the cluster id a
+        # re-bootstrapped client expects (None: any).
         self._rebootstraps = 0
         self._expected_cluster_id: str | None = None
         # A broker answered REBOOTSTRAP_REQUIRED (Metadata v13, KIP-1102).
@@ -405,7 +422,7 @@ class Client:
         self._trailing_bytes_closed = 0
         self._versions_closed: dict[int, int] = {}
         # The ApiVersions version connections settled on, by broker id and by address.
-        self._api_versions_known: dict[tuple[object, ...], int] = {}
+        self._settled_versions = SettledVersions()
         # Coordinators: (key_type, key) -> node id; lookups: due time, None = in flight.
         self._coordinators = Coordinators(config.retry_backoff_ms / 1000)
 
@@ -660,19 +677,13 @@ class Client:
         for i in range(n):
             node = self._node(ids[(start + i) % n])
             assert node is not None
-            conn = node.conn
-            state = conn.state if conn is not None else None
-            if state is ConnectionState.READY and conn is not None and now >= conn.throttled_until:
-                load = conn.in_flight_count + conn.queued_count
+            load = node.load(now)
+            if load is not None:
                 if load == 0:
                     return node.node_id
                 if best_ready is None or load < best_load:
                     best_ready, best_load = node.node_id, load
-            elif state in (
-                ConnectionState.CONNECTING,
-                ConnectionState.API_VERSIONS,
-                ConnectionState.AUTHENTICATING,
-            ):
+            elif node.opening():
                 if connecting is None:
                     connecting = node.node_id
             elif node.reconnect_at <= now:
@@ -704,7 +715,7 @@ class Client:
         new = set(topics) - self._topics
         if new:
             self._topics |= new
-            self._metadata_requested = True
+            self._metadata.requested = True
             self._pump(now)
 
     def remove_topics(self, topics: Iterable[str], now: float) -> None:
@@ -718,16 +729,11 @@ class Client:
         """Refresh metadata soon: at once, or ``retry_backoff_ms`` after the last attempt."""
         self._check_open()
         self._now = now
-        self._metadata_requested = True
+        self._metadata.requested = True
         self._pump(now)
 
     def _metadata_due(self) -> float:
-        if self._metadata_in_flight or self._closed:
-            return _INF
-        backoff = self._metadata_last_attempt + self.config.retry_backoff_ms / 1000
-        if self._metadata_requested:
-            return backoff
-        return max(self._metadata_last_success + self.config.metadata_max_age_ms / 1000, backoff)
+        return _INF if self._closed else self._metadata.due()
 
     def _maybe_fetch_metadata(self, now: float) -> None:
         if self._metadata_due() > now:
@@ -735,27 +741,23 @@ class Client:
         reason = self._rebootstrap_reason(now)
         if reason is not None:
             self._rebootstrap(reason)
-        if self._metadata_attempt_start is None:
-            self._metadata_attempt_start = now
         topics = sorted(self._topics)
         request = MetadataRequest(
             topics=[MetadataRequestTopic(name=t) for t in topics],
             allow_auto_topic_creation=self.config.allow_auto_create_topics,
         )
-        self._metadata_in_flight = True
-        self._metadata_requested = False
+        self._metadata.start(now)
         node = self._node(self.least_loaded_node(now))
         assert node is not None
         self._conn_for(node).send(request, callback=self._on_metadata, now=now)
 
     def _on_metadata(self, response: MetadataResponse | None, error: KafkaError | None) -> None:
         now = self._now
-        self._metadata_in_flight = False
-        self._metadata_last_attempt = now
+        self._metadata.answered(now)
         if self._closed:
             return
         if error is not None:
-            self._metadata_requested = True
+            self._metadata.requested = True
             if self._last_error is None:  # a connection's own error says more than its request's
                 self._last_error = error
             return
@@ -764,8 +766,8 @@ class Client:
             # KIP-899: a re-bootstrap must not move the client to another
             # cluster (the bootstrap name now pointing elsewhere). Keep
             # asking, at the pace of reconnects, until the right one answers.
-            self._metadata_requested = True
-            self._metadata_last_attempt = (
+            self._metadata.requested = True
+            self._metadata.last_attempt = (
                 now + max(0, self.config.reconnect_backoff_max_ms - self.config.retry_backoff_ms) / 1000
             )
             self._events.append(RebootstrapRejected(expected_cluster_id=expected, cluster_id=got))
@@ -773,16 +775,15 @@ class Client:
         self._expected_cluster_id = None
         code = getattr(response, "error_code", 0)  # Metadata v13+: a top-level error (KIP-1102)
         if code:
-            self._metadata_requested = True
+            self._metadata.requested = True
             self._rebootstrap_required = code == RebootstrapRequiredError.errno
             return
         self._rebootstrap_required = False
         described, transient = self._cluster.update(response)
-        self._metadata_last_success = now
-        self._metadata_attempt_start = None
+        self._metadata.succeeded(now)
         self._last_error = None
         if transient:
-            self._metadata_requested = True
+            self._metadata.requested = True
         for broker_id, (host, port, _rack) in self._cluster.brokers.items():
             node = self._nodes.get(broker_id)
             if node is None:
@@ -817,7 +818,7 @@ class Client:
         # being set up) and may not open one yet (reconnect backoff).
         if not any(self._node_available(broker_id, now) for broker_id in brokers):
             return "no broker from the metadata can be reached"
-        start = self._metadata_attempt_start
+        start = self._metadata.attempt_start
         trigger = cfg.metadata_recovery_rebootstrap_trigger_ms / 1000
         if start is not None and now - start >= trigger:
             return f"no metadata for {cfg.metadata_recovery_rebootstrap_trigger_ms} ms"
@@ -825,12 +826,7 @@ class Client:
 
     def _node_available(self, node_id: int, now: float) -> bool:
         node = self._node(node_id)
-        if node is None:
-            return False
-        conn = node.conn
-        if conn is not None and conn.state not in (ConnectionState.WAITING, ConnectionState.CLOSED):
-            return True  # connecting, handshaking or ready
-        return node.reconnect_at <= now
+        return node is not None and node.available(now)
 
     def _rebootstrap(self, reason: str) -> None:
         """Forget the metadata brokers and go back to ``bootstrap_servers`` (KIP-899).
@@ -847,7 +843,7 @@ class Client:
         # Bootstrap nodes keep their reconnect backoff: one that failed a
         # moment ago is not hammered (an idle one closed long ago may connect now).
         self._cluster.forget_brokers()
-        self._metadata_attempt_start = None
+        self._metadata.attempt_start = None
         self._rebootstrap_required = False
         self._events.append(
             Rebootstrapped(
@@ -917,7 +913,7 @@ class Client:
         elif answer.retriable:
             self._coordinators.retry(k)
             if answer.refresh_metadata:
-                self._metadata_requested = True
+                self._metadata.requested = True
         else:
             self._coordinators.give_up(k)
             self._events.append(CoordinatorLookupFailed(key=key, key_type=key_type, error=answer))
@@ -1018,59 +1014,33 @@ class Client:
                 node.port,
                 config=self._conn_config,
                 now=self._now,
-                api_versions_version=self._api_versions_start(node),
+                api_versions_version=self._settled_versions.start(self._broker_keys(node)),
                 authenticator=auth(node.node_id, node.host, node.port)
                 if auth is not None
                 else self._sasl_authenticator(),
             )
         return conn
 
-    def _broker_keys(self, node: _Node) -> list[tuple[object, ...]]:
-        """What identifies ``node``'s broker: its broker id (a coordinator connection
-        shares its broker's) and its address."""
-        keys: list[tuple[object, ...]] = [("address", node.host, node.port)]
+    def _broker_keys(self, node: _Node) -> list[BrokerKey]:
+        """What names ``node``'s broker (a coordinator connection shares its broker's)."""
         if node.kind == "broker":
-            keys.append(("broker", node.node_id))
-        elif node.kind == "coordinator":
+            return broker_keys(node.node_id, node.host, node.port, None)
+        if node.kind == "coordinator":
             broker_id = COORDINATOR_NODE_BASE - node.node_id
-            keys.append(("broker", broker_id))
             info = self._cluster.broker(broker_id)
-            if info is not None:  # FindCoordinator may name the broker by another host string
-                keys.append(("address", info.host, info.port))
-        return keys
-
-    def _note_api_versions_version(self, node: _Node, conn: BrokerConnection) -> None:
-        """Remember the ApiVersions version ``conn`` settled on for every name of its broker."""
-        for key in self._broker_keys(node):
-            self._api_versions_known[key] = conn.api_versions_version
-
-    def _api_versions_start(self, node: _Node) -> int | None:
-        """The ApiVersions version a new connection to ``node`` asks first (None: the newest).
-
-        A broker that refused a version (KIP-511 fallback) is not asked it again on
-        any connection to it: not on a second connection to the same broker id
-        (a coordinator connection, ``COORDINATOR_NODE_BASE - id``), nor to the
-        same address (a bootstrap entry). A broker that answers the refusal and
-        hangs up would otherwise drop every new connection right after it opens.
-        """
-        known = [v for k in self._broker_keys(node) if (v := self._api_versions_known.get(k)) is not None]
-        return min(known) if known else None
+            return broker_keys(broker_id, node.host, node.port, None if info is None else (info.host, info.port))
+        return broker_keys(None, node.host, node.port, None)
 
     def _sasl_authenticator(self) -> Authenticator | None:
         """A fresh SASL authenticator when ``security_protocol`` is SASL_*."""
         cfg = self.config
-        if not cfg.security_protocol.upper().startswith("SASL_"):
-            return None
-        from kproto.sasl import SaslAuthenticator, make_mechanism, nonce_from_rng
+        from kproto.sasl import authenticator_for, nonce_from_rng
 
-        mechanism = make_mechanism(
-            cfg.sasl_mechanism or "",
-            username=cfg.sasl_plain_username,
-            password=cfg.sasl_plain_password,
-            token_provider=cfg.sasl_oauth_token_provider,
+        return authenticator_for(
+            cfg.security_protocol, cfg.sasl_mechanism, username=cfg.sasl_plain_username,
+            password=cfg.sasl_plain_password, token_provider=cfg.sasl_oauth_token_provider,
             nonce=cfg.sasl_nonce_factory or nonce_from_rng(self._rng),
-        )
-        return SaslAuthenticator(mechanism)
+        )  # fmt: skip
 
     def _after_input(self, now: float) -> None:
         """Settle state after an input: closed connections, due work, callbacks."""
@@ -1099,7 +1069,7 @@ class Client:
                 conn.completions.clear()
             if conn.state is ConnectionState.READY and not node.ready_seen:
                 node.ready_seen = True
-                self._note_api_versions_version(node, conn)
+                self._settled_versions.note(self._broker_keys(node), conn.api_versions_version)
                 node.failures = 0
                 self._auth_error = None
                 self._answered = True
@@ -1111,7 +1081,7 @@ class Client:
     def _on_closed(self, node: _Node, conn: BrokerConnection, now: float) -> None:
         node.conn = None
         node.ready_seen = False
-        self._note_api_versions_version(node, conn)
+        self._settled_versions.note(self._broker_keys(node), conn.api_versions_version)
         self._trailing_bytes_closed += conn.responses_with_trailing_bytes
         self._versions_closed.update(conn.versions_sent)
         if conn.completions:
@@ -1138,7 +1108,7 @@ class Client:
             node.failures += 1
             node.reconnect_at = now + self._reconnect.backoff(node.failures)
             if not self._closed:
-                self._metadata_requested = True  # leadership may have moved (Java does the same)
+                self._metadata.requested = True  # leadership may have moved (Java does the same)
         else:
             node.reconnect_at = now
         if error is not None:

@@ -65,6 +65,7 @@ __all__ = [
     "OAuthBearer",
     "Plain",
     "SaslAuthenticator",
+    "authenticator_for",
     "Scram",
     "check_secret_types",
     "make_mechanism",
@@ -520,3 +521,20 @@ class SaslAuthenticator:
             self._finish(None)
         else:
             self._send(token)
+
+
+def authenticator_for(
+    security_protocol: str,
+    mechanism: str | None,
+    *,
+    username: Any,
+    password: Any,
+    token_provider: Any,
+    nonce: Callable[[], str],
+) -> SaslAuthenticator | None:
+    """A fresh SASL authenticator for one connection when ``security_protocol`` is SASL_*, else None."""
+    if not security_protocol.upper().startswith("SASL_"):
+        return None
+    return SaslAuthenticator(
+        make_mechanism(mechanism or "", username=username, password=password, token_provider=token_provider, nonce=nonce)
+    )
