@@ -326,7 +326,7 @@ class UserScramCredentialUpsertion:
     """Set ``user``'s credential for ``mechanism``. The broker gets only the salted
     password (PBKDF2 over ``password``, ``salt``, ``iterations``; KIP-554). With no
     ``salt`` the admin core refuses the upsertion: kproto draws no randomness, so
-    the caller passes one (``secrets.token_bytes(24)``, as the facades do)."""
+    the caller passes one (e.g. ``secrets.token_bytes(24)``)."""
 
     __slots__ = ("user", "mechanism", "iterations", "salt", "_password")
 
