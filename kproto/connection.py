@@ -229,6 +229,8 @@ class _Request:
         "correlation_id",
         "version",
         "handshake",
+        "written_at",
+        "size",
     )
 
     def __init__(
@@ -248,6 +250,8 @@ class _Request:
         self.correlation_id = -1
         self.version = -1
         self.handshake = handshake
+        self.written_at = 0.0
+        self.size = 0
 
 
 class BrokerConnection:
@@ -313,6 +317,9 @@ class BrokerConnection:
         self.responses_with_trailing_bytes = 0
         #: ``api_key -> version`` of the latest request of each API written here.
         self.versions_sent: dict[int, int] = {}
+        #: When a list, every response read appends ``(api_key, version, request bytes,
+        #: response bytes, latency, throttle_ms)``; the owner drains it (None: off).
+        self.observed: list[tuple[int, int, int, int, float, int]] | None = None
         self._now = now
 
     # --- introspection ------------------------------------------------------
@@ -572,6 +579,9 @@ class BrokerConnection:
             return
         self._next_correlation_id = (cid + 1) % CORRELATION_ID_LIMIT
         self.versions_sent[req.request.API_KEY] = version
+        if self.observed is not None:
+            req.written_at = self._now
+            req.size = len(out) - start
         if req.expect_response:
             self._in_flight.append(req)
         else:
@@ -731,6 +741,9 @@ class BrokerConnection:
             logger.debug("%s v%d from node %s: %d bytes after the known fields ignored",
                          response_type.__name__, version, self.node_id, len(frame) - end)
         self._note_throttle(response, now)
+        if self.observed is not None:
+            self.observed.append((api_key, version, req.size, len(frame) + 4, now - req.written_at,
+                                  getattr(response, "throttle_time_ms", 0)))
         self._complete(req, response, None)
 
     def _read_api_versions(self, frame: memoryview, pos: int) -> ApiVersionsResponse | None:

@@ -55,6 +55,8 @@ from operator import attrgetter
 from typing import Any
 
 from kproto.errors import IllegalStateError, KafkaError, KafkaTimeoutError
+from kproto.events import Event
+from kproto.producer.events import BatchOutcome
 from transports._common import (
     Delivery,
     RecordMetadata,
@@ -296,6 +298,8 @@ class _IOLoop(SelectorDriver):
     def __init__(self, core: Any, name: str, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(core, _monotonic, ssl_context, sink=self._delivered, recv_size=_RECV_SIZE, reads=1)
         self.enable_wakeup()
+        #: Takes the core's events other than delivery reports (the facade's observer), or None.
+        self.observe: Callable[[Event], object] | None = None
         #: Hands queued records to the core in bulk (ProducerCore.send_many).
         self._send_many: Callable[[deque[Any], float, Callable[[Any, Exception], None]], bool] = getattr(
             core, "send_many", None
@@ -432,10 +436,11 @@ class _IOLoop(SelectorDriver):
 
     def _delivered(self, evs: Sequence[Any]) -> None:
         """The sink: complete the futures, give back their reserved bytes, take more records."""
-        dispatch_events(evs)
+        dispatch_events(evs, self.observe)
         freed = 0
         for ev in evs:
-            freed += sum(map(_reserved, ev.tokens))
+            if isinstance(ev, BatchOutcome):
+                freed += sum(map(_reserved, ev.tokens))
         self.held -= freed
         if self.blocked:
             self.blocked = False  # deliveries freed buffer space: try again

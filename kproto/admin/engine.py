@@ -75,16 +75,7 @@ from kproto.errors import (
     UnknownTopicOrPartitionError,
     UnsupportedVersionError,
 )
-from kproto.events import (
-    BootstrapFailed,
-    CoordinatorFound,
-    CoordinatorLookupFailed,
-    MetadataUpdated,
-    NodeDisconnected,
-    NodeReady,
-    Rebootstrapped,
-    RebootstrapRejected,
-)
+from kproto.events import BootstrapFailed, ClientEvent, CoordinatorLookupFailed
 from kproto.protocol.messages import REQUEST_TYPES
 
 __all__ = [
@@ -105,16 +96,7 @@ __all__ = [
 _INF = float("inf")
 
 #: The events an admin core hands its driver: the client's (the admin adds none).
-AdminEvent = (
-    NodeReady
-    | NodeDisconnected
-    | MetadataUpdated
-    | BootstrapFailed
-    | CoordinatorFound
-    | CoordinatorLookupFailed
-    | Rebootstrapped
-    | RebootstrapRejected
-)
+AdminEvent = ClientEvent
 
 
 def non_negative(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -458,8 +440,7 @@ class AdminEngine:
                 # Wrong credentials will not fix themselves: fail every open call now
                 # (Java's admin fails its calls with the AuthenticationException).
                 self._fail_all(ev.error)
-            if isinstance(ev, AdminEvent):  # the client hands out only these (kproto.events)
-                self._events.append(ev)
+            self._events.append(ev)
         # Callbacks from the client may have settled units; route what is open.
         self._pump(now)
 

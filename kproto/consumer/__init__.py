@@ -17,17 +17,27 @@ from kproto.consumer.assignors import (
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.group import ConsumerRebalanceListener
 from kproto.consumer.types import (
+    AnyConsumerEvent,
     CommitCompleted,
+    ConsumerEvent,
     ConsumerGroupMetadata,
     ConsumerRecord,
+    GroupRequestFailed,
     OffsetAndMetadata,
     OffsetAndTimestamp,
+    PartitionsAssigned,
+    PartitionsRevoked,
     RecordDeserializationError,
     TopicPartition,
 )
 
 __all__ = [
+    "AnyConsumerEvent",
     "CommitCompleted",
+    "ConsumerEvent",
+    "GroupRequestFailed",
+    "PartitionsAssigned",
+    "PartitionsRevoked",
     "ConsumerConfig",
     "ConsumerGroupMetadata",
     "ConsumerRebalanceListener",

@@ -22,9 +22,10 @@ from typing import Any, Final, Protocol
 
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.pending import once
-from kproto.consumer.types import ConsumerEvent, TopicPartition
+from kproto.consumer.types import AnyConsumerEvent, TopicPartition
 from kproto.driving import Command
 from kproto.errors import BrokerResponseError, KafkaProtocolError
+from kproto.events import ClientEvent
 
 __all__ = ["GROUP_KEY_TYPE", "ClientLike", "ConsumerContext"]
 
@@ -45,7 +46,7 @@ class ClientLike(Protocol):
     def commands(self) -> list[Command]: ...
     def data_to_send(self) -> list[tuple[int, bytes]]: ...
     def get_timer(self) -> float | None: ...
-    def events(self) -> list[object]: ...
+    def events(self) -> list[ClientEvent]: ...
     def send(self, request: Any, *, now: float, callback: Callable[[Any, BaseException | None], None],
              node_id: int | None = None, max_version: int | None = None,
              timeout_ms: int | None = None) -> Any: ...
@@ -91,7 +92,7 @@ class ConsumerContext:
             "commits-total": 0.0,
         }
         #: Consumer events not yet taken (``ConsumerCore.events``).
-        self.events: list[ConsumerEvent] = []
+        self.events: list[AnyConsumerEvent] = []
         #: Awaitables returned by deferred callbacks (``async def`` listeners).
         self.awaitables: list[Any] = []
         self._deferred: list[Callable[[], object]] = []
@@ -106,6 +107,10 @@ class ConsumerContext:
         self.set_assignment: Callable[[set[TopicPartition], float], None] = _unset
         #: Commit the consumed positions that changed (the core's auto-commit).
         self.commit_consumed: Callable[[float], object] = _unset
+
+    def emit(self, event: AnyConsumerEvent) -> None:
+        """Queue an event for ``ConsumerCore.events``."""
+        self.events.append(event)
 
     # --- errors ---------------------------------------------------------------
 
@@ -211,7 +216,7 @@ class ConsumerContext:
                 if isinstance(result, Awaitable):
                     self.awaitables.append(result)
 
-    def take_events(self) -> list[ConsumerEvent]:
+    def take_events(self) -> list[AnyConsumerEvent]:
         """Drain the consumer events."""
         evs, self.events = self.events, []
         return evs

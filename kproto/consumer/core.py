@@ -59,7 +59,7 @@ from kproto.consumer.offsets import Offsets
 from kproto.consumer.pending import Pending
 from kproto.consumer.positions import EARLIEST, LATEST, Positions
 from kproto.consumer.types import (
-    ConsumerEvent,
+    AnyConsumerEvent,
     ConsumerGroupMetadata,
     ConsumerRecord,
     OffsetAndMetadata,
@@ -195,7 +195,7 @@ class ConsumerCore:
                 t = own
         return t
 
-    def events(self) -> list[ConsumerEvent]:
+    def events(self) -> list[AnyConsumerEvent]:
         """Consumer events (:data:`~kproto.consumer.types.AnyConsumerEvent`) since the last call."""
         return self._ctx.take_events()
 
@@ -385,6 +385,15 @@ class ConsumerCore:
         hw = self._positions.state(tp).high_watermark
         return hw if hw >= 0 else None
 
+    def partition_offsets(self) -> dict[TopicPartition, tuple[int, int, int]]:
+        """``(position, high watermark, log start offset)`` of each assigned partition
+        whose position is known (-1 where a fetch has not told yet): lag and lead metrics."""
+        return {
+            tp: (st.position, st.high_watermark, st.log_start_offset)
+            for tp, st in self._positions.states.items()
+            if st.position is not None
+        }
+
     # --- poll -------------------------------------------------------------------
 
     def poll(self, max_records: int | None, now: float) -> dict[TopicPartition, list[ConsumerRecord]]:
@@ -496,6 +505,7 @@ class ConsumerCore:
             return
         client = self._client
         for ev in client.events():
+            ctx.events.append(ev)  # forwarded: the driver logs them and hands them to hooks
             if isinstance(ev, MetadataUpdated):
                 self._update_subscribed_assignment(now)
                 ctx.metadata_updated(now)

@@ -219,6 +219,7 @@ class FetchSessions:
             code = p.error_code
             if code == 0:
                 st.high_watermark = p.high_watermark
+                st.log_start_offset = p.log_start_offset
                 raw = p.records
                 if not raw:
                     continue

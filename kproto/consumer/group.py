@@ -69,7 +69,13 @@ from kproto.consumer.assignors import (
 from kproto.consumer.config import ConsumerConfig
 from kproto.consumer.context import ClientLike
 from kproto.consumer.pending import Pending
-from kproto.consumer.types import TopicPartition
+from kproto.consumer.types import (
+    AnyConsumerEvent,
+    GroupRequestFailed,
+    PartitionsAssigned,
+    PartitionsRevoked,
+    TopicPartition,
+)
 from kproto.errors import (
     CoordinatorLoadInProgressError,
     CoordinatorNotAvailableError,
@@ -170,6 +176,9 @@ class GroupHost(Protocol):
     def defer(self, fn: Callable[[], object]) -> None:
         """Run a user callback at the start of the next ``poll``."""
 
+    def emit(self, event: AnyConsumerEvent) -> None:
+        """Queue an event for ``ConsumerCore.events``."""
+
     def fail(self, exc: BaseException) -> None:
         """Raise ``exc`` from the next ``poll``."""
 
@@ -216,6 +225,8 @@ class GroupMembership:
         self._owned: set[TopicPartition] = set()
         #: Bumped on every state reset: stale responses are recognised and dropped.
         self._epoch = 0
+        #: When the first JoinGroup of the rebalance under way was sent (rebalance latency).
+        self._rebalance_started: float | None = None
 
     # --- what the core calls ---------------------------------------------------------
 
@@ -342,6 +353,8 @@ class GroupMembership:
         owned = self.host.assigned()
         if not owned:
             return
+        self.host.emit(PartitionsRevoked(group_id=self.group_id, member_id=self.member_id,
+                                         generation=self.generation, partitions=frozenset(owned), lost=lost))
         if not lost and self.host.config.enable_auto_commit:
             # Sent before the JoinGroup on the same connection: the broker handles it first.
             self.host.commit_consumed(self.host.now)
@@ -373,6 +386,8 @@ class GroupMembership:
     def _send_join(self, node: int, now: float) -> None:
         cfg = self.host.config
         self.state = MemberState.JOINING
+        if self._rebalance_started is None:
+            self._rebalance_started = now
         if not self.cooperative:
             self._revoke(lost=False)  # eager: everything goes before the JoinGroup
             self.host.set_assignment(set(), now)
@@ -399,6 +414,12 @@ class GroupMembership:
 
         def on_resp(resp: Any, err: BaseException | None) -> None:
             if epoch == self._epoch:
+                code = 0 if err is not None else resp.error_code
+                if err is not None or code:
+                    error = err if err is not None else error_from_code(code, self.group_id)
+                    self.host.emit(GroupRequestFailed(group_id=self.group_id,
+                                                      request=type(req).__name__.removesuffix("Request"),
+                                                      error=error))
                 handle(resp, err, self.host.now)
 
         self.host.client.send(req, now=now, node_id=node, callback=on_resp, timeout_ms=timeout_ms)
@@ -527,6 +548,13 @@ class GroupMembership:
         self._heartbeat_at = now + self.host.config.heartbeat_interval_ms / 1000
         self._last_poll = max(self._last_poll, now)
         listener = self.listener
+        before = self.host.assigned()
+        started, self._rebalance_started = self._rebalance_started, None
+        self.host.emit(PartitionsAssigned(
+            group_id=self.group_id, member_id=self.member_id, generation=self.generation,
+            partitions=frozenset(assigned), added=frozenset(assigned - before),
+            revoked=frozenset(before - assigned), rebalance_time=0.0 if started is None else now - started,
+        ))
         if self.cooperative:
             # KIP-429: revoke only what moved away (positions committed first), keep the rest,
             # and rejoin at once if anything was revoked so the next round can hand it out.

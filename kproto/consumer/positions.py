@@ -43,7 +43,7 @@ class PartitionState:
 
     __slots__ = ("position", "fetch_at", "epoch", "paused", "queue", "inflight", "reset",
                  "committed_checked", "offset_request", "high_watermark", "retry_at", "leader_epoch",
-                 "_epochs")
+                 "log_start_offset", "_epochs")
 
     def __init__(self, epochs: Iterator[int]) -> None:
         self.position: int | None = None
@@ -62,6 +62,8 @@ class PartitionState:
         #: True while an OffsetFetch or ListOffsets for this partition is out.
         self.offset_request = False
         self.high_watermark = -1
+        #: From the last Fetch response (-1: unknown); ``records-lead`` is measured from it.
+        self.log_start_offset = -1
         self.retry_at = 0.0
         self.leader_epoch = -1
 

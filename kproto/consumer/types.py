@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, TypeAlias
 import attrs
 
 from kproto.errors import KafkaError
+from kproto.events import ClientEvent, Event
 
 __all__ = [
     "ConsumerGroupMetadata",
@@ -26,6 +27,9 @@ __all__ = [
     "AnyConsumerEvent",
     "CommitCompleted",
     "ConsumerEvent",
+    "GroupRequestFailed",
+    "PartitionsAssigned",
+    "PartitionsRevoked",
 ]
 
 #: ``ConsumerRecord.timestamp_type`` values, as in the batch attributes.
@@ -119,8 +123,8 @@ class RecordDeserializationError(KafkaError):
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class ConsumerEvent:
-    """Base of the events ``ConsumerCore.events()`` returns; dispatch with ``isinstance``."""
+class ConsumerEvent(Event):
+    """Base of the consumer's own events; dispatch with ``isinstance``."""
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -133,5 +137,56 @@ class CommitCompleted(ConsumerEvent):
     error: BaseException | None
 
 
-#: Every consumer event type (one so far); ``match``/``isinstance`` over it is exhaustive.
-AnyConsumerEvent: TypeAlias = CommitCompleted
+@attrs.frozen(kw_only=True, slots=True)
+class PartitionsAssigned(ConsumerEvent):
+    """A rebalance completed (SyncGroup answered): the member's assignment now."""
+
+    #: The group.
+    group_id: str
+    #: This member's id.
+    member_id: str
+    #: The generation the assignment belongs to.
+    generation: int
+    #: Every partition the member owns now.
+    partitions: frozenset[TopicPartition]
+    #: Those it did not own before.
+    added: frozenset[TopicPartition]
+    #: Those it owned before and gave up (cooperative rebalances only; eager ones revoke first).
+    revoked: frozenset[TopicPartition]
+    #: Seconds from the JoinGroup being sent to this assignment (Java's rebalance latency).
+    rebalance_time: float
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class PartitionsRevoked(ConsumerEvent):
+    """The member gave up partitions before a rebalance, or lost them."""
+
+    #: The group.
+    group_id: str
+    #: This member's id.
+    member_id: str
+    #: The generation they were assigned in.
+    generation: int
+    #: The partitions.
+    partitions: frozenset[TopicPartition]
+    #: True when they were lost (member id or generation no longer valid): no commit was possible.
+    lost: bool
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class GroupRequestFailed(ConsumerEvent):
+    """A JoinGroup, SyncGroup or Heartbeat failed; the membership retries or rejoins as the table says."""
+
+    #: The group.
+    group_id: str
+    #: ``"JoinGroup"``, ``"SyncGroup"`` or ``"Heartbeat"``.
+    request: str
+    #: The broker's error, or the request's (a lost connection, a timeout).
+    error: BaseException
+
+
+#: Every event ``ConsumerCore.events()`` gives: the consumer's and the client's,
+#: forwarded; ``match``/``isinstance`` over it is exhaustive.
+AnyConsumerEvent: TypeAlias = (
+    CommitCompleted | PartitionsAssigned | PartitionsRevoked | GroupRequestFailed | ClientEvent
+)

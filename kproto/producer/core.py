@@ -253,8 +253,10 @@ class ProducerCore:
 
     def _after_input(self, now: float) -> None:
         evs = self._client.events()  # the producer acts on cluster state, not on these
-        if self._txn is not None and evs:  # transactions: but on a failed coordinator lookup
-            self._txn.on_client_events(evs)
+        if evs:
+            if self._txn is not None:  # transactions: but on a failed coordinator lookup
+                self._txn.on_client_events(evs)
+            self._sink.forward(evs)  # for the driver to log and hand to hooks
         version = self._client.cluster.version
         if version != self._meta_version:
             self._meta_version = version
@@ -305,7 +307,7 @@ class ProducerCore:
         return self._acc.buffer_memory - self._acc.buffer_used
 
     def events(self) -> list[ProducerEvent]:
-        """Deliveries and failures since the last call (drains)."""
+        """Deliveries, failures and the client's events since the last call (drains)."""
         return self._sink.take_events()
 
     def partitions_for(self, topic: str) -> set[int] | None:

@@ -5,8 +5,10 @@ a per-record event would cost an allocation per record on the hot path. The
 ``tokens`` are whatever the facade passed to ``send`` (its futures), in send
 order, so record ``i`` of a delivered batch has offset ``base_offset + i``.
 
-Both subclass :class:`BatchOutcome`; a driver dispatches with ``isinstance``
-on the two classes of the :data:`ProducerEvent` union.
+Both subclass :class:`BatchOutcome` (a :class:`kproto.events.Event`); a
+driver dispatches with ``isinstance`` over the :data:`ProducerEvent` union,
+which also holds the client's events (:data:`kproto.events.ClientEvent`) the
+producer core forwards.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from collections.abc import Sequence
 import attrs
 
 from kproto.errors import KafkaError
+from kproto.events import ClientEvent, Event
 
-__all__ = ["BatchOutcome", "DeliveryFailed", "ProducerEvent", "RecordsDelivered"]
+__all__ = ["BatchOutcome", "BatchRetried", "DeliveryFailed", "ProducerEvent", "RecordsDelivered"]
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class BatchOutcome:
+class BatchOutcome(Event):
     """What became of records sent together: the base class of the producer's events."""
 
     #: Topic of the records.
@@ -50,5 +53,22 @@ class DeliveryFailed(BatchOutcome):
     error: KafkaError
 
 
-#: Every event :meth:`kproto.producer.ProducerCore.events` gives.
-ProducerEvent = RecordsDelivered | DeliveryFailed
+@attrs.frozen(kw_only=True, slots=True)
+class BatchRetried(Event):
+    """The broker refused a batch with a retriable error; it is queued again after ``retry_backoff_ms``."""
+
+    #: Topic of the records.
+    topic: str
+    #: Their partition.
+    partition: int
+    #: How many records the batch holds.
+    records: int
+    #: Attempts so far (1 after the first refusal).
+    attempt: int
+    #: The broker's error (e.g. NotLeaderForPartitionError).
+    error: KafkaError
+
+
+#: Every event :meth:`kproto.producer.ProducerCore.events` gives: delivery
+#: reports, retries and the client's events, forwarded.
+ProducerEvent = RecordsDelivered | DeliveryFailed | BatchRetried | ClientEvent

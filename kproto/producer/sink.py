@@ -35,6 +35,7 @@ from kproto.errors import (
     UnknownServerError,
     error_from_code,
 )
+from kproto.events import ClientEvent
 from kproto.producer.accumulator import (
     CLOSED,
     DONE,
@@ -45,7 +46,7 @@ from kproto.producer.accumulator import (
     RecordAccumulator,
 )
 from kproto.producer.config import ProducerConfig
-from kproto.producer.events import DeliveryFailed, ProducerEvent, RecordsDelivered
+from kproto.producer.events import BatchRetried, DeliveryFailed, ProducerEvent, RecordsDelivered
 from kproto.producer.idempotence import SEQ_WRAP, IdempotenceState, seq_before
 from kproto.producer.transactions import TransactionManager
 from kproto.protocol.compression import codec_id, compress
@@ -194,6 +195,10 @@ class Sink:
         ev = self._events
         self._events = []
         return ev
+
+    def forward(self, events: list[ClientEvent]) -> None:
+        """Queue the client's events behind the deliveries so far (the core forwards them)."""
+        self._events.extend(events)
 
     def report_failure(
         self, topic: str, partition: int, error: KafkaError, tokens: list[object], abortable: bool
@@ -539,7 +544,7 @@ class Sink:
                         self.fail(b, error, unknown_outcome=False)
                         return
                     ps.lost = True
-                self._requeue(b, now, count=False)
+                self._requeue(b, now, count=False, error=error)
                 return
         definite = not b.maybe_written  # no attempt can have been written
         if (
@@ -547,7 +552,7 @@ class Sink:
             and b.attempts <= self._retries
             and now + self._retry_backoff < b.deadline
         ):
-            self._requeue(b, now, count=True)
+            self._requeue(b, now, count=True, error=error)
             return
         if idempotent and b.base_seq >= 0 and definite:
             ids.shift_sequences(ps, b)
@@ -568,8 +573,14 @@ class Sink:
                 seq = (seq + nb.count) % SEQ_WRAP
             self._requeue(nb, now - self._retry_backoff, count=False)  # no backoff
 
-    def _requeue(self, b: ProducerBatch, now: float, *, count: bool) -> None:
-        """Put ``b`` back in its partition's queue, in creation order, after a backoff."""
+    def _requeue(self, b: ProducerBatch, now: float, *, count: bool, error: KafkaError | None = None) -> None:
+        """Put ``b`` back in its partition's queue, in creation order, after a backoff.
+
+        With ``error`` (why the broker refused it) a :class:`BatchRetried` event says so.
+        """
+        if error is not None:
+            self._events.append(BatchRetried(topic=b.part.topic, partition=b.part.partition, records=b.count,
+                                             attempt=b.attempts, error=error))
         b.state = CLOSED
         b.retry_at = now + self._retry_backoff
         heapq.heappush(self._retry_times, b.retry_at)

@@ -68,7 +68,7 @@ partition or a group was added); an empty transaction ends locally.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from kproto.errors import (
@@ -92,7 +92,7 @@ from kproto.errors import (
     UnknownTopicOrPartitionError,
     error_from_code,
 )
-from kproto.events import CoordinatorLookupFailed
+from kproto.events import CoordinatorLookupFailed, Event
 from kproto.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
 from kproto.protocol.messages.add_partitions_to_txn import (
     AddPartitionsToTxnRequest,
@@ -367,7 +367,7 @@ class TransactionManager:
             else:
                 self._abortable(error)
 
-    def on_client_events(self, events: list[object]) -> None:
+    def on_client_events(self, events: Sequence[Event]) -> None:
         """A coordinator lookup that will not succeed by retrying."""
         for ev in events:
             if isinstance(ev, CoordinatorLookupFailed):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from kproto.client import COORDINATOR_NODE_BASE, Client, ClientConfig, parse_bootstrap
@@ -177,9 +178,10 @@ def test_bootstrap_then_metadata_then_idle_bootstrap_closed() -> None:
     # Metadata v13, no topics, auto-create on, correlation 1:
     assert p.exchange(T0) == 1
     events = client.events()
-    assert events[0] == NodeReady(node_id=-1, host="broker1.sim", port=9092)
+    assert attrs.evolve(events[0], api_versions={}) == NodeReady(node_id=-1, host="broker1.sim", port=9092)
+    assert events[0].api_versions[3] == 13  # type: ignore[union-attr]  # Metadata v13 negotiated
     assert events[1] == MetadataUpdated(version=1, topics=frozenset())
-    assert events[2] == NodeDisconnected(node_id=-1, error=None, reconnect_at=T0)
+    assert events[2] == NodeDisconnected(node_id=-1, error=None, reconnect_at=T0, host="broker1.sim", port=9092)
     assert p.connects() == [Close(node_id=-1)]
     assert client.bootstrap_connected()
     assert set(client.cluster.brokers) == {1, 2}

@@ -28,6 +28,7 @@ from kproto.producer import (
     StickyPartitioner,
     murmur2,
 )
+from kproto.producer.events import BatchOutcome, BatchRetried
 from kproto.protocol.messages.init_producer_id import InitProducerIdRequest, InitProducerIdResponse
 from kproto.protocol.messages.produce import (
     PartitionProduceResponse,
@@ -37,6 +38,10 @@ from kproto.protocol.messages.produce import (
 )
 from kproto.protocol.records import RecordBatch, RecordBatchBuilder, read_batches
 
+
+def outcomes(core: ProducerCore) -> list[BatchOutcome]:
+    """The delivery reports among the core's events (drains all of them)."""
+    return [e for e in core.events() if isinstance(e, BatchOutcome)]
 Callback = Callable[[Any, KafkaError | None], None]
 
 
@@ -241,7 +246,7 @@ def test_records_encoded_exactly_and_delivered_in_order() -> None:
     ]
     client.answer(req, produce_response(req, base=42))
     core.receive_data(1, b"", 0.01)
-    (ev,) = core.events()
+    (ev,) = outcomes(core)
     assert ev == RecordsDelivered(
         topic="t", partition=0, base_offset=42, log_append_time_ms=-1, tokens=["a", "b", "c"]
     )
@@ -338,7 +343,7 @@ def test_acks_zero_delivers_with_offset_minus_one() -> None:
     assert req.expect is False and req.request.acks == 0
     client.answer(req, None)
     core.handle_timer(0.0)
-    (ev,) = core.events()
+    (ev,) = outcomes(core)
     assert isinstance(ev, RecordsDelivered) and ev.base_offset == -1 and ev.tokens == ["x"]
 
 
@@ -418,7 +423,7 @@ def test_sticky_partitioner_sticks_until_batch_closes() -> None:
 def test_explicit_partition_not_in_topic_fails_that_record() -> None:
     core, _client = make()
     assert send(core, "bad", partition=9)
-    (ev,) = core.events()
+    (ev,) = outcomes(core)
     assert isinstance(ev, DeliveryFailed) and ev.partition == 9 and ev.tokens == ["bad"]
     assert isinstance(ev.error, IllegalArgumentError)
     assert core.pending_count() == 0
@@ -447,9 +452,9 @@ def test_unknown_topic_fails_after_max_block_ms() -> None:
     send(core, 1, topic="never", now=1.0)
     assert core.get_timer() == pytest.approx(3.0)
     core.handle_timer(2.9)
-    assert core.events() == []
+    assert outcomes(core) == []
     core.handle_timer(3.0)
-    (ev,) = core.events()
+    (ev,) = outcomes(core)
     assert isinstance(ev, DeliveryFailed) and isinstance(ev.error, KafkaTimeoutError)
     assert ev.partition == -1 and ev.tokens == [1]
     assert core.pending_count() == 0 and core.buffer_available() == 33554432
@@ -467,7 +472,9 @@ def test_retriable_error_retried_after_backoff_then_delivered() -> None:
     md = client.metadata_requests
     core.receive_data(1, b"", 1.0)
     assert client.metadata_requests > md  # NOT_LEADER refreshes metadata
-    assert core.events() == []
+    (retried,) = core.events()  # no outcome yet: the retry is reported, with its error
+    assert isinstance(retried, BatchRetried) and isinstance(retried.error, NotLeaderForPartitionError)
+    assert (retried.topic, retried.partition, retried.records, retried.attempt) == ("t", 0, 1, 1)
     core.data_to_send()
     assert len(produce_requests(client)) == 1  # still backing off
     assert core.get_timer() == pytest.approx(1.1)
@@ -478,7 +485,7 @@ def test_retriable_error_retried_after_backoff_then_delivered() -> None:
     )
     client.answer(second, produce_response(second, base=7))
     core.receive_data(1, b"", 1.2)
-    (ev,) = core.events()
+    (ev,) = outcomes(core)
     assert isinstance(ev, RecordsDelivered) and ev.base_offset == 7
     assert core.metrics(1.2)["producer-metrics"]["record-retry-total"] == 1
 
@@ -490,7 +497,7 @@ def test_retries_exhausted_fails_with_broker_error() -> None:
     req = produce_requests(client)[0]
     client.answer(req, produce_response(req, code=NotLeaderForPartitionError.errno))
     core.receive_data(1, b"", 0.1)
-    (ev,) = core.events()
+    (ev,) = outcomes(core)
     assert isinstance(ev, DeliveryFailed) and isinstance(ev.error, NotLeaderForPartitionError)
     assert ev.partition == 0
 
@@ -503,7 +510,7 @@ def test_non_retriable_error_fails_batch_others_delivered() -> None:
     (req,) = produce_requests(client)
     client.answer(req, produce_response(req, t_0=MessageSizeTooLargeError.errno))
     core.receive_data(1, b"", 0.1)
-    evs = core.events()
+    evs = outcomes(core)
     failed = [e for e in evs if isinstance(e, DeliveryFailed)]
     ok = [e for e in evs if isinstance(e, RecordsDelivered)]
     assert [e.tokens for e in failed] == [["a"]] and isinstance(failed[0].error, MessageSizeTooLargeError)
@@ -528,7 +535,7 @@ def test_delivery_timeout_expires_queued_and_in_flight_batches() -> None:
     core.data_to_send()
     assert core.get_timer() == pytest.approx(40.0)
     core.handle_timer(40.0)
-    (ev,) = core.events()
+    (ev,) = outcomes(core)
     assert (
         isinstance(ev, DeliveryFailed) and isinstance(ev.error, KafkaTimeoutError) and ev.tokens == ["queued"]
     )
@@ -537,11 +544,11 @@ def test_delivery_timeout_expires_queued_and_in_flight_batches() -> None:
     core.data_to_send()
     (req,) = produce_requests(client)
     core.handle_timer(90.0)  # the broker never answers
-    (ev,) = core.events()
+    (ev,) = outcomes(core)
     assert isinstance(ev.error, KafkaTimeoutError) and ev.tokens == ["wire"]
     client.answer(req, produce_response(req))  # a late answer changes nothing
     core.receive_data(1, b"", 91.0)
-    assert core.events() == [] and core.pending_count() == 0
+    assert outcomes(core) == [] and core.pending_count() == 0
 
 
 # --- buffer memory and bad input --------------------------------------------------------
@@ -604,7 +611,7 @@ def test_close_rejects_sends_and_keeps_delivering() -> None:
     req = produce_requests(client)[0]
     client.answer(req, produce_response(req))
     core.receive_data(1, b"", 0.1)
-    assert [type(e) for e in core.events()] == [RecordsDelivered]
+    assert [type(e) for e in outcomes(core)] == [RecordsDelivered]
 
 
 def test_abort_fails_everything() -> None:
@@ -616,7 +623,7 @@ def test_abort_fails_everything() -> None:
     core.data_to_send()
     err = KafkaTimeoutError("close timed out")
     core.abort(1.0, err)
-    evs = core.events()
+    evs = outcomes(core)
     assert sorted(t for e in evs for t in e.tokens) == [1, 2, 3]
     assert all(isinstance(e, DeliveryFailed) and e.error is err for e in evs)
     assert core.pending_count() == 0 and client.closed
@@ -697,7 +704,7 @@ def test_idempotent_retry_keeps_sequence_and_order() -> None:
     for r in resent:
         client.answer(r, produce_response(r))
     core.receive_data(1, b"", 0.2)
-    assert [e.tokens for e in core.events()] == [["a"], ["b"]]
+    assert [e.tokens for e in outcomes(core)] == [["a"], ["b"]]
 
 
 def test_unknown_producer_id_bumps_epoch_and_resequences() -> None:
@@ -719,7 +726,7 @@ def test_unknown_producer_id_bumps_epoch_and_resequences() -> None:
     assert (b.producer_id, b.producer_epoch, b.base_sequence) == (77, 1, 0)
     client.answer(r2, produce_response(r2))
     core.receive_data(1, b"", 0.3)
-    assert [e.tokens for e in core.events()] == [["a"]]
+    assert [e.tokens for e in outcomes(core)] == [["a"]]
 
 
 def test_old_broker_gets_new_producer_id_on_reset() -> None:
@@ -753,7 +760,7 @@ def test_rejected_batch_shifts_later_sequences() -> None:
     assert not any(isinstance(s.request, InitProducerIdRequest) for s in client.sent[2:])
     client.answer(r3, produce_response(r3))
     core.receive_data(1, b"", 0.2)
-    evs = core.events()
+    evs = outcomes(core)
     assert [(type(e).__name__, list(e.tokens)) for e in evs] == [
         ("DeliveryFailed", ["a1", "a2"]),
         ("RecordsDelivered", ["b"]),
@@ -768,7 +775,7 @@ def test_message_too_large_splits_batch_and_retries_halves() -> None:
     (r1,) = produce_requests(client)
     client.answer(r1, produce_response(r1, code=MessageSizeTooLargeError.errno))
     core.receive_data(1, b"", 0.1)
-    assert core.events() == []
+    assert outcomes(core) == []
     core.data_to_send()
     halves = produce_requests(client)[1:]
     recs = [[(r.value, r.headers) for r in h.batches()[("t", 0)].records()] for h in halves]
@@ -776,7 +783,7 @@ def test_message_too_large_splits_batch_and_retries_halves() -> None:
     for h, base in zip(halves, (10, 12), strict=True):
         client.answer(h, produce_response(h, base=base))
     core.receive_data(1, b"", 0.2)
-    assert [(e.base_offset, e.tokens) for e in core.events()] == [(10, [0, 1]), (12, [2, 3, 4])]  # type: ignore[union-attr]
+    assert [(e.base_offset, e.tokens) for e in outcomes(core)] == [(10, [0, 1]), (12, [2, 3, 4])]  # type: ignore[union-attr]
     assert core.pending_count() == 0 and core.buffer_available() == 33554432
 
 
@@ -855,7 +862,7 @@ def test_init_producer_id_fatal_error_fails_records() -> None:
     client.answer(init, InitProducerIdResponse(error_code=31))  # CLUSTER_AUTHORIZATION_FAILED
     core.receive_data(1, b"", 0.1)
     core.data_to_send()
-    (ev,) = core.events()
+    (ev,) = outcomes(core)
     assert isinstance(ev, DeliveryFailed) and ev.tokens == ["a"]
     assert type(ev.error).__name__ == "ClusterAuthorizationFailedError"
     assert produce_requests(client) == []
@@ -879,7 +886,7 @@ def test_batch_sealed_but_left_for_next_request_takes_no_more_records() -> None:
     assert [r.value for r in third.batches()[("t", 2)].records()] == [b"late"]
     client.answer(third, produce_response(third))
     core.receive_data(1, b"", 0.3)
-    assert sorted(t for e in core.events() for t in e.tokens) == ["p0", "p2", "p2-late"]  # type: ignore[type-var]
+    assert sorted(t for e in outcomes(core) for t in e.tokens) == ["p0", "p2", "p2-late"]  # type: ignore[type-var]
 
 
 def test_bad_timestamp_rejected_without_buffering() -> None:
@@ -988,7 +995,7 @@ def test_pending_count_covers_open_closed_in_flight_and_failed_batches() -> None
     assert core.pending_count() == 7
     core.abort(0.1, KafkaTimeoutError("stop"))
     assert core.pending_count() == 0
-    failed = sorted(str(t) for e in core.events() if isinstance(e, DeliveryFailed) for t in e.tokens)
+    failed = sorted(str(t) for e in outcomes(core) if isinstance(e, DeliveryFailed) for t in e.tokens)
     assert failed == sorted(["0", "1", "2", "3", "4", "big", "open"])
     assert core.buffer_available() == 33554432
 

@@ -29,8 +29,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from kproto.producer import DeliveryFailed, ProducerConfig, ProducerCore, RecordsDelivered
+from kproto.producer.events import BatchOutcome
 from tests.sim.harness import API_PRODUCE, Sim, SimCluster, SimNetwork
 
+
+def outcomes(core: ProducerCore) -> list[BatchOutcome]:
+    """The delivery reports among the core's events (drains all of them)."""
+    return [e for e in core.events() if isinstance(e, BatchOutcome)]
 TOPIC = "st"
 #: Retriable Produce error codes: NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS.
 RETRIABLE = (6, 7, 19)
@@ -81,7 +86,7 @@ class ProducerBatches(RuleBasedStateMachine):
     # --- helpers -------------------------------------------------------------------
 
     def collect(self) -> None:
-        for ev in self.core.events():
+        for ev in outcomes(self.core):
             for k, tok in enumerate(ev.tokens):
                 assert tok not in self.delivered and tok not in self.failed, f"token {tok} completed twice"
                 if isinstance(ev, RecordsDelivered):

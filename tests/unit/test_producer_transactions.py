@@ -21,6 +21,7 @@ from kproto.errors import (
 )
 from kproto.events import CoordinatorLookupFailed
 from kproto.producer import DeliveryFailed, ProducerConfig, ProducerCore, RecordsDelivered
+from kproto.producer.events import BatchOutcome
 from kproto.protocol.messages.add_offsets_to_txn import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
 from kproto.protocol.messages.add_partitions_to_txn import (
     AddPartitionsToTxnPartitionResult,
@@ -36,6 +37,11 @@ from kproto.protocol.messages.txn_offset_commit import (
     TxnOffsetCommitResponsePartition,
     TxnOffsetCommitResponseTopic,
 )
+
+
+def outcomes(core: ProducerCore) -> list[BatchOutcome]:
+    """The delivery reports among the core's events (drains all of them)."""
+    return [e for e in core.events() if isinstance(e, BatchOutcome)]
 
 TXN_COORD = -1001
 GROUP_COORD = -1002
@@ -235,7 +241,7 @@ def test_commit_adds_partitions_once_in_one_request_then_produces_then_ends() ->
     answer(core, client, end, EndTxnResponse())
     assert commit.done and commit.error is None
     assert core.transaction_state() == "READY"
-    delivered = [t for e in core.events() if isinstance(e, RecordsDelivered) for t in e.tokens]
+    delivered = [t for e in outcomes(core) if isinstance(e, RecordsDelivered) for t in e.tokens]
     assert sorted(delivered) == ["a", "b", "c"]
     # The next transaction adds its partitions again; sequences go on under the same epoch.
     client.sent.clear()
@@ -368,7 +374,7 @@ def test_abort_fails_unsent_records_waits_for_in_flight_then_ends() -> None:
     send(core, "unsent", partition=1)  # its partition is not even added yet
     op = core.abort_transaction(0.0)
     core.data_to_send()
-    failed = [e for e in core.events() if isinstance(e, DeliveryFailed)]
+    failed = [e for e in outcomes(core) if isinstance(e, DeliveryFailed)]
     assert [(e.tokens, type(e.error)) for e in failed] == [(["unsent"], TransactionAbortedError)]
     assert requests_of(client, EndTxnRequest) == []  # the in-flight batch first
     assert len(requests_of(client, AddPartitionsToTxnRequest)) == 1
@@ -450,7 +456,7 @@ def test_fenced_producer_is_fatal() -> None:
     produce = produce_in_transaction(core, client, "a")
     answer(core, client, produce, produce_response(produce, code=47))  # INVALID_PRODUCER_EPOCH
     assert core.transaction_state() == "FATAL"
-    (failed,) = core.events()
+    (failed,) = outcomes(core)
     assert isinstance(failed, DeliveryFailed)
     with pytest.raises(ProducerFencedError):
         send(core, "b")
@@ -501,7 +507,7 @@ def test_abortable_error_fails_commit_and_requires_abort() -> None:
         send(core, "c")
     core.data_to_send()
     # Unsent records fail at once with the error (a flush returns), before the abort.
-    failed = [(t, type(e.error)) for e in core.events() if isinstance(e, DeliveryFailed) for t in e.tokens]
+    failed = [(t, type(e.error)) for e in outcomes(core) if isinstance(e, DeliveryFailed) for t in e.tokens]
     assert sorted(failed) == [("a", TopicAuthorizationFailedError), ("b", TopicAuthorizationFailedError)]
     assert core.pending_count() == 0
     op = core.abort_transaction(0.0)
@@ -583,7 +589,7 @@ def test_abort_dropping_a_retried_batch_bumps_the_epoch() -> None:
     assert core.transaction_state() == "IN_TRANSACTION"
     op = core.abort_transaction(0.0)
     core.data_to_send()
-    (failed,) = core.events()
+    (failed,) = outcomes(core)
     assert isinstance(failed, DeliveryFailed) and isinstance(failed.error, TransactionAbortedError)
     (end,) = requests_of(client, EndTxnRequest)
     answer(core, client, end, EndTxnResponse())
@@ -641,7 +647,7 @@ def test_out_of_order_behind_a_retried_batch_is_retried_not_abortable() -> None:
     for r in resent:
         client.answer(r, produce_response(r))
     core.receive_data(1, b"", 0.1)
-    assert sorted(t for e in core.events() if isinstance(e, RecordsDelivered) for t in e.tokens) == ["a", "b"]
+    assert sorted(t for e in outcomes(core) if isinstance(e, RecordsDelivered) for t in e.tokens) == ["a", "b"]
 
 
 def test_epoch_bump_on_an_old_broker_sends_a_plain_init_producer_id() -> None:
