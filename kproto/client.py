@@ -105,6 +105,7 @@ from kproto.events import (
     Rebootstrapped,
     RebootstrapRejected,
     RequestCompleted,
+    RequestWritten,
 )
 from kproto.metadata_schedule import MetadataSchedule
 from kproto.protocol.message import Request
@@ -402,8 +403,10 @@ class Client:
         self._cluster = ClusterMetadata()
         self._commands: list[Command] = []
         self._events: list[ClientEvent] = []
-        #: When True, every response read gives a :class:`~kproto.events.RequestCompleted`
-        #: event (the transports turn it on for hooks and latency metrics).
+        #: When True, every request written gives a :class:`~kproto.events.RequestWritten`
+        #: event and every response read a :class:`~kproto.events.RequestCompleted` one
+        #: (the transports turn it on for hooks and latency metrics). Set before the
+        #: first input: connections already open are not observed.
         self.observe_requests = False
         self._completions: deque[Completion] = deque()
         self._now = now
@@ -1112,6 +1115,11 @@ class Client:
 
     def _observed(self, node_id: int, observed: list[tuple[int, int, int, int, float, int]]) -> None:
         for api_key, version, req_size, resp_size, latency, throttle_ms in observed:
+            if resp_size < 0:
+                self._events.append(
+                    RequestWritten(node_id=node_id, api_key=api_key, api_version=version, request_bytes=req_size)
+                )
+                continue
             self._events.append(RequestCompleted(
                 node_id=node_id, api_key=api_key, api_version=version, request_bytes=req_size,
                 response_bytes=resp_size, latency=latency, throttle_ms=throttle_ms,

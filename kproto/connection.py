@@ -317,7 +317,8 @@ class BrokerConnection:
         self.responses_with_trailing_bytes = 0
         #: ``api_key -> version`` of the latest request of each API written here.
         self.versions_sent: dict[int, int] = {}
-        #: When a list, every response read appends ``(api_key, version, request bytes,
+        #: When a list, every request written appends ``(api_key, version, request bytes,
+        #: -1, 0.0, 0)`` and every response read ``(api_key, version, request bytes,
         #: response bytes, latency, throttle_ms)``; the owner drains it (None: off).
         self.observed: list[tuple[int, int, int, int, float, int]] | None = None
         self._now = now
@@ -581,7 +582,8 @@ class BrokerConnection:
         self.versions_sent[req.request.API_KEY] = version
         if self.observed is not None:
             req.written_at = self._now
-            req.size = len(out) - start
+            req.size = size = len(out) - start
+            self.observed.append((req.request.API_KEY, version, size, -1, 0.0, 0))
         if req.expect_response:
             self._in_flight.append(req)
         else:

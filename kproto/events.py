@@ -26,6 +26,7 @@ __all__ = [
     "ClientEvent",
     "Event",
     "RequestCompleted",
+    "RequestWritten",
     "CoordinatorFound",
     "CoordinatorLookupFailed",
     "MetadataUpdated",
@@ -167,6 +168,20 @@ class RequestCompleted(Event):
     throttle_ms: int
 
 
+@attrs.frozen(kw_only=True, slots=True)
+class RequestWritten(Event):
+    """A request was encoded for the wire (only while ``Client.observe_requests`` is on)."""
+
+    #: The node it goes to.
+    node_id: int
+    #: The request's API key.
+    api_key: int
+    #: The version it was written at.
+    api_version: int
+    #: Its size, bytes (with its size prefix).
+    request_bytes: int
+
+
 #: Every event :meth:`kproto.client.Client.events` gives; the producer,
 #: consumer and admin cores forward these with their own.
 ClientEvent = (
@@ -178,5 +193,6 @@ ClientEvent = (
     | CoordinatorLookupFailed
     | Rebootstrapped
     | RebootstrapRejected
+    | RequestWritten
     | RequestCompleted
 )

@@ -290,6 +290,7 @@ class AsyncProducerBase(Generic[_D]):
     _known_topics: set[str]
     _max_block: float
     _unyielded: int
+    _observer: Any  # transports._observe.Observer, set once started
     config: ProducerConfig
 
     async def _ensure_running(self) -> Any:
@@ -362,6 +363,10 @@ class AsyncProducerBase(Generic[_D]):
             handle._error = None
             handle._waiter = None
         else:
+            if self._observer.interceptors:
+                topic, value, key, headers, partition, timestamp_ms = self._observer.on_send(
+                    topic, value, key, headers, partition, timestamp_ms
+                )
             topic, k, v, hdrs, part, ts, hsize = prepare_send(
                 self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
             )
@@ -583,6 +588,8 @@ def dispatch_events(events: Iterable[Event], other: Callable[[Event], object] | 
             for tok in tokens:
                 tok._partition = part
                 tok._fail(err)
+            if other is not None:
+                other(ev)  # rare: logged
         else:
             if other is not None:
                 other(ev)

@@ -23,7 +23,7 @@ from kproto.consumer.core import Pending
 from kproto.errors import IllegalStateError, KafkaTimeoutError
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import timeout_error
-from transports._consumer_sync import CONSUMER_DRIVER, ConsumerFacadeBase, _tp, _tps
+from transports._consumer_sync import ConsumerFacadeBase, _tp, _tps
 
 __all__ = ["AsyncConsumerBase", "KafkaConsumer"]
 
@@ -107,7 +107,7 @@ class AsyncConsumerBase(ConsumerFacadeBase):
                 # arrived meanwhile (a poll answered from the buffer would not yield otherwise).
                 self._flush()
                 await self._checkpoint()
-                return records
+                return self._observer.consumed(records, core)
             self._raise_auth_failure()
             self._kick()
             await self._run_until(lambda: core.has_buffered() or auth_failure_seen(), left)
@@ -275,7 +275,7 @@ class KafkaConsumer(AsyncConsumerBase):
             self._core,
             self._loop,
             self._security,
-            **CONSUMER_DRIVER,
+            **self._driver_settings(),
         )
 
     async def start(self) -> None:

@@ -33,6 +33,7 @@ from kproto.consumer import (
 from kproto.consumer.core import ConsumerCore, Pending
 from kproto.errors import IllegalStateError, KafkaTimeoutError
 from transports._common import auth_failure, crashed_error, timeout_error
+from transports._observe import Observer, merge_metrics, split_observe
 from transports._selector import SelectorDriver
 from transports._tls import Security, client_security_kwargs, security_from_configs
 
@@ -103,11 +104,16 @@ class ConsumerFacadeBase:
         *,
         allow_async_provider: bool = False,
     ) -> None:
+        observe, configs = split_observe(configs)
         self._config = ConsumerConfig.from_kwargs(**configs)
         self._clock = clock
         #: TLS context for the driver, SASL settings for the client (transports/_tls.py).
         self._security: Security = security_from_configs(configs, allow_async_provider=allow_async_provider)
-        self._core = ConsumerCore(self._config, now=clock(), client=self._make_client(clock()))
+        client = self._make_client(clock())
+        #: Logs, hooks, interceptors and windowed metrics (transports/_observe.py).
+        self._observer = Observer("consumer", observe, clock, client)
+        self._observer.metrics_source = self.metrics
+        self._core = ConsumerCore(self._config, now=clock(), client=client)
         self._closed = False
         self._iter_buffer: list[ConsumerRecord] = []
         self._iter_pos = 0
@@ -255,8 +261,12 @@ class ConsumerFacadeBase:
     def metrics(self, raw: bool = False) -> dict[str, dict[str, float]]:
         """Consumer counters, grouped as kafka-python does (``{'consumer-metrics': {...}}``),
         and ``'api-versions'``: the version of each API last sent."""
-        return {f"{self._config.metric_group_prefix}-metrics": self._core.metrics(),
-                "api-versions": self._core.api_versions()}
+        return merge_metrics({f"{self._config.metric_group_prefix}-metrics": self._core.metrics(),
+                              "api-versions": self._core.api_versions()}, self._observer.metrics(self._core))
+
+    def _driver_settings(self) -> dict[str, Any]:
+        """The driver's settings: the core's events go to the observer."""
+        return {**CONSUMER_DRIVER, "sink": self._observer.events}
 
     @staticmethod
     def _offsets_map(
@@ -301,7 +311,7 @@ class KafkaConsumer(ConsumerFacadeBase):
         self._bg_stop = False
         self._setup((), configs, time.monotonic)
         self._driver = SelectorDriver(
-            self._core, self._clock, self._ssl_context, sink=_drop_events, on_crash=crash_consumer
+            self._core, self._clock, self._ssl_context, sink=self._observer.events, on_crash=crash_consumer
         )
         if topics:
             self.subscribe(list(topics))
@@ -417,13 +427,13 @@ class KafkaConsumer(ConsumerFacadeBase):
             if records:
                 # Send the prefetch this poll made room for, and take in what already arrived.
                 driver.run_once(0.0)
-                return records
+                return self._observer.consumed(records, core)
             self._raise_auth_failure()
             left = deadline - now
             if left <= 0:
                 driver.run_once(0.0)
                 records = core.poll(max_records, clock())
-                return records
+                return self._observer.consumed(records, core)
             driver.run_once(left)
             now = clock()
 

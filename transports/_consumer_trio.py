@@ -17,7 +17,6 @@ import trio  # type: ignore[import-untyped,unused-ignore]  # trio 0.22 has no py
 
 from kproto.errors import IllegalStateError
 from transports._consumer_asyncio import AsyncConsumerBase
-from transports._consumer_sync import CONSUMER_DRIVER
 from transports._trio_driver import TrioDriver
 
 __all__ = ["KafkaConsumer"]
@@ -64,7 +63,7 @@ class KafkaConsumer(AsyncConsumerBase):
             nursery,
             self._security,
             clock=(trio.current_time, 0.0),
-            **CONSUMER_DRIVER,
+            **self._driver_settings(),
             recv_size=1 << 20,  # fetch responses are megabytes
         )
         await nursery.start(self._driver.run)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kproto import driving
 from kproto.driving import Connect
 from kproto.errors import IllegalStateError
+from kproto.events import Event
 from transports._common import crashed_error
 
 if TYPE_CHECKING:
@@ -24,13 +25,13 @@ if TYPE_CHECKING:
 __all__ = ["IO", "Driven", "EventLoopDriver", "Sink", "pump"]
 
 #: Takes a batch of core events (delivery reports...); None: the core's events are not read.
-Sink = Callable[[Sequence[object]], object]
+Sink = Callable[[Sequence[Event]], object]
 
 
 class Driven(driving.Driven, Protocol):
     """A core a transport drives: :class:`kproto.driving.Driven` plus its events."""
 
-    def events(self) -> Sequence[object]:
+    def events(self) -> Sequence[Event]:
         """Events since the last call (drains them)."""
 
 

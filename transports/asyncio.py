@@ -25,7 +25,6 @@ from kproto.errors import (
 )
 from transports._asyncio_driver import AsyncioDriver
 from transports._common import (
-    PRODUCER_DRIVER,
     AsyncProducerBase,
     Delivery,
     RecordMetadata,
@@ -34,6 +33,7 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
+from transports._observe import Observer, merge_metrics, producer_settings, split_observe
 from transports._txn import AsyncTransactions
 
 __all__ = ["DeliveryHandle", "KafkaProducer", "RecordMetadata"]
@@ -119,11 +119,18 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     _make_core = staticmethod(make_core)
 
     def __init__(self, **configs: Any) -> None:
+        self._observe, configs = split_observe(configs)
+        self._observer: Observer | None = None
         self._options, self.config = split_configs(configs, allow_async_provider=True)
         self._max_block = self.config.max_block_ms / 1000.0
         self._driver: AsyncioDriver | None = None
         self._known_topics: set[str] = set()
-        self._plain = self._options.key_serializer is None and self._options.value_serializer is None
+        # Interceptors see every record before serialization: no fast path then.
+        self._plain = (
+            self._options.key_serializer is None
+            and self._options.value_serializer is None
+            and not self._observe.interceptors
+        )
         self._closed = False
         self._unyielded = 0
 
@@ -135,11 +142,12 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             raise IllegalStateError("producer is closed")
         loop = asyncio.get_running_loop()
         core = self._make_core(self.config, loop.time(), **self._options.core_kwargs())
+        self._observer = observer = Observer("producer", self._observe, loop.time, getattr(core, "_client", None))
         self._driver = AsyncioDriver(
             core,
             loop,
             self._options.security,
-            **PRODUCER_DRIVER,
+            **producer_settings(observer),
         )
         self._driver.start("kproto-producer")
         await asyncio.sleep(0)
@@ -286,8 +294,8 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         """
         if self._driver is None:
             return {"producer-metrics": {}}
-        result: dict[str, dict[str, float]] = self._driver.core.metrics(self._driver.loop.time())
-        return result
+        assert self._observer is not None
+        return merge_metrics(self._driver.core.metrics(self._driver.loop.time()), self._observer.metrics())
 
     def bootstrap_connected(self) -> bool:
         """True while a connection to a bootstrap/broker is up.

@@ -68,6 +68,7 @@ from transports._common import (
     split_configs,
     timeout_error,
 )
+from transports._observe import Observer, merge_metrics, split_observe
 from transports._selector import SelectorDriver
 from transports._txn import SyncTransactions
 
@@ -300,6 +301,8 @@ class _IOLoop(SelectorDriver):
         self.enable_wakeup()
         #: Takes the core's events other than delivery reports (the facade's observer), or None.
         self.observe: Callable[[Event], object] | None = None
+        #: Runs the interceptors' ``on_acknowledgement`` on a batch of events, or None.
+        self.acknowledged: Callable[[Sequence[Event]], object] | None = None
         #: Hands queued records to the core in bulk (ProducerCore.send_many).
         self._send_many: Callable[[deque[Any], float, Callable[[Any, Exception], None]], bool] = getattr(
             core, "send_many", None
@@ -437,6 +440,8 @@ class _IOLoop(SelectorDriver):
     def _delivered(self, evs: Sequence[Any]) -> None:
         """The sink: complete the futures, give back their reserved bytes, take more records."""
         dispatch_events(evs, self.observe)
+        if self.acknowledged is not None:
+            self.acknowledged(evs)
         freed = 0
         for ev in evs:
             if isinstance(ev, BatchOutcome):
@@ -522,9 +527,11 @@ class KafkaProducer(SyncTransactions):
     _make_core = staticmethod(make_core)
 
     def __init__(self, **configs: Any) -> None:
+        observe, configs = split_observe(configs)
         self._options, self.config = split_configs(configs)
         self._max_block = self.config.max_block_ms / 1000.0
         self._core = self._make_core(self.config, _monotonic(), **self._options.core_kwargs())
+        self._observer = Observer("producer", observe, _monotonic, getattr(self._core, "_client", None))
         security = self._options.security
         self._loop = _IOLoop(
             self._core,
@@ -533,7 +540,15 @@ class KafkaProducer(SyncTransactions):
         )
         self._loop.limit = self.config.buffer_memory
         self._known_topics: set[str] = set()
-        self._plain = self._options.key_serializer is None and self._options.value_serializer is None
+        # Interceptors see every record before serialization: no fast path then.
+        self._plain = (
+            self._options.key_serializer is None and self._options.value_serializer is None and not observe.interceptors
+        )
+        self._loop.observe = self._observer.event
+        self._loop.acknowledged = self._observer.acknowledged if observe.interceptors else None
+        self._observer.metrics_source = lambda: merge_metrics(  # on the I/O thread: no call() round trip
+            self._core.metrics(_monotonic()), self._observer.metrics()
+        )
         self._transactional = self.config.transactional_id is not None
         self._unyielded = 0
         self._closed = False
@@ -609,6 +624,10 @@ class KafkaProducer(SyncTransactions):
             fut._waiter = None
             item: tuple[Any, ...] = (topic, key, value, None, None, ts, fut)
         else:
+            if self._observer.interceptors:
+                topic, value, key, headers, partition, timestamp_ms = self._observer.on_send(
+                    topic, value, key, headers, partition, timestamp_ms
+                )
             topic, k, v, hdrs, part, ts, hsize = prepare_send(
                 self._options, self._plain, topic, value, key, headers, partition, timestamp_ms
             )
@@ -807,7 +826,7 @@ class KafkaProducer(SyncTransactions):
         """
         result = self._loop.call(lambda core, now: core.metrics(now), self._max_block)
         assert isinstance(result, dict)
-        return result
+        return merge_metrics(result, self._observer.metrics())
 
     def bootstrap_connected(self) -> bool:
         """True while a connection to a bootstrap/broker is up.

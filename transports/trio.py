@@ -32,7 +32,6 @@ from kproto.errors import (
     KafkaTimeoutError,
 )
 from transports._common import (
-    PRODUCER_DRIVER,
     AsyncProducerBase,
     Delivery,
     RecordMetadata,
@@ -41,6 +40,7 @@ from transports._common import (
     split_configs,
     wait_for_topic_async,
 )
+from transports._observe import Observer, merge_metrics, producer_settings, split_observe
 from transports._trio_driver import TrioDriver, core_clock
 from transports._txn import AsyncTransactions
 
@@ -121,11 +121,18 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
     _make_core = staticmethod(make_core)
 
     def __init__(self, **configs: Any) -> None:
+        self._observe, configs = split_observe(configs)
+        self._observer: Observer | None = None
         self._options, self.config = split_configs(configs, allow_async_provider=True)
         self._max_block = self.config.max_block_ms / 1000.0
         self._driver: TrioDriver | None = None
         self._known_topics: set[str] = set()
-        self._plain = self._options.key_serializer is None and self._options.value_serializer is None
+        # Interceptors see every record before serialization: no fast path then.
+        self._plain = (
+            self._options.key_serializer is None
+            and self._options.value_serializer is None
+            and not self._observe.interceptors
+        )
         self._closed = False
         self._unyielded = 0
         self._nursery_manager: Any = None
@@ -144,12 +151,13 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             raise IllegalStateError("producer already started or closed")
         clock = core_clock()
         core = self._make_core(self.config, clock[0](), **self._options.core_kwargs())
+        self._observer = observer = Observer("producer", self._observe, clock[0], getattr(core, "_client", None))
         self._driver = TrioDriver(
             core,
             nursery,
             self._options.security,
             clock=clock,
-            **PRODUCER_DRIVER,
+            **producer_settings(observer),
         )
         nursery.start_soon(self._driver.run, name="kproto-producer")
         await trio.lowlevel.checkpoint()
@@ -320,8 +328,8 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         """
         if self._driver is None:
             return {"producer-metrics": {}}
-        result: dict[str, dict[str, float]] = self._driver.core.metrics(self._driver.now())
-        return result
+        assert self._observer is not None
+        return merge_metrics(self._driver.core.metrics(self._driver.now()), self._observer.metrics())
 
     def bootstrap_connected(self) -> bool:
         """True while a connection to a bootstrap/broker is up.

@@ -389,8 +389,13 @@ class ProducerCore:
             "records-pending": float(self.pending_count()),
             "responses-with-trailing-bytes-total": float(self._client.responses_with_trailing_bytes),
         }
+        # Java's compression-rate-avg: compressed / uncompressed size (1.0 without compression).
+        values["compression-rate-avg"] = m.compressed_bytes / m.uncompressed_bytes if m.uncompressed_bytes else 1.0
         # The version of each API last sent (ApiVersions negotiation, kproto.protocol.versions).
-        return {"producer-metrics": values, "api-versions": named_versions(self._client.versions_sent())}
+        result = {"producer-metrics": values, "api-versions": named_versions(self._client.versions_sent())}
+        for node, n in self._sink.node_inflight().items():
+            result[f"producer-node-metrics.node-{node}"] = {"in-flight-requests": float(n)}
+        return result
 
     # --- transactions (KIP-98): see kproto.producer.transactions ----------------
 

@@ -90,7 +90,7 @@ class ProducerMetrics:
     __slots__ = (
         "start", "records_sent", "bytes_sent", "batches", "batch_bytes", "batch_bytes_max", "requests",
         "latency_sum", "latency_max", "latency_count", "record_errors", "record_retries",
-        "window_start", "window_base",
+        "window_start", "window_base", "uncompressed_bytes", "compressed_bytes",
     )  # fmt: skip
 
     def __init__(self, now: float) -> None:
@@ -108,6 +108,9 @@ class ProducerMetrics:
         self.record_retries = 0
         self.window_start = now
         self.window_base = (0, 0, 0, 0)
+        #: Record bytes before and after compression (compressed batches only).
+        self.uncompressed_bytes = 0
+        self.compressed_bytes = 0
 
 
 class Sink:
@@ -195,6 +198,10 @@ class Sink:
         ev = self._events
         self._events = []
         return ev
+
+    def node_inflight(self) -> dict[int, int]:
+        """Produce requests in flight per node."""
+        return dict(self._node_inflight)
 
     def forward(self, events: list[ClientEvent]) -> None:
         """Queue the client's events behind the deliveries so far (the core forwards them)."""
@@ -400,7 +407,10 @@ class Sink:
             records = b.encoded()
             b.pieces = []
             if self._codec:
+                m = self.metrics
+                m.uncompressed_bytes += len(records)
                 records = compress(self._codec, records)
+                m.compressed_bytes += len(records)
             payload = encode_batch(
                 records,
                 count=b.count,
