@@ -408,6 +408,9 @@ class Client:
         #: (the transports turn it on for hooks and latency metrics). Set before the
         #: first input: connections already open are not observed.
         self.observe_requests = False
+        #: With :attr:`observe_requests`: also a :class:`~kproto.events.RequestWritten` per request
+        #: (broker hooks want it; the latency metrics do not).
+        self.observe_writes = False
         self._completions: deque[Completion] = deque()
         self._now = now
         self._closed = False
@@ -1116,9 +1119,10 @@ class Client:
     def _observed(self, node_id: int, observed: list[tuple[int, int, int, int, float, int]]) -> None:
         for api_key, version, req_size, resp_size, latency, throttle_ms in observed:
             if resp_size < 0:
-                self._events.append(
-                    RequestWritten(node_id=node_id, api_key=api_key, api_version=version, request_bytes=req_size)
-                )
+                if self.observe_writes:
+                    self._events.append(
+                        RequestWritten(node_id=node_id, api_key=api_key, api_version=version, request_bytes=req_size)
+                    )
                 continue
             self._events.append(RequestCompleted(
                 node_id=node_id, api_key=api_key, api_version=version, request_bytes=req_size,

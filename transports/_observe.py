@@ -279,6 +279,7 @@ class Observer:
         self.metrics_source: Callable[[], dict[str, dict[str, float]]] | None = None
         if client is not None and (self.enabled or self.hooks):
             client.observe_requests = True
+            client.observe_writes = bool(self.hooks)
 
     # --- events --------------------------------------------------------------------------
 
