@@ -34,6 +34,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from kproto.client import COORDINATOR_NODE_BASE
 from kproto.consumer.types import (
     CommitCompleted,
     GroupRequestFailed,
@@ -57,6 +58,7 @@ from kproto.events import (
 from kproto.hooks import ProducerRecord
 from kproto.metrics import Sampled
 from kproto.producer.events import BatchRetried, DeliveryFailed, RecordsDelivered
+from kproto.errors import BrokerResponseError
 from kproto.protocol.versions import named_versions
 
 __all__ = ["OBSERVE_OPTIONS", "ObserveOptions", "Observer", "split_observe"]
@@ -147,6 +149,26 @@ def _err(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+#: APIs the NodeReady line names (the producer's and the consumer's); the rest are counted.
+_MAIN_APIS = (0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 18, 22)
+
+
+def _node(node_id: int) -> str:
+    """A node id as a reader knows it: broker, bootstrap entry or coordinator connection."""
+    if node_id < 0:
+        return f"bootstrap {-node_id}"
+    if node_id > COORDINATOR_NODE_BASE // 2:
+        return f"coordinator {COORDINATOR_NODE_BASE - node_id}"
+    return f"node {node_id}"
+
+
+def _versions(api_versions: Mapping[int, int]) -> str:
+    main = {k: v for k, v in api_versions.items() if k in _MAIN_APIS}
+    names = ", ".join(f"{name} v{int(v)}" for name, v in named_versions(main).items())
+    rest = len(api_versions) - len(main)
+    return (names or "-") + (f" (+{rest} more)" if rest else "")
+
+
 def _tps(tps: Iterable[TopicPartition]) -> str:
     return "[" + ", ".join(f"{t}-{p}" for t, p in sorted(tps)) + "]"
 
@@ -155,18 +177,17 @@ def log_event(ev: Event, now: float) -> None:
     """Write ``ev`` to its logger at its level (see the module docstring); cheap when the level is off."""
     if isinstance(ev, RequestCompleted):  # the common one first: one per response
         if ev.throttle_ms and log_client.isEnabledFor(_DEBUG):
-            log_client.debug("node %s throttled the client for %d ms (api key %d)",
-                             ev.node_id, ev.throttle_ms, ev.api_key)
+            log_client.debug("%s throttled the client for %d ms (api key %d)",
+                             _node(ev.node_id), ev.throttle_ms, ev.api_key)
     elif isinstance(ev, RequestWritten):
         pass  # hooks and metrics only: a line per request would drown the rest
     elif isinstance(ev, NodeReady):
         if log_client.isEnabledFor(_DEBUG):
-            versions = ", ".join(f"{k} v{int(v)}" for k, v in sorted(named_versions(ev.api_versions).items()))
-            log_client.debug("connected to node %s at %s:%s; API versions: %s", ev.node_id, ev.host, ev.port,
-                             versions or "-")
+            log_client.debug("connected to %s at %s:%s; API versions: %s", _node(ev.node_id), ev.host, ev.port,
+                             _versions(ev.api_versions))
     elif isinstance(ev, NodeDisconnected):
         if log_client.isEnabledFor(_DEBUG):
-            log_client.debug("disconnected from node %s at %s:%s (%s); reconnect in %.3f s", ev.node_id, ev.host,
+            log_client.debug("disconnected from %s at %s:%s (%s); reconnect in %.3f s", _node(ev.node_id), ev.host,
                              ev.port, _err(ev.error), max(0.0, ev.reconnect_at - now))
     elif isinstance(ev, MetadataUpdated):
         if log_client.isEnabledFor(_DEBUG):
@@ -214,7 +235,8 @@ def log_event(ev: Event, now: float) -> None:
                            "lost" if ev.lost else "revoked", _tps(ev.partitions))
     elif isinstance(ev, GroupRequestFailed):
         if log_group.isEnabledFor(_DEBUG):
-            log_group.debug("group %r: %s failed: %s", ev.group_id, ev.request, _err(ev.error))
+            how = "answered" if isinstance(ev.error, BrokerResponseError) else "failed:"
+            log_group.debug("group %r: %s %s %s", ev.group_id, ev.request, how, _err(ev.error))
 
 
 def _call(hook: Any, name: str, *args: Any) -> Any:

@@ -84,7 +84,7 @@ def test_each_event_has_its_logger_level_and_line(caplog: pytest.LogCaptureFixtu
     caplog.set_level(logging.DEBUG)
     tps = frozenset({TP0})
     for ev in (
-        NodeReady(node_id=1, host="b1", port=9092, api_versions={0: 11, 1: 16}),
+        NodeReady(node_id=1, host="b1", port=9092, api_versions={0: 11, 1: 16, 57: 1}),
         NodeDisconnected(node_id=1, error=KafkaConnectionError("reset"), reconnect_at=100.25, host="b1", port=9092),
         MetadataUpdated(version=3, topics=frozenset({"t"}), leaders_moved=(("t", 0, 1, 2),),
                         partitions_added={"t": (1, 3)}),
@@ -101,7 +101,7 @@ def test_each_event_has_its_logger_level_and_line(caplog: pytest.LogCaptureFixtu
     ):  # fmt: skip
         log_event(ev, 100.0)
     assert _lines(caplog) == [
-        ("kproto.client", "DEBUG", "connected to node 1 at b1:9092; API versions: Fetch v16, Produce v11"),
+        ("kproto.client", "DEBUG", "connected to node 1 at b1:9092; API versions: Produce v11, Fetch v16 (+1 more)"),
         ("kproto.client", "DEBUG",
          "disconnected from node 1 at b1:9092 (KafkaConnectionError: reset); reconnect in 0.250 s"),
         ("kproto.client", "DEBUG", "metadata version 3: 1 topic(s) described"),
@@ -114,7 +114,7 @@ def test_each_event_has_its_logger_level_and_line(caplog: pytest.LogCaptureFixtu
         ("kproto.consumer.group", "INFO",
          "group 'g' member 'm-1' generation 4: assigned [t-0] (added [t-0], revoked []) after 0.500 s"),
         ("kproto.consumer.group", "INFO", "group 'g' member 'm-1' generation 4: lost [t-0]"),
-        ("kproto.consumer.group", "DEBUG", "group 'g': Heartbeat failed: RebalanceInProgressError: [Error 27] REBALANCE_IN_PROGRESS"),
+        ("kproto.consumer.group", "DEBUG", "group 'g': Heartbeat answered RebalanceInProgressError: [Error 27] REBALANCE_IN_PROGRESS"),
         ("kproto.client", "DEBUG", "node 1 throttled the client for 250 ms (api key 0)"),
     ]  # fmt: skip
 
