@@ -318,6 +318,7 @@ class KafkaConsumer(AsyncConsumerBase):
         finally:
             self._closed = True
             driver.stop()
+            self._observer.close()
             if driver.task is not None:
                 try:
                     await driver.task

@@ -585,6 +585,7 @@ class KafkaConsumer(ConsumerFacadeBase):
         finally:
             self._closed = True
             driver.close()
+            self._observer.close()
 
     def __enter__(self) -> KafkaConsumer:
         return self

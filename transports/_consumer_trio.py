@@ -86,6 +86,7 @@ class KafkaConsumer(AsyncConsumerBase):
             self._closed = True
             if driver is not None:
                 driver.stop()
+            self._observer.close()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

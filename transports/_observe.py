@@ -42,6 +42,7 @@ from kproto.consumer.types import (
     PartitionsRevoked,
     TopicPartition,
 )
+from kproto.errors import BrokerResponseError
 from kproto.events import (
     BootstrapFailed,
     CoordinatorFound,
@@ -58,7 +59,6 @@ from kproto.events import (
 from kproto.hooks import ProducerRecord
 from kproto.metrics import Sampled
 from kproto.producer.events import BatchRetried, DeliveryFailed, RecordsDelivered
-from kproto.errors import BrokerResponseError
 from kproto.protocol.versions import named_versions
 
 __all__ = ["OBSERVE_OPTIONS", "ObserveOptions", "Observer", "split_observe"]
@@ -423,7 +423,12 @@ class Observer:
         return records
 
     def close(self) -> None:
-        """The facade closed: the interceptors' ``close``."""
+        """The facade is closing: a last report to the ``metric_reporters``, the interceptors' ``close``."""
+        if self.options.metric_reporters:
+            try:
+                self.report(self.clock())
+            except Exception:  # the facade's metrics after a crash: nothing more to report
+                log_hooks.debug("final metrics report failed", exc_info=True)
         for icp in self.interceptors:
             _call(icp, "close")
 

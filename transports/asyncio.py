@@ -143,6 +143,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         loop = asyncio.get_running_loop()
         core = self._make_core(self.config, loop.time(), **self._options.core_kwargs())
         self._observer = observer = Observer("producer", self._observe, loop.time, getattr(core, "_client", None))
+        observer.metrics_source = self.metrics
         self._driver = AsyncioDriver(
             core,
             loop,
@@ -256,6 +257,8 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             flushed = False
         finally:
             self._closed = True
+        if self._observer is not None:
+            self._observer.close()
         await self._finish(
             driver, None if flushed else KafkaTimeoutError(f"closed with records pending after {timeout}s")
         )

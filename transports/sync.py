@@ -546,8 +546,11 @@ class KafkaProducer(SyncTransactions):
         )
         self._loop.observe = self._observer.event
         self._loop.acknowledged = self._observer.acknowledged if observe.interceptors else None
-        self._observer.metrics_source = lambda: merge_metrics(  # on the I/O thread: no call() round trip
-            self._core.metrics(_monotonic()), self._observer.metrics()
+        # The core belongs to the I/O thread: read it there directly, else through call().
+        self._observer.metrics_source = lambda: (
+            merge_metrics(self._core.metrics(_monotonic()), self._observer.metrics())
+            if threading.current_thread() is self._loop.thread
+            else self.metrics()
         )
         self._transactional = self.config.transactional_id is not None
         self._unyielded = 0
@@ -791,6 +794,7 @@ class KafkaProducer(SyncTransactions):
                 flushed = False
             except IllegalStateError:
                 pass
+            self._observer.close()  # interceptors' close, a last metrics report
 
             def stop(core: Any, now: float) -> object:
                 if flushed:

@@ -152,6 +152,7 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
         clock = core_clock()
         core = self._make_core(self.config, clock[0](), **self._options.core_kwargs())
         self._observer = observer = Observer("producer", self._observe, clock[0], getattr(core, "_client", None))
+        observer.metrics_source = self.metrics
         self._driver = TrioDriver(
             core,
             nursery,
@@ -272,6 +273,8 @@ class KafkaProducer(AsyncTransactions, AsyncProducerBase[DeliveryHandle]):
             raise
         finally:
             self._closed = True
+        if self._observer is not None:
+            self._observer.close()
         self._finish(driver, error)
         with trio.CancelScope(shield=True):
             await driver.stopped.wait()
