@@ -104,8 +104,6 @@ from kproto.events import (
     NodeReady,
     Rebootstrapped,
     RebootstrapRejected,
-    RequestCompleted,
-    RequestWritten,
 )
 from kproto.metadata_schedule import MetadataSchedule
 from kproto.protocol.message import Request
@@ -403,14 +401,8 @@ class Client:
         self._cluster = ClusterMetadata()
         self._commands: list[Command] = []
         self._events: list[ClientEvent] = []
-        #: When True, every request written gives a :class:`~kproto.events.RequestWritten`
-        #: event and every response read a :class:`~kproto.events.RequestCompleted` one
-        #: (the transports turn it on for hooks and latency metrics). Set before the
-        #: first input: connections already open are not observed.
-        self.observe_requests = False
-        #: With :attr:`observe_requests`: also a :class:`~kproto.events.RequestWritten` per request
-        #: (broker hooks want it; the latency metrics do not).
-        self.observe_writes = False
+        #: Per-request events of new connections (``BrokerConnection.observe``; set before the first input).
+        self.observe_requests = 0
         self._completions: deque[Completion] = deque()
         self._now = now
         self._closed = False
@@ -790,13 +782,7 @@ class Client:
             self._rebootstrap_required = code == RebootstrapRequiredError.errno
             return
         self._rebootstrap_required = False
-        cluster = self._cluster
-        before = {
-            t.name: {p: cluster.leader_for(t.name, p) for p in (cluster.partitions_for(t.name) or ())}
-            for t in getattr(response, "topics", ())
-            if t.name is not None
-        }
-        described, transient = cluster.update(response)
+        described, transient = self._cluster.update(response)
         self._metadata.succeeded(now)
         self._last_error = None
         if transient:
@@ -807,21 +793,8 @@ class Client:
                 self._nodes[broker_id] = _Node(broker_id, host, port, "broker")
             elif (node.host, node.port) != (host, port):
                 node.host, node.port = host, port  # used by the next connection
-        moved: list[tuple[str, int, int, int]] = []
-        added: dict[str, tuple[int, int]] = {}
-        for name, leaders in before.items():
-            if not leaders:
-                continue  # a topic seen for the first time: nothing moved
-            now_parts = cluster.partitions_for(name) or set()
-            if len(now_parts) > len(leaders):
-                added[name] = (len(leaders), len(now_parts))
-            for p, old in leaders.items():
-                new = cluster.leader_for(name, p)
-                if new is not None and new != old:  # elected after a leaderless spell counts too
-                    moved.append((name, p, -1 if old is None else old, new))
-        self._events.append(MetadataUpdated(
-            version=cluster.version, topics=described, leaders_moved=tuple(moved), partitions_added=added
-        ))
+        self._events.append(MetadataUpdated(version=self._cluster.version, topics=described,
+                                            leaders_moved=self._cluster.moved, partitions_added=self._cluster.grown))
 
     # --- metadata recovery (KIP-899, KIP-1102) ----------------------------------------------
 
@@ -1050,8 +1023,7 @@ class Client:
                 if auth is not None
                 else self._sasl_authenticator(),
             )
-            if self.observe_requests:
-                conn.observed = []
+            conn.observe = self.observe_requests
         return conn
 
     def _broker_keys(self, node: _Node) -> list[BrokerKey]:
@@ -1097,11 +1069,7 @@ class Client:
             conn = node.conn
             if conn is None:
                 continue
-            if conn.completions:
-                self._completions.extend(conn.completions)
-                conn.completions.clear()
-            if conn.observed:
-                self._observed(node.node_id, conn.observed)
+            conn.hand_over(self._completions, self._events)
             if conn.state is ConnectionState.READY and not node.ready_seen:
                 node.ready_seen = True
                 self._settled_versions.note(self._broker_keys(node), conn.api_versions_version)
@@ -1109,38 +1077,18 @@ class Client:
                 self._auth_error = None
                 self._answered = True
                 self._bootstrap_deadline = None
-                versions = {k: v for k in conn.broker_versions if (v := conn.api_version(k)) is not None}
-                self._events.append(
-                    NodeReady(node_id=node.node_id, host=node.host, port=node.port, api_versions=versions)
-                )
+                self._events.append(NodeReady(node_id=node.node_id, host=node.host, port=node.port,
+                                              api_versions=conn.negotiated_versions()))
             elif conn.state is ConnectionState.CLOSED:
                 self._on_closed(node, conn, now)
 
-    def _observed(self, node_id: int, observed: list[tuple[int, int, int, int, float, int]]) -> None:
-        for api_key, version, req_size, resp_size, latency, throttle_ms in observed:
-            if resp_size < 0:
-                if self.observe_writes:
-                    self._events.append(
-                        RequestWritten(node_id=node_id, api_key=api_key, api_version=version, request_bytes=req_size)
-                    )
-                continue
-            self._events.append(RequestCompleted(
-                node_id=node_id, api_key=api_key, api_version=version, request_bytes=req_size,
-                response_bytes=resp_size, latency=latency, throttle_ms=throttle_ms,
-            ))
-        observed.clear()
-
     def _on_closed(self, node: _Node, conn: BrokerConnection, now: float) -> None:
         node.conn = None
-        if conn.observed:
-            self._observed(node.node_id, conn.observed)
         node.ready_seen = False
         self._settled_versions.note(self._broker_keys(node), conn.api_versions_version)
         self._trailing_bytes_closed += conn.responses_with_trailing_bytes
         self._versions_closed.update(conn.versions_sent)
-        if conn.completions:
-            self._completions.extend(conn.completions)
-            conn.completions.clear()
+        conn.hand_over(self._completions, self._events)
         if conn.needs_close_command:
             self._commands.append(Close(node_id=node.node_id))
         error = conn.error
@@ -1168,9 +1116,8 @@ class Client:
         if error is not None:
             self._coordinators.forget_node(node.node_id)
         self._events.append(
-            NodeDisconnected(
-                node_id=node.node_id, error=error, reconnect_at=node.reconnect_at, host=node.host, port=node.port
-            )
+            NodeDisconnected(node_id=node.node_id, error=error, reconnect_at=node.reconnect_at, host=node.host,
+                             port=node.port)
         )
 
     def _pump(self, now: float) -> None:

@@ -69,6 +69,10 @@ class ClusterMetadata:
         self._topic_errors: dict[str, int] = {}
         self._topic_ids: dict[str, Any] = {}
         self._internal: set[str] = set()
+        #: From the last update: ``(topic, partition, old, new)`` for each known partition whose
+        #: leader changed (old -1: it had none), and ``topic -> (old, new)`` partition counts that grew.
+        self.moved: tuple[tuple[str, int, int, int], ...] = ()
+        self.grown: dict[str, tuple[int, int]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -154,6 +158,8 @@ class ClusterMetadata:
         }
         described: set[str] = set()
         transient = False
+        moved: list[tuple[str, int, int, int]] = []
+        self.grown = {}
         for t in response.topics:
             name = t.name
             if name is None:
@@ -196,8 +202,13 @@ class ClusterMetadata:
                     info = prev  # KIP-320: stale answer, keep the newer leader
                 if info.leader < 0 or (info.error_code and is_retriable(info.error_code)):
                     transient = True
+                elif prev is not None and info.leader != prev.leader:  # elected after a leaderless spell too
+                    moved.append((name, info.partition, prev.leader, info.leader))
                 parts[info.partition] = info
+            if old and len(parts) > len(old):
+                self.grown[name] = (len(old), len(parts))
             self._partitions[name] = parts
+        self.moved = tuple(moved)
         return frozenset(described), transient
 
     def forget_brokers(self) -> None:

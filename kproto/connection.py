@@ -84,6 +84,7 @@ from kproto.errors import (
     error_from_code,
     fresh_error,
 )
+from kproto.events import RequestCompleted, RequestWritten
 from kproto.protocol.headers import decode_response_header, read_frame, write_request
 from kproto.protocol.message import Request, Response
 from kproto.protocol.messages import REQUEST_TYPES, RESPONSE_TYPES, ApiVersionsRequest, ApiVersionsResponse
@@ -317,10 +318,11 @@ class BrokerConnection:
         self.responses_with_trailing_bytes = 0
         #: ``api_key -> version`` of the latest request of each API written here.
         self.versions_sent: dict[int, int] = {}
-        #: When a list, every request written appends ``(api_key, version, request bytes,
-        #: -1, 0.0, 0)`` and every response read ``(api_key, version, request bytes,
-        #: response bytes, latency, throttle_ms)``; the owner drains it (None: off).
-        self.observed: list[tuple[int, int, int, int, float, int]] | None = None
+        #: 0 (default): nothing measured; 1: every response read adds a ``RequestCompleted``
+        #: event to :attr:`observed`; 2: every request written a ``RequestWritten`` too.
+        self.observe = 0
+        #: Those events, for the owner to drain (:meth:`hand_over`).
+        self.observed: list[RequestWritten | RequestCompleted] = []
         self._now = now
 
     # --- introspection ------------------------------------------------------
@@ -370,6 +372,19 @@ class BrokerConnection:
         if max_version is not None and max_version < hi:
             hi = max_version
         return hi if hi >= lo else None
+
+    def hand_over(self, completions: deque[Completion], events: list[Any]) -> None:
+        """Move the finished requests and the per-request events (:attr:`observe`) to the owner's queues."""
+        if self.completions:
+            completions.extend(self.completions)
+            self.completions.clear()
+        if self.observed:
+            events.extend(self.observed)
+            self.observed.clear()
+
+    def negotiated_versions(self) -> dict[int, int]:
+        """``api_key -> version`` for every API both sides support (after ApiVersions)."""
+        return {k: v for k in self.broker_versions if (v := self.api_version(k)) is not None}
 
     def _common_range(self, api_key: int) -> tuple[int, int]:
         """``(lowest, highest)`` version both sides support; empty (-1, -2) when none."""
@@ -580,10 +595,12 @@ class BrokerConnection:
             return
         self._next_correlation_id = (cid + 1) % CORRELATION_ID_LIMIT
         self.versions_sent[req.request.API_KEY] = version
-        if self.observed is not None:
+        if self.observe:
             req.written_at = self._now
             req.size = size = len(out) - start
-            self.observed.append((req.request.API_KEY, version, size, -1, 0.0, 0))
+            if self.observe > 1:
+                self.observed.append(RequestWritten(node_id=self.node_id, api_key=req.request.API_KEY,
+                                                    api_version=version, request_bytes=size))
         if req.expect_response:
             self._in_flight.append(req)
         else:
@@ -743,9 +760,12 @@ class BrokerConnection:
             logger.debug("%s v%d from node %s: %d bytes after the known fields ignored",
                          response_type.__name__, version, self.node_id, len(frame) - end)
         self._note_throttle(response, now)
-        if self.observed is not None:
-            self.observed.append((api_key, version, req.size, len(frame) + 4, now - req.written_at,
-                                  getattr(response, "throttle_time_ms", 0)))
+        if self.observe:
+            self.observed.append(RequestCompleted(
+                node_id=self.node_id, api_key=api_key, api_version=version, request_bytes=req.size,
+                response_bytes=len(frame) + 4, latency=now - req.written_at,
+                throttle_ms=getattr(response, "throttle_time_ms", 0),
+            ))
         self._complete(req, response, None)
 
     def _read_api_versions(self, frame: memoryview, pos: int) -> ApiVersionsResponse | None:

@@ -300,8 +300,7 @@ class Observer:
         #: Gives the facade's whole metrics dict (for the reporters), set by the facade.
         self.metrics_source: Callable[[], dict[str, dict[str, float]]] | None = None
         if client is not None and (self.enabled or self.hooks):
-            client.observe_requests = True
-            client.observe_writes = bool(self.hooks)
+            client.observe_requests = 2 if self.hooks else 1  # writes only for the hooks
 
     # --- events --------------------------------------------------------------------------
 

@@ -18,11 +18,11 @@ import random
 from collections import deque
 from typing import Any
 
-from kproto.consumer import ConsumerConfig, TopicPartition
-from kproto.consumer.core import ConsumerCore
+from kproto.consumer import TopicPartition
 from kproto.producer import ProducerConfig, ProducerCore
 from kproto.protocol.records import RecordBatchBuilder
-from tests.sim.harness import MultiSim, Sim, SimCluster, SimNetwork
+from tests.sim.harness import Sim, SimCluster, SimNetwork
+from tests.sim.test_events_sim import group_member
 
 _CONTAINERS = (list, dict, set, frozenset, deque, bytearray)
 #: Slack for what is legitimately in flight at one instant (requests, buffered batches).
@@ -73,16 +73,10 @@ def assert_bounded(early: dict[str, int], late: dict[str, int]) -> None:
 
 def test_consumer_auto_commit_every_10ms_for_10000_commits_keeps_state_bounded() -> None:
     rng = random.Random(12)
-    cluster = SimCluster(rng, n_brokers=3, default_partitions=3)
-    cluster.create_topic("t", 0.0, partitions=3)
-    sim = MultiSim(cluster, rng)
-    cfg = ConsumerConfig.from_kwargs(
-        bootstrap_servers=cluster.bootstrap, group_id="g", auto_offset_reset="earliest",
-        auto_commit_interval_ms=10, heartbeat_interval_ms=1000, session_timeout_ms=10000, fetch_max_wait_ms=500,
+    cluster, sim, core = group_member(
+        rng, 3, auto_commit_interval_ms=10, heartbeat_interval_ms=1000, session_timeout_ms=10000,
+        fetch_max_wait_ms=500,
     )  # fmt: skip
-    core = ConsumerCore(cfg, now=0.0, rng=random.Random(1))
-    core.subscribe(["t"], now=0.0)
-    sim.add("c", core)
     consumed = [0]
     events = [0]
 

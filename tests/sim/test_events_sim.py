@@ -29,20 +29,28 @@ FETCH = 1
 OFFSET_COMMIT = 8
 
 
-def test_consumer_events_name_the_broker_the_group_and_the_assignment() -> None:
-    rng = random.Random(5)
-    cluster = SimCluster(rng, n_brokers=3, default_partitions=2)
-    cluster.create_topic("t", 0.0, partitions=2)
+def group_member(
+    rng: random.Random, partitions: int, **options: object
+) -> tuple[SimCluster, MultiSim, ConsumerCore]:
+    """One consumer of group ``g`` subscribed to topic ``t`` on a 3-broker simulated cluster."""
+    cluster = SimCluster(rng, n_brokers=3, default_partitions=partitions)
+    cluster.create_topic("t", 0.0, partitions=partitions)
     sim = MultiSim(cluster, rng)
     cfg = ConsumerConfig.from_kwargs(
-        bootstrap_servers=cluster.bootstrap, group_id="g", auto_offset_reset="earliest",
-        heartbeat_interval_ms=100, session_timeout_ms=3000, fetch_max_wait_ms=100, metadata_max_age_ms=500,
-    )  # fmt: skip
+        bootstrap_servers=cluster.bootstrap, group_id="g", auto_offset_reset="earliest", **options
+    )
     core = ConsumerCore(cfg, now=0.0, rng=random.Random(1))
-    core._client.observe_requests = True  # as the transports' Observer does
-    core._client.observe_writes = True
+    core._client.observe_requests = 2  # as the transports' Observer does for broker hooks
     core.subscribe(["t"], now=0.0)
     sim.add("c", core)
+    return cluster, sim, core
+
+
+def test_consumer_events_name_the_broker_the_group_and_the_assignment() -> None:
+    cluster, sim, core = group_member(
+        random.Random(5), 2,
+        heartbeat_interval_ms=100, session_timeout_ms=3000, fetch_max_wait_ms=100, metadata_max_age_ms=500,
+    )  # fmt: skip
 
     def poll(now: float) -> None:
         core.poll(None, now)  # a rebalance a heartbeat announced is acted on here (KIP-62)

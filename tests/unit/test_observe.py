@@ -206,11 +206,12 @@ def test_consumer_metrics_and_interceptors_from_polls_and_events() -> None:
 
 def test_metrics_disabled_gives_no_windowed_metrics_and_no_request_events() -> None:
     class Client:
-        observe_requests = False
-        observe_writes = False
+        observe_requests = 0
 
     client = Client()
     obs = Observer("consumer", ObserveOptions(metrics_enabled=False), Clock(), client)
-    assert obs.metrics() == {} and client.observe_requests is False
-    Observer("consumer", ObserveOptions(hooks=(object(),)), Clock(), client)
-    assert client.observe_requests is True and client.observe_writes is True
+    assert obs.metrics() == {} and client.observe_requests == 0
+    Observer("consumer", ObserveOptions(), Clock(), client)
+    assert client.observe_requests == 1  # responses, for the latency metrics
+    Observer("consumer", ObserveOptions(metrics_enabled=False, hooks=(object(),)), Clock(), client)
+    assert client.observe_requests == 2  # requests written too, for the hooks
