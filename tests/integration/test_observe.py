@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from typing import Any
 
@@ -208,3 +209,57 @@ def test_debug_logs_of_sasl_runs_hold_no_secret(
         for secret in secrets:
             assert secret not in text, f"{record.name}: {text}"
     assert all(secret not in caplog.text for secret in secrets)
+
+
+def _sizes(core: Any) -> dict[str, int]:
+    from tests.sim.test_bounded_state_sim import container_sizes
+
+    for _ in range(20):  # the sync producer's I/O thread may be mid-update: walk again
+        try:
+            return container_sizes(core)
+        except RuntimeError:
+            continue
+    raise AssertionError("the core kept changing under the walk")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_state_stays_bounded_on_a_real_broker(transport: str, broker: Any, bootstrap: str) -> None:
+    """The short real-broker twin of tests/sim/test_bounded_state_sim.py: 2 x 10,000 records
+    produced, then 2 x 1.5 s of polling with auto-commit every 10 ms; sizes compared round to round."""
+    from tests.sim.test_bounded_state_sim import assert_bounded
+
+    topic = ready_topic(broker, f"obs-bound-{uuid.uuid4().hex[:8]}")
+    sizes: dict[str, dict[str, int]] = {}
+    commits: list[float] = []
+
+    async def scenario() -> None:
+        async with open_producer(transport, bootstrap_servers=bootstrap, linger_ms=1) as p:
+            core = p.p._core if transport == "sync" else p.p._driver.core
+            for round_ in range(2):
+                for _ in range(10_000):
+                    await p.send(topic, b"x" * 10)
+                await p.flush(30)
+                sizes[f"producer{round_}"] = _sizes(core)
+            async with open_consumer(
+                transport, topic, bootstrap_servers=bootstrap, group_id=f"b-{uuid.uuid4().hex[:6]}",
+                auto_offset_reset="earliest", auto_commit_interval_ms=10,
+            ) as c:  # fmt: skip
+                deadline = time.monotonic() + 60
+                while not c.c.assignment() and time.monotonic() < deadline:  # Tansu: ~5 s to the first one
+                    await c.poll(100)
+                for round_ in range(2):
+                    deadline = time.monotonic() + 1.5
+                    while time.monotonic() < deadline:
+                        await p.send(topic, b"y")  # new positions, so each auto-commit has work
+                        await c.poll(10)
+                    if transport == "sync":
+                        with c.c._turn():  # the heartbeat thread steps aside
+                            sizes[f"consumer{round_}"] = _sizes(c.c._core)
+                    else:
+                        sizes[f"consumer{round_}"] = _sizes(c.c._core)
+                commits.append(c.c.metrics()["consumer-metrics"]["commits-total"])
+
+    run(transport, scenario)
+    assert_bounded(sizes["producer0"], sizes["producer1"])
+    assert_bounded(sizes["consumer0"], sizes["consumer1"])
+    assert commits[0] >= 10  # auto-commit really ran, again and again
