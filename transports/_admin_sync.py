@@ -13,53 +13,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kproto.admin import (
-    ACL,
-    ACLFilter,
-    ACLOperation,
-    ACLPermissionType,
-    ACLResourcePatternType,
-    AlterConfigOp,
-    ConfigResource,
-    ConfigResourceType,
-    ListOffsetsResultInfo,
-    NewPartitions,
-    NewTopic,
-    OffsetSpec,
-    ResourcePattern,
-    ResourcePatternFilter,
-    ResourceType,
-    ScramMechanism,
-    UserScramCredentialDeletion,
-    UserScramCredentialUpsertion,
-)
-from transports._admin import ADMIN_DRIVER, AdminCall, AdminFacadeBase
+from kproto.admin.types import *  # noqa: F403  # re-exported: no __all__ here, so a star import takes every public name (mypy too)
+from transports import _admin
 from transports._selector import SelectorDriver
 
-__all__ = [
-    "ACL",
-    "ACLFilter",
-    "ACLOperation",
-    "ACLPermissionType",
-    "ACLResourcePatternType",
-    "AlterConfigOp",
-    "ConfigResource",
-    "ConfigResourceType",
-    "KafkaAdminClient",
-    "ListOffsetsResultInfo",
-    "NewPartitions",
-    "NewTopic",
-    "OffsetSpec",
-    "ResourcePattern",
-    "ResourcePatternFilter",
-    "ResourceType",
-    "ScramMechanism",
-    "UserScramCredentialDeletion",
-    "UserScramCredentialUpsertion",
-]
 
-
-class KafkaAdminClient(AdminFacadeBase):
+class KafkaAdminClient(_admin.AdminFacadeBase):
     """Administer a Kafka cluster (blocking; kafka-python 3's ``KafkaAdminClient``).
 
     ``KafkaAdminClient(**configs)``: the client options (``bootstrap_servers``,
@@ -72,10 +31,10 @@ class KafkaAdminClient(AdminFacadeBase):
         self._driver: SelectorDriver | None = None
         self._setup(configs, time.monotonic, allow_async_provider=False)
         ssl_context = self._security.ssl_context if self._security is not None else None
-        self._driver = SelectorDriver(self._core, self._clock, ssl_context, on_crash=ADMIN_DRIVER["on_crash"])
+        self._driver = SelectorDriver(self._core, self._clock, ssl_context, on_crash=_admin.ADMIN_DRIVER["on_crash"])
         self._driver.flush(self._clock())
 
-    def _finish(self, call: AdminCall) -> Any:
+    def _finish(self, call: _admin.AdminCall) -> Any:
         driver = self._driver
         assert driver is not None
         return self._result(call, driver.run_until(self._done(call), self._wait_budget(call)))
