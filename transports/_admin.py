@@ -13,6 +13,8 @@ methods and their shapes.
 from __future__ import annotations
 
 import difflib
+import enum
+import inspect
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -40,13 +42,14 @@ from kproto.errors import (
     IllegalArgumentError,
     IllegalStateError,
     KafkaError,
+    NoError,
     UnknownBrokerError,
 )
 from transports._common import auth_failure, crashed_error, timeout_error
 from transports._consumer_sync import _tp, _tps
 from transports._tls import SECURITY_OPTIONS, Security, client_security_kwargs, security_from_configs
 
-__all__ = ["ADMIN_DRIVER", "AdminCall", "AdminFacadeBase", "admin_option_names"]
+__all__ = ["ADMIN_DRIVER", "AdminCall", "AdminFacadeBase", "OpGroup", "admin_option_names"]
 
 #: ClientConfig fields that are wiring, not user options (the facade sets them).
 _INTERNAL = frozenset({"authenticator", "sasl_nonce_factory", "allow_auto_create_topics"})
@@ -89,12 +92,25 @@ def _crash_admin(core: Any, exc: BaseException, now: float) -> None:
 ADMIN_DRIVER: dict[str, Any] = {"sink": _drop_events, "on_crash": _crash_admin, "what": "the admin client's driver"}
 
 
+class OpGroup:
+    """Several operations waited for as one (one per group in ``list_group_offsets``)."""
+
+    def __init__(self, ops: list[AdminOp]) -> None:
+        self.ops = ops
+        self.name = ops[0].name
+        self.deadline = max(op.deadline for op in ops)
+
+    @property
+    def done(self) -> bool:
+        return all(op.done for op in self.ops)
+
+
 @attrs.frozen
 class AdminCall:
-    """An operation under way and how its answer becomes the call's result."""
+    """An operation (or a group of them) under way and how its answer becomes the call's result."""
 
-    op: AdminOp
-    shape: Callable[[AdminOp], Any]
+    op: AdminOp | OpGroup
+    shape: Callable[[Any], Any]
 
     @property
     def what(self) -> str:
@@ -294,6 +310,11 @@ class AdminFacadeBase:
     def _start(self, make: Callable[[float], AdminOp], shape: Callable[[AdminOp], Any]) -> Any:
         self._check_open()
         return self._finish(AdminCall(make(self._clock()), shape))
+
+    def _start_each(self, makes: list[Callable[[float], AdminOp]], shape: Callable[[OpGroup], Any]) -> Any:
+        self._check_open()
+        now = self._clock()
+        return self._finish(AdminCall(OpGroup([make(now) for make in makes]), shape))
 
     # --- topics -------------------------------------------------------------------
 
@@ -737,6 +758,117 @@ class AdminFacadeBase:
         return self._start(
             lambda now: self._core.fence_producers(ids, now=now, timeout_ms=t), lambda op: _value_or_error(op, True)
         )
+
+    # --- kafka-python 3.0's names for the group and offset calls ------------------
+    # kafka-python 3.0 renamed the 2.x group calls and changed their shapes; both
+    # sets are here, each with its own release's shape.
+
+    def list_groups(self, broker_ids: Any = None, states_filter: Any = None, types_filter: Any = None) -> Any:
+        """kafka-python 3.0: ``[{"group_id", "protocol_type", "group_state"}]`` over every broker."""
+        given = [] if states_filter is None else _names(states_filter, "states_filter", (str, enum.Enum))
+        states = [str(getattr(s, "value", s)) for s in given]
+        if types_filter is not None:
+            raise IllegalArgumentError("types_filter is not supported (ListGroups v5, KIP-848): pass None")
+        wanted = None if broker_ids is None else set(_typed(broker_ids, "broker_ids", int))
+
+        def shape(op: AdminOp) -> Any:
+            _raise_first(op)
+            return [
+                {"group_id": g, "protocol_type": p, "group_state": st}
+                for bid in sorted(op.results)
+                if wanted is None or bid in wanted
+                for g, p, st in op.results[bid]
+            ]
+
+        return self._start(lambda now: self._core.list_consumer_groups(now=now, states=states), shape)
+
+    def describe_groups(
+        self, group_ids: Any, group_coordinator_id: int | None = None, include_authorized_operations: bool = False
+    ) -> Any:
+        """kafka-python 3.0: ``{group_id: {..., "error": None | message}}``."""
+        ids = _names(group_ids, "group_ids")
+
+        def shape(op: AdminOp) -> Any:
+            if op.error is not None:
+                raise op.error
+            return {
+                g: {**op.results[g], "error": None} if g in op.results else {"group_id": g, "error": str(op.errors[g])}
+                for g in ids
+            }
+
+        return self._start(
+            lambda now: self._core.describe_consumer_groups(
+                ids, now=now, include_authorized_operations=bool(include_authorized_operations)
+            ),
+            shape,
+        )
+
+    def list_group_offsets(self, group_specs: Any) -> Any:
+        """kafka-python 3.0: ``{group_id: {TopicPartition: OffsetAndMetadata}}``; ``group_specs``
+        maps a group to its partitions (None: all), or is a group id or a list of them."""
+        if isinstance(group_specs, str):
+            group_specs = {group_specs: None}
+        elif not isinstance(group_specs, Mapping):
+            group_specs = dict.fromkeys(_names(group_specs, "group_specs"))
+        specs = {
+            _names([g], "group_specs")[0]: None if tps is None else _partitions(tps, f"group_specs[{g!r}]")
+            for g, tps in group_specs.items()
+        }
+        if not specs:
+            raise IllegalArgumentError("group_specs must name at least one group")
+
+        def make(g: str, tps: list[TopicPartition] | None) -> Callable[[float], AdminOp]:
+            return lambda now: self._core.list_consumer_group_offsets(g, tps, now=now)
+
+        def shape(group: OpGroup) -> Any:
+            for op in group.ops:
+                _raise_first(op)
+            return {g: dict(op.results[g]) for g, op in zip(specs, group.ops, strict=True)}
+
+        return self._start_each([make(g, tps) for g, tps in specs.items()], shape)
+
+    def delete_groups(self, group_ids: Any, group_coordinator_id: int | None = None) -> Any:
+        """kafka-python 3.0: ``{group_id: "OK" | error class name}``."""
+        ids = _names(group_ids, "group_ids")
+
+        def shape(op: AdminOp) -> Any:
+            if op.error is not None:
+                raise op.error
+            return {g: type(op.errors[g]).__name__ if g in op.errors else "OK" for g in ids}
+
+        return self._start(lambda now: self._core.delete_consumer_groups(ids, now=now), shape)
+
+    def alter_group_offsets(
+        self, group_id: str, offsets: Mapping[Any, Any], group_coordinator_id: int | None = None
+    ) -> Any:
+        """kafka-python 3.0: ``{TopicPartition: error class}`` (``NoError`` on success)."""
+        return _error_classes(self.alter_consumer_group_offsets(group_id, offsets))
+
+    def delete_group_offsets(self, group_id: str, partitions: Any, group_coordinator_id: int | None = None) -> Any:
+        """kafka-python 3.0: ``{TopicPartition: error class}`` (``NoError`` on success)."""
+        return _error_classes(self.delete_consumer_group_offsets(group_id, partitions))
+
+    def list_partition_offsets(
+        self, topic_partition_specs: Mapping[Any, Any], isolation_level: int | str = 0, timeout_ms: int | None = None
+    ) -> Any:
+        """kafka-python 3.0's name of :meth:`list_offsets`."""
+        return self.list_offsets(topic_partition_specs, isolation_level, timeout_ms)
+
+
+def _error_classes(result: Any) -> Any:
+    """Turn ``{tp: None | KafkaError}`` into kafka-python 3.0's ``{tp: error class}``,
+    on a result or on the coroutine an async facade returns."""
+
+    def convert(d: dict[Any, Any]) -> dict[Any, Any]:
+        return {k: NoError if v is None else type(v) for k, v in d.items()}
+
+    if inspect.isawaitable(result):
+
+        async def later() -> Any:
+            return convert(await result)
+
+        return later()
+    return convert(result)
 
 
 def _describe_all(op: AdminOp) -> Any:

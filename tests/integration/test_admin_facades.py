@@ -34,6 +34,7 @@ from kproto.errors import (
     IllegalArgumentError,
     InvalidReplicationFactorError,
     KafkaError,
+    NoError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
@@ -179,7 +180,27 @@ def test_topics_cluster_and_groups(any_broker: TansuBroker | KafkaCluster, trans
         (desc,) = await aw(admin.describe_consumer_groups([group]))
         assert (desc["group_id"], desc["state"], desc["members"]) == (group, "Empty", [])
 
+        # kafka-python 3.0's names and shapes for the same calls
+        assert await aw(admin.alter_group_offsets(group, {tp0: 6})) == {tp0: NoError}
+        both = await aw(admin.list_group_offsets({group: [tp0], name("none"): [tp0]}))
+        assert both[group][tp0].offset == 6 and [v for k, v in both.items() if k != group] == [{}]
+        listed3 = {g["group_id"]: g for g in await aw(admin.list_groups())}
+        assert set(listed3[group]) == {"group_id", "protocol_type", "group_state"}
+        if kafka:  # Tansu says "consumer" and "Unknown" for a group made by a simple commit
+            assert (listed3[group]["protocol_type"], listed3[group]["group_state"]) == ("", "Empty")
+        described3 = await aw(admin.describe_groups([group]))
+        assert (described3[group]["state"], described3[group]["error"]) == ("Empty", None)
+        assert (await aw(admin.list_partition_offsets({tp0: mod.OffsetSpec.EARLIEST})))[tp0].offset == 0
+
         if kafka:  # OffsetDelete and DeleteGroups
+            other_group = name("g3")
+            await aw(admin.alter_group_offsets(other_group, {tp0: 1}))
+            assert await aw(admin.delete_group_offsets(other_group, [tp0])) == {tp0: NoError}
+            unknown = name("none")
+            assert await aw(admin.delete_groups([other_group, unknown])) == {
+                other_group: "OK",
+                unknown: "GroupIdNotFoundError",
+            }
             assert await aw(admin.delete_consumer_group_offsets(group, [tp0])) == {tp0: None}
             left = await aw(admin.list_consumer_group_offsets(group))
             assert set(left) == {tp1}
